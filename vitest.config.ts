@@ -1,0 +1,26 @@
+import { defineConfig } from 'vitest/config'
+
+// Two projects (CONVENTIONS.md §22): unit tests touch no sockets and no disk; integration tests use
+// real TLS on loopback port 0, real SQLite files in temp dirs, openssl and mosquitto clients.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts'],
+          testTimeout: 20_000,
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          pool: 'forks',
+        },
+      },
+    ],
+  },
+})
