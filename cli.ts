@@ -1,0 +1,138 @@
+import { userInfo } from 'node:os'
+import { Command, CommanderError, Option } from 'commander'
+import { cryptoRandom, identityFromCertificate } from './certs/index.ts'
+import { authorityOptions, caPassphrase, loadConfig, type ConfigInput } from './config.ts'
+import { createLogger } from './logger.ts'
+import { addCommonOptions, registerProvisioningCommands, type CliDeps, type CliIo, type CommonOptions } from './provisioning/cli/index.ts'
+import { dataDirLayout, initControlPlane, openControlPlane } from './provisioning/index.ts'
+
+const VERSION = '0.1.0'
+
+function operator(): string {
+  try {
+    return `operator:${userInfo().username}`
+  } catch {
+    return 'operator'
+  }
+}
+
+/** Flags that map onto config keys; the rest are per-command. */
+function configFlags(options: Record<string, unknown>): ConfigInput {
+  const out: ConfigInput = {}
+  for (const key of ['dataDir', 'host', 'mqttPort', 'logLevel', 'logFormat', 'keyAlgorithm']) if (options[key] !== undefined) out[key] = options[key]
+  if (Array.isArray(options.hostname) && options.hostname.length) out.hostnames = options.hostname
+  return out
+}
+
+export function buildProgram(io: CliIo): Command {
+  const program = new Command('gatehouse')
+    .description('Gatehouse: an MQTT broker for IoT devices, with mutual-TLS device identity from its own CA')
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .exitOverride()
+
+  const cliLog = (options: CommonOptions) => createLogger({ level: io.env.GATEHOUSE_LOG_LEVEL ?? 'warn', format: 'auto' }).child({ dataDir: options.dataDir })
+  const deps: CliDeps = {
+    io,
+    actor: operator(),
+    random: cryptoRandom,
+    async openAuthority(options) {
+      const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
+      const control = await openControlPlane(config.dataDir, authorityOptions(config), { log: cliLog(options), ...passphraseOf(io) })
+      return { authority: control.authority, close: control.close }
+    },
+    async init(options) {
+      const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
+      const passphrase = caPassphrase(io.env)
+      const result = await initControlPlane(
+        config.dataDir,
+        { keyAlgorithm: config.keyAlgorithm, hostnames: [...config.hostnames] },
+        { log: cliLog(options), ...(passphrase !== undefined && { passphrase }) },
+        operator(),
+      )
+      const root = await identityFromCertificate(result.ca.root.certificate)
+      return {
+        dataDir: config.dataDir,
+        createdCa: result.createdCa,
+        serverCertIssued: result.serverCertIssued,
+        caChain: dataDirLayout(config.dataDir).chain,
+        rootFingerprint: root.fingerprint,
+        encrypted: passphrase !== undefined,
+      }
+    },
+  }
+  registerProvisioningCommands(program, deps)
+
+  const start = program
+    .command('start')
+    .description('run Gatehouse: initialise the data directory if needed, then serve MQTT over mutual TLS')
+    .option('--host <address>', 'address to listen on (default 127.0.0.1)')
+    .option('--mqtt-port <port>', 'MQTT over TLS port; 0 picks a free one (default 8883)')
+    .option('--hostname <name>', 'extra DNS name or IP for the broker certificate (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
+    .addOption(new Option('--log-level <level>').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .addOption(new Option('--log-format <format>', 'auto: readable on a terminal, JSON otherwise').choices(['auto', 'json', 'pretty']))
+  addCommonOptions(start).action(async (options: Record<string, unknown>) => {
+    const config = loadConfig(configFlags(options), io.env)
+    const log = createLogger({ level: config.logLevel, format: config.logFormat, fd: 1 })
+    // loaded only here: provisioning commands never pay for loading the broker
+    const { startGatehouse } = await import('./gatehouse.ts')
+    const gatehouse = await startGatehouse(config, { log, ...passphraseOf(io) })
+    io.err(`gatehouse: MQTT over mutual TLS on ${gatehouse.mqtt.host}:${gatehouse.mqtt.port}; data in ${config.dataDir}; trust chain ${dataDirLayout(config.dataDir).chain}\n`)
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        log.info({ signal }, 'shutting down')
+        gatehouse.close().then(resolve, (err: unknown) => {
+          log.error({ err }, 'shutdown failed')
+          resolve()
+        })
+      }
+      process.once('SIGTERM', () => stop('SIGTERM'))
+      process.once('SIGINT', () => stop('SIGINT'))
+    })
+    log.info('stopped')
+    log.flush()
+  })
+  return program
+}
+
+function passphraseOf(io: CliIo): { passphrase?: string } {
+  const passphrase = caPassphrase(io.env)
+  return passphrase === undefined ? {} : { passphrase }
+}
+
+/** Exit codes: 0 ok, 1 the operation failed (coded error), 2 usage or configuration error. */
+export function exitCodeFor(err: unknown, io: CliIo): number {
+  if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2 // commander printed it already
+  const e = err as { code?: string; message?: string }
+  if (e?.code === 'commander.invalidArgument') {
+    io.err(`error: ${e.message}\n`)
+    return 2
+  }
+  if (typeof e?.code === 'string' && e.code.startsWith('GH_')) {
+    io.err(`error ${e.code}: ${e.message}\n`)
+    return e.code === 'GH_CONFIG_INVALID' ? 2 : 1
+  }
+  io.err(`error: internal error: ${e?.message ?? String(err)}\n(set GATEHOUSE_LOG_LEVEL=debug for details, and report it if it persists)\n`)
+  if (io.env.GATEHOUSE_LOG_LEVEL === 'debug') io.err(`${(err as Error)?.stack ?? ''}\n`)
+  return 1
+}
+
+export async function main(argv: string[], io: CliIo = processIo()): Promise<number> {
+  const program = buildProgram(io)
+  try {
+    await program.parseAsync(argv)
+    return 0
+  } catch (err) {
+    return exitCodeFor(err, io)
+  }
+}
+
+function processIo(): CliIo {
+  return {
+    out: (s) => void process.stdout.write(s),
+    err: (s) => void process.stderr.write(s),
+    isTty: Boolean(process.stderr.isTTY),
+    env: process.env,
+  }
+}

@@ -1,0 +1,188 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Ajv, type ErrorObject, type JSONSchemaType } from 'ajv'
+import createError from '@fastify/error'
+import { KEY_ALGORITHMS, type KeyAlgorithm } from './certs/index.ts'
+
+export const ConfigInvalid = createError('GH_CONFIG_INVALID', '%s', 400)
+
+export interface BrokerLimitsConfig {
+  maxConnectionsPerIp: number
+  connectionsPerSecondPerIp: number
+  connectionBurstPerIp: number
+  handshakeTimeoutMs: number
+  connectTimeoutMs: number
+  maxPacketBytes: number
+  maxKeepaliveSeconds: number
+  publishesPerSecond: number
+  publishBurst: number
+  bytesPerSecond: number
+  byteBurst: number
+}
+
+/**
+ * Gatehouse's whole configuration. The schema below is typed against this interface (ajv's
+ * JSONSchemaType), so the compiler keeps the two in step: one source for what is valid.
+ */
+export interface Config {
+  dataDir: string
+  host: string
+  mqttPort: number
+  hostnames: string[]
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+  logFormat: 'auto' | 'json' | 'pretty'
+  keyAlgorithm: KeyAlgorithm
+  certValidDays: number
+  renewOverlapHours: number
+  defaultTier: string
+  changeFeedIntervalMs: number
+  limits: BrokerLimitsConfig
+}
+
+const limitsSchema: JSONSchemaType<BrokerLimitsConfig> = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    maxConnectionsPerIp: { type: 'integer', minimum: 1, default: 1000 },
+    connectionsPerSecondPerIp: { type: 'number', exclusiveMinimum: 0, default: 100 },
+    connectionBurstPerIp: { type: 'integer', minimum: 1, default: 500 },
+    handshakeTimeoutMs: { type: 'integer', minimum: 100, default: 10_000 },
+    connectTimeoutMs: { type: 'integer', minimum: 100, default: 10_000 },
+    maxPacketBytes: { type: 'integer', minimum: 1024, maximum: 268_435_455, default: 256 * 1024 },
+    maxKeepaliveSeconds: { type: 'integer', minimum: 10, maximum: 65_535, default: 1200 },
+    publishesPerSecond: { type: 'number', exclusiveMinimum: 0, default: 50 },
+    publishBurst: { type: 'integer', minimum: 1, default: 200 },
+    bytesPerSecond: { type: 'number', exclusiveMinimum: 0, default: 256 * 1024 },
+    byteBurst: { type: 'integer', minimum: 1024, default: 1024 * 1024 },
+  },
+  required: [],
+} as unknown as JSONSchemaType<BrokerLimitsConfig>
+
+export const configSchema: JSONSchemaType<Config> = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    dataDir: { type: 'string', minLength: 1, default: './data' },
+    host: { type: 'string', minLength: 1, default: '127.0.0.1' },
+    mqttPort: { type: 'integer', minimum: 0, maximum: 65_535, default: 8883 },
+    hostnames: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 253 }, default: [] },
+    logLevel: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    logFormat: { type: 'string', enum: ['auto', 'json', 'pretty'], default: 'auto' },
+    keyAlgorithm: { type: 'string', enum: [...KEY_ALGORITHMS], default: 'p256' },
+    certValidDays: { type: 'integer', minimum: 1, maximum: 3650, default: 365 },
+    renewOverlapHours: { type: 'number', minimum: 0, maximum: 24 * 365, default: 24 },
+    defaultTier: { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,31}$', default: 'standard' },
+    changeFeedIntervalMs: { type: 'integer', minimum: 20, maximum: 5000, default: 200 },
+    limits: { ...limitsSchema, default: {} },
+  },
+  required: [],
+} as unknown as JSONSchemaType<Config>
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: 'array', strict: true })
+const validate = ajv.compile(configSchema)
+
+export type ConfigInput = Record<string, unknown>
+
+/** Env names: GATEHOUSE_ + the key in SCREAMING_SNAKE_CASE (GATEHOUSE_MQTT_PORT); limits: GATEHOUSE_LIMITS_<KEY>. */
+export function envName(key: string, prefix = 'GATEHOUSE_'): string {
+  return prefix + key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()
+}
+
+function fromEnv(env: NodeJS.ProcessEnv): ConfigInput {
+  const out: ConfigInput = {}
+  const limits: ConfigInput = {}
+  for (const key of Object.keys(configSchema.properties ?? {})) {
+    if (key === 'limits') continue
+    const v = env[envName(key)]
+    if (v !== undefined && v !== '') out[key] = key === 'hostnames' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v
+  }
+  for (const key of Object.keys(limitsSchema.properties ?? {})) {
+    const v = env[envName(key, 'GATEHOUSE_LIMITS_')]
+    if (v !== undefined && v !== '') limits[key] = v
+  }
+  if (Object.keys(limits).length) out.limits = limits
+  return out
+}
+
+function readConfigFile(path: string): ConfigInput {
+  if (!existsSync(path)) return {}
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'))
+  } catch (err) {
+    throw new ConfigInvalid(`${path} is not valid JSON (${(err as Error).message}): fix or remove it`)
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigInvalid(`${path} must hold a JSON object`)
+  }
+  return parsed as ConfigInput
+}
+
+function merge(...layers: ConfigInput[]): ConfigInput {
+  const out: ConfigInput = {}
+  for (const layer of layers) {
+    for (const [k, v] of Object.entries(layer)) {
+      if (v === undefined) continue
+      out[k] = k === 'limits' && typeof v === 'object' && v !== null ? { ...(out.limits as object), ...(v as object) } : v
+    }
+  }
+  return out
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v)
+    Object.freeze(value)
+  }
+  return value
+}
+
+function describeErrors(): string {
+  return (validate.errors ?? [])
+    .map((e: ErrorObject) => {
+      const where = e.instancePath.replace(/^\//, '').replace(/\//g, '.') || 'config'
+      if (e.keyword === 'additionalProperties') {
+        const extra = (e.params as { additionalProperty: string }).additionalProperty
+        return `unknown key "${where === 'config' ? '' : `${where}.`}${extra}"`
+      }
+      return `${where} ${e.message ?? 'is invalid'}`
+    })
+    .join('; ')
+}
+
+/**
+ * The one way to a Config: defaults < <dataDir>/gatehouse.json < GATEHOUSE_* env < flags. Invalid input
+ * stops start-up with every problem listed; the result is deeply frozen. Only this module and the CLI
+ * read the environment and files for configuration (CONVENTIONS.md §11-12).
+ */
+export function loadConfig(flags: ConfigInput, env: NodeJS.ProcessEnv): Readonly<Config> {
+  const envLayer = fromEnv(env)
+  const dataDir = String(flags.dataDir ?? envLayer.dataDir ?? './data')
+  const fileLayer = readConfigFile(join(dataDir, 'gatehouse.json'))
+  const merged = merge(fileLayer, envLayer, flags, { dataDir })
+  if (!validate(merged)) throw new ConfigInvalid(describeErrors())
+  return deepFreeze(merged as unknown as Config)
+}
+
+/** Secrets never come from flags (they would show in `ps`): env, or a file named in env. */
+export function caPassphrase(env: NodeJS.ProcessEnv): string | undefined {
+  if (env.GATEHOUSE_CA_PASSPHRASE_FILE) {
+    try {
+      return readFileSync(env.GATEHOUSE_CA_PASSPHRASE_FILE, 'utf8').replace(/\r?\n$/, '')
+    } catch (err) {
+      throw new ConfigInvalid(`GATEHOUSE_CA_PASSPHRASE_FILE ${env.GATEHOUSE_CA_PASSPHRASE_FILE} cannot be read: ${(err as Error).message}`)
+    }
+  }
+  const v = env.GATEHOUSE_CA_PASSPHRASE
+  return v === undefined || v === '' ? undefined : v
+}
+
+/** The authority's options, from the config. */
+export function authorityOptions(config: Readonly<Config>) {
+  return {
+    validDays: config.certValidDays,
+    keyAlgorithm: config.keyAlgorithm,
+    defaultTier: config.defaultTier,
+    renewOverlapHours: config.renewOverlapHours,
+  }
+}

@@ -1,0 +1,38 @@
+import pino, { type Logger } from 'pino'
+import pretty from 'pino-pretty'
+
+export type { Logger }
+
+/** Paths pino blanks out wherever they appear (CONVENTIONS.md §17): secrets are never logged. */
+export const REDACT_PATHS = [
+  'privateKey',
+  '*.privateKey',
+  'passphrase',
+  '*.passphrase',
+  'password',
+  '*.password',
+  'apiKey',
+  '*.apiKey',
+  'req.headers.authorization',
+  'headers.authorization',
+]
+
+export interface LoggerOptions {
+  level?: string
+  /** 'auto' = readable when the destination is a terminal, JSON otherwise */
+  format?: 'auto' | 'json' | 'pretty'
+  /** file descriptor, default 2 (stderr): stdout stays for command output */
+  fd?: number
+}
+
+/** The one pino root; modules take `log.child({ module: 'broker.auth' })`. */
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const fd = options.fd ?? 2
+  const format = options.format ?? 'auto'
+  const base = { level: options.level ?? 'info', redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { pid: process.pid } }
+  const isTty = fd === 1 ? process.stdout.isTTY : process.stderr.isTTY
+  if (format === 'pretty' || (format === 'auto' && isTty)) {
+    return pino(base, pretty({ destination: fd, sync: true, colorize: Boolean(isTty), ignore: 'pid,hostname' }))
+  }
+  return pino(base, pino.destination({ fd, sync: false }))
+}

@@ -1,0 +1,81 @@
+import type { Logger } from 'pino'
+import { assertDeviceId, type Clock } from '../../certs/index.ts'
+import { BatchInvalid, DeviceExists } from '../errors.ts'
+import type { ControlEvent } from '../events.ts'
+import type { CertificateRecord, RegistryStore } from '../store/registry-store.ts'
+import type { Actor, IssuedCertificate, IssuedDevice, NewDevice, PreparedDevice } from './device-authority.ts'
+
+export interface BatchRequest {
+  count: number
+  /** ids are prefix + a zero-padded number: sensor-0001, sensor-0002, ... */
+  prefix: string
+  /** the first number (default 1) */
+  start?: number
+  group?: string | null
+  tier?: string
+  validDays?: number
+}
+
+/** A whole batch issued in memory; commit() registers every device in one transaction. */
+export interface PreparedBatch {
+  issued: IssuedDevice[]
+  commit(): void
+}
+
+export const MAX_BATCH = 100_000
+/** key generation and signing run on libuv's thread pool: a few in flight keep both cores busy */
+const CONCURRENCY = 16
+
+export function batchIds(req: Pick<BatchRequest, 'count' | 'prefix' | 'start'>): string[] {
+  if (!Number.isInteger(req.count) || req.count < 1 || req.count > MAX_BATCH) {
+    throw new BatchInvalid(`--count must be a whole number from 1 to ${MAX_BATCH}, not ${req.count}`)
+  }
+  const start = req.start ?? 1
+  if (!Number.isInteger(start) || start < 0) throw new BatchInvalid(`--start must be a whole number >= 0, not ${start}`)
+  const width = Math.max(4, String(start + req.count - 1).length)
+  const ids = Array.from({ length: req.count }, (_, i) => `${req.prefix}${String(start + i).padStart(width, '0')}`)
+  for (const id of ids) assertDeviceId(id)
+  return ids
+}
+
+export function createBatchProvisioner(deps: {
+  store: RegistryStore
+  clock: Clock
+  log: Logger
+  prepareDevice(req: NewDevice, actor: Actor): Promise<PreparedDevice>
+  certificateRecord(issued: IssuedCertificate): CertificateRecord
+  record(actor: Actor, action: string, subject: string, details: Record<string, unknown>, events: ControlEvent[]): void
+  validDays: number
+}) {
+  const { store, log } = deps
+
+  async function prepare(req: BatchRequest, actor: Actor, onProgress?: (done: number, total: number) => void): Promise<PreparedBatch> {
+    const ids = batchIds(req)
+    const taken = ids.filter((id) => store.getDevice(id))
+    if (taken.length > 0) throw new DeviceExists(`${taken[0]}${taken.length > 1 ? ` (and ${taken.length - 1} more)` : ''}`, taken[0])
+    const prepared: PreparedDevice[] = new Array(ids.length)
+    let next = 0
+    let done = 0
+    async function worker(): Promise<void> {
+      while (next < ids.length) {
+        const i = next++
+        const id = ids[i] as string
+        prepared[i] = await deps.prepareDevice({ id, group: req.group ?? null, ...(req.tier && { tier: req.tier }), validDays: req.validDays ?? deps.validDays }, actor)
+        onProgress?.(++done, ids.length)
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, ids.length) }, worker))
+    return {
+      issued: prepared.map((p) => p.issued),
+      commit() {
+        store.transaction(() => {
+          for (const p of prepared) p.commit()
+          deps.record(actor, 'batch.created', `${req.prefix}*`, { count: ids.length, first: ids[0], last: ids[ids.length - 1], group: req.group ?? null }, [])
+        })
+        log.info({ count: ids.length, first: ids[0], last: ids[ids.length - 1], actor }, 'device batch created')
+      },
+    }
+  }
+
+  return { prepare }
+}

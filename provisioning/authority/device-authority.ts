@@ -1,0 +1,285 @@
+import type { Logger } from 'pino'
+import {
+  assertDeviceId,
+  certificateFingerprint,
+  certificateToPem,
+  chainPem,
+  exportPrivateKeyPkcs8,
+  generateKeyPair,
+  issueDeviceCertificate,
+  normalizeSerial,
+  parseCsr,
+  privateKeyToPem,
+  type CertificateAuthority,
+  type Clock,
+  type CrlReason,
+  type CryptoKey,
+  type KeyAlgorithm,
+  type Random,
+  type X509Certificate,
+} from '../../certs/index.ts'
+import { DeviceExists, DeviceNotFound, DeviceRevoked, DeviceStateConflict } from '../errors.ts'
+import type { ControlEvent } from '../events.ts'
+import type {
+  AuditEntry,
+  AuditFilter,
+  CertificateRecord,
+  DeviceFilter,
+  DeviceRecord,
+  DeviceStatus,
+  RegistryStore,
+} from '../store/registry-store.ts'
+import { createCrlService, type CrlSnapshot } from './crl-service.ts'
+import { createBatchProvisioner, type BatchRequest, type PreparedBatch } from './batch.ts'
+
+export interface AuthorityDeps {
+  store: RegistryStore
+  ca: CertificateAuthority
+  clock: Clock
+  random: Random
+  log: Logger
+}
+
+export interface AuthorityOptions {
+  /** validity of device certificates (days) */
+  validDays?: number
+  keyAlgorithm?: KeyAlgorithm
+  defaultTier?: string
+  /** how long a renewed device's previous certificate keeps working (hours) */
+  renewOverlapHours?: number
+}
+
+/** A device as an app or operator asks for it: transport types are mapped to this at the edge. */
+export interface NewDevice {
+  id: string
+  group?: string | null
+  tier?: string
+  /** PEM or DER; when given, Gatehouse signs its public key and never sees a private key */
+  csr?: string | Uint8Array
+  validDays?: number
+}
+
+export interface RenewalRequest {
+  csr?: string | Uint8Array
+  validDays?: number
+}
+
+export interface IssuedCertificate {
+  deviceId: string
+  certificate: X509Certificate
+  certificatePem: string
+  /** the chain the device trusts (issuing + root), PEM */
+  chainPem: string
+  serial: string
+  fingerprint: string
+  /** only when Gatehouse generated the key: handed out once, never stored */
+  privateKey?: { pkcs8: Uint8Array; pem: string }
+}
+
+export interface IssuedDevice extends IssuedCertificate {
+  device: DeviceRecord
+}
+
+/** An issued but not yet registered device: write its files, then commit (see batch.ts). */
+export interface PreparedDevice {
+  issued: IssuedDevice
+  commit(): void
+}
+
+export interface DeviceDetails {
+  device: DeviceRecord
+  certificates: CertificateRecord[]
+}
+
+export type Actor = string
+
+export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOptions = {}) {
+  const { store, ca, clock, random, log } = deps
+  const validDays = options.validDays ?? 365
+  const keyAlgorithm = options.keyAlgorithm ?? 'p256'
+  const defaultTier = options.defaultTier ?? 'standard'
+  const overlapMs = (options.renewOverlapHours ?? 24) * 3600_000
+  const chain = chainPem(ca)
+  const crl = createCrlService({ store, ca, clock, log })
+
+  /** The audit entry and the event commit in the caller's transaction, with the change itself. */
+  function record(actor: Actor, action: string, subject: string, details: Record<string, unknown>, events: ControlEvent[]): void {
+    const at = clock.now()
+    store.appendAudit({ at, actor, action, subject, details })
+    for (const { type, ...data } of events) store.appendEvent(type, data, at)
+  }
+
+  async function issueCertificate(deviceId: string, csr: string | Uint8Array | undefined, days: number): Promise<IssuedCertificate> {
+    let publicKey: CryptoKey
+    let privateKey: CryptoKey | undefined
+    if (csr !== undefined) {
+      publicKey = (await parseCsr(csr, { expectedDeviceId: deviceId })).publicKey
+    } else {
+      const pair = await generateKeyPair(keyAlgorithm)
+      publicKey = pair.publicKey
+      privateKey = pair.privateKey
+    }
+    const certificate = await issueDeviceCertificate(ca.issuing, { deviceId, publicKey, validDays: days }, { clock, random })
+    return {
+      deviceId,
+      certificate,
+      certificatePem: certificateToPem(certificate),
+      chainPem: chain,
+      serial: normalizeSerial(certificate.serialNumber),
+      fingerprint: await certificateFingerprint(certificate),
+      ...(privateKey && {
+        privateKey: { pkcs8: await exportPrivateKeyPkcs8(privateKey), pem: await privateKeyToPem(privateKey) },
+      }),
+    }
+  }
+
+  function certificateRecord(issued: IssuedCertificate): CertificateRecord {
+    return {
+      serial: issued.serial,
+      deviceId: issued.deviceId,
+      fingerprint: issued.fingerprint,
+      notBefore: issued.certificate.notBefore,
+      notAfter: issued.certificate.notAfter,
+      status: 'active',
+      supersededAt: null,
+      revokedAt: null,
+      revocationReason: null,
+      pem: issued.certificatePem,
+      createdAt: clock.now(),
+    }
+  }
+
+  function requireDevice(id: string): DeviceRecord {
+    const device = store.getDevice(id)
+    if (!device) throw new DeviceNotFound(id)
+    return device
+  }
+
+  /** Issues the certificate for a new device; nothing is registered until commit(). */
+  async function prepareDevice(req: NewDevice, actor: Actor): Promise<PreparedDevice> {
+    const id = assertDeviceId(req.id)
+    if (store.getDevice(id)) throw new DeviceExists(id, id)
+    const issued = await issueCertificate(id, req.csr, req.validDays ?? validDays)
+    const now = clock.now()
+    const device: DeviceRecord = {
+      id,
+      group: req.group ?? null,
+      tier: req.tier ?? defaultTier,
+      status: 'active',
+      createdAt: now,
+      updatedAt: now,
+    }
+    return {
+      issued: { ...issued, device },
+      commit: () =>
+        store.transaction(() => {
+          store.insertDevice(device)
+          store.insertCertificate(certificateRecord(issued))
+          record(actor, 'device.created', id, { group: device.group, tier: device.tier, serial: issued.serial, fromCsr: req.csr !== undefined }, [
+            { type: 'device.created', deviceId: id },
+            { type: 'certificate.issued', deviceId: id, serial: issued.serial },
+          ])
+        }),
+    }
+  }
+
+  /** Issues a renewal certificate; nothing changes in the registry until commit(). */
+  async function prepareRenewal(id: string, req: RenewalRequest, actor: Actor): Promise<{ issued: IssuedCertificate; commit(): void }> {
+    const device = requireDevice(assertDeviceId(id))
+    if (device.status === 'revoked') throw new DeviceRevoked(id)
+    const issued = await issueCertificate(id, req.csr, req.validDays ?? validDays)
+    const commit = (): void => {
+      const supersededAt = new Date(clock.now().getTime() + overlapMs)
+      store.transaction(() => {
+        if (requireDevice(id).status === 'revoked') throw new DeviceRevoked(id)
+        const previous = store.listCertificates(id).filter((c) => c.status === 'active')
+        for (const c of previous) store.updateCertificate(c.serial, { status: 'superseded', supersededAt })
+        store.insertCertificate(certificateRecord(issued))
+        record(actor, 'device.renewed', id, { serial: issued.serial, superseded: previous.map((c) => c.serial), supersededAt: supersededAt.toISOString() }, [
+          { type: 'certificate.issued', deviceId: id, serial: issued.serial },
+          ...previous.map((c) => ({ type: 'certificate.superseded' as const, deviceId: id, serial: c.serial })),
+        ])
+      })
+      log.info({ deviceId: id, serial: issued.serial, actor }, 'device renewed')
+    }
+    return { issued, commit }
+  }
+
+  const batch = createBatchProvisioner({ store, clock, log, prepareDevice, certificateRecord, record, validDays })
+
+  return {
+    chainPem: (): string => chain,
+    ca,
+
+    prepareDevice,
+
+    async createDevice(req: NewDevice, actor: Actor): Promise<IssuedDevice> {
+      const prepared = await prepareDevice(req, actor)
+      prepared.commit()
+      log.info({ deviceId: prepared.issued.deviceId, serial: prepared.issued.serial, actor }, 'device created')
+      return prepared.issued
+    },
+
+    prepareBatch: (req: BatchRequest, actor: Actor, onProgress?: (done: number, total: number) => void): Promise<PreparedBatch> =>
+      batch.prepare(req, actor, onProgress),
+
+    prepareRenewal,
+
+    /** A new certificate for an existing device; the previous ones keep working for the overlap. */
+    async renewDevice(id: string, req: RenewalRequest, actor: Actor): Promise<IssuedCertificate> {
+      const prepared = await prepareRenewal(id, req, actor)
+      prepared.commit()
+      return prepared.issued
+    },
+
+    /** Permanent: the device and every certificate it holds are revoked, and the CRL is reissued. */
+    async revokeDevice(id: string, reason: CrlReason, actor: Actor): Promise<{ device: DeviceRecord; revokedSerials: string[] }> {
+      const revokedSerials = store.transaction(() => {
+        const device = requireDevice(id)
+        if (device.status === 'revoked') throw new DeviceRevoked(id)
+        const at = clock.now()
+        const live = store.listCertificates(id).filter((c) => c.status !== 'revoked')
+        for (const c of live) store.updateCertificate(c.serial, { status: 'revoked', revokedAt: at, revocationReason: reason })
+        store.updateDeviceStatus(id, 'revoked', at)
+        record(actor, 'device.revoked', id, { reason, serials: live.map((c) => c.serial) }, [
+          { type: 'device.revoked', deviceId: id },
+          ...live.map((c) => ({ type: 'certificate.revoked' as const, deviceId: id, serial: c.serial })),
+        ])
+        return live.map((c) => c.serial)
+      })
+      log.info({ deviceId: id, actor, reason }, 'device revoked')
+      await crl.refresh()
+      return { device: requireDevice(id), revokedSerials }
+    },
+
+    disableDevice: (id: string, actor: Actor): DeviceRecord => setStatus(id, 'disabled', actor),
+    enableDevice: (id: string, actor: Actor): DeviceRecord => setStatus(id, 'active', actor),
+
+    getDevice(id: string): DeviceDetails {
+      return { device: requireDevice(assertDeviceId(id)), certificates: store.listCertificates(id) }
+    },
+
+    listDevices: (filter?: DeviceFilter): DeviceRecord[] => store.listDevices(filter),
+    countDevices: (filter?: Omit<DeviceFilter, 'after' | 'limit'>): number => store.countDevices(filter),
+    listCertificates: (id: string): CertificateRecord[] => store.listCertificates(id),
+    listAudit: (filter?: AuditFilter): AuditEntry[] => store.listAudit(filter),
+
+    /** The current CRL, reissued first when a revocation is missing from it or it is half-way to nextUpdate. */
+    currentCrl: (): Promise<CrlSnapshot> => crl.current(),
+  }
+
+  function setStatus(id: string, status: Exclude<DeviceStatus, 'revoked'>, actor: Actor): DeviceRecord {
+    store.transaction(() => {
+      const device = requireDevice(id)
+      if (device.status === 'revoked') throw new DeviceRevoked(id)
+      if (device.status === status) throw new DeviceStateConflict(id, status, `it is already ${status}`)
+      store.updateDeviceStatus(id, status, clock.now())
+      const action = status === 'disabled' ? 'device.disabled' : 'device.enabled'
+      record(actor, action, id, {}, [{ type: action, deviceId: id }])
+    })
+    log.info({ deviceId: id, actor, status }, status === 'disabled' ? 'device disabled' : 'device enabled')
+    return requireDevice(id)
+  }
+}
+
+export type DeviceAuthority = ReturnType<typeof createDeviceAuthority>

@@ -1,0 +1,94 @@
+import { readFileSync } from 'node:fs'
+import type { Command } from 'commander'
+import type { Random } from '../../certs/index.ts'
+import { FileUnreadable } from '../errors.ts'
+import type { DeviceAuthority } from '../authority/device-authority.ts'
+
+/** What a command prints to; tests pass a recorder, cli.ts passes the process's streams. */
+export interface CliIo {
+  out(text: string): void
+  err(text: string): void
+  /** whether stderr is a terminal (progress bars) */
+  isTty: boolean
+  env: NodeJS.ProcessEnv
+}
+
+/** Options every command takes (see addCommonOptions). */
+export interface CommonOptions {
+  dataDir?: string
+  json?: boolean
+}
+
+export interface OpenedAuthority {
+  authority: DeviceAuthority
+  close(): void
+}
+
+export interface InitSummary {
+  dataDir: string
+  createdCa: boolean
+  serverCertIssued: boolean
+  caChain: string
+  rootFingerprint: string
+  encrypted: boolean
+}
+
+/**
+ * What the composition root hands to every command. Commands parse arguments, call the authority and
+ * print; they hold no business logic and never read config or env themselves (CONVENTIONS.md §16).
+ */
+export interface CliDeps {
+  io: CliIo
+  /** who is acting, for the audit log: operator:<user> */
+  actor: string
+  random: Random
+  openAuthority(options: CommonOptions): Promise<OpenedAuthority>
+  init(options: CommonOptions & { hostname?: string[]; keyAlgorithm?: string }): Promise<InitSummary>
+}
+
+export function addCommonOptions(cmd: Command): Command {
+  return cmd.option('--data-dir <dir>', 'data directory (default ./data, or GATEHOUSE_DATA_DIR)')
+}
+
+export function addJsonOption(cmd: Command): Command {
+  return cmd.option('--json', 'print JSON instead of text')
+}
+
+export async function withAuthority<T>(deps: CliDeps, options: CommonOptions, fn: (authority: DeviceAuthority) => Promise<T>): Promise<T> {
+  const opened = await deps.openAuthority(options)
+  try {
+    return await fn(opened.authority)
+  } finally {
+    opened.close()
+  }
+}
+
+export function printJson(io: CliIo, value: unknown): void {
+  io.out(`${JSON.stringify(value, null, 2)}\n`)
+}
+
+/** Parses a positive integer option, or throws commander's usage error (exit 2). */
+export function positiveInt(name: string) {
+  return (value: string): number => {
+    const n = Number(value)
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
+      throw Object.assign(new Error(`${name} must be a whole number >= 1, not '${value}'`), { code: 'commander.invalidArgument' })
+    }
+    return n
+  }
+}
+
+export function readInputFile(path: string): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(path))
+  } catch (err) {
+    throw new FileUnreadable(path, (err as NodeJS.ErrnoException).code ?? (err as Error).message, { cause: err })
+  }
+}
+
+/** PKCS#12 password: GATEHOUSE_P12_PASSWORD, or a fresh random one that is printed once. */
+export function p12Password(deps: CliDeps): { password: string; generated: boolean } {
+  const fromEnv = deps.io.env.GATEHOUSE_P12_PASSWORD
+  if (fromEnv) return { password: fromEnv, generated: false }
+  return { password: Buffer.from(deps.random.bytes(18)).toString('base64url'), generated: true }
+}

@@ -1,0 +1,30 @@
+import type { Command } from 'commander'
+import { registerAudit } from './audit.ts'
+import type { CliDeps } from './cli-deps.ts'
+import { registerCrl } from './crl.ts'
+import { registerDeviceCreateBatch } from './device-create-batch.ts'
+import { registerDeviceCreate } from './device-create.ts'
+import { registerDeviceList } from './device-list.ts'
+import { registerDeviceRenew } from './device-renew.ts'
+import { registerDeviceRevoke } from './device-revoke.ts'
+import { registerDeviceShow } from './device-show.ts'
+import { registerDeviceStatus } from './device-status.ts'
+import { registerInit } from './init.ts'
+
+export type { CliDeps, CliIo, CommonOptions, InitSummary, OpenedAuthority } from './cli-deps.ts'
+export { addCommonOptions, addJsonOption } from './cli-deps.ts'
+
+/** Registers every operator command of the control plane on the program. */
+export function registerProvisioningCommands(program: Command, deps: CliDeps): void {
+  registerInit(program, deps)
+  const device = program.command('device').description('provision, inspect, renew, revoke, disable and enable devices')
+  registerDeviceCreate(device, deps)
+  registerDeviceCreateBatch(device, deps)
+  registerDeviceList(device, deps)
+  registerDeviceShow(device, deps)
+  registerDeviceRenew(device, deps)
+  registerDeviceRevoke(device, deps)
+  registerDeviceStatus(device, deps)
+  registerCrl(program, deps)
+  registerAudit(program, deps)
+}

@@ -1,0 +1,25 @@
+import { Option, type Command } from 'commander'
+import { KEY_ALGORITHMS } from '../../certs/index.ts'
+import { addCommonOptions, addJsonOption, printJson, type CliDeps, type CommonOptions } from './cli-deps.ts'
+
+interface Options extends CommonOptions {
+  hostname?: string[]
+  keyAlgorithm?: string
+}
+
+export function registerInit(program: Command, deps: CliDeps): void {
+  const cmd = program
+    .command('init')
+    .description('create the data directory, the CA and the broker certificate; safe to run again (never replaces a CA)')
+    .option('--hostname <name>', 'extra DNS name or IP for the broker certificate (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
+    .addOption(new Option('--key-algorithm <alg>', 'key type for a new CA and server key').choices([...KEY_ALGORITHMS]))
+  addJsonOption(addCommonOptions(cmd)).action(async (options: Options) => {
+    const summary = await deps.init(options)
+    if (options.json) return printJson(deps.io, summary)
+    deps.io.out(
+      `${summary.createdCa ? 'created a new CA' : 'CA already present (kept)'} in ${summary.dataDir}${summary.encrypted ? ' (keys encrypted)' : ' (keys NOT encrypted: set GATEHOUSE_CA_PASSPHRASE to encrypt them)'}\n` +
+        `  root fingerprint  ${summary.rootFingerprint}\n  trust chain       ${summary.caChain}\n` +
+        (summary.serverCertIssued ? '  issued a new broker server certificate\n' : ''),
+    )
+  })
+}

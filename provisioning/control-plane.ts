@@ -1,0 +1,65 @@
+import type { Logger } from 'pino'
+import { cryptoRandom, systemClock, type Clock, type KeyAlgorithm, type Random } from '../certs/index.ts'
+import { createDeviceAuthority, type AuthorityOptions, type DeviceAuthority } from './authority/device-authority.ts'
+import { initDataDir, loadCa, type InitResult } from './data-dir/ca-keystore.ts'
+import { dataDirLayout } from './data-dir/layout.ts'
+import type { RegistryStore } from './store/registry-store.ts'
+import { SqliteRegistryStore } from './store/sqlite-registry-store.ts'
+
+export interface ControlPlaneDeps {
+  log: Logger
+  clock?: Clock
+  random?: Random
+  /** the CA passphrase; callers take it from the environment or a file, never from a flag */
+  passphrase?: string
+}
+
+export interface ControlPlane {
+  store: RegistryStore
+  authority: DeviceAuthority
+  close(): void
+}
+
+/**
+ * Opens the registry and the CA of a data directory. The CA is loaded first, so a wrong passphrase, a
+ * missing or corrupt key or a loose file mode stops here and changes nothing.
+ */
+export async function openControlPlane(dataDir: string, options: AuthorityOptions, deps: ControlPlaneDeps): Promise<ControlPlane> {
+  const clock = deps.clock ?? systemClock
+  const random = deps.random ?? cryptoRandom
+  const ca = await loadCa(dataDir, deps.passphrase)
+  const store = new SqliteRegistryStore(dataDirLayout(dataDir).database)
+  const authority = createDeviceAuthority({ store, ca, clock, random, log: deps.log.child({ module: 'provisioning.authority' }) }, options)
+  return { store, authority, close: () => store.close() }
+}
+
+/** init: data dir, CA and server certificate on first use; idempotent. A new CA or server certificate is audited. */
+export async function initControlPlane(
+  dataDir: string,
+  options: { keyAlgorithm?: KeyAlgorithm; hostnames?: string[] },
+  deps: ControlPlaneDeps,
+  actor: string,
+): Promise<InitResult> {
+  const clock = deps.clock ?? systemClock
+  const random = deps.random ?? cryptoRandom
+  const result = await initDataDir(
+    dataDir,
+    { ...(deps.passphrase !== undefined && { passphrase: deps.passphrase }), ...options },
+    { clock, random },
+  )
+  const store = new SqliteRegistryStore(result.layout.database)
+  try {
+    if (result.createdCa || result.serverCertIssued) {
+      store.appendAudit({
+        at: clock.now(),
+        actor,
+        action: result.createdCa ? 'ca.created' : 'server-certificate.issued',
+        subject: 'ca',
+        details: { keyAlgorithm: options.keyAlgorithm ?? 'p256', hostnames: options.hostnames ?? [], encrypted: deps.passphrase !== undefined },
+      })
+    }
+  } finally {
+    store.close()
+  }
+  return result
+}

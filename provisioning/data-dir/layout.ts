@@ -1,0 +1,24 @@
+import { join } from 'node:path'
+
+/** Where everything lives in a Gatehouse data directory (see docs/operations.md). */
+export function dataDirLayout(dataDir: string) {
+  const ca = join(dataDir, 'ca')
+  const server = join(dataDir, 'server')
+  return {
+    root: dataDir,
+    database: join(dataDir, 'gatehouse.db'),
+    config: join(dataDir, 'gatehouse.json'),
+    caDir: ca,
+    rootCert: join(ca, 'root.crt'),
+    rootKey: join(ca, 'root.key'),
+    issuingCert: join(ca, 'issuing.crt'),
+    issuingKey: join(ca, 'issuing.key'),
+    /** issuing + root: what devices and relying parties trust */
+    chain: join(ca, 'ca.pem'),
+    serverDir: server,
+    serverCert: join(server, 'server.crt'),
+    serverKey: join(server, 'server.key'),
+  }
+}
+
+export type DataDirLayout = ReturnType<typeof dataDirLayout>

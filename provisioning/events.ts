@@ -1,0 +1,112 @@
+import type { Clock } from '../certs/index.ts'
+import type { Logger } from 'pino'
+import type { RegistryStore, StoredEvent } from './store/registry-store.ts'
+
+/**
+ * Control-plane events, `noun.pastVerb` (CONVENTIONS.md §19). They are written to the registry's
+ * `events` table in the same transaction as the change they describe, so they are never lost and never
+ * announce a change that did not commit.
+ *
+ * The change feed polls that table. One mechanism serves both a change made in this process (the HTTP
+ * API) and one made by another process on the same data directory (the operator CLI): each reaches the
+ * running broker within one poll interval (default 200 ms), so a revoked device is cut off well within
+ * a second. Cluster mode swaps this feed for a Redis stream behind the same onEvent() seam.
+ */
+export type ControlEvent =
+  | { type: 'device.created'; deviceId: string }
+  | { type: 'device.revoked'; deviceId: string }
+  | { type: 'device.disabled'; deviceId: string }
+  | { type: 'device.enabled'; deviceId: string }
+  | { type: 'certificate.issued'; deviceId: string; serial: string }
+  | { type: 'certificate.revoked'; deviceId: string; serial: string }
+  | { type: 'certificate.superseded'; deviceId: string; serial: string }
+
+export type ControlEventListener = (event: ControlEvent) => void
+
+export interface Scheduler {
+  every(ms: number, fn: () => void): () => void
+}
+
+export const realScheduler: Scheduler = {
+  every(ms, fn) {
+    const timer = setInterval(fn, ms)
+    timer.unref()
+    return () => clearInterval(timer)
+  },
+}
+
+export interface ChangeFeed {
+  onEvent(listener: ControlEventListener): () => void
+  /** Reads and delivers every event committed since the last poll; returns how many. */
+  poll(): number
+  start(): void
+  stop(): void
+}
+
+export interface ChangeFeedOptions {
+  intervalMs?: number
+  /** events older than this are pruned from the table (they have been delivered long since) */
+  retainMs?: number
+}
+
+export function createChangeFeed(
+  deps: { store: RegistryStore; clock: Clock; log: Logger; scheduler?: Scheduler },
+  options: ChangeFeedOptions = {},
+): ChangeFeed {
+  const { store, clock, log } = deps
+  const scheduler = deps.scheduler ?? realScheduler
+  const intervalMs = options.intervalMs ?? 200
+  const retainMs = options.retainMs ?? 24 * 3600_000
+  const listeners = new Set<ControlEventListener>()
+  let cursor = store.lastEventSeq()
+  let stopTimer: (() => void) | undefined
+  let polls = 0
+
+  function deliver(stored: StoredEvent): void {
+    const event = { type: stored.type, ...stored.data } as ControlEvent
+    for (const listener of listeners) {
+      try {
+        listener(event)
+      } catch (err) {
+        log.error({ err, type: stored.type }, 'event listener failed')
+      }
+    }
+  }
+
+  function poll(): number {
+    let delivered = 0
+    for (;;) {
+      const batch = store.eventsAfter(cursor, 500)
+      for (const e of batch) {
+        cursor = e.seq
+        deliver(e)
+      }
+      delivered += batch.length
+      if (batch.length < 500) break
+    }
+    if (++polls % 3000 === 0) store.pruneEvents(new Date(clock.now().getTime() - retainMs))
+    return delivered
+  }
+
+  return {
+    onEvent(listener) {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
+    poll,
+    start() {
+      if (stopTimer) return
+      stopTimer = scheduler.every(intervalMs, () => {
+        try {
+          poll()
+        } catch (err) {
+          log.warn({ err }, 'change feed poll failed; retrying')
+        }
+      })
+    },
+    stop() {
+      stopTimer?.()
+      stopTimer = undefined
+    },
+  }
+}

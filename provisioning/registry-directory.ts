@@ -1,0 +1,102 @@
+import type { Logger } from 'pino'
+import type { Clock, PeerIdentity } from '../certs/index.ts'
+import type { ChangeFeed, ControlEvent } from './events.ts'
+import type { CertificateRecord, DeviceRecord, RegistryStore } from './store/registry-store.ts'
+
+export type RefusalReason =
+  | 'unknown-device'
+  | 'unknown-certificate'
+  | 'revoked'
+  | 'superseded'
+  | 'disabled'
+  | 'expired'
+  | 'not-yet-valid'
+
+export type DeviceLookup =
+  | { kind: 'active'; deviceId: string; tier: string; group: string | null; serial: string }
+  | { kind: 'refused'; reason: RefusalReason; deviceId: string | null; serial: string }
+
+interface Entry {
+  cert: CertificateRecord
+  device: DeviceRecord
+}
+
+/**
+ * The control plane's answer to the broker's one question (the broker's DeviceDirectory, matched
+ * structurally so provisioning never imports broker/). Lookups are cached by certificate fingerprint
+ * and every entry of a device is dropped on any event about it, so a connect costs at most one indexed
+ * SQLite read and a revoke is seen as soon as the change feed delivers it. Validity (expiry, end of a
+ * renewal overlap) is judged on every lookup against the clock, never cached.
+ */
+export function createRegistryDirectory(
+  deps: { store: RegistryStore; feed: ChangeFeed; clock: Clock; log: Logger },
+  options: { maxEntries?: number } = {},
+) {
+  const { store, feed, clock, log } = deps
+  const maxEntries = options.maxEntries ?? 100_000
+  const cache = new Map<string, Entry>()
+  const byDevice = new Map<string, Set<string>>()
+
+  function forget(deviceId: string): void {
+    for (const fp of byDevice.get(deviceId) ?? []) cache.delete(fp)
+    byDevice.delete(deviceId)
+  }
+
+  feed.onEvent((event: ControlEvent) => forget(event.deviceId))
+
+  function load(fingerprint: string): Entry | undefined {
+    const hit = cache.get(fingerprint)
+    if (hit) return hit
+    const cert = store.getCertificateByFingerprint(fingerprint)
+    const device = cert && store.getDevice(cert.deviceId)
+    if (!cert || !device) return undefined
+    if (cache.size >= maxEntries) {
+      cache.clear()
+      byDevice.clear()
+    }
+    const entry = { cert, device }
+    cache.set(fingerprint, entry)
+    let set = byDevice.get(device.id)
+    if (!set) byDevice.set(device.id, (set = new Set()))
+    set.add(fingerprint)
+    return entry
+  }
+
+  function judge(identity: PeerIdentity): DeviceLookup {
+    const refuse = (reason: RefusalReason, deviceId = identity.deviceId): DeviceLookup => ({
+      kind: 'refused',
+      reason,
+      deviceId,
+      serial: identity.serial,
+    })
+    const entry = load(identity.fingerprint)
+    if (!entry || entry.cert.serial !== identity.serial || entry.cert.deviceId !== identity.deviceId) {
+      const known = identity.deviceId !== null && store.getDevice(identity.deviceId) !== undefined
+      return refuse(known ? 'unknown-certificate' : 'unknown-device')
+    }
+    const { cert, device } = entry
+    const now = clock.now().getTime()
+    if (device.status === 'revoked' || cert.status === 'revoked') return refuse('revoked')
+    if (device.status === 'disabled') return refuse('disabled')
+    if (cert.status === 'superseded' && (cert.supersededAt === null || now >= cert.supersededAt.getTime())) return refuse('superseded')
+    if (now > cert.notAfter.getTime()) return refuse('expired')
+    if (now < cert.notBefore.getTime()) return refuse('not-yet-valid')
+    return { kind: 'active', deviceId: device.id, tier: device.tier, group: device.group, serial: cert.serial }
+  }
+
+  return {
+    async lookup(identity: PeerIdentity): Promise<DeviceLookup> {
+      return judge(identity)
+    },
+    onEvent: (listener: (event: ControlEvent) => void): (() => void) => feed.onEvent(listener),
+    audit(record: { actor: string; action: string; subject: string; details?: Record<string, unknown> }): void {
+      try {
+        store.appendAudit({ at: clock.now(), actor: record.actor, action: record.action, subject: record.subject, details: record.details ?? {} })
+      } catch (err) {
+        log.error({ err, action: record.action }, 'audit write failed')
+      }
+    },
+  }
+}
+
+export type RegistryDirectory = ReturnType<typeof createRegistryDirectory>

@@ -1,0 +1,178 @@
+import { CertificateExists, DeviceExists, DeviceNotFound } from '../errors.ts'
+import type {
+  AuditEntry,
+  AuditFilter,
+  CertificateRecord,
+  CertificateUpdate,
+  DeviceFilter,
+  DeviceRecord,
+  DeviceStatus,
+  NewAuditEntry,
+  RegistryStore,
+  StoredEvent,
+} from './registry-store.ts'
+
+const clone = <T>(v: T): T => structuredClone(v)
+
+/**
+ * The test double of the registry (CONVENTIONS.md §13-14): same contract as SqliteRegistryStore, in
+ * memory. transaction() snapshots the state and restores it if fn throws, so atomicity holds too.
+ */
+export class InMemoryRegistryStore implements RegistryStore {
+  #devices = new Map<string, DeviceRecord>()
+  #certs = new Map<string, CertificateRecord>()
+  #audit: AuditEntry[] = []
+  #events: StoredEvent[] = []
+  #meta = new Map<string, string>()
+  #seq = 0
+  #auditSeq = 0
+  #depth = 0
+
+  transaction<T>(fn: () => T): T {
+    if (this.#depth > 0) return fn()
+    const snapshot = clone({
+      devices: this.#devices,
+      certs: this.#certs,
+      audit: this.#audit,
+      events: this.#events,
+      meta: this.#meta,
+      seq: this.#seq,
+      auditSeq: this.#auditSeq,
+    })
+    this.#depth++
+    try {
+      return fn()
+    } catch (err) {
+      this.#devices = snapshot.devices
+      this.#certs = snapshot.certs
+      this.#audit = snapshot.audit
+      this.#events = snapshot.events
+      this.#meta = snapshot.meta
+      this.#seq = snapshot.seq
+      this.#auditSeq = snapshot.auditSeq
+      throw err
+    } finally {
+      this.#depth--
+    }
+  }
+
+  insertDevice(device: DeviceRecord): void {
+    if (this.#devices.has(device.id)) throw new DeviceExists(device.id, device.id)
+    this.#devices.set(device.id, clone(device))
+  }
+
+  getDevice(id: string): DeviceRecord | undefined {
+    const d = this.#devices.get(id)
+    return d && clone(d)
+  }
+
+  listDevices(filter: DeviceFilter = {}): DeviceRecord[] {
+    const all = [...this.#devices.values()]
+      .filter((d) => matches(d, filter) && (filter.after === undefined || d.id > filter.after))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    return clone(filter.limit === undefined ? all : all.slice(0, filter.limit))
+  }
+
+  countDevices(filter: Omit<DeviceFilter, 'after' | 'limit'> = {}): number {
+    return [...this.#devices.values()].filter((d) => matches(d, filter)).length
+  }
+
+  updateDeviceStatus(id: string, status: DeviceStatus, at: Date): void {
+    const d = this.#devices.get(id)
+    if (d) Object.assign(d, { status, updatedAt: new Date(at) })
+  }
+
+  insertCertificate(cert: CertificateRecord): void {
+    if (!this.#devices.has(cert.deviceId)) throw new DeviceNotFound(cert.deviceId)
+    const clash = this.#certs.has(cert.serial) || [...this.#certs.values()].some((c) => c.fingerprint === cert.fingerprint)
+    if (clash) throw new CertificateExists(cert.serial)
+    this.#certs.set(cert.serial, clone(cert))
+  }
+
+  getCertificate(serial: string): CertificateRecord | undefined {
+    const c = this.#certs.get(serial)
+    return c && clone(c)
+  }
+
+  getCertificateByFingerprint(fingerprint: string): CertificateRecord | undefined {
+    const c = [...this.#certs.values()].find((c) => c.fingerprint === fingerprint)
+    return c && clone(c)
+  }
+
+  listCertificates(deviceId: string): CertificateRecord[] {
+    return clone(
+      [...this.#certs.values()]
+        .filter((c) => c.deviceId === deviceId)
+        .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || (a.serial < b.serial ? -1 : 1)),
+    )
+  }
+
+  listRevokedCertificates(): CertificateRecord[] {
+    return clone(
+      [...this.#certs.values()]
+        .filter((c) => c.status === 'revoked')
+        .sort((a, b) => (a.revokedAt?.getTime() ?? 0) - (b.revokedAt?.getTime() ?? 0) || (a.serial < b.serial ? -1 : 1)),
+    )
+  }
+
+  updateCertificate(serial: string, u: CertificateUpdate): void {
+    const c = this.#certs.get(serial)
+    if (!c) return
+    c.status = u.status
+    if (u.supersededAt !== undefined) c.supersededAt = u.supersededAt && new Date(u.supersededAt)
+    if (u.revokedAt !== undefined) c.revokedAt = u.revokedAt && new Date(u.revokedAt)
+    if (u.revocationReason !== undefined) c.revocationReason = u.revocationReason
+  }
+
+  appendAudit(entry: NewAuditEntry): number {
+    const id = ++this.#auditSeq
+    this.#audit.push(clone({ ...entry, id }))
+    return id
+  }
+
+  listAudit(filter: AuditFilter = {}): AuditEntry[] {
+    const rows = this.#audit
+      .filter(
+        (e) =>
+          (filter.subject === undefined || e.subject === filter.subject) &&
+          (filter.action === undefined || e.action === filter.action) &&
+          (filter.before === undefined || e.id < filter.before),
+      )
+      .reverse()
+    return clone(filter.limit === undefined ? rows : rows.slice(0, filter.limit))
+  }
+
+  appendEvent(type: string, data: Record<string, unknown>, at: Date): number {
+    const seq = ++this.#seq
+    this.#events.push(clone({ seq, type, data, at }))
+    return seq
+  }
+
+  eventsAfter(seq: number, limit: number): StoredEvent[] {
+    return clone(this.#events.filter((e) => e.seq > seq).slice(0, limit))
+  }
+
+  lastEventSeq(): number {
+    return this.#seq
+  }
+
+  pruneEvents(before: Date): number {
+    const n = this.#events.length
+    this.#events = this.#events.filter((e) => e.at >= before)
+    return n - this.#events.length
+  }
+
+  getMeta(key: string): string | undefined {
+    return this.#meta.get(key)
+  }
+
+  setMeta(key: string, value: string): void {
+    this.#meta.set(key, value)
+  }
+
+  close(): void {}
+}
+
+function matches(d: DeviceRecord, f: Omit<DeviceFilter, 'after' | 'limit'>): boolean {
+  return (f.group === undefined || d.group === f.group) && (f.status === undefined || d.status === f.status)
+}

@@ -1,0 +1,108 @@
+import type { CrlReason } from '../../certs/index.ts'
+
+/**
+ * The registry: devices, their certificates, the audit log, the change feed and a little metadata.
+ * Two implementations share one contract suite (test/contract/registry-store.contract.ts):
+ * SqliteRegistryStore (production) and InMemoryRegistryStore (unit tests).
+ *
+ * Methods are synchronous because better-sqlite3 is, and `transaction(fn)` runs fn atomically: every
+ * change and its audit entry and event commit together or not at all. A shared-database backing for
+ * cluster mode sits behind the broker's async DeviceDirectory seam, not behind this interface.
+ */
+export type DeviceStatus = 'active' | 'disabled' | 'revoked'
+export type CertificateStatus = 'active' | 'superseded' | 'revoked'
+
+export interface DeviceRecord {
+  id: string
+  group: string | null
+  tier: string
+  status: DeviceStatus
+  createdAt: Date
+  updatedAt: Date
+}
+
+export interface CertificateRecord {
+  serial: string
+  deviceId: string
+  fingerprint: string
+  notBefore: Date
+  notAfter: Date
+  status: CertificateStatus
+  /** For 'superseded': the moment from which the certificate is refused (end of the overlap). */
+  supersededAt: Date | null
+  revokedAt: Date | null
+  revocationReason: CrlReason | null
+  pem: string
+  createdAt: Date
+}
+
+export interface AuditEntry {
+  id: number
+  at: Date
+  actor: string
+  action: string
+  subject: string
+  details: Record<string, unknown>
+}
+
+export type NewAuditEntry = Omit<AuditEntry, 'id'>
+
+export interface StoredEvent {
+  seq: number
+  at: Date
+  type: string
+  data: Record<string, unknown>
+}
+
+export interface DeviceFilter {
+  group?: string
+  status?: DeviceStatus
+  /** keyset pagination: ids greater than this */
+  after?: string
+  limit?: number
+}
+
+export interface AuditFilter {
+  subject?: string
+  action?: string
+  /** newest first; entries with id below this */
+  before?: number
+  limit?: number
+}
+
+export interface CertificateUpdate {
+  status: CertificateStatus
+  supersededAt?: Date | null
+  revokedAt?: Date | null
+  revocationReason?: CrlReason | null
+}
+
+export interface RegistryStore {
+  transaction<T>(fn: () => T): T
+
+  insertDevice(device: DeviceRecord): void
+  getDevice(id: string): DeviceRecord | undefined
+  listDevices(filter?: DeviceFilter): DeviceRecord[]
+  countDevices(filter?: Omit<DeviceFilter, 'after' | 'limit'>): number
+  updateDeviceStatus(id: string, status: DeviceStatus, at: Date): void
+
+  insertCertificate(cert: CertificateRecord): void
+  getCertificate(serial: string): CertificateRecord | undefined
+  getCertificateByFingerprint(fingerprint: string): CertificateRecord | undefined
+  listCertificates(deviceId: string): CertificateRecord[]
+  listRevokedCertificates(): CertificateRecord[]
+  updateCertificate(serial: string, update: CertificateUpdate): void
+
+  appendAudit(entry: NewAuditEntry): number
+  listAudit(filter?: AuditFilter): AuditEntry[]
+
+  appendEvent(type: string, data: Record<string, unknown>, at: Date): number
+  eventsAfter(seq: number, limit: number): StoredEvent[]
+  lastEventSeq(): number
+  pruneEvents(before: Date): number
+
+  getMeta(key: string): string | undefined
+  setMeta(key: string, value: string): void
+
+  close(): void
+}

@@ -1,0 +1,328 @@
+import { closeSync, openSync } from 'node:fs'
+import Database from 'better-sqlite3'
+import type { CrlReason } from '../../certs/index.ts'
+import { CertificateExists, DeviceExists, DeviceNotFound, StoreSchemaTooNew, StoreWriteFailed } from '../errors.ts'
+import { migrations } from './migrations/index.ts'
+import type {
+  AuditEntry,
+  AuditFilter,
+  CertificateRecord,
+  CertificateUpdate,
+  DeviceFilter,
+  DeviceRecord,
+  DeviceStatus,
+  NewAuditEntry,
+  RegistryStore,
+  StoredEvent,
+} from './registry-store.ts'
+
+type Row = Record<string, unknown>
+
+const iso = (d: Date): string => d.toISOString()
+const date = (v: unknown): Date => new Date(String(v))
+const dateOrNull = (v: unknown): Date | null => (v == null ? null : new Date(String(v)))
+
+function toDevice(r: Row): DeviceRecord {
+  return {
+    id: String(r.id),
+    group: (r.group_name as string | null) ?? null,
+    tier: String(r.tier),
+    status: r.status as DeviceStatus,
+    createdAt: date(r.created_at),
+    updatedAt: date(r.updated_at),
+  }
+}
+
+function toCertificate(r: Row): CertificateRecord {
+  return {
+    serial: String(r.serial),
+    deviceId: String(r.device_id),
+    fingerprint: String(r.fingerprint),
+    notBefore: date(r.not_before),
+    notAfter: date(r.not_after),
+    status: r.status as CertificateRecord['status'],
+    supersededAt: dateOrNull(r.superseded_at),
+    revokedAt: dateOrNull(r.revoked_at),
+    revocationReason: (r.revocation_reason as CrlReason | null) ?? null,
+    pem: String(r.pem),
+    createdAt: date(r.created_at),
+  }
+}
+
+function toAudit(r: Row): AuditEntry {
+  return {
+    id: Number(r.id),
+    at: date(r.at),
+    actor: String(r.actor),
+    action: String(r.action),
+    subject: String(r.subject),
+    details: JSON.parse(String(r.details)) as Record<string, unknown>,
+  }
+}
+
+function isConstraint(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && String((err as { code?: unknown }).code).startsWith('SQLITE_CONSTRAINT')
+}
+
+/** Disk full, read-only file system, I/O error: the caller is told nothing was changed. */
+function isWriteFailure(err: unknown): boolean {
+  const code = String((err as { code?: unknown } | null)?.code ?? '')
+  return /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|BUSY|LOCKED)/.test(code)
+}
+
+export interface SqliteRegistryStoreOptions {
+  /** How long a writer waits for another process's write lock before failing (ms). */
+  busyTimeoutMs?: number
+  readonly?: boolean
+}
+
+/**
+ * The registry in one SQLite file (WAL mode, foreign keys on, synchronous=FULL so a change the
+ * operator is told about survives a power cut). Several processes may open the same file: the
+ * broker and the CLI do.
+ */
+export class SqliteRegistryStore implements RegistryStore {
+  readonly #db: Database.Database
+  readonly #stmts
+
+  constructor(path: string, options: SqliteRegistryStoreOptions = {}) {
+    // The registry is private to Gatehouse: create it 0600 (SQLite gives its -wal and -shm files the same mode).
+    if (!options.readonly && path !== ':memory:') closeSync(openSync(path, 'a', 0o600))
+    this.#db = new Database(path, { readonly: options.readonly ?? false })
+    this.#db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`)
+    if (!options.readonly) {
+      this.#db.pragma('journal_mode = WAL')
+      this.#db.pragma('synchronous = FULL')
+    }
+    this.#db.pragma('foreign_keys = ON')
+    if (!options.readonly) this.#migrate(path)
+    const db = this.#db
+    this.#stmts = {
+      insertDevice: db.prepare(
+        'INSERT INTO devices (id, group_name, tier, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      getDevice: db.prepare('SELECT * FROM devices WHERE id = ?'),
+      updateDeviceStatus: db.prepare('UPDATE devices SET status = ?, updated_at = ? WHERE id = ?'),
+      insertCert: db.prepare(
+        `INSERT INTO certificates (serial, device_id, fingerprint, not_before, not_after, status, superseded_at,
+           revoked_at, revocation_reason, pem, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      getCert: db.prepare('SELECT * FROM certificates WHERE serial = ?'),
+      getCertByFp: db.prepare('SELECT * FROM certificates WHERE fingerprint = ?'),
+      listCerts: db.prepare('SELECT * FROM certificates WHERE device_id = ? ORDER BY created_at, serial'),
+      listRevoked: db.prepare("SELECT * FROM certificates WHERE status = 'revoked' ORDER BY revoked_at, serial"),
+      updateCert: db.prepare(
+        'UPDATE certificates SET status = ?, superseded_at = ?, revoked_at = ?, revocation_reason = ? WHERE serial = ?',
+      ),
+      appendAudit: db.prepare('INSERT INTO audit_log (at, actor, action, subject, details) VALUES (?, ?, ?, ?, ?)'),
+      appendEvent: db.prepare('INSERT INTO events (at, type, data) VALUES (?, ?, ?)'),
+      eventsAfter: db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
+      lastSeq: db.prepare("SELECT COALESCE(MAX(seq), (SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0) AS seq FROM events"),
+      pruneEvents: db.prepare('DELETE FROM events WHERE at < ?'),
+      getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
+      setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+    }
+  }
+
+  #migrate(path: string): void {
+    const current = Number(this.#db.pragma('user_version', { simple: true }))
+    const latest = migrations.length
+    if (current > latest) throw new StoreSchemaTooNew(path, current, latest)
+    for (const m of migrations.filter((m) => m.version > current)) {
+      this.#write(() =>
+        this.#db.transaction(() => {
+          this.#db.exec(m.sql)
+          this.#db.pragma(`user_version = ${m.version}`)
+        }).immediate(),
+      )
+    }
+  }
+
+  /** Runs a write; turns disk-full and I/O failures into one coded error (nothing was changed). */
+  #write<T>(fn: () => T): T {
+    try {
+      return fn()
+    } catch (err) {
+      if (isWriteFailure(err)) throw new StoreWriteFailed(String((err as { code?: unknown }).code), { cause: err })
+      throw err
+    }
+  }
+
+  transaction<T>(fn: () => T): T {
+    if (this.#db.inTransaction) return fn()
+    // IMMEDIATE takes the write lock up front, so two processes never deadlock upgrading a read lock.
+    return this.#write(() => this.#db.transaction(fn).immediate())
+  }
+
+  insertDevice(d: DeviceRecord): void {
+    try {
+      this.#write(() =>
+        this.#stmts.insertDevice.run(d.id, d.group, d.tier, d.status, iso(d.createdAt), iso(d.updatedAt)),
+      )
+    } catch (err) {
+      if (isConstraint(err)) throw new DeviceExists(d.id, d.id)
+      throw err
+    }
+  }
+
+  getDevice(id: string): DeviceRecord | undefined {
+    const row = this.#stmts.getDevice.get(id) as Row | undefined
+    return row && toDevice(row)
+  }
+
+  listDevices(filter: DeviceFilter = {}): DeviceRecord[] {
+    const { where, params } = deviceWhere(filter)
+    if (filter.after !== undefined) {
+      where.push('id > ?')
+      params.push(filter.after)
+    }
+    const sql = `SELECT * FROM devices ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT ?`
+    return (this.#db.prepare(sql).all(...params, filter.limit ?? -1) as Row[]).map(toDevice)
+  }
+
+  countDevices(filter: Omit<DeviceFilter, 'after' | 'limit'> = {}): number {
+    const { where, params } = deviceWhere(filter)
+    const sql = `SELECT COUNT(*) AS n FROM devices ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`
+    return Number((this.#db.prepare(sql).get(...params) as Row).n)
+  }
+
+  updateDeviceStatus(id: string, status: DeviceStatus, at: Date): void {
+    this.#write(() => this.#stmts.updateDeviceStatus.run(status, iso(at), id))
+  }
+
+  insertCertificate(c: CertificateRecord): void {
+    try {
+      this.#write(() =>
+        this.#stmts.insertCert.run(
+          c.serial,
+          c.deviceId,
+          c.fingerprint,
+          iso(c.notBefore),
+          iso(c.notAfter),
+          c.status,
+          c.supersededAt && iso(c.supersededAt),
+          c.revokedAt && iso(c.revokedAt),
+          c.revocationReason,
+          c.pem,
+          iso(c.createdAt),
+        ),
+      )
+    } catch (err) {
+      if (isConstraint(err) && /FOREIGN KEY/.test(String(err))) throw new DeviceNotFound(c.deviceId)
+      if (isConstraint(err)) throw new CertificateExists(c.serial)
+      throw err
+    }
+  }
+
+  getCertificate(serial: string): CertificateRecord | undefined {
+    const row = this.#stmts.getCert.get(serial) as Row | undefined
+    return row && toCertificate(row)
+  }
+
+  getCertificateByFingerprint(fingerprint: string): CertificateRecord | undefined {
+    const row = this.#stmts.getCertByFp.get(fingerprint) as Row | undefined
+    return row && toCertificate(row)
+  }
+
+  listCertificates(deviceId: string): CertificateRecord[] {
+    return (this.#stmts.listCerts.all(deviceId) as Row[]).map(toCertificate)
+  }
+
+  listRevokedCertificates(): CertificateRecord[] {
+    return (this.#stmts.listRevoked.all() as Row[]).map(toCertificate)
+  }
+
+  updateCertificate(serial: string, u: CertificateUpdate): void {
+    const current = this.getCertificate(serial)
+    if (!current) return
+    this.#write(() =>
+      this.#stmts.updateCert.run(
+        u.status,
+        pick(u.supersededAt, current.supersededAt),
+        pick(u.revokedAt, current.revokedAt),
+        u.revocationReason === undefined ? current.revocationReason : u.revocationReason,
+        serial,
+      ),
+    )
+  }
+
+  appendAudit(e: NewAuditEntry): number {
+    const r = this.#write(() =>
+      this.#stmts.appendAudit.run(iso(e.at), e.actor, e.action, e.subject, JSON.stringify(e.details)),
+    )
+    return Number(r.lastInsertRowid)
+  }
+
+  listAudit(filter: AuditFilter = {}): AuditEntry[] {
+    const where: string[] = []
+    const params: unknown[] = []
+    if (filter.subject !== undefined) {
+      where.push('subject = ?')
+      params.push(filter.subject)
+    }
+    if (filter.action !== undefined) {
+      where.push('action = ?')
+      params.push(filter.action)
+    }
+    if (filter.before !== undefined) {
+      where.push('id < ?')
+      params.push(filter.before)
+    }
+    const sql = `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`
+    return (this.#db.prepare(sql).all(...params, filter.limit ?? -1) as Row[]).map(toAudit)
+  }
+
+  appendEvent(type: string, data: Record<string, unknown>, at: Date): number {
+    const r = this.#write(() => this.#stmts.appendEvent.run(iso(at), type, JSON.stringify(data)))
+    return Number(r.lastInsertRowid)
+  }
+
+  eventsAfter(seq: number, limit: number): StoredEvent[] {
+    return (this.#stmts.eventsAfter.all(seq, limit) as Row[]).map((r) => ({
+      seq: Number(r.seq),
+      at: date(r.at),
+      type: String(r.type),
+      data: JSON.parse(String(r.data)) as Record<string, unknown>,
+    }))
+  }
+
+  lastEventSeq(): number {
+    return Number((this.#stmts.lastSeq.get() as Row).seq)
+  }
+
+  pruneEvents(before: Date): number {
+    return this.#write(() => this.#stmts.pruneEvents.run(iso(before)).changes)
+  }
+
+  getMeta(key: string): string | undefined {
+    const row = this.#stmts.getMeta.get(key) as Row | undefined
+    return row === undefined ? undefined : String(row.value)
+  }
+
+  setMeta(key: string, value: string): void {
+    this.#write(() => this.#stmts.setMeta.run(key, value))
+  }
+
+  close(): void {
+    if (this.#db.open) this.#db.close()
+  }
+}
+
+function pick(next: Date | null | undefined, current: Date | null): string | null {
+  const d = next === undefined ? current : next
+  return d ? iso(d) : null
+}
+
+function deviceWhere(filter: Omit<DeviceFilter, 'after' | 'limit'>): { where: string[]; params: unknown[] } {
+  const where: string[] = []
+  const params: unknown[] = []
+  if (filter.group !== undefined) {
+    where.push('group_name = ?')
+    params.push(filter.group)
+  }
+  if (filter.status !== undefined) {
+    where.push('status = ?')
+    params.push(filter.status)
+  }
+  return { where, params }
+}

@@ -1,0 +1,161 @@
+import { describe, expect, it } from 'vitest'
+import type { CertificateRecord, DeviceRecord, RegistryStore } from '../../provisioning/store/registry-store.ts'
+
+const t0 = new Date('2026-01-01T00:00:00.000Z')
+
+export const device = (id: string, over: Partial<DeviceRecord> = {}): DeviceRecord => ({
+  id,
+  group: null,
+  tier: 'standard',
+  status: 'active',
+  createdAt: t0,
+  updatedAt: t0,
+  ...over,
+})
+
+export const certificate = (serial: string, deviceId: string, over: Partial<CertificateRecord> = {}): CertificateRecord => ({
+  serial,
+  deviceId,
+  fingerprint: `fp-${serial}`,
+  notBefore: t0,
+  notAfter: new Date('2027-01-01T00:00:00.000Z'),
+  status: 'active',
+  supersededAt: null,
+  revokedAt: null,
+  revocationReason: null,
+  pem: `-----BEGIN CERTIFICATE-----\n${serial}\n-----END CERTIFICATE-----\n`,
+  createdAt: t0,
+  ...over,
+})
+
+/** The behaviour every RegistryStore must have (MQTT.js abstract_store style, CONVENTIONS.md §14). */
+export function registryStoreContract(name: string, make: () => RegistryStore): void {
+  describe(`${name} (RegistryStore contract)`, () => {
+    it('stores a device and reads it back with every field', () => {
+      const store = make()
+      store.insertDevice(device('pump-1', { group: 'pumps', tier: 'premium' }))
+      expect(store.getDevice('pump-1')).toEqual(device('pump-1', { group: 'pumps', tier: 'premium' }))
+      expect(store.getDevice('nope')).toBeUndefined()
+    })
+
+    it('refuses a second device with the same id', () => {
+      const store = make()
+      store.insertDevice(device('a'))
+      expect(() => store.insertDevice(device('a'))).toThrow(expect.objectContaining({ code: 'GH_DEVICE_EXISTS' }))
+    })
+
+    it('lists devices by id with group and status filters and keyset pages', () => {
+      const store = make()
+      for (const id of ['c', 'a', 'b', 'd']) store.insertDevice(device(id, { group: id < 'c' ? 'g1' : 'g2' }))
+      store.updateDeviceStatus('d', 'disabled', t0)
+      expect(store.listDevices().map((d) => d.id)).toEqual(['a', 'b', 'c', 'd'])
+      expect(store.listDevices({ group: 'g1' }).map((d) => d.id)).toEqual(['a', 'b'])
+      expect(store.listDevices({ status: 'disabled' }).map((d) => d.id)).toEqual(['d'])
+      expect(store.listDevices({ after: 'b', limit: 1 }).map((d) => d.id)).toEqual(['c'])
+      expect(store.countDevices()).toBe(4)
+      expect(store.countDevices({ group: 'g2', status: 'active' })).toBe(1)
+    })
+
+    it('updates a device status and its updatedAt', () => {
+      const store = make()
+      store.insertDevice(device('a'))
+      const later = new Date('2026-02-01T00:00:00.000Z')
+      store.updateDeviceStatus('a', 'revoked', later)
+      expect(store.getDevice('a')).toMatchObject({ status: 'revoked', updatedAt: later, createdAt: t0 })
+    })
+
+    it('stores certificates per device and finds them by serial and fingerprint', () => {
+      const store = make()
+      store.insertDevice(device('a'))
+      store.insertCertificate(certificate('01', 'a'))
+      store.insertCertificate(certificate('02', 'a', { createdAt: new Date('2026-01-02T00:00:00.000Z') }))
+      expect(store.getCertificate('01')).toEqual(certificate('01', 'a'))
+      expect(store.getCertificateByFingerprint('fp-02')?.serial).toBe('02')
+      expect(store.listCertificates('a').map((c) => c.serial)).toEqual(['01', '02'])
+      expect(store.listCertificates('zzz')).toEqual([])
+    })
+
+    it('refuses a certificate for an unknown device and a duplicate serial or fingerprint', () => {
+      const store = make()
+      store.insertDevice(device('a'))
+      expect(() => store.insertCertificate(certificate('01', 'ghost'))).toThrow(
+        expect.objectContaining({ code: 'GH_DEVICE_NOT_FOUND' }),
+      )
+      store.insertCertificate(certificate('01', 'a'))
+      expect(() => store.insertCertificate(certificate('01', 'a', { fingerprint: 'other' }))).toThrow(
+        expect.objectContaining({ code: 'GH_CERT_EXISTS' }),
+      )
+      expect(() => store.insertCertificate(certificate('02', 'a', { fingerprint: 'fp-01' }))).toThrow(
+        expect.objectContaining({ code: 'GH_CERT_EXISTS' }),
+      )
+    })
+
+    it('revokes and supersedes certificates, keeping fields not named in the update', () => {
+      const store = make()
+      store.insertDevice(device('a'))
+      store.insertCertificate(certificate('01', 'a'))
+      store.insertCertificate(certificate('02', 'a'))
+      const at = new Date('2026-03-01T00:00:00.000Z')
+      store.updateCertificate('01', { status: 'revoked', revokedAt: at, revocationReason: 'keyCompromise' })
+      store.updateCertificate('02', { status: 'superseded', supersededAt: at })
+      expect(store.getCertificate('01')).toMatchObject({ status: 'revoked', revokedAt: at, revocationReason: 'keyCompromise' })
+      expect(store.getCertificate('02')).toMatchObject({ status: 'superseded', supersededAt: at, revokedAt: null })
+      expect(store.listRevokedCertificates().map((c) => c.serial)).toEqual(['01'])
+    })
+
+    it('rolls back every write of a transaction that throws', () => {
+      const store = make()
+      store.insertDevice(device('keep'))
+      expect(() =>
+        store.transaction(() => {
+          store.insertDevice(device('gone'))
+          store.insertCertificate(certificate('01', 'gone'))
+          store.appendAudit({ at: t0, actor: 'op', action: 'device.created', subject: 'gone', details: {} })
+          store.appendEvent('device.created', { deviceId: 'gone' }, t0)
+          store.setMeta('k', 'v')
+          store.insertDevice(device('keep'))
+        }),
+      ).toThrow(expect.objectContaining({ code: 'GH_DEVICE_EXISTS' }))
+      expect(store.getDevice('gone')).toBeUndefined()
+      expect(store.getCertificate('01')).toBeUndefined()
+      expect(store.listAudit()).toEqual([])
+      expect(store.eventsAfter(0, 10)).toEqual([])
+      expect(store.getMeta('k')).toBeUndefined()
+      expect(store.transaction(() => 42)).toBe(42)
+    })
+
+    it('keeps the audit log newest first, filtered by subject and action, with details', () => {
+      const store = make()
+      const a = store.appendAudit({ at: t0, actor: 'operator', action: 'device.created', subject: 'a', details: { group: 'g' } })
+      const b = store.appendAudit({ at: t0, actor: 'broker', action: 'connect.refused', subject: 'b', details: { reason: 'revoked' } })
+      store.appendAudit({ at: t0, actor: 'operator', action: 'device.revoked', subject: 'a', details: {} })
+      expect(b).toBeGreaterThan(a)
+      expect(store.listAudit().map((e) => e.action)).toEqual(['device.revoked', 'connect.refused', 'device.created'])
+      expect(store.listAudit({ subject: 'a' }).map((e) => e.action)).toEqual(['device.revoked', 'device.created'])
+      expect(store.listAudit({ action: 'connect.refused' })[0]).toMatchObject({ actor: 'broker', subject: 'b', details: { reason: 'revoked' }, at: t0 })
+      expect(store.listAudit({ before: b, limit: 5 }).map((e) => e.id)).toEqual([a])
+    })
+
+    it('numbers events in order, reads them after a sequence number and prunes old ones', () => {
+      const store = make()
+      expect(store.lastEventSeq()).toBe(0)
+      const s1 = store.appendEvent('device.revoked', { deviceId: 'a' }, t0)
+      const s2 = store.appendEvent('device.disabled', { deviceId: 'b' }, new Date('2026-01-02T00:00:00.000Z'))
+      expect(s2).toBeGreaterThan(s1)
+      expect(store.lastEventSeq()).toBe(s2)
+      expect(store.eventsAfter(s1, 10)).toEqual([{ seq: s2, type: 'device.disabled', data: { deviceId: 'b' }, at: new Date('2026-01-02T00:00:00.000Z') }])
+      expect(store.eventsAfter(0, 1).map((e) => e.seq)).toEqual([s1])
+      expect(store.pruneEvents(new Date('2026-01-01T12:00:00.000Z'))).toBe(1)
+      expect(store.eventsAfter(0, 10).map((e) => e.seq)).toEqual([s2])
+      expect(store.lastEventSeq()).toBe(s2)
+    })
+
+    it('keeps metadata by key and overwrites on set', () => {
+      const store = make()
+      expect(store.getMeta('crl.number')).toBeUndefined()
+      store.setMeta('crl.number', '1')
+      store.setMeta('crl.number', '2')
+      expect(store.getMeta('crl.number')).toBe('2')
+    })
+  })
+}

@@ -1,0 +1,49 @@
+import { execFileSync } from 'node:child_process'
+import { join } from 'node:path'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { SqliteRegistryStore } from '../../../provisioning/store/sqlite-registry-store.ts'
+import { certificate, device, registryStoreContract } from '../../contract/registry-store.contract.ts'
+import { tempDir } from '../../helpers/temp-dir.ts'
+
+function open(path: string): SqliteRegistryStore {
+  const store = new SqliteRegistryStore(path)
+  onTestFinished(() => store.close())
+  return store
+}
+
+registryStoreContract('SqliteRegistryStore', () => open(join(tempDir(), 'gatehouse.db')))
+
+describe('SqliteRegistryStore on disk', () => {
+  it('runs in WAL mode and a second process reads what the first committed', () => {
+    const path = join(tempDir(), 'gatehouse.db')
+    const store = open(path)
+    store.insertDevice(device('pump-1', { group: 'pumps' }))
+    store.insertCertificate(certificate('0a', 'pump-1'))
+    const script = `
+      const D = require('better-sqlite3'); const db = new D(process.argv[1], { readonly: true });
+      console.log(JSON.stringify({ mode: db.pragma('journal_mode', { simple: true }),
+        device: db.prepare('SELECT id, group_name FROM devices').get(),
+        serial: db.prepare('SELECT serial FROM certificates').get().serial }))`
+    const out = JSON.parse(execFileSync(process.execPath, ['-e', script, path], { encoding: 'utf8' }))
+    expect(out).toEqual({ mode: 'wal', device: { id: 'pump-1', group_name: 'pumps' }, serial: '0a' })
+  })
+
+  it('keeps its data and schema version across reopen and migrates only once', () => {
+    const path = join(tempDir(), 'gatehouse.db')
+    const first = new SqliteRegistryStore(path)
+    first.insertDevice(device('a'))
+    first.appendEvent('device.created', { deviceId: 'a' }, new Date())
+    first.close()
+    const second = open(path)
+    expect(second.getDevice('a')?.id).toBe('a')
+    expect(second.lastEventSeq()).toBe(1)
+  })
+
+  it('refuses to open a registry written by a newer Gatehouse', () => {
+    const path = join(tempDir(), 'gatehouse.db')
+    const store = new SqliteRegistryStore(path)
+    store.close()
+    execFileSync(process.execPath, ['-e', `new (require('better-sqlite3'))(process.argv[1]).pragma('user_version = 99')`, path])
+    expect(() => new SqliteRegistryStore(path)).toThrow(expect.objectContaining({ code: 'GH_STORE_SCHEMA_TOO_NEW' }))
+  })
+})

@@ -1,0 +1,171 @@
+import pino from 'pino'
+import { describe, expect, it } from 'vitest'
+import { cryptoRandom, generateKeyPair, identityFromCertificate, parseCertificatePem } from '../../../certs/index.ts'
+import { x509 } from '../../../certs/x509.ts'
+import { createChangeFeed, createDeviceAuthority, createRegistryDirectory, InMemoryRegistryStore } from '../../../provisioning/index.ts'
+import { fixedClock } from '../../helpers/clock.ts'
+import { makeTestCa } from '../../helpers/test-ca.ts'
+
+const log = pino({ level: 'silent' })
+
+async function setup(options: { renewOverlapHours?: number } = {}) {
+  const clock = fixedClock('2026-03-01T00:00:00Z')
+  const store = new InMemoryRegistryStore()
+  const ca = await makeTestCa()
+  const authority = createDeviceAuthority({ store, ca, clock, random: cryptoRandom, log }, { validDays: 30, ...options })
+  const feed = createChangeFeed({ store, clock, log })
+  const directory = createRegistryDirectory({ store, feed, clock, log })
+  const events: string[] = []
+  feed.onEvent((e) => events.push(`${e.type}:${e.deviceId}`))
+  return { clock, store, ca, authority, feed, directory, events }
+}
+
+async function csrFor(cn: string): Promise<string> {
+  const keys = await generateKeyPair('p256')
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: `CN=${cn}`,
+    keys: keys as unknown as import('node:crypto').webcrypto.CryptoKeyPair,
+    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+  })
+  return csr.toString('pem')
+}
+
+describe('DeviceAuthority', () => {
+  it('creates a device with its certificate, one audit entry and its events in one transaction', async () => {
+    const { authority, store, feed, events } = await setup()
+    const issued = await authority.createDevice({ id: 'pump-1', group: 'pumps' }, 'operator:test')
+    expect(issued.privateKey?.pem).toContain('BEGIN PRIVATE KEY')
+    expect(store.getDevice('pump-1')).toMatchObject({ group: 'pumps', tier: 'standard', status: 'active' })
+    expect(store.listCertificates('pump-1')).toEqual([expect.objectContaining({ serial: issued.serial, fingerprint: issued.fingerprint, status: 'active' })])
+    expect(store.listAudit()).toEqual([expect.objectContaining({ actor: 'operator:test', action: 'device.created', subject: 'pump-1' })])
+    feed.poll()
+    expect(events).toEqual(['device.created:pump-1', 'certificate.issued:pump-1'])
+  })
+
+  it('refuses an existing id and an invalid id, and changes nothing', async () => {
+    const { authority, store } = await setup()
+    await authority.createDevice({ id: 'a' }, 'op')
+    await expect(authority.createDevice({ id: 'a' }, 'op')).rejects.toMatchObject({ code: 'GH_DEVICE_EXISTS' })
+    for (const bad of ['a/b', 'x+', '#', '', 'x'.repeat(65), '..']) {
+      await expect(authority.createDevice({ id: bad }, 'op')).rejects.toMatchObject({ code: 'GH_DEVICE_ID_INVALID' })
+    }
+    expect(store.countDevices()).toBe(1)
+    expect(store.listAudit()).toHaveLength(1)
+  })
+
+  it('signs a CSR without ever holding the private key, and refuses a CSR for another id', async () => {
+    const { authority, store } = await setup()
+    const issued = await authority.createDevice({ id: 'cam-1', csr: await csrFor('cam-1') }, 'op')
+    expect(issued.privateKey).toBeUndefined()
+    await expect(authority.createDevice({ id: 'cam-2', csr: await csrFor('cam-3') }, 'op')).rejects.toMatchObject({ code: 'GH_CSR_CN_MISMATCH' })
+    expect(store.getDevice('cam-2')).toBeUndefined()
+  })
+
+  it('registers nothing until a prepared device is committed', async () => {
+    const { authority, store } = await setup()
+    const prepared = await authority.prepareDevice({ id: 'later' }, 'op')
+    expect(store.getDevice('later')).toBeUndefined()
+    prepared.commit()
+    expect(store.getDevice('later')?.status).toBe('active')
+  })
+
+  it('creates a batch of N devices in one commit, and refuses a batch that overlaps existing ids', async () => {
+    const { authority, store } = await setup()
+    const progress: number[] = []
+    const batch = await authority.prepareBatch({ count: 25, prefix: 'sensor-' }, 'op', (done) => progress.push(done))
+    expect(store.countDevices()).toBe(0)
+    batch.commit()
+    expect(store.countDevices()).toBe(25)
+    expect(store.listDevices({ limit: 2 }).map((d) => d.id)).toEqual(['sensor-0001', 'sensor-0002'])
+    expect(progress.at(-1)).toBe(25)
+    await expect(authority.prepareBatch({ count: 5, prefix: 'sensor-', start: 24 }, 'op')).rejects.toMatchObject({ code: 'GH_DEVICE_EXISTS' })
+    await expect(authority.prepareBatch({ count: 0, prefix: 'x' }, 'op')).rejects.toMatchObject({ code: 'GH_BATCH_INVALID' })
+    await expect(authority.prepareBatch({ count: 2, prefix: 'bad/' }, 'op')).rejects.toMatchObject({ code: 'GH_DEVICE_ID_INVALID' })
+    expect(store.countDevices()).toBe(25)
+  })
+
+  it('revokes every certificate of a device permanently and lists them in a fresh CRL', async () => {
+    const { authority, store } = await setup()
+    const issued = await authority.createDevice({ id: 'a' }, 'op')
+    const { revokedSerials } = await authority.revokeDevice('a', 'keyCompromise', 'op')
+    expect(revokedSerials).toEqual([issued.serial])
+    expect(store.getCertificate(issued.serial)).toMatchObject({ status: 'revoked', revocationReason: 'keyCompromise' })
+    expect(() => authority.enableDevice('a', 'op')).toThrow(expect.objectContaining({ code: 'GH_DEVICE_REVOKED' }))
+    await expect(authority.renewDevice('a', {}, 'op')).rejects.toMatchObject({ code: 'GH_DEVICE_REVOKED' })
+    const crl = await authority.currentCrl()
+    expect(crl.entries).toBe(1)
+    const parsed = new x509.X509Crl(crl.pem)
+    expect(parsed.entries.map((e) => e.serialNumber.toLowerCase().replace(/^0+/, ''))).toEqual([issued.serial])
+  })
+
+  it('reissues the CRL half-way to nextUpdate, with a higher number', async () => {
+    const { authority, clock } = await setup()
+    const first = await authority.currentCrl()
+    expect((await authority.currentCrl()).crlNumber).toBe(first.crlNumber)
+    clock.advance('4d')
+    const second = await authority.currentCrl()
+    expect(second.crlNumber).toBeGreaterThan(first.crlNumber)
+    expect(second.nextUpdate.getTime()).toBeGreaterThan(first.nextUpdate.getTime())
+  })
+
+  it('disables and enables a device, refusing a no-op change', async () => {
+    const { authority } = await setup()
+    await authority.createDevice({ id: 'a' }, 'op')
+    expect(authority.disableDevice('a', 'op').status).toBe('disabled')
+    expect(() => authority.disableDevice('a', 'op')).toThrow(expect.objectContaining({ code: 'GH_DEVICE_STATE' }))
+    expect(authority.enableDevice('a', 'op').status).toBe('active')
+    expect(() => authority.disableDevice('ghost', 'op')).toThrow(expect.objectContaining({ code: 'GH_DEVICE_NOT_FOUND' }))
+  })
+})
+
+describe('the registry directory (the broker lookup)', () => {
+  it('answers active for a current certificate, and refused with the reason otherwise', async () => {
+    const { authority, directory, feed, clock } = await setup({ renewOverlapHours: 1 })
+    const a = await authority.createDevice({ id: 'a', tier: 'premium' }, 'op')
+    const idA = await identityFromCertificate(a.certificate)
+    expect(await directory.lookup(idA)).toEqual({ kind: 'active', deviceId: 'a', tier: 'premium', group: null, serial: a.serial })
+
+    authority.disableDevice('a', 'op')
+    feed.poll()
+    expect(await directory.lookup(idA)).toMatchObject({ kind: 'refused', reason: 'disabled' })
+    authority.enableDevice('a', 'op')
+    feed.poll()
+
+    const renewed = await authority.renewDevice('a', {}, 'op')
+    feed.poll()
+    expect((await directory.lookup(idA)).kind).toBe('active') // inside the overlap
+    clock.advance('61m')
+    expect(await directory.lookup(idA)).toMatchObject({ kind: 'refused', reason: 'superseded' })
+    const idRenewed = await identityFromCertificate(parseCertificatePem(renewed.certificatePem))
+    expect((await directory.lookup(idRenewed)).kind).toBe('active')
+    clock.advance('31d')
+    expect(await directory.lookup(idRenewed)).toMatchObject({ kind: 'refused', reason: 'expired' })
+  })
+
+  it('sees a revocation as soon as the change feed delivers it, despite its cache', async () => {
+    const { authority, directory, feed } = await setup()
+    const a = await authority.createDevice({ id: 'a' }, 'op')
+    const id = await identityFromCertificate(a.certificate)
+    expect((await directory.lookup(id)).kind).toBe('active') // now cached
+    await authority.revokeDevice('a', 'unspecified', 'op')
+    feed.poll()
+    expect(await directory.lookup(id)).toMatchObject({ kind: 'refused', reason: 'revoked', deviceId: 'a' })
+  })
+
+  it('refuses a certificate the registry never issued, naming whether the device exists', async () => {
+    const { authority, directory, ca, clock } = await setup()
+    await authority.createDevice({ id: 'a' }, 'op')
+    const keys = await generateKeyPair()
+    const { issueDeviceCertificate } = await import('../../../certs/index.ts')
+    const stray = await issueDeviceCertificate(ca.issuing, { deviceId: 'a', publicKey: keys.publicKey }, { clock, random: cryptoRandom })
+    expect(await directory.lookup(await identityFromCertificate(stray))).toMatchObject({ kind: 'refused', reason: 'unknown-certificate' })
+    const ghost = await issueDeviceCertificate(ca.issuing, { deviceId: 'ghost', publicKey: keys.publicKey }, { clock, random: cryptoRandom })
+    expect(await directory.lookup(await identityFromCertificate(ghost))).toMatchObject({ kind: 'refused', reason: 'unknown-device' })
+  })
+
+  it('writes the broker audit records to the registry', async () => {
+    const { directory, store } = await setup()
+    directory.audit({ actor: 'broker', action: 'connect.refused', subject: 'x', details: { reason: 'revoked' } })
+    expect(store.listAudit()[0]).toMatchObject({ actor: 'broker', action: 'connect.refused', details: { reason: 'revoked' } })
+  })
+})
