@@ -1,0 +1,92 @@
+// certs/: the pure X.509 toolkit. Other folders import only this file (CONVENTIONS.md §2).
+
+export type { X509Certificate, X509Crl } from '@peculiar/x509'
+
+export { type Clock, systemClock } from './clock.ts'
+export { type Random, cryptoRandom } from './random.ts'
+export { DEVICE_ID_PATTERN, DEVICE_ID_PATTERN_SOURCE, isDeviceId, assertDeviceId } from './device-id.ts'
+export * from './errors.ts'
+
+export {
+  type KeyAlgorithm,
+  type CryptoKey,
+  type CryptoKeyPair,
+  KEY_ALGORITHMS,
+  DEFAULT_KEY_ALGORITHM,
+  isKeyAlgorithm,
+  keyAlgorithmOf,
+  generateKeyPair,
+  exportPrivateKeyPkcs8,
+  privateKeyToPem,
+  privateKeyFromPem,
+} from './keys.ts'
+
+export {
+  type IssuerKeyPair,
+  type CertificateAuthority,
+  type CreateCertificateAuthorityOptions,
+  DEFAULT_CA_NAME,
+  DEFAULT_ROOT_VALID_DAYS,
+  DEFAULT_ISSUING_VALID_DAYS,
+  createCertificateAuthority,
+} from './ca.ts'
+
+export {
+  type IssueDeps,
+  BACKDATE_MS,
+  DEVICE_URI_PREFIX,
+  DEFAULT_DEVICE_VALID_DAYS,
+  DEFAULT_SERVER_VALID_DAYS,
+  DEFAULT_SERVER_COMMON_NAME,
+  DEFAULT_SERVER_NAMES,
+  issueDeviceCertificate,
+  issueServerCertificate,
+} from './issue-certificate.ts'
+
+export {
+  type ParsedCsr,
+  type CsrCandidate,
+  type CsrCheck,
+  MAX_CSR_BYTES,
+  parseCsr,
+  csrChecks,
+  keyIsAllowed,
+  signatureIsValid,
+  commonNameIsPresent,
+  commonNameIs,
+  commonNameIsDeviceId,
+} from './csr.ts'
+
+export {
+  type CrlReason,
+  type CrlEntry,
+  CRL_REASONS,
+  DEFAULT_CRL_VALID_HOURS,
+  isCrlReason,
+  crlReasonCode,
+  crlNumberOf,
+  createCrl,
+} from './crl.ts'
+
+export {
+  type Pkcs12Request,
+  certificateToPem,
+  certificateToDer,
+  crlToPem,
+  crlToDer,
+  chainPem,
+  parseCertificatePem,
+  parseCertificatesPem,
+  parseCertificateDer,
+  toPkcs12,
+} from './bundle.ts'
+
+export {
+  type PeerIdentity,
+  type PeerCertificateLike,
+  normalizeSerial,
+  normalizeFingerprint,
+  certificateFingerprint,
+  identityFromCertificate,
+  identityFromPeerCertificate,
+} from './peer-identity.ts'
