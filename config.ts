@@ -2,23 +2,10 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Ajv, type ErrorObject, type JSONSchemaType } from 'ajv'
 import createError from '@fastify/error'
+import { resolveLimits, type BrokerLimitsInput } from './broker/index.ts'
 import { KEY_ALGORITHMS, type KeyAlgorithm } from './certs/index.ts'
 
 export const ConfigInvalid = createError('GH_CONFIG_INVALID', '%s', 400)
-
-export interface BrokerLimitsConfig {
-  maxConnectionsPerIp: number
-  connectionsPerSecondPerIp: number
-  connectionBurstPerIp: number
-  handshakeTimeoutMs: number
-  connectTimeoutMs: number
-  maxPacketBytes: number
-  maxKeepaliveSeconds: number
-  publishesPerSecond: number
-  publishBurst: number
-  bytesPerSecond: number
-  byteBurst: number
-}
 
 /**
  * Gatehouse's whole configuration. The schema below is typed against this interface (ajv's
@@ -36,27 +23,35 @@ export interface Config {
   renewOverlapHours: number
   defaultTier: string
   changeFeedIntervalMs: number
-  limits: BrokerLimitsConfig
+  /** broker protection limits; anything left out takes the broker's default (broker/limits.ts) */
+  limits: BrokerLimitsInput
 }
 
-const limitsSchema: JSONSchemaType<BrokerLimitsConfig> = {
+const bucketSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { ratePerSecond: { type: 'number' }, burst: { type: 'number' } },
+} as const
+
+// Types and key names here; ranges and defaults live once, in the broker's resolveLimits().
+const limitsSchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    maxConnectionsPerIp: { type: 'integer', minimum: 1, default: 1000 },
-    connectionsPerSecondPerIp: { type: 'number', exclusiveMinimum: 0, default: 100 },
-    connectionBurstPerIp: { type: 'integer', minimum: 1, default: 500 },
-    handshakeTimeoutMs: { type: 'integer', minimum: 100, default: 10_000 },
-    connectTimeoutMs: { type: 'integer', minimum: 100, default: 10_000 },
-    maxPacketBytes: { type: 'integer', minimum: 1024, maximum: 268_435_455, default: 256 * 1024 },
-    maxKeepaliveSeconds: { type: 'integer', minimum: 10, maximum: 65_535, default: 1200 },
-    publishesPerSecond: { type: 'number', exclusiveMinimum: 0, default: 50 },
-    publishBurst: { type: 'integer', minimum: 1, default: 200 },
-    bytesPerSecond: { type: 'number', exclusiveMinimum: 0, default: 256 * 1024 },
-    byteBurst: { type: 'integer', minimum: 1024, default: 1024 * 1024 },
+    maxConnections: { type: 'integer' },
+    maxConnectionsPerIp: { type: 'integer' },
+    connectionRatePerIp: bucketSchema,
+    handshakeTimeoutMs: { type: 'integer' },
+    connectTimeoutMs: { type: 'integer' },
+    maxPacketBytes: { type: 'integer' },
+    keepaliveSeconds: { type: 'object', additionalProperties: false, properties: { min: { type: 'integer' }, max: { type: 'integer' } } },
+    publishRate: bucketSchema,
+    publishBytesRate: bucketSchema,
+    auditIntervalMs: { type: 'integer' },
+    maxTrackedKeys: { type: 'integer' },
+    drainTimeoutMs: { type: 'integer' },
   },
-  required: [],
-} as unknown as JSONSchemaType<BrokerLimitsConfig>
+} as const
 
 export const configSchema: JSONSchemaType<Config> = {
   type: 'object',
@@ -96,7 +91,8 @@ function fromEnv(env: NodeJS.ProcessEnv): ConfigInput {
     const v = env[envName(key)]
     if (v !== undefined && v !== '') out[key] = key === 'hostnames' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v
   }
-  for (const key of Object.keys(limitsSchema.properties ?? {})) {
+  for (const [key, schema] of Object.entries(limitsSchema.properties)) {
+    if (schema.type !== 'integer') continue // nested limits are set in gatehouse.json
     const v = env[envName(key, 'GATEHOUSE_LIMITS_')]
     if (v !== undefined && v !== '') limits[key] = v
   }
@@ -161,7 +157,13 @@ export function loadConfig(flags: ConfigInput, env: NodeJS.ProcessEnv): Readonly
   const fileLayer = readConfigFile(join(dataDir, 'gatehouse.json'))
   const merged = merge(fileLayer, envLayer, flags, { dataDir })
   if (!validate(merged)) throw new ConfigInvalid(describeErrors())
-  return deepFreeze(merged as unknown as Config)
+  const config = merged as unknown as Config
+  try {
+    resolveLimits(config.limits)
+  } catch (err) {
+    throw new ConfigInvalid((err as Error).message, { cause: err })
+  }
+  return deepFreeze(config)
 }
 
 /** Secrets never come from flags (they would show in `ps`): env, or a file named in env. */

@@ -1,0 +1,48 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pino from 'pino'
+import { cryptoRandom, systemClock } from '../certs/index.ts'
+import { initControlPlane, openControlPlane } from '../provisioning/index.ts'
+import { writeBundlesThenCommit } from '../provisioning/bundles/write-bundle.ts'
+import { median, printTable } from './table.ts'
+
+const COUNT = Number(process.env.BENCH_PROVISION_COUNT ?? 2000)
+const REPS = Number(process.env.BENCH_REPS ?? 3)
+
+/**
+ * create-batch throughput, as the CLI runs it: keygen + sign + store in one SQLite transaction (a real
+ * file, WAL, synchronous=FULL), and the same with a PEM bundle written per device.
+ */
+export async function provisionBenchmark(): Promise<Record<string, unknown>> {
+  const log = pino({ level: 'silent' })
+  const runs: { mode: string; rep: number; devicesPerSecond: number }[] = []
+  for (let rep = 1; rep <= REPS; rep++) {
+    for (const mode of rep % 2 ? ['registry only', 'with bundle files'] : ['with bundle files', 'registry only']) {
+      const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'))
+      try {
+        const dataDir = join(dir, 'data')
+        await initControlPlane(dataDir, {}, { log }, 'bench')
+        const control = await openControlPlane(dataDir, {}, { log, clock: systemClock, random: cryptoRandom })
+        const started = performance.now()
+        const batch = await control.authority.prepareBatch({ count: COUNT, prefix: 'bench-' }, 'bench')
+        if (mode === 'registry only') batch.commit()
+        else await writeBundlesThenCommit(join(dir, 'devices'), batch.issued, { format: 'pem' }, batch.commit)
+        const seconds = (performance.now() - started) / 1000
+        control.close()
+        runs.push({ mode, rep, devicesPerSecond: COUNT / seconds })
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    }
+  }
+  const summary = ['registry only', 'with bundle files'].map((mode) => ({
+    mode,
+    medianDevicesPerSecond: Math.round(median(runs.filter((r) => r.mode === mode).map((r) => r.devicesPerSecond))),
+  }))
+  printTable([
+    ['create-batch (P-256)', `devices/s, median of ${REPS} x ${COUNT}`],
+    ...summary.map((s) => [s.mode, s.medianDevicesPerSecond]),
+  ])
+  return { count: COUNT, reps: REPS, runs, summary }
+}

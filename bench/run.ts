@@ -1,0 +1,23 @@
+// npm run bench [-- <scenario>...]: runs the named benchmark scenarios (all when none is named),
+// prints a table for each and saves JSON under bench/results/ (ignored by git). Benchmarks are not
+// tests: they measure, they do not pass or fail (see ../shared/BENCHMARKING.md for how to read them).
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { scenarios } from './scenarios.ts'
+
+const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'))
+const unknown = requested.filter((r) => !(r in scenarios))
+if (unknown.length) {
+  console.error(`unknown scenario ${unknown.join(', ')}; known: ${Object.keys(scenarios).join(', ')}`)
+  process.exit(2)
+}
+const names = requested.length ? requested : Object.keys(scenarios)
+const resultsDir = join(import.meta.dirname, 'results')
+mkdirSync(resultsDir, { recursive: true })
+for (const name of names) {
+  console.log(`\n== ${name}`)
+  const result = await scenarios[name]!()
+  const file = join(resultsDir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
+  writeFileSync(file, JSON.stringify({ scenario: name, at: new Date().toISOString(), node: process.version, ...result }, null, 2))
+  console.log(`saved ${file}`)
+}

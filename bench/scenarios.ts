@@ -1,0 +1,7 @@
+import { provisionBenchmark } from './provision.ts'
+
+export type Scenario = () => Promise<Record<string, unknown>>
+
+export const scenarios: Record<string, Scenario> = {
+  provision: provisionBenchmark,
+}

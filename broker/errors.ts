@@ -1,0 +1,44 @@
+import createError from '@fastify/error'
+
+// Coded errors of broker/ (CONVENTIONS.md §8). Each code needs a `### GH_…` entry in docs/errors.md.
+// MQTT return codes for them live once, in reason-codes.ts.
+
+/** The device may not connect (revoked, disabled, unknown, clientId != CN …); reason in the message. */
+export const ConnectRefused = createError('GH_BROKER_CONNECT_REFUSED', 'connection refused: %s', 403)
+
+/** The device directory (control plane) failed to answer a lookup; the device may retry. */
+export const DirectoryUnavailable = createError(
+  'GH_BROKER_DIRECTORY_UNAVAILABLE',
+  'device directory lookup failed',
+  503,
+)
+
+/** A device published outside its topics; the connection is closed (MQTT 3.1.1 has no PUBACK error). */
+export const PublishRefused = createError('GH_BROKER_PUBLISH_REFUSED', "publish to '%s' refused: %s", 403)
+
+/** A device went over its per-device message or byte rate; the connection is closed. */
+export const PublishRateLimited = createError(
+  'GH_BROKER_PUBLISH_RATE_LIMITED',
+  "device '%s' exceeded its publish %s limit",
+  429,
+)
+
+/** An MQTT packet declared a remaining length above limits.maxPacketBytes; the connection is closed. */
+export const PacketTooLarge = createError(
+  'GH_BROKER_PACKET_TOO_LARGE',
+  'MQTT packet of %s bytes exceeds the limit of %s bytes',
+  413,
+)
+
+/** publishToDevice() was given a topic that is not devices/{id}/settings or devices/{id}/insights. */
+export const TopicNotDeviceBound = createError(
+  'GH_BROKER_TOPIC_INVALID',
+  "'%s' is not a topic the broker sends to devices",
+  400,
+)
+
+/** createBroker() options out of range (a programming or config error, caught at start-up). */
+export const BrokerOptionInvalid = createError('GH_BROKER_OPTION_INVALID', 'invalid broker option %s: %s', 500)
+
+/** listen() called twice, or after close(). */
+export const BrokerState = createError('GH_BROKER_STATE', 'broker cannot %s: it is %s', 500)

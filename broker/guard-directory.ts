@@ -1,0 +1,28 @@
+import type { Logger } from 'pino'
+import type { DeviceDirectory } from './device-directory.ts'
+
+/**
+ * The directory as the broker uses it: calls go through the original object (a class facade keeps its
+ * `this`), an audit that throws is logged instead of breaking an aedes callback, and a broker listener
+ * that throws never reaches the control plane's event emitter.
+ */
+export function guardDirectory(directory: DeviceDirectory, log: Logger): DeviceDirectory {
+  return {
+    lookup: (identity) => directory.lookup(identity),
+    onEvent: (listener) =>
+      directory.onEvent((event) => {
+        try {
+          listener(event)
+        } catch (err) {
+          log.error({ err, event: event.type, deviceId: event.deviceId }, 'control event handling failed')
+        }
+      }),
+    audit: (record) => {
+      try {
+        directory.audit(record)
+      } catch (err) {
+        log.error({ err, action: record.action, subject: record.subject }, 'audit failed')
+      }
+    },
+  }
+}

@@ -1,0 +1,203 @@
+import type { AuthenticateError, Client } from 'aedes'
+import { identityFromPeerCertificate, type PeerIdentity } from '../../certs/index.ts'
+import { ConnectRefused, DirectoryUnavailable } from '../errors.ts'
+import { toConnackCode } from '../reason-codes.ts'
+import type { Session } from '../sessions.ts'
+import { canPublish } from '../topic-policy.ts'
+import { BROKER_ACTOR, remoteAddressOf, type AuthenticateHandler, type ConnectionContext, type HookDeps } from './hook-deps.ts'
+
+/** Why a CONNECT was refused; recorded in the audit details and the log (not sent to the device). */
+export type ConnectRefusal =
+  | 'no-client-certificate'
+  | 'certificate-unreadable'
+  | 'not-a-client-certificate'
+  | 'invalid-common-name'
+  | 'client-id-mismatch'
+  | 'keepalive-out-of-range'
+  | 'will-not-permitted'
+  | 'device-mismatch'
+  | 'invalidated-during-connect'
+  | 'expired'
+  | 'not-yet-valid'
+  | 'unknown-device'
+  | 'unknown-certificate'
+  | 'revoked'
+  | 'superseded'
+  | 'disabled'
+
+const CLIENT_AUTH_EKU = '1.3.6.1.5.5.7.3.2'
+const ANY_EKU = '2.5.29.37.0'
+
+/** The part of Node's tls.TLSSocket the hook reads; unit tests fake exactly this on the connection. */
+interface PeerCertificateSource {
+  authorized?: boolean
+  getPeerCertificate?: (detailed?: boolean) => {
+    raw?: Buffer
+    ext_key_usage?: string[]
+    subject?: { CN?: string | string[] }
+    serialNumber: string
+    fingerprint256: string
+    valid_from: string
+    valid_to: string
+  }
+}
+
+/**
+ * Authentication: peer certificate -> identity -> directory.lookup (one per CONNECT, nothing cached
+ * here) -> the device must be active, and the MQTT clientId must equal the certificate CN (= device id).
+ * Username and password play no part.
+ *
+ * Every refusal answers CONNACK 5 "not authorized" (3.1.1; a directory failure answers 3 "server
+ * unavailable"), writes exactly one `connect.refused` audit record and logs at info.
+ *
+ * What is audited: refusals, takeovers, throttles and forced disconnects. Accepted connections are
+ * not: they are high-volume (a fleet reconnecting after a network blip is thousands per minute) and
+ * carry no decision worth keeping, so they go to the pino log at info ('device connected' /
+ * 'device disconnected', with deviceId, serial and remoteAddress).
+ */
+export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
+  const log = deps.log.child({ module: 'broker.auth' })
+  const { min: keepaliveMin, max: keepaliveMax } = deps.limits.keepaliveSeconds
+
+  return (client, _username, _password, done) => {
+    const ctx = contextOf(deps, client)
+    let identity: PeerIdentity | null = null
+
+    const refuse = (reason: ConnectRefusal, extra: Record<string, unknown> = {}): void => {
+      const cn = identity?.commonName ?? null
+      const deviceId = identity?.deviceId ?? null
+      const serial = identity?.serial ?? null
+      deps.directory.audit({
+        actor: BROKER_ACTOR,
+        action: 'connect.refused',
+        subject: deviceId ?? (cn !== null ? `cn:${cn}` : serial !== null ? `serial:${serial}` : 'unknown'),
+        details: { reason, serial, remoteAddress: ctx.remoteAddress, clientId: ctx.clientId, ...extra },
+      })
+      const err = withReturnCode(new ConnectRefused(reason))
+      log.info(
+        { deviceId, clientId: ctx.clientId, serial, remoteAddress: ctx.remoteAddress, code: err.code, reason, ...extra },
+        'connect refused',
+      )
+      done(err, null)
+    }
+
+    // 1. The certificate, as the TLS listener verified it (chain to the device CA, validity, purpose).
+    const conn = client.conn as PeerCertificateSource
+    const pc = conn.authorized === true ? conn.getPeerCertificate?.() : undefined
+    if (!pc || !pc.raw || !pc.serialNumber) return refuse('no-client-certificate')
+    try {
+      identity = identityFromPeerCertificate(pc)
+    } catch (err) {
+      log.debug({ err, remoteAddress: ctx.remoteAddress }, 'peer certificate unreadable')
+      return refuse('certificate-unreadable')
+    }
+    // OpenSSL already checks the purpose of client certificates (a serverAuth-only one fails verification
+    // with INVALID_PURPOSE; test/integration/broker/connect.test.ts); checked again here from Node's
+    // ext_key_usage so that the rule does not hang on a TLS library default.
+    const eku = pc.ext_key_usage
+    if (Array.isArray(eku) && eku.length > 0 && !eku.includes(CLIENT_AUTH_EKU) && !eku.includes(ANY_EKU)) {
+      return refuse('not-a-client-certificate')
+    }
+    // TLS checked validity against the system time; the broker's clock is the one tests and audits use.
+    const now = deps.clock.now().getTime()
+    if (now > identity.notAfter.getTime()) return refuse('expired')
+    if (now < identity.notBefore.getTime()) return refuse('not-yet-valid')
+    if (identity.deviceId === null) return refuse('invalid-common-name')
+    const deviceId = identity.deviceId
+
+    // 2. The CONNECT, checked before the directory is asked: cheap refusals first.
+    if (ctx.clientId !== deviceId) return refuse('client-id-mismatch')
+    if (ctx.keepalive < keepaliveMin || ctx.keepalive > keepaliveMax) {
+      return refuse('keepalive-out-of-range', { keepalive: ctx.keepalive })
+    }
+    if (ctx.willTopic !== null && !canPublish(deviceId, ctx.willTopic).ok) {
+      return refuse('will-not-permitted', { topic: ctx.willTopic })
+    }
+
+    // 3. The directory: is this certificate a live device? Asked on every CONNECT.
+    const pending = deps.sessions.beginAuthentication(deviceId, identity.serial)
+    const peer = identity
+    Promise.resolve()
+      .then(() => deps.directory.lookup(peer))
+      .then(
+      (result) => {
+        deps.sessions.endAuthentication(pending)
+        if (client.closed) return // gone while we waited; aedes ignores a late answer
+        if (result.kind === 'refused') return refuse(result.reason)
+        if (result.deviceId !== deviceId) return refuse('device-mismatch', { directoryDeviceId: result.deviceId })
+        // A revoke/disable event arrived while the lookup was in flight: the answer may predate it.
+        if (pending.invalidatedBy !== null) {
+          return refuse('invalidated-during-connect', { event: pending.invalidatedBy })
+        }
+        const session: Session = {
+          deviceId,
+          serial: peer.serial,
+          fingerprint: peer.fingerprint,
+          tier: result.tier,
+          group: result.group,
+          remoteAddress: ctx.remoteAddress,
+          client,
+          closedBy: null,
+        }
+        ctx.session = session
+        const previous = deps.sessions.add(session)
+        if (previous) takeover(previous, session)
+        // 'device connected' / 'device disconnected' are logged by create-mqtt-core.ts on aedes events.
+        client.conn.once('close', () => deps.sessions.remove(session))
+        done(null, true)
+      },
+      (err: unknown) => {
+        deps.sessions.endAuthentication(pending)
+        const wrapped = withReturnCode(new DirectoryUnavailable({ cause: err }))
+        log.error({ err, deviceId, serial: peer.serial, remoteAddress: ctx.remoteAddress, code: wrapped.code }, 'device lookup failed')
+        done(wrapped, null)
+      },
+    )
+  }
+
+  /**
+   * A second connection with the same clientId takes the session over ([MQTT-3.1.4-2]; aedes closes
+   * the old client when it registers the new one). Audited once, here, where both sides are known.
+   */
+  function takeover(previous: Session, next: Session): void {
+    // closedBy also suppresses the old session's will: the device is not gone, it is back.
+    previous.closedBy = 'takeover'
+    deps.directory.audit({
+      actor: BROKER_ACTOR,
+      action: 'session.takeover',
+      subject: next.deviceId,
+      details: {
+        serial: next.serial,
+        remoteAddress: next.remoteAddress,
+        previousSerial: previous.serial,
+        previousRemoteAddress: previous.remoteAddress,
+      },
+    })
+    log.info(
+      { deviceId: next.deviceId, serial: next.serial, remoteAddress: next.remoteAddress, previousRemoteAddress: previous.remoteAddress },
+      'session taken over',
+    )
+  }
+}
+
+function contextOf(deps: HookDeps, client: Client): ConnectionContext {
+  let ctx = deps.connections.get(client)
+  if (!ctx) {
+    // preConnect always runs first; this only guards a hook wired without it.
+    ctx = {
+      remoteAddress: remoteAddressOf(client),
+      clientId: client.id,
+      keepalive: 0,
+      protocolVersion: 4,
+      willTopic: null,
+      session: null,
+    }
+    deps.connections.set(client, ctx)
+  }
+  return ctx
+}
+
+/** aedes reads the CONNACK return code from `err.returnCode` (reason-codes.ts decides it). */
+function withReturnCode<E extends Error>(err: E): E & AuthenticateError {
+  return Object.assign(err, { returnCode: toConnackCode(err) }) as E & AuthenticateError
+}

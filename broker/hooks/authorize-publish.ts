@@ -1,0 +1,89 @@
+import { PublishRateLimited, PublishRefused } from '../errors.ts'
+import { canPublish } from '../topic-policy.ts'
+import { BROKER_ACTOR, throttledAudit, type AuthorizePublishHandler, type HookDeps } from './hook-deps.ts'
+
+/**
+ * Authorization of device PUBLISH packets (and of a device's will, when aedes publishes it).
+ *
+ * Refused publish => disconnect. MQTT 3.1.1 cannot tell a client that a PUBLISH was refused
+ * ([MQTT-3.3.5-2]: acknowledge it as if delivered, or close the connection), and aedes 1.2 closes the
+ * connection when this hook returns an error; it has no "acknowledge and drop". Closing is also the
+ * honest answer: a device publishing outside devices/{self}/... is misconfigured or compromised, and a
+ * silent drop would hide that from its operator. Refusals are audited as `publish.refused` at most once
+ * per minute per device (limits.auditIntervalMs), with the number suppressed since the last one.
+ *
+ * Retain: cleared on every device publish (not refused). Devices may not subscribe to the topics they
+ * publish to, so a retained copy would have no reader, and it would let each device park a message per
+ * telemetry subtopic in broker memory. The payload is still delivered.
+ *
+ * Per-device limits: a message bucket and a byte bucket (topic + payload) keyed by device id, so that
+ * reconnecting does not refill them. Over either => disconnect, audited as `device.throttled` at most
+ * once per interval per device (one record per throttling episode under steady abuse).
+ */
+export function createAuthorizePublish(deps: HookDeps): AuthorizePublishHandler {
+  const log = deps.log.child({ module: 'broker.authz' })
+
+  return (client, packet, callback) => {
+    // aedes publishes wills of clients from a broker that died with client === null: not ours to allow.
+    const session = client ? deps.connections.get(client)?.session : undefined
+    if (!client || !session) return callback(new PublishRefused(packet.topic, 'not-authenticated'))
+    const { deviceId } = session
+
+    const decision = canPublish(deviceId, packet.topic)
+    if (client.closed) {
+      // The will of a closing client. A session the broker closed (revoked, throttled, refused publish)
+      // gets no last word.
+      if (!decision.ok || session.closedBy !== null) {
+        return callback(new PublishRefused(packet.topic, decision.ok ? 'session-closed' : decision.reason))
+      }
+      packet.retain = false
+      return callback(null)
+    }
+
+    if (!decision.ok) {
+      session.closedBy = 'publish-refused'
+      throttledAudit(
+        deps,
+        log,
+        `publish.refused:${deviceId}`,
+        {
+          actor: BROKER_ACTOR,
+          action: 'publish.refused',
+          subject: deviceId,
+          details: { topic: packet.topic, reason: decision.reason, serial: session.serial, remoteAddress: session.remoteAddress },
+        },
+        { deviceId, serial: session.serial, remoteAddress: session.remoteAddress, topic: packet.topic, reason: decision.reason, code: 'GH_BROKER_PUBLISH_REFUSED' },
+        'publish refused',
+      )
+      return callback(new PublishRefused(packet.topic, decision.reason))
+    }
+
+    const bytes = Buffer.byteLength(packet.topic) + (packet.payload?.length ?? 0)
+    const over = !deps.publishMessages.tryTake(deviceId)
+      ? 'messages'
+      : !deps.publishBytes.tryTake(deviceId, bytes)
+        ? 'bytes'
+        : null
+    if (over !== null) {
+      session.closedBy = 'throttled'
+      const limit = over === 'messages' ? deps.limits.publishRate : deps.limits.publishBytesRate
+      throttledAudit(
+        deps,
+        log,
+        `device.throttled:${deviceId}`,
+        {
+          actor: BROKER_ACTOR,
+          action: 'device.throttled',
+          subject: deviceId,
+          details: { limit: over, ...limit, serial: session.serial, remoteAddress: session.remoteAddress },
+        },
+        { deviceId, serial: session.serial, remoteAddress: session.remoteAddress, limit: over, code: 'GH_BROKER_PUBLISH_RATE_LIMITED' },
+        'device throttled',
+      )
+      return callback(new PublishRateLimited(deviceId, over))
+    }
+
+    packet.retain = false
+    callback(null)
+  }
+}

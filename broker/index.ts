@@ -1,0 +1,42 @@
+// broker/: the data plane. Other folders import only this file (CONVENTIONS.md §2).
+
+export { createBroker, type Broker, type BrokerOptions, type BrokerTlsOptions } from './create-broker.ts'
+export {
+  createMqttCore,
+  type BrokerDeps,
+  type MqttCore,
+  type DevicePublish,
+  type DeviceSubscribe,
+  type DeviceConnection,
+  type PublishToDeviceOptions,
+  type Unsubscribe,
+} from './create-mqtt-core.ts'
+export type {
+  AuditRecord,
+  ControlEvent,
+  DeviceDirectory,
+  DeviceLookup,
+  RefusalReason,
+} from './device-directory.ts'
+export { DEFAULT_LIMITS, resolveLimits, type BrokerLimits, type BrokerLimitsInput } from './limits.ts'
+export { canPublish, canSubscribe, type PolicyDecision, type PolicyRefusal } from './topic-policy.ts'
+export {
+  parseDeviceTopic,
+  telemetryTopic,
+  settingsTopic,
+  settingsReportedTopic,
+  insightsTopic,
+  type DeviceTopic,
+  type DeviceTopicKind,
+} from './topics.ts'
+export {
+  createTokenBucket,
+  createKeyedTokenBuckets,
+  type TokenBucket,
+  type TokenBucketOptions,
+  type KeyedTokenBuckets,
+} from './token-bucket.ts'
+export { createEventThrottle, type EventThrottle } from './event-throttle.ts'
+export { REASON_CODES, SUBACK_FAILURE, toConnackCode } from './reason-codes.ts'
+export type { ConnectRefusal } from './hooks/authenticate.ts'
+export * from './errors.ts'

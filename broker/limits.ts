@@ -1,0 +1,99 @@
+import { BrokerOptionInvalid } from './errors.ts'
+import type { TokenBucketOptions } from './token-bucket.ts'
+
+/**
+ * Protection limits of the data plane, with safe defaults (CONVENTIONS.md §12: typed options with
+ * defaults; config.ts maps its schema onto this). Anything left out takes the default below.
+ *
+ * Load generators (bench/, device-sim fleets) connect thousands of devices from 127.0.0.1 and must
+ * raise the per-IP limits; real fleets arrive from many addresses.
+ */
+export interface BrokerLimits {
+  /** open TCP connections in total (net.Server maxConnections). Default 10000 */
+  maxConnections: number
+  /** open TCP connections per remote address, checked before the TLS handshake. Default 100 */
+  maxConnectionsPerIp: number
+  /** new TCP connections per remote address (token bucket), before the TLS handshake. Default 20/s, burst 50 */
+  connectionRatePerIp: TokenBucketOptions
+  /** TCP accept -> TLS handshake done. Default 10000 ms */
+  handshakeTimeoutMs: number
+  /** TLS handshake done -> MQTT CONNECT received (aedes connectTimeout). Default 10000 ms */
+  connectTimeoutMs: number
+  /**
+   * Largest MQTT packet a device may send, fixed header included. aedes 1.2 / mqtt-packet 9 have no
+   * such limit (a packet may declare 256 MiB), so frame-size-guard.ts enforces it on the socket.
+   * Default 131072 (128 KiB)
+   */
+  maxPacketBytes: number
+  /**
+   * Accepted MQTT keepalive, in seconds. min > 0 refuses keepalive 0 (no keepalive), so a device that
+   * vanished behind a NAT cannot hold its session for hours. Default { min: 5, max: 1200 }
+   */
+  keepaliveSeconds: { min: number; max: number }
+  /** PUBLISH packets per device (across reconnects). Default 20/s, burst 100 */
+  publishRate: TokenBucketOptions
+  /** PUBLISH bytes (topic + payload) per device. Default 64 KiB/s, burst 256 KiB; burst >= maxPacketBytes */
+  publishBytesRate: TokenBucketOptions
+  /** Repeated refusals/throttles of one key are audited at most once per interval. Default 60000 ms */
+  auditIntervalMs: number
+  /** Memory bound for per-device and per-address buckets and audit throttles. Default 100000 */
+  maxTrackedKeys: number
+  /** A client whose socket does not drain within this time is disconnected (aedes). Default 30000 ms */
+  drainTimeoutMs: number
+}
+
+export type BrokerLimitsInput = Partial<BrokerLimits>
+
+export const DEFAULT_LIMITS: Readonly<BrokerLimits> = Object.freeze({
+  maxConnections: 10_000,
+  maxConnectionsPerIp: 100,
+  connectionRatePerIp: Object.freeze({ ratePerSecond: 20, burst: 50 }),
+  handshakeTimeoutMs: 10_000,
+  connectTimeoutMs: 10_000,
+  maxPacketBytes: 128 * 1024,
+  keepaliveSeconds: Object.freeze({ min: 5, max: 1200 }),
+  publishRate: Object.freeze({ ratePerSecond: 20, burst: 100 }),
+  publishBytesRate: Object.freeze({ ratePerSecond: 64 * 1024, burst: 256 * 1024 }),
+  auditIntervalMs: 60_000,
+  maxTrackedKeys: 100_000,
+  drainTimeoutMs: 30_000,
+})
+
+/** Defaults < input; every problem reported at once as GH_BROKER_OPTION_INVALID. */
+export function resolveLimits(input: BrokerLimitsInput = {}): Readonly<BrokerLimits> {
+  const l: BrokerLimits = {
+    ...DEFAULT_LIMITS,
+    ...input,
+    connectionRatePerIp: { ...DEFAULT_LIMITS.connectionRatePerIp, ...input.connectionRatePerIp },
+    keepaliveSeconds: { ...DEFAULT_LIMITS.keepaliveSeconds, ...input.keepaliveSeconds },
+    publishRate: { ...DEFAULT_LIMITS.publishRate, ...input.publishRate },
+    publishBytesRate: { ...DEFAULT_LIMITS.publishBytesRate, ...input.publishBytesRate },
+  }
+  const problems: string[] = []
+  const int = (name: string, v: number, min: number, max = Number.MAX_SAFE_INTEGER) => {
+    if (!Number.isInteger(v) || v < min || v > max) problems.push(`${name} must be an integer in [${min}, ${max}], got ${v}`)
+  }
+  const bucket = (name: string, b: TokenBucketOptions) => {
+    if (!(Number.isFinite(b.ratePerSecond) && b.ratePerSecond > 0)) problems.push(`${name}.ratePerSecond must be > 0`)
+    if (!(Number.isFinite(b.burst) && b.burst >= 1)) problems.push(`${name}.burst must be >= 1`)
+  }
+  int('maxConnections', l.maxConnections, 1)
+  int('maxConnectionsPerIp', l.maxConnectionsPerIp, 1)
+  bucket('connectionRatePerIp', l.connectionRatePerIp)
+  int('handshakeTimeoutMs', l.handshakeTimeoutMs, 1)
+  int('connectTimeoutMs', l.connectTimeoutMs, 1)
+  // 268435455 is the largest MQTT remaining length; 5 bytes of fixed header on top.
+  int('maxPacketBytes', l.maxPacketBytes, 64, 268_435_460)
+  int('keepaliveSeconds.min', l.keepaliveSeconds.min, 0, 65_535)
+  int('keepaliveSeconds.max', l.keepaliveSeconds.max, Math.max(1, l.keepaliveSeconds.min), 65_535)
+  bucket('publishRate', l.publishRate)
+  bucket('publishBytesRate', l.publishBytesRate)
+  if (l.publishBytesRate.burst < l.maxPacketBytes) {
+    problems.push('publishBytesRate.burst must be >= maxPacketBytes, or a largest packet could never pass')
+  }
+  int('auditIntervalMs', l.auditIntervalMs, 0)
+  int('maxTrackedKeys', l.maxTrackedKeys, 1)
+  int('drainTimeoutMs', l.drainTimeoutMs, 1)
+  if (problems.length > 0) throw new BrokerOptionInvalid('limits', problems.join('; '))
+  return Object.freeze(l)
+}

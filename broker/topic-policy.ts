@@ -1,0 +1,93 @@
+import { isDeviceId } from '../certs/index.ts'
+import { devicePublishFilters, deviceSubscribeFilters, MAX_TOPIC_LENGTH, splitTopic } from './topics.ts'
+
+/**
+ * Per-device topic policy (ARCHITECTURE.md "Device topic contract"): pure functions, table-tested in
+ * test/unit/broker/topic-policy.test.ts. The aedes hooks in hooks/ only adapt these decisions.
+ *
+ * The rule is least privilege, expressed as data: a device gets a short list of MQTT filters
+ * (topics.ts devicePublishFilters / deviceSubscribeFilters) and a request is allowed only when
+ * everything it can reach lies inside one of them.
+ *
+ * Wildcard subscriptions: a filter is allowed only if every topic it matches is allowed. Today's
+ * allowed subscribe set is two exact topics (devices/{self}/settings, devices/{self}/insights), and
+ * any filter with '+' or '#' matches infinitely many topics, so every wildcard filter is refused:
+ * 'devices/{self}/#' would reach the device's own telemetry and settings/reported (publish-only);
+ * 'devices/{self}/+' reaches telemetry; 'devices/{self}/settings/#' reaches settings/reported.
+ * If a subtree is added to the allowed list later (e.g. devices/{self}/provisioning/#), filters
+ * inside it start to pass without touching this file.
+ */
+
+export type PolicyRefusal =
+  | 'empty'
+  | 'too-long'
+  | 'invalid-character'
+  | 'empty-level'
+  | 'wildcard-in-topic'
+  | 'malformed-filter'
+  | 'invalid-device-id'
+  | 'not-permitted'
+
+export type PolicyDecision = { ok: true } | { ok: false; reason: PolicyRefusal }
+
+const OK: PolicyDecision = Object.freeze({ ok: true })
+const refuse = (reason: PolicyRefusal): PolicyDecision => ({ ok: false, reason })
+
+/** Topic names may contain neither NUL ([MQTT-4.7.3-2]) nor other C0 controls or DEL. */
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/
+
+export function canPublish(deviceId: string, topic: string): PolicyDecision {
+  const basic = checkCommon(deviceId, topic)
+  if (basic) return basic
+  if (topic.includes('+') || topic.includes('#')) return refuse('wildcard-in-topic')
+  const levels = splitTopic(topic)
+  if (levels.some((l) => l.length === 0)) return refuse('empty-level')
+  return devicePublishFilters(deviceId).some((f) => filterWithin(levels, splitTopic(f)))
+    ? OK
+    : refuse('not-permitted')
+}
+
+export function canSubscribe(deviceId: string, filter: string): PolicyDecision {
+  const basic = checkCommon(deviceId, filter)
+  if (basic) return basic
+  const levels = splitTopic(filter)
+  if (!isWellFormedFilter(levels)) return refuse('malformed-filter')
+  if (levels.some((l) => l.length === 0)) return refuse('empty-level')
+  return deviceSubscribeFilters(deviceId).some((f) => filterWithin(levels, splitTopic(f)))
+    ? OK
+    : refuse('not-permitted')
+}
+
+function checkCommon(deviceId: string, topic: string): PolicyDecision | null {
+  if (!isDeviceId(deviceId)) return refuse('invalid-device-id')
+  if (typeof topic !== 'string' || topic.length === 0) return refuse('empty')
+  if (topic.length > MAX_TOPIC_LENGTH) return refuse('too-long')
+  if (CONTROL_CHARACTERS.test(topic) || topic.includes('\uFFFD')) return refuse('invalid-character')
+  return null
+}
+
+/** '#' only as the whole last level, '+' only as a whole level (MQTT 3.1.1 §4.7.1). */
+export function isWellFormedFilter(levels: readonly string[]): boolean {
+  return levels.every((l, i) => {
+    if (l.includes('#')) return l === '#' && i === levels.length - 1
+    if (l.includes('+')) return l === '+'
+    return true
+  })
+}
+
+/**
+ * True when every topic matched by `inner` is also matched by `outer` (both split into levels; a
+ * concrete topic name is a filter without wildcards). '#' also matches its parent level, as in MQTT.
+ */
+export function filterWithin(inner: readonly string[], outer: readonly string[]): boolean {
+  for (let i = 0; ; i++) {
+    const o = outer[i]
+    const n = inner[i]
+    if (o === '#') return true
+    if (n === undefined || o === undefined) return n === undefined && o === undefined
+    if (n === '#') return false
+    if (o === '+') continue
+    if (n === '+' || n !== o) return false
+  }
+}

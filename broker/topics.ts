@@ -1,0 +1,78 @@
+/**
+ * The device topic contract (ARCHITECTURE.md "Device topic contract"): the only place topic strings are
+ * parsed or built (CONVENTIONS.md §6). Everything else asks this file.
+ *
+ *   devices/{id}/telemetry[/...]     device -> broker
+ *   devices/{id}/settings/reported   device -> broker
+ *   devices/{id}/settings            broker -> device
+ *   devices/{id}/insights            broker -> device
+ */
+
+export const DEVICES_ROOT = 'devices'
+export const TOPIC_LEVEL_SEPARATOR = '/'
+
+/** MQTT topics and filters are at most 65535 UTF-8 bytes; ours are far shorter. */
+export const MAX_TOPIC_LENGTH = 256
+
+export type DeviceTopicKind = 'telemetry' | 'settings' | 'settings.reported' | 'insights'
+
+export interface DeviceTopic {
+  deviceId: string
+  kind: DeviceTopicKind
+  /** levels below devices/{id}/telemetry, e.g. ['engine', 'temp']; empty for every other kind */
+  subtopic: string[]
+}
+
+export function telemetryTopic(deviceId: string, ...subtopic: string[]): string {
+  return [DEVICES_ROOT, deviceId, 'telemetry', ...subtopic].join(TOPIC_LEVEL_SEPARATOR)
+}
+
+export function settingsTopic(deviceId: string): string {
+  return `${DEVICES_ROOT}/${deviceId}/settings`
+}
+
+export function settingsReportedTopic(deviceId: string): string {
+  return `${DEVICES_ROOT}/${deviceId}/settings/reported`
+}
+
+export function insightsTopic(deviceId: string): string {
+  return `${DEVICES_ROOT}/${deviceId}/insights`
+}
+
+/** The topics a device may publish to, as MQTT filters (the policy checks topic-within-filter). */
+export function devicePublishFilters(deviceId: string): string[] {
+  return [telemetryTopic(deviceId), telemetryTopic(deviceId, '#'), settingsReportedTopic(deviceId)]
+}
+
+/** The topics a device may subscribe to, as MQTT filters. */
+export function deviceSubscribeFilters(deviceId: string): string[] {
+  return [settingsTopic(deviceId), insightsTopic(deviceId)]
+}
+
+/** Topics the broker sends to a device (settings delivery, AI insights). */
+export function isBrokerToDeviceKind(kind: DeviceTopicKind): boolean {
+  return kind === 'settings' || kind === 'insights'
+}
+
+export function splitTopic(topic: string): string[] {
+  return topic.split(TOPIC_LEVEL_SEPARATOR)
+}
+
+/**
+ * Parses a concrete topic name (no wildcards) of the device contract. Returns null for anything else,
+ * including wildcards and empty levels. It does not check the device id rule; the policy does.
+ */
+export function parseDeviceTopic(topic: string): DeviceTopic | null {
+  if (topic.length === 0 || topic.length > MAX_TOPIC_LENGTH) return null
+  const levels = splitTopic(topic)
+  const [root, deviceId, area, ...rest] = levels
+  if (root !== DEVICES_ROOT || deviceId === undefined || area === undefined) return null
+  if (levels.some((l) => l.length === 0 || l.includes('+') || l.includes('#'))) return null
+  if (area === 'telemetry') return { deviceId, kind: 'telemetry', subtopic: rest }
+  if (area === 'settings' && rest.length === 0) return { deviceId, kind: 'settings', subtopic: [] }
+  if (area === 'settings' && rest.length === 1 && rest[0] === 'reported') {
+    return { deviceId, kind: 'settings.reported', subtopic: [] }
+  }
+  if (area === 'insights' && rest.length === 0) return { deviceId, kind: 'insights', subtopic: [] }
+  return null
+}

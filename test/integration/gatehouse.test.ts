@@ -1,0 +1,184 @@
+import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import mqtt from 'mqtt'
+import pino from 'pino'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { loadConfig } from '../../config.ts'
+import { startGatehouse } from '../../gatehouse.ts'
+import { openControlPlane } from '../../provisioning/index.ts'
+import { attemptConnect, closedWithin, connectDevice, runMosquitto } from '../helpers/mqtt-clients.ts'
+import { GATEHOUSE_BIN, runCli, spawnCli } from '../helpers/run-cli.ts'
+import { tempDir } from '../helpers/temp-dir.ts'
+import type { DeviceCredentials } from '../helpers/broker-pki.ts'
+
+function bundle(out: string, id: string): DeviceCredentials {
+  const dir = join(out, id)
+  return {
+    deviceId: id,
+    cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+    key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+    ca: readFileSync(join(dir, 'ca.pem'), 'utf8'),
+    serial: '',
+  }
+}
+
+/** `gatehouse start` as its own process, on an ephemeral port; stopped with SIGTERM when the test ends. */
+async function startProcess(dataDir: string, env: NodeJS.ProcessEnv = {}) {
+  const child = spawn(process.execPath, [GATEHOUSE_BIN, 'start', '--data-dir', dataDir, '--mqtt-port', '0', '--log-format', 'json'], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  onTestFinished(() => void (child.exitCode === null && child.kill('SIGKILL')))
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`gatehouse start printed no port:\n${stderr}`)), 30_000)
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString()
+      const m = /on 127\.0\.0\.1:(\d+)/.exec(stderr)
+      if (m) {
+        clearTimeout(timer)
+        resolve(Number(m[1]))
+      }
+    })
+    child.once('exit', (code) => reject(new Error(`gatehouse start exited ${code}:\n${stderr}`)))
+  })
+  return { child, port, exited, logs: () => stdout, stderr: () => stderr }
+}
+
+describe('gatehouse start (the whole product, as an operator runs it)', () => {
+  it('initialises on first start, serves a provisioned device, cuts it off within 1 s of a revoke from another process, and stops cleanly on SIGTERM', async () => {
+    const dir = tempDir()
+    const dataDir = join(dir, 'data')
+    const out = join(dir, 'devices')
+    const gatehouse = await startProcess(dataDir)
+
+    const created = await spawnCli(['device', 'create', 'pump-7', '--out', out, '--data-dir', dataDir])
+    expect(created.code, created.stderr).toBe(0)
+    const creds = bundle(out, 'pump-7')
+    const client = await connectDevice(gatehouse.port, creds)
+    await client.publishAsync('devices/pump-7/telemetry', JSON.stringify({ temperature: 21.5 }), { qos: 1 })
+
+    const closed = closedWithin(client)
+    const revoke = await spawnCli(['device', 'revoke', 'pump-7', '--data-dir', dataDir])
+    const revokedAt = performance.now()
+    expect(revoke.code, revoke.stderr).toBe(0)
+    await closed
+    expect(performance.now() - revokedAt).toBeLessThan(1000)
+
+    const again = await attemptConnect(gatehouse.port, creds)
+    expect(again.connack).toBe(5)
+    const audit = JSON.parse((await runCli(['audit', '--device', 'pump-7', '--json', '--data-dir', dataDir])).stdout) as { action: string; details: { reason?: string } }[]
+    expect(audit.map((e) => e.action)).toEqual(expect.arrayContaining(['device.created', 'device.revoked', 'session.closed', 'connect.refused']))
+    expect(audit.find((e) => e.action === 'connect.refused')?.details.reason).toBe('revoked')
+
+    // logs are JSON, and carry no key material
+    expect(gatehouse.logs()).toMatch(/"msg":"device connected"|"deviceId":"pump-7"/)
+    expect(gatehouse.logs()).not.toMatch(/PRIVATE KEY/)
+
+    gatehouse.child.kill('SIGTERM')
+    expect(await gatehouse.exited).toBe(0)
+  })
+
+  it('refuses to start with a wrong CA passphrase, and says why', async () => {
+    const dataDir = join(tempDir(), 'data')
+    expect((await runCli(['init', '--data-dir', dataDir], { GATEHOUSE_CA_PASSPHRASE: 'right' })).code).toBe(0)
+    const res = await spawnCli(['start', '--data-dir', dataDir, '--mqtt-port', '0'], { env: { GATEHOUSE_CA_PASSPHRASE: 'wrong' } })
+    expect(res.code).toBe(1)
+    expect(res.stderr).toContain('error GH_CA_PASSPHRASE_WRONG')
+  })
+
+  it('refuses an invalid configuration, listing every problem, with exit 2', async () => {
+    const res = await spawnCli(['start', '--data-dir', join(tempDir(), 'data'), '--mqtt-port', '70000'], { env: { GATEHOUSE_LIMITS_MAX_CONNECTIONS_PER_IP: '0' } })
+    expect(res.code).toBe(2)
+    expect(res.stderr).toContain('error GH_CONFIG_INVALID')
+    expect(res.stderr).toContain('mqttPort')
+  })
+})
+
+describe('createGatehouse wiring (real SQLite registry, real broker)', () => {
+  async function running() {
+    const dir = tempDir()
+    const dataDir = join(dir, 'data')
+    const config = loadConfig({ dataDir, mqttPort: 0 }, {})
+    const log = pino({ level: 'silent' })
+    const gatehouse = await startGatehouse(config, { log })
+    onTestFinished(() => gatehouse.close())
+    // a second control plane on the same data directory plays the operator's CLI process
+    const operator = await openControlPlane(dataDir, {}, { log })
+    onTestFinished(() => operator.close())
+    return { dir, dataDir, gatehouse, operator, port: gatehouse.mqtt.port }
+  }
+
+  async function provision(operator: Awaited<ReturnType<typeof running>>['operator'], id: string): Promise<DeviceCredentials> {
+    const issued = await operator.authority.createDevice({ id }, 'operator:test')
+    return { deviceId: id, cert: issued.certificatePem, key: issued.privateKey!.pem, ca: issued.chainPem, serial: issued.serial }
+  }
+
+  it('disconnects a disabled device within 1 s, refuses it while disabled, and lets it back after enable', async () => {
+    const { gatehouse, operator, port } = await running()
+    const creds = await provision(operator, 'valve-1')
+    const client = await connectDevice(port, creds)
+    expect(gatehouse.broker.isConnected('valve-1')).toBe(true)
+    const closed = closedWithin(client)
+    operator.authority.disableDevice('valve-1', 'operator:test')
+    expect(await closed).toBeLessThan(1000)
+    expect((await attemptConnect(port, creds)).connack).toBe(5)
+    operator.authority.enableDevice('valve-1', 'operator:test')
+    // the broker learns of it within a change-feed interval; retry for a bounded time
+    let connack: number | null = null
+    for (let i = 0; i < 20 && connack !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 150))
+      connack = (await attemptConnect(port, creds)).connack
+    }
+    expect(connack).toBe(0)
+  })
+
+  it('refuses a renewed device\'s old certificate once the overlap is over, and accepts the new one', async () => {
+    const dir = tempDir()
+    const dataDir = join(dir, 'data')
+    const config = loadConfig({ dataDir, mqttPort: 0, renewOverlapHours: 0 }, {})
+    const log = pino({ level: 'silent' })
+    const gatehouse = await startGatehouse(config, { log })
+    onTestFinished(() => gatehouse.close())
+    const operator = await openControlPlane(dataDir, { renewOverlapHours: 0 }, { log })
+    onTestFinished(() => operator.close())
+    const old = await provision(operator, 'meter-1')
+    const renewed = await operator.authority.renewDevice('meter-1', {}, 'operator:test')
+    expect((await attemptConnect(gatehouse.mqtt.port, old)).connack).toBe(5)
+    const fresh = await connectDevice(gatehouse.mqtt.port, { ...old, cert: renewed.certificatePem, key: renewed.privateKey!.pem })
+    expect(fresh.connected).toBe(true)
+  })
+
+  it('serves a device provisioned by the CLI to mosquitto_sub, which receives on its settings topic', async () => {
+    const { gatehouse, dataDir, dir, port } = await running()
+    const out = join(dir, 'devices')
+    expect((await runCli(['device', 'create', 'mosq-1', '--out', out, '--data-dir', dataDir])).code).toBe(0)
+    const creds = bundle(out, 'mosq-1')
+    const sub = runMosquitto('mosquitto_sub', port, creds, ['-t', 'devices/mosq-1/settings', '-C', '1', '-W', '20'])
+    const deadline = Date.now() + 10_000
+    while (!gatehouse.broker.isConnected('mosq-1') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    // wait until the subscription is in place, then send
+    await new Promise((r) => setTimeout(r, 200))
+    await gatehouse.broker.publishToDevice('devices/mosq-1/settings', JSON.stringify({ version: 1, settings: { interval: 5 } }))
+    const result = await sub.exited
+    expect(result.code, result.stderr).toBe(0)
+    expect(JSON.parse(result.stdout)).toEqual({ version: 1, settings: { interval: 5 } })
+  })
+
+  it('refuses a client with no certificate before MQTT', async () => {
+    const { port, operator } = await running()
+    const creds = await provision(operator, 'anon-1')
+    const client = mqtt.connect(`mqtts://127.0.0.1:${port}`, { ca: creds.ca, clientId: 'anon-1', reconnectPeriod: 0, connectTimeout: 5000 })
+    onTestFinished(() => void client.end(true))
+    const outcome = await new Promise<string>((resolve) => {
+      client.once('connect', () => resolve('connected'))
+      client.once('close', () => resolve('closed'))
+      client.once('error', () => resolve('error'))
+    })
+    expect(outcome).not.toBe('connected')
+  })
+})

@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest'
+import { DEFAULT_LIMITS, resolveLimits } from '../../../broker/index.ts'
+import { createConnectionGate } from '../../../broker/connection-gate.ts'
+import { toConnackCode, REASON_CODES } from '../../../broker/reason-codes.ts'
+import { ConnectRefused, DirectoryUnavailable, PublishRateLimited } from '../../../broker/errors.ts'
+import { fixedClock } from '../../helpers/clock.ts'
+
+describe('resolveLimits', () => {
+  it('fills every limit with its default', () => {
+    expect(resolveLimits()).toEqual(DEFAULT_LIMITS)
+    expect(Object.isFrozen(resolveLimits())).toBe(true)
+  })
+
+  it('merges nested buckets field by field', () => {
+    const l = resolveLimits({ publishRate: { ratePerSecond: 5, burst: 10 }, keepaliveSeconds: { min: 0, max: 600 } })
+    expect(l.publishRate).toEqual({ ratePerSecond: 5, burst: 10 })
+    expect(l.keepaliveSeconds).toEqual({ min: 0, max: 600 })
+    expect(l.publishBytesRate).toEqual(DEFAULT_LIMITS.publishBytesRate)
+  })
+
+  it.each([
+    ['fail/zero-per-ip', { maxConnectionsPerIp: 0 }],
+    ['fail/fractional-timeout', { handshakeTimeoutMs: 1.5 }],
+    ['fail/keepalive-max-below-min', { keepaliveSeconds: { min: 60, max: 30 } }],
+    ['fail/byte-burst-below-packet', { maxPacketBytes: 1_000_000 }],
+    ['fail/negative-rate', { publishRate: { ratePerSecond: -1, burst: 5 } }],
+  ])('%s', (_name, input) => {
+    expect(() => resolveLimits(input)).toThrow(expect.objectContaining({ code: 'GH_BROKER_OPTION_INVALID' }))
+  })
+
+  it('lists every problem at once', () => {
+    try {
+      resolveLimits({ maxConnections: 0, maxConnectionsPerIp: 0 })
+      expect.unreachable()
+    } catch (err) {
+      expect((err as Error).message).toMatch(/maxConnections .*maxConnectionsPerIp/)
+    }
+  })
+})
+
+describe('createConnectionGate', () => {
+  const limits = { maxConnectionsPerIp: 2, connectionRatePerIp: { ratePerSecond: 1, burst: 3 }, maxTrackedKeys: 100 }
+
+  it('admits up to maxConnectionsPerIp open connections per address', () => {
+    const gate = createConnectionGate(limits, fixedClock())
+    const a = gate.admit('10.0.0.1')
+    const b = gate.admit('10.0.0.1')
+    expect([a.ok, b.ok]).toEqual([true, true])
+    expect(gate.admit('10.0.0.1')).toEqual({ ok: false, reason: 'too-many-connections' })
+    expect(gate.admit('10.0.0.2').ok).toBe(true)
+    if (a.ok) {
+      a.release()
+      a.release() // idempotent
+    }
+    expect(gate.openFrom('10.0.0.1')).toBe(1)
+  })
+
+  it('limits the connection rate per address with a token bucket', () => {
+    const clock = fixedClock()
+    const gate = createConnectionGate({ ...limits, maxConnectionsPerIp: 100 }, clock)
+    const results = Array.from({ length: 4 }, () => gate.admit('10.0.0.1').ok)
+    expect(results).toEqual([true, true, true, false])
+    expect(gate.admit('10.0.0.1')).toEqual({ ok: false, reason: 'connection-rate' })
+    clock.advance('1s')
+    expect(gate.admit('10.0.0.1').ok).toBe(true)
+  })
+})
+
+describe('toConnackCode', () => {
+  it.each([
+    ['refusal', new ConnectRefused('revoked'), 5],
+    ['directory down', new DirectoryUnavailable(), 3],
+    ['no 3.1.1 code: not authorized', new PublishRateLimited('d', 'messages'), 5],
+    ['unknown error: fail closed', new Error('boom'), 5],
+  ])('%s', (_name, err, code) => {
+    expect(toConnackCode(err)).toBe(code)
+  })
+
+  it('keeps the MQTT 5 codes for later', () => {
+    expect(REASON_CODES.notAuthorized.v5).toBe(0x87)
+    expect(REASON_CODES.quotaExceeded.v5).toBe(0x97)
+    expect(REASON_CODES.administrativeAction.v5).toBe(0x98)
+  })
+})

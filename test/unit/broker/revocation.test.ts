@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest'
+import { startCore } from '../../helpers/broker-harness.ts'
+
+describe('live revocation', () => {
+  it.each([
+    ['device.revoked', { type: 'device.revoked', deviceId: 'pump-7' }],
+    ['device.disabled', { type: 'device.disabled', deviceId: 'pump-7' }],
+    ['certificate.revoked (the live serial)', { type: 'certificate.revoked', deviceId: 'pump-7', serial: '00:AA:01' }],
+    ['certificate.superseded (the live serial)', { type: 'certificate.superseded', deviceId: 'pump-7', serial: 'aa01' }],
+  ] as const)('%s closes the session at once and audits session.closed', async (_name, event) => {
+    const h = await startCore()
+    h.device('pump-7', 'aa01')
+    h.device('pump-8', 'bb01')
+    const a = await h.connect({ clientId: 'pump-7', serial: 'aa01' })
+    const b = await h.connect({ clientId: 'pump-8', serial: 'bb01' })
+    h.directory.emit(event)
+    await a.client.closed
+    expect(h.core.isConnected('pump-7')).toBe(false)
+    expect(b.client.isClosed()).toBe(false)
+    expect(h.core.connectedDeviceIds()).toEqual(['pump-8'])
+    expect(h.directory.auditsFor('session.closed')).toEqual([
+      { actor: 'broker', action: 'session.closed', subject: 'pump-7', details: expect.objectContaining({ reason: event.type, serial: 'aa01' }) },
+    ])
+  })
+
+  it('leaves a session on another certificate of the device alone', async () => {
+    const h = await startCore()
+    h.device('pump-7', 'aa02')
+    const a = await h.connect({ clientId: 'pump-7', serial: 'aa02' })
+    h.directory.emit({ type: 'certificate.superseded', deviceId: 'pump-7', serial: 'aa01' })
+    h.directory.emit({ type: 'device.enabled', deviceId: 'pump-7' })
+    h.directory.emit({ type: 'certificate.issued', deviceId: 'pump-7', serial: 'aa03' })
+    await new Promise((r) => setTimeout(r, 20))
+    expect(a.client.isClosed()).toBe(false)
+    expect(h.directory.audits).toEqual([])
+  })
+
+  it('reports the forced close to onDeviceDisconnect with the reason', async () => {
+    const h = await startCore()
+    h.device('pump-7', 'aa01')
+    const reasons: string[] = []
+    h.core.onDeviceDisconnect((c) => reasons.push(c.reason))
+    const a = await h.connect({ clientId: 'pump-7', serial: 'aa01' })
+    await new Promise((r) => setTimeout(r, 20)) // let CONNACK complete (registration)
+    h.directory.revokeDevice('pump-7')
+    await a.client.closed
+    expect(reasons).toEqual(['device.revoked'])
+  })
+
+  it('disconnectDevice closes a session with an operator reason', async () => {
+    const h = await startCore()
+    h.device('pump-7', 'aa01')
+    const a = await h.connect({ clientId: 'pump-7', serial: 'aa01' })
+    expect(h.core.disconnectDevice('pump-7', 'operator')).toBe(true)
+    await a.client.closed
+    expect(h.core.disconnectDevice('pump-7', 'operator')).toBe(false)
+    expect(h.directory.auditsFor('session.closed')[0]?.details).toMatchObject({ reason: 'operator' })
+  })
+
+  it('stops listening to the directory on close', async () => {
+    const h = await startCore()
+    expect(h.directory.listenerCount()).toBe(1)
+    await h.core.close()
+    expect(h.directory.listenerCount()).toBe(0)
+  })
+})

@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest'
+import { createEventThrottle, createKeyedTokenBuckets, createTokenBucket } from '../../../broker/index.ts'
+import { fixedClock } from '../../helpers/clock.ts'
+
+describe('createTokenBucket', () => {
+  it('starts full and allows a burst, then refuses', () => {
+    const clock = fixedClock()
+    const b = createTokenBucket({ ratePerSecond: 2, burst: 3 }, clock)
+    expect([b.tryTake(), b.tryTake(), b.tryTake(), b.tryTake()]).toEqual([true, true, true, false])
+  })
+
+  it('refills at the rate, read from the clock', () => {
+    const clock = fixedClock()
+    const b = createTokenBucket({ ratePerSecond: 2, burst: 3 }, clock)
+    for (let i = 0; i < 3; i++) b.tryTake()
+    clock.advance('499ms')
+    expect(b.tryTake()).toBe(false)
+    clock.advance('1ms')
+    expect(b.tryTake()).toBe(true)
+    expect(b.tryTake()).toBe(false)
+  })
+
+  it('never holds more than the burst', () => {
+    const clock = fixedClock()
+    const b = createTokenBucket({ ratePerSecond: 100, burst: 5 }, clock)
+    clock.advance('1h')
+    expect(b.available()).toBe(5)
+  })
+
+  it('takes several tokens at once or none', () => {
+    const clock = fixedClock()
+    const b = createTokenBucket({ ratePerSecond: 1000, burst: 1000 }, clock)
+    expect(b.tryTake(600)).toBe(true)
+    expect(b.tryTake(600)).toBe(false)
+    expect(b.available()).toBe(400)
+  })
+
+  it('ignores a clock that steps back', () => {
+    const clock = fixedClock('2026-01-01T00:00:10Z')
+    const b = createTokenBucket({ ratePerSecond: 1, burst: 1 }, clock)
+    b.tryTake()
+    clock.set('2026-01-01T00:00:00Z')
+    expect(b.tryTake()).toBe(false)
+    clock.set('2026-01-01T00:00:11Z')
+    expect(b.tryTake()).toBe(true)
+  })
+
+  it.each([
+    ['fail/zero-rate', { ratePerSecond: 0, burst: 1 }],
+    ['fail/nan-rate', { ratePerSecond: Number.NaN, burst: 1 }],
+    ['fail/burst-below-one', { ratePerSecond: 1, burst: 0.5 }],
+  ])('%s', (_name, options) => {
+    expect(() => createTokenBucket(options, fixedClock())).toThrow(expect.objectContaining({ code: 'GH_BROKER_OPTION_INVALID' }))
+  })
+})
+
+describe('createKeyedTokenBuckets', () => {
+  it('keeps one bucket per key', () => {
+    const clock = fixedClock()
+    const k = createKeyedTokenBuckets({ ratePerSecond: 1, burst: 1, maxKeys: 10 }, clock)
+    expect(k.tryTake('a')).toBe(true)
+    expect(k.tryTake('a')).toBe(false)
+    expect(k.tryTake('b')).toBe(true)
+  })
+
+  it('forgets the least recently used key past maxKeys', () => {
+    const clock = fixedClock()
+    const k = createKeyedTokenBuckets({ ratePerSecond: 1, burst: 1, maxKeys: 2 }, clock)
+    k.tryTake('a')
+    k.tryTake('b')
+    k.tryTake('a') // a is now the most recent
+    k.tryTake('c') // evicts b
+    expect(k.size()).toBe(2)
+    expect(k.tryTake('a')).toBe(false) // still remembered, still empty
+    expect(k.tryTake('b')).toBe(true) // forgotten: a fresh bucket
+  })
+})
+
+describe('createEventThrottle', () => {
+  it('lets the first event through, then one per interval with the suppressed count', () => {
+    const clock = fixedClock()
+    const t = createEventThrottle({ intervalMs: 60_000, maxKeys: 10 }, clock)
+    expect(t.hit('a')).toEqual({ emit: true, suppressed: 0 })
+    expect(t.hit('a')).toEqual({ emit: false })
+    expect(t.hit('b')).toEqual({ emit: true, suppressed: 0 })
+    clock.advance('30s')
+    expect(t.hit('a')).toEqual({ emit: false })
+    clock.advance('30s')
+    expect(t.hit('a')).toEqual({ emit: true, suppressed: 2 })
+    expect(t.hit('a')).toEqual({ emit: false })
+  })
+})
