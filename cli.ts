@@ -19,7 +19,7 @@ function operator(): string {
 /** Flags that map onto config keys; the rest are per-command. */
 function configFlags(options: Record<string, unknown>): ConfigInput {
   const out: ConfigInput = {}
-  for (const key of ['dataDir', 'host', 'mqttPort', 'logLevel', 'logFormat', 'keyAlgorithm']) if (options[key] !== undefined) out[key] = options[key]
+  for (const key of ['dataDir', 'host', 'mqttPort', 'httpHost', 'httpPort', 'httpAllowInsecure', 'logLevel', 'logFormat', 'keyAlgorithm']) if (options[key] !== undefined) out[key] = options[key]
   if (Array.isArray(options.hostname) && options.hostname.length) out.hostnames = options.hostname
   return out
 }
@@ -39,8 +39,8 @@ export function buildProgram(io: CliIo): Command {
     random: cryptoRandom,
     async openAuthority(options) {
       const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
-      const control = await openControlPlane(config.dataDir, authorityOptions(config), { log: cliLog(options), ...passphraseOf(io) })
-      return { authority: control.authority, close: control.close }
+      const control = await openControlPlane(config.dataDir, authorityOptions(config), { log: cliLog(options), ...secretsOf(io) })
+      return { authority: control.authority, settings: control.settings, apiKeys: control.apiKeys, close: control.close }
     },
     async init(options) {
       const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
@@ -69,6 +69,9 @@ export function buildProgram(io: CliIo): Command {
     .description('run Gatehouse: initialise the data directory if needed, then serve MQTT over mutual TLS')
     .option('--host <address>', 'address to listen on (default 127.0.0.1)')
     .option('--mqtt-port <port>', 'MQTT over TLS port; 0 picks a free one (default 8883)')
+    .option('--http-host <address>', 'address of the app HTTP API (default 127.0.0.1; any other address serves HTTPS only)')
+    .option('--http-port <port>', 'app HTTP API port; 0 picks a free one (default 8080)')
+    .option('--http-allow-insecure', 'serve plain HTTP on a non-loopback --http-host (unsafe: API keys travel in clear)')
     .option('--hostname <name>', 'extra DNS name or IP for the broker certificate (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
     .addOption(new Option('--log-level <level>').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .addOption(new Option('--log-format <format>', 'auto: readable on a terminal, JSON otherwise').choices(['auto', 'json', 'pretty']))
@@ -77,8 +80,11 @@ export function buildProgram(io: CliIo): Command {
     const log = createLogger({ level: config.logLevel, format: config.logFormat, fd: 1 })
     // loaded only here: provisioning commands never pay for loading the broker
     const { startGatehouse } = await import('./gatehouse.ts')
-    const gatehouse = await startGatehouse(config, { log, ...passphraseOf(io) })
-    io.err(`gatehouse: MQTT over mutual TLS on ${gatehouse.mqtt.host}:${gatehouse.mqtt.port}; data in ${config.dataDir}; trust chain ${dataDirLayout(config.dataDir).chain}\n`)
+    const gatehouse = await startGatehouse(config, { log, ...secretsOf(io) })
+    io.err(
+      `gatehouse: MQTT over mutual TLS on ${gatehouse.mqtt.host}:${gatehouse.mqtt.port}; HTTP API on ${gatehouse.http.url}; ` +
+        `data in ${config.dataDir}; trust chain ${dataDirLayout(config.dataDir).chain}\n`,
+    )
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         log.info({ signal }, 'shutting down')
@@ -96,9 +102,11 @@ export function buildProgram(io: CliIo): Command {
   return program
 }
 
-function passphraseOf(io: CliIo): { passphrase?: string } {
+/** Secrets come from the environment (or files it names), never from flags that show in `ps`. */
+function secretsOf(io: CliIo): { passphrase?: string; settingsKey?: string } {
   const passphrase = caPassphrase(io.env)
-  return passphrase === undefined ? {} : { passphrase }
+  const settingsKey = io.env.GATEHOUSE_SETTINGS_KEY
+  return { ...(passphrase !== undefined && { passphrase }), ...(settingsKey && { settingsKey }) }
 }
 
 /** Exit codes: 0 ok, 1 the operation failed (coded error), 2 usage or configuration error. */

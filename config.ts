@@ -15,6 +15,10 @@ export interface Config {
   dataDir: string
   host: string
   mqttPort: number
+  /** the app HTTP API: loopback by default; any other address needs HTTPS or httpAllowInsecure */
+  httpHost: string
+  httpPort: number
+  httpAllowInsecure: boolean
   hostnames: string[]
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
   logFormat: 'auto' | 'json' | 'pretty'
@@ -60,6 +64,9 @@ export const configSchema: JSONSchemaType<Config> = {
     dataDir: { type: 'string', minLength: 1, default: './data' },
     host: { type: 'string', minLength: 1, default: '127.0.0.1' },
     mqttPort: { type: 'integer', minimum: 0, maximum: 65_535, default: 8883 },
+    httpHost: { type: 'string', minLength: 1, default: '127.0.0.1' },
+    httpPort: { type: 'integer', minimum: 0, maximum: 65_535, default: 8080 },
+    httpAllowInsecure: { type: 'boolean', default: false },
     hostnames: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 253 }, default: [] },
     logLevel: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
     logFormat: { type: 'string', enum: ['auto', 'json', 'pretty'], default: 'auto' },

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino'
-import { createBroker, type Broker } from './broker/index.ts'
+import { attachSettingsDelivery, createBroker, type Broker } from './broker/index.ts'
 import { systemClock, type Clock, type Random } from './certs/index.ts'
 import { authorityOptions, type Config } from './config.ts'
+import { buildApi, isLoopback, serveApi } from './provisioning/api/index.ts'
 import {
   createChangeFeed,
   createRegistryDirectory,
@@ -22,6 +23,8 @@ export interface GatehouseDeps {
   random?: Random
   /** the CA passphrase (from GATEHOUSE_CA_PASSPHRASE / _FILE), never from a flag */
   passphrase?: string
+  /** GATEHOUSE_SETTINGS_KEY (base64 of 32 bytes); else data/settings.key */
+  settingsKey?: string
 }
 
 export interface Gatehouse {
@@ -29,7 +32,20 @@ export interface Gatehouse {
   feed: ChangeFeed
   broker: Broker
   mqtt: { host: string; port: number }
+  /** the app HTTP API */
+  http: { url: string; port: number }
   close(): Promise<void>
+}
+
+/** Who is connected now, and when each device was last seen (connect or disconnect), for the API. */
+function trackPresence(broker: Broker, clock: Clock) {
+  const lastSeen = new Map<string, Date>()
+  broker.onDeviceConnect(({ deviceId }) => lastSeen.set(deviceId, clock.now()))
+  broker.onDeviceDisconnect(({ deviceId }) => lastSeen.set(deviceId, clock.now()))
+  return {
+    isConnected: (deviceId: string) => broker.isConnected(deviceId),
+    lastSeen: (deviceId: string) => (broker.isConnected(deviceId) ? clock.now() : (lastSeen.get(deviceId) ?? null)),
+  }
 }
 
 /** Runs Gatehouse: control plane, change feed and the mTLS MQTT broker, on embedded defaults. */
@@ -45,12 +61,25 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
     { directory, clock, log },
     { host: config.host, port: config.mqttPort, tls, limits: config.limits },
   )
+  const detachSettings = attachSettingsDelivery(broker, {
+    source: { current: async (id) => control.settings.deliverable(id), report: (id, payload) => control.settings.report(id, payload) },
+    events: directory,
+    log,
+  })
+  const api = buildApi(
+    { authority: control.authority, settings: control.settings, apiKeys: control.apiKeys, presence: trackPresence(broker, clock), clock, log },
+    isLoopback(config.httpHost) ? {} : { https: { key: tls.key, cert: tls.cert } },
+  )
   feed.start()
   let mqtt: { host: string; port: number }
+  let http: { url: string; port: number; close(): Promise<void> }
   try {
     mqtt = await broker.listen()
+    http = await serveApi(api, { host: config.httpHost, port: config.httpPort, allowInsecureHttp: config.httpAllowInsecure })
   } catch (err) {
     feed.stop()
+    detachSettings()
+    await broker.close()
     control.close()
     throw err
   }
@@ -60,9 +89,12 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
     feed,
     broker,
     mqtt,
+    http: { url: http.url, port: http.port },
     close() {
       closed ??= (async () => {
+        await http.close()
         feed.stop()
+        detachSettings()
         await broker.close()
         control.close()
       })()

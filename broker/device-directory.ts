@@ -27,6 +27,7 @@ export type ControlEvent =
   | { type: 'certificate.issued'; deviceId: string; serial: string }
   | { type: 'certificate.revoked'; deviceId: string; serial: string }
   | { type: 'certificate.superseded'; deviceId: string; serial: string }
+  | { type: 'settings.changed'; deviceId: string; version: number }
 
 export interface AuditRecord {
   actor: string

@@ -1,8 +1,12 @@
 import type { Logger } from 'pino'
 import { cryptoRandom, systemClock, type Clock, type KeyAlgorithm, type Random } from '../certs/index.ts'
+import { createApiKeyService, type ApiKeyService } from './api-keys/api-key-service.ts'
 import { createDeviceAuthority, type AuthorityOptions, type DeviceAuthority } from './authority/device-authority.ts'
 import { initDataDir, loadCa, type InitResult } from './data-dir/ca-keystore.ts'
 import { dataDirLayout } from './data-dir/layout.ts'
+import { loadSettingsKey } from './data-dir/settings-key.ts'
+import { createSettingsCipher } from './settings/secrets.ts'
+import { createSettingsService, type SettingsService } from './settings/settings-service.ts'
 import type { RegistryStore } from './store/registry-store.ts'
 import { SqliteRegistryStore } from './store/sqlite-registry-store.ts'
 
@@ -12,11 +16,16 @@ export interface ControlPlaneDeps {
   random?: Random
   /** the CA passphrase; callers take it from the environment or a file, never from a flag */
   passphrase?: string
+  /** GATEHOUSE_SETTINGS_KEY (base64), else data/settings.key is used */
+  settingsKey?: string
 }
 
 export interface ControlPlane {
   store: RegistryStore
   authority: DeviceAuthority
+  settings: SettingsService
+  /** apps' API keys for the HTTP API */
+  apiKeys: ApiKeyService
   close(): void
 }
 
@@ -28,9 +37,12 @@ export async function openControlPlane(dataDir: string, options: AuthorityOption
   const clock = deps.clock ?? systemClock
   const random = deps.random ?? cryptoRandom
   const ca = await loadCa(dataDir, deps.passphrase)
+  const cipher = createSettingsCipher(loadSettingsKey(dataDir, deps.settingsKey, random), random)
   const store = new SqliteRegistryStore(dataDirLayout(dataDir).database)
   const authority = createDeviceAuthority({ store, ca, clock, random, log: deps.log.child({ module: 'provisioning.authority' }) }, options)
-  return { store, authority, close: () => store.close() }
+  const settings = createSettingsService({ store, settings: store.settings, cipher, clock, log: deps.log.child({ module: 'provisioning.settings' }) })
+  const apiKeys = createApiKeyService({ store, apiKeys: store.apiKeys, clock, random, log: deps.log.child({ module: 'provisioning.apikeys' }) })
+  return { store, authority, settings, apiKeys, close: () => store.close() }
 }
 
 /** init: data dir, CA and server certificate on first use; idempotent. A new CA or server certificate is audited. */

@@ -70,3 +70,66 @@ export const BundleNeedsKey = createError(
   400,
 )
 export const FileUnreadable = createError('GH_FILE_UNREADABLE', "cannot read '%s': %s", 400)
+export const SettingsKeyInvalid = createError(
+  'GH_SETTINGS_KEY_INVALID',
+  'the settings encryption key is unusable (%s): restore data/settings.key or GATEHOUSE_SETTINGS_KEY from a backup',
+  500,
+)
+export const SettingsInvalid = createError('GH_SETTINGS_INVALID', 'invalid settings at %s: %s', 400)
+export const SettingsTooLarge = createError(
+  'GH_SETTINGS_TOO_LARGE',
+  'settings document too large (%s): keep each layer under %s bytes and %s levels deep',
+  413,
+)
+export const SettingsSchemaViolation = createError('GH_SETTINGS_SCHEMA', "the settings break group '%s' schema: %s", 422)
+export const SettingsVersionMismatch = createError(
+  'GH_SETTINGS_VERSION_MISMATCH',
+  'settings changed meanwhile: If-Match %s, current %s; read them again and retry',
+  412,
+)
+export const SettingsScopeInvalid = createError('GH_SETTINGS_SCOPE_INVALID', 'invalid settings scope: %s', 400)
+
+// API keys (provisioning/api-keys/) and the HTTP API (provisioning/api/)
+export const ApiKeyMissing = createError(
+  'GH_API_KEY_MISSING',
+  'this endpoint needs an API key: send the header "Authorization: Bearer <key>" (create one with gatehouse apikey create)',
+  401,
+)
+export const ApiKeyInvalid = createError(
+  'GH_API_KEY_INVALID',
+  'the API key is not valid (malformed, unknown, revoked or expired): check it, or ask an operator for a new one',
+  401,
+)
+export const ApiKeyScopeMissing = createError('GH_API_KEY_SCOPE', "this API key lacks the scope '%s' that this endpoint needs", 403)
+export const ApiKeyScopeInvalid = createError('GH_API_KEY_SCOPE_INVALID', "invalid API key scopes: %s (use one or more of %s)", 400)
+export const ApiKeyNameInvalid = createError(
+  'GH_API_KEY_NAME_INVALID',
+  "invalid API key name '%s': use 1-64 characters of A-Z a-z 0-9 . _ -",
+  400,
+)
+export const ApiKeyExpiryInvalid = createError('GH_API_KEY_EXPIRY_INVALID', 'invalid API key expiry: %s', 400)
+export const ApiKeyExists = createError('GH_API_KEY_EXISTS', "an API key named '%s' already exists: pick another name, or revoke it first", 409)
+export const ApiKeyNotFound = createError('GH_API_KEY_NOT_FOUND', "no API key named '%s': 'gatehouse apikey list' shows them", 404)
+export const ApiKeyRevoked = createError('GH_API_KEY_REVOKED', "the API key '%s' is already revoked", 409)
+export const ApiTokenInQuery = createError(
+  'GH_API_TOKEN_IN_QUERY',
+  'an API key was sent in the URL query: URLs end up in logs and proxies, so the request was refused; send it as "Authorization: Bearer <key>" and revoke the exposed key',
+  400,
+)
+export const ApiRateLimited = createError('GH_API_RATE_LIMITED', 'too many requests for this API key: retry after %s s', 429)
+export const ApiBodyInvalid = createError('GH_API_BODY_INVALID', 'the request body is not valid JSON%s', 400)
+export const ApiValidation = createError('GH_API_VALIDATION', 'the request is invalid: %s', 400)
+export const ApiBodyTooLarge = createError('GH_API_BODY_TOO_LARGE', 'the request body is larger than %s bytes', 413)
+export const ApiMediaType = createError(
+  'GH_API_MEDIA_TYPE',
+  "unsupported content type '%s': send application/json (or application/merge-patch+json to PATCH settings)",
+  415,
+)
+export const ApiNotFound = createError('GH_API_NOT_FOUND', 'no such endpoint: %s %s (GET /openapi.json lists them)', 404)
+export const ApiRequestInvalid = createError('GH_API_REQUEST_INVALID', 'the request cannot be processed: %s', 400)
+export const ApiInternal = createError('GH_API_INTERNAL', 'internal error, see the Gatehouse log (requestId %s)', 500)
+export const ApiInsecure = createError(
+  'GH_API_INSECURE',
+  "refusing to serve the HTTP API without TLS on the non-loopback address '%s': pass the server certificate (tls), bind 127.0.0.1, or set allowInsecureHttp behind a TLS-terminating proxy",
+  500,
+)

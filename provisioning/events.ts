@@ -20,6 +20,7 @@ export type ControlEvent =
   | { type: 'certificate.issued'; deviceId: string; serial: string }
   | { type: 'certificate.revoked'; deviceId: string; serial: string }
   | { type: 'certificate.superseded'; deviceId: string; serial: string }
+  | { type: 'settings.changed'; deviceId: string; version: number }
 
 export type ControlEventListener = (event: ControlEvent) => void
 

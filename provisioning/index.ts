@@ -25,3 +25,34 @@ export { dataDirLayout, type DataDirLayout } from './data-dir/layout.ts'
 export { writeFileAtomic } from './data-dir/atomic-file.ts'
 export { writeDeviceBundle, type BundleFormat } from './bundles/write-bundle.ts'
 export { initControlPlane, openControlPlane, type ControlPlane, type ControlPlaneDeps } from './control-plane.ts'
+export {
+  createSettingsService,
+  GROUP_PATTERN,
+  scopeOf,
+  type DeliverableSettings,
+  type DeviceSettingsView,
+  type LayerView,
+  type SettingsService,
+  type SettingsTarget,
+} from './settings/settings-service.ts'
+export { createSettingsCipher, isSecretKey, REDACTED, SECRET_KEY_PATTERN, type SettingsCipher } from './settings/secrets.ts'
+export { applyMergePatch } from './settings/json-document.ts'
+export { loadSettingsKey } from './data-dir/settings-key.ts'
+export {
+  createApiKeyService,
+  apiKeyActor,
+  API_KEY_NAME_PATTERN,
+  type ApiKey,
+  type ApiKeyService,
+  type ApiKeyServiceDeps,
+  type NewApiKey,
+} from './api-keys/api-key-service.ts'
+export { API_SCOPES, isApiScope, type ApiScope } from './api-keys/scopes.ts'
+export { parseExpiry } from './api-keys/expiry.ts'
+export type { ApiKeyRecord, ApiKeyStore } from './store/api-key-store.ts'
+// The HTTP API's values (buildApi, serveApi) live in ./api/index.ts: importing fastify and its OpenAPI
+// plugin here would add ~0.4 s to every CLI command. Import them from there where the API is served.
+export type { ApiDeps, ApiOptions } from './api/build-api.ts'
+export type { ServeApiOptions, ServedApi } from './api/serve-api.ts'
+export type { Presence } from './api/devices-routes.ts'
+export type { RateLimit } from './api/rate-limiter.ts'

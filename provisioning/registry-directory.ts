@@ -42,7 +42,9 @@ export function createRegistryDirectory(
     byDevice.delete(deviceId)
   }
 
-  feed.onEvent((event: ControlEvent) => forget(event.deviceId))
+  feed.onEvent((event: ControlEvent) => {
+    if (event.type !== 'settings.changed') forget(event.deviceId)
+  })
 
   function load(fingerprint: string): Entry | undefined {
     const hit = cache.get(fingerprint)

@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs'
 import type { Command } from 'commander'
 import type { Random } from '../../certs/index.ts'
 import { FileUnreadable } from '../errors.ts'
+import type { ApiKeyService } from '../api-keys/api-key-service.ts'
 import type { DeviceAuthority } from '../authority/device-authority.ts'
+import type { SettingsService } from '../settings/settings-service.ts'
 
 /** What a command prints to; tests pass a recorder, cli.ts passes the process's streams. */
 export interface CliIo {
@@ -21,6 +23,8 @@ export interface CommonOptions {
 
 export interface OpenedAuthority {
   authority: DeviceAuthority
+  settings: SettingsService
+  apiKeys: ApiKeyService
   close(): void
 }
 
@@ -54,10 +58,10 @@ export function addJsonOption(cmd: Command): Command {
   return cmd.option('--json', 'print JSON instead of text')
 }
 
-export async function withAuthority<T>(deps: CliDeps, options: CommonOptions, fn: (authority: DeviceAuthority) => Promise<T>): Promise<T> {
+export async function withAuthority<T>(deps: CliDeps, options: CommonOptions, fn: (authority: DeviceAuthority, opened: OpenedAuthority) => Promise<T>): Promise<T> {
   const opened = await deps.openAuthority(options)
   try {
-    return await fn(opened.authority)
+    return await fn(opened.authority, opened)
   } finally {
     opened.close()
   }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander'
+import { registerApiKey } from './apikey.ts'
 import { registerAudit } from './audit.ts'
 import type { CliDeps } from './cli-deps.ts'
 import { registerCrl } from './crl.ts'
@@ -10,6 +11,7 @@ import { registerDeviceRevoke } from './device-revoke.ts'
 import { registerDeviceShow } from './device-show.ts'
 import { registerDeviceStatus } from './device-status.ts'
 import { registerInit } from './init.ts'
+import { registerSettings } from './settings.ts'
 
 export type { CliDeps, CliIo, CommonOptions, InitSummary, OpenedAuthority } from './cli-deps.ts'
 export { addCommonOptions, addJsonOption } from './cli-deps.ts'
@@ -27,4 +29,6 @@ export function registerProvisioningCommands(program: Command, deps: CliDeps): v
   registerDeviceStatus(device, deps)
   registerCrl(program, deps)
   registerAudit(program, deps)
+  registerApiKey(program, deps)
+  registerSettings(program, deps)
 }

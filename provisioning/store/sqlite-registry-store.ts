@@ -3,6 +3,8 @@ import Database from 'better-sqlite3'
 import type { CrlReason } from '../../certs/index.ts'
 import { CertificateExists, DeviceExists, DeviceNotFound, StoreSchemaTooNew, StoreWriteFailed } from '../errors.ts'
 import { migrations } from './migrations/index.ts'
+import { SqliteApiKeyStore } from './sqlite-api-key-store.ts'
+import { SqliteSettingsStore } from './sqlite-settings-store.ts'
 import type {
   AuditEntry,
   AuditFilter,
@@ -84,6 +86,10 @@ export interface SqliteRegistryStoreOptions {
 export class SqliteRegistryStore implements RegistryStore {
   readonly #db: Database.Database
   readonly #stmts
+  /** settings layers, versions, reports and schemas, on this connection (same transactions) */
+  readonly settings: SqliteSettingsStore
+  /** apps' API keys (hashed), on this connection (same transactions) */
+  readonly apiKeys: SqliteApiKeyStore
 
   constructor(path: string, options: SqliteRegistryStoreOptions = {}) {
     // The registry is private to Gatehouse: create it 0600 (SQLite gives its -wal and -shm files the same mode).
@@ -97,6 +103,8 @@ export class SqliteRegistryStore implements RegistryStore {
     this.#db.pragma('foreign_keys = ON')
     if (!options.readonly) this.#migrate(path)
     const db = this.#db
+    this.settings = new SqliteSettingsStore(db)
+    this.apiKeys = new SqliteApiKeyStore(db)
     this.#stmts = {
       insertDevice: db.prepare(
         'INSERT INTO devices (id, group_name, tier, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)',

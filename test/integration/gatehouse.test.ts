@@ -25,7 +25,7 @@ function bundle(out: string, id: string): DeviceCredentials {
 
 /** `gatehouse start` as its own process, on an ephemeral port; stopped with SIGTERM when the test ends. */
 async function startProcess(dataDir: string, env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(process.execPath, [GATEHOUSE_BIN, 'start', '--data-dir', dataDir, '--mqtt-port', '0', '--log-format', 'json'], {
+  const child = spawn(process.execPath, [GATEHOUSE_BIN, 'start', '--data-dir', dataDir, '--mqtt-port', '0', '--http-port', '0', '--log-format', 'json'], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -86,7 +86,7 @@ describe('gatehouse start (the whole product, as an operator runs it)', () => {
   it('refuses to start with a wrong CA passphrase, and says why', async () => {
     const dataDir = join(tempDir(), 'data')
     expect((await runCli(['init', '--data-dir', dataDir], { GATEHOUSE_CA_PASSPHRASE: 'right' })).code).toBe(0)
-    const res = await spawnCli(['start', '--data-dir', dataDir, '--mqtt-port', '0'], { env: { GATEHOUSE_CA_PASSPHRASE: 'wrong' } })
+    const res = await spawnCli(['start', '--data-dir', dataDir, '--mqtt-port', '0', '--http-port', '0'], { env: { GATEHOUSE_CA_PASSPHRASE: 'wrong' } })
     expect(res.code).toBe(1)
     expect(res.stderr).toContain('error GH_CA_PASSPHRASE_WRONG')
   })
@@ -103,7 +103,7 @@ describe('createGatehouse wiring (real SQLite registry, real broker)', () => {
   async function running() {
     const dir = tempDir()
     const dataDir = join(dir, 'data')
-    const config = loadConfig({ dataDir, mqttPort: 0 }, {})
+    const config = loadConfig({ dataDir, mqttPort: 0, httpPort: 0 }, {})
     const log = pino({ level: 'silent' })
     const gatehouse = await startGatehouse(config, { log })
     onTestFinished(() => gatehouse.close())
@@ -140,7 +140,7 @@ describe('createGatehouse wiring (real SQLite registry, real broker)', () => {
   it('refuses a renewed device\'s old certificate once the overlap is over, and accepts the new one', async () => {
     const dir = tempDir()
     const dataDir = join(dir, 'data')
-    const config = loadConfig({ dataDir, mqttPort: 0, renewOverlapHours: 0 }, {})
+    const config = loadConfig({ dataDir, mqttPort: 0, httpPort: 0, renewOverlapHours: 0 }, {})
     const log = pino({ level: 'silent' })
     const gatehouse = await startGatehouse(config, { log })
     onTestFinished(() => gatehouse.close())
@@ -153,20 +153,16 @@ describe('createGatehouse wiring (real SQLite registry, real broker)', () => {
     expect(fresh.connected).toBe(true)
   })
 
-  it('serves a device provisioned by the CLI to mosquitto_sub, which receives on its settings topic', async () => {
-    const { gatehouse, dataDir, dir, port } = await running()
+  it('serves a device provisioned by the CLI to mosquitto_sub, which gets its settings document on subscribe', async () => {
+    const { dataDir, dir, port } = await running()
     const out = join(dir, 'devices')
     expect((await runCli(['device', 'create', 'mosq-1', '--out', out, '--data-dir', dataDir])).code).toBe(0)
+    expect((await runCli(['settings', 'set', '--device', 'mosq-1', 'interval=5', '--data-dir', dataDir])).code).toBe(0)
     const creds = bundle(out, 'mosq-1')
-    const sub = runMosquitto('mosquitto_sub', port, creds, ['-t', 'devices/mosq-1/settings', '-C', '1', '-W', '20'])
-    const deadline = Date.now() + 10_000
-    while (!gatehouse.broker.isConnected('mosq-1') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
-    // wait until the subscription is in place, then send
-    await new Promise((r) => setTimeout(r, 200))
-    await gatehouse.broker.publishToDevice('devices/mosq-1/settings', JSON.stringify({ version: 1, settings: { interval: 5 } }))
+    const sub = runMosquitto('mosquitto_sub', port, creds, ['-t', 'devices/mosq-1/settings', '-q', '1', '-C', '1', '-W', '20'])
     const result = await sub.exited
     expect(result.code, result.stderr).toBe(0)
-    expect(JSON.parse(result.stdout)).toEqual({ version: 1, settings: { interval: 5 } })
+    expect(JSON.parse(result.stdout)).toMatchObject({ version: 2, settings: { interval: 5 } })
   })
 
   it('refuses a client with no certificate before MQTT', async () => {

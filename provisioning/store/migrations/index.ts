@@ -65,4 +65,49 @@ export const migrations: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 2,
+    name: 'settings layers, device settings versions and reports, group schemas, API keys',
+    sql: `
+      -- one row per layer: scope is 'fleet', 'group:<name>' or 'device:<id>'; document is the layer's
+      -- JSON object with secret values encrypted ({"$enc": "..."}); revision counts its changes
+      CREATE TABLE settings_layers (
+        scope       TEXT PRIMARY KEY,
+        document    TEXT NOT NULL,
+        revision    INTEGER NOT NULL,
+        updated_at  TEXT NOT NULL,
+        updated_by  TEXT NOT NULL
+      ) STRICT;
+
+      -- a device's effective-settings version: bumped whenever its merged document changes, never reused
+      CREATE TABLE device_settings (
+        device_id         TEXT PRIMARY KEY REFERENCES devices (id),
+        version           INTEGER NOT NULL,
+        digest            TEXT NOT NULL,
+        updated_at        TEXT NOT NULL,
+        reported          TEXT,
+        reported_version  INTEGER,
+        reported_at       TEXT
+      ) STRICT;
+
+      CREATE TABLE settings_schemas (
+        group_name  TEXT PRIMARY KEY,
+        schema      TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        updated_by  TEXT NOT NULL
+      ) STRICT;
+
+      -- API keys: only a SHA-256 of the secret part is stored
+      CREATE TABLE api_keys (
+        id            TEXT PRIMARY KEY,
+        name          TEXT NOT NULL UNIQUE,
+        secret_hash   TEXT NOT NULL,
+        scopes        TEXT NOT NULL,
+        created_at    TEXT NOT NULL,
+        expires_at    TEXT,
+        last_used_at  TEXT,
+        revoked_at    TEXT
+      ) STRICT;
+    `,
+  },
 ]

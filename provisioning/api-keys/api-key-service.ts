@@ -1,0 +1,155 @@
+import type { Logger } from 'pino'
+import type { Clock, Random } from '../../certs/index.ts'
+import { ApiKeyExists, ApiKeyExpiryInvalid, ApiKeyInvalid, ApiKeyNameInvalid, ApiKeyNotFound, ApiKeyRevoked, ApiKeyScopeInvalid } from '../errors.ts'
+import type { ApiKeyRecord, ApiKeyStore } from '../store/api-key-store.ts'
+import type { RegistryStore } from '../store/registry-store.ts'
+import { digestsEqual, formatApiKey, hashSecret, newApiKeyId, newApiKeySecret, parseApiKey } from './api-key-token.ts'
+import { API_SCOPES, isApiScope, type ApiScope } from './scopes.ts'
+
+/** What anyone but the store sees of a key: never its hash. */
+export interface ApiKey {
+  id: string
+  name: string
+  scopes: ApiScope[]
+  createdAt: Date
+  expiresAt: Date | null
+  lastUsedAt: Date | null
+  revokedAt: Date | null
+}
+
+export interface NewApiKey {
+  name: string
+  /** unknown scopes are refused (GH_API_KEY_SCOPE_INVALID); duplicates are dropped */
+  scopes: readonly string[]
+  /** an absolute expiry; must be in the future */
+  expiresAt?: Date
+  /** or a relative one, from the service's clock (`--expires 30d`) */
+  expiresInMs?: number
+}
+
+export interface ApiKeyServiceDeps {
+  /** for transaction() and appendAudit() */
+  store: RegistryStore
+  apiKeys: ApiKeyStore
+  clock: Clock
+  random: Random
+  log: Logger
+}
+
+export const API_KEY_NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
+/** last_used_at is written at most this often per key, not on every request */
+export const LAST_USED_RESOLUTION_MS = 60_000
+/** compared against when the id is unknown, so an unknown id costs the same as a wrong secret */
+const DUMMY_HASH = hashSecret('gatehouse-no-such-key')
+
+export const apiKeyActor = (key: Pick<ApiKey, 'name'>): string => `apikey:${key.name}`
+
+function publicView(r: ApiKeyRecord): ApiKey {
+  return {
+    id: r.id,
+    name: r.name,
+    scopes: r.scopes.filter(isApiScope),
+    createdAt: r.createdAt,
+    expiresAt: r.expiresAt,
+    lastUsedAt: r.lastUsedAt,
+    revokedAt: r.revokedAt,
+  }
+}
+
+function checkScopes(scopes: readonly string[]): ApiScope[] {
+  const unknown = scopes.filter((s) => !isApiScope(s))
+  if (unknown.length) throw new ApiKeyScopeInvalid(`unknown ${unknown.map((s) => `'${String(s).slice(0, 40)}'`).join(', ')}`, API_SCOPES.join(', '))
+  if (scopes.length === 0) throw new ApiKeyScopeInvalid('none given', API_SCOPES.join(', '))
+  return API_SCOPES.filter((s) => scopes.includes(s))
+}
+
+/**
+ * API keys for apps: created and revoked by operators (audited, the key itself never stored or logged),
+ * verified on every HTTP request. Verification reads the store each time, so a revocation applies to
+ * the next request, in any process that shares the registry.
+ */
+export function createApiKeyService(deps: ApiKeyServiceDeps) {
+  const { store, apiKeys, clock, random, log } = deps
+
+  function expiryOf(req: NewApiKey, now: Date): Date | null {
+    if (req.expiresAt !== undefined && req.expiresInMs !== undefined) throw new ApiKeyExpiryInvalid('give an absolute or a relative expiry, not both')
+    const at = req.expiresInMs !== undefined ? new Date(now.getTime() + req.expiresInMs) : (req.expiresAt ?? null)
+    if (at === null) return null
+    if (Number.isNaN(at.getTime())) throw new ApiKeyExpiryInvalid('not a date')
+    if (at.getTime() <= now.getTime()) throw new ApiKeyExpiryInvalid(`${at.toISOString()} is not in the future`)
+    return at
+  }
+
+  return {
+    /** Creates a key. The returned token is the only copy: show it once and forget it. */
+    create(req: NewApiKey, actor: string): { token: string; key: ApiKey } {
+      if (typeof req.name !== 'string' || !API_KEY_NAME_PATTERN.test(req.name)) throw new ApiKeyNameInvalid(String(req.name).slice(0, 80))
+      const scopes = checkScopes(req.scopes)
+      const now = clock.now()
+      const expiresAt = expiryOf(req, now)
+      const secret = newApiKeySecret(random)
+      const record = store.transaction(() => {
+        if (apiKeys.getByName(req.name)) throw new ApiKeyExists(req.name)
+        let id = newApiKeyId(random)
+        while (apiKeys.getById(id)) id = newApiKeyId(random)
+        const rec: ApiKeyRecord = { id, name: req.name, secretHash: hashSecret(secret), scopes, createdAt: now, expiresAt, lastUsedAt: null, revokedAt: null }
+        apiKeys.insert(rec)
+        store.appendAudit({ at: now, actor, action: 'apikey.created', subject: `apikey:${req.name}`, details: { id, scopes, expiresAt: expiresAt?.toISOString() ?? null } })
+        return rec
+      })
+      log.info({ actor, apiKeyId: record.id, name: record.name, scopes }, 'api key created')
+      return { token: formatApiKey(record.id, secret), key: publicView(record) }
+    },
+
+    /**
+     * The key a token stands for, or GH_API_KEY_INVALID, the same error for a malformed, unknown, wrong,
+     * revoked or expired key. The secret is compared as SHA-256 digests with timingSafeEqual, and an
+     * unknown id is compared against a dummy digest, so timing does not tell which case it was.
+     */
+    verify(token: string): ApiKey {
+      const parsed = typeof token === 'string' ? parseApiKey(token) : undefined
+      const record = parsed ? apiKeys.getById(parsed.id) : undefined
+      const presented = hashSecret(parsed?.secret ?? '')
+      const matches = digestsEqual(presented, record?.secretHash ?? DUMMY_HASH)
+      const now = clock.now()
+      const live = record !== undefined && record.revokedAt === null && (record.expiresAt === null || record.expiresAt.getTime() > now.getTime())
+      if (!parsed || !record || !matches || !live) throw new ApiKeyInvalid()
+      if (record.lastUsedAt === null || now.getTime() - record.lastUsedAt.getTime() >= LAST_USED_RESOLUTION_MS) {
+        try {
+          store.transaction(() => apiKeys.touchLastUsed(record.id, now))
+          record.lastUsedAt = now
+        } catch (err) {
+          // bookkeeping only: a busy or full disk must not turn a valid request away
+          log.warn({ err, apiKeyId: record.id }, 'api key last-used time not recorded')
+        }
+      }
+      return publicView(record)
+    },
+
+    list(): ApiKey[] {
+      return apiKeys.list().map(publicView)
+    },
+
+    get(name: string): ApiKey | undefined {
+      const record = apiKeys.getByName(name)
+      return record && publicView(record)
+    },
+
+    /** Permanent. Applies to the next request that presents the key. */
+    revoke(name: string, actor: string): ApiKey {
+      const record = store.transaction(() => {
+        const current = apiKeys.getByName(name)
+        if (!current) throw new ApiKeyNotFound(String(name).slice(0, 80))
+        if (current.revokedAt !== null) throw new ApiKeyRevoked(name)
+        const at = clock.now()
+        apiKeys.revoke(current.id, at)
+        store.appendAudit({ at, actor, action: 'apikey.revoked', subject: `apikey:${name}`, details: { id: current.id } })
+        return { ...current, revokedAt: at }
+      })
+      log.info({ actor, apiKeyId: record.id, name }, 'api key revoked')
+      return publicView(record)
+    },
+  }
+}
+
+export type ApiKeyService = ReturnType<typeof createApiKeyService>

@@ -1,0 +1,104 @@
+import swagger from '@fastify/swagger'
+import fastify, { LogController, type FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import { cryptoRandom, type Clock, type Random } from '../../certs/index.ts'
+import type { ApiKeyService } from '../api-keys/api-key-service.ts'
+import { API_SCOPES } from '../api-keys/scopes.ts'
+import type { DeviceAuthority } from '../authority/device-authority.ts'
+import type { SettingsService } from '../settings/settings-service.ts'
+import { apiKeyAuth } from './api-key-auth.ts'
+import { devicesRoutes, type Presence } from './devices-routes.ts'
+import { notFoundHandler, problemErrorHandler } from './problem.ts'
+import { createRateLimiter, DEFAULT_RATE_LIMIT, type RateLimit } from './rate-limiter.ts'
+import { sharedSchemas } from './schemas.ts'
+import { settingsRoutes } from './settings-routes.ts'
+
+export interface ApiDeps {
+  authority: DeviceAuthority
+  settings: SettingsService
+  apiKeys: ApiKeyService
+  presence: Presence
+  clock: Clock
+  log: Logger
+  /** request ids; default crypto randomness */
+  random?: Random
+}
+
+export interface ApiOptions {
+  /** per API key; default 20 requests/s, burst 40 */
+  rateLimit?: RateLimit
+  /** largest request body, bytes; default 256 KiB */
+  bodyLimit?: number
+  /** serve HTTPS with this key and certificate chain (PEM); serveApi requires it off loopback */
+  https?: { key: string | Buffer; cert: string | Buffer }
+}
+
+export const DEFAULT_BODY_LIMIT = 256 * 1024
+export const API_VERSION = '1.0.0'
+
+/**
+ * The HTTP API for apps, built but not listening (CONVENTIONS.md §15): `app.inject()` in tests,
+ * serveApi() in production. Route groups are plugins under /v1; the API-key hook guards every route
+ * not marked public; every error leaves as RFC 9457 problem+json.
+ */
+export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstance {
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT
+  const random = deps.random ?? cryptoRandom
+  const app = fastify({
+    loggerInstance: deps.log.child({ module: 'api' }),
+    // one line per request from the onResponse hook below: fastify's own would log the URL's query
+    logController: new LogController({ disableRequestLogging: true }),
+    genReqId: () => `req-${Buffer.from(random.bytes(8)).toString('hex')}`,
+    bodyLimit,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    ...(options.https && { https: { key: options.https.key, cert: options.https.cert } }),
+  }) as unknown as FastifyInstance
+
+  // JSON only (fastify also parses text/plain by default); PATCH routes add merge-patch+json
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'))
+  for (const schema of sharedSchemas) app.addSchema(schema)
+
+  app.setErrorHandler(problemErrorHandler(bodyLimit))
+  app.setNotFoundHandler(notFoundHandler)
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+  app.addHook('onResponse', async (request, reply) => {
+    // never the headers, the query or the body: the path, the outcome and who asked
+    const path = request.url.split('?')[0]
+    const actor = request.apiKey ? `apikey:${request.apiKey.name}` : undefined
+    request.log.info({ method: request.method, path, statusCode: reply.statusCode, actor, ms: Math.round(reply.elapsedTime) }, 'request')
+  })
+
+  app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Gatehouse API',
+        version: API_VERSION,
+        description: `Devices and settings of a Gatehouse IoT broker, for apps. Authenticate with an API key (\`gatehouse apikey create\`) as \`Authorization: Bearer ghk_...\`; each endpoint needs one scope (${API_SCOPES.join(', ')}). Errors are RFC 9457 problem details.`,
+      },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'a Gatehouse API key, ghk_<id>_<secret>' } } },
+      security: [{ apiKey: [] }],
+      tags: [
+        { name: 'devices', description: 'the device registry' },
+        { name: 'settings', description: 'fleet defaults < group < device settings' },
+      ],
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  })
+  app.register(apiKeyAuth, { apiKeys: deps.apiKeys, limiter: createRateLimiter(deps.clock, options.rateLimit ?? DEFAULT_RATE_LIMIT) })
+
+  app.register(async (open) => {
+    open.get(
+      '/healthz',
+      { config: { public: true }, schema: { summary: 'Liveness (no API key)', security: [], response: { 200: { type: 'object', properties: { status: { type: 'string', enum: ['ok'] } }, required: ['status'] } } } },
+      async () => ({ status: 'ok' as const }),
+    )
+    open.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger())
+  })
+  app.register(devicesRoutes, { prefix: '/v1', authority: deps.authority, settings: deps.settings, presence: deps.presence })
+  app.register(settingsRoutes, { prefix: '/v1', settings: deps.settings })
+  return app
+}

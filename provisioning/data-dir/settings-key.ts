@@ -1,0 +1,26 @@
+import { existsSync, readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Random } from '../../certs/index.ts'
+import { CaKeyPermissions, SettingsKeyInvalid } from '../errors.ts'
+import { writeFileAtomic } from './atomic-file.ts'
+
+/**
+ * The AES-256 key that seals secret settings: GATEHOUSE_SETTINGS_KEY (base64 of 32 bytes) when given,
+ * else <data-dir>/settings.key, created 0600 on first use. A key file readable by others is refused.
+ */
+export function loadSettingsKey(dataDir: string, fromEnv: string | undefined, random: Random): Uint8Array {
+  if (fromEnv) return decode(fromEnv, 'GATEHOUSE_SETTINGS_KEY')
+  const path = join(dataDir, 'settings.key')
+  if (!existsSync(path)) {
+    writeFileAtomic(path, `${Buffer.from(random.bytes(32)).toString('base64')}\n`, 0o600)
+  }
+  const mode = statSync(path).mode
+  if ((mode & 0o077) !== 0) throw new CaKeyPermissions(path, (mode & 0o777).toString(8).padStart(4, '0'))
+  return decode(readFileSync(path, 'utf8'), path)
+}
+
+function decode(text: string, where: string): Uint8Array {
+  const key = Buffer.from(text.trim(), 'base64')
+  if (key.length !== 32) throw new SettingsKeyInvalid(`${where} must hold 32 bytes in base64 (openssl rand -base64 32)`)
+  return new Uint8Array(key)
+}

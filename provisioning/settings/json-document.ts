@@ -1,0 +1,82 @@
+import { createHash } from 'node:crypto'
+
+export type JsonObject = Record<string, unknown>
+
+export function isObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+/** RFC 7396 JSON merge patch: objects merge, null deletes, anything else replaces. Returns a new value. */
+export function applyMergePatch(target: unknown, patch: unknown): unknown {
+  if (!isObject(patch)) return structuredClone(patch)
+  const out: JsonObject = isObject(target) ? structuredClone(target) : {}
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k]
+    else out[k] = applyMergePatch(out[k], v)
+  }
+  return out
+}
+
+/** Layers merged left to right (fleet < group < device): objects deep-merge, other values replace. */
+export function mergeLayers(...layers: JsonObject[]): JsonObject {
+  const out: JsonObject = {}
+  for (const layer of layers) deepAssign(out, layer)
+  return out
+}
+
+function deepAssign(into: JsonObject, from: JsonObject): void {
+  for (const [k, v] of Object.entries(from)) {
+    const current = into[k]
+    if (isObject(v) && isObject(current)) deepAssign(current, v)
+    else into[k] = structuredClone(v)
+  }
+}
+
+/** JSON with object keys sorted, so equal documents serialise equally. */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`
+  if (isObject(v)) {
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(v[k])}`)
+      .join(',')}}`
+  }
+  return JSON.stringify(v)
+}
+
+export function digest(v: unknown): string {
+  return createHash('sha256').update(canonicalJson(v)).digest('hex')
+}
+
+export function deepEqual(a: unknown, b: unknown): boolean {
+  return canonicalJson(a) === canonicalJson(b)
+}
+
+/** Nesting depth of a JSON value: a scalar is 0, {} or [] is 1. */
+export function depthOf(v: unknown): number {
+  if (Array.isArray(v)) return 1 + Math.max(0, ...v.map(depthOf))
+  if (isObject(v)) return 1 + Math.max(0, ...Object.values(v).map(depthOf))
+  return 0
+}
+
+/**
+ * What the device still has to apply: for each path where desired and reported differ, the desired
+ * value (null where the desired document no longer has the key). Objects are compared key by key.
+ */
+export function delta(desired: JsonObject, reported: JsonObject | null): JsonObject {
+  const out: JsonObject = {}
+  const rep = reported ?? {}
+  for (const k of new Set([...Object.keys(desired), ...Object.keys(rep)])) {
+    const d = desired[k]
+    const r = rep[k]
+    if (isObject(d) && isObject(r)) {
+      const inner = delta(d, r)
+      if (Object.keys(inner).length) out[k] = inner
+    } else if (!(k in desired)) {
+      out[k] = null
+    } else if (!deepEqual(d, r)) {
+      out[k] = structuredClone(d)
+    }
+  }
+  return out
+}

@@ -1,0 +1,274 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
+import type { Logger } from 'pino'
+import { assertDeviceId, type Clock } from '../../certs/index.ts'
+import { DeviceNotFound, SettingsInvalid, SettingsSchemaViolation, SettingsScopeInvalid, SettingsTooLarge, SettingsVersionMismatch } from '../errors.ts'
+import type { RegistryStore } from '../store/registry-store.ts'
+import type { DeviceSettingsRecord, LayerScope, SettingsStore } from '../store/settings-store.ts'
+import { applyMergePatch, delta, depthOf, digest, isObject, mergeLayers, type JsonObject } from './json-document.ts'
+import { describePatch, openSecrets, redactSecrets, sealSecrets, type SettingsCipher } from './secrets.ts'
+
+export type SettingsTarget = { kind: 'fleet' } | { kind: 'group'; group: string } | { kind: 'device'; deviceId: string }
+
+/** What apps and operators see of one device (secrets redacted). */
+export interface DeviceSettingsView {
+  deviceId: string
+  version: number
+  desired: JsonObject
+  reported: { version: number | null; settings: JsonObject; at: string | null } | null
+  delta: JsonObject
+  inSync: boolean
+  updatedAt: string
+}
+
+/** One layer (fleet defaults or a group), secrets redacted; revision is its If-Match value. */
+export interface LayerView {
+  scope: LayerScope
+  document: JsonObject
+  revision: number
+  updatedAt: string | null
+  updatedBy: string | null
+}
+
+/** What the broker sends to a device: clear secrets, over its TLS session only. */
+export interface DeliverableSettings {
+  version: number
+  settings: JsonObject
+  updatedAt: string
+}
+
+export interface SettingsLimits {
+  /** largest serialised layer document, bytes */
+  maxBytes?: number
+  maxDepth?: number
+}
+
+export const GROUP_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
+
+export function scopeOf(target: SettingsTarget): LayerScope {
+  if (target.kind === 'fleet') return 'fleet'
+  if (target.kind === 'group') {
+    if (!GROUP_PATTERN.test(target.group)) throw new SettingsScopeInvalid(`group '${target.group.slice(0, 80)}' (use 1-64 of A-Z a-z 0-9 . _ -)`)
+    return `group:${target.group}`
+  }
+  return `device:${assertDeviceId(target.deviceId)}`
+}
+
+/**
+ * Settings: fleet defaults < group < device overrides, merged into each device's effective document.
+ * Every change that alters a device's effective document bumps that device's version (monotonic,
+ * stored, never reused) and emits `settings.changed` for it, in the same transaction as the change and
+ * its audit entry. Secrets are sealed at rest and redacted everywhere but delivery to the device.
+ */
+export function createSettingsService(
+  deps: { store: RegistryStore; settings: SettingsStore; cipher: SettingsCipher; clock: Clock; log: Logger },
+  limits: SettingsLimits = {},
+) {
+  const { store, settings, cipher, clock, log } = deps
+  const maxBytes = limits.maxBytes ?? 64 * 1024
+  const maxDepth = limits.maxDepth ?? 16
+  const ajv = new Ajv({ allErrors: true, strict: false })
+  const validators = new Map<string, { digest: string; validate: ValidateFunction }>()
+
+  const layerDoc = (scope: LayerScope): JsonObject => settings.getLayer(scope)?.document ?? {}
+
+  function requireDevice(deviceId: string) {
+    const device = store.getDevice(assertDeviceId(deviceId))
+    if (!device) throw new DeviceNotFound(deviceId)
+    return device
+  }
+
+  /** The effective document of a device, secrets in clear. */
+  function effective(deviceId: string, group: string | null, override?: { scope: LayerScope; doc: JsonObject }): JsonObject {
+    const pick = (scope: LayerScope) => (override?.scope === scope ? override.doc : layerDoc(scope))
+    const layers = [pick('fleet'), ...(group ? [pick(`group:${group}`)] : []), pick(`device:${deviceId}`)]
+    return openSecrets(mergeLayers(...layers), cipher)
+  }
+
+  /** The device's version row, created at version 1 the first time anyone looks. */
+  function ensureRecord(deviceId: string, group: string | null): DeviceSettingsRecord {
+    const existing = settings.getDeviceSettings(deviceId)
+    if (existing) return existing
+    return store.transaction(() => {
+      const again = settings.getDeviceSettings(deviceId)
+      if (again) return again
+      const record: DeviceSettingsRecord = {
+        deviceId,
+        version: 1,
+        digest: digest(effective(deviceId, group)),
+        updatedAt: clock.now(),
+        reported: null,
+        reportedVersion: null,
+        reportedAt: null,
+      }
+      settings.putDeviceSettings(record)
+      return record
+    })
+  }
+
+  function schemaValidator(group: string): ValidateFunction | undefined {
+    const record = settings.getSchema(group)
+    if (!record) return undefined
+    const d = digest(record.schema)
+    const cached = validators.get(group)
+    if (cached?.digest === d) return cached.validate
+    const validate = ajv.compile(record.schema)
+    validators.set(group, { digest: d, validate })
+    return validate
+  }
+
+  function checkSchema(group: string, doc: JsonObject): void {
+    const validate = schemaValidator(group)
+    if (validate && !validate(doc)) throw new SettingsSchemaViolation(group, describeAjv(validate.errors))
+  }
+
+  function checkShape(patch: unknown): asserts patch is JsonObject {
+    if (!isObject(patch)) throw new SettingsInvalid('(body)', 'a settings patch must be a JSON object (RFC 7396 merge patch)')
+    const bad = findReservedKey(patch)
+    if (bad) throw new SettingsInvalid(bad, "keys may not start with '$' (reserved)")
+  }
+
+  function view(deviceId: string): DeviceSettingsView {
+    const device = requireDevice(deviceId)
+    const record = ensureRecord(device.id, device.group)
+    const desired = effective(device.id, device.group)
+    const reported = record.reported ? openSecrets(record.reported, cipher) : null
+    const d = delta(desired, reported)
+    return {
+      deviceId: device.id,
+      version: record.version,
+      desired: redactSecrets(desired),
+      reported: record.reported ? { version: record.reportedVersion, settings: redactSecrets(reported ?? {}), at: record.reportedAt?.toISOString() ?? null } : null,
+      delta: redactSecrets(d),
+      inSync: record.reportedVersion === record.version && Object.keys(d).length === 0,
+      updatedAt: record.updatedAt.toISOString(),
+    }
+  }
+
+  function layerView(scope: LayerScope): LayerView {
+    const layer = settings.getLayer(scope)
+    return {
+      scope,
+      document: redactSecrets(openSecrets(layer?.document ?? {}, cipher)),
+      revision: layer?.revision ?? 0,
+      updatedAt: layer?.updatedAt.toISOString() ?? null,
+      updatedBy: layer?.updatedBy ?? null,
+    }
+  }
+
+  /** Recomputes affected devices; bumps and announces only those whose effective document changed. */
+  function bumpDevices(ids: Iterable<string>, at: Date): number {
+    let bumped = 0
+    for (const id of ids) {
+      const device = store.getDevice(id)
+      const record = settings.getDeviceSettings(id)
+      if (!device || !record) continue
+      const next = digest(effective(id, device.group))
+      if (next === record.digest) continue
+      settings.putDeviceSettings({ ...record, version: record.version + 1, digest: next, updatedAt: at })
+      store.appendEvent('settings.changed', { deviceId: id, version: record.version + 1 }, at)
+      bumped++
+    }
+    return bumped
+  }
+
+  function patch(target: SettingsTarget, body: unknown, opts: { actor: string; ifMatch?: number }): { revision: number; devicesChanged: number } {
+    const scope = scopeOf(target)
+    checkShape(body)
+    const device = target.kind === 'device' ? requireDevice(target.deviceId) : undefined
+    if (device) ensureRecord(device.id, device.group)
+    return store.transaction(() => {
+      const current = settings.getLayer(scope)
+      if (opts.ifMatch !== undefined) {
+        const now = device ? (settings.getDeviceSettings(device.id)?.version ?? 1) : (current?.revision ?? 0)
+        if (opts.ifMatch !== now) throw new SettingsVersionMismatch(opts.ifMatch, now)
+      }
+      const clearBefore = openSecrets(current?.document ?? {}, cipher)
+      const clearAfter = applyMergePatch(clearBefore, body) as JsonObject
+      const size = Buffer.byteLength(JSON.stringify(clearAfter))
+      if (size > maxBytes || depthOf(clearAfter) > maxDepth) throw new SettingsTooLarge(`${size} bytes, depth ${depthOf(clearAfter)}`, maxBytes, maxDepth)
+      const sealed = sealSecrets(clearAfter, cipher)
+      // schema checks against the documents devices would get
+      if (device?.group) checkSchema(device.group, effective(device.id, device.group, { scope, doc: sealed }))
+      if (target.kind === 'group') checkSchema(target.group, openSecrets(mergeLayers(layerDoc('fleet'), sealed), cipher))
+      if (target.kind === 'fleet') for (const g of settings.schemaGroups()) checkSchema(g, openSecrets(mergeLayers(sealed, layerDoc(`group:${g}`)), cipher))
+      const at = clock.now()
+      const revision = (current?.revision ?? 0) + 1
+      settings.putLayer({ scope, document: sealed, revision, updatedAt: at, updatedBy: opts.actor })
+      const affected = device ? [device.id] : settings.deviceIdsWithSettings(target.kind === 'group' ? target.group : undefined)
+      const devicesChanged = bumpDevices(affected, at)
+      store.appendAudit({ at, actor: opts.actor, action: 'settings.changed', subject: device ? device.id : scope, details: { scope, revision, ...describePatch(body), devicesChanged } })
+      log.info({ scope, revision, devicesChanged, actor: opts.actor }, 'settings changed')
+      return { revision, devicesChanged }
+    })
+  }
+
+  return {
+    getDevice: view,
+    getLayer: (target: Exclude<SettingsTarget, { kind: 'device' }>): LayerView => layerView(scopeOf(target)),
+    /** A device's own override layer (what `settings get --device` shows next to the effective view). */
+    getDeviceLayer: (deviceId: string): LayerView => layerView(scopeOf({ kind: 'device', deviceId: requireDevice(deviceId).id })),
+
+    patchDevice(deviceId: string, body: unknown, opts: { actor: string; ifMatch?: number }): DeviceSettingsView {
+      patch({ kind: 'device', deviceId }, body, opts)
+      return view(deviceId)
+    },
+    patchLayer(target: Exclude<SettingsTarget, { kind: 'device' }>, body: unknown, opts: { actor: string; ifMatch?: number }): LayerView & { devicesChanged: number } {
+      const { devicesChanged } = patch(target, body, opts)
+      return { ...layerView(scopeOf(target)), devicesChanged }
+    },
+
+    setSchema(group: string, schema: unknown, actor: string): void {
+      scopeOf({ kind: 'group', group })
+      if (!isObject(schema)) throw new SettingsInvalid('(schema)', 'a JSON Schema must be a JSON object')
+      try {
+        ajv.compile(schema)
+      } catch (err) {
+        throw new SettingsInvalid('(schema)', (err as Error).message, { cause: err })
+      }
+      store.transaction(() => {
+        const at = clock.now()
+        settings.putSchema({ group, schema, updatedAt: at, updatedBy: actor })
+        store.appendAudit({ at, actor, action: 'settings.schema.set', subject: `group:${group}`, details: {} })
+      })
+    },
+    getSchema: (group: string) => settings.getSchema(group)?.schema ?? null,
+
+    /** For the broker: the current document with secrets in clear. */
+    deliverable(deviceId: string): DeliverableSettings | undefined {
+      const device = store.getDevice(deviceId)
+      if (!device || device.status !== 'active') return undefined
+      const record = ensureRecord(device.id, device.group)
+      return { version: record.version, settings: effective(device.id, device.group), updatedAt: record.updatedAt.toISOString() }
+    },
+
+    /** From the broker: a device's report on devices/{id}/settings/reported. Bad reports are refused, not stored. */
+    report(deviceId: string, payload: unknown): void {
+      if (!isObject(payload) || !isObject(payload.settings) || !(Number.isInteger(payload.version) || payload.version === undefined)) {
+        throw new SettingsInvalid('(report)', 'a report is {"version": <integer>, "settings": {...}}')
+      }
+      const device = requireDevice(deviceId)
+      const record = ensureRecord(device.id, device.group)
+      const reported = sealSecrets(payload.settings, cipher)
+      if (Buffer.byteLength(JSON.stringify(reported)) > maxBytes * 2) throw new SettingsTooLarge('report', maxBytes * 2, maxDepth)
+      settings.putDeviceSettings({ ...record, reported, reportedVersion: (payload.version as number | undefined) ?? null, reportedAt: clock.now() })
+    },
+  }
+}
+
+export type SettingsService = ReturnType<typeof createSettingsService>
+
+function findReservedKey(doc: JsonObject, prefix = ''): string | undefined {
+  for (const [k, v] of Object.entries(doc)) {
+    const path = prefix ? `${prefix}.${k}` : k
+    if (k.startsWith('$')) return path
+    if (isObject(v)) {
+      const inner = findReservedKey(v, path)
+      if (inner) return inner
+    }
+  }
+  return undefined
+}
+
+function describeAjv(errors: ErrorObject[] | null | undefined): string {
+  return (errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}`).join('; ')
+}

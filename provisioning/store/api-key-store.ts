@@ -1,0 +1,29 @@
+/**
+ * API keys of apps. Only a SHA-256 of each key's secret part is stored; the key itself is shown once,
+ * when it is created. Implemented by SqliteApiKeyStore on the registry's SQLite connection, so a key's
+ * creation or revocation and its audit entry share one transaction (RegistryStore.transaction).
+ */
+export interface ApiKeyRecord {
+  /** the public part of the key (`ghk_<id>_<secret>`): 12 lowercase hex characters */
+  id: string
+  /** unique, chosen by the operator; the audit actor is `apikey:<name>` */
+  name: string
+  /** SHA-256 of the secret part, lowercase hex */
+  secretHash: string
+  scopes: string[]
+  createdAt: Date
+  expiresAt: Date | null
+  lastUsedAt: Date | null
+  revokedAt: Date | null
+}
+
+export interface ApiKeyStore {
+  /** throws GH_API_KEY_EXISTS when the name (or id) is taken */
+  insert(record: ApiKeyRecord): void
+  getById(id: string): ApiKeyRecord | undefined
+  getByName(name: string): ApiKeyRecord | undefined
+  /** all keys, oldest first */
+  list(): ApiKeyRecord[]
+  revoke(id: string, at: Date): void
+  touchLastUsed(id: string, at: Date): void
+}

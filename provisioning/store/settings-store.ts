@@ -1,0 +1,48 @@
+/**
+ * Settings persistence: layers (fleet < group < device), each device's effective-settings version and
+ * last report, and optional JSON Schemas per group. Implemented by SqliteSettingsStore on the same
+ * SQLite connection as the registry, so a settings change, its audit entry and its event share one
+ * transaction (RegistryStore.transaction).
+ */
+export type LayerScope = 'fleet' | `group:${string}` | `device:${string}`
+
+export interface SettingsLayerRecord {
+  scope: LayerScope
+  /** the layer's JSON object; secret values are stored encrypted ({"$enc": "..."}) */
+  document: Record<string, unknown>
+  revision: number
+  updatedAt: Date
+  updatedBy: string
+}
+
+export interface DeviceSettingsRecord {
+  deviceId: string
+  version: number
+  /** SHA-256 of the canonical effective document: a change bumps the version only if this changes */
+  digest: string
+  updatedAt: Date
+  reported: Record<string, unknown> | null
+  reportedVersion: number | null
+  reportedAt: Date | null
+}
+
+export interface SettingsSchemaRecord {
+  group: string
+  schema: Record<string, unknown>
+  updatedAt: Date
+  updatedBy: string
+}
+
+export interface SettingsStore {
+  getLayer(scope: LayerScope): SettingsLayerRecord | undefined
+  putLayer(layer: SettingsLayerRecord): void
+  getDeviceSettings(deviceId: string): DeviceSettingsRecord | undefined
+  putDeviceSettings(record: DeviceSettingsRecord): void
+  /** device ids that have a settings row, optionally only those of one group */
+  deviceIdsWithSettings(group?: string): string[]
+  getSchema(group: string): SettingsSchemaRecord | undefined
+  putSchema(record: SettingsSchemaRecord): void
+  deleteSchema(group: string): void
+  /** groups that have a schema */
+  schemaGroups(): string[]
+}

@@ -1,0 +1,78 @@
+import type Database from 'better-sqlite3'
+import { ApiKeyExists } from '../errors.ts'
+import type { ApiKeyRecord, ApiKeyStore } from './api-key-store.ts'
+
+type Row = Record<string, unknown>
+const dateOrNull = (v: unknown): Date | null => (v == null ? null : new Date(String(v)))
+
+function toRecord(r: Row): ApiKeyRecord {
+  return {
+    id: String(r.id),
+    name: String(r.name),
+    secretHash: String(r.secret_hash),
+    scopes: JSON.parse(String(r.scopes)) as string[],
+    createdAt: new Date(String(r.created_at)),
+    expiresAt: dateOrNull(r.expires_at),
+    lastUsedAt: dateOrNull(r.last_used_at),
+    revokedAt: dateOrNull(r.revoked_at),
+  }
+}
+
+/** ApiKeyStore on the registry's SQLite connection (constructed by SqliteRegistryStore). */
+export class SqliteApiKeyStore implements ApiKeyStore {
+  readonly #s
+
+  constructor(db: Database.Database) {
+    this.#s = {
+      insert: db.prepare(
+        `INSERT INTO api_keys (id, name, secret_hash, scopes, created_at, expires_at, last_used_at, revoked_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      getById: db.prepare('SELECT * FROM api_keys WHERE id = ?'),
+      getByName: db.prepare('SELECT * FROM api_keys WHERE name = ?'),
+      list: db.prepare('SELECT * FROM api_keys ORDER BY created_at, name'),
+      revoke: db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
+      touch: db.prepare('UPDATE api_keys SET last_used_at = ? WHERE id = ?'),
+    }
+  }
+
+  insert(k: ApiKeyRecord): void {
+    try {
+      this.#s.insert.run(
+        k.id,
+        k.name,
+        k.secretHash,
+        JSON.stringify(k.scopes),
+        k.createdAt.toISOString(),
+        k.expiresAt?.toISOString() ?? null,
+        k.lastUsedAt?.toISOString() ?? null,
+        k.revokedAt?.toISOString() ?? null,
+      )
+    } catch (err) {
+      if (String((err as { code?: unknown }).code).startsWith('SQLITE_CONSTRAINT')) throw new ApiKeyExists(k.name, { cause: err })
+      throw err
+    }
+  }
+
+  getById(id: string): ApiKeyRecord | undefined {
+    const r = this.#s.getById.get(id) as Row | undefined
+    return r && toRecord(r)
+  }
+
+  getByName(name: string): ApiKeyRecord | undefined {
+    const r = this.#s.getByName.get(name) as Row | undefined
+    return r && toRecord(r)
+  }
+
+  list(): ApiKeyRecord[] {
+    return (this.#s.list.all() as Row[]).map(toRecord)
+  }
+
+  revoke(id: string, at: Date): void {
+    this.#s.revoke.run(at.toISOString(), id)
+  }
+
+  touchLastUsed(id: string, at: Date): void {
+    this.#s.touch.run(at.toISOString(), id)
+  }
+}

@@ -1,0 +1,98 @@
+import type Database from 'better-sqlite3'
+import type { DeviceSettingsRecord, LayerScope, SettingsLayerRecord, SettingsSchemaRecord, SettingsStore } from './settings-store.ts'
+
+type Row = Record<string, unknown>
+const iso = (d: Date) => d.toISOString()
+const json = (v: unknown) => JSON.parse(String(v)) as Record<string, unknown>
+
+/** SettingsStore on the registry's SQLite connection (constructed by SqliteRegistryStore). */
+export class SqliteSettingsStore implements SettingsStore {
+  readonly #s
+
+  constructor(db: Database.Database) {
+    this.#s = {
+      getLayer: db.prepare('SELECT * FROM settings_layers WHERE scope = ?'),
+      putLayer: db.prepare(
+        `INSERT INTO settings_layers (scope, document, revision, updated_at, updated_by) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (scope) DO UPDATE SET document = excluded.document, revision = excluded.revision,
+           updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
+      ),
+      getDevice: db.prepare('SELECT * FROM device_settings WHERE device_id = ?'),
+      putDevice: db.prepare(
+        `INSERT INTO device_settings (device_id, version, digest, updated_at, reported, reported_version, reported_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (device_id) DO UPDATE SET version = excluded.version, digest = excluded.digest,
+           updated_at = excluded.updated_at, reported = excluded.reported, reported_version = excluded.reported_version,
+           reported_at = excluded.reported_at`,
+      ),
+      allIds: db.prepare('SELECT device_id FROM device_settings ORDER BY device_id'),
+      groupIds: db.prepare(
+        'SELECT s.device_id FROM device_settings s JOIN devices d ON d.id = s.device_id WHERE d.group_name = ? ORDER BY s.device_id',
+      ),
+      getSchema: db.prepare('SELECT * FROM settings_schemas WHERE group_name = ?'),
+      putSchema: db.prepare(
+        `INSERT INTO settings_schemas (group_name, schema, updated_at, updated_by) VALUES (?, ?, ?, ?)
+         ON CONFLICT (group_name) DO UPDATE SET schema = excluded.schema, updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
+      ),
+      deleteSchema: db.prepare('DELETE FROM settings_schemas WHERE group_name = ?'),
+      schemaGroups: db.prepare('SELECT group_name FROM settings_schemas ORDER BY group_name'),
+    }
+  }
+
+  getLayer(scope: LayerScope): SettingsLayerRecord | undefined {
+    const r = this.#s.getLayer.get(scope) as Row | undefined
+    return r && { scope, document: json(r.document), revision: Number(r.revision), updatedAt: new Date(String(r.updated_at)), updatedBy: String(r.updated_by) }
+  }
+
+  putLayer(l: SettingsLayerRecord): void {
+    this.#s.putLayer.run(l.scope, JSON.stringify(l.document), l.revision, iso(l.updatedAt), l.updatedBy)
+  }
+
+  getDeviceSettings(deviceId: string): DeviceSettingsRecord | undefined {
+    const r = this.#s.getDevice.get(deviceId) as Row | undefined
+    if (!r) return undefined
+    return {
+      deviceId,
+      version: Number(r.version),
+      digest: String(r.digest),
+      updatedAt: new Date(String(r.updated_at)),
+      reported: r.reported == null ? null : json(r.reported),
+      reportedVersion: r.reported_version == null ? null : Number(r.reported_version),
+      reportedAt: r.reported_at == null ? null : new Date(String(r.reported_at)),
+    }
+  }
+
+  putDeviceSettings(d: DeviceSettingsRecord): void {
+    this.#s.putDevice.run(
+      d.deviceId,
+      d.version,
+      d.digest,
+      iso(d.updatedAt),
+      d.reported === null ? null : JSON.stringify(d.reported),
+      d.reportedVersion,
+      d.reportedAt && iso(d.reportedAt),
+    )
+  }
+
+  deviceIdsWithSettings(group?: string): string[] {
+    const rows = (group === undefined ? this.#s.allIds.all() : this.#s.groupIds.all(group)) as Row[]
+    return rows.map((r) => String(r.device_id))
+  }
+
+  getSchema(group: string): SettingsSchemaRecord | undefined {
+    const r = this.#s.getSchema.get(group) as Row | undefined
+    return r && { group, schema: json(r.schema), updatedAt: new Date(String(r.updated_at)), updatedBy: String(r.updated_by) }
+  }
+
+  putSchema(s: SettingsSchemaRecord): void {
+    this.#s.putSchema.run(s.group, JSON.stringify(s.schema), iso(s.updatedAt), s.updatedBy)
+  }
+
+  deleteSchema(group: string): void {
+    this.#s.deleteSchema.run(group)
+  }
+
+  schemaGroups(): string[] {
+    return (this.#s.schemaGroups.all() as Row[]).map((r) => String(r.group_name))
+  }
+}

@@ -1,0 +1,70 @@
+import pino from 'pino'
+import { onTestFinished } from 'vitest'
+import { cryptoRandom } from '../../../../certs/index.ts'
+import { buildApi, type ApiOptions } from '../../../../provisioning/api/build-api.ts'
+import type { Presence } from '../../../../provisioning/api/devices-routes.ts'
+import { createApiKeyService, type ApiKeyService } from '../../../../provisioning/api-keys/api-key-service.ts'
+import { createDeviceAuthority, createSettingsCipher, createSettingsService, SqliteRegistryStore } from '../../../../provisioning/index.ts'
+import { fixedClock } from '../../../helpers/clock.ts'
+import { makeTestCa } from '../../../helpers/test-ca.ts'
+
+export const T0 = '2026-01-01T00:00:00Z'
+
+/** A pino logger at trace level whose output the test can read (to prove what never gets logged). */
+export function capturedLog() {
+  const lines: string[] = []
+  const log = pino({ level: 'trace' }, { write: (s: string) => void lines.push(s) })
+  return { log, text: () => lines.join('') }
+}
+
+/**
+ * The API over a real control plane: SQLite in memory, the real authority, settings and API-key
+ * services, a fixed clock, and a presence fake the test can set.
+ */
+export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: Presence } = {}) {
+  const clock = fixedClock(T0)
+  const store = new SqliteRegistryStore(':memory:')
+  const ca = await makeTestCa()
+  const { log, text: logText } = capturedLog()
+  const authority = createDeviceAuthority({ store, ca, clock, random: cryptoRandom, log }, { validDays: 30 })
+  const cipher = createSettingsCipher(new Uint8Array(32).fill(7), cryptoRandom)
+  const settings = createSettingsService({ store, settings: store.settings, cipher, clock, log })
+  const apiKeys: ApiKeyService = createApiKeyService({ store, apiKeys: store.apiKeys, clock, random: cryptoRandom, log })
+  const connected = new Map<string, Date>()
+  const presence: Presence = fakes.presence ?? {
+    isConnected: (id: string) => connected.has(id),
+    lastSeen: (id: string) => connected.get(id) ?? null,
+  }
+  const app = buildApi({ authority, settings, apiKeys, presence, clock, log }, options)
+  onTestFinished(async () => {
+    await app.close()
+    store.close()
+  })
+  let n = 0
+  /** a fresh key with these scopes; returns the Authorization header value */
+  const keyWith = (...scopes: string[]) => `Bearer ${apiKeys.create({ name: `k${++n}`, scopes: scopes.length ? scopes : ['devices:read'] }, 'operator:test').token}`
+  /** app.inject with an Authorization header and, for a body, JSON */
+  const call = (auth: string | undefined, method: string, url: string, body?: unknown, headers: Record<string, string> = {}) =>
+    app.inject({
+      method: method as 'GET',
+      url,
+      headers: { ...(auth && { authorization: auth }), ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
+      ...(body !== undefined && { payload: typeof body === 'string' ? body : JSON.stringify(body) }),
+    })
+  return { app, clock, store, authority, settings, apiKeys, connected, logText, keyWith, call }
+}
+
+/** Every authenticated route, with the one scope it needs and a request that succeeds when allowed. */
+export const ROUTES: { method: string; url: string; path: string; scope: string; body?: unknown }[] = [
+  { method: 'GET', url: '/v1/devices', path: '/v1/devices', scope: 'devices:read' },
+  { method: 'GET', url: '/v1/devices/pump-1', path: '/v1/devices/{id}', scope: 'devices:read' },
+  { method: 'POST', url: '/v1/devices/pump-1/revoke', path: '/v1/devices/{id}/revoke', scope: 'devices:revoke', body: { reason: 'keyCompromise' } },
+  { method: 'GET', url: '/v1/devices/pump-1/settings', path: '/v1/devices/{id}/settings', scope: 'settings:read' },
+  { method: 'PATCH', url: '/v1/devices/pump-1/settings', path: '/v1/devices/{id}/settings', scope: 'settings:write', body: { rate: 5 } },
+  { method: 'GET', url: '/v1/groups/pumps/settings', path: '/v1/groups/{group}/settings', scope: 'settings:read' },
+  { method: 'PATCH', url: '/v1/groups/pumps/settings', path: '/v1/groups/{group}/settings', scope: 'settings:write', body: { rate: 5 } },
+  { method: 'GET', url: '/v1/settings/defaults', path: '/v1/settings/defaults', scope: 'settings:read' },
+  { method: 'PATCH', url: '/v1/settings/defaults', path: '/v1/settings/defaults', scope: 'settings:write', body: { rate: 5 } },
+  { method: 'GET', url: '/v1/groups/pumps/settings/schema', path: '/v1/groups/{group}/settings/schema', scope: 'settings:read' },
+  { method: 'PUT', url: '/v1/groups/pumps/settings/schema', path: '/v1/groups/{group}/settings/schema', scope: 'settings:write', body: { type: 'object' } },
+]

@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest'
+import { API_SCOPES } from '../../../../provisioning/api-keys/scopes.ts'
+import { apiHarness, ROUTES } from './api-harness.ts'
+
+async function withDevice(options: Parameters<typeof apiHarness>[0] = {}) {
+  const h = await apiHarness(options)
+  await h.authority.createDevice({ id: 'pump-1', group: 'pumps' }, 'operator:test')
+  return h
+}
+
+describe('API key check', () => {
+  it('answers 401 with WWW-Authenticate: Bearer to a request without a key, or with another scheme', async () => {
+    const { call } = await withDevice()
+    for (const auth of [undefined, 'Basic dXNlcjpwYXNz', 'Bearer', 'ghk_abc']) {
+      const res = await call(auth, 'GET', '/v1/devices')
+      expect(res.statusCode, String(auth)).toBe(401)
+      expect(res.headers['www-authenticate']).toMatch(/^Bearer /)
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/)
+      expect(res.json().code).toBe('GH_API_KEY_MISSING')
+    }
+  })
+
+  it('answers 401 GH_API_KEY_INVALID to a bad, a revoked and an expired key', async () => {
+    const { call, apiKeys, clock, keyWith } = await withDevice()
+    const good = keyWith('devices:read')
+    const revoked = `Bearer ${apiKeys.create({ name: 'old', scopes: ['devices:read'] }, 'op').token}`
+    const expiring = `Bearer ${apiKeys.create({ name: 'temp', scopes: ['devices:read'], expiresInMs: 3_600_000 }, 'op').token}`
+    expect((await call(revoked, 'GET', '/v1/devices')).statusCode).toBe(200)
+    expect((await call(expiring, 'GET', '/v1/devices')).statusCode).toBe(200)
+    apiKeys.revoke('old', 'op')
+    clock.advance('1h')
+    for (const auth of [revoked, expiring, `${good.slice(0, -2)}xx`, 'Bearer ghk_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA']) {
+      const res = await call(auth, 'GET', '/v1/devices')
+      expect(res.statusCode).toBe(401)
+      expect(res.headers['www-authenticate']).toContain('error="invalid_token"')
+      expect(res.json()).toMatchObject({ status: 401, code: 'GH_API_KEY_INVALID', type: 'https://gatehouse.dev/errors/GH_API_KEY_INVALID' })
+    }
+    expect((await call(good, 'GET', '/v1/devices')).statusCode).toBe(200)
+  })
+
+  it('refuses a key in the URL query with 400, even on a public endpoint', async () => {
+    const { call, keyWith } = await withDevice()
+    const token = keyWith('devices:read').slice('Bearer '.length)
+    for (const url of [`/v1/devices?access_token=${token}`, `/v1/devices?x=${token}`, `/healthz?token=abc`, `/v1/devices?api_key=abc`]) {
+      const res = await call(undefined, 'GET', url)
+      expect(res.statusCode, url).toBe(400)
+      expect(res.json().code).toBe('GH_API_TOKEN_IN_QUERY')
+    }
+  })
+
+  it('lets /healthz and /openapi.json through without a key', async () => {
+    const { call } = await withDevice()
+    expect((await call(undefined, 'GET', '/healthz')).json()).toEqual({ status: 'ok' })
+    expect((await call(undefined, 'GET', '/openapi.json')).statusCode).toBe(200)
+  })
+
+  const matrix = ROUTES.flatMap((route) => API_SCOPES.map((scope) => [`${route.scope === scope ? 'ok' : 'fail'}/${route.method} ${route.url} with ${scope}`, route, scope] as const))
+  it.each(matrix)('%s', async (_name, route, scope) => {
+    const { call, keyWith } = await withDevice()
+    const res = await call(keyWith(scope), route.method, route.url, route.body)
+    if (route.scope === scope) {
+      expect(res.statusCode, res.body).toBe(200)
+    } else {
+      expect(res.statusCode).toBe(403)
+      expect(res.json()).toMatchObject({ code: 'GH_API_KEY_SCOPE', status: 403 })
+    }
+  })
+
+  it('limits each key to its burst, then answers 429 with Retry-After until the bucket refills', async () => {
+    const { call, keyWith, clock } = await withDevice({ rateLimit: { ratePerSecond: 2, burst: 3 } })
+    const a = keyWith('devices:read')
+    const b = keyWith('devices:read')
+    for (let i = 0; i < 3; i++) expect((await call(a, 'GET', '/v1/devices')).statusCode).toBe(200)
+    const limited = await call(a, 'GET', '/v1/devices')
+    expect(limited.statusCode).toBe(429)
+    expect(limited.headers['retry-after']).toBe('1')
+    expect(limited.json().code).toBe('GH_API_RATE_LIMITED')
+    expect((await call(b, 'GET', '/v1/devices')).statusCode).toBe(200) // per key
+    clock.advance('500ms')
+    expect((await call(a, 'GET', '/v1/devices')).statusCode).toBe(200)
+    expect((await call(a, 'GET', '/v1/devices')).statusCode).toBe(429)
+  })
+})
