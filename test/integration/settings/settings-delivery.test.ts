@@ -108,7 +108,7 @@ describe('settings delivery over MQTT', () => {
     const stale = await patch({ interval: 99 }, '"1"')
     expect(stale.status).toBe(412)
     expect(stale.headers.get('content-type')).toContain('application/problem+json')
-    expect((await stale.json()).code).toBe('GH_SETTINGS_VERSION_MISMATCH')
+    expect(((await stale.json()) as { code: string }).code).toBe('GH_SETTINGS_VERSION_MISMATCH')
     const unauthorized = await fetch(`${w.httpUrl()}/v1/devices/api-1/settings`)
     expect(unauthorized.status).toBe(401)
   })
