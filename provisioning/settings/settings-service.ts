@@ -1,7 +1,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import type { Logger } from 'pino'
 import { assertDeviceId, type Clock } from '../../certs/index.ts'
-import { DeviceNotFound, SettingsInvalid, SettingsSchemaViolation, SettingsScopeInvalid, SettingsTooLarge, SettingsVersionMismatch } from '../errors.ts'
+import { DeviceNotFound, DeviceRevoked, SettingsInvalid, SettingsSchemaViolation, SettingsScopeInvalid, SettingsTooLarge, SettingsVersionMismatch } from '../errors.ts'
 import type { RegistryStore } from '../store/registry-store.ts'
 import type { DeviceSettingsRecord, LayerScope, SettingsStore } from '../store/settings-store.ts'
 import { applyMergePatch, delta, depthOf, digest, isObject, mergeLayers, type JsonObject } from './json-document.ts'
@@ -175,6 +175,7 @@ export function createSettingsService(
     const scope = scopeOf(target)
     checkShape(body)
     const device = target.kind === 'device' ? requireDevice(target.deviceId) : undefined
+    if (device?.status === 'revoked') throw new DeviceRevoked(device.id)
     if (device) ensureRecord(device.id, device.group)
     return store.transaction(() => {
       const current = settings.getLayer(scope)

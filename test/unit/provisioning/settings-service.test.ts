@@ -126,11 +126,12 @@ describe('SettingsService', () => {
     expect(() => settings.report('a', 'nope')).toThrow(expect.objectContaining({ code: 'GH_SETTINGS_INVALID' }))
   })
 
-  it('gives the broker nothing for a revoked or unknown device', async () => {
+  it('gives the broker nothing for a revoked or unknown device, and refuses to change a revoked one', async () => {
     const { authority, settings } = await setup()
     await authority.createDevice({ id: 'a' }, 'op')
     await authority.revokeDevice('a', 'unspecified', 'op')
     expect(settings.deliverable('a')).toBeUndefined()
+    expect(() => settings.patchDevice('a', { x: 1 }, { actor: 'op' })).toThrow(expect.objectContaining({ code: 'GH_DEVICE_REVOKED' }))
     expect(settings.deliverable('ghost')).toBeUndefined()
     expect(() => settings.getDevice('ghost')).toThrow(expect.objectContaining({ code: 'GH_DEVICE_NOT_FOUND' }))
   })
