@@ -5,6 +5,7 @@ import forge from 'node-forge'
 import type { CertificateAuthority } from './ca.ts'
 import { BundleKeyMismatch, CertInvalid, KeyInvalid } from './errors.ts'
 import { errorText } from './keys.ts'
+import { derToPem } from './pem.ts'
 import { cryptoRandom, type Random } from './random.ts'
 
 // PEM / DER / PKCS#12 encodings of what certs/ produces. Pure: bytes and strings in and out.
@@ -12,7 +13,7 @@ import { cryptoRandom, type Random } from './random.ts'
 const PEM_CERT = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]*?)-----END CERTIFICATE-----/g
 
 export function certificateToPem(cert: X509Certificate): string {
-  return toPem(cert.rawData, 'CERTIFICATE')
+  return derToPem(cert.rawData, 'CERTIFICATE')
 }
 
 export function certificateToDer(cert: X509Certificate): Uint8Array {
@@ -20,7 +21,7 @@ export function certificateToDer(cert: X509Certificate): Uint8Array {
 }
 
 export function crlToPem(crl: X509Crl): string {
-  return toPem(crl.rawData, 'X509 CRL')
+  return derToPem(crl.rawData, 'X509 CRL')
 }
 
 export function crlToDer(crl: X509Crl): Uint8Array {
@@ -63,11 +64,6 @@ export function parseCertificateDer(der: Uint8Array): X509Certificate {
   }
 }
 
-function toPem(der: ArrayBuffer, label: string): string {
-  const b64 = Buffer.from(der).toString('base64')
-  const lines = b64.match(/.{1,64}/g) ?? []
-  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`
-}
 
 // ---- PKCS#12 ---------------------------------------------------------------------------------------
 // forge.pkcs12.toPkcs12Asn1 only takes forge RSA keys, so the PFX is assembled here with forge.asn1 and

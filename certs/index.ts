@@ -11,13 +11,16 @@ export {
   type KeyAlgorithm,
   type CryptoKey,
   type CryptoKeyPair,
+  type AnyKey,
   KEY_ALGORITHMS,
   DEFAULT_KEY_ALGORITHM,
   isKeyAlgorithm,
   keyAlgorithmOf,
   generateKeyPair,
+  generateKeyObjects,
   exportPrivateKeyPkcs8,
   privateKeyToPem,
+  pkcs8ToPem,
   privateKeyFromPem,
 } from './keys.ts'
 
@@ -39,9 +42,15 @@ export {
   DEFAULT_SERVER_VALID_DAYS,
   DEFAULT_SERVER_COMMON_NAME,
   DEFAULT_SERVER_NAMES,
-  issueDeviceCertificate,
   issueServerCertificate,
 } from './issue-certificate.ts'
+
+export {
+  type DeviceCertificateRequest,
+  type DeviceCertificateDer,
+  issueDeviceCertificate,
+  issueDeviceCertificateDer,
+} from './device-certificate.ts'
 
 export {
   type ParsedCsr,

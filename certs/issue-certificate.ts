@@ -3,9 +3,8 @@ import { x509 } from './x509.ts'
 import type { X509Certificate } from '@peculiar/x509'
 import type { IssuerKeyPair } from './ca.ts'
 import type { Clock } from './clock.ts'
-import { assertDeviceId } from './device-id.ts'
 import { CaIssuerExpired, CertHostnameInvalid, CertValidityInvalid, KeyInvalid } from './errors.ts'
-import { isRsaKey, keyAlgorithmOf, signingAlgorithmFor, type CryptoKey } from './keys.ts'
+import { isRsaKey, keyAlgorithmOfAny, signingAlgorithmFor, type AnyKey, type CryptoKey } from './keys.ts'
 import { toHex } from './peer-identity.ts'
 import type { Random } from './random.ts'
 
@@ -24,34 +23,6 @@ export const DEFAULT_SERVER_VALID_DAYS = 825
 export const DEFAULT_SERVER_COMMON_NAME = 'gatehouse'
 /** Always in a server certificate, so local clients and tests can connect without extra names. */
 export const DEFAULT_SERVER_NAMES: readonly string[] = ['localhost', '127.0.0.1', '::1']
-
-/** A certificate for one device: CN = device id, clientAuth only, not a CA. */
-export async function issueDeviceCertificate(
-  issuer: IssuerKeyPair,
-  req: { deviceId: string; publicKey: CryptoKey; validDays?: number },
-  deps: IssueDeps,
-): Promise<X509Certificate> {
-  const deviceId = assertDeviceId(req.deviceId)
-  const rsa = checkPublicKey(req.publicKey)
-  const { notBefore, notAfter } = leafValidity(issuer, req.validDays ?? DEFAULT_DEVICE_VALID_DAYS, deps.clock)
-  return signCertificate({
-    signingKey: issuer.privateKey,
-    issuerName: issuer.certificate.subjectName,
-    subject: [{ CN: [deviceId] }],
-    publicKey: req.publicKey,
-    serial: randomSerial(deps.random),
-    notBefore,
-    notAfter,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(leafKeyUsages(rsa), true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
-      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `${DEVICE_URI_PREFIX}${deviceId}` }], false),
-      await x509.SubjectKeyIdentifierExtension.create(req.publicKey),
-      await authorityKeyIdentifier(issuer.certificate),
-    ],
-  })
-}
 
 /** The broker's TLS certificate: serverAuth only; SANs localhost, 127.0.0.1, ::1 and each hostname. */
 export async function issueServerCertificate(
@@ -110,10 +81,15 @@ function isDnsName(s: string): boolean {
 
 /** 16 random bytes, top bit cleared and first byte nonzero: a positive 121..127-bit serial (RFC 5280 §4.1.2.2). */
 export function randomSerial(random: Random): string {
+  return toHex(randomSerialBytes(random))
+}
+
+/** The serial of randomSerial() as its 16 bytes: also the DER INTEGER content (no 00 padding needed). */
+export function randomSerialBytes(random: Random): Uint8Array {
   const bytes = Uint8Array.from(random.bytes(16)).slice(0, 16)
   if (bytes.length < 16) throw new RangeError('Random.bytes(16) returned fewer than 16 bytes')
   bytes[0] = (bytes[0]! & 0x7f) || 0x01
-  return toHex(bytes)
+  return bytes
 }
 
 /** [now - 60 s, now + days], whole seconds, never past `cap`. */
@@ -127,7 +103,7 @@ export function validityWindow(now: Date, validDays: number, cap?: Date): { notB
   return { notBefore: new Date(t - BACKDATE_MS), notAfter: new Date(notAfter) }
 }
 
-function leafValidity(issuer: IssuerKeyPair, validDays: number, clock: Clock): { notBefore: Date; notAfter: Date } {
+export function leafValidity(issuer: IssuerKeyPair, validDays: number, clock: Clock): { notBefore: Date; notAfter: Date } {
   const now = clock.now()
   assertIssuerValidAt(issuer.certificate, now)
   return validityWindow(now, validDays, issuer.certificate.notAfter)
@@ -152,9 +128,9 @@ function leafKeyUsages(rsa: boolean): x509.KeyUsageFlags {
 }
 
 /** Checks that the key is a public key of one of our algorithms; true when it is RSA. */
-function checkPublicKey(key: CryptoKey): boolean {
+export function checkPublicKey(key: AnyKey): boolean {
   if (key?.type !== 'public') throw new KeyInvalid(`expected a public key, got ${String(key?.type ?? key)}`)
-  keyAlgorithmOf(key)
+  keyAlgorithmOfAny(key)
   return isRsaKey(key)
 }
 

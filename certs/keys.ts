@@ -1,5 +1,7 @@
-import { createPrivateKey, webcrypto, type KeyObject } from 'node:crypto'
+import { createPrivateKey, generateKeyPair as generateNodeKeyPair, KeyObject, webcrypto } from 'node:crypto'
 import { KeyAlgorithmUnsupported, KeyInvalid, KeyPassphraseRequired, KeyPassphraseWrong } from './errors.ts'
+import * as der from './der.ts'
+import { derToPem } from './pem.ts'
 
 export const subtle = webcrypto.subtle
 
@@ -37,6 +39,31 @@ export async function generateKeyPair(alg: KeyAlgorithm = DEFAULT_KEY_ALGORITHM)
   return (await subtle.generateKey(params, true, ['sign', 'verify'])) as CryptoKeyPair
 }
 
+/**
+ * A key as WebCrypto or node:crypto holds it. The CA's keys are CryptoKeys (so another WebCrypto provider,
+ * an HSM, can hold them); a device key that Gatehouse makes only to hand out may be a KeyObject
+ * (generateKeyObjects), which costs the main thread about half as much to make.
+ */
+export type AnyKey = CryptoKey | KeyObject
+
+/**
+ * A new key pair as node:crypto KeyObjects, for keys that are exported and handed out rather than used:
+ * batch provisioning makes one per device, and WebCrypto's CryptoKey wrapping is most of its cost.
+ */
+export async function generateKeyObjects(alg: KeyAlgorithm = DEFAULT_KEY_ALGORITHM): Promise<{ publicKey: KeyObject; privateKey: KeyObject }> {
+  if (!isKeyAlgorithm(alg)) throw new KeyAlgorithmUnsupported(String(alg))
+  return new Promise((resolve, reject) => {
+    const done = (err: Error | null, publicKey: KeyObject, privateKey: KeyObject) => (err ? reject(err) : resolve({ publicKey, privateKey }))
+    if (alg === 'p256' || alg === 'p384') generateNodeKeyPair('ec', { namedCurve: EC_CURVES[alg] }, done)
+    else generateNodeKeyPair('rsa', { modulusLength: RSA_BITS[alg], publicExponent: 0x10001 }, done)
+  })
+}
+
+/** keyAlgorithmOf for either kind of key. */
+export function keyAlgorithmOfAny(key: AnyKey): KeyAlgorithm {
+  return key instanceof KeyObject ? keyAlgorithmOfKeyObject(key) : keyAlgorithmOf(key)
+}
+
 /** Which of our algorithms a WebCrypto key (public or private) uses; GH_KEY_ALGORITHM_UNSUPPORTED otherwise. */
 export function keyAlgorithmOf(key: CryptoKey): KeyAlgorithm {
   const a = key.algorithm as Partial<webcrypto.EcKeyAlgorithm & webcrypto.RsaHashedKeyAlgorithm>
@@ -49,8 +76,8 @@ export function keyAlgorithmOf(key: CryptoKey): KeyAlgorithm {
   throw new KeyAlgorithmUnsupported(`${a.name ?? '?'} ${a.namedCurve ?? a.modulusLength ?? ''}`.trim())
 }
 
-export function isRsaKey(key: CryptoKey): boolean {
-  return key.algorithm.name === RSA_ALG
+export function isRsaKey(key: AnyKey): boolean {
+  return key instanceof KeyObject ? key.asymmetricKeyType === 'rsa' : key.algorithm.name === RSA_ALG
 }
 
 /** The signature algorithm an issuer key signs with: ECDSA with SHA-256 (P-256) / SHA-384 (P-384), RSA with SHA-256. */
@@ -60,16 +87,100 @@ export function signingAlgorithmFor(key: CryptoKey): webcrypto.Algorithm & { has
   return { name: RSA_ALG, hash: 'SHA-256' }
 }
 
-export async function exportPrivateKeyPkcs8(key: CryptoKey): Promise<Uint8Array> {
+/**
+ * PKCS#8 DER of a private key. An EC key is encoded here from its JWK, exactly as OpenSSL writes it
+ * (test/unit/certs/keys.test.ts compares the bytes): OpenSSL 3's encoder costs ~60 µs of CPU a key,
+ * the JWK export a few µs, and batch provisioning exports one per device. RSA keys go through WebCrypto.
+ */
+export async function exportPrivateKeyPkcs8(key: AnyKey): Promise<Uint8Array> {
+  if (ecCurveOf(key) !== undefined && key.type === 'private') {
+    const jwk = await jwkOf(key)
+    if (jwk.d !== undefined && jwk.x !== undefined && jwk.y !== undefined) {
+      return ecPrivateKeyPkcs8(ecCurveOf(key)!, fromBase64Url(jwk.d), uncompressedPoint(jwk.x, jwk.y))
+    }
+  }
+  if (key instanceof KeyObject) return new Uint8Array(key.export({ type: 'pkcs8', format: 'der' }))
   return new Uint8Array(await subtle.exportKey('pkcs8', key))
+}
+
+/**
+ * The public point of an EC key (public or private) as SEC1 uncompressed bytes (04 || x || y): the
+ * subjectPublicKey of its SPKI. Read from the JWK, which is exported without the thread pool.
+ */
+export async function ecPublicPoint(key: AnyKey): Promise<Uint8Array> {
+  if (ecCurveOf(key) === undefined) throw new KeyInvalid(`expected a P-256 or P-384 key`)
+  const jwk = await jwkOf(key)
+  if (jwk.x === undefined || jwk.y === undefined) throw new KeyInvalid('EC key without a public point')
+  return uncompressedPoint(jwk.x, jwk.y)
+}
+
+/** The DER SubjectPublicKeyInfo of a public key. */
+export async function exportSpki(key: AnyKey): Promise<Uint8Array> {
+  if (key instanceof KeyObject) return new Uint8Array(key.export({ type: 'spki', format: 'der' }))
+  return new Uint8Array(await subtle.exportKey('spki', key))
+}
+
+async function jwkOf(key: AnyKey): Promise<webcrypto.JsonWebKey> {
+  return key instanceof KeyObject ? key.export({ format: 'jwk' }) : subtle.exportKey('jwk', key)
+}
+
+const EC_CURVE_OIDS = { 'P-256': '1.2.840.10045.3.1.7', 'P-384': '1.3.132.0.34' } as const
+type EcCurve = keyof typeof EC_CURVE_OIDS
+
+/** 'P-256' / 'P-384' for our EC keys, undefined for any other key. */
+export function ecCurveOf(key: AnyKey): EcCurve | undefined {
+  if (key instanceof KeyObject) {
+    if (key.asymmetricKeyType !== 'ec') return undefined
+    const curve = key.asymmetricKeyDetails?.namedCurve
+    return curve === 'prime256v1' ? 'P-256' : curve === 'secp384r1' ? 'P-384' : undefined
+  }
+  const a = key.algorithm as Partial<webcrypto.EcKeyAlgorithm>
+  return a.name === 'ECDSA' && (a.namedCurve === 'P-256' || a.namedCurve === 'P-384') ? a.namedCurve : undefined
+}
+
+/** The DER AlgorithmIdentifier of an EC public key on one of our curves (SPKI and PKCS#8 share it). */
+export function ecAlgorithmIdentifier(curve: EcCurve): Uint8Array {
+  return EC_ALGORITHM_IDENTIFIERS[curve]
+}
+
+const EC_ALGORITHM_IDENTIFIERS: Record<EcCurve, Uint8Array> = {
+  'P-256': der.sequence(der.oid('1.2.840.10045.2.1'), der.oid(EC_CURVE_OIDS['P-256'])),
+  'P-384': der.sequence(der.oid('1.2.840.10045.2.1'), der.oid(EC_CURVE_OIDS['P-384'])),
+}
+const PKCS8_VERSION = der.smallInteger(0)
+const EC_PRIVATE_KEY_VERSION = der.smallInteger(1)
+
+/**
+ * PrivateKeyInfo { 0, ecPublicKey + curve, OCTET STRING ECPrivateKey { 1, d, [1] publicKey } } (RFC 5208,
+ * RFC 5915), without the optional [0] parameters, which the AlgorithmIdentifier already names: OpenSSL's form.
+ */
+function ecPrivateKeyPkcs8(curve: EcCurve, d: Uint8Array, point: Uint8Array): Uint8Array {
+  const ecPrivateKey = der.sequence(EC_PRIVATE_KEY_VERSION, der.octetString(d), der.explicit(1, der.bitString(point)))
+  return der.standalone(der.sequence(PKCS8_VERSION, EC_ALGORITHM_IDENTIFIERS[curve], der.octetString(ecPrivateKey)))
+}
+
+function uncompressedPoint(x: string, y: string): Uint8Array {
+  const xb = fromBase64Url(x)
+  const yb = fromBase64Url(y)
+  return der.concat([Uint8Array.of(4), xb, yb])
+}
+
+function fromBase64Url(s: string): Uint8Array {
+  const b = Buffer.from(s, 'base64url')
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
 }
 
 /** PKCS#8 PEM; "ENCRYPTED PRIVATE KEY" (PBES2, PBKDF2-HMAC-SHA256, AES-256-CBC) when a passphrase is given. */
 export async function privateKeyToPem(key: CryptoKey, passphrase?: string): Promise<string> {
-  const der = Buffer.from(await exportPrivateKeyPkcs8(key))
-  const keyObject = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })
-  if (passphrase === undefined) return keyObject.export({ type: 'pkcs8', format: 'pem' }) as string
+  const der = await exportPrivateKeyPkcs8(key)
+  if (passphrase === undefined) return pkcs8ToPem(der)
+  const keyObject = createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' })
   return keyObject.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase }) as string
+}
+
+/** Unencrypted PKCS#8 DER as "BEGIN PRIVATE KEY" PEM (what OpenSSL writes), without parsing the key. */
+export function pkcs8ToPem(pkcs8: Uint8Array): string {
+  return derToPem(pkcs8, 'PRIVATE KEY')
 }
 
 function isEncryptedPem(pem: string): boolean {

@@ -1,22 +1,18 @@
 import type { Logger } from 'pino'
 import {
   assertDeviceId,
-  certificateFingerprint,
-  certificateToPem,
   chainPem,
   exportPrivateKeyPkcs8,
-  generateKeyPair,
-  issueDeviceCertificate,
-  normalizeSerial,
+  generateKeyObjects,
+  issueDeviceCertificateDer,
   parseCsr,
-  privateKeyToPem,
+  pkcs8ToPem,
   type CertificateAuthority,
   type Clock,
   type CrlReason,
-  type CryptoKey,
+  type AnyKey,
   type KeyAlgorithm,
   type Random,
-  type X509Certificate,
 } from '../../certs/index.ts'
 import { DeviceExists, DeviceNotFound, DeviceRevoked, DeviceStateConflict } from '../errors.ts'
 import type { ControlEvent } from '../events.ts'
@@ -64,10 +60,13 @@ export interface RenewalRequest {
   validDays?: number
 }
 
+/** Plain data (no parsed certificate: parseCertificateDer(certificateDer) when one is needed). */
 export interface IssuedCertificate {
   deviceId: string
-  certificate: X509Certificate
+  certificateDer: Uint8Array
   certificatePem: string
+  notBefore: Date
+  notAfter: Date
   /** the chain the device trusts (issuing + root), PEM */
   chainPem: string
   serial: string
@@ -110,26 +109,30 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
   }
 
   async function issueCertificate(deviceId: string, csr: string | Uint8Array | undefined, days: number): Promise<IssuedCertificate> {
-    let publicKey: CryptoKey
-    let privateKey: CryptoKey | undefined
+    let publicKey: AnyKey
+    let privateKey: AnyKey | undefined
     if (csr !== undefined) {
       publicKey = (await parseCsr(csr, { expectedDeviceId: deviceId })).publicKey
     } else {
-      const pair = await generateKeyPair(keyAlgorithm)
+      const pair = await generateKeyObjects(keyAlgorithm) // handed out, never used here: no CryptoKey needed
       publicKey = pair.publicKey
       privateKey = pair.privateKey
     }
-    const certificate = await issueDeviceCertificate(ca.issuing, { deviceId, publicKey, validDays: days }, { clock, random })
+    // the key export runs on the thread pool while the certificate is signed
+    const [cert, pkcs8] = await Promise.all([
+      issueDeviceCertificateDer(ca.issuing, { deviceId, publicKey, validDays: days }, { clock, random }),
+      privateKey && exportPrivateKeyPkcs8(privateKey),
+    ])
     return {
       deviceId,
-      certificate,
-      certificatePem: certificateToPem(certificate),
+      certificateDer: cert.der,
+      certificatePem: cert.pem,
+      notBefore: cert.notBefore,
+      notAfter: cert.notAfter,
       chainPem: chain,
-      serial: normalizeSerial(certificate.serialNumber),
-      fingerprint: await certificateFingerprint(certificate),
-      ...(privateKey && {
-        privateKey: { pkcs8: await exportPrivateKeyPkcs8(privateKey), pem: await privateKeyToPem(privateKey) },
-      }),
+      serial: cert.serial,
+      fingerprint: cert.fingerprint,
+      ...(pkcs8 && { privateKey: { pkcs8, pem: pkcs8ToPem(pkcs8) } }),
     }
   }
 
@@ -138,8 +141,8 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
       serial: issued.serial,
       deviceId: issued.deviceId,
       fingerprint: issued.fingerprint,
-      notBefore: issued.certificate.notBefore,
-      notAfter: issued.certificate.notAfter,
+      notBefore: issued.notBefore,
+      notAfter: issued.notAfter,
       status: 'active',
       supersededAt: null,
       revokedAt: null,

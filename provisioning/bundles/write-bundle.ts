@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseCertificatePem, toPkcs12 } from '../../certs/index.ts'
+import { parseCertificateDer, parseCertificatesPem, toPkcs12 } from '../../certs/index.ts'
 import type { IssuedCertificate } from '../authority/device-authority.ts'
 import { BundleNeedsKey, OutputExists } from '../errors.ts'
 import { fsyncDir, writeFileAtomic } from '../data-dir/atomic-file.ts'
@@ -30,8 +30,8 @@ export function writeDeviceBundle(outDir: string, issued: IssuedCertificate, opt
     if (!issued.privateKey) throw new BundleNeedsKey(issued.deviceId)
     const der = toPkcs12({
       privateKeyPkcs8: issued.privateKey.pkcs8,
-      certificate: issued.certificate,
-      chain: splitPem(issued.chainPem).map(parseCertificatePem),
+      certificate: parseCertificateDer(issued.certificateDer),
+      chain: parseCertificatesPem(issued.chainPem),
       password: options.p12Password ?? '',
       friendlyName: issued.deviceId,
     })
@@ -43,10 +43,6 @@ export function writeDeviceBundle(outDir: string, issued: IssuedCertificate, opt
   writeFileAtomic(join(target, 'ca.pem'), issued.chainPem, 0o644)
   if (issued.privateKey) writeFileAtomic(join(target, 'key.pem'), issued.privateKey.pem, 0o600)
   return target
-}
-
-function splitPem(pem: string): string[] {
-  return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []
 }
 
 /**

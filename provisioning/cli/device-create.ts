@@ -12,13 +12,13 @@ interface Options extends CommonOptions {
   p12?: boolean
 }
 
-export function describeIssued(issued: Pick<IssuedDevice, 'deviceId' | 'serial' | 'fingerprint' | 'certificate'>) {
+export function describeIssued(issued: Pick<IssuedDevice, 'deviceId' | 'serial' | 'fingerprint' | 'notBefore' | 'notAfter'>) {
   return {
     deviceId: issued.deviceId,
     serial: issued.serial,
     fingerprint: issued.fingerprint,
-    notBefore: issued.certificate.notBefore.toISOString(),
-    notAfter: issued.certificate.notAfter.toISOString(),
+    notBefore: issued.notBefore.toISOString(),
+    notAfter: issued.notAfter.toISOString(),
   }
 }
 

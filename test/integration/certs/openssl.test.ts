@@ -11,12 +11,15 @@ import {
   crlToPem,
   cryptoRandom,
   exportPrivateKeyPkcs8,
+  generateKeyObjects,
   generateKeyPair,
   identityFromCertificate,
   identityFromPeerCertificate,
   issueDeviceCertificate,
+  issueDeviceCertificateDer,
   issueServerCertificate,
   parseCsr,
+  pkcs8ToPem,
   privateKeyFromPem,
   privateKeyToPem,
   systemClock,
@@ -87,6 +90,47 @@ describe('certificates, as openssl sees them', () => {
     const serverText = (await openssl('x509', '-in', serverPem, '-noout', '-text')).stdout
     expect(serverText).toContain('DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1, DNS:mqtt.example.com')
     expect(serverText).toContain('TLS Web Server Authentication')
+  })
+})
+
+describe('device certificates as batch provisioning makes them (KeyObject keys, DER fast path)', () => {
+  it.each([
+    ['p256', 'p256', 'ecdsa-with-SHA256'],
+    ['p256', 'p384', 'ecdsa-with-SHA256'],
+    ['p384', 'p256', 'ecdsa-with-SHA384'],
+    ['rsa2048', 'p256', 'sha256WithRSAEncryption'],
+    ['p256', 'rsa2048', 'ecdsa-with-SHA256'],
+  ] as const)('%s issuer, %s device key: openssl verifies it strictly and the key PEM matches it', async (caAlg, deviceAlg, sigAlg) => {
+    const ca = await caFor(caAlg)
+    const files = writeCa(ca, `fast-${caAlg}`)
+    const keys = await generateKeyObjects(deviceAlg)
+    const issued = await issueDeviceCertificateDer(ca.issuing, { deviceId: 'dev_fast-1', publicKey: keys.publicKey }, deps)
+    const certPem = tmp.write(`fast-${caAlg}-${deviceAlg}.pem`, issued.pem)
+    const keyPem = tmp.write(`fast-${caAlg}-${deviceAlg}-key.pem`, pkcs8ToPem(await exportPrivateKeyPkcs8(keys.privateKey)))
+
+    const strict = await openssl('verify', '-x509_strict', '-CAfile', files.root, '-untrusted', files.issuing, certPem)
+    expect(strict.stdout).toContain(`${certPem}: OK`)
+    await openssl('verify', '-x509_strict', '-purpose', 'sslclient', '-CAfile', files.chain, certPem)
+    await expect(openssl('verify', '-purpose', 'sslserver', '-CAfile', files.chain, certPem)).rejects.toThrow()
+
+    const text = (await openssl('x509', '-in', certPem, '-noout', '-text')).stdout
+    expect(text).toMatch(/Subject: CN ?= ?dev_fast-1/)
+    expect(text).toContain('URI:urn:gatehouse:device:dev_fast-1')
+    expect(text).toContain(`Signature Algorithm: ${sigAlg}`)
+    expect(text).toContain('TLS Web Client Authentication')
+    expect(text).toMatch(/X509v3 Basic Constraints: critical\s+CA:FALSE/)
+    expect(text).toMatch(deviceAlg === 'rsa2048' ? /Key Usage: critical\s+Digital Signature, Key Encipherment/ : /Key Usage: critical\s+Digital Signature\n/)
+    expect(text).toContain('X509v3 Subject Key Identifier')
+    expect(text).toContain('X509v3 Authority Key Identifier')
+    expect(text).toContain(`Serial Number:`)
+
+    const fromCert = (await openssl('x509', '-in', certPem, '-noout', '-pubkey')).stdout
+    const fromKey = (await openssl('pkey', '-in', keyPem, '-pubout')).stdout
+    expect(fromKey).toBe(fromCert)
+    const fingerprint = (await openssl('x509', '-in', certPem, '-noout', '-fingerprint', '-sha256')).stdout
+    expect(fingerprint.split('=')[1]?.trim().replace(/:/g, '').toLowerCase()).toBe(issued.fingerprint)
+    const serial = (await openssl('x509', '-in', certPem, '-noout', '-serial')).stdout
+    expect(serial.split('=')[1]?.trim().toLowerCase().replace(/^0+/, '')).toBe(issued.serial)
   })
 })
 

@@ -1,13 +1,16 @@
-import { generateKeyPairSync, webcrypto } from 'node:crypto'
+import { KeyObject, createPrivateKey, createPublicKey, generateKeyPairSync, webcrypto } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import {
   KEY_ALGORITHMS,
   exportPrivateKeyPkcs8,
+  generateKeyObjects,
   generateKeyPair,
   keyAlgorithmOf,
+  pkcs8ToPem,
   privateKeyFromPem,
   privateKeyToPem,
   type CryptoKey,
+  type CryptoKeyPair,
   type KeyAlgorithm,
 } from '../../../certs/index.ts'
 
@@ -94,5 +97,54 @@ describe('private key PEM', () => {
   it('refuses a key of another algorithm (GH_KEY_ALGORITHM_UNSUPPORTED)', async () => {
     const ed = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' })
     await expect(privateKeyFromPem(ed as string)).rejects.toMatchObject({ code: 'GH_KEY_ALGORITHM_UNSUPPORTED' })
+  })
+})
+
+describe('generateKeyObjects', () => {
+  it.each([
+    ['p256', 'ec', 'prime256v1'],
+    ['p384', 'ec', 'secp384r1'],
+    ['rsa2048', 'rsa', undefined],
+  ] as const)('makes a %s node:crypto key pair', async (alg, type, curve) => {
+    const { publicKey, privateKey } = await generateKeyObjects(alg)
+    expect(publicKey).toBeInstanceOf(KeyObject)
+    expect([publicKey.type, privateKey.type]).toEqual(['public', 'private'])
+    expect(privateKey.asymmetricKeyType).toBe(type)
+    if (curve) expect(privateKey.asymmetricKeyDetails?.namedCurve).toBe(curve)
+    else expect(privateKey.asymmetricKeyDetails).toMatchObject({ modulusLength: 2048, publicExponent: 65537n })
+    expect(createPublicKey(privateKey).export({ type: 'spki', format: 'der' })).toEqual(publicKey.export({ type: 'spki', format: 'der' }))
+  })
+
+  it('refuses an unknown algorithm', async () => {
+    await expect(generateKeyObjects('dsa1024' as KeyAlgorithm)).rejects.toMatchObject({ code: 'GH_KEY_ALGORITHM_UNSUPPORTED' })
+  })
+})
+
+describe('exportPrivateKeyPkcs8', () => {
+  // EC keys are encoded from their JWK rather than by OpenSSL: the bytes must be OpenSSL's.
+  it.each(['P-256', 'P-384'] as const)('writes exactly what OpenSSL writes for %s keys, CryptoKey or KeyObject', async (namedCurve) => {
+    for (let i = 0; i < 25; i++) {
+      const { privateKey } = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve }, true, ['sign', 'verify'])) as CryptoKeyPair
+      const openssl = new Uint8Array(await webcrypto.subtle.exportKey('pkcs8', privateKey))
+      expect(await exportPrivateKeyPkcs8(privateKey)).toEqual(openssl)
+      expect(await exportPrivateKeyPkcs8(KeyObject.from(privateKey))).toEqual(openssl)
+    }
+  })
+
+  it('writes what OpenSSL writes for an imported SEC1 key (which carries its curve twice) and for RSA keys', async () => {
+    const sec1 = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'sec1', format: 'pem' }) as string
+    const imported = await privateKeyFromPem(sec1)
+    expect(await exportPrivateKeyPkcs8(imported)).toEqual(new Uint8Array(createPrivateKey(sec1).export({ type: 'pkcs8', format: 'der' })))
+    const rsa = await generateKeyObjects('rsa2048')
+    expect(await exportPrivateKeyPkcs8(rsa.privateKey)).toEqual(new Uint8Array(rsa.privateKey.export({ type: 'pkcs8', format: 'der' })))
+  })
+
+  it('gives a PEM identical to the one node:crypto writes (pkcs8ToPem)', async () => {
+    for (const alg of ['p256', 'p384', 'rsa2048'] as const) {
+      const { privateKey } = await generateKeyObjects(alg)
+      const pem = pkcs8ToPem(await exportPrivateKeyPkcs8(privateKey))
+      expect(pem).toBe(privateKey.export({ type: 'pkcs8', format: 'pem' }))
+      expect(createPrivateKey(pem).export({ format: 'jwk' })).toEqual(privateKey.export({ format: 'jwk' }))
+    }
   })
 })

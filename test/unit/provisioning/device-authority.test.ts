@@ -1,6 +1,7 @@
+import { createPrivateKey, createPublicKey } from 'node:crypto'
 import pino from 'pino'
 import { describe, expect, it } from 'vitest'
-import { cryptoRandom, generateKeyPair, identityFromCertificate, parseCertificatePem } from '../../../certs/index.ts'
+import { cryptoRandom, generateKeyPair, identityFromCertificate, parseCertificateDer, parseCertificatePem } from '../../../certs/index.ts'
 import { x509 } from '../../../certs/x509.ts'
 import { createChangeFeed, createDeviceAuthority, createRegistryDirectory, InMemoryRegistryStore } from '../../../provisioning/index.ts'
 import { fixedClock } from '../../helpers/clock.ts'
@@ -40,6 +41,34 @@ describe('DeviceAuthority', () => {
     expect(store.listAudit()).toEqual([expect.objectContaining({ actor: 'operator:test', action: 'device.created', subject: 'pump-1' })])
     feed.poll()
     expect(events).toEqual(['device.created:pump-1', 'certificate.issued:pump-1'])
+  })
+
+  it('hands out a key that belongs to the certificate, and records the certificate as issued', async () => {
+    const { authority, store, ca } = await setup()
+    for (const keyAlgorithm of ['p256', 'p384', 'rsa2048'] as const) {
+      const clock = fixedClock('2026-03-01T00:00:00Z')
+      const own = createDeviceAuthority({ store: new InMemoryRegistryStore(), ca, clock, random: cryptoRandom, log }, { keyAlgorithm, validDays: 30 })
+      const issued = await own.createDevice({ id: `k-${keyAlgorithm}` }, 'op')
+      const cert = parseCertificateDer(issued.certificateDer)
+      expect(parseCertificatePem(issued.certificatePem).rawData).toEqual(cert.rawData)
+      expect(await cert.verify({ publicKey: ca.issuing.certificate, signatureOnly: true })).toBe(true)
+      const keyFromPem = createPublicKey(createPrivateKey(issued.privateKey!.pem)).export({ type: 'spki', format: 'der' })
+      const keyFromPkcs8 = createPublicKey(createPrivateKey({ key: Buffer.from(issued.privateKey!.pkcs8), format: 'der', type: 'pkcs8' })).export({ type: 'spki', format: 'der' })
+      expect(new Uint8Array(keyFromPem)).toEqual(new Uint8Array(cert.publicKey.rawData))
+      expect(new Uint8Array(keyFromPkcs8)).toEqual(new Uint8Array(cert.publicKey.rawData))
+      const identity = await identityFromCertificate(cert)
+      expect(issued).toMatchObject({ serial: identity.serial, fingerprint: identity.fingerprint, notBefore: cert.notBefore, notAfter: cert.notAfter })
+      expect(issued.notAfter.getTime() - clock.now().getTime()).toBe(30 * 86_400_000)
+    }
+    const issued = await authority.createDevice({ id: 'rec-1' }, 'op')
+    expect(store.getCertificate(issued.serial)).toMatchObject({
+      deviceId: 'rec-1',
+      fingerprint: issued.fingerprint,
+      notBefore: issued.notBefore,
+      notAfter: issued.notAfter,
+      pem: issued.certificatePem,
+      status: 'active',
+    })
   })
 
   it('refuses an existing id and an invalid id, and changes nothing', async () => {
@@ -84,6 +113,20 @@ describe('DeviceAuthority', () => {
     expect(store.countDevices()).toBe(25)
   })
 
+  it('issues a batch in parallel whose every certificate verifies, names its device and holds its own key', async () => {
+    const { authority, ca } = await setup()
+    const batch = await authority.prepareBatch({ count: 100, prefix: 'par-' }, 'op')
+    expect(new Set(batch.issued.map((i) => i.serial)).size).toBe(100)
+    expect(new Set(batch.issued.map((i) => i.fingerprint)).size).toBe(100)
+    for (const issued of batch.issued) {
+      const cert = parseCertificateDer(issued.certificateDer)
+      expect(cert.subject).toBe(`CN=${issued.deviceId}`)
+      expect(await cert.verify({ publicKey: ca.issuing.certificate, signatureOnly: true })).toBe(true)
+      const key = createPublicKey(createPrivateKey(issued.privateKey!.pem)).export({ type: 'spki', format: 'der' })
+      expect(new Uint8Array(key)).toEqual(new Uint8Array(cert.publicKey.rawData))
+    }
+  })
+
   it('revokes every certificate of a device permanently and lists them in a fresh CRL', async () => {
     const { authority, store } = await setup()
     const issued = await authority.createDevice({ id: 'a' }, 'op')
@@ -122,7 +165,7 @@ describe('the registry directory (the broker lookup)', () => {
   it('answers active for a current certificate, and refused with the reason otherwise', async () => {
     const { authority, directory, feed, clock } = await setup({ renewOverlapHours: 1 })
     const a = await authority.createDevice({ id: 'a', tier: 'premium' }, 'op')
-    const idA = await identityFromCertificate(a.certificate)
+    const idA = await identityFromCertificate(a.certificateDer)
     expect(await directory.lookup(idA)).toEqual({ kind: 'active', deviceId: 'a', tier: 'premium', group: null, serial: a.serial })
 
     authority.disableDevice('a', 'op')
@@ -145,7 +188,7 @@ describe('the registry directory (the broker lookup)', () => {
   it('sees a revocation as soon as the change feed delivers it, despite its cache', async () => {
     const { authority, directory, feed } = await setup()
     const a = await authority.createDevice({ id: 'a' }, 'op')
-    const id = await identityFromCertificate(a.certificate)
+    const id = await identityFromCertificate(a.certificateDer)
     expect((await directory.lookup(id)).kind).toBe('active') // now cached
     await authority.revokeDevice('a', 'unspecified', 'op')
     feed.poll()
