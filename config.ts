@@ -19,6 +19,8 @@ export interface Config {
   httpHost: string
   httpPort: number
   httpAllowInsecure: boolean
+  /** requests per API key (token bucket) */
+  httpRateLimit: { ratePerSecond: number; burst: number }
   hostnames: string[]
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
   logFormat: 'auto' | 'json' | 'pretty'
@@ -67,6 +69,13 @@ export const configSchema: JSONSchemaType<Config> = {
     httpHost: { type: 'string', minLength: 1, default: '127.0.0.1' },
     httpPort: { type: 'integer', minimum: 0, maximum: 65_535, default: 8080 },
     httpAllowInsecure: { type: 'boolean', default: false },
+    httpRateLimit: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { ratePerSecond: { type: 'number', exclusiveMinimum: 0 }, burst: { type: 'integer', minimum: 1 } },
+      required: ['ratePerSecond', 'burst'],
+      default: { ratePerSecond: 20, burst: 40 },
+    },
     hostnames: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 253 }, default: [] },
     logLevel: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
     logFormat: { type: 'string', enum: ['auto', 'json', 'pretty'], default: 'auto' },

@@ -68,7 +68,7 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
   })
   const api = buildApi(
     { authority: control.authority, settings: control.settings, apiKeys: control.apiKeys, presence: trackPresence(broker, clock), clock, log },
-    isLoopback(config.httpHost) ? {} : { https: { key: tls.key, cert: tls.cert } },
+    { rateLimit: { ...config.httpRateLimit }, ...(!isLoopback(config.httpHost) && { https: { key: tls.key, cert: tls.cert } }) },
   )
   feed.start()
   let mqtt: { host: string; port: number }

@@ -62,6 +62,24 @@ export function createChangeFeed(
   let cursor = store.lastEventSeq()
   let stopTimer: (() => void) | undefined
   let polls = 0
+  let nudged = false
+  // A commit in this process is delivered on the next turn of the event loop, not a poll interval later.
+  store.onEventsCommitted(() => {
+    if (nudged || !stopTimer) return
+    nudged = true
+    setImmediate(() => {
+      nudged = false
+      if (stopTimer) safePoll()
+    })
+  })
+
+  function safePoll(): void {
+    try {
+      poll()
+    } catch (err) {
+      log.warn({ err }, 'change feed poll failed; retrying')
+    }
+  }
 
   function deliver(stored: StoredEvent): void {
     const event = { type: stored.type, ...stored.data } as ControlEvent
@@ -97,13 +115,7 @@ export function createChangeFeed(
     poll,
     start() {
       if (stopTimer) return
-      stopTimer = scheduler.every(intervalMs, () => {
-        try {
-          poll()
-        } catch (err) {
-          log.warn({ err }, 'change feed poll failed; retrying')
-        }
-      })
+      stopTimer = scheduler.every(intervalMs, safePoll)
     },
     stop() {
       stopTimer?.()

@@ -28,6 +28,20 @@ export class InMemoryRegistryStore implements RegistryStore {
   #auditSeq = 0
   #depth = 0
 
+  #eventsPending = false
+  readonly #commitListeners = new Set<() => void>()
+
+  onEventsCommitted(listener: () => void): () => void {
+    this.#commitListeners.add(listener)
+    return () => this.#commitListeners.delete(listener)
+  }
+
+  #notifyIfEvents(): void {
+    if (!this.#eventsPending) return
+    this.#eventsPending = false
+    for (const l of this.#commitListeners) l()
+  }
+
   transaction<T>(fn: () => T): T {
     if (this.#depth > 0) return fn()
     const snapshot = clone({
@@ -40,8 +54,9 @@ export class InMemoryRegistryStore implements RegistryStore {
       auditSeq: this.#auditSeq,
     })
     this.#depth++
+    let result: T
     try {
-      return fn()
+      result = fn()
     } catch (err) {
       this.#devices = snapshot.devices
       this.#certs = snapshot.certs
@@ -50,10 +65,13 @@ export class InMemoryRegistryStore implements RegistryStore {
       this.#meta = snapshot.meta
       this.#seq = snapshot.seq
       this.#auditSeq = snapshot.auditSeq
+      this.#eventsPending = false
       throw err
     } finally {
       this.#depth--
     }
+    this.#notifyIfEvents()
+    return result
   }
 
   insertDevice(device: DeviceRecord): void {
@@ -145,6 +163,8 @@ export class InMemoryRegistryStore implements RegistryStore {
   appendEvent(type: string, data: Record<string, unknown>, at: Date): number {
     const seq = ++this.#seq
     this.#events.push(clone({ seq, type, data, at }))
+    this.#eventsPending = true
+    if (this.#depth === 0) this.#notifyIfEvents()
     return seq
   }
 

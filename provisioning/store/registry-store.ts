@@ -97,6 +97,12 @@ export interface RegistryStore {
   listAudit(filter?: AuditFilter): AuditEntry[]
 
   appendEvent(type: string, data: Record<string, unknown>, at: Date): number
+  /**
+   * Called after a commit (of a transaction, or a lone write) that appended events, in this process:
+   * the change feed polls at once instead of waiting for its interval. Other processes' commits are
+   * still found by polling.
+   */
+  onEventsCommitted(listener: () => void): () => void
   eventsAfter(seq: number, limit: number): StoredEvent[]
   lastEventSeq(): number
   pruneEvents(before: Date): number

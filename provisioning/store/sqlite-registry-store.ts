@@ -159,7 +159,27 @@ export class SqliteRegistryStore implements RegistryStore {
   transaction<T>(fn: () => T): T {
     if (this.#db.inTransaction) return fn()
     // IMMEDIATE takes the write lock up front, so two processes never deadlock upgrading a read lock.
-    return this.#write(() => this.#db.transaction(fn).immediate())
+    try {
+      const result = this.#write(() => this.#db.transaction(fn).immediate())
+      this.#notifyIfEvents()
+      return result
+    } finally {
+      this.#eventsPending = false
+    }
+  }
+
+  #eventsPending = false
+  readonly #commitListeners = new Set<() => void>()
+
+  onEventsCommitted(listener: () => void): () => void {
+    this.#commitListeners.add(listener)
+    return () => this.#commitListeners.delete(listener)
+  }
+
+  #notifyIfEvents(): void {
+    if (!this.#eventsPending) return
+    this.#eventsPending = false
+    for (const l of this.#commitListeners) l()
   }
 
   insertDevice(d: DeviceRecord): void {
@@ -282,6 +302,8 @@ export class SqliteRegistryStore implements RegistryStore {
 
   appendEvent(type: string, data: Record<string, unknown>, at: Date): number {
     const r = this.#write(() => this.#stmts.appendEvent.run(iso(at), type, JSON.stringify(data)))
+    this.#eventsPending = true
+    if (!this.#db.inTransaction) this.#notifyIfEvents()
     return Number(r.lastInsertRowid)
   }
 

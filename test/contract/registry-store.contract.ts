@@ -150,6 +150,31 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
       expect(store.lastEventSeq()).toBe(s2)
     })
 
+    it('tells listeners after a commit that appended events, and not after a rollback or an event-free commit', () => {
+      const store = make()
+      let calls = 0
+      const off = store.onEventsCommitted(() => calls++)
+      store.transaction(() => {
+        store.appendEvent('device.created', { deviceId: 'a' }, t0)
+        store.appendEvent('certificate.issued', { deviceId: 'a', serial: '01' }, t0)
+        expect(calls).toBe(0) // not before the commit
+      })
+      expect(calls).toBe(1)
+      expect(() =>
+        store.transaction(() => {
+          store.appendEvent('device.created', { deviceId: 'b' }, t0)
+          throw new Error('rolled back')
+        }),
+      ).toThrow('rolled back')
+      store.transaction(() => store.setMeta('k', 'v'))
+      expect(calls).toBe(1)
+      store.appendEvent('device.revoked', { deviceId: 'a' }, t0) // a lone write commits at once
+      expect(calls).toBe(2)
+      off()
+      store.appendEvent('device.revoked', { deviceId: 'a' }, t0)
+      expect(calls).toBe(2)
+    })
+
     it('keeps metadata by key and overwrites on set', () => {
       const store = make()
       expect(store.getMeta('crl.number')).toBeUndefined()
