@@ -1,3 +1,4 @@
+import { CommitNotifier } from './commit-notifier.ts'
 import { CertificateExists, DeviceExists, DeviceNotFound } from '../errors.ts'
 import type {
   AuditEntry,
@@ -28,18 +29,10 @@ export class InMemoryRegistryStore implements RegistryStore {
   #auditSeq = 0
   #depth = 0
 
-  #eventsPending = false
-  readonly #commitListeners = new Set<() => void>()
+  readonly #commits = new CommitNotifier()
 
   onEventsCommitted(listener: () => void): () => void {
-    this.#commitListeners.add(listener)
-    return () => this.#commitListeners.delete(listener)
-  }
-
-  #notifyIfEvents(): void {
-    if (!this.#eventsPending) return
-    this.#eventsPending = false
-    for (const l of this.#commitListeners) l()
+    return this.#commits.subscribe(listener)
   }
 
   transaction<T>(fn: () => T): T {
@@ -65,12 +58,12 @@ export class InMemoryRegistryStore implements RegistryStore {
       this.#meta = snapshot.meta
       this.#seq = snapshot.seq
       this.#auditSeq = snapshot.auditSeq
-      this.#eventsPending = false
+      this.#commits.rolledBack()
       throw err
     } finally {
       this.#depth--
     }
-    this.#notifyIfEvents()
+    this.#commits.committed()
     return result
   }
 
@@ -163,8 +156,7 @@ export class InMemoryRegistryStore implements RegistryStore {
   appendEvent(type: string, data: Record<string, unknown>, at: Date): number {
     const seq = ++this.#seq
     this.#events.push(clone({ seq, type, data, at }))
-    this.#eventsPending = true
-    if (this.#depth === 0) this.#notifyIfEvents()
+    this.#commits.eventAppended(this.#depth === 0)
     return seq
   }
 

@@ -2,6 +2,7 @@ import { closeSync, openSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import type { CrlReason } from '../../certs/index.ts'
 import { CertificateExists, DeviceExists, DeviceNotFound, StoreSchemaTooNew, StoreWriteFailed } from '../errors.ts'
+import { CommitNotifier } from './commit-notifier.ts'
 import { migrations } from './migrations/index.ts'
 import { SqliteApiKeyStore } from './sqlite-api-key-store.ts'
 import { SqliteSettingsStore } from './sqlite-settings-store.ts'
@@ -159,27 +160,21 @@ export class SqliteRegistryStore implements RegistryStore {
   transaction<T>(fn: () => T): T {
     if (this.#db.inTransaction) return fn()
     // IMMEDIATE takes the write lock up front, so two processes never deadlock upgrading a read lock.
+    let result: T
     try {
-      const result = this.#write(() => this.#db.transaction(fn).immediate())
-      this.#notifyIfEvents()
-      return result
-    } finally {
-      this.#eventsPending = false
+      result = this.#write(() => this.#db.transaction(fn).immediate())
+    } catch (err) {
+      this.#commits.rolledBack()
+      throw err
     }
+    this.#commits.committed()
+    return result
   }
 
-  #eventsPending = false
-  readonly #commitListeners = new Set<() => void>()
+  readonly #commits = new CommitNotifier()
 
   onEventsCommitted(listener: () => void): () => void {
-    this.#commitListeners.add(listener)
-    return () => this.#commitListeners.delete(listener)
-  }
-
-  #notifyIfEvents(): void {
-    if (!this.#eventsPending) return
-    this.#eventsPending = false
-    for (const l of this.#commitListeners) l()
+    return this.#commits.subscribe(listener)
   }
 
   insertDevice(d: DeviceRecord): void {
@@ -302,8 +297,7 @@ export class SqliteRegistryStore implements RegistryStore {
 
   appendEvent(type: string, data: Record<string, unknown>, at: Date): number {
     const r = this.#write(() => this.#stmts.appendEvent.run(iso(at), type, JSON.stringify(data)))
-    this.#eventsPending = true
-    if (!this.#db.inTransaction) this.#notifyIfEvents()
+    this.#commits.eventAppended(!this.#db.inTransaction)
     return Number(r.lastInsertRowid)
   }
 
