@@ -80,7 +80,7 @@ export function buildProgram(io: CliIo): Command {
     const log = createLogger({ level: config.logLevel, format: config.logFormat, fd: 1 })
     // loaded only here: provisioning commands never pay for loading the broker
     const { startGatehouse } = await import('./gatehouse.ts')
-    const gatehouse = await startGatehouse(config, { log, ...secretsOf(io) })
+    const gatehouse = await startGatehouse(config, { log, env: io.env, ...secretsOf(io) })
     io.err(
       `gatehouse: MQTT over mutual TLS on ${gatehouse.mqtt.host}:${gatehouse.mqtt.port}; HTTP API on ${gatehouse.http.url}; ` +
         `data in ${config.dataDir}; trust chain ${dataDirLayout(config.dataDir).chain}\n`,

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Ajv, type ErrorObject, type JSONSchemaType } from 'ajv'
 import createError from '@fastify/error'
-import { resolveLimits, type BrokerLimitsInput } from './broker/index.ts'
+import { resolveAiBridgeOptions, resolveLimits, type BrokerLimitsInput } from './broker/index.ts'
 import { KEY_ALGORITHMS, type KeyAlgorithm } from './certs/index.ts'
 
 export const ConfigInvalid = createError('GH_CONFIG_INVALID', '%s', 400)
@@ -31,6 +31,8 @@ export interface Config {
   changeFeedIntervalMs: number
   /** broker protection limits; anything left out takes the broker's default (broker/limits.ts) */
   limits: BrokerLimitsInput
+  /** the AI telemetry bridge (docs/ai-bridge.md); {} = the local analyzer with safe limits */
+  ai: Record<string, unknown>
 }
 
 const bucketSchema = {
@@ -85,6 +87,8 @@ export const configSchema: JSONSchemaType<Config> = {
     defaultTier: { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,31}$', default: 'standard' },
     changeFeedIntervalMs: { type: 'integer', minimum: 20, maximum: 5000, default: 200 },
     limits: { ...limitsSchema, default: {} },
+    // validated in full by the bridge's own schema (resolveAiBridgeOptions) below
+    ai: { type: 'object', default: {} },
   },
   required: [],
 } as unknown as JSONSchemaType<Config>
@@ -176,6 +180,7 @@ export function loadConfig(flags: ConfigInput, env: NodeJS.ProcessEnv): Readonly
   const config = merged as unknown as Config
   try {
     resolveLimits(config.limits)
+    resolveAiBridgeOptions(config.ai)
   } catch (err) {
     throw new ConfigInvalid((err as Error).message, { cause: err })
   }

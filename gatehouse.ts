@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import { attachSettingsDelivery, createBroker, type Broker } from './broker/index.ts'
+import { attachAiBridge, attachSettingsDelivery, createBroker, resolveAiBridgeOptions, type AiBridge, type Broker } from './broker/index.ts'
 import { systemClock, type Clock, type Random } from './certs/index.ts'
 import { authorityOptions, type Config } from './config.ts'
 import { buildApi, isLoopback, serveApi } from './provisioning/api/index.ts'
@@ -25,6 +25,8 @@ export interface GatehouseDeps {
   passphrase?: string
   /** GATEHOUSE_SETTINGS_KEY (base64 of 32 bytes); else data/settings.key */
   settingsKey?: string
+  /** where AI provider keys are looked up by the names the config gives (process.env for `gatehouse start`) */
+  env?: NodeJS.ProcessEnv
 }
 
 export interface Gatehouse {
@@ -34,7 +36,28 @@ export interface Gatehouse {
   mqtt: { host: string; port: number }
   /** the app HTTP API */
   http: { url: string; port: number }
+  ai: AiBridge
   close(): Promise<void>
+}
+
+/**
+ * What the AI bridge needs of a device (tier, group, settings with secrets masked: nothing secret
+ * leaves for an AI service), cached per device and dropped on any control event about it, so
+ * telemetry does not cost SQLite reads on the broker's event loop.
+ */
+function cachedDeviceContexts(control: ControlPlane, events: { onEvent(l: (e: { deviceId: string }) => void): () => void }) {
+  const cache = new Map<string, { tier: string; group: string | null; settings: Record<string, unknown> } | undefined>()
+  events.onEvent((e) => cache.delete(e.deviceId))
+  return {
+    get(deviceId: string) {
+      if (cache.has(deviceId)) return cache.get(deviceId)
+      const device = control.store.getDevice(deviceId)
+      const context = device && device.status === 'active' ? { tier: device.tier, group: device.group, settings: control.settings.getDevice(deviceId).desired } : undefined
+      if (cache.size > 100_000) cache.clear()
+      cache.set(deviceId, context)
+      return context
+    },
+  }
 }
 
 /** Who is connected now, and when each device was last seen (connect or disconnect), for the API. */
@@ -67,8 +90,22 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
     log,
   })
   const api = buildApi(
-    { authority: control.authority, settings: control.settings, apiKeys: control.apiKeys, presence: trackPresence(broker, clock), clock, log },
+    { authority: control.authority, settings: control.settings, apiKeys: control.apiKeys, aiUsage: control.aiUsage, presence: trackPresence(broker, clock), clock, log },
     { rateLimit: { ...config.httpRateLimit }, ...(!isLoopback(config.httpHost) && { https: { key: tls.key, cert: tls.cert } }) },
+  )
+  const aiContexts = cachedDeviceContexts(control, directory)
+  const ai: AiBridge = attachAiBridge(
+    broker,
+    {
+      clock,
+      log,
+      usage: control.aiUsage,
+      insights: control.aiUsage,
+      // provider keys are named in the config and read from the environment, never logged
+      secret: (name) => deps.env?.[name],
+      deviceContext: aiContexts.get,
+    },
+    resolveAiBridgeOptions(config.ai),
   )
   feed.start()
   let mqtt: { host: string; port: number }
@@ -79,6 +116,7 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
   } catch (err) {
     feed.stop()
     detachSettings()
+    await ai.detach()
     await broker.close()
     control.close()
     throw err
@@ -90,11 +128,13 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
     broker,
     mqtt,
     http: { url: http.url, port: http.port },
+    ai,
     close() {
       closed ??= (async () => {
         await http.close()
         feed.stop()
         detachSettings()
+        await ai.detach()
         await broker.close()
         control.close()
       })()

@@ -42,3 +42,28 @@ export const BrokerOptionInvalid = createError('GH_BROKER_OPTION_INVALID', 'inva
 
 /** listen() called twice, or after close(). */
 export const BrokerState = createError('GH_BROKER_STATE', 'broker cannot %s: it is %s', 500)
+
+// AI telemetry bridge (broker/ai-bridge/, docs/ai-bridge.md)
+
+/** attachAiBridge() / resolveAiBridgeOptions() options are invalid; every problem is listed. */
+export const AiOptionsInvalid = createError('GH_AI_OPTIONS_INVALID', 'invalid AI bridge options: %s', 500)
+
+/** A provider in use names an environment variable (apiKeyEnv, secretEnv) that the composition root did not resolve. */
+export const AiSecretMissing = createError(
+  'GH_AI_SECRET_MISSING',
+  "AI provider '%s' needs the environment variable %s, which is not set",
+  500,
+)
+
+/** A provider answered with an error status or an unusable body (the reason says which; never the key). */
+export const AiProviderFailed = createError('GH_AI_PROVIDER_FAILED', "AI provider '%s' failed: %s", 502)
+
+/** A provider did not answer within its timeoutMs. */
+export const AiProviderTimeout = createError('GH_AI_PROVIDER_TIMEOUT', "AI provider '%s' did not answer within %s ms", 504)
+
+/** The provider's circuit breaker is open after repeated failures: no call is made until the cool-down ends. */
+export const AiCircuitOpen = createError(
+  'GH_AI_CIRCUIT_OPEN',
+  "AI provider '%s' is paused after %s consecutive failures, until %s",
+  503,
+)

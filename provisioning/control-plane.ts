@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import { cryptoRandom, systemClock, type Clock, type KeyAlgorithm, type Random } from '../certs/index.ts'
 import { createApiKeyService, type ApiKeyService } from './api-keys/api-key-service.ts'
+import { createAiUsageService, type AiUsageService } from './ai-usage/ai-usage-service.ts'
 import { createDeviceAuthority, type AuthorityOptions, type DeviceAuthority } from './authority/device-authority.ts'
 import { initDataDir, loadCa, type InitResult } from './data-dir/ca-keystore.ts'
 import { dataDirLayout } from './data-dir/layout.ts'
@@ -26,6 +27,8 @@ export interface ControlPlane {
   settings: SettingsService
   /** apps' API keys for the HTTP API */
   apiKeys: ApiKeyService
+  /** the AI bridge's daily usage and last insights per device */
+  aiUsage: AiUsageService
   close(): void
 }
 
@@ -42,7 +45,8 @@ export async function openControlPlane(dataDir: string, options: AuthorityOption
   const authority = createDeviceAuthority({ store, ca, clock, random, log: deps.log.child({ module: 'provisioning.authority' }) }, options)
   const settings = createSettingsService({ store, settings: store.settings, cipher, clock, log: deps.log.child({ module: 'provisioning.settings' }) })
   const apiKeys = createApiKeyService({ store, apiKeys: store.apiKeys, clock, random, log: deps.log.child({ module: 'provisioning.apikeys' }) })
-  return { store, authority, settings, apiKeys, close: () => store.close() }
+  const aiUsage = createAiUsageService({ store: store.aiUsage, clock })
+  return { store, authority, settings, apiKeys, aiUsage, close: () => store.close() }
 }
 
 /** init: data dir, CA and server certificate on first use; idempotent. A new CA or server certificate is audited. */

@@ -133,3 +133,6 @@ export const ApiInsecure = createError(
   "refusing to serve the HTTP API without TLS on the non-loopback address '%s': pass the server certificate (tls), bind 127.0.0.1, or set allowInsecureHttp behind a TLS-terminating proxy",
   500,
 )
+
+// AI usage and insights (provisioning/ai-usage/)
+export const AiUsageQueryInvalid = createError('GH_AI_USAGE_QUERY_INVALID', 'invalid AI usage query: %s', 400)

@@ -56,3 +56,16 @@ export type { ApiDeps, ApiOptions } from './api/build-api.ts'
 export type { ServeApiOptions, ServedApi } from './api/serve-api.ts'
 export type { Presence } from './api/devices-routes.ts'
 export type { RateLimit } from './api/rate-limiter.ts'
+export {
+  createAiUsageService,
+  MAX_INSIGHTS_LIMIT,
+  MAX_USAGE_DAYS,
+  type AiInsight,
+  type AiUsageDay,
+  type AiUsageReport,
+  type AiUsageService,
+  type AiUsageServiceDeps,
+  type AiUsageServiceOptions,
+} from './ai-usage/ai-usage-service.ts'
+export { InMemoryAiUsageStore } from './ai-usage/in-memory-ai-usage-store.ts'
+export type { AiUsageRecord, AiUsageStore, StoredInsight } from './store/ai-usage-store.ts'

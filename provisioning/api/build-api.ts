@@ -12,12 +12,16 @@ import { notFoundHandler, problemErrorHandler } from './problem.ts'
 import { createRateLimiter, DEFAULT_RATE_LIMIT, type RateLimit } from './rate-limiter.ts'
 import { sharedSchemas } from './schemas.ts'
 import { settingsRoutes } from './settings-routes.ts'
+import { insightsRoutes } from './insights-routes.ts'
+import type { AiUsageService } from '../ai-usage/ai-usage-service.ts'
 
 export interface ApiDeps {
   authority: DeviceAuthority
   settings: SettingsService
   apiKeys: ApiKeyService
   presence: Presence
+  /** the AI bridge's insights and usage, read-only */
+  aiUsage: Pick<AiUsageService, 'listInsights' | 'usageFor'>
   clock: Clock
   log: Logger
   /** request ids; default crypto randomness */
@@ -84,6 +88,7 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
       tags: [
         { name: 'devices', description: 'the device registry' },
         { name: 'settings', description: 'fleet defaults < group < device settings' },
+        { name: 'insights', description: 'what the AI bridge said about a device, and its usage' },
       ],
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
@@ -100,5 +105,6 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
   })
   app.register(devicesRoutes, { prefix: '/v1', authority: deps.authority, settings: deps.settings, presence: deps.presence })
   app.register(settingsRoutes, { prefix: '/v1', settings: deps.settings })
+  app.register(insightsRoutes, { prefix: '/v1', authority: deps.authority, aiUsage: deps.aiUsage })
   return app
 }

@@ -4,6 +4,7 @@ import type { CrlReason } from '../../certs/index.ts'
 import { CertificateExists, DeviceExists, DeviceNotFound, StoreSchemaTooNew, StoreWriteFailed } from '../errors.ts'
 import { CommitNotifier } from './commit-notifier.ts'
 import { migrations } from './migrations/index.ts'
+import { SqliteAiUsageStore } from './sqlite-ai-usage-store.ts'
 import { SqliteApiKeyStore } from './sqlite-api-key-store.ts'
 import { SqliteSettingsStore } from './sqlite-settings-store.ts'
 import type {
@@ -91,6 +92,8 @@ export class SqliteRegistryStore implements RegistryStore {
   readonly settings: SqliteSettingsStore
   /** apps' API keys (hashed), on this connection (same transactions) */
   readonly apiKeys: SqliteApiKeyStore
+  /** the AI bridge's daily usage and last insights per device, on this connection */
+  readonly aiUsage: SqliteAiUsageStore
 
   constructor(path: string, options: SqliteRegistryStoreOptions = {}) {
     // The registry is private to Gatehouse: create it 0600 (SQLite gives its -wal and -shm files the same mode).
@@ -105,6 +108,7 @@ export class SqliteRegistryStore implements RegistryStore {
     if (!options.readonly) this.#migrate(path)
     const db = this.#db
     this.settings = new SqliteSettingsStore(db)
+    this.aiUsage = new SqliteAiUsageStore(db)
     this.apiKeys = new SqliteApiKeyStore(db)
     this.#stmts = {
       insertDevice: db.prepare(

@@ -110,4 +110,29 @@ export const migrations: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 3,
+    name: 'AI usage per device and day, last insights per device',
+    sql: `
+      -- the AI bridge's daily budgets: one row per device and UTC day ('YYYY-MM-DD'). No foreign key to
+      -- devices: the data plane writes it for whatever device it served, and a usage row must never
+      -- make a budget write fail.
+      CREATE TABLE ai_usage (
+        device_id  TEXT NOT NULL,
+        day        TEXT NOT NULL,
+        requests   INTEGER NOT NULL,
+        tokens     INTEGER NOT NULL,
+        PRIMARY KEY (device_id, day)
+      ) STRICT;
+
+      -- the last N insights per device (pruned on append); data is the insight as JSON
+      CREATE TABLE insights (
+        id         TEXT PRIMARY KEY,
+        device_id  TEXT NOT NULL,
+        at         TEXT NOT NULL,
+        data       TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX insights_device ON insights (device_id, at);
+    `,
+  },
 ]

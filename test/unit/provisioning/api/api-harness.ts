@@ -4,6 +4,7 @@ import { cryptoRandom } from '../../../../certs/index.ts'
 import { buildApi, type ApiOptions } from '../../../../provisioning/api/build-api.ts'
 import type { Presence } from '../../../../provisioning/api/devices-routes.ts'
 import { createApiKeyService, type ApiKeyService } from '../../../../provisioning/api-keys/api-key-service.ts'
+import { createAiUsageService } from '../../../../provisioning/ai-usage/ai-usage-service.ts'
 import { createDeviceAuthority, createSettingsCipher, createSettingsService, SqliteRegistryStore } from '../../../../provisioning/index.ts'
 import { fixedClock } from '../../../helpers/clock.ts'
 import { makeTestCa } from '../../../helpers/test-ca.ts'
@@ -35,7 +36,8 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
     isConnected: (id: string) => connected.has(id),
     lastSeen: (id: string) => connected.get(id) ?? null,
   }
-  const app = buildApi({ authority, settings, apiKeys, presence, clock, log }, options)
+  const aiUsage = createAiUsageService({ store: store.aiUsage, clock })
+  const app = buildApi({ authority, settings, apiKeys, aiUsage, presence, clock, log }, options)
   onTestFinished(async () => {
     await app.close()
     store.close()
@@ -51,7 +53,7 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
       headers: { ...(auth && { authorization: auth }), ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
       ...(body !== undefined && { payload: typeof body === 'string' ? body : JSON.stringify(body) }),
     })
-  return { app, clock, store, authority, settings, apiKeys, connected, logText, keyWith, call }
+  return { app, clock, store, authority, settings, apiKeys, aiUsage, connected, logText, keyWith, call }
 }
 
 /** Every authenticated route, with the one scope it needs and a request that succeeds when allowed. */
@@ -67,4 +69,6 @@ export const ROUTES: { method: string; url: string; path: string; scope: string;
   { method: 'PATCH', url: '/v1/settings/defaults', path: '/v1/settings/defaults', scope: 'settings:write', body: { rate: 5 } },
   { method: 'GET', url: '/v1/groups/pumps/settings/schema', path: '/v1/groups/{group}/settings/schema', scope: 'settings:read' },
   { method: 'PUT', url: '/v1/groups/pumps/settings/schema', path: '/v1/groups/{group}/settings/schema', scope: 'settings:write', body: { type: 'object' } },
+  { method: 'GET', url: '/v1/devices/pump-1/insights', path: '/v1/devices/{id}/insights', scope: 'insights:read' },
+  { method: 'GET', url: '/v1/devices/pump-1/usage', path: '/v1/devices/{id}/usage', scope: 'insights:read' },
 ]

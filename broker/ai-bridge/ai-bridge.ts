@@ -1,0 +1,320 @@
+import { cryptoRandom } from '../../certs/index.ts'
+import type { MqttCore } from '../create-mqtt-core.ts'
+import { createEventThrottle } from '../event-throttle.ts'
+import { insightsTopic } from '../topics.ts'
+import type { AiBridgeDeps, DeviceAiContext, Insight, ThrottleNotice } from './bridge-deps.ts'
+import { createCircuitBreaker, type CircuitBreaker } from './circuit-breaker.ts'
+import { createFairQueue } from './fair-queue.ts'
+import { resolveAiBridgeOptions, type AiBridgeOptions, type AiBridgeOptionsInput, type ProviderName } from './options.ts'
+import { createProviders } from './providers/create-providers.ts'
+import { createProviderCall } from './provider-call.ts'
+import type { InsightProvider, InsightRequest, TelemetrySample } from './providers/provider.ts'
+import { createDeviceLimiter } from './rate-limiter.ts'
+import { createRedactor, redactionRuleFor, type Redactor } from './redact.ts'
+import { routeFor, type Route } from './routing.ts'
+import { emptyStats, type AiBridgeStats } from './stats.ts'
+import { parseTelemetry } from './telemetry.ts'
+import { renderTemplate } from './template.ts'
+import { systemTimers } from './timers.ts'
+
+export interface AiBridge {
+  /** Stops taking telemetry, drops what waits and open windows, aborts provider calls; resolves when no job runs. */
+  detach(): Promise<void>
+  stats(): AiBridgeStats
+  /** Resolves when nothing waits in the queue and no job runs (open windows aside). For tests and shutdown. */
+  idle(): Promise<void>
+}
+
+/** The part of the MQTT core the bridge uses. */
+export type AiBridgeCore = Pick<MqttCore, 'onDevicePublish' | 'publishToDevice' | 'isConnected'>
+
+type Job = { kind: 'telemetry'; payload: Buffer; subtopic: string[]; at: Date } | { kind: 'flush'; window: Window }
+
+interface Window {
+  samples: TelemetrySample[]
+  day: string
+  route: Route
+  timer: unknown
+}
+
+class BridgeDetached extends Error {
+  override name = 'AbortError'
+}
+
+/**
+ * The AI telemetry bridge (ARCHITECTURE.md, docs/ai-bridge.md):
+ *
+ *   devices/{id}/telemetry[/...] -> fair queue (O(1) hand-off; full: dropped) -> per device, in order:
+ *   JSON? -> consent -> open window? join it : (daily budget + token bucket -> throttled: one notice per
+ *   episode) -> redact -> window (N messages or T seconds) -> route (tier, override) -> template ->
+ *   provider (timeout, retries, circuit breaker) -> usage.add -> insights.append -> devices/{id}/insights
+ *
+ * One provider request is admitted (and counted against the limits) when a message opens a window;
+ * messages that join an open window ride along.
+ */
+export function attachAiBridge(core: AiBridgeCore, deps: AiBridgeDeps, input: AiBridgeOptionsInput | Readonly<AiBridgeOptions> = {}): AiBridge {
+  const options = resolveAiBridgeOptions(input)
+  const log = deps.log.child({ module: 'broker.ai' })
+  const clock = deps.clock
+  const timers = deps.timers ?? systemTimers
+  const random = deps.random ?? cryptoRandom
+  const http = { fetch: deps.fetch ?? globalThis.fetch.bind(globalThis), timers, clock }
+  const providers = createProviders(options, { ...http, ...(deps.secret && { secret: deps.secret }) })
+  const stats = emptyStats([...providers.keys()])
+  const queue = createFairQueue<Job>({ maxTotal: options.queue.maxMessages, maxPerKey: options.queue.perDevice })
+  const limiter = createDeviceLimiter({ clock, usage: deps.usage }, options)
+  const logThrottle = createEventThrottle({ intervalMs: options.logIntervalMs, maxKeys: 1000 }, clock)
+  const redactors = new Map<string, Redactor>()
+  const windows = new Map<string, Window>()
+  const closing = new AbortController()
+  let active = 0
+  let pumpScheduled = false
+  let idleWaiters: (() => void)[] = []
+
+  /** warn, at most once per logIntervalMs per key, with the count of what was suppressed */
+  function warnBounded(key: string, fields: Record<string, unknown>, msg: string): void {
+    const hit = logThrottle.hit(key)
+    if (hit.emit) log.warn({ ...fields, suppressed: hit.suppressed }, msg)
+  }
+
+  const breakers = new Map<ProviderName, CircuitBreaker>([...providers.keys()].map((p) => [p, createCircuitBreaker(p, options.circuitBreaker, clock)]))
+  const call = createProviderCall({ breakers, stats, retries: options.retries, timers, random, signal: closing.signal, log, warnBounded })
+
+  function redactorFor(group: string | null): Redactor {
+    const key = group ?? ''
+    let r = redactors.get(key)
+    if (!r) {
+      r = createRedactor(redactionRuleFor(options, group))
+      if (redactors.size < 10_000) redactors.set(key, r)
+    }
+    return r
+  }
+
+  // --- hand-off: O(1), never throws, never waits ------------------------------------------------
+  const off = core.onDevicePublish((m) => {
+    if (m.kind !== 'telemetry' || closing.signal.aborted) return
+    stats.received++
+    if (m.payload.length > options.maxTelemetryBytes) {
+      stats.skipped++
+      stats.skippedOversized++
+      return
+    }
+    const r = queue.push(m.deviceId, { kind: 'telemetry', payload: m.payload, subtopic: m.subtopic, at: clock.now() })
+    if (r !== 'queued') {
+      stats.dropped++
+      warnBounded('queue.full', { deviceId: m.deviceId, full: r === 'full' ? 'total' : 'device', dropped: stats.dropped }, 'ai bridge queue full; telemetry dropped')
+      return
+    }
+    schedulePump()
+  })
+
+  function schedulePump(): void {
+    if (pumpScheduled) return
+    pumpScheduled = true
+    queueMicrotask(pump)
+  }
+
+  function pump(): void {
+    pumpScheduled = false
+    while (active < options.concurrency && !closing.signal.aborted) {
+      const next = queue.take()
+      if (!next) break
+      active++
+      void run(next.key, next.item).finally(() => {
+        active--
+        queue.release(next.key)
+        pump()
+        settleIdle()
+      })
+    }
+    settleIdle()
+  }
+
+  function settleIdle(): void {
+    if (active > 0 || (queue.size() > 0 && !closing.signal.aborted)) return
+    const waiters = idleWaiters
+    idleWaiters = []
+    for (const w of waiters) w()
+  }
+
+  async function run(deviceId: string, job: Job): Promise<void> {
+    try {
+      if (job.kind === 'flush') await flush(deviceId, job.window)
+      else await admit(deviceId, job)
+    } catch (err) {
+      if (err instanceof BridgeDetached) return
+      stats.errors++
+      warnBounded('job.failed', { deviceId, err }, 'ai bridge could not handle telemetry')
+    }
+  }
+
+  async function contextOf(deviceId: string): Promise<DeviceAiContext | undefined> {
+    const ctx = await deps.deviceContext(deviceId)
+    if (ctx === undefined) stats.skippedUnknownDevice++
+    return ctx
+  }
+
+  const consents = (ctx: DeviceAiContext) => (ctx.settings.ai as { consent?: unknown } | undefined)?.consent !== false
+
+  // --- per device, in order ---------------------------------------------------------------------
+  async function admit(deviceId: string, job: Extract<Job, { kind: 'telemetry' }>): Promise<void> {
+    const data = parseTelemetry(job.payload, job.subtopic)
+    if (data === undefined) {
+      stats.skipped++
+      stats.skippedInvalid++
+      log.debug({ deviceId }, 'telemetry is not JSON; skipped')
+      return
+    }
+    const ctx = await contextOf(deviceId)
+    if (ctx === undefined) return void stats.skipped++
+    if (!consents(ctx)) {
+      stats.noConsent++
+      const w = windows.get(deviceId)
+      if (w) closeWindow(deviceId, w)
+      return
+    }
+    const sample: TelemetrySample = { at: job.at.toISOString(), subtopic: job.subtopic.join('/'), data: redactorFor(ctx.group)(data) as Record<string, unknown> }
+    const open = windows.get(deviceId)
+    if (open) {
+      open.samples.push(sample)
+      if (open.samples.length >= options.windowing.messages) await flush(deviceId, open)
+      return
+    }
+    const route = routeFor(options, deviceId, ctx.tier)
+    const decision = await limiter.admit(deviceId, route.limits)
+    if (!decision.ok) {
+      stats.throttled++
+      if (limiter.startsEpisode(deviceId, decision.retryAt)) {
+        const notice: ThrottleNotice = { type: 'throttled', deviceId, reason: decision.reason, retryAt: decision.retryAt.toISOString() }
+        stats.throttleNotices++
+        log.info({ deviceId, reason: decision.reason, retryAt: notice.retryAt }, 'ai bridge throttled a device')
+        await publish(deviceId, notice)
+      }
+      return
+    }
+    limiter.endEpisode(deviceId)
+    const w: Window = { samples: [sample], day: decision.day, route, timer: null }
+    windows.set(deviceId, w)
+    if (w.samples.length >= options.windowing.messages) return flush(deviceId, w)
+    w.timer = timers.setTimeout(() => {
+      if (windows.get(deviceId) !== w || closing.signal.aborted) return
+      queue.push(deviceId, { kind: 'flush', window: w }, true) // at most one per window: bounded
+      schedulePump()
+    }, options.windowing.seconds * 1000)
+  }
+
+  function closeWindow(deviceId: string, w: Window): void {
+    if (windows.get(deviceId) === w) windows.delete(deviceId)
+    if (w.timer !== null) timers.clearTimeout(w.timer)
+  }
+
+  async function flush(deviceId: string, w: Window): Promise<void> {
+    if (windows.get(deviceId) !== w) return // already flushed by count, or dropped
+    closeWindow(deviceId, w)
+    // settings may have changed while the window was open (consent withdrawn): ask again
+    const ctx = await contextOf(deviceId)
+    if (ctx === undefined) return void stats.skipped++
+    if (!consents(ctx)) return void stats.noConsent++
+    const provider = providers.get(w.route.provider) as InsightProvider
+    const model = w.route.model ?? provider.defaultModel
+    const redact = redactorFor(ctx.group)
+    const settings = redact(ctx.settings) as Record<string, unknown>
+    const variables = {
+      device: { id: deviceId, tier: ctx.tier, group: ctx.group ?? '' },
+      group: ctx.group ?? '',
+      tier: ctx.tier,
+      settings,
+      telemetry: w.samples,
+      latest: w.samples.at(-1)?.data ?? {},
+      count: w.samples.length,
+      model,
+    }
+    const template = (ctx.group !== null && Object.hasOwn(options.templates.groups, ctx.group) ? options.templates.groups[ctx.group] : undefined) ?? options.templates.default
+    const request: InsightRequest = {
+      deviceId,
+      model,
+      prompt: renderTemplate(template, variables),
+      telemetry: w.samples,
+      context: { tier: ctx.tier, group: ctx.group, settings },
+    }
+    const { result, calls } = await call(w.route.provider, provider, request)
+    if (calls > 0) {
+      stats.forwarded += w.samples.length
+      await recordUsage(deviceId, w.day, 1, result?.usage.totalTokens ?? 0)
+    }
+    if (!result || closing.signal.aborted) return
+    const insight: Insight = {
+      type: 'insight',
+      id: newId(),
+      deviceId,
+      provider: provider.name,
+      model,
+      summary: result.summary,
+      anomalies: result.anomalies,
+      at: clock.now().toISOString(),
+      usage: { requests: 1, ...result.usage },
+    }
+    try {
+      await deps.insights.append(insight)
+    } catch (err) {
+      stats.errors++
+      warnBounded('insights.append', { deviceId, err }, 'ai bridge could not store an insight')
+    }
+    stats.insights++
+    ;(stats.providers[provider.name] as AiBridgeStats['providers'][string]).insights++
+    await publish(deviceId, insight)
+  }
+
+  async function recordUsage(deviceId: string, day: string, requests: number, tokens: number): Promise<void> {
+    try {
+      await deps.usage.add(deviceId, day, requests, tokens)
+    } catch (err) {
+      stats.errors++
+      warnBounded('usage.add', { deviceId, err }, 'ai bridge could not record usage')
+    }
+  }
+
+  async function publish(deviceId: string, message: Insight | ThrottleNotice): Promise<void> {
+    if (!core.isConnected(deviceId)) return
+    try {
+      await core.publishToDevice(insightsTopic(deviceId), JSON.stringify(message), { qos: 1 })
+    } catch (err) {
+      warnBounded('publish', { deviceId, err }, 'ai bridge could not publish to a device')
+    }
+  }
+
+  function newId(): string {
+    return Buffer.from(random.bytes(16)).toString('hex')
+  }
+
+  function snapshot(): AiBridgeStats {
+    const out = structuredClone(stats)
+    out.queueDepth = queue.size()
+    out.openWindows = windows.size
+    for (const [name, b] of breakers) (out.providers[name] as AiBridgeStats['providers'][string]).circuit = b.state()
+    return out
+  }
+
+  function idle(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      idleWaiters.push(resolve)
+      settleIdle()
+    })
+  }
+
+  return {
+    stats: snapshot,
+    idle,
+    async detach() {
+      if (!closing.signal.aborted) {
+        off()
+        closing.abort(new BridgeDetached('the AI bridge was detached'))
+        for (const [id, w] of windows) closeWindow(id, w)
+        queue.clear()
+        const { providers: _providers, ...counters } = snapshot()
+        log.debug(counters, 'ai bridge detached')
+      }
+      await idle()
+    },
+  }
+}

@@ -1,0 +1,371 @@
+import { Ajv, type ErrorObject } from 'ajv'
+import { DEVICE_ID_PATTERN_SOURCE } from '../../certs/index.ts'
+import { AiOptionsInvalid } from '../errors.ts'
+
+/**
+ * The AI bridge's options: one JSON schema (types, ranges, defaults; `additionalProperties: false`
+ * everywhere) and the TypeScript shape it validates to. Zero configuration means the local provider
+ * (no network) and safe limits. config.ts may embed AI_BRIDGE_OPTIONS_SCHEMA under its `ai` key, or keep
+ * `{ type: 'object' }` there and call resolveAiBridgeOptions(): both report every problem at once.
+ */
+
+export const PROVIDER_NAMES = ['local', 'openai', 'webhook'] as const
+export type ProviderName = (typeof PROVIDER_NAMES)[number]
+
+export interface AiLimits {
+  /** token bucket refill: provider requests per minute */
+  requestsPerMinute: number
+  /** token bucket size: requests allowed at once after a quiet spell */
+  burst: number
+  /** provider requests per UTC day */
+  dailyRequests: number
+  /** AI tokens (prompt + completion) per UTC day; a request may overshoot it once, since its size is known only afterwards */
+  dailyTokens: number
+}
+
+export interface AiTierRoute {
+  provider: ProviderName
+  /** default: the provider's model */
+  model?: string
+  limits: AiLimits
+}
+
+/** Per-device overrides (by device id) of the tier's route and limits. */
+export interface AiDeviceOverride {
+  provider?: ProviderName
+  model?: string
+  limits?: Partial<AiLimits>
+}
+
+export interface LocalProviderOptions {
+  model: string
+  /** samples of a metric before z-scores are judged */
+  minSamples: number
+  /** |z| above this is an anomaly */
+  zThreshold: number
+  /** samples per metric kept for the trend (least-squares slope) */
+  trendWindow: number
+  /** numeric fields tracked per device; more are ignored */
+  maxMetrics: number
+}
+
+export interface OpenAiProviderOptions {
+  /** e.g. https://api.openai.com/v1, http://127.0.0.1:11434/v1 (Ollama), a LiteLLM or vLLM server */
+  baseUrl: string
+  model: string
+  /** NAME of the environment variable that holds the key; none for servers without auth */
+  apiKeyEnv?: string
+  timeoutMs: number
+  maxResponseBytes: number
+}
+
+export interface WebhookProviderOptions {
+  url: string
+  /** NAME of the environment variable that holds the HMAC-SHA256 secret */
+  secretEnv: string
+  model: string
+  timeoutMs: number
+  maxResponseBytes: number
+}
+
+export interface RedactionRule {
+  /** field names removed wherever they occur (case, '_' and '-' ignored: apiKey = api_key = API-KEY) */
+  fields: string[]
+  /** decimals kept of lat/latitude/lon/lng/long/longitude */
+  coordinatePrecision: number
+}
+
+export interface RetryOptionsShape {
+  /** retries after the first attempt (0: none) */
+  max: number
+  baseDelayMs: number
+  maxDelayMs: number
+}
+
+export interface AiBridgeOptions {
+  /** telemetry messages waiting in total, and per device (round-robin across devices) */
+  queue: { maxMessages: number; perDevice: number }
+  /** devices processed at once (one message at a time per device) */
+  concurrency: number
+  /** larger telemetry payloads are counted and skipped */
+  maxTelemetryBytes: number
+  /** the tier used for a device whose tier has no entry in `tiers` */
+  defaultTier: string
+  tiers: Record<string, AiTierRoute>
+  devices: Record<string, AiDeviceOverride>
+  providers: { local: LocalProviderOptions; openai?: OpenAiProviderOptions; webhook?: WebhookProviderOptions }
+  /** `groups` entries add fields to the default list and may change the precision */
+  redaction: { default: RedactionRule; groups: Record<string, Partial<RedactionRule>> }
+  /** one provider request per N messages or T seconds of a device's telemetry, whichever comes first */
+  windowing: { messages: number; seconds: number }
+  /** {{path}} substitution; see docs/ai-bridge.md for the variables */
+  templates: { default: string; groups: Record<string, string> }
+  /** on 429, 5xx, timeouts and network errors; exponential back-off with jitter, Retry-After honoured */
+  retries: RetryOptionsShape
+  /** per provider: open after `failures` consecutive failed calls, try again after `cooldownMs` */
+  circuitBreaker: { failures: number; cooldownMs: number }
+  /** repeated warnings (queue full, provider failing) are logged at most once per interval */
+  logIntervalMs: number
+  /** memory bound for per-device buckets, windows, statistics and throttle episodes */
+  maxTrackedDevices: number
+}
+
+type DeepPartial<T> = {
+  [K in keyof T]?: NonNullable<T[K]> extends (infer U)[] ? U[] : NonNullable<T[K]> extends object ? DeepPartial<NonNullable<T[K]>> : T[K]
+}
+
+/** What callers pass: anything left out takes its default; a configured provider names its essentials. */
+export type AiBridgeOptionsInput = DeepPartial<Omit<AiBridgeOptions, 'providers'>> & {
+  providers?: {
+    local?: Partial<LocalProviderOptions>
+    openai?: Pick<OpenAiProviderOptions, 'baseUrl' | 'model'> & Partial<OpenAiProviderOptions>
+    webhook?: Pick<WebhookProviderOptions, 'url' | 'secretEnv'> & Partial<WebhookProviderOptions>
+  }
+}
+
+export const DEFAULT_TEMPLATE = [
+  'You watch over the IoT device {{device.id}} (group {{device.group}}, tier {{device.tier}}).',
+  'Here are its latest {{count}} telemetry samples (JSON, personal data removed):',
+  '{{telemetry}}',
+  'Reply with JSON only: {"summary": "<one or two sentences>", "anomalies": ["<one line each>"]}.',
+].join('\n')
+
+const int = (minimum: number, maximum: number, dflt?: number) => ({ type: 'integer', minimum, maximum, ...(dflt !== undefined && { default: dflt }) })
+const num = (minimum: number, maximum: number, dflt?: number) => ({ type: 'number', minimum, maximum, ...(dflt !== undefined && { default: dflt }) })
+const str = { type: 'string', minLength: 1, maxLength: 256 }
+const envName = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$' }
+const TIER_PATTERN = '^[a-z][a-z0-9_-]{0,31}$'
+
+const limitProps = {
+  requestsPerMinute: num(0.001, 1_000_000),
+  burst: int(1, 1_000_000),
+  dailyRequests: int(0, 1_000_000_000),
+  dailyTokens: int(0, 1_000_000_000_000),
+}
+const limitsSchema = (d: AiLimits) => ({
+  type: 'object',
+  additionalProperties: false,
+  properties: Object.fromEntries(Object.entries(limitProps).map(([k, s]) => [k, { ...s, default: d[k as keyof AiLimits] }])),
+  default: {},
+})
+
+export const STANDARD_LIMITS: Readonly<AiLimits> = Object.freeze({ requestsPerMinute: 6, burst: 3, dailyRequests: 5_000, dailyTokens: 250_000 })
+export const PREMIUM_LIMITS: Readonly<AiLimits> = Object.freeze({ requestsPerMinute: 60, burst: 10, dailyRequests: 50_000, dailyTokens: 2_500_000 })
+export const DEFAULT_REDACTED_FIELDS: readonly string[] = Object.freeze([
+  'password', 'passphrase', 'secret', 'token', 'apiKey', 'authorization', 'cookie', 'ssn', 'email', 'phone', 'owner',
+])
+
+const tierSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    provider: { type: 'string', enum: [...PROVIDER_NAMES], default: 'local' },
+    model: str,
+    limits: limitsSchema(STANDARD_LIMITS),
+  },
+}
+
+const redactionRuleProps = {
+  fields: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 128 }, maxItems: 256 },
+  coordinatePrecision: int(0, 10),
+}
+
+/** The options' JSON schema with ranges and defaults (ajv, strict mode). */
+export const AI_BRIDGE_OPTIONS_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    queue: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { maxMessages: int(1, 10_000_000, 10_000), perDevice: int(1, 1_000_000, 100) },
+      default: {},
+    },
+    concurrency: int(1, 1024, 8),
+    maxTelemetryBytes: int(2, 16 * 1024 * 1024, 16 * 1024),
+    defaultTier: { type: 'string', pattern: TIER_PATTERN, default: 'standard' },
+    tiers: {
+      type: 'object',
+      propertyNames: { type: 'string', pattern: TIER_PATTERN },
+      additionalProperties: tierSchema,
+      default: {
+        standard: { provider: 'local', limits: { ...STANDARD_LIMITS } },
+        premium: { provider: 'local', limits: { ...PREMIUM_LIMITS } },
+      },
+    },
+    devices: {
+      type: 'object',
+      propertyNames: { type: 'string', pattern: DEVICE_ID_PATTERN_SOURCE },
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          provider: { type: 'string', enum: [...PROVIDER_NAMES] },
+          model: str,
+          limits: { type: 'object', additionalProperties: false, properties: limitProps },
+        },
+      },
+      default: {},
+    },
+    providers: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        local: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            model: { ...str, default: 'gatehouse-local-stats' },
+            minSamples: int(2, 1_000_000, 10),
+            zThreshold: num(0.1, 100, 3),
+            trendWindow: int(2, 10_000, 20),
+            maxMetrics: int(1, 10_000, 64),
+          },
+          default: {},
+        },
+        openai: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['baseUrl', 'model'],
+          properties: {
+            baseUrl: { type: 'string', minLength: 1, maxLength: 2048 },
+            model: str,
+            apiKeyEnv: envName,
+            timeoutMs: int(1, 600_000, 30_000),
+            maxResponseBytes: int(1024, 64 * 1024 * 1024, 1024 * 1024),
+          },
+        },
+        webhook: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['url', 'secretEnv'],
+          properties: {
+            url: { type: 'string', minLength: 1, maxLength: 2048 },
+            secretEnv: envName,
+            model: { ...str, default: 'webhook' },
+            timeoutMs: int(1, 600_000, 10_000),
+            maxResponseBytes: int(1024, 64 * 1024 * 1024, 1024 * 1024),
+          },
+        },
+      },
+      default: {},
+    },
+    redaction: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        default: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            fields: { ...redactionRuleProps.fields, default: [...DEFAULT_REDACTED_FIELDS] },
+            coordinatePrecision: { ...redactionRuleProps.coordinatePrecision, default: 2 },
+          },
+          default: {},
+        },
+        groups: {
+          type: 'object',
+          additionalProperties: { type: 'object', additionalProperties: false, properties: redactionRuleProps },
+          default: {},
+        },
+      },
+      default: {},
+    },
+    windowing: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { messages: int(1, 10_000, 10), seconds: num(0, 86_400, 10) },
+      default: {},
+    },
+    templates: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        default: { type: 'string', minLength: 1, maxLength: 65_536, default: DEFAULT_TEMPLATE },
+        groups: { type: 'object', additionalProperties: { type: 'string', minLength: 1, maxLength: 65_536 }, default: {} },
+      },
+      default: {},
+    },
+    retries: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { max: int(0, 20, 3), baseDelayMs: int(0, 3_600_000, 500), maxDelayMs: int(0, 3_600_000, 30_000) },
+      default: {},
+    },
+    circuitBreaker: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { failures: int(1, 1_000_000, 5), cooldownMs: int(0, 86_400_000, 30_000) },
+      default: {},
+    },
+    logIntervalMs: int(0, 86_400_000, 60_000),
+    maxTrackedDevices: int(1, 100_000_000, 100_000),
+  },
+} as const
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true })
+const validate = ajv.compile(AI_BRIDGE_OPTIONS_SCHEMA)
+
+function describe(errors: ErrorObject[]): string[] {
+  // a bad key is reported once, by its propertyNames error (not again by the pattern inside it)
+  return errors.filter((e) => !e.schemaPath.includes('/propertyNames/')).map((e) => {
+    const where = e.instancePath.replace(/^\//, '').replace(/\//g, '.')
+    if (e.keyword === 'additionalProperties') {
+      const extra = (e.params as { additionalProperty: string }).additionalProperty
+      return `unknown key "${where ? `${where}.` : ''}${extra}"`
+    }
+    if (e.keyword === 'propertyNames') return `${where} has an invalid key "${(e.params as { propertyName: string }).propertyName}"`
+    return `${where || 'options'} ${e.message ?? 'is invalid'}`
+  })
+}
+
+function httpUrlProblem(name: string, value: string): string | null {
+  try {
+    const u = new URL(value)
+    return u.protocol === 'http:' || u.protocol === 'https:' ? null : `${name} must be an http(s) URL`
+  } catch {
+    return `${name} must be an http(s) URL`
+  }
+}
+
+/**
+ * Defaults < input. Throws GH_AI_OPTIONS_INVALID listing every problem; the result is deeply frozen.
+ * The input is not modified.
+ */
+export function resolveAiBridgeOptions(input: AiBridgeOptionsInput | Record<string, unknown> = {}): Readonly<AiBridgeOptions> {
+  const o = structuredClone(input) as Record<string, unknown>
+  if (!validate(o)) throw new AiOptionsInvalid(describe(validate.errors ?? []).join('; '))
+  const options = o as unknown as AiBridgeOptions
+  const problems: string[] = []
+  const configured = (p: ProviderName) => p === 'local' || options.providers[p] !== undefined
+  if (!options.tiers[options.defaultTier]) problems.push(`defaultTier "${options.defaultTier}" has no entry in tiers`)
+  for (const [tier, route] of Object.entries(options.tiers)) {
+    if (!configured(route.provider)) problems.push(`tiers.${tier}.provider "${route.provider}" is not configured in providers`)
+  }
+  for (const [id, o] of Object.entries(options.devices)) {
+    if (o.provider && !configured(o.provider)) problems.push(`devices.${id}.provider "${o.provider}" is not configured in providers`)
+  }
+  if (options.windowing.messages > 1 && options.windowing.seconds <= 0) {
+    problems.push('windowing.seconds must be > 0 when windowing.messages > 1, or a quiet device would never be answered')
+  }
+  if (options.queue.perDevice > options.queue.maxMessages) problems.push('queue.perDevice must be <= queue.maxMessages')
+  if (options.retries.maxDelayMs < options.retries.baseDelayMs) problems.push('retries.maxDelayMs must be >= retries.baseDelayMs')
+  if (options.providers.openai) {
+    const p = httpUrlProblem('providers.openai.baseUrl', options.providers.openai.baseUrl)
+    if (p) problems.push(p)
+  }
+  if (options.providers.webhook) {
+    const p = httpUrlProblem('providers.webhook.url', options.providers.webhook.url)
+    if (p) problems.push(p)
+  }
+  if (problems.length > 0) throw new AiOptionsInvalid(problems.join('; '))
+  return deepFreeze(options)
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v)
+    Object.freeze(value)
+  }
+  return value
+}

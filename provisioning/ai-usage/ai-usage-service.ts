@@ -1,0 +1,132 @@
+import type { Clock } from '../../certs/index.ts'
+import { AiUsageQueryInvalid } from '../errors.ts'
+import type { AiUsageStore } from '../store/ai-usage-store.ts'
+
+/**
+ * The control plane's side of the AI bridge. Its get/add match the broker's UsageLedger and its
+ * append/list the broker's InsightSink, structurally (provisioning never imports broker/), so the
+ * composition root passes this service to attachAiBridge as both. usageFor and listInsights serve
+ * GET /v1/devices/{id}/usage and /insights.
+ */
+
+/** Mirrors broker/ai-bridge's Insight (test/unit/provisioning/ai-usage keeps the two in step). */
+export interface AiInsight {
+  type: 'insight'
+  id: string
+  deviceId: string
+  provider: string
+  model: string
+  summary: string
+  anomalies: { kind: 'zscore' | 'threshold' | 'trend' | 'model'; metric?: string; value?: number; message: string }[]
+  at: string
+  usage: { requests: number; promptTokens: number; completionTokens: number; totalTokens: number }
+}
+
+export interface AiUsageDay {
+  /** UTC date 'YYYY-MM-DD' */
+  day: string
+  requests: number
+  tokens: number
+}
+
+export interface AiUsageReport {
+  deviceId: string
+  /** first and last day of the report (UTC, inclusive); `to` is today by the clock */
+  from: string
+  to: string
+  /** one entry per day, oldest first; days without usage are zeros */
+  days: AiUsageDay[]
+  total: { requests: number; tokens: number }
+}
+
+export interface AiUsageServiceDeps {
+  store: AiUsageStore
+  clock: Clock
+}
+
+export interface AiUsageServiceOptions {
+  /** insights kept per device (older ones pruned on append). Default 100 */
+  insightsPerDevice?: number
+}
+
+export const MAX_USAGE_DAYS = 366
+export const MAX_INSIGHTS_LIMIT = 1000
+const DAY_PATTERN = /^\d{4}-\d{2}-\d{2}$/
+const DAY_MS = 86_400_000
+const utcDay = (ms: number) => new Date(ms).toISOString().slice(0, 10)
+
+function assertCount(name: string, v: number, min: number, max: number): void {
+  if (!Number.isInteger(v) || v < min || v > max) throw new AiUsageQueryInvalid(`${name} must be an integer in [${min}, ${max}], got ${v}`)
+}
+
+function assertDay(day: string): void {
+  if (!DAY_PATTERN.test(day) || Number.isNaN(Date.parse(`${day}T00:00:00Z`))) throw new AiUsageQueryInvalid(`day must be a UTC date YYYY-MM-DD, got '${day}'`)
+}
+
+export function createAiUsageService(deps: AiUsageServiceDeps, options: AiUsageServiceOptions = {}) {
+  const keep = options.insightsPerDevice ?? 100
+  assertCount('insightsPerDevice', keep, 1, 100_000)
+  const { store, clock } = deps
+
+  return {
+    // --- UsageLedger (broker) ---
+    get(deviceId: string, day: string): { requests: number; tokens: number } {
+      assertDay(day)
+      const r = store.getUsage(deviceId, day)
+      return { requests: r?.requests ?? 0, tokens: r?.tokens ?? 0 }
+    },
+    add(deviceId: string, day: string, requests: number, tokens: number): void {
+      assertDay(day)
+      assertCount('requests', requests, 0, Number.MAX_SAFE_INTEGER)
+      assertCount('tokens', tokens, 0, Number.MAX_SAFE_INTEGER)
+      if (requests === 0 && tokens === 0) return
+      store.addUsage(deviceId, day, requests, tokens)
+    },
+
+    // --- InsightSink (broker) ---
+    append(insight: AiInsight): void {
+      if (typeof insight?.id !== 'string' || typeof insight.deviceId !== 'string' || typeof insight.at !== 'string') {
+        throw new AiUsageQueryInvalid('an insight needs string id, deviceId and at')
+      }
+      store.appendInsight({ id: insight.id, deviceId: insight.deviceId, at: insight.at, data: { ...insight } }, keep)
+    },
+    /** newest first */
+    list(deviceId: string, limit: number): AiInsight[] {
+      assertCount('limit', limit, 1, MAX_INSIGHTS_LIMIT)
+      return store.listInsights(deviceId, limit).map((i) => i.data as unknown as AiInsight)
+    },
+
+    // --- for the HTTP API ---
+    /** The last `days` UTC days up to today (by the clock), zero-filled, oldest first, with the total. */
+    usageFor(deviceId: string, days = 30): AiUsageReport {
+      assertCount('days', days, 1, MAX_USAGE_DAYS)
+      const today = Date.parse(`${utcDay(clock.now().getTime())}T00:00:00Z`)
+      const from = utcDay(today - (days - 1) * DAY_MS)
+      const to = utcDay(today)
+      const rows = new Map(store.listUsage(deviceId, from, to).map((r) => [r.day, r]))
+      const out: AiUsageDay[] = []
+      const total = { requests: 0, tokens: 0 }
+      for (let i = days - 1; i >= 0; i--) {
+        const day = utcDay(today - i * DAY_MS)
+        const r = rows.get(day)
+        out.push({ day, requests: r?.requests ?? 0, tokens: r?.tokens ?? 0 })
+        total.requests += r?.requests ?? 0
+        total.tokens += r?.tokens ?? 0
+      }
+      return { deviceId, from, to, days: out, total }
+    },
+    /** newest first; at most the insightsPerDevice that are kept */
+    listInsights(deviceId: string, limit = 20): AiInsight[] {
+      assertCount('limit', limit, 1, MAX_INSIGHTS_LIMIT)
+      return store.listInsights(deviceId, limit).map((i) => i.data as unknown as AiInsight)
+    },
+    /** Deletes usage older than `keepDays` days (housekeeping; daily budgets only read today). */
+    pruneUsage(keepDays = MAX_USAGE_DAYS): number {
+      assertCount('keepDays', keepDays, 1, 100_000)
+      const today = Date.parse(`${utcDay(clock.now().getTime())}T00:00:00Z`)
+      return store.pruneUsage(utcDay(today - (keepDays - 1) * DAY_MS))
+    },
+  }
+}
+
+export type AiUsageService = ReturnType<typeof createAiUsageService>

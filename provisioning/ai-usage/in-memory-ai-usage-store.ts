@@ -1,0 +1,43 @@
+import type { AiUsageRecord, AiUsageStore, StoredInsight } from '../store/ai-usage-store.ts'
+
+/** AiUsageStore in Maps: the test twin of SqliteAiUsageStore (CONVENTIONS.md §13-14). */
+export class InMemoryAiUsageStore implements AiUsageStore {
+  readonly #usage = new Map<string, AiUsageRecord>()
+  readonly #insights = new Map<string, StoredInsight[]>()
+
+  getUsage(deviceId: string, day: string): AiUsageRecord | undefined {
+    const r = this.#usage.get(`${deviceId}\n${day}`)
+    return r && { ...r }
+  }
+
+  addUsage(deviceId: string, day: string, requests: number, tokens: number): void {
+    const key = `${deviceId}\n${day}`
+    const r = this.#usage.get(key) ?? { deviceId, day, requests: 0, tokens: 0 }
+    this.#usage.set(key, { ...r, requests: r.requests + requests, tokens: r.tokens + tokens })
+  }
+
+  listUsage(deviceId: string, fromDay: string, toDay: string): AiUsageRecord[] {
+    return [...this.#usage.values()]
+      .filter((r) => r.deviceId === deviceId && r.day >= fromDay && r.day <= toDay)
+      .sort((a, b) => a.day.localeCompare(b.day))
+      .map((r) => ({ ...r }))
+  }
+
+  pruneUsage(beforeDay: string): number {
+    let n = 0
+    for (const [k, r] of this.#usage) if (r.day < beforeDay && this.#usage.delete(k)) n++
+    return n
+  }
+
+  appendInsight(insight: StoredInsight, keepPerDevice: number): void {
+    const list = (this.#insights.get(insight.deviceId) ?? []).filter((i) => i.id !== insight.id)
+    list.push(structuredClone(insight))
+    // newest last; equal times keep insertion order, as SQLite's rowid does
+    list.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0))
+    this.#insights.set(insight.deviceId, list.slice(Math.max(0, list.length - keepPerDevice)))
+  }
+
+  listInsights(deviceId: string, limit: number): StoredInsight[] {
+    return (this.#insights.get(deviceId) ?? []).slice(-limit).reverse().map((i) => structuredClone(i))
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * AI bridge accounting: requests and tokens per device and UTC day (the daily budgets read them), and
+ * the last N insights per device. Implemented by SqliteAiUsageStore on the registry's SQLite
+ * connection and by InMemoryAiUsageStore (provisioning/ai-usage/) for tests.
+ */
+export interface AiUsageRecord {
+  deviceId: string
+  /** UTC date, 'YYYY-MM-DD' */
+  day: string
+  requests: number
+  tokens: number
+}
+
+export interface StoredInsight {
+  id: string
+  deviceId: string
+  /** ISO 8601 */
+  at: string
+  /** the whole insight, as the data plane produced it */
+  data: Record<string, unknown>
+}
+
+export interface AiUsageStore {
+  getUsage(deviceId: string, day: string): AiUsageRecord | undefined
+  /** adds to the day's counters, creating the row */
+  addUsage(deviceId: string, day: string, requests: number, tokens: number): void
+  /** the days in [fromDay, toDay] that have usage, oldest first */
+  listUsage(deviceId: string, fromDay: string, toDay: string): AiUsageRecord[]
+  /** deletes usage rows of days before `day`; returns how many */
+  pruneUsage(beforeDay: string): number
+  /** stores an insight and keeps only the newest `keepPerDevice` of its device, in one transaction */
+  appendInsight(insight: StoredInsight, keepPerDevice: number): void
+  /** newest first */
+  listInsights(deviceId: string, limit: number): StoredInsight[]
+}

@@ -1,0 +1,86 @@
+import type Database from 'better-sqlite3'
+import { StoreWriteFailed } from '../errors.ts'
+import type { AiUsageRecord, AiUsageStore, StoredInsight } from './ai-usage-store.ts'
+
+type Row = Record<string, unknown>
+
+const toUsage = (r: Row): AiUsageRecord => ({ deviceId: String(r.device_id), day: String(r.day), requests: Number(r.requests), tokens: Number(r.tokens) })
+
+/** Disk full, read-only file system, I/O error, lock timeout: the caller is told nothing was changed. */
+function write<T>(fn: () => T): T {
+  try {
+    return fn()
+  } catch (err) {
+    const code = String((err as { code?: unknown } | null)?.code ?? '')
+    if (/^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|BUSY|LOCKED)/.test(code)) throw new StoreWriteFailed(code, { cause: err })
+    throw err
+  }
+}
+
+function prepare(db: Database.Database) {
+  return {
+    getUsage: db.prepare('SELECT * FROM ai_usage WHERE device_id = ? AND day = ?'),
+    addUsage: db.prepare(
+      `INSERT INTO ai_usage (device_id, day, requests, tokens) VALUES (?, ?, ?, ?)
+       ON CONFLICT (device_id, day) DO UPDATE SET requests = requests + excluded.requests, tokens = tokens + excluded.tokens`,
+    ),
+    listUsage: db.prepare('SELECT * FROM ai_usage WHERE device_id = ? AND day >= ? AND day <= ? ORDER BY day'),
+    pruneUsage: db.prepare('DELETE FROM ai_usage WHERE day < ?'),
+    insertInsight: db.prepare('INSERT OR REPLACE INTO insights (id, device_id, at, data) VALUES (?, ?, ?, ?)'),
+    pruneInsights: db.prepare(
+      `DELETE FROM insights WHERE device_id = ? AND rowid NOT IN
+         (SELECT rowid FROM insights WHERE device_id = ? ORDER BY at DESC, rowid DESC LIMIT ?)`,
+    ),
+    listInsights: db.prepare('SELECT * FROM insights WHERE device_id = ? ORDER BY at DESC, rowid DESC LIMIT ?'),
+  }
+}
+
+/** AiUsageStore on the registry's SQLite connection (constructed by SqliteRegistryStore; tables of migration 3). */
+export class SqliteAiUsageStore implements AiUsageStore {
+  readonly #db: Database.Database
+  #prepared: ReturnType<typeof prepare> | undefined
+
+  constructor(db: Database.Database) {
+    this.#db = db
+  }
+
+  /** Prepared on first use: a read-only registry of an older schema (no migration 3 yet) still opens. */
+  get #s(): ReturnType<typeof prepare> {
+    return (this.#prepared ??= prepare(this.#db))
+  }
+
+  getUsage(deviceId: string, day: string): AiUsageRecord | undefined {
+    const r = this.#s.getUsage.get(deviceId, day) as Row | undefined
+    return r && toUsage(r)
+  }
+
+  addUsage(deviceId: string, day: string, requests: number, tokens: number): void {
+    write(() => this.#s.addUsage.run(deviceId, day, requests, tokens))
+  }
+
+  listUsage(deviceId: string, fromDay: string, toDay: string): AiUsageRecord[] {
+    return (this.#s.listUsage.all(deviceId, fromDay, toDay) as Row[]).map(toUsage)
+  }
+
+  pruneUsage(beforeDay: string): number {
+    return write(() => this.#s.pruneUsage.run(beforeDay).changes)
+  }
+
+  appendInsight(insight: StoredInsight, keepPerDevice: number): void {
+    write(() =>
+      this.#db.transaction(() => {
+        this.#s.insertInsight.run(insight.id, insight.deviceId, insight.at, JSON.stringify(insight.data))
+        this.#s.pruneInsights.run(insight.deviceId, insight.deviceId, keepPerDevice)
+      }).immediate(),
+    )
+  }
+
+  listInsights(deviceId: string, limit: number): StoredInsight[] {
+    return (this.#s.listInsights.all(deviceId, limit) as Row[]).map((r) => ({
+      id: String(r.id),
+      deviceId: String(r.device_id),
+      at: String(r.at),
+      data: JSON.parse(String(r.data)) as Record<string, unknown>,
+    }))
+  }
+}

@@ -1,0 +1,56 @@
+import type { AiBridgeCore, DevicePublish } from '../../broker/index.ts'
+import { parseDeviceTopic, telemetryTopic } from '../../broker/index.ts'
+
+export interface SentToDevice {
+  topic: string
+  deviceId: string
+  qos: 0 | 1 | 2
+  /** the payload, parsed as JSON */
+  message: Record<string, unknown>
+}
+
+/**
+ * The slice of MqttCore the AI bridge uses, without aedes: tests "publish" telemetry as a device would
+ * (through the onDevicePublish listeners) and read what the bridge sent back to devices.
+ */
+export interface FakeAiCore extends AiBridgeCore {
+  /** a device's accepted PUBLISH on devices/{id}/telemetry[/subtopic...]; objects are sent as JSON */
+  telemetry(deviceId: string, payload: unknown, ...subtopic: string[]): void
+  readonly sent: SentToDevice[]
+  /** what one device received, in order */
+  received(deviceId: string): Record<string, unknown>[]
+  insightsOf(deviceId: string): Record<string, unknown>[]
+  noticesOf(deviceId: string): Record<string, unknown>[]
+  disconnect(deviceId: string): void
+  listenerCount(): number
+}
+
+export function createFakeAiCore(): FakeAiCore {
+  const listeners = new Set<(m: DevicePublish) => void>()
+  const disconnected = new Set<string>()
+  const sent: SentToDevice[] = []
+  const received = (id: string) => sent.filter((s) => s.deviceId === id).map((s) => s.message)
+  return {
+    sent,
+    onDevicePublish(listener) {
+      listeners.add(listener)
+      return () => void listeners.delete(listener)
+    },
+    isConnected: (id) => !disconnected.has(id),
+    async publishToDevice(topic, payload, options = {}) {
+      const parsed = parseDeviceTopic(topic)
+      if (!parsed || parsed.kind !== 'insights') throw new Error(`fake core: unexpected topic ${topic}`)
+      sent.push({ topic, deviceId: parsed.deviceId, qos: options.qos ?? 1, message: JSON.parse(Buffer.from(payload).toString('utf8')) as Record<string, unknown> })
+    },
+    telemetry(deviceId, payload, ...subtopic) {
+      const buf = Buffer.isBuffer(payload) ? payload : Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload))
+      const message: DevicePublish = { deviceId, topic: telemetryTopic(deviceId, ...subtopic), kind: 'telemetry', subtopic, payload: buf, qos: 0 }
+      for (const l of listeners) l(message)
+    },
+    received,
+    insightsOf: (id) => received(id).filter((m) => m.type === 'insight'),
+    noticesOf: (id) => received(id).filter((m) => m.type === 'throttled'),
+    disconnect: (id) => void disconnected.add(id),
+    listenerCount: () => listeners.size,
+  }
+}

@@ -1,0 +1,75 @@
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { attachAiBridge } from '../../../broker/index.ts'
+import { createAiUsageService, SqliteRegistryStore } from '../../../provisioning/index.ts'
+import { aiUsageStoreContract } from '../../helpers/ai-usage-store-contract.ts'
+import { createRecordingLogger } from '../../helpers/broker-harness.ts'
+import { fixedClock, type FixedClock } from '../../helpers/clock.ts'
+import { createFakeAiCore } from '../../helpers/fake-ai-core.ts'
+import { fakeTimers } from '../../helpers/fake-timers.ts'
+import { seededRandom } from '../../helpers/random.ts'
+import { tempDir } from '../../helpers/temp-dir.ts'
+
+function openStore(path: string): SqliteRegistryStore {
+  const store = new SqliteRegistryStore(path)
+  onTestFinished(() => store.close())
+  return store
+}
+
+aiUsageStoreContract('SqliteAiUsageStore', () => openStore(join(tempDir(), 'registry.db')).aiUsage)
+
+/** A bridge on a fake core whose UsageLedger and InsightSink are the SQLite registry at `path`. */
+function bridgeOn(path: string, clock: FixedClock) {
+  const store = openStore(path)
+  const usage = createAiUsageService({ store: store.aiUsage, clock }, { insightsPerDevice: 10 })
+  const core = createFakeAiCore()
+  const bridge = attachAiBridge(
+    core,
+    { clock, log: createRecordingLogger().log, usage, insights: usage, timers: fakeTimers(clock), random: seededRandom(3), deviceContext: () => ({ tier: 'standard', group: null, settings: {} }) },
+    { windowing: { messages: 1, seconds: 0 }, tiers: { standard: { provider: 'local', limits: { requestsPerMinute: 600, burst: 100, dailyRequests: 2, dailyTokens: 1000 } } } },
+  )
+  onTestFinished(() => bridge.detach())
+  return { store, usage, core, bridge }
+}
+
+describe('AI usage in the SQLite registry', () => {
+  it('migration 3 adds ai_usage and insights to the registry', () => {
+    const path = join(tempDir(), 'registry.db')
+    openStore(path).close()
+    const db = new Database(path, { readonly: true })
+    onTestFinished(() => void db.close())
+    expect(db.pragma('user_version', { simple: true })).toBe(3)
+    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((t) => t.name)
+    expect(tables).toEqual(expect.arrayContaining(['ai_usage', 'insights']))
+  })
+
+  it('daily budgets and insights survive a restart: the reopened bridge throttles at once', async () => {
+    const path = join(tempDir(), 'registry.db')
+    const clock = fixedClock('2026-03-01T12:00:00Z')
+    const first = bridgeOn(path, clock)
+    for (let i = 0; i < 2; i++) first.core.telemetry('d1', { v: i })
+    await first.bridge.idle()
+    expect(first.core.insightsOf('d1')).toHaveLength(2)
+    await first.bridge.detach()
+    first.store.close()
+
+    clock.advance('1h')
+    const second = bridgeOn(path, clock)
+    expect(second.usage.get('d1', '2026-03-01')).toEqual({ requests: 2, tokens: 0 })
+    second.core.telemetry('d1', { v: 3 })
+    await second.bridge.idle()
+    expect(second.core.insightsOf('d1')).toHaveLength(0)
+    expect(second.core.noticesOf('d1')).toEqual([{ type: 'throttled', deviceId: 'd1', reason: 'daily-requests', retryAt: '2026-03-02T00:00:00.000Z' }])
+    expect(second.usage.listInsights('d1').map((i) => i.id)).toEqual(first.core.insightsOf('d1').map((i) => i.id).reverse())
+    expect(second.usage.usageFor('d1', 2).days).toEqual([
+      { day: '2026-02-28', requests: 0, tokens: 0 },
+      { day: '2026-03-01', requests: 2, tokens: 0 },
+    ])
+
+    clock.set('2026-03-02T00:00:00Z')
+    second.core.telemetry('d1', { v: 4 })
+    await second.bridge.idle()
+    expect(second.core.insightsOf('d1')).toHaveLength(1)
+  })
+})

@@ -1,0 +1,76 @@
+import { describe, expect, expectTypeOf, it } from 'vitest'
+import type { Insight, InsightSink, UsageLedger } from '../../../../broker/index.ts'
+import { createAiUsageService, InMemoryAiUsageStore, type AiInsight, type AiUsageService } from '../../../../provisioning/index.ts'
+import { aiUsageStoreContract } from '../../../helpers/ai-usage-store-contract.ts'
+import { fixedClock } from '../../../helpers/clock.ts'
+
+aiUsageStoreContract('InMemoryAiUsageStore', () => new InMemoryAiUsageStore())
+
+const insight = (n: number): AiInsight => ({
+  type: 'insight',
+  id: `i${n}`,
+  deviceId: 'd1',
+  provider: 'local',
+  model: 'gatehouse-local-stats',
+  summary: `s${n}`,
+  anomalies: [],
+  at: new Date(Date.parse('2026-03-01T00:00:00Z') + n * 1000).toISOString(),
+  usage: { requests: 1, promptTokens: 0, completionTokens: 0, totalTokens: 0 },
+})
+
+describe('createAiUsageService', () => {
+  it("matches the broker's UsageLedger and InsightSink structurally, and mirrors its Insight", () => {
+    expectTypeOf<AiUsageService>().toExtend<UsageLedger>()
+    expectTypeOf<AiUsageService>().toExtend<InsightSink>()
+    expectTypeOf<AiInsight>().toEqualTypeOf<Insight>()
+  })
+
+  it('is a usage ledger: get answers zeros for a day without usage, add accumulates', () => {
+    const svc = createAiUsageService({ store: new InMemoryAiUsageStore(), clock: fixedClock() })
+    expect(svc.get('d1', '2026-03-01')).toEqual({ requests: 0, tokens: 0 })
+    svc.add('d1', '2026-03-01', 1, 60)
+    svc.add('d1', '2026-03-01', 1, 0)
+    expect(svc.get('d1', '2026-03-01')).toEqual({ requests: 2, tokens: 60 })
+  })
+
+  it('usageFor reports the last N UTC days up to today, zero-filled, oldest first, with the total', () => {
+    const clock = fixedClock('2026-03-03T08:00:00Z')
+    const svc = createAiUsageService({ store: new InMemoryAiUsageStore(), clock })
+    svc.add('d1', '2026-02-28', 9, 9) // outside the window
+    svc.add('d1', '2026-03-01', 2, 100)
+    svc.add('d1', '2026-03-03', 1, 50)
+    svc.add('d2', '2026-03-03', 7, 7)
+    expect(svc.usageFor('d1', 3)).toEqual({
+      deviceId: 'd1',
+      from: '2026-03-01',
+      to: '2026-03-03',
+      days: [
+        { day: '2026-03-01', requests: 2, tokens: 100 },
+        { day: '2026-03-02', requests: 0, tokens: 0 },
+        { day: '2026-03-03', requests: 1, tokens: 50 },
+      ],
+      total: { requests: 3, tokens: 150 },
+    })
+    expect(svc.usageFor('d1').days).toHaveLength(30)
+  })
+
+  it('keeps the last insightsPerDevice insights; listInsights answers newest first', () => {
+    const svc = createAiUsageService({ store: new InMemoryAiUsageStore(), clock: fixedClock() }, { insightsPerDevice: 3 })
+    for (let n = 1; n <= 5; n++) svc.append(insight(n))
+    expect(svc.listInsights('d1').map((i) => i.id)).toEqual(['i5', 'i4', 'i3'])
+    expect(svc.list('d1', 1)).toEqual([insight(5)])
+  })
+
+  it.each([
+    ['fail/days-zero', (s: AiUsageService) => s.usageFor('d1', 0)],
+    ['fail/days-too-many', (s: AiUsageService) => s.usageFor('d1', 367)],
+    ['fail/days-fraction', (s: AiUsageService) => s.usageFor('d1', 1.5)],
+    ['fail/limit-zero', (s: AiUsageService) => s.listInsights('d1', 0)],
+    ['fail/limit-too-large', (s: AiUsageService) => s.listInsights('d1', 1001)],
+    ['fail/bad-day', (s: AiUsageService) => s.get('d1', '2026-3-1')],
+    ['fail/negative-tokens', (s: AiUsageService) => s.add('d1', '2026-03-01', 1, -5)],
+  ])('%s', (_name, call) => {
+    const svc = createAiUsageService({ store: new InMemoryAiUsageStore(), clock: fixedClock() })
+    expect(() => call(svc)).toThrow(expect.objectContaining({ code: 'GH_AI_USAGE_QUERY_INVALID', statusCode: 400 }))
+  })
+})
