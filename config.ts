@@ -31,6 +31,8 @@ export interface Config {
   changeFeedIntervalMs: number
   /** broker protection limits; anything left out takes the broker's default (broker/limits.ts) */
   limits: BrokerLimitsInput
+  /** the AI telemetry bridge on or off (on by default, with the local analyzer) */
+  aiEnabled: boolean
   /** the AI telemetry bridge (docs/ai-bridge.md); {} = the local analyzer with safe limits */
   ai: Record<string, unknown>
 }
@@ -88,6 +90,7 @@ export const configSchema: JSONSchemaType<Config> = {
     changeFeedIntervalMs: { type: 'integer', minimum: 20, maximum: 5000, default: 200 },
     limits: { ...limitsSchema, default: {} },
     // validated in full by the bridge's own schema (resolveAiBridgeOptions) below
+    aiEnabled: { type: 'boolean', default: true },
     ai: { type: 'object', default: {} },
   },
   required: [],

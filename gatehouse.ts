@@ -36,7 +36,8 @@ export interface Gatehouse {
   mqtt: { host: string; port: number }
   /** the app HTTP API */
   http: { url: string; port: number }
-  ai: AiBridge
+  /** the AI bridge, unless aiEnabled is false */
+  ai: AiBridge | undefined
   close(): Promise<void>
 }
 
@@ -94,7 +95,7 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
     { rateLimit: { ...config.httpRateLimit }, ...(!isLoopback(config.httpHost) && { https: { key: tls.key, cert: tls.cert } }) },
   )
   const aiContexts = cachedDeviceContexts(control, directory)
-  const ai: AiBridge = attachAiBridge(
+  const ai: AiBridge | undefined = !config.aiEnabled ? undefined : attachAiBridge(
     broker,
     {
       clock,
@@ -116,7 +117,7 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
   } catch (err) {
     feed.stop()
     detachSettings()
-    await ai.detach()
+    await ai?.detach()
     await broker.close()
     control.close()
     throw err
@@ -134,7 +135,7 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
         await http.close()
         feed.stop()
         detachSettings()
-        await ai.detach()
+        await ai?.detach()
         await broker.close()
         control.close()
       })()

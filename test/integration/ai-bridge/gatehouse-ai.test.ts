@@ -33,7 +33,14 @@ describe('the AI bridge in the running product (local analyzer, zero configurati
     expect(listed.items.map((i) => i.id)).toEqual([insights[0]!.id])
     const usage = (await (await fetch(`${gatehouse.http.url}/v1/devices/boiler-1/usage?days=1`, { headers })).json()) as { total: { requests: number } }
     expect(usage.total.requests).toBe(1)
-    expect(gatehouse.ai.stats()).toMatchObject({ forwarded: 1 })
+    expect(gatehouse.ai?.stats()).toMatchObject({ forwarded: 1 })
+  })
+
+  it('is not attached at all when aiEnabled is false', async () => {
+    const config = loadConfig({ dataDir: join(tempDir(), 'data'), mqttPort: 0, httpPort: 0, aiEnabled: false }, {})
+    const gatehouse = await startGatehouse(config, { log: pino({ level: 'silent' }) })
+    onTestFinished(() => gatehouse.close())
+    expect(gatehouse.ai).toBeUndefined()
   })
 
   it('refuses an invalid AI configuration at start, listing the problem', () => {
