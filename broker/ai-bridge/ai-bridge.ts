@@ -173,10 +173,11 @@ export function attachAiBridge(core: AiBridgeCore, deps: AiBridgeDeps, input: Ai
       if (w) closeWindow(deviceId, w)
       return
     }
-    const sample: TelemetrySample = { at: job.at.toISOString(), subtopic: job.subtopic.join('/'), data: redactorFor(ctx.group)(data) as Record<string, unknown> }
+    // redacted only once it is known to be kept: a throttled device costs no redaction
+    const sampleOf = (): TelemetrySample => ({ at: job.at.toISOString(), subtopic: job.subtopic.join('/'), data: redactorFor(ctx.group)(data) as Record<string, unknown> })
     const open = windows.get(deviceId)
     if (open) {
-      open.samples.push(sample)
+      open.samples.push(sampleOf())
       if (open.samples.length >= options.windowing.messages) await flush(deviceId, open)
       return
     }
@@ -193,7 +194,7 @@ export function attachAiBridge(core: AiBridgeCore, deps: AiBridgeDeps, input: Ai
       return
     }
     limiter.endEpisode(deviceId)
-    const w: Window = { samples: [sample], day: decision.day, route, timer: null }
+    const w: Window = { samples: [sampleOf()], day: decision.day, route, timer: null }
     windows.set(deviceId, w)
     if (w.samples.length >= options.windowing.messages) return flush(deviceId, w)
     w.timer = timers.setTimeout(() => {

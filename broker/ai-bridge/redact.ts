@@ -13,7 +13,7 @@ import type { AiBridgeOptions, RedactionRule } from './options.ts'
 export const MAX_DEPTH = 32
 
 const COORDINATE_KEYS = new Set(['lat', 'latitude', 'lon', 'lng', 'long', 'longitude'])
-const EMAIL = /[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/g
+const EMAIL = /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/g
 const MAC = /\b[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}\b|\b[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\b/g
 /** candidates only: each is checked with net.isIPv6 */
 const IPV6_CANDIDATE = /(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?(?:%[0-9A-Za-z]+)?(?![0-9A-Fa-f:]|\.\d)/g
@@ -37,11 +37,18 @@ export function redactionRuleFor(options: Pick<AiBridgeOptions, 'redaction'>, gr
   return { fields: [...base.fields, ...(g.fields ?? [])], coordinatePrecision: g.coordinatePrecision ?? base.coordinatePrecision }
 }
 
+const HAS_DIGIT = /\d/
+
 export function redactString(s: string): string {
   if (s.length < 7) return s // nothing below can match something this short
-  let out = s.replace(EMAIL, '[email]').replace(MAC, '[mac]')
-  out = out.replace(IPV6_CANDIDATE, (m) => (isIPv6(m.replace(/%.*$/, '')) ? '[ip]' : m))
-  out = out.replace(IPV4, '[ip]')
+  // Each pattern runs only where its anchor character occurs: on a long run of word characters the
+  // e-mail pattern alone is quadratic (every start position scans to the end looking for '@'), and
+  // telemetry strings are mostly plain words.
+  let out = s.includes('@') ? s.replace(EMAIL, '[email]') : s
+  if (out.includes(':') || out.includes('-') || out.includes('.')) out = out.replace(MAC, '[mac]')
+  if (out.includes(':')) out = out.replace(IPV6_CANDIDATE, (m) => (isIPv6(m.replace(/%.*$/, '')) ? '[ip]' : m))
+  if (!HAS_DIGIT.test(out)) return out
+  if (out.includes('.')) out = out.replace(IPV4, '[ip]')
   out = out.replace(PHONE_CANDIDATE, (m) => {
     const digits = m.replace(/\D/g, '').length
     const shape = m.replace(/\(([\d]+)\)\s?/g, '$1 ').trim()
