@@ -1,0 +1,56 @@
+// A Gatehouse broker in its own process for the benchmarks: the real composition (loadConfig +
+// startGatehouse) on a prepared data dir, with the limits raised for a loopback load generator.
+//   node --import tsx bench/brokers/gatehouse-broker.ts <dataDir> [--consume=subscribe|listener] [--ai-off]
+// Everything else is Gatehouse's default configuration (the AI bridge is on by default).
+// Sends { type: 'listening', port } over IPC; closes on { type: 'close' } or when the parent goes.
+import { configSchema, loadConfig } from '../../config.ts'
+import { startGatehouse } from '../../gatehouse.ts'
+import { createLogger } from '../../logger.ts'
+import { onCloseRequest, serveConsumer, type ChildMessage } from './ipc.ts'
+
+/** Every device of the load generator comes from 127.0.0.1: the per-IP and per-device limits must not bite. */
+export const BENCH_LIMITS = {
+  maxConnections: 50_000,
+  maxConnectionsPerIp: 50_000,
+  connectionRatePerIp: { ratePerSecond: 100_000, burst: 100_000 },
+  publishRate: { ratePerSecond: 1_000_000, burst: 1_000_000 },
+  publishBytesRate: { ratePerSecond: 1_000_000_000, burst: 1_000_000_000 },
+}
+
+const dataDir = process.argv[2]
+if (!dataDir) throw new Error('usage: gatehouse-broker.ts <dataDir> [--consume=subscribe|listener]')
+const consume = process.argv.find((a) => a.startsWith('--consume='))?.slice('--consume='.length)
+
+const known = (key: string) => key in (configSchema.properties ?? {})
+// every listener on an ephemeral port (the app HTTP API too, where this checkout has one)
+const httpPort = known('httpPort') ? { httpPort: 0 } : {}
+const aiOff = process.argv.includes('--ai-off')
+if (aiOff && !known('aiEnabled')) throw new Error('--ai-off: this checkout has no aiEnabled setting')
+const config = loadConfig(
+  { dataDir, mqttPort: 0, ...httpPort, ...(aiOff && { aiEnabled: false }), logLevel: 'warn', logFormat: 'json', limits: BENCH_LIMITS },
+  process.env,
+)
+const log = createLogger({ level: config.logLevel, format: config.logFormat })
+const gatehouse = await startGatehouse(config, { log })
+
+if (consume === 'listener') {
+  // Gatehouse's own consumer API (what the AI bridge and apps use)
+  const onPayload = serveConsumer()
+  gatehouse.broker.onDevicePublish((m) => onPayload(m.payload))
+} else if (consume === 'subscribe') {
+  // the same in-process subscription as the plain aedes reference
+  const onPayload = serveConsumer()
+  await new Promise<void>((resolve) =>
+    gatehouse.broker.aedes.subscribe(
+      'devices/+/telemetry/#',
+      (packet, done) => {
+        onPayload(packet.payload as Buffer)
+        done()
+      },
+      resolve,
+    ),
+  )
+}
+
+onCloseRequest(() => gatehouse.close())
+process.send?.({ type: 'listening', port: gatehouse.mqtt.port } satisfies ChildMessage)
