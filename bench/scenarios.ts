@@ -1,3 +1,4 @@
+import { aiHandoffBenchmark } from './ai-handoff.ts'
 import { connectBenchmark } from './connect.ts'
 import { provisionBenchmark } from './provision.ts'
 import { settingsBenchmark } from './settings.ts'
@@ -10,4 +11,5 @@ export const scenarios: Record<string, Scenario> = {
   connect: connectBenchmark,
   throughput: throughputBenchmark,
   settings: settingsBenchmark,
+  'ai-handoff': aiHandoffBenchmark,
 }
