@@ -3,6 +3,7 @@ import type { CrlReason } from '../../certs/index.ts'
 import type { DeviceAuthority } from '../authority/device-authority.ts'
 import type { SettingsService } from '../settings/settings-service.ts'
 import type { CertificateRecord, DeviceRecord, DeviceStatus } from '../store/registry-store.ts'
+import { certificateView } from '../views.ts'
 import { actorOf, scoped } from './route-helpers.ts'
 import { crlReasonSchema, deviceIdSchema, deviceParams, groupSchema } from './schemas.ts'
 
@@ -36,18 +37,6 @@ function summary(device: DeviceRecord, certificates: CertificateRecord[], opts: 
     lastSeen: iso(opts.presence.lastSeen(device.id)),
     certificateExpiresAt: iso(active[0]?.notAfter ?? null),
     settings: { version: settings.version, inSync: settings.inSync },
-  }
-}
-
-function certificateJson(c: CertificateRecord) {
-  return {
-    serial: c.serial,
-    fingerprint: c.fingerprint,
-    notBefore: c.notBefore.toISOString(),
-    notAfter: c.notAfter.toISOString(),
-    status: c.status,
-    revokedAt: iso(c.revokedAt),
-    revocationReason: c.revocationReason,
   }
 }
 
@@ -98,7 +87,7 @@ export async function devicesRoutes(app: FastifyInstance, opts: DevicesRoutesOpt
     }),
     async (request) => {
       const { device, certificates } = authority.getDevice(request.params.id)
-      return { ...summary(device, certificates, opts), certificates: certificates.map(certificateJson) }
+      return { ...summary(device, certificates, opts), certificates: certificates.map(certificateView) }
     },
   )
 

@@ -103,6 +103,7 @@ export const certificateSchema = {
     notBefore: dateTime,
     notAfter: dateTime,
     status: { type: 'string', enum: ['active', 'superseded', 'revoked'] },
+    supersededAt: { ...nullableDateTime, description: 'for a superseded certificate: when it stops (stopped) working' },
     revokedAt: nullableDateTime,
     revocationReason: { type: ['string', 'null'] },
   },

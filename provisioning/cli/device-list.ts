@@ -1,15 +1,12 @@
 import { Option, type Command } from 'commander'
 import type { DeviceRecord } from '../store/registry-store.ts'
+import { deviceView } from '../views.ts'
 import { addCommonOptions, addJsonOption, positiveInt, printJson, withAuthority, type CliDeps, type CommonOptions } from './cli-deps.ts'
 
 interface Options extends CommonOptions {
   group?: string
   status?: DeviceRecord['status']
   limit?: number
-}
-
-export function deviceJson(d: DeviceRecord) {
-  return { id: d.id, group: d.group, tier: d.tier, status: d.status, createdAt: d.createdAt.toISOString(), updatedAt: d.updatedAt.toISOString() }
 }
 
 export function table(rows: string[][]): string {
@@ -31,7 +28,7 @@ export function registerDeviceList(device: Command, deps: CliDeps): void {
         ...(options.status !== undefined && { status: options.status }),
         ...(options.limit !== undefined && { limit: options.limit }),
       })
-      if (options.json) return printJson(deps.io, devices.map(deviceJson))
+      if (options.json) return printJson(deps.io, devices.map(deviceView))
       if (devices.length === 0) return deps.io.out('no devices\n')
       deps.io.out(table([['ID', 'GROUP', 'TIER', 'STATUS', 'CREATED'], ...devices.map((d) => [d.id, d.group ?? '-', d.tier, d.status, d.createdAt.toISOString()])]))
     })

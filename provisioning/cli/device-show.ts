@@ -1,27 +1,14 @@
 import type { Command } from 'commander'
-import type { CertificateRecord } from '../store/registry-store.ts'
 import { addCommonOptions, addJsonOption, printJson, withAuthority, type CliDeps, type CommonOptions } from './cli-deps.ts'
-import { deviceJson, table } from './device-list.ts'
-
-export function certificateJson(c: CertificateRecord) {
-  return {
-    serial: c.serial,
-    fingerprint: c.fingerprint,
-    notBefore: c.notBefore.toISOString(),
-    notAfter: c.notAfter.toISOString(),
-    status: c.status,
-    supersededAt: c.supersededAt?.toISOString() ?? null,
-    revokedAt: c.revokedAt?.toISOString() ?? null,
-    revocationReason: c.revocationReason,
-  }
-}
+import { certificateView, deviceView } from '../views.ts'
+import { table } from './device-list.ts'
 
 export function registerDeviceShow(device: Command, deps: CliDeps): void {
   const cmd = device.command('show <id>').description("show a device and every certificate it has held")
   addJsonOption(addCommonOptions(cmd)).action(async (id: string, options: CommonOptions) => {
     await withAuthority(deps, options, async (authority) => {
       const { device: d, certificates } = authority.getDevice(id)
-      if (options.json) return printJson(deps.io, { ...deviceJson(d), certificates: certificates.map(certificateJson) })
+      if (options.json) return printJson(deps.io, { ...deviceView(d), certificates: certificates.map(certificateView) })
       deps.io.out(`device   ${d.id}\ngroup    ${d.group ?? '-'}\ntier     ${d.tier}\nstatus   ${d.status}\ncreated  ${d.createdAt.toISOString()}\n\n`)
       deps.io.out(
         table([

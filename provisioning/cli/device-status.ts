@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { addCommonOptions, addJsonOption, printJson, withAuthority, type CliDeps, type CommonOptions } from './cli-deps.ts'
-import { deviceJson } from './device-list.ts'
+import { deviceView } from '../views.ts'
 
 /** disable (reversible; a running broker disconnects the device within a second) and enable. */
 export function registerDeviceStatus(device: Command, deps: CliDeps): void {
@@ -11,7 +11,7 @@ export function registerDeviceStatus(device: Command, deps: CliDeps): void {
     addJsonOption(addCommonOptions(cmd)).action(async (id: string, options: CommonOptions) => {
       await withAuthority(deps, options, async (authority) => {
         const d = verb === 'disable' ? authority.disableDevice(id, deps.actor) : authority.enableDevice(id, deps.actor)
-        if (options.json) return printJson(deps.io, deviceJson(d))
+        if (options.json) return printJson(deps.io, deviceView(d))
         deps.io.out(`${verb}d device ${id}\n`)
       })
     })

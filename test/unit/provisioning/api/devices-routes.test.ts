@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { apiHarness } from './api-harness.ts'
+import { apiHarness, T0 } from './api-harness.ts'
 
 async function fleet() {
   const h = await apiHarness()
@@ -82,10 +82,13 @@ describe('GET /v1/devices/{id}', () => {
       notBefore: renewed.notBefore.toISOString(),
       notAfter: renewed.notAfter.toISOString(),
       status: 'active',
+      supersededAt: null,
       revokedAt: null,
       revocationReason: null,
     })
-    expect(body.certificates.find((c: { serial: string }) => c.serial !== renewed.serial).status).toBe('superseded')
+    const old = body.certificates.find((c: { serial: string }) => c.serial !== renewed.serial)
+    expect(old.status).toBe('superseded')
+    expect(Date.parse(old.supersededAt)).toBeGreaterThan(Date.parse(T0))
     expect(JSON.stringify(body)).not.toContain('BEGIN CERTIFICATE')
     const missing = await call(auth, 'GET', '/v1/devices/nope')
     expect(missing.statusCode).toBe(404)
