@@ -122,6 +122,15 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
     control.close()
     throw err
   }
+  // The CRL is reissued on every revocation; this keeps it fresh well before nextUpdate (currentCrl
+  // reissues once it is half-way there) for relying parties that fetch it with `gatehouse crl`.
+  let crlRefresh: Promise<unknown> = Promise.resolve()
+  const refreshCrl = () => {
+    crlRefresh = control.authority.currentCrl().catch((err: unknown) => log.error({ err }, 'CRL refresh failed'))
+  }
+  refreshCrl()
+  const crlTimer = setInterval(refreshCrl, 3600_000)
+  crlTimer.unref()
   let closed: Promise<void> | undefined
   return {
     control,
@@ -132,6 +141,8 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
     ai,
     close() {
       closed ??= (async () => {
+        clearInterval(crlTimer)
+        await crlRefresh
         await http.close()
         feed.stop()
         detachSettings()
