@@ -10,6 +10,8 @@
 export type ParentMessage =
   /** arm the consumer: reset, then say `reached` when `count` messages have arrived */
   | { type: 'expect'; count: number }
+  /** fewer were sent than expected (the publisher hit its time cap): say `reached` at `count` instead */
+  | { type: 'lower'; count: number }
   | { type: 'report' }
   | { type: 'close' }
   /** mqtt-consumer child only: who to connect as, and where */
@@ -93,6 +95,9 @@ export function serveConsumer(): (payload: Buffer) => void {
       last = 0n
       latencies = new Float64Array(m.count)
       send({ type: 'armed' })
+    } else if (m.type === 'lower') {
+      expected = Math.min(expected, m.count)
+      if (received >= expected) send({ type: 'reached', lastArrivalNs: last })
     } else if (m.type === 'report') {
       const n = Math.min(received, latencies.length)
       const sorted = latencies.slice(0, n).sort()

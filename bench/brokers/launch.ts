@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -33,6 +33,8 @@ export interface BrokerTlsFiles {
 export interface Consumer {
   /** resets and waits until the consumer is armed for `count` messages */
   expect(count: number): Promise<void>
+  /** fewer than expected were sent: `reached` fires at `count` */
+  lower(count: number): void
   /** resolves with the last arrival when `count` arrived, or null after timeoutMs */
   reached(timeoutMs: number): Promise<bigint | null>
   report(): Promise<ConsumerReport>
@@ -56,8 +58,10 @@ export interface StartOptions {
 
 const here = import.meta.dirname
 const live = new Set<ChildProcess>()
+const tempDirs = new Set<string>()
 process.once('exit', () => {
   for (const child of live) child.kill('SIGKILL')
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
 })
 
 /** Path of Debian's mosquitto broker, or null (BENCH_MOSQUITTO=off skips it; =PATH picks another). */
@@ -78,24 +82,51 @@ export function mosquittoVersion(path: string): string {
 export async function startBroker(kind: BrokerKind, files: BrokerTlsFiles, options: StartOptions = {}): Promise<RunningBroker> {
   if (kind === 'mosquitto') return startMosquitto(files, options)
   const gatehouse = kind === 'gatehouse' || kind === 'gatehouse-ai-off'
+  const caseDir = gatehouse ? copyDataDir(files.dataDir) : null
   const script = gatehouse ? join(here, 'gatehouse-broker.ts') : join(here, 'plain-aedes-broker.ts')
   const args = gatehouse
     ? [
-        files.dataDir,
+        (caseDir as { path: string }).path,
         ...(options.consume ? [`--consume=${options.consume.gatehouseMode ?? 'subscribe'}`] : []),
         ...(kind === 'gatehouse-ai-off' ? ['--ai-off'] : []),
       ]
     : [files.caFile, files.certFile, files.keyFile, ...(options.consume ? ['--consume'] : [])]
   const child = spawnNode(script, args)
   const ipc = ipcOf(child)
-  const listening = await ipc.next('listening', 60_000)
+  const listening = await ipc.next('listening', 60_000).catch(async (err: unknown) => {
+    await stopNode(child)
+    caseDir?.remove()
+    throw err
+  })
   return {
     kind,
     pid: child.pid as number,
     port: listening.port,
     consumer: options.consume ? consumerOver(ipc) : null,
     consumerKind: options.consume ? 'in-broker' : null,
-    stop: () => stopNode(child),
+    async stop() {
+      await stopNode(child)
+      caseDir?.remove()
+    },
+  }
+}
+
+/**
+ * A fresh broker per case means fresh state too: each Gatehouse case runs on its own copy of the
+ * provisioned data dir, so what one case writes (audit records, AI usage and budgets, insights) never
+ * slows or throttles the next.
+ */
+function copyDataDir(dataDir: string): { path: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-case-'))
+  const path = join(dir, 'data')
+  tempDirs.add(dir)
+  cpSync(dataDir, path, { recursive: true })
+  return {
+    path,
+    remove() {
+      rmSync(dir, { recursive: true, force: true })
+      tempDirs.delete(dir)
+    },
   }
 }
 
@@ -184,6 +215,9 @@ function consumerOver(ipc: Ipc): Consumer {
       ipc.send({ type: 'expect', count })
       await ipc.next('armed', 10_000)
     },
+    lower(count) {
+      ipc.send({ type: 'lower', count })
+    },
     async reached(timeoutMs) {
       return (await ipc.nextOrNull('reached', timeoutMs))?.lastArrivalNs ?? null
     },
@@ -245,6 +279,7 @@ async function startMosquitto(files: BrokerTlsFiles, options: StartOptions): Pro
   const bin = mosquittoPath()
   if (!bin) throw new Error('mosquitto is not installed')
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-mosquitto-'))
+  tempDirs.add(dir)
   const port = await freePort()
   const conf = join(dir, 'mosquitto.conf')
   writeFileSync(
@@ -289,6 +324,7 @@ async function startMosquitto(files: BrokerTlsFiles, options: StartOptions): Pro
       clearTimeout(timer)
     }
     rmSync(dir, { recursive: true, force: true })
+    tempDirs.delete(dir)
   }
   try {
     await waitForPort(port, child, 10_000)
