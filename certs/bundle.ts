@@ -28,9 +28,12 @@ export function crlToDer(crl: X509Crl): Uint8Array {
   return new Uint8Array(crl.rawData)
 }
 
-/** The chain to trust, issuing CA first, then root, as concatenated PEM. */
+/** The chain to trust, as concatenated PEM: the issuing CA first, then the previous issuing CAs, then the root. */
 export function chainPem(ca: CertificateAuthority | readonly X509Certificate[]): string {
-  const certs = Array.isArray(ca) ? ca : [(ca as CertificateAuthority).issuing.certificate, (ca as CertificateAuthority).root.certificate]
+  const authority = ca as CertificateAuthority
+  const certs = Array.isArray(ca)
+    ? ca
+    : [authority.issuing.certificate, ...(authority.previous ?? []).map((p) => p.certificate), authority.root.certificate]
   return certs.map(certificateToPem).join('')
 }
 

@@ -3,6 +3,7 @@ import type { X509Certificate } from '@peculiar/x509'
 import type { Clock } from './clock.ts'
 import { CaNameInvalid } from './errors.ts'
 import {
+  assertIssuerValidAt,
   authorityKeyIdentifier,
   randomSerial,
   signCertificate,
@@ -23,7 +24,13 @@ export interface IssuerKeyPair {
  */
 export interface CertificateAuthority {
   root: IssuerKeyPair
+  /** the issuing CA that signs everything new */
   issuing: IssuerKeyPair
+  /**
+   * Issuing CAs replaced by a rotation and not yet expired, newest first: certificates they issued keep
+   * working, so they stay in the trust chain and still sign the CRLs for those certificates.
+   */
+  previous?: readonly IssuerKeyPair[]
 }
 
 export interface CreateCertificateAuthorityOptions {
@@ -67,24 +74,67 @@ export async function createCertificateAuthority(
     ],
   })
 
-  const issuingValidity = validityWindow(now, opts.issuingValidDays ?? DEFAULT_ISSUING_VALID_DAYS, rootCert.notAfter)
-  const issuingCert = await signCertificate({
-    signingKey: rootKeys.privateKey,
-    issuerName: rootCert.subjectName,
-    subject: [{ CN: [`${name} Issuing CA`] }],
-    publicKey: issuingKeys.publicKey,
+  const root = { certificate: rootCert, privateKey: rootKeys.privateKey }
+  const issuing = await issueIssuingCa(
+    root,
+    { commonName: `${name} Issuing CA`, keys: issuingKeys, ...(opts.issuingValidDays !== undefined && { validDays: opts.issuingValidDays }) },
+    deps,
+  )
+  return { root, issuing, previous: [] }
+}
+
+export interface IssuingCaRequest {
+  /** the subject CN (default: "<root CN without ' Root CA'> Issuing CA") */
+  commonName?: string
+  /**
+   * An extra subject serialNumber attribute (2.5.4.5), printable: tells issuing CAs that share a CN
+   * apart (a rotation sets it), so that name-based chain and CRL lookups never confuse them.
+   */
+  subjectSerialNumber?: string
+  keyAlgorithm?: KeyAlgorithm
+  /** a key pair made by the caller; else one is generated with keyAlgorithm */
+  keys?: { publicKey: CryptoKey; privateKey: CryptoKey }
+  /** default DEFAULT_ISSUING_VALID_DAYS, never past the root's notAfter */
+  validDays?: number
+}
+
+/** An issuing CA signed by the root (pathLen 0, keyCertSign + cRLSign); the root must be valid now. */
+export async function issueIssuingCa(root: IssuerKeyPair, req: IssuingCaRequest, deps: { clock: Clock; random: Random }): Promise<IssuerKeyPair> {
+  const now = deps.clock.now()
+  assertIssuerValidAt(root.certificate, now)
+  const rootCn = root.certificate.subjectName.getField('CN')[0] ?? DEFAULT_CA_NAME
+  const commonName = req.commonName ?? `${rootCn.replace(/ Root CA$/, '')} Issuing CA`
+  if (!/^[^\p{Cc}]{1,64}$/u.test(commonName)) throw new CaNameInvalid(commonName.slice(0, 80))
+  const serialAttr = req.subjectSerialNumber
+  if (serialAttr !== undefined && !/^[A-Za-z0-9 '()+,./:=?-]{1,64}$/.test(serialAttr)) throw new CaNameInvalid(serialAttr.slice(0, 80))
+  const keys = req.keys ?? (await generateKeyPair(req.keyAlgorithm ?? DEFAULT_KEY_ALGORITHM))
+  const validity = validityWindow(now, req.validDays ?? DEFAULT_ISSUING_VALID_DAYS, root.certificate.notAfter)
+  const certificate = await signCertificate({
+    signingKey: root.privateKey,
+    issuerName: root.certificate.subjectName,
+    subject: [{ CN: [commonName] }, ...(serialAttr === undefined ? [] : [{ [SUBJECT_SERIAL_NUMBER_OID]: [serialAttr] }])],
+    publicKey: keys.publicKey,
     serial: randomSerial(deps.random),
-    ...issuingValidity,
+    ...validity,
     extensions: [
       new x509.BasicConstraintsExtension(true, 0, true),
       new x509.KeyUsagesExtension(CA_KEY_USAGES, true),
-      await x509.SubjectKeyIdentifierExtension.create(issuingKeys.publicKey),
-      await authorityKeyIdentifier(rootCert),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      await authorityKeyIdentifier(root.certificate),
     ],
   })
+  return { certificate, privateKey: keys.privateKey }
+}
 
-  return {
-    root: { certificate: rootCert, privateKey: rootKeys.privateKey },
-    issuing: { certificate: issuingCert, privateKey: issuingKeys.privateKey },
-  }
+const SUBJECT_SERIAL_NUMBER_OID = '2.5.4.5'
+
+/**
+ * Whether `issuer` issued `cert`, by key identifier (the certificate's AKI = the issuer's SKI), else by
+ * name. Cheap (no signature check): for telling apart certificates of CAs that all chain to one root.
+ */
+export function isIssuedBy(cert: X509Certificate, issuer: X509Certificate): boolean {
+  const aki = cert.getExtension(x509.AuthorityKeyIdentifierExtension)?.keyId
+  const ski = issuer.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId
+  if (aki && ski) return aki.toLowerCase() === ski.toLowerCase()
+  return cert.issuerName.toString() === issuer.subjectName.toString()
 }

@@ -9,6 +9,12 @@ export const InvalidDeviceId = createError(
   400,
 )
 
+export const ClaimIdInvalid = createError(
+  'GH_CLAIM_ID_INVALID',
+  "invalid claim id '%s': use 3-41 characters of a-z 0-9 -, starting with a letter or digit",
+  400,
+)
+
 // keys.ts
 export const KeyAlgorithmUnsupported = createError(
   'GH_KEY_ALGORITHM_UNSUPPORTED',

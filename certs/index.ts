@@ -4,7 +4,18 @@ export type { X509Certificate, X509Crl } from '@peculiar/x509'
 
 export { type Clock, systemClock } from './clock.ts'
 export { type Random, cryptoRandom } from './random.ts'
-export { DEVICE_ID_PATTERN, DEVICE_ID_PATTERN_SOURCE, isDeviceId, assertDeviceId } from './device-id.ts'
+export {
+  DEVICE_ID_PATTERN,
+  DEVICE_ID_PATTERN_SOURCE,
+  isDeviceId,
+  assertDeviceId,
+  CLAIM_CN_PREFIX,
+  claimIdFromCommonName,
+  claimNonceFromClientId,
+  CLAIM_ID_PATTERN,
+  isClaimId,
+} from './device-id.ts'
+export { type ClaimCertificateRequest, type ClaimCertificate, CLAIM_GRACE_DAYS, issueClaimCertificate } from './claim-certificate.ts'
 export * from './errors.ts'
 
 export {
@@ -28,10 +39,13 @@ export {
   type IssuerKeyPair,
   type CertificateAuthority,
   type CreateCertificateAuthorityOptions,
+  type IssuingCaRequest,
   DEFAULT_CA_NAME,
   DEFAULT_ROOT_VALID_DAYS,
   DEFAULT_ISSUING_VALID_DAYS,
   createCertificateAuthority,
+  issueIssuingCa,
+  isIssuedBy,
 } from './ca.ts'
 
 export {
@@ -65,6 +79,8 @@ export {
   commonNameIs,
   commonNameIsDeviceId,
 } from './csr.ts'
+
+export { type CsrRequest, type KeyAndCsr, createCsrPem, createKeyAndCsr } from './create-csr.ts'
 
 export {
   type CrlReason,
