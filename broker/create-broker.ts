@@ -32,6 +32,11 @@ export interface Broker extends Omit<MqttCore, 'aedes' | 'start' | 'handle' | 'c
   readonly aedes: Aedes
   readonly limits: Readonly<BrokerLimits>
   listen(): Promise<{ host: string; port: number }>
+  /**
+   * New key, certificate and client trust chain (after a CA rotation): new handshakes use them,
+   * connections already up stay as they are.
+   */
+  setTls(tls: BrokerTlsOptions): void
   /** Stops accepting, closes every connection and aedes; resolves when all is closed. Idempotent. */
   close(): Promise<void>
 }
@@ -184,6 +189,10 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
     close() {
       closing ??= stop()
       return closing
+    },
+    setTls(next) {
+      tlsServer.setSecureContext({ key: next.key, cert: next.cert, ca: next.ca, minVersion: 'TLSv1.2' })
+      log.info('TLS credentials replaced')
     },
   }
 }

@@ -2,8 +2,10 @@ import { Aedes, type Client } from 'aedes'
 import type { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
-import { normalizeSerial, type Clock } from '../certs/index.ts'
-import type { ControlEvent, DeviceDirectory } from './device-directory.ts'
+import type { Clock } from '../certs/index.ts'
+import { createClaimSessionRegistry } from './claim-sessions.ts'
+import { describeSession, wireCoreListeners } from './core-listeners.ts'
+import type { DeviceDirectory } from './device-directory.ts'
 import { TopicNotDeviceBound } from './errors.ts'
 import { createEventThrottle } from './event-throttle.ts'
 import { guardDirectory } from './guard-directory.ts'
@@ -14,17 +16,24 @@ import { createAuthorizeSubscribe } from './hooks/authorize-subscribe.ts'
 import { BROKER_ACTOR, throttledAudit, type ConnectionContext, type HookDeps } from './hooks/hook-deps.ts'
 import { createPreConnect } from './hooks/pre-connect.ts'
 import type { BrokerLimits } from './limits.ts'
-import { createSessionRegistry, type Session } from './sessions.ts'
+import { startSessionLifecycle } from './session-lifecycle.ts'
+import { createSessionRegistry } from './sessions.ts'
+import { systemTimers, type Timers } from './timers.ts'
 import { createKeyedTokenBuckets } from './token-bucket.ts'
-import { isBrokerToDeviceKind, parseDeviceTopic, type DeviceTopicKind } from './topics.ts'
+import { claimResponseTopic, isBrokerToDeviceKind, parseDeviceTopic, renewalResponseTopic, type DeviceTopicKind } from './topics.ts'
 
 export interface BrokerDeps {
   directory: DeviceDirectory
   log: Logger
   clock: Clock
+  /** for the session sweep; default the real timers, unref'd (tests pass fake ones with the clock) */
+  timers?: Timers
 }
 
-/** A device's accepted PUBLISH (telemetry, settings/reported), after authorization. */
+/**
+ * A device's accepted PUBLISH (telemetry, settings/reported, renewal/request), after authorization.
+ * Listeners pick the kinds they handle (the AI bridge: telemetry; settings delivery: settings.reported).
+ */
 export interface DevicePublish {
   deviceId: string
   topic: string
@@ -54,12 +63,38 @@ export interface PublishToDeviceOptions {
   retain?: boolean
 }
 
+/** A claim session's PUBLISH to its request topic, provisioning/<nonce>/request (raw payload). */
+export interface ClaimRequest {
+  /** the session that asked; answer it with replyToSession(sessionId, …) */
+  sessionId: number
+  claimId: string
+  /** the claim certificate's serial */
+  claimSerial: string
+  nonce: string
+  /** `claim:<nonce>` */
+  clientId: string
+  remoteAddress: string | null
+  payload: Buffer
+}
+
+/** A device's PUBLISH to devices/<id>/renewal/request (raw payload), on the session's certificate. */
+export interface RenewalRequest {
+  sessionId: number
+  deviceId: string
+  /** the serial of the certificate the session connected with */
+  serial: string
+  remoteAddress: string | null
+  payload: Buffer
+}
+
 export type Unsubscribe = () => void
 
 /**
- * The MQTT data plane without sockets: aedes with the Gatehouse hooks, sessions, live revocation and
- * the listener API that settings delivery and the AI bridge hook into. create-broker.ts puts a TLS
- * listener in front; unit tests drive `handle()` over in-memory duplex streams (CONVENTIONS.md §24).
+ * The MQTT data plane without sockets: aedes with the Gatehouse hooks, device sessions and claim
+ * sessions (claim-sessions.ts), live revocation and the end-of-validity sweep (session-lifecycle.ts),
+ * and the listener API that settings delivery, the AI bridge and enrollment (enrollment.ts) hook into
+ * (core-listeners.ts). create-broker.ts puts a TLS listener in front; unit tests drive `handle()` over
+ * in-memory duplex streams (CONVENTIONS.md §24).
  */
 export interface MqttCore {
   readonly aedes: Aedes
@@ -71,49 +106,45 @@ export interface MqttCore {
   connectedDeviceIds(): string[]
   isConnected(deviceId: string): boolean
   connection(deviceId: string): DeviceConnection | undefined
-  /** Publishes to devices/{id}/settings or devices/{id}/insights (bypasses device authorization). */
+  /** Publishes to devices/{id}/settings, /insights or /renewal/response (bypasses device authorization). */
   publishToDevice(topic: string, payload: Buffer | Uint8Array | string, options?: PublishToDeviceOptions): Promise<void>
+  /**
+   * Publishes an answer, QoS 1 and never retained, to the response topic of session `sessionId`: a
+   * claim session's provisioning/<nonce>/response, a device session's devices/<id>/renewal/response.
+   * Only while that very session is the live one: resolves false, sending nothing, once it has closed,
+   * is closing or was taken over.
+   */
+  replyToSession(sessionId: number, payload: Buffer | Uint8Array | string): Promise<boolean>
+  /** True while session `sessionId` (device or claim) is open and not taken over. */
+  isSessionLive(sessionId: number): boolean
   /** Closes a device's live session (audited as session.closed); false when it was not connected. */
   disconnectDevice(deviceId: string, reason: string): boolean
   onDevicePublish(listener: (message: DevicePublish) => void): Unsubscribe
   onDeviceSubscribe(listener: (subscription: DeviceSubscribe) => void): Unsubscribe
   onDeviceConnect(listener: (connection: DeviceConnection) => void): Unsubscribe
   onDeviceDisconnect(listener: (connection: DeviceConnection & { reason: string }) => void): Unsubscribe
+  /** Claim sessions' requests (broker/enrollment.ts answers them). */
+  onClaimRequest(listener: (request: ClaimRequest) => void): Unsubscribe
+  /** Devices' renewal requests (also reported to onDevicePublish as kind 'renewal.request'). */
+  onRenewalRequest(listener: (request: RenewalRequest) => void): Unsubscribe
 }
-
-/** Control events that end sessions; certificate events only end a session on that serial. */
-const CLOSING_EVENTS: ReadonlySet<ControlEvent['type']> = new Set([
-  'device.revoked',
-  'device.disabled',
-  'certificate.revoked',
-  'certificate.superseded',
-])
 
 export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLimits>): MqttCore {
   const log = brokerDeps.log.child({ module: 'broker.sessions' })
   const deps: BrokerDeps = { ...brokerDeps, directory: guardDirectory(brokerDeps.directory, log) }
   let closed = false
+  let lastSessionId = 0
   const sessions = createSessionRegistry()
+  const claimSessions = createClaimSessionRegistry()
   const connections = new WeakMap<Client, ConnectionContext>()
   const throttle = createEventThrottle({ intervalMs: limits.auditIntervalMs, maxKeys: limits.maxTrackedKeys }, deps.clock)
-
-  function closeSession(session: Session, reason: string, details: Record<string, unknown> = {}): void {
-    if (session.client.closed) return
-    session.closedBy = reason
-    deps.directory.audit({
-      actor: BROKER_ACTOR,
-      action: 'session.closed',
-      subject: session.deviceId,
-      details: { reason, serial: session.serial, remoteAddress: session.remoteAddress, ...details },
-    })
-    log.info({ deviceId: session.deviceId, serial: session.serial, remoteAddress: session.remoteAddress, reason }, 'session closed')
-    session.client.close()
-  }
 
   const hookDeps: HookDeps = {
     ...deps,
     limits,
     sessions,
+    claimSessions,
+    nextSessionId: () => ++lastSessionId,
     connections,
     throttle,
     publishMessages: createKeyedTokenBuckets({ ...limits.publishRate, maxKeys: limits.maxTrackedKeys }, deps.clock),
@@ -133,49 +164,8 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     maxClientsIdLength: 64,
   })
 
-  const publishListeners = new Set<(m: DevicePublish) => void>()
-  const subscribeListeners = new Set<(s: DeviceSubscribe) => void>()
-  const connectListeners = new Set<(c: DeviceConnection) => void>()
-  const disconnectListeners = new Set<(c: DeviceConnection & { reason: string }) => void>()
+  const listeners = wireCoreListeners(aedes, { connections, sessions, claimSessions, log })
   const sessionOf = (client: Client | null) => (client ? connections.get(client)?.session ?? undefined : undefined)
-
-  function notify<T>(listeners: Set<(value: T) => void>, value: T, what: string): void {
-    for (const listener of listeners) {
-      try {
-        listener(value)
-      } catch (err) {
-        log.error({ err, event: what }, 'broker listener failed')
-      }
-    }
-  }
-
-  aedes.on('publish', (packet, client) => {
-    const session = sessionOf(client)
-    if (!session || publishListeners.size === 0) return
-    const parsed = parseDeviceTopic(packet.topic)
-    if (!parsed || parsed.deviceId !== session.deviceId) return
-    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
-    notify(publishListeners, { deviceId: session.deviceId, topic: packet.topic, kind: parsed.kind, subtopic: parsed.subtopic, payload, qos: packet.qos }, 'publish')
-  })
-  aedes.on('subscribe', (subscriptions, client) => {
-    const session = sessionOf(client)
-    if (!session) return
-    const filters = subscriptions.filter((s) => s.qos <= 2).map((s) => ({ topic: s.topic, qos: s.qos }))
-    if (filters.length > 0) notify(subscribeListeners, { deviceId: session.deviceId, filters }, 'subscribe')
-  })
-  aedes.on('clientReady', (client) => {
-    const session = sessionOf(client)
-    if (!session) return
-    log.info({ deviceId: session.deviceId, serial: session.serial, remoteAddress: session.remoteAddress }, 'device connected')
-    notify(connectListeners, describe(session), 'connect')
-  })
-  aedes.on('clientDisconnect', (client) => {
-    const session = sessionOf(client)
-    if (!session) return
-    const reason = session.closedBy ?? 'client'
-    log.info({ deviceId: session.deviceId, serial: session.serial, remoteAddress: session.remoteAddress, reason }, 'device disconnected')
-    notify(disconnectListeners, { ...describe(session), reason }, 'disconnect')
-  })
   aedes.on('clientError', (client, err) => {
     log.debug({ deviceId: sessionOf(client)?.deviceId ?? null, clientId: client.id, err }, 'client error')
   })
@@ -184,21 +174,17 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
   })
   ;(aedes as EventEmitter).on('error', (err: unknown) => log.error({ err }, 'aedes error'))
 
-  // Live revocation: close matching sessions at once; never cache anything from events.
-  const unsubscribeEvents = deps.directory.onEvent((event) => {
-    if (!CLOSING_EVENTS.has(event.type) || closed) return
-    let serial: string | null = null
-    if ('serial' in event) {
-      try {
-        serial = normalizeSerial(event.serial)
-      } catch (err) {
-        // Fail closed: an unreadable serial on a revocation closes whatever session the device has.
-        log.warn({ err, deviceId: event.deviceId, event: event.type }, 'control event with unreadable serial')
-      }
-    }
-    const session = sessions.invalidate(event.deviceId, serial, event.type)
-    if (session) closeSession(session, event.type)
+  // Live revocation, claim revocation and the end-of-validity sweep (session-lifecycle.ts).
+  const lifecycle = startSessionLifecycle({ directory: deps.directory, sessions, claimSessions, clock: deps.clock, timers: deps.timers ?? systemTimers, log, limits })
+  aedes.on('clientReady', (client) => {
+    const claim = connections.get(client)?.claim
+    if (claim) lifecycle.watchClaimSession(claim)
   })
+
+  async function publish(topic: string, payload: Buffer | Uint8Array | string, qos: 0 | 1 | 2, retain: boolean): Promise<void> {
+    const packet = { cmd: 'publish' as const, topic, payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload), qos, retain, dup: false }
+    await new Promise<void>((resolve, reject) => aedes.publish(packet, (err) => (err ? reject(err) : resolve())))
+  }
 
   return {
     aedes,
@@ -228,6 +214,8 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
             'packet too large',
           )
         } else {
+          const claim = client ? connections.get(client)?.claim : undefined
+          if (claim) claim.closedBy = violation.kind === 'too-large' ? 'packet-too-large' : 'malformed-packet'
           const hit = throttle.hit(`packet.too-large:${remoteAddress}`)
           if (hit.emit) log.info({ ...fields, suppressed: hit.suppressed }, 'packet too large')
         }
@@ -238,9 +226,10 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     async close() {
       if (closed) return
       closed = true
-      unsubscribeEvents()
+      lifecycle.stop()
       // The broker is going away, not the devices: no wills on shutdown.
       for (const session of sessions.all()) session.closedBy ??= 'shutdown'
+      for (const session of claimSessions.all()) session.closedBy ??= 'shutdown'
       await new Promise<void>((resolve) => aedes.close(() => resolve()))
     },
     connectedDeviceIds() {
@@ -254,39 +243,31 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     },
     connection(deviceId) {
       const s = sessions.get(deviceId)
-      return s && !s.client.closed ? describe(s) : undefined
+      return s && !s.client.closed ? describeSession(s) : undefined
     },
     async publishToDevice(topic, payload, options = {}) {
       const parsed = parseDeviceTopic(topic)
       if (!parsed || !isBrokerToDeviceKind(parsed.kind)) throw new TopicNotDeviceBound(topic)
-      const packet = {
-        cmd: 'publish' as const,
-        topic,
-        payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload),
-        qos: options.qos ?? 1,
-        retain: options.retain ?? false,
-        dup: false,
-      }
-      await new Promise<void>((resolve, reject) => aedes.publish(packet, (err) => (err ? reject(err) : resolve())))
+      await publish(topic, payload, options.qos ?? 1, options.retain ?? false)
     },
+    async replyToSession(sessionId, payload) {
+      const s = listeners.liveSession(sessionId)
+      if (!s) return false
+      await publish('claimId' in s ? claimResponseTopic(s.nonce) : renewalResponseTopic(s.deviceId), payload, 1, false)
+      return true
+    },
+    isSessionLive: (sessionId) => listeners.liveSession(sessionId) !== undefined,
     disconnectDevice(deviceId, reason) {
       const s = sessions.get(deviceId)
       if (!s || s.client.closed) return false
-      closeSession(s, reason)
+      lifecycle.closeSession(s, reason)
       return true
     },
-    onDevicePublish: (l) => subscribeTo(publishListeners, l),
-    onDeviceSubscribe: (l) => subscribeTo(subscribeListeners, l),
-    onDeviceConnect: (l) => subscribeTo(connectListeners, l),
-    onDeviceDisconnect: (l) => subscribeTo(disconnectListeners, l),
+    onDevicePublish: listeners.onDevicePublish,
+    onDeviceSubscribe: listeners.onDeviceSubscribe,
+    onDeviceConnect: listeners.onDeviceConnect,
+    onDeviceDisconnect: listeners.onDeviceDisconnect,
+    onClaimRequest: listeners.onClaimRequest,
+    onRenewalRequest: listeners.onRenewalRequest,
   }
-}
-
-function subscribeTo<T>(set: Set<T>, listener: T): Unsubscribe {
-  set.add(listener)
-  return () => void set.delete(listener)
-}
-
-function describe(s: Session): DeviceConnection {
-  return { deviceId: s.deviceId, serial: s.serial, tier: s.tier, group: s.group, remoteAddress: s.remoteAddress }
 }

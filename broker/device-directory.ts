@@ -15,8 +15,21 @@ export type RefusalReason =
   | 'not-yet-valid'
 
 export type DeviceLookup =
-  | { kind: 'active'; deviceId: string; tier: string; group: string | null; serial: string }
+  /**
+   * validUntil: when the session on this certificate must end: its notAfter, or the end of its renewal
+   * overlap (supersededAt) when that is earlier. The broker closes the session then (limits.sessionSweepMs).
+   */
+  | { kind: 'active'; deviceId: string; tier: string; group: string | null; serial: string; validUntil: Date }
   | { kind: 'refused'; reason: RefusalReason; deviceId: string | null; serial: string }
+
+/**
+ * The answer for a claim certificate (CN `claim:<claimId>`, docs/device-lifecycle.md). A claim the
+ * registry knows is accepted even when it is revoked, expired or used up: the broker lets the device
+ * connect and the enrollment service tells it why on its reply topic.
+ */
+export type ClaimLookup =
+  | { kind: 'claim'; claimId: string; serial: string }
+  | { kind: 'refused'; reason: 'unknown-claim'; claimId: string | null; serial: string }
 
 /** Events the control plane publishes; `noun.pastVerb` (CONVENTIONS.md §19). */
 export type ControlEvent =
@@ -26,8 +39,11 @@ export type ControlEvent =
   | { type: 'device.enabled'; deviceId: string }
   | { type: 'certificate.issued'; deviceId: string; serial: string }
   | { type: 'certificate.revoked'; deviceId: string; serial: string }
-  | { type: 'certificate.superseded'; deviceId: string; serial: string }
+  /** supersededAt (ISO): the end of the renewal overlap; sessions on it are closed then, not before */
+  | { type: 'certificate.superseded'; deviceId: string; serial: string; supersededAt: string }
   | { type: 'settings.changed'; deviceId: string; version: number }
+  | { type: 'claim.revoked'; claimId: string }
+  | { type: 'ca.rotated'; serial: string }
 
 export interface AuditRecord {
   actor: string
@@ -39,6 +55,8 @@ export interface AuditRecord {
 export interface DeviceDirectory {
   /** Is this certificate a live device, and which? Must not block the event loop noticeably. */
   lookup(identity: PeerIdentity): Promise<DeviceLookup>
+  /** Is this certificate (by fingerprint and serial) the certificate of claim `claimId`? */
+  lookupClaim(identity: PeerIdentity, claimId: string): Promise<ClaimLookup>
   /** Subscribe to control-plane events (from this process or another one); returns unsubscribe. */
   onEvent(listener: (event: ControlEvent) => void): () => void
   /** Append to the audit log (fire and forget: failures are logged by the implementation). */

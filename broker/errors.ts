@@ -30,11 +30,28 @@ export const PacketTooLarge = createError(
   413,
 )
 
-/** publishToDevice() was given a topic that is not devices/{id}/settings or devices/{id}/insights. */
+/** publishToDevice() was given a topic that is not devices/{id}/settings, /insights or /renewal/response. */
 export const TopicNotDeviceBound = createError(
   'GH_BROKER_TOPIC_INVALID',
   "'%s' is not a topic the broker sends to devices",
   400,
+)
+
+// Enrollment over MQTT (broker/enrollment.ts, docs/device-lifecycle.md): answered on the response
+// topic as { ok: false, error: { code, message } }, never thrown at a caller.
+
+/** A session sent more enrollment requests than wait in its queue; it may send again after an answer. */
+export const EnrollmentBusy = createError(
+  'GH_ENROLLMENT_BUSY',
+  'too many enrollment requests from this session (at most %s wait): send the next after an answer',
+  429,
+)
+
+/** The enrollment service failed unexpectedly; the request may be sent again. Logged at error. */
+export const EnrollmentUnavailable = createError(
+  'GH_ENROLLMENT_UNAVAILABLE',
+  'enrollment is unavailable right now: try again later',
+  503,
 )
 
 /** createBroker() options out of range (a programming or config error, caught at start-up). */

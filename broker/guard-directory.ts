@@ -9,12 +9,13 @@ import type { DeviceDirectory } from './device-directory.ts'
 export function guardDirectory(directory: DeviceDirectory, log: Logger): DeviceDirectory {
   return {
     lookup: (identity) => directory.lookup(identity),
+    lookupClaim: (identity, claimId) => directory.lookupClaim(identity, claimId),
     onEvent: (listener) =>
       directory.onEvent((event) => {
         try {
           listener(event)
         } catch (err) {
-          log.error({ err, event: event.type, deviceId: event.deviceId }, 'control event handling failed')
+          log.error({ err, event: event.type, deviceId: 'deviceId' in event ? event.deviceId : null }, 'control event handling failed')
         }
       }),
     audit: (record) => {

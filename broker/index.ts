@@ -9,25 +9,44 @@ export {
   type DeviceSubscribe,
   type DeviceConnection,
   type PublishToDeviceOptions,
+  type ClaimRequest,
+  type RenewalRequest,
   type Unsubscribe,
 } from './create-mqtt-core.ts'
 export type {
   AuditRecord,
+  ClaimLookup,
   ControlEvent,
   DeviceDirectory,
   DeviceLookup,
   RefusalReason,
 } from './device-directory.ts'
+export {
+  attachEnrollment,
+  MAX_QUEUED_REQUESTS,
+  type ClaimRequestContext,
+  type EnrollmentAnswer,
+  type EnrollmentCore,
+  type EnrollmentService,
+  type RenewalRequestContext,
+} from './enrollment.ts'
 export { DEFAULT_LIMITS, resolveLimits, type BrokerLimits, type BrokerLimitsInput } from './limits.ts'
-export { canPublish, canSubscribe, type PolicyDecision, type PolicyRefusal } from './topic-policy.ts'
+export { canPublish, canSubscribe, canPublishTo, canSubscribeTo, type PolicyDecision, type PolicyRefusal } from './topic-policy.ts'
 export {
   parseDeviceTopic,
   telemetryTopic,
   settingsTopic,
   settingsReportedTopic,
   insightsTopic,
+  renewalRequestTopic,
+  renewalResponseTopic,
+  claimRequestTopic,
+  claimResponseTopic,
+  deviceGrants,
+  claimGrants,
   type DeviceTopic,
   type DeviceTopicKind,
+  type TopicGrants,
 } from './topics.ts'
 export {
   createTokenBucket,

@@ -40,6 +40,15 @@ export interface BrokerLimits {
   maxTrackedKeys: number
   /** A client whose socket does not drain within this time is disconnected (aedes). Default 30000 ms */
   drainTimeoutMs: number
+  /** A claim (provisioning) session is closed this long after it connected. Default 300 s, 10 s to 1 h */
+  claimSessionSeconds: number
+  /**
+   * How often live sessions are checked against their end: a device certificate's validUntil (expiry,
+   * or the end of its renewal overlap), a claim certificate's expiry. A session is closed at most this
+   * long after its end (claim sessions also have a timer of their own at claimSessionSeconds).
+   * Default 5000 ms, 100 ms to 60 s
+   */
+  sessionSweepMs: number
 }
 
 export type BrokerLimitsInput = Partial<BrokerLimits>
@@ -57,6 +66,8 @@ export const DEFAULT_LIMITS: Readonly<BrokerLimits> = Object.freeze({
   auditIntervalMs: 60_000,
   maxTrackedKeys: 100_000,
   drainTimeoutMs: 30_000,
+  claimSessionSeconds: 300,
+  sessionSweepMs: 5_000,
 })
 
 /** Defaults < input; every problem reported at once as GH_BROKER_OPTION_INVALID. */
@@ -94,6 +105,8 @@ export function resolveLimits(input: BrokerLimitsInput = {}): Readonly<BrokerLim
   int('auditIntervalMs', l.auditIntervalMs, 0)
   int('maxTrackedKeys', l.maxTrackedKeys, 1)
   int('drainTimeoutMs', l.drainTimeoutMs, 1)
+  int('claimSessionSeconds', l.claimSessionSeconds, 10, 3_600)
+  int('sessionSweepMs', l.sessionSweepMs, 100, 60_000)
   if (problems.length > 0) throw new BrokerOptionInvalid('limits', problems.join('; '))
   return Object.freeze(l)
 }

@@ -1,11 +1,15 @@
 import type { Client } from 'aedes'
+import type { TopicGrants } from './topics.ts'
 
 /**
  * Who is connected, on which certificate: the broker's own view, used for takeover detection and for
  * closing sessions on live revocation. Nothing here is cached from the directory: each connect makes
- * its own lookup, and events only ever close sessions.
+ * its own lookup, and events only ever close sessions or bring their end forward.
+ * (Claim sessions are not devices: they live apart, in claim-sessions.ts.)
  */
 export interface Session {
+  /** unique per connection within one broker (enrollment keys its per-session queue by it) */
+  id: number
   deviceId: string
   serial: string
   fingerprint: string
@@ -13,6 +17,12 @@ export interface Session {
   group: string | null
   remoteAddress: string | null
   client: Client
+  /** what it may publish and subscribe to (topics.ts deviceGrants) */
+  grants: TopicGrants
+  /** when the sweep closes it: the certificate's notAfter, or the end of its renewal overlap */
+  validUntil: Date
+  /** what validUntil is: the reason the sweep gives when it closes the session */
+  endReason: DeviceSessionEnd
   /**
    * Why the broker closed it, when it did (takeover, revocation, refused publish, limits, shutdown);
    * null while the device is the one to end it. Non-null also means: no will for this session.
@@ -20,11 +30,15 @@ export interface Session {
   closedBy: string | null
 }
 
+export type DeviceSessionEnd = 'certificate-expired' | 'superseded'
+
 /** A connect between "lookup started" and "session registered"; an event in between invalidates it. */
 export interface PendingAuthentication {
   deviceId: string
   serial: string
   invalidatedBy: string | null
+  /** the earliest supersededAt announced for this certificate while the lookup was in flight */
+  supersededAt: Date | null
 }
 
 export interface SessionRegistry {
@@ -41,6 +55,43 @@ export interface SessionRegistry {
    * authentications and returns the live session to close, if it matches.
    */
   invalidate(deviceId: string, serial: string | null, reason: string): Session | undefined
+  /**
+   * `certificate.superseded`: records `at` on pending authentications of that certificate and returns
+   * the live session on it, if any (the caller brings its end forward with endAt).
+   */
+  supersede(deviceId: string, serial: string | null, at: Date): Session | undefined
+}
+
+/**
+ * Brings a session's end forward to `at` when that is earlier (a renewal's overlap ends before the
+ * old certificate expires). Pure; never pushes an end back.
+ */
+export function endAt(
+  current: { validUntil: Date; endReason: DeviceSessionEnd },
+  at: Date,
+): { validUntil: Date; endReason: DeviceSessionEnd } {
+  return at.getTime() < current.validUntil.getTime() ? { validUntil: at, endReason: 'superseded' } : current
+}
+
+/**
+ * A new session's end: the certificate's notAfter, brought forward to the directory's validUntil and
+ * to a supersededAt announced while the lookup was in flight. A validUntil that is not a date (a
+ * directory that does not send one) leaves notAfter. Pure.
+ */
+export function sessionEnd(
+  notAfter: Date,
+  validUntil: Date | undefined,
+  supersededAt: Date | null,
+): { validUntil: Date; endReason: DeviceSessionEnd } {
+  let end: { validUntil: Date; endReason: DeviceSessionEnd } = { validUntil: notAfter, endReason: 'certificate-expired' }
+  if (validUntil instanceof Date && !Number.isNaN(validUntil.getTime())) end = endAt(end, validUntil)
+  if (supersededAt !== null) end = endAt(end, supersededAt)
+  return end
+}
+
+/** Why the sweep closes this device session now, or null while it is still valid. Pure. */
+export function deviceSessionEnded(s: { validUntil: Date; endReason: DeviceSessionEnd }, now: Date): DeviceSessionEnd | null {
+  return now.getTime() >= s.validUntil.getTime() ? s.endReason : null
 }
 
 export function createSessionRegistry(): SessionRegistry {
@@ -60,7 +111,7 @@ export function createSessionRegistry(): SessionRegistry {
     get: (deviceId) => sessions.get(deviceId),
     all: () => sessions.values(),
     beginAuthentication(deviceId, serial) {
-      const p: PendingAuthentication = { deviceId, serial, invalidatedBy: null }
+      const p: PendingAuthentication = { deviceId, serial, invalidatedBy: null, supersededAt: null }
       let set = pending.get(deviceId)
       if (!set) pending.set(deviceId, (set = new Set()))
       set.add(p)
@@ -75,6 +126,13 @@ export function createSessionRegistry(): SessionRegistry {
     invalidate(deviceId, serial, reason) {
       for (const p of pending.get(deviceId) ?? []) {
         if (matches(p, serial)) p.invalidatedBy = reason
+      }
+      const session = sessions.get(deviceId)
+      return session && !session.client.closed && matches(session, serial) ? session : undefined
+    },
+    supersede(deviceId, serial, at) {
+      for (const p of pending.get(deviceId) ?? []) {
+        if (matches(p, serial) && (p.supersededAt === null || at < p.supersededAt)) p.supersededAt = at
       }
       const session = sessions.get(deviceId)
       return session && !session.client.closed && matches(session, serial) ? session : undefined

@@ -1,21 +1,22 @@
 import { isDeviceId } from '../certs/index.ts'
-import { devicePublishFilters, deviceSubscribeFilters, MAX_TOPIC_LENGTH, splitTopic } from './topics.ts'
+import { deviceGrants, MAX_TOPIC_LENGTH, splitTopic, type TopicGrants } from './topics.ts'
 
 /**
- * Per-device topic policy (ARCHITECTURE.md "Device topic contract"): pure functions, table-tested in
+ * Topic policy (ARCHITECTURE.md "Device topic contract"): pure functions, table-tested in
  * test/unit/broker/topic-policy.test.ts. The aedes hooks in hooks/ only adapt these decisions.
  *
- * The rule is least privilege, expressed as data: a device gets a short list of MQTT filters
- * (topics.ts devicePublishFilters / deviceSubscribeFilters) and a request is allowed only when
- * everything it can reach lies inside one of them.
+ * The rule is least privilege, expressed as data: each principal gets a short list of MQTT filters
+ * (topics.ts TopicGrants: deviceGrants for a device, claimGrants for a claim session) and a request is
+ * allowed only when everything it can reach lies inside one of them. canPublishTo / canSubscribeTo
+ * are the one mechanism; canPublish / canSubscribe are the device case.
  *
  * Wildcard subscriptions: a filter is allowed only if every topic it matches is allowed. Today's
- * allowed subscribe set is two exact topics (devices/{self}/settings, devices/{self}/insights), and
- * any filter with '+' or '#' matches infinitely many topics, so every wildcard filter is refused:
- * 'devices/{self}/#' would reach the device's own telemetry and settings/reported (publish-only);
- * 'devices/{self}/+' reaches telemetry; 'devices/{self}/settings/#' reaches settings/reported.
- * If a subtree is added to the allowed list later (e.g. devices/{self}/provisioning/#), filters
- * inside it start to pass without touching this file.
+ * allowed subscribe sets are exact topics (devices/{self}/settings, /insights, /renewal/response;
+ * provisioning/{nonce}/response for a claim session), and any filter with '+' or '#' matches
+ * infinitely many topics, so every wildcard filter is refused: 'devices/{self}/#' would reach the
+ * device's own telemetry and settings/reported (publish-only); 'devices/{self}/+' reaches telemetry;
+ * 'provisioning/+/response' would read every other claim session's certificate. If a subtree is
+ * added to a grant later, filters inside it start to pass without touching this file.
  */
 
 export type PolicyRefusal =
@@ -38,29 +39,34 @@ const refuse = (reason: PolicyRefusal): PolicyDecision => ({ ok: false, reason }
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/
 
 export function canPublish(deviceId: string, topic: string): PolicyDecision {
-  const basic = checkCommon(deviceId, topic)
+  return isDeviceId(deviceId) ? canPublishTo(deviceGrants(deviceId), topic) : refuse('invalid-device-id')
+}
+
+export function canSubscribe(deviceId: string, filter: string): PolicyDecision {
+  return isDeviceId(deviceId) ? canSubscribeTo(deviceGrants(deviceId), filter) : refuse('invalid-device-id')
+}
+
+/** May a principal with these grants publish to `topic` (a topic name: no wildcards)? */
+export function canPublishTo(grants: TopicGrants, topic: string): PolicyDecision {
+  const basic = checkCommon(topic)
   if (basic) return basic
   if (topic.includes('+') || topic.includes('#')) return refuse('wildcard-in-topic')
   const levels = splitTopic(topic)
   if (levels.some((l) => l.length === 0)) return refuse('empty-level')
-  return devicePublishFilters(deviceId).some((f) => filterWithin(levels, splitTopic(f)))
-    ? OK
-    : refuse('not-permitted')
+  return grants.publish.some((f) => filterWithin(levels, splitTopic(f))) ? OK : refuse('not-permitted')
 }
 
-export function canSubscribe(deviceId: string, filter: string): PolicyDecision {
-  const basic = checkCommon(deviceId, filter)
+/** May a principal with these grants subscribe to `filter` (every topic it matches must be granted)? */
+export function canSubscribeTo(grants: TopicGrants, filter: string): PolicyDecision {
+  const basic = checkCommon(filter)
   if (basic) return basic
   const levels = splitTopic(filter)
   if (!isWellFormedFilter(levels)) return refuse('malformed-filter')
   if (levels.some((l) => l.length === 0)) return refuse('empty-level')
-  return deviceSubscribeFilters(deviceId).some((f) => filterWithin(levels, splitTopic(f)))
-    ? OK
-    : refuse('not-permitted')
+  return grants.subscribe.some((f) => filterWithin(levels, splitTopic(f))) ? OK : refuse('not-permitted')
 }
 
-function checkCommon(deviceId: string, topic: string): PolicyDecision | null {
-  if (!isDeviceId(deviceId)) return refuse('invalid-device-id')
+function checkCommon(topic: string): PolicyDecision | null {
   if (typeof topic !== 'string' || topic.length === 0) return refuse('empty')
   if (topic.length > MAX_TOPIC_LENGTH) return refuse('too-long')
   if (CONTROL_CHARACTERS.test(topic) || topic.includes('\uFFFD')) return refuse('invalid-character')

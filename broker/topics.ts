@@ -6,15 +6,28 @@
  *   devices/{id}/settings/reported   device -> broker
  *   devices/{id}/settings            broker -> device
  *   devices/{id}/insights            broker -> device
+ *   devices/{id}/renewal/request     device -> broker (certificate renewal, broker/enrollment.ts)
+ *   devices/{id}/renewal/response    broker -> device
+ *   provisioning/{nonce}/request     claim session -> broker (zero-touch provisioning)
+ *   provisioning/{nonce}/response    broker -> claim session
+ *
+ * (docs/device-lifecycle.md; device-sim builds the same strings itself.)
  */
 
 export const DEVICES_ROOT = 'devices'
+export const PROVISIONING_ROOT = 'provisioning'
 export const TOPIC_LEVEL_SEPARATOR = '/'
 
 /** MQTT topics and filters are at most 65535 UTF-8 bytes; ours are far shorter. */
 export const MAX_TOPIC_LENGTH = 256
 
-export type DeviceTopicKind = 'telemetry' | 'settings' | 'settings.reported' | 'insights'
+export type DeviceTopicKind =
+  | 'telemetry'
+  | 'settings'
+  | 'settings.reported'
+  | 'insights'
+  | 'renewal.request'
+  | 'renewal.response'
 
 export interface DeviceTopic {
   deviceId: string
@@ -39,19 +52,60 @@ export function insightsTopic(deviceId: string): string {
   return `${DEVICES_ROOT}/${deviceId}/insights`
 }
 
+export function renewalRequestTopic(deviceId: string): string {
+  return `${DEVICES_ROOT}/${deviceId}/renewal/request`
+}
+
+export function renewalResponseTopic(deviceId: string): string {
+  return `${DEVICES_ROOT}/${deviceId}/renewal/response`
+}
+
+/** `nonce` is the part of a claim session's clientId after `claim:` (certs claimNonceFromClientId). */
+export function claimRequestTopic(nonce: string): string {
+  return `${PROVISIONING_ROOT}/${nonce}/request`
+}
+
+export function claimResponseTopic(nonce: string): string {
+  return `${PROVISIONING_ROOT}/${nonce}/response`
+}
+
+/**
+ * What one principal (a device, a claim session) may reach, as MQTT filters: topic-policy.ts allows a
+ * request only when everything it can reach lies inside one of them. Built once per session.
+ */
+export interface TopicGrants {
+  readonly publish: readonly string[]
+  readonly subscribe: readonly string[]
+}
+
+export function deviceGrants(deviceId: string): TopicGrants {
+  return Object.freeze({
+    publish: Object.freeze(devicePublishFilters(deviceId)),
+    subscribe: Object.freeze(deviceSubscribeFilters(deviceId)),
+  })
+}
+
+/** A claim session: its own request topic to write, its own response topic to read, nothing else. */
+export function claimGrants(nonce: string): TopicGrants {
+  return Object.freeze({
+    publish: Object.freeze([claimRequestTopic(nonce)]),
+    subscribe: Object.freeze([claimResponseTopic(nonce)]),
+  })
+}
+
 /** The topics a device may publish to, as MQTT filters (the policy checks topic-within-filter). */
 export function devicePublishFilters(deviceId: string): string[] {
-  return [telemetryTopic(deviceId), telemetryTopic(deviceId, '#'), settingsReportedTopic(deviceId)]
+  return [telemetryTopic(deviceId), telemetryTopic(deviceId, '#'), settingsReportedTopic(deviceId), renewalRequestTopic(deviceId)]
 }
 
 /** The topics a device may subscribe to, as MQTT filters. */
 export function deviceSubscribeFilters(deviceId: string): string[] {
-  return [settingsTopic(deviceId), insightsTopic(deviceId)]
+  return [settingsTopic(deviceId), insightsTopic(deviceId), renewalResponseTopic(deviceId)]
 }
 
-/** Topics the broker sends to a device (settings delivery, AI insights). */
+/** Topics the broker sends to a device (settings delivery, AI insights, renewal answers). */
 export function isBrokerToDeviceKind(kind: DeviceTopicKind): boolean {
-  return kind === 'settings' || kind === 'insights'
+  return kind === 'settings' || kind === 'insights' || kind === 'renewal.response'
 }
 
 export function splitTopic(topic: string): string[] {
@@ -74,5 +128,7 @@ export function parseDeviceTopic(topic: string): DeviceTopic | null {
     return { deviceId, kind: 'settings.reported', subtopic: [] }
   }
   if (area === 'insights' && rest.length === 0) return { deviceId, kind: 'insights', subtopic: [] }
+  if (area === 'renewal' && rest.length === 1 && rest[0] === 'request') return { deviceId, kind: 'renewal.request', subtopic: [] }
+  if (area === 'renewal' && rest.length === 1 && rest[0] === 'response') return { deviceId, kind: 'renewal.response', subtopic: [] }
   return null
 }

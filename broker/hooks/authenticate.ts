@@ -1,10 +1,19 @@
-import type { AuthenticateError, Client } from 'aedes'
-import { identityFromPeerCertificate, type PeerIdentity } from '../../certs/index.ts'
+import type { Client } from 'aedes'
+import { claimIdFromCommonName, identityFromPeerCertificate, type PeerIdentity } from '../../certs/index.ts'
 import { ConnectRefused, DirectoryUnavailable } from '../errors.ts'
-import { toConnackCode } from '../reason-codes.ts'
-import type { Session } from '../sessions.ts'
+import { sessionEnd, type Session } from '../sessions.ts'
 import { canPublish } from '../topic-policy.ts'
-import { BROKER_ACTOR, remoteAddressOf, type AuthenticateHandler, type ConnectionContext, type HookDeps } from './hook-deps.ts'
+import { deviceGrants } from '../topics.ts'
+import { authenticateClaim } from './authenticate-claim.ts'
+import {
+  BROKER_ACTOR,
+  claimSubject,
+  remoteAddressOf,
+  withReturnCode,
+  type AuthenticateHandler,
+  type ConnectionContext,
+  type HookDeps,
+} from './hook-deps.ts'
 
 /** Why a CONNECT was refused; recorded in the audit details and the log (not sent to the device). */
 export type ConnectRefusal =
@@ -24,6 +33,11 @@ export type ConnectRefusal =
   | 'revoked'
   | 'superseded'
   | 'disabled'
+  // claim sessions (authenticate-claim.ts)
+  | 'unknown-claim'
+  | 'claim-mismatch'
+  | 'persistent-session-not-permitted'
+  | 'client-id-in-use'
 
 const CLIENT_AUTH_EKU = '1.3.6.1.5.5.7.3.2'
 const ANY_EKU = '2.5.29.37.0'
@@ -45,7 +59,8 @@ interface PeerCertificateSource {
 /**
  * Authentication: peer certificate -> identity -> directory.lookup (one per CONNECT, nothing cached
  * here) -> the device must be active, and the MQTT clientId must equal the certificate CN (= device id).
- * Username and password play no part.
+ * Username and password play no part. A claim certificate (CN `claim:<claimId>`) takes the claim path
+ * instead (authenticate-claim.ts).
  *
  * Every refusal answers CONNACK 5 "not authorized" (3.1.1; a directory failure answers 3 "server
  * unavailable"), writes exactly one `connect.refused` audit record and logs at info.
@@ -67,10 +82,11 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
       const cn = identity?.commonName ?? null
       const deviceId = identity?.deviceId ?? null
       const serial = identity?.serial ?? null
+      const claimId = cn !== null ? claimIdFromCommonName(cn) : null
       deps.directory.audit({
         actor: BROKER_ACTOR,
         action: 'connect.refused',
-        subject: deviceId ?? (cn !== null ? `cn:${cn}` : serial !== null ? `serial:${serial}` : 'unknown'),
+        subject: deviceId ?? (claimId !== null ? claimSubject(claimId) : cn !== null ? `cn:${cn}` : serial !== null ? `serial:${serial}` : 'unknown'),
         details: { reason, serial, remoteAddress: ctx.remoteAddress, clientId: ctx.clientId, ...extra },
       })
       const err = withReturnCode(new ConnectRefused(reason))
@@ -102,6 +118,11 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
     const now = deps.clock.now().getTime()
     if (now > identity.notAfter.getTime()) return refuse('expired')
     if (now < identity.notBefore.getTime()) return refuse('not-yet-valid')
+    const claimId = identity.commonName !== null ? claimIdFromCommonName(identity.commonName) : null
+    if (claimId !== null) {
+      if (Array.isArray(pc.subject?.CN)) return refuse('invalid-common-name')
+      return authenticateClaim(deps, log, { client, ctx, identity, claimId, refuse, done })
+    }
     if (identity.deviceId === null) return refuse('invalid-common-name')
     const deviceId = identity.deviceId
 
@@ -129,7 +150,13 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
         if (pending.invalidatedBy !== null) {
           return refuse('invalidated-during-connect', { event: pending.invalidatedBy })
         }
+        // Its end: expiry, or the end of a renewal overlap (from the answer, or announced meanwhile).
+        const end = sessionEnd(peer.notAfter, result.validUntil, pending.supersededAt)
+        if (deps.clock.now().getTime() >= end.validUntil.getTime()) {
+          return refuse(end.endReason === 'superseded' ? 'superseded' : 'expired')
+        }
         const session: Session = {
+          id: deps.nextSessionId(),
           deviceId,
           serial: peer.serial,
           fingerprint: peer.fingerprint,
@@ -137,6 +164,8 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
           group: result.group,
           remoteAddress: ctx.remoteAddress,
           client,
+          grants: deviceGrants(deviceId),
+          ...end,
           closedBy: null,
         }
         ctx.session = session
@@ -190,14 +219,11 @@ function contextOf(deps: HookDeps, client: Client): ConnectionContext {
       keepalive: 0,
       protocolVersion: 4,
       willTopic: null,
+      clean: true,
       session: null,
+      claim: null,
     }
     deps.connections.set(client, ctx)
   }
   return ctx
-}
-
-/** aedes reads the CONNACK return code from `err.returnCode` (reason-codes.ts decides it). */
-function withReturnCode<E extends Error>(err: E): E & AuthenticateError {
-  return Object.assign(err, { returnCode: toConnackCode(err) }) as E & AuthenticateError
 }

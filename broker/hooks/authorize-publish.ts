@@ -1,6 +1,6 @@
 import { PublishRateLimited, PublishRefused } from '../errors.ts'
-import { canPublish } from '../topic-policy.ts'
-import { BROKER_ACTOR, throttledAudit, type AuthorizePublishHandler, type HookDeps } from './hook-deps.ts'
+import { canPublishTo } from '../topic-policy.ts'
+import { BROKER_ACTOR, principalOf, throttledAudit, type AuthorizePublishHandler, type HookDeps, type Principal } from './hook-deps.ts'
 
 /**
  * Authorization of device PUBLISH packets (and of a device's will, when aedes publishes it).
@@ -16,20 +16,24 @@ import { BROKER_ACTOR, throttledAudit, type AuthorizePublishHandler, type HookDe
  * publish to, so a retained copy would have no reader, and it would let each device park a message per
  * telemetry subtopic in broker memory. The payload is still delivered.
  *
- * Per-device limits: a message bucket and a byte bucket (topic + payload) keyed by device id, so that
- * reconnecting does not refill them. Over either => disconnect, audited as `device.throttled` at most
- * once per interval per device (one record per throttling episode under steady abuse).
+ * Claim sessions follow the same rules with their own grants (their request topic only); they are
+ * audited under `claim:<claimId>`, with the clientId in the details.
+ *
+ * Per-device limits: a message bucket and a byte bucket (topic + payload) keyed by device id (for a
+ * claim session, its clientId), so that reconnecting does not refill them. Over either => disconnect,
+ * audited as `device.throttled` at most once per interval per device (one record per throttling
+ * episode under steady abuse).
  */
 export function createAuthorizePublish(deps: HookDeps): AuthorizePublishHandler {
   const log = deps.log.child({ module: 'broker.authz' })
 
   return (client, packet, callback) => {
     // aedes publishes wills of clients from a broker that died with client === null: not ours to allow.
-    const session = client ? deps.connections.get(client)?.session : undefined
-    if (!client || !session) return callback(new PublishRefused(packet.topic, 'not-authenticated'))
-    const { deviceId } = session
+    const principal = client ? principalOf(deps.connections.get(client)) : null
+    if (!client || !principal) return callback(new PublishRefused(packet.topic, 'not-authenticated'))
+    const { session, subject, key, fields } = principal
 
-    const decision = canPublish(deviceId, packet.topic)
+    const decision = canPublishTo(session.grants, packet.topic)
     if (client.closed) {
       // The will of a closing client. A session the broker closed (revoked, throttled, refused publish)
       // gets no last word.
@@ -45,23 +49,23 @@ export function createAuthorizePublish(deps: HookDeps): AuthorizePublishHandler 
       throttledAudit(
         deps,
         log,
-        `publish.refused:${deviceId}`,
+        `publish.refused:${subject}`,
         {
           actor: BROKER_ACTOR,
           action: 'publish.refused',
-          subject: deviceId,
-          details: { topic: packet.topic, reason: decision.reason, serial: session.serial, remoteAddress: session.remoteAddress },
+          subject,
+          details: { topic: packet.topic, reason: decision.reason, serial: session.serial, remoteAddress: session.remoteAddress, ...claimDetails(fields) },
         },
-        { deviceId, serial: session.serial, remoteAddress: session.remoteAddress, topic: packet.topic, reason: decision.reason, code: 'GH_BROKER_PUBLISH_REFUSED' },
+        { ...fields, serial: session.serial, remoteAddress: session.remoteAddress, topic: packet.topic, reason: decision.reason, code: 'GH_BROKER_PUBLISH_REFUSED' },
         'publish refused',
       )
       return callback(new PublishRefused(packet.topic, decision.reason))
     }
 
     const bytes = Buffer.byteLength(packet.topic) + (packet.payload?.length ?? 0)
-    const over = !deps.publishMessages.tryTake(deviceId)
+    const over = !deps.publishMessages.tryTake(key)
       ? 'messages'
-      : !deps.publishBytes.tryTake(deviceId, bytes)
+      : !deps.publishBytes.tryTake(key, bytes)
         ? 'bytes'
         : null
     if (over !== null) {
@@ -70,20 +74,25 @@ export function createAuthorizePublish(deps: HookDeps): AuthorizePublishHandler 
       throttledAudit(
         deps,
         log,
-        `device.throttled:${deviceId}`,
+        `device.throttled:${subject}`,
         {
           actor: BROKER_ACTOR,
           action: 'device.throttled',
-          subject: deviceId,
-          details: { limit: over, ...limit, serial: session.serial, remoteAddress: session.remoteAddress },
+          subject,
+          details: { limit: over, ...limit, serial: session.serial, remoteAddress: session.remoteAddress, ...claimDetails(fields) },
         },
-        { deviceId, serial: session.serial, remoteAddress: session.remoteAddress, limit: over, code: 'GH_BROKER_PUBLISH_RATE_LIMITED' },
+        { ...fields, serial: session.serial, remoteAddress: session.remoteAddress, limit: over, code: 'GH_BROKER_PUBLISH_RATE_LIMITED' },
         'device throttled',
       )
-      return callback(new PublishRateLimited(deviceId, over))
+      return callback(new PublishRateLimited(key, over))
     }
 
     packet.retain = false
     callback(null)
   }
+}
+
+/** A claim session's clientId goes into its audit details (the subject names only the claim). */
+function claimDetails(fields: Principal['fields']): Record<string, unknown> {
+  return 'clientId' in fields ? { clientId: fields.clientId } : {}
 }

@@ -1,11 +1,14 @@
-import type { AedesOptions, Client } from 'aedes'
+import type { AedesOptions, AuthenticateError, Client } from 'aedes'
 import type { Logger } from 'pino'
 import type { Clock } from '../../certs/index.ts'
+import type { ClaimSession, ClaimSessionRegistry } from '../claim-sessions.ts'
 import type { AuditRecord, DeviceDirectory } from '../device-directory.ts'
 import type { EventThrottle } from '../event-throttle.ts'
 import type { BrokerLimits } from '../limits.ts'
+import { toConnackCode } from '../reason-codes.ts'
 import type { Session, SessionRegistry } from '../sessions.ts'
 import type { KeyedTokenBuckets } from '../token-bucket.ts'
+import type { TopicGrants } from '../topics.ts'
 
 // aedes declares its handler types but does not export them.
 export type PreConnectHandler = NonNullable<AedesOptions['preConnect']>
@@ -21,8 +24,12 @@ export interface ConnectionContext {
   protocolVersion: number
   /** the CONNECT's will topic; authenticate refuses a will the device could not publish itself */
   willTopic: string | null
+  /** the CONNECT's clean-session flag (claim sessions must be clean) */
+  clean: boolean
   /** set once authenticate accepts the device */
   session: Session | null
+  /** set once authenticate accepts a claim session (never together with `session`) */
+  claim: ClaimSession | null
 }
 
 /** Everything the hook factories share; built once per broker by create-mqtt-core.ts. */
@@ -32,8 +39,11 @@ export interface HookDeps {
   log: Logger
   limits: Readonly<BrokerLimits>
   sessions: SessionRegistry
+  claimSessions: ClaimSessionRegistry
+  /** a new session id (unique per connection within this broker) */
+  nextSessionId(): number
   connections: WeakMap<Client, ConnectionContext>
-  /** per-device PUBLISH packet and byte budgets (survive reconnects) */
+  /** per-device (per claim session) PUBLISH packet and byte budgets (survive reconnects) */
   publishMessages: KeyedTokenBuckets
   publishBytes: KeyedTokenBuckets
   /** bounds audits and info logs of repeated refusals per key */
@@ -41,6 +51,32 @@ export interface HookDeps {
 }
 
 export const BROKER_ACTOR = 'broker'
+
+/** What the authorize hooks need of either kind of session. */
+export interface Principal {
+  /** the device or claim session; the hooks set its closedBy */
+  session: { closedBy: string | null; serial: string; remoteAddress: string | null; grants: TopicGrants }
+  /** the audit subject (and audit throttle key): the device id, or `claim:<claimId>` */
+  subject: string
+  /** the key of the PUBLISH budgets: the device id, or the claim session's clientId (`claim:<nonce>`) */
+  key: string
+  /** the log fields that name it */
+  fields: { deviceId: string } | { clientId: string; claimId: string }
+}
+
+export function principalOf(ctx: ConnectionContext | undefined): Principal | null {
+  if (ctx?.session) return { session: ctx.session, subject: ctx.session.deviceId, key: ctx.session.deviceId, fields: { deviceId: ctx.session.deviceId } }
+  if (ctx?.claim) {
+    const c = ctx.claim
+    return { session: c, subject: claimSubject(c.claimId), key: c.clientId, fields: { clientId: c.clientId, claimId: c.claimId } }
+  }
+  return null
+}
+
+/** The audit subject of a claim (as the control plane writes it for claim.refused). */
+export function claimSubject(claimId: string): string {
+  return `claim:${claimId}`
+}
 
 /** Audit + info log for repeated events, at most once per interval per key (event-throttle.ts). */
 export function throttledAudit(
@@ -55,6 +91,11 @@ export function throttledAudit(
   if (!hit.emit) return
   deps.directory.audit({ ...record, details: { ...record.details, suppressed: hit.suppressed } })
   log.info({ ...logFields, suppressed: hit.suppressed }, msg)
+}
+
+/** aedes reads the CONNACK return code from `err.returnCode` (reason-codes.ts decides it). */
+export function withReturnCode<E extends Error>(err: E): E & AuthenticateError {
+  return Object.assign(err, { returnCode: toConnackCode(err) }) as E & AuthenticateError
 }
 
 /** The remote address of an aedes connection (a TLSSocket in production, a fake in unit tests). */

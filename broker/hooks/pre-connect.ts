@@ -28,7 +28,9 @@ export function createPreConnect(deps: Pick<HookDeps, 'connections' | 'log'>): P
       keepalive: packet.keepalive ?? 0,
       protocolVersion: packet.protocolVersion ?? MQTT_3_1_1,
       willTopic: packet.will?.topic ?? null,
+      clean: packet.clean !== false,
       session: null,
+      claim: null,
     })
     callback(null, true)
   }

@@ -1,7 +1,7 @@
 import type { Packet } from 'mqtt-packet'
 import pino, { type Logger } from 'pino'
 import { onTestFinished } from 'vitest'
-import { createBroker, createMqttCore, resolveLimits, type Broker, type BrokerLimitsInput, type MqttCore } from '../../broker/index.ts'
+import { createBroker, createMqttCore, resolveLimits, type Broker, type BrokerLimitsInput, type MqttCore, type Timers } from '../../broker/index.ts'
 import { systemClock } from '../../certs/index.ts'
 import { fixedClock, type FixedClock } from './clock.ts'
 import { createFakeDirectory, type FakeDirectory } from './fake-directory.ts'
@@ -48,11 +48,11 @@ export interface ConnectOptions extends Partial<FakePeerCertificateOptions> {
  * The socket-free data plane (createMqttCore) with a fake directory and a fixed clock, closed when the
  * test finishes. Connections are in-memory duplex pairs that look like authorized TLSSockets.
  */
-export async function startCore(opts: { limits?: BrokerLimitsInput; clock?: FixedClock } = {}): Promise<CoreHarness> {
+export async function startCore(opts: { limits?: BrokerLimitsInput; clock?: FixedClock; timers?: Timers } = {}): Promise<CoreHarness> {
   const directory = createFakeDirectory()
   const clock = opts.clock ?? fixedClock('2026-01-01T00:00:00Z')
   const { log, records } = createRecordingLogger()
-  const core = createMqttCore({ directory, log, clock }, resolveLimits(opts.limits))
+  const core = createMqttCore({ directory, log, clock, ...(opts.timers ? { timers: opts.timers } : {}) }, resolveLimits(opts.limits))
   await core.start()
   const clients: PacketClient[] = []
   onTestFinished(async () => {

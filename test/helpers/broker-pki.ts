@@ -36,6 +36,11 @@ export interface BrokerPki {
   device(deviceId: string, opts?: { clock?: Clock; validDays?: number }): Promise<DeviceCredentials>
   /** a serverAuth-only certificate with CN = deviceId, from this CA (must not work as a client cert) */
   serverOnly(deviceId: string): Promise<DeviceCredentials>
+  /**
+   * a claim certificate (CN `claim:<claimId>`, clientAuth) from this CA; `deviceId` holds the CN, so
+   * pass `{ clientId: 'claim:<nonce>' }` to mqttOptions / connectDevice
+   */
+  claim(claimId: string): Promise<DeviceCredentials>
 }
 
 const DAY = 86_400_000
@@ -83,6 +88,25 @@ export async function makeBrokerPki(name = 'Broker Test'): Promise<BrokerPki> {
         { clock: now(), random: cryptoRandom },
       )
       return credentials(deviceId, cert, keys.privateKey)
+    },
+    async claim(claimId) {
+      const keys = await generateKeyPair('p256')
+      const cert = await x509.X509CertificateGenerator.create({
+        serialNumber: Buffer.from(crypto.getRandomValues(new Uint8Array(12))).toString('hex').replace(/^0/, '1'),
+        subject: `CN=claim:${claimId}`,
+        issuer: ca.issuing.certificate.subjectName,
+        notBefore: new Date(Date.now() - 60_000),
+        notAfter: new Date(Date.now() + 30 * DAY),
+        publicKey: keys.publicKey,
+        signingKey: ca.issuing.privateKey,
+        signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+        extensions: [
+          new x509.BasicConstraintsExtension(false, undefined, true),
+          new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+          await x509.AuthorityKeyIdentifierExtension.create(ca.issuing.certificate),
+        ],
+      })
+      return credentials(`claim:${claimId}`, cert, keys.privateKey)
     },
   }
 }

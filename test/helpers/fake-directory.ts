@@ -1,6 +1,7 @@
 import { normalizeSerial, type PeerIdentity } from '../../certs/index.ts'
 import type {
   AuditRecord,
+  ClaimLookup,
   ControlEvent,
   DeviceDirectory,
   DeviceLookup,
@@ -20,6 +21,14 @@ export interface FakeCertificate {
   serial: string
   deviceId: string
   status: FakeCertificateStatus
+  /** the end of its renewal overlap, once renewed: lookups answer validUntil = min(notAfter, this) */
+  supersededAt: Date | null
+}
+
+/** A claim certificate (CN claim:<claimId>); known claims are answered 'claim' even when revoked. */
+export interface FakeClaim {
+  claimId: string
+  serial: string
 }
 
 /**
@@ -33,6 +42,15 @@ export interface FakeDirectory extends DeviceDirectory {
   readonly certificates: Map<string, FakeCertificate>
   readonly audits: AuditRecord[]
   readonly lookups: PeerIdentity[]
+  /** keyed by normalized serial */
+  readonly claims: Map<string, FakeClaim>
+  readonly claimLookups: { identity: PeerIdentity; claimId: string }[]
+  /** registers a claim certificate serial (any form) */
+  addClaim(claimId: string, serial: string): FakeClaim
+  /** emits claim.revoked (the claim stays known, as in the registry) */
+  revokeClaim(claimId: string): void
+  /** a renewal: sets supersededAt on the certificate and emits certificate.superseded */
+  supersedeCertificate(serial: string, at: Date | string): void
   addDevice(deviceId: string, opts?: Partial<Omit<FakeDevice, 'deviceId'>>): FakeDevice
   /** registers a certificate serial (any form: colons, case, leading zeros) for a device; adds the device if new */
   addCertificate(deviceId: string, serial: string, status?: FakeCertificateStatus): FakeCertificate
@@ -57,6 +75,8 @@ export function createFakeDirectory(): FakeDirectory {
   const certificates = new Map<string, FakeCertificate>()
   const audits: AuditRecord[] = []
   const lookups: PeerIdentity[] = []
+  const claims = new Map<string, FakeClaim>()
+  const claimLookups: { identity: PeerIdentity; claimId: string }[] = []
   const listeners = new Set<(e: ControlEvent) => void>()
   const failures: Error[] = []
   let hold: Promise<void> | null = null
@@ -71,7 +91,14 @@ export function createFakeDirectory(): FakeDirectory {
     if (device.status === 'disabled') return { kind: 'refused', reason: 'disabled', deviceId: device.deviceId, serial }
     if (cert.status === 'revoked') return { kind: 'refused', reason: 'revoked', deviceId: device.deviceId, serial }
     if (cert.status === 'superseded') return { kind: 'refused', reason: 'superseded', deviceId: device.deviceId, serial }
-    return { kind: 'active', deviceId: device.deviceId, tier: device.tier, group: device.group, serial }
+    const validUntil = cert.supersededAt !== null && cert.supersededAt < identity.notAfter ? cert.supersededAt : identity.notAfter
+    return { kind: 'active', deviceId: device.deviceId, tier: device.tier, group: device.group, serial, validUntil }
+  }
+
+  function answerClaim(identity: PeerIdentity, claimId: string): ClaimLookup {
+    const claim = claims.get(identity.serial)
+    if (!claim || claim.claimId !== claimId) return { kind: 'refused', reason: 'unknown-claim', claimId: claim?.claimId ?? null, serial: identity.serial }
+    return { kind: 'claim', claimId: claim.claimId, serial: identity.serial }
   }
 
   const fake: FakeDirectory = {
@@ -85,6 +112,29 @@ export function createFakeDirectory(): FakeDirectory {
       if (hold) await hold
       if (err) throw err
       return answer(identity)
+    },
+    claims,
+    claimLookups,
+    async lookupClaim(identity, claimId) {
+      claimLookups.push({ identity, claimId })
+      const err = failures.shift()
+      if (hold) await hold
+      if (err) throw err
+      return answerClaim(identity, claimId)
+    },
+    addClaim(claimId, serial) {
+      const claim: FakeClaim = { claimId, serial: normalizeSerial(serial) }
+      claims.set(claim.serial, claim)
+      return claim
+    },
+    revokeClaim(claimId) {
+      fake.emit({ type: 'claim.revoked', claimId })
+    },
+    supersedeCertificate(serial, at) {
+      const c = certificates.get(normalizeSerial(serial))
+      if (!c) throw new Error(`fake directory: no certificate ${serial}`)
+      c.supersededAt = new Date(at)
+      fake.emit({ type: 'certificate.superseded', deviceId: c.deviceId, serial: c.serial, supersededAt: c.supersededAt.toISOString() })
     },
     onEvent(listener) {
       listeners.add(listener)
@@ -100,7 +150,7 @@ export function createFakeDirectory(): FakeDirectory {
     },
     addCertificate(deviceId, serial, status = 'active') {
       if (!devices.has(deviceId)) fake.addDevice(deviceId)
-      const cert: FakeCertificate = { serial: normalizeSerial(serial), deviceId, status }
+      const cert: FakeCertificate = { serial: normalizeSerial(serial), deviceId, status, supersededAt: null }
       certificates.set(cert.serial, cert)
       return cert
     },

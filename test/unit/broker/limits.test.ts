@@ -24,8 +24,17 @@ describe('resolveLimits', () => {
     ['fail/keepalive-max-below-min', { keepaliveSeconds: { min: 60, max: 30 } }],
     ['fail/byte-burst-below-packet', { maxPacketBytes: 1_000_000 }],
     ['fail/negative-rate', { publishRate: { ratePerSecond: -1, burst: 5 } }],
+    ['fail/claim-session-too-short', { claimSessionSeconds: 5 }],
+    ['fail/claim-session-too-long', { claimSessionSeconds: 7200 }],
+    ['fail/sweep-too-often', { sessionSweepMs: 10 }],
+    ['fail/sweep-fractional', { sessionSweepMs: 1000.5 }],
   ])('%s', (_name, input) => {
     expect(() => resolveLimits(input)).toThrow(expect.objectContaining({ code: 'GH_BROKER_OPTION_INVALID' }))
+  })
+
+  it('defaults claim sessions to 300 s and the session sweep to 5 s', () => {
+    expect(resolveLimits()).toMatchObject({ claimSessionSeconds: 300, sessionSweepMs: 5000 })
+    expect(resolveLimits({ claimSessionSeconds: 60, sessionSweepMs: 250 })).toMatchObject({ claimSessionSeconds: 60, sessionSweepMs: 250 })
   })
 
   it('lists every problem at once', () => {

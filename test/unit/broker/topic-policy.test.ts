@@ -1,9 +1,14 @@
 import { describe, expect, it } from 'vitest'
-import { canPublish, canSubscribe } from '../../../broker/index.ts'
+import { canPublish, canPublishTo, canSubscribe, canSubscribeTo, claimGrants } from '../../../broker/index.ts'
 import { filterWithin, isWellFormedFilter } from '../../../broker/topic-policy.ts'
 import {
+  claimRequestTopic,
+  claimResponseTopic,
   insightsTopic,
+  isBrokerToDeviceKind,
   parseDeviceTopic,
+  renewalRequestTopic,
+  renewalResponseTopic,
   settingsReportedTopic,
   settingsTopic,
   telemetryTopic,
@@ -16,6 +21,11 @@ describe('canPublish', () => {
     ['ok/telemetry', 'devices/pump-7/telemetry', null],
     ['ok/telemetry-subtopic', 'devices/pump-7/telemetry/engine/temp', null],
     ['ok/settings-reported', 'devices/pump-7/settings/reported', null],
+    ['ok/renewal-request', 'devices/pump-7/renewal/request', null],
+    ['fail/renewal-response', 'devices/pump-7/renewal/response', 'not-permitted'],
+    ['fail/other-device-renewal-request', 'devices/B/renewal/request', 'not-permitted'],
+    ['fail/renewal-request-below', 'devices/pump-7/renewal/request/x', 'not-permitted'],
+    ['fail/provisioning', 'provisioning/nonceAAAAAAAAAAAAAAA/request', 'not-permitted'],
     ['fail/other-device-telemetry', 'devices/B/telemetry', 'not-permitted'],
     ['fail/own-settings', 'devices/pump-7/settings', 'not-permitted'],
     ['fail/own-insights', 'devices/pump-7/insights', 'not-permitted'],
@@ -48,6 +58,12 @@ describe('canSubscribe', () => {
   it.each([
     ['ok/settings', 'devices/pump-7/settings', null],
     ['ok/insights', 'devices/pump-7/insights', null],
+    ['ok/renewal-response', 'devices/pump-7/renewal/response', null],
+    ['fail/renewal-request', 'devices/pump-7/renewal/request', 'not-permitted'],
+    ['fail/renewal-all', 'devices/pump-7/renewal/#', 'not-permitted'],
+    ['fail/other-device-renewal-response', 'devices/B/renewal/response', 'not-permitted'],
+    ['fail/any-device-renewal-response', 'devices/+/renewal/response', 'not-permitted'],
+    ['fail/provisioning-responses', 'provisioning/+/response', 'not-permitted'],
     ['fail/hash', '#', 'not-permitted'],
     ['fail/plus-everything', '+/+/+', 'not-permitted'],
     ['fail/plus-prefix', '+/pump-7/settings', 'not-permitted'],
@@ -70,6 +86,37 @@ describe('canSubscribe', () => {
     ['fail/shared-subscription', '$share/g/devices/pump-7/settings', 'not-permitted'],
   ])('%s', (_name, filter, reason) => {
     expect(canSubscribe(A, filter)).toEqual(reason === null ? { ok: true } : { ok: false, reason })
+  })
+})
+
+describe('claim session grants (canPublishTo / canSubscribeTo)', () => {
+  const NONCE = 'nonceAAAAAAAAAAAAAAA'
+  const grants = claimGrants(NONCE)
+
+  it.each([
+    ['ok/own-request', `provisioning/${NONCE}/request`, null],
+    ['fail/own-response', `provisioning/${NONCE}/response`, 'not-permitted'],
+    ['fail/other-request', 'provisioning/nonceBBBBBBBBBBBBBBB/request', 'not-permitted'],
+    ['fail/request-below', `provisioning/${NONCE}/request/x`, 'not-permitted'],
+    ['fail/device-telemetry', 'devices/pump-7/telemetry', 'not-permitted'],
+    ['fail/wildcard', 'provisioning/+/request', 'wildcard-in-topic'],
+    ['fail/empty-level', `provisioning//request`, 'empty-level'],
+  ])('publish %s', (_name, topic, reason) => {
+    expect(canPublishTo(grants, topic)).toEqual(reason === null ? { ok: true } : { ok: false, reason })
+  })
+
+  it.each([
+    ['ok/own-response', `provisioning/${NONCE}/response`, null],
+    ['fail/other-response', 'provisioning/nonceBBBBBBBBBBBBBBB/response', 'not-permitted'],
+    ['fail/every-response', 'provisioning/+/response', 'not-permitted'],
+    ['fail/own-all', `provisioning/${NONCE}/#`, 'not-permitted'],
+    ['fail/provisioning-all', 'provisioning/#', 'not-permitted'],
+    ['fail/own-request', `provisioning/${NONCE}/request`, 'not-permitted'],
+    ['fail/hash', '#', 'not-permitted'],
+    ['fail/device-settings', 'devices/pump-7/settings', 'not-permitted'],
+    ['fail/malformed', 'provisioning/#/response', 'malformed-filter'],
+  ])('subscribe %s', (_name, filter, reason) => {
+    expect(canSubscribeTo(grants, filter)).toEqual(reason === null ? { ok: true } : { ok: false, reason })
   })
 })
 
@@ -107,6 +154,18 @@ describe('topics', () => {
     expect(settingsTopic(A)).toBe('devices/pump-7/settings')
     expect(settingsReportedTopic(A)).toBe('devices/pump-7/settings/reported')
     expect(insightsTopic(A)).toBe('devices/pump-7/insights')
+    expect(renewalRequestTopic(A)).toBe('devices/pump-7/renewal/request')
+    expect(renewalResponseTopic(A)).toBe('devices/pump-7/renewal/response')
+    expect(claimRequestTopic('nonceAAAAAAAAAAAAAAA')).toBe('provisioning/nonceAAAAAAAAAAAAAAA/request')
+    expect(claimResponseTopic('nonceAAAAAAAAAAAAAAA')).toBe('provisioning/nonceAAAAAAAAAAAAAAA/response')
+  })
+
+  it('sends settings, insights and renewal answers to devices, nothing else', () => {
+    expect(['telemetry', 'settings', 'settings.reported', 'insights', 'renewal.request', 'renewal.response'].filter((k) => isBrokerToDeviceKind(k as never))).toEqual([
+      'settings',
+      'insights',
+      'renewal.response',
+    ])
   })
 
   it.each([
@@ -114,6 +173,12 @@ describe('topics', () => {
     ['devices/pump-7/settings', { deviceId: A, kind: 'settings', subtopic: [] }],
     ['devices/pump-7/settings/reported', { deviceId: A, kind: 'settings.reported', subtopic: [] }],
     ['devices/pump-7/insights', { deviceId: A, kind: 'insights', subtopic: [] }],
+    ['devices/pump-7/renewal/request', { deviceId: A, kind: 'renewal.request', subtopic: [] }],
+    ['devices/pump-7/renewal/response', { deviceId: A, kind: 'renewal.response', subtopic: [] }],
+    ['devices/pump-7/renewal', null],
+    ['devices/pump-7/renewal/other', null],
+    ['devices/pump-7/renewal/request/x', null],
+    ['provisioning/nonceAAAAAAAAAAAAAAA/request', null],
     ['devices/pump-7/insights/x', null],
     ['devices/pump-7/settings/other', null],
     ['devices/+/settings', null],

@@ -1,0 +1,172 @@
+import type { Logger } from 'pino'
+import { normalizeSerial, type Clock } from '../certs/index.ts'
+import { claimSessionEnded, type ClaimSession, type ClaimSessionRegistry } from './claim-sessions.ts'
+import type { ControlEvent, DeviceDirectory } from './device-directory.ts'
+import { BROKER_ACTOR, claimSubject } from './hooks/hook-deps.ts'
+import type { BrokerLimits } from './limits.ts'
+import { deviceSessionEnded, endAt, type Session, type SessionRegistry } from './sessions.ts'
+import type { Timers } from './timers.ts'
+
+export interface SessionLifecycleDeps {
+  directory: DeviceDirectory
+  sessions: SessionRegistry
+  claimSessions: ClaimSessionRegistry
+  clock: Clock
+  timers: Timers
+  log: Logger
+  limits: Pick<BrokerLimits, 'sessionSweepMs'>
+}
+
+export interface SessionLifecycle {
+  /** Closes a device session (audited as session.closed); no-op when it is already closed. */
+  closeSession(session: Session, reason: string, details?: Record<string, unknown>): void
+  closeClaimSession(session: ClaimSession, reason: string): void
+  /**
+   * A claim session that just connected: closed exactly at its expiresAt by a timer of its own (the
+   * documented "at most claimSessionSeconds"), not up to a sweep interval later.
+   */
+  watchClaimSession(session: ClaimSession): void
+  /** One sweep now; the timer runs it every limits.sessionSweepMs. */
+  sweep(): void
+  /** Stops the sweep and stops listening to the directory. */
+  stop(): void
+}
+
+/** Control events that end device sessions at once; certificate events only the session on that serial. */
+const CLOSING_EVENTS: ReadonlySet<ControlEvent['type']> = new Set(['device.revoked', 'device.disabled', 'certificate.revoked'])
+
+/**
+ * How sessions end when the broker ends them:
+ * - at once, on control events: device.revoked / device.disabled / certificate.revoked (device
+ *   sessions), claim.revoked (the claim's sessions);
+ * - at their end, by a sweep every limits.sessionSweepMs: a device session when its certificate
+ *   expires or its renewal overlap ends (`certificate.superseded` brings the end forward to
+ *   supersededAt, and closes at once only when that is already past), a claim session after
+ *   limits.claimSessionSeconds (or when its certificate expires, if that comes first; a claim session
+ *   also has a timer of its own at claimSessionSeconds, so that it never outlives it).
+ * Nothing is cached from events: they only close sessions or bring their end forward.
+ */
+export function startSessionLifecycle(deps: SessionLifecycleDeps): SessionLifecycle {
+  const { directory, sessions, claimSessions, clock, timers, log } = deps
+  let stopped = false
+  let timer: unknown = null
+  const claimTimers = new Set<unknown>()
+
+  function closeSession(session: Session, reason: string, details: Record<string, unknown> = {}): void {
+    if (session.client.closed) return
+    session.closedBy = reason
+    directory.audit({
+      actor: BROKER_ACTOR,
+      action: 'session.closed',
+      subject: session.deviceId,
+      details: { reason, serial: session.serial, remoteAddress: session.remoteAddress, ...details },
+    })
+    log.info({ deviceId: session.deviceId, serial: session.serial, remoteAddress: session.remoteAddress, reason }, 'session closed')
+    session.client.close()
+  }
+
+  function closeClaimSession(session: ClaimSession, reason: string): void {
+    if (session.client.closed) return
+    session.closedBy = reason
+    directory.audit({
+      actor: BROKER_ACTOR,
+      action: 'session.closed',
+      subject: claimSubject(session.claimId),
+      details: { reason, serial: session.serial, clientId: session.clientId, remoteAddress: session.remoteAddress },
+    })
+    log.info({ claimId: session.claimId, clientId: session.clientId, serial: session.serial, remoteAddress: session.remoteAddress, reason }, 'claim session closed')
+    session.client.close()
+  }
+
+  /** A serial from an event; null (every session of the device: fail closed) when unreadable. */
+  function serialOf(event: ControlEvent & { deviceId: string; serial: string }): string | null {
+    try {
+      return normalizeSerial(event.serial)
+    } catch (err) {
+      log.warn({ err, deviceId: event.deviceId, event: event.type }, 'control event with unreadable serial')
+      return null
+    }
+  }
+
+  function onSuperseded(event: Extract<ControlEvent, { type: 'certificate.superseded' }>): void {
+    let at = new Date(event.supersededAt)
+    if (Number.isNaN(at.getTime())) {
+      // Fail closed: an unreadable end of overlap ends the session now.
+      log.warn({ deviceId: event.deviceId, event: event.type }, 'control event with unreadable supersededAt')
+      at = clock.now()
+    }
+    const session = sessions.supersede(event.deviceId, serialOf(event), at)
+    if (!session) return
+    Object.assign(session, endAt(session, at))
+    const ended = deviceSessionEnded(session, clock.now())
+    if (ended) closeSession(session, ended)
+  }
+
+  const unsubscribe = directory.onEvent((event) => {
+    if (stopped) return
+    if (event.type === 'claim.revoked') {
+      for (const c of claimSessions.all()) if (c.claimId === event.claimId) closeClaimSession(c, event.type)
+      return
+    }
+    if (event.type === 'certificate.superseded') return onSuperseded(event)
+    if (!CLOSING_EVENTS.has(event.type) || !('deviceId' in event)) return
+    const serial = 'serial' in event ? serialOf(event) : null
+    const session = sessions.invalidate(event.deviceId, serial, event.type)
+    if (session) closeSession(session, event.type)
+  })
+
+  function watchClaimSession(session: ClaimSession): void {
+    if (stopped || session.client.closed) return
+    const handle = timers.setTimeout(() => {
+      claimTimers.delete(handle)
+      const ended = claimSessionEnded(session, clock.now())
+      if (ended && !stopped) closeClaimSession(session, ended)
+    }, session.expiresAt.getTime() - clock.now().getTime())
+    claimTimers.add(handle)
+    session.client.conn.once('close', () => {
+      if (claimTimers.delete(handle)) timers.clearTimeout(handle)
+    })
+  }
+
+  function sweep(): void {
+    const now = clock.now()
+    for (const s of sessions.all()) {
+      const ended = s.client.closed ? null : deviceSessionEnded(s, now)
+      if (ended) closeSession(s, ended, { validUntil: s.validUntil.toISOString() })
+    }
+    for (const c of claimSessions.all()) {
+      const ended = c.client.closed ? null : claimSessionEnded(c, now)
+      if (ended) closeClaimSession(c, ended)
+    }
+  }
+
+  function schedule(): void {
+    timer = timers.setTimeout(() => {
+      timer = null
+      if (stopped) return
+      try {
+        sweep()
+      } catch (err) {
+        log.error({ err }, 'session sweep failed')
+      }
+      schedule()
+    }, deps.limits.sessionSweepMs)
+  }
+  schedule()
+
+  return {
+    closeSession,
+    closeClaimSession,
+    watchClaimSession,
+    sweep,
+    stop() {
+      if (stopped) return
+      stopped = true
+      unsubscribe()
+      if (timer !== null) timers.clearTimeout(timer)
+      timer = null
+      for (const handle of claimTimers) timers.clearTimeout(handle)
+      claimTimers.clear()
+    },
+  }
+}
