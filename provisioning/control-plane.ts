@@ -6,6 +6,8 @@ import { createDeviceAuthority, type AuthorityOptions, type DeviceAuthority } fr
 import { initDataDir, loadCa, type InitResult } from './data-dir/ca-keystore.ts'
 import { dataDirLayout } from './data-dir/layout.ts'
 import { loadSettingsKey } from './data-dir/settings-key.ts'
+import { createClaimService, type ClaimService } from './claims/claim-service.ts'
+import { createEnrollmentService, type EnrollmentOptions, type EnrollmentService } from './enrollment/enrollment-service.ts'
 import { createSettingsCipher } from './settings/secrets.ts'
 import { createSettingsService, type SettingsService } from './settings/settings-service.ts'
 import type { RegistryStore } from './store/registry-store.ts'
@@ -29,6 +31,12 @@ export interface ControlPlane {
   apiKeys: ApiKeyService
   /** the AI bridge's daily usage and last insights per device */
   aiUsage: AiUsageService
+  /** claims for zero-touch provisioning (gatehouse claim create|list|revoke) */
+  claims: ClaimService
+  /** answers devices' claim and renewal requests over MQTT (the broker's EnrollmentService) */
+  enrollment: EnrollmentService
+  /** Reads the CA from the data directory again (after `ca rotate`): the authority issues with it from now on. */
+  reloadCa(): Promise<void>
   close(): void
 }
 
@@ -36,17 +44,23 @@ export interface ControlPlane {
  * Opens the registry and the CA of a data directory. The CA is loaded first, so a wrong passphrase, a
  * missing or corrupt key or a loose file mode stops here and changes nothing.
  */
-export async function openControlPlane(dataDir: string, options: AuthorityOptions, deps: ControlPlaneDeps): Promise<ControlPlane> {
+export async function openControlPlane(dataDir: string, options: AuthorityOptions & EnrollmentOptions, deps: ControlPlaneDeps): Promise<ControlPlane> {
   const clock = deps.clock ?? systemClock
   const random = deps.random ?? cryptoRandom
-  const ca = await loadCa(dataDir, deps.passphrase)
+  const ca = await loadCa(dataDir, deps.passphrase, clock)
   const cipher = createSettingsCipher(loadSettingsKey(dataDir, deps.settingsKey, random), random)
   const store = new SqliteRegistryStore(dataDirLayout(dataDir).database)
   const authority = createDeviceAuthority({ store, ca, clock, random, log: deps.log.child({ module: 'provisioning.authority' }) }, options)
   const settings = createSettingsService({ store, settings: store.settings, cipher, clock, log: deps.log.child({ module: 'provisioning.settings' }) })
   const apiKeys = createApiKeyService({ store, apiKeys: store.apiKeys, clock, random, log: deps.log.child({ module: 'provisioning.apikeys' }) })
   const aiUsage = createAiUsageService({ store: store.aiUsage, clock })
-  return { store, authority, settings, apiKeys, aiUsage, close: () => store.close() }
+  const claims = createClaimService({ store, claims: store.claims, authority, clock, random, log: deps.log.child({ module: 'provisioning.claims' }) }, options)
+  const enrollment = createEnrollmentService(
+    { authority, claims: store.claims, store, clock, log: deps.log.child({ module: 'provisioning.enrollment' }) },
+    { ...(options.renewalWindow !== undefined && { renewalWindow: options.renewalWindow }) },
+  )
+  const reloadCa = async (): Promise<void> => authority.reloadCa(await loadCa(dataDir, deps.passphrase, clock))
+  return { store, authority, settings, apiKeys, aiUsage, claims, enrollment, reloadCa, close: () => store.close() }
 }
 
 /** init: data dir, CA and server certificate on first use; idempotent. A new CA or server certificate is audited. */

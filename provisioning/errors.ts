@@ -42,6 +42,11 @@ export const CaKeyUnreadable = createError(
   'the CA file %s is missing or corrupt: restore the data directory from a backup; nothing was changed',
   500,
 )
+export const CaRotationInProgress = createError(
+  'GH_CA_ROTATION_IN_PROGRESS',
+  'another CA rotation holds %s (%s): wait for it to finish, then check `gatehouse ca show`; nothing was changed',
+  409,
+)
 export const CaKeyPermissions = createError(
   'GH_CA_KEY_PERMISSIONS',
   'the key file %s is readable by group or others (mode %s): run chmod 600 on it, then start again',
@@ -136,3 +141,29 @@ export const ApiInsecure = createError(
 
 // AI usage and insights (provisioning/ai-usage/)
 export const AiUsageQueryInvalid = createError('GH_AI_USAGE_QUERY_INVALID', 'invalid AI usage query: %s', 400)
+
+// Claims (provisioning/claims/) and enrollment over MQTT (provisioning/enrollment/): docs/device-lifecycle.md
+export const ClaimRevoked = createError('GH_CLAIM_REVOKED', "claim '%s' is revoked: it provisions no more devices", 403)
+export const ClaimExpired = createError('GH_CLAIM_EXPIRED', "claim '%s' expired at %s: ask the operator for a new claim", 403)
+export const ClaimUsedUp = createError('GH_CLAIM_USED_UP', "claim '%s' has provisioned its %s devices: ask the operator for a new claim", 403)
+export const ClaimRequestInvalid = createError(
+  'GH_CLAIM_REQUEST_INVALID',
+  'the claim request is invalid (%s): send JSON {"deviceId", "csr", "token"?, "requestId"?}',
+  400,
+)
+export const ClaimIdNotAllowed = createError('GH_CLAIM_ID_NOT_ALLOWED', "claim '%s' may not provision the device id '%s' (%s)", 403)
+export const ClaimTokenInvalid = createError('GH_CLAIM_TOKEN_INVALID', "claim '%s' needs an unused one-time token, and this request's is %s", 403)
+export const ClaimNotFound = createError('GH_CLAIM_NOT_FOUND', "no claim '%s': 'gatehouse claim list' shows them", 404)
+export const ClaimOptionsInvalid = createError('GH_CLAIM_OPTIONS_INVALID', 'invalid claim options: %s', 400)
+export const RenewalRequestInvalid = createError(
+  'GH_RENEWAL_REQUEST_INVALID',
+  'the renewal request is invalid (%s): send JSON {"csr", "requestId"?}',
+  400,
+)
+export const RenewalTooEarly = createError('GH_RENEWAL_TOO_EARLY', 'the renewal window of certificate %s opens at %s: ask again then', 409)
+export const RenewalNotCurrent = createError(
+  'GH_RENEWAL_NOT_CURRENT',
+  'certificate %s is not the current certificate of device %s (it was renewed already): reconnect with the new one',
+  409,
+)
+export const RenewalKeyReused = createError('GH_RENEWAL_KEY_REUSED', "the CSR's key is the key of certificate %s: make a new key for the renewal", 400)

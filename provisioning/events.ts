@@ -19,8 +19,18 @@ export type ControlEvent =
   | { type: 'device.enabled'; deviceId: string }
   | { type: 'certificate.issued'; deviceId: string; serial: string }
   | { type: 'certificate.revoked'; deviceId: string; serial: string }
-  | { type: 'certificate.superseded'; deviceId: string; serial: string }
+  /** supersededAt (ISO): the end of the renewal overlap, from when the certificate is refused */
+  | { type: 'certificate.superseded'; deviceId: string; serial: string; supersededAt: string }
   | { type: 'settings.changed'; deviceId: string; version: number }
+  | { type: 'claim.revoked'; claimId: string }
+  | { type: 'ca.rotated'; serial: string }
+
+/** Events about one device (every other kind concerns the fleet, a claim or the CA). */
+export type DeviceEvent = Extract<ControlEvent, { deviceId: string }>
+
+export function isDeviceEvent(event: ControlEvent): event is DeviceEvent {
+  return 'deviceId' in event
+}
 
 export type ControlEventListener = (event: ControlEvent) => void
 

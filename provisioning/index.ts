@@ -16,7 +16,7 @@ export type {
 } from './authority/device-authority.ts'
 export { batchIds, MAX_BATCH, type BatchRequest, type PreparedBatch } from './authority/batch.ts'
 export type { CrlSnapshot } from './authority/crl-service.ts'
-export { createRegistryDirectory, type DeviceLookup, type RefusalReason, type RegistryDirectory } from './registry-directory.ts'
+export { createRegistryDirectory, type ClaimLookup, type DeviceLookup, type RefusalReason, type RegistryDirectory } from './registry-directory.ts'
 export { SqliteRegistryStore } from './store/sqlite-registry-store.ts'
 export { InMemoryRegistryStore } from './store/in-memory-registry-store.ts'
 export type * from './store/registry-store.ts'
@@ -25,6 +25,9 @@ export { dataDirLayout, type DataDirLayout } from './data-dir/layout.ts'
 export { writeFileAtomic } from './data-dir/atomic-file.ts'
 export { writeDeviceBundle, type BundleFormat } from './bundles/write-bundle.ts'
 export { initControlPlane, openControlPlane, type ControlPlane, type ControlPlaneDeps } from './control-plane.ts'
+export { describeCa, rotateCa, type CaCertificateInfo, type CaOverview, type CaRotationSummary } from './ca-lifecycle.ts'
+export { rotateIssuingCa, type RotateOptions, type RotationResult } from './data-dir/ca-rotation.ts'
+export { createCaReloader, type CaReloader } from './ca-reload.ts'
 export {
   createSettingsService,
   GROUP_PATTERN,
@@ -69,3 +72,28 @@ export {
 } from './ai-usage/ai-usage-service.ts'
 export { InMemoryAiUsageStore } from './ai-usage/in-memory-ai-usage-store.ts'
 export type { AiUsageRecord, AiUsageStore, StoredInsight } from './store/ai-usage-store.ts'
+export {
+  createClaimService,
+  claimActor,
+  newClaimId,
+  DEFAULT_CLAIM_EXPIRY_MS,
+  type ClaimService,
+  type ClaimServiceDeps,
+  type ClaimView,
+  type CreatedClaim,
+  type NewClaim,
+  type PreparedClaim,
+} from './claims/claim-service.ts'
+export { claimChecksBeforeRepeat, claimChecksForNewDevice, hashClaimToken, type ClaimCheck, type ClaimCheckInput } from './claims/claim-checks.ts'
+export {
+  createEnrollmentService,
+  type ClaimRequestContext,
+  type EnrollmentAnswer,
+  type EnrollmentOptions,
+  type EnrollmentService,
+  type EnrollmentServiceDeps,
+  type RenewalRequestContext,
+} from './enrollment/enrollment-service.ts'
+export { MAX_ENROLLMENT_PAYLOAD_BYTES } from './enrollment/enrollment-requests.ts'
+export type { ClaimRecord, ClaimStatus, ClaimStore, ClaimedDevice, TokenState } from './store/claim-store.ts'
+export { InMemoryClaimStore } from './store/in-memory-claim-store.ts'

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import type { Clock, PeerIdentity } from '../certs/index.ts'
-import type { ChangeFeed, ControlEvent } from './events.ts'
+import { isDeviceEvent, type ChangeFeed, type ControlEvent } from './events.ts'
+import type { ClaimRecord } from './store/claim-store.ts'
 import type { CertificateRecord, DeviceRecord, RegistryStore } from './store/registry-store.ts'
 
 export type RefusalReason =
@@ -13,8 +14,14 @@ export type RefusalReason =
   | 'not-yet-valid'
 
 export type DeviceLookup =
-  | { kind: 'active'; deviceId: string; tier: string; group: string | null; serial: string }
+  /** validUntil: min(notAfter, supersededAt of a certificate superseded but still in its overlap) */
+  | { kind: 'active'; deviceId: string; tier: string; group: string | null; serial: string; validUntil: Date }
   | { kind: 'refused'; reason: RefusalReason; deviceId: string | null; serial: string }
+
+/** A known claim certificate is a `claim` even when revoked, expired or used up: its request is refused with the reason. */
+export type ClaimLookup =
+  | { kind: 'claim'; claimId: string; serial: string }
+  | { kind: 'refused'; reason: 'unknown-claim'; claimId: string | null; serial: string }
 
 interface Entry {
   cert: CertificateRecord
@@ -29,10 +36,18 @@ interface Entry {
  * renewal overlap) is judged on every lookup against the clock, never cached.
  */
 export function createRegistryDirectory(
-  deps: { store: RegistryStore; feed: ChangeFeed; clock: Clock; log: Logger },
+  deps: {
+    store: RegistryStore
+    feed: ChangeFeed
+    clock: Clock
+    log: Logger
+    /** the claims (ClaimService or ClaimStore); without it every claim certificate is unknown */
+    claims?: { getByFingerprint(fingerprint: string): Pick<ClaimRecord, 'id' | 'serial'> | undefined }
+  },
   options: { maxEntries?: number } = {},
 ) {
   const { store, feed, clock, log } = deps
+  const claimCache = new Map<string, Pick<ClaimRecord, 'id' | 'serial'>>()
   const maxEntries = options.maxEntries ?? 100_000
   const cache = new Map<string, Entry>()
   const byDevice = new Map<string, Set<string>>()
@@ -43,7 +58,8 @@ export function createRegistryDirectory(
   }
 
   feed.onEvent((event: ControlEvent) => {
-    if (event.type !== 'settings.changed') forget(event.deviceId)
+    if (isDeviceEvent(event) && event.type !== 'settings.changed') forget(event.deviceId)
+    if (event.type === 'claim.revoked') for (const [fp, c] of claimCache) if (c.id === event.claimId) claimCache.delete(fp)
   })
 
   function load(fingerprint: string): Entry | undefined {
@@ -83,12 +99,32 @@ export function createRegistryDirectory(
     if (cert.status === 'superseded' && (cert.supersededAt === null || now >= cert.supersededAt.getTime())) return refuse('superseded')
     if (now > cert.notAfter.getTime()) return refuse('expired')
     if (now < cert.notBefore.getTime()) return refuse('not-yet-valid')
-    return { kind: 'active', deviceId: device.id, tier: device.tier, group: device.group, serial: cert.serial }
+    const overlapEnd = cert.status === 'superseded' && cert.supersededAt !== null ? cert.supersededAt.getTime() : Number.POSITIVE_INFINITY
+    const validUntil = new Date(Math.min(cert.notAfter.getTime(), overlapEnd))
+    return { kind: 'active', deviceId: device.id, tier: device.tier, group: device.group, serial: cert.serial, validUntil }
+  }
+
+  function judgeClaim(identity: PeerIdentity, claimId: string): ClaimLookup {
+    let claim = claimCache.get(identity.fingerprint)
+    if (claim === undefined) {
+      claim = deps.claims?.getByFingerprint(identity.fingerprint)
+      if (claim !== undefined) {
+        if (claimCache.size >= maxEntries) claimCache.clear()
+        claimCache.set(identity.fingerprint, { id: claim.id, serial: claim.serial })
+      }
+    }
+    if (claim === undefined || claim.id !== claimId || claim.serial !== identity.serial) {
+      return { kind: 'refused', reason: 'unknown-claim', claimId, serial: identity.serial }
+    }
+    return { kind: 'claim', claimId: claim.id, serial: claim.serial }
   }
 
   return {
     async lookup(identity: PeerIdentity): Promise<DeviceLookup> {
       return judge(identity)
+    },
+    async lookupClaim(identity: PeerIdentity, claimId: string): Promise<ClaimLookup> {
+      return judgeClaim(identity, claimId)
     },
     onEvent: (listener: (event: ControlEvent) => void): (() => void) => feed.onEvent(listener),
     audit(record: { actor: string; action: string; subject: string; details?: Record<string, unknown> }): void {

@@ -1,6 +1,16 @@
 import type { Logger } from 'pino'
-import { createCrl, crlToDer, crlToPem, type CertificateAuthority, type Clock } from '../../certs/index.ts'
-import type { RegistryStore } from '../store/registry-store.ts'
+import {
+  createCrl,
+  crlToDer,
+  crlToPem,
+  isIssuedBy,
+  normalizeSerial,
+  parseCertificatePem,
+  type CertificateAuthority,
+  type Clock,
+  type IssuerKeyPair,
+} from '../../certs/index.ts'
+import type { CertificateRecord, RegistryStore } from '../store/registry-store.ts'
 
 export interface CrlSnapshot {
   pem: string
@@ -9,36 +19,72 @@ export interface CrlSnapshot {
   thisUpdate: Date
   nextUpdate: Date
   entries: number
+  /** serial (hex) of the issuing CA that signed this CRL */
+  issuerSerial: string
+  /** its subject DN */
+  issuer: string
 }
 
-const META = { pem: 'crl.pem', number: 'crl.number', entries: 'crl.entries', thisUpdate: 'crl.thisUpdate', nextUpdate: 'crl.nextUpdate' }
+/** Registry meta keys of one issuer's CRL. The legacy single-CA `crl.number` only seeds the numbering. */
+const metaKey = (issuerSerial: string, field: 'pem' | 'number' | 'entries' | 'thisUpdate' | 'nextUpdate') => `crl.${issuerSerial}.${field}`
+const LEGACY_NUMBER = 'crl.number'
 
 /**
- * The CRL is for relying parties; Gatehouse itself enforces revocation from the registry, so a stale
- * CRL can never lock the fleet out. It is reissued after every revocation and whenever it is half-way
- * to its nextUpdate, and kept in the registry (meta table) so every process serves the same one.
+ * One CRL per issuing CA: the current one and each previous one that has not expired (after a
+ * rotation) signs the entries for the certificates it issued, told apart by the stored certificate's
+ * authority key identifier. The CRLs are for relying parties; Gatehouse itself enforces revocation from
+ * the registry, so a stale CRL can never lock the fleet out. Each is reissued after every revocation and
+ * whenever it is half-way to its nextUpdate, and kept in the registry (meta table) so every process
+ * serves the same one. CRL numbers only grow, per issuer.
  */
 export function createCrlService(deps: { store: RegistryStore; ca: CertificateAuthority; clock: Clock; log: Logger }, validHours = 7 * 24) {
   const { store, ca, clock, log } = deps
+  const issuers = [ca.issuing, ...(ca.previous ?? [])].map((pair) => ({ pair, serial: normalizeSerial(pair.certificate.serialNumber) }))
+  /** certificate serial -> the serial of the issuer that signed it (null: none of ours, e.g. an expired CA) */
+  const issuerOf = new Map<string, string | null>()
 
-  function stored(): CrlSnapshot | undefined {
-    const pem = store.getMeta(META.pem)
+  function attribute(c: CertificateRecord): string | null {
+    let found = issuerOf.get(c.serial)
+    if (found !== undefined) return found
+    try {
+      const cert = parseCertificatePem(c.pem)
+      found = issuers.find((i) => isIssuedBy(cert, i.pair.certificate))?.serial ?? null
+    } catch (err) {
+      log.warn({ err, serial: c.serial }, 'stored certificate unreadable; left off the CRLs')
+      found = null
+    }
+    issuerOf.set(c.serial, found)
+    return found
+  }
+
+  function revokedBy(issuerSerial: string): CertificateRecord[] {
+    return store.listRevokedCertificates().filter((c) => attribute(c) === issuerSerial)
+  }
+
+  function stored(issuer: { pair: IssuerKeyPair; serial: string }): CrlSnapshot | undefined {
+    const pem = store.getMeta(metaKey(issuer.serial, 'pem'))
     if (pem === undefined) return undefined
     return {
       pem,
       der: pemToDer(pem),
-      crlNumber: Number(store.getMeta(META.number)),
-      thisUpdate: new Date(String(store.getMeta(META.thisUpdate))),
-      nextUpdate: new Date(String(store.getMeta(META.nextUpdate))),
-      entries: Number(store.getMeta(META.entries)),
+      crlNumber: Number(store.getMeta(metaKey(issuer.serial, 'number'))),
+      thisUpdate: new Date(String(store.getMeta(metaKey(issuer.serial, 'thisUpdate')))),
+      nextUpdate: new Date(String(store.getMeta(metaKey(issuer.serial, 'nextUpdate')))),
+      entries: Number(store.getMeta(metaKey(issuer.serial, 'entries'))),
+      issuerSerial: issuer.serial,
+      issuer: issuer.pair.certificate.subject,
     }
   }
 
-  async function refresh(): Promise<CrlSnapshot> {
-    const revoked = store.listRevokedCertificates()
-    const crlNumber = Number(store.getMeta(META.number) ?? '0') + 1
+  function lastNumber(issuerSerial: string): number {
+    return Number(store.getMeta(metaKey(issuerSerial, 'number')) ?? store.getMeta(LEGACY_NUMBER) ?? '0')
+  }
+
+  async function refreshOne(issuer: { pair: IssuerKeyPair; serial: string }): Promise<CrlSnapshot> {
+    const revoked = revokedBy(issuer.serial)
+    const crlNumber = lastNumber(issuer.serial) + 1
     const crl = await createCrl(
-      ca.issuing,
+      issuer.pair,
       {
         entries: revoked.map((c) => ({ serial: c.serial, revokedAt: c.revokedAt ?? c.createdAt, reason: c.revocationReason ?? 'unspecified' })),
         crlNumber,
@@ -54,30 +100,46 @@ export function createCrlService(deps: { store: RegistryStore; ca: CertificateAu
       thisUpdate: crl.thisUpdate,
       nextUpdate: crl.nextUpdate ?? new Date(crl.thisUpdate.getTime() + validHours * 3600_000),
       entries: revoked.length,
+      issuerSerial: issuer.serial,
+      issuer: issuer.pair.certificate.subject,
     }
     store.transaction(() => {
       // Another process may have issued a newer CRL meanwhile: never go backwards in number.
-      if (Number(store.getMeta(META.number) ?? '0') >= crlNumber) return
-      store.setMeta(META.pem, pem)
-      store.setMeta(META.number, String(crlNumber))
-      store.setMeta(META.entries, String(revoked.length))
-      store.setMeta(META.thisUpdate, snapshot.thisUpdate.toISOString())
-      store.setMeta(META.nextUpdate, snapshot.nextUpdate.toISOString())
+      if (lastNumber(issuer.serial) >= crlNumber) return
+      store.setMeta(metaKey(issuer.serial, 'pem'), pem)
+      store.setMeta(metaKey(issuer.serial, 'number'), String(crlNumber))
+      store.setMeta(metaKey(issuer.serial, 'entries'), String(revoked.length))
+      store.setMeta(metaKey(issuer.serial, 'thisUpdate'), snapshot.thisUpdate.toISOString())
+      store.setMeta(metaKey(issuer.serial, 'nextUpdate'), snapshot.nextUpdate.toISOString())
     })
-    log.info({ crlNumber, entries: revoked.length }, 'CRL issued')
-    return stored() ?? snapshot
+    log.info({ crlNumber, entries: revoked.length, issuerSerial: issuer.serial }, 'CRL issued')
+    return stored(issuer) ?? snapshot
   }
 
-  async function current(): Promise<CrlSnapshot> {
-    const crl = stored()
-    if (!crl) return refresh()
+  async function currentOf(issuer: { pair: IssuerKeyPair; serial: string }): Promise<CrlSnapshot> {
+    const crl = stored(issuer)
+    if (!crl) return refreshOne(issuer)
     const now = clock.now().getTime()
     const halfway = crl.thisUpdate.getTime() + (crl.nextUpdate.getTime() - crl.thisUpdate.getTime()) / 2
-    if (crl.entries !== store.listRevokedCertificates().length || now >= halfway) return refresh()
+    if (crl.entries !== revokedBy(issuer.serial).length || now >= halfway) return refreshOne(issuer)
     return crl
   }
 
-  return { current, refresh }
+  /** One after the other: each reads and bumps its own number in the registry. */
+  async function each(fn: (issuer: { pair: IssuerKeyPair; serial: string }) => Promise<CrlSnapshot>): Promise<CrlSnapshot[]> {
+    const out: CrlSnapshot[] = []
+    for (const issuer of issuers) out.push(await fn(issuer))
+    return out
+  }
+
+  return {
+    /** the current issuing CA's CRL, reissued first if stale */
+    current: async (): Promise<CrlSnapshot> => currentOf(issuers[0]!),
+    /** every issuer's CRL, the current issuing CA's first, each reissued first if stale */
+    all: (): Promise<CrlSnapshot[]> => each(currentOf),
+    /** reissues every CRL now; returns the current issuing CA's */
+    refresh: async (): Promise<CrlSnapshot> => (await each(refreshOne))[0]!,
+  }
 }
 
 function pemToDer(pem: string): Uint8Array {

@@ -58,6 +58,8 @@ export interface NewDevice {
 export interface RenewalRequest {
   csr?: string | Uint8Array
   validDays?: number
+  /** how the renewal was asked for (audited as details.via), e.g. 'mqtt' for a device's own request */
+  via?: string
 }
 
 /** Plain data (no parsed certificate: parseCertificateDer(certificateDer) when one is needed). */
@@ -67,7 +69,7 @@ export interface IssuedCertificate {
   certificatePem: string
   notBefore: Date
   notAfter: Date
-  /** the chain the device trusts (issuing + root), PEM */
+  /** the chain the device trusts (issuing CA(s) + root), PEM */
   chainPem: string
   serial: string
   fingerprint: string
@@ -93,13 +95,15 @@ export interface DeviceDetails {
 export type Actor = string
 
 export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOptions = {}) {
-  const { store, ca, clock, random, log } = deps
+  const { store, clock, random, log } = deps
+  // the CA in use; reloadCa() swaps it (and the chain and CRLs with it) after a rotation
+  let ca = deps.ca
   const validDays = options.validDays ?? 365
   const keyAlgorithm = options.keyAlgorithm ?? 'p256'
   const defaultTier = options.defaultTier ?? 'standard'
   const overlapMs = (options.renewOverlapHours ?? 24) * 3600_000
-  const chain = chainPem(ca)
-  const crl = createCrlService({ store, ca, clock, log })
+  let chain = chainPem(ca)
+  let crl = createCrlService({ store, ca, clock, log })
 
   /** The audit entry and the event commit in the caller's transaction, with the change itself. */
   function record(actor: Actor, action: string, subject: string, details: Record<string, unknown>, events: ControlEvent[]): void {
@@ -198,9 +202,9 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
         const previous = store.listCertificates(id).filter((c) => c.status === 'active')
         for (const c of previous) store.updateCertificate(c.serial, { status: 'superseded', supersededAt })
         store.insertCertificate(certificateRecord(issued))
-        record(actor, 'device.renewed', id, { serial: issued.serial, superseded: previous.map((c) => c.serial), supersededAt: supersededAt.toISOString() }, [
+        record(actor, 'device.renewed', id, { serial: issued.serial, superseded: previous.map((c) => c.serial), supersededAt: supersededAt.toISOString(), ...(req.via && { via: req.via }) }, [
           { type: 'certificate.issued', deviceId: id, serial: issued.serial },
-          ...previous.map((c) => ({ type: 'certificate.superseded' as const, deviceId: id, serial: c.serial })),
+          ...previous.map((c) => ({ type: 'certificate.superseded' as const, deviceId: id, serial: c.serial, supersededAt: supersededAt.toISOString() })),
         ])
       })
       log.info({ deviceId: id, serial: issued.serial, actor }, 'device renewed')
@@ -212,7 +216,16 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
 
   return {
     chainPem: (): string => chain,
-    ca,
+    get ca(): CertificateAuthority {
+      return ca
+    },
+
+    /** Issues with this CA from now on (after `ca rotate`): the chain and the CRLs follow it. */
+    reloadCa(next: CertificateAuthority): void {
+      ca = next
+      chain = chainPem(next)
+      crl = createCrlService({ store, ca: next, clock, log })
+    },
 
     prepareDevice,
 
@@ -269,6 +282,8 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
 
     /** The current CRL, reissued first when a revocation is missing from it or it is half-way to nextUpdate. */
     currentCrl: (): Promise<CrlSnapshot> => crl.current(),
+    /** Every issuing CA's CRL (the current one first; then the previous ones, after a rotation), each reissued first if stale. */
+    currentCrls: (): Promise<CrlSnapshot[]> => crl.all(),
   }
 
   function setStatus(id: string, status: Exclude<DeviceStatus, 'revoked'>, actor: Actor): DeviceRecord {

@@ -3,6 +3,8 @@ import type { Command } from 'commander'
 import type { Random } from '../../certs/index.ts'
 import { FileUnreadable } from '../errors.ts'
 import type { ApiKeyService } from '../api-keys/api-key-service.ts'
+import type { ClaimService } from '../claims/claim-service.ts'
+import type { CaOverview, CaRotationSummary } from '../ca-lifecycle.ts'
 import type { DeviceAuthority } from '../authority/device-authority.ts'
 import type { SettingsService } from '../settings/settings-service.ts'
 
@@ -25,6 +27,7 @@ export interface OpenedAuthority {
   authority: DeviceAuthority
   settings: SettingsService
   apiKeys: ApiKeyService
+  claims: ClaimService
   close(): void
 }
 
@@ -48,6 +51,11 @@ export interface CliDeps {
   random: Random
   openAuthority(options: CommonOptions): Promise<OpenedAuthority>
   init(options: CommonOptions & { hostname?: string[]; keyAlgorithm?: string }): Promise<InitSummary>
+  /** `gatehouse ca rotate|show` (provisioning/ca-lifecycle.ts): the composition root adds config and secrets */
+  ca: {
+    rotate(options: CommonOptions & { keyAlgorithm?: string }): Promise<CaRotationSummary>
+    show(options: CommonOptions): Promise<CaOverview>
+  }
 }
 
 export function addCommonOptions(cmd: Command): Command {

@@ -1,7 +1,9 @@
 import type { Command } from 'commander'
 import { registerApiKey } from './apikey.ts'
 import { registerAudit } from './audit.ts'
+import { registerCa } from './ca.ts'
 import type { CliDeps } from './cli-deps.ts'
+import { registerClaim } from './claim.ts'
 import { registerCrl } from './crl.ts'
 import { registerDeviceCreateBatch } from './device-create-batch.ts'
 import { registerDeviceCreate } from './device-create.ts'
@@ -28,6 +30,8 @@ export function registerProvisioningCommands(program: Command, deps: CliDeps): v
   registerDeviceRevoke(device, deps)
   registerDeviceStatus(device, deps)
   registerCrl(program, deps)
+  registerClaim(program, deps)
+  registerCa(program, deps)
   registerAudit(program, deps)
   registerApiKey(program, deps)
   registerSettings(program, deps)

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import {
   certificateToPem,
@@ -10,8 +10,10 @@ import {
   parseCertificatesPem,
   privateKeyFromPem,
   privateKeyToPem,
+  systemClock,
   type CertificateAuthority,
   type Clock,
+  type IssuerKeyPair,
   type CryptoKey,
   type KeyAlgorithm,
   type Random,
@@ -27,6 +29,7 @@ import {
 } from '../errors.ts'
 import { fsyncDir, writeFileAtomic } from './atomic-file.ts'
 import { dataDirLayout, type DataDirLayout } from './layout.ts'
+import { completePendingRotation } from './pending-rotation.ts'
 
 export interface CaKeystoreDeps {
   clock: Clock
@@ -59,7 +62,7 @@ export async function initDataDir(dataDir: string, options: InitOptions, deps: C
   let createdCa = false
   let ca: CertificateAuthority
   if (existsSync(layout.caDir)) {
-    ca = await loadCa(dataDir, options.passphrase)
+    ca = await loadCa(dataDir, options.passphrase, deps.clock)
   } else {
     ca = await createCertificateAuthority(
       { name: options.caName ?? 'Gatehouse', keyAlgorithm: options.keyAlgorithm ?? 'p256' },
@@ -72,16 +75,55 @@ export async function initDataDir(dataDir: string, options: InitOptions, deps: C
   return { createdCa, serverCertIssued, layout, ca }
 }
 
-/** Loads the CA; every failure is a coded error that says what to do, and nothing is changed. */
-export async function loadCa(dataDir: string, passphrase?: string): Promise<CertificateAuthority> {
+/**
+ * Loads the CA: root, current issuing CA and the previous issuing CAs (ca/previous/<serial>/) that have
+ * not expired at clock.now(). A rotation left half-moved by a crash is completed first. Every failure is
+ * a coded error that says what to do, and nothing else is changed.
+ */
+export async function loadCa(dataDir: string, passphrase?: string, clock: Clock = systemClock): Promise<CertificateAuthority & { previous: IssuerKeyPair[] }> {
   const layout = dataDirLayout(dataDir)
   if (!existsSync(layout.caDir)) throw new CaNotInitialized(dataDir, dataDir)
-  const root = readCert(layout.rootCert)
-  const issuing = readCert(layout.issuingCert)
-  return {
-    root: { certificate: root, privateKey: await readKey(layout.rootKey, passphrase) },
-    issuing: { certificate: issuing, privateKey: await readKey(layout.issuingKey, passphrase) },
+  // A rotation in another process moves the key before the certificate: read again if one is under way.
+  for (let attempt = 0; ; attempt++) {
+    completePendingRotation(layout)
+    const issuingPem = readText(layout.issuingCert)
+    const ca = {
+      root: { certificate: readCert(layout.rootCert), privateKey: await readKey(layout.rootKey, passphrase) },
+      issuing: { certificate: readCert(layout.issuingCert, { pem: issuingPem }), privateKey: await readKey(layout.issuingKey, passphrase) },
+    }
+    const settled = !existsSync(layout.pendingRotation) && readText(layout.issuingCert) === issuingPem
+    if (!settled && attempt < 3) continue
+    const previous = await loadPreviousIssuers(layout, ca.issuing.certificate, passphrase, clock)
+    return { ...ca, previous }
   }
+}
+
+/** ca/previous/<serial>/: the issuing CAs a rotation replaced, newest first (only those valid at now). */
+async function loadPreviousIssuers(layout: DataDirLayout, current: X509Certificate, passphrase: string | undefined, clock: Clock): Promise<IssuerKeyPair[]> {
+  const now = clock.now().getTime()
+  const out: IssuerKeyPair[] = []
+  for (const { certificate, keyPath } of listPreviousIssuers(layout)) {
+    // a copy of the current one is what a crash right after keeping it leaves: skip it
+    if (certificate.serialNumber === current.serialNumber || certificate.notAfter.getTime() <= now) continue
+    out.push({ certificate, privateKey: await readKey(keyPath, passphrase) })
+  }
+  return out.sort((a, b) => newestFirst(a.certificate, b.certificate))
+}
+
+/** Newest first: by notBefore, then by notAfter (two rotations within a second have the same notBefore). */
+export function newestFirst(a: X509Certificate, b: X509Certificate): number {
+  return b.notBefore.getTime() - a.notBefore.getTime() || b.notAfter.getTime() - a.notAfter.getTime()
+}
+
+/** Every kept previous issuing CA certificate (expired ones too), unsorted; staging leftovers are ignored. */
+export function listPreviousIssuers(layout: DataDirLayout): { serial: string; certificate: X509Certificate; keyPath: string }[] {
+  if (!existsSync(layout.previousDir)) return []
+  return readdirSync(layout.previousDir)
+    .filter((name) => /^[0-9a-f]+$/.test(name))
+    .map((serial) => {
+      const dir = join(layout.previousDir, serial)
+      return { serial, certificate: readCert(join(dir, 'issuing.crt')), keyPath: join(dir, 'issuing.key') }
+    })
 }
 
 export interface ServerTlsMaterial {
@@ -95,13 +137,15 @@ export interface ServerTlsMaterial {
 /** The broker's TLS material, with the same permission and passphrase checks as the CA keys. */
 export async function loadServerTls(dataDir: string, passphrase?: string): Promise<ServerTlsMaterial> {
   const layout = dataDirLayout(dataDir)
-  if (!existsSync(layout.serverCert)) throw new CaNotInitialized(dataDir, dataDir)
-  const keyPem = readKeyFile(layout.serverKey)
-  const key = await openKey(layout.serverKey, keyPem, passphrase)
-  return {
-    key: await privateKeyToPem(key),
-    cert: readFileSync(layout.serverCert, 'utf8'),
-    ca: readFileSync(layout.chain, 'utf8'),
+  for (let attempt = 0; ; attempt++) {
+    completePendingRotation(layout)
+    if (!existsSync(layout.serverCert)) throw new CaNotInitialized(dataDir, dataDir)
+    const keyPem = readKeyFile(layout.serverKey)
+    const cert = readText(layout.serverCert)
+    const ca = readText(layout.chain)
+    // a rotation moving files meanwhile (key first): read again so key and certificate match
+    if (existsSync(layout.pendingRotation) && attempt < 3) continue
+    return { key: await privateKeyToPem(await openKey(layout.serverKey, keyPem, passphrase)), cert, ca }
   }
 }
 
@@ -152,7 +196,8 @@ async function ensureServerCertificate(
   return true
 }
 
-function subjectAltNames(cert: X509Certificate): string[] {
+/** The DNS and IP names of a server certificate beyond the built-in ones. */
+export function subjectAltNames(cert: X509Certificate): string[] {
   const ext = cert.extensions.find((e) => e.type === '2.5.29.17') as
     | { names?: { items?: { type: string; value: string }[] } }
     | undefined
@@ -163,9 +208,17 @@ function subjectAltNames(cert: X509Certificate): string[] {
     .filter((n) => !builtIn.has(n))
 }
 
-function readCert(path: string, options: { firstOfChain?: boolean } = {}): X509Certificate {
+function readText(path: string): string {
   try {
-    const pem = readFileSync(path, 'utf8')
+    return readFileSync(path, 'utf8')
+  } catch (err) {
+    throw new CaKeyUnreadable(path, { cause: err })
+  }
+}
+
+export function readCert(path: string, options: { firstOfChain?: boolean; pem?: string } = {}): X509Certificate {
+  try {
+    const pem = options.pem ?? readFileSync(path, 'utf8')
     if (options.firstOfChain) {
       const [first] = parseCertificatesPem(pem)
       if (first) return first
@@ -176,7 +229,7 @@ function readCert(path: string, options: { firstOfChain?: boolean } = {}): X509C
   }
 }
 
-function readKeyFile(path: string): string {
+export function readKeyFile(path: string): string {
   let mode: number
   try {
     mode = statSync(path).mode
@@ -191,7 +244,7 @@ function readKeyFile(path: string): string {
   }
 }
 
-async function readKey(path: string, passphrase?: string): Promise<CryptoKey> {
+export async function readKey(path: string, passphrase?: string): Promise<CryptoKey> {
   return openKey(path, readKeyFile(path), passphrase)
 }
 

@@ -13,8 +13,13 @@ export function dataDirLayout(dataDir: string) {
     rootKey: join(ca, 'root.key'),
     issuingCert: join(ca, 'issuing.crt'),
     issuingKey: join(ca, 'issuing.key'),
-    /** issuing + root: what devices and relying parties trust */
+    /** issuing + previous issuing (not expired) + root: what devices and relying parties trust */
     chain: join(ca, 'ca.pem'),
+    /** issuing CAs replaced by `ca rotate`: previous/<serial>/{issuing.crt,issuing.key} */
+    previousDir: join(ca, 'previous'),
+    /** a committed rotation not yet moved into place (see data-dir/pending-rotation.ts) */
+    pendingRotation: join(ca, 'next'),
+    rotationLock: join(ca, 'rotate.lock'),
     serverDir: server,
     serverCert: join(server, 'server.crt'),
     serverKey: join(server, 'server.key'),

@@ -6,6 +6,7 @@ import { CommitNotifier } from './commit-notifier.ts'
 import { migrations } from './migrations/index.ts'
 import { SqliteAiUsageStore } from './sqlite-ai-usage-store.ts'
 import { SqliteApiKeyStore } from './sqlite-api-key-store.ts'
+import { SqliteClaimStore } from './sqlite-claim-store.ts'
 import { SqliteSettingsStore } from './sqlite-settings-store.ts'
 import type {
   AuditEntry,
@@ -94,6 +95,8 @@ export class SqliteRegistryStore implements RegistryStore {
   readonly apiKeys: SqliteApiKeyStore
   /** the AI bridge's daily usage and last insights per device, on this connection */
   readonly aiUsage: SqliteAiUsageStore
+  /** claims (zero-touch provisioning), their tokens and the devices they provisioned, on this connection */
+  readonly claims: SqliteClaimStore
 
   constructor(path: string, options: SqliteRegistryStoreOptions = {}) {
     // The registry is private to Gatehouse: create it 0600 (SQLite gives its -wal and -shm files the same mode).
@@ -110,6 +113,7 @@ export class SqliteRegistryStore implements RegistryStore {
     this.settings = new SqliteSettingsStore(db)
     this.aiUsage = new SqliteAiUsageStore(db)
     this.apiKeys = new SqliteApiKeyStore(db)
+    this.claims = new SqliteClaimStore(db)
     this.#stmts = {
       insertDevice: db.prepare(
         'INSERT INTO devices (id, group_name, tier, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)',

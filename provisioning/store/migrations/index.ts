@@ -135,4 +135,50 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX insights_device ON insights (device_id, at);
     `,
   },
+  {
+    version: 4,
+    name: 'claims (zero-touch provisioning), their one-time tokens and the devices they provisioned',
+    sql: `
+      -- a claim: a shared certificate that provisions devices over MQTT (docs/device-lifecycle.md);
+      -- its key is handed out once and never stored
+      CREATE TABLE claims (
+        id               TEXT PRIMARY KEY,
+        group_name       TEXT NOT NULL,
+        tier             TEXT NOT NULL,
+        max_uses         INTEGER,
+        uses             INTEGER NOT NULL DEFAULT 0,
+        expires_at       TEXT NOT NULL,
+        id_pattern       TEXT,
+        allowed_ids      TEXT,
+        tokens_required  INTEGER NOT NULL,
+        status           TEXT NOT NULL CHECK (status IN ('active', 'revoked')),
+        revoked_at       TEXT,
+        serial           TEXT NOT NULL UNIQUE,
+        fingerprint      TEXT NOT NULL UNIQUE,
+        not_after        TEXT NOT NULL,
+        created_at       TEXT NOT NULL,
+        created_by       TEXT NOT NULL
+      ) STRICT;
+
+      -- one-time tokens: only a SHA-256 of each is stored
+      CREATE TABLE claim_tokens (
+        claim_id    TEXT NOT NULL REFERENCES claims (id),
+        token_hash  TEXT NOT NULL,
+        used_at     TEXT,
+        device_id   TEXT,
+        PRIMARY KEY (claim_id, token_hash)
+      ) STRICT;
+
+      -- which claim provisioned a device, with the SHA-256 of its public key (SPKI): a repeated request
+      -- with the same key gets the same certificate back
+      CREATE TABLE claim_devices (
+        device_id   TEXT PRIMARY KEY REFERENCES devices (id),
+        claim_id    TEXT NOT NULL REFERENCES claims (id),
+        serial      TEXT NOT NULL,
+        key_sha256  TEXT NOT NULL,
+        created_at  TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX claim_devices_claim ON claim_devices (claim_id, created_at);
+    `,
+  },
 ]

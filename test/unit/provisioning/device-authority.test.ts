@@ -17,7 +17,7 @@ async function setup(options: { renewOverlapHours?: number } = {}) {
   const feed = createChangeFeed({ store, clock, log })
   const directory = createRegistryDirectory({ store, feed, clock, log })
   const events: string[] = []
-  feed.onEvent((e) => events.push(`${e.type}:${e.deviceId}`))
+  feed.onEvent((e) => events.push(`${e.type}:${'deviceId' in e ? e.deviceId : ''}`))
   return { clock, store, ca, authority, feed, directory, events }
 }
 
@@ -166,7 +166,7 @@ describe('the registry directory (the broker lookup)', () => {
     const { authority, directory, feed, clock } = await setup({ renewOverlapHours: 1 })
     const a = await authority.createDevice({ id: 'a', tier: 'premium' }, 'op')
     const idA = await identityFromCertificate(a.certificateDer)
-    expect(await directory.lookup(idA)).toEqual({ kind: 'active', deviceId: 'a', tier: 'premium', group: null, serial: a.serial })
+    expect(await directory.lookup(idA)).toEqual({ kind: 'active', deviceId: 'a', tier: 'premium', group: null, serial: a.serial, validUntil: a.notAfter })
 
     authority.disableDevice('a', 'op')
     feed.poll()

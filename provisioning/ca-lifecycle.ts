@@ -1,0 +1,118 @@
+import { existsSync } from 'node:fs'
+import {
+  certificateFingerprint,
+  cryptoRandom,
+  normalizeSerial,
+  systemClock,
+  type KeyAlgorithm,
+  type X509Certificate,
+} from '../certs/index.ts'
+import { CaNotInitialized } from './errors.ts'
+import { listPreviousIssuers, newestFirst, readCert } from './data-dir/ca-keystore.ts'
+import { rotateIssuingCa } from './data-dir/ca-rotation.ts'
+import { dataDirLayout } from './data-dir/layout.ts'
+import { completePendingRotation } from './data-dir/pending-rotation.ts'
+import type { ControlPlaneDeps } from './control-plane.ts'
+import { SqliteRegistryStore } from './store/sqlite-registry-store.ts'
+
+/** A CA certificate as `gatehouse ca show|rotate` report it (dates ISO). */
+export interface CaCertificateInfo {
+  subject: string
+  serial: string
+  fingerprint: string
+  notBefore: string
+  notAfter: string
+  /** at the time of asking */
+  status: 'valid' | 'expired' | 'not-yet-valid'
+}
+
+export interface CaOverview {
+  root: CaCertificateInfo
+  issuing: CaCertificateInfo
+  /** issuing CAs replaced by rotations, newest first; the valid ones are in the trust bundle and sign CRLs */
+  previous: CaCertificateInfo[]
+  paths: { chain: string; issuingCert: string; rootCert: string; previousDir: string }
+}
+
+export interface CaRotationSummary {
+  issuing: CaCertificateInfo
+  previous: CaCertificateInfo
+  serverCertificate: { serial: string; notAfter: string }
+  paths: { issuingCert: string; issuingKey: string; chain: string; previous: string; serverCert: string; serverKey: string }
+}
+
+async function info(cert: X509Certificate, now: Date): Promise<CaCertificateInfo> {
+  const t = now.getTime()
+  return {
+    subject: cert.subject,
+    serial: normalizeSerial(cert.serialNumber),
+    fingerprint: await certificateFingerprint(cert),
+    notBefore: cert.notBefore.toISOString(),
+    notAfter: cert.notAfter.toISOString(),
+    status: t < cert.notBefore.getTime() ? 'not-yet-valid' : t >= cert.notAfter.getTime() ? 'expired' : 'valid',
+  }
+}
+
+/** The CA's certificates (no keys, so no passphrase needed). A rotation left half-moved is completed first. */
+export async function describeCa(dataDir: string, deps: Pick<ControlPlaneDeps, 'clock'> = {}): Promise<CaOverview> {
+  const now = (deps.clock ?? systemClock).now()
+  const layout = dataDirLayout(dataDir)
+  if (!existsSync(layout.caDir)) throw new CaNotInitialized(dataDir, dataDir)
+  completePendingRotation(layout)
+  const issuing = readCert(layout.issuingCert)
+  const previous = listPreviousIssuers(layout)
+    .map((p) => p.certificate)
+    .filter((c) => c.serialNumber !== issuing.serialNumber)
+    .sort(newestFirst)
+  return {
+    root: await info(readCert(layout.rootCert), now),
+    issuing: await info(issuing, now),
+    previous: await Promise.all(previous.map((c) => info(c, now))),
+    paths: { chain: layout.chain, issuingCert: layout.issuingCert, rootCert: layout.rootCert, previousDir: layout.previousDir },
+  }
+}
+
+/**
+ * `gatehouse ca rotate`: a new issuing CA (data-dir/ca-rotation.ts), then the audit entry `ca.rotated`
+ * and the event `{ type: 'ca.rotated', serial }` in one registry transaction; a running `gatehouse start`
+ * reloads its CA on that event. The files are committed first: a crash between the two leaves the new CA
+ * in use on disk but unannounced; the running server still finds it on its hourly check (or restart),
+ * and `ca show` shows it; only the audit entry is missing.
+ */
+export async function rotateCa(
+  dataDir: string,
+  options: { keyAlgorithm?: KeyAlgorithm },
+  deps: ControlPlaneDeps,
+  actor: string,
+): Promise<CaRotationSummary> {
+  const clock = deps.clock ?? systemClock
+  const result = await rotateIssuingCa(
+    dataDir,
+    { ...(deps.passphrase !== undefined && { passphrase: deps.passphrase }), ...(options.keyAlgorithm && { keyAlgorithm: options.keyAlgorithm }) },
+    { clock, random: deps.random ?? cryptoRandom },
+  )
+  const now = clock.now()
+  const summary: CaRotationSummary = {
+    issuing: await info(result.issuing, now),
+    previous: await info(result.replaced, now),
+    serverCertificate: { serial: normalizeSerial(result.serverCertificate.serialNumber), notAfter: result.serverCertificate.notAfter.toISOString() },
+    paths: result.paths,
+  }
+  const store = new SqliteRegistryStore(dataDirLayout(dataDir).database)
+  try {
+    store.transaction(() => {
+      store.appendAudit({
+        at: now,
+        actor,
+        action: 'ca.rotated',
+        subject: 'ca',
+        details: { serial: summary.issuing.serial, previousSerial: summary.previous.serial, notAfter: summary.issuing.notAfter, serverSerial: summary.serverCertificate.serial },
+      })
+      store.appendEvent('ca.rotated', { serial: summary.issuing.serial }, now)
+    })
+  } finally {
+    store.close()
+  }
+  deps.log.info({ serial: summary.issuing.serial, previousSerial: summary.previous.serial, actor }, 'issuing CA rotated')
+  return summary
+}

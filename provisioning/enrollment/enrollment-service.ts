@@ -1,0 +1,219 @@
+import type { Logger } from 'pino'
+import type { Clock } from '../../certs/index.ts'
+import type { DeviceAuthority, IssuedCertificate } from '../authority/device-authority.ts'
+import { claimChecksBeforeRepeat, claimChecksForNewDevice, hashClaimToken, runClaimChecks, type ClaimCheckInput } from '../claims/claim-checks.ts'
+import { claimActor } from '../claims/claim-service.ts'
+import { ClaimNotFound, DeviceExists, DeviceNotFound, DeviceRevoked, DeviceStateConflict, RenewalKeyReused, RenewalNotCurrent, RenewalTooEarly } from '../errors.ts'
+import type { ClaimRecord, ClaimStore } from '../store/claim-store.ts'
+import type { CertificateRecord, RegistryStore } from '../store/registry-store.ts'
+import { certificateKeyOf, csrKeyOf, parseClaimRequest, parseRenewalRequest, requestIdOf, type ClaimRequest } from './enrollment-requests.ts'
+
+// Structurally the broker's EnrollmentService (broker/enrollment.ts); provisioning never imports broker/.
+export interface EnrollmentAnswer {
+  ok: boolean
+  [field: string]: unknown
+}
+export interface ClaimRequestContext { claimId: string; claimSerial: string; nonce: string; clientId: string; remoteAddress: string | null }
+export interface RenewalRequestContext { deviceId: string; serial: string; remoteAddress: string | null }
+
+export interface EnrollmentServiceDeps {
+  authority: Pick<DeviceAuthority, 'prepareDevice' | 'prepareRenewal' | 'chainPem'>
+  claims: ClaimStore
+  store: RegistryStore
+  clock: Clock
+  log: Logger
+}
+
+export interface EnrollmentOptions {
+  /** the last fraction of a certificate's validity in which the device may renew it (0 < x <= 1; default 1/3) */
+  renewalWindow?: number
+}
+
+/** Expected refusals: answered on the reply topic. Anything else rejects (the broker answers GH_ENROLLMENT_UNAVAILABLE). */
+const REFUSAL = /^GH_(CLAIM_|RENEWAL_|CSR_|DEVICE_(ID_INVALID|EXISTS|REVOKED|NOT_FOUND|STATE)$)/
+const codeOf = (err: unknown): string | undefined => (err as { code?: unknown } | null)?.code as string | undefined
+
+type Certificate = Pick<CertificateRecord, 'serial' | 'notBefore' | 'notAfter' | 'pem'> & { deviceId: string }
+
+/**
+ * Claim provisioning and renewal requests that devices make over MQTT (docs/device-lifecycle.md). The
+ * broker hands over the raw payload; every answer is `{ ok: true, … }` or `{ ok: false, error }`, with the
+ * requestId echoed, and every refusal is audited here.
+ */
+export function createEnrollmentService(deps: EnrollmentServiceDeps, options: EnrollmentOptions = {}) {
+  const { authority, claims, store, clock, log } = deps
+  const window = options.renewalWindow ?? 1 / 3
+  if (!(window > 0 && window <= 1)) throw new RangeError(`renewalWindow must be in (0, 1], not ${window}`)
+
+  const renewAfterOf = (c: Pick<CertificateRecord, 'notBefore' | 'notAfter'>): Date =>
+    new Date(c.notBefore.getTime() + Math.floor((1 - window) * (c.notAfter.getTime() - c.notBefore.getTime())))
+
+  function issuedAnswer(c: Certificate, extra: Record<string, unknown> = {}): Record<string, unknown> {
+    return {
+      deviceId: c.deviceId,
+      certificate: c.pem,
+      chain: authority.chainPem(),
+      serial: c.serial,
+      notBefore: c.notBefore.toISOString(),
+      notAfter: c.notAfter.toISOString(),
+      renewAfter: renewAfterOf(c).toISOString(),
+      ...extra,
+    }
+  }
+  const fromIssued = (i: IssuedCertificate): Certificate => ({ deviceId: i.deviceId, serial: i.serial, notBefore: i.notBefore, notAfter: i.notAfter, pem: i.certificatePem })
+
+  function audit(actor: string, action: string, subject: string, details: Record<string, unknown>): void {
+    try {
+      store.appendAudit({ at: clock.now(), actor, action, subject, details })
+    } catch (err) {
+      log.error({ err, action }, 'audit write failed')
+    }
+  }
+
+  async function answer(payload: Uint8Array, run: () => Promise<Record<string, unknown>>, refused: (err: Error & { code: string }) => void): Promise<EnrollmentAnswer> {
+    const requestId = requestIdOf(payload)
+    const echo = requestId === undefined ? {} : { requestId }
+    try {
+      return { ok: true, ...echo, ...(await run()) }
+    } catch (err) {
+      const code = codeOf(err)
+      if (code === undefined || !REFUSAL.test(code)) throw err
+      refused(err as Error & { code: string })
+      const renewAfter = (err as { renewAfter?: string }).renewAfter
+      return { ok: false, ...echo, error: { code, message: (err as Error).message, ...(renewAfter && { renewAfter }) } }
+    }
+  }
+
+  // ---- claims ----------------------------------------------------------------------------------------
+
+  function checkInput(claim: ClaimRecord, req: ClaimRequest): ClaimCheckInput {
+    return {
+      claim,
+      deviceId: req.deviceId,
+      token: req.token,
+      now: clock.now(),
+      tokenState: (hash) => claims.tokenState(claim.id, hash),
+      deviceExists: (id) => store.getDevice(id) !== undefined,
+    }
+  }
+
+  /** The certificate this claim already gave this device for this key (the answer was lost), or undefined. */
+  async function repeatOf(claim: ClaimRecord, req: ClaimRequest): Promise<Certificate | undefined> {
+    const earlier = claims.getDevice(req.deviceId)
+    if (earlier === undefined || earlier.claimId !== claim.id) return undefined
+    if ((await csrKeyOf(req.csr, req.deviceId)) !== earlier.keySha256) return undefined
+    const cert = store.getCertificate(earlier.serial)
+    return cert && cert.status === 'active' && store.getDevice(req.deviceId)?.status === 'active' ? cert : undefined
+  }
+
+  async function claimDevice(context: ClaimRequestContext, req: ClaimRequest): Promise<Record<string, unknown>> {
+    const current = (): ClaimRecord => {
+      const claim = claims.get(context.claimId)
+      if (!claim || claim.serial !== context.claimSerial) throw new ClaimNotFound(context.claimId)
+      return claim
+    }
+    const claim = current()
+    runClaimChecks(claimChecksBeforeRepeat, checkInput(claim, req))
+    const repeat = await repeatOf(claim, req)
+    if (repeat) return issuedAnswer(repeat)
+    runClaimChecks(claimChecksForNewDevice, checkInput(claim, req))
+    const prepared = await authority.prepareDevice({ id: req.deviceId, group: claim.group, tier: claim.tier, csr: req.csr }, claimActor(claim.id))
+    const issued = prepared.issued
+    try {
+      store.transaction(() => {
+        // again, with the claim as it is now: concurrent requests never exceed its uses or reuse a token
+        const now = current()
+        runClaimChecks([...claimChecksBeforeRepeat, ...claimChecksForNewDevice], checkInput(now, req))
+        prepared.commit()
+        const at = clock.now()
+        claims.addUse(now.id)
+        if (now.tokensRequired && req.token !== undefined) claims.useToken(now.id, hashClaimToken(req.token), req.deviceId, at)
+        claims.recordDevice({ deviceId: req.deviceId, claimId: now.id, serial: issued.serial, keySha256: certificateKeyOf(issued.certificatePem), createdAt: at })
+      })
+    } catch (err) {
+      // the same request twice at once: the one that lost the race gets the winner's certificate
+      const lostRace = err instanceof DeviceExists || ['GH_CLAIM_USED_UP', 'GH_CLAIM_TOKEN_INVALID'].includes(codeOf(err) ?? '')
+      const again = lostRace ? await repeatOf(current(), req) : undefined
+      if (again) return issuedAnswer(again)
+      throw err
+    }
+    log.info({ deviceId: req.deviceId, serial: issued.serial, claimId: claim.id, clientId: context.clientId }, 'device provisioned by claim')
+    return issuedAnswer(fromIssued(issued))
+  }
+
+  // ---- renewals --------------------------------------------------------------------------------------
+
+  /** The device's newest active certificate when it has this key and is not the session's (a repeat). */
+  function renewedWith(deviceId: string, sessionSerial: string, key: string): CertificateRecord | undefined {
+    const newest = store.listCertificates(deviceId).filter((c) => c.status === 'active').at(-1)
+    return newest && newest.serial !== sessionSerial && certificateKeyOf(newest.pem) === key ? newest : undefined
+  }
+
+  function previousValidUntil(serial: string): Record<string, unknown> {
+    const at = store.getCertificate(serial)?.supersededAt
+    return at ? { previousValidUntil: at.toISOString() } : {}
+  }
+
+  async function renewDevice(context: RenewalRequestContext, csr: string): Promise<Record<string, unknown>> {
+    const id = context.deviceId
+    const device = store.getDevice(id)
+    if (!device) throw new DeviceNotFound(id)
+    if (device.status === 'revoked') throw new DeviceRevoked(id)
+    if (device.status !== 'active') throw new DeviceStateConflict(id, device.status, 'it cannot renew its certificate')
+    const key = await csrKeyOf(csr, id)
+    const repeat = renewedWith(id, context.serial, key)
+    if (repeat) return issuedAnswer(repeat, previousValidUntil(context.serial))
+    const session = store.getCertificate(context.serial)
+    if (!session || session.deviceId !== id || session.status !== 'active') throw new RenewalNotCurrent(context.serial, id)
+    const opens = renewAfterOf(session)
+    if (clock.now().getTime() < opens.getTime()) throw Object.assign(new RenewalTooEarly(session.serial, opens.toISOString()), { renewAfter: opens.toISOString() })
+    if (certificateKeyOf(session.pem) === key) throw new RenewalKeyReused(session.serial)
+    const prepared = await authority.prepareRenewal(id, { csr, via: 'mqtt' }, `device:${id}`)
+    try {
+      store.transaction(() => {
+        if (store.getCertificate(context.serial)?.status !== 'active') throw new RenewalNotCurrent(context.serial, id)
+        prepared.commit()
+      })
+    } catch (err) {
+      const again = err instanceof RenewalNotCurrent ? renewedWith(id, context.serial, key) : undefined
+      if (again) return issuedAnswer(again, previousValidUntil(context.serial))
+      throw err
+    }
+    return issuedAnswer(fromIssued(prepared.issued), previousValidUntil(context.serial))
+  }
+
+  return {
+    claim(context: ClaimRequestContext, payload: Uint8Array): Promise<EnrollmentAnswer> {
+      let requested: string | null = null
+      return answer(
+        payload,
+        async () => {
+          const req = parseClaimRequest(payload)
+          requested = req.deviceId.slice(0, 80)
+          return claimDevice(context, req)
+        },
+        (err) => {
+          const subject = claimActor(context.claimId)
+          audit(subject, 'claim.refused', subject, { code: err.code, deviceId: requested, clientId: context.clientId, remoteAddress: context.remoteAddress })
+          log.info({ claimId: context.claimId, clientId: context.clientId, deviceId: requested, code: err.code }, 'claim refused')
+        },
+      )
+    },
+
+    renew(context: RenewalRequestContext, payload: Uint8Array): Promise<EnrollmentAnswer> {
+      return answer(
+        payload,
+        async () => renewDevice(context, parseRenewalRequest(payload).csr),
+        (err) => {
+          audit(`device:${context.deviceId}`, 'renewal.refused', context.deviceId, { code: err.code, serial: context.serial, remoteAddress: context.remoteAddress })
+          log.info({ deviceId: context.deviceId, serial: context.serial, code: err.code }, 'renewal refused')
+        },
+      )
+    },
+
+    /** When a certificate's renewal window opens. */
+    renewAfterOf,
+  }
+}
+
+export type EnrollmentService = ReturnType<typeof createEnrollmentService>

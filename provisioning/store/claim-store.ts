@@ -1,0 +1,57 @@
+/**
+ * Claims (zero-touch provisioning by claim certificate, docs/device-lifecycle.md). Implemented by
+ * SqliteClaimStore on the registry's connection (so a claim's use and the device it provisions commit in
+ * one RegistryStore.transaction) and by InMemoryClaimStore for unit tests.
+ */
+export type ClaimStatus = 'active' | 'revoked'
+
+export interface ClaimRecord {
+  /** `^[a-z0-9][a-z0-9-]{2,40}$`; the certificate CN is `claim:<id>` */
+  id: string
+  group: string
+  tier: string
+  /** null: unlimited */
+  maxUses: number | null
+  uses: number
+  /** when it stops provisioning (its certificate stays valid 30 days longer) */
+  expiresAt: Date
+  idPattern: string | null
+  allowedIds: string[] | null
+  tokensRequired: boolean
+  status: ClaimStatus
+  revokedAt: Date | null
+  serial: string
+  fingerprint: string
+  /** the claim certificate's notAfter */
+  notAfter: Date
+  createdAt: Date
+  createdBy: string
+}
+
+/** A device a claim provisioned: a repeat of its request with the same key gets the same certificate. */
+export interface ClaimedDevice {
+  deviceId: string
+  claimId: string
+  serial: string
+  /** SHA-256 of the device key's SPKI DER, lowercase hex */
+  keySha256: string
+  createdAt: Date
+}
+
+export type TokenState = 'unused' | 'used' | 'unknown'
+
+export interface ClaimStore {
+  /** the claim and the SHA-256 (hex) of each of its one-time tokens */
+  insert(claim: ClaimRecord, tokenHashes: readonly string[]): void
+  get(id: string): ClaimRecord | undefined
+  getByFingerprint(fingerprint: string): ClaimRecord | undefined
+  /** oldest first */
+  list(): ClaimRecord[]
+  revoke(id: string, at: Date): void
+  /** one more use */
+  addUse(id: string): void
+  tokenState(claimId: string, tokenHash: string): TokenState
+  useToken(claimId: string, tokenHash: string, deviceId: string, at: Date): void
+  recordDevice(device: ClaimedDevice): void
+  getDevice(deviceId: string): ClaimedDevice | undefined
+}

@@ -1,0 +1,64 @@
+import type { ClaimedDevice, ClaimRecord, ClaimStore, TokenState } from './claim-store.ts'
+
+const clone = <T>(v: T): T => structuredClone(v)
+
+/**
+ * The test double of SqliteClaimStore. It has no transactions of its own: the claim service writes to it
+ * only after every check inside RegistryStore.transaction has passed and the device is committed.
+ */
+export class InMemoryClaimStore implements ClaimStore {
+  readonly #claims = new Map<string, ClaimRecord>()
+  readonly #tokens = new Map<string, { usedAt: Date | null; deviceId: string | null }>()
+  readonly #devices = new Map<string, ClaimedDevice>()
+
+  insert(claim: ClaimRecord, tokenHashes: readonly string[]): void {
+    const clash = this.#claims.has(claim.id) || [...this.#claims.values()].some((c) => c.serial === claim.serial || c.fingerprint === claim.fingerprint)
+    if (clash) throw Object.assign(new Error(`claim ${claim.id} exists`), { code: 'SQLITE_CONSTRAINT_PRIMARYKEY' })
+    this.#claims.set(claim.id, clone(claim))
+    for (const h of tokenHashes) this.#tokens.set(`${claim.id}/${h}`, { usedAt: null, deviceId: null })
+  }
+
+  get(id: string): ClaimRecord | undefined {
+    const c = this.#claims.get(id)
+    return c && clone(c)
+  }
+
+  getByFingerprint(fingerprint: string): ClaimRecord | undefined {
+    const c = [...this.#claims.values()].find((c) => c.fingerprint === fingerprint)
+    return c && clone(c)
+  }
+
+  list(): ClaimRecord[] {
+    return clone([...this.#claims.values()].sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || (a.id < b.id ? -1 : 1)))
+  }
+
+  revoke(id: string, at: Date): void {
+    const c = this.#claims.get(id)
+    if (c && c.status === 'active') Object.assign(c, { status: 'revoked', revokedAt: new Date(at) })
+  }
+
+  addUse(id: string): void {
+    const c = this.#claims.get(id)
+    if (c) c.uses++
+  }
+
+  tokenState(claimId: string, tokenHash: string): TokenState {
+    const t = this.#tokens.get(`${claimId}/${tokenHash}`)
+    return t === undefined ? 'unknown' : t.usedAt === null ? 'unused' : 'used'
+  }
+
+  useToken(claimId: string, tokenHash: string, deviceId: string, at: Date): void {
+    const t = this.#tokens.get(`${claimId}/${tokenHash}`)
+    if (t && t.usedAt === null) Object.assign(t, { usedAt: new Date(at), deviceId })
+  }
+
+  recordDevice(device: ClaimedDevice): void {
+    if (this.#devices.has(device.deviceId)) throw Object.assign(new Error(`device ${device.deviceId} already claimed`), { code: 'SQLITE_CONSTRAINT_PRIMARYKEY' })
+    this.#devices.set(device.deviceId, clone(device))
+  }
+
+  getDevice(deviceId: string): ClaimedDevice | undefined {
+    const d = this.#devices.get(deviceId)
+    return d && clone(d)
+  }
+}

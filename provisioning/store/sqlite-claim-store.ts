@@ -1,0 +1,122 @@
+import type Database from 'better-sqlite3'
+import type { ClaimedDevice, ClaimRecord, ClaimStore, TokenState } from './claim-store.ts'
+
+type Row = Record<string, unknown>
+const dateOrNull = (v: unknown): Date | null => (v == null ? null : new Date(String(v)))
+
+function toClaim(r: Row): ClaimRecord {
+  return {
+    id: String(r.id),
+    group: String(r.group_name),
+    tier: String(r.tier),
+    maxUses: r.max_uses == null ? null : Number(r.max_uses),
+    uses: Number(r.uses),
+    expiresAt: new Date(String(r.expires_at)),
+    idPattern: (r.id_pattern as string | null) ?? null,
+    allowedIds: r.allowed_ids == null ? null : (JSON.parse(String(r.allowed_ids)) as string[]),
+    tokensRequired: Number(r.tokens_required) === 1,
+    status: r.status as ClaimRecord['status'],
+    revokedAt: dateOrNull(r.revoked_at),
+    serial: String(r.serial),
+    fingerprint: String(r.fingerprint),
+    notAfter: new Date(String(r.not_after)),
+    createdAt: new Date(String(r.created_at)),
+    createdBy: String(r.created_by),
+  }
+}
+
+function toClaimedDevice(r: Row): ClaimedDevice {
+  return {
+    deviceId: String(r.device_id),
+    claimId: String(r.claim_id),
+    serial: String(r.serial),
+    keySha256: String(r.key_sha256),
+    createdAt: new Date(String(r.created_at)),
+  }
+}
+
+/** ClaimStore on the registry's SQLite connection (constructed by SqliteRegistryStore). */
+export class SqliteClaimStore implements ClaimStore {
+  readonly #s
+
+  constructor(db: Database.Database) {
+    this.#s = {
+      insert: db.prepare(
+        `INSERT INTO claims (id, group_name, tier, max_uses, uses, expires_at, id_pattern, allowed_ids, tokens_required, status,
+           revoked_at, serial, fingerprint, not_after, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      insertToken: db.prepare('INSERT INTO claim_tokens (claim_id, token_hash) VALUES (?, ?)'),
+      get: db.prepare('SELECT * FROM claims WHERE id = ?'),
+      getByFp: db.prepare('SELECT * FROM claims WHERE fingerprint = ?'),
+      list: db.prepare('SELECT * FROM claims ORDER BY created_at, id'),
+      revoke: db.prepare("UPDATE claims SET status = 'revoked', revoked_at = ? WHERE id = ? AND status = 'active'"),
+      addUse: db.prepare('UPDATE claims SET uses = uses + 1 WHERE id = ?'),
+      token: db.prepare('SELECT used_at FROM claim_tokens WHERE claim_id = ? AND token_hash = ?'),
+      useToken: db.prepare('UPDATE claim_tokens SET used_at = ?, device_id = ? WHERE claim_id = ? AND token_hash = ? AND used_at IS NULL'),
+      recordDevice: db.prepare('INSERT INTO claim_devices (device_id, claim_id, serial, key_sha256, created_at) VALUES (?, ?, ?, ?, ?)'),
+      getDevice: db.prepare('SELECT * FROM claim_devices WHERE device_id = ?'),
+    }
+  }
+
+  insert(c: ClaimRecord, tokenHashes: readonly string[]): void {
+    this.#s.insert.run(
+      c.id,
+      c.group,
+      c.tier,
+      c.maxUses,
+      c.uses,
+      c.expiresAt.toISOString(),
+      c.idPattern,
+      c.allowedIds === null ? null : JSON.stringify(c.allowedIds),
+      c.tokensRequired ? 1 : 0,
+      c.status,
+      c.revokedAt?.toISOString() ?? null,
+      c.serial,
+      c.fingerprint,
+      c.notAfter.toISOString(),
+      c.createdAt.toISOString(),
+      c.createdBy,
+    )
+    for (const hash of tokenHashes) this.#s.insertToken.run(c.id, hash)
+  }
+
+  get(id: string): ClaimRecord | undefined {
+    const r = this.#s.get.get(id) as Row | undefined
+    return r && toClaim(r)
+  }
+
+  getByFingerprint(fingerprint: string): ClaimRecord | undefined {
+    const r = this.#s.getByFp.get(fingerprint) as Row | undefined
+    return r && toClaim(r)
+  }
+
+  list(): ClaimRecord[] {
+    return (this.#s.list.all() as Row[]).map(toClaim)
+  }
+
+  revoke(id: string, at: Date): void {
+    this.#s.revoke.run(at.toISOString(), id)
+  }
+
+  addUse(id: string): void {
+    this.#s.addUse.run(id)
+  }
+
+  tokenState(claimId: string, tokenHash: string): TokenState {
+    const r = this.#s.token.get(claimId, tokenHash) as Row | undefined
+    return r === undefined ? 'unknown' : r.used_at == null ? 'unused' : 'used'
+  }
+
+  useToken(claimId: string, tokenHash: string, deviceId: string, at: Date): void {
+    this.#s.useToken.run(at.toISOString(), deviceId, claimId, tokenHash)
+  }
+
+  recordDevice(d: ClaimedDevice): void {
+    this.#s.recordDevice.run(d.deviceId, d.claimId, d.serial, d.keySha256, d.createdAt.toISOString())
+  }
+
+  getDevice(deviceId: string): ClaimedDevice | undefined {
+    const r = this.#s.getDevice.get(deviceId) as Row | undefined
+    return r && toClaimedDevice(r)
+  }
+}

@@ -1,0 +1,83 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { TLSSocket } from 'node:tls'
+import pino from 'pino'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { normalizeSerial } from '../../certs/index.ts'
+import { loadConfig } from '../../config.ts'
+import { startGatehouse } from '../../gatehouse.ts'
+import type { DeviceCredentials } from '../helpers/broker-pki.ts'
+import { attemptConnect, connectDevice } from '../helpers/mqtt-clients.ts'
+import { runCli } from '../helpers/run-cli.ts'
+import { tempDir } from '../helpers/temp-dir.ts'
+
+function bundle(out: string, id: string): DeviceCredentials {
+  const dir = join(out, id)
+  return {
+    deviceId: id,
+    cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+    key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+    ca: readFileSync(join(dir, 'ca.pem'), 'utf8'),
+    serial: '',
+  }
+}
+
+/** The serial of the certificate the broker presented on a connected mqtt.js client. */
+function serverSerial(client: { stream: unknown }): string {
+  return normalizeSerial((client.stream as TLSSocket).getPeerCertificate().serialNumber)
+}
+
+describe('CA rotation while Gatehouse runs', () => {
+  it('accepts a device of the new issuing CA within seconds of `ca rotate` from another process, keeps the old device\'s session up and lets it connect again', async () => {
+    const dir = tempDir()
+    const dataDir = join(dir, 'data')
+    const out = join(dir, 'devices')
+    const gatehouse = await startGatehouse(loadConfig({ dataDir, mqttPort: 0, httpPort: 0 }, {}), { log: pino({ level: 'silent' }) })
+    onTestFinished(() => gatehouse.close())
+    const port = gatehouse.mqtt.port
+    const cli = async (args: string[]) => {
+      const res = await runCli([...args, '--data-dir', dataDir])
+      expect(res.code, res.stderr).toBe(0)
+      return res.stdout
+    }
+
+    // device A: issued by the first issuing CA; its bundle trusts that CA and the root only
+    await cli(['device', 'create', 'dev-a', '--out', out])
+    const a = bundle(out, 'dev-a')
+    expect(a.ca.match(/BEGIN CERTIFICATE/g)).toHaveLength(2)
+    const live = await connectDevice(port, a)
+    const oldServerSerial = serverSerial(live)
+
+    const rotated = JSON.parse(await cli(['ca', 'rotate', '--json'])) as { issuing: { serial: string }; previous: { serial: string }; serverCertificate: { serial: string } }
+    await cli(['device', 'create', 'dev-b', '--out', out])
+    const b = bundle(out, 'dev-b')
+    expect(b.ca.match(/BEGIN CERTIFICATE/g)).toHaveLength(3)
+
+    // the running broker picks the new CA up from the change feed: B is accepted within a few seconds
+    const started = performance.now()
+    let connack: number | null = null
+    while (connack !== 0 && performance.now() - started < 5000) {
+      connack = (await attemptConnect(port, b, {}, 2000)).connack
+      if (connack !== 0) await new Promise((r) => setTimeout(r, 100))
+    }
+    expect(connack).toBe(0)
+    const clientB = await connectDevice(port, b)
+    expect(serverSerial(clientB)).toBe(rotated.serverCertificate.serial)
+    await clientB.publishAsync('devices/dev-b/telemetry', JSON.stringify({ t: 1 }), { qos: 1 })
+    expect(normalizeSerial(gatehouse.control.authority.ca.issuing.certificate.serialNumber)).toBe(rotated.issuing.serial)
+
+    // A's session from before the rotation is still up, and A (old certificate, old ca.pem) connects again
+    expect(live.connected).toBe(true)
+    await live.publishAsync('devices/dev-a/telemetry', JSON.stringify({ t: 2 }), { qos: 1 })
+    expect(gatehouse.broker.isConnected('dev-a')).toBe(true)
+    const again = await connectDevice(port, a, { clientId: 'dev-a' })
+    expect(serverSerial(again)).toBe(rotated.serverCertificate.serial)
+    expect(serverSerial(again)).not.toBe(oldServerSerial)
+    await again.publishAsync('devices/dev-a/telemetry', JSON.stringify({ t: 3 }), { qos: 1 })
+
+    // a device the running server creates itself now gets the new CA too
+    const c = await gatehouse.control.authority.createDevice({ id: 'dev-c' }, 'operator:test')
+    const clientC = await connectDevice(port, { deviceId: 'dev-c', cert: c.certificatePem, key: c.privateKey!.pem, ca: c.chainPem, serial: c.serial })
+    expect(clientC.connected).toBe(true)
+  })
+})

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest'
+import { claimChecksBeforeRepeat, claimChecksForNewDevice, hashClaimToken, type ClaimCheckInput, type ClaimRecord } from '../../../../provisioning/index.ts'
+
+const claim: ClaimRecord = {
+  id: 'pumps-abcdefgh',
+  group: 'pumps',
+  tier: 'standard',
+  maxUses: 2,
+  uses: 0,
+  expiresAt: new Date('2026-03-08T00:00:00Z'),
+  idPattern: null,
+  allowedIds: null,
+  tokensRequired: false,
+  status: 'active',
+  revokedAt: null,
+  serial: '1a',
+  fingerprint: 'ff'.repeat(32),
+  notAfter: new Date('2026-04-07T00:00:00Z'),
+  createdAt: new Date('2026-03-01T00:00:00Z'),
+  createdBy: 'operator:test',
+}
+
+function input(over: Partial<Omit<ClaimCheckInput, 'claim'>> & { claim?: Partial<ClaimRecord> } = {}): ClaimCheckInput {
+  return {
+    deviceId: 'pump-0001',
+    token: undefined,
+    now: new Date('2026-03-02T00:00:00Z'),
+    tokenState: (hash) => (hash === hashClaimToken('good') ? 'unused' : hash === hashClaimToken('spent') ? 'used' : 'unknown'),
+    deviceExists: (id) => id === 'pump-0009',
+    ...over,
+    claim: { ...claim, ...over.claim },
+  }
+}
+
+const run = (i: ClaimCheckInput) => {
+  for (const check of [...claimChecksBeforeRepeat, ...claimChecksForNewDevice]) check(i)
+}
+
+describe('claim checks', () => {
+  it.each([
+    ['ok/plain', input(), undefined],
+    ['fail/revoked', input({ claim: { status: 'revoked' } }), 'GH_CLAIM_REVOKED'],
+    ['fail/expired', input({ now: new Date('2026-03-08T00:00:00Z') }), 'GH_CLAIM_EXPIRED'],
+    ['fail/used-up', input({ claim: { uses: 2 } }), 'GH_CLAIM_USED_UP'],
+    ['ok/unlimited', input({ claim: { maxUses: null, uses: 5000 } }), undefined],
+    ['fail/bad-id', input({ deviceId: 'pump/1' }), 'GH_DEVICE_ID_INVALID'],
+    ['ok/pattern', input({ claim: { idPattern: '^pump-[0-9]{4}$' } }), undefined],
+    ['fail/pattern', input({ deviceId: 'pump-12345', claim: { idPattern: 'pump-[0-9]{4}' } }), 'GH_CLAIM_ID_NOT_ALLOWED'],
+    ['ok/allowed', input({ claim: { allowedIds: ['pump-0001'] } }), undefined],
+    ['fail/not-allowed', input({ claim: { allowedIds: ['pump-0002'] } }), 'GH_CLAIM_ID_NOT_ALLOWED'],
+    ['ok/token', input({ token: 'good', claim: { tokensRequired: true } }), undefined],
+    ['fail/token-missing', input({ claim: { tokensRequired: true } }), 'GH_CLAIM_TOKEN_INVALID'],
+    ['fail/token-used', input({ token: 'spent', claim: { tokensRequired: true } }), 'GH_CLAIM_TOKEN_INVALID'],
+    ['fail/token-unknown', input({ token: 'other', claim: { tokensRequired: true } }), 'GH_CLAIM_TOKEN_INVALID'],
+    ['fail/device-exists', input({ deviceId: 'pump-0009' }), 'GH_DEVICE_EXISTS'],
+  ])('%s', (_name, i, code) => {
+    if (code === undefined) expect(() => run(i)).not.toThrow()
+    else expect(() => run(i)).toThrow(expect.objectContaining({ code }))
+  })
+})
