@@ -1,0 +1,118 @@
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { identityFromCertificate, parseCertificatePem } from '../../../certs/index.ts'
+import { claimDevice, parseBrokerUrl, readBundle, renewalWindowOpens, writeBundle, type SimEvent } from '../../../device-sim/index.ts'
+import { runCli } from '../../helpers/run-cli.ts'
+import { createDevices, recordTelemetry, simGatehouse, startDevice } from './gatehouse-fixture.ts'
+
+// docs/device-lifecycle.md from the device's side: claim provisioning and renewal over MQTT, end to end.
+
+const DAY = 86_400_000
+
+/**
+ * A Gatehouse whose clock starts `ageDays` in the past (so its CA and the device's certificate were made
+ * then) and then runs on today: the device's certificate is `ageDays` old.
+ */
+async function gatehouseWithAgedDevice(id: string, ageDays: number) {
+  let offset = -ageDays * DAY
+  const sim = await simGatehouse({}, { clock: { now: () => new Date(Date.now() + offset) } })
+  const [bundle] = await createDevices(sim.gatehouse, [id])
+  offset = 0
+  return { ...sim, bundle: bundle! }
+}
+
+async function claimFolder(dataDir: string, out: string, args: string[] = []): Promise<{ cert: string; key: string; ca: string }> {
+  const res = await runCli(['claim', 'create', '--group', 'pumps', '--out', out, '--data-dir', dataDir, ...args])
+  expect(res.code, res.stderr).toBe(0)
+  const [claimId] = readdirSync(out).filter((n) => !n.startsWith('.'))
+  const read = (f: string) => readFileSync(join(out, claimId!, f), 'utf8')
+  return { cert: read('cert.pem'), key: read('key.pem'), ca: read('ca.pem') }
+}
+
+describe('device-sim certificate renewal over MQTT', () => {
+  it('renews by itself once its certificate is in the renewal window, switching without losing telemetry, and saves the new bundle', async () => {
+    const { gatehouse, broker, dir, bundle } = await gatehouseWithAgedDevice('sim-0001', 250) // 365 days: its window opened on day 244
+    expect(renewalWindowOpens(bundle.cert).getTime()).toBeLessThan(Date.now())
+    const bundles = join(dir, 'devices')
+    writeBundle(bundles, bundle)
+    const telemetry = recordTelemetry(gatehouse)
+    const events: SimEvent[] = []
+    const device = startDevice(bundle, { broker, ratePerSecond: 50, bundlesDir: bundles }, events)
+
+    await expect.poll(() => device.stats().renewals, { timeout: 15_000 }).toBe(1)
+    await expect.poll(() => device.stats().connected, { timeout: 5000 }).toBe(true)
+    const renewed = device.currentBundle()
+    expect(renewed.cert).not.toBe(bundle.cert)
+    expect(renewed.key).not.toBe(bundle.key)
+    const newIdentity = await identityFromCertificate(parseCertificatePem(renewed.cert))
+    expect(events.find((e) => e.type === 'renewed')).toMatchObject({ serial: expect.any(String) })
+    expect(renewalWindowOpens(renewed.cert).getTime()).toBeGreaterThan(Date.now() + 200 * DAY) // fresh: no renewal loop
+
+    // the bundle folder holds the new certificate and key, key 0600
+    expect(readBundle(bundles, 'sim-0001')).toEqual(renewed)
+    expect(statSync(join(bundles, 'sim-0001', 'key.pem')).mode & 0o777).toBe(0o600)
+    // the registry knows the new certificate, and the broker has the device on it
+    expect(gatehouse.control.store.listCertificates('sim-0001').map((c) => c.serial)).toContain(newIdentity.serial)
+    expect(gatehouse.broker.isConnected('sim-0001')).toBe(true)
+
+    // nothing lost across the switch: every reading up to the last one sent arrived
+    const sent = device.stats().sent
+    await expect.poll(() => new Set(telemetry.readings('sim-0001').map((r) => r.seq)).size, { timeout: 5000 }).toBeGreaterThanOrEqual(sent)
+    const got = [...new Set(telemetry.readings('sim-0001').map((r) => r.seq as number))].sort((a, b) => a - b)
+    expect(got).toEqual(Array.from({ length: got.length }, (_, i) => i + 1))
+    expect(device.stats()).toMatchObject({ errors: 0, reconnects: 0, dropped: 0 })
+  })
+
+  it('waits until renewAfter when Gatehouse answers GH_RENEWAL_TOO_EARLY', async () => {
+    const { gatehouse, broker } = await simGatehouse()
+    const [bundle] = await createDevices(gatehouse, ['sim-0002'])
+    const device = startDevice(bundle!, { broker, ratePerSecond: 5, renew: false })
+    expect(await device.whenConnected(5000)).toBe(true)
+    const outcome = await device.renewNow()
+    expect(outcome).toMatchObject({ ok: false, code: 'GH_RENEWAL_TOO_EARLY', retryAt: expect.any(String) })
+    const retryAt = new Date((outcome as { retryAt: string }).retryAt).getTime()
+    expect(Math.abs(retryAt - renewalWindowOpens(bundle!.cert).getTime())).toBeLessThan(5 * 60_000)
+    expect(device.stats()).toMatchObject({ renewals: 0, errors: 0, connected: true })
+    expect(device.currentBundle()).toBe(bundle)
+  })
+})
+
+describe('device-sim provisioning by claim certificate', () => {
+  it('claims a device over MQTT, connects as it, and gets a claim refusal with its own code (GH_CLAIM_USED_UP)', async () => {
+    const { gatehouse, broker, dataDir, dir } = await simGatehouse()
+    const claim = await claimFolder(dataDir, join(dir, 'claims'), ['--max-uses', '1'])
+    const result = await claimDevice({ claim, broker: parseBrokerUrl(broker), deviceId: 'pump-0001' })
+    expect(result.bundle).toMatchObject({ deviceId: 'pump-0001', cert: expect.stringContaining('BEGIN CERTIFICATE'), key: expect.stringContaining('PRIVATE KEY') })
+    expect(parseCertificatePem(result.bundle.cert).subjectName.getField('CN')).toEqual(['pump-0001'])
+    expect(gatehouse.control.store.getDevice('pump-0001')).toMatchObject({ group: 'pumps', status: 'active' })
+
+    const device = startDevice(result.bundle, { broker, ratePerSecond: 5 })
+    expect(await device.whenConnected(5000)).toBe(true)
+    expect(gatehouse.broker.isConnected('pump-0001')).toBe(true)
+
+    await expect(claimDevice({ claim, broker: parseBrokerUrl(broker), deviceId: 'pump-0002' })).rejects.toMatchObject({ code: 'GH_CLAIM_USED_UP' })
+  })
+
+  it('gatehouse sim --claim provisions each missing device by claim (with one-time tokens), saves its bundle, and runs it', async () => {
+    const { gatehouse, broker, dataDir, dir } = await simGatehouse()
+    const claims = join(dir, 'claims')
+    const created = await runCli(['claim', 'create', '--group', 'pumps', '--tokens', '2', '--out', claims, '--data-dir', dataDir, '--json'])
+    expect(created.code, created.stderr).toBe(0)
+    const { path, tokens } = JSON.parse(created.stdout) as { path: string; tokens: string[] }
+    expect(tokens).toHaveLength(2)
+    const tokenFile = join(dir, 'tokens.txt')
+    writeFileSync(tokenFile, `${tokens.join('\n')}\n`)
+    const bundles = join(dir, 'devices')
+    const res = await runCli(['sim', '--devices', '2', '--claim', path, '--tokens', tokenFile, '--prefix', 'pump-', '--bundles', bundles, '--broker', broker, '--duration', '3s', '--json'])
+    expect(res.code, res.stderr).toBe(0)
+    expect(JSON.parse(res.stdout)).toMatchObject({ devices: 2, everConnected: 2, errors: 0 })
+    expect(readBundle(bundles, 'pump-0002')).not.toBeNull()
+    expect(gatehouse.control.store.getDevice('pump-0001')).toMatchObject({ group: 'pumps' })
+
+    // the tokens are used up: a third device cannot be claimed with them
+    const third = await runCli(['sim', '--devices', '3', '--claim', path, '--tokens', tokenFile, '--prefix', 'pump-', '--bundles', bundles, '--broker', broker, '--duration', '1s'])
+    expect(third.code).toBe(1)
+    expect(third.stderr).toMatch(/GH_SIM_CLAIM_UNREADABLE|GH_CLAIM_TOKEN_INVALID/)
+  })
+})
