@@ -1,10 +1,13 @@
+import { mkdirSync, rmSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { Command, CommanderError, Option } from 'commander'
-import { cryptoRandom, identityFromCertificate } from './certs/index.ts'
+import { cryptoRandom, identityFromCertificate, type KeyAlgorithm } from './certs/index.ts'
 import { authorityOptions, caPassphrase, loadConfig, type ConfigInput } from './config.ts'
+// the sim command's declaration only (its run, with mqtt.js, loads when it runs): not via device-sim/index.ts
+import { registerSim, type SimCliDeps } from './device-sim/cli.ts'
 import { createLogger } from './logger.ts'
 import { addCommonOptions, registerProvisioningCommands, type CliDeps, type CliIo, type CommonOptions } from './provisioning/cli/index.ts'
-import { dataDirLayout, initControlPlane, openControlPlane } from './provisioning/index.ts'
+import { dataDirLayout, describeCa, initControlPlane, openControlPlane, rotateCa, writeDeviceBundle } from './provisioning/index.ts'
 
 const VERSION = '0.1.0'
 
@@ -40,7 +43,7 @@ export function buildProgram(io: CliIo): Command {
     async openAuthority(options) {
       const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
       const control = await openControlPlane(config.dataDir, authorityOptions(config), { log: cliLog(options), ...secretsOf(io) })
-      return { authority: control.authority, settings: control.settings, apiKeys: control.apiKeys, close: control.close }
+      return { authority: control.authority, settings: control.settings, apiKeys: control.apiKeys, claims: control.claims, close: control.close }
     },
     async init(options) {
       const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
@@ -61,8 +64,18 @@ export function buildProgram(io: CliIo): Command {
         encrypted: passphrase !== undefined,
       }
     },
+    ca: {
+      async rotate(options) {
+        // only an explicit --key-algorithm: by default the new CA keeps the current one's key type
+        const config = loadConfig(configFlags({ ...options, keyAlgorithm: undefined }), io.env)
+        const keyAlgorithm = options.keyAlgorithm as KeyAlgorithm | undefined
+        return rotateCa(config.dataDir, { ...(keyAlgorithm && { keyAlgorithm }) }, { log: cliLog(options), ...secretsOf(io) }, operator())
+      },
+      show: async (options) => describeCa(loadConfig(configFlags(options as Record<string, unknown>), io.env).dataDir),
+    },
   }
   registerProvisioningCommands(program, deps)
+  registerSim(program, { io, provision: (ids, options) => provisionSimDevices(deps, ids, options) })
 
   const start = program
     .command('start')
@@ -100,6 +113,32 @@ export function buildProgram(io: CliIo): Command {
     log.flush()
   })
   return program
+}
+
+/**
+ * `gatehouse sim --provision`: creates devices as `gatehouse device create` does (device-sim/ may not
+ * import provisioning/): each bundle <bundlesDir>/<id>/ is written first, the registry committed last.
+ */
+async function provisionSimDevices(deps: CliDeps, ids: string[], options: Parameters<SimCliDeps['provision']>[1]) {
+  const opened = await deps.openAuthority({ ...(options.dataDir !== undefined && { dataDir: options.dataDir }) })
+  try {
+    mkdirSync(options.bundlesDir, { recursive: true, mode: 0o700 })
+    const made = []
+    for (const id of ids) {
+      const prepared = await opened.authority.prepareDevice({ id, group: options.group, ...(options.tier && { tier: options.tier }) }, deps.actor)
+      const folder = writeDeviceBundle(options.bundlesDir, prepared.issued, { format: 'pem' })
+      try {
+        prepared.commit()
+      } catch (err) {
+        rmSync(folder, { recursive: true, force: true })
+        throw err
+      }
+      made.push({ deviceId: id, cert: prepared.issued.certificatePem, key: prepared.issued.privateKey?.pem ?? '', ca: prepared.issued.chainPem })
+    }
+    return made
+  } finally {
+    opened.close()
+  }
 }
 
 /** Secrets come from the environment (or files it names), never from flags that show in `ps`. */

@@ -27,6 +27,8 @@ export interface Config {
   keyAlgorithm: KeyAlgorithm
   certValidDays: number
   renewOverlapHours: number
+  /** the last fraction of a device certificate's validity in which the device may renew it over MQTT */
+  renewalWindow: number
   defaultTier: string
   changeFeedIntervalMs: number
   /** broker protection limits; anything left out takes the broker's default (broker/limits.ts) */
@@ -60,6 +62,8 @@ const limitsSchema = {
     auditIntervalMs: { type: 'integer' },
     maxTrackedKeys: { type: 'integer' },
     drainTimeoutMs: { type: 'integer' },
+    claimSessionSeconds: { type: 'integer' },
+    sessionSweepMs: { type: 'integer' },
   },
 } as const
 
@@ -86,6 +90,7 @@ export const configSchema: JSONSchemaType<Config> = {
     keyAlgorithm: { type: 'string', enum: [...KEY_ALGORITHMS], default: 'p256' },
     certValidDays: { type: 'integer', minimum: 1, maximum: 3650, default: 365 },
     renewOverlapHours: { type: 'number', minimum: 0, maximum: 24 * 365, default: 24 },
+    renewalWindow: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 1 / 3 },
     defaultTier: { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,31}$', default: 'standard' },
     changeFeedIntervalMs: { type: 'integer', minimum: 20, maximum: 5000, default: 200 },
     limits: { ...limitsSchema, default: {} },

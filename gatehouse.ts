@@ -1,15 +1,19 @@
+import type { Server as TlsServer } from 'node:tls'
 import type { Logger } from 'pino'
-import { attachAiBridge, attachSettingsDelivery, createBroker, resolveAiBridgeOptions, type AiBridge, type Broker } from './broker/index.ts'
+import { attachAiBridge, attachEnrollment, attachSettingsDelivery, createBroker, resolveAiBridgeOptions, type AiBridge, type Broker } from './broker/index.ts'
 import { systemClock, type Clock, type Random } from './certs/index.ts'
 import { authorityOptions, type Config } from './config.ts'
 import { buildApi, isLoopback, serveApi } from './provisioning/api/index.ts'
 import {
+  createCaReloader,
   createChangeFeed,
   createRegistryDirectory,
   initControlPlane,
+  isDeviceEvent,
   loadServerTls,
   openControlPlane,
   type ChangeFeed,
+  type ControlEvent,
   type ControlPlane,
 } from './provisioning/index.ts'
 
@@ -46,9 +50,11 @@ export interface Gatehouse {
  * leaves for an AI service), cached per device and dropped on any control event about it, so
  * telemetry does not cost SQLite reads on the broker's event loop.
  */
-function cachedDeviceContexts(control: ControlPlane, events: { onEvent(l: (e: { deviceId: string }) => void): () => void }) {
+function cachedDeviceContexts(control: ControlPlane, events: { onEvent(l: (e: ControlEvent) => void): () => void }) {
   const cache = new Map<string, { tier: string; group: string | null; settings: Record<string, unknown> } | undefined>()
-  events.onEvent((e) => cache.delete(e.deviceId))
+  events.onEvent((e) => {
+    if (isDeviceEvent(e)) cache.delete(e.deviceId)
+  })
   return {
     get(deviceId: string) {
       if (cache.has(deviceId)) return cache.get(deviceId)
@@ -77,14 +83,15 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
   const clock = deps.clock ?? systemClock
   const log = deps.log
   await initControlPlane(config.dataDir, { keyAlgorithm: config.keyAlgorithm, hostnames: [...config.hostnames] }, deps, 'gatehouse')
-  const control = await openControlPlane(config.dataDir, authorityOptions(config), deps)
+  const control = await openControlPlane(config.dataDir, { ...authorityOptions(config), renewalWindow: config.renewalWindow }, deps)
   const tls = await loadServerTls(config.dataDir, deps.passphrase)
   const feed = createChangeFeed({ store: control.store, clock, log: log.child({ module: 'provisioning.feed' }) }, { intervalMs: config.changeFeedIntervalMs })
-  const directory = createRegistryDirectory({ store: control.store, feed, clock, log: log.child({ module: 'provisioning.directory' }) })
+  const directory = createRegistryDirectory({ store: control.store, claims: control.claims, feed, clock, log: log.child({ module: 'provisioning.directory' }) })
   const broker = createBroker(
     { directory, clock, log },
     { host: config.host, port: config.mqttPort, tls, limits: config.limits },
   )
+  const detachEnrollment = attachEnrollment(broker, { service: control.enrollment, log })
   const detachSettings = attachSettingsDelivery(broker, {
     source: { current: async (id) => control.settings.deliverable(id), report: (id, payload) => control.settings.report(id, payload) },
     events: directory,
@@ -108,6 +115,18 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
     },
     resolveAiBridgeOptions(config.ai),
   )
+  // `gatehouse ca rotate` (another process): reload the CA, then the broker's and the HTTPS API's TLS
+  const caReloader = createCaReloader({
+    control,
+    dataDir: config.dataDir,
+    ...(deps.passphrase !== undefined && { passphrase: deps.passphrase }),
+    log: log.child({ module: 'provisioning.ca' }),
+    applyTls: (next) => {
+      broker.setTls(next)
+      if (!isLoopback(config.httpHost)) (api.server as unknown as TlsServer).setSecureContext({ key: next.key, cert: next.cert })
+    },
+  })
+  feed.onEvent(caReloader.onEvent)
   feed.start()
   let mqtt: { host: string; port: number }
   let http: { url: string; port: number; close(): Promise<void> }
@@ -117,6 +136,7 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
   } catch (err) {
     feed.stop()
     detachSettings()
+    detachEnrollment()
     await ai?.detach()
     await broker.close()
     control.close()
@@ -126,7 +146,8 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
   // reissues once it is half-way there) for relying parties that fetch it with `gatehouse crl`.
   let crlRefresh: Promise<unknown> = Promise.resolve()
   const refreshCrl = () => {
-    crlRefresh = control.authority.currentCrl().catch((err: unknown) => log.error({ err }, 'CRL refresh failed'))
+    crlRefresh = control.authority.currentCrls().catch((err: unknown) => log.error({ err }, 'CRL refresh failed'))
+    caReloader.check()
   }
   refreshCrl()
   const crlTimer = setInterval(refreshCrl, 3600_000)
@@ -143,9 +164,11 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
       closed ??= (async () => {
         clearInterval(crlTimer)
         await crlRefresh
+        await caReloader.idle()
         await http.close()
         feed.stop()
         detachSettings()
+        detachEnrollment()
         await ai?.detach()
         await broker.close()
         control.close()

@@ -39,3 +39,19 @@ function toMs(d: Date | string): number {
   if (Number.isNaN(ms)) throw new Error(`bad date '${String(d)}'`)
   return ms
 }
+
+/** Real time plus an offset the test moves: for a running Gatehouse whose TLS checks real time. */
+export interface OffsetClock extends Clock {
+  advance(by: Duration): Date
+}
+
+export function offsetClock(): OffsetClock {
+  let offset = 0
+  return {
+    now: () => new Date(Date.now() + offset),
+    advance(by) {
+      offset += durationMs(by)
+      return new Date(Date.now() + offset)
+    },
+  }
+}

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest'
 import * as brokerErrors from '../../broker/errors.ts'
 import * as certsErrors from '../../certs/errors.ts'
 import * as config from '../../config.ts'
+import * as deviceSimErrors from '../../device-sim/errors.ts'
 import * as provisioningErrors from '../../provisioning/errors.ts'
 
 // fastify's errors.test.js idea (CONVENTIONS.md §10): every code is documented, and nothing else is.
@@ -21,7 +22,7 @@ function codesOf(mod: Record<string, unknown>): string[] {
 }
 
 describe('error codes', () => {
-  const exported = new Set([certsErrors, provisioningErrors, brokerErrors, config].flatMap((m) => codesOf(m as Record<string, unknown>)))
+  const exported = new Set([certsErrors, provisioningErrors, brokerErrors, config, deviceSimErrors].flatMap((m) => codesOf(m as Record<string, unknown>)))
   const documented = new Set([...readFileSync(resolve(import.meta.dirname, '../../docs/errors.md'), 'utf8').matchAll(/^### (GH_[A-Z0-9_]+)$/gm)].map((m) => m[1] as string))
 
   it('finds the codes it checks', () => {

@@ -39,7 +39,7 @@ describe('AI usage in the SQLite registry', () => {
     openStore(path).close()
     const db = new Database(path, { readonly: true })
     onTestFinished(() => void db.close())
-    expect(db.pragma('user_version', { simple: true })).toBe(3)
+    expect(db.pragma('user_version', { simple: true })).toBeGreaterThanOrEqual(3)
     const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((t) => t.name)
     expect(tables).toEqual(expect.arrayContaining(['ai_usage', 'insights']))
   })
