@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import tls from 'node:tls'
@@ -152,4 +152,16 @@ export function runMosquitto(tool: 'mosquitto_pub' | 'mosquitto_sub', port: numb
     child.once('close', (code) => resolve({ code, stdout, stderr }))
   })
   return { child, exited }
+}
+
+/** A device's credentials from the bundle folder `device create` writes: <out>/<id>/{cert,key,ca}.pem. */
+export function readBundleCredentials(out: string, id: string): DeviceCredentials {
+  const dir = join(out, id)
+  return {
+    deviceId: id,
+    cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+    key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+    ca: readFileSync(join(dir, 'ca.pem'), 'utf8'),
+    serial: '',
+  }
 }

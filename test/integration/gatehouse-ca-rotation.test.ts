@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { TLSSocket } from 'node:tls'
 import pino from 'pino'
@@ -6,21 +5,11 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { normalizeSerial } from '../../certs/index.ts'
 import { loadConfig } from '../../config.ts'
 import { startGatehouse } from '../../gatehouse.ts'
-import type { DeviceCredentials } from '../helpers/broker-pki.ts'
-import { attemptConnect, connectDevice } from '../helpers/mqtt-clients.ts'
+import { attemptConnect, connectDevice, readBundleCredentials } from '../helpers/mqtt-clients.ts'
 import { runCli } from '../helpers/run-cli.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
 
-function bundle(out: string, id: string): DeviceCredentials {
-  const dir = join(out, id)
-  return {
-    deviceId: id,
-    cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
-    key: readFileSync(join(dir, 'key.pem'), 'utf8'),
-    ca: readFileSync(join(dir, 'ca.pem'), 'utf8'),
-    serial: '',
-  }
-}
+const bundle = readBundleCredentials
 
 /** The serial of the certificate the broker presented on a connected mqtt.js client. */
 function serverSerial(client: { stream: unknown }): string {

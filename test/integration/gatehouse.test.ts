@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
 import pino from 'pino'
@@ -7,21 +6,12 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { loadConfig } from '../../config.ts'
 import { startGatehouse } from '../../gatehouse.ts'
 import { openControlPlane } from '../../provisioning/index.ts'
-import { attemptConnect, closedWithin, connectDevice, runMosquitto } from '../helpers/mqtt-clients.ts'
+import { attemptConnect, closedWithin, connectDevice, runMosquitto, readBundleCredentials } from '../helpers/mqtt-clients.ts'
 import { GATEHOUSE_BIN, runCli, spawnCli } from '../helpers/run-cli.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
 import type { DeviceCredentials } from '../helpers/broker-pki.ts'
 
-function bundle(out: string, id: string): DeviceCredentials {
-  const dir = join(out, id)
-  return {
-    deviceId: id,
-    cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
-    key: readFileSync(join(dir, 'key.pem'), 'utf8'),
-    ca: readFileSync(join(dir, 'ca.pem'), 'utf8'),
-    serial: '',
-  }
-}
+const bundle = readBundleCredentials
 
 /** `gatehouse start` as its own process, on an ephemeral port; stopped with SIGTERM when the test ends. */
 async function startProcess(dataDir: string, env: NodeJS.ProcessEnv = {}) {
