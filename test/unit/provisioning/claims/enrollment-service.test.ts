@@ -80,6 +80,8 @@ describe('EnrollmentService.claim', () => {
     const ask = async (body: unknown) => ((await enrollment.claim(context(created), typeof body === 'string' ? new Uint8Array(Buffer.from(body)) : json(body))).error as { code: string } | undefined)?.code
     expect(await ask('not json')).toBe('GH_CLAIM_REQUEST_INVALID')
     expect(await ask({ deviceId: 'pump-0001' })).toBe('GH_CLAIM_REQUEST_INVALID')
+    // larger than the 80 KiB cap: refused before it is parsed
+    expect(await ask({ deviceId: 'pump-0001', csr: 'x'.repeat(81 * 1024), token })).toBe('GH_CLAIM_REQUEST_INVALID')
     expect(await ask({ deviceId: 'bad/id', csr: await key.csr('x'), token })).toBe('GH_DEVICE_ID_INVALID')
     expect(await ask({ deviceId: 'valve-0001', csr: await key.csr('valve-0001'), token })).toBe('GH_CLAIM_ID_NOT_ALLOWED')
     expect(await ask({ deviceId: 'pump-0001', csr: await key.csr('pump-0001') })).toBe('GH_CLAIM_TOKEN_INVALID')
@@ -87,7 +89,7 @@ describe('EnrollmentService.claim', () => {
     expect(await ask({ deviceId: 'pump-0001', csr: await key.csr('pump-0001'), token })).toBeUndefined()
     expect(await ask({ deviceId: 'pump-0002', csr: await key.csr('pump-0002'), token })).toBe('GH_CLAIM_TOKEN_INVALID')
     const refusals = store.listAudit({ action: 'claim.refused', subject: `claim:${created.claim.id}` })
-    expect(refusals).toHaveLength(7)
+    expect(refusals).toHaveLength(8)
     expect(refusals[0]?.details).toMatchObject({ code: 'GH_CLAIM_TOKEN_INVALID', deviceId: 'pump-0002', clientId: 'claim:nonce-0123456789abcdef', remoteAddress: '127.0.0.1' })
     clock.advance('2h')
     expect(await ask({ deviceId: 'pump-0003', csr: await key.csr('pump-0003'), token })).toBe('GH_CLAIM_EXPIRED')
