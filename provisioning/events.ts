@@ -113,22 +113,29 @@ export function createChangeFeed(
     }
   }
 
+  let polling = false
   function poll(): number {
-    // read before the events: a commit after this line moves the version again, so catchUp() polls again
-    seenVersion = store.dataVersion()
-    localCommits = false
-    let delivered = 0
-    for (;;) {
-      const batch = store.eventsAfter(cursor, 500)
-      for (const e of batch) {
-        cursor = e.seq
-        deliver(e)
+    if (polling) return 0 // a listener that looks a device up while its event is delivered: the outer poll goes on
+    polling = true
+    try {
+      // read before the events: a commit after this line moves the version again, so catchUp() polls again
+      seenVersion = store.dataVersion()
+      localCommits = false
+      let delivered = 0
+      for (;;) {
+        const batch = store.eventsAfter(cursor, 500)
+        for (const e of batch) {
+          cursor = e.seq
+          deliver(e)
+        }
+        delivered += batch.length
+        if (batch.length < 500) break
       }
-      delivered += batch.length
-      if (batch.length < 500) break
+      if (++polls % 3000 === 0) store.pruneEvents(new Date(clock.now().getTime() - retainMs))
+      return delivered
+    } finally {
+      polling = false
     }
-    if (++polls % 3000 === 0) store.pruneEvents(new Date(clock.now().getTime() - retainMs))
-    return delivered
   }
 
   return {
