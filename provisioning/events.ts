@@ -11,6 +11,12 @@ import type { RegistryStore, StoredEvent } from './store/registry-store.ts'
  * API) and one made by another process on the same data directory (the operator CLI): each reaches the
  * running broker within one poll interval (default 200 ms), so a revoked device is cut off well within
  * a second. Cluster mode swaps this feed for a Redis stream behind the same onEvent() seam.
+ *
+ * A poll interval is too late for a CONNECT, though: a device revoked by the CLI a moment ago must not
+ * get in on a cached answer, nor a device just enabled be refused. catchUp() delivers, before the
+ * broker judges a connect, every event committed before it: it compares the store's data version
+ * (PRAGMA data_version, which moves when another process commits; about a microsecond) and polls only
+ * when it moved or this process committed events the feed has not delivered yet.
  */
 export type ControlEvent =
   | { type: 'device.created'; deviceId: string }
@@ -50,6 +56,8 @@ export interface ChangeFeed {
   onEvent(listener: ControlEventListener): () => void
   /** Reads and delivers every event committed since the last poll; returns how many. */
   poll(): number
+  /** poll(), but only if anything was committed since the last one (by any process); returns how many were delivered. */
+  catchUp(): number
   start(): void
   stop(): void
 }
@@ -73,8 +81,11 @@ export function createChangeFeed(
   let stopTimer: (() => void) | undefined
   let polls = 0
   let nudged = false
+  let seenVersion = store.dataVersion()
+  let localCommits = false
   // A commit in this process is delivered on the next turn of the event loop, not a poll interval later.
   store.onEventsCommitted(() => {
+    localCommits = true
     if (nudged || !stopTimer) return
     nudged = true
     setImmediate(() => {
@@ -102,19 +113,29 @@ export function createChangeFeed(
     }
   }
 
+  let polling = false
   function poll(): number {
-    let delivered = 0
-    for (;;) {
-      const batch = store.eventsAfter(cursor, 500)
-      for (const e of batch) {
-        cursor = e.seq
-        deliver(e)
+    if (polling) return 0 // a listener that looks a device up while its event is delivered: the outer poll goes on
+    polling = true
+    try {
+      // read before the events: a commit after this line moves the version again, so catchUp() polls again
+      seenVersion = store.dataVersion()
+      localCommits = false
+      let delivered = 0
+      for (;;) {
+        const batch = store.eventsAfter(cursor, 500)
+        for (const e of batch) {
+          cursor = e.seq
+          deliver(e)
+        }
+        delivered += batch.length
+        if (batch.length < 500) break
       }
-      delivered += batch.length
-      if (batch.length < 500) break
+      if (++polls % 3000 === 0) store.pruneEvents(new Date(clock.now().getTime() - retainMs))
+      return delivered
+    } finally {
+      polling = false
     }
-    if (++polls % 3000 === 0) store.pruneEvents(new Date(clock.now().getTime() - retainMs))
-    return delivered
   }
 
   return {
@@ -123,6 +144,9 @@ export function createChangeFeed(
       return () => listeners.delete(listener)
     },
     poll,
+    catchUp() {
+      return localCommits || store.dataVersion() !== seenVersion ? poll() : 0
+    },
     start() {
       if (stopTimer) return
       stopTimer = scheduler.every(intervalMs, safePoll)

@@ -32,7 +32,9 @@ interface Entry {
  * The control plane's answer to the broker's one question (the broker's DeviceDirectory, matched
  * structurally so provisioning never imports broker/). Lookups are cached by certificate fingerprint
  * and every entry of a device is dropped on any event about it, so a connect costs at most one indexed
- * SQLite read and a revoke is seen as soon as the change feed delivers it. Validity (expiry, end of a
+ * SQLite read and a revoke is seen as soon as the change feed delivers it. Each lookup first lets the
+ * feed catch up (feed.catchUp(): one PRAGMA data_version when nothing changed), so a connect sees every
+ * change committed before it, by this process or another, never a stale cache entry. Validity (expiry, end of a
  * renewal overlap) is judged on every lookup against the clock, never cached.
  */
 export function createRegistryDirectory(
@@ -121,9 +123,11 @@ export function createRegistryDirectory(
 
   return {
     async lookup(identity: PeerIdentity): Promise<DeviceLookup> {
+      feed.catchUp()
       return judge(identity)
     },
     async lookupClaim(identity: PeerIdentity, claimId: string): Promise<ClaimLookup> {
+      feed.catchUp()
       return judgeClaim(identity, claimId)
     },
     onEvent: (listener: (event: ControlEvent) => void): (() => void) => feed.onEvent(listener),

@@ -69,7 +69,11 @@ export interface WebhookProviderOptions {
 }
 
 export interface RedactionRule {
-  /** field names removed wherever they occur (case, '_' and '-' ignored: apiKey = api_key = API-KEY) */
+  /**
+   * keys removed with their value wherever they occur: a key containing one of these, compared in lower
+   * case without separators (apiKey removes x-api-key and API_KEY; password removes wifi_password); a
+   * name of 4 characters or fewer must be a whole word of the key (pass: db_pass and dbPass, not bypass)
+   */
   fields: string[]
   /** decimals kept of lat/latitude/lon/lng/long/longitude */
   coordinatePrecision: number
@@ -151,8 +155,16 @@ const limitsSchema = (d: AiLimits) => ({
 
 export const STANDARD_LIMITS: Readonly<AiLimits> = Object.freeze({ requestsPerMinute: 6, burst: 3, dailyRequests: 5_000, dailyTokens: 250_000 })
 export const PREMIUM_LIMITS: Readonly<AiLimits> = Object.freeze({ requestsPerMinute: 60, burst: 10, dailyRequests: 50_000, dailyTokens: 2_500_000 })
+/**
+ * Matched by normalised substring (lower case, separators dropped); names of 4 characters or fewer as
+ * a whole word of the key (redact.ts keyMatches). Secrets first, then personal data.
+ */
 export const DEFAULT_REDACTED_FIELDS: readonly string[] = Object.freeze([
-  'password', 'passphrase', 'secret', 'token', 'apiKey', 'authorization', 'cookie', 'ssn', 'email', 'phone', 'owner',
+  'password', 'passwd', 'passphrase', 'pass', 'pwd', 'simPin', 'pinCode', 'puk', 'secret', 'token', 'apiKey', 'accessKey', 'privateKey',
+  'credential', 'authorization', 'auth', 'cookie', 'session',
+  'email', 'mail', 'phone', 'mobile', 'msisdn', 'tel', 'fax', 'owner', 'name', 'firstName', 'lastName', 'surname',
+  'fullName', 'username', 'address', 'street', 'postcode', 'zip', 'birth', 'dob', 'ssn', 'passport', 'iban', 'cardNumber',
+  'creditCard', 'cvv', 'cvc',
 ])
 
 const tierSchema = {

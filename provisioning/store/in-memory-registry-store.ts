@@ -168,6 +168,11 @@ export class InMemoryRegistryStore implements RegistryStore {
     return this.#seq
   }
 
+  /** one process, one "connection": every commit is this process's own, reported by onEventsCommitted */
+  dataVersion(): number {
+    return 0
+  }
+
   pruneEvents(before: Date): number {
     const n = this.#events.length
     this.#events = this.#events.filter((e) => e.at >= before)

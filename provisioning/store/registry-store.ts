@@ -105,6 +105,12 @@ export interface RegistryStore {
   onEventsCommitted(listener: () => void): () => void
   eventsAfter(seq: number, limit: number): StoredEvent[]
   lastEventSeq(): number
+  /**
+   * A number that changes when another connection (another process: the operator's CLI) has committed
+   * to the store since the last call; cheap enough to ask on every CONNECT (SQLite's PRAGMA data_version).
+   * This connection's own commits need not change it: onEventsCommitted reports those.
+   */
+  dataVersion(): number
   pruneEvents(before: Date): number
 
   getMeta(key: string): string | undefined

@@ -136,6 +136,7 @@ export class SqliteRegistryStore implements RegistryStore {
       eventsAfter: db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
       lastSeq: db.prepare("SELECT COALESCE(MAX(seq), (SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0) AS seq FROM events"),
       pruneEvents: db.prepare('DELETE FROM events WHERE at < ?'),
+      dataVersion: db.prepare('PRAGMA data_version').pluck(),
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
       setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
     }
@@ -320,6 +321,10 @@ export class SqliteRegistryStore implements RegistryStore {
 
   lastEventSeq(): number {
     return Number((this.#stmts.lastSeq.get() as Row).seq)
+  }
+
+  dataVersion(): number {
+    return Number(this.#stmts.dataVersion.get())
   }
 
   pruneEvents(before: Date): number {

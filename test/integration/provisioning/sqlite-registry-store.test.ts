@@ -1,6 +1,9 @@
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished } from 'vitest'
+import pino from 'pino'
+import { systemClock } from '../../../certs/index.ts'
+import { createChangeFeed } from '../../../provisioning/index.ts'
 import { SqliteRegistryStore } from '../../../provisioning/store/sqlite-registry-store.ts'
 import { certificate, device, registryStoreContract } from '../../contract/registry-store.contract.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
@@ -26,6 +29,27 @@ describe('SqliteRegistryStore on disk', () => {
         serial: db.prepare('SELECT serial FROM certificates').get().serial }))`
     const out = JSON.parse(execFileSync(process.execPath, ['-e', script, path], { encoding: 'utf8' }))
     expect(out).toEqual({ mode: 'wal', device: { id: 'pump-1', group_name: 'pumps' }, serial: '0a' })
+  })
+
+  it('moves its data version when another connection commits, not on its own commits, and a change feed catches up on exactly that', () => {
+    const path = join(tempDir(), 'gatehouse.db')
+    const broker = open(path)
+    const cli = open(path)
+    const feed = createChangeFeed({ store: broker, clock: systemClock, log: pino({ level: 'silent' }) }, { intervalMs: 5000 }) // never started
+    const seen: string[] = []
+    feed.onEvent((e) => seen.push(e.type))
+    const v0 = broker.dataVersion()
+    broker.appendAudit({ at: new Date(), actor: 'broker', action: 'connect.refused', subject: 'x', details: {} })
+    expect(broker.dataVersion()).toBe(v0)
+    expect(feed.catchUp()).toBe(0)
+    cli.transaction(() => cli.appendEvent('device.revoked', { deviceId: 'a' }, new Date()))
+    expect(broker.dataVersion()).not.toBe(v0)
+    expect(feed.catchUp()).toBe(1)
+    expect(seen).toEqual(['device.revoked'])
+    expect(feed.catchUp()).toBe(0) // nothing new: one PRAGMA, no read of the events table
+    broker.transaction(() => broker.appendEvent('device.enabled', { deviceId: 'a' }, new Date())) // this process's own commit
+    expect(feed.catchUp()).toBe(1)
+    expect(seen).toEqual(['device.revoked', 'device.enabled'])
   })
 
   it('keeps its data and schema version across reopen and migrates only once', () => {

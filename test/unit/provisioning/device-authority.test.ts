@@ -195,6 +195,15 @@ describe('the registry directory (the broker lookup)', () => {
     expect(await directory.lookup(id)).toMatchObject({ kind: 'refused', reason: 'revoked', deviceId: 'a' })
   })
 
+  it('sees a revocation committed before the lookup without waiting for the change feed', async () => {
+    const { authority, directory } = await setup()
+    const a = await authority.createDevice({ id: 'a' }, 'op')
+    const id = await identityFromCertificate(a.certificateDer)
+    expect((await directory.lookup(id)).kind).toBe('active') // now cached
+    await authority.revokeDevice('a', 'unspecified', 'op') // no feed.poll(): the lookup catches up itself
+    expect(await directory.lookup(id)).toMatchObject({ kind: 'refused', reason: 'revoked', deviceId: 'a' })
+  })
+
   it('refuses a certificate the registry never issued, naming whether the device exists', async () => {
     const { authority, directory, ca, clock } = await setup()
     await authority.createDevice({ id: 'a' }, 'op')

@@ -209,13 +209,13 @@ describe('attachAiBridge', () => {
     const h = startAiBridge({
       options: {
         ...openai(),
-        templates: { default: 'unused', groups: { pumps: 'Pump {{device.id}} in {{group}} at {{settings.site.name}} owned by {{settings.site.contact}}: latest {{latest.temp}}; {{telemetry}}' } },
+        templates: { default: 'unused', groups: { pumps: 'Pump {{device.id}} in {{group}} at {{settings.site.region}} owned by {{settings.site.contact}}: latest {{latest.temp}}; {{telemetry}}' } },
         redaction: { groups: { pumps: { fields: ['serialNo'], coordinatePrecision: 1 } } },
       },
       fetch,
       secret,
     })
-    h.context('p1', { group: 'pumps', settings: { site: { name: 'North', contact: 'ops@example.com' } } })
+    h.context('p1', { group: 'pumps', settings: { site: { region: 'North', contact: 'ops@example.com' } } })
     h.core.telemetry('p1', { temp: 80, serialNo: 'SN-1', lat: 52.520008, note: 'call +49 30 1234567' })
     await h.bridge.idle()
     const body = fetch.requests[0]?.json as { model: string; messages: { role: string; content: string }[] }
