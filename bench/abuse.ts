@@ -12,7 +12,7 @@ import { consumerOver, ipcOf } from './brokers/launch.ts'
 import type { ParentMessage } from './brokers/ipc.ts'
 import { machineLoad, sampleProcess, type ProcSample } from './proc-stats.ts'
 import { pacedLoad } from './publish-load.ts'
-import { envInt, fmt, printTable } from './table.ts'
+import { alternate, envInt, fmt, median, printTable } from './table.ts'
 
 export const abuseHelp = `npm run bench -- abuse [--quick]
 
@@ -44,6 +44,7 @@ Options (environment):            default   --quick
   BENCH_ABUSE_DEVICES                 200       200
   BENCH_ABUSE_RATE  (msg/s, all)      400       400
   BENCH_ABUSE_SECONDS (per phase)      20         8
+  BENCH_REPS  (all phases, repeated)    1         1   (> 1: medians, phase order reversed on even reps)
   BENCH_ABUSE_ROUNDS                 5000      2000
   BENCH_ABUSE_CONNECTS                500       100
   BENCH_ABUSE_PUTS                    300        60
@@ -58,6 +59,7 @@ const quick = process.argv.includes('--quick')
 const DEVICES = envInt('BENCH_ABUSE_DEVICES', 200)
 const RATE = envInt('BENCH_ABUSE_RATE', 400)
 const SECONDS = envInt('BENCH_ABUSE_SECONDS', quick ? 8 : 20)
+const REPS = envInt('BENCH_REPS', 1)
 const ROUNDS = envInt('BENCH_ABUSE_ROUNDS', quick ? 2000 : 5000)
 const CONNECTS = envInt('BENCH_ABUSE_CONNECTS', quick ? 100 : 500)
 const PUTS = envInt('BENCH_ABUSE_PUTS', quick ? 60 : 300)
@@ -124,19 +126,22 @@ export async function abuseBenchmark(): Promise<Record<string, unknown>> {
       `abuse: ${DEVICES} devices publish ${RATE} msg/s (QoS 1, ${PAYLOAD_BYTES} B) for ${SECONDS} s per phase, a fresh broker per phase, ` +
         `AI bridge ${AI_OFF ? 'off' : 'on'}, consumer ${CONSUMER}`,
     )
-    const phases: PhaseResult[] = []
-    for (const [i, p] of PHASES.entries()) {
-      const phaseDir = join(dir, `phase-${i}`)
-      cpSync(fx.dataDir, phaseDir, { recursive: true })
-      const result = await runPhase(p.name, p.attacks, { ...fx, dataDir: phaseDir })
-      phases.push(result)
-      rmSync(phaseDir, { recursive: true, force: true })
-      console.log(
-        `  ${p.name}: p50 ${fmt(result.p50Ms, 2)} ms, p99 ${fmt(result.p99Ms, 2)} ms, RSS max ${fmt(result.rssMaxMiB, 1)} MiB, ${result.lost} lost` +
-          (result.brokerExit ? `, the broker ${result.brokerExit}` : ''),
-      )
+    const runs: (PhaseResult & { rep: number })[] = []
+    for (let rep = 1; rep <= REPS; rep++) {
+      for (const p of alternate(PHASES, rep)) {
+        const phaseDir = join(dir, `rep-${rep}-${p.name.replace(/\W+/g, '-')}`)
+        cpSync(fx.dataDir, phaseDir, { recursive: true })
+        const result = await runPhase(p.name, p.attacks, { ...fx, dataDir: phaseDir })
+        runs.push({ ...result, rep })
+        rmSync(phaseDir, { recursive: true, force: true })
+        console.log(
+          `  ${REPS > 1 ? `rep ${rep} ` : ''}${p.name}: p50 ${fmt(result.p50Ms, 2)} ms, p99 ${fmt(result.p99Ms, 2)} ms, RSS max ${fmt(result.rssMaxMiB, 1)} MiB, ${result.lost} lost` +
+            (result.brokerExit ? `, the broker ${result.brokerExit}` : ''),
+        )
+      }
     }
-    return summarize(phases, fx.settingsBytes, { before: loadBefore, after: machineLoad() })
+    const phases = PHASES.map((p) => medianPhase(runs.filter((r) => r.phase === p.name)))
+    return { ...summarize(phases, fx.settingsBytes, { before: loadBefore, after: machineLoad() }), reps: REPS, runs }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
@@ -372,6 +377,19 @@ function sampleOrLast(pid: number, samples: ProcSample[], first: ProcSample): Pr
 
 const deadReport = { received: 0, stray: 0, firstArrivalNs: 0n, lastArrivalNs: 0n, latencyP50Ms: NaN, latencyP99Ms: NaN, latencyMaxMs: NaN }
 
+const MEDIAN_KEYS = [
+  'seconds', 'published', 'publishFailed', 'delivered', 'lost', 'p50Ms', 'p99Ms', 'maxMs', 'rssStartMiB', 'rssMaxMiB', 'rssEndMiB',
+  'brokerCpuCores', 'auditRowsAdded', 'databaseBytesAdded', 'logBytesAdded',
+] as const
+
+/** One phase's repetitions as one: the median of each figure; the last repetition's attack report; any broker death. */
+function medianPhase(reps: PhaseResult[]): PhaseResult {
+  const last = reps.at(-1) as PhaseResult
+  if (reps.length === 1) return last
+  const medians = Object.fromEntries(MEDIAN_KEYS.map((k) => [k, median(reps.map((r) => r[k]))]))
+  return { ...last, ...medians, brokerExit: reps.find((r) => r.brokerExit)?.brokerExit ?? null }
+}
+
 function fileBytes(path: string): number {
   try {
     return statSync(path).size
@@ -380,7 +398,9 @@ function fileBytes(path: string): number {
   }
 }
 
-function summarize(phases: PhaseResult[], settingsBytes: number, machine: Record<string, unknown>): Record<string, unknown> {
+type MachineLoad = ReturnType<typeof machineLoad>
+
+function summarize(phases: PhaseResult[], settingsBytes: number, machine: { before: MachineLoad; after: MachineLoad }): Record<string, unknown> {
   const baseline = phases[0] as PhaseResult
   const aims = phases.slice(1).map((p) => {
     const p99Ratio = p.p99Ms / baseline.p99Ms
@@ -390,7 +410,7 @@ function summarize(phases: PhaseResult[], settingsBytes: number, machine: Record
   const row = (label: string, key: keyof PhaseResult, digits = 0): (string | number)[] => [label, ...phases.map((p) => fmt(p[key] as number, digits))]
   console.log()
   printTable([
-    [`abuse: ${DEVICES} devices, ${RATE} msg/s, ${SECONDS} s per phase`, ...phases.map((p) => p.phase)],
+    [`abuse: ${DEVICES} devices, ${RATE} msg/s, ${SECONDS} s per phase${REPS > 1 ? `, median of ${REPS}` : ''}`, ...phases.map((p) => p.phase)],
     row('published', 'published'),
     row('lost (not delivered within 10 s)', 'lost'),
     row('publish failed (no PUBACK)', 'publishFailed'),
@@ -409,7 +429,7 @@ function summarize(phases: PhaseResult[], settingsBytes: number, machine: Record
     ['broker survived', ...phases.map((p) => (p.brokerExit ? `NO: ${p.brokerExit}` : 'yes'))],
   ])
   console.log()
-  const rows: string[][] = [['phase', 'attack', 'what it did']]
+  const rows: string[][] = [['phase', 'attack', `what it did${REPS > 1 ? ' (last repetition)' : ''}`]]
   for (const p of phases.slice(1)) {
     const a = p.attack
     if (!a) continue
@@ -428,6 +448,11 @@ function summarize(phases: PhaseResult[], settingsBytes: number, machine: Record
     rows.push([p.phase, 'attacker CPU', `${fmt(a.attackerCpuMs / 1000, 1)} s`])
   }
   printTable(rows)
+  const { before, after } = machine
+  console.log(
+    `machine load (1-min load average, CPU pressure avg60 %): before ${fmt(before.loadAverage1m, 2)}, ${fmt(before.cpuPressureSome60s, 0)}; ` +
+      `after ${fmt(after.loadAverage1m, 2)}, ${fmt(after.cpuPressureSome60s, 0)} (other work on these cores inflates every latency, the baseline's too)`,
+  )
   return {
     devices: DEVICES,
     ratePerSecond: RATE,
