@@ -1,9 +1,9 @@
-// npm run bench [-- <scenario>...]: runs the named benchmark scenarios (all when none is named),
+// npm run bench [-- <scenario>... [--help]]: runs the named benchmark scenarios (all when none is named),
 // prints a table for each and saves JSON under bench/results/ (ignored by git). Benchmarks are not
 // tests: they measure, they do not pass or fail (see ../shared/BENCHMARKING.md for how to read them).
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { scenarios } from './scenarios.ts'
+import { scenarioHelp, scenarios } from './scenarios.ts'
 
 const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'))
 const unknown = requested.filter((r) => !(r in scenarios))
@@ -12,6 +12,11 @@ if (unknown.length) {
   process.exit(2)
 }
 const names = requested.length ? requested : Object.keys(scenarios)
+if (process.argv.includes('--help')) {
+  console.log(`npm run bench [-- <scenario>...] [--help]; scenarios: ${Object.keys(scenarios).join(', ')}`)
+  for (const name of names) if (scenarioHelp[name]) console.log(`\n${scenarioHelp[name]}`)
+  process.exit(0)
+}
 const resultsDir = join(import.meta.dirname, 'results')
 mkdirSync(resultsDir, { recursive: true })
 for (const name of names) {

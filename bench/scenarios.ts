@@ -1,3 +1,4 @@
+import { abuseBenchmark, abuseHelp } from './abuse.ts'
 import { aiHandoffBenchmark } from './ai-handoff.ts'
 import { connectBenchmark } from './connect.ts'
 import { provisionBenchmark } from './provision.ts'
@@ -12,4 +13,8 @@ export const scenarios: Record<string, Scenario> = {
   throughput: throughputBenchmark,
   settings: settingsBenchmark,
   'ai-handoff': aiHandoffBenchmark,
+  abuse: abuseBenchmark,
 }
+
+/** `npm run bench -- <scenario> --help` prints these (scenarios without one are described in their file) */
+export const scenarioHelp: Record<string, string> = { abuse: abuseHelp }

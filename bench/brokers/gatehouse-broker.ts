@@ -1,8 +1,12 @@
 // A Gatehouse broker in its own process for the benchmarks: the real composition (loadConfig +
 // startGatehouse) on a prepared data dir, with the limits raised for a loopback load generator.
 //   node --import tsx bench/brokers/gatehouse-broker.ts <dataDir> [--consume=subscribe|listener] [--ai-off]
-// Everything else is Gatehouse's default configuration (the AI bridge is on by default).
-// Sends { type: 'listening', port } over IPC; closes on { type: 'close' } or when the parent goes.
+//        [--limits=file] [--log-level=<level>]
+// --limits=file: no BENCH_LIMITS; the data dir's gatehouse.json and the defaults decide (the abuse bench
+// raises only the per-address limits there and keeps every per-device budget as shipped).
+// --log-level: default 'warn'. Everything else is Gatehouse's default configuration (the AI bridge is on
+// by default). Sends { type: 'listening', port, httpUrl } over IPC; closes on { type: 'close' } or when
+// the parent goes.
 import { configSchema, loadConfig } from '../../config.ts'
 import { startGatehouse } from '../../gatehouse.ts'
 import { createLogger } from '../../logger.ts'
@@ -25,9 +29,11 @@ const known = (key: string) => key in (configSchema.properties ?? {})
 // every listener on an ephemeral port (the app HTTP API too, where this checkout has one)
 const httpPort = known('httpPort') ? { httpPort: 0 } : {}
 const aiOff = process.argv.includes('--ai-off')
+const limits = process.argv.includes('--limits=file') ? {} : { limits: BENCH_LIMITS }
+const logLevel = process.argv.find((a) => a.startsWith('--log-level='))?.slice('--log-level='.length) ?? 'warn'
 if (aiOff && !known('aiEnabled')) throw new Error('--ai-off: this checkout has no aiEnabled setting')
 const config = loadConfig(
-  { dataDir, mqttPort: 0, ...httpPort, ...(aiOff && { aiEnabled: false }), logLevel: 'warn', logFormat: 'json', limits: BENCH_LIMITS },
+  { dataDir, mqttPort: 0, ...httpPort, ...(aiOff && { aiEnabled: false }), logLevel, logFormat: 'json', ...limits } as Parameters<typeof loadConfig>[0],
   process.env,
 )
 const log = createLogger({ level: config.logLevel, format: config.logFormat })
@@ -53,4 +59,4 @@ if (consume === 'listener') {
 }
 
 onCloseRequest(() => gatehouse.close())
-process.send?.({ type: 'listening', port: gatehouse.mqtt.port } satisfies ChildMessage)
+process.send?.({ type: 'listening', port: gatehouse.mqtt.port, httpUrl: gatehouse.http.url } satisfies ChildMessage)

@@ -18,7 +18,7 @@ export type ParentMessage =
   | { type: 'init'; port: number; device: { deviceId: string; cert: string; key: string; ca: string } }
 
 export type ChildMessage =
-  | { type: 'listening'; port: number }
+  | { type: 'listening'; port: number; httpUrl?: string | undefined }
   | { type: 'ready' }
   | { type: 'armed' }
   | { type: 'reached'; lastArrivalNs: bigint }

@@ -158,13 +158,13 @@ async function stopNode(child: ChildProcess): Promise<void> {
   clearTimeout(timer)
 }
 
-type Ipc = {
+export type Ipc = {
   next<T extends ChildMessage['type']>(type: T, timeoutMs: number): Promise<Extract<ChildMessage, { type: T }>>
   nextOrNull<T extends ChildMessage['type']>(type: T, timeoutMs: number): Promise<Extract<ChildMessage, { type: T }> | null>
   send(m: ParentMessage): void
 }
 
-function ipcOf(child: ChildProcess): Ipc {
+export function ipcOf(child: ChildProcess): Ipc {
   const waiting = new Map<string, (m: ChildMessage) => void>()
   const early = new Map<string, ChildMessage>()
   let exitError: Error | null = null
@@ -209,7 +209,7 @@ function ipcOf(child: ChildProcess): Ipc {
   }
 }
 
-function consumerOver(ipc: Ipc): Consumer {
+export function consumerOver(ipc: Ipc): Consumer {
   return {
     async expect(count) {
       ipc.send({ type: 'expect', count })
