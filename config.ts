@@ -57,6 +57,7 @@ const limitsSchema = {
     connectTimeoutMs: { type: 'integer' },
     maxPacketBytes: { type: 'integer' },
     keepaliveSeconds: { type: 'object', additionalProperties: false, properties: { min: { type: 'integer' }, max: { type: 'integer' } } },
+    packetRate: bucketSchema,
     publishRate: bucketSchema,
     publishBytesRate: bucketSchema,
     auditIntervalMs: { type: 'integer' },

@@ -10,6 +10,7 @@ import { TopicNotDeviceBound } from './errors.ts'
 import { createEventThrottle } from './event-throttle.ts'
 import { guardDirectory } from './guard-directory.ts'
 import { guardFrameSize } from './frame-size-guard.ts'
+import { createPacketBudget } from './packet-budget.ts'
 import { createAuthenticate } from './hooks/authenticate.ts'
 import { createAuthorizePublish } from './hooks/authorize-publish.ts'
 import { createAuthorizeSubscribe } from './hooks/authorize-subscribe.ts'
@@ -151,6 +152,8 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     publishBytes: createKeyedTokenBuckets({ ...limits.publishBytesRate, maxKeys: limits.maxTrackedKeys }, deps.clock),
   }
 
+  const packetBudget = createPacketBudget(hookDeps)
+
   const aedes = new Aedes({
     preConnect: createPreConnect(hookDeps),
     authenticate: createAuthenticate(hookDeps),
@@ -192,7 +195,13 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
       await aedes.listen()
     },
     handle(conn) {
+      let handled: Client | undefined
       guardFrameSize(conn, limits.maxPacketBytes, (violation) => {
+        if (violation.kind === 'over-budget') {
+          packetBudget.overBudget(handled, violation)
+          conn.destroy()
+          return
+        }
         const client = (conn as Duplex & { client?: Client }).client ?? null
         const session = sessionOf(client)
         const remoteAddress = (conn as { remoteAddress?: string }).remoteAddress ?? null
@@ -220,8 +229,9 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
           if (hit.emit) log.info({ ...fields, suppressed: hit.suppressed }, 'packet too large')
         }
         conn.destroy()
-      })
-      return aedes.handle(conn)
+      }, packetBudget.meter(() => handled))
+      handled = aedes.handle(conn)
+      return handled
     },
     async close() {
       if (closed) return

@@ -23,6 +23,9 @@ export const PublishRateLimited = createError(
   429,
 )
 
+/** A device went over its per-device packet rate (any packet type after CONNECT); the connection is closed. */
+export const PacketRateLimited = createError('GH_BROKER_PACKET_RATE_LIMITED', "device '%s' exceeded its packet rate with a %s", 429)
+
 /** An MQTT packet declared a remaining length above limits.maxPacketBytes; the connection is closed. */
 export const PacketTooLarge = createError(
   'GH_BROKER_PACKET_TOO_LARGE',

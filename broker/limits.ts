@@ -30,6 +30,13 @@ export interface BrokerLimits {
    * vanished behind a NAT cannot hold its session for hours. Default { min: 5, max: 1200 }
    */
   keepaliveSeconds: { min: number; max: number }
+  /**
+   * Every packet a device (or claim session) sends after CONNECT, of any type (SUBSCRIBE, UNSUBSCRIBE,
+   * PINGREQ, PUBLISH, PUBACK/PUBREC/PUBREL/PUBCOMP, DISCONNECT), per device across reconnects
+   * (packet-budget.ts). Over it => disconnect, audited as device.throttled (limit 'packets').
+   * Default 50/s, burst 200
+   */
+  packetRate: TokenBucketOptions
   /** PUBLISH packets per device (across reconnects). Default 20/s, burst 100 */
   publishRate: TokenBucketOptions
   /** PUBLISH bytes (topic + payload) per device. Default 64 KiB/s, burst 256 KiB; burst >= maxPacketBytes */
@@ -61,6 +68,7 @@ export const DEFAULT_LIMITS: Readonly<BrokerLimits> = Object.freeze({
   connectTimeoutMs: 10_000,
   maxPacketBytes: 128 * 1024,
   keepaliveSeconds: Object.freeze({ min: 5, max: 1200 }),
+  packetRate: Object.freeze({ ratePerSecond: 50, burst: 200 }),
   publishRate: Object.freeze({ ratePerSecond: 20, burst: 100 }),
   publishBytesRate: Object.freeze({ ratePerSecond: 64 * 1024, burst: 256 * 1024 }),
   auditIntervalMs: 60_000,
@@ -77,6 +85,7 @@ export function resolveLimits(input: BrokerLimitsInput = {}): Readonly<BrokerLim
     ...input,
     connectionRatePerIp: { ...DEFAULT_LIMITS.connectionRatePerIp, ...input.connectionRatePerIp },
     keepaliveSeconds: { ...DEFAULT_LIMITS.keepaliveSeconds, ...input.keepaliveSeconds },
+    packetRate: { ...DEFAULT_LIMITS.packetRate, ...input.packetRate },
     publishRate: { ...DEFAULT_LIMITS.publishRate, ...input.publishRate },
     publishBytesRate: { ...DEFAULT_LIMITS.publishBytesRate, ...input.publishBytesRate },
   }
@@ -97,6 +106,7 @@ export function resolveLimits(input: BrokerLimitsInput = {}): Readonly<BrokerLim
   int('maxPacketBytes', l.maxPacketBytes, 64, 268_435_460)
   int('keepaliveSeconds.min', l.keepaliveSeconds.min, 0, 65_535)
   int('keepaliveSeconds.max', l.keepaliveSeconds.max, Math.max(1, l.keepaliveSeconds.min), 65_535)
+  bucket('packetRate', l.packetRate)
   bucket('publishRate', l.publishRate)
   bucket('publishBytesRate', l.publishBytesRate)
   if (l.publishBytesRate.burst < l.maxPacketBytes) {
