@@ -45,14 +45,23 @@ export interface DevicePublish {
   qos: 0 | 1 | 2
 }
 
-/** A device's SUBSCRIBE, with the filters that were granted (refused ones left out). */
+/**
+ * A device's SUBSCRIBE, with the filters that were granted (refused ones left out). A device resuming a
+ * persistent session (clean=false, session present) is reported once at connect with the subscriptions
+ * the broker restored for it, marked `restored`.
+ */
 export interface DeviceSubscribe {
   deviceId: string
+  /** the session (connection) that subscribed */
+  sessionId: number
   filters: { topic: string; qos: 0 | 1 | 2 }[]
+  restored?: true
 }
 
 export interface DeviceConnection {
   deviceId: string
+  /** unique per connection within this broker */
+  sessionId: number
   serial: string
   tier: string
   group: string | null

@@ -73,6 +73,14 @@ async function settingsListener(port: number, creds: DeviceCredentials, extra = 
   }
 }
 
+async function waitForLog(logs: Record<string, unknown>[], match: (r: Record<string, unknown>) => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!logs.some(match)) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for a log line')
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
 describe('settings delivery over MQTT', () => {
   it('sends the current document on subscribe, and a change reaches the connected device within 1 s with the next version', async () => {
     const w = await world()
@@ -151,6 +159,33 @@ describe('settings delivery over MQTT', () => {
     w.operator.settings.patchDevice('sleepy-1', { interval: 30 }, { actor: 'operator:test' })
     const afterRestart = await settingsListener(w.port(), creds)
     expect(await afterRestart.version(4)).toMatchObject({ version: 4, settings: { interval: 30 } })
+  })
+
+  it('sends the document once per session and version, however often the device subscribes', async () => {
+    const w = await world()
+    const creds = await w.provision('loop-1')
+    w.operator.settings.patchDevice('loop-1', { blob: 'x'.repeat(52_000) }, { actor: 'operator:test' })
+    const device = await settingsListener(w.port(), creds)
+    await device.version(2)
+    for (let i = 0; i < 100; i++) await device.client.subscribeAsync('devices/loop-1/settings', { qos: 1 })
+    w.operator.settings.patchDevice('loop-1', { mode: 'eco' }, { actor: 'operator:test' })
+    await device.version(3) // the later marker: what the repeated SUBSCRIBEs sent would have arrived before it
+    expect(device.received.map((m) => m.version)).toEqual([2, 3])
+  })
+
+  it('catches up a clean=false device that resumes its session without subscribing again', async () => {
+    const w = await world()
+    const creds = await w.provision('nap-1')
+    const first = await settingsListener(w.port(), creds, { clean: false, clientId: 'nap-1' })
+    await first.version(1)
+    await first.client.endAsync()
+    w.operator.settings.patchDevice('nap-1', { interval: 10 }, { actor: 'operator:test' })
+    await waitForLog(w.logs, (r) => r.deviceId === 'nap-1' && String(r.msg).startsWith('settings changed while the device is away'))
+    const back = await connectDevice(w.port(), creds, { clean: false, clientId: 'nap-1' })
+    const got = await new Promise<SettingsMessage>((resolve) =>
+      back.on('message', (topic, payload) => topic === 'devices/nap-1/settings' && resolve(JSON.parse(payload.toString()) as SettingsMessage)),
+    )
+    expect(got).toMatchObject({ version: 2, settings: { interval: 10 } })
   })
 
   it('sends a group change to every connected device of the group, and to no other', async () => {
