@@ -18,6 +18,7 @@ import { BROKER_ACTOR, throttledAudit, type ConnectionContext, type HookDeps } f
 import { createPreConnect } from './hooks/pre-connect.ts'
 import type { BrokerLimits } from './limits.ts'
 import { startSessionLifecycle } from './session-lifecycle.ts'
+import { boundSessionStore, type SessionPersistence, type SessionStore, type SessionStoreStats } from './session-store.ts'
 import { createSessionRegistry } from './sessions.ts'
 import { systemTimers, type Timers } from './timers.ts'
 import { createKeyedTokenBuckets } from './token-bucket.ts'
@@ -125,6 +126,8 @@ export interface MqttCore {
    * is closing or was taken over.
    */
   replyToSession(sessionId: number, payload: Buffer | Uint8Array | string): Promise<boolean>
+  /** Stored session state of all clients: queued messages and bytes, drops, refused inbound QoS 2. */
+  sessionStats(): SessionStoreStats
   /** True while session `sessionId` (device or claim) is open and not taken over. */
   isSessionLive(sessionId: number): boolean
   /** Closes a device's live session (audited as session.closed); false when it was not connected. */
@@ -174,7 +177,15 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     // MQTT 3.1.1 does not define), and MQTT 3.1 clients may use device ids up to 64 characters.
     keepaliveLimit: 0,
     maxClientsIdLength: 64,
+    maxInflightInbound: limits.maxInflightInbound,
   })
+  // Bounded outgoing queues and inbound QoS 2 per client (session-store.ts); revoking or disabling a
+  // device drops its stored session (subscriptions, queue, inbound QoS 2, will).
+  // aedes creates its persistence in listen(): start() bounds it before the first connection.
+  let sessionStore: SessionStore | null = null
+  const dropStoredSession = (deviceId: string) => {
+    sessionStore?.drop(deviceId).catch((err: unknown) => log.warn({ err, deviceId }, 'dropping the stored session failed'))
+  }
 
   const listeners = wireCoreListeners(aedes, { connections, sessions, claimSessions, log })
   const sessionOf = (client: Client | null) => (client ? connections.get(client)?.session ?? undefined : undefined)
@@ -187,7 +198,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
   ;(aedes as EventEmitter).on('error', (err: unknown) => log.error({ err }, 'aedes error'))
 
   // Live revocation, claim revocation and the end-of-validity sweep (session-lifecycle.ts).
-  const lifecycle = startSessionLifecycle({ directory: deps.directory, sessions, claimSessions, clock: deps.clock, timers: deps.timers ?? systemTimers, log, limits })
+  const lifecycle = startSessionLifecycle({ directory: deps.directory, sessions, claimSessions, clock: deps.clock, timers: deps.timers ?? systemTimers, log, limits, onDeviceEnded: dropStoredSession })
   aedes.on('clientReady', (client) => {
     const claim = connections.get(client)?.claim
     if (claim) lifecycle.watchClaimSession(claim)
@@ -202,6 +213,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     aedes,
     async start() {
       await aedes.listen()
+      sessionStore = boundSessionStore((aedes as unknown as { persistence: SessionPersistence }).persistence, limits, { log, throttle })
     },
     handle(conn) {
       let handled: Client | undefined
@@ -275,6 +287,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
       await publish('claimId' in s ? claimResponseTopic(s.nonce) : renewalResponseTopic(s.deviceId), payload, 1, false)
       return true
     },
+    sessionStats: () => sessionStore?.stats() ?? { queuedMessages: 0, queuedBytes: 0, droppedMessages: 0, refusedInbound: 0 },
     isSessionLive: (sessionId) => listeners.liveSession(sessionId) !== undefined,
     disconnectDevice(deviceId, reason) {
       const s = sessions.get(deviceId)

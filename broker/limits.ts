@@ -37,6 +37,19 @@ export interface BrokerLimits {
    * Default 50/s, burst 200
    */
   packetRate: TokenBucketOptions
+  /**
+   * Outgoing QoS 1/2 messages stored per client (sent and not yet acknowledged, or queued while a
+   * clean=false device is offline); a new one beyond it drops the oldest (session-store.ts). Default 100
+   */
+  maxQueuedMessages: number
+  /** The same queue's payload + topic bytes per client; >= maxPacketBytes. Default 1 MiB */
+  maxQueuedBytes: number
+  /**
+   * Inbound QoS 2 messages per client waiting for their PUBREL, across reconnects of a persistent
+   * session (aedes' maxInflightInbound bounds one connection only); one more closes the connection.
+   * Default 100
+   */
+  maxInflightInbound: number
   /** PUBLISH packets per device (across reconnects). Default 20/s, burst 100 */
   publishRate: TokenBucketOptions
   /** PUBLISH bytes (topic + payload) per device. Default 64 KiB/s, burst 256 KiB; burst >= maxPacketBytes */
@@ -69,6 +82,9 @@ export const DEFAULT_LIMITS: Readonly<BrokerLimits> = Object.freeze({
   maxPacketBytes: 128 * 1024,
   keepaliveSeconds: Object.freeze({ min: 5, max: 1200 }),
   packetRate: Object.freeze({ ratePerSecond: 50, burst: 200 }),
+  maxQueuedMessages: 100,
+  maxQueuedBytes: 1024 * 1024,
+  maxInflightInbound: 100,
   publishRate: Object.freeze({ ratePerSecond: 20, burst: 100 }),
   publishBytesRate: Object.freeze({ ratePerSecond: 64 * 1024, burst: 256 * 1024 }),
   auditIntervalMs: 60_000,
@@ -107,6 +123,9 @@ export function resolveLimits(input: BrokerLimitsInput = {}): Readonly<BrokerLim
   int('keepaliveSeconds.min', l.keepaliveSeconds.min, 0, 65_535)
   int('keepaliveSeconds.max', l.keepaliveSeconds.max, Math.max(1, l.keepaliveSeconds.min), 65_535)
   bucket('packetRate', l.packetRate)
+  int('maxQueuedMessages', l.maxQueuedMessages, 1, 65_535)
+  int('maxQueuedBytes', l.maxQueuedBytes, Math.min(l.maxPacketBytes, 268_435_460))
+  int('maxInflightInbound', l.maxInflightInbound, 1, 65_535)
   bucket('publishRate', l.publishRate)
   bucket('publishBytesRate', l.publishBytesRate)
   if (l.publishBytesRate.burst < l.maxPacketBytes) {

@@ -15,6 +15,8 @@ export interface SessionLifecycleDeps {
   timers: Timers
   log: Logger
   limits: Pick<BrokerLimits, 'sessionSweepMs'>
+  /** device.revoked / device.disabled: after its live session (if any) is closed; drops its stored session */
+  onDeviceEnded?(deviceId: string): void
 }
 
 export interface SessionLifecycle {
@@ -113,6 +115,7 @@ export function startSessionLifecycle(deps: SessionLifecycleDeps): SessionLifecy
     const serial = 'serial' in event ? serialOf(event) : null
     const session = sessions.invalidate(event.deviceId, serial, event.type)
     if (session) closeSession(session, event.type)
+    if (event.type !== 'certificate.revoked') deps.onDeviceEnded?.(event.deviceId)
   })
 
   function watchClaimSession(session: ClaimSession): void {
