@@ -34,7 +34,8 @@ export interface BrokerLimits {
    * Every packet a device (or claim session) sends after CONNECT, of any type (SUBSCRIBE, UNSUBSCRIBE,
    * PINGREQ, PUBLISH, PUBACK/PUBREC/PUBREL/PUBCOMP, DISCONNECT), per device across reconnects
    * (packet-budget.ts). Over it => disconnect, audited as device.throttled (limit 'packets').
-   * Default 50/s, burst 200
+   * Default 60/s, burst 300: a device at its full publishRate burst at QoS 2 (PUBLISH + PUBREL) plus
+   * its pings and acks stays within it
    */
   packetRate: TokenBucketOptions
   /**
@@ -81,7 +82,7 @@ export const DEFAULT_LIMITS: Readonly<BrokerLimits> = Object.freeze({
   connectTimeoutMs: 10_000,
   maxPacketBytes: 128 * 1024,
   keepaliveSeconds: Object.freeze({ min: 5, max: 1200 }),
-  packetRate: Object.freeze({ ratePerSecond: 50, burst: 200 }),
+  packetRate: Object.freeze({ ratePerSecond: 60, burst: 300 }),
   maxQueuedMessages: 100,
   maxQueuedBytes: 1024 * 1024,
   maxInflightInbound: 100,

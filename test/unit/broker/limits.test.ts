@@ -42,8 +42,8 @@ describe('resolveLimits', () => {
   })
 
   it('defaults the per-device packet budget and session bounds', () => {
-    expect(resolveLimits()).toMatchObject({ packetRate: { ratePerSecond: 50, burst: 200 }, maxQueuedMessages: 100, maxQueuedBytes: 1_048_576, maxInflightInbound: 100 })
-    expect(resolveLimits({ packetRate: { burst: 500 } as never }).packetRate).toEqual({ ratePerSecond: 50, burst: 500 })
+    expect(resolveLimits()).toMatchObject({ packetRate: { ratePerSecond: 60, burst: 300 }, maxQueuedMessages: 100, maxQueuedBytes: 1_048_576, maxInflightInbound: 100 })
+    expect(resolveLimits({ packetRate: { burst: 500 } as never }).packetRate).toEqual({ ratePerSecond: 60, burst: 500 })
   })
 
   it('lists every problem at once', () => {

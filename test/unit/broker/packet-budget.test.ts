@@ -53,9 +53,9 @@ describe('per-device packet budget (limits.packetRate)', () => {
     const subscribe = (i: number): Packet => ({ cmd: 'subscribe', messageId: i + 1, subscriptions: [{ topic: `devices/${A}/settings`, qos: 1 }] })
     const subacks = await flood(client, 1000, subscribe, 'suback')
     expect(client.isClosed()).toBe(true)
-    expect(subacks).toBeLessThanOrEqual(200) // the default burst
+    expect(subacks).toBeLessThanOrEqual(300) // the default burst
     expect(h.directory.auditsFor('device.throttled')).toEqual([
-      expect.objectContaining({ subject: A, details: expect.objectContaining({ limit: 'packets', packetType: 'subscribe', burst: 200 }) }),
+      expect.objectContaining({ subject: A, details: expect.objectContaining({ limit: 'packets', packetType: 'subscribe', burst: 300 }) }),
     ])
     expect(h.logs).toContainEqual(expect.objectContaining({ msg: 'device throttled', code: 'GH_BROKER_PACKET_RATE_LIMITED', deviceId: A }))
   })
@@ -77,6 +77,23 @@ describe('per-device packet budget (limits.packetRate)', () => {
     expect(await flood(second, 1, () => ({ cmd: 'pingreq' }), 'pingresp')).toBe(0)
     expect(second.isClosed()).toBe(true)
     expect(h.directory.auditsFor('device.throttled')[0]?.details).toMatchObject({ limit: 'packets', packetType: 'pingreq' })
+  })
+
+  it('default limits: a full publishRate burst at QoS 2 (PUBLISH + PUBREL), subscribes, pings and acks pass', async () => {
+    const h = await startCore() // the fixed clock never refills: everything below comes out of the bursts
+    h.device(A, SERIAL_A)
+    const client = await connected(h)
+    const subacks = await flood(client, 3, (i) => ({ cmd: 'subscribe', messageId: i + 1, subscriptions: [{ topic: `devices/${A}/${['settings', 'insights', 'renewal/response'][i]}`, qos: 1 }] }), 'suback')
+    expect(subacks).toBe(3)
+    const qos2 = (i: number): Packet => ({ cmd: 'publish', topic: `devices/${A}/telemetry`, payload: Buffer.from('{"t":1}'), qos: 2, messageId: i + 1, retain: false, dup: false })
+    expect(await flood(client, 100, qos2, 'pubrec')).toBe(100)
+    expect(await flood(client, 100, (i) => ({ cmd: 'pubrel', messageId: i + 1 }), 'pubcomp')).toBe(100)
+    await h.core.publishToDevice(`devices/${A}/insights`, 'hello', { qos: 1 })
+    await waitFor(() => client.received.some((p) => p.cmd === 'publish'), 2000, 'a message to the device')
+    client.send({ cmd: 'puback', messageId: (client.received.find((p) => p.cmd === 'publish') as { messageId: number }).messageId })
+    expect(await flood(client, 10, () => ({ cmd: 'pingreq' }), 'pingresp')).toBe(10)
+    expect(client.isClosed()).toBe(false)
+    expect(h.directory.auditsFor('device.throttled')).toEqual([])
   })
 
   it('refills with time: a device within its rate is never closed', async () => {
