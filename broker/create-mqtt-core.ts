@@ -110,7 +110,7 @@ export type Unsubscribe = () => void
 export interface MqttCore {
   readonly aedes: Aedes
   start(): Promise<void>
-  /** Serves one connection (a TLSSocket in production): packet-size guard, then aedes. */
+  /** Serves one connection (a TLSSocket in production): packet-size guard and packet budget, then aedes. */
   handle(conn: Duplex): Client
   close(): Promise<void>
   /** Devices with an authenticated session that is not closed (from the moment CONNACK 0 is decided). */

@@ -46,7 +46,8 @@ const CLOSING_EVENTS: ReadonlySet<ControlEvent['type']> = new Set(['device.revok
  *   supersededAt, and closes at once only when that is already past), a claim session after
  *   limits.claimSessionSeconds (or when its certificate expires, if that comes first; a claim session
  *   also has a timer of its own at claimSessionSeconds, so that it never outlives it).
- * Nothing is cached from events: they only close sessions or bring their end forward.
+ * Nothing is cached from events: they only close sessions or bring their end forward. device.revoked and
+ * device.disabled also drop the device's stored (persistent) session, through onDeviceEnded.
  */
 export function startSessionLifecycle(deps: SessionLifecycleDeps): SessionLifecycle {
   const { directory, sessions, claimSessions, clock, timers, log } = deps

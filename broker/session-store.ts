@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import { Readable } from 'node:stream'
-import { SessionFull } from './errors.ts'
+import { BrokerOptionInvalid, SessionFull } from './errors.ts'
 import type { EventThrottle } from './event-throttle.ts'
 import type { BrokerLimits } from './limits.ts'
 
@@ -48,6 +48,8 @@ export interface SessionStore {
   stats(): SessionStoreStats
 }
 
+const REPLACED = ['outgoingEnqueue', 'outgoingEnqueueCombi', 'outgoingUpdate', 'outgoingClearMessageId', 'outgoingStream', 'incomingStorePacket', 'incomingGetPacket', 'incomingDelPacket', 'cleanIncoming', 'cleanSubscriptions', 'delWill'] as const
+
 interface Queue {
   packets: StoredPacket[]
   bytes: number
@@ -73,6 +75,10 @@ export function boundSessionStore(
   limits: Pick<BrokerLimits, 'maxQueuedMessages' | 'maxQueuedBytes' | 'maxInflightInbound'>,
   deps: { log: Logger; throttle: EventThrottle },
 ): SessionStore {
+  for (const method of REPLACED) {
+    // fails loudly (at start) if a future aedes-persistence renames what this store replaces
+    if (typeof persistence[method] !== 'function') throw new BrokerOptionInvalid('persistence', `aedes persistence has no ${method}()`)
+  }
   const outgoing = new Map<string, Queue>()
   const incoming = new Map<string, Map<number, StoredPacket>>()
   const totals = { queuedMessages: 0, queuedBytes: 0, droppedMessages: 0, refusedInbound: 0 }
@@ -155,7 +161,12 @@ export function boundSessionStore(
     const messageId = packet.messageId as number
     if (!store.has(messageId) && store.size >= limits.maxInflightInbound) {
       totals.refusedInbound++
-      throw new SessionFull(client.id, `${limits.maxInflightInbound} inbound QoS 2 messages await PUBREL`)
+      const err = new SessionFull(client.id, `${limits.maxInflightInbound} inbound QoS 2 messages await PUBREL`)
+      const hit = deps.throttle.hit(`session.inbound-full:${client.id}`)
+      if (hit.emit) {
+        deps.log.info({ clientId: client.id, maxInflightInbound: limits.maxInflightInbound, suppressed: hit.suppressed, code: err.code }, 'inbound QoS 2 limit reached: connection closed')
+      }
+      throw err
     }
     store.set(messageId, { ...snapshot(packet), messageId })
   }

@@ -92,6 +92,7 @@ describe('bounded persistent sessions', () => {
     second.send(qos2(11)) // one more new one is refused
     await second.closed
     expect(h.core.sessionStats().refusedInbound).toBe(1)
+    expect(h.logs).toContainEqual(expect.objectContaining({ msg: 'inbound QoS 2 limit reached: connection closed', clientId: A, code: 'GH_BROKER_SESSION_FULL' }))
 
     const third = (await persistentDevice(h)).client // releasing frees the slot
     third.send({ cmd: 'pubrel', messageId: 1 })
