@@ -5,9 +5,9 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { loadConfig } from '../../../config.ts'
 import { startGatehouse, type Gatehouse } from '../../../gatehouse.ts'
 import { openControlPlane, type ControlPlane } from '../../../provisioning/index.ts'
-import { createRecordingLogger } from '../../helpers/broker-harness.ts'
+import { createRecordingLogger, waitFor } from '../../helpers/broker-harness.ts'
 import type { DeviceCredentials } from '../../helpers/broker-pki.ts'
-import { connectDevice, runMosquitto } from '../../helpers/mqtt-clients.ts'
+import { connectDevice, rawTlsClient, runMosquitto } from '../../helpers/mqtt-clients.ts'
 import { runCli } from '../../helpers/run-cli.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
 
@@ -171,6 +171,32 @@ describe('settings delivery over MQTT', () => {
     w.operator.settings.patchDevice('loop-1', { mode: 'eco' }, { actor: 'operator:test' })
     await device.version(3) // the later marker: what the repeated SUBSCRIBEs sent would have arrived before it
     expect(device.received.map((m) => m.version)).toEqual([2, 3])
+  })
+
+  it('a clean=false device that never PUBACKs and loops on SUBSCRIBE holds one document in its session, not one per SUBSCRIBE', async () => {
+    const w = await world()
+    const creds = await w.provision('hog-1')
+    w.operator.settings.patchDevice('hog-1', { blob: 'x'.repeat(52_000) }, { actor: 'operator:test' })
+    const connect = async () => {
+      const { client } = await rawTlsClient(w.port(), creds)
+      client.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'hog-1', clean: false, keepalive: 60 })
+      expect(await client.next()).toMatchObject({ cmd: 'connack', returnCode: 0 })
+      return client
+    }
+    const first = await connect()
+    for (let i = 1; i <= 250; i++) first.send({ cmd: 'subscribe', messageId: i, subscriptions: [{ topic: 'devices/hog-1/settings', qos: 1 }] })
+    const subacks = () => first.received.filter((p) => p.cmd === 'suback').length
+    await waitFor(() => subacks() === 250 || first.isClosed(), 10_000, '250 SUBACKs')
+    expect(subacks()).toBe(250) // within the default packet budget
+    first.end()
+    await first.closed
+
+    const back = await connect() // session present: the broker replays what was never acknowledged
+    w.operator.settings.patchDevice('hog-1', { mode: 'eco' }, { actor: 'operator:test' })
+    const versions = () => back.received.filter((p) => p.cmd === 'publish').map((p) => (JSON.parse((p as { payload: Buffer }).payload.toString()) as SettingsMessage).version)
+    await waitFor(() => versions().includes(3), 10_000, 'version 3')
+    expect(versions()).toEqual([2, 3])
+    expect(w.gatehouse().broker.sessionStats().queuedMessages).toBeLessThanOrEqual(2)
   })
 
   it('catches up a clean=false device that resumes its session without subscribing again', async () => {
