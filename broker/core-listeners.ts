@@ -99,7 +99,7 @@ export function wireCoreListeners(
     const session = contextOf(client)?.session
     if (!session) return
     const filters = subscriptions.filter((s) => s.qos <= 2).map((s) => ({ topic: s.topic, qos: s.qos }))
-    if (filters.length > 0) notify(subscribeListeners, { deviceId: session.deviceId, filters }, 'subscribe')
+    if (filters.length > 0) notify(subscribeListeners, { deviceId: session.deviceId, sessionId: session.id, filters }, 'subscribe')
   })
   aedes.on('clientReady', (client) => {
     const ctx = contextOf(client)
@@ -114,6 +114,12 @@ export function wireCoreListeners(
     track(session, client)
     log.info({ deviceId: session.deviceId, serial: session.serial, remoteAddress: session.remoteAddress }, 'device connected')
     notify(connectListeners, describeSession(session), 'connect')
+    // aedes restored a resumed session's subscriptions before clientReady, without a 'subscribe' event
+    const subscriptions = (client as Client & { subscriptions?: Record<string, { qos: number }> }).subscriptions ?? {}
+    const restored = Object.entries(subscriptions).map(([topic, sub]) => ({ topic, qos: sub.qos as 0 | 1 | 2 }))
+    if (!client.clean && restored.length > 0) {
+      notify(subscribeListeners, { deviceId: session.deviceId, sessionId: session.id, filters: restored, restored: true }, 'subscribe')
+    }
   })
   aedes.on('clientDisconnect', (client) => {
     const ctx = contextOf(client)
@@ -152,5 +158,5 @@ function subscribeTo<T>(set: Set<T>, listener: T): Unsubscribe {
 }
 
 export function describeSession(s: Session): DeviceConnection {
-  return { deviceId: s.deviceId, serial: s.serial, tier: s.tier, group: s.group, remoteAddress: s.remoteAddress }
+  return { deviceId: s.deviceId, sessionId: s.id, serial: s.serial, tier: s.tier, group: s.group, remoteAddress: s.remoteAddress }
 }

@@ -10,6 +10,7 @@ import { TopicNotDeviceBound } from './errors.ts'
 import { createEventThrottle } from './event-throttle.ts'
 import { guardDirectory } from './guard-directory.ts'
 import { guardFrameSize } from './frame-size-guard.ts'
+import { createPacketBudget } from './packet-budget.ts'
 import { createAuthenticate } from './hooks/authenticate.ts'
 import { createAuthorizePublish } from './hooks/authorize-publish.ts'
 import { createAuthorizeSubscribe } from './hooks/authorize-subscribe.ts'
@@ -17,6 +18,7 @@ import { BROKER_ACTOR, throttledAudit, type ConnectionContext, type HookDeps } f
 import { createPreConnect } from './hooks/pre-connect.ts'
 import type { BrokerLimits } from './limits.ts'
 import { startSessionLifecycle } from './session-lifecycle.ts'
+import { boundSessionStore, type SessionPersistence, type SessionStore, type SessionStoreStats } from './session-store.ts'
 import { createSessionRegistry } from './sessions.ts'
 import { systemTimers, type Timers } from './timers.ts'
 import { createKeyedTokenBuckets } from './token-bucket.ts'
@@ -44,14 +46,23 @@ export interface DevicePublish {
   qos: 0 | 1 | 2
 }
 
-/** A device's SUBSCRIBE, with the filters that were granted (refused ones left out). */
+/**
+ * A device's SUBSCRIBE, with the filters that were granted (refused ones left out). A device resuming a
+ * persistent session (clean=false, session present) is reported once at connect with the subscriptions
+ * the broker restored for it, marked `restored`.
+ */
 export interface DeviceSubscribe {
   deviceId: string
+  /** the session (connection) that subscribed */
+  sessionId: number
   filters: { topic: string; qos: 0 | 1 | 2 }[]
+  restored?: true
 }
 
 export interface DeviceConnection {
   deviceId: string
+  /** unique per connection within this broker */
+  sessionId: number
   serial: string
   tier: string
   group: string | null
@@ -99,7 +110,7 @@ export type Unsubscribe = () => void
 export interface MqttCore {
   readonly aedes: Aedes
   start(): Promise<void>
-  /** Serves one connection (a TLSSocket in production): packet-size guard, then aedes. */
+  /** Serves one connection (a TLSSocket in production): packet-size guard and packet budget, then aedes. */
   handle(conn: Duplex): Client
   close(): Promise<void>
   /** Devices with an authenticated session that is not closed (from the moment CONNACK 0 is decided). */
@@ -115,6 +126,8 @@ export interface MqttCore {
    * is closing or was taken over.
    */
   replyToSession(sessionId: number, payload: Buffer | Uint8Array | string): Promise<boolean>
+  /** Stored session state of all clients: queued messages and bytes, drops, refused inbound QoS 2. */
+  sessionStats(): SessionStoreStats
   /** True while session `sessionId` (device or claim) is open and not taken over. */
   isSessionLive(sessionId: number): boolean
   /** Closes a device's live session (audited as session.closed); false when it was not connected. */
@@ -151,6 +164,8 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     publishBytes: createKeyedTokenBuckets({ ...limits.publishBytesRate, maxKeys: limits.maxTrackedKeys }, deps.clock),
   }
 
+  const packetBudget = createPacketBudget(hookDeps)
+
   const aedes = new Aedes({
     preConnect: createPreConnect(hookDeps),
     authenticate: createAuthenticate(hookDeps),
@@ -162,7 +177,15 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     // MQTT 3.1.1 does not define), and MQTT 3.1 clients may use device ids up to 64 characters.
     keepaliveLimit: 0,
     maxClientsIdLength: 64,
+    maxInflightInbound: limits.maxInflightInbound,
   })
+  // Bounded outgoing queues and inbound QoS 2 per client (session-store.ts); revoking or disabling a
+  // device drops its stored session (subscriptions, queue, inbound QoS 2, will).
+  // aedes creates its persistence in listen(): start() bounds it before the first connection.
+  let sessionStore: SessionStore | null = null
+  const dropStoredSession = (deviceId: string) => {
+    sessionStore?.drop(deviceId).catch((err: unknown) => log.warn({ err, deviceId }, 'dropping the stored session failed'))
+  }
 
   const listeners = wireCoreListeners(aedes, { connections, sessions, claimSessions, log })
   const sessionOf = (client: Client | null) => (client ? connections.get(client)?.session ?? undefined : undefined)
@@ -175,7 +198,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
   ;(aedes as EventEmitter).on('error', (err: unknown) => log.error({ err }, 'aedes error'))
 
   // Live revocation, claim revocation and the end-of-validity sweep (session-lifecycle.ts).
-  const lifecycle = startSessionLifecycle({ directory: deps.directory, sessions, claimSessions, clock: deps.clock, timers: deps.timers ?? systemTimers, log, limits })
+  const lifecycle = startSessionLifecycle({ directory: deps.directory, sessions, claimSessions, clock: deps.clock, timers: deps.timers ?? systemTimers, log, limits, onDeviceEnded: dropStoredSession })
   aedes.on('clientReady', (client) => {
     const claim = connections.get(client)?.claim
     if (claim) lifecycle.watchClaimSession(claim)
@@ -190,9 +213,16 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     aedes,
     async start() {
       await aedes.listen()
+      sessionStore = boundSessionStore((aedes as unknown as { persistence: SessionPersistence }).persistence, limits, { log, throttle })
     },
     handle(conn) {
+      let handled: Client | undefined
       guardFrameSize(conn, limits.maxPacketBytes, (violation) => {
+        if (violation.kind === 'over-budget') {
+          packetBudget.overBudget(handled, violation)
+          conn.destroy()
+          return
+        }
         const client = (conn as Duplex & { client?: Client }).client ?? null
         const session = sessionOf(client)
         const remoteAddress = (conn as { remoteAddress?: string }).remoteAddress ?? null
@@ -220,8 +250,9 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
           if (hit.emit) log.info({ ...fields, suppressed: hit.suppressed }, 'packet too large')
         }
         conn.destroy()
-      })
-      return aedes.handle(conn)
+      }, packetBudget.meter(() => handled))
+      handled = aedes.handle(conn)
+      return handled
     },
     async close() {
       if (closed) return
@@ -256,6 +287,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
       await publish('claimId' in s ? claimResponseTopic(s.nonce) : renewalResponseTopic(s.deviceId), payload, 1, false)
       return true
     },
+    sessionStats: () => sessionStore?.stats() ?? { queuedMessages: 0, queuedBytes: 0, droppedMessages: 0, refusedInbound: 0 },
     isSessionLive: (sessionId) => listeners.liveSession(sessionId) !== undefined,
     disconnectDevice(deviceId, reason) {
       const s = sessions.get(deviceId)

@@ -23,6 +23,12 @@ export const PublishRateLimited = createError(
   429,
 )
 
+/** A device went over its per-device packet rate (any packet type after CONNECT); the connection is closed. */
+export const PacketRateLimited = createError('GH_BROKER_PACKET_RATE_LIMITED', "device '%s' exceeded its packet rate with a %s", 429)
+
+/** A client's stored session is full: more unreleased inbound QoS 2 packets than limits.maxInflightInbound. */
+export const SessionFull = createError('GH_BROKER_SESSION_FULL', "session of '%s' is full: %s", 429)
+
 /** An MQTT packet declared a remaining length above limits.maxPacketBytes; the connection is closed. */
 export const PacketTooLarge = createError(
   'GH_BROKER_PACKET_TOO_LARGE',

@@ -8,24 +8,33 @@ import type { Duplex } from 'node:stream'
  * device from making the broker buffer a huge packet. This scanner follows MQTT frame boundaries in the
  * bytes aedes reads (fixed header byte, remaining-length varint, then it skips the body) and reports a
  * frame as soon as its declared size is known to exceed the limit: before its body is buffered.
- * It does O(1) work per frame, not per byte.
+ * It does O(1) work per frame, not per byte. It also tells a listener each frame's packet type, which is
+ * where the per-device packet budget (packet-budget.ts) counts every packet a device sends.
  */
 export type FrameViolation =
   | { kind: 'too-large'; declaredBytes: number }
   | { kind: 'malformed-length' }
+  | { kind: 'over-budget'; packetType: number }
+
+/**
+ * Called once per frame, as soon as its header is read (before its body is buffered), with the MQTT
+ * packet type (1 CONNECT … 14 DISCONNECT); a violation it returns stops the stream like an oversized frame.
+ */
+export type FrameListener = (packetType: number) => FrameViolation | null
 
 export interface FrameScanner {
   /** Feeds the next bytes of the stream; returns the first violation, or null. */
   feed(chunk: Uint8Array): FrameViolation | null
 }
 
-export function createFrameScanner(maxPacketBytes: number): FrameScanner {
+export function createFrameScanner(maxPacketBytes: number, onFrame?: FrameListener): FrameScanner {
   // state: 0 = expecting a fixed-header byte, 1 = reading the remaining length, 2 = skipping the body
   let state = 0
   let length = 0
   let multiplier = 1
   let lengthBytes = 0
   let skip = 0
+  let packetType = 0
   let failed: FrameViolation | null = null
 
   return {
@@ -43,6 +52,7 @@ export function createFrameScanner(maxPacketBytes: number): FrameScanner {
         const byte = chunk[i++] as number
         if (state === 0) {
           state = 1
+          packetType = byte >> 4
           length = 0
           multiplier = 1
           lengthBytes = 0
@@ -57,6 +67,8 @@ export function createFrameScanner(maxPacketBytes: number): FrameScanner {
         }
         const total = 1 + lengthBytes + length
         if (total > maxPacketBytes) return (failed = { kind: 'too-large', declaredBytes: total })
+        const refused = onFrame?.(packetType) ?? null
+        if (refused) return (failed = refused)
         skip = length
         state = skip === 0 ? 0 : 2
       }
@@ -76,8 +88,9 @@ export function guardFrameSize(
   conn: Duplex,
   maxPacketBytes: number,
   onViolation: (violation: FrameViolation) => void,
+  onFrame?: FrameListener,
 ): void {
-  const scanner = createFrameScanner(maxPacketBytes)
+  const scanner = createFrameScanner(maxPacketBytes, onFrame)
   const read = conn.read
   let violated = false
   conn.read = function guardedRead(this: Duplex, size?: number) {

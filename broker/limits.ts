@@ -30,6 +30,27 @@ export interface BrokerLimits {
    * vanished behind a NAT cannot hold its session for hours. Default { min: 5, max: 1200 }
    */
   keepaliveSeconds: { min: number; max: number }
+  /**
+   * Every packet a device (or claim session) sends after CONNECT, of any type (SUBSCRIBE, UNSUBSCRIBE,
+   * PINGREQ, PUBLISH, PUBACK/PUBREC/PUBREL/PUBCOMP, DISCONNECT), per device across reconnects
+   * (packet-budget.ts). Over it => disconnect, audited as device.throttled (limit 'packets').
+   * Default 60/s, burst 300: a device at its full publishRate burst at QoS 2 (PUBLISH + PUBREL) plus
+   * its pings and acks stays within it
+   */
+  packetRate: TokenBucketOptions
+  /**
+   * Outgoing QoS 1/2 messages stored per client (sent and not yet acknowledged, or queued while a
+   * clean=false device is offline); a new one beyond it drops the oldest (session-store.ts). Default 100
+   */
+  maxQueuedMessages: number
+  /** The same queue's payload + topic bytes per client; >= maxPacketBytes. Default 1 MiB */
+  maxQueuedBytes: number
+  /**
+   * Inbound QoS 2 messages per client waiting for their PUBREL, across reconnects of a persistent
+   * session (aedes' maxInflightInbound bounds one connection only); one more closes the connection.
+   * Default 100
+   */
+  maxInflightInbound: number
   /** PUBLISH packets per device (across reconnects). Default 20/s, burst 100 */
   publishRate: TokenBucketOptions
   /** PUBLISH bytes (topic + payload) per device. Default 64 KiB/s, burst 256 KiB; burst >= maxPacketBytes */
@@ -61,6 +82,10 @@ export const DEFAULT_LIMITS: Readonly<BrokerLimits> = Object.freeze({
   connectTimeoutMs: 10_000,
   maxPacketBytes: 128 * 1024,
   keepaliveSeconds: Object.freeze({ min: 5, max: 1200 }),
+  packetRate: Object.freeze({ ratePerSecond: 60, burst: 300 }),
+  maxQueuedMessages: 100,
+  maxQueuedBytes: 1024 * 1024,
+  maxInflightInbound: 100,
   publishRate: Object.freeze({ ratePerSecond: 20, burst: 100 }),
   publishBytesRate: Object.freeze({ ratePerSecond: 64 * 1024, burst: 256 * 1024 }),
   auditIntervalMs: 60_000,
@@ -77,6 +102,7 @@ export function resolveLimits(input: BrokerLimitsInput = {}): Readonly<BrokerLim
     ...input,
     connectionRatePerIp: { ...DEFAULT_LIMITS.connectionRatePerIp, ...input.connectionRatePerIp },
     keepaliveSeconds: { ...DEFAULT_LIMITS.keepaliveSeconds, ...input.keepaliveSeconds },
+    packetRate: { ...DEFAULT_LIMITS.packetRate, ...input.packetRate },
     publishRate: { ...DEFAULT_LIMITS.publishRate, ...input.publishRate },
     publishBytesRate: { ...DEFAULT_LIMITS.publishBytesRate, ...input.publishBytesRate },
   }
@@ -97,6 +123,10 @@ export function resolveLimits(input: BrokerLimitsInput = {}): Readonly<BrokerLim
   int('maxPacketBytes', l.maxPacketBytes, 64, 268_435_460)
   int('keepaliveSeconds.min', l.keepaliveSeconds.min, 0, 65_535)
   int('keepaliveSeconds.max', l.keepaliveSeconds.max, Math.max(1, l.keepaliveSeconds.min), 65_535)
+  bucket('packetRate', l.packetRate)
+  int('maxQueuedMessages', l.maxQueuedMessages, 1, 65_535)
+  int('maxQueuedBytes', l.maxQueuedBytes, Math.min(l.maxPacketBytes, 268_435_460))
+  int('maxInflightInbound', l.maxInflightInbound, 1, 65_535)
   bucket('publishRate', l.publishRate)
   bucket('publishBytesRate', l.publishBytesRate)
   if (l.publishBytesRate.burst < l.maxPacketBytes) {

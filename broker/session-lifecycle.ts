@@ -15,6 +15,8 @@ export interface SessionLifecycleDeps {
   timers: Timers
   log: Logger
   limits: Pick<BrokerLimits, 'sessionSweepMs'>
+  /** device.revoked / device.disabled: after its live session (if any) is closed; drops its stored session */
+  onDeviceEnded?(deviceId: string): void
 }
 
 export interface SessionLifecycle {
@@ -44,7 +46,8 @@ const CLOSING_EVENTS: ReadonlySet<ControlEvent['type']> = new Set(['device.revok
  *   supersededAt, and closes at once only when that is already past), a claim session after
  *   limits.claimSessionSeconds (or when its certificate expires, if that comes first; a claim session
  *   also has a timer of its own at claimSessionSeconds, so that it never outlives it).
- * Nothing is cached from events: they only close sessions or bring their end forward.
+ * Nothing is cached from events: they only close sessions or bring their end forward. device.revoked and
+ * device.disabled also drop the device's stored (persistent) session, through onDeviceEnded.
  */
 export function startSessionLifecycle(deps: SessionLifecycleDeps): SessionLifecycle {
   const { directory, sessions, claimSessions, clock, timers, log } = deps
@@ -113,6 +116,7 @@ export function startSessionLifecycle(deps: SessionLifecycleDeps): SessionLifecy
     const serial = 'serial' in event ? serialOf(event) : null
     const session = sessions.invalidate(event.deviceId, serial, event.type)
     if (session) closeSession(session, event.type)
+    if (event.type !== 'certificate.revoked') deps.onDeviceEnded?.(event.deviceId)
   })
 
   function watchClaimSession(session: ClaimSession): void {

@@ -17,39 +17,101 @@ export interface SettingsSource {
   report(deviceId: string, payload: unknown): Promise<void> | void
 }
 
+/** What settings delivery remembers of a device's live session. */
+interface Delivery {
+  sessionId: number
+  /** the current document was sent in this session (or there is none); only settings.changed clears it */
+  sent: boolean
+  /** the version sent in this session */
+  version: number | null
+  /** a read + publish is under way; a change meanwhile sets `dirty` and it sends once more */
+  busy: boolean
+  dirty: boolean
+}
+
+/** Devices whose settings changed while they were away, at most this many remembered (oldest forgotten). */
+const MAX_CHANGED_AWAY = 100_000
+
 /**
- * Pushes each device's settings to devices/{id}/settings, QoS 1:
- * - when the device subscribes (after a reconnect, or a broker restart, it gets the current document,
- *   so nothing is lost while it was away), and
+ * Pushes each device's settings to devices/{id}/settings, QoS 1, once per session and version:
+ * - when the device subscribes, the first time in a session (after a reconnect, or a broker restart, it
+ *   gets the current document, so nothing is lost while it was away); a repeated SUBSCRIBE in the same
+ *   session, with no change since, reads nothing and sends nothing (a device looping on SUBSCRIBE costs
+ *   no registry read and no 50 KB publish per packet);
+ * - when a device resumes a persistent session (clean=false, session present) without subscribing again,
+ *   if its settings changed while it was away (offline catch-up);
  * - when the control plane announces `settings.changed` for it while it is connected.
  * It also hands the device's reports (devices/{id}/settings/reported) to the control plane. Each send
  * reads the current document, so a burst of changes ends with the latest version; devices apply a
  * document only if its version is newer than what they have.
  */
 export function attachSettingsDelivery(
-  core: Pick<MqttCore, 'isConnected' | 'publishToDevice' | 'onDeviceSubscribe' | 'onDevicePublish'>,
+  core: Pick<MqttCore, 'isConnected' | 'publishToDevice' | 'onDeviceSubscribe' | 'onDevicePublish' | 'onDeviceDisconnect'>,
   deps: { source: SettingsSource; events: { onEvent(listener: (e: ControlEvent) => void): Unsubscribe }; log: Logger },
 ): Unsubscribe {
   const log = deps.log.child({ module: 'broker.settings' })
   let delivered = 0
+  let repeated = 0
+  /** the live session of each connected device that subscribed to its settings */
+  const live = new Map<string, Delivery>()
+  const changedAway = new Set<string>()
 
-  async function send(deviceId: string, why: 'subscribe' | 'change'): Promise<void> {
+  async function send(deviceId: string, d: Delivery, why: 'subscribe' | 'change' | 'catch-up'): Promise<void> {
+    if (d.busy) {
+      d.dirty = true
+      return
+    }
+    d.busy = true
     try {
-      const doc = await deps.source.current(deviceId)
-      if (!doc || !core.isConnected(deviceId)) return
-      await core.publishToDevice(settingsTopic(deviceId), JSON.stringify(doc), { qos: 1 })
-      delivered++
-      log.debug({ deviceId, version: doc.version, why }, 'settings delivered')
+      do {
+        d.dirty = false
+        const doc = await deps.source.current(deviceId)
+        if (live.get(deviceId) !== d || !core.isConnected(deviceId)) return
+        const fresh = doc !== undefined && doc.version !== d.version
+        if (fresh) await core.publishToDevice(settingsTopic(deviceId), JSON.stringify(doc), { qos: 1 })
+        d.sent = true
+        if (!fresh) continue
+        d.version = doc.version
+        delivered++
+        log.debug({ deviceId, version: doc.version, why }, 'settings delivered')
+      } while (d.dirty)
     } catch (err) {
       log.warn({ err, deviceId }, 'settings delivery failed; the device gets them on its next subscribe')
+    } finally {
+      d.busy = false
     }
   }
 
-  const offSubscribe = core.onDeviceSubscribe(({ deviceId, filters }) => {
-    if (filters.some((f) => f.topic === settingsTopic(deviceId))) void send(deviceId, 'subscribe')
+  function rememberChangedAway(deviceId: string): void {
+    changedAway.delete(deviceId)
+    if (changedAway.size >= MAX_CHANGED_AWAY) changedAway.delete(changedAway.values().next().value as string)
+    changedAway.add(deviceId)
+    log.debug({ deviceId }, 'settings changed while the device is away or not subscribed; sent when it subscribes or resumes its session')
+  }
+
+  const offSubscribe = core.onDeviceSubscribe(({ deviceId, sessionId, filters, restored }) => {
+    if (!filters.some((f) => f.topic === settingsTopic(deviceId))) return
+    let d = live.get(deviceId)
+    if (d?.sessionId !== sessionId) live.set(deviceId, (d = { sessionId, sent: false, version: null, busy: false, dirty: false }))
+    if (d.sent || d.busy) {
+      repeated++
+      return
+    }
+    // A resumed session already got its document, unless it changed since (then it is sent, once).
+    if (restored && !changedAway.has(deviceId)) return
+    changedAway.delete(deviceId)
+    void send(deviceId, d, restored ? 'catch-up' : 'subscribe')
+  })
+  const offDisconnect = core.onDeviceDisconnect(({ deviceId, sessionId }) => {
+    if (live.get(deviceId)?.sessionId === sessionId) live.delete(deviceId)
   })
   const offEvents = deps.events.onEvent((event) => {
-    if (event.type === 'settings.changed' && core.isConnected(event.deviceId)) void send(event.deviceId, 'change')
+    if (event.type !== 'settings.changed') return
+    const d = live.get(event.deviceId)
+    if (!d || !core.isConnected(event.deviceId)) return rememberChangedAway(event.deviceId)
+    if (d.version !== null && event.version <= d.version) return // announced late: this session has it
+    d.sent = false
+    void send(event.deviceId, d, 'change')
   })
   const offPublish = core.onDevicePublish(({ deviceId, kind, payload }) => {
     if (kind !== 'settings.reported') return
@@ -66,8 +128,9 @@ export function attachSettingsDelivery(
   })
   return () => {
     offSubscribe()
+    offDisconnect()
     offEvents()
     offPublish()
-    log.debug({ delivered }, 'settings delivery detached')
+    log.debug({ delivered, repeated }, 'settings delivery detached')
   }
 }

@@ -17,6 +17,7 @@ export const BENCH_LIMITS = {
   maxConnections: 50_000,
   maxConnectionsPerIp: 50_000,
   connectionRatePerIp: { ratePerSecond: 100_000, burst: 100_000 },
+  packetRate: { ratePerSecond: 1_000_000, burst: 1_000_000 },
   publishRate: { ratePerSecond: 1_000_000, burst: 1_000_000 },
   publishBytesRate: { ratePerSecond: 1_000_000_000, burst: 1_000_000_000 },
 }

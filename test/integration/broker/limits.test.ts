@@ -93,6 +93,30 @@ describe('connection limits', () => {
   })
 })
 
+describe('per-device packet budget over TLS', () => {
+  it('closes an mqtt.js device that loops on SUBSCRIBE, audited as device.throttled, and a well-behaved one is untouched', async () => {
+    const h = await startBroker(pki.serverTls, { limits: { packetRate: { ratePerSecond: 0.01, burst: 30 } } })
+    const [looping, calm] = await Promise.all([pki.device('pump-7'), pki.device('pump-8')])
+    h.directory.addCertificate('pump-7', looping.serial)
+    h.directory.addCertificate('pump-8', calm.serial)
+    const bad = await connectDevice(h.port, looping, { reconnectPeriod: 0 })
+    const good = await connectDevice(h.port, calm, { reconnectPeriod: 0 })
+    await good.subscribeAsync('devices/pump-8/settings', { qos: 1 })
+    const closed = closedWithin(bad)
+    let subacks = 0
+    for (let i = 0; i < 100 && !bad.disconnected; i++) {
+      await Promise.race([bad.subscribeAsync('devices/pump-7/settings', { qos: 1 }).then(() => subacks++), closed])
+    }
+    expect(subacks).toBeLessThanOrEqual(30)
+    await closed
+    expect(h.directory.auditsFor('device.throttled')).toEqual([
+      expect.objectContaining({ subject: 'pump-7', details: expect.objectContaining({ limit: 'packets', packetType: 'subscribe' }) }),
+    ])
+    await good.publishAsync('devices/pump-8/telemetry', 'ok', { qos: 1 }) // the other device is untouched
+    expect(good.connected).toBe(true)
+  })
+})
+
 describe('graceful shutdown', () => {
   it('closes every client, stops accepting and resolves', async () => {
     const h = await startBroker(pki.serverTls)

@@ -5,9 +5,9 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { loadConfig } from '../../../config.ts'
 import { startGatehouse, type Gatehouse } from '../../../gatehouse.ts'
 import { openControlPlane, type ControlPlane } from '../../../provisioning/index.ts'
-import { createRecordingLogger } from '../../helpers/broker-harness.ts'
+import { createRecordingLogger, waitFor } from '../../helpers/broker-harness.ts'
 import type { DeviceCredentials } from '../../helpers/broker-pki.ts'
-import { connectDevice, runMosquitto } from '../../helpers/mqtt-clients.ts'
+import { connectDevice, rawTlsClient, runMosquitto } from '../../helpers/mqtt-clients.ts'
 import { runCli } from '../../helpers/run-cli.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
 
@@ -70,6 +70,14 @@ async function settingsListener(port: number, creds: DeviceCredentials, extra = 
         })
       }
     },
+  }
+}
+
+async function waitForLog(logs: Record<string, unknown>[], match: (r: Record<string, unknown>) => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!logs.some(match)) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for a log line')
+    await new Promise((r) => setTimeout(r, 20))
   }
 }
 
@@ -151,6 +159,59 @@ describe('settings delivery over MQTT', () => {
     w.operator.settings.patchDevice('sleepy-1', { interval: 30 }, { actor: 'operator:test' })
     const afterRestart = await settingsListener(w.port(), creds)
     expect(await afterRestart.version(4)).toMatchObject({ version: 4, settings: { interval: 30 } })
+  })
+
+  it('sends the document once per session and version, however often the device subscribes', async () => {
+    const w = await world()
+    const creds = await w.provision('loop-1')
+    w.operator.settings.patchDevice('loop-1', { blob: 'x'.repeat(52_000) }, { actor: 'operator:test' })
+    const device = await settingsListener(w.port(), creds)
+    await device.version(2)
+    for (let i = 0; i < 100; i++) await device.client.subscribeAsync('devices/loop-1/settings', { qos: 1 })
+    w.operator.settings.patchDevice('loop-1', { mode: 'eco' }, { actor: 'operator:test' })
+    await device.version(3) // the later marker: what the repeated SUBSCRIBEs sent would have arrived before it
+    expect(device.received.map((m) => m.version)).toEqual([2, 3])
+  })
+
+  it('a clean=false device that never PUBACKs and loops on SUBSCRIBE holds one document in its session, not one per SUBSCRIBE', async () => {
+    const w = await world()
+    const creds = await w.provision('hog-1')
+    w.operator.settings.patchDevice('hog-1', { blob: 'x'.repeat(52_000) }, { actor: 'operator:test' })
+    const connect = async () => {
+      const { client } = await rawTlsClient(w.port(), creds)
+      client.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'hog-1', clean: false, keepalive: 60 })
+      expect(await client.next()).toMatchObject({ cmd: 'connack', returnCode: 0 })
+      return client
+    }
+    const first = await connect()
+    for (let i = 1; i <= 250; i++) first.send({ cmd: 'subscribe', messageId: i, subscriptions: [{ topic: 'devices/hog-1/settings', qos: 1 }] })
+    const subacks = () => first.received.filter((p) => p.cmd === 'suback').length
+    await waitFor(() => subacks() === 250 || first.isClosed(), 10_000, '250 SUBACKs')
+    expect(subacks()).toBe(250) // within the default packet budget
+    first.end()
+    await first.closed
+
+    const back = await connect() // session present: the broker replays what was never acknowledged
+    w.operator.settings.patchDevice('hog-1', { mode: 'eco' }, { actor: 'operator:test' })
+    const versions = () => back.received.filter((p) => p.cmd === 'publish').map((p) => (JSON.parse((p as { payload: Buffer }).payload.toString()) as SettingsMessage).version)
+    await waitFor(() => versions().includes(3), 10_000, 'version 3')
+    expect(versions()).toEqual([2, 3])
+    expect(w.gatehouse().broker.sessionStats().queuedMessages).toBeLessThanOrEqual(2)
+  })
+
+  it('catches up a clean=false device that resumes its session without subscribing again', async () => {
+    const w = await world()
+    const creds = await w.provision('nap-1')
+    const first = await settingsListener(w.port(), creds, { clean: false, clientId: 'nap-1' })
+    await first.version(1)
+    await first.client.endAsync()
+    w.operator.settings.patchDevice('nap-1', { interval: 10 }, { actor: 'operator:test' })
+    await waitForLog(w.logs, (r) => r.deviceId === 'nap-1' && String(r.msg).startsWith('settings changed while the device is away'))
+    const back = await connectDevice(w.port(), creds, { clean: false, clientId: 'nap-1' })
+    const got = await new Promise<SettingsMessage>((resolve) =>
+      back.on('message', (topic, payload) => topic === 'devices/nap-1/settings' && resolve(JSON.parse(payload.toString()) as SettingsMessage)),
+    )
+    expect(got).toMatchObject({ version: 2, settings: { interval: 10 } })
   })
 
   it('sends a group change to every connected device of the group, and to no other', async () => {

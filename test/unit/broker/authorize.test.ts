@@ -41,7 +41,7 @@ describe('authorize-subscribe hook', () => {
     h.core.onDeviceSubscribe((s) => seen.push(s))
     client.send({ cmd: 'subscribe', messageId: 2, subscriptions: [{ topic: 'devices/pump-7/settings', qos: 1 }, { topic: '#', qos: 0 }] })
     await client.next()
-    expect(seen).toEqual([{ deviceId: A, filters: [{ topic: 'devices/pump-7/settings', qos: 1 }] }])
+    expect(seen).toEqual([{ deviceId: A, sessionId: expect.any(Number), filters: [{ topic: 'devices/pump-7/settings', qos: 1 }] }])
   })
 
   it('delivers what the broker publishes to devices/{id}/settings', async () => {

@@ -28,6 +28,10 @@ describe('resolveLimits', () => {
     ['fail/claim-session-too-long', { claimSessionSeconds: 7200 }],
     ['fail/sweep-too-often', { sessionSweepMs: 10 }],
     ['fail/sweep-fractional', { sessionSweepMs: 1000.5 }],
+    ['fail/zero-packet-burst', { packetRate: { ratePerSecond: 10, burst: 0 } }],
+    ['fail/zero-queue', { maxQueuedMessages: 0 }],
+    ['fail/queue-bytes-below-packet', { maxQueuedBytes: 1000 }],
+    ['fail/zero-inflight-inbound', { maxInflightInbound: 0 }],
   ])('%s', (_name, input) => {
     expect(() => resolveLimits(input)).toThrow(expect.objectContaining({ code: 'GH_BROKER_OPTION_INVALID' }))
   })
@@ -35,6 +39,11 @@ describe('resolveLimits', () => {
   it('defaults claim sessions to 300 s and the session sweep to 5 s', () => {
     expect(resolveLimits()).toMatchObject({ claimSessionSeconds: 300, sessionSweepMs: 5000 })
     expect(resolveLimits({ claimSessionSeconds: 60, sessionSweepMs: 250 })).toMatchObject({ claimSessionSeconds: 60, sessionSweepMs: 250 })
+  })
+
+  it('defaults the per-device packet budget and session bounds', () => {
+    expect(resolveLimits()).toMatchObject({ packetRate: { ratePerSecond: 60, burst: 300 }, maxQueuedMessages: 100, maxQueuedBytes: 1_048_576, maxInflightInbound: 100 })
+    expect(resolveLimits({ packetRate: { burst: 500 } as never }).packetRate).toEqual({ ratePerSecond: 60, burst: 500 })
   })
 
   it('lists every problem at once', () => {

@@ -1,0 +1,76 @@
+import type { Client } from 'aedes'
+import { PacketRateLimited } from './errors.ts'
+import type { FrameListener, FrameViolation } from './frame-size-guard.ts'
+import { BROKER_ACTOR, principalOf, throttledAudit, type HookDeps } from './hooks/hook-deps.ts'
+import { createKeyedTokenBuckets } from './token-bucket.ts'
+
+/** MQTT packet types by number (the high nibble of the fixed header), for logs and audit details. */
+const PACKET_TYPES = ['reserved', 'connect', 'connack', 'publish', 'puback', 'pubrec', 'pubrel', 'pubcomp', 'subscribe', 'suback', 'unsubscribe', 'unsuback', 'pingreq', 'pingresp', 'disconnect', 'auth']
+
+export interface PacketBudget {
+  /**
+   * The frame listener of one connection (frame-size-guard.ts calls it per frame, before aedes parses
+   * the frame): every packet after CONNECT takes a token from the bucket of the connection's principal.
+   */
+  meter(clientOf: () => Client | undefined): FrameListener
+  /** Marks the session closed by the broker and audits `device.throttled` (at most once per interval). */
+  overBudget(client: Client | undefined, violation: Extract<FrameViolation, { kind: 'over-budget' }>): void
+}
+
+/**
+ * One budget for every packet type a device sends after CONNECT (PUBLISH, PUBACK/PUBREC/PUBREL/PUBCOMP,
+ * SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT): a token bucket per principal (limits.packetRate), keyed
+ * like the PUBLISH budgets (principal.key: the device id, a claim session's key), so reconnecting does not
+ * refill it. PUBLISH also keeps its own message and byte buckets (authorize-publish.ts).
+ *
+ * It counts at the frame header, before aedes buffers or handles the packet, so a flood of SUBSCRIBEs or
+ * PINGREQs costs the broker a counter per packet, not a registry read or a write. Over budget => the
+ * connection is closed (MQTT 3.1.1 has no way to refuse a packet), audited as `device.throttled` with
+ * `limit: 'packets'`. Frames that arrive after CONNECT but before authentication has decided (aedes
+ * queues at most its queueLimit of them) are charged together with the first frame after it.
+ */
+export function createPacketBudget(deps: Pick<HookDeps, 'connections' | 'limits' | 'clock' | 'throttle' | 'directory' | 'log'>): PacketBudget {
+  const log = deps.log.child({ module: 'broker.authz' })
+  const buckets = createKeyedTokenBuckets({ ...deps.limits.packetRate, maxKeys: deps.limits.maxTrackedKeys }, deps.clock)
+
+  return {
+    meter(clientOf) {
+      let frames = 0
+      let pending = 0
+      return (packetType) => {
+        if (frames++ === 0) return null // CONNECT: the connection limits and authentication cover it
+        const client = clientOf()
+        const principal = client ? principalOf(deps.connections.get(client)) : null
+        if (!principal) {
+          pending++
+          return null
+        }
+        const n = pending + 1
+        pending = 0
+        return buckets.tryTake(principal.key, n) ? null : { kind: 'over-budget', packetType }
+      }
+    },
+    overBudget(client, violation) {
+      const principal = client ? principalOf(deps.connections.get(client)) : null
+      if (!principal) return
+      const { session, subject, fields } = principal
+      session.closedBy = 'throttled'
+      const packetType = PACKET_TYPES[violation.packetType] ?? 'reserved'
+      const { code } = new PacketRateLimited(subject, packetType)
+      const clientId = 'clientId' in fields ? { clientId: fields.clientId } : {}
+      throttledAudit(
+        deps,
+        log,
+        `device.throttled:${subject}`,
+        {
+          actor: BROKER_ACTOR,
+          action: 'device.throttled',
+          subject,
+          details: { limit: 'packets', packetType, ...deps.limits.packetRate, serial: session.serial, remoteAddress: session.remoteAddress, ...clientId },
+        },
+        { ...fields, serial: session.serial, remoteAddress: session.remoteAddress, limit: 'packets', packetType, code },
+        'device throttled',
+      )
+    },
+  }
+}
