@@ -20,7 +20,7 @@ import { BROKER_ACTOR, principalOf, throttledAudit, type AuthorizePublishHandler
  * audited under `claim:<claimId>`, with the clientId in the details.
  *
  * Per-device limits: a message bucket and a byte bucket (topic + payload) keyed by device id (for a
- * claim session, its clientId), so that reconnecting does not refill them. Over either => disconnect,
+ * claim session, its claim and remote address, never its nonce), so that reconnecting does not refill them. Over either => disconnect,
  * audited as `device.throttled` at most once per interval per device (one record per throttling
  * episode under steady abuse).
  */
