@@ -57,7 +57,11 @@ export async function openControlPlane(dataDir: string, options: AuthorityOption
   const claims = createClaimService({ store, claims: store.claims, authority, clock, random, log: deps.log.child({ module: 'provisioning.claims' }) }, options)
   const enrollment = createEnrollmentService(
     { authority, claims: store.claims, store, clock, log: deps.log.child({ module: 'provisioning.enrollment' }) },
-    { ...(options.renewalWindow !== undefined && { renewalWindow: options.renewalWindow }) },
+    {
+      ...(options.renewalWindow !== undefined && { renewalWindow: options.renewalWindow }),
+      ...(options.claimRequestRate !== undefined && { claimRequestRate: options.claimRequestRate }),
+      ...(options.auditIntervalMs !== undefined && { auditIntervalMs: options.auditIntervalMs }),
+    },
   )
   const reloadCa = async (): Promise<void> => authority.reloadCa(await loadCa(dataDir, deps.passphrase, clock))
   return { store, authority, settings, apiKeys, aiUsage, claims, enrollment, reloadCa, close: () => store.close() }

@@ -54,4 +54,6 @@ export interface ClaimStore {
   useToken(claimId: string, tokenHash: string, deviceId: string, at: Date): void
   recordDevice(device: ClaimedDevice): void
   getDevice(deviceId: string): ClaimedDevice | undefined
+  /** the device a claim provisioned with this key (SHA-256 of its SPKI DER), if any */
+  deviceIdWithKey(keySha256: string): string | undefined
 }

@@ -55,6 +55,8 @@ export class SqliteClaimStore implements ClaimStore {
       useToken: db.prepare('UPDATE claim_tokens SET used_at = ?, device_id = ? WHERE claim_id = ? AND token_hash = ? AND used_at IS NULL'),
       recordDevice: db.prepare('INSERT INTO claim_devices (device_id, claim_id, serial, key_sha256, created_at) VALUES (?, ?, ?, ?, ?)'),
       getDevice: db.prepare('SELECT * FROM claim_devices WHERE device_id = ?'),
+      // a scan of claim_devices (one row per claimed device); an index on key_sha256 is a follow-up migration
+      deviceIdWithKey: db.prepare('SELECT device_id FROM claim_devices WHERE key_sha256 = ? LIMIT 1'),
     }
   }
 
@@ -118,5 +120,9 @@ export class SqliteClaimStore implements ClaimStore {
   getDevice(deviceId: string): ClaimedDevice | undefined {
     const r = this.#s.getDevice.get(deviceId) as Row | undefined
     return r && toClaimedDevice(r)
+  }
+
+  deviceIdWithKey(keySha256: string): string | undefined {
+    return (this.#s.deviceIdWithKey.get(keySha256) as { device_id: string } | undefined)?.device_id
   }
 }
