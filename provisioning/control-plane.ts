@@ -50,7 +50,7 @@ export async function openControlPlane(dataDir: string, options: AuthorityOption
   const ca = await loadCa(dataDir, deps.passphrase, clock)
   const cipher = createSettingsCipher(loadSettingsKey(dataDir, deps.settingsKey, random), random)
   const store = new SqliteRegistryStore(dataDirLayout(dataDir).database)
-  const authority = createDeviceAuthority({ store, ca, clock, random, log: deps.log.child({ module: 'provisioning.authority' }) }, options)
+  const authority = createDeviceAuthority({ store, ca, clock, random, claims: store.claims, log: deps.log.child({ module: 'provisioning.authority' }) }, options)
   const settings = createSettingsService({ store, settings: store.settings, cipher, clock, log: deps.log.child({ module: 'provisioning.settings' }) })
   const apiKeys = createApiKeyService({ store, apiKeys: store.apiKeys, clock, random, log: deps.log.child({ module: 'provisioning.apikeys' }) })
   const aiUsage = createAiUsageService({ store: store.aiUsage, clock })

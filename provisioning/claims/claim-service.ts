@@ -153,6 +153,7 @@ export function createClaimService(deps: ClaimServiceDeps, options: { defaultTie
         serial: cert.serial,
         fingerprint: cert.fingerprint,
         notAfter: cert.notAfter,
+        certificatePem: cert.pem,
         createdAt: now,
         createdBy: actor,
       }

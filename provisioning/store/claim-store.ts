@@ -24,6 +24,8 @@ export interface ClaimRecord {
   fingerprint: string
   /** the claim certificate's notAfter */
   notAfter: Date
+  /** the claim certificate (for its issuer's CRL once revoked); null for claims made before it was kept */
+  certificatePem: string | null
   createdAt: Date
   createdBy: string
 }

@@ -34,7 +34,7 @@ export async function enrollmentFixture(opts: { dir?: string; renewalWindow?: nu
   }
   const ca = await makeTestCa()
   const log = silentLog
-  const authority = createDeviceAuthority({ store, ca, clock, random: cryptoRandom, log }, { validDays: opts.validDays ?? 30, renewOverlapHours: 24 })
+  const authority = createDeviceAuthority({ store, ca, clock, random: cryptoRandom, log, claims }, { validDays: opts.validDays ?? 30, renewOverlapHours: 24 })
   const claimService = createClaimService({ store, claims, authority, clock, random: cryptoRandom, log })
   const enrollment = createEnrollmentService(
     { authority, claims, store, clock, log },

@@ -6,6 +6,7 @@ import { createKeyAndCsr } from '../../../certs/index.ts'
 import { startGatehouse, type Gatehouse } from '../../../gatehouse.ts'
 import type { AuditEntry } from '../../../provisioning/index.ts'
 import { createRecordingLogger, waitFor } from '../../helpers/broker-harness.ts'
+import { fixedClock, type FixedClock } from '../../helpers/clock.ts'
 import type { DeviceCredentials } from '../../helpers/broker-pki.ts'
 import { attemptConnect, closedWithin, connectDevice } from '../../helpers/mqtt-clients.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
@@ -14,11 +15,11 @@ import { tempDir } from '../../helpers/temp-dir.ts'
  * Issue 10, "Refusals must not fill the disk or the log": a real Gatehouse (SQLite in a temp dir, mutual
  * TLS on a loopback port 0) and mqtt.js clients. Bounds are asserted as counts and sizes.
  */
-async function gatehouseWithLog(config: ConfigInput = {}) {
+async function gatehouseWithLog(config: ConfigInput = {}, clock?: FixedClock) {
   const dir = tempDir()
   const { log, records } = createRecordingLogger('info')
   const limits = { connectionRatePerIp: { ratePerSecond: 1000, burst: 1000 }, maxConnectionsPerIp: 1000, ...(config.limits ?? {}) }
-  const gatehouse = await startGatehouse(loadConfig({ dataDir: join(dir, 'data'), mqttPort: 0, httpPort: 0, aiEnabled: false, ...config, limits }, {}), { log })
+  const gatehouse = await startGatehouse(loadConfig({ dataDir: join(dir, 'data'), mqttPort: 0, httpPort: 0, aiEnabled: false, ...config, limits }, {}), { log, ...(clock && { clock }) })
   onTestFinished(() => gatehouse.close())
   return { gatehouse, records, port: gatehouse.mqtt.port }
 }
@@ -112,6 +113,18 @@ describe('claim sessions', () => {
     const rows = audits(gatehouse, 'connect.refused')
     expect(rows).toHaveLength(1)
     expect(rows[0]).toMatchObject({ subject: `claim:${claim.claimId}`, details: expect.objectContaining({ reason: `claim-${reason}` }) })
+  })
+
+  it('refuses an expired claim at CONNECT (its certificate is still valid)', async () => {
+    const clock = fixedClock(new Date())
+    const { gatehouse, port } = await gatehouseWithLog({}, clock)
+    const claim = await claimCreds(gatehouse)
+    const before = await connectDevice(port, claim, { clientId: 'claim:nonce-eeeeeeeeeeeeeeee', clean: true })
+    expect(before.connected).toBe(true)
+    before.end(true)
+    clock.advance('8d') // past the default 7-day expiry, inside the certificate's 30 days of grace
+    expect((await attemptConnect(port, claim, { clientId: 'claim:nonce-ffffffffffffffff', clean: true })).connack).toBe(5)
+    expect(audits(gatehouse, 'connect.refused')[0]?.details).toMatchObject({ reason: 'claim-expired' })
   })
 
   it('refuses a used-up claim at CONNECT', async () => {

@@ -1,6 +1,8 @@
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { DEFAULT_CLAIM_MAX_USES } from '../../../provisioning/index.ts'
 import { deviceKey, enrollmentFixture, json } from '../../helpers/enrollment-fixture.ts'
+import { openssl } from '../../helpers/run-cli.ts'
+import { makeTempPemDir } from '../../helpers/test-ca.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
 
 /**
@@ -88,5 +90,26 @@ describe('claims are bounded', () => {
     expect(codes.slice(0, 5).every((c) => c !== 'GH_CLAIM_RATE_LIMITED')).toBe(true)
     f.clock.advance('10s')
     expect(codeOf(await f.enrollment.claim(f.context(created), json({ deviceId: 'pump-x', csr: 'not a csr' })))).not.toBe('GH_CLAIM_RATE_LIMITED')
+  })
+})
+
+describe('revoked claims on the CRL', () => {
+  it("lists a revoked claim's certificate on its issuer's CRL, so openssl -crl_check refuses it", async () => {
+    const f = await sqliteFixture()
+    const created = await f.createClaim({ maxUses: 5 })
+    const kept = await f.createClaim({ maxUses: 5 })
+    expect((await f.authority.currentCrl()).entries).toBe(0)
+    f.claimService.revoke(created.claim.id, 'operator:test')
+    const crl = await f.authority.currentCrl()
+    expect(crl.entries).toBe(1)
+
+    const pem = makeTempPemDir()
+    onTestFinished(pem.cleanup)
+    const at = String(Math.floor(f.clock.now().getTime() / 1000))
+    const args = (cert: string) => ['verify', '-attime', at, '-crl_check', '-CAfile', pem.write('ca.pem', created.chainPem), '-CRLfile', pem.write('crl.pem', crl.pem), pem.write('claim.pem', cert)]
+    const revoked = await openssl(args(created.certificatePem))
+    expect(revoked.code).not.toBe(0)
+    expect(revoked.stdout + revoked.stderr).toContain('certificate revoked')
+    expect((await openssl(args(kept.certificatePem))).code).toBe(0)
   })
 })

@@ -16,6 +16,7 @@ const claim: ClaimRecord = {
   serial: '1a',
   fingerprint: 'ff'.repeat(32),
   notAfter: new Date('2026-04-07T00:00:00Z'),
+  certificatePem: null,
   createdAt: new Date('2026-03-01T00:00:00Z'),
   createdBy: 'operator:test',
 }
