@@ -192,23 +192,22 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
 
   /**
    * A second connection with the same clientId takes the session over ([MQTT-3.1.4-2]; aedes closes
-   * the old client when it registers the new one). Audited once, here, where both sides are known.
+   * the old client when it registers the new one). Audited here, where both sides are known, at most
+   * once per interval per device and address (a reconnect loop must not write a row per connect).
    */
   function takeover(previous: Session, next: Session): void {
     // closedBy also suppresses the old session's will: the device is not gone, it is back.
     previous.closedBy = 'takeover'
-    deps.directory.audit({
-      actor: BROKER_ACTOR,
-      action: 'session.takeover',
-      subject: next.deviceId,
-      details: {
-        serial: next.serial,
-        remoteAddress: next.remoteAddress,
-        previousSerial: previous.serial,
-        previousRemoteAddress: previous.remoteAddress,
+    throttledAudit(
+      deps,
+      log,
+      `session.takeover:${next.deviceId}:${next.remoteAddress}`,
+      {
+        actor: BROKER_ACTOR,
+        action: 'session.takeover',
+        subject: next.deviceId,
+        details: { serial: next.serial, remoteAddress: next.remoteAddress, previousSerial: previous.serial, previousRemoteAddress: previous.remoteAddress },
       },
-    })
-    log.info(
       { deviceId: next.deviceId, serial: next.serial, remoteAddress: next.remoteAddress, previousRemoteAddress: previous.remoteAddress },
       'session taken over',
     )

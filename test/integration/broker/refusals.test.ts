@@ -79,6 +79,16 @@ describe('refused CONNECTs do not fill the database or the log', () => {
   })
 })
 
+describe('session takeovers', () => {
+  it('audit a device taking over its own session in a loop once per address per interval', async () => {
+    const { gatehouse, port, records } = await gatehouseWithLog()
+    const creds = await deviceCreds(gatehouse, 'pump-7')
+    for (let i = 0; i < 20; i++) expect((await connectDevice(port, creds)).connected).toBe(true)
+    expect(audits(gatehouse, 'session.takeover')).toHaveLength(1)
+    expect(records.filter((r) => r.msg === 'session taken over')).toHaveLength(1)
+  })
+})
+
 describe('claim sessions', () => {
   it('share one publish budget per claim and address, whatever the nonce', async () => {
     const { gatehouse, port } = await gatehouseWithLog({ limits: { publishRate: { ratePerSecond: 0.001, burst: 3 } } })
