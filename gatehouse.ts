@@ -96,7 +96,7 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
     { directory, clock, log },
     { host: config.host, port: config.mqttPort, tls, limits: config.limits },
   )
-  const detachEnrollment = attachEnrollment(broker, { service: control.enrollment, log })
+  const detachEnrollment = attachEnrollment(broker, { service: control.enrollment, log, clock }, { ...(config.limits.auditIntervalMs !== undefined && { auditIntervalMs: config.limits.auditIntervalMs }) })
   const detachSettings = attachSettingsDelivery(broker, {
     source: { current: async (id) => control.settings.deliverable(id), report: (id, payload) => control.settings.report(id, payload) },
     events: directory,
