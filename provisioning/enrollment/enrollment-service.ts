@@ -4,7 +4,7 @@ import { createRateLimiter, type RateLimit } from '../api/rate-limiter.ts'
 import type { DeviceAuthority, IssuedCertificate } from '../authority/device-authority.ts'
 import { claimChecksBeforeRepeat, claimChecksForNewDevice, hashClaimToken, runClaimChecks, type ClaimCheckInput } from '../claims/claim-checks.ts'
 import { claimActor } from '../claims/claim-service.ts'
-import { ClaimNotFound, ClaimRateLimited, DeviceExists, DeviceNotFound, DeviceRevoked, DeviceStateConflict, RenewalKeyReused, RenewalNotCurrent, RenewalTooEarly } from '../errors.ts'
+import { ClaimNotFound, ClaimRateLimited, CsrKeyInUse, DeviceExists, DeviceNotFound, DeviceRevoked, DeviceStateConflict, RenewalKeyReused, RenewalNotCurrent, RenewalTooEarly } from '../errors.ts'
 import type { ClaimRecord, ClaimStore } from '../store/claim-store.ts'
 import type { CertificateRecord, RegistryStore } from '../store/registry-store.ts'
 import { certificateKeyOf, csrKeyOf, parseClaimRequest, parseRenewalRequest, requestIdOf, type ClaimRequest } from './enrollment-requests.ts'
@@ -190,6 +190,8 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
     const opens = renewAfterOf(session)
     if (clock.now().getTime() < opens.getTime()) throw Object.assign(new RenewalTooEarly(session.serial, opens.toISOString()), { renewAfter: opens.toISOString() })
     if (certificateKeyOf(session.pem) === key) throw new RenewalKeyReused(session.serial)
+    const holder = claims.deviceIdWithKey(key)
+    if (holder !== undefined && holder !== id) throw new CsrKeyInUse()
     const prepared = await authority.prepareRenewal(id, { csr, via: 'mqtt' }, `device:${id}`)
     try {
       store.transaction(() => {

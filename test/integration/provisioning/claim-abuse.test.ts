@@ -78,6 +78,17 @@ describe('claims are bounded', () => {
     expect(f.claims.get(created.claim.id)?.uses).toBe(1)
   })
 
+  it('refuses a renewal whose key a claim bound to another device', async () => {
+    const f = await sqliteFixture({ renewalWindow: 1 })
+    const created = await f.createClaim({ maxUses: 5 })
+    const key = await deviceKey()
+    expect((await f.enrollment.claim(f.context(created), json({ deviceId: 'pump-0001', csr: await key.csr('pump-0001') }))).ok).toBe(true)
+    const other = await f.authority.createDevice({ id: 'pump-0002', group: 'pumps' }, 'operator:test')
+    const answer = await f.enrollment.renew({ deviceId: 'pump-0002', serial: other.serial, remoteAddress: '127.0.0.1' }, json({ csr: await key.csr('pump-0002') }))
+    expect(codeOf(answer)).toBe('GH_CSR_KEY_IN_USE')
+    expect(f.store.listCertificates('pump-0002')).toHaveLength(1)
+  })
+
   it('rate limits requests per claim, across sessions and addresses, answering GH_CLAIM_RATE_LIMITED', async () => {
     const f = await sqliteFixture({ claimRequestRate: { ratePerSecond: 0.1, burst: 5 } })
     const created = await f.createClaim({ maxUses: 40 })
