@@ -79,6 +79,26 @@ describe('refused CONNECTs do not fill the database or the log', () => {
   })
 })
 
+describe('refused publishes and subscribes', () => {
+  it('store and log the topic of a refused publish or claim subscribe capped at 128 characters', async () => {
+    const { gatehouse, port, records } = await gatehouseWithLog()
+    const creds = await deviceCreds(gatehouse, 'pump-7')
+    const device = await connectDevice(port, creds)
+    const closed = closedWithin(device)
+    device.publish(`devices/pump-8/${'t'.repeat(60_000)}`, 'x', { qos: 1 })
+    await closed
+    const claim = await claimCreds(gatehouse)
+    const session = await connectDevice(port, claim, { clientId: 'claim:nonce-gggggggggggggggg', clean: true })
+    await session.subscribeAsync(`provisioning/${'s'.repeat(60_000)}/response`, { qos: 1 }).catch(() => undefined)
+    const rows = [...audits(gatehouse, 'publish.refused'), ...audits(gatehouse, 'subscribe.refused')]
+    expect(rows).toHaveLength(2)
+    for (const row of rows) expect(bytes(row)).toBeLessThan(1024)
+    const lines = records.filter((r) => r.msg === 'publish refused' || r.msg === 'subscribe refused')
+    expect(lines).toHaveLength(2)
+    for (const line of lines) expect(bytes(line)).toBeLessThan(1024)
+  })
+})
+
 describe('session takeovers', () => {
   it('audit a device taking over its own session in a loop once per address per interval', async () => {
     const { gatehouse, port, records } = await gatehouseWithLog()
