@@ -29,6 +29,8 @@ export interface Config {
   renewOverlapHours: number
   /** the last fraction of a device certificate's validity in which the device may renew it over MQTT */
   renewalWindow: number
+  /** claim requests per claim, all its sessions together (token bucket; over it: GH_CLAIM_RATE_LIMITED) */
+  claimRequestRate: { ratePerSecond: number; burst: number }
   defaultTier: string
   changeFeedIntervalMs: number
   /** broker protection limits; anything left out takes the broker's default (broker/limits.ts) */
@@ -95,6 +97,13 @@ export const configSchema: JSONSchemaType<Config> = {
     certValidDays: { type: 'integer', minimum: 1, maximum: 3650, default: 365 },
     renewOverlapHours: { type: 'number', minimum: 0, maximum: 24 * 365, default: 24 },
     renewalWindow: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 1 / 3 },
+    claimRequestRate: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { ratePerSecond: { type: 'number', exclusiveMinimum: 0 }, burst: { type: 'integer', minimum: 1 } },
+      required: ['ratePerSecond', 'burst'],
+      default: { ratePerSecond: 5, burst: 50 },
+    },
     defaultTier: { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,31}$', default: 'standard' },
     changeFeedIntervalMs: { type: 'integer', minimum: 20, maximum: 5000, default: 200 },
     limits: { ...limitsSchema, default: {} },

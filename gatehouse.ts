@@ -83,7 +83,12 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
   const clock = deps.clock ?? systemClock
   const log = deps.log
   await initControlPlane(config.dataDir, { keyAlgorithm: config.keyAlgorithm, hostnames: [...config.hostnames] }, deps, 'gatehouse')
-  const control = await openControlPlane(config.dataDir, { ...authorityOptions(config), renewalWindow: config.renewalWindow }, deps)
+  const enrollmentOptions = {
+    renewalWindow: config.renewalWindow,
+    claimRequestRate: { ...config.claimRequestRate },
+    ...(config.limits.auditIntervalMs !== undefined && { auditIntervalMs: config.limits.auditIntervalMs }),
+  }
+  const control = await openControlPlane(config.dataDir, { ...authorityOptions(config), ...enrollmentOptions }, deps)
   const tls = await loadServerTls(config.dataDir, deps.passphrase)
   const feed = createChangeFeed({ store: control.store, clock, log: log.child({ module: 'provisioning.feed' }) }, { intervalMs: config.changeFeedIntervalMs })
   const directory = createRegistryDirectory({ store: control.store, claims: control.claims, feed, clock, log: log.child({ module: 'provisioning.directory' }) })
@@ -91,7 +96,7 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
     { directory, clock, log },
     { host: config.host, port: config.mqttPort, tls, limits: config.limits },
   )
-  const detachEnrollment = attachEnrollment(broker, { service: control.enrollment, log })
+  const detachEnrollment = attachEnrollment(broker, { service: control.enrollment, log, clock }, { ...(config.limits.auditIntervalMs !== undefined && { auditIntervalMs: config.limits.auditIntervalMs }) })
   const detachSettings = attachSettingsDelivery(broker, {
     source: { current: async (id) => control.settings.deliverable(id), report: (id, payload) => control.settings.report(id, payload) },
     events: directory,

@@ -23,13 +23,14 @@ export type DeviceLookup =
   | { kind: 'refused'; reason: RefusalReason; deviceId: string | null; serial: string }
 
 /**
- * The answer for a claim certificate (CN `claim:<claimId>`, docs/device-lifecycle.md). A claim the
- * registry knows is accepted even when it is revoked, expired or used up: the broker lets the device
- * connect and the enrollment service tells it why on its reply topic.
+ * The answer for a claim certificate (CN `claim:<claimId>`, docs/device-lifecycle.md). A claim that can
+ * provision nothing now (revoked, past its expiry or used up) is refused at CONNECT, like an unknown one.
  */
+export type ClaimRefusalReason = 'unknown-claim' | 'claim-revoked' | 'claim-expired' | 'claim-used-up'
+
 export type ClaimLookup =
   | { kind: 'claim'; claimId: string; serial: string }
-  | { kind: 'refused'; reason: 'unknown-claim'; claimId: string | null; serial: string }
+  | { kind: 'refused'; reason: ClaimRefusalReason; claimId: string | null; serial: string }
 
 /** Events the control plane publishes; `noun.pastVerb` (CONVENTIONS.md §19). */
 export type ControlEvent =

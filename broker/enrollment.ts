@@ -1,4 +1,5 @@
 import type { Logger } from 'pino'
+import { capStrings, createEventThrottle, systemClock, type Clock } from '../certs/index.ts'
 import type { MqttCore, Unsubscribe } from './create-mqtt-core.ts'
 import { EnrollmentBusy, EnrollmentUnavailable } from './errors.ts'
 
@@ -47,6 +48,8 @@ interface Job {
   payload: Buffer
   /** log fields naming the requester */
   fields: Record<string, unknown>
+  /** who asked, from where: the key of the throttled busy log */
+  requester: string
   call: () => Promise<EnrollmentAnswer>
 }
 
@@ -57,12 +60,19 @@ interface Job {
  * still the live one (MqttCore.replyToSession).
  *
  * One request per session is in flight; up to MAX_QUEUED_REQUESTS more wait, in order, and further
- * ones are answered GH_ENROLLMENT_BUSY at once. Requests still waiting when their session ends are
+ * ones are answered GH_ENROLLMENT_BUSY at once (logged at most once per interval per requester and
+ * address). Requests still waiting when their session ends are
  * dropped. A service that rejects (an unexpected failure: refusals are answers) is logged at error and
  * the device gets GH_ENROLLMENT_UNAVAILABLE. Payloads are never logged.
  */
-export function attachEnrollment(core: EnrollmentCore, deps: { service: EnrollmentService; log: Logger }): Unsubscribe {
+export function attachEnrollment(
+  core: EnrollmentCore,
+  deps: { service: EnrollmentService; log: Logger; clock?: Clock },
+  options: { auditIntervalMs?: number; maxTrackedKeys?: number } = {},
+): Unsubscribe {
   const log = deps.log.child({ module: 'broker.enrollment' })
+  // busy refusals are logged at most once per interval per requester and address (as every refusal)
+  const throttle = createEventThrottle({ intervalMs: options.auditIntervalMs ?? 60_000, maxKeys: options.maxTrackedKeys ?? 100_000 }, deps.clock ?? systemClock)
   const { service } = deps
   /** per session: the request in flight first, then those waiting */
   const queues = new Map<number, Job[]>()
@@ -74,7 +84,8 @@ export function attachEnrollment(core: EnrollmentCore, deps: { service: Enrollme
     if (!queue) queues.set(job.sessionId, (queue = []))
     if (queue.length > MAX_QUEUED_REQUESTS) {
       const err = new EnrollmentBusy(MAX_QUEUED_REQUESTS)
-      log.info({ ...job.fields, code: err.code }, 'enrollment request refused')
+      const hit = throttle.hit(`enrollment.busy:${job.requester}`)
+      if (hit.emit) log.info({ ...capStrings(job.fields), code: err.code, suppressed: hit.suppressed }, 'enrollment request refused')
       void send(job, refusal(err, job.payload))
       return
     }
@@ -121,6 +132,7 @@ export function attachEnrollment(core: EnrollmentCore, deps: { service: Enrollme
       sessionId: r.sessionId,
       payload: r.payload,
       fields: { claimId: r.claimId, clientId: r.clientId, remoteAddress: r.remoteAddress },
+      requester: `claim:${r.claimId}@${r.remoteAddress}`,
       call: () => service.claim(context, r.payload),
     })
   })
@@ -130,6 +142,7 @@ export function attachEnrollment(core: EnrollmentCore, deps: { service: Enrollme
       sessionId: r.sessionId,
       payload: r.payload,
       fields: { deviceId: r.deviceId, serial: r.serial, remoteAddress: r.remoteAddress },
+      requester: `${r.deviceId}@${r.remoteAddress}`,
       call: () => service.renew(context, r.payload),
     })
   })

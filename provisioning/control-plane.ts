@@ -50,14 +50,18 @@ export async function openControlPlane(dataDir: string, options: AuthorityOption
   const ca = await loadCa(dataDir, deps.passphrase, clock)
   const cipher = createSettingsCipher(loadSettingsKey(dataDir, deps.settingsKey, random), random)
   const store = new SqliteRegistryStore(dataDirLayout(dataDir).database)
-  const authority = createDeviceAuthority({ store, ca, clock, random, log: deps.log.child({ module: 'provisioning.authority' }) }, options)
+  const authority = createDeviceAuthority({ store, ca, clock, random, claims: store.claims, log: deps.log.child({ module: 'provisioning.authority' }) }, options)
   const settings = createSettingsService({ store, settings: store.settings, cipher, clock, log: deps.log.child({ module: 'provisioning.settings' }) })
   const apiKeys = createApiKeyService({ store, apiKeys: store.apiKeys, clock, random, log: deps.log.child({ module: 'provisioning.apikeys' }) })
   const aiUsage = createAiUsageService({ store: store.aiUsage, clock })
   const claims = createClaimService({ store, claims: store.claims, authority, clock, random, log: deps.log.child({ module: 'provisioning.claims' }) }, options)
   const enrollment = createEnrollmentService(
     { authority, claims: store.claims, store, clock, log: deps.log.child({ module: 'provisioning.enrollment' }) },
-    { ...(options.renewalWindow !== undefined && { renewalWindow: options.renewalWindow }) },
+    {
+      ...(options.renewalWindow !== undefined && { renewalWindow: options.renewalWindow }),
+      ...(options.claimRequestRate !== undefined && { claimRequestRate: options.claimRequestRate }),
+      ...(options.auditIntervalMs !== undefined && { auditIntervalMs: options.auditIntervalMs }),
+    },
   )
   const reloadCa = async (): Promise<void> => authority.reloadCa(await loadCa(dataDir, deps.passphrase, clock))
   return { store, authority, settings, apiKeys, aiUsage, claims, enrollment, reloadCa, close: () => store.close() }

@@ -155,6 +155,12 @@ export const ClaimIdNotAllowed = createError('GH_CLAIM_ID_NOT_ALLOWED', "claim '
 export const ClaimTokenInvalid = createError('GH_CLAIM_TOKEN_INVALID', "claim '%s' needs an unused one-time token, and this request's is %s", 403)
 export const ClaimNotFound = createError('GH_CLAIM_NOT_FOUND', "no claim '%s': 'gatehouse claim list' shows them", 404)
 export const ClaimOptionsInvalid = createError('GH_CLAIM_OPTIONS_INVALID', 'invalid claim options: %s', 400)
+export const ClaimRateLimited = createError('GH_CLAIM_RATE_LIMITED', "claim '%s' is over its request rate: ask again in %s s", 429)
+export const CsrKeyInUse = createError(
+  'GH_CSR_KEY_IN_USE',
+  "the CSR's public key is already bound to another device: generate a new key pair for each device",
+  409,
+)
 export const RenewalRequestInvalid = createError(
   'GH_RENEWAL_REQUEST_INVALID',
   'the renewal request is invalid (%s): send JSON {"csr", "requestId"?}',

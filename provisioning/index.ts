@@ -77,6 +77,7 @@ export {
   claimActor,
   newClaimId,
   DEFAULT_CLAIM_EXPIRY_MS,
+  DEFAULT_CLAIM_MAX_USES,
   type ClaimService,
   type ClaimServiceDeps,
   type ClaimView,
@@ -87,6 +88,7 @@ export {
 export { claimChecksBeforeRepeat, claimChecksForNewDevice, hashClaimToken, type ClaimCheck, type ClaimCheckInput } from './claims/claim-checks.ts'
 export {
   createEnrollmentService,
+  DEFAULT_CLAIM_REQUEST_RATE,
   type ClaimRequestContext,
   type EnrollmentAnswer,
   type EnrollmentOptions,

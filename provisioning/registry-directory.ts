@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import type { Clock, PeerIdentity } from '../certs/index.ts'
+import { claimUnusable, type ClaimUnusable } from './claims/claim-checks.ts'
 import { isDeviceEvent, type ChangeFeed, type ControlEvent } from './events.ts'
 import type { ClaimRecord } from './store/claim-store.ts'
 import type { CertificateRecord, DeviceRecord, RegistryStore } from './store/registry-store.ts'
@@ -18,10 +19,10 @@ export type DeviceLookup =
   | { kind: 'active'; deviceId: string; tier: string; group: string | null; serial: string; validUntil: Date }
   | { kind: 'refused'; reason: RefusalReason; deviceId: string | null; serial: string }
 
-/** A known claim certificate is a `claim` even when revoked, expired or used up: its request is refused with the reason. */
+/** A claim certificate is a `claim` while its claim can provision; else refused with the reason (at CONNECT). */
 export type ClaimLookup =
   | { kind: 'claim'; claimId: string; serial: string }
-  | { kind: 'refused'; reason: 'unknown-claim'; claimId: string | null; serial: string }
+  | { kind: 'refused'; reason: 'unknown-claim' | ClaimUnusable; claimId: string | null; serial: string }
 
 interface Entry {
   cert: CertificateRecord
@@ -44,12 +45,11 @@ export function createRegistryDirectory(
     clock: Clock
     log: Logger
     /** the claims (ClaimService or ClaimStore); without it every claim certificate is unknown */
-    claims?: { getByFingerprint(fingerprint: string): Pick<ClaimRecord, 'id' | 'serial'> | undefined }
+    claims?: { getByFingerprint(fingerprint: string): ClaimRecord | undefined }
   },
   options: { maxEntries?: number } = {},
 ) {
   const { store, feed, clock, log } = deps
-  const claimCache = new Map<string, Pick<ClaimRecord, 'id' | 'serial'>>()
   const maxEntries = options.maxEntries ?? 100_000
   const cache = new Map<string, Entry>()
   const byDevice = new Map<string, Set<string>>()
@@ -61,7 +61,6 @@ export function createRegistryDirectory(
 
   feed.onEvent((event: ControlEvent) => {
     if (isDeviceEvent(event) && event.type !== 'settings.changed') forget(event.deviceId)
-    if (event.type === 'claim.revoked') for (const [fp, c] of claimCache) if (c.id === event.claimId) claimCache.delete(fp)
   })
 
   function load(fingerprint: string): Entry | undefined {
@@ -106,18 +105,17 @@ export function createRegistryDirectory(
     return { kind: 'active', deviceId: device.id, tier: device.tier, group: device.group, serial: cert.serial, validUntil }
   }
 
+  /**
+   * Read on every claim CONNECT, not cached: its uses change with no event, and a claim session is a
+   * rare connect (once per device), bounded like any other by the per-address connection limits.
+   */
   function judgeClaim(identity: PeerIdentity, claimId: string): ClaimLookup {
-    let claim = claimCache.get(identity.fingerprint)
-    if (claim === undefined) {
-      claim = deps.claims?.getByFingerprint(identity.fingerprint)
-      if (claim !== undefined) {
-        if (claimCache.size >= maxEntries) claimCache.clear()
-        claimCache.set(identity.fingerprint, { id: claim.id, serial: claim.serial })
-      }
-    }
+    const claim = deps.claims?.getByFingerprint(identity.fingerprint)
     if (claim === undefined || claim.id !== claimId || claim.serial !== identity.serial) {
       return { kind: 'refused', reason: 'unknown-claim', claimId, serial: identity.serial }
     }
+    const unusable = claimUnusable(claim, clock.now())
+    if (unusable !== null) return { kind: 'refused', reason: unusable, claimId, serial: identity.serial }
     return { kind: 'claim', claimId: claim.id, serial: claim.serial }
   }
 

@@ -26,8 +26,8 @@ export interface ClaimConnect {
  *   clientId `claim:<nonce>` (else 'client-id-mismatch'), keepalive in range, clean session (else
  *   'persistent-session-not-permitted'), no will ('will-not-permitted'), no live or connecting session
  *   with the same clientId ('client-id-in-use': no takeover), then directory.lookupClaim: an unknown
- *   claim certificate is 'unknown-claim'. A known claim is accepted even when it is revoked, expired
- *   or used up: the enrollment service answers the request with the reason.
+ *   claim certificate is 'unknown-claim', and a claim that can provision nothing now is refused too:
+ *   'claim-revoked', 'claim-expired' (past its provisioning expiry) or 'claim-used-up'.
  *
  * The session is registered in claim-sessions.ts, never among device sessions.
  */

@@ -9,6 +9,7 @@ import {
   BROKER_ACTOR,
   claimSubject,
   remoteAddressOf,
+  throttledAudit,
   withReturnCode,
   type AuthenticateHandler,
   type ConnectionContext,
@@ -35,6 +36,9 @@ export type ConnectRefusal =
   | 'disabled'
   // claim sessions (authenticate-claim.ts)
   | 'unknown-claim'
+  | 'claim-revoked'
+  | 'claim-expired'
+  | 'claim-used-up'
   | 'claim-mismatch'
   | 'persistent-session-not-permitted'
   | 'client-id-in-use'
@@ -63,7 +67,10 @@ interface PeerCertificateSource {
  * instead (authenticate-claim.ts).
  *
  * Every refusal answers CONNACK 5 "not authorized" (3.1.1; a directory failure answers 3 "server
- * unavailable"), writes exactly one `connect.refused` audit record and logs at info.
+ * unavailable"). It is audited as `connect.refused` and logged at info at most once per interval per
+ * subject, reason and remote address (throttledAudit: the next one carries the count suppressed), with
+ * the untrusted strings (clientId, will topic) capped at 128 characters: a flood of refused connects
+ * cannot fill the database or the log.
  *
  * What is audited: refusals, takeovers, throttles and forced disconnects. Accepted connections are
  * not: they are high-volume (a fleet reconnecting after a network blip is thousands per minute) and
@@ -83,14 +90,13 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
       const deviceId = identity?.deviceId ?? null
       const serial = identity?.serial ?? null
       const claimId = cn !== null ? claimIdFromCommonName(cn) : null
-      deps.directory.audit({
-        actor: BROKER_ACTOR,
-        action: 'connect.refused',
-        subject: deviceId ?? (claimId !== null ? claimSubject(claimId) : cn !== null ? `cn:${cn}` : serial !== null ? `serial:${serial}` : 'unknown'),
-        details: { reason, serial, remoteAddress: ctx.remoteAddress, clientId: ctx.clientId, ...extra },
-      })
+      const subject = deviceId ?? (claimId !== null ? claimSubject(claimId) : cn !== null ? `cn:${cn}` : serial !== null ? `serial:${serial}` : 'unknown')
       const err = withReturnCode(new ConnectRefused(reason))
-      log.info(
+      throttledAudit(
+        deps,
+        log,
+        `connect.refused:${subject}:${reason}:${ctx.remoteAddress}`,
+        { actor: BROKER_ACTOR, action: 'connect.refused', subject, details: { reason, serial, remoteAddress: ctx.remoteAddress, clientId: ctx.clientId, ...extra } },
         { deviceId, clientId: ctx.clientId, serial, remoteAddress: ctx.remoteAddress, code: err.code, reason, ...extra },
         'connect refused',
       )
@@ -186,23 +192,22 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
 
   /**
    * A second connection with the same clientId takes the session over ([MQTT-3.1.4-2]; aedes closes
-   * the old client when it registers the new one). Audited once, here, where both sides are known.
+   * the old client when it registers the new one). Audited here, where both sides are known, at most
+   * once per interval per device and address (a reconnect loop must not write a row per connect).
    */
   function takeover(previous: Session, next: Session): void {
     // closedBy also suppresses the old session's will: the device is not gone, it is back.
     previous.closedBy = 'takeover'
-    deps.directory.audit({
-      actor: BROKER_ACTOR,
-      action: 'session.takeover',
-      subject: next.deviceId,
-      details: {
-        serial: next.serial,
-        remoteAddress: next.remoteAddress,
-        previousSerial: previous.serial,
-        previousRemoteAddress: previous.remoteAddress,
+    throttledAudit(
+      deps,
+      log,
+      `session.takeover:${next.deviceId}:${next.remoteAddress}`,
+      {
+        actor: BROKER_ACTOR,
+        action: 'session.takeover',
+        subject: next.deviceId,
+        details: { serial: next.serial, remoteAddress: next.remoteAddress, previousSerial: previous.serial, previousRemoteAddress: previous.remoteAddress },
       },
-    })
-    log.info(
       { deviceId: next.deviceId, serial: next.serial, remoteAddress: next.remoteAddress, previousRemoteAddress: previous.remoteAddress },
       'session taken over',
     )

@@ -1,3 +1,4 @@
+import { capText } from '../../certs/index.ts'
 import { PublishRateLimited, PublishRefused } from '../errors.ts'
 import { canPublishTo } from '../topic-policy.ts'
 import { BROKER_ACTOR, principalOf, throttledAudit, type AuthorizePublishHandler, type HookDeps, type Principal } from './hook-deps.ts'
@@ -20,7 +21,7 @@ import { BROKER_ACTOR, principalOf, throttledAudit, type AuthorizePublishHandler
  * audited under `claim:<claimId>`, with the clientId in the details.
  *
  * Per-device limits: a message bucket and a byte bucket (topic + payload) keyed by device id (for a
- * claim session, its clientId), so that reconnecting does not refill them. Over either => disconnect,
+ * claim session, its claim and remote address, never its nonce), so that reconnecting does not refill them. Over either => disconnect,
  * audited as `device.throttled` at most once per interval per device (one record per throttling
  * episode under steady abuse).
  */
@@ -30,7 +31,7 @@ export function createAuthorizePublish(deps: HookDeps): AuthorizePublishHandler 
   return (client, packet, callback) => {
     // aedes publishes wills of clients from a broker that died with client === null: not ours to allow.
     const principal = client ? principalOf(deps.connections.get(client)) : null
-    if (!client || !principal) return callback(new PublishRefused(packet.topic, 'not-authenticated'))
+    if (!client || !principal) return callback(new PublishRefused(capText(packet.topic), 'not-authenticated'))
     const { session, subject, key, fields } = principal
 
     const decision = canPublishTo(session.grants, packet.topic)
@@ -38,7 +39,7 @@ export function createAuthorizePublish(deps: HookDeps): AuthorizePublishHandler 
       // The will of a closing client. A session the broker closed (revoked, throttled, refused publish)
       // gets no last word.
       if (!decision.ok || session.closedBy !== null) {
-        return callback(new PublishRefused(packet.topic, decision.ok ? 'session-closed' : decision.reason))
+        return callback(new PublishRefused(capText(packet.topic), decision.ok ? 'session-closed' : decision.reason))
       }
       packet.retain = false
       return callback(null)
@@ -59,7 +60,7 @@ export function createAuthorizePublish(deps: HookDeps): AuthorizePublishHandler 
         { ...fields, serial: session.serial, remoteAddress: session.remoteAddress, topic: packet.topic, reason: decision.reason, code: 'GH_BROKER_PUBLISH_REFUSED' },
         'publish refused',
       )
-      return callback(new PublishRefused(packet.topic, decision.reason))
+      return callback(new PublishRefused(capText(packet.topic), decision.reason))
     }
 
     const bytes = Buffer.byteLength(packet.topic) + (packet.payload?.length ?? 0)

@@ -1,5 +1,5 @@
 import { canSubscribeTo } from '../topic-policy.ts'
-import { BROKER_ACTOR, principalOf, throttledAudit, type AuthorizeSubscribeHandler, type HookDeps } from './hook-deps.ts'
+import { BROKER_ACTOR, principalOf, throttledAudit, throttledLog, type AuthorizeSubscribeHandler, type HookDeps } from './hook-deps.ts'
 
 /**
  * Authorization of SUBSCRIBE filters: topic-policy.ts decides, within the session's grants. A refused
@@ -43,13 +43,13 @@ export function createAuthorizeSubscribe(deps: HookDeps): AuthorizeSubscribeHand
     }
 
     const deviceId = ctx?.session?.deviceId ?? null
-    const hit = deps.throttle.hit(`subscribe.refused:${deviceId ?? client.id}`)
-    if (hit.emit) {
-      log.info(
-        { deviceId, clientId: client.id, topic: sub.topic, reason: decision.reason, suppressed: hit.suppressed },
-        'subscribe refused',
-      )
-    }
+    throttledLog(
+      deps,
+      log,
+      `subscribe.refused:${deviceId ?? client.id}`,
+      { deviceId, clientId: client.id, topic: sub.topic, reason: decision.reason },
+      'subscribe refused',
+    )
     callback(null, null)
   }
 }

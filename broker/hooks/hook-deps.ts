@@ -1,6 +1,6 @@
 import type { AedesOptions, AuthenticateError, Client } from 'aedes'
 import type { Logger } from 'pino'
-import type { Clock } from '../../certs/index.ts'
+import { capStrings, capText, type Clock } from '../../certs/index.ts'
 import type { ClaimSession, ClaimSessionRegistry } from '../claim-sessions.ts'
 import type { AuditRecord, DeviceDirectory } from '../device-directory.ts'
 import type { EventThrottle } from '../event-throttle.ts'
@@ -43,7 +43,7 @@ export interface HookDeps {
   /** a new session id (unique per connection within this broker) */
   nextSessionId(): number
   connections: WeakMap<Client, ConnectionContext>
-  /** per-device (per claim session) PUBLISH packet and byte budgets (survive reconnects) */
+  /** per-device (per claim and address) PUBLISH packet and byte budgets (survive reconnects) */
   publishMessages: KeyedTokenBuckets
   publishBytes: KeyedTokenBuckets
   /** bounds audits and info logs of repeated refusals per key */
@@ -58,7 +58,10 @@ export interface Principal {
   session: { closedBy: string | null; serial: string; remoteAddress: string | null; grants: TopicGrants }
   /** the audit subject (and audit throttle key): the device id, or `claim:<claimId>` */
   subject: string
-  /** the key of the PUBLISH budgets: the device id, or the claim session's clientId (`claim:<nonce>`) */
+  /**
+   * the key of the PUBLISH budgets: the device id, or for a claim session `claim:<claimId>@<remote
+   * address>`: the nonce is the client's choice, so keying by it would give a fresh budget per connect
+   */
   key: string
   /** the log fields that name it */
   fields: { deviceId: string } | { clientId: string; claimId: string }
@@ -68,7 +71,7 @@ export function principalOf(ctx: ConnectionContext | undefined): Principal | nul
   if (ctx?.session) return { session: ctx.session, subject: ctx.session.deviceId, key: ctx.session.deviceId, fields: { deviceId: ctx.session.deviceId } }
   if (ctx?.claim) {
     const c = ctx.claim
-    return { session: c, subject: claimSubject(c.claimId), key: c.clientId, fields: { clientId: c.clientId, claimId: c.claimId } }
+    return { session: c, subject: claimSubject(c.claimId), key: `${claimSubject(c.claimId)}@${c.remoteAddress ?? 'unknown'}`, fields: { clientId: c.clientId, claimId: c.claimId } }
   }
   return null
 }
@@ -78,7 +81,12 @@ export function claimSubject(claimId: string): string {
   return `claim:${claimId}`
 }
 
-/** Audit + info log for repeated events, at most once per interval per key (event-throttle.ts). */
+/**
+ * The one way the broker records a refusal or a throttle: an audit record and an info log line, at most
+ * once per interval per key (event-throttle.ts; the key names the subject, the reason and, where it
+ * varies, the address), the next one carrying the number suppressed meanwhile. Untrusted strings in
+ * the details and log fields (clientId, topics …) are capped at 128 characters (capText).
+ */
 export function throttledAudit(
   deps: Pick<HookDeps, 'throttle' | 'directory'>,
   log: Logger,
@@ -87,10 +95,16 @@ export function throttledAudit(
   logFields: object,
   msg: string,
 ): void {
-  const hit = deps.throttle.hit(key)
+  const hit = deps.throttle.hit(capText(key, 512))
   if (!hit.emit) return
-  deps.directory.audit({ ...record, details: { ...record.details, suppressed: hit.suppressed } })
-  log.info({ ...logFields, suppressed: hit.suppressed }, msg)
+  deps.directory.audit({ ...record, subject: capText(record.subject), details: { ...capStrings(record.details ?? {}), suppressed: hit.suppressed } })
+  log.info({ ...capStrings(logFields), suppressed: hit.suppressed }, msg)
+}
+
+/** An info log line at most once per interval per key, for refusals that are not audited. */
+export function throttledLog(deps: Pick<HookDeps, 'throttle'>, log: Logger, key: string, logFields: object, msg: string): void {
+  const hit = deps.throttle.hit(capText(key, 512))
+  if (hit.emit) log.info({ ...capStrings(logFields), suppressed: hit.suppressed }, msg)
 }
 
 /** aedes reads the CONNACK return code from `err.returnCode` (reason-codes.ts decides it). */

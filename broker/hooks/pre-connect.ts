@@ -1,5 +1,5 @@
 import { MQTT_3_1_1 } from '../reason-codes.ts'
-import { remoteAddressOf, type HookDeps, type PreConnectHandler } from './hook-deps.ts'
+import { remoteAddressOf, throttledLog, type HookDeps, type PreConnectHandler } from './hook-deps.ts'
 
 /**
  * First sight of a CONNECT, before aedes checks the protocol version. It records what later hooks need
@@ -8,14 +8,18 @@ import { remoteAddressOf, type HookDeps, type PreConnectHandler } from './hook-d
  *
  * MQTT 5 (and anything but 3.1 / 3.1.1) is refused by aedes itself right after this hook, with CONNACK
  * return code 1 "unacceptable protocol version" followed by a close; that is logged here, not audited
- * (it is a client configuration problem, not an authorization decision).
+ * (it is a client configuration problem, not an authorization decision), at most once per interval per
+ * remote address and version (throttledLog), with the clientId capped.
  */
-export function createPreConnect(deps: Pick<HookDeps, 'connections' | 'log'>): PreConnectHandler {
+export function createPreConnect(deps: Pick<HookDeps, 'connections' | 'log' | 'throttle'>): PreConnectHandler {
   const log = deps.log.child({ module: 'broker.auth' })
   return (client, packet, callback) => {
     const remoteAddress = remoteAddressOf(client)
     if (packet.protocolVersion !== MQTT_3_1_1 && packet.protocolVersion !== 3) {
-      log.info(
+      throttledLog(
+        deps,
+        log,
+        `connect.refused:unsupported-protocol-version:${String(packet.protocolVersion)}:${remoteAddress}`,
         { clientId: packet.clientId, remoteAddress, protocolVersion: packet.protocolVersion, reason: 'unsupported-protocol-version' },
         'connect refused',
       )

@@ -10,6 +10,7 @@ import {
   type Clock,
   type IssuerKeyPair,
 } from '../../certs/index.ts'
+import type { ClaimRecord } from '../store/claim-store.ts'
 import type { CertificateRecord, RegistryStore } from '../store/registry-store.ts'
 
 export interface CrlSnapshot {
@@ -37,13 +38,25 @@ const LEGACY_NUMBER = 'crl.number'
  * whenever it is half-way to its nextUpdate, and kept in the registry (meta table) so every process
  * serves the same one. CRL numbers only grow, per issuer.
  */
-export function createCrlService(deps: { store: RegistryStore; ca: CertificateAuthority; clock: Clock; log: Logger }, validHours = 7 * 24) {
+/** A revoked certificate as a CRL lists it: a device certificate, or a revoked claim's certificate. */
+type RevokedEntry = Pick<CertificateRecord, 'serial' | 'pem' | 'revokedAt' | 'createdAt' | 'revocationReason'>
+
+/** A revoked claim's certificate; a claim made before its certificate was kept (pem null) cannot be attributed. */
+function claimEntry(c: ClaimRecord): RevokedEntry | null {
+  if (c.certificatePem === null) return null
+  return { serial: c.serial, pem: c.certificatePem, revokedAt: c.revokedAt, createdAt: c.createdAt, revocationReason: 'cessationOfOperation' }
+}
+
+export function createCrlService(
+  deps: { store: RegistryStore; ca: CertificateAuthority; clock: Clock; log: Logger; claims?: { list(): ClaimRecord[] } },
+  validHours = 7 * 24,
+) {
   const { store, ca, clock, log } = deps
   const issuers = [ca.issuing, ...(ca.previous ?? [])].map((pair) => ({ pair, serial: normalizeSerial(pair.certificate.serialNumber) }))
   /** certificate serial -> the serial of the issuer that signed it (null: none of ours, e.g. an expired CA) */
   const issuerOf = new Map<string, string | null>()
 
-  function attribute(c: CertificateRecord): string | null {
+  function attribute(c: RevokedEntry): string | null {
     let found = issuerOf.get(c.serial)
     if (found !== undefined) return found
     try {
@@ -57,8 +70,10 @@ export function createCrlService(deps: { store: RegistryStore; ca: CertificateAu
     return found
   }
 
-  function revokedBy(issuerSerial: string): CertificateRecord[] {
-    return store.listRevokedCertificates().filter((c) => attribute(c) === issuerSerial)
+  /** Revoked device certificates and revoked claims' certificates (claims are issued by the issuing CA too). */
+  function revokedBy(issuerSerial: string): RevokedEntry[] {
+    const claims = (deps.claims?.list() ?? []).filter((c) => c.status === 'revoked').map(claimEntry).filter((e) => e !== null)
+    return [...store.listRevokedCertificates(), ...claims].filter((c) => attribute(c) === issuerSerial)
   }
 
   function stored(issuer: { pair: IssuerKeyPair; serial: string }): CrlSnapshot | undefined {

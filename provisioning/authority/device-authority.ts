@@ -25,6 +25,7 @@ import type {
   DeviceStatus,
   RegistryStore,
 } from '../store/registry-store.ts'
+import type { ClaimRecord } from '../store/claim-store.ts'
 import { createCrlService, type CrlSnapshot } from './crl-service.ts'
 import { createBatchProvisioner, type BatchRequest, type PreparedBatch } from './batch.ts'
 
@@ -34,6 +35,8 @@ export interface AuthorityDeps {
   clock: Clock
   random: Random
   log: Logger
+  /** the claims, whose revoked certificates go on the CRLs too (the ClaimStore) */
+  claims?: { list(): ClaimRecord[] }
 }
 
 export interface AuthorityOptions {
@@ -103,7 +106,7 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
   const defaultTier = options.defaultTier ?? 'standard'
   const overlapMs = (options.renewOverlapHours ?? 24) * 3600_000
   let chain = chainPem(ca)
-  let crl = createCrlService({ store, ca, clock, log })
+  let crl = createCrlService({ store, ca, clock, log, ...(deps.claims && { claims: deps.claims }) })
 
   /** The audit entry and the event commit in the caller's transaction, with the change itself. */
   function record(actor: Actor, action: string, subject: string, details: Record<string, unknown>, events: ControlEvent[]): void {
@@ -224,7 +227,7 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
     reloadCa(next: CertificateAuthority): void {
       ca = next
       chain = chainPem(next)
-      crl = createCrlService({ store, ca: next, clock, log })
+      crl = createCrlService({ store, ca: next, clock, log, ...(deps.claims && { claims: deps.claims }) })
     },
 
     prepareDevice,

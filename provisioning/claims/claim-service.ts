@@ -58,6 +58,11 @@ export interface ClaimServiceDeps {
 }
 
 export const DEFAULT_CLAIM_EXPIRY_MS = 7 * 86_400_000
+/**
+ * A claim needs a bound on how many devices it mints: max uses, one-time tokens or a list of allowed
+ * ids. Given none of them (an id pattern alone bounds no count), it gets this many uses.
+ */
+export const DEFAULT_CLAIM_MAX_USES = 10
 export const MAX_CLAIM_TOKENS = 100_000
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567'
 const TOKEN_PREFIX = 'ght_'
@@ -73,6 +78,12 @@ export function newClaimId(group: string, random: Random): string {
   const slug = group.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 24).replace(/-+$/, '')
   const id = slug.length >= 2 ? `${slug}-${randomBase32(random, 8)}` : `clm-${randomBase32(random, 10)}`
   return isClaimId(id) ? id : `clm-${randomBase32(random, 10)}`
+}
+
+/** Max uses as asked, or DEFAULT_CLAIM_MAX_USES when nothing else bounds the claim (null: bounded by tokens or allowed ids). */
+function maxUsesOf(req: NewClaim, tokens: number): number | null {
+  if (req.maxUses != null) return req.maxUses
+  return tokens > 0 || req.allowedIds != null ? null : DEFAULT_CLAIM_MAX_USES
 }
 
 function checkOptions(req: NewClaim, now: Date): { expiresAt: Date; tokens: number } {
@@ -131,7 +142,7 @@ export function createClaimService(deps: ClaimServiceDeps, options: { defaultTie
         id,
         group: req.group,
         tier: req.tier ?? defaultTier,
-        maxUses: req.maxUses ?? null,
+        maxUses: maxUsesOf(req, tokenCount),
         uses: 0,
         expiresAt,
         idPattern: req.idPattern ?? null,
@@ -142,6 +153,7 @@ export function createClaimService(deps: ClaimServiceDeps, options: { defaultTie
         serial: cert.serial,
         fingerprint: cert.fingerprint,
         notAfter: cert.notAfter,
+        certificatePem: cert.pem,
         createdAt: now,
         createdBy: actor,
       }

@@ -73,6 +73,13 @@ function writeClaimBundle(dir: string, created: CreatedClaim): void {
   if (created.tokens.length) writeFileAtomic(join(dir, 'tokens.txt'), `${created.tokens.join('\n')}\n`, 0o600)
 }
 
+/** What bounds the claim, in words; says so when the default max uses was applied. */
+function boundOf(c: ClaimView, options: CreateOptions): string {
+  if (c.maxUses !== null && options.maxUses === undefined) return `max uses ${c.maxUses} (the default: give --max-uses, --tokens or --allow-ids to choose)`
+  if (c.maxUses !== null) return `max uses ${c.maxUses}`
+  return c.tokensRequired ? 'one device per token' : 'only the allowed ids'
+}
+
 /** gatehouse claim create | list | revoke (docs/device-lifecycle.md). */
 export function registerClaim(program: Command, deps: CliDeps): void {
   const claim = program.command('claim').description('claim certificates: zero-touch provisioning of devices over MQTT')
@@ -82,7 +89,7 @@ export function registerClaim(program: Command, deps: CliDeps): void {
     .description('create a claim: a certificate and key a production batch shares to provision itself')
     .requiredOption('--group <group>', 'the group every device it provisions joins')
     .option('--tier <tier>', 'their tier (default from config: standard)')
-    .option('--max-uses <n>', 'how many devices it may provision (default unlimited)', positiveInt('--max-uses'))
+    .option('--max-uses <n>', 'how many devices it may provision (default 10 unless --tokens or --allow-ids bound it)', positiveInt('--max-uses'))
     .option('--expires <when>', 'how long it provisions: 30m, 24h, 7d, or an ISO date', '7d')
     .option('--id-pattern <re>', 'requested device ids must fully match this regular expression')
     .option('--allow-ids <file>', 'requested device ids must be listed in this file (one per line)')
@@ -117,7 +124,7 @@ export function registerClaim(program: Command, deps: CliDeps): void {
       if (options.json) return printJson(deps.io, { ...claimJson(created.claim), path: target, files, tokens: created.tokens })
       const c = created.claim
       deps.io.out(
-        `created claim ${c.id} (group ${c.group}, tier ${c.tier}, max uses ${c.maxUses ?? 'unlimited'})\n` +
+        `created claim ${c.id} (group ${c.group}, tier ${c.tier}, ${boundOf(c, options)})\n` +
           `  provisions until  ${c.expiresAt.toISOString()}\n  certificate until ${c.notAfter.toISOString()}\n` +
           `  files             ${target}/{${files.join(',')}} (key.pem${created.tokens.length ? ', tokens.txt' : ''} 0600)\n` +
           (created.tokens.length ? `  tokens (shown once; stored hashed):\n${created.tokens.map((t) => `    ${t}\n`).join('')}` : ''),

@@ -1,9 +1,10 @@
 import type { Logger } from 'pino'
-import type { Clock } from '../../certs/index.ts'
+import { capText, createEventThrottle, type Clock } from '../../certs/index.ts'
+import { createRateLimiter, type RateLimit } from '../api/rate-limiter.ts'
 import type { DeviceAuthority, IssuedCertificate } from '../authority/device-authority.ts'
 import { claimChecksBeforeRepeat, claimChecksForNewDevice, hashClaimToken, runClaimChecks, type ClaimCheckInput } from '../claims/claim-checks.ts'
 import { claimActor } from '../claims/claim-service.ts'
-import { ClaimNotFound, DeviceExists, DeviceNotFound, DeviceRevoked, DeviceStateConflict, RenewalKeyReused, RenewalNotCurrent, RenewalTooEarly } from '../errors.ts'
+import { ClaimNotFound, ClaimRateLimited, CsrKeyInUse, DeviceExists, DeviceNotFound, DeviceRevoked, DeviceStateConflict, RenewalKeyReused, RenewalNotCurrent, RenewalTooEarly } from '../errors.ts'
 import type { ClaimRecord, ClaimStore } from '../store/claim-store.ts'
 import type { CertificateRecord, RegistryStore } from '../store/registry-store.ts'
 import { certificateKeyOf, csrKeyOf, parseClaimRequest, parseRenewalRequest, requestIdOf, type ClaimRequest } from './enrollment-requests.ts'
@@ -27,7 +28,15 @@ export interface EnrollmentServiceDeps {
 export interface EnrollmentOptions {
   /** the last fraction of a certificate's validity in which the device may renew it (0 < x <= 1; default 1/3) */
   renewalWindow?: number
+  /** claim requests per claim, from all its sessions and addresses (token bucket). Default 5/s, burst 50 */
+  claimRequestRate?: RateLimit
+  /** a refusal (claim.refused, renewal.refused) is audited and logged at most once per interval per subject, code and address. Default 60000 ms */
+  auditIntervalMs?: number
 }
+
+export const DEFAULT_CLAIM_REQUEST_RATE: Readonly<RateLimit> = Object.freeze({ ratePerSecond: 5, burst: 50 })
+/** Bound on remembered refusal keys (the throttle forgets the least recently used first). */
+const MAX_THROTTLED_KEYS = 100_000
 
 /** Expected refusals: answered on the reply topic. Anything else rejects (the broker answers GH_ENROLLMENT_UNAVAILABLE). */
 const REFUSAL = /^GH_(CLAIM_|RENEWAL_|CSR_|DEVICE_(ID_INVALID|EXISTS|REVOKED|NOT_FOUND|STATE)$)/
@@ -44,6 +53,8 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
   const { authority, claims, store, clock, log } = deps
   const window = options.renewalWindow ?? 1 / 3
   if (!(window > 0 && window <= 1)) throw new RangeError(`renewalWindow must be in (0, 1], not ${window}`)
+  const claimRate = createRateLimiter(clock, options.claimRequestRate ?? DEFAULT_CLAIM_REQUEST_RATE)
+  const throttle = createEventThrottle({ intervalMs: options.auditIntervalMs ?? 60_000, maxKeys: MAX_THROTTLED_KEYS }, clock)
 
   const renewAfterOf = (c: Pick<CertificateRecord, 'notBefore' | 'notAfter'>): Date =>
     new Date(c.notBefore.getTime() + Math.floor((1 - window) * (c.notAfter.getTime() - c.notBefore.getTime())))
@@ -62,12 +73,20 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
   }
   const fromIssued = (i: IssuedCertificate): Certificate => ({ deviceId: i.deviceId, serial: i.serial, notBefore: i.notBefore, notAfter: i.notAfter, pem: i.certificatePem })
 
-  function audit(actor: string, action: string, subject: string, details: Record<string, unknown>): void {
+  /**
+   * A refusal's audit record and info log line, at most once per interval per key (subject, code and
+   * address: the same throttle as the broker's refusals), the next one with the count suppressed.
+   * The requester's strings are capped (capText).
+   */
+  function refusal(key: string, record: { actor: string; action: string; subject: string; details: Record<string, unknown> }, logFields: Record<string, unknown>, msg: string): void {
+    const hit = throttle.hit(capText(key, 512))
+    if (!hit.emit) return
     try {
-      store.appendAudit({ at: clock.now(), actor, action, subject, details })
+      store.appendAudit({ at: clock.now(), ...record, details: { ...record.details, suppressed: hit.suppressed } })
     } catch (err) {
-      log.error({ err, action }, 'audit write failed')
+      log.error({ err, action: record.action }, 'audit write failed')
     }
+    log.info({ ...logFields, suppressed: hit.suppressed }, msg)
   }
 
   async function answer(payload: Uint8Array, run: () => Promise<Record<string, unknown>>, refused: (err: Error & { code: string }) => void): Promise<EnrollmentAnswer> {
@@ -86,7 +105,7 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
 
   // ---- claims ----------------------------------------------------------------------------------------
 
-  function checkInput(claim: ClaimRecord, req: ClaimRequest): ClaimCheckInput {
+  function checkInput(claim: ClaimRecord, req: ClaimRequest, keySha256 = ''): ClaimCheckInput {
     return {
       claim,
       deviceId: req.deviceId,
@@ -94,14 +113,16 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
       now: clock.now(),
       tokenState: (hash) => claims.tokenState(claim.id, hash),
       deviceExists: (id) => store.getDevice(id) !== undefined,
+      keySha256,
+      deviceWithKey: (hash) => claims.deviceIdWithKey(hash),
     }
   }
 
   /** The certificate this claim already gave this device for this key (the answer was lost), or undefined. */
-  async function repeatOf(claim: ClaimRecord, req: ClaimRequest): Promise<Certificate | undefined> {
+  function repeatOf(claim: ClaimRecord, req: ClaimRequest, keySha256: string): Certificate | undefined {
     const earlier = claims.getDevice(req.deviceId)
     if (earlier === undefined || earlier.claimId !== claim.id) return undefined
-    if ((await csrKeyOf(req.csr, req.deviceId)) !== earlier.keySha256) return undefined
+    if (keySha256 !== earlier.keySha256) return undefined
     const cert = store.getCertificate(earlier.serial)
     return cert && cert.status === 'active' && store.getDevice(req.deviceId)?.status === 'active' ? cert : undefined
   }
@@ -114,16 +135,17 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
     }
     const claim = current()
     runClaimChecks(claimChecksBeforeRepeat, checkInput(claim, req))
-    const repeat = await repeatOf(claim, req)
+    const key = await csrKeyOf(req.csr, req.deviceId)
+    const repeat = repeatOf(claim, req, key)
     if (repeat) return issuedAnswer(repeat)
-    runClaimChecks(claimChecksForNewDevice, checkInput(claim, req))
+    runClaimChecks(claimChecksForNewDevice, checkInput(claim, req, key))
     const prepared = await authority.prepareDevice({ id: req.deviceId, group: claim.group, tier: claim.tier, csr: req.csr }, claimActor(claim.id))
     const issued = prepared.issued
     try {
       store.transaction(() => {
         // again, with the claim as it is now: concurrent requests never exceed its uses or reuse a token
         const now = current()
-        runClaimChecks([...claimChecksBeforeRepeat, ...claimChecksForNewDevice], checkInput(now, req))
+        runClaimChecks([...claimChecksBeforeRepeat, ...claimChecksForNewDevice], checkInput(now, req, key))
         prepared.commit()
         const at = clock.now()
         claims.addUse(now.id)
@@ -133,7 +155,7 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
     } catch (err) {
       // the same request twice at once: the one that lost the race gets the winner's certificate
       const lostRace = err instanceof DeviceExists || ['GH_CLAIM_USED_UP', 'GH_CLAIM_TOKEN_INVALID'].includes(codeOf(err) ?? '')
-      const again = lostRace ? await repeatOf(current(), req) : undefined
+      const again = lostRace ? repeatOf(current(), req, key) : undefined
       if (again) return issuedAnswer(again)
       throw err
     }
@@ -168,6 +190,8 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
     const opens = renewAfterOf(session)
     if (clock.now().getTime() < opens.getTime()) throw Object.assign(new RenewalTooEarly(session.serial, opens.toISOString()), { renewAfter: opens.toISOString() })
     if (certificateKeyOf(session.pem) === key) throw new RenewalKeyReused(session.serial)
+    const holder = claims.deviceIdWithKey(key)
+    if (holder !== undefined && holder !== id) throw new CsrKeyInUse()
     const prepared = await authority.prepareRenewal(id, { csr, via: 'mqtt' }, `device:${id}`)
     try {
       store.transaction(() => {
@@ -188,14 +212,20 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
       return answer(
         payload,
         async () => {
+          const rate = claimRate.take(context.claimId)
+          if (!rate.ok) throw new ClaimRateLimited(context.claimId, rate.retryAfterSeconds)
           const req = parseClaimRequest(payload)
-          requested = req.deviceId.slice(0, 80)
+          requested = capText(req.deviceId)
           return claimDevice(context, req)
         },
         (err) => {
           const subject = claimActor(context.claimId)
-          audit(subject, 'claim.refused', subject, { code: err.code, deviceId: requested, clientId: context.clientId, remoteAddress: context.remoteAddress })
-          log.info({ claimId: context.claimId, clientId: context.clientId, deviceId: requested, code: err.code }, 'claim refused')
+          refusal(
+            `claim.refused:${subject}:${err.code}:${context.remoteAddress}`,
+            { actor: subject, action: 'claim.refused', subject, details: { code: err.code, deviceId: requested, clientId: context.clientId, remoteAddress: context.remoteAddress } },
+            { claimId: context.claimId, clientId: context.clientId, deviceId: requested, remoteAddress: context.remoteAddress, code: err.code },
+            'claim refused',
+          )
         },
       )
     },
@@ -205,8 +235,12 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
         payload,
         async () => renewDevice(context, parseRenewalRequest(payload).csr),
         (err) => {
-          audit(`device:${context.deviceId}`, 'renewal.refused', context.deviceId, { code: err.code, serial: context.serial, remoteAddress: context.remoteAddress })
-          log.info({ deviceId: context.deviceId, serial: context.serial, code: err.code }, 'renewal refused')
+          refusal(
+            `renewal.refused:${context.deviceId}:${err.code}:${context.remoteAddress}`,
+            { actor: `device:${context.deviceId}`, action: 'renewal.refused', subject: context.deviceId, details: { code: err.code, serial: context.serial, remoteAddress: context.remoteAddress } },
+            { deviceId: context.deviceId, serial: context.serial, remoteAddress: context.remoteAddress, code: err.code },
+            'renewal refused',
+          )
         },
       )
     },

@@ -24,6 +24,8 @@ export interface ClaimRecord {
   fingerprint: string
   /** the claim certificate's notAfter */
   notAfter: Date
+  /** the claim certificate (for its issuer's CRL once revoked); null for claims made before it was kept */
+  certificatePem: string | null
   createdAt: Date
   createdBy: string
 }
@@ -54,4 +56,6 @@ export interface ClaimStore {
   useToken(claimId: string, tokenHash: string, deviceId: string, at: Date): void
   recordDevice(device: ClaimedDevice): void
   getDevice(deviceId: string): ClaimedDevice | undefined
+  /** the device a claim provisioned with this key (SHA-256 of its SPKI DER), if any */
+  deviceIdWithKey(keySha256: string): string | undefined
 }

@@ -61,4 +61,9 @@ export class InMemoryClaimStore implements ClaimStore {
     const d = this.#devices.get(deviceId)
     return d && clone(d)
   }
+
+  deviceIdWithKey(keySha256: string): string | undefined {
+    for (const d of this.#devices.values()) if (d.keySha256 === keySha256) return d.deviceId
+    return undefined
+  }
 }

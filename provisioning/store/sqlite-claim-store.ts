@@ -20,6 +20,7 @@ function toClaim(r: Row): ClaimRecord {
     serial: String(r.serial),
     fingerprint: String(r.fingerprint),
     notAfter: new Date(String(r.not_after)),
+    certificatePem: (r.certificate_pem as string | null) ?? null,
     createdAt: new Date(String(r.created_at)),
     createdBy: String(r.created_by),
   }
@@ -43,7 +44,7 @@ export class SqliteClaimStore implements ClaimStore {
     this.#s = {
       insert: db.prepare(
         `INSERT INTO claims (id, group_name, tier, max_uses, uses, expires_at, id_pattern, allowed_ids, tokens_required, status,
-           revoked_at, serial, fingerprint, not_after, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           revoked_at, serial, fingerprint, not_after, created_at, created_by, certificate_pem) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       insertToken: db.prepare('INSERT INTO claim_tokens (claim_id, token_hash) VALUES (?, ?)'),
       get: db.prepare('SELECT * FROM claims WHERE id = ?'),
@@ -55,6 +56,7 @@ export class SqliteClaimStore implements ClaimStore {
       useToken: db.prepare('UPDATE claim_tokens SET used_at = ?, device_id = ? WHERE claim_id = ? AND token_hash = ? AND used_at IS NULL'),
       recordDevice: db.prepare('INSERT INTO claim_devices (device_id, claim_id, serial, key_sha256, created_at) VALUES (?, ?, ?, ?, ?)'),
       getDevice: db.prepare('SELECT * FROM claim_devices WHERE device_id = ?'),
+      deviceIdWithKey: db.prepare('SELECT device_id FROM claim_devices WHERE key_sha256 = ? LIMIT 1'),
     }
   }
 
@@ -76,6 +78,7 @@ export class SqliteClaimStore implements ClaimStore {
       c.notAfter.toISOString(),
       c.createdAt.toISOString(),
       c.createdBy,
+      c.certificatePem,
     )
     for (const hash of tokenHashes) this.#s.insertToken.run(c.id, hash)
   }
@@ -118,5 +121,9 @@ export class SqliteClaimStore implements ClaimStore {
   getDevice(deviceId: string): ClaimedDevice | undefined {
     const r = this.#s.getDevice.get(deviceId) as Row | undefined
     return r && toClaimedDevice(r)
+  }
+
+  deviceIdWithKey(keySha256: string): string | undefined {
+    return (this.#s.deviceIdWithKey.get(keySha256) as { device_id: string } | undefined)?.device_id
   }
 }

@@ -25,10 +25,11 @@ export interface FakeCertificate {
   supersededAt: Date | null
 }
 
-/** A claim certificate (CN claim:<claimId>); known claims are answered 'claim' even when revoked. */
+/** A claim certificate (CN claim:<claimId>); a revoked one is refused at CONNECT ('claim-revoked'), as the registry does. */
 export interface FakeClaim {
   claimId: string
   serial: string
+  revoked?: boolean
 }
 
 /**
@@ -47,7 +48,7 @@ export interface FakeDirectory extends DeviceDirectory {
   readonly claimLookups: { identity: PeerIdentity; claimId: string }[]
   /** registers a claim certificate serial (any form) */
   addClaim(claimId: string, serial: string): FakeClaim
-  /** emits claim.revoked (the claim stays known, as in the registry) */
+  /** marks the claim revoked (later CONNECTs are refused) and emits claim.revoked */
   revokeClaim(claimId: string): void
   /** a renewal: sets supersededAt on the certificate and emits certificate.superseded */
   supersedeCertificate(serial: string, at: Date | string): void
@@ -98,6 +99,7 @@ export function createFakeDirectory(): FakeDirectory {
   function answerClaim(identity: PeerIdentity, claimId: string): ClaimLookup {
     const claim = claims.get(identity.serial)
     if (!claim || claim.claimId !== claimId) return { kind: 'refused', reason: 'unknown-claim', claimId: claim?.claimId ?? null, serial: identity.serial }
+    if (claim.revoked === true) return { kind: 'refused', reason: 'claim-revoked', claimId, serial: identity.serial }
     return { kind: 'claim', claimId: claim.claimId, serial: identity.serial }
   }
 
@@ -128,6 +130,7 @@ export function createFakeDirectory(): FakeDirectory {
       return claim
     },
     revokeClaim(claimId) {
+      for (const c of claims.values()) if (c.claimId === claimId) c.revoked = true
       fake.emit({ type: 'claim.revoked', claimId })
     },
     supersedeCertificate(serial, at) {

@@ -181,4 +181,14 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX claim_devices_claim ON claim_devices (claim_id, created_at);
     `,
   },
+  {
+    version: 5,
+    name: 'claim certificates kept for the CRL; claimed devices by key',
+    sql: `
+      -- a revoked claim's certificate goes on its issuer's CRL, told apart by the certificate (NULL: older claims)
+      ALTER TABLE claims ADD COLUMN certificate_pem TEXT;
+      -- one key pair, one device: a claim request's key is looked up here
+      CREATE INDEX claim_devices_key ON claim_devices (key_sha256);
+    `,
+  },
 ]

@@ -72,6 +72,14 @@ describe('gatehouse claim', () => {
     expect(JSON.parse((await cli(['claim', 'list', '--json'])).stdout)).toEqual([])
   })
 
+  it('create with no bound gets the default max uses, and says so', async () => {
+    const { out, cli } = await initialised()
+    const res = await cli(['claim', 'create', '--group', 'pumps', '--id-pattern', '^pump-[0-9]+$', '--out', out])
+    expect(res.code, res.stderr).toBe(0)
+    expect(res.stdout).toContain('max uses 10 (the default: give --max-uses, --tokens or --allow-ids to choose)')
+    expect(JSON.parse((await cli(['claim', 'list', '--json'])).stdout)).toEqual([expect.objectContaining({ maxUses: 10 })])
+  })
+
   it('revoke of an unknown claim says so', async () => {
     const { cli } = await initialised()
     const res = await cli(['claim', 'revoke', 'nope-nope'])

@@ -81,7 +81,7 @@ describe('device-sim certificate renewal over MQTT', () => {
 })
 
 describe('device-sim provisioning by claim certificate', () => {
-  it('claims a device over MQTT, connects as it, and gets a claim refusal with its own code (GH_CLAIM_USED_UP)', async () => {
+  it('claims a device over MQTT, connects as it, and is refused at CONNECT once the claim is used up', async () => {
     const { gatehouse, broker, dataDir, dir } = await simGatehouse()
     const claim = await claimFolder(dataDir, join(dir, 'claims'), ['--max-uses', '1'])
     const result = await claimDevice({ claim, broker: parseBrokerUrl(broker), deviceId: 'pump-0001' })
@@ -93,7 +93,9 @@ describe('device-sim provisioning by claim certificate', () => {
     expect(await device.whenConnected(5000)).toBe(true)
     expect(gatehouse.broker.isConnected('pump-0001')).toBe(true)
 
-    await expect(claimDevice({ claim, broker: parseBrokerUrl(broker), deviceId: 'pump-0002' })).rejects.toMatchObject({ code: 'GH_CLAIM_USED_UP' })
+    // a used-up claim is refused at CONNECT (CONNACK 5, connect.refused reason claim-used-up)
+    await expect(claimDevice({ claim, broker: parseBrokerUrl(broker), deviceId: 'pump-0002' })).rejects.toMatchObject({ code: 'GH_SIM_CONNECT_FAILED' })
+    expect(gatehouse.control.store.listAudit({ action: 'connect.refused' })[0]?.details).toMatchObject({ reason: 'claim-used-up' })
   })
 
   it('gatehouse sim --claim provisions each missing device by claim (with one-time tokens), saves its bundle, and runs it', async () => {

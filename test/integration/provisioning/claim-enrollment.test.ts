@@ -114,7 +114,7 @@ describe('enrollment over SQLite', () => {
     expect(await directory.lookup(oldIdentity)).toMatchObject({ kind: 'refused', reason: 'superseded' })
   })
 
-  it('looks claim certificates up by fingerprint and serial, revoked ones included', async () => {
+  it('looks claim certificates up by fingerprint and serial, and refuses a revoked one', async () => {
     const f = await sqliteFixture()
     const created = await f.createClaim()
     const feed = createChangeFeed({ store: f.store, clock: f.clock, log: pino({ level: 'silent' }) })
@@ -126,7 +126,7 @@ describe('enrollment over SQLite', () => {
     expect(await directory.lookupClaim({ ...identity, serial: '1234' }, created.claim.id)).toMatchObject({ kind: 'refused', reason: 'unknown-claim' })
     f.claimService.revoke(created.claim.id, 'operator:test')
     feed.poll()
-    expect(await directory.lookupClaim(identity, created.claim.id)).toMatchObject({ kind: 'claim' })
+    expect(await directory.lookupClaim(identity, created.claim.id)).toMatchObject({ kind: 'refused', reason: 'claim-revoked' })
     const key = await deviceKey()
     expect(await f.enrollment.claim(f.context(created), json({ deviceId: 'p-1', csr: await key.csr('p-1') }))).toMatchObject({ ok: false, error: { code: 'GH_CLAIM_REVOKED' } })
   })

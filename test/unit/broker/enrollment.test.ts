@@ -152,6 +152,17 @@ describe('attachEnrollment', () => {
     expect(state.calls).toHaveLength(1)
   })
 
+  it('logs a flood of busy refusals once per requester and address, each still answered', async () => {
+    const { h, state, logs } = await setup()
+    state.hold()
+    const a = await claimSession(h, NONCE_A)
+    const extra = 20
+    for (let i = 0; i < MAX_QUEUED_REQUESTS + 1 + extra; i++) send(a, `provisioning/${NONCE_A}/request`, { requestId: `r${i}` })
+    await waitFor(() => answers(a).length === extra, 2000, 'the busy answers')
+    expect(answers(a).every((x) => (x.error as { code: string }).code === 'GH_ENROLLMENT_BUSY')).toBe(true)
+    expect(logs.filter((r) => r.msg === 'enrollment request refused')).toHaveLength(1)
+  })
+
   it('answers GH_ENROLLMENT_UNAVAILABLE when the service rejects, and logs it at error', async () => {
     const h = await startCore()
     h.directory.addClaim(CLAIM, CLAIM_SERIAL)

@@ -16,6 +16,7 @@ const claim: ClaimRecord = {
   serial: '1a',
   fingerprint: 'ff'.repeat(32),
   notAfter: new Date('2026-04-07T00:00:00Z'),
+  certificatePem: null,
   createdAt: new Date('2026-03-01T00:00:00Z'),
   createdBy: 'operator:test',
 }
@@ -27,6 +28,8 @@ function input(over: Partial<Omit<ClaimCheckInput, 'claim'>> & { claim?: Partial
     now: new Date('2026-03-02T00:00:00Z'),
     tokenState: (hash) => (hash === hashClaimToken('good') ? 'unused' : hash === hashClaimToken('spent') ? 'used' : 'unknown'),
     deviceExists: (id) => id === 'pump-0009',
+    keySha256: 'key-of-pump-0001',
+    deviceWithKey: (key) => (key === 'key-of-pump-0009' ? 'pump-0009' : undefined),
     ...over,
     claim: { ...claim, ...over.claim },
   }
@@ -53,6 +56,8 @@ describe('claim checks', () => {
     ['fail/token-used', input({ token: 'spent', claim: { tokensRequired: true } }), 'GH_CLAIM_TOKEN_INVALID'],
     ['fail/token-unknown', input({ token: 'other', claim: { tokensRequired: true } }), 'GH_CLAIM_TOKEN_INVALID'],
     ['fail/device-exists', input({ deviceId: 'pump-0009' }), 'GH_DEVICE_EXISTS'],
+    ['fail/key-of-another-device', input({ keySha256: 'key-of-pump-0009' }), 'GH_CSR_KEY_IN_USE'],
+    ['ok/key-of-this-device', input({ deviceId: 'pump-0009', keySha256: 'key-of-pump-0009', deviceExists: () => false }), undefined],
   ])('%s', (_name, i, code) => {
     if (code === undefined) expect(() => run(i)).not.toThrow()
     else expect(() => run(i)).toThrow(expect.objectContaining({ code }))
