@@ -26,8 +26,10 @@ export interface BrokerLimits {
    */
   maxPacketBytes: number
   /**
-   * Accepted MQTT keepalive, in seconds. min > 0 refuses keepalive 0 (no keepalive), so a device that
-   * vanished behind a NAT cannot hold its session for hours. Default { min: 5, max: 1200 }
+   * Bounds of the MQTT keepalive, in seconds. A CONNECT outside them is not refused: its keepalive is
+   * clamped (0 = "no keepalive" becomes max), and the server closes a connection silent for 1.5 x the
+   * clamped keepalive, so a device that vanished behind a NAT cannot hold its session for hours.
+   * Default { min: 5, max: 1200 }
    */
   keepaliveSeconds: { min: number; max: number }
   /** PUBLISH packets per device (across reconnects). Default 20/s, burst 100 */

@@ -22,7 +22,6 @@ export type ConnectRefusal =
   | 'not-a-client-certificate'
   | 'invalid-common-name'
   | 'client-id-mismatch'
-  | 'keepalive-out-of-range'
   | 'will-not-permitted'
   | 'device-mismatch'
   | 'invalidated-during-connect'
@@ -72,7 +71,6 @@ interface PeerCertificateSource {
  */
 export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
   const log = deps.log.child({ module: 'broker.auth' })
-  const { min: keepaliveMin, max: keepaliveMax } = deps.limits.keepaliveSeconds
 
   return (client, _username, _password, done) => {
     const ctx = contextOf(deps, client)
@@ -128,9 +126,6 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
 
     // 2. The CONNECT, checked before the directory is asked: cheap refusals first.
     if (ctx.clientId !== deviceId) return refuse('client-id-mismatch')
-    if (ctx.keepalive < keepaliveMin || ctx.keepalive > keepaliveMax) {
-      return refuse('keepalive-out-of-range', { keepalive: ctx.keepalive })
-    }
     if (ctx.willTopic !== null && !canPublish(deviceId, ctx.willTopic).ok) {
       return refuse('will-not-permitted', { topic: ctx.willTopic })
     }
