@@ -53,6 +53,7 @@ const limitsSchema = {
     maxConnections: { type: 'integer' },
     maxConnectionsPerIp: { type: 'integer' },
     connectionRatePerIp: bucketSchema,
+    connectRatePerClientId: bucketSchema,
     handshakeTimeoutMs: { type: 'integer' },
     connectTimeoutMs: { type: 'integer' },
     maxPacketBytes: { type: 'integer' },

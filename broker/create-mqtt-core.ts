@@ -147,6 +147,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     nextSessionId: () => ++lastSessionId,
     connections,
     throttle,
+    connectAttempts: createKeyedTokenBuckets({ ...limits.connectRatePerClientId, maxKeys: limits.maxTrackedKeys }, deps.clock),
     publishMessages: createKeyedTokenBuckets({ ...limits.publishRate, maxKeys: limits.maxTrackedKeys }, deps.clock),
     publishBytes: createKeyedTokenBuckets({ ...limits.publishBytesRate, maxKeys: limits.maxTrackedKeys }, deps.clock),
   }

@@ -1,6 +1,6 @@
 import type { Client } from 'aedes'
 import { claimIdFromCommonName, identityFromPeerCertificate, type PeerIdentity } from '../../certs/index.ts'
-import { ConnectRefused, DirectoryUnavailable } from '../errors.ts'
+import { ConnectRateLimited, ConnectRefused, DirectoryUnavailable } from '../errors.ts'
 import { sessionEnd, type Session } from '../sessions.ts'
 import { canPublish } from '../topic-policy.ts'
 import { deviceGrants } from '../topics.ts'
@@ -22,6 +22,7 @@ export type ConnectRefusal =
   | 'not-a-client-certificate'
   | 'invalid-common-name'
   | 'client-id-mismatch'
+  | 'connect-rate'
   | 'will-not-permitted'
   | 'device-mismatch'
   | 'invalidated-during-connect'
@@ -61,8 +62,9 @@ interface PeerCertificateSource {
  * Username and password play no part. A claim certificate (CN `claim:<claimId>`) takes the claim path
  * instead (authenticate-claim.ts).
  *
- * Every refusal answers CONNACK 5 "not authorized" (3.1.1; a directory failure answers 3 "server
- * unavailable"), writes exactly one `connect.refused` audit record and logs at info.
+ * Every refusal answers CONNACK 5 "not authorized" (3.1.1; a directory failure and 'connect-rate',
+ * a device over limits.connectRatePerClientId, answer 3 "server unavailable": back off, the
+ * credentials are fine), writes exactly one `connect.refused` audit record and logs at info.
  *
  * What is audited: refusals, takeovers, throttles and forced disconnects. Accepted connections are
  * not: they are high-volume (a fleet reconnecting after a network blip is thousands per minute) and
@@ -87,7 +89,7 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
         subject: deviceId ?? (claimId !== null ? claimSubject(claimId) : cn !== null ? `cn:${cn}` : serial !== null ? `serial:${serial}` : 'unknown'),
         details: { reason, serial, remoteAddress: ctx.remoteAddress, clientId: ctx.clientId, ...extra },
       })
-      const err = withReturnCode(new ConnectRefused(reason))
+      const err = withReturnCode(reason === 'connect-rate' ? new ConnectRateLimited(deviceId) : new ConnectRefused(reason))
       log.info(
         { deviceId, clientId: ctx.clientId, serial, remoteAddress: ctx.remoteAddress, code: err.code, reason, ...extra },
         'connect refused',
@@ -126,6 +128,9 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
 
     // 2. The CONNECT, checked before the directory is asked: cheap refusals first.
     if (ctx.clientId !== deviceId) return refuse('client-id-mismatch')
+    // Keyed by the verified device id (never a clientId a certificate did not prove), so one device's
+    // reconnect loop spends only its own budget.
+    if (!deps.connectAttempts.tryTake(deviceId)) return refuse('connect-rate')
     if (ctx.willTopic !== null && !canPublish(deviceId, ctx.willTopic).ok) {
       return refuse('will-not-permitted', { topic: ctx.willTopic })
     }
