@@ -90,6 +90,30 @@ describe('PROXY protocol from trusted load balancers', () => {
     ])
   })
 
+  it('a header and the TLS ClientHello in one TCP segment: the bytes after the header reach TLS', async () => {
+    const h = await startBroker(pki.serverTls, { proxyProtocol: { trustedProxies: ['127.0.0.1'] } })
+    const dev = await device(h, 'px-joined')
+    // a one-connection relay that prepends the header to the client's first bytes, in one write
+    const relay = net.createServer((inbound) => {
+      const outbound = net.connect({ host: '127.0.0.1', port: h.port })
+      outbound.setNoDelay(true)
+      let first = true
+      inbound.on('data', (chunk: Buffer) => {
+        outbound.write(first ? Buffer.concat([v2Header('192.0.2.44', 5000), chunk]) : chunk)
+        first = false
+      })
+      outbound.pipe(inbound)
+      for (const s of [inbound, outbound]) s.on('error', () => {})
+      inbound.on('close', () => outbound.destroy())
+      outbound.on('close', () => inbound.destroy())
+    })
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve))
+    onTestFinished(() => void relay.close())
+    const { connack } = await connectThrough((relay.address() as net.AddressInfo).port, dev, null)
+    expect(connack).toMatchObject({ cmd: 'connack', returnCode: 0 })
+    expect(h.broker.connection('px-joined')).toMatchObject({ remoteAddress: '192.0.2.44' })
+  })
+
   it('the client certificate is still verified behind the proxy: a self-signed one gets no session', async () => {
     const h = await startBroker(pki.serverTls, { proxyProtocol: { trustedProxies: ['127.0.0.1'] } })
     const forged = await selfSignedDevice('px-forged', pki.chain)
