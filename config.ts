@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Ajv, type ErrorObject, type JSONSchemaType } from 'ajv'
 import createError from '@fastify/error'
-import { resolveAiBridgeOptions, resolveLimits, type BrokerLimitsInput } from './broker/index.ts'
+import { resolveAiBridgeOptions, resolveLimits, resolveProxyProtocol, type BrokerLimitsInput, type ProxyProtocolInput } from './broker/index.ts'
 import { KEY_ALGORITHMS, type KeyAlgorithm } from './certs/index.ts'
 
 export const ConfigInvalid = createError('GH_CONFIG_INVALID', '%s', 400)
@@ -35,6 +35,8 @@ export interface Config {
   changeFeedIntervalMs: number
   /** broker protection limits; anything left out takes the broker's default (broker/limits.ts) */
   limits: BrokerLimitsInput
+  /** PROXY protocol v1/v2 on the MQTT listener from these load balancers (docs/deployment.md); off by default */
+  proxyProtocol: ProxyProtocolInput
   /** the AI telemetry bridge on or off (on by default, with the local analyzer) */
   aiEnabled: boolean
   /** the AI telemetry bridge (docs/ai-bridge.md); {} = the local analyzer with safe limits */
@@ -55,6 +57,7 @@ const limitsSchema = {
     maxConnections: { type: 'integer' },
     maxConnectionsPerIp: { type: 'integer' },
     connectionRatePerIp: bucketSchema,
+    connectRatePerClientId: bucketSchema,
     handshakeTimeoutMs: { type: 'integer' },
     connectTimeoutMs: { type: 'integer' },
     maxPacketBytes: { type: 'integer' },
@@ -107,6 +110,16 @@ export const configSchema: JSONSchemaType<Config> = {
     defaultTier: { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,31}$', default: 'standard' },
     changeFeedIntervalMs: { type: 'integer', minimum: 20, maximum: 5000, default: 200 },
     limits: { ...limitsSchema, default: {} },
+    // ranges checked by the broker's resolveProxyProtocol() below
+    proxyProtocol: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        trustedProxies: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 64 }, maxItems: 256 },
+        headerTimeoutMs: { type: 'integer' },
+      },
+      default: {},
+    },
     // validated in full by the bridge's own schema (resolveAiBridgeOptions) below
     aiEnabled: { type: 'boolean', default: true },
     ai: { type: 'object', default: {} },
@@ -119,7 +132,10 @@ const validate = ajv.compile(configSchema)
 
 export type ConfigInput = Record<string, unknown>
 
-/** Env names: GATEHOUSE_ + the key in SCREAMING_SNAKE_CASE (GATEHOUSE_MQTT_PORT); limits: GATEHOUSE_LIMITS_<KEY>. */
+/**
+ * Env names: GATEHOUSE_ + the key in SCREAMING_SNAKE_CASE (GATEHOUSE_MQTT_PORT); limits: GATEHOUSE_LIMITS_<KEY>;
+ * GATEHOUSE_PROXY_PROTOCOL_TRUSTED_PROXIES: comma-separated addresses / CIDR ranges.
+ */
 export function envName(key: string, prefix = 'GATEHOUSE_'): string {
   return prefix + key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()
 }
@@ -128,7 +144,7 @@ function fromEnv(env: NodeJS.ProcessEnv): ConfigInput {
   const out: ConfigInput = {}
   const limits: ConfigInput = {}
   for (const key of Object.keys(configSchema.properties ?? {})) {
-    if (key === 'limits') continue
+    if (key === 'limits' || key === 'proxyProtocol') continue
     const v = env[envName(key)]
     if (v !== undefined && v !== '') out[key] = key === 'hostnames' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v
   }
@@ -138,6 +154,8 @@ function fromEnv(env: NodeJS.ProcessEnv): ConfigInput {
     if (v !== undefined && v !== '') limits[key] = v
   }
   if (Object.keys(limits).length) out.limits = limits
+  const trustedProxies = env.GATEHOUSE_PROXY_PROTOCOL_TRUSTED_PROXIES
+  if (trustedProxies) out.proxyProtocol = { trustedProxies: trustedProxies.split(',').map((s) => s.trim()).filter(Boolean) }
   return out
 }
 
@@ -201,6 +219,7 @@ export function loadConfig(flags: ConfigInput, env: NodeJS.ProcessEnv): Readonly
   const config = merged as unknown as Config
   try {
     resolveLimits(config.limits)
+    resolveProxyProtocol(config.proxyProtocol)
     resolveAiBridgeOptions(config.ai)
   } catch (err) {
     throw new ConfigInvalid((err as Error).message, { cause: err })

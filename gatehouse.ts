@@ -94,7 +94,7 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
   const directory = createRegistryDirectory({ store: control.store, claims: control.claims, feed, clock, log: log.child({ module: 'provisioning.directory' }) })
   const broker = createBroker(
     { directory, clock, log },
-    { host: config.host, port: config.mqttPort, tls, limits: config.limits },
+    { host: config.host, port: config.mqttPort, tls, limits: config.limits, proxyProtocol: config.proxyProtocol },
   )
   const detachEnrollment = attachEnrollment(broker, { service: control.enrollment, log, clock }, { ...(config.limits.auditIntervalMs !== undefined && { auditIntervalMs: config.limits.auditIntervalMs }) })
   const detachSettings = attachSettingsDelivery(broker, {

@@ -8,6 +8,7 @@ import { createEventThrottle } from './event-throttle.ts'
 import { guardDirectory } from './guard-directory.ts'
 import { BROKER_ACTOR } from './hooks/hook-deps.ts'
 import { resolveLimits, type BrokerLimits, type BrokerLimitsInput } from './limits.ts'
+import { readProxyHeader, resolveProxyProtocol, trustedProxyMatcher, type ProxyProtocolInput } from './proxy-protocol.ts'
 
 export interface BrokerTlsOptions {
   /** the broker's private key, PEM */
@@ -25,6 +26,12 @@ export interface BrokerOptions {
   port?: number
   tls: BrokerTlsOptions
   limits?: BrokerLimitsInput
+  /**
+   * PROXY protocol v1/v2 from these load balancers (proxy-protocol.ts, docs/deployment.md); the
+   * device's address from the header is the one the per-address gate, the audit and the log see.
+   * Default off (trustedProxies [])
+   */
+  proxyProtocol?: ProxyProtocolInput
 }
 
 export interface Broker extends Omit<MqttCore, 'aedes' | 'start' | 'handle' | 'close'> {
@@ -59,6 +66,10 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
   const directory = guardDirectory(deps.directory, log)
   const core = createMqttCore(deps, limits)
   const gate = createConnectionGate(limits, deps.clock)
+  const proxyProtocol = resolveProxyProtocol(options.proxyProtocol)
+  const isTrustedProxy = proxyProtocol.trustedProxies.length > 0 ? trustedProxyMatcher(proxyProtocol.trustedProxies) : null
+  /** raw socket -> the device's address from its PROXY header */
+  const proxiedAddress = new WeakMap<net.Socket, { address: string; port: number }>()
   const throttle = createEventThrottle({ intervalMs: limits.auditIntervalMs, maxKeys: limits.maxTrackedKeys }, deps.clock)
   const sockets = new Set<net.Socket>()
   /** 'new' until listen() has bound the port */
@@ -80,6 +91,7 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
   })
   tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
     if (state !== 'listening') return void socket.destroy()
+    showProxiedAddress(socket)
     if (socket.authorized !== true) {
       refuseTls(socket.remoteAddress ?? null, String(socket.authorizationError ?? 'NO_PEER_CERTIFICATE'), socket)
       return void socket.destroy()
@@ -88,6 +100,7 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
   })
   tlsServer.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
     // Node leaves the socket to this listener: on ERR_TLS_HANDSHAKE_TIMEOUT it is still open.
+    showProxiedAddress(socket)
     const remoteAddress = socket.remoteAddress ?? null
     socket.destroy()
     refuseTls(remoteAddress, err.code ?? err.message, null)
@@ -108,32 +121,62 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
     )
   }
 
+  /** A TLSSocket reads its peer from the TCP handle; behind a proxy, the header's address replaces it. */
+  function showProxiedAddress(socket: tls.TLSSocket): void {
+    const parent = (socket as tls.TLSSocket & { _parent?: net.Socket })._parent
+    const source = parent ? proxiedAddress.get(parent) : undefined
+    if (!source) return
+    Object.defineProperty(socket, 'remoteAddress', { value: source.address, configurable: true })
+    Object.defineProperty(socket, 'remotePort', { value: source.port, configurable: true })
+  }
+
   const netServer = net.createServer({ noDelay: true }, (socket) => {
     if (state !== 'listening') return void socket.destroy()
-    const remoteAddress = socket.remoteAddress ?? 'unknown'
+    socket.on('error', () => {}) // the TLS socket above reports; a reset must not be unhandled here
+    const peerAddress = socket.remoteAddress ?? 'unknown'
+    if (isTrustedProxy === null) return void admit(socket, peerAddress)
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+    void readProxyHeader(socket, isTrustedProxy(peerAddress), proxyProtocol.headerTimeoutMs).then((result) => {
+      if (state !== 'listening' || socket.destroyed) return void socket.destroy()
+      if (!result.ok) {
+        socket.destroy()
+        if (result.reason !== 'closed') refuseConnection(peerAddress, result.reason, { proxyAddress: peerAddress })
+        return
+      }
+      if (result.source) proxiedAddress.set(socket, result.source)
+      admit(socket, result.source?.address ?? peerAddress)
+    })
+  })
+
+  /** The per-address gate, then the TLS server; `remoteAddress` is the device's (behind a proxy: its header's). */
+  function admit(socket: net.Socket, remoteAddress: string): void {
     const decision = gate.admit(remoteAddress)
     if (!decision.ok) {
       socket.destroy()
-      const hit = throttle.hit(`connection.throttled:${remoteAddress}`)
-      if (hit.emit) {
-        directory.audit({
-          actor: BROKER_ACTOR,
-          action: 'connection.throttled',
-          subject: `ip:${remoteAddress}`,
-          details: { reason: decision.reason, remoteAddress, suppressed: hit.suppressed },
-        })
-        log.info({ remoteAddress, reason: decision.reason, suppressed: hit.suppressed }, 'connection refused')
-      }
-      return
+      return refuseConnection(remoteAddress, decision.reason)
     }
     sockets.add(socket)
     socket.once('close', () => {
       sockets.delete(socket)
       decision.release()
     })
-    socket.on('error', () => {}) // the TLS socket above reports; a reset must not be unhandled here
     tlsServer.emit('connection', socket)
-  })
+  }
+
+  /** Refused before TLS: over a per-address limit (connection.throttled) or a PROXY header problem (connection.refused). */
+  function refuseConnection(remoteAddress: string, reason: string, extra: Record<string, unknown> = {}): void {
+    const action = reason.startsWith('proxy-') ? 'connection.refused' : 'connection.throttled'
+    const hit = throttle.hit(`${action}:${remoteAddress}`)
+    if (!hit.emit) return
+    directory.audit({
+      actor: BROKER_ACTOR,
+      action,
+      subject: `ip:${remoteAddress}`,
+      details: { reason, remoteAddress, ...extra, suppressed: hit.suppressed },
+    })
+    log.info({ remoteAddress, reason, ...extra, suppressed: hit.suppressed }, 'connection refused')
+  }
   netServer.maxConnections = limits.maxConnections
 
   let starting: Promise<unknown> | null = null

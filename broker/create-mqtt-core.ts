@@ -160,6 +160,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     nextSessionId: () => ++lastSessionId,
     connections,
     throttle,
+    connectAttempts: createKeyedTokenBuckets({ ...limits.connectRatePerClientId, maxKeys: limits.maxTrackedKeys }, deps.clock),
     publishMessages: createKeyedTokenBuckets({ ...limits.publishRate, maxKeys: limits.maxTrackedKeys }, deps.clock),
     publishBytes: createKeyedTokenBuckets({ ...limits.publishBytesRate, maxKeys: limits.maxTrackedKeys }, deps.clock),
   }
@@ -173,7 +174,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     authorizeSubscribe: createAuthorizeSubscribe(hookDeps),
     connectTimeout: limits.connectTimeoutMs,
     drainTimeout: limits.drainTimeoutMs,
-    // keepalive bounds are checked in authenticate (aedes' keepaliveLimit answers CONNACK 6, which
+    // keepalive is clamped to its bounds in preConnect (aedes' keepaliveLimit answers CONNACK 6, which
     // MQTT 3.1.1 does not define), and MQTT 3.1 clients may use device ids up to 64 characters.
     keepaliveLimit: 0,
     maxClientsIdLength: 64,

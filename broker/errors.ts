@@ -6,6 +6,13 @@ import createError from '@fastify/error'
 /** The device may not connect (revoked, disabled, unknown, clientId != CN …); reason in the message. */
 export const ConnectRefused = createError('GH_BROKER_CONNECT_REFUSED', 'connection refused: %s', 403)
 
+/** A device went over limits.connectRatePerClientId (a reconnect loop); CONNACK 3, it should back off. */
+export const ConnectRateLimited = createError(
+  'GH_BROKER_CONNECT_RATE_LIMITED',
+  "device '%s' connects too often; back off and retry",
+  429,
+)
+
 /** The device directory (control plane) failed to answer a lookup; the device may retry. */
 export const DirectoryUnavailable = createError(
   'GH_BROKER_DIRECTORY_UNAVAILABLE',

@@ -31,6 +31,7 @@ export {
   type RenewalRequestContext,
 } from './enrollment.ts'
 export { DEFAULT_LIMITS, resolveLimits, type BrokerLimits, type BrokerLimitsInput } from './limits.ts'
+export { resolveProxyProtocol, type ProxyProtocolInput, type ProxyProtocolOptions } from './proxy-protocol.ts'
 export { canPublish, canSubscribe, canPublishTo, canSubscribeTo, type PolicyDecision, type PolicyRefusal } from './topic-policy.ts'
 export {
   parseDeviceTopic,

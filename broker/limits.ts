@@ -5,16 +5,24 @@ import type { TokenBucketOptions } from './token-bucket.ts'
  * Protection limits of the data plane, with safe defaults (CONVENTIONS.md §12: typed options with
  * defaults; config.ts maps its schema onto this). Anything left out takes the default below.
  *
- * Load generators (bench/, device-sim fleets) connect thousands of devices from 127.0.0.1 and must
- * raise the per-IP limits; real fleets arrive from many addresses.
+ * The per-address defaults let a large fleet behind one NAT or load balancer reconnect after a
+ * restart: 10,000 devices from one address within a minute (burst 2,000 + 200/s x 60 s = 14,000).
+ * What bounds one device is per device id: connectRatePerClientId, publishRate, publishBytesRate.
  */
 export interface BrokerLimits {
   /** open TCP connections in total (net.Server maxConnections). Default 10000 */
   maxConnections: number
-  /** open TCP connections per remote address, checked before the TLS handshake. Default 100 */
+  /** open TCP connections per remote address, checked before the TLS handshake. Default 10000 */
   maxConnectionsPerIp: number
-  /** new TCP connections per remote address (token bucket), before the TLS handshake. Default 20/s, burst 50 */
+  /** new TCP connections per remote address (token bucket), before the TLS handshake. Default 200/s, burst 2000 */
   connectionRatePerIp: TokenBucketOptions
+  /**
+   * CONNECTs per device id (token bucket, across connections), checked in authenticate once the
+   * clientId is known to equal the certificate CN: a device in a reconnect loop is refused with
+   * CONNACK 3 "server unavailable" (back off) while the others behind its address still connect.
+   * Default 0.2/s (one per 5 s), burst 20
+   */
+  connectRatePerClientId: TokenBucketOptions
   /** TCP accept -> TLS handshake done. Default 10000 ms */
   handshakeTimeoutMs: number
   /** TLS handshake done -> MQTT CONNECT received (aedes connectTimeout). Default 10000 ms */
@@ -26,8 +34,10 @@ export interface BrokerLimits {
    */
   maxPacketBytes: number
   /**
-   * Accepted MQTT keepalive, in seconds. min > 0 refuses keepalive 0 (no keepalive), so a device that
-   * vanished behind a NAT cannot hold its session for hours. Default { min: 5, max: 1200 }
+   * Bounds of the MQTT keepalive, in seconds. A CONNECT outside them is not refused: its keepalive is
+   * clamped (0 = "no keepalive" becomes max), and the server closes a connection silent for 1.5 x the
+   * clamped keepalive, so a device that vanished behind a NAT cannot hold its session for hours.
+   * Default { min: 5, max: 1200 }
    */
   keepaliveSeconds: { min: number; max: number }
   /**
@@ -76,8 +86,9 @@ export type BrokerLimitsInput = Partial<BrokerLimits>
 
 export const DEFAULT_LIMITS: Readonly<BrokerLimits> = Object.freeze({
   maxConnections: 10_000,
-  maxConnectionsPerIp: 100,
-  connectionRatePerIp: Object.freeze({ ratePerSecond: 20, burst: 50 }),
+  maxConnectionsPerIp: 10_000,
+  connectionRatePerIp: Object.freeze({ ratePerSecond: 200, burst: 2_000 }),
+  connectRatePerClientId: Object.freeze({ ratePerSecond: 0.2, burst: 20 }),
   handshakeTimeoutMs: 10_000,
   connectTimeoutMs: 10_000,
   maxPacketBytes: 128 * 1024,
@@ -101,6 +112,7 @@ export function resolveLimits(input: BrokerLimitsInput = {}): Readonly<BrokerLim
     ...DEFAULT_LIMITS,
     ...input,
     connectionRatePerIp: { ...DEFAULT_LIMITS.connectionRatePerIp, ...input.connectionRatePerIp },
+    connectRatePerClientId: { ...DEFAULT_LIMITS.connectRatePerClientId, ...input.connectRatePerClientId },
     keepaliveSeconds: { ...DEFAULT_LIMITS.keepaliveSeconds, ...input.keepaliveSeconds },
     packetRate: { ...DEFAULT_LIMITS.packetRate, ...input.packetRate },
     publishRate: { ...DEFAULT_LIMITS.publishRate, ...input.publishRate },
@@ -117,6 +129,7 @@ export function resolveLimits(input: BrokerLimitsInput = {}): Readonly<BrokerLim
   int('maxConnections', l.maxConnections, 1)
   int('maxConnectionsPerIp', l.maxConnectionsPerIp, 1)
   bucket('connectionRatePerIp', l.connectionRatePerIp)
+  bucket('connectRatePerClientId', l.connectRatePerClientId)
   int('handshakeTimeoutMs', l.handshakeTimeoutMs, 1)
   int('connectTimeoutMs', l.connectTimeoutMs, 1)
   // 268435455 is the largest MQTT remaining length; 5 bytes of fixed header on top.

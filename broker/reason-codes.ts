@@ -31,6 +31,7 @@ export const SUBACK_FAILURE = 0x80
 const BY_ERROR_CODE: Record<string, keyof typeof REASON_CODES> = {
   GH_BROKER_CONNECT_REFUSED: 'notAuthorized',
   GH_BROKER_DIRECTORY_UNAVAILABLE: 'serverUnavailable',
+  GH_BROKER_CONNECT_RATE_LIMITED: 'serverUnavailable',
   GH_BROKER_PUBLISH_REFUSED: 'notAuthorized',
   GH_BROKER_PUBLISH_RATE_LIMITED: 'quotaExceeded',
   GH_BROKER_PACKET_TOO_LARGE: 'packetTooLarge',

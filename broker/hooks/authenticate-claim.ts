@@ -23,7 +23,7 @@ export interface ClaimConnect {
  * The claim path of authenticate (docs/device-lifecycle.md "The exchange"): a claim certificate may
  * open a short provisioning session and nothing else.
  *
- *   clientId `claim:<nonce>` (else 'client-id-mismatch'), keepalive in range, clean session (else
+ *   clientId `claim:<nonce>` (else 'client-id-mismatch'), clean session (else
  *   'persistent-session-not-permitted'), no will ('will-not-permitted'), no live or connecting session
  *   with the same clientId ('client-id-in-use': no takeover), then directory.lookupClaim: an unknown
  *   claim certificate is 'unknown-claim', and a claim that can provision nothing now is refused too:
@@ -33,13 +33,9 @@ export interface ClaimConnect {
  */
 export function authenticateClaim(deps: HookDeps, log: Logger, c: ClaimConnect): void {
   const { client, ctx, identity, claimId, refuse, done } = c
-  const { min: keepaliveMin, max: keepaliveMax } = deps.limits.keepaliveSeconds
 
   const nonce = claimNonceFromClientId(ctx.clientId)
   if (nonce === null) return refuse('client-id-mismatch')
-  if (ctx.keepalive < keepaliveMin || ctx.keepalive > keepaliveMax) {
-    return refuse('keepalive-out-of-range', { keepalive: ctx.keepalive })
-  }
   if (!ctx.clean) return refuse('persistent-session-not-permitted')
   if (ctx.willTopic !== null) return refuse('will-not-permitted', { topic: ctx.willTopic })
   const clientId = ctx.clientId

@@ -1,6 +1,6 @@
 import type { Client } from 'aedes'
 import { claimIdFromCommonName, identityFromPeerCertificate, type PeerIdentity } from '../../certs/index.ts'
-import { ConnectRefused, DirectoryUnavailable } from '../errors.ts'
+import { ConnectRateLimited, ConnectRefused, DirectoryUnavailable } from '../errors.ts'
 import { sessionEnd, type Session } from '../sessions.ts'
 import { canPublish } from '../topic-policy.ts'
 import { deviceGrants } from '../topics.ts'
@@ -23,7 +23,7 @@ export type ConnectRefusal =
   | 'not-a-client-certificate'
   | 'invalid-common-name'
   | 'client-id-mismatch'
-  | 'keepalive-out-of-range'
+  | 'connect-rate'
   | 'will-not-permitted'
   | 'device-mismatch'
   | 'invalidated-during-connect'
@@ -66,11 +66,12 @@ interface PeerCertificateSource {
  * Username and password play no part. A claim certificate (CN `claim:<claimId>`) takes the claim path
  * instead (authenticate-claim.ts).
  *
- * Every refusal answers CONNACK 5 "not authorized" (3.1.1; a directory failure answers 3 "server
- * unavailable"). It is audited as `connect.refused` and logged at info at most once per interval per
- * subject, reason and remote address (throttledAudit: the next one carries the count suppressed), with
- * the untrusted strings (clientId, will topic) capped at 128 characters: a flood of refused connects
- * cannot fill the database or the log.
+ * Every refusal answers CONNACK 5 "not authorized" (3.1.1; a directory failure and 'connect-rate',
+ * a device over limits.connectRatePerClientId, answer 3 "server unavailable": back off, the
+ * credentials are fine). It is audited as `connect.refused` and logged at info at most once per
+ * interval per subject, reason and remote address (throttledAudit: the next one carries the count
+ * suppressed), with the untrusted strings (clientId, will topic) capped at 128 characters: a flood of
+ * refused connects cannot fill the database or the log.
  *
  * What is audited: refusals, takeovers, throttles and forced disconnects. Accepted connections are
  * not: they are high-volume (a fleet reconnecting after a network blip is thousands per minute) and
@@ -79,7 +80,6 @@ interface PeerCertificateSource {
  */
 export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
   const log = deps.log.child({ module: 'broker.auth' })
-  const { min: keepaliveMin, max: keepaliveMax } = deps.limits.keepaliveSeconds
 
   return (client, _username, _password, done) => {
     const ctx = contextOf(deps, client)
@@ -91,7 +91,7 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
       const serial = identity?.serial ?? null
       const claimId = cn !== null ? claimIdFromCommonName(cn) : null
       const subject = deviceId ?? (claimId !== null ? claimSubject(claimId) : cn !== null ? `cn:${cn}` : serial !== null ? `serial:${serial}` : 'unknown')
-      const err = withReturnCode(new ConnectRefused(reason))
+      const err = withReturnCode(reason === 'connect-rate' ? new ConnectRateLimited(deviceId) : new ConnectRefused(reason))
       throttledAudit(
         deps,
         log,
@@ -134,9 +134,9 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
 
     // 2. The CONNECT, checked before the directory is asked: cheap refusals first.
     if (ctx.clientId !== deviceId) return refuse('client-id-mismatch')
-    if (ctx.keepalive < keepaliveMin || ctx.keepalive > keepaliveMax) {
-      return refuse('keepalive-out-of-range', { keepalive: ctx.keepalive })
-    }
+    // Keyed by the verified device id (never a clientId a certificate did not prove), so one device's
+    // reconnect loop spends only its own budget.
+    if (!deps.connectAttempts.tryTake(deviceId)) return refuse('connect-rate')
     if (ctx.willTopic !== null && !canPublish(deviceId, ctx.willTopic).ok) {
       return refuse('will-not-permitted', { topic: ctx.willTopic })
     }

@@ -43,6 +43,8 @@ export interface HookDeps {
   /** a new session id (unique per connection within this broker) */
   nextSessionId(): number
   connections: WeakMap<Client, ConnectionContext>
+  /** per-device CONNECT budget (limits.connectRatePerClientId), keyed by device id */
+  connectAttempts: KeyedTokenBuckets
   /** per-device (per claim and address) PUBLISH packet and byte budgets (survive reconnects) */
   publishMessages: KeyedTokenBuckets
   publishBytes: KeyedTokenBuckets

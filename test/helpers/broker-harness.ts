@@ -2,6 +2,7 @@ import type { Packet } from 'mqtt-packet'
 import pino, { type Logger } from 'pino'
 import { onTestFinished } from 'vitest'
 import { createBroker, createMqttCore, resolveLimits, type Broker, type BrokerLimitsInput, type MqttCore, type Timers } from '../../broker/index.ts'
+import type { ProxyProtocolInput } from '../../broker/proxy-protocol.ts'
 import { systemClock } from '../../certs/index.ts'
 import { fixedClock, type FixedClock } from './clock.ts'
 import { createFakeDirectory, type FakeDirectory } from './fake-directory.ts'
@@ -114,11 +115,16 @@ export interface BrokerHarness {
  */
 export async function startBroker(
   serverTls: { key: string; cert: string; ca: string },
-  opts: { limits?: BrokerLimitsInput; directory?: FakeDirectory } = {},
+  opts: { limits?: BrokerLimitsInput; directory?: FakeDirectory; proxyProtocol?: ProxyProtocolInput } = {},
 ): Promise<BrokerHarness> {
   const directory = opts.directory ?? createFakeDirectory()
   const { log, records } = createRecordingLogger()
-  const broker = createBroker({ directory, log, clock: systemClock }, { port: 0, tls: serverTls, ...(opts.limits ? { limits: opts.limits } : {}) })
+  const broker = createBroker({ directory, log, clock: systemClock }, {
+    port: 0,
+    tls: serverTls,
+    ...(opts.limits ? { limits: opts.limits } : {}),
+    ...(opts.proxyProtocol ? { proxyProtocol: opts.proxyProtocol } : {}),
+  })
   onTestFinished(() => broker.close())
   const { port } = await broker.listen()
   return { broker, port, directory, logs: records }

@@ -39,7 +39,8 @@ const bytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value
 
 describe('refused CONNECTs do not fill the database or the log', () => {
   it('writes at most one capped audit row and log line per subject, reason and address for 50 refused connects with 60 KB strings', async () => {
-    const { gatehouse, records, port } = await gatehouseWithLog()
+    // the per-device reconnect budget (CONNACK 3 after limits.connectRatePerClientId) is not under test here
+    const { gatehouse, records, port } = await gatehouseWithLog({ limits: { connectRatePerClientId: { ratePerSecond: 1000, burst: 1000 } } })
     const creds = await deviceCreds(gatehouse, 'pump-7')
     await gatehouse.control.authority.revokeDevice('pump-7', 'keyCompromise', 'operator:test')
     const huge = 'x'.repeat(60_000)

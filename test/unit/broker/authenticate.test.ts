@@ -22,6 +22,22 @@ describe('authenticate hook', () => {
   })
 
   it.each([
+    ['keepalive 0 (none) -> max', 0, 1200],
+    ['keepalive above max -> max', 1201, 1200],
+    ['keepalive below min -> min', 1, 5],
+    ['keepalive in range kept', 60, 60],
+  ])('%s: accepted, no audit, the clamped value is the one kept', async (_name, keepalive, kept) => {
+    const h = await startCore()
+    h.device('pump-7', SERIAL)
+    const { connack } = await h.connect({ clientId: 'pump-7', serial: SERIAL, keepalive })
+    expect(connack).toMatchObject({ cmd: 'connack', returnCode: 0 })
+    expect(h.directory.audits).toEqual([])
+    // aedes' idle timer (handlers/connect.js): 1.5 x keepalive seconds, in ms, + 1
+    const client = (h.core.aedes as unknown as { clients: Record<string, { _keepaliveInterval: number }> }).clients['pump-7']
+    expect(client?._keepaliveInterval).toBe(kept * 1500 + 1)
+  })
+
+  it.each([
     ['fail/revoked-certificate', (h: Harness) => h.directory.addCertificate('pump-7', SERIAL, 'revoked'), {}, 'revoked'],
     ['fail/superseded-certificate', (h: Harness) => h.directory.addCertificate('pump-7', SERIAL, 'superseded'), {}, 'superseded'],
     ['fail/disabled-device', (h: Harness) => {
@@ -41,8 +57,6 @@ describe('authenticate hook', () => {
     ['fail/no-common-name', (h: Harness) => h.device('pump-7', SERIAL), { cn: null, clientId: 'pump-7' }, 'invalid-common-name'],
     ['fail/expired', (h: Harness) => h.device('pump-7', SERIAL), { notAfter: new Date('2025-12-31T23:59:59Z') }, 'expired'],
     ['fail/not-yet-valid', (h: Harness) => h.device('pump-7', SERIAL), { notBefore: new Date('2026-01-01T00:00:01Z') }, 'not-yet-valid'],
-    ['fail/keepalive-zero', (h: Harness) => h.device('pump-7', SERIAL), { keepalive: 0 }, 'keepalive-out-of-range'],
-    ['fail/keepalive-too-long', (h: Harness) => h.device('pump-7', SERIAL), { keepalive: 1201 }, 'keepalive-out-of-range'],
     ['fail/will-to-other-device', (h: Harness) => h.device('pump-7', SERIAL), {
       will: { topic: 'devices/pump-8/telemetry', payload: Buffer.from('x'), qos: 0 as const, retain: false },
     }, 'will-not-permitted'],

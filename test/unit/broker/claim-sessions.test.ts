@@ -61,7 +61,6 @@ describe('claim sessions: authenticate', () => {
     ['fail/nonce-bad-character', { clientId: 'claim:nonce/AAAAAAAAAAAAAAA' }, 'client-id-mismatch'],
     ['fail/persistent-session', { clean: false }, 'persistent-session-not-permitted'],
     ['fail/will', { will: { topic: `provisioning/${NONCE_A}/request`, payload: Buffer.from('x'), qos: 0 as const, retain: false } }, 'will-not-permitted'],
-    ['fail/keepalive-zero', { keepalive: 0 }, 'keepalive-out-of-range'],
     ['fail/unknown-claim-certificate', { serial: 'dead01' }, 'unknown-claim'],
     ['fail/cn-names-another-claim', { cn: 'claim:batch-2' }, 'unknown-claim'],
     ['fail/expired', { notAfter: new Date('2025-12-31T00:00:00Z') }, 'expired'],

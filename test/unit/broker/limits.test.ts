@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { DEFAULT_LIMITS, resolveLimits } from '../../../broker/index.ts'
 import { createConnectionGate } from '../../../broker/connection-gate.ts'
 import { toConnackCode, REASON_CODES } from '../../../broker/reason-codes.ts'
-import { ConnectRefused, DirectoryUnavailable, PublishRateLimited } from '../../../broker/errors.ts'
+import { ConnectRateLimited, ConnectRefused, DirectoryUnavailable, PublishRateLimited } from '../../../broker/errors.ts'
 import { fixedClock } from '../../helpers/clock.ts'
 
 describe('resolveLimits', () => {
@@ -73,6 +73,19 @@ describe('createConnectionGate', () => {
     expect(gate.openFrom('10.0.0.1')).toBe(1)
   })
 
+  it('with the defaults, 10,000 devices behind one NAT reconnect within a minute (issue 10)', () => {
+    const clock = fixedClock()
+    const gate = createConnectionGate(DEFAULT_LIMITS, clock)
+    let admitted = 0
+    // 10,000 connects spread evenly over 60 s, all kept open
+    for (let i = 0; i < 10_000; i++) {
+      if (gate.admit('203.0.113.7').ok) admitted++
+      clock.advance(6)
+    }
+    expect(admitted).toBe(10_000)
+    expect(gate.openFrom('203.0.113.7')).toBe(10_000)
+  })
+
   it('limits the connection rate per address with a token bucket', () => {
     const clock = fixedClock()
     const gate = createConnectionGate({ ...limits, maxConnectionsPerIp: 100 }, clock)
@@ -88,6 +101,7 @@ describe('toConnackCode', () => {
   it.each([
     ['refusal', new ConnectRefused('revoked'), 5],
     ['directory down', new DirectoryUnavailable(), 3],
+    ['reconnect loop: back off', new ConnectRateLimited('d'), 3],
     ['no 3.1.1 code: not authorized', new PublishRateLimited('d', 'messages'), 5],
     ['unknown error: fail closed', new Error('boom'), 5],
   ])('%s', (_name, err, code) => {
