@@ -57,9 +57,19 @@ function mapSecrets(doc: JsonObject, fn: (value: unknown) => unknown): JsonObjec
   return out
 }
 
-export const sealSecrets = (doc: JsonObject, cipher: SettingsCipher): JsonObject =>
-  mapSecrets(doc, (v) => (isObject(v) && ENC in v ? v : cipher.encrypt(v)))
+/** Seals every secret value, whatever it looks like: nothing given to it is taken as already sealed. */
+export const sealSecrets = (doc: JsonObject, cipher: SettingsCipher): JsonObject => mapSecrets(doc, (v) => cipher.encrypt(v))
 export const openSecrets = (doc: JsonObject, cipher: SettingsCipher): JsonObject => mapSecrets(doc, (v) => cipher.decrypt(v))
+/** For views that redact secrets anyway: a value that does not decrypt becomes [secret] and is reported to onFail. */
+export const openSecretsForView = (doc: JsonObject, cipher: SettingsCipher, onFail: (err: unknown) => void): JsonObject =>
+  mapSecrets(doc, (v) => {
+    try {
+      return cipher.decrypt(v)
+    } catch (err) {
+      onFail(err)
+      return REDACTED
+    }
+  })
 export const redactSecrets = (doc: JsonObject): JsonObject => mapSecrets(doc, () => REDACTED)
 
 /** The paths of secret keys in a patch, for the audit log (never their values). */
