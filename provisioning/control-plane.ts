@@ -8,7 +8,8 @@ import { dataDirLayout } from './data-dir/layout.ts'
 import { loadSettingsKey } from './data-dir/settings-key.ts'
 import { createClaimService, type ClaimService } from './claims/claim-service.ts'
 import { createEnrollmentService, type EnrollmentOptions, type EnrollmentService } from './enrollment/enrollment-service.ts'
-import { createSettingsCipher } from './settings/secrets.ts'
+import { SettingsKeyMissing } from './errors.ts'
+import { createSettingsCipher, unusableCipher, type SettingsCipher } from './settings/secrets.ts'
 import { createSettingsService, type SettingsService } from './settings/settings-service.ts'
 import type { RegistryStore } from './store/registry-store.ts'
 import { SqliteRegistryStore } from './store/sqlite-registry-store.ts'
@@ -48,8 +49,8 @@ export async function openControlPlane(dataDir: string, options: AuthorityOption
   const clock = deps.clock ?? systemClock
   const random = deps.random ?? cryptoRandom
   const ca = await loadCa(dataDir, deps.passphrase, clock)
-  const cipher = createSettingsCipher(loadSettingsKey(dataDir, deps.settingsKey, random), random)
   const store = new SqliteRegistryStore(dataDirLayout(dataDir).database)
+  const cipher = openSettingsCipher(dataDir, store, deps, random)
   const authority = createDeviceAuthority({ store, ca, clock, random, log: deps.log.child({ module: 'provisioning.authority' }) }, options)
   const settings = createSettingsService({ store, settings: store.settings, cipher, clock, log: deps.log.child({ module: 'provisioning.settings' }) })
   const apiKeys = createApiKeyService({ store, apiKeys: store.apiKeys, clock, random, log: deps.log.child({ module: 'provisioning.apikeys' }) })
@@ -63,7 +64,28 @@ export async function openControlPlane(dataDir: string, options: AuthorityOption
   return { store, authority, settings, apiKeys, aiUsage, claims, enrollment, reloadCa, close: () => store.close() }
 }
 
-/** init: data dir, CA and server certificate on first use; idempotent. A new CA or server certificate is audited. */
+/**
+ * The settings cipher. Without its key while sealed secrets exist, the control plane still opens (to
+ * revoke, list, create devices) but settings changes are refused and secrets read as [secret];
+ * `start` refuses earlier, in initControlPlane.
+ */
+function openSettingsCipher(dataDir: string, store: SqliteRegistryStore, deps: ControlPlaneDeps, random: Random): SettingsCipher {
+  try {
+    return createSettingsCipher(loadSettingsKey(dataDir, deps.settingsKey, random, () => store.settings.countSealed()), random)
+  } catch (err) {
+    if (!(err instanceof SettingsKeyMissing)) {
+      store.close()
+      throw err
+    }
+    deps.log.error({ code: err.code }, err.message)
+    return unusableCipher(err)
+  }
+}
+
+/**
+ * init: data dir, CA, server certificate and settings key on first use; idempotent. A new CA or server
+ * certificate is audited. A settings key missing while sealed secrets exist stops it (and so `start`).
+ */
 export async function initControlPlane(
   dataDir: string,
   options: { keyAlgorithm?: KeyAlgorithm; hostnames?: string[] },
@@ -79,6 +101,7 @@ export async function initControlPlane(
   )
   const store = new SqliteRegistryStore(result.layout.database)
   try {
+    loadSettingsKey(dataDir, deps.settingsKey, random, () => store.settings.countSealed())
     if (result.createdCa || result.serverCertIssued) {
       store.appendAudit({
         at: clock.now(),

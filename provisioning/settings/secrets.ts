@@ -20,11 +20,22 @@ export function isSecretKey(key: string): boolean {
 export interface SettingsCipher {
   encrypt(value: unknown): { [ENC]: string }
   decrypt(sealed: unknown): unknown
+  /** Throws why the cipher cannot be used (its key is missing), before a change is attempted. */
+  assertUsable(): void
+}
+
+/** A cipher without its key: every use throws `reason` (views show secrets as [secret]). */
+export function unusableCipher(reason: Error): SettingsCipher {
+  const fail = (): never => {
+    throw reason
+  }
+  return { encrypt: fail, decrypt: fail, assertUsable: fail }
 }
 
 export function createSettingsCipher(key: Uint8Array, random: Random): SettingsCipher {
   if (key.length !== 32) throw new SettingsKeyInvalid(`expected 32 bytes, got ${key.length}`)
   return {
+    assertUsable() {},
     encrypt(value) {
       const iv = random.bytes(12)
       const cipher = createCipheriv('aes-256-gcm', key, iv)

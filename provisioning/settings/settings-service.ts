@@ -190,6 +190,7 @@ export function createSettingsService(
   function patch(target: SettingsTarget, body: unknown, opts: { actor: string; ifMatch?: number }): { revision: number; devicesChanged: number } {
     const scope = scopeOf(target)
     checkShape(body)
+    cipher.assertUsable()
     const device = target.kind === 'device' ? requireDevice(target.deviceId) : undefined
     if (device?.status === 'revoked') throw new DeviceRevoked(device.id)
     if (device) ensureRecord(device.id, device.group)

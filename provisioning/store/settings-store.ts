@@ -45,4 +45,6 @@ export interface SettingsStore {
   deleteSchema(group: string): void
   /** groups that have a schema */
   schemaGroups(): string[]
+  /** layers and device reports that hold at least one sealed secret ({"$enc": ...}) */
+  countSealed(): number
 }

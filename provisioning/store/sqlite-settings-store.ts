@@ -36,6 +36,10 @@ export class SqliteSettingsStore implements SettingsStore {
       ),
       deleteSchema: db.prepare('DELETE FROM settings_schemas WHERE group_name = ?'),
       schemaGroups: db.prepare('SELECT group_name FROM settings_schemas ORDER BY group_name'),
+      countSealed: db.prepare(
+        `SELECT (SELECT count(*) FROM settings_layers WHERE instr(document, '"$enc"') > 0)
+              + (SELECT count(*) FROM device_settings WHERE instr(reported, '"$enc"') > 0) AS n`,
+      ),
     }
   }
 
@@ -94,5 +98,9 @@ export class SqliteSettingsStore implements SettingsStore {
 
   schemaGroups(): string[] {
     return (this.#s.schemaGroups.all() as Row[]).map((r) => String(r.group_name))
+  }
+
+  countSealed(): number {
+    return Number((this.#s.countSealed.get() as Row).n)
   }
 }
