@@ -6,7 +6,7 @@ import {
   isIssuedBy,
   normalizeSerial,
   parseCertificatePem,
-  type CertificateAuthority,
+  type OperatingCa,
   type Clock,
   type IssuerKeyPair,
 } from '../../certs/index.ts'
@@ -37,7 +37,7 @@ const LEGACY_NUMBER = 'crl.number'
  * whenever it is half-way to its nextUpdate, and kept in the registry (meta table) so every process
  * serves the same one. CRL numbers only grow, per issuer.
  */
-export function createCrlService(deps: { store: RegistryStore; ca: CertificateAuthority; clock: Clock; log: Logger }, validHours = 7 * 24) {
+export function createCrlService(deps: { store: RegistryStore; ca: OperatingCa; clock: Clock; log: Logger }, validHours = 7 * 24) {
   const { store, ca, clock, log } = deps
   const issuers = [ca.issuing, ...(ca.previous ?? [])].map((pair) => ({ pair, serial: normalizeSerial(pair.certificate.serialNumber) }))
   /** certificate serial -> the serial of the issuer that signed it (null: none of ours, e.g. an expired CA) */
