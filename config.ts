@@ -147,7 +147,9 @@ function merge(...layers: ConfigInput[]): ConfigInput {
   for (const layer of layers) {
     for (const [k, v] of Object.entries(layer)) {
       if (v === undefined) continue
-      out[k] = k === 'limits' && typeof v === 'object' && v !== null ? { ...(out.limits as object), ...(v as object) } : v
+      const value = k === 'limits' && typeof v === 'object' && v !== null ? { ...(out.limits as object), ...(v as object) } : v
+      // an own property even for "__proto__" (a JSON file has it as a key): the schema then refuses it as unknown
+      Object.defineProperty(out, k, { value, enumerable: true, writable: true, configurable: true })
     }
   }
   return out

@@ -163,4 +163,19 @@ describe('secret settings', () => {
     expect(one.statusCode, one.body).toBe(200)
     expect(one.json().reported.settings).toEqual({ wifi_secret: '[secret]' })
   })
+
+  it.each([
+    ['/v1/settings/defaults', '{"__proto__": {"polluted": 1}}'],
+    ['/v1/groups/pumps/settings', '{"a": {"constructor": {"prototype": {"polluted": 1}}}}'],
+    ['/v1/devices/pump-1/settings', '{"a": {"prototype": 1}}'],
+  ])('PATCH %s with prototype keys %s: 400 with a code, nothing changed', async (url, body) => {
+    const { call, auth, store } = await withSettings()
+    for (const type of ['application/json', MERGE['content-type']]) {
+      const res = await call(auth, 'PATCH', url, body, { 'content-type': type })
+      expect(res.statusCode, res.body).toBe(400)
+      expect(res.json().code).toMatch(/^GH_(SETTINGS_INVALID|API_BODY_INVALID)$/)
+    }
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+    expect(store.listAudit({ action: 'settings.changed' })).toEqual([])
+  })
 })
