@@ -37,6 +37,8 @@ export interface Config {
   aiEnabled: boolean
   /** the AI telemetry bridge (docs/ai-bridge.md); {} = the local analyzer with safe limits */
   ai: Record<string, unknown>
+  /** settings documents and group JSON Schemas (provisioning/settings) */
+  settingsLimits: { maxLayerBytes: number; maxDepth: number; maxSchemaBytes: number }
 }
 
 const bucketSchema = {
@@ -97,6 +99,17 @@ export const configSchema: JSONSchemaType<Config> = {
     // validated in full by the bridge's own schema (resolveAiBridgeOptions) below
     aiEnabled: { type: 'boolean', default: true },
     ai: { type: 'object', default: {} },
+    settingsLimits: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        maxLayerBytes: { type: 'integer', minimum: 1024, maximum: 1024 * 1024, default: 64 * 1024 },
+        maxDepth: { type: 'integer', minimum: 2, maximum: 64, default: 16 },
+        maxSchemaBytes: { type: 'integer', minimum: 1024, maximum: 256 * 1024, default: 32 * 1024 },
+      },
+      required: ['maxLayerBytes', 'maxDepth', 'maxSchemaBytes'],
+      default: {},
+    },
   },
   required: [],
 } as unknown as JSONSchemaType<Config>
@@ -217,5 +230,6 @@ export function authorityOptions(config: Readonly<Config>) {
     keyAlgorithm: config.keyAlgorithm,
     defaultTier: config.defaultTier,
     renewOverlapHours: config.renewOverlapHours,
+    settings: { maxBytes: config.settingsLimits.maxLayerBytes, maxDepth: config.settingsLimits.maxDepth, maxSchemaBytes: config.settingsLimits.maxSchemaBytes },
   }
 }

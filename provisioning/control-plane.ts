@@ -10,7 +10,7 @@ import { createClaimService, type ClaimService } from './claims/claim-service.ts
 import { createEnrollmentService, type EnrollmentOptions, type EnrollmentService } from './enrollment/enrollment-service.ts'
 import { SettingsKeyMissing } from './errors.ts'
 import { createSettingsCipher, unusableCipher, type SettingsCipher } from './settings/secrets.ts'
-import { createSettingsService, type SettingsService } from './settings/settings-service.ts'
+import { createSettingsService, type SettingsLimits, type SettingsService } from './settings/settings-service.ts'
 import type { RegistryStore } from './store/registry-store.ts'
 import { SqliteRegistryStore } from './store/sqlite-registry-store.ts'
 
@@ -45,14 +45,18 @@ export interface ControlPlane {
  * Opens the registry and the CA of a data directory. The CA is loaded first, so a wrong passphrase, a
  * missing or corrupt key or a loose file mode stops here and changes nothing.
  */
-export async function openControlPlane(dataDir: string, options: AuthorityOptions & EnrollmentOptions, deps: ControlPlaneDeps): Promise<ControlPlane> {
+export async function openControlPlane(
+  dataDir: string,
+  options: AuthorityOptions & EnrollmentOptions & { settings?: SettingsLimits },
+  deps: ControlPlaneDeps,
+): Promise<ControlPlane> {
   const clock = deps.clock ?? systemClock
   const random = deps.random ?? cryptoRandom
   const ca = await loadCa(dataDir, deps.passphrase, clock)
   const store = new SqliteRegistryStore(dataDirLayout(dataDir).database)
   const cipher = openSettingsCipher(dataDir, store, deps, random)
   const authority = createDeviceAuthority({ store, ca, clock, random, log: deps.log.child({ module: 'provisioning.authority' }) }, options)
-  const settings = createSettingsService({ store, settings: store.settings, cipher, clock, log: deps.log.child({ module: 'provisioning.settings' }) })
+  const settings = createSettingsService({ store, settings: store.settings, cipher, clock, log: deps.log.child({ module: 'provisioning.settings' }) }, options.settings)
   const apiKeys = createApiKeyService({ store, apiKeys: store.apiKeys, clock, random, log: deps.log.child({ module: 'provisioning.apikeys' }) })
   const aiUsage = createAiUsageService({ store: store.aiUsage, clock })
   const claims = createClaimService({ store, claims: store.claims, authority, clock, random, log: deps.log.child({ module: 'provisioning.claims' }) }, options)
