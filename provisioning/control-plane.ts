@@ -9,7 +9,7 @@ import { loadSettingsKey } from './data-dir/settings-key.ts'
 import { createClaimService, type ClaimService } from './claims/claim-service.ts'
 import { createEnrollmentService, type EnrollmentOptions, type EnrollmentService } from './enrollment/enrollment-service.ts'
 import { SettingsKeyMissing } from './errors.ts'
-import { createSettingsCipher, unusableCipher, type SettingsCipher } from './settings/secrets.ts'
+import { assertOpens, createSettingsCipher, unusableCipher, type SettingsCipher } from './settings/secrets.ts'
 import { createSettingsService, type SettingsLimits, type SettingsService } from './settings/settings-service.ts'
 import type { RegistryStore } from './store/registry-store.ts'
 import { SqliteRegistryStore } from './store/sqlite-registry-store.ts'
@@ -105,7 +105,10 @@ export async function initControlPlane(
   )
   const store = new SqliteRegistryStore(result.layout.database)
   try {
-    loadSettingsKey(dataDir, deps.settingsKey, random, () => store.settings.countSealed())
+    const key = loadSettingsKey(dataDir, deps.settingsKey, random, () => store.settings.countSealed())
+    // a key that is not the one the secrets were sealed with (another GATEHOUSE_SETTINGS_KEY) stops start too
+    const sealed = store.settings.aSealedLayer()
+    if (sealed) assertOpens(sealed.document, createSettingsCipher(key, random))
     if (result.createdCa || result.serverCertIssued) {
       store.appendAudit({
         at: clock.now(),

@@ -81,6 +81,10 @@ export const openSecretsForView = (doc: JsonObject, cipher: SettingsCipher, onFa
       return REDACTED
     }
   })
+/** Throws GH_SETTINGS_KEY_INVALID unless every secret of doc opens with this cipher (a start-up check). */
+export function assertOpens(doc: JsonObject, cipher: SettingsCipher): void {
+  openSecrets(doc, cipher)
+}
 export const redactSecrets = (doc: JsonObject): JsonObject => mapSecrets(doc, () => REDACTED)
 
 /** The paths of secret keys in a patch, for the audit log (never their values). */

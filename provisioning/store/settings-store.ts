@@ -47,4 +47,6 @@ export interface SettingsStore {
   schemaGroups(): string[]
   /** layers and device reports that hold at least one sealed secret ({"$enc": ...}) */
   countSealed(): number
+  /** one layer (fleet, group or device overrides: sealed by Gatehouse, never by a device) holding a sealed secret */
+  aSealedLayer(): SettingsLayerRecord | undefined
 }

@@ -57,4 +57,13 @@ describe('settings.key', () => {
     expect((await runCli(['settings', 'set', '--defaults', 'wifi_secret=pw', '--data-dir', dataDir])).code).toBe(0)
     expect(existsSync(join(dataDir, 'settings.key'))).toBe(true)
   })
+
+  it('start (init) refuses a key that is not the one the secrets were sealed with (GH_SETTINGS_KEY_INVALID)', async () => {
+    const dataDir = tempDir()
+    expect((await runCli(['init', '--data-dir', dataDir])).code).toBe(0)
+    expect((await runCli(['settings', 'set', '--group', 'pumps', 'wifi_secret=pw', '--data-dir', dataDir])).code).toBe(0)
+    const other = Buffer.alloc(32, 9).toString('base64')
+    await expect(initControlPlane(dataDir, {}, { log, settingsKey: other }, 'test')).rejects.toMatchObject({ code: 'GH_SETTINGS_KEY_INVALID' })
+    await initControlPlane(dataDir, {}, { log }, 'test')
+  })
 })
