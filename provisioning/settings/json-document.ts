@@ -19,13 +19,18 @@ export function keyProblem(key: string): string | undefined {
   return undefined
 }
 
-/** The first key of a document, at any depth (arrays too), that keyProblem refuses: its dotted path and why. */
+/** An untrusted string as it may appear in an error or a log line: at most max characters, marked when cut. */
+export function cut(s: string, max = 128): string {
+  return s.length > max ? `${s.slice(0, max)}...[cut ${s.length - max}]` : s
+}
+
+/** The first key of a document, at any depth (arrays too), that keyProblem refuses: its dotted path (cut) and why. */
 export function findBadKey(v: unknown, prefix = ''): { path: string; problem: string } | undefined {
   const entries: [string, unknown][] = Array.isArray(v) ? v.map((x, i) => [String(i), x]) : isObject(v) ? Object.entries(v) : []
   for (const [k, inner] of entries) {
     const path = prefix ? `${prefix}.${k}` : k
     const problem = Array.isArray(v) ? undefined : keyProblem(k)
-    if (problem) return { path, problem }
+    if (problem) return { path: cut(path), problem }
     const deeper = findBadKey(inner, path)
     if (deeper) return deeper
   }

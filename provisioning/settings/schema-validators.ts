@@ -1,7 +1,7 @@
 import { Ajv, type ValidateFunction } from 'ajv'
 import { RE2JS } from 're2js'
 import { SettingsInvalid, SettingsPatternUnsupported, SettingsSchemaTooLarge } from '../errors.ts'
-import { digest, type JsonObject } from './json-document.ts'
+import { cut, digest, type JsonObject } from './json-document.ts'
 
 export interface SchemaValidatorLimits {
   /** largest serialised group JSON Schema, bytes */
@@ -20,7 +20,7 @@ function re2RegExp(pattern: string): { test(s: string): boolean; toString(): str
   try {
     re = RE2JS.compile(RE2JS.translateRegExp(pattern))
   } catch (err) {
-    throw new SettingsPatternUnsupported(pattern.slice(0, 120), (err as Error).message.slice(0, 200), { cause: err })
+    throw new SettingsPatternUnsupported(cut(pattern), cut((err as Error).message, 200), { cause: err })
   }
   // ajv keys compiled patterns by toString(): keep it the pattern itself
   return { test: (s: string) => re.test(s), toString: () => pattern }

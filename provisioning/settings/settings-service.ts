@@ -4,7 +4,7 @@ import { assertDeviceId, type Clock } from '../../certs/index.ts'
 import { DeviceNotFound, DeviceRevoked, SettingsInvalid, SettingsSchemaViolation, SettingsScopeInvalid, SettingsTooLarge, SettingsVersionMismatch } from '../errors.ts'
 import type { RegistryStore } from '../store/registry-store.ts'
 import type { DeviceSettingsRecord, LayerScope, SettingsStore } from '../store/settings-store.ts'
-import { applyMergePatch, delta, depthOf, digest, findBadKey, isObject, mergeLayers, type JsonObject } from './json-document.ts'
+import { applyMergePatch, cut, delta, depthOf, digest, findBadKey, isObject, mergeLayers, type JsonObject } from './json-document.ts'
 import { createSchemaValidators, type SchemaValidatorLimits } from './schema-validators.ts'
 import { describePatch, openSecrets, openSecretsForView, redactSecrets, sealSecrets, type SettingsCipher } from './secrets.ts'
 
@@ -275,6 +275,9 @@ export function createSettingsService(
 
 export type SettingsService = ReturnType<typeof createSettingsService>
 
+/** The first 10 violations, each path cut to 128 characters, and how many more there are. */
 function describeAjv(errors: ErrorObject[] | null | undefined): string {
-  return (errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}`).join('; ')
+  const all = errors ?? []
+  const shown = all.slice(0, 10).map((e) => `${cut(e.instancePath || '/')} ${e.message ?? 'is invalid'}`)
+  return [...shown, ...(all.length > 10 ? [`and ${all.length - 10} more`] : [])].join('; ')
 }

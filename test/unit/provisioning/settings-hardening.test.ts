@@ -124,3 +124,32 @@ describe('prototype keys are refused wherever a dotted key or a patch is merged'
     expect(settings.getLayer({ kind: 'fleet' }).revision).toBe(0)
   })
 })
+
+describe('refusals do not echo untrusted input whole', () => {
+  it('names a refused key path in at most ~128 characters, marked as cut', async () => {
+    const { settings } = await setup()
+    const longKey = 'k'.repeat(60_000)
+    let message = ''
+    try {
+      settings.report('p1', { version: 1, settings: { [longKey]: { $enc: 'x' } } })
+    } catch (err) {
+      message = (err as Error).message
+    }
+    expect(message).toContain('[cut ')
+    expect(message.length).toBeLessThan(600)
+  })
+
+  it('lists at most 10 schema violations, each path cut', async () => {
+    const { settings } = await setup()
+    settings.setSchema('pumps', { type: 'object', additionalProperties: { type: 'number' } }, 'op')
+    const patch = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`${i}-${'k'.repeat(1000)}`, 'not a number']))
+    let message = ''
+    try {
+      settings.patchLayer({ kind: 'group', group: 'pumps' }, patch, { actor: 'op' })
+    } catch (err) {
+      message = (err as Error).message
+    }
+    expect(message).toContain('and 40 more')
+    expect(message.length).toBeLessThan(3000)
+  })
+})
