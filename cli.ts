@@ -51,7 +51,7 @@ export function buildProgram(io: CliIo): Command {
       const result = await initControlPlane(
         config.dataDir,
         { keyAlgorithm: config.keyAlgorithm, hostnames: [...config.hostnames] },
-        { log: cliLog(options), ...(passphrase !== undefined && { passphrase }) },
+        { log: cliLog(options), ...secretsOf(io) },
         operator(),
       )
       const root = await identityFromCertificate(result.ca.root.certificate)

@@ -41,6 +41,8 @@ export interface Config {
   aiEnabled: boolean
   /** the AI telemetry bridge (docs/ai-bridge.md); {} = the local analyzer with safe limits */
   ai: Record<string, unknown>
+  /** settings documents and group JSON Schemas (provisioning/settings) */
+  settingsLimits: { maxLayerBytes: number; maxDepth: number; maxSchemaBytes: number }
 }
 
 const bucketSchema = {
@@ -123,6 +125,17 @@ export const configSchema: JSONSchemaType<Config> = {
     // validated in full by the bridge's own schema (resolveAiBridgeOptions) below
     aiEnabled: { type: 'boolean', default: true },
     ai: { type: 'object', default: {} },
+    settingsLimits: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        maxLayerBytes: { type: 'integer', minimum: 1024, maximum: 1024 * 1024, default: 64 * 1024 },
+        maxDepth: { type: 'integer', minimum: 2, maximum: 64, default: 16 },
+        maxSchemaBytes: { type: 'integer', minimum: 1024, maximum: 256 * 1024, default: 32 * 1024 },
+      },
+      required: ['maxLayerBytes', 'maxDepth', 'maxSchemaBytes'],
+      default: {},
+    },
   },
   required: [],
 } as unknown as JSONSchemaType<Config>
@@ -178,7 +191,9 @@ function merge(...layers: ConfigInput[]): ConfigInput {
   for (const layer of layers) {
     for (const [k, v] of Object.entries(layer)) {
       if (v === undefined) continue
-      out[k] = k === 'limits' && typeof v === 'object' && v !== null ? { ...(out.limits as object), ...(v as object) } : v
+      const value = k === 'limits' && typeof v === 'object' && v !== null ? { ...(out.limits as object), ...(v as object) } : v
+      // an own property even for "__proto__" (a JSON file has it as a key): the schema then refuses it as unknown
+      Object.defineProperty(out, k, { value, enumerable: true, writable: true, configurable: true })
     }
   }
   return out
@@ -247,5 +262,6 @@ export function authorityOptions(config: Readonly<Config>) {
     keyAlgorithm: config.keyAlgorithm,
     defaultTier: config.defaultTier,
     renewOverlapHours: config.renewOverlapHours,
+    settings: { maxBytes: config.settingsLimits.maxLayerBytes, maxDepth: config.settingsLimits.maxDepth, maxSchemaBytes: config.settingsLimits.maxSchemaBytes },
   }
 }

@@ -2,7 +2,7 @@ import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'n
 import { x509 } from './x509.ts'
 import type { X509Certificate, X509Crl } from '@peculiar/x509'
 import forge from 'node-forge'
-import type { CertificateAuthority } from './ca.ts'
+import type { OperatingCa } from './ca.ts'
 import { BundleKeyMismatch, CertInvalid, KeyInvalid } from './errors.ts'
 import { errorText } from './keys.ts'
 import { derToPem } from './pem.ts'
@@ -29,8 +29,8 @@ export function crlToDer(crl: X509Crl): Uint8Array {
 }
 
 /** The chain to trust, as concatenated PEM: the issuing CA first, then the previous issuing CAs, then the root. */
-export function chainPem(ca: CertificateAuthority | readonly X509Certificate[]): string {
-  const authority = ca as CertificateAuthority
+export function chainPem(ca: OperatingCa | readonly X509Certificate[]): string {
+  const authority = ca as OperatingCa
   const certs = Array.isArray(ca)
     ? ca
     : [authority.issuing.certificate, ...(authority.previous ?? []).map((p) => p.certificate), authority.root.certificate]

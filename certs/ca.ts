@@ -33,6 +33,12 @@ export interface CertificateAuthority {
   previous?: readonly IssuerKeyPair[]
 }
 
+/**
+ * A CA as a running Gatehouse uses it: the root's certificate without its key. Only signing a new
+ * issuing CA (`ca rotate`) opens the root key; everything else issues with the issuing CA.
+ */
+export type OperatingCa = Omit<CertificateAuthority, 'root'> & { root: { certificate: X509Certificate } }
+
 export interface CreateCertificateAuthorityOptions {
   /** default 'Gatehouse': subjects become "<name> Root CA" and "<name> Issuing CA" */
   name?: string

@@ -40,6 +40,7 @@ export {
 export {
   type IssuerKeyPair,
   type CertificateAuthority,
+  type OperatingCa,
   type CreateCertificateAuthorityOptions,
   type IssuingCaRequest,
   DEFAULT_CA_NAME,

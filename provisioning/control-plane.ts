@@ -8,8 +8,9 @@ import { dataDirLayout } from './data-dir/layout.ts'
 import { loadSettingsKey } from './data-dir/settings-key.ts'
 import { createClaimService, type ClaimService } from './claims/claim-service.ts'
 import { createEnrollmentService, type EnrollmentOptions, type EnrollmentService } from './enrollment/enrollment-service.ts'
-import { createSettingsCipher } from './settings/secrets.ts'
-import { createSettingsService, type SettingsService } from './settings/settings-service.ts'
+import { SettingsKeyMissing } from './errors.ts'
+import { assertOpens, createSettingsCipher, unusableCipher, type SettingsCipher } from './settings/secrets.ts'
+import { createSettingsService, type SettingsLimits, type SettingsService } from './settings/settings-service.ts'
 import type { RegistryStore } from './store/registry-store.ts'
 import { SqliteRegistryStore } from './store/sqlite-registry-store.ts'
 
@@ -44,14 +45,18 @@ export interface ControlPlane {
  * Opens the registry and the CA of a data directory. The CA is loaded first, so a wrong passphrase, a
  * missing or corrupt key or a loose file mode stops here and changes nothing.
  */
-export async function openControlPlane(dataDir: string, options: AuthorityOptions & EnrollmentOptions, deps: ControlPlaneDeps): Promise<ControlPlane> {
+export async function openControlPlane(
+  dataDir: string,
+  options: AuthorityOptions & EnrollmentOptions & { settings?: SettingsLimits },
+  deps: ControlPlaneDeps,
+): Promise<ControlPlane> {
   const clock = deps.clock ?? systemClock
   const random = deps.random ?? cryptoRandom
   const ca = await loadCa(dataDir, deps.passphrase, clock)
-  const cipher = createSettingsCipher(loadSettingsKey(dataDir, deps.settingsKey, random), random)
   const store = new SqliteRegistryStore(dataDirLayout(dataDir).database)
+  const cipher = openSettingsCipher(dataDir, store, deps, random)
   const authority = createDeviceAuthority({ store, ca, clock, random, claims: store.claims, log: deps.log.child({ module: 'provisioning.authority' }) }, options)
-  const settings = createSettingsService({ store, settings: store.settings, cipher, clock, log: deps.log.child({ module: 'provisioning.settings' }) })
+  const settings = createSettingsService({ store, settings: store.settings, cipher, clock, log: deps.log.child({ module: 'provisioning.settings' }) }, options.settings)
   const apiKeys = createApiKeyService({ store, apiKeys: store.apiKeys, clock, random, log: deps.log.child({ module: 'provisioning.apikeys' }) })
   const aiUsage = createAiUsageService({ store: store.aiUsage, clock })
   const claims = createClaimService({ store, claims: store.claims, authority, clock, random, log: deps.log.child({ module: 'provisioning.claims' }) }, options)
@@ -67,7 +72,28 @@ export async function openControlPlane(dataDir: string, options: AuthorityOption
   return { store, authority, settings, apiKeys, aiUsage, claims, enrollment, reloadCa, close: () => store.close() }
 }
 
-/** init: data dir, CA and server certificate on first use; idempotent. A new CA or server certificate is audited. */
+/**
+ * The settings cipher. Without its key while sealed secrets exist, the control plane still opens (to
+ * revoke, list, create devices) but settings changes are refused and secrets read as [secret];
+ * `start` refuses earlier, in initControlPlane.
+ */
+function openSettingsCipher(dataDir: string, store: SqliteRegistryStore, deps: ControlPlaneDeps, random: Random): SettingsCipher {
+  try {
+    return createSettingsCipher(loadSettingsKey(dataDir, deps.settingsKey, random, () => store.settings.countSealed()), random)
+  } catch (err) {
+    if (!(err instanceof SettingsKeyMissing)) {
+      store.close()
+      throw err
+    }
+    deps.log.error({ code: err.code }, err.message)
+    return unusableCipher(err)
+  }
+}
+
+/**
+ * init: data dir, CA, server certificate and settings key on first use; idempotent. A new CA or server
+ * certificate is audited. A settings key missing while sealed secrets exist stops it (and so `start`).
+ */
 export async function initControlPlane(
   dataDir: string,
   options: { keyAlgorithm?: KeyAlgorithm; hostnames?: string[] },
@@ -83,6 +109,10 @@ export async function initControlPlane(
   )
   const store = new SqliteRegistryStore(result.layout.database)
   try {
+    const key = loadSettingsKey(dataDir, deps.settingsKey, random, () => store.settings.countSealed())
+    // a key that is not the one the secrets were sealed with (another GATEHOUSE_SETTINGS_KEY) stops start too
+    const sealed = store.settings.aSealedLayer()
+    if (sealed) assertOpens(sealed.document, createSettingsCipher(key, random))
     if (result.createdCa || result.serverCertIssued) {
       store.appendAudit({
         at: clock.now(),

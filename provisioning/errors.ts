@@ -93,6 +93,21 @@ export const SettingsVersionMismatch = createError(
   412,
 )
 export const SettingsScopeInvalid = createError('GH_SETTINGS_SCOPE_INVALID', 'invalid settings scope: %s', 400)
+export const SettingsSchemaTooLarge = createError(
+  'GH_SETTINGS_SCHEMA_TOO_LARGE',
+  'the JSON Schema is %s bytes, over the limit of %s bytes: split it or drop descriptions and examples',
+  413,
+)
+export const SettingsPatternUnsupported = createError(
+  'GH_SETTINGS_PATTERN_UNSUPPORTED',
+  "the schema's pattern '%s' is not supported (%s): Gatehouse runs schema patterns on RE2 (linear time), which has no backreferences or lookaround; rewrite it without them",
+  400,
+)
+export const SettingsKeyMissing = createError(
+  'GH_SETTINGS_KEY_MISSING',
+  '%s is missing while the registry holds %s sealed secret setting(s): restore it (or GATEHOUSE_SETTINGS_KEY) from a backup; Gatehouse does not make a new key while secrets sealed with the old one exist',
+  500,
+)
 
 // API keys (provisioning/api-keys/) and the HTTP API (provisioning/api/)
 export const ApiKeyMissing = createError(

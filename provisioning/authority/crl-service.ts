@@ -6,7 +6,7 @@ import {
   isIssuedBy,
   normalizeSerial,
   parseCertificatePem,
-  type CertificateAuthority,
+  type OperatingCa,
   type Clock,
   type IssuerKeyPair,
 } from '../../certs/index.ts'
@@ -48,7 +48,7 @@ function claimEntry(c: ClaimRecord): RevokedEntry | null {
 }
 
 export function createCrlService(
-  deps: { store: RegistryStore; ca: CertificateAuthority; clock: Clock; log: Logger; claims?: { list(): ClaimRecord[] } },
+  deps: { store: RegistryStore; ca: OperatingCa; clock: Clock; log: Logger; claims?: { list(): ClaimRecord[] } },
   validHours = 7 * 24,
 ) {
   const { store, ca, clock, log } = deps

@@ -7,7 +7,7 @@ import {
   issueDeviceCertificateDer,
   parseCsr,
   pkcs8ToPem,
-  type CertificateAuthority,
+  type OperatingCa,
   type Clock,
   type CrlReason,
   type AnyKey,
@@ -31,7 +31,7 @@ import { createBatchProvisioner, type BatchRequest, type PreparedBatch } from '.
 
 export interface AuthorityDeps {
   store: RegistryStore
-  ca: CertificateAuthority
+  ca: OperatingCa
   clock: Clock
   random: Random
   log: Logger
@@ -219,12 +219,12 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
 
   return {
     chainPem: (): string => chain,
-    get ca(): CertificateAuthority {
+    get ca(): OperatingCa {
       return ca
     },
 
     /** Issues with this CA from now on (after `ca rotate`): the chain and the CRLs follow it. */
-    reloadCa(next: CertificateAuthority): void {
+    reloadCa(next: OperatingCa): void {
       ca = next
       chain = chainPem(next)
       crl = createCrlService({ store, ca: next, clock, log, ...(deps.claims && { claims: deps.claims }) })

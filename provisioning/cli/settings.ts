@@ -1,5 +1,6 @@
 import { Command } from 'commander'
 import { SettingsInvalid } from '../errors.ts'
+import { keyProblem } from '../settings/json-document.ts'
 import type { SettingsTarget } from '../settings/settings-service.ts'
 import { addCommonOptions, addJsonOption, positiveInt, printJson, readInputFile, withAuthority, type CliDeps, type CommonOptions } from './cli-deps.ts'
 
@@ -27,6 +28,10 @@ export function assignmentsToPatch(pairs: string[], unset = false): Record<strin
     if (!unset && eq < 1) throw Object.assign(new Error(`'${pair}' is not KEY=VALUE`), { code: 'commander.invalidArgument' })
     const path = (unset ? pair : pair.slice(0, eq)).split('.')
     if (path.some((p) => p === '')) throw Object.assign(new Error(`'${pair}' has an empty key`), { code: 'commander.invalidArgument' })
+    for (const key of path) {
+      const problem = keyProblem(key)
+      if (problem) throw new SettingsInvalid(`'${pair.slice(0, 120)}'`, problem)
+    }
     let value: unknown = null
     if (!unset) {
       const raw = pair.slice(eq + 1)

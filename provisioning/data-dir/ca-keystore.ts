@@ -16,6 +16,7 @@ import {
   type IssuerKeyPair,
   type CryptoKey,
   type KeyAlgorithm,
+  type OperatingCa,
   type Random,
   type X509Certificate,
 } from '../../certs/index.ts'
@@ -48,7 +49,7 @@ export interface InitResult {
   createdCa: boolean
   serverCertIssued: boolean
   layout: DataDirLayout
-  ca: CertificateAuthority
+  ca: OperatingCa
 }
 
 /**
@@ -60,15 +61,16 @@ export async function initDataDir(dataDir: string, options: InitOptions, deps: C
   const layout = dataDirLayout(dataDir)
   ensurePrivateDir(layout.root)
   let createdCa = false
-  let ca: CertificateAuthority
+  let ca: OperatingCa
   if (existsSync(layout.caDir)) {
     ca = await loadCa(dataDir, options.passphrase, deps.clock)
   } else {
-    ca = await createCertificateAuthority(
+    const created = await createCertificateAuthority(
       { name: options.caName ?? 'Gatehouse', keyAlgorithm: options.keyAlgorithm ?? 'p256' },
       deps,
     )
-    await writeCaAtomically(layout, ca, options.passphrase)
+    await writeCaAtomically(layout, created, options.passphrase)
+    ca = { ...created, root: { certificate: created.root.certificate } } // the root key stays on disk only
     createdCa = true
   }
   const serverCertIssued = await ensureServerCertificate(layout, ca, options, deps)
@@ -76,11 +78,12 @@ export async function initDataDir(dataDir: string, options: InitOptions, deps: C
 }
 
 /**
- * Loads the CA: root, current issuing CA and the previous issuing CAs (ca/previous/<serial>/) that have
- * not expired at clock.now(). A rotation left half-moved by a crash is completed first. Every failure is
- * a coded error that says what to do, and nothing else is changed.
+ * Loads the CA: the root certificate (not its key: see loadRootKey), the current issuing CA and the
+ * previous issuing CAs (ca/previous/<serial>/) that have not expired at clock.now(). A rotation left
+ * half-moved by a crash is completed first. Every failure is a coded error that says what to do, and
+ * nothing else is changed.
  */
-export async function loadCa(dataDir: string, passphrase?: string, clock: Clock = systemClock): Promise<CertificateAuthority & { previous: IssuerKeyPair[] }> {
+export async function loadCa(dataDir: string, passphrase?: string, clock: Clock = systemClock): Promise<OperatingCa & { previous: IssuerKeyPair[] }> {
   const layout = dataDirLayout(dataDir)
   if (!existsSync(layout.caDir)) throw new CaNotInitialized(dataDir, dataDir)
   // A rotation in another process moves the key before the certificate: read again if one is under way.
@@ -88,7 +91,7 @@ export async function loadCa(dataDir: string, passphrase?: string, clock: Clock 
     completePendingRotation(layout)
     const issuingPem = readText(layout.issuingCert)
     const ca = {
-      root: { certificate: readCert(layout.rootCert), privateKey: await readKey(layout.rootKey, passphrase) },
+      root: { certificate: readCert(layout.rootCert) },
       issuing: { certificate: readCert(layout.issuingCert, { pem: issuingPem }), privateKey: await readKey(layout.issuingKey, passphrase) },
     }
     const settled = !existsSync(layout.pendingRotation) && readText(layout.issuingCert) === issuingPem
@@ -96,6 +99,12 @@ export async function loadCa(dataDir: string, passphrase?: string, clock: Clock 
     const previous = await loadPreviousIssuers(layout, ca.issuing.certificate, passphrase, clock)
     return { ...ca, previous }
   }
+}
+
+/** The root CA with its private key: only `ca rotate` (signing a new issuing CA) opens it. */
+export async function loadRootKey(dataDir: string, passphrase?: string): Promise<IssuerKeyPair> {
+  const layout = dataDirLayout(dataDir)
+  return { certificate: readCert(layout.rootCert), privateKey: await readKey(layout.rootKey, passphrase) }
 }
 
 /** ca/previous/<serial>/: the issuing CAs a rotation replaced, newest first (only those valid at now). */
@@ -175,7 +184,7 @@ async function writeCaAtomically(layout: DataDirLayout, ca: CertificateAuthority
 
 async function ensureServerCertificate(
   layout: DataDirLayout,
-  ca: CertificateAuthority,
+  ca: OperatingCa,
   options: InitOptions,
   deps: CaKeystoreDeps,
 ): Promise<boolean> {

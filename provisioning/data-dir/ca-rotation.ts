@@ -9,14 +9,14 @@ import {
   keyAlgorithmOf,
   normalizeSerial,
   privateKeyToPem,
-  type CertificateAuthority,
   type IssuerKeyPair,
   type KeyAlgorithm,
+  type OperatingCa,
   type X509Certificate,
 } from '../../certs/index.ts'
 import { CaRotationInProgress } from '../errors.ts'
 import { fsyncDir, writeFileAtomic } from './atomic-file.ts'
-import { loadCa, readCert, subjectAltNames, type CaKeystoreDeps } from './ca-keystore.ts'
+import { loadCa, loadRootKey, readCert, subjectAltNames, type CaKeystoreDeps } from './ca-keystore.ts'
 import { dataDirLayout, type DataDirLayout } from './layout.ts'
 import { completePendingRotation } from './pending-rotation.ts'
 
@@ -29,7 +29,7 @@ export interface RotateOptions {
 
 export interface RotationResult {
   /** the CA as loaded after the rotation: the new issuing CA, the previous ones, the root */
-  ca: CertificateAuthority & { previous: IssuerKeyPair[] }
+  ca: OperatingCa & { previous: IssuerKeyPair[] }
   issuing: X509Certificate
   replaced: X509Certificate
   serverCertificate: X509Certificate
@@ -59,6 +59,7 @@ export interface RotationResult {
 export async function rotateIssuingCa(dataDir: string, options: RotateOptions, deps: CaKeystoreDeps): Promise<RotationResult> {
   const layout = dataDirLayout(dataDir)
   const current = await loadCa(dataDir, options.passphrase, deps.clock) // also completes a pending rotation and proves the passphrase
+  const root = await loadRootKey(dataDir, options.passphrase) // the one place the root key is opened
   const release = acquireRotationLock(layout)
   try {
     removeLeftovers(layout)
@@ -69,7 +70,7 @@ export async function rotateIssuingCa(dataDir: string, options: RotateOptions, d
     const alg = options.keyAlgorithm ?? keyAlgorithmOf(ca.issuing.privateKey)
     const [issuingKeys, serverKeys] = await Promise.all([generateKeyPair(alg), generateKeyPair(alg)])
     const issuing = await issueIssuingCa(
-      ca.root,
+      root,
       {
         commonName: ca.issuing.certificate.subjectName.getField('CN')[0] ?? 'Gatehouse Issuing CA',
         subjectSerialNumber: now.toISOString().replace(/[-:]|\.\d+/g, ''), // 20261128T130012Z: tells issuing CAs apart by name

@@ -1,17 +1,21 @@
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Random } from '../../certs/index.ts'
-import { CaKeyPermissions, SettingsKeyInvalid } from '../errors.ts'
+import { CaKeyPermissions, SettingsKeyInvalid, SettingsKeyMissing } from '../errors.ts'
 import { writeFileAtomic } from './atomic-file.ts'
 
 /**
  * The AES-256 key that seals secret settings: GATEHOUSE_SETTINGS_KEY (base64 of 32 bytes) when given,
- * else <data-dir>/settings.key, created 0600 on first use. A key file readable by others is refused.
+ * else <data-dir>/settings.key, created 0600 by init, or on first use while nothing is sealed
+ * (sealedCount() is 0). A missing key while sealed secrets exist is GH_SETTINGS_KEY_MISSING: a new key
+ * would leave the registry with secrets under two keys. A key file readable by others is refused.
  */
-export function loadSettingsKey(dataDir: string, fromEnv: string | undefined, random: Random): Uint8Array {
+export function loadSettingsKey(dataDir: string, fromEnv: string | undefined, random: Random, sealedCount: () => number): Uint8Array {
   if (fromEnv) return decode(fromEnv, 'GATEHOUSE_SETTINGS_KEY')
   const path = join(dataDir, 'settings.key')
   if (!existsSync(path)) {
+    const sealed = sealedCount()
+    if (sealed > 0) throw new SettingsKeyMissing(path, sealed)
     writeFileAtomic(path, `${Buffer.from(random.bytes(32)).toString('base64')}\n`, 0o600)
   }
   const mode = statSync(path).mode

@@ -6,6 +6,37 @@ export function isObject(v: unknown): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
+/** Keys that reach Object.prototype when a document is merged or a dotted path is walked. */
+const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
+
+/**
+ * Why a key may not appear in a settings document (a patch, a report, a dotted CLI key), or undefined:
+ * `$...` is reserved (sealed secrets are {"$enc": ...}), and prototype keys would pollute objects.
+ */
+export function keyProblem(key: string): string | undefined {
+  if (PROTOTYPE_KEYS.has(key)) return `'${key}' may not be a key (it reaches Object.prototype); rename it`
+  if (key.startsWith('$')) return "keys may not start with '$' (reserved)"
+  return undefined
+}
+
+/** An untrusted string as it may appear in an error or a log line: at most max characters, marked when cut. */
+export function cut(s: string, max = 128): string {
+  return s.length > max ? `${s.slice(0, max)}...[cut ${s.length - max}]` : s
+}
+
+/** The first key of a document, at any depth (arrays too), that keyProblem refuses: its dotted path (cut) and why. */
+export function findBadKey(v: unknown, prefix = ''): { path: string; problem: string } | undefined {
+  const entries: [string, unknown][] = Array.isArray(v) ? v.map((x, i) => [String(i), x]) : isObject(v) ? Object.entries(v) : []
+  for (const [k, inner] of entries) {
+    const path = prefix ? `${prefix}.${k}` : k
+    const problem = Array.isArray(v) ? undefined : keyProblem(k)
+    if (problem) return { path: cut(path), problem }
+    const deeper = findBadKey(inner, path)
+    if (deeper) return deeper
+  }
+  return undefined
+}
+
 /** RFC 7396 JSON merge patch: objects merge, null deletes, anything else replaces. Returns a new value. */
 export function applyMergePatch(target: unknown, patch: unknown): unknown {
   if (!isObject(patch)) return structuredClone(patch)

@@ -20,11 +20,22 @@ export function isSecretKey(key: string): boolean {
 export interface SettingsCipher {
   encrypt(value: unknown): { [ENC]: string }
   decrypt(sealed: unknown): unknown
+  /** Throws why the cipher cannot be used (its key is missing), before a change is attempted. */
+  assertUsable(): void
+}
+
+/** A cipher without its key: every use throws `reason` (views show secrets as [secret]). */
+export function unusableCipher(reason: Error): SettingsCipher {
+  const fail = (): never => {
+    throw reason
+  }
+  return { encrypt: fail, decrypt: fail, assertUsable: fail }
 }
 
 export function createSettingsCipher(key: Uint8Array, random: Random): SettingsCipher {
   if (key.length !== 32) throw new SettingsKeyInvalid(`expected 32 bytes, got ${key.length}`)
   return {
+    assertUsable() {},
     encrypt(value) {
       const iv = random.bytes(12)
       const cipher = createCipheriv('aes-256-gcm', key, iv)
@@ -57,9 +68,23 @@ function mapSecrets(doc: JsonObject, fn: (value: unknown) => unknown): JsonObjec
   return out
 }
 
-export const sealSecrets = (doc: JsonObject, cipher: SettingsCipher): JsonObject =>
-  mapSecrets(doc, (v) => (isObject(v) && ENC in v ? v : cipher.encrypt(v)))
+/** Seals every secret value, whatever it looks like: nothing given to it is taken as already sealed. */
+export const sealSecrets = (doc: JsonObject, cipher: SettingsCipher): JsonObject => mapSecrets(doc, (v) => cipher.encrypt(v))
 export const openSecrets = (doc: JsonObject, cipher: SettingsCipher): JsonObject => mapSecrets(doc, (v) => cipher.decrypt(v))
+/** For views that redact secrets anyway: a value that does not decrypt becomes [secret] and is reported to onFail. */
+export const openSecretsForView = (doc: JsonObject, cipher: SettingsCipher, onFail: (err: unknown) => void): JsonObject =>
+  mapSecrets(doc, (v) => {
+    try {
+      return cipher.decrypt(v)
+    } catch (err) {
+      onFail(err)
+      return REDACTED
+    }
+  })
+/** Throws GH_SETTINGS_KEY_INVALID unless every secret of doc opens with this cipher (a start-up check). */
+export function assertOpens(doc: JsonObject, cipher: SettingsCipher): void {
+  openSecrets(doc, cipher)
+}
 export const redactSecrets = (doc: JsonObject): JsonObject => mapSecrets(doc, () => REDACTED)
 
 /** The paths of secret keys in a patch, for the audit log (never their values). */

@@ -1,11 +1,12 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
+import type { ErrorObject, ValidateFunction } from 'ajv'
 import type { Logger } from 'pino'
 import { assertDeviceId, type Clock } from '../../certs/index.ts'
 import { DeviceNotFound, DeviceRevoked, SettingsInvalid, SettingsSchemaViolation, SettingsScopeInvalid, SettingsTooLarge, SettingsVersionMismatch } from '../errors.ts'
 import type { RegistryStore } from '../store/registry-store.ts'
 import type { DeviceSettingsRecord, LayerScope, SettingsStore } from '../store/settings-store.ts'
-import { applyMergePatch, delta, depthOf, digest, isObject, mergeLayers, type JsonObject } from './json-document.ts'
-import { describePatch, openSecrets, redactSecrets, sealSecrets, type SettingsCipher } from './secrets.ts'
+import { applyMergePatch, cut, delta, depthOf, digest, findBadKey, isObject, mergeLayers, type JsonObject } from './json-document.ts'
+import { createSchemaValidators, type SchemaValidatorLimits } from './schema-validators.ts'
+import { describePatch, openSecrets, openSecretsForView, redactSecrets, sealSecrets, type SettingsCipher } from './secrets.ts'
 
 export type SettingsTarget = { kind: 'fleet' } | { kind: 'group'; group: string } | { kind: 'device'; deviceId: string }
 
@@ -36,11 +37,14 @@ export interface DeliverableSettings {
   updatedAt: string
 }
 
-export interface SettingsLimits {
+export interface SettingsLimits extends SchemaValidatorLimits {
   /** largest serialised layer document, bytes */
   maxBytes?: number
   maxDepth?: number
 }
+
+/** At most one "does not decrypt" warning per this many ms; the others are counted in the next one. */
+const UNDECRYPTABLE_WARN_MS = 60_000
 
 export const GROUP_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
 
@@ -66,8 +70,21 @@ export function createSettingsService(
   const { store, settings, cipher, clock, log } = deps
   const maxBytes = limits.maxBytes ?? 64 * 1024
   const maxDepth = limits.maxDepth ?? 16
-  const ajv = new Ajv({ allErrors: true, strict: false })
-  const validators = new Map<string, { digest: string; validate: ValidateFunction }>()
+  const schemas = createSchemaValidators(limits)
+  const undecryptable = { lastAt: -Infinity, suppressed: 0 }
+
+  /** A stored secret that does not decrypt: shown as [secret] in views, one warning a minute. */
+  function warnUndecryptable(where: Record<string, unknown>, err: unknown): void {
+    const now = clock.now().getTime()
+    if (now - undecryptable.lastAt < UNDECRYPTABLE_WARN_MS) {
+      undecryptable.suppressed++
+      return
+    }
+    const suppressed = undecryptable.suppressed
+    Object.assign(undecryptable, { lastAt: now, suppressed: 0 })
+    log.warn({ ...where, code: (err as { code?: string }).code, suppressed }, 'a stored secret setting does not decrypt: it is shown as [secret]; restore data/settings.key if secrets were sealed with another key')
+  }
+  const openForView = (doc: JsonObject, where: Record<string, unknown>): JsonObject => openSecretsForView(doc, cipher, (err) => warnUndecryptable(where, err))
 
   const layerDoc = (scope: LayerScope): JsonObject => settings.getLayer(scope)?.document ?? {}
 
@@ -77,11 +94,15 @@ export function createSettingsService(
     return device
   }
 
+  /** A device's layers, fleet < group < device, as stored (secrets sealed); override replaces one of them. */
+  function layersOf(deviceId: string, group: string | null, override?: { scope: LayerScope; doc: JsonObject }): JsonObject[] {
+    const pick = (scope: LayerScope) => (override?.scope === scope ? override.doc : layerDoc(scope))
+    return [pick('fleet'), ...(group ? [pick(`group:${group}`)] : []), pick(`device:${deviceId}`)]
+  }
+
   /** The effective document of a device, secrets in clear. */
   function effective(deviceId: string, group: string | null, override?: { scope: LayerScope; doc: JsonObject }): JsonObject {
-    const pick = (scope: LayerScope) => (override?.scope === scope ? override.doc : layerDoc(scope))
-    const layers = [pick('fleet'), ...(group ? [pick(`group:${group}`)] : []), pick(`device:${deviceId}`)]
-    return openSecrets(mergeLayers(...layers), cipher)
+    return openSecrets(mergeLayers(...layersOf(deviceId, group, override)), cipher)
   }
 
   /** The device's version row, created at version 1 the first time anyone looks. */
@@ -94,7 +115,8 @@ export function createSettingsService(
       const record: DeviceSettingsRecord = {
         deviceId,
         version: 1,
-        digest: digest(effective(deviceId, group)),
+        // a value that does not decrypt must not break every view of the device: the digest then differs and the next change bumps
+        digest: digest(openForView(mergeLayers(...layersOf(deviceId, group)), { deviceId, part: 'desired' })),
         updatedAt: clock.now(),
         reported: null,
         reportedVersion: null,
@@ -107,13 +129,7 @@ export function createSettingsService(
 
   function schemaValidator(group: string): ValidateFunction | undefined {
     const record = settings.getSchema(group)
-    if (!record) return undefined
-    const d = digest(record.schema)
-    const cached = validators.get(group)
-    if (cached?.digest === d) return cached.validate
-    const validate = ajv.compile(record.schema)
-    validators.set(group, { digest: d, validate })
-    return validate
+    return record ? schemas.validatorFor(record.schema) : undefined
   }
 
   function checkSchema(group: string, doc: JsonObject): void {
@@ -123,15 +139,15 @@ export function createSettingsService(
 
   function checkShape(patch: unknown): asserts patch is JsonObject {
     if (!isObject(patch)) throw new SettingsInvalid('(body)', 'a settings patch must be a JSON object (RFC 7396 merge patch)')
-    const bad = findReservedKey(patch)
-    if (bad) throw new SettingsInvalid(bad, "keys may not start with '$' (reserved)")
+    const bad = findBadKey(patch)
+    if (bad) throw new SettingsInvalid(bad.path, bad.problem)
   }
 
   function view(deviceId: string): DeviceSettingsView {
     const device = requireDevice(deviceId)
     const record = ensureRecord(device.id, device.group)
-    const desired = effective(device.id, device.group)
-    const reported = record.reported ? openSecrets(record.reported, cipher) : null
+    const desired = openForView(mergeLayers(...layersOf(device.id, device.group)), { deviceId: device.id, part: 'desired' })
+    const reported = record.reported ? openForView(record.reported, { deviceId: device.id, part: 'reported' }) : null
     const d = delta(desired, reported)
     return {
       deviceId: device.id,
@@ -148,7 +164,7 @@ export function createSettingsService(
     const layer = settings.getLayer(scope)
     return {
       scope,
-      document: redactSecrets(openSecrets(layer?.document ?? {}, cipher)),
+      document: redactSecrets(openForView(layer?.document ?? {}, { scope })),
       revision: layer?.revision ?? 0,
       updatedAt: layer?.updatedAt.toISOString() ?? null,
       updatedBy: layer?.updatedBy ?? null,
@@ -174,6 +190,7 @@ export function createSettingsService(
   function patch(target: SettingsTarget, body: unknown, opts: { actor: string; ifMatch?: number }): { revision: number; devicesChanged: number } {
     const scope = scopeOf(target)
     checkShape(body)
+    cipher.assertUsable()
     const device = target.kind === 'device' ? requireDevice(target.deviceId) : undefined
     if (device?.status === 'revoked') throw new DeviceRevoked(device.id)
     if (device) ensureRecord(device.id, device.group)
@@ -221,11 +238,7 @@ export function createSettingsService(
     setSchema(group: string, schema: unknown, actor: string): void {
       scopeOf({ kind: 'group', group })
       if (!isObject(schema)) throw new SettingsInvalid('(schema)', 'a JSON Schema must be a JSON object')
-      try {
-        ajv.compile(schema)
-      } catch (err) {
-        throw new SettingsInvalid('(schema)', (err as Error).message, { cause: err })
-      }
+      schemas.check(schema)
       store.transaction(() => {
         const at = clock.now()
         settings.putSchema({ group, schema, updatedAt: at, updatedBy: actor })
@@ -233,6 +246,8 @@ export function createSettingsService(
       })
     },
     getSchema: (group: string) => settings.getSchema(group)?.schema ?? null,
+    /** How many compiled schema validators are kept (bounded by maxCompiled). */
+    compiledSchemas: (): number => schemas.size(),
 
     /** For the broker: the current document with secrets in clear. */
     deliverable(deviceId: string): DeliverableSettings | undefined {
@@ -247,6 +262,8 @@ export function createSettingsService(
       if (!isObject(payload) || !isObject(payload.settings) || !(Number.isInteger(payload.version) || payload.version === undefined)) {
         throw new SettingsInvalid('(report)', 'a report is {"version": <integer>, "settings": {...}}')
       }
+      const bad = findBadKey(payload.settings)
+      if (bad) throw new SettingsInvalid(`(report) settings.${bad.path}`, bad.problem)
       const device = requireDevice(deviceId)
       const record = ensureRecord(device.id, device.group)
       const reported = sealSecrets(payload.settings, cipher)
@@ -258,18 +275,9 @@ export function createSettingsService(
 
 export type SettingsService = ReturnType<typeof createSettingsService>
 
-function findReservedKey(doc: JsonObject, prefix = ''): string | undefined {
-  for (const [k, v] of Object.entries(doc)) {
-    const path = prefix ? `${prefix}.${k}` : k
-    if (k.startsWith('$')) return path
-    if (isObject(v)) {
-      const inner = findReservedKey(v, path)
-      if (inner) return inner
-    }
-  }
-  return undefined
-}
-
+/** The first 10 violations, each path cut to 128 characters, and how many more there are. */
 function describeAjv(errors: ErrorObject[] | null | undefined): string {
-  return (errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}`).join('; ')
+  const all = errors ?? []
+  const shown = all.slice(0, 10).map((e) => `${cut(e.instancePath || '/')} ${e.message ?? 'is invalid'}`)
+  return [...shown, ...(all.length > 10 ? [`and ${all.length - 10} more`] : [])].join('; ')
 }

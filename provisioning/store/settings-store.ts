@@ -45,4 +45,8 @@ export interface SettingsStore {
   deleteSchema(group: string): void
   /** groups that have a schema */
   schemaGroups(): string[]
+  /** layers and device reports that hold at least one sealed secret ({"$enc": ...}) */
+  countSealed(): number
+  /** one layer (fleet, group or device overrides: sealed by Gatehouse, never by a device) holding a sealed secret */
+  aSealedLayer(): SettingsLayerRecord | undefined
 }

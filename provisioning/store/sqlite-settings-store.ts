@@ -36,6 +36,11 @@ export class SqliteSettingsStore implements SettingsStore {
       ),
       deleteSchema: db.prepare('DELETE FROM settings_schemas WHERE group_name = ?'),
       schemaGroups: db.prepare('SELECT group_name FROM settings_schemas ORDER BY group_name'),
+      aSealedLayer: db.prepare(`SELECT * FROM settings_layers WHERE instr(document, '"$enc"') > 0 LIMIT 1`),
+      countSealed: db.prepare(
+        `SELECT (SELECT count(*) FROM settings_layers WHERE instr(document, '"$enc"') > 0)
+              + (SELECT count(*) FROM device_settings WHERE instr(reported, '"$enc"') > 0) AS n`,
+      ),
     }
   }
 
@@ -94,5 +99,14 @@ export class SqliteSettingsStore implements SettingsStore {
 
   schemaGroups(): string[] {
     return (this.#s.schemaGroups.all() as Row[]).map((r) => String(r.group_name))
+  }
+
+  aSealedLayer(): SettingsLayerRecord | undefined {
+    const r = this.#s.aSealedLayer.get() as Row | undefined
+    return r ? this.getLayer(String(r.scope) as LayerScope) : undefined
+  }
+
+  countSealed(): number {
+    return Number((this.#s.countSealed.get() as Row).n)
   }
 }

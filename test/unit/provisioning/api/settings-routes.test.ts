@@ -149,4 +149,33 @@ describe('secret settings', () => {
       expect(logText()).not.toContain(secret)
     }
   })
+
+  it('a planted {"$enc": ...} report is refused, and a stored secret that does not decrypt reads [secret]: GET /v1/devices and the device settings answer 200', async () => {
+    const { call, auth, settings, store } = await withSettings()
+    expect(() => settings.report('pump-1', { version: 1, settings: { wifi_secret: { $enc: 'v1:AAAA' } } })).toThrow(expect.objectContaining({ code: 'GH_SETTINGS_INVALID' }))
+    // what an older Gatehouse stored from such a report
+    settings.getDevice('pump-1')
+    const record = store.settings.getDeviceSettings('pump-1')!
+    store.settings.putDeviceSettings({ ...record, reported: { wifi_secret: { $enc: 'v1:AAAA' } }, reportedVersion: 1, reportedAt: new Date() })
+    const list = await call(auth, 'GET', '/v1/devices')
+    expect(list.statusCode, list.body).toBe(200)
+    const one = await call(auth, 'GET', '/v1/devices/pump-1/settings')
+    expect(one.statusCode, one.body).toBe(200)
+    expect(one.json().reported.settings).toEqual({ wifi_secret: '[secret]' })
+  })
+
+  it.each([
+    ['/v1/settings/defaults', '{"__proto__": {"polluted": 1}}'],
+    ['/v1/groups/pumps/settings', '{"a": {"constructor": {"prototype": {"polluted": 1}}}}'],
+    ['/v1/devices/pump-1/settings', '{"a": {"prototype": 1}}'],
+  ])('PATCH %s with prototype keys %s: 400 with a code, nothing changed', async (url, body) => {
+    const { call, auth, store } = await withSettings()
+    for (const type of ['application/json', MERGE['content-type']]) {
+      const res = await call(auth, 'PATCH', url, body, { 'content-type': type })
+      expect(res.statusCode, res.body).toBe(400)
+      expect(res.json().code).toMatch(/^GH_(SETTINGS_INVALID|API_BODY_INVALID)$/)
+    }
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+    expect(store.listAudit({ action: 'settings.changed' })).toEqual([])
+  })
 })

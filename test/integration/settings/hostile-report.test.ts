@@ -1,0 +1,42 @@
+import { join } from 'node:path'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { loadConfig } from '../../../config.ts'
+import { startGatehouse } from '../../../gatehouse.ts'
+import { createRecordingLogger, waitFor } from '../../helpers/broker-harness.ts'
+import { connectDevice } from '../../helpers/mqtt-clients.ts'
+import { runCli } from '../../helpers/run-cli.ts'
+import { tempDir } from '../../helpers/temp-dir.ts'
+
+describe('a hostile settings report over MQTT', () => {
+  it('{"$enc": ...} or __proto__ in devices/{id}/settings/reported is refused; GET /v1/devices, the device settings and `settings get` still answer', async () => {
+    const dataDir = join(tempDir(), 'data')
+    const recorder = createRecordingLogger('debug')
+    const gatehouse = await startGatehouse(loadConfig({ dataDir, mqttPort: 0, httpPort: 0 }, {}), { log: recorder.log })
+    onTestFinished(() => gatehouse.close())
+    const control = gatehouse.control
+    const issued = await control.authority.createDevice({ id: 'evil-1' }, 'operator:test')
+    control.settings.patchLayer({ kind: 'fleet' }, { wifi_secret: 'pw', rate: 5 }, { actor: 'operator:test' })
+    const device = await connectDevice(gatehouse.mqtt.port, { deviceId: 'evil-1', cert: issued.certificatePem, key: issued.privateKey!.pem, ca: issued.chainPem, serial: issued.serial })
+    onTestFinished(() => device.endAsync())
+
+    const refused = () => recorder.records.filter((r) => r.msg === 'settings report refused' && r.deviceId === 'evil-1')
+    for (const settings of ['{"wifi_secret": {"$enc": "v1:AAAA"}}', '{"__proto__": {"polluted": 1}}']) {
+      await device.publishAsync('devices/evil-1/settings/reported', `{"version": 1, "settings": ${settings}}`, { qos: 1 })
+    }
+    await waitFor(() => refused().length === 2, 5000, 'two refused reports')
+    expect(refused().map((r) => r.code)).toEqual(['GH_SETTINGS_INVALID', 'GH_SETTINGS_INVALID'])
+    // a good report afterwards is stored: the marker that nothing else was taken from the bad ones
+    await device.publishAsync('devices/evil-1/settings/reported', JSON.stringify({ version: 1, settings: { wifi_secret: 'pw', rate: 5 } }), { qos: 1 })
+    await waitFor(() => control.settings.getDevice('evil-1').reported !== null, 5000, 'the good report')
+
+    const { token } = control.apiKeys.create({ name: 'dash', scopes: ['devices:read', 'settings:read'] }, 'operator:test')
+    const get = (path: string) => fetch(`${gatehouse.http.url}${path}`, { headers: { authorization: `Bearer ${token}` } })
+    expect((await get('/v1/devices')).status).toBe(200)
+    const view = await get('/v1/devices/evil-1/settings')
+    expect(view.status).toBe(200)
+    expect(((await view.json()) as { reported: { settings: unknown } }).reported.settings).toEqual({ wifi_secret: '[secret]', rate: 5 })
+    const cli = await runCli(['settings', 'get', '--device', 'evil-1', '--json', '--data-dir', dataDir])
+    expect(cli.code, cli.stderr).toBe(0)
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+  })
+})
