@@ -101,6 +101,7 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
     source: { current: async (id) => control.settings.deliverable(id), report: (id, payload) => control.settings.report(id, payload) },
     events: directory,
     log,
+    clock,
   })
   const api = buildApi(
     { authority: control.authority, settings: control.settings, apiKeys: control.apiKeys, aiUsage: control.aiUsage, presence: trackPresence(broker, clock), clock, log },

@@ -2,12 +2,11 @@ import { Aedes, type Client } from 'aedes'
 import type { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
-import type { Clock } from '../certs/index.ts'
 import { createClaimSessionRegistry } from './claim-sessions.ts'
 import { describeSession, wireCoreListeners } from './core-listeners.ts'
 import type { DeviceDirectory } from './device-directory.ts'
 import { TopicNotDeviceBound } from './errors.ts'
-import { createEventThrottle } from './event-throttle.ts'
+import { capText, createEventThrottle, type Clock } from '../certs/index.ts'
 import { guardDirectory } from './guard-directory.ts'
 import { guardFrameSize } from './frame-size-guard.ts'
 import { createPacketBudget } from './packet-budget.ts'
@@ -191,10 +190,10 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
   const listeners = wireCoreListeners(aedes, { connections, sessions, claimSessions, log })
   const sessionOf = (client: Client | null) => (client ? connections.get(client)?.session ?? undefined : undefined)
   aedes.on('clientError', (client, err) => {
-    log.debug({ deviceId: sessionOf(client)?.deviceId ?? null, clientId: client.id, err }, 'client error')
+    log.debug({ deviceId: sessionOf(client)?.deviceId ?? null, clientId: capText(String(client.id)), err }, 'client error')
   })
   aedes.on('connectionError', (client, err) => {
-    log.debug({ clientId: client.id, err }, 'connection error')
+    log.debug({ clientId: capText(String(client.id)), err }, 'connection error')
   })
   ;(aedes as EventEmitter).on('error', (err: unknown) => log.error({ err }, 'aedes error'))
 

@@ -56,7 +56,6 @@ export {
   type TokenBucketOptions,
   type KeyedTokenBuckets,
 } from './token-bucket.ts'
-export { createEventThrottle, type EventThrottle } from './event-throttle.ts'
 export { REASON_CODES, SUBACK_FAILURE, toConnackCode } from './reason-codes.ts'
 export type { ConnectRefusal } from './hooks/authenticate.ts'
 export * from './errors.ts'

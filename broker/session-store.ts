@@ -1,7 +1,7 @@
 import type { Logger } from 'pino'
 import { Readable } from 'node:stream'
 import { BrokerOptionInvalid, SessionFull } from './errors.ts'
-import type { EventThrottle } from './event-throttle.ts'
+import type { EventThrottle } from '../certs/index.ts'
 import type { BrokerLimits } from './limits.ts'
 
 /** The packet fields aedes keeps in its persistence (aedes-packet), as far as this store reads them. */

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino'
+import { capText, createEventThrottle, systemClock, type Clock } from '../certs/index.ts'
 import type { MqttCore, Unsubscribe } from './create-mqtt-core.ts'
 import type { ControlEvent } from './device-directory.ts'
 import { settingsTopic } from './topics.ts'
@@ -47,9 +48,22 @@ const MAX_CHANGED_AWAY = 100_000
  */
 export function attachSettingsDelivery(
   core: Pick<MqttCore, 'isConnected' | 'publishToDevice' | 'onDeviceSubscribe' | 'onDevicePublish' | 'onDeviceDisconnect'>,
-  deps: { source: SettingsSource; events: { onEvent(listener: (e: ControlEvent) => void): Unsubscribe }; log: Logger },
+  deps: {
+    source: SettingsSource
+    events: { onEvent(listener: (e: ControlEvent) => void): Unsubscribe }
+    log: Logger
+    /** for the refused-report log throttle; default the system clock */
+    clock?: Clock
+  },
 ): Unsubscribe {
   const log = deps.log.child({ module: 'broker.settings' })
+  // A device may send a bad report as often as its publish budget lets it: log it once a minute per
+  // device and code, with the number suppressed.
+  const refusals = createEventThrottle({ intervalMs: 60_000, maxKeys: 100_000 }, deps.clock ?? systemClock)
+  const logRefused = (deviceId: string, code: string | undefined, fields: object, msg: string): void => {
+    const hit = refusals.hit(`${deviceId}:${code}:${msg}`)
+    if (hit.emit) log.info({ deviceId, code, ...fields, suppressed: hit.suppressed }, msg)
+  }
   let delivered = 0
   let repeated = 0
   /** the live session of each connected device that subscribed to its settings */
@@ -119,12 +133,12 @@ export function attachSettingsDelivery(
     try {
       parsed = JSON.parse(payload.toString('utf8'))
     } catch {
-      log.info({ deviceId, code: 'GH_SETTINGS_INVALID' }, 'settings report is not JSON; ignored')
+      logRefused(deviceId, 'GH_SETTINGS_INVALID', {}, 'settings report is not JSON; ignored')
       return
     }
     Promise.resolve()
       .then(() => deps.source.report(deviceId, parsed))
-      .catch((err: { code?: string }) => log.info({ deviceId, code: err?.code, err }, 'settings report refused'))
+      .catch((err: { code?: string; message?: string }) => logRefused(deviceId, err?.code, { err: capText(String(err?.message ?? err)) }, 'settings report refused'))
   })
   return () => {
     offSubscribe()

@@ -1,6 +1,5 @@
-import { cryptoRandom } from '../../certs/index.ts'
+import { createEventThrottle, cryptoRandom } from '../../certs/index.ts'
 import type { MqttCore } from '../create-mqtt-core.ts'
-import { createEventThrottle } from '../event-throttle.ts'
 import { insightsTopic } from '../topics.ts'
 import type { AiBridgeDeps, DeviceAiContext, Insight, ThrottleNotice } from './bridge-deps.ts'
 import { createCircuitBreaker, type CircuitBreaker } from './circuit-breaker.ts'

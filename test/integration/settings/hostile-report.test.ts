@@ -23,11 +23,11 @@ describe('a hostile settings report over MQTT', () => {
     for (const settings of ['{"wifi_secret": {"$enc": "v1:AAAA"}}', '{"__proto__": {"polluted": 1}}']) {
       await device.publishAsync('devices/evil-1/settings/reported', `{"version": 1, "settings": ${settings}}`, { qos: 1 })
     }
-    await waitFor(() => refused().length === 2, 5000, 'two refused reports')
-    expect(refused().map((r) => r.code)).toEqual(['GH_SETTINGS_INVALID', 'GH_SETTINGS_INVALID'])
     // a good report afterwards is stored: the marker that nothing else was taken from the bad ones
     await device.publishAsync('devices/evil-1/settings/reported', JSON.stringify({ version: 1, settings: { wifi_secret: 'pw', rate: 5 } }), { qos: 1 })
     await waitFor(() => control.settings.getDevice('evil-1').reported !== null, 5000, 'the good report')
+    // both were refused; the log says so once a minute per device and code (the second is suppressed)
+    expect(refused().map((r) => r.code)).toEqual(['GH_SETTINGS_INVALID'])
 
     const { token } = control.apiKeys.create({ name: 'dash', scopes: ['devices:read', 'settings:read'] }, 'operator:test')
     const get = (path: string) => fetch(`${gatehouse.http.url}${path}`, { headers: { authorization: `Bearer ${token}` } })

@@ -122,3 +122,39 @@ describe('settings delivery: offline catch-up of a persistent session', () => {
     expect(w.reads()).toBe(2)
   })
 })
+
+describe('settings delivery: refused reports', () => {
+  it('logs a flood of refused reports once per device and code, with the number suppressed', async () => {
+    const h = await startCore()
+    h.device(A, SERIAL_A)
+    const { log, records } = createRecordingLogger('info')
+    const reports: unknown[] = []
+    attachSettingsDelivery(h.core, {
+      source: {
+        current: async () => undefined,
+        report: (_id, payload) => {
+          reports.push(payload)
+          if ((payload as { ok?: boolean }).ok !== true) throw Object.assign(new Error(`bad report ${'k'.repeat(60_000)}`), { code: 'GH_SETTINGS_INVALID' })
+        },
+      },
+      events: h.directory,
+      log,
+      clock: h.clock,
+    })
+    const { client } = await h.connect({ clientId: A, serial: SERIAL_A })
+    const report = (payload: string) => client.send({ cmd: 'publish', topic: `${TOPIC}/reported`, payload: Buffer.from(payload), qos: 0, retain: false, dup: false })
+    for (let i = 0; i < 20; i++) report('{"version": 1, "settings": {"$enc": "x"}}')
+    for (let i = 0; i < 20; i++) report('not json')
+    report('{"ok": true}') // the later positive marker
+    await waitFor(() => reports.length === 21, 5000, 'every JSON report handed to the control plane')
+    const refused = records.filter((r) => r.msg === 'settings report refused')
+    expect(refused).toHaveLength(1)
+    expect(String(refused[0]?.err).length).toBeLessThan(200)
+    expect(records.filter((r) => r.msg === 'settings report is not JSON; ignored')).toHaveLength(1)
+    // after the interval, the next one says how many were suppressed
+    h.clock.advance(60_000)
+    report('{"version": 2}')
+    await waitFor(() => records.filter((r) => r.msg === 'settings report refused').length === 2, 5000, 'the next refusal after the interval')
+    expect(records.filter((r) => r.msg === 'settings report refused')[1]).toMatchObject({ suppressed: 19 })
+  })
+})

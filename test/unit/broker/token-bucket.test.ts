@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { createEventThrottle, createKeyedTokenBuckets, createTokenBucket } from '../../../broker/index.ts'
+import { createKeyedTokenBuckets, createTokenBucket } from '../../../broker/index.ts'
+import { createEventThrottle } from '../../../certs/index.ts'
 import { fixedClock } from '../../helpers/clock.ts'
 
 describe('createTokenBucket', () => {
