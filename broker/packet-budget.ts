@@ -1,7 +1,7 @@
 import type { Client } from 'aedes'
 import { PacketRateLimited } from './errors.ts'
 import type { FrameListener, FrameViolation } from './frame-size-guard.ts'
-import { BROKER_ACTOR, principalOf, throttledAudit, type HookDeps } from './hooks/hook-deps.ts'
+import { principalOf, throttlePrincipal, type HookDeps } from './hooks/hook-deps.ts'
 import { createKeyedTokenBuckets } from './token-bucket.ts'
 
 /** MQTT packet types by number (the high nibble of the fixed header), for logs and audit details. */
@@ -53,24 +53,9 @@ export function createPacketBudget(deps: Pick<HookDeps, 'connections' | 'limits'
     overBudget(client, violation) {
       const principal = client ? principalOf(deps.connections.get(client)) : null
       if (!principal) return
-      const { session, subject, fields } = principal
-      session.closedBy = 'throttled'
       const packetType = PACKET_TYPES[violation.packetType] ?? 'reserved'
-      const { code } = new PacketRateLimited(subject, packetType)
-      const clientId = 'clientId' in fields ? { clientId: fields.clientId } : {}
-      throttledAudit(
-        deps,
-        log,
-        `device.throttled:${subject}`,
-        {
-          actor: BROKER_ACTOR,
-          action: 'device.throttled',
-          subject,
-          details: { limit: 'packets', packetType, ...deps.limits.packetRate, serial: session.serial, remoteAddress: session.remoteAddress, ...clientId },
-        },
-        { ...fields, serial: session.serial, remoteAddress: session.remoteAddress, limit: 'packets', packetType, code },
-        'device throttled',
-      )
+      const { code } = new PacketRateLimited(principal.subject, packetType)
+      throttlePrincipal(deps, log, principal, { limit: 'packets', bucket: deps.limits.packetRate, code, details: { packetType } })
     },
   }
 }

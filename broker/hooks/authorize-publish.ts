@@ -1,7 +1,7 @@
 import { capText } from '../../certs/index.ts'
 import { PublishRateLimited, PublishRefused } from '../errors.ts'
 import { canPublishTo } from '../topic-policy.ts'
-import { BROKER_ACTOR, principalOf, throttledAudit, type AuthorizePublishHandler, type HookDeps, type Principal } from './hook-deps.ts'
+import { BROKER_ACTOR, principalOf, throttledAudit, throttlePrincipal, type AuthorizePublishHandler, type HookDeps, type Principal } from './hook-deps.ts'
 
 /**
  * Authorization of device PUBLISH packets (and of a device's will, when aedes publishes it).
@@ -70,21 +70,8 @@ export function createAuthorizePublish(deps: HookDeps): AuthorizePublishHandler 
         ? 'bytes'
         : null
     if (over !== null) {
-      session.closedBy = 'throttled'
-      const limit = over === 'messages' ? deps.limits.publishRate : deps.limits.publishBytesRate
-      throttledAudit(
-        deps,
-        log,
-        `device.throttled:${subject}`,
-        {
-          actor: BROKER_ACTOR,
-          action: 'device.throttled',
-          subject,
-          details: { limit: over, ...limit, serial: session.serial, remoteAddress: session.remoteAddress, ...claimDetails(fields) },
-        },
-        { ...fields, serial: session.serial, remoteAddress: session.remoteAddress, limit: over, code: 'GH_BROKER_PUBLISH_RATE_LIMITED' },
-        'device throttled',
-      )
+      const bucket = over === 'messages' ? deps.limits.publishRate : deps.limits.publishBytesRate
+      throttlePrincipal(deps, log, principal, { limit: over, bucket, code: 'GH_BROKER_PUBLISH_RATE_LIMITED' })
       return callback(new PublishRateLimited(key, over))
     }
 

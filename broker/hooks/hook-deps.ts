@@ -6,7 +6,7 @@ import type { AuditRecord, DeviceDirectory } from '../device-directory.ts'
 import type { BrokerLimits } from '../limits.ts'
 import { toConnackCode } from '../reason-codes.ts'
 import type { Session, SessionRegistry } from '../sessions.ts'
-import type { KeyedTokenBuckets } from '../token-bucket.ts'
+import type { KeyedTokenBuckets, TokenBucketOptions } from '../token-bucket.ts'
 import type { TopicGrants } from '../topics.ts'
 
 // aedes declares its handler types but does not export them.
@@ -88,6 +88,31 @@ export function claimSubject(claimId: string): string {
  * varies, the address), the next one carrying the number suppressed meanwhile. Untrusted strings in
  * the details and log fields (clientId, topics …) are capped at 128 characters (capText).
  */
+/**
+ * A principal went over one of its budgets (`limit`: 'packets', 'messages', 'bytes'): marks its session
+ * closed by the broker and records `device.throttled`, at most once per interval per subject. The caller
+ * closes the connection.
+ */
+export function throttlePrincipal(
+  deps: Pick<HookDeps, 'throttle' | 'directory'>,
+  log: Logger,
+  principal: Principal,
+  over: { limit: string; bucket: TokenBucketOptions; code: string; details?: Record<string, unknown> },
+): void {
+  const { session, subject, fields } = principal
+  session.closedBy = 'throttled'
+  const where = { serial: session.serial, remoteAddress: session.remoteAddress }
+  const clientId = 'clientId' in fields ? { clientId: fields.clientId } : {}
+  throttledAudit(
+    deps,
+    log,
+    `device.throttled:${subject}`,
+    { actor: BROKER_ACTOR, action: 'device.throttled', subject, details: { limit: over.limit, ...over.details, ...over.bucket, ...where, ...clientId } },
+    { ...fields, ...where, limit: over.limit, ...over.details, code: over.code },
+    'device throttled',
+  )
+}
+
 export function throttledAudit(
   deps: Pick<HookDeps, 'throttle' | 'directory'>,
   log: Logger,
