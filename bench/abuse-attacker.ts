@@ -183,8 +183,9 @@ export function hostileSchema(bytes: number, n: number): Record<string, unknown>
 
 async function schemaAttack(plan: AttackPlan, deadline: number): Promise<AttackReport['schemaAttack']> {
   const r = { puts: 0, patches: 0, statuses: {} as Record<string, number>, codes: {} as Record<string, number>, maxRequestMs: 0 }
-  const request = async (method: string, path: string, body: unknown, contentType: string) => {
+  const request = async (method: string, path: string, body: unknown, contentType: string): Promise<number> => {
     const started = performance.now()
+    let status = 0
     try {
       const res = await fetch(`${plan.httpUrl}${path}`, {
         method,
@@ -192,6 +193,7 @@ async function schemaAttack(plan: AttackPlan, deadline: number): Promise<AttackR
         body: JSON.stringify(body),
         signal: AbortSignal.timeout(30_000),
       })
+      status = res.status
       tally(r.statuses, String(res.status))
       const text = await res.text()
       if (!res.ok) tally(r.codes, (/"code":"(GH_[A-Z_]+)"/.exec(text)?.[1] as string | undefined) ?? 'none')
@@ -199,14 +201,18 @@ async function schemaAttack(plan: AttackPlan, deadline: number): Promise<AttackR
       tally(r.statuses, (err as Error).name === 'TimeoutError' ? 'timeout' : 'error')
     }
     r.maxRequestMs = Math.max(r.maxRequestMs, performance.now() - started)
+    return status
   }
+  // Every other schema is small (~2 KB): one that a size bound alone does not stop, so its patterns are
+  // compiled and the PATCHes below are validated against ^(a|a)*$.
   // two lanes: new schemas PUT one after another, and (once one is in place) PATCHes validated against it
   let schemaInPlace = false
   const puts = async () => {
     while (r.puts < plan.schemaPuts && performance.now() < deadline) {
-      await request('PUT', `/v1/groups/${plan.group}/settings/schema`, hostileSchema(plan.schemaBytes, r.puts), 'application/json')
+      const bytes = r.puts % 2 === 0 ? plan.schemaBytes : 2_000
+      const status = await request('PUT', `/v1/groups/${plan.group}/settings/schema`, hostileSchema(bytes, r.puts), 'application/json')
       r.puts++
-      schemaInPlace = true
+      if (status >= 200 && status < 300) schemaInPlace = true
     }
   }
   const patches = async () => {
