@@ -189,19 +189,24 @@ describe('PROXY protocol from trusted load balancers', () => {
 
 const haproxyMissing = spawnSync('haproxy', ['-v'], { encoding: 'utf8' }).error !== undefined
 
-async function freePort(): Promise<number> {
+/**
+ * A listening socket on a free loopback port, for haproxy to inherit (`bind fd@N`): it accepts from
+ * the moment it exists, so connections made before haproxy has started wait in the kernel's backlog
+ * instead of racing its start. Node's own copy is closed once the child has it.
+ */
+async function listeningSocket(): Promise<{ server: net.Server; port: number; fd: number }> {
   const server = net.createServer()
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as net.AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
+  const fd = (server as unknown as { _handle: { fd: number } })._handle.fd
+  return { server, port, fd }
 }
 
 /** haproxy on two loopback ports (send-proxy-v2, send-proxy) in front of the broker; killed at test end. */
 async function startHaproxy(brokerPort: number): Promise<{ v2: number; v1: number }> {
   const dir = tempDir('gatehouse-haproxy-')
-  const v2 = await freePort()
-  const v1 = await freePort()
+  const v2 = await listeningSocket()
+  const v1 = await listeningSocket()
   const cfg = join(dir, 'haproxy.cfg')
   writeFileSync(
     cfg,
@@ -214,36 +219,28 @@ async function startHaproxy(brokerPort: number): Promise<{ v2: number; v1: numbe
       '  timeout client 30s',
       '  timeout server 30s',
       'frontend mqtt_v2',
-      `  bind 127.0.0.1:${v2}`,
+      '  bind fd@3',
       '  default_backend gatehouse_v2',
       'backend gatehouse_v2',
       `  server broker 127.0.0.1:${brokerPort} send-proxy-v2`,
       'frontend mqtt_v1',
-      `  bind 127.0.0.1:${v1}`,
+      '  bind fd@4',
       '  default_backend gatehouse_v1',
       'backend gatehouse_v1',
       `  server broker 127.0.0.1:${brokerPort} send-proxy`,
       '',
     ].join('\n'),
   )
-  const child = spawn('haproxy', ['-db', '-f', cfg], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn('haproxy', ['-db', '-f', cfg], { stdio: ['ignore', 'pipe', 'pipe', v2.fd, v1.fd] })
   let output = ''
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()))
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()))
+  child.once('exit', (code) => {
+    if (code !== null && code !== 0) console.error(`haproxy exited with ${code}: ${output}`)
+  })
   onTestFinished(() => void child.kill('SIGKILL'))
-  // ready once both frontends accept (bounded); a config error exits first
-  const accepts = async (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const s = net.connect({ host: '127.0.0.1', port }, () => resolve(true) ?? s.destroy())
-      s.on('error', () => resolve(false))
-      s.on('connect', () => s.destroy())
-    })
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error(`haproxy exited: ${output}`)
-    if ((await accepts(v2)) && (await accepts(v1))) return { v2, v1 }
-    await new Promise((r) => setTimeout(r, 25))
-  }
-  throw new Error(`haproxy did not start: ${output}`)
+  await Promise.all([v2, v1].map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve()))))
+  return { v2: v2.port, v1: v1.port }
 }
 
 describe.skipIf(haproxyMissing)('behind Debian haproxy in TCP mode (TLS passthrough); apt-get install haproxy', () => {

@@ -73,14 +73,6 @@ async function settingsListener(port: number, creds: DeviceCredentials, extra = 
   }
 }
 
-async function waitForLog(logs: Record<string, unknown>[], match: (r: Record<string, unknown>) => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!logs.some(match)) {
-    if (Date.now() > deadline) throw new Error('timed out waiting for a log line')
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
-
 describe('settings delivery over MQTT', () => {
   it('sends the current document on subscribe, and a change reaches the connected device within 1 s with the next version', async () => {
     const w = await world()
@@ -206,7 +198,7 @@ describe('settings delivery over MQTT', () => {
     await first.version(1)
     await first.client.endAsync()
     w.operator.settings.patchDevice('nap-1', { interval: 10 }, { actor: 'operator:test' })
-    await waitForLog(w.logs, (r) => r.deviceId === 'nap-1' && String(r.msg).startsWith('settings changed while the device is away'))
+    await waitFor(() => w.logs.some((r) => r.deviceId === 'nap-1' && String(r.msg).startsWith('settings changed while the device is away')), 5000, 'the change noted while away')
     const back = await connectDevice(w.port(), creds, { clean: false, clientId: 'nap-1' })
     const got = await new Promise<SettingsMessage>((resolve) =>
       back.on('message', (topic, payload) => topic === 'devices/nap-1/settings' && resolve(JSON.parse(payload.toString()) as SettingsMessage)),
