@@ -85,16 +85,22 @@ describe('settings delivery: once per session and version', () => {
   })
 })
 
+/** A clean=false device that subscribed, got version 1, and disconnected: its session is stored. */
+async function awayWithPersistentSession(): ReturnType<typeof world> {
+  const w = await world()
+  const first = (await w.h.connect({ clientId: A, serial: SERIAL_A, clean: false })).client
+  ackAll(first)
+  await subscribeTimes(first, 1, 1)
+  await waitFor(() => docs(first).length === 1, 2000, 'the first document')
+  first.end()
+  await first.closed
+  await waitFor(() => !w.h.core.isConnected(A), 2000, 'the broker to see the disconnect')
+  return w
+}
+
 describe('settings delivery: offline catch-up of a persistent session', () => {
   it('sends the current document to a device that resumes its session without subscribing, if it changed while away', async () => {
-    const w = await world()
-    const first = (await w.h.connect({ clientId: A, serial: SERIAL_A, clean: false })).client
-    ackAll(first)
-    await subscribeTimes(first, 1, 1)
-    await waitFor(() => docs(first).length === 1, 2000, 'the first document')
-    first.end()
-    await first.closed
-    await waitFor(() => !w.h.core.isConnected(A), 2000, 'the broker to see the disconnect')
+    const w = await awayWithPersistentSession()
 
     w.setVersion(2)
     const { client: back, connack } = await w.h.connect({ clientId: A, serial: SERIAL_A, clean: false })
@@ -105,14 +111,7 @@ describe('settings delivery: offline catch-up of a persistent session', () => {
   })
 
   it('sends nothing on resume when nothing changed (the next change is the marker)', async () => {
-    const w = await world()
-    const first = (await w.h.connect({ clientId: A, serial: SERIAL_A, clean: false })).client
-    ackAll(first)
-    await subscribeTimes(first, 1, 1)
-    await waitFor(() => docs(first).length === 1, 2000, 'the first document')
-    first.end()
-    await first.closed
-    await waitFor(() => !w.h.core.isConnected(A), 2000, 'the broker to see the disconnect')
+    const w = await awayWithPersistentSession()
 
     const { client: back } = await w.h.connect({ clientId: A, serial: SERIAL_A, clean: false })
     ackAll(back)
