@@ -51,6 +51,17 @@ const bucketSchema = {
   properties: { ratePerSecond: { type: 'number' }, burst: { type: 'number' } },
 } as const
 
+/** A token bucket option of the control plane (API keys, claims), with its range and default. */
+function tokenBucketSchema(defaults: { ratePerSecond: number; burst: number }) {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    properties: { ratePerSecond: { type: 'number', exclusiveMinimum: 0 }, burst: { type: 'integer', minimum: 1 } },
+    required: ['ratePerSecond', 'burst'],
+    default: defaults,
+  } as const
+}
+
 // Types and key names here; ranges and defaults live once, in the broker's resolveLimits().
 const limitsSchema = {
   type: 'object',
@@ -88,13 +99,7 @@ export const configSchema: JSONSchemaType<Config> = {
     httpHost: { type: 'string', minLength: 1, default: '127.0.0.1' },
     httpPort: { type: 'integer', minimum: 0, maximum: 65_535, default: 8080 },
     httpAllowInsecure: { type: 'boolean', default: false },
-    httpRateLimit: {
-      type: 'object',
-      additionalProperties: false,
-      properties: { ratePerSecond: { type: 'number', exclusiveMinimum: 0 }, burst: { type: 'integer', minimum: 1 } },
-      required: ['ratePerSecond', 'burst'],
-      default: { ratePerSecond: 20, burst: 40 },
-    },
+    httpRateLimit: tokenBucketSchema({ ratePerSecond: 20, burst: 40 }),
     hostnames: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 253 }, default: [] },
     logLevel: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
     logFormat: { type: 'string', enum: ['auto', 'json', 'pretty'], default: 'auto' },
@@ -102,13 +107,7 @@ export const configSchema: JSONSchemaType<Config> = {
     certValidDays: { type: 'integer', minimum: 1, maximum: 3650, default: 365 },
     renewOverlapHours: { type: 'number', minimum: 0, maximum: 24 * 365, default: 24 },
     renewalWindow: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 1 / 3 },
-    claimRequestRate: {
-      type: 'object',
-      additionalProperties: false,
-      properties: { ratePerSecond: { type: 'number', exclusiveMinimum: 0 }, burst: { type: 'integer', minimum: 1 } },
-      required: ['ratePerSecond', 'burst'],
-      default: { ratePerSecond: 5, burst: 50 },
-    },
+    claimRequestRate: tokenBucketSchema({ ratePerSecond: 5, burst: 50 }),
     defaultTier: { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,31}$', default: 'standard' },
     changeFeedIntervalMs: { type: 'integer', minimum: 20, maximum: 5000, default: 200 },
     limits: { ...limitsSchema, default: {} },
