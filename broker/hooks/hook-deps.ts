@@ -68,13 +68,24 @@ export interface Principal {
   fields: { deviceId: string } | { clientId: string; claimId: string }
 }
 
+/** One Principal per session: every packet of a connection asks (packet budget, then the publish hooks). */
+const principals = new WeakMap<Session | ClaimSession, Principal>()
+
 export function principalOf(ctx: ConnectionContext | undefined): Principal | null {
-  if (ctx?.session) return { session: ctx.session, subject: ctx.session.deviceId, key: ctx.session.deviceId, fields: { deviceId: ctx.session.deviceId } }
-  if (ctx?.claim) {
-    const c = ctx.claim
-    return { session: c, subject: claimSubject(c.claimId), key: `${claimSubject(c.claimId)}@${c.remoteAddress ?? 'unknown'}`, fields: { clientId: c.clientId, claimId: c.claimId } }
+  const owner = ctx?.session ?? ctx?.claim
+  if (!owner) return null
+  let principal = principals.get(owner)
+  if (!principal) {
+    principal = describePrincipal(owner)
+    principals.set(owner, principal)
   }
-  return null
+  return principal
+}
+
+function describePrincipal(owner: Session | ClaimSession): Principal {
+  if (!('claimId' in owner)) return { session: owner, subject: owner.deviceId, key: owner.deviceId, fields: { deviceId: owner.deviceId } }
+  const subject = claimSubject(owner.claimId)
+  return { session: owner, subject, key: `${subject}@${owner.remoteAddress ?? 'unknown'}`, fields: { clientId: owner.clientId, claimId: owner.claimId } }
 }
 
 /** The audit subject of a claim (as the control plane writes it for claim.refused). */
