@@ -222,7 +222,7 @@ function describeErrors(): string {
 /**
  * The one way to a Config: defaults < <dataDir>/gatehouse.json < GATEHOUSE_* env < flags. Invalid input
  * stops start-up with every problem listed; the result is deeply frozen. Only this module and the CLI
- * read the environment and files for configuration (CONVENTIONS.md §11-12).
+ * read the environment and files for configuration (docs/conventions.md §11-12).
  */
 export function loadConfig(flags: ConfigInput, env: NodeJS.ProcessEnv): Readonly<Config> {
   const envLayer = fromEnv(env)

@@ -18,7 +18,7 @@ import {
 } from './provisioning/index.ts'
 
 /**
- * The composition root (CONVENTIONS.md §1, §13): the only file that imports both planes. `gatehouse
+ * The composition root (docs/conventions.md §1, §13): the only file that imports both planes. `gatehouse
  * start` and the tests wire Gatehouse the same way, through createGatehouse.
  */
 export interface GatehouseDeps {

@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config'
 
-// Two projects (CONVENTIONS.md §22): unit tests touch no sockets and no disk; integration tests use
+// Two projects (docs/conventions.md §22): unit tests touch no sockets and no disk; integration tests use
 // real TLS on loopback port 0, real SQLite files in temp dirs, openssl and mosquitto clients.
 export default defineConfig({
   test: {

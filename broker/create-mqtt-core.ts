@@ -104,7 +104,7 @@ export type Unsubscribe = () => void
  * sessions (claim-sessions.ts), live revocation and the end-of-validity sweep (session-lifecycle.ts),
  * and the listener API that settings delivery, the AI bridge and enrollment (enrollment.ts) hook into
  * (core-listeners.ts). create-broker.ts puts a TLS listener in front; unit tests drive `handle()` over
- * in-memory duplex streams (CONVENTIONS.md §24).
+ * in-memory duplex streams (docs/conventions.md §24).
  */
 export interface MqttCore {
   readonly aedes: Aedes

@@ -1,4 +1,4 @@
-// broker/: the data plane. Other folders import only this file (CONVENTIONS.md §2).
+// broker/: the data plane. Other folders import only this file (docs/conventions.md §2).
 
 export { createBroker, type Broker, type BrokerOptions, type BrokerTlsOptions } from './create-broker.ts'
 export {

@@ -2,7 +2,7 @@ import { BrokerOptionInvalid } from './errors.ts'
 import type { TokenBucketOptions } from './token-bucket.ts'
 
 /**
- * Protection limits of the data plane, with safe defaults (CONVENTIONS.md §12: typed options with
+ * Protection limits of the data plane, with safe defaults (docs/conventions.md §12: typed options with
  * defaults; config.ts maps its schema onto this). Anything left out takes the default below.
  *
  * The per-address defaults let a large fleet behind one NAT or load balancer reconnect after a

@@ -1,6 +1,6 @@
 /**
  * Timers of the data plane (the session sweep; the AI bridge's window flushes, retry back-off and
- * request timeouts), injected like the Clock (CONVENTIONS.md §13) so that tests move time with
+ * request timeouts), injected like the Clock (docs/conventions.md §13) so that tests move time with
  * fixedClock().advance() and fake timers (test/helpers/fake-timers.ts). Logic never calls setTimeout
  * or setInterval itself: it asks `deps.timers`.
  */

@@ -1,4 +1,4 @@
-// certs/: the pure X.509 toolkit. Other folders import only this file (CONVENTIONS.md §2).
+// certs/: the pure X.509 toolkit. Other folders import only this file (docs/conventions.md §2).
 
 export type { X509Certificate, X509Crl } from '@peculiar/x509'
 

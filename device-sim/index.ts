@@ -1,4 +1,4 @@
-// device-sim/: simulated devices and fleets. Other folders import only this file (CONVENTIONS.md §2).
+// device-sim/: simulated devices and fleets. Other folders import only this file (docs/conventions.md §2).
 export {
   closeClients,
   connectDevice,

@@ -41,7 +41,7 @@ class BridgeDetached extends Error {
 }
 
 /**
- * The AI telemetry bridge (ARCHITECTURE.md, docs/ai-bridge.md):
+ * The AI telemetry bridge (docs/architecture.md, docs/ai-bridge.md):
  *
  *   devices/{id}/telemetry[/...] -> fair queue (O(1) hand-off; full: dropped) -> per device, in order:
  *   JSON? -> consent -> open window? join it : (daily budget + token bucket -> throttled: one notice per

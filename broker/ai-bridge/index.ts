@@ -1,4 +1,4 @@
-// broker/ai-bridge/: the AI telemetry bridge. Reached through broker/index.ts (CONVENTIONS.md §2).
+// broker/ai-bridge/: the AI telemetry bridge. Reached through broker/index.ts (docs/conventions.md §2).
 export { attachAiBridge, type AiBridge, type AiBridgeCore } from './ai-bridge.ts'
 export type {
   AiBridgeDeps,

@@ -42,7 +42,7 @@ export interface InitSummary {
 
 /**
  * What the composition root hands to every command. Commands parse arguments, call the authority and
- * print; they hold no business logic and never read config or env themselves (CONVENTIONS.md §16).
+ * print; they hold no business logic and never read config or env themselves (docs/conventions.md §16).
  */
 export interface CliDeps {
   io: CliIo

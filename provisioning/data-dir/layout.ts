@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 
-/** Where everything lives in a Gatehouse data directory (see docs/operations.md). */
+/** Where everything lives in a Gatehouse data directory (README.md "Data directory"; docs/architecture.md). */
 export function dataDirLayout(dataDir: string) {
   const ca = join(dataDir, 'ca')
   const server = join(dataDir, 'server')

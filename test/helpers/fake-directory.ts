@@ -33,7 +33,7 @@ export interface FakeClaim {
 }
 
 /**
- * An in-memory DeviceDirectory for broker tests (CONVENTIONS.md §13: fakes next to real implementations).
+ * An in-memory DeviceDirectory for broker tests (docs/conventions.md §13: fakes next to real implementations).
  * Devices and certificates live in Maps; lookups answer from them every time (no cache), events are
  * delivered synchronously to listeners, and every audit record is kept in `audits`.
  */

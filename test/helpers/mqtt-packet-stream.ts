@@ -2,7 +2,7 @@ import mqttPacket, { type Packet } from 'mqtt-packet'
 import { Duplex } from 'node:stream'
 
 /**
- * Socket-free MQTT for broker unit tests (CONVENTIONS.md §24, after aedes' test/helper.js): an in-memory
+ * Socket-free MQTT for broker unit tests (docs/conventions.md §24, after aedes' test/helper.js): an in-memory
  * duplex pair (node:stream duplexPair is Node 22+), a raw packet client over any duplex, and the fake
  * peer certificate the authenticate hook reads.
  */

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 
-// The never-arrows of ARCHITECTURE.md and CONVENTIONS.md §2, checked by reading the imports.
+// The never-arrows of docs/architecture.md and docs/conventions.md §2, checked by reading the imports.
 const root = resolve(import.meta.dirname, '../..')
 
 function sources(dir: string): string[] {
