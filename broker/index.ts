@@ -59,5 +59,6 @@ export {
 export { REASON_CODES, SUBACK_FAILURE, toConnackCode } from './reason-codes.ts'
 export type { ConnectRefusal } from './hooks/authenticate.ts'
 export * from './errors.ts'
+export { trackPresence, type DevicePresence } from './presence.ts'
 export { attachSettingsDelivery, type SettingsDocument, type SettingsSource } from './settings-delivery.ts'
 export * from './ai-bridge/index.ts'

@@ -15,19 +15,31 @@ export type {
   RenewalRequest,
 } from './authority/device-authority.ts'
 export { batchIds, MAX_BATCH, type BatchRequest, type PreparedBatch } from './authority/batch.ts'
-export type { CrlSnapshot } from './authority/crl-service.ts'
+export { cachedDeviceContexts, type DeviceContext, type DeviceContexts } from './device-contexts.ts'
 export { createRegistryDirectory, type ClaimLookup, type DeviceLookup, type RefusalReason, type RegistryDirectory } from './registry-directory.ts'
 export { SqliteRegistryStore } from './store/sqlite-registry-store.ts'
 export { InMemoryRegistryStore } from './store/in-memory-registry-store.ts'
 export type * from './store/registry-store.ts'
-export { initDataDir, loadCa, loadServerTls, type InitOptions, type InitResult, type ServerTlsMaterial } from './data-dir/ca-keystore.ts'
+export {
+  describeCa,
+  initDataDir,
+  keepCaCurrent,
+  loadCa,
+  loadServerTls,
+  rotateCa,
+  type CaCertificateInfo,
+  type CaKeeper,
+  type CaOverview,
+  type CaRotationSummary,
+  type CrlSnapshot,
+  type InitOptions,
+  type InitResult,
+  type ServerTlsMaterial,
+} from './ca/index.ts'
 export { dataDirLayout, type DataDirLayout } from './data-dir/layout.ts'
 export { writeFileAtomic } from './data-dir/atomic-file.ts'
 export { writeDeviceBundle, type BundleFormat } from './bundles/write-bundle.ts'
 export { initControlPlane, openControlPlane, type ControlPlane, type ControlPlaneDeps } from './control-plane.ts'
-export { describeCa, rotateCa, type CaCertificateInfo, type CaOverview, type CaRotationSummary } from './ca-lifecycle.ts'
-export { rotateIssuingCa, type RotateOptions, type RotationResult } from './data-dir/ca-rotation.ts'
-export { createCaReloader, type CaReloader } from './ca-reload.ts'
 export {
   createSettingsService,
   GROUP_PATTERN,

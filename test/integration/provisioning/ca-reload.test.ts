@@ -3,14 +3,9 @@ import { join } from 'node:path'
 import pino from 'pino'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { cryptoRandom, normalizeSerial, systemClock } from '../../../certs/index.ts'
-import {
-  createCaReloader,
-  dataDirLayout,
-  initControlPlane,
-  openControlPlane,
-  rotateIssuingCa,
-  type ServerTlsMaterial,
-} from '../../../provisioning/index.ts'
+import { createCaReloader } from '../../../provisioning/ca/reload.ts'
+import { rotateIssuingCa } from '../../../provisioning/ca/rotation.ts'
+import { dataDirLayout, initControlPlane, openControlPlane, rotateCa, type ServerTlsMaterial } from '../../../provisioning/index.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
 
 /** A pino logger that keeps what it logs, to see errors reported. */
@@ -34,12 +29,13 @@ async function running() {
 
 describe('createCaReloader (how a running Gatehouse follows `ca rotate`)', () => {
   it('reloads the CA and the TLS material on a ca.rotated event', async () => {
-    const { dataDir, reloader, applied, serialInUse } = await running()
-    const result = await rotateIssuingCa(dataDir, {}, { clock: systemClock, random: cryptoRandom })
-    reloader.onEvent({ type: 'ca.rotated', serial: normalizeSerial(result.issuing.serialNumber) })
+    const { dataDir, reloader, applied, lines, serialInUse } = await running()
+    const summary = await rotateCa(dataDir, {}, { log: pino({ level: 'silent' }) }, 'op')
+    reloader.onEvent({ type: 'ca.rotated', serial: summary.issuing.serial })
     reloader.onEvent({ type: 'device.created', deviceId: 'x' })
     await reloader.idle()
-    expect(serialInUse()).toBe(normalizeSerial(result.issuing.serialNumber))
+    expect(serialInUse()).toBe(summary.issuing.serial)
+    expect(lines).toContainEqual(expect.objectContaining({ msg: 'issuing CA reloaded', reason: 'ca.rotated' }))
     expect(applied).toHaveLength(1)
     expect(applied[0]!.ca.match(/BEGIN CERTIFICATE/g)).toHaveLength(3)
   })
