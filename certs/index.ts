@@ -3,6 +3,7 @@
 export type { X509Certificate, X509Crl } from '@peculiar/x509'
 
 export { type Clock, systemClock } from './clock.ts'
+export { type Timers, systemTimers, sleep } from './timers.ts'
 export { type Random, cryptoRandom } from './random.ts'
 export { MAX_UNTRUSTED_CHARS, capText, capStrings } from './cap-text.ts'
 export { type EventThrottle, createEventThrottle } from './event-throttle.ts'

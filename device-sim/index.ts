@@ -11,7 +11,7 @@ export {
   type Fleet,
   type FleetOptions,
 } from './fleet.ts'
-export { SimulatedDevice, realTimers, type DeviceStats, type DeviceTimers, type InsightMessage, type SimEvent, type SimulatedDeviceDeps, type SimulatedDeviceOptions } from './simulated-device.ts'
+export { SimulatedDevice, realTimers, type DeviceStats, type InsightMessage, type SimEvent, type SimulatedDeviceDeps, type SimulatedDeviceOptions } from './simulated-device.ts'
 export { createSimulation, type Simulation, type SimulationOptions, type SimulationTotals } from './simulation.ts'
 export { createTelemetryModel, gaussian, seededRandom, METRICS, type MetricName, type RandomSource, type TelemetryModel, type TelemetryReading } from './telemetry.ts'
 export * from './device-settings.ts'

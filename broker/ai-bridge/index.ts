@@ -36,5 +36,4 @@ export type { InsightProvider, InsightRequest, ProviderResult, TelemetrySample }
 export { signWebhookBody } from './providers/webhook.ts'
 export { OPENAI_SYSTEM_PROMPT } from './providers/openai.ts'
 export { toPrometheus, type AiBridgeStats, type ProviderStats } from './stats.ts'
-export { systemTimers, type Timers } from './timers.ts'
 export { createRedactor, redactString, type Redactor } from './redact.ts'

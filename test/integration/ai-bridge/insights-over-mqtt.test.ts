@@ -1,6 +1,6 @@
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { attachAiBridge, systemTimers } from '../../../broker/index.ts'
-import { systemClock } from '../../../certs/index.ts'
+import { attachAiBridge } from '../../../broker/index.ts'
+import { systemClock, systemTimers } from '../../../certs/index.ts'
 import { createAiUsageService, InMemoryAiUsageStore } from '../../../provisioning/index.ts'
 import { createRecordingLogger, startBroker } from '../../helpers/broker-harness.ts'
 import { makeBrokerPki } from '../../helpers/broker-pki.ts'
