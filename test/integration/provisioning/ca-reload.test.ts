@@ -5,7 +5,8 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { cryptoRandom, normalizeSerial, systemClock } from '../../../certs/index.ts'
 import { createCaReloader } from '../../../provisioning/ca/reload.ts'
 import { rotateIssuingCa } from '../../../provisioning/ca/rotation.ts'
-import { dataDirLayout, initControlPlane, openControlPlane, rotateCa, type ServerTlsMaterial } from '../../../provisioning/index.ts'
+import { dataDirLayout, initControlPlane, openControlPlane, rotateCa } from '../../../provisioning/index.ts'
+import type { ServerTlsMaterial } from '../../../provisioning/ca/keystore.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
 
 /** A pino logger that keeps what it logs, to see errors reported. */

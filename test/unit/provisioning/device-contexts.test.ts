@@ -2,14 +2,11 @@ import { join } from 'node:path'
 import pino from 'pino'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { cryptoRandom } from '../../../certs/index.ts'
-import {
-  cachedDeviceContexts,
-  createChangeFeed,
-  createDeviceAuthority,
-  createSettingsCipher,
-  createSettingsService,
-  SqliteRegistryStore,
-} from '../../../provisioning/index.ts'
+import { cachedDeviceContexts, createChangeFeed } from '../../../provisioning/index.ts'
+import { createDeviceAuthority } from '../../../provisioning/authority/device-authority.ts'
+import { createSettingsCipher } from '../../../provisioning/settings/secrets.ts'
+import { createSettingsService } from '../../../provisioning/settings/settings-service.ts'
+import { SqliteRegistryStore } from '../../../provisioning/store/sqlite-registry-store.ts'
 import { fixedClock } from '../../helpers/clock.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
 import { makeTestCa } from '../../helpers/test-ca.ts'
