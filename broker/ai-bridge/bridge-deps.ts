@@ -1,6 +1,5 @@
 import type { Logger } from 'pino'
-import type { Clock, Random } from '../../certs/index.ts'
-import type { Timers } from './timers.ts'
+import type { Clock, Random, Timers } from '../../certs/index.ts'
 
 /**
  * What the AI bridge asks of the rest of Gatehouse. The broker owns these interfaces (docs/conventions.md §3):

@@ -1,18 +1,5 @@
 // broker/ai-bridge/: the AI telemetry bridge. Reached through broker/index.ts (docs/conventions.md §2).
-export { attachAiBridge, type AiBridge, type AiBridgeCore } from './ai-bridge.ts'
-export type {
-  AiBridgeDeps,
-  AnomalyKind,
-  DeviceAiContext,
-  Insight,
-  InsightAnomaly,
-  InsightSink,
-  InsightUsage,
-  ThrottleNotice,
-  ThrottleReason,
-  UsageCounters,
-  UsageLedger,
-} from './bridge-deps.ts'
+export { attachAiBridge, type AiBridge } from './ai-bridge.ts'
 export {
   AI_BRIDGE_OPTIONS_SCHEMA,
   DEFAULT_REDACTED_FIELDS,
@@ -32,9 +19,3 @@ export {
   type RedactionRule,
   type WebhookProviderOptions,
 } from './options.ts'
-export type { InsightProvider, InsightRequest, ProviderResult, TelemetrySample } from './providers/provider.ts'
-export { signWebhookBody } from './providers/webhook.ts'
-export { OPENAI_SYSTEM_PROMPT } from './providers/openai.ts'
-export { toPrometheus, type AiBridgeStats, type ProviderStats } from './stats.ts'
-export { systemTimers, type Timers } from './timers.ts'
-export { createRedactor, redactString, type Redactor } from './redact.ts'

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import type { AiUsageStore, StoredInsight } from '../../provisioning/index.ts'
+import type { AiUsageStore, StoredInsight } from '../../provisioning/store/ai-usage-store.ts'
 
 /**
  * What every AiUsageStore must do (MQTT.js abstract_store style, docs/conventions.md §14). The in-memory

@@ -1,9 +1,10 @@
 import type { Packet } from 'mqtt-packet'
 import pino, { type Logger } from 'pino'
 import { onTestFinished } from 'vitest'
-import { createBroker, createMqttCore, resolveLimits, type Broker, type BrokerLimitsInput, type MqttCore, type Timers } from '../../broker/index.ts'
+import { createBroker, resolveLimits, type Broker, type BrokerLimitsInput } from '../../broker/index.ts'
+import { createMqttCore, type MqttCore } from '../../broker/create-mqtt-core.ts'
 import type { ProxyProtocolInput } from '../../broker/proxy-protocol.ts'
-import { systemClock } from '../../certs/index.ts'
+import { systemClock, type Timers } from '../../certs/index.ts'
 import { fixedClock, type FixedClock } from './clock.ts'
 import { createFakeDirectory, type FakeDirectory } from './fake-directory.ts'
 import {

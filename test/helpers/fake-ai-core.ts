@@ -1,5 +1,6 @@
-import type { AiBridgeCore, DevicePublish } from '../../broker/index.ts'
-import { parseDeviceTopic, telemetryTopic } from '../../broker/index.ts'
+import type { DevicePublish } from '../../broker/index.ts'
+import type { AiBridgeCore } from '../../broker/ai-bridge/ai-bridge.ts'
+import { parseDeviceTopic, telemetryTopic } from '../../broker/topics.ts'
 
 export interface SentToDevice {
   topic: string

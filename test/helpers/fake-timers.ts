@@ -1,4 +1,4 @@
-import type { Timers } from '../../broker/index.ts'
+import type { Timers } from '../../certs/index.ts'
 import { durationMs, type Duration, type FixedClock } from './clock.ts'
 
 /**

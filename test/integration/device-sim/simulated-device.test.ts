@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import type { SimEvent } from '../../../device-sim/index.ts'
+import type { SimEvent } from '../../../device-sim/device-types.ts'
 import { createDevices, recordTelemetry, simGatehouse, startDevice } from './gatehouse-fixture.ts'
 
 const seqs = (readings: Record<string, unknown>[]) => readings.map((r) => r.seq as number)

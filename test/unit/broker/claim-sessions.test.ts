@@ -1,6 +1,6 @@
 import type { IPublishPacket, ISubackPacket } from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
-import type { ClaimRequest } from '../../../broker/index.ts'
+import type { ClaimRequest } from '../../../broker/create-mqtt-core.ts'
 import { startCore, waitFor, type ConnectOptions } from '../../helpers/broker-harness.ts'
 import { fixedClock } from '../../helpers/clock.ts'
 import { fakeTimers } from '../../helpers/fake-timers.ts'

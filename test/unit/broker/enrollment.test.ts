@@ -1,14 +1,14 @@
 import type { IPublishPacket, Packet } from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
+import { attachEnrollment } from '../../../broker/index.ts'
 import {
-  attachEnrollment,
   MAX_QUEUED_REQUESTS,
   type ClaimRequestContext,
   type EnrollmentAnswer,
   type EnrollmentService,
   type RenewalRequestContext,
-} from '../../../broker/index.ts'
-import { requestIdOf } from '../../../broker/enrollment.ts'
+  requestIdOf,
+} from '../../../broker/enrollment.ts'
 import { createRecordingLogger, startCore, waitFor } from '../../helpers/broker-harness.ts'
 import type { PacketClient } from '../../helpers/mqtt-packet-stream.ts'
 

@@ -1,6 +1,7 @@
 import type { IPublishPacket } from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
-import { attachSettingsDelivery, type DevicePublish, type RenewalRequest } from '../../../broker/index.ts'
+import { attachSettingsDelivery, type DevicePublish } from '../../../broker/index.ts'
+import type { RenewalRequest } from '../../../broker/create-mqtt-core.ts'
 import { createRecordingLogger, startCore, waitFor } from '../../helpers/broker-harness.ts'
 
 async function connectedDevice() {

@@ -1,6 +1,7 @@
 import type { IPublishPacket } from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
-import { attachSettingsDelivery, type SettingsDocument } from '../../../broker/index.ts'
+import { attachSettingsDelivery } from '../../../broker/index.ts'
+import type { SettingsDocument } from '../../../broker/settings-delivery.ts'
 import { createRecordingLogger, startCore, waitFor, type CoreHarness } from '../../helpers/broker-harness.ts'
 import type { PacketClient } from '../../helpers/mqtt-packet-stream.ts'
 
