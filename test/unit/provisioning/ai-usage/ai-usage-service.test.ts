@@ -1,7 +1,7 @@
 import { describe, expect, expectTypeOf, it } from 'vitest'
 import type { Insight, InsightSink, UsageLedger } from '../../../../broker/index.ts'
 import { createAiUsageService, InMemoryAiUsageStore, type AiInsight, type AiUsageService } from '../../../../provisioning/index.ts'
-import { aiUsageStoreContract } from '../../../helpers/ai-usage-store-contract.ts'
+import { aiUsageStoreContract } from '../../../contract/ai-usage-store.contract.ts'
 import { fixedClock } from '../../../helpers/clock.ts'
 
 aiUsageStoreContract('InMemoryAiUsageStore', () => new InMemoryAiUsageStore())
