@@ -174,7 +174,7 @@ export function createFakeDirectory(clock: Clock = systemClock): FakeDirectory {
       return () => void listeners.delete(listener)
     },
     audit(record) {
-      audits.push(record)
+      audits.push({ ...record, details: record.details ?? {} }) // as the registry stores it
     },
     addDevice(deviceId, opts = {}) {
       const device: FakeDevice = { deviceId, status: 'active', tier: 'standard', group: null, ...opts }
