@@ -51,8 +51,8 @@ export interface ConnectOptions extends Partial<FakePeerCertificateOptions> {
  * test finishes. Connections are in-memory duplex pairs that look like authorized TLSSockets.
  */
 export async function startCore(opts: { limits?: BrokerLimitsInput; clock?: FixedClock; timers?: Timers } = {}): Promise<CoreHarness> {
-  const directory = createFakeDirectory()
   const clock = opts.clock ?? fixedClock('2026-01-01T00:00:00Z')
+  const directory = createFakeDirectory(clock)
   const { log, records } = createRecordingLogger()
   const core = createMqttCore({ directory, log, clock, ...(opts.timers ? { timers: opts.timers } : {}) }, resolveLimits(opts.limits))
   await core.start()

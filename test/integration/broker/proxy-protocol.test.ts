@@ -86,7 +86,7 @@ describe('PROXY protocol from trusted load balancers', () => {
     const refused = await connectThrough(h.port, unknown, header)
     expect(refused.connack).toMatchObject({ cmd: 'connack', returnCode: 5 })
     expect(h.directory.auditsFor('connect.refused')).toEqual([
-      expect.objectContaining({ details: expect.objectContaining({ reason: 'unknown-certificate', remoteAddress: '203.0.113.5' }) }),
+      expect.objectContaining({ details: expect.objectContaining({ reason: 'unknown-device', remoteAddress: '203.0.113.5' }) }),
     ])
   })
 

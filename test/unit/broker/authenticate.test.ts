@@ -48,7 +48,8 @@ describe('authenticate hook', () => {
       h.device('pump-7', SERIAL)
       h.directory.setDeviceStatus('pump-7', 'revoked')
     }, {}, 'revoked'],
-    ['fail/unknown-certificate', () => {}, {}, 'unknown-certificate'],
+    ['fail/unknown-certificate', (h: Harness) => h.directory.addDevice('pump-7'), {}, 'unknown-certificate'],
+    ['fail/unknown-device', () => {}, {}, 'unknown-device'],
     ['fail/client-id-mismatch', (h: Harness) => h.device('pump-7', SERIAL), { cn: 'pump-7', clientId: 'pump-8' }, 'client-id-mismatch'],
     ['fail/no-certificate', (h: Harness) => h.device('pump-7', SERIAL), { noCertificate: true }, 'no-client-certificate'],
     ['fail/server-only-certificate', (h: Harness) => h.device('pump-7', SERIAL), { extKeyUsage: [SERVER_AUTH_OID] }, 'not-a-client-certificate'],

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { claimSessionEnded, createClaimSessionRegistry, type ClaimSession } from '../../../broker/claim-sessions.ts'
 import { deviceSessionEnded, endAt, sessionEnd } from '../../../broker/sessions.ts'
 import { claimGrants } from '../../../broker/topics.ts'
-import { startCore } from '../../helpers/broker-harness.ts'
+import { startCore, waitFor } from '../../helpers/broker-harness.ts'
 import { fixedClock } from '../../helpers/clock.ts'
 import { fakeTimers } from '../../helpers/fake-timers.ts'
 
@@ -119,7 +119,7 @@ describe('session sweep', () => {
     const timers = fakeTimers(clock)
     const h = await startCore({ clock, timers, limits: { sessionSweepMs: 5000 } })
     h.device('pump-7', 'aa01')
-    h.directory.certificates.get('aa01')!.supersededAt = d('2026-01-01T00:01:00Z')
+    h.directory.supersedeCertificate('aa01', d('2026-01-01T00:01:00Z')) // before the connect: only the lookup carries it
     const a = await h.connect({ clientId: 'pump-7', serial: 'aa01' })
     await timers.advance('55s')
     expect(a.client.isClosed()).toBe(false)
@@ -149,8 +149,13 @@ describe('session sweep', () => {
   it('refuses a connect whose validUntil is already past', async () => {
     const h = await startCore()
     h.device('pump-7', 'aa01')
-    h.directory.certificates.get('aa01')!.supersededAt = d('2025-12-31T00:00:00Z')
-    const { connack } = await h.connect({ clientId: 'pump-7', serial: 'aa01' })
+    h.directory.supersedeCertificate('aa01', d('2026-01-01T00:00:10Z'))
+    const release = h.directory.holdLookups() // the answer (active until 00:00:10) is judged, then held
+    const pending = h.connect({ clientId: 'pump-7', serial: 'aa01' })
+    await waitFor(() => h.directory.lookups.length === 1, 2000, 'lookup')
+    h.clock.advance('11s')
+    release()
+    const { connack } = await pending
     expect(connack).toMatchObject({ returnCode: 5 })
     expect(h.directory.auditsFor('connect.refused')[0]?.details).toMatchObject({ reason: 'superseded' })
   })
