@@ -94,15 +94,6 @@ export async function startCore(opts: { limits?: BrokerLimitsInput; clock?: Fixe
   }
 }
 
-/** Waits (bounded) until `check` is true; polls every 5 ms. */
-export async function waitFor(check: () => boolean, timeoutMs = 2000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 5))
-  }
-}
-
 export interface BrokerHarness {
   broker: Broker
   port: number

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { startAiBridge } from '../../helpers/ai-bridge-harness.ts'
 import { chatCompletion, startHttpStub } from '../../helpers/ai-stubs.ts'
-import { waitFor } from '../../helpers/broker-harness.ts'
+import { waitFor } from '../../helpers/wait.ts'
 
 const limits = { requestsPerMinute: 600, burst: 100, dailyRequests: 10_000, dailyTokens: 1_000_000 }
 const openaiOptions = (baseUrl: string, extra: Record<string, unknown> = {}) => ({

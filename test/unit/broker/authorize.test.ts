@@ -1,7 +1,8 @@
 import type { IPublishPacket } from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
 import type { DevicePublish } from '../../../broker/index.ts'
-import { startCore, waitFor } from '../../helpers/broker-harness.ts'
+import { startCore } from '../../helpers/broker-harness.ts'
+import { waitFor } from '../../helpers/wait.ts'
 
 const A = 'pump-7'
 const SERIAL_A = 'aa01'

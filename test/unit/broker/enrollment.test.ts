@@ -9,7 +9,8 @@ import {
   type RenewalRequestContext,
   requestIdOf,
 } from '../../../broker/enrollment.ts'
-import { createRecordingLogger, startCore, waitFor } from '../../helpers/broker-harness.ts'
+import { createRecordingLogger, startCore } from '../../helpers/broker-harness.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import type { PacketClient } from '../../helpers/mqtt-packet-stream.ts'
 
 const CLAIM = 'batch-1'

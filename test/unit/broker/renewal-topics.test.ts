@@ -2,7 +2,8 @@ import type { IPublishPacket } from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
 import { attachSettingsDelivery, type DevicePublish } from '../../../broker/index.ts'
 import type { RenewalRequest } from '../../../broker/create-mqtt-core.ts'
-import { createRecordingLogger, startCore, waitFor } from '../../helpers/broker-harness.ts'
+import { createRecordingLogger, startCore } from '../../helpers/broker-harness.ts'
+import { waitFor } from '../../helpers/wait.ts'
 
 async function connectedDevice() {
   const h = await startCore()
