@@ -136,7 +136,7 @@ describe('session sweep', () => {
     h.device('pump-7', 'aa01')
     const release = h.directory.holdLookups()
     const pending = h.connect({ clientId: 'pump-7', serial: 'aa01' })
-    await new Promise((r) => setTimeout(r, 20))
+    await waitFor(() => h.directory.lookups.length === 1, 2000, 'the lookup')
     // announced, but the (stale) answer will not carry it
     h.directory.emit({ type: 'certificate.superseded', deviceId: 'pump-7', serial: 'aa01', supersededAt: '2026-01-01T00:00:10Z' })
     release()
