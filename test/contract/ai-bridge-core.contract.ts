@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { AiBridgeCore } from '../../broker/ai-bridge/ai-bridge.ts'
 import type { DevicePublish } from '../../broker/index.ts'
-import { waitFor } from '../helpers/broker-harness.ts'
+import { waitFor } from '../helpers/wait.ts'
 
 export interface ReceivedByDevice {
   topic: string

@@ -7,7 +7,7 @@ import { createCaReloader } from '../../../provisioning/ca/reload.ts'
 import { rotateIssuingCa } from '../../../provisioning/ca/rotation.ts'
 import { createChangeFeed, dataDirLayout, initControlPlane, keepCaCurrent, openControlPlane, rotateCa } from '../../../provisioning/index.ts'
 import type { ServerTlsMaterial } from '../../../provisioning/ca/keystore.ts'
-import { waitFor } from '../../helpers/broker-harness.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
 
 /** A pino logger that keeps what it logs, to see errors reported. */

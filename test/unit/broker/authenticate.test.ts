@@ -1,6 +1,7 @@
 import mqttPacket from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
-import { startCore, waitFor } from '../../helpers/broker-harness.ts'
+import { startCore } from '../../helpers/broker-harness.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import { asTlsPeer, duplexPair, fakePeerCertificate, packetClient, SERVER_AUTH_OID, CLIENT_AUTH_OID } from '../../helpers/mqtt-packet-stream.ts'
 
 const SERIAL = '0a1b2c3d'

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest'
 import { claimSessionEnded, createClaimSessionRegistry, type ClaimSession } from '../../../broker/claim-sessions.ts'
 import { deviceSessionEnded, endAt, sessionEnd } from '../../../broker/sessions.ts'
 import { claimGrants } from '../../../broker/topics.ts'
-import { startCore, waitFor } from '../../helpers/broker-harness.ts'
+import { startCore } from '../../helpers/broker-harness.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import { fixedClock } from '../../helpers/clock.ts'
 import { fakeTimers } from '../../helpers/fake-timers.ts'
 
@@ -135,7 +136,7 @@ describe('session sweep', () => {
     h.device('pump-7', 'aa01')
     const release = h.directory.holdLookups()
     const pending = h.connect({ clientId: 'pump-7', serial: 'aa01' })
-    await new Promise((r) => setTimeout(r, 20))
+    await waitFor(() => h.directory.lookups.length === 1, 2000, 'the lookup')
     // announced, but the (stale) answer will not carry it
     h.directory.emit({ type: 'certificate.superseded', deviceId: 'pump-7', serial: 'aa01', supersededAt: '2026-01-01T00:00:10Z' })
     release()
