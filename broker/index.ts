@@ -3,8 +3,8 @@
 export { createBroker, type Broker } from './create-broker.ts'
 export type { DevicePublish } from './create-mqtt-core.ts'
 export { attachEnrollment } from './enrollment.ts'
-export { DEFAULT_LIMITS, resolveLimits, type BrokerLimits, type BrokerLimitsInput } from './limits.ts'
-export { resolveProxyProtocol, type ProxyProtocolInput, type ProxyProtocolOptions } from './proxy-protocol.ts'
+export { DEFAULT_LIMITS, LIMITS_SCHEMA, resolveLimits, type BrokerLimits, type BrokerLimitsInput } from './limits.ts'
+export { PROXY_PROTOCOL_SCHEMA, resolveProxyProtocol, type ProxyProtocolInput, type ProxyProtocolOptions } from './proxy-protocol.ts'
 export { trackPresence } from './presence.ts'
 export { attachSettingsDelivery } from './settings-delivery.ts'
 export {
