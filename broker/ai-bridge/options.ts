@@ -4,9 +4,9 @@ import { AiOptionsInvalid } from '../errors.ts'
 
 /**
  * The AI bridge's options: one JSON schema (types, ranges, defaults; `additionalProperties: false`
- * everywhere) and the TypeScript shape it validates to. Zero configuration means the local provider
- * (no network) and safe limits. config.ts may embed AI_BRIDGE_OPTIONS_SCHEMA under its `ai` key, or keep
- * `{ type: 'object' }` there and call resolveAiBridgeOptions(): both report every problem at once.
+ * everywhere) from which the TypeScript types below are derived. Zero configuration means the local
+ * provider (no network) and safe limits. config.ts embeds AI_BRIDGE_OPTIONS_SCHEMA under its `ai` key;
+ * resolveAiBridgeOptions() adds the rules that relate two keys. Both report every problem at once.
  */
 
 export const PROVIDER_NAMES = ['local', 'openai', 'webhook'] as const

@@ -1,8 +1,8 @@
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import { describe, expect, expectTypeOf, it } from 'vitest'
 import { DEFAULT_LIMITS, LIMITS_SCHEMA, resolveAiBridgeOptions, type AiBridgeOptions, type BrokerLimits, type ProxyProtocolOptions } from '../../broker/index.ts'
-import { configEnvBindings, loadConfig, type Config } from '../../config.ts'
+import { configEnvBindings, configSchema, loadConfig, type Config } from '../../config.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
 
 /** GATEHOUSE_* variables read outside the config schema (secrets, CLI-only ones, docs/ai-bridge.md's webhook secret). */
@@ -70,6 +70,22 @@ describe('GATEHOUSE_* names, walked from the schema', () => {
     const all = [...names(), ...OTHER_ENV_NAMES]
     expect(all.length).toBeGreaterThan(80)
     expect(all.filter((n, i) => all.indexOf(n) !== i)).toEqual([])
+  })
+
+  it('the README and docs/ name only variables Gatehouse reads', () => {
+    const root = resolve(import.meta.dirname, '../..')
+    const docs = ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)]
+    const known = new Set([...names(), ...OTHER_ENV_NAMES, 'GATEHOUSE_KEY' /* docs/api.md: a shell variable holding an API key */])
+    const named = docs.flatMap((f) => [...readFileSync(join(root, f), 'utf8').matchAll(/GATEHOUSE_[A-Z0-9_]*[A-Z0-9]\b/g)].map((m) => `${f}: ${m[0]}`))
+    expect(named.length).toBeGreaterThan(20)
+    expect(named.filter((n) => !known.has(n.split(': ')[1] as string))).toEqual([])
+  })
+
+  it('the README\'s Configuration table has a row for every top-level key', () => {
+    const readme = readFileSync(resolve(import.meta.dirname, '../../README.md'), 'utf8')
+    const table = readme.slice(readme.indexOf('## Configuration'), readme.indexOf('Secrets never come from flags'))
+    const rows = table.split('\n').filter((l) => l.startsWith('| `'))
+    expect(Object.keys(configSchema.properties).filter((key) => !rows.some((r) => r.split('|')[1]?.includes(`\`${key}`)))).toEqual([])
   })
 
   it('a list of scalars is comma-separated; a map takes JSON', () => {
