@@ -1,6 +1,6 @@
-import { Ajv } from 'ajv'
-import { deepFreeze, describeSchemaErrors, type FromSchema } from '../certs/index.ts'
+import { deepFreeze, type FromSchema } from '../certs/index.ts'
 import { BrokerOptionInvalid } from './errors.ts'
+import { optionsValidator } from './option-schemas.ts'
 
 /**
  * Protection limits of the data plane, with safe defaults (docs/conventions.md §12: typed options with
@@ -116,7 +116,7 @@ export type BrokerLimits = FromSchema<typeof LIMITS_SCHEMA>
 /** What callers pass: anything left out (at any depth) takes its default. */
 export type BrokerLimitsInput = FromSchema<typeof LIMITS_SCHEMA, 'input'>
 
-const validate = new Ajv({ allErrors: true, useDefaults: true, strict: true }).compile<BrokerLimits>(LIMITS_SCHEMA)
+const validate = optionsValidator<BrokerLimits>(LIMITS_SCHEMA, 'limits', (problems) => new BrokerOptionInvalid('limits', problems))
 
 /** The rules that relate two limits; each range is in LIMITS_SCHEMA. */
 function crossLimitProblems(l: BrokerLimits): string[] {
@@ -131,8 +131,7 @@ function crossLimitProblems(l: BrokerLimits): string[] {
 
 /** Defaults < input; every problem reported at once as GH_BROKER_OPTION_INVALID. The input is not modified. */
 export function resolveLimits(input: BrokerLimitsInput = {}): Readonly<BrokerLimits> {
-  const l = structuredClone(input)
-  if (!validate(l)) throw new BrokerOptionInvalid('limits', describeSchemaErrors(validate.errors ?? [], 'limits').join('; '))
+  const l = validate(input)
   const problems = crossLimitProblems(l)
   if (problems.length > 0) throw new BrokerOptionInvalid('limits', problems.join('; '))
   return deepFreeze(l)

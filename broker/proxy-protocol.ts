@@ -1,7 +1,7 @@
 import net from 'node:net'
-import { Ajv } from 'ajv'
-import { deepFreeze, describeSchemaErrors, type FromSchema } from '../certs/index.ts'
+import { deepFreeze, type FromSchema } from '../certs/index.ts'
 import { BrokerOptionInvalid } from './errors.ts'
+import { optionsValidator } from './option-schemas.ts'
 
 /**
  * The PROXY protocol (v1 text and v2 binary, haproxy.org/download/2.6/doc/proxy-protocol.txt) on the
@@ -26,7 +26,7 @@ export const PROXY_PROTOCOL_SCHEMA = {
 export type ProxyProtocolOptions = FromSchema<typeof PROXY_PROTOCOL_SCHEMA>
 export type ProxyProtocolInput = FromSchema<typeof PROXY_PROTOCOL_SCHEMA, 'input'>
 
-const validate = new Ajv({ allErrors: true, useDefaults: true, strict: true }).compile<ProxyProtocolOptions>(PROXY_PROTOCOL_SCHEMA)
+const validate = optionsValidator<ProxyProtocolOptions>(PROXY_PROTOCOL_SCHEMA, 'proxyProtocol', (problems) => new BrokerOptionInvalid('proxyProtocol', problems))
 
 /** v1 is at most 107 bytes; v2 is 16 + its length. AWS NLB / GCP TLVs fit well within 1 KiB. */
 export const MAX_PROXY_HEADER_BYTES = 1024
@@ -36,8 +36,7 @@ const V1_MAX = 107
 
 /** Defaults < input; GH_BROKER_OPTION_INVALID lists every problem. The input is not modified. */
 export function resolveProxyProtocol(input: ProxyProtocolInput = {}): Readonly<ProxyProtocolOptions> {
-  const o = structuredClone(input)
-  if (!validate(o)) throw new BrokerOptionInvalid('proxyProtocol', describeSchemaErrors(validate.errors ?? [], 'proxyProtocol').join('; '))
+  const o = validate(input)
   // an address range is more than JSON Schema can say: parsed here, as trustedProxyMatcher() does
   const problems = o.trustedProxies.filter((entry) => parseRange(entry) === null).map((entry) => `trustedProxies: '${entry.slice(0, 64)}' is not an IP address or CIDR range`)
   if (problems.length > 0) throw new BrokerOptionInvalid('proxyProtocol', problems.join('; '))

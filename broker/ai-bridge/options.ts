@@ -1,6 +1,6 @@
-import { Ajv } from 'ajv'
-import { deepFreeze, describeSchemaErrors, DEVICE_ID_PATTERN_SOURCE, type FromSchema } from '../../certs/index.ts'
+import { deepFreeze, DEVICE_ID_PATTERN_SOURCE, type FromSchema } from '../../certs/index.ts'
 import { AiOptionsInvalid } from '../errors.ts'
+import { optionsValidator } from '../option-schemas.ts'
 
 /**
  * The AI bridge's options: one JSON schema (types, ranges, defaults; `additionalProperties: false`
@@ -257,8 +257,7 @@ export type WebhookProviderOptions = NonNullable<AiBridgeOptions['providers']['w
 export type RedactionRule = AiBridgeOptions['redaction']['default']
 export type RetryOptionsShape = AiBridgeOptions['retries']
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true })
-const validate = ajv.compile<AiBridgeOptions>(AI_BRIDGE_OPTIONS_SCHEMA)
+const validate = optionsValidator<AiBridgeOptions>(AI_BRIDGE_OPTIONS_SCHEMA, 'options', (problems) => new AiOptionsInvalid(problems))
 
 function httpUrlProblem(name: string, value: string): string | null {
   try {
@@ -274,8 +273,7 @@ function httpUrlProblem(name: string, value: string): string | null {
  * The input is not modified.
  */
 export function resolveAiBridgeOptions(input: AiBridgeOptionsInput | Record<string, unknown> = {}): Readonly<AiBridgeOptions> {
-  const options = structuredClone(input)
-  if (!validate(options)) throw new AiOptionsInvalid(describeSchemaErrors(validate.errors ?? [], 'options').join('; '))
+  const options = validate(input)
   const problems: string[] = []
   const configured = (p: ProviderName) => p === 'local' || options.providers[p] !== undefined
   if (!options.tiers[options.defaultTier]) problems.push(`defaultTier "${options.defaultTier}" has no entry in tiers`)
