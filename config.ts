@@ -24,7 +24,7 @@ const rateLimitSchema = (defaults: { ratePerSecond: number; burst: number }) =>
 
 /**
  * Gatehouse's whole configuration: one JSON Schema with ranges and defaults, from which the Config type
- * is derived (certs/json-schema.ts) and the GATEHOUSE_* environment names are walked (configEnvNames).
+ * is derived (certs/json-schema.ts) and the GATEHOUSE_* environment names are walked (configEnvBindings).
  * The broker owns its parts, `limits` and `proxyProtocol` (broker/) and `ai` (broker/ai-bridge/), with
  * their defaults and ranges; this file embeds them.
  */
