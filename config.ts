@@ -161,10 +161,8 @@ function readConfigFile(path: string): ConfigInput {
   } catch (err) {
     throw new ConfigInvalid(`${path} is not valid JSON (${(err as Error).message}): fix or remove it`)
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new ConfigInvalid(`${path} must hold a JSON object`)
-  }
-  return parsed as ConfigInput
+  if (!isObject(parsed)) throw new ConfigInvalid(`${path} must hold a JSON object`)
+  return parsed
 }
 
 function isObject(v: unknown): v is ConfigInput {
