@@ -1,7 +1,9 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { describe, expect, expectTypeOf, it } from 'vitest'
-import { DEFAULT_LIMITS, LIMITS_SCHEMA, resolveAiBridgeOptions, type AiBridgeOptions, type BrokerLimits, type ProxyProtocolOptions } from '../../broker/index.ts'
+import { resolveAiBridgeOptions, type AiBridgeOptions } from '../../broker/ai-bridge/options.ts'
+import { DEFAULT_LIMITS, LIMITS_SCHEMA, type BrokerLimits } from '../../broker/limits.ts'
+import type { ProxyProtocolOptions } from '../../broker/proxy-protocol.ts'
 import { configEnvBindings, configSchema, loadConfig, type Config } from '../../config.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
 

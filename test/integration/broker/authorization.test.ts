@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest'
-import type { BrokerLimitsInput, DevicePublish } from '../../../broker/index.ts'
+import type { DevicePublish } from '../../../broker/index.ts'
+import type { BrokerLimitsInput } from '../../../broker/limits.ts'
 import { startBroker, waitFor } from '../../helpers/broker-harness.ts'
 import { makeBrokerPki, type BrokerPki } from '../../helpers/broker-pki.ts'
 import { attemptConnect, closedWithin, connectDevice } from '../../helpers/mqtt-clients.ts'
