@@ -1,5 +1,6 @@
 import { onTestFinished } from 'vitest'
-import { attachAiBridge, type AiBridge, type AiBridgeOptionsInput } from '../../broker/index.ts'
+import { attachAiBridge, type AiBridge } from '../../broker/index.ts'
+import type { AiBridgeOptionsInput } from '../../broker/ai-bridge/options.ts'
 import type { DeviceAiContext } from '../../broker/ai-bridge/bridge-deps.ts'
 import { createAiUsageService, type AiUsageService } from '../../provisioning/ai-usage/ai-usage-service.ts'
 import { InMemoryAiUsageStore } from '../../provisioning/ai-usage/in-memory-ai-usage-store.ts'

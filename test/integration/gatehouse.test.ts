@@ -96,6 +96,7 @@ describe('gatehouse start (the whole product, as an operator runs it)', () => {
     expect(res.code).toBe(2)
     expect(res.stderr).toContain('error GH_CONFIG_INVALID')
     expect(res.stderr).toContain('mqttPort')
+    expect(res.stderr).toContain('limits.maxConnectionsPerIp must be >= 1 (from GATEHOUSE_LIMITS_MAX_CONNECTIONS_PER_IP)')
   })
 })
 

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest'
-import type { BrokerLimitsInput, DevicePublish } from '../../../broker/index.ts'
+import type { DevicePublish } from '../../../broker/index.ts'
+import type { BrokerLimitsInput } from '../../../broker/limits.ts'
 import { startBroker } from '../../helpers/broker-harness.ts'
 import { waitFor } from '../../helpers/wait.ts'
 import { makeBrokerPki, type BrokerPki } from '../../helpers/broker-pki.ts'
