@@ -50,7 +50,7 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
   const enrollmentOptions = {
     renewalWindow: config.renewalWindow,
     claimRequestRate: { ...config.claimRequestRate },
-    ...(config.limits.auditIntervalMs !== undefined && { auditIntervalMs: config.limits.auditIntervalMs }),
+    auditIntervalMs: config.limits.auditIntervalMs,
   }
   const control = await openControlPlane(config.dataDir, { ...authorityOptions(config), ...enrollmentOptions }, deps)
   // one list of closers, run in reverse order by close() and when starting fails half-way
@@ -80,7 +80,7 @@ async function startServices(config: Readonly<Config>, deps: GatehouseDeps, cont
     { host: config.host, port: config.mqttPort, tls, limits: config.limits, proxyProtocol: config.proxyProtocol },
   )
   closers.push(() => broker.close())
-  closers.push(attachEnrollment(broker, { service: control.enrollment, log, clock }, { ...(config.limits.auditIntervalMs !== undefined && { auditIntervalMs: config.limits.auditIntervalMs }) }))
+  closers.push(attachEnrollment(broker, { service: control.enrollment, log, clock }, { auditIntervalMs: config.limits.auditIntervalMs }))
   closers.push(
     attachSettingsDelivery(broker, {
       source: { current: async (id) => control.settings.deliverable(id), report: (id, payload) => control.settings.report(id, payload) },
