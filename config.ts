@@ -1,129 +1,67 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Ajv, type ErrorObject, type JSONSchemaType } from 'ajv'
+import { Ajv } from 'ajv'
 import createError from '@fastify/error'
-import { resolveAiBridgeOptions, resolveLimits, resolveProxyProtocol, type BrokerLimitsInput, type ProxyProtocolInput } from './broker/index.ts'
-import { KEY_ALGORITHMS, type KeyAlgorithm } from './certs/index.ts'
+import { AI_BRIDGE_OPTIONS_SCHEMA, LIMITS_SCHEMA, PROXY_PROTOCOL_SCHEMA, resolveAiBridgeOptions, resolveLimits, resolveProxyProtocol } from './broker/index.ts'
+import { deepFreeze, describeSchemaErrors, KEY_ALGORITHMS, type FromSchema } from './certs/index.ts'
 
 export const ConfigInvalid = createError('GH_CONFIG_INVALID', '%s', 400)
 
 /**
- * Gatehouse's whole configuration. The schema below is typed against this interface (ajv's
- * JSONSchemaType), so the compiler keeps the two in step: one source for what is valid.
+ * A request rate of the control plane (per API key, per claim): a token bucket with its range and, per
+ * field, its default. (Here, not in provisioning/: only gatehouse.ts imports both planes.)
  */
-export interface Config {
-  dataDir: string
-  host: string
-  mqttPort: number
-  /** the app HTTP API: loopback by default; any other address needs HTTPS or httpAllowInsecure */
-  httpHost: string
-  httpPort: number
-  httpAllowInsecure: boolean
-  /** requests per API key (token bucket) */
-  httpRateLimit: { ratePerSecond: number; burst: number }
-  hostnames: string[]
-  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
-  logFormat: 'auto' | 'json' | 'pretty'
-  keyAlgorithm: KeyAlgorithm
-  certValidDays: number
-  renewOverlapHours: number
-  /** the last fraction of a device certificate's validity in which the device may renew it over MQTT */
-  renewalWindow: number
-  /** claim requests per claim, all its sessions together (token bucket; over it: GH_CLAIM_RATE_LIMITED) */
-  claimRequestRate: { ratePerSecond: number; burst: number }
-  defaultTier: string
-  changeFeedIntervalMs: number
-  /** broker protection limits; anything left out takes the broker's default (broker/limits.ts) */
-  limits: BrokerLimitsInput
-  /** PROXY protocol v1/v2 on the MQTT listener from these load balancers (docs/deployment.md); off by default */
-  proxyProtocol: ProxyProtocolInput
-  /** the AI telemetry bridge on or off (on by default, with the local analyzer) */
-  aiEnabled: boolean
-  /** the AI telemetry bridge (docs/ai-bridge.md); {} = the local analyzer with safe limits */
-  ai: Record<string, unknown>
-  /** settings documents and group JSON Schemas (provisioning/settings) */
-  settingsLimits: { maxLayerBytes: number; maxDepth: number; maxSchemaBytes: number }
-}
-
-const bucketSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { ratePerSecond: { type: 'number' }, burst: { type: 'number' } },
-} as const
-
-/** A token bucket option of the control plane (API keys, claims), with its range and default. */
-function tokenBucketSchema(defaults: { ratePerSecond: number; burst: number }) {
-  return {
+const rateLimitSchema = (defaults: { ratePerSecond: number; burst: number }) =>
+  ({
     type: 'object',
     additionalProperties: false,
-    properties: { ratePerSecond: { type: 'number', exclusiveMinimum: 0 }, burst: { type: 'integer', minimum: 1 } },
-    required: ['ratePerSecond', 'burst'],
-    default: defaults,
-  } as const
-}
+    properties: {
+      ratePerSecond: { type: 'number', exclusiveMinimum: 0, default: defaults.ratePerSecond },
+      burst: { type: 'integer', minimum: 1, default: defaults.burst },
+    },
+    default: {},
+  }) as const
 
-// Types and key names here; ranges and defaults live once, in the broker's resolveLimits().
-const limitsSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    maxConnections: { type: 'integer' },
-    maxConnectionsPerIp: { type: 'integer' },
-    connectionRatePerIp: bucketSchema,
-    connectRatePerClientId: bucketSchema,
-    handshakeTimeoutMs: { type: 'integer' },
-    connectTimeoutMs: { type: 'integer' },
-    maxPacketBytes: { type: 'integer' },
-    keepaliveSeconds: { type: 'object', additionalProperties: false, properties: { min: { type: 'integer' }, max: { type: 'integer' } } },
-    packetRate: bucketSchema,
-    maxQueuedMessages: { type: 'integer' },
-    maxQueuedBytes: { type: 'integer' },
-    maxInflightInbound: { type: 'integer' },
-    publishRate: bucketSchema,
-    publishBytesRate: bucketSchema,
-    auditIntervalMs: { type: 'integer' },
-    maxTrackedKeys: { type: 'integer' },
-    drainTimeoutMs: { type: 'integer' },
-    claimSessionSeconds: { type: 'integer' },
-    sessionSweepMs: { type: 'integer' },
-  },
-} as const
-
-export const configSchema: JSONSchemaType<Config> = {
+/**
+ * Gatehouse's whole configuration: one JSON Schema with ranges and defaults, from which the Config type
+ * is derived (certs/json-schema.ts) and the GATEHOUSE_* environment names are walked (configEnvBindings).
+ * The broker owns its parts, `limits` and `proxyProtocol` (broker/) and `ai` (broker/ai-bridge/), with
+ * their defaults and ranges; this file embeds them.
+ */
+export const configSchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
     dataDir: { type: 'string', minLength: 1, default: './data' },
     host: { type: 'string', minLength: 1, default: '127.0.0.1' },
     mqttPort: { type: 'integer', minimum: 0, maximum: 65_535, default: 8883 },
+    /** the app HTTP API: loopback by default; any other address needs HTTPS or httpAllowInsecure */
     httpHost: { type: 'string', minLength: 1, default: '127.0.0.1' },
     httpPort: { type: 'integer', minimum: 0, maximum: 65_535, default: 8080 },
     httpAllowInsecure: { type: 'boolean', default: false },
-    httpRateLimit: tokenBucketSchema({ ratePerSecond: 20, burst: 40 }),
+    /** requests per API key (token bucket) */
+    httpRateLimit: rateLimitSchema({ ratePerSecond: 20, burst: 40 }),
     hostnames: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 253 }, default: [] },
     logLevel: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
     logFormat: { type: 'string', enum: ['auto', 'json', 'pretty'], default: 'auto' },
-    keyAlgorithm: { type: 'string', enum: [...KEY_ALGORITHMS], default: 'p256' },
+    keyAlgorithm: { type: 'string', enum: KEY_ALGORITHMS, default: 'p256' },
     certValidDays: { type: 'integer', minimum: 1, maximum: 3650, default: 365 },
     renewOverlapHours: { type: 'number', minimum: 0, maximum: 24 * 365, default: 24 },
+    /** the last fraction of a device certificate's validity in which the device may renew it over MQTT */
     renewalWindow: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 1 / 3 },
-    claimRequestRate: tokenBucketSchema({ ratePerSecond: 5, burst: 50 }),
+    /** claim requests per claim, all its sessions together (token bucket; over it: GH_CLAIM_RATE_LIMITED) */
+    claimRequestRate: rateLimitSchema({ ratePerSecond: 5, burst: 50 }),
     defaultTier: { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,31}$', default: 'standard' },
     changeFeedIntervalMs: { type: 'integer', minimum: 20, maximum: 5000, default: 200 },
-    limits: { ...limitsSchema, default: {} },
-    // ranges checked by the broker's resolveProxyProtocol() below
-    proxyProtocol: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        trustedProxies: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 64 }, maxItems: 256 },
-        headerTimeoutMs: { type: 'integer' },
-      },
-      default: {},
-    },
-    // validated in full by the bridge's own schema (resolveAiBridgeOptions) below
+    /** broker protection limits (broker/limits.ts); the rules relating two limits are checked by resolveLimits() */
+    limits: { ...LIMITS_SCHEMA, default: {} },
+    /** PROXY protocol v1/v2 on the MQTT listener from these load balancers (docs/deployment.md); off by default */
+    proxyProtocol: { ...PROXY_PROTOCOL_SCHEMA, default: {} },
+    /** the AI telemetry bridge on or off (on by default, with the local analyzer) */
     aiEnabled: { type: 'boolean', default: true },
-    ai: { type: 'object', default: {} },
+    /** the AI telemetry bridge (docs/ai-bridge.md); {} = the local analyzer with safe limits */
+    ai: { ...AI_BRIDGE_OPTIONS_SCHEMA, default: {} },
+    /** settings documents and group JSON Schemas (provisioning/settings) */
     settingsLimits: {
       type: 'object',
       additionalProperties: false,
@@ -132,43 +70,87 @@ export const configSchema: JSONSchemaType<Config> = {
         maxDepth: { type: 'integer', minimum: 2, maximum: 64, default: 16 },
         maxSchemaBytes: { type: 'integer', minimum: 1024, maximum: 256 * 1024, default: 32 * 1024 },
       },
-      required: ['maxLayerBytes', 'maxDepth', 'maxSchemaBytes'],
       default: {},
     },
   },
-  required: [],
-} as unknown as JSONSchemaType<Config>
+} as const
+
+export type Config = FromSchema<typeof configSchema>
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: 'array', strict: true })
-const validate = ajv.compile(configSchema)
+const validate = ajv.compile<Config>(configSchema)
 
 export type ConfigInput = Record<string, unknown>
 
-/**
- * Env names: GATEHOUSE_ + the key in SCREAMING_SNAKE_CASE (GATEHOUSE_MQTT_PORT); limits: GATEHOUSE_LIMITS_<KEY>;
- * GATEHOUSE_PROXY_PROTOCOL_TRUSTED_PROXIES: comma-separated addresses / CIDR ranges.
- */
+/** A key in SCREAMING_SNAKE_CASE after a prefix: envName('mqttPort') = GATEHOUSE_MQTT_PORT. */
 export function envName(key: string, prefix = 'GATEHOUSE_'): string {
   return prefix + key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()
 }
 
-function fromEnv(env: NodeJS.ProcessEnv): ConfigInput {
-  const out: ConfigInput = {}
-  const limits: ConfigInput = {}
-  for (const key of Object.keys(configSchema.properties ?? {})) {
-    if (key === 'limits' || key === 'proxyProtocol') continue
-    const v = env[envName(key)]
-    if (v !== undefined && v !== '') out[key] = key === 'hostnames' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v
+interface SchemaNode {
+  type?: string
+  properties?: Record<string, SchemaNode>
+  items?: SchemaNode
+}
+
+/** How an environment variable's text becomes a value: as is (the schema coerces it), comma-separated, or JSON. */
+export interface EnvBinding {
+  name: string
+  path: string[]
+  form: 'text' | 'list' | 'json'
+}
+
+/**
+ * The GATEHOUSE_* names, walked from the schema: each key's name is its parent's plus the key in
+ * SCREAMING_SNAKE_CASE (limits.packetRate.burst: GATEHOUSE_LIMITS_PACKET_RATE_BURST). Objects with
+ * properties are walked into; a list of scalars is comma-separated; a map (ai.tiers) or a list of
+ * objects, which a walk cannot reach, takes JSON.
+ */
+export function configEnvBindings(schema: SchemaNode = configSchema, path: string[] = [], prefix = 'GATEHOUSE_'): EnvBinding[] {
+  return Object.entries(schema.properties ?? {}).flatMap(([key, node]): EnvBinding[] => {
+    const name = envName(key, prefix)
+    const at = [...path, key]
+    if (node.type === 'object' && node.properties) return configEnvBindings(node, at, `${name}_`)
+    if (node.type === 'object' || (node.type === 'array' && node.items?.type === 'object')) return [{ name, path: at, form: 'json' }]
+    return [{ name, path: at, form: node.type === 'array' ? 'list' : 'text' }]
+  })
+}
+
+const ENV_BINDINGS = configEnvBindings()
+
+function envValue(binding: EnvBinding, text: string): unknown {
+  if (binding.form === 'list') return text.split(',').map((s) => s.trim()).filter(Boolean)
+  if (binding.form === 'text') return text
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    throw new ConfigInvalid(`${binding.name} is not valid JSON (${(err as Error).message})`)
   }
-  for (const [key, schema] of Object.entries(limitsSchema.properties)) {
-    if (schema.type !== 'integer') continue // nested limits are set in gatehouse.json
-    const v = env[envName(key, 'GATEHOUSE_LIMITS_')]
-    if (v !== undefined && v !== '') limits[key] = v
+}
+
+function setPath(target: ConfigInput, [key, ...rest]: string[], value: unknown): void {
+  if (key === undefined) return
+  if (rest.length === 0) {
+    target[key] = value
+    return
   }
-  if (Object.keys(limits).length) out.limits = limits
-  const trustedProxies = env.GATEHOUSE_PROXY_PROTOCOL_TRUSTED_PROXIES
-  if (trustedProxies) out.proxyProtocol = { trustedProxies: trustedProxies.split(',').map((s) => s.trim()).filter(Boolean) }
-  return out
+  const child = target[key]
+  const next: ConfigInput = isObject(child) ? child : {}
+  target[key] = next
+  setPath(next, rest, value)
+}
+
+/** The env layer, and which variable set each value (for the error messages). An empty variable is unset. */
+function fromEnv(env: NodeJS.ProcessEnv): { layer: ConfigInput; used: EnvBinding[] } {
+  const layer: ConfigInput = {}
+  const used: EnvBinding[] = []
+  for (const binding of ENV_BINDINGS) {
+    const text = env[binding.name]
+    if (text === undefined || text === '') continue
+    setPath(layer, binding.path, envValue(binding, text))
+    used.push(binding)
+  }
+  return { layer, used }
 }
 
 function readConfigFile(path: string): ConfigInput {
@@ -179,65 +161,74 @@ function readConfigFile(path: string): ConfigInput {
   } catch (err) {
     throw new ConfigInvalid(`${path} is not valid JSON (${(err as Error).message}): fix or remove it`)
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new ConfigInvalid(`${path} must hold a JSON object`)
-  }
-  return parsed as ConfigInput
+  if (!isObject(parsed)) throw new ConfigInvalid(`${path} must hold a JSON object`)
+  return parsed
 }
 
-function merge(...layers: ConfigInput[]): ConfigInput {
-  const out: ConfigInput = {}
-  for (const layer of layers) {
-    for (const [k, v] of Object.entries(layer)) {
-      if (v === undefined) continue
-      const value = k === 'limits' && typeof v === 'object' && v !== null ? { ...(out.limits as object), ...(v as object) } : v
-      // an own property even for "__proto__" (a JSON file has it as a key): the schema then refuses it as unknown
-      Object.defineProperty(out, k, { value, enumerable: true, writable: true, configurable: true })
+function isObject(v: unknown): v is ConfigInput {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+/** Later layers win key by key, at every depth; the layers themselves are not modified. */
+function mergeInto(target: ConfigInput, layer: ConfigInput): ConfigInput {
+  for (const [k, v] of Object.entries(layer)) {
+    if (v === undefined) continue
+    const prev = Object.hasOwn(target, k) ? target[k] : undefined
+    const value = isObject(v) ? mergeInto(isObject(prev) ? prev : {}, v) : v
+    // an own property even for "__proto__" (a JSON file has it as a key): the schema then refuses it as unknown
+    Object.defineProperty(target, k, { value, enumerable: true, writable: true, configurable: true })
+  }
+  return target
+}
+
+function valueAt(config: ConfigInput, path: string[]): unknown {
+  return path.reduce<unknown>((v, key) => (isObject(v) && Object.hasOwn(v, key) ? v[key] : undefined), config)
+}
+
+/** " (from GATEHOUSE_X)" for a problem at or under a value an environment variable set. */
+function envLabel(sources: Map<string, string>): (instancePath: string) => string {
+  return (instancePath) => {
+    for (const [at, name] of sources) if (instancePath === at || instancePath.startsWith(`${at}/`)) return ` (from ${name})`
+    return ''
+  }
+}
+
+/** The rules relating two keys of one plane's options, and what JSON Schema cannot say (address ranges, URLs). */
+function planeProblems(config: Config, used: EnvBinding[]): string[] {
+  const checks: [string, () => unknown][] = [
+    ['limits', () => resolveLimits(config.limits)],
+    ['proxyProtocol', () => resolveProxyProtocol(config.proxyProtocol)],
+    ['ai', () => resolveAiBridgeOptions(config.ai)],
+  ]
+  return checks.flatMap(([key, check]) => {
+    try {
+      check()
+      return []
+    } catch (err) {
+      const names = used.filter((b) => b.path[0] === key).map((b) => b.name)
+      return [`${(err as Error).message}${names.length ? ` (environment: ${names.join(', ')})` : ''}`]
     }
-  }
-  return out
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object') {
-    for (const v of Object.values(value)) deepFreeze(v)
-    Object.freeze(value)
-  }
-  return value
-}
-
-function describeErrors(): string {
-  return (validate.errors ?? [])
-    .map((e: ErrorObject) => {
-      const where = e.instancePath.replace(/^\//, '').replace(/\//g, '.') || 'config'
-      if (e.keyword === 'additionalProperties') {
-        const extra = (e.params as { additionalProperty: string }).additionalProperty
-        return `unknown key "${where === 'config' ? '' : `${where}.`}${extra}"`
-      }
-      return `${where} ${e.message ?? 'is invalid'}`
-    })
-    .join('; ')
+  })
 }
 
 /**
- * The one way to a Config: defaults < <dataDir>/gatehouse.json < GATEHOUSE_* env < flags. Invalid input
- * stops start-up with every problem listed; the result is deeply frozen. Only this module and the CLI
- * read the environment and files for configuration (CONVENTIONS.md §11-12).
+ * The one way to a Config: defaults < <dataDir>/gatehouse.json < GATEHOUSE_* env < flags, merged key by
+ * key. Invalid input stops start-up with every problem listed, naming the environment variable a bad
+ * value came from; the result is deeply frozen. Only this module and the CLI read the environment and
+ * files for configuration (docs/conventions.md §11-12).
  */
 export function loadConfig(flags: ConfigInput, env: NodeJS.ProcessEnv): Readonly<Config> {
-  const envLayer = fromEnv(env)
+  const { layer: envLayer, used } = fromEnv(env)
   const dataDir = String(flags.dataDir ?? envLayer.dataDir ?? './data')
   const fileLayer = readConfigFile(join(dataDir, 'gatehouse.json'))
-  const merged = merge(fileLayer, envLayer, flags, { dataDir })
-  if (!validate(merged)) throw new ConfigInvalid(describeErrors())
-  const config = merged as unknown as Config
-  try {
-    resolveLimits(config.limits)
-    resolveProxyProtocol(config.proxyProtocol)
-    resolveAiBridgeOptions(config.ai)
-  } catch (err) {
-    throw new ConfigInvalid((err as Error).message, { cause: err })
-  }
+  const config: ConfigInput = {}
+  for (const layer of [fileLayer, envLayer, flags, { dataDir }]) mergeInto(config, layer)
+  // a flag overrides the variable of the same key: then the variable is not named
+  const fromEnvAlone = used.filter((b) => valueAt(flags, b.path) === undefined)
+  const sources = new Map(fromEnvAlone.map((b) => [`/${b.path.join('/')}`, b.name]))
+  if (!validate(config)) throw new ConfigInvalid(describeSchemaErrors(validate.errors ?? [], 'config', envLabel(sources)).join('; '))
+  const problems = planeProblems(config, fromEnvAlone)
+  if (problems.length > 0) throw new ConfigInvalid(problems.join('; '))
   return deepFreeze(config)
 }
 

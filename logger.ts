@@ -3,7 +3,7 @@ import pretty from 'pino-pretty'
 
 export type { Logger }
 
-/** Paths pino blanks out wherever they appear (CONVENTIONS.md §17): secrets are never logged. */
+/** Paths pino blanks out wherever they appear (docs/conventions.md §17): secrets are never logged. */
 export const REDACT_PATHS = [
   'privateKey',
   '*.privateKey',

@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config'
 
-// Two projects (CONVENTIONS.md §22): unit tests touch no sockets and no disk; integration tests use
-// real TLS on loopback port 0, real SQLite files in temp dirs, openssl and mosquitto clients.
+// Two projects (docs/conventions.md §22): unit tests open no sockets (aedes runs over in-memory streams)
+// and touch the disk only in temp dirs (a real SQLite file where a store is involved); integration tests
+// use real TLS on loopback port 0, real SQLite files in temp dirs, openssl and mosquitto clients.
 export default defineConfig({
   test: {
     projects: [

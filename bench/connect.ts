@@ -43,7 +43,7 @@ export interface ConnectRun {
  * A mutual-TLS connect storm: DEVICES devices, each with its own certificate and clientId = CN,
  * connected from 127.0.0.1 with at most CONCURRENCY connects in flight, against a fresh broker per
  * case; Gatehouse, plain aedes behind the same TLS settings, and Mosquitto (require_certificate) in the
- * same run, in alternating order. See BENCHMARKING.md for why broker CPU per connection is the figure
+ * same run, in alternating order. See docs/conventions.md §29 for why broker CPU per connection is the figure
  * to compare (the mqtt.js load generator, not the broker, limits connections/s on 2 cores).
  */
 export async function connectBenchmark(): Promise<Record<string, unknown>> {

@@ -1,6 +1,6 @@
 // npm run bench [-- <scenario>... [--help]]: runs the named benchmark scenarios (all when none is named),
 // prints a table for each and saves JSON under bench/results/ (ignored by git). Benchmarks are not
-// tests: they measure, they do not pass or fail (see ../shared/BENCHMARKING.md for how to read them).
+// tests: they measure, they do not pass or fail (see docs/conventions.md §29 for how to read them).
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { scenarioHelp, scenarios } from './scenarios.ts'

@@ -30,7 +30,7 @@ export function envInt(name: string, fallback: number): number {
   return n
 }
 
-/** Brokers in forward order on odd repetitions and reversed on even ones (BENCHMARKING.md). */
+/** Brokers in forward order on odd repetitions and reversed on even ones (docs/conventions.md §29). */
 export function alternate<T>(items: readonly T[], rep: number): T[] {
   return rep % 2 ? [...items] : [...items].reverse()
 }

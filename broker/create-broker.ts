@@ -49,7 +49,7 @@ export interface Broker extends Omit<MqttCore, 'aedes' | 'start' | 'handle' | 'c
 }
 
 /**
- * The data plane: a mutual-TLS listener in front of aedes (ARCHITECTURE.md).
+ * The data plane: a mutual-TLS listener in front of aedes (docs/architecture.md).
  *
  *   TCP accept -> per-address gate (connection-gate.ts) -> TLS handshake (client certificate required
  *   and verified against options.tls.ca only, TLS >= 1.2, handshakeTimeout) -> packet-size guard ->
@@ -58,7 +58,7 @@ export interface Broker extends Omit<MqttCore, 'aedes' | 'start' | 'handle' | 'c
  * The raw TCP connection is accepted by a plain net.Server and handed to the TLS server with
  * `emit('connection')`, so that refused addresses never cost a handshake. noDelay is set on both:
  * with Nagle on, the CONNACK waits behind TLS 1.3 session tickets for the client's delayed ACK
- * (~48 ms per connect instead of ~5 ms; BENCHMARKING.md).
+ * (~48 ms per connect instead of ~5 ms; docs/conventions.md §29).
  */
 export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
   const limits = resolveLimits(options.limits)

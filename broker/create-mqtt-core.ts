@@ -6,7 +6,7 @@ import { createClaimSessionRegistry } from './claim-sessions.ts'
 import { describeSession, wireCoreListeners } from './core-listeners.ts'
 import type { DeviceDirectory } from './device-directory.ts'
 import { TopicNotDeviceBound } from './errors.ts'
-import { capText, createEventThrottle, type Clock } from '../certs/index.ts'
+import { capText, createEventThrottle, systemTimers, type Clock, type Timers } from '../certs/index.ts'
 import { guardDirectory } from './guard-directory.ts'
 import { guardFrameSize } from './frame-size-guard.ts'
 import { createPacketBudget } from './packet-budget.ts'
@@ -19,7 +19,6 @@ import type { BrokerLimits } from './limits.ts'
 import { startSessionLifecycle } from './session-lifecycle.ts'
 import { boundSessionStore, type SessionPersistence, type SessionStore, type SessionStoreStats } from './session-store.ts'
 import { createSessionRegistry } from './sessions.ts'
-import { systemTimers, type Timers } from './timers.ts'
 import { createKeyedTokenBuckets } from './token-bucket.ts'
 import { claimResponseTopic, isBrokerToDeviceKind, parseDeviceTopic, renewalResponseTopic, type DeviceTopicKind } from './topics.ts'
 
@@ -104,7 +103,7 @@ export type Unsubscribe = () => void
  * sessions (claim-sessions.ts), live revocation and the end-of-validity sweep (session-lifecycle.ts),
  * and the listener API that settings delivery, the AI bridge and enrollment (enrollment.ts) hook into
  * (core-listeners.ts). create-broker.ts puts a TLS listener in front; unit tests drive `handle()` over
- * in-memory duplex streams (CONVENTIONS.md §24).
+ * in-memory duplex streams (docs/conventions.md §24).
  */
 export interface MqttCore {
   readonly aedes: Aedes

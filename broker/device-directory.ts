@@ -1,7 +1,7 @@
 import type { PeerIdentity } from '../certs/index.ts'
 
 /**
- * The one question the data plane asks the control plane (ARCHITECTURE.md, CONVENTIONS.md §3).
+ * The one question the data plane asks the control plane (docs/architecture.md, docs/conventions.md §3).
  * The broker owns this interface; provisioning's facade matches it structurally, and cluster mode
  * later swaps the implementation, not the broker.
  */
@@ -32,7 +32,7 @@ export type ClaimLookup =
   | { kind: 'claim'; claimId: string; serial: string }
   | { kind: 'refused'; reason: ClaimRefusalReason; claimId: string | null; serial: string }
 
-/** Events the control plane publishes; `noun.pastVerb` (CONVENTIONS.md §19). */
+/** Events the control plane publishes; `noun.pastVerb` (docs/conventions.md §19). */
 export type ControlEvent =
   | { type: 'device.created'; deviceId: string }
   | { type: 'device.revoked'; deviceId: string }

@@ -27,7 +27,7 @@ export interface RenewalRequestContext {
 
 /**
  * What the broker asks of the control plane for enrollment over MQTT; the broker owns this interface
- * and provisioning's enrollment service matches it structurally (CONVENTIONS.md §3).
+ * and provisioning's enrollment service matches it structurally (docs/conventions.md §3).
  */
 export interface EnrollmentService {
   /** Never rejects for a refusal: answers { ok: false, error } and audits the refusal itself. Payload = raw MQTT payload bytes. */

@@ -1,6 +1,6 @@
 import createError from '@fastify/error'
 
-// Coded errors of broker/ (CONVENTIONS.md §8). Each code needs a `### GH_…` entry in docs/errors.md.
+// Coded errors of broker/ (docs/conventions.md §8). Each code needs a `### GH_…` entry in docs/errors.md.
 // MQTT return codes for them live once, in reason-codes.ts.
 
 /** The device may not connect (revoked, disabled, unknown, clientId != CN …); reason in the message. */

@@ -1,5 +1,7 @@
 import net from 'node:net'
+import { deepFreeze, type FromSchema } from '../certs/index.ts'
 import { BrokerOptionInvalid } from './errors.ts'
+import { optionsValidator } from './option-schemas.ts'
 
 /**
  * The PROXY protocol (v1 text and v2 binary, haproxy.org/download/2.6/doc/proxy-protocol.txt) on the
@@ -10,14 +12,21 @@ import { BrokerOptionInvalid } from './errors.ts'
  * claim an address). The bytes after the header are put back (socket.unshift) and create-broker.ts
  * hands the socket to the TLS server as usual, so client-certificate verification is unchanged.
  */
-export interface ProxyProtocolOptions {
-  /** addresses or CIDR ranges of the load balancers (IPv4 or IPv6); [] = PROXY protocol off */
-  trustedProxies: string[]
-  /** TCP accept -> complete header. Default 5000 ms */
-  headerTimeoutMs: number
-}
+export const PROXY_PROTOCOL_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    /** addresses or CIDR ranges of the load balancers (IPv4 or IPv6), each parsed by resolveProxyProtocol(); [] = PROXY protocol off */
+    trustedProxies: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 64 }, maxItems: 256, default: [] },
+    /** TCP accept -> complete header, ms */
+    headerTimeoutMs: { type: 'integer', minimum: 1, maximum: 60_000, default: 5000 },
+  },
+} as const
 
-export type ProxyProtocolInput = Partial<ProxyProtocolOptions>
+export type ProxyProtocolOptions = FromSchema<typeof PROXY_PROTOCOL_SCHEMA>
+export type ProxyProtocolInput = FromSchema<typeof PROXY_PROTOCOL_SCHEMA, 'input'>
+
+const validate = optionsValidator<ProxyProtocolOptions>(PROXY_PROTOCOL_SCHEMA, 'proxyProtocol', (problems) => new BrokerOptionInvalid('proxyProtocol', problems))
 
 /** v1 is at most 107 bytes; v2 is 16 + its length. AWS NLB / GCP TLVs fit well within 1 KiB. */
 export const MAX_PROXY_HEADER_BYTES = 1024
@@ -25,15 +34,13 @@ const V2_SIGNATURE = Buffer.from('0d0a0d0a000d0a515549540a', 'hex')
 const V1_PREFIX = Buffer.from('PROXY ')
 const V1_MAX = 107
 
+/** Defaults < input; GH_BROKER_OPTION_INVALID lists every problem. The input is not modified. */
 export function resolveProxyProtocol(input: ProxyProtocolInput = {}): Readonly<ProxyProtocolOptions> {
-  const o: ProxyProtocolOptions = { trustedProxies: [], headerTimeoutMs: 5000, ...input }
-  const problems: string[] = []
-  for (const entry of o.trustedProxies) if (parseRange(entry) === null) problems.push(`trustedProxies: '${String(entry).slice(0, 64)}' is not an IP address or CIDR range`)
-  if (!Number.isInteger(o.headerTimeoutMs) || o.headerTimeoutMs < 1 || o.headerTimeoutMs > 60_000) {
-    problems.push(`headerTimeoutMs must be an integer in [1, 60000], got ${o.headerTimeoutMs}`)
-  }
+  const o = validate(input)
+  // an address range is more than JSON Schema can say: parsed here, as trustedProxyMatcher() does
+  const problems = o.trustedProxies.filter((entry) => parseRange(entry) === null).map((entry) => `trustedProxies: '${entry.slice(0, 64)}' is not an IP address or CIDR range`)
   if (problems.length > 0) throw new BrokerOptionInvalid('proxyProtocol', problems.join('; '))
-  return Object.freeze({ ...o, trustedProxies: Object.freeze([...o.trustedProxies]) as string[] })
+  return deepFreeze(o)
 }
 
 function parseRange(entry: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | null {

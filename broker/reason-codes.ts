@@ -1,5 +1,5 @@
 /**
- * MQTT return/reason codes, in one place (CONVENTIONS.md §6, §9). The broker speaks MQTT 3.1.1 today;
+ * MQTT return/reason codes, in one place (docs/conventions.md §6, §9). The broker speaks MQTT 3.1.1 today;
  * the v5 column is kept so that adding MQTT 5 is a table lookup, not a hunt.
  */
 

@@ -1,11 +1,10 @@
 import type { Logger } from 'pino'
-import { normalizeSerial, type Clock } from '../certs/index.ts'
+import { normalizeSerial, type Clock, type Timers } from '../certs/index.ts'
 import { claimSessionEnded, type ClaimSession, type ClaimSessionRegistry } from './claim-sessions.ts'
 import type { ControlEvent, DeviceDirectory } from './device-directory.ts'
 import { BROKER_ACTOR, claimSubject } from './hooks/hook-deps.ts'
 import type { BrokerLimits } from './limits.ts'
 import { deviceSessionEnded, endAt, type Session, type SessionRegistry } from './sessions.ts'
-import type { Timers } from './timers.ts'
 
 export interface SessionLifecycleDeps {
   directory: DeviceDirectory

@@ -11,7 +11,7 @@ export interface SettingsDocument {
   updatedAt: string
 }
 
-/** What settings delivery asks of the control plane; the broker owns this interface (CONVENTIONS.md §3). */
+/** What settings delivery asks of the control plane; the broker owns this interface (docs/conventions.md §3). */
 export interface SettingsSource {
   current(deviceId: string): Promise<SettingsDocument | undefined>
   /** a device's report from devices/{id}/settings/reported; throws a coded error on a bad report */

@@ -2,7 +2,7 @@ import type { Clock } from '../certs/index.ts'
 import { BrokerOptionInvalid } from './errors.ts'
 
 /**
- * Token buckets read time only from the injected clock (CONVENTIONS.md §13), so tests drive them with
+ * Token buckets read time only from the injected clock (docs/conventions.md §13), so tests drive them with
  * fixedClock().advance(). Pure apart from the clock: no timers. The AI bridge reuses these.
  */
 export interface TokenBucketOptions {

@@ -2,7 +2,7 @@ import { isDeviceId } from '../certs/index.ts'
 import { deviceGrants, MAX_TOPIC_LENGTH, splitTopic, type TopicGrants } from './topics.ts'
 
 /**
- * Topic policy (ARCHITECTURE.md "Device topic contract"): pure functions, table-tested in
+ * Topic policy (docs/architecture.md "The device topic contract"): pure functions, table-tested in
  * test/unit/broker/topic-policy.test.ts. The aedes hooks in hooks/ only adapt these decisions.
  *
  * The rule is least privilege, expressed as data: each principal gets a short list of MQTT filters

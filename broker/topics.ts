@@ -1,6 +1,6 @@
 /**
- * The device topic contract (ARCHITECTURE.md "Device topic contract"): the only place topic strings are
- * parsed or built (CONVENTIONS.md §6). Everything else asks this file.
+ * The device topic contract (docs/architecture.md "The device topic contract"): the only place topic strings are
+ * parsed or built (docs/conventions.md §6). Everything else asks this file.
  *
  *   devices/{id}/telemetry[/...]     device -> broker
  *   devices/{id}/settings/reported   device -> broker

@@ -1,4 +1,4 @@
-/** The only source of "now" for certs/, provisioning/ and broker/ (CONVENTIONS.md §13). */
+/** The only source of "now" for certs/, provisioning/ and broker/ (docs/conventions.md §13). */
 export interface Clock {
   now(): Date
 }

@@ -89,7 +89,7 @@ export const commonNameIsDeviceId: CsrCheck = ({ commonNames }) => {
   assertDeviceId(commonNames[0])
 }
 
-/** The checks parseCsr runs, in order (CONVENTIONS §5: a new rule is one line plus one test). */
+/** The checks parseCsr runs, in order (docs/conventions.md §5: a new rule is one line plus one test). */
 export const csrChecks = (opts: { expectedDeviceId?: string } = {}): CsrCheck[] => [
   keyIsAllowed,
   signatureIsValid,

@@ -17,7 +17,7 @@ export function assertDeviceId(value: unknown): string {
   return value
 }
 
-// Claim certificates and claim sessions (docs/device-lifecycle.md). Added by helper B (broker side)
+// Claim certificates and claim sessions (docs/device-lifecycle.md).
 // exactly as the issue-6 contract names them; `:` is outside the device id rule, so no device id is ever
 // a claim CN or a claim clientId.
 export const CLAIM_CN_PREFIX = 'claim:'

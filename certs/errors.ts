@@ -1,6 +1,6 @@
 import createError from '@fastify/error'
 
-// Coded errors of certs/ (CONVENTIONS.md §8). Each code has an entry in docs/errors.md.
+// Coded errors of certs/ (docs/conventions.md §8). Each code has an entry in docs/errors.md.
 // Messages say what was wrong and what to do; tests assert on `code` only.
 
 export const InvalidDeviceId = createError(

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 
-/** The only source of randomness for serials, ids and secrets (CONVENTIONS.md §13). */
+/** The only source of randomness for serials, ids and secrets (docs/conventions.md §13). */
 export interface Random {
   bytes(n: number): Uint8Array
 }

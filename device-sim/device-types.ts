@@ -1,15 +1,12 @@
-import type { KeyAlgorithm } from '../certs/index.ts'
+import type { KeyAlgorithm, Timers } from '../certs/index.ts'
 import type { alertMessage } from './device-settings.ts'
 import type { BrokerAddress } from './mqtt-session.ts'
 import type { RandomSource } from './telemetry.ts'
 
 // The shapes of a simulated device (simulated-device.ts): options, injected dependencies, events, counters.
 
-export interface DeviceTimers {
-  setTimeout(fn: () => void, ms: number): unknown
-  clearTimeout(handle: unknown): void
-}
-export const realTimers: DeviceTimers = {
+/** Real timers that keep the process alive (a reconnect or renewal is all a simulated device waits on), unlike certs' systemTimers. */
+export const realTimers: Timers = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
 }
@@ -42,7 +39,7 @@ export interface SimulatedDeviceOptions {
 
 export interface SimulatedDeviceDeps {
   clock?: { now(): Date }
-  timers?: DeviceTimers
+  timers?: Timers
   random?: RandomSource
   onEvent?: (event: SimEvent) => void
 }

@@ -1,6 +1,6 @@
 import createError from '@fastify/error'
 
-// Coded errors of device-sim/ (CONVENTIONS.md §8); each code has an entry in docs/errors.md.
+// Coded errors of device-sim/ (docs/conventions.md §8); each code has an entry in docs/errors.md.
 // Refusals that Gatehouse answers over MQTT (GH_CLAIM_*, GH_RENEWAL_*, GH_CSR_*) keep Gatehouse's
 // own code: see AnswerRefused.
 

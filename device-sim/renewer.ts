@@ -1,10 +1,9 @@
 import type { MqttClient } from 'mqtt'
-import { CertInvalid, parseCertificatesPem, type KeyAlgorithm, type KeyAndCsr } from '../certs/index.ts'
+import { CertInvalid, parseCertificatesPem, type KeyAlgorithm, type KeyAndCsr, type Timers } from '../certs/index.ts'
 import { writeBundle } from './bundle-files.ts'
 import { SimBundleUnwritable } from './errors.ts'
 import { requestRenewal } from './enrollment.ts'
 import type { DeviceBundle } from './fleet.ts'
-import type { DeviceTimers } from './device-types.ts'
 import type { RandomSource } from './telemetry.ts'
 
 /**
@@ -28,7 +27,7 @@ export interface RenewerDeps {
   switchTo(next: DeviceBundle): Promise<boolean>
   isRunning(): boolean
   clock: { now(): Date }
-  timers: DeviceTimers
+  timers: Timers
   random: RandomSource
   onRenewed(serial: string, notAfter: string): void
   onError(code: string, message: string): void

@@ -1,13 +1,14 @@
 import type { MqttClient } from 'mqtt'
+import type { Timers } from '../certs/index.ts'
 import { applySettings, alertMessage, createCrossingDetector, parseSettingsDocument, settingsReport, type AppliedSettings } from './device-settings.ts'
 import type { DeviceBundle } from './fleet.ts'
 import { describeError, endClient, openClient, parseBrokerUrl, type BrokerAddress } from './mqtt-session.ts'
 import { createPublishQueue, type Outgoing } from './publish-queue.ts'
 import { createRenewer, type RenewOutcome } from './renewer.ts'
 import { createTelemetryModel, type RandomSource, type TelemetryReading } from './telemetry.ts'
-import { realTimers, type DeviceStats, type DeviceTimers, type InsightMessage, type SimEvent, type SimulatedDeviceDeps, type SimulatedDeviceOptions } from './device-types.ts'
+import { realTimers, type DeviceStats, type InsightMessage, type SimEvent, type SimulatedDeviceDeps, type SimulatedDeviceOptions } from './device-types.ts'
 
-export { realTimers, type DeviceStats, type DeviceTimers, type InsightMessage, type SimEvent, type SimulatedDeviceDeps, type SimulatedDeviceOptions }
+export { realTimers, type DeviceStats, type InsightMessage, type SimEvent, type SimulatedDeviceDeps, type SimulatedDeviceOptions }
 
 /**
  * One simulated device: what a real one does with nothing but its key, certificate, CA chain and the
@@ -23,7 +24,7 @@ export class SimulatedDevice {
   private readonly broker: BrokerAddress
   private readonly opts: SimulatedDeviceOptions
   private readonly clock: { now(): Date }
-  private readonly timers: DeviceTimers
+  private readonly timers: Timers
   private readonly random: RandomSource
   private readonly emit: (event: SimEvent) => void
   private readonly model

@@ -3,7 +3,7 @@ import { cryptoRandom, systemClock, type Clock, type KeyAlgorithm, type Random }
 import { createApiKeyService, type ApiKeyService } from './api-keys/api-key-service.ts'
 import { createAiUsageService, type AiUsageService } from './ai-usage/ai-usage-service.ts'
 import { createDeviceAuthority, type AuthorityOptions, type DeviceAuthority } from './authority/device-authority.ts'
-import { initDataDir, loadCa, type InitResult } from './data-dir/ca-keystore.ts'
+import { initDataDir, loadCa, type InitResult } from './ca/index.ts'
 import { dataDirLayout } from './data-dir/layout.ts'
 import { loadSettingsKey } from './data-dir/settings-key.ts'
 import { createClaimService, type ClaimService } from './claims/claim-service.ts'

@@ -1,6 +1,6 @@
 import createError from '@fastify/error'
 
-// Coded errors of provisioning/ (CONVENTIONS.md §8). Each code has an entry in docs/errors.md.
+// Coded errors of provisioning/ (docs/conventions.md §8). Each code has an entry in docs/errors.md.
 export const DeviceExists = createError(
   'GH_DEVICE_EXISTS',
   "device '%s' already exists: pick another id, or use 'gatehouse device renew %s' for a new certificate",

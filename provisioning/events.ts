@@ -3,7 +3,7 @@ import type { Logger } from 'pino'
 import type { RegistryStore, StoredEvent } from './store/registry-store.ts'
 
 /**
- * Control-plane events, `noun.pastVerb` (CONVENTIONS.md §19). They are written to the registry's
+ * Control-plane events, `noun.pastVerb` (docs/conventions.md §19). They are written to the registry's
  * `events` table in the same transaction as the change they describe, so they are never lost and never
  * announce a change that did not commit.
  *

@@ -1,4 +1,4 @@
-import { createEventThrottle, cryptoRandom } from '../../certs/index.ts'
+import { createEventThrottle, cryptoRandom, systemTimers } from '../../certs/index.ts'
 import type { MqttCore } from '../create-mqtt-core.ts'
 import { insightsTopic } from '../topics.ts'
 import type { AiBridgeDeps, DeviceAiContext, Insight, ThrottleNotice } from './bridge-deps.ts'
@@ -14,7 +14,6 @@ import { routeFor, type Route } from './routing.ts'
 import { emptyStats, type AiBridgeStats } from './stats.ts'
 import { parseTelemetry } from './telemetry.ts'
 import { renderTemplate } from './template.ts'
-import { systemTimers } from './timers.ts'
 
 export interface AiBridge {
   /** Stops taking telemetry, drops what waits and open windows, aborts provider calls; resolves when no job runs. */
@@ -41,7 +40,7 @@ class BridgeDetached extends Error {
 }
 
 /**
- * The AI telemetry bridge (ARCHITECTURE.md, docs/ai-bridge.md):
+ * The AI telemetry bridge (docs/architecture.md, docs/ai-bridge.md):
  *
  *   devices/{id}/telemetry[/...] -> fair queue (O(1) hand-off; full: dropped) -> per device, in order:
  *   JSON? -> consent -> open window? join it : (daily budget + token bucket -> throttled: one notice per

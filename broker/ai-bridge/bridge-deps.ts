@@ -1,9 +1,8 @@
 import type { Logger } from 'pino'
-import type { Clock, Random } from '../../certs/index.ts'
-import type { Timers } from './timers.ts'
+import type { Clock, Random, Timers } from '../../certs/index.ts'
 
 /**
- * What the AI bridge asks of the rest of Gatehouse. The broker owns these interfaces (CONVENTIONS.md §3):
+ * What the AI bridge asks of the rest of Gatehouse. The broker owns these interfaces (docs/conventions.md §3):
  * provisioning's createAiUsageService matches UsageLedger and InsightSink structurally, and the
  * composition root backs `deviceContext` with the settings service. Every method may answer
  * synchronously (SQLite) or with a promise (a shared store in cluster mode later).

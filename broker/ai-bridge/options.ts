@@ -1,131 +1,16 @@
-import { Ajv, type ErrorObject } from 'ajv'
-import { DEVICE_ID_PATTERN_SOURCE } from '../../certs/index.ts'
+import { deepFreeze, DEVICE_ID_PATTERN_SOURCE, type FromSchema } from '../../certs/index.ts'
 import { AiOptionsInvalid } from '../errors.ts'
+import { optionsValidator } from '../option-schemas.ts'
 
 /**
  * The AI bridge's options: one JSON schema (types, ranges, defaults; `additionalProperties: false`
- * everywhere) and the TypeScript shape it validates to. Zero configuration means the local provider
- * (no network) and safe limits. config.ts may embed AI_BRIDGE_OPTIONS_SCHEMA under its `ai` key, or keep
- * `{ type: 'object' }` there and call resolveAiBridgeOptions(): both report every problem at once.
+ * everywhere) from which the TypeScript types below are derived. Zero configuration means the local
+ * provider (no network) and safe limits. config.ts embeds AI_BRIDGE_OPTIONS_SCHEMA under its `ai` key;
+ * resolveAiBridgeOptions() adds the rules that relate two keys. Both report every problem at once.
  */
 
 export const PROVIDER_NAMES = ['local', 'openai', 'webhook'] as const
 export type ProviderName = (typeof PROVIDER_NAMES)[number]
-
-export interface AiLimits {
-  /** token bucket refill: provider requests per minute */
-  requestsPerMinute: number
-  /** token bucket size: requests allowed at once after a quiet spell */
-  burst: number
-  /** provider requests per UTC day */
-  dailyRequests: number
-  /** AI tokens (prompt + completion) per UTC day; a request may overshoot it once, since its size is known only afterwards */
-  dailyTokens: number
-}
-
-export interface AiTierRoute {
-  provider: ProviderName
-  /** default: the provider's model */
-  model?: string
-  limits: AiLimits
-}
-
-/** Per-device overrides (by device id) of the tier's route and limits. */
-export interface AiDeviceOverride {
-  provider?: ProviderName
-  model?: string
-  limits?: Partial<AiLimits>
-}
-
-export interface LocalProviderOptions {
-  model: string
-  /** samples of a metric before z-scores are judged */
-  minSamples: number
-  /** |z| above this is an anomaly */
-  zThreshold: number
-  /** samples per metric kept for the trend (least-squares slope) */
-  trendWindow: number
-  /** numeric fields tracked per device; more are ignored */
-  maxMetrics: number
-}
-
-export interface OpenAiProviderOptions {
-  /** e.g. https://api.openai.com/v1, http://127.0.0.1:11434/v1 (Ollama), a LiteLLM or vLLM server */
-  baseUrl: string
-  model: string
-  /** NAME of the environment variable that holds the key; none for servers without auth */
-  apiKeyEnv?: string
-  timeoutMs: number
-  maxResponseBytes: number
-}
-
-export interface WebhookProviderOptions {
-  url: string
-  /** NAME of the environment variable that holds the HMAC-SHA256 secret */
-  secretEnv: string
-  model: string
-  timeoutMs: number
-  maxResponseBytes: number
-}
-
-export interface RedactionRule {
-  /**
-   * keys removed with their value wherever they occur: a key containing one of these, compared in lower
-   * case without separators (apiKey removes x-api-key and API_KEY; password removes wifi_password); a
-   * name of 4 characters or fewer must be a whole word of the key (pass: db_pass and dbPass, not bypass)
-   */
-  fields: string[]
-  /** decimals kept of lat/latitude/lon/lng/long/longitude */
-  coordinatePrecision: number
-}
-
-export interface RetryOptionsShape {
-  /** retries after the first attempt (0: none) */
-  max: number
-  baseDelayMs: number
-  maxDelayMs: number
-}
-
-export interface AiBridgeOptions {
-  /** telemetry messages waiting in total, and per device (round-robin across devices) */
-  queue: { maxMessages: number; perDevice: number }
-  /** devices processed at once (one message at a time per device) */
-  concurrency: number
-  /** larger telemetry payloads are counted and skipped */
-  maxTelemetryBytes: number
-  /** the tier used for a device whose tier has no entry in `tiers` */
-  defaultTier: string
-  tiers: Record<string, AiTierRoute>
-  devices: Record<string, AiDeviceOverride>
-  providers: { local: LocalProviderOptions; openai?: OpenAiProviderOptions; webhook?: WebhookProviderOptions }
-  /** `groups` entries add fields to the default list and may change the precision */
-  redaction: { default: RedactionRule; groups: Record<string, Partial<RedactionRule>> }
-  /** one provider request per N messages or T seconds of a device's telemetry, whichever comes first */
-  windowing: { messages: number; seconds: number }
-  /** {{path}} substitution; see docs/ai-bridge.md for the variables */
-  templates: { default: string; groups: Record<string, string> }
-  /** on 429, 5xx, timeouts and network errors; exponential back-off with jitter, Retry-After honoured */
-  retries: RetryOptionsShape
-  /** per provider: open after `failures` consecutive failed calls, try again after `cooldownMs` */
-  circuitBreaker: { failures: number; cooldownMs: number }
-  /** repeated warnings (queue full, provider failing) are logged at most once per interval */
-  logIntervalMs: number
-  /** memory bound for per-device buckets, windows, statistics and throttle episodes */
-  maxTrackedDevices: number
-}
-
-type DeepPartial<T> = {
-  [K in keyof T]?: NonNullable<T[K]> extends (infer U)[] ? U[] : NonNullable<T[K]> extends object ? DeepPartial<NonNullable<T[K]>> : T[K]
-}
-
-/** What callers pass: anything left out takes its default; a configured provider names its essentials. */
-export type AiBridgeOptionsInput = DeepPartial<Omit<AiBridgeOptions, 'providers'>> & {
-  providers?: {
-    local?: Partial<LocalProviderOptions>
-    openai?: Pick<OpenAiProviderOptions, 'baseUrl' | 'model'> & Partial<OpenAiProviderOptions>
-    webhook?: Pick<WebhookProviderOptions, 'url' | 'secretEnv'> & Partial<WebhookProviderOptions>
-  }
-}
 
 export const DEFAULT_TEMPLATE = [
   'You watch over the IoT device {{device.id}} (group {{device.group}}, tier {{device.tier}}).',
@@ -134,27 +19,45 @@ export const DEFAULT_TEMPLATE = [
   'Reply with JSON only: {"summary": "<one or two sentences>", "anomalies": ["<one line each>"]}.',
 ].join('\n')
 
-const int = (minimum: number, maximum: number, dflt?: number) => ({ type: 'integer', minimum, maximum, ...(dflt !== undefined && { default: dflt }) })
-const num = (minimum: number, maximum: number, dflt?: number) => ({ type: 'number', minimum, maximum, ...(dflt !== undefined && { default: dflt }) })
-const str = { type: 'string', minLength: 1, maxLength: 256 }
-const envName = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$' }
+function int(minimum: number, maximum: number): { readonly type: 'integer'; readonly minimum: number; readonly maximum: number }
+function int(minimum: number, maximum: number, dflt: number): { readonly type: 'integer'; readonly minimum: number; readonly maximum: number; readonly default: number }
+function int(minimum: number, maximum: number, dflt?: number) {
+  return { type: 'integer', minimum, maximum, ...(dflt !== undefined && { default: dflt }) }
+}
+function num(minimum: number, maximum: number): { readonly type: 'number'; readonly minimum: number; readonly maximum: number }
+function num(minimum: number, maximum: number, dflt: number): { readonly type: 'number'; readonly minimum: number; readonly maximum: number; readonly default: number }
+function num(minimum: number, maximum: number, dflt?: number) {
+  return { type: 'number', minimum, maximum, ...(dflt !== undefined && { default: dflt }) }
+}
+const str = { type: 'string', minLength: 1, maxLength: 256 } as const
+const envName = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$' } as const
 const TIER_PATTERN = '^[a-z][a-z0-9_-]{0,31}$'
 
 const limitProps = {
+  /** token bucket refill: provider requests per minute */
   requestsPerMinute: num(0.001, 1_000_000),
+  /** token bucket size: requests allowed at once after a quiet spell */
   burst: int(1, 1_000_000),
+  /** provider requests per UTC day */
   dailyRequests: int(0, 1_000_000_000),
+  /** AI tokens (prompt + completion) per UTC day; a request may overshoot it once, since its size is known only afterwards */
   dailyTokens: int(0, 1_000_000_000_000),
-}
-const limitsSchema = (d: AiLimits) => ({
-  type: 'object',
-  additionalProperties: false,
-  properties: Object.fromEntries(Object.entries(limitProps).map(([k, s]) => [k, { ...s, default: d[k as keyof AiLimits] }])),
-  default: {},
-})
+} as const
+const limitsSchema = (d: { [K in keyof typeof limitProps]: number }) =>
+  ({
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      requestsPerMinute: { ...limitProps.requestsPerMinute, default: d.requestsPerMinute },
+      burst: { ...limitProps.burst, default: d.burst },
+      dailyRequests: { ...limitProps.dailyRequests, default: d.dailyRequests },
+      dailyTokens: { ...limitProps.dailyTokens, default: d.dailyTokens },
+    },
+    default: {},
+  }) as const
 
-export const STANDARD_LIMITS: Readonly<AiLimits> = Object.freeze({ requestsPerMinute: 6, burst: 3, dailyRequests: 5_000, dailyTokens: 250_000 })
-export const PREMIUM_LIMITS: Readonly<AiLimits> = Object.freeze({ requestsPerMinute: 60, burst: 10, dailyRequests: 50_000, dailyTokens: 2_500_000 })
+export const STANDARD_LIMITS = Object.freeze({ requestsPerMinute: 6, burst: 3, dailyRequests: 5_000, dailyTokens: 250_000 })
+export const PREMIUM_LIMITS = Object.freeze({ requestsPerMinute: 60, burst: 10, dailyRequests: 50_000, dailyTokens: 2_500_000 })
 /**
  * Matched by normalised substring (lower case, separators dropped); names of 4 characters or fewer as
  * a whole word of the key (redact.ts keyMatches). Secrets first, then personal data.
@@ -171,30 +74,41 @@ const tierSchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    provider: { type: 'string', enum: [...PROVIDER_NAMES], default: 'local' },
+    provider: { type: 'string', enum: PROVIDER_NAMES, default: 'local' },
+    /** default: the provider's model */
     model: str,
     limits: limitsSchema(STANDARD_LIMITS),
   },
-}
+} as const
 
 const redactionRuleProps = {
+  /**
+   * keys removed with their value wherever they occur: a key containing one of these, compared in lower
+   * case without separators (apiKey removes x-api-key and API_KEY; password removes wifi_password); a
+   * name of 4 characters or fewer must be a whole word of the key (pass: db_pass and dbPass, not bypass)
+   */
   fields: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 128 }, maxItems: 256 },
+  /** decimals kept of lat/latitude/lon/lng/long/longitude */
   coordinatePrecision: int(0, 10),
-}
+} as const
 
 /** The options' JSON schema with ranges and defaults (ajv, strict mode). */
 export const AI_BRIDGE_OPTIONS_SCHEMA = {
   type: 'object',
   additionalProperties: false,
   properties: {
+    /** telemetry messages waiting in total, and per device (round-robin across devices); perDevice <= maxMessages */
     queue: {
       type: 'object',
       additionalProperties: false,
       properties: { maxMessages: int(1, 10_000_000, 10_000), perDevice: int(1, 1_000_000, 100) },
       default: {},
     },
+    /** devices processed at once (one message at a time per device) */
     concurrency: int(1, 1024, 8),
+    /** larger telemetry payloads are counted and skipped */
     maxTelemetryBytes: int(2, 16 * 1024 * 1024, 16 * 1024),
+    /** the tier used for a device whose tier has no entry in `tiers` */
     defaultTier: { type: 'string', pattern: TIER_PATTERN, default: 'standard' },
     tiers: {
       type: 'object',
@@ -205,6 +119,7 @@ export const AI_BRIDGE_OPTIONS_SCHEMA = {
         premium: { provider: 'local', limits: { ...PREMIUM_LIMITS } },
       },
     },
+    /** per-device overrides (by device id) of the tier's route and limits */
     devices: {
       type: 'object',
       propertyNames: { type: 'string', pattern: DEVICE_ID_PATTERN_SOURCE },
@@ -212,7 +127,7 @@ export const AI_BRIDGE_OPTIONS_SCHEMA = {
         type: 'object',
         additionalProperties: false,
         properties: {
-          provider: { type: 'string', enum: [...PROVIDER_NAMES] },
+          provider: { type: 'string', enum: PROVIDER_NAMES },
           model: str,
           limits: { type: 'object', additionalProperties: false, properties: limitProps },
         },
@@ -228,9 +143,13 @@ export const AI_BRIDGE_OPTIONS_SCHEMA = {
           additionalProperties: false,
           properties: {
             model: { ...str, default: 'gatehouse-local-stats' },
+            /** samples of a metric before z-scores are judged */
             minSamples: int(2, 1_000_000, 10),
+            /** |z| above this is an anomaly */
             zThreshold: num(0.1, 100, 3),
+            /** samples per metric kept for the trend (least-squares slope) */
             trendWindow: int(2, 10_000, 20),
+            /** numeric fields tracked per device; more are ignored */
             maxMetrics: int(1, 10_000, 64),
           },
           default: {},
@@ -240,8 +159,10 @@ export const AI_BRIDGE_OPTIONS_SCHEMA = {
           additionalProperties: false,
           required: ['baseUrl', 'model'],
           properties: {
+            /** e.g. https://api.openai.com/v1, http://127.0.0.1:11434/v1 (Ollama), a LiteLLM or vLLM server */
             baseUrl: { type: 'string', minLength: 1, maxLength: 2048 },
             model: str,
+            /** NAME of the environment variable that holds the key; none for servers without auth */
             apiKeyEnv: envName,
             timeoutMs: int(1, 600_000, 30_000),
             maxResponseBytes: int(1024, 64 * 1024 * 1024, 1024 * 1024),
@@ -253,6 +174,7 @@ export const AI_BRIDGE_OPTIONS_SCHEMA = {
           required: ['url', 'secretEnv'],
           properties: {
             url: { type: 'string', minLength: 1, maxLength: 2048 },
+            /** NAME of the environment variable that holds the HMAC-SHA256 secret */
             secretEnv: envName,
             model: { ...str, default: 'webhook' },
             timeoutMs: int(1, 600_000, 10_000),
@@ -262,6 +184,7 @@ export const AI_BRIDGE_OPTIONS_SCHEMA = {
       },
       default: {},
     },
+    /** `groups` entries add fields to the default list and may change the precision */
     redaction: {
       type: 'object',
       additionalProperties: false,
@@ -283,12 +206,14 @@ export const AI_BRIDGE_OPTIONS_SCHEMA = {
       },
       default: {},
     },
+    /** one provider request per N messages or T seconds of a device's telemetry, whichever comes first */
     windowing: {
       type: 'object',
       additionalProperties: false,
       properties: { messages: int(1, 10_000, 10), seconds: num(0, 86_400, 10) },
       default: {},
     },
+    /** {{path}} substitution; see docs/ai-bridge.md for the variables */
     templates: {
       type: 'object',
       additionalProperties: false,
@@ -298,38 +223,41 @@ export const AI_BRIDGE_OPTIONS_SCHEMA = {
       },
       default: {},
     },
+    /** on 429, 5xx, timeouts and network errors; exponential back-off with jitter, Retry-After honoured; max: retries after the first attempt (0: none) */
     retries: {
       type: 'object',
       additionalProperties: false,
       properties: { max: int(0, 20, 3), baseDelayMs: int(0, 3_600_000, 500), maxDelayMs: int(0, 3_600_000, 30_000) },
       default: {},
     },
+    /** per provider: open after `failures` consecutive failed calls, try again after `cooldownMs` */
     circuitBreaker: {
       type: 'object',
       additionalProperties: false,
       properties: { failures: int(1, 1_000_000, 5), cooldownMs: int(0, 86_400_000, 30_000) },
       default: {},
     },
+    /** repeated warnings (queue full, provider failing) are logged at most once per interval */
     logIntervalMs: int(0, 86_400_000, 60_000),
+    /** memory bound for per-device buckets, windows, statistics and throttle episodes */
     maxTrackedDevices: int(1, 100_000_000, 100_000),
   },
 } as const
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true })
-const validate = ajv.compile(AI_BRIDGE_OPTIONS_SCHEMA)
+/** The options after defaults: every type below comes from the schema above. */
+export type AiBridgeOptions = FromSchema<typeof AI_BRIDGE_OPTIONS_SCHEMA>
+/** What callers pass: anything left out takes its default; a configured provider names its essentials. */
+export type AiBridgeOptionsInput = FromSchema<typeof AI_BRIDGE_OPTIONS_SCHEMA, 'input'>
+export type AiTierRoute = AiBridgeOptions['tiers'][string]
+export type AiLimits = AiTierRoute['limits']
+export type AiDeviceOverride = AiBridgeOptions['devices'][string]
+export type LocalProviderOptions = AiBridgeOptions['providers']['local']
+export type OpenAiProviderOptions = NonNullable<AiBridgeOptions['providers']['openai']>
+export type WebhookProviderOptions = NonNullable<AiBridgeOptions['providers']['webhook']>
+export type RedactionRule = AiBridgeOptions['redaction']['default']
+export type RetryOptionsShape = AiBridgeOptions['retries']
 
-function describe(errors: ErrorObject[]): string[] {
-  // a bad key is reported once, by its propertyNames error (not again by the pattern inside it)
-  return errors.filter((e) => !e.schemaPath.includes('/propertyNames/')).map((e) => {
-    const where = e.instancePath.replace(/^\//, '').replace(/\//g, '.')
-    if (e.keyword === 'additionalProperties') {
-      const extra = (e.params as { additionalProperty: string }).additionalProperty
-      return `unknown key "${where ? `${where}.` : ''}${extra}"`
-    }
-    if (e.keyword === 'propertyNames') return `${where} has an invalid key "${(e.params as { propertyName: string }).propertyName}"`
-    return `${where || 'options'} ${e.message ?? 'is invalid'}`
-  })
-}
+const validate = optionsValidator<AiBridgeOptions>(AI_BRIDGE_OPTIONS_SCHEMA, 'options', (problems) => new AiOptionsInvalid(problems))
 
 function httpUrlProblem(name: string, value: string): string | null {
   try {
@@ -345,9 +273,7 @@ function httpUrlProblem(name: string, value: string): string | null {
  * The input is not modified.
  */
 export function resolveAiBridgeOptions(input: AiBridgeOptionsInput | Record<string, unknown> = {}): Readonly<AiBridgeOptions> {
-  const o = structuredClone(input) as Record<string, unknown>
-  if (!validate(o)) throw new AiOptionsInvalid(describe(validate.errors ?? []).join('; '))
-  const options = o as unknown as AiBridgeOptions
+  const options = validate(input)
   const problems: string[] = []
   const configured = (p: ProviderName) => p === 'local' || options.providers[p] !== undefined
   if (!options.tiers[options.defaultTier]) problems.push(`defaultTier "${options.defaultTier}" has no entry in tiers`)
@@ -372,12 +298,4 @@ export function resolveAiBridgeOptions(input: AiBridgeOptionsInput | Record<stri
   }
   if (problems.length > 0) throw new AiOptionsInvalid(problems.join('; '))
   return deepFreeze(options)
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object') {
-    for (const v of Object.values(value)) deepFreeze(v)
-    Object.freeze(value)
-  }
-  return value
 }

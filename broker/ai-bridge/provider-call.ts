@@ -1,11 +1,10 @@
 import type { Logger } from 'pino'
-import type { Random } from '../../certs/index.ts'
+import type { Random, Timers } from '../../certs/index.ts'
 import type { CircuitBreaker } from './circuit-breaker.ts'
 import type { ProviderName, RetryOptionsShape } from './options.ts'
 import type { InsightProvider, InsightRequest, ProviderResult } from './providers/provider.ts'
 import { withRetries } from './retry.ts'
 import type { AiBridgeStats, ProviderStats } from './stats.ts'
-import type { Timers } from './timers.ts'
 
 export interface ProviderCallDeps {
   breakers: Map<ProviderName, CircuitBreaker>

@@ -1,6 +1,5 @@
-import type { Random } from '../../certs/index.ts'
+import { sleep, type Random, type Timers } from '../../certs/index.ts'
 import type { FailureInfo } from './providers/provider.ts'
-import { sleep, type Timers } from './timers.ts'
 
 export interface RetryOptions {
   /** retries after the first attempt */

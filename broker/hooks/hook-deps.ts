@@ -95,7 +95,7 @@ export function claimSubject(claimId: string): string {
 
 /**
  * The one way the broker records a refusal or a throttle: an audit record and an info log line, at most
- * once per interval per key (event-throttle.ts; the key names the subject, the reason and, where it
+ * once per interval per key (certs/event-throttle.ts; the key names the subject, the reason and, where it
  * varies, the address), the next one carrying the number suppressed meanwhile. Untrusted strings in
  * the details and log fields (clientId, topics …) are capped at 128 characters (capText).
  */

@@ -1,6 +1,6 @@
 import type { AiUsageRecord, AiUsageStore, StoredInsight } from '../store/ai-usage-store.ts'
 
-/** AiUsageStore in Maps: the test twin of SqliteAiUsageStore (CONVENTIONS.md §13-14). */
+/** AiUsageStore in Maps: the test twin of SqliteAiUsageStore (docs/conventions.md §13-14). */
 export class InMemoryAiUsageStore implements AiUsageStore {
   readonly #usage = new Map<string, AiUsageRecord>()
   readonly #insights = new Map<string, StoredInsight[]>()

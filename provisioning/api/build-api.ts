@@ -41,7 +41,7 @@ export const DEFAULT_BODY_LIMIT = 256 * 1024
 export const API_VERSION = '1.0.0'
 
 /**
- * The HTTP API for apps, built but not listening (CONVENTIONS.md §15): `app.inject()` in tests,
+ * The HTTP API for apps, built but not listening (docs/conventions.md §15): `app.inject()` in tests,
  * serveApi() in production. Route groups are plugins under /v1; the API-key hook guards every route
  * not marked public; every error leaves as RFC 9457 problem+json.
  */

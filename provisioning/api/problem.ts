@@ -52,7 +52,7 @@ export interface ProblemContext {
 }
 
 /**
- * The one translation of errors into HTTP (CONVENTIONS.md §9): coded Gatehouse errors keep their code and
+ * The one translation of errors into HTTP (docs/conventions.md §9): coded Gatehouse errors keep their code and
  * status, fastify's own errors get Gatehouse codes, and anything else is a 500 whose detail points at the
  * log. Messages of parse errors are never echoed (Node puts a slice of the body in them).
  */

@@ -26,7 +26,7 @@ import type {
   RegistryStore,
 } from '../store/registry-store.ts'
 import type { ClaimRecord } from '../store/claim-store.ts'
-import { createCrlService, type CrlSnapshot } from './crl-service.ts'
+import { createCrlService, type CrlSnapshot } from '../ca/index.ts'
 import { createBatchProvisioner, type BatchRequest, type PreparedBatch } from './batch.ts'
 
 export interface AuthorityDeps {

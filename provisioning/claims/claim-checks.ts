@@ -17,7 +17,7 @@ export interface ClaimCheckInput {
   deviceWithKey(keySha256: string): string | undefined
 }
 
-/** One rule about a claim request: throws one coded error, or returns (CONVENTIONS.md §5). */
+/** One rule about a claim request: throws one coded error, or returns (docs/conventions.md §5). */
 export type ClaimCheck = (input: ClaimCheckInput) => void
 
 export const hashClaimToken = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex')

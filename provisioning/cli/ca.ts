@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander'
 import { KEY_ALGORITHMS } from '../../certs/index.ts'
-import type { CaCertificateInfo } from '../ca-lifecycle.ts'
+import type { CaCertificateInfo } from '../ca/index.ts'
 import { addCommonOptions, addJsonOption, printJson, type CliDeps, type CommonOptions } from './cli-deps.ts'
 
 interface RotateOptions extends CommonOptions {

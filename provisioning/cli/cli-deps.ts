@@ -4,7 +4,7 @@ import type { Random } from '../../certs/index.ts'
 import { FileUnreadable } from '../errors.ts'
 import type { ApiKeyService } from '../api-keys/api-key-service.ts'
 import type { ClaimService } from '../claims/claim-service.ts'
-import type { CaOverview, CaRotationSummary } from '../ca-lifecycle.ts'
+import type { CaOverview, CaRotationSummary } from '../ca/index.ts'
 import type { DeviceAuthority } from '../authority/device-authority.ts'
 import type { SettingsService } from '../settings/settings-service.ts'
 
@@ -42,7 +42,7 @@ export interface InitSummary {
 
 /**
  * What the composition root hands to every command. Commands parse arguments, call the authority and
- * print; they hold no business logic and never read config or env themselves (CONVENTIONS.md §16).
+ * print; they hold no business logic and never read config or env themselves (docs/conventions.md §16).
  */
 export interface CliDeps {
   io: CliIo
@@ -51,7 +51,7 @@ export interface CliDeps {
   random: Random
   openAuthority(options: CommonOptions): Promise<OpenedAuthority>
   init(options: CommonOptions & { hostname?: string[]; keyAlgorithm?: string }): Promise<InitSummary>
-  /** `gatehouse ca rotate|show` (provisioning/ca-lifecycle.ts): the composition root adds config and secrets */
+  /** `gatehouse ca rotate|show` (provisioning/ca/lifecycle.ts): the composition root adds config and secrets */
   ca: {
     rotate(options: CommonOptions & { keyAlgorithm?: string }): Promise<CaRotationSummary>
     show(options: CommonOptions): Promise<CaOverview>

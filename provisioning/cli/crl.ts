@@ -1,6 +1,6 @@
 import { extname } from 'node:path'
 import type { Command } from 'commander'
-import type { CrlSnapshot } from '../authority/crl-service.ts'
+import type { CrlSnapshot } from '../ca/index.ts'
 import { writeFileAtomic } from '../data-dir/atomic-file.ts'
 import { addCommonOptions, addJsonOption, printJson, withAuthority, type CliDeps, type CommonOptions } from './cli-deps.ts'
 

@@ -15,8 +15,8 @@ import { registerDeviceStatus } from './device-status.ts'
 import { registerInit } from './init.ts'
 import { registerSettings } from './settings.ts'
 
-export type { CliDeps, CliIo, CommonOptions, InitSummary, OpenedAuthority } from './cli-deps.ts'
-export { addCommonOptions, addJsonOption } from './cli-deps.ts'
+export type { CliDeps, CliIo, CommonOptions } from './cli-deps.ts'
+export { addCommonOptions } from './cli-deps.ts'
 
 /** Registers every operator command of the control plane on the program. */
 export function registerProvisioningCommands(program: Command, deps: CliDeps): void {

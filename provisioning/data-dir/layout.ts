@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 
-/** Where everything lives in a Gatehouse data directory (see docs/operations.md). */
+/** Where everything lives in a Gatehouse data directory (README.md "Data directory"; docs/architecture.md). */
 export function dataDirLayout(dataDir: string) {
   const ca = join(dataDir, 'ca')
   const server = join(dataDir, 'server')
@@ -17,7 +17,7 @@ export function dataDirLayout(dataDir: string) {
     chain: join(ca, 'ca.pem'),
     /** issuing CAs replaced by `ca rotate`: previous/<serial>/{issuing.crt,issuing.key} */
     previousDir: join(ca, 'previous'),
-    /** a committed rotation not yet moved into place (see data-dir/pending-rotation.ts) */
+    /** a committed rotation not yet moved into place (see ca/pending-rotation.ts) */
     pendingRotation: join(ca, 'next'),
     rotationLock: join(ca, 'rotate.lock'),
     serverDir: server,

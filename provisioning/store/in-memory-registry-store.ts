@@ -16,7 +16,7 @@ import type {
 const clone = <T>(v: T): T => structuredClone(v)
 
 /**
- * The test double of the registry (CONVENTIONS.md §13-14): same contract as SqliteRegistryStore, in
+ * The test double of the registry (docs/conventions.md §13-14): same contract as SqliteRegistryStore, in
  * memory. transaction() snapshots the state and restores it if fn throws, so atomicity holds too.
  */
 export class InMemoryRegistryStore implements RegistryStore {

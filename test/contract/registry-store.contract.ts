@@ -28,7 +28,7 @@ export const certificate = (serial: string, deviceId: string, over: Partial<Cert
   ...over,
 })
 
-/** The behaviour every RegistryStore must have (MQTT.js abstract_store style, CONVENTIONS.md §14). */
+/** The behaviour every RegistryStore must have (MQTT.js abstract_store style, docs/conventions.md §14). */
 export function registryStoreContract(name: string, make: () => RegistryStore): void {
   describe(`${name} (RegistryStore contract)`, () => {
     it('stores a device and reads it back with every field', () => {

@@ -50,18 +50,24 @@ const parse = (raw: string): unknown => {
   }
 }
 
-/** A fetch that never touches the network (unit tests): requests are recorded and answered by `handler`. */
+/**
+ * A fetch that never touches the network (unit tests): requests are recorded and answered by `handler`,
+ * as startHttpStub records and answers them (test/contract/provider-stub.contract.ts runs both).
+ */
 export function createFakeFetch(handler: StubHandler): typeof fetch & { requests: StubRequest[] } {
   const requests: StubRequest[] = []
   const fake = async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
     if (init.signal?.aborted) throw init.signal.reason
     const url = new URL(String(input))
     const raw = typeof init.body === 'string' ? init.body : ''
-    const req: StubRequest = { method: init.method ?? 'GET', path: url.pathname, headers: lowerHeaders(new Headers(init.headers)), raw, json: parse(raw) }
+    const req: StubRequest = { method: init.method ?? 'GET', path: url.pathname + url.search, headers: lowerHeaders(new Headers(init.headers)), raw, json: parse(raw) }
     requests.push(req)
-    const res = await handler(req, requests.length - 1)
+    const res = await Promise.resolve(handler(req, requests.length - 1)).then(
+      (out): StubResponse => ({ ...out, headers: { 'content-type': 'application/json', ...out.headers } }),
+      (): StubResponse => ({ status: 500 }),
+    )
     const body = res.body === undefined ? null : typeof res.body === 'string' ? res.body : JSON.stringify(res.body)
-    return new Response(body, { status: res.status ?? 200, headers: { 'content-type': 'application/json', ...res.headers } })
+    return new Response(body, { status: res.status ?? 200, ...(res.headers ? { headers: res.headers } : {}) })
   }
   return Object.assign(fake as typeof fetch, { requests })
 }

@@ -1,9 +1,11 @@
 import type { Packet } from 'mqtt-packet'
 import pino, { type Logger } from 'pino'
 import { onTestFinished } from 'vitest'
-import { createBroker, createMqttCore, resolveLimits, type Broker, type BrokerLimitsInput, type MqttCore, type Timers } from '../../broker/index.ts'
+import { createBroker, resolveLimits, type Broker } from '../../broker/index.ts'
+import type { BrokerLimitsInput } from '../../broker/limits.ts'
+import { createMqttCore, type MqttCore } from '../../broker/create-mqtt-core.ts'
 import type { ProxyProtocolInput } from '../../broker/proxy-protocol.ts'
-import { systemClock } from '../../certs/index.ts'
+import { systemClock, type Timers } from '../../certs/index.ts'
 import { fixedClock, type FixedClock } from './clock.ts'
 import { createFakeDirectory, type FakeDirectory } from './fake-directory.ts'
 import {
@@ -29,7 +31,10 @@ export interface CoreHarness {
   logs: Record<string, unknown>[]
   /** registers an active device with one certificate serial */
   device(deviceId: string, serial: string): void
-  /** opens an in-memory connection with a fake peer certificate and sends CONNECT */
+  /**
+   * opens an in-memory connection with a fake peer certificate and sends CONNECT; the client's `closed`
+   * resolves once the broker's side has closed too (its session is gone from the registry by then)
+   */
   connect(o: ConnectOptions): Promise<{ client: PacketClient; connack: Packet }>
 }
 
@@ -50,8 +55,8 @@ export interface ConnectOptions extends Partial<FakePeerCertificateOptions> {
  * test finishes. Connections are in-memory duplex pairs that look like authorized TLSSockets.
  */
 export async function startCore(opts: { limits?: BrokerLimitsInput; clock?: FixedClock; timers?: Timers } = {}): Promise<CoreHarness> {
-  const directory = createFakeDirectory()
   const clock = opts.clock ?? fixedClock('2026-01-01T00:00:00Z')
+  const directory = createFakeDirectory(clock)
   const { log, records } = createRecordingLogger()
   const core = createMqttCore({ directory, log, clock, ...(opts.timers ? { timers: opts.timers } : {}) }, resolveLimits(opts.limits))
   await core.start()
@@ -74,9 +79,12 @@ export async function startCore(opts: { limits?: BrokerLimitsInput; clock?: Fixe
       const cn = o.cn === undefined ? (o.clientId ?? 'dev-1') : o.cn
       const peer = o.noCertificate ? null : fakePeerCertificate({ ...o, cn, serial: o.serial })
       asTlsPeer(brokerSide, peer, o.remoteAddress)
+      // registered before the broker's own close listeners; awaiting it resumes after all of them ran
+      const brokerSideClosed = new Promise<void>((r) => brokerSide.once('close', () => r()))
       core.handle(brokerSide)
       const protocolVersion = o.protocolVersion ?? 4
-      const client = packetClient(deviceSide, protocolVersion)
+      const raw = packetClient(deviceSide, protocolVersion)
+      const client: PacketClient = { ...raw, closed: Promise.all([raw.closed, brokerSideClosed]).then(() => undefined) }
       clients.push(client)
       client.send({
         cmd: 'connect',
@@ -90,15 +98,6 @@ export async function startCore(opts: { limits?: BrokerLimitsInput; clock?: Fixe
       const connack = await client.next()
       return { client, connack }
     },
-  }
-}
-
-/** Waits (bounded) until `check` is true; polls every 5 ms. */
-export async function waitFor(check: () => boolean, timeoutMs = 2000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 5))
   }
 }
 

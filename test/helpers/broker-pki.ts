@@ -3,7 +3,6 @@ import {
   chainPem,
   cryptoRandom,
   generateKeyPair,
-  issueDeviceCertificate,
   issueServerCertificate,
   normalizeSerial,
   privateKeyToPem,
@@ -11,6 +10,7 @@ import {
   type Clock,
   type CryptoKey,
 } from '../../certs/index.ts'
+import { issueDeviceCertificate } from '../../certs/device-certificate.ts'
 import { x509 } from '../../certs/x509.ts'
 import { fixedClock } from './clock.ts'
 import { makeTestCa } from './test-ca.ts'

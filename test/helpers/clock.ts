@@ -1,6 +1,6 @@
 import type { Clock } from '../../certs/index.ts'
 
-/** A Clock that only moves when a test moves it (CONVENTIONS.md §13). */
+/** A Clock that only moves when a test moves it (docs/conventions.md §13). */
 export interface FixedClock extends Clock {
   /** moves forward by a duration: a number of ms, or '250ms', '61s', '5m', '3h', '2d' */
   advance(by: Duration): Date

@@ -1,19 +1,16 @@
 import { join } from 'node:path'
 import pino from 'pino'
-import { createCsrPem, cryptoRandom, generateKeyPair, type CryptoKeyPair } from '../../certs/index.ts'
-import {
-  createClaimService,
-  createDeviceAuthority,
-  createEnrollmentService,
-  InMemoryClaimStore,
-  InMemoryRegistryStore,
-  SqliteRegistryStore,
-  type ClaimRequestContext,
-  type ClaimStore,
-  type CreatedClaim,
-  type NewClaim,
-  type RegistryStore,
-} from '../../provisioning/index.ts'
+import { cryptoRandom, generateKeyPair } from '../../certs/index.ts'
+import { createCsrPem } from '../../certs/create-csr.ts'
+import type { CryptoKeyPair } from '../../certs/keys.ts'
+import { createDeviceAuthority } from '../../provisioning/authority/device-authority.ts'
+import { createClaimService, type CreatedClaim, type NewClaim } from '../../provisioning/claims/claim-service.ts'
+import { createEnrollmentService, type ClaimRequestContext } from '../../provisioning/enrollment/enrollment-service.ts'
+import type { ClaimStore } from '../../provisioning/store/claim-store.ts'
+import { InMemoryClaimStore } from '../../provisioning/store/in-memory-claim-store.ts'
+import { InMemoryRegistryStore } from '../../provisioning/store/in-memory-registry-store.ts'
+import type { RegistryStore } from '../../provisioning/store/registry-store.ts'
+import { SqliteRegistryStore } from '../../provisioning/store/sqlite-registry-store.ts'
 import { fixedClock } from './clock.ts'
 import { makeTestCa } from './test-ca.ts'
 

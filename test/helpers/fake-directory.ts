@@ -1,7 +1,9 @@
-import { normalizeSerial, type PeerIdentity } from '../../certs/index.ts'
+import { normalizeSerial, systemClock, type Clock, type PeerIdentity } from '../../certs/index.ts'
 import type {
   AuditRecord,
   ClaimLookup,
+  ClaimRefusalReason,
+  RefusalReason,
   ControlEvent,
   DeviceDirectory,
   DeviceLookup,
@@ -21,21 +23,37 @@ export interface FakeCertificate {
   serial: string
   deviceId: string
   status: FakeCertificateStatus
-  /** the end of its renewal overlap, once renewed: lookups answer validUntil = min(notAfter, this) */
+  /**
+   * the end of its renewal overlap, for a superseded certificate: until then lookups answer active with
+   * validUntil = min(notAfter, this), from then on refused 'superseded' (null: refused at once)
+   */
   supersededAt: Date | null
+  /** when set, only a peer presenting this fingerprint is this certificate (the registry looks up by fingerprint) */
+  fingerprint?: string
 }
 
-/** A claim certificate (CN claim:<claimId>); a revoked one is refused at CONNECT ('claim-revoked'), as the registry does. */
+/**
+ * A claim certificate (CN claim:<claimId>); one that can provision nothing now (revoked, expired, used up)
+ * is refused at CONNECT, as the registry does.
+ */
 export interface FakeClaim {
   claimId: string
   serial: string
   revoked?: boolean
+  /** when it stops provisioning (refused 'claim-expired' from then on) */
+  expiresAt?: Date
+  /** every use spent (refused 'claim-used-up') */
+  usedUp?: boolean
+  /** when set, only a peer presenting this fingerprint is this claim's certificate */
+  fingerprint?: string
 }
 
 /**
- * An in-memory DeviceDirectory for broker tests (CONVENTIONS.md §13: fakes next to real implementations).
- * Devices and certificates live in Maps; lookups answer from them every time (no cache), events are
- * delivered synchronously to listeners, and every audit record is kept in `audits`.
+ * An in-memory DeviceDirectory for broker tests (docs/conventions.md §13: fakes next to real implementations),
+ * held to test/contract/device-directory.contract.ts with the registry's directory. Devices and
+ * certificates live in Maps; lookups answer from them every time (no cache) and judge validity (the
+ * presented notBefore/notAfter, the renewal overlap) against the clock, events are delivered
+ * synchronously to listeners, and every audit record is kept in `audits`.
  */
 export interface FakeDirectory extends DeviceDirectory {
   readonly devices: Map<string, FakeDevice>
@@ -47,14 +65,14 @@ export interface FakeDirectory extends DeviceDirectory {
   readonly claims: Map<string, FakeClaim>
   readonly claimLookups: { identity: PeerIdentity; claimId: string }[]
   /** registers a claim certificate serial (any form) */
-  addClaim(claimId: string, serial: string): FakeClaim
+  addClaim(claimId: string, serial: string, opts?: Partial<Omit<FakeClaim, 'claimId' | 'serial'>>): FakeClaim
   /** marks the claim revoked (later CONNECTs are refused) and emits claim.revoked */
   revokeClaim(claimId: string): void
-  /** a renewal: sets supersededAt on the certificate and emits certificate.superseded */
+  /** a renewal: the certificate becomes superseded with its overlap ending at `at`; emits certificate.superseded */
   supersedeCertificate(serial: string, at: Date | string): void
   addDevice(deviceId: string, opts?: Partial<Omit<FakeDevice, 'deviceId'>>): FakeDevice
   /** registers a certificate serial (any form: colons, case, leading zeros) for a device; adds the device if new */
-  addCertificate(deviceId: string, serial: string, status?: FakeCertificateStatus): FakeCertificate
+  addCertificate(deviceId: string, serial: string, status?: FakeCertificateStatus, fingerprint?: string): FakeCertificate
   setDeviceStatus(deviceId: string, status: FakeDeviceStatus): void
   setCertificateStatus(serial: string, status: FakeCertificateStatus): void
   /** delivers an event to every listener */
@@ -65,13 +83,13 @@ export interface FakeDirectory extends DeviceDirectory {
   revokeCertificate(serial: string): void
   /** the next lookups fail with this error (once each) */
   failNextLookup(err?: Error): void
-  /** holds lookups until the returned function is called (for races with events) */
+  /** holds the answers of lookups (judged when asked) until the returned function is called (for races with events and time) */
   holdLookups(): () => void
   auditsFor(action: string): AuditRecord[]
   listenerCount(): number
 }
 
-export function createFakeDirectory(): FakeDirectory {
+export function createFakeDirectory(clock: Clock = systemClock): FakeDirectory {
   const devices = new Map<string, FakeDevice>()
   const certificates = new Map<string, FakeCertificate>()
   const audits: AuditRecord[] = []
@@ -82,24 +100,33 @@ export function createFakeDirectory(): FakeDirectory {
   const failures: Error[] = []
   let hold: Promise<void> | null = null
 
+  const presents = (identity: PeerIdentity, known: { fingerprint?: string }) => known.fingerprint === undefined || known.fingerprint === identity.fingerprint
+
   function answer(identity: PeerIdentity): DeviceLookup {
-    const serial = identity.serial
-    const cert = certificates.get(serial)
-    if (!cert) return { kind: 'refused', reason: 'unknown-certificate', deviceId: identity.deviceId, serial }
-    const device = devices.get(cert.deviceId)
-    if (!device) return { kind: 'refused', reason: 'unknown-device', deviceId: cert.deviceId, serial }
-    if (device.status === 'revoked') return { kind: 'refused', reason: 'revoked', deviceId: device.deviceId, serial }
-    if (device.status === 'disabled') return { kind: 'refused', reason: 'disabled', deviceId: device.deviceId, serial }
-    if (cert.status === 'revoked') return { kind: 'refused', reason: 'revoked', deviceId: device.deviceId, serial }
-    if (cert.status === 'superseded') return { kind: 'refused', reason: 'superseded', deviceId: device.deviceId, serial }
-    const validUntil = cert.supersededAt !== null && cert.supersededAt < identity.notAfter ? cert.supersededAt : identity.notAfter
-    return { kind: 'active', deviceId: device.deviceId, tier: device.tier, group: device.group, serial, validUntil }
+    const refuse = (reason: RefusalReason): DeviceLookup => ({ kind: 'refused', reason, deviceId: identity.deviceId, serial: identity.serial })
+    const cert = certificates.get(identity.serial)
+    const device = cert && devices.get(cert.deviceId)
+    if (!cert || !device || cert.deviceId !== identity.deviceId || !presents(identity, cert)) {
+      return refuse(identity.deviceId !== null && devices.has(identity.deviceId) ? 'unknown-certificate' : 'unknown-device')
+    }
+    const now = clock.now().getTime()
+    const overlapEnd = cert.status !== 'superseded' ? Number.POSITIVE_INFINITY : (cert.supersededAt?.getTime() ?? Number.NEGATIVE_INFINITY)
+    if (device.status === 'revoked' || cert.status === 'revoked') return refuse('revoked')
+    if (device.status === 'disabled') return refuse('disabled')
+    if (now >= overlapEnd) return refuse('superseded')
+    if (now > identity.notAfter.getTime()) return refuse('expired')
+    if (now < identity.notBefore.getTime()) return refuse('not-yet-valid')
+    const validUntil = new Date(Math.min(identity.notAfter.getTime(), overlapEnd))
+    return { kind: 'active', deviceId: device.deviceId, tier: device.tier, group: device.group, serial: cert.serial, validUntil }
   }
 
   function answerClaim(identity: PeerIdentity, claimId: string): ClaimLookup {
+    const refuse = (reason: ClaimRefusalReason): ClaimLookup => ({ kind: 'refused', reason, claimId, serial: identity.serial })
     const claim = claims.get(identity.serial)
-    if (!claim || claim.claimId !== claimId) return { kind: 'refused', reason: 'unknown-claim', claimId: claim?.claimId ?? null, serial: identity.serial }
-    if (claim.revoked === true) return { kind: 'refused', reason: 'claim-revoked', claimId, serial: identity.serial }
+    if (!claim || claim.claimId !== claimId || !presents(identity, claim)) return refuse('unknown-claim')
+    if (claim.revoked === true) return refuse('claim-revoked')
+    if (claim.expiresAt !== undefined && clock.now() >= claim.expiresAt) return refuse('claim-expired')
+    if (claim.usedUp === true) return refuse('claim-used-up')
     return { kind: 'claim', claimId: claim.claimId, serial: identity.serial }
   }
 
@@ -111,21 +138,23 @@ export function createFakeDirectory(): FakeDirectory {
     async lookup(identity) {
       lookups.push(identity)
       const err = failures.shift()
+      const result = err ? undefined : answer(identity)
       if (hold) await hold
       if (err) throw err
-      return answer(identity)
+      return result as DeviceLookup
     },
     claims,
     claimLookups,
     async lookupClaim(identity, claimId) {
       claimLookups.push({ identity, claimId })
       const err = failures.shift()
+      const result = err ? undefined : answerClaim(identity, claimId)
       if (hold) await hold
       if (err) throw err
-      return answerClaim(identity, claimId)
+      return result as ClaimLookup
     },
-    addClaim(claimId, serial) {
-      const claim: FakeClaim = { claimId, serial: normalizeSerial(serial) }
+    addClaim(claimId, serial, opts = {}) {
+      const claim: FakeClaim = { ...opts, claimId, serial: normalizeSerial(serial) }
       claims.set(claim.serial, claim)
       return claim
     },
@@ -136,6 +165,7 @@ export function createFakeDirectory(): FakeDirectory {
     supersedeCertificate(serial, at) {
       const c = certificates.get(normalizeSerial(serial))
       if (!c) throw new Error(`fake directory: no certificate ${serial}`)
+      c.status = 'superseded'
       c.supersededAt = new Date(at)
       fake.emit({ type: 'certificate.superseded', deviceId: c.deviceId, serial: c.serial, supersededAt: c.supersededAt.toISOString() })
     },
@@ -144,16 +174,16 @@ export function createFakeDirectory(): FakeDirectory {
       return () => void listeners.delete(listener)
     },
     audit(record) {
-      audits.push(record)
+      audits.push({ ...record, details: record.details ?? {} }) // as the registry stores it
     },
     addDevice(deviceId, opts = {}) {
       const device: FakeDevice = { deviceId, status: 'active', tier: 'standard', group: null, ...opts }
       devices.set(deviceId, device)
       return device
     },
-    addCertificate(deviceId, serial, status = 'active') {
+    addCertificate(deviceId, serial, status = 'active', fingerprint) {
       if (!devices.has(deviceId)) fake.addDevice(deviceId)
-      const cert: FakeCertificate = { serial: normalizeSerial(serial), deviceId, status, supersededAt: null }
+      const cert: FakeCertificate = { serial: normalizeSerial(serial), deviceId, status, supersededAt: null, ...(fingerprint === undefined ? {} : { fingerprint }) }
       certificates.set(cert.serial, cert)
       return cert
     },

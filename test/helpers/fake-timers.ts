@@ -1,8 +1,8 @@
-import type { Timers } from '../../broker/index.ts'
+import type { Timers } from '../../certs/index.ts'
 import { durationMs, type Duration, type FixedClock } from './clock.ts'
 
 /**
- * Timers driven by a FixedClock (CONVENTIONS.md §13): nothing fires until the test calls advance(),
+ * Timers driven by a FixedClock (docs/conventions.md §13): nothing fires until the test calls advance(),
  * which moves the clock to each due timer in time order, fires it, and lets promises settle in between.
  */
 export interface FakeTimers extends Timers {

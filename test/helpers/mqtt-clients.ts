@@ -50,7 +50,10 @@ export interface AttemptResult {
   error: (Error & { code?: string | number }) | null
 }
 
-/** Connects once (no reconnect) and reports what happened, bounded by `timeoutMs`. */
+/**
+ * Connects once (no reconnect) and reports what happened: done at CONNACK 0 (then ended) or when the
+ * connection closes (a refusal), bounded by `timeoutMs`.
+ */
 export async function attemptConnect(
   port: number,
   creds: Partial<DeviceCredentials> & Pick<DeviceCredentials, 'ca'>,
@@ -69,10 +72,12 @@ export async function attemptConnect(
   client.on('error', (err) => void (result.error ??= err))
   await new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, timeoutMs)
-    client.once('close', () => {
+    const done = () => {
       clearTimeout(timer)
       resolve()
-    })
+    }
+    client.once('connect', done)
+    client.once('close', done)
   })
   client.end(true)
   return result

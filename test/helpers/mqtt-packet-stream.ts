@@ -2,7 +2,7 @@ import mqttPacket, { type Packet } from 'mqtt-packet'
 import { Duplex } from 'node:stream'
 
 /**
- * Socket-free MQTT for broker unit tests (CONVENTIONS.md §24, after aedes' test/helper.js): an in-memory
+ * Socket-free MQTT for broker unit tests (docs/conventions.md §24, after aedes' test/helper.js): an in-memory
  * duplex pair (node:stream duplexPair is Node 22+), a raw packet client over any duplex, and the fake
  * peer certificate the authenticate hook reads.
  */
@@ -123,7 +123,10 @@ export function nodeCertDate(d: Date): string {
   return `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, ' ')} ${time} ${d.getUTCFullYear()} GMT`
 }
 
-/** The getPeerCertificate() object a TLSSocket returns, for what the broker reads. */
+/**
+ * The getPeerCertificate() object a TLSSocket returns, for what the broker reads; held to
+ * test/contract/tls-peer.contract.ts with a real TLS socket.
+ */
 export function fakePeerCertificate(o: FakePeerCertificateOptions) {
   const fingerprintBytes = Buffer.alloc(32, o.serial.length)
   Buffer.from(o.serial.padStart(64, '0').slice(-64), 'hex').copy(fingerprintBytes)
@@ -134,7 +137,7 @@ export function fakePeerCertificate(o: FakePeerCertificateOptions) {
     fingerprint256: [...fingerprintBytes].map((b) => b.toString(16).padStart(2, '0').toUpperCase()).join(':'),
     valid_from: nodeCertDate(o.notBefore ?? new Date('2025-12-01T00:00:00Z')),
     valid_to: nodeCertDate(o.notAfter ?? new Date('2026-12-01T00:00:00Z')),
-    ...(o.extKeyUsage !== undefined ? { ext_key_usage: o.extKeyUsage } : {}),
+    ext_key_usage: o.extKeyUsage ?? [CLIENT_AUTH_OID],
   }
 }
 

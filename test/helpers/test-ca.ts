@@ -8,10 +8,10 @@ import {
   generateKeyPair,
   type CertificateAuthority,
   type Clock,
-  type CryptoKeyPair,
   type KeyAlgorithm,
   type Random,
 } from '../../certs/index.ts'
+import type { CryptoKeyPair } from '../../certs/keys.ts'
 import { x509 } from '../../certs/x509.ts'
 import { fixedClock } from './clock.ts'
 

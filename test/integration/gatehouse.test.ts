@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
 import pino from 'pino'
@@ -9,9 +10,18 @@ import { openControlPlane } from '../../provisioning/index.ts'
 import { attemptConnect, closedWithin, connectDevice, runMosquitto, readBundleCredentials } from '../helpers/mqtt-clients.ts'
 import { GATEHOUSE_BIN, runCli, spawnCli } from '../helpers/run-cli.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
+import { createRecordingLogger } from '../helpers/broker-harness.ts'
 import type { DeviceCredentials } from '../helpers/broker-pki.ts'
 
 const bundle = readBundleCredentials
+
+/** A TCP server on 127.0.0.1:port (0: ephemeral), closed when the test ends; rejects when the port is taken. */
+async function listenOn(port: number): Promise<Server> {
+  const server = createServer()
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', resolve))
+  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  return server
+}
 
 /** `gatehouse start` as its own process, on an ephemeral port; stopped with SIGTERM when the test ends. */
 async function startProcess(dataDir: string, env: NodeJS.ProcessEnv = {}) {
@@ -86,10 +96,11 @@ describe('gatehouse start (the whole product, as an operator runs it)', () => {
     expect(res.code).toBe(2)
     expect(res.stderr).toContain('error GH_CONFIG_INVALID')
     expect(res.stderr).toContain('mqttPort')
+    expect(res.stderr).toContain('limits.maxConnectionsPerIp must be >= 1 (from GATEHOUSE_LIMITS_MAX_CONNECTIONS_PER_IP)')
   })
 })
 
-describe('createGatehouse wiring (real SQLite registry, real broker)', () => {
+describe('startGatehouse wiring (real SQLite registry, real broker)', () => {
   async function running(extra: ConfigInput = {}) {
     const dir = tempDir()
     const dataDir = join(dir, 'data')
@@ -102,6 +113,19 @@ describe('createGatehouse wiring (real SQLite registry, real broker)', () => {
     onTestFinished(() => operator.close())
     return { dir, dataDir, gatehouse, operator, port: gatehouse.mqtt.port }
   }
+
+  it('closes what it started when starting fails half-way (the HTTP port is taken after the broker listens)', async () => {
+    const blocker = await listenOn(0)
+    const dataDir = join(tempDir(), 'data')
+    const httpPort = (blocker.address() as { port: number }).port
+    const { log, records } = createRecordingLogger('info')
+    await expect(startGatehouse(loadConfig({ dataDir, mqttPort: 0, httpPort }, {}), { log })).rejects.toMatchObject({ code: 'EADDRINUSE' })
+    const listening = records.find((r) => r.msg === 'broker listening') as { port: number }
+    expect(records.map((r) => r.msg)).toContain('broker closed')
+    await listenOn(listening.port) // the MQTT port it had opened is free again
+    const again = await startGatehouse(loadConfig({ dataDir, mqttPort: 0, httpPort: 0 }, {}), { log })
+    await again.close()
+  })
 
   async function provision(operator: Awaited<ReturnType<typeof running>>['operator'], id: string): Promise<DeviceCredentials> {
     const issued = await operator.authority.createDevice({ id }, 'operator:test')

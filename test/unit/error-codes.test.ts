@@ -7,7 +7,7 @@ import * as config from '../../config.ts'
 import * as deviceSimErrors from '../../device-sim/errors.ts'
 import * as provisioningErrors from '../../provisioning/errors.ts'
 
-// fastify's errors.test.js idea (CONVENTIONS.md §10): every code is documented, and nothing else is.
+// fastify's errors.test.js idea (docs/conventions.md §10): every code is documented, and nothing else is.
 function codesOf(mod: Record<string, unknown>): string[] {
   return Object.values(mod).flatMap((v) => {
     if (typeof v !== 'function') return []

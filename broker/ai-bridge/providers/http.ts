@@ -1,6 +1,5 @@
-import type { Clock } from '../../../certs/index.ts'
+import type { Clock, Timers } from '../../../certs/index.ts'
 import { AiProviderFailed, AiProviderTimeout } from '../../errors.ts'
-import type { Timers } from '../timers.ts'
 import type { FailureInfo } from './provider.ts'
 
 export interface HttpDeps {

@@ -5,6 +5,7 @@ import { loadConfig } from '../../../config.ts'
 import { startGatehouse } from '../../../gatehouse.ts'
 import { connectDevice } from '../../helpers/mqtt-clients.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
+import { waitFor } from '../../helpers/wait.ts'
 
 describe('the AI bridge in the running product (local analyzer, zero configuration but a window of 1)', () => {
   it("answers a device's telemetry with an insight on its insights topic, and the API shows it and its usage", async () => {
@@ -22,8 +23,7 @@ describe('the AI bridge in the running product (local analyzer, zero configurati
     })
     await device.subscribeAsync('devices/boiler-1/insights', { qos: 1 })
     await device.publishAsync('devices/boiler-1/telemetry', JSON.stringify({ temp: 85, owner: 'ops@example.com' }), { qos: 1 })
-    const deadline = Date.now() + 10_000
-    while (insights.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    await waitFor(() => insights.length > 0, 10_000, 'an insight')
     expect(insights[0]).toMatchObject({ type: 'insight', deviceId: 'boiler-1', provider: 'local' })
     expect(insights[0]!.anomalies).toEqual(expect.arrayContaining([expect.objectContaining({ kind: 'threshold', metric: 'temp' })]))
 

@@ -1,10 +1,12 @@
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { attachAiBridge, systemTimers } from '../../../broker/index.ts'
-import { systemClock } from '../../../certs/index.ts'
-import { createAiUsageService, InMemoryAiUsageStore } from '../../../provisioning/index.ts'
+import { attachAiBridge } from '../../../broker/index.ts'
+import { systemClock, systemTimers } from '../../../certs/index.ts'
+import { createAiUsageService } from '../../../provisioning/ai-usage/ai-usage-service.ts'
+import { InMemoryAiUsageStore } from '../../../provisioning/ai-usage/in-memory-ai-usage-store.ts'
 import { createRecordingLogger, startBroker } from '../../helpers/broker-harness.ts'
 import { makeBrokerPki } from '../../helpers/broker-pki.ts'
 import { connectDevice } from '../../helpers/mqtt-clients.ts'
+import { waitFor } from '../../helpers/wait.ts'
 
 describe('AI bridge on a real broker', () => {
   it('a device publishes telemetry over mTLS and receives the insight (then one throttle notice) on devices/{id}/insights', async () => {
@@ -36,8 +38,7 @@ describe('AI bridge on a real broker', () => {
     await device.publishAsync('devices/sensor-1/telemetry', JSON.stringify({ temp: 85, owner: 'ann@example.com' }), { qos: 1 })
     await device.publishAsync('devices/sensor-1/telemetry/engine', JSON.stringify({ rpm: 900 }), { qos: 1 })
 
-    const deadline = Date.now() + 5000
-    while (messages.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+    await waitFor(() => messages.length >= 2, 5000, 'the insight and the throttle notice')
     expect(messages[0]).toMatchObject({
       type: 'insight',
       deviceId: 'sensor-1',

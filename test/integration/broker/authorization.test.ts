@@ -1,6 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest'
-import type { BrokerLimitsInput, DevicePublish } from '../../../broker/index.ts'
-import { startBroker, waitFor } from '../../helpers/broker-harness.ts'
+import type { DevicePublish } from '../../../broker/index.ts'
+import type { BrokerLimitsInput } from '../../../broker/limits.ts'
+import { startBroker } from '../../helpers/broker-harness.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import { makeBrokerPki, type BrokerPki } from '../../helpers/broker-pki.ts'
 import { attemptConnect, closedWithin, connectDevice } from '../../helpers/mqtt-clients.ts'
 
@@ -28,7 +30,8 @@ describe('topic authorization over TLS', () => {
       (e: { packet?: { granted?: number[] } }) => e,
     )
     expect(err?.packet?.granted).toEqual([128, 128, 128, 1])
-    await new Promise((r) => setTimeout(r, 50))
+    // the marker: a later SUBSCRIBE is still answered on the same connection
+    await client.subscribeAsync('devices/A/settings', { qos: 1 })
     expect(client.connected).toBe(true)
     expect(h.broker.isConnected('A')).toBe(true)
   })
@@ -46,9 +49,11 @@ describe('topic authorization over TLS', () => {
     clientA.publish('devices/B/telemetry', 'spoofed', { qos: 0 })
     clientA.publish('devices/B/settings', 'spoofed', { qos: 0 })
     await closed
-    await new Promise((r) => setTimeout(r, 100))
+    // the marker: a message to B's settings after A is gone; A's, had they passed, would have come first
+    await h.broker.publishToDevice('devices/B/settings', 'marker', { qos: 0 })
+    await waitFor(() => got.length > 0, 2000, 'the marker')
     expect(published).toEqual([])
-    expect(got).toEqual([])
+    expect(got).toEqual(['devices/B/settings'])
     expect(h.directory.auditsFor('publish.refused')).toEqual([
       expect.objectContaining({ subject: 'A', details: expect.objectContaining({ topic: 'devices/B/telemetry', reason: 'not-permitted' }) }),
     ])

@@ -1,8 +1,11 @@
 import type { MqttClient } from 'mqtt'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { attachEnrollment, type EnrollmentAnswer, type EnrollmentService } from '../../../broker/index.ts'
-import { certificateToPem, createKeyAndCsr, cryptoRandom, issueDeviceCertificate, normalizeSerial, parseCsr, systemClock } from '../../../certs/index.ts'
-import { createRecordingLogger, startBroker, waitFor, type BrokerHarness } from '../../helpers/broker-harness.ts'
+import { attachEnrollment } from '../../../broker/index.ts'
+import type { EnrollmentAnswer, EnrollmentService } from '../../../broker/enrollment.ts'
+import { certificateToPem, createKeyAndCsr, cryptoRandom, normalizeSerial, parseCsr, systemClock } from '../../../certs/index.ts'
+import { issueDeviceCertificate } from '../../../certs/device-certificate.ts'
+import { createRecordingLogger, startBroker, type BrokerHarness } from '../../helpers/broker-harness.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import { makeBrokerPki, type BrokerPki, type DeviceCredentials } from '../../helpers/broker-pki.ts'
 import { attemptConnect, connectDevice } from '../../helpers/mqtt-clients.ts'
 
@@ -114,8 +117,12 @@ describe('enrollment over mutual TLS', () => {
     const answer = nextMessage(a, `provisioning/${NONCE_A}/response`)
     await a.publishAsync(`provisioning/${NONCE_A}/request`, JSON.stringify({ deviceId: 'pump-43', csr: csrPem }), { qos: 1 })
     expect(await answer).toMatchObject({ ok: true, deviceId: 'pump-43' })
-    await new Promise((r) => setTimeout(r, 100))
-    expect(seenByB).toEqual([])
+    // the marker: b's own answer, sent after a's; a copy of a's would have reached b before it
+    await b.subscribeAsync(`provisioning/${NONCE_B}/response`, { qos: 1 })
+    const own = nextMessage(b, `provisioning/${NONCE_B}/response`)
+    await b.publishAsync(`provisioning/${NONCE_B}/request`, JSON.stringify({ deviceId: 'pump-43', requestId: 'b-marker' }), { qos: 1 })
+    expect(await own).toMatchObject({ ok: false, requestId: 'b-marker', error: { code: 'GH_DEVICE_EXISTS' } })
+    expect(seenByB).toEqual([`provisioning/${NONCE_B}/response`])
     expect(b.connected).toBe(true)
     expect(h.directory.auditsFor('subscribe.refused')).toEqual([
       expect.objectContaining({ subject: 'claim:batch-1', details: expect.objectContaining({ topic: `provisioning/${NONCE_A}/response`, clientId: `claim:${NONCE_B}` }) }),

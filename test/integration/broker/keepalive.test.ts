@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest'
-import { startBroker, waitFor } from '../../helpers/broker-harness.ts'
+import { startBroker } from '../../helpers/broker-harness.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import { makeBrokerPki, type BrokerPki } from '../../helpers/broker-pki.ts'
 import { connectDevice, rawTlsClient, requireMosquittoClients, runMosquitto } from '../../helpers/mqtt-clients.ts'
 

@@ -1,11 +1,12 @@
 import net from 'node:net'
+import tls from 'node:tls'
 import pino from 'pino'
 import { createBroker } from '../../../broker/index.ts'
 import { systemClock } from '../../../certs/index.ts'
 import { createFakeDirectory } from '../../helpers/fake-directory.ts'
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { startBroker } from '../../helpers/broker-harness.ts'
-import { makeBrokerPki, type BrokerPki } from '../../helpers/broker-pki.ts'
+import { makeBrokerPki, type BrokerPki, type DeviceCredentials } from '../../helpers/broker-pki.ts'
 import { closedWithin, connectDevice, rawTlsClient } from '../../helpers/mqtt-clients.ts'
 
 let pki: BrokerPki
@@ -28,6 +29,17 @@ async function tcp(port: number): Promise<{ socket: net.Socket; closed: Promise<
   return { socket, closed }
 }
 
+/** True when a TLS handshake completes (the connection was admitted), false when the broker closes it first. */
+async function tlsHandshakes(port: number, creds: DeviceCredentials): Promise<boolean> {
+  const socket = tls.connect({ host: '127.0.0.1', port, ca: creds.ca, cert: creds.cert, key: creds.key, servername: 'localhost' })
+  onTestFinished(() => void socket.destroy())
+  socket.on('error', () => {})
+  return new Promise((resolve) => {
+    socket.once('secureConnect', () => resolve(true))
+    socket.once('close', () => resolve(false))
+  })
+}
+
 describe('connection limits', () => {
   it('refuses connections from an address over maxConnectionsPerIp before TLS, audited once', async () => {
     const h = await startBroker(pki.serverTls, { limits: { maxConnectionsPerIp: 2 } })
@@ -42,13 +54,11 @@ describe('connection limits', () => {
       expect.objectContaining({ subject: 'ip:127.0.0.1', details: expect.objectContaining({ reason: 'too-many-connections' }) }),
     ])
     // a slot frees up once the broker has seen a connection close (bounded retries: it may lag the client)
+    const creds = await pki.device('slot-1')
     first.socket.destroy()
     await first.closed
     let admitted = false
-    for (let attempt = 0; attempt < 20 && !admitted; attempt++) {
-      const next = await tcp(h.port)
-      admitted = await Promise.race([next.closed.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 200))])
-    }
+    for (let attempt = 0; attempt < 20 && !admitted; attempt++) admitted = await tlsHandshakes(h.port, creds)
     expect(admitted).toBe(true)
   })
 

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import type { DevicePublish } from '../../../broker/index.ts'
-import { startBroker, waitFor } from '../../helpers/broker-harness.ts'
+import { startBroker } from '../../helpers/broker-harness.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import { makeBrokerPki, type BrokerPki } from '../../helpers/broker-pki.ts'
 import { requireMosquittoClients, runMosquitto } from '../../helpers/mqtt-clients.ts'
 

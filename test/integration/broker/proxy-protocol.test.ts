@@ -4,7 +4,8 @@ import net from 'node:net'
 import { join } from 'node:path'
 import tls from 'node:tls'
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest'
-import { startBroker, waitFor, type BrokerHarness } from '../../helpers/broker-harness.ts'
+import { startBroker, type BrokerHarness } from '../../helpers/broker-harness.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import { makeBrokerPki, selfSignedDevice, type BrokerPki, type DeviceCredentials } from '../../helpers/broker-pki.ts'
 import { packetClient, type PacketClient } from '../../helpers/mqtt-packet-stream.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
@@ -86,7 +87,7 @@ describe('PROXY protocol from trusted load balancers', () => {
     const refused = await connectThrough(h.port, unknown, header)
     expect(refused.connack).toMatchObject({ cmd: 'connack', returnCode: 5 })
     expect(h.directory.auditsFor('connect.refused')).toEqual([
-      expect.objectContaining({ details: expect.objectContaining({ reason: 'unknown-certificate', remoteAddress: '203.0.113.5' }) }),
+      expect.objectContaining({ details: expect.objectContaining({ reason: 'unknown-device', remoteAddress: '203.0.113.5' }) }),
     ])
   })
 

@@ -15,7 +15,6 @@ import {
   generateKeyPair,
   identityFromCertificate,
   identityFromPeerCertificate,
-  issueDeviceCertificate,
   issueDeviceCertificateDer,
   issueServerCertificate,
   parseCsr,
@@ -27,6 +26,7 @@ import {
   type CertificateAuthority,
   type KeyAlgorithm,
 } from '../../../certs/index.ts'
+import { issueDeviceCertificate } from '../../../certs/device-certificate.ts'
 import { makeTempPemDir, makeTestCa, type TempPemDir } from '../../helpers/test-ca.ts'
 
 // Real files in a temp dir and the real openssl CLI. Real time too: openssl checks validity against now.

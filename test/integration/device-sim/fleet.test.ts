@@ -5,6 +5,7 @@ import { configSchema, loadConfig } from '../../../config.ts'
 import { connectDevice, connectFleet, type DeviceBundle } from '../../../device-sim/index.ts'
 import { startGatehouse } from '../../../gatehouse.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
+import { waitFor } from '../../helpers/wait.ts'
 
 /** A real Gatehouse on ephemeral ports with `count` devices provisioned by its own authority. */
 async function gatehouseWithDevices(count: number) {
@@ -40,7 +41,7 @@ describe('device-sim fleet connector', () => {
     expect(await seen).toMatchObject({ deviceId: first.deviceId, topic: `devices/${first.deviceId}/telemetry` })
 
     await fleet.close()
-    await expect.poll(() => gatehouse.broker.connectedDeviceIds().length, { timeout: 2000 }).toBe(0)
+    await waitFor(() => gatehouse.broker.connectedDeviceIds().length === 0, 2000, () => `none connected; have ${gatehouse.broker.connectedDeviceIds()}`)
   })
 
   it('reports a refused device (CONNACK 5) as a failed outcome and connects the rest', async () => {

@@ -2,8 +2,13 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { identityFromCertificate, parseCertificatePem } from '../../../certs/index.ts'
-import { claimDevice, parseBrokerUrl, readBundle, renewalWindowOpens, writeBundle, type SimEvent } from '../../../device-sim/index.ts'
+import { readBundle, writeBundle } from '../../../device-sim/bundle-files.ts'
+import type { SimEvent } from '../../../device-sim/device-types.ts'
+import { claimDevice } from '../../../device-sim/enrollment.ts'
+import { parseBrokerUrl } from '../../../device-sim/mqtt-session.ts'
+import { renewalWindowOpens } from '../../../device-sim/renewer.ts'
 import { runCli } from '../../helpers/run-cli.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import { createDevices, recordTelemetry, simGatehouse, startDevice } from './gatehouse-fixture.ts'
 
 // docs/device-lifecycle.md from the device's side: claim provisioning and renewal over MQTT, end to end.
@@ -40,11 +45,11 @@ describe('device-sim certificate renewal over MQTT', () => {
     const events: SimEvent[] = []
     const device = startDevice(bundle, { broker, ratePerSecond: 50, bundlesDir: bundles }, events)
 
-    await expect.poll(() => device.stats().renewals, { timeout: 15_000 }).toBe(1)
+    await waitFor(() => device.stats().renewals === 1, 15_000, () => `one renewal; have ${device.stats().renewals}`)
     // the counter moves when the certificate is obtained; the switch to it (finish in-flight messages,
     // reconnect on the new bundle) follows
-    await expect.poll(() => device.currentBundle().cert, { timeout: 10_000 }).not.toBe(bundle.cert)
-    await expect.poll(() => device.stats().connected, { timeout: 5000 }).toBe(true)
+    await waitFor(() => device.currentBundle().cert !== bundle.cert, 10_000, 'the switch to the new bundle')
+    await waitFor(() => device.stats().connected, 5000, 'the reconnect on the new bundle')
     const renewed = device.currentBundle()
     expect(renewed.key).not.toBe(bundle.key)
     const newIdentity = await identityFromCertificate(parseCertificatePem(renewed.cert))
@@ -60,7 +65,7 @@ describe('device-sim certificate renewal over MQTT', () => {
 
     // nothing lost across the switch: every reading up to the last one sent arrived
     const sent = device.stats().sent
-    await expect.poll(() => new Set(telemetry.readings('sim-0001').map((r) => r.seq)).size, { timeout: 5000 }).toBeGreaterThanOrEqual(sent)
+    await waitFor(() => new Set(telemetry.readings('sim-0001').map((r) => r.seq)).size >= sent, 5000, `${sent} distinct readings`)
     const got = [...new Set(telemetry.readings('sim-0001').map((r) => r.seq as number))].sort((a, b) => a - b)
     expect(got).toEqual(Array.from({ length: got.length }, (_, i) => i + 1))
     expect(device.stats()).toMatchObject({ errors: 0, reconnects: 0, dropped: 0 })

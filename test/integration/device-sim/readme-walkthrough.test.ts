@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { GATEHOUSE_BIN, runCli, type CliResult } from '../../helpers/run-cli.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import { simGatehouse } from './gatehouse-fixture.ts'
 
 /**
@@ -43,8 +44,8 @@ describe('README walkthrough: 50 simulated devices, a setting changed from the A
     const { gatehouse, broker, dataDir, dir } = await simGatehouse({ ai: {} })
     const ids = Array.from({ length: 50 }, (_, i) => `sim-${String(i + 1).padStart(4, '0')}`)
     const res = await runSim(['--devices', '50', '--provision', '--data-dir', dataDir, '--bundles', join(dir, 'devices'), '--broker', broker, '--duration', '40s'], async () => {
-      await expect.poll(() => gatehouse.broker.connectedDeviceIds().length, { timeout: 40_000, interval: 200 }).toBe(50)
-      await expect.poll(() => ids.every((id) => gatehouse.control.settings.getDevice(id).reported !== null), { timeout: 20_000, interval: 200 }).toBe(true)
+      await waitFor(() => gatehouse.broker.connectedDeviceIds().length === 50, 40_000, () => `50 connected; have ${gatehouse.broker.connectedDeviceIds().length}`, 200)
+      await waitFor(() => ids.every((id) => gatehouse.control.settings.getDevice(id).reported !== null), 20_000, 'every report', 200)
 
       const created = await runCli([...(apikeyLine as RegExpExecArray)[1]!.split(/\s+/), '--data-dir', dataDir])
       expect(created.code, created.stderr).toBe(0)

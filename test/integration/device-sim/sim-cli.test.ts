@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { GATEHOUSE_BIN, runCli, type CliResult } from '../../helpers/run-cli.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import { simGatehouse } from './gatehouse-fixture.ts'
 
 /** `gatehouse sim` as its own process (the real binary), bounded; `during` runs while it does. */
@@ -41,10 +42,10 @@ describe('gatehouse sim (the command, as its own process)', () => {
     const { gatehouse, broker, dataDir, dir } = await simGatehouse()
     const bundles = join(dir, 'devices')
     const res = await runSim(['--devices', '3', '--provision', '--data-dir', dataDir, '--bundles', bundles, '--broker', broker, '--rate', '5', '--duration', '6s', '--json'], async () => {
-      await expect.poll(() => gatehouse.broker.connectedDeviceIds().length, { timeout: 20_000, interval: 100 }).toBe(3)
+      await waitFor(() => gatehouse.broker.connectedDeviceIds().length === 3, 20_000, () => `3 connected; have ${gatehouse.broker.connectedDeviceIds().length}`, 100)
       // each has applied and reported the document it got on subscribe: the change below is a second one
       const ids = ['sim-0001', 'sim-0002', 'sim-0003']
-      await expect.poll(() => ids.every((id) => gatehouse.control.settings.getDevice(id).reported !== null), { timeout: 10_000, interval: 100 }).toBe(true)
+      await waitFor(() => ids.every((id) => gatehouse.control.settings.getDevice(id).reported !== null), 10_000, 'every report', 100)
       gatehouse.control.settings.patchLayer({ kind: 'group', group: 'sim' }, { interval: 0.2 }, { actor: 'operator:test' })
     })
     expect(res.code, res.stderr).toBe(0)

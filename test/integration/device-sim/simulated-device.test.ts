@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import type { SimEvent } from '../../../device-sim/index.ts'
+import type { SimEvent } from '../../../device-sim/device-types.ts'
 import { createDevices, recordTelemetry, simGatehouse, startDevice } from './gatehouse-fixture.ts'
+import { waitFor } from '../../helpers/wait.ts'
 
 const seqs = (readings: Record<string, unknown>[]) => readings.map((r) => r.seq as number)
 
@@ -12,15 +13,15 @@ describe('device-sim SimulatedDevice against a real Gatehouse', () => {
     const device = startDevice(bundle!, { broker, ratePerSecond: 20 })
     expect(await device.whenConnected(5000)).toBe(true)
     expect(gatehouse.broker.isConnected('sim-0001')).toBe(true)
-    await expect.poll(() => telemetry.readings('sim-0001').length, { timeout: 5000 }).toBeGreaterThanOrEqual(10)
+    await waitFor(() => telemetry.readings('sim-0001').length >= 10, 5000, '10 readings')
     const [first] = telemetry.readings('sim-0001')
     expect(Object.keys(first!).sort()).toEqual(['humidity', 'seq', 'temperature', 'ts', 'vibration'])
     expect(first).toMatchObject({ seq: 1, temperature: expect.any(Number), humidity: expect.any(Number), vibration: expect.any(Number) })
-    await expect.poll(() => device.stats().acked, { timeout: 2000 }).toBeGreaterThanOrEqual(10)
+    await waitFor(() => device.stats().acked >= 10, 2000, '10 acknowledged')
     const stats = await device.stop()
     expect(stats).toMatchObject({ connected: false, queued: 0, errors: 0, reconnects: 0 })
     expect(stats.acked).toBe(stats.sent)
-    await expect.poll(() => gatehouse.broker.isConnected('sim-0001'), { timeout: 2000 }).toBe(false)
+    await waitFor(() => !gatehouse.broker.isConnected('sim-0001'), 2000, 'the broker to see it gone')
   })
 
   it('applies a group settings change: the interval and thresholds change what it does, and it reports the version back', async () => {
@@ -31,27 +32,29 @@ describe('device-sim SimulatedDevice against a real Gatehouse', () => {
     const devices = bundles.map((b) => startDevice(b, { broker, ratePerSecond: 2 }, events))
     for (const d of devices) expect(await d.whenConnected(5000)).toBe(true)
     // the document delivered on subscribe is applied (and reported) first
-    await expect.poll(() => devices.every((d) => d.stats().settingsApplied === 1), { timeout: 3000 }).toBe(true)
+    await waitFor(() => devices.every((d) => d.stats().settingsApplied === 1), 3000, 'the first document applied')
 
     const layer = gatehouse.control.settings.patchLayer({ kind: 'group', group: 'sim' }, { interval: 0.1, thresholds: { temperature: { max: -40 } } }, { actor: 'operator:test' })
     expect(layer.devicesChanged).toBe(2)
     const version = gatehouse.control.settings.getDevice('sim-0001').version
-    await expect.poll(() => devices.map((d) => d.stats().settingsVersion), { timeout: 3000 }).toEqual([version, version])
+    await waitFor(() => devices.every((d) => d.stats().settingsVersion === version), 3000, () => `version ${version}; have ${devices.map((d) => d.stats().settingsVersion)}`)
     expect(devices.map((d) => d.stats().intervalMs)).toEqual([100, 100])
 
     // the reports reached the registry: desired and reported agree
     for (const id of ['sim-0001', 'sim-0002']) {
-      await expect.poll(() => gatehouse.control.settings.getDevice(id).reported?.version, { timeout: 3000 }).toBe(version)
+      await waitFor(() => gatehouse.control.settings.getDevice(id).reported?.version === version, 3000, `${id}'s report`)
       expect(gatehouse.control.settings.getDevice(id).inSync).toBe(true)
     }
 
-    // 10 messages/s now instead of 2
+    // 10 messages/s now instead of 2: 9 more readings within 1.5 s (at 2/s they would take 4.5 s)
     const before = telemetry.readings('sim-0001').length
-    await new Promise((r) => setTimeout(r, 1500))
-    expect(telemetry.readings('sim-0001').length - before).toBeGreaterThanOrEqual(9)
+    const started = performance.now()
+    await waitFor(() => telemetry.readings('sim-0001').length - before >= 9, 5000, '9 more readings')
+    expect(performance.now() - started).toBeLessThan(1500)
 
     // every reading is above the new maximum: one alert per crossing, published at once
-    await expect.poll(() => telemetry.alerts('sim-0001').length, { timeout: 2000 }).toBe(1)
+    await waitFor(() => telemetry.alerts('sim-0001').length > 0, 2000, 'the alert')
+    expect(telemetry.alerts('sim-0001')).toHaveLength(1)
     expect(telemetry.alerts('sim-0001')[0]).toMatchObject({ type: 'threshold', metric: 'temperature', bound: 'max', limit: -40 })
     expect(devices[0]!.stats().alerts).toBe(1)
     expect(events.filter((e) => e.type === 'alert')).toHaveLength(2)
@@ -59,8 +62,12 @@ describe('device-sim SimulatedDevice against a real Gatehouse', () => {
     // an older or repeated version is not applied again
     const applied = devices[0]!.stats().settingsApplied
     gatehouse.control.settings.patchLayer({ kind: 'group', group: 'sim' }, { interval: 0.1 }, { actor: 'operator:test' }) // no change: no new version
-    await new Promise((r) => setTimeout(r, 300))
-    expect(devices[0]!.stats().settingsApplied).toBe(applied)
+    // the marker: a real change after it, applied once; a repeat of the old version would have come first
+    gatehouse.control.settings.patchLayer({ kind: 'group', group: 'sim' }, { marker: 1 }, { actor: 'operator:test' })
+    const marked = gatehouse.control.settings.getDevice('sim-0001').version
+    expect(marked).toBe(version + 1)
+    await waitFor(() => devices[0]!.stats().settingsVersion === marked, 3000, 'the marker version')
+    expect(devices[0]!.stats().settingsApplied).toBe(applied + 1)
   })
 
   it('logs the insights the local analyzer sends back, including the threshold anomalies its settings define', async () => {
@@ -69,7 +76,7 @@ describe('device-sim SimulatedDevice against a real Gatehouse', () => {
     gatehouse.control.settings.patchDevice('sim-0003', { thresholds: { vibration: { max: 0.01 } } }, { actor: 'operator:test' })
     const events: SimEvent[] = []
     const device = startDevice(bundle!, { broker, ratePerSecond: 10 }, events)
-    await expect.poll(() => device.stats().insights, { timeout: 10_000 }).toBeGreaterThanOrEqual(1)
+    await waitFor(() => device.stats().insights >= 1, 10_000, 'an insight')
     const [insight] = device.stats().lastInsights
     expect(insight).toMatchObject({ type: 'insight', deviceId: 'sim-0003', provider: 'local', summary: expect.any(String) })
     expect(JSON.stringify(device.stats().lastInsights)).toContain('vibration')
@@ -82,17 +89,17 @@ describe('device-sim SimulatedDevice against a real Gatehouse', () => {
     const telemetry = recordTelemetry(gatehouse)
     const events: SimEvent[] = []
     const device = startDevice(bundle!, { broker, ratePerSecond: 25, backoff: { minMs: 300, maxMs: 1000 } }, events)
-    await expect.poll(() => telemetry.readings('sim-0004').length, { timeout: 5000 }).toBeGreaterThanOrEqual(5)
+    await waitFor(() => telemetry.readings('sim-0004').length >= 5, 5000, '5 readings')
 
     const aedesClient = (gatehouse.broker.aedes as unknown as { clients: Record<string, { close(): void }> }).clients['sim-0004']
     aedesClient?.close()
-    await expect.poll(() => events.some((e) => e.type === 'disconnected'), { timeout: 2000 }).toBe(true)
-    await expect.poll(() => device.stats().reconnects, { timeout: 5000 }).toBe(1)
+    await waitFor(() => events.some((e) => e.type === 'disconnected'), 2000, 'the disconnect')
+    await waitFor(() => device.stats().reconnects === 1, 5000, () => `one reconnect; have ${device.stats().reconnects}`)
     expect(gatehouse.broker.isConnected('sim-0004')).toBe(true)
 
     // the readings made while it was away arrive after the reconnect; none is missing
     const sentByNow = device.stats().sent
-    await expect.poll(() => new Set(seqs(telemetry.readings('sim-0004'))).size, { timeout: 5000 }).toBeGreaterThanOrEqual(sentByNow)
+    await waitFor(() => new Set(seqs(telemetry.readings('sim-0004'))).size >= sentByNow, 5000, `${sentByNow} distinct readings`)
     const got = [...new Set(seqs(telemetry.readings('sim-0004')))].sort((a, b) => a - b)
     expect(got).toEqual(Array.from({ length: got.length }, (_, i) => i + 1))
     // first arrivals are in order (a message may arrive twice: QoS 1 is at least once)
@@ -106,12 +113,12 @@ describe('device-sim SimulatedDevice against a real Gatehouse', () => {
     const [bundle] = await createDevices(gatehouse, ['sim-0005'])
     gatehouse.control.authority.disableDevice('sim-0005', 'operator:test')
     const device = startDevice(bundle!, { broker, ratePerSecond: 5, backoff: { minMs: 100, maxMs: 400 } })
-    await expect.poll(() => device.stats().errors, { timeout: 5000 }).toBeGreaterThanOrEqual(3)
+    await waitFor(() => device.stats().errors >= 3, 5000, '3 refused attempts')
     expect(device.stats().lastError).toMatch(/GH_SIM_CONNECT_FAILED: CONNACK 5/)
     expect(device.stats().connected).toBe(false)
     gatehouse.control.authority.enableDevice('sim-0005', 'operator:test')
     expect(await device.whenConnected(5000)).toBe(true)
     // what it measured while refused is delivered now
-    await expect.poll(() => device.stats().queued, { timeout: 3000 }).toBe(0)
+    await waitFor(() => device.stats().queued === 0, 3000, 'the queue drained')
   })
 })

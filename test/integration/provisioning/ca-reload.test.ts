@@ -3,14 +3,11 @@ import { join } from 'node:path'
 import pino from 'pino'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { cryptoRandom, normalizeSerial, systemClock } from '../../../certs/index.ts'
-import {
-  createCaReloader,
-  dataDirLayout,
-  initControlPlane,
-  openControlPlane,
-  rotateIssuingCa,
-  type ServerTlsMaterial,
-} from '../../../provisioning/index.ts'
+import { createCaReloader } from '../../../provisioning/ca/reload.ts'
+import { rotateIssuingCa } from '../../../provisioning/ca/rotation.ts'
+import { createChangeFeed, dataDirLayout, initControlPlane, keepCaCurrent, openControlPlane, rotateCa } from '../../../provisioning/index.ts'
+import type { ServerTlsMaterial } from '../../../provisioning/ca/keystore.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
 
 /** A pino logger that keeps what it logs, to see errors reported. */
@@ -34,12 +31,13 @@ async function running() {
 
 describe('createCaReloader (how a running Gatehouse follows `ca rotate`)', () => {
   it('reloads the CA and the TLS material on a ca.rotated event', async () => {
-    const { dataDir, reloader, applied, serialInUse } = await running()
-    const result = await rotateIssuingCa(dataDir, {}, { clock: systemClock, random: cryptoRandom })
-    reloader.onEvent({ type: 'ca.rotated', serial: normalizeSerial(result.issuing.serialNumber) })
+    const { dataDir, reloader, applied, lines, serialInUse } = await running()
+    const summary = await rotateCa(dataDir, {}, { log: pino({ level: 'silent' }) }, 'op')
+    reloader.onEvent({ type: 'ca.rotated', serial: summary.issuing.serial })
     reloader.onEvent({ type: 'device.created', deviceId: 'x' })
     await reloader.idle()
-    expect(serialInUse()).toBe(normalizeSerial(result.issuing.serialNumber))
+    expect(serialInUse()).toBe(summary.issuing.serial)
+    expect(lines).toContainEqual(expect.objectContaining({ msg: 'issuing CA reloaded', reason: 'ca.rotated' }))
     expect(applied).toHaveLength(1)
     expect(applied[0]!.ca.match(/BEGIN CERTIFICATE/g)).toHaveLength(3)
   })
@@ -65,5 +63,41 @@ describe('createCaReloader (how a running Gatehouse follows `ca rotate`)', () =>
     await reloader.idle()
     expect(serialInUse()).toBe(normalizeSerial(result.issuing.serialNumber))
     expect(applied).toHaveLength(1)
+  })
+})
+
+describe('keepCaCurrent (what startGatehouse wires for the CA)', () => {
+  it('reloads on the change feed\'s ca.rotated and on its hourly check, and stops both on close', async () => {
+    const { dataDir, control, serialInUse } = await running()
+    const log = pino({ level: 'silent' })
+    const feed = createChangeFeed({ store: control.store, clock: systemClock, log })
+    let hourly: { ms: number; fn: () => void } | undefined
+    let stopped = false
+    const scheduler = {
+      every(ms: number, fn: () => void) {
+        hourly = { ms, fn }
+        return () => void (stopped = true)
+      },
+    }
+    const { log: caLog, lines } = recordingLog()
+    const applied: ServerTlsMaterial[] = []
+    const keeper = keepCaCurrent({ control, feed, dataDir, log: caLog, scheduler, applyTls: (tls) => void applied.push(tls) })
+    expect(hourly?.ms).toBe(3600_000)
+
+    const rotated = await rotateCa(dataDir, {}, { log }, 'op')
+    feed.poll() // the event another process's `ca rotate` wrote
+    const reloads = () => lines.filter((l) => l.msg === 'issuing CA reloaded').map((l) => l.reason)
+    await waitFor(() => reloads().length === 1, 5000, 'reload on ca.rotated') // logged after the TLS material is applied
+    expect(serialInUse()).toBe(rotated.issuing.serial)
+
+    const files = await rotateIssuingCa(dataDir, {}, { clock: systemClock, random: cryptoRandom }) // no event: a crash before it
+    hourly!.fn()
+    await waitFor(() => reloads().length === 2, 5000, 'reload on the hourly check')
+    expect(serialInUse()).toBe(normalizeSerial(files.issuing.serialNumber))
+    expect(reloads()).toEqual(['ca.rotated', 'check'])
+    expect(applied).toHaveLength(2)
+
+    await keeper.close()
+    expect(stopped).toBe(true)
   })
 })

@@ -4,15 +4,8 @@ import { join } from 'node:path'
 import pino from 'pino'
 import { describe, expect, it } from 'vitest'
 import { normalizeSerial, parseCertificatesPem, systemClock } from '../../../certs/index.ts'
-import {
-  dataDirLayout,
-  describeCa,
-  initControlPlane,
-  loadCa,
-  loadServerTls,
-  openControlPlane,
-  rotateCa,
-} from '../../../provisioning/index.ts'
+import { dataDirLayout, describeCa, initControlPlane, loadServerTls, openControlPlane, rotateCa } from '../../../provisioning/index.ts'
+import { loadCa } from '../../../provisioning/ca/keystore.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
 
 // Real files in a temp dir, the real openssl CLI, real time (openssl checks validity against now).

@@ -1,5 +1,5 @@
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { DEFAULT_CLAIM_MAX_USES } from '../../../provisioning/index.ts'
+import { DEFAULT_CLAIM_MAX_USES } from '../../../provisioning/claims/claim-service.ts'
 import { deviceKey, enrollmentFixture, json } from '../../helpers/enrollment-fixture.ts'
 import { openssl } from '../../helpers/run-cli.ts'
 import { makeTempPemDir } from '../../helpers/test-ca.ts'

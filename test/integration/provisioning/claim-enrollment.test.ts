@@ -2,7 +2,8 @@ import { join } from 'node:path'
 import pino from 'pino'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { identityFromCertificate, parseCertificatePem } from '../../../certs/index.ts'
-import { createChangeFeed, createRegistryDirectory, SqliteRegistryStore } from '../../../provisioning/index.ts'
+import { createChangeFeed, createRegistryDirectory } from '../../../provisioning/index.ts'
+import { SqliteRegistryStore } from '../../../provisioning/store/sqlite-registry-store.ts'
 import { deviceKey, enrollmentFixture, json } from '../../helpers/enrollment-fixture.ts'
 import { openssl } from '../../helpers/run-cli.ts'
 import { makeTempPemDir } from '../../helpers/test-ca.ts'
@@ -26,7 +27,7 @@ describe('SqliteClaimStore', () => {
     expect(claim).toEqual(created.claim)
     expect(reopened.claims.getByFingerprint(created.claim.fingerprint)?.id).toBe(created.claim.id)
     expect(reopened.claims.list().map((c) => c.id)).toEqual([created.claim.id])
-    const { hashClaimToken } = await import('../../../provisioning/index.ts')
+    const { hashClaimToken } = await import('../../../provisioning/claims/claim-checks.ts')
     expect(reopened.claims.tokenState(created.claim.id, hashClaimToken(created.tokens[0]!))).toBe('unused')
     expect(reopened.claims.tokenState(created.claim.id, created.tokens[0]!)).toBe('unknown')
   })

@@ -5,7 +5,8 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { loadConfig } from '../../../config.ts'
 import { startGatehouse, type Gatehouse } from '../../../gatehouse.ts'
 import { openControlPlane, type ControlPlane } from '../../../provisioning/index.ts'
-import { createRecordingLogger, waitFor } from '../../helpers/broker-harness.ts'
+import { createRecordingLogger } from '../../helpers/broker-harness.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import type { DeviceCredentials } from '../../helpers/broker-pki.ts'
 import { connectDevice, rawTlsClient, runMosquitto } from '../../helpers/mqtt-clients.ts'
 import { runCli } from '../../helpers/run-cli.ts'
@@ -48,27 +49,17 @@ async function world() {
 async function settingsListener(port: number, creds: DeviceCredentials, extra = {}) {
   const client = await connectDevice(port, creds, extra)
   const received: SettingsMessage[] = []
-  const waiters: (() => void)[] = []
   client.on('message', (topic, payload) => {
     if (topic === `devices/${creds.deviceId}/settings`) received.push(JSON.parse(payload.toString()))
-    for (const w of waiters.splice(0)) w()
   })
   await client.subscribeAsync(`devices/${creds.deviceId}/settings`, { qos: 1 })
   return {
     client,
     received,
     /** resolves with the first document of at least this version, or rejects after timeoutMs */
-    async version(v: number, timeoutMs = 5000): Promise<SettingsMessage> {
-      const deadline = Date.now() + timeoutMs
-      for (;;) {
-        const hit = received.find((m) => m.version >= v)
-        if (hit) return hit
-        if (Date.now() > deadline) throw new Error(`no settings version ${v} for ${creds.deviceId}; got ${JSON.stringify(received.map((m) => m.version))}`)
-        await new Promise<void>((r) => {
-          waiters.push(r)
-          setTimeout(r, 50)
-        })
-      }
+    version(v: number, timeoutMs = 5000): Promise<SettingsMessage> {
+      const got = () => `settings version ${v} for ${creds.deviceId}; got ${JSON.stringify(received.map((m) => m.version))}`
+      return waitFor(() => received.find((m) => m.version >= v), timeoutMs, got)
     },
   }
 }
@@ -121,15 +112,11 @@ describe('settings delivery over MQTT', () => {
     let out = ''
     sub.child.stdout?.on('data', (d: Buffer) => (out += d.toString()))
     const docs = () => out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as SettingsMessage)
-    const until = async (check: () => boolean) => {
-      const deadline = Date.now() + 10_000
-      while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
-    }
-    await until(() => docs().some((d) => d.version === 2)) // the current document, on subscribe
+    await waitFor(() => docs().some((d) => d.version === 2), 10_000, 'version 2') // the current document, on subscribe
     expect(docs()[0]).toMatchObject({ version: 2, settings: { mode: 'eco' } })
     const started = performance.now()
     w.operator.settings.patchDevice('mosq-1', { mode: 'boost' }, { actor: 'operator:test' })
-    await until(() => docs().some((d) => d.version === 3))
+    await waitFor(() => docs().some((d) => d.version === 3), 10_000, 'version 3')
     expect(performance.now() - started).toBeLessThan(1000)
     expect(docs().find((d) => d.version === 3)).toMatchObject({ settings: { mode: 'boost' } })
     sub.child.kill('SIGTERM')
@@ -215,8 +202,10 @@ describe('settings delivery over MQTT', () => {
     await Promise.all([...listeners, other].map((l) => l.version(1)))
     w.operator.settings.patchLayer({ kind: 'group', group: 'line' }, { speed: 3 }, { actor: 'operator:test' })
     for (const l of listeners) expect((await l.version(2)).settings).toEqual({ speed: 3 })
-    await new Promise((r) => setTimeout(r, 400))
-    expect(other.received.map((m) => m.version)).toEqual([1])
+    // the marker: a change of the outsider's own, made after the group's; the group's would have come first
+    w.operator.settings.patchDevice('office-1', { desk: 1 }, { actor: 'operator:test' })
+    expect(await other.version(2)).toMatchObject({ settings: { desk: 1 } })
+    expect(other.received.map((m) => m.version)).toEqual([1, 2])
   })
 
   it('stores a device report and shows it in sync', async () => {
@@ -227,8 +216,7 @@ describe('settings delivery over MQTT', () => {
     const doc = await device.version(view.version)
     await device.client.publishAsync('devices/rep-1/settings/reported', JSON.stringify({ version: doc.version, settings: doc.settings }), { qos: 1 })
     await device.client.publishAsync('devices/rep-1/settings/reported', '{not json', { qos: 1 }) // ignored, connection stays
-    const deadline = Date.now() + 5000
-    while (!w.operator.settings.getDevice('rep-1').inSync && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    await waitFor(() => w.operator.settings.getDevice('rep-1').inSync, 5000, 'rep-1 in sync')
     expect(w.operator.settings.getDevice('rep-1')).toMatchObject({ inSync: true, reported: { version: 2, settings: { interval: 7 } } })
     expect(device.client.connected).toBe(true)
   })
@@ -242,7 +230,7 @@ describe('settings delivery over MQTT', () => {
     const doc = await device.version(2)
     expect(doc.settings).toEqual({ wifi: { ssid: 'plant', psk_secret: secret } })
     await device.client.publishAsync('devices/vault-1/settings/reported', JSON.stringify(doc), { qos: 1 })
-    await new Promise((r) => setTimeout(r, 300))
+    await waitFor(() => w.operator.settings.getDevice('vault-1').reported?.version === doc.version, 5000, 'the report stored')
     for (const file of readdirSync(w.dataDir).filter((f) => f.startsWith('gatehouse.db'))) {
       expect(readFileSync(join(w.dataDir, file)).includes(Buffer.from(secret)), file).toBe(false)
     }

@@ -1,6 +1,7 @@
 import mqttPacket from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
-import { startCore, waitFor } from '../../helpers/broker-harness.ts'
+import { startCore } from '../../helpers/broker-harness.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import { asTlsPeer, duplexPair, fakePeerCertificate, packetClient, SERVER_AUTH_OID, CLIENT_AUTH_OID } from '../../helpers/mqtt-packet-stream.ts'
 
 const SERIAL = '0a1b2c3d'
@@ -48,7 +49,8 @@ describe('authenticate hook', () => {
       h.device('pump-7', SERIAL)
       h.directory.setDeviceStatus('pump-7', 'revoked')
     }, {}, 'revoked'],
-    ['fail/unknown-certificate', () => {}, {}, 'unknown-certificate'],
+    ['fail/unknown-certificate', (h: Harness) => h.directory.addDevice('pump-7'), {}, 'unknown-certificate'],
+    ['fail/unknown-device', () => {}, {}, 'unknown-device'],
     ['fail/client-id-mismatch', (h: Harness) => h.device('pump-7', SERIAL), { cn: 'pump-7', clientId: 'pump-8' }, 'client-id-mismatch'],
     ['fail/no-certificate', (h: Harness) => h.device('pump-7', SERIAL), { noCertificate: true }, 'no-client-certificate'],
     ['fail/server-only-certificate', (h: Harness) => h.device('pump-7', SERIAL), { extKeyUsage: [SERVER_AUTH_OID] }, 'not-a-client-certificate'],

@@ -1,7 +1,8 @@
 import type { IPublishPacket } from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
 import type { DevicePublish } from '../../../broker/index.ts'
-import { startCore, waitFor } from '../../helpers/broker-harness.ts'
+import { startCore } from '../../helpers/broker-harness.ts'
+import { waitFor } from '../../helpers/wait.ts'
 
 const A = 'pump-7'
 const SERIAL_A = 'aa01'
@@ -164,7 +165,15 @@ describe('authorize-publish hook', () => {
     })
     h.directory.revokeDevice(A)
     await client.closed
-    await new Promise((r) => setTimeout(r, 50))
-    expect(published).toEqual([])
+    // the marker: another device's will, due after A's would have been
+    h.device('pump-8', 'bb01')
+    const other = await h.connect({
+      clientId: 'pump-8',
+      serial: 'bb01',
+      will: { topic: 'devices/pump-8/telemetry/status', payload: Buffer.from('offline'), qos: 0, retain: false },
+    })
+    other.client.end()
+    await waitFor(() => published.length > 0, 2000, 'the marker will')
+    expect(published.map((m) => m.topic)).toEqual(['devices/pump-8/telemetry/status'])
   })
 })

@@ -1,7 +1,8 @@
 import type { IPublishPacket, ISubackPacket } from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
-import type { ClaimRequest } from '../../../broker/index.ts'
-import { startCore, waitFor, type ConnectOptions } from '../../helpers/broker-harness.ts'
+import type { ClaimRequest } from '../../../broker/create-mqtt-core.ts'
+import { startCore, type ConnectOptions } from '../../helpers/broker-harness.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import { fixedClock } from '../../helpers/clock.ts'
 import { fakeTimers } from '../../helpers/fake-timers.ts'
 import type { PacketClient } from '../../helpers/mqtt-packet-stream.ts'
@@ -91,7 +92,6 @@ describe('claim sessions: authenticate', () => {
     // once it is gone, the clientId is free again
     first.client.send({ cmd: 'disconnect' })
     await first.client.closed
-    await new Promise((r) => setTimeout(r, 20))
     expect((await connectClaim(h, NONCE_A)).connack).toMatchObject({ returnCode: 0 })
   })
 
@@ -203,8 +203,12 @@ describe('claim sessions: topic sandbox', () => {
     const got = (await a.client.next()) as IPublishPacket
     expect(got).toMatchObject({ cmd: 'publish', topic: `provisioning/${NONCE_A}/response`, qos: 1, retain: false })
     expect(got.payload.toString()).toBe('{"ok":true}')
-    await new Promise((r) => setTimeout(r, 30))
-    expect(b.client.received.filter((p) => p.cmd === 'publish')).toEqual([])
+    // the marker: b's own answer, sent after a's; a copy of a's would have reached b before it
+    publish(b.client, `provisioning/${NONCE_B}/request`, '{}')
+    await waitFor(() => requests.length === 2, 2000, 'b\'s request')
+    expect(await h.core.replyToSession(requests[1]!.sessionId, '{"marker":true}')).toBe(true)
+    expect(await b.client.next()).toMatchObject({ cmd: 'publish', topic: `provisioning/${NONCE_B}/response` })
+    expect(b.client.received.filter((p) => p.cmd === 'publish')).toHaveLength(1)
   })
 })
 
@@ -251,7 +255,6 @@ describe('claim sessions: lifetime', () => {
     await timers.advance('1ms')
     await client.closed
     expect(h.directory.auditsFor('session.closed')[0]?.details).toMatchObject({ reason: 'claim-session-timeout' })
-    await new Promise((r) => setTimeout(r, 20))
     expect(timers.pendingDelays()).toEqual([30_000]) // only the sweep is left
   })
 

@@ -1,15 +1,16 @@
 import type { IPublishPacket, Packet } from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
+import { attachEnrollment } from '../../../broker/index.ts'
 import {
-  attachEnrollment,
   MAX_QUEUED_REQUESTS,
   type ClaimRequestContext,
   type EnrollmentAnswer,
   type EnrollmentService,
   type RenewalRequestContext,
-} from '../../../broker/index.ts'
-import { requestIdOf } from '../../../broker/enrollment.ts'
-import { createRecordingLogger, startCore, waitFor } from '../../helpers/broker-harness.ts'
+  requestIdOf,
+} from '../../../broker/enrollment.ts'
+import { createRecordingLogger, startCore } from '../../helpers/broker-harness.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import type { PacketClient } from '../../helpers/mqtt-packet-stream.ts'
 
 const CLAIM = 'batch-1'
@@ -105,8 +106,10 @@ describe('attachEnrollment', () => {
         payload: '{"deviceId":"pump-1","requestId":"r1"}',
       },
     ])
-    await new Promise((r) => setTimeout(r, 30))
-    expect(publishes(b)).toEqual([])
+    // the marker: b's own answer, sent after a's; a copy of a's would have reached b before it
+    send(b, `provisioning/${NONCE_B}/request`, { requestId: 'b-marker' })
+    expect(JSON.parse((await nextPublish(b)).payload.toString())).toMatchObject({ requestId: 'b-marker' })
+    expect(publishes(b)).toHaveLength(1)
   })
 
   it('hands a device renewal request to the service and answers on devices/{id}/renewal/response', async () => {
@@ -126,16 +129,18 @@ describe('attachEnrollment', () => {
     state.hold()
     const a = await claimSession(h, NONCE_A)
     const b = await claimSession(h, NONCE_B)
+    // the marker: a listener after enrollment's own, which calls the service (or queues) synchronously
+    let requests = 0
+    h.core.onClaimRequest(() => void requests++)
     for (const id of ['a1', 'a2', 'a3']) send(a, `provisioning/${NONCE_A}/request`, { requestId: id })
     send(b, `provisioning/${NONCE_B}/request`, { requestId: 'b1' })
-    await waitFor(() => state.calls.length === 2, 2000, 'two calls')
-    await new Promise((r) => setTimeout(r, 20))
+    await waitFor(() => requests === 4, 2000, 'four requests')
     // one per session: a1 and b1, not a2
     expect(state.calls.map((c) => JSON.parse(c.payload).requestId)).toEqual(['a1', 'b1'])
+    // a call and its held answer are recorded together (synchronously), so this ends with every answer released
     while (state.calls.length < 4 || state.held.length > 0) {
       await waitFor(() => state.held.length > 0, 2000, 'a held answer')
       state.held.shift()!()
-      await new Promise((r) => setTimeout(r, 5))
     }
     await waitFor(() => answers(a).length === 3, 2000, 'three answers')
     expect(answers(a).map((x) => x.requestId)).toEqual(['a1', 'a2', 'a3'])
@@ -190,20 +195,26 @@ describe('attachEnrollment', () => {
     await waitFor(() => state.calls.length === 1, 2000, 'the call')
     first.send({ cmd: 'disconnect' })
     await first.closed
-    await new Promise((r) => setTimeout(r, 20))
     const second = await claimSession(h, NONCE_A)
     state.held.shift()!()
     await waitFor(() => logs.some((r) => r.msg === 'enrollment answer dropped: the session ended'), 2000, 'dropped log')
-    await new Promise((r) => setTimeout(r, 20))
-    expect(publishes(second)).toEqual([])
+    // the marker: the second session's own answer; the dropped one would have come before it
+    send(second, `provisioning/${NONCE_A}/request`, { requestId: 'r2' })
+    await waitFor(() => state.held.length === 1, 2000, 'the second call')
+    state.held.shift()!()
+    expect(JSON.parse((await nextPublish(second)).payload.toString())).toMatchObject({ requestId: 'r2' })
+    expect(publishes(second)).toHaveLength(1)
   })
 
   it('stops answering once detached', async () => {
     const { h, state, detach } = await setup()
     const a = await claimSession(h, NONCE_A)
     detach()
+    // the marker: a listener of the core, told of the request where enrollment would have been
+    let requests = 0
+    h.core.onClaimRequest(() => void requests++)
     send(a, `provisioning/${NONCE_A}/request`, { requestId: 'r1' })
-    await new Promise((r) => setTimeout(r, 30))
+    await waitFor(() => requests === 1, 2000, 'the request')
     expect(state.calls).toEqual([])
   })
 })

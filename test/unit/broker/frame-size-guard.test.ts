@@ -1,7 +1,8 @@
 import mqttPacket from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
 import { createFrameScanner } from '../../../broker/frame-size-guard.ts'
-import { startCore, waitFor } from '../../helpers/broker-harness.ts'
+import { startCore } from '../../helpers/broker-harness.ts'
+import { waitFor } from '../../helpers/wait.ts'
 
 const publish = (payloadBytes: number) =>
   mqttPacket.generate({ cmd: 'publish', topic: 'devices/d/telemetry', payload: Buffer.alloc(payloadBytes), qos: 0, retain: false, dup: false })

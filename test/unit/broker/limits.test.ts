@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { DEFAULT_LIMITS, resolveLimits } from '../../../broker/index.ts'
+import { DEFAULT_LIMITS, resolveLimits } from '../../../broker/limits.ts'
 import { createConnectionGate } from '../../../broker/connection-gate.ts'
 import { toConnackCode, REASON_CODES } from '../../../broker/reason-codes.ts'
 import { ConnectRateLimited, ConnectRefused, DirectoryUnavailable, PublishRateLimited } from '../../../broker/errors.ts'

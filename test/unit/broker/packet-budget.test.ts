@@ -1,7 +1,8 @@
 import mqttPacket, { type Packet } from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
 import { createFrameScanner } from '../../../broker/frame-size-guard.ts'
-import { startCore, waitFor, type CoreHarness } from '../../helpers/broker-harness.ts'
+import { startCore, type CoreHarness } from '../../helpers/broker-harness.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import type { PacketClient } from '../../helpers/mqtt-packet-stream.ts'
 
 const A = 'pump-7'

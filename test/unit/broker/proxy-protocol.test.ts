@@ -67,7 +67,7 @@ describe('trusted proxies', () => {
   it('config: from GATEHOUSE_PROXY_PROTOCOL_TRUSTED_PROXIES; a bad range stops start-up with GH_CONFIG_INVALID', () => {
     const dataDir = tempDir()
     const config = loadConfig({ dataDir }, { GATEHOUSE_PROXY_PROTOCOL_TRUSTED_PROXIES: '10.0.0.0/8, 127.0.0.1' })
-    expect(config.proxyProtocol).toEqual({ trustedProxies: ['10.0.0.0/8', '127.0.0.1'] })
+    expect(config.proxyProtocol).toEqual({ trustedProxies: ['10.0.0.0/8', '127.0.0.1'], headerTimeoutMs: 5000 })
     expect(() => loadConfig({ dataDir }, { GATEHOUSE_PROXY_PROTOCOL_TRUSTED_PROXIES: '10.0.0.0/40' })).toThrow(
       expect.objectContaining({ code: 'GH_CONFIG_INVALID', message: expect.stringMatching(/10\.0\.0\.0\/40/) }),
     )

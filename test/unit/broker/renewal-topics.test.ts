@@ -1,7 +1,9 @@
 import type { IPublishPacket } from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
-import { attachSettingsDelivery, type DevicePublish, type RenewalRequest } from '../../../broker/index.ts'
-import { createRecordingLogger, startCore, waitFor } from '../../helpers/broker-harness.ts'
+import { attachSettingsDelivery, type DevicePublish } from '../../../broker/index.ts'
+import type { RenewalRequest } from '../../../broker/create-mqtt-core.ts'
+import { createRecordingLogger, startCore } from '../../helpers/broker-harness.ts'
+import { waitFor } from '../../helpers/wait.ts'
 
 async function connectedDevice() {
   const h = await startCore()
@@ -77,8 +79,8 @@ describe('device renewal topics', () => {
     })
     client.send({ cmd: 'publish', topic: 'devices/pump-7/renewal/request', payload: Buffer.from('{"csr":"x"}'), qos: 1, messageId: 1, retain: false, dup: false })
     client.send({ cmd: 'publish', topic: 'devices/pump-7/settings/reported', payload: Buffer.from('{"version":1}'), qos: 1, messageId: 2, retain: false, dup: false })
+    // the report is the marker: sent after the renewal request, it is handled after it
     await waitFor(() => reports.length === 1, 2000, 'the settings report')
-    await new Promise((r) => setTimeout(r, 20))
     expect(reports).toEqual([['pump-7', { version: 1 }]])
   })
 })

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { startCore } from '../../helpers/broker-harness.ts'
 import { fixedClock } from '../../helpers/clock.ts'
 import { fakeTimers } from '../../helpers/fake-timers.ts'
+import { waitFor } from '../../helpers/wait.ts'
 
 describe('live revocation', () => {
   it.each([
@@ -31,9 +32,13 @@ describe('live revocation', () => {
     h.directory.emit({ type: 'certificate.superseded', deviceId: 'pump-7', serial: 'aa01', supersededAt: '2025-12-31T00:00:00Z' })
     h.directory.emit({ type: 'device.enabled', deviceId: 'pump-7' })
     h.directory.emit({ type: 'certificate.issued', deviceId: 'pump-7', serial: 'aa03' })
-    await new Promise((r) => setTimeout(r, 20))
     expect(a.client.isClosed()).toBe(false)
-    expect(h.directory.audits).toEqual([])
+    // the marker: an event that does close it; had one of the three above closed it, its reason would show
+    h.directory.emit({ type: 'certificate.revoked', deviceId: 'pump-7', serial: 'aa02' })
+    await a.client.closed
+    expect(h.directory.audits).toEqual([
+      { actor: 'broker', action: 'session.closed', subject: 'pump-7', details: expect.objectContaining({ reason: 'certificate.revoked', serial: 'aa02' }) },
+    ])
   })
 
   it('certificate.superseded keeps the session open until supersededAt, then the sweep closes it', async () => {
@@ -92,7 +97,7 @@ describe('live revocation', () => {
     const reasons: string[] = []
     h.core.onDeviceDisconnect((c) => reasons.push(c.reason))
     const a = await h.connect({ clientId: 'pump-7', serial: 'aa01' })
-    await new Promise((r) => setTimeout(r, 20)) // let CONNACK complete (registration)
+    await waitFor(() => h.logs.some((r) => r.msg === 'device connected' && r.deviceId === 'pump-7'), 2000, 'the connect (clientReady)')
     h.directory.revokeDevice('pump-7')
     await a.client.closed
     expect(reasons).toEqual(['device.revoked'])

@@ -1,6 +1,7 @@
 import type { IPublishPacket, Packet } from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
-import { startCore, waitFor, type CoreHarness } from '../../helpers/broker-harness.ts'
+import { startCore, type CoreHarness } from '../../helpers/broker-harness.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import type { PacketClient } from '../../helpers/mqtt-packet-stream.ts'
 
 const A = 'pump-7'

@@ -4,6 +4,7 @@ import { claimSessionEnded, createClaimSessionRegistry, type ClaimSession } from
 import { deviceSessionEnded, endAt, sessionEnd } from '../../../broker/sessions.ts'
 import { claimGrants } from '../../../broker/topics.ts'
 import { startCore } from '../../helpers/broker-harness.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import { fixedClock } from '../../helpers/clock.ts'
 import { fakeTimers } from '../../helpers/fake-timers.ts'
 
@@ -119,7 +120,7 @@ describe('session sweep', () => {
     const timers = fakeTimers(clock)
     const h = await startCore({ clock, timers, limits: { sessionSweepMs: 5000 } })
     h.device('pump-7', 'aa01')
-    h.directory.certificates.get('aa01')!.supersededAt = d('2026-01-01T00:01:00Z')
+    h.directory.supersedeCertificate('aa01', d('2026-01-01T00:01:00Z')) // before the connect: only the lookup carries it
     const a = await h.connect({ clientId: 'pump-7', serial: 'aa01' })
     await timers.advance('55s')
     expect(a.client.isClosed()).toBe(false)
@@ -135,7 +136,7 @@ describe('session sweep', () => {
     h.device('pump-7', 'aa01')
     const release = h.directory.holdLookups()
     const pending = h.connect({ clientId: 'pump-7', serial: 'aa01' })
-    await new Promise((r) => setTimeout(r, 20))
+    await waitFor(() => h.directory.lookups.length === 1, 2000, 'the lookup')
     // announced, but the (stale) answer will not carry it
     h.directory.emit({ type: 'certificate.superseded', deviceId: 'pump-7', serial: 'aa01', supersededAt: '2026-01-01T00:00:10Z' })
     release()
@@ -149,8 +150,13 @@ describe('session sweep', () => {
   it('refuses a connect whose validUntil is already past', async () => {
     const h = await startCore()
     h.device('pump-7', 'aa01')
-    h.directory.certificates.get('aa01')!.supersededAt = d('2025-12-31T00:00:00Z')
-    const { connack } = await h.connect({ clientId: 'pump-7', serial: 'aa01' })
+    h.directory.supersedeCertificate('aa01', d('2026-01-01T00:00:10Z'))
+    const release = h.directory.holdLookups() // the answer (active until 00:00:10) is judged, then held
+    const pending = h.connect({ clientId: 'pump-7', serial: 'aa01' })
+    await waitFor(() => h.directory.lookups.length === 1, 2000, 'lookup')
+    h.clock.advance('11s')
+    release()
+    const { connack } = await pending
     expect(connack).toMatchObject({ returnCode: 5 })
     expect(h.directory.auditsFor('connect.refused')[0]?.details).toMatchObject({ reason: 'superseded' })
   })

@@ -1,7 +1,9 @@
 import type { IPublishPacket } from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
-import { attachSettingsDelivery, type SettingsDocument } from '../../../broker/index.ts'
-import { createRecordingLogger, startCore, waitFor, type CoreHarness } from '../../helpers/broker-harness.ts'
+import { attachSettingsDelivery } from '../../../broker/index.ts'
+import type { SettingsDocument } from '../../../broker/settings-delivery.ts'
+import { createRecordingLogger, startCore, type CoreHarness } from '../../helpers/broker-harness.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import type { PacketClient } from '../../helpers/mqtt-packet-stream.ts'
 
 const A = 'pump-7'

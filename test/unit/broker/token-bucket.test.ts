@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createKeyedTokenBuckets, createTokenBucket } from '../../../broker/index.ts'
+import { createKeyedTokenBuckets, createTokenBucket } from '../../../broker/token-bucket.ts'
 import { createEventThrottle } from '../../../certs/index.ts'
 import { fixedClock } from '../../helpers/clock.ts'
 

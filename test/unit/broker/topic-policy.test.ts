@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { canPublish, canPublishTo, canSubscribe, canSubscribeTo, claimGrants } from '../../../broker/index.ts'
-import { filterWithin, isWellFormedFilter } from '../../../broker/topic-policy.ts'
+import { canPublish, canPublishTo, canSubscribe, canSubscribeTo, filterWithin, isWellFormedFilter } from '../../../broker/topic-policy.ts'
 import {
+  claimGrants,
   claimRequestTopic,
   claimResponseTopic,
   insightsTopic,

@@ -1,19 +1,19 @@
 import forge from 'node-forge'
 import { describe, expect, it } from 'vitest'
 import {
-  certificateToDer,
   certificateToPem,
   chainPem,
   cryptoRandom,
   exportPrivateKeyPkcs8,
   generateKeyPair,
-  issueDeviceCertificate,
   parseCertificateDer,
   parseCertificatePem,
   parseCertificatesPem,
   toPkcs12,
   type KeyAlgorithm,
 } from '../../../certs/index.ts'
+import { certificateToDer } from '../../../certs/bundle.ts'
+import { issueDeviceCertificate } from '../../../certs/device-certificate.ts'
 import { fixedClock } from '../../helpers/clock.ts'
 import { makeTestCa } from '../../helpers/test-ca.ts'
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { capStrings, capText, MAX_UNTRUSTED_CHARS } from '../../../certs/index.ts'
+import { capStrings, capText } from '../../../certs/index.ts'
+import { MAX_UNTRUSTED_CHARS } from '../../../certs/cap-text.ts'
 
 describe('capText', () => {
   it.each([

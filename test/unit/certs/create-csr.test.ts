@@ -1,6 +1,7 @@
 import { createPublicKey, webcrypto } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { createCsrPem, createKeyAndCsr, generateKeyPair, parseCsr, privateKeyFromPem } from '../../../certs/index.ts'
+import { createKeyAndCsr, generateKeyPair, parseCsr, privateKeyFromPem } from '../../../certs/index.ts'
+import { createCsrPem } from '../../../certs/create-csr.ts'
 import { x509 } from '../../../certs/x509.ts'
 
 describe('createCsrPem / createKeyAndCsr', () => {

@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import {
-  CRL_REASONS,
-  createCrl,
-  crlNumberOf,
-  crlReasonCode,
-  crlToDer,
-  crlToPem,
-  generateKeyPair,
-  issueDeviceCertificate,
-  cryptoRandom,
-  type CrlReason,
-} from '../../../certs/index.ts'
+import { CRL_REASONS, createCrl, crlToDer, crlToPem, generateKeyPair, cryptoRandom, type CrlReason } from '../../../certs/index.ts'
+import { crlNumberOf, crlReasonCode } from '../../../certs/crl.ts'
+import { issueDeviceCertificate } from '../../../certs/device-certificate.ts'
 import { x509 } from '../../../certs/x509.ts'
 import { fixedClock } from '../../helpers/clock.ts'
 import { makeTestCa } from '../../helpers/test-ca.ts'

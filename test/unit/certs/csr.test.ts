@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { csrChecks, issueDeviceCertificate, keyAlgorithmOf, parseCsr, cryptoRandom } from '../../../certs/index.ts'
+import { keyAlgorithmOf, parseCsr, cryptoRandom } from '../../../certs/index.ts'
+import { csrChecks } from '../../../certs/csr.ts'
+import { issueDeviceCertificate } from '../../../certs/device-certificate.ts'
 import { fixedClock } from '../../helpers/clock.ts'
 import { makeTestCa, makeTestCsr, type TestCsrOptions } from '../../helpers/test-ca.ts'
 

@@ -5,7 +5,6 @@ import {
   createCertificateAuthority,
   generateKeyObjects,
   generateKeyPair,
-  issueDeviceCertificate,
   issueDeviceCertificateDer,
   normalizeSerial,
   parseCertificateDer,
@@ -18,6 +17,7 @@ import {
   type Random,
   type X509Certificate,
 } from '../../../certs/index.ts'
+import { issueDeviceCertificate } from '../../../certs/device-certificate.ts'
 import { readChildren, readElement } from '../../../certs/der.ts'
 import { authorityKeyIdentifier, leafValidity, randomSerial, signCertificate } from '../../../certs/issue-certificate.ts'
 import { x509 } from '../../../certs/x509.ts'

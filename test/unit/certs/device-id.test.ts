@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { DEVICE_ID_PATTERN, DEVICE_ID_PATTERN_SOURCE, assertDeviceId, isDeviceId } from '../../../certs/index.ts'
+import { DEVICE_ID_PATTERN_SOURCE, assertDeviceId, isDeviceId } from '../../../certs/index.ts'
+import { DEVICE_ID_PATTERN } from '../../../certs/device-id.ts'
 
 describe('device id', () => {
   it.each([

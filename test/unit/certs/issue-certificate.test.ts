@@ -3,10 +3,10 @@ import {
   createCertificateAuthority,
   cryptoRandom,
   generateKeyPair,
-  issueDeviceCertificate,
   issueServerCertificate,
   type X509Certificate,
 } from '../../../certs/index.ts'
+import { issueDeviceCertificate } from '../../../certs/device-certificate.ts'
 import { x509 } from '../../../certs/x509.ts'
 import { fixedClock } from '../../helpers/clock.ts'
 import { fixedRandom } from '../../helpers/random.ts'

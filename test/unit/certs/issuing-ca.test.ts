@@ -1,13 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import {
-  chainPem,
-  cryptoRandom,
-  generateKeyPair,
-  isIssuedBy,
-  issueDeviceCertificate,
-  issueIssuingCa,
-  parseCertificatesPem,
-} from '../../../certs/index.ts'
+import { chainPem, cryptoRandom, generateKeyPair, isIssuedBy, issueIssuingCa, parseCertificatesPem } from '../../../certs/index.ts'
+import { issueDeviceCertificate } from '../../../certs/device-certificate.ts'
 import { x509 } from '../../../certs/x509.ts'
 import { fixedClock } from '../../helpers/clock.ts'
 import { makeTestCa } from '../../helpers/test-ca.ts'

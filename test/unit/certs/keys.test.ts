@@ -10,9 +10,9 @@ import {
   privateKeyFromPem,
   privateKeyToPem,
   type CryptoKey,
-  type CryptoKeyPair,
   type KeyAlgorithm,
 } from '../../../certs/index.ts'
+import type { CryptoKeyPair } from '../../../certs/keys.ts'
 
 const data = new TextEncoder().encode('gatehouse')
 

@@ -6,13 +6,12 @@ import {
   generateKeyPair,
   identityFromCertificate,
   identityFromPeerCertificate,
-  issueDeviceCertificate,
   issueServerCertificate,
-  normalizeFingerprint,
   normalizeSerial,
-  type PeerCertificateLike,
   type X509Certificate,
 } from '../../../certs/index.ts'
+import { issueDeviceCertificate } from '../../../certs/device-certificate.ts'
+import { normalizeFingerprint, type PeerCertificateLike } from '../../../certs/peer-identity.ts'
 import { fixedClock } from '../../helpers/clock.ts'
 import { fixedRandom } from '../../helpers/random.ts'
 import { makeTestCa } from '../../helpers/test-ca.ts'

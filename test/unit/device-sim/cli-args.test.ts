@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { parseBrokerUrl, parseDuration, simIds } from '../../../device-sim/index.ts'
+import { parseDuration, simIds } from '../../../device-sim/cli.ts'
+import { parseBrokerUrl } from '../../../device-sim/mqtt-session.ts'
 
 describe('gatehouse sim arguments', () => {
   it.each([

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest'
-import { alertMessage, applySettings, breaches, createCrossingDetector, intervalMsOf, parseSettingsDocument, settingsReport, thresholdsOf, type TelemetryReading } from '../../../device-sim/index.ts'
+import {
+  alertMessage,
+  applySettings,
+  breaches,
+  createCrossingDetector,
+  intervalMsOf,
+  parseSettingsDocument,
+  settingsReport,
+  thresholdsOf,
+} from '../../../device-sim/device-settings.ts'
+import type { TelemetryReading } from '../../../device-sim/telemetry.ts'
 
 const reading = (over: Partial<TelemetryReading> = {}): TelemetryReading => ({ seq: 1, ts: '2026-01-01T00:00:00.000Z', temperature: 22, humidity: 50, vibration: 2, ...over })
 

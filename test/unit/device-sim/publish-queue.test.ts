@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createPublishQueue, type Outgoing } from '../../../device-sim/index.ts'
+import { createPublishQueue, type Outgoing } from '../../../device-sim/publish-queue.ts'
 
 const msg = (n: number, kind: Outgoing['kind'] = 'telemetry'): Outgoing => ({ topic: 't', payload: String(n), qos: 1, kind })
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createTelemetryModel, METRICS, seededRandom } from '../../../device-sim/index.ts'
+import { createTelemetryModel, METRICS, seededRandom } from '../../../device-sim/telemetry.ts'
 
 const at = (i: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, i))
 

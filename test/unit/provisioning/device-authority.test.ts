@@ -3,7 +3,9 @@ import pino from 'pino'
 import { describe, expect, it } from 'vitest'
 import { cryptoRandom, generateKeyPair, identityFromCertificate, parseCertificateDer, parseCertificatePem } from '../../../certs/index.ts'
 import { x509 } from '../../../certs/x509.ts'
-import { createChangeFeed, createDeviceAuthority, createRegistryDirectory, InMemoryRegistryStore } from '../../../provisioning/index.ts'
+import { createChangeFeed, createRegistryDirectory } from '../../../provisioning/index.ts'
+import { createDeviceAuthority } from '../../../provisioning/authority/device-authority.ts'
+import { InMemoryRegistryStore } from '../../../provisioning/store/in-memory-registry-store.ts'
 import { fixedClock } from '../../helpers/clock.ts'
 import { makeTestCa } from '../../helpers/test-ca.ts'
 
@@ -208,7 +210,7 @@ describe('the registry directory (the broker lookup)', () => {
     const { authority, directory, ca, clock } = await setup()
     await authority.createDevice({ id: 'a' }, 'op')
     const keys = await generateKeyPair()
-    const { issueDeviceCertificate } = await import('../../../certs/index.ts')
+    const { issueDeviceCertificate } = await import('../../../certs/device-certificate.ts')
     const stray = await issueDeviceCertificate(ca.issuing, { deviceId: 'a', publicKey: keys.publicKey }, { clock, random: cryptoRandom })
     expect(await directory.lookup(await identityFromCertificate(stray))).toMatchObject({ kind: 'refused', reason: 'unknown-certificate' })
     const ghost = await issueDeviceCertificate(ca.issuing, { deviceId: 'ghost', publicKey: keys.publicKey }, { clock, random: cryptoRandom })

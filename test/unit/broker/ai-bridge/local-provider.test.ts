@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { createLocalProvider, thresholdFor } from '../../../../broker/ai-bridge/providers/local.ts'
-import type { InsightRequest, TelemetrySample } from '../../../../broker/index.ts'
+import type { InsightRequest, TelemetrySample } from '../../../../broker/ai-bridge/providers/provider.ts'
 
 const options = { model: 'gatehouse-local-stats', minSamples: 10, zThreshold: 3, trendWindow: 20, maxMetrics: 4 }
 const t0 = Date.parse('2026-03-01T12:00:00Z')

@@ -1,6 +1,6 @@
 import { Ajv } from 'ajv'
 import { describe, expect, it } from 'vitest'
-import { AI_BRIDGE_OPTIONS_SCHEMA, DEFAULT_TEMPLATE, PREMIUM_LIMITS, resolveAiBridgeOptions, STANDARD_LIMITS } from '../../../../broker/index.ts'
+import { AI_BRIDGE_OPTIONS_SCHEMA, DEFAULT_TEMPLATE, PREMIUM_LIMITS, resolveAiBridgeOptions, STANDARD_LIMITS } from '../../../../broker/ai-bridge/options.ts'
 
 const problems = (input: unknown): string => {
   try {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { createDeviceLimiter, nextUtcMidnight, utcDay } from '../../../../broker/ai-bridge/rate-limiter.ts'
-import { createAiUsageService, InMemoryAiUsageStore } from '../../../../provisioning/index.ts'
+import { createAiUsageService } from '../../../../provisioning/ai-usage/ai-usage-service.ts'
+import { InMemoryAiUsageStore } from '../../../../provisioning/ai-usage/in-memory-ai-usage-store.ts'
 import { fixedClock } from '../../../helpers/clock.ts'
 
 function world(start = '2026-03-01T12:00:00Z') {

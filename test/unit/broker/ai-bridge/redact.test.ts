@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { createRedactor, redactString, resolveAiBridgeOptions } from '../../../../broker/index.ts'
-import { redactionRuleFor } from '../../../../broker/ai-bridge/redact.ts'
+import { resolveAiBridgeOptions } from '../../../../broker/index.ts'
+import { createRedactor, redactString, redactionRuleFor } from '../../../../broker/ai-bridge/redact.ts'
 
 describe('redactString', () => {
   it.each([

@@ -1,7 +1,8 @@
 import { describe, expect, expectTypeOf, it } from 'vitest'
-import type { Insight, InsightSink, UsageLedger } from '../../../../broker/index.ts'
-import { createAiUsageService, InMemoryAiUsageStore, type AiInsight, type AiUsageService } from '../../../../provisioning/index.ts'
-import { aiUsageStoreContract } from '../../../helpers/ai-usage-store-contract.ts'
+import type { Insight, InsightSink, UsageLedger } from '../../../../broker/ai-bridge/bridge-deps.ts'
+import { createAiUsageService, type AiInsight, type AiUsageService } from '../../../../provisioning/ai-usage/ai-usage-service.ts'
+import { InMemoryAiUsageStore } from '../../../../provisioning/ai-usage/in-memory-ai-usage-store.ts'
+import { aiUsageStoreContract } from '../../../contract/ai-usage-store.contract.ts'
 import { fixedClock } from '../../../helpers/clock.ts'
 
 aiUsageStoreContract('InMemoryAiUsageStore', () => new InMemoryAiUsageStore())

@@ -5,7 +5,10 @@ import { buildApi, type ApiOptions } from '../../../../provisioning/api/build-ap
 import type { Presence } from '../../../../provisioning/api/devices-routes.ts'
 import { createApiKeyService, type ApiKeyService } from '../../../../provisioning/api-keys/api-key-service.ts'
 import { createAiUsageService } from '../../../../provisioning/ai-usage/ai-usage-service.ts'
-import { createDeviceAuthority, createSettingsCipher, createSettingsService, SqliteRegistryStore } from '../../../../provisioning/index.ts'
+import { createDeviceAuthority } from '../../../../provisioning/authority/device-authority.ts'
+import { createSettingsCipher } from '../../../../provisioning/settings/secrets.ts'
+import { createSettingsService } from '../../../../provisioning/settings/settings-service.ts'
+import { SqliteRegistryStore } from '../../../../provisioning/store/sqlite-registry-store.ts'
 import { fixedClock } from '../../../helpers/clock.ts'
 import { makeTestCa } from '../../../helpers/test-ca.ts'
 

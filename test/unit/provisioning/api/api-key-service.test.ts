@@ -5,7 +5,7 @@ import { cryptoRandom } from '../../../../certs/index.ts'
 import { createApiKeyService } from '../../../../provisioning/api-keys/api-key-service.ts'
 import { parseApiKey } from '../../../../provisioning/api-keys/api-key-token.ts'
 import { parseExpiry } from '../../../../provisioning/api-keys/expiry.ts'
-import { SqliteRegistryStore } from '../../../../provisioning/index.ts'
+import { SqliteRegistryStore } from '../../../../provisioning/store/sqlite-registry-store.ts'
 import { fixedClock } from '../../../helpers/clock.ts'
 import { capturedLog } from './api-harness.ts'
 

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest'
-import { claimChecksBeforeRepeat, claimChecksForNewDevice, hashClaimToken, type ClaimCheckInput, type ClaimRecord } from '../../../../provisioning/index.ts'
+import {
+  claimChecksBeforeRepeat,
+  claimChecksForNewDevice,
+  hashClaimToken,
+  type ClaimCheckInput,
+} from '../../../../provisioning/claims/claim-checks.ts'
+import type { ClaimRecord } from '../../../../provisioning/store/claim-store.ts'
 
 const claim: ClaimRecord = {
   id: 'pumps-abcdefgh',

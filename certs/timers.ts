@@ -1,8 +1,8 @@
 /**
- * Timers of the data plane (the session sweep; the AI bridge's window flushes, retry back-off and
- * request timeouts), injected like the Clock (CONVENTIONS.md §13) so that tests move time with
- * fixedClock().advance() and fake timers (test/helpers/fake-timers.ts). Logic never calls setTimeout
- * or setInterval itself: it asks `deps.timers`.
+ * The one timer interface (the broker's session sweep; the AI bridge's window flushes, retry back-off
+ * and request timeouts; the device simulator's reconnects and renewals), injected like the Clock beside
+ * it (docs/conventions.md §13) so that tests move time with fixedClock().advance() and fake timers
+ * (test/helpers/fake-timers.ts). Logic never calls setTimeout or setInterval itself: it asks `deps.timers`.
  */
 export interface Timers {
   setTimeout(fn: () => void, ms: number): unknown

@@ -1,7 +1,7 @@
 import { existsSync, renameSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { fsyncDir } from './atomic-file.ts'
-import type { DataDirLayout } from './layout.ts'
+import { fsyncDir } from '../data-dir/atomic-file.ts'
+import type { DataDirLayout } from '../data-dir/layout.ts'
 
 /** The files of a staged rotation (ca/next/<name>) and where each goes, in the order they are moved. */
 export function pendingRotationMoves(layout: DataDirLayout): [name: string, target: string][] {

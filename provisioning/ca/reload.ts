@@ -1,9 +1,9 @@
 import type { Logger } from 'pino'
-import type { ControlPlane } from './control-plane.ts'
-import { loadServerTls, readCert, type ServerTlsMaterial } from './data-dir/ca-keystore.ts'
-import { dataDirLayout } from './data-dir/layout.ts'
-import { completePendingRotation } from './data-dir/pending-rotation.ts'
-import type { ControlEvent } from './events.ts'
+import type { ControlPlane } from '../control-plane.ts'
+import { loadServerTls, readCert, type ServerTlsMaterial } from './keystore.ts'
+import { dataDirLayout } from '../data-dir/layout.ts'
+import { completePendingRotation } from './pending-rotation.ts'
+import type { ControlEvent } from '../events.ts'
 
 export interface CaReloader {
   /** Feed it the change feed's events: a `ca.rotated` reloads the CA. */

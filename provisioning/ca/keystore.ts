@@ -28,8 +28,8 @@ import {
   CaPassphraseWrong,
   DataDirUnusable,
 } from '../errors.ts'
-import { fsyncDir, writeFileAtomic } from './atomic-file.ts'
-import { dataDirLayout, type DataDirLayout } from './layout.ts'
+import { fsyncDir, writeFileAtomic } from '../data-dir/atomic-file.ts'
+import { dataDirLayout, type DataDirLayout } from '../data-dir/layout.ts'
 import { completePendingRotation } from './pending-rotation.ts'
 
 export interface CaKeystoreDeps {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import type { AiUsageStore, StoredInsight } from '../../provisioning/index.ts'
+import type { AiUsageStore, StoredInsight } from '../../provisioning/store/ai-usage-store.ts'
 
 /**
- * What every AiUsageStore must do (MQTT.js abstract_store style, CONVENTIONS.md §14). The in-memory
+ * What every AiUsageStore must do (MQTT.js abstract_store style, docs/conventions.md §14). The in-memory
  * store runs it in unit/, SQLite in integration/. `make` returns a fresh, empty store.
  */
 export function aiUsageStoreContract(name: string, make: () => AiUsageStore): void {

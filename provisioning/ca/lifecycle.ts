@@ -6,14 +6,14 @@ import {
   systemClock,
   type KeyAlgorithm,
   type X509Certificate,
-} from '../certs/index.ts'
-import { CaNotInitialized } from './errors.ts'
-import { listPreviousIssuers, newestFirst, readCert } from './data-dir/ca-keystore.ts'
-import { rotateIssuingCa } from './data-dir/ca-rotation.ts'
-import { dataDirLayout } from './data-dir/layout.ts'
-import { completePendingRotation } from './data-dir/pending-rotation.ts'
-import type { ControlPlaneDeps } from './control-plane.ts'
-import { SqliteRegistryStore } from './store/sqlite-registry-store.ts'
+} from '../../certs/index.ts'
+import { CaNotInitialized } from '../errors.ts'
+import { listPreviousIssuers, newestFirst, readCert } from './keystore.ts'
+import { rotateIssuingCa } from './rotation.ts'
+import { dataDirLayout } from '../data-dir/layout.ts'
+import { completePendingRotation } from './pending-rotation.ts'
+import type { ControlPlaneDeps } from '../control-plane.ts'
+import { SqliteRegistryStore } from '../store/sqlite-registry-store.ts'
 
 /** A CA certificate as `gatehouse ca show|rotate` report it (dates ISO). */
 export interface CaCertificateInfo {
@@ -73,7 +73,7 @@ export async function describeCa(dataDir: string, deps: Pick<ControlPlaneDeps, '
 }
 
 /**
- * `gatehouse ca rotate`: a new issuing CA (data-dir/ca-rotation.ts), then the audit entry `ca.rotated`
+ * `gatehouse ca rotate`: a new issuing CA (ca/rotation.ts), then the audit entry `ca.rotated`
  * and the event `{ type: 'ca.rotated', serial }` in one registry transaction; a running `gatehouse start`
  * reloads its CA on that event. The files are committed first: a crash between the two leaves the new CA
  * in use on disk but unannounced; the running server still finds it on its hourly check (or restart),

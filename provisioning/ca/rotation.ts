@@ -15,9 +15,9 @@ import {
   type X509Certificate,
 } from '../../certs/index.ts'
 import { CaRotationInProgress } from '../errors.ts'
-import { fsyncDir, writeFileAtomic } from './atomic-file.ts'
-import { loadCa, loadRootKey, readCert, subjectAltNames, type CaKeystoreDeps } from './ca-keystore.ts'
-import { dataDirLayout, type DataDirLayout } from './layout.ts'
+import { fsyncDir, writeFileAtomic } from '../data-dir/atomic-file.ts'
+import { loadCa, loadRootKey, readCert, subjectAltNames, type CaKeystoreDeps } from './keystore.ts'
+import { dataDirLayout, type DataDirLayout } from '../data-dir/layout.ts'
 import { completePendingRotation } from './pending-rotation.ts'
 
 export interface RotateOptions {
@@ -54,7 +54,7 @@ export interface RotationResult {
  *     loadCa, loadServerTls and the next rotation complete it before they read, so the next start (or
  *     CLI command) sees the whole new CA, never a certificate beside a key of another CA.
  * The registry (audit + event) is written by the caller after this returns: see rotateCa in
- * provisioning/ca-lifecycle.ts for what a crash between the two leaves.
+ * provisioning/ca/lifecycle.ts for what a crash between the two leaves.
  */
 export async function rotateIssuingCa(dataDir: string, options: RotateOptions, deps: CaKeystoreDeps): Promise<RotationResult> {
   const layout = dataDirLayout(dataDir)

@@ -1,0 +1,52 @@
+import type { Logger } from 'pino'
+import type { ControlPlane } from '../control-plane.ts'
+import { realScheduler, type ChangeFeed, type Scheduler } from '../events.ts'
+import type { ServerTlsMaterial } from './keystore.ts'
+import { createCaReloader } from './reload.ts'
+
+export interface CaKeeper {
+  /** Stops the hourly refresh and waits for a running CRL refresh and CA reload. */
+  close(): Promise<void>
+}
+
+/**
+ * Keeps a running Gatehouse on the data directory's current CA: reloads it on the change feed's
+ * `ca.rotated` (`gatehouse ca rotate` in another process) and on an hourly check, and reissues the
+ * CRLs on the same hour. The CRL is reissued on every revocation; the hourly refresh keeps it fresh well
+ * before nextUpdate (currentCrls reissues once it is half-way there) for relying parties that fetch it
+ * with `gatehouse crl`.
+ */
+export function keepCaCurrent(deps: {
+  control: ControlPlane
+  feed: Pick<ChangeFeed, 'onEvent'>
+  dataDir: string
+  passphrase?: string
+  log: Logger
+  applyTls(tls: ServerTlsMaterial): void
+  scheduler?: Scheduler
+}): CaKeeper {
+  const { control, log } = deps
+  const reloader = createCaReloader({
+    control,
+    dataDir: deps.dataDir,
+    ...(deps.passphrase !== undefined && { passphrase: deps.passphrase }),
+    log: log.child({ module: 'provisioning.ca' }),
+    applyTls: deps.applyTls,
+  })
+  const unsubscribe = deps.feed.onEvent(reloader.onEvent)
+  let crlRefresh: Promise<unknown> = Promise.resolve()
+  const refresh = () => {
+    crlRefresh = control.authority.currentCrls().catch((err: unknown) => log.error({ err }, 'CRL refresh failed'))
+    reloader.check()
+  }
+  refresh()
+  const stop = (deps.scheduler ?? realScheduler).every(3600_000, refresh)
+  return {
+    async close() {
+      stop()
+      unsubscribe()
+      await crlRefresh
+      await reloader.idle()
+    },
+  }
+}
