@@ -48,7 +48,19 @@ export interface SessionStore {
   stats(): SessionStoreStats
 }
 
-const REPLACED = ['outgoingEnqueue', 'outgoingEnqueueCombi', 'outgoingUpdate', 'outgoingClearMessageId', 'outgoingStream', 'incomingStorePacket', 'incomingGetPacket', 'incomingDelPacket', 'cleanIncoming', 'cleanSubscriptions', 'delWill'] as const
+const REPLACED = [
+  'outgoingEnqueue',
+  'outgoingEnqueueCombi',
+  'outgoingUpdate',
+  'outgoingClearMessageId',
+  'outgoingStream',
+  'incomingStorePacket',
+  'incomingGetPacket',
+  'incomingDelPacket',
+  'cleanIncoming',
+  'cleanSubscriptions',
+  'delWill',
+] as const
 
 interface Queue {
   packets: StoredPacket[]
@@ -114,7 +126,14 @@ export function boundSessionStore(
     const hit = deps.throttle.hit(`session.queue-full:${clientId}`)
     if (hit.emit) {
       deps.log.warn(
-        { clientId, dropped, suppressed: hit.suppressed, maxQueuedMessages: limits.maxQueuedMessages, maxQueuedBytes: limits.maxQueuedBytes, code: 'GH_BROKER_SESSION_FULL' },
+        {
+          clientId,
+          dropped,
+          suppressed: hit.suppressed,
+          maxQueuedMessages: limits.maxQueuedMessages,
+          maxQueuedBytes: limits.maxQueuedBytes,
+          code: 'GH_BROKER_SESSION_FULL',
+        },
         'session queue full: dropped the oldest messages',
       )
     }
@@ -164,7 +183,10 @@ export function boundSessionStore(
       const err = new SessionFull(client.id, `${limits.maxInflightInbound} inbound QoS 2 messages await PUBREL`)
       const hit = deps.throttle.hit(`session.inbound-full:${client.id}`)
       if (hit.emit) {
-        deps.log.info({ clientId: client.id, maxInflightInbound: limits.maxInflightInbound, suppressed: hit.suppressed, code: err.code }, 'inbound QoS 2 limit reached: connection closed')
+        deps.log.info(
+          { clientId: client.id, maxInflightInbound: limits.maxInflightInbound, suppressed: hit.suppressed, code: err.code },
+          'inbound QoS 2 limit reached: connection closed',
+        )
       }
       throw err
     }
@@ -200,7 +222,7 @@ export function boundSessionStore(
 
 function sizeOf(packet: StoredPacket): number {
   const payload = packet.payload
-  return (typeof payload === 'string' ? Buffer.byteLength(payload) : payload?.length ?? 0) + Buffer.byteLength(packet.topic ?? '')
+  return (typeof payload === 'string' ? Buffer.byteLength(payload) : (payload?.length ?? 0)) + Buffer.byteLength(packet.topic ?? '')
 }
 
 /**

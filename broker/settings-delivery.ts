@@ -138,7 +138,9 @@ export function attachSettingsDelivery(
     }
     Promise.resolve()
       .then(() => deps.source.report(deviceId, parsed))
-      .catch((err: { code?: string; message?: string }) => logRefused(deviceId, err?.code, { err: capText(String(err?.message ?? err)) }, 'settings report refused'))
+      .catch((err: { code?: string; message?: string }) =>
+        logRefused(deviceId, err?.code, { err: capText(String(err?.message ?? err)) }, 'settings report refused'),
+      )
   })
   return () => {
     offSubscribe()

@@ -83,11 +83,14 @@ export function createRenewer(deps: RenewerDeps, options: RenewerOptions) {
       return deps.onError(e.code ?? 'GH_CERT_INVALID', `its certificate cannot be read, so it does not renew: ${e.message}`)
     }
     const delay = Math.max(0, due.getTime() - deps.clock.now().getTime())
-    timer = deps.timers.setTimeout(() => {
-      timer = null
-      if (deps.clock.now() >= dueAt()) void renewNow()
-      else schedule()
-    }, Math.min(delay, MAX_TIMER_MS))
+    timer = deps.timers.setTimeout(
+      () => {
+        timer = null
+        if (deps.clock.now() >= dueAt()) void renewNow()
+        else schedule()
+      },
+      Math.min(delay, MAX_TIMER_MS),
+    )
   }
 
   function later(code: string, message: string): RenewOutcome {

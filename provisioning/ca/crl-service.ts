@@ -44,7 +44,13 @@ type RevokedEntry = Pick<CertificateRecord, 'serial' | 'pem' | 'revokedAt' | 'cr
 /** A revoked claim's certificate; a claim made before its certificate was kept (pem null) cannot be attributed. */
 function claimEntry(c: ClaimRecord): RevokedEntry | null {
   if (c.certificatePem === null) return null
-  return { serial: c.serial, pem: c.certificatePem, revokedAt: c.revokedAt, createdAt: c.createdAt, revocationReason: 'cessationOfOperation' }
+  return {
+    serial: c.serial,
+    pem: c.certificatePem,
+    revokedAt: c.revokedAt,
+    createdAt: c.createdAt,
+    revocationReason: 'cessationOfOperation',
+  }
 }
 
 export function createCrlService(
@@ -72,7 +78,10 @@ export function createCrlService(
 
   /** Revoked device certificates and revoked claims' certificates (claims are issued by the issuing CA too). */
   function revokedBy(issuerSerial: string): RevokedEntry[] {
-    const claims = (deps.claims?.list() ?? []).filter((c) => c.status === 'revoked').map(claimEntry).filter((e) => e !== null)
+    const claims = (deps.claims?.list() ?? [])
+      .filter((c) => c.status === 'revoked')
+      .map(claimEntry)
+      .filter((e) => e !== null)
     return [...store.listRevokedCertificates(), ...claims].filter((c) => attribute(c) === issuerSerial)
   }
 
@@ -101,7 +110,11 @@ export function createCrlService(
     const crl = await createCrl(
       issuer.pair,
       {
-        entries: revoked.map((c) => ({ serial: c.serial, revokedAt: c.revokedAt ?? c.createdAt, reason: c.revocationReason ?? 'unspecified' })),
+        entries: revoked.map((c) => ({
+          serial: c.serial,
+          revokedAt: c.revokedAt ?? c.createdAt,
+          reason: c.revocationReason ?? 'unspecified',
+        })),
         crlNumber,
         validHours,
       },

@@ -30,7 +30,12 @@ export function registerDeviceList(device: Command, deps: CliDeps): void {
       })
       if (options.json) return printJson(deps.io, devices.map(deviceView))
       if (devices.length === 0) return deps.io.out('no devices\n')
-      deps.io.out(table([['ID', 'GROUP', 'TIER', 'STATUS', 'CREATED'], ...devices.map((d) => [d.id, d.group ?? '-', d.tier, d.status, d.createdAt.toISOString()])]))
+      deps.io.out(
+        table([
+          ['ID', 'GROUP', 'TIER', 'STATUS', 'CREATED'],
+          ...devices.map((d) => [d.id, d.group ?? '-', d.tier, d.status, d.createdAt.toISOString()]),
+        ]),
+      )
     })
   })
 }

@@ -22,7 +22,8 @@ const parsed = new Map(files.map((f) => [f, ts.createSourceFile(f, readFileSync(
 /** The relative-import statements of a file, with the file each one names. */
 function importsOf(file: string) {
   return parsed.get(file)!.statements.flatMap((st) => {
-    if (!(ts.isImportDeclaration(st) || ts.isExportDeclaration(st)) || !st.moduleSpecifier || !ts.isStringLiteral(st.moduleSpecifier)) return []
+    if (!(ts.isImportDeclaration(st) || ts.isExportDeclaration(st)) || !st.moduleSpecifier || !ts.isStringLiteral(st.moduleSpecifier))
+      return []
     const spec = st.moduleSpecifier.text
     return spec.startsWith('.') ? [{ st, target: relative(root, resolve(root, dirname(file), spec)) }] : []
   })
@@ -33,7 +34,8 @@ const indexes = files.filter((f) => f.endsWith('index.ts') && importsOf(f).some(
 
 function exportedNames(file: string): string[] {
   return parsed.get(file)!.statements.flatMap((st) => {
-    if (ts.isExportDeclaration(st)) return st.exportClause && ts.isNamedExports(st.exportClause) ? st.exportClause.elements.map((e) => e.name.text) : ['*']
+    if (ts.isExportDeclaration(st))
+      return st.exportClause && ts.isNamedExports(st.exportClause) ? st.exportClause.elements.map((e) => e.name.text) : ['*']
     const exported = ts.canHaveModifiers(st) && ts.getModifiers(st)?.some((m) => m.kind === ts.SyntaxKind.ExportKeyword)
     if (!exported) return []
     if (ts.isVariableStatement(st)) return st.declarationList.declarations.map((d) => d.name.getText(parsed.get(file)))
@@ -73,7 +75,11 @@ describe('index files', () => {
 
   it('export only what files outside their folder import (tests import module files directly)', () => {
     const used = usedOutside()
-    const unused = indexes.flatMap((i) => exportedNames(i).filter((n) => !used.get(i)!.has(n)).map((n) => `${i}: ${n}`))
+    const unused = indexes.flatMap((i) =>
+      exportedNames(i)
+        .filter((n) => !used.get(i)!.has(n))
+        .map((n) => `${i}: ${n}`),
+    )
     expect(unused).toEqual([])
   })
 })

@@ -13,8 +13,18 @@ function v2(verCmd: number, fam: number, body: Buffer): Buffer {
 
 describe('parseProxyHeader', () => {
   it.each([
-    ['v1 TCP4', Buffer.from('PROXY TCP4 203.0.113.5 10.0.0.1 40001 8883\r\nTLS'), { address: '203.0.113.5', port: 40001 }, 'PROXY TCP4 203.0.113.5 10.0.0.1 40001 8883\r\n'.length],
-    ['v1 TCP6', Buffer.from('PROXY TCP6 2001:db8::5 2001:db8::1 40001 8883\r\n'), { address: '2001:db8::5', port: 40001 }, 'PROXY TCP6 2001:db8::5 2001:db8::1 40001 8883\r\n'.length],
+    [
+      'v1 TCP4',
+      Buffer.from('PROXY TCP4 203.0.113.5 10.0.0.1 40001 8883\r\nTLS'),
+      { address: '203.0.113.5', port: 40001 },
+      'PROXY TCP4 203.0.113.5 10.0.0.1 40001 8883\r\n'.length,
+    ],
+    [
+      'v1 TCP6',
+      Buffer.from('PROXY TCP6 2001:db8::5 2001:db8::1 40001 8883\r\n'),
+      { address: '2001:db8::5', port: 40001 },
+      'PROXY TCP6 2001:db8::5 2001:db8::1 40001 8883\r\n'.length,
+    ],
     ['v1 UNKNOWN (health check)', Buffer.from('PROXY UNKNOWN\r\n'), null, 15],
   ])('%s', (_name, buf, source, length) => {
     expect(parseProxyHeader(buf)).toEqual({ kind: 'header', source, length })
