@@ -158,6 +158,7 @@ async function throughputCase(kind: BrokerKind, rep: number, c: Case, fixture: B
     const lightReport = await consumer.report()
 
     // the window ends when everything was delivered and (QoS 1) acknowledged
+    // biome-ignore lint/complexity/useMathMinMax: these are bigint nanoseconds, which Math.max does not take
     const windowEnd = lastArrival !== null ? (lastArrival > published.lastCompletionNs ? lastArrival : published.lastCompletionNs) : end
     const seconds = Number(windowEnd - t0) / 1e9
     const delivered = Math.min(report.received, published.sent)

@@ -84,7 +84,10 @@ export function attachEnrollment(
   function enqueue(job: Job): void {
     if (detached) return
     let queue = queues.get(job.sessionId)
-    if (!queue) queues.set(job.sessionId, (queue = []))
+    if (!queue) {
+      queue = []
+      queues.set(job.sessionId, queue)
+    }
     if (queue.length > MAX_QUEUED_REQUESTS) {
       const err = new EnrollmentBusy(MAX_QUEUED_REQUESTS)
       const hit = throttle.hit(`enrollment.busy:${job.requester}`)

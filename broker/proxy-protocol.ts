@@ -161,8 +161,8 @@ function parseV1(buf: Buffer): ParsedHeader {
 
 function parseV2(buf: Buffer): ParsedHeader {
   if (buf.length < 16) return { kind: 'incomplete' }
-  const verCmd = buf[12]!
-  const fam = buf[13]!
+  const verCmd = buf.readUInt8(12)
+  const fam = buf.readUInt8(13)
   const length = 16 + buf.readUInt16BE(14)
   if (verCmd >> 4 !== 2 || length > MAX_PROXY_HEADER_BYTES) return { kind: 'invalid' }
   if (buf.length < length) return { kind: 'incomplete' }

@@ -97,7 +97,10 @@ export function boundSessionStore(
 
   const queueOf = (clientId: string): Queue => {
     let q = outgoing.get(clientId)
-    if (!q) outgoing.set(clientId, (q = { packets: [], bytes: 0 }))
+    if (!q) {
+      q = { packets: [], bytes: 0 }
+      outgoing.set(clientId, q)
+    }
     return q
   }
   const remove = (q: Queue, index: number): StoredPacket => {
@@ -176,7 +179,10 @@ export function boundSessionStore(
 
   p.incomingStorePacket = async (client, packet) => {
     let store = incoming.get(client.id)
-    if (!store) incoming.set(client.id, (store = new Map()))
+    if (!store) {
+      store = new Map()
+      incoming.set(client.id, store)
+    }
     const messageId = packet.messageId as number
     if (!store.has(messageId) && store.size >= limits.maxInflightInbound) {
       totals.refusedInbound++

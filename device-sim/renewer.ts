@@ -105,7 +105,7 @@ export function createRenewer(deps: RenewerDeps, options: RenewerOptions) {
   async function attempt(): Promise<RenewOutcome> {
     const client = deps.session()
     if (!client) return { ok: false, code: 'GH_SIM_NOT_CONNECTED', message: 'not connected: renews once connected', retryAt: null }
-    let result
+    let result: Awaited<ReturnType<typeof requestRenewal>>
     try {
       result = await requestRenewal(client, deps.deviceId, {
         ...(options.keyAlgorithm && { keyAlgorithm: options.keyAlgorithm }),

@@ -69,7 +69,10 @@ export function createRegistryDirectory(
     const entry = { cert, device }
     cache.set(fingerprint, entry)
     let set = byDevice.get(device.id)
-    if (!set) byDevice.set(device.id, (set = new Set()))
+    if (!set) {
+      set = new Set()
+      byDevice.set(device.id, set)
+    }
     set.add(fingerprint)
     return entry
   }

@@ -61,9 +61,7 @@ const CARD_CANDIDATE = /(?<![\d-])[2-6](?:[ -]?\d){12,18}(?![\d])/g
 const IBAN_CANDIDATE = /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b/g
 const NUMERIC = /^-?\d{1,4}\.\d+$/
 
-export interface Redactor {
-  (value: unknown): unknown
-}
+export type Redactor = (value: unknown) => unknown
 
 const normalizeKey = (k: string) => k.toLowerCase().replace(/[^a-z0-9]/g, '')
 const wordsOf = (k: string) =>
@@ -97,7 +95,7 @@ function luhnValid(digits: string): boolean {
   let sum = 0
   for (let i = 0; i < digits.length; i++) {
     let d = digits.charCodeAt(digits.length - 1 - i) - 48
-    if (i % 2 === 1 && (d *= 2) > 9) d -= 9
+    if (i % 2 === 1) d = d * 2 > 9 ? d * 2 - 9 : d * 2
     sum += d
   }
   return sum % 10 === 0

@@ -112,7 +112,7 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
     // 1. The certificate, as the TLS listener verified it (chain to the device CA, validity, purpose).
     const conn = client.conn as PeerCertificateSource
     const pc = conn.authorized === true ? conn.getPeerCertificate?.() : undefined
-    if (!pc || !pc.raw || !pc.serialNumber) return refuse('no-client-certificate')
+    if (!pc?.raw || !pc.serialNumber) return refuse('no-client-certificate')
     try {
       identity = identityFromPeerCertificate(pc)
     } catch (err) {

@@ -58,7 +58,9 @@ export function createCrlService(
   validHours = 7 * 24,
 ) {
   const { store, ca, clock, log } = deps
-  const issuers = [ca.issuing, ...(ca.previous ?? [])].map((pair) => ({ pair, serial: normalizeSerial(pair.certificate.serialNumber) }))
+  const withSerial = (pair: IssuerKeyPair) => ({ pair, serial: normalizeSerial(pair.certificate.serialNumber) })
+  const current = withSerial(ca.issuing)
+  const issuers = [current, ...(ca.previous ?? []).map(withSerial)]
   /** certificate serial -> the serial of the issuer that signed it (null: none of ours, e.g. an expired CA) */
   const issuerOf = new Map<string, string | null>()
 
@@ -162,11 +164,15 @@ export function createCrlService(
 
   return {
     /** the current issuing CA's CRL, reissued first if stale */
-    current: async (): Promise<CrlSnapshot> => currentOf(issuers[0]!),
+    current: async (): Promise<CrlSnapshot> => currentOf(current),
     /** every issuer's CRL, the current issuing CA's first, each reissued first if stale */
     all: (): Promise<CrlSnapshot[]> => each(currentOf),
     /** reissues every CRL now; returns the current issuing CA's */
-    refresh: async (): Promise<CrlSnapshot> => (await each(refreshOne))[0]!,
+    refresh: async (): Promise<CrlSnapshot> => {
+      const first = await refreshOne(current)
+      for (const older of issuers.slice(1)) await refreshOne(older)
+      return first
+    },
   }
 }
 

@@ -1,4 +1,4 @@
-import { Command } from 'commander'
+import type { Command } from 'commander'
 import { SettingsInvalid } from '../errors.ts'
 import { keyProblem } from '../settings/json-document.ts'
 import type { SettingsTarget } from '../settings/settings-service.ts'
@@ -54,7 +54,9 @@ export function assignmentsToPatch(pairs: string[], unset = false): Record<strin
     let node = patch
     for (const key of path.slice(0, -1)) {
       const next = node[key]
-      node = (node[key] = typeof next === 'object' && next !== null ? next : {}) as Record<string, unknown>
+      const child = (typeof next === 'object' && next !== null ? next : {}) as Record<string, unknown>
+      node[key] = child
+      node = child
     }
     node[path[path.length - 1] as string] = value
   }

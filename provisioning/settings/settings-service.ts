@@ -283,7 +283,7 @@ export function createSettingsService(
     /** For the broker: the current document with secrets in clear. */
     deliverable(deviceId: string): DeliverableSettings | undefined {
       const device = store.getDevice(deviceId)
-      if (!device || device.status !== 'active') return undefined
+      if (device?.status !== 'active') return undefined
       const record = ensureRecord(device.id, device.group)
       return { version: record.version, settings: effective(device.id, device.group), updatedAt: record.updatedAt.toISOString() }
     },

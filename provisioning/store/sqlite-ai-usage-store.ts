@@ -51,7 +51,8 @@ export class SqliteAiUsageStore implements AiUsageStore {
 
   /** Prepared on first use: a read-only registry of an older schema (no migration 3 yet) still opens. */
   get #s(): ReturnType<typeof prepare> {
-    return (this.#prepared ??= prepare(this.#db))
+    this.#prepared ??= prepare(this.#db)
+    return this.#prepared
   }
 
   getUsage(deviceId: string, day: string): AiUsageRecord | undefined {

@@ -43,7 +43,7 @@ export function chatCompletion(content: unknown, usage = { prompt_tokens: 40, co
 
 const lowerHeaders = (h: IncomingHttpHeaders | Headers): Record<string, string> => {
   const out: Record<string, string> = {}
-  if (h instanceof Headers) h.forEach((v, k) => (out[k.toLowerCase()] = v))
+  if (h instanceof Headers) for (const [k, v] of h) out[k.toLowerCase()] = v
   else for (const [k, v] of Object.entries(h)) if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v
   return out
 }

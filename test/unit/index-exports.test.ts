@@ -53,12 +53,12 @@ function usedOutside(): Map<string, Set<string>> {
       if (!indexes.includes(target) || file.startsWith(`${dirname(target)}/`)) continue
       const clause = ts.isImportDeclaration(st) ? st.importClause?.namedBindings : st.exportClause
       if (clause && !ts.isNamedImports(clause) && !ts.isNamedExports(clause)) {
-        exportedNames(target).forEach((n) => used.get(target)!.add(n)) // import * as ns
+        for (const n of exportedNames(target)) used.get(target)!.add(n) // import * as ns
         continue
       }
       const names = (clause?.elements ?? []).map((e) => (e.propertyName ?? e.name).text)
       if (ts.isExportDeclaration(st) && indexes.includes(file)) reexports.push({ outer: file, inner: target, names })
-      else names.forEach((n) => used.get(target)!.add(n))
+      else for (const n of names) used.get(target)!.add(n)
     }
   }
   for (let round = 0; round < indexes.length; round++) {

@@ -24,7 +24,7 @@ function v1Header(src: string, sport: number): Buffer {
 
 function v2Header(src: string, sport: number): Buffer {
   const body = Buffer.alloc(12)
-  src.split('.').forEach((octet, i) => body.writeUInt8(Number(octet), i))
+  for (const [i, octet] of src.split('.').entries()) body.writeUInt8(Number(octet), i)
   Buffer.from([127, 0, 0, 1]).copy(body, 4)
   body.writeUInt16BE(sport, 8)
   body.writeUInt16BE(8883, 10)

@@ -48,7 +48,7 @@ describe('parseProxyHeader', () => {
     ['a TLS ClientHello', Buffer.from([0x16, 0x03, 0x01]), 'not-proxy'],
     ['part of a v2 signature', SIG.subarray(0, 5), 'incomplete'],
     ['part of a v1 line', Buffer.from('PROXY TCP4 1.2.3'), 'incomplete'],
-    ['fail/v1 without CRLF past 107 bytes', Buffer.from('PROXY TCP4 ' + '1'.repeat(120)), 'invalid'],
+    ['fail/v1 without CRLF past 107 bytes', Buffer.from(`PROXY TCP4 ${'1'.repeat(120)}`), 'invalid'],
     ['fail/v1 bad address', Buffer.from('PROXY TCP4 999.1.1.1 10.0.0.1 1 2\r\n'), 'invalid'],
     ['fail/v1 bad port', Buffer.from('PROXY TCP4 1.1.1.1 10.0.0.1 70000 2\r\n'), 'invalid'],
     ['fail/v2 wrong version', v2(0x11, 0x11, Buffer.alloc(12)), 'invalid'],

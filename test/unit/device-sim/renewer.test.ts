@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { cryptoRandom, generateKeyPair, issueDeviceCertificateDer } from '../../../certs/index.ts'
-import { type DeviceBundle } from '../../../device-sim/index.ts'
+import type { DeviceBundle } from '../../../device-sim/index.ts'
 import { createRenewer, renewalWindowOpens } from '../../../device-sim/renewer.ts'
 import { fixedClock } from '../../helpers/clock.ts'
 import { fakeTimers } from '../../helpers/fake-timers.ts'

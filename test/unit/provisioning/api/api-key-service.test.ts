@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto'
-import pino from 'pino'
 import { describe, expect, it } from 'vitest'
 import { cryptoRandom } from '../../../../certs/index.ts'
 import { createApiKeyService } from '../../../../provisioning/api-keys/api-key-service.ts'
