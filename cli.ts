@@ -22,7 +22,8 @@ function operator(): string {
 /** Flags that map onto config keys; the rest are per-command. */
 function configFlags(options: Record<string, unknown>): ConfigInput {
   const out: ConfigInput = {}
-  for (const key of ['dataDir', 'host', 'mqttPort', 'httpHost', 'httpPort', 'httpAllowInsecure', 'logLevel', 'logFormat', 'keyAlgorithm']) if (options[key] !== undefined) out[key] = options[key]
+  for (const key of ['dataDir', 'host', 'mqttPort', 'httpHost', 'httpPort', 'httpAllowInsecure', 'logLevel', 'logFormat', 'keyAlgorithm'])
+    if (options[key] !== undefined) out[key] = options[key]
   if (Array.isArray(options.hostname) && options.hostname.length) out.hostnames = options.hostname
   return out
 }
@@ -35,7 +36,8 @@ export function buildProgram(io: CliIo): Command {
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride()
 
-  const cliLog = (options: CommonOptions) => createLogger({ level: io.env.GATEHOUSE_LOG_LEVEL ?? 'warn', format: 'auto' }).child({ dataDir: options.dataDir })
+  const cliLog = (options: CommonOptions) =>
+    createLogger({ level: io.env.GATEHOUSE_LOG_LEVEL ?? 'warn', format: 'auto' }).child({ dataDir: options.dataDir })
   const deps: CliDeps = {
     io,
     actor: operator(),
@@ -43,7 +45,13 @@ export function buildProgram(io: CliIo): Command {
     async openAuthority(options) {
       const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
       const control = await openControlPlane(config.dataDir, authorityOptions(config), { log: cliLog(options), ...secretsOf(io) })
-      return { authority: control.authority, settings: control.settings, apiKeys: control.apiKeys, claims: control.claims, close: control.close }
+      return {
+        authority: control.authority,
+        settings: control.settings,
+        apiKeys: control.apiKeys,
+        claims: control.claims,
+        close: control.close,
+      }
     },
     async init(options) {
       const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
@@ -85,7 +93,10 @@ export function buildProgram(io: CliIo): Command {
     .option('--http-host <address>', 'address of the app HTTP API (default 127.0.0.1; any other address serves HTTPS only)')
     .option('--http-port <port>', 'app HTTP API port; 0 picks a free one (default 8080)')
     .option('--http-allow-insecure', 'serve plain HTTP on a non-loopback --http-host (unsafe: API keys travel in clear)')
-    .option('--hostname <name>', 'extra DNS name or IP for the broker certificate (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
+    .option('--hostname <name>', 'extra DNS name or IP for the broker certificate (repeatable)', (v: string, acc: string[] = []) => [
+      ...acc,
+      v,
+    ])
     .addOption(new Option('--log-level <level>').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .addOption(new Option('--log-format <format>', 'auto: readable on a terminal, JSON otherwise').choices(['auto', 'json', 'pretty']))
   addCommonOptions(start).action(async (options: Record<string, unknown>) => {
@@ -125,7 +136,10 @@ async function provisionSimDevices(deps: CliDeps, ids: string[], options: Parame
     mkdirSync(options.bundlesDir, { recursive: true, mode: 0o700 })
     const made = []
     for (const id of ids) {
-      const prepared = await opened.authority.prepareDevice({ id, group: options.group, ...(options.tier && { tier: options.tier }) }, deps.actor)
+      const prepared = await opened.authority.prepareDevice(
+        { id, group: options.group, ...(options.tier && { tier: options.tier }) },
+        deps.actor,
+      )
       const folder = writeDeviceBundle(options.bundlesDir, prepared.issued, { format: 'pem' })
       try {
         prepared.commit()
@@ -133,7 +147,12 @@ async function provisionSimDevices(deps: CliDeps, ids: string[], options: Parame
         rmSync(folder, { recursive: true, force: true })
         throw err
       }
-      made.push({ deviceId: id, cert: prepared.issued.certificatePem, key: prepared.issued.privateKey?.pem ?? '', ca: prepared.issued.chainPem })
+      made.push({
+        deviceId: id,
+        cert: prepared.issued.certificatePem,
+        key: prepared.issued.privateKey?.pem ?? '',
+        ca: prepared.issued.chainPem,
+      })
     }
     return made
   } finally {

@@ -2,7 +2,14 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Ajv } from 'ajv'
 import createError from '@fastify/error'
-import { AI_BRIDGE_OPTIONS_SCHEMA, LIMITS_SCHEMA, PROXY_PROTOCOL_SCHEMA, resolveAiBridgeOptions, resolveLimits, resolveProxyProtocol } from './broker/index.ts'
+import {
+  AI_BRIDGE_OPTIONS_SCHEMA,
+  LIMITS_SCHEMA,
+  PROXY_PROTOCOL_SCHEMA,
+  resolveAiBridgeOptions,
+  resolveLimits,
+  resolveProxyProtocol,
+} from './broker/index.ts'
 import { deepFreeze, describeSchemaErrors, KEY_ALGORITHMS, type FromSchema } from './certs/index.ts'
 
 export const ConfigInvalid = createError('GH_CONFIG_INVALID', '%s', 400)
@@ -119,7 +126,11 @@ export function configEnvBindings(schema: SchemaNode = configSchema, path: strin
 const ENV_BINDINGS = configEnvBindings()
 
 function envValue(binding: EnvBinding, text: string): unknown {
-  if (binding.form === 'list') return text.split(',').map((s) => s.trim()).filter(Boolean)
+  if (binding.form === 'list')
+    return text
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
   if (binding.form === 'text') return text
   try {
     return JSON.parse(text)
@@ -252,6 +263,10 @@ export function authorityOptions(config: Readonly<Config>) {
     keyAlgorithm: config.keyAlgorithm,
     defaultTier: config.defaultTier,
     renewOverlapHours: config.renewOverlapHours,
-    settings: { maxBytes: config.settingsLimits.maxLayerBytes, maxDepth: config.settingsLimits.maxDepth, maxSchemaBytes: config.settingsLimits.maxSchemaBytes },
+    settings: {
+      maxBytes: config.settingsLimits.maxLayerBytes,
+      maxDepth: config.settingsLimits.maxDepth,
+      maxSchemaBytes: config.settingsLimits.maxSchemaBytes,
+    },
   }
 }

@@ -1,6 +1,15 @@
 import type { Server as TlsServer } from 'node:tls'
 import type { Logger } from 'pino'
-import { attachAiBridge, attachEnrollment, attachSettingsDelivery, createBroker, resolveAiBridgeOptions, trackPresence, type AiBridge, type Broker } from './broker/index.ts'
+import {
+  attachAiBridge,
+  attachEnrollment,
+  attachSettingsDelivery,
+  createBroker,
+  resolveAiBridgeOptions,
+  trackPresence,
+  type AiBridge,
+  type Broker,
+} from './broker/index.ts'
 import { systemClock, type Clock, type Random } from './certs/index.ts'
 import { authorityOptions, type Config } from './config.ts'
 import { buildApi, isLoopback, serveApi } from './provisioning/api/index.ts'
@@ -69,12 +78,26 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
 }
 
 /** Everything after the control plane, each closer pushed as soon as its part exists. */
-async function startServices(config: Readonly<Config>, deps: GatehouseDeps, control: ControlPlane, closers: (() => unknown)[]): Promise<Omit<Gatehouse, 'close'>> {
+async function startServices(
+  config: Readonly<Config>,
+  deps: GatehouseDeps,
+  control: ControlPlane,
+  closers: (() => unknown)[],
+): Promise<Omit<Gatehouse, 'close'>> {
   const clock = deps.clock ?? systemClock
   const log = deps.log
   const tls = await loadServerTls(config.dataDir, deps.passphrase)
-  const feed = createChangeFeed({ store: control.store, clock, log: log.child({ module: 'provisioning.feed' }) }, { intervalMs: config.changeFeedIntervalMs })
-  const directory = createRegistryDirectory({ store: control.store, claims: control.claims, feed, clock, log: log.child({ module: 'provisioning.directory' }) })
+  const feed = createChangeFeed(
+    { store: control.store, clock, log: log.child({ module: 'provisioning.feed' }) },
+    { intervalMs: config.changeFeedIntervalMs },
+  )
+  const directory = createRegistryDirectory({
+    store: control.store,
+    claims: control.claims,
+    feed,
+    clock,
+    log: log.child({ module: 'provisioning.directory' }),
+  })
   const broker = createBroker(
     { directory, clock, log },
     { host: config.host, port: config.mqttPort, tls, limits: config.limits, proxyProtocol: config.proxyProtocol },
@@ -90,22 +113,32 @@ async function startServices(config: Readonly<Config>, deps: GatehouseDeps, cont
     }),
   )
   const api = buildApi(
-    { authority: control.authority, settings: control.settings, apiKeys: control.apiKeys, aiUsage: control.aiUsage, presence: trackPresence(broker, clock), clock, log },
-    { rateLimit: { ...config.httpRateLimit }, ...(!isLoopback(config.httpHost) && { https: { key: tls.key, cert: tls.cert } }) },
-  )
-  const ai: AiBridge | undefined = !config.aiEnabled ? undefined : attachAiBridge(
-    broker,
     {
+      authority: control.authority,
+      settings: control.settings,
+      apiKeys: control.apiKeys,
+      aiUsage: control.aiUsage,
+      presence: trackPresence(broker, clock),
       clock,
       log,
-      usage: control.aiUsage,
-      insights: control.aiUsage,
-      // provider keys are named in the config and read from the environment, never logged
-      secret: (name) => deps.env?.[name],
-      deviceContext: cachedDeviceContexts(control, directory).get,
     },
-    resolveAiBridgeOptions(config.ai),
+    { rateLimit: { ...config.httpRateLimit }, ...(!isLoopback(config.httpHost) && { https: { key: tls.key, cert: tls.cert } }) },
   )
+  const ai: AiBridge | undefined = !config.aiEnabled
+    ? undefined
+    : attachAiBridge(
+        broker,
+        {
+          clock,
+          log,
+          usage: control.aiUsage,
+          insights: control.aiUsage,
+          // provider keys are named in the config and read from the environment, never logged
+          secret: (name) => deps.env?.[name],
+          deviceContext: cachedDeviceContexts(control, directory).get,
+        },
+        resolveAiBridgeOptions(config.ai),
+      )
   if (ai) closers.push(() => ai.detach())
   // `gatehouse ca rotate` (another process): reload the CA, then the broker's and the HTTPS API's TLS
   const ca = keepCaCurrent({

@@ -39,9 +39,24 @@ export interface AttackPlan {
 
 export interface AttackReport {
   /** null: not run in this phase */
-  subscribeFlood: null | { rounds: number; subacks: number; unsubacks: number; pingresps: number; settingsMessages: number; settingsBytes: number; closedByBroker: boolean; error: string | null }
+  subscribeFlood: null | {
+    rounds: number
+    subacks: number
+    unsubacks: number
+    pingresps: number
+    settingsMessages: number
+    settingsBytes: number
+    closedByBroker: boolean
+    error: string | null
+  }
   refusedConnectFlood: null | { attempts: number; connacks: Record<string, number>; closedWithoutConnack: number; errors: number }
-  schemaAttack: null | { puts: number; patches: number; statuses: Record<string, number>; codes: Record<string, number>; maxRequestMs: number }
+  schemaAttack: null | {
+    puts: number
+    patches: number
+    statuses: Record<string, number>
+    codes: Record<string, number>
+    maxRequestMs: number
+  }
   attackerCpuMs: number
 }
 
@@ -78,7 +93,16 @@ function tally(counts: Record<string, number>, key: string): void {
 }
 
 async function subscribeFlood(plan: AttackPlan, deadline: number): Promise<AttackReport['subscribeFlood']> {
-  const r = { rounds: 0, subacks: 0, unsubacks: 0, pingresps: 0, settingsMessages: 0, settingsBytes: 0, closedByBroker: false, error: null as string | null }
+  const r = {
+    rounds: 0,
+    subacks: 0,
+    unsubacks: 0,
+    pingresps: 0,
+    settingsMessages: 0,
+    settingsBytes: 0,
+    closedByBroker: false,
+    error: null as string | null,
+  }
   const topic = `devices/${plan.flooder.deviceId}/settings`
   let session: Awaited<ReturnType<typeof rawSession>>
   try {
@@ -218,7 +242,12 @@ async function schemaAttack(plan: AttackPlan, deadline: number): Promise<AttackR
   const patches = async () => {
     while (!schemaInPlace && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
     while (r.patches < plan.redosPatches && performance.now() < deadline) {
-      await request('PATCH', `/v1/devices/${plan.victimDeviceId}/settings`, { s: `${'a'.repeat(plan.redosLength)}b` }, 'application/merge-patch+json')
+      await request(
+        'PATCH',
+        `/v1/devices/${plan.victimDeviceId}/settings`,
+        { s: `${'a'.repeat(plan.redosLength)}b` },
+        'application/merge-patch+json',
+      )
       r.patches++
     }
   }
@@ -237,7 +266,12 @@ process.once('message', async (plan: AttackPlan) => {
       run('schema', () => schemaAttack(plan, deadline)),
     ])
     const cpu = process.cpuUsage(cpuBefore)
-    const report: AttackReport = { subscribeFlood: subscribe, refusedConnectFlood: refused, schemaAttack: schema, attackerCpuMs: (cpu.user + cpu.system) / 1000 }
+    const report: AttackReport = {
+      subscribeFlood: subscribe,
+      refusedConnectFlood: refused,
+      schemaAttack: schema,
+      attackerCpuMs: (cpu.user + cpu.system) / 1000,
+    }
     process.send?.({ report })
   } catch (err) {
     process.send?.({ error: String((err as Error).stack ?? err) })

@@ -152,7 +152,13 @@ async function runPhase(name: string, attacks: Attack[], fx: Fixture): Promise<P
   let stderrTail = ''
   let stopping = false
   let brokerExit: string | null = null
-  const broker = spawnChild('brokers/gatehouse-broker.ts', [fx.dataDir, `--consume=${CONSUMER}`, '--limits=file', '--log-level=info', ...(AI_OFF ? ['--ai-off'] : [])])
+  const broker = spawnChild('brokers/gatehouse-broker.ts', [
+    fx.dataDir,
+    `--consume=${CONSUMER}`,
+    '--limits=file',
+    '--log-level=info',
+    ...(AI_OFF ? ['--ai-off'] : []),
+  ])
   broker.stderr?.on('data', (d: Buffer) => {
     logBytes += d.length
     stderrTail = (stderrTail + d.toString()).slice(-6000)
@@ -173,7 +179,8 @@ async function runPhase(name: string, attacks: Attack[], fx: Fixture): Promise<P
     const pid = broker.pid as number
     const consumer = consumerOver(ipc)
     fleet = await connectFleet(fx.devices, { port: listening.port, concurrency: 20, deadlineMs: 60_000 })
-    if (fleet.connected.length < DEVICES) throw new Error(`only ${fleet.connected.length}/${DEVICES} devices connected: ${fleet.outcomes.find((o) => !o.ok)?.error}`)
+    if (fleet.connected.length < DEVICES)
+      throw new Error(`only ${fleet.connected.length}/${DEVICES} devices connected: ${fleet.outcomes.find((o) => !o.ok)?.error}`)
     const database = dataDirLayout(fx.dataDir).database
     db = new Database(database, { readonly: true, fileMustExist: true })
     const auditRows = () => (db!.prepare('SELECT COUNT(*) AS n FROM audit_log').get() as { n: number }).n
@@ -181,7 +188,11 @@ async function runPhase(name: string, attacks: Attack[], fx: Fixture): Promise<P
 
     // unmeasured warm-up: until V8 has optimised the hot paths a message costs several times more
     await consumer.expect(RATE * WARMUP_SECONDS)
-    const warm = await pacedLoad(fleet.connected, RATE * WARMUP_SECONDS, RATE, { qos: 1, size: PAYLOAD_BYTES, timeoutMs: WARMUP_SECONDS * 1000 })
+    const warm = await pacedLoad(fleet.connected, RATE * WARMUP_SECONDS, RATE, {
+      qos: 1,
+      size: PAYLOAD_BYTES,
+      timeoutMs: WARMUP_SECONDS * 1000,
+    })
     if (warm.sent < RATE * WARMUP_SECONDS) consumer.lower(warm.sent)
     await consumer.reached(DRAIN_MS)
 
@@ -286,9 +297,20 @@ async function provision(dataDir: string): Promise<Fixture> {
     control.settings.patchDevice(flooder!.deviceId, { blob }, { actor: 'bench' })
     const { token } = control.apiKeys.create({ name: 'attacker', scopes: ['settings:write'] }, 'bench')
     // every device comes from 127.0.0.1: raise the per-address limits only (another branch raises the defaults)
-    writeFileSync(dataDirLayout(dataDir).config, JSON.stringify({ limits: { maxConnectionsPerIp: 50_000, connectionRatePerIp: { ratePerSecond: 100_000, burst: 100_000 } } }))
+    writeFileSync(
+      dataDirLayout(dataDir).config,
+      JSON.stringify({ limits: { maxConnectionsPerIp: 50_000, connectionRatePerIp: { ratePerSecond: 100_000, burst: 100_000 } } }),
+    )
     console.log(`provisioned ${DEVICES} devices, a flooder, a revoked device, a device of group '${GROUP}' and an app key`)
-    return { dataDir, devices, flooder: flooder!, revoked: revoked!, victimDeviceId: victim!.deviceId, token, settingsBytes: JSON.stringify({ blob }).length }
+    return {
+      dataDir,
+      devices,
+      flooder: flooder!,
+      revoked: revoked!,
+      victimDeviceId: victim!.deviceId,
+      token,
+      settingsBytes: JSON.stringify({ blob }).length,
+    }
   } finally {
     control.close()
   }
@@ -378,8 +400,21 @@ function sampleOrLast(pid: number, samples: ProcSample[], first: ProcSample): Pr
 const deadReport = { received: 0, stray: 0, firstArrivalNs: 0n, lastArrivalNs: 0n, latencyP50Ms: NaN, latencyP99Ms: NaN, latencyMaxMs: NaN }
 
 const MEDIAN_KEYS = [
-  'seconds', 'published', 'publishFailed', 'delivered', 'lost', 'p50Ms', 'p99Ms', 'maxMs', 'rssStartMiB', 'rssMaxMiB', 'rssEndMiB',
-  'brokerCpuCores', 'auditRowsAdded', 'databaseBytesAdded', 'logBytesAdded',
+  'seconds',
+  'published',
+  'publishFailed',
+  'delivered',
+  'lost',
+  'p50Ms',
+  'p99Ms',
+  'maxMs',
+  'rssStartMiB',
+  'rssMaxMiB',
+  'rssEndMiB',
+  'brokerCpuCores',
+  'auditRowsAdded',
+  'databaseBytesAdded',
+  'logBytesAdded',
 ] as const
 
 /** One phase's repetitions as one: the median of each figure; the last repetition's attack report; any broker death. */
@@ -400,17 +435,34 @@ function fileBytes(path: string): number {
 
 type MachineLoad = ReturnType<typeof machineLoad>
 
-function summarize(phases: PhaseResult[], settingsBytes: number, machine: { before: MachineLoad; after: MachineLoad }): Record<string, unknown> {
+function summarize(
+  phases: PhaseResult[],
+  settingsBytes: number,
+  machine: { before: MachineLoad; after: MachineLoad },
+): Record<string, unknown> {
   const baseline = phases[0] as PhaseResult
   const aims = phases.slice(1).map((p) => {
     const p99Ratio = p.p99Ms / baseline.p99Ms
     const rssDeltaMiB = p.rssMaxMiB - baseline.rssMaxMiB
-    return { phase: p.phase, p99Ratio: round(p99Ratio, 2), p99Met: p99Ratio <= 2, rssDeltaMiB: round(rssDeltaMiB, 1), rssMet: rssDeltaMiB <= 50, brokerSurvived: !p.brokerExit }
+    return {
+      phase: p.phase,
+      p99Ratio: round(p99Ratio, 2),
+      p99Met: p99Ratio <= 2,
+      rssDeltaMiB: round(rssDeltaMiB, 1),
+      rssMet: rssDeltaMiB <= 50,
+      brokerSurvived: !p.brokerExit,
+    }
   })
-  const row = (label: string, key: keyof PhaseResult, digits = 0): (string | number)[] => [label, ...phases.map((p) => fmt(p[key] as number, digits))]
+  const row = (label: string, key: keyof PhaseResult, digits = 0): (string | number)[] => [
+    label,
+    ...phases.map((p) => fmt(p[key] as number, digits)),
+  ]
   console.log()
   printTable([
-    [`abuse: ${DEVICES} devices, ${RATE} msg/s, ${SECONDS} s per phase${REPS > 1 ? `, median of ${REPS}` : ''}`, ...phases.map((p) => p.phase)],
+    [
+      `abuse: ${DEVICES} devices, ${RATE} msg/s, ${SECONDS} s per phase${REPS > 1 ? `, median of ${REPS}` : ''}`,
+      ...phases.map((p) => p.phase),
+    ],
     row('published', 'published'),
     row('lost (not delivered within 10 s)', 'lost'),
     row('publish failed (no PUBACK)', 'publishFailed'),
@@ -421,7 +473,11 @@ function summarize(phases: PhaseResult[], settingsBytes: number, machine: { befo
     row('broker RSS at start (MiB)', 'rssStartMiB', 1),
     row('broker RSS max (MiB)', 'rssMaxMiB', 1),
     row('broker RSS at end (MiB)', 'rssEndMiB', 1),
-    ['RSS max - baseline max (aim <= 50 MiB)', '', ...aims.map((a) => `${a.rssDeltaMiB >= 0 ? '+' : ''}${fmt(a.rssDeltaMiB, 1)} ${a.rssMet ? 'met' : 'MISSED'}`)],
+    [
+      'RSS max - baseline max (aim <= 50 MiB)',
+      '',
+      ...aims.map((a) => `${a.rssDeltaMiB >= 0 ? '+' : ''}${fmt(a.rssDeltaMiB, 1)} ${a.rssMet ? 'met' : 'MISSED'}`),
+    ],
     row('broker CPU (cores)', 'brokerCpuCores', 2),
     row('audit rows added', 'auditRowsAdded'),
     row('database bytes added', 'databaseBytesAdded'),
@@ -435,15 +491,27 @@ function summarize(phases: PhaseResult[], settingsBytes: number, machine: { befo
     if (!a) continue
     if (a.subscribeFlood) {
       const f = a.subscribeFlood
-      rows.push([p.phase, 'subscribe flood', `${f.rounds} SUBSCRIBE+UNSUBSCRIBE+PINGREQ rounds, ${f.subacks} SUBACKs, ${f.settingsMessages} settings documents back (${fmt(f.settingsBytes / MiB, 1)} MiB; document ${settingsBytes} B)${f.closedByBroker ? ', closed by the broker' : ''}${f.error ? `, error: ${f.error}` : ''}`])
+      rows.push([
+        p.phase,
+        'subscribe flood',
+        `${f.rounds} SUBSCRIBE+UNSUBSCRIBE+PINGREQ rounds, ${f.subacks} SUBACKs, ${f.settingsMessages} settings documents back (${fmt(f.settingsBytes / MiB, 1)} MiB; document ${settingsBytes} B)${f.closedByBroker ? ', closed by the broker' : ''}${f.error ? `, error: ${f.error}` : ''}`,
+      ])
     }
     if (a.refusedConnectFlood) {
       const r = a.refusedConnectFlood
-      rows.push([p.phase, 'refused connects', `${r.attempts} CONNECTs with a 60 KB clientId; CONNACK codes ${JSON.stringify(r.connacks)}, closed without CONNACK ${r.closedWithoutConnack}, errors ${r.errors}`])
+      rows.push([
+        p.phase,
+        'refused connects',
+        `${r.attempts} CONNECTs with a 60 KB clientId; CONNACK codes ${JSON.stringify(r.connacks)}, closed without CONNACK ${r.closedWithoutConnack}, errors ${r.errors}`,
+      ])
     }
     if (a.schemaAttack) {
       const c = a.schemaAttack
-      rows.push([p.phase, 'schema attack', `${c.puts} schema PUTs (~47 KB and ~2 KB), ${c.patches} PATCHes ('a' x ${REDOS_LEN} + 'b'); statuses ${JSON.stringify(c.statuses)}, codes ${JSON.stringify(c.codes)}, slowest request ${fmt(c.maxRequestMs, 0)} ms`])
+      rows.push([
+        p.phase,
+        'schema attack',
+        `${c.puts} schema PUTs (~47 KB and ~2 KB), ${c.patches} PATCHes ('a' x ${REDOS_LEN} + 'b'); statuses ${JSON.stringify(c.statuses)}, codes ${JSON.stringify(c.codes)}, slowest request ${fmt(c.maxRequestMs, 0)} ms`,
+      ])
     }
     rows.push([p.phase, 'attacker CPU', `${fmt(a.attackerCpuMs / 1000, 1)} s`])
   }

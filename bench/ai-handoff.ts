@@ -51,7 +51,11 @@ export async function aiHandoffBenchmark(): Promise<Record<string, unknown>> {
   await bridge.idle()
   await bridge.detach()
   const us = [...samples].map((ms) => ms * 1000)
-  const result = { messages: MESSAGES, handoffUs: { p50: percentile(us, 50), p99: percentile(us, 99), max: us.reduce((a, b) => Math.max(a, b), 0) }, stats: bridge.stats() }
+  const result = {
+    messages: MESSAGES,
+    handoffUs: { p50: percentile(us, 50), p99: percentile(us, 99), max: us.reduce((a, b) => Math.max(a, b), 0) },
+    stats: bridge.stats(),
+  }
   printTable([
     ['AI bridge hand-off per telemetry message', 'microseconds', 'aim'],
     ['p50', result.handoffUs.p50.toFixed(2), ''],

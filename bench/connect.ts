@@ -68,8 +68,13 @@ export async function connectBenchmark(): Promise<Record<string, unknown>> {
     }
   }
   const loadAfter = machineLoad()
-  console.log(`machine load (1-min load average, CPU pressure avg60 %): before ${fmt(loadBefore.loadAverage1m, 2)}, ${fmt(loadBefore.cpuPressureSome60s, 0)}; after ${fmt(loadAfter.loadAverage1m, 2)}, ${fmt(loadAfter.cpuPressureSome60s, 0)}`)
-  return { ...summarize(runs, brokers, mosquitto ? mosquittoVersion(mosquitto) : null, fixture), machineLoad: { before: loadBefore, after: loadAfter } }
+  console.log(
+    `machine load (1-min load average, CPU pressure avg60 %): before ${fmt(loadBefore.loadAverage1m, 2)}, ${fmt(loadBefore.cpuPressureSome60s, 0)}; after ${fmt(loadAfter.loadAverage1m, 2)}, ${fmt(loadAfter.cpuPressureSome60s, 0)}`,
+  )
+  return {
+    ...summarize(runs, brokers, mosquitto ? mosquittoVersion(mosquitto) : null, fixture),
+    machineLoad: { before: loadBefore, after: loadAfter },
+  }
 }
 
 async function connectCase(kind: BrokerKind, rep: number, fixture: BenchFixture): Promise<ConnectRun> {
@@ -83,7 +88,12 @@ async function connectCase(kind: BrokerKind, rep: number, fixture: BenchFixture)
 
     const devices = fixture.devices.slice(0, DEVICES)
     const before = sampleProcess(broker.pid)
-    const fleet = await connectFleet(devices, { port: broker.port, concurrency: CONCURRENCY, deadlineMs: 300_000, connectTimeoutMs: 30_000 })
+    const fleet = await connectFleet(devices, {
+      port: broker.port,
+      concurrency: CONCURRENCY,
+      deadlineMs: 300_000,
+      connectTimeoutMs: 30_000,
+    })
     const after = sampleProcess(broker.pid)
     await fleet.close()
     await settle(0)
@@ -137,9 +147,17 @@ function summarize(runs: ConnectRun[], brokers: BrokerKind[], mosquitto: string 
 
   console.log()
   printTable([
-    [`connect storm (${DEVICES} devices, mTLS P-256, ${CONCURRENCY} in flight), median of ${REPS}`, ...METRICS.map((m) => m.title), 'failed'],
+    [
+      `connect storm (${DEVICES} devices, mTLS P-256, ${CONCURRENCY} in flight), median of ${REPS}`,
+      ...METRICS.map((m) => m.title),
+      'failed',
+    ],
     ...brokers.map((b) => [BROKER_LABELS[b], ...METRICS.map((m) => fmt(medians[b][m.key], m.digits)), String(failed[b])]),
-    ...Object.entries(ratios).map(([b, r]) => [`${BROKER_LABELS[b as BrokerKind]} / plain aedes (median paired ratio)`, ...METRICS.map((m) => fmt(r[m.key], 2)), '']),
+    ...Object.entries(ratios).map(([b, r]) => [
+      `${BROKER_LABELS[b as BrokerKind]} / plain aedes (median paired ratio)`,
+      ...METRICS.map((m) => fmt(r[m.key], 2)),
+      '',
+    ]),
   ])
   const g = ratios.gatehouse
   if (g) {

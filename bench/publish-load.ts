@@ -27,7 +27,11 @@ export interface PublishLoadResult {
  * publishes in flight, until `total` messages are spread over the clients. Latency under this load
  * is queueing at saturation (Little's law: in flight / throughput), not an idle round trip.
  */
-export async function publishLoad(clients: { deviceId: string; client: MqttClient }[], total: number, options: PublishLoadOptions): Promise<PublishLoadResult> {
+export async function publishLoad(
+  clients: { deviceId: string; client: MqttClient }[],
+  total: number,
+  options: PublishLoadOptions,
+): Promise<PublishLoadResult> {
   const deadline = performance.now() + options.timeoutMs
   const ackLatenciesMs: number[] = []
   let sent = 0
@@ -67,7 +71,12 @@ export async function publishLoad(clients: { deviceId: string; client: MqttClien
  * Open-loop paced load: `total` messages at `ratePerSecond`, round-robin over the clients, whatever
  * the broker does. For latency on a lightly loaded broker (the closed loop above measures saturation).
  */
-export async function pacedLoad(clients: { deviceId: string; client: MqttClient }[], total: number, ratePerSecond: number, options: Omit<PublishLoadOptions, 'window'>): Promise<PublishLoadResult> {
+export async function pacedLoad(
+  clients: { deviceId: string; client: MqttClient }[],
+  total: number,
+  ratePerSecond: number,
+  options: Omit<PublishLoadOptions, 'window'>,
+): Promise<PublishLoadResult> {
   const ackLatenciesMs: number[] = []
   const pending: Promise<void>[] = []
   let sent = 0

@@ -29,7 +29,12 @@ export async function settingsBenchmark(): Promise<Record<string, unknown>> {
   batch.commit()
   const { token } = control.apiKeys.create({ name: 'bench', scopes: ['settings:write'] }, 'bench')
   control.close()
-  const devices: DeviceBundle[] = batch.issued.map((i) => ({ deviceId: i.deviceId, cert: i.certificatePem, key: i.privateKey!.pem, ca: i.chainPem }))
+  const devices: DeviceBundle[] = batch.issued.map((i) => ({
+    deviceId: i.deviceId,
+    cert: i.certificatePem,
+    key: i.privateKey!.pem,
+    ca: i.chainPem,
+  }))
   // the load generator connects every device from 127.0.0.1, and the API key must not be throttled
   writeFileSync(
     join(dataDir, 'gatehouse.json'),
@@ -39,9 +44,24 @@ export async function settingsBenchmark(): Promise<Record<string, unknown>> {
     }),
   )
 
-  const child = spawn(process.execPath, [resolve(import.meta.dirname, '../bin/gatehouse.js'), 'start', '--data-dir', dataDir, '--mqtt-port', '0', '--http-port', '0', '--log-level', 'warn'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  })
+  const child = spawn(
+    process.execPath,
+    [
+      resolve(import.meta.dirname, '../bin/gatehouse.js'),
+      'start',
+      '--data-dir',
+      dataDir,
+      '--mqtt-port',
+      '0',
+      '--http-port',
+      '0',
+      '--log-level',
+      'warn',
+    ],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  )
   try {
     const { mqttPort, httpUrl } = await new Promise<{ mqttPort: number; httpUrl: string }>((ok, fail) => {
       let err = ''
@@ -112,7 +132,11 @@ export async function settingsBenchmark(): Promise<Record<string, unknown>> {
 
     const summary = {
       devices: DEVICES,
-      patchToDeviceMs: { p50: round2(percentile(patchLatencies, 50)), p99: round2(percentile(patchLatencies, 99)), n: patchLatencies.length },
+      patchToDeviceMs: {
+        p50: round2(percentile(patchLatencies, 50)),
+        p99: round2(percentile(patchLatencies, 99)),
+        n: patchLatencies.length,
+      },
       groupChangeToAllMs: { median: round2(median(groupTimes)), runs: groupTimes.map(round2) },
     }
     printTable([

@@ -82,7 +82,12 @@ export async function throughputBenchmark(): Promise<Record<string, unknown>> {
   const mosquitto = mosquittoPath()
   // Gatehouse as shipped (AI bridge on by default) and with the AI bridge off: the broker's own cost
   const aiSwitch = 'aiEnabled' in (configSchema.properties ?? {}) && process.env.BENCH_AI_OFF_VARIANT !== 'no'
-  const brokers: BrokerKind[] = ['gatehouse', ...(aiSwitch ? (['gatehouse-ai-off'] as const) : []), 'aedes', ...(mosquitto ? (['mosquitto'] as const) : [])]
+  const brokers: BrokerKind[] = [
+    'gatehouse',
+    ...(aiSwitch ? (['gatehouse-ai-off'] as const) : []),
+    'aedes',
+    ...(mosquitto ? (['mosquitto'] as const) : []),
+  ]
   console.log(
     `throughput: ${PUBLISHERS} publishers x ${WINDOW} in flight, ${MESSAGES} timed messages per case after ${WARMUP} warm-up, ${REPS} repetitions; ` +
       `consumer: in-broker aedes subscription${GATEHOUSE_CONSUMER === 'listener' ? ' (Gatehouse: broker.onDevicePublish)' : ''}` +
@@ -99,14 +104,21 @@ export async function throughputBenchmark(): Promise<Record<string, unknown>> {
           `  rep ${rep} ${caseName(c).padEnd(14)} ${BROKER_LABELS[broker].padEnd(24)} ${fmt(run.messagesPerSecond)} msg/s, sat p50 ${fmt(run.p50Ms, 2)} ms, ` +
             `p99 ${fmt(run.p99Ms, 2)} ms, CPU ${fmt(run.cpuUsPerMessage, 1)} us/msg; light p50 ${fmt(run.lightP50Ms, 2)} ms, p99 ${fmt(run.lightP99Ms, 2)} ms` +
             (run.capped ? `, time cap: ${run.messages} of ${MESSAGES} sent` : '') +
-            (run.delivered < run.messages || run.publishFailed ? `, delivered ${run.delivered}/${run.messages}, ${run.publishFailed} publishes failed` : ''),
+            (run.delivered < run.messages || run.publishFailed
+              ? `, delivered ${run.delivered}/${run.messages}, ${run.publishFailed} publishes failed`
+              : ''),
         )
       }
     }
   }
   const loadAfter = machineLoad()
-  console.log(`machine load (1-min load average, CPU pressure avg60 %): before ${fmt(loadBefore.loadAverage1m, 2)}, ${fmt(loadBefore.cpuPressureSome60s, 0)}; after ${fmt(loadAfter.loadAverage1m, 2)}, ${fmt(loadAfter.cpuPressureSome60s, 0)}`)
-  return { ...summarize(runs, brokers, mosquitto ? mosquittoVersion(mosquitto) : null), machineLoad: { before: loadBefore, after: loadAfter } }
+  console.log(
+    `machine load (1-min load average, CPU pressure avg60 %): before ${fmt(loadBefore.loadAverage1m, 2)}, ${fmt(loadBefore.cpuPressureSome60s, 0)}; after ${fmt(loadAfter.loadAverage1m, 2)}, ${fmt(loadAfter.cpuPressureSome60s, 0)}`,
+  )
+  return {
+    ...summarize(runs, brokers, mosquitto ? mosquittoVersion(mosquitto) : null),
+    machineLoad: { before: loadBefore, after: loadAfter },
+  }
 }
 
 async function throughputCase(kind: BrokerKind, rep: number, c: Case, fixture: BenchFixture): Promise<ThroughputRun> {
@@ -118,7 +130,9 @@ async function throughputCase(kind: BrokerKind, rep: number, c: Case, fixture: B
   const fleet = await connectFleet(fixture.devices.slice(0, PUBLISHERS), { port: broker.port, concurrency: 10, deadlineMs: 60_000 })
   try {
     if (fleet.connected.length < PUBLISHERS) {
-      throw new Error(`${kind}: only ${fleet.connected.length}/${PUBLISHERS} publishers connected: ${fleet.outcomes.find((o) => !o.ok)?.error}`)
+      throw new Error(
+        `${kind}: only ${fleet.connected.length}/${PUBLISHERS} publishers connected: ${fleet.outcomes.find((o) => !o.ok)?.error}`,
+      )
     }
     // warm-up: same shape, not measured
     await consumer.expect(WARMUP)
@@ -144,6 +158,7 @@ async function throughputCase(kind: BrokerKind, rep: number, c: Case, fixture: B
     const lightReport = await consumer.report()
 
     // the window ends when everything was delivered and (QoS 1) acknowledged
+    // biome-ignore lint/complexity/useMathMinMax: these are bigint nanoseconds, which Math.max does not take
     const windowEnd = lastArrival !== null ? (lastArrival > published.lastCompletionNs ? lastArrival : published.lastCompletionNs) : end
     const seconds = Number(windowEnd - t0) / 1e9
     const delivered = Math.min(report.received, published.sent)
@@ -190,22 +205,32 @@ const METRICS: { key: MetricKey; title: string; digits: number }[] = [
 
 function summarize(runs: ThroughputRun[], brokers: BrokerKind[], mosquitto: string | null): Record<string, unknown> {
   const rows: (string | number)[][] = [
-    [`throughput (${PUBLISHERS} publishers x ${WINDOW} in flight; light = ${LIGHT_RATE} msg/s paced), median of ${REPS}`, ...METRICS.map((m) => m.title), 'lost'],
+    [
+      `throughput (${PUBLISHERS} publishers x ${WINDOW} in flight; light = ${LIGHT_RATE} msg/s paced), median of ${REPS}`,
+      ...METRICS.map((m) => m.title),
+      'lost',
+    ],
   ]
   const cases = CASES.map((c) => {
     const name = caseName(c)
     const of = (b: BrokerKind) => runs.filter((r) => r.broker === b && r.case === name)
     const value = (r: ThroughputRun, key: MetricKey) => r[key] ?? NaN
-    const medians = Object.fromEntries(brokers.map((b) => [b, Object.fromEntries(METRICS.map((m) => [m.key, median(of(b).map((r) => value(r, m.key)))]))]))
+    const medians = Object.fromEntries(
+      brokers.map((b) => [b, Object.fromEntries(METRICS.map((m) => [m.key, median(of(b).map((r) => value(r, m.key)))]))]),
+    )
     const ratios = Object.fromEntries(
       brokers
         .filter((b) => b !== 'aedes')
         .map((b) => [b, Object.fromEntries(METRICS.map((m) => [m.key, medianPairedRatio(of(b), of('aedes'), (r) => value(r, m.key))]))]),
     ) as Record<string, Record<string, number | null>>
-    const lost = Object.fromEntries(brokers.map((b) => [b, of(b).reduce((s, r) => s + (r.messages - r.delivered) + (r.lightMessages - r.lightDelivered), 0)]))
+    const lost = Object.fromEntries(
+      brokers.map((b) => [b, of(b).reduce((s, r) => s + (r.messages - r.delivered) + (r.lightMessages - r.lightDelivered), 0)]),
+    )
     rows.push([name, ...METRICS.map(() => ''), ''])
-    for (const b of brokers) rows.push([`  ${BROKER_LABELS[b]}`, ...METRICS.map((m) => fmt(medians[b]?.[m.key], m.digits)), String(lost[b])])
-    for (const [b, r] of Object.entries(ratios)) rows.push([`  ${BROKER_LABELS[b as BrokerKind]} / plain aedes`, ...METRICS.map((m) => fmt(r[m.key], 2)), ''])
+    for (const b of brokers)
+      rows.push([`  ${BROKER_LABELS[b]}`, ...METRICS.map((m) => fmt(medians[b]?.[m.key], m.digits)), String(lost[b])])
+    for (const [b, r] of Object.entries(ratios))
+      rows.push([`  ${BROKER_LABELS[b as BrokerKind]} / plain aedes`, ...METRICS.map((m) => fmt(r[m.key], 2)), ''])
     return { case: name, qos: c.qos, size: c.size, medians, ratiosVsPlainAedes: ratios, lost }
   })
   console.log()

@@ -1,14 +1,7 @@
 import type { Aedes, Client } from 'aedes'
 import type { Logger } from 'pino'
 import type { ClaimSession, ClaimSessionRegistry } from './claim-sessions.ts'
-import type {
-  ClaimRequest,
-  DeviceConnection,
-  DevicePublish,
-  DeviceSubscribe,
-  RenewalRequest,
-  Unsubscribe,
-} from './create-mqtt-core.ts'
+import type { ClaimRequest, DeviceConnection, DevicePublish, DeviceSubscribe, RenewalRequest, Unsubscribe } from './create-mqtt-core.ts'
 import type { ConnectionContext } from './hooks/hook-deps.ts'
 import type { Session, SessionRegistry } from './sessions.ts'
 import { claimRequestTopic, parseDeviceTopic } from './topics.ts'
@@ -93,7 +86,18 @@ export function wireCoreListeners(
       notify(renewalListeners, request, 'renewal-request')
     }
     if (publishListeners.size === 0) return
-    notify(publishListeners, { deviceId: session.deviceId, topic: packet.topic, kind: parsed.kind, subtopic: parsed.subtopic, payload: payload(), qos: packet.qos }, 'publish')
+    notify(
+      publishListeners,
+      {
+        deviceId: session.deviceId,
+        topic: packet.topic,
+        kind: parsed.kind,
+        subtopic: parsed.subtopic,
+        payload: payload(),
+        qos: packet.qos,
+      },
+      'publish',
+    )
   })
   aedes.on('subscribe', (subscriptions, client) => {
     const session = contextOf(client)?.session
@@ -106,7 +110,10 @@ export function wireCoreListeners(
     const claim = ctx?.claim
     if (claim) {
       track(claim, client)
-      log.info({ claimId: claim.claimId, clientId: claim.clientId, serial: claim.serial, remoteAddress: claim.remoteAddress }, 'claim session connected')
+      log.info(
+        { claimId: claim.claimId, clientId: claim.clientId, serial: claim.serial, remoteAddress: claim.remoteAddress },
+        'claim session connected',
+      )
       return
     }
     const session = ctx?.session
@@ -126,7 +133,10 @@ export function wireCoreListeners(
     if (ctx?.claim) {
       const c = ctx.claim
       const reason = c.closedBy ?? 'client'
-      log.info({ claimId: c.claimId, clientId: c.clientId, serial: c.serial, remoteAddress: c.remoteAddress, reason }, 'claim session disconnected')
+      log.info(
+        { claimId: c.claimId, clientId: c.clientId, serial: c.serial, remoteAddress: c.remoteAddress, reason },
+        'claim session disconnected',
+      )
       return
     }
     const session = ctx?.session

@@ -187,7 +187,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
   }
 
   const listeners = wireCoreListeners(aedes, { connections, sessions, claimSessions, log })
-  const sessionOf = (client: Client | null) => (client ? connections.get(client)?.session ?? undefined : undefined)
+  const sessionOf = (client: Client | null) => (client ? (connections.get(client)?.session ?? undefined) : undefined)
   aedes.on('clientError', (client, err) => {
     log.debug({ deviceId: sessionOf(client)?.deviceId ?? null, clientId: capText(String(client.id)), err }, 'client error')
   })
@@ -197,14 +197,30 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
   ;(aedes as EventEmitter).on('error', (err: unknown) => log.error({ err }, 'aedes error'))
 
   // Live revocation, claim revocation and the end-of-validity sweep (session-lifecycle.ts).
-  const lifecycle = startSessionLifecycle({ directory: deps.directory, sessions, claimSessions, clock: deps.clock, timers: deps.timers ?? systemTimers, log, limits, onDeviceEnded: dropStoredSession })
+  const lifecycle = startSessionLifecycle({
+    directory: deps.directory,
+    sessions,
+    claimSessions,
+    clock: deps.clock,
+    timers: deps.timers ?? systemTimers,
+    log,
+    limits,
+    onDeviceEnded: dropStoredSession,
+  })
   aedes.on('clientReady', (client) => {
     const claim = connections.get(client)?.claim
     if (claim) lifecycle.watchClaimSession(claim)
   })
 
   async function publish(topic: string, payload: Buffer | Uint8Array | string, qos: 0 | 1 | 2, retain: boolean): Promise<void> {
-    const packet = { cmd: 'publish' as const, topic, payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload), qos, retain, dup: false }
+    const packet = {
+      cmd: 'publish' as const,
+      topic,
+      payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload),
+      qos,
+      retain,
+      dup: false,
+    }
     await new Promise<void>((resolve, reject) => aedes.publish(packet, (err) => (err ? reject(err) : resolve())))
   }
 
@@ -216,40 +232,51 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     },
     handle(conn) {
       let handled: Client | undefined
-      guardFrameSize(conn, limits.maxPacketBytes, (violation) => {
-        if (violation.kind === 'over-budget') {
-          packetBudget.overBudget(handled, violation)
+      guardFrameSize(
+        conn,
+        limits.maxPacketBytes,
+        (violation) => {
+          if (violation.kind === 'over-budget') {
+            packetBudget.overBudget(handled, violation)
+            conn.destroy()
+            return
+          }
+          const client = (conn as Duplex & { client?: Client }).client ?? null
+          const session = sessionOf(client)
+          const remoteAddress = (conn as { remoteAddress?: string }).remoteAddress ?? null
+          const declaredBytes = violation.kind === 'too-large' ? violation.declaredBytes : null
+          const fields = {
+            deviceId: session?.deviceId ?? null,
+            remoteAddress,
+            declaredBytes,
+            maxPacketBytes: limits.maxPacketBytes,
+            code: 'GH_BROKER_PACKET_TOO_LARGE',
+          }
+          if (session) {
+            session.closedBy = violation.kind === 'too-large' ? 'packet-too-large' : 'malformed-packet'
+            throttledAudit(
+              { throttle, directory: deps.directory },
+              log,
+              `session.closed:${session.deviceId}`,
+              {
+                actor: BROKER_ACTOR,
+                action: 'session.closed',
+                subject: session.deviceId,
+                details: { reason: session.closedBy, declaredBytes, serial: session.serial, remoteAddress },
+              },
+              fields,
+              'packet too large',
+            )
+          } else {
+            const claim = client ? connections.get(client)?.claim : undefined
+            if (claim) claim.closedBy = violation.kind === 'too-large' ? 'packet-too-large' : 'malformed-packet'
+            const hit = throttle.hit(`packet.too-large:${remoteAddress}`)
+            if (hit.emit) log.info({ ...fields, suppressed: hit.suppressed }, 'packet too large')
+          }
           conn.destroy()
-          return
-        }
-        const client = (conn as Duplex & { client?: Client }).client ?? null
-        const session = sessionOf(client)
-        const remoteAddress = (conn as { remoteAddress?: string }).remoteAddress ?? null
-        const declaredBytes = violation.kind === 'too-large' ? violation.declaredBytes : null
-        const fields = { deviceId: session?.deviceId ?? null, remoteAddress, declaredBytes, maxPacketBytes: limits.maxPacketBytes, code: 'GH_BROKER_PACKET_TOO_LARGE' }
-        if (session) {
-          session.closedBy = violation.kind === 'too-large' ? 'packet-too-large' : 'malformed-packet'
-          throttledAudit(
-            { throttle, directory: deps.directory },
-            log,
-            `session.closed:${session.deviceId}`,
-            {
-              actor: BROKER_ACTOR,
-              action: 'session.closed',
-              subject: session.deviceId,
-              details: { reason: session.closedBy, declaredBytes, serial: session.serial, remoteAddress },
-            },
-            fields,
-            'packet too large',
-          )
-        } else {
-          const claim = client ? connections.get(client)?.claim : undefined
-          if (claim) claim.closedBy = violation.kind === 'too-large' ? 'packet-too-large' : 'malformed-packet'
-          const hit = throttle.hit(`packet.too-large:${remoteAddress}`)
-          if (hit.emit) log.info({ ...fields, suppressed: hit.suppressed }, 'packet too large')
-        }
-        conn.destroy()
-      }, packetBudget.meter(() => handled))
+        },
+        packetBudget.meter(() => handled),
+      )
       handled = aedes.handle(conn)
       return handled
     },

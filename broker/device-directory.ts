@@ -5,14 +5,7 @@ import type { PeerIdentity } from '../certs/index.ts'
  * The broker owns this interface; provisioning's facade matches it structurally, and cluster mode
  * later swaps the implementation, not the broker.
  */
-export type RefusalReason =
-  | 'unknown-device'
-  | 'unknown-certificate'
-  | 'revoked'
-  | 'superseded'
-  | 'disabled'
-  | 'expired'
-  | 'not-yet-valid'
+export type RefusalReason = 'unknown-device' | 'unknown-certificate' | 'revoked' | 'superseded' | 'disabled' | 'expired' | 'not-yet-valid'
 
 export type DeviceLookup =
   /**

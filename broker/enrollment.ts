@@ -72,7 +72,10 @@ export function attachEnrollment(
 ): Unsubscribe {
   const log = deps.log.child({ module: 'broker.enrollment' })
   // busy refusals are logged at most once per interval per requester and address (as every refusal)
-  const throttle = createEventThrottle({ intervalMs: options.auditIntervalMs ?? 60_000, maxKeys: options.maxTrackedKeys ?? 100_000 }, deps.clock ?? systemClock)
+  const throttle = createEventThrottle(
+    { intervalMs: options.auditIntervalMs ?? 60_000, maxKeys: options.maxTrackedKeys ?? 100_000 },
+    deps.clock ?? systemClock,
+  )
   const { service } = deps
   /** per session: the request in flight first, then those waiting */
   const queues = new Map<number, Job[]>()
@@ -81,7 +84,10 @@ export function attachEnrollment(
   function enqueue(job: Job): void {
     if (detached) return
     let queue = queues.get(job.sessionId)
-    if (!queue) queues.set(job.sessionId, (queue = []))
+    if (!queue) {
+      queue = []
+      queues.set(job.sessionId, queue)
+    }
     if (queue.length > MAX_QUEUED_REQUESTS) {
       const err = new EnrollmentBusy(MAX_QUEUED_REQUESTS)
       const hit = throttle.hit(`enrollment.busy:${job.requester}`)
@@ -127,7 +133,13 @@ export function attachEnrollment(
   }
 
   const offClaim = core.onClaimRequest((r) => {
-    const context: ClaimRequestContext = { claimId: r.claimId, claimSerial: r.claimSerial, nonce: r.nonce, clientId: r.clientId, remoteAddress: r.remoteAddress }
+    const context: ClaimRequestContext = {
+      claimId: r.claimId,
+      claimSerial: r.claimSerial,
+      nonce: r.nonce,
+      clientId: r.clientId,
+      remoteAddress: r.remoteAddress,
+    }
     enqueue({
       sessionId: r.sessionId,
       payload: r.payload,

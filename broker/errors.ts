@@ -7,28 +7,16 @@ import createError from '@fastify/error'
 export const ConnectRefused = createError('GH_BROKER_CONNECT_REFUSED', 'connection refused: %s', 403)
 
 /** A device went over limits.connectRatePerClientId (a reconnect loop); CONNACK 3, it should back off. */
-export const ConnectRateLimited = createError(
-  'GH_BROKER_CONNECT_RATE_LIMITED',
-  "device '%s' connects too often; back off and retry",
-  429,
-)
+export const ConnectRateLimited = createError('GH_BROKER_CONNECT_RATE_LIMITED', "device '%s' connects too often; back off and retry", 429)
 
 /** The device directory (control plane) failed to answer a lookup; the device may retry. */
-export const DirectoryUnavailable = createError(
-  'GH_BROKER_DIRECTORY_UNAVAILABLE',
-  'device directory lookup failed',
-  503,
-)
+export const DirectoryUnavailable = createError('GH_BROKER_DIRECTORY_UNAVAILABLE', 'device directory lookup failed', 503)
 
 /** A device published outside its topics; the connection is closed (MQTT 3.1.1 has no PUBACK error). */
 export const PublishRefused = createError('GH_BROKER_PUBLISH_REFUSED', "publish to '%s' refused: %s", 403)
 
 /** A device went over its per-device message or byte rate; the connection is closed. */
-export const PublishRateLimited = createError(
-  'GH_BROKER_PUBLISH_RATE_LIMITED',
-  "device '%s' exceeded its publish %s limit",
-  429,
-)
+export const PublishRateLimited = createError('GH_BROKER_PUBLISH_RATE_LIMITED', "device '%s' exceeded its publish %s limit", 429)
 
 /** A device went over its per-device packet rate (any packet type after CONNECT); the connection is closed. */
 export const PacketRateLimited = createError('GH_BROKER_PACKET_RATE_LIMITED', "device '%s' exceeded its packet rate with a %s", 429)
@@ -37,18 +25,10 @@ export const PacketRateLimited = createError('GH_BROKER_PACKET_RATE_LIMITED', "d
 export const SessionFull = createError('GH_BROKER_SESSION_FULL', "session of '%s' is full: %s", 429)
 
 /** An MQTT packet declared a remaining length above limits.maxPacketBytes; the connection is closed. */
-export const PacketTooLarge = createError(
-  'GH_BROKER_PACKET_TOO_LARGE',
-  'MQTT packet of %s bytes exceeds the limit of %s bytes',
-  413,
-)
+export const PacketTooLarge = createError('GH_BROKER_PACKET_TOO_LARGE', 'MQTT packet of %s bytes exceeds the limit of %s bytes', 413)
 
 /** publishToDevice() was given a topic that is not devices/{id}/settings, /insights or /renewal/response. */
-export const TopicNotDeviceBound = createError(
-  'GH_BROKER_TOPIC_INVALID',
-  "'%s' is not a topic the broker sends to devices",
-  400,
-)
+export const TopicNotDeviceBound = createError('GH_BROKER_TOPIC_INVALID', "'%s' is not a topic the broker sends to devices", 400)
 
 // Enrollment over MQTT (broker/enrollment.ts, docs/device-lifecycle.md): answered on the response
 // topic as { ok: false, error: { code, message } }, never thrown at a caller.
@@ -61,11 +41,7 @@ export const EnrollmentBusy = createError(
 )
 
 /** The enrollment service failed unexpectedly; the request may be sent again. Logged at error. */
-export const EnrollmentUnavailable = createError(
-  'GH_ENROLLMENT_UNAVAILABLE',
-  'enrollment is unavailable right now: try again later',
-  503,
-)
+export const EnrollmentUnavailable = createError('GH_ENROLLMENT_UNAVAILABLE', 'enrollment is unavailable right now: try again later', 503)
 
 /** createBroker() options out of range (a programming or config error, caught at start-up). */
 export const BrokerOptionInvalid = createError('GH_BROKER_OPTION_INVALID', 'invalid broker option %s: %s', 500)
@@ -92,8 +68,4 @@ export const AiProviderFailed = createError('GH_AI_PROVIDER_FAILED', "AI provide
 export const AiProviderTimeout = createError('GH_AI_PROVIDER_TIMEOUT', "AI provider '%s' did not answer within %s ms", 504)
 
 /** The provider's circuit breaker is open after repeated failures: no call is made until the cool-down ends. */
-export const AiCircuitOpen = createError(
-  'GH_AI_CIRCUIT_OPEN',
-  "AI provider '%s' is paused after %s consecutive failures, until %s",
-  503,
-)
+export const AiCircuitOpen = createError('GH_AI_CIRCUIT_OPEN', "AI provider '%s' is paused after %s consecutive failures, until %s", 503)

@@ -37,6 +37,10 @@ export function createFrameScanner(maxPacketBytes: number, onFrame?: FrameListen
   let packetType = 0
   let failed: FrameViolation | null = null
 
+  const fail = (violation: FrameViolation) => {
+    failed = violation
+    return violation
+  }
   return {
     feed(chunk) {
       if (failed) return failed
@@ -62,13 +66,13 @@ export function createFrameScanner(maxPacketBytes: number, onFrame?: FrameListen
         multiplier *= 128
         lengthBytes++
         if (byte & 0x80) {
-          if (lengthBytes === 4) return (failed = { kind: 'malformed-length' })
+          if (lengthBytes === 4) return fail({ kind: 'malformed-length' })
           continue
         }
         const total = 1 + lengthBytes + length
-        if (total > maxPacketBytes) return (failed = { kind: 'too-large', declaredBytes: total })
+        if (total > maxPacketBytes) return fail({ kind: 'too-large', declaredBytes: total })
         const refused = onFrame?.(packetType) ?? null
-        if (refused) return (failed = refused)
+        if (refused) return fail(refused)
         skip = length
         state = skip === 0 ? 0 : 2
       }

@@ -14,7 +14,8 @@ import { optionsValidator } from './option-schemas.ts'
  */
 
 /** An integer option in [minimum, maximum] with its default. */
-const int = (minimum: number, dflt: number, maximum = Number.MAX_SAFE_INTEGER) => ({ type: 'integer', minimum, maximum, default: dflt }) as const
+const int = (minimum: number, dflt: number, maximum = Number.MAX_SAFE_INTEGER) =>
+  ({ type: 'integer', minimum, maximum, default: dflt }) as const
 
 /** A token bucket (token-bucket.ts): rate > 0 tokens per second, burst >= 1; each field has a default. */
 const bucket = (ratePerSecond: number, burst: number) =>

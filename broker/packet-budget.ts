@@ -5,7 +5,24 @@ import { principalOf, throttlePrincipal, type HookDeps } from './hooks/hook-deps
 import { createKeyedTokenBuckets } from './token-bucket.ts'
 
 /** MQTT packet types by number (the high nibble of the fixed header), for logs and audit details. */
-const PACKET_TYPES = ['reserved', 'connect', 'connack', 'publish', 'puback', 'pubrec', 'pubrel', 'pubcomp', 'subscribe', 'suback', 'unsubscribe', 'unsuback', 'pingreq', 'pingresp', 'disconnect', 'auth']
+const PACKET_TYPES = [
+  'reserved',
+  'connect',
+  'connack',
+  'publish',
+  'puback',
+  'pubrec',
+  'pubrel',
+  'pubcomp',
+  'subscribe',
+  'suback',
+  'unsubscribe',
+  'unsuback',
+  'pingreq',
+  'pingresp',
+  'disconnect',
+  'auth',
+]
 
 export interface PacketBudget {
   /**
@@ -29,7 +46,9 @@ export interface PacketBudget {
  * `limit: 'packets'`. Frames that arrive after CONNECT but before authentication has decided (aedes
  * queues at most its queueLimit of them) are charged together with the first frame after it.
  */
-export function createPacketBudget(deps: Pick<HookDeps, 'connections' | 'limits' | 'clock' | 'throttle' | 'directory' | 'log'>): PacketBudget {
+export function createPacketBudget(
+  deps: Pick<HookDeps, 'connections' | 'limits' | 'clock' | 'throttle' | 'directory' | 'log'>,
+): PacketBudget {
   const log = deps.log.child({ module: 'broker.authz' })
   const buckets = createKeyedTokenBuckets({ ...deps.limits.packetRate, maxKeys: deps.limits.maxTrackedKeys }, deps.clock)
 

@@ -9,7 +9,10 @@ export interface DevicePresence {
 }
 
 /** Tracks presence from the broker's connect and disconnect events (in this process only). */
-export function trackPresence(broker: Pick<MqttCore, 'isConnected' | 'onDeviceConnect' | 'onDeviceDisconnect'>, clock: Clock): DevicePresence {
+export function trackPresence(
+  broker: Pick<MqttCore, 'isConnected' | 'onDeviceConnect' | 'onDeviceDisconnect'>,
+  clock: Clock,
+): DevicePresence {
   const lastSeen = new Map<string, Date>()
   broker.onDeviceConnect(({ deviceId }) => lastSeen.set(deviceId, clock.now()))
   broker.onDeviceDisconnect(({ deviceId }) => lastSeen.set(deviceId, clock.now()))

@@ -26,7 +26,11 @@ export const PROXY_PROTOCOL_SCHEMA = {
 export type ProxyProtocolOptions = FromSchema<typeof PROXY_PROTOCOL_SCHEMA>
 export type ProxyProtocolInput = FromSchema<typeof PROXY_PROTOCOL_SCHEMA, 'input'>
 
-const validate = optionsValidator<ProxyProtocolOptions>(PROXY_PROTOCOL_SCHEMA, 'proxyProtocol', (problems) => new BrokerOptionInvalid('proxyProtocol', problems))
+const validate = optionsValidator<ProxyProtocolOptions>(
+  PROXY_PROTOCOL_SCHEMA,
+  'proxyProtocol',
+  (problems) => new BrokerOptionInvalid('proxyProtocol', problems),
+)
 
 /** v1 is at most 107 bytes; v2 is 16 + its length. AWS NLB / GCP TLVs fit well within 1 KiB. */
 export const MAX_PROXY_HEADER_BYTES = 1024
@@ -38,7 +42,9 @@ const V1_MAX = 107
 export function resolveProxyProtocol(input: ProxyProtocolInput = {}): Readonly<ProxyProtocolOptions> {
   const o = validate(input)
   // an address range is more than JSON Schema can say: parsed here, as trustedProxyMatcher() does
-  const problems = o.trustedProxies.filter((entry) => parseRange(entry) === null).map((entry) => `trustedProxies: '${entry.slice(0, 64)}' is not an IP address or CIDR range`)
+  const problems = o.trustedProxies
+    .filter((entry) => parseRange(entry) === null)
+    .map((entry) => `trustedProxies: '${entry.slice(0, 64)}' is not an IP address or CIDR range`)
   if (problems.length > 0) throw new BrokerOptionInvalid('proxyProtocol', problems.join('; '))
   return deepFreeze(o)
 }
@@ -155,8 +161,8 @@ function parseV1(buf: Buffer): ParsedHeader {
 
 function parseV2(buf: Buffer): ParsedHeader {
   if (buf.length < 16) return { kind: 'incomplete' }
-  const verCmd = buf[12]!
-  const fam = buf[13]!
+  const verCmd = buf.readUInt8(12)
+  const fam = buf.readUInt8(13)
   const length = 16 + buf.readUInt16BE(14)
   if (verCmd >> 4 !== 2 || length > MAX_PROXY_HEADER_BYTES) return { kind: 'invalid' }
   if (buf.length < length) return { kind: 'incomplete' }

@@ -76,7 +76,10 @@ export function startSessionLifecycle(deps: SessionLifecycleDeps): SessionLifecy
       subject: claimSubject(session.claimId),
       details: { reason, serial: session.serial, clientId: session.clientId, remoteAddress: session.remoteAddress },
     })
-    log.info({ claimId: session.claimId, clientId: session.clientId, serial: session.serial, remoteAddress: session.remoteAddress, reason }, 'claim session closed')
+    log.info(
+      { claimId: session.claimId, clientId: session.clientId, serial: session.serial, remoteAddress: session.remoteAddress, reason },
+      'claim session closed',
+    )
     session.client.close()
   }
 

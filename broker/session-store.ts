@@ -48,7 +48,19 @@ export interface SessionStore {
   stats(): SessionStoreStats
 }
 
-const REPLACED = ['outgoingEnqueue', 'outgoingEnqueueCombi', 'outgoingUpdate', 'outgoingClearMessageId', 'outgoingStream', 'incomingStorePacket', 'incomingGetPacket', 'incomingDelPacket', 'cleanIncoming', 'cleanSubscriptions', 'delWill'] as const
+const REPLACED = [
+  'outgoingEnqueue',
+  'outgoingEnqueueCombi',
+  'outgoingUpdate',
+  'outgoingClearMessageId',
+  'outgoingStream',
+  'incomingStorePacket',
+  'incomingGetPacket',
+  'incomingDelPacket',
+  'cleanIncoming',
+  'cleanSubscriptions',
+  'delWill',
+] as const
 
 interface Queue {
   packets: StoredPacket[]
@@ -85,7 +97,10 @@ export function boundSessionStore(
 
   const queueOf = (clientId: string): Queue => {
     let q = outgoing.get(clientId)
-    if (!q) outgoing.set(clientId, (q = { packets: [], bytes: 0 }))
+    if (!q) {
+      q = { packets: [], bytes: 0 }
+      outgoing.set(clientId, q)
+    }
     return q
   }
   const remove = (q: Queue, index: number): StoredPacket => {
@@ -114,7 +129,14 @@ export function boundSessionStore(
     const hit = deps.throttle.hit(`session.queue-full:${clientId}`)
     if (hit.emit) {
       deps.log.warn(
-        { clientId, dropped, suppressed: hit.suppressed, maxQueuedMessages: limits.maxQueuedMessages, maxQueuedBytes: limits.maxQueuedBytes, code: 'GH_BROKER_SESSION_FULL' },
+        {
+          clientId,
+          dropped,
+          suppressed: hit.suppressed,
+          maxQueuedMessages: limits.maxQueuedMessages,
+          maxQueuedBytes: limits.maxQueuedBytes,
+          code: 'GH_BROKER_SESSION_FULL',
+        },
         'session queue full: dropped the oldest messages',
       )
     }
@@ -157,14 +179,20 @@ export function boundSessionStore(
 
   p.incomingStorePacket = async (client, packet) => {
     let store = incoming.get(client.id)
-    if (!store) incoming.set(client.id, (store = new Map()))
+    if (!store) {
+      store = new Map()
+      incoming.set(client.id, store)
+    }
     const messageId = packet.messageId as number
     if (!store.has(messageId) && store.size >= limits.maxInflightInbound) {
       totals.refusedInbound++
       const err = new SessionFull(client.id, `${limits.maxInflightInbound} inbound QoS 2 messages await PUBREL`)
       const hit = deps.throttle.hit(`session.inbound-full:${client.id}`)
       if (hit.emit) {
-        deps.log.info({ clientId: client.id, maxInflightInbound: limits.maxInflightInbound, suppressed: hit.suppressed, code: err.code }, 'inbound QoS 2 limit reached: connection closed')
+        deps.log.info(
+          { clientId: client.id, maxInflightInbound: limits.maxInflightInbound, suppressed: hit.suppressed, code: err.code },
+          'inbound QoS 2 limit reached: connection closed',
+        )
       }
       throw err
     }
@@ -200,7 +228,7 @@ export function boundSessionStore(
 
 function sizeOf(packet: StoredPacket): number {
   const payload = packet.payload
-  return (typeof payload === 'string' ? Buffer.byteLength(payload) : payload?.length ?? 0) + Buffer.byteLength(packet.topic ?? '')
+  return (typeof payload === 'string' ? Buffer.byteLength(payload) : (payload?.length ?? 0)) + Buffer.byteLength(packet.topic ?? '')
 }
 
 /**

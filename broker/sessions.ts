@@ -113,7 +113,10 @@ export function createSessionRegistry(): SessionRegistry {
     beginAuthentication(deviceId, serial) {
       const p: PendingAuthentication = { deviceId, serial, invalidatedBy: null, supersededAt: null }
       let set = pending.get(deviceId)
-      if (!set) pending.set(deviceId, (set = new Set()))
+      if (!set) {
+        set = new Set()
+        pending.set(deviceId, set)
+      }
       set.add(p)
       return p
     },

@@ -106,7 +106,10 @@ export function attachSettingsDelivery(
   const offSubscribe = core.onDeviceSubscribe(({ deviceId, sessionId, filters, restored }) => {
     if (!filters.some((f) => f.topic === settingsTopic(deviceId))) return
     let d = live.get(deviceId)
-    if (d?.sessionId !== sessionId) live.set(deviceId, (d = { sessionId, sent: false, version: null, busy: false, dirty: false }))
+    if (d?.sessionId !== sessionId) {
+      d = { sessionId, sent: false, version: null, busy: false, dirty: false }
+      live.set(deviceId, d)
+    }
     if (d.sent || d.busy) {
       repeated++
       return
@@ -138,7 +141,9 @@ export function attachSettingsDelivery(
     }
     Promise.resolve()
       .then(() => deps.source.report(deviceId, parsed))
-      .catch((err: { code?: string; message?: string }) => logRefused(deviceId, err?.code, { err: capText(String(err?.message ?? err)) }, 'settings report refused'))
+      .catch((err: { code?: string; message?: string }) =>
+        logRefused(deviceId, err?.code, { err: capText(String(err?.message ?? err)) }, 'settings report refused'),
+      )
   })
   return () => {
     offSubscribe()

@@ -35,7 +35,7 @@ const OK: PolicyDecision = Object.freeze({ ok: true })
 const refuse = (reason: PolicyRefusal): PolicyDecision => ({ ok: false, reason })
 
 /** Topic names may contain neither NUL ([MQTT-4.7.3-2]) nor other C0 controls or DEL. */
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/
 
 export function canPublish(deviceId: string, topic: string): PolicyDecision {

@@ -21,13 +21,7 @@ export const TOPIC_LEVEL_SEPARATOR = '/'
 /** MQTT topics and filters are at most 65535 UTF-8 bytes; ours are far shorter. */
 export const MAX_TOPIC_LENGTH = 256
 
-export type DeviceTopicKind =
-  | 'telemetry'
-  | 'settings'
-  | 'settings.reported'
-  | 'insights'
-  | 'renewal.request'
-  | 'renewal.response'
+export type DeviceTopicKind = 'telemetry' | 'settings' | 'settings.reported' | 'insights' | 'renewal.request' | 'renewal.response'
 
 export interface DeviceTopic {
   deviceId: string

@@ -67,7 +67,6 @@ export function parseCertificateDer(der: Uint8Array): X509Certificate {
   }
 }
 
-
 // ---- PKCS#12 ---------------------------------------------------------------------------------------
 // forge.pkcs12.toPkcs12Asn1 only takes forge RSA keys, so the PFX is assembled here with forge.asn1 and
 // works for any key type. The shrouded key bag is node:crypto's encrypted PKCS#8 (PBES2: PBKDF2-HMAC-

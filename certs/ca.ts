@@ -2,13 +2,7 @@ import { x509 } from './x509.ts'
 import type { X509Certificate } from '@peculiar/x509'
 import type { Clock } from './clock.ts'
 import { CaNameInvalid } from './errors.ts'
-import {
-  assertIssuerValidAt,
-  authorityKeyIdentifier,
-  randomSerial,
-  signCertificate,
-  validityWindow,
-} from './issue-certificate.ts'
+import { assertIssuerValidAt, authorityKeyIdentifier, randomSerial, signCertificate, validityWindow } from './issue-certificate.ts'
 import { DEFAULT_KEY_ALGORITHM, generateKeyPair, type CryptoKey, type KeyAlgorithm } from './keys.ts'
 import type { Random } from './random.ts'
 
@@ -83,7 +77,11 @@ export async function createCertificateAuthority(
   const root = { certificate: rootCert, privateKey: rootKeys.privateKey }
   const issuing = await issueIssuingCa(
     root,
-    { commonName: `${name} Issuing CA`, keys: issuingKeys, ...(opts.issuingValidDays !== undefined && { validDays: opts.issuingValidDays }) },
+    {
+      commonName: `${name} Issuing CA`,
+      keys: issuingKeys,
+      ...(opts.issuingValidDays !== undefined && { validDays: opts.issuingValidDays }),
+    },
     deps,
   )
   return { root, issuing, previous: [] }
@@ -105,7 +103,11 @@ export interface IssuingCaRequest {
 }
 
 /** An issuing CA signed by the root (pathLen 0, keyCertSign + cRLSign); the root must be valid now. */
-export async function issueIssuingCa(root: IssuerKeyPair, req: IssuingCaRequest, deps: { clock: Clock; random: Random }): Promise<IssuerKeyPair> {
+export async function issueIssuingCa(
+  root: IssuerKeyPair,
+  req: IssuingCaRequest,
+  deps: { clock: Clock; random: Random },
+): Promise<IssuerKeyPair> {
   const now = deps.clock.now()
   assertIssuerValidAt(root.certificate, now)
   const rootCn = root.certificate.subjectName.getField('CN')[0] ?? DEFAULT_CA_NAME

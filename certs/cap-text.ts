@@ -14,7 +14,8 @@ export function capText(value: string, max = MAX_UNTRUSTED_CHARS): string {
 export function capStrings<T extends object>(fields: T, max = MAX_UNTRUSTED_CHARS): T {
   const out: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(fields)) {
-    out[k] = typeof v === 'string' ? capText(v, max) : Array.isArray(v) ? v.map((x: unknown) => (typeof x === 'string' ? capText(x, max) : x)) : v
+    out[k] =
+      typeof v === 'string' ? capText(v, max) : Array.isArray(v) ? v.map((x: unknown) => (typeof x === 'string' ? capText(x, max) : x)) : v
   }
   return out as T
 }

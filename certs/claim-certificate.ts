@@ -2,7 +2,15 @@ import { createHash } from 'node:crypto'
 import type { IssuerKeyPair } from './ca.ts'
 import { CLAIM_CN_PREFIX, isClaimId } from './device-id.ts'
 import { CertValidityInvalid, ClaimIdInvalid } from './errors.ts'
-import { BACKDATE_MS, assertIssuerValidAt, authorityKeyIdentifier, checkPublicKey, randomSerial, signCertificate, type IssueDeps } from './issue-certificate.ts'
+import {
+  BACKDATE_MS,
+  assertIssuerValidAt,
+  authorityKeyIdentifier,
+  checkPublicKey,
+  randomSerial,
+  signCertificate,
+  type IssueDeps,
+} from './issue-certificate.ts'
 import type { CryptoKey } from './keys.ts'
 import { normalizeSerial } from './peer-identity.ts'
 import { x509 } from './x509.ts'
@@ -31,7 +39,11 @@ export interface ClaimCertificate {
  * clientAuth only, not a CA, issued by the issuing CA like a device certificate. Pure: the caller keeps
  * the key and decides where the certificate goes.
  */
-export async function issueClaimCertificate(issuer: IssuerKeyPair, req: ClaimCertificateRequest, deps: IssueDeps): Promise<ClaimCertificate> {
+export async function issueClaimCertificate(
+  issuer: IssuerKeyPair,
+  req: ClaimCertificateRequest,
+  deps: IssueDeps,
+): Promise<ClaimCertificate> {
   if (!isClaimId(req.claimId)) throw new ClaimIdInvalid(String(req.claimId).slice(0, 80))
   const rsa = checkPublicKey(req.publicKey)
   const now = deps.clock.now()

@@ -1,5 +1,12 @@
 import { x509 } from './x509.ts'
-import { DEFAULT_KEY_ALGORITHM, generateKeyPair, privateKeyToPem, signingAlgorithmFor, type CryptoKeyPair, type KeyAlgorithm } from './keys.ts'
+import {
+  DEFAULT_KEY_ALGORITHM,
+  generateKeyPair,
+  privateKeyToPem,
+  signingAlgorithmFor,
+  type CryptoKeyPair,
+  type KeyAlgorithm,
+} from './keys.ts'
 
 /**
  * PKCS#10 certificate requests, as a device makes them (claim provisioning and renewal over MQTT:

@@ -90,10 +90,7 @@ export async function createCrl(
     nextUpdate,
     signingKey: issuer.privateKey,
     signingAlgorithm: signingAlgorithmFor(issuer.privateKey),
-    extensions: [
-      await authorityKeyIdentifier(issuer.certificate),
-      new x509.Extension(ID_CE_CRL_NUMBER, false, derInteger(crlNumber)),
-    ],
+    extensions: [await authorityKeyIdentifier(issuer.certificate), new x509.Extension(ID_CE_CRL_NUMBER, false, derInteger(crlNumber))],
     entries,
   })
 }

@@ -1,15 +1,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import { x509 } from './x509.ts'
 import { assertDeviceId } from './device-id.ts'
-import {
-  CsrBadSignature,
-  CsrCnMismatch,
-  CsrCnMissing,
-  CsrCnMultiple,
-  CsrKeyUnsupported,
-  CsrUnparsable,
-  CsrWeakKey,
-} from './errors.ts'
+import { CsrBadSignature, CsrCnMismatch, CsrCnMissing, CsrCnMultiple, CsrKeyUnsupported, CsrUnparsable, CsrWeakKey } from './errors.ts'
 import { errorText, keyAlgorithmOfNodeKey, subtle, webCryptoParams, type CryptoKey, type KeyAlgorithm } from './keys.ts'
 
 /** A CSR that passed every check: what the authority needs to issue a device certificate. */
@@ -102,21 +94,12 @@ export const csrChecks = (opts: { expectedDeviceId?: string } = {}): CsrCheck[] 
  * Reads a PKCS#10 CSR (PEM text as string or bytes, "CERTIFICATE REQUEST" or "NEW CERTIFICATE REQUEST",
  * or DER bytes) and runs csrChecks on it. Each failure is one coded error.
  */
-export async function parseCsr(
-  input: string | Uint8Array,
-  opts: { expectedDeviceId?: string } = {},
-): Promise<ParsedCsr> {
+export async function parseCsr(input: string | Uint8Array, opts: { expectedDeviceId?: string } = {}): Promise<ParsedCsr> {
   const der = decodeCsrInput(input)
   const candidate = parseCandidate(der)
   for (const check of csrChecks(opts)) await check(candidate)
   const keyAlgorithm = keyAlgorithmOfNodeKey(candidate.key as KeyObject) as KeyAlgorithm
-  const publicKey = await subtle.importKey(
-    'spki',
-    candidate.request.publicKey.rawData,
-    webCryptoParams(keyAlgorithm),
-    true,
-    ['verify'],
-  )
+  const publicKey = await subtle.importKey('spki', candidate.request.publicKey.rawData, webCryptoParams(keyAlgorithm), true, ['verify'])
   return { commonName: candidate.commonNames[0] as string, publicKey, keyAlgorithm, der }
 }
 

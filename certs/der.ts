@@ -137,6 +137,7 @@ export function printableString(s: string): Der {
 }
 
 export function ia5String(s: string): Der {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: IA5 is 7-bit ASCII, control characters included
   if (!/^[\x00-\x7f]*$/.test(s)) throw new RangeError(`not an IA5String: ${JSON.stringify(s)}`)
   return tlv(TAG.IA5_STRING, latin1(s))
 }

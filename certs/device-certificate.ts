@@ -41,7 +41,16 @@ import {
   randomSerialBytes,
   type IssueDeps,
 } from './issue-certificate.ts'
-import { ecAlgorithmIdentifier, ecCurveOf, ecPublicPoint, errorText, exportSpki, signingAlgorithmFor, type AnyKey, type CryptoKey } from './keys.ts'
+import {
+  ecAlgorithmIdentifier,
+  ecCurveOf,
+  ecPublicPoint,
+  errorText,
+  exportSpki,
+  signingAlgorithmFor,
+  type AnyKey,
+  type CryptoKey,
+} from './keys.ts'
 import { normalizeSerial, toHex } from './peer-identity.ts'
 import { derToPem } from './pem.ts'
 import { x509 } from './x509.ts'
@@ -123,7 +132,9 @@ export async function issueDeviceCertificateDer(
     ),
   )
   const signature = new Uint8Array(await x509.cryptoProvider.get().subtle.sign(signing.params, issuer.privateKey, tbs))
-  const der = standalone(sequence(tbs, signing.identifier, bitString(signing.p1363Bytes ? p1363ToDer(signature, signing.p1363Bytes) : signature)))
+  const der = standalone(
+    sequence(tbs, signing.identifier, bitString(signing.p1363Bytes ? p1363ToDer(signature, signing.p1363Bytes) : signature)),
+  )
   return {
     der,
     pem: derToPem(der, 'CERTIFICATE'),

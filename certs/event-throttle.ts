@@ -11,10 +11,7 @@ export interface EventThrottle {
   hit(key: string): { emit: true; suppressed: number } | { emit: false }
 }
 
-export function createEventThrottle(
-  options: { intervalMs: number; maxKeys: number },
-  clock: Clock,
-): EventThrottle {
+export function createEventThrottle(options: { intervalMs: number; maxKeys: number }, clock: Clock): EventThrottle {
   const entries = new Map<string, { lastEmit: number; suppressed: number }>()
   return {
     hit(key) {

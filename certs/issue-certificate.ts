@@ -62,7 +62,10 @@ export function serverAltNames(hostnames: readonly string[]): x509.JsonGeneralNa
   const names: x509.JsonGeneralNames = []
   for (const raw of [...DEFAULT_SERVER_NAMES, ...hostnames]) {
     if (typeof raw !== 'string') throw new CertHostnameInvalid(String(raw))
-    const value = raw.trim().replace(/^\[(.*)\]$/, '$1').toLowerCase() // "[::1]" -> "::1"
+    const value = raw
+      .trim()
+      .replace(/^\[(.*)\]$/, '$1')
+      .toLowerCase() // "[::1]" -> "::1"
     const ip = isIP(value)
     // IPv6 with an embedded IPv4 part ("::ffff:1.2.3.4") is refused (the SAN encoder cannot write it): use the IPv4 form.
     if (ip === 0 ? !isDnsName(value) : ip === 6 && value.includes('.')) throw new CertHostnameInvalid(raw.slice(0, 80))
@@ -88,7 +91,7 @@ export function randomSerial(random: Random): string {
 export function randomSerialBytes(random: Random): Uint8Array {
   const bytes = Uint8Array.from(random.bytes(16)).slice(0, 16)
   if (bytes.length < 16) throw new RangeError('Random.bytes(16) returned fewer than 16 bytes')
-  bytes[0] = (bytes[0]! & 0x7f) || 0x01
+  bytes[0] = bytes[0]! & 0x7f || 0x01
   return bytes
 }
 
@@ -111,11 +114,7 @@ export function leafValidity(issuer: IssuerKeyPair, validDays: number, clock: Cl
 
 export function assertIssuerValidAt(cert: X509Certificate, now: Date): void {
   if (now.getTime() < cert.notBefore.getTime() || now.getTime() >= cert.notAfter.getTime()) {
-    throw new CaIssuerExpired(
-      cert.subject,
-      now.toISOString(),
-      `${cert.notBefore.toISOString()} to ${cert.notAfter.toISOString()}`,
-    )
+    throw new CaIssuerExpired(cert.subject, now.toISOString(), `${cert.notBefore.toISOString()} to ${cert.notAfter.toISOString()}`)
   }
 }
 

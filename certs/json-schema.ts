@@ -43,7 +43,11 @@ type Flatten<T> = { [K in keyof T]: T[K] }
  * `limits.packetRate.burst must be >= 1`. A bad key of a map is reported once, by its propertyNames
  * error. `name` labels an error of the whole document; `label` may add where a value came from.
  */
-export function describeSchemaErrors(errors: readonly ErrorObject[], name: string, label: (instancePath: string) => string = () => ''): string[] {
+export function describeSchemaErrors(
+  errors: readonly ErrorObject[],
+  name: string,
+  label: (instancePath: string) => string = () => '',
+): string[] {
   return errors
     .filter((e) => !e.schemaPath.includes('/propertyNames/'))
     .map((e) => {
@@ -53,7 +57,8 @@ export function describeSchemaErrors(errors: readonly ErrorObject[], name: strin
         const extra = (e.params as { additionalProperty: string }).additionalProperty
         return `unknown key "${where ? `${where}.` : ''}${extra}"${from}`
       }
-      if (e.keyword === 'propertyNames') return `${where} has an invalid key "${(e.params as { propertyName: string }).propertyName}"${from}`
+      if (e.keyword === 'propertyNames')
+        return `${where} has an invalid key "${(e.params as { propertyName: string }).propertyName}"${from}`
       return `${where || name} ${e.message ?? 'is invalid'}${from}`
     })
 }

@@ -50,10 +50,13 @@ export type AnyKey = CryptoKey | KeyObject
  * A new key pair as node:crypto KeyObjects, for keys that are exported and handed out rather than used:
  * batch provisioning makes one per device, and WebCrypto's CryptoKey wrapping is most of its cost.
  */
-export async function generateKeyObjects(alg: KeyAlgorithm = DEFAULT_KEY_ALGORITHM): Promise<{ publicKey: KeyObject; privateKey: KeyObject }> {
+export async function generateKeyObjects(
+  alg: KeyAlgorithm = DEFAULT_KEY_ALGORITHM,
+): Promise<{ publicKey: KeyObject; privateKey: KeyObject }> {
   if (!isKeyAlgorithm(alg)) throw new KeyAlgorithmUnsupported(String(alg))
   return new Promise((resolve, reject) => {
-    const done = (err: Error | null, publicKey: KeyObject, privateKey: KeyObject) => (err ? reject(err) : resolve({ publicKey, privateKey }))
+    const done = (err: Error | null, publicKey: KeyObject, privateKey: KeyObject) =>
+      err ? reject(err) : resolve({ publicKey, privateKey })
     if (alg === 'p256' || alg === 'p384') generateNodeKeyPair('ec', { namedCurve: EC_CURVES[alg] }, done)
     else generateNodeKeyPair('rsa', { modulusLength: RSA_BITS[alg], publicExponent: 0x10001 }, done)
   })
@@ -199,9 +202,7 @@ export async function privateKeyFromPem(pem: string, opts: { passphrase?: string
   if (encrypted && opts.passphrase === undefined) throw new KeyPassphraseRequired()
   let keyObject: KeyObject
   try {
-    keyObject = createPrivateKey(
-      encrypted ? { key: pem, format: 'pem', passphrase: opts.passphrase } : { key: pem, format: 'pem' },
-    )
+    keyObject = createPrivateKey(encrypted ? { key: pem, format: 'pem', passphrase: opts.passphrase } : { key: pem, format: 'pem' })
   } catch (err) {
     if (encrypted) throw new KeyPassphraseWrong({ cause: err })
     throw new KeyInvalid(errorText(err), { cause: err })
@@ -234,9 +235,7 @@ function keyAlgorithmOfKeyObject(key: KeyObject): KeyAlgorithm {
   const alg = keyAlgorithmOfNodeKey(key)
   if (alg !== undefined) return alg
   const details = key.asymmetricKeyDetails ?? {}
-  throw new KeyAlgorithmUnsupported(
-    `${key.asymmetricKeyType ?? '?'} ${details.namedCurve ?? details.modulusLength ?? ''}`.trim(),
-  )
+  throw new KeyAlgorithmUnsupported(`${key.asymmetricKeyType ?? '?'} ${details.namedCurve ?? details.modulusLength ?? ''}`.trim())
 }
 
 export function errorText(err: unknown): string {

@@ -63,7 +63,11 @@ function fsyncDir(dir: string): void {
 export function writeBundle(dir: string, bundle: DeviceBundle): string {
   const folder = join(dir, bundle.deviceId)
   mkdirSync(folder, { recursive: true, mode: 0o700 })
-  const contents: Record<(typeof FILES)[number], [string, number]> = { 'cert.pem': [bundle.cert, 0o644], 'key.pem': [bundle.key, 0o600], 'ca.pem': [bundle.ca, 0o644] }
+  const contents: Record<(typeof FILES)[number], [string, number]> = {
+    'cert.pem': [bundle.cert, 0o644],
+    'key.pem': [bundle.key, 0o600],
+    'ca.pem': [bundle.ca, 0o644],
+  }
   const staged: [string, string][] = []
   try {
     for (const f of FILES) staged.push([stage(join(folder, f), ...contents[f]), join(folder, f)])

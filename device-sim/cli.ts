@@ -80,7 +80,12 @@ export function registerSim(program: Command, deps: SimCliDeps): void {
     .option('--broker <url>', 'the broker', DEFAULT_BROKER_URL)
     .option('--rate <r>', 'telemetry messages per second per device, until a setting `interval` arrives', positiveNumber('--rate'), 0.2)
     .option('--duration <d>', 'how long to run: 30s, 5m, 1h (default: until Ctrl-C / SIGTERM)', parseDuration)
-    .addOption(new Option('--provision', 'create missing devices <prefix>0001..N first (like `device create`), reusing bundle folders that exist').conflicts('claim'))
+    .addOption(
+      new Option(
+        '--provision',
+        'create missing devices <prefix>0001..N first (like `device create`), reusing bundle folders that exist',
+      ).conflicts('claim'),
+    )
     .option('--claim <dir>', 'provision missing devices by claim over MQTT with the claim bundle in DIR (cert.pem, key.pem, ca.pem)')
     .option('--tokens <file>', 'with --claim: one-time claim tokens, one per line, one used per device')
     .option('--prefix <prefix>', 'device id prefix with --provision / --claim', 'sim-')
@@ -116,4 +121,3 @@ export interface SimSummary {
   errors: number
   durationSeconds: number
 }
-

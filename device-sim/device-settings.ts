@@ -78,7 +78,12 @@ export function thresholdsOf(settings: Record<string, unknown>): Thresholds {
  */
 export function applySettings(current: AppliedSettings | null, doc: SettingsDocument, defaultIntervalMs: number): AppliedSettings | null {
   if (current !== null && doc.version <= current.version) return null
-  return { version: doc.version, settings: doc.settings, intervalMs: intervalMsOf(doc.settings, defaultIntervalMs), thresholds: thresholdsOf(doc.settings) }
+  return {
+    version: doc.version,
+    settings: doc.settings,
+    intervalMs: intervalMsOf(doc.settings, defaultIntervalMs),
+    thresholds: thresholdsOf(doc.settings),
+  }
 }
 
 /** What the device reports on devices/<id>/settings/reported. */
@@ -128,5 +133,14 @@ export function createCrossingDetector() {
 /** The alert message for a crossing (published on devices/<id>/telemetry/alerts). */
 export function alertMessage(reading: TelemetryReading, c: ThresholdCrossing) {
   const word = c.bound === 'max' ? 'above its maximum' : 'below its minimum'
-  return { type: 'threshold', seq: reading.seq, ts: reading.ts, metric: c.metric, value: c.value, bound: c.bound, limit: c.limit, message: `${c.metric} = ${c.value} is ${word} ${c.limit}` }
+  return {
+    type: 'threshold',
+    seq: reading.seq,
+    ts: reading.ts,
+    metric: c.metric,
+    value: c.value,
+    bound: c.bound,
+    limit: c.limit,
+    message: `${c.metric} = ${c.value} is ${word} ${c.limit}`,
+  }
 }

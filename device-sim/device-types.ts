@@ -73,4 +73,3 @@ export interface DeviceStats {
   lastError: string | null
   lastInsights: InsightMessage[]
 }
-

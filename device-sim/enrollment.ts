@@ -76,7 +76,12 @@ export async function claimDevice(options: ClaimOptions): Promise<ClaimResult> {
   try {
     const response = provisioningResponseTopic(nonce)
     await subscribeOrThrow(client, [response])
-    const answered = awaitAnswer(client, response, options.timeoutMs ?? 30_000, (a) => a.requestId === undefined || a.requestId === requestId)
+    const answered = awaitAnswer(
+      client,
+      response,
+      options.timeoutMs ?? 30_000,
+      (a) => a.requestId === undefined || a.requestId === requestId,
+    )
     answered.catch(() => {}) // handled below; the publish may fail first
     const request = { deviceId: options.deviceId, csr: key.csrPem, requestId, ...(options.token !== undefined && { token: options.token }) }
     await client.publishAsync(provisioningRequestTopic(nonce), JSON.stringify(request), { qos: 1 })
@@ -108,12 +113,18 @@ export interface RenewalResult extends IssuedAnswer {
  * Rejects with the answer's code (GH_RENEWAL_TOO_EARLY carries the answer: error.renewAfter).
  */
 export async function requestRenewal(client: MqttClient, deviceId: string, options: RenewalOptions = {}): Promise<RenewalResult> {
-  const key = options.key ?? await createKeyAndCsr({ commonName: deviceId, ...(options.keyAlgorithm && { keyAlgorithm: options.keyAlgorithm }) })
+  const key =
+    options.key ?? (await createKeyAndCsr({ commonName: deviceId, ...(options.keyAlgorithm && { keyAlgorithm: options.keyAlgorithm }) }))
   const response = renewalResponseTopic(deviceId)
   try {
     await subscribeOrThrow(client, [response])
     const requestId = options.requestId ?? Buffer.from(cryptoRandom.bytes(9)).toString('base64url')
-    const answered = awaitAnswer(client, response, options.timeoutMs ?? 30_000, (a) => a.requestId === undefined || a.requestId === requestId)
+    const answered = awaitAnswer(
+      client,
+      response,
+      options.timeoutMs ?? 30_000,
+      (a) => a.requestId === undefined || a.requestId === requestId,
+    )
     answered.catch(() => {}) // handled below; the publish may fail first
     await client.publishAsync(renewalRequestTopic(deviceId), JSON.stringify({ csr: key.csrPem, requestId }), { qos: 1 })
     return { ...issuedFrom(await answered, response), key }
@@ -133,7 +144,8 @@ export function issuedFrom(answer: Record<string, unknown>, topic: string): Issu
   const str = (k: string) => (typeof answer[k] === 'string' ? (answer[k] as string) : null)
   const certificate = str('certificate')
   const chain = str('chain')
-  if (!certificate?.includes('BEGIN CERTIFICATE') || !chain?.includes('BEGIN CERTIFICATE')) throw new SimAnswerInvalid(topic, 'no PEM "certificate" and "chain"')
+  if (!certificate?.includes('BEGIN CERTIFICATE') || !chain?.includes('BEGIN CERTIFICATE'))
+    throw new SimAnswerInvalid(topic, 'no PEM "certificate" and "chain"')
   return {
     certificate,
     chain,

@@ -4,7 +4,11 @@ import createError from '@fastify/error'
 // Refusals that Gatehouse answers over MQTT (GH_CLAIM_*, GH_RENEWAL_*, GH_CSR_*) keep Gatehouse's
 // own code: see AnswerRefused.
 
-export const SimBrokerUrlInvalid = createError('GH_SIM_BROKER_URL_INVALID', "invalid broker URL '%s': use mqtts://HOST:PORT (MQTT over TLS)", 400)
+export const SimBrokerUrlInvalid = createError(
+  'GH_SIM_BROKER_URL_INVALID',
+  "invalid broker URL '%s': use mqtts://HOST:PORT (MQTT over TLS)",
+  400,
+)
 export const SimNoBundles = createError(
   'GH_SIM_NO_BUNDLES',
   "no device bundles in '%s' (each device is a folder <id>/ with cert.pem, key.pem and ca.pem): create them with `gatehouse device create`, point --bundles at them, or run with --provision",
@@ -21,10 +25,22 @@ export const SimNoConnection = createError(
   503,
 )
 export const SimConnectFailed = createError('GH_SIM_CONNECT_FAILED', 'could not connect to %s as %s: %s', 503)
-export const SimAnswerTimeout = createError('GH_SIM_ANSWER_TIMEOUT', 'no answer on %s within %d ms: is Gatehouse running a version with claim provisioning and renewal over MQTT?', 504)
+export const SimAnswerTimeout = createError(
+  'GH_SIM_ANSWER_TIMEOUT',
+  'no answer on %s within %d ms: is Gatehouse running a version with claim provisioning and renewal over MQTT?',
+  504,
+)
 export const SimSubscribeRefused = createError('GH_SIM_SUBSCRIBE_REFUSED', "the broker refused the subscription to '%s' (SUBACK 0x80)", 403)
-export const SimBundleUnwritable = createError('GH_SIM_BUNDLE_UNWRITABLE', "the renewed bundle of '%s' could not be saved in '%s': %s (the device goes on with it in memory)", 500)
-export const SimAnswerInvalid = createError('GH_SIM_ANSWER_INVALID', 'the answer on %s is not what docs/device-lifecycle.md describes: %s', 502)
+export const SimBundleUnwritable = createError(
+  'GH_SIM_BUNDLE_UNWRITABLE',
+  "the renewed bundle of '%s' could not be saved in '%s': %s (the device goes on with it in memory)",
+  500,
+)
+export const SimAnswerInvalid = createError(
+  'GH_SIM_ANSWER_INVALID',
+  'the answer on %s is not what docs/device-lifecycle.md describes: %s',
+  502,
+)
 
 /** A refusal that Gatehouse answered (`{"ok": false, "error": {code, message}}`), with its own code. */
 export class AnswerRefused extends Error {

@@ -175,13 +175,19 @@ export async function connectFleet(devices: readonly DeviceBundle[], options: Fl
   await Promise.all(Array.from({ length: concurrency }, worker))
   const elapsedMs = performance.now() - started
   const tried = attempts.filter((a): a is Attempt => a !== undefined)
-  const connected = tried.filter((a) => a.ok && a.client).map((a) => ({ deviceId: a.result.deviceId, client: a.client as MqttClient, latencyMs: a.result.latencyMs }))
+  const connected = tried
+    .filter((a) => a.ok && a.client)
+    .map((a) => ({ deviceId: a.result.deviceId, client: a.client as MqttClient, latencyMs: a.result.latencyMs }))
   return {
     connected,
     outcomes: tried.map((a) => a.result),
     notTried: devices.length - tried.length,
     elapsedMs,
-    close: (timeoutMs = 10_000) => closeClients(connected.map((c) => c.client), timeoutMs),
+    close: (timeoutMs = 10_000) =>
+      closeClients(
+        connected.map((c) => c.client),
+        timeoutMs,
+      ),
   }
 }
 

@@ -20,7 +20,8 @@ export function parseBrokerUrl(url: string): BrokerAddress {
   } catch {
     throw new SimBrokerUrlInvalid(url)
   }
-  if (parsed.protocol !== 'mqtts:' || !parsed.hostname || parsed.pathname.replace(/\/$/, '') !== '' || parsed.username) throw new SimBrokerUrlInvalid(url)
+  if (parsed.protocol !== 'mqtts:' || !parsed.hostname || parsed.pathname.replace(/\/$/, '') !== '' || parsed.username)
+    throw new SimBrokerUrlInvalid(url)
   const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1')
   const port = parsed.port ? Number(parsed.port) : 8883
   return { host, port, url: `mqtts://${parsed.host || host}`, ...(isIP(host) === 0 && { servername: host }) }
@@ -106,7 +107,12 @@ export async function subscribeOrThrow(client: MqttClient, topics: string[]): Pr
  * Waits for the first JSON object on `topic` that `accept` takes (e.g. the matching requestId), for at
  * most timeoutMs; `abort` ends the wait early (e.g. the connection closed). Subscribe first.
  */
-export function awaitAnswer(client: MqttClient, topic: string, timeoutMs: number, accept: (answer: Record<string, unknown>) => boolean = () => true): Promise<Record<string, unknown>> {
+export function awaitAnswer(
+  client: MqttClient,
+  topic: string,
+  timeoutMs: number,
+  accept: (answer: Record<string, unknown>) => boolean = () => true,
+): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => finish(new SimAnswerTimeout(topic, timeoutMs)), timeoutMs)
     const onMessage = (t: string, payload: Buffer) => {
@@ -117,7 +123,8 @@ export function awaitAnswer(client: MqttClient, topic: string, timeoutMs: number
       } catch {
         return finish(new SimAnswerInvalid(topic, 'not JSON'))
       }
-      if (typeof answer !== 'object' || answer === null || typeof (answer as { ok?: unknown }).ok !== 'boolean') return finish(new SimAnswerInvalid(topic, 'no boolean "ok"'))
+      if (typeof answer !== 'object' || answer === null || typeof (answer as { ok?: unknown }).ok !== 'boolean')
+        return finish(new SimAnswerInvalid(topic, 'no boolean "ok"'))
       if (accept(answer as Record<string, unknown>)) finish(null, answer as Record<string, unknown>)
     }
     const onClose = () => finish(new SimConnectFailed(topic, 'the session', 'the connection closed before the answer'))

@@ -83,11 +83,14 @@ export function createRenewer(deps: RenewerDeps, options: RenewerOptions) {
       return deps.onError(e.code ?? 'GH_CERT_INVALID', `its certificate cannot be read, so it does not renew: ${e.message}`)
     }
     const delay = Math.max(0, due.getTime() - deps.clock.now().getTime())
-    timer = deps.timers.setTimeout(() => {
-      timer = null
-      if (deps.clock.now() >= dueAt()) void renewNow()
-      else schedule()
-    }, Math.min(delay, MAX_TIMER_MS))
+    timer = deps.timers.setTimeout(
+      () => {
+        timer = null
+        if (deps.clock.now() >= dueAt()) void renewNow()
+        else schedule()
+      },
+      Math.min(delay, MAX_TIMER_MS),
+    )
   }
 
   function later(code: string, message: string): RenewOutcome {
@@ -102,7 +105,7 @@ export function createRenewer(deps: RenewerDeps, options: RenewerOptions) {
   async function attempt(): Promise<RenewOutcome> {
     const client = deps.session()
     if (!client) return { ok: false, code: 'GH_SIM_NOT_CONNECTED', message: 'not connected: renews once connected', retryAt: null }
-    let result
+    let result: Awaited<ReturnType<typeof requestRenewal>>
     try {
       result = await requestRenewal(client, deps.deviceId, {
         ...(options.keyAlgorithm && { keyAlgorithm: options.keyAlgorithm }),

@@ -19,7 +19,8 @@ async function loadFleet(options: SimOptions, deps: SimCliDeps, broker: BrokerAd
   if (!options.provision && options.claim === undefined) {
     const found = readBundles(options.bundles)
     if (found.length === 0) throw new SimNoBundles(options.bundles)
-    if (found.length < options.devices) deps.io.err(`sim: only ${found.length} device bundles in ${options.bundles}; simulating ${found.length}\n`)
+    if (found.length < options.devices)
+      deps.io.err(`sim: only ${found.length} device bundles in ${options.bundles}; simulating ${found.length}\n`)
     return found.slice(0, options.devices)
   }
   const ids = simIds(options.devices, options.prefix)
@@ -31,13 +32,19 @@ async function loadFleet(options: SimOptions, deps: SimCliDeps, broker: BrokerAd
   const missing = ids.filter((id) => !have.has(id))
   if (missing.length > 0 && options.provision) {
     deps.io.err(`sim: provisioning ${missing.length} devices (${missing[0]}..${missing.at(-1)}) into ${options.bundles}\n`)
-    const made = await deps.provision(missing, { group: options.group, bundlesDir: options.bundles, ...(options.dataDir && { dataDir: options.dataDir }), ...(options.tier && { tier: options.tier }) })
+    const made = await deps.provision(missing, {
+      group: options.group,
+      bundlesDir: options.bundles,
+      ...(options.dataDir && { dataDir: options.dataDir }),
+      ...(options.tier && { tier: options.tier }),
+    })
     for (const b of made) have.set(b.deviceId, b)
   } else if (missing.length > 0 && options.claim !== undefined) {
     deps.io.err(`sim: claiming ${missing.length} devices (${missing[0]}..${missing.at(-1)}) with the claim in ${options.claim}\n`)
     const claim = readClaim(options.claim)
     const tokens = options.tokens === undefined ? [] : readTokens(options.tokens)
-    if (options.tokens !== undefined && tokens.length < missing.length) throw new SimClaimUnreadable(options.tokens, `${tokens.length} tokens for ${missing.length} devices`)
+    if (options.tokens !== undefined && tokens.length < missing.length)
+      throw new SimClaimUnreadable(options.tokens, `${tokens.length} tokens for ${missing.length} devices`)
     for (const [i, id] of missing.entries()) {
       const result = await claimDevice({ claim, broker, deviceId: id, ...(tokens[i] !== undefined && { token: tokens[i] }) })
       writeBundle(options.bundles, result.bundle)
@@ -60,7 +67,10 @@ function readClaim(dir: string): { cert: string; key: string; ca: string } {
 
 function readTokens(file: string): string[] {
   try {
-    return readFileSync(file, 'utf8').split(/\r?\n/).map((t) => t.trim()).filter((t) => t !== '')
+    return readFileSync(file, 'utf8')
+      .split(/\r?\n/)
+      .map((t) => t.trim())
+      .filter((t) => t !== '')
   } catch (err) {
     throw new SimClaimUnreadable(file, (err as NodeJS.ErrnoException).code ?? (err as Error).message, { cause: err })
   }
@@ -74,10 +84,15 @@ export async function runSim(options: SimOptions, deps: SimCliDeps): Promise<voi
   const onEvent = (e: SimEvent) => {
     if (options.json) return
     if (e.type === 'insight') status.println(`${e.deviceId} insight: ${String(e.message.summary ?? JSON.stringify(e.message))}`)
-    else if (e.type === 'throttled') status.println(`${e.deviceId} throttled: ${String(e.message.reason ?? '?')} until ${String(e.message.retryAt ?? '?')}`)
+    else if (e.type === 'throttled')
+      status.println(`${e.deviceId} throttled: ${String(e.message.reason ?? '?')} until ${String(e.message.retryAt ?? '?')}`)
     else if (e.type === 'renewed') status.println(`${e.deviceId} renewed: serial ${e.serial}, valid until ${e.notAfter}`)
   }
-  const sim = createSimulation(bundles, { broker, ratePerSecond: options.rate, qos: options.qos === '1' ? 1 : 0, renew: options.renew, bundlesDir: options.bundles }, { onEvent })
+  const sim = createSimulation(
+    bundles,
+    { broker, ratePerSecond: options.rate, qos: options.qos === '1' ? 1 : 0, renew: options.renew, bundlesDir: options.bundles },
+    { onEvent },
+  )
   const startedAt = performance.now()
   let stopReason: string | null = null
   let wake: () => void = () => {}
@@ -118,7 +133,24 @@ export async function runSim(options: SimOptions, deps: SimCliDeps): Promise<voi
 function summaryOf(t: SimulationTotals, connected: number, durationSeconds: number, broker: string): SimSummary {
   const { devices, everConnected, sent, acked, settingsApplied, insights, throttled, alerts, renewals, reconnects, dropped, errors } = t
   const messagesPerSecond = durationSeconds > 0 ? Number((sent / durationSeconds).toFixed(2)) : 0
-  return { broker, devices, connected, everConnected, sent, acked, messagesPerSecond, settingsApplied, insights, throttled, alerts, renewals, reconnects, dropped, errors, durationSeconds }
+  return {
+    broker,
+    devices,
+    connected,
+    everConnected,
+    sent,
+    acked,
+    messagesPerSecond,
+    settingsApplied,
+    insights,
+    throttled,
+    alerts,
+    renewals,
+    reconnects,
+    dropped,
+    errors,
+    durationSeconds,
+  }
 }
 
 function processSignals(handler: (signal: string) => void): () => void {

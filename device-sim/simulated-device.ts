@@ -1,12 +1,26 @@
 import type { MqttClient } from 'mqtt'
 import type { Timers } from '../certs/index.ts'
-import { applySettings, alertMessage, createCrossingDetector, parseSettingsDocument, settingsReport, type AppliedSettings } from './device-settings.ts'
+import {
+  applySettings,
+  alertMessage,
+  createCrossingDetector,
+  parseSettingsDocument,
+  settingsReport,
+  type AppliedSettings,
+} from './device-settings.ts'
 import type { DeviceBundle } from './fleet.ts'
 import { describeError, endClient, openClient, parseBrokerUrl, type BrokerAddress } from './mqtt-session.ts'
 import { createPublishQueue, type Outgoing } from './publish-queue.ts'
 import { createRenewer, type RenewOutcome } from './renewer.ts'
 import { createTelemetryModel, type RandomSource, type TelemetryReading } from './telemetry.ts'
-import { realTimers, type DeviceStats, type InsightMessage, type SimEvent, type SimulatedDeviceDeps, type SimulatedDeviceOptions } from './device-types.ts'
+import {
+  realTimers,
+  type DeviceStats,
+  type InsightMessage,
+  type SimEvent,
+  type SimulatedDeviceDeps,
+  type SimulatedDeviceOptions,
+} from './device-types.ts'
 
 export { realTimers, type DeviceStats, type InsightMessage, type SimEvent, type SimulatedDeviceDeps, type SimulatedDeviceOptions }
 
@@ -274,7 +288,12 @@ export class SimulatedDevice {
     this.counts.settingsApplied++
     this.crossings.reset()
     if (intervalChanged && this.running) this.scheduleTelemetry(next.intervalMs)
-    const report: Outgoing = { topic: `devices/${this.deviceId}/settings/reported`, payload: JSON.stringify(settingsReport(next)), qos: 1, kind: 'report' }
+    const report: Outgoing = {
+      topic: `devices/${this.deviceId}/settings/reported`,
+      payload: JSON.stringify(settingsReport(next)),
+      qos: 1,
+      kind: 'report',
+    }
     this.queue.push(report)
     this.emit({ type: 'settings', deviceId: this.deviceId, version: next.version, intervalMs: next.intervalMs })
   }

@@ -1,6 +1,12 @@
 import type { DeviceBundle } from './fleet.ts'
 import { parseBrokerUrl, type BrokerAddress } from './mqtt-session.ts'
-import { SimulatedDevice, type DeviceStats, type SimEvent, type SimulatedDeviceDeps, type SimulatedDeviceOptions } from './simulated-device.ts'
+import {
+  SimulatedDevice,
+  type DeviceStats,
+  type SimEvent,
+  type SimulatedDeviceDeps,
+  type SimulatedDeviceOptions,
+} from './simulated-device.ts'
 
 /**
  * A fleet of simulated devices run together (what `gatehouse sim` runs, and what the benchmarks can
@@ -76,7 +82,20 @@ export function createSimulation(bundles: readonly DeviceBundle[], options: Simu
     for (const d of devices) {
       const s = d.stats()
       if (s.connected) t.connected++
-      for (const k of ['sent', 'acked', 'queued', 'dropped', 'settingsApplied', 'insights', 'throttled', 'alerts', 'renewals', 'reconnects', 'errors'] as const) t[k] += s[k]
+      for (const k of [
+        'sent',
+        'acked',
+        'queued',
+        'dropped',
+        'settingsApplied',
+        'insights',
+        'throttled',
+        'alerts',
+        'renewals',
+        'reconnects',
+        'errors',
+      ] as const)
+        t[k] += s[k]
     }
     return t
   }
@@ -100,7 +119,11 @@ export function createSimulation(bundles: readonly DeviceBundle[], options: Simu
     },
     totals,
     stats: () => devices.map((d) => d.stats()),
-    lastError: () => devices.map((d) => d.stats().lastError).filter((e): e is string => e !== null).at(-1) ?? null,
+    lastError: () =>
+      devices
+        .map((d) => d.stats().lastError)
+        .filter((e): e is string => e !== null)
+        .at(-1) ?? null,
     async stop() {
       stopping = true
       await Promise.all(devices.map((d) => d.stop()))

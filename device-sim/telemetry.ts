@@ -103,7 +103,13 @@ export function createTelemetryModel(random: RandomSource = Math.random, options
           lastAnomaly = 'temperature'
         }
       }
-      return { seq: ++seq, ts: now.toISOString(), temperature: round2(temperature), humidity: round2(humidity), vibration: round2(vibration) }
+      return {
+        seq: ++seq,
+        ts: now.toISOString(),
+        temperature: round2(temperature),
+        humidity: round2(humidity),
+        vibration: round2(vibration),
+      }
     },
   }
 }

@@ -55,11 +55,26 @@ export async function openControlPlane(
   const ca = await loadCa(dataDir, deps.passphrase, clock)
   const store = new SqliteRegistryStore(dataDirLayout(dataDir).database)
   const cipher = openSettingsCipher(dataDir, store, deps, random)
-  const authority = createDeviceAuthority({ store, ca, clock, random, claims: store.claims, log: deps.log.child({ module: 'provisioning.authority' }) }, options)
-  const settings = createSettingsService({ store, settings: store.settings, cipher, clock, log: deps.log.child({ module: 'provisioning.settings' }) }, options.settings)
-  const apiKeys = createApiKeyService({ store, apiKeys: store.apiKeys, clock, random, log: deps.log.child({ module: 'provisioning.apikeys' }) })
+  const authority = createDeviceAuthority(
+    { store, ca, clock, random, claims: store.claims, log: deps.log.child({ module: 'provisioning.authority' }) },
+    options,
+  )
+  const settings = createSettingsService(
+    { store, settings: store.settings, cipher, clock, log: deps.log.child({ module: 'provisioning.settings' }) },
+    options.settings,
+  )
+  const apiKeys = createApiKeyService({
+    store,
+    apiKeys: store.apiKeys,
+    clock,
+    random,
+    log: deps.log.child({ module: 'provisioning.apikeys' }),
+  })
   const aiUsage = createAiUsageService({ store: store.aiUsage, clock })
-  const claims = createClaimService({ store, claims: store.claims, authority, clock, random, log: deps.log.child({ module: 'provisioning.claims' }) }, options)
+  const claims = createClaimService(
+    { store, claims: store.claims, authority, clock, random, log: deps.log.child({ module: 'provisioning.claims' }) },
+    options,
+  )
   const enrollment = createEnrollmentService(
     { authority, claims: store.claims, store, clock, log: deps.log.child({ module: 'provisioning.enrollment' }) },
     {
@@ -79,7 +94,10 @@ export async function openControlPlane(
  */
 function openSettingsCipher(dataDir: string, store: SqliteRegistryStore, deps: ControlPlaneDeps, random: Random): SettingsCipher {
   try {
-    return createSettingsCipher(loadSettingsKey(dataDir, deps.settingsKey, random, () => store.settings.countSealed()), random)
+    return createSettingsCipher(
+      loadSettingsKey(dataDir, deps.settingsKey, random, () => store.settings.countSealed()),
+      random,
+    )
   } catch (err) {
     if (!(err instanceof SettingsKeyMissing)) {
       store.close()
@@ -119,7 +137,11 @@ export async function initControlPlane(
         actor,
         action: result.createdCa ? 'ca.created' : 'server-certificate.issued',
         subject: 'ca',
-        details: { keyAlgorithm: options.keyAlgorithm ?? 'p256', hostnames: options.hostnames ?? [], encrypted: deps.passphrase !== undefined },
+        details: {
+          keyAlgorithm: options.keyAlgorithm ?? 'p256',
+          hostnames: options.hostnames ?? [],
+          encrypted: deps.passphrase !== undefined,
+        },
       })
     }
   } finally {

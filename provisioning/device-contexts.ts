@@ -34,7 +34,10 @@ export function cachedDeviceContexts(
     get(deviceId) {
       if (cache.has(deviceId)) return cache.get(deviceId)
       const device = control.store.getDevice(deviceId)
-      const context = device && device.status === 'active' ? { tier: device.tier, group: device.group, settings: control.settings.getDevice(deviceId).desired } : undefined
+      const context =
+        device && device.status === 'active'
+          ? { tier: device.tier, group: device.group, settings: control.settings.getDevice(deviceId).desired }
+          : undefined
       if (cache.size > MAX_CACHED) cache.clear()
       cache.set(deviceId, context)
       return context

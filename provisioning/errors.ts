@@ -19,7 +19,7 @@ export const DeviceRevoked = createError(
 export const DeviceStateConflict = createError('GH_DEVICE_STATE', "device '%s' is %s: %s", 409)
 export const CertificateExists = createError(
   'GH_CERT_EXISTS',
-  "a certificate with serial %s or the same fingerprint is already registered",
+  'a certificate with serial %s or the same fingerprint is already registered',
   409,
 )
 export const CaNotInitialized = createError(
@@ -121,14 +121,18 @@ export const ApiKeyInvalid = createError(
   401,
 )
 export const ApiKeyScopeMissing = createError('GH_API_KEY_SCOPE', "this API key lacks the scope '%s' that this endpoint needs", 403)
-export const ApiKeyScopeInvalid = createError('GH_API_KEY_SCOPE_INVALID', "invalid API key scopes: %s (use one or more of %s)", 400)
+export const ApiKeyScopeInvalid = createError('GH_API_KEY_SCOPE_INVALID', 'invalid API key scopes: %s (use one or more of %s)', 400)
 export const ApiKeyNameInvalid = createError(
   'GH_API_KEY_NAME_INVALID',
   "invalid API key name '%s': use 1-64 characters of A-Z a-z 0-9 . _ -",
   400,
 )
 export const ApiKeyExpiryInvalid = createError('GH_API_KEY_EXPIRY_INVALID', 'invalid API key expiry: %s', 400)
-export const ApiKeyExists = createError('GH_API_KEY_EXISTS', "an API key named '%s' already exists: pick another name, or revoke it first", 409)
+export const ApiKeyExists = createError(
+  'GH_API_KEY_EXISTS',
+  "an API key named '%s' already exists: pick another name, or revoke it first",
+  409,
+)
 export const ApiKeyNotFound = createError('GH_API_KEY_NOT_FOUND', "no API key named '%s': 'gatehouse apikey list' shows them", 404)
 export const ApiKeyRevoked = createError('GH_API_KEY_REVOKED', "the API key '%s' is already revoked", 409)
 export const ApiTokenInQuery = createError(
@@ -160,14 +164,22 @@ export const AiUsageQueryInvalid = createError('GH_AI_USAGE_QUERY_INVALID', 'inv
 // Claims (provisioning/claims/) and enrollment over MQTT (provisioning/enrollment/): docs/device-lifecycle.md
 export const ClaimRevoked = createError('GH_CLAIM_REVOKED', "claim '%s' is revoked: it provisions no more devices", 403)
 export const ClaimExpired = createError('GH_CLAIM_EXPIRED', "claim '%s' expired at %s: ask the operator for a new claim", 403)
-export const ClaimUsedUp = createError('GH_CLAIM_USED_UP', "claim '%s' has provisioned its %s devices: ask the operator for a new claim", 403)
+export const ClaimUsedUp = createError(
+  'GH_CLAIM_USED_UP',
+  "claim '%s' has provisioned its %s devices: ask the operator for a new claim",
+  403,
+)
 export const ClaimRequestInvalid = createError(
   'GH_CLAIM_REQUEST_INVALID',
   'the claim request is invalid (%s): send JSON {"deviceId", "csr", "token"?, "requestId"?}',
   400,
 )
 export const ClaimIdNotAllowed = createError('GH_CLAIM_ID_NOT_ALLOWED', "claim '%s' may not provision the device id '%s' (%s)", 403)
-export const ClaimTokenInvalid = createError('GH_CLAIM_TOKEN_INVALID', "claim '%s' needs an unused one-time token, and this request's is %s", 403)
+export const ClaimTokenInvalid = createError(
+  'GH_CLAIM_TOKEN_INVALID',
+  "claim '%s' needs an unused one-time token, and this request's is %s",
+  403,
+)
 export const ClaimNotFound = createError('GH_CLAIM_NOT_FOUND', "no claim '%s': 'gatehouse claim list' shows them", 404)
 export const ClaimOptionsInvalid = createError('GH_CLAIM_OPTIONS_INVALID', 'invalid claim options: %s', 400)
 export const ClaimRateLimited = createError('GH_CLAIM_RATE_LIMITED', "claim '%s' is over its request rate: ask again in %s s", 429)
@@ -187,4 +199,8 @@ export const RenewalNotCurrent = createError(
   'certificate %s is not the current certificate of device %s (it was renewed already): reconnect with the new one',
   409,
 )
-export const RenewalKeyReused = createError('GH_RENEWAL_KEY_REUSED', "the CSR's key is the key of certificate %s: make a new key for the renewal", 400)
+export const RenewalKeyReused = createError(
+  'GH_RENEWAL_KEY_REUSED',
+  "the CSR's key is the key of certificate %s: make a new key for the renewal",
+  400,
+)

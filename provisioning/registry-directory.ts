@@ -5,14 +5,7 @@ import { isDeviceEvent, type ChangeFeed, type ControlEvent } from './events.ts'
 import type { ClaimRecord } from './store/claim-store.ts'
 import type { CertificateRecord, DeviceRecord, RegistryStore } from './store/registry-store.ts'
 
-export type RefusalReason =
-  | 'unknown-device'
-  | 'unknown-certificate'
-  | 'revoked'
-  | 'superseded'
-  | 'disabled'
-  | 'expired'
-  | 'not-yet-valid'
+export type RefusalReason = 'unknown-device' | 'unknown-certificate' | 'revoked' | 'superseded' | 'disabled' | 'expired' | 'not-yet-valid'
 
 export type DeviceLookup =
   /** validUntil: min(notAfter, supersededAt of a certificate superseded but still in its overlap) */
@@ -76,7 +69,10 @@ export function createRegistryDirectory(
     const entry = { cert, device }
     cache.set(fingerprint, entry)
     let set = byDevice.get(device.id)
-    if (!set) byDevice.set(device.id, (set = new Set()))
+    if (!set) {
+      set = new Set()
+      byDevice.set(device.id, set)
+    }
     set.add(fingerprint)
     return entry
   }
@@ -131,7 +127,13 @@ export function createRegistryDirectory(
     onEvent: (listener: (event: ControlEvent) => void): (() => void) => feed.onEvent(listener),
     audit(record: { actor: string; action: string; subject: string; details?: Record<string, unknown> }): void {
       try {
-        store.appendAudit({ at: clock.now(), actor: record.actor, action: record.action, subject: record.subject, details: record.details ?? {} })
+        store.appendAudit({
+          at: clock.now(),
+          actor: record.actor,
+          action: record.action,
+          subject: record.subject,
+          details: record.details ?? {},
+        })
       } catch (err) {
         log.error({ err, action: record.action }, 'audit write failed')
       }

@@ -5,7 +5,14 @@ import type { CertificateRecord, DeviceRecord } from './store/registry-store.ts'
 const iso = (d: Date | null): string | null => d?.toISOString() ?? null
 
 export function deviceView(d: DeviceRecord) {
-  return { id: d.id, group: d.group, tier: d.tier, status: d.status, createdAt: d.createdAt.toISOString(), updatedAt: d.updatedAt.toISOString() }
+  return {
+    id: d.id,
+    group: d.group,
+    tier: d.tier,
+    status: d.status,
+    createdAt: d.createdAt.toISOString(),
+    updatedAt: d.updatedAt.toISOString(),
+  }
 }
 
 export function certificateView(c: CertificateRecord) {

@@ -34,7 +34,9 @@ const limits = process.argv.includes('--limits=file') ? {} : { limits: BENCH_LIM
 const logLevel = process.argv.find((a) => a.startsWith('--log-level='))?.slice('--log-level='.length) ?? 'warn'
 if (aiOff && !known('aiEnabled')) throw new Error('--ai-off: this checkout has no aiEnabled setting')
 const config = loadConfig(
-  { dataDir, mqttPort: 0, ...httpPort, ...(aiOff && { aiEnabled: false }), logLevel, logFormat: 'json', ...limits } as Parameters<typeof loadConfig>[0],
+  { dataDir, mqttPort: 0, ...httpPort, ...(aiOff && { aiEnabled: false }), logLevel, logFormat: 'json', ...limits } as Parameters<
+    typeof loadConfig
+  >[0],
   process.env,
 )
 const log = createLogger({ level: config.logLevel, format: config.logFormat })

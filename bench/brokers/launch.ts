@@ -181,7 +181,11 @@ export function ipcOf(child: ChildProcess): Ipc {
     exitError ??= new Error(`child exited (${code ?? signal}): ${(child as unknown as { stderrTail?: string }).stderrTail ?? ''}`)
     for (const r of rejecters) r(exitError)
   })
-  function wait<T extends ChildMessage['type']>(type: T, timeoutMs: number, orNull: boolean): Promise<Extract<ChildMessage, { type: T }> | null> {
+  function wait<T extends ChildMessage['type']>(
+    type: T,
+    timeoutMs: number,
+    orNull: boolean,
+  ): Promise<Extract<ChildMessage, { type: T }> | null> {
     const got = early.get(type)
     if (got) {
       early.delete(type)

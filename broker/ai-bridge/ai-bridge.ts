@@ -50,7 +50,11 @@ class BridgeDetached extends Error {
  * One provider request is admitted (and counted against the limits) when a message opens a window;
  * messages that join an open window ride along.
  */
-export function attachAiBridge(core: AiBridgeCore, deps: AiBridgeDeps, input: AiBridgeOptionsInput | Readonly<AiBridgeOptions> = {}): AiBridge {
+export function attachAiBridge(
+  core: AiBridgeCore,
+  deps: AiBridgeDeps,
+  input: AiBridgeOptionsInput | Readonly<AiBridgeOptions> = {},
+): AiBridge {
   const options = resolveAiBridgeOptions(input)
   const log = deps.log.child({ module: 'broker.ai' })
   const clock = deps.clock
@@ -75,7 +79,9 @@ export function attachAiBridge(core: AiBridgeCore, deps: AiBridgeDeps, input: Ai
     if (hit.emit) log.warn({ ...fields, suppressed: hit.suppressed }, msg)
   }
 
-  const breakers = new Map<ProviderName, CircuitBreaker>([...providers.keys()].map((p) => [p, createCircuitBreaker(p, options.circuitBreaker, clock)]))
+  const breakers = new Map<ProviderName, CircuitBreaker>(
+    [...providers.keys()].map((p) => [p, createCircuitBreaker(p, options.circuitBreaker, clock)]),
+  )
   const call = createProviderCall({ breakers, stats, retries: options.retries, timers, random, signal: closing.signal, log, warnBounded })
 
   function redactorFor(group: string | null): Redactor {
@@ -100,7 +106,11 @@ export function attachAiBridge(core: AiBridgeCore, deps: AiBridgeDeps, input: Ai
     const r = queue.push(m.deviceId, { kind: 'telemetry', payload: m.payload, subtopic: m.subtopic, at: clock.now() })
     if (r !== 'queued') {
       stats.dropped++
-      warnBounded('queue.full', { deviceId: m.deviceId, full: r === 'full' ? 'total' : 'device', dropped: stats.dropped }, 'ai bridge queue full; telemetry dropped')
+      warnBounded(
+        'queue.full',
+        { deviceId: m.deviceId, full: r === 'full' ? 'total' : 'device', dropped: stats.dropped },
+        'ai bridge queue full; telemetry dropped',
+      )
       return
     }
     schedulePump()
@@ -172,7 +182,11 @@ export function attachAiBridge(core: AiBridgeCore, deps: AiBridgeDeps, input: Ai
       return
     }
     // redacted only once it is known to be kept: a throttled device costs no redaction
-    const sampleOf = (): TelemetrySample => ({ at: job.at.toISOString(), subtopic: job.subtopic.join('/'), data: redactorFor(ctx.group)(data) as Record<string, unknown> })
+    const sampleOf = (): TelemetrySample => ({
+      at: job.at.toISOString(),
+      subtopic: job.subtopic.join('/'),
+      data: redactorFor(ctx.group)(data) as Record<string, unknown>,
+    })
     const open = windows.get(deviceId)
     if (open) {
       open.samples.push(sampleOf())
@@ -228,7 +242,9 @@ export function attachAiBridge(core: AiBridgeCore, deps: AiBridgeDeps, input: Ai
       count: w.samples.length,
       model,
     }
-    const template = (ctx.group !== null && Object.hasOwn(options.templates.groups, ctx.group) ? options.templates.groups[ctx.group] : undefined) ?? options.templates.default
+    const template =
+      (ctx.group !== null && Object.hasOwn(options.templates.groups, ctx.group) ? options.templates.groups[ctx.group] : undefined) ??
+      options.templates.default
     const request: InsightRequest = {
       deviceId,
       model,

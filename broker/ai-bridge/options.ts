@@ -20,12 +20,20 @@ export const DEFAULT_TEMPLATE = [
 ].join('\n')
 
 function int(minimum: number, maximum: number): { readonly type: 'integer'; readonly minimum: number; readonly maximum: number }
-function int(minimum: number, maximum: number, dflt: number): { readonly type: 'integer'; readonly minimum: number; readonly maximum: number; readonly default: number }
+function int(
+  minimum: number,
+  maximum: number,
+  dflt: number,
+): { readonly type: 'integer'; readonly minimum: number; readonly maximum: number; readonly default: number }
 function int(minimum: number, maximum: number, dflt?: number) {
   return { type: 'integer', minimum, maximum, ...(dflt !== undefined && { default: dflt }) }
 }
 function num(minimum: number, maximum: number): { readonly type: 'number'; readonly minimum: number; readonly maximum: number }
-function num(minimum: number, maximum: number, dflt: number): { readonly type: 'number'; readonly minimum: number; readonly maximum: number; readonly default: number }
+function num(
+  minimum: number,
+  maximum: number,
+  dflt: number,
+): { readonly type: 'number'; readonly minimum: number; readonly maximum: number; readonly default: number }
 function num(minimum: number, maximum: number, dflt?: number) {
   return { type: 'number', minimum, maximum, ...(dflt !== undefined && { default: dflt }) }
 }
@@ -63,11 +71,51 @@ export const PREMIUM_LIMITS = Object.freeze({ requestsPerMinute: 60, burst: 10, 
  * a whole word of the key (redact.ts keyMatches). Secrets first, then personal data.
  */
 export const DEFAULT_REDACTED_FIELDS: readonly string[] = Object.freeze([
-  'password', 'passwd', 'passphrase', 'pass', 'pwd', 'simPin', 'pinCode', 'puk', 'secret', 'token', 'apiKey', 'accessKey', 'privateKey',
-  'credential', 'authorization', 'auth', 'cookie', 'session',
-  'email', 'mail', 'phone', 'mobile', 'msisdn', 'tel', 'fax', 'owner', 'name', 'firstName', 'lastName', 'surname',
-  'fullName', 'username', 'address', 'street', 'postcode', 'zip', 'birth', 'dob', 'ssn', 'passport', 'iban', 'cardNumber',
-  'creditCard', 'cvv', 'cvc',
+  'password',
+  'passwd',
+  'passphrase',
+  'pass',
+  'pwd',
+  'simPin',
+  'pinCode',
+  'puk',
+  'secret',
+  'token',
+  'apiKey',
+  'accessKey',
+  'privateKey',
+  'credential',
+  'authorization',
+  'auth',
+  'cookie',
+  'session',
+  'email',
+  'mail',
+  'phone',
+  'mobile',
+  'msisdn',
+  'tel',
+  'fax',
+  'owner',
+  'name',
+  'firstName',
+  'lastName',
+  'surname',
+  'fullName',
+  'username',
+  'address',
+  'street',
+  'postcode',
+  'zip',
+  'birth',
+  'dob',
+  'ssn',
+  'passport',
+  'iban',
+  'cardNumber',
+  'creditCard',
+  'cvv',
+  'cvc',
 ])
 
 const tierSchema = {

@@ -25,7 +25,11 @@ export interface ProviderCallDeps {
  * made. When the bridge is detached meanwhile it rethrows the abort.
  */
 export function createProviderCall(deps: ProviderCallDeps) {
-  return async function call(name: ProviderName, provider: InsightProvider, request: InsightRequest): Promise<{ result: ProviderResult | undefined; calls: number }> {
+  return async function call(
+    name: ProviderName,
+    provider: InsightProvider,
+    request: InsightRequest,
+  ): Promise<{ result: ProviderResult | undefined; calls: number }> {
     const ps = deps.stats.providers[name] as ProviderStats
     const breaker = deps.breakers.get(name) as CircuitBreaker
     let calls = 0
@@ -47,7 +51,10 @@ export function createProviderCall(deps: ProviderCallDeps) {
           signal: deps.signal,
           onRetry: (err, delayMs, retry) => {
             ps.retries++
-            deps.log.debug({ deviceId: request.deviceId, provider: name, code: (err as { code?: string }).code, delayMs, retry }, 'ai provider call retried')
+            deps.log.debug(
+              { deviceId: request.deviceId, provider: name, code: (err as { code?: string }).code, delayMs, retry },
+              'ai provider call retried',
+            )
           },
         },
       )

@@ -21,14 +21,34 @@ export const MAX_DEPTH = 32
  * A key with one of these words (or containing latitude, longitude or coordinate) is a coordinate, and
  * so is everything below it. Whole words, since location is in allocation and position in composition.
  */
-const COORDINATE_WORDS = ['lat', 'lon', 'lng', 'long', 'coord', 'coords', 'location', 'geolocation', 'position', 'geometry',
-  'geo', 'gps', 'loc', 'pos', 'latlng', 'latlon', 'lnglat', 'lonlat', 'bbox']
+const COORDINATE_WORDS = [
+  'lat',
+  'lon',
+  'lng',
+  'long',
+  'coord',
+  'coords',
+  'location',
+  'geolocation',
+  'position',
+  'geometry',
+  'geo',
+  'gps',
+  'loc',
+  'pos',
+  'latlng',
+  'latlon',
+  'lnglat',
+  'lonlat',
+  'bbox',
+]
 /** field names of this length or less must be a whole word of the key ('pass' is in db_pass, not in bypass) */
 const WHOLE_WORD_MAX = 4
 const EMAIL = /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/g
 const MAC = /\b[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}\b|\b[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\b/g
 /** candidates only: each is checked with net.isIPv6 */
-const IPV6_CANDIDATE = /(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?(?:%[0-9A-Za-z]+)?(?![0-9A-Fa-f:]|\.\d)/g
+const IPV6_CANDIDATE =
+  /(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?(?:%[0-9A-Za-z]+)?(?![0-9A-Fa-f:]|\.\d)/g
 const IPV4 = /(?<!\d|\d\.)(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\d|\.\d)/g
 const PHONE_CANDIDATE = /(?<![\w+])(?:\+|00)?\(?\d[\d ().-]{5,22}\d(?!\w)/g
 /** digit groups joined by single separators, parentheses aside: +1 (555) 123-4567, 555.123.4567, +44 20 7946 0958 */
@@ -41,13 +61,16 @@ const CARD_CANDIDATE = /(?<![\d-])[2-6](?:[ -]?\d){12,18}(?![\d])/g
 const IBAN_CANDIDATE = /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b/g
 const NUMERIC = /^-?\d{1,4}\.\d+$/
 
-export interface Redactor {
-  (value: unknown): unknown
-}
+export type Redactor = (value: unknown) => unknown
 
 const normalizeKey = (k: string) => k.toLowerCase().replace(/[^a-z0-9]/g, '')
 const wordsOf = (k: string) =>
-  k.replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/([A-Z])([A-Z][a-z])/g, '$1 $2').replace(/([A-Za-z])(\d)/g, '$1 $2').toLowerCase().split(/[^a-z0-9]+/)
+  k
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .replace(/([A-Z])([A-Z][a-z])/g, '$1 $2')
+    .replace(/([A-Za-z])(\d)/g, '$1 $2')
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
 
 /**
  * Whether a key is named by one of `names` (already normalised): compared in lower case without
@@ -72,7 +95,7 @@ function luhnValid(digits: string): boolean {
   let sum = 0
   for (let i = 0; i < digits.length; i++) {
     let d = digits.charCodeAt(digits.length - 1 - i) - 48
-    if (i % 2 === 1 && (d *= 2) > 9) d -= 9
+    if (i % 2 === 1) d = d * 2 > 9 ? d * 2 - 9 : d * 2
     sum += d
   }
   return sum % 10 === 0

@@ -63,7 +63,10 @@ export function emptyStats(providers: string[]): AiBridgeStats {
     queueDepth: 0,
     openWindows: 0,
     providers: Object.fromEntries(
-      providers.map((p) => [p, { calls: 0, insights: 0, failed: 0, retries: 0, circuitRejected: 0, tokens: 0, circuit: 'closed' as CircuitState }]),
+      providers.map((p) => [
+        p,
+        { calls: 0, insights: 0, failed: 0, retries: 0, circuitRejected: 0, tokens: 0, circuit: 'closed' as CircuitState },
+      ]),
     ),
   }
 }

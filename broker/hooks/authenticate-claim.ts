@@ -77,7 +77,10 @@ export function authenticateClaim(deps: HookDeps, log: Logger, c: ClaimConnect):
       (err: unknown) => {
         deps.claimSessions.release(clientId)
         const wrapped = withReturnCode(new DirectoryUnavailable({ cause: err }))
-        log.error({ err, claimId, clientId, serial: identity.serial, remoteAddress: ctx.remoteAddress, code: wrapped.code }, 'claim lookup failed')
+        log.error(
+          { err, claimId, clientId, serial: identity.serial, remoteAddress: ctx.remoteAddress, code: wrapped.code },
+          'claim lookup failed',
+        )
         done(wrapped, null)
       },
     )

@@ -90,13 +90,19 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
       const deviceId = identity?.deviceId ?? null
       const serial = identity?.serial ?? null
       const claimId = cn !== null ? claimIdFromCommonName(cn) : null
-      const subject = deviceId ?? (claimId !== null ? claimSubject(claimId) : cn !== null ? `cn:${cn}` : serial !== null ? `serial:${serial}` : 'unknown')
+      const subject =
+        deviceId ?? (claimId !== null ? claimSubject(claimId) : cn !== null ? `cn:${cn}` : serial !== null ? `serial:${serial}` : 'unknown')
       const err = withReturnCode(reason === 'connect-rate' ? new ConnectRateLimited(deviceId) : new ConnectRefused(reason))
       throttledAudit(
         deps,
         log,
         `connect.refused:${subject}:${reason}:${ctx.remoteAddress}`,
-        { actor: BROKER_ACTOR, action: 'connect.refused', subject, details: { reason, serial, remoteAddress: ctx.remoteAddress, clientId: ctx.clientId, ...extra } },
+        {
+          actor: BROKER_ACTOR,
+          action: 'connect.refused',
+          subject,
+          details: { reason, serial, remoteAddress: ctx.remoteAddress, clientId: ctx.clientId, ...extra },
+        },
         { deviceId, clientId: ctx.clientId, serial, remoteAddress: ctx.remoteAddress, code: err.code, reason, ...extra },
         'connect refused',
       )
@@ -106,7 +112,7 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
     // 1. The certificate, as the TLS listener verified it (chain to the device CA, validity, purpose).
     const conn = client.conn as PeerCertificateSource
     const pc = conn.authorized === true ? conn.getPeerCertificate?.() : undefined
-    if (!pc || !pc.raw || !pc.serialNumber) return refuse('no-client-certificate')
+    if (!pc?.raw || !pc.serialNumber) return refuse('no-client-certificate')
     try {
       identity = identityFromPeerCertificate(pc)
     } catch (err) {
@@ -147,47 +153,47 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
     Promise.resolve()
       .then(() => deps.directory.lookup(peer))
       .then(
-      (result) => {
-        deps.sessions.endAuthentication(pending)
-        if (client.closed) return // gone while we waited; aedes ignores a late answer
-        if (result.kind === 'refused') return refuse(result.reason)
-        if (result.deviceId !== deviceId) return refuse('device-mismatch', { directoryDeviceId: result.deviceId })
-        // A revoke/disable event arrived while the lookup was in flight: the answer may predate it.
-        if (pending.invalidatedBy !== null) {
-          return refuse('invalidated-during-connect', { event: pending.invalidatedBy })
-        }
-        // Its end: expiry, or the end of a renewal overlap (from the answer, or announced meanwhile).
-        const end = sessionEnd(peer.notAfter, result.validUntil, pending.supersededAt)
-        if (deps.clock.now().getTime() >= end.validUntil.getTime()) {
-          return refuse(end.endReason === 'superseded' ? 'superseded' : 'expired')
-        }
-        const session: Session = {
-          id: deps.nextSessionId(),
-          deviceId,
-          serial: peer.serial,
-          fingerprint: peer.fingerprint,
-          tier: result.tier,
-          group: result.group,
-          remoteAddress: ctx.remoteAddress,
-          client,
-          grants: deviceGrants(deviceId),
-          ...end,
-          closedBy: null,
-        }
-        ctx.session = session
-        const previous = deps.sessions.add(session)
-        if (previous) takeover(previous, session)
-        // 'device connected' / 'device disconnected' are logged by create-mqtt-core.ts on aedes events.
-        client.conn.once('close', () => deps.sessions.remove(session))
-        done(null, true)
-      },
-      (err: unknown) => {
-        deps.sessions.endAuthentication(pending)
-        const wrapped = withReturnCode(new DirectoryUnavailable({ cause: err }))
-        log.error({ err, deviceId, serial: peer.serial, remoteAddress: ctx.remoteAddress, code: wrapped.code }, 'device lookup failed')
-        done(wrapped, null)
-      },
-    )
+        (result) => {
+          deps.sessions.endAuthentication(pending)
+          if (client.closed) return // gone while we waited; aedes ignores a late answer
+          if (result.kind === 'refused') return refuse(result.reason)
+          if (result.deviceId !== deviceId) return refuse('device-mismatch', { directoryDeviceId: result.deviceId })
+          // A revoke/disable event arrived while the lookup was in flight: the answer may predate it.
+          if (pending.invalidatedBy !== null) {
+            return refuse('invalidated-during-connect', { event: pending.invalidatedBy })
+          }
+          // Its end: expiry, or the end of a renewal overlap (from the answer, or announced meanwhile).
+          const end = sessionEnd(peer.notAfter, result.validUntil, pending.supersededAt)
+          if (deps.clock.now().getTime() >= end.validUntil.getTime()) {
+            return refuse(end.endReason === 'superseded' ? 'superseded' : 'expired')
+          }
+          const session: Session = {
+            id: deps.nextSessionId(),
+            deviceId,
+            serial: peer.serial,
+            fingerprint: peer.fingerprint,
+            tier: result.tier,
+            group: result.group,
+            remoteAddress: ctx.remoteAddress,
+            client,
+            grants: deviceGrants(deviceId),
+            ...end,
+            closedBy: null,
+          }
+          ctx.session = session
+          const previous = deps.sessions.add(session)
+          if (previous) takeover(previous, session)
+          // 'device connected' / 'device disconnected' are logged by create-mqtt-core.ts on aedes events.
+          client.conn.once('close', () => deps.sessions.remove(session))
+          done(null, true)
+        },
+        (err: unknown) => {
+          deps.sessions.endAuthentication(pending)
+          const wrapped = withReturnCode(new DirectoryUnavailable({ cause: err }))
+          log.error({ err, deviceId, serial: peer.serial, remoteAddress: ctx.remoteAddress, code: wrapped.code }, 'device lookup failed')
+          done(wrapped, null)
+        },
+      )
   }
 
   /**
@@ -206,7 +212,12 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
         actor: BROKER_ACTOR,
         action: 'session.takeover',
         subject: next.deviceId,
-        details: { serial: next.serial, remoteAddress: next.remoteAddress, previousSerial: previous.serial, previousRemoteAddress: previous.remoteAddress },
+        details: {
+          serial: next.serial,
+          remoteAddress: next.remoteAddress,
+          previousSerial: previous.serial,
+          previousRemoteAddress: previous.remoteAddress,
+        },
       },
       { deviceId: next.deviceId, serial: next.serial, remoteAddress: next.remoteAddress, previousRemoteAddress: previous.remoteAddress },
       'session taken over',

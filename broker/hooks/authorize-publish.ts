@@ -1,7 +1,15 @@
 import { capText } from '../../certs/index.ts'
 import { PublishRateLimited, PublishRefused } from '../errors.ts'
 import { canPublishTo } from '../topic-policy.ts'
-import { BROKER_ACTOR, principalOf, throttledAudit, throttlePrincipal, type AuthorizePublishHandler, type HookDeps, type Principal } from './hook-deps.ts'
+import {
+  BROKER_ACTOR,
+  principalOf,
+  throttledAudit,
+  throttlePrincipal,
+  type AuthorizePublishHandler,
+  type HookDeps,
+  type Principal,
+} from './hook-deps.ts'
 
 /**
  * Authorization of device PUBLISH packets (and of a device's will, when aedes publishes it).
@@ -55,20 +63,29 @@ export function createAuthorizePublish(deps: HookDeps): AuthorizePublishHandler 
           actor: BROKER_ACTOR,
           action: 'publish.refused',
           subject,
-          details: { topic: packet.topic, reason: decision.reason, serial: session.serial, remoteAddress: session.remoteAddress, ...claimDetails(fields) },
+          details: {
+            topic: packet.topic,
+            reason: decision.reason,
+            serial: session.serial,
+            remoteAddress: session.remoteAddress,
+            ...claimDetails(fields),
+          },
         },
-        { ...fields, serial: session.serial, remoteAddress: session.remoteAddress, topic: packet.topic, reason: decision.reason, code: 'GH_BROKER_PUBLISH_REFUSED' },
+        {
+          ...fields,
+          serial: session.serial,
+          remoteAddress: session.remoteAddress,
+          topic: packet.topic,
+          reason: decision.reason,
+          code: 'GH_BROKER_PUBLISH_REFUSED',
+        },
         'publish refused',
       )
       return callback(new PublishRefused(capText(packet.topic), decision.reason))
     }
 
     const bytes = Buffer.byteLength(packet.topic) + (packet.payload?.length ?? 0)
-    const over = !deps.publishMessages.tryTake(key)
-      ? 'messages'
-      : !deps.publishBytes.tryTake(key, bytes)
-        ? 'bytes'
-        : null
+    const over = !deps.publishMessages.tryTake(key) ? 'messages' : !deps.publishBytes.tryTake(key, bytes) ? 'bytes' : null
     if (over !== null) {
       const bucket = over === 'messages' ? deps.limits.publishRate : deps.limits.publishBytesRate
       throttlePrincipal(deps, log, principal, { limit: over, bucket, code: 'GH_BROKER_PUBLISH_RATE_LIMITED' })

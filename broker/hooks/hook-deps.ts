@@ -85,7 +85,12 @@ export function principalOf(ctx: ConnectionContext | undefined): Principal | nul
 function describePrincipal(owner: Session | ClaimSession): Principal {
   if (!('claimId' in owner)) return { session: owner, subject: owner.deviceId, key: owner.deviceId, fields: { deviceId: owner.deviceId } }
   const subject = claimSubject(owner.claimId)
-  return { session: owner, subject, key: `${subject}@${owner.remoteAddress ?? 'unknown'}`, fields: { clientId: owner.clientId, claimId: owner.claimId } }
+  return {
+    session: owner,
+    subject,
+    key: `${subject}@${owner.remoteAddress ?? 'unknown'}`,
+    fields: { clientId: owner.clientId, claimId: owner.claimId },
+  }
 }
 
 /** The audit subject of a claim (as the control plane writes it for claim.refused). */
@@ -118,7 +123,12 @@ export function throttlePrincipal(
     deps,
     log,
     `device.throttled:${subject}`,
-    { actor: BROKER_ACTOR, action: 'device.throttled', subject, details: { limit: over.limit, ...over.details, ...over.bucket, ...where, ...clientId } },
+    {
+      actor: BROKER_ACTOR,
+      action: 'device.throttled',
+      subject,
+      details: { limit: over.limit, ...over.details, ...over.bucket, ...where, ...clientId },
+    },
     { ...fields, ...where, limit: over.limit, ...over.details, code: over.code },
     'device throttled',
   )
@@ -134,7 +144,11 @@ export function throttledAudit(
 ): void {
   const hit = deps.throttle.hit(capText(key, 512))
   if (!hit.emit) return
-  deps.directory.audit({ ...record, subject: capText(record.subject), details: { ...capStrings(record.details ?? {}), suppressed: hit.suppressed } })
+  deps.directory.audit({
+    ...record,
+    subject: capText(record.subject),
+    details: { ...capStrings(record.details ?? {}), suppressed: hit.suppressed },
+  })
   log.info({ ...capStrings(logFields), suppressed: hit.suppressed }, msg)
 }
 

@@ -60,7 +60,8 @@ function assertCount(name: string, v: number, min: number, max: number): void {
 }
 
 function assertDay(day: string): void {
-  if (!DAY_PATTERN.test(day) || Number.isNaN(Date.parse(`${day}T00:00:00Z`))) throw new AiUsageQueryInvalid(`day must be a UTC date YYYY-MM-DD, got '${day}'`)
+  if (!DAY_PATTERN.test(day) || Number.isNaN(Date.parse(`${day}T00:00:00Z`)))
+    throw new AiUsageQueryInvalid(`day must be a UTC date YYYY-MM-DD, got '${day}'`)
 }
 
 export function createAiUsageService(deps: AiUsageServiceDeps, options: AiUsageServiceOptions = {}) {

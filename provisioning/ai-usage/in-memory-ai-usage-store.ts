@@ -38,6 +38,9 @@ export class InMemoryAiUsageStore implements AiUsageStore {
   }
 
   listInsights(deviceId: string, limit: number): StoredInsight[] {
-    return (this.#insights.get(deviceId) ?? []).slice(-limit).reverse().map((i) => structuredClone(i))
+    return (this.#insights.get(deviceId) ?? [])
+      .slice(-limit)
+      .reverse()
+      .map((i) => structuredClone(i))
   }
 }

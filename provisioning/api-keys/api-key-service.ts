@@ -1,6 +1,14 @@
 import type { Logger } from 'pino'
 import type { Clock, Random } from '../../certs/index.ts'
-import { ApiKeyExists, ApiKeyExpiryInvalid, ApiKeyInvalid, ApiKeyNameInvalid, ApiKeyNotFound, ApiKeyRevoked, ApiKeyScopeInvalid } from '../errors.ts'
+import {
+  ApiKeyExists,
+  ApiKeyExpiryInvalid,
+  ApiKeyInvalid,
+  ApiKeyNameInvalid,
+  ApiKeyNotFound,
+  ApiKeyRevoked,
+  ApiKeyScopeInvalid,
+} from '../errors.ts'
 import type { ApiKeyRecord, ApiKeyStore } from '../store/api-key-store.ts'
 import type { RegistryStore } from '../store/registry-store.ts'
 import { digestsEqual, formatApiKey, hashSecret, newApiKeyId, newApiKeySecret, parseApiKey } from './api-key-token.ts'
@@ -58,7 +66,8 @@ function publicView(r: ApiKeyRecord): ApiKey {
 
 function checkScopes(scopes: readonly string[]): ApiScope[] {
   const unknown = scopes.filter((s) => !isApiScope(s))
-  if (unknown.length) throw new ApiKeyScopeInvalid(`unknown ${unknown.map((s) => `'${String(s).slice(0, 40)}'`).join(', ')}`, API_SCOPES.join(', '))
+  if (unknown.length)
+    throw new ApiKeyScopeInvalid(`unknown ${unknown.map((s) => `'${String(s).slice(0, 40)}'`).join(', ')}`, API_SCOPES.join(', '))
   if (scopes.length === 0) throw new ApiKeyScopeInvalid('none given', API_SCOPES.join(', '))
   return API_SCOPES.filter((s) => scopes.includes(s))
 }
@@ -72,7 +81,8 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
   const { store, apiKeys, clock, random, log } = deps
 
   function expiryOf(req: NewApiKey, now: Date): Date | null {
-    if (req.expiresAt !== undefined && req.expiresInMs !== undefined) throw new ApiKeyExpiryInvalid('give an absolute or a relative expiry, not both')
+    if (req.expiresAt !== undefined && req.expiresInMs !== undefined)
+      throw new ApiKeyExpiryInvalid('give an absolute or a relative expiry, not both')
     const at = req.expiresInMs !== undefined ? new Date(now.getTime() + req.expiresInMs) : (req.expiresAt ?? null)
     if (at === null) return null
     if (Number.isNaN(at.getTime())) throw new ApiKeyExpiryInvalid('not a date')
@@ -92,9 +102,24 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
         if (apiKeys.getByName(req.name)) throw new ApiKeyExists(req.name)
         let id = newApiKeyId(random)
         while (apiKeys.getById(id)) id = newApiKeyId(random)
-        const rec: ApiKeyRecord = { id, name: req.name, secretHash: hashSecret(secret), scopes, createdAt: now, expiresAt, lastUsedAt: null, revokedAt: null }
+        const rec: ApiKeyRecord = {
+          id,
+          name: req.name,
+          secretHash: hashSecret(secret),
+          scopes,
+          createdAt: now,
+          expiresAt,
+          lastUsedAt: null,
+          revokedAt: null,
+        }
         apiKeys.insert(rec)
-        store.appendAudit({ at: now, actor, action: 'apikey.created', subject: `apikey:${req.name}`, details: { id, scopes, expiresAt: expiresAt?.toISOString() ?? null } })
+        store.appendAudit({
+          at: now,
+          actor,
+          action: 'apikey.created',
+          subject: `apikey:${req.name}`,
+          details: { id, scopes, expiresAt: expiresAt?.toISOString() ?? null },
+        })
         return rec
       })
       log.info({ actor, apiKeyId: record.id, name: record.name, scopes }, 'api key created')
@@ -112,7 +137,8 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
       const presented = hashSecret(parsed?.secret ?? '')
       const matches = digestsEqual(presented, record?.secretHash ?? DUMMY_HASH)
       const now = clock.now()
-      const live = record !== undefined && record.revokedAt === null && (record.expiresAt === null || record.expiresAt.getTime() > now.getTime())
+      const live =
+        record !== undefined && record.revokedAt === null && (record.expiresAt === null || record.expiresAt.getTime() > now.getTime())
       if (!parsed || !record || !matches || !live) throw new ApiKeyInvalid()
       if (record.lastUsedAt === null || now.getTime() - record.lastUsedAt.getTime() >= LAST_USED_RESOLUTION_MS) {
         try {

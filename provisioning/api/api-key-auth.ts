@@ -29,7 +29,9 @@ const BEARER = /^Bearer[ \t]+([^\s]+)[ \t]*$/i
 /** A key in the URL is refused even on public routes: URLs are logged by proxies and servers alike. */
 function tokenInQuery(query: unknown): boolean {
   if (typeof query !== 'object' || query === null) return false
-  return Object.entries(query).some(([name, value]) => TOKEN_PARAM.test(name) || [value].flat().some((v) => typeof v === 'string' && v.includes('ghk_')))
+  return Object.entries(query).some(
+    ([name, value]) => TOKEN_PARAM.test(name) || [value].flat().some((v) => typeof v === 'string' && v.includes('ghk_')),
+  )
 }
 
 function bearerToken(request: FastifyRequest): string {

@@ -83,7 +83,9 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
         version: API_VERSION,
         description: `Devices and settings of a Gatehouse IoT broker, for apps. Authenticate with an API key (\`gatehouse apikey create\`) as \`Authorization: Bearer ghk_...\`; each endpoint needs one scope (${API_SCOPES.join(', ')}). Errors are RFC 9457 problem details.`,
       },
-      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'a Gatehouse API key, ghk_<id>_<secret>' } } },
+      components: {
+        securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'a Gatehouse API key, ghk_<id>_<secret>' } },
+      },
       security: [{ apiKey: [] }],
       tags: [
         { name: 'devices', description: 'the device registry' },
@@ -98,7 +100,14 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
   app.register(async (open) => {
     open.get(
       '/healthz',
-      { config: { public: true }, schema: { summary: 'Liveness (no API key)', security: [], response: { 200: { type: 'object', properties: { status: { type: 'string', enum: ['ok'] } }, required: ['status'] } } } },
+      {
+        config: { public: true },
+        schema: {
+          summary: 'Liveness (no API key)',
+          security: [],
+          response: { 200: { type: 'object', properties: { status: { type: 'string', enum: ['ok'] } }, required: ['status'] } },
+        },
+      },
       async () => ({ status: 'ok' as const }),
     )
     open.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger())

@@ -15,8 +15,18 @@ export async function insightsRoutes(app: FastifyInstance, opts: InsightsRoutesO
     '/devices/:id/insights',
     scoped('insights:read', 'insights', "A device's latest insights, newest first", {
       params: deviceParams,
-      querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 20 } }, additionalProperties: false },
-      response: { 200: { type: 'object', properties: { items: { type: 'array', items: { type: 'object', additionalProperties: true } } }, required: ['items'] } },
+      querystring: {
+        type: 'object',
+        properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 20 } },
+        additionalProperties: false,
+      },
+      response: {
+        200: {
+          type: 'object',
+          properties: { items: { type: 'array', items: { type: 'object', additionalProperties: true } } },
+          required: ['items'],
+        },
+      },
     }),
     async (request) => {
       const { device } = opts.authority.getDevice(request.params.id) // 404 for an unknown device
@@ -28,7 +38,11 @@ export async function insightsRoutes(app: FastifyInstance, opts: InsightsRoutesO
     '/devices/:id/usage',
     scoped('insights:read', 'insights', "A device's AI requests and tokens per UTC day, oldest first, ending today", {
       params: deviceParams,
-      querystring: { type: 'object', properties: { days: { type: 'integer', minimum: 1, maximum: 366, default: 30 } }, additionalProperties: false },
+      querystring: {
+        type: 'object',
+        properties: { days: { type: 'integer', minimum: 1, maximum: 366, default: 30 } },
+        additionalProperties: false,
+      },
       response: { 200: { type: 'object', additionalProperties: true } },
     }),
     async (request) => {

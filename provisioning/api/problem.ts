@@ -39,7 +39,10 @@ const LOCATION: Record<string, string> = { querystring: 'query', body: 'body', p
 
 /** `body.reason`, `params.id`, `query.limit`, `headers.if-match`: the exact field a validation error is about. */
 function fieldOf(context: string | undefined, e: AjvLikeError): string {
-  const parts = (e.instancePath ?? '').split('/').filter(Boolean).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+  const parts = (e.instancePath ?? '')
+    .split('/')
+    .filter(Boolean)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
   const leaf = e.params?.missingProperty ?? e.params?.additionalProperty
   if (leaf !== undefined) parts.push(leaf)
   return [LOCATION[context ?? ''] ?? context ?? 'request', ...parts].join('.')
@@ -81,7 +84,10 @@ export function toProblem(err: ErrorLike, ctx: ProblemContext): { problem: Probl
       problem: { ...problemOf(code, status >= 500 && status < 600 ? status : 500, new ApiInternal(requestId).message, requestId) },
     }
   }
-  return { internal: false, problem: { ...problemOf(mapped.code, mapped.status, mapped.detail, requestId), ...(mapped.errors && { errors: mapped.errors }) } }
+  return {
+    internal: false,
+    problem: { ...problemOf(mapped.code, mapped.status, mapped.detail, requestId), ...(mapped.errors && { errors: mapped.errors }) },
+  }
 }
 
 function described(err: FastifyError): { code: string; status: number; detail: string } {
@@ -93,7 +99,8 @@ function problemOf(code: string, status: number, detail: string, requestId: stri
 }
 
 export function sendProblem(reply: FastifyReply, problem: Problem, err?: ErrorLike): FastifyReply {
-  if (problem.status === 401) reply.header('www-authenticate', `Bearer realm="gatehouse"${problem.code === 'GH_API_KEY_INVALID' ? ', error="invalid_token"' : ''}`)
+  if (problem.status === 401)
+    reply.header('www-authenticate', `Bearer realm="gatehouse"${problem.code === 'GH_API_KEY_INVALID' ? ', error="invalid_token"' : ''}`)
   if (problem.status === 429 && err?.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds))
   return reply.status(problem.status).type(PROBLEM_CONTENT_TYPE).send(problem)
 }

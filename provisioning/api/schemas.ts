@@ -4,7 +4,11 @@ import { GROUP_PATTERN } from '../settings/settings-service.ts'
 // JSON schemas shared by the routes. They validate requests, shape responses (fast-json-stringify
 // drops any field not listed, so a response carries nothing by accident) and become the OpenAPI document.
 
-export const deviceIdSchema = { type: 'string', pattern: DEVICE_ID_PATTERN_SOURCE, description: 'device id (= certificate CN = MQTT clientId)' } as const
+export const deviceIdSchema = {
+  type: 'string',
+  pattern: DEVICE_ID_PATTERN_SOURCE,
+  description: 'device id (= certificate CN = MQTT clientId)',
+} as const
 export const groupSchema = { type: 'string', pattern: GROUP_PATTERN.source } as const
 export const crlReasonSchema = { type: 'string', enum: [...CRL_REASONS] } as const
 
@@ -13,7 +17,12 @@ export const groupParams = { type: 'object', properties: { group: groupSchema },
 
 export const ifMatchHeaders = {
   type: 'object',
-  properties: { 'if-match': { type: 'string', description: 'the ETag of the version the change is based on, e.g. "3" (412 if it is no longer current)' } },
+  properties: {
+    'if-match': {
+      type: 'string',
+      description: 'the ETag of the version the change is based on, e.g. "3" (412 if it is no longer current)',
+    },
+  },
 } as const
 
 const dateTime = { type: 'string', format: 'date-time' } as const
@@ -117,10 +126,20 @@ export const deviceDetailsSchema = {
   required: [...Object.keys(deviceProperties), 'certificates'],
 } as const
 
-export const sharedSchemas = [problemSchema, deviceSettingsViewSchema, layerViewSchema, deviceSummarySchema, certificateSchema, deviceDetailsSchema]
+export const sharedSchemas = [
+  problemSchema,
+  deviceSettingsViewSchema,
+  layerViewSchema,
+  deviceSummarySchema,
+  certificateSchema,
+  deviceDetailsSchema,
+]
 
 /** Error responses every authenticated route can give, for the OpenAPI document and the serializer. */
 export const problemResponses = {
   '4xx': { description: 'problem details (RFC 9457)', content: { 'application/problem+json': { schema: { $ref: 'Problem#' } } } },
-  '5xx': { description: 'problem details (RFC 9457); the detail names the requestId to look up in the Gatehouse log', content: { 'application/problem+json': { schema: { $ref: 'Problem#' } } } },
+  '5xx': {
+    description: 'problem details (RFC 9457); the detail names the requestId to look up in the Gatehouse log',
+    content: { 'application/problem+json': { schema: { $ref: 'Problem#' } } },
+  },
 } as const

@@ -51,7 +51,9 @@ export async function settingsRoutes(app: FastifyInstance, opts: SettingsRoutesO
     view("A group's settings layer", { params: groupParams }, 'LayerView#'),
     async (request, reply) => withLayerTag(reply, settings.getLayer(layerTarget(request.params.group))),
   )
-  app.get('/settings/defaults', view('The fleet defaults layer', {}, 'LayerView#'), async (_request, reply) => withLayerTag(reply, settings.getLayer(layerTarget())))
+  app.get('/settings/defaults', view('The fleet defaults layer', {}, 'LayerView#'), async (_request, reply) =>
+    withLayerTag(reply, settings.getLayer(layerTarget())),
+  )
 
   app.put<{ Params: { group: string }; Body: Record<string, unknown> }>(
     '/groups/:group/settings/schema',
@@ -67,7 +69,10 @@ export async function settingsRoutes(app: FastifyInstance, opts: SettingsRoutesO
   )
   app.get<{ Params: { group: string } }>(
     '/groups/:group/settings/schema',
-    scoped('settings:read', 'settings', "A group's JSON Schema (null when it has none)", { params: groupParams, response: { 200: groupSchemaResponse } }),
+    scoped('settings:read', 'settings', "A group's JSON Schema (null when it has none)", {
+      params: groupParams,
+      response: { 200: groupSchemaResponse },
+    }),
     async (request) => ({ group: request.params.group, schema: settings.getSchema(request.params.group) }),
   )
 
@@ -77,16 +82,24 @@ export async function settingsRoutes(app: FastifyInstance, opts: SettingsRoutesO
 
     patches.patch<{ Params: { id: string }; Body: unknown; Headers: { 'if-match'?: string } }>(
       '/devices/:id/settings',
-      change("Change a device's own settings (its override layer); If-Match is the device's settings version", { params: deviceParams }, 'DeviceSettingsView#'),
+      change(
+        "Change a device's own settings (its override layer); If-Match is the device's settings version",
+        { params: deviceParams },
+        'DeviceSettingsView#',
+      ),
       async (request, reply) => {
         const ifMatch = parseIfMatch(request.headers['if-match'])
-        return withDeviceTag(reply, settings.patchDevice(request.params.id, request.body, { actor: actorOf(request), ...(ifMatch !== undefined && { ifMatch }) }))
+        return withDeviceTag(
+          reply,
+          settings.patchDevice(request.params.id, request.body, { actor: actorOf(request), ...(ifMatch !== undefined && { ifMatch }) }),
+        )
       },
     )
     patches.patch<{ Params: { group: string }; Body: unknown; Headers: { 'if-match'?: string } }>(
       '/groups/:group/settings',
       change("Change a group's settings layer; If-Match is the layer's revision", { params: groupParams }, 'LayerView#'),
-      async (request, reply) => patchLayer(reply, layerTarget(request.params.group), request.body, request.headers['if-match'], actorOf(request)),
+      async (request, reply) =>
+        patchLayer(reply, layerTarget(request.params.group), request.body, request.headers['if-match'], actorOf(request)),
     )
     patches.patch<{ Body: unknown; Headers: { 'if-match'?: string } }>(
       '/settings/defaults',

@@ -64,7 +64,10 @@ export function createBatchProvisioner(deps: {
       while (next < ids.length) {
         const i = next++
         const id = ids[i] as string
-        prepared[i] = await deps.prepareDevice({ id, group: req.group ?? null, ...(req.tier && { tier: req.tier }), validDays: req.validDays ?? deps.validDays }, actor)
+        prepared[i] = await deps.prepareDevice(
+          { id, group: req.group ?? null, ...(req.tier && { tier: req.tier }), validDays: req.validDays ?? deps.validDays },
+          actor,
+        )
         onProgress?.(++done, ids.length)
       }
     }
@@ -74,7 +77,13 @@ export function createBatchProvisioner(deps: {
       commit() {
         store.transaction(() => {
           for (const p of prepared) p.commit()
-          deps.record(actor, 'batch.created', `${req.prefix}*`, { count: ids.length, first: ids[0], last: ids[ids.length - 1], group: req.group ?? null }, [])
+          deps.record(
+            actor,
+            'batch.created',
+            `${req.prefix}*`,
+            { count: ids.length, first: ids[0], last: ids[ids.length - 1], group: req.group ?? null },
+            [],
+          )
         })
         log.info({ count: ids.length, first: ids[0], last: ids[ids.length - 1], actor }, 'device batch created')
       },

@@ -185,10 +185,16 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
         store.transaction(() => {
           store.insertDevice(device)
           store.insertCertificate(certificateRecord(issued))
-          record(actor, 'device.created', id, { group: device.group, tier: device.tier, serial: issued.serial, fromCsr: req.csr !== undefined }, [
-            { type: 'device.created', deviceId: id },
-            { type: 'certificate.issued', deviceId: id, serial: issued.serial },
-          ])
+          record(
+            actor,
+            'device.created',
+            id,
+            { group: device.group, tier: device.tier, serial: issued.serial, fromCsr: req.csr !== undefined },
+            [
+              { type: 'device.created', deviceId: id },
+              { type: 'certificate.issued', deviceId: id, serial: issued.serial },
+            ],
+          )
         }),
     }
   }
@@ -205,10 +211,26 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
         const previous = store.listCertificates(id).filter((c) => c.status === 'active')
         for (const c of previous) store.updateCertificate(c.serial, { status: 'superseded', supersededAt })
         store.insertCertificate(certificateRecord(issued))
-        record(actor, 'device.renewed', id, { serial: issued.serial, superseded: previous.map((c) => c.serial), supersededAt: supersededAt.toISOString(), ...(req.via && { via: req.via }) }, [
-          { type: 'certificate.issued', deviceId: id, serial: issued.serial },
-          ...previous.map((c) => ({ type: 'certificate.superseded' as const, deviceId: id, serial: c.serial, supersededAt: supersededAt.toISOString() })),
-        ])
+        record(
+          actor,
+          'device.renewed',
+          id,
+          {
+            serial: issued.serial,
+            superseded: previous.map((c) => c.serial),
+            supersededAt: supersededAt.toISOString(),
+            ...(req.via && { via: req.via }),
+          },
+          [
+            { type: 'certificate.issued', deviceId: id, serial: issued.serial },
+            ...previous.map((c) => ({
+              type: 'certificate.superseded' as const,
+              deviceId: id,
+              serial: c.serial,
+              supersededAt: supersededAt.toISOString(),
+            })),
+          ],
+        )
       })
       log.info({ deviceId: id, serial: issued.serial, actor }, 'device renewed')
     }

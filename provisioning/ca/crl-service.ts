@@ -44,7 +44,13 @@ type RevokedEntry = Pick<CertificateRecord, 'serial' | 'pem' | 'revokedAt' | 'cr
 /** A revoked claim's certificate; a claim made before its certificate was kept (pem null) cannot be attributed. */
 function claimEntry(c: ClaimRecord): RevokedEntry | null {
   if (c.certificatePem === null) return null
-  return { serial: c.serial, pem: c.certificatePem, revokedAt: c.revokedAt, createdAt: c.createdAt, revocationReason: 'cessationOfOperation' }
+  return {
+    serial: c.serial,
+    pem: c.certificatePem,
+    revokedAt: c.revokedAt,
+    createdAt: c.createdAt,
+    revocationReason: 'cessationOfOperation',
+  }
 }
 
 export function createCrlService(
@@ -52,7 +58,9 @@ export function createCrlService(
   validHours = 7 * 24,
 ) {
   const { store, ca, clock, log } = deps
-  const issuers = [ca.issuing, ...(ca.previous ?? [])].map((pair) => ({ pair, serial: normalizeSerial(pair.certificate.serialNumber) }))
+  const withSerial = (pair: IssuerKeyPair) => ({ pair, serial: normalizeSerial(pair.certificate.serialNumber) })
+  const current = withSerial(ca.issuing)
+  const issuers = [current, ...(ca.previous ?? []).map(withSerial)]
   /** certificate serial -> the serial of the issuer that signed it (null: none of ours, e.g. an expired CA) */
   const issuerOf = new Map<string, string | null>()
 
@@ -72,7 +80,10 @@ export function createCrlService(
 
   /** Revoked device certificates and revoked claims' certificates (claims are issued by the issuing CA too). */
   function revokedBy(issuerSerial: string): RevokedEntry[] {
-    const claims = (deps.claims?.list() ?? []).filter((c) => c.status === 'revoked').map(claimEntry).filter((e) => e !== null)
+    const claims = (deps.claims?.list() ?? [])
+      .filter((c) => c.status === 'revoked')
+      .map(claimEntry)
+      .filter((e) => e !== null)
     return [...store.listRevokedCertificates(), ...claims].filter((c) => attribute(c) === issuerSerial)
   }
 
@@ -101,7 +112,11 @@ export function createCrlService(
     const crl = await createCrl(
       issuer.pair,
       {
-        entries: revoked.map((c) => ({ serial: c.serial, revokedAt: c.revokedAt ?? c.createdAt, reason: c.revocationReason ?? 'unspecified' })),
+        entries: revoked.map((c) => ({
+          serial: c.serial,
+          revokedAt: c.revokedAt ?? c.createdAt,
+          reason: c.revocationReason ?? 'unspecified',
+        })),
         crlNumber,
         validHours,
       },
@@ -149,11 +164,15 @@ export function createCrlService(
 
   return {
     /** the current issuing CA's CRL, reissued first if stale */
-    current: async (): Promise<CrlSnapshot> => currentOf(issuers[0]!),
+    current: async (): Promise<CrlSnapshot> => currentOf(current),
     /** every issuer's CRL, the current issuing CA's first, each reissued first if stale */
     all: (): Promise<CrlSnapshot[]> => each(currentOf),
     /** reissues every CRL now; returns the current issuing CA's */
-    refresh: async (): Promise<CrlSnapshot> => (await each(refreshOne))[0]!,
+    refresh: async (): Promise<CrlSnapshot> => {
+      const first = await refreshOne(current)
+      for (const older of issuers.slice(1)) await refreshOne(older)
+      return first
+    },
   }
 }
 

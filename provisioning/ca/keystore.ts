@@ -20,14 +20,7 @@ import {
   type Random,
   type X509Certificate,
 } from '../../certs/index.ts'
-import {
-  CaKeyPermissions,
-  CaKeyUnreadable,
-  CaNotInitialized,
-  CaPassphraseRequired,
-  CaPassphraseWrong,
-  DataDirUnusable,
-} from '../errors.ts'
+import { CaKeyPermissions, CaKeyUnreadable, CaNotInitialized, CaPassphraseRequired, CaPassphraseWrong, DataDirUnusable } from '../errors.ts'
 import { fsyncDir, writeFileAtomic } from '../data-dir/atomic-file.ts'
 import { dataDirLayout, type DataDirLayout } from '../data-dir/layout.ts'
 import { completePendingRotation } from './pending-rotation.ts'
@@ -83,7 +76,11 @@ export async function initDataDir(dataDir: string, options: InitOptions, deps: C
  * half-moved by a crash is completed first. Every failure is a coded error that says what to do, and
  * nothing else is changed.
  */
-export async function loadCa(dataDir: string, passphrase?: string, clock: Clock = systemClock): Promise<OperatingCa & { previous: IssuerKeyPair[] }> {
+export async function loadCa(
+  dataDir: string,
+  passphrase?: string,
+  clock: Clock = systemClock,
+): Promise<OperatingCa & { previous: IssuerKeyPair[] }> {
   const layout = dataDirLayout(dataDir)
   if (!existsSync(layout.caDir)) throw new CaNotInitialized(dataDir, dataDir)
   // A rotation in another process moves the key before the certificate: read again if one is under way.
@@ -108,7 +105,12 @@ export async function loadRootKey(dataDir: string, passphrase?: string): Promise
 }
 
 /** ca/previous/<serial>/: the issuing CAs a rotation replaced, newest first (only those valid at now). */
-async function loadPreviousIssuers(layout: DataDirLayout, current: X509Certificate, passphrase: string | undefined, clock: Clock): Promise<IssuerKeyPair[]> {
+async function loadPreviousIssuers(
+  layout: DataDirLayout,
+  current: X509Certificate,
+  passphrase: string | undefined,
+  clock: Clock,
+): Promise<IssuerKeyPair[]> {
   const now = clock.now().getTime()
   const out: IssuerKeyPair[] = []
   for (const { certificate, keyPath } of listPreviousIssuers(layout)) {
@@ -207,9 +209,7 @@ async function ensureServerCertificate(
 
 /** The DNS and IP names of a server certificate beyond the built-in ones. */
 export function subjectAltNames(cert: X509Certificate): string[] {
-  const ext = cert.extensions.find((e) => e.type === '2.5.29.17') as
-    | { names?: { items?: { type: string; value: string }[] } }
-    | undefined
+  const ext = cert.extensions.find((e) => e.type === '2.5.29.17') as { names?: { items?: { type: string; value: string }[] } } | undefined
   const builtIn = new Set(['localhost', '127.0.0.1', '::1'])
   return (ext?.names?.items ?? [])
     .filter((n) => n.type === 'dns' || n.type === 'ip')

@@ -88,14 +88,20 @@ export async function rotateCa(
   const clock = deps.clock ?? systemClock
   const result = await rotateIssuingCa(
     dataDir,
-    { ...(deps.passphrase !== undefined && { passphrase: deps.passphrase }), ...(options.keyAlgorithm && { keyAlgorithm: options.keyAlgorithm }) },
+    {
+      ...(deps.passphrase !== undefined && { passphrase: deps.passphrase }),
+      ...(options.keyAlgorithm && { keyAlgorithm: options.keyAlgorithm }),
+    },
     { clock, random: deps.random ?? cryptoRandom },
   )
   const now = clock.now()
   const summary: CaRotationSummary = {
     issuing: await info(result.issuing, now),
     previous: await info(result.replaced, now),
-    serverCertificate: { serial: normalizeSerial(result.serverCertificate.serialNumber), notAfter: result.serverCertificate.notAfter.toISOString() },
+    serverCertificate: {
+      serial: normalizeSerial(result.serverCertificate.serialNumber),
+      notAfter: result.serverCertificate.notAfter.toISOString(),
+    },
     paths: result.paths,
   }
   const store = new SqliteRegistryStore(dataDirLayout(dataDir).database)
@@ -106,7 +112,12 @@ export async function rotateCa(
         actor,
         action: 'ca.rotated',
         subject: 'ca',
-        details: { serial: summary.issuing.serial, previousSerial: summary.previous.serial, notAfter: summary.issuing.notAfter, serverSerial: summary.serverCertificate.serial },
+        details: {
+          serial: summary.issuing.serial,
+          previousSerial: summary.previous.serial,
+          notAfter: summary.issuing.notAfter,
+          serverSerial: summary.serverCertificate.serial,
+        },
       })
       store.appendEvent('ca.rotated', { serial: summary.issuing.serial }, now)
     })

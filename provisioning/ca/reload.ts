@@ -47,7 +47,9 @@ export function createCaReloader(deps: {
     queued = true
     running = running.then(() => {
       queued = false
-      return reload(reason).catch((err: unknown) => log.error({ err, reason }, 'CA reload failed; retrying on the next ca.rotated event or hourly check'))
+      return reload(reason).catch((err: unknown) =>
+        log.error({ err, reason }, 'CA reload failed; retrying on the next ca.rotated event or hourly check'),
+      )
     })
   }
 

@@ -65,7 +65,8 @@ export async function rotateIssuingCa(dataDir: string, options: RotateOptions, d
     removeLeftovers(layout)
     // another rotation may have finished between the load and the lock: start from what is on disk now
     const ca = await loadCa(dataDir, options.passphrase, deps.clock)
-    if (ca.issuing.certificate.serialNumber !== current.issuing.certificate.serialNumber) throw new CaRotationInProgress(layout.rotationLock, 'another process')
+    if (ca.issuing.certificate.serialNumber !== current.issuing.certificate.serialNumber)
+      throw new CaRotationInProgress(layout.rotationLock, 'another process')
     const now = deps.clock.now()
     const alg = options.keyAlgorithm ?? keyAlgorithmOf(ca.issuing.privateKey)
     const [issuingKeys, serverKeys] = await Promise.all([generateKeyPair(alg), generateKeyPair(alg)])
@@ -136,8 +137,13 @@ function keepPrevious(layout: DataDirLayout, serial: string): void {
 /** Staging directories of interrupted rotations (never read by anyone): safe to remove under the lock. */
 function removeLeftovers(layout: DataDirLayout): void {
   const staged = (dir: string, prefix: string) =>
-    existsSync(dir) ? readdirSync(dir).filter((n) => n.startsWith(prefix) && n.includes('.partial-')).map((n) => join(dir, n)) : []
-  for (const dir of [...staged(layout.caDir, 'next.partial-'), ...staged(layout.previousDir, '')]) rmSync(dir, { recursive: true, force: true })
+    existsSync(dir)
+      ? readdirSync(dir)
+          .filter((n) => n.startsWith(prefix) && n.includes('.partial-'))
+          .map((n) => join(dir, n))
+      : []
+  for (const dir of [...staged(layout.caDir, 'next.partial-'), ...staged(layout.previousDir, '')])
+    rmSync(dir, { recursive: true, force: true })
 }
 
 /**
@@ -154,7 +160,8 @@ function acquireRotationLock(layout: DataDirLayout): () => void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
       const pid = Number(readFileSync(layout.rotationLock, 'utf8').trim())
-      if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) throw new CaRotationInProgress(layout.rotationLock, `pid ${pid}`)
+      if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid))
+        throw new CaRotationInProgress(layout.rotationLock, `pid ${pid}`)
       if (pid === process.pid) throw new CaRotationInProgress(layout.rotationLock, 'this process')
       rmSync(layout.rotationLock, { force: true })
     }

@@ -69,14 +69,24 @@ export const keyIsUnbound: ClaimCheck = ({ deviceId, keySha256, deviceWithKey })
 export const claimChecksBeforeRepeat: readonly ClaimCheck[] = [claimIsActive, claimIsNotExpired, deviceIdIsValid]
 
 /** For a new device, in order; run again inside the transaction that consumes the use. */
-export const claimChecksForNewDevice: readonly ClaimCheck[] = [claimIsNotUsedUp, deviceIdIsAllowed, tokenIsUnused, deviceIsNew, keyIsUnbound]
+export const claimChecksForNewDevice: readonly ClaimCheck[] = [
+  claimIsNotUsedUp,
+  deviceIdIsAllowed,
+  tokenIsUnused,
+  deviceIsNew,
+  keyIsUnbound,
+]
 
 export type ClaimUnusable = 'claim-revoked' | 'claim-expired' | 'claim-used-up'
 
 /** Why a claim can provision nothing now (a claim session is refused at CONNECT), or null: the same checks as its requests. */
 export function claimUnusable(claim: ClaimRecord, now: Date): ClaimUnusable | null {
   const input = { claim, now } as ClaimCheckInput // these three checks read only the claim and the time
-  const checks: [ClaimCheck, ClaimUnusable][] = [[claimIsActive, 'claim-revoked'], [claimIsNotExpired, 'claim-expired'], [claimIsNotUsedUp, 'claim-used-up']]
+  const checks: [ClaimCheck, ClaimUnusable][] = [
+    [claimIsActive, 'claim-revoked'],
+    [claimIsNotExpired, 'claim-expired'],
+    [claimIsNotUsedUp, 'claim-used-up'],
+  ]
   for (const [check, reason] of checks) {
     try {
       check(input)

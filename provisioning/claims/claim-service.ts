@@ -75,7 +75,12 @@ function randomBase32(random: Random, n: number): string {
 
 /** `<group slug>-<8 base32>`, or `clm-<10>` when the group gives no usable slug. */
 export function newClaimId(group: string, random: Random): string {
-  const slug = group.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 24).replace(/-+$/, '')
+  const slug = group
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 24)
+    .replace(/-+$/, '')
   const id = slug.length >= 2 ? `${slug}-${randomBase32(random, 8)}` : `clm-${randomBase32(random, 10)}`
   return isClaimId(id) ? id : `clm-${randomBase32(random, 10)}`
 }
@@ -87,11 +92,15 @@ function maxUsesOf(req: NewClaim, tokens: number): number | null {
 }
 
 function checkOptions(req: NewClaim, now: Date): { expiresAt: Date; tokens: number } {
-  if (typeof req.group !== 'string' || !GROUP_PATTERN.test(req.group)) throw new ClaimOptionsInvalid(`group '${String(req.group).slice(0, 80)}' (use 1-64 of A-Z a-z 0-9 . _ -)`)
-  if (req.tier !== undefined && (typeof req.tier !== 'string' || !GROUP_PATTERN.test(req.tier))) throw new ClaimOptionsInvalid(`tier '${String(req.tier as unknown).slice(0, 80)}'`)
-  if (req.maxUses != null && (!Number.isSafeInteger(req.maxUses) || req.maxUses < 1)) throw new ClaimOptionsInvalid(`max uses ${String(req.maxUses)} (use a whole number >= 1)`)
+  if (typeof req.group !== 'string' || !GROUP_PATTERN.test(req.group))
+    throw new ClaimOptionsInvalid(`group '${String(req.group).slice(0, 80)}' (use 1-64 of A-Z a-z 0-9 . _ -)`)
+  if (req.tier !== undefined && (typeof req.tier !== 'string' || !GROUP_PATTERN.test(req.tier)))
+    throw new ClaimOptionsInvalid(`tier '${String(req.tier as unknown).slice(0, 80)}'`)
+  if (req.maxUses != null && (!Number.isSafeInteger(req.maxUses) || req.maxUses < 1))
+    throw new ClaimOptionsInvalid(`max uses ${String(req.maxUses)} (use a whole number >= 1)`)
   const tokens = req.tokens ?? 0
-  if (!Number.isSafeInteger(tokens) || tokens < 0 || tokens > MAX_CLAIM_TOKENS) throw new ClaimOptionsInvalid(`tokens ${String(tokens)} (use 0 to ${MAX_CLAIM_TOKENS})`)
+  if (!Number.isSafeInteger(tokens) || tokens < 0 || tokens > MAX_CLAIM_TOKENS)
+    throw new ClaimOptionsInvalid(`tokens ${String(tokens)} (use 0 to ${MAX_CLAIM_TOKENS})`)
   if (req.idPattern != null) {
     try {
       new RegExp(`^(?:${req.idPattern})$`)
@@ -101,12 +110,20 @@ function checkOptions(req: NewClaim, now: Date): { expiresAt: Date; tokens: numb
   }
   if (req.allowedIds != null) {
     const bad = req.allowedIds.filter((id) => !isDeviceId(id))
-    if (bad.length) throw new ClaimOptionsInvalid(`allowed ids that are not device ids: ${bad.slice(0, 5).map((id) => `'${String(id as unknown).slice(0, 40)}'`).join(', ')}`)
+    if (bad.length)
+      throw new ClaimOptionsInvalid(
+        `allowed ids that are not device ids: ${bad
+          .slice(0, 5)
+          .map((id) => `'${String(id as unknown).slice(0, 40)}'`)
+          .join(', ')}`,
+      )
     if (req.allowedIds.length === 0) throw new ClaimOptionsInvalid('the list of allowed ids is empty')
   }
-  if (req.expiresAt !== undefined && req.expiresInMs !== undefined) throw new ClaimOptionsInvalid('give an absolute or a relative expiry, not both')
+  if (req.expiresAt !== undefined && req.expiresInMs !== undefined)
+    throw new ClaimOptionsInvalid('give an absolute or a relative expiry, not both')
   const expiresAt = req.expiresAt ?? new Date(now.getTime() + (req.expiresInMs ?? DEFAULT_CLAIM_EXPIRY_MS))
-  if (Number.isNaN(expiresAt.getTime()) || expiresAt.getTime() <= now.getTime()) throw new ClaimOptionsInvalid(`expiry ${String(req.expiresAt ?? req.expiresInMs)} is not in the future`)
+  if (Number.isNaN(expiresAt.getTime()) || expiresAt.getTime() <= now.getTime())
+    throw new ClaimOptionsInvalid(`expiry ${String(req.expiresAt ?? req.expiresInMs)} is not in the future`)
   return { expiresAt, tokens }
 }
 
@@ -157,7 +174,13 @@ export function createClaimService(deps: ClaimServiceDeps, options: { defaultTie
         createdAt: now,
         createdBy: actor,
       }
-      const created: CreatedClaim = { claim, certificatePem: cert.pem, privateKeyPem: await privateKeyToPem(keys.privateKey), chainPem: authority.chainPem(), tokens }
+      const created: CreatedClaim = {
+        claim,
+        certificatePem: cert.pem,
+        privateKeyPem: await privateKeyToPem(keys.privateKey),
+        chainPem: authority.chainPem(),
+        tokens,
+      }
       return {
         created,
         commit: () => {
@@ -168,7 +191,16 @@ export function createClaimService(deps: ClaimServiceDeps, options: { defaultTie
               actor,
               action: 'claim.created',
               subject: claimActor(id),
-              details: { group: claim.group, tier: claim.tier, maxUses: claim.maxUses, expiresAt: expiresAt.toISOString(), idPattern: claim.idPattern, allowedIds: claim.allowedIds?.length ?? null, tokens: tokenCount, serial: cert.serial },
+              details: {
+                group: claim.group,
+                tier: claim.tier,
+                maxUses: claim.maxUses,
+                expiresAt: expiresAt.toISOString(),
+                idPattern: claim.idPattern,
+                allowedIds: claim.allowedIds?.length ?? null,
+                tokens: tokenCount,
+                serial: cert.serial,
+              },
             })
           })
           log.info({ actor, claimId: id, serial: cert.serial, group: claim.group }, 'claim created')
@@ -194,7 +226,13 @@ export function createClaimService(deps: ClaimServiceDeps, options: { defaultTie
         if (current.status === 'revoked') throw new ClaimRevoked(id)
         const at = clock.now()
         claims.revoke(id, at)
-        store.appendAudit({ at, actor, action: 'claim.revoked', subject: claimActor(id), details: { serial: current.serial, uses: current.uses } })
+        store.appendAudit({
+          at,
+          actor,
+          action: 'claim.revoked',
+          subject: claimActor(id),
+          details: { serial: current.serial, uses: current.uses },
+        })
         store.appendEvent('claim.revoked', { claimId: id }, at)
         return { ...current, status: 'revoked' as const, revokedAt: at }
       })

@@ -8,10 +8,19 @@ import { table } from './device-list.ts'
 const iso = (d: Date | null): string | null => d?.toISOString() ?? null
 
 export function apiKeyJson(k: ApiKey) {
-  return { id: k.id, name: k.name, scopes: k.scopes, createdAt: k.createdAt.toISOString(), expiresAt: iso(k.expiresAt), lastUsedAt: iso(k.lastUsedAt), revokedAt: iso(k.revokedAt) }
+  return {
+    id: k.id,
+    name: k.name,
+    scopes: k.scopes,
+    createdAt: k.createdAt.toISOString(),
+    expiresAt: iso(k.expiresAt),
+    lastUsedAt: iso(k.lastUsedAt),
+    revokedAt: iso(k.revokedAt),
+  }
 }
 
-const STORE_WARNING = 'Store this API key now (e.g. in your secret manager): it is shown only once, and Gatehouse keeps only a hash of it.\n'
+const STORE_WARNING =
+  'Store this API key now (e.g. in your secret manager): it is shown only once, and Gatehouse keeps only a hash of it.\n'
 
 /** gatehouse apikey create | list | revoke: API keys for apps that call the HTTP API. */
 export function registerApiKey(program: Command, deps: CliDeps): void {
@@ -24,7 +33,10 @@ export function registerApiKey(program: Command, deps: CliDeps): void {
     .requiredOption('--scopes <list>', `comma-separated scopes: ${API_SCOPES.join(', ')}`)
     .option('--expires <when>', 'a duration (12h, 30d, 8w) or an ISO date (2027-01-31); default never')
   addJsonOption(addCommonOptions(create)).action(async (options: CommonOptions & { name: string; scopes: string; expires?: string }) => {
-    const scopes = options.scopes.split(',').map((s) => s.trim()).filter(Boolean)
+    const scopes = options.scopes
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
     const expiry = options.expires === undefined ? {} : parseExpiry(options.expires)
     await withAuthority(deps, options, async (_authority, opened) => {
       const { token, key } = opened.apiKeys.create({ name: options.name, scopes, ...expiry }, deps.actor)
@@ -44,7 +56,14 @@ export function registerApiKey(program: Command, deps: CliDeps): void {
       const keys = opened.apiKeys.list()
       if (options.json) return printJson(deps.io, keys.map(apiKeyJson))
       if (keys.length === 0) return deps.io.out('no API keys\n')
-      const row = (k: ApiKey) => [k.name, k.scopes.join(','), iso(k.createdAt) ?? '-', iso(k.expiresAt) ?? 'never', iso(k.lastUsedAt) ?? 'never', iso(k.revokedAt) ?? '-']
+      const row = (k: ApiKey) => [
+        k.name,
+        k.scopes.join(','),
+        iso(k.createdAt) ?? '-',
+        iso(k.expiresAt) ?? 'never',
+        iso(k.lastUsedAt) ?? 'never',
+        iso(k.revokedAt) ?? '-',
+      ]
       deps.io.out(table([['NAME', 'SCOPES', 'CREATED', 'EXPIRES', 'LAST USED', 'REVOKED'], ...keys.map(row)]))
     })
   })

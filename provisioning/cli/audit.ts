@@ -22,9 +22,18 @@ export function registerAudit(program: Command, deps: CliDeps): void {
         ...(options.action !== undefined && { action: options.action }),
         limit: options.limit,
       })
-      if (options.json) return printJson(deps.io, entries.map((e) => ({ ...e, at: e.at.toISOString() })))
+      if (options.json)
+        return printJson(
+          deps.io,
+          entries.map((e) => ({ ...e, at: e.at.toISOString() })),
+        )
       if (entries.length === 0) return deps.io.out('no audit entries\n')
-      deps.io.out(table([['TIME', 'ACTOR', 'ACTION', 'SUBJECT', 'DETAILS'], ...entries.map((e) => [e.at.toISOString(), e.actor, e.action, e.subject, JSON.stringify(e.details)])]))
+      deps.io.out(
+        table([
+          ['TIME', 'ACTOR', 'ACTION', 'SUBJECT', 'DETAILS'],
+          ...entries.map((e) => [e.at.toISOString(), e.actor, e.action, e.subject, JSON.stringify(e.details)]),
+        ]),
+      )
     })
   })
 }

@@ -17,7 +17,12 @@ export function registerCa(program: Command, deps: CliDeps): void {
       'make a new issuing CA (signed by the root: needs GATEHOUSE_CA_PASSPHRASE when the keys are encrypted) and reissue the broker certificate from it; ' +
         'certificates of the previous one keep working until they expire or are renewed',
     )
-    .addOption(new Option('--key-algorithm <alg>', 'key type of the new issuing CA and server key (default: that of the current issuing CA)').choices([...KEY_ALGORITHMS]))
+    .addOption(
+      new Option(
+        '--key-algorithm <alg>',
+        'key type of the new issuing CA and server key (default: that of the current issuing CA)',
+      ).choices([...KEY_ALGORITHMS]),
+    )
   addJsonOption(addCommonOptions(rotate)).action(async (options: RotateOptions) => {
     if (!options.json) deps.io.err('rotating the issuing CA: new key, certificate signed by the root, new broker certificate ...\n')
     const r = await deps.ca.rotate(options)

@@ -4,7 +4,16 @@ import type { Command } from 'commander'
 import type { ClaimView, CreatedClaim, NewClaim } from '../claims/claim-service.ts'
 import { fsyncDir, writeFileAtomic } from '../data-dir/atomic-file.ts'
 import { ClaimOptionsInvalid, OutputExists } from '../errors.ts'
-import { addCommonOptions, addJsonOption, positiveInt, printJson, readInputFile, withAuthority, type CliDeps, type CommonOptions } from './cli-deps.ts'
+import {
+  addCommonOptions,
+  addJsonOption,
+  positiveInt,
+  printJson,
+  readInputFile,
+  withAuthority,
+  type CliDeps,
+  type CommonOptions,
+} from './cli-deps.ts'
 import { table } from './device-list.ts'
 
 interface CreateOptions extends CommonOptions {
@@ -28,7 +37,9 @@ export function parseClaimExpiry(text: string): { expiresInMs: number } | { expi
     const at = new Date(text.trim())
     if (!Number.isNaN(at.getTime())) return { expiresAt: at }
   }
-  throw new ClaimOptionsInvalid(`--expires '${text.slice(0, 40)}': use a duration such as 30m, 24h or 7d, or an ISO date such as 2027-01-31`)
+  throw new ClaimOptionsInvalid(
+    `--expires '${text.slice(0, 40)}': use a duration such as 30m, 24h or 7d, or an ISO date such as 2027-01-31`,
+  )
 }
 
 /** One device id per line; blank lines and `#` comments are skipped. */
@@ -66,7 +77,11 @@ export function claimJson(c: ClaimView) {
 /** <staging>/<claimId>/{cert.pem, key.pem 0600, ca.pem, claim.json, tokens.txt 0600}. */
 function writeClaimBundle(dir: string, created: CreatedClaim): void {
   mkdirSync(dir, { mode: 0o700 })
-  writeFileAtomic(join(dir, 'cert.pem'), created.certificatePem.endsWith('\n') ? created.certificatePem : `${created.certificatePem}\n`, 0o644)
+  writeFileAtomic(
+    join(dir, 'cert.pem'),
+    created.certificatePem.endsWith('\n') ? created.certificatePem : `${created.certificatePem}\n`,
+    0o644,
+  )
   writeFileAtomic(join(dir, 'key.pem'), created.privateKeyPem, 0o600)
   writeFileAtomic(join(dir, 'ca.pem'), created.chainPem, 0o644)
   writeFileAtomic(join(dir, 'claim.json'), `${JSON.stringify(claimJson(created.claim), null, 2)}\n`, 0o644)
@@ -75,7 +90,8 @@ function writeClaimBundle(dir: string, created: CreatedClaim): void {
 
 /** What bounds the claim, in words; says so when the default max uses was applied. */
 function boundOf(c: ClaimView, options: CreateOptions): string {
-  if (c.maxUses !== null && options.maxUses === undefined) return `max uses ${c.maxUses} (the default: give --max-uses, --tokens or --allow-ids to choose)`
+  if (c.maxUses !== null && options.maxUses === undefined)
+    return `max uses ${c.maxUses} (the default: give --max-uses, --tokens or --allow-ids to choose)`
   if (c.maxUses !== null) return `max uses ${c.maxUses}`
   return c.tokensRequired ? 'one device per token' : 'only the allowed ids'
 }
@@ -89,7 +105,11 @@ export function registerClaim(program: Command, deps: CliDeps): void {
     .description('create a claim: a certificate and key a production batch shares to provision itself')
     .requiredOption('--group <group>', 'the group every device it provisions joins')
     .option('--tier <tier>', 'their tier (default from config: standard)')
-    .option('--max-uses <n>', 'how many devices it may provision (default 10 unless --tokens or --allow-ids bound it)', positiveInt('--max-uses'))
+    .option(
+      '--max-uses <n>',
+      'how many devices it may provision (default 10 unless --tokens or --allow-ids bound it)',
+      positiveInt('--max-uses'),
+    )
     .option('--expires <when>', 'how long it provisions: 30m, 24h, 7d, or an ISO date', '7d')
     .option('--id-pattern <re>', 'requested device ids must fully match this regular expression')
     .option('--allow-ids <file>', 'requested device ids must be listed in this file (one per line)')

@@ -66,7 +66,11 @@ export function addJsonOption(cmd: Command): Command {
   return cmd.option('--json', 'print JSON instead of text')
 }
 
-export async function withAuthority<T>(deps: CliDeps, options: CommonOptions, fn: (authority: DeviceAuthority, opened: OpenedAuthority) => Promise<T>): Promise<T> {
+export async function withAuthority<T>(
+  deps: CliDeps,
+  options: CommonOptions,
+  fn: (authority: DeviceAuthority, opened: OpenedAuthority) => Promise<T>,
+): Promise<T> {
   const opened = await deps.openAuthority(options)
   try {
     return await fn(opened.authority, opened)

@@ -20,9 +20,10 @@ export function registerCrl(program: Command, deps: CliDeps): void {
     .command('crl')
     .description('print or write the current CRLs, one signed by each issuing CA (reissued if stale)')
     .option('--out <file>', 'write to this file instead of stdout')
-    .option('--der', 'DER instead of PEM (needs --out; a previous issuing CA\'s CRL goes to FILE.<serial>)')
+    .option('--der', "DER instead of PEM (needs --out; a previous issuing CA's CRL goes to FILE.<serial>)")
   addJsonOption(addCommonOptions(cmd)).action(async (options: Options) => {
-    if (options.der && !options.out) throw Object.assign(new Error('--der writes binary: give --out FILE too'), { code: 'commander.invalidArgument' })
+    if (options.der && !options.out)
+      throw Object.assign(new Error('--der writes binary: give --out FILE too'), { code: 'commander.invalidArgument' })
     await withAuthority(deps, options, async (authority) => {
       const [crl, ...previous] = await authority.currentCrls()
       if (!crl) throw new Error('no issuing CA')
@@ -45,14 +46,18 @@ export function registerCrl(program: Command, deps: CliDeps): void {
           writeFileAtomic(out, [crl, ...previous].map((c) => c.pem).join(''), 0o644)
           written.push({ crl, path: out }, ...previous.map((p) => ({ crl: p, path: out })))
         }
-        if (options.json) return printJson(deps.io, { ...meta(crl), path: out, previous: written.slice(1).map((w) => ({ ...meta(w.crl), path: w.path })) })
+        if (options.json)
+          return printJson(deps.io, { ...meta(crl), path: out, previous: written.slice(1).map((w) => ({ ...meta(w.crl), path: w.path })) })
         for (const w of written) {
           const by = w === written[0] ? '' : ` of previous issuing CA ${w.crl.issuerSerial}`
-          deps.io.out(`wrote CRL #${w.crl.crlNumber}${by} (${w.crl.entries} revoked, next update ${w.crl.nextUpdate.toISOString()}) to ${w.path}\n`)
+          deps.io.out(
+            `wrote CRL #${w.crl.crlNumber}${by} (${w.crl.entries} revoked, next update ${w.crl.nextUpdate.toISOString()}) to ${w.path}\n`,
+          )
         }
         return
       }
-      if (options.json) return printJson(deps.io, { ...meta(crl), pem: crl.pem, previous: previous.map((p) => ({ ...meta(p), pem: p.pem })) })
+      if (options.json)
+        return printJson(deps.io, { ...meta(crl), pem: crl.pem, previous: previous.map((p) => ({ ...meta(p), pem: p.pem })) })
       deps.io.out([crl, ...previous].map((c) => c.pem).join(''))
     })
   })

@@ -1,6 +1,15 @@
 import type { Command } from 'commander'
 import { writeBundlesThenCommit } from '../bundles/write-bundle.ts'
-import { addCommonOptions, addJsonOption, p12Password, positiveInt, printJson, withAuthority, type CliDeps, type CommonOptions } from './cli-deps.ts'
+import {
+  addCommonOptions,
+  addJsonOption,
+  p12Password,
+  positiveInt,
+  printJson,
+  withAuthority,
+  type CliDeps,
+  type CommonOptions,
+} from './cli-deps.ts'
 import { createProgress } from './progress.ts'
 
 interface Options extends CommonOptions {
@@ -55,7 +64,14 @@ export function registerDeviceCreateBatch(device: Command, deps: CliDeps): void 
       writing.stop()
       const seconds = (performance.now() - started) / 1000
       const ids = prepared.issued.map((i) => i.deviceId)
-      const summary = { count: ids.length, first: ids[0], last: ids[ids.length - 1], out: options.out, seconds: Number(seconds.toFixed(2)), ...(pw?.generated && { p12Password: pw.password }) }
+      const summary = {
+        count: ids.length,
+        first: ids[0],
+        last: ids[ids.length - 1],
+        out: options.out,
+        seconds: Number(seconds.toFixed(2)),
+        ...(pw?.generated && { p12Password: pw.password }),
+      }
       if (options.json) return printJson(deps.io, summary)
       deps.io.out(
         `created ${summary.count} devices ${summary.first} .. ${summary.last} in ${summary.seconds}s; bundles in ${summary.out}\n` +

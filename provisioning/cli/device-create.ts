@@ -1,7 +1,17 @@
 import type { Command } from 'commander'
 import { writeBundlesThenCommit } from '../bundles/write-bundle.ts'
 import type { IssuedDevice } from '../authority/device-authority.ts'
-import { addCommonOptions, addJsonOption, p12Password, positiveInt, printJson, readInputFile, withAuthority, type CliDeps, type CommonOptions } from './cli-deps.ts'
+import {
+  addCommonOptions,
+  addJsonOption,
+  p12Password,
+  positiveInt,
+  printJson,
+  readInputFile,
+  withAuthority,
+  type CliDeps,
+  type CommonOptions,
+} from './cli-deps.ts'
 
 interface Options extends CommonOptions {
   group?: string
@@ -37,7 +47,13 @@ export function registerDeviceCreate(device: Command, deps: CliDeps): void {
     const pw = options.p12 ? p12Password(deps) : undefined
     await withAuthority(deps, options, async (authority) => {
       const prepared = await authority.prepareDevice(
-        { id, group: options.group ?? null, ...(options.tier && { tier: options.tier }), ...(csr && { csr }), ...(options.validDays && { validDays: options.validDays }) },
+        {
+          id,
+          group: options.group ?? null,
+          ...(options.tier && { tier: options.tier }),
+          ...(csr && { csr }),
+          ...(options.validDays && { validDays: options.validDays }),
+        },
         deps.actor,
       )
       const [path] = await writeBundlesThenCommit(
@@ -46,7 +62,13 @@ export function registerDeviceCreate(device: Command, deps: CliDeps): void {
         { format: options.p12 ? 'p12' : 'pem', ...(pw && { p12Password: pw.password }) },
         prepared.commit,
       )
-      const summary = { ...describeIssued(prepared.issued), group: prepared.issued.device.group, tier: prepared.issued.device.tier, path, ...(pw?.generated && { p12Password: pw.password }) }
+      const summary = {
+        ...describeIssued(prepared.issued),
+        group: prepared.issued.device.group,
+        tier: prepared.issued.device.tier,
+        path,
+        ...(pw?.generated && { p12Password: pw.password }),
+      }
       if (options.json) return printJson(deps.io, summary)
       const files = options.p12 ? String(path) : `${path}/cert.pem${csr ? '' : `, ${path}/key.pem (0600)`}, ${path}/ca.pem`
       deps.io.out(

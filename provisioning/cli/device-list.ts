@@ -11,7 +11,7 @@ interface Options extends CommonOptions {
 
 export function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? []
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ')).join('\n') + '\n'
+  return `${rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ')).join('\n')}\n`
 }
 
 export function registerDeviceList(device: Command, deps: CliDeps): void {
@@ -30,7 +30,12 @@ export function registerDeviceList(device: Command, deps: CliDeps): void {
       })
       if (options.json) return printJson(deps.io, devices.map(deviceView))
       if (devices.length === 0) return deps.io.out('no devices\n')
-      deps.io.out(table([['ID', 'GROUP', 'TIER', 'STATUS', 'CREATED'], ...devices.map((d) => [d.id, d.group ?? '-', d.tier, d.status, d.createdAt.toISOString()])]))
+      deps.io.out(
+        table([
+          ['ID', 'GROUP', 'TIER', 'STATUS', 'CREATED'],
+          ...devices.map((d) => [d.id, d.group ?? '-', d.tier, d.status, d.createdAt.toISOString()]),
+        ]),
+      )
     })
   })
 }

@@ -1,6 +1,16 @@
 import type { Command } from 'commander'
 import { writeBundlesThenCommit } from '../bundles/write-bundle.ts'
-import { addCommonOptions, addJsonOption, p12Password, positiveInt, printJson, readInputFile, withAuthority, type CliDeps, type CommonOptions } from './cli-deps.ts'
+import {
+  addCommonOptions,
+  addJsonOption,
+  p12Password,
+  positiveInt,
+  printJson,
+  readInputFile,
+  withAuthority,
+  type CliDeps,
+  type CommonOptions,
+} from './cli-deps.ts'
 import { describeIssued } from './device-create.ts'
 
 interface Options extends CommonOptions {
@@ -22,8 +32,17 @@ export function registerDeviceRenew(device: Command, deps: CliDeps): void {
     const csr = options.csr === undefined ? undefined : readInputFile(options.csr)
     const pw = options.p12 ? p12Password(deps) : undefined
     await withAuthority(deps, options, async (authority) => {
-      const { issued, commit } = await authority.prepareRenewal(id, { ...(csr && { csr }), ...(options.validDays && { validDays: options.validDays }) }, deps.actor)
-      const [path] = await writeBundlesThenCommit(options.out, [issued], { format: options.p12 ? 'p12' : 'pem', ...(pw && { p12Password: pw.password }) }, commit)
+      const { issued, commit } = await authority.prepareRenewal(
+        id,
+        { ...(csr && { csr }), ...(options.validDays && { validDays: options.validDays }) },
+        deps.actor,
+      )
+      const [path] = await writeBundlesThenCommit(
+        options.out,
+        [issued],
+        { format: options.p12 ? 'p12' : 'pem', ...(pw && { p12Password: pw.password }) },
+        commit,
+      )
       const summary = { ...describeIssued(issued), path, ...(pw?.generated && { p12Password: pw.password }) }
       if (options.json) return printJson(deps.io, summary)
       deps.io.out(

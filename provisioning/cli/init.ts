@@ -11,7 +11,10 @@ export function registerInit(program: Command, deps: CliDeps): void {
   const cmd = program
     .command('init')
     .description('create the data directory, the CA and the broker certificate; safe to run again (never replaces a CA)')
-    .option('--hostname <name>', 'extra DNS name or IP for the broker certificate (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
+    .option('--hostname <name>', 'extra DNS name or IP for the broker certificate (repeatable)', (v: string, acc: string[] = []) => [
+      ...acc,
+      v,
+    ])
     .addOption(new Option('--key-algorithm <alg>', 'key type for a new CA and server key').choices([...KEY_ALGORITHMS]))
   addJsonOption(addCommonOptions(cmd)).action(async (options: Options) => {
     const summary = await deps.init(options)

@@ -12,7 +12,11 @@ export interface Progress {
  */
 export function createProgress(io: CliIo, label: string): Progress {
   if (io.isTty) {
-    const bar = new SingleBar({ format: `${label} [{bar}] {value}/{total} {percentage}% eta {eta_formatted}`, stream: process.stderr, hideCursor: true })
+    const bar = new SingleBar({
+      format: `${label} [{bar}] {value}/{total} {percentage}% eta {eta_formatted}`,
+      stream: process.stderr,
+      hideCursor: true,
+    })
     let started = false
     return {
       update(done, total) {

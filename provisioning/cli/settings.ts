@@ -1,8 +1,17 @@
-import { Command } from 'commander'
+import type { Command } from 'commander'
 import { SettingsInvalid } from '../errors.ts'
 import { keyProblem } from '../settings/json-document.ts'
 import type { SettingsTarget } from '../settings/settings-service.ts'
-import { addCommonOptions, addJsonOption, positiveInt, printJson, readInputFile, withAuthority, type CliDeps, type CommonOptions } from './cli-deps.ts'
+import {
+  addCommonOptions,
+  addJsonOption,
+  positiveInt,
+  printJson,
+  readInputFile,
+  withAuthority,
+  type CliDeps,
+  type CommonOptions,
+} from './cli-deps.ts'
 
 interface TargetOptions extends CommonOptions {
   device?: string
@@ -14,7 +23,8 @@ interface TargetOptions extends CommonOptions {
 
 function targetOf(o: TargetOptions): SettingsTarget {
   const given = [o.device !== undefined, o.group !== undefined, Boolean(o.defaults)].filter(Boolean).length
-  if (given !== 1) throw Object.assign(new Error('name exactly one of --device ID, --group G or --defaults'), { code: 'commander.invalidArgument' })
+  if (given !== 1)
+    throw Object.assign(new Error('name exactly one of --device ID, --group G or --defaults'), { code: 'commander.invalidArgument' })
   if (o.device !== undefined) return { kind: 'device', deviceId: o.device }
   if (o.group !== undefined) return { kind: 'group', group: o.group }
   return { kind: 'fleet' }
@@ -44,7 +54,9 @@ export function assignmentsToPatch(pairs: string[], unset = false): Record<strin
     let node = patch
     for (const key of path.slice(0, -1)) {
       const next = node[key]
-      node = (node[key] = typeof next === 'object' && next !== null ? next : {}) as Record<string, unknown>
+      const child = (typeof next === 'object' && next !== null ? next : {}) as Record<string, unknown>
+      node[key] = child
+      node = child
     }
     node[path[path.length - 1] as string] = value
   }
@@ -63,16 +75,19 @@ export function registerSettings(program: Command, deps: CliDeps): void {
     .command('settings')
     .description('device settings: fleet defaults < group < device overrides, pushed to devices/{id}/settings')
 
-  withTarget(settings.command('get').description('show effective settings of a device (desired, reported, delta), or a group / the defaults')).action(
-    async (o: TargetOptions) => {
-      const target = targetOf(o)
-      await withAuthority(deps, o, async (_a, { settings: svc }) => {
-        const view = target.kind === 'device' ? { ...svc.getDevice(target.deviceId), overrides: svc.getDeviceLayer(target.deviceId).document } : svc.getLayer(target)
-        if (o.json) return printJson(deps.io, view)
-        deps.io.out(`${JSON.stringify(view, null, 2)}\n`)
-      })
-    },
-  )
+  withTarget(
+    settings.command('get').description('show effective settings of a device (desired, reported, delta), or a group / the defaults'),
+  ).action(async (o: TargetOptions) => {
+    const target = targetOf(o)
+    await withAuthority(deps, o, async (_a, { settings: svc }) => {
+      const view =
+        target.kind === 'device'
+          ? { ...svc.getDevice(target.deviceId), overrides: svc.getDeviceLayer(target.deviceId).document }
+          : svc.getLayer(target)
+      if (o.json) return printJson(deps.io, view)
+      deps.io.out(`${JSON.stringify(view, null, 2)}\n`)
+    })
+  })
 
   for (const verb of ['set', 'unset'] as const) {
     withTarget(
@@ -84,7 +99,11 @@ export function registerSettings(program: Command, deps: CliDeps): void {
             : 'remove settings keys from the named layer',
         ),
     )
-      .option('--if-match <version>', 'only if the current version (device) or revision (group, defaults) is this', positiveInt('--if-match'))
+      .option(
+        '--if-match <version>',
+        'only if the current version (device) or revision (group, defaults) is this',
+        positiveInt('--if-match'),
+      )
       .option('--from-file <file>', verb === 'set' ? 'a JSON merge patch (RFC 7396) to apply' : 'not used', undefined)
       .action(async (pairs: string[], o: TargetOptions) => {
         const target = targetOf(o)
@@ -97,7 +116,10 @@ export function registerSettings(program: Command, deps: CliDeps): void {
             throw new SettingsInvalid('--from-file', `not JSON: ${(err as Error).message}`)
           }
         } else {
-          if (pairs.length === 0) throw Object.assign(new Error(`give at least one ${verb === 'set' ? 'KEY=VALUE' : 'KEY'}`), { code: 'commander.invalidArgument' })
+          if (pairs.length === 0)
+            throw Object.assign(new Error(`give at least one ${verb === 'set' ? 'KEY=VALUE' : 'KEY'}`), {
+              code: 'commander.invalidArgument',
+            })
           patch = assignmentsToPatch(pairs, verb === 'unset')
         }
         await withAuthority(deps, o, async (_a, { settings: svc }) => {
@@ -114,23 +136,29 @@ export function registerSettings(program: Command, deps: CliDeps): void {
       })
   }
 
-  const schema = settings.command('schema').description("a group's JSON Schema: settings that break it are refused before any device sees them")
-  addCommonOptions(schema.command('set <file>').requiredOption('--group <group>', 'the group')).action(async (file: string, o: TargetOptions & { group: string }) => {
-    const text = Buffer.from(readInputFile(file)).toString('utf8')
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(text)
-    } catch (err) {
-      throw new SettingsInvalid(file, `not JSON: ${(err as Error).message}`)
-    }
-    await withAuthority(deps, o, async (_a, { settings: svc }) => {
-      svc.setSchema(o.group, parsed, deps.actor)
-      deps.io.out(`schema set for group ${o.group}\n`)
-    })
-  })
-  addCommonOptions(schema.command('get').requiredOption('--group <group>', 'the group')).action(async (o: TargetOptions & { group: string }) => {
-    await withAuthority(deps, o, async (_a, { settings: svc }) => printJson(deps.io, svc.getSchema(o.group)))
-  })
+  const schema = settings
+    .command('schema')
+    .description("a group's JSON Schema: settings that break it are refused before any device sees them")
+  addCommonOptions(schema.command('set <file>').requiredOption('--group <group>', 'the group')).action(
+    async (file: string, o: TargetOptions & { group: string }) => {
+      const text = Buffer.from(readInputFile(file)).toString('utf8')
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(text)
+      } catch (err) {
+        throw new SettingsInvalid(file, `not JSON: ${(err as Error).message}`)
+      }
+      await withAuthority(deps, o, async (_a, { settings: svc }) => {
+        svc.setSchema(o.group, parsed, deps.actor)
+        deps.io.out(`schema set for group ${o.group}\n`)
+      })
+    },
+  )
+  addCommonOptions(schema.command('get').requiredOption('--group <group>', 'the group')).action(
+    async (o: TargetOptions & { group: string }) => {
+      await withAuthority(deps, o, async (_a, { settings: svc }) => printJson(deps.io, svc.getSchema(o.group)))
+    },
+  )
 }
 
 async function readStdin(): Promise<string> {

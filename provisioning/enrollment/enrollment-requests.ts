@@ -37,9 +37,13 @@ export function requestIdOf(payload: Uint8Array): string | undefined {
 }
 
 function shape(obj: Record<string, unknown> | null, payload: Uint8Array, fail: (why: string) => Error): Record<string, unknown> {
-  if (obj === null) throw fail(payload.byteLength > MAX_ENROLLMENT_PAYLOAD_BYTES ? `larger than ${MAX_ENROLLMENT_PAYLOAD_BYTES} bytes` : 'not a JSON object')
+  if (obj === null)
+    throw fail(
+      payload.byteLength > MAX_ENROLLMENT_PAYLOAD_BYTES ? `larger than ${MAX_ENROLLMENT_PAYLOAD_BYTES} bytes` : 'not a JSON object',
+    )
   const { requestId } = obj
-  if (requestId !== undefined && (typeof requestId !== 'string' || requestId.length > MAX_REQUEST_ID_LENGTH)) throw fail('requestId must be a string of at most 64 characters')
+  if (requestId !== undefined && (typeof requestId !== 'string' || requestId.length > MAX_REQUEST_ID_LENGTH))
+    throw fail('requestId must be a string of at most 64 characters')
   if (typeof obj.csr !== 'string' || obj.csr.length === 0) throw fail('csr must be a PEM string')
   return obj
 }
@@ -48,7 +52,8 @@ export function parseClaimRequest(payload: Uint8Array): ClaimRequest {
   const fail = (why: string) => new ClaimRequestInvalid(why)
   const obj = shape(jsonObject(payload), payload, fail)
   if (typeof obj.deviceId !== 'string' || obj.deviceId.length === 0) throw fail('deviceId must be a string')
-  if (obj.token !== undefined && (typeof obj.token !== 'string' || obj.token.length > MAX_TOKEN_LENGTH)) throw fail('token must be a string')
+  if (obj.token !== undefined && (typeof obj.token !== 'string' || obj.token.length > MAX_TOKEN_LENGTH))
+    throw fail('token must be a string')
   return {
     deviceId: obj.deviceId,
     csr: obj.csr as string,

@@ -2,20 +2,54 @@ import type { Logger } from 'pino'
 import { capText, createEventThrottle, type Clock } from '../../certs/index.ts'
 import { createRateLimiter, type RateLimit } from '../api/rate-limiter.ts'
 import type { DeviceAuthority, IssuedCertificate } from '../authority/device-authority.ts'
-import { claimChecksBeforeRepeat, claimChecksForNewDevice, hashClaimToken, runClaimChecks, type ClaimCheckInput } from '../claims/claim-checks.ts'
+import {
+  claimChecksBeforeRepeat,
+  claimChecksForNewDevice,
+  hashClaimToken,
+  runClaimChecks,
+  type ClaimCheckInput,
+} from '../claims/claim-checks.ts'
 import { claimActor } from '../claims/claim-service.ts'
-import { ClaimNotFound, ClaimRateLimited, CsrKeyInUse, DeviceExists, DeviceNotFound, DeviceRevoked, DeviceStateConflict, RenewalKeyReused, RenewalNotCurrent, RenewalTooEarly } from '../errors.ts'
+import {
+  ClaimNotFound,
+  ClaimRateLimited,
+  CsrKeyInUse,
+  DeviceExists,
+  DeviceNotFound,
+  DeviceRevoked,
+  DeviceStateConflict,
+  RenewalKeyReused,
+  RenewalNotCurrent,
+  RenewalTooEarly,
+} from '../errors.ts'
 import type { ClaimRecord, ClaimStore } from '../store/claim-store.ts'
 import type { CertificateRecord, RegistryStore } from '../store/registry-store.ts'
-import { certificateKeyOf, csrKeyOf, parseClaimRequest, parseRenewalRequest, requestIdOf, type ClaimRequest } from './enrollment-requests.ts'
+import {
+  certificateKeyOf,
+  csrKeyOf,
+  parseClaimRequest,
+  parseRenewalRequest,
+  requestIdOf,
+  type ClaimRequest,
+} from './enrollment-requests.ts'
 
 // Structurally the broker's EnrollmentService (broker/enrollment.ts); provisioning never imports broker/.
 export interface EnrollmentAnswer {
   ok: boolean
   [field: string]: unknown
 }
-export interface ClaimRequestContext { claimId: string; claimSerial: string; nonce: string; clientId: string; remoteAddress: string | null }
-export interface RenewalRequestContext { deviceId: string; serial: string; remoteAddress: string | null }
+export interface ClaimRequestContext {
+  claimId: string
+  claimSerial: string
+  nonce: string
+  clientId: string
+  remoteAddress: string | null
+}
+export interface RenewalRequestContext {
+  deviceId: string
+  serial: string
+  remoteAddress: string | null
+}
 
 export interface EnrollmentServiceDeps {
   authority: Pick<DeviceAuthority, 'prepareDevice' | 'prepareRenewal' | 'chainPem'>
@@ -71,14 +105,25 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
       ...extra,
     }
   }
-  const fromIssued = (i: IssuedCertificate): Certificate => ({ deviceId: i.deviceId, serial: i.serial, notBefore: i.notBefore, notAfter: i.notAfter, pem: i.certificatePem })
+  const fromIssued = (i: IssuedCertificate): Certificate => ({
+    deviceId: i.deviceId,
+    serial: i.serial,
+    notBefore: i.notBefore,
+    notAfter: i.notAfter,
+    pem: i.certificatePem,
+  })
 
   /**
    * A refusal's audit record and info log line, at most once per interval per key (subject, code and
    * address: the same throttle as the broker's refusals), the next one with the count suppressed.
    * The requester's strings are capped (capText).
    */
-  function refusal(key: string, record: { actor: string; action: string; subject: string; details: Record<string, unknown> }, logFields: Record<string, unknown>, msg: string): void {
+  function refusal(
+    key: string,
+    record: { actor: string; action: string; subject: string; details: Record<string, unknown> },
+    logFields: Record<string, unknown>,
+    msg: string,
+  ): void {
     const hit = throttle.hit(capText(key, 512))
     if (!hit.emit) return
     try {
@@ -89,7 +134,11 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
     log.info({ ...logFields, suppressed: hit.suppressed }, msg)
   }
 
-  async function answer(payload: Uint8Array, run: () => Promise<Record<string, unknown>>, refused: (err: Error & { code: string }) => void): Promise<EnrollmentAnswer> {
+  async function answer(
+    payload: Uint8Array,
+    run: () => Promise<Record<string, unknown>>,
+    refused: (err: Error & { code: string }) => void,
+  ): Promise<EnrollmentAnswer> {
     const requestId = requestIdOf(payload)
     const echo = requestId === undefined ? {} : { requestId }
     try {
@@ -139,7 +188,10 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
     const repeat = repeatOf(claim, req, key)
     if (repeat) return issuedAnswer(repeat)
     runClaimChecks(claimChecksForNewDevice, checkInput(claim, req, key))
-    const prepared = await authority.prepareDevice({ id: req.deviceId, group: claim.group, tier: claim.tier, csr: req.csr }, claimActor(claim.id))
+    const prepared = await authority.prepareDevice(
+      { id: req.deviceId, group: claim.group, tier: claim.tier, csr: req.csr },
+      claimActor(claim.id),
+    )
     const issued = prepared.issued
     try {
       store.transaction(() => {
@@ -150,7 +202,13 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
         const at = clock.now()
         claims.addUse(now.id)
         if (now.tokensRequired && req.token !== undefined) claims.useToken(now.id, hashClaimToken(req.token), req.deviceId, at)
-        claims.recordDevice({ deviceId: req.deviceId, claimId: now.id, serial: issued.serial, keySha256: certificateKeyOf(issued.certificatePem), createdAt: at })
+        claims.recordDevice({
+          deviceId: req.deviceId,
+          claimId: now.id,
+          serial: issued.serial,
+          keySha256: certificateKeyOf(issued.certificatePem),
+          createdAt: at,
+        })
       })
     } catch (err) {
       // the same request twice at once: the one that lost the race gets the winner's certificate
@@ -159,7 +217,10 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
       if (again) return issuedAnswer(again)
       throw err
     }
-    log.info({ deviceId: req.deviceId, serial: issued.serial, claimId: claim.id, clientId: context.clientId }, 'device provisioned by claim')
+    log.info(
+      { deviceId: req.deviceId, serial: issued.serial, claimId: claim.id, clientId: context.clientId },
+      'device provisioned by claim',
+    )
     return issuedAnswer(fromIssued(issued))
   }
 
@@ -167,7 +228,10 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
 
   /** The device's newest active certificate when it has this key and is not the session's (a repeat). */
   function renewedWith(deviceId: string, sessionSerial: string, key: string): CertificateRecord | undefined {
-    const newest = store.listCertificates(deviceId).filter((c) => c.status === 'active').at(-1)
+    const newest = store
+      .listCertificates(deviceId)
+      .filter((c) => c.status === 'active')
+      .at(-1)
     return newest && newest.serial !== sessionSerial && certificateKeyOf(newest.pem) === key ? newest : undefined
   }
 
@@ -188,7 +252,8 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
     const session = store.getCertificate(context.serial)
     if (!session || session.deviceId !== id || session.status !== 'active') throw new RenewalNotCurrent(context.serial, id)
     const opens = renewAfterOf(session)
-    if (clock.now().getTime() < opens.getTime()) throw Object.assign(new RenewalTooEarly(session.serial, opens.toISOString()), { renewAfter: opens.toISOString() })
+    if (clock.now().getTime() < opens.getTime())
+      throw Object.assign(new RenewalTooEarly(session.serial, opens.toISOString()), { renewAfter: opens.toISOString() })
     if (certificateKeyOf(session.pem) === key) throw new RenewalKeyReused(session.serial)
     const holder = claims.deviceIdWithKey(key)
     if (holder !== undefined && holder !== id) throw new CsrKeyInUse()
@@ -222,8 +287,19 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
           const subject = claimActor(context.claimId)
           refusal(
             `claim.refused:${subject}:${err.code}:${context.remoteAddress}`,
-            { actor: subject, action: 'claim.refused', subject, details: { code: err.code, deviceId: requested, clientId: context.clientId, remoteAddress: context.remoteAddress } },
-            { claimId: context.claimId, clientId: context.clientId, deviceId: requested, remoteAddress: context.remoteAddress, code: err.code },
+            {
+              actor: subject,
+              action: 'claim.refused',
+              subject,
+              details: { code: err.code, deviceId: requested, clientId: context.clientId, remoteAddress: context.remoteAddress },
+            },
+            {
+              claimId: context.claimId,
+              clientId: context.clientId,
+              deviceId: requested,
+              remoteAddress: context.remoteAddress,
+              code: err.code,
+            },
             'claim refused',
           )
         },
@@ -237,7 +313,12 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
         (err) => {
           refusal(
             `renewal.refused:${context.deviceId}:${err.code}:${context.remoteAddress}`,
-            { actor: `device:${context.deviceId}`, action: 'renewal.refused', subject: context.deviceId, details: { code: err.code, serial: context.serial, remoteAddress: context.remoteAddress } },
+            {
+              actor: `device:${context.deviceId}`,
+              action: 'renewal.refused',
+              subject: context.deviceId,
+              details: { code: err.code, serial: context.serial, remoteAddress: context.remoteAddress },
+            },
             { deviceId: context.deviceId, serial: context.serial, remoteAddress: context.remoteAddress, code: err.code },
             'renewal refused',
           )

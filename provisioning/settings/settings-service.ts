@@ -1,7 +1,15 @@
 import type { ErrorObject, ValidateFunction } from 'ajv'
 import type { Logger } from 'pino'
 import { assertDeviceId, type Clock } from '../../certs/index.ts'
-import { DeviceNotFound, DeviceRevoked, SettingsInvalid, SettingsSchemaViolation, SettingsScopeInvalid, SettingsTooLarge, SettingsVersionMismatch } from '../errors.ts'
+import {
+  DeviceNotFound,
+  DeviceRevoked,
+  SettingsInvalid,
+  SettingsSchemaViolation,
+  SettingsScopeInvalid,
+  SettingsTooLarge,
+  SettingsVersionMismatch,
+} from '../errors.ts'
 import type { RegistryStore } from '../store/registry-store.ts'
 import type { DeviceSettingsRecord, LayerScope, SettingsStore } from '../store/settings-store.ts'
 import { applyMergePatch, cut, delta, depthOf, digest, findBadKey, isObject, mergeLayers, type JsonObject } from './json-document.ts'
@@ -51,7 +59,8 @@ export const GROUP_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
 export function scopeOf(target: SettingsTarget): LayerScope {
   if (target.kind === 'fleet') return 'fleet'
   if (target.kind === 'group') {
-    if (!GROUP_PATTERN.test(target.group)) throw new SettingsScopeInvalid(`group '${target.group.slice(0, 80)}' (use 1-64 of A-Z a-z 0-9 . _ -)`)
+    if (!GROUP_PATTERN.test(target.group))
+      throw new SettingsScopeInvalid(`group '${target.group.slice(0, 80)}' (use 1-64 of A-Z a-z 0-9 . _ -)`)
     return `group:${target.group}`
   }
   return `device:${assertDeviceId(target.deviceId)}`
@@ -82,9 +91,13 @@ export function createSettingsService(
     }
     const suppressed = undecryptable.suppressed
     Object.assign(undecryptable, { lastAt: now, suppressed: 0 })
-    log.warn({ ...where, code: (err as { code?: string }).code, suppressed }, 'a stored secret setting does not decrypt: it is shown as [secret]; restore data/settings.key if secrets were sealed with another key')
+    log.warn(
+      { ...where, code: (err as { code?: string }).code, suppressed },
+      'a stored secret setting does not decrypt: it is shown as [secret]; restore data/settings.key if secrets were sealed with another key',
+    )
   }
-  const openForView = (doc: JsonObject, where: Record<string, unknown>): JsonObject => openSecretsForView(doc, cipher, (err) => warnUndecryptable(where, err))
+  const openForView = (doc: JsonObject, where: Record<string, unknown>): JsonObject =>
+    openSecretsForView(doc, cipher, (err) => warnUndecryptable(where, err))
 
   const layerDoc = (scope: LayerScope): JsonObject => settings.getLayer(scope)?.document ?? {}
 
@@ -153,7 +166,9 @@ export function createSettingsService(
       deviceId: device.id,
       version: record.version,
       desired: redactSecrets(desired),
-      reported: record.reported ? { version: record.reportedVersion, settings: redactSecrets(reported ?? {}), at: record.reportedAt?.toISOString() ?? null } : null,
+      reported: record.reported
+        ? { version: record.reportedVersion, settings: redactSecrets(reported ?? {}), at: record.reportedAt?.toISOString() ?? null }
+        : null,
       delta: redactSecrets(d),
       inSync: record.reportedVersion === record.version && Object.keys(d).length === 0,
       updatedAt: record.updatedAt.toISOString(),
@@ -187,7 +202,11 @@ export function createSettingsService(
     return bumped
   }
 
-  function patch(target: SettingsTarget, body: unknown, opts: { actor: string; ifMatch?: number }): { revision: number; devicesChanged: number } {
+  function patch(
+    target: SettingsTarget,
+    body: unknown,
+    opts: { actor: string; ifMatch?: number },
+  ): { revision: number; devicesChanged: number } {
     const scope = scopeOf(target)
     checkShape(body)
     cipher.assertUsable()
@@ -203,18 +222,26 @@ export function createSettingsService(
       const clearBefore = openSecrets(current?.document ?? {}, cipher)
       const clearAfter = applyMergePatch(clearBefore, body) as JsonObject
       const size = Buffer.byteLength(JSON.stringify(clearAfter))
-      if (size > maxBytes || depthOf(clearAfter) > maxDepth) throw new SettingsTooLarge(`${size} bytes, depth ${depthOf(clearAfter)}`, maxBytes, maxDepth)
+      if (size > maxBytes || depthOf(clearAfter) > maxDepth)
+        throw new SettingsTooLarge(`${size} bytes, depth ${depthOf(clearAfter)}`, maxBytes, maxDepth)
       const sealed = sealSecrets(clearAfter, cipher)
       // schema checks against the documents devices would get
       if (device?.group) checkSchema(device.group, effective(device.id, device.group, { scope, doc: sealed }))
       if (target.kind === 'group') checkSchema(target.group, openSecrets(mergeLayers(layerDoc('fleet'), sealed), cipher))
-      if (target.kind === 'fleet') for (const g of settings.schemaGroups()) checkSchema(g, openSecrets(mergeLayers(sealed, layerDoc(`group:${g}`)), cipher))
+      if (target.kind === 'fleet')
+        for (const g of settings.schemaGroups()) checkSchema(g, openSecrets(mergeLayers(sealed, layerDoc(`group:${g}`)), cipher))
       const at = clock.now()
       const revision = (current?.revision ?? 0) + 1
       settings.putLayer({ scope, document: sealed, revision, updatedAt: at, updatedBy: opts.actor })
       const affected = device ? [device.id] : settings.deviceIdsWithSettings(target.kind === 'group' ? target.group : undefined)
       const devicesChanged = bumpDevices(affected, at)
-      store.appendAudit({ at, actor: opts.actor, action: 'settings.changed', subject: device ? device.id : scope, details: { scope, revision, ...describePatch(body), devicesChanged } })
+      store.appendAudit({
+        at,
+        actor: opts.actor,
+        action: 'settings.changed',
+        subject: device ? device.id : scope,
+        details: { scope, revision, ...describePatch(body), devicesChanged },
+      })
       log.info({ scope, revision, devicesChanged, actor: opts.actor }, 'settings changed')
       return { revision, devicesChanged }
     })
@@ -230,7 +257,11 @@ export function createSettingsService(
       patch({ kind: 'device', deviceId }, body, opts)
       return view(deviceId)
     },
-    patchLayer(target: Exclude<SettingsTarget, { kind: 'device' }>, body: unknown, opts: { actor: string; ifMatch?: number }): LayerView & { devicesChanged: number } {
+    patchLayer(
+      target: Exclude<SettingsTarget, { kind: 'device' }>,
+      body: unknown,
+      opts: { actor: string; ifMatch?: number },
+    ): LayerView & { devicesChanged: number } {
       const { devicesChanged } = patch(target, body, opts)
       return { ...layerView(scopeOf(target)), devicesChanged }
     },
@@ -252,7 +283,7 @@ export function createSettingsService(
     /** For the broker: the current document with secrets in clear. */
     deliverable(deviceId: string): DeliverableSettings | undefined {
       const device = store.getDevice(deviceId)
-      if (!device || device.status !== 'active') return undefined
+      if (device?.status !== 'active') return undefined
       const record = ensureRecord(device.id, device.group)
       return { version: record.version, settings: effective(device.id, device.group), updatedAt: record.updatedAt.toISOString() }
     },
@@ -268,7 +299,12 @@ export function createSettingsService(
       const record = ensureRecord(device.id, device.group)
       const reported = sealSecrets(payload.settings, cipher)
       if (Buffer.byteLength(JSON.stringify(reported)) > maxBytes * 2) throw new SettingsTooLarge('report', maxBytes * 2, maxDepth)
-      settings.putDeviceSettings({ ...record, reported, reportedVersion: (payload.version as number | undefined) ?? null, reportedAt: clock.now() })
+      settings.putDeviceSettings({
+        ...record,
+        reported,
+        reportedVersion: (payload.version as number | undefined) ?? null,
+        reportedAt: clock.now(),
+      })
     },
   }
 }

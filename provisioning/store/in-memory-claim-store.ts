@@ -12,7 +12,8 @@ export class InMemoryClaimStore implements ClaimStore {
   readonly #devices = new Map<string, ClaimedDevice>()
 
   insert(claim: ClaimRecord, tokenHashes: readonly string[]): void {
-    const clash = this.#claims.has(claim.id) || [...this.#claims.values()].some((c) => c.serial === claim.serial || c.fingerprint === claim.fingerprint)
+    const clash =
+      this.#claims.has(claim.id) || [...this.#claims.values()].some((c) => c.serial === claim.serial || c.fingerprint === claim.fingerprint)
     if (clash) throw Object.assign(new Error(`claim ${claim.id} exists`), { code: 'SQLITE_CONSTRAINT_PRIMARYKEY' })
     this.#claims.set(claim.id, clone(claim))
     for (const h of tokenHashes) this.#tokens.set(`${claim.id}/${h}`, { usedAt: null, deviceId: null })
@@ -53,7 +54,8 @@ export class InMemoryClaimStore implements ClaimStore {
   }
 
   recordDevice(device: ClaimedDevice): void {
-    if (this.#devices.has(device.deviceId)) throw Object.assign(new Error(`device ${device.deviceId} already claimed`), { code: 'SQLITE_CONSTRAINT_PRIMARYKEY' })
+    if (this.#devices.has(device.deviceId))
+      throw Object.assign(new Error(`device ${device.deviceId} already claimed`), { code: 'SQLITE_CONSTRAINT_PRIMARYKEY' })
     this.#devices.set(device.deviceId, clone(device))
   }
 

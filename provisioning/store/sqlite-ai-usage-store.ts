@@ -4,7 +4,12 @@ import type { AiUsageRecord, AiUsageStore, StoredInsight } from './ai-usage-stor
 
 type Row = Record<string, unknown>
 
-const toUsage = (r: Row): AiUsageRecord => ({ deviceId: String(r.device_id), day: String(r.day), requests: Number(r.requests), tokens: Number(r.tokens) })
+const toUsage = (r: Row): AiUsageRecord => ({
+  deviceId: String(r.device_id),
+  day: String(r.day),
+  requests: Number(r.requests),
+  tokens: Number(r.tokens),
+})
 
 /** Disk full, read-only file system, I/O error, lock timeout: the caller is told nothing was changed. */
 function write<T>(fn: () => T): T {
@@ -46,7 +51,8 @@ export class SqliteAiUsageStore implements AiUsageStore {
 
   /** Prepared on first use: a read-only registry of an older schema (no migration 3 yet) still opens. */
   get #s(): ReturnType<typeof prepare> {
-    return (this.#prepared ??= prepare(this.#db))
+    this.#prepared ??= prepare(this.#db)
+    return this.#prepared
   }
 
   getUsage(deviceId: string, day: string): AiUsageRecord | undefined {
@@ -68,10 +74,12 @@ export class SqliteAiUsageStore implements AiUsageStore {
 
   appendInsight(insight: StoredInsight, keepPerDevice: number): void {
     write(() =>
-      this.#db.transaction(() => {
-        this.#s.insertInsight.run(insight.id, insight.deviceId, insight.at, JSON.stringify(insight.data))
-        this.#s.pruneInsights.run(insight.deviceId, insight.deviceId, keepPerDevice)
-      }).immediate(),
+      this.#db
+        .transaction(() => {
+          this.#s.insertInsight.run(insight.id, insight.deviceId, insight.at, JSON.stringify(insight.data))
+          this.#s.pruneInsights.run(insight.deviceId, insight.deviceId, keepPerDevice)
+        })
+        .immediate(),
     )
   }
 

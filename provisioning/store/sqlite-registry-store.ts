@@ -115,9 +115,7 @@ export class SqliteRegistryStore implements RegistryStore {
     this.apiKeys = new SqliteApiKeyStore(db)
     this.claims = new SqliteClaimStore(db)
     this.#stmts = {
-      insertDevice: db.prepare(
-        'INSERT INTO devices (id, group_name, tier, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)',
-      ),
+      insertDevice: db.prepare('INSERT INTO devices (id, group_name, tier, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)'),
       getDevice: db.prepare('SELECT * FROM devices WHERE id = ?'),
       updateDeviceStatus: db.prepare('UPDATE devices SET status = ?, updated_at = ? WHERE id = ?'),
       insertCert: db.prepare(
@@ -148,10 +146,12 @@ export class SqliteRegistryStore implements RegistryStore {
     if (current > latest) throw new StoreSchemaTooNew(path, current, latest)
     for (const m of migrations.filter((m) => m.version > current)) {
       this.#write(() =>
-        this.#db.transaction(() => {
-          this.#db.exec(m.sql)
-          this.#db.pragma(`user_version = ${m.version}`)
-        }).immediate(),
+        this.#db
+          .transaction(() => {
+            this.#db.exec(m.sql)
+            this.#db.pragma(`user_version = ${m.version}`)
+          })
+          .immediate(),
       )
     }
   }
@@ -188,9 +188,7 @@ export class SqliteRegistryStore implements RegistryStore {
 
   insertDevice(d: DeviceRecord): void {
     try {
-      this.#write(() =>
-        this.#stmts.insertDevice.run(d.id, d.group, d.tier, d.status, iso(d.createdAt), iso(d.updatedAt)),
-      )
+      this.#write(() => this.#stmts.insertDevice.run(d.id, d.group, d.tier, d.status, iso(d.createdAt), iso(d.updatedAt)))
     } catch (err) {
       if (isConstraint(err)) throw new DeviceExists(d.id, d.id)
       throw err
@@ -279,9 +277,7 @@ export class SqliteRegistryStore implements RegistryStore {
   }
 
   appendAudit(e: NewAuditEntry): number {
-    const r = this.#write(() =>
-      this.#stmts.appendAudit.run(iso(e.at), e.actor, e.action, e.subject, JSON.stringify(e.details)),
-    )
+    const r = this.#write(() => this.#stmts.appendAudit.run(iso(e.at), e.actor, e.action, e.subject, JSON.stringify(e.details)))
     return Number(r.lastInsertRowid)
   }
 

@@ -46,7 +46,15 @@ export class SqliteSettingsStore implements SettingsStore {
 
   getLayer(scope: LayerScope): SettingsLayerRecord | undefined {
     const r = this.#s.getLayer.get(scope) as Row | undefined
-    return r && { scope, document: json(r.document), revision: Number(r.revision), updatedAt: new Date(String(r.updated_at)), updatedBy: String(r.updated_by) }
+    return (
+      r && {
+        scope,
+        document: json(r.document),
+        revision: Number(r.revision),
+        updatedAt: new Date(String(r.updated_at)),
+        updatedBy: String(r.updated_by),
+      }
+    )
   }
 
   putLayer(l: SettingsLayerRecord): void {

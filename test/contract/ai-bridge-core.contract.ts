@@ -38,7 +38,16 @@ export function aiBridgeCoreContract(name: string, make: () => Promise<AiCoreFix
       f.core.onDevicePublish((m) => second.push(m))
       f.telemetry('pump-7', Buffer.from('{"t":21.5}'), 'engine')
       await waitFor(() => first.length === 1 && second.length === 1, 2000, 'the telemetry')
-      expect(first).toEqual([{ deviceId: 'pump-7', topic: 'devices/pump-7/telemetry/engine', kind: 'telemetry', subtopic: ['engine'], payload: Buffer.from('{"t":21.5}'), qos: 0 }])
+      expect(first).toEqual([
+        {
+          deviceId: 'pump-7',
+          topic: 'devices/pump-7/telemetry/engine',
+          kind: 'telemetry',
+          subtopic: ['engine'],
+          payload: Buffer.from('{"t":21.5}'),
+          qos: 0,
+        },
+      ])
       off()
       f.telemetry('pump-7', Buffer.from('{"t":22}'))
       await waitFor(() => second.length === 2, 2000, 'the second telemetry') // the marker: the other listener has it
@@ -59,9 +68,17 @@ export function aiBridgeCoreContract(name: string, make: () => Promise<AiCoreFix
       const f = await make()
       await f.connect('pump-7')
       await f.core.publishToDevice('devices/pump-7/insights', Buffer.from('{"type":"insight"}'))
-      expect(await f.nextReceived('pump-7')).toEqual({ topic: 'devices/pump-7/insights', payload: Buffer.from('{"type":"insight"}'), qos: 1 })
+      expect(await f.nextReceived('pump-7')).toEqual({
+        topic: 'devices/pump-7/insights',
+        payload: Buffer.from('{"type":"insight"}'),
+        qos: 1,
+      })
       await f.core.publishToDevice('devices/pump-7/insights', '{"type":"throttled"}', { qos: 0 })
-      expect(await f.nextReceived('pump-7')).toEqual({ topic: 'devices/pump-7/insights', payload: Buffer.from('{"type":"throttled"}'), qos: 0 })
+      expect(await f.nextReceived('pump-7')).toEqual({
+        topic: 'devices/pump-7/insights',
+        payload: Buffer.from('{"type":"throttled"}'),
+        qos: 0,
+      })
     })
 
     it.each(['devices/pump-7/telemetry', 'devices/pump-7/settings/reported', 'devices/+/insights', 'elsewhere/pump-7/insights'])(

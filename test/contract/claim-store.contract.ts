@@ -42,7 +42,13 @@ export function claimStoreContract(name: string, make: (deviceIds: readonly stri
   describe(`${name} (ClaimStore contract)`, () => {
     it('stores a claim and reads it back with every field, by id and by fingerprint', () => {
       const store = make([])
-      const full = claim('batch-1', { maxUses: null, allowedIds: ['pump-1', 'pump-2'], idPattern: null, tokensRequired: true, certificatePem: null })
+      const full = claim('batch-1', {
+        maxUses: null,
+        allowedIds: ['pump-1', 'pump-2'],
+        idPattern: null,
+        tokensRequired: true,
+        certificatePem: null,
+      })
       store.insert(full, [])
       expect(store.get('batch-1')).toEqual(full)
       expect(store.getByFingerprint('fp-batch-1')).toEqual(full)

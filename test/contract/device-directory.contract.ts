@@ -107,7 +107,14 @@ export function deviceDirectoryContract(name: string, make: () => DirectoryFixtu
   describe(`${name} (DeviceDirectory contract)`, () => {
     it('answers active with the device, its tier and group, valid until the certificate notAfter', async () => {
       const { f, cert } = withDevice('pump-7', 'aa01', { tier: 'premium', group: 'pumps' })
-      expect(await f.directory.lookup(peer(cert))).toEqual({ kind: 'active', deviceId: 'pump-7', tier: 'premium', group: 'pumps', serial: 'aa01', validUntil: NOT_AFTER })
+      expect(await f.directory.lookup(peer(cert))).toEqual({
+        kind: 'active',
+        deviceId: 'pump-7',
+        tier: 'premium',
+        group: 'pumps',
+        serial: 'aa01',
+        validUntil: NOT_AFTER,
+      })
     })
 
     it('refuses an unknown certificate of a known device as unknown-certificate', async () => {
@@ -122,7 +129,9 @@ export function deviceDirectoryContract(name: string, make: () => DirectoryFixtu
 
     it('refuses a certificate whose CN is no device id as unknown-device, naming no device', async () => {
       const { f, cert } = withDevice()
-      expect(await f.directory.lookup(peer(cert, { commonName: 'pump/7', deviceId: null }))).toEqual(refused('unknown-device', null, 'aa01'))
+      expect(await f.directory.lookup(peer(cert, { commonName: 'pump/7', deviceId: null }))).toEqual(
+        refused('unknown-device', null, 'aa01'),
+      )
     })
 
     it('knows a certificate by serial and fingerprint together, for the device it was issued to', async () => {
@@ -130,15 +139,23 @@ export function deviceDirectoryContract(name: string, make: () => DirectoryFixtu
       f.addDevice('pump-8')
       const forged = peer(cert, { fingerprint: sha256('forged') })
       expect(await f.directory.lookup(forged)).toEqual(refused('unknown-certificate', 'pump-7', 'aa01'))
-      expect(await f.directory.lookup(peer(cert, { commonName: 'pump-8', deviceId: 'pump-8' }))).toEqual(refused('unknown-certificate', 'pump-8', 'aa01'))
-      expect(await f.directory.lookup(peer(cert, { commonName: 'pump-6', deviceId: 'pump-6' }))).toEqual(refused('unknown-device', 'pump-6', 'aa01'))
+      expect(await f.directory.lookup(peer(cert, { commonName: 'pump-8', deviceId: 'pump-8' }))).toEqual(
+        refused('unknown-certificate', 'pump-8', 'aa01'),
+      )
+      expect(await f.directory.lookup(peer(cert, { commonName: 'pump-6', deviceId: 'pump-6' }))).toEqual(
+        refused('unknown-device', 'pump-6', 'aa01'),
+      )
     })
 
     it.each([
       ['a revoked device', (f: DirectoryFixture) => f.revokeDevice('pump-7'), 'revoked'],
       ['a disabled device', (f: DirectoryFixture) => f.disableDevice('pump-7'), 'disabled'],
       ['a revoked certificate', (f: DirectoryFixture) => f.revokeCertificate('aa01'), 'revoked'],
-      ['a revoked certificate of a disabled device', (f: DirectoryFixture) => (f.disableDevice('pump-7'), f.revokeCertificate('aa01')), 'revoked'],
+      [
+        'a revoked certificate of a disabled device',
+        (f: DirectoryFixture) => (f.disableDevice('pump-7'), f.revokeCertificate('aa01')),
+        'revoked',
+      ],
     ] as const)('refuses %s, on the next lookup after the change', async (_name, change, reason) => {
       const { f, cert } = withDevice()
       expect(await f.directory.lookup(peer(cert))).toMatchObject({ kind: 'active' })
@@ -185,8 +202,14 @@ export function deviceDirectoryContract(name: string, make: () => DirectoryFixtu
       f.addClaim(claimCert('batch-2', 'c2a2'))
       const unknown = { kind: 'refused', reason: 'unknown-claim', claimId: 'batch-2', serial: 'c1a1' }
       expect(await f.directory.lookupClaim(claimPeer(c), 'batch-2')).toEqual(unknown)
-      expect(await f.directory.lookupClaim(claimPeer(c, { fingerprint: sha256('forged') }), 'batch-1')).toMatchObject({ reason: 'unknown-claim', claimId: 'batch-1' })
-      expect(await f.directory.lookupClaim(claimPeer(claimCert('batch-3', 'c3a3')), 'batch-3')).toMatchObject({ reason: 'unknown-claim', claimId: 'batch-3' })
+      expect(await f.directory.lookupClaim(claimPeer(c, { fingerprint: sha256('forged') }), 'batch-1')).toMatchObject({
+        reason: 'unknown-claim',
+        claimId: 'batch-1',
+      })
+      expect(await f.directory.lookupClaim(claimPeer(claimCert('batch-3', 'c3a3')), 'batch-3')).toMatchObject({
+        reason: 'unknown-claim',
+        claimId: 'batch-3',
+      })
     })
 
     it.each([
@@ -198,7 +221,12 @@ export function deviceDirectoryContract(name: string, make: () => DirectoryFixtu
       const c = claimCert('batch-1', 'c1a1', over)
       f.addClaim(c)
       change(f)
-      expect(await f.directory.lookupClaim(claimPeer(c), 'batch-1')).toEqual({ kind: 'refused', reason, claimId: 'batch-1', serial: 'c1a1' })
+      expect(await f.directory.lookupClaim(claimPeer(c), 'batch-1')).toEqual({
+        kind: 'refused',
+        reason,
+        claimId: 'batch-1',
+        serial: 'c1a1',
+      })
     })
 
     it('tells its listeners about every change, each event once, until they unsubscribe', async () => {

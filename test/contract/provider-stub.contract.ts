@@ -38,10 +38,19 @@ export function providerStubContract(name: string, make: (handler: StubHandler) 
 
     it('answers with the status, headers and body the handler returns (objects as JSON), numbering the requests', async () => {
       const stub = await make((_req, index) =>
-        index === 0 ? { status: 429, headers: { 'retry-after': '2' }, body: { error: 'slow down' } } : index === 1 ? { body: 'plain' } : { status: 204 },
+        index === 0
+          ? { status: 429, headers: { 'retry-after': '2' }, body: { error: 'slow down' } }
+          : index === 1
+            ? { body: 'plain' }
+            : { status: 204 },
       )
       const first = await stub.fetch(`${stub.url}/a`, post('{}'))
-      expect([first.status, first.headers.get('retry-after'), first.headers.get('content-type'), await first.json()]).toEqual([429, '2', 'application/json', { error: 'slow down' }])
+      expect([first.status, first.headers.get('retry-after'), first.headers.get('content-type'), await first.json()]).toEqual([
+        429,
+        '2',
+        'application/json',
+        { error: 'slow down' },
+      ])
       const second = await stub.fetch(`${stub.url}/b`, post('{}'))
       expect([second.status, await second.text()]).toEqual([200, 'plain'])
       const third = await stub.fetch(`${stub.url}/c`, post('{}'))

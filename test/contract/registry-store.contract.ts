@@ -78,9 +78,7 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
     it('refuses a certificate for an unknown device and a duplicate serial or fingerprint', () => {
       const store = make()
       store.insertDevice(device('a'))
-      expect(() => store.insertCertificate(certificate('01', 'ghost'))).toThrow(
-        expect.objectContaining({ code: 'GH_DEVICE_NOT_FOUND' }),
-      )
+      expect(() => store.insertCertificate(certificate('01', 'ghost'))).toThrow(expect.objectContaining({ code: 'GH_DEVICE_NOT_FOUND' }))
       store.insertCertificate(certificate('01', 'a'))
       expect(() => store.insertCertificate(certificate('01', 'a', { fingerprint: 'other' }))).toThrow(
         expect.objectContaining({ code: 'GH_CERT_EXISTS' }),
@@ -132,7 +130,12 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
       expect(b).toBeGreaterThan(a)
       expect(store.listAudit().map((e) => e.action)).toEqual(['device.revoked', 'connect.refused', 'device.created'])
       expect(store.listAudit({ subject: 'a' }).map((e) => e.action)).toEqual(['device.revoked', 'device.created'])
-      expect(store.listAudit({ action: 'connect.refused' })[0]).toMatchObject({ actor: 'broker', subject: 'b', details: { reason: 'revoked' }, at: t0 })
+      expect(store.listAudit({ action: 'connect.refused' })[0]).toMatchObject({
+        actor: 'broker',
+        subject: 'b',
+        details: { reason: 'revoked' },
+        at: t0,
+      })
       expect(store.listAudit({ before: b, limit: 5 }).map((e) => e.id)).toEqual([a])
     })
 
@@ -143,7 +146,9 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
       const s2 = store.appendEvent('device.disabled', { deviceId: 'b' }, new Date('2026-01-02T00:00:00.000Z'))
       expect(s2).toBeGreaterThan(s1)
       expect(store.lastEventSeq()).toBe(s2)
-      expect(store.eventsAfter(s1, 10)).toEqual([{ seq: s2, type: 'device.disabled', data: { deviceId: 'b' }, at: new Date('2026-01-02T00:00:00.000Z') }])
+      expect(store.eventsAfter(s1, 10)).toEqual([
+        { seq: s2, type: 'device.disabled', data: { deviceId: 'b' }, at: new Date('2026-01-02T00:00:00.000Z') },
+      ])
       expect(store.eventsAfter(0, 1).map((e) => e.seq)).toEqual([s1])
       expect(store.pruneEvents(new Date('2026-01-01T12:00:00.000Z'))).toBe(1)
       expect(store.eventsAfter(0, 10).map((e) => e.seq)).toEqual([s2])

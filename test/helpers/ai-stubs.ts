@@ -29,7 +29,13 @@ export function chatCompletion(content: unknown, usage = { prompt_tokens: 40, co
     body: {
       id: 'chatcmpl-test',
       object: 'chat.completion',
-      choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: typeof content === 'string' ? content : JSON.stringify(content) } }],
+      choices: [
+        {
+          index: 0,
+          finish_reason: 'stop',
+          message: { role: 'assistant', content: typeof content === 'string' ? content : JSON.stringify(content) },
+        },
+      ],
       usage,
     },
   }
@@ -37,7 +43,7 @@ export function chatCompletion(content: unknown, usage = { prompt_tokens: 40, co
 
 const lowerHeaders = (h: IncomingHttpHeaders | Headers): Record<string, string> => {
   const out: Record<string, string> = {}
-  if (h instanceof Headers) h.forEach((v, k) => (out[k.toLowerCase()] = v))
+  if (h instanceof Headers) for (const [k, v] of h) out[k.toLowerCase()] = v
   else for (const [k, v] of Object.entries(h)) if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v
   return out
 }
@@ -60,7 +66,13 @@ export function createFakeFetch(handler: StubHandler): typeof fetch & { requests
     if (init.signal?.aborted) throw init.signal.reason
     const url = new URL(String(input))
     const raw = typeof init.body === 'string' ? init.body : ''
-    const req: StubRequest = { method: init.method ?? 'GET', path: url.pathname + url.search, headers: lowerHeaders(new Headers(init.headers)), raw, json: parse(raw) }
+    const req: StubRequest = {
+      method: init.method ?? 'GET',
+      path: url.pathname + url.search,
+      headers: lowerHeaders(new Headers(init.headers)),
+      raw,
+      json: parse(raw),
+    }
     requests.push(req)
     const res = await Promise.resolve(handler(req, requests.length - 1)).then(
       (out): StubResponse => ({ ...out, headers: { 'content-type': 'application/json', ...out.headers } }),
@@ -80,7 +92,13 @@ export async function startHttpStub(handler: StubHandler): Promise<{ url: string
     req.on('data', (c: Buffer) => chunks.push(c))
     req.on('end', () => {
       const raw = Buffer.concat(chunks).toString('utf8')
-      const r: StubRequest = { method: req.method ?? 'GET', path: req.url ?? '/', headers: lowerHeaders(req.headers), raw, json: parse(raw) }
+      const r: StubRequest = {
+        method: req.method ?? 'GET',
+        path: req.url ?? '/',
+        headers: lowerHeaders(req.headers),
+        raw,
+        json: parse(raw),
+      }
       requests.push(r)
       Promise.resolve(handler(r, requests.length - 1)).then(
         (out) => {

@@ -118,12 +118,15 @@ export async function startBroker(
 ): Promise<BrokerHarness> {
   const directory = opts.directory ?? createFakeDirectory()
   const { log, records } = createRecordingLogger()
-  const broker = createBroker({ directory, log, clock: systemClock }, {
-    port: 0,
-    tls: serverTls,
-    ...(opts.limits ? { limits: opts.limits } : {}),
-    ...(opts.proxyProtocol ? { proxyProtocol: opts.proxyProtocol } : {}),
-  })
+  const broker = createBroker(
+    { directory, log, clock: systemClock },
+    {
+      port: 0,
+      tls: serverTls,
+      ...(opts.limits ? { limits: opts.limits } : {}),
+      ...(opts.proxyProtocol ? { proxyProtocol: opts.proxyProtocol } : {}),
+    },
+  )
   onTestFinished(() => broker.close())
   const { port } = await broker.listen()
   return { broker, port, directory, logs: records }

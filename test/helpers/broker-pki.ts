@@ -92,7 +92,9 @@ export async function makeBrokerPki(name = 'Broker Test'): Promise<BrokerPki> {
     async claim(claimId) {
       const keys = await generateKeyPair('p256')
       const cert = await x509.X509CertificateGenerator.create({
-        serialNumber: Buffer.from(crypto.getRandomValues(new Uint8Array(12))).toString('hex').replace(/^0/, '1'),
+        serialNumber: Buffer.from(crypto.getRandomValues(new Uint8Array(12)))
+          .toString('hex')
+          .replace(/^0/, '1'),
         subject: `CN=claim:${claimId}`,
         issuer: ca.issuing.certificate.subjectName,
         notBefore: new Date(Date.now() - 60_000),

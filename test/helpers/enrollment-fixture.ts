@@ -17,7 +17,9 @@ import { makeTestCa } from './test-ca.ts'
 export const silentLog = pino({ level: 'silent' })
 
 /** Authority, claim service and enrollment service on one registry: in memory, or SQLite in `dir`. */
-export async function enrollmentFixture(opts: { dir?: string; renewalWindow?: number; validDays?: number; claimRequestRate?: { ratePerSecond: number; burst: number } } = {}) {
+export async function enrollmentFixture(
+  opts: { dir?: string; renewalWindow?: number; validDays?: number; claimRequestRate?: { ratePerSecond: number; burst: number } } = {},
+) {
   const clock = fixedClock('2026-03-01T00:00:00Z')
   let store: RegistryStore
   let claims: ClaimStore
@@ -31,11 +33,17 @@ export async function enrollmentFixture(opts: { dir?: string; renewalWindow?: nu
   }
   const ca = await makeTestCa()
   const log = silentLog
-  const authority = createDeviceAuthority({ store, ca, clock, random: cryptoRandom, log, claims }, { validDays: opts.validDays ?? 30, renewOverlapHours: 24 })
+  const authority = createDeviceAuthority(
+    { store, ca, clock, random: cryptoRandom, log, claims },
+    { validDays: opts.validDays ?? 30, renewOverlapHours: 24 },
+  )
   const claimService = createClaimService({ store, claims, authority, clock, random: cryptoRandom, log })
   const enrollment = createEnrollmentService(
     { authority, claims, store, clock, log },
-    { ...(opts.renewalWindow !== undefined && { renewalWindow: opts.renewalWindow }), ...(opts.claimRequestRate !== undefined && { claimRequestRate: opts.claimRequestRate }) },
+    {
+      ...(opts.renewalWindow !== undefined && { renewalWindow: opts.renewalWindow }),
+      ...(opts.claimRequestRate !== undefined && { claimRequestRate: opts.claimRequestRate }),
+    },
   )
   const context = (created: CreatedClaim, nonce = 'nonce-0123456789abcdef'): ClaimRequestContext => ({
     claimId: created.claim.id,

@@ -47,13 +47,26 @@ export function createFakeAiCore(): FakeAiCore {
       const parsed = parseDeviceTopic(topic)
       if (!parsed || !isBrokerToDeviceKind(parsed.kind)) throw new TopicNotDeviceBound(topic)
       const buf = Buffer.from(payload)
-      sent.push({ topic, deviceId: parsed.deviceId, qos: options.qos ?? 1, payload: buf, message: JSON.parse(buf.toString('utf8')) as Record<string, unknown> })
+      sent.push({
+        topic,
+        deviceId: parsed.deviceId,
+        qos: options.qos ?? 1,
+        payload: buf,
+        message: JSON.parse(buf.toString('utf8')) as Record<string, unknown>,
+      })
     },
     connect: (id) => void connected.add(id),
     telemetry(deviceId, payload, ...subtopic) {
       connected.add(deviceId)
       const buf = Buffer.isBuffer(payload) ? payload : Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload))
-      const message: DevicePublish = { deviceId, topic: telemetryTopic(deviceId, ...subtopic), kind: 'telemetry', subtopic, payload: buf, qos: 0 }
+      const message: DevicePublish = {
+        deviceId,
+        topic: telemetryTopic(deviceId, ...subtopic),
+        kind: 'telemetry',
+        subtopic,
+        payload: buf,
+        qos: 0,
+      }
       for (const l of listeners) l(message)
     },
     received,

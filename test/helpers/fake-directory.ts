@@ -100,10 +100,16 @@ export function createFakeDirectory(clock: Clock = systemClock): FakeDirectory {
   const failures: Error[] = []
   let hold: Promise<void> | null = null
 
-  const presents = (identity: PeerIdentity, known: { fingerprint?: string }) => known.fingerprint === undefined || known.fingerprint === identity.fingerprint
+  const presents = (identity: PeerIdentity, known: { fingerprint?: string }) =>
+    known.fingerprint === undefined || known.fingerprint === identity.fingerprint
 
   function answer(identity: PeerIdentity): DeviceLookup {
-    const refuse = (reason: RefusalReason): DeviceLookup => ({ kind: 'refused', reason, deviceId: identity.deviceId, serial: identity.serial })
+    const refuse = (reason: RefusalReason): DeviceLookup => ({
+      kind: 'refused',
+      reason,
+      deviceId: identity.deviceId,
+      serial: identity.serial,
+    })
     const cert = certificates.get(identity.serial)
     const device = cert && devices.get(cert.deviceId)
     if (!cert || !device || cert.deviceId !== identity.deviceId || !presents(identity, cert)) {
@@ -183,7 +189,13 @@ export function createFakeDirectory(clock: Clock = systemClock): FakeDirectory {
     },
     addCertificate(deviceId, serial, status = 'active', fingerprint) {
       if (!devices.has(deviceId)) fake.addDevice(deviceId)
-      const cert: FakeCertificate = { serial: normalizeSerial(serial), deviceId, status, supersededAt: null, ...(fingerprint === undefined ? {} : { fingerprint }) }
+      const cert: FakeCertificate = {
+        serial: normalizeSerial(serial),
+        deviceId,
+        status,
+        supersededAt: null,
+        ...(fingerprint === undefined ? {} : { fingerprint }),
+      }
       certificates.set(cert.serial, cert)
       return cert
     },

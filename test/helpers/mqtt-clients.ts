@@ -67,7 +67,8 @@ export async function attemptConnect(
   onTestFinished(() => void client.end(true))
   const result: AttemptResult = { connack: null, error: null }
   client.on('packetreceive', (p) => {
-    if (p.cmd === 'connack') result.connack = (p as { returnCode?: number; reasonCode?: number }).returnCode ?? (p as { reasonCode?: number }).reasonCode ?? null
+    if (p.cmd === 'connack')
+      result.connack = (p as { returnCode?: number; reasonCode?: number }).returnCode ?? (p as { reasonCode?: number }).reasonCode ?? null
   })
   client.on('error', (err) => void (result.error ??= err))
   await new Promise<void>((resolve) => {
@@ -84,7 +85,11 @@ export async function attemptConnect(
 }
 
 /** A raw TLS connection speaking mqtt-packet, for what mqtt.js will not send. */
-export async function rawTlsClient(port: number, creds: DeviceCredentials, protocolVersion = 4): Promise<{ socket: tls.TLSSocket; client: PacketClient }> {
+export async function rawTlsClient(
+  port: number,
+  creds: DeviceCredentials,
+  protocolVersion = 4,
+): Promise<{ socket: tls.TLSSocket; client: PacketClient }> {
   const socket = tls.connect({ host: '127.0.0.1', port, ca: creds.ca, cert: creds.cert, key: creds.key, servername: 'localhost' })
   onTestFinished(() => void socket.destroy())
   await new Promise<void>((resolve, reject) => {
@@ -138,11 +143,32 @@ export interface MosquittoRun {
 }
 
 /** Runs mosquitto_pub / mosquitto_sub against 127.0.0.1:port as the device; killed when the test ends. */
-export function runMosquitto(tool: 'mosquitto_pub' | 'mosquitto_sub', port: number, creds: DeviceCredentials, args: string[]): MosquittoRun {
+export function runMosquitto(
+  tool: 'mosquitto_pub' | 'mosquitto_sub',
+  port: number,
+  creds: DeviceCredentials,
+  args: string[],
+): MosquittoRun {
   const files = writeDeviceFiles(creds)
   const child = spawn(
     tool,
-    ['-h', '127.0.0.1', '-p', String(port), '-V', 'mqttv311', '--cafile', files.cafile, '--cert', files.cert, '--key', files.key, '-i', creds.deviceId, ...args],
+    [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(port),
+      '-V',
+      'mqttv311',
+      '--cafile',
+      files.cafile,
+      '--cert',
+      files.cert,
+      '--key',
+      files.key,
+      '-i',
+      creds.deviceId,
+      ...args,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   )
   onTestFinished(() => {

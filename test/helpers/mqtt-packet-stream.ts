@@ -142,11 +142,7 @@ export function fakePeerCertificate(o: FakePeerCertificateOptions) {
 }
 
 /** Makes a duplex look like an authorized TLSSocket to the authenticate hook. */
-export function asTlsPeer(
-  conn: Duplex,
-  peer: ReturnType<typeof fakePeerCertificate> | null,
-  remoteAddress = '192.0.2.10',
-): Duplex {
+export function asTlsPeer(conn: Duplex, peer: ReturnType<typeof fakePeerCertificate> | null, remoteAddress = '192.0.2.10'): Duplex {
   Object.assign(conn, {
     authorized: peer !== null,
     remoteAddress,

@@ -31,7 +31,7 @@ export function spawnCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd
       [GATEHOUSE_BIN, ...args],
       { cwd: options.cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...options.env }, timeout: 30_000 },
       (err, stdout, stderr) => {
-        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0
         resolvePromise({ code, stdout, stderr })
       },
     )
@@ -42,7 +42,7 @@ export function spawnCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd
 export function openssl(args: string[], input?: string): Promise<CliResult> {
   return new Promise((resolvePromise) => {
     const child = execFile('openssl', args, { timeout: 30_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0
       resolvePromise({ code, stdout, stderr })
     })
     if (input !== undefined) child.stdin?.end(input)

@@ -98,11 +98,7 @@ export async function makeTestCsr(opts: TestCsrOptions = {}): Promise<TestCsr> {
   const keys = await testCsrKeys(key)
   const hash = opts.hash ?? (key === 'p384' || key === 'p521' ? 'SHA-384' : 'SHA-256')
   const signingAlgorithm =
-    key === 'ed25519'
-      ? { name: 'Ed25519' }
-      : key.startsWith('rsa')
-        ? { name: 'RSASSA-PKCS1-v1_5', hash }
-        : { name: 'ECDSA', hash }
+    key === 'ed25519' ? { name: 'Ed25519' } : key.startsWith('rsa') ? { name: 'RSASSA-PKCS1-v1_5', hash } : { name: 'ECDSA', hash }
   const cn = opts.commonName === undefined ? 'dev-1' : opts.commonName
   const name = cn === null ? [{ O: ['No CN Inc'] }] : [{ CN: Array.isArray(cn) ? cn : [cn] }]
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name, keys, signingAlgorithm })

@@ -18,7 +18,7 @@ function serverSerial(client: { stream: unknown }): string {
 }
 
 describe('CA rotation while Gatehouse runs', () => {
-  it('accepts a device of the new issuing CA within seconds of `ca rotate` from another process, keeps the old device\'s session up and lets it connect again', async () => {
+  it("accepts a device of the new issuing CA within seconds of `ca rotate` from another process, keeps the old device's session up and lets it connect again", async () => {
     const dir = tempDir()
     const dataDir = join(dir, 'data')
     const out = join(dir, 'devices')
@@ -39,7 +39,11 @@ describe('CA rotation while Gatehouse runs', () => {
     const live = await connectDevice(port, a)
     const oldServerSerial = serverSerial(live)
 
-    const rotated = JSON.parse(await cli(['ca', 'rotate', '--json'])) as { issuing: { serial: string }; previous: { serial: string }; serverCertificate: { serial: string } }
+    const rotated = JSON.parse(await cli(['ca', 'rotate', '--json'])) as {
+      issuing: { serial: string }
+      previous: { serial: string }
+      serverCertificate: { serial: string }
+    }
     await cli(['device', 'create', 'dev-b', '--out', out])
     const b = bundle(out, 'dev-b')
     expect(b.ca.match(/BEGIN CERTIFICATE/g)).toHaveLength(3)
@@ -62,7 +66,13 @@ describe('CA rotation while Gatehouse runs', () => {
 
     // a device the running server creates itself now gets the new CA too
     const c = await gatehouse.control.authority.createDevice({ id: 'dev-c' }, 'operator:test')
-    const clientC = await connectDevice(port, { deviceId: 'dev-c', cert: c.certificatePem, key: c.privateKey!.pem, ca: c.chainPem, serial: c.serial })
+    const clientC = await connectDevice(port, {
+      deviceId: 'dev-c',
+      cert: c.certificatePem,
+      key: c.privateKey!.pem,
+      ca: c.chainPem,
+      serial: c.serial,
+    })
     expect(clientC.connected).toBe(true)
   })
 })

@@ -25,10 +25,14 @@ async function listenOn(port: number): Promise<Server> {
 
 /** `gatehouse start` as its own process, on an ephemeral port; stopped with SIGTERM when the test ends. */
 async function startProcess(dataDir: string, env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(process.execPath, [GATEHOUSE_BIN, 'start', '--data-dir', dataDir, '--mqtt-port', '0', '--http-port', '0', '--log-format', 'json'], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  const child = spawn(
+    process.execPath,
+    [GATEHOUSE_BIN, 'start', '--data-dir', dataDir, '--mqtt-port', '0', '--http-port', '0', '--log-format', 'json'],
+    {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
@@ -71,8 +75,13 @@ describe('gatehouse start (the whole product, as an operator runs it)', () => {
 
     const again = await attemptConnect(gatehouse.port, creds)
     expect(again.connack).toBe(5)
-    const audit = JSON.parse((await runCli(['audit', '--device', 'pump-7', '--json', '--data-dir', dataDir])).stdout) as { action: string; details: { reason?: string } }[]
-    expect(audit.map((e) => e.action)).toEqual(expect.arrayContaining(['device.created', 'device.revoked', 'session.closed', 'connect.refused']))
+    const audit = JSON.parse((await runCli(['audit', '--device', 'pump-7', '--json', '--data-dir', dataDir])).stdout) as {
+      action: string
+      details: { reason?: string }
+    }[]
+    expect(audit.map((e) => e.action)).toEqual(
+      expect.arrayContaining(['device.created', 'device.revoked', 'session.closed', 'connect.refused']),
+    )
     expect(audit.find((e) => e.action === 'connect.refused')?.details.reason).toBe('revoked')
 
     // logs are JSON, and carry no key material
@@ -86,13 +95,17 @@ describe('gatehouse start (the whole product, as an operator runs it)', () => {
   it('refuses to start with a wrong CA passphrase, and says why', async () => {
     const dataDir = join(tempDir(), 'data')
     expect((await runCli(['init', '--data-dir', dataDir], { GATEHOUSE_CA_PASSPHRASE: 'right' })).code).toBe(0)
-    const res = await spawnCli(['start', '--data-dir', dataDir, '--mqtt-port', '0', '--http-port', '0'], { env: { GATEHOUSE_CA_PASSPHRASE: 'wrong' } })
+    const res = await spawnCli(['start', '--data-dir', dataDir, '--mqtt-port', '0', '--http-port', '0'], {
+      env: { GATEHOUSE_CA_PASSPHRASE: 'wrong' },
+    })
     expect(res.code).toBe(1)
     expect(res.stderr).toContain('error GH_CA_PASSPHRASE_WRONG')
   })
 
   it('refuses an invalid configuration, listing every problem, with exit 2', async () => {
-    const res = await spawnCli(['start', '--data-dir', join(tempDir(), 'data'), '--mqtt-port', '70000'], { env: { GATEHOUSE_LIMITS_MAX_CONNECTIONS_PER_IP: '0' } })
+    const res = await spawnCli(['start', '--data-dir', join(tempDir(), 'data'), '--mqtt-port', '70000'], {
+      env: { GATEHOUSE_LIMITS_MAX_CONNECTIONS_PER_IP: '0' },
+    })
     expect(res.code).toBe(2)
     expect(res.stderr).toContain('error GH_CONFIG_INVALID')
     expect(res.stderr).toContain('mqttPort')
@@ -169,7 +182,7 @@ describe('startGatehouse wiring (real SQLite registry, real broker)', () => {
     expect((await attemptConnect(port, creds)).connack).toBe(0)
   })
 
-  it('refuses a renewed device\'s old certificate once the overlap is over, and accepts the new one', async () => {
+  it("refuses a renewed device's old certificate once the overlap is over, and accepts the new one", async () => {
     const dir = tempDir()
     const dataDir = join(dir, 'data')
     const config = loadConfig({ dataDir, mqttPort: 0, httpPort: 0, renewOverlapHours: 0 }, {})

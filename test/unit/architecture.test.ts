@@ -43,13 +43,23 @@ function importsOf(file: string, text: string): Import[] {
     if (ts.isImportDeclaration(node) && ts.isStringLiteral(node.moduleSpecifier)) {
       const clause = node.importClause
       const named = clause?.namedBindings && ts.isNamedImports(clause.namedBindings) ? clause.namedBindings.elements : undefined
-      add(node.moduleSpecifier.text, clause !== undefined && (clause.isTypeOnly || (clause.name === undefined && named !== undefined && allTypes(named))))
+      add(
+        node.moduleSpecifier.text,
+        clause !== undefined && (clause.isTypeOnly || (clause.name === undefined && named !== undefined && allTypes(named))),
+      )
     } else if (ts.isExportDeclaration(node) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
       const named = node.exportClause && ts.isNamedExports(node.exportClause) ? node.exportClause.elements : undefined
       add(node.moduleSpecifier.text, node.isTypeOnly || (named !== undefined && allTypes(named)))
-    } else if (ts.isImportEqualsDeclaration(node) && ts.isExternalModuleReference(node.moduleReference) && ts.isStringLiteral(node.moduleReference.expression)) {
+    } else if (
+      ts.isImportEqualsDeclaration(node) &&
+      ts.isExternalModuleReference(node.moduleReference) &&
+      ts.isStringLiteral(node.moduleReference.expression)
+    ) {
       add(node.moduleReference.expression.text, node.isTypeOnly)
-    } else if (ts.isCallExpression(node) && (node.expression.kind === ts.SyntaxKind.ImportKeyword || (ts.isIdentifier(node.expression) && node.expression.text === 'require'))) {
+    } else if (
+      ts.isCallExpression(node) &&
+      (node.expression.kind === ts.SyntaxKind.ImportKeyword || (ts.isIdentifier(node.expression) && node.expression.text === 'require'))
+    ) {
       const [arg] = node.arguments
       if (arg && ts.isStringLiteralLike(arg)) add(arg.text, false)
     } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal)) {
@@ -73,14 +83,22 @@ const rootDeepImports = ['cli.ts -> ./device-sim/cli.ts']
 
 describe('architecture boundaries', () => {
   it('certs/ imports no other folder of Gatehouse', () => {
-    const bad = sources('certs').flatMap((f) => imports(f).filter((i) => i.spec.startsWith('.') && folder(i.target) !== 'certs').map((i) => `${f} -> ${i.spec}`))
+    const bad = sources('certs').flatMap((f) =>
+      imports(f)
+        .filter((i) => i.spec.startsWith('.') && folder(i.target) !== 'certs')
+        .map((i) => `${f} -> ${i.spec}`),
+    )
     expect(bad).toEqual([])
   })
 
   it('provisioning/ never imports broker/ or device-sim/, and reaches certs/ only through its index', () => {
     const bad = sources('provisioning').flatMap((f) =>
       imports(f)
-        .filter((i) => i.spec.startsWith('.') && (['broker', 'device-sim'].includes(folder(i.target)) || (folder(i.target) === 'certs' && i.target !== 'certs/index.ts')))
+        .filter(
+          (i) =>
+            i.spec.startsWith('.') &&
+            (['broker', 'device-sim'].includes(folder(i.target)) || (folder(i.target) === 'certs' && i.target !== 'certs/index.ts')),
+        )
         .map((i) => `${f} -> ${i.spec}`),
     )
     expect(bad).toEqual([])
@@ -110,7 +128,11 @@ describe('architecture boundaries', () => {
   it('device-sim/ uses at most certs/ of Gatehouse, through its index', () => {
     const bad = sources('device-sim').flatMap((f) =>
       imports(f)
-        .filter((i) => i.spec.startsWith('.') && (!['device-sim', 'certs'].includes(folder(i.target)) || (folder(i.target) === 'certs' && i.target !== 'certs/index.ts')))
+        .filter(
+          (i) =>
+            i.spec.startsWith('.') &&
+            (!['device-sim', 'certs'].includes(folder(i.target)) || (folder(i.target) === 'certs' && i.target !== 'certs/index.ts')),
+        )
         .map((i) => `${f} -> ${i.spec}`),
     )
     expect(bad).toEqual([])
@@ -156,7 +178,7 @@ describe('architecture boundaries', () => {
         "const req = require('../device-sim/required.cjs')",
         "let t: import('../provisioning/in-a-type.ts').T",
         "// import { commented } from './comment.ts'",
-        "const text = \"import { inString } from './string.ts'\"",
+        'const text = "import { inString } from \'./string.ts\'"',
       ].join('\n')
       expect(importsOf('broker/example.ts', source).map((i) => `${i.target}${i.typeOnly ? ' (type)' : ''}`)).toEqual([
         'broker/side-effect.ts',
@@ -189,10 +211,12 @@ describe('architecture boundaries', () => {
     })
 
     it('reads files with imports in every folder the rules check, and the root files', () => {
-      const counts = Object.fromEntries([...planes, '.'].map((dir) => {
-        const files = dir === '.' ? rootFiles() : sources(dir)
-        return [dir, { files: files.length > 0, imports: files.flatMap(imports).length > files.length }]
-      }))
+      const counts = Object.fromEntries(
+        [...planes, '.'].map((dir) => {
+          const files = dir === '.' ? rootFiles() : sources(dir)
+          return [dir, { files: files.length > 0, imports: files.flatMap(imports).length > files.length }]
+        }),
+      )
       expect(counts).toEqual(Object.fromEntries([...planes, '.'].map((dir) => [dir, { files: true, imports: true }])))
       expect(rootFiles()).toEqual(expect.arrayContaining(['gatehouse.ts', 'cli.ts', 'config.ts', 'logger.ts']))
     })

@@ -8,7 +8,13 @@ import { configEnvBindings, configSchema, loadConfig, type Config } from '../../
 import { tempDir } from '../helpers/temp-dir.ts'
 
 /** GATEHOUSE_* variables read outside the config schema (secrets, CLI-only ones, docs/ai-bridge.md's webhook secret). */
-const OTHER_ENV_NAMES = ['GATEHOUSE_CA_PASSPHRASE', 'GATEHOUSE_CA_PASSPHRASE_FILE', 'GATEHOUSE_SETTINGS_KEY', 'GATEHOUSE_P12_PASSWORD', 'GATEHOUSE_WEBHOOK_SECRET']
+const OTHER_ENV_NAMES = [
+  'GATEHOUSE_CA_PASSPHRASE',
+  'GATEHOUSE_CA_PASSPHRASE_FILE',
+  'GATEHOUSE_SETTINGS_KEY',
+  'GATEHOUSE_P12_PASSWORD',
+  'GATEHOUSE_WEBHOOK_SECRET',
+]
 
 const names = () => configEnvBindings().map((b) => b.name)
 
@@ -33,7 +39,7 @@ describe('the config type comes from the schema', () => {
     expectTypeOf<Config['logFormat']>().toEqualTypeOf<'auto' | 'json' | 'pretty'>()
   })
 
-  it('the defaults are the planes\' own: limits, PROXY protocol and AI options resolved from nothing', () => {
+  it("the defaults are the planes' own: limits, PROXY protocol and AI options resolved from nothing", () => {
     const config = loadConfig({ dataDir: tempDir() }, {})
     expect(config.limits).toEqual(DEFAULT_LIMITS)
     expect(config.proxyProtocol).toEqual({ trustedProxies: [], headerTimeoutMs: 5000 })
@@ -47,13 +53,36 @@ describe('the config type comes from the schema', () => {
 describe('GATEHOUSE_* names, walked from the schema', () => {
   it('keeps every name that worked before', () => {
     const before = [
-      'GATEHOUSE_DATA_DIR', 'GATEHOUSE_HOST', 'GATEHOUSE_MQTT_PORT', 'GATEHOUSE_HTTP_HOST', 'GATEHOUSE_HTTP_PORT', 'GATEHOUSE_HTTP_ALLOW_INSECURE',
-      'GATEHOUSE_HOSTNAMES', 'GATEHOUSE_LOG_LEVEL', 'GATEHOUSE_LOG_FORMAT', 'GATEHOUSE_KEY_ALGORITHM', 'GATEHOUSE_CERT_VALID_DAYS',
-      'GATEHOUSE_RENEW_OVERLAP_HOURS', 'GATEHOUSE_RENEWAL_WINDOW', 'GATEHOUSE_DEFAULT_TIER', 'GATEHOUSE_CHANGE_FEED_INTERVAL_MS', 'GATEHOUSE_AI_ENABLED',
-      'GATEHOUSE_LIMITS_MAX_CONNECTIONS', 'GATEHOUSE_LIMITS_MAX_CONNECTIONS_PER_IP', 'GATEHOUSE_LIMITS_HANDSHAKE_TIMEOUT_MS', 'GATEHOUSE_LIMITS_CONNECT_TIMEOUT_MS',
-      'GATEHOUSE_LIMITS_MAX_PACKET_BYTES', 'GATEHOUSE_LIMITS_MAX_QUEUED_MESSAGES', 'GATEHOUSE_LIMITS_MAX_QUEUED_BYTES', 'GATEHOUSE_LIMITS_MAX_INFLIGHT_INBOUND',
-      'GATEHOUSE_LIMITS_AUDIT_INTERVAL_MS', 'GATEHOUSE_LIMITS_MAX_TRACKED_KEYS', 'GATEHOUSE_LIMITS_DRAIN_TIMEOUT_MS', 'GATEHOUSE_LIMITS_CLAIM_SESSION_SECONDS',
-      'GATEHOUSE_LIMITS_SESSION_SWEEP_MS', 'GATEHOUSE_PROXY_PROTOCOL_TRUSTED_PROXIES',
+      'GATEHOUSE_DATA_DIR',
+      'GATEHOUSE_HOST',
+      'GATEHOUSE_MQTT_PORT',
+      'GATEHOUSE_HTTP_HOST',
+      'GATEHOUSE_HTTP_PORT',
+      'GATEHOUSE_HTTP_ALLOW_INSECURE',
+      'GATEHOUSE_HOSTNAMES',
+      'GATEHOUSE_LOG_LEVEL',
+      'GATEHOUSE_LOG_FORMAT',
+      'GATEHOUSE_KEY_ALGORITHM',
+      'GATEHOUSE_CERT_VALID_DAYS',
+      'GATEHOUSE_RENEW_OVERLAP_HOURS',
+      'GATEHOUSE_RENEWAL_WINDOW',
+      'GATEHOUSE_DEFAULT_TIER',
+      'GATEHOUSE_CHANGE_FEED_INTERVAL_MS',
+      'GATEHOUSE_AI_ENABLED',
+      'GATEHOUSE_LIMITS_MAX_CONNECTIONS',
+      'GATEHOUSE_LIMITS_MAX_CONNECTIONS_PER_IP',
+      'GATEHOUSE_LIMITS_HANDSHAKE_TIMEOUT_MS',
+      'GATEHOUSE_LIMITS_CONNECT_TIMEOUT_MS',
+      'GATEHOUSE_LIMITS_MAX_PACKET_BYTES',
+      'GATEHOUSE_LIMITS_MAX_QUEUED_MESSAGES',
+      'GATEHOUSE_LIMITS_MAX_QUEUED_BYTES',
+      'GATEHOUSE_LIMITS_MAX_INFLIGHT_INBOUND',
+      'GATEHOUSE_LIMITS_AUDIT_INTERVAL_MS',
+      'GATEHOUSE_LIMITS_MAX_TRACKED_KEYS',
+      'GATEHOUSE_LIMITS_DRAIN_TIMEOUT_MS',
+      'GATEHOUSE_LIMITS_CLAIM_SESSION_SECONDS',
+      'GATEHOUSE_LIMITS_SESSION_SWEEP_MS',
+      'GATEHOUSE_PROXY_PROTOCOL_TRUSTED_PROXIES',
     ]
     expect(names()).toEqual(expect.arrayContaining(before))
   })
@@ -61,9 +90,16 @@ describe('GATEHOUSE_* names, walked from the schema', () => {
   it('reaches nested keys: limits buckets, keepalive bounds, AI options, settings limits, request rates', () => {
     expect(names()).toEqual(
       expect.arrayContaining([
-        'GATEHOUSE_LIMITS_PACKET_RATE_BURST', 'GATEHOUSE_LIMITS_KEEPALIVE_SECONDS_MAX', 'GATEHOUSE_PROXY_PROTOCOL_HEADER_TIMEOUT_MS',
-        'GATEHOUSE_AI_QUEUE_MAX_MESSAGES', 'GATEHOUSE_AI_PROVIDERS_OPENAI_BASE_URL', 'GATEHOUSE_AI_REDACTION_DEFAULT_FIELDS', 'GATEHOUSE_AI_TIERS',
-        'GATEHOUSE_SETTINGS_LIMITS_MAX_SCHEMA_BYTES', 'GATEHOUSE_HTTP_RATE_LIMIT_BURST', 'GATEHOUSE_CLAIM_REQUEST_RATE_RATE_PER_SECOND',
+        'GATEHOUSE_LIMITS_PACKET_RATE_BURST',
+        'GATEHOUSE_LIMITS_KEEPALIVE_SECONDS_MAX',
+        'GATEHOUSE_PROXY_PROTOCOL_HEADER_TIMEOUT_MS',
+        'GATEHOUSE_AI_QUEUE_MAX_MESSAGES',
+        'GATEHOUSE_AI_PROVIDERS_OPENAI_BASE_URL',
+        'GATEHOUSE_AI_REDACTION_DEFAULT_FIELDS',
+        'GATEHOUSE_AI_TIERS',
+        'GATEHOUSE_SETTINGS_LIMITS_MAX_SCHEMA_BYTES',
+        'GATEHOUSE_HTTP_RATE_LIMIT_BURST',
+        'GATEHOUSE_CLAIM_REQUEST_RATE_RATE_PER_SECOND',
       ]),
     )
   })
@@ -76,14 +112,21 @@ describe('GATEHOUSE_* names, walked from the schema', () => {
 
   it('the README and docs/ name only variables Gatehouse reads', () => {
     const root = resolve(import.meta.dirname, '../..')
-    const docs = ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)]
+    const docs = [
+      'README.md',
+      ...readdirSync(join(root, 'docs'))
+        .filter((f) => f.endsWith('.md'))
+        .map((f) => `docs/${f}`),
+    ]
     const known = new Set([...names(), ...OTHER_ENV_NAMES, 'GATEHOUSE_KEY' /* docs/api.md: a shell variable holding an API key */])
-    const named = docs.flatMap((f) => [...readFileSync(join(root, f), 'utf8').matchAll(/GATEHOUSE_[A-Z0-9_]*[A-Z0-9]\b/g)].map((m) => `${f}: ${m[0]}`))
+    const named = docs.flatMap((f) =>
+      [...readFileSync(join(root, f), 'utf8').matchAll(/GATEHOUSE_[A-Z0-9_]*[A-Z0-9]\b/g)].map((m) => `${f}: ${m[0]}`),
+    )
     expect(named.length).toBeGreaterThan(20)
     expect(named.filter((n) => !known.has(n.split(': ')[1] as string))).toEqual([])
   })
 
-  it('the README\'s Configuration table has a row for every top-level key', () => {
+  it("the README's Configuration table has a row for every top-level key", () => {
     const readme = readFileSync(resolve(import.meta.dirname, '../../README.md'), 'utf8')
     const table = readme.slice(readme.indexOf('## Configuration'), readme.indexOf('Secrets never come from flags'))
     const rows = table.split('\n').filter((l) => l.startsWith('| `'))
@@ -92,14 +135,23 @@ describe('GATEHOUSE_* names, walked from the schema', () => {
 
   it('a list of scalars is comma-separated; a map takes JSON', () => {
     const forms = Object.fromEntries(configEnvBindings().map((b) => [b.name, b.form]))
-    expect(forms).toMatchObject({ GATEHOUSE_HOSTNAMES: 'list', GATEHOUSE_AI_REDACTION_DEFAULT_FIELDS: 'list', GATEHOUSE_AI_TIERS: 'json', GATEHOUSE_AI_DEVICES: 'json', GATEHOUSE_MQTT_PORT: 'text' })
+    expect(forms).toMatchObject({
+      GATEHOUSE_HOSTNAMES: 'list',
+      GATEHOUSE_AI_REDACTION_DEFAULT_FIELDS: 'list',
+      GATEHOUSE_AI_TIERS: 'json',
+      GATEHOUSE_AI_DEVICES: 'json',
+      GATEHOUSE_MQTT_PORT: 'text',
+    })
   })
 })
 
 describe('nested keys from the environment', () => {
   it('merge with gatehouse.json key by key, coerced by the same schema; a flag still wins', () => {
     const dataDir = tempDir()
-    writeFileSync(join(dataDir, 'gatehouse.json'), JSON.stringify({ limits: { packetRate: { ratePerSecond: 10 }, maxConnections: 50 }, ai: { windowing: { seconds: 5 } } }))
+    writeFileSync(
+      join(dataDir, 'gatehouse.json'),
+      JSON.stringify({ limits: { packetRate: { ratePerSecond: 10 }, maxConnections: 50 }, ai: { windowing: { seconds: 5 } } }),
+    )
     const env = {
       GATEHOUSE_LIMITS_PACKET_RATE_BURST: '500',
       GATEHOUSE_LIMITS_KEEPALIVE_SECONDS_MAX: '600',
@@ -116,25 +168,45 @@ describe('nested keys from the environment', () => {
     expect(config.limits.maxConnections).toBe(70)
     expect(config.ai.windowing).toEqual({ messages: 1, seconds: 5 })
     expect(config.ai.redaction.default.fields).toEqual(['imei', 'iccid'])
-    expect(config.ai.tiers).toEqual({ gold: { provider: 'local', limits: { requestsPerMinute: 6, burst: 7, dailyRequests: 5_000, dailyTokens: 250_000 } } })
+    expect(config.ai.tiers).toEqual({
+      gold: { provider: 'local', limits: { requestsPerMinute: 6, burst: 7, dailyRequests: 5_000, dailyTokens: 250_000 } },
+    })
     expect(config.ai.defaultTier).toBe('gold')
     expect(config.httpRateLimit).toEqual({ ratePerSecond: 20, burst: 80 })
     expect(config.mqttPort).toBe(8884)
   })
 
   it('an empty variable is unset', () => {
-    expect(loadConfig({ dataDir: tempDir() }, { GATEHOUSE_LIMITS_PACKET_RATE_BURST: '' }).limits.packetRate).toEqual(DEFAULT_LIMITS.packetRate)
+    expect(loadConfig({ dataDir: tempDir() }, { GATEHOUSE_LIMITS_PACKET_RATE_BURST: '' }).limits.packetRate).toEqual(
+      DEFAULT_LIMITS.packetRate,
+    )
   })
 })
 
 describe('a bad value names its environment variable', () => {
   it.each([
-    ['out of range', { GATEHOUSE_LIMITS_PACKET_RATE_BURST: '0' }, 'limits.packetRate.burst must be >= 1 (from GATEHOUSE_LIMITS_PACKET_RATE_BURST)'],
+    [
+      'out of range',
+      { GATEHOUSE_LIMITS_PACKET_RATE_BURST: '0' },
+      'limits.packetRate.burst must be >= 1 (from GATEHOUSE_LIMITS_PACKET_RATE_BURST)',
+    ],
     ['not a number', { GATEHOUSE_AI_QUEUE_PER_DEVICE: 'lots' }, 'ai.queue.perDevice must be integer (from GATEHOUSE_AI_QUEUE_PER_DEVICE)'],
-    ['not in the enum', { GATEHOUSE_LOG_FORMAT: 'xml' }, 'logFormat must be equal to one of the allowed values (from GATEHOUSE_LOG_FORMAT)'],
+    [
+      'not in the enum',
+      { GATEHOUSE_LOG_FORMAT: 'xml' },
+      'logFormat must be equal to one of the allowed values (from GATEHOUSE_LOG_FORMAT)',
+    ],
     ['bad JSON', { GATEHOUSE_AI_TIERS: '{gold' }, 'GATEHOUSE_AI_TIERS is not valid JSON'],
-    ['a bad key inside JSON', { GATEHOUSE_AI_TIERS: '{"gold": {"modle": "x"}}' }, 'unknown key "ai.tiers.gold.modle" (from GATEHOUSE_AI_TIERS)'],
-    ['a bad value inside JSON', { GATEHOUSE_AI_TIERS: '{"gold": {"provider": "skynet"}}' }, 'ai.tiers.gold.provider must be equal to one of the allowed values (from GATEHOUSE_AI_TIERS)'],
+    [
+      'a bad key inside JSON',
+      { GATEHOUSE_AI_TIERS: '{"gold": {"modle": "x"}}' },
+      'unknown key "ai.tiers.gold.modle" (from GATEHOUSE_AI_TIERS)',
+    ],
+    [
+      'a bad value inside JSON',
+      { GATEHOUSE_AI_TIERS: '{"gold": {"provider": "skynet"}}' },
+      'ai.tiers.gold.provider must be equal to one of the allowed values (from GATEHOUSE_AI_TIERS)',
+    ],
   ])('%s', (_name, env, expected) => {
     expect(configError({}, env)).toContain(expected)
   })
@@ -150,7 +222,7 @@ describe('a bad value names its environment variable', () => {
     expect(configError({}, {}, { limits: { packetRate: { burst: 0 } } })).toBe('limits.packetRate.burst must be >= 1')
   })
 
-  it('lists every problem at once, across the planes\' parts', () => {
+  it("lists every problem at once, across the planes' parts", () => {
     const message = configError({ mqttPort: 70_000 }, { GATEHOUSE_LIMITS_MAX_CONNECTIONS_PER_IP: '0', GATEHOUSE_AI_CONCURRENCY: '0' })
     expect(message).toContain('mqttPort must be <= 65535')
     expect(message).toContain('limits.maxConnectionsPerIp must be >= 1 (from GATEHOUSE_LIMITS_MAX_CONNECTIONS_PER_IP)')
@@ -163,7 +235,9 @@ describe('a broker limit is one schema entry', () => {
   // gatehouse.json key and GATEHOUSE_LIMITS_* variable with no other edit, and is checked here.
   type Leaf = { path: string[]; schema: { type: string; default: number; minimum?: number; exclusiveMinimum?: number } }
   const leaves = (properties: object, path: string[] = []): Leaf[] =>
-    Object.entries(properties).flatMap(([key, s]) => (s.type === 'object' ? leaves(s.properties, [...path, key]) : [{ path: [...path, key], schema: s }]))
+    Object.entries(properties).flatMap(([key, s]) =>
+      s.type === 'object' ? leaves(s.properties, [...path, key]) : [{ path: [...path, key], schema: s }],
+    )
   const all = leaves(LIMITS_SCHEMA.properties)
   const bindings = new Map(configEnvBindings().map((b) => [b.path.join('.'), b.name]))
   const at = (v: unknown, path: string[]) => path.reduce((o, k) => (o as Record<string, unknown>)[k], v)

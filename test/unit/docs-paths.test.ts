@@ -112,7 +112,10 @@ describe('repository paths named in comments and docs', () => {
     expect(checked).toContain('README.md')
     expect(checked).toContain('docs/architecture.md')
     expect(checked).toContain('broker/limits.ts')
-    expect(commentsOf('const a = 1 // see broker/limits.ts\nfunction f() {\n  g()\n  /* last */\n}\n')).toEqual(['// see broker/limits.ts', '/* last */'])
+    expect(commentsOf('const a = 1 // see broker/limits.ts\nfunction f() {\n  g()\n  /* last */\n}\n')).toEqual([
+      '// see broker/limits.ts',
+      '/* last */',
+    ])
   })
 
   it('recognises a real path and flags a missing one', () => {

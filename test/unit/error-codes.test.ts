@@ -13,7 +13,7 @@ function codesOf(mod: Record<string, unknown>): string[] {
     if (typeof v !== 'function') return []
     let code: unknown
     try {
-      code = (new (v as new () => { code?: unknown })()).code
+      code = new (v as new () => { code?: unknown })().code
     } catch {
       return []
     }
@@ -22,8 +22,14 @@ function codesOf(mod: Record<string, unknown>): string[] {
 }
 
 describe('error codes', () => {
-  const exported = new Set([certsErrors, provisioningErrors, brokerErrors, config, deviceSimErrors].flatMap((m) => codesOf(m as Record<string, unknown>)))
-  const documented = new Set([...readFileSync(resolve(import.meta.dirname, '../../docs/errors.md'), 'utf8').matchAll(/^### (GH_[A-Z0-9_]+)$/gm)].map((m) => m[1] as string))
+  const exported = new Set(
+    [certsErrors, provisioningErrors, brokerErrors, config, deviceSimErrors].flatMap((m) => codesOf(m as Record<string, unknown>)),
+  )
+  const documented = new Set(
+    [...readFileSync(resolve(import.meta.dirname, '../../docs/errors.md'), 'utf8').matchAll(/^### (GH_[A-Z0-9_]+)$/gm)].map(
+      (m) => m[1] as string,
+    ),
+  )
 
   it('finds the codes it checks', () => {
     expect(exported.size).toBeGreaterThan(30)

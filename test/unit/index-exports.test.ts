@@ -22,7 +22,8 @@ const parsed = new Map(files.map((f) => [f, ts.createSourceFile(f, readFileSync(
 /** The relative-import statements of a file, with the file each one names. */
 function importsOf(file: string) {
   return parsed.get(file)!.statements.flatMap((st) => {
-    if (!(ts.isImportDeclaration(st) || ts.isExportDeclaration(st)) || !st.moduleSpecifier || !ts.isStringLiteral(st.moduleSpecifier)) return []
+    if (!(ts.isImportDeclaration(st) || ts.isExportDeclaration(st)) || !st.moduleSpecifier || !ts.isStringLiteral(st.moduleSpecifier))
+      return []
     const spec = st.moduleSpecifier.text
     return spec.startsWith('.') ? [{ st, target: relative(root, resolve(root, dirname(file), spec)) }] : []
   })
@@ -33,7 +34,8 @@ const indexes = files.filter((f) => f.endsWith('index.ts') && importsOf(f).some(
 
 function exportedNames(file: string): string[] {
   return parsed.get(file)!.statements.flatMap((st) => {
-    if (ts.isExportDeclaration(st)) return st.exportClause && ts.isNamedExports(st.exportClause) ? st.exportClause.elements.map((e) => e.name.text) : ['*']
+    if (ts.isExportDeclaration(st))
+      return st.exportClause && ts.isNamedExports(st.exportClause) ? st.exportClause.elements.map((e) => e.name.text) : ['*']
     const exported = ts.canHaveModifiers(st) && ts.getModifiers(st)?.some((m) => m.kind === ts.SyntaxKind.ExportKeyword)
     if (!exported) return []
     if (ts.isVariableStatement(st)) return st.declarationList.declarations.map((d) => d.name.getText(parsed.get(file)))
@@ -51,12 +53,12 @@ function usedOutside(): Map<string, Set<string>> {
       if (!indexes.includes(target) || file.startsWith(`${dirname(target)}/`)) continue
       const clause = ts.isImportDeclaration(st) ? st.importClause?.namedBindings : st.exportClause
       if (clause && !ts.isNamedImports(clause) && !ts.isNamedExports(clause)) {
-        exportedNames(target).forEach((n) => used.get(target)!.add(n)) // import * as ns
+        for (const n of exportedNames(target)) used.get(target)!.add(n) // import * as ns
         continue
       }
       const names = (clause?.elements ?? []).map((e) => (e.propertyName ?? e.name).text)
       if (ts.isExportDeclaration(st) && indexes.includes(file)) reexports.push({ outer: file, inner: target, names })
-      else names.forEach((n) => used.get(target)!.add(n))
+      else for (const n of names) used.get(target)!.add(n)
     }
   }
   for (let round = 0; round < indexes.length; round++) {
@@ -73,7 +75,11 @@ describe('index files', () => {
 
   it('export only what files outside their folder import (tests import module files directly)', () => {
     const used = usedOutside()
-    const unused = indexes.flatMap((i) => exportedNames(i).filter((n) => !used.get(i)!.has(n)).map((n) => `${i}: ${n}`))
+    const unused = indexes.flatMap((i) =>
+      exportedNames(i)
+        .filter((n) => !used.get(i)!.has(n))
+        .map((n) => `${i}: ${n}`),
+    )
     expect(unused).toEqual([])
   })
 })

@@ -17,7 +17,12 @@ export interface PostOptions {
 /** A coded provider failure with what the retry loop needs; the message never holds a key. */
 export function providerFailure(provider: string, reason: string, info: FailureInfo = {}, cause?: unknown): Error & FailureInfo {
   const err = new AiProviderFailed(provider, reason, cause === undefined ? undefined : { cause }) as Error & FailureInfo
-  Object.assign(err, { retryable: info.retryable ?? false }, info.status !== undefined && { status: info.status }, info.retryAfterMs !== undefined && { retryAfterMs: info.retryAfterMs })
+  Object.assign(
+    err,
+    { retryable: info.retryable ?? false },
+    info.status !== undefined && { status: info.status },
+    info.retryAfterMs !== undefined && { retryAfterMs: info.retryAfterMs },
+  )
   return err
 }
 
@@ -88,7 +93,11 @@ export async function postJson(
       await res.body?.cancel().catch(() => {})
       const retryable = res.status === 429 || res.status >= 500
       const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'), deps.clock.now())
-      throw providerFailure(provider, `HTTP ${res.status}`, { retryable, status: res.status, ...(retryAfterMs !== undefined && { retryAfterMs }) })
+      throw providerFailure(provider, `HTTP ${res.status}`, {
+        retryable,
+        status: res.status,
+        ...(retryAfterMs !== undefined && { retryAfterMs }),
+      })
     }
     let text: string
     try {

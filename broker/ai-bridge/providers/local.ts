@@ -21,7 +21,8 @@ export function numericLeaves(data: Record<string, unknown>, prefix = '', depth 
   for (const [k, v] of Object.entries(data)) {
     const path = prefix ? `${prefix}.${k}` : k
     if (typeof v === 'number' && Number.isFinite(v)) out.push([path, v])
-    else if (v && typeof v === 'object' && !Array.isArray(v) && depth < MAX_LEAF_DEPTH) numericLeaves(v as Record<string, unknown>, path, depth + 1, out)
+    else if (v && typeof v === 'object' && !Array.isArray(v) && depth < MAX_LEAF_DEPTH)
+      numericLeaves(v as Record<string, unknown>, path, depth + 1, out)
   }
   return out
 }
@@ -81,7 +82,8 @@ export function createLocalProvider(options: LocalProviderOptions, bounds: { max
         if (!prev) found.set(key, { ...a, count: 1 })
         else {
           prev.count++
-          if (a.value !== undefined && prev.value !== undefined && worse(prev.value, a.value)) Object.assign(prev, { value: a.value, message: a.message })
+          if (a.value !== undefined && prev.value !== undefined && worse(prev.value, a.value))
+            Object.assign(prev, { value: a.value, message: a.message })
         }
       }
       for (const sample of request.telemetry) {
@@ -96,15 +98,36 @@ export function createLocalProvider(options: LocalProviderOptions, bounds: { max
           touched.add(metric)
           const z = s.n >= options.minSamples ? s.zScore(value) : null
           if (z !== null && Math.abs(z) > options.zThreshold) {
-            note(`z:${metric}`, { kind: 'zscore', metric, value, message: `${metric} = ${fmt(value)} is ${fmt(Math.abs(z))} standard deviations from its mean ${fmt(s.mean)}` }, (p, n) => Math.abs(n - s.mean) > Math.abs(p - s.mean))
+            note(
+              `z:${metric}`,
+              {
+                kind: 'zscore',
+                metric,
+                value,
+                message: `${metric} = ${fmt(value)} is ${fmt(Math.abs(z))} standard deviations from its mean ${fmt(s.mean)}`,
+              },
+              (p, n) => Math.abs(n - s.mean) > Math.abs(p - s.mean),
+            )
           }
           const t = thresholdFor(request.context.settings, metric)
-          if (t?.max !== undefined && value > t.max) note(`max:${metric}`, { kind: 'threshold', metric, value, message: `${metric} = ${fmt(value)} is above its maximum ${fmt(t.max)}` }, (p, n) => n > p)
-          if (t?.min !== undefined && value < t.min) note(`min:${metric}`, { kind: 'threshold', metric, value, message: `${metric} = ${fmt(value)} is below its minimum ${fmt(t.min)}` }, (p, n) => n < p)
+          if (t?.max !== undefined && value > t.max)
+            note(
+              `max:${metric}`,
+              { kind: 'threshold', metric, value, message: `${metric} = ${fmt(value)} is above its maximum ${fmt(t.max)}` },
+              (p, n) => n > p,
+            )
+          if (t?.min !== undefined && value < t.min)
+            note(
+              `min:${metric}`,
+              { kind: 'threshold', metric, value, message: `${metric} = ${fmt(value)} is below its minimum ${fmt(t.min)}` },
+              (p, n) => n < p,
+            )
           s.push(value, Number.isNaN(atMs) ? 0 : atMs)
         }
       }
-      const anomalies: InsightAnomaly[] = [...found.values()].map(({ count, ...a }) => (count > 1 ? { ...a, message: `${a.message} (${count} samples)` } : a))
+      const anomalies: InsightAnomaly[] = [...found.values()].map(({ count, ...a }) =>
+        count > 1 ? { ...a, message: `${a.message} (${count} samples)` } : a,
+      )
       const parts = [...touched].slice(0, MAX_SUMMARY_METRICS).map((m) => {
         const s = metrics.get(m) as RollingStats
         return `${m} ${fmt(s.last() ?? s.mean)} (mean ${fmt(s.mean)}, ${trendText(s)})`

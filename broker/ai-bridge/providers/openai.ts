@@ -41,7 +41,14 @@ export function createOpenAiProvider(options: OpenAiProviderOptions, apiKey: str
           { role: 'user', content: request.prompt },
         ],
       })
-      const answer = (await postJson('openai', url, body, headers, { timeoutMs: options.timeoutMs, maxResponseBytes: options.maxResponseBytes, ...(signal && { signal }) }, deps)) as {
+      const answer = (await postJson(
+        'openai',
+        url,
+        body,
+        headers,
+        { timeoutMs: options.timeoutMs, maxResponseBytes: options.maxResponseBytes, ...(signal && { signal }) },
+        deps,
+      )) as {
         choices?: { message?: { content?: unknown } }[]
         usage?: { prompt_tokens?: unknown; completion_tokens?: unknown; total_tokens?: unknown }
       } | null
@@ -50,7 +57,10 @@ export function createOpenAiProvider(options: OpenAiProviderOptions, apiKey: str
       const promptTokens = num(answer?.usage?.prompt_tokens)
       const completionTokens = num(answer?.usage?.completion_tokens)
       const total = num(answer?.usage?.total_tokens)
-      return { ...parseModelContent(content), usage: { promptTokens, completionTokens, totalTokens: total || promptTokens + completionTokens } }
+      return {
+        ...parseModelContent(content),
+        usage: { promptTokens, completionTokens, totalTokens: total || promptTokens + completionTokens },
+      }
     },
   }
 }

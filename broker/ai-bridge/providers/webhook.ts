@@ -32,7 +32,14 @@ export function createWebhookProvider(options: WebhookProviderOptions, secret: s
         timestamp,
       })
       const headers = { 'x-gatehouse-timestamp': String(timestamp), 'x-gatehouse-signature': signWebhookBody(secret, body) }
-      const answer = (await postJson('webhook', options.url, body, headers, { timeoutMs: options.timeoutMs, maxResponseBytes: options.maxResponseBytes, ...(signal && { signal }) }, deps)) as {
+      const answer = (await postJson(
+        'webhook',
+        options.url,
+        body,
+        headers,
+        { timeoutMs: options.timeoutMs, maxResponseBytes: options.maxResponseBytes, ...(signal && { signal }) },
+        deps,
+      )) as {
         summary?: unknown
         anomalies?: unknown
         usage?: { promptTokens?: unknown; completionTokens?: unknown; totalTokens?: unknown }
@@ -40,7 +47,11 @@ export function createWebhookProvider(options: WebhookProviderOptions, secret: s
       if (typeof answer?.summary !== 'string') throw providerFailure('webhook', 'the answer has no "summary" string')
       const u = answer.usage
       const usage = u
-        ? { promptTokens: num(u.promptTokens), completionTokens: num(u.completionTokens), totalTokens: num(u.totalTokens) || num(u.promptTokens) + num(u.completionTokens) }
+        ? {
+            promptTokens: num(u.promptTokens),
+            completionTokens: num(u.completionTokens),
+            totalTokens: num(u.totalTokens) || num(u.promptTokens) + num(u.completionTokens),
+          }
         : { ...NO_USAGE }
       return { summary: answer.summary.slice(0, 4000), anomalies: toAnomalies(answer.anomalies), usage }
     },

@@ -16,7 +16,13 @@ describe('the AI bridge in the running product (local analyzer, zero configurati
     const { control } = gatehouse
     const issued = await control.authority.createDevice({ id: 'boiler-1' }, 'operator:test')
     control.settings.patchDevice('boiler-1', { thresholds: { temp: { max: 80 } } }, { actor: 'operator:test' })
-    const device = await connectDevice(gatehouse.mqtt.port, { deviceId: 'boiler-1', cert: issued.certificatePem, key: issued.privateKey!.pem, ca: issued.chainPem, serial: issued.serial })
+    const device = await connectDevice(gatehouse.mqtt.port, {
+      deviceId: 'boiler-1',
+      cert: issued.certificatePem,
+      key: issued.privateKey!.pem,
+      ca: issued.chainPem,
+      serial: issued.serial,
+    })
     const insights: Record<string, unknown>[] = []
     device.on('message', (topic, payload) => {
       if (topic === 'devices/boiler-1/insights') insights.push(JSON.parse(payload.toString()))
@@ -29,9 +35,13 @@ describe('the AI bridge in the running product (local analyzer, zero configurati
 
     const { token } = control.apiKeys.create({ name: 'ai-dash', scopes: ['insights:read'] }, 'operator:test')
     const headers = { authorization: `Bearer ${token}` }
-    const listed = (await (await fetch(`${gatehouse.http.url}/v1/devices/boiler-1/insights`, { headers })).json()) as { items: { id: string }[] }
+    const listed = (await (await fetch(`${gatehouse.http.url}/v1/devices/boiler-1/insights`, { headers })).json()) as {
+      items: { id: string }[]
+    }
     expect(listed.items.map((i) => i.id)).toEqual([insights[0]!.id])
-    const usage = (await (await fetch(`${gatehouse.http.url}/v1/devices/boiler-1/usage?days=1`, { headers })).json()) as { total: { requests: number } }
+    const usage = (await (await fetch(`${gatehouse.http.url}/v1/devices/boiler-1/usage?days=1`, { headers })).json()) as {
+      total: { requests: number }
+    }
     expect(usage.total.requests).toBe(1)
     expect(gatehouse.ai?.stats()).toMatchObject({ forwarded: 1 })
   })

@@ -25,7 +25,10 @@ describe('AI bridge on a real broker', () => {
         insights: usage,
         deviceContext: async () => ({ tier: 'standard', group: null, settings: { thresholds: { temp: { max: 80 } } } }),
       },
-      { windowing: { messages: 1, seconds: 0 }, tiers: { standard: { provider: 'local', limits: { requestsPerMinute: 1, burst: 1, dailyRequests: 100, dailyTokens: 1000 } } } },
+      {
+        windowing: { messages: 1, seconds: 0 },
+        tiers: { standard: { provider: 'local', limits: { requestsPerMinute: 1, burst: 1, dailyRequests: 100, dailyTokens: 1000 } } },
+      },
     )
     onTestFinished(() => bridge.detach())
 

@@ -48,7 +48,8 @@ describe('AI providers over HTTP (a local server speaking the OpenAI wire format
     expect(body.messages.map((m) => m.role)).toEqual(['system', 'user'])
     const prompt = body.messages[1]!.content
     expect(prompt).toMatch(/^Device pump-9 \(premium, pumps\) site Hall 4: \[/)
-    for (const gone of ['Ada Lovelace', 'customerName', 'ada@example.org', '7946', '192.168.10.77', '2001:db8::42', 'a4:5e:60']) expect(req.raw).not.toContain(gone)
+    for (const gone of ['Ada Lovelace', 'customerName', 'ada@example.org', '7946', '192.168.10.77', '2001:db8::42', 'a4:5e:60'])
+      expect(req.raw).not.toContain(gone)
     expect(prompt).toContain('"contact":"[email]"')
     expect(prompt).toContain('"hotline":"[phone]"')
     expect(prompt).toContain('"ip":"[ip]","ip6":"[ip]","mac":"[mac]"')
@@ -56,14 +57,24 @@ describe('AI providers over HTTP (a local server speaking the OpenAI wire format
     expect(prompt).toContain('"pressure":4.2')
 
     expect(h.core.insightsOf('pump-9')).toEqual([
-      expect.objectContaining({ provider: 'openai', model: 'gpt-4.1', summary: 'Pressure normal.', anomalies: [{ kind: 'model', message: 'valve 3 sticky' }], usage: { requests: 1, promptTokens: 40, completionTokens: 20, totalTokens: 60 } }),
+      expect.objectContaining({
+        provider: 'openai',
+        model: 'gpt-4.1',
+        summary: 'Pressure normal.',
+        anomalies: [{ kind: 'model', message: 'valve 3 sticky' }],
+        usage: { requests: 1, promptTokens: 40, completionTokens: 20, totalTokens: 60 },
+      }),
     ])
     expect(h.usage.get('pump-9', '2026-03-01')).toEqual({ requests: 1, tokens: 60 })
     expect(JSON.stringify(h.logs)).not.toContain('sk-live-do-not-log')
   })
 
   it('retries a 429 after its Retry-After delay, not before', async () => {
-    const stub = await startHttpStub((_r, i) => (i === 0 ? { status: 429, headers: { 'retry-after': '3' }, body: { error: { message: 'rate limited' } } } : chatCompletion({ summary: 'ok' })))
+    const stub = await startHttpStub((_r, i) =>
+      i === 0
+        ? { status: 429, headers: { 'retry-after': '3' }, body: { error: { message: 'rate limited' } } }
+        : chatCompletion({ summary: 'ok' }),
+    )
     const h = startAiBridge({ options: openaiOptions(stub.url, { retries: { max: 2, baseDelayMs: 100, maxDelayMs: 10_000 } }), secret })
     h.core.telemetry('d1', { v: 1 })
     await waitFor(() => h.timers.pendingDelays().includes(3000), 5000, 'the retry to be scheduled')
@@ -81,7 +92,13 @@ describe('AI providers over HTTP (a local server speaking the OpenAI wire format
   it('repeated 500s open the circuit (no more calls); after the cool-down a success closes it', async () => {
     let healthy = false
     const stub = await startHttpStub(() => (healthy ? chatCompletion({ summary: 'recovered' }) : { status: 500, body: { error: 'down' } }))
-    const h = startAiBridge({ options: openaiOptions(stub.url, { retries: { max: 0, baseDelayMs: 0, maxDelayMs: 0 }, circuitBreaker: { failures: 3, cooldownMs: 30_000 } }), secret })
+    const h = startAiBridge({
+      options: openaiOptions(stub.url, {
+        retries: { max: 0, baseDelayMs: 0, maxDelayMs: 0 },
+        circuitBreaker: { failures: 3, cooldownMs: 30_000 },
+      }),
+      secret,
+    })
     for (let i = 0; i < 6; i++) h.core.telemetry(`d${i}`, { v: i })
     await h.bridge.idle()
     expect(stub.requests).toHaveLength(3)
@@ -100,7 +117,10 @@ describe('AI providers over HTTP (a local server speaking the OpenAI wire format
   it('times out a provider that does not answer (GH_AI_PROVIDER_TIMEOUT)', async () => {
     const stub = await startHttpStub(() => new Promise(() => {}))
     const h = startAiBridge({
-      options: { ...openaiOptions(stub.url, { retries: { max: 0, baseDelayMs: 0, maxDelayMs: 0 } }), providers: { openai: { baseUrl: `${stub.url}/v1`, model: 'm', apiKeyEnv: 'GH_TEST_OPENAI_KEY', timeoutMs: 5000 } } },
+      options: {
+        ...openaiOptions(stub.url, { retries: { max: 0, baseDelayMs: 0, maxDelayMs: 0 } }),
+        providers: { openai: { baseUrl: `${stub.url}/v1`, model: 'm', apiKeyEnv: 'GH_TEST_OPENAI_KEY', timeoutMs: 5000 } },
+      },
       secret,
     })
     h.core.telemetry('d1', { v: 1 })
@@ -114,15 +134,27 @@ describe('AI providers over HTTP (a local server speaking the OpenAI wire format
   it('signs webhook posts so the receiver can verify them with the shared secret', async () => {
     const stub = await startHttpStub((req) => {
       const expected = `sha256=${createHmac('sha256', 'whsec-shared').update(req.raw).digest('hex')}`
-      return req.headers['x-gatehouse-signature'] === expected ? { body: { summary: 'verified', anomalies: [{ message: 'door', metric: 'door' }] } } : { status: 401 }
+      return req.headers['x-gatehouse-signature'] === expected
+        ? { body: { summary: 'verified', anomalies: [{ message: 'door', metric: 'door' }] } }
+        : { status: 401 }
     })
     const h = startAiBridge({
-      options: { windowing: { messages: 1, seconds: 0 }, providers: { webhook: { url: `${stub.url}/hook`, secretEnv: 'HOOK_SECRET' } }, tiers: { standard: { provider: 'webhook' } } },
+      options: {
+        windowing: { messages: 1, seconds: 0 },
+        providers: { webhook: { url: `${stub.url}/hook`, secretEnv: 'HOOK_SECRET' } },
+        tiers: { standard: { provider: 'webhook' } },
+      },
       secret: (n) => (n === 'HOOK_SECRET' ? 'whsec-shared' : undefined),
     })
     h.core.telemetry('d1', { door: 1 })
     await h.bridge.idle()
     expect(stub.requests[0]?.headers['x-gatehouse-timestamp']).toBe('1772366400')
-    expect(h.core.insightsOf('d1')).toEqual([expect.objectContaining({ provider: 'webhook', summary: 'verified', anomalies: [{ kind: 'model', metric: 'door', message: 'door' }] })])
+    expect(h.core.insightsOf('d1')).toEqual([
+      expect.objectContaining({
+        provider: 'webhook',
+        summary: 'verified',
+        anomalies: [{ kind: 'model', metric: 'door', message: 'door' }],
+      }),
+    ])
   })
 })

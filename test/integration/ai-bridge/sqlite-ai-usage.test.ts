@@ -27,8 +27,19 @@ function bridgeOn(path: string, clock: FixedClock) {
   const core = createFakeAiCore()
   const bridge = attachAiBridge(
     core,
-    { clock, log: createRecordingLogger().log, usage, insights: usage, timers: fakeTimers(clock), random: seededRandom(3), deviceContext: () => ({ tier: 'standard', group: null, settings: {} }) },
-    { windowing: { messages: 1, seconds: 0 }, tiers: { standard: { provider: 'local', limits: { requestsPerMinute: 600, burst: 100, dailyRequests: 2, dailyTokens: 1000 } } } },
+    {
+      clock,
+      log: createRecordingLogger().log,
+      usage,
+      insights: usage,
+      timers: fakeTimers(clock),
+      random: seededRandom(3),
+      deviceContext: () => ({ tier: 'standard', group: null, settings: {} }),
+    },
+    {
+      windowing: { messages: 1, seconds: 0 },
+      tiers: { standard: { provider: 'local', limits: { requestsPerMinute: 600, burst: 100, dailyRequests: 2, dailyTokens: 1000 } } },
+    },
   )
   onTestFinished(() => bridge.detach())
   return { store, usage, core, bridge }
@@ -61,8 +72,15 @@ describe('AI usage in the SQLite registry', () => {
     second.core.telemetry('d1', { v: 3 })
     await second.bridge.idle()
     expect(second.core.insightsOf('d1')).toHaveLength(0)
-    expect(second.core.noticesOf('d1')).toEqual([{ type: 'throttled', deviceId: 'd1', reason: 'daily-requests', retryAt: '2026-03-02T00:00:00.000Z' }])
-    expect(second.usage.listInsights('d1').map((i) => i.id)).toEqual(first.core.insightsOf('d1').map((i) => i.id).reverse())
+    expect(second.core.noticesOf('d1')).toEqual([
+      { type: 'throttled', deviceId: 'd1', reason: 'daily-requests', retryAt: '2026-03-02T00:00:00.000Z' },
+    ])
+    expect(second.usage.listInsights('d1').map((i) => i.id)).toEqual(
+      first.core
+        .insightsOf('d1')
+        .map((i) => i.id)
+        .reverse(),
+    )
     expect(second.usage.usageFor('d1', 2).days).toEqual([
       { day: '2026-02-28', requests: 0, tokens: 0 },
       { day: '2026-03-01', requests: 2, tokens: 0 },

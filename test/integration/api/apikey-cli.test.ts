@@ -42,7 +42,12 @@ describe('gatehouse apikey', () => {
     const listed = await cli('apikey', 'list', '--json')
     expect(listed.code).toBe(0)
     const [key] = JSON.parse(listed.stdout)
-    expect(key).toMatchObject({ name: 'dashboard', scopes: ['devices:read', 'settings:write'], revokedAt: null, lastUsedAt: expect.any(String) })
+    expect(key).toMatchObject({
+      name: 'dashboard',
+      scopes: ['devices:read', 'settings:write'],
+      revokedAt: null,
+      lastUsedAt: expect.any(String),
+    })
     expect(Date.parse(key.expiresAt) - Date.parse(key.createdAt)).toBe(30 * 86_400_000)
     const secret = token.split('_').slice(2).join('_')
     expect(listed.stdout).not.toContain(secret)

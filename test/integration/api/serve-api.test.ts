@@ -14,7 +14,10 @@ async function controlPlane() {
   const control = await openControlPlane(dataDir, {}, { log })
   onTestFinished(() => control.close())
   const build = (options: ApiOptions = {}) => {
-    const app = buildApi({ ...control, presence: { isConnected: () => false, lastSeen: () => null }, clock: { now: () => new Date() }, log }, options)
+    const app = buildApi(
+      { ...control, presence: { isConnected: () => false, lastSeen: () => null }, clock: { now: () => new Date() }, log },
+      options,
+    )
     onTestFinished(() => app.close())
     return app
   }

@@ -55,7 +55,10 @@ describe('topic authorization over TLS', () => {
     expect(published).toEqual([])
     expect(got).toEqual(['devices/B/settings'])
     expect(h.directory.auditsFor('publish.refused')).toEqual([
-      expect.objectContaining({ subject: 'A', details: expect.objectContaining({ topic: 'devices/B/telemetry', reason: 'not-permitted' }) }),
+      expect.objectContaining({
+        subject: 'A',
+        details: expect.objectContaining({ topic: 'devices/B/telemetry', reason: 'not-permitted' }),
+      }),
     ])
   })
 

@@ -46,7 +46,11 @@ describe('broker over mutual TLS', () => {
     it.each([
       ['fail/other-ca', () => otherPki.device('pump-7'), 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'],
       ['fail/self-signed', () => selfSignedDevice('pump-7', pki.chain), 'DEPTH_ZERO_SELF_SIGNED_CERT'],
-      ['fail/expired', () => pki.device('pump-7', { clock: fixedClock(new Date(Date.now() - 20 * DAY)), validDays: 1 }), 'CERT_HAS_EXPIRED'],
+      [
+        'fail/expired',
+        () => pki.device('pump-7', { clock: fixedClock(new Date(Date.now() - 20 * DAY)), validDays: 1 }),
+        'CERT_HAS_EXPIRED',
+      ],
       ['fail/not-yet-valid', () => pki.device('pump-7', { clock: fixedClock(new Date(Date.now() + 10 * DAY)) }), 'CERT_NOT_YET_VALID'],
       // OpenSSL checks the purpose of client certificates: a serverAuth-only one does not verify
       ['fail/server-only-certificate', () => pki.serverOnly('pump-7'), 'INVALID_PURPOSE'],
@@ -72,11 +76,19 @@ describe('broker over mutual TLS', () => {
 
   describe('refused by the broker (CONNACK 5 "Not authorized", one audit)', () => {
     it.each([
-      ['fail/revoked-certificate', 'revoked', (h: Awaited<ReturnType<typeof startBroker>>, serial: string) => h.directory.addCertificate('pump-7', serial, 'revoked')],
-      ['fail/disabled-device', 'disabled', (h: Awaited<ReturnType<typeof startBroker>>, serial: string) => {
-        h.directory.addCertificate('pump-7', serial)
-        h.directory.setDeviceStatus('pump-7', 'disabled')
-      }],
+      [
+        'fail/revoked-certificate',
+        'revoked',
+        (h: Awaited<ReturnType<typeof startBroker>>, serial: string) => h.directory.addCertificate('pump-7', serial, 'revoked'),
+      ],
+      [
+        'fail/disabled-device',
+        'disabled',
+        (h: Awaited<ReturnType<typeof startBroker>>, serial: string) => {
+          h.directory.addCertificate('pump-7', serial)
+          h.directory.setDeviceStatus('pump-7', 'disabled')
+        },
+      ],
     ])('%s', async (_name, reason, arrange) => {
       const h = await startBroker(pki.serverTls)
       const dev = await pki.device('pump-7')
@@ -85,7 +97,10 @@ describe('broker over mutual TLS', () => {
       expect(result.connack).toBe(5)
       expect(result.error).toMatchObject({ code: 5, message: expect.stringMatching(/not authorized/i) })
       expect(h.directory.auditsFor('connect.refused')).toEqual([
-        expect.objectContaining({ subject: 'pump-7', details: expect.objectContaining({ reason, serial: dev.serial, remoteAddress: '127.0.0.1' }) }),
+        expect.objectContaining({
+          subject: 'pump-7',
+          details: expect.objectContaining({ reason, serial: dev.serial, remoteAddress: '127.0.0.1' }),
+        }),
       ])
       expect(h.directory.audits).toHaveLength(1)
     })
@@ -121,7 +136,15 @@ describe('broker over mutual TLS', () => {
       const { socket, client } = await rawTlsClient(h.port, dev, 4)
       socket.write(
         mqttPacket.generate(
-          { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 'pump-7', clean: true, keepalive: 60, properties: { sessionExpiryInterval: 0 } },
+          {
+            cmd: 'connect',
+            protocolId: 'MQTT',
+            protocolVersion: 5,
+            clientId: 'pump-7',
+            clean: true,
+            keepalive: 60,
+            properties: { sessionExpiryInterval: 0 },
+          },
           { protocolVersion: 5 },
         ),
       )

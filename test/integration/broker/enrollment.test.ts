@@ -29,7 +29,11 @@ function testService(h: BrokerHarness): EnrollmentService & { calls: string[] } 
   const calls: string[] = []
   async function issue(deviceId: string, csrPem: string, requestId: unknown): Promise<EnrollmentAnswer> {
     const csr = await parseCsr(csrPem, { expectedDeviceId: deviceId })
-    const cert = await issueDeviceCertificate(pki.ca.issuing, { deviceId, publicKey: csr.publicKey, validDays: 30 }, { clock: systemClock, random: cryptoRandom })
+    const cert = await issueDeviceCertificate(
+      pki.ca.issuing,
+      { deviceId, publicKey: csr.publicKey, validDays: 30 },
+      { clock: systemClock, random: cryptoRandom },
+    )
     h.directory.addCertificate(deviceId, cert.serialNumber)
     return {
       ok: true,
@@ -90,26 +94,36 @@ describe('enrollment over mutual TLS', () => {
     await a.subscribeAsync(`provisioning/${NONCE_A}/response`, { qos: 1 })
     const { csrPem, privateKeyPem } = await createKeyAndCsr({ commonName: 'pump-42' })
     const answer = nextMessage(a, `provisioning/${NONCE_A}/response`)
-    await a.publishAsync(`provisioning/${NONCE_A}/request`, JSON.stringify({ deviceId: 'pump-42', csr: csrPem, requestId: 'r1' }), { qos: 1 })
+    await a.publishAsync(`provisioning/${NONCE_A}/request`, JSON.stringify({ deviceId: 'pump-42', csr: csrPem, requestId: 'r1' }), {
+      qos: 1,
+    })
     const got = await answer
     expect(got).toMatchObject({ ok: true, requestId: 'r1', deviceId: 'pump-42', certificate: expect.stringContaining('BEGIN CERTIFICATE') })
     expect(service.calls).toEqual([`claim:batch-1:${NONCE_A}`])
     a.end(true)
 
-    const device = await connectDevice(h.port, { deviceId: 'pump-42', cert: got.certificate as string, key: privateKeyPem, ca: pki.chain, serial: got.serial as string })
+    const device = await connectDevice(h.port, {
+      deviceId: 'pump-42',
+      cert: got.certificate as string,
+      key: privateKeyPem,
+      ca: pki.chain,
+      serial: got.serial as string,
+    })
     expect(device.connected).toBe(true)
     expect(h.broker.isConnected('pump-42')).toBe(true)
   })
 
-  it('never lets a second claim session read the first one\'s response', async () => {
+  it("never lets a second claim session read the first one's response", async () => {
     const { h } = await setup()
     const a = await connectClaim(h, NONCE_A)
     const b = await connectClaim(h, NONCE_B)
     await a.subscribeAsync(`provisioning/${NONCE_A}/response`, { qos: 1 })
-    const refused = await b.subscribeAsync([`provisioning/${NONCE_A}/response`, 'provisioning/+/response', 'provisioning/#'], { qos: 1 }).then(
-      () => null,
-      (e: { packet?: { granted?: number[] } }) => e,
-    )
+    const refused = await b
+      .subscribeAsync([`provisioning/${NONCE_A}/response`, 'provisioning/+/response', 'provisioning/#'], { qos: 1 })
+      .then(
+        () => null,
+        (e: { packet?: { granted?: number[] } }) => e,
+      )
     expect(refused?.packet?.granted).toEqual([128, 128, 128])
     const seenByB: string[] = []
     b.on('message', (topic) => seenByB.push(topic))
@@ -125,11 +139,14 @@ describe('enrollment over mutual TLS', () => {
     expect(seenByB).toEqual([`provisioning/${NONCE_B}/response`])
     expect(b.connected).toBe(true)
     expect(h.directory.auditsFor('subscribe.refused')).toEqual([
-      expect.objectContaining({ subject: 'claim:batch-1', details: expect.objectContaining({ topic: `provisioning/${NONCE_A}/response`, clientId: `claim:${NONCE_B}` }) }),
+      expect.objectContaining({
+        subject: 'claim:batch-1',
+        details: expect.objectContaining({ topic: `provisioning/${NONCE_A}/response`, clientId: `claim:${NONCE_B}` }),
+      }),
     ])
   })
 
-  it('refuses a second connection with a live claim session\'s clientId, and an unknown claim', async () => {
+  it("refuses a second connection with a live claim session's clientId, and an unknown claim", async () => {
     const { h } = await setup()
     const a = await connectClaim(h, NONCE_A)
     const again = await attemptConnect(h.port, claimCreds, { clientId: `claim:${NONCE_A}` })

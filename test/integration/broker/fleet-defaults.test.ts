@@ -71,6 +71,8 @@ describe('default limits and a fleet behind one address', () => {
     const refused = h.directory.auditsFor('connect.refused')
     expect(refused.length).toBeGreaterThanOrEqual(1)
     expect(refused.every((a) => a.subject === 'loop-1' && a.details?.reason === 'connect-rate')).toBe(true)
-    expect(h.logs).toContainEqual(expect.objectContaining({ msg: 'connect refused', reason: 'connect-rate', code: 'GH_BROKER_CONNECT_RATE_LIMITED' }))
+    expect(h.logs).toContainEqual(
+      expect.objectContaining({ msg: 'connect refused', reason: 'connect-rate', code: 'GH_BROKER_CONNECT_RATE_LIMITED' }),
+    )
   })
 })

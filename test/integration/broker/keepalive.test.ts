@@ -23,7 +23,18 @@ describe('keepalive outside the bounds is clamped, not refused', () => {
     h.directory.addCertificate('ka-mosq', dev.serial)
     let subscribed = false
     h.broker.onDeviceSubscribe((s) => void (subscribed ||= s.deviceId === 'ka-mosq'))
-    const sub = runMosquitto('mosquitto_sub', h.port, dev, ['-k', '65535', '-t', 'devices/ka-mosq/settings', '-q', '1', '-C', '1', '-W', '20'])
+    const sub = runMosquitto('mosquitto_sub', h.port, dev, [
+      '-k',
+      '65535',
+      '-t',
+      'devices/ka-mosq/settings',
+      '-q',
+      '1',
+      '-C',
+      '1',
+      '-W',
+      '20',
+    ])
     await waitFor(() => subscribed || sub.child.exitCode !== null, 15_000, 'mosquitto_sub to subscribe')
     expect(subscribed).toBe(true)
     await h.broker.publishToDevice('devices/ka-mosq/settings', '{"interval":30}', { qos: 1 })

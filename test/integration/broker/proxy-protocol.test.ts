@@ -24,7 +24,7 @@ function v1Header(src: string, sport: number): Buffer {
 
 function v2Header(src: string, sport: number): Buffer {
   const body = Buffer.alloc(12)
-  src.split('.').forEach((octet, i) => body.writeUInt8(Number(octet), i))
+  for (const [i, octet] of src.split('.').entries()) body.writeUInt8(Number(octet), i)
   Buffer.from([127, 0, 0, 1]).copy(body, 4)
   body.writeUInt16BE(sport, 8)
   body.writeUInt16BE(8883, 10)
@@ -245,22 +245,23 @@ async function startHaproxy(brokerPort: number): Promise<{ v2: number; v1: numbe
 }
 
 describe.skipIf(haproxyMissing)('behind Debian haproxy in TCP mode (TLS passthrough); apt-get install haproxy', () => {
-  it.each([['send-proxy-v2', 'v2'], ['send-proxy', 'v1']] as const)(
-    'haproxy %s: the device connects with mutual TLS and the broker sees its own address',
-    async (_name, which) => {
-      const h = await startBroker(pki.serverTls, { proxyProtocol: { trustedProxies: ['127.0.0.1'] } })
-      const ports = await startHaproxy(h.port)
-      const dev = await device(h, `hap-${which}`)
-      // the device connects from 127.0.0.2, the proxy from 127.0.0.1
-      const { connack } = await connectThrough(ports[which], dev, null, '127.0.0.2')
-      expect(connack).toMatchObject({ cmd: 'connack', returnCode: 0 })
-      expect(h.broker.connection(`hap-${which}`)).toMatchObject({ remoteAddress: '127.0.0.2' })
-      // the client certificate is still verified: an unknown device is refused and audited with its address
-      const stranger = await pki.device(`hap-unknown-${which}`)
-      expect((await connectThrough(ports[which], stranger, null, '127.0.0.2')).connack).toMatchObject({ returnCode: 5 })
-      expect(h.directory.auditsFor('connect.refused')[0]?.details).toMatchObject({ remoteAddress: '127.0.0.2' })
-    },
-  )
+  it.each([
+    ['send-proxy-v2', 'v2'],
+    ['send-proxy', 'v1'],
+  ] as const)('haproxy %s: the device connects with mutual TLS and the broker sees its own address', async (_name, which) => {
+    const h = await startBroker(pki.serverTls, { proxyProtocol: { trustedProxies: ['127.0.0.1'] } })
+    const ports = await startHaproxy(h.port)
+    const dev = await device(h, `hap-${which}`)
+    // the device connects from 127.0.0.2, the proxy from 127.0.0.1
+    const { connack } = await connectThrough(ports[which], dev, null, '127.0.0.2')
+    expect(connack).toMatchObject({ cmd: 'connack', returnCode: 0 })
+    expect(h.broker.connection(`hap-${which}`)).toMatchObject({ remoteAddress: '127.0.0.2' })
+    // the client certificate is still verified: an unknown device is refused and audited with its address
+    const stranger = await pki.device(`hap-unknown-${which}`)
+    expect((await connectThrough(ports[which], stranger, null, '127.0.0.2')).connack).toMatchObject({ returnCode: 5 })
+    expect(h.directory.auditsFor('connect.refused')[0]?.details).toMatchObject({ remoteAddress: '127.0.0.2' })
+  })
 })
 
-if (haproxyMissing) console.warn('proxy-protocol.test.ts: haproxy is not installed (apt-get install haproxy); the HAProxy tests are skipped')
+if (haproxyMissing)
+  console.warn('proxy-protocol.test.ts: haproxy is not installed (apt-get install haproxy); the HAProxy tests are skipped')

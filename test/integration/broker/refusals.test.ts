@@ -20,7 +20,10 @@ async function gatehouseWithLog(config: ConfigInput = {}, clock?: FixedClock) {
   const dir = tempDir()
   const { log, records } = createRecordingLogger('info')
   const limits = { connectionRatePerIp: { ratePerSecond: 1000, burst: 1000 }, maxConnectionsPerIp: 1000, ...(config.limits ?? {}) }
-  const gatehouse = await startGatehouse(loadConfig({ dataDir: join(dir, 'data'), mqttPort: 0, httpPort: 0, aiEnabled: false, ...config, limits }, {}), { log, ...(clock && { clock }) })
+  const gatehouse = await startGatehouse(
+    loadConfig({ dataDir: join(dir, 'data'), mqttPort: 0, httpPort: 0, aiEnabled: false, ...config, limits }, {}),
+    { log, ...(clock && { clock }) },
+  )
   onTestFinished(() => gatehouse.close())
   return { gatehouse, records, port: gatehouse.mqtt.port }
 }
@@ -32,23 +35,36 @@ async function deviceCreds(gatehouse: Gatehouse, id: string): Promise<DeviceCred
 
 async function claimCreds(gatehouse: Gatehouse, req: { maxUses?: number } = {}): Promise<DeviceCredentials & { claimId: string }> {
   const created = await gatehouse.control.claims.create({ group: 'pumps', maxUses: req.maxUses ?? 5 }, 'operator:test')
-  return { deviceId: `claim:${created.claim.id}`, claimId: created.claim.id, cert: created.certificatePem, key: created.privateKeyPem, ca: created.chainPem, serial: created.claim.serial }
+  return {
+    deviceId: `claim:${created.claim.id}`,
+    claimId: created.claim.id,
+    cert: created.certificatePem,
+    key: created.privateKeyPem,
+    ca: created.chainPem,
+    serial: created.claim.serial,
+  }
 }
 
-const audits = (gatehouse: Gatehouse, action: string): AuditEntry[] => gatehouse.control.store.listAudit({}).filter((a) => a.action === action)
+const audits = (gatehouse: Gatehouse, action: string): AuditEntry[] =>
+  gatehouse.control.store.listAudit({}).filter((a) => a.action === action)
 const bytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value))
 
 describe('refused CONNECTs do not fill the database or the log', () => {
   it('writes at most one capped audit row and log line per subject, reason and address for 50 refused connects with 60 KB strings', async () => {
     // the per-device reconnect budget (CONNACK 3 after limits.connectRatePerClientId) is not under test here
-    const { gatehouse, records, port } = await gatehouseWithLog({ limits: { connectRatePerClientId: { ratePerSecond: 1000, burst: 1000 } } })
+    const { gatehouse, records, port } = await gatehouseWithLog({
+      limits: { connectRatePerClientId: { ratePerSecond: 1000, burst: 1000 } },
+    })
     const creds = await deviceCreds(gatehouse, 'pump-7')
     await gatehouse.control.authority.revokeDevice('pump-7', 'keyCompromise', 'operator:test')
     const huge = 'x'.repeat(60_000)
     const answers: (number | null)[] = []
     for (let i = 0; i < 25; i++) answers.push((await attemptConnect(port, creds, { clientId: huge })).connack)
     for (let i = 0; i < 25; i++) {
-      answers.push((await attemptConnect(port, creds, { will: { topic: `devices/pump-8/${huge}`, payload: Buffer.from('x'), qos: 0, retain: false } })).connack)
+      answers.push(
+        (await attemptConnect(port, creds, { will: { topic: `devices/pump-8/${huge}`, payload: Buffer.from('x'), qos: 0, retain: false } }))
+          .connack,
+      )
     }
     expect(answers).toEqual(Array(50).fill(5))
 
@@ -132,20 +148,22 @@ describe('claim sessions', () => {
     expect(throttled[0]).toMatchObject({ subject: `claim:${claim.claimId}` })
   })
 
-  it.each([
-    ['revoked', async (g: Gatehouse, id: string) => void g.control.claims.revoke(id, 'operator:test')],
-  ])('refuses a %s claim at CONNECT with CONNACK 5, audited once per address', async (reason, spoil) => {
-    const { gatehouse, port } = await gatehouseWithLog()
-    const claim = await claimCreds(gatehouse)
-    await spoil(gatehouse, claim.claimId)
-    await waitFor(() => audits(gatehouse, 'claim.revoked').length === 1)
-    const answers: (number | null)[] = []
-    for (let i = 0; i < 5; i++) answers.push((await attemptConnect(port, claim, { clientId: `claim:nonce-${String(i).repeat(16)}`, clean: true })).connack)
-    expect(answers).toEqual(Array(5).fill(5))
-    const rows = audits(gatehouse, 'connect.refused')
-    expect(rows).toHaveLength(1)
-    expect(rows[0]).toMatchObject({ subject: `claim:${claim.claimId}`, details: expect.objectContaining({ reason: `claim-${reason}` }) })
-  })
+  it.each([['revoked', async (g: Gatehouse, id: string) => void g.control.claims.revoke(id, 'operator:test')]])(
+    'refuses a %s claim at CONNECT with CONNACK 5, audited once per address',
+    async (reason, spoil) => {
+      const { gatehouse, port } = await gatehouseWithLog()
+      const claim = await claimCreds(gatehouse)
+      await spoil(gatehouse, claim.claimId)
+      await waitFor(() => audits(gatehouse, 'claim.revoked').length === 1)
+      const answers: (number | null)[] = []
+      for (let i = 0; i < 5; i++)
+        answers.push((await attemptConnect(port, claim, { clientId: `claim:nonce-${String(i).repeat(16)}`, clean: true })).connack)
+      expect(answers).toEqual(Array(5).fill(5))
+      const rows = audits(gatehouse, 'connect.refused')
+      expect(rows).toHaveLength(1)
+      expect(rows[0]).toMatchObject({ subject: `claim:${claim.claimId}`, details: expect.objectContaining({ reason: `claim-${reason}` }) })
+    },
+  )
 
   it('refuses an expired claim at CONNECT (its certificate is still valid)', async () => {
     const clock = fixedClock(new Date())
@@ -165,7 +183,9 @@ describe('claim sessions', () => {
     const nonce = 'nonce-cccccccccccccccc'
     const session = await connectDevice(port, claim, { clientId: `claim:${nonce}`, clean: true })
     await session.subscribeAsync(`provisioning/${nonce}/response`, { qos: 1 })
-    const answer = new Promise<Record<string, unknown>>((resolve) => session.once('message', (_t, p: Buffer) => resolve(JSON.parse(p.toString()) as Record<string, unknown>)))
+    const answer = new Promise<Record<string, unknown>>((resolve) =>
+      session.once('message', (_t, p: Buffer) => resolve(JSON.parse(p.toString()) as Record<string, unknown>)),
+    )
     const { csrPem } = await createKeyAndCsr({ commonName: 'pump-1' })
     await session.publishAsync(`provisioning/${nonce}/request`, JSON.stringify({ deviceId: 'pump-1', csr: csrPem }), { qos: 1 })
     expect(await answer).toMatchObject({ ok: true })

@@ -18,7 +18,15 @@ tlsPeerContract('a TLS socket on loopback', async (deviceId, usage) => {
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const accepted = once(server, 'secureConnection') as Promise<[TLSSocket]>
-  const client = connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, cert: creds.cert, key: creds.key, ca: creds.ca, servername: 'localhost', rejectUnauthorized: false })
+  const client = connect({
+    host: '127.0.0.1',
+    port: (server.address() as AddressInfo).port,
+    cert: creds.cert,
+    key: creds.key,
+    ca: creds.ca,
+    servername: 'localhost',
+    rejectUnauthorized: false,
+  })
   client.on('error', () => {})
   const [socket] = await accepted
   onTestFinished(async () => {

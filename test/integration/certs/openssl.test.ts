@@ -119,7 +119,9 @@ describe('device certificates as batch provisioning makes them (KeyObject keys, 
     expect(text).toContain(`Signature Algorithm: ${sigAlg}`)
     expect(text).toContain('TLS Web Client Authentication')
     expect(text).toMatch(/X509v3 Basic Constraints: critical\s+CA:FALSE/)
-    expect(text).toMatch(deviceAlg === 'rsa2048' ? /Key Usage: critical\s+Digital Signature, Key Encipherment/ : /Key Usage: critical\s+Digital Signature\n/)
+    expect(text).toMatch(
+      deviceAlg === 'rsa2048' ? /Key Usage: critical\s+Digital Signature, Key Encipherment/ : /Key Usage: critical\s+Digital Signature\n/,
+    )
     expect(text).toContain('X509v3 Subject Key Identifier')
     expect(text).toContain('X509v3 Authority Key Identifier')
     expect(text).toContain(`Serial Number:`)
@@ -139,8 +141,21 @@ describe('CSRs made by openssl req', () => {
     const ca = await caFor('p256')
     const files = writeCa(ca, 'csr')
     const csrPem = join(tmp.dir, 'p256.csr')
-    await openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-      '-keyout', join(tmp.dir, 'p256-key.pem'), '-subj', '/CN=dev-1', '-out', csrPem)
+    await openssl(
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      join(tmp.dir, 'p256-key.pem'),
+      '-subj',
+      '/CN=dev-1',
+      '-out',
+      csrPem,
+    )
     const parsed = await parseCsr(readFileSync(csrPem, 'utf8'), { expectedDeviceId: 'dev-1' })
     expect(parsed).toMatchObject({ commonName: 'dev-1', keyAlgorithm: 'p256' })
     const csrDer = join(tmp.dir, 'p256.csr.der')
@@ -158,8 +173,19 @@ describe('CSRs made by openssl req', () => {
 
   it('refuses an RSA-1024 CSR (GH_CSR_WEAK_KEY)', async () => {
     const csrPem = join(tmp.dir, 'rsa1024.csr')
-    await openssl('req', '-new', '-newkey', 'rsa:1024', '-nodes', '-keyout', join(tmp.dir, 'rsa1024-key.pem'),
-      '-subj', '/CN=dev-1', '-out', csrPem)
+    await openssl(
+      'req',
+      '-new',
+      '-newkey',
+      'rsa:1024',
+      '-nodes',
+      '-keyout',
+      join(tmp.dir, 'rsa1024-key.pem'),
+      '-subj',
+      '/CN=dev-1',
+      '-out',
+      csrPem,
+    )
     await expect(parseCsr(readFileSync(csrPem, 'utf8'), {})).rejects.toMatchObject({ code: 'GH_CSR_WEAK_KEY' })
   })
 })
@@ -171,7 +197,11 @@ describe('CRLs, as openssl sees them', () => {
     const device = await issueDevice(ca, 'p256')
     const devicePem = tmp.write('crl-device.pem', certificateToPem(device.cert))
     const now = systemClock.now()
-    const crl = await createCrl(ca.issuing, { entries: [{ serial: device.cert.serialNumber, revokedAt: now, reason: 'keyCompromise' }], crlNumber: 42 }, deps)
+    const crl = await createCrl(
+      ca.issuing,
+      { entries: [{ serial: device.cert.serialNumber, revokedAt: now, reason: 'keyCompromise' }], crlNumber: 42 },
+      deps,
+    )
     const crlPem = tmp.write('crl.pem', crlToPem(crl))
 
     const text = (await openssl('crl', '-in', crlPem, '-noout', '-text')).stdout
@@ -195,13 +225,16 @@ describe('PKCS#12 bundles, as openssl sees them', () => {
     const ca = await caFor('p256')
     const device = await issueDevice(ca, alg)
     const pkcs8 = await exportPrivateKeyPkcs8(device.keys.privateKey)
-    const p12 = tmp.write(`${alg}.p12`, toPkcs12({
-      privateKeyPkcs8: pkcs8,
-      certificate: device.cert,
-      chain: [ca.issuing.certificate, ca.root.certificate],
-      password: 'p12-pass',
-      friendlyName: 'dev-1',
-    }))
+    const p12 = tmp.write(
+      `${alg}.p12`,
+      toPkcs12({
+        privateKeyPkcs8: pkcs8,
+        certificate: device.cert,
+        chain: [ca.issuing.certificate, ca.root.certificate],
+        password: 'p12-pass',
+        friendlyName: 'dev-1',
+      }),
+    )
     const { stdout } = await openssl('pkcs12', '-in', p12, '-passin', 'pass:p12-pass', '-nodes')
     expect(stdout).toContain('friendlyName: dev-1')
     expect(stdout.match(/-----BEGIN CERTIFICATE-----/g)).toHaveLength(3)

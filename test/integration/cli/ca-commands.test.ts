@@ -32,14 +32,24 @@ describe('gatehouse ca rotate / ca show', () => {
   it('rotates the issuing CA: devices created before and after both verify against ca/ca.pem, and ca show lists the previous CA', async () => {
     const { dataDir, out, cli, json } = await initialised()
     const shown = await json<{ root: CaInfo; issuing: CaInfo; previous: CaInfo[]; paths: { chain: string } }>(['ca', 'show'])
-    expect(shown).toMatchObject({ root: { status: 'valid' }, issuing: { status: 'valid' }, previous: [], paths: { chain: join(dataDir, 'ca', 'ca.pem') } })
+    expect(shown).toMatchObject({
+      root: { status: 'valid' },
+      issuing: { status: 'valid' },
+      previous: [],
+      paths: { chain: join(dataDir, 'ca', 'ca.pem') },
+    })
     expect((await cli(['device', 'create', 'before-1', '--out', out])).code).toBe(0)
 
-    const rotated = await json<{ issuing: CaInfo; previous: CaInfo; serverCertificate: { serial: string }; paths: Record<string, string> }>(['ca', 'rotate'])
+    const rotated = await json<{ issuing: CaInfo; previous: CaInfo; serverCertificate: { serial: string }; paths: Record<string, string> }>(
+      ['ca', 'rotate'],
+    )
     expect(rotated.previous.serial).toBe(shown.issuing.serial)
     expect(rotated.issuing.serial).not.toBe(shown.issuing.serial)
     expect(rotated.issuing.fingerprint).toMatch(/^[0-9a-f]{64}$/)
-    expect(rotated.paths).toMatchObject({ chain: join(dataDir, 'ca', 'ca.pem'), previous: join(dataDir, 'ca', 'previous', shown.issuing.serial) })
+    expect(rotated.paths).toMatchObject({
+      chain: join(dataDir, 'ca', 'ca.pem'),
+      previous: join(dataDir, 'ca', 'previous', shown.issuing.serial),
+    })
 
     const after = await json<{ root: CaInfo; issuing: CaInfo; previous: CaInfo[] }>(['ca', 'show'])
     expect(after.root).toEqual(shown.root)
@@ -56,8 +66,17 @@ describe('gatehouse ca rotate / ca show', () => {
     const issuer = (await openssl(['x509', '-in', join(out, 'after-1', 'cert.pem'), '-noout', '-issuer'])).stdout
     expect(issuer).toMatch(/CN = Gatehouse Issuing CA, serialNumber = \d{8}T\d{6}Z/) // the new one, told apart by name too
 
-    const audit = await json<{ action: string; actor: string; details: { serial: string; previousSerial: string } }[]>(['audit', '--action', 'ca.rotated'])
-    expect(audit).toEqual([expect.objectContaining({ action: 'ca.rotated', details: expect.objectContaining({ serial: rotated.issuing.serial, previousSerial: shown.issuing.serial }) })])
+    const audit = await json<{ action: string; actor: string; details: { serial: string; previousSerial: string } }[]>([
+      'audit',
+      '--action',
+      'ca.rotated',
+    ])
+    expect(audit).toEqual([
+      expect.objectContaining({
+        action: 'ca.rotated',
+        details: expect.objectContaining({ serial: rotated.issuing.serial, previousSerial: shown.issuing.serial }),
+      }),
+    ])
     expect(audit[0]!.actor).toMatch(/^operator/)
 
     const text = await cli(['ca', 'rotate'])
@@ -89,14 +108,20 @@ describe('gatehouse ca rotate / ca show', () => {
 })
 
 describe('gatehouse crl after a rotation', () => {
-  it('writes one CRL per issuing CA: the revoked old-CA device is on the old CA\'s CRL, which openssl verifies with the old CA', async () => {
+  it("writes one CRL per issuing CA: the revoked old-CA device is on the old CA's CRL, which openssl verifies with the old CA", async () => {
     const { dir, dataDir, out, cli, json } = await initialised()
     const old = await json<{ serial: string }>(['device', 'create', 'old-1', '--out', out])
     const oldIssuing = join(out, 'old-1', 'ca.pem') // old issuing + root
     await json(['ca', 'rotate'])
     expect((await cli(['device', 'revoke', 'old-1', '--reason', 'keyCompromise'])).code).toBe(0)
 
-    const listed = await json<{ crlNumber: number; entries: number; issuerSerial: string; pem: string; previous: { entries: number; issuerSerial: string; pem: string }[] }>(['crl'])
+    const listed = await json<{
+      crlNumber: number
+      entries: number
+      issuerSerial: string
+      pem: string
+      previous: { entries: number; issuerSerial: string; pem: string }[]
+    }>(['crl'])
     expect(listed.entries).toBe(0)
     expect(listed.previous).toEqual([expect.objectContaining({ entries: 1 })])
 
@@ -105,7 +130,15 @@ describe('gatehouse crl after a rotation', () => {
     expect(written.code, written.stderr).toBe(0)
     expect(written.stdout.trim().split('\n')).toHaveLength(2)
     expect(readFileSync(file, 'utf8').match(/BEGIN X509 CRL/g)).toHaveLength(2)
-    const revoked = await openssl(['verify', '-crl_check', '-CRLfile', file, '-CAfile', join(dataDir, 'ca', 'ca.pem'), join(out, 'old-1', 'cert.pem')])
+    const revoked = await openssl([
+      'verify',
+      '-crl_check',
+      '-CRLfile',
+      file,
+      '-CAfile',
+      join(dataDir, 'ca', 'ca.pem'),
+      join(out, 'old-1', 'cert.pem'),
+    ])
     expect(revoked.stdout + revoked.stderr).toContain('certificate revoked')
 
     const der = join(dir, 'crl.der')

@@ -21,10 +21,34 @@ describe('gatehouse claim', () => {
     const { dir, out, cli } = await initialised()
     const allow = join(dir, 'ids.txt')
     writeFileSync(allow, '# batch 7\npump-0001\npump-0002\n')
-    const res = await cli(['claim', 'create', '--group', 'pumps', '--max-uses', '2', '--expires', '24h', '--allow-ids', allow, '--tokens', '3', '--out', out, '--json'])
+    const res = await cli([
+      'claim',
+      'create',
+      '--group',
+      'pumps',
+      '--max-uses',
+      '2',
+      '--expires',
+      '24h',
+      '--allow-ids',
+      allow,
+      '--tokens',
+      '3',
+      '--out',
+      out,
+      '--json',
+    ])
     expect(res.code, res.stderr).toBe(0)
     const summary = JSON.parse(res.stdout)
-    expect(summary).toMatchObject({ group: 'pumps', tier: 'standard', maxUses: 2, uses: 0, allowedIds: ['pump-0001', 'pump-0002'], tokensRequired: true, status: 'active' })
+    expect(summary).toMatchObject({
+      group: 'pumps',
+      tier: 'standard',
+      maxUses: 2,
+      uses: 0,
+      allowedIds: ['pump-0001', 'pump-0002'],
+      tokensRequired: true,
+      status: 'active',
+    })
     expect(summary.tokens).toHaveLength(3)
     const bundle = join(out, summary.claimId)
     expect(readdirSync(bundle).sort()).toEqual(['ca.pem', 'cert.pem', 'claim.json', 'key.pem', 'tokens.txt'])

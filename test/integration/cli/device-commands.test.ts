@@ -64,7 +64,21 @@ describe('gatehouse device create', () => {
     const { dir, out, cli } = await initialised()
     const key = join(dir, 'dev.key')
     const csr = join(dir, 'dev.csr')
-    const made = await openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', csr, '-subj', '/CN=cam-1'])
+    const made = await openssl([
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      csr,
+      '-subj',
+      '/CN=cam-1',
+    ])
     expect(made.code, made.stderr).toBe(0)
     const res = await cli(['device', 'create', 'cam-1', '--csr', csr, '--out', out])
     expect(res.code, res.stderr).toBe(0)
@@ -87,9 +101,39 @@ describe('gatehouse device create', () => {
     if (kind === 'rsa1024') {
       await openssl(['req', '-new', '-newkey', 'rsa:1024', '-nodes', '-keyout', join(dir, 'k'), '-out', csr, '-subj', '/CN=dev-1'])
     } else if (kind === 'other-cn') {
-      await openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'k'), '-out', csr, '-subj', '/CN=someone-else'])
+      await openssl([
+        'req',
+        '-new',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        join(dir, 'k'),
+        '-out',
+        csr,
+        '-subj',
+        '/CN=someone-else',
+      ])
     } else if (kind === 'tampered') {
-      await openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'k'), '-out', csr, '-outform', 'DER', '-subj', '/CN=dev-1'])
+      await openssl([
+        'req',
+        '-new',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        join(dir, 'k'),
+        '-out',
+        csr,
+        '-outform',
+        'DER',
+        '-subj',
+        '/CN=dev-1',
+      ])
       const der = readFileSync(csr)
       const at = der.indexOf(Buffer.from('dev-1'))
       der[at] = 'x'.charCodeAt(0) // CN dev-1 -> xev-1 breaks the signature; re-sign nothing

@@ -16,7 +16,12 @@ async function gatehouseWithDevices(count: number) {
   onTestFinished(() => gatehouse.close())
   const batch = await gatehouse.control.authority.prepareBatch({ count, prefix: 'sim-' }, 'test')
   batch.commit()
-  const devices: DeviceBundle[] = batch.issued.map((i) => ({ deviceId: i.deviceId, cert: i.certificatePem, key: i.privateKey?.pem ?? '', ca: i.chainPem }))
+  const devices: DeviceBundle[] = batch.issued.map((i) => ({
+    deviceId: i.deviceId,
+    cert: i.certificatePem,
+    key: i.privateKey?.pem ?? '',
+    ca: i.chainPem,
+  }))
   return { gatehouse, devices }
 }
 
@@ -41,7 +46,11 @@ describe('device-sim fleet connector', () => {
     expect(await seen).toMatchObject({ deviceId: first.deviceId, topic: `devices/${first.deviceId}/telemetry` })
 
     await fleet.close()
-    await waitFor(() => gatehouse.broker.connectedDeviceIds().length === 0, 2000, () => `none connected; have ${gatehouse.broker.connectedDeviceIds()}`)
+    await waitFor(
+      () => gatehouse.broker.connectedDeviceIds().length === 0,
+      2000,
+      () => `none connected; have ${gatehouse.broker.connectedDeviceIds()}`,
+    )
   })
 
   it('reports a refused device (CONNACK 5) as a failed outcome and connects the rest', async () => {

@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import pino from 'pino'
 import { onTestFinished } from 'vitest'
 import { loadConfig, type ConfigInput } from '../../../config.ts'
-import { type DeviceBundle } from '../../../device-sim/index.ts'
+import type { DeviceBundle } from '../../../device-sim/index.ts'
 import type { SimulatedDeviceOptions } from '../../../device-sim/device-types.ts'
 import { SimulatedDevice } from '../../../device-sim/simulated-device.ts'
 import { startGatehouse, type Gatehouse } from '../../../gatehouse.ts'
@@ -15,8 +15,14 @@ import { tempDir } from '../../helpers/temp-dir.ts'
 export async function simGatehouse(config: ConfigInput = {}, deps: { clock?: { now(): Date } } = {}) {
   const dir = tempDir()
   const dataDir = join(dir, 'data')
-  const ai = { windowing: { messages: 3, seconds: 1 }, tiers: { standard: { provider: 'local', limits: { requestsPerMinute: 600, burst: 100 } } } }
-  const gatehouse = await startGatehouse(loadConfig({ dataDir, mqttPort: 0, httpPort: 0, ai, ...config }, {}), { log: pino({ level: 'silent' }), ...deps })
+  const ai = {
+    windowing: { messages: 3, seconds: 1 },
+    tiers: { standard: { provider: 'local', limits: { requestsPerMinute: 600, burst: 100 } } },
+  }
+  const gatehouse = await startGatehouse(loadConfig({ dataDir, mqttPort: 0, httpPort: 0, ai, ...config }, {}), {
+    log: pino({ level: 'silent' }),
+    ...deps,
+  })
   onTestFinished(() => gatehouse.close())
   return { dir, dataDir, gatehouse, broker: `mqtts://127.0.0.1:${gatehouse.mqtt.port}` }
 }
@@ -32,7 +38,11 @@ export async function createDevices(gatehouse: Gatehouse, ids: string[], group =
 
 /** A started simulated device, stopped when the test ends. */
 export function startDevice(bundle: DeviceBundle, options: SimulatedDeviceOptions, events: unknown[] = []): SimulatedDevice {
-  const device = new SimulatedDevice(bundle, { startJitter: false, backoff: { minMs: 100, maxMs: 1000 }, ...options }, { onEvent: (e) => events.push(e) })
+  const device = new SimulatedDevice(
+    bundle,
+    { startJitter: false, backoff: { minMs: 100, maxMs: 1000 }, ...options },
+    { onEvent: (e) => events.push(e) },
+  )
   device.start()
   onTestFinished(() => device.stop().then(() => undefined))
   return device
@@ -52,7 +62,8 @@ export function recordTelemetry(gatehouse: Gatehouse) {
   onTestFinished(off)
   return {
     seen,
-    readings: (deviceId: string) => seen.filter((s) => s.deviceId === deviceId && s.topic === `devices/${deviceId}/telemetry`).map((s) => s.body),
+    readings: (deviceId: string) =>
+      seen.filter((s) => s.deviceId === deviceId && s.topic === `devices/${deviceId}/telemetry`).map((s) => s.body),
     alerts: (deviceId: string) => seen.filter((s) => s.topic === `devices/${deviceId}/telemetry/alerts`).map((s) => s.body),
   }
 }

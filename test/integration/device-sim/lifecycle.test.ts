@@ -45,7 +45,11 @@ describe('device-sim certificate renewal over MQTT', () => {
     const events: SimEvent[] = []
     const device = startDevice(bundle, { broker, ratePerSecond: 50, bundlesDir: bundles }, events)
 
-    await waitFor(() => device.stats().renewals === 1, 15_000, () => `one renewal; have ${device.stats().renewals}`)
+    await waitFor(
+      () => device.stats().renewals === 1,
+      15_000,
+      () => `one renewal; have ${device.stats().renewals}`,
+    )
     // the counter moves when the certificate is obtained; the switch to it (finish in-flight messages,
     // reconnect on the new bundle) follows
     await waitFor(() => device.currentBundle().cert !== bundle.cert, 10_000, 'the switch to the new bundle')
@@ -90,7 +94,11 @@ describe('device-sim provisioning by claim certificate', () => {
     const { gatehouse, broker, dataDir, dir } = await simGatehouse()
     const claim = await claimFolder(dataDir, join(dir, 'claims'), ['--max-uses', '1'])
     const result = await claimDevice({ claim, broker: parseBrokerUrl(broker), deviceId: 'pump-0001' })
-    expect(result.bundle).toMatchObject({ deviceId: 'pump-0001', cert: expect.stringContaining('BEGIN CERTIFICATE'), key: expect.stringContaining('PRIVATE KEY') })
+    expect(result.bundle).toMatchObject({
+      deviceId: 'pump-0001',
+      cert: expect.stringContaining('BEGIN CERTIFICATE'),
+      key: expect.stringContaining('PRIVATE KEY'),
+    })
     expect(parseCertificatePem(result.bundle.cert).subjectName.getField('CN')).toEqual(['pump-0001'])
     expect(gatehouse.control.store.getDevice('pump-0001')).toMatchObject({ group: 'pumps', status: 'active' })
 
@@ -99,7 +107,9 @@ describe('device-sim provisioning by claim certificate', () => {
     expect(gatehouse.broker.isConnected('pump-0001')).toBe(true)
 
     // a used-up claim is refused at CONNECT (CONNACK 5, connect.refused reason claim-used-up)
-    await expect(claimDevice({ claim, broker: parseBrokerUrl(broker), deviceId: 'pump-0002' })).rejects.toMatchObject({ code: 'GH_SIM_CONNECT_FAILED' })
+    await expect(claimDevice({ claim, broker: parseBrokerUrl(broker), deviceId: 'pump-0002' })).rejects.toMatchObject({
+      code: 'GH_SIM_CONNECT_FAILED',
+    })
     expect(gatehouse.control.store.listAudit({ action: 'connect.refused' })[0]?.details).toMatchObject({ reason: 'claim-used-up' })
   })
 
@@ -113,14 +123,47 @@ describe('device-sim provisioning by claim certificate', () => {
     const tokenFile = join(dir, 'tokens.txt')
     writeFileSync(tokenFile, `${tokens.join('\n')}\n`)
     const bundles = join(dir, 'devices')
-    const res = await runCli(['sim', '--devices', '2', '--claim', path, '--tokens', tokenFile, '--prefix', 'pump-', '--bundles', bundles, '--broker', broker, '--duration', '3s', '--json'])
+    const res = await runCli([
+      'sim',
+      '--devices',
+      '2',
+      '--claim',
+      path,
+      '--tokens',
+      tokenFile,
+      '--prefix',
+      'pump-',
+      '--bundles',
+      bundles,
+      '--broker',
+      broker,
+      '--duration',
+      '3s',
+      '--json',
+    ])
     expect(res.code, res.stderr).toBe(0)
     expect(JSON.parse(res.stdout)).toMatchObject({ devices: 2, everConnected: 2, errors: 0 })
     expect(readBundle(bundles, 'pump-0002')).not.toBeNull()
     expect(gatehouse.control.store.getDevice('pump-0001')).toMatchObject({ group: 'pumps' })
 
     // the tokens are used up: a third device cannot be claimed with them
-    const third = await runCli(['sim', '--devices', '3', '--claim', path, '--tokens', tokenFile, '--prefix', 'pump-', '--bundles', bundles, '--broker', broker, '--duration', '1s'])
+    const third = await runCli([
+      'sim',
+      '--devices',
+      '3',
+      '--claim',
+      path,
+      '--tokens',
+      tokenFile,
+      '--prefix',
+      'pump-',
+      '--bundles',
+      bundles,
+      '--broker',
+      broker,
+      '--duration',
+      '1s',
+    ])
     expect(third.code).toBe(1)
     expect(third.stderr).toMatch(/GH_SIM_CLAIM_UNREADABLE|GH_CLAIM_TOKEN_INVALID/)
   })

@@ -18,8 +18,11 @@ const section = readme.slice(readme.indexOf('## Try it with 50 simulated devices
 function runSim(args: string[], during: () => Promise<void>): Promise<CliResult> {
   let child: ReturnType<typeof execFile> | undefined
   const result = new Promise<CliResult>((resolve) => {
-    child = execFile(process.execPath, [GATEHOUSE_BIN, 'sim', ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, GATEHOUSE_LOG_LEVEL: 'silent' }, timeout: 90_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    child = execFile(
+      process.execPath,
+      [GATEHOUSE_BIN, 'sim', ...args],
+      { env: { PATH: process.env.PATH, HOME: process.env.HOME, GATEHOUSE_LOG_LEVEL: 'silent' }, timeout: 90_000 },
+      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
     )
   })
   return during().then(
@@ -43,39 +46,53 @@ describe('README walkthrough: 50 simulated devices, a setting changed from the A
 
     const { gatehouse, broker, dataDir, dir } = await simGatehouse({ ai: {} })
     const ids = Array.from({ length: 50 }, (_, i) => `sim-${String(i + 1).padStart(4, '0')}`)
-    const res = await runSim(['--devices', '50', '--provision', '--data-dir', dataDir, '--bundles', join(dir, 'devices'), '--broker', broker, '--duration', '40s'], async () => {
-      await waitFor(() => gatehouse.broker.connectedDeviceIds().length === 50, 40_000, () => `50 connected; have ${gatehouse.broker.connectedDeviceIds().length}`, 200)
-      await waitFor(() => ids.every((id) => gatehouse.control.settings.getDevice(id).reported !== null), 20_000, 'every report', 200)
-
-      const created = await runCli([...(apikeyLine as RegExpExecArray)[1]!.split(/\s+/), '--data-dir', dataDir])
-      expect(created.code, created.stderr).toBe(0)
-      const key = created.stdout.trim()
-      const auth = { authorization: `Bearer ${key}` }
-      const res = await fetch(gatehouse.http.url + (patch as RegExpExecArray)[1], {
-        method: 'PATCH',
-        headers: { ...auth, 'content-type': 'application/merge-patch+json' },
-        body: JSON.stringify(body),
-      })
-      expect(res.status, await res.clone().text()).toBe(200)
-
-      // every device applied the new document and reported it back
-      await expect
-        .poll(
-          () => ids.every((id) => {
-            const view = gatehouse.control.settings.getDevice(id)
-            return view.reported?.version === view.version && (view.reported.settings as { interval?: number }).interval === body.interval
-          }),
-          { timeout: 20_000, interval: 250 },
+    const res = await runSim(
+      ['--devices', '50', '--provision', '--data-dir', dataDir, '--bundles', join(dir, 'devices'), '--broker', broker, '--duration', '40s'],
+      async () => {
+        await waitFor(
+          () => gatehouse.broker.connectedDeviceIds().length === 50,
+          40_000,
+          () => `50 connected; have ${gatehouse.broker.connectedDeviceIds().length}`,
+          200,
         )
-        .toBe(true)
-      // insights from the local analyzer reach the API (and the devices: counted in the summary below)
-      await expect
-        .poll(async () => {
-          const r = await fetch(gatehouse.http.url + (insights as RegExpExecArray)[1], { headers: auth })
-          return r.status === 200 ? ((await r.json()) as unknown[] | { items?: unknown[] }) : null
-        }, { timeout: 30_000, interval: 500 })
-        .toSatisfy((v) => v !== null && (Array.isArray(v) ? v.length : (v.items ?? []).length) > 0)
-    })
+        await waitFor(() => ids.every((id) => gatehouse.control.settings.getDevice(id).reported !== null), 20_000, 'every report', 200)
+
+        const created = await runCli([...(apikeyLine as RegExpExecArray)[1]!.split(/\s+/), '--data-dir', dataDir])
+        expect(created.code, created.stderr).toBe(0)
+        const key = created.stdout.trim()
+        const auth = { authorization: `Bearer ${key}` }
+        const res = await fetch(gatehouse.http.url + (patch as RegExpExecArray)[1], {
+          method: 'PATCH',
+          headers: { ...auth, 'content-type': 'application/merge-patch+json' },
+          body: JSON.stringify(body),
+        })
+        expect(res.status, await res.clone().text()).toBe(200)
+
+        // every device applied the new document and reported it back
+        await expect
+          .poll(
+            () =>
+              ids.every((id) => {
+                const view = gatehouse.control.settings.getDevice(id)
+                return (
+                  view.reported?.version === view.version && (view.reported.settings as { interval?: number }).interval === body.interval
+                )
+              }),
+            { timeout: 20_000, interval: 250 },
+          )
+          .toBe(true)
+        // insights from the local analyzer reach the API (and the devices: counted in the summary below)
+        await expect
+          .poll(
+            async () => {
+              const r = await fetch(gatehouse.http.url + (insights as RegExpExecArray)[1], { headers: auth })
+              return r.status === 200 ? ((await r.json()) as unknown[] | { items?: unknown[] }) : null
+            },
+            { timeout: 30_000, interval: 500 },
+          )
+          .toSatisfy((v) => v !== null && (Array.isArray(v) ? v.length : (v.items ?? []).length) > 0)
+      },
+    )
     expect(res.code, res.stderr).toBe(0)
     expect(res.stdout).toMatch(/sim-\d{4} insight: /)
   })

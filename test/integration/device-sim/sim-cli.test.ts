@@ -41,17 +41,48 @@ describe('gatehouse sim (the command, as its own process)', () => {
   it('provisions sim-0001..N through the control plane, runs them for --duration, applies a group settings change, and prints a JSON summary', async () => {
     const { gatehouse, broker, dataDir, dir } = await simGatehouse()
     const bundles = join(dir, 'devices')
-    const res = await runSim(['--devices', '3', '--provision', '--data-dir', dataDir, '--bundles', bundles, '--broker', broker, '--rate', '5', '--duration', '6s', '--json'], async () => {
-      await waitFor(() => gatehouse.broker.connectedDeviceIds().length === 3, 20_000, () => `3 connected; have ${gatehouse.broker.connectedDeviceIds().length}`, 100)
-      // each has applied and reported the document it got on subscribe: the change below is a second one
-      const ids = ['sim-0001', 'sim-0002', 'sim-0003']
-      await waitFor(() => ids.every((id) => gatehouse.control.settings.getDevice(id).reported !== null), 10_000, 'every report', 100)
-      gatehouse.control.settings.patchLayer({ kind: 'group', group: 'sim' }, { interval: 0.2 }, { actor: 'operator:test' })
-    })
+    const res = await runSim(
+      [
+        '--devices',
+        '3',
+        '--provision',
+        '--data-dir',
+        dataDir,
+        '--bundles',
+        bundles,
+        '--broker',
+        broker,
+        '--rate',
+        '5',
+        '--duration',
+        '6s',
+        '--json',
+      ],
+      async () => {
+        await waitFor(
+          () => gatehouse.broker.connectedDeviceIds().length === 3,
+          20_000,
+          () => `3 connected; have ${gatehouse.broker.connectedDeviceIds().length}`,
+          100,
+        )
+        // each has applied and reported the document it got on subscribe: the change below is a second one
+        const ids = ['sim-0001', 'sim-0002', 'sim-0003']
+        await waitFor(() => ids.every((id) => gatehouse.control.settings.getDevice(id).reported !== null), 10_000, 'every report', 100)
+        gatehouse.control.settings.patchLayer({ kind: 'group', group: 'sim' }, { interval: 0.2 }, { actor: 'operator:test' })
+      },
+    )
     expect(res.code, res.stderr).toBe(0)
     const summary = JSON.parse(res.stdout) as Record<string, number>
-    expect(summary).toMatchObject({ devices: 3, connected: 3, everConnected: 3, errors: 0, dropped: 0, durationSeconds: expect.any(Number) })
-    for (const k of ['sent', 'acked', 'settingsApplied', 'insights', 'alerts', 'renewals', 'reconnects', 'messagesPerSecond']) expect(summary[k]).toEqual(expect.any(Number))
+    expect(summary).toMatchObject({
+      devices: 3,
+      connected: 3,
+      everConnected: 3,
+      errors: 0,
+      dropped: 0,
+      durationSeconds: expect.any(Number),
+    })
+    for (const k of ['sent', 'acked', 'settingsApplied', 'insights', 'alerts', 'renewals', 'reconnects', 'messagesPerSecond'])
+      expect(summary[k]).toEqual(expect.any(Number))
     expect(summary.sent).toBeGreaterThan(10)
     expect(summary.acked).toBe(summary.sent)
     // the document on subscribe, then the group change, per device
@@ -63,10 +94,25 @@ describe('gatehouse sim (the command, as its own process)', () => {
       for (const f of ['cert.pem', 'key.pem', 'ca.pem']) expect(existsSync(join(bundles, id, f))).toBe(true)
       expect(statSync(join(bundles, id, 'key.pem')).mode & 0o777).toBe(0o600)
     }
-    expect(gatehouse.control.settings.getDevice('sim-0003').reported?.version).toBe(gatehouse.control.settings.getDevice('sim-0003').version)
+    expect(gatehouse.control.settings.getDevice('sim-0003').reported?.version).toBe(
+      gatehouse.control.settings.getDevice('sim-0003').version,
+    )
 
     // a second run reuses the bundle folders (no GH_DEVICE_EXISTS) and provisions only what is missing
-    const again = await runSim(['--devices', '4', '--provision', '--data-dir', dataDir, '--bundles', bundles, '--broker', broker, '--duration', '2s', '--json'])
+    const again = await runSim([
+      '--devices',
+      '4',
+      '--provision',
+      '--data-dir',
+      dataDir,
+      '--bundles',
+      bundles,
+      '--broker',
+      broker,
+      '--duration',
+      '2s',
+      '--json',
+    ])
     expect(again.code, again.stderr).toBe(0)
     expect(again.stderr).toContain('provisioning 1 devices (sim-0004..sim-0004)')
     expect(JSON.parse(again.stdout)).toMatchObject({ devices: 4, everConnected: 4 })
@@ -75,11 +121,27 @@ describe('gatehouse sim (the command, as its own process)', () => {
   it('runs the bundles it finds in --bundles, printing a summary line on stderr and a text summary', async () => {
     const { broker, dataDir, dir } = await simGatehouse()
     const bundles = join(dir, 'devices')
-    for (const id of ['pump-1', 'pump-2']) expect((await runCli(['device', 'create', id, '--out', bundles, '--data-dir', dataDir])).code).toBe(0)
-    const res = await runSim(['--devices', '5', '--bundles', bundles, '--broker', broker, '--rate', '10', '--duration', '3s', '--report-every', '1'])
+    for (const id of ['pump-1', 'pump-2'])
+      expect((await runCli(['device', 'create', id, '--out', bundles, '--data-dir', dataDir])).code).toBe(0)
+    const res = await runSim([
+      '--devices',
+      '5',
+      '--bundles',
+      bundles,
+      '--broker',
+      broker,
+      '--rate',
+      '10',
+      '--duration',
+      '3s',
+      '--report-every',
+      '1',
+    ])
     expect(res.code, res.stderr).toBe(0)
     expect(res.stderr).toContain('only 2 device bundles')
-    expect(res.stderr).toMatch(/sim \d+s: connected 2\/2, [\d.]+ msg\/s, sent \d+, settings applied 2, insights \d+, alerts \d+, renewals 0, errors 0/)
+    expect(res.stderr).toMatch(
+      /sim \d+s: connected 2\/2, [\d.]+ msg\/s, sent \d+, settings applied 2, insights \d+, alerts \d+, renewals 0, errors 0/,
+    )
     expect(res.stdout).toMatch(/sim: 2 devices against mqtts:\/\/127\.0\.0\.1:\d+/)
     expect(res.stdout).toMatch(/connected\s+2\/2 at the end/)
   })
@@ -98,7 +160,17 @@ describe('gatehouse sim (the command, as its own process)', () => {
     const bundles = join(dir, 'devices')
     expect((await runCli(['device', 'create', 'pump-1', '--out', bundles, '--data-dir', dataDir])).code).toBe(0)
     const port = await freePortThatIsClosed()
-    const res = await runSim(['--devices', '1', '--bundles', bundles, '--broker', `mqtts://127.0.0.1:${port}`, '--duration', '2s', '--json'])
+    const res = await runSim([
+      '--devices',
+      '1',
+      '--bundles',
+      bundles,
+      '--broker',
+      `mqtts://127.0.0.1:${port}`,
+      '--duration',
+      '2s',
+      '--json',
+    ])
     expect(res.code).toBe(1)
     expect(JSON.parse(res.stdout)).toMatchObject({ devices: 1, everConnected: 0, sent: 0 })
     expect(res.stderr).toMatch(/error GH_SIM_NOT_CONNECTED: .*ECONNREFUSED.*check that Gatehouse is running/)

@@ -34,10 +34,18 @@ describe('device-sim SimulatedDevice against a real Gatehouse', () => {
     // the document delivered on subscribe is applied (and reported) first
     await waitFor(() => devices.every((d) => d.stats().settingsApplied === 1), 3000, 'the first document applied')
 
-    const layer = gatehouse.control.settings.patchLayer({ kind: 'group', group: 'sim' }, { interval: 0.1, thresholds: { temperature: { max: -40 } } }, { actor: 'operator:test' })
+    const layer = gatehouse.control.settings.patchLayer(
+      { kind: 'group', group: 'sim' },
+      { interval: 0.1, thresholds: { temperature: { max: -40 } } },
+      { actor: 'operator:test' },
+    )
     expect(layer.devicesChanged).toBe(2)
     const version = gatehouse.control.settings.getDevice('sim-0001').version
-    await waitFor(() => devices.every((d) => d.stats().settingsVersion === version), 3000, () => `version ${version}; have ${devices.map((d) => d.stats().settingsVersion)}`)
+    await waitFor(
+      () => devices.every((d) => d.stats().settingsVersion === version),
+      3000,
+      () => `version ${version}; have ${devices.map((d) => d.stats().settingsVersion)}`,
+    )
     expect(devices.map((d) => d.stats().intervalMs)).toEqual([100, 100])
 
     // the reports reached the registry: desired and reported agree
@@ -94,7 +102,11 @@ describe('device-sim SimulatedDevice against a real Gatehouse', () => {
     const aedesClient = (gatehouse.broker.aedes as unknown as { clients: Record<string, { close(): void }> }).clients['sim-0004']
     aedesClient?.close()
     await waitFor(() => events.some((e) => e.type === 'disconnected'), 2000, 'the disconnect')
-    await waitFor(() => device.stats().reconnects === 1, 5000, () => `one reconnect; have ${device.stats().reconnects}`)
+    await waitFor(
+      () => device.stats().reconnects === 1,
+      5000,
+      () => `one reconnect; have ${device.stats().reconnects}`,
+    )
     expect(gatehouse.broker.isConnected('sim-0004')).toBe(true)
 
     // the readings made while it was away arrive after the reconnect; none is missing

@@ -5,7 +5,14 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { cryptoRandom, normalizeSerial, systemClock } from '../../../certs/index.ts'
 import { createCaReloader } from '../../../provisioning/ca/reload.ts'
 import { rotateIssuingCa } from '../../../provisioning/ca/rotation.ts'
-import { createChangeFeed, dataDirLayout, initControlPlane, keepCaCurrent, openControlPlane, rotateCa } from '../../../provisioning/index.ts'
+import {
+  createChangeFeed,
+  dataDirLayout,
+  initControlPlane,
+  keepCaCurrent,
+  openControlPlane,
+  rotateCa,
+} from '../../../provisioning/index.ts'
 import type { ServerTlsMaterial } from '../../../provisioning/ca/keystore.ts'
 import { waitFor } from '../../helpers/wait.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
@@ -67,7 +74,7 @@ describe('createCaReloader (how a running Gatehouse follows `ca rotate`)', () =>
 })
 
 describe('keepCaCurrent (what startGatehouse wires for the CA)', () => {
-  it('reloads on the change feed\'s ca.rotated and on its hourly check, and stops both on close', async () => {
+  it("reloads on the change feed's ca.rotated and on its hourly check, and stops both on close", async () => {
     const { dataDir, control, serialInUse } = await running()
     const log = pino({ level: 'silent' })
     const feed = createChangeFeed({ store: control.store, clock: systemClock, log })

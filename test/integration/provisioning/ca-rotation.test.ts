@@ -103,7 +103,9 @@ describe('rotating the issuing CA in a data directory', () => {
     const before = readdirSync(layout.caDir).sort()
     const issuing = readFileSync(layout.issuingCert, 'utf8')
     await expect(rotateCa(dataDir, {}, { log }, 'op')).rejects.toMatchObject({ code: 'GH_CA_PASSPHRASE_REQUIRED' })
-    await expect(rotateCa(dataDir, {}, { log, passphrase: 'battery staple' }, 'op')).rejects.toMatchObject({ code: 'GH_CA_PASSPHRASE_WRONG' })
+    await expect(rotateCa(dataDir, {}, { log, passphrase: 'battery staple' }, 'op')).rejects.toMatchObject({
+      code: 'GH_CA_PASSPHRASE_WRONG',
+    })
     expect(readdirSync(layout.caDir).sort()).toEqual(before)
     expect(readFileSync(layout.issuingCert, 'utf8')).toBe(issuing)
 
@@ -123,8 +125,14 @@ describe('rotating the issuing CA in a data directory', () => {
       const seq = control.store.lastEventSeq()
       const summary = await rotateCa(dataDir, {}, { log }, 'operator:test')
       const [audit] = control.store.listAudit({ action: 'ca.rotated' })
-      expect(audit).toMatchObject({ actor: 'operator:test', subject: 'ca', details: { serial: summary.issuing.serial, previousSerial: summary.previous.serial } })
-      expect(control.store.eventsAfter(seq, 10)).toEqual([expect.objectContaining({ type: 'ca.rotated', data: { serial: summary.issuing.serial } })])
+      expect(audit).toMatchObject({
+        actor: 'operator:test',
+        subject: 'ca',
+        details: { serial: summary.issuing.serial, previousSerial: summary.previous.serial },
+      })
+      expect(control.store.eventsAfter(seq, 10)).toEqual([
+        expect.objectContaining({ type: 'ca.rotated', data: { serial: summary.issuing.serial } }),
+      ])
       // an open control plane switches when told to
       await control.reloadCa()
       expect(normalizeSerial(control.authority.ca.issuing.certificate.serialNumber)).toBe(summary.issuing.serial)
@@ -149,7 +157,12 @@ describe('an interrupted rotation', () => {
     // the crash: ca/previous kept, ca/next committed, the new issuing.key moved but not its certificate
     cpSync(join(layout.previousDir), copyLayout.previousDir, { recursive: true })
     mkdirSync(copyLayout.pendingRotation, { mode: 0o700 })
-    for (const [from, name] of [[layout.serverKey, 'server.key'], [layout.serverCert, 'server.crt'], [layout.issuingCert, 'issuing.crt'], [layout.chain, 'ca.pem']] as const) {
+    for (const [from, name] of [
+      [layout.serverKey, 'server.key'],
+      [layout.serverCert, 'server.crt'],
+      [layout.issuingCert, 'issuing.crt'],
+      [layout.chain, 'ca.pem'],
+    ] as const) {
       cpSync(from, join(copyLayout.pendingRotation, name))
     }
     cpSync(layout.issuingKey, copyLayout.issuingKey)
@@ -209,7 +222,7 @@ describe('an interrupted rotation', () => {
 })
 
 describe('CRLs after a rotation, as openssl sees them', () => {
-  it('lists a revoked certificate of the old CA on the old CA\'s CRL, signed by it, and the new CA\'s CRL stays empty', async () => {
+  it("lists a revoked certificate of the old CA on the old CA's CRL, signed by it, and the new CA's CRL stays empty", async () => {
     const { dir, dataDir, layout, device } = await initialised()
     const old = await device('old-1')
     const oldIssuing = join(dir, 'old-issuing.pem')
@@ -221,7 +234,11 @@ describe('CRLs after a rotation, as openssl sees them', () => {
       await control.authority.revokeDevice('old-1', 'keyCompromise', 'op')
       const crls = await control.authority.currentCrls()
       expect(crls.map((c) => c.entries)).toEqual([0, 1])
-      const [currentFile, previousFile, all] = ['crl-new.pem', 'crl-old.pem', 'crl-all.pem'].map((n) => join(dir, n)) as [string, string, string]
+      const [currentFile, previousFile, all] = ['crl-new.pem', 'crl-old.pem', 'crl-all.pem'].map((n) => join(dir, n)) as [
+        string,
+        string,
+        string,
+      ]
       writeFileSync(currentFile, crls[0]!.pem)
       writeFileSync(previousFile, crls[1]!.pem)
       writeFileSync(all, crls[0]!.pem + crls[1]!.pem)

@@ -84,7 +84,10 @@ describe('claims are bounded', () => {
     const key = await deviceKey()
     expect((await f.enrollment.claim(f.context(created), json({ deviceId: 'pump-0001', csr: await key.csr('pump-0001') }))).ok).toBe(true)
     const other = await f.authority.createDevice({ id: 'pump-0002', group: 'pumps' }, 'operator:test')
-    const answer = await f.enrollment.renew({ deviceId: 'pump-0002', serial: other.serial, remoteAddress: '127.0.0.1' }, json({ csr: await key.csr('pump-0002') }))
+    const answer = await f.enrollment.renew(
+      { deviceId: 'pump-0002', serial: other.serial, remoteAddress: '127.0.0.1' },
+      json({ csr: await key.csr('pump-0002') }),
+    )
     expect(codeOf(answer)).toBe('GH_CSR_KEY_IN_USE')
     expect(f.store.listCertificates('pump-0002')).toHaveLength(1)
   })
@@ -100,7 +103,9 @@ describe('claims are bounded', () => {
     expect(codes.filter((c) => c === 'GH_CLAIM_RATE_LIMITED')).toHaveLength(7)
     expect(codes.slice(0, 5).every((c) => c !== 'GH_CLAIM_RATE_LIMITED')).toBe(true)
     f.clock.advance('10s')
-    expect(codeOf(await f.enrollment.claim(f.context(created), json({ deviceId: 'pump-x', csr: 'not a csr' })))).not.toBe('GH_CLAIM_RATE_LIMITED')
+    expect(codeOf(await f.enrollment.claim(f.context(created), json({ deviceId: 'pump-x', csr: 'not a csr' })))).not.toBe(
+      'GH_CLAIM_RATE_LIMITED',
+    )
   })
 })
 
@@ -117,7 +122,17 @@ describe('revoked claims on the CRL', () => {
     const pem = makeTempPemDir()
     onTestFinished(pem.cleanup)
     const at = String(Math.floor(f.clock.now().getTime() / 1000))
-    const args = (cert: string) => ['verify', '-attime', at, '-crl_check', '-CAfile', pem.write('ca.pem', created.chainPem), '-CRLfile', pem.write('crl.pem', crl.pem), pem.write('claim.pem', cert)]
+    const args = (cert: string) => [
+      'verify',
+      '-attime',
+      at,
+      '-crl_check',
+      '-CAfile',
+      pem.write('ca.pem', created.chainPem),
+      '-CRLfile',
+      pem.write('crl.pem', crl.pem),
+      pem.write('claim.pem', cert),
+    ]
     const revoked = await openssl(args(created.certificatePem))
     expect(revoked.code).not.toBe(0)
     expect(revoked.stdout + revoked.stderr).toContain('certificate revoked')

@@ -44,10 +44,26 @@ describe('enrollment over SQLite', () => {
     const pem = makeTempPemDir()
     onTestFinished(pem.cleanup)
     const at = String(Math.floor(f.clock.now().getTime() / 1000))
-    const verify = await openssl(['verify', '-attime', at, '-CAfile', pem.write('ca.pem', answer.chain as string), pem.write('cert.pem', answer.certificate as string)])
+    const verify = await openssl([
+      'verify',
+      '-attime',
+      at,
+      '-CAfile',
+      pem.write('ca.pem', answer.chain as string),
+      pem.write('cert.pem', answer.certificate as string),
+    ])
     expect(verify.code, verify.stderr).toBe(0)
     // and the claim certificate verifies too, as a client certificate of the issuing CA
-    const claimVerify = await openssl(['verify', '-attime', at, '-purpose', 'sslclient', '-CAfile', pem.write('ca2.pem', created.chainPem), pem.write('claim.pem', created.certificatePem)])
+    const claimVerify = await openssl([
+      'verify',
+      '-attime',
+      at,
+      '-purpose',
+      'sslclient',
+      '-CAfile',
+      pem.write('ca2.pem', created.chainPem),
+      pem.write('claim.pem', created.certificatePem),
+    ])
     expect(claimVerify.code, claimVerify.stderr).toBe(0)
   })
 
@@ -73,7 +89,9 @@ describe('enrollment over SQLite', () => {
     const f = await sqliteFixture()
     const created = await f.createClaim({ tokens: 1 })
     const [a, b] = await Promise.all(
-      ['pump-a', 'pump-b'].map(async (id) => f.enrollment.claim(f.context(created), json({ deviceId: id, csr: await (await deviceKey()).csr(id), token: created.tokens[0] }))),
+      ['pump-a', 'pump-b'].map(async (id) =>
+        f.enrollment.claim(f.context(created), json({ deviceId: id, csr: await (await deviceKey()).csr(id), token: created.tokens[0] })),
+      ),
     )
     expect([a!.ok, b!.ok].sort()).toEqual([false, true])
     expect(((a!.ok ? b : a)!.error as { code: string }).code).toBe('GH_CLAIM_TOKEN_INVALID')
@@ -106,9 +124,18 @@ describe('enrollment over SQLite', () => {
     expect(f.store.getCertificate(first.serial as string)).toMatchObject({ status: 'superseded' })
 
     const feed = createChangeFeed({ store: f.store, clock: f.clock, log: pino({ level: 'silent' }) })
-    const directory = createRegistryDirectory({ store: f.store, feed, clock: f.clock, log: pino({ level: 'silent' }), claims: f.claimService })
+    const directory = createRegistryDirectory({
+      store: f.store,
+      feed,
+      clock: f.clock,
+      log: pino({ level: 'silent' }),
+      claims: f.claimService,
+    })
     const oldIdentity = await identityFromCertificate(parseCertificatePem(first.certificate as string))
-    expect(await directory.lookup(oldIdentity)).toMatchObject({ kind: 'active', validUntil: new Date(renewed.previousValidUntil as string) })
+    expect(await directory.lookup(oldIdentity)).toMatchObject({
+      kind: 'active',
+      validUntil: new Date(renewed.previousValidUntil as string),
+    })
     const newIdentity = await identityFromCertificate(parseCertificatePem(renewed.certificate as string))
     expect(await directory.lookup(newIdentity)).toMatchObject({ kind: 'active', validUntil: new Date(renewed.notAfter as string) })
     f.clock.advance('25h')
@@ -119,16 +146,32 @@ describe('enrollment over SQLite', () => {
     const f = await sqliteFixture()
     const created = await f.createClaim()
     const feed = createChangeFeed({ store: f.store, clock: f.clock, log: pino({ level: 'silent' }) })
-    const directory = createRegistryDirectory({ store: f.store, feed, clock: f.clock, log: pino({ level: 'silent' }), claims: f.claimService })
+    const directory = createRegistryDirectory({
+      store: f.store,
+      feed,
+      clock: f.clock,
+      log: pino({ level: 'silent' }),
+      claims: f.claimService,
+    })
     const identity = await identityFromCertificate(parseCertificatePem(created.certificatePem))
     expect(identity.commonName).toBe(`claim:${created.claim.id}`)
-    expect(await directory.lookupClaim(identity, created.claim.id)).toEqual({ kind: 'claim', claimId: created.claim.id, serial: created.claim.serial })
+    expect(await directory.lookupClaim(identity, created.claim.id)).toEqual({
+      kind: 'claim',
+      claimId: created.claim.id,
+      serial: created.claim.serial,
+    })
     expect(await directory.lookupClaim(identity, 'other-claim')).toMatchObject({ kind: 'refused', reason: 'unknown-claim' })
-    expect(await directory.lookupClaim({ ...identity, serial: '1234' }, created.claim.id)).toMatchObject({ kind: 'refused', reason: 'unknown-claim' })
+    expect(await directory.lookupClaim({ ...identity, serial: '1234' }, created.claim.id)).toMatchObject({
+      kind: 'refused',
+      reason: 'unknown-claim',
+    })
     f.claimService.revoke(created.claim.id, 'operator:test')
     feed.poll()
     expect(await directory.lookupClaim(identity, created.claim.id)).toMatchObject({ kind: 'refused', reason: 'claim-revoked' })
     const key = await deviceKey()
-    expect(await f.enrollment.claim(f.context(created), json({ deviceId: 'p-1', csr: await key.csr('p-1') }))).toMatchObject({ ok: false, error: { code: 'GH_CLAIM_REVOKED' } })
+    expect(await f.enrollment.claim(f.context(created), json({ deviceId: 'p-1', csr: await key.csr('p-1') }))).toMatchObject({
+      ok: false,
+      error: { code: 'GH_CLAIM_REVOKED' },
+    })
   })
 })

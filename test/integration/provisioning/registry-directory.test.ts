@@ -29,14 +29,21 @@ deviceDirectoryContract('the registry directory on SQLite', () => {
     directory,
     clock,
     addDevice: (id, opts = {}) => store.insertDevice(device(id, opts)),
-    addCertificate: (c) => store.insertCertificate(certificate(c.serial, c.deviceId, { fingerprint: c.fingerprint, notBefore: c.notBefore, notAfter: c.notAfter })),
+    addCertificate: (c) =>
+      store.insertCertificate(
+        certificate(c.serial, c.deviceId, { fingerprint: c.fingerprint, notBefore: c.notBefore, notAfter: c.notAfter }),
+      ),
     revokeDevice: (deviceId) => write(() => store.updateDeviceStatus(deviceId, 'revoked', clock.now()), 'device.revoked', { deviceId }),
     disableDevice: (deviceId) => write(() => store.updateDeviceStatus(deviceId, 'disabled', clock.now()), 'device.disabled', { deviceId }),
     revokeCertificate: (serial) =>
-      write(() => store.updateCertificate(serial, { status: 'revoked', revokedAt: clock.now(), revocationReason: 'keyCompromise' }), 'certificate.revoked', {
-        deviceId: deviceOf(serial),
-        serial,
-      }),
+      write(
+        () => store.updateCertificate(serial, { status: 'revoked', revokedAt: clock.now(), revocationReason: 'keyCompromise' }),
+        'certificate.revoked',
+        {
+          deviceId: deviceOf(serial),
+          serial,
+        },
+      ),
     supersedeCertificate: (serial, at) =>
       write(() => store.updateCertificate(serial, { status: 'superseded', supersededAt: at }), 'certificate.superseded', {
         deviceId: deviceOf(serial),
@@ -44,9 +51,21 @@ deviceDirectoryContract('the registry directory on SQLite', () => {
         supersededAt: at.toISOString(),
       }),
     addClaim: (c) =>
-      store.claims.insert(claim(c.claimId, { serial: c.serial, fingerprint: c.fingerprint, expiresAt: c.expiresAt, ...(c.usedUp === true ? { maxUses: 1, uses: 1 } : {}) }), []),
+      store.claims.insert(
+        claim(c.claimId, {
+          serial: c.serial,
+          fingerprint: c.fingerprint,
+          expiresAt: c.expiresAt,
+          ...(c.usedUp === true ? { maxUses: 1, uses: 1 } : {}),
+        }),
+        [],
+      ),
     revokeClaim: (claimId) => write(() => store.claims.revoke(claimId, clock.now()), 'claim.revoked', { claimId }),
     deliver: () => void feed.catchUp(),
-    audits: () => store.listAudit().reverse().map(({ actor, action, subject, details }) => ({ actor, action, subject, details })),
+    audits: () =>
+      store
+        .listAudit()
+        .reverse()
+        .map(({ actor, action, subject, details }) => ({ actor, action, subject, details })),
   }
 })

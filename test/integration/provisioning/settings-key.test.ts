@@ -63,7 +63,9 @@ describe('settings.key', () => {
     expect((await runCli(['init', '--data-dir', dataDir])).code).toBe(0)
     expect((await runCli(['settings', 'set', '--group', 'pumps', 'wifi_secret=pw', '--data-dir', dataDir])).code).toBe(0)
     const other = Buffer.alloc(32, 9).toString('base64')
-    await expect(initControlPlane(dataDir, {}, { log, settingsKey: other }, 'test')).rejects.toMatchObject({ code: 'GH_SETTINGS_KEY_INVALID' })
+    await expect(initControlPlane(dataDir, {}, { log, settingsKey: other }, 'test')).rejects.toMatchObject({
+      code: 'GH_SETTINGS_KEY_INVALID',
+    })
     await initControlPlane(dataDir, {}, { log }, 'test')
   })
 })

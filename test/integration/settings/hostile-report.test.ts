@@ -17,7 +17,13 @@ describe('a hostile settings report over MQTT', () => {
     const control = gatehouse.control
     const issued = await control.authority.createDevice({ id: 'evil-1' }, 'operator:test')
     control.settings.patchLayer({ kind: 'fleet' }, { wifi_secret: 'pw', rate: 5 }, { actor: 'operator:test' })
-    const device = await connectDevice(gatehouse.mqtt.port, { deviceId: 'evil-1', cert: issued.certificatePem, key: issued.privateKey!.pem, ca: issued.chainPem, serial: issued.serial })
+    const device = await connectDevice(gatehouse.mqtt.port, {
+      deviceId: 'evil-1',
+      cert: issued.certificatePem,
+      key: issued.privateKey!.pem,
+      ca: issued.chainPem,
+      serial: issued.serial,
+    })
     onTestFinished(() => device.endAsync())
 
     const refused = () => recorder.records.filter((r) => r.msg === 'settings report refused' && r.deviceId === 'evil-1')
@@ -25,7 +31,11 @@ describe('a hostile settings report over MQTT', () => {
       await device.publishAsync('devices/evil-1/settings/reported', `{"version": 1, "settings": ${settings}}`, { qos: 1 })
     }
     // a good report afterwards is stored: the marker that nothing else was taken from the bad ones
-    await device.publishAsync('devices/evil-1/settings/reported', JSON.stringify({ version: 1, settings: { wifi_secret: 'pw', rate: 5 } }), { qos: 1 })
+    await device.publishAsync(
+      'devices/evil-1/settings/reported',
+      JSON.stringify({ version: 1, settings: { wifi_secret: 'pw', rate: 5 } }),
+      { qos: 1 },
+    )
     await waitFor(() => control.settings.getDevice('evil-1').reported !== null, 5000, 'the good report')
     // both were refused; the log says so once a minute per device and code (the second is suppressed)
     expect(refused().map((r) => r.code)).toEqual(['GH_SETTINGS_INVALID'])

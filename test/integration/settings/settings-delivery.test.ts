@@ -83,7 +83,9 @@ describe('settings delivery over MQTT', () => {
     const creds = await w.provision('api-1')
     const device = await settingsListener(w.port(), creds)
     await device.version(1)
-    const { token } = w.gatehouse().control.apiKeys.create({ name: 'dashboard', scopes: ['settings:write', 'settings:read'] }, 'operator:test')
+    const { token } = w
+      .gatehouse()
+      .control.apiKeys.create({ name: 'dashboard', scopes: ['settings:write', 'settings:read'] }, 'operator:test')
     const patch = (body: unknown, ifMatch: string) =>
       fetch(`${w.httpUrl()}/v1/devices/api-1/settings`, {
         method: 'PATCH',
@@ -111,7 +113,12 @@ describe('settings delivery over MQTT', () => {
     const sub = runMosquitto('mosquitto_sub', w.port(), creds, ['-t', 'devices/mosq-1/settings', '-q', '1', '-W', '20'])
     let out = ''
     sub.child.stdout?.on('data', (d: Buffer) => (out += d.toString()))
-    const docs = () => out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as SettingsMessage)
+    const docs = () =>
+      out
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as SettingsMessage)
     await waitFor(() => docs().some((d) => d.version === 2), 10_000, 'version 2') // the current document, on subscribe
     expect(docs()[0]).toMatchObject({ version: 2, settings: { mode: 'eco' } })
     const started = performance.now()
@@ -163,7 +170,8 @@ describe('settings delivery over MQTT', () => {
       return client
     }
     const first = await connect()
-    for (let i = 1; i <= 250; i++) first.send({ cmd: 'subscribe', messageId: i, subscriptions: [{ topic: 'devices/hog-1/settings', qos: 1 }] })
+    for (let i = 1; i <= 250; i++)
+      first.send({ cmd: 'subscribe', messageId: i, subscriptions: [{ topic: 'devices/hog-1/settings', qos: 1 }] })
     const subacks = () => first.received.filter((p) => p.cmd === 'suback').length
     await waitFor(() => subacks() === 250 || first.isClosed(), 10_000, '250 SUBACKs')
     expect(subacks()).toBe(250) // within the default packet budget
@@ -172,7 +180,10 @@ describe('settings delivery over MQTT', () => {
 
     const back = await connect() // session present: the broker replays what was never acknowledged
     w.operator.settings.patchDevice('hog-1', { mode: 'eco' }, { actor: 'operator:test' })
-    const versions = () => back.received.filter((p) => p.cmd === 'publish').map((p) => (JSON.parse((p as { payload: Buffer }).payload.toString()) as SettingsMessage).version)
+    const versions = () =>
+      back.received
+        .filter((p) => p.cmd === 'publish')
+        .map((p) => (JSON.parse((p as { payload: Buffer }).payload.toString()) as SettingsMessage).version)
     await waitFor(() => versions().includes(3), 10_000, 'version 3')
     expect(versions()).toEqual([2, 3])
     expect(w.gatehouse().broker.sessionStats().queuedMessages).toBeLessThanOrEqual(2)
@@ -185,10 +196,17 @@ describe('settings delivery over MQTT', () => {
     await first.version(1)
     await first.client.endAsync()
     w.operator.settings.patchDevice('nap-1', { interval: 10 }, { actor: 'operator:test' })
-    await waitFor(() => w.logs.some((r) => r.deviceId === 'nap-1' && String(r.msg).startsWith('settings changed while the device is away')), 5000, 'the change noted while away')
+    await waitFor(
+      () => w.logs.some((r) => r.deviceId === 'nap-1' && String(r.msg).startsWith('settings changed while the device is away')),
+      5000,
+      'the change noted while away',
+    )
     const back = await connectDevice(w.port(), creds, { clean: false, clientId: 'nap-1' })
     const got = await new Promise<SettingsMessage>((resolve) =>
-      back.on('message', (topic, payload) => topic === 'devices/nap-1/settings' && resolve(JSON.parse(payload.toString()) as SettingsMessage)),
+      back.on(
+        'message',
+        (topic, payload) => topic === 'devices/nap-1/settings' && resolve(JSON.parse(payload.toString()) as SettingsMessage),
+      ),
     )
     expect(got).toMatchObject({ version: 2, settings: { interval: 10 } })
   })
@@ -214,7 +232,9 @@ describe('settings delivery over MQTT', () => {
     const device = await settingsListener(w.port(), creds)
     const view = w.operator.settings.patchDevice('rep-1', { interval: 7 }, { actor: 'operator:test' })
     const doc = await device.version(view.version)
-    await device.client.publishAsync('devices/rep-1/settings/reported', JSON.stringify({ version: doc.version, settings: doc.settings }), { qos: 1 })
+    await device.client.publishAsync('devices/rep-1/settings/reported', JSON.stringify({ version: doc.version, settings: doc.settings }), {
+      qos: 1,
+    })
     await device.client.publishAsync('devices/rep-1/settings/reported', '{not json', { qos: 1 }) // ignored, connection stays
     await waitFor(() => w.operator.settings.getDevice('rep-1').inSync, 5000, 'rep-1 in sync')
     expect(w.operator.settings.getDevice('rep-1')).toMatchObject({ inSync: true, reported: { version: 2, settings: { interval: 7 } } })

@@ -2,7 +2,14 @@ import mqttPacket from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
 import { startCore } from '../../helpers/broker-harness.ts'
 import { waitFor } from '../../helpers/wait.ts'
-import { asTlsPeer, duplexPair, fakePeerCertificate, packetClient, SERVER_AUTH_OID, CLIENT_AUTH_OID } from '../../helpers/mqtt-packet-stream.ts'
+import {
+  asTlsPeer,
+  duplexPair,
+  fakePeerCertificate,
+  packetClient,
+  SERVER_AUTH_OID,
+  CLIENT_AUTH_OID,
+} from '../../helpers/mqtt-packet-stream.ts'
 
 const SERIAL = '0a1b2c3d'
 
@@ -41,27 +48,52 @@ describe('authenticate hook', () => {
   it.each([
     ['fail/revoked-certificate', (h: Harness) => h.directory.addCertificate('pump-7', SERIAL, 'revoked'), {}, 'revoked'],
     ['fail/superseded-certificate', (h: Harness) => h.directory.addCertificate('pump-7', SERIAL, 'superseded'), {}, 'superseded'],
-    ['fail/disabled-device', (h: Harness) => {
-      h.device('pump-7', SERIAL)
-      h.directory.setDeviceStatus('pump-7', 'disabled')
-    }, {}, 'disabled'],
-    ['fail/revoked-device', (h: Harness) => {
-      h.device('pump-7', SERIAL)
-      h.directory.setDeviceStatus('pump-7', 'revoked')
-    }, {}, 'revoked'],
+    [
+      'fail/disabled-device',
+      (h: Harness) => {
+        h.device('pump-7', SERIAL)
+        h.directory.setDeviceStatus('pump-7', 'disabled')
+      },
+      {},
+      'disabled',
+    ],
+    [
+      'fail/revoked-device',
+      (h: Harness) => {
+        h.device('pump-7', SERIAL)
+        h.directory.setDeviceStatus('pump-7', 'revoked')
+      },
+      {},
+      'revoked',
+    ],
     ['fail/unknown-certificate', (h: Harness) => h.directory.addDevice('pump-7'), {}, 'unknown-certificate'],
     ['fail/unknown-device', () => {}, {}, 'unknown-device'],
     ['fail/client-id-mismatch', (h: Harness) => h.device('pump-7', SERIAL), { cn: 'pump-7', clientId: 'pump-8' }, 'client-id-mismatch'],
     ['fail/no-certificate', (h: Harness) => h.device('pump-7', SERIAL), { noCertificate: true }, 'no-client-certificate'],
-    ['fail/server-only-certificate', (h: Harness) => h.device('pump-7', SERIAL), { extKeyUsage: [SERVER_AUTH_OID] }, 'not-a-client-certificate'],
+    [
+      'fail/server-only-certificate',
+      (h: Harness) => h.device('pump-7', SERIAL),
+      { extKeyUsage: [SERVER_AUTH_OID] },
+      'not-a-client-certificate',
+    ],
     ['fail/cn-not-a-device-id', (h: Harness) => h.device('pump-7', SERIAL), { cn: 'pump/7', clientId: 'pump/7' }, 'invalid-common-name'],
-    ['fail/two-common-names', (h: Harness) => h.device('pump-7', SERIAL), { cn: ['pump-7', 'pump-8'], clientId: 'pump-7' }, 'invalid-common-name'],
+    [
+      'fail/two-common-names',
+      (h: Harness) => h.device('pump-7', SERIAL),
+      { cn: ['pump-7', 'pump-8'], clientId: 'pump-7' },
+      'invalid-common-name',
+    ],
     ['fail/no-common-name', (h: Harness) => h.device('pump-7', SERIAL), { cn: null, clientId: 'pump-7' }, 'invalid-common-name'],
     ['fail/expired', (h: Harness) => h.device('pump-7', SERIAL), { notAfter: new Date('2025-12-31T23:59:59Z') }, 'expired'],
     ['fail/not-yet-valid', (h: Harness) => h.device('pump-7', SERIAL), { notBefore: new Date('2026-01-01T00:00:01Z') }, 'not-yet-valid'],
-    ['fail/will-to-other-device', (h: Harness) => h.device('pump-7', SERIAL), {
-      will: { topic: 'devices/pump-8/telemetry', payload: Buffer.from('x'), qos: 0 as const, retain: false },
-    }, 'will-not-permitted'],
+    [
+      'fail/will-to-other-device',
+      (h: Harness) => h.device('pump-7', SERIAL),
+      {
+        will: { topic: 'devices/pump-8/telemetry', payload: Buffer.from('x'), qos: 0 as const, retain: false },
+      },
+      'will-not-permitted',
+    ],
   ])('%s: CONNACK 5, one connect.refused audit, connection closed', async (_name, arrange, connect, reason) => {
     const h = await startCore()
     arrange(h)
@@ -98,7 +130,9 @@ describe('authenticate hook', () => {
     expect(connack).toMatchObject({ returnCode: 3 })
     await client.closed
     expect(h.directory.audits).toEqual([])
-    expect(h.logs).toContainEqual(expect.objectContaining({ msg: 'device lookup failed', level: 50, code: 'GH_BROKER_DIRECTORY_UNAVAILABLE' }))
+    expect(h.logs).toContainEqual(
+      expect.objectContaining({ msg: 'device lookup failed', level: 50, code: 'GH_BROKER_DIRECTORY_UNAVAILABLE' }),
+    )
   })
 
   it('makes a new directory lookup on every connect (no broker-side cache)', async () => {
@@ -125,7 +159,10 @@ describe('authenticate hook', () => {
     release()
     const { connack } = await pending
     expect(connack).toMatchObject({ returnCode: 5 })
-    expect(h.directory.auditsFor('connect.refused')[0]?.details).toMatchObject({ reason: 'invalidated-during-connect', event: 'device.revoked' })
+    expect(h.directory.auditsFor('connect.refused')[0]?.details).toMatchObject({
+      reason: 'invalidated-during-connect',
+      event: 'device.revoked',
+    })
   })
 
   it('refuses MQTT 5 with CONNACK "unacceptable protocol version" and closes', async () => {
@@ -145,7 +182,9 @@ describe('authenticate hook', () => {
     await client.closed
     expect(h.directory.lookups).toHaveLength(0)
     expect(h.directory.audits).toHaveLength(0)
-    expect(h.logs).toContainEqual(expect.objectContaining({ msg: 'connect refused', reason: 'unsupported-protocol-version', protocolVersion: 5 }))
+    expect(h.logs).toContainEqual(
+      expect.objectContaining({ msg: 'connect refused', reason: 'unsupported-protocol-version', protocolVersion: 5 }),
+    )
   })
 
   it('lets a second connection take the session over, audited once', async () => {

@@ -40,7 +40,14 @@ describe('authorize-subscribe hook', () => {
     const { h, client } = await connectedDevice()
     const seen: unknown[] = []
     h.core.onDeviceSubscribe((s) => seen.push(s))
-    client.send({ cmd: 'subscribe', messageId: 2, subscriptions: [{ topic: 'devices/pump-7/settings', qos: 1 }, { topic: '#', qos: 0 }] })
+    client.send({
+      cmd: 'subscribe',
+      messageId: 2,
+      subscriptions: [
+        { topic: 'devices/pump-7/settings', qos: 1 },
+        { topic: '#', qos: 0 },
+      ],
+    })
     await client.next()
     expect(seen).toEqual([{ deviceId: A, sessionId: expect.any(Number), filters: [{ topic: 'devices/pump-7/settings', qos: 1 }] }])
   })
@@ -68,8 +75,23 @@ describe('authorize-publish hook', () => {
     const { h, client, published } = await connectedDevice()
     const retained: boolean[] = []
     h.core.aedes.on('publish', (p, c) => void (c ? retained.push(p.retain) : undefined))
-    client.send({ cmd: 'publish', topic: 'devices/pump-7/telemetry/engine', payload: Buffer.from('21.5'), qos: 0, retain: true, dup: false })
-    client.send({ cmd: 'publish', topic: 'devices/pump-7/settings/reported', payload: Buffer.from('{}'), qos: 1, messageId: 7, retain: false, dup: false })
+    client.send({
+      cmd: 'publish',
+      topic: 'devices/pump-7/telemetry/engine',
+      payload: Buffer.from('21.5'),
+      qos: 0,
+      retain: true,
+      dup: false,
+    })
+    client.send({
+      cmd: 'publish',
+      topic: 'devices/pump-7/settings/reported',
+      payload: Buffer.from('{}'),
+      qos: 1,
+      messageId: 7,
+      retain: false,
+      dup: false,
+    })
     expect(await client.next()).toMatchObject({ cmd: 'puback', messageId: 7 })
     await waitFor(() => published.length === 2, 2000, 'two publishes')
     expect(published.map((p) => [p.kind, p.subtopic, p.payload.toString()])).toEqual([
@@ -86,7 +108,10 @@ describe('authorize-publish hook', () => {
     await client.closed
     expect(published).toEqual([])
     expect(h.directory.auditsFor('publish.refused')).toEqual([
-      expect.objectContaining({ subject: A, details: expect.objectContaining({ topic: 'devices/B/telemetry', reason: 'not-permitted', suppressed: 0 }) }),
+      expect.objectContaining({
+        subject: A,
+        details: expect.objectContaining({ topic: 'devices/B/telemetry', reason: 'not-permitted', suppressed: 0 }),
+      }),
     ])
     expect(h.logs).toContainEqual(expect.objectContaining({ msg: 'publish refused', level: 30, deviceId: A, topic: 'devices/B/telemetry' }))
 
@@ -123,7 +148,15 @@ describe('authorize-publish hook', () => {
     expect(h.directory.auditsFor('device.throttled')).toHaveLength(1)
     h.clock.advance('2s')
     const refilled = await h.connect({ clientId: A, serial: SERIAL_A })
-    refilled.client.send({ cmd: 'publish', topic: 'devices/pump-7/telemetry', payload: Buffer.from('ok'), qos: 1, messageId: 1, retain: false, dup: false })
+    refilled.client.send({
+      cmd: 'publish',
+      topic: 'devices/pump-7/telemetry',
+      payload: Buffer.from('ok'),
+      qos: 1,
+      messageId: 1,
+      retain: false,
+      dup: false,
+    })
     expect(await refilled.client.next()).toMatchObject({ cmd: 'puback' })
   })
 

@@ -33,7 +33,15 @@ async function subscribe(client: PacketClient, messageId: number, ...topics: str
 }
 
 function publish(client: PacketClient, topic: string, payload: string, messageId?: number): void {
-  client.send({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: messageId === undefined ? 0 : 1, ...(messageId === undefined ? {} : { messageId }), retain: false, dup: false } as IPublishPacket)
+  client.send({
+    cmd: 'publish',
+    topic,
+    payload: Buffer.from(payload),
+    qos: messageId === undefined ? 0 : 1,
+    ...(messageId === undefined ? {} : { messageId }),
+    retain: false,
+    dup: false,
+  } as IPublishPacket)
 }
 
 describe('claim sessions: authenticate', () => {
@@ -61,7 +69,11 @@ describe('claim sessions: authenticate', () => {
     ['fail/nonce-too-short', { clientId: 'claim:short' }, 'client-id-mismatch'],
     ['fail/nonce-bad-character', { clientId: 'claim:nonce/AAAAAAAAAAAAAAA' }, 'client-id-mismatch'],
     ['fail/persistent-session', { clean: false }, 'persistent-session-not-permitted'],
-    ['fail/will', { will: { topic: `provisioning/${NONCE_A}/request`, payload: Buffer.from('x'), qos: 0 as const, retain: false } }, 'will-not-permitted'],
+    [
+      'fail/will',
+      { will: { topic: `provisioning/${NONCE_A}/request`, payload: Buffer.from('x'), qos: 0 as const, retain: false } },
+      'will-not-permitted',
+    ],
     ['fail/unknown-claim-certificate', { serial: 'dead01' }, 'unknown-claim'],
     ['fail/cn-names-another-claim', { cn: 'claim:batch-2' }, 'unknown-claim'],
     ['fail/expired', { notAfter: new Date('2025-12-31T00:00:00Z') }, 'expired'],
@@ -72,7 +84,11 @@ describe('claim sessions: authenticate', () => {
     expect(connack).toMatchObject({ cmd: 'connack', returnCode: 5 })
     await client.closed
     expect(h.directory.audits).toEqual([
-      expect.objectContaining({ action: 'connect.refused', subject: expect.stringMatching(/^claim:batch-[12]$/), details: expect.objectContaining({ reason }) }),
+      expect.objectContaining({
+        action: 'connect.refused',
+        subject: expect.stringMatching(/^claim:batch-[12]$/),
+        details: expect.objectContaining({ reason }),
+      }),
     ])
   })
 
@@ -85,7 +101,10 @@ describe('claim sessions: authenticate', () => {
     expect(first.client.isClosed()).toBe(false)
     expect(h.directory.auditsFor('session.takeover')).toEqual([])
     expect(h.directory.auditsFor('connect.refused')).toEqual([
-      expect.objectContaining({ subject: 'claim:batch-1', details: expect.objectContaining({ reason: 'client-id-in-use', remoteAddress: '192.0.2.2' }) }),
+      expect.objectContaining({
+        subject: 'claim:batch-1',
+        details: expect.objectContaining({ reason: 'client-id-in-use', remoteAddress: '192.0.2.2' }),
+      }),
     ])
     // the first one still works: it gets what is published to its response topic
     expect(await subscribe(first.client, 1, `provisioning/${NONCE_A}/response`)).toEqual([1])
@@ -120,7 +139,9 @@ describe('claim sessions: authenticate', () => {
     h.directory.failNextLookup()
     const failed = await connectClaim(h, NONCE_A)
     expect(failed.connack).toMatchObject({ returnCode: 3 })
-    expect(h.logs).toContainEqual(expect.objectContaining({ msg: 'claim lookup failed', level: 50, code: 'GH_BROKER_DIRECTORY_UNAVAILABLE' }))
+    expect(h.logs).toContainEqual(
+      expect.objectContaining({ msg: 'claim lookup failed', level: 50, code: 'GH_BROKER_DIRECTORY_UNAVAILABLE' }),
+    )
     expect((await connectClaim(h, NONCE_A)).connack).toMatchObject({ returnCode: 0 })
   })
 })
@@ -136,7 +157,13 @@ describe('claim sessions: topic sandbox', () => {
     publish(client, `provisioning/${NONCE_A}/request`, '{"deviceId":"pump-1"}', 5)
     expect(await client.next()).toMatchObject({ cmd: 'puback', messageId: 5 })
     await waitFor(() => requests.length === 1, 2000, 'claim request')
-    expect(requests[0]).toMatchObject({ claimId: CLAIM, claimSerial: CLAIM_SERIAL, nonce: NONCE_A, clientId: `claim:${NONCE_A}`, remoteAddress: '192.0.2.7' })
+    expect(requests[0]).toMatchObject({
+      claimId: CLAIM,
+      claimSerial: CLAIM_SERIAL,
+      nonce: NONCE_A,
+      clientId: `claim:${NONCE_A}`,
+      remoteAddress: '192.0.2.7',
+    })
     expect(requests[0]?.payload.toString()).toBe('{"deviceId":"pump-1"}')
     expect(devicePublishes).toEqual([])
     expect(h.directory.audits).toEqual([])
@@ -157,7 +184,10 @@ describe('claim sessions: topic sandbox', () => {
     await client.closed
     expect(requests).toEqual([])
     expect(h.directory.auditsFor('publish.refused')).toEqual([
-      expect.objectContaining({ subject: 'claim:batch-1', details: expect.objectContaining({ topic, reason: 'not-permitted', clientId: `claim:${NONCE_A}` }) }),
+      expect.objectContaining({
+        subject: 'claim:batch-1',
+        details: expect.objectContaining({ topic, reason: 'not-permitted', clientId: `claim:${NONCE_A}` }),
+      }),
     ])
   })
 
@@ -181,7 +211,12 @@ describe('claim sessions: topic sandbox', () => {
       expect.objectContaining({
         actor: 'broker',
         subject: 'claim:batch-1',
-        details: expect.objectContaining({ topic: `provisioning/${NONCE_B}/response`, reason: 'not-permitted', clientId: `claim:${NONCE_A}`, suppressed: 0 }),
+        details: expect.objectContaining({
+          topic: `provisioning/${NONCE_B}/response`,
+          reason: 'not-permitted',
+          clientId: `claim:${NONCE_A}`,
+          suppressed: 0,
+        }),
       }),
     ])
     h.clock.advance('61s')
@@ -205,7 +240,7 @@ describe('claim sessions: topic sandbox', () => {
     expect(got.payload.toString()).toBe('{"ok":true}')
     // the marker: b's own answer, sent after a's; a copy of a's would have reached b before it
     publish(b.client, `provisioning/${NONCE_B}/request`, '{}')
-    await waitFor(() => requests.length === 2, 2000, 'b\'s request')
+    await waitFor(() => requests.length === 2, 2000, "b's request")
     expect(await h.core.replyToSession(requests[1]!.sessionId, '{"marker":true}')).toBe(true)
     expect(await b.client.next()).toMatchObject({ cmd: 'publish', topic: `provisioning/${NONCE_B}/response` })
     expect(b.client.received.filter((p) => p.cmd === 'publish')).toHaveLength(1)
@@ -226,8 +261,14 @@ describe('claim sessions: lifetime', () => {
     expect(other.client.isClosed()).toBe(false)
     expect(device.client.isClosed()).toBe(false)
     expect(h.directory.auditsFor('session.closed')).toEqual([
-      expect.objectContaining({ subject: 'claim:batch-1', details: expect.objectContaining({ reason: 'claim.revoked', clientId: `claim:${NONCE_A}` }) }),
-      expect.objectContaining({ subject: 'claim:batch-1', details: expect.objectContaining({ reason: 'claim.revoked', clientId: `claim:${NONCE_B}` }) }),
+      expect.objectContaining({
+        subject: 'claim:batch-1',
+        details: expect.objectContaining({ reason: 'claim.revoked', clientId: `claim:${NONCE_A}` }),
+      }),
+      expect.objectContaining({
+        subject: 'claim:batch-1',
+        details: expect.objectContaining({ reason: 'claim.revoked', clientId: `claim:${NONCE_B}` }),
+      }),
     ])
   })
 
@@ -241,7 +282,10 @@ describe('claim sessions: lifetime', () => {
     await timers.advance('1s')
     await client.closed
     expect(h.directory.auditsFor('session.closed')).toEqual([
-      expect.objectContaining({ subject: 'claim:batch-1', details: expect.objectContaining({ reason: 'claim-session-timeout', clientId: `claim:${NONCE_A}` }) }),
+      expect.objectContaining({
+        subject: 'claim:batch-1',
+        details: expect.objectContaining({ reason: 'claim-session-timeout', clientId: `claim:${NONCE_A}` }),
+      }),
     ])
   })
 

@@ -18,7 +18,9 @@ const CLAIM_SERIAL = 'c1a1'
 const NONCE_A = 'nonceAAAAAAAAAAAAAAA'
 const NONCE_B = 'nonceBBBBBBBBBBBBBBB'
 
-type Call = { kind: 'claim'; context: ClaimRequestContext; payload: string } | { kind: 'renew'; context: RenewalRequestContext; payload: string }
+type Call =
+  | { kind: 'claim'; context: ClaimRequestContext; payload: string }
+  | { kind: 'renew'; context: RenewalRequestContext; payload: string }
 
 /**
  * An enrollment service made of plain functions: it records each call and answers through `answer`,
@@ -91,7 +93,7 @@ async function nextPublish(client: PacketClient): Promise<IPublishPacket> {
 }
 
 describe('attachEnrollment', () => {
-  it('hands a claim request to the service and publishes its answer, QoS 1, not retained, on that session\'s response topic', async () => {
+  it("hands a claim request to the service and publishes its answer, QoS 1, not retained, on that session's response topic", async () => {
     const { h, state } = await setup()
     const a = await claimSession(h, NONCE_A)
     const b = await claimSession(h, NONCE_B)
@@ -121,7 +123,13 @@ describe('attachEnrollment', () => {
     const got = await nextPublish(client)
     expect(got).toMatchObject({ topic: 'devices/pump-7/renewal/response', qos: 1, retain: false })
     expect(JSON.parse(got.payload.toString())).toEqual({ ok: true, requestId: 'r2', kind: 'renew' })
-    expect(state.calls).toEqual([{ kind: 'renew', context: { deviceId: 'pump-7', serial: 'aa01', remoteAddress: '192.0.2.10' }, payload: '{"csr":"x","requestId":"r2"}' }])
+    expect(state.calls).toEqual([
+      {
+        kind: 'renew',
+        context: { deviceId: 'pump-7', serial: 'aa01', remoteAddress: '192.0.2.10' },
+        payload: '{"csr":"x","requestId":"r2"}',
+      },
+    ])
   })
 
   it('keeps one request in flight per session; the others wait, in order', async () => {
@@ -153,7 +161,9 @@ describe('attachEnrollment', () => {
     const a = await claimSession(h, NONCE_A)
     for (let i = 0; i < MAX_QUEUED_REQUESTS + 2; i++) send(a, `provisioning/${NONCE_A}/request`, { requestId: `r${i}` })
     await waitFor(() => answers(a).length === 1, 2000, 'the busy answer')
-    expect(answers(a)).toEqual([{ ok: false, requestId: `r${MAX_QUEUED_REQUESTS + 1}`, error: { code: 'GH_ENROLLMENT_BUSY', message: expect.any(String) } }])
+    expect(answers(a)).toEqual([
+      { ok: false, requestId: `r${MAX_QUEUED_REQUESTS + 1}`, error: { code: 'GH_ENROLLMENT_BUSY', message: expect.any(String) } },
+    ])
     expect(state.calls).toHaveLength(1)
   })
 
@@ -182,9 +192,15 @@ describe('attachEnrollment', () => {
     const a = await claimSession(h, NONCE_A)
     send(a, `provisioning/${NONCE_A}/request`, { requestId: 'r1' })
     const got = await nextPublish(a)
-    expect(JSON.parse(got.payload.toString())).toEqual({ ok: false, requestId: 'r1', error: { code: 'GH_ENROLLMENT_UNAVAILABLE', message: expect.any(String) } })
+    expect(JSON.parse(got.payload.toString())).toEqual({
+      ok: false,
+      requestId: 'r1',
+      error: { code: 'GH_ENROLLMENT_UNAVAILABLE', message: expect.any(String) },
+    })
     expect(got.payload.toString()).not.toContain('database is locked')
-    expect(records).toContainEqual(expect.objectContaining({ msg: 'enrollment service failed', level: 50, code: 'GH_ENROLLMENT_UNAVAILABLE', claimId: CLAIM }))
+    expect(records).toContainEqual(
+      expect.objectContaining({ msg: 'enrollment service failed', level: 50, code: 'GH_ENROLLMENT_UNAVAILABLE', claimId: CLAIM }),
+    )
   })
 
   it('drops an answer whose session ended, even when a new session took the same clientId', async () => {

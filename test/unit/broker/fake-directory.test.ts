@@ -15,7 +15,8 @@ deviceDirectoryContract('the fake directory', () => {
     disableDevice: (deviceId) => fake.disableDevice(deviceId),
     revokeCertificate: (serial) => fake.revokeCertificate(serial),
     supersedeCertificate: (serial, at) => fake.supersedeCertificate(serial, at),
-    addClaim: (c) => void fake.addClaim(c.claimId, c.serial, { fingerprint: c.fingerprint, expiresAt: c.expiresAt, usedUp: c.usedUp === true }),
+    addClaim: (c) =>
+      void fake.addClaim(c.claimId, c.serial, { fingerprint: c.fingerprint, expiresAt: c.expiresAt, usedUp: c.usedUp === true }),
     revokeClaim: (claimId) => fake.revokeClaim(claimId),
     deliver: () => {},
     audits: () => fake.audits,

@@ -5,7 +5,14 @@ import { startCore } from '../../helpers/broker-harness.ts'
 import { waitFor } from '../../helpers/wait.ts'
 
 const publish = (payloadBytes: number) =>
-  mqttPacket.generate({ cmd: 'publish', topic: 'devices/d/telemetry', payload: Buffer.alloc(payloadBytes), qos: 0, retain: false, dup: false })
+  mqttPacket.generate({
+    cmd: 'publish',
+    topic: 'devices/d/telemetry',
+    payload: Buffer.alloc(payloadBytes),
+    qos: 0,
+    retain: false,
+    dup: false,
+  })
 
 describe('createFrameScanner', () => {
   it('passes frames up to the limit, whole or split at any byte', () => {
@@ -41,13 +48,22 @@ describe('packet size limit', () => {
     client.send({ cmd: 'publish', topic: 'devices/pump-7/telemetry', payload: Buffer.alloc(5000), qos: 0, retain: false, dup: false })
     await client.closed
     expect(published).toHaveLength(1)
-    expect(h.directory.auditsFor('session.closed')[0]?.details).toMatchObject({ reason: 'packet-too-large', declaredBytes: 5000 + 2 + 24 + 3 })
+    expect(h.directory.auditsFor('session.closed')[0]?.details).toMatchObject({
+      reason: 'packet-too-large',
+      declaredBytes: 5000 + 2 + 24 + 3,
+    })
   })
 
   it('closes a connection whose CONNECT is over the limit, before authentication', async () => {
     const h = await startCore({ limits: { maxPacketBytes: 128 } })
     h.device('pump-7', 'aa01')
-    await expect(h.connect({ clientId: 'pump-7', serial: 'aa01', will: { topic: 'devices/pump-7/telemetry', payload: Buffer.alloc(500), qos: 0, retain: false } })).rejects.toThrow(/closed/)
+    await expect(
+      h.connect({
+        clientId: 'pump-7',
+        serial: 'aa01',
+        will: { topic: 'devices/pump-7/telemetry', payload: Buffer.alloc(500), qos: 0, retain: false },
+      }),
+    ).rejects.toThrow(/closed/)
     expect(h.directory.lookups).toHaveLength(0)
   })
 })

@@ -42,7 +42,12 @@ describe('resolveLimits', () => {
   })
 
   it('defaults the per-device packet budget and session bounds', () => {
-    expect(resolveLimits()).toMatchObject({ packetRate: { ratePerSecond: 60, burst: 300 }, maxQueuedMessages: 100, maxQueuedBytes: 1_048_576, maxInflightInbound: 100 })
+    expect(resolveLimits()).toMatchObject({
+      packetRate: { ratePerSecond: 60, burst: 300 },
+      maxQueuedMessages: 100,
+      maxQueuedBytes: 1_048_576,
+      maxInflightInbound: 100,
+    })
     expect(resolveLimits({ packetRate: { burst: 500 } as never }).packetRate).toEqual({ ratePerSecond: 60, burst: 500 })
   })
 

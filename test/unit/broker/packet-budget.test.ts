@@ -51,7 +51,11 @@ describe('per-device packet budget (limits.packetRate)', () => {
     const h = await startCore()
     h.device(A, SERIAL_A)
     const client = await connected(h)
-    const subscribe = (i: number): Packet => ({ cmd: 'subscribe', messageId: i + 1, subscriptions: [{ topic: `devices/${A}/settings`, qos: 1 }] })
+    const subscribe = (i: number): Packet => ({
+      cmd: 'subscribe',
+      messageId: i + 1,
+      subscriptions: [{ topic: `devices/${A}/settings`, qos: 1 }],
+    })
     const subacks = await flood(client, 1000, subscribe, 'suback')
     expect(client.isClosed()).toBe(true)
     expect(subacks).toBeLessThanOrEqual(300) // the default burst
@@ -66,7 +70,9 @@ describe('per-device packet budget (limits.packetRate)', () => {
     h.device(A, SERIAL_A)
     const first = await connected(h)
     expect(await flood(first, 6, () => ({ cmd: 'pingreq' }), 'pingresp')).toBe(6)
-    expect(await flood(first, 4, (i) => ({ cmd: 'unsubscribe', messageId: i + 1, unsubscriptions: [`devices/${A}/settings`] }), 'unsuback')).toBe(4)
+    expect(
+      await flood(first, 4, (i) => ({ cmd: 'unsubscribe', messageId: i + 1, unsubscriptions: [`devices/${A}/settings`] }), 'unsuback'),
+    ).toBe(4)
     first.send({ cmd: 'puback', messageId: 77 })
     expect(await flood(first, 1, () => ({ cmd: 'pingreq' }), 'pingresp')).toBe(1) // the PUBACK was read before it
     first.end()
@@ -84,9 +90,26 @@ describe('per-device packet budget (limits.packetRate)', () => {
     const h = await startCore() // the fixed clock never refills: everything below comes out of the bursts
     h.device(A, SERIAL_A)
     const client = await connected(h)
-    const subacks = await flood(client, 3, (i) => ({ cmd: 'subscribe', messageId: i + 1, subscriptions: [{ topic: `devices/${A}/${['settings', 'insights', 'renewal/response'][i]}`, qos: 1 }] }), 'suback')
+    const subacks = await flood(
+      client,
+      3,
+      (i) => ({
+        cmd: 'subscribe',
+        messageId: i + 1,
+        subscriptions: [{ topic: `devices/${A}/${['settings', 'insights', 'renewal/response'][i]}`, qos: 1 }],
+      }),
+      'suback',
+    )
     expect(subacks).toBe(3)
-    const qos2 = (i: number): Packet => ({ cmd: 'publish', topic: `devices/${A}/telemetry`, payload: Buffer.from('{"t":1}'), qos: 2, messageId: i + 1, retain: false, dup: false })
+    const qos2 = (i: number): Packet => ({
+      cmd: 'publish',
+      topic: `devices/${A}/telemetry`,
+      payload: Buffer.from('{"t":1}'),
+      qos: 2,
+      messageId: i + 1,
+      retain: false,
+      dup: false,
+    })
     expect(await flood(client, 100, qos2, 'pubrec')).toBe(100)
     expect(await flood(client, 100, (i) => ({ cmd: 'pubrel', messageId: i + 1 }), 'pubcomp')).toBe(100)
     await h.core.publishToDevice(`devices/${A}/insights`, 'hello', { qos: 1 })

@@ -13,8 +13,18 @@ function v2(verCmd: number, fam: number, body: Buffer): Buffer {
 
 describe('parseProxyHeader', () => {
   it.each([
-    ['v1 TCP4', Buffer.from('PROXY TCP4 203.0.113.5 10.0.0.1 40001 8883\r\nTLS'), { address: '203.0.113.5', port: 40001 }, 'PROXY TCP4 203.0.113.5 10.0.0.1 40001 8883\r\n'.length],
-    ['v1 TCP6', Buffer.from('PROXY TCP6 2001:db8::5 2001:db8::1 40001 8883\r\n'), { address: '2001:db8::5', port: 40001 }, 'PROXY TCP6 2001:db8::5 2001:db8::1 40001 8883\r\n'.length],
+    [
+      'v1 TCP4',
+      Buffer.from('PROXY TCP4 203.0.113.5 10.0.0.1 40001 8883\r\nTLS'),
+      { address: '203.0.113.5', port: 40001 },
+      'PROXY TCP4 203.0.113.5 10.0.0.1 40001 8883\r\n'.length,
+    ],
+    [
+      'v1 TCP6',
+      Buffer.from('PROXY TCP6 2001:db8::5 2001:db8::1 40001 8883\r\n'),
+      { address: '2001:db8::5', port: 40001 },
+      'PROXY TCP6 2001:db8::5 2001:db8::1 40001 8883\r\n'.length,
+    ],
     ['v1 UNKNOWN (health check)', Buffer.from('PROXY UNKNOWN\r\n'), null, 15],
   ])('%s', (_name, buf, source, length) => {
     expect(parseProxyHeader(buf)).toEqual({ kind: 'header', source, length })
@@ -38,7 +48,7 @@ describe('parseProxyHeader', () => {
     ['a TLS ClientHello', Buffer.from([0x16, 0x03, 0x01]), 'not-proxy'],
     ['part of a v2 signature', SIG.subarray(0, 5), 'incomplete'],
     ['part of a v1 line', Buffer.from('PROXY TCP4 1.2.3'), 'incomplete'],
-    ['fail/v1 without CRLF past 107 bytes', Buffer.from('PROXY TCP4 ' + '1'.repeat(120)), 'invalid'],
+    ['fail/v1 without CRLF past 107 bytes', Buffer.from(`PROXY TCP4 ${'1'.repeat(120)}`), 'invalid'],
     ['fail/v1 bad address', Buffer.from('PROXY TCP4 999.1.1.1 10.0.0.1 1 2\r\n'), 'invalid'],
     ['fail/v1 bad port', Buffer.from('PROXY TCP4 1.1.1.1 10.0.0.1 70000 2\r\n'), 'invalid'],
     ['fail/v2 wrong version', v2(0x11, 0x11, Buffer.alloc(12)), 'invalid'],

@@ -14,12 +14,17 @@ async function connectedDevice() {
 }
 
 describe('device renewal topics', () => {
-  it('lets a device subscribe its renewal/response, and no other device\'s', async () => {
+  it("lets a device subscribe its renewal/response, and no other device's", async () => {
     const { client } = await connectedDevice()
     client.send({
       cmd: 'subscribe',
       messageId: 1,
-      subscriptions: ['devices/pump-7/renewal/response', 'devices/pump-8/renewal/response', 'devices/pump-7/renewal/request', 'devices/pump-7/renewal/#'].map((topic) => ({ topic, qos: 1 as const })),
+      subscriptions: [
+        'devices/pump-7/renewal/response',
+        'devices/pump-8/renewal/response',
+        'devices/pump-7/renewal/request',
+        'devices/pump-7/renewal/#',
+      ].map((topic) => ({ topic, qos: 1 as const })),
     })
     expect(await client.next()).toMatchObject({ cmd: 'suback', granted: [1, 0x80, 0x80, 0x80] })
   })
@@ -30,7 +35,15 @@ describe('device renewal topics', () => {
     const publishes: DevicePublish[] = []
     h.core.onRenewalRequest((r) => renewals.push(r))
     h.core.onDevicePublish((m) => publishes.push(m))
-    client.send({ cmd: 'publish', topic: 'devices/pump-7/renewal/request', payload: Buffer.from('{"csr":"x"}'), qos: 1, messageId: 3, retain: true, dup: false })
+    client.send({
+      cmd: 'publish',
+      topic: 'devices/pump-7/renewal/request',
+      payload: Buffer.from('{"csr":"x"}'),
+      qos: 1,
+      messageId: 3,
+      retain: true,
+      dup: false,
+    })
     expect(await client.next()).toMatchObject({ cmd: 'puback', messageId: 3 })
     await waitFor(() => renewals.length === 1 && publishes.length === 1, 2000, 'renewal request')
     expect(renewals[0]).toMatchObject({ deviceId: 'pump-7', serial: 'aa01', remoteAddress: '192.0.2.9', sessionId: expect.any(Number) })
@@ -77,8 +90,24 @@ describe('device renewal topics', () => {
       events: h.directory,
       log,
     })
-    client.send({ cmd: 'publish', topic: 'devices/pump-7/renewal/request', payload: Buffer.from('{"csr":"x"}'), qos: 1, messageId: 1, retain: false, dup: false })
-    client.send({ cmd: 'publish', topic: 'devices/pump-7/settings/reported', payload: Buffer.from('{"version":1}'), qos: 1, messageId: 2, retain: false, dup: false })
+    client.send({
+      cmd: 'publish',
+      topic: 'devices/pump-7/renewal/request',
+      payload: Buffer.from('{"csr":"x"}'),
+      qos: 1,
+      messageId: 1,
+      retain: false,
+      dup: false,
+    })
+    client.send({
+      cmd: 'publish',
+      topic: 'devices/pump-7/settings/reported',
+      payload: Buffer.from('{"version":1}'),
+      qos: 1,
+      messageId: 2,
+      retain: false,
+      dup: false,
+    })
     // the report is the marker: sent after the renewal request, it is handled after it
     await waitFor(() => reports.length === 1, 2000, 'the settings report')
     expect(reports).toEqual([['pump-7', { version: 1 }]])

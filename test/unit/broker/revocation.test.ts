@@ -21,7 +21,12 @@ describe('live revocation', () => {
     expect(b.client.isClosed()).toBe(false)
     expect(h.core.connectedDeviceIds()).toEqual(['pump-8'])
     expect(h.directory.auditsFor('session.closed')).toEqual([
-      { actor: 'broker', action: 'session.closed', subject: 'pump-7', details: expect.objectContaining({ reason: event.type, serial: 'aa01' }) },
+      {
+        actor: 'broker',
+        action: 'session.closed',
+        subject: 'pump-7',
+        details: expect.objectContaining({ reason: event.type, serial: 'aa01' }),
+      },
     ])
   })
 
@@ -37,7 +42,12 @@ describe('live revocation', () => {
     h.directory.emit({ type: 'certificate.revoked', deviceId: 'pump-7', serial: 'aa02' })
     await a.client.closed
     expect(h.directory.audits).toEqual([
-      { actor: 'broker', action: 'session.closed', subject: 'pump-7', details: expect.objectContaining({ reason: 'certificate.revoked', serial: 'aa02' }) },
+      {
+        actor: 'broker',
+        action: 'session.closed',
+        subject: 'pump-7',
+        details: expect.objectContaining({ reason: 'certificate.revoked', serial: 'aa02' }),
+      },
     ])
   })
 
@@ -57,7 +67,12 @@ describe('live revocation', () => {
     await a.client.closed
     expect(b.client.isClosed()).toBe(false)
     expect(h.directory.auditsFor('session.closed')).toEqual([
-      { actor: 'broker', action: 'session.closed', subject: 'pump-7', details: expect.objectContaining({ reason: 'superseded', serial: 'aa01', validUntil: '2026-01-02T00:00:00.000Z' }) },
+      {
+        actor: 'broker',
+        action: 'session.closed',
+        subject: 'pump-7',
+        details: expect.objectContaining({ reason: 'superseded', serial: 'aa01', validUntil: '2026-01-02T00:00:00.000Z' }),
+      },
     ])
   })
 

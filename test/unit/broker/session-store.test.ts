@@ -81,7 +81,15 @@ describe('bounded persistent sessions', () => {
   it('keeps at most maxInflightInbound unreleased inbound QoS 2 messages per device, across reconnects', async () => {
     const h = await startCore({ limits: { maxInflightInbound: 10 } })
     h.device(A, SERIAL_A)
-    const qos2 = (messageId: number): Packet => ({ cmd: 'publish', topic: `devices/${A}/telemetry`, payload: Buffer.from('t'), qos: 2, messageId, retain: false, dup: false })
+    const qos2 = (messageId: number): Packet => ({
+      cmd: 'publish',
+      topic: `devices/${A}/telemetry`,
+      payload: Buffer.from('t'),
+      qos: 2,
+      messageId,
+      retain: false,
+      dup: false,
+    })
     const first = (await persistentDevice(h)).client
     for (let id = 1; id <= 10; id++) first.send(qos2(id))
     await waitFor(() => first.received.filter((p) => p.cmd === 'pubrec').length === 10, 2000, '10 PUBRECs')
@@ -93,7 +101,9 @@ describe('bounded persistent sessions', () => {
     second.send(qos2(11)) // one more new one is refused
     await second.closed
     expect(h.core.sessionStats().refusedInbound).toBe(1)
-    expect(h.logs).toContainEqual(expect.objectContaining({ msg: 'inbound QoS 2 limit reached: connection closed', clientId: A, code: 'GH_BROKER_SESSION_FULL' }))
+    expect(h.logs).toContainEqual(
+      expect.objectContaining({ msg: 'inbound QoS 2 limit reached: connection closed', clientId: A, code: 'GH_BROKER_SESSION_FULL' }),
+    )
 
     const third = (await persistentDevice(h)).client // releasing frees the slot
     third.send({ cmd: 'pubrel', messageId: 1 })
@@ -103,29 +113,48 @@ describe('bounded persistent sessions', () => {
     expect(third.isClosed()).toBe(false)
   })
 
-  it.each(['disableDevice', 'revokeDevice'] as const)('%s drops the stored session: subscriptions, queue and inbound QoS 2', async (action) => {
-    const h = await startCore()
-    h.device(A, SERIAL_A)
-    const published: unknown[] = []
-    h.core.onDevicePublish((m) => published.push(m))
-    const { client } = await persistentDevice(h)
-    await subscribe(client, INSIGHTS)
-    client.send({ cmd: 'publish', topic: `devices/${A}/telemetry`, payload: Buffer.from('t'), qos: 2, messageId: 5, retain: false, dup: false })
-    await waitFor(() => client.received.some((p) => p.cmd === 'pubrec'), 2000, 'PUBREC')
-    await disconnect(h, client)
-    await publishInsights(h, 0, 5)
+  it.each(['disableDevice', 'revokeDevice'] as const)(
+    '%s drops the stored session: subscriptions, queue and inbound QoS 2',
+    async (action) => {
+      const h = await startCore()
+      h.device(A, SERIAL_A)
+      const published: unknown[] = []
+      h.core.onDevicePublish((m) => published.push(m))
+      const { client } = await persistentDevice(h)
+      await subscribe(client, INSIGHTS)
+      client.send({
+        cmd: 'publish',
+        topic: `devices/${A}/telemetry`,
+        payload: Buffer.from('t'),
+        qos: 2,
+        messageId: 5,
+        retain: false,
+        dup: false,
+      })
+      await waitFor(() => client.received.some((p) => p.cmd === 'pubrec'), 2000, 'PUBREC')
+      await disconnect(h, client)
+      await publishInsights(h, 0, 5)
 
-    h.directory[action](A)
-    // back in service under a new certificate: nothing of the old session is left
-    h.directory.setDeviceStatus(A, 'active')
-    h.directory.addCertificate(A, 'bb02')
-    const { client: back, connack } = await h.connect({ clientId: A, serial: 'bb02', clean: false })
-    expect(connack).toMatchObject({ returnCode: 0, sessionPresent: false })
-    await publishInsights(h, 5, 1) // not subscribed any more: not queued, not delivered
-    // the stored inbound QoS 2 is gone too: the same messageId is a new message, published again
-    back.send({ cmd: 'publish', topic: `devices/${A}/telemetry`, payload: Buffer.from('t'), qos: 2, messageId: 5, retain: false, dup: false })
-    await waitFor(() => published.length === 2, 2000, 'the second publish')
-    expect(insights(back)).toEqual([])
-    expect(h.core.sessionStats().queuedMessages).toBe(0)
-  })
+      h.directory[action](A)
+      // back in service under a new certificate: nothing of the old session is left
+      h.directory.setDeviceStatus(A, 'active')
+      h.directory.addCertificate(A, 'bb02')
+      const { client: back, connack } = await h.connect({ clientId: A, serial: 'bb02', clean: false })
+      expect(connack).toMatchObject({ returnCode: 0, sessionPresent: false })
+      await publishInsights(h, 5, 1) // not subscribed any more: not queued, not delivered
+      // the stored inbound QoS 2 is gone too: the same messageId is a new message, published again
+      back.send({
+        cmd: 'publish',
+        topic: `devices/${A}/telemetry`,
+        payload: Buffer.from('t'),
+        qos: 2,
+        messageId: 5,
+        retain: false,
+        dup: false,
+      })
+      await waitFor(() => published.length === 2, 2000, 'the second publish')
+      expect(insights(back)).toEqual([])
+      expect(h.core.sessionStats().queuedMessages).toBe(0)
+    },
+  )
 })

@@ -14,10 +14,30 @@ const NOT_AFTER = d('2026-06-01T00:00:00Z')
 describe('sessionEnd (a new device session)', () => {
   it.each([
     ['ok/no-overlap: notAfter', NOT_AFTER, null, { validUntil: NOT_AFTER, endReason: 'certificate-expired' }],
-    ['ok/directory-validUntil-earlier: superseded', d('2026-02-01T00:00:00Z'), null, { validUntil: d('2026-02-01T00:00:00Z'), endReason: 'superseded' }],
-    ['ok/directory-validUntil-later: notAfter wins', d('2027-01-01T00:00:00Z'), null, { validUntil: NOT_AFTER, endReason: 'certificate-expired' }],
-    ['ok/announced-during-lookup', NOT_AFTER, d('2026-01-02T00:00:00Z'), { validUntil: d('2026-01-02T00:00:00Z'), endReason: 'superseded' }],
-    ['ok/earliest-wins', d('2026-02-01T00:00:00Z'), d('2026-03-01T00:00:00Z'), { validUntil: d('2026-02-01T00:00:00Z'), endReason: 'superseded' }],
+    [
+      'ok/directory-validUntil-earlier: superseded',
+      d('2026-02-01T00:00:00Z'),
+      null,
+      { validUntil: d('2026-02-01T00:00:00Z'), endReason: 'superseded' },
+    ],
+    [
+      'ok/directory-validUntil-later: notAfter wins',
+      d('2027-01-01T00:00:00Z'),
+      null,
+      { validUntil: NOT_AFTER, endReason: 'certificate-expired' },
+    ],
+    [
+      'ok/announced-during-lookup',
+      NOT_AFTER,
+      d('2026-01-02T00:00:00Z'),
+      { validUntil: d('2026-01-02T00:00:00Z'), endReason: 'superseded' },
+    ],
+    [
+      'ok/earliest-wins',
+      d('2026-02-01T00:00:00Z'),
+      d('2026-03-01T00:00:00Z'),
+      { validUntil: d('2026-02-01T00:00:00Z'), endReason: 'superseded' },
+    ],
     ['ok/no-date-from-directory: notAfter', undefined, null, { validUntil: NOT_AFTER, endReason: 'certificate-expired' }],
     ['ok/invalid-date-from-directory: notAfter', new Date('x'), null, { validUntil: NOT_AFTER, endReason: 'certificate-expired' }],
   ] as const)('%s', (_name, validUntil, supersededAt, expected) => {
@@ -47,7 +67,12 @@ describe('claimSessionEnded', () => {
   it.each([
     ['ok/inside', s, '2026-01-01T00:04:59Z', null],
     ['fail/timeout', s, '2026-01-01T00:05:00Z', 'claim-session-timeout'],
-    ['fail/certificate-first', { expiresAt: s.expiresAt, validUntil: d('2026-01-01T00:01:00Z') }, '2026-01-01T00:01:00Z', 'certificate-expired'],
+    [
+      'fail/certificate-first',
+      { expiresAt: s.expiresAt, validUntil: d('2026-01-01T00:01:00Z') },
+      '2026-01-01T00:01:00Z',
+      'certificate-expired',
+    ],
     ['ok/certificate-first-not-yet', { expiresAt: s.expiresAt, validUntil: d('2026-01-01T00:01:00Z') }, '2026-01-01T00:00:59Z', null],
   ])('%s', (_name, session, now, expected) => {
     expect(claimSessionEnded(session, d(now))).toBe(expected)
@@ -111,7 +136,10 @@ describe('session sweep', () => {
     await a.client.closed
     expect(b.client.isClosed()).toBe(false)
     expect(h.directory.auditsFor('session.closed')).toEqual([
-      expect.objectContaining({ subject: 'pump-7', details: expect.objectContaining({ reason: 'certificate-expired', validUntil: '2026-01-01T00:00:30.000Z' }) }),
+      expect.objectContaining({
+        subject: 'pump-7',
+        details: expect.objectContaining({ reason: 'certificate-expired', validUntil: '2026-01-01T00:00:30.000Z' }),
+      }),
     ])
   })
 

@@ -34,7 +34,9 @@ async function world(): Promise<{ h: CoreHarness; reads: () => number; setVersio
 }
 
 const docs = (client: PacketClient) =>
-  client.received.filter((p): p is IPublishPacket => p.cmd === 'publish' && p.topic === TOPIC).map((p) => (JSON.parse(p.payload.toString()) as SettingsDocument).version)
+  client.received
+    .filter((p): p is IPublishPacket => p.cmd === 'publish' && p.topic === TOPIC)
+    .map((p) => (JSON.parse(p.payload.toString()) as SettingsDocument).version)
 
 /** Subscribes `count` times to the settings topic and waits for every SUBACK. */
 async function subscribeTimes(client: PacketClient, count: number, firstId: number): Promise<void> {
@@ -135,7 +137,8 @@ describe('settings delivery: refused reports', () => {
         current: async () => undefined,
         report: (_id, payload) => {
           reports.push(payload)
-          if ((payload as { ok?: boolean }).ok !== true) throw Object.assign(new Error(`bad report ${'k'.repeat(60_000)}`), { code: 'GH_SETTINGS_INVALID' })
+          if ((payload as { ok?: boolean }).ok !== true)
+            throw Object.assign(new Error(`bad report ${'k'.repeat(60_000)}`), { code: 'GH_SETTINGS_INVALID' })
         },
       },
       events: h.directory,
@@ -143,7 +146,8 @@ describe('settings delivery: refused reports', () => {
       clock: h.clock,
     })
     const { client } = await h.connect({ clientId: A, serial: SERIAL_A })
-    const report = (payload: string) => client.send({ cmd: 'publish', topic: `${TOPIC}/reported`, payload: Buffer.from(payload), qos: 0, retain: false, dup: false })
+    const report = (payload: string) =>
+      client.send({ cmd: 'publish', topic: `${TOPIC}/reported`, payload: Buffer.from(payload), qos: 0, retain: false, dup: false })
     for (let i = 0; i < 20; i++) report('{"version": 1, "settings": {"$enc": "x"}}')
     for (let i = 0; i < 20; i++) report('not json')
     report('{"ok": true}') // the later positive marker
@@ -155,7 +159,11 @@ describe('settings delivery: refused reports', () => {
     // after the interval, the next one says how many were suppressed
     h.clock.advance(60_000)
     report('{"version": 2}')
-    await waitFor(() => records.filter((r) => r.msg === 'settings report refused').length === 2, 5000, 'the next refusal after the interval')
+    await waitFor(
+      () => records.filter((r) => r.msg === 'settings report refused').length === 2,
+      5000,
+      'the next refusal after the interval',
+    )
     expect(records.filter((r) => r.msg === 'settings report refused')[1]).toMatchObject({ suppressed: 19 })
   })
 })

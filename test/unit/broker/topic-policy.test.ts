@@ -161,11 +161,11 @@ describe('topics', () => {
   })
 
   it('sends settings, insights and renewal answers to devices, nothing else', () => {
-    expect(['telemetry', 'settings', 'settings.reported', 'insights', 'renewal.request', 'renewal.response'].filter((k) => isBrokerToDeviceKind(k as never))).toEqual([
-      'settings',
-      'insights',
-      'renewal.response',
-    ])
+    expect(
+      ['telemetry', 'settings', 'settings.reported', 'insights', 'renewal.request', 'renewal.response'].filter((k) =>
+        isBrokerToDeviceKind(k as never),
+      ),
+    ).toEqual(['settings', 'insights', 'renewal.response'])
   })
 
   it.each([

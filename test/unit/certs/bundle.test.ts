@@ -20,7 +20,11 @@ import { makeTestCa } from '../../helpers/test-ca.ts'
 async function deviceBundle(alg: KeyAlgorithm) {
   const ca = await makeTestCa()
   const keys = await generateKeyPair(alg)
-  const cert = await issueDeviceCertificate(ca.issuing, { deviceId: 'dev-1', publicKey: keys.publicKey }, { clock: fixedClock(), random: cryptoRandom })
+  const cert = await issueDeviceCertificate(
+    ca.issuing,
+    { deviceId: 'dev-1', publicKey: keys.publicKey },
+    { clock: fixedClock(), random: cryptoRandom },
+  )
   return { ca, keys, cert, pkcs8: await exportPrivateKeyPkcs8(keys.privateKey) }
 }
 
@@ -66,10 +70,18 @@ describe('PEM and DER', () => {
 describe('toPkcs12', () => {
   it.each(['p256', 'rsa2048'] as const)('holds the %s key, its certificate and the chain, under the password', async (alg) => {
     const { ca, cert, pkcs8 } = await deviceBundle(alg)
-    const p12 = toPkcs12({ privateKeyPkcs8: pkcs8, certificate: cert, chain: [ca.issuing.certificate, ca.root.certificate], password: 'pw-123', friendlyName: 'dev-1' })
+    const p12 = toPkcs12({
+      privateKeyPkcs8: pkcs8,
+      certificate: cert,
+      chain: [ca.issuing.certificate, ca.root.certificate],
+      password: 'pw-123',
+      friendlyName: 'dev-1',
+    })
     const { keyBags, certBags } = openPkcs12(p12, 'pw-123')
     expect(keyBags).toHaveLength(1)
-    const keyDer = keyBags[0]?.key ? forge.asn1.toDer(forge.pki.wrapRsaPrivateKey(forge.pki.privateKeyToAsn1(keyBags[0].key))) : forge.asn1.toDer(keyBags[0]!.asn1!)
+    const keyDer = keyBags[0]?.key
+      ? forge.asn1.toDer(forge.pki.wrapRsaPrivateKey(forge.pki.privateKeyToAsn1(keyBags[0].key)))
+      : forge.asn1.toDer(keyBags[0]!.asn1!)
     if (alg === 'p256') expect(Buffer.from(keyDer.getBytes(), 'binary')).toEqual(Buffer.from(pkcs8))
     expect(keyBags[0]?.attributes.friendlyName).toEqual(['dev-1'])
     expect(certBags).toHaveLength(3)

@@ -29,9 +29,7 @@ describe('createCertificateAuthority', () => {
     expect(issuing.issuer).toBe('CN=Acme Root CA')
     expect(await issuing.verify({ publicKey: ca.root.certificate, signatureOnly: true })).toBe(true)
     expect(issuing.getExtension(x509.BasicConstraintsExtension)).toMatchObject({ ca: true, pathLength: 0, critical: true })
-    expect(issuing.getExtension(x509.KeyUsagesExtension)?.usages).toBe(
-      x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
-    )
+    expect(issuing.getExtension(x509.KeyUsagesExtension)?.usages).toBe(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign)
     const rootSki = ca.root.certificate.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId
     expect(issuing.getExtension(x509.AuthorityKeyIdentifierExtension)?.keyId).toBe(rootSki)
     expect(issuing.serialNumber).not.toBe(ca.root.certificate.serialNumber)

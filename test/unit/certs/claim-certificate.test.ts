@@ -9,7 +9,11 @@ describe('issueClaimCertificate', () => {
     const ca = await makeTestCa()
     const clock = fixedClock('2026-03-01T00:00:00Z')
     const keys = await generateKeyPair('p256')
-    const cert = await issueClaimCertificate(ca.issuing, { claimId: 'pumps-abcdefgh', publicKey: keys.publicKey, notAfter: new Date('2026-04-07T00:00:00Z') }, { clock, random: cryptoRandom })
+    const cert = await issueClaimCertificate(
+      ca.issuing,
+      { claimId: 'pumps-abcdefgh', publicKey: keys.publicKey, notAfter: new Date('2026-04-07T00:00:00Z') },
+      { clock, random: cryptoRandom },
+    )
     const parsed = parseCertificatePem(cert.pem)
     expect(parsed.subject).toBe('CN=claim:pumps-abcdefgh')
     expect(await parsed.verify({ publicKey: ca.issuing.certificate.publicKey, date: clock.now() })).toBe(true)
@@ -25,8 +29,18 @@ describe('issueClaimCertificate', () => {
     const ca = await makeTestCa()
     const clock = fixedClock('2026-03-01T00:00:00Z')
     const keys = await generateKeyPair('p256')
-    const far = await issueClaimCertificate(ca.issuing, { claimId: 'clm-abcdefghij', publicKey: keys.publicKey, notAfter: new Date('2099-01-01T00:00:00Z') }, { clock, random: cryptoRandom })
+    const far = await issueClaimCertificate(
+      ca.issuing,
+      { claimId: 'clm-abcdefghij', publicKey: keys.publicKey, notAfter: new Date('2099-01-01T00:00:00Z') },
+      { clock, random: cryptoRandom },
+    )
     expect(far.notAfter.getTime()).toBe(Math.floor(ca.issuing.certificate.notAfter.getTime() / 1000) * 1000)
-    await expect(issueClaimCertificate(ca.issuing, { claimId: 'Bad:Id', publicKey: keys.publicKey, notAfter: new Date('2026-04-01T00:00:00Z') }, { clock, random: cryptoRandom })).rejects.toMatchObject({ code: 'GH_CLAIM_ID_INVALID' })
+    await expect(
+      issueClaimCertificate(
+        ca.issuing,
+        { claimId: 'Bad:Id', publicKey: keys.publicKey, notAfter: new Date('2026-04-01T00:00:00Z') },
+        { clock, random: cryptoRandom },
+      ),
+    ).rejects.toMatchObject({ code: 'GH_CLAIM_ID_INVALID' })
   })
 })

@@ -5,7 +5,11 @@ import { createCsrPem } from '../../../certs/create-csr.ts'
 import { x509 } from '../../../certs/x509.ts'
 
 describe('createCsrPem / createKeyAndCsr', () => {
-  it.each([['ok/p256', 'p256', 'SHA-256'], ['ok/p384', 'p384', 'SHA-384'], ['ok/rsa2048', 'rsa2048', 'SHA-256']] as const)('%s: makes a CSR that parseCsr accepts for that device id', async (_name, alg, hash) => {
+  it.each([
+    ['ok/p256', 'p256', 'SHA-256'],
+    ['ok/p384', 'p384', 'SHA-384'],
+    ['ok/rsa2048', 'rsa2048', 'SHA-256'],
+  ] as const)('%s: makes a CSR that parseCsr accepts for that device id', async (_name, alg, hash) => {
     const keys = await generateKeyPair(alg)
     const pem = await createCsrPem({ commonName: 'pump-0042', keys })
     expect(pem).toMatch(/^-----BEGIN CERTIFICATE REQUEST-----\n/)

@@ -65,7 +65,13 @@ describe('createCrl', () => {
     const at = new Date(T0)
     const crl = await createCrl(
       ca.issuing,
-      { entries: [{ serial: 'abc', revokedAt: at, reason: 'superseded' }, { serial: '0ABC', revokedAt: at, reason: 'keyCompromise' }], crlNumber: 2n ** 100n },
+      {
+        entries: [
+          { serial: 'abc', revokedAt: at, reason: 'superseded' },
+          { serial: '0ABC', revokedAt: at, reason: 'keyCompromise' },
+        ],
+        crlNumber: 2n ** 100n,
+      },
       { clock: fixedClock(T0) },
     )
     expect(crl.entries).toHaveLength(1)
@@ -93,8 +99,16 @@ describe('createCrl', () => {
   })
 
   it.each([
-    ['fail/unknown-reason', { entries: [{ serial: '01', revokedAt: new Date(T0), reason: 'lost' as CrlReason }], crlNumber: 1 }, 'GH_CRL_REASON_INVALID'],
-    ['fail/bad-serial', { entries: [{ serial: 'xyz', revokedAt: new Date(T0), reason: 'superseded' as const }], crlNumber: 1 }, 'GH_SERIAL_INVALID'],
+    [
+      'fail/unknown-reason',
+      { entries: [{ serial: '01', revokedAt: new Date(T0), reason: 'lost' as CrlReason }], crlNumber: 1 },
+      'GH_CRL_REASON_INVALID',
+    ],
+    [
+      'fail/bad-serial',
+      { entries: [{ serial: 'xyz', revokedAt: new Date(T0), reason: 'superseded' as const }], crlNumber: 1 },
+      'GH_SERIAL_INVALID',
+    ],
     ['fail/negative-number', { entries: [], crlNumber: -1 }, 'GH_CRL_NUMBER_INVALID'],
     ['fail/fractional-number', { entries: [], crlNumber: 1.5 }, 'GH_CRL_NUMBER_INVALID'],
     ['fail/huge-number', { entries: [], crlNumber: 2n ** 159n }, 'GH_CRL_NUMBER_INVALID'],

@@ -6,7 +6,10 @@ import { fixedClock } from '../../helpers/clock.ts'
 import { makeTestCa, makeTestCsr, type TestCsrOptions } from '../../helpers/test-ca.ts'
 
 type Input = string | Uint8Array
-const pem = (o: TestCsrOptions = {}) => async (): Promise<Input> => (await makeTestCsr(o)).pem
+const pem =
+  (o: TestCsrOptions = {}) =>
+  async (): Promise<Input> =>
+    (await makeTestCsr(o)).pem
 
 /** A signed CSR whose CN was changed after signing: still parses, signature no longer matches. */
 async function tampered(): Promise<Input> {
@@ -24,7 +27,12 @@ describe('parseCsr', () => {
     ['ok/rsa2048', pem({ key: 'rsa2048' }), { expectedDeviceId: 'dev-1' }, null],
     ['ok/der', async () => (await makeTestCsr()).der, {}, null],
     ['ok/pem-bytes', async () => new TextEncoder().encode((await makeTestCsr()).pem), {}, null],
-    ['ok/new-certificate-request-label', async () => (await makeTestCsr()).pem.replace(/CERTIFICATE REQUEST/g, 'NEW CERTIFICATE REQUEST'), {}, null],
+    [
+      'ok/new-certificate-request-label',
+      async () => (await makeTestCsr()).pem.replace(/CERTIFICATE REQUEST/g, 'NEW CERTIFICATE REQUEST'),
+      {},
+      null,
+    ],
     ['ok/sha512', pem({ hash: 'SHA-512' }), {}, null],
     ['fail/rsa-1024', pem({ key: 'rsa1024' }), {}, 'GH_CSR_WEAK_KEY'],
     ['fail/ed25519', pem({ key: 'ed25519' }), {}, 'GH_CSR_KEY_UNSUPPORTED'],
@@ -38,7 +46,12 @@ describe('parseCsr', () => {
     ['fail/garbage', async () => 'hello', {}, 'GH_CSR_UNPARSABLE'],
     ['fail/garbage-der', async () => new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01]), {}, 'GH_CSR_UNPARSABLE'],
     ['fail/empty', async () => '', {}, 'GH_CSR_UNPARSABLE'],
-    ['fail/garbage-in-pem', async () => '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n', {}, 'GH_CSR_UNPARSABLE'],
+    [
+      'fail/garbage-in-pem',
+      async () => '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n',
+      {},
+      'GH_CSR_UNPARSABLE',
+    ],
     ['fail/certificate-pem', async () => '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n', {}, 'GH_CSR_UNPARSABLE'],
     ['fail/too-large', async () => 'x'.repeat(70_000), {}, 'GH_CSR_UNPARSABLE'],
   ])('%s', async (_name, make, opts, code) => {
@@ -62,7 +75,11 @@ describe('parseCsr', () => {
   it('gives a public key a device certificate can be issued for', async () => {
     const ca = await makeTestCa()
     const { publicKey, commonName } = await parseCsr((await makeTestCsr()).pem, { expectedDeviceId: 'dev-1' })
-    const cert = await issueDeviceCertificate(ca.issuing, { deviceId: commonName, publicKey }, { clock: fixedClock(), random: cryptoRandom })
+    const cert = await issueDeviceCertificate(
+      ca.issuing,
+      { deviceId: commonName, publicKey },
+      { clock: fixedClock(), random: cryptoRandom },
+    )
     expect(cert.subject).toBe('CN=dev-1')
   })
 

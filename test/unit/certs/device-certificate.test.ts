@@ -66,7 +66,12 @@ function tbsOf(c: X509Certificate): Uint8Array {
 const extensionsOf = (c: X509Certificate) => c.extensions.map((e) => ({ oid: e.type, critical: e.critical, value: hex(e.value) }))
 
 /** Issues the same request both ways, with the same clock and the same serial. */
-async function bothWays(issuer: IssuerKeyPair, deviceId: string, publicKey: CryptoKey, opts: { clock?: Clock; validDays?: number; asKeyObject?: boolean } = {}) {
+async function bothWays(
+  issuer: IssuerKeyPair,
+  deviceId: string,
+  publicKey: CryptoKey,
+  opts: { clock?: Clock; validDays?: number; asKeyObject?: boolean } = {},
+) {
   const clock = opts.clock ?? fixedClock('2026-01-01T00:00:00.750Z')
   const req = { deviceId, publicKey, ...(opts.validDays !== undefined && { validDays: opts.validDays }) }
   const fastKey: AnyKey = opts.asKeyObject ? KeyObject.from(publicKey) : publicKey
@@ -105,11 +110,18 @@ describe('issueDeviceCertificateDer, against the @peculiar/x509 generator', () =
 
   it('signs with ECDSA-SHA256 / ECDSA-SHA384 / RSA-SHA256 by issuer key', async () => {
     const { publicKey } = await generateKeyPair('p256')
-    const expected = { p256: { name: 'ECDSA', hash: 'SHA-256' }, p384: { name: 'ECDSA', hash: 'SHA-384' }, rsa2048: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } }
+    const expected = {
+      p256: { name: 'ECDSA', hash: 'SHA-256' },
+      p384: { name: 'ECDSA', hash: 'SHA-384' },
+      rsa2048: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
+    }
     for (const alg of ALGS) {
       const ca = await makeTestCa({ keyAlgorithm: alg })
       const { fastCert } = await bothWays(ca.issuing, 'dev-1', publicKey)
-      expect(fastCert.signatureAlgorithm).toMatchObject({ name: expected[alg as keyof typeof expected].name, hash: { name: expected[alg as keyof typeof expected].hash } })
+      expect(fastCert.signatureAlgorithm).toMatchObject({
+        name: expected[alg as keyof typeof expected].name,
+        hash: { name: expected[alg as keyof typeof expected].hash },
+      })
     }
   })
 
@@ -145,7 +157,10 @@ describe('issueDeviceCertificateDer, against the @peculiar/x509 generator', () =
       serial: '01',
       notBefore: new Date('2025-01-01T00:00:00Z'),
       notAfter: new Date('2030-01-01T00:00:00Z'),
-      extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
+      extensions: [
+        new x509.BasicConstraintsExtension(true, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true),
+      ],
     })
     const issuer = { certificate, privateKey: keys.privateKey }
     const device = await generateKeyPair('p256')
@@ -173,7 +188,11 @@ describe('issueDeviceCertificateDer results', () => {
   it('returns DER and PEM of one certificate, with its canonical serial, fingerprint and validity', async () => {
     const ca = await makeTestCa()
     const { publicKey } = await generateKeyObjects('p256')
-    const fast = await issueDeviceCertificateDer(ca.issuing, { deviceId: 'dev-1', publicKey }, { clock: fixedClock(), random: seededRandom(9) })
+    const fast = await issueDeviceCertificateDer(
+      ca.issuing,
+      { deviceId: 'dev-1', publicKey },
+      { clock: fixedClock(), random: seededRandom(9) },
+    )
     const cert = parseCertificatePem(fast.pem)
     expect(hex(cert.rawData)).toBe(hex(fast.der))
     expect(fast.serial).toBe(normalizeSerial(cert.serialNumber))
@@ -210,7 +229,9 @@ describe('issueDeviceCertificateDer results', () => {
   ])('%s', async (_name, key, code) => {
     const ca = await makeTestCa()
     const publicKey = await key()
-    await expect(issueDeviceCertificateDer(ca.issuing, { deviceId: 'dev-1', publicKey }, { clock: fixedClock(), random: seededRandom(1) })).rejects.toMatchObject({ code })
+    await expect(
+      issueDeviceCertificateDer(ca.issuing, { deviceId: 'dev-1', publicKey }, { clock: fixedClock(), random: seededRandom(1) }),
+    ).rejects.toMatchObject({ code })
   })
 
   it('refuses to issue from an expired issuer (GH_CA_ISSUER_EXPIRED)', async () => {
@@ -218,7 +239,9 @@ describe('issueDeviceCertificateDer results', () => {
     const { publicKey } = await generateKeyObjects('p256')
     const clock = fixedClock()
     clock.advance('31d')
-    await expect(issueDeviceCertificateDer(ca.issuing, { deviceId: 'dev-1', publicKey }, { clock, random: seededRandom(1) })).rejects.toMatchObject({
+    await expect(
+      issueDeviceCertificateDer(ca.issuing, { deviceId: 'dev-1', publicKey }, { clock, random: seededRandom(1) }),
+    ).rejects.toMatchObject({
       code: 'GH_CA_ISSUER_EXPIRED',
     })
   })

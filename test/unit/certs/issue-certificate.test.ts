@@ -105,7 +105,11 @@ describe('issueDeviceCertificate', () => {
   ])('clears the top bit and keeps the serial nonzero (%s)', async (_name, byte, serial) => {
     const ca = await makeTestCa()
     const { publicKey } = await generateKeyPair()
-    const cert = await issueDeviceCertificate(ca.issuing, { deviceId: 'dev-1', publicKey }, { clock: fixedClock(T0), random: fixedRandom(byte) })
+    const cert = await issueDeviceCertificate(
+      ca.issuing,
+      { deviceId: 'dev-1', publicKey },
+      { clock: fixedClock(T0), random: fixedRandom(byte) },
+    )
     expect(cert.serialNumber.toLowerCase()).toBe(serial)
   })
 

@@ -30,7 +30,9 @@ describe('issueIssuingCa (a rotation: a second issuing CA under the same root)',
 
   it('refuses a subject serialNumber that is not printable', async () => {
     const ca = await makeTestCa()
-    await expect(issueIssuingCa(ca.root, { subjectSerialNumber: 'a\u0000b' }, { clock: fixedClock(), random: cryptoRandom })).rejects.toMatchObject({ code: 'GH_CA_NAME_INVALID' })
+    await expect(
+      issueIssuingCa(ca.root, { subjectSerialNumber: 'a\u0000b' }, { clock: fixedClock(), random: cryptoRandom }),
+    ).rejects.toMatchObject({ code: 'GH_CA_NAME_INVALID' })
   })
 })
 

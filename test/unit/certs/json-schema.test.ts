@@ -11,7 +11,12 @@ const schema = {
     port: { type: 'integer', minimum: 1, default: 80 },
     mode: { type: 'string', enum: ['a', 'b'], default: 'a' },
     tags: { type: 'array', items: { type: 'string' } },
-    bucket: { type: 'object', additionalProperties: false, properties: { rate: { type: 'number', default: 1 }, note: { type: 'string' } }, default: {} },
+    bucket: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { rate: { type: 'number', default: 1 }, note: { type: 'string' } },
+      default: {},
+    },
     routes: { type: 'object', additionalProperties: { type: 'object', properties: { to: { type: 'string', default: 'x' } } } },
     free: { type: 'object' },
   },

@@ -55,7 +55,11 @@ describe('peer identity', () => {
   it('has no device id when the CN is not a valid device id', async () => {
     const ca = await makeTestCa()
     const { publicKey } = await generateKeyPair()
-    const cert = await issueServerCertificate(ca.issuing, { publicKey, commonName: 'my gateway' }, { clock: fixedClock(), random: cryptoRandom })
+    const cert = await issueServerCertificate(
+      ca.issuing,
+      { publicKey, commonName: 'my gateway' },
+      { clock: fixedClock(), random: cryptoRandom },
+    )
     const id = await identityFromCertificate(cert)
     expect(id).toMatchObject({ commonName: 'my gateway', deviceId: null })
     expect(identityFromPeerCertificate(peerShape(cert))).toEqual(id)
@@ -71,7 +75,9 @@ describe('peer identity', () => {
   it('refuses unreadable input with coded errors', async () => {
     const shape = peerShape(await deviceCert())
     expect(() => identityFromPeerCertificate({ ...shape, valid_to: 'soon' })).toThrow(expect.objectContaining({ code: 'GH_CERT_INVALID' }))
-    expect(() => identityFromPeerCertificate({ ...shape, serialNumber: 'zz' })).toThrow(expect.objectContaining({ code: 'GH_SERIAL_INVALID' }))
+    expect(() => identityFromPeerCertificate({ ...shape, serialNumber: 'zz' })).toThrow(
+      expect.objectContaining({ code: 'GH_SERIAL_INVALID' }),
+    )
     await expect(identityFromCertificate(new Uint8Array([1, 2, 3]))).rejects.toMatchObject({ code: 'GH_CERT_INVALID' })
   })
 })
@@ -86,7 +92,11 @@ describe('normalizeSerial', () => {
     expect(normalizeSerial(input)).toBe(out)
   })
 
-  it.each([['fail/empty', ''], ['fail/not-hex', 'xyz'], ['fail/spaces-only', '  ']])('%s', (_name, input) => {
+  it.each([
+    ['fail/empty', ''],
+    ['fail/not-hex', 'xyz'],
+    ['fail/spaces-only', '  '],
+  ])('%s', (_name, input) => {
     expect(() => normalizeSerial(input)).toThrow(expect.objectContaining({ code: 'GH_SERIAL_INVALID' }))
   })
 })
@@ -97,7 +107,10 @@ describe('normalizeFingerprint', () => {
     expect(normalizeFingerprint(hex.match(/../g)!.join(':'))).toBe('ab'.repeat(32))
   })
 
-  it.each([['fail/sha1-length', 'ab'.repeat(20)], ['fail/not-hex', 'zz'.repeat(32)]])('%s', (_name, input) => {
+  it.each([
+    ['fail/sha1-length', 'ab'.repeat(20)],
+    ['fail/not-hex', 'zz'.repeat(32)],
+  ])('%s', (_name, input) => {
     expect(() => normalizeFingerprint(input)).toThrow(expect.objectContaining({ code: 'GH_FINGERPRINT_INVALID' }))
   })
 })

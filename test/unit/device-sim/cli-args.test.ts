@@ -31,7 +31,10 @@ describe('gatehouse sim arguments', () => {
     expect(parseBrokerUrl('mqtts://[::1]:8883')).toMatchObject({ host: '::1', port: 8883 })
   })
 
-  it.each(['mqtt://localhost:1883', 'localhost:8883', 'https://x', 'mqtts://u:p@host:1', 'mqtts://host/path'])('refuses broker URL %s (GH_SIM_BROKER_URL_INVALID)', (url) => {
-    expect(() => parseBrokerUrl(url)).toThrow(expect.objectContaining({ code: 'GH_SIM_BROKER_URL_INVALID' }))
-  })
+  it.each(['mqtt://localhost:1883', 'localhost:8883', 'https://x', 'mqtts://u:p@host:1', 'mqtts://host/path'])(
+    'refuses broker URL %s (GH_SIM_BROKER_URL_INVALID)',
+    (url) => {
+      expect(() => parseBrokerUrl(url)).toThrow(expect.objectContaining({ code: 'GH_SIM_BROKER_URL_INVALID' }))
+    },
+  )
 })

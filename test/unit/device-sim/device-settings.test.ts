@@ -11,13 +11,32 @@ import {
 } from '../../../device-sim/device-settings.ts'
 import type { TelemetryReading } from '../../../device-sim/telemetry.ts'
 
-const reading = (over: Partial<TelemetryReading> = {}): TelemetryReading => ({ seq: 1, ts: '2026-01-01T00:00:00.000Z', temperature: 22, humidity: 50, vibration: 2, ...over })
+const reading = (over: Partial<TelemetryReading> = {}): TelemetryReading => ({
+  seq: 1,
+  ts: '2026-01-01T00:00:00.000Z',
+  temperature: 22,
+  humidity: 50,
+  vibration: 2,
+  ...over,
+})
 
 describe('device-sim settings application', () => {
   it('reads a settings document {"version", "settings", "updatedAt"} and nothing else', () => {
-    expect(parseSettingsDocument('{"version":3,"settings":{"interval":5},"updatedAt":"2026-01-01T00:00:00Z"}')).toEqual({ version: 3, settings: { interval: 5 }, updatedAt: '2026-01-01T00:00:00Z' })
+    expect(parseSettingsDocument('{"version":3,"settings":{"interval":5},"updatedAt":"2026-01-01T00:00:00Z"}')).toEqual({
+      version: 3,
+      settings: { interval: 5 },
+      updatedAt: '2026-01-01T00:00:00Z',
+    })
     expect(parseSettingsDocument(Buffer.from('{"version":1,"settings":{}}'))).toEqual({ version: 1, settings: {} })
-    for (const bad of ['nope', '[]', '{"version":"1","settings":{}}', '{"version":1.5,"settings":{}}', '{"version":1,"settings":[]}', '{"settings":{}}']) expect(parseSettingsDocument(bad)).toBeNull()
+    for (const bad of [
+      'nope',
+      '[]',
+      '{"version":"1","settings":{}}',
+      '{"version":1.5,"settings":{}}',
+      '{"version":1,"settings":[]}',
+      '{"settings":{}}',
+    ])
+      expect(parseSettingsDocument(bad)).toBeNull()
   })
 
   it('applies a document only when its version is newer than the applied one', () => {
@@ -36,7 +55,11 @@ describe('device-sim settings application', () => {
   })
 
   it('takes numeric thresholds.<metric>.min/max of the metrics it measures', () => {
-    expect(thresholdsOf({ thresholds: { temperature: { max: 30 }, humidity: { min: 20, max: 'x' }, vibration: { min: 0.5, max: 8 }, rpm: { max: 1 } } })).toEqual({
+    expect(
+      thresholdsOf({
+        thresholds: { temperature: { max: 30 }, humidity: { min: 20, max: 'x' }, vibration: { min: 0.5, max: 8 }, rpm: { max: 1 } },
+      }),
+    ).toEqual({
       temperature: { max: 30 },
       humidity: { min: 20 },
       vibration: { min: 0.5, max: 8 },
@@ -45,8 +68,15 @@ describe('device-sim settings application', () => {
   })
 
   it('reports what it applied: {"version", "settings"} as received', () => {
-    const applied = applySettings(null, { version: 7, settings: { interval: 2, thresholds: { temperature: { max: 30 } }, site: 'north' } }, 5000)
-    expect(settingsReport(applied!)).toEqual({ version: 7, settings: { interval: 2, thresholds: { temperature: { max: 30 } }, site: 'north' } })
+    const applied = applySettings(
+      null,
+      { version: 7, settings: { interval: 2, thresholds: { temperature: { max: 30 } }, site: 'north' } },
+      5000,
+    )
+    expect(settingsReport(applied!)).toEqual({
+      version: 7,
+      settings: { interval: 2, thresholds: { temperature: { max: 30 } }, site: 'north' },
+    })
   })
 
   it('finds every threshold a reading is outside of', () => {

@@ -12,7 +12,9 @@ function connection() {
       sent.push(m.payload)
       pending.push({ m, done })
     },
-    ackAll: () => pending.splice(0).forEach((p) => p.done()),
+    ackAll: () => {
+      for (const p of pending.splice(0)) p.done()
+    },
     pending,
     sent,
   }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { cryptoRandom, generateKeyPair, issueDeviceCertificateDer } from '../../../certs/index.ts'
-import { type DeviceBundle } from '../../../device-sim/index.ts'
+import type { DeviceBundle } from '../../../device-sim/index.ts'
 import { createRenewer, renewalWindowOpens } from '../../../device-sim/renewer.ts'
 import { fixedClock } from '../../helpers/clock.ts'
 import { fakeTimers } from '../../helpers/fake-timers.ts'
@@ -11,11 +11,19 @@ const DAY = 86_400_000
 async function bundleValidFor(days: number, clock = fixedClock('2026-01-01T00:00:00Z')): Promise<DeviceBundle> {
   const ca = await makeTestCa({ clock })
   const keys = await generateKeyPair('p256')
-  const cert = await issueDeviceCertificateDer(ca.issuing, { deviceId: 'd-1', publicKey: keys.publicKey, validDays: days }, { clock, random: cryptoRandom })
+  const cert = await issueDeviceCertificateDer(
+    ca.issuing,
+    { deviceId: 'd-1', publicKey: keys.publicKey, validDays: days },
+    { clock, random: cryptoRandom },
+  )
   return { deviceId: 'd-1', cert: cert.pem, key: '', ca: '' }
 }
 
-function renewerFor(bundle: DeviceBundle, clock: ReturnType<typeof fixedClock>, options: { enabled?: boolean; renewalWindow?: number } = {}) {
+function renewerFor(
+  bundle: DeviceBundle,
+  clock: ReturnType<typeof fixedClock>,
+  options: { enabled?: boolean; renewalWindow?: number } = {},
+) {
   const timers = fakeTimers(clock)
   const attempts: Date[] = []
   const errors: string[] = []

@@ -27,7 +27,7 @@ async function setup() {
 const crlOf = (pem: string) => new x509.X509Crl(pem)
 
 describe('CRLs per issuing CA', () => {
-  it('puts a revoked certificate of the previous issuing CA on that CA\'s CRL, signed by it, and one of the new CA on the new CRL', async () => {
+  it("puts a revoked certificate of the previous issuing CA on that CA's CRL, signed by it, and one of the new CA on the new CRL", async () => {
     const { authority, before, rotate } = await setup()
     const old = await authority.createDevice({ id: 'old-1' }, 'op')
     const after = await rotate()
@@ -52,7 +52,7 @@ describe('CRLs per issuing CA', () => {
     expect((await authority.currentCrl()).issuerSerial).toBe(current!.issuerSerial)
   })
 
-  it('numbers each issuer\'s CRLs upwards, continuing the single-CA numbering, and reissues only what is stale', async () => {
+  it("numbers each issuer's CRLs upwards, continuing the single-CA numbering, and reissues only what is stale", async () => {
     const { authority, store, clock, rotate } = await setup()
     store.setMeta('crl.number', '41') // a registry from before CRLs were per issuer
     expect((await authority.currentCrl()).crlNumber).toBe(42)

@@ -39,7 +39,9 @@ describe('DeviceAuthority', () => {
     const issued = await authority.createDevice({ id: 'pump-1', group: 'pumps' }, 'operator:test')
     expect(issued.privateKey?.pem).toContain('BEGIN PRIVATE KEY')
     expect(store.getDevice('pump-1')).toMatchObject({ group: 'pumps', tier: 'standard', status: 'active' })
-    expect(store.listCertificates('pump-1')).toEqual([expect.objectContaining({ serial: issued.serial, fingerprint: issued.fingerprint, status: 'active' })])
+    expect(store.listCertificates('pump-1')).toEqual([
+      expect.objectContaining({ serial: issued.serial, fingerprint: issued.fingerprint, status: 'active' }),
+    ])
     expect(store.listAudit()).toEqual([expect.objectContaining({ actor: 'operator:test', action: 'device.created', subject: 'pump-1' })])
     feed.poll()
     expect(events).toEqual(['device.created:pump-1', 'certificate.issued:pump-1'])
@@ -49,17 +51,27 @@ describe('DeviceAuthority', () => {
     const { authority, store, ca } = await setup()
     for (const keyAlgorithm of ['p256', 'p384', 'rsa2048'] as const) {
       const clock = fixedClock('2026-03-01T00:00:00Z')
-      const own = createDeviceAuthority({ store: new InMemoryRegistryStore(), ca, clock, random: cryptoRandom, log }, { keyAlgorithm, validDays: 30 })
+      const own = createDeviceAuthority(
+        { store: new InMemoryRegistryStore(), ca, clock, random: cryptoRandom, log },
+        { keyAlgorithm, validDays: 30 },
+      )
       const issued = await own.createDevice({ id: `k-${keyAlgorithm}` }, 'op')
       const cert = parseCertificateDer(issued.certificateDer)
       expect(parseCertificatePem(issued.certificatePem).rawData).toEqual(cert.rawData)
       expect(await cert.verify({ publicKey: ca.issuing.certificate, signatureOnly: true })).toBe(true)
       const keyFromPem = createPublicKey(createPrivateKey(issued.privateKey!.pem)).export({ type: 'spki', format: 'der' })
-      const keyFromPkcs8 = createPublicKey(createPrivateKey({ key: Buffer.from(issued.privateKey!.pkcs8), format: 'der', type: 'pkcs8' })).export({ type: 'spki', format: 'der' })
+      const keyFromPkcs8 = createPublicKey(
+        createPrivateKey({ key: Buffer.from(issued.privateKey!.pkcs8), format: 'der', type: 'pkcs8' }),
+      ).export({ type: 'spki', format: 'der' })
       expect(new Uint8Array(keyFromPem)).toEqual(new Uint8Array(cert.publicKey.rawData))
       expect(new Uint8Array(keyFromPkcs8)).toEqual(new Uint8Array(cert.publicKey.rawData))
       const identity = await identityFromCertificate(cert)
-      expect(issued).toMatchObject({ serial: identity.serial, fingerprint: identity.fingerprint, notBefore: cert.notBefore, notAfter: cert.notAfter })
+      expect(issued).toMatchObject({
+        serial: identity.serial,
+        fingerprint: identity.fingerprint,
+        notBefore: cert.notBefore,
+        notAfter: cert.notAfter,
+      })
       expect(issued.notAfter.getTime() - clock.now().getTime()).toBe(30 * 86_400_000)
     }
     const issued = await authority.createDevice({ id: 'rec-1' }, 'op')
@@ -88,7 +100,9 @@ describe('DeviceAuthority', () => {
     const { authority, store } = await setup()
     const issued = await authority.createDevice({ id: 'cam-1', csr: await csrFor('cam-1') }, 'op')
     expect(issued.privateKey).toBeUndefined()
-    await expect(authority.createDevice({ id: 'cam-2', csr: await csrFor('cam-3') }, 'op')).rejects.toMatchObject({ code: 'GH_CSR_CN_MISMATCH' })
+    await expect(authority.createDevice({ id: 'cam-2', csr: await csrFor('cam-3') }, 'op')).rejects.toMatchObject({
+      code: 'GH_CSR_CN_MISMATCH',
+    })
     expect(store.getDevice('cam-2')).toBeUndefined()
   })
 
@@ -109,7 +123,9 @@ describe('DeviceAuthority', () => {
     expect(store.countDevices()).toBe(25)
     expect(store.listDevices({ limit: 2 }).map((d) => d.id)).toEqual(['sensor-0001', 'sensor-0002'])
     expect(progress.at(-1)).toBe(25)
-    await expect(authority.prepareBatch({ count: 5, prefix: 'sensor-', start: 24 }, 'op')).rejects.toMatchObject({ code: 'GH_DEVICE_EXISTS' })
+    await expect(authority.prepareBatch({ count: 5, prefix: 'sensor-', start: 24 }, 'op')).rejects.toMatchObject({
+      code: 'GH_DEVICE_EXISTS',
+    })
     await expect(authority.prepareBatch({ count: 0, prefix: 'x' }, 'op')).rejects.toMatchObject({ code: 'GH_BATCH_INVALID' })
     await expect(authority.prepareBatch({ count: 2, prefix: 'bad/' }, 'op')).rejects.toMatchObject({ code: 'GH_DEVICE_ID_INVALID' })
     expect(store.countDevices()).toBe(25)
@@ -168,7 +184,14 @@ describe('the registry directory (the broker lookup)', () => {
     const { authority, directory, feed, clock } = await setup({ renewOverlapHours: 1 })
     const a = await authority.createDevice({ id: 'a', tier: 'premium' }, 'op')
     const idA = await identityFromCertificate(a.certificateDer)
-    expect(await directory.lookup(idA)).toEqual({ kind: 'active', deviceId: 'a', tier: 'premium', group: null, serial: a.serial, validUntil: a.notAfter })
+    expect(await directory.lookup(idA)).toEqual({
+      kind: 'active',
+      deviceId: 'a',
+      tier: 'premium',
+      group: null,
+      serial: a.serial,
+      validUntil: a.notAfter,
+    })
 
     authority.disableDevice('a', 'op')
     feed.poll()
@@ -213,7 +236,11 @@ describe('the registry directory (the broker lookup)', () => {
     const { issueDeviceCertificate } = await import('../../../certs/device-certificate.ts')
     const stray = await issueDeviceCertificate(ca.issuing, { deviceId: 'a', publicKey: keys.publicKey }, { clock, random: cryptoRandom })
     expect(await directory.lookup(await identityFromCertificate(stray))).toMatchObject({ kind: 'refused', reason: 'unknown-certificate' })
-    const ghost = await issueDeviceCertificate(ca.issuing, { deviceId: 'ghost', publicKey: keys.publicKey }, { clock, random: cryptoRandom })
+    const ghost = await issueDeviceCertificate(
+      ca.issuing,
+      { deviceId: 'ghost', publicKey: keys.publicKey },
+      { clock, random: cryptoRandom },
+    )
     expect(await directory.lookup(await identityFromCertificate(ghost))).toMatchObject({ kind: 'refused', reason: 'unknown-device' })
   })
 

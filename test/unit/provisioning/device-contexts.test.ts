@@ -18,7 +18,13 @@ async function setup() {
   const store = new SqliteRegistryStore(join(tempDir(), 'registry.db'))
   onTestFinished(() => store.close())
   const authority = createDeviceAuthority({ store, ca: await makeTestCa(), clock, random: cryptoRandom, log })
-  const settings = createSettingsService({ store, settings: store.settings, cipher: createSettingsCipher(new Uint8Array(32).fill(7), cryptoRandom), clock, log })
+  const settings = createSettingsService({
+    store,
+    settings: store.settings,
+    cipher: createSettingsCipher(new Uint8Array(32).fill(7), cryptoRandom),
+    clock,
+    log,
+  })
   const feed = createChangeFeed({ store, clock, log })
   return { store, authority, settings, feed }
 }

@@ -33,10 +33,20 @@ const codeOf = (fn: () => unknown): string | undefined => {
 describe('group JSON Schemas are untrusted input', () => {
   it('answers the catastrophic pattern ^(a|a)*$ on 41 characters (patterns run on RE2, linear time)', async () => {
     const { settings } = await setup()
-    settings.setSchema('pumps', { type: 'object', properties: { name: { type: 'string', pattern: '^(a|a)*$' } }, patternProperties: { '^(b|b)*$': { type: 'number' } } }, 'op')
+    settings.setSchema(
+      'pumps',
+      {
+        type: 'object',
+        properties: { name: { type: 'string', pattern: '^(a|a)*$' } },
+        patternProperties: { '^(b|b)*$': { type: 'number' } },
+      },
+      'op',
+    )
     const group = { kind: 'group', group: 'pumps' } as const
     expect(codeOf(() => settings.patchLayer(group, { name: `${'a'.repeat(40)}!` }, { actor: 'op' }))).toBe('GH_SETTINGS_SCHEMA')
-    expect(codeOf(() => settings.patchLayer(group, { [`${'b'.repeat(40)}!`]: 'x', [`${'b'.repeat(40)}`]: 'not a number' }, { actor: 'op' }))).toBe('GH_SETTINGS_SCHEMA')
+    expect(
+      codeOf(() => settings.patchLayer(group, { [`${'b'.repeat(40)}!`]: 'x', [`${'b'.repeat(40)}`]: 'not a number' }, { actor: 'op' })),
+    ).toBe('GH_SETTINGS_SCHEMA')
     expect(settings.patchLayer(group, { name: 'a'.repeat(40), [`${'b'.repeat(40)}`]: 1 }, { actor: 'op' }).revision).toBe(1)
   })
 
@@ -47,14 +57,22 @@ describe('group JSON Schemas are untrusted input', () => {
   ])('refuses a pattern with %s with GH_SETTINGS_PATTERN_UNSUPPORTED, and keeps the schema it had', async (_name, pattern) => {
     const { settings } = await setup()
     settings.setSchema('pumps', { type: 'object' }, 'op')
-    expect(codeOf(() => settings.setSchema('pumps', { type: 'object', properties: { s: { type: 'string', pattern } } }, 'op'))).toBe('GH_SETTINGS_PATTERN_UNSUPPORTED')
-    expect(codeOf(() => settings.setSchema('pumps', { type: 'object', patternProperties: { [pattern]: { type: 'string' } } }, 'op'))).toBe('GH_SETTINGS_PATTERN_UNSUPPORTED')
+    expect(codeOf(() => settings.setSchema('pumps', { type: 'object', properties: { s: { type: 'string', pattern } } }, 'op'))).toBe(
+      'GH_SETTINGS_PATTERN_UNSUPPORTED',
+    )
+    expect(codeOf(() => settings.setSchema('pumps', { type: 'object', patternProperties: { [pattern]: { type: 'string' } } }, 'op'))).toBe(
+      'GH_SETTINGS_PATTERN_UNSUPPORTED',
+    )
     expect(settings.getSchema('pumps')).toEqual({ type: 'object' })
   })
 
   it('still reads ordinary JavaScript pattern syntax (classes, escapes, named groups)', async () => {
     const { settings } = await setup()
-    settings.setSchema('pumps', { type: 'object', properties: { mac: { type: 'string', pattern: '^(?<oui>[0-9A-F]{2}(:[0-9A-F]{2}){2})\\d*$' } } }, 'op')
+    settings.setSchema(
+      'pumps',
+      { type: 'object', properties: { mac: { type: 'string', pattern: '^(?<oui>[0-9A-F]{2}(:[0-9A-F]{2}){2})\\d*$' } } },
+      'op',
+    )
     const group = { kind: 'group', group: 'pumps' } as const
     expect(settings.patchLayer(group, { mac: 'AB:CD:EF12' }, { actor: 'op' }).revision).toBe(1)
     expect(codeOf(() => settings.patchLayer(group, { mac: 'ab:cd:ef' }, { actor: 'op' }))).toBe('GH_SETTINGS_SCHEMA')
@@ -96,9 +114,16 @@ describe('nothing a device sends is taken as sealed', () => {
     settings.getDevice('p1')
     const record = store.settings.getDeviceSettings('p1')!
     // what an older Gatehouse stored from a hostile report
-    store.settings.putDeviceSettings({ ...record, reported: { wifi_secret: { $enc: 'v1:AAAA' }, rate: 2 }, reportedVersion: 1, reportedAt: new Date() })
+    store.settings.putDeviceSettings({
+      ...record,
+      reported: { wifi_secret: { $enc: 'v1:AAAA' }, rate: 2 },
+      reportedVersion: 1,
+      reportedAt: new Date(),
+    })
     for (let i = 0; i < 5; i++) expect(settings.getDevice('p1').reported).toMatchObject({ settings: { wifi_secret: '[secret]', rate: 2 } })
-    const warnings = logText().split('\n').filter((l) => l.includes('does not decrypt'))
+    const warnings = logText()
+      .split('\n')
+      .filter((l) => l.includes('does not decrypt'))
     expect(warnings).toHaveLength(1)
     expect(warnings[0]).toContain('"deviceId":"p1"')
     expect(warnings[0]).not.toContain('AAAA')
@@ -110,11 +135,14 @@ describe('prototype keys are refused wherever a dotted key or a patch is merged'
     for (const k of ['x', 'polluted']) delete (Object.prototype as Record<string, unknown>)[k]
   })
 
-  it.each(['__proto__.x=1', 'constructor.prototype.x=1', 'a.prototype=1', '__proto__=1'])('settings set %s: GH_SETTINGS_INVALID, Object.prototype untouched', (pair) => {
-    expect(codeOf(() => assignmentsToPatch([pair]))).toBe('GH_SETTINGS_INVALID')
-    expect(({} as Record<string, unknown>).x).toBeUndefined()
-    expect(codeOf(() => assignmentsToPatch([pair.split('=')[0]!], true))).toBe('GH_SETTINGS_INVALID')
-  })
+  it.each(['__proto__.x=1', 'constructor.prototype.x=1', 'a.prototype=1', '__proto__=1'])(
+    'settings set %s: GH_SETTINGS_INVALID, Object.prototype untouched',
+    (pair) => {
+      expect(codeOf(() => assignmentsToPatch([pair]))).toBe('GH_SETTINGS_INVALID')
+      expect(({} as Record<string, unknown>).x).toBeUndefined()
+      expect(codeOf(() => assignmentsToPatch([pair.split('=')[0]!], true))).toBe('GH_SETTINGS_INVALID')
+    },
+  )
 
   it('refuses __proto__, constructor and prototype keys in patches and reports (JSON bodies have them as own keys)', async () => {
     const { settings } = await setup()

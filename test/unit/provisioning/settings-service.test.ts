@@ -18,7 +18,11 @@ async function setup() {
   const authority = createDeviceAuthority({ store, ca, clock, random: cryptoRandom, log })
   const cipher = createSettingsCipher(new Uint8Array(32).fill(7), cryptoRandom)
   const settings = createSettingsService({ store, settings: store.settings, cipher, clock, log }, { maxBytes: 2048, maxDepth: 4 })
-  const events = () => store.eventsAfter(0, 10_000).filter((e) => e.type === 'settings.changed').map((e) => e.data)
+  const events = () =>
+    store
+      .eventsAfter(0, 10_000)
+      .filter((e) => e.type === 'settings.changed')
+      .map((e) => e.data)
   return { clock, store, authority, settings, events }
 }
 
@@ -30,7 +34,10 @@ describe('JSON documents', () => {
   })
 
   it('merges layers with later layers winning, objects deep', () => {
-    expect(mergeLayers({ interval: 60, t: { max: 30, min: 0 } }, { t: { max: 40 } }, { interval: 5 })).toEqual({ interval: 5, t: { max: 40, min: 0 } })
+    expect(mergeLayers({ interval: 60, t: { max: 30, min: 0 } }, { t: { max: 40 } }, { interval: 5 })).toEqual({
+      interval: 5,
+      t: { max: 40, min: 0 },
+    })
   })
 
   it('derives what the device still has to apply', () => {
@@ -66,7 +73,11 @@ describe('SettingsService', () => {
     for (const id of ['g-0001', 'g-0002', 'g-0003', 'g-0004', 'g-0005', 'other']) settings.getDevice(id)
     const res = settings.patchLayer({ kind: 'group', group: 'line-1' }, { mode: 'eco' }, { actor: 'op' })
     expect(res.devicesChanged).toBe(5)
-    expect(events().map((e) => e.deviceId).sort()).toEqual(['g-0001', 'g-0002', 'g-0003', 'g-0004', 'g-0005'])
+    expect(
+      events()
+        .map((e) => e.deviceId)
+        .sort(),
+    ).toEqual(['g-0001', 'g-0002', 'g-0003', 'g-0004', 'g-0005'])
     expect(settings.getDevice('other').desired).toEqual({})
   })
 
@@ -74,10 +85,14 @@ describe('SettingsService', () => {
     const { authority, settings } = await setup()
     await authority.createDevice({ id: 'a' }, 'op')
     settings.patchDevice('a', { x: 1 }, { actor: 'op', ifMatch: 1 })
-    expect(() => settings.patchDevice('a', { x: 2 }, { actor: 'op', ifMatch: 1 })).toThrow(expect.objectContaining({ code: 'GH_SETTINGS_VERSION_MISMATCH', statusCode: 412 }))
+    expect(() => settings.patchDevice('a', { x: 2 }, { actor: 'op', ifMatch: 1 })).toThrow(
+      expect.objectContaining({ code: 'GH_SETTINGS_VERSION_MISMATCH', statusCode: 412 }),
+    )
     expect(settings.getDevice('a')).toMatchObject({ version: 2, desired: { x: 1 } })
     settings.patchLayer({ kind: 'fleet' }, { y: 1 }, { actor: 'op', ifMatch: 0 })
-    expect(() => settings.patchLayer({ kind: 'fleet' }, { y: 2 }, { actor: 'op', ifMatch: 0 })).toThrow(expect.objectContaining({ code: 'GH_SETTINGS_VERSION_MISMATCH' }))
+    expect(() => settings.patchLayer({ kind: 'fleet' }, { y: 2 }, { actor: 'op', ifMatch: 0 })).toThrow(
+      expect.objectContaining({ code: 'GH_SETTINGS_VERSION_MISMATCH' }),
+    )
   })
 
   it.each([
@@ -98,9 +113,15 @@ describe('SettingsService', () => {
     const { authority, settings } = await setup()
     await authority.createDevice({ id: 'a', group: 'pumps' }, 'op')
     settings.setSchema('pumps', { type: 'object', properties: { interval: { type: 'integer', minimum: 1 } } }, 'op')
-    expect(() => settings.patchDevice('a', { interval: 0 }, { actor: 'op' })).toThrow(expect.objectContaining({ code: 'GH_SETTINGS_SCHEMA' }))
-    expect(() => settings.patchLayer({ kind: 'group', group: 'pumps' }, { interval: 'often' }, { actor: 'op' })).toThrow(expect.objectContaining({ code: 'GH_SETTINGS_SCHEMA' }))
-    expect(() => settings.patchLayer({ kind: 'fleet' }, { interval: -1 }, { actor: 'op' })).toThrow(expect.objectContaining({ code: 'GH_SETTINGS_SCHEMA' }))
+    expect(() => settings.patchDevice('a', { interval: 0 }, { actor: 'op' })).toThrow(
+      expect.objectContaining({ code: 'GH_SETTINGS_SCHEMA' }),
+    )
+    expect(() => settings.patchLayer({ kind: 'group', group: 'pumps' }, { interval: 'often' }, { actor: 'op' })).toThrow(
+      expect.objectContaining({ code: 'GH_SETTINGS_SCHEMA' }),
+    )
+    expect(() => settings.patchLayer({ kind: 'fleet' }, { interval: -1 }, { actor: 'op' })).toThrow(
+      expect.objectContaining({ code: 'GH_SETTINGS_SCHEMA' }),
+    )
     expect(settings.patchDevice('a', { interval: 5 }, { actor: 'op' }).desired).toEqual({ interval: 5 })
     expect(() => settings.setSchema('pumps', { type: 'nonsense' }, 'op')).toThrow(expect.objectContaining({ code: 'GH_SETTINGS_INVALID' }))
   })
@@ -125,7 +146,12 @@ describe('SettingsService', () => {
     settings.report('a', { version: 1, settings: {} })
     expect(settings.getDevice('a')).toMatchObject({ inSync: false, delta: { interval: 5, tokenSecret: '[secret]' } })
     settings.report('a', { version: 2, settings: { interval: 5, tokenSecret: 's3' } })
-    expect(settings.getDevice('a')).toMatchObject({ version: 2, inSync: true, delta: {}, reported: { version: 2, settings: { interval: 5, tokenSecret: '[secret]' } } })
+    expect(settings.getDevice('a')).toMatchObject({
+      version: 2,
+      inSync: true,
+      delta: {},
+      reported: { version: 2, settings: { interval: 5, tokenSecret: '[secret]' } },
+    })
     expect(() => settings.report('a', 'nope')).toThrow(expect.objectContaining({ code: 'GH_SETTINGS_INVALID' }))
   })
 

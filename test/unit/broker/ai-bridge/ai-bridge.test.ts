@@ -6,15 +6,28 @@ import { settle } from '../../../helpers/fake-timers.ts'
 
 const local1 = (limits: Record<string, number> = {}) => ({
   windowing: { messages: 1, seconds: 0 },
-  tiers: { standard: { provider: 'local' as const, limits: { requestsPerMinute: 600, burst: 100, dailyRequests: 10_000, dailyTokens: 1_000_000, ...limits } } },
+  tiers: {
+    standard: {
+      provider: 'local' as const,
+      limits: { requestsPerMinute: 600, burst: 100, dailyRequests: 10_000, dailyTokens: 1_000_000, ...limits },
+    },
+  },
 })
 
 const openai = (extra: Record<string, unknown> = {}) => ({
   windowing: { messages: 1, seconds: 0 },
   providers: { openai: { baseUrl: 'http://ai.test/v1', model: 'base-model', apiKeyEnv: 'TEST_AI_KEY' } },
   tiers: {
-    standard: { provider: 'openai' as const, model: 'small-model', limits: { requestsPerMinute: 600, burst: 100, dailyRequests: 10_000, dailyTokens: 1_000_000 } },
-    premium: { provider: 'openai' as const, model: 'large-model', limits: { requestsPerMinute: 600, burst: 100, dailyRequests: 10_000, dailyTokens: 1_000_000 } },
+    standard: {
+      provider: 'openai' as const,
+      model: 'small-model',
+      limits: { requestsPerMinute: 600, burst: 100, dailyRequests: 10_000, dailyTokens: 1_000_000 },
+    },
+    premium: {
+      provider: 'openai' as const,
+      model: 'large-model',
+      limits: { requestsPerMinute: 600, burst: 100, dailyRequests: 10_000, dailyTokens: 1_000_000 },
+    },
   },
   ...extra,
 })
@@ -40,7 +53,14 @@ describe('attachAiBridge', () => {
     expect(insight?.id).toMatch(/^[0-9a-f]{32}$/)
     expect(h.usage.listInsights('pump-1')).toEqual([insight])
     expect(h.usage.get('pump-1', '2026-03-01')).toEqual({ requests: 1, tokens: 0 })
-    expect(h.bridge.stats()).toMatchObject({ received: 1, forwarded: 1, insights: 1, failed: 0, throttled: 0, providers: { local: { calls: 1, insights: 1 } } })
+    expect(h.bridge.stats()).toMatchObject({
+      received: 1,
+      forwarded: 1,
+      insights: 1,
+      failed: 0,
+      throttled: 0,
+      providers: { local: { calls: 1, insights: 1 } },
+    })
   })
 
   it('the token bucket allows exactly the burst, then refills at requestsPerMinute; one notice per throttled episode', async () => {
@@ -73,7 +93,9 @@ describe('attachAiBridge', () => {
     for (let i = 0; i < 5; i++) h.core.telemetry('d1', { v: i })
     await h.bridge.idle()
     expect(h.core.insightsOf('d1')).toHaveLength(3)
-    expect(h.core.noticesOf('d1')).toEqual([{ type: 'throttled', deviceId: 'd1', reason: 'daily-requests', retryAt: '2026-03-02T00:00:00.000Z' }])
+    expect(h.core.noticesOf('d1')).toEqual([
+      { type: 'throttled', deviceId: 'd1', reason: 'daily-requests', retryAt: '2026-03-02T00:00:00.000Z' },
+    ])
     expect(h.usage.get('d1', '2026-03-01')).toEqual({ requests: 3, tokens: 0 })
 
     h.clock.set('2026-03-01T23:59:59.999Z')
@@ -90,7 +112,9 @@ describe('attachAiBridge', () => {
   })
 
   it('the daily token budget stops forwarding once the tokens the provider reported reach dailyTokens', async () => {
-    const fetch = createFakeFetch(() => chatCompletion({ summary: 'ok', anomalies: [] }, { prompt_tokens: 40, completion_tokens: 20, total_tokens: 60 }))
+    const fetch = createFakeFetch(() =>
+      chatCompletion({ summary: 'ok', anomalies: [] }, { prompt_tokens: 40, completion_tokens: 20, total_tokens: 60 }),
+    )
     const options = openai()
     options.tiers.standard.limits.dailyTokens = 100
     const h = startAiBridge({ options, fetch, secret })
@@ -98,15 +122,24 @@ describe('attachAiBridge', () => {
     await h.bridge.idle()
     expect(fetch.requests).toHaveLength(2) // 0 -> 60 -> 120 tokens: the third is refused
     expect(h.usage.get('d1', '2026-03-01')).toEqual({ requests: 2, tokens: 120 })
-    expect(h.core.noticesOf('d1')).toEqual([{ type: 'throttled', deviceId: 'd1', reason: 'daily-tokens', retryAt: '2026-03-02T00:00:00.000Z' }])
-    expect(h.core.insightsOf('d1')[0]).toMatchObject({ provider: 'openai', model: 'small-model', usage: { requests: 1, promptTokens: 40, completionTokens: 20, totalTokens: 60 } })
+    expect(h.core.noticesOf('d1')).toEqual([
+      { type: 'throttled', deviceId: 'd1', reason: 'daily-tokens', retryAt: '2026-03-02T00:00:00.000Z' },
+    ])
+    expect(h.core.insightsOf('d1')[0]).toMatchObject({
+      provider: 'openai',
+      model: 'small-model',
+      usage: { requests: 1, promptTokens: 40, completionTokens: 20, totalTokens: 60 },
+    })
     expect(h.bridge.stats().providers.openai).toMatchObject({ calls: 2, insights: 2, tokens: 120 })
   })
 
   it('per-device overrides change the limits and the route', async () => {
     const fetch = createFakeFetch(() => chatCompletion({ summary: 'ok' }))
     const h = startAiBridge({
-      options: { ...openai(), devices: { 'vip-1': { model: 'vip-model', limits: { burst: 1, requestsPerMinute: 1 } }, 'cheap-1': { provider: 'local' } } },
+      options: {
+        ...openai(),
+        devices: { 'vip-1': { model: 'vip-model', limits: { burst: 1, requestsPerMinute: 1 } }, 'cheap-1': { provider: 'local' } },
+      },
       fetch,
       secret,
     })
@@ -209,7 +242,13 @@ describe('attachAiBridge', () => {
     const h = startAiBridge({
       options: {
         ...openai(),
-        templates: { default: 'unused', groups: { pumps: 'Pump {{device.id}} in {{group}} at {{settings.site.region}} owned by {{settings.site.contact}}: latest {{latest.temp}}; {{telemetry}}' } },
+        templates: {
+          default: 'unused',
+          groups: {
+            pumps:
+              'Pump {{device.id}} in {{group}} at {{settings.site.region}} owned by {{settings.site.contact}}: latest {{latest.temp}}; {{telemetry}}',
+          },
+        },
         redaction: { groups: { pumps: { fields: ['serialNo'], coordinatePrecision: 1 } } },
       },
       fetch,
@@ -246,16 +285,30 @@ describe('attachAiBridge', () => {
     await h.bridge.idle()
     const req = fetch.requests[0]
     expect(req?.path).toBe('/insight')
-    const expected = `sha256=${createHmac('sha256', 'whsec-42').update(req?.raw ?? '').digest('hex')}`
+    const expected = `sha256=${createHmac('sha256', 'whsec-42')
+      .update(req?.raw ?? '')
+      .digest('hex')}`
     expect(req?.headers['x-gatehouse-signature']).toBe(expected)
     expect(req?.headers['x-gatehouse-timestamp']).toBe(String(Date.parse('2026-03-01T12:00:00Z') / 1000))
-    expect(req?.json).toMatchObject({ deviceId: 'd1', model: 'webhook', timestamp: 1772366400, context: { tier: 'standard', group: null }, telemetry: [{ data: { door: 'open', ip: '[ip]' } }] })
+    expect(req?.json).toMatchObject({
+      deviceId: 'd1',
+      model: 'webhook',
+      timestamp: 1772366400,
+      context: { tier: 'standard', group: null },
+      telemetry: [{ data: { door: 'open', ip: '[ip]' } }],
+    })
     expect(req?.raw).not.toContain('hunter2')
-    expect(h.core.insightsOf('d1')[0]).toMatchObject({ provider: 'webhook', summary: 'hooked', anomalies: [{ kind: 'model', message: 'door open' }] })
+    expect(h.core.insightsOf('d1')[0]).toMatchObject({
+      provider: 'webhook',
+      summary: 'hooked',
+      anomalies: [{ kind: 'model', message: 'door open' }],
+    })
   })
 
   it('retries a 429 after its Retry-After, not before', async () => {
-    const fetch = createFakeFetch((_r, i) => (i === 0 ? { status: 429, headers: { 'retry-after': '2' }, body: { error: 'slow down' } } : chatCompletion({ summary: 'ok' })))
+    const fetch = createFakeFetch((_r, i) =>
+      i === 0 ? { status: 429, headers: { 'retry-after': '2' }, body: { error: 'slow down' } } : chatCompletion({ summary: 'ok' }),
+    )
     const h = startAiBridge({ options: openai({ retries: { max: 3, baseDelayMs: 100, maxDelayMs: 10_000 } }), fetch, secret })
     h.core.telemetry('d1', { v: 1 })
     await settle(10)
@@ -278,13 +331,25 @@ describe('attachAiBridge', () => {
     expect(fetch.requests).toHaveLength(1)
     expect(h.core.sent).toHaveLength(0)
     expect(h.bridge.stats()).toMatchObject({ failed: 1, providers: { openai: { failed: 1, retries: 0 } } })
-    expect(h.logs.find((r) => r.msg === 'ai provider request failed')).toMatchObject({ code: 'GH_AI_PROVIDER_FAILED', status: 401, provider: 'openai' })
+    expect(h.logs.find((r) => r.msg === 'ai provider request failed')).toMatchObject({
+      code: 'GH_AI_PROVIDER_FAILED',
+      status: 401,
+      provider: 'openai',
+    })
   })
 
   it('opens the circuit after consecutive failures, and closes it after the cool-down on success', async () => {
     let healthy = false
     const fetch = createFakeFetch(() => (healthy ? chatCompletion({ summary: 'back' }) : { status: 500 }))
-    const h = startAiBridge({ options: openai({ concurrency: 1, retries: { max: 0, baseDelayMs: 0, maxDelayMs: 0 }, circuitBreaker: { failures: 3, cooldownMs: 60_000 } }), fetch, secret })
+    const h = startAiBridge({
+      options: openai({
+        concurrency: 1,
+        retries: { max: 0, baseDelayMs: 0, maxDelayMs: 0 },
+        circuitBreaker: { failures: 3, cooldownMs: 60_000 },
+      }),
+      fetch,
+      secret,
+    })
     for (let i = 0; i < 5; i++) h.core.telemetry(`d${i}`, { v: i })
     await h.bridge.idle()
     expect(fetch.requests).toHaveLength(3)
@@ -306,7 +371,9 @@ describe('attachAiBridge', () => {
   })
 
   it('refuses to start when a routed provider misses its secret (GH_AI_SECRET_MISSING)', () => {
-    expect(() => startAiBridge({ options: openai(), secret: () => undefined })).toThrow(expect.objectContaining({ code: 'GH_AI_SECRET_MISSING' }))
+    expect(() => startAiBridge({ options: openai(), secret: () => undefined })).toThrow(
+      expect.objectContaining({ code: 'GH_AI_SECRET_MISSING' }),
+    )
   })
 
   it('detach stops listening, drops open windows and waits for running jobs', async () => {

@@ -4,7 +4,11 @@ import type { InsightRequest, TelemetrySample } from '../../../../broker/ai-brid
 
 const options = { model: 'gatehouse-local-stats', minSamples: 10, zThreshold: 3, trendWindow: 20, maxMetrics: 4 }
 const t0 = Date.parse('2026-03-01T12:00:00Z')
-const sample = (i: number, data: Record<string, unknown>): TelemetrySample => ({ at: new Date(t0 + i * 60_000).toISOString(), subtopic: '', data })
+const sample = (i: number, data: Record<string, unknown>): TelemetrySample => ({
+  at: new Date(t0 + i * 60_000).toISOString(),
+  subtopic: '',
+  data,
+})
 const request = (telemetry: TelemetrySample[], settings: Record<string, unknown> = {}): InsightRequest => ({
   deviceId: 'd1',
   model: 'gatehouse-local-stats',
@@ -29,7 +33,9 @@ describe('the local provider', () => {
   it('reports threshold breaches from settings.thresholds (dotted or nested), once per metric and side with a count', async () => {
     const p = createLocalProvider(options, { maxTrackedDevices: 10 })
     const settings = { thresholds: { temp: { max: 80 }, engine: { rpm: { min: 500 } } } }
-    const r = await p.analyze(request([sample(0, { temp: 85, engine: { rpm: 400 } }), sample(1, { temp: 90, engine: { rpm: 600 } })], settings))
+    const r = await p.analyze(
+      request([sample(0, { temp: 85, engine: { rpm: 400 } }), sample(1, { temp: 90, engine: { rpm: 600 } })], settings),
+    )
     expect(r.anomalies).toEqual([
       { kind: 'threshold', metric: 'temp', value: 90, message: 'temp = 90 is above its maximum 80 (2 samples)' },
       { kind: 'threshold', metric: 'engine.rpm', value: 400, message: 'engine.rpm = 400 is below its minimum 500' },

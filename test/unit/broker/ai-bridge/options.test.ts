@@ -1,6 +1,12 @@
 import { Ajv } from 'ajv'
 import { describe, expect, it } from 'vitest'
-import { AI_BRIDGE_OPTIONS_SCHEMA, DEFAULT_TEMPLATE, PREMIUM_LIMITS, resolveAiBridgeOptions, STANDARD_LIMITS } from '../../../../broker/ai-bridge/options.ts'
+import {
+  AI_BRIDGE_OPTIONS_SCHEMA,
+  DEFAULT_TEMPLATE,
+  PREMIUM_LIMITS,
+  resolveAiBridgeOptions,
+  STANDARD_LIMITS,
+} from '../../../../broker/ai-bridge/options.ts'
 
 const problems = (input: unknown): string => {
   try {
@@ -15,8 +21,13 @@ const problems = (input: unknown): string => {
 describe('resolveAiBridgeOptions', () => {
   it('zero configuration: the local provider for every tier, safe limits, deeply frozen', () => {
     const o = resolveAiBridgeOptions()
-    expect(o.tiers).toEqual({ standard: { provider: 'local', limits: STANDARD_LIMITS }, premium: { provider: 'local', limits: PREMIUM_LIMITS } })
-    expect(o.providers).toEqual({ local: { model: 'gatehouse-local-stats', minSamples: 10, zThreshold: 3, trendWindow: 20, maxMetrics: 64 } })
+    expect(o.tiers).toEqual({
+      standard: { provider: 'local', limits: STANDARD_LIMITS },
+      premium: { provider: 'local', limits: PREMIUM_LIMITS },
+    })
+    expect(o.providers).toEqual({
+      local: { model: 'gatehouse-local-stats', minSamples: 10, zThreshold: 3, trendWindow: 20, maxMetrics: 64 },
+    })
     expect(o).toMatchObject({
       defaultTier: 'standard',
       queue: { maxMessages: 10_000, perDevice: 100 },
@@ -52,13 +63,21 @@ describe('resolveAiBridgeOptions', () => {
 
   it.each([
     ['fail/provider-not-configured', { tiers: { standard: { provider: 'openai' } } }, 'tiers.standard.provider "openai" is not configured'],
-    ['fail/device-provider-not-configured', { devices: { d1: { provider: 'webhook' } } }, 'devices.d1.provider "webhook" is not configured'],
+    [
+      'fail/device-provider-not-configured',
+      { devices: { d1: { provider: 'webhook' } } },
+      'devices.d1.provider "webhook" is not configured',
+    ],
     ['fail/default-tier-missing', { defaultTier: 'gold' }, 'defaultTier "gold" has no entry in tiers'],
     ['fail/window-never-flushes', { windowing: { messages: 5, seconds: 0 } }, 'windowing.seconds must be > 0'],
     ['fail/bad-url', { providers: { openai: { baseUrl: 'ftp://x', model: 'm' } } }, 'providers.openai.baseUrl must be an http(s) URL'],
     ['fail/openai-needs-model', { providers: { openai: { baseUrl: 'http://x' } } }, "must have required property 'model'"],
     ['fail/webhook-needs-secret', { providers: { webhook: { url: 'http://x' } } }, "must have required property 'secretEnv'"],
-    ['fail/env-name', { providers: { openai: { baseUrl: 'http://x', model: 'm', apiKeyEnv: 'sk-live-123' } } }, 'apiKeyEnv must match pattern'],
+    [
+      'fail/env-name',
+      { providers: { openai: { baseUrl: 'http://x', model: 'm', apiKeyEnv: 'sk-live-123' } } },
+      'apiKeyEnv must match pattern',
+    ],
     ['fail/per-device-over-total', { queue: { maxMessages: 10, perDevice: 11 } }, 'queue.perDevice must be <= queue.maxMessages'],
   ])('%s', (_name, input, expected) => {
     expect(problems(input)).toContain(expected)

@@ -19,7 +19,12 @@ describe('createDeviceLimiter', () => {
     for (let i = 0; i < 4; i++) results.push((await limiter.admit('d1', limits)).ok)
     expect(results).toEqual([true, true, true, false])
     expect(await limiter.admit('d2', limits)).toMatchObject({ ok: true }) // its own bucket
-    expect(await limiter.admit('d1', limits)).toEqual({ ok: false, reason: 'rate', retryAt: new Date('2026-03-01T12:00:10Z'), day: '2026-03-01' })
+    expect(await limiter.admit('d1', limits)).toEqual({
+      ok: false,
+      reason: 'rate',
+      retryAt: new Date('2026-03-01T12:00:10Z'),
+      day: '2026-03-01',
+    })
     clock.advance('9999ms')
     expect((await limiter.admit('d1', limits)).ok).toBe(false)
     clock.advance('1ms')
@@ -33,7 +38,12 @@ describe('createDeviceLimiter', () => {
     usage.add('d1', '2026-03-01', 1, 0)
     expect((await limiter.admit('d1', daily)).ok).toBe(true)
     usage.add('d1', '2026-03-01', 1, 0) // the bridge records each request after it is made
-    expect(await limiter.admit('d1', daily)).toEqual({ ok: false, reason: 'daily-requests', retryAt: new Date('2026-03-02T00:00:00Z'), day: '2026-03-01' })
+    expect(await limiter.admit('d1', daily)).toEqual({
+      ok: false,
+      reason: 'daily-requests',
+      retryAt: new Date('2026-03-02T00:00:00Z'),
+      day: '2026-03-01',
+    })
     clock.set('2026-03-02T00:00:00Z')
     expect(await limiter.admit('d1', daily)).toEqual({ ok: true, day: '2026-03-02' })
   })
@@ -58,7 +68,10 @@ describe('createDeviceLimiter', () => {
 
   it('keeps at most maxTrackedDevices buckets', async () => {
     const clock = fixedClock()
-    const limiter = createDeviceLimiter({ clock, usage: { get: () => ({ requests: 0, tokens: 0 }), add: () => {} } }, { maxTrackedDevices: 2 })
+    const limiter = createDeviceLimiter(
+      { clock, usage: { get: () => ({ requests: 0, tokens: 0 }), add: () => {} } },
+      { maxTrackedDevices: 2 },
+    )
     for (const id of ['a', 'b', 'c']) await limiter.admit(id, limits)
     expect(limiter.trackedDevices()).toBe(2)
   })

@@ -31,7 +31,11 @@ describe('createRedactor', () => {
     const input = {
       temp: 21.5,
       API_KEY: 'k',
-      nested: { Owner: 'Ann', list: [{ 'api-key': 'x', lat: 52.520008, lon: 13.404954 }], gps: { latitude: -33.868820, longitude: 151.209296 } },
+      nested: {
+        Owner: 'Ann',
+        list: [{ 'api-key': 'x', lat: 52.520008, lon: 13.404954 }],
+        gps: { latitude: -33.86882, longitude: 151.209296 },
+      },
       contact: 'ann@example.com',
       ip: '10.0.0.7',
       lng: 'not a number',
@@ -54,7 +58,9 @@ describe('createRedactor', () => {
   })
 
   it('a group adds fields to the default list and may change the precision', () => {
-    const options = resolveAiBridgeOptions({ redaction: { default: { fields: ['a'], coordinatePrecision: 3 }, groups: { g: { fields: ['b'], coordinatePrecision: 0 } } } })
+    const options = resolveAiBridgeOptions({
+      redaction: { default: { fields: ['a'], coordinatePrecision: 3 }, groups: { g: { fields: ['b'], coordinatePrecision: 0 } } },
+    })
     expect(redactionRuleFor(options, 'g')).toEqual({ fields: ['a', 'b'], coordinatePrecision: 0 })
     expect(redactionRuleFor(options, 'other')).toEqual({ fields: ['a'], coordinatePrecision: 3 })
     expect(redactionRuleFor(options, null)).toEqual({ fields: ['a'], coordinatePrecision: 3 })
@@ -90,8 +96,29 @@ describe('the default redaction (what may reach an AI provider)', () => {
     // coordinates: keys with a coordinate word, GeoJSON, arrays under a location key, numeric strings
     ['coord/latitude_deg', { latitude_deg: 52.520008, longitude_deg: 13.404954 }, { latitude_deg: 52.52, longitude_deg: 13.4 }],
     ['coord/geojson-point', point, { type: 'Point', coordinates: [13.4, 52.52] }],
-    ['coord/geojson-feature', { type: 'Feature', geometry: { type: 'LineString', coordinates: [[13.404954, 52.520008], [13.411111, 52.529999]] } },
-      { type: 'Feature', geometry: { type: 'LineString', coordinates: [[13.4, 52.52], [13.41, 52.53]] } }],
+    [
+      'coord/geojson-feature',
+      {
+        type: 'Feature',
+        geometry: {
+          type: 'LineString',
+          coordinates: [
+            [13.404954, 52.520008],
+            [13.411111, 52.529999],
+          ],
+        },
+      },
+      {
+        type: 'Feature',
+        geometry: {
+          type: 'LineString',
+          coordinates: [
+            [13.4, 52.52],
+            [13.41, 52.53],
+          ],
+        },
+      },
+    ],
     ['coord/location-array', { location: [13.404954, 52.520008] }, { location: [13.4, 52.52] }],
     ['coord/gps-object', { gps: { x: 13.404954, y: 52.520008 } }, { gps: { x: 13.4, y: 52.52 } }],
     ['coord/lat-lng-pair', { pos: { lat: 52.520008, lng: 13.404954 } }, { pos: { lat: 52.52, lng: 13.4 } }],
@@ -105,21 +132,35 @@ describe('the default redaction (what may reach an AI provider)', () => {
     ['iban/grouped', { note: 'pay DE89 3704 0044 0532 0130 00 now' }, { note: 'pay [iban] now' }],
     ['iban/compact', { note: 'GB82WEST12345698765432' }, { note: '[iban]' }],
     // telemetry that must pass unchanged
-    ['keep/readings', { temperature: 21.5, humidity: 40, vibration: 0.02, pressure_kpa: 101.325, seq: 1234, ts: 1767225600000 },
-      { temperature: 21.5, humidity: 40, vibration: 0.02, pressure_kpa: 101.325, seq: 1234, ts: 1767225600000 }],
+    [
+      'keep/readings',
+      { temperature: 21.5, humidity: 40, vibration: 0.02, pressure_kpa: 101.325, seq: 1234, ts: 1767225600000 },
+      { temperature: 21.5, humidity: 40, vibration: 0.02, pressure_kpa: 101.325, seq: 1234, ts: 1767225600000 },
+    ],
     ['keep/iso-ts', { ts: '2026-01-01T10:00:00Z', reading: '42' }, { ts: '2026-01-01T10:00:00Z', reading: '42' }],
-    ['keep/luhn-fails', { note: '4111111111111112', batch: '4111 1111 1111 1112' }, { note: '4111111111111112', batch: '4111 1111 1111 1112' }],
+    [
+      'keep/luhn-fails',
+      { note: '4111111111111112', batch: '4111 1111 1111 1112' },
+      { note: '4111111111111112', batch: '4111 1111 1111 1112' },
+    ],
     ['keep/ms-timestamp-string', { ts: '1767225600000' }, { ts: '1767225600000' }],
     ['keep/iban-shape-fails-mod97', { note: 'AB12 CDEF GHIJ KLMN OP' }, { note: 'AB12 CDEF GHIJ KLMN OP' }],
-    ['keep/lookalike-words', { bypass_valve: true, compass_heading: 270.25, passes: 3, longitude_ok: true, allocation: 0.755, composition: 0.125 },
-      { bypass_valve: true, compass_heading: 270.25, passes: 3, longitude_ok: true, allocation: 0.755, composition: 0.125 }],
-    ['keep/gpio-pin-and-telemetry', { gpio: { pin: 4, state: 'high' }, telemetry_rate: 5 }, { gpio: { pin: 4, state: 'high' }, telemetry_rate: 5 }],
+    [
+      'keep/lookalike-words',
+      { bypass_valve: true, compass_heading: 270.25, passes: 3, longitude_ok: true, allocation: 0.755, composition: 0.125 },
+      { bypass_valve: true, compass_heading: 270.25, passes: 3, longitude_ok: true, allocation: 0.755, composition: 0.125 },
+    ],
+    [
+      'keep/gpio-pin-and-telemetry',
+      { gpio: { pin: 4, state: 'high' }, telemetry_rate: 5 },
+      { gpio: { pin: 4, state: 'high' }, telemetry_rate: 5 },
+    ],
     ['keep/plain-array', { accel: [0.012345, 9.812345] }, { accel: [0.012345, 9.812345] }],
   ])('%s', (_name, input, expected) => {
     expect(redact(input)).toEqual(expected)
   })
 
-  it('keeps a prototype-named key as data, never as the output object\'s prototype', () => {
+  it("keeps a prototype-named key as data, never as the output object's prototype", () => {
     const out = redact(JSON.parse('{"__proto__": {"polluted": 1}, "t": 1}')) as Record<string, unknown>
     expect(Object.getPrototypeOf(out)).toBe(Object.prototype)
     expect(Object.keys(out)).toEqual(['__proto__', 't'])

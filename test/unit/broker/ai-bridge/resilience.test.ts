@@ -89,9 +89,14 @@ describe('createCircuitBreaker', () => {
     expect(breaker.state()).toBe('closed')
   })
 
-  it('does not count failures the caller says are not the provider\'s', async () => {
+  it("does not count failures the caller says are not the provider's", async () => {
     const breaker = createCircuitBreaker('local', { failures: 1, cooldownMs: 1000 }, fixedClock())
-    await expect(breaker.run(async () => Promise.reject(new Error('aborted')), () => false)).rejects.toThrow()
+    await expect(
+      breaker.run(
+        async () => Promise.reject(new Error('aborted')),
+        () => false,
+      ),
+    ).rejects.toThrow()
     expect(breaker.state()).toBe('closed')
   })
 })

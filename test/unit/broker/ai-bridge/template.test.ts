@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest'
 import { renderTemplate } from '../../../../broker/ai-bridge/template.ts'
 
 describe('renderTemplate', () => {
-  const vars = { device: { id: 'p1', group: '' }, settings: { site: { name: 'North', floors: 3 } }, telemetry: [{ v: 1 }], flag: false, nothing: null }
+  const vars = {
+    device: { id: 'p1', group: '' },
+    settings: { site: { name: 'North', floors: 3 } },
+    telemetry: [{ v: 1 }],
+    flag: false,
+    nothing: null,
+  }
 
   it.each([
     ['ok/string', 'id={{device.id}}', 'id=p1'],

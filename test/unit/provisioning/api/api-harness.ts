@@ -47,7 +47,8 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
   })
   let n = 0
   /** a fresh key with these scopes; returns the Authorization header value */
-  const keyWith = (...scopes: string[]) => `Bearer ${apiKeys.create({ name: `k${++n}`, scopes: scopes.length ? scopes : ['devices:read'] }, 'operator:test').token}`
+  const keyWith = (...scopes: string[]) =>
+    `Bearer ${apiKeys.create({ name: `k${++n}`, scopes: scopes.length ? scopes : ['devices:read'] }, 'operator:test').token}`
   /** app.inject with an Authorization header and, for a body, JSON */
   const call = (auth: string | undefined, method: string, url: string, body?: unknown, headers: Record<string, string> = {}) =>
     app.inject({
@@ -63,7 +64,13 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
 export const ROUTES: { method: string; url: string; path: string; scope: string; body?: unknown }[] = [
   { method: 'GET', url: '/v1/devices', path: '/v1/devices', scope: 'devices:read' },
   { method: 'GET', url: '/v1/devices/pump-1', path: '/v1/devices/{id}', scope: 'devices:read' },
-  { method: 'POST', url: '/v1/devices/pump-1/revoke', path: '/v1/devices/{id}/revoke', scope: 'devices:revoke', body: { reason: 'keyCompromise' } },
+  {
+    method: 'POST',
+    url: '/v1/devices/pump-1/revoke',
+    path: '/v1/devices/{id}/revoke',
+    scope: 'devices:revoke',
+    body: { reason: 'keyCompromise' },
+  },
   { method: 'GET', url: '/v1/devices/pump-1/settings', path: '/v1/devices/{id}/settings', scope: 'settings:read' },
   { method: 'PATCH', url: '/v1/devices/pump-1/settings', path: '/v1/devices/{id}/settings', scope: 'settings:write', body: { rate: 5 } },
   { method: 'GET', url: '/v1/groups/pumps/settings', path: '/v1/groups/{group}/settings', scope: 'settings:read' },
@@ -71,7 +78,13 @@ export const ROUTES: { method: string; url: string; path: string; scope: string;
   { method: 'GET', url: '/v1/settings/defaults', path: '/v1/settings/defaults', scope: 'settings:read' },
   { method: 'PATCH', url: '/v1/settings/defaults', path: '/v1/settings/defaults', scope: 'settings:write', body: { rate: 5 } },
   { method: 'GET', url: '/v1/groups/pumps/settings/schema', path: '/v1/groups/{group}/settings/schema', scope: 'settings:read' },
-  { method: 'PUT', url: '/v1/groups/pumps/settings/schema', path: '/v1/groups/{group}/settings/schema', scope: 'settings:write', body: { type: 'object' } },
+  {
+    method: 'PUT',
+    url: '/v1/groups/pumps/settings/schema',
+    path: '/v1/groups/{group}/settings/schema',
+    scope: 'settings:write',
+    body: { type: 'object' },
+  },
   { method: 'GET', url: '/v1/devices/pump-1/insights', path: '/v1/devices/{id}/insights', scope: 'insights:read' },
   { method: 'GET', url: '/v1/devices/pump-1/usage', path: '/v1/devices/{id}/usage', scope: 'insights:read' },
 ]

@@ -29,7 +29,12 @@ describe('API key check', () => {
     expect((await call(expiring, 'GET', '/v1/devices')).statusCode).toBe(200)
     apiKeys.revoke('old', 'op')
     clock.advance('1h')
-    for (const auth of [revoked, expiring, `${good.slice(0, -2)}xx`, 'Bearer ghk_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA']) {
+    for (const auth of [
+      revoked,
+      expiring,
+      `${good.slice(0, -2)}xx`,
+      'Bearer ghk_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+    ]) {
       const res = await call(auth, 'GET', '/v1/devices')
       expect(res.statusCode).toBe(401)
       expect(res.headers['www-authenticate']).toContain('error="invalid_token"')
@@ -54,7 +59,11 @@ describe('API key check', () => {
     expect((await call(undefined, 'GET', '/openapi.json')).statusCode).toBe(200)
   })
 
-  const matrix = ROUTES.flatMap((route) => API_SCOPES.map((scope) => [`${route.scope === scope ? 'ok' : 'fail'}/${route.method} ${route.url} with ${scope}`, route, scope] as const))
+  const matrix = ROUTES.flatMap((route) =>
+    API_SCOPES.map(
+      (scope) => [`${route.scope === scope ? 'ok' : 'fail'}/${route.method} ${route.url} with ${scope}`, route, scope] as const,
+    ),
+  )
   it.each(matrix)('%s', async (_name, route, scope) => {
     const { call, keyWith } = await withDevice()
     const res = await call(keyWith(scope), route.method, route.url, route.body)

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto'
-import pino from 'pino'
 import { describe, expect, it } from 'vitest'
 import { cryptoRandom } from '../../../../certs/index.ts'
 import { createApiKeyService } from '../../../../provisioning/api-keys/api-key-service.ts'
@@ -26,7 +25,13 @@ describe('ApiKeyService', () => {
     expect(token).toMatch(/^ghk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/)
     const parsed = parseApiKey(token)!
     expect(Buffer.from(parsed.secret, 'base64url')).toHaveLength(32)
-    expect(key).toMatchObject({ id: parsed.id, name: 'dashboard', scopes: ['devices:read', 'settings:write'], expiresAt: null, revokedAt: null })
+    expect(key).toMatchObject({
+      id: parsed.id,
+      name: 'dashboard',
+      scopes: ['devices:read', 'settings:write'],
+      expiresAt: null,
+      revokedAt: null,
+    })
     expect(key).not.toHaveProperty('secretHash')
     const stored = store.apiKeys.getByName('dashboard')!
     expect(stored.secretHash).toBe(sha256(parsed.secret))
@@ -73,7 +78,11 @@ describe('ApiKeyService', () => {
     ['fail/unknown-scope', { name: 'x', scopes: ['devices:read', 'admin'] }, 'GH_API_KEY_SCOPE_INVALID'],
     ['fail/no-scope', { name: 'x', scopes: [] }, 'GH_API_KEY_SCOPE_INVALID'],
     ['fail/name', { name: 'has space', scopes: ['devices:read'] }, 'GH_API_KEY_NAME_INVALID'],
-    ['fail/expiry-in-past', { name: 'x', scopes: ['devices:read'], expiresAt: new Date('2025-12-31T00:00:00Z') }, 'GH_API_KEY_EXPIRY_INVALID'],
+    [
+      'fail/expiry-in-past',
+      { name: 'x', scopes: ['devices:read'], expiresAt: new Date('2025-12-31T00:00:00Z') },
+      'GH_API_KEY_EXPIRY_INVALID',
+    ],
   ])('%s', (_name, req, code) => {
     const { service, store } = setup()
     expect(() => service.create(req, 'op')).toThrow(expect.objectContaining({ code, statusCode: 400 }))
@@ -84,7 +93,9 @@ describe('ApiKeyService', () => {
   it('refuses a second key with the same name, and revoking twice or an unknown name', () => {
     const { service, store } = setup()
     service.create({ name: 'a', scopes: ['devices:read'] }, 'op')
-    expect(() => service.create({ name: 'a', scopes: ['devices:read'] }, 'op')).toThrow(expect.objectContaining({ code: 'GH_API_KEY_EXISTS' }))
+    expect(() => service.create({ name: 'a', scopes: ['devices:read'] }, 'op')).toThrow(
+      expect.objectContaining({ code: 'GH_API_KEY_EXISTS' }),
+    )
     expect(service.revoke('a', 'op:bob').revokedAt?.toISOString()).toBe('2026-01-01T00:00:00.000Z')
     expect(() => service.revoke('a', 'op')).toThrow(expect.objectContaining({ code: 'GH_API_KEY_REVOKED' }))
     expect(() => service.revoke('zzz', 'op')).toThrow(expect.objectContaining({ code: 'GH_API_KEY_NOT_FOUND' }))
@@ -104,7 +115,12 @@ describe('parseExpiry', () => {
     expect(parseExpiry(text)).toEqual(expected)
   })
 
-  it.each([['fail/zero', '0d'], ['fail/unit', '30y'], ['fail/words', 'next week'], ['fail/bad-date', '2027-13-45']])('%s', (_name, text) => {
+  it.each([
+    ['fail/zero', '0d'],
+    ['fail/unit', '30y'],
+    ['fail/words', 'next week'],
+    ['fail/bad-date', '2027-13-45'],
+  ])('%s', (_name, text) => {
     expect(() => parseExpiry(text)).toThrow(expect.objectContaining({ code: 'GH_API_KEY_EXPIRY_INVALID' }))
   })
 })

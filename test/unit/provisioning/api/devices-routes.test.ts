@@ -3,7 +3,8 @@ import { apiHarness, T0 } from './api-harness.ts'
 
 async function fleet() {
   const h = await apiHarness()
-  for (const id of ['a-1', 'a-2', 'b-1', 'b-2', 'c-1']) await h.authority.createDevice({ id, group: id.startsWith('a') ? 'alpha' : 'beta' }, 'op')
+  for (const id of ['a-1', 'a-2', 'b-1', 'b-2', 'c-1'])
+    await h.authority.createDevice({ id, group: id.startsWith('a') ? 'alpha' : 'beta' }, 'op')
   const auth = h.keyWith('devices:read', 'devices:revoke')
   return { ...h, auth }
 }
@@ -112,7 +113,10 @@ describe('POST /v1/devices/{id}/revoke', () => {
 
   it('takes no body as reason unspecified, and refuses an unknown reason or field naming it', async () => {
     const { call, auth, store } = await fleet()
-    for (const [body, field] of [[{ reason: 'bored' }, 'body.reason'], [{ reason: 'superseded', force: true }, 'body.force']] as const) {
+    for (const [body, field] of [
+      [{ reason: 'bored' }, 'body.reason'],
+      [{ reason: 'superseded', force: true }, 'body.force'],
+    ] as const) {
       const res = await call(auth, 'POST', '/v1/devices/a-1/revoke', body)
       expect(res.statusCode).toBe(400)
       expect(res.json().errors).toEqual([expect.objectContaining({ field })])

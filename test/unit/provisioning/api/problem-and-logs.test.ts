@@ -34,8 +34,18 @@ describe('errors as problem details', () => {
     expect(problem).toMatchObject({ status: 500, code: 'GH_API_INTERNAL', title: 'Internal Server Error' })
     expect(problem.detail).toBe(`internal error, see the Gatehouse log (requestId ${problem.requestId})`)
     expect(res.body).not.toMatch(/secret-path|SQLITE|at .*\.ts/)
-    const logged = h.logText().split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((l) => l.msg === 'request failed')
-    expect(logged).toMatchObject({ level: 50, module: 'api', reqId: problem.requestId, err: { message: boom.message, stack: expect.any(String) } })
+    const logged = h
+      .logText()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+      .find((l) => l.msg === 'request failed')
+    expect(logged).toMatchObject({
+      level: 50,
+      module: 'api',
+      reqId: problem.requestId,
+      err: { message: boom.message, stack: expect.any(String) },
+    })
   })
 })
 
@@ -70,8 +80,15 @@ describe('parseIfMatch', () => {
     expect(parseIfMatch(header)).toBe(expected)
   })
 
-  it.each([['fail/weak', 'W/"3"'], ['fail/negative', '-1'], ['fail/list', '"1","2"'], ['fail/empty', '']])('%s', (_name, header) => {
-    expect(() => parseIfMatch(header)).toThrow(expect.objectContaining({ code: 'GH_API_VALIDATION', fields: [expect.objectContaining({ field: 'headers.if-match' })] }))
+  it.each([
+    ['fail/weak', 'W/"3"'],
+    ['fail/negative', '-1'],
+    ['fail/list', '"1","2"'],
+    ['fail/empty', ''],
+  ])('%s', (_name, header) => {
+    expect(() => parseIfMatch(header)).toThrow(
+      expect.objectContaining({ code: 'GH_API_VALIDATION', fields: [expect.objectContaining({ field: 'headers.if-match' })] }),
+    )
   })
 })
 
@@ -85,15 +102,28 @@ describe('GET /openapi.json', () => {
     expect(doc.info).toMatchObject({ title: 'Gatehouse API', version: expect.any(String) })
     expect(doc.components.securitySchemes.apiKey).toEqual(expect.objectContaining({ type: 'http', scheme: 'bearer' }))
     expect(doc.security).toEqual([{ apiKey: [] }])
-    expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(['Problem', 'DeviceSettingsView', 'LayerView', 'DeviceSummary', 'DeviceDetails']))
-    const operations = Object.entries(doc.paths as Record<string, Record<string, { 'x-gatehouse-scope'?: string; responses: object }>>).flatMap(([path, ops]) =>
-      Object.entries(ops).map(([method, op]) => ({ path, method: method.toUpperCase(), scope: op['x-gatehouse-scope'], responses: Object.keys(op.responses) })),
+    expect(Object.keys(doc.components.schemas)).toEqual(
+      expect.arrayContaining(['Problem', 'DeviceSettingsView', 'LayerView', 'DeviceSummary', 'DeviceDetails']),
+    )
+    const operations = Object.entries(
+      doc.paths as Record<string, Record<string, { 'x-gatehouse-scope'?: string; responses: object }>>,
+    ).flatMap(([path, ops]) =>
+      Object.entries(ops).map(([method, op]) => ({
+        path,
+        method: method.toUpperCase(),
+        scope: op['x-gatehouse-scope'],
+        responses: Object.keys(op.responses),
+      })),
     )
     // every authenticated operation is in the scope matrix of api-key-auth.test.ts, and the reverse
-    expect(operations.filter((o) => o.path !== '/healthz').map((o) => `${o.method} ${o.path} ${o.scope}`).sort()).toEqual(
-      ROUTES.map((r) => `${r.method} ${r.path} ${r.scope}`).sort(),
-    )
-    for (const o of operations.filter((o) => o.path !== '/healthz')) expect(o.responses).toEqual(expect.arrayContaining(['200', '4XX', '5XX']))
+    expect(
+      operations
+        .filter((o) => o.path !== '/healthz')
+        .map((o) => `${o.method} ${o.path} ${o.scope}`)
+        .sort(),
+    ).toEqual(ROUTES.map((r) => `${r.method} ${r.path} ${r.scope}`).sort())
+    for (const o of operations.filter((o) => o.path !== '/healthz'))
+      expect(o.responses).toEqual(expect.arrayContaining(['200', '4XX', '5XX']))
     expect(doc.paths['/healthz'].get.security).toEqual([])
     expect(doc.paths['/v1/devices/{id}/settings'].patch.requestBody.content).toHaveProperty(['application/merge-patch+json'])
   })

@@ -17,7 +17,13 @@ describe('device settings', () => {
     const before = await call(auth, 'GET', '/v1/devices/pump-1/settings')
     expect(before.statusCode).toBe(200)
     expect(before.headers.etag).toBe('"1"')
-    expect(before.json()).toMatchObject({ deviceId: 'pump-1', version: 1, desired: { rate: 10, mode: 'eco' }, reported: null, inSync: false })
+    expect(before.json()).toMatchObject({
+      deviceId: 'pump-1',
+      version: 1,
+      desired: { rate: 10, mode: 'eco' },
+      reported: null,
+      inSync: false,
+    })
     const res = await call(auth, 'PATCH', '/v1/devices/pump-1/settings', '{"rate": 20, "mode": null}', { ...MERGE, 'if-match': '"1"' })
     expect(res.statusCode, res.body).toBe(200)
     expect(res.headers.etag).toBe('"2"')
@@ -39,7 +45,11 @@ describe('device settings', () => {
     expect(now.desired.who).toBe(a.statusCode === 200 ? 'a' : 'b')
   })
 
-  it.each([['fail/weak', 'W/"1"'], ['fail/list', '"1", "2"'], ['fail/text', 'latest']])('%s If-Match is a 400 naming the header', async (_name, ifMatch) => {
+  it.each([
+    ['fail/weak', 'W/"1"'],
+    ['fail/list', '"1", "2"'],
+    ['fail/text', 'latest'],
+  ])('%s If-Match is a 400 naming the header', async (_name, ifMatch) => {
     const { call, auth } = await withSettings()
     const res = await call(auth, 'PATCH', '/v1/devices/pump-1/settings', { a: 1 }, { 'if-match': ifMatch })
     expect(res.statusCode).toBe(400)
@@ -142,7 +152,12 @@ describe('secret settings', () => {
     for (const route of ROUTES.filter((r) => r.method === 'GET')) await keep(call(auth, 'GET', route.url))
     const view = (await keep(call(auth, 'GET', '/v1/devices/pump-1/settings'))).json()
     await keep(call(auth, 'POST', '/v1/devices/pump-1/revoke'))
-    expect(view.desired).toMatchObject({ mqtt_secret: '[secret]', apiSecret: '[secret]', wifi_secret: '[secret]', net: { vpnSecret: '[secret]' } })
+    expect(view.desired).toMatchObject({
+      mqtt_secret: '[secret]',
+      apiSecret: '[secret]',
+      wifi_secret: '[secret]',
+      net: { vpnSecret: '[secret]' },
+    })
     expect(view.reported.settings).toEqual({ wifi_secret: '[secret]' })
     for (const secret of secrets) {
       for (const body of bodies) expect(body).not.toContain(secret)
@@ -152,11 +167,18 @@ describe('secret settings', () => {
 
   it('a planted {"$enc": ...} report is refused, and a stored secret that does not decrypt reads [secret]: GET /v1/devices and the device settings answer 200', async () => {
     const { call, auth, settings, store } = await withSettings()
-    expect(() => settings.report('pump-1', { version: 1, settings: { wifi_secret: { $enc: 'v1:AAAA' } } })).toThrow(expect.objectContaining({ code: 'GH_SETTINGS_INVALID' }))
+    expect(() => settings.report('pump-1', { version: 1, settings: { wifi_secret: { $enc: 'v1:AAAA' } } })).toThrow(
+      expect.objectContaining({ code: 'GH_SETTINGS_INVALID' }),
+    )
     // what an older Gatehouse stored from such a report
     settings.getDevice('pump-1')
     const record = store.settings.getDeviceSettings('pump-1')!
-    store.settings.putDeviceSettings({ ...record, reported: { wifi_secret: { $enc: 'v1:AAAA' } }, reportedVersion: 1, reportedAt: new Date() })
+    store.settings.putDeviceSettings({
+      ...record,
+      reported: { wifi_secret: { $enc: 'v1:AAAA' } },
+      reportedVersion: 1,
+      reportedAt: new Date(),
+    })
     const list = await call(auth, 'GET', '/v1/devices')
     expect(list.statusCode, list.body).toBe(200)
     const one = await call(auth, 'GET', '/v1/devices/pump-1/settings')

@@ -23,7 +23,9 @@ describe('ClaimService', () => {
     const created = await createClaim()
     expect(claimService.revoke(created.claim.id, 'operator:test')).toMatchObject({ status: 'revoked' })
     expect(store.listAudit({ action: 'claim.revoked', subject: `claim:${created.claim.id}` })).toHaveLength(1)
-    expect(store.eventsAfter(0, 100).filter((e) => e.type === 'claim.revoked')).toEqual([expect.objectContaining({ data: { claimId: created.claim.id } })])
+    expect(store.eventsAfter(0, 100).filter((e) => e.type === 'claim.revoked')).toEqual([
+      expect.objectContaining({ data: { claimId: created.claim.id } }),
+    ])
     expect(() => claimService.revoke(created.claim.id, 'operator:test')).toThrow(expect.objectContaining({ code: 'GH_CLAIM_REVOKED' }))
     expect(() => claimService.revoke('nope-nope', 'operator:test')).toThrow(expect.objectContaining({ code: 'GH_CLAIM_NOT_FOUND' }))
   })
@@ -45,7 +47,10 @@ describe('EnrollmentService.claim', () => {
     const { createClaim, enrollment, context, store, claims } = await enrollmentFixture()
     const created = await createClaim({ tier: 'gold', maxUses: 1 })
     const key = await deviceKey()
-    const answer = await enrollment.claim(context(created), json({ deviceId: 'pump-0001', csr: await key.csr('pump-0001'), requestId: 'r-1' }))
+    const answer = await enrollment.claim(
+      context(created),
+      json({ deviceId: 'pump-0001', csr: await key.csr('pump-0001'), requestId: 'r-1' }),
+    )
     expect(answer).toMatchObject({ ok: true, requestId: 'r-1', deviceId: 'pump-0001' })
     expect(store.getDevice('pump-0001')).toMatchObject({ group: 'pumps', tier: 'gold', status: 'active' })
     expect(claims.get(created.claim.id)?.uses).toBe(1)
@@ -77,7 +82,12 @@ describe('EnrollmentService.claim', () => {
     const created = await createClaim({ idPattern: '^pump-[0-9]{4}$', tokens: 1, expiresInMs: 3_600_000 })
     const token = created.tokens[0]
     const key = await deviceKey()
-    const ask = async (body: unknown) => ((await enrollment.claim(context(created), typeof body === 'string' ? new Uint8Array(Buffer.from(body)) : json(body))).error as { code: string } | undefined)?.code
+    const ask = async (body: unknown) =>
+      (
+        (await enrollment.claim(context(created), typeof body === 'string' ? new Uint8Array(Buffer.from(body)) : json(body))).error as
+          | { code: string }
+          | undefined
+      )?.code
     expect(await ask('not json')).toBe('GH_CLAIM_REQUEST_INVALID')
     expect(await ask({ deviceId: 'pump-0001' })).toBe('GH_CLAIM_REQUEST_INVALID')
     // larger than the 80 KiB cap: refused before it is parsed
@@ -89,8 +99,19 @@ describe('EnrollmentService.claim', () => {
     expect(await ask({ deviceId: 'pump-0001', csr: await key.csr('pump-0001'), token })).toBeUndefined()
     expect(await ask({ deviceId: 'pump-0002', csr: await key.csr('pump-0002'), token })).toBe('GH_CLAIM_TOKEN_INVALID')
     const refusals = store.listAudit({ action: 'claim.refused', subject: `claim:${created.claim.id}` })
-    expect(refusals.map((r) => r.details.code).sort()).toEqual(['GH_CLAIM_ID_NOT_ALLOWED', 'GH_CLAIM_REQUEST_INVALID', 'GH_CLAIM_TOKEN_INVALID', 'GH_CSR_CN_MISMATCH', 'GH_DEVICE_ID_INVALID'])
-    expect(refusals.find((r) => r.details.code === 'GH_CLAIM_TOKEN_INVALID')?.details).toMatchObject({ deviceId: 'pump-0001', clientId: 'claim:nonce-0123456789abcdef', remoteAddress: '127.0.0.1', suppressed: 0 })
+    expect(refusals.map((r) => r.details.code).sort()).toEqual([
+      'GH_CLAIM_ID_NOT_ALLOWED',
+      'GH_CLAIM_REQUEST_INVALID',
+      'GH_CLAIM_TOKEN_INVALID',
+      'GH_CSR_CN_MISMATCH',
+      'GH_DEVICE_ID_INVALID',
+    ])
+    expect(refusals.find((r) => r.details.code === 'GH_CLAIM_TOKEN_INVALID')?.details).toMatchObject({
+      deviceId: 'pump-0001',
+      clientId: 'claim:nonce-0123456789abcdef',
+      remoteAddress: '127.0.0.1',
+      suppressed: 0,
+    })
     clock.advance('2h')
     expect(await ask({ deviceId: 'pump-0003', csr: await key.csr('pump-0003'), token })).toBe('GH_CLAIM_EXPIRED')
     claimService.revoke(created.claim.id, 'operator:test')
@@ -119,7 +140,9 @@ describe('EnrollmentService.renew', () => {
     const { enrollment, ctx, issued, store } = await provisioned()
     const key = await deviceKey()
     const answer = await enrollment.renew(ctx, json({ csr: await key.csr('pump-1'), requestId: 'x' }))
-    const opens = new Date(issued.notBefore.getTime() + Math.floor((2 / 3) * (issued.notAfter.getTime() - issued.notBefore.getTime()))).toISOString()
+    const opens = new Date(
+      issued.notBefore.getTime() + Math.floor((2 / 3) * (issued.notAfter.getTime() - issued.notBefore.getTime())),
+    ).toISOString()
     expect(answer).toMatchObject({ ok: false, requestId: 'x', error: { code: 'GH_RENEWAL_TOO_EARLY', renewAfter: opens } })
     expect((answer.error as { message: string }).message).toContain(opens)
     expect(store.listAudit({ action: 'renewal.refused', subject: 'pump-1' })).toHaveLength(1)
@@ -131,11 +154,21 @@ describe('EnrollmentService.renew', () => {
     const key = await deviceKey()
     const payload = json({ csr: await key.csr('pump-1') })
     const answer = await enrollment.renew(ctx, payload)
-    expect(answer).toMatchObject({ ok: true, deviceId: 'pump-1', previousValidUntil: new Date(clock.now().getTime() + 86_400_000).toISOString() })
-    expect(store.listAudit({ action: 'device.renewed', subject: 'pump-1' })[0]).toMatchObject({ actor: 'device:pump-1', details: { via: 'mqtt' } })
+    expect(answer).toMatchObject({
+      ok: true,
+      deviceId: 'pump-1',
+      previousValidUntil: new Date(clock.now().getTime() + 86_400_000).toISOString(),
+    })
+    expect(store.listAudit({ action: 'device.renewed', subject: 'pump-1' })[0]).toMatchObject({
+      actor: 'device:pump-1',
+      details: { via: 'mqtt' },
+    })
     expect(await enrollment.renew(ctx, payload)).toMatchObject({ ok: true, serial: answer.serial })
     const other = await deviceKey()
-    expect(await enrollment.renew(ctx, json({ csr: await other.csr('pump-1') }))).toMatchObject({ ok: false, error: { code: 'GH_RENEWAL_NOT_CURRENT' } })
+    expect(await enrollment.renew(ctx, json({ csr: await other.csr('pump-1') }))).toMatchObject({
+      ok: false,
+      error: { code: 'GH_RENEWAL_NOT_CURRENT' },
+    })
   })
 
   it('refuses the old key, a CSR for another id and a malformed request', async () => {
@@ -154,7 +187,10 @@ describe('EnrollmentService.renew', () => {
     const reused = await createCsrPem({ commonName: 'pump-1', keys: { privateKey, publicKey } })
     expect(await enrollment.renew(ctx, json({ csr: reused }))).toMatchObject({ ok: false, error: { code: 'GH_RENEWAL_KEY_REUSED' } })
     const key = await deviceKey()
-    expect(await enrollment.renew(ctx, json({ csr: await key.csr('pump-2') }))).toMatchObject({ ok: false, error: { code: 'GH_CSR_CN_MISMATCH' } })
+    expect(await enrollment.renew(ctx, json({ csr: await key.csr('pump-2') }))).toMatchObject({
+      ok: false,
+      error: { code: 'GH_CSR_CN_MISMATCH' },
+    })
     expect(await enrollment.renew(ctx, json({ csr: 42 }))).toMatchObject({ ok: false, error: { code: 'GH_RENEWAL_REQUEST_INVALID' } })
   })
 })
