@@ -11,29 +11,17 @@ import {
   resolveProxyProtocol,
 } from './broker/index.ts'
 import { deepFreeze, describeSchemaErrors, KEY_ALGORITHMS, type FromSchema } from './certs/index.ts'
+import { DEFAULT_CLAIM_REQUEST_RATE, DEFAULT_RATE_LIMIT, rateLimitSchema, SETTINGS_LIMITS_SCHEMA } from './provisioning/index.ts'
 
 export const ConfigInvalid = createError('GH_CONFIG_INVALID', '%s', 400)
 
 /**
- * A request rate of the control plane (per API key, per claim): a token bucket with its range and, per
- * field, its default. (Here, not in provisioning/: only gatehouse.ts imports both planes.)
- */
-const rateLimitSchema = (defaults: { ratePerSecond: number; burst: number }) =>
-  ({
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      ratePerSecond: { type: 'number', exclusiveMinimum: 0, default: defaults.ratePerSecond },
-      burst: { type: 'integer', minimum: 1, default: defaults.burst },
-    },
-    default: {},
-  }) as const
-
-/**
  * Gatehouse's whole configuration: one JSON Schema with ranges and defaults, from which the Config type
  * is derived (certs/json-schema.ts) and the GATEHOUSE_* environment names are walked (configEnvBindings).
- * The broker owns its parts, `limits` and `proxyProtocol` (broker/) and `ai` (broker/ai-bridge/), with
- * their defaults and ranges; this file embeds them.
+ * Each plane owns its parts with their defaults and ranges: the broker `limits` and `proxyProtocol`
+ * (broker/) and `ai` (broker/ai-bridge/), the control plane the request rates and `settingsLimits`
+ * (provisioning/); this file embeds them. It is the one file beside gatehouse.ts that imports both planes,
+ * for their schemas only.
  */
 export const configSchema = {
   type: 'object',
@@ -47,7 +35,7 @@ export const configSchema = {
     httpPort: { type: 'integer', minimum: 0, maximum: 65_535, default: 8080 },
     httpAllowInsecure: { type: 'boolean', default: false },
     /** requests per API key (token bucket) */
-    httpRateLimit: rateLimitSchema({ ratePerSecond: 20, burst: 40 }),
+    httpRateLimit: rateLimitSchema(DEFAULT_RATE_LIMIT),
     hostnames: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 253 }, default: [] },
     logLevel: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
     logFormat: { type: 'string', enum: ['auto', 'json', 'pretty'], default: 'auto' },
@@ -57,7 +45,7 @@ export const configSchema = {
     /** the last fraction of a device certificate's validity in which the device may renew it over MQTT */
     renewalWindow: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 1 / 3 },
     /** claim requests per claim, all its sessions together (token bucket; over it: GH_CLAIM_RATE_LIMITED) */
-    claimRequestRate: rateLimitSchema({ ratePerSecond: 5, burst: 50 }),
+    claimRequestRate: rateLimitSchema(DEFAULT_CLAIM_REQUEST_RATE),
     defaultTier: { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,31}$', default: 'standard' },
     changeFeedIntervalMs: { type: 'integer', minimum: 20, maximum: 5000, default: 200 },
     /** broker protection limits (broker/limits.ts); the rules relating two limits are checked by resolveLimits() */
@@ -69,16 +57,7 @@ export const configSchema = {
     /** the AI telemetry bridge (docs/ai-bridge.md); {} = the local analyzer with safe limits */
     ai: { ...AI_BRIDGE_OPTIONS_SCHEMA, default: {} },
     /** settings documents and group JSON Schemas (provisioning/settings) */
-    settingsLimits: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        maxLayerBytes: { type: 'integer', minimum: 1024, maximum: 1024 * 1024, default: 64 * 1024 },
-        maxDepth: { type: 'integer', minimum: 2, maximum: 64, default: 16 },
-        maxSchemaBytes: { type: 'integer', minimum: 1024, maximum: 256 * 1024, default: 32 * 1024 },
-      },
-      default: {},
-    },
+    settingsLimits: SETTINGS_LIMITS_SCHEMA,
   },
 } as const
 

@@ -26,7 +26,7 @@ import {
 } from './provisioning/index.ts'
 
 /**
- * The composition root (docs/conventions.md §1, §13): the only file that imports both planes. `gatehouse
+ * The composition root (docs/conventions.md §1, §13): the only file that wires both planes together. `gatehouse
  * start` and the tests wire Gatehouse the same way, through startGatehouse.
  */
 export interface GatehouseDeps {

@@ -9,3 +9,7 @@ export { writeDeviceBundle } from './bundles/write-bundle.ts'
 export { initControlPlane, openControlPlane, type ControlPlane } from './control-plane.ts'
 // The HTTP API (buildApi, serveApi) lives in ./api/index.ts: importing fastify and its OpenAPI plugin
 // here would add ~0.4 s to every CLI command. Import it from there where the API is served.
+// the control plane's parts of the configuration schema, embedded by config.ts
+export { DEFAULT_RATE_LIMIT, rateLimitSchema } from './api/rate-limiter.ts'
+export { DEFAULT_CLAIM_REQUEST_RATE } from './enrollment/enrollment-service.ts'
+export { SETTINGS_LIMITS_SCHEMA } from './settings/settings-limits.ts'

@@ -7,7 +7,24 @@ export interface RateLimit {
   burst: number
 }
 
-export const DEFAULT_RATE_LIMIT: RateLimit = { ratePerSecond: 20, burst: 40 }
+export const DEFAULT_RATE_LIMIT: Readonly<RateLimit> = Object.freeze({ ratePerSecond: 20, burst: 40 })
+
+/**
+ * A request rate of the control plane (per API key, per claim) as a JSON Schema: its range, and per
+ * field its default. config.ts embeds it (`httpRateLimit`, `claimRequestRate`), so the default lives in
+ * one constant and the schema, the Config type and the fallback here all come from it.
+ */
+export function rateLimitSchema(defaults: Readonly<RateLimit>) {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      ratePerSecond: { type: 'number', exclusiveMinimum: 0, default: defaults.ratePerSecond },
+      burst: { type: 'integer', minimum: 1, default: defaults.burst },
+    },
+    default: {},
+  } as const
+}
 
 export type RateDecision = { ok: true } | { ok: false; retryAfterSeconds: number }
 
@@ -16,7 +33,7 @@ export type RateDecision = { ok: true } | { ok: false; retryAfterSeconds: number
  * verified get a bucket, so there are at most as many buckets as API keys. (Cluster mode moves this to
  * Redis behind the same take() call.)
  */
-export function createRateLimiter(clock: Clock, limit: RateLimit = DEFAULT_RATE_LIMIT) {
+export function createRateLimiter(clock: Clock, limit: Readonly<RateLimit> = DEFAULT_RATE_LIMIT) {
   if (!(limit.ratePerSecond > 0) || !(limit.burst >= 1)) throw new RangeError('rate limit: ratePerSecond must be > 0 and burst >= 1')
   const buckets = new Map<string, { tokens: number; at: number }>()
   return {

@@ -2,6 +2,7 @@ import { Ajv, type ValidateFunction } from 'ajv'
 import { RE2JS } from 're2js'
 import { SettingsInvalid, SettingsPatternUnsupported, SettingsSchemaTooLarge } from '../errors.ts'
 import { cut, digest, type JsonObject } from './json-document.ts'
+import { DEFAULT_SETTINGS_LIMITS } from './settings-limits.ts'
 
 export interface SchemaValidatorLimits {
   /** largest serialised group JSON Schema, bytes */
@@ -33,7 +34,7 @@ re2RegExp.code = 'gatehouseRe2RegExp' // only used by ajv's standalone code, whi
  * kept, least recently used first out; a replaced schema is never used again and ages out.
  */
 export function createSchemaValidators(limits: SchemaValidatorLimits = {}) {
-  const maxSchemaBytes = limits.maxSchemaBytes ?? 32 * 1024
+  const maxSchemaBytes = limits.maxSchemaBytes ?? DEFAULT_SETTINGS_LIMITS.maxSchemaBytes
   const maxCompiled = limits.maxCompiled ?? 32
   const compiled = new Map<string, ValidateFunction>()
 

@@ -15,6 +15,7 @@ import type { DeviceSettingsRecord, LayerScope, SettingsStore } from '../store/s
 import { applyMergePatch, cut, delta, depthOf, digest, findBadKey, isObject, mergeLayers, type JsonObject } from './json-document.ts'
 import { createSchemaValidators, type SchemaValidatorLimits } from './schema-validators.ts'
 import { describePatch, openSecrets, openSecretsForView, redactSecrets, sealSecrets, type SettingsCipher } from './secrets.ts'
+import { DEFAULT_SETTINGS_LIMITS } from './settings-limits.ts'
 
 export type SettingsTarget = { kind: 'fleet' } | { kind: 'group'; group: string } | { kind: 'device'; deviceId: string }
 
@@ -77,8 +78,8 @@ export function createSettingsService(
   limits: SettingsLimits = {},
 ) {
   const { store, settings, cipher, clock, log } = deps
-  const maxBytes = limits.maxBytes ?? 64 * 1024
-  const maxDepth = limits.maxDepth ?? 16
+  const maxBytes = limits.maxBytes ?? DEFAULT_SETTINGS_LIMITS.maxLayerBytes
+  const maxDepth = limits.maxDepth ?? DEFAULT_SETTINGS_LIMITS.maxDepth
   const schemas = createSchemaValidators(limits)
   const undecryptable = { lastAt: -Infinity, suppressed: 0 }
 

@@ -5,6 +5,9 @@ import { resolveAiBridgeOptions, type AiBridgeOptions } from '../../broker/ai-br
 import { DEFAULT_LIMITS, LIMITS_SCHEMA, type BrokerLimits } from '../../broker/limits.ts'
 import type { ProxyProtocolOptions } from '../../broker/proxy-protocol.ts'
 import { configEnvBindings, configSchema, loadConfig, type Config } from '../../config.ts'
+import { DEFAULT_RATE_LIMIT } from '../../provisioning/api/rate-limiter.ts'
+import { DEFAULT_CLAIM_REQUEST_RATE } from '../../provisioning/enrollment/enrollment-service.ts'
+import { DEFAULT_SETTINGS_LIMITS, type SettingsLimitsOptions } from '../../provisioning/settings/settings-limits.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
 
 /** GATEHOUSE_* variables read outside the config schema (secrets, CLI-only ones, docs/ai-bridge.md's webhook secret). */
@@ -35,17 +38,22 @@ describe('the config type comes from the schema', () => {
     expectTypeOf<Config['limits']>().toEqualTypeOf<BrokerLimits>()
     expectTypeOf<Config['proxyProtocol']>().toEqualTypeOf<ProxyProtocolOptions>()
     expectTypeOf<Config['ai']>().toEqualTypeOf<AiBridgeOptions>()
+    expectTypeOf<Config['settingsLimits']>().toEqualTypeOf<SettingsLimitsOptions>()
     expectTypeOf<Config['hostnames']>().toEqualTypeOf<string[]>()
     expectTypeOf<Config['logFormat']>().toEqualTypeOf<'auto' | 'json' | 'pretty'>()
   })
 
-  it("the defaults are the planes' own: limits, PROXY protocol and AI options resolved from nothing", () => {
+  it("the defaults are the planes' own: limits, PROXY protocol, AI options, request rates and settings limits", () => {
     const config = loadConfig({ dataDir: tempDir() }, {})
     expect(config.limits).toEqual(DEFAULT_LIMITS)
     expect(config.proxyProtocol).toEqual({ trustedProxies: [], headerTimeoutMs: 5000 })
     expect(config.ai).toEqual(resolveAiBridgeOptions())
     expect(config.httpRateLimit).toEqual({ ratePerSecond: 20, burst: 40 })
+    expect(config.httpRateLimit).toEqual(DEFAULT_RATE_LIMIT)
     expect(config.claimRequestRate).toEqual({ ratePerSecond: 5, burst: 50 })
+    expect(config.claimRequestRate).toEqual(DEFAULT_CLAIM_REQUEST_RATE)
+    expect(config.settingsLimits).toEqual({ maxLayerBytes: 65_536, maxDepth: 16, maxSchemaBytes: 32_768 })
+    expect(config.settingsLimits).toEqual(DEFAULT_SETTINGS_LIMITS)
     expect(Object.isFrozen(config.limits.packetRate)).toBe(true)
   })
 })
