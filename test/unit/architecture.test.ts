@@ -1,18 +1,11 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { readFileSync, } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 import ts from 'typescript'
 import { describe, expect, it } from 'vitest'
+import { repoRoot, rootFiles, sources } from '../helpers/source-tree.ts'
 
 // The never-arrows of docs/architecture.md and docs/conventions.md §2, checked by reading the imports.
-const root = resolve(import.meta.dirname, '../..')
-
-function sources(dir: string): string[] {
-  return readdirSync(join(root, dir)).flatMap((name) => {
-    const path = join(dir, name)
-    if (statSync(join(root, path)).isDirectory()) return sources(path)
-    return path.endsWith('.ts') ? [path] : []
-  })
-}
+const root = repoRoot
 
 interface Import {
   spec: string
@@ -73,7 +66,6 @@ function importsOf(file: string, text: string): Import[] {
 
 const folder = (target: string) => target.split('/')[0] as string
 const planes = ['certs', 'provisioning', 'broker', 'device-sim']
-const rootFiles = () => readdirSync(root).filter((n) => n.endsWith('.ts') && !n.endsWith('.config.ts'))
 
 /**
  * Deep imports a root file may make, each with its reason; the test fails when one is no longer made.

@@ -1,22 +1,14 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { readFileSync, } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import ts from 'typescript'
 import { describe, expect, it } from 'vitest'
+import { repoRoot, rootFiles, sources } from '../helpers/source-tree.ts'
 
 // A folder's index.ts is its public face: it exports what files outside the folder import, no more.
 // test/ is not counted (tests may import a module file directly).
-const root = resolve(import.meta.dirname, '../..')
+const root = repoRoot
 
-function sources(dir: string): string[] {
-  return readdirSync(join(root, dir)).flatMap((name) => {
-    const path = join(dir, name)
-    if (statSync(join(root, path)).isDirectory()) return sources(path)
-    return path.endsWith('.ts') ? [path] : []
-  })
-}
-
-const rootFiles = readdirSync(root).filter((n) => n.endsWith('.ts') && !n.endsWith('.config.ts'))
-const files = [...rootFiles, ...['bench', 'broker', 'certs', 'device-sim', 'provisioning'].flatMap(sources)]
+const files = [...rootFiles(), ...['bench', 'broker', 'certs', 'device-sim', 'provisioning'].flatMap(sources)]
 const parsed = new Map(files.map((f) => [f, ts.createSourceFile(f, readFileSync(join(root, f), 'utf8'), ts.ScriptTarget.Latest)]))
 
 /** The relative-import statements of a file, with the file each one names. */
