@@ -1,10 +1,14 @@
 import { existsSync } from 'node:fs'
+import { request } from 'node:https'
 import { join } from 'node:path'
 import pino from 'pino'
 import { chromium, type Browser } from 'playwright-core'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { loadConfig } from '../../../config.ts'
 import { startGatehouse } from '../../../gatehouse.ts'
+import { buildApi } from '../../../provisioning/api/build-api.ts'
+import { serveApi } from '../../../provisioning/api/serve-api.ts'
+import { initControlPlane, loadServerTls, openControlPlane } from '../../../provisioning/index.ts'
 import type { DeviceCredentials } from '../../helpers/broker-pki.ts'
 import { attemptConnect, closedWithin, connectDevice } from '../../helpers/mqtt-clients.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
@@ -131,6 +135,55 @@ describe('dashboard over plain HTTP (no browser)', () => {
     expect(html).not.toMatch(/<script>|<style>|style="|onclick=/)
     expect((await http('/dashboard/assets/uplot.min.js')).headers.get('content-type')).toContain('text/javascript')
     expect((await http('/dashboard/assets/..%2Fdashboard-routes.ts')).status).toBe(404)
+  })
+})
+
+/** One HTTPS request verified against the Gatehouse CA: status, headers, body. */
+function httpsRequest(url: string, ca: string, method: string, headers: Record<string, string>, body?: string) {
+  return new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }>((resolve, reject) => {
+    const req = request(url, { ca, method, headers }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (c: string) => (text += c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }))
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+describe('dashboard over HTTPS', () => {
+  it('marks the session cookie Secure, and takes only an https Origin of this server', async () => {
+    const dataDir = join(tempDir(), 'data')
+    const log = pino({ level: 'silent' })
+    await initControlPlane(dataDir, {}, { log }, 'operator:test')
+    const control = await openControlPlane(dataDir, {}, { log })
+    onTestFinished(() => control.close())
+    const tls = await loadServerTls(dataDir)
+    const signals = { connectedDeviceIds: () => [], onChange: () => () => {} }
+    const presence = { isConnected: () => false, lastSeen: () => null }
+    const app = buildApi(
+      { ...control, presence, clock: { now: () => new Date() }, log, dashboard: { signals } },
+      { https: { key: tls.key, cert: tls.cert } },
+    )
+    const served = await serveApi(app, { host: '127.0.0.1', port: 0 })
+    onTestFinished(() => served.close())
+    const key = control.apiKeys.create({ name: 'ops-dash', scopes: ['dashboard'] }, 'operator:test').token
+    const signIn = (origin: string) =>
+      httpsRequest(
+        `${served.url}/dashboard/sign-in`,
+        tls.ca,
+        'POST',
+        { 'content-type': 'application/json', origin },
+        JSON.stringify({ key }),
+      )
+
+    const plainOrigin = await signIn(`http://127.0.0.1:${served.port}`)
+    expect(plainOrigin.status).toBe(403)
+    expect(JSON.parse(plainOrigin.body).code).toBe('GH_DASHBOARD_ORIGIN')
+    const ok = await signIn(served.url)
+    expect(ok.status).toBe(200)
+    expect(String(ok.headers['set-cookie'])).toMatch(/; Secure/)
   })
 })
 
