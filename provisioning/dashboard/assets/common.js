@@ -88,7 +88,12 @@ const gh = (() => {
   function live(onOverview) {
     const source = new EventSource('/dashboard/api/events')
     source.addEventListener('overview', (e) => onOverview(JSON.parse(e.data)))
-    source.addEventListener('error', () => fill('live', 'reconnecting…'))
+    source.addEventListener('error', () => {
+      if (source.readyState !== EventSource.CLOSED) return void fill('live', 'reconnecting…')
+      // refused (signed out, or too many streams): a call shows which, and goes to sign-in on a 401
+      fill('live', 'not live: reload the page')
+      call('GET', '/dashboard/api/session').catch(() => {})
+    })
     source.addEventListener('open', () => fill('live', 'live'))
     return source
   }
