@@ -127,6 +127,7 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardRoute
     async (request, reply) => {
       const key = opts.apiKeys.verify(request.body.key)
       if (!key.scopes.includes('dashboard')) throw new ApiKeyScopeMissing('dashboard')
+      sessions.remove(request.cookies[COOKIE]) // signing in again replaces the browser's session
       const { id } = sessions.create(key)
       reply.setCookie(COOKIE, id, { path: PATH, httpOnly: true, sameSite: 'strict', secure: request.protocol === 'https' })
       opts.log.info({ actor: `apikey:${key.name}` }, 'dashboard signed in')

@@ -115,6 +115,21 @@ describe('dashboard over plain HTTP (no browser)', () => {
     expect((await http('/dashboard/api/overview', { headers: { cookie: cookie! } })).status).toBe(401)
   })
 
+  it("replaces the browser's session when it signs in again", async () => {
+    const { dashKey, http } = await running()
+    const post = (cookie?: string) =>
+      http('/dashboard/sign-in', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(cookie && { cookie }) },
+        body: JSON.stringify({ key: dashKey }),
+      })
+    const first = (await post()).headers.get('set-cookie')?.split(';')[0]
+    const second = (await post(first)).headers.get('set-cookie')?.split(';')[0]
+    expect(second).not.toBe(first)
+    expect((await http('/dashboard/api/session', { headers: { cookie: first! } })).status).toBe(401)
+    expect((await http('/dashboard/api/session', { headers: { cookie: second! } })).status).toBe(200)
+  })
+
   it('ends the session of a key revoked after sign-in', async () => {
     const { signIn, dashKey, http, control } = await running()
     const { cookie } = await signIn(dashKey)
