@@ -6,6 +6,7 @@ import {
   attachSettingsDelivery,
   createBroker,
   resolveAiBridgeOptions,
+  routeFor,
   trackPresence,
   type AiBridge,
   type Broker,
@@ -24,6 +25,7 @@ import {
   type ChangeFeed,
   type ControlPlane,
 } from './provisioning/index.ts'
+import type { FleetSignals } from './provisioning/dashboard/index.ts'
 
 /**
  * The composition root (docs/conventions.md §1, §13): the only file that wires both planes together. `gatehouse
@@ -112,6 +114,7 @@ async function startServices(
       clock,
     }),
   )
+  const aiOptions = config.aiEnabled ? resolveAiBridgeOptions(config.ai) : undefined
   const api = buildApi(
     {
       authority: control.authority,
@@ -121,6 +124,10 @@ async function startServices(
       presence: trackPresence(broker, clock),
       clock,
       log,
+      dashboard: {
+        signals: fleetSignals(broker, feed),
+        aiBudget: (deviceId, tier) => (aiOptions ? routeFor(aiOptions, deviceId, tier).limits : null),
+      },
     },
     { rateLimit: { ...config.httpRateLimit }, ...(!isLoopback(config.httpHost) && { https: { key: tls.key, cert: tls.cert } }) },
   )
@@ -137,7 +144,7 @@ async function startServices(
           secret: (name) => deps.env?.[name],
           deviceContext: cachedDeviceContexts(control, directory).get,
         },
-        resolveAiBridgeOptions(config.ai),
+        aiOptions ?? resolveAiBridgeOptions(config.ai),
       )
   if (ai) closers.push(() => ai.detach())
   // `gatehouse ca rotate` (another process): reload the CA, then the broker's and the HTTPS API's TLS
@@ -159,4 +166,17 @@ async function startServices(
   const http = await serveApi(api, { host: config.httpHost, port: config.httpPort, allowInsecureHttp: config.httpAllowInsecure })
   closers.push(() => http.close())
   return { control, feed, broker, mqtt, http: { url: http.url, port: http.port }, ai }
+}
+
+/** What the dashboard's live view follows: the broker's connects and disconnects and the change feed. */
+function fleetSignals(broker: Broker, feed: ChangeFeed): FleetSignals {
+  return {
+    connectedDeviceIds: () => broker.connectedDeviceIds(),
+    onChange(listener) {
+      const offs = [feed.onEvent(() => listener()), broker.onDeviceConnect(() => listener()), broker.onDeviceDisconnect(() => listener())]
+      return () => {
+        for (const off of offs) off()
+      }
+    },
+  }
 }

@@ -204,3 +204,25 @@ export const RenewalKeyReused = createError(
   "the CSR's key is the key of certificate %s: make a new key for the renewal",
   400,
 )
+
+// The dashboard (provisioning/dashboard/)
+export const DashboardSessionMissing = createError(
+  'GH_DASHBOARD_SESSION',
+  'no dashboard session, or it expired: sign in at /dashboard/sign-in with an API key that has the dashboard scope',
+  401,
+)
+export const DashboardCsrf = createError(
+  'GH_DASHBOARD_CSRF',
+  "the request lacks this session's CSRF token (header x-csrf-token): reload the dashboard page",
+  403,
+)
+export const DashboardOrigin = createError(
+  'GH_DASHBOARD_ORIGIN',
+  "the request comes from another origin ('%s'): the dashboard refuses cross-site requests",
+  403,
+)
+export const DashboardStreamsFull = createError(
+  'GH_DASHBOARD_STREAMS_FULL',
+  'too many live dashboard streams are open (%s): close another dashboard tab and reload',
+  503,
+)

@@ -11,6 +11,8 @@ declare module 'fastify' {
     scope?: ApiScope
     /** no API key needed (health check, OpenAPI document) */
     public?: boolean
+    /** guarded by a dashboard session instead of an API key (provisioning/dashboard/) */
+    session?: boolean
   }
   interface FastifyRequest {
     /** the verified key of this request (null on public routes) */
@@ -53,7 +55,7 @@ async function apiKeyAuthPlugin(app: FastifyInstance, opts: ApiKeyAuthOptions): 
   app.addHook('onRequest', async (request, reply) => {
     if (tokenInQuery(request.query)) throw new ApiTokenInQuery()
     const config = request.routeOptions.config
-    if (config.public || request.is404) return
+    if (config.public || config.session || request.is404) return
     const key = opts.apiKeys.verify(bearerToken(request))
     const decision = opts.limiter.take(key.id)
     if (!decision.ok) throw Object.assign(new ApiRateLimited(decision.retryAfterSeconds), { retryAfterSeconds: decision.retryAfterSeconds })

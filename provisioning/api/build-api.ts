@@ -1,7 +1,7 @@
 import swagger from '@fastify/swagger'
 import fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import { cryptoRandom, type Clock, type Random } from '../../certs/index.ts'
+import { cryptoRandom, type Clock, type Random, type Timers } from '../../certs/index.ts'
 import type { ApiKeyService } from '../api-keys/api-key-service.ts'
 import { API_SCOPES } from '../api-keys/scopes.ts'
 import type { DeviceAuthority } from '../authority/device-authority.ts'
@@ -14,6 +14,7 @@ import { sharedSchemas } from './schemas.ts'
 import { settingsRoutes } from './settings-routes.ts'
 import { insightsRoutes } from './insights-routes.ts'
 import type { AiUsageService } from '../ai-usage/ai-usage-service.ts'
+import { registerDashboard, type DashboardOptions, type FleetSignals, type AiBudgetOf } from '../dashboard/index.ts'
 
 export interface ApiDeps {
   authority: DeviceAuthority
@@ -24,8 +25,10 @@ export interface ApiDeps {
   aiUsage: Pick<AiUsageService, 'listInsights' | 'usageFor'>
   clock: Clock
   log: Logger
-  /** request ids; default crypto randomness */
+  /** request ids and dashboard sessions; default crypto randomness */
   random?: Random
+  /** the dashboard (/dashboard) is served when its live signals are given (gatehouse.ts does) */
+  dashboard?: { signals: FleetSignals; aiBudget?: AiBudgetOf; timers?: Timers }
 }
 
 export interface ApiOptions {
@@ -35,6 +38,8 @@ export interface ApiOptions {
   bodyLimit?: number
   /** serve HTTPS with this key and certificate chain (PEM); serveApi requires it off loopback */
   https?: { key: string | Buffer; cert: string | Buffer }
+  /** sessions, live streams and fleet scan of the dashboard */
+  dashboard?: DashboardOptions
 }
 
 export const DEFAULT_BODY_LIMIT = 256 * 1024
@@ -115,5 +120,6 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
   app.register(devicesRoutes, { prefix: '/v1', authority: deps.authority, settings: deps.settings, presence: deps.presence })
   app.register(settingsRoutes, { prefix: '/v1', settings: deps.settings })
   app.register(insightsRoutes, { prefix: '/v1', authority: deps.authority, aiUsage: deps.aiUsage })
+  if (deps.dashboard) registerDashboard(app, { ...deps, ...deps.dashboard, random }, options.dashboard)
   return app
 }
