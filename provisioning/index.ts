@@ -3,6 +3,7 @@
 export { createChangeFeed, type ChangeFeed } from './events.ts'
 export { cachedDeviceContexts } from './device-contexts.ts'
 export { createRegistryDirectory } from './registry-directory.ts'
+export { createLastSeenRecorder } from './last-seen-recorder.ts'
 export { describeCa, keepCaCurrent, loadServerTls, rotateCa } from './ca/index.ts'
 export { dataDirLayout } from './data-dir/layout.ts'
 export { writeDeviceBundle } from './bundles/write-bundle.ts'
