@@ -204,3 +204,8 @@ export const RenewalKeyReused = createError(
   "the CSR's key is the key of certificate %s: make a new key for the renewal",
   400,
 )
+export const ChecksFailed = createError(
+  'GH_CHECKS_FAILED',
+  '%d fleet check finding(s) at or above %s: fix them (each finding says how), or choose another --fail-on',
+  422,
+)
