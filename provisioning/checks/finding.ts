@@ -48,7 +48,3 @@ export function finding(
 export function severityRank(s: Severity): number {
   return SEVERITIES.indexOf(s)
 }
-
-export function isSeverity(v: unknown): v is Severity {
-  return typeof v === 'string' && (SEVERITIES as readonly string[]).includes(v)
-}

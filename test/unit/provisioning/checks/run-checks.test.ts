@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { FleetSnapshot, SnapshotDevice } from '../../../../provisioning/checks/fleet-snapshot.ts'
-import { DEFAULT_CHECK_OPTIONS, failsAt, runChecks } from '../../../../provisioning/checks/index.ts'
+import { DEFAULT_CHECK_OPTIONS, failsAt, runChecks } from '../../../../provisioning/checks/run-checks.ts'
 import type { ApiKeyRecord } from '../../../../provisioning/store/api-key-store.ts'
 import type { ClaimRecord } from '../../../../provisioning/store/claim-store.ts'
 
