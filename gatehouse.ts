@@ -130,6 +130,7 @@ async function startServices(
       settings: control.settings,
       apiKeys: control.apiKeys,
       aiUsage: control.aiUsage,
+      checks: control.checks,
       // this process's view first, then what an earlier run persisted
       presence: { isConnected: presence.isConnected, lastSeen: (id) => presence.lastSeen(id) ?? control.store.lastSeen(id) },
       clock,
