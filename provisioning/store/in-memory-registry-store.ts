@@ -45,6 +45,7 @@ export class InMemoryRegistryStore implements RegistryStore {
       audit: this.#audit,
       events: this.#events,
       meta: this.#meta,
+      lastSeen: this.#lastSeen,
       seq: this.#seq,
       auditSeq: this.#auditSeq,
     })
@@ -58,6 +59,7 @@ export class InMemoryRegistryStore implements RegistryStore {
       this.#audit = snapshot.audit
       this.#events = snapshot.events
       this.#meta = snapshot.meta
+      this.#lastSeen = snapshot.lastSeen
       this.#seq = snapshot.seq
       this.#auditSeq = snapshot.auditSeq
       this.#commits.rolledBack()
