@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto'
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseCertificatePem, type Clock } from '../../certs/index.ts'
+import { publicKeySha256, type Clock } from '../../certs/index.ts'
 import { describeCa, storedCrlNextUpdate } from '../ca/index.ts'
 import { dataDirLayout } from '../data-dir/layout.ts'
 import type { ApiKeyStore } from '../store/api-key-store.ts'
@@ -78,8 +77,7 @@ function currentCertificate(registry: RegistryStore, device: DeviceRecord): Snap
     .filter((c) => c.status === 'active')
     .sort((a, b) => b.notAfter.getTime() - a.notAfter.getTime())
   if (!newest) return null
-  const spki = Buffer.from(parseCertificatePem(newest.pem).publicKey.rawData)
-  return { serial: newest.serial, notAfter: newest.notAfter, spkiSha256: createHash('sha256').update(spki).digest('hex') }
+  return { serial: newest.serial, notAfter: newest.notAfter, spkiSha256: publicKeySha256(newest.pem) }
 }
 
 type Layout = ReturnType<typeof dataDirLayout>
