@@ -7,7 +7,15 @@ import { authorityOptions, caPassphrase, loadConfig, type ConfigInput } from './
 import { registerSim, type SimCliDeps } from './device-sim/cli.ts'
 import { createLogger } from './logger.ts'
 import { addCommonOptions, registerProvisioningCommands, type CliDeps, type CliIo, type CommonOptions } from './provisioning/cli/index.ts'
-import { dataDirLayout, describeCa, initControlPlane, openControlPlane, rotateCa, writeDeviceBundle } from './provisioning/index.ts'
+import {
+  checkDataDir,
+  dataDirLayout,
+  describeCa,
+  initControlPlane,
+  openControlPlane,
+  rotateCa,
+  writeDeviceBundle,
+} from './provisioning/index.ts'
 
 const VERSION = '0.1.0'
 
@@ -81,6 +89,7 @@ export function buildProgram(io: CliIo): Command {
       },
       show: async (options) => describeCa(loadConfig(configFlags(options as Record<string, unknown>), io.env).dataDir),
     },
+    check: async (options) => checkDataDir(loadConfig(configFlags(options as Record<string, unknown>), io.env).dataDir, options),
   }
   registerProvisioningCommands(program, deps)
   registerSim(program, { io, provision: (ids, options) => provisionSimDevices(deps, ids, options) })

@@ -11,12 +11,13 @@ import {
   type AiBridge,
   type Broker,
 } from './broker/index.ts'
-import { systemClock, type Clock, type Random } from './certs/index.ts'
+import { systemClock, systemTimers, type Clock, type Random } from './certs/index.ts'
 import { authorityOptions, type Config } from './config.ts'
 import { buildApi, isLoopback, serveApi } from './provisioning/api/index.ts'
 import {
   cachedDeviceContexts,
   createChangeFeed,
+  createLastSeenRecorder,
   createRegistryDirectory,
   initControlPlane,
   keepCaCurrent,
@@ -100,11 +101,22 @@ async function startServices(
     clock,
     log: log.child({ module: 'provisioning.directory' }),
   })
+  // pushed before the broker: closing the broker reports its disconnects, then the last sightings are written
+  const lastSeen = createLastSeenRecorder({
+    store: control.store,
+    clock,
+    timers: systemTimers,
+    log: log.child({ module: 'provisioning.last-seen' }),
+  })
+  closers.push(() => lastSeen.close())
   const broker = createBroker(
     { directory, clock, log },
     { host: config.host, port: config.mqttPort, tls, limits: config.limits, proxyProtocol: config.proxyProtocol },
   )
   closers.push(() => broker.close())
+  broker.onDeviceConnect(({ deviceId }) => lastSeen.seen(deviceId))
+  broker.onDeviceDisconnect(({ deviceId }) => lastSeen.seen(deviceId))
+  const presence = trackPresence(broker, clock)
   closers.push(attachEnrollment(broker, { service: control.enrollment, log, clock }, { auditIntervalMs: config.limits.auditIntervalMs }))
   closers.push(
     attachSettingsDelivery(broker, {
@@ -121,7 +133,9 @@ async function startServices(
       settings: control.settings,
       apiKeys: control.apiKeys,
       aiUsage: control.aiUsage,
-      presence: trackPresence(broker, clock),
+      checks: control.checks,
+      // this process's view first, then what an earlier run persisted
+      presence: { isConnected: presence.isConnected, lastSeen: (id) => presence.lastSeen(id) ?? control.store.lastSeen(id) },
       clock,
       log,
       dashboard: {

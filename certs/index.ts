@@ -69,4 +69,5 @@ export {
   certificateFingerprint,
   identityFromCertificate,
   identityFromPeerCertificate,
+  publicKeySha256,
 } from './peer-identity.ts'

@@ -6,6 +6,7 @@ import { createDeviceAuthority, type AuthorityOptions, type DeviceAuthority } fr
 import { initDataDir, loadCa, type InitResult } from './ca/index.ts'
 import { dataDirLayout } from './data-dir/layout.ts'
 import { loadSettingsKey } from './data-dir/settings-key.ts'
+import { checkFleet, type CheckOptions, type CheckReport } from './checks/index.ts'
 import { createClaimService, type ClaimService } from './claims/claim-service.ts'
 import { createEnrollmentService, type EnrollmentOptions, type EnrollmentService } from './enrollment/enrollment-service.ts'
 import { SettingsKeyMissing } from './errors.ts'
@@ -36,6 +37,8 @@ export interface ControlPlane {
   claims: ClaimService
   /** answers devices' claim and renewal requests over MQTT (the broker's EnrollmentService) */
   enrollment: EnrollmentService
+  /** the fleet audit checks over this data directory (GET /v1/checks) */
+  checks(options?: Partial<CheckOptions>): Promise<CheckReport>
   /** Reads the CA from the data directory again (after `ca rotate`): the authority issues with it from now on. */
   reloadCa(): Promise<void>
   close(): void
@@ -84,7 +87,9 @@ export async function openControlPlane(
     },
   )
   const reloadCa = async (): Promise<void> => authority.reloadCa(await loadCa(dataDir, deps.passphrase, clock))
-  return { store, authority, settings, apiKeys, aiUsage, claims, enrollment, reloadCa, close: () => store.close() }
+  const stores = { registry: store, claims: store.claims, apiKeys: store.apiKeys, settings: store.settings }
+  const checks = (checkOptions: Partial<CheckOptions> = {}) => checkFleet(dataDir, stores, checkOptions, { clock })
+  return { store, authority, settings, apiKeys, aiUsage, claims, enrollment, checks, reloadCa, close: () => store.close() }
 }
 
 /**

@@ -226,3 +226,10 @@ export const DashboardStreamsFull = createError(
   'too many live dashboard streams are open (%s): close another dashboard tab and reload',
   503,
 )
+
+// Fleet checks (provisioning/checks/)
+export const ChecksFailed = createError(
+  'GH_CHECKS_FAILED',
+  '%d fleet check finding(s) at or above %s: fix them (each finding says how), or choose another --fail-on',
+  422,
+)

@@ -3,8 +3,10 @@
 export { createChangeFeed, type ChangeFeed } from './events.ts'
 export { cachedDeviceContexts } from './device-contexts.ts'
 export { createRegistryDirectory } from './registry-directory.ts'
+export { createLastSeenRecorder } from './last-seen-recorder.ts'
 export { describeCa, keepCaCurrent, loadServerTls, rotateCa } from './ca/index.ts'
 export { dataDirLayout } from './data-dir/layout.ts'
+export { checkDataDir } from './checks/index.ts'
 export { writeDeviceBundle } from './bundles/write-bundle.ts'
 export { initControlPlane, openControlPlane, type ControlPlane } from './control-plane.ts'
 // The HTTP API (buildApi, serveApi) lives in ./api/index.ts: importing fastify and its OpenAPI plugin

@@ -7,6 +7,7 @@ import { API_SCOPES } from '../api-keys/scopes.ts'
 import type { DeviceAuthority } from '../authority/device-authority.ts'
 import type { SettingsService } from '../settings/settings-service.ts'
 import { apiKeyAuth } from './api-key-auth.ts'
+import { checksRoutes, type ChecksRoutesOptions } from './checks-routes.ts'
 import { devicesRoutes, type Presence } from './devices-routes.ts'
 import { notFoundHandler, problemErrorHandler } from './problem.ts'
 import { createRateLimiter, DEFAULT_RATE_LIMIT, type RateLimit } from './rate-limiter.ts'
@@ -23,6 +24,8 @@ export interface ApiDeps {
   presence: Presence
   /** the AI bridge's insights and usage, read-only */
   aiUsage: Pick<AiUsageService, 'listInsights' | 'usageFor'>
+  /** the fleet audit checks (GET /v1/checks) */
+  checks: ChecksRoutesOptions['checks']
   clock: Clock
   log: Logger
   /** request ids and dashboard sessions; default crypto randomness */
@@ -96,6 +99,7 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
         { name: 'devices', description: 'the device registry' },
         { name: 'settings', description: 'fleet defaults < group < device settings' },
         { name: 'insights', description: 'what the AI bridge said about a device, and its usage' },
+        { name: 'checks', description: "fleet audit checks over the data directory (as 'gatehouse check')" },
       ],
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
@@ -120,6 +124,7 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
   app.register(devicesRoutes, { prefix: '/v1', authority: deps.authority, settings: deps.settings, presence: deps.presence })
   app.register(settingsRoutes, { prefix: '/v1', settings: deps.settings })
   app.register(insightsRoutes, { prefix: '/v1', authority: deps.authority, aiUsage: deps.aiUsage })
+  app.register(checksRoutes, { prefix: '/v1', checks: deps.checks })
   if (deps.dashboard) registerDashboard(app, { ...deps, ...deps.dashboard, random }, options.dashboard)
   return app
 }

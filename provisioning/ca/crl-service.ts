@@ -30,6 +30,12 @@ export interface CrlSnapshot {
 const metaKey = (issuerSerial: string, field: 'pem' | 'number' | 'entries' | 'thisUpdate' | 'nextUpdate') => `crl.${issuerSerial}.${field}`
 const LEGACY_NUMBER = 'crl.number'
 
+/** When the stored CRL of this issuer is due for replacement (undefined: none issued yet). */
+export function storedCrlNextUpdate(store: Pick<RegistryStore, 'getMeta'>, issuerSerial: string): Date | undefined {
+  const at = store.getMeta(metaKey(issuerSerial, 'nextUpdate'))
+  return at === undefined ? undefined : new Date(at)
+}
+
 /**
  * One CRL per issuing CA: the current one and each previous one that has not expired (after a
  * rotation) signs the entries for the certificates it issued, told apart by the stored certificate's

@@ -3,4 +3,4 @@
 export { initDataDir, loadCa, loadServerTls, type InitResult } from './keystore.ts'
 export { describeCa, rotateCa, type CaCertificateInfo, type CaOverview, type CaRotationSummary } from './lifecycle.ts'
 export { keepCaCurrent } from './keep-current.ts'
-export { createCrlService, type CrlSnapshot } from './crl-service.ts'
+export { createCrlService, storedCrlNextUpdate, type CrlSnapshot } from './crl-service.ts'

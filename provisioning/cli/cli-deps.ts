@@ -5,6 +5,7 @@ import { FileUnreadable } from '../errors.ts'
 import type { ApiKeyService } from '../api-keys/api-key-service.ts'
 import type { ClaimService } from '../claims/claim-service.ts'
 import type { CaOverview, CaRotationSummary } from '../ca/index.ts'
+import type { CheckOptions, CheckReport } from '../checks/index.ts'
 import type { DeviceAuthority } from '../authority/device-authority.ts'
 import type { SettingsService } from '../settings/settings-service.ts'
 
@@ -56,6 +57,8 @@ export interface CliDeps {
     rotate(options: CommonOptions & { keyAlgorithm?: string }): Promise<CaRotationSummary>
     show(options: CommonOptions): Promise<CaOverview>
   }
+  /** `gatehouse check` (provisioning/checks/): the fleet checks over the configured data directory */
+  check(options: CommonOptions & Partial<CheckOptions>): Promise<CheckReport>
 }
 
 export function addCommonOptions(cmd: Command): Command {

@@ -2,6 +2,7 @@ import type { Command } from 'commander'
 import { registerApiKey } from './apikey.ts'
 import { registerAudit } from './audit.ts'
 import { registerCa } from './ca.ts'
+import { registerCheck } from './check.ts'
 import type { CliDeps } from './cli-deps.ts'
 import { registerClaim } from './claim.ts'
 import { registerCrl } from './crl.ts'
@@ -35,4 +36,5 @@ export function registerProvisioningCommands(program: Command, deps: CliDeps): v
   registerAudit(program, deps)
   registerApiKey(program, deps)
   registerSettings(program, deps)
+  registerCheck(program, deps)
 }

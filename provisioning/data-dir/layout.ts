@@ -8,6 +8,8 @@ export function dataDirLayout(dataDir: string) {
     root: dataDir,
     database: join(dataDir, 'gatehouse.db'),
     config: join(dataDir, 'gatehouse.json'),
+    /** seals secret settings (unless GATEHOUSE_SETTINGS_KEY is set) */
+    settingsKey: join(dataDir, 'settings.key'),
     caDir: ca,
     rootCert: join(ca, 'root.crt'),
     rootKey: join(ca, 'root.key'),

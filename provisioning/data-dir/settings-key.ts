@@ -1,8 +1,8 @@
 import { existsSync, readFileSync, statSync } from 'node:fs'
-import { join } from 'node:path'
 import type { Random } from '../../certs/index.ts'
 import { CaKeyPermissions, SettingsKeyInvalid, SettingsKeyMissing } from '../errors.ts'
 import { writeFileAtomic } from './atomic-file.ts'
+import { dataDirLayout } from './layout.ts'
 
 /**
  * The AES-256 key that seals secret settings: GATEHOUSE_SETTINGS_KEY (base64 of 32 bytes) when given,
@@ -12,7 +12,7 @@ import { writeFileAtomic } from './atomic-file.ts'
  */
 export function loadSettingsKey(dataDir: string, fromEnv: string | undefined, random: Random, sealedCount: () => number): Uint8Array {
   if (fromEnv) return decode(fromEnv, 'GATEHOUSE_SETTINGS_KEY')
-  const path = join(dataDir, 'settings.key')
+  const path = dataDirLayout(dataDir).settingsKey
   if (!existsSync(path)) {
     const sealed = sealedCount()
     if (sealed > 0) throw new SettingsKeyMissing(path, sealed)

@@ -8,6 +8,7 @@ import type {
   DeviceFilter,
   DeviceRecord,
   DeviceStatus,
+  LastSeen,
   NewAuditEntry,
   RegistryStore,
   StoredEvent,
@@ -25,6 +26,7 @@ export class InMemoryRegistryStore implements RegistryStore {
   #audit: AuditEntry[] = []
   #events: StoredEvent[] = []
   #meta = new Map<string, string>()
+  #lastSeen = new Map<string, Date>()
   #seq = 0
   #auditSeq = 0
   #depth = 0
@@ -43,6 +45,7 @@ export class InMemoryRegistryStore implements RegistryStore {
       audit: this.#audit,
       events: this.#events,
       meta: this.#meta,
+      lastSeen: this.#lastSeen,
       seq: this.#seq,
       auditSeq: this.#auditSeq,
     })
@@ -56,6 +59,7 @@ export class InMemoryRegistryStore implements RegistryStore {
       this.#audit = snapshot.audit
       this.#events = snapshot.events
       this.#meta = snapshot.meta
+      this.#lastSeen = snapshot.lastSeen
       this.#seq = snapshot.seq
       this.#auditSeq = snapshot.auditSeq
       this.#commits.rolledBack()
@@ -91,6 +95,22 @@ export class InMemoryRegistryStore implements RegistryStore {
   updateDeviceStatus(id: string, status: DeviceStatus, at: Date): void {
     const d = this.#devices.get(id)
     if (d) Object.assign(d, { status, updatedAt: new Date(at) })
+  }
+
+  recordLastSeen(seen: readonly LastSeen[]): void {
+    for (const { deviceId, at } of seen) {
+      const known = this.#lastSeen.get(deviceId)
+      if (this.#devices.has(deviceId) && (!known || known < at)) this.#lastSeen.set(deviceId, new Date(at))
+    }
+  }
+
+  lastSeen(id: string): Date | null {
+    const at = this.#lastSeen.get(id)
+    return at ? new Date(at) : null
+  }
+
+  listLastSeen(): LastSeen[] {
+    return [...this.#lastSeen].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([deviceId, at]) => ({ deviceId, at: new Date(at) }))
   }
 
   insertCertificate(cert: CertificateRecord): void {

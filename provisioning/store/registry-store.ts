@@ -21,6 +21,11 @@ export interface DeviceRecord {
   updatedAt: Date
 }
 
+export interface LastSeen {
+  deviceId: string
+  at: Date
+}
+
 export interface CertificateRecord {
   serial: string
   deviceId: string
@@ -85,6 +90,12 @@ export interface RegistryStore {
   listDevices(filter?: DeviceFilter): DeviceRecord[]
   countDevices(filter?: Omit<DeviceFilter, 'after' | 'limit'>): number
   updateDeviceStatus(id: string, status: DeviceStatus, at: Date): void
+  /** Records when devices were last seen, in one write; keeps the later time; unknown ids are ignored. */
+  recordLastSeen(seen: readonly LastSeen[]): void
+  /** when the broker last saw the device (null: never, or unknown) */
+  lastSeen(id: string): Date | null
+  /** every device that was ever seen, with when */
+  listLastSeen(): LastSeen[]
 
   insertCertificate(cert: CertificateRecord): void
   getCertificate(serial: string): CertificateRecord | undefined

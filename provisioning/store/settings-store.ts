@@ -35,6 +35,8 @@ export interface SettingsSchemaRecord {
 
 export interface SettingsStore {
   getLayer(scope: LayerScope): SettingsLayerRecord | undefined
+  /** every layer, by scope */
+  listLayers(): SettingsLayerRecord[]
   putLayer(layer: SettingsLayerRecord): void
   getDeviceSettings(deviceId: string): DeviceSettingsRecord | undefined
   putDeviceSettings(record: DeviceSettingsRecord): void

@@ -16,6 +16,7 @@ import type {
   DeviceFilter,
   DeviceRecord,
   DeviceStatus,
+  LastSeen,
   NewAuditEntry,
   RegistryStore,
   StoredEvent,
@@ -118,6 +119,10 @@ export class SqliteRegistryStore implements RegistryStore {
       insertDevice: db.prepare('INSERT INTO devices (id, group_name, tier, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)'),
       getDevice: db.prepare('SELECT * FROM devices WHERE id = ?'),
       updateDeviceStatus: db.prepare('UPDATE devices SET status = ?, updated_at = ? WHERE id = ?'),
+      // ISO-8601 UTC strings order as the times do
+      recordLastSeen: db.prepare('UPDATE devices SET last_seen_at = @at WHERE id = @id AND (last_seen_at IS NULL OR last_seen_at < @at)'),
+      lastSeen: db.prepare('SELECT last_seen_at FROM devices WHERE id = ?').pluck(),
+      listLastSeen: db.prepare('SELECT id, last_seen_at FROM devices WHERE last_seen_at IS NOT NULL ORDER BY id'),
       insertCert: db.prepare(
         `INSERT INTO certificates (serial, device_id, fingerprint, not_before, not_after, status, superseded_at,
            revoked_at, revocation_reason, pem, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -218,6 +223,20 @@ export class SqliteRegistryStore implements RegistryStore {
 
   updateDeviceStatus(id: string, status: DeviceStatus, at: Date): void {
     this.#write(() => this.#stmts.updateDeviceStatus.run(status, iso(at), id))
+  }
+
+  recordLastSeen(seen: readonly LastSeen[]): void {
+    this.transaction(() => {
+      for (const s of seen) this.#stmts.recordLastSeen.run({ at: iso(s.at), id: s.deviceId })
+    })
+  }
+
+  lastSeen(id: string): Date | null {
+    return dateOrNull(this.#stmts.lastSeen.get(id))
+  }
+
+  listLastSeen(): LastSeen[] {
+    return (this.#stmts.listLastSeen.all() as Row[]).map((r) => ({ deviceId: String(r.id), at: date(r.last_seen_at) }))
   }
 
   insertCertificate(c: CertificateRecord): void {

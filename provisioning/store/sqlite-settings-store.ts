@@ -12,6 +12,7 @@ export class SqliteSettingsStore implements SettingsStore {
   constructor(db: Database.Database) {
     this.#s = {
       getLayer: db.prepare('SELECT * FROM settings_layers WHERE scope = ?'),
+      layerScopes: db.prepare('SELECT scope FROM settings_layers ORDER BY scope').pluck(),
       putLayer: db.prepare(
         `INSERT INTO settings_layers (scope, document, revision, updated_at, updated_by) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (scope) DO UPDATE SET document = excluded.document, revision = excluded.revision,
@@ -55,6 +56,10 @@ export class SqliteSettingsStore implements SettingsStore {
         updatedBy: String(r.updated_by),
       }
     )
+  }
+
+  listLayers(): SettingsLayerRecord[] {
+    return (this.#s.layerScopes.all() as LayerScope[]).flatMap((scope) => this.getLayer(scope) ?? [])
   }
 
   putLayer(l: SettingsLayerRecord): void {

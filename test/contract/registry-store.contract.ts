@@ -180,6 +180,28 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
       expect(calls).toBe(2)
     })
 
+    it('records when devices were last seen, keeping the later time and ignoring unknown ids', () => {
+      const store = make()
+      store.insertDevice(device('a'))
+      store.insertDevice(device('b'))
+      expect(store.lastSeen('a')).toBeNull()
+      const t1 = new Date('2026-01-02T00:00:00.000Z')
+      const t2 = new Date('2026-01-03T00:00:00.000Z')
+      store.recordLastSeen([
+        { deviceId: 'a', at: t2 },
+        { deviceId: 'b', at: t1 },
+        { deviceId: 'ghost', at: t1 },
+      ])
+      store.recordLastSeen([{ deviceId: 'a', at: t1 }])
+      expect(store.lastSeen('a')).toEqual(t2)
+      expect(store.lastSeen('ghost')).toBeNull()
+      expect(store.listLastSeen()).toEqual([
+        { deviceId: 'a', at: t2 },
+        { deviceId: 'b', at: t1 },
+      ])
+      expect(store.getDevice('a')).toEqual(device('a'))
+    })
+
     it('keeps metadata by key and overwrites on set', () => {
       const store = make()
       expect(store.getMeta('crl.number')).toBeUndefined()

@@ -191,4 +191,13 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX claim_devices_key ON claim_devices (key_sha256);
     `,
   },
+  {
+    version: 6,
+    name: 'when each device was last seen by the broker',
+    sql: `
+      -- the last connect or disconnect the running Gatehouse saw (written throttled and batched by
+      -- provisioning/last-seen-recorder.ts); NULL: never seen
+      ALTER TABLE devices ADD COLUMN last_seen_at TEXT;
+    `,
+  },
 ]

@@ -1,4 +1,4 @@
-import { X509Certificate as NodeX509Certificate } from 'node:crypto'
+import { createHash, X509Certificate as NodeX509Certificate } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import {
   certificateFingerprint,
@@ -8,6 +8,8 @@ import {
   identityFromPeerCertificate,
   issueServerCertificate,
   normalizeSerial,
+  publicKeySha256,
+  certificateToPem,
   type X509Certificate,
 } from '../../../certs/index.ts'
 import { issueDeviceCertificate } from '../../../certs/device-certificate.ts'
@@ -79,6 +81,30 @@ describe('peer identity', () => {
       expect.objectContaining({ code: 'GH_SERIAL_INVALID' }),
     )
     await expect(identityFromCertificate(new Uint8Array([1, 2, 3]))).rejects.toMatchObject({ code: 'GH_CERT_INVALID' })
+  })
+})
+
+describe('publicKeySha256', () => {
+  it('hashes the SubjectPublicKeyInfo DER the full parser finds, for a device and an RSA server certificate', async () => {
+    const device = await deviceCert()
+    const ca = await makeTestCa()
+    const { publicKey } = await generateKeyPair('rsa2048')
+    const server = await issueServerCertificate(
+      ca.issuing,
+      { hostnames: ['localhost'], publicKey },
+      { clock: fixedClock(), random: cryptoRandom },
+    )
+    for (const cert of [device, server]) {
+      const expected = createHash('sha256').update(new Uint8Array(cert.publicKey.rawData)).digest('hex')
+      expect(publicKeySha256(`${certificateToPem(cert)}\n${certificateToPem(cert)}`)).toBe(expected)
+    }
+  })
+
+  it('refuses text that is not a PEM certificate with GH_CERT_INVALID', () => {
+    expect(() => publicKeySha256('hello')).toThrow(expect.objectContaining({ code: 'GH_CERT_INVALID' }))
+    expect(() => publicKeySha256('-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----')).toThrow(
+      expect.objectContaining({ code: 'GH_CERT_INVALID' }),
+    )
   })
 })
 

@@ -6,6 +6,7 @@ import type { Presence } from '../../../../provisioning/api/devices-routes.ts'
 import { createApiKeyService, type ApiKeyService } from '../../../../provisioning/api-keys/api-key-service.ts'
 import { createAiUsageService } from '../../../../provisioning/ai-usage/ai-usage-service.ts'
 import { createDeviceAuthority } from '../../../../provisioning/authority/device-authority.ts'
+import { runChecks } from '../../../../provisioning/checks/run-checks.ts'
 import { createSettingsCipher } from '../../../../provisioning/settings/secrets.ts'
 import { createSettingsService } from '../../../../provisioning/settings/settings-service.ts'
 import { SqliteRegistryStore } from '../../../../provisioning/store/sqlite-registry-store.ts'
@@ -40,7 +41,9 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
     lastSeen: (id: string) => connected.get(id) ?? null,
   }
   const aiUsage = createAiUsageService({ store: store.aiUsage, clock })
-  const app = buildApi({ authority, settings, apiKeys, aiUsage, presence, clock, log }, options)
+  // the check engine over an empty fleet (no data directory here); test/integration/api/checks-route.test.ts runs it on a real one
+  const checks = async () => runChecks(emptyFleet(clock.now()))
+  const app = buildApi({ authority, settings, apiKeys, aiUsage, presence, checks, clock, log }, options)
   onTestFinished(async () => {
     await app.close()
     store.close()
@@ -59,6 +62,19 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
     })
   return { app, clock, store, authority, settings, apiKeys, aiUsage, connected, logText, keyWith, call }
 }
+
+const emptyFleet = (now: Date) => ({
+  now,
+  devices: [],
+  caCertificates: [],
+  keyFiles: [],
+  privatePaths: [],
+  crls: [],
+  limitHits: [],
+  claims: [],
+  apiKeys: [],
+  settingsLayers: [],
+})
 
 /** Every authenticated route, with the one scope it needs and a request that succeeds when allowed. */
 export const ROUTES: { method: string; url: string; path: string; scope: string; body?: unknown }[] = [
@@ -87,4 +103,5 @@ export const ROUTES: { method: string; url: string; path: string; scope: string;
   },
   { method: 'GET', url: '/v1/devices/pump-1/insights', path: '/v1/devices/{id}/insights', scope: 'insights:read' },
   { method: 'GET', url: '/v1/devices/pump-1/usage', path: '/v1/devices/{id}/usage', scope: 'insights:read' },
+  { method: 'GET', url: '/v1/checks', path: '/v1/checks', scope: 'checks:read' },
 ]
