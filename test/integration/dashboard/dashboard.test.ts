@@ -16,9 +16,9 @@ import { tempDir } from '../../helpers/temp-dir.ts'
 const CHROMIUM = '/usr/bin/chromium'
 /** A JSON answer (problem details carry `code`) */
 const json = async (res: Response) => (await res.json()) as Record<string, unknown>
-// The README's screenshots are refreshed only on request (GATEHOUSE_SCREENSHOTS=1 npx vitest run
+// The README's screenshots are refreshed only on request (UPDATE_SCREENSHOTS=1 npx vitest run
 // test/integration/dashboard): a plain test run writes them to a temp dir and leaves the tree clean.
-const imagesDir = () => (process.env.GATEHOUSE_SCREENSHOTS === '1' ? join(import.meta.dirname, '../../../docs/images') : tempDir())
+const imagesDir = () => (process.env.UPDATE_SCREENSHOTS === '1' ? join(import.meta.dirname, '../../../docs/images') : tempDir())
 
 /** Gatehouse on temp dirs and ephemeral ports, with a dashboard key and a key without the scope. */
 async function running() {
