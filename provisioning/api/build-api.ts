@@ -8,6 +8,8 @@ import type { DeviceAuthority } from '../authority/device-authority.ts'
 import type { SettingsService } from '../settings/settings-service.ts'
 import { apiKeyAuth } from './api-key-auth.ts'
 import { devicesRoutes, type Presence } from './devices-routes.ts'
+import { createHealth, type Health } from '../health/health.ts'
+import { healthRoutes } from './health-routes.ts'
 import { notFoundHandler, problemErrorHandler } from './problem.ts'
 import { createRateLimiter, DEFAULT_RATE_LIMIT, type RateLimit } from './rate-limiter.ts'
 import { sharedSchemas } from './schemas.ts'
@@ -26,6 +28,8 @@ export interface ApiDeps {
   log: Logger
   /** request ids; default crypto randomness */
   random?: Random
+  /** GET /healthz and /readyz (gatehouse.ts names the checks); default: no checks, both answer ok */
+  health?: Health
 }
 
 export interface ApiOptions {
@@ -91,25 +95,15 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
         { name: 'devices', description: 'the device registry' },
         { name: 'settings', description: 'fleet defaults < group < device settings' },
         { name: 'insights', description: 'what the AI bridge said about a device, and its usage' },
+        { name: 'health', description: 'liveness and readiness probes, without a key' },
       ],
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   })
   app.register(apiKeyAuth, { apiKeys: deps.apiKeys, limiter: createRateLimiter(deps.clock, options.rateLimit ?? DEFAULT_RATE_LIMIT) })
 
+  app.register(healthRoutes, { health: deps.health ?? createHealth({ liveness: {}, readiness: {} }, { log: deps.log }) })
   app.register(async (open) => {
-    open.get(
-      '/healthz',
-      {
-        config: { public: true },
-        schema: {
-          summary: 'Liveness (no API key)',
-          security: [],
-          response: { 200: { type: 'object', properties: { status: { type: 'string', enum: ['ok'] } }, required: ['status'] } },
-        },
-      },
-      async () => ({ status: 'ok' as const }),
-    )
     open.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger())
   })
   app.register(devicesRoutes, { prefix: '/v1', authority: deps.authority, settings: deps.settings, presence: deps.presence })

@@ -3,6 +3,7 @@ import { onTestFinished } from 'vitest'
 import { cryptoRandom } from '../../../../certs/index.ts'
 import { buildApi, type ApiOptions } from '../../../../provisioning/api/build-api.ts'
 import type { Presence } from '../../../../provisioning/api/devices-routes.ts'
+import type { Health } from '../../../../provisioning/health/health.ts'
 import { createApiKeyService, type ApiKeyService } from '../../../../provisioning/api-keys/api-key-service.ts'
 import { createAiUsageService } from '../../../../provisioning/ai-usage/ai-usage-service.ts'
 import { createDeviceAuthority } from '../../../../provisioning/authority/device-authority.ts'
@@ -25,7 +26,7 @@ export function capturedLog() {
  * The API over a real control plane: SQLite in memory, the real authority, settings and API-key
  * services, a fixed clock, and a presence fake the test can set.
  */
-export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: Presence } = {}) {
+export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: Presence; health?: Health } = {}) {
   const clock = fixedClock(T0)
   const store = new SqliteRegistryStore(':memory:')
   const ca = await makeTestCa()
@@ -40,7 +41,10 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
     lastSeen: (id: string) => connected.get(id) ?? null,
   }
   const aiUsage = createAiUsageService({ store: store.aiUsage, clock })
-  const app = buildApi({ authority, settings, apiKeys, aiUsage, presence, clock, log }, options)
+  const app = buildApi(
+    { authority, settings, apiKeys, aiUsage, presence, clock, log, ...(fakes.health && { health: fakes.health }) },
+    options,
+  )
   onTestFinished(async () => {
     await app.close()
     store.close()
