@@ -7,6 +7,7 @@ import type { ClaimService } from '../claims/claim-service.ts'
 import type { CaOverview, CaRotationSummary } from '../ca/index.ts'
 import type { DeviceAuthority } from '../authority/device-authority.ts'
 import type { SettingsService } from '../settings/settings-service.ts'
+import type { HealthTarget } from '../health/health-client.ts'
 
 /** What a command prints to; tests pass a recorder, cli.ts passes the process's streams. */
 export interface CliIo {
@@ -56,6 +57,8 @@ export interface CliDeps {
     rotate(options: CommonOptions & { keyAlgorithm?: string }): Promise<CaRotationSummary>
     show(options: CommonOptions): Promise<CaOverview>
   }
+  /** `gatehouse status`: where the configuration says the API answers, and the data directory */
+  statusTarget(options: CommonOptions & { httpHost?: string; httpPort?: number }): { target: HealthTarget; dataDir: string }
 }
 
 export function addCommonOptions(cmd: Command): Command {

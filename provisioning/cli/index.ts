@@ -14,6 +14,7 @@ import { registerDeviceShow } from './device-show.ts'
 import { registerDeviceStatus } from './device-status.ts'
 import { registerInit } from './init.ts'
 import { registerSettings } from './settings.ts'
+import { registerStatus } from './status.ts'
 
 export type { CliDeps, CliIo, CommonOptions } from './cli-deps.ts'
 export { addCommonOptions } from './cli-deps.ts'
@@ -35,4 +36,5 @@ export function registerProvisioningCommands(program: Command, deps: CliDeps): v
   registerAudit(program, deps)
   registerApiKey(program, deps)
   registerSettings(program, deps)
+  registerStatus(program, deps)
 }
