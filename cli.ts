@@ -11,6 +11,7 @@ import {
   checkDataDir,
   dataDirLayout,
   describeCa,
+  healthTarget,
   initControlPlane,
   openControlPlane,
   rotateCa,
@@ -90,6 +91,10 @@ export function buildProgram(io: CliIo): Command {
       show: async (options) => describeCa(loadConfig(configFlags(options as Record<string, unknown>), io.env).dataDir),
     },
     check: async (options) => checkDataDir(loadConfig(configFlags(options as Record<string, unknown>), io.env).dataDir, options),
+    statusTarget(options) {
+      const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
+      return { target: healthTarget(config), dataDir: config.dataDir }
+    },
   }
   registerProvisioningCommands(program, deps)
   registerSim(program, { io, provision: (ids, options) => provisionSimDevices(deps, ids, options) })
@@ -176,7 +181,10 @@ function secretsOf(io: CliIo): { passphrase?: string; settingsKey?: string } {
   return { ...(passphrase !== undefined && { passphrase }), ...(settingsKey && { settingsKey }) }
 }
 
-/** Exit codes: 0 ok, 1 the operation failed (coded error), 2 usage or configuration error. */
+/** Coded errors that exit 2: a configuration error, and `gatehouse status` finding nothing running. */
+const EXIT_2_CODES = new Set(['GH_CONFIG_INVALID', 'GH_STATUS_NOT_RUNNING'])
+
+/** Exit codes: 0 ok, 1 the operation failed (coded error), 2 usage or configuration error (or see EXIT_2_CODES). */
 export function exitCodeFor(err: unknown, io: CliIo): number {
   if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2 // commander printed it already
   const e = err as { code?: string; message?: string }
@@ -186,7 +194,7 @@ export function exitCodeFor(err: unknown, io: CliIo): number {
   }
   if (typeof e?.code === 'string' && e.code.startsWith('GH_')) {
     io.err(`error ${e.code}: ${e.message}\n`)
-    return e.code === 'GH_CONFIG_INVALID' ? 2 : 1
+    return EXIT_2_CODES.has(e.code) ? 2 : 1
   }
   io.err(`error: internal error: ${e?.message ?? String(err)}\n(set GATEHOUSE_LOG_LEVEL=debug for details, and report it if it persists)\n`)
   if (io.env.GATEHOUSE_LOG_LEVEL === 'debug') io.err(`${(err as Error)?.stack ?? ''}\n`)

@@ -15,16 +15,23 @@ import { systemClock, systemTimers, type Clock, type Random } from './certs/inde
 import { authorityOptions, type Config } from './config.ts'
 import { buildApi, isLoopback, serveApi } from './provisioning/api/index.ts'
 import {
+  caCheck,
   cachedDeviceContexts,
+  changeFeedCheck,
   createChangeFeed,
   createLastSeenRecorder,
+  createHealth,
   createRegistryDirectory,
+  databaseCheck,
+  eventLoopCheck,
   initControlPlane,
   keepCaCurrent,
   loadServerTls,
+  monitorEventLoop,
   openControlPlane,
   type ChangeFeed,
   type ControlPlane,
+  type Health,
 } from './provisioning/index.ts'
 import type { FleetSignals } from './provisioning/dashboard/index.ts'
 
@@ -80,6 +87,34 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
   }
 }
 
+/**
+ * GET /healthz and /readyz (docs/architecture.md, "Health"): each plane checks what it owns, named here.
+ * The event-loop monitor runs from now until close.
+ */
+function healthChecks(
+  log: Logger,
+  clock: Clock,
+  control: ControlPlane,
+  feed: ChangeFeed,
+  broker: Broker,
+  closers: (() => unknown)[],
+): Health {
+  const eventLoop = monitorEventLoop()
+  closers.push(() => eventLoop.stop())
+  return createHealth(
+    {
+      liveness: { eventLoop: eventLoopCheck(eventLoop) },
+      readiness: {
+        database: databaseCheck(control.store, clock),
+        ca: caCheck(control.authority, clock),
+        mqtt: () => broker.acceptsConnections(),
+        changeFeed: changeFeedCheck(feed, clock),
+      },
+    },
+    { log: log.child({ module: 'provisioning.health' }) },
+  )
+}
+
 /** Everything after the control plane, each closer pushed as soon as its part exists. */
 async function startServices(
   config: Readonly<Config>,
@@ -129,6 +164,7 @@ async function startServices(
   const aiOptions = config.aiEnabled ? resolveAiBridgeOptions(config.ai) : undefined
   const api = buildApi(
     {
+      health: healthChecks(log, clock, control, feed, broker, closers),
       authority: control.authority,
       settings: control.settings,
       apiKeys: control.apiKeys,

@@ -2,6 +2,7 @@ import type { Aedes } from 'aedes'
 import net from 'node:net'
 import tls from 'node:tls'
 import { BrokerState } from './errors.ts'
+import { loopbackFor, probeListener } from './listener-probe.ts'
 import { createConnectionGate } from './connection-gate.ts'
 import { createMqttCore, type BrokerDeps, type MqttCore } from './create-mqtt-core.ts'
 import { createEventThrottle } from '../certs/index.ts'
@@ -46,6 +47,12 @@ export interface Broker extends Omit<MqttCore, 'aedes' | 'start' | 'handle' | 'c
   setTls(tls: BrokerTlsOptions): void
   /** Stops accepting, closes every connection and aedes; resolves when all is closed. Idempotent. */
   close(): Promise<void>
+  /**
+   * Readiness (GET /readyz): it is listening (else GH_BROKER_STATE) and a loopback TCP connection to its
+   * port is accepted within timeoutMs, default 1000 (else GH_BROKER_NOT_ACCEPTING). The probe is not
+   * logged as a TLS refusal.
+   */
+  acceptsConnections(timeoutMs?: number): Promise<void>
 }
 
 /**
@@ -99,6 +106,7 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
     core.handle(socket)
   })
   tlsServer.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
+    if (isOwnProbe(socket)) return void socket.destroy()
     // Node leaves the socket to this listener: on ERR_TLS_HANDSHAKE_TIMEOUT it is still open.
     showProxiedAddress(socket)
     const remoteAddress = socket.remoteAddress ?? null
@@ -119,6 +127,21 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
       { remoteAddress, reason, claimedCn: typeof claimed === 'string' ? claimed.slice(0, 64) : null, suppressed: hit.suppressed },
       'TLS refused',
     )
+  }
+
+  /** Local ports of acceptsConnections() probes not yet seen hanging up here (a few at most; the oldest dropped). */
+  const probePorts = new Set<number>()
+  function rememberProbe(localPort: number): void {
+    probePorts.add(localPort)
+    if (probePorts.size > 16) probePorts.delete(probePorts.values().next().value as number)
+  }
+  /**
+   * A connection from acceptsConnections() that hung up before TLS, as it does: the raw socket's peer port
+   * (read, and kept, when it was accepted) is the probe's local port.
+   */
+  function isOwnProbe(socket: tls.TLSSocket): boolean {
+    const port = (socket as tls.TLSSocket & { _parent?: net.Socket })._parent?.remotePort
+    return port !== undefined && probePorts.delete(port)
   }
 
   /** A TLSSocket reads its peer from the TCP handle; behind a proxy, the header's address replaces it. */
@@ -232,6 +255,11 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
     close() {
       closing ??= stop()
       return closing
+    },
+    async acceptsConnections(timeoutMs = 1000) {
+      if (state !== 'listening' || !netServer.listening) throw new BrokerState('accept connections', state)
+      const { address, port } = netServer.address() as net.AddressInfo
+      await probeListener(loopbackFor(address), port, timeoutMs, rememberProbe)
     },
     setTls(next) {
       tlsServer.setSecureContext({ key: next.key, cert: next.cert, ca: next.ca, minVersion: 'TLSv1.2' })

@@ -69,3 +69,10 @@ export const AiProviderTimeout = createError('GH_AI_PROVIDER_TIMEOUT', "AI provi
 
 /** The provider's circuit breaker is open after repeated failures: no call is made until the cool-down ends. */
 export const AiCircuitOpen = createError('GH_AI_CIRCUIT_OPEN', "AI provider '%s' is paused after %s consecutive failures, until %s", 503)
+
+/** Readiness: the MQTT listener did not accept a loopback TCP connection (create-broker.ts, acceptsConnections). */
+export const BrokerNotAccepting = createError(
+  'GH_BROKER_NOT_ACCEPTING',
+  'the MQTT listener on port %s does not accept connections (%s)',
+  503,
+)

@@ -1,9 +1,9 @@
 import { x509 } from './x509.ts'
 import type { X509Certificate } from '@peculiar/x509'
 import type { Clock } from './clock.ts'
-import { CaNameInvalid } from './errors.ts'
+import { CaKeyUnusable, CaNameInvalid } from './errors.ts'
 import { assertIssuerValidAt, authorityKeyIdentifier, randomSerial, signCertificate, validityWindow } from './issue-certificate.ts'
-import { DEFAULT_KEY_ALGORITHM, generateKeyPair, type CryptoKey, type KeyAlgorithm } from './keys.ts'
+import { DEFAULT_KEY_ALGORITHM, generateKeyPair, signingAlgorithmFor, subtle, type CryptoKey, type KeyAlgorithm } from './keys.ts'
 import type { Random } from './random.ts'
 
 /** A CA certificate and the key that signs with it. */
@@ -145,4 +145,24 @@ export function isIssuedBy(cert: X509Certificate, issuer: X509Certificate): bool
   const ski = issuer.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId
   if (aki && ski) return aki.toLowerCase() === ski.toLowerCase()
   return cert.issuerName.toString() === issuer.subjectName.toString()
+}
+
+const PROBE = new TextEncoder().encode('gatehouse: can this CA key sign?')
+
+/**
+ * Whether an issuer can issue now (readiness, GET /readyz): its certificate is valid at `now`
+ * (GH_CA_ISSUER_EXPIRED) and its key signs a challenge that its certificate's public key verifies
+ * (GH_CA_KEY_UNUSABLE): the key is loaded, usable, and the one the certificate names.
+ */
+export async function assertIssuerUsable(issuer: IssuerKeyPair, now: Date): Promise<void> {
+  assertIssuerValidAt(issuer.certificate, now)
+  const params = signingAlgorithmFor(issuer.privateKey)
+  let verified: boolean
+  try {
+    const signature = await subtle.sign(params, issuer.privateKey, PROBE)
+    verified = await subtle.verify(params, await issuer.certificate.publicKey.export(), signature, PROBE)
+  } catch (err) {
+    throw new CaKeyUnusable(issuer.certificate.subject, (err as Error).name || 'error', { cause: err })
+  }
+  if (!verified) throw new CaKeyUnusable(issuer.certificate.subject, 'the key does not match the certificate')
 }

@@ -53,6 +53,11 @@ export const CaIssuerExpired = createError(
   "issuer '%s' is not valid at %s (it is valid %s): rotate or renew the CA before issuing",
   500,
 )
+export const CaKeyUnusable = createError(
+  'GH_CA_KEY_UNUSABLE',
+  "the key of CA '%s' cannot sign for its certificate (%s): restore the CA files from a backup, or rotate the CA",
+  500,
+)
 export const CertHostnameInvalid = createError(
   'GH_CERT_HOSTNAME_INVALID',
   "invalid server hostname '%s': use a DNS name (letters, digits, '-', '.', optional leading '*.') or an IP address",

@@ -40,6 +40,7 @@ export {
   createCertificateAuthority,
   issueIssuingCa,
   isIssuedBy,
+  assertIssuerUsable,
 } from './ca.ts'
 
 export { issueServerCertificate } from './issue-certificate.ts'

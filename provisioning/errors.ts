@@ -233,3 +233,20 @@ export const ChecksFailed = createError(
   '%d fleet check finding(s) at or above %s: fix them (each finding says how), or choose another --fail-on',
   422,
 )
+
+// Health (provisioning/health/, GET /healthz and /readyz, `gatehouse status`)
+export const HealthCheckTimeout = createError('GH_HEALTH_TIMEOUT', 'the %s check gave no answer within %s ms', 503)
+export const HealthCheckFailed = createError('GH_HEALTH_CHECK_FAILED', 'the %s check failed unexpectedly: see the log', 503)
+export const EventLoopDelayed = createError(
+  'GH_HEALTH_EVENT_LOOP_DELAYED',
+  'the event loop was blocked for %s ms (bound %s ms): look for CPU starvation or a long synchronous task in the log',
+  503,
+)
+export const ChangeFeedStalled = createError('GH_HEALTH_FEED_STALLED', 'the change feed %s: see the log for failed polls', 503)
+export const StatusNotRunning = createError(
+  'GH_STATUS_NOT_RUNNING',
+  'no Gatehouse answers on %s (%s): start it with `gatehouse start`, or pass the --data-dir / GATEHOUSE_HTTP_PORT it runs with',
+  503,
+)
+export const StatusUnreachable = createError('GH_STATUS_UNREACHABLE', 'Gatehouse on %s did not answer its health routes: %s', 503)
+export const StatusNotReady = createError('GH_STATUS_NOT_READY', 'Gatehouse on %s is running but not ready: failed %s', 503)

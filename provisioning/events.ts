@@ -60,6 +60,8 @@ export interface ChangeFeed {
   catchUp(): number
   start(): void
   stop(): void
+  /** For readiness (GET /readyz): whether it runs, its interval, and the later of its last successful poll and its start (null: neither). */
+  status(): { running: boolean; intervalMs: number; lastProgressAt: Date | null }
 }
 
 export interface ChangeFeedOptions {
@@ -83,6 +85,8 @@ export function createChangeFeed(
   let nudged = false
   let seenVersion = store.dataVersion()
   let localCommits = false
+  let lastPollAt: Date | null = null
+  let startedAt: Date | null = null
   // A commit in this process is delivered on the next turn of the event loop, not a poll interval later.
   store.onEventsCommitted(() => {
     localCommits = true
@@ -132,6 +136,7 @@ export function createChangeFeed(
         if (batch.length < 500) break
       }
       if (++polls % 3000 === 0) store.pruneEvents(new Date(clock.now().getTime() - retainMs))
+      lastPollAt = clock.now()
       return delivered
     } finally {
       polling = false
@@ -150,10 +155,16 @@ export function createChangeFeed(
     start() {
       if (stopTimer) return
       stopTimer = scheduler.every(intervalMs, safePoll)
+      startedAt = clock.now()
     },
     stop() {
       stopTimer?.()
       stopTimer = undefined
     },
+    status: () => ({ running: stopTimer !== undefined, intervalMs, lastProgressAt: latest(lastPollAt, startedAt) }),
   }
+}
+
+function latest(a: Date | null, b: Date | null): Date | null {
+  return a === null || (b !== null && b > a) ? b : a
 }

@@ -9,6 +9,8 @@ import type { SettingsService } from '../settings/settings-service.ts'
 import { apiKeyAuth } from './api-key-auth.ts'
 import { checksRoutes, type ChecksRoutesOptions } from './checks-routes.ts'
 import { devicesRoutes, type Presence } from './devices-routes.ts'
+import { createHealth, type Health } from '../health/health.ts'
+import { healthRoutes } from './health-routes.ts'
 import { notFoundHandler, problemErrorHandler } from './problem.ts'
 import { createRateLimiter, DEFAULT_RATE_LIMIT, type RateLimit } from './rate-limiter.ts'
 import { sharedSchemas } from './schemas.ts'
@@ -32,6 +34,8 @@ export interface ApiDeps {
   random?: Random
   /** the dashboard (/dashboard) is served when its live signals are given (gatehouse.ts does) */
   dashboard?: { signals: FleetSignals; aiBudget?: AiBudgetOf; timers?: Timers }
+  /** GET /healthz and /readyz (gatehouse.ts names the checks); default: no checks, both answer ok */
+  health?: Health
 }
 
 export interface ApiOptions {
@@ -100,25 +104,15 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
         { name: 'settings', description: 'fleet defaults < group < device settings' },
         { name: 'insights', description: 'what the AI bridge said about a device, and its usage' },
         { name: 'checks', description: "fleet audit checks over the data directory (as 'gatehouse check')" },
+        { name: 'health', description: 'liveness and readiness probes, without a key' },
       ],
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   })
   app.register(apiKeyAuth, { apiKeys: deps.apiKeys, limiter: createRateLimiter(deps.clock, options.rateLimit ?? DEFAULT_RATE_LIMIT) })
 
+  app.register(healthRoutes, { health: deps.health ?? createHealth({ liveness: {}, readiness: {} }, { log: deps.log }) })
   app.register(async (open) => {
-    open.get(
-      '/healthz',
-      {
-        config: { public: true },
-        schema: {
-          summary: 'Liveness (no API key)',
-          security: [],
-          response: { 200: { type: 'object', properties: { status: { type: 'string', enum: ['ok'] } }, required: ['status'] } },
-        },
-      },
-      async () => ({ status: 'ok' as const }),
-    )
     open.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger())
   })
   app.register(devicesRoutes, { prefix: '/v1', authority: deps.authority, settings: deps.settings, presence: deps.presence })

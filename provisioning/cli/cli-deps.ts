@@ -8,6 +8,7 @@ import type { CaOverview, CaRotationSummary } from '../ca/index.ts'
 import type { CheckOptions, CheckReport } from '../checks/index.ts'
 import type { DeviceAuthority } from '../authority/device-authority.ts'
 import type { SettingsService } from '../settings/settings-service.ts'
+import type { HealthTarget } from '../health/health-client.ts'
 
 /** What a command prints to; tests pass a recorder, cli.ts passes the process's streams. */
 export interface CliIo {
@@ -59,6 +60,8 @@ export interface CliDeps {
   }
   /** `gatehouse check` (provisioning/checks/): the fleet checks over the configured data directory */
   check(options: CommonOptions & Partial<CheckOptions>): Promise<CheckReport>
+  /** `gatehouse status`: where the configuration says the API answers, and the data directory */
+  statusTarget(options: CommonOptions & { httpHost?: string; httpPort?: number }): { target: HealthTarget; dataDir: string }
 }
 
 export function addCommonOptions(cmd: Command): Command {

@@ -15,6 +15,7 @@ import { registerDeviceShow } from './device-show.ts'
 import { registerDeviceStatus } from './device-status.ts'
 import { registerInit } from './init.ts'
 import { registerSettings } from './settings.ts'
+import { registerStatus } from './status.ts'
 
 export type { CliDeps, CliIo, CommonOptions } from './cli-deps.ts'
 export { addCommonOptions } from './cli-deps.ts'
@@ -37,4 +38,5 @@ export function registerProvisioningCommands(program: Command, deps: CliDeps): v
   registerApiKey(program, deps)
   registerSettings(program, deps)
   registerCheck(program, deps)
+  registerStatus(program, deps)
 }

@@ -207,6 +207,10 @@ export class InMemoryRegistryStore implements RegistryStore {
     this.#meta.set(key, value)
   }
 
+  probeWrite(at: Date): void {
+    this.#meta.set('health.probedAt', at.toISOString())
+  }
+
   close(): void {}
 }
 

@@ -126,6 +126,11 @@ export interface RegistryStore {
 
   getMeta(key: string): string | undefined
   setMeta(key: string, value: string): void
+  /**
+   * Readiness (GET /readyz): a real write (the `health.probedAt` meta row, committed) that waits at most
+   * busyTimeoutMs for another writer's lock; GH_STORE_WRITE_FAILED when the registry cannot be written.
+   */
+  probeWrite(at: Date, busyTimeoutMs: number): void
 
   close(): void
 }

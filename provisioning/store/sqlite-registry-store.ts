@@ -89,6 +89,7 @@ export interface SqliteRegistryStoreOptions {
  */
 export class SqliteRegistryStore implements RegistryStore {
   readonly #db: Database.Database
+  readonly #busyTimeoutMs: number
   readonly #stmts
   /** settings layers, versions, reports and schemas, on this connection (same transactions) */
   readonly settings: SqliteSettingsStore
@@ -103,7 +104,8 @@ export class SqliteRegistryStore implements RegistryStore {
     // The registry is private to Gatehouse: create it 0600 (SQLite gives its -wal and -shm files the same mode).
     if (!options.readonly && path !== ':memory:') closeSync(openSync(path, 'a', 0o600))
     this.#db = new Database(path, { readonly: options.readonly ?? false })
-    this.#db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`)
+    this.#busyTimeoutMs = options.busyTimeoutMs ?? 5000
+    this.#db.pragma(`busy_timeout = ${this.#busyTimeoutMs}`)
     if (!options.readonly) {
       this.#db.pragma('journal_mode = WAL')
       this.#db.pragma('synchronous = FULL')
@@ -353,6 +355,16 @@ export class SqliteRegistryStore implements RegistryStore {
 
   setMeta(key: string, value: string): void {
     this.#write(() => this.#stmts.setMeta.run(key, value))
+  }
+
+  probeWrite(at: Date, busyTimeoutMs: number): void {
+    // better-sqlite3 waits synchronously: a short timeout keeps the event loop answering while another process holds the lock
+    this.#db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(busyTimeoutMs))}`)
+    try {
+      this.#write(() => this.#db.transaction(() => this.#stmts.setMeta.run('health.probedAt', iso(at))).immediate())
+    } finally {
+      this.#db.pragma(`busy_timeout = ${this.#busyTimeoutMs}`)
+    }
   }
 
   close(): void {

@@ -209,5 +209,13 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
       store.setMeta('crl.number', '2')
       expect(store.getMeta('crl.number')).toBe('2')
     })
+
+    it('probes a write: it commits the probe time and changes nothing else', () => {
+      const store = make()
+      store.insertDevice(device('a'))
+      store.probeWrite(t0, 100)
+      expect(store.getMeta('health.probedAt')).toBe(t0.toISOString())
+      expect(store.listDevices().map((d) => d.id)).toEqual(['a'])
+    })
   })
 }

@@ -7,19 +7,20 @@
  */
 
 /**
- * Resolves with the first truthy value of `check`, re-checked every `everyMs` (5 ms; more for a costly
- * check); rejects after `timeoutMs` naming `what` (a function is called then, to show the state it found).
+ * Resolves with the first truthy value of `check` (awaited when it is a promise: an HTTP probe), re-checked
+ * every `everyMs` (5 ms; more for a costly check); rejects after `timeoutMs` naming `what` (a function is
+ * called then, to show the state it found).
  */
 export async function waitFor<T>(
-  check: () => T,
+  check: () => T | PromiseLike<T>,
   timeoutMs = 2000,
   what: string | (() => string) = 'condition',
   everyMs = 5,
-): Promise<NonNullable<T>> {
+): Promise<NonNullable<Awaited<T>>> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const value = check()
-    if (value) return value as NonNullable<T>
+    const value = await check()
+    if (value) return value as NonNullable<Awaited<T>>
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what}`)
     await new Promise((r) => setTimeout(r, everyMs))
   }

@@ -60,7 +60,7 @@ describe('serveApi', () => {
     const served = await serveApi(build({ https: { key: tls.key, cert: tls.cert } }), { host: '127.0.0.1', port: 0 })
     onTestFinished(() => served.close())
     expect(served.url).toBe(`https://127.0.0.1:${served.port}`)
-    expect(await httpsGet(`${served.url}/healthz`, tls.ca)).toEqual({ status: 200, body: '{"status":"ok"}' })
+    expect(await httpsGet(`${served.url}/healthz`, tls.ca)).toEqual({ status: 200, body: '{"status":"ok","checks":{}}' })
     const { token } = control.apiKeys.create({ name: 'app', scopes: ['devices:read'] }, 'operator:test')
     const list = await httpsGet(`${served.url}/v1/devices`, tls.ca, { authorization: `Bearer ${token}` })
     expect(list.status).toBe(200)

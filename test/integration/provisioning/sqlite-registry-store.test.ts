@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process'
+import Database from 'better-sqlite3'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import pino from 'pino'
@@ -69,5 +70,19 @@ describe('SqliteRegistryStore on disk', () => {
     store.close()
     execFileSync(process.execPath, ['-e', `new (require('better-sqlite3'))(process.argv[1]).pragma('user_version = 99')`, path])
     expect(() => new SqliteRegistryStore(path)).toThrow(expect.objectContaining({ code: 'GH_STORE_SCHEMA_TOO_NEW' }))
+  })
+
+  it('fails a write probe within its own short timeout while another connection holds the write lock, and passes once it is released', () => {
+    const path = join(tempDir(), 'gatehouse.db')
+    const store = open(path)
+    const other = new Database(path)
+    onTestFinished(() => void other.close())
+    other.exec('BEGIN EXCLUSIVE')
+    const started = performance.now()
+    expect(() => store.probeWrite(new Date(), 50)).toThrow(expect.objectContaining({ code: 'GH_STORE_WRITE_FAILED' }))
+    expect(performance.now() - started).toBeLessThan(1000) // not the store's 5 s busy timeout
+    other.exec('ROLLBACK')
+    store.probeWrite(new Date('2026-02-03T04:05:06Z'), 50)
+    expect(store.getMeta('health.probedAt')).toBe('2026-02-03T04:05:06.000Z')
   })
 })

@@ -3,6 +3,7 @@ import { onTestFinished } from 'vitest'
 import { cryptoRandom } from '../../../../certs/index.ts'
 import { buildApi, type ApiOptions } from '../../../../provisioning/api/build-api.ts'
 import type { Presence } from '../../../../provisioning/api/devices-routes.ts'
+import type { Health } from '../../../../provisioning/health/health.ts'
 import { createApiKeyService, type ApiKeyService } from '../../../../provisioning/api-keys/api-key-service.ts'
 import { createAiUsageService } from '../../../../provisioning/ai-usage/ai-usage-service.ts'
 import { createDeviceAuthority } from '../../../../provisioning/authority/device-authority.ts'
@@ -26,7 +27,7 @@ export function capturedLog() {
  * The API over a real control plane: SQLite in memory, the real authority, settings and API-key
  * services, a fixed clock, and a presence fake the test can set.
  */
-export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: Presence } = {}) {
+export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: Presence; health?: Health } = {}) {
   const clock = fixedClock(T0)
   const store = new SqliteRegistryStore(':memory:')
   const ca = await makeTestCa()
@@ -43,7 +44,10 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
   const aiUsage = createAiUsageService({ store: store.aiUsage, clock })
   // the check engine over an empty fleet (no data directory here); test/integration/api/checks-route.test.ts runs it on a real one
   const checks = async () => runChecks(emptyFleet(clock.now()))
-  const app = buildApi({ authority, settings, apiKeys, aiUsage, presence, checks, clock, log }, options)
+  const app = buildApi(
+    { authority, settings, apiKeys, aiUsage, presence, checks, clock, log, ...(fakes.health && { health: fakes.health }) },
+    options,
+  )
   onTestFinished(async () => {
     await app.close()
     store.close()

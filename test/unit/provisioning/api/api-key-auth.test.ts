@@ -53,9 +53,10 @@ describe('API key check', () => {
     }
   })
 
-  it('lets /healthz and /openapi.json through without a key', async () => {
+  it('lets /healthz, /readyz and /openapi.json through without a key', async () => {
     const { call } = await withDevice()
-    expect((await call(undefined, 'GET', '/healthz')).json()).toEqual({ status: 'ok' })
+    expect((await call(undefined, 'GET', '/healthz')).json()).toEqual({ status: 'ok', checks: {} })
+    expect((await call(undefined, 'GET', '/readyz')).json()).toEqual({ status: 'ok', checks: {} })
     expect((await call(undefined, 'GET', '/openapi.json')).statusCode).toBe(200)
   })
 
