@@ -60,6 +60,8 @@ export interface ChangeFeed {
   catchUp(): number
   start(): void
   stop(): void
+  /** The last event delivered and when the last poll finished (null before the first): what its lag is measured from. */
+  position(): { seq: number; polledAt: Date | null }
 }
 
 export interface ChangeFeedOptions {
@@ -83,6 +85,7 @@ export function createChangeFeed(
   let nudged = false
   let seenVersion = store.dataVersion()
   let localCommits = false
+  let polledAt: Date | null = null
   // A commit in this process is delivered on the next turn of the event loop, not a poll interval later.
   store.onEventsCommitted(() => {
     localCommits = true
@@ -131,6 +134,7 @@ export function createChangeFeed(
         delivered += batch.length
         if (batch.length < 500) break
       }
+      polledAt = clock.now()
       if (++polls % 3000 === 0) store.pruneEvents(new Date(clock.now().getTime() - retainMs))
       return delivered
     } finally {
@@ -144,6 +148,7 @@ export function createChangeFeed(
       return () => listeners.delete(listener)
     },
     poll,
+    position: () => ({ seq: cursor, polledAt }),
     catchUp() {
       return localCommits || store.dataVersion() !== seenVersion ? poll() : 0
     },
