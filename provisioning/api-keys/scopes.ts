@@ -2,7 +2,7 @@
  * The fixed list of API key scopes. Each HTTP route declares exactly one (provisioning/api/); a key
  * may call a route only if it holds that scope. There is no wildcard: a key gets what it is given.
  */
-export const API_SCOPES = ['devices:read', 'devices:revoke', 'settings:read', 'settings:write', 'insights:read'] as const
+export const API_SCOPES = ['devices:read', 'devices:revoke', 'settings:read', 'settings:write', 'insights:read', 'metrics:read'] as const
 
 export type ApiScope = (typeof API_SCOPES)[number]
 

@@ -14,6 +14,8 @@ import { sharedSchemas } from './schemas.ts'
 import { settingsRoutes } from './settings-routes.ts'
 import { insightsRoutes } from './insights-routes.ts'
 import type { AiUsageService } from '../ai-usage/ai-usage-service.ts'
+import type { Metrics } from '../metrics/index.ts'
+import { metricsRoutes } from './metrics-routes.ts'
 
 export interface ApiDeps {
   authority: DeviceAuthority
@@ -26,6 +28,8 @@ export interface ApiDeps {
   log: Logger
   /** request ids; default crypto randomness */
   random?: Random
+  /** serves GET /metrics to keys with metrics:read; absent when metrics have their own listener (metricsPort) */
+  metrics?: Pick<Metrics, 'render' | 'contentType'>
 }
 
 export interface ApiOptions {
@@ -91,6 +95,7 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
         { name: 'devices', description: 'the device registry' },
         { name: 'settings', description: 'fleet defaults < group < device settings' },
         { name: 'insights', description: 'what the AI bridge said about a device, and its usage' },
+        { name: 'monitoring', description: 'Prometheus metrics' },
       ],
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
@@ -115,5 +120,6 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
   app.register(devicesRoutes, { prefix: '/v1', authority: deps.authority, settings: deps.settings, presence: deps.presence })
   app.register(settingsRoutes, { prefix: '/v1', settings: deps.settings })
   app.register(insightsRoutes, { prefix: '/v1', authority: deps.authority, aiUsage: deps.aiUsage })
+  if (deps.metrics) app.register(metricsRoutes, { metrics: deps.metrics })
   return app
 }

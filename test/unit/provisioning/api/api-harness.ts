@@ -40,7 +40,12 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
     lastSeen: (id: string) => connected.get(id) ?? null,
   }
   const aiUsage = createAiUsageService({ store: store.aiUsage, clock })
-  const app = buildApi({ authority, settings, apiKeys, aiUsage, presence, clock, log }, options)
+  // the route's part is serving what the collector renders; the collector itself runs in test/integration/provisioning/metrics.test.ts
+  const metrics = {
+    render: async () => '# TYPE gatehouse_connections gauge\ngatehouse_connections 0\n',
+    contentType: 'text/plain; version=0.0.4; charset=utf-8',
+  }
+  const app = buildApi({ authority, settings, apiKeys, aiUsage, presence, clock, log, metrics }, options)
   onTestFinished(async () => {
     await app.close()
     store.close()
@@ -87,4 +92,5 @@ export const ROUTES: { method: string; url: string; path: string; scope: string;
   },
   { method: 'GET', url: '/v1/devices/pump-1/insights', path: '/v1/devices/{id}/insights', scope: 'insights:read' },
   { method: 'GET', url: '/v1/devices/pump-1/usage', path: '/v1/devices/{id}/usage', scope: 'insights:read' },
+  { method: 'GET', url: '/metrics', path: '/metrics', scope: 'metrics:read' },
 ]
