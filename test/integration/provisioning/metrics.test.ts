@@ -68,8 +68,16 @@ describe('GET /metrics from a running Gatehouse', () => {
     // pump-1: two JSON telemetry messages; the AI tier's burst of 1 forwards the first and throttles the second
     const client = await connectDevice(gatehouse.mqtt.port, pump1!)
     const insights: string[] = []
-    client.on('message', (topic, payload) => insights.push(`${topic} ${payload}`))
-    await client.subscribeAsync('devices/pump-1/insights', { qos: 1 })
+    const settings: { version: number; settings: object }[] = []
+    client.on('message', (topic, payload) => {
+      if (topic.endsWith('/settings')) settings.push(JSON.parse(payload.toString()))
+      else insights.push(`${topic} ${payload}`)
+    })
+    // its settings are pushed on subscribe; its report of that version puts it in sync
+    await client.subscribeAsync(['devices/pump-1/insights', 'devices/pump-1/settings'], { qos: 1 })
+    const [pushed] = await waitFor(() => (settings.length === 1 ? settings : null), 5000, 'the settings document')
+    await client.publishAsync('devices/pump-1/settings/reported', JSON.stringify(pushed), { qos: 1 })
+    await waitFor(() => gatehouse.control.settings.syncCounts().inSync === 1, 5000, 'the report stored')
     await client.publishAsync('devices/pump-1/telemetry', JSON.stringify({ temp: 20 }), { qos: 1 })
     await client.publishAsync('devices/pump-1/telemetry', JSON.stringify({ temp: 21 }), { qos: 1 })
     await waitFor(() => insights.length === 2, 10_000, 'an insight and a throttle notice')
@@ -93,7 +101,9 @@ describe('GET /metrics from a running Gatehouse', () => {
     expect(moved('gatehouse_connections_refused_total{reason="revoked"}')).toBe(1)
     expect(moved('gatehouse_tls_handshake_failures_total{reason="DEPTH_ZERO_SELF_SIGNED_CERT"}')).toBe(1)
     expect(moved('gatehouse_publishes_received_total{class="telemetry"}')).toBe(5)
+    expect(moved('gatehouse_publishes_received_total{class="settings"}')).toBe(1)
     expect(moved('gatehouse_messages_sent_total{class="insights"}')).toBe(2)
+    expect(moved('gatehouse_messages_sent_total{class="settings"}')).toBe(1)
     expect(moved('gatehouse_limit_hits_total{kind="messages"}')).toBe(1)
     expect(moved('gatehouse_ai_messages_total{outcome="forwarded"}')).toBe(1)
     expect(moved('gatehouse_ai_messages_total{outcome="throttled"}')).toBe(1)
@@ -107,7 +117,8 @@ describe('GET /metrics from a running Gatehouse', () => {
     expect(after.get('gatehouse_certificates_expiring{within="30d"}')).toBe(0)
     expect(after.get('gatehouse_ca_expiry_timestamp_seconds{role="issuing"}')).toBeGreaterThan(Date.now() / 1000)
     expect(after.get('gatehouse_change_feed_lag_events')).toBe(0)
-    expect(after.get('gatehouse_settings_devices{state="out-of-sync"}')).toBe(2)
+    expect(after.get('gatehouse_settings_devices{state="in-sync"}')).toBe(1)
+    expect(after.get('gatehouse_settings_devices{state="out-of-sync"}')).toBe(1)
     expect([...after.keys()].some((s) => s.startsWith('gatehouse_nodejs_eventloop_lag_seconds'))).toBe(true)
     expect([...after.keys()].some((s) => s.startsWith('gatehouse_process_resident_memory_bytes'))).toBe(true)
     expect([...after.keys()].some((s) => s.startsWith('gatehouse_build_info{version="0.1.0"'))).toBe(true)
