@@ -57,12 +57,12 @@ export function createMetrics(sources: MetricsSources): Metrics {
   return { render: () => registry.metrics(), contentType: registry.contentType }
 }
 
-type GaugeFn = (name: string, help: string, labelNames: string[], read: () => Iterable<Sample>) => unknown
+type SeriesFn = (name: string, help: string, labelNames: string[], read: () => Iterable<Sample>) => unknown
 type HistogramFn = (name: string, help: string, read: () => Iterable<[Labels, Readonly<Histogram>]>) => unknown
 
 const byKey = (label: string, entries: Iterable<[string, number]>): Sample[] => [...entries].map(([k, v]) => [{ [label]: k }, v])
 
-function brokerMetrics(sources: MetricsSources, gauge: GaugeFn, counter: GaugeFn): void {
+function brokerMetrics(sources: MetricsSources, gauge: SeriesFn, counter: SeriesFn): void {
   const { broker } = sources
   gauge('connections', 'Devices connected now', [], () => [[{}, broker.connectedDeviceIds().length]])
   counter('connections_accepted_total', 'Sessions that got CONNACK 0, by kind (device, claim)', ['kind'], () =>
@@ -88,7 +88,7 @@ function brokerMetrics(sources: MetricsSources, gauge: GaugeFn, counter: GaugeFn
   ])
 }
 
-function aiMetrics(ai: NonNullable<MetricsSources['ai']>, gauge: GaugeFn, counter: GaugeFn, histogram: HistogramFn): void {
+function aiMetrics(ai: NonNullable<MetricsSources['ai']>, gauge: SeriesFn, counter: SeriesFn, histogram: HistogramFn): void {
   const outcomes = ['received', 'skipped', 'dropped', 'noConsent', 'throttled', 'forwarded', 'insights', 'failed', 'errors'] as const
   counter('ai_messages_total', 'AI bridge telemetry messages and requests, by outcome', ['outcome'], () => {
     const s = ai.stats()
@@ -114,7 +114,7 @@ function aiMetrics(ai: NonNullable<MetricsSources['ai']>, gauge: GaugeFn, counte
   )
 }
 
-function controlPlaneMetrics(sources: MetricsSources, gauge: GaugeFn, histogram: HistogramFn): void {
+function controlPlaneMetrics(sources: MetricsSources, gauge: SeriesFn, histogram: HistogramFn): void {
   const { registry, feed, clock } = sources
   gauge('change_feed_lag_events', 'Events committed to the registry and not yet delivered by the change feed', [], () => [
     [{}, Math.max(0, registry.lastEventSeq() - feed.position().seq)],
