@@ -121,6 +121,7 @@ export function buildProgram(io: CliIo): Command {
     const gatehouse = await startGatehouse(config, { log, env: io.env, ...secretsOf(io) })
     io.err(
       `gatehouse: MQTT over mutual TLS on ${gatehouse.mqtt.host}:${gatehouse.mqtt.port}; HTTP API on ${gatehouse.http.url}; ` +
+        (gatehouse.metricsHttp ? `metrics on ${gatehouse.metricsHttp.url}/metrics; ` : '') +
         `data in ${config.dataDir}; trust chain ${dataDirLayout(config.dataDir).chain}\n`,
     )
     await new Promise<void>((resolve) => {

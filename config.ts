@@ -34,6 +34,10 @@ export const configSchema = {
     httpHost: { type: 'string', minLength: 1, default: '127.0.0.1' },
     httpPort: { type: 'integer', minimum: 0, maximum: 65_535, default: 8080 },
     httpAllowInsecure: { type: 'boolean', default: false },
+    /** GET /metrics on its own listener, without an API key (else on the API, for keys with metrics:read) */
+    metricsPort: { type: 'integer', minimum: 0, maximum: 65_535 },
+    /** the metrics listener's address: loopback unless the operator names another */
+    metricsHost: { type: 'string', minLength: 1, default: '127.0.0.1' },
     /** requests per API key (token bucket) */
     httpRateLimit: rateLimitSchema(DEFAULT_RATE_LIMIT),
     hostnames: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 253 }, default: [] },
@@ -201,6 +205,19 @@ function planeProblems(config: Config, used: EnvBinding[]): string[] {
   })
 }
 
+/** The metrics listener on the address and port of another listener would stop start-up with EADDRINUSE: say so first. */
+function listenerProblems(config: Config): string[] {
+  const port = config.metricsPort
+  if (port === undefined || port === 0) return []
+  const others = [
+    ['mqttPort', config.host, config.mqttPort],
+    ['httpPort', config.httpHost, config.httpPort],
+  ] as const
+  return others
+    .filter(([, host, p]) => p === port && host === config.metricsHost)
+    .map(([key]) => `metricsPort ${port} on ${config.metricsHost} is ${key} too: give the metrics listener a port of its own`)
+}
+
 /**
  * The one way to a Config: defaults < <dataDir>/gatehouse.json < GATEHOUSE_* env < flags, merged key by
  * key. Invalid input stops start-up with every problem listed, naming the environment variable a bad
@@ -217,7 +234,7 @@ export function loadConfig(flags: ConfigInput, env: NodeJS.ProcessEnv): Readonly
   const fromEnvAlone = used.filter((b) => valueAt(flags, b.path) === undefined)
   const sources = new Map(fromEnvAlone.map((b) => [`/${b.path.join('/')}`, b.name]))
   if (!validate(config)) throw new ConfigInvalid(describeSchemaErrors(validate.errors ?? [], 'config', envLabel(sources)).join('; '))
-  const problems = planeProblems(config, fromEnvAlone)
+  const problems = [...planeProblems(config, fromEnvAlone), ...listenerProblems(config)]
   if (problems.length > 0) throw new ConfigInvalid(problems.join('; '))
   return deepFreeze(config)
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import type { Server as TlsServer } from 'node:tls'
 import type { Logger } from 'pino'
 import {
@@ -11,9 +12,10 @@ import {
   type AiBridge,
   type Broker,
 } from './broker/index.ts'
-import { systemClock, systemTimers, type Clock, type Random } from './certs/index.ts'
+import { parseCertificatesPem, systemClock, systemTimers, type Clock, type Random } from './certs/index.ts'
 import { authorityOptions, type Config } from './config.ts'
-import { buildApi, isLoopback, serveApi } from './provisioning/api/index.ts'
+import { buildApi, isLoopback, serveApi, serveMetrics } from './provisioning/api/index.ts'
+import { createMetrics, type Metrics } from './provisioning/metrics/index.ts'
 import {
   caCheck,
   cachedDeviceContexts,
@@ -58,6 +60,8 @@ export interface Gatehouse {
   mqtt: { host: string; port: number }
   /** the app HTTP API */
   http: { url: string; port: number }
+  /** the separate metrics listener, when metricsPort is configured (else /metrics is on the API) */
+  metricsHttp: { url: string; port: number } | undefined
   /** the AI bridge, unless aiEnabled is false */
   ai: AiBridge | undefined
   close(): Promise<void>
@@ -124,7 +128,7 @@ async function startServices(
 ): Promise<Omit<Gatehouse, 'close'>> {
   const clock = deps.clock ?? systemClock
   const log = deps.log
-  const tls = await loadServerTls(config.dataDir, deps.passphrase)
+  let tls = await loadServerTls(config.dataDir, deps.passphrase)
   const feed = createChangeFeed(
     { store: control.store, clock, log: log.child({ module: 'provisioning.feed' }) },
     { intervalMs: config.changeFeedIntervalMs },
@@ -162,6 +166,20 @@ async function startServices(
     }),
   )
   const aiOptions = config.aiEnabled ? resolveAiBridgeOptions(config.ai) : undefined
+  const ai = aiOptions && startAiBridge(aiOptions, deps, control, broker, directory)
+  if (ai) closers.push(() => ai.detach())
+  const metrics = createMetrics({
+    broker,
+    ...(ai && { ai }),
+    feed,
+    registry: control.store,
+    settings: control.settings,
+    lookups: directory.latency,
+    caCertificates: () => caCertificates(tls.ca),
+    clock,
+    build: { version: PACKAGE_VERSION },
+  })
+  const metricsOnApi = config.metricsPort === undefined
   const api = buildApi(
     {
       health: healthChecks(log, clock, control, feed, broker, closers),
@@ -178,25 +196,10 @@ async function startServices(
         signals: fleetSignals(broker, feed),
         aiBudget: (deviceId, tier) => (aiOptions ? routeFor(aiOptions, deviceId, tier).limits : null),
       },
+      ...(metricsOnApi && { metrics }),
     },
     { rateLimit: { ...config.httpRateLimit }, ...(!isLoopback(config.httpHost) && { https: { key: tls.key, cert: tls.cert } }) },
   )
-  const ai: AiBridge | undefined = !config.aiEnabled
-    ? undefined
-    : attachAiBridge(
-        broker,
-        {
-          clock,
-          log,
-          usage: control.aiUsage,
-          insights: control.aiUsage,
-          // provider keys are named in the config and read from the environment, never logged
-          secret: (name) => deps.env?.[name],
-          deviceContext: cachedDeviceContexts(control, directory).get,
-        },
-        aiOptions ?? resolveAiBridgeOptions(config.ai),
-      )
-  if (ai) closers.push(() => ai.detach())
   // `gatehouse ca rotate` (another process): reload the CA, then the broker's and the HTTPS API's TLS
   const ca = keepCaCurrent({
     control,
@@ -205,6 +208,7 @@ async function startServices(
     ...(deps.passphrase !== undefined && { passphrase: deps.passphrase }),
     log,
     applyTls: (next) => {
+      tls = next
       broker.setTls(next)
       if (!isLoopback(config.httpHost)) (api.server as unknown as TlsServer).setSecureContext({ key: next.key, cert: next.cert })
     },
@@ -215,7 +219,17 @@ async function startServices(
   const mqtt = await broker.listen()
   const http = await serveApi(api, { host: config.httpHost, port: config.httpPort, allowInsecureHttp: config.httpAllowInsecure })
   closers.push(() => http.close())
-  return { control, feed, broker, mqtt, http: { url: http.url, port: http.port }, ai }
+  const metricsHttp = await serveMetricsApart(config, metrics, log)
+  if (metricsHttp) closers.push(() => metricsHttp.close())
+  return {
+    control,
+    feed,
+    broker,
+    mqtt,
+    http: { url: http.url, port: http.port },
+    metricsHttp: metricsHttp && { url: metricsHttp.url, port: metricsHttp.port },
+    ai,
+  }
 }
 
 /** What the dashboard's live view follows: the broker's connects and disconnects and the change feed. */
@@ -230,3 +244,38 @@ function fleetSignals(broker: Broker, feed: ChangeFeed): FleetSignals {
     },
   }
 }
+
+function startAiBridge(
+  options: ReturnType<typeof resolveAiBridgeOptions>,
+  deps: GatehouseDeps,
+  control: ControlPlane,
+  broker: Broker,
+  directory: ReturnType<typeof createRegistryDirectory>,
+): AiBridge {
+  return attachAiBridge(
+    broker,
+    {
+      clock: deps.clock ?? systemClock,
+      log: deps.log,
+      usage: control.aiUsage,
+      insights: control.aiUsage,
+      // provider keys are named in the config and read from the environment, never logged
+      secret: (name) => deps.env?.[name],
+      deviceContext: cachedDeviceContexts(control, directory).get,
+    },
+    options,
+  )
+}
+
+/** /metrics on its own listener when the operator configured metricsPort (docs/architecture.md, "Metrics"). */
+async function serveMetricsApart(config: Readonly<Config>, metrics: Metrics, log: Logger) {
+  if (config.metricsPort === undefined) return undefined
+  return serveMetrics(metrics, { host: config.metricsHost, port: config.metricsPort, log })
+}
+
+/** The CA certificates in the trust chain the broker serves: a self-signed one is the root. */
+function caCertificates(chainPem: string): { role: 'root' | 'issuing'; notAfter: Date }[] {
+  return parseCertificatesPem(chainPem).map((c) => ({ role: c.subject === c.issuer ? 'root' : 'issuing', notAfter: c.notAfter }))
+}
+
+const PACKAGE_VERSION: string = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8')).version

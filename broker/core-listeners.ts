@@ -1,10 +1,11 @@
 import type { Aedes, Client } from 'aedes'
 import type { Logger } from 'pino'
+import type { BrokerStats } from './broker-stats.ts'
 import type { ClaimSession, ClaimSessionRegistry } from './claim-sessions.ts'
 import type { ClaimRequest, DeviceConnection, DevicePublish, DeviceSubscribe, RenewalRequest, Unsubscribe } from './create-mqtt-core.ts'
 import type { ConnectionContext } from './hooks/hook-deps.ts'
 import type { Session, SessionRegistry } from './sessions.ts'
-import { claimRequestTopic, parseDeviceTopic } from './topics.ts'
+import { claimRequestTopic, parseDeviceTopic, topicClassOf } from './topics.ts'
 
 export interface CoreListeners {
   onDevicePublish(listener: (message: DevicePublish) => void): Unsubscribe
@@ -25,9 +26,15 @@ export interface CoreListeners {
  */
 export function wireCoreListeners(
   aedes: Aedes,
-  deps: { connections: WeakMap<Client, ConnectionContext>; sessions: SessionRegistry; claimSessions: ClaimSessionRegistry; log: Logger },
+  deps: {
+    connections: WeakMap<Client, ConnectionContext>
+    sessions: SessionRegistry
+    claimSessions: ClaimSessionRegistry
+    log: Logger
+    stats: BrokerStats
+  },
 ): CoreListeners {
-  const { connections, log } = deps
+  const { connections, log, stats } = deps
   const publishListeners = new Set<(m: DevicePublish) => void>()
   const subscribeListeners = new Set<(s: DeviceSubscribe) => void>()
   const connectListeners = new Set<(c: DeviceConnection) => void>()
@@ -59,6 +66,7 @@ export function wireCoreListeners(
     const payload = () => (Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload))
     if (ctx?.claim) {
       const c = ctx.claim
+      stats.publishesIn.provisioning++
       if (packet.topic !== claimRequestTopic(c.nonce) || claimListeners.size === 0) return
       const request: ClaimRequest = {
         sessionId: c.id,
@@ -75,6 +83,7 @@ export function wireCoreListeners(
     if (!session) return
     const parsed = parseDeviceTopic(packet.topic)
     if (!parsed || parsed.deviceId !== session.deviceId) return
+    stats.publishesIn[topicClassOf(parsed.kind)]++
     if (parsed.kind === 'renewal.request' && renewalListeners.size > 0) {
       const request: RenewalRequest = {
         sessionId: session.id,
@@ -109,6 +118,7 @@ export function wireCoreListeners(
     const ctx = contextOf(client)
     const claim = ctx?.claim
     if (claim) {
+      stats.accepted.claim++
       track(claim, client)
       log.info(
         { claimId: claim.claimId, clientId: claim.clientId, serial: claim.serial, remoteAddress: claim.remoteAddress },
@@ -118,6 +128,7 @@ export function wireCoreListeners(
     }
     const session = ctx?.session
     if (!session) return
+    stats.accepted.device++
     track(session, client)
     log.info({ deviceId: session.deviceId, serial: session.serial, remoteAddress: session.remoteAddress }, 'device connected')
     notify(connectListeners, describeSession(session), 'connect')

@@ -1,6 +1,7 @@
 import type { Aedes } from 'aedes'
 import net from 'node:net'
 import tls from 'node:tls'
+import { countBy, createBrokerStats, type BrokerLimitKind } from './broker-stats.ts'
 import { BrokerState } from './errors.ts'
 import { loopbackFor, probeListener } from './listener-probe.ts'
 import { createConnectionGate } from './connection-gate.ts'
@@ -55,6 +56,15 @@ export interface Broker extends Omit<MqttCore, 'aedes' | 'start' | 'handle' | 'c
   acceptsConnections(timeoutMs?: number): Promise<void>
 }
 
+/** A TLS failure's reason is a label only when it looks like a code (`CERT_HAS_EXPIRED`), never a free message. */
+const TLS_CODE = /^[A-Z][A-Z0-9_]{0,63}$/
+
+/** The per-address gate's refusals, as the limits they hit. */
+const GATE_LIMITS: Readonly<Record<string, BrokerLimitKind>> = {
+  'too-many-connections': 'connections-per-address',
+  'connection-rate': 'connection-rate-per-address',
+}
+
 /**
  * The data plane: a mutual-TLS listener in front of aedes (docs/architecture.md).
  *
@@ -71,7 +81,8 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
   const limits = resolveLimits(options.limits)
   const log = deps.log.child({ module: 'broker.listener' })
   const directory = guardDirectory(deps.directory, log)
-  const core = createMqttCore(deps, limits)
+  const stats = createBrokerStats()
+  const core = createMqttCore(deps, limits, stats)
   const gate = createConnectionGate(limits, deps.clock)
   const proxyProtocol = resolveProxyProtocol(options.proxyProtocol)
   const isTrustedProxy = proxyProtocol.trustedProxies.length > 0 ? trustedProxyMatcher(proxyProtocol.trustedProxies) : null
@@ -119,6 +130,7 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
    * They are normal traffic (info), but a scanner must not flood the log: once a minute per address.
    */
   function refuseTls(remoteAddress: string | null, reason: string, socket: tls.TLSSocket | null): void {
+    countBy(stats.tlsFailures, TLS_CODE.test(reason) ? reason : 'other')
     const hit = throttle.hit(`tls:${remoteAddress}`)
     if (!hit.emit) return
     // the CN is as claimed by an unverified certificate: a hint for operators, nothing more
@@ -189,6 +201,9 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
 
   /** Refused before TLS: over a per-address limit (connection.throttled) or a PROXY header problem (connection.refused). */
   function refuseConnection(remoteAddress: string, reason: string, extra: Record<string, unknown> = {}): void {
+    countBy(stats.refused, reason)
+    const limit = GATE_LIMITS[reason]
+    if (limit) countBy(stats.limitHits, limit)
     const action = reason.startsWith('proxy-') ? 'connection.refused' : 'connection.throttled'
     const hit = throttle.hit(`${action}:${remoteAddress}`)
     if (!hit.emit) return
@@ -201,6 +216,11 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
     log.info({ remoteAddress, reason, ...extra, suppressed: hit.suppressed }, 'connection refused')
   }
   netServer.maxConnections = limits.maxConnections
+  // over maxConnections Node closes the socket itself and tells only this event
+  netServer.on('drop', () => {
+    countBy(stats.refused, 'max-connections')
+    countBy(stats.limitHits, 'max-connections')
+  })
 
   let starting: Promise<unknown> | null = null
   let closing: Promise<void> | null = null

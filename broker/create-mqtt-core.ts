@@ -2,6 +2,7 @@ import { Aedes, type Client } from 'aedes'
 import type { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
+import { countBy, createBrokerStats, type BrokerStats } from './broker-stats.ts'
 import { createClaimSessionRegistry } from './claim-sessions.ts'
 import { describeSession, wireCoreListeners } from './core-listeners.ts'
 import type { DeviceDirectory } from './device-directory.ts'
@@ -20,7 +21,14 @@ import { startSessionLifecycle } from './session-lifecycle.ts'
 import { boundSessionStore, type SessionPersistence, type SessionStore, type SessionStoreStats } from './session-store.ts'
 import { createSessionRegistry } from './sessions.ts'
 import { createKeyedTokenBuckets } from './token-bucket.ts'
-import { claimResponseTopic, isBrokerToDeviceKind, parseDeviceTopic, renewalResponseTopic, type DeviceTopicKind } from './topics.ts'
+import {
+  claimResponseTopic,
+  isBrokerToDeviceKind,
+  parseDeviceTopic,
+  renewalResponseTopic,
+  topicClassOf,
+  type DeviceTopicKind,
+} from './topics.ts'
 
 export interface BrokerDeps {
   directory: DeviceDirectory
@@ -126,6 +134,8 @@ export interface MqttCore {
   replyToSession(sessionId: number, payload: Buffer | Uint8Array | string): Promise<boolean>
   /** Stored session state of all clients: queued messages and bytes, drops, refused inbound QoS 2. */
   sessionStats(): SessionStoreStats
+  /** The broker's counters, live (broker-stats.ts); read them, do not change them. */
+  stats(): Readonly<BrokerStats>
   /** True while session `sessionId` (device or claim) is open and not taken over. */
   isSessionLive(sessionId: number): boolean
   /** Closes a device's live session (audited as session.closed); false when it was not connected. */
@@ -140,7 +150,7 @@ export interface MqttCore {
   onRenewalRequest(listener: (request: RenewalRequest) => void): Unsubscribe
 }
 
-export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLimits>): MqttCore {
+export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLimits>, stats: BrokerStats = createBrokerStats()): MqttCore {
   const log = brokerDeps.log.child({ module: 'broker.sessions' })
   const deps: BrokerDeps = { ...brokerDeps, directory: guardDirectory(brokerDeps.directory, log) }
   let closed = false
@@ -158,6 +168,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     nextSessionId: () => ++lastSessionId,
     connections,
     throttle,
+    stats,
     connectAttempts: createKeyedTokenBuckets({ ...limits.connectRatePerClientId, maxKeys: limits.maxTrackedKeys }, deps.clock),
     publishMessages: createKeyedTokenBuckets({ ...limits.publishRate, maxKeys: limits.maxTrackedKeys }, deps.clock),
     publishBytes: createKeyedTokenBuckets({ ...limits.publishBytesRate, maxKeys: limits.maxTrackedKeys }, deps.clock),
@@ -186,7 +197,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     sessionStore?.drop(deviceId).catch((err: unknown) => log.warn({ err, deviceId }, 'dropping the stored session failed'))
   }
 
-  const listeners = wireCoreListeners(aedes, { connections, sessions, claimSessions, log })
+  const listeners = wireCoreListeners(aedes, { connections, sessions, claimSessions, log, stats })
   const sessionOf = (client: Client | null) => (client ? (connections.get(client)?.session ?? undefined) : undefined)
   aedes.on('clientError', (client, err) => {
     log.debug({ deviceId: sessionOf(client)?.deviceId ?? null, clientId: capText(String(client.id)), err }, 'client error')
@@ -245,6 +256,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
           const session = sessionOf(client)
           const remoteAddress = (conn as { remoteAddress?: string }).remoteAddress ?? null
           const declaredBytes = violation.kind === 'too-large' ? violation.declaredBytes : null
+          if (declaredBytes !== null) countBy(stats.limitHits, 'packet-size')
           const fields = {
             deviceId: session?.deviceId ?? null,
             remoteAddress,
@@ -306,14 +318,18 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
       const parsed = parseDeviceTopic(topic)
       if (!parsed || !isBrokerToDeviceKind(parsed.kind)) throw new TopicNotDeviceBound(topic)
       await publish(topic, payload, options.qos ?? 1, options.retain ?? false)
+      stats.messagesOut[topicClassOf(parsed.kind)]++
     },
     async replyToSession(sessionId, payload) {
       const s = listeners.liveSession(sessionId)
       if (!s) return false
-      await publish('claimId' in s ? claimResponseTopic(s.nonce) : renewalResponseTopic(s.deviceId), payload, 1, false)
+      const claim = 'claimId' in s
+      await publish(claim ? claimResponseTopic(s.nonce) : renewalResponseTopic(s.deviceId), payload, 1, false)
+      stats.messagesOut[claim ? 'provisioning' : 'renewal']++
       return true
     },
     sessionStats: () => sessionStore?.stats() ?? { queuedMessages: 0, queuedBytes: 0, droppedMessages: 0, refusedInbound: 0 },
+    stats: () => stats,
     isSessionLive: (sessionId) => listeners.liveSession(sessionId) !== undefined,
     disconnectDevice(deviceId, reason) {
       const s = sessions.get(deviceId)

@@ -47,7 +47,7 @@ export interface PacketBudget {
  * queues at most its queueLimit of them) are charged together with the first frame after it.
  */
 export function createPacketBudget(
-  deps: Pick<HookDeps, 'connections' | 'limits' | 'clock' | 'throttle' | 'directory' | 'log'>,
+  deps: Pick<HookDeps, 'connections' | 'limits' | 'clock' | 'throttle' | 'directory' | 'log' | 'stats'>,
 ): PacketBudget {
   const log = deps.log.child({ module: 'broker.authz' })
   const buckets = createKeyedTokenBuckets({ ...deps.limits.packetRate, maxKeys: deps.limits.maxTrackedKeys }, deps.clock)

@@ -97,6 +97,23 @@ export function deviceSubscribeFilters(deviceId: string): string[] {
   return [settingsTopic(deviceId), insightsTopic(deviceId), renewalResponseTopic(deviceId)]
 }
 
+/** A bounded label for metrics: what a topic is for (broker-stats.ts counts publishes in and messages out by it). */
+export const TOPIC_CLASSES = ['telemetry', 'settings', 'insights', 'renewal', 'provisioning'] as const
+export type TopicClass = (typeof TOPIC_CLASSES)[number]
+
+const CLASS_OF_KIND: Readonly<Record<DeviceTopicKind, TopicClass>> = {
+  telemetry: 'telemetry',
+  settings: 'settings',
+  'settings.reported': 'settings',
+  insights: 'insights',
+  'renewal.request': 'renewal',
+  'renewal.response': 'renewal',
+}
+
+export function topicClassOf(kind: DeviceTopicKind): TopicClass {
+  return CLASS_OF_KIND[kind]
+}
+
 /** Topics the broker sends to a device (settings delivery, AI insights, renewal answers). */
 export function isBrokerToDeviceKind(kind: DeviceTopicKind): boolean {
   return kind === 'settings' || kind === 'insights' || kind === 'renewal.response'

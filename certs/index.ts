@@ -7,6 +7,7 @@ export { type Timers, systemTimers, sleep } from './timers.ts'
 export { type Random, cryptoRandom } from './random.ts'
 export { capText, capStrings } from './cap-text.ts'
 export { type EventThrottle, createEventThrottle } from './event-throttle.ts'
+export { type Histogram, createHistogram, observeHistogram } from './histogram.ts'
 export { type FromSchema, deepFreeze, describeSchemaErrors } from './json-schema.ts'
 export {
   DEVICE_ID_PATTERN_SOURCE,

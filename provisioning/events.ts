@@ -62,6 +62,8 @@ export interface ChangeFeed {
   stop(): void
   /** For readiness (GET /readyz): whether it runs, its interval, and the later of its last successful poll and its start (null: neither). */
   status(): { running: boolean; intervalMs: number; lastProgressAt: Date | null }
+  /** The last event delivered and when the last poll finished (null before the first): what its lag is measured from. */
+  position(): { seq: number; polledAt: Date | null }
 }
 
 export interface ChangeFeedOptions {
@@ -85,7 +87,8 @@ export function createChangeFeed(
   let nudged = false
   let seenVersion = store.dataVersion()
   let localCommits = false
-  let lastPollAt: Date | null = null
+  /** when the last poll finished (null before the first): the lag of metrics and the staleness of /readyz */
+  let polledAt: Date | null = null
   let startedAt: Date | null = null
   // A commit in this process is delivered on the next turn of the event loop, not a poll interval later.
   store.onEventsCommitted(() => {
@@ -135,8 +138,8 @@ export function createChangeFeed(
         delivered += batch.length
         if (batch.length < 500) break
       }
+      polledAt = clock.now()
       if (++polls % 3000 === 0) store.pruneEvents(new Date(clock.now().getTime() - retainMs))
-      lastPollAt = clock.now()
       return delivered
     } finally {
       polling = false
@@ -149,6 +152,7 @@ export function createChangeFeed(
       return () => listeners.delete(listener)
     },
     poll,
+    position: () => ({ seq: cursor, polledAt }),
     catchUp() {
       return localCommits || store.dataVersion() !== seenVersion ? poll() : 0
     },
@@ -161,7 +165,7 @@ export function createChangeFeed(
       stopTimer?.()
       stopTimer = undefined
     },
-    status: () => ({ running: stopTimer !== undefined, intervalMs, lastProgressAt: latest(lastPollAt, startedAt) }),
+    status: () => ({ running: stopTimer !== undefined, intervalMs, lastProgressAt: latest(polledAt, startedAt) }),
   }
 }
 

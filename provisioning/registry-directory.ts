@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import type { Clock, PeerIdentity } from '../certs/index.ts'
+import { createHistogram, observeHistogram, type Clock, type Histogram, type PeerIdentity } from '../certs/index.ts'
 import { claimUnusable, type ClaimUnusable } from './claims/claim-checks.ts'
 import { isDeviceEvent, type ChangeFeed, type ControlEvent } from './events.ts'
 import type { ClaimRecord } from './store/claim-store.ts'
@@ -43,6 +43,16 @@ export function createRegistryDirectory(
   options: { maxEntries?: number } = {},
 ) {
   const { store, feed, clock, log } = deps
+  /** seconds per lookup (the change feed's catch-up and the registry reads), for the metrics */
+  const latency = { device: createHistogram(), claim: createHistogram() }
+  const timed = <T>(histogram: Histogram, run: () => T): T => {
+    const started = clock.now().getTime()
+    try {
+      return run()
+    } finally {
+      observeHistogram(histogram, (clock.now().getTime() - started) / 1000)
+    }
+  }
   const maxEntries = options.maxEntries ?? 100_000
   const cache = new Map<string, Entry>()
   const byDevice = new Map<string, Set<string>>()
@@ -117,13 +127,18 @@ export function createRegistryDirectory(
 
   return {
     async lookup(identity: PeerIdentity): Promise<DeviceLookup> {
-      feed.catchUp()
-      return judge(identity)
+      return timed(latency.device, () => {
+        feed.catchUp()
+        return judge(identity)
+      })
     },
     async lookupClaim(identity: PeerIdentity, claimId: string): Promise<ClaimLookup> {
-      feed.catchUp()
-      return judgeClaim(identity, claimId)
+      return timed(latency.claim, () => {
+        feed.catchUp()
+        return judgeClaim(identity, claimId)
+      })
     },
+    latency,
     onEvent: (listener: (event: ControlEvent) => void): (() => void) => feed.onEvent(listener),
     audit(record: { actor: string; action: string; subject: string; details?: Record<string, unknown> }): void {
       try {

@@ -82,7 +82,17 @@ export function attachAiBridge(
   const breakers = new Map<ProviderName, CircuitBreaker>(
     [...providers.keys()].map((p) => [p, createCircuitBreaker(p, options.circuitBreaker, clock)]),
   )
-  const call = createProviderCall({ breakers, stats, retries: options.retries, timers, random, signal: closing.signal, log, warnBounded })
+  const call = createProviderCall({
+    breakers,
+    stats,
+    retries: options.retries,
+    timers,
+    random,
+    clock,
+    signal: closing.signal,
+    log,
+    warnBounded,
+  })
 
   function redactorFor(group: string | null): Redactor {
     const key = group ?? ''

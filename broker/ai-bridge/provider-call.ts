@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import type { Random, Timers } from '../../certs/index.ts'
+import { observeHistogram, type Clock, type Random, type Timers } from '../../certs/index.ts'
 import type { CircuitBreaker } from './circuit-breaker.ts'
 import type { ProviderName, RetryOptionsShape } from './options.ts'
 import type { InsightProvider, InsightRequest, ProviderResult } from './providers/provider.ts'
@@ -12,6 +12,8 @@ export interface ProviderCallDeps {
   retries: RetryOptionsShape
   timers: Timers
   random: Random
+  /** times each call for the provider's latency histogram */
+  clock: Clock
   /** aborted when the bridge is detached: sleeps and HTTP calls stop, and nothing counts as a failure */
   signal: AbortSignal
   log: Logger
@@ -40,7 +42,10 @@ export function createProviderCall(deps: ProviderCallDeps) {
             () => {
               calls++
               ps.calls++
-              return provider.analyze(request, deps.signal)
+              const started = deps.clock.now().getTime()
+              return provider
+                .analyze(request, deps.signal)
+                .finally(() => observeHistogram(ps.latency, (deps.clock.now().getTime() - started) / 1000))
             },
             () => !deps.signal.aborted,
           ),
@@ -59,6 +64,8 @@ export function createProviderCall(deps: ProviderCallDeps) {
         },
       )
       ps.tokens += result.usage.totalTokens
+      const tier = request.context.tier
+      deps.stats.tokensByTier[tier] = (deps.stats.tokensByTier[tier] ?? 0) + result.usage.totalTokens
       return { result, calls }
     } catch (err) {
       if (deps.signal.aborted) throw deps.signal.reason

@@ -1,3 +1,4 @@
+import { createHistogram, type Histogram } from '../../certs/index.ts'
 import type { CircuitState } from './circuit-breaker.ts'
 
 export interface ProviderStats {
@@ -12,9 +13,14 @@ export interface ProviderStats {
   /** AI tokens reported by the provider */
   tokens: number
   circuit: CircuitState
+  /** seconds per call, from the request to its answer or failure */
+  latency: Histogram
 }
 
-/** Counters since attach (monotonic) and two gauges; names are stable, see toPrometheus(). */
+/**
+ * Counters since attach (monotonic) and two gauges, plain numbers the bridge adds to; the metrics
+ * collector (provisioning/metrics/) reads them at scrape time. Keys are stable: they are metric names.
+ */
 export interface AiBridgeStats {
   /** telemetry messages seen */
   received: number
@@ -43,6 +49,8 @@ export interface AiBridgeStats {
   /** gauge: devices with an open window */
   openWindows: number
   providers: Record<string, ProviderStats>
+  /** AI tokens reported by the providers, by the device's tier (tiers are configuration, never device ids) */
+  tokensByTier: Record<string, number>
 }
 
 export function emptyStats(providers: string[]): AiBridgeStats {
@@ -65,31 +73,18 @@ export function emptyStats(providers: string[]): AiBridgeStats {
     providers: Object.fromEntries(
       providers.map((p) => [
         p,
-        { calls: 0, insights: 0, failed: 0, retries: 0, circuitRejected: 0, tokens: 0, circuit: 'closed' as CircuitState },
+        {
+          calls: 0,
+          insights: 0,
+          failed: 0,
+          retries: 0,
+          circuitRejected: 0,
+          tokens: 0,
+          circuit: 'closed' as CircuitState,
+          latency: createHistogram(),
+        },
       ]),
     ),
+    tokensByTier: {},
   }
-}
-
-const GAUGES = new Set(['queueDepth', 'openWindows'])
-const snake = (k: string) => k.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase()
-
-/** Prometheus text exposition: gatehouse_ai_<counter>_total, gauges, and per-provider series. */
-export function toPrometheus(stats: AiBridgeStats, prefix = 'gatehouse_ai_'): string {
-  const lines: string[] = []
-  for (const [k, v] of Object.entries(stats)) {
-    if (typeof v !== 'number') continue
-    const name = `${prefix}${snake(k)}${GAUGES.has(k) ? '' : '_total'}`
-    lines.push(`# TYPE ${name} ${GAUGES.has(k) ? 'gauge' : 'counter'}`, `${name} ${v}`)
-  }
-  const providerCounters = ['calls', 'insights', 'failed', 'retries', 'circuitRejected', 'tokens'] as const
-  for (const c of providerCounters) {
-    const name = `${prefix}provider_${snake(c)}_total`
-    lines.push(`# TYPE ${name} counter`)
-    for (const [p, s] of Object.entries(stats.providers)) lines.push(`${name}{provider="${p}"} ${s[c]}`)
-  }
-  const open = `${prefix}provider_circuit_open`
-  lines.push(`# TYPE ${open} gauge`)
-  for (const [p, s] of Object.entries(stats.providers)) lines.push(`${open}{provider="${p}"} ${s.circuit === 'closed' ? 0 : 1}`)
-  return `${lines.join('\n')}\n`
 }

@@ -2,6 +2,7 @@ import type { AedesOptions, AuthenticateError, Client } from 'aedes'
 import type { Logger } from 'pino'
 import { capStrings, capText, type Clock, type EventThrottle } from '../../certs/index.ts'
 import type { ClaimSession, ClaimSessionRegistry } from '../claim-sessions.ts'
+import { countBy, type BrokerLimitKind, type BrokerStats } from '../broker-stats.ts'
 import type { AuditRecord, DeviceDirectory } from '../device-directory.ts'
 import type { BrokerLimits } from '../limits.ts'
 import { toConnackCode } from '../reason-codes.ts'
@@ -49,6 +50,8 @@ export interface HookDeps {
   publishBytes: KeyedTokenBuckets
   /** bounds audits and info logs of repeated refusals per key */
   throttle: EventThrottle
+  /** the broker's counters (broker-stats.ts) */
+  stats: BrokerStats
 }
 
 export const BROKER_ACTOR = 'broker'
@@ -110,12 +113,13 @@ export function claimSubject(claimId: string): string {
  * closes the connection.
  */
 export function throttlePrincipal(
-  deps: Pick<HookDeps, 'throttle' | 'directory'>,
+  deps: Pick<HookDeps, 'throttle' | 'directory' | 'stats'>,
   log: Logger,
   principal: Principal,
-  over: { limit: string; bucket: TokenBucketOptions; code: string; details?: Record<string, unknown> },
+  over: { limit: BrokerLimitKind; bucket: TokenBucketOptions; code: string; details?: Record<string, unknown> },
 ): void {
   const { session, subject, fields } = principal
+  countBy(deps.stats.limitHits, over.limit)
   session.closedBy = 'throttled'
   const where = { serial: session.serial, remoteAddress: session.remoteAddress }
   const clientId = 'clientId' in fields ? { clientId: fields.clientId } : {}

@@ -1,6 +1,7 @@
 import { capText } from '../../certs/index.ts'
 import { MQTT_3_1_1 } from '../reason-codes.ts'
 import type { BrokerLimits } from '../limits.ts'
+import { countBy } from '../broker-stats.ts'
 import { remoteAddressOf, throttledLog, type HookDeps, type PreConnectHandler } from './hook-deps.ts'
 
 /**
@@ -23,11 +24,12 @@ export function clampKeepalive(requested: number, bounds: BrokerLimits['keepaliv
  * (it is a client configuration problem, not an authorization decision), at most once per interval per
  * remote address and version (throttledLog), with the clientId capped.
  */
-export function createPreConnect(deps: Pick<HookDeps, 'connections' | 'log' | 'throttle' | 'limits'>): PreConnectHandler {
+export function createPreConnect(deps: Pick<HookDeps, 'connections' | 'log' | 'throttle' | 'limits' | 'stats'>): PreConnectHandler {
   const log = deps.log.child({ module: 'broker.auth' })
   return (client, packet, callback) => {
     const remoteAddress = remoteAddressOf(client)
     if (packet.protocolVersion !== MQTT_3_1_1 && packet.protocolVersion !== 3) {
+      countBy(deps.stats.refused, 'unsupported-protocol-version')
       throttledLog(
         deps,
         log,

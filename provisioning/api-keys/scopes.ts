@@ -10,6 +10,7 @@ export const API_SCOPES = [
   'insights:read',
   'dashboard',
   'checks:read',
+  'metrics:read',
 ] as const
 
 export type ApiScope = (typeof API_SCOPES)[number]

@@ -18,6 +18,8 @@ import { settingsRoutes } from './settings-routes.ts'
 import { insightsRoutes } from './insights-routes.ts'
 import type { AiUsageService } from '../ai-usage/ai-usage-service.ts'
 import { registerDashboard, type DashboardOptions, type FleetSignals, type AiBudgetOf } from '../dashboard/index.ts'
+import type { Metrics } from '../metrics/index.ts'
+import { metricsRoutes } from './metrics-routes.ts'
 
 export interface ApiDeps {
   authority: DeviceAuthority
@@ -36,6 +38,8 @@ export interface ApiDeps {
   dashboard?: { signals: FleetSignals; aiBudget?: AiBudgetOf; timers?: Timers }
   /** GET /healthz and /readyz (gatehouse.ts names the checks); default: no checks, both answer ok */
   health?: Health
+  /** serves GET /metrics to keys with metrics:read; absent when metrics have their own listener (metricsPort) */
+  metrics?: Pick<Metrics, 'render' | 'contentType'>
 }
 
 export interface ApiOptions {
@@ -105,6 +109,7 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
         { name: 'insights', description: 'what the AI bridge said about a device, and its usage' },
         { name: 'checks', description: "fleet audit checks over the data directory (as 'gatehouse check')" },
         { name: 'health', description: 'liveness and readiness probes, without a key' },
+        { name: 'monitoring', description: 'Prometheus metrics' },
       ],
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
@@ -120,5 +125,6 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
   app.register(insightsRoutes, { prefix: '/v1', authority: deps.authority, aiUsage: deps.aiUsage })
   app.register(checksRoutes, { prefix: '/v1', checks: deps.checks })
   if (deps.dashboard) registerDashboard(app, { ...deps, ...deps.dashboard, random }, options.dashboard)
+  if (deps.metrics) app.register(metricsRoutes, { metrics: deps.metrics })
   return app
 }

@@ -2,3 +2,4 @@
 // commands, which load provisioning/index.ts, do not pay for loading fastify.
 export { buildApi } from './build-api.ts'
 export { serveApi, isLoopback } from './serve-api.ts'
+export { serveMetrics } from './metrics-server.ts'

@@ -289,6 +289,9 @@ export function createSettingsService(
       return { version: record.version, settings: effective(device.id, device.group), updatedAt: record.updatedAt.toISOString() }
     },
 
+    /** Active devices whose last report names their current version, and the others (the metrics' sync gauge). */
+    syncCounts: () => settings.syncCounts(),
+
     /** From the broker: a device's report on devices/{id}/settings/reported. Bad reports are refused, not stored. */
     report(deviceId: string, payload: unknown): void {
       if (!isObject(payload) || !isObject(payload.settings) || !(Number.isInteger(payload.version) || payload.version === undefined)) {

@@ -146,6 +146,16 @@ export class InMemoryRegistryStore implements RegistryStore {
     )
   }
 
+  countCertificatesExpiring(from: Date, to: Date): number {
+    return [...this.#certs.values()].filter(
+      (c) =>
+        c.status === 'active' &&
+        this.#devices.get(c.deviceId)?.status === 'active' &&
+        c.notAfter.getTime() >= from.getTime() &&
+        c.notAfter.getTime() < to.getTime(),
+    ).length
+  }
+
   updateCertificate(serial: string, u: CertificateUpdate): void {
     const c = this.#certs.get(serial)
     if (!c) return

@@ -102,6 +102,8 @@ export interface RegistryStore {
   getCertificateByFingerprint(fingerprint: string): CertificateRecord | undefined
   listCertificates(deviceId: string): CertificateRecord[]
   listRevokedCertificates(): CertificateRecord[]
+  /** Active certificates of active devices with `from` <= notAfter < `to`: the ones about to expire (metrics). */
+  countCertificatesExpiring(from: Date, to: Date): number
   updateCertificate(serial: string, update: CertificateUpdate): void
 
   appendAudit(entry: NewAuditEntry): number

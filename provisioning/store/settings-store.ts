@@ -49,6 +49,8 @@ export interface SettingsStore {
   schemaGroups(): string[]
   /** layers and device reports that hold at least one sealed secret ({"$enc": ...}) */
   countSealed(): number
+  /** active devices whose last report names their current settings version, and the other active devices */
+  syncCounts(): { inSync: number; outOfSync: number }
   /** one layer (fleet, group or device overrides: sealed by Gatehouse, never by a device) holding a sealed secret */
   aSealedLayer(): SettingsLayerRecord | undefined
 }

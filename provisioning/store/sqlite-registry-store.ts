@@ -133,6 +133,10 @@ export class SqliteRegistryStore implements RegistryStore {
       getCertByFp: db.prepare('SELECT * FROM certificates WHERE fingerprint = ?'),
       listCerts: db.prepare('SELECT * FROM certificates WHERE device_id = ? ORDER BY created_at, serial'),
       listRevoked: db.prepare("SELECT * FROM certificates WHERE status = 'revoked' ORDER BY revoked_at, serial"),
+      countExpiring: db.prepare(
+        `SELECT COUNT(*) AS n FROM certificates c JOIN devices d ON d.id = c.device_id
+         WHERE c.status = 'active' AND d.status = 'active' AND c.not_after >= ? AND c.not_after < ?`,
+      ),
       updateCert: db.prepare(
         'UPDATE certificates SET status = ?, superseded_at = ?, revoked_at = ?, revocation_reason = ? WHERE serial = ?',
       ),
@@ -281,6 +285,10 @@ export class SqliteRegistryStore implements RegistryStore {
 
   listRevokedCertificates(): CertificateRecord[] {
     return (this.#stmts.listRevoked.all() as Row[]).map(toCertificate)
+  }
+
+  countCertificatesExpiring(from: Date, to: Date): number {
+    return Number((this.#stmts.countExpiring.get(iso(from), iso(to)) as Row).n)
   }
 
   updateCertificate(serial: string, u: CertificateUpdate): void {

@@ -38,6 +38,10 @@ export class SqliteSettingsStore implements SettingsStore {
       deleteSchema: db.prepare('DELETE FROM settings_schemas WHERE group_name = ?'),
       schemaGroups: db.prepare('SELECT group_name FROM settings_schemas ORDER BY group_name'),
       aSealedLayer: db.prepare(`SELECT * FROM settings_layers WHERE instr(document, '"$enc"') > 0 LIMIT 1`),
+      syncCounts: db.prepare(
+        `SELECT count(*) AS total, count(CASE WHEN s.reported_version = s.version THEN 1 END) AS inSync
+         FROM devices d LEFT JOIN device_settings s ON s.device_id = d.id WHERE d.status = 'active'`,
+      ),
       countSealed: db.prepare(
         `SELECT (SELECT count(*) FROM settings_layers WHERE instr(document, '"$enc"') > 0)
               + (SELECT count(*) FROM device_settings WHERE instr(reported, '"$enc"') > 0) AS n`,
@@ -121,5 +125,11 @@ export class SqliteSettingsStore implements SettingsStore {
 
   countSealed(): number {
     return Number((this.#s.countSealed.get() as Row).n)
+  }
+
+  syncCounts(): { inSync: number; outOfSync: number } {
+    const row = this.#s.syncCounts.get() as Row
+    const inSync = Number(row.inSync)
+    return { inSync, outOfSync: Number(row.total) - inSync }
   }
 }

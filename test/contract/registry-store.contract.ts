@@ -56,6 +56,20 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
       expect(store.countDevices({ group: 'g2', status: 'active' })).toBe(1)
     })
 
+    it('counts the active certificates of active devices that expire in a window', () => {
+      const store = make()
+      const at = (day: number) => new Date(Date.UTC(2026, 5, day))
+      for (const id of ['a', 'b', 'c', 'd']) store.insertDevice(device(id))
+      store.insertCertificate(certificate('01', 'a', { notAfter: at(5) }))
+      store.insertCertificate(certificate('02', 'b', { notAfter: at(10) }))
+      store.insertCertificate(certificate('03', 'c', { notAfter: at(6), status: 'superseded', supersededAt: at(1) }))
+      store.insertCertificate(certificate('04', 'd', { notAfter: at(6) }))
+      store.updateDeviceStatus('d', 'revoked', t0)
+      expect(store.countCertificatesExpiring(at(1), at(10))).toBe(1)
+      expect(store.countCertificatesExpiring(at(1), at(11))).toBe(2)
+      expect(store.countCertificatesExpiring(at(6), at(11))).toBe(1)
+    })
+
     it('updates a device status and its updatedAt', () => {
       const store = make()
       store.insertDevice(device('a'))

@@ -111,6 +111,14 @@ describe('gatehouse start (the whole product, as an operator runs it)', () => {
     expect(res.stderr).toContain('mqttPort')
     expect(res.stderr).toContain('limits.maxConnectionsPerIp must be >= 1 (from GATEHOUSE_LIMITS_MAX_CONNECTIONS_PER_IP)')
   })
+  it('serves /metrics without a key on the port GATEHOUSE_METRICS_PORT names, and says where', async () => {
+    const gatehouse = await startProcess(join(tempDir(), 'data'), { GATEHOUSE_METRICS_PORT: '0' })
+    const url = /metrics on (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(gatehouse.stderr())?.[1]
+    expect(url, gatehouse.stderr()).toBeDefined()
+    const res = await fetch(url!)
+    expect(res.status).toBe(200)
+    expect(await res.text()).toMatch(/^gatehouse_build_info\{version="0\.1\.0",node="v\d+/m)
+  })
 })
 
 describe('startGatehouse wiring (real SQLite registry, real broker)', () => {

@@ -230,6 +230,14 @@ describe('a bad value names its environment variable', () => {
     expect(configError({}, {}, { limits: { packetRate: { burst: 0 } } })).toBe('limits.packetRate.burst must be >= 1')
   })
 
+  it('refuses a metrics listener on the address and port of the API or the broker', () => {
+    expect(configError({ metricsPort: 8080 }, {})).toBe(
+      'metricsPort 8080 on 127.0.0.1 is httpPort too: give the metrics listener a port of its own',
+    )
+    expect(configError({}, { GATEHOUSE_METRICS_PORT: '8883' })).toContain('is mqttPort too')
+    expect(loadConfig({ dataDir: tempDir(), metricsPort: 8080, metricsHost: '10.0.0.5' }, {}).metricsPort).toBe(8080)
+  })
+
   it("lists every problem at once, across the planes' parts", () => {
     const message = configError({ mqttPort: 70_000 }, { GATEHOUSE_LIMITS_MAX_CONNECTIONS_PER_IP: '0', GATEHOUSE_AI_CONCURRENCY: '0' })
     expect(message).toContain('mqttPort must be <= 65535')

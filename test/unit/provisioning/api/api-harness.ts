@@ -44,8 +44,13 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
   const aiUsage = createAiUsageService({ store: store.aiUsage, clock })
   // the check engine over an empty fleet (no data directory here); test/integration/api/checks-route.test.ts runs it on a real one
   const checks = async () => runChecks(emptyFleet(clock.now()))
+  // the route's part is serving what the collector renders; the collector itself runs in test/integration/provisioning/metrics.test.ts
+  const metrics = {
+    render: async () => '# TYPE gatehouse_connections gauge\ngatehouse_connections 0\n',
+    contentType: 'text/plain; version=0.0.4; charset=utf-8',
+  }
   const app = buildApi(
-    { authority, settings, apiKeys, aiUsage, presence, checks, clock, log, ...(fakes.health && { health: fakes.health }) },
+    { authority, settings, apiKeys, aiUsage, presence, checks, clock, log, metrics, ...(fakes.health && { health: fakes.health }) },
     options,
   )
   onTestFinished(async () => {
@@ -108,4 +113,5 @@ export const ROUTES: { method: string; url: string; path: string; scope: string;
   { method: 'GET', url: '/v1/devices/pump-1/insights', path: '/v1/devices/{id}/insights', scope: 'insights:read' },
   { method: 'GET', url: '/v1/devices/pump-1/usage', path: '/v1/devices/{id}/usage', scope: 'insights:read' },
   { method: 'GET', url: '/v1/checks', path: '/v1/checks', scope: 'checks:read' },
+  { method: 'GET', url: '/metrics', path: '/metrics', scope: 'metrics:read' },
 ]

@@ -4,7 +4,15 @@ import { apiHarness, ROUTES } from './api-harness.ts'
 async function withSettings() {
   const h = await apiHarness()
   await h.authority.createDevice({ id: 'pump-1', group: 'pumps' }, 'op')
-  const auth = h.keyWith('settings:read', 'settings:write', 'devices:read', 'devices:revoke', 'insights:read', 'checks:read')
+  const auth = h.keyWith(
+    'settings:read',
+    'settings:write',
+    'devices:read',
+    'devices:revoke',
+    'insights:read',
+    'checks:read',
+    'metrics:read',
+  )
   return { ...h, auth }
 }
 

@@ -1,0 +1,69 @@
+import type { Clock, Histogram } from '../../certs/index.ts'
+
+/**
+ * What the metrics collector reads at scrape time, declared here by its consumer (docs/conventions.md §3):
+ * the broker's and the AI bridge's objects match these structurally, and the composition root passes
+ * them in, so provisioning/ still imports nothing of broker/ (docs/architecture.md, "Metrics").
+ * Every count is a plain number the plane keeps; nothing here is called on the hot path.
+ */
+export interface BrokerMetricsSource {
+  connectedDeviceIds(): readonly string[]
+  stats(): {
+    accepted: { device: number; claim: number }
+    refused: ReadonlyMap<string, number>
+    tlsFailures: ReadonlyMap<string, number>
+    publishesIn: Readonly<Record<string, number>>
+    messagesOut: Readonly<Record<string, number>>
+    limitHits: ReadonlyMap<string, number>
+  }
+  sessionStats(): { queuedMessages: number; queuedBytes: number; droppedMessages: number; refusedInbound: number }
+}
+
+export interface AiProviderMetrics {
+  calls: number
+  insights: number
+  failed: number
+  retries: number
+  circuitRejected: number
+  tokens: number
+  circuit: string
+  latency: Readonly<Histogram>
+}
+
+export interface AiMetricsSource {
+  stats(): {
+    received: number
+    skipped: number
+    dropped: number
+    noConsent: number
+    throttled: number
+    forwarded: number
+    insights: number
+    failed: number
+    errors: number
+    queueDepth: number
+    openWindows: number
+    providers: Readonly<Record<string, AiProviderMetrics>>
+    tokensByTier: Readonly<Record<string, number>>
+  }
+}
+
+export interface MetricsSources {
+  broker: BrokerMetricsSource
+  /** absent when the AI bridge is off */
+  ai?: AiMetricsSource
+  /** the change feed's position and the registry's newest event: their difference is the feed's lag */
+  feed: { position(): { seq: number; polledAt: Date | null } }
+  registry: {
+    lastEventSeq(): number
+    countCertificatesExpiring(from: Date, to: Date): number
+  }
+  settings: { syncCounts(): { inSync: number; outOfSync: number } }
+  /** the directory's lookup latencies (registry-directory.ts) */
+  lookups: { device: Readonly<Histogram>; claim: Readonly<Histogram> }
+  /** the CA certificates the broker trusts now (root and issuing), read again after a rotation */
+  caCertificates(): { role: 'root' | 'issuing'; notAfter: Date }[]
+  clock: Clock
+  /** gatehouse_build_info's labels */
+  build: { version: string }
+}
