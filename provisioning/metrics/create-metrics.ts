@@ -78,9 +78,10 @@ function brokerMetrics(sources: MetricsSources, gauge: SeriesFn, counter: Series
   counter('messages_sent_total', 'Messages the broker published to devices and claim sessions, by topic class', ['class'], () =>
     byKey('class', Object.entries(broker.stats().messagesOut)),
   )
-  counter('limit_hits_total', 'Times a broker limit stopped a connection or a packet, by kind', ['kind'], () =>
-    byKey('kind', broker.stats().limitHits),
-  )
+  counter('limit_hits_total', 'Times a limit of either plane stopped a connection, a packet or a request, by kind', ['kind'], () => [
+    ...byKey('kind', broker.stats().limitHits),
+    ...byKey('kind', Object.entries(sources.controlLimitHits())),
+  ])
   gauge('session_queued_messages', 'Messages queued for offline or slow devices', [], () => [[{}, broker.sessionStats().queuedMessages]])
   gauge('session_queued_bytes', 'Bytes queued for offline or slow devices', [], () => [[{}, broker.sessionStats().queuedBytes]])
   counter('session_queue_dropped_total', 'Queued messages dropped over a queue bound', [], () => [
