@@ -14,7 +14,7 @@ import {
 } from './broker/index.ts'
 import { parseCertificatesPem, systemClock, systemTimers, type Clock, type Random } from './certs/index.ts'
 import { authorityOptions, type Config } from './config.ts'
-import { buildApi, isLoopback, serveApi, serveMetrics } from './provisioning/api/index.ts'
+import { buildApi, createRateLimiter, isLoopback, serveApi, serveMetrics } from './provisioning/api/index.ts'
 import { createMetrics, type Metrics } from './provisioning/metrics/index.ts'
 import {
   caCheck,
@@ -168,8 +168,10 @@ async function startServices(
   const aiOptions = config.aiEnabled ? resolveAiBridgeOptions(config.ai) : undefined
   const ai = aiOptions && startAiBridge(aiOptions, deps, control, broker, directory)
   if (ai) closers.push(() => ai.detach())
+  const apiLimiter = createRateLimiter(clock, { ...config.httpRateLimit })
   const metrics = createMetrics({
     broker,
+    controlLimitHits: () => ({ 'api-rate': apiLimiter.refused(), 'claim-rate': control.enrollment.claimRateLimited() }),
     ...(ai && { ai }),
     feed,
     registry: control.store,
@@ -198,7 +200,7 @@ async function startServices(
       },
       ...(metricsOnApi && { metrics }),
     },
-    { rateLimit: { ...config.httpRateLimit }, ...(!isLoopback(config.httpHost) && { https: { key: tls.key, cert: tls.cert } }) },
+    { limiter: apiLimiter, ...(!isLoopback(config.httpHost) && { https: { key: tls.key, cert: tls.cert } }) },
   )
   // `gatehouse ca rotate` (another process): reload the CA, then the broker's and the HTTPS API's TLS
   const ca = keepCaCurrent({

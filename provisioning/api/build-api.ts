@@ -12,7 +12,7 @@ import { devicesRoutes, type Presence } from './devices-routes.ts'
 import { createHealth, type Health } from '../health/health.ts'
 import { healthRoutes } from './health-routes.ts'
 import { notFoundHandler, problemErrorHandler } from './problem.ts'
-import { createRateLimiter, DEFAULT_RATE_LIMIT, type RateLimit } from './rate-limiter.ts'
+import { createRateLimiter, DEFAULT_RATE_LIMIT, type RateLimit, type RateLimiter } from './rate-limiter.ts'
 import { sharedSchemas } from './schemas.ts'
 import { settingsRoutes } from './settings-routes.ts'
 import { insightsRoutes } from './insights-routes.ts'
@@ -45,6 +45,8 @@ export interface ApiDeps {
 export interface ApiOptions {
   /** per API key; default 20 requests/s, burst 40 */
   rateLimit?: RateLimit
+  /** the per-key limiter itself, when the caller reads its refused() count (gatehouse.ts); default: one made from rateLimit */
+  limiter?: RateLimiter
   /** largest request body, bytes; default 256 KiB */
   bodyLimit?: number
   /** serve HTTPS with this key and certificate chain (PEM); serveApi requires it off loopback */
@@ -114,7 +116,10 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   })
-  app.register(apiKeyAuth, { apiKeys: deps.apiKeys, limiter: createRateLimiter(deps.clock, options.rateLimit ?? DEFAULT_RATE_LIMIT) })
+  app.register(apiKeyAuth, {
+    apiKeys: deps.apiKeys,
+    limiter: options.limiter ?? createRateLimiter(deps.clock, options.rateLimit ?? DEFAULT_RATE_LIMIT),
+  })
 
   app.register(healthRoutes, { health: deps.health ?? createHealth({ liveness: {}, readiness: {} }, { log: deps.log }) })
   app.register(async (open) => {

@@ -31,11 +31,13 @@ export type RateDecision = { ok: true } | { ok: false; retryAfterSeconds: number
 /**
  * Token buckets in memory, one per API key id, refilled from the injected clock. Only keys that
  * verified get a bucket, so there are at most as many buckets as API keys. (Cluster mode moves this to
- * Redis behind the same take() call.)
+ * Redis behind the same take() call.) refused() counts the requests it turned away since it was made
+ * (gatehouse_limit_hits_total, docs/architecture.md "Metrics").
  */
 export function createRateLimiter(clock: Clock, limit: Readonly<RateLimit> = DEFAULT_RATE_LIMIT) {
   if (!(limit.ratePerSecond > 0) || !(limit.burst >= 1)) throw new RangeError('rate limit: ratePerSecond must be > 0 and burst >= 1')
   const buckets = new Map<string, { tokens: number; at: number }>()
+  let refused = 0
   return {
     take(key: string): RateDecision {
       const now = clock.now().getTime()
@@ -47,8 +49,10 @@ export function createRateLimiter(clock: Clock, limit: Readonly<RateLimit> = DEF
         b.tokens -= 1
         return { ok: true }
       }
+      refused++
       return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - b.tokens) / limit.ratePerSecond)) }
     },
+    refused: () => refused,
   }
 }
 

@@ -328,6 +328,9 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
 
     /** When a certificate's renewal window opens. */
     renewAfterOf,
+
+    /** Claim requests refused over claimRequestRate (GH_CLAIM_RATE_LIMITED) since the service was made. */
+    claimRateLimited: () => claimRate.refused(),
   }
 }
 

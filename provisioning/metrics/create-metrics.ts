@@ -18,11 +18,14 @@ export interface Metrics {
  * The Prometheus registry of one Gatehouse process (prom-client): every series is read from its source
  * at scrape time (collect()), so the planes only keep plain numbers (docs/architecture.md, "Metrics").
  * Label values come from fixed lists or from configuration (tiers, providers), never from a device; the
- * series and their labels are listed in the README ("Monitoring").
+ * series and their labels are listed in the README ("Monitoring"). A source's stats() that copies its
+ * state is read once per scrape (readOncePer), and a series whose source has no sample yet is absent.
  */
 export function createMetrics(sources: MetricsSources): Metrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: METRICS_PREFIX })
+  const scrapes = { count: 0 }
+  const perScrape = <T>(read: () => T) => readOncePer(scrapes, read)
   const gauge = (name: string, help: string, labelNames: string[], read: () => Iterable<Sample>) =>
     new Gauge({
       name: METRICS_PREFIX + name,
@@ -31,7 +34,13 @@ export function createMetrics(sources: MetricsSources): Metrics {
       registers: [registry],
       collect() {
         this.reset()
-        for (const [labels, value] of read()) this.set(labels, value)
+        let samples = 0
+        for (const [labels, value] of read()) {
+          this.set(labels, value)
+          samples++
+        }
+        // prom-client answers 0 for an unlabelled gauge never set: absent says "no value yet" instead
+        if (samples === 0 && labelNames.length === 0) this.remove({})
       },
     })
   const counter = (name: string, help: string, labelNames: string[], read: () => Iterable<Sample>) =>
@@ -48,13 +57,45 @@ export function createMetrics(sources: MetricsSources): Metrics {
   const histogram = (name: string, help: string, read: () => Iterable<[Labels, Readonly<Histogram>]>) =>
     registry.registerMetric(snapshotHistogram(METRICS_PREFIX + name, help, read))
 
-  brokerMetrics(sources, gauge, counter)
-  if (sources.ai) aiMetrics(sources.ai, gauge, counter, histogram)
-  controlPlaneMetrics(sources, gauge, histogram)
+  const { broker, ai } = sources
+  const snapshots: MetricsSources = {
+    ...sources,
+    broker: {
+      connectedDeviceIds: () => broker.connectedDeviceIds(),
+      stats: () => broker.stats(),
+      sessionStats: perScrape(() => broker.sessionStats()),
+    },
+    ...(ai && { ai: { stats: perScrape(() => ai.stats()) } }),
+  }
+  brokerMetrics(snapshots, gauge, counter)
+  if (snapshots.ai) aiMetrics(snapshots.ai, gauge, counter, histogram)
+  controlPlaneMetrics(snapshots, gauge, histogram)
   gauge('build_info', 'Always 1; the labels say which Gatehouse and Node.js run', ['version', 'node'], () => [
     [{ version: sources.build.version, node: process.version }, 1],
   ])
-  return { render: () => registry.metrics(), contentType: registry.contentType }
+  return {
+    render: () => {
+      scrapes.count++
+      return registry.metrics()
+    },
+    contentType: registry.contentType,
+  }
+}
+
+/**
+ * read() once per scrape: the first series of a scrape that asks calls it, the others get that copy.
+ * prom-client calls every collect() of one scrape synchronously, so a scrape sees one consistent copy.
+ */
+function readOncePer<T>(scrapes: { count: number }, read: () => T): () => T {
+  let at = -1
+  let value: T
+  return () => {
+    if (at !== scrapes.count) {
+      value = read()
+      at = scrapes.count
+    }
+    return value
+  }
 }
 
 type SeriesFn = (name: string, help: string, labelNames: string[], read: () => Iterable<Sample>) => unknown
@@ -78,9 +119,10 @@ function brokerMetrics(sources: MetricsSources, gauge: SeriesFn, counter: Series
   counter('messages_sent_total', 'Messages the broker published to devices and claim sessions, by topic class', ['class'], () =>
     byKey('class', Object.entries(broker.stats().messagesOut)),
   )
-  counter('limit_hits_total', 'Times a broker limit stopped a connection or a packet, by kind', ['kind'], () =>
-    byKey('kind', broker.stats().limitHits),
-  )
+  counter('limit_hits_total', 'Times a limit of either plane stopped a connection, a packet or a request, by kind', ['kind'], () => [
+    ...byKey('kind', broker.stats().limitHits),
+    ...byKey('kind', Object.entries(sources.controlLimitHits())),
+  ])
   gauge('session_queued_messages', 'Messages queued for offline or slow devices', [], () => [[{}, broker.sessionStats().queuedMessages]])
   gauge('session_queued_bytes', 'Bytes queued for offline or slow devices', [], () => [[{}, broker.sessionStats().queuedBytes]])
   counter('session_queue_dropped_total', 'Queued messages dropped over a queue bound', [], () => [

@@ -50,6 +50,8 @@ export interface AiMetricsSource {
 
 export interface MetricsSources {
   broker: BrokerMetricsSource
+  /** the control plane's limit hits by kind (the API's per-key rate, the claim request rate), beside the broker's */
+  controlLimitHits(): Readonly<Record<string, number>>
   /** absent when the AI bridge is off */
   ai?: AiMetricsSource
   /** the change feed's position and the registry's newest event: their difference is the feed's lag */

@@ -82,6 +82,10 @@ export interface SqliteRegistryStoreOptions {
   readonly?: boolean
 }
 
+/** Active certificates of active devices expiring in [from, to): a range over certificates_active_not_after (migration 7). */
+export const COUNT_EXPIRING_SQL = `SELECT COUNT(*) AS n FROM certificates c JOIN devices d ON d.id = c.device_id
+  WHERE c.status = 'active' AND d.status = 'active' AND c.not_after >= ? AND c.not_after < ?`
+
 /**
  * The registry in one SQLite file (WAL mode, foreign keys on, synchronous=FULL so a change the
  * operator is told about survives a power cut). Several processes may open the same file: the
@@ -133,10 +137,7 @@ export class SqliteRegistryStore implements RegistryStore {
       getCertByFp: db.prepare('SELECT * FROM certificates WHERE fingerprint = ?'),
       listCerts: db.prepare('SELECT * FROM certificates WHERE device_id = ? ORDER BY created_at, serial'),
       listRevoked: db.prepare("SELECT * FROM certificates WHERE status = 'revoked' ORDER BY revoked_at, serial"),
-      countExpiring: db.prepare(
-        `SELECT COUNT(*) AS n FROM certificates c JOIN devices d ON d.id = c.device_id
-         WHERE c.status = 'active' AND d.status = 'active' AND c.not_after >= ? AND c.not_after < ?`,
-      ),
+      countExpiring: db.prepare(COUNT_EXPIRING_SQL),
       updateCert: db.prepare(
         'UPDATE certificates SET status = ?, superseded_at = ?, revoked_at = ?, revocation_reason = ? WHERE serial = ?',
       ),

@@ -200,4 +200,12 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE devices ADD COLUMN last_seen_at TEXT;
     `,
   },
+  {
+    version: 7,
+    name: 'active certificates by expiry (metrics: certificates expiring within 7 and 30 days)',
+    sql: `
+      -- countCertificatesExpiring runs on every /metrics scrape: a range over this instead of a table scan
+      CREATE INDEX certificates_active_not_after ON certificates (not_after) WHERE status = 'active';
+    `,
+  },
 ]

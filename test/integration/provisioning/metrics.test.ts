@@ -126,6 +126,45 @@ describe('GET /metrics from a running Gatehouse', () => {
     for (const id of [...ids, 'ghost-1']) expect(text).not.toContain(id)
   })
 
+  it("counts the control plane's limit hits: the API's per-key rate (429) and the claim request rate", async () => {
+    const gatehouse = await start({
+      metricsPort: 0,
+      httpRateLimit: { ratePerSecond: 0.01, burst: 3 },
+      claimRequestRate: { ratePerSecond: 0.01, burst: 1 },
+    })
+    const before = await scrape(gatehouse.metricsHttp!.url)
+
+    // a real key over real HTTP: the burst of 3 answers, the next two are 429
+    const key = metricsKey(gatehouse, ['devices:read'])
+    const statuses: number[] = []
+    for (let i = 0; i < 5; i++) statuses.push((await fetch(`${gatehouse.http.url}/v1/devices`, { headers: { authorization: key } })).status)
+    expect(statuses).toEqual([200, 200, 200, 429, 429])
+
+    // a claim session over MQTT: the burst of 1 answers its first request, the second is over the claim's rate
+    const created = await gatehouse.control.claims.create({ group: 'pumps', maxUses: 5 }, 'operator:test')
+    const claim = {
+      deviceId: `claim:${created.claim.id}`,
+      cert: created.certificatePem,
+      key: created.privateKeyPem,
+      ca: created.chainPem,
+      serial: created.claim.serial,
+    }
+    const nonce = 'nonce-aaaaaaaaaaaaaaaa'
+    const session = await connectDevice(gatehouse.mqtt.port, claim, { clientId: `claim:${nonce}`, clean: true })
+    const codes: string[] = []
+    session.on('message', (_topic, payload) => codes.push((JSON.parse(payload.toString()) as { error: { code: string } }).error.code))
+    await session.subscribeAsync(`provisioning/${nonce}/response`, { qos: 1 })
+    for (let i = 0; i < 2; i++) {
+      await session.publishAsync(`provisioning/${nonce}/request`, JSON.stringify({ deviceId: `pump-${i}`, csr: 'not a csr' }), { qos: 1 })
+    }
+    await waitFor(() => codes.length === 2, 5000, 'two answers')
+    expect(codes[1]).toBe('GH_CLAIM_RATE_LIMITED')
+
+    const after = await scrape(gatehouse.metricsHttp!.url)
+    expect(delta(before, after, 'gatehouse_limit_hits_total{kind="api-rate"}')).toBe(2)
+    expect(delta(before, after, 'gatehouse_limit_hits_total{kind="claim-rate"}')).toBe(1)
+  })
+
   it('counts the certificates that expire within 7 and 30 days', async () => {
     const gatehouse = await start({ certValidDays: 20 })
     await device(gatehouse, 'soon-1')

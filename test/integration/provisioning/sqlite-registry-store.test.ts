@@ -5,7 +5,7 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import pino from 'pino'
 import { systemClock } from '../../../certs/index.ts'
 import { createChangeFeed } from '../../../provisioning/index.ts'
-import { SqliteRegistryStore } from '../../../provisioning/store/sqlite-registry-store.ts'
+import { COUNT_EXPIRING_SQL, SqliteRegistryStore } from '../../../provisioning/store/sqlite-registry-store.ts'
 import { certificate, device, registryStoreContract } from '../../contract/registry-store.contract.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
 
@@ -62,6 +62,20 @@ describe('SqliteRegistryStore on disk', () => {
     const second = open(path)
     expect(second.getDevice('a')?.id).toBe('a')
     expect(second.lastEventSeq()).toBe(1)
+  })
+
+  it('counts expiring certificates with a range over an index on not_after (every /metrics scrape asks), not a table scan', () => {
+    const path = join(tempDir(), 'gatehouse.db')
+    open(path)
+    const db = new Database(path, { readonly: true })
+    onTestFinished(() => void db.close())
+    const plan = (db.prepare(`EXPLAIN QUERY PLAN ${COUNT_EXPIRING_SQL}`).all('2026-01-01', '2026-02-01') as { detail: string }[]).map(
+      (r) => r.detail,
+    )
+    expect(plan).toContainEqual(
+      expect.stringMatching(/^SEARCH c USING INDEX certificates_active_not_after \(not_after>\? AND not_after<\?\)$/),
+    )
+    expect(plan.some((d) => d.startsWith('SCAN'))).toBe(false)
   })
 
   it('refuses to open a registry written by a newer Gatehouse', () => {
