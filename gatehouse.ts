@@ -232,12 +232,17 @@ async function startServices(
   }
 }
 
-/** What the dashboard's live view follows: the broker's connects and disconnects and the change feed. */
+/** What the dashboard's live view follows: the broker's connects, disconnects and refusals and the change feed. */
 function fleetSignals(broker: Broker, feed: ChangeFeed): FleetSignals {
   return {
     connectedDeviceIds: () => broker.connectedDeviceIds(),
     onChange(listener) {
-      const offs = [feed.onEvent(() => listener()), broker.onDeviceConnect(() => listener()), broker.onDeviceDisconnect(() => listener())]
+      const offs = [
+        feed.onEvent(() => listener()),
+        broker.onDeviceConnect(() => listener()),
+        broker.onDeviceDisconnect(() => listener()),
+        broker.onConnectionRefused(() => listener()),
+      ]
       return () => {
         for (const off of offs) off()
       }

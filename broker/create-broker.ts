@@ -1,7 +1,7 @@
 import type { Aedes } from 'aedes'
 import net from 'node:net'
 import tls from 'node:tls'
-import { countBy, createBrokerStats, type BrokerLimitKind } from './broker-stats.ts'
+import { countBy, countRefused, createBrokerStats, onRefused, type BrokerLimitKind } from './broker-stats.ts'
 import { BrokerState } from './errors.ts'
 import { loopbackFor, probeListener } from './listener-probe.ts'
 import { createConnectionGate } from './connection-gate.ts'
@@ -54,6 +54,11 @@ export interface Broker extends Omit<MqttCore, 'aedes' | 'start' | 'handle' | 'c
    * logged as a TLS refusal.
    */
   acceptsConnections(timeoutMs?: number): Promise<void>
+  /**
+   * Every refused connection, with its reason (as counted in stats().refused): refused before TLS or a
+   * CONNECT refused. Audited refusals are throttled; this is not. Returns the unsubscribe.
+   */
+  onConnectionRefused(listener: (reason: string) => void): () => void
 }
 
 /** A TLS failure's reason is a label only when it looks like a code (`CERT_HAS_EXPIRED`), never a free message. */
@@ -201,7 +206,7 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
 
   /** Refused before TLS: over a per-address limit (connection.throttled) or a PROXY header problem (connection.refused). */
   function refuseConnection(remoteAddress: string, reason: string, extra: Record<string, unknown> = {}): void {
-    countBy(stats.refused, reason)
+    countRefused(stats, reason)
     const limit = GATE_LIMITS[reason]
     if (limit) countBy(stats.limitHits, limit)
     const action = reason.startsWith('proxy-') ? 'connection.refused' : 'connection.throttled'
@@ -218,7 +223,7 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
   netServer.maxConnections = limits.maxConnections
   // over maxConnections Node closes the socket itself and tells only this event
   netServer.on('drop', () => {
-    countBy(stats.refused, 'max-connections')
+    countRefused(stats, 'max-connections')
     countBy(stats.limitHits, 'max-connections')
   })
 
@@ -280,6 +285,15 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
       if (state !== 'listening' || !netServer.listening) throw new BrokerState('accept connections', state)
       const { address, port } = netServer.address() as net.AddressInfo
       await probeListener(loopbackFor(address), port, timeoutMs, rememberProbe)
+    },
+    onConnectionRefused(listener) {
+      return onRefused(stats, (reason) => {
+        try {
+          listener(reason)
+        } catch (err) {
+          log.error({ err, event: 'refused' }, 'broker listener failed')
+        }
+      })
     },
     setTls(next) {
       tlsServer.setSecureContext({ key: next.key, cert: next.cert, ca: next.ca, minVersion: 'TLSv1.2' })

@@ -10,7 +10,7 @@ import { certificateView, deviceView } from '../views.ts'
 export interface FleetSignals {
   /** devices connected now, in this process */
   connectedDeviceIds(): string[]
-  /** called on every control event and every device connect or disconnect; returns the unsubscribe */
+  /** called on every control event, every device connect or disconnect and every refused connection; returns the unsubscribe */
   onChange(listener: () => void): () => void
 }
 

@@ -1,0 +1,90 @@
+import { join } from 'node:path'
+import pino from 'pino'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { loadConfig } from '../../../config.ts'
+import { startGatehouse } from '../../../gatehouse.ts'
+import type { DeviceCredentials } from '../../helpers/broker-pki.ts'
+import { attemptConnect } from '../../helpers/mqtt-clients.ts'
+import { tempDir } from '../../helpers/temp-dir.ts'
+
+type Overview = Record<string, unknown> & { refusedConnections: { subject: string; details: string }[] }
+
+/** Gatehouse on temp dirs and ephemeral ports, and a signed-in dashboard session (its cookie). */
+async function running() {
+  const dataDir = join(tempDir(), 'data')
+  const gatehouse = await startGatehouse(loadConfig({ dataDir, mqttPort: 0, httpPort: 0 }, {}), { log: pino({ level: 'silent' }) })
+  onTestFinished(() => gatehouse.close())
+  const { control } = gatehouse
+  const key = control.apiKeys.create({ name: 'ops-dash', scopes: ['dashboard'] }, 'operator:test').token
+  const provision = async (id: string): Promise<DeviceCredentials> => {
+    const issued = await control.authority.createDevice({ id }, 'operator:test')
+    return { deviceId: id, cert: issued.certificatePem, key: issued.privateKey!.pem, ca: issued.chainPem, serial: issued.serial }
+  }
+  const signedIn = await fetch(`${gatehouse.http.url}/dashboard/sign-in`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ key }),
+  })
+  const cookie = signedIn.headers.get('set-cookie')?.split(';')[0] as string
+  const get = (path: string) => fetch(`${gatehouse.http.url}${path}`, { headers: { cookie } })
+  return { gatehouse, control, provision, cookie, get }
+}
+
+/** The dashboard's event stream: next(match) resolves with the first overview from now on that matches. */
+async function overviewStream(url: string, cookie: string) {
+  const abort = new AbortController()
+  onTestFinished(() => abort.abort())
+  const res = await fetch(`${url}/dashboard/api/events`, { headers: { cookie }, signal: abort.signal })
+  expect(res.status).toBe(200)
+  const reader = (res.body as ReadableStream<Uint8Array>).pipeThrough(new TextDecoderStream()).getReader()
+  let buffered = ''
+  async function nextOverview(): Promise<Overview> {
+    for (;;) {
+      const end = buffered.indexOf('\n\n')
+      if (end >= 0) {
+        const frame = buffered.slice(0, end)
+        buffered = buffered.slice(end + 2)
+        const data = frame.split('\n').find((l) => l.startsWith('data: '))
+        if (data) return JSON.parse(data.slice(6)) as Overview
+        continue
+      }
+      const { value, done } = await reader.read()
+      if (done) throw new Error('the event stream ended')
+      buffered += value
+    }
+  }
+  return {
+    /** overviews are read until one matches; the stream's 15 s refresh never comes within the test's wait */
+    async next(match: (o: Overview) => boolean, maxFrames = 50): Promise<Overview> {
+      for (let i = 0; i < maxFrames; i++) {
+        const o = await nextOverview()
+        if (match(o)) return o
+      }
+      throw new Error(`no matching overview in ${maxFrames} frames`)
+    },
+  }
+}
+
+/** Resolves with `promise`, or fails after ms: well under the stream's 15 s refresh, so only a signal can answer. */
+function within<T>(ms: number, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`nothing within ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer))
+}
+
+describe('the dashboard overview, live', () => {
+  it('sends an overview with a refused connection as it happens, not at the next 15 s refresh', async () => {
+    const { gatehouse, control, provision, cookie } = await running()
+    const meter = await provision('meter-3')
+    control.authority.disableDevice('meter-3', 'operator:test')
+    const stream = await overviewStream(gatehouse.http.url, cookie)
+    await stream.next(() => true) // the snapshot every stream starts with
+    const refusedMeter = (o: Overview) => o.refusedConnections.some((e) => e.subject === 'meter-3')
+    const seen = stream.next(refusedMeter)
+    expect((await attemptConnect(gatehouse.mqtt.port, meter)).connack).toBe(5)
+    const o = await within(5000, seen)
+    expect(o.refusedConnections.find((e) => e.subject === 'meter-3')?.details).toContain('"reason":"disabled"')
+  })
+})
