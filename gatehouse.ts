@@ -193,7 +193,7 @@ async function startServices(
       clock,
       log,
       dashboard: {
-        signals: fleetSignals(broker, feed),
+        signals: fleetSignals(broker, feed, ai),
         aiBudget: (deviceId, tier) => (aiOptions ? routeFor(aiOptions, deviceId, tier).limits : null),
       },
       ...(metricsOnApi && { metrics }),
@@ -233,9 +233,11 @@ async function startServices(
 }
 
 /** What the dashboard's live view follows: the broker's connects, disconnects and refusals and the change feed. */
-function fleetSignals(broker: Broker, feed: ChangeFeed): FleetSignals {
+function fleetSignals(broker: Broker, feed: ChangeFeed, ai: AiBridge | undefined): FleetSignals {
   return {
     connectedDeviceIds: () => broker.connectedDeviceIds(),
+    busiestDevices: () => broker.busiestDevices(10),
+    aiThrottledByTier: () => ai?.stats().throttledByTier ?? {},
     onChange(listener) {
       const offs = [
         feed.onEvent(() => listener()),

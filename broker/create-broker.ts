@@ -6,6 +6,7 @@ import { BrokerState } from './errors.ts'
 import { loopbackFor, probeListener } from './listener-probe.ts'
 import { createConnectionGate } from './connection-gate.ts'
 import { createMqttCore, type BrokerDeps, type MqttCore } from './create-mqtt-core.ts'
+import { createDeviceActivity, type BusiestDevices, type DeviceActivityOptions } from './device-activity.ts'
 import { createEventThrottle } from '../certs/index.ts'
 import { guardDirectory } from './guard-directory.ts'
 import { BROKER_ACTOR } from './hooks/hook-deps.ts'
@@ -34,6 +35,8 @@ export interface BrokerOptions {
    * Default off (trustedProxies [])
    */
   proxyProtocol?: ProxyProtocolInput
+  /** the per-device message counts behind busiestDevices() */
+  activity?: DeviceActivityOptions
 }
 
 export interface Broker extends Omit<MqttCore, 'aedes' | 'start' | 'handle' | 'close'> {
@@ -59,6 +62,8 @@ export interface Broker extends Omit<MqttCore, 'aedes' | 'start' | 'handle' | 'c
    * CONNECT refused. Audited refusals are throttled; this is not. Returns the unsubscribe.
    */
   onConnectionRefused(listener: (reason: string) => void): () => void
+  /** The top n devices (default 10) by messages in over the recent window (device-activity.ts). */
+  busiestDevices(n?: number): BusiestDevices
 }
 
 /** A TLS failure's reason is a label only when it looks like a code (`CERT_HAS_EXPIRED`), never a free message. */
@@ -89,6 +94,8 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
   const stats = createBrokerStats()
   const core = createMqttCore(deps, limits, stats)
   const gate = createConnectionGate(limits, deps.clock)
+  const activity = createDeviceActivity(deps.clock, options.activity)
+  core.onDevicePublish(({ deviceId }) => activity.count(deviceId))
   const proxyProtocol = resolveProxyProtocol(options.proxyProtocol)
   const isTrustedProxy = proxyProtocol.trustedProxies.length > 0 ? trustedProxyMatcher(proxyProtocol.trustedProxies) : null
   /** raw socket -> the device's address from its PROXY header */
@@ -286,6 +293,7 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
       const { address, port } = netServer.address() as net.AddressInfo
       await probeListener(loopbackFor(address), port, timeoutMs, rememberProbe)
     },
+    busiestDevices: (n) => activity.busiest(n),
     onConnectionRefused(listener) {
       return onRefused(stats, (reason) => {
         try {

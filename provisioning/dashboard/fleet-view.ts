@@ -12,6 +12,18 @@ export interface FleetSignals {
   connectedDeviceIds(): string[]
   /** called on every control event, every device connect or disconnect and every refused connection; returns the unsubscribe */
   onChange(listener: () => void): () => void
+  /** the top 10 devices by messages in over the recent window (broker/device-activity.ts) */
+  busiestDevices(): BusiestDevices
+  /** AI telemetry messages throttled since start, by tier; {} without the AI bridge */
+  aiThrottledByTier(): Record<string, number>
+}
+
+export interface BusiestDevices {
+  /** the counts cover from here to now */
+  since: string
+  devices: { deviceId: string; messagesIn: number }[]
+  /** messages of devices past the broker's bound, attributed to none */
+  untracked: number
 }
 
 /** A device's AI budget per day (its tier's limits with its own overrides), or null without the AI bridge. */
@@ -47,6 +59,17 @@ const auditView = (e: AuditEntry) => ({
   subject: e.subject,
   details: JSON.stringify(e.details).slice(0, 300),
 })
+
+/** The scan's AI usage by tier (cached), each row with the live throttle count; a tier only throttled gets a row too. */
+function withThrottles<S extends { aiByTier: { tier: string; devices: number; requests: number; tokens: number }[] }>(
+  scan: S,
+  throttled: Record<string, number>,
+): S {
+  const rows = scan.aiByTier.map((t) => ({ ...t, throttled: throttled[t.tier] ?? 0 }))
+  for (const [tier, n] of Object.entries(throttled))
+    if (!rows.some((t) => t.tier === tier)) rows.push({ tier, devices: 0, requests: 0, tokens: 0, throttled: n })
+  return { ...scan, aiByTier: rows.sort((a, b) => a.tier.localeCompare(b.tier)) }
+}
 
 /** The dashboard's read side: one snapshot of the fleet (the overview and its live stream) and one of a device. */
 export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions = {}) {
@@ -129,7 +152,8 @@ export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions =
         connectedDevices: connected.slice(0, LISTED_CONNECTED),
         recentAudit: authority.listAudit({ limit: 20 }).map(auditView),
         refusedConnections: authority.listAudit({ action: 'connect.refused', limit: 10 }).map(auditView),
-        fleet: fleetScan(),
+        busiestDevices: deps.signals.busiestDevices(),
+        fleet: withThrottles(fleetScan(), deps.signals.aiThrottledByTier()),
       }
     },
 

@@ -177,7 +177,12 @@ describe('dashboard over HTTPS', () => {
     const control = await openControlPlane(dataDir, {}, { log })
     onTestFinished(() => control.close())
     const tls = await loadServerTls(dataDir)
-    const signals = { connectedDeviceIds: () => [], onChange: () => () => {} }
+    const signals = {
+      connectedDeviceIds: () => [],
+      onChange: () => () => {},
+      busiestDevices: () => ({ since: new Date().toISOString(), devices: [], untracked: 0 }),
+      aiThrottledByTier: () => ({}),
+    }
     const presence = { isConnected: () => false, lastSeen: () => null }
     const app = buildApi(
       { ...control, presence, clock: { now: () => new Date() }, log, dashboard: { signals } },

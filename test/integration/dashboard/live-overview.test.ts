@@ -4,10 +4,13 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { loadConfig } from '../../../config.ts'
 import { startGatehouse } from '../../../gatehouse.ts'
 import type { DeviceCredentials } from '../../helpers/broker-pki.ts'
-import { attemptConnect } from '../../helpers/mqtt-clients.ts'
+import { attemptConnect, connectDevice } from '../../helpers/mqtt-clients.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
 
-type Overview = Record<string, unknown> & { refusedConnections: { subject: string; details: string }[] }
+type Overview = Record<string, unknown> & {
+  refusedConnections: { subject: string; details: string }[]
+  busiestDevices: { since: string; devices: { deviceId: string; messagesIn: number }[]; untracked: number }
+}
 
 /** Gatehouse on temp dirs and ephemeral ports, and a signed-in dashboard session (its cookie). */
 async function running() {
@@ -86,5 +89,23 @@ describe('the dashboard overview, live', () => {
     expect((await attemptConnect(gatehouse.mqtt.port, meter)).connack).toBe(5)
     const o = await within(5000, seen)
     expect(o.refusedConnections.find((e) => e.subject === 'meter-3')?.details).toContain('"reason":"disabled"')
+  })
+
+  it('ranks the busiest devices by exactly the messages they published', async () => {
+    const { gatehouse, provision, get } = await running()
+    const counts = { 'pump-1': 3, 'valve-2': 5, 'meter-3': 1 }
+    for (const [id, n] of Object.entries(counts)) {
+      const client = await connectDevice(gatehouse.mqtt.port, await provision(id))
+      onTestFinished(() => void client.end(true))
+      // QoS 1: the PUBACK comes after the broker has counted the message
+      for (let i = 0; i < n; i++) await client.publishAsync(`devices/${id}/telemetry`, JSON.stringify({ i }), { qos: 1 })
+    }
+    const o = (await (await get('/dashboard/api/overview')).json()) as Overview
+    expect(o.busiestDevices.devices).toEqual([
+      { deviceId: 'valve-2', messagesIn: 5 },
+      { deviceId: 'pump-1', messagesIn: 3 },
+      { deviceId: 'meter-3', messagesIn: 1 },
+    ])
+    expect(o.busiestDevices.untracked).toBe(0)
   })
 })
