@@ -16,6 +16,17 @@ export interface FleetSignals {
   busiestDevices(): BusiestDevices
   /** AI telemetry messages throttled since start, by tier; {} without the AI bridge */
   aiThrottledByTier(): Record<string, number>
+  /** a device's last connects and disconnects in this process, newest first (broker/connection-history.ts) */
+  connectionHistory(deviceId: string): ConnectionEvent[]
+}
+
+export interface ConnectionEvent {
+  at: string
+  event: 'connect' | 'disconnect'
+  remoteAddress: string | null
+  serial: string
+  /** why a session closed; null for a connect */
+  reason: string | null
 }
 
 export interface BusiestDevices {
@@ -166,6 +177,7 @@ export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions =
         certificates: certificates.map(certificateView),
         connected: deps.presence.isConnected(device.id),
         lastSeen: deps.presence.lastSeen(device.id)?.toISOString() ?? null,
+        connections: deps.signals.connectionHistory(device.id),
         settings: deps.settings.getDevice(device.id),
         insights: deps.aiUsage.listInsights(device.id, 10),
         usage: {

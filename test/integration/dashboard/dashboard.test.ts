@@ -182,6 +182,7 @@ describe('dashboard over HTTPS', () => {
       onChange: () => () => {},
       busiestDevices: () => ({ since: new Date().toISOString(), devices: [], untracked: 0 }),
       aiThrottledByTier: () => ({}),
+      connectionHistory: () => [],
     }
     const presence = { isConnected: () => false, lastSeen: () => null }
     const app = buildApi(

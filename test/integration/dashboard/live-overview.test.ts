@@ -108,4 +108,29 @@ describe('the dashboard overview, live', () => {
     ])
     expect(o.busiestDevices.untracked).toBe(0)
   })
+
+  it("shows a device's connection history on its page: connects and disconnects with address and reason", async () => {
+    const { gatehouse, control, provision, get } = await running()
+    const pump = await provision('pump-1')
+    const disconnect = () => new Promise<void>((resolve) => gatehouse.broker.onDeviceDisconnect(() => resolve()))
+    const first = await connectDevice(gatehouse.mqtt.port, pump)
+    const gone = disconnect()
+    await first.endAsync()
+    await gone
+    const second = await connectDevice(gatehouse.mqtt.port, pump)
+    onTestFinished(() => void second.end(true))
+    const left = disconnect()
+    control.authority.disableDevice('pump-1', 'operator:test')
+    await left
+    const { connections } = (await (await get('/dashboard/api/devices/pump-1')).json()) as {
+      connections: { event: string; reason: string | null; remoteAddress: string | null }[]
+    }
+    expect(connections.map((c) => [c.event, c.reason])).toEqual([
+      ['disconnect', 'device.disabled'],
+      ['connect', null],
+      ['disconnect', 'client'],
+      ['connect', null],
+    ])
+    expect(connections.map((c) => c.remoteAddress)).toEqual(Array(4).fill('127.0.0.1'))
+  })
 })

@@ -14,6 +14,10 @@ async function fleetHarness(options = {}) {
     onChange: () => () => {},
     busiestDevices: () => busiest,
     aiThrottledByTier: () => throttled,
+    connectionHistory: (id: string) =>
+      id === 'p-1'
+        ? [{ at: '2026-01-01T00:00:00.000Z', event: 'connect' as const, remoteAddress: '10.0.0.7', serial: '01', reason: null }]
+        : [],
   }
   const aiBudget = (_id: string, tier: string) => (tier === 'premium' ? { dailyRequests: 50, dailyTokens: 5000 } : null)
   const fleet = createFleetView({ ...h, presence, signals, aiBudget }, options)
@@ -102,6 +106,9 @@ describe('dashboard fleet view', () => {
     const d = fleet.device('p-1')
     expect(d.certificates.map((c) => c.serial)).toEqual([issued.serial])
     expect(d.connected).toBe(true)
+    expect(d.connections).toEqual([
+      { at: '2026-01-01T00:00:00.000Z', event: 'connect', remoteAddress: '10.0.0.7', serial: '01', reason: null },
+    ])
     expect(d.settings).toMatchObject({ desired: { rate: 5 }, delta: { rate: 5 }, inSync: false })
     expect(d.usage).toEqual({
       today: { requests: 2, tokens: 80 },
