@@ -256,6 +256,7 @@ describe.skipIf(!existsSync(CHROMIUM))(`dashboard in headless Chromium (${CHROMI
     await page.waitForURL(`${base}/dashboard/devices/pump-1`)
     await page.locator('#device-connection .value').filter({ hasText: 'connected' }).waitFor()
     await page.locator('#certificates').filter({ hasText: pump.serial }).waitFor()
+    await page.locator('#connections td', { hasText: /^connect$/ }).waitFor()
     await page.screenshot({ path: join(images, 'dashboard-device.png'), fullPage: true })
 
     const closed = closedWithin(client)
