@@ -8,6 +8,7 @@ import {
   createBroker,
   resolveAiBridgeOptions,
   routeFor,
+  trackConnectionHistory,
   trackPresence,
   type AiBridge,
   type Broker,
@@ -156,6 +157,8 @@ async function startServices(
   broker.onDeviceConnect(({ deviceId }) => lastSeen.seen(deviceId))
   broker.onDeviceDisconnect(({ deviceId }) => lastSeen.seen(deviceId))
   const presence = trackPresence(broker, clock)
+  const connections = trackConnectionHistory(broker, clock)
+  closers.push(() => connections.close())
   closers.push(attachEnrollment(broker, { service: control.enrollment, log, clock }, { auditIntervalMs: config.limits.auditIntervalMs }))
   closers.push(
     attachSettingsDelivery(broker, {
@@ -195,7 +198,7 @@ async function startServices(
       clock,
       log,
       dashboard: {
-        signals: fleetSignals(broker, feed),
+        signals: fleetSignals(broker, feed, ai, connections.history),
         aiBudget: (deviceId, tier) => (aiOptions ? routeFor(aiOptions, deviceId, tier).limits : null),
       },
       ...(metricsOnApi && { metrics }),
@@ -234,12 +237,25 @@ async function startServices(
   }
 }
 
-/** What the dashboard's live view follows: the broker's connects and disconnects and the change feed. */
-function fleetSignals(broker: Broker, feed: ChangeFeed): FleetSignals {
+/** What the dashboard's live view follows: the broker's connects, disconnects and refusals and the change feed. */
+function fleetSignals(
+  broker: Broker,
+  feed: ChangeFeed,
+  ai: AiBridge | undefined,
+  connectionHistory: FleetSignals['connectionHistory'],
+): FleetSignals {
   return {
+    connectionHistory,
     connectedDeviceIds: () => broker.connectedDeviceIds(),
+    busiestDevices: () => broker.busiestDevices(10),
+    aiThrottledByTier: () => ai?.stats().throttledByTier ?? {},
     onChange(listener) {
-      const offs = [feed.onEvent(() => listener()), broker.onDeviceConnect(() => listener()), broker.onDeviceDisconnect(() => listener())]
+      const offs = [
+        feed.onEvent(() => listener()),
+        broker.onDeviceConnect(() => listener()),
+        broker.onDeviceDisconnect(() => listener()),
+        broker.onConnectionRefused(() => listener()),
+      ]
       return () => {
         for (const off of offs) off()
       }

@@ -53,6 +53,23 @@ export function createBrokerStats(): BrokerStats {
   }
 }
 
+/** Who hears of each refusal (Broker.onConnectionRefused), kept beside the counters, not in them. */
+const refusalListeners = new WeakMap<BrokerStats, Set<(reason: string) => void>>()
+
+/** Counts a refused connection (under `refused`, bounded as countBy) and tells the refusal listeners. */
+export function countRefused(stats: BrokerStats, reason: string): void {
+  countBy(stats.refused, reason)
+  for (const listener of refusalListeners.get(stats) ?? []) listener(reason)
+}
+
+/** Listens to every countRefused on these stats; returns the unsubscribe. A listener must not throw. */
+export function onRefused(stats: BrokerStats, listener: (reason: string) => void): () => void {
+  const listeners = refusalListeners.get(stats) ?? new Set()
+  refusalListeners.set(stats, listeners)
+  listeners.add(listener)
+  return () => void listeners.delete(listener)
+}
+
 /** Adds one under `key`, or under `other` once the map holds MAX_COUNTER_KEYS keys (untrusted codes stay bounded). */
 export function countBy(map: Map<string, number>, key: string): void {
   const at = map.has(key) || map.size < MAX_COUNTER_KEYS ? key : 'other'

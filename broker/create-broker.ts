@@ -1,11 +1,12 @@
 import type { Aedes } from 'aedes'
 import net from 'node:net'
 import tls from 'node:tls'
-import { countBy, createBrokerStats, type BrokerLimitKind } from './broker-stats.ts'
+import { countBy, countRefused, createBrokerStats, onRefused, type BrokerLimitKind } from './broker-stats.ts'
 import { BrokerState } from './errors.ts'
 import { loopbackFor, probeListener } from './listener-probe.ts'
 import { createConnectionGate } from './connection-gate.ts'
 import { createMqttCore, type BrokerDeps, type MqttCore } from './create-mqtt-core.ts'
+import { createDeviceActivity, type BusiestDevices, type DeviceActivityOptions } from './device-activity.ts'
 import { createEventThrottle } from '../certs/index.ts'
 import { guardDirectory } from './guard-directory.ts'
 import { BROKER_ACTOR } from './hooks/hook-deps.ts'
@@ -34,6 +35,8 @@ export interface BrokerOptions {
    * Default off (trustedProxies [])
    */
   proxyProtocol?: ProxyProtocolInput
+  /** the per-device message counts behind busiestDevices() */
+  activity?: DeviceActivityOptions
 }
 
 export interface Broker extends Omit<MqttCore, 'aedes' | 'start' | 'handle' | 'close'> {
@@ -54,6 +57,13 @@ export interface Broker extends Omit<MqttCore, 'aedes' | 'start' | 'handle' | 'c
    * logged as a TLS refusal.
    */
   acceptsConnections(timeoutMs?: number): Promise<void>
+  /**
+   * Every refused connection, with its reason (as counted in stats().refused): refused before TLS or a
+   * CONNECT refused. Audited refusals are throttled; this is not. Returns the unsubscribe.
+   */
+  onConnectionRefused(listener: (reason: string) => void): () => void
+  /** The top n devices (default 10) by messages in over the recent window (device-activity.ts). */
+  busiestDevices(n?: number): BusiestDevices
 }
 
 /** A TLS failure's reason is a label only when it looks like a code (`CERT_HAS_EXPIRED`), never a free message. */
@@ -84,6 +94,8 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
   const stats = createBrokerStats()
   const core = createMqttCore(deps, limits, stats)
   const gate = createConnectionGate(limits, deps.clock)
+  const activity = createDeviceActivity(deps.clock, options.activity)
+  core.onDevicePublish(({ deviceId }) => activity.count(deviceId))
   const proxyProtocol = resolveProxyProtocol(options.proxyProtocol)
   const isTrustedProxy = proxyProtocol.trustedProxies.length > 0 ? trustedProxyMatcher(proxyProtocol.trustedProxies) : null
   /** raw socket -> the device's address from its PROXY header */
@@ -201,7 +213,7 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
 
   /** Refused before TLS: over a per-address limit (connection.throttled) or a PROXY header problem (connection.refused). */
   function refuseConnection(remoteAddress: string, reason: string, extra: Record<string, unknown> = {}): void {
-    countBy(stats.refused, reason)
+    countRefused(stats, reason)
     const limit = GATE_LIMITS[reason]
     if (limit) countBy(stats.limitHits, limit)
     const action = reason.startsWith('proxy-') ? 'connection.refused' : 'connection.throttled'
@@ -218,7 +230,7 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
   netServer.maxConnections = limits.maxConnections
   // over maxConnections Node closes the socket itself and tells only this event
   netServer.on('drop', () => {
-    countBy(stats.refused, 'max-connections')
+    countRefused(stats, 'max-connections')
     countBy(stats.limitHits, 'max-connections')
   })
 
@@ -280,6 +292,16 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
       if (state !== 'listening' || !netServer.listening) throw new BrokerState('accept connections', state)
       const { address, port } = netServer.address() as net.AddressInfo
       await probeListener(loopbackFor(address), port, timeoutMs, rememberProbe)
+    },
+    busiestDevices: (n) => activity.busiest(n),
+    onConnectionRefused(listener) {
+      return onRefused(stats, (reason) => {
+        try {
+          listener(reason)
+        } catch (err) {
+          log.error({ err, event: 'refused' }, 'broker listener failed')
+        }
+      })
     },
     setTls(next) {
       tlsServer.setSecureContext({ key: next.key, cert: next.cert, ca: next.ca, minVersion: 'TLSv1.2' })

@@ -207,6 +207,7 @@ export function attachAiBridge(
     const decision = await limiter.admit(deviceId, route.limits)
     if (!decision.ok) {
       stats.throttled++
+      stats.throttledByTier[ctx.tier] = (stats.throttledByTier[ctx.tier] ?? 0) + 1
       if (limiter.startsEpisode(deviceId, decision.retryAt)) {
         const notice: ThrottleNotice = { type: 'throttled', deviceId, reason: decision.reason, retryAt: decision.retryAt.toISOString() }
         stats.throttleNotices++

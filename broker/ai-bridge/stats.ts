@@ -51,6 +51,8 @@ export interface AiBridgeStats {
   providers: Record<string, ProviderStats>
   /** AI tokens reported by the providers, by the device's tier (tiers are configuration, never device ids) */
   tokensByTier: Record<string, number>
+  /** throttled telemetry messages (as `throttled`), by the device's tier */
+  throttledByTier: Record<string, number>
 }
 
 export function emptyStats(providers: string[]): AiBridgeStats {
@@ -86,5 +88,6 @@ export function emptyStats(providers: string[]): AiBridgeStats {
       ]),
     ),
     tokensByTier: {},
+    throttledByTier: {},
   }
 }

@@ -1,6 +1,6 @@
 import type { Client } from 'aedes'
 import { claimIdFromCommonName, identityFromPeerCertificate, type PeerIdentity } from '../../certs/index.ts'
-import { countBy } from '../broker-stats.ts'
+import { countBy, countRefused } from '../broker-stats.ts'
 import { ConnectRateLimited, ConnectRefused, DirectoryUnavailable } from '../errors.ts'
 import { sessionEnd, type Session } from '../sessions.ts'
 import { canPublish } from '../topic-policy.ts'
@@ -87,7 +87,7 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
     let identity: PeerIdentity | null = null
 
     const refuse = (reason: ConnectRefusal, extra: Record<string, unknown> = {}): void => {
-      countBy(deps.stats.refused, reason)
+      countRefused(deps.stats, reason)
       if (reason === 'connect-rate') countBy(deps.stats.limitHits, 'connect-rate')
       const cn = identity?.commonName ?? null
       const deviceId = identity?.deviceId ?? null
@@ -192,7 +192,7 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
         },
         (err: unknown) => {
           deps.sessions.endAuthentication(pending)
-          countBy(deps.stats.refused, 'directory-unavailable')
+          countRefused(deps.stats, 'directory-unavailable')
           const wrapped = withReturnCode(new DirectoryUnavailable({ cause: err }))
           log.error({ err, deviceId, serial: peer.serial, remoteAddress: ctx.remoteAddress, code: wrapped.code }, 'device lookup failed')
           done(wrapped, null)

@@ -1,7 +1,7 @@
 import { capText } from '../../certs/index.ts'
 import { MQTT_3_1_1 } from '../reason-codes.ts'
 import type { BrokerLimits } from '../limits.ts'
-import { countBy } from '../broker-stats.ts'
+import { countRefused } from '../broker-stats.ts'
 import { remoteAddressOf, throttledLog, type HookDeps, type PreConnectHandler } from './hook-deps.ts'
 
 /**
@@ -29,7 +29,7 @@ export function createPreConnect(deps: Pick<HookDeps, 'connections' | 'log' | 't
   return (client, packet, callback) => {
     const remoteAddress = remoteAddressOf(client)
     if (packet.protocolVersion !== MQTT_3_1_1 && packet.protocolVersion !== 3) {
-      countBy(deps.stats.refused, 'unsupported-protocol-version')
+      countRefused(deps.stats, 'unsupported-protocol-version')
       throttledLog(
         deps,
         log,

@@ -10,8 +10,31 @@ import { certificateView, deviceView } from '../views.ts'
 export interface FleetSignals {
   /** devices connected now, in this process */
   connectedDeviceIds(): string[]
-  /** called on every control event and every device connect or disconnect; returns the unsubscribe */
+  /** called on every control event, every device connect or disconnect and every refused connection; returns the unsubscribe */
   onChange(listener: () => void): () => void
+  /** the top 10 devices by messages in over the recent window (broker/device-activity.ts) */
+  busiestDevices(): BusiestDevices
+  /** AI telemetry messages throttled since start, by tier; {} without the AI bridge */
+  aiThrottledByTier(): Record<string, number>
+  /** a device's last connects and disconnects in this process, newest first (broker/connection-history.ts) */
+  connectionHistory(deviceId: string): ConnectionEvent[]
+}
+
+export interface ConnectionEvent {
+  at: string
+  event: 'connect' | 'disconnect'
+  remoteAddress: string | null
+  serial: string
+  /** why a session closed; null for a connect */
+  reason: string | null
+}
+
+export interface BusiestDevices {
+  /** the counts cover from here to now */
+  since: string
+  devices: { deviceId: string; messagesIn: number }[]
+  /** messages of devices past the broker's bound, attributed to none */
+  untracked: number
 }
 
 /** A device's AI budget per day (its tier's limits with its own overrides), or null without the AI bridge. */
@@ -47,6 +70,17 @@ const auditView = (e: AuditEntry) => ({
   subject: e.subject,
   details: JSON.stringify(e.details).slice(0, 300),
 })
+
+/** The scan's AI usage by tier (cached), each row with the live throttle count; a tier only throttled gets a row too. */
+function withThrottles<S extends { aiByTier: { tier: string; devices: number; requests: number; tokens: number }[] }>(
+  scan: S,
+  throttled: Record<string, number>,
+): S {
+  const rows = scan.aiByTier.map((t) => ({ ...t, throttled: throttled[t.tier] ?? 0 }))
+  for (const [tier, n] of Object.entries(throttled))
+    if (!rows.some((t) => t.tier === tier)) rows.push({ tier, devices: 0, requests: 0, tokens: 0, throttled: n })
+  return { ...scan, aiByTier: rows.sort((a, b) => a.tier.localeCompare(b.tier)) }
+}
 
 /** The dashboard's read side: one snapshot of the fleet (the overview and its live stream) and one of a device. */
 export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions = {}) {
@@ -129,7 +163,8 @@ export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions =
         connectedDevices: connected.slice(0, LISTED_CONNECTED),
         recentAudit: authority.listAudit({ limit: 20 }).map(auditView),
         refusedConnections: authority.listAudit({ action: 'connect.refused', limit: 10 }).map(auditView),
-        fleet: fleetScan(),
+        busiestDevices: deps.signals.busiestDevices(),
+        fleet: withThrottles(fleetScan(), deps.signals.aiThrottledByTier()),
       }
     },
 
@@ -142,6 +177,7 @@ export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions =
         certificates: certificates.map(certificateView),
         connected: deps.presence.isConnected(device.id),
         lastSeen: deps.presence.lastSeen(device.id)?.toISOString() ?? null,
+        connections: deps.signals.connectionHistory(device.id),
         settings: deps.settings.getDevice(device.id),
         insights: deps.aiUsage.listInsights(device.id, 10),
         usage: {

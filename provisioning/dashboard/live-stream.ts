@@ -17,7 +17,7 @@ export interface LiveStreamOptions {
   maxClients?: number
   /** changes closer together than this are sent as one snapshot; default 250 ms */
   coalesceMs?: number
-  /** a fresh snapshot at least this often (refusals are audited without an event); default 15 s */
+  /** a fresh snapshot at least this often (for what changes without a signal: AI usage, expiries); default 15 s */
   refreshMs?: number
 }
 
@@ -28,7 +28,7 @@ interface Client {
 }
 
 /**
- * Server-sent events for the dashboard: on a change (a control event, a connect or disconnect) every open
+ * Server-sent events for the dashboard: on a change (a control event, a connect, disconnect or refusal) every open
  * stream gets a fresh overview, coalesced; and one every refreshMs regardless. Subscribed to the signals
  * only while a stream is open.
  */

@@ -59,6 +59,13 @@ function draw(d) {
       d.certificates.map((c) => [c.serial, c.status, when(c.notBefore), when(c.notAfter), c.fingerprint]),
     ),
   )
+  fill(
+    'connections',
+    table(
+      ['at', 'event', 'remote address', 'serial', 'reason'],
+      d.connections.map((c) => [when(c.at), c.event, c.remoteAddress ?? '—', c.serial, c.reason ?? '']),
+    ),
+  )
   const s = d.settings
   fill('settings-state', `version ${s.version}, ${s.inSync ? 'in sync' : 'out of sync'}; reported ${when(s.reported?.at)}`)
   fill('desired', json(s.desired))

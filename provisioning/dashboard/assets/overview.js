@@ -61,8 +61,17 @@ function draw(o) {
   fill(
     'ai',
     table(
-      ['tier', 'devices', 'requests', 'tokens'],
-      o.fleet.aiByTier.map((t) => [t.tier, t.devices, t.requests, t.tokens]),
+      ['tier', 'devices', 'requests', 'tokens', 'throttled since start'],
+      o.fleet.aiByTier.map((t) => [t.tier, t.devices, t.requests, t.tokens, t.throttled]),
+    ),
+  )
+  const b = o.busiestDevices
+  fill('busiest-note', `messages in since ${when(b.since)}${b.untracked ? `; ${b.untracked} from devices not tracked` : ''}`)
+  fill(
+    'busiest',
+    table(
+      ['device', 'messages in'],
+      b.devices.map((d) => [deviceLink(d.deviceId), d.messagesIn]),
     ),
   )
   fill('refused', table(['at', 'action', 'subject', 'actor', 'details'], auditRows(o.refusedConnections)))

@@ -177,7 +177,13 @@ describe('dashboard over HTTPS', () => {
     const control = await openControlPlane(dataDir, {}, { log })
     onTestFinished(() => control.close())
     const tls = await loadServerTls(dataDir)
-    const signals = { connectedDeviceIds: () => [], onChange: () => () => {} }
+    const signals = {
+      connectedDeviceIds: () => [],
+      onChange: () => () => {},
+      busiestDevices: () => ({ since: new Date().toISOString(), devices: [], untracked: 0 }),
+      aiThrottledByTier: () => ({}),
+      connectionHistory: () => [],
+    }
     const presence = { isConnected: () => false, lastSeen: () => null }
     const app = buildApi(
       { ...control, presence, clock: { now: () => new Date() }, log, dashboard: { signals } },
@@ -250,6 +256,7 @@ describe.skipIf(!existsSync(CHROMIUM))(`dashboard in headless Chromium (${CHROMI
     await page.waitForURL(`${base}/dashboard/devices/pump-1`)
     await page.locator('#device-connection .value').filter({ hasText: 'connected' }).waitFor()
     await page.locator('#certificates').filter({ hasText: pump.serial }).waitFor()
+    await page.locator('#connections td', { hasText: /^connect$/ }).waitFor()
     await page.screenshot({ path: join(images, 'dashboard-device.png'), fullPage: true })
 
     const closed = closedWithin(client)

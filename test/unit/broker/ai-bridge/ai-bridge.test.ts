@@ -70,6 +70,7 @@ describe('attachAiBridge', () => {
     expect(h.core.insightsOf('d1')).toHaveLength(3)
     expect(h.core.noticesOf('d1')).toEqual([{ type: 'throttled', deviceId: 'd1', reason: 'rate', retryAt: '2026-03-01T12:00:10.000Z' }])
     expect(h.bridge.stats()).toMatchObject({ throttled: 2, throttleNotices: 1 })
+    expect(h.bridge.stats().throttledByTier).toEqual({ standard: 2 })
 
     await h.timers.advance('9999ms')
     h.core.telemetry('d1', { v: 5 })
@@ -86,6 +87,7 @@ describe('attachAiBridge', () => {
     expect(h.core.noticesOf('d1')).toHaveLength(2)
     expect(h.core.noticesOf('d1')[1]).toMatchObject({ reason: 'rate', retryAt: '2026-03-01T12:00:20.000Z' })
     expect(h.bridge.stats()).toMatchObject({ throttled: 4, throttleNotices: 2, insights: 4 })
+    expect(h.bridge.stats().throttledByTier).toEqual({ standard: 4 })
   })
 
   it('the daily request budget allows exactly dailyRequests per UTC day, then throttles until midnight', async () => {

@@ -7,12 +7,23 @@ async function fleetHarness(options = {}) {
   const h = await apiHarness()
   const connected = new Set<string>()
   const presence = { isConnected: (id: string) => connected.has(id), lastSeen: () => null }
-  const signals = { connectedDeviceIds: () => [...connected], onChange: () => () => {} }
+  const throttled: Record<string, number> = {}
+  const busiest = { since: '2025-12-31T23:55:00.000Z', devices: [{ deviceId: 'a-1', messagesIn: 7 }], untracked: 0 }
+  const signals = {
+    connectedDeviceIds: () => [...connected],
+    onChange: () => () => {},
+    busiestDevices: () => busiest,
+    aiThrottledByTier: () => throttled,
+    connectionHistory: (id: string) =>
+      id === 'p-1'
+        ? [{ at: '2026-01-01T00:00:00.000Z', event: 'connect' as const, remoteAddress: '10.0.0.7', serial: '01', reason: null }]
+        : [],
+  }
   const aiBudget = (_id: string, tier: string) => (tier === 'premium' ? { dailyRequests: 50, dailyTokens: 5000 } : null)
   const fleet = createFleetView({ ...h, presence, signals, aiBudget }, options)
   const create = (id: string, extra: { group?: string; tier?: string; validDays?: number } = {}) =>
     h.authority.createDevice({ id, ...extra }, 'operator:test')
-  return { ...h, fleet, connected, create }
+  return { ...h, fleet, connected, create, throttled, busiest }
 }
 
 describe('dashboard fleet view', () => {
@@ -28,6 +39,7 @@ describe('dashboard fleet view', () => {
     expect(o.connectedDevices).toEqual(['a-1'])
     expect(o.refusedConnections.map((e) => [e.subject, e.details])).toEqual([['a-3', '{"reason":"revoked"}']])
     expect(o.recentAudit[0]?.action).toBe('connect.refused')
+    expect(o.busiestDevices).toEqual({ since: '2025-12-31T23:55:00.000Z', devices: [{ deviceId: 'a-1', messagesIn: 7 }], untracked: 0 })
   })
 
   it('buckets active certificates by week of expiry, with expired and later ones apart', async () => {
@@ -48,21 +60,23 @@ describe('dashboard fleet view', () => {
     expect(expiry.counts.reduce((a, b) => a + b, 0)).toBe(3)
   })
 
-  it('shows settings sync per group and AI usage today per tier', async () => {
-    const { fleet, create, settings, aiUsage } = await fleetHarness()
+  it('shows settings sync per group and AI usage today and throttles per tier', async () => {
+    const { fleet, create, settings, aiUsage, throttled } = await fleetHarness()
     await create('p-1', { group: 'pumps', tier: 'premium' })
     await create('p-2', { group: 'pumps' })
     await create('m-1')
     settings.report('p-1', { version: settings.getDevice('p-1').version, settings: {} })
     aiUsage.add('p-1', '2026-01-01', 3, 120)
+    Object.assign(throttled, { standard: 2, edge: 1 }) // 'edge': throttled devices, none active now
     const { settingsByGroup, aiByTier } = fleet.overview().fleet
     expect(settingsByGroup).toEqual([
       { group: '(none)', inSync: 0, outOfSync: 1 },
       { group: 'pumps', inSync: 1, outOfSync: 1 },
     ])
     expect(aiByTier).toEqual([
-      { tier: 'premium', devices: 1, requests: 3, tokens: 120 },
-      { tier: 'standard', devices: 2, requests: 0, tokens: 0 },
+      { tier: 'edge', devices: 0, requests: 0, tokens: 0, throttled: 1 },
+      { tier: 'premium', devices: 1, requests: 3, tokens: 120, throttled: 0 },
+      { tier: 'standard', devices: 2, requests: 0, tokens: 0, throttled: 2 },
     ])
   })
 
@@ -92,6 +106,9 @@ describe('dashboard fleet view', () => {
     const d = fleet.device('p-1')
     expect(d.certificates.map((c) => c.serial)).toEqual([issued.serial])
     expect(d.connected).toBe(true)
+    expect(d.connections).toEqual([
+      { at: '2026-01-01T00:00:00.000Z', event: 'connect', remoteAddress: '10.0.0.7', serial: '01', reason: null },
+    ])
     expect(d.settings).toMatchObject({ desired: { rate: 5 }, delta: { rate: 5 }, inSync: false })
     expect(d.usage).toEqual({
       today: { requests: 2, tokens: 80 },
