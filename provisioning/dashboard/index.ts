@@ -1,3 +1,3 @@
 // The operators' dashboard in the browser, served by the HTTP API's server (buildApi registers it).
 export { registerDashboard, type DashboardOptions } from './register-dashboard.ts'
-export type { AiBudgetOf, BusiestDevices, FleetSignals } from './fleet-view.ts'
+export type { AiBudgetOf, FleetSignals } from './fleet-view.ts'
