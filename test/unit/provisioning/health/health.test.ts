@@ -9,6 +9,7 @@ import { InMemoryRegistryStore } from '../../../../provisioning/store/in-memory-
 import { fixedClock } from '../../../helpers/clock.ts'
 import { fakeTimers } from '../../../helpers/fake-timers.ts'
 import { makeTestCa } from '../../../helpers/test-ca.ts'
+import { waitFor } from '../../../helpers/wait.ts'
 
 const log = pino({ level: 'silent' })
 const ok: HealthCheck = async () => {}
@@ -124,17 +125,19 @@ describe('the control plane checks', () => {
 })
 
 describe('the event-loop check', () => {
-  /** Looks until the check gives the outcome wanted (an error, or none), every 10 ms, at most 200 times. */
+  /** Looks until the check gives the outcome wanted (an error, or none), through the one wait helper. */
   async function lookUntil(check: HealthCheck, failed: boolean): Promise<unknown> {
-    for (let i = 0; i < 200; i++) {
-      const outcome = await check().then(
-        () => ({ failed: false, err: undefined }),
-        (err: unknown) => ({ failed: true, err }),
-      )
-      if (outcome.failed === failed) return outcome.err
-      await new Promise((r) => setTimeout(r, 10))
-    }
-    throw new Error(`the event-loop check never ${failed ? 'failed' : 'passed'}`)
+    const outcome = await waitFor(
+      () =>
+        check().then(
+          () => (failed ? null : { err: undefined }),
+          (err: unknown) => (failed ? { err } : null),
+        ),
+      2000,
+      `the event-loop check to ${failed ? 'fail' : 'pass'}`,
+      10,
+    )
+    return outcome.err
   }
 
   it('fails when the loop was blocked longer than the bound since the last look, and passes again after', async () => {
