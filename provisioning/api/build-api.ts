@@ -128,7 +128,7 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
   app.register(devicesRoutes, { prefix: '/v1', authority: deps.authority, settings: deps.settings, presence: deps.presence })
   app.register(settingsRoutes, { prefix: '/v1', settings: deps.settings })
   app.register(insightsRoutes, { prefix: '/v1', authority: deps.authority, aiUsage: deps.aiUsage })
-  app.register(checksRoutes, { prefix: '/v1', checks: deps.checks })
+  app.register(checksRoutes, { prefix: '/v1', checks: deps.checks, clock: deps.clock })
   if (deps.dashboard) registerDashboard(app, { ...deps, ...deps.dashboard, random }, options.dashboard)
   if (deps.metrics) app.register(metricsRoutes, { metrics: deps.metrics })
   return app

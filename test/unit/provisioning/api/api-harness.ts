@@ -43,7 +43,11 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
   }
   const aiUsage = createAiUsageService({ store: store.aiUsage, clock })
   // the check engine over an empty fleet (no data directory here); test/integration/api/checks-route.test.ts runs it on a real one
-  const checks = async () => runChecks(emptyFleet(clock.now()))
+  let checkRuns = 0
+  const checks = async () => {
+    checkRuns++
+    return runChecks(emptyFleet(clock.now()))
+  }
   // the route's part is serving what the collector renders; the collector itself runs in test/integration/provisioning/metrics.test.ts
   const metrics = {
     render: async () => '# TYPE gatehouse_connections gauge\ngatehouse_connections 0\n',
@@ -69,7 +73,7 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
       headers: { ...(auth && { authorization: auth }), ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
       ...(body !== undefined && { payload: typeof body === 'string' ? body : JSON.stringify(body) }),
     })
-  return { app, clock, store, authority, settings, apiKeys, aiUsage, connected, logText, keyWith, call }
+  return { app, clock, store, authority, settings, apiKeys, aiUsage, connected, logText, keyWith, call, checkRuns: () => checkRuns }
 }
 
 const emptyFleet = (now: Date) => ({
