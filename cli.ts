@@ -31,7 +31,19 @@ function operator(): string {
 /** Flags that map onto config keys; the rest are per-command. */
 function configFlags(options: Record<string, unknown>): ConfigInput {
   const out: ConfigInput = {}
-  for (const key of ['dataDir', 'host', 'mqttPort', 'httpHost', 'httpPort', 'httpAllowInsecure', 'logLevel', 'logFormat', 'keyAlgorithm'])
+  for (const key of [
+    'dataDir',
+    'host',
+    'mqttPort',
+    'httpHost',
+    'httpPort',
+    'httpAllowInsecure',
+    'metricsHost',
+    'metricsPort',
+    'logLevel',
+    'logFormat',
+    'keyAlgorithm',
+  ])
     if (options[key] !== undefined) out[key] = options[key]
   if (Array.isArray(options.hostname) && options.hostname.length) out.hostnames = options.hostname
   return out
@@ -107,6 +119,8 @@ export function buildProgram(io: CliIo): Command {
     .option('--http-host <address>', 'address of the app HTTP API (default 127.0.0.1; any other address serves HTTPS only)')
     .option('--http-port <port>', 'app HTTP API port; 0 picks a free one (default 8080)')
     .option('--http-allow-insecure', 'serve plain HTTP on a non-loopback --http-host (unsafe: API keys travel in clear)')
+    .option('--metrics-port <port>', 'serve /metrics on its own port without an API key (default: on the API, with a metrics:read key)')
+    .option('--metrics-host <address>', 'address of the --metrics-port listener (default 127.0.0.1)')
     .option('--hostname <name>', 'extra DNS name or IP for the broker certificate (repeatable)', (v: string, acc: string[] = []) => [
       ...acc,
       v,

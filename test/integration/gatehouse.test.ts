@@ -24,10 +24,10 @@ async function listenOn(port: number): Promise<Server> {
 }
 
 /** `gatehouse start` as its own process, on an ephemeral port; stopped with SIGTERM when the test ends. */
-async function startProcess(dataDir: string, env: NodeJS.ProcessEnv = {}) {
+async function startProcess(dataDir: string, env: NodeJS.ProcessEnv = {}, args: string[] = []) {
   const child = spawn(
     process.execPath,
-    [GATEHOUSE_BIN, 'start', '--data-dir', dataDir, '--mqtt-port', '0', '--http-port', '0', '--log-format', 'json'],
+    [GATEHOUSE_BIN, 'start', '--data-dir', dataDir, '--mqtt-port', '0', '--http-port', '0', '--log-format', 'json', ...args],
     {
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -111,8 +111,11 @@ describe('gatehouse start (the whole product, as an operator runs it)', () => {
     expect(res.stderr).toContain('mqttPort')
     expect(res.stderr).toContain('limits.maxConnectionsPerIp must be >= 1 (from GATEHOUSE_LIMITS_MAX_CONNECTIONS_PER_IP)')
   })
-  it('serves /metrics without a key on the port GATEHOUSE_METRICS_PORT names, and says where', async () => {
-    const gatehouse = await startProcess(join(tempDir(), 'data'), { GATEHOUSE_METRICS_PORT: '0' })
+  it.each([
+    ['GATEHOUSE_METRICS_PORT', { GATEHOUSE_METRICS_PORT: '0' }, []],
+    ['--metrics-port', {}, ['--metrics-port', '0']],
+  ])('serves /metrics without a key on the port %s names, and says where', async (_how, env, args) => {
+    const gatehouse = await startProcess(join(tempDir(), 'data'), env, args)
     const url = /metrics on (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(gatehouse.stderr())?.[1]
     expect(url, gatehouse.stderr()).toBeDefined()
     const res = await fetch(url!)
