@@ -114,27 +114,27 @@ async function login(location: Pkcs11Location, pin: string | undefined): Promise
   } catch (err) {
     throw new Pkcs11PinWrong(label, errorText(err).replace(/\s+/g, ' ').slice(0, 80), { cause: err })
   }
-  // PKCS#11 runs one operation at a time on a session: signatures take turns
+  // PKCS#11 runs one operation at a time on a session (two at once fail with CKR_GENERAL_ERROR or worse):
+  // every call into the token takes its turn
   let tail: Promise<unknown> = Promise.resolve()
+  const inTurn = <T>(operation: () => Promise<T>): Promise<T> => {
+    const run = tail.then(operation)
+    tail = run.catch(() => undefined)
+    return run
+  }
   const signer: KeySigner = {
-    subtle: {
-      sign(algorithm, key, data) {
-        const run = tail.then(() => crypto.subtle.sign(algorithm as webcrypto.EcdsaParams, key as never, data))
-        tail = run.catch(() => undefined)
-        return run
-      },
-    },
+    subtle: { sign: (algorithm, key, data) => inTurn(() => crypto.subtle.sign(algorithm as webcrypto.EcdsaParams, key as never, data)) },
   }
   return {
     async generateKeyPair(alg, keyLabel) {
       let pair: CryptoKeyPair
       try {
         const params = { ...keyGenParams(alg), token: true, sensitive: true, label: keyLabel }
-        pair = (await crypto.subtle.generateKey(params, false, ['sign', 'verify'])) as unknown as CryptoKeyPair
+        pair = (await inTurn(() => crypto.subtle.generateKey(params, false, ['sign', 'verify']))) as unknown as CryptoKeyPair
       } catch (err) {
         throw new Pkcs11OperationFailed(`generate a ${alg} key in token '${label}'`, errorText(err), { cause: err })
       }
-      const spki = await crypto.subtle.exportKey('spki', pair.publicKey as never)
+      const spki = await inTurn(() => crypto.subtle.exportKey('spki', pair.publicKey as never))
       const id = Buffer.from((pair.privateKey as unknown as { p11Object: { id: Buffer } }).p11Object.id).toString('hex')
       return {
         // the public key as Node's (certificates and checks use it); the private key signs in the token
@@ -146,9 +146,9 @@ async function login(location: Pkcs11Location, pin: string | undefined): Promise
       }
     },
     async privateKey(reference, path) {
-      const index = (await crypto.keyStorage.keys()).find((k) => k.startsWith('private-') && k.endsWith(`-${reference.id}`))
+      const index = (await inTurn(() => crypto.keyStorage.keys())).find((k) => k.startsWith('private-') && k.endsWith(`-${reference.id}`))
       if (index === undefined) throw new Pkcs11KeyNotFound(`'${reference.label}' (id ${reference.id})`, path, label)
-      const key = await crypto.keyStorage.getItem(index, webCryptoParams(reference.keyAlgorithm), false, ['sign'])
+      const key = await inTurn(() => crypto.keyStorage.getItem(index, webCryptoParams(reference.keyAlgorithm), false, ['sign']))
       keyAlgorithmOf(key as unknown as CryptoKey) // a key of an algorithm we do not sign with: GH_KEY_ALGORITHM_UNSUPPORTED
       return bindSigner(key as unknown as CryptoKey, signer)
     },

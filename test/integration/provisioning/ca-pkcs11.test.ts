@@ -78,6 +78,16 @@ describeWithSoftHsm('CA keys in a PKCS#11 token (SoftHSM2)', () => {
     expect(verified.stdout).toContain(': OK')
   })
 
+  it('issues a batch, whose signatures run concurrently, through the one token session: every certificate verifies', async () => {
+    const out = join(dir, 'batch')
+    const batch = await cli(['device', 'create-batch', '--count', '12', '--prefix', 'tank-', '--out', out])
+    expect(batch.code, batch.stderr).toBe(0)
+    const files = readdirSync(out).map((id) => join(out, id, 'cert.pem'))
+    expect(files).toHaveLength(12)
+    const verified = await openssl(['verify', '-CAfile', join(dir, 'data', 'ca', 'ca.pem'), ...files])
+    expect(verified.stdout.match(/: OK/g)).toHaveLength(12)
+  })
+
   it('signs the CRL with the token key (openssl crl -verify), a revoked device on it', async () => {
     const out = join(dir, 'devices')
     expect((await cli(['device', 'create', 'pump-hsm-2', '--out', out])).code).toBe(0)
