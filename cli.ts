@@ -2,7 +2,7 @@ import { mkdirSync, rmSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { Command, CommanderError, Option } from 'commander'
 import { cryptoRandom, identityFromCertificate, type KeyAlgorithm } from './certs/index.ts'
-import { authorityOptions, caPassphrase, loadConfig, type ConfigInput } from './config.ts'
+import { authorityOptions, caPassphrase, ConfigInvalid, loadConfig, pkcs11Pin, type ConfigInput } from './config.ts'
 // the sim command's declaration only (its run, with mqtt.js, loads when it runs): not via device-sim/index.ts
 import { registerSim, type SimCliDeps } from './device-sim/cli.ts'
 import { createLogger } from './logger.ts'
@@ -77,10 +77,11 @@ export function buildProgram(io: CliIo): Command {
     async init(options) {
       const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
       const passphrase = caPassphrase(io.env)
+      const pkcs11 = pkcs11Location(options)
       const result = await initControlPlane(
         config.dataDir,
-        { keyAlgorithm: config.keyAlgorithm, hostnames: [...config.hostnames] },
-        { log: cliLog(options), ...secretsOf(io) },
+        { keyAlgorithm: config.keyAlgorithm, hostnames: [...config.hostnames], ...(pkcs11 && { pkcs11 }) },
+        { log: cliLog(options), ...secretsOf(io, options.pkcs11PinFile) },
         operator(),
       )
       const root = await identityFromCertificate(result.ca.root.certificate)
@@ -91,6 +92,7 @@ export function buildProgram(io: CliIo): Command {
         caChain: dataDirLayout(config.dataDir).chain,
         rootFingerprint: root.fingerprint,
         encrypted: passphrase !== undefined,
+        ...(result.pkcs11 && { pkcs11Token: result.pkcs11.token }),
       }
     },
     ca: {
@@ -121,6 +123,7 @@ export function buildProgram(io: CliIo): Command {
     .option('--http-allow-insecure', 'serve plain HTTP on a non-loopback --http-host (unsafe: API keys travel in clear)')
     .option('--metrics-port <port>', 'serve /metrics on its own port without an API key (default: on the API, with a metrics:read key)')
     .option('--metrics-host <address>', 'address of the --metrics-port listener (default 127.0.0.1)')
+    .option('--pkcs11-pin-file <file>', 'file holding the PIN of the PKCS#11 token with the CA keys (else GATEHOUSE_PKCS11_PIN[_FILE])')
     .option('--hostname <name>', 'extra DNS name or IP for the broker certificate (repeatable)', (v: string, acc: string[] = []) => [
       ...acc,
       v,
@@ -132,7 +135,7 @@ export function buildProgram(io: CliIo): Command {
     const log = createLogger({ level: config.logLevel, format: config.logFormat, fd: 1 })
     // loaded only here: provisioning commands never pay for loading the broker
     const { startGatehouse } = await import('./gatehouse.ts')
-    const gatehouse = await startGatehouse(config, { log, env: io.env, ...secretsOf(io) })
+    const gatehouse = await startGatehouse(config, { log, env: io.env, ...secretsOf(io, options.pkcs11PinFile as string | undefined) })
     io.err(
       `gatehouse: MQTT over mutual TLS on ${gatehouse.mqtt.host}:${gatehouse.mqtt.port}; HTTP API on ${gatehouse.http.url}; ` +
         (gatehouse.metricsHttp ? `metrics on ${gatehouse.metricsHttp.url}/metrics; ` : '') +
@@ -189,11 +192,25 @@ async function provisionSimDevices(deps: CliDeps, ids: string[], options: Parame
   }
 }
 
-/** Secrets come from the environment (or files it names), never from flags that show in `ps`. */
-function secretsOf(io: CliIo): { passphrase?: string; settingsKey?: string } {
+/** Secrets come from the environment (or files it or a flag names), never from flags that show in `ps`. */
+function secretsOf(io: CliIo, pinFile?: string): { passphrase?: string; pkcs11Pin?: string; settingsKey?: string } {
   const passphrase = caPassphrase(io.env)
+  const pin = pkcs11Pin(io.env, pinFile)
   const settingsKey = io.env.GATEHOUSE_SETTINGS_KEY
-  return { ...(passphrase !== undefined && { passphrase }), ...(settingsKey && { settingsKey }) }
+  return {
+    ...(passphrase !== undefined && { passphrase }),
+    ...(pin !== undefined && { pkcs11Pin: pin }),
+    ...(settingsKey && { settingsKey }),
+  }
+}
+
+/** init's --pkcs11-module and --pkcs11-token: both or neither. */
+function pkcs11Location(options: { pkcs11Module?: string; pkcs11Token?: string }): { module: string; token: string } | undefined {
+  const { pkcs11Module: module, pkcs11Token: token } = options
+  if (module === undefined && token === undefined) return undefined
+  if (!module || !token)
+    throw new ConfigInvalid('--pkcs11-module and --pkcs11-token go together: give the library path and the token label')
+  return { module, token }
 }
 
 /** Coded errors that exit 2: a configuration error, and `gatehouse status` finding nothing running. */

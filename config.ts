@@ -252,6 +252,23 @@ export function caPassphrase(env: NodeJS.ProcessEnv): string | undefined {
   return v === undefined || v === '' ? undefined : v
 }
 
+/**
+ * The user PIN of the PKCS#11 token holding the CA keys: from `file` (init's and start's
+ * --pkcs11-pin-file), else GATEHOUSE_PKCS11_PIN_FILE, else GATEHOUSE_PKCS11_PIN. Never a flag's value.
+ */
+export function pkcs11Pin(env: NodeJS.ProcessEnv, file?: string): string | undefined {
+  const path = file ?? env.GATEHOUSE_PKCS11_PIN_FILE
+  if (path) {
+    try {
+      return readFileSync(path, 'utf8').replace(/\r?\n$/, '')
+    } catch (err) {
+      throw new ConfigInvalid(`the PKCS#11 PIN file ${path} cannot be read: ${(err as Error).message}`)
+    }
+  }
+  const v = env.GATEHOUSE_PKCS11_PIN
+  return v === undefined || v === '' ? undefined : v
+}
+
 /** The authority's options, from the config. */
 export function authorityOptions(config: Readonly<Config>) {
   return {

@@ -48,6 +48,8 @@ export interface GatehouseDeps {
   random?: Random
   /** the CA passphrase (from GATEHOUSE_CA_PASSPHRASE / _FILE), never from a flag */
   passphrase?: string
+  /** the user PIN of the PKCS#11 token holding the CA keys (GATEHOUSE_PKCS11_PIN / _FILE), never from a flag */
+  pkcs11Pin?: string
   /** GATEHOUSE_SETTINGS_KEY (base64 of 32 bytes); else data/settings.key */
   settingsKey?: string
   /** where AI provider keys are looked up by the names the config gives (process.env for `gatehouse start`) */

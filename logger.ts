@@ -13,6 +13,10 @@ export const REDACT_PATHS = [
   '*.password',
   'apiKey',
   '*.apiKey',
+  'pin',
+  '*.pin',
+  'pkcs11Pin',
+  '*.pkcs11Pin',
   'req.headers.authorization',
   'headers.authorization',
 ]

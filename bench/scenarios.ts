@@ -1,6 +1,7 @@
 import { abuseBenchmark, abuseHelp } from './abuse.ts'
 import { aiHandoffBenchmark } from './ai-handoff.ts'
 import { connectBenchmark } from './connect.ts'
+import { hsmBenchmark } from './hsm.ts'
 import { provisionBenchmark } from './provision.ts'
 import { settingsBenchmark } from './settings.ts'
 import { throughputBenchmark } from './throughput.ts'
@@ -14,6 +15,7 @@ export const scenarios: Record<string, Scenario> = {
   settings: settingsBenchmark,
   'ai-handoff': aiHandoffBenchmark,
   abuse: abuseBenchmark,
+  hsm: hsmBenchmark,
 }
 
 /** `npm run bench -- <scenario> --help` prints these (scenarios without one are described in their file) */

@@ -3,7 +3,16 @@ import type { X509Certificate } from '@peculiar/x509'
 import type { Clock } from './clock.ts'
 import { CaKeyUnusable, CaNameInvalid } from './errors.ts'
 import { assertIssuerValidAt, authorityKeyIdentifier, randomSerial, signCertificate, validityWindow } from './issue-certificate.ts'
-import { DEFAULT_KEY_ALGORITHM, generateKeyPair, signingAlgorithmFor, subtle, type CryptoKey, type KeyAlgorithm } from './keys.ts'
+import {
+  DEFAULT_KEY_ALGORITHM,
+  generateKeyPair,
+  signerFor,
+  signingAlgorithmFor,
+  subtle,
+  type CryptoKey,
+  type CryptoKeyPair,
+  type KeyAlgorithm,
+} from './keys.ts'
 import type { Random } from './random.ts'
 
 /** A CA certificate and the key that signs with it. */
@@ -39,6 +48,8 @@ export interface CreateCertificateAuthorityOptions {
   keyAlgorithm?: KeyAlgorithm
   rootValidDays?: number
   issuingValidDays?: number
+  /** the root and issuing key pairs, made by the caller (in an HSM, say); else generated with keyAlgorithm */
+  keys?: { root: CryptoKeyPair; issuing: CryptoKeyPair }
 }
 
 export const DEFAULT_CA_NAME = 'Gatehouse'
@@ -58,7 +69,9 @@ export async function createCertificateAuthority(
   }
   const alg = opts.keyAlgorithm ?? DEFAULT_KEY_ALGORITHM
   const now = deps.clock.now()
-  const [rootKeys, issuingKeys] = await Promise.all([generateKeyPair(alg), generateKeyPair(alg)])
+  const [rootKeys, issuingKeys] = opts.keys
+    ? [opts.keys.root, opts.keys.issuing]
+    : await Promise.all([generateKeyPair(alg), generateKeyPair(alg)])
 
   const rootValidity = validityWindow(now, opts.rootValidDays ?? DEFAULT_ROOT_VALID_DAYS)
   const rootCert = await signCertificate({
@@ -159,7 +172,7 @@ export async function assertIssuerUsable(issuer: IssuerKeyPair, now: Date): Prom
   const params = signingAlgorithmFor(issuer.privateKey)
   let verified: boolean
   try {
-    const signature = await subtle.sign(params, issuer.privateKey, PROBE)
+    const signature = await signerFor(issuer.privateKey).subtle.sign(params, issuer.privateKey, PROBE)
     verified = await subtle.verify(params, await issuer.certificate.publicKey.export(), signature, PROBE)
   } catch (err) {
     throw new CaKeyUnusable(issuer.certificate.subject, (err as Error).name || 'error', { cause: err })

@@ -1,4 +1,4 @@
-import { x509 } from './x509.ts'
+import { generatorCrypto, x509 } from './x509.ts'
 import type { X509Crl } from '@peculiar/x509'
 import type { IssuerKeyPair } from './ca.ts'
 import type { Clock } from './clock.ts'
@@ -84,15 +84,18 @@ export async function createCrl(
     })
   }
 
-  return x509.X509CrlGenerator.create({
-    issuer: issuer.certificate.subjectName,
-    thisUpdate,
-    nextUpdate,
-    signingKey: issuer.privateKey,
-    signingAlgorithm: signingAlgorithmFor(issuer.privateKey),
-    extensions: [await authorityKeyIdentifier(issuer.certificate), new x509.Extension(ID_CE_CRL_NUMBER, false, derInteger(crlNumber))],
-    entries,
-  })
+  return x509.X509CrlGenerator.create(
+    {
+      issuer: issuer.certificate.subjectName,
+      thisUpdate,
+      nextUpdate,
+      signingKey: issuer.privateKey,
+      signingAlgorithm: signingAlgorithmFor(issuer.privateKey),
+      extensions: [await authorityKeyIdentifier(issuer.certificate), new x509.Extension(ID_CE_CRL_NUMBER, false, derInteger(crlNumber))],
+      entries,
+    },
+    generatorCrypto(issuer.privateKey),
+  )
 }
 
 /** The CRL number extension of a CRL, or undefined when it has none. */

@@ -1,7 +1,7 @@
 // Device certificates, built straight to DER. Batch provisioning issues thousands of these, and
 // @peculiar/x509's generic ASN.1 machinery cost ~4 ms of CPU each; here a certificate is a template
 // with the per-device fields filled in (~20 µs of JavaScript). The CA still signs through WebCrypto
-// with its CryptoKey, via the crypto provider x509.ts registers, so an HSM-backed provider can hold
+// with its CryptoKey, through the key's signer (signerFor in keys.ts), so an HSM-backed provider can hold
 // the key. The TBSCertificate is byte for byte the one the @peculiar generator wrote: test/unit/certs/
 // device-certificate.test.ts checks it against that generator for P-256, P-384 and RSA.
 import { createHash } from 'node:crypto'
@@ -47,13 +47,13 @@ import {
   ecPublicPoint,
   errorText,
   exportSpki,
+  signerFor,
   signingAlgorithmFor,
   type AnyKey,
   type CryptoKey,
 } from './keys.ts'
 import { normalizeSerial, toHex } from './peer-identity.ts'
 import { derToPem } from './pem.ts'
-import { x509 } from './x509.ts'
 
 export interface DeviceCertificateRequest {
   deviceId: string
@@ -131,7 +131,7 @@ export async function issueDeviceCertificateDer(
       ),
     ),
   )
-  const signature = new Uint8Array(await x509.cryptoProvider.get().subtle.sign(signing.params, issuer.privateKey, tbs))
+  const signature = new Uint8Array(await signerFor(issuer.privateKey).subtle.sign(signing.params, issuer.privateKey, tbs))
   const der = standalone(
     sequence(tbs, signing.identifier, bitString(signing.p1363Bytes ? p1363ToDer(signature, signing.p1363Bytes) : signature)),
   )

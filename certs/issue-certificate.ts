@@ -1,10 +1,10 @@
 import { isIP } from 'node:net'
-import { x509 } from './x509.ts'
+import { generatorCrypto, x509 } from './x509.ts'
 import type { X509Certificate } from '@peculiar/x509'
 import type { IssuerKeyPair } from './ca.ts'
 import type { Clock } from './clock.ts'
 import { CaIssuerExpired, CertHostnameInvalid, CertValidityInvalid, KeyInvalid } from './errors.ts'
-import { isRsaKey, keyAlgorithmOfAny, signingAlgorithmFor, type AnyKey, type CryptoKey } from './keys.ts'
+import { isRsaKey, keyAlgorithmOfAny, signingAlgorithmFor, subtle, type AnyKey, type CryptoKey } from './keys.ts'
 import { toHex } from './peer-identity.ts'
 import type { Random } from './random.ts'
 
@@ -152,15 +152,19 @@ export async function signCertificate(p: {
   extensions: x509.Extension[]
 }): Promise<X509Certificate> {
   const subject = new x509.Name(p.subject)
-  return x509.X509CertificateGenerator.create({
-    serialNumber: p.serial,
-    subject,
-    issuer: p.issuerName ?? subject,
-    notBefore: p.notBefore,
-    notAfter: p.notAfter,
-    publicKey: p.publicKey,
-    signingKey: p.signingKey,
-    signingAlgorithm: signingAlgorithmFor(p.signingKey),
-    extensions: p.extensions,
-  })
+  return x509.X509CertificateGenerator.create(
+    {
+      serialNumber: p.serial,
+      subject,
+      issuer: p.issuerName ?? subject,
+      notBefore: p.notBefore,
+      notAfter: p.notAfter,
+      // SPKI bytes: the public key is Node's, the signer may be another provider (an HSM) that cannot export it
+      publicKey: await subtle.exportKey('spki', p.publicKey),
+      signingKey: p.signingKey,
+      signingAlgorithm: signingAlgorithmFor(p.signingKey),
+      extensions: p.extensions,
+    },
+    generatorCrypto(p.signingKey),
+  )
 }

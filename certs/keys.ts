@@ -32,11 +32,13 @@ export function webCryptoParams(alg: KeyAlgorithm): webcrypto.EcKeyImportParams 
 /** A new extractable sign/verify key pair (ECDSA for P-256/P-384, RSASSA-PKCS1-v1_5 SHA-256 for RSA). */
 export async function generateKeyPair(alg: KeyAlgorithm = DEFAULT_KEY_ALGORITHM): Promise<CryptoKeyPair> {
   if (!isKeyAlgorithm(alg)) throw new KeyAlgorithmUnsupported(String(alg))
-  const params =
-    alg === 'p256' || alg === 'p384'
-      ? { name: 'ECDSA', namedCurve: EC_CURVES[alg] }
-      : { name: RSA_ALG, modulusLength: RSA_BITS[alg], publicExponent: RSA_EXPONENT, hash: 'SHA-256' }
-  return (await subtle.generateKey(params, true, ['sign', 'verify'])) as CryptoKeyPair
+  return (await subtle.generateKey(keyGenParams(alg), true, ['sign', 'verify'])) as CryptoKeyPair
+}
+
+/** WebCrypto generateKey parameters for one of our key algorithms (also what an HSM is asked for). */
+export function keyGenParams(alg: KeyAlgorithm): webcrypto.EcKeyGenParams | webcrypto.RsaHashedKeyGenParams {
+  if (alg === 'p256' || alg === 'p384') return { name: 'ECDSA', namedCurve: EC_CURVES[alg] }
+  return { name: RSA_ALG, modulusLength: RSA_BITS[alg], publicExponent: RSA_EXPONENT, hash: 'SHA-256' }
 }
 
 /**
@@ -81,6 +83,28 @@ export function keyAlgorithmOf(key: CryptoKey): KeyAlgorithm {
 
 export function isRsaKey(key: AnyKey): boolean {
   return key instanceof KeyObject ? key.asymmetricKeyType === 'rsa' : key.algorithm.name === RSA_ALG
+}
+
+/**
+ * What signs with a CA key: Node's WebCrypto, or the WebCrypto of another provider that holds the key
+ * and never lets it out (an HSM through PKCS#11; provisioning/ca/pkcs11-token.ts). Only `sign` is asked
+ * of it: public keys are always Node's, so everything else stays with Node.
+ */
+export interface KeySigner {
+  subtle: { sign(algorithm: webcrypto.AlgorithmIdentifier | webcrypto.EcdsaParams, key: CryptoKey, data: Uint8Array): Promise<ArrayBuffer> }
+}
+
+const signers = new WeakMap<CryptoKey, KeySigner>()
+
+/** Makes `key` (a key of another WebCrypto provider) sign through `signer` wherever certs/ signs with it. */
+export function bindSigner<K extends CryptoKey>(key: K, signer: KeySigner): K {
+  signers.set(key, signer)
+  return key
+}
+
+/** The provider that signs with `key`: the one bound to it, else Node's WebCrypto. */
+export function signerFor(key: CryptoKey): KeySigner {
+  return signers.get(key) ?? (webcrypto as unknown as KeySigner)
 }
 
 /** The signature algorithm an issuer key signs with: ECDSA with SHA-256 (P-256) / SHA-384 (P-384), RSA with SHA-256. */

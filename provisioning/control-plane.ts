@@ -3,7 +3,7 @@ import { cryptoRandom, systemClock, type Clock, type KeyAlgorithm, type Random }
 import { createApiKeyService, type ApiKeyService } from './api-keys/api-key-service.ts'
 import { createAiUsageService, type AiUsageService } from './ai-usage/ai-usage-service.ts'
 import { createDeviceAuthority, type AuthorityOptions, type DeviceAuthority } from './authority/device-authority.ts'
-import { initDataDir, loadCa, type InitResult } from './ca/index.ts'
+import { initDataDir, loadCa, type InitResult, type Pkcs11Location } from './ca/index.ts'
 import { dataDirLayout } from './data-dir/layout.ts'
 import { loadSettingsKey } from './data-dir/settings-key.ts'
 import { checkFleet, type CheckOptions, type CheckReport } from './checks/index.ts'
@@ -21,6 +21,8 @@ export interface ControlPlaneDeps {
   random?: Random
   /** the CA passphrase; callers take it from the environment or a file, never from a flag */
   passphrase?: string
+  /** the user PIN of the PKCS#11 token holding the CA keys (GATEHOUSE_PKCS11_PIN / _FILE), never from a flag */
+  pkcs11Pin?: string
   /** GATEHOUSE_SETTINGS_KEY (base64), else data/settings.key is used */
   settingsKey?: string
 }
@@ -55,7 +57,7 @@ export async function openControlPlane(
 ): Promise<ControlPlane> {
   const clock = deps.clock ?? systemClock
   const random = deps.random ?? cryptoRandom
-  const ca = await loadCa(dataDir, deps.passphrase, clock)
+  const ca = await loadCa(dataDir, deps, clock)
   const store = new SqliteRegistryStore(dataDirLayout(dataDir).database)
   const cipher = openSettingsCipher(dataDir, store, deps, random)
   const authority = createDeviceAuthority(
@@ -86,7 +88,7 @@ export async function openControlPlane(
       ...(options.auditIntervalMs !== undefined && { auditIntervalMs: options.auditIntervalMs }),
     },
   )
-  const reloadCa = async (): Promise<void> => authority.reloadCa(await loadCa(dataDir, deps.passphrase, clock))
+  const reloadCa = async (): Promise<void> => authority.reloadCa(await loadCa(dataDir, deps, clock))
   const stores = { registry: store, claims: store.claims, apiKeys: store.apiKeys, settings: store.settings }
   const checks = (checkOptions: Partial<CheckOptions> = {}) => checkFleet(dataDir, stores, checkOptions, { clock })
   return { store, authority, settings, apiKeys, aiUsage, claims, enrollment, checks, reloadCa, close: () => store.close() }
@@ -119,7 +121,7 @@ function openSettingsCipher(dataDir: string, store: SqliteRegistryStore, deps: C
  */
 export async function initControlPlane(
   dataDir: string,
-  options: { keyAlgorithm?: KeyAlgorithm; hostnames?: string[] },
+  options: { keyAlgorithm?: KeyAlgorithm; hostnames?: string[]; pkcs11?: Pkcs11Location },
   deps: ControlPlaneDeps,
   actor: string,
 ): Promise<InitResult> {
@@ -127,7 +129,11 @@ export async function initControlPlane(
   const random = deps.random ?? cryptoRandom
   const result = await initDataDir(
     dataDir,
-    { ...(deps.passphrase !== undefined && { passphrase: deps.passphrase }), ...options },
+    {
+      ...(deps.passphrase !== undefined && { passphrase: deps.passphrase }),
+      ...(deps.pkcs11Pin !== undefined && { pkcs11Pin: deps.pkcs11Pin }),
+      ...options,
+    },
     { clock, random },
   )
   const store = new SqliteRegistryStore(result.layout.database)
@@ -146,6 +152,7 @@ export async function initControlPlane(
           keyAlgorithm: options.keyAlgorithm ?? 'p256',
           hostnames: options.hostnames ?? [],
           encrypted: deps.passphrase !== undefined,
+          ...(result.createdCa && options.pkcs11 && { pkcs11: { module: options.pkcs11.module, token: options.pkcs11.token } }),
         },
       })
     }

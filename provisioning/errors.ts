@@ -52,6 +52,36 @@ export const CaKeyPermissions = createError(
   'the key file %s is readable by group or others (mode %s): run chmod 600 on it, then start again',
   500,
 )
+export const Pkcs11ModuleUnusable = createError(
+  'GH_CA_PKCS11_MODULE_UNUSABLE',
+  'the PKCS#11 module %s cannot be loaded (%s): check the path and that the library is installed for this machine; nothing was changed',
+  500,
+)
+export const Pkcs11TokenNotFound = createError(
+  'GH_CA_PKCS11_TOKEN_NOT_FOUND',
+  "no token labelled '%s' in the PKCS#11 module %s (tokens present: %s): check the label and that the token is plugged in or configured (SoftHSM2: SOFTHSM2_CONF); nothing was changed",
+  500,
+)
+export const Pkcs11PinRequired = createError(
+  'GH_CA_PKCS11_PIN_REQUIRED',
+  "the CA keys are in the PKCS#11 token '%s': set GATEHOUSE_PKCS11_PIN or GATEHOUSE_PKCS11_PIN_FILE (init also takes --pkcs11-pin-file) to its user PIN",
+  500,
+)
+export const Pkcs11PinWrong = createError(
+  'GH_CA_PKCS11_PIN_WRONG',
+  "the PIN does not log in to the PKCS#11 token '%s' (%s): check GATEHOUSE_PKCS11_PIN or the PIN file (a token locks after a few wrong PINs); nothing was changed",
+  500,
+)
+export const Pkcs11KeyNotFound = createError(
+  'GH_CA_PKCS11_KEY_NOT_FOUND',
+  "the CA key %s that %s names is not in the PKCS#11 token '%s': check that it is the token the CA was made in and that the key was not deleted; nothing was changed",
+  500,
+)
+export const Pkcs11OperationFailed = createError(
+  'GH_CA_PKCS11_FAILED',
+  "the PKCS#11 token refused to %s (%s): check the token's free space and that it supports the key algorithm (P-256, P-384, RSA)",
+  500,
+)
 export const DataDirUnusable = createError('GH_DATA_DIR', "the data directory '%s' cannot be used: %s", 500)
 export const StoreWriteFailed = createError(
   'GH_STORE_WRITE_FAILED',

@@ -15,6 +15,7 @@ import {
   type Clock,
   type IssuerKeyPair,
   type CryptoKey,
+  type CryptoKeyPair,
   type KeyAlgorithm,
   type OperatingCa,
   type Random,
@@ -24,15 +25,31 @@ import { CaKeyPermissions, CaKeyUnreadable, CaNotInitialized, CaPassphraseRequir
 import { fsyncDir, writeFileAtomic } from '../data-dir/atomic-file.ts'
 import { dataDirLayout, type DataDirLayout } from '../data-dir/layout.ts'
 import { completePendingRotation } from './pending-rotation.ts'
+import {
+  isKeyReference,
+  keyReferenceText,
+  openPkcs11Token,
+  parseKeyReference,
+  type Pkcs11Location,
+  type Pkcs11Token,
+} from './pkcs11-token.ts'
 
 export interface CaKeystoreDeps {
   clock: Clock
   random: Random
 }
 
-export interface InitOptions {
+/** What opens the CA keys: the passphrase of key files, the user PIN of a PKCS#11 token. */
+export interface CaSecrets {
+  passphrase?: string
+  pkcs11Pin?: string
+}
+
+export interface InitOptions extends CaSecrets {
   /** Encrypts the CA and server keys at rest (PKCS#8, AES-256) when set. */
   passphrase?: string
+  /** a new CA's root and issuing keys are made in this token (non-extractable); the data directory keeps references */
+  pkcs11?: Pkcs11Location
   keyAlgorithm?: KeyAlgorithm
   hostnames?: string[]
   caName?: string
@@ -43,6 +60,8 @@ export interface InitResult {
   serverCertIssued: boolean
   layout: DataDirLayout
   ca: OperatingCa
+  /** the token that holds the CA keys; undefined when they are key files */
+  pkcs11?: Pkcs11Location
 }
 
 /**
@@ -52,22 +71,61 @@ export interface InitResult {
  */
 export async function initDataDir(dataDir: string, options: InitOptions, deps: CaKeystoreDeps): Promise<InitResult> {
   const layout = dataDirLayout(dataDir)
+  // the token is opened (module, label, PIN checked) before anything is created
+  const token = options.pkcs11 && !existsSync(layout.caDir) ? await openPkcs11Token(options.pkcs11, options.pkcs11Pin) : undefined
   ensurePrivateDir(layout.root)
   let createdCa = false
   let ca: OperatingCa
   if (existsSync(layout.caDir)) {
-    ca = await loadCa(dataDir, options.passphrase, deps.clock)
+    ca = await loadCa(dataDir, options, deps.clock)
   } else {
+    const alg = options.keyAlgorithm ?? 'p256'
+    const stamp = labelStamp(deps.clock.now())
+    const [root, issuing] = await Promise.all([
+      newCaKeyPair(token, alg, `gatehouse-root-${stamp}`, options.passphrase),
+      newCaKeyPair(token, alg, `gatehouse-issuing-${stamp}`, options.passphrase),
+    ])
     const created = await createCertificateAuthority(
-      { name: options.caName ?? 'Gatehouse', keyAlgorithm: options.keyAlgorithm ?? 'p256' },
+      { name: options.caName ?? 'Gatehouse', keyAlgorithm: alg, keys: { root: root.keys, issuing: issuing.keys } },
       deps,
     )
-    await writeCaAtomically(layout, created, options.passphrase)
+    writeCaAtomically(layout, created, { root: root.keyFile, issuing: issuing.keyFile })
     ca = { ...created, root: { certificate: created.root.certificate } } // the root key stays on disk only
     createdCa = true
   }
   const serverCertIssued = await ensureServerCertificate(layout, ca, options, deps)
-  return { createdCa, serverCertIssued, layout, ca }
+  const issuingKey = readKeyFile(layout.issuingKey)
+  const reference = isKeyReference(issuingKey) ? parseKeyReference(issuingKey, layout.issuingKey) : undefined
+  return { createdCa, serverCertIssued, layout, ca, ...(reference && { pkcs11: { module: reference.module, token: reference.token } }) }
+}
+
+/**
+ * A new CA key pair and what its key file holds: made in the token when there is one (non-extractable;
+ * the file names it), else in memory (the file holds it as PKCS#8, encrypted with the passphrase if set).
+ */
+export async function newCaKeyPair(
+  token: Pkcs11Token | undefined,
+  alg: KeyAlgorithm,
+  label: string,
+  passphrase: string | undefined,
+): Promise<{ keys: CryptoKeyPair; keyFile: string }> {
+  if (token) {
+    const made = await token.generateKeyPair(alg, label)
+    return { keys: made.keys, keyFile: keyReferenceText(made.reference) }
+  }
+  const keys = await generateKeyPair(alg)
+  return { keys, keyFile: await privateKeyToPem(keys.privateKey, passphrase) }
+}
+
+/** The token that holds the key of this key file, or undefined when the file holds the key itself. */
+export async function tokenOfKeyFile(path: string, secrets: CaSecrets): Promise<Pkcs11Token | undefined> {
+  const text = readKeyFile(path)
+  return isKeyReference(text) ? openPkcs11Token(parseKeyReference(text, path), secrets.pkcs11Pin) : undefined
+}
+
+/** 20261204T170012Z: key labels in a token tell CAs apart by when they were made. */
+export function labelStamp(now: Date): string {
+  return now.toISOString().replace(/[-:]|\.\d+/g, '')
 }
 
 /**
@@ -78,7 +136,7 @@ export async function initDataDir(dataDir: string, options: InitOptions, deps: C
  */
 export async function loadCa(
   dataDir: string,
-  passphrase?: string,
+  secrets: CaSecrets = {},
   clock: Clock = systemClock,
 ): Promise<OperatingCa & { previous: IssuerKeyPair[] }> {
   const layout = dataDirLayout(dataDir)
@@ -89,26 +147,26 @@ export async function loadCa(
     const issuingPem = readText(layout.issuingCert)
     const ca = {
       root: { certificate: readCert(layout.rootCert) },
-      issuing: { certificate: readCert(layout.issuingCert, { pem: issuingPem }), privateKey: await readKey(layout.issuingKey, passphrase) },
+      issuing: { certificate: readCert(layout.issuingCert, { pem: issuingPem }), privateKey: await readKey(layout.issuingKey, secrets) },
     }
     const settled = !existsSync(layout.pendingRotation) && readText(layout.issuingCert) === issuingPem
     if (!settled && attempt < 3) continue
-    const previous = await loadPreviousIssuers(layout, ca.issuing.certificate, passphrase, clock)
+    const previous = await loadPreviousIssuers(layout, ca.issuing.certificate, secrets, clock)
     return { ...ca, previous }
   }
 }
 
 /** The root CA with its private key: only `ca rotate` (signing a new issuing CA) opens it. */
-export async function loadRootKey(dataDir: string, passphrase?: string): Promise<IssuerKeyPair> {
+export async function loadRootKey(dataDir: string, secrets: CaSecrets = {}): Promise<IssuerKeyPair> {
   const layout = dataDirLayout(dataDir)
-  return { certificate: readCert(layout.rootCert), privateKey: await readKey(layout.rootKey, passphrase) }
+  return { certificate: readCert(layout.rootCert), privateKey: await readKey(layout.rootKey, secrets) }
 }
 
 /** ca/previous/<serial>/: the issuing CAs a rotation replaced, newest first (only those valid at now). */
 async function loadPreviousIssuers(
   layout: DataDirLayout,
   current: X509Certificate,
-  passphrase: string | undefined,
+  secrets: CaSecrets,
   clock: Clock,
 ): Promise<IssuerKeyPair[]> {
   const now = clock.now().getTime()
@@ -116,7 +174,7 @@ async function loadPreviousIssuers(
   for (const { certificate, keyPath } of listPreviousIssuers(layout)) {
     // a copy of the current one is what a crash right after keeping it leaves: skip it
     if (certificate.serialNumber === current.serialNumber || certificate.notAfter.getTime() <= now) continue
-    out.push({ certificate, privateKey: await readKey(keyPath, passphrase) })
+    out.push({ certificate, privateKey: await readKey(keyPath, secrets) })
   }
   return out.sort((a, b) => newestFirst(a.certificate, b.certificate))
 }
@@ -168,7 +226,7 @@ function ensurePrivateDir(dir: string): void {
   }
 }
 
-async function writeCaAtomically(layout: DataDirLayout, ca: CertificateAuthority, passphrase?: string): Promise<void> {
+function writeCaAtomically(layout: DataDirLayout, ca: CertificateAuthority, keyFiles: { root: string; issuing: string }): void {
   // Build the whole ca/ directory beside its final place, then rename it in: an interrupted init
   // leaves no half-made CA that a later start would trust.
   const staging = `${layout.caDir}.partial-${process.pid}`
@@ -178,8 +236,8 @@ async function writeCaAtomically(layout: DataDirLayout, ca: CertificateAuthority
   writeFileAtomic(file(layout.rootCert), certificateToPem(ca.root.certificate), 0o644)
   writeFileAtomic(file(layout.issuingCert), certificateToPem(ca.issuing.certificate), 0o644)
   writeFileAtomic(file(layout.chain), chainPem(ca), 0o644)
-  writeFileAtomic(file(layout.rootKey), await privateKeyToPem(ca.root.privateKey, passphrase), 0o600)
-  writeFileAtomic(file(layout.issuingKey), await privateKeyToPem(ca.issuing.privateKey, passphrase), 0o600)
+  writeFileAtomic(file(layout.rootKey), keyFiles.root, 0o600)
+  writeFileAtomic(file(layout.issuingKey), keyFiles.issuing, 0o600)
   renameSync(staging, layout.caDir)
   fsyncDir(layout.root)
 }
@@ -253,8 +311,12 @@ export function readKeyFile(path: string): string {
   }
 }
 
-export async function readKey(path: string, passphrase?: string): Promise<CryptoKey> {
-  return openKey(path, readKeyFile(path), passphrase)
+/** A CA key from its file: the PKCS#8 key it holds, or the key in the PKCS#11 token it names. */
+export async function readKey(path: string, secrets: CaSecrets = {}): Promise<CryptoKey> {
+  const text = readKeyFile(path)
+  if (!isKeyReference(text)) return openKey(path, text, secrets.passphrase)
+  const reference = parseKeyReference(text, path)
+  return (await openPkcs11Token(reference, secrets.pkcs11Pin)).privateKey(reference, path)
 }
 
 async function openKey(path: string, pem: string, passphrase?: string): Promise<CryptoKey> {

@@ -90,6 +90,7 @@ export async function rotateCa(
     dataDir,
     {
       ...(deps.passphrase !== undefined && { passphrase: deps.passphrase }),
+      ...(deps.pkcs11Pin !== undefined && { pkcs11Pin: deps.pkcs11Pin }),
       ...(options.keyAlgorithm && { keyAlgorithm: options.keyAlgorithm }),
     },
     { clock, random: deps.random ?? cryptoRandom },

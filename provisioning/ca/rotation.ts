@@ -16,13 +16,25 @@ import {
 } from '../../certs/index.ts'
 import { CaRotationInProgress } from '../errors.ts'
 import { fsyncDir, writeFileAtomic } from '../data-dir/atomic-file.ts'
-import { loadCa, loadRootKey, readCert, subjectAltNames, type CaKeystoreDeps } from './keystore.ts'
+import {
+  labelStamp,
+  loadCa,
+  loadRootKey,
+  newCaKeyPair,
+  readCert,
+  subjectAltNames,
+  tokenOfKeyFile,
+  type CaKeystoreDeps,
+  type CaSecrets,
+} from './keystore.ts'
 import { dataDirLayout, type DataDirLayout } from '../data-dir/layout.ts'
 import { completePendingRotation } from './pending-rotation.ts'
 
-export interface RotateOptions {
+export interface RotateOptions extends CaSecrets {
   /** the CA passphrase: opens the root key, and encrypts the new keys at rest */
   passphrase?: string
+  /** the user PIN of the PKCS#11 token, when the CA keys are in one: the new issuing key is made there too */
+  pkcs11Pin?: string
   /** default: the algorithm of the current issuing CA key */
   keyAlgorithm?: KeyAlgorithm
 }
@@ -58,18 +70,24 @@ export interface RotationResult {
  */
 export async function rotateIssuingCa(dataDir: string, options: RotateOptions, deps: CaKeystoreDeps): Promise<RotationResult> {
   const layout = dataDirLayout(dataDir)
-  const current = await loadCa(dataDir, options.passphrase, deps.clock) // also completes a pending rotation and proves the passphrase
-  const root = await loadRootKey(dataDir, options.passphrase) // the one place the root key is opened
+  const current = await loadCa(dataDir, options, deps.clock) // also completes a pending rotation and proves the passphrase or PIN
+  const root = await loadRootKey(dataDir, options) // the one place the root key is opened
   const release = acquireRotationLock(layout)
   try {
     removeLeftovers(layout)
     // another rotation may have finished between the load and the lock: start from what is on disk now
-    const ca = await loadCa(dataDir, options.passphrase, deps.clock)
+    const ca = await loadCa(dataDir, options, deps.clock)
     if (ca.issuing.certificate.serialNumber !== current.issuing.certificate.serialNumber)
       throw new CaRotationInProgress(layout.rotationLock, 'another process')
     const now = deps.clock.now()
     const alg = options.keyAlgorithm ?? keyAlgorithmOf(ca.issuing.privateKey)
-    const [issuingKeys, serverKeys] = await Promise.all([generateKeyPair(alg), generateKeyPair(alg)])
+    // the new issuing key goes where the current one is: the same PKCS#11 token, else a key file
+    const token = await tokenOfKeyFile(layout.issuingKey, options)
+    const [newIssuing, serverKeys] = await Promise.all([
+      newCaKeyPair(token, alg, `gatehouse-issuing-${labelStamp(now)}`, options.passphrase),
+      generateKeyPair(alg),
+    ])
+    const issuingKeys = newIssuing.keys
     const issuing = await issueIssuingCa(
       root,
       {
@@ -91,7 +109,7 @@ export async function rotateIssuingCa(dataDir: string, options: RotateOptions, d
     const staging = `${layout.pendingRotation}.partial-${process.pid}`
     mkdirSync(staging, { mode: 0o700 })
     const put = (name: string, data: string, mode: number) => writeFileAtomic(join(staging, name), data, mode)
-    put('issuing.key', await privateKeyToPem(issuingKeys.privateKey, options.passphrase), 0o600)
+    put('issuing.key', newIssuing.keyFile, 0o600)
     put('issuing.crt', certificateToPem(issuing.certificate), 0o644)
     put('ca.pem', chainPem({ root: ca.root, issuing, previous: stillValid }), 0o644)
     put('server.key', await privateKeyToPem(serverKeys.privateKey, options.passphrase), 0o600)
@@ -104,7 +122,7 @@ export async function rotateIssuingCa(dataDir: string, options: RotateOptions, d
   } finally {
     release()
   }
-  const after = await loadCa(dataDir, options.passphrase, deps.clock)
+  const after = await loadCa(dataDir, options, deps.clock)
   return {
     ca: after,
     issuing: after.issuing.certificate,

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { publicKeySha256, type Clock } from '../../certs/index.ts'
-import { describeCa, storedCrlNextUpdate } from '../ca/index.ts'
+import { describeCa, isKeyReference, storedCrlNextUpdate } from '../ca/index.ts'
 import { dataDirLayout } from '../data-dir/layout.ts'
 import type { ApiKeyStore } from '../store/api-key-store.ts'
 import type { ClaimStore } from '../store/claim-store.ts'
@@ -42,7 +42,11 @@ export async function readFleetSnapshot(
       subject: c.subject,
       notAfter: new Date(c.notAfter),
     })),
-    keyFiles: keyPaths(layout).map((path) => ({ path, encrypted: readFileSync(path, 'utf8').includes('ENCRYPTED') })),
+    // a file naming a key in a PKCS#11 token holds no key: nothing to encrypt
+    keyFiles: keyPaths(layout)
+      .map((path) => ({ path, text: readFileSync(path, 'utf8') }))
+      .filter((k) => !isKeyReference(k.text))
+      .map((k) => ({ path: k.path, encrypted: k.text.includes('ENCRYPTED') })),
     privatePaths: privatePaths(layout),
     crls: issuers.flatMap((i) => {
       const nextUpdate = storedCrlNextUpdate(stores.registry, i.serial)

@@ -40,6 +40,8 @@ export interface InitSummary {
   caChain: string
   rootFingerprint: string
   encrypted: boolean
+  /** the label of the PKCS#11 token holding the CA keys, when they are in one */
+  pkcs11Token?: string
 }
 
 /**
@@ -52,7 +54,15 @@ export interface CliDeps {
   actor: string
   random: Random
   openAuthority(options: CommonOptions): Promise<OpenedAuthority>
-  init(options: CommonOptions & { hostname?: string[]; keyAlgorithm?: string }): Promise<InitSummary>
+  init(
+    options: CommonOptions & {
+      hostname?: string[]
+      keyAlgorithm?: string
+      pkcs11Module?: string
+      pkcs11Token?: string
+      pkcs11PinFile?: string
+    },
+  ): Promise<InitSummary>
   /** `gatehouse ca rotate|show` (provisioning/ca/lifecycle.ts): the composition root adds config and secrets */
   ca: {
     rotate(options: CommonOptions & { keyAlgorithm?: string }): Promise<CaRotationSummary>

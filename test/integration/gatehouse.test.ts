@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
@@ -8,7 +7,8 @@ import { loadConfig, type ConfigInput } from '../../config.ts'
 import { startGatehouse } from '../../gatehouse.ts'
 import { openControlPlane } from '../../provisioning/index.ts'
 import { attemptConnect, closedWithin, connectDevice, runMosquitto, readBundleCredentials } from '../helpers/mqtt-clients.ts'
-import { GATEHOUSE_BIN, runCli, spawnCli } from '../helpers/run-cli.ts'
+import { startGatehouseProcess as startProcess } from '../helpers/gatehouse-process.ts'
+import { runCli, spawnCli } from '../helpers/run-cli.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
 import { createRecordingLogger } from '../helpers/broker-harness.ts'
 import type { DeviceCredentials } from '../helpers/broker-pki.ts'
@@ -21,36 +21,6 @@ async function listenOn(port: number): Promise<Server> {
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', resolve))
   onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())))
   return server
-}
-
-/** `gatehouse start` as its own process, on an ephemeral port; stopped with SIGTERM when the test ends. */
-async function startProcess(dataDir: string, env: NodeJS.ProcessEnv = {}, args: string[] = []) {
-  const child = spawn(
-    process.execPath,
-    [GATEHOUSE_BIN, 'start', '--data-dir', dataDir, '--mqtt-port', '0', '--http-port', '0', '--log-format', 'json', ...args],
-    {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  )
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  onTestFinished(() => void (child.exitCode === null && child.kill('SIGKILL')))
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gatehouse start printed no port:\n${stderr}`)), 30_000)
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString()
-      const m = /on 127\.0\.0\.1:(\d+)/.exec(stderr)
-      if (m) {
-        clearTimeout(timer)
-        resolve(Number(m[1]))
-      }
-    })
-    child.once('exit', (code) => reject(new Error(`gatehouse start exited ${code}:\n${stderr}`)))
-  })
-  return { child, port, exited, logs: () => stdout, stderr: () => stderr }
 }
 
 describe('gatehouse start (the whole product, as an operator runs it)', () => {

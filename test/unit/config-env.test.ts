@@ -17,6 +17,8 @@ const OTHER_ENV_NAMES = [
   'GATEHOUSE_SETTINGS_KEY',
   'GATEHOUSE_P12_PASSWORD',
   'GATEHOUSE_WEBHOOK_SECRET',
+  'GATEHOUSE_PKCS11_PIN',
+  'GATEHOUSE_PKCS11_PIN_FILE',
 ]
 
 const names = () => configEnvBindings().map((b) => b.name)

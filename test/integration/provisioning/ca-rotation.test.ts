@@ -93,7 +93,7 @@ describe('rotating the issuing CA in a data directory', () => {
     const third = await describeCa(dataDir)
     expect(third.previous.map((p) => p.serial).sort()).toEqual([first.issuing.serial, second.issuing.serial].sort())
     expect(third.previous.every((p) => p.status === 'valid')).toBe(true)
-    const loaded = await loadCa(dataDir, 'sesame')
+    const loaded = await loadCa(dataDir, { passphrase: 'sesame' })
     expect(loaded.previous).toHaveLength(2)
     expect(serialsOf(readFileSync(third.paths.chain, 'utf8'))).toHaveLength(4)
   })
@@ -115,7 +115,7 @@ describe('rotating the issuing CA in a data directory', () => {
     const [kept] = readdirSync(layout.previousDir)
     expect(readFileSync(join(layout.previousDir, kept!, 'issuing.key'), 'utf8')).toContain('BEGIN ENCRYPTED PRIVATE KEY')
     await expect(loadCa(dataDir)).rejects.toMatchObject({ code: 'GH_CA_PASSPHRASE_REQUIRED' })
-    expect((await loadCa(dataDir, 'correct horse')).previous).toHaveLength(1)
+    expect((await loadCa(dataDir, { passphrase: 'correct horse' })).previous).toHaveLength(1)
   })
 
   it('audits ca.rotated and emits the ca.rotated event in the registry', async () => {
