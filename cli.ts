@@ -71,6 +71,7 @@ export function buildProgram(io: CliIo): Command {
         settings: control.settings,
         apiKeys: control.apiKeys,
         claims: control.claims,
+        limits: control.limits,
         close: control.close,
       }
     },

@@ -4,6 +4,9 @@ import { Ajv } from 'ajv'
 import createError from '@fastify/error'
 import {
   AI_BRIDGE_OPTIONS_SCHEMA,
+  AI_LIMIT_VALUES_SCHEMA,
+  DEVICE_LIMITS_SCHEMA,
+  deviceLimitProblems,
   LIMITS_SCHEMA,
   PROXY_PROTOCOL_SCHEMA,
   resolveAiBridgeOptions,
@@ -11,7 +14,13 @@ import {
   resolveProxyProtocol,
 } from './broker/index.ts'
 import { deepFreeze, describeSchemaErrors, KEY_ALGORITHMS, type FromSchema } from './certs/index.ts'
-import { DEFAULT_CLAIM_REQUEST_RATE, DEFAULT_RATE_LIMIT, rateLimitSchema, SETTINGS_LIMITS_SCHEMA } from './provisioning/index.ts'
+import {
+  DEFAULT_CLAIM_REQUEST_RATE,
+  DEFAULT_RATE_LIMIT,
+  rateLimitSchema,
+  SETTINGS_LIMITS_SCHEMA,
+  type LimitsPolicy,
+} from './provisioning/index.ts'
 
 export const ConfigInvalid = createError('GH_CONFIG_INVALID', '%s', 400)
 
@@ -270,6 +279,30 @@ export function pkcs11Pin(env: NodeJS.ProcessEnv, file?: string): string | undef
 }
 
 /** The authority's options, from the config. */
+/**
+ * A tier's or a device's limits document (`gatehouse tier set`, PUT /v1/tiers/{name}): the broker's
+ * per-device limits and the AI budgets, each piece the schema its plane owns (docs/conventions.md §6).
+ */
+export const LIMIT_VALUES_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { broker: DEVICE_LIMITS_SCHEMA, ai: AI_LIMIT_VALUES_SCHEMA },
+} as const
+const validateLimitValues = new Ajv({ allErrors: true, strict: true }).compile(LIMIT_VALUES_SCHEMA)
+
+/** The tiers there are (the AI bridge's configured tiers and defaultTier) and how a limits document is checked. */
+export function limitsPolicy(config: Readonly<Config>): LimitsPolicy {
+  const limits = resolveLimits(config.limits)
+  return {
+    tiers: [...new Set([config.defaultTier, ...Object.keys(resolveAiBridgeOptions(config.ai).tiers)])].sort(),
+    schema: LIMIT_VALUES_SCHEMA,
+    problems(values) {
+      if (!validateLimitValues(values)) return describeSchemaErrors(validateLimitValues.errors ?? [], 'limits')
+      return deviceLimitProblems(limits, (values as { broker?: object }).broker ?? {}).map((p) => `broker.${p}`)
+    },
+  }
+}
+
 export function authorityOptions(config: Readonly<Config>) {
   return {
     validDays: config.certValidDays,
@@ -281,5 +314,6 @@ export function authorityOptions(config: Readonly<Config>) {
       maxDepth: config.settingsLimits.maxDepth,
       maxSchemaBytes: config.settingsLimits.maxSchemaBytes,
     },
+    limits: limitsPolicy(config),
   }
 }

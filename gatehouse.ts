@@ -152,7 +152,7 @@ async function startServices(
   })
   closers.push(() => lastSeen.close())
   const broker = createBroker(
-    { directory, clock, log },
+    { directory, clock, log, limitsSource: control.limits },
     { host: config.host, port: config.mqttPort, tls, limits: config.limits, proxyProtocol: config.proxyProtocol },
   )
   closers.push(() => broker.close())
@@ -195,6 +195,7 @@ async function startServices(
       apiKeys: control.apiKeys,
       aiUsage: control.aiUsage,
       checks: control.checks,
+      limits: control.limits,
       // this process's view first, then what an earlier run persisted
       presence: { isConnected: presence.isConnected, lastSeen: (id) => presence.lastSeen(id) ?? control.store.lastSeen(id) },
       clock,
@@ -282,6 +283,8 @@ function startAiBridge(
       // provider keys are named in the config and read from the environment, never logged
       secret: (name) => deps.env?.[name],
       deviceContext: cachedDeviceContexts(control, directory).get,
+      // the tier's and the device's AI budgets in the registry, over the configured ones
+      limitsOf: async (deviceId) => (await control.limits.limitsOf(deviceId))?.ai,
     },
     options,
   )

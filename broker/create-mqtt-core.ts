@@ -6,6 +6,7 @@ import { countBy, createBrokerStats, type BrokerStats } from './broker-stats.ts'
 import { createClaimSessionRegistry } from './claim-sessions.ts'
 import { describeSession, wireCoreListeners } from './core-listeners.ts'
 import type { DeviceDirectory } from './device-directory.ts'
+import { deviceBuckets, followDeviceLimits, type DeviceLimitsSource } from './device-limits.ts'
 import { TopicNotDeviceBound } from './errors.ts'
 import { capText, createEventThrottle, systemTimers, type Clock, type Timers } from '../certs/index.ts'
 import { guardDirectory } from './guard-directory.ts'
@@ -36,6 +37,8 @@ export interface BrokerDeps {
   clock: Clock
   /** for the session sweep; default the real timers, unref'd (tests pass fake ones with the clock) */
   timers?: Timers
+  /** per-device limits by tier and override (device-limits.ts), applied at CONNECT and live; absent: the global limits */
+  limitsSource?: DeviceLimitsSource
 }
 
 /**
@@ -172,6 +175,8 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     connectAttempts: createKeyedTokenBuckets({ ...limits.connectRatePerClientId, maxKeys: limits.maxTrackedKeys }, deps.clock),
     publishMessages: createKeyedTokenBuckets({ ...limits.publishRate, maxKeys: limits.maxTrackedKeys }, deps.clock),
     publishBytes: createKeyedTokenBuckets({ ...limits.publishBytesRate, maxKeys: limits.maxTrackedKeys }, deps.clock),
+    packets: createKeyedTokenBuckets({ ...limits.packetRate, maxKeys: limits.maxTrackedKeys }, deps.clock),
+    ...(deps.limitsSource && { limitsSource: deps.limitsSource }),
   }
 
   const packetBudget = createPacketBudget(hookDeps)
@@ -218,6 +223,9 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     limits,
     onDeviceEnded: dropStoredSession,
   })
+  const stopLimits = deps.limitsSource
+    ? followDeviceLimits({ source: deps.limitsSource, events: deps.directory, sessions, buckets: deviceBuckets(hookDeps), limits, log })
+    : () => {}
   aedes.on('clientReady', (client) => {
     const claim = connections.get(client)?.claim
     if (claim) lifecycle.watchClaimSession(claim)
@@ -296,6 +304,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
       if (closed) return
       closed = true
       lifecycle.stop()
+      stopLimits()
       // The broker is going away, not the devices: no wills on shutdown.
       for (const session of sessions.all()) session.closedBy ??= 'shutdown'
       for (const session of claimSessions.all()) session.closedBy ??= 'shutdown'

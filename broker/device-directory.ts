@@ -38,6 +38,10 @@ export type ControlEvent =
   | { type: 'settings.changed'; deviceId: string; version: number }
   | { type: 'claim.revoked'; claimId: string }
   | { type: 'ca.rotated'; serial: string }
+  /** a device's tier or its own limits changed */
+  | { type: 'device.updated'; deviceId: string }
+  /** a tier's limits changed */
+  | { type: 'tier.updated'; tier: string }
 
 export interface AuditRecord {
   actor: string

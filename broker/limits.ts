@@ -17,14 +17,20 @@ import { optionsValidator } from './option-schemas.ts'
 const int = (minimum: number, dflt: number, maximum = Number.MAX_SAFE_INTEGER) =>
   ({ type: 'integer', minimum, maximum, default: dflt }) as const
 
-/** A token bucket (token-bucket.ts): rate > 0 tokens per second, burst >= 1; each field has a default. */
+/** The ranges of a token bucket's values (token-bucket.ts): rate > 0 tokens per second, burst >= 1. */
+export const BUCKET_VALUES = {
+  ratePerSecond: { type: 'number', exclusiveMinimum: 0 },
+  burst: { type: 'number', minimum: 1 },
+} as const
+
+/** A token bucket whose fields each have a default. */
 const bucket = (ratePerSecond: number, burst: number) =>
   ({
     type: 'object',
     additionalProperties: false,
     properties: {
-      ratePerSecond: { type: 'number', exclusiveMinimum: 0, default: ratePerSecond },
-      burst: { type: 'number', minimum: 1, default: burst },
+      ratePerSecond: { ...BUCKET_VALUES.ratePerSecond, default: ratePerSecond },
+      burst: { ...BUCKET_VALUES.burst, default: burst },
     },
     default: {},
   }) as const

@@ -2,7 +2,6 @@ import type { Client } from 'aedes'
 import { PacketRateLimited } from './errors.ts'
 import type { FrameListener, FrameViolation } from './frame-size-guard.ts'
 import { principalOf, throttlePrincipal, type HookDeps } from './hooks/hook-deps.ts'
-import { createKeyedTokenBuckets } from './token-bucket.ts'
 
 /** MQTT packet types by number (the high nibble of the fixed header), for logs and audit details. */
 const PACKET_TYPES = [
@@ -47,10 +46,10 @@ export interface PacketBudget {
  * queues at most its queueLimit of them) are charged together with the first frame after it.
  */
 export function createPacketBudget(
-  deps: Pick<HookDeps, 'connections' | 'limits' | 'clock' | 'throttle' | 'directory' | 'log' | 'stats'>,
+  deps: Pick<HookDeps, 'connections' | 'packets' | 'throttle' | 'directory' | 'log' | 'stats'>,
 ): PacketBudget {
   const log = deps.log.child({ module: 'broker.authz' })
-  const buckets = createKeyedTokenBuckets({ ...deps.limits.packetRate, maxKeys: deps.limits.maxTrackedKeys }, deps.clock)
+  const buckets = deps.packets
 
   return {
     meter(clientOf) {
@@ -74,7 +73,7 @@ export function createPacketBudget(
       if (!principal) return
       const packetType = PACKET_TYPES[violation.packetType] ?? 'reserved'
       const { code } = new PacketRateLimited(principal.subject, packetType)
-      throttlePrincipal(deps, log, principal, { limit: 'packets', bucket: deps.limits.packetRate, code, details: { packetType } })
+      throttlePrincipal(deps, log, principal, { limit: 'packets', bucket: buckets.optionsOf(principal.key), code, details: { packetType } })
     },
   }
 }

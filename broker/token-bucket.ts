@@ -17,11 +17,18 @@ export interface TokenBucket {
   tryTake(n?: number): boolean
   /** Tokens available now (fractional). */
   available(): number
+  /**
+   * Takes a new rate and burst from now on, keeping what was spent: the tokens earned so far at the old
+   * rate stay, capped at the new burst, and nothing is refilled by the change (a raised burst is earned).
+   */
+  reconfigure(options: TokenBucketOptions): void
+  /** The rate and burst in force. */
+  options(): TokenBucketOptions
 }
 
 export function createTokenBucket(options: TokenBucketOptions, clock: Clock): TokenBucket {
   assertBucketOptions(options)
-  const { ratePerSecond, burst } = options
+  let { ratePerSecond, burst } = options
   let tokens = burst
   let last = clock.now().getTime()
 
@@ -43,6 +50,14 @@ export function createTokenBucket(options: TokenBucketOptions, clock: Clock): To
       refill()
       return tokens
     },
+    reconfigure(next) {
+      assertBucketOptions(next)
+      refill()
+      ratePerSecond = next.ratePerSecond
+      burst = next.burst
+      tokens = Math.min(tokens, burst)
+    },
+    options: () => ({ ratePerSecond, burst }),
   }
 }
 
@@ -56,6 +71,13 @@ export interface KeyedTokenBuckets {
   /** Number of keys currently remembered (for tests and metrics). */
   size(): number
   delete(key: string): void
+  /**
+   * Gives `key` its own rate and burst (undefined: back to the shared options), live: an existing
+   * bucket keeps what it spent (TokenBucket.reconfigure); a new one starts full at these options.
+   */
+  configure(key: string, options: TokenBucketOptions | undefined): void
+  /** The rate and burst `key` is held to now. */
+  optionsOf(key: string): TokenBucketOptions
 }
 
 /**
@@ -68,24 +90,34 @@ export function createKeyedTokenBuckets(options: KeyedTokenBucketsOptions, clock
   if (!Number.isInteger(options.maxKeys) || options.maxKeys < 1) {
     throw new BrokerOptionInvalid('maxKeys', `must be a positive integer, got ${options.maxKeys}`)
   }
+  const shared: TokenBucketOptions = { ratePerSecond: options.ratePerSecond, burst: options.burst }
   const buckets = new Map<string, TokenBucket>()
-  return {
-    tryTake(key, n = 1) {
-      let bucket = buckets.get(key)
-      if (bucket) {
-        buckets.delete(key) // re-insert below: Map order is our LRU order
-      } else {
-        bucket = createTokenBucket(options, clock)
-        if (buckets.size >= options.maxKeys) {
-          const oldest = buckets.keys().next()
-          if (!oldest.done) buckets.delete(oldest.value)
-        }
+  function touch(key: string, own?: TokenBucketOptions): TokenBucket {
+    let bucket = buckets.get(key)
+    if (bucket) {
+      buckets.delete(key) // re-insert below: Map order is our LRU order
+    } else {
+      bucket = createTokenBucket(own ?? shared, clock)
+      if (buckets.size >= options.maxKeys) {
+        const oldest = buckets.keys().next()
+        if (!oldest.done) buckets.delete(oldest.value)
       }
-      buckets.set(key, bucket)
-      return bucket.tryTake(n)
-    },
+    }
+    buckets.set(key, bucket)
+    return bucket
+  }
+  return {
+    tryTake: (key, n = 1) => touch(key).tryTake(n),
     size: () => buckets.size,
     delete: (key) => void buckets.delete(key),
+    configure(key, own) {
+      const next = own ?? shared
+      assertBucketOptions(next)
+      const existing = buckets.has(key)
+      const bucket = touch(key, next)
+      if (existing) bucket.reconfigure(next)
+    },
+    optionsOf: (key) => buckets.get(key)?.options() ?? shared,
   }
 }
 

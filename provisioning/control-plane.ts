@@ -10,6 +10,7 @@ import { checkFleet, type CheckOptions, type CheckReport } from './checks/index.
 import { createClaimService, type ClaimService } from './claims/claim-service.ts'
 import { createEnrollmentService, type EnrollmentOptions, type EnrollmentService } from './enrollment/enrollment-service.ts'
 import { SettingsKeyMissing } from './errors.ts'
+import { createLimitsService, NO_LIMITS_POLICY, type LimitsPolicy, type LimitsService } from './limits/index.ts'
 import { assertOpens, createSettingsCipher, unusableCipher, type SettingsCipher } from './settings/secrets.ts'
 import { createSettingsService, type SettingsLimits, type SettingsService } from './settings/settings-service.ts'
 import type { RegistryStore } from './store/registry-store.ts'
@@ -39,6 +40,8 @@ export interface ControlPlane {
   claims: ClaimService
   /** answers devices' claim and renewal requests over MQTT (the broker's EnrollmentService) */
   enrollment: EnrollmentService
+  /** per-tier and per-device limits (gatehouse tier, gatehouse device limits, /v1/tiers) */
+  limits: LimitsService
   /** the fleet audit checks over this data directory (GET /v1/checks) */
   checks(options?: Partial<CheckOptions>): Promise<CheckReport>
   /** Reads the CA from the data directory again (after `ca rotate`): the authority issues with it from now on. */
@@ -52,7 +55,7 @@ export interface ControlPlane {
  */
 export async function openControlPlane(
   dataDir: string,
-  options: AuthorityOptions & EnrollmentOptions & { settings?: SettingsLimits },
+  options: AuthorityOptions & EnrollmentOptions & { settings?: SettingsLimits; limits?: LimitsPolicy },
   deps: ControlPlaneDeps,
 ): Promise<ControlPlane> {
   const clock = deps.clock ?? systemClock
@@ -88,10 +91,14 @@ export async function openControlPlane(
       ...(options.auditIntervalMs !== undefined && { auditIntervalMs: options.auditIntervalMs }),
     },
   )
+  const limits = createLimitsService(
+    { store, limits: store.limits, clock, log: deps.log.child({ module: 'provisioning.limits' }) },
+    options.limits ?? NO_LIMITS_POLICY,
+  )
   const reloadCa = async (): Promise<void> => authority.reloadCa(await loadCa(dataDir, deps, clock))
   const stores = { registry: store, claims: store.claims, apiKeys: store.apiKeys, settings: store.settings }
   const checks = (checkOptions: Partial<CheckOptions> = {}) => checkFleet(dataDir, stores, checkOptions, { clock })
-  return { store, authority, settings, apiKeys, aiUsage, claims, enrollment, checks, reloadCa, close: () => store.close() }
+  return { store, authority, settings, apiKeys, aiUsage, claims, enrollment, limits, checks, reloadCa, close: () => store.close() }
 }
 
 /**

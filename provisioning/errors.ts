@@ -280,3 +280,13 @@ export const StatusNotRunning = createError(
 )
 export const StatusUnreachable = createError('GH_STATUS_UNREACHABLE', 'Gatehouse on %s did not answer its health routes: %s', 503)
 export const StatusNotReady = createError('GH_STATUS_NOT_READY', 'Gatehouse on %s is running but not ready: failed %s', 503)
+export const TierUnknown = createError(
+  'GH_TIER_UNKNOWN',
+  "no tier '%s': the configured tiers are %s ('gatehouse tier list'); a tier is added in the configuration (ai.tiers)",
+  404,
+)
+export const LimitsInvalid = createError(
+  'GH_LIMITS_INVALID',
+  "invalid limits: %s; nothing was changed ('gatehouse tier set --help' shows the shape)",
+  400,
+)

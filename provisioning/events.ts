@@ -30,6 +30,10 @@ export type ControlEvent =
   | { type: 'settings.changed'; deviceId: string; version: number }
   | { type: 'claim.revoked'; claimId: string }
   | { type: 'ca.rotated'; serial: string }
+  /** a device's tier or its own limits changed */
+  | { type: 'device.updated'; deviceId: string }
+  /** a tier's limits changed */
+  | { type: 'tier.updated'; tier: string }
 
 /** Events about one device (every other kind concerns the fleet, a claim or the CA). */
 export type DeviceEvent = Extract<ControlEvent, { deviceId: string }>

@@ -204,7 +204,7 @@ export function attachAiBridge(
       return
     }
     const route = routeFor(options, deviceId, ctx.tier)
-    const decision = await limiter.admit(deviceId, route.limits)
+    const decision = await limiter.admit(deviceId, { ...route.limits, ...(await deps.limitsOf?.(deviceId)) })
     if (!decision.ok) {
       stats.throttled++
       stats.throttledByTier[ctx.tier] = (stats.throttledByTier[ctx.tier] ?? 0) + 1

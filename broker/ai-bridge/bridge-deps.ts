@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import type { Clock, Random, Timers } from '../../certs/index.ts'
+import type { AiLimitValues } from './options.ts'
 
 /**
  * What the AI bridge asks of the rest of Gatehouse. The broker owns these interfaces (docs/conventions.md §3):
@@ -92,6 +93,11 @@ export interface AiBridgeDeps {
   insights: InsightSink
   /** undefined for a device the control plane does not know (its telemetry is skipped) */
   deviceContext(deviceId: string): Promise<DeviceAiContext | undefined> | DeviceAiContext | undefined
+  /**
+   * The AI budgets the registry sets for the device (its tier's, its own on top), over the options'
+   * (the configuration's are the defaults); read per provider request, so a change applies to the next one
+   */
+  limitsOf?(deviceId: string): Promise<AiLimitValues | undefined>
   /** jitter and insight ids; default cryptoRandom */
   random?: Random
   /** for the openai and webhook providers; default globalThis.fetch */

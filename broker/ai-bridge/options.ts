@@ -51,6 +51,9 @@ const limitProps = {
   /** AI tokens (prompt + completion) per UTC day; a request may overshoot it once, since its size is known only afterwards */
   dailyTokens: int(0, 1_000_000_000_000),
 } as const
+/** The AI budgets a tier or a device sets in the registry (each optional, ranges as in the options). */
+export const AI_LIMIT_VALUES_SCHEMA = { type: 'object', additionalProperties: false, properties: limitProps } as const
+export type AiLimitValues = FromSchema<typeof AI_LIMIT_VALUES_SCHEMA>
 const limitsSchema = (d: { [K in keyof typeof limitProps]: number }) =>
   ({
     type: 'object',
@@ -177,7 +180,7 @@ export const AI_BRIDGE_OPTIONS_SCHEMA = {
         properties: {
           provider: { type: 'string', enum: PROVIDER_NAMES },
           model: str,
-          limits: { type: 'object', additionalProperties: false, properties: limitProps },
+          limits: AI_LIMIT_VALUES_SCHEMA,
         },
       },
       default: {},

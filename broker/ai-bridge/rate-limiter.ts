@@ -48,10 +48,12 @@ export function createDeviceLimiter(deps: { clock: Clock; usage: UsageLedger }, 
 
   function bucketFor(deviceId: string, limits: AiLimits): TokenBucket {
     let entry = buckets.get(deviceId)
-    // changed limits (settings, config reload) start a fresh, full bucket
-    if (!entry || entry.rpm !== limits.requestsPerMinute || entry.burst !== limits.burst) {
-      const bucket = createTokenBucket({ ratePerSecond: limits.requestsPerMinute / 60, burst: limits.burst }, deps.clock)
-      entry = { bucket, rpm: limits.requestsPerMinute, burst: limits.burst }
+    const next = { ratePerSecond: limits.requestsPerMinute / 60, burst: limits.burst }
+    if (!entry) entry = { bucket: createTokenBucket(next, deps.clock), rpm: limits.requestsPerMinute, burst: limits.burst }
+    else if (entry.rpm !== limits.requestsPerMinute || entry.burst !== limits.burst) {
+      // changed limits (a tier's or the device's, in the registry) apply live, keeping what was spent
+      entry.bucket.reconfigure(next)
+      entry = { ...entry, rpm: limits.requestsPerMinute, burst: limits.burst }
     }
     touch(buckets, deviceId, entry, options.maxTrackedDevices)
     return entry.bucket

@@ -1,3 +1,4 @@
+import { applyDeviceLimits, deviceBuckets } from '../device-limits.ts'
 import type { Client } from 'aedes'
 import { claimIdFromCommonName, identityFromPeerCertificate, type PeerIdentity } from '../../certs/index.ts'
 import { countBy, countRefused } from '../broker-stats.ts'
@@ -155,8 +156,9 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
     const peer = identity
     Promise.resolve()
       .then(() => deps.directory.lookup(peer))
+      .then(async (result) => ({ result, own: result.kind === 'active' ? await deps.limitsSource?.limitsOf(deviceId) : undefined }))
       .then(
-        (result) => {
+        ({ result, own }) => {
           deps.sessions.endAuthentication(pending)
           if (client.closed) return // gone while we waited; aedes ignores a late answer
           if (result.kind === 'refused') return refuse(result.reason)
@@ -183,6 +185,8 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
             ...end,
             closedBy: null,
           }
+          // its tier's limits and its own (device-limits.ts), before its first packet after CONNACK
+          if (own) applyDeviceLimits(deviceBuckets(deps), deps.limits, deviceId, own.broker)
           ctx.session = session
           const previous = deps.sessions.add(session)
           if (previous) takeover(previous, session)

@@ -87,7 +87,7 @@ export function createAuthorizePublish(deps: HookDeps): AuthorizePublishHandler 
     const bytes = Buffer.byteLength(packet.topic) + (packet.payload?.length ?? 0)
     const over = !deps.publishMessages.tryTake(key) ? 'messages' : !deps.publishBytes.tryTake(key, bytes) ? 'bytes' : null
     if (over !== null) {
-      const bucket = over === 'messages' ? deps.limits.publishRate : deps.limits.publishBytesRate
+      const bucket = (over === 'messages' ? deps.publishMessages : deps.publishBytes).optionsOf(key)
       throttlePrincipal(deps, log, principal, { limit: over, bucket, code: 'GH_BROKER_PUBLISH_RATE_LIMITED' })
       return callback(new PublishRateLimited(key, over))
     }

@@ -4,6 +4,7 @@ import { capStrings, capText, type Clock, type EventThrottle } from '../../certs
 import type { ClaimSession, ClaimSessionRegistry } from '../claim-sessions.ts'
 import { countBy, type BrokerLimitKind, type BrokerStats } from '../broker-stats.ts'
 import type { AuditRecord, DeviceDirectory } from '../device-directory.ts'
+import type { DeviceLimitsSource } from '../device-limits.ts'
 import type { BrokerLimits } from '../limits.ts'
 import { toConnackCode } from '../reason-codes.ts'
 import type { Session, SessionRegistry } from '../sessions.ts'
@@ -48,6 +49,10 @@ export interface HookDeps {
   /** per-device (per claim and address) PUBLISH packet and byte budgets (survive reconnects) */
   publishMessages: KeyedTokenBuckets
   publishBytes: KeyedTokenBuckets
+  /** per-device (per claim and address) packet budget (limits.packetRate; packet-budget.ts) */
+  packets: KeyedTokenBuckets
+  /** a device's own limits (its tier's, its override), applied at CONNECT; absent: the global limits */
+  limitsSource?: DeviceLimitsSource
   /** bounds audits and info logs of repeated refusals per key */
   throttle: EventThrottle
   /** the broker's counters (broker-stats.ts) */

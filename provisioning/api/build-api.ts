@@ -20,6 +20,8 @@ import type { AiUsageService } from '../ai-usage/ai-usage-service.ts'
 import { registerDashboard, type DashboardOptions, type FleetSignals, type AiBudgetOf } from '../dashboard/index.ts'
 import type { Metrics } from '../metrics/index.ts'
 import { metricsRoutes } from './metrics-routes.ts'
+import type { LimitsService } from '../limits/index.ts'
+import { tierRoutes } from './tier-routes.ts'
 
 export interface ApiDeps {
   authority: DeviceAuthority
@@ -40,6 +42,8 @@ export interface ApiDeps {
   health?: Health
   /** serves GET /metrics to keys with metrics:read; absent when metrics have their own listener (metricsPort) */
   metrics?: Pick<Metrics, 'render' | 'contentType'>
+  /** per-tier and per-device limits (/v1/tiers, /v1/devices/{id}/limits); the routes are served when given */
+  limits?: LimitsService
 }
 
 export interface ApiOptions {
@@ -109,6 +113,7 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
         { name: 'devices', description: 'the device registry' },
         { name: 'settings', description: 'fleet defaults < group < device settings' },
         { name: 'insights', description: 'what the AI bridge said about a device, and its usage' },
+        { name: 'tiers', description: "tiers' and devices' limits: broker rates and AI budgets" },
         { name: 'checks', description: "fleet audit checks over the data directory (as 'gatehouse check')" },
         { name: 'health', description: 'liveness and readiness probes, without a key' },
         { name: 'monitoring', description: 'Prometheus metrics' },
@@ -129,6 +134,7 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
   app.register(settingsRoutes, { prefix: '/v1', settings: deps.settings })
   app.register(insightsRoutes, { prefix: '/v1', authority: deps.authority, aiUsage: deps.aiUsage })
   app.register(checksRoutes, { prefix: '/v1', checks: deps.checks, clock: deps.clock })
+  if (deps.limits) app.register(tierRoutes, { prefix: '/v1', limits: deps.limits })
   if (deps.dashboard) registerDashboard(app, { ...deps, ...deps.dashboard, random }, options.dashboard)
   if (deps.metrics) app.register(metricsRoutes, { metrics: deps.metrics })
   return app

@@ -9,6 +9,7 @@ import type { CheckOptions, CheckReport } from '../checks/index.ts'
 import type { DeviceAuthority } from '../authority/device-authority.ts'
 import type { SettingsService } from '../settings/settings-service.ts'
 import type { HealthTarget } from '../health/health-client.ts'
+import type { LimitsService } from '../limits/index.ts'
 
 /** What a command prints to; tests pass a recorder, cli.ts passes the process's streams. */
 export interface CliIo {
@@ -30,6 +31,8 @@ export interface OpenedAuthority {
   settings: SettingsService
   apiKeys: ApiKeyService
   claims: ClaimService
+  /** per-tier and per-device limits */
+  limits: LimitsService
   close(): void
 }
 

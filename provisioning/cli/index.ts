@@ -8,6 +8,7 @@ import { registerClaim } from './claim.ts'
 import { registerCrl } from './crl.ts'
 import { registerDeviceCreateBatch } from './device-create-batch.ts'
 import { registerDeviceCreate } from './device-create.ts'
+import { registerDeviceLimits } from './device-limits.ts'
 import { registerDeviceList } from './device-list.ts'
 import { registerDeviceRenew } from './device-renew.ts'
 import { registerDeviceRevoke } from './device-revoke.ts'
@@ -16,6 +17,7 @@ import { registerDeviceStatus } from './device-status.ts'
 import { registerInit } from './init.ts'
 import { registerSettings } from './settings.ts'
 import { registerStatus } from './status.ts'
+import { registerTier } from './tier.ts'
 
 export type { CliDeps, CliIo, CommonOptions } from './cli-deps.ts'
 export { addCommonOptions } from './cli-deps.ts'
@@ -31,12 +33,14 @@ export function registerProvisioningCommands(program: Command, deps: CliDeps): v
   registerDeviceRenew(device, deps)
   registerDeviceRevoke(device, deps)
   registerDeviceStatus(device, deps)
+  registerDeviceLimits(device, deps)
   registerCrl(program, deps)
   registerClaim(program, deps)
   registerCa(program, deps)
   registerAudit(program, deps)
   registerApiKey(program, deps)
   registerSettings(program, deps)
+  registerTier(program, deps)
   registerCheck(program, deps)
   registerStatus(program, deps)
 }

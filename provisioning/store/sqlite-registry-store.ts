@@ -3,10 +3,11 @@ import Database from 'better-sqlite3'
 import type { CrlReason } from '../../certs/index.ts'
 import { CertificateExists, DeviceExists, DeviceNotFound, StoreSchemaTooNew, StoreWriteFailed } from '../errors.ts'
 import { CommitNotifier } from './commit-notifier.ts'
-import { migrations } from './migrations/index.ts'
+import { migrations, SCHEMA_VERSION } from './migrations/index.ts'
 import { SqliteAiUsageStore } from './sqlite-ai-usage-store.ts'
 import { SqliteApiKeyStore } from './sqlite-api-key-store.ts'
 import { SqliteClaimStore } from './sqlite-claim-store.ts'
+import { SqliteLimitsStore } from './sqlite-limits-store.ts'
 import { SqliteSettingsStore } from './sqlite-settings-store.ts'
 import type {
   AuditEntry,
@@ -103,6 +104,8 @@ export class SqliteRegistryStore implements RegistryStore {
   readonly aiUsage: SqliteAiUsageStore
   /** claims (zero-touch provisioning), their tokens and the devices they provisioned, on this connection */
   readonly claims: SqliteClaimStore
+  /** per-tier and per-device limits, on this connection */
+  readonly limits: SqliteLimitsStore
 
   constructor(path: string, options: SqliteRegistryStoreOptions = {}) {
     // The registry is private to Gatehouse: create it 0600 (SQLite gives its -wal and -shm files the same mode).
@@ -121,6 +124,7 @@ export class SqliteRegistryStore implements RegistryStore {
     this.aiUsage = new SqliteAiUsageStore(db)
     this.apiKeys = new SqliteApiKeyStore(db)
     this.claims = new SqliteClaimStore(db)
+    this.limits = new SqliteLimitsStore(db)
     this.#stmts = {
       insertDevice: db.prepare('INSERT INTO devices (id, group_name, tier, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)'),
       getDevice: db.prepare('SELECT * FROM devices WHERE id = ?'),
@@ -154,7 +158,7 @@ export class SqliteRegistryStore implements RegistryStore {
 
   #migrate(path: string): void {
     const current = Number(this.#db.pragma('user_version', { simple: true }))
-    const latest = migrations.length
+    const latest = SCHEMA_VERSION
     if (current > latest) throw new StoreSchemaTooNew(path, current, latest)
     for (const m of migrations.filter((m) => m.version > current)) {
       this.#write(() =>

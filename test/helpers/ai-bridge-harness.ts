@@ -1,7 +1,7 @@
 import { onTestFinished } from 'vitest'
 import { attachAiBridge, type AiBridge } from '../../broker/index.ts'
 import type { AiBridgeOptionsInput } from '../../broker/ai-bridge/options.ts'
-import type { DeviceAiContext } from '../../broker/ai-bridge/bridge-deps.ts'
+import type { AiBridgeDeps, DeviceAiContext } from '../../broker/ai-bridge/bridge-deps.ts'
 import { createAiUsageService, type AiUsageService } from '../../provisioning/ai-usage/ai-usage-service.ts'
 import { InMemoryAiUsageStore } from '../../provisioning/ai-usage/in-memory-ai-usage-store.ts'
 import { createRecordingLogger } from './broker-harness.ts'
@@ -29,7 +29,13 @@ export interface AiBridgeHarness {
  * AI usage service in memory (socket-free, disk-free). Detached when the test finishes.
  */
 export function startAiBridge(
-  o: { options?: AiBridgeOptionsInput; fetch?: typeof fetch; secret?: (name: string) => string | undefined; clock?: FixedClock } = {},
+  o: {
+    options?: AiBridgeOptionsInput
+    fetch?: typeof fetch
+    secret?: (name: string) => string | undefined
+    clock?: FixedClock
+    limitsOf?: AiBridgeDeps['limitsOf']
+  } = {},
 ): AiBridgeHarness {
   const clock = o.clock ?? fixedClock('2026-03-01T12:00:00Z')
   const timers = fakeTimers(clock)
@@ -53,6 +59,7 @@ export function startAiBridge(
       },
       ...(o.fetch && { fetch: o.fetch }),
       ...(o.secret && { secret: o.secret }),
+      ...(o.limitsOf && { limitsOf: o.limitsOf }),
     },
     o.options ?? {},
   )

@@ -208,4 +208,28 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX certificates_active_not_after ON certificates (not_after) WHERE status = 'active';
     `,
   },
+  {
+    version: 9,
+    name: 'per-tier and per-device limits',
+    sql: `
+      -- a tier's values of the broker's per-device limits and of the AI budgets (JSON, validated on
+      -- write); a tier without a row, or a value left out, takes the configured limits
+      CREATE TABLE tier_limits (
+        tier        TEXT PRIMARY KEY,
+        limits      TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        updated_by  TEXT NOT NULL
+      ) STRICT;
+      -- one device's own values, over its tier's
+      CREATE TABLE device_limits (
+        device_id   TEXT PRIMARY KEY REFERENCES devices (id),
+        limits      TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        updated_by  TEXT NOT NULL
+      ) STRICT;
+    `,
+  },
 ]
+
+/** The schema version this code writes: the last migration's (numbers are unique and ascending, not necessarily contiguous while branches merge). */
+export const SCHEMA_VERSION: number = migrations[migrations.length - 1]?.version ?? 0

@@ -91,3 +91,31 @@ describe('createEventThrottle', () => {
     expect(t.hit('a')).toEqual({ emit: false })
   })
 })
+
+describe('reconfiguring a bucket (a tier or device limit changed live)', () => {
+  it('takes the new rate and burst, keeping what was spent: no refill by the change', () => {
+    const clock = fixedClock()
+    const b = createTokenBucket({ ratePerSecond: 1, burst: 10 }, clock)
+    for (let i = 0; i < 8; i++) b.tryTake()
+    b.reconfigure({ ratePerSecond: 100, burst: 50 })
+    expect(b.available()).toBe(2) // a raised burst is earned, not granted
+    clock.advance('100ms')
+    expect(b.available()).toBeCloseTo(12) // at the new rate
+    b.reconfigure({ ratePerSecond: 1, burst: 5 })
+    expect(b.available()).toBe(5) // a lowered burst caps what is left
+  })
+
+  it('gives a key its own options, live for an existing bucket and from the start for a new one', () => {
+    const clock = fixedClock()
+    const k = createKeyedTokenBuckets({ ratePerSecond: 1, burst: 3, maxKeys: 10 }, clock)
+    k.tryTake('a')
+    k.configure('a', { ratePerSecond: 1, burst: 1 })
+    expect([k.tryTake('a'), k.tryTake('a')]).toEqual([true, false])
+    k.configure('b', { ratePerSecond: 1, burst: 5 })
+    expect(k.optionsOf('b')).toEqual({ ratePerSecond: 1, burst: 5 })
+    expect(Array.from({ length: 6 }, () => k.tryTake('b'))).toEqual([true, true, true, true, true, false])
+    k.configure('b', undefined)
+    expect(k.optionsOf('b')).toEqual({ ratePerSecond: 1, burst: 3 })
+    expect(k.optionsOf('c')).toEqual({ ratePerSecond: 1, burst: 3 })
+  })
+})

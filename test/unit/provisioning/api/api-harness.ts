@@ -1,7 +1,9 @@
 import pino from 'pino'
 import { onTestFinished } from 'vitest'
 import { cryptoRandom } from '../../../../certs/index.ts'
+import { limitsPolicy, loadConfig } from '../../../../config.ts'
 import { buildApi, type ApiOptions } from '../../../../provisioning/api/build-api.ts'
+import { createLimitsService } from '../../../../provisioning/limits/limits-service.ts'
 import type { Presence } from '../../../../provisioning/api/devices-routes.ts'
 import type { Health } from '../../../../provisioning/health/health.ts'
 import { createApiKeyService, type ApiKeyService } from '../../../../provisioning/api-keys/api-key-service.ts'
@@ -53,8 +55,10 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
     render: async () => '# TYPE gatehouse_connections gauge\ngatehouse_connections 0\n',
     contentType: 'text/plain; version=0.0.4; charset=utf-8',
   }
+  // the limits policy of the default configuration (tiers standard and premium, the default limits)
+  const limits = createLimitsService({ store, limits: store.limits, clock, log }, limitsPolicy(loadConfig({ dataDir: '/nonexistent' }, {})))
   const app = buildApi(
-    { authority, settings, apiKeys, aiUsage, presence, checks, clock, log, metrics, ...(fakes.health && { health: fakes.health }) },
+    { authority, settings, apiKeys, aiUsage, presence, checks, clock, log, metrics, limits, ...(fakes.health && { health: fakes.health }) },
     options,
   )
   onTestFinished(async () => {
@@ -73,7 +77,7 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
       headers: { ...(auth && { authorization: auth }), ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
       ...(body !== undefined && { payload: typeof body === 'string' ? body : JSON.stringify(body) }),
     })
-  return { app, clock, store, authority, settings, apiKeys, aiUsage, connected, logText, keyWith, call, checkRuns: () => checkRuns }
+  return { app, clock, store, authority, settings, apiKeys, aiUsage, limits, connected, logText, keyWith, call, checkRuns: () => checkRuns }
 }
 
 const emptyFleet = (now: Date) => ({
@@ -118,4 +122,21 @@ export const ROUTES: { method: string; url: string; path: string; scope: string;
   { method: 'GET', url: '/v1/devices/pump-1/usage', path: '/v1/devices/{id}/usage', scope: 'insights:read' },
   { method: 'GET', url: '/v1/checks', path: '/v1/checks', scope: 'checks:read' },
   { method: 'GET', url: '/metrics', path: '/metrics', scope: 'metrics:read' },
+  { method: 'GET', url: '/v1/tiers', path: '/v1/tiers', scope: 'devices:read' },
+  {
+    method: 'PUT',
+    url: '/v1/tiers/premium',
+    path: '/v1/tiers/{name}',
+    scope: 'tiers:write',
+    body: { broker: { publishRate: { ratePerSecond: 50 } } },
+  },
+  { method: 'GET', url: '/v1/devices/pump-1/limits', path: '/v1/devices/{id}/limits', scope: 'devices:read' },
+  {
+    method: 'PUT',
+    url: '/v1/devices/pump-1/limits',
+    path: '/v1/devices/{id}/limits',
+    scope: 'tiers:write',
+    body: { ai: { dailyRequests: 10 } },
+  },
+  { method: 'DELETE', url: '/v1/devices/pump-1/limits', path: '/v1/devices/{id}/limits', scope: 'tiers:write' },
 ]

@@ -1,0 +1,2 @@
+// provisioning/limits/: per-tier and per-device limits in the registry (docs/architecture.md, "The limits").
+export { createLimitsService, NO_LIMITS_POLICY, type LimitsPolicy, type LimitsService } from './limits-service.ts'

@@ -1,0 +1,165 @@
+import type { Logger } from 'pino'
+import { assertDeviceId, type Clock } from '../../certs/index.ts'
+import { DeviceNotFound, LimitsInvalid, TierUnknown } from '../errors.ts'
+import type { LimitsRecord, LimitsStore } from '../store/limits-store.ts'
+import type { RegistryStore } from '../store/registry-store.ts'
+
+/**
+ * A limits document, as a tier or a device sets it: the broker's per-device limits (`broker`:
+ * publishRate, publishBytesRate, packetRate, each a token bucket's ratePerSecond and burst) and the AI
+ * budgets (`ai`: requestsPerMinute, burst, dailyRequests, dailyTokens). Everything is optional: a value
+ * left out comes from the tier, then from the configuration. The shape and ranges are the broker's
+ * schemas (LIMITS_SCHEMA's pieces), which config.ts composes into the LimitsPolicy below.
+ */
+export interface LimitValues {
+  broker?: Record<string, { ratePerSecond?: number; burst?: number }>
+  ai?: Record<string, number>
+}
+
+/** What the configuration says about limits documents (config.ts limitsPolicy). */
+export interface LimitsPolicy {
+  /** the tiers there are (the configured ones); any other is refused with GH_TIER_UNKNOWN */
+  tiers: readonly string[]
+  /** the JSON Schema of a limits document (the API's body schema and its OpenAPI) */
+  schema: Record<string, unknown>
+  /** every problem with a document (ranges, and the rules relating it to the global limits); [] when valid */
+  problems(values: unknown): string[]
+}
+
+export interface TierLimitsView {
+  tier: string
+  limits: LimitValues
+  /** null: never set here, the configuration's limits apply */
+  updatedAt: string | null
+  updatedBy: string | null
+}
+
+export interface DeviceLimitsView {
+  deviceId: string
+  tier: string
+  /** the device's own values (null: none) */
+  override: LimitValues | null
+  /** its tier's values */
+  tierLimits: LimitValues
+  /** what applies over the configured limits: the tier's values with the device's own on top */
+  applied: LimitValues
+  updatedAt: string | null
+  updatedBy: string | null
+}
+
+export type LimitsService = ReturnType<typeof createLimitsService>
+
+/** The two documents merged: the device's values over the tier's, bucket by bucket. */
+export function mergeLimits(tier: LimitValues, own: LimitValues | null): LimitValues {
+  const broker: NonNullable<LimitValues['broker']> = { ...tier.broker }
+  for (const [name, bucket] of Object.entries(own?.broker ?? {})) broker[name] = { ...broker[name], ...bucket }
+  return { broker, ai: { ...tier.ai, ...own?.ai } }
+}
+
+/**
+ * Per-tier and per-device limits in the registry (docs/architecture.md, "The limits"). A change commits
+ * with its audit entry and its event (`tier.updated`, or `device.updated` for a device's own values),
+ * which the broker follows to apply it to connected devices; bad input is refused and stores nothing.
+ */
+export function createLimitsService(deps: { store: RegistryStore; limits: LimitsStore; clock: Clock; log: Logger }, policy: LimitsPolicy) {
+  const { store, limits, clock } = deps
+  const tiers = () => [...new Set([...policy.tiers, ...limits.listTiers().map((r) => r.key)])].sort()
+  const valuesOf = (r: LimitsRecord | undefined): LimitValues => (r?.limits as LimitValues | undefined) ?? {}
+
+  function checked(values: unknown): LimitValues {
+    const problems = policy.problems(values)
+    if (problems.length > 0) throw new LimitsInvalid(problems.join('; '))
+    return values as LimitValues
+  }
+
+  function requireDevice(deviceId: string) {
+    const device = store.getDevice(assertDeviceId(deviceId))
+    if (!device) throw new DeviceNotFound(deviceId)
+    return device
+  }
+
+  function tierView(tier: string): TierLimitsView {
+    const r = limits.getTier(tier)
+    return { tier, limits: valuesOf(r), updatedAt: r?.updatedAt.toISOString() ?? null, updatedBy: r?.updatedBy ?? null }
+  }
+
+  function deviceView(deviceId: string): DeviceLimitsView {
+    const device = requireDevice(deviceId)
+    const r = limits.getDevice(device.id)
+    const tierLimits = valuesOf(limits.getTier(device.tier))
+    const override = r ? valuesOf(r) : null
+    return {
+      deviceId: device.id,
+      tier: device.tier,
+      override,
+      tierLimits,
+      applied: mergeLimits(tierLimits, override),
+      updatedAt: r?.updatedAt.toISOString() ?? null,
+      updatedBy: r?.updatedBy ?? null,
+    }
+  }
+
+  function commit(actor: string, action: string, subject: string, details: Record<string, unknown>, event: Record<string, unknown>) {
+    const at = clock.now()
+    store.appendAudit({ at, actor, action, subject, details })
+    const { type, ...data } = event
+    store.appendEvent(String(type), data, at)
+    return at
+  }
+
+  return {
+    schema: policy.schema,
+    /** every tier there is (configured, or with stored values), with its stored values */
+    listTiers: (): TierLimitsView[] => tiers().map(tierView),
+    getTier(tier: string): TierLimitsView {
+      if (!tiers().includes(tier)) throw new TierUnknown(String(tier).slice(0, 64), policy.tiers.join(', '))
+      return tierView(tier)
+    },
+    /** Replaces a tier's values (PUT): `{}` puts it back on the configured limits. */
+    setTier(tier: string, values: unknown, actor: string): TierLimitsView {
+      if (!policy.tiers.includes(tier)) throw new TierUnknown(String(tier).slice(0, 64), policy.tiers.join(', '))
+      const doc = checked(values)
+      store.transaction(() => {
+        const at = commit(actor, 'tier.updated', tier, { limits: doc }, { type: 'tier.updated', tier })
+        limits.putTier({ key: tier, limits: doc as Record<string, unknown>, updatedAt: at, updatedBy: actor })
+      })
+      return tierView(tier)
+    },
+    getDevice: deviceView,
+    /** Replaces a device's own values (PUT). */
+    setDevice(deviceId: string, values: unknown, actor: string): DeviceLimitsView {
+      const device = requireDevice(deviceId)
+      const doc = checked(values)
+      store.transaction(() => {
+        const at = commit(actor, 'device.limits.updated', device.id, { limits: doc }, { type: 'device.updated', deviceId: device.id })
+        limits.putDevice({ key: device.id, limits: doc as Record<string, unknown>, updatedAt: at, updatedBy: actor })
+      })
+      return deviceView(device.id)
+    },
+    /** Removes a device's own values: its tier's apply again. Nothing to remove changes nothing. */
+    clearDevice(deviceId: string, actor: string): DeviceLimitsView {
+      const device = requireDevice(deviceId)
+      store.transaction(() => {
+        if (limits.deleteDevice(device.id))
+          commit(actor, 'device.limits.cleared', device.id, {}, { type: 'device.updated', deviceId: device.id })
+      })
+      return deviceView(device.id)
+    },
+    /**
+     * The broker's and the AI bridge's source (DeviceLimitsSource, AiBridgeDeps.limitsOf): a device's
+     * tier and the values that apply to it; null for an unknown device.
+     */
+    async limitsOf(
+      deviceId: string,
+    ): Promise<{ tier: string; broker: NonNullable<LimitValues['broker']>; ai: NonNullable<LimitValues['ai']> } | null> {
+      const device = store.getDevice(deviceId)
+      if (!device) return null
+      const r = limits.getDevice(deviceId)
+      const applied = mergeLimits(valuesOf(limits.getTier(device.tier)), r ? valuesOf(r) : null)
+      return { tier: device.tier, broker: applied.broker ?? {}, ai: applied.ai ?? {} }
+    },
+  }
+}
+
+/** The policy when the configuration gives none (tests that do not touch limits): no tier may be set. */
+export const NO_LIMITS_POLICY: LimitsPolicy = { tiers: [], schema: { type: 'object' }, problems: () => ['no limits schema configured'] }

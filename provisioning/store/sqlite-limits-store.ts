@@ -1,0 +1,59 @@
+import type Database from 'better-sqlite3'
+import type { LimitsRecord, LimitsStore } from './limits-store.ts'
+
+type Row = Record<string, unknown>
+
+const toRecord = (key: string, r: Row): LimitsRecord => ({
+  key,
+  limits: JSON.parse(String(r.limits)) as Record<string, unknown>,
+  updatedAt: new Date(String(r.updated_at)),
+  updatedBy: String(r.updated_by),
+})
+
+/** LimitsStore on the registry's SQLite connection (constructed by SqliteRegistryStore). */
+export class SqliteLimitsStore implements LimitsStore {
+  readonly #s
+
+  constructor(db: Database.Database) {
+    this.#s = {
+      getTier: db.prepare('SELECT * FROM tier_limits WHERE tier = ?'),
+      listTiers: db.prepare('SELECT * FROM tier_limits ORDER BY tier'),
+      putTier: db.prepare(
+        `INSERT INTO tier_limits (tier, limits, updated_at, updated_by) VALUES (?, ?, ?, ?)
+         ON CONFLICT (tier) DO UPDATE SET limits = excluded.limits, updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
+      ),
+      getDevice: db.prepare('SELECT * FROM device_limits WHERE device_id = ?'),
+      putDevice: db.prepare(
+        `INSERT INTO device_limits (device_id, limits, updated_at, updated_by) VALUES (?, ?, ?, ?)
+         ON CONFLICT (device_id) DO UPDATE SET limits = excluded.limits, updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
+      ),
+      deleteDevice: db.prepare('DELETE FROM device_limits WHERE device_id = ?'),
+    }
+  }
+
+  getTier(tier: string): LimitsRecord | undefined {
+    const r = this.#s.getTier.get(tier) as Row | undefined
+    return r && toRecord(tier, r)
+  }
+
+  listTiers(): LimitsRecord[] {
+    return (this.#s.listTiers.all() as Row[]).map((r) => toRecord(String(r.tier), r))
+  }
+
+  putTier(r: LimitsRecord): void {
+    this.#s.putTier.run(r.key, JSON.stringify(r.limits), r.updatedAt.toISOString(), r.updatedBy)
+  }
+
+  getDevice(deviceId: string): LimitsRecord | undefined {
+    const r = this.#s.getDevice.get(deviceId) as Row | undefined
+    return r && toRecord(deviceId, r)
+  }
+
+  putDevice(r: LimitsRecord): void {
+    this.#s.putDevice.run(r.key, JSON.stringify(r.limits), r.updatedAt.toISOString(), r.updatedBy)
+  }
+
+  deleteDevice(deviceId: string): boolean {
+    return this.#s.deleteDevice.run(deviceId).changes > 0
+  }
+}
