@@ -8,6 +8,7 @@ import type { DeviceAuthority } from '../authority/device-authority.ts'
 import type { SettingsService } from '../settings/settings-service.ts'
 import { apiKeyAuth } from './api-key-auth.ts'
 import { checksRoutes, type ChecksRoutesOptions } from './checks-routes.ts'
+import { crlRoutes } from './crl-routes.ts'
 import { devicesRoutes, type Presence } from './devices-routes.ts'
 import { createHealth, type Health } from '../health/health.ts'
 import { healthRoutes } from './health-routes.ts'
@@ -112,6 +113,7 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
         { name: 'checks', description: "fleet audit checks over the data directory (as 'gatehouse check')" },
         { name: 'health', description: 'liveness and readiness probes, without a key' },
         { name: 'monitoring', description: 'Prometheus metrics' },
+        { name: 'crl', description: 'certificate revocation lists for relying parties, without a key' },
       ],
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
@@ -125,6 +127,7 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
   app.register(async (open) => {
     open.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger())
   })
+  app.register(crlRoutes, { authority: deps.authority, clock: deps.clock })
   app.register(devicesRoutes, { prefix: '/v1', authority: deps.authority, settings: deps.settings, presence: deps.presence })
   app.register(settingsRoutes, { prefix: '/v1', settings: deps.settings })
   app.register(insightsRoutes, { prefix: '/v1', authority: deps.authority, aiUsage: deps.aiUsage })

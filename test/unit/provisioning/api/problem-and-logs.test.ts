@@ -116,7 +116,8 @@ describe('GET /openapi.json', () => {
       })),
     )
     // every authenticated operation is in the scope matrix of api-key-auth.test.ts, and the reverse
-    const probes = ['/healthz', '/readyz']
+    // the public routes: the probes and the CRLs for relying parties (no key, no scope)
+    const probes = ['/healthz', '/readyz', '/crl/{file}']
     expect(
       operations
         .filter((o) => !probes.includes(o.path))
