@@ -7,6 +7,7 @@ import { API_SCOPES } from '../api-keys/scopes.ts'
 import type { DeviceAuthority } from '../authority/device-authority.ts'
 import type { SettingsService } from '../settings/settings-service.ts'
 import { apiKeyAuth } from './api-key-auth.ts'
+import { apiKeysRoutes } from './api-keys-routes.ts'
 import { checksRoutes, type ChecksRoutesOptions } from './checks-routes.ts'
 import { crlRoutes } from './crl-routes.ts'
 import { devicesRoutes, type Presence } from './devices-routes.ts'
@@ -113,6 +114,7 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
         { name: 'checks', description: "fleet audit checks over the data directory (as 'gatehouse check')" },
         { name: 'health', description: 'liveness and readiness probes, without a key' },
         { name: 'monitoring', description: 'Prometheus metrics' },
+        { name: 'apikeys', description: 'API keys, managed by keys with apikeys:admin' },
         { name: 'crl', description: 'certificate revocation lists for relying parties, without a key' },
       ],
     },
@@ -132,6 +134,7 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
   app.register(settingsRoutes, { prefix: '/v1', settings: deps.settings })
   app.register(insightsRoutes, { prefix: '/v1', authority: deps.authority, aiUsage: deps.aiUsage })
   app.register(checksRoutes, { prefix: '/v1', checks: deps.checks, clock: deps.clock })
+  app.register(apiKeysRoutes, { prefix: '/v1', apiKeys: deps.apiKeys })
   if (deps.dashboard) registerDashboard(app, { ...deps, ...deps.dashboard, random }, options.dashboard)
   if (deps.metrics) app.register(metricsRoutes, { metrics: deps.metrics })
   return app

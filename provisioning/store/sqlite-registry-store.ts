@@ -154,7 +154,8 @@ export class SqliteRegistryStore implements RegistryStore {
 
   #migrate(path: string): void {
     const current = Number(this.#db.pragma('user_version', { simple: true }))
-    const latest = migrations.length
+    // the last version, not the count: migration numbers are handed out to parallel work and may skip
+    const latest = migrations.at(-1)?.version ?? 0
     if (current > latest) throw new StoreSchemaTooNew(path, current, latest)
     for (const m of migrations.filter((m) => m.version > current)) {
       this.#write(() =>

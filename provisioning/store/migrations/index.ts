@@ -208,4 +208,13 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX certificates_active_not_after ON certificates (not_after) WHERE status = 'active';
     `,
   },
+  {
+    version: 10,
+    name: 'API key rotation: the previous secret keeps working until a time',
+    sql: `
+      -- after a rotation the key's old secret (its SHA-256) works until previous_secret_until, then never again
+      ALTER TABLE api_keys ADD COLUMN previous_secret_hash TEXT;
+      ALTER TABLE api_keys ADD COLUMN previous_secret_until TEXT;
+    `,
+  },
 ]
