@@ -263,5 +263,11 @@ export const StatusNotRunning = createError(
   'no Gatehouse answers on %s (%s): start it with `gatehouse start`, or pass the --data-dir / GATEHOUSE_HTTP_PORT it runs with',
   503,
 )
+export const CliUsage = createError('GH_CLI_USAGE', '%s (run with --help for usage)', 400)
+export const CliInternal = createError(
+  'GH_CLI_INTERNAL',
+  'internal error: %s (set GATEHOUSE_LOG_LEVEL=debug for details, and report it if it persists)',
+  500,
+)
 export const StatusUnreachable = createError('GH_STATUS_UNREACHABLE', 'Gatehouse on %s did not answer its health routes: %s', 503)
 export const StatusNotReady = createError('GH_STATUS_NOT_READY', 'Gatehouse on %s is running but not ready: failed %s', 503)

@@ -110,6 +110,7 @@ describe('gatehouse apikey', () => {
     expect((await cli('apikey', 'create', '--name', 'x', '--scopes', 'devices:read')).code).toBe(0)
     const again = await cli('apikey', 'create', '--name', 'x', '--scopes', 'devices:read', '--json')
     expect(again.code).toBe(1)
-    expect(again.stderr).toMatch(/^error GH_API_KEY_EXISTS: /m)
+    // with --json the error is JSON too (test/integration/cli/json-output.test.ts)
+    expect(JSON.parse(again.stderr)).toMatchObject({ code: 'GH_API_KEY_EXISTS' })
   })
 })
