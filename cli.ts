@@ -8,6 +8,8 @@ import { registerSim, type SimCliDeps } from './device-sim/cli.ts'
 import { createLogger } from './logger.ts'
 import { addCommonOptions, registerProvisioningCommands, type CliDeps, type CliIo, type CommonOptions } from './provisioning/cli/index.ts'
 import {
+  CliInternal,
+  CliUsage,
   checkDataDir,
   dataDirLayout,
   describeCa,
@@ -49,12 +51,23 @@ function configFlags(options: Record<string, unknown>): ConfigInput {
   return out
 }
 
-export function buildProgram(io: CliIo): Command {
+/**
+ * `--json` anywhere before a `--`: the output is JSON, and so is an error (exitCodeFor). Read from argv,
+ * not from a command's parsed options, so that a usage error commander finds before any action is JSON too.
+ */
+export function jsonRequested(argv: readonly string[]): boolean {
+  const args = argv.slice(2)
+  const end = args.indexOf('--')
+  return (end < 0 ? args : args.slice(0, end)).includes('--json')
+}
+
+export function buildProgram(io: CliIo, options: { json?: boolean } = {}): Command {
   const program = new Command('gatehouse')
     .description('Gatehouse: an MQTT broker for IoT devices, with mutual-TLS device identity from its own CA')
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    // with --json commander's own error text is left out: exitCodeFor writes the error as JSON
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => (options.json ? undefined : io.err(s)) })
     .exitOverride()
 
   const cliLog = (options: CommonOptions) =>
@@ -131,17 +144,30 @@ export function buildProgram(io: CliIo): Command {
     ])
     .addOption(new Option('--log-level <level>').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .addOption(new Option('--log-format <format>', 'auto: readable on a terminal, JSON otherwise').choices(['auto', 'json', 'pretty']))
+    .option('--json', 'say where Gatehouse listens as one JSON line on stderr (the log stays on stdout)')
   addCommonOptions(start).action(async (options: Record<string, unknown>) => {
     const config = loadConfig(configFlags(options), io.env)
     const log = createLogger({ level: config.logLevel, format: config.logFormat, fd: 1 })
     // loaded only here: provisioning commands never pay for loading the broker
     const { startGatehouse } = await import('./gatehouse.ts')
     const gatehouse = await startGatehouse(config, { log, env: io.env, ...secretsOf(io, options.pkcs11PinFile as string | undefined) })
-    io.err(
-      `gatehouse: MQTT over mutual TLS on ${gatehouse.mqtt.host}:${gatehouse.mqtt.port}; HTTP API on ${gatehouse.http.url}; ` +
-        (gatehouse.metricsHttp ? `metrics on ${gatehouse.metricsHttp.url}/metrics; ` : '') +
-        `data in ${config.dataDir}; trust chain ${dataDirLayout(config.dataDir).chain}\n`,
-    )
+    const chain = dataDirLayout(config.dataDir).chain
+    if (options.json)
+      io.err(
+        `${JSON.stringify({
+          mqtt: gatehouse.mqtt,
+          http: { url: gatehouse.http.url },
+          metrics: gatehouse.metricsHttp ? { url: `${gatehouse.metricsHttp.url}/metrics` } : null,
+          dataDir: config.dataDir,
+          trustChain: chain,
+        })}\n`,
+      )
+    else
+      io.err(
+        `gatehouse: MQTT over mutual TLS on ${gatehouse.mqtt.host}:${gatehouse.mqtt.port}; HTTP API on ${gatehouse.http.url}; ` +
+          (gatehouse.metricsHttp ? `metrics on ${gatehouse.metricsHttp.url}/metrics; ` : '') +
+          `data in ${config.dataDir}; trust chain ${chain}\n`,
+      )
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         log.info({ signal }, 'shutting down')
@@ -217,30 +243,50 @@ function pkcs11Location(options: { pkcs11Module?: string; pkcs11Token?: string }
 /** Coded errors that exit 2: a configuration error, and `gatehouse status` finding nothing running. */
 const EXIT_2_CODES = new Set(['GH_CONFIG_INVALID', 'GH_STATUS_NOT_RUNNING'])
 
-/** Exit codes: 0 ok, 1 the operation failed (coded error), 2 usage or configuration error (or see EXIT_2_CODES). */
-export function exitCodeFor(err: unknown, io: CliIo): number {
-  if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2 // commander printed it already
+/**
+ * The one error edge of the CLI (docs/conventions.md §9). Exit codes: 0 ok, 1 the operation failed (a
+ * coded error), 2 usage or configuration error (or see EXIT_2_CODES). As text: `error GH_...: message`;
+ * with `--json`: one line `{"code": "GH_...", "message": "..."}` on stderr, with the same exit code.
+ */
+export function exitCodeFor(err: unknown, io: CliIo, json = false): number {
   const e = err as { code?: string; message?: string }
+  if (err instanceof CommanderError) {
+    if (err.exitCode === 0) return 0
+    // commander printed it already as text; as JSON it is said here
+    if (json) printError(io, new CliUsage(err.message.replace(/^error: /, '')))
+    return 2
+  }
   if (e?.code === 'commander.invalidArgument') {
-    io.err(`error: ${e.message}\n`)
+    if (json) printError(io, new CliUsage(e.message ?? ''))
+    else io.err(`error: ${e.message}\n`)
     return 2
   }
   if (typeof e?.code === 'string' && e.code.startsWith('GH_')) {
-    io.err(`error ${e.code}: ${e.message}\n`)
+    if (json) printError(io, { code: e.code, message: e.message ?? '' })
+    else io.err(`error ${e.code}: ${e.message}\n`)
     return EXIT_2_CODES.has(e.code) ? 2 : 1
   }
-  io.err(`error: internal error: ${e?.message ?? String(err)}\n(set GATEHOUSE_LOG_LEVEL=debug for details, and report it if it persists)\n`)
+  if (json) printError(io, new CliInternal(e?.message ?? String(err)))
+  else
+    io.err(
+      `error: internal error: ${e?.message ?? String(err)}\n(set GATEHOUSE_LOG_LEVEL=debug for details, and report it if it persists)\n`,
+    )
   if (io.env.GATEHOUSE_LOG_LEVEL === 'debug') io.err(`${(err as Error)?.stack ?? ''}\n`)
   return 1
 }
 
+function printError(io: CliIo, err: { code: string; message: string }): void {
+  io.err(`${JSON.stringify({ code: err.code, message: err.message })}\n`)
+}
+
 export async function main(argv: string[], io: CliIo = processIo()): Promise<number> {
-  const program = buildProgram(io)
+  const json = jsonRequested(argv)
+  const program = buildProgram(io, { json })
   try {
     await program.parseAsync(argv)
     return 0
   } catch (err) {
-    return exitCodeFor(err, io)
+    return exitCodeFor(err, io, json)
   }
 }
 

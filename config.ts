@@ -60,6 +60,16 @@ export const configSchema = {
     /** claim requests per claim, all its sessions together (token bucket; over it: GH_CLAIM_RATE_LIMITED) */
     claimRequestRate: rateLimitSchema(DEFAULT_CLAIM_REQUEST_RATE),
     defaultTier: { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,31}$', default: 'standard' },
+    /**
+     * The public base URL under which relying parties reach GET /crl/<issuer key id>.crl (http or https; a
+     * host, an optional port and path; no user, query or fragment). Set, every certificate issued names its
+     * CRL there in a CRL Distribution Points extension; unset (the default), none does.
+     */
+    crlBaseUrl: {
+      type: 'string',
+      maxLength: 200,
+      pattern: "^https?://([A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)*|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$",
+    },
     changeFeedIntervalMs: { type: 'integer', minimum: 20, maximum: 5000, default: 200 },
     /** broker protection limits (broker/limits.ts); the rules relating two limits are checked by resolveLimits() */
     limits: { ...LIMITS_SCHEMA, default: {} },
@@ -309,6 +319,7 @@ export function authorityOptions(config: Readonly<Config>) {
     keyAlgorithm: config.keyAlgorithm,
     defaultTier: config.defaultTier,
     renewOverlapHours: config.renewOverlapHours,
+    ...(config.crlBaseUrl !== undefined && { crlBaseUrl: config.crlBaseUrl }),
     settings: {
       maxBytes: config.settingsLimits.maxLayerBytes,
       maxDepth: config.settingsLimits.maxDepth,

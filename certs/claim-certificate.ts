@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { IssuerKeyPair } from './ca.ts'
+import { crlDistributionPoints } from './crl-distribution-point.ts'
 import { CLAIM_CN_PREFIX, isClaimId } from './device-id.ts'
 import { CertValidityInvalid, ClaimIdInvalid } from './errors.ts'
 import {
@@ -23,6 +24,8 @@ export interface ClaimCertificateRequest {
   publicKey: CryptoKey
   /** the certificate's notAfter; capped at the issuer's notAfter */
   notAfter: Date
+  /** the issuer's CRL (crlUrl): written as a CRL Distribution Points extension; absent, none is */
+  crlUrl?: string
 }
 
 export interface ClaimCertificate {
@@ -68,6 +71,7 @@ export async function issueClaimCertificate(
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
       await x509.SubjectKeyIdentifierExtension.create(req.publicKey),
       await authorityKeyIdentifier(issuer.certificate),
+      ...(req.crlUrl === undefined ? [] : [crlDistributionPoints(req.crlUrl)]),
     ],
   })
   const der = new Uint8Array(cert.rawData)

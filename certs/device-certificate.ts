@@ -30,6 +30,7 @@ import {
   NULL,
   type Der,
 } from './der.ts'
+import { crlDistributionPointsDer } from './crl-distribution-point.ts'
 import { assertDeviceId } from './device-id.ts'
 import { CertInvalid } from './errors.ts'
 import {
@@ -60,6 +61,8 @@ export interface DeviceCertificateRequest {
   /** a WebCrypto key (from a CSR, say) or a node:crypto KeyObject (a key Gatehouse made to hand out) */
   publicKey: AnyKey
   validDays?: number
+  /** the issuer's CRL (crlUrl): written as a CRL Distribution Points extension; absent, none is */
+  crlUrl?: string
 }
 
 /** An issued device certificate, with what the registry stores about it, without an X509Certificate. */
@@ -128,6 +131,7 @@ export async function issueDeviceCertificateDer(
         extension(OID_SUBJECT_ALT_NAME, false, sequence(implicitPrimitive(6, ascii(`${DEVICE_URI_PREFIX}${deviceId}`)))),
         extension(OID_SUBJECT_KEY_IDENTIFIER, false, octetString(sha1(key.subjectPublicKey))),
         template.authorityKeyIdentifier,
+        ...(req.crlUrl === undefined ? [] : [crlDistributionPointsDer(req.crlUrl)]),
       ),
     ),
   )

@@ -58,6 +58,7 @@ export { parseCsr } from './csr.ts'
 export { type KeyAndCsr, createKeyAndCsr } from './create-csr.ts'
 
 export { type CrlReason, CRL_REASONS, createCrl } from './crl.ts'
+export { crlUrl, issuerKeyId } from './crl-distribution-point.ts'
 
 export {
   certificateToPem,

@@ -165,6 +165,21 @@ export const ApiKeyExists = createError(
 )
 export const ApiKeyNotFound = createError('GH_API_KEY_NOT_FOUND', "no API key named '%s': 'gatehouse apikey list' shows them", 404)
 export const ApiKeyRevoked = createError('GH_API_KEY_REVOKED', "the API key '%s' is already revoked", 409)
+export const ApiKeyScopeEscalation = createError(
+  'GH_API_KEY_SCOPE_ESCALATION',
+  'this API key cannot manage a key with scopes it does not hold itself (%s): use a key that holds them, or the operator CLI',
+  403,
+)
+export const ApiKeyOverlapInvalid = createError(
+  'GH_API_KEY_OVERLAP_INVALID',
+  'invalid rotation overlap %s: use a whole number of seconds from 0 to %s (30 days), or a duration such as 30m, 24h or 7d',
+  400,
+)
+export const CrlNotFound = createError(
+  'GH_CRL_NOT_FOUND',
+  "no CRL for the issuer key id '%s': the CRL Distribution Points extension of a Gatehouse certificate names the right URL",
+  404,
+)
 export const ApiTokenInQuery = createError(
   'GH_API_TOKEN_IN_QUERY',
   'an API key was sent in the URL query: URLs end up in logs and proxies, so the request was refused; send it as "Authorization: Bearer <key>" and revoke the exposed key',
@@ -277,6 +292,12 @@ export const StatusNotRunning = createError(
   'GH_STATUS_NOT_RUNNING',
   'no Gatehouse answers on %s (%s): start it with `gatehouse start`, or pass the --data-dir / GATEHOUSE_HTTP_PORT it runs with',
   503,
+)
+export const CliUsage = createError('GH_CLI_USAGE', '%s (run with --help for usage)', 400)
+export const CliInternal = createError(
+  'GH_CLI_INTERNAL',
+  'internal error: %s (set GATEHOUSE_LOG_LEVEL=debug for details, and report it if it persists)',
+  500,
 )
 export const StatusUnreachable = createError('GH_STATUS_UNREACHABLE', 'Gatehouse on %s did not answer its health routes: %s', 503)
 export const StatusNotReady = createError('GH_STATUS_NOT_READY', 'Gatehouse on %s is running but not ready: failed %s', 503)

@@ -6,7 +6,9 @@ import {
   ApiKeyInvalid,
   ApiKeyNameInvalid,
   ApiKeyNotFound,
+  ApiKeyOverlapInvalid,
   ApiKeyRevoked,
+  ApiKeyScopeEscalation,
   ApiKeyScopeInvalid,
 } from '../errors.ts'
 import type { ApiKeyRecord, ApiKeyStore } from '../store/api-key-store.ts'
@@ -23,6 +25,8 @@ export interface ApiKey {
   expiresAt: Date | null
   lastUsedAt: Date | null
   revokedAt: Date | null
+  /** after a rotation: until when the previous secret still works (null: it does not, or there was none) */
+  previousSecretUntil: Date | null
 }
 
 export interface NewApiKey {
@@ -44,6 +48,20 @@ export interface ApiKeyServiceDeps {
   log: Logger
 }
 
+/**
+ * Who asks, for the no-escalation rule: the scopes of the API key making the request. A key can create,
+ * rotate or revoke only keys whose scopes it holds itself (rotating hands out the key's secret). The
+ * operator CLI passes no caller: it holds the data directory, so every scope.
+ */
+export interface ApiKeyCaller {
+  actor: string
+  scopes?: readonly string[]
+}
+
+/** A rotation's overlap, in seconds: how long the previous secret keeps working beside the new one. */
+export const DEFAULT_ROTATION_OVERLAP_SECONDS = 86_400
+export const MAX_ROTATION_OVERLAP_SECONDS = 30 * 86_400
+
 export const API_KEY_NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
 /** last_used_at is written at most this often per key, not on every request */
 export const LAST_USED_RESOLUTION_MS = 60_000
@@ -61,7 +79,21 @@ function publicView(r: ApiKeyRecord): ApiKey {
     expiresAt: r.expiresAt,
     lastUsedAt: r.lastUsedAt,
     revokedAt: r.revokedAt,
+    previousSecretUntil: r.previousSecretUntil,
   }
+}
+
+/** GH_API_KEY_SCOPE_ESCALATION unless the caller (an API key) holds every one of these scopes. */
+function assertHolds(caller: ApiKeyCaller, scopes: readonly string[]): void {
+  if (caller.scopes === undefined) return
+  const missing = scopes.filter((s) => !caller.scopes?.includes(s))
+  if (missing.length) throw new ApiKeyScopeEscalation(missing.join(', '))
+}
+
+function checkOverlap(seconds: number): number {
+  if (!Number.isSafeInteger(seconds) || seconds < 0 || seconds > MAX_ROTATION_OVERLAP_SECONDS)
+    throw new ApiKeyOverlapInvalid(String(seconds).slice(0, 40), String(MAX_ROTATION_OVERLAP_SECONDS))
+  return seconds
 }
 
 function checkScopes(scopes: readonly string[]): ApiScope[] {
@@ -92,9 +124,11 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
 
   return {
     /** Creates a key. The returned token is the only copy: show it once and forget it. */
-    create(req: NewApiKey, actor: string): { token: string; key: ApiKey } {
+    create(req: NewApiKey, caller: string | ApiKeyCaller): { token: string; key: ApiKey } {
+      const { actor } = callerOf(caller)
       if (typeof req.name !== 'string' || !API_KEY_NAME_PATTERN.test(req.name)) throw new ApiKeyNameInvalid(String(req.name).slice(0, 80))
       const scopes = checkScopes(req.scopes)
+      assertHolds(callerOf(caller), scopes)
       const now = clock.now()
       const expiresAt = expiryOf(req, now)
       const secret = newApiKeySecret(random)
@@ -111,6 +145,8 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
           expiresAt,
           lastUsedAt: null,
           revokedAt: null,
+          previousSecretHash: null,
+          previousSecretUntil: null,
         }
         apiKeys.insert(rec)
         store.appendAudit({
@@ -135,8 +171,12 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
       const parsed = typeof token === 'string' ? parseApiKey(token) : undefined
       const record = parsed ? apiKeys.getById(parsed.id) : undefined
       const presented = hashSecret(parsed?.secret ?? '')
-      const matches = digestsEqual(presented, record?.secretHash ?? DUMMY_HASH)
       const now = clock.now()
+      // both compared every time, so timing does not tell a current secret from a previous one
+      const current = digestsEqual(presented, record?.secretHash ?? DUMMY_HASH)
+      const previous = digestsEqual(presented, record?.previousSecretHash ?? DUMMY_HASH)
+      const previousLive = record?.previousSecretHash != null && (record.previousSecretUntil?.getTime() ?? 0) > now.getTime()
+      const matches = current || (previous && previousLive)
       const live =
         record !== undefined && record.revokedAt === null && (record.expiresAt === null || record.expiresAt.getTime() > now.getTime())
       if (!parsed || !record || !matches || !live) throw new ApiKeyInvalid()
@@ -161,11 +201,13 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
       return record && publicView(record)
     },
 
-    /** Permanent. Applies to the next request that presents the key. */
-    revoke(name: string, actor: string): ApiKey {
+    /** Permanent. Applies to the next request that presents the key (its previous secret too). */
+    revoke(name: string, caller: string | ApiKeyCaller): ApiKey {
+      const { actor } = callerOf(caller)
       const record = store.transaction(() => {
         const current = apiKeys.getByName(name)
         if (!current) throw new ApiKeyNotFound(String(name).slice(0, 80))
+        assertHolds(callerOf(caller), current.scopes)
         if (current.revokedAt !== null) throw new ApiKeyRevoked(name)
         const at = clock.now()
         apiKeys.revoke(current.id, at)
@@ -175,7 +217,40 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
       log.info({ actor, apiKeyId: record.id, name }, 'api key revoked')
       return publicView(record)
     },
+
+    /**
+     * A new secret under the same name and id; the current secret keeps working for overlapSeconds
+     * (default a day, at most 30 days; 0: refused at once), then never again. A previous secret still in
+     * its overlap from an earlier rotation is dropped. The new token is the only copy, as on create.
+     */
+    rotate(name: string, req: { overlapSeconds?: number }, caller: string | ApiKeyCaller): { token: string; key: ApiKey } {
+      const { actor } = callerOf(caller)
+      const overlap = checkOverlap(req.overlapSeconds ?? DEFAULT_ROTATION_OVERLAP_SECONDS)
+      const secret = newApiKeySecret(random)
+      const record = store.transaction(() => {
+        const current = apiKeys.getByName(name)
+        if (!current) throw new ApiKeyNotFound(String(name).slice(0, 80))
+        assertHolds(callerOf(caller), current.scopes)
+        if (current.revokedAt !== null) throw new ApiKeyRevoked(name)
+        const at = clock.now()
+        const until = new Date(at.getTime() + overlap * 1000)
+        const secretHash = hashSecret(secret)
+        apiKeys.rotate(current.id, secretHash, current.secretHash, until)
+        store.appendAudit({
+          at,
+          actor,
+          action: 'apikey.rotated',
+          subject: `apikey:${name}`,
+          details: { id: current.id, overlapSeconds: overlap, previousSecretUntil: until.toISOString() },
+        })
+        return { ...current, secretHash, previousSecretHash: current.secretHash, previousSecretUntil: until }
+      })
+      log.info({ actor, apiKeyId: record.id, name, overlapSeconds: overlap }, 'api key rotated')
+      return { token: formatApiKey(record.id, secret), key: publicView(record) }
+    },
   }
 }
+
+const callerOf = (caller: string | ApiKeyCaller): ApiKeyCaller => (typeof caller === 'string' ? { actor: caller } : caller)
 
 export type ApiKeyService = ReturnType<typeof createApiKeyService>

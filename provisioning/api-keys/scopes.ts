@@ -12,6 +12,7 @@ export const API_SCOPES = [
   'checks:read',
   'metrics:read',
   'tiers:write',
+  'apikeys:admin',
 ] as const
 
 export type ApiScope = (typeof API_SCOPES)[number]

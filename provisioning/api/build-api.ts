@@ -7,7 +7,9 @@ import { API_SCOPES } from '../api-keys/scopes.ts'
 import type { DeviceAuthority } from '../authority/device-authority.ts'
 import type { SettingsService } from '../settings/settings-service.ts'
 import { apiKeyAuth } from './api-key-auth.ts'
+import { apiKeysRoutes } from './api-keys-routes.ts'
 import { checksRoutes, type ChecksRoutesOptions } from './checks-routes.ts'
+import { crlRoutes } from './crl-routes.ts'
 import { devicesRoutes, type Presence } from './devices-routes.ts'
 import { createHealth, type Health } from '../health/health.ts'
 import { healthRoutes } from './health-routes.ts'
@@ -117,6 +119,8 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
         { name: 'checks', description: "fleet audit checks over the data directory (as 'gatehouse check')" },
         { name: 'health', description: 'liveness and readiness probes, without a key' },
         { name: 'monitoring', description: 'Prometheus metrics' },
+        { name: 'apikeys', description: 'API keys, managed by keys with apikeys:admin' },
+        { name: 'crl', description: 'certificate revocation lists for relying parties, without a key' },
       ],
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
@@ -130,11 +134,13 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
   app.register(async (open) => {
     open.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger())
   })
+  app.register(crlRoutes, { authority: deps.authority, clock: deps.clock })
   app.register(devicesRoutes, { prefix: '/v1', authority: deps.authority, settings: deps.settings, presence: deps.presence })
   app.register(settingsRoutes, { prefix: '/v1', settings: deps.settings })
   app.register(insightsRoutes, { prefix: '/v1', authority: deps.authority, aiUsage: deps.aiUsage })
   app.register(checksRoutes, { prefix: '/v1', checks: deps.checks, clock: deps.clock })
   if (deps.limits) app.register(tierRoutes, { prefix: '/v1', limits: deps.limits })
+  app.register(apiKeysRoutes, { prefix: '/v1', apiKeys: deps.apiKeys })
   if (deps.dashboard) registerDashboard(app, { ...deps, ...deps.dashboard, random }, options.dashboard)
   if (deps.metrics) app.register(metricsRoutes, { metrics: deps.metrics })
   return app

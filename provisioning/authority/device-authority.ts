@@ -2,9 +2,11 @@ import type { Logger } from 'pino'
 import {
   assertDeviceId,
   chainPem,
+  crlUrl,
   exportPrivateKeyPkcs8,
   generateKeyObjects,
   issueDeviceCertificateDer,
+  issuerKeyId,
   parseCsr,
   pkcs8ToPem,
   type OperatingCa,
@@ -46,6 +48,11 @@ export interface AuthorityOptions {
   defaultTier?: string
   /** how long a renewed device's previous certificate keeps working (hours) */
   renewOverlapHours?: number
+  /**
+   * The public base URL of the CRLs (`crlBaseUrl`): every certificate issued then names its issuer's CRL,
+   * `<crlBaseUrl>/crl/<issuer key id>.crl`, in a CRL Distribution Points extension.
+   */
+  crlBaseUrl?: string
 }
 
 /** A device as an app or operator asks for it: transport types are mapped to this at the edge. */
@@ -107,6 +114,19 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
   const overlapMs = (options.renewOverlapHours ?? 24) * 3600_000
   let chain = chainPem(ca)
   let crl = createCrlService({ store, ca, clock, log, ...(deps.claims && { claims: deps.claims }) })
+  const crlUrls = new WeakMap<OperatingCa, Promise<string | undefined>>()
+
+  /** The CRL URL that certificates of this CA's issuing CA carry, or undefined without a crlBaseUrl. */
+  function crlUrlOf(of: OperatingCa): Promise<string | undefined> {
+    const base = options.crlBaseUrl
+    if (base === undefined) return Promise.resolve(undefined)
+    let url = crlUrls.get(of)
+    if (url === undefined) {
+      url = issuerKeyId(of.issuing.certificate).then((keyId) => crlUrl(base, keyId))
+      crlUrls.set(of, url)
+    }
+    return url
+  }
 
   /** The audit entry and the event commit in the caller's transaction, with the change itself. */
   function record(actor: Actor, action: string, subject: string, details: Record<string, unknown>, events: ControlEvent[]): void {
@@ -126,8 +146,10 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
       privateKey = pair.privateKey
     }
     // the key export runs on the thread pool while the certificate is signed
+    const issuing = ca
+    const url = await crlUrlOf(issuing)
     const [cert, pkcs8] = await Promise.all([
-      issueDeviceCertificateDer(ca.issuing, { deviceId, publicKey, validDays: days }, { clock, random }),
+      issueDeviceCertificateDer(issuing.issuing, { deviceId, publicKey, validDays: days, ...(url && { crlUrl: url }) }, { clock, random }),
       privateKey && exportPrivateKeyPkcs8(privateKey),
     ])
     return {
@@ -244,6 +266,8 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
     get ca(): OperatingCa {
       return ca
     },
+    /** The CRL URL that certificates of this CA (default: the current one) carry; undefined without crlBaseUrl. */
+    crlUrl: (of: OperatingCa = ca): Promise<string | undefined> => crlUrlOf(of),
 
     /** Issues with this CA from now on (after `ca rotate`): the chain and the CRLs follow it. */
     reloadCa(next: OperatingCa): void {
@@ -309,6 +333,8 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
     currentCrl: (): Promise<CrlSnapshot> => crl.current(),
     /** Every issuing CA's CRL (the current one first; then the previous ones, after a rotation), each reissued first if stale. */
     currentCrls: (): Promise<CrlSnapshot[]> => crl.all(),
+    /** The stored CRL of the issuing CA (current or previous) with this key id, reissued only when none is stored or it is half-way to nextUpdate. */
+    crlByKeyId: (keyId: string): Promise<CrlSnapshot | undefined> => crl.byKeyId(keyId),
   }
 
   function setStatus(id: string, status: Exclude<DeviceStatus, 'revoked'>, actor: Actor): DeviceRecord {

@@ -4,6 +4,7 @@ import {
   crlToDer,
   crlToPem,
   isIssuedBy,
+  issuerKeyId,
   normalizeSerial,
   parseCertificatePem,
   type OperatingCa,
@@ -25,6 +26,9 @@ export interface CrlSnapshot {
   /** its subject DN */
   issuer: string
 }
+
+/** A CRL's key id is lowercase hex (issuerKeyId); anything else names no CRL. */
+const KEY_ID = /^[0-9a-f]{2,128}$/
 
 /** Registry meta keys of one issuer's CRL. The legacy single-CA `crl.number` only seeds the numbering. */
 const metaKey = (issuerSerial: string, field: 'pem' | 'number' | 'entries' | 'thisUpdate' | 'nextUpdate') => `crl.${issuerSerial}.${field}`
@@ -161,6 +165,34 @@ export function createCrlService(
     return crl
   }
 
+  let byKey: Promise<Map<string, { pair: IssuerKeyPair; serial: string }>> | undefined
+  const keyIndex = () => {
+    byKey ??= Promise.all(issuers.map(async (i) => [await issuerKeyId(i.pair.certificate), i] as const)).then((pairs) => new Map(pairs))
+    return byKey
+  }
+  /** One reissue per issuer at a time: concurrent fetches of a stale CRL share it. */
+  const reissuing = new Map<string, Promise<CrlSnapshot>>()
+
+  /**
+   * The stored CRL of an issuer, by key id, for GET /crl/<key id>.crl: read from the registry (no scan
+   * of the revocations per request); reissued only when none is stored or it is half-way to nextUpdate.
+   * A revocation reissues it where it happens (revokeDevice here, the change feed for other processes).
+   */
+  async function byKeyId(keyId: string): Promise<CrlSnapshot | undefined> {
+    if (!KEY_ID.test(keyId)) return undefined
+    const issuer = (await keyIndex()).get(keyId)
+    if (issuer === undefined) return undefined
+    const crl = stored(issuer)
+    const now = clock.now().getTime()
+    if (crl && now < crl.thisUpdate.getTime() + (crl.nextUpdate.getTime() - crl.thisUpdate.getTime()) / 2) return crl
+    let pending = reissuing.get(issuer.serial)
+    if (pending === undefined) {
+      pending = refreshOne(issuer).finally(() => reissuing.delete(issuer.serial))
+      reissuing.set(issuer.serial, pending)
+    }
+    return pending
+  }
+
   /** One after the other: each reads and bumps its own number in the registry. */
   async function each(fn: (issuer: { pair: IssuerKeyPair; serial: string }) => Promise<CrlSnapshot>): Promise<CrlSnapshot[]> {
     const out: CrlSnapshot[] = []
@@ -173,6 +205,7 @@ export function createCrlService(
     current: async (): Promise<CrlSnapshot> => currentOf(current),
     /** every issuer's CRL, the current issuing CA's first, each reissued first if stale */
     all: (): Promise<CrlSnapshot[]> => each(currentOf),
+    byKeyId,
     /** reissues every CRL now; returns the current issuing CA's */
     refresh: async (): Promise<CrlSnapshot> => {
       const first = await refreshOne(current)

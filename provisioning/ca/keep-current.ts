@@ -4,6 +4,8 @@ import { realScheduler, type ChangeFeed, type Scheduler } from '../events.ts'
 import type { ServerTlsMaterial } from './keystore.ts'
 import { createCaReloader } from './reload.ts'
 
+const REVOCATIONS = new Set(['certificate.revoked', 'claim.revoked'])
+
 export interface CaKeeper {
   /** Stops the hourly refresh and waits for a running CRL refresh and CA reload. */
   close(): Promise<void>
@@ -14,7 +16,8 @@ export interface CaKeeper {
  * `ca.rotated` (`gatehouse ca rotate` in another process) and on an hourly check, and reissues the
  * CRLs on the same hour. The CRL is reissued on every revocation; the hourly refresh keeps it fresh well
  * before nextUpdate (currentCrls reissues once it is half-way there) for relying parties that fetch it
- * with `gatehouse crl`.
+ * with `gatehouse crl` or over HTTP (GET /crl/<issuer key id>.crl); a revocation event from the change
+ * feed reissues them too, so a revocation made in another process reaches the served CRL.
  */
 export function keepCaCurrent(deps: {
   control: ControlPlane
@@ -33,10 +36,26 @@ export function keepCaCurrent(deps: {
     log: log.child({ module: 'provisioning.ca' }),
     applyTls: deps.applyTls,
   })
-  const unsubscribe = deps.feed.onEvent(reloader.onEvent)
   let crlRefresh: Promise<unknown> = Promise.resolve()
+  let queued = false
+  /** One refresh at a time, and at most one waiting: a burst of revocations (a bulk revoke) costs two. */
+  const refreshCrls = () => {
+    if (queued) return
+    queued = true
+    crlRefresh = crlRefresh
+      .then(() => {
+        queued = false
+        return control.authority.currentCrls()
+      })
+      .catch((err: unknown) => log.error({ err }, 'CRL refresh failed'))
+  }
+  const unsubscribe = deps.feed.onEvent((event) => {
+    reloader.onEvent(event)
+    // a revocation committed anywhere (a claim revoked by the CLI, say) is on the served CRLs within a feed poll
+    if (REVOCATIONS.has(event.type)) refreshCrls()
+  })
   const refresh = () => {
-    crlRefresh = control.authority.currentCrls().catch((err: unknown) => log.error({ err }, 'CRL refresh failed'))
+    refreshCrls()
     reloader.check()
   }
   refresh()

@@ -51,7 +51,7 @@ export interface PreparedClaim {
 export interface ClaimServiceDeps {
   store: RegistryStore
   claims: ClaimStore
-  authority: Pick<DeviceAuthority, 'ca' | 'chainPem'>
+  authority: Pick<DeviceAuthority, 'ca' | 'chainPem' | 'crlUrl'>
   clock: Clock
   random: Random
   log: Logger
@@ -149,9 +149,16 @@ export function createClaimService(deps: ClaimServiceDeps, options: { defaultTie
       let id = newClaimId(req.group, random)
       while (claims.get(id)) id = newClaimId(req.group, random)
       const keys = await generateKeyPair('p256')
+      const ca = authority.ca
+      const crlUrl = await authority.crlUrl(ca)
       const cert = await issueClaimCertificate(
-        authority.ca.issuing,
-        { claimId: id, publicKey: keys.publicKey, notAfter: new Date(expiresAt.getTime() + CLAIM_GRACE_DAYS * 86_400_000) },
+        ca.issuing,
+        {
+          claimId: id,
+          publicKey: keys.publicKey,
+          notAfter: new Date(expiresAt.getTime() + CLAIM_GRACE_DAYS * 86_400_000),
+          ...(crlUrl && { crlUrl }),
+        },
         { clock, random },
       )
       const tokens = Array.from({ length: tokenCount }, () => `${TOKEN_PREFIX}${Buffer.from(random.bytes(18)).toString('base64url')}`)

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import type { ApiKey } from '../api-keys/api-key-service.ts'
-import { parseExpiry } from '../api-keys/expiry.ts'
+import { parseExpiry, parseOverlap } from '../api-keys/expiry.ts'
 import { API_SCOPES } from '../api-keys/scopes.ts'
 import { addCommonOptions, addJsonOption, printJson, withAuthority, type CliDeps, type CommonOptions } from './cli-deps.ts'
 import { table } from './device-list.ts'
@@ -16,6 +16,7 @@ export function apiKeyJson(k: ApiKey) {
     expiresAt: iso(k.expiresAt),
     lastUsedAt: iso(k.lastUsedAt),
     revokedAt: iso(k.revokedAt),
+    previousSecretUntil: iso(k.previousSecretUntil),
   }
 }
 
@@ -24,7 +25,7 @@ const STORE_WARNING =
 
 /** gatehouse apikey create | list | revoke: API keys for apps that call the HTTP API. */
 export function registerApiKey(program: Command, deps: CliDeps): void {
-  const apikey = program.command('apikey').description('create, list and revoke API keys for the HTTP API')
+  const apikey = program.command('apikey').description('create, list, rotate and revoke API keys for the HTTP API')
 
   const create = apikey
     .command('create')
@@ -65,6 +66,23 @@ export function registerApiKey(program: Command, deps: CliDeps): void {
         iso(k.revokedAt) ?? '-',
       ]
       deps.io.out(table([['NAME', 'SCOPES', 'CREATED', 'EXPIRES', 'LAST USED', 'REVOKED'], ...keys.map(row)]))
+    })
+  })
+
+  const rotate = apikey
+    .command('rotate <name>')
+    .description('a new secret for an API key (same name, id and scopes), printed once on stdout; the old one works for --overlap more')
+    .option('--overlap <duration>', 'how long the old secret keeps working: seconds or 30m, 24h, 7d (0 to 30 days; default 24h)', '24h')
+  addJsonOption(addCommonOptions(rotate)).action(async (name: string, options: CommonOptions & { overlap: string }) => {
+    const overlapSeconds = parseOverlap(options.overlap)
+    await withAuthority(deps, options, async (_authority, opened) => {
+      const { token, key } = opened.apiKeys.rotate(name, { overlapSeconds }, deps.actor)
+      if (options.json) printJson(deps.io, { token, key: apiKeyJson(key) })
+      else {
+        deps.io.err(`rotated API key '${key.name}': the previous secret works until ${iso(key.previousSecretUntil)}\n`)
+        deps.io.out(`${token}\n`)
+      }
+      deps.io.err(STORE_WARNING)
     })
   })
 

@@ -139,7 +139,7 @@ export function registerSettings(program: Command, deps: CliDeps): void {
   const schema = settings
     .command('schema')
     .description("a group's JSON Schema: settings that break it are refused before any device sees them")
-  addCommonOptions(schema.command('set <file>').requiredOption('--group <group>', 'the group')).action(
+  addJsonOption(addCommonOptions(schema.command('set <file>').requiredOption('--group <group>', 'the group'))).action(
     async (file: string, o: TargetOptions & { group: string }) => {
       const text = Buffer.from(readInputFile(file)).toString('utf8')
       let parsed: unknown
@@ -150,11 +150,13 @@ export function registerSettings(program: Command, deps: CliDeps): void {
       }
       await withAuthority(deps, o, async (_a, { settings: svc }) => {
         svc.setSchema(o.group, parsed, deps.actor)
-        deps.io.out(`schema set for group ${o.group}\n`)
+        if (o.json) printJson(deps.io, { group: o.group, schema: svc.getSchema(o.group) })
+        else deps.io.out(`schema set for group ${o.group}\n`)
       })
     },
   )
-  addCommonOptions(schema.command('get').requiredOption('--group <group>', 'the group')).action(
+  // the schema is JSON either way; --json is accepted like on every command
+  addJsonOption(addCommonOptions(schema.command('get').requiredOption('--group <group>', 'the group'))).action(
     async (o: TargetOptions & { group: string }) => {
       await withAuthority(deps, o, async (_a, { settings: svc }) => printJson(deps.io, svc.getSchema(o.group)))
     },

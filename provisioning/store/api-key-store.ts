@@ -15,6 +15,9 @@ export interface ApiKeyRecord {
   expiresAt: Date | null
   lastUsedAt: Date | null
   revokedAt: Date | null
+  /** after a rotation: SHA-256 of the old secret, which works until previousSecretUntil */
+  previousSecretHash: string | null
+  previousSecretUntil: Date | null
 }
 
 export interface ApiKeyStore {
@@ -25,5 +28,7 @@ export interface ApiKeyStore {
   /** all keys, oldest first */
   list(): ApiKeyRecord[]
   revoke(id: string, at: Date): void
+  /** a new secret; the current one becomes the previous, working until `until` */
+  rotate(id: string, secretHash: string, previousSecretHash: string, until: Date): void
   touchLastUsed(id: string, at: Date): void
 }

@@ -15,6 +15,8 @@ function toRecord(r: Row): ApiKeyRecord {
     expiresAt: dateOrNull(r.expires_at),
     lastUsedAt: dateOrNull(r.last_used_at),
     revokedAt: dateOrNull(r.revoked_at),
+    previousSecretHash: r.previous_secret_hash == null ? null : String(r.previous_secret_hash),
+    previousSecretUntil: dateOrNull(r.previous_secret_until),
   }
 }
 
@@ -33,6 +35,7 @@ export class SqliteApiKeyStore implements ApiKeyStore {
       list: db.prepare('SELECT * FROM api_keys ORDER BY created_at, name'),
       revoke: db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
       touch: db.prepare('UPDATE api_keys SET last_used_at = ? WHERE id = ?'),
+      rotate: db.prepare('UPDATE api_keys SET secret_hash = ?, previous_secret_hash = ?, previous_secret_until = ? WHERE id = ?'),
     }
   }
 
@@ -70,6 +73,10 @@ export class SqliteApiKeyStore implements ApiKeyStore {
 
   revoke(id: string, at: Date): void {
     this.#s.revoke.run(at.toISOString(), id)
+  }
+
+  rotate(id: string, secretHash: string, previousSecretHash: string, until: Date): void {
+    this.#s.rotate.run(secretHash, previousSecretHash, until.toISOString(), id)
   }
 
   touchLastUsed(id: string, at: Date): void {

@@ -240,6 +240,20 @@ describe('a bad value names its environment variable', () => {
     expect(loadConfig({ dataDir: tempDir(), metricsPort: 8080, metricsHost: '10.0.0.5' }, {}).metricsPort).toBe(8080)
   })
 
+  it('takes an http or https crlBaseUrl, and refuses one with a user, a query, a fragment or another scheme', () => {
+    for (const url of ['https://pki.example.com/gatehouse/', 'http://10.0.0.5:8080', 'http://[::1]:8080/pki'])
+      expect(loadConfig({ dataDir: tempDir() }, { GATEHOUSE_CRL_BASE_URL: url }).crlBaseUrl).toBe(url)
+    for (const url of [
+      'ftp://pki.example.com',
+      'https://user:pw@pki.example.com',
+      'https://pki.example.com/?x=1',
+      'https://pki.example.com/#a',
+      'pki.example.com',
+      'https://pki example.com',
+    ])
+      expect(configError({}, { GATEHOUSE_CRL_BASE_URL: url }), url).toContain('crlBaseUrl must match pattern')
+  })
+
   it("lists every problem at once, across the planes' parts", () => {
     const message = configError({ mqttPort: 70_000 }, { GATEHOUSE_LIMITS_MAX_CONNECTIONS_PER_IP: '0', GATEHOUSE_AI_CONCURRENCY: '0' })
     expect(message).toContain('mqttPort must be <= 65535')

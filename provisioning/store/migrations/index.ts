@@ -229,6 +229,15 @@ export const migrations: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 10,
+    name: 'API key rotation: the previous secret keeps working until a time',
+    sql: `
+      -- after a rotation the key's old secret (its SHA-256) works until previous_secret_until, then never again
+      ALTER TABLE api_keys ADD COLUMN previous_secret_hash TEXT;
+      ALTER TABLE api_keys ADD COLUMN previous_secret_until TEXT;
+    `,
+  },
 ]
 
 /** The schema version this code writes: the last migration's (numbers are unique and ascending, not necessarily contiguous while branches merge). */

@@ -63,6 +63,34 @@ describe('gatehouse apikey', () => {
     expect(JSON.stringify(control.authority.listAudit())).not.toContain(secret)
   })
 
+  it('rotates a key: both secrets work during --overlap, a rotation with --overlap 0 refuses the old one at once', async () => {
+    const { dataDir, cli } = await initialised()
+    const first = (await cli('apikey', 'create', '--name', 'app', '--scopes', 'devices:read')).stdout.trim()
+    const rotated = await cli('apikey', 'rotate', 'app', '--overlap', '1h')
+    expect(rotated.code, rotated.stderr).toBe(0)
+    const second = rotated.stdout.trim()
+    expect(second).toMatch(/^ghk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/)
+    expect(second.slice(0, 17)).toBe(first.slice(0, 17)) // the same key id
+    expect(rotated.stderr).toMatch(/previous secret works until/)
+    const { app, control } = await apiOver(dataDir)
+    const status = async (token: string) =>
+      (await app.inject({ url: '/v1/devices', headers: { authorization: `Bearer ${token}` } })).statusCode
+    expect([await status(first), await status(second)]).toEqual([200, 200])
+
+    const third = await cli('apikey', 'rotate', 'app', '--overlap', '0', '--json')
+    expect(third.code, third.stderr).toBe(0)
+    const { token, key } = JSON.parse(third.stdout)
+    expect(key).toMatchObject({ name: 'app', previousSecretUntil: expect.any(String) })
+    expect([await status(first), await status(second), await status(token)]).toEqual([401, 401, 200])
+    expect(control.authority.listAudit().filter((e) => e.action === 'apikey.rotated')).toHaveLength(2)
+    expect(JSON.stringify(control.authority.listAudit())).not.toContain(token.split('_').slice(2).join('_'))
+
+    const bad = await cli('apikey', 'rotate', 'app', '--overlap', '31d')
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toMatch(/^error GH_API_KEY_OVERLAP_INVALID: /m)
+    expect(await status(token)).toBe(200)
+  })
+
   it.each([
     ['fail/unknown-scope', ['apikey', 'create', '--name', 'x', '--scopes', 'devices:read,root'], 'GH_API_KEY_SCOPE_INVALID'],
     ['fail/bad-expiry', ['apikey', 'create', '--name', 'x', '--scopes', 'devices:read', '--expires', 'soon'], 'GH_API_KEY_EXPIRY_INVALID'],
@@ -82,6 +110,7 @@ describe('gatehouse apikey', () => {
     expect((await cli('apikey', 'create', '--name', 'x', '--scopes', 'devices:read')).code).toBe(0)
     const again = await cli('apikey', 'create', '--name', 'x', '--scopes', 'devices:read', '--json')
     expect(again.code).toBe(1)
-    expect(again.stderr).toMatch(/^error GH_API_KEY_EXISTS: /m)
+    // with --json the error is JSON too (test/integration/cli/json-output.test.ts)
+    expect(JSON.parse(again.stderr)).toMatchObject({ code: 'GH_API_KEY_EXISTS' })
   })
 })

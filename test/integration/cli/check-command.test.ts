@@ -102,7 +102,8 @@ describe('gatehouse check', () => {
     const { dataDir } = await seeded()
     const res = await runCli(['check', '--json', '--data-dir', dataDir])
     expect(res.code).toBe(1)
-    expect(res.stderr).toMatch(/^error GH_CHECKS_FAILED: \d+ fleet check finding/)
+    // --json: the error is JSON on stderr too
+    expect(JSON.parse(res.stderr)).toMatchObject({ code: 'GH_CHECKS_FAILED', message: expect.stringMatching(/^\d+ fleet check finding/) })
     const report = JSON.parse(res.stdout) as { findings: { id: string; objects: { ids: string[]; count: number }; fix: string }[] }
     expect(report.findings.map((f) => f.id).sort()).toEqual(SEEDED_FINDINGS.map(([id]) => id).sort())
     for (const [id, want] of SEEDED_FINDINGS) {

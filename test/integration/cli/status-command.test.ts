@@ -79,7 +79,7 @@ describe('gatehouse status', () => {
     const port = await freePort()
     const res = await runCli(['status', '--data-dir', dataDir, '--http-port', String(port), '--json'])
     expect(res.code).toBe(2)
-    expect(res.stderr).toContain('error GH_STATUS_NOT_RUNNING')
+    expect(JSON.parse(res.stderr)).toMatchObject({ code: 'GH_STATUS_NOT_RUNNING' }) // --json: the error is JSON too
     expect(JSON.parse(res.stdout)).toEqual({
       url: `http://127.0.0.1:${port}`,
       running: false,

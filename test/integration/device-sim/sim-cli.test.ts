@@ -173,7 +173,11 @@ describe('gatehouse sim (the command, as its own process)', () => {
     ])
     expect(res.code).toBe(1)
     expect(JSON.parse(res.stdout)).toMatchObject({ devices: 1, everConnected: 0, sent: 0 })
-    expect(res.stderr).toMatch(/error GH_SIM_NOT_CONNECTED: .*ECONNREFUSED.*check that Gatehouse is running/)
+    // --json: the error is JSON on stderr too
+    expect(JSON.parse(res.stderr.trim().split('\n').at(-1) ?? '')).toMatchObject({
+      code: 'GH_SIM_NOT_CONNECTED',
+      message: expect.stringMatching(/ECONNREFUSED.*check that Gatehouse is running/),
+    })
   })
 
   it('refuses bad arguments as usage errors (exit 2)', async () => {

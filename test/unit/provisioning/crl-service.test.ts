@@ -1,6 +1,6 @@
 import pino from 'pino'
 import { describe, expect, it } from 'vitest'
-import { cryptoRandom, issueIssuingCa, normalizeSerial, type CertificateAuthority } from '../../../certs/index.ts'
+import { cryptoRandom, issueIssuingCa, issuerKeyId, normalizeSerial, type CertificateAuthority } from '../../../certs/index.ts'
 import { x509 } from '../../../certs/x509.ts'
 import { createDeviceAuthority } from '../../../provisioning/authority/device-authority.ts'
 import { InMemoryRegistryStore } from '../../../provisioning/store/in-memory-registry-store.ts'
@@ -77,5 +77,26 @@ describe('CRLs per issuing CA', () => {
     expect(authority.chainPem()).toBe(issued.chainPem)
     expect(authority.ca.issuing).toBe(after.issuing)
     expect(authority.ca.previous).toEqual([before.issuing])
+  })
+
+  it("serves each issuing CA's stored CRL by its key id, the previous one too, reissuing only at half its validity", async () => {
+    const { authority, before, clock, rotate } = await setup()
+    const old = await authority.createDevice({ id: 'old-2' }, 'op')
+    const after = await rotate()
+    await authority.revokeDevice('old-2', 'keyCompromise', 'op')
+    const oldId = await issuerKeyId(before.issuing.certificate)
+    const newId = await issuerKeyId(after.issuing.certificate)
+    const previous = await authority.crlByKeyId(oldId)
+    expect(crlOf(previous!.pem).findRevoked(old.serial)).not.toBeNull()
+    expect(await crlOf(previous!.pem).verify({ publicKey: before.issuing.certificate.publicKey })).toBe(true)
+    const current = await authority.crlByKeyId(newId)
+    expect(await crlOf(current!.pem).verify({ publicKey: after.issuing.certificate.publicKey })).toBe(true)
+    expect(Buffer.from(current!.der)).toEqual(Buffer.from(crlOf(current!.pem).rawData))
+    // the same CRL for every request until half-way to nextUpdate, then one new one
+    expect((await authority.crlByKeyId(newId))!.crlNumber).toBe(current!.crlNumber)
+    clock.advance('4d')
+    const [a, b] = await Promise.all([authority.crlByKeyId(newId), authority.crlByKeyId(newId)])
+    expect([a!.crlNumber, b!.crlNumber]).toEqual([current!.crlNumber + 1, current!.crlNumber + 1])
+    for (const unknown of ['ab'.repeat(20), 'AB', '', '../meta']) expect(await authority.crlByKeyId(unknown)).toBeUndefined()
   })
 })

@@ -93,8 +93,8 @@ const emptyFleet = (now: Date) => ({
   settingsLayers: [],
 })
 
-/** Every authenticated route, with the one scope it needs and a request that succeeds when allowed. */
-export const ROUTES: { method: string; url: string; path: string; scope: string; body?: unknown }[] = [
+/** Every authenticated route, with the one scope it needs and a request that succeeds (200, or `status`) when allowed. */
+export const ROUTES: { method: string; url: string; path: string; scope: string; body?: unknown; status?: number }[] = [
   { method: 'GET', url: '/v1/devices', path: '/v1/devices', scope: 'devices:read' },
   { method: 'GET', url: '/v1/devices/pump-1', path: '/v1/devices/{id}', scope: 'devices:read' },
   {
@@ -139,4 +139,16 @@ export const ROUTES: { method: string; url: string; path: string; scope: string;
     body: { ai: { dailyRequests: 10 } },
   },
   { method: 'DELETE', url: '/v1/devices/pump-1/limits', path: '/v1/devices/{id}/limits', scope: 'tiers:write' },
+  { method: 'GET', url: '/v1/apikeys', path: '/v1/apikeys', scope: 'apikeys:admin' },
+  {
+    method: 'POST',
+    url: '/v1/apikeys',
+    path: '/v1/apikeys',
+    scope: 'apikeys:admin',
+    body: { name: 'made-by-key', scopes: ['apikeys:admin'] },
+    status: 201,
+  },
+  // k1: the calling key itself (the first keyWith() of a harness)
+  { method: 'POST', url: '/v1/apikeys/k1/rotate', path: '/v1/apikeys/{name}/rotate', scope: 'apikeys:admin', body: { overlapSeconds: 60 } },
+  { method: 'POST', url: '/v1/apikeys/k1/revoke', path: '/v1/apikeys/{name}/revoke', scope: 'apikeys:admin', body: {} },
 ]

@@ -69,7 +69,7 @@ describe('API key check', () => {
     const { call, keyWith } = await withDevice()
     const res = await call(keyWith(scope), route.method, route.url, route.body)
     if (route.scope === scope) {
-      expect(res.statusCode, res.body).toBe(200)
+      expect(res.statusCode, res.body).toBe(route.status ?? 200)
     } else {
       expect(res.statusCode).toBe(403)
       expect(res.json()).toMatchObject({ code: 'GH_API_KEY_SCOPE', status: 403 })

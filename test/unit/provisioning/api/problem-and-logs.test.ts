@@ -116,15 +116,18 @@ describe('GET /openapi.json', () => {
       })),
     )
     // every authenticated operation is in the scope matrix of api-key-auth.test.ts, and the reverse
-    const probes = ['/healthz', '/readyz']
+    // the public routes: the probes and the CRLs for relying parties (no key, no scope)
+    const probes = ['/healthz', '/readyz', '/crl/{file}']
     expect(
       operations
         .filter((o) => !probes.includes(o.path))
         .map((o) => `${o.method} ${o.path} ${o.scope}`)
         .sort(),
     ).toEqual(ROUTES.map((r) => `${r.method} ${r.path} ${r.scope}`).sort())
+    const success = (o: { method: string; path: string }) =>
+      String(ROUTES.find((r) => r.method === o.method && r.path === o.path)?.status ?? 200)
     for (const o of operations.filter((o) => !probes.includes(o.path)))
-      expect(o.responses).toEqual(expect.arrayContaining(['200', '4XX', '5XX']))
+      expect(o.responses).toEqual(expect.arrayContaining([success(o), '4XX', '5XX']))
     for (const path of probes) expect(doc.paths[path].get.security).toEqual([])
     expect(doc.paths['/v1/devices/{id}/settings'].patch.requestBody.content).toHaveProperty(['application/merge-patch+json'])
   })

@@ -12,6 +12,7 @@ async function withSettings() {
     'insights:read',
     'checks:read',
     'metrics:read',
+    'apikeys:admin',
   )
   return { ...h, auth }
 }

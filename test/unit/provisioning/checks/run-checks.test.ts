@@ -66,6 +66,8 @@ const apiKey = (name: string, over: Partial<ApiKeyRecord> = {}): ApiKeyRecord =>
   expiresAt: days(60),
   lastUsedAt: days(-1),
   revokedAt: null,
+  previousSecretHash: null,
+  previousSecretUntil: null,
   ...over,
 })
 
