@@ -22,7 +22,9 @@ export interface ClientLease {
  * two simultaneous connects on two nodes close each other and leave none. Here each accepted connection
  * first takes the clientId's next epoch in Redis (INCR, atomic), and a node closes its own client on
  * another node's announcement only when its epoch is no longer the latest: of two simultaneous
- * connects exactly one, the later epoch, stays. A connection with no epoch (a claim session) is
+ * connects exactly one, the later epoch, stays; a node also checks its own announcement, for the case
+ * where the newer connection announced itself before the older one had registered here. A connection
+ * with no epoch (a claim session) is
  * handled as aedes does. Installed on the cluster's mq before aedes listens (aedes subscribes then).
  */
 export function createClientLease(mq: Mq, redis: Redis, aedes: Aedes, deps: { log: Logger; onStale(client: Client): void }): ClientLease {
@@ -36,11 +38,16 @@ export function createClientLease(mq: Mq, redis: Redis, aedes: Aedes, deps: { lo
       const local = (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[packet.payload.toString()]
       const epoch = local ? epochs.get(local) : undefined
       if (!local || epoch === undefined) return closeSameClients(packet, done)
+      // this node's own announcement: a newer epoch taken elsewhere before it registered would find
+      // no client here to close when its announcement arrived first, so the stale one closes itself
+      const own = packet.topic.split('/')[1] === aedes.id
       redis.get(key(local.id)).then(
         (latest) => {
           if (Number(latest) <= epoch) return done()
           deps.onStale(local)
-          closeSameClients(packet, done)
+          if (!own) return closeSameClients(packet, done)
+          local.close()
+          done()
         },
         (err: unknown) => {
           // Redis away: aedes' rule (the newcomer wins) rather than two live sessions

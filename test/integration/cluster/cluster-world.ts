@@ -9,12 +9,15 @@ import type { DeviceCredentials } from '../../helpers/broker-pki.ts'
 import { startRedis, type RedisServer } from '../../helpers/redis-server.ts'
 
 export interface ClusterWorld {
+  dataDir: string
   redis: RedisServer
   /** nodes A, B, C: three startGatehouse on one Redis and one data directory */
   nodes: Gatehouse[]
   /** the operator's control plane on the same data directory */
   operator: ControlPlane
   provision(id: string): Promise<DeviceCredentials>
+  /** closes node i and starts a new one in its place (new ports) */
+  restartNode(i: number): Promise<void>
   close(): Promise<void>
 }
 
@@ -36,11 +39,12 @@ export async function startClusterWorld(extra: ConfigInput = {}): Promise<Cluste
     await redis.stop()
     rmSync(dir, { recursive: true, force: true })
   }
+  const startNode = () =>
+    startGatehouse(loadConfig({ dataDir, mqttPort: 0, httpPort: 0, aiEnabled: false, cluster: { redisUrl: redis.url }, ...extra }, {}), {
+      log,
+    })
   try {
-    for (let i = 0; i < 3; i++) {
-      const config = loadConfig({ dataDir, mqttPort: 0, httpPort: 0, aiEnabled: false, cluster: { redisUrl: redis.url }, ...extra }, {})
-      nodes.push(await startGatehouse(config, { log }))
-    }
+    for (let i = 0; i < 3; i++) nodes.push(await startNode())
     operator = await openControlPlane(dataDir, {}, { log })
   } catch (err) {
     await close()
@@ -48,12 +52,17 @@ export async function startClusterWorld(extra: ConfigInput = {}): Promise<Cluste
   }
   const control = operator
   return {
+    dataDir,
     redis,
     nodes,
     operator: control,
     async provision(id) {
       const issued = await control.authority.createDevice({ id }, 'operator:test')
       return { deviceId: id, cert: issued.certificatePem, key: issued.privateKey!.pem, ca: issued.chainPem, serial: issued.serial }
+    },
+    async restartNode(i) {
+      await nodes[i]?.close()
+      nodes[i] = await startNode()
     },
     close,
   }

@@ -1,9 +1,11 @@
+import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { attemptConnect, closedWithin, connectDevice, mqttOptions } from '../../helpers/mqtt-clients.ts'
 import { redisAvailable } from '../../helpers/redis-server.ts'
-import { spawnCli } from '../../helpers/run-cli.ts'
+import { GATEHOUSE_BIN, spawnCli } from '../../helpers/run-cli.ts'
+import { WILL_BOUND_MS } from '../../../broker/cluster.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
 import { waitFor } from '../../helpers/wait.ts'
 import type { DeviceCredentials } from '../../helpers/broker-pki.ts'
@@ -52,9 +54,9 @@ describe.skipIf(!redisAvailable())('cluster: three nodes on one Redis and one da
       const creds = await w.provision(`race-${round}`)
       const a = watchedClient(port(0), creds)
       const b = watchedClient(port(1), creds)
-      const settled = () =>
-        (a.state.closed && b.state.closed) || ((a.state.closed || b.state.closed) && liveSessions(w, creds.deviceId) === 1)
-      await waitFor(settled, 5000, `round ${round}: one of the two closed`)
+      const alone = (x: typeof a, y: typeof a) => x.state.closed && !y.state.closed && y.state.connected
+      const settled = () => (a.state.closed && b.state.closed) || ((alone(a, b) || alone(b, a)) && liveSessions(w, creds.deviceId) === 1)
+      await waitFor(settled, 5000, `round ${round}: one of the two closed, the other connected`)
       expect(a.state.closed && b.state.closed, `round ${round}: both kicked`).toBe(false)
       const survivor = a.state.closed ? b : a
       expect(survivor.state.connected).toBe(true)
@@ -155,6 +157,55 @@ describe.skipIf(!redisAvailable())('cluster: three nodes on one Redis and one da
     for (let i = 0; i < CONNECT_BURST; i++) expect((await attemptConnect(port(i % 3), creds)).connack).toBe(0)
     for (let n = 0; n < 3; n++) expect((await attemptConnect(port(n), creds)).connack).toBe(3)
   })
+
+  it('a session survives a restart of its node: session present and the queued messages', async () => {
+    const creds = await w.provision('restart-node-1')
+    const before = await connectDevice(port(2), creds, { clean: false })
+    await before.subscribeAsync(insights('restart-node-1'), { qos: 1 })
+    await before.endAsync()
+    await w.restartNode(2)
+    await node(0).broker.publishToDevice(insights('restart-node-1'), 'queued', { qos: 1 })
+    const after = mqtt.connect(`mqtts://127.0.0.1:${port(2)}`, mqttOptions(creds, { clean: false }))
+    onTestFinished(() => void after.end(true))
+    const received: string[] = []
+    after.on('message', (_t, payload) => received.push(payload.toString()))
+    const connack = await new Promise<{ sessionPresent: boolean }>((resolve) => after.once('connect', resolve))
+    expect(connack.sessionPresent).toBe(true)
+    await waitFor(() => received.includes('queued'), 3000, 'the message queued while the node restarted')
+  })
+
+  it('a node killed with SIGKILL: its device reconnects to another node and its will goes out within the bound', async () => {
+    const child = spawn(
+      process.execPath,
+      [GATEHOUSE_BIN, 'start', '--data-dir', w.dataDir, '--cluster', w.redis.url, '--mqtt-port', '0', '--http-port', '0'],
+      { env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'ignore', 'pipe'] },
+    )
+    onTestFinished(() => void (child.exitCode === null && child.kill('SIGKILL')))
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    const childPort = Number(
+      await waitFor(
+        () => /on 127\.0\.0\.1:(\d+)/.exec(stderr)?.[1],
+        20_000,
+        () => `the node's port:\n${stderr}`,
+      ),
+    )
+    const creds = await w.provision('killed-1')
+    const will = { topic: 'devices/killed-1/telemetry/status', payload: Buffer.from('gone'), qos: 1 as const, retain: false }
+    await connectDevice(childPort, creds, { will })
+    const wills: string[] = []
+    for (let n = 0; n < 3; n++) {
+      node(n).broker.aedes.on('publish', (packet) => {
+        if (packet.topic === will.topic) wills.push(packet.payload.toString())
+      })
+    }
+    child.kill('SIGKILL')
+    const killedAt = performance.now()
+    expect((await attemptConnect(port(0), creds)).connack).toBe(0)
+    await waitFor(() => wills.length > 0, WILL_BOUND_MS + 2000, "the will of the killed node's device")
+    expect(performance.now() - killedAt).toBeLessThan(WILL_BOUND_MS)
+    expect(wills).toEqual(['gone'])
+  }, 40_000)
 
   it('fan-out between nodes recovers after a Redis restart', async () => {
     const creds = await w.provision('restart-1')
