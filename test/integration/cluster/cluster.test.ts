@@ -13,6 +13,8 @@ import { liveSessions, startClusterWorld, type ClusterWorld } from './cluster-wo
 
 // connect budget per device across the cluster: 10 CONNECTs per 200 s (rate-limit test); other tests use fresh devices
 const CONNECT_BURST = 10
+/** the per-device queue bound on Redis (the 100-message test stays under it) */
+const MAX_QUEUED = 120
 
 /** An mqtt.js client that keeps every packet it receives, in order, and never rejects: the test reads its state. */
 function watchedClient(port: number, creds: DeviceCredentials, clean = true) {
@@ -32,7 +34,9 @@ const insights = (id: string) => `devices/${id}/insights`
 describe.skipIf(!redisAvailable())('cluster: three nodes on one Redis and one data directory', () => {
   let w: ClusterWorld
   beforeAll(async () => {
-    w = await startClusterWorld({ limits: { connectRatePerClientId: { burst: CONNECT_BURST, ratePerSecond: 0.05 } } })
+    w = await startClusterWorld({
+      limits: { connectRatePerClientId: { burst: CONNECT_BURST, ratePerSecond: 0.05 }, maxQueuedMessages: MAX_QUEUED },
+    })
   }, 30_000)
   afterAll(() => w?.close())
   const port = (node: number) => (w.nodes[node] as ClusterWorld['nodes'][number]).mqtt.port
@@ -83,6 +87,28 @@ describe.skipIf(!redisAvailable())('cluster: three nodes on one Redis and one da
       5000,
       () => `100 messages; got ${received.size}`,
     )
+  })
+
+  it('the queue of an offline device in Redis keeps at most limits.maxQueuedMessages, dropping the oldest', async () => {
+    const creds = await w.provision('queue-full-1')
+    const first = await connectDevice(port(0), creds, { clean: false })
+    await first.subscribeAsync(insights('queue-full-1'), { qos: 1 })
+    await first.endAsync()
+    await waitFor(() => liveSessions(w, 'queue-full-1') === 0, 2000, 'queue-full-1 offline')
+    for (let i = 0; i < MAX_QUEUED + 10; i++) await node(i % 3).broker.publishToDevice(insights('queue-full-1'), String(i), { qos: 1 })
+    const received = new Set<number>()
+    const back = mqtt.connect(`mqtts://127.0.0.1:${port(1)}`, mqttOptions(creds, { clean: false }))
+    onTestFinished(() => void back.end(true))
+    back.on('message', (_t, payload) => received.add(Number(payload.toString())))
+    await waitFor(
+      () => received.size === MAX_QUEUED,
+      5000,
+      () => `${MAX_QUEUED} messages; got ${received.size}`,
+    )
+    // the oldest 10 were dropped: a marker published now arrives after the queue, and none of them came
+    await node(2).broker.publishToDevice(insights('queue-full-1'), '-1', { qos: 1 })
+    await waitFor(() => received.has(-1), 3000, 'the marker')
+    expect(Math.min(...[...received].filter((n) => n >= 0))).toBe(10)
   })
 
   it('a live move between nodes with a message every 5 ms: CONNACK is always the first packet and nothing is lost', async () => {
