@@ -48,6 +48,7 @@ function configFlags(options: Record<string, unknown>): ConfigInput {
   ])
     if (options[key] !== undefined) out[key] = options[key]
   if (Array.isArray(options.hostname) && options.hostname.length) out.hostnames = options.hostname
+  if (typeof options.cluster === 'string') out.cluster = { redisUrl: options.cluster }
   return out
 }
 
@@ -138,6 +139,10 @@ export function buildProgram(io: CliIo, options: { json?: boolean } = {}): Comma
     .option('--metrics-port <port>', 'serve /metrics on its own port without an API key (default: on the API, with a metrics:read key)')
     .option('--metrics-host <address>', 'address of the --metrics-port listener (default 127.0.0.1)')
     .option('--pkcs11-pin-file <file>', 'file holding the PIN of the PKCS#11 token with the CA keys (else GATEHOUSE_PKCS11_PIN[_FILE])')
+    .option(
+      '--cluster <redis-url>',
+      'run as a node of a cluster on this Redis (redis://host:port; sessions, fan-out and limits shared; a password is better set in GATEHOUSE_CLUSTER_REDIS_URL)',
+    )
     .option('--hostname <name>', 'extra DNS name or IP for the broker certificate (repeatable)', (v: string, acc: string[] = []) => [
       ...acc,
       v,

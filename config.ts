@@ -7,6 +7,7 @@ import {
   AI_LIMIT_VALUES_SCHEMA,
   DEVICE_LIMITS_SCHEMA,
   deviceLimitProblems,
+  CLUSTER_SCHEMA,
   LIMITS_SCHEMA,
   PROXY_PROTOCOL_SCHEMA,
   resolveAiBridgeOptions,
@@ -79,6 +80,8 @@ export const configSchema = {
     aiEnabled: { type: 'boolean', default: true },
     /** the AI telemetry bridge (docs/ai-bridge.md); {} = the local analyzer with safe limits */
     ai: { ...AI_BRIDGE_OPTIONS_SCHEMA, default: {} },
+    /** a node of a cluster on this Redis (broker/cluster.ts, README "Running a cluster"); absent = one process */
+    cluster: CLUSTER_SCHEMA,
     /** settings documents and group JSON Schemas (provisioning/settings) */
     settingsLimits: SETTINGS_LIMITS_SCHEMA,
   },

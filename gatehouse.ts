@@ -5,6 +5,7 @@ import {
   attachAiBridge,
   attachEnrollment,
   attachSettingsDelivery,
+  connectCluster,
   createBroker,
   resolveAiBridgeOptions,
   routeFor,
@@ -151,8 +152,11 @@ async function startServices(
     log: log.child({ module: 'provisioning.last-seen' }),
   })
   closers.push(() => lastSeen.close())
+  // a node of a cluster: Redis must answer now (GH_BROKER_CLUSTER_UNREACHABLE), closed after the broker
+  const cluster = config.cluster && (await connectCluster(config.cluster, { log }))
+  if (cluster) closers.push(() => cluster.close())
   const broker = createBroker(
-    { directory, clock, log, limitsSource: control.limits },
+    { directory, clock, log, limitsSource: control.limits, ...(cluster && { cluster }) },
     { host: config.host, port: config.mqttPort, tls, limits: config.limits, proxyProtocol: config.proxyProtocol },
   )
   closers.push(() => broker.close())

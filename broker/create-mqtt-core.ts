@@ -4,6 +4,10 @@ import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { countBy, createBrokerStats, type BrokerStats } from './broker-stats.ts'
 import { createClaimSessionRegistry } from './claim-sessions.ts'
+import { createClientLease } from './client-lease.ts'
+import { CLUSTER_HEARTBEAT_MS, type ClusterBackend } from './cluster.ts'
+import { clusterConnectRate } from './cluster-connect-rate.ts'
+import { holdUntilConnack } from './connack-first.ts'
 import { describeSession, wireCoreListeners } from './core-listeners.ts'
 import type { DeviceDirectory } from './device-directory.ts'
 import { deviceBuckets, followDeviceLimits, type DeviceLimitsSource } from './device-limits.ts'
@@ -12,6 +16,7 @@ import { capText, createEventThrottle, systemTimers, type Clock, type Timers } f
 import { guardDirectory } from './guard-directory.ts'
 import { guardFrameSize } from './frame-size-guard.ts'
 import { createPacketBudget } from './packet-budget.ts'
+import { boundRedisSessionStore } from './redis-session-store.ts'
 import { createAuthenticate } from './hooks/authenticate.ts'
 import { createAuthorizePublish } from './hooks/authorize-publish.ts'
 import { createAuthorizeSubscribe } from './hooks/authorize-subscribe.ts'
@@ -39,6 +44,8 @@ export interface BrokerDeps {
   timers?: Timers
   /** per-device limits by tier and override (device-limits.ts), applied at CONNECT and live; absent: the global limits */
   limitsSource?: DeviceLimitsSource
+  /** a node of a cluster (connectCluster, cluster.ts): fan-out, sessions, epochs and the connect rate in Redis */
+  cluster?: ClusterBackend
 }
 
 /**
@@ -172,7 +179,10 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     connections,
     throttle,
     stats,
-    connectAttempts: createKeyedTokenBuckets({ ...limits.connectRatePerClientId, maxKeys: limits.maxTrackedKeys }, deps.clock),
+    connectAttempts: deps.cluster
+      ? clusterConnectRate(deps.cluster.redis, limits.connectRatePerClientId)
+      : createKeyedTokenBuckets({ ...limits.connectRatePerClientId, maxKeys: limits.maxTrackedKeys }, deps.clock),
+    ...(deps.cluster && { orphanWills: true }),
     publishMessages: createKeyedTokenBuckets({ ...limits.publishRate, maxKeys: limits.maxTrackedKeys }, deps.clock),
     publishBytes: createKeyedTokenBuckets({ ...limits.publishBytesRate, maxKeys: limits.maxTrackedKeys }, deps.clock),
     packets: createKeyedTokenBuckets({ ...limits.packetRate, maxKeys: limits.maxTrackedKeys }, deps.clock),
@@ -193,7 +203,19 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     keepaliveLimit: 0,
     maxClientsIdLength: 64,
     maxInflightInbound: limits.maxInflightInbound,
+    ...(deps.cluster && { mq: deps.cluster.mq, persistence: deps.cluster.persistence, heartbeatInterval: CLUSTER_HEARTBEAT_MS }),
   })
+  if (deps.cluster) {
+    // a local session closed because a newer connection of its clientId won on another node: a takeover (no will)
+    hookDeps.lease = createClientLease(deps.cluster.mq as never, deps.cluster.redis, aedes, {
+      log,
+      onStale: (client) => {
+        const session = connections.get(client)?.session
+        if (session) session.closedBy ??= 'takeover'
+      },
+    })
+  }
+  const holdDeliveries = holdUntilConnack(aedes, limits.maxQueuedMessages, (client) => client.close())
   // Bounded outgoing queues and inbound QoS 2 per client (session-store.ts); revoking or disabling a
   // device drops its stored session (subscriptions, queue, inbound QoS 2, will).
   // aedes creates its persistence in listen(): start() bounds it before the first connection.
@@ -247,7 +269,10 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     aedes,
     async start() {
       await aedes.listen()
-      sessionStore = boundSessionStore((aedes as unknown as { persistence: SessionPersistence }).persistence, limits, { log, throttle })
+      const persistence = (aedes as unknown as { persistence: SessionPersistence }).persistence
+      sessionStore = deps.cluster
+        ? boundRedisSessionStore(persistence, deps.cluster.redis, aedes.id, limits, { log, throttle })
+        : boundSessionStore(persistence, limits, { log, throttle })
     },
     handle(conn) {
       let handled: Client | undefined
@@ -298,6 +323,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
         packetBudget.meter(() => handled),
       )
       handled = aedes.handle(conn)
+      holdDeliveries(handled)
       return handled
     },
     async close() {

@@ -76,3 +76,12 @@ export const BrokerNotAccepting = createError(
   'the MQTT listener on port %s does not accept connections (%s)',
   503,
 )
+
+// Cluster mode (broker/cluster.ts, README "Running a cluster")
+
+/** `cluster.redisUrl` is set but Redis did not answer at start; the URL is shown without its password. */
+export const ClusterUnreachable = createError(
+  'GH_BROKER_CLUSTER_UNREACHABLE',
+  'cannot reach the cluster Redis at %s (%s): start Redis, or check cluster.redisUrl / --cluster / GATEHOUSE_CLUSTER_REDIS_URL',
+  503,
+)

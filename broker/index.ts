@@ -1,6 +1,7 @@
 // broker/: the data plane. Other folders import only this file (docs/conventions.md §2).
 
 export { createBroker, type Broker } from './create-broker.ts'
+export { CLUSTER_SCHEMA, connectCluster } from './cluster.ts'
 export type { DevicePublish } from './create-mqtt-core.ts'
 export { attachEnrollment } from './enrollment.ts'
 export { LIMITS_SCHEMA, resolveLimits } from './limits.ts'

@@ -3,6 +3,7 @@ import type { Client } from 'aedes'
 import { claimIdFromCommonName, identityFromPeerCertificate, type PeerIdentity } from '../../certs/index.ts'
 import { countBy, countRefused } from '../broker-stats.ts'
 import { ConnectRateLimited, ConnectRefused, DirectoryUnavailable } from '../errors.ts'
+import type { DeviceLookup } from '../device-directory.ts'
 import { sessionEnd, type Session } from '../sessions.ts'
 import { canPublish } from '../topic-policy.ts'
 import { deviceGrants } from '../topics.ts'
@@ -44,6 +45,9 @@ export type ConnectRefusal =
   | 'claim-mismatch'
   | 'persistent-session-not-permitted'
   | 'client-id-in-use'
+
+/** the cluster's connect-rate limiter refused (the directory is then not asked) */
+const CONNECT_RATE = { kind: 'refused', reason: 'connect-rate' } as const
 
 const CLIENT_AUTH_EKU = '1.3.6.1.5.5.7.3.2'
 const ANY_EKU = '2.5.29.37.0'
@@ -146,7 +150,9 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
     if (ctx.clientId !== deviceId) return refuse('client-id-mismatch')
     // Keyed by the verified device id (never a clientId a certificate did not prove), so one device's
     // reconnect loop spends only its own budget.
-    if (!deps.connectAttempts.tryTake(deviceId)) return refuse('connect-rate')
+    // (in a cluster the budget is in Redis, cluster-connect-rate.ts: the answer comes with the lookup)
+    const allowed = deps.connectAttempts.tryTake(deviceId)
+    if (allowed === false) return refuse('connect-rate')
     if (ctx.willTopic !== null && !canPublish(deviceId, ctx.willTopic).ok) {
       return refuse('will-not-permitted', { topic: ctx.willTopic })
     }
@@ -154,13 +160,19 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
     // 3. The directory: is this certificate a live device? Asked on every CONNECT.
     const pending = deps.sessions.beginAuthentication(deviceId, identity.serial)
     const peer = identity
-    Promise.resolve()
-      .then(() => deps.directory.lookup(peer))
-      .then(async (result) => ({ result, own: result.kind === 'active' ? await deps.limitsSource?.limitsOf(deviceId) : undefined }))
+    Promise.resolve(allowed)
+      .then((ok): DeviceLookup | Promise<DeviceLookup> | typeof CONNECT_RATE => (ok ? deps.directory.lookup(peer) : CONNECT_RATE))
+      .then(async (result) => {
+        if (result === CONNECT_RATE || result.kind !== 'active') return { result, own: undefined }
+        // in a cluster: this connection's epoch of the clientId, before aedes announces it (client-lease.ts)
+        if (deps.lease) await deps.lease.take(client, deviceId)
+        return { result, own: await deps.limitsSource?.limitsOf(deviceId) }
+      })
       .then(
         ({ result, own }) => {
           deps.sessions.endAuthentication(pending)
           if (client.closed) return // gone while we waited; aedes ignores a late answer
+          if (result === CONNECT_RATE) return refuse('connect-rate')
           if (result.kind === 'refused') return refuse(result.reason)
           if (result.deviceId !== deviceId) return refuse('device-mismatch', { directoryDeviceId: result.deviceId })
           // A revoke/disable event arrived while the lookup was in flight: the answer may predate it.

@@ -1,6 +1,6 @@
 import { capText } from '../../certs/index.ts'
 import { PublishRateLimited, PublishRefused } from '../errors.ts'
-import { canPublishTo } from '../topic-policy.ts'
+import { canPublish, canPublishTo } from '../topic-policy.ts'
 import {
   BROKER_ACTOR,
   principalOf,
@@ -37,7 +37,13 @@ export function createAuthorizePublish(deps: HookDeps): AuthorizePublishHandler 
   const log = deps.log.child({ module: 'broker.authz' })
 
   return (client, packet, callback) => {
-    // aedes publishes wills of clients from a broker that died with client === null: not ours to allow.
+    // aedes publishes wills of clients from a broker that died with client === null: in a cluster, the
+    // will of a device whose node died (authenticate checked it against the device's grants when it was
+    // stored; checked again here); otherwise not ours to allow.
+    if (!client && deps.orphanWills && isOrphanWillAllowed(packet)) {
+      packet.retain = false
+      return callback(null)
+    }
     const principal = client ? principalOf(deps.connections.get(client)) : null
     if (!client || !principal) return callback(new PublishRefused(capText(packet.topic), 'not-authenticated'))
     const { session, subject, key, fields } = principal
@@ -100,4 +106,9 @@ export function createAuthorizePublish(deps: HookDeps): AuthorizePublishHandler 
 /** A claim session's clientId goes into its audit details (the subject names only the claim). */
 function claimDetails(fields: Principal['fields']): Record<string, unknown> {
   return 'clientId' in fields ? { clientId: fields.clientId } : {}
+}
+
+/** A dead node's will (aedes-persistence-redis stores the clientId in it): only to the device's own topics. */
+function isOrphanWillAllowed(packet: { topic: string; clientId?: unknown }): boolean {
+  return typeof packet.clientId === 'string' && canPublish(packet.clientId, packet.topic).ok
 }

@@ -2,6 +2,7 @@ import type { AedesOptions, AuthenticateError, Client } from 'aedes'
 import type { Logger } from 'pino'
 import { capStrings, capText, type Clock, type EventThrottle } from '../../certs/index.ts'
 import type { ClaimSession, ClaimSessionRegistry } from '../claim-sessions.ts'
+import type { ClientLease } from '../client-lease.ts'
 import { countBy, type BrokerLimitKind, type BrokerStats } from '../broker-stats.ts'
 import type { AuditRecord, DeviceDirectory } from '../device-directory.ts'
 import type { DeviceLimitsSource } from '../device-limits.ts'
@@ -44,8 +45,15 @@ export interface HookDeps {
   /** a new session id (unique per connection within this broker) */
   nextSessionId(): number
   connections: WeakMap<Client, ConnectionContext>
-  /** per-device CONNECT budget (limits.connectRatePerClientId), keyed by device id */
-  connectAttempts: KeyedTokenBuckets
+  /**
+   * per-device CONNECT budget (limits.connectRatePerClientId), keyed by device id: in memory, or in a
+   * cluster in Redis (cluster-connect-rate.ts), which answers asynchronously
+   */
+  connectAttempts: { tryTake(key: string): boolean | Promise<boolean> }
+  /** in a cluster: one live session per clientId across the nodes (client-lease.ts) */
+  lease?: ClientLease
+  /** in a cluster: wills of a dead node's devices are published by the others, with no client (authorize-publish.ts) */
+  orphanWills?: boolean
   /** per-device (per claim and address) PUBLISH packet and byte budgets (survive reconnects) */
   publishMessages: KeyedTokenBuckets
   publishBytes: KeyedTokenBuckets
