@@ -79,7 +79,7 @@ const GATE_LIMITS: Readonly<Record<string, BrokerLimitKind>> = {
  * The data plane: a mutual-TLS listener in front of aedes (docs/architecture.md).
  *
  *   TCP accept -> per-address gate (connection-gate.ts) -> TLS handshake (client certificate required
- *   and verified against options.tls.ca only, TLS >= 1.2, handshakeTimeout) -> packet-size guard ->
+ *   and verified against options.tls.ca only, TLS >= 1.2, handshakeTimeout, no renegotiation) -> packet-size guard ->
  *   aedes with the Gatehouse hooks (create-mqtt-core.ts).
  *
  * The raw TCP connection is accepted by a plain net.Server and handed to the TLS server with
