@@ -178,7 +178,24 @@ function readConfigFile(path: string): ConfigInput {
     throw new ConfigInvalid(`${path} is not valid JSON (${(err as Error).message}): fix or remove it`)
   }
   if (!isObject(parsed)) throw new ConfigInvalid(`${path} must hold a JSON object`)
+  if (depthOver(parsed, MAX_CONFIG_DEPTH))
+    throw new ConfigInvalid(`${path} is nested deeper than ${MAX_CONFIG_DEPTH} levels, deeper than any configuration key: fix it`)
   return parsed
+}
+
+/** Deeper than any key of the schema; checked before the recursive merge, which a deeper file would overflow. */
+const MAX_CONFIG_DEPTH = 32
+
+/** Is a parsed JSON value nested deeper than max levels? Without recursion, so any depth is safe to ask about. */
+function depthOver(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]]
+  for (let next = stack.pop(); next; next = stack.pop()) {
+    const [v, depth] = next
+    if (typeof v !== 'object' || v === null) continue
+    if (depth >= max) return true
+    for (const inner of Object.values(v)) stack.push([inner, depth + 1])
+  }
+  return false
 }
 
 function isObject(v: unknown): v is ConfigInput {

@@ -79,7 +79,7 @@ const GATE_LIMITS: Readonly<Record<string, BrokerLimitKind>> = {
  * The data plane: a mutual-TLS listener in front of aedes (docs/architecture.md).
  *
  *   TCP accept -> per-address gate (connection-gate.ts) -> TLS handshake (client certificate required
- *   and verified against options.tls.ca only, TLS >= 1.2, handshakeTimeout) -> packet-size guard ->
+ *   and verified against options.tls.ca only, TLS >= 1.2, handshakeTimeout, no renegotiation) -> packet-size guard ->
  *   aedes with the Gatehouse hooks (create-mqtt-core.ts).
  *
  * The raw TCP connection is accepted by a plain net.Server and handed to the TLS server with
@@ -126,6 +126,7 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
       refuseTls(socket.remoteAddress ?? null, String(socket.authorizationError ?? 'NO_PEER_CERTIFICATE'), socket)
       return void socket.destroy()
     }
+    refuseRenegotiation(socket)
     core.handle(socket)
   })
   tlsServer.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
@@ -136,6 +137,17 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
     socket.destroy()
     refuseTls(remoteAddress, err.code ?? err.message, null)
   })
+
+  /**
+   * A device never needs TLS renegotiation (TLS 1.2 only; 1.3 has none), and each one would cost the
+   * broker a full handshake on demand: the first attempt ends the connection and counts as a TLS failure.
+   */
+  function refuseRenegotiation(socket: tls.TLSSocket): void {
+    socket.disableRenegotiation()
+    socket.on('error', (err: Error & { code?: string }) => {
+      if (err.code === 'ERR_TLS_RENEGOTIATION_DISABLED') refuseTls(socket.remoteAddress ?? null, err.code, null)
+    })
+  }
 
   /**
    * TLS refusals are not audited: the certificate did not verify, so there is no trustworthy subject.

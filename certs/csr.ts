@@ -116,6 +116,8 @@ function decodeCsrInput(input: string | Uint8Array): Uint8Array {
   if (text === null) return Uint8Array.from(input as Uint8Array)
   const match = PEM_CSR.exec(text)
   if (match === null) throw new CsrUnparsable('no "BEGIN CERTIFICATE REQUEST" PEM block')
+  // which one would be signed is a guess: the caller must send exactly one
+  if (PEM_CSR.test(text.slice(match.index + match[0].length))) throw new CsrUnparsable('more than one CERTIFICATE REQUEST block; send one')
   const der = new Uint8Array(Buffer.from((match[2] ?? '').replace(/\s+/g, ''), 'base64'))
   if (der.byteLength === 0) throw new CsrUnparsable('empty PEM block')
   return der

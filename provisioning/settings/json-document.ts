@@ -37,6 +37,24 @@ export function findBadKey(v: unknown, prefix = ''): { path: string; problem: st
   return undefined
 }
 
+/**
+ * Why an untrusted JSON value cannot be a settings document, found without recursion (so a body nested
+ * thousands deep cannot overflow the stack in the recursive walks that follow), or undefined: nested
+ * deeper than maxDepth, or a number JSON cannot carry (1e400 parses as Infinity and would be stored as null).
+ */
+export function shapeProblem(v: unknown, maxDepth: number): { path: string; problem: string; tooDeep: boolean } | undefined {
+  const stack: [unknown, number, string][] = [[v, 0, '']]
+  for (let next = stack.pop(); next; next = stack.pop()) {
+    const [value, depth, path] = next
+    if (typeof value === 'number' && !Number.isFinite(value))
+      return { path: cut(path || '(value)'), problem: 'a number must be finite (JSON has no Infinity or NaN)', tooDeep: false }
+    if (typeof value !== 'object' || value === null) continue
+    if (depth >= maxDepth) return { path: cut(path || '(value)'), problem: `nested deeper than ${maxDepth} levels`, tooDeep: true }
+    for (const [k, inner] of Object.entries(value)) stack.push([inner, depth + 1, path ? `${path}.${k}` : k])
+  }
+  return undefined
+}
+
 /** RFC 7396 JSON merge patch: objects merge, null deletes, anything else replaces. Returns a new value. */
 export function applyMergePatch(target: unknown, patch: unknown): unknown {
   if (!isObject(patch)) return structuredClone(patch)

@@ -12,7 +12,18 @@ import {
 } from '../errors.ts'
 import type { RegistryStore } from '../store/registry-store.ts'
 import type { DeviceSettingsRecord, LayerScope, SettingsStore } from '../store/settings-store.ts'
-import { applyMergePatch, cut, delta, depthOf, digest, findBadKey, isObject, mergeLayers, type JsonObject } from './json-document.ts'
+import {
+  applyMergePatch,
+  cut,
+  delta,
+  depthOf,
+  digest,
+  findBadKey,
+  isObject,
+  mergeLayers,
+  shapeProblem,
+  type JsonObject,
+} from './json-document.ts'
 import { createSchemaValidators, type SchemaValidatorLimits } from './schema-validators.ts'
 import { describePatch, openSecrets, openSecretsForView, redactSecrets, sealSecrets, type SettingsCipher } from './secrets.ts'
 import { DEFAULT_SETTINGS_LIMITS } from './settings-limits.ts'
@@ -153,7 +164,9 @@ export function createSettingsService(
 
   function checkShape(patch: unknown): asserts patch is JsonObject {
     if (!isObject(patch)) throw new SettingsInvalid('(body)', 'a settings patch must be a JSON object (RFC 7396 merge patch)')
-    const bad = findBadKey(patch)
+    const shape = shapeProblem(patch, maxDepth)
+    if (shape?.tooDeep) throw new SettingsTooLarge(`depth over ${maxDepth} at ${shape.path}`, maxBytes, maxDepth)
+    const bad = shape ?? findBadKey(patch)
     if (bad) throw new SettingsInvalid(bad.path, bad.problem)
   }
 
@@ -297,7 +310,8 @@ export function createSettingsService(
       if (!isObject(payload) || !isObject(payload.settings) || !(Number.isInteger(payload.version) || payload.version === undefined)) {
         throw new SettingsInvalid('(report)', 'a report is {"version": <integer>, "settings": {...}}')
       }
-      const bad = findBadKey(payload.settings)
+      // a report is bounded like a layer, with the same headroom as its size (maxBytes * 2)
+      const bad = shapeProblem(payload.settings, maxDepth * 2) ?? findBadKey(payload.settings)
       if (bad) throw new SettingsInvalid(`(report) settings.${bad.path}`, bad.problem)
       const device = requireDevice(deviceId)
       const record = ensureRecord(device.id, device.group)

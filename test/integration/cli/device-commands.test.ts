@@ -155,6 +155,51 @@ describe('gatehouse device create', () => {
     expect(existsSync(out) ? readdirSync(out) : []).toEqual([])
   })
 
+  it('refuses a --csr file that is truncated, of the wrong type, too large, doubled or missing, each with a GH_ code and nothing stored', async () => {
+    const { dir, dataDir, out, cli, deviceCount } = await initialised()
+    const key = join(dir, 'k.pem')
+    const good = join(dir, 'good.csr')
+    const made = await openssl([
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      good,
+      '-subj',
+      '/CN=dev-1',
+    ])
+    expect(made.code, made.stderr).toBe(0)
+    const p12 = join(dir, 'dev.p12')
+    expect((await cli(['device', 'create', 'other-1', '--out', out, '--p12'], { GATEHOUSE_P12_PASSWORD: 'pw' })).code).toBe(0)
+    writeFileSync(p12, readFileSync(join(out, 'other-1.p12')))
+    const pem = readFileSync(good, 'utf8')
+    const files: [string, string | Buffer | null, string][] = [
+      ['truncated-pem', pem.slice(0, pem.length >> 1), 'GH_CSR_UNPARSABLE'],
+      ['certificate-pem', readFileSync(join(dataDir, 'ca', 'root.crt')), 'GH_CSR_UNPARSABLE'],
+      ['pkcs12', readFileSync(p12), 'GH_CSR_UNPARSABLE'],
+      ['private-key', readFileSync(key), 'GH_CSR_UNPARSABLE'],
+      ['two-csrs', pem + pem, 'GH_CSR_UNPARSABLE'],
+      ['ten-megabytes', Buffer.alloc(10 * 2 ** 20, 0x41), 'GH_CSR_UNPARSABLE'],
+      ['missing', null, 'GH_'],
+    ]
+    const before = await deviceCount()
+    for (const [name, content, code] of files) {
+      const path = join(dir, `${name}.csr`)
+      if (content !== null) writeFileSync(path, content)
+      const res = await cli(['device', 'create', 'dev-1', '--csr', path, '--out', join(dir, 'bad-out')])
+      expect(res.code, `${name}: ${res.stderr}`).toBe(1)
+      expect(res.stderr, name).toContain(`error ${code}`)
+    }
+    expect(await deviceCount()).toBe(before)
+    expect(existsSync(join(dir, 'bad-out'))).toBe(false)
+  })
+
   it.each([['a/b'], ['dev+1'], ['dev#'], ['x'.repeat(65)], ['..'], ['with space']])('refuses the device id %j with exit 1', async (id) => {
     const { out, cli, deviceCount } = await initialised()
     const res = await cli(['device', 'create', id, '--out', out])

@@ -20,6 +20,11 @@ async function tampered(): Promise<Input> {
   return copy
 }
 
+/** SEQUENCE { SEQUENCE { ... } } n deep, in BER's indefinite-length form (2 bytes a level, under the 60 KiB bound). */
+function nestedDer(n: number): Uint8Array {
+  return Uint8Array.from([...Array(n).fill([0x30, 0x80]).flat(), 0x05, 0x00, ...Array(n).fill([0x00, 0x00]).flat()])
+}
+
 describe('parseCsr', () => {
   it.each<[string, () => Promise<Input>, { expectedDeviceId?: string }, string | null]>([
     ['ok/p256', pem({ key: 'p256' }), { expectedDeviceId: 'dev-1' }, null],
@@ -54,6 +59,17 @@ describe('parseCsr', () => {
     ],
     ['fail/certificate-pem', async () => '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n', {}, 'GH_CSR_UNPARSABLE'],
     ['fail/too-large', async () => 'x'.repeat(70_000), {}, 'GH_CSR_UNPARSABLE'],
+    ['fail/truncated-pem', async () => (await makeTestCsr()).pem.slice(0, 200), {}, 'GH_CSR_UNPARSABLE'],
+    ['fail/truncated-der', async () => (await makeTestCsr()).der.slice(0, 100), {}, 'GH_CSR_UNPARSABLE'],
+    ['fail/der-length-lies', async () => Uint8Array.from([0x30, 0x84, 0x7f, 0xff, 0xff, 0xff, 0x02, 0x01, 0x00]), {}, 'GH_CSR_UNPARSABLE'],
+    ['fail/ber-nested-10000-deep', async () => nestedDer(10_000), {}, 'GH_CSR_UNPARSABLE'],
+    [
+      'fail/private-key-pem',
+      async () => '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n',
+      {},
+      'GH_CSR_UNPARSABLE',
+    ],
+    ['fail/two-csrs', async () => (await makeTestCsr()).pem + (await makeTestCsr({ commonName: 'dev-2' })).pem, {}, 'GH_CSR_UNPARSABLE'],
   ])('%s', async (_name, make, opts, code) => {
     const input = await make()
     if (code === null) {
