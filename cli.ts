@@ -35,6 +35,7 @@ function configFlags(options: Record<string, unknown>): ConfigInput {
     'dataDir',
     'host',
     'mqttPort',
+    'wsPort',
     'httpHost',
     'httpPort',
     'httpAllowInsecure',
@@ -116,6 +117,10 @@ export function buildProgram(io: CliIo): Command {
     .description('run Gatehouse: initialise the data directory if needed, then serve MQTT over mutual TLS')
     .option('--host <address>', 'address to listen on (default 127.0.0.1)')
     .option('--mqtt-port <port>', 'MQTT over TLS port; 0 picks a free one (default 8883)')
+    .option(
+      '--ws-port <port>',
+      'also serve MQTT over WebSockets with TLS on this port, path /mqtt, client certificates required (default off)',
+    )
     .option('--http-host <address>', 'address of the app HTTP API (default 127.0.0.1; any other address serves HTTPS only)')
     .option('--http-port <port>', 'app HTTP API port; 0 picks a free one (default 8080)')
     .option('--http-allow-insecure', 'serve plain HTTP on a non-loopback --http-host (unsafe: API keys travel in clear)')
@@ -134,7 +139,9 @@ export function buildProgram(io: CliIo): Command {
     const { startGatehouse } = await import('./gatehouse.ts')
     const gatehouse = await startGatehouse(config, { log, env: io.env, ...secretsOf(io) })
     io.err(
-      `gatehouse: MQTT over mutual TLS on ${gatehouse.mqtt.host}:${gatehouse.mqtt.port}; HTTP API on ${gatehouse.http.url}; ` +
+      `gatehouse: MQTT over mutual TLS on ${gatehouse.mqtt.host}:${gatehouse.mqtt.port}; ` +
+        (gatehouse.mqtt.ws ? `MQTT over WebSockets on wss://${gatehouse.mqtt.ws.host}:${gatehouse.mqtt.ws.port}/mqtt; ` : '') +
+        `HTTP API on ${gatehouse.http.url}; ` +
         (gatehouse.metricsHttp ? `metrics on ${gatehouse.metricsHttp.url}/metrics; ` : '') +
         `data in ${config.dataDir}; trust chain ${dataDirLayout(config.dataDir).chain}\n`,
     )

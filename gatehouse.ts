@@ -58,7 +58,8 @@ export interface Gatehouse {
   control: ControlPlane
   feed: ChangeFeed
   broker: Broker
-  mqtt: { host: string; port: number }
+  /** the MQTT listener, and the WebSocket one (`ws`) when wsPort is configured */
+  mqtt: { host: string; port: number; ws: { host: string; port: number } | null }
   /** the app HTTP API */
   http: { url: string; port: number }
   /** the separate metrics listener, when metricsPort is configured (else /metrics is on the API) */
@@ -151,7 +152,14 @@ async function startServices(
   closers.push(() => lastSeen.close())
   const broker = createBroker(
     { directory, clock, log },
-    { host: config.host, port: config.mqttPort, tls, limits: config.limits, proxyProtocol: config.proxyProtocol },
+    {
+      host: config.host,
+      port: config.mqttPort,
+      ...(config.wsPort !== undefined && { wsPort: config.wsPort }),
+      tls,
+      limits: config.limits,
+      proxyProtocol: config.proxyProtocol,
+    },
   )
   closers.push(() => broker.close())
   broker.onDeviceConnect(({ deviceId }) => lastSeen.seen(deviceId))
