@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import {
   attachAiBridge,
   attachEnrollment,
+  attachRenewalNotices,
   attachSettingsDelivery,
   createBroker,
   resolveAiBridgeOptions,
@@ -168,6 +169,7 @@ async function startServices(
   const connections = trackConnectionHistory(broker, clock)
   closers.push(() => connections.close())
   closers.push(attachEnrollment(broker, { service: control.enrollment, log, clock }, { auditIntervalMs: config.limits.auditIntervalMs }))
+  closers.push(attachRenewalNotices(broker, { windowOpens: control.enrollment.renewAfterOf, clock, timers: systemTimers, log }))
   closers.push(
     attachSettingsDelivery(broker, {
       source: { current: async (id) => control.settings.deliverable(id), report: (id, payload) => control.settings.report(id, payload) },
