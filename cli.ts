@@ -1,7 +1,7 @@
 import { mkdirSync, rmSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { Command, CommanderError, Option } from 'commander'
-import { cryptoRandom, identityFromCertificate, type KeyAlgorithm } from './certs/index.ts'
+import { cryptoRandom, identityFromCertificate, parseCertificatePem, type KeyAlgorithm } from './certs/index.ts'
 import { authorityOptions, caPassphrase, loadConfig, type ConfigInput } from './config.ts'
 // the sim command's declaration only (its run, with mqtt.js, loads when it runs): not via device-sim/index.ts
 import { registerSim, type SimCliDeps } from './device-sim/cli.ts'
@@ -110,7 +110,11 @@ export function buildProgram(io: CliIo): Command {
     },
   }
   registerProvisioningCommands(program, deps)
-  registerSim(program, { io, provision: (ids, options) => provisionSimDevices(deps, ids, options) })
+  registerSim(program, {
+    io,
+    provision: (ids, options) => provisionSimDevices(deps, ids, options),
+    staleBundles: (bundles, options) => staleSimBundles(deps, bundles, options),
+  })
 
   const start = program
     .command('start')
@@ -191,6 +195,35 @@ async function provisionSimDevices(deps: CliDeps, ids: string[], options: Parame
       })
     }
     return made
+  } finally {
+    opened.close()
+  }
+}
+
+/**
+ * `gatehouse sim --provision` reuses bundle folders only when their certificate is the device's current
+ * one in this registry: a certificate from another CA (a fresh init, another --data-dir) has a serial
+ * the registry never issued, and would fail TLS with "unable to get local issuer certificate".
+ */
+async function staleSimBundles(deps: CliDeps, bundles: { deviceId: string; cert: string }[], options: { dataDir?: string }) {
+  const opened = await deps.openAuthority({ ...(options.dataDir !== undefined && { dataDir: options.dataDir }) })
+  try {
+    const stale: { deviceId: string; why: string }[] = []
+    for (const b of bundles) {
+      let serial: string
+      try {
+        serial = (await identityFromCertificate(parseCertificatePem(b.cert))).serial
+      } catch {
+        stale.push({ deviceId: b.deviceId, why: 'its cert.pem is unreadable' })
+        continue
+      }
+      const cert = opened.authority.listCertificates(b.deviceId).find((c) => c.serial === serial)
+      if (!cert) stale.push({ deviceId: b.deviceId, why: 'its certificate was not issued by this data directory (another CA)' })
+      else if (cert.status !== 'active') stale.push({ deviceId: b.deviceId, why: `its certificate is ${cert.status}` })
+      else if (opened.authority.getDevice(b.deviceId).device.status !== 'active')
+        stale.push({ deviceId: b.deviceId, why: `the device is ${opened.authority.getDevice(b.deviceId).device.status}` })
+    }
+    return stale
   } finally {
     opened.close()
   }
