@@ -1,7 +1,7 @@
 import { mkdirSync, rmSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { Command, CommanderError, Option } from 'commander'
-import { cryptoRandom, identityFromCertificate, type KeyAlgorithm } from './certs/index.ts'
+import { cryptoRandom, identityFromCertificate, parseCertificatePem, type KeyAlgorithm } from './certs/index.ts'
 import { authorityOptions, caPassphrase, ConfigInvalid, loadConfig, pkcs11Pin, type ConfigInput } from './config.ts'
 // the sim command's declaration only (its run, with mqtt.js, loads when it runs): not via device-sim/index.ts
 import { registerSim, type SimCliDeps } from './device-sim/cli.ts'
@@ -37,6 +37,7 @@ function configFlags(options: Record<string, unknown>): ConfigInput {
     'dataDir',
     'host',
     'mqttPort',
+    'wsPort',
     'httpHost',
     'httpPort',
     'httpAllowInsecure',
@@ -126,13 +127,21 @@ export function buildProgram(io: CliIo, options: { json?: boolean } = {}): Comma
     },
   }
   registerProvisioningCommands(program, deps)
-  registerSim(program, { io, provision: (ids, options) => provisionSimDevices(deps, ids, options) })
+  registerSim(program, {
+    io,
+    provision: (ids, options) => provisionSimDevices(deps, ids, options),
+    staleBundles: (bundles, options) => staleSimBundles(deps, bundles, options),
+  })
 
   const start = program
     .command('start')
     .description('run Gatehouse: initialise the data directory if needed, then serve MQTT over mutual TLS')
     .option('--host <address>', 'address to listen on (default 127.0.0.1)')
     .option('--mqtt-port <port>', 'MQTT over TLS port; 0 picks a free one (default 8883)')
+    .option(
+      '--ws-port <port>',
+      'also serve MQTT over WebSockets with TLS on this port, path /mqtt, client certificates required (default off)',
+    )
     .option('--http-host <address>', 'address of the app HTTP API (default 127.0.0.1; any other address serves HTTPS only)')
     .option('--http-port <port>', 'app HTTP API port; 0 picks a free one (default 8080)')
     .option('--http-allow-insecure', 'serve plain HTTP on a non-loopback --http-host (unsafe: API keys travel in clear)')
@@ -169,7 +178,9 @@ export function buildProgram(io: CliIo, options: { json?: boolean } = {}): Comma
       )
     else
       io.err(
-        `gatehouse: MQTT over mutual TLS on ${gatehouse.mqtt.host}:${gatehouse.mqtt.port}; HTTP API on ${gatehouse.http.url}; ` +
+        `gatehouse: MQTT over mutual TLS on ${gatehouse.mqtt.host}:${gatehouse.mqtt.port}; ` +
+          (gatehouse.mqtt.ws ? `MQTT over WebSockets on wss://${gatehouse.mqtt.ws.host}:${gatehouse.mqtt.ws.port}/mqtt; ` : '') +
+          `HTTP API on ${gatehouse.http.url}; ` +
           (gatehouse.metricsHttp ? `metrics on ${gatehouse.metricsHttp.url}/metrics; ` : '') +
           `data in ${config.dataDir}; trust chain ${chain}\n`,
       )
@@ -219,6 +230,35 @@ async function provisionSimDevices(deps: CliDeps, ids: string[], options: Parame
       })
     }
     return made
+  } finally {
+    opened.close()
+  }
+}
+
+/**
+ * `gatehouse sim --provision` reuses bundle folders only when their certificate is the device's current
+ * one in this registry: a certificate from another CA (a fresh init, another --data-dir) has a serial
+ * the registry never issued, and would fail TLS with "unable to get local issuer certificate".
+ */
+async function staleSimBundles(deps: CliDeps, bundles: { deviceId: string; cert: string }[], options: { dataDir?: string }) {
+  const opened = await deps.openAuthority({ ...(options.dataDir !== undefined && { dataDir: options.dataDir }) })
+  try {
+    const stale: { deviceId: string; why: string }[] = []
+    for (const b of bundles) {
+      let serial: string
+      try {
+        serial = (await identityFromCertificate(parseCertificatePem(b.cert))).serial
+      } catch {
+        stale.push({ deviceId: b.deviceId, why: 'its cert.pem is unreadable' })
+        continue
+      }
+      const cert = opened.authority.listCertificates(b.deviceId).find((c) => c.serial === serial)
+      if (!cert) stale.push({ deviceId: b.deviceId, why: 'its certificate was not issued by this data directory (another CA)' })
+      else if (cert.status !== 'active') stale.push({ deviceId: b.deviceId, why: `its certificate is ${cert.status}` })
+      else if (opened.authority.getDevice(b.deviceId).device.status !== 'active')
+        stale.push({ deviceId: b.deviceId, why: `the device is ${opened.authority.getDevice(b.deviceId).device.status}` })
+    }
+    return stale
   } finally {
     opened.close()
   }

@@ -40,6 +40,8 @@ export const configSchema = {
     dataDir: { type: 'string', minLength: 1, default: './data' },
     host: { type: 'string', minLength: 1, default: '127.0.0.1' },
     mqttPort: { type: 'integer', minimum: 0, maximum: 65_535, default: 8883 },
+    /** MQTT over WebSockets with TLS (path /mqtt) on `host`, with client certificates as on mqttPort; off unless set */
+    wsPort: { type: 'integer', minimum: 0, maximum: 65_535 },
     /** the app HTTP API: loopback by default; any other address needs HTTPS or httpAllowInsecure */
     httpHost: { type: 'string', minLength: 1, default: '127.0.0.1' },
     httpPort: { type: 'integer', minimum: 0, maximum: 65_535, default: 8080 },
@@ -244,17 +246,25 @@ function planeProblems(config: Config, used: EnvBinding[]): string[] {
   })
 }
 
-/** The metrics listener on the address and port of another listener would stop start-up with EADDRINUSE: say so first. */
+/** The metrics or WebSocket listener on the address and port of another listener would stop start-up with EADDRINUSE: say so first. */
 function listenerProblems(config: Config): string[] {
-  const port = config.metricsPort
-  if (port === undefined || port === 0) return []
-  const others = [
+  const listeners = [
     ['mqttPort', config.host, config.mqttPort],
     ['httpPort', config.httpHost, config.httpPort],
+    ['metricsPort', config.metricsHost, config.metricsPort],
+    ['wsPort', config.host, config.wsPort],
   ] as const
-  return others
-    .filter(([, host, p]) => p === port && host === config.metricsHost)
-    .map(([key]) => `metricsPort ${port} on ${config.metricsHost} is ${key} too: give the metrics listener a port of its own`)
+  const problems: string[] = []
+  for (const [name, host, port] of listeners.slice(2)) {
+    if (port === undefined || port === 0) continue
+    for (const [key, otherHost, p] of listeners) {
+      if (key === name || p !== port || otherHost !== host || (key === 'metricsPort' && name === 'wsPort')) continue
+      problems.push(
+        `${name} ${port} on ${host} is ${key} too: give the ${name === 'wsPort' ? 'WebSocket' : 'metrics'} listener a port of its own`,
+      )
+    }
+  }
+  return problems
 }
 
 /**

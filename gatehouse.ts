@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import {
   attachAiBridge,
   attachEnrollment,
+  attachRenewalNotices,
   attachSettingsDelivery,
   connectCluster,
   createBroker,
@@ -61,7 +62,8 @@ export interface Gatehouse {
   control: ControlPlane
   feed: ChangeFeed
   broker: Broker
-  mqtt: { host: string; port: number }
+  /** the MQTT listener, and the WebSocket one (`ws`) when wsPort is configured */
+  mqtt: { host: string; port: number; ws: { host: string; port: number } | null }
   /** the app HTTP API */
   http: { url: string; port: number }
   /** the separate metrics listener, when metricsPort is configured (else /metrics is on the API) */
@@ -157,7 +159,14 @@ async function startServices(
   if (cluster) closers.push(() => cluster.close())
   const broker = createBroker(
     { directory, clock, log, limitsSource: control.limits, ...(cluster && { cluster }) },
-    { host: config.host, port: config.mqttPort, tls, limits: config.limits, proxyProtocol: config.proxyProtocol },
+    {
+      host: config.host,
+      port: config.mqttPort,
+      ...(config.wsPort !== undefined && { wsPort: config.wsPort }),
+      tls,
+      limits: config.limits,
+      proxyProtocol: config.proxyProtocol,
+    },
   )
   closers.push(() => broker.close())
   broker.onDeviceConnect(({ deviceId }) => lastSeen.seen(deviceId))
@@ -166,6 +175,7 @@ async function startServices(
   const connections = trackConnectionHistory(broker, clock)
   closers.push(() => connections.close())
   closers.push(attachEnrollment(broker, { service: control.enrollment, log, clock }, { auditIntervalMs: config.limits.auditIntervalMs }))
+  closers.push(attachRenewalNotices(broker, { windowOpens: control.enrollment.renewAfterOf, clock, timers: systemTimers, log }))
   closers.push(
     attachSettingsDelivery(broker, {
       source: { current: async (id) => control.settings.deliverable(id), report: (id, payload) => control.settings.report(id, payload) },

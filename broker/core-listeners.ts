@@ -112,7 +112,13 @@ export function wireCoreListeners(
     const session = contextOf(client)?.session
     if (!session) return
     const filters = subscriptions.filter((s) => s.qos <= 2).map((s) => ({ topic: s.topic, qos: s.qos }))
-    if (filters.length > 0) notify(subscribeListeners, { deviceId: session.deviceId, sessionId: session.id, filters }, 'subscribe')
+    if (filters.length > 0) {
+      notify(
+        subscribeListeners,
+        { deviceId: session.deviceId, sessionId: session.id, filters, certificate: certificateOf(session) },
+        'subscribe',
+      )
+    }
   })
   aedes.on('clientReady', (client) => {
     const ctx = contextOf(client)
@@ -136,7 +142,11 @@ export function wireCoreListeners(
     const subscriptions = (client as Client & { subscriptions?: Record<string, { qos: number }> }).subscriptions ?? {}
     const restored = Object.entries(subscriptions).map(([topic, sub]) => ({ topic, qos: sub.qos as 0 | 1 | 2 }))
     if (!client.clean && restored.length > 0) {
-      notify(subscribeListeners, { deviceId: session.deviceId, sessionId: session.id, filters: restored, restored: true }, 'subscribe')
+      notify(
+        subscribeListeners,
+        { deviceId: session.deviceId, sessionId: session.id, filters: restored, restored: true, certificate: certificateOf(session) },
+        'subscribe',
+      )
     }
   })
   aedes.on('clientDisconnect', (client) => {
@@ -176,6 +186,10 @@ export function wireCoreListeners(
 function subscribeTo<T>(set: Set<T>, listener: T): Unsubscribe {
   set.add(listener)
   return () => void set.delete(listener)
+}
+
+function certificateOf(s: Session): DeviceSubscribe['certificate'] {
+  return { serial: s.serial, notBefore: s.notBefore, notAfter: s.notAfter }
 }
 
 export function describeSession(s: Session): DeviceConnection {

@@ -12,6 +12,7 @@ import { guardDirectory } from './guard-directory.ts'
 import { BROKER_ACTOR } from './hooks/hook-deps.ts'
 import { resolveLimits, type BrokerLimits, type BrokerLimitsInput } from './limits.ts'
 import { readProxyHeader, resolveProxyProtocol, trustedProxyMatcher, type ProxyProtocolInput } from './proxy-protocol.ts'
+import { createWebSocketListener } from './websocket-listener.ts'
 
 export interface BrokerTlsOptions {
   /** the broker's private key, PEM */
@@ -27,6 +28,11 @@ export interface BrokerOptions {
   host?: string
   /** Default 8883; 0 picks a free port (tests). */
   port?: number
+  /**
+   * MQTT over WebSockets with TLS on this port, path /mqtt (websocket-listener.ts), same host, TLS
+   * options, gate and hooks as the TCP listener; 0 picks a free port. Default off (undefined).
+   */
+  wsPort?: number
   tls: BrokerTlsOptions
   limits?: BrokerLimitsInput
   /**
@@ -43,7 +49,8 @@ export interface Broker extends Omit<MqttCore, 'aedes' | 'start' | 'handle' | 'c
   /** The aedes instance, for what the listener API does not cover yet. Do not replace its hooks. */
   readonly aedes: Aedes
   readonly limits: Readonly<BrokerLimits>
-  listen(): Promise<{ host: string; port: number }>
+  /** Binds the TCP listener and, with options.wsPort, the WebSocket one (`ws`, else null). */
+  listen(): Promise<{ host: string; port: number; ws: { host: string; port: number } | null }>
   /**
    * New key, certificate and client trust chain (after a CA rotation): new handshakes use them,
    * connections already up stay as they are.
@@ -82,6 +89,10 @@ const GATE_LIMITS: Readonly<Record<string, BrokerLimitKind>> = {
  *   and verified against options.tls.ca only, TLS >= 1.2, handshakeTimeout, no renegotiation) -> packet-size guard ->
  *   aedes with the Gatehouse hooks (create-mqtt-core.ts).
  *
+ * With options.wsPort, a second TCP listener takes the same path (PROXY header, gate, the same TLS
+ * options and certificate check, credentials replaced together by setTls) into an HTTPS server that
+ * upgrades /mqtt to a WebSocket (websocket-listener.ts), whose stream then enters the same core.
+ *
  * The raw TCP connection is accepted by a plain net.Server and handed to the TLS server with
  * `emit('connection')`, so that refused addresses never cost a handshake. noDelay is set on both:
  * with Nagle on, the CONNACK waits behind TLS 1.3 session tickets for the client's delayed ACK
@@ -105,7 +116,7 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
   /** 'new' until listen() has bound the port */
   let state: 'new' | 'listening' | 'closing' | 'closed' = 'new'
 
-  const tlsServer = tls.createServer({
+  const tlsOptions: tls.TlsOptions = {
     key: options.tls.key,
     cert: options.tls.cert,
     ca: options.tls.ca,
@@ -118,25 +129,47 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
     minVersion: 'TLSv1.2',
     handshakeTimeout: limits.handshakeTimeoutMs,
     noDelay: true,
-  })
-  tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
-    if (state !== 'listening') return void socket.destroy()
-    showProxiedAddress(socket)
-    if (socket.authorized !== true) {
-      refuseTls(socket.remoteAddress ?? null, String(socket.authorizationError ?? 'NO_PEER_CERTIFICATE'), socket)
-      return void socket.destroy()
-    }
-    refuseRenegotiation(socket)
-    core.handle(socket)
-  })
-  tlsServer.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
-    if (isOwnProbe(socket)) return void socket.destroy()
-    // Node leaves the socket to this listener: on ERR_TLS_HANDSHAKE_TIMEOUT it is still open.
-    showProxiedAddress(socket)
-    const remoteAddress = socket.remoteAddress ?? null
-    socket.destroy()
-    refuseTls(remoteAddress, err.code ?? err.message, null)
-  })
+  }
+  const tlsServer = checkClientCertificates(tls.createServer(tlsOptions), (socket) => core.handle(socket))
+  const wsServer =
+    options.wsPort === undefined
+      ? null
+      : checkClientCertificates(
+          createWebSocketListener({
+            tls: tlsOptions,
+            maxMessageBytes: limits.maxPacketBytes,
+            upgradeTimeoutMs: limits.connectTimeoutMs,
+            onStream: (stream) => core.handle(stream),
+            onMessageTooLarge: () => countBy(stats.limitHits, 'packet-size'),
+          }),
+          () => {}, // the HTTPS server reads the upgrade request itself
+        )
+
+  /**
+   * The one client-certificate check of both listeners: a connection whose certificate did not verify
+   * against the device CA is refused (and logged) before any MQTT or HTTP byte is read.
+   */
+  function checkClientCertificates<S extends tls.Server>(server: S, onAuthorized: (socket: tls.TLSSocket) => void): S {
+    server.on('secureConnection', (socket: tls.TLSSocket) => {
+      if (state !== 'listening') return void socket.destroy()
+      showProxiedAddress(socket)
+      if (socket.authorized !== true) {
+        refuseTls(socket.remoteAddress ?? null, String(socket.authorizationError ?? 'NO_PEER_CERTIFICATE'), socket)
+        return void socket.destroy()
+      }
+      refuseRenegotiation(socket)
+      onAuthorized(socket)
+    })
+    server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
+      if (isOwnProbe(socket)) return void socket.destroy()
+      // Node leaves the socket to this listener: on ERR_TLS_HANDSHAKE_TIMEOUT it is still open.
+      showProxiedAddress(socket)
+      const remoteAddress = socket.remoteAddress ?? null
+      socket.destroy()
+      refuseTls(remoteAddress, err.code ?? err.message, null)
+    })
+    return server
+  }
 
   /**
    * A device never needs TLS renegotiation (TLS 1.2 only; 1.3 has none), and each one would cost the
@@ -189,27 +222,32 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
     Object.defineProperty(socket, 'remotePort', { value: source.port, configurable: true })
   }
 
-  const netServer = net.createServer({ noDelay: true }, (socket) => {
-    if (state !== 'listening') return void socket.destroy()
-    socket.on('error', () => {}) // the TLS socket above reports; a reset must not be unhandled here
-    const peerAddress = socket.remoteAddress ?? 'unknown'
-    if (isTrustedProxy === null) return void admit(socket, peerAddress)
-    sockets.add(socket)
-    socket.once('close', () => sockets.delete(socket))
-    void readProxyHeader(socket, isTrustedProxy(peerAddress), proxyProtocol.headerTimeoutMs).then((result) => {
-      if (state !== 'listening' || socket.destroyed) return void socket.destroy()
-      if (!result.ok) {
-        socket.destroy()
-        if (result.reason !== 'closed') refuseConnection(peerAddress, result.reason, { proxyAddress: peerAddress })
-        return
-      }
-      if (result.source) proxiedAddress.set(socket, result.source)
-      admit(socket, result.source?.address ?? peerAddress)
+  /** A raw TCP listener in front of `target`: PROXY header (when configured), then the per-address gate. */
+  const acceptInto = (target: tls.Server) =>
+    net.createServer({ noDelay: true }, (socket) => {
+      if (state !== 'listening') return void socket.destroy()
+      socket.on('error', () => {}) // the TLS socket above reports; a reset must not be unhandled here
+      const peerAddress = socket.remoteAddress ?? 'unknown'
+      if (isTrustedProxy === null) return void admit(socket, peerAddress, target)
+      sockets.add(socket)
+      socket.once('close', () => sockets.delete(socket))
+      void readProxyHeader(socket, isTrustedProxy(peerAddress), proxyProtocol.headerTimeoutMs).then((result) => {
+        if (state !== 'listening' || socket.destroyed) return void socket.destroy()
+        if (!result.ok) {
+          socket.destroy()
+          if (result.reason !== 'closed') refuseConnection(peerAddress, result.reason, { proxyAddress: peerAddress })
+          return
+        }
+        if (result.source) proxiedAddress.set(socket, result.source)
+        admit(socket, result.source?.address ?? peerAddress, target)
+      })
     })
-  })
+  const netServer = acceptInto(tlsServer)
+  const wsNetServer = wsServer && acceptInto(wsServer)
+  const netServers = wsNetServer ? [netServer, wsNetServer] : [netServer]
 
   /** The per-address gate, then the TLS server; `remoteAddress` is the device's (behind a proxy: its header's). */
-  function admit(socket: net.Socket, remoteAddress: string): void {
+  function admit(socket: net.Socket, remoteAddress: string, target: tls.Server): void {
     const decision = gate.admit(remoteAddress)
     if (!decision.ok) {
       socket.destroy()
@@ -220,7 +258,7 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
       sockets.delete(socket)
       decision.release()
     })
-    tlsServer.emit('connection', socket)
+    target.emit('connection', socket)
   }
 
   /** Refused before TLS: over a per-address limit (connection.throttled) or a PROXY header problem (connection.refused). */
@@ -239,48 +277,60 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
     })
     log.info({ remoteAddress, reason, ...extra, suppressed: hit.suppressed }, 'connection refused')
   }
-  netServer.maxConnections = limits.maxConnections
-  // over maxConnections Node closes the socket itself and tells only this event
-  netServer.on('drop', () => {
-    countRefused(stats, 'max-connections')
-    countBy(stats.limitHits, 'max-connections')
-  })
+  for (const server of netServers) {
+    // each listener takes limits.maxConnections
+    server.maxConnections = limits.maxConnections
+    // over maxConnections Node closes the socket itself and tells only this event
+    server.on('drop', () => {
+      countRefused(stats, 'max-connections')
+      countBy(stats.limitHits, 'max-connections')
+    })
+  }
 
   let starting: Promise<unknown> | null = null
   let closing: Promise<void> | null = null
 
-  async function start(): Promise<{ host: string; port: number }> {
+  function bind(server: net.Server, port: number, host: string): Promise<net.AddressInfo> {
+    return new Promise((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, () => {
+        server.off('error', reject)
+        server.on('error', (err) => log.error({ err }, 'listener error'))
+        resolve(server.address() as net.AddressInfo)
+      })
+    })
+  }
+
+  async function start(): Promise<{ host: string; port: number; ws: { host: string; port: number } | null }> {
     const host = options.host ?? '127.0.0.1'
+    let address: net.AddressInfo
+    let wsAddress: net.AddressInfo | null = null
     try {
       await core.start()
-      await new Promise<void>((resolve, reject) => {
-        netServer.once('error', reject)
-        netServer.listen(options.port ?? 8883, host, () => {
-          netServer.off('error', reject)
-          resolve()
-        })
-      })
+      address = await bind(netServer, options.port ?? 8883, host)
+      if (wsNetServer) wsAddress = await bind(wsNetServer, options.wsPort ?? 0, host)
     } catch (err) {
       // e.g. EADDRINUSE: leave nothing running behind a failed start
       state = 'closed'
+      for (const server of netServers) if (server.listening) server.close()
       await core.close()
       throw err
     }
-    netServer.on('error', (err) => log.error({ err }, 'listener error'))
-    const address = netServer.address() as net.AddressInfo
     if (state === 'new') state = 'listening'
     log.info({ host: address.address, port: address.port }, 'broker listening')
-    return { host: address.address, port: address.port }
+    if (wsAddress) log.info({ host: wsAddress.address, port: wsAddress.port }, 'broker listening on WebSockets')
+    return { host: address.address, port: address.port, ws: wsAddress && { host: wsAddress.address, port: wsAddress.port } }
   }
 
   async function stop(): Promise<void> {
     await starting?.catch(() => {})
-    const wasListening = netServer.listening
     state = 'closing'
-    const serverClosed = wasListening ? new Promise<void>((resolve) => netServer.close(() => resolve())) : Promise.resolve()
+    const serversClosed = Promise.all(
+      netServers.filter((s) => s.listening).map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
+    )
     await core.close()
     for (const socket of sockets) socket.destroy()
-    await serverClosed
+    await serversClosed
     state = 'closed'
     log.info('broker closed')
   }
@@ -316,7 +366,8 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
       })
     },
     setTls(next) {
-      tlsServer.setSecureContext({ key: next.key, cert: next.cert, ca: next.ca, minVersion: 'TLSv1.2' })
+      for (const server of [tlsServer, wsServer])
+        server?.setSecureContext({ key: next.key, cert: next.cert, ca: next.ca, minVersion: 'TLSv1.2' })
       log.info('TLS credentials replaced')
     },
   }

@@ -73,6 +73,8 @@ export interface DeviceSubscribe {
   sessionId: number
   filters: { topic: string; qos: 0 | 1 | 2 }[]
   restored?: true
+  /** the certificate the session connected with */
+  certificate: { serial: string; notBefore: Date; notAfter: Date }
 }
 
 export interface DeviceConnection {

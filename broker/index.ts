@@ -10,6 +10,7 @@ export { PROXY_PROTOCOL_SCHEMA, resolveProxyProtocol } from './proxy-protocol.ts
 export { trackPresence } from './presence.ts'
 export { trackConnectionHistory } from './connection-history.ts'
 export { attachSettingsDelivery } from './settings-delivery.ts'
+export { attachRenewalNotices } from './renewal-notice.ts'
 export {
   attachAiBridge,
   AI_BRIDGE_OPTIONS_SCHEMA,

@@ -19,6 +19,9 @@ export interface Session {
   client: Client
   /** what it may publish and subscribe to (topics.ts deviceGrants) */
   grants: TopicGrants
+  /** the validity of the certificate it connected with (renewal-notice.ts tells the device its renewal window) */
+  notBefore: Date
+  notAfter: Date
   /** when the sweep closes it: the certificate's notAfter, or the end of its renewal overlap */
   validUntil: Date
   /** what validUntil is: the reason the sweep gives when it closes the session */

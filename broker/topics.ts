@@ -8,6 +8,7 @@
  *   devices/{id}/insights            broker -> device
  *   devices/{id}/renewal/request     device -> broker (certificate renewal, broker/enrollment.ts)
  *   devices/{id}/renewal/response    broker -> device
+ *   devices/{id}/renewal/notice      broker -> device (the certificate is in its renewal window, renewal-notice.ts)
  *   provisioning/{nonce}/request     claim session -> broker (zero-touch provisioning)
  *   provisioning/{nonce}/response    broker -> claim session
  *
@@ -21,7 +22,14 @@ export const TOPIC_LEVEL_SEPARATOR = '/'
 /** MQTT topics and filters are at most 65535 UTF-8 bytes; ours are far shorter. */
 export const MAX_TOPIC_LENGTH = 256
 
-export type DeviceTopicKind = 'telemetry' | 'settings' | 'settings.reported' | 'insights' | 'renewal.request' | 'renewal.response'
+export type DeviceTopicKind =
+  | 'telemetry'
+  | 'settings'
+  | 'settings.reported'
+  | 'insights'
+  | 'renewal.request'
+  | 'renewal.response'
+  | 'renewal.notice'
 
 export interface DeviceTopic {
   deviceId: string
@@ -52,6 +60,10 @@ export function renewalRequestTopic(deviceId: string): string {
 
 export function renewalResponseTopic(deviceId: string): string {
   return `${DEVICES_ROOT}/${deviceId}/renewal/response`
+}
+
+export function renewalNoticeTopic(deviceId: string): string {
+  return `${DEVICES_ROOT}/${deviceId}/renewal/notice`
 }
 
 /** `nonce` is the part of a claim session's clientId after `claim:` (certs claimNonceFromClientId). */
@@ -94,7 +106,7 @@ export function devicePublishFilters(deviceId: string): string[] {
 
 /** The topics a device may subscribe to, as MQTT filters. */
 export function deviceSubscribeFilters(deviceId: string): string[] {
-  return [settingsTopic(deviceId), insightsTopic(deviceId), renewalResponseTopic(deviceId)]
+  return [settingsTopic(deviceId), insightsTopic(deviceId), renewalResponseTopic(deviceId), renewalNoticeTopic(deviceId)]
 }
 
 /** A bounded label for metrics: what a topic is for (broker-stats.ts counts publishes in and messages out by it). */
@@ -108,6 +120,7 @@ const CLASS_OF_KIND: Readonly<Record<DeviceTopicKind, TopicClass>> = {
   insights: 'insights',
   'renewal.request': 'renewal',
   'renewal.response': 'renewal',
+  'renewal.notice': 'renewal',
 }
 
 export function topicClassOf(kind: DeviceTopicKind): TopicClass {
@@ -116,7 +129,7 @@ export function topicClassOf(kind: DeviceTopicKind): TopicClass {
 
 /** Topics the broker sends to a device (settings delivery, AI insights, renewal answers). */
 export function isBrokerToDeviceKind(kind: DeviceTopicKind): boolean {
-  return kind === 'settings' || kind === 'insights' || kind === 'renewal.response'
+  return kind === 'settings' || kind === 'insights' || kind === 'renewal.response' || kind === 'renewal.notice'
 }
 
 export function splitTopic(topic: string): string[] {
@@ -141,5 +154,6 @@ export function parseDeviceTopic(topic: string): DeviceTopic | null {
   if (area === 'insights' && rest.length === 0) return { deviceId, kind: 'insights', subtopic: [] }
   if (area === 'renewal' && rest.length === 1 && rest[0] === 'request') return { deviceId, kind: 'renewal.request', subtopic: [] }
   if (area === 'renewal' && rest.length === 1 && rest[0] === 'response') return { deviceId, kind: 'renewal.response', subtopic: [] }
+  if (area === 'renewal' && rest.length === 1 && rest[0] === 'notice') return { deviceId, kind: 'renewal.notice', subtopic: [] }
   return null
 }

@@ -21,6 +21,12 @@ export interface SimCliDeps {
   io: { out(text: string): void; err(text: string): void; isTty: boolean }
   /** creates devices exactly as `gatehouse device create` does (the control plane), writing <bundlesDir>/<id>/ */
   provision(ids: string[], options: SimProvisionOptions): Promise<DeviceBundle[]>
+  /**
+   * With --provision, the bundles found for reuse whose certificate is not the device's current one in
+   * the registry (issued by another CA after a fresh init or with another --data-dir, renewed, revoked):
+   * each with why. None: all may be reused.
+   */
+  staleBundles?(bundles: DeviceBundle[], options: Pick<SimProvisionOptions, 'dataDir'>): Promise<{ deviceId: string; why: string }[]>
   /** runs handler on SIGINT / SIGTERM; returns the unsubscribe. Default: the process's signals */
   onSignal?(handler: (signal: string) => void): () => void
 }

@@ -13,6 +13,8 @@ export const provisioningRequestTopic = (nonce: string) => `provisioning/${nonce
 export const provisioningResponseTopic = (nonce: string) => `provisioning/${nonce}/response`
 export const renewalRequestTopic = (deviceId: string) => `devices/${deviceId}/renewal/request`
 export const renewalResponseTopic = (deviceId: string) => `devices/${deviceId}/renewal/response`
+/** The broker's notice that the certificate is in its renewal window (broker/renewal-notice.ts). */
+export const renewalNoticeTopic = (deviceId: string) => `devices/${deviceId}/renewal/notice`
 
 /** What a claim holds: the shared claim certificate and key, and the CA chain (claims/<claimId>/). */
 export interface ClaimBundle {

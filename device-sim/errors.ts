@@ -24,6 +24,11 @@ export const SimNoConnection = createError(
   'no simulated device could connect to %s (last error: %s): check that Gatehouse is running there, the broker address and port, and that the certificates are current',
   503,
 )
+export const SimBundleStale = createError(
+  'GH_SIM_BUNDLE_STALE',
+  "bundle folders in '%s' do not belong to this Gatehouse: %s. Move those folders away (or delete them) and run again to have --provision issue new ones, or point --bundles / --data-dir at the bundles and data directory that belong together",
+  409,
+)
 export const SimConnectFailed = createError('GH_SIM_CONNECT_FAILED', 'could not connect to %s as %s: %s', 503)
 export const SimAnswerTimeout = createError(
   'GH_SIM_ANSWER_TIMEOUT',

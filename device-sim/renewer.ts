@@ -7,9 +7,11 @@ import type { DeviceBundle } from './fleet.ts'
 import type { RandomSource } from './telemetry.ts'
 
 /**
- * A device's certificate renewal over MQTT (docs/device-lifecycle.md), by itself: once its certificate
- * is in the renewal window (the last `renewalWindow` of its validity) it asks for a new one with a new
- * key, and on success hands the new bundle to the device, which switches without losing telemetry.
+ * A device's certificate renewal over MQTT (docs/device-lifecycle.md), by itself: when Gatehouse's
+ * renewal notice arrives (devices/{id}/renewal/notice: the certificate is in the server's renewal
+ * window) it asks for a new one with a new key, and on success hands the new bundle to the device,
+ * which switches without losing telemetry. As a fallback (a broker without notices) it also asks once
+ * its own computation says the window is open (the last `renewalWindow` of its validity).
  * - GH_RENEWAL_TOO_EARLY: waits until the answer's renewAfter, then asks again;
  * - no answer: asks again later with the same key (a repeated request gets the same certificate);
  * - other refusals: counted, asked again after a back-off (30 s doubling, at most 1 h).
@@ -152,6 +154,11 @@ export function createRenewer(deps: RenewerDeps, options: RenewerOptions) {
   return {
     schedule,
     renewNow,
+    /** The broker's renewal notice: the window is open now, whatever renewalWindow says. */
+    noticed(): void {
+      if (!options.enabled || stopped || retryAt !== null) return
+      void renewNow()
+    },
     renewals: () => renewals,
     stop(): void {
       stopped = true

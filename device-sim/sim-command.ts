@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { readBundle, readBundles, writeBundle } from './bundle-files.ts'
 import { simIds, type SimCliDeps, type SimOptions, type SimSummary } from './cli.ts'
 import { claimDevice } from './enrollment.ts'
-import { SimClaimUnreadable, SimNoBundles, SimNoConnection } from './errors.ts'
+import { SimBundleStale, SimClaimUnreadable, SimNoBundles, SimNoConnection } from './errors.ts'
 import type { DeviceBundle } from './fleet.ts'
 import { parseBrokerUrl, type BrokerAddress } from './mqtt-session.ts'
 import { createSimulation, type SimulationTotals } from './simulation.ts'
@@ -28,6 +28,13 @@ async function loadFleet(options: SimOptions, deps: SimCliDeps, broker: BrokerAd
   for (const id of ids) {
     const found = readBundle(options.bundles, id)
     if (found) have.set(id, found)
+  }
+  if (options.provision && have.size > 0 && deps.staleBundles) {
+    const stale = await deps.staleBundles([...have.values()], { ...(options.dataDir && { dataDir: options.dataDir }) })
+    if (stale.length > 0) {
+      const shown = stale.slice(0, 5).map((s) => `${join(options.bundles, s.deviceId)} (${s.why})`)
+      throw new SimBundleStale(options.bundles, [...shown, ...(stale.length > 5 ? [`and ${stale.length - 5} more`] : [])].join('; '))
+    }
   }
   const missing = ids.filter((id) => !have.has(id))
   if (missing.length > 0 && options.provision) {

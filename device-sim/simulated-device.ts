@@ -8,6 +8,7 @@ import {
   settingsReport,
   type AppliedSettings,
 } from './device-settings.ts'
+import { renewalNoticeTopic } from './enrollment.ts'
 import type { DeviceBundle } from './fleet.ts'
 import { describeError, endClient, openClient, parseBrokerUrl, type BrokerAddress } from './mqtt-session.ts'
 import { createPublishQueue, type Outgoing } from './publish-queue.ts'
@@ -186,7 +187,7 @@ export class SimulatedDevice {
     this.emit({ type: 'connected', deviceId: this.deviceId, reconnect: this.everConnected && !this.plannedReconnect })
     this.everConnected = true
     this.plannedReconnect = false
-    const topics = [`devices/${this.deviceId}/settings`, `devices/${this.deviceId}/insights`]
+    const topics = [`devices/${this.deviceId}/settings`, `devices/${this.deviceId}/insights`, renewalNoticeTopic(this.deviceId)]
     client.subscribe(topics, { qos: 1 }, (err, granted) => {
       const refused = granted?.filter((g) => g.qos === 128).map((g) => g.topic) ?? []
       if (err || refused.length) this.fail('GH_SIM_SUBSCRIBE_REFUSED', err ? err.message : `refused: ${refused.join(', ')}`)
@@ -260,6 +261,7 @@ export class SimulatedDevice {
 
   private onMessage(topic: string, payload: Buffer): void {
     if (topic === `devices/${this.deviceId}/settings`) return this.onSettings(payload)
+    if (topic === renewalNoticeTopic(this.deviceId)) return this.renewer.noticed()
     if (topic !== `devices/${this.deviceId}/insights`) return // renewal answers are read by the renewer
     let message: InsightMessage
     try {

@@ -189,6 +189,8 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
             deviceId,
             serial: peer.serial,
             fingerprint: peer.fingerprint,
+            notBefore: peer.notBefore,
+            notAfter: peer.notAfter,
             tier: result.tier,
             group: result.group,
             remoteAddress: ctx.remoteAddress,

@@ -24,6 +24,7 @@ import type { Metrics } from '../metrics/index.ts'
 import { metricsRoutes } from './metrics-routes.ts'
 import type { LimitsService } from '../limits/index.ts'
 import { tierRoutes } from './tier-routes.ts'
+import { buildAsyncApi } from '../device-protocol/index.ts'
 
 export interface ApiDeps {
   authority: DeviceAuthority
@@ -133,6 +134,9 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
   app.register(healthRoutes, { health: deps.health ?? createHealth({ liveness: {}, readiness: {} }, { log: deps.log }) })
   app.register(async (open) => {
     open.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger())
+    // the device protocol (docs/device-protocol.md), built once from the payload schemas
+    const asyncApi = buildAsyncApi(API_VERSION)
+    open.get('/asyncapi.json', { config: { public: true }, schema: { hide: true } }, async () => asyncApi)
   })
   app.register(crlRoutes, { authority: deps.authority, clock: deps.clock })
   app.register(devicesRoutes, { prefix: '/v1', authority: deps.authority, settings: deps.settings, presence: deps.presence })

@@ -1,5 +1,6 @@
 import { createHash, webcrypto } from 'node:crypto'
 import { parseCertificatePem, parseCsr } from '../../certs/index.ts'
+import { CLAIM_REQUEST_SCHEMA, payloadValidator, RENEWAL_REQUEST_SCHEMA } from '../device-protocol/payload-schemas.ts'
 import { ClaimRequestInvalid, RenewalRequestInvalid } from '../errors.ts'
 
 /** Largest request payload read: a CSR (at most 64 KiB, an RSA-4096 one is under 2 KiB) plus a little. */
@@ -36,11 +37,22 @@ export function requestIdOf(payload: Uint8Array): string | undefined {
   return typeof id === 'string' && id.length <= MAX_REQUEST_ID_LENGTH ? id : undefined
 }
 
-function shape(obj: Record<string, unknown> | null, payload: Uint8Array, fail: (why: string) => Error): Record<string, unknown> {
+const claimProblems = payloadValidator(CLAIM_REQUEST_SCHEMA)
+const renewalProblems = payloadValidator(RENEWAL_REQUEST_SCHEMA)
+
+/** The payload, checked against its schema (the one the AsyncAPI document publishes), then the rules below. */
+function shape(
+  obj: Record<string, unknown> | null,
+  payload: Uint8Array,
+  fail: (why: string) => Error,
+  problems: (value: unknown) => string | null,
+): Record<string, unknown> {
   if (obj === null)
     throw fail(
       payload.byteLength > MAX_ENROLLMENT_PAYLOAD_BYTES ? `larger than ${MAX_ENROLLMENT_PAYLOAD_BYTES} bytes` : 'not a JSON object',
     )
+  const problem = problems(obj)
+  if (problem !== null) throw fail(problem)
   const { requestId } = obj
   if (requestId !== undefined && (typeof requestId !== 'string' || requestId.length > MAX_REQUEST_ID_LENGTH))
     throw fail('requestId must be a string of at most 64 characters')
@@ -50,7 +62,7 @@ function shape(obj: Record<string, unknown> | null, payload: Uint8Array, fail: (
 
 export function parseClaimRequest(payload: Uint8Array): ClaimRequest {
   const fail = (why: string) => new ClaimRequestInvalid(why)
-  const obj = shape(jsonObject(payload), payload, fail)
+  const obj = shape(jsonObject(payload), payload, fail, claimProblems)
   if (typeof obj.deviceId !== 'string' || obj.deviceId.length === 0) throw fail('deviceId must be a string')
   if (obj.token !== undefined && (typeof obj.token !== 'string' || obj.token.length > MAX_TOKEN_LENGTH))
     throw fail('token must be a string')
@@ -63,7 +75,7 @@ export function parseClaimRequest(payload: Uint8Array): ClaimRequest {
 }
 
 export function parseRenewalRequest(payload: Uint8Array): RenewalRequestBody {
-  const obj = shape(jsonObject(payload), payload, (why) => new RenewalRequestInvalid(why))
+  const obj = shape(jsonObject(payload), payload, (why) => new RenewalRequestInvalid(why), renewalProblems)
   return { csr: obj.csr as string, ...(obj.requestId !== undefined && { requestId: obj.requestId as string }) }
 }
 

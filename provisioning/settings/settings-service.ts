@@ -27,6 +27,7 @@ import {
 import { createSchemaValidators, type SchemaValidatorLimits } from './schema-validators.ts'
 import { describePatch, openSecrets, openSecretsForView, redactSecrets, sealSecrets, type SettingsCipher } from './secrets.ts'
 import { DEFAULT_SETTINGS_LIMITS } from './settings-limits.ts'
+import { payloadValidator, SETTINGS_REPORT_SCHEMA } from '../device-protocol/payload-schemas.ts'
 
 export type SettingsTarget = { kind: 'fleet' } | { kind: 'group'; group: string } | { kind: 'device'; deviceId: string }
 
@@ -65,6 +66,8 @@ export interface SettingsLimits extends SchemaValidatorLimits {
 
 /** At most one "does not decrypt" warning per this many ms; the others are counted in the next one. */
 const UNDECRYPTABLE_WARN_MS = 60_000
+/** the report's shape, as the AsyncAPI document publishes it (provisioning/device-protocol/) */
+const reportProblems = payloadValidator(SETTINGS_REPORT_SCHEMA)
 
 export const GROUP_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
 
@@ -307,7 +310,7 @@ export function createSettingsService(
 
     /** From the broker: a device's report on devices/{id}/settings/reported. Bad reports are refused, not stored. */
     report(deviceId: string, payload: unknown): void {
-      if (!isObject(payload) || !isObject(payload.settings) || !(Number.isInteger(payload.version) || payload.version === undefined)) {
+      if (reportProblems(payload) !== null || !isObject(payload) || !isObject(payload.settings)) {
         throw new SettingsInvalid('(report)', 'a report is {"version": <integer>, "settings": {...}}')
       }
       // a report is bounded like a layer, with the same headroom as its size (maxBytes * 2)

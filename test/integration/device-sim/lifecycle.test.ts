@@ -7,6 +7,7 @@ import type { SimEvent } from '../../../device-sim/device-types.ts'
 import { claimDevice } from '../../../device-sim/enrollment.ts'
 import { parseBrokerUrl } from '../../../device-sim/mqtt-session.ts'
 import { renewalWindowOpens } from '../../../device-sim/renewer.ts'
+import { connectDevice } from '../../helpers/mqtt-clients.ts'
 import { runCli } from '../../helpers/run-cli.ts'
 import { waitFor } from '../../helpers/wait.ts'
 import { createDevices, recordTelemetry, simGatehouse, startDevice } from './gatehouse-fixture.ts'
@@ -73,6 +74,37 @@ describe('device-sim certificate renewal over MQTT', () => {
     const got = [...new Set(telemetry.readings('sim-0001').map((r) => r.seq as number))].sort((a, b) => a - b)
     expect(got).toEqual(Array.from({ length: got.length }, (_, i) => i + 1))
     expect(device.stats()).toMatchObject({ errors: 0, reconnects: 0, dropped: 0 })
+  })
+
+  it("renews on the broker's renewal notice, not on its own idea of the window", async () => {
+    const { gatehouse, broker, bundle } = await gatehouseWithAgedDevice('sim-0003', 250)
+    // its own computation (the last 1 % of validity) would not renew for another 100 days
+    expect(renewalWindowOpens(bundle.cert, 0.01).getTime()).toBeGreaterThan(Date.now() + 100 * DAY)
+    const device = startDevice(bundle, { broker, ratePerSecond: 5, renewalWindow: 0.01 })
+    await waitFor(
+      () => device.stats().renewals === 1,
+      15_000,
+      () => `one renewal; have ${device.stats().renewals}`,
+    )
+    expect(gatehouse.control.store.listCertificates('sim-0003')).toHaveLength(2)
+  })
+
+  it('tells a device on connect that its certificate is in the renewal window, with when it ends', async () => {
+    const { broker, bundle } = await gatehouseWithAgedDevice('sim-0004', 250)
+    const { port } = parseBrokerUrl(broker)
+    const client = await connectDevice(port, { ...bundle, serial: '' })
+    const notice = new Promise<Record<string, string>>((resolve) => client.on('message', (_t, p) => resolve(JSON.parse(p.toString()))))
+    await client.subscribeAsync('devices/sim-0004/renewal/notice', { qos: 1 })
+    const cert = parseCertificatePem(bundle.cert)
+    const got = await notice
+    expect(got).toEqual({
+      serial: (await identityFromCertificate(cert)).serial,
+      windowOpensAt: expect.any(String),
+      windowEndsAt: cert.notAfter.toISOString(),
+      notAfter: cert.notAfter.toISOString(),
+    })
+    // the server's renewalWindow (1/3 by default): day ~243 of 365, which is in the past
+    expect(Math.abs(Date.parse(got.windowOpensAt!) - renewalWindowOpens(bundle.cert).getTime())).toBeLessThan(1000)
   })
 
   it('waits until renewAfter when Gatehouse answers GH_RENEWAL_TOO_EARLY', async () => {

@@ -180,6 +180,25 @@ describe('gatehouse sim (the command, as its own process)', () => {
     })
   })
 
+  it('--provision refuses bundle folders another CA issued (a fresh init, another --data-dir), naming the folder and what to do', async () => {
+    const dir = tempDir()
+    const [a, b, bundles] = [join(dir, 'a'), join(dir, 'b'), join(dir, 'devices')]
+    for (const d of [a, b]) expect((await runCli(['init', '--data-dir', d])).code).toBe(0)
+    expect((await runCli(['device', 'create', 'sim-0001', '--out', bundles, '--data-dir', a])).code).toBe(0)
+    const port = await freePortThatIsClosed()
+    const args = ['sim', '--devices', '2', '--provision', '--bundles', bundles, '--broker', `mqtts://127.0.0.1:${port}`, '--duration', '2s']
+    const res = await runCli([...args, '--data-dir', b])
+    expect(res.code).toBe(1)
+    expect(res.stderr).toMatch(
+      /^error GH_SIM_BUNDLE_STALE: .*sim-0001 \(its certificate was not issued by this data directory.*Move those folders away/m,
+    )
+    expect(existsSync(join(bundles, 'sim-0002'))).toBe(false) // nothing provisioned
+    // with the data directory that issued it, the folder is reused (and sim-0002 provisioned)
+    const same = await runCli([...args, '--data-dir', a])
+    expect(same.stderr).not.toMatch(/GH_SIM_BUNDLE_STALE/)
+    expect(same.stderr).toMatch(/provisioning 1 devices \(sim-0002\.\.sim-0002\)/)
+  })
+
   it('refuses bad arguments as usage errors (exit 2)', async () => {
     expect((await runCli(['sim'])).code).toBe(2)
     expect((await runCli(['sim', '--devices', '0'])).code).toBe(2)

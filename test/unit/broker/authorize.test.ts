@@ -49,7 +49,14 @@ describe('authorize-subscribe hook', () => {
       ],
     })
     await client.next()
-    expect(seen).toEqual([{ deviceId: A, sessionId: expect.any(Number), filters: [{ topic: 'devices/pump-7/settings', qos: 1 }] }])
+    expect(seen).toEqual([
+      {
+        deviceId: A,
+        sessionId: expect.any(Number),
+        filters: [{ topic: 'devices/pump-7/settings', qos: 1 }],
+        certificate: { serial: expect.any(String), notBefore: expect.any(Date), notAfter: expect.any(Date) },
+      },
+    ])
   })
 
   it('delivers what the broker publishes to devices/{id}/settings', async () => {

@@ -8,6 +8,7 @@ import {
   isBrokerToDeviceKind,
   parseDeviceTopic,
   renewalRequestTopic,
+  renewalNoticeTopic,
   renewalResponseTopic,
   settingsReportedTopic,
   settingsTopic,
@@ -23,6 +24,7 @@ describe('canPublish', () => {
     ['ok/settings-reported', 'devices/pump-7/settings/reported', null],
     ['ok/renewal-request', 'devices/pump-7/renewal/request', null],
     ['fail/renewal-response', 'devices/pump-7/renewal/response', 'not-permitted'],
+    ['fail/renewal-notice', 'devices/pump-7/renewal/notice', 'not-permitted'],
     ['fail/other-device-renewal-request', 'devices/B/renewal/request', 'not-permitted'],
     ['fail/renewal-request-below', 'devices/pump-7/renewal/request/x', 'not-permitted'],
     ['fail/provisioning', 'provisioning/nonceAAAAAAAAAAAAAAA/request', 'not-permitted'],
@@ -59,6 +61,8 @@ describe('canSubscribe', () => {
     ['ok/settings', 'devices/pump-7/settings', null],
     ['ok/insights', 'devices/pump-7/insights', null],
     ['ok/renewal-response', 'devices/pump-7/renewal/response', null],
+    ['ok/renewal-notice', 'devices/pump-7/renewal/notice', null],
+    ['fail/other-device-renewal-notice', 'devices/B/renewal/notice', 'not-permitted'],
     ['fail/renewal-request', 'devices/pump-7/renewal/request', 'not-permitted'],
     ['fail/renewal-all', 'devices/pump-7/renewal/#', 'not-permitted'],
     ['fail/other-device-renewal-response', 'devices/B/renewal/response', 'not-permitted'],
@@ -156,16 +160,17 @@ describe('topics', () => {
     expect(insightsTopic(A)).toBe('devices/pump-7/insights')
     expect(renewalRequestTopic(A)).toBe('devices/pump-7/renewal/request')
     expect(renewalResponseTopic(A)).toBe('devices/pump-7/renewal/response')
+    expect(renewalNoticeTopic(A)).toBe('devices/pump-7/renewal/notice')
     expect(claimRequestTopic('nonceAAAAAAAAAAAAAAA')).toBe('provisioning/nonceAAAAAAAAAAAAAAA/request')
     expect(claimResponseTopic('nonceAAAAAAAAAAAAAAA')).toBe('provisioning/nonceAAAAAAAAAAAAAAA/response')
   })
 
   it('sends settings, insights and renewal answers to devices, nothing else', () => {
     expect(
-      ['telemetry', 'settings', 'settings.reported', 'insights', 'renewal.request', 'renewal.response'].filter((k) =>
+      ['telemetry', 'settings', 'settings.reported', 'insights', 'renewal.request', 'renewal.response', 'renewal.notice'].filter((k) =>
         isBrokerToDeviceKind(k as never),
       ),
-    ).toEqual(['settings', 'insights', 'renewal.response'])
+    ).toEqual(['settings', 'insights', 'renewal.response', 'renewal.notice'])
   })
 
   it.each([
@@ -175,6 +180,7 @@ describe('topics', () => {
     ['devices/pump-7/insights', { deviceId: A, kind: 'insights', subtopic: [] }],
     ['devices/pump-7/renewal/request', { deviceId: A, kind: 'renewal.request', subtopic: [] }],
     ['devices/pump-7/renewal/response', { deviceId: A, kind: 'renewal.response', subtopic: [] }],
+    ['devices/pump-7/renewal/notice', { deviceId: A, kind: 'renewal.notice', subtopic: [] }],
     ['devices/pump-7/renewal', null],
     ['devices/pump-7/renewal/other', null],
     ['devices/pump-7/renewal/request/x', null],
