@@ -100,6 +100,8 @@ const counts = {
   settingsAcked: 0,
 }
 const clients = new Map<string, MqttClient>()
+/** a session whose certificate was renewed is on a superseded one: it renews again only after it reconnects (GH_RENEWAL_NOT_CURRENT) */
+const renewedOnThisSession = new Set<string>()
 /** the `tick` each device last received in its settings document */
 const received = new Map<string, number>()
 let ackedTick = 0
@@ -114,6 +116,7 @@ async function connect(id: string): Promise<void> {
     client.on('error', () => {})
     await client.subscribeAsync(`devices/${id}/settings`, { qos: 1 })
     clients.set(id, client)
+    renewedOnThisSession.delete(id)
     counts.connects++
   } catch {
     counts.connectErrors++
@@ -193,11 +196,12 @@ while (Date.now() < endAt) {
   for (let i = 0; i < Math.max(1, devices / 500); i++) {
     const id = pick()
     const c = clients.get(id)
-    if (!c) continue
+    if (!c || renewedOnThisSession.has(id)) continue
     step.push(
       requestRenewal(c, id, { timeoutMs: 20_000 }).then(
         (r) => {
           bundles.set(id, { ...bundles.get(id)!, cert: r.certificate, key: r.key.privateKeyPem, ca: r.chain })
+          renewedOnThisSession.add(id)
           counts.renewed++
         },
         () => counts.renewErrors++,
