@@ -88,6 +88,21 @@ export const StoreWriteFailed = createError(
   'the registry could not be written (%s): nothing was changed; check free disk space and permissions of the data directory',
   503,
 )
+export const StoreDiskFull = createError(
+  'GH_STORE_DISK_FULL',
+  'the disk holding the data directory is full (%s): nothing was changed; free space there and retry (no restart needed)',
+  507,
+)
+export const StoreLocked = createError(
+  'GH_STORE_LOCKED',
+  'the registry is locked by another process for longer than the busy timeout (%s): nothing was changed; find the process holding %s (fuser or lsof) and retry',
+  503,
+)
+export const StoreCorrupt = createError(
+  'GH_STORE_CORRUPT',
+  'the registry %s is not a readable SQLite database (%s): Gatehouse left it untouched; restore it from a backup (docs/deployment.md) or move it away to start afresh',
+  500,
+)
 export const StoreSchemaTooNew = createError(
   'GH_STORE_SCHEMA_TOO_NEW',
   'the registry %s has schema version %s, newer than this Gatehouse knows (%s): upgrade Gatehouse',

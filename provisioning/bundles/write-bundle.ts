@@ -45,10 +45,19 @@ export function writeDeviceBundle(outDir: string, issued: IssuedCertificate, opt
   return target
 }
 
+/** The note a staging folder carries from its first write: what a folder left by a killed process means. */
+const STAGING_NOTE = 'NOTE.txt'
+const STAGING_NOTE_TEXT = `Gatehouse writes a batch's bundles here, commits the devices to the registry, then moves the
+bundles out. This folder is left only when the process stopped in between (killed, power cut):
+- bundles of devices that 'gatehouse device list' shows were committed: move them out and use them;
+- bundles of devices it does not show were never registered: they are void, delete them.
+`
+
 /**
- * Writes every bundle into a staging folder inside outDir, then calls commit() (the registry
- * transaction), then moves the bundles into place. If anything fails before commit, the staging folder
- * is removed and the registry is untouched; no device is ever registered without its key on disk.
+ * Writes every bundle into a staging folder inside outDir (a NOTE.txt first, saying what a left-over
+ * folder means), then calls commit() (the registry transaction), then moves the bundles into place. If
+ * anything fails before commit, the staging folder is removed and the registry is untouched; no device is
+ * ever registered without its key on disk, and a bundle whose device is missing is never without the note.
  */
 export async function writeBundlesThenCommit(
   outDir: string,
@@ -64,6 +73,7 @@ export async function writeBundlesThenCommit(
   }
   const staging = mkdtempSync(join(outDir, '.gatehouse-staging-'))
   try {
+    writeFileAtomic(join(staging, STAGING_NOTE), STAGING_NOTE_TEXT, 0o644)
     let done = 0
     for (const i of issued) {
       writeDeviceBundle(staging, i, options)
@@ -74,7 +84,7 @@ export async function writeBundlesThenCommit(
     rmSync(staging, { recursive: true, force: true })
     throw err
   }
-  for (const name of readdirSync(staging)) renameSync(join(staging, name), join(outDir, name))
+  for (const name of readdirSync(staging)) if (name !== STAGING_NOTE) renameSync(join(staging, name), join(outDir, name))
   rmSync(staging, { recursive: true, force: true })
   fsyncDir(outDir)
   return issued.map((i) => bundlePath(outDir, i.deviceId, options.format))

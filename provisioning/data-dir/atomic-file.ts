@@ -1,5 +1,6 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
+import { storeFailure } from '../store/store-failure.ts'
 
 /**
  * Writes a file so that a reader sees the old content or the new, never half of either: the bytes go
@@ -15,7 +16,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
   } catch (err) {
     closeSync(fd)
     rmSync(tmp, { force: true })
-    throw err
+    throw storeFailure(err) ?? err // a full disk: GH_STORE_DISK_FULL, the target untouched
   }
   closeSync(fd)
   renameSync(tmp, path)

@@ -69,7 +69,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
   }
   brokerMetrics(snapshots, gauge, counter)
   if (snapshots.ai) aiMetrics(snapshots.ai, gauge, counter, histogram)
-  controlPlaneMetrics(snapshots, gauge, histogram)
+  controlPlaneMetrics(snapshots, gauge, counter, histogram)
   gauge('build_info', 'Always 1; the labels say which Gatehouse and Node.js run', ['version', 'node'], () => [
     [{ version: sources.build.version, node: process.version }, 1],
   ])
@@ -156,8 +156,11 @@ function aiMetrics(ai: NonNullable<MetricsSources['ai']>, gauge: SeriesFn, count
   )
 }
 
-function controlPlaneMetrics(sources: MetricsSources, gauge: SeriesFn, histogram: HistogramFn): void {
+function controlPlaneMetrics(sources: MetricsSources, gauge: SeriesFn, counter: SeriesFn, histogram: HistogramFn): void {
   const { registry, feed, clock } = sources
+  counter('audit_write_failures_total', 'Audit records that could not be written (a full disk, a lock), each also logged', [], () => [
+    [{}, registry.auditWriteFailures()],
+  ])
   gauge('change_feed_lag_events', 'Events committed to the registry and not yet delivered by the change feed', [], () => [
     [{}, Math.max(0, registry.lastEventSeq() - feed.position().seq)],
   ])

@@ -59,6 +59,7 @@ export interface MetricsSources {
   registry: {
     lastEventSeq(): number
     countCertificatesExpiring(from: Date, to: Date): number
+    auditWriteFailures(): number
   }
   settings: { syncCounts(): { inSync: number; outOfSync: number } }
   /** the directory's lookup latencies (registry-directory.ts) */

@@ -171,6 +171,11 @@ export class InMemoryRegistryStore implements RegistryStore {
     return id
   }
 
+  /** an in-memory append cannot fail */
+  auditWriteFailures(): number {
+    return 0
+  }
+
   listAudit(filter: AuditFilter = {}): AuditEntry[] {
     const rows = this.#audit
       .filter(

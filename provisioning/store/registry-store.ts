@@ -107,6 +107,8 @@ export interface RegistryStore {
   updateCertificate(serial: string, update: CertificateUpdate): void
 
   appendAudit(entry: NewAuditEntry): number
+  /** How many appendAudit calls failed since this store opened (a full disk, a lock): each was also thrown to its caller. */
+  auditWriteFailures(): number
   listAudit(filter?: AuditFilter): AuditEntry[]
 
   appendEvent(type: string, data: Record<string, unknown>, at: Date): number
@@ -130,7 +132,7 @@ export interface RegistryStore {
   setMeta(key: string, value: string): void
   /**
    * Readiness (GET /readyz): a real write (the `health.probedAt` meta row, committed) that waits at most
-   * busyTimeoutMs for another writer's lock; GH_STORE_WRITE_FAILED when the registry cannot be written.
+   * busyTimeoutMs for another writer's lock; GH_STORE_LOCKED past it, GH_STORE_DISK_FULL or GH_STORE_WRITE_FAILED when the registry cannot be written.
    */
   probeWrite(at: Date, busyTimeoutMs: number): void
 

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3'
-import { StoreWriteFailed } from '../errors.ts'
 import type { AiUsageRecord, AiUsageStore, StoredInsight } from './ai-usage-store.ts'
+import { storeWrite as write } from './store-failure.ts'
 
 type Row = Record<string, unknown>
 
@@ -10,17 +10,6 @@ const toUsage = (r: Row): AiUsageRecord => ({
   requests: Number(r.requests),
   tokens: Number(r.tokens),
 })
-
-/** Disk full, read-only file system, I/O error, lock timeout: the caller is told nothing was changed. */
-function write<T>(fn: () => T): T {
-  try {
-    return fn()
-  } catch (err) {
-    const code = String((err as { code?: unknown } | null)?.code ?? '')
-    if (/^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|BUSY|LOCKED)/.test(code)) throw new StoreWriteFailed(code, { cause: err })
-    throw err
-  }
-}
 
 function prepare(db: Database.Database) {
   return {

@@ -1,7 +1,7 @@
 import { closeSync, openSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import type { CrlReason } from '../../certs/index.ts'
-import { CertificateExists, DeviceExists, DeviceNotFound, StoreSchemaTooNew, StoreWriteFailed } from '../errors.ts'
+import { CertificateExists, DeviceExists, DeviceNotFound, StoreSchemaTooNew } from '../errors.ts'
 import { CommitNotifier } from './commit-notifier.ts'
 import { migrations, SCHEMA_VERSION } from './migrations/index.ts'
 import { SqliteAiUsageStore } from './sqlite-ai-usage-store.ts'
@@ -9,6 +9,7 @@ import { SqliteApiKeyStore } from './sqlite-api-key-store.ts'
 import { SqliteClaimStore } from './sqlite-claim-store.ts'
 import { SqliteLimitsStore } from './sqlite-limits-store.ts'
 import { SqliteSettingsStore } from './sqlite-settings-store.ts'
+import { storeFailure, storeWrite } from './store-failure.ts'
 import type {
   AuditEntry,
   AuditFilter,
@@ -71,12 +72,6 @@ function isConstraint(err: unknown): boolean {
   return typeof err === 'object' && err !== null && String((err as { code?: unknown }).code).startsWith('SQLITE_CONSTRAINT')
 }
 
-/** Disk full, read-only file system, I/O error: the caller is told nothing was changed. */
-function isWriteFailure(err: unknown): boolean {
-  const code = String((err as { code?: unknown } | null)?.code ?? '')
-  return /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|BUSY|LOCKED)/.test(code)
-}
-
 export interface SqliteRegistryStoreOptions {
   /** How long a writer waits for another process's write lock before failing (ms). */
   busyTimeoutMs?: number
@@ -88,13 +83,40 @@ export const COUNT_EXPIRING_SQL = `SELECT COUNT(*) AS n FROM certificates c JOIN
   WHERE c.status = 'active' AND d.status = 'active' AND c.not_after >= ? AND c.not_after < ?`
 
 /**
+ * Opens the file (created 0600: SQLite gives its -wal and -shm files the same mode) and reads its schema. A
+ * full disk, a lock past the busy timeout or a file that is not a database stops the opening with its coded
+ * error, and the file is left as it was: the evidence stays for the operator (docs/errors.md, GH_STORE_CORRUPT).
+ */
+function openDatabase(path: string, busyTimeoutMs: number, readonly: boolean): Database.Database {
+  return storeWrite(() => {
+    if (!readonly && path !== ':memory:') closeSync(openSync(path, 'a', 0o600))
+    const db = new Database(path, { readonly })
+    try {
+      db.pragma(`busy_timeout = ${busyTimeoutMs}`)
+      if (!readonly) {
+        db.pragma('journal_mode = WAL')
+        db.pragma('synchronous = FULL')
+      }
+      db.pragma('foreign_keys = ON')
+      db.prepare('SELECT count(*) FROM sqlite_master').get() // parses the schema: a damaged one fails here, not later
+      return db
+    } catch (err) {
+      db.close()
+      throw err
+    }
+  }, path)
+}
+
+/**
  * The registry in one SQLite file (WAL mode, foreign keys on, synchronous=FULL so a change the
  * operator is told about survives a power cut). Several processes may open the same file: the
  * broker and the CLI do.
  */
 export class SqliteRegistryStore implements RegistryStore {
   readonly #db: Database.Database
+  readonly #path: string
   readonly #busyTimeoutMs: number
+  #auditWriteFailures = 0
   readonly #stmts
   /** settings layers, versions, reports and schemas, on this connection (same transactions) */
   readonly settings: SqliteSettingsStore
@@ -108,17 +130,15 @@ export class SqliteRegistryStore implements RegistryStore {
   readonly limits: SqliteLimitsStore
 
   constructor(path: string, options: SqliteRegistryStoreOptions = {}) {
-    // The registry is private to Gatehouse: create it 0600 (SQLite gives its -wal and -shm files the same mode).
-    if (!options.readonly && path !== ':memory:') closeSync(openSync(path, 'a', 0o600))
-    this.#db = new Database(path, { readonly: options.readonly ?? false })
+    this.#path = path
     this.#busyTimeoutMs = options.busyTimeoutMs ?? 5000
-    this.#db.pragma(`busy_timeout = ${this.#busyTimeoutMs}`)
-    if (!options.readonly) {
-      this.#db.pragma('journal_mode = WAL')
-      this.#db.pragma('synchronous = FULL')
+    this.#db = openDatabase(path, this.#busyTimeoutMs, options.readonly ?? false)
+    try {
+      if (!options.readonly) this.#migrate(path)
+    } catch (err) {
+      this.#db.close()
+      throw storeFailure(err, path) ?? err
     }
-    this.#db.pragma('foreign_keys = ON')
-    if (!options.readonly) this.#migrate(path)
     const db = this.#db
     this.settings = new SqliteSettingsStore(db)
     this.aiUsage = new SqliteAiUsageStore(db)
@@ -174,12 +194,7 @@ export class SqliteRegistryStore implements RegistryStore {
 
   /** Runs a write; turns disk-full and I/O failures into one coded error (nothing was changed). */
   #write<T>(fn: () => T): T {
-    try {
-      return fn()
-    } catch (err) {
-      if (isWriteFailure(err)) throw new StoreWriteFailed(String((err as { code?: unknown }).code), { cause: err })
-      throw err
-    }
+    return storeWrite(fn, this.#path)
   }
 
   transaction<T>(fn: () => T): T {
@@ -311,8 +326,17 @@ export class SqliteRegistryStore implements RegistryStore {
   }
 
   appendAudit(e: NewAuditEntry): number {
-    const r = this.#write(() => this.#stmts.appendAudit.run(iso(e.at), e.actor, e.action, e.subject, JSON.stringify(e.details)))
-    return Number(r.lastInsertRowid)
+    try {
+      const r = this.#write(() => this.#stmts.appendAudit.run(iso(e.at), e.actor, e.action, e.subject, JSON.stringify(e.details)))
+      return Number(r.lastInsertRowid)
+    } catch (err) {
+      this.#auditWriteFailures++
+      throw err
+    }
+  }
+
+  auditWriteFailures(): number {
+    return this.#auditWriteFailures
   }
 
   listAudit(filter: AuditFilter = {}): AuditEntry[] {

@@ -52,7 +52,7 @@ describe('GET /healthz and /readyz on a running Gatehouse (no API key)', () => {
     const locked = await readyzWhen(503)
     expect(locked.body).toEqual({
       status: 'failed',
-      checks: { ...allOk, database: { status: 'failed', code: 'GH_STORE_WRITE_FAILED', reason: expect.stringContaining('SQLITE_BUSY') } },
+      checks: { ...allOk, database: { status: 'failed', code: 'GH_STORE_LOCKED', reason: expect.stringContaining('SQLITE_BUSY') } },
     })
     other.exec('ROLLBACK')
     expect((await readyzWhen(200)).body).toEqual({ status: 'ok', checks: allOk })

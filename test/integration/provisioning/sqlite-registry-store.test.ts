@@ -93,7 +93,7 @@ describe('SqliteRegistryStore on disk', () => {
     onTestFinished(() => void other.close())
     other.exec('BEGIN EXCLUSIVE')
     const started = performance.now()
-    expect(() => store.probeWrite(new Date(), 50)).toThrow(expect.objectContaining({ code: 'GH_STORE_WRITE_FAILED' }))
+    expect(() => store.probeWrite(new Date(), 50)).toThrow(expect.objectContaining({ code: 'GH_STORE_LOCKED' }))
     expect(performance.now() - started).toBeLessThan(1000) // not the store's 5 s busy timeout
     other.exec('ROLLBACK')
     store.probeWrite(new Date('2026-02-03T04:05:06Z'), 50)

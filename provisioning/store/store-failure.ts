@@ -1,0 +1,28 @@
+import { StoreCorrupt, StoreDiskFull, StoreLocked, StoreWriteFailed } from '../errors.ts'
+
+const codeOf = (err: unknown): string => String((err as { code?: unknown } | null)?.code ?? '')
+
+/**
+ * The one place a low-level storage failure (SQLite's result codes, Node's errno codes) becomes a coded
+ * error: a full disk, a lock held past the busy timeout, a file that is not a database, any other I/O
+ * failure. Returns undefined for anything else (a constraint, a bug), which the caller rethrows as is.
+ * `path` names the database for the messages that need it.
+ */
+export function storeFailure(err: unknown, path = 'the registry'): Error | undefined {
+  const code = codeOf(err)
+  if (/^SQLITE_FULL/.test(code) || code === 'ENOSPC' || code === 'EDQUOT') return new StoreDiskFull(code, { cause: err })
+  if (/^SQLITE_(BUSY|LOCKED)/.test(code)) return new StoreLocked(code, path, { cause: err })
+  if (/^SQLITE_(CORRUPT|NOTADB)/.test(code)) return new StoreCorrupt(path, code, { cause: err })
+  if (/^SQLITE_(IOERR|READONLY|CANTOPEN)/.test(code) || code === 'EROFS' || code === 'EIO')
+    return new StoreWriteFailed(code, { cause: err })
+  return undefined
+}
+
+/** Runs a write; a storage failure becomes its coded error (nothing was changed), anything else is rethrown. */
+export function storeWrite<T>(fn: () => T, path?: string): T {
+  try {
+    return fn()
+  } catch (err) {
+    throw storeFailure(err, path) ?? err
+  }
+}

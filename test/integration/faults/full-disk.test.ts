@@ -1,0 +1,124 @@
+import { spawnSync } from 'node:child_process'
+import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { loadConfig } from '../../../config.ts'
+import { startGatehouse } from '../../../gatehouse.ts'
+import { createRecordingLogger } from '../../helpers/broker-harness.ts'
+import { connectDevice } from '../../helpers/mqtt-clients.ts'
+import { tempDir } from '../../helpers/temp-dir.ts'
+import { waitFor } from '../../helpers/wait.ts'
+
+/** A small tmpfs at a fresh directory, unmounted when the test ends; undefined where mount is refused (not root). */
+function smallDisk(size: string): string | undefined {
+  const dir = tempDir('gatehouse-disk-')
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir], { encoding: 'utf8' })
+  if (mounted.status !== 0) return undefined
+  onTestFinished(() => void spawnSync('umount', ['-l', dir]))
+  return dir
+}
+
+/** Fills the file system holding dir until ENOSPC (bounded by its size); returns the filler file. */
+function fill(dir: string): string {
+  const path = join(dir, 'filler')
+  const fd = openSync(path, 'w')
+  const chunk = Buffer.alloc(64 * 1024, 1)
+  try {
+    for (let i = 0; i < 16_384; i++) writeSync(fd, chunk)
+    throw new Error('the disk never filled up')
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ENOSPC') throw err
+  } finally {
+    closeSync(fd)
+  }
+  // the last few KiB: a write of one small chunk less fits in what a 64 KiB write left over
+  const tail = openSync(join(dir, 'filler-tail'), 'w')
+  try {
+    for (let i = 0; i < 64; i++) writeSync(tail, Buffer.alloc(1024, 1))
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ENOSPC') throw err
+  } finally {
+    closeSync(tail)
+  }
+  return path
+}
+
+const mountable = spawnSync('mount', ['--version']).status === 0 && process.getuid?.() === 0
+
+describe('a full disk under the data directory', () => {
+  it.skipIf(!mountable)(
+    'refuses provisioning and settings changes with GH_STORE_DISK_FULL, keeps serving, counts failed audits, and recovers once space is freed',
+    async () => {
+      const disk = smallDisk('8m')
+      if (disk === undefined) return console.warn('skipped: mount -t tmpfs was refused (run as root, as CI does)')
+      const dataDir = join(disk, 'data')
+      mkdirSync(dataDir, { mode: 0o700 })
+      const { log, records } = createRecordingLogger('info')
+      const gatehouse = await startGatehouse(loadConfig({ dataDir, mqttPort: 0, httpPort: 0, aiEnabled: false }, {}), { log })
+      onTestFinished(() => gatehouse.close())
+      const { authority } = gatehouse.control
+      const issued = await authority.createDevice({ id: 'pump-1' }, 'operator:test')
+      const creds = {
+        deviceId: 'pump-1',
+        cert: issued.certificatePem,
+        key: issued.privateKey!.pem,
+        ca: issued.chainPem,
+        serial: issued.serial,
+      }
+      const device = await connectDevice(gatehouse.mqtt.port, creds)
+      const { token } = gatehouse.control.apiKeys.create(
+        { name: 'ops', scopes: ['settings:write', 'settings:read', 'metrics:read'] },
+        'operator:test',
+      )
+
+      const filler = fill(disk)
+      // The WAL may still have room for a write or two: provision until the disk refuses (bounded).
+      let refused: (Error & { code?: string; statusCode?: number }) | undefined
+      const attempted: string[] = []
+      for (let i = 0; i < 50 && refused === undefined; i++) {
+        attempted.push(`full-${i}`)
+        await authority.createDevice({ id: `full-${i}` }, 'operator:test').catch((err: Error) => (refused = err))
+      }
+      expect(refused?.code, String(refused)).toBe('GH_STORE_DISK_FULL')
+      expect(refused?.message).toMatch(/disk .* is full.*nothing was changed; free space/)
+      expect(gatehouse.control.store.getDevice(attempted.at(-1)!)).toBeUndefined()
+
+      const patch = await fetch(`${gatehouse.http.url}/v1/devices/pump-1/settings`, {
+        method: 'PATCH',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/merge-patch+json' },
+        body: JSON.stringify({ interval: 15 }),
+      })
+      expect(patch.status).toBe(507)
+      expect(((await patch.json()) as { code: string }).code).toBe('GH_STORE_DISK_FULL')
+
+      // the broker keeps serving the connected device, and an audit it cannot write is counted and logged
+      await device.publishAsync('devices/pump-1/telemetry', JSON.stringify({ t: 1 }), { qos: 1 })
+      const failuresBefore = gatehouse.control.store.auditWriteFailures()
+      device.publish('devices/pump-2/telemetry', 'not mine') // refused and audited (publish.refused): that write fails
+      await waitFor(() => gatehouse.control.store.auditWriteFailures() > failuresBefore, 5000, 'the publish.refused audit failure counted')
+      expect(records.some((r) => r.msg === 'audit write failed')).toBe(true)
+      const metrics = await (await fetch(`${gatehouse.http.url}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text()
+      expect(metrics).toMatch(/^gatehouse_audit_write_failures_total [1-9]/m)
+
+      // nothing is corrupted
+      const check = new Database(join(dataDir, 'gatehouse.db'), { readonly: true })
+      expect(check.pragma('integrity_check', { simple: true })).toBe('ok')
+      check.close()
+
+      // space freed: everything works again, without a restart
+      rmSync(filler)
+      rmSync(join(disk, 'filler-tail'))
+      await authority.createDevice({ id: 'after-1' }, 'operator:test')
+      const again = await fetch(`${gatehouse.http.url}/v1/devices/pump-1/settings`, {
+        method: 'PATCH',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/merge-patch+json' },
+        body: JSON.stringify({ interval: 15 }),
+      })
+      expect(again.status).toBe(200)
+      expect(again.headers.get('etag')).toBe('"2"') // the refused PATCH stored nothing: this is the first change
+      const back = await connectDevice(gatehouse.mqtt.port, creds)
+      await back.endAsync()
+    },
+  )
+})

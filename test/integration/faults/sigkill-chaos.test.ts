@@ -1,0 +1,52 @@
+import { readdirSync, readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { IssuedCertificate } from '../../../provisioning/authority/device-authority.ts'
+import { writeBundlesThenCommit } from '../../../provisioning/bundles/write-bundle.ts'
+import { tempDir } from '../../helpers/temp-dir.ts'
+import { makeTemplate, runRound, SCENARIOS, SERVER_WINDOW_MS, seeded, type Scenario, type Template } from '../../chaos/chaos.ts'
+
+// One SIGKILL per scenario at a point a fixed seed picks (`npm run chaos -- --rounds N --seed S` runs many,
+// with windows calibrated on the machine). A command's window here is fixed: long enough to reach its
+// commit on a loaded CI box, so some seeds kill it before and some after.
+const COMMAND_WINDOW_MS: Partial<Record<Scenario, number>> = { batch: 4000, 'ca-rotate': 3000 }
+const random = seeded(17)
+const killAt = Object.fromEntries(
+  SCENARIOS.map((s) => [s, Math.round(random() * (SERVER_WINDOW_MS[s] ?? COMMAND_WINDOW_MS[s]!))]),
+) as Record<Scenario, number>
+
+let template: Template
+beforeAll(async () => {
+  template = await makeTemplate()
+}, 60_000)
+afterAll(() => rmSync(template.root, { recursive: true, force: true }))
+
+describe('SIGKILL at a seeded point (a real gatehouse process)', () => {
+  it.each(SCENARIOS)(
+    'during %s: the registry stays consistent, every acknowledged change is kept, the CA loads, devices reconnect and get their latest settings',
+    async (scenario) => {
+      const result = await runRound(template, scenario, 1, killAt[scenario])
+      expect(result.violations).toEqual([])
+    },
+    90_000,
+  )
+})
+
+describe('a batch killed between writing its bundles and committing', () => {
+  it('leaves its bundles in a staging folder beside a note saying which of them are void', async () => {
+    const out = join(tempDir(), 'out')
+    const issued = ['n-1', 'n-2'].map((deviceId) => ({ deviceId, certificatePem: 'CERT', chainPem: 'CHAIN', privateKey: { pem: 'KEY' } }))
+    let seen: string[] = []
+    let note = ''
+    // the commit is where a SIGKILL would stop it: what is on disk then is what the operator finds
+    const commit = () => {
+      const staging = readdirSync(out).find((n) => n.startsWith('.gatehouse-staging-'))!
+      seen = readdirSync(join(out, staging)).sort()
+      note = readFileSync(join(out, staging, 'NOTE.txt'), 'utf8')
+    }
+    await writeBundlesThenCommit(out, issued as unknown as IssuedCertificate[], { format: 'pem' }, commit)
+    expect(seen).toEqual(['NOTE.txt', 'n-1', 'n-2'])
+    expect(note).toMatch(/not show were never registered: they are void/)
+    expect(readdirSync(out).sort()).toEqual(['n-1', 'n-2']) // after the commit: moved out, the note and the folder gone
+  })
+})
