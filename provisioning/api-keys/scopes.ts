@@ -11,6 +11,7 @@ export const API_SCOPES = [
   'dashboard',
   'checks:read',
   'metrics:read',
+  'devices:write',
 ] as const
 
 export type ApiScope = (typeof API_SCOPES)[number]

@@ -9,6 +9,7 @@ import type { SettingsService } from '../settings/settings-service.ts'
 import { apiKeyAuth } from './api-key-auth.ts'
 import { checksRoutes, type ChecksRoutesOptions } from './checks-routes.ts'
 import { devicesRoutes, type Presence } from './devices-routes.ts'
+import { deviceLifecycleRoutes } from './device-lifecycle-routes.ts'
 import { createHealth, type Health } from '../health/health.ts'
 import { healthRoutes } from './health-routes.ts'
 import { notFoundHandler, problemErrorHandler } from './problem.ts'
@@ -126,6 +127,7 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
     open.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger())
   })
   app.register(devicesRoutes, { prefix: '/v1', authority: deps.authority, settings: deps.settings, presence: deps.presence })
+  app.register(deviceLifecycleRoutes, { prefix: '/v1', authority: deps.authority })
   app.register(settingsRoutes, { prefix: '/v1', settings: deps.settings })
   app.register(insightsRoutes, { prefix: '/v1', authority: deps.authority, aiUsage: deps.aiUsage })
   app.register(checksRoutes, { prefix: '/v1', checks: deps.checks, clock: deps.clock })

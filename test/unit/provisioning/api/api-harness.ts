@@ -12,7 +12,7 @@ import { createSettingsCipher } from '../../../../provisioning/settings/secrets.
 import { createSettingsService } from '../../../../provisioning/settings/settings-service.ts'
 import { SqliteRegistryStore } from '../../../../provisioning/store/sqlite-registry-store.ts'
 import { fixedClock } from '../../../helpers/clock.ts'
-import { makeTestCa } from '../../../helpers/test-ca.ts'
+import { makeTestCa, makeTestCsr } from '../../../helpers/test-ca.ts'
 
 export const T0 = '2026-01-01T00:00:00Z'
 
@@ -90,7 +90,13 @@ const emptyFleet = (now: Date) => ({
 })
 
 /** Every authenticated route, with the one scope it needs and a request that succeeds when allowed. */
-export const ROUTES: { method: string; url: string; path: string; scope: string; body?: unknown }[] = [
+// CSRs for the lifecycle routes of the scope matrix: a new device 'new-1' and a renewal of 'pump-1'
+const NEW_CSR = (await makeTestCsr({ commonName: 'new-1' })).pem
+const RENEW_CSR = (await makeTestCsr({ commonName: 'pump-1' })).pem
+const SELECT_PUMPS = { selector: { group: 'pumps' }, max: 10 }
+
+/** Every authenticated route, called with the scope it needs (status: its success code, default 200). */
+export const ROUTES: { method: string; url: string; path: string; scope: string; body?: unknown; status?: number }[] = [
   { method: 'GET', url: '/v1/devices', path: '/v1/devices', scope: 'devices:read' },
   { method: 'GET', url: '/v1/devices/pump-1', path: '/v1/devices/{id}', scope: 'devices:read' },
   {
@@ -118,4 +124,25 @@ export const ROUTES: { method: string; url: string; path: string; scope: string;
   { method: 'GET', url: '/v1/devices/pump-1/usage', path: '/v1/devices/{id}/usage', scope: 'insights:read' },
   { method: 'GET', url: '/v1/checks', path: '/v1/checks', scope: 'checks:read' },
   { method: 'GET', url: '/metrics', path: '/metrics', scope: 'metrics:read' },
+  { method: 'POST', url: '/v1/devices', path: '/v1/devices', scope: 'devices:write', body: { id: 'new-1', csr: NEW_CSR }, status: 201 },
+  { method: 'POST', url: '/v1/devices/pump-1/renew', path: '/v1/devices/{id}/renew', scope: 'devices:write', body: { csr: RENEW_CSR } },
+  { method: 'POST', url: '/v1/devices/pump-1/disable', path: '/v1/devices/{id}/disable', scope: 'devices:write' },
+  { method: 'POST', url: '/v1/devices/pump-2/enable', path: '/v1/devices/{id}/enable', scope: 'devices:write' },
+  {
+    method: 'PATCH',
+    url: '/v1/devices/pump-1',
+    path: '/v1/devices/{id}',
+    scope: 'devices:write',
+    body: { tier: 'premium', labels: { site: 'n' } },
+  },
+  { method: 'POST', url: '/v1/devices/bulk/disable', path: '/v1/devices/bulk/disable', scope: 'devices:write', body: SELECT_PUMPS },
+  { method: 'POST', url: '/v1/devices/bulk/enable', path: '/v1/devices/bulk/enable', scope: 'devices:write', body: SELECT_PUMPS },
+  { method: 'POST', url: '/v1/devices/bulk/revoke', path: '/v1/devices/bulk/revoke', scope: 'devices:revoke', body: SELECT_PUMPS },
+  {
+    method: 'POST',
+    url: '/v1/devices/bulk/move',
+    path: '/v1/devices/bulk/move',
+    scope: 'devices:write',
+    body: { ...SELECT_PUMPS, to: { tier: 'premium' } },
+  },
 ]

@@ -5,6 +5,9 @@ import { apiHarness, ROUTES } from './api-harness.ts'
 async function withDevice(options: Parameters<typeof apiHarness>[0] = {}) {
   const h = await apiHarness(options)
   await h.authority.createDevice({ id: 'pump-1', group: 'pumps' }, 'operator:test')
+  // a disabled one, for POST /v1/devices/{id}/enable
+  await h.authority.createDevice({ id: 'pump-2', group: 'pumps' }, 'operator:test')
+  h.authority.disableDevice('pump-2', 'operator:test')
   return h
 }
 
@@ -69,7 +72,7 @@ describe('API key check', () => {
     const { call, keyWith } = await withDevice()
     const res = await call(keyWith(scope), route.method, route.url, route.body)
     if (route.scope === scope) {
-      expect(res.statusCode, res.body).toBe(200)
+      expect(res.statusCode, res.body).toBe(route.status ?? 200)
     } else {
       expect(res.statusCode).toBe(403)
       expect(res.json()).toMatchObject({ code: 'GH_API_KEY_SCOPE', status: 403 })
