@@ -4,7 +4,7 @@ import type { DeviceAuthority, IssuedCertificate } from '../authority/device-aut
 import type { BulkAction, DeviceSelector, DeviceUpdate } from '../authority/device-changes.ts'
 import { MAX_BULK } from '../authority/device-changes.ts'
 import type { DeviceRecord, Labels } from '../store/registry-store.ts'
-import { deviceView } from '../views.ts'
+import { labelledDeviceView } from '../views.ts'
 import { actorOf, scoped } from './route-helpers.ts'
 import { crlReasonSchema, deviceIdSchema, deviceParams, groupSchema, labelPatchSchema, labelsSchema } from './schemas.ts'
 import { MERGE_PATCH } from './settings-routes.ts'
@@ -91,7 +91,7 @@ function issuedView(issued: IssuedCertificate, device?: DeviceRecord, labels?: L
     notAfter: issued.notAfter.toISOString(),
     certificatePem: issued.certificatePem,
     chainPem: issued.chainPem,
-    ...(device && { device: { ...deviceView(device), labels: labels ?? {} } }),
+    ...(device && { device: labelledDeviceView(device, labels ?? {}) }),
   }
 }
 
@@ -103,7 +103,7 @@ function issuedView(issued: IssuedCertificate, device?: DeviceRecord, labels?: L
  */
 export async function deviceLifecycleRoutes(app: FastifyInstance, opts: DeviceLifecycleRoutesOptions): Promise<void> {
   const { authority } = opts
-  const view = (d: DeviceRecord) => ({ ...deviceView(d), labels: authority.labels(d.id) })
+  const view = (d: DeviceRecord) => labelledDeviceView(d, authority.labels(d.id))
 
   app.post<{ Body: { id: string; csr: string; group?: string; tier?: string; labels?: Labels; validDays?: number } }>(
     '/devices',
