@@ -198,7 +198,7 @@ export async function deviceLifecycleRoutes(app: FastifyInstance, opts: DeviceLi
 
   for (const kind of ['disable', 'enable', 'revoke', 'move'] as const) {
     app.post<{ Body: BulkBody }>(
-      `/devices/bulk/${kind}`,
+      `/bulk/devices/${kind}`,
       scoped(kind === 'revoke' ? 'devices:revoke' : 'devices:write', 'devices', bulkSummary[kind], {
         body: {
           type: 'object',

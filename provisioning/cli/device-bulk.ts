@@ -53,7 +53,7 @@ function actionOf(verb: keyof typeof VERBS, options: Options): BulkAction {
   }
 }
 
-/** `device bulk disable|enable|revoke|move`: one action over the devices a selector matches (the API's POST /v1/devices/bulk/*). */
+/** `device bulk disable|enable|revoke|move`: one action over the devices a selector matches (the API's POST /v1/bulk/devices/*). */
 export function registerDeviceBulk(device: Command, deps: CliDeps): void {
   const bulk = device
     .command('bulk')

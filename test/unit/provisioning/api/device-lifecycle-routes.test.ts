@@ -139,6 +139,15 @@ describe('POST /v1/devices/{id}/disable and /enable', () => {
   })
 })
 
+describe('a device named bulk', () => {
+  it('keeps its own routes: the bulk actions live under /v1/bulk/devices', async () => {
+    const { call, write, readOnly, authority } = await lifecycle()
+    await authority.createDevice({ id: 'bulk' }, 'op')
+    expect((await call(write, 'POST', '/v1/devices/bulk/disable')).json()).toMatchObject({ id: 'bulk', status: 'disabled' })
+    expect((await call(readOnly, 'POST', '/v1/devices/bulk/revoke')).json()).toMatchObject({ deviceId: 'bulk', status: 'revoked' })
+  })
+})
+
 describe('PATCH /v1/devices/{id}', () => {
   it('changes group, tier and labels (null removes one), audits from/to and appends device.updated', async () => {
     const { call, write, authority, store, events } = await lifecycle()
@@ -224,7 +233,7 @@ describe('GET /v1/devices filters', () => {
   })
 })
 
-describe('POST /v1/devices/bulk/*', () => {
+describe('POST /v1/bulk/devices/*', () => {
   async function fleet() {
     const h = await lifecycle()
     for (const id of ['s-1', 's-2', 's-3']) await h.authority.createDevice({ id, group: 'sensors', labels: { site: 'n' } }, 'op')
@@ -235,7 +244,7 @@ describe('POST /v1/devices/bulk/*', () => {
   it('a dry run reports what would change and changes nothing', async () => {
     const h = await fleet()
     const before = h.footprint()
-    const res = await h.call(h.write, 'POST', '/v1/devices/bulk/move', {
+    const res = await h.call(h.write, 'POST', '/v1/bulk/devices/move', {
       selector: { labels: { site: 'n' }, group: 'sensors' },
       to: { group: 'moved', tier: 'premium' },
       max: 3,
@@ -248,7 +257,7 @@ describe('POST /v1/devices/bulk/*', () => {
   it('moves the selected devices, one audit entry and one device.updated per device', async () => {
     const h = await fleet()
     const seq = h.store.lastEventSeq()
-    const res = await h.call(h.write, 'POST', '/v1/devices/bulk/move', { selector: { group: 'sensors' }, to: { tier: 'premium' }, max: 3 })
+    const res = await h.call(h.write, 'POST', '/v1/bulk/devices/move', { selector: { group: 'sensors' }, to: { tier: 'premium' }, max: 3 })
     expect(res.json()).toMatchObject({ count: 3, deviceIds: ['s-1', 's-2', 's-3'] })
     expect(h.store.listDevices({ tier: 'premium' }).map((d) => d.id)).toEqual(['s-1', 's-2', 's-3'])
     expect(h.events(seq)).toEqual(['s-1', 's-2', 's-3'].map((deviceId) => ({ type: 'device.updated', deviceId })))
@@ -258,7 +267,7 @@ describe('POST /v1/devices/bulk/*', () => {
       expect(e).toMatchObject({ actor: 'apikey:k1', details: { tier: { from: 'standard', to: 'premium' }, bulk: true } })
     // a second run changes nothing: they are there already
     expect(
-      (await h.call(h.write, 'POST', '/v1/devices/bulk/move', { selector: { group: 'sensors' }, to: { tier: 'premium' }, max: 1 })).json(),
+      (await h.call(h.write, 'POST', '/v1/bulk/devices/move', { selector: { group: 'sensors' }, to: { tier: 'premium' }, max: 1 })).json(),
     ).toMatchObject({ count: 0 })
   })
 
@@ -273,7 +282,7 @@ describe('POST /v1/devices/bulk/*', () => {
   ] as const)('%s: refused, nothing changed', async (_name, action, body, status, code) => {
     const h = await fleet()
     const before = h.footprint()
-    const res = await h.call(h.write, 'POST', `/v1/devices/bulk/${action}`, body)
+    const res = await h.call(h.write, 'POST', `/v1/bulk/devices/${action}`, body)
     expect(res.statusCode, res.body).toBe(status)
     expect(res.json().code).toBe(code)
     expect(h.footprint()).toEqual(before)
@@ -281,7 +290,7 @@ describe('POST /v1/devices/bulk/*', () => {
 
   it('a bulk revoke needs devices:revoke and audits device.revoked per device with the reason', async () => {
     const h = await fleet()
-    const res = await h.call(h.readOnly, 'POST', '/v1/devices/bulk/revoke', {
+    const res = await h.call(h.readOnly, 'POST', '/v1/bulk/devices/revoke', {
       selector: { group: 'sensors' },
       max: 3,
       reason: 'superseded',
