@@ -326,3 +326,19 @@ export const LimitsInvalid = createError(
   "invalid limits: %s; nothing was changed ('gatehouse tier set --help' shows the shape)",
   400,
 )
+export const LabelsInvalid = createError(
+  'GH_LABELS_INVALID',
+  'invalid labels: %s (keys: 1-63 of A-Z a-z 0-9 . _ / - starting with a letter or digit; values: 1-128 of A-Z a-z 0-9 . _ : / @ + -; at most 32 per device); nothing was changed',
+  400,
+)
+export const DeviceFieldInvalid = createError(
+  'GH_DEVICE_FIELD_INVALID',
+  "invalid %s '%s': use 1-64 of A-Z a-z 0-9 . _ -; nothing was changed",
+  400,
+)
+export const BulkInvalid = createError('GH_BULK_INVALID', 'invalid bulk action: %s; nothing was changed', 400)
+export const BulkOverMax = createError(
+  'GH_BULK_OVER_MAX',
+  'the selector matches more than the %s devices you allowed (max) that this action would change: narrow the selector or raise max (a dry run lists them); nothing was changed',
+  409,
+)

@@ -23,6 +23,8 @@ export type ControlEvent =
   | { type: 'device.revoked'; deviceId: string }
   | { type: 'device.disabled'; deviceId: string }
   | { type: 'device.enabled'; deviceId: string }
+  /** the device's group, tier or labels changed */
+  | { type: 'device.updated'; deviceId: string }
   | { type: 'certificate.issued'; deviceId: string; serial: string }
   | { type: 'certificate.revoked'; deviceId: string; serial: string }
   /** supersededAt (ISO): the end of the renewal overlap, from when the certificate is refused */

@@ -1,4 +1,4 @@
-import type { CertificateRecord, DeviceRecord } from './store/registry-store.ts'
+import type { CertificateRecord, DeviceRecord, Labels } from './store/registry-store.ts'
 
 // The JSON shapes of registry records that operators (CLI --json) and apps (HTTP API) both see.
 
@@ -13,6 +13,12 @@ export function deviceView(d: DeviceRecord) {
     createdAt: d.createdAt.toISOString(),
     updatedAt: d.updatedAt.toISOString(),
   }
+}
+
+/** A device with its labels (the lifecycle routes and `device list|update --json`). */
+export function labelledDeviceView(d: DeviceRecord, labels: Labels) {
+  const { createdAt, updatedAt, ...rest } = deviceView(d)
+  return { ...rest, labels, createdAt, updatedAt }
 }
 
 export function certificateView(c: CertificateRecord) {

@@ -11,6 +11,7 @@ import { apiKeysRoutes } from './api-keys-routes.ts'
 import { checksRoutes, type ChecksRoutesOptions } from './checks-routes.ts'
 import { crlRoutes } from './crl-routes.ts'
 import { devicesRoutes, type Presence } from './devices-routes.ts'
+import { deviceLifecycleRoutes } from './device-lifecycle-routes.ts'
 import { createHealth, type Health } from '../health/health.ts'
 import { healthRoutes } from './health-routes.ts'
 import { notFoundHandler, problemErrorHandler } from './problem.ts'
@@ -140,6 +141,7 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
   })
   app.register(crlRoutes, { authority: deps.authority, clock: deps.clock })
   app.register(devicesRoutes, { prefix: '/v1', authority: deps.authority, settings: deps.settings, presence: deps.presence })
+  app.register(deviceLifecycleRoutes, { prefix: '/v1', authority: deps.authority })
   app.register(settingsRoutes, { prefix: '/v1', settings: deps.settings })
   app.register(insightsRoutes, { prefix: '/v1', authority: deps.authority, aiUsage: deps.aiUsage })
   app.register(checksRoutes, { prefix: '/v1', checks: deps.checks, clock: deps.clock })

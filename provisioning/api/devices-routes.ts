@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { CrlReason } from '../../certs/index.ts'
 import type { DeviceAuthority } from '../authority/device-authority.ts'
+import { MAX_LABELS, parseLabelPairs } from '../authority/labels.ts'
 import type { SettingsService } from '../settings/settings-service.ts'
 import type { CertificateRecord, DeviceRecord, DeviceStatus } from '../store/registry-store.ts'
 import { certificateView } from '../views.ts'
@@ -31,6 +32,7 @@ function summary(device: DeviceRecord, certificates: CertificateRecord[], opts: 
     group: device.group,
     tier: device.tier,
     status: device.status,
+    labels: opts.authority.labels(device.id),
     createdAt: device.createdAt.toISOString(),
     updatedAt: device.updatedAt.toISOString(),
     connected: opts.presence.isConnected(device.id),
@@ -44,14 +46,32 @@ function summary(device: DeviceRecord, certificates: CertificateRecord[], opts: 
 export async function devicesRoutes(app: FastifyInstance, opts: DevicesRoutesOptions): Promise<void> {
   const { authority } = opts
 
-  app.get<{ Querystring: { group?: string; status?: DeviceStatus; limit: number; after?: string } }>(
+  app.get<{
+    Querystring: {
+      group?: string
+      status?: DeviceStatus
+      tier?: string
+      label?: string[]
+      expiresBefore?: string
+      limit: number
+      after?: string
+    }
+  }>(
     '/devices',
-    scoped('devices:read', 'devices', 'List devices, ordered by id, one page at a time', {
+    scoped('devices:read', 'devices', 'List devices, ordered by id, one page at a time; every filter given must hold', {
       querystring: {
         type: 'object',
         properties: {
           group: groupSchema,
           status: { type: 'string', enum: ['active', 'disabled', 'revoked'] },
+          tier: groupSchema,
+          label: {
+            type: 'array',
+            items: { type: 'string', maxLength: 200 },
+            maxItems: MAX_LABELS,
+            description: 'key=value; repeat for several (all must hold)',
+          },
+          expiresBefore: { type: 'string', format: 'date-time', description: 'devices whose active certificate ends before this' },
           limit: { type: 'integer', minimum: 1, maximum: MAX_PAGE, default: 100 },
           after: { ...deviceIdSchema, description: 'the `next` of the previous page' },
         },
@@ -69,8 +89,16 @@ export async function devicesRoutes(app: FastifyInstance, opts: DevicesRoutesOpt
       },
     }),
     async (request) => {
-      const { group, status, limit, after } = request.query
-      const page = authority.listDevices({ group, status, after, limit: limit + 1 })
+      const { group, status, tier, label, expiresBefore, limit, after } = request.query
+      const page = authority.listDevices({
+        group,
+        status,
+        tier,
+        ...(label !== undefined && { labels: parseLabelPairs(label) }),
+        ...(expiresBefore !== undefined && { certificateExpiresBefore: new Date(expiresBefore) }),
+        after,
+        limit: limit + 1,
+      })
       const items = page.slice(0, limit)
       return {
         items: items.map((d) => summary(d, authority.listCertificates(d.id), opts)),

@@ -1,4 +1,5 @@
 import { CRL_REASONS, DEVICE_ID_PATTERN_SOURCE } from '../../certs/index.ts'
+import { LABEL_KEY_PATTERN_SOURCE, LABEL_VALUE_PATTERN_SOURCE, MAX_LABELS } from '../authority/labels.ts'
 import { GROUP_PATTERN } from '../settings/settings-service.ts'
 
 // JSON schemas shared by the routes. They validate requests, shape responses (fast-json-stringify
@@ -10,6 +11,21 @@ export const deviceIdSchema = {
   description: 'device id (= certificate CN = MQTT clientId)',
 } as const
 export const groupSchema = { type: 'string', pattern: GROUP_PATTERN.source } as const
+const labelValueSchema = { type: 'string', pattern: LABEL_VALUE_PATTERN_SOURCE } as const
+export const labelsSchema = {
+  type: 'object',
+  description: `key=value labels (at most ${MAX_LABELS}); a selector matches devices that carry every one`,
+  propertyNames: { pattern: LABEL_KEY_PATTERN_SOURCE },
+  additionalProperties: labelValueSchema,
+  maxProperties: MAX_LABELS,
+} as const
+/** a change to labels: a value sets the label, null removes it (JSON merge patch) */
+export const labelPatchSchema = {
+  type: 'object',
+  propertyNames: { pattern: LABEL_KEY_PATTERN_SOURCE },
+  additionalProperties: { anyOf: [labelValueSchema, { type: 'null' }] },
+  maxProperties: MAX_LABELS * 2,
+} as const
 export const crlReasonSchema = { type: 'string', enum: [...CRL_REASONS] } as const
 
 export const deviceParams = { type: 'object', properties: { id: deviceIdSchema }, required: ['id'], additionalProperties: false } as const
@@ -88,6 +104,7 @@ const deviceProperties = {
   group: { type: ['string', 'null'] },
   tier: { type: 'string' },
   status: { type: 'string', enum: ['active', 'disabled', 'revoked'] },
+  labels: { type: 'object', additionalProperties: { type: 'string' } },
   createdAt: dateTime,
   updatedAt: dateTime,
   connected: { type: 'boolean', description: 'connected to this broker now' },

@@ -9,6 +9,7 @@ import {
   issuerKeyId,
   parseCsr,
   pkcs8ToPem,
+  publicKeySha256,
   type OperatingCa,
   type Clock,
   type CrlReason,
@@ -16,7 +17,7 @@ import {
   type KeyAlgorithm,
   type Random,
 } from '../../certs/index.ts'
-import { DeviceExists, DeviceNotFound, DeviceRevoked, DeviceStateConflict } from '../errors.ts'
+import { CsrKeyInUse, DeviceExists, DeviceNotFound, DeviceRevoked, DeviceStateConflict } from '../errors.ts'
 import type { ControlEvent } from '../events.ts'
 import type {
   AuditEntry,
@@ -25,11 +26,14 @@ import type {
   DeviceFilter,
   DeviceRecord,
   DeviceStatus,
+  Labels,
   RegistryStore,
 } from '../store/registry-store.ts'
 import type { ClaimRecord } from '../store/claim-store.ts'
 import { createCrlService, type CrlSnapshot } from '../ca/index.ts'
 import { createBatchProvisioner, type BatchRequest, type PreparedBatch } from './batch.ts'
+import { createDeviceChanges } from './device-changes.ts'
+import { assertLabels } from './labels.ts'
 
 export interface AuthorityDeps {
   store: RegistryStore
@@ -63,6 +67,8 @@ export interface NewDevice {
   /** PEM or DER; when given, Gatehouse signs its public key and never sees a private key */
   csr?: string | Uint8Array
   validDays?: number
+  /** key=value labels (provisioning/authority/labels.ts) */
+  labels?: Labels
 }
 
 export interface RenewalRequest {
@@ -83,6 +89,8 @@ export interface IssuedCertificate {
   chainPem: string
   serial: string
   fingerprint: string
+  /** SHA-256 of the public key (SPKI DER): one key pair, one device */
+  keySha256: string
   /** only when Gatehouse generated the key: handed out once, never stored */
   privateKey?: { pkcs8: Uint8Array; pem: string }
 }
@@ -135,6 +143,11 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
     for (const { type, ...data } of events) store.appendEvent(type, data, at)
   }
 
+  /** One key pair, one device: a key in any certificate of another device is refused (docs/device-lifecycle.md). */
+  function assertKeyFree(deviceId: string, keySha256: string): void {
+    if (store.certificatesWithKey(keySha256).some((c) => c.deviceId !== deviceId)) throw new CsrKeyInUse()
+  }
+
   async function issueCertificate(deviceId: string, csr: string | Uint8Array | undefined, days: number): Promise<IssuedCertificate> {
     let publicKey: AnyKey
     let privateKey: AnyKey | undefined
@@ -152,6 +165,8 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
       issueDeviceCertificateDer(issuing.issuing, { deviceId, publicKey, validDays: days, ...(url && { crlUrl: url }) }, { clock, random }),
       privateKey && exportPrivateKeyPkcs8(privateKey),
     ])
+    const keySha256 = publicKeySha256(cert.pem)
+    if (csr !== undefined) assertKeyFree(deviceId, keySha256)
     return {
       deviceId,
       certificateDer: cert.der,
@@ -161,6 +176,7 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
       chainPem: chain,
       serial: cert.serial,
       fingerprint: cert.fingerprint,
+      keySha256,
       ...(pkcs8 && { privateKey: { pkcs8, pem: pkcs8ToPem(pkcs8) } }),
     }
   }
@@ -178,7 +194,14 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
       revocationReason: null,
       pem: issued.certificatePem,
       createdAt: clock.now(),
+      keySha256: issued.keySha256,
     }
+  }
+
+  /** The certificate into the registry, in the caller's transaction; its key checked again there (a concurrent request). */
+  function insertCertificate(issued: IssuedCertificate): void {
+    assertKeyFree(issued.deviceId, issued.keySha256)
+    store.insertCertificate(certificateRecord(issued))
   }
 
   function requireDevice(id: string): DeviceRecord {
@@ -190,6 +213,7 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
   /** Issues the certificate for a new device; nothing is registered until commit(). */
   async function prepareDevice(req: NewDevice, actor: Actor): Promise<PreparedDevice> {
     const id = assertDeviceId(req.id)
+    const labels = req.labels === undefined ? {} : assertLabels(req.labels)
     if (store.getDevice(id)) throw new DeviceExists(id, id)
     const issued = await issueCertificate(id, req.csr, req.validDays ?? validDays)
     const now = clock.now()
@@ -206,12 +230,19 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
       commit: () =>
         store.transaction(() => {
           store.insertDevice(device)
-          store.insertCertificate(certificateRecord(issued))
+          if (Object.keys(labels).length > 0) store.setLabels(id, labels)
+          insertCertificate(issued)
           record(
             actor,
             'device.created',
             id,
-            { group: device.group, tier: device.tier, serial: issued.serial, fromCsr: req.csr !== undefined },
+            {
+              group: device.group,
+              tier: device.tier,
+              serial: issued.serial,
+              fromCsr: req.csr !== undefined,
+              ...(Object.keys(labels).length > 0 && { labels }),
+            },
             [
               { type: 'device.created', deviceId: id },
               { type: 'certificate.issued', deviceId: id, serial: issued.serial },
@@ -232,7 +263,7 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
         if (requireDevice(id).status === 'revoked') throw new DeviceRevoked(id)
         const previous = store.listCertificates(id).filter((c) => c.status === 'active')
         for (const c of previous) store.updateCertificate(c.serial, { status: 'superseded', supersededAt })
-        store.insertCertificate(certificateRecord(issued))
+        insertCertificate(issued)
         record(
           actor,
           'device.renewed',
@@ -260,6 +291,47 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
   }
 
   const batch = createBatchProvisioner({ store, clock, log, prepareDevice, certificateRecord, record, validDays })
+
+  /** Revokes the device and its live certificates in the caller's transaction; returns their serials. */
+  function revokeInTransaction(id: string, reason: CrlReason, actor: Actor, extra: Record<string, unknown> = {}): string[] {
+    const device = requireDevice(id)
+    if (device.status === 'revoked') throw new DeviceRevoked(id)
+    const at = clock.now()
+    const live = store.listCertificates(id).filter((c) => c.status !== 'revoked')
+    for (const c of live) store.updateCertificate(c.serial, { status: 'revoked', revokedAt: at, revocationReason: reason })
+    store.updateDeviceStatus(id, 'revoked', at)
+    record(actor, 'device.revoked', id, { reason, serials: live.map((c) => c.serial), ...extra }, [
+      { type: 'device.revoked', deviceId: id },
+      ...live.map((c) => ({ type: 'certificate.revoked' as const, deviceId: id, serial: c.serial })),
+    ])
+    return live.map((c) => c.serial)
+  }
+
+  /** Disables or enables the device in the caller's transaction. */
+  function setStatusInTransaction(
+    id: string,
+    status: Exclude<DeviceStatus, 'revoked'>,
+    actor: Actor,
+    extra: Record<string, unknown> = {},
+  ): void {
+    const device = requireDevice(id)
+    if (device.status === 'revoked') throw new DeviceRevoked(id)
+    if (device.status === status) throw new DeviceStateConflict(id, status, `it is already ${status}`)
+    store.updateDeviceStatus(id, status, clock.now())
+    const action = status === 'disabled' ? 'device.disabled' : 'device.enabled'
+    record(actor, action, id, extra, [{ type: action, deviceId: id }])
+  }
+
+  const changes = createDeviceChanges({
+    store,
+    clock,
+    log,
+    record,
+    requireDevice,
+    revokeInTransaction,
+    setStatusInTransaction,
+    refreshCrl: () => crl.refresh(),
+  })
 
   return {
     chainPem: (): string => chain,
@@ -299,19 +371,7 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
 
     /** Permanent: the device and every certificate it holds are revoked, and the CRL is reissued. */
     async revokeDevice(id: string, reason: CrlReason, actor: Actor): Promise<{ device: DeviceRecord; revokedSerials: string[] }> {
-      const revokedSerials = store.transaction(() => {
-        const device = requireDevice(id)
-        if (device.status === 'revoked') throw new DeviceRevoked(id)
-        const at = clock.now()
-        const live = store.listCertificates(id).filter((c) => c.status !== 'revoked')
-        for (const c of live) store.updateCertificate(c.serial, { status: 'revoked', revokedAt: at, revocationReason: reason })
-        store.updateDeviceStatus(id, 'revoked', at)
-        record(actor, 'device.revoked', id, { reason, serials: live.map((c) => c.serial) }, [
-          { type: 'device.revoked', deviceId: id },
-          ...live.map((c) => ({ type: 'certificate.revoked' as const, deviceId: id, serial: c.serial })),
-        ])
-        return live.map((c) => c.serial)
-      })
+      const revokedSerials = store.transaction(() => revokeInTransaction(id, reason, actor))
       log.info({ deviceId: id, actor, reason }, 'device revoked')
       await crl.refresh()
       return { device: requireDevice(id), revokedSerials }
@@ -319,6 +379,12 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
 
     disableDevice: (id: string, actor: Actor): DeviceRecord => setStatus(id, 'disabled', actor),
     enableDevice: (id: string, actor: Actor): DeviceRecord => setStatus(id, 'active', actor),
+    /** Changes a device's group, tier and labels (device.updated); see device-changes.ts. */
+    updateDevice: changes.updateDevice,
+    /** Disable, enable, revoke or move every device a selector matches, with dryRun and max; see device-changes.ts. */
+    bulk: changes.bulk,
+    /** the device's labels */
+    labels: (id: string): Labels => store.labels(id),
 
     getDevice(id: string): DeviceDetails {
       return { device: requireDevice(assertDeviceId(id)), certificates: store.listCertificates(id) }
@@ -338,14 +404,7 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
   }
 
   function setStatus(id: string, status: Exclude<DeviceStatus, 'revoked'>, actor: Actor): DeviceRecord {
-    store.transaction(() => {
-      const device = requireDevice(id)
-      if (device.status === 'revoked') throw new DeviceRevoked(id)
-      if (device.status === status) throw new DeviceStateConflict(id, status, `it is already ${status}`)
-      store.updateDeviceStatus(id, status, clock.now())
-      const action = status === 'disabled' ? 'device.disabled' : 'device.enabled'
-      record(actor, action, id, {}, [{ type: action, deviceId: id }])
-    })
+    store.transaction(() => setStatusInTransaction(id, status, actor))
     log.info({ deviceId: id, actor, status }, status === 'disabled' ? 'device disabled' : 'device enabled')
     return requireDevice(id)
   }

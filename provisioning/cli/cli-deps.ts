@@ -113,6 +113,24 @@ export function positiveInt(name: string) {
   }
 }
 
+/** Collects a repeatable option (`--label a=1 --label b=2`) into a list. */
+export function repeatable(value: string, previous: string[] = []): string[] {
+  return [...previous, value]
+}
+
+/** Parses a date option (ISO 8601, e.g. 2026-07-01 or 2026-07-01T12:00:00Z), or throws commander's usage error (exit 2). */
+export function dateOption(name: string) {
+  return (value: string): Date => {
+    const d = new Date(value)
+    if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(d.getTime())) {
+      throw Object.assign(new Error(`${name} must be a date like 2026-07-01 or 2026-07-01T12:00:00Z, not '${value}'`), {
+        code: 'commander.invalidArgument',
+      })
+    }
+    return d
+  }
+}
+
 export function readInputFile(path: string): Uint8Array {
   try {
     return new Uint8Array(readFileSync(path))

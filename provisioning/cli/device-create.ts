@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import { writeBundlesThenCommit } from '../bundles/write-bundle.ts'
 import type { IssuedDevice } from '../authority/device-authority.ts'
+import { parseLabelPairs } from '../authority/labels.ts'
 import {
   addCommonOptions,
   addJsonOption,
@@ -8,6 +9,7 @@ import {
   positiveInt,
   printJson,
   readInputFile,
+  repeatable,
   withAuthority,
   type CliDeps,
   type CommonOptions,
@@ -20,6 +22,7 @@ interface Options extends CommonOptions {
   csr?: string
   validDays?: number
   p12?: boolean
+  label: string[]
 }
 
 export function describeIssued(issued: Pick<IssuedDevice, 'deviceId' | 'serial' | 'fingerprint' | 'notBefore' | 'notAfter'>) {
@@ -38,6 +41,7 @@ export function registerDeviceCreate(device: Command, deps: CliDeps): void {
     .description('register a device and issue its certificate (a new key, or signed from --csr)')
     .option('--group <group>', 'device group (settings and AI configuration per group)')
     .option('--tier <tier>', 'service tier (default from config: standard)')
+    .option('--label <key=value>', 'a label (repeat for several)', repeatable, [])
     .option('--out <dir>', 'where to write <id>/cert.pem, key.pem, ca.pem (or <id>.p12)', './devices')
     .option('--csr <file>', 'sign this CSR (PEM or DER) instead of generating a key; its CN must be <id>')
     .option('--valid-days <n>', 'certificate validity in days', positiveInt('--valid-days'))
@@ -45,6 +49,7 @@ export function registerDeviceCreate(device: Command, deps: CliDeps): void {
   addJsonOption(addCommonOptions(cmd)).action(async (id: string, options: Options) => {
     const csr = options.csr === undefined ? undefined : readInputFile(options.csr)
     const pw = options.p12 ? p12Password(deps) : undefined
+    const labels = options.label.length > 0 ? parseLabelPairs(options.label) : undefined
     await withAuthority(deps, options, async (authority) => {
       const prepared = await authority.prepareDevice(
         {
@@ -52,6 +57,7 @@ export function registerDeviceCreate(device: Command, deps: CliDeps): void {
           group: options.group ?? null,
           ...(options.tier && { tier: options.tier }),
           ...(csr && { csr }),
+          ...(labels && { labels }),
           ...(options.validDays && { validDays: options.validDays }),
         },
         deps.actor,
@@ -66,6 +72,7 @@ export function registerDeviceCreate(device: Command, deps: CliDeps): void {
         ...describeIssued(prepared.issued),
         group: prepared.issued.device.group,
         tier: prepared.issued.device.tier,
+        ...(labels && { labels }),
         path,
         ...(pw?.generated && { p12Password: pw.password }),
       }

@@ -6,6 +6,7 @@ import { registerCheck } from './check.ts'
 import type { CliDeps } from './cli-deps.ts'
 import { registerClaim } from './claim.ts'
 import { registerCrl } from './crl.ts'
+import { registerDeviceBulk } from './device-bulk.ts'
 import { registerDeviceCreateBatch } from './device-create-batch.ts'
 import { registerDeviceCreate } from './device-create.ts'
 import { registerDeviceLimits } from './device-limits.ts'
@@ -14,6 +15,7 @@ import { registerDeviceRenew } from './device-renew.ts'
 import { registerDeviceRevoke } from './device-revoke.ts'
 import { registerDeviceShow } from './device-show.ts'
 import { registerDeviceStatus } from './device-status.ts'
+import { registerDeviceUpdate } from './device-update.ts'
 import { registerInit } from './init.ts'
 import { registerSettings } from './settings.ts'
 import { registerStatus } from './status.ts'
@@ -25,7 +27,9 @@ export { addCommonOptions } from './cli-deps.ts'
 /** Registers every operator command of the control plane on the program. */
 export function registerProvisioningCommands(program: Command, deps: CliDeps): void {
   registerInit(program, deps)
-  const device = program.command('device').description('provision, inspect, renew, revoke, disable and enable devices')
+  const device = program
+    .command('device')
+    .description('provision, inspect, renew, revoke, disable, enable and update devices, one at a time or in bulk')
   registerDeviceCreate(device, deps)
   registerDeviceCreateBatch(device, deps)
   registerDeviceList(device, deps)
@@ -34,6 +38,8 @@ export function registerProvisioningCommands(program: Command, deps: CliDeps): v
   registerDeviceRevoke(device, deps)
   registerDeviceStatus(device, deps)
   registerDeviceLimits(device, deps)
+  registerDeviceUpdate(device, deps)
+  registerDeviceBulk(device, deps)
   registerCrl(program, deps)
   registerClaim(program, deps)
   registerCa(program, deps)

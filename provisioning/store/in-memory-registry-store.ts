@@ -5,9 +5,11 @@ import type {
   AuditFilter,
   CertificateRecord,
   CertificateUpdate,
+  DeviceFieldsUpdate,
   DeviceFilter,
   DeviceRecord,
   DeviceStatus,
+  Labels,
   LastSeen,
   NewAuditEntry,
   RegistryStore,
@@ -27,6 +29,7 @@ export class InMemoryRegistryStore implements RegistryStore {
   #events: StoredEvent[] = []
   #meta = new Map<string, string>()
   #lastSeen = new Map<string, Date>()
+  #labels = new Map<string, Labels>()
   #seq = 0
   #auditSeq = 0
   #depth = 0
@@ -46,6 +49,7 @@ export class InMemoryRegistryStore implements RegistryStore {
       events: this.#events,
       meta: this.#meta,
       lastSeen: this.#lastSeen,
+      labels: this.#labels,
       seq: this.#seq,
       auditSeq: this.#auditSeq,
     })
@@ -60,6 +64,7 @@ export class InMemoryRegistryStore implements RegistryStore {
       this.#events = snapshot.events
       this.#meta = snapshot.meta
       this.#lastSeen = snapshot.lastSeen
+      this.#labels = snapshot.labels
       this.#seq = snapshot.seq
       this.#auditSeq = snapshot.auditSeq
       this.#commits.rolledBack()
@@ -83,18 +88,35 @@ export class InMemoryRegistryStore implements RegistryStore {
 
   listDevices(filter: DeviceFilter = {}): DeviceRecord[] {
     const all = [...this.#devices.values()]
-      .filter((d) => matches(d, filter) && (filter.after === undefined || d.id > filter.after))
+      .filter((d) => this.#matches(d, filter) && (filter.after === undefined || d.id > filter.after))
       .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
     return clone(filter.limit === undefined ? all : all.slice(0, filter.limit))
   }
 
   countDevices(filter: Omit<DeviceFilter, 'after' | 'limit'> = {}): number {
-    return [...this.#devices.values()].filter((d) => matches(d, filter)).length
+    return [...this.#devices.values()].filter((d) => this.#matches(d, filter)).length
   }
 
   updateDeviceStatus(id: string, status: DeviceStatus, at: Date): void {
     const d = this.#devices.get(id)
     if (d) Object.assign(d, { status, updatedAt: new Date(at) })
+  }
+
+  updateDeviceFields(id: string, fields: DeviceFieldsUpdate, at: Date): void {
+    const d = this.#devices.get(id)
+    if (!d) return
+    if (fields.group !== undefined) d.group = fields.group
+    if (fields.tier !== undefined) d.tier = fields.tier
+    d.updatedAt = new Date(at)
+  }
+
+  labels(id: string): Labels {
+    return Object.fromEntries(Object.entries(this.#labels.get(id) ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+  }
+
+  setLabels(id: string, labels: Labels): void {
+    if (!this.#devices.has(id)) throw new DeviceNotFound(id)
+    this.#labels.set(id, { ...labels })
   }
 
   recordLastSeen(seen: readonly LastSeen[]): void {
@@ -131,9 +153,13 @@ export class InMemoryRegistryStore implements RegistryStore {
   }
 
   listCertificates(deviceId: string): CertificateRecord[] {
+    return this.#sortedCerts((c) => c.deviceId === deviceId)
+  }
+
+  #sortedCerts(which: (c: CertificateRecord) => boolean): CertificateRecord[] {
     return clone(
       [...this.#certs.values()]
-        .filter((c) => c.deviceId === deviceId)
+        .filter(which)
         .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || (a.serial < b.serial ? -1 : 1)),
     )
   }
@@ -144,6 +170,10 @@ export class InMemoryRegistryStore implements RegistryStore {
         .filter((c) => c.status === 'revoked')
         .sort((a, b) => (a.revokedAt?.getTime() ?? 0) - (b.revokedAt?.getTime() ?? 0) || (a.serial < b.serial ? -1 : 1)),
     )
+  }
+
+  certificatesWithKey(keySha256: string): CertificateRecord[] {
+    return this.#sortedCerts((c) => c.keySha256 === keySha256)
   }
 
   countCertificatesExpiring(from: Date, to: Date): number {
@@ -227,8 +257,17 @@ export class InMemoryRegistryStore implements RegistryStore {
   }
 
   close(): void {}
-}
 
-function matches(d: DeviceRecord, f: Omit<DeviceFilter, 'after' | 'limit'>): boolean {
-  return (f.group === undefined || d.group === f.group) && (f.status === undefined || d.status === f.status)
+  #matches(d: DeviceRecord, f: Omit<DeviceFilter, 'after' | 'limit'>): boolean {
+    const labels = this.#labels.get(d.id) ?? {}
+    const before = f.certificateExpiresBefore
+    return (
+      (f.group === undefined || d.group === f.group) &&
+      (f.status === undefined || d.status === f.status) &&
+      (f.tier === undefined || d.tier === f.tier) &&
+      Object.entries(f.labels ?? {}).every(([k, v]) => labels[k] === v) &&
+      (before === undefined ||
+        [...this.#certs.values()].some((c) => c.deviceId === d.id && c.status === 'active' && c.notAfter.getTime() < before.getTime()))
+    )
+  }
 }

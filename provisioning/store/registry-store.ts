@@ -39,6 +39,8 @@ export interface CertificateRecord {
   revocationReason: CrlReason | null
   pem: string
   createdAt: Date
+  /** SHA-256 (hex) of its public key (SPKI DER); absent on records made without one */
+  keySha256?: string
 }
 
 export interface AuditEntry {
@@ -59,9 +61,18 @@ export interface StoredEvent {
   data: Record<string, unknown>
 }
 
+/** Labels of a device: key -> value (rules and bounds in provisioning/authority/labels.ts). */
+export type Labels = Record<string, string>
+
+/** Every criterion given must hold (AND). */
 export interface DeviceFilter {
   group?: string
   status?: DeviceStatus
+  tier?: string
+  /** devices that carry every one of these labels with these values */
+  labels?: Labels
+  /** devices with an active certificate whose notAfter is before this */
+  certificateExpiresBefore?: Date
   /** keyset pagination: ids greater than this */
   after?: string
   limit?: number
@@ -73,6 +84,11 @@ export interface AuditFilter {
   /** newest first; entries with id below this */
   before?: number
   limit?: number
+}
+
+export interface DeviceFieldsUpdate {
+  group?: string | null
+  tier?: string
 }
 
 export interface CertificateUpdate {
@@ -90,6 +106,12 @@ export interface RegistryStore {
   listDevices(filter?: DeviceFilter): DeviceRecord[]
   countDevices(filter?: Omit<DeviceFilter, 'after' | 'limit'>): number
   updateDeviceStatus(id: string, status: DeviceStatus, at: Date): void
+  /** Sets the fields given (the others stay) and updatedAt. */
+  updateDeviceFields(id: string, fields: DeviceFieldsUpdate, at: Date): void
+  /** the device's labels ({} when none) */
+  labels(id: string): Labels
+  /** Replaces every label of the device with these. */
+  setLabels(id: string, labels: Labels): void
   /** Records when devices were last seen, in one write; keeps the later time; unknown ids are ignored. */
   recordLastSeen(seen: readonly LastSeen[]): void
   /** when the broker last saw the device (null: never, or unknown) */
@@ -102,6 +124,8 @@ export interface RegistryStore {
   getCertificateByFingerprint(fingerprint: string): CertificateRecord | undefined
   listCertificates(deviceId: string): CertificateRecord[]
   listRevokedCertificates(): CertificateRecord[]
+  /** certificates (of any device and status) whose public key has this SHA-256 */
+  certificatesWithKey(keySha256: string): CertificateRecord[]
   /** Active certificates of active devices with `from` <= notAfter < `to`: the ones about to expire (metrics). */
   countCertificatesExpiring(from: Date, to: Date): number
   updateCertificate(serial: string, update: CertificateUpdate): void

@@ -1,9 +1,19 @@
 import { closeSync, openSync } from 'node:fs'
 import Database from 'better-sqlite3'
-import type { CrlReason } from '../../certs/index.ts'
 import { CertificateExists, DeviceExists, DeviceNotFound, StoreSchemaTooNew } from '../errors.ts'
 import { CommitNotifier } from './commit-notifier.ts'
 import { migrations, SCHEMA_VERSION } from './migrations/index.ts'
+import {
+  backfillKeySha256,
+  date,
+  dateOrNull,
+  deviceWhere,
+  iso,
+  toAudit,
+  toCertificate,
+  toDevice,
+  type Row,
+} from './sqlite-device-queries.ts'
 import { SqliteAiUsageStore } from './sqlite-ai-usage-store.ts'
 import { SqliteApiKeyStore } from './sqlite-api-key-store.ts'
 import { SqliteClaimStore } from './sqlite-claim-store.ts'
@@ -15,58 +25,16 @@ import type {
   AuditFilter,
   CertificateRecord,
   CertificateUpdate,
+  DeviceFieldsUpdate,
   DeviceFilter,
   DeviceRecord,
   DeviceStatus,
+  Labels,
   LastSeen,
   NewAuditEntry,
   RegistryStore,
   StoredEvent,
 } from './registry-store.ts'
-
-type Row = Record<string, unknown>
-
-const iso = (d: Date): string => d.toISOString()
-const date = (v: unknown): Date => new Date(String(v))
-const dateOrNull = (v: unknown): Date | null => (v == null ? null : new Date(String(v)))
-
-function toDevice(r: Row): DeviceRecord {
-  return {
-    id: String(r.id),
-    group: (r.group_name as string | null) ?? null,
-    tier: String(r.tier),
-    status: r.status as DeviceStatus,
-    createdAt: date(r.created_at),
-    updatedAt: date(r.updated_at),
-  }
-}
-
-function toCertificate(r: Row): CertificateRecord {
-  return {
-    serial: String(r.serial),
-    deviceId: String(r.device_id),
-    fingerprint: String(r.fingerprint),
-    notBefore: date(r.not_before),
-    notAfter: date(r.not_after),
-    status: r.status as CertificateRecord['status'],
-    supersededAt: dateOrNull(r.superseded_at),
-    revokedAt: dateOrNull(r.revoked_at),
-    revocationReason: (r.revocation_reason as CrlReason | null) ?? null,
-    pem: String(r.pem),
-    createdAt: date(r.created_at),
-  }
-}
-
-function toAudit(r: Row): AuditEntry {
-  return {
-    id: Number(r.id),
-    at: date(r.at),
-    actor: String(r.actor),
-    action: String(r.action),
-    subject: String(r.subject),
-    details: JSON.parse(String(r.details)) as Record<string, unknown>,
-  }
-}
 
 function isConstraint(err: unknown): boolean {
   return typeof err === 'object' && err !== null && String((err as { code?: unknown }).code).startsWith('SQLITE_CONSTRAINT')
@@ -149,18 +117,24 @@ export class SqliteRegistryStore implements RegistryStore {
       insertDevice: db.prepare('INSERT INTO devices (id, group_name, tier, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)'),
       getDevice: db.prepare('SELECT * FROM devices WHERE id = ?'),
       updateDeviceStatus: db.prepare('UPDATE devices SET status = ?, updated_at = ? WHERE id = ?'),
+      updateDeviceGroup: db.prepare('UPDATE devices SET group_name = ?, updated_at = ? WHERE id = ?'),
+      updateDeviceTier: db.prepare('UPDATE devices SET tier = ?, updated_at = ? WHERE id = ?'),
+      labels: db.prepare('SELECT key, value FROM device_labels WHERE device_id = ? ORDER BY key'),
+      clearLabels: db.prepare('DELETE FROM device_labels WHERE device_id = ?'),
+      insertLabel: db.prepare('INSERT INTO device_labels (device_id, key, value) VALUES (?, ?, ?)'),
       // ISO-8601 UTC strings order as the times do
       recordLastSeen: db.prepare('UPDATE devices SET last_seen_at = @at WHERE id = @id AND (last_seen_at IS NULL OR last_seen_at < @at)'),
       lastSeen: db.prepare('SELECT last_seen_at FROM devices WHERE id = ?').pluck(),
       listLastSeen: db.prepare('SELECT id, last_seen_at FROM devices WHERE last_seen_at IS NOT NULL ORDER BY id'),
       insertCert: db.prepare(
         `INSERT INTO certificates (serial, device_id, fingerprint, not_before, not_after, status, superseded_at,
-           revoked_at, revocation_reason, pem, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           revoked_at, revocation_reason, pem, created_at, key_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       getCert: db.prepare('SELECT * FROM certificates WHERE serial = ?'),
       getCertByFp: db.prepare('SELECT * FROM certificates WHERE fingerprint = ?'),
       listCerts: db.prepare('SELECT * FROM certificates WHERE device_id = ? ORDER BY created_at, serial'),
       listRevoked: db.prepare("SELECT * FROM certificates WHERE status = 'revoked' ORDER BY revoked_at, serial"),
+      certsWithKey: db.prepare('SELECT * FROM certificates WHERE key_sha256 = ? ORDER BY created_at, serial'),
       countExpiring: db.prepare(COUNT_EXPIRING_SQL),
       updateCert: db.prepare(
         'UPDATE certificates SET status = ?, superseded_at = ?, revoked_at = ?, revocation_reason = ? WHERE serial = ?',
@@ -185,6 +159,7 @@ export class SqliteRegistryStore implements RegistryStore {
         this.#db
           .transaction(() => {
             this.#db.exec(m.sql)
+            if (m.version === 8) backfillKeySha256(this.#db)
             this.#db.pragma(`user_version = ${m.version}`)
           })
           .immediate(),
@@ -251,6 +226,24 @@ export class SqliteRegistryStore implements RegistryStore {
     this.#write(() => this.#stmts.updateDeviceStatus.run(status, iso(at), id))
   }
 
+  updateDeviceFields(id: string, fields: DeviceFieldsUpdate, at: Date): void {
+    this.#write(() => {
+      if (fields.group !== undefined) this.#stmts.updateDeviceGroup.run(fields.group, iso(at), id)
+      if (fields.tier !== undefined) this.#stmts.updateDeviceTier.run(fields.tier, iso(at), id)
+    })
+  }
+
+  labels(id: string): Labels {
+    return Object.fromEntries((this.#stmts.labels.all(id) as Row[]).map((r) => [String(r.key), String(r.value)]))
+  }
+
+  setLabels(id: string, labels: Labels): void {
+    this.transaction(() => {
+      this.#stmts.clearLabels.run(id)
+      for (const [key, value] of Object.entries(labels)) this.#stmts.insertLabel.run(id, key, value)
+    })
+  }
+
   recordLastSeen(seen: readonly LastSeen[]): void {
     this.transaction(() => {
       for (const s of seen) this.#stmts.recordLastSeen.run({ at: iso(s.at), id: s.deviceId })
@@ -280,6 +273,7 @@ export class SqliteRegistryStore implements RegistryStore {
           c.revocationReason,
           c.pem,
           iso(c.createdAt),
+          c.keySha256 ?? null,
         ),
       )
     } catch (err) {
@@ -305,6 +299,10 @@ export class SqliteRegistryStore implements RegistryStore {
 
   listRevokedCertificates(): CertificateRecord[] {
     return (this.#stmts.listRevoked.all() as Row[]).map(toCertificate)
+  }
+
+  certificatesWithKey(keySha256: string): CertificateRecord[] {
+    return (this.#stmts.certsWithKey.all(keySha256) as Row[]).map(toCertificate)
   }
 
   countCertificatesExpiring(from: Date, to: Date): number {
@@ -412,18 +410,4 @@ export class SqliteRegistryStore implements RegistryStore {
 function pick(next: Date | null | undefined, current: Date | null): string | null {
   const d = next === undefined ? current : next
   return d ? iso(d) : null
-}
-
-function deviceWhere(filter: Omit<DeviceFilter, 'after' | 'limit'>): { where: string[]; params: unknown[] } {
-  const where: string[] = []
-  const params: unknown[] = []
-  if (filter.group !== undefined) {
-    where.push('group_name = ?')
-    params.push(filter.group)
-  }
-  if (filter.status !== undefined) {
-    where.push('status = ?')
-    params.push(filter.status)
-  }
-  return { where, params }
 }

@@ -209,6 +209,27 @@ export const migrations: readonly Migration[] = [
     `,
   },
   {
+    version: 8,
+    name: 'device labels; certificates by public key',
+    sql: `
+      -- key=value labels on a device (bounds and rules in provisioning/authority/labels.ts)
+      CREATE TABLE device_labels (
+        device_id  TEXT NOT NULL REFERENCES devices (id),
+        key        TEXT NOT NULL,
+        value      TEXT NOT NULL,
+        PRIMARY KEY (device_id, key)
+      ) STRICT;
+      -- a label filter (key=value) is a range over this, not a scan of every device
+      CREATE INDEX device_labels_key_value ON device_labels (key, value, device_id);
+      -- status and tier have a handful of values each: their filters walk devices in id order (keyset
+      -- pages), and an index on them would draw the planner away from certificates_active_not_after
+      -- SHA-256 of the certificate's public key (SPKI DER): one key pair, one device (GH_CSR_KEY_IN_USE);
+      -- filled in for older certificates by the store when it applies this migration
+      ALTER TABLE certificates ADD COLUMN key_sha256 TEXT;
+      CREATE INDEX certificates_key ON certificates (key_sha256) WHERE key_sha256 IS NOT NULL;
+    `,
+  },
+  {
     version: 9,
     name: 'per-tier and per-device limits',
     sql: `

@@ -1,6 +1,8 @@
 import { join } from 'node:path'
 import pino from 'pino'
-import { onTestFinished } from 'vitest'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { cryptoRandom, identityFromCertificate } from '../../../certs/index.ts'
+import { createDeviceAuthority } from '../../../provisioning/authority/device-authority.ts'
 import { createChangeFeed } from '../../../provisioning/events.ts'
 import { createRegistryDirectory } from '../../../provisioning/registry-directory.ts'
 import { SqliteRegistryStore } from '../../../provisioning/store/sqlite-registry-store.ts'
@@ -8,6 +10,7 @@ import { claim } from '../../contract/claim-store.contract.ts'
 import { deviceDirectoryContract, NOW } from '../../contract/device-directory.contract.ts'
 import { certificate, device } from '../../contract/registry-store.contract.ts'
 import { fixedClock } from '../../helpers/clock.ts'
+import { makeTestCa } from '../../helpers/test-ca.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
 
 // The registry's directory on a real SQLite registry, written as the control plane writes it: the
@@ -68,4 +71,21 @@ deviceDirectoryContract('the registry directory on SQLite', () => {
         .reverse()
         .map(({ actor, action, subject, details }) => ({ actor, action, subject, details })),
   }
+})
+
+describe('the registry directory and device.updated', () => {
+  it('drops its cached answer for a device when its group or tier changes, so the next connect sees the new tier', async () => {
+    const clock = fixedClock(NOW)
+    const log = pino({ level: 'silent' })
+    const store = new SqliteRegistryStore(join(tempDir(), 'gatehouse.db'))
+    onTestFinished(() => store.close())
+    const feed = createChangeFeed({ store, clock, log })
+    const directory = createRegistryDirectory({ store, feed, clock, log })
+    const authority = createDeviceAuthority({ store, ca: await makeTestCa(), clock, random: cryptoRandom, log })
+    const issued = await authority.createDevice({ id: 'pump-1', group: 'g1' }, 'op')
+    const identity = await identityFromCertificate(issued.certificateDer)
+    expect(await directory.lookup(identity)).toMatchObject({ kind: 'active', tier: 'standard', group: 'g1' })
+    authority.updateDevice('pump-1', { tier: 'premium', group: 'g2' }, 'op')
+    expect(await directory.lookup(identity)).toMatchObject({ kind: 'active', tier: 'premium', group: 'g2' })
+  })
 })

@@ -3,10 +3,12 @@ import Database from 'better-sqlite3'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import pino from 'pino'
-import { systemClock } from '../../../certs/index.ts'
+import { certificateToPem, publicKeySha256, systemClock } from '../../../certs/index.ts'
 import { createChangeFeed } from '../../../provisioning/index.ts'
 import { COUNT_EXPIRING_SQL, SqliteRegistryStore } from '../../../provisioning/store/sqlite-registry-store.ts'
 import { certificate, device, registryStoreContract } from '../../contract/registry-store.contract.ts'
+import { migrations } from '../../../provisioning/store/migrations/index.ts'
+import { makeTestCa } from '../../helpers/test-ca.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
 
 function open(path: string): SqliteRegistryStore {
@@ -76,6 +78,24 @@ describe('SqliteRegistryStore on disk', () => {
       expect.stringMatching(/^SEARCH c USING INDEX certificates_active_not_after \(not_after>\? AND not_after<\?\)$/),
     )
     expect(plan.some((d) => d.startsWith('SCAN'))).toBe(false)
+  })
+
+  it('fills in the key hash of certificates issued before migration 8 when it applies it', async () => {
+    const path = join(tempDir(), 'gatehouse.db')
+    const old = new Database(path)
+    for (const m of migrations.filter((m) => m.version <= 7)) old.exec(m.sql)
+    old.pragma('user_version = 7')
+    const pem = certificateToPem((await makeTestCa()).issuing.certificate) // any certificate: only its key is read
+    const t = '2026-01-01T00:00:00.000Z'
+    old.prepare("INSERT INTO devices (id, tier, status, created_at, updated_at) VALUES ('pump-1', 'standard', 'active', ?, ?)").run(t, t)
+    old
+      .prepare(
+        "INSERT INTO certificates (serial, device_id, fingerprint, not_before, not_after, status, pem, created_at) VALUES ('0a', 'pump-1', 'fp', ?, ?, 'active', ?, ?)",
+      )
+      .run(t, t, pem, t)
+    old.close()
+    const store = open(path)
+    expect(store.certificatesWithKey(publicKeySha256(pem)).map((c) => c.serial)).toEqual(['0a'])
   })
 
   it('refuses to open a registry written by a newer Gatehouse', () => {

@@ -14,7 +14,7 @@ import { createSettingsCipher } from '../../../../provisioning/settings/secrets.
 import { createSettingsService } from '../../../../provisioning/settings/settings-service.ts'
 import { SqliteRegistryStore } from '../../../../provisioning/store/sqlite-registry-store.ts'
 import { fixedClock } from '../../../helpers/clock.ts'
-import { makeTestCa } from '../../../helpers/test-ca.ts'
+import { makeTestCa, makeTestCsr } from '../../../helpers/test-ca.ts'
 
 export const T0 = '2026-01-01T00:00:00Z'
 
@@ -94,6 +94,13 @@ const emptyFleet = (now: Date) => ({
 })
 
 /** Every authenticated route, with the one scope it needs and a request that succeeds (200, or `status`) when allowed. */
+/** Every authenticated route, with the one scope it needs and a request that succeeds when allowed. */
+// CSRs for the lifecycle routes of the scope matrix: a new device 'new-1' and a renewal of 'pump-1'
+const NEW_CSR = (await makeTestCsr({ commonName: 'new-1' })).pem
+const RENEW_CSR = (await makeTestCsr({ commonName: 'pump-1' })).pem
+const SELECT_PUMPS = { selector: { group: 'pumps' }, max: 10 }
+
+/** Every authenticated route, called with the scope it needs (status: its success code, default 200). */
 export const ROUTES: { method: string; url: string; path: string; scope: string; body?: unknown; status?: number }[] = [
   { method: 'GET', url: '/v1/devices', path: '/v1/devices', scope: 'devices:read' },
   { method: 'GET', url: '/v1/devices/pump-1', path: '/v1/devices/{id}', scope: 'devices:read' },
@@ -151,4 +158,25 @@ export const ROUTES: { method: string; url: string; path: string; scope: string;
   // k1: the calling key itself (the first keyWith() of a harness)
   { method: 'POST', url: '/v1/apikeys/k1/rotate', path: '/v1/apikeys/{name}/rotate', scope: 'apikeys:admin', body: { overlapSeconds: 60 } },
   { method: 'POST', url: '/v1/apikeys/k1/revoke', path: '/v1/apikeys/{name}/revoke', scope: 'apikeys:admin', body: {} },
+  { method: 'POST', url: '/v1/devices', path: '/v1/devices', scope: 'devices:write', body: { id: 'new-1', csr: NEW_CSR }, status: 201 },
+  { method: 'POST', url: '/v1/devices/pump-1/renew', path: '/v1/devices/{id}/renew', scope: 'devices:write', body: { csr: RENEW_CSR } },
+  { method: 'POST', url: '/v1/devices/pump-1/disable', path: '/v1/devices/{id}/disable', scope: 'devices:write' },
+  { method: 'POST', url: '/v1/devices/pump-2/enable', path: '/v1/devices/{id}/enable', scope: 'devices:write' },
+  {
+    method: 'PATCH',
+    url: '/v1/devices/pump-1',
+    path: '/v1/devices/{id}',
+    scope: 'devices:write',
+    body: { tier: 'premium', labels: { site: 'n' } },
+  },
+  { method: 'POST', url: '/v1/bulk/devices/disable', path: '/v1/bulk/devices/disable', scope: 'devices:write', body: SELECT_PUMPS },
+  { method: 'POST', url: '/v1/bulk/devices/enable', path: '/v1/bulk/devices/enable', scope: 'devices:write', body: SELECT_PUMPS },
+  { method: 'POST', url: '/v1/bulk/devices/revoke', path: '/v1/bulk/devices/revoke', scope: 'devices:revoke', body: SELECT_PUMPS },
+  {
+    method: 'POST',
+    url: '/v1/bulk/devices/move',
+    path: '/v1/bulk/devices/move',
+    scope: 'devices:write',
+    body: { ...SELECT_PUMPS, to: { tier: 'premium' } },
+  },
 ]

@@ -5,6 +5,9 @@ import { apiHarness, ROUTES } from './api-harness.ts'
 async function withDevice(options: Parameters<typeof apiHarness>[0] = {}) {
   const h = await apiHarness(options)
   await h.authority.createDevice({ id: 'pump-1', group: 'pumps' }, 'operator:test')
+  // a disabled one, for POST /v1/devices/{id}/enable
+  await h.authority.createDevice({ id: 'pump-2', group: 'pumps' }, 'operator:test')
+  h.authority.disableDevice('pump-2', 'operator:test')
   return h
 }
 

@@ -39,6 +39,7 @@ describe('GET /v1/devices', () => {
           group: 'alpha',
           tier: 'standard',
           status: 'active',
+          labels: {},
           createdAt: '2026-01-01T00:00:00.000Z',
           updatedAt: '2026-01-01T00:00:00.000Z',
           connected: true,
