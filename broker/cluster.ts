@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module'
+import { Readable } from 'node:stream'
 import { Redis } from 'ioredis'
 import MQEmitterRedis from 'mqemitter-redis'
 import type { Logger } from 'pino'
@@ -9,7 +10,19 @@ import { ClusterUnreachable } from './errors.ts'
 // wants the async one (its setup() must be an async function).
 const AsyncRedisPersistence = createRequire(import.meta.url)('aedes-persistence-redis/asyncPersistence.js') as new (options: {
   conn: Redis
-}) => object
+}) => { createRetainedStreamCombi(patterns: string[]): AsyncIterable<unknown> }
+
+/**
+ * aedes 1.2 pipes what createRetainedStreamCombi returns (handlers/subscribe.js: `stream.pipe(...)`), as
+ * its own in-memory persistence returns a Readable; aedes-persistence-redis 12 returns an async generator,
+ * so every SUBSCRIBE on a node threw "stream.pipe is not a function" from a timer. Readable.from bridges
+ * the two (the upstream report: docs/upstream/aedes-persistence-redis-retained-stream.md).
+ */
+class RedisPersistence extends AsyncRedisPersistence {
+  override createRetainedStreamCombi(patterns: string[]): Readable & AsyncIterable<unknown> {
+    return Readable.from(super.createRetainedStreamCombi(patterns))
+  }
+}
 
 /** `cluster` in the configuration: absent = one process (Mode 1), present = a node of a cluster on this Redis. */
 export const CLUSTER_SCHEMA = {
@@ -91,7 +104,7 @@ export async function connectCluster(options: ClusterOptions, deps: { log: Logge
   const mq = MQEmitterRedis({ pubConn, subConn, matchEmptyLevels: true, concurrency: 100 })
   // mqemitter-redis re-emits its connections' errors here: without a listener an outage would crash the node
   ;(mq as unknown as { state: { on(event: 'error', listener: () => void): void } }).state.on('error', () => {})
-  const persistence = new AsyncRedisPersistence({ conn: redis })
+  const persistence = new RedisPersistence({ conn: redis })
   log.info({ redisUrl: shownUrl }, 'cluster Redis connected')
   return {
     shownUrl,
