@@ -216,7 +216,12 @@ async function startServices(
       log,
       dashboard: {
         signals: fleetSignals(broker, feed, ai, connections.history),
-        aiBudget: (deviceId, tier) => (aiOptions ? routeFor(aiOptions, deviceId, tier).limits : null),
+        // the configured route's budget under the tier's and the device's stored values (as the bridge spends it)
+        aiBudget: (deviceId, tier) => {
+          if (!aiOptions) return null
+          const { dailyRequests, dailyTokens } = { ...routeFor(aiOptions, deviceId, tier).limits, ...control.limits.applied(deviceId)?.ai }
+          return { dailyRequests, dailyTokens }
+        },
       },
       ...(metricsOnApi && { metrics }),
     },

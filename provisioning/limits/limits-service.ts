@@ -49,6 +49,13 @@ export interface DeviceLimitsView {
 
 export type LimitsService = ReturnType<typeof createLimitsService>
 
+/** The values that apply to a device: its tier's stored values under its own (unset: the configured limits). */
+export interface AppliedLimits {
+  tier: string
+  broker: NonNullable<LimitValues['broker']>
+  ai: NonNullable<LimitValues['ai']>
+}
+
 /** The two documents merged: the device's values over the tier's, bucket by bucket. */
 export function mergeLimits(tier: LimitValues, own: LimitValues | null): LimitValues {
   const broker: NonNullable<LimitValues['broker']> = { ...tier.broker }
@@ -107,6 +114,14 @@ export function createLimitsService(deps: { store: RegistryStore; limits: Limits
     return at
   }
 
+  function applied(deviceId: string): AppliedLimits | null {
+    const device = store.getDevice(deviceId)
+    if (!device) return null
+    const r = limits.getDevice(deviceId)
+    const values = mergeLimits(valuesOf(limits.getTier(device.tier)), r ? valuesOf(r) : null)
+    return { tier: device.tier, broker: values.broker ?? {}, ai: values.ai ?? {} }
+  }
+
   return {
     schema: policy.schema,
     /** every tier there is (configured, or with stored values), with its stored values */
@@ -149,15 +164,11 @@ export function createLimitsService(deps: { store: RegistryStore; limits: Limits
      * The broker's and the AI bridge's source (DeviceLimitsSource, AiBridgeDeps.limitsOf): a device's
      * tier and the values that apply to it; null for an unknown device.
      */
-    async limitsOf(
-      deviceId: string,
-    ): Promise<{ tier: string; broker: NonNullable<LimitValues['broker']>; ai: NonNullable<LimitValues['ai']> } | null> {
-      const device = store.getDevice(deviceId)
-      if (!device) return null
-      const r = limits.getDevice(deviceId)
-      const applied = mergeLimits(valuesOf(limits.getTier(device.tier)), r ? valuesOf(r) : null)
-      return { tier: device.tier, broker: applied.broker ?? {}, ai: applied.ai ?? {} }
+    async limitsOf(deviceId: string): Promise<AppliedLimits | null> {
+      return applied(deviceId)
     },
+    /** limitsOf, synchronously (the dashboard's view of a device's AI budget) */
+    applied,
   }
 }
 

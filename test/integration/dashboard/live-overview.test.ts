@@ -133,4 +133,15 @@ describe('the dashboard overview, live', () => {
     ])
     expect(connections.map((c) => c.remoteAddress)).toEqual(Array(4).fill('127.0.0.1'))
   })
+
+  it("shows a device's AI budget as the bridge spends it: the configured tier's, under a stored override", async () => {
+    const { control, provision, get } = await running()
+    await provision('pump-1')
+    const budget = async () =>
+      ((await (await get('/dashboard/api/devices/pump-1')).json()) as { usage: { budget: { dailyRequests: number } | null } }).usage.budget
+    const configured = await budget()
+    expect(configured?.dailyRequests).toBeGreaterThan(7)
+    control.limits.setDevice('pump-1', { ai: { dailyRequests: 7 } }, 'operator:test')
+    expect(await budget()).toEqual({ ...configured, dailyRequests: 7 })
+  })
 })
