@@ -13,6 +13,7 @@ export const API_SCOPES = [
   'metrics:read',
   'tiers:write',
   'apikeys:admin',
+  'telemetry:read',
 ] as const
 
 export type ApiScope = (typeof API_SCOPES)[number]
