@@ -1,5 +1,6 @@
 import { normalizeSerial, systemClock, type Clock, type PeerIdentity } from '../../certs/index.ts'
 import type {
+  AppTopicClass,
   AuditRecord,
   ClaimLookup,
   ClaimRefusalReason,
@@ -36,6 +37,14 @@ export interface FakeCertificate {
  * A claim certificate (CN claim:<claimId>); one that can provision nothing now (revoked, expired, used up)
  * is refused at CONNECT, as the registry does.
  */
+export interface FakeApp {
+  name: string
+  serial: string
+  groups: string[] | null
+  classes: AppTopicClass[]
+  revoked?: boolean
+}
+
 export interface FakeClaim {
   claimId: string
   serial: string
@@ -66,6 +75,12 @@ export interface FakeDirectory extends DeviceDirectory {
   readonly claimLookups: { identity: PeerIdentity; claimId: string }[]
   /** registers a claim certificate serial (any form) */
   addClaim(claimId: string, serial: string, opts?: Partial<Omit<FakeClaim, 'claimId' | 'serial'>>): FakeClaim
+  /** keyed by normalized serial */
+  readonly apps: Map<string, FakeApp>
+  /** registers an app certificate serial (any form); default: every group, telemetry only */
+  addApp(name: string, serial: string, opts?: Partial<Omit<FakeApp, 'name' | 'serial'>>): FakeApp
+  /** marks the app revoked (later CONNECTs are refused) and emits app.revoked */
+  revokeApp(name: string): void
   /** marks the claim revoked (later CONNECTs are refused) and emits claim.revoked */
   revokeClaim(claimId: string): void
   /** a renewal: the certificate becomes superseded with its overlap ending at `at`; emits certificate.superseded */
@@ -96,6 +111,7 @@ export function createFakeDirectory(clock: Clock = systemClock): FakeDirectory {
   const lookups: PeerIdentity[] = []
   const claims = new Map<string, FakeClaim>()
   const claimLookups: { identity: PeerIdentity; claimId: string }[] = []
+  const apps = new Map<string, FakeApp>()
   const listeners = new Set<(e: ControlEvent) => void>()
   const failures: Error[] = []
   let hold: Promise<void> | null = null
@@ -158,6 +174,23 @@ export function createFakeDirectory(clock: Clock = systemClock): FakeDirectory {
       if (hold) await hold
       if (err) throw err
       return result as ClaimLookup
+    },
+    apps,
+    async lookupApp(identity, name) {
+      const app = apps.get(identity.serial)
+      if (hold) await hold
+      if (!app || app.name !== name) return { kind: 'refused', reason: 'unknown-app', name, serial: identity.serial }
+      if (app.revoked === true) return { kind: 'refused', reason: 'app-revoked', name, serial: identity.serial }
+      return { kind: 'app', name, serial: app.serial, groups: app.groups, classes: app.classes }
+    },
+    addApp(name, serial, opts = {}) {
+      const app: FakeApp = { groups: null, classes: ['telemetry'], ...opts, name, serial: normalizeSerial(serial) }
+      apps.set(app.serial, app)
+      return app
+    },
+    revokeApp(name) {
+      for (const a of apps.values()) if (a.name === name) a.revoked = true
+      fake.emit({ type: 'app.revoked', name })
     },
     addClaim(claimId, serial, opts = {}) {
       const claim: FakeClaim = { ...opts, claimId, serial: normalizeSerial(serial) }
