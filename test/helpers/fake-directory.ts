@@ -1,5 +1,6 @@
 import { normalizeSerial, systemClock, type Clock, type PeerIdentity } from '../../certs/index.ts'
 import type {
+  AppLookup,
   AppTopicClass,
   AuditRecord,
   ClaimLookup,
@@ -77,6 +78,8 @@ export interface FakeDirectory extends DeviceDirectory {
   addClaim(claimId: string, serial: string, opts?: Partial<Omit<FakeClaim, 'claimId' | 'serial'>>): FakeClaim
   /** keyed by normalized serial */
   readonly apps: Map<string, FakeApp>
+  /** the app names asked for, in order */
+  readonly appLookups: string[]
   /** registers an app certificate serial (any form); default: every group, telemetry only */
   addApp(name: string, serial: string, opts?: Partial<Omit<FakeApp, 'name' | 'serial'>>): FakeApp
   /** marks the app revoked (later CONNECTs are refused) and emits app.revoked */
@@ -112,6 +115,7 @@ export function createFakeDirectory(clock: Clock = systemClock): FakeDirectory {
   const claims = new Map<string, FakeClaim>()
   const claimLookups: { identity: PeerIdentity; claimId: string }[] = []
   const apps = new Map<string, FakeApp>()
+  const appLookups: string[] = []
   const listeners = new Set<(e: ControlEvent) => void>()
   const failures: Error[] = []
   let hold: Promise<void> | null = null
@@ -176,12 +180,19 @@ export function createFakeDirectory(clock: Clock = systemClock): FakeDirectory {
       return result as ClaimLookup
     },
     apps,
+    appLookups,
     async lookupApp(identity, name) {
+      appLookups.push(name)
+      // judged when asked, answered after a hold (as lookup)
       const app = apps.get(identity.serial)
+      const result: AppLookup =
+        !app || app.name !== name
+          ? { kind: 'refused', reason: 'unknown-app', name, serial: identity.serial }
+          : app.revoked === true
+            ? { kind: 'refused', reason: 'app-revoked', name, serial: identity.serial }
+            : { kind: 'app', name, serial: app.serial, groups: app.groups, classes: app.classes }
       if (hold) await hold
-      if (!app || app.name !== name) return { kind: 'refused', reason: 'unknown-app', name, serial: identity.serial }
-      if (app.revoked === true) return { kind: 'refused', reason: 'app-revoked', name, serial: identity.serial }
-      return { kind: 'app', name, serial: app.serial, groups: app.groups, classes: app.classes }
+      return result
     },
     addApp(name, serial, opts = {}) {
       const app: FakeApp = { groups: null, classes: ['telemetry'], ...opts, name, serial: normalizeSerial(serial) }

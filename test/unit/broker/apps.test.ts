@@ -124,4 +124,32 @@ describe('apps (CN and clientId app:<name>): subscribe inside their scope, filte
       ['app:dash', 'app-revoked'],
     ])
   })
+
+  it('refuses a persistent session, a will, and a connect whose app is revoked during its lookup; closes at certificate expiry', async () => {
+    const h = await startCore({ limits: { sessionSweepMs: 100 } })
+    h.directory.addApp('dash', 'c1')
+    const as = { cn: 'app:dash', clientId: 'app:dash', serial: 'c1' }
+    expect((await h.connect({ ...as, clean: false })).connack).toMatchObject({ returnCode: 5 })
+    const will = { topic: 'devices/pump-1/telemetry', payload: Buffer.from('x'), qos: 0 as const, retain: false }
+    expect((await h.connect({ ...as, will })).connack).toMatchObject({ returnCode: 5 })
+    const release = h.directory.holdLookups()
+    const pending = h.connect(as)
+    await waitFor(() => h.directory.appLookups.length === 1, 2000, 'the lookup in flight')
+    h.directory.revokeApp('dash') // the answer already judged the app live
+    release()
+    expect((await pending).connack).toMatchObject({ returnCode: 5 })
+    h.directory.addApp('ops', 'c2')
+    const expiring = await h.connect({
+      cn: 'app:ops',
+      clientId: 'app:ops',
+      serial: 'c2',
+      notAfter: new Date(h.clock.now().getTime() + 60_000),
+    })
+    expect(expiring.connack).toMatchObject({ returnCode: 0 })
+    h.clock.advance('2m')
+    await expiring.client.closed
+    const reasons = h.directory.auditsFor('connect.refused').map((a) => a.details?.reason)
+    expect(reasons).toEqual(['persistent-session-not-permitted', 'will-not-permitted', 'invalidated-during-connect'])
+    expect(h.directory.auditsFor('session.closed')).toMatchObject([{ subject: 'app:ops', details: { reason: 'certificate-expired' } }])
+  })
 })
