@@ -11,6 +11,7 @@ import {
   resolveAiBridgeOptions,
   routeFor,
   trackConnectionHistory,
+  trackTelemetry,
   trackPresence,
   type AiBridge,
   type Broker,
@@ -174,6 +175,8 @@ async function startServices(
   const presence = trackPresence(broker, clock)
   const connections = trackConnectionHistory(broker, clock)
   closers.push(() => connections.close())
+  const telemetry = trackTelemetry(broker, clock)
+  closers.push(() => telemetry.close())
   closers.push(attachEnrollment(broker, { service: control.enrollment, log, clock }, { auditIntervalMs: config.limits.auditIntervalMs }))
   closers.push(attachRenewalNotices(broker, { windowOpens: control.enrollment.renewAfterOf, clock, timers: systemTimers, log }))
   closers.push(
@@ -210,6 +213,7 @@ async function startServices(
       aiUsage: control.aiUsage,
       checks: control.checks,
       limits: control.limits,
+      telemetry,
       // this process's view first, then what an earlier run persisted
       presence: { isConnected: presence.isConnected, lastSeen: (id) => presence.lastSeen(id) ?? control.store.lastSeen(id) },
       clock,

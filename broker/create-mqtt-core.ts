@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { countBy, createBrokerStats, type BrokerStats } from './broker-stats.ts'
 import { createClaimSessionRegistry } from './claim-sessions.ts'
+import { createAppSessionRegistry } from './app-sessions.ts'
 import { createClientLease } from './client-lease.ts'
 import { CLUSTER_HEARTBEAT_MS, type ClusterBackend } from './cluster.ts'
 import { clusterConnectRate } from './cluster-connect-rate.ts'
@@ -20,6 +21,7 @@ import { boundRedisSessionStore } from './redis-session-store.ts'
 import { createAuthenticate } from './hooks/authenticate.ts'
 import { createAuthorizePublish } from './hooks/authorize-publish.ts'
 import { createAuthorizeSubscribe } from './hooks/authorize-subscribe.ts'
+import { createAuthorizeForward } from './hooks/authorize-forward.ts'
 import { BROKER_ACTOR, throttledAudit, type ConnectionContext, type HookDeps } from './hooks/hook-deps.ts'
 import { createPreConnect } from './hooks/pre-connect.ts'
 import type { BrokerLimits } from './limits.ts'
@@ -169,6 +171,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
   let lastSessionId = 0
   const sessions = createSessionRegistry()
   const claimSessions = createClaimSessionRegistry()
+  const appSessions = createAppSessionRegistry()
   const connections = new WeakMap<Client, ConnectionContext>()
   const throttle = createEventThrottle({ intervalMs: limits.auditIntervalMs, maxKeys: limits.maxTrackedKeys }, deps.clock)
 
@@ -177,6 +180,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     limits,
     sessions,
     claimSessions,
+    appSessions,
     nextSessionId: () => ++lastSessionId,
     connections,
     throttle,
@@ -198,6 +202,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     authenticate: createAuthenticate(hookDeps),
     authorizePublish: createAuthorizePublish(hookDeps),
     authorizeSubscribe: createAuthorizeSubscribe(hookDeps),
+    authorizeForward: createAuthorizeForward(hookDeps),
     connectTimeout: limits.connectTimeoutMs,
     drainTimeout: limits.drainTimeoutMs,
     // keepalive is clamped to its bounds in preConnect (aedes' keepaliveLimit answers CONNACK 6, which
@@ -241,6 +246,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     directory: deps.directory,
     sessions,
     claimSessions,
+    appSessions,
     clock: deps.clock,
     timers: deps.timers ?? systemTimers,
     log,

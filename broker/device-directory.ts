@@ -25,6 +25,20 @@ export type ClaimLookup =
   | { kind: 'claim'; claimId: string; serial: string }
   | { kind: 'refused'; reason: ClaimRefusalReason; claimId: string | null; serial: string }
 
+/**
+ * The answer for an app certificate (CN `app:<name>`, docs/device-protocol.md "Apps"): what the app may
+ * read. `groups` null: every group (and devices without one); else only devices of these groups.
+ */
+export type AppRefusalReason = 'unknown-app' | 'app-revoked'
+
+/** What an app may subscribe to (topics.ts appGrants): devices' telemetry, reported settings, insights. */
+export const APP_TOPIC_CLASSES = ['telemetry', 'reported', 'insights'] as const
+export type AppTopicClass = (typeof APP_TOPIC_CLASSES)[number]
+
+export type AppLookup =
+  | { kind: 'app'; name: string; serial: string; groups: string[] | null; classes: AppTopicClass[] }
+  | { kind: 'refused'; reason: AppRefusalReason; name: string | null; serial: string }
+
 /** Events the control plane publishes; `noun.pastVerb` (docs/conventions.md §19). */
 export type ControlEvent =
   | { type: 'device.created'; deviceId: string }
@@ -39,6 +53,8 @@ export type ControlEvent =
   | { type: 'certificate.superseded'; deviceId: string; serial: string; supersededAt: string }
   | { type: 'settings.changed'; deviceId: string; version: number }
   | { type: 'claim.revoked'; claimId: string }
+  /** an app's certificate was revoked: its sessions are closed at once */
+  | { type: 'app.revoked'; name: string }
   | { type: 'ca.rotated'; serial: string }
   /** a device's tier or its own limits changed */
   | { type: 'device.updated'; deviceId: string }
@@ -57,6 +73,8 @@ export interface DeviceDirectory {
   lookup(identity: PeerIdentity): Promise<DeviceLookup>
   /** Is this certificate (by fingerprint and serial) the certificate of claim `claimId`? */
   lookupClaim(identity: PeerIdentity, claimId: string): Promise<ClaimLookup>
+  /** Is this certificate (by fingerprint and serial) the live certificate of app `name`? Absent: every app is refused. */
+  lookupApp?(identity: PeerIdentity, name: string): Promise<AppLookup>
   /** Subscribe to control-plane events (from this process or another one); returns unsubscribe. */
   onEvent(listener: (event: ControlEvent) => void): () => void
   /** Append to the audit log (fire and forget: failures are logged by the implementation). */

@@ -10,6 +10,9 @@ export function guardDirectory(directory: DeviceDirectory, log: Logger): DeviceD
   return {
     lookup: (identity) => directory.lookup(identity),
     lookupClaim: (identity, claimId) => directory.lookupClaim(identity, claimId),
+    ...(directory.lookupApp && {
+      lookupApp: (identity, name) => (directory.lookupApp as NonNullable<DeviceDirectory['lookupApp']>)(identity, name),
+    }),
     onEvent: (listener) =>
       directory.onEvent((event) => {
         try {

@@ -9,6 +9,7 @@ export { DEVICE_LIMITS_SCHEMA, deviceLimitProblems } from './device-limits.ts'
 export { PROXY_PROTOCOL_SCHEMA, resolveProxyProtocol } from './proxy-protocol.ts'
 export { trackPresence } from './presence.ts'
 export { trackConnectionHistory } from './connection-history.ts'
+export { trackTelemetry } from './telemetry-ring.ts'
 export { attachSettingsDelivery } from './settings-delivery.ts'
 export { attachRenewalNotices } from './renewal-notice.ts'
 export {

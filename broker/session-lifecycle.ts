@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import { normalizeSerial, type Clock, type Timers } from '../certs/index.ts'
+import type { AppSession, AppSessionRegistry } from './app-sessions.ts'
 import { claimSessionEnded, type ClaimSession, type ClaimSessionRegistry } from './claim-sessions.ts'
 import type { ControlEvent, DeviceDirectory } from './device-directory.ts'
 import { BROKER_ACTOR, claimSubject } from './hooks/hook-deps.ts'
@@ -10,6 +11,8 @@ export interface SessionLifecycleDeps {
   directory: DeviceDirectory
   sessions: SessionRegistry
   claimSessions: ClaimSessionRegistry
+  /** app sessions: closed on app.revoked and when their certificate expires; absent: none */
+  appSessions?: AppSessionRegistry
   clock: Clock
   timers: Timers
   log: Logger
@@ -67,6 +70,19 @@ export function startSessionLifecycle(deps: SessionLifecycleDeps): SessionLifecy
     session.client.close()
   }
 
+  function closeAppSession(session: AppSession, reason: string): void {
+    if (session.client.closed) return
+    session.closedBy = reason
+    directory.audit({
+      actor: BROKER_ACTOR,
+      action: 'session.closed',
+      subject: session.clientId,
+      details: { reason, serial: session.serial, remoteAddress: session.remoteAddress },
+    })
+    log.info({ appName: session.name, serial: session.serial, remoteAddress: session.remoteAddress, reason }, 'app session closed')
+    session.client.close()
+  }
+
   function closeClaimSession(session: ClaimSession, reason: string): void {
     if (session.client.closed) return
     session.closedBy = reason
@@ -113,6 +129,11 @@ export function startSessionLifecycle(deps: SessionLifecycleDeps): SessionLifecy
       for (const c of claimSessions.all()) if (c.claimId === event.claimId) closeClaimSession(c, event.type)
       return
     }
+    if (event.type === 'app.revoked') {
+      const app = deps.appSessions?.revoke(event.name)
+      if (app) closeAppSession(app, event.type)
+      return
+    }
     if (event.type === 'certificate.superseded') return onSuperseded(event)
     if (!CLOSING_EVENTS.has(event.type) || !('deviceId' in event)) return
     const serial = 'serial' in event ? serialOf(event) : null
@@ -143,6 +164,9 @@ export function startSessionLifecycle(deps: SessionLifecycleDeps): SessionLifecy
     for (const c of claimSessions.all()) {
       const ended = c.client.closed ? null : claimSessionEnded(c, now)
       if (ended) closeClaimSession(c, ended)
+    }
+    for (const a of deps.appSessions?.all() ?? []) {
+      if (!a.client.closed && now.getTime() >= a.validUntil.getTime()) closeAppSession(a, 'certificate-expired')
     }
   }
 

@@ -15,6 +15,8 @@
  * (docs/device-lifecycle.md; device-sim builds the same strings itself.)
  */
 
+import type { AppTopicClass } from './device-directory.ts'
+
 export const DEVICES_ROOT = 'devices'
 export const PROVISIONING_ROOT = 'provisioning'
 export const TOPIC_LEVEL_SEPARATOR = '/'
@@ -97,6 +99,19 @@ export function claimGrants(nonce: string): TopicGrants {
     publish: Object.freeze([claimRequestTopic(nonce)]),
     subscribe: Object.freeze([claimResponseTopic(nonce)]),
   })
+}
+
+/**
+ * An app (docs/device-protocol.md "Apps"): it publishes nothing and may subscribe, with wildcards, to
+ * the devices' topics of its classes. Which devices' messages it then gets (its groups) is decided per
+ * message, by the publishing device's group (hooks/authorize-forward.ts), not by the filter.
+ */
+export function appGrants(classes: readonly AppTopicClass[]): TopicGrants {
+  const subscribe: string[] = []
+  if (classes.includes('telemetry')) subscribe.push(telemetryTopic('+'), telemetryTopic('+', '#'))
+  if (classes.includes('reported')) subscribe.push(settingsReportedTopic('+'))
+  if (classes.includes('insights')) subscribe.push(insightsTopic('+'))
+  return Object.freeze({ publish: Object.freeze([]), subscribe: Object.freeze(subscribe) })
 }
 
 /** The topics a device may publish to, as MQTT filters (the policy checks topic-within-filter). */

@@ -44,3 +44,16 @@ export function claimNonceFromClientId(clientId: string): string | null {
 export function isClaimId(value: unknown): value is string {
   return typeof value === 'string' && CLAIM_ID_PATTERN.test(value)
 }
+
+// App certificates (docs/device-protocol.md "Apps"): CN `app:<name>`, and the MQTT clientId is the same
+// string. `:` is outside the device id rule, so an app can never pass as a device (nor as a claim).
+export const APP_CN_PREFIX = 'app:'
+/** The app name rule: as the claim id rule, 3-41 of [a-z0-9-], starting with a letter or digit. */
+export const APP_NAME_PATTERN = CLAIM_ID_PATTERN
+
+/** The name of an app certificate's CN `app:<name>`, or null when the CN is not one. */
+export function appNameFromCommonName(cn: string): string | null {
+  if (typeof cn !== 'string' || !cn.startsWith(APP_CN_PREFIX)) return null
+  const name = cn.slice(APP_CN_PREFIX.length)
+  return APP_NAME_PATTERN.test(name) ? name : null
+}

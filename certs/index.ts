@@ -14,6 +14,7 @@ export {
   isDeviceId,
   assertDeviceId,
   claimIdFromCommonName,
+  appNameFromCommonName,
   claimNonceFromClientId,
   isClaimId,
 } from './device-id.ts'

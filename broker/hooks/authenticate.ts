@@ -1,12 +1,13 @@
 import { applyDeviceLimits, deviceBuckets } from '../device-limits.ts'
 import type { Client } from 'aedes'
-import { claimIdFromCommonName, identityFromPeerCertificate, type PeerIdentity } from '../../certs/index.ts'
+import { appNameFromCommonName, claimIdFromCommonName, identityFromPeerCertificate, type PeerIdentity } from '../../certs/index.ts'
 import { countBy, countRefused } from '../broker-stats.ts'
 import { ConnectRateLimited, ConnectRefused, DirectoryUnavailable } from '../errors.ts'
 import type { DeviceLookup } from '../device-directory.ts'
 import { sessionEnd, type Session } from '../sessions.ts'
 import { canPublish } from '../topic-policy.ts'
 import { deviceGrants } from '../topics.ts'
+import { authenticateApp } from './authenticate-app.ts'
 import { authenticateClaim } from './authenticate-claim.ts'
 import {
   BROKER_ACTOR,
@@ -45,6 +46,10 @@ export type ConnectRefusal =
   | 'claim-mismatch'
   | 'persistent-session-not-permitted'
   | 'client-id-in-use'
+  // apps (authenticate-app.ts)
+  | 'unknown-app'
+  | 'app-revoked'
+  | 'app-mismatch'
 
 /** the cluster's connect-rate limiter refused (the directory is then not asked) */
 const CONNECT_RATE = { kind: 'refused', reason: 'connect-rate' } as const
@@ -98,8 +103,18 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
       const deviceId = identity?.deviceId ?? null
       const serial = identity?.serial ?? null
       const claimId = cn !== null ? claimIdFromCommonName(cn) : null
+      const appName = cn !== null ? appNameFromCommonName(cn) : null
       const subject =
-        deviceId ?? (claimId !== null ? claimSubject(claimId) : cn !== null ? `cn:${cn}` : serial !== null ? `serial:${serial}` : 'unknown')
+        deviceId ??
+        (claimId !== null
+          ? claimSubject(claimId)
+          : appName !== null
+            ? `app:${appName}`
+            : cn !== null
+              ? `cn:${cn}`
+              : serial !== null
+                ? `serial:${serial}`
+                : 'unknown')
       const err = withReturnCode(reason === 'connect-rate' ? new ConnectRateLimited(deviceId) : new ConnectRefused(reason))
       throttledAudit(
         deps,
@@ -142,6 +157,11 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
     if (claimId !== null) {
       if (Array.isArray(pc.subject?.CN)) return refuse('invalid-common-name')
       return authenticateClaim(deps, log, { client, ctx, identity, claimId, refuse, done })
+    }
+    const appName = identity.commonName !== null ? appNameFromCommonName(identity.commonName) : null
+    if (appName !== null) {
+      if (Array.isArray(pc.subject?.CN)) return refuse('invalid-common-name')
+      return authenticateApp(deps, log, { client, ctx, identity, name: appName, refuse, done })
     }
     if (identity.deviceId === null) return refuse('invalid-common-name')
     const deviceId = identity.deviceId

@@ -1,6 +1,7 @@
 import type { AedesOptions, AuthenticateError, Client } from 'aedes'
 import type { Logger } from 'pino'
 import { capStrings, capText, type Clock, type EventThrottle } from '../../certs/index.ts'
+import type { AppSession, AppSessionRegistry } from '../app-sessions.ts'
 import type { ClaimSession, ClaimSessionRegistry } from '../claim-sessions.ts'
 import type { ClientLease } from '../client-lease.ts'
 import { countBy, type BrokerLimitKind, type BrokerStats } from '../broker-stats.ts'
@@ -17,6 +18,7 @@ export type PreConnectHandler = NonNullable<AedesOptions['preConnect']>
 export type AuthenticateHandler = NonNullable<AedesOptions['authenticate']>
 export type AuthorizePublishHandler = NonNullable<AedesOptions['authorizePublish']>
 export type AuthorizeSubscribeHandler = NonNullable<AedesOptions['authorizeSubscribe']>
+export type AuthorizeForwardHandler = NonNullable<AedesOptions['authorizeForward']>
 
 /** What the broker knows about one MQTT connection, from CONNECT on. */
 export interface ConnectionContext {
@@ -32,6 +34,8 @@ export interface ConnectionContext {
   session: Session | null
   /** set once authenticate accepts a claim session (never together with `session`) */
   claim: ClaimSession | null
+  /** set once authenticate accepts an app (never together with the others) */
+  app?: AppSession | null
 }
 
 /** Everything the hook factories share; built once per broker by create-mqtt-core.ts. */
@@ -42,6 +46,7 @@ export interface HookDeps {
   limits: Readonly<BrokerLimits>
   sessions: SessionRegistry
   claimSessions: ClaimSessionRegistry
+  appSessions: AppSessionRegistry
   /** a new session id (unique per connection within this broker) */
   nextSessionId(): number
   connections: WeakMap<Client, ConnectionContext>
@@ -81,14 +86,14 @@ export interface Principal {
    */
   key: string
   /** the log fields that name it */
-  fields: { deviceId: string } | { clientId: string; claimId: string }
+  fields: { deviceId: string } | { clientId: string; claimId: string } | { clientId: string; appName: string }
 }
 
 /** One Principal per session: every packet of a connection asks (packet budget, then the publish hooks). */
-const principals = new WeakMap<Session | ClaimSession, Principal>()
+const principals = new WeakMap<Session | ClaimSession | AppSession, Principal>()
 
 export function principalOf(ctx: ConnectionContext | undefined): Principal | null {
-  const owner = ctx?.session ?? ctx?.claim
+  const owner = ctx?.session ?? ctx?.claim ?? ctx?.app
   if (!owner) return null
   let principal = principals.get(owner)
   if (!principal) {
@@ -98,7 +103,10 @@ export function principalOf(ctx: ConnectionContext | undefined): Principal | nul
   return principal
 }
 
-function describePrincipal(owner: Session | ClaimSession): Principal {
+function describePrincipal(owner: Session | ClaimSession | AppSession): Principal {
+  // an app's budgets are keyed by its name, like a device's by its id: one app, one budget
+  if ('name' in owner)
+    return { session: owner, subject: owner.clientId, key: owner.clientId, fields: { clientId: owner.clientId, appName: owner.name } }
   if (!('claimId' in owner)) return { session: owner, subject: owner.deviceId, key: owner.deviceId, fields: { deviceId: owner.deviceId } }
   const subject = claimSubject(owner.claimId)
   return {

@@ -14,6 +14,7 @@ export const API_SCOPES = [
   'tiers:write',
   'apikeys:admin',
   'devices:write',
+  'telemetry:read',
 ] as const
 
 export type ApiScope = (typeof API_SCOPES)[number]

@@ -25,6 +25,7 @@ import type { Metrics } from '../metrics/index.ts'
 import { metricsRoutes } from './metrics-routes.ts'
 import type { LimitsService } from '../limits/index.ts'
 import { tierRoutes } from './tier-routes.ts'
+import { telemetryRoutes, type TelemetrySource } from './telemetry-routes.ts'
 import { buildAsyncApi } from '../device-protocol/index.ts'
 
 export interface ApiDeps {
@@ -48,6 +49,8 @@ export interface ApiDeps {
   metrics?: Pick<Metrics, 'render' | 'contentType'>
   /** per-tier and per-device limits (/v1/tiers, /v1/devices/{id}/limits); the routes are served when given */
   limits?: LimitsService
+  /** the broker's recent telemetry per device (GET /v1/devices/{id}/telemetry); the route is served when given */
+  telemetry?: TelemetrySource
 }
 
 export interface ApiOptions {
@@ -146,6 +149,7 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
   app.register(insightsRoutes, { prefix: '/v1', authority: deps.authority, aiUsage: deps.aiUsage })
   app.register(checksRoutes, { prefix: '/v1', checks: deps.checks, clock: deps.clock })
   if (deps.limits) app.register(tierRoutes, { prefix: '/v1', limits: deps.limits })
+  if (deps.telemetry) app.register(telemetryRoutes, { prefix: '/v1', authority: deps.authority, telemetry: deps.telemetry })
   app.register(apiKeysRoutes, { prefix: '/v1', apiKeys: deps.apiKeys })
   if (deps.dashboard) registerDashboard(app, { ...deps, ...deps.dashboard, random }, options.dashboard)
   if (deps.metrics) app.register(metricsRoutes, { metrics: deps.metrics })

@@ -1,5 +1,7 @@
 import { normalizeSerial, systemClock, type Clock, type PeerIdentity } from '../../certs/index.ts'
 import type {
+  AppLookup,
+  AppTopicClass,
   AuditRecord,
   ClaimLookup,
   ClaimRefusalReason,
@@ -36,6 +38,14 @@ export interface FakeCertificate {
  * A claim certificate (CN claim:<claimId>); one that can provision nothing now (revoked, expired, used up)
  * is refused at CONNECT, as the registry does.
  */
+export interface FakeApp {
+  name: string
+  serial: string
+  groups: string[] | null
+  classes: AppTopicClass[]
+  revoked?: boolean
+}
+
 export interface FakeClaim {
   claimId: string
   serial: string
@@ -66,6 +76,14 @@ export interface FakeDirectory extends DeviceDirectory {
   readonly claimLookups: { identity: PeerIdentity; claimId: string }[]
   /** registers a claim certificate serial (any form) */
   addClaim(claimId: string, serial: string, opts?: Partial<Omit<FakeClaim, 'claimId' | 'serial'>>): FakeClaim
+  /** keyed by normalized serial */
+  readonly apps: Map<string, FakeApp>
+  /** the app names asked for, in order */
+  readonly appLookups: string[]
+  /** registers an app certificate serial (any form); default: every group, telemetry only */
+  addApp(name: string, serial: string, opts?: Partial<Omit<FakeApp, 'name' | 'serial'>>): FakeApp
+  /** marks the app revoked (later CONNECTs are refused) and emits app.revoked */
+  revokeApp(name: string): void
   /** marks the claim revoked (later CONNECTs are refused) and emits claim.revoked */
   revokeClaim(claimId: string): void
   /** a renewal: the certificate becomes superseded with its overlap ending at `at`; emits certificate.superseded */
@@ -96,6 +114,8 @@ export function createFakeDirectory(clock: Clock = systemClock): FakeDirectory {
   const lookups: PeerIdentity[] = []
   const claims = new Map<string, FakeClaim>()
   const claimLookups: { identity: PeerIdentity; claimId: string }[] = []
+  const apps = new Map<string, FakeApp>()
+  const appLookups: string[] = []
   const listeners = new Set<(e: ControlEvent) => void>()
   const failures: Error[] = []
   let hold: Promise<void> | null = null
@@ -158,6 +178,30 @@ export function createFakeDirectory(clock: Clock = systemClock): FakeDirectory {
       if (hold) await hold
       if (err) throw err
       return result as ClaimLookup
+    },
+    apps,
+    appLookups,
+    async lookupApp(identity, name) {
+      appLookups.push(name)
+      // judged when asked, answered after a hold (as lookup)
+      const app = apps.get(identity.serial)
+      const result: AppLookup =
+        !app || app.name !== name
+          ? { kind: 'refused', reason: 'unknown-app', name, serial: identity.serial }
+          : app.revoked === true
+            ? { kind: 'refused', reason: 'app-revoked', name, serial: identity.serial }
+            : { kind: 'app', name, serial: app.serial, groups: app.groups, classes: app.classes }
+      if (hold) await hold
+      return result
+    },
+    addApp(name, serial, opts = {}) {
+      const app: FakeApp = { groups: null, classes: ['telemetry'], ...opts, name, serial: normalizeSerial(serial) }
+      apps.set(app.serial, app)
+      return app
+    },
+    revokeApp(name) {
+      for (const a of apps.values()) if (a.name === name) a.revoked = true
+      fake.emit({ type: 'app.revoked', name })
     },
     addClaim(claimId, serial, opts = {}) {
       const claim: FakeClaim = { ...opts, claimId, serial: normalizeSerial(serial) }

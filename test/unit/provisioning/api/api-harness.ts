@@ -44,6 +44,9 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
     lastSeen: (id: string) => connected.get(id) ?? null,
   }
   const aiUsage = createAiUsageService({ store: store.aiUsage, clock })
+  // the broker's telemetry ring, newest first per device (the ring itself: test/unit/broker/telemetry-ring.test.ts)
+  const telemetryOf = new Map<string, unknown[]>()
+  const telemetry = { recent: (id: string, limit: number) => (telemetryOf.get(id) ?? []).slice(0, limit) }
   // the check engine over an empty fleet (no data directory here); test/integration/api/checks-route.test.ts runs it on a real one
   let checkRuns = 0
   const checks = async () => {
@@ -58,7 +61,20 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
   // the limits policy of the default configuration (tiers standard and premium, the default limits)
   const limits = createLimitsService({ store, limits: store.limits, clock, log }, limitsPolicy(loadConfig({ dataDir: '/nonexistent' }, {})))
   const app = buildApi(
-    { authority, settings, apiKeys, aiUsage, presence, checks, clock, log, metrics, limits, ...(fakes.health && { health: fakes.health }) },
+    {
+      authority,
+      settings,
+      apiKeys,
+      aiUsage,
+      presence,
+      checks,
+      clock,
+      log,
+      metrics,
+      limits,
+      telemetry,
+      ...(fakes.health && { health: fakes.health }),
+    },
     options,
   )
   onTestFinished(async () => {
@@ -77,7 +93,22 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
       headers: { ...(auth && { authorization: auth }), ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
       ...(body !== undefined && { payload: typeof body === 'string' ? body : JSON.stringify(body) }),
     })
-  return { app, clock, store, authority, settings, apiKeys, aiUsage, limits, connected, logText, keyWith, call, checkRuns: () => checkRuns }
+  return {
+    app,
+    clock,
+    store,
+    authority,
+    settings,
+    apiKeys,
+    aiUsage,
+    limits,
+    connected,
+    telemetryOf,
+    logText,
+    keyWith,
+    call,
+    checkRuns: () => checkRuns,
+  }
 }
 
 const emptyFleet = (now: Date) => ({
@@ -179,4 +210,5 @@ export const ROUTES: { method: string; url: string; path: string; scope: string;
     scope: 'devices:write',
     body: { ...SELECT_PUMPS, to: { tier: 'premium' } },
   },
+  { method: 'GET', url: '/v1/devices/pump-1/telemetry', path: '/v1/devices/{id}/telemetry', scope: 'telemetry:read' },
 ]
