@@ -13,6 +13,8 @@ export const API_SCOPES = [
   'metrics:read',
   'tiers:write',
   'apikeys:admin',
+  'routes:read',
+  'routes:write',
 ] as const
 
 export type ApiScope = (typeof API_SCOPES)[number]

@@ -24,6 +24,7 @@ import type { Metrics } from '../metrics/index.ts'
 import { metricsRoutes } from './metrics-routes.ts'
 import type { LimitsService } from '../limits/index.ts'
 import { tierRoutes } from './tier-routes.ts'
+import { routeRoutes, type RouteRoutesOptions } from './route-routes.ts'
 import { buildAsyncApi } from '../device-protocol/index.ts'
 
 export interface ApiDeps {
@@ -47,6 +48,8 @@ export interface ApiDeps {
   metrics?: Pick<Metrics, 'render' | 'contentType'>
   /** per-tier and per-device limits (/v1/tiers, /v1/devices/{id}/limits); the routes are served when given */
   limits?: LimitsService
+  /** telemetry routes (/v1/routes): the service, the sender of `test`, this node's counters; served when given */
+  telemetryRoutes?: RouteRoutesOptions
 }
 
 export interface ApiOptions {
@@ -144,6 +147,7 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
   app.register(insightsRoutes, { prefix: '/v1', authority: deps.authority, aiUsage: deps.aiUsage })
   app.register(checksRoutes, { prefix: '/v1', checks: deps.checks, clock: deps.clock })
   if (deps.limits) app.register(tierRoutes, { prefix: '/v1', limits: deps.limits })
+  if (deps.telemetryRoutes) app.register(routeRoutes, { prefix: '/v1', ...deps.telemetryRoutes })
   app.register(apiKeysRoutes, { prefix: '/v1', apiKeys: deps.apiKeys })
   if (deps.dashboard) registerDashboard(app, { ...deps, ...deps.dashboard, random }, options.dashboard)
   if (deps.metrics) app.register(metricsRoutes, { metrics: deps.metrics })

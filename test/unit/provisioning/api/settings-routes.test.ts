@@ -13,6 +13,7 @@ async function withSettings() {
     'checks:read',
     'metrics:read',
     'apikeys:admin',
+    'routes:read',
   )
   return { ...h, auth }
 }
