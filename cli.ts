@@ -87,6 +87,9 @@ export function buildProgram(io: CliIo, options: { json?: boolean } = {}): Comma
         apiKeys: control.apiKeys,
         claims: control.claims,
         limits: control.limits,
+        routes: control.routes,
+        // the broker's sender, loaded only when `route test` runs
+        routeTester: async (route, messages) => (await import('./gatehouse.ts')).routeTester(config)(route, messages),
         close: control.close,
       }
     },

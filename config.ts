@@ -10,6 +10,7 @@ import {
   CLUSTER_SCHEMA,
   LIMITS_SCHEMA,
   PROXY_PROTOCOL_SCHEMA,
+  TELEMETRY_ROUTES_SCHEMA,
   resolveAiBridgeOptions,
   resolveLimits,
   resolveProxyProtocol,
@@ -82,6 +83,8 @@ export const configSchema = {
     aiEnabled: { type: 'boolean', default: true },
     /** the AI telemetry bridge (docs/ai-bridge.md); {} = the local analyzer with safe limits */
     ai: { ...AI_BRIDGE_OPTIONS_SCHEMA, default: {} },
+    /** telemetry routes to HTTP endpoints (broker/telemetry-routes/, README "Routes"): their bound and SSRF opt-in */
+    routes: { ...TELEMETRY_ROUTES_SCHEMA, default: {} },
     /** a node of a cluster on this Redis (broker/cluster.ts, README "Running a cluster"); absent = one process */
     cluster: CLUSTER_SCHEMA,
     /** settings documents and group JSON Schemas (provisioning/settings) */
@@ -356,5 +359,6 @@ export function authorityOptions(config: Readonly<Config>) {
       maxSchemaBytes: config.settingsLimits.maxSchemaBytes,
     },
     limits: limitsPolicy(config),
+    routes: { maxRoutes: config.routes.maxRoutes, allowPrivateTargets: config.routes.allowPrivateTargets },
   }
 }

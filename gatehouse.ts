@@ -6,7 +6,9 @@ import {
   attachEnrollment,
   attachRenewalNotices,
   attachSettingsDelivery,
+  attachTelemetryRoutes,
   connectCluster,
+  deliverBatch,
   createBroker,
   resolveAiBridgeOptions,
   routeFor,
@@ -15,6 +17,7 @@ import {
   trackPresence,
   type AiBridge,
   type Broker,
+  type TelemetryRoutes,
 } from './broker/index.ts'
 import { parseCertificatesPem, systemClock, systemTimers, type Clock, type Random } from './certs/index.ts'
 import { authorityOptions, type Config } from './config.ts'
@@ -38,6 +41,7 @@ import {
   type ChangeFeed,
   type ControlPlane,
   type Health,
+  type RouteTester,
 } from './provisioning/index.ts'
 import type { FleetSignals } from './provisioning/dashboard/index.ts'
 
@@ -71,6 +75,8 @@ export interface Gatehouse {
   metricsHttp: { url: string; port: number } | undefined
   /** the AI bridge, unless aiEnabled is false */
   ai: AiBridge | undefined
+  /** telemetry routes to HTTP endpoints (counters per route) */
+  routes: TelemetryRoutes
   close(): Promise<void>
 }
 
@@ -190,11 +196,14 @@ async function startServices(
   const aiOptions = config.aiEnabled ? resolveAiBridgeOptions(config.ai) : undefined
   const ai = aiOptions && startAiBridge(aiOptions, deps, control, broker, directory)
   if (ai) closers.push(() => ai.detach())
+  const routes = startTelemetryRoutes(config, deps, control, broker, directory)
+  closers.push(() => routes.detach())
   const apiLimiter = createRateLimiter(clock, { ...config.httpRateLimit })
   const metrics = createMetrics({
     broker,
     controlLimitHits: () => ({ 'api-rate': apiLimiter.refused(), 'claim-rate': control.enrollment.claimRateLimited() }),
     ...(ai && { ai }),
+    routes,
     feed,
     registry: control.store,
     settings: control.settings,
@@ -214,6 +223,7 @@ async function startServices(
       checks: control.checks,
       limits: control.limits,
       telemetry,
+      telemetryRoutes: { routes: control.routes, tester: routeTester(config), status: routes.status },
       // this process's view first, then what an earlier run persisted
       presence: { isConnected: presence.isConnected, lastSeen: (id) => presence.lastSeen(id) ?? control.store.lastSeen(id) },
       clock,
@@ -260,7 +270,48 @@ async function startServices(
     http: { url: http.url, port: http.port },
     metricsHttp: metricsHttp && { url: metricsHttp.url, port: metricsHttp.port },
     ai,
+    routes,
   }
+}
+
+/**
+ * Sends `route test`'s sample batch the way the broker sends batches (signed, same SSRF rule); the CLI
+ * takes it from here too, so the sender is the broker's one.
+ */
+export function routeTester(config: Readonly<Config>): RouteTester {
+  return (route, messages) =>
+    deliverBatch(
+      route,
+      messages,
+      { timeoutMs: config.routes.timeoutMs, allowPrivateTargets: config.routes.allowPrivateTargets },
+      {
+        fetch: globalThis.fetch.bind(globalThis),
+        timers: systemTimers,
+        clock: systemClock,
+      },
+    )
+}
+
+/** Telemetry routes: the registry's routes, reloaded on route.changed (docs/architecture.md, "Telemetry routes"). */
+function startTelemetryRoutes(
+  config: Readonly<Config>,
+  deps: GatehouseDeps,
+  control: ControlPlane,
+  broker: Broker,
+  directory: ReturnType<typeof createRegistryDirectory>,
+): TelemetryRoutes {
+  return attachTelemetryRoutes(
+    broker,
+    {
+      clock: deps.clock ?? systemClock,
+      log: deps.log,
+      routes: () => control.routes.records(),
+      onEvent: (listener) => directory.onEvent(listener),
+      deviceContext: cachedDeviceContexts(control, directory).get,
+      redaction: resolveAiBridgeOptions(config.ai),
+    },
+    config.routes,
+  )
 }
 
 /** What the dashboard's live view follows: the broker's connects, disconnects and refusals and the change feed. */

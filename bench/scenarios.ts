@@ -3,6 +3,7 @@ import { aiHandoffBenchmark } from './ai-handoff.ts'
 import { connectBenchmark } from './connect.ts'
 import { hsmBenchmark } from './hsm.ts'
 import { provisionBenchmark } from './provision.ts'
+import { routesBenchmark } from './routes.ts'
 import { settingsBenchmark } from './settings.ts'
 import { throughputBenchmark } from './throughput.ts'
 
@@ -16,6 +17,7 @@ export const scenarios: Record<string, Scenario> = {
   'ai-handoff': aiHandoffBenchmark,
   abuse: abuseBenchmark,
   hsm: hsmBenchmark,
+  routes: routesBenchmark,
 }
 
 /** `npm run bench -- <scenario> --help` prints these (scenarios without one are described in their file) */

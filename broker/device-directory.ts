@@ -60,6 +60,8 @@ export type ControlEvent =
   | { type: 'device.updated'; deviceId: string }
   /** a tier's limits changed */
   | { type: 'tier.updated'; tier: string }
+  /** a telemetry route was created or deleted (broker/telemetry-routes/) */
+  | { type: 'route.changed'; routeId: string }
 
 export interface AuditRecord {
   actor: string

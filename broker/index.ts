@@ -20,3 +20,9 @@ export {
   routeFor,
   type AiBridge,
 } from './ai-bridge/index.ts'
+export {
+  attachTelemetryRoutes,
+  deliverBatch,
+  TELEMETRY_ROUTES_SCHEMA,
+  type TelemetryRoutes,
+} from './telemetry-routes/index.ts'

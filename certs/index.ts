@@ -8,6 +8,8 @@ export { type Random, cryptoRandom } from './random.ts'
 export { capText, capStrings } from './cap-text.ts'
 export { type EventThrottle, createEventThrottle } from './event-throttle.ts'
 export { type Histogram, createHistogram, observeHistogram } from './histogram.ts'
+export { signedHeaders } from './webhook-signature.ts'
+export { isPrivateAddress, isLocalHostName } from './private-address.ts'
 export { type FromSchema, deepFreeze, describeSchemaErrors } from './json-schema.ts'
 export {
   DEVICE_ID_PATTERN_SOURCE,

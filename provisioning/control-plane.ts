@@ -11,6 +11,7 @@ import { createClaimService, type ClaimService } from './claims/claim-service.ts
 import { createEnrollmentService, type EnrollmentOptions, type EnrollmentService } from './enrollment/enrollment-service.ts'
 import { SettingsKeyMissing } from './errors.ts'
 import { createLimitsService, NO_LIMITS_POLICY, type LimitsPolicy, type LimitsService } from './limits/index.ts'
+import { createRouteService, type RoutePolicy, type RouteService } from './routes/index.ts'
 import { assertOpens, createSettingsCipher, unusableCipher, type SettingsCipher } from './settings/secrets.ts'
 import { createSettingsService, type SettingsLimits, type SettingsService } from './settings/settings-service.ts'
 import type { RegistryStore } from './store/registry-store.ts'
@@ -42,6 +43,8 @@ export interface ControlPlane {
   enrollment: EnrollmentService
   /** per-tier and per-device limits (gatehouse tier, gatehouse device limits, /v1/tiers) */
   limits: LimitsService
+  /** telemetry routes (gatehouse route, /v1/routes) */
+  routes: RouteService
   /** the fleet audit checks over this data directory (GET /v1/checks) */
   checks(options?: Partial<CheckOptions>): Promise<CheckReport>
   /** Reads the CA from the data directory again (after `ca rotate`): the authority issues with it from now on. */
@@ -55,7 +58,7 @@ export interface ControlPlane {
  */
 export async function openControlPlane(
   dataDir: string,
-  options: AuthorityOptions & EnrollmentOptions & { settings?: SettingsLimits; limits?: LimitsPolicy },
+  options: AuthorityOptions & EnrollmentOptions & { settings?: SettingsLimits; limits?: LimitsPolicy; routes?: RoutePolicy },
   deps: ControlPlaneDeps,
 ): Promise<ControlPlane> {
   const clock = deps.clock ?? systemClock
@@ -95,10 +98,14 @@ export async function openControlPlane(
     { store, limits: store.limits, clock, log: deps.log.child({ module: 'provisioning.limits' }) },
     options.limits ?? NO_LIMITS_POLICY,
   )
+  const routes = createRouteService(
+    { store, routes: store.routes, clock, random, log: deps.log.child({ module: 'provisioning.routes' }) },
+    options.routes ?? { maxRoutes: 16, allowPrivateTargets: false },
+  )
   const reloadCa = async (): Promise<void> => authority.reloadCa(await loadCa(dataDir, deps, clock))
   const stores = { registry: store, claims: store.claims, apiKeys: store.apiKeys, settings: store.settings }
   const checks = (checkOptions: Partial<CheckOptions> = {}) => checkFleet(dataDir, stores, checkOptions, { clock })
-  return { store, authority, settings, apiKeys, aiUsage, claims, enrollment, limits, checks, reloadCa, close: () => store.close() }
+  return { store, authority, settings, apiKeys, aiUsage, claims, enrollment, limits, routes, checks, reloadCa, close: () => store.close() }
 }
 
 /**

@@ -342,3 +342,20 @@ export const BulkOverMax = createError(
   'the selector matches more than the %s devices you allowed (max) that this action would change: narrow the selector or raise max (a dry run lists them); nothing was changed',
   409,
 )
+export const RouteInvalid = createError(
+  'GH_ROUTE_INVALID',
+  "invalid route: %s; nothing was stored ('gatehouse route create --help' shows the options)",
+  400,
+)
+export const RouteTargetRefused = createError(
+  'GH_ROUTE_TARGET_REFUSED',
+  "the route URL %s: an app could reach the broker's own network this way; set routes.allowPrivateTargets in the configuration if that is intended. Nothing was stored",
+  400,
+)
+export const RouteNotFound = createError('GH_ROUTE_NOT_FOUND', "no route '%s': 'gatehouse route list' shows the routes", 404)
+export const RouteLimit = createError(
+  'GH_ROUTE_LIMIT',
+  'the registry already holds %s routes (routes.maxRoutes): delete one, or raise the limit in the configuration',
+  409,
+)
+export const RouteTestFailed = createError('GH_ROUTE_TEST_FAILED', "the route's endpoint %s did not take the sample batch: %s", 502)

@@ -36,6 +36,8 @@ export type ControlEvent =
   | { type: 'device.updated'; deviceId: string }
   /** a tier's limits changed */
   | { type: 'tier.updated'; tier: string }
+  /** a telemetry route was created or deleted */
+  | { type: 'route.changed'; routeId: string }
 
 /** Events about one device (every other kind concerns the fleet, a claim or the CA). */
 export type DeviceEvent = Extract<ControlEvent, { deviceId: string }>

@@ -15,6 +15,8 @@ export const API_SCOPES = [
   'apikeys:admin',
   'devices:write',
   'telemetry:read',
+  'routes:read',
+  'routes:write',
 ] as const
 
 export type ApiScope = (typeof API_SCOPES)[number]

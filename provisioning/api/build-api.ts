@@ -26,6 +26,7 @@ import { metricsRoutes } from './metrics-routes.ts'
 import type { LimitsService } from '../limits/index.ts'
 import { tierRoutes } from './tier-routes.ts'
 import { telemetryRoutes, type TelemetrySource } from './telemetry-routes.ts'
+import { routeRoutes, type RouteRoutesOptions } from './route-routes.ts'
 import { buildAsyncApi } from '../device-protocol/index.ts'
 
 export interface ApiDeps {
@@ -51,6 +52,8 @@ export interface ApiDeps {
   limits?: LimitsService
   /** the broker's recent telemetry per device (GET /v1/devices/{id}/telemetry); the route is served when given */
   telemetry?: TelemetrySource
+  /** telemetry routes (/v1/routes): the service, the sender of `test`, this node's counters; served when given */
+  telemetryRoutes?: RouteRoutesOptions
 }
 
 export interface ApiOptions {
@@ -150,6 +153,7 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
   app.register(checksRoutes, { prefix: '/v1', checks: deps.checks, clock: deps.clock })
   if (deps.limits) app.register(tierRoutes, { prefix: '/v1', limits: deps.limits })
   if (deps.telemetry) app.register(telemetryRoutes, { prefix: '/v1', authority: deps.authority, telemetry: deps.telemetry })
+  if (deps.telemetryRoutes) app.register(routeRoutes, { prefix: '/v1', ...deps.telemetryRoutes })
   app.register(apiKeysRoutes, { prefix: '/v1', apiKeys: deps.apiKeys })
   if (deps.dashboard) registerDashboard(app, { ...deps, ...deps.dashboard, random }, options.dashboard)
   if (deps.metrics) app.register(metricsRoutes, { metrics: deps.metrics })

@@ -10,6 +10,7 @@ import type { DeviceAuthority } from '../authority/device-authority.ts'
 import type { SettingsService } from '../settings/settings-service.ts'
 import type { HealthTarget } from '../health/health-client.ts'
 import type { LimitsService } from '../limits/index.ts'
+import type { RouteService, RouteTester } from '../routes/index.ts'
 
 /** What a command prints to; tests pass a recorder, cli.ts passes the process's streams. */
 export interface CliIo {
@@ -33,6 +34,9 @@ export interface OpenedAuthority {
   claims: ClaimService
   /** per-tier and per-device limits */
   limits: LimitsService
+  /** telemetry routes, and the sender `route test` uses (the broker's, with the configured timeout and SSRF rule) */
+  routes: RouteService
+  routeTester: RouteTester
   close(): void
 }
 

@@ -20,6 +20,7 @@ import { registerInit } from './init.ts'
 import { registerSettings } from './settings.ts'
 import { registerStatus } from './status.ts'
 import { registerTier } from './tier.ts'
+import { registerRoute } from './route.ts'
 
 export type { CliDeps, CliIo, CommonOptions } from './cli-deps.ts'
 export { addCommonOptions } from './cli-deps.ts'
@@ -47,6 +48,7 @@ export function registerProvisioningCommands(program: Command, deps: CliDeps): v
   registerApiKey(program, deps)
   registerSettings(program, deps)
   registerTier(program, deps)
+  registerRoute(program, deps)
   registerCheck(program, deps)
   registerStatus(program, deps)
 }

@@ -69,6 +69,17 @@ export function createMetrics(sources: MetricsSources): Metrics {
   }
   brokerMetrics(snapshots, gauge, counter)
   if (snapshots.ai) aiMetrics(snapshots.ai, gauge, counter, histogram)
+  const routes = sources.routes
+  if (routes) {
+    const outcomes = ['received', 'delivered', 'overflow', 'failed', 'skipped'] as const
+    counter('route_messages_total', 'Telemetry messages handed to routes, by outcome (all routes summed)', ['outcome'], () => {
+      const s = routes.stats()
+      return outcomes.map((o): Sample => [{ outcome: o }, s[o]])
+    })
+    counter('route_retries_total', 'Route deliveries retried after a 5xx, a 429, a timeout or a network error', [], () => [
+      [{}, routes.stats().retries],
+    ])
+  }
   controlPlaneMetrics(snapshots, gauge, counter, histogram)
   gauge('build_info', 'Always 1; the labels say which Gatehouse and Node.js run', ['version', 'node'], () => [
     [{ version: sources.build.version, node: process.version }, 1],

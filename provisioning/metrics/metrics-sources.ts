@@ -48,12 +48,18 @@ export interface AiMetricsSource {
   }
 }
 
+export interface RouteMetricsSource {
+  stats(): { received: number; overflow: number; delivered: number; batches: number; retries: number; failed: number; skipped: number }
+}
+
 export interface MetricsSources {
   broker: BrokerMetricsSource
   /** the control plane's limit hits by kind (the API's per-key rate, the claim request rate), beside the broker's */
   controlLimitHits(): Readonly<Record<string, number>>
   /** absent when the AI bridge is off */
   ai?: AiMetricsSource
+  /** telemetry routes, summed over all routes (broker/telemetry-routes/); absent when not wired */
+  routes?: RouteMetricsSource
   /** the change feed's position and the registry's newest event: their difference is the feed's lag */
   feed: { position(): { seq: number; polledAt: Date | null } }
   registry: {

@@ -18,6 +18,7 @@ import { SqliteAiUsageStore } from './sqlite-ai-usage-store.ts'
 import { SqliteApiKeyStore } from './sqlite-api-key-store.ts'
 import { SqliteClaimStore } from './sqlite-claim-store.ts'
 import { SqliteLimitsStore } from './sqlite-limits-store.ts'
+import { SqliteRouteStore } from './sqlite-route-store.ts'
 import { SqliteSettingsStore } from './sqlite-settings-store.ts'
 import { storeFailure, storeWrite } from './store-failure.ts'
 import type {
@@ -96,6 +97,8 @@ export class SqliteRegistryStore implements RegistryStore {
   readonly claims: SqliteClaimStore
   /** per-tier and per-device limits, on this connection */
   readonly limits: SqliteLimitsStore
+  /** telemetry routes, on this connection */
+  readonly routes: SqliteRouteStore
 
   constructor(path: string, options: SqliteRegistryStoreOptions = {}) {
     this.#path = path
@@ -113,6 +116,7 @@ export class SqliteRegistryStore implements RegistryStore {
     this.apiKeys = new SqliteApiKeyStore(db)
     this.claims = new SqliteClaimStore(db)
     this.limits = new SqliteLimitsStore(db)
+    this.routes = new SqliteRouteStore(db)
     this.#stmts = {
       insertDevice: db.prepare('INSERT INTO devices (id, group_name, tier, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)'),
       getDevice: db.prepare('SELECT * FROM devices WHERE id = ?'),

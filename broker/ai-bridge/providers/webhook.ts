@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto'
+import { signedHeaders } from '../../../certs/index.ts'
 import type { WebhookProviderOptions } from '../options.ts'
 import { postJson, providerFailure, type HttpDeps } from './http.ts'
 import { NO_USAGE, toAnomalies, type InsightProvider } from './provider.ts'
@@ -11,9 +11,6 @@ import { NO_USAGE, toAnomalies, type InsightProvider } from './provider.ts'
  * and expects { summary: string, anomalies?: (string | {message, metric?, value?})[],
  * usage?: { promptTokens, completionTokens, totalTokens } }. The device's settings are not sent.
  */
-export function signWebhookBody(secret: string, rawBody: string): string {
-  return `sha256=${createHmac('sha256', secret).update(rawBody).digest('hex')}`
-}
 
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0)
 
@@ -31,7 +28,7 @@ export function createWebhookProvider(options: WebhookProviderOptions, secret: s
         context: { tier: request.context.tier, group: request.context.group },
         timestamp,
       })
-      const headers = { 'x-gatehouse-timestamp': String(timestamp), 'x-gatehouse-signature': signWebhookBody(secret, body) }
+      const headers = signedHeaders(secret, body, timestamp)
       const answer = (await postJson(
         'webhook',
         options.url,

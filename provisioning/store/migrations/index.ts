@@ -259,6 +259,27 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE api_keys ADD COLUMN previous_secret_until TEXT;
     `,
   },
+  {
+    version: 12,
+    name: 'telemetry routes',
+    sql: `
+      -- a group's (or, group NULL, the fleet's) telemetry POSTed in signed batches to url; secret is the
+      -- HMAC key of X-Gatehouse-Signature (needed in clear to sign; shown once, at creation)
+      CREATE TABLE telemetry_routes (
+        id          TEXT PRIMARY KEY,
+        url         TEXT NOT NULL,
+        grp         TEXT,
+        secret      TEXT NOT NULL,
+        batch_size  INTEGER NOT NULL,
+        batch_ms    INTEGER NOT NULL,
+        queue_max   INTEGER NOT NULL,
+        redact      INTEGER NOT NULL,
+        consent     INTEGER NOT NULL,
+        created_at  TEXT NOT NULL,
+        created_by  TEXT NOT NULL
+      ) STRICT;
+    `,
+  },
 ]
 
 /** The schema version this code writes: the last migration's (numbers are unique and ascending, not necessarily contiguous while branches merge). */

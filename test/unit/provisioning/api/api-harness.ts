@@ -4,6 +4,7 @@ import { cryptoRandom } from '../../../../certs/index.ts'
 import { limitsPolicy, loadConfig } from '../../../../config.ts'
 import { buildApi, type ApiOptions } from '../../../../provisioning/api/build-api.ts'
 import { createLimitsService } from '../../../../provisioning/limits/limits-service.ts'
+import { createRouteService } from '../../../../provisioning/routes/route-service.ts'
 import type { Presence } from '../../../../provisioning/api/devices-routes.ts'
 import type { Health } from '../../../../provisioning/health/health.ts'
 import { createApiKeyService, type ApiKeyService } from '../../../../provisioning/api-keys/api-key-service.ts'
@@ -14,6 +15,7 @@ import { createSettingsCipher } from '../../../../provisioning/settings/secrets.
 import { createSettingsService } from '../../../../provisioning/settings/settings-service.ts'
 import { SqliteRegistryStore } from '../../../../provisioning/store/sqlite-registry-store.ts'
 import { fixedClock } from '../../../helpers/clock.ts'
+import { seededRandom } from '../../../helpers/random.ts'
 import { makeTestCa, makeTestCsr } from '../../../helpers/test-ca.ts'
 
 export const T0 = '2026-01-01T00:00:00Z'
@@ -60,6 +62,21 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
   }
   // the limits policy of the default configuration (tiers standard and premium, the default limits)
   const limits = createLimitsService({ store, limits: store.limits, clock, log }, limitsPolicy(loadConfig({ dataDir: '/nonexistent' }, {})))
+  // telemetry routes with the default policy; `test` answers like an endpoint that took the batch
+  // seeded, so the route made here is always rt_ROUTE_ID's (ROUTES below reads, tests and deletes it)
+  const routes = createRouteService(
+    { store, routes: store.routes, clock, random: seededRandom(7), log },
+    { maxRoutes: 16, allowPrivateTargets: false },
+  )
+  routes.create({ url: 'https://ingest.example.com/fleet' }, 'operator:test')
+  const tested: { url: string; messages: unknown[] }[] = []
+  const telemetryRoutes = {
+    routes,
+    tester: async (route: { url: string }, messages: unknown[]) => {
+      tested.push({ url: route.url, messages })
+      return { status: 200, body: 'ok' }
+    },
+  }
   const app = buildApi(
     {
       authority,
@@ -73,6 +90,7 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
       metrics,
       limits,
       telemetry,
+      telemetryRoutes,
       ...(fakes.health && { health: fakes.health }),
     },
     options,
@@ -104,6 +122,8 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
     limits,
     connected,
     telemetryOf,
+    routes,
+    tested,
     logText,
     keyWith,
     call,
@@ -125,6 +145,9 @@ const emptyFleet = (now: Date) => ({
 })
 
 /** Every authenticated route, with the one scope it needs and a request that succeeds (200, or `status`) when allowed. */
+/** the id of the route every harness starts with (seededRandom(7)'s first six bytes) */
+export const ROUTE_ID = `rt_${Buffer.from(seededRandom(7).bytes(6)).toString('hex')}`
+
 /** Every authenticated route, with the one scope it needs and a request that succeeds when allowed. */
 // CSRs for the lifecycle routes of the scope matrix: a new device 'new-1' and a renewal of 'pump-1'
 const NEW_CSR = (await makeTestCsr({ commonName: 'new-1' })).pem
@@ -161,6 +184,18 @@ export const ROUTES: { method: string; url: string; path: string; scope: string;
   { method: 'GET', url: '/v1/checks', path: '/v1/checks', scope: 'checks:read' },
   { method: 'GET', url: '/metrics', path: '/metrics', scope: 'metrics:read' },
   { method: 'GET', url: '/v1/tiers', path: '/v1/tiers', scope: 'devices:read' },
+  { method: 'GET', url: '/v1/routes', path: '/v1/routes', scope: 'routes:read' },
+  {
+    method: 'POST',
+    url: '/v1/routes',
+    path: '/v1/routes',
+    scope: 'routes:write',
+    body: { url: 'https://ingest.example.com/gatehouse', group: 'pumps' },
+    status: 201,
+  },
+  { method: 'GET', url: `/v1/routes/${ROUTE_ID}`, path: '/v1/routes/{id}', scope: 'routes:read' },
+  { method: 'POST', url: `/v1/routes/${ROUTE_ID}/test`, path: '/v1/routes/{id}/test', scope: 'routes:write' },
+  { method: 'DELETE', url: `/v1/routes/${ROUTE_ID}`, path: '/v1/routes/{id}', scope: 'routes:write' },
   {
     method: 'PUT',
     url: '/v1/tiers/premium',

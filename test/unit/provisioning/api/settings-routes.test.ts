@@ -13,6 +13,8 @@ async function withSettings() {
     'checks:read',
     'metrics:read',
     'apikeys:admin',
+    'routes:read',
+    'telemetry:read',
   )
   return { ...h, auth }
 }

@@ -1,0 +1,2 @@
+// provisioning/routes/: telemetry routes in the registry (docs/architecture.md, "Telemetry routes").
+export { createRouteService, type RoutePolicy, type RouteService, type RouteTester } from './route-service.ts'

@@ -1,0 +1,28 @@
+/**
+ * Telemetry routes (migration 12). On the registry's connection, so a route, its audit entry and its
+ * route.changed event commit together.
+ */
+export interface RouteRecord {
+  id: string
+  url: string
+  /** null: the whole fleet */
+  group: string | null
+  /** the HMAC key of X-Gatehouse-Signature */
+  secret: string
+  batchSize: number
+  batchMs: number
+  queueMax: number
+  redact: boolean
+  consent: boolean
+  createdAt: Date
+  createdBy: string
+}
+
+export interface RouteStore {
+  list(): RouteRecord[]
+  get(id: string): RouteRecord | undefined
+  count(): number
+  insert(record: RouteRecord): void
+  /** true when there was a row */
+  delete(id: string): boolean
+}

@@ -1,0 +1,69 @@
+import type Database from 'better-sqlite3'
+import type { RouteRecord, RouteStore } from './route-store.ts'
+
+type Row = Record<string, unknown>
+
+const toRecord = (r: Row): RouteRecord => ({
+  id: String(r.id),
+  url: String(r.url),
+  group: r.grp === null ? null : String(r.grp),
+  secret: String(r.secret),
+  batchSize: Number(r.batch_size),
+  batchMs: Number(r.batch_ms),
+  queueMax: Number(r.queue_max),
+  redact: r.redact === 1,
+  consent: r.consent === 1,
+  createdAt: new Date(String(r.created_at)),
+  createdBy: String(r.created_by),
+})
+
+/** RouteStore on the registry's SQLite connection (constructed by SqliteRegistryStore). */
+export class SqliteRouteStore implements RouteStore {
+  readonly #s
+
+  constructor(db: Database.Database) {
+    this.#s = {
+      list: db.prepare('SELECT * FROM telemetry_routes ORDER BY created_at, id'),
+      get: db.prepare('SELECT * FROM telemetry_routes WHERE id = ?'),
+      count: db.prepare('SELECT count(*) AS n FROM telemetry_routes'),
+      insert: db.prepare(
+        `INSERT INTO telemetry_routes (id, url, grp, secret, batch_size, batch_ms, queue_max, redact, consent, created_at, created_by)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      delete: db.prepare('DELETE FROM telemetry_routes WHERE id = ?'),
+    }
+  }
+
+  list(): RouteRecord[] {
+    return (this.#s.list.all() as Row[]).map(toRecord)
+  }
+
+  get(id: string): RouteRecord | undefined {
+    const r = this.#s.get.get(id) as Row | undefined
+    return r && toRecord(r)
+  }
+
+  count(): number {
+    return Number((this.#s.count.get() as Row).n)
+  }
+
+  insert(r: RouteRecord): void {
+    this.#s.insert.run(
+      r.id,
+      r.url,
+      r.group,
+      r.secret,
+      r.batchSize,
+      r.batchMs,
+      r.queueMax,
+      r.redact ? 1 : 0,
+      r.consent ? 1 : 0,
+      r.createdAt.toISOString(),
+      r.createdBy,
+    )
+  }
+
+  delete(id: string): boolean {
+    return this.#s.delete.run(id).changes > 0
+  }
+}
