@@ -193,12 +193,13 @@ export function buildProgram(io: CliIo, options: { json?: boolean } = {}): Comma
       return
     }
     const ticketKeys = worker === undefined ? undefined : await gh.receiveTicketKeys()
-    const gatehouse = await gh.startGatehouse(config, {
-      log,
-      env: io.env,
-      ...secrets,
-      ...(ticketKeys && { ticketKeys }),
-    })
+    const gatehouse = await gh
+      .startGatehouse(config, { log, env: io.env, ...secrets, ...(ticketKeys && { ticketKeys }) })
+      .catch((err: unknown) => {
+        // a worker that cannot start exits (with its error): the IPC channel would keep it alive
+        gh.leaveWorkers()
+        throw err
+      })
     const listening: Listening = {
       mqtt: gatehouse.mqtt,
       http: { url: gatehouse.http.url },
