@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module'
+import { Readable } from 'node:stream'
 import { Redis } from 'ioredis'
 import MQEmitterRedis from 'mqemitter-redis'
 import type { Logger } from 'pino'
@@ -96,7 +97,13 @@ export async function connectCluster(options: ClusterOptions, deps: { log: Logge
   const mq = MQEmitterRedis({ pubConn, subConn, matchEmptyLevels: true, concurrency: 100 })
   // mqemitter-redis re-emits its connections' errors here: without a listener an outage would crash the node
   ;(mq as unknown as { state: { on(event: 'error', listener: () => void): void } }).state.on('error', () => {})
-  const persistence = new AsyncRedisPersistence({ conn: redis })
+  const persistence = new AsyncRedisPersistence({ conn: redis }) as {
+    createRetainedStreamCombi(patterns: string[]): AsyncIterable<unknown> | Readable
+  }
+  // aedes 1.2's SUBSCRIBE pipes the retained messages (`stream.pipe`), and this class returns an async
+  // generator: without a stream around it every SUBSCRIBE threw an uncaught TypeError in the node
+  const retained = persistence.createRetainedStreamCombi.bind(persistence)
+  persistence.createRetainedStreamCombi = (patterns) => Readable.from(retained(patterns) as AsyncIterable<unknown>)
   log.info({ redisUrl: shownUrl }, 'cluster Redis connected')
   return {
     shownUrl,

@@ -115,6 +115,13 @@ describe.skipIf(!redisAvailable())('gatehouse start --cluster … --workers 2: o
     expect(new Set(listening.map((l) => l.worker)).size).toBe(2)
     const devices = await oneOnEachWorker('spread')
     expect(devices.map((d) => d.worker).sort()).toEqual([1, 2])
+    // a SUBSCRIBE looks up retained messages in Redis; the second SUBACK shows the worker lived through the first
+    for (const d of devices) {
+      await d.client.subscribeAsync(`devices/${d.creds.deviceId}/insights`, { qos: 1 })
+      await d.client.subscribeAsync(`devices/${d.creds.deviceId}/settings`, { qos: 1 })
+      expect(d.client.connected).toBe(true)
+    }
+    expect(logLines(gh).filter((l) => l.msg === 'worker died: restarting')).toEqual([])
   }, 30_000)
 
   it('a second connection of a device on the other worker takes the session over', async () => {
