@@ -49,7 +49,11 @@ function configFlags(options: Record<string, unknown>): ConfigInput {
   ])
     if (options[key] !== undefined) out[key] = options[key]
   if (Array.isArray(options.hostname) && options.hostname.length) out.hostnames = options.hostname
-  if (typeof options.cluster === 'string') out.cluster = { redisUrl: options.cluster }
+  if (typeof options.cluster === 'string' || options.workers !== undefined)
+    out.cluster = {
+      ...(typeof options.cluster === 'string' && { redisUrl: options.cluster }),
+      ...(options.workers !== undefined && { workers: options.workers }),
+    }
   return out
 }
 
@@ -155,6 +159,10 @@ export function buildProgram(io: CliIo, options: { json?: boolean } = {}): Comma
       '--cluster <redis-url>',
       'run as a node of a cluster on this Redis (redis://host:port; sessions, fan-out and limits shared; a password is better set in GATEHOUSE_CLUSTER_REDIS_URL)',
     )
+    .option(
+      '--workers <n>',
+      'with --cluster: broker processes on this box, sharing the ports, each a node of the cluster (default: one per core; 1 = this process alone)',
+    )
     .option('--hostname <name>', 'extra DNS name or IP for the broker certificate (repeatable)', (v: string, acc: string[] = []) => [
       ...acc,
       v,
@@ -164,29 +172,44 @@ export function buildProgram(io: CliIo, options: { json?: boolean } = {}): Comma
     .option('--json', 'say where Gatehouse listens as one JSON line on stderr (the log stays on stdout)')
   addCommonOptions(start).action(async (options: Record<string, unknown>) => {
     const config = loadConfig(configFlags(options), io.env)
-    const log = createLogger({ level: config.logLevel, format: config.logFormat, fd: 1 })
     // loaded only here: provisioning commands never pay for loading the broker
-    const { startGatehouse } = await import('./gatehouse.ts')
-    const gatehouse = await startGatehouse(config, { log, env: io.env, ...secretsOf(io, options.pkcs11PinFile as string | undefined) })
+    const gh = await import('./gatehouse.ts')
+    const worker = gh.workerId()
+    const root = createLogger({ level: config.logLevel, format: config.logFormat, fd: 1 })
+    // a worker's every line names it (broker/workers.ts)
+    const log = worker === undefined ? root : root.child({ worker })
+    const secrets = secretsOf(io, options.pkcs11PinFile as string | undefined)
+    const workers = gh.workerCount(config)
     const chain = dataDirLayout(config.dataDir).chain
-    if (options.json)
-      io.err(
-        `${JSON.stringify({
-          mqtt: gatehouse.mqtt,
-          http: { url: gatehouse.http.url },
-          metrics: gatehouse.metricsHttp ? { url: `${gatehouse.metricsHttp.url}/metrics` } : null,
-          dataDir: config.dataDir,
-          trustChain: chain,
-        })}\n`,
+    const say = (listening: Listening) => sayListening(io, Boolean(options.json), listening, { dataDir: config.dataDir, chain, workers })
+    if (workers > 1 && worker === undefined) {
+      // the primary: the data directory is made once, before the workers open it together
+      await initControlPlane(
+        config.dataDir,
+        { keyAlgorithm: config.keyAlgorithm, hostnames: [...config.hostnames] },
+        { log, ...secrets },
+        'gatehouse',
       )
-    else
-      io.err(
-        `gatehouse: MQTT over mutual TLS on ${gatehouse.mqtt.host}:${gatehouse.mqtt.port}; ` +
-          (gatehouse.mqtt.ws ? `MQTT over WebSockets on wss://${gatehouse.mqtt.ws.host}:${gatehouse.mqtt.ws.port}/mqtt; ` : '') +
-          `HTTP API on ${gatehouse.http.url}; ` +
-          (gatehouse.metricsHttp ? `metrics on ${gatehouse.metricsHttp.url}/metrics; ` : '') +
-          `data in ${config.dataDir}; trust chain ${chain}\n`,
-      )
+      await gh.superviseWorkers(workers, { log }, { onListening: (listening) => say(listening as Listening) })
+      log.info('stopped')
+      log.flush()
+      return
+    }
+    const ticketKeys = worker === undefined ? undefined : await gh.receiveTicketKeys()
+    const gatehouse = await gh
+      .startGatehouse(config, { log, env: io.env, ...secrets, ...(ticketKeys && { ticketKeys }) })
+      .catch((err: unknown) => {
+        // a worker that cannot start exits (with its error): the IPC channel would keep it alive
+        gh.leaveWorkers()
+        throw err
+      })
+    const listening: Listening = {
+      mqtt: gatehouse.mqtt,
+      http: { url: gatehouse.http.url },
+      metrics: gatehouse.metricsHttp ? { url: `${gatehouse.metricsHttp.url}/metrics` } : null,
+    }
+    if (worker === undefined) say(listening)
+    else gh.reportListening(listening)
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         log.info({ signal }, 'shutting down')
@@ -200,6 +223,7 @@ export function buildProgram(io: CliIo, options: { json?: boolean } = {}): Comma
     })
     log.info('stopped')
     log.flush()
+    gh.leaveWorkers()
   })
   return program
 }
@@ -290,6 +314,30 @@ function pkcs11Location(options: { pkcs11Module?: string; pkcs11Token?: string }
 
 /** Coded errors that exit 2: a configuration error, and `gatehouse status` finding nothing running. */
 const EXIT_2_CODES = new Set(['GH_CONFIG_INVALID', 'GH_STATUS_NOT_RUNNING'])
+
+interface Listening {
+  mqtt: { host: string; port: number; ws: { host: string; port: number } | null }
+  http: { url: string }
+  metrics: { url: string } | null
+}
+
+/** Where `gatehouse start` listens, on stderr: one line of text, or of JSON with --json. */
+function sayListening(io: CliIo, json: boolean, l: Listening, at: { dataDir: string; chain: string; workers: number }): void {
+  const workers = at.workers > 1 ? at.workers : undefined
+  if (json)
+    io.err(
+      `${JSON.stringify({ mqtt: l.mqtt, http: l.http, metrics: l.metrics, dataDir: at.dataDir, trustChain: at.chain, ...(workers && { workers }) })}\n`,
+    )
+  else
+    io.err(
+      `gatehouse: MQTT over mutual TLS on ${l.mqtt.host}:${l.mqtt.port}; ` +
+        (l.mqtt.ws ? `MQTT over WebSockets on wss://${l.mqtt.ws.host}:${l.mqtt.ws.port}/mqtt; ` : '') +
+        `HTTP API on ${l.http.url}; ` +
+        (l.metrics ? `metrics on ${l.metrics.url}; ` : '') +
+        (workers ? `${workers} workers; ` : '') +
+        `data in ${at.dataDir}; trust chain ${at.chain}\n`,
+    )
+}
 
 /**
  * The one error edge of the CLI (docs/conventions.md §9). Exit codes: 0 ok, 1 the operation failed (a

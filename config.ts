@@ -285,6 +285,12 @@ export function loadConfig(flags: ConfigInput, env: NodeJS.ProcessEnv): Readonly
   // a flag overrides the variable of the same key: then the variable is not named
   const fromEnvAlone = used.filter((b) => valueAt(flags, b.path) === undefined)
   const sources = new Map(fromEnvAlone.map((b) => [`/${b.path.join('/')}`, b.name]))
+  const cluster = config.cluster
+  if (isObject(cluster) && cluster.workers !== undefined && cluster.redisUrl === undefined)
+    throw new ConfigInvalid(
+      'cluster.workers (--workers, GATEHOUSE_CLUSTER_WORKERS) needs cluster.redisUrl (--cluster redis://...): workers share ' +
+        'sessions, fan-out and the one-session-per-device rule through Redis; without a cluster run one process (no --workers)',
+    )
   if (!validate(config)) throw new ConfigInvalid(describeSchemaErrors(validate.errors ?? [], 'config', envLabel(sources)).join('; '))
   const problems = [...planeProblems(config, fromEnvAlone), ...listenerProblems(config)]
   if (problems.length > 0) throw new ConfigInvalid(problems.join('; '))

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import type { Server as TlsServer } from 'node:tls'
 import type { Logger } from 'pino'
 import {
@@ -61,6 +62,8 @@ export interface GatehouseDeps {
   settingsKey?: string
   /** where AI provider keys are looked up by the names the config gives (process.env for `gatehouse start`) */
   env?: NodeJS.ProcessEnv
+  /** TLS session ticket keys shared by the workers serving one port (workers.ts); else the process's own */
+  ticketKeys?: Buffer
 }
 
 export interface Gatehouse {
@@ -78,6 +81,14 @@ export interface Gatehouse {
   /** telemetry routes to HTTP endpoints (counters per route) */
   routes: TelemetryRoutes
   close(): Promise<void>
+}
+
+// `--workers` (broker/workers.ts): the primary supervises, each worker runs startGatehouse
+export { leaveWorkers, receiveTicketKeys, reportListening, superviseWorkers, workerId } from './broker/index.ts'
+
+/** How many broker processes `gatehouse start` runs: cluster.workers, by default one per core in a cluster, else 1. */
+export function workerCount(config: Readonly<Config>): number {
+  return config.cluster ? (config.cluster.workers ?? availableParallelism()) : 1
 }
 
 /** Runs Gatehouse: control plane, change feed and the mTLS MQTT broker, on embedded defaults. */
@@ -171,6 +182,7 @@ async function startServices(
       port: config.mqttPort,
       ...(config.wsPort !== undefined && { wsPort: config.wsPort }),
       tls,
+      ...(deps.ticketKeys && { ticketKeys: deps.ticketKeys }),
       limits: config.limits,
       proxyProtocol: config.proxyProtocol,
     },

@@ -32,6 +32,11 @@ export const CLUSTER_SCHEMA = {
   properties: {
     /** redis:// or rediss:// URL of the Redis (AOF on) the nodes share; a password in it is never logged */
     redisUrl: { type: 'string', pattern: '^rediss?://', maxLength: 2048 },
+    /**
+     * broker processes on this box (`--workers`, workers.ts): node:cluster workers on the same ports, each a
+     * node of this cluster; absent = the number of cores; 1 = this process alone
+     */
+    workers: { type: 'integer', minimum: 1, maximum: 64 },
   },
 } as const
 

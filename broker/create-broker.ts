@@ -34,6 +34,11 @@ export interface BrokerOptions {
    */
   wsPort?: number
   tls: BrokerTlsOptions
+  /**
+   * TLS session ticket keys (48 bytes) shared by the processes serving one port (`--workers`, workers.ts),
+   * so a session resumed on another worker is still resumed; default: this process's own random keys.
+   */
+  ticketKeys?: Buffer
   limits?: BrokerLimitsInput
   /**
    * PROXY protocol v1/v2 from these load balancers (proxy-protocol.ts, docs/deployment.md); the
@@ -129,6 +134,7 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
     minVersion: 'TLSv1.2',
     handshakeTimeout: limits.handshakeTimeoutMs,
     noDelay: true,
+    ...(options.ticketKeys && { ticketKeys: options.ticketKeys }),
   }
   const tlsServer = checkClientCertificates(tls.createServer(tlsOptions), (socket) => core.handle(socket))
   const wsServer =
@@ -367,7 +373,13 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
     },
     setTls(next) {
       for (const server of [tlsServer, wsServer])
-        server?.setSecureContext({ key: next.key, cert: next.cert, ca: next.ca, minVersion: 'TLSv1.2' })
+        server?.setSecureContext({
+          key: next.key,
+          cert: next.cert,
+          ca: next.ca,
+          minVersion: 'TLSv1.2',
+          ...(options.ticketKeys && { ticketKeys: options.ticketKeys }),
+        })
       log.info('TLS credentials replaced')
     },
   }

@@ -279,7 +279,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
       await aedes.listen()
       const persistence = (aedes as unknown as { persistence: SessionPersistence }).persistence
       sessionStore = deps.cluster
-        ? boundRedisSessionStore(persistence, deps.cluster.redis, aedes.id, limits, { log, throttle })
+        ? boundRedisSessionStore(persistence, deps.cluster.redis, limits, { log, throttle })
         : boundSessionStore(persistence, limits, { log, throttle })
     },
     handle(conn) {

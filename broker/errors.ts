@@ -85,3 +85,10 @@ export const ClusterUnreachable = createError(
   'cannot reach the cluster Redis at %s (%s): start Redis, or check cluster.redisUrl / --cluster / GATEHOUSE_CLUSTER_REDIS_URL',
   503,
 )
+
+/** `--workers`: a worker failed to start, or workers kept crashing; every worker was stopped (broker/workers.ts). */
+export const WorkersFailed = createError(
+  'GH_BROKER_WORKERS_FAILED',
+  "the broker workers stopped: %s; see the log above for the worker's own error, fix it and start again",
+  500,
+)

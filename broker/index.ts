@@ -2,6 +2,7 @@
 
 export { createBroker, type Broker } from './create-broker.ts'
 export { CLUSTER_SCHEMA, connectCluster } from './cluster.ts'
+export { leaveWorkers, receiveTicketKeys, reportListening, superviseWorkers, workerId } from './workers.ts'
 export type { DevicePublish } from './create-mqtt-core.ts'
 export { attachEnrollment } from './enrollment.ts'
 export { LIMITS_SCHEMA, resolveLimits } from './limits.ts'

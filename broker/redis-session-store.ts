@@ -5,7 +5,7 @@ import { SessionFull } from './errors.ts'
 import type { BrokerLimits } from './limits.ts'
 import type { SessionStore } from './session-store.ts'
 
-type ClientRef = { id: string; brokerId?: string }
+type ClientRef = { id: string }
 type Packet = { messageId?: number; [field: string]: unknown }
 
 /** The part of aedes-persistence-redis 12 (asyncPersistence.js) that this store wraps. */
@@ -14,13 +14,14 @@ interface RedisPersistence {
   incomingStorePacket(client: ClientRef, packet: Packet): Promise<void>
   cleanIncoming(client: ClientRef): Promise<void>
   cleanSubscriptions(client: ClientRef): Promise<void>
-  delWill(client: ClientRef): Promise<unknown>
 }
 
 // aedes-persistence-redis 12's key layout (asyncPersistence.js): a client's outgoing list holds packet
 // keys; each packet key has a count of the clients that still hold it.
 const outgoingKey = (clientId: string) => `outgoing:${encodeURIComponent(clientId)}`
 const incomingKey = (clientId: string) => `incoming:${encodeURIComponent(clientId)}`
+// the list of every stored will's key, `will:<brokerId>:<clientId>`, whichever node stored it
+const WILLS = 'will'
 
 /**
  * Gatehouse's session bounds (session-store.ts) on the Redis persistence of a cluster, where the
@@ -29,13 +30,14 @@ const incomingKey = (clientId: string) => `incoming:${encodeURIComponent(clientI
  *   the packet is freed once no client holds it), counted and logged at most once per interval per client;
  * - inbound QoS 2: at most limits.maxInflightInbound unreleased packets per client (HLEN), across
  *   reconnects and nodes; one more is refused with GH_BROKER_SESSION_FULL and aedes closes the connection.
+ * - drop() (a revoked or disabled device): its subscriptions, queues and every stored will, whichever node
+ *   stored it.
  * limits.maxQueuedBytes is not enforced here yet (each message is bounded by limits.maxPacketBytes);
  * the stats are this node's drops and refusals, and queuedMessages/queuedBytes are not counted (0).
  */
 export function boundRedisSessionStore(
   persistence: object,
   redis: Redis,
-  brokerId: string,
   limits: Pick<BrokerLimits, 'maxQueuedMessages' | 'maxInflightInbound'>,
   deps: { log: Logger; throttle: EventThrottle },
 ): SessionStore {
@@ -92,13 +94,23 @@ export function boundRedisSessionStore(
     await storeIncoming(client, packet)
   }
 
+  /**
+   * Every stored will of the client, whichever node stored it (a will is keyed by its node): a revoked
+   * device's will must not go out when a node that held it dies later. One LRANGE of the wills list
+   * (one entry per connected device with a will, cluster-wide) per drop.
+   */
+  async function dropWills(clientId: string): Promise<void> {
+    const suffix = `:${encodeURIComponent(clientId)}`
+    const keys = ((await redis.lrange(WILLS, 0, -1)) ?? []).filter((k) => k.startsWith('will:') && k.endsWith(suffix))
+    for (const key of keys) await redis.multi().lrem(WILLS, 0, key).del(key).exec()
+  }
+
   return {
     async drop(clientId) {
       await p.cleanSubscriptions({ id: clientId })
       await redis.del(outgoingKey(clientId))
       await p.cleanIncoming({ id: clientId })
-      // wills are keyed by the node that stored them: this node's, where the device's session was
-      await p.delWill({ id: clientId, brokerId })
+      await dropWills(clientId)
     },
     stats: () => ({ ...totals }),
   }

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
+import { Redis } from 'ioredis'
 import mqtt from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { attemptConnect, closedWithin, connectDevice, mqttOptions } from '../../helpers/mqtt-clients.ts'
@@ -203,7 +204,8 @@ describe.skipIf(!redisAvailable())('cluster: three nodes on one Redis and one da
   it('a node killed with SIGKILL: its device reconnects to another node and its will goes out within the bound', async () => {
     const child = spawn(
       process.execPath,
-      [GATEHOUSE_BIN, 'start', '--data-dir', w.dataDir, '--cluster', w.redis.url, '--mqtt-port', '0', '--http-port', '0'],
+      // one process, one node (--workers 1): the default with --cluster is one worker per core
+      [GATEHOUSE_BIN, 'start', '--data-dir', w.dataDir, '--cluster', w.redis.url, '--workers', '1', '--mqtt-port', '0', '--http-port', '0'],
       { env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'ignore', 'pipe'] },
     )
     onTestFinished(() => void (child.exitCode === null && child.kill('SIGKILL')))
@@ -231,6 +233,44 @@ describe.skipIf(!redisAvailable())('cluster: three nodes on one Redis and one da
     await waitFor(() => wills.length > 0, WILL_BOUND_MS + 2000, "the will of the killed node's device")
     expect(performance.now() - killedAt).toBeLessThan(WILL_BOUND_MS)
     expect(wills).toEqual(['gone'])
+  }, 40_000)
+
+  it("a revoked device's will is removed cluster-wide: its node dies after the revocation and only the other device's will goes out", async () => {
+    const child = spawn(
+      process.execPath,
+      [GATEHOUSE_BIN, 'start', '--data-dir', w.dataDir, '--cluster', w.redis.url, '--workers', '1', '--mqtt-port', '0', '--http-port', '0'],
+      { env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'ignore', 'pipe'] },
+    )
+    onTestFinished(() => void (child.exitCode === null && child.kill('SIGKILL')))
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    const childPort = Number(
+      await waitFor(
+        () => /on 127\.0\.0\.1:(\d+)/.exec(stderr)?.[1],
+        20_000,
+        () => `the node's port:\n${stderr}`,
+      ),
+    )
+    const wills: string[] = []
+    for (let n = 0; n < 3; n++)
+      node(n).broker.aedes.on('publish', (packet) => {
+        if (packet.topic.endsWith('/telemetry/status')) wills.push(packet.payload.toString())
+      })
+    for (const id of ['will-revoked-1', 'will-kept-1']) {
+      const will = { topic: `devices/${id}/telemetry/status`, payload: Buffer.from(`gone ${id}`), qos: 1 as const, retain: false }
+      await connectDevice(childPort, await w.provision(id), { will })
+    }
+    // the child is stopped (SIGSTOP) so that the revocation cannot close its session: its will stays stored
+    child.kill('SIGSTOP')
+    const redis = new Redis(w.redis.url)
+    onTestFinished(() => void redis.quit())
+    const stored = async () => (await redis.lrange('will', 0, -1)).filter((k) => k.endsWith(':will-revoked-1')).length
+    expect(await stored()).toBe(1)
+    await node(0).control.authority.revokeDevice('will-revoked-1', 'keyCompromise', 'operator:test')
+    await waitFor(async () => (await stored()) === 0, 3000, "the revoked device's will removed from Redis")
+    child.kill('SIGKILL')
+    await waitFor(() => wills.includes('gone will-kept-1'), WILL_BOUND_MS + 2000, "the other device's will")
+    expect(wills).not.toContain('gone will-revoked-1')
   }, 40_000)
 
   it('fan-out between nodes recovers after a Redis restart', async () => {

@@ -1,8 +1,9 @@
 import { join } from 'node:path'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { describe, expect, it } from 'vitest'
 import { shownRedisUrl } from '../../../broker/cluster.ts'
 import { loadConfig } from '../../../config.ts'
+import { workerCount } from '../../../gatehouse.ts'
 
 const dataDir = join(tmpdir(), 'gatehouse-no-such-dir')
 
@@ -25,6 +26,27 @@ describe('cluster options', () => {
   it('fail/not-redis: a URL that is not redis:// or rediss:// stops start-up, naming the variable', () => {
     expect(() => loadConfig({ dataDir }, { GATEHOUSE_CLUSTER_REDIS_URL: 'http://127.0.0.1:6379' })).toThrow(
       expect.objectContaining({ code: 'GH_CONFIG_INVALID', message: expect.stringContaining('GATEHOUSE_CLUSTER_REDIS_URL') }),
+    )
+  })
+
+  it('ok/workers: GATEHOUSE_CLUSTER_WORKERS or --workers; one per core by default in a cluster, 1 without one', () => {
+    const redisUrl = 'redis://127.0.0.1:6379'
+    expect(workerCount(loadConfig({ dataDir, cluster: { redisUrl, workers: '3' } }, {}))).toBe(3)
+    expect(workerCount(loadConfig({ dataDir, cluster: { redisUrl } }, { GATEHOUSE_CLUSTER_WORKERS: '2' }))).toBe(2)
+    expect(workerCount(loadConfig({ dataDir, cluster: { redisUrl } }, {}))).toBe(availableParallelism())
+    expect(workerCount(loadConfig({ dataDir }, {}))).toBe(1)
+  })
+
+  it('fail/workers-without-cluster: --workers without a Redis stops start-up, saying why', () => {
+    for (const [flags, env] of [
+      [{ dataDir, cluster: { workers: 2 } }, {}],
+      [{ dataDir }, { GATEHOUSE_CLUSTER_WORKERS: '2' }],
+    ] as const)
+      expect(() => loadConfig(flags, env)).toThrow(
+        expect.objectContaining({ code: 'GH_CONFIG_INVALID', message: expect.stringMatching(/needs cluster\.redisUrl .*through Redis/) }),
+      )
+    expect(() => loadConfig({ dataDir, cluster: { redisUrl: 'redis://r:1', workers: 0 } }, {})).toThrow(
+      expect.objectContaining({ code: 'GH_CONFIG_INVALID', message: expect.stringContaining('workers') }),
     )
   })
 
