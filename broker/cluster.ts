@@ -2,27 +2,14 @@ import { createRequire } from 'node:module'
 import { Redis } from 'ioredis'
 import MQEmitterRedis from 'mqemitter-redis'
 import type { Logger } from 'pino'
-import type { FromSchema } from '../certs/index.ts'
 import { ClusterUnreachable } from './errors.ts'
+import type { ClusterOptions } from './options.ts'
 
 // aedes-persistence-redis 12 ships no types; its main export wraps this class in callbacks, and aedes 1.2
 // wants the async one (its setup() must be an async function).
 const AsyncRedisPersistence = createRequire(import.meta.url)('aedes-persistence-redis/asyncPersistence.js') as new (options: {
   conn: Redis
 }) => object
-
-/** `cluster` in the configuration: absent = one process (Mode 1), present = a node of a cluster on this Redis. */
-export const CLUSTER_SCHEMA = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['redisUrl'],
-  properties: {
-    /** redis:// or rediss:// URL of the Redis (AOF on) the nodes share; a password in it is never logged */
-    redisUrl: { type: 'string', pattern: '^rediss?://', maxLength: 2048 },
-  },
-} as const
-
-export type ClusterOptions = FromSchema<typeof CLUSTER_SCHEMA>
 
 /**
  * aedes' heartbeat between nodes (aedes' default is 60 s). A node that stops (SIGKILL, power) is taken for
