@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Ajv } from 'ajv'
+import { Ajv, type ValidateFunction } from 'ajv'
 import createError from '@fastify/error'
 import {
   AI_BRIDGE_OPTIONS_SCHEMA,
@@ -14,7 +14,7 @@ import {
   resolveAiBridgeOptions,
   resolveLimits,
   resolveProxyProtocol,
-} from './broker/index.ts'
+} from './broker/options.ts'
 import { deepFreeze, describeSchemaErrors, KEY_ALGORITHMS, type FromSchema } from './certs/index.ts'
 import {
   DEFAULT_CLAIM_REQUEST_RATE,
@@ -94,8 +94,17 @@ export const configSchema = {
 
 export type Config = FromSchema<typeof configSchema>
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: 'array', strict: true })
-const validate = ajv.compile<Config>(configSchema)
+// Compiled on first use (loadConfig), not when a CLI command merely imports this file; without ajv's code
+// optimisation passes, which cost more (~100 ms) than the one validation a process makes saves.
+let validateConfig: ValidateFunction<Config> | undefined
+const configValidator = () =>
+  (validateConfig ??= new Ajv({
+    allErrors: true,
+    useDefaults: true,
+    coerceTypes: 'array',
+    strict: true,
+    code: { optimize: false },
+  }).compile<Config>(configSchema))
 
 export type ConfigInput = Record<string, unknown>
 
@@ -291,6 +300,7 @@ export function loadConfig(flags: ConfigInput, env: NodeJS.ProcessEnv): Readonly
       'cluster.workers (--workers, GATEHOUSE_CLUSTER_WORKERS) needs cluster.redisUrl (--cluster redis://...): workers share ' +
         'sessions, fan-out and the one-session-per-device rule through Redis; without a cluster run one process (no --workers)',
     )
+  const validate = configValidator()
   if (!validate(config)) throw new ConfigInvalid(describeSchemaErrors(validate.errors ?? [], 'config', envLabel(sources)).join('; '))
   const problems = [...planeProblems(config, fromEnvAlone), ...listenerProblems(config)]
   if (problems.length > 0) throw new ConfigInvalid(problems.join('; '))
@@ -337,7 +347,7 @@ export const LIMIT_VALUES_SCHEMA = {
   additionalProperties: false,
   properties: { broker: DEVICE_LIMITS_SCHEMA, ai: AI_LIMIT_VALUES_SCHEMA },
 } as const
-const validateLimitValues = new Ajv({ allErrors: true, strict: true }).compile(LIMIT_VALUES_SCHEMA)
+let validateLimitValues: ValidateFunction | undefined
 
 /** The tiers there are (the AI bridge's configured tiers and defaultTier) and how a limits document is checked. */
 export function limitsPolicy(config: Readonly<Config>): LimitsPolicy {
@@ -346,6 +356,7 @@ export function limitsPolicy(config: Readonly<Config>): LimitsPolicy {
     tiers: [...new Set([config.defaultTier, ...Object.keys(resolveAiBridgeOptions(config.ai).tiers)])].sort(),
     schema: LIMIT_VALUES_SCHEMA,
     problems(values) {
+      validateLimitValues ??= new Ajv({ allErrors: true, strict: true }).compile(LIMIT_VALUES_SCHEMA)
       if (!validateLimitValues(values)) return describeSchemaErrors(validateLimitValues.errors ?? [], 'limits')
       return deviceLimitProblems(limits, (values as { broker?: object }).broker ?? {}).map((p) => `broker.${p}`)
     },

@@ -1,5 +1,6 @@
 import { abuseBenchmark, abuseHelp } from './abuse.ts'
 import { aiHandoffBenchmark } from './ai-handoff.ts'
+import { cliBenchmark } from './cli.ts'
 import { connectBenchmark } from './connect.ts'
 import { hsmBenchmark } from './hsm.ts'
 import { provisionBenchmark } from './provision.ts'
@@ -18,6 +19,7 @@ export const scenarios: Record<string, Scenario> = {
   abuse: abuseBenchmark,
   hsm: hsmBenchmark,
   routes: routesBenchmark,
+  cli: cliBenchmark,
 }
 
 /** `npm run bench -- <scenario> --help` prints these (scenarios without one are described in their file) */

@@ -3,8 +3,8 @@ import { Readable } from 'node:stream'
 import { Redis } from 'ioredis'
 import MQEmitterRedis from 'mqemitter-redis'
 import type { Logger } from 'pino'
-import type { FromSchema } from '../certs/index.ts'
 import { ClusterUnreachable } from './errors.ts'
+import type { ClusterOptions } from './options.ts'
 
 // aedes-persistence-redis 12 ships no types; its main export wraps this class in callbacks, and aedes 1.2
 // wants the async one (its setup() must be an async function).
@@ -23,24 +23,6 @@ class RedisPersistence extends AsyncRedisPersistence {
     return Readable.from(super.createRetainedStreamCombi(patterns))
   }
 }
-
-/** `cluster` in the configuration: absent = one process (Mode 1), present = a node of a cluster on this Redis. */
-export const CLUSTER_SCHEMA = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['redisUrl'],
-  properties: {
-    /** redis:// or rediss:// URL of the Redis (AOF on) the nodes share; a password in it is never logged */
-    redisUrl: { type: 'string', pattern: '^rediss?://', maxLength: 2048 },
-    /**
-     * broker processes on this box (`--workers`, workers.ts): node:cluster workers on the same ports, each a
-     * node of this cluster; absent = the number of cores; 1 = this process alone
-     */
-    workers: { type: 'integer', minimum: 1, maximum: 64 },
-  },
-} as const
-
-export type ClusterOptions = FromSchema<typeof CLUSTER_SCHEMA>
 
 /**
  * aedes' heartbeat between nodes (aedes' default is 60 s). A node that stops (SIGKILL, power) is taken for

@@ -1,16 +1,19 @@
-import { Ajv } from 'ajv'
+import { Ajv, type ValidateFunction } from 'ajv'
 import { describeSchemaErrors } from '../certs/index.ts'
 
-// One ajv for the broker's option schemas (limits, PROXY protocol, AI bridge): strict, every problem, defaults filled.
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true })
+// One ajv for the broker's option schemas (limits, PROXY protocol, AI bridge): strict, every problem, defaults filled;
+// without the code optimisation passes, which cost more than the few validations of a process save (a CLI call).
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, code: { optimize: false } })
 
 /**
  * A function that fills `schema`'s defaults into a copy of its input and returns it typed as the
  * resolved options, or throws fail(every problem). The caller adds the rules that relate two keys.
+ * Compiled on first use: importing the broker's options (config.ts, every CLI command) compiles nothing.
  */
 export function optionsValidator<T>(schema: object, name: string, fail: (problems: string) => Error): (input: unknown) => T {
-  const validate = ajv.compile<T>(schema)
+  let validate: ValidateFunction<T> | undefined
   return (input) => {
+    validate ??= ajv.compile<T>(schema)
     const options = structuredClone(input)
     if (!validate(options)) throw fail(describeSchemaErrors(validate.errors ?? [], name).join('; '))
     return options

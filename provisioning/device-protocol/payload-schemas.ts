@@ -1,4 +1,4 @@
-import { Ajv } from 'ajv'
+import { Ajv, type ValidateFunction } from 'ajv'
 
 /**
  * The JSON Schemas of every device payload (docs/device-protocol.md). The control plane validates what
@@ -147,15 +147,18 @@ const ajv = new Ajv({ allErrors: true, strict: false, validateFormats: false })
 
 /**
  * A validator for one of the schemas above: returns null when `value` conforms, else the first problems
- * ("/csr must be string"), for the coded error the caller throws.
+ * ("/csr must be string"), for the coded error the caller throws. Compiled on first use, so that loading
+ * the control plane (every CLI command) compiles nothing it does not use.
  */
 export function payloadValidator(schema: object): (value: unknown) => string | null {
-  const validate = ajv.compile(schema)
-  return (value) =>
-    validate(value)
+  let validate: ValidateFunction | undefined
+  return (value) => {
+    validate ??= ajv.compile(schema)
+    return validate(value)
       ? null
       : (validate.errors ?? [])
           .slice(0, 3)
           .map((e) => `${e.instancePath || '(payload)'} ${e.message ?? 'is invalid'}`)
           .join('; ')
+  }
 }

@@ -8,7 +8,7 @@ export async function startGatehouseProcess(dataDir: string, env: NodeJS.Process
     process.execPath,
     [GATEHOUSE_BIN, 'start', '--data-dir', dataDir, '--mqtt-port', '0', '--http-port', '0', '--log-format', 'json', ...args],
     {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, GATEHOUSE_CLI: process.env.GATEHOUSE_CLI, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   )

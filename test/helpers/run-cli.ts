@@ -8,8 +8,13 @@ export interface CliResult {
   stderr: string
 }
 
-/** Runs a gatehouse command in this process (fast), with its own env and captured output. */
+/**
+ * Runs a gatehouse command in this process (fast), with its own env and captured output. With
+ * GATEHOUSE_CLI=dist in the test's environment (`npm run test:cli-dist`) it runs the compiled CLI in
+ * dist/ as its own process instead, with the same env: the CLI tests then check what npm installs.
+ */
 export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  if (process.env.GATEHOUSE_CLI === 'dist') return spawnCli(args, { env: { GATEHOUSE_LOG_LEVEL: 'silent', ...env } })
   let stdout = ''
   let stderr = ''
   const code = await main(['node', 'gatehouse', ...args], {
@@ -29,7 +34,11 @@ export function spawnCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd
     execFile(
       process.execPath,
       [GATEHOUSE_BIN, ...args],
-      { cwd: options.cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...options.env }, timeout: 30_000 },
+      {
+        cwd: options.cwd,
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, GATEHOUSE_CLI: process.env.GATEHOUSE_CLI, ...options.env },
+        timeout: 30_000,
+      },
       (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0
         resolvePromise({ code, stdout, stderr })

@@ -19,6 +19,8 @@ const OTHER_ENV_NAMES = [
   'GATEHOUSE_WEBHOOK_SECRET',
   'GATEHOUSE_PKCS11_PIN',
   'GATEHOUSE_PKCS11_PIN_FILE',
+  // bin/gatehouse.js: run the compiled CLI (dist) or the TypeScript sources (tsx)
+  'GATEHOUSE_CLI',
 ]
 
 const names = () => configEnvBindings().map((b) => b.name)
