@@ -5,6 +5,10 @@ import { defineConfig } from 'vitest/config'
 // use real TLS on loopback port 0, real SQLite files in temp dirs, openssl and mosquitto clients.
 export default defineConfig({
   test: {
+    // Vitest's default is one worker per core but one (a single worker on a 2-core CI machine): most
+    // integration tests wait on TLS peers, child processes and Redis rather than compute, so two workers
+    // keep both cores busy and the suite well under ten minutes there (docs/conventions.md §22)
+    maxWorkers: 2,
     projects: [
       {
         test: {
