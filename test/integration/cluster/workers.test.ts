@@ -111,8 +111,18 @@ describe.skipIf(!redisAvailable())('gatehouse start --cluster … --workers 2: o
 
   it('starts two workers on one MQTT port, both serving devices over mutual TLS, with the primary saying so', async () => {
     expect(gh.stderr()).toContain('2 workers')
-    const listening = logLines(gh).filter((l) => l.msg === 'worker listening')
-    expect(new Set(listening.map((l) => l.worker)).size).toBe(2)
+    // the primary says so on stderr once both listen; its log lines come on stdout, another pipe, maybe later
+    const listening = () =>
+      new Set(
+        logLines(gh)
+          .filter((l) => l.msg === 'worker listening')
+          .map((l) => l.worker),
+      )
+    await waitFor(
+      () => listening().size === 2,
+      10_000,
+      () => `both 'worker listening' lines:\n${gh.logs()}`,
+    )
     const devices = await oneOnEachWorker('spread')
     expect(devices.map((d) => d.worker).sort()).toEqual([1, 2])
     // a SUBSCRIBE looks up retained messages in Redis; the second SUBACK shows the worker lived through the first
