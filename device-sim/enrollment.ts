@@ -77,7 +77,6 @@ export async function claimDevice(options: ClaimOptions): Promise<ClaimResult> {
   })
   try {
     const response = provisioningResponseTopic(nonce)
-    await subscribeOrThrow(client, [response])
     const answered = awaitAnswer(
       client,
       response,
@@ -85,8 +84,11 @@ export async function claimDevice(options: ClaimOptions): Promise<ClaimResult> {
       (a) => a.requestId === undefined || a.requestId === requestId,
     )
     answered.catch(() => {}) // handled below; the publish may fail first
+    // bounded by the answer (its timeout, or the connection closing): mqtt.js keeps an unacknowledged
+    // SUBSCRIBE or QoS 1 PUBLISH for a reconnect, so awaiting it alone never ends if the broker dies
+    await Promise.race([subscribeOrThrow(client, [response]), answered])
     const request = { deviceId: options.deviceId, csr: key.csrPem, requestId, ...(options.token !== undefined && { token: options.token }) }
-    await client.publishAsync(provisioningRequestTopic(nonce), JSON.stringify(request), { qos: 1 })
+    await Promise.race([client.publishAsync(provisioningRequestTopic(nonce), JSON.stringify(request), { qos: 1 }), answered])
     const answer = await answered
     const issued = issuedFrom(answer, response)
     return { ...issued, bundle: { deviceId: options.deviceId, cert: issued.certificate, key: key.privateKeyPem, ca: issued.chain } }
@@ -119,7 +121,6 @@ export async function requestRenewal(client: MqttClient, deviceId: string, optio
     options.key ?? (await createKeyAndCsr({ commonName: deviceId, ...(options.keyAlgorithm && { keyAlgorithm: options.keyAlgorithm }) }))
   const response = renewalResponseTopic(deviceId)
   try {
-    await subscribeOrThrow(client, [response])
     const requestId = options.requestId ?? Buffer.from(cryptoRandom.bytes(9)).toString('base64url')
     const answered = awaitAnswer(
       client,
@@ -128,7 +129,12 @@ export async function requestRenewal(client: MqttClient, deviceId: string, optio
       (a) => a.requestId === undefined || a.requestId === requestId,
     )
     answered.catch(() => {}) // handled below; the publish may fail first
-    await client.publishAsync(renewalRequestTopic(deviceId), JSON.stringify({ csr: key.csrPem, requestId }), { qos: 1 })
+    // bounded by the answer, as in claimDevice: a dead broker must not leave the request pending forever
+    await Promise.race([subscribeOrThrow(client, [response]), answered])
+    await Promise.race([
+      client.publishAsync(renewalRequestTopic(deviceId), JSON.stringify({ csr: key.csrPem, requestId }), { qos: 1 }),
+      answered,
+    ])
     return { ...issuedFrom(await answered, response), key }
   } catch (err) {
     // the key travels with the failure, so a request that got no answer can be repeated with it
