@@ -8,6 +8,7 @@ import { requestRenewal } from '../../device-sim/enrollment.ts'
 import { connectDevice, type DeviceBundle } from '../../device-sim/index.ts'
 import { seeded } from '../chaos/chaos.ts'
 import { killHard, startGatehouseProcess } from '../chaos/gatehouse-process.ts'
+import { waitFor } from '../helpers/wait.ts'
 
 /**
  * `npm run soak -- --devices 2000 --minutes 10 [--seed S]` (issue 17, "Load and time"): a fleet of real
@@ -234,9 +235,9 @@ while (Date.now() < endAt) {
 }
 
 // every device connected at the end must have the last acknowledged settings change (bounded wait)
-const settleBy = Date.now() + 30_000
 const behind = () => [...clients.keys()].filter((id) => (received.get(id) ?? 0) < ackedTick)
-while (behind().length && Date.now() < settleBy) await new Promise((r) => setTimeout(r, 250))
+// the one wait helper; a device still behind after 30 s is counted as lost below, not thrown
+await waitFor(() => behind().length === 0, 30_000, 'every connected device at the last acknowledged settings change', 250).catch(() => {})
 const lost = behind().length
 await sample()
 await Promise.all([...clients.values()].map((c) => c.endAsync().catch(() => {})))
