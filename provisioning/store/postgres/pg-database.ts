@@ -135,6 +135,13 @@ export class PgDatabase {
     } catch (err) {
       throw pgFailure(err, this.#where) ?? err
     }
+    // a connection cut while checked out emits 'error' on the client: without a listener it would be an uncaught exception
+    const onLost = (err: Error) => this.#onError(err)
+    client.on('error', onLost)
+    const release = (err?: Error) => {
+      client.off('error', onLost)
+      client.release(err)
+    }
     const ctx: TxContext = { client, events: false }
     let result: T
     try {
@@ -146,12 +153,12 @@ export class PgDatabase {
       await client.query('COMMIT')
     } catch (err) {
       await client.query('ROLLBACK').then(
-        () => client.release(),
-        (rollbackErr: Error) => client.release(rollbackErr),
+        () => release(),
+        (rollbackErr: Error) => release(rollbackErr), // a broken connection is closed, not returned to the pool
       )
       throw pgFailure(err, this.#where) ?? err
     }
-    client.release()
+    release()
     if (ctx.events) for (const l of [...this.#listeners]) l()
     return result
   }
@@ -244,6 +251,8 @@ export class PgDatabase {
     } catch (err) {
       throw pgFailure(err, this.#where) ?? err
     }
+    const onLost = (err: Error) => this.#onError(err)
+    client.on('error', onLost)
     try {
       await client.query('SELECT pg_advisory_lock($1)', [MIGRATE_LOCK])
       await client.query('CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)')
@@ -265,8 +274,10 @@ export class PgDatabase {
         }
       }
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATE_LOCK])
+      client.off('error', onLost)
       client.release()
     } catch (err) {
+      client.off('error', onLost)
       client.release(err as Error) // a session lock dies with its connection
       throw pgFailure(err, this.#where) ?? err
     }
