@@ -1,15 +1,20 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { PgRegistryStore } from '../../../provisioning/store/postgres/pg-registry-store.ts'
+import type { ApiKeyRecord } from '../../../provisioning/store/api-key-store.ts'
+import type { ClaimedDevice, ClaimRecord } from '../../../provisioning/store/claim-store.ts'
+import type { LimitsRecord } from '../../../provisioning/store/limits-store.ts'
+import type { RouteRecord } from '../../../provisioning/store/route-store.ts'
+import type { DeviceSettingsRecord, LayerScope } from '../../../provisioning/store/settings-store.ts'
 import { certificate, device } from '../../contract/registry-store.contract.ts'
 import { postgresAvailable, startPostgres, type PostgresServer } from '../../helpers/postgres.ts'
 
-// The RegistryStore contract (test/contract/registry-store.contract.ts), call for call, against
-// PostgreSQL: the contract suites are synchronous until the async-store change lands; the lead folds
+// The RegistryStore and ClaimStore contracts (test/contract/), call for call, and every method of the
+// settings, API key, limits and route stores, against PostgreSQL: the contract suites are synchronous until the async-store change lands; the lead folds
 // these into the async contract suite then.
 const t0 = new Date('2026-01-01T00:00:00.000Z')
 const available = postgresAvailable()
 
-describe.skipIf(!available)('PgRegistryStore (RegistryStore contract on PostgreSQL)', () => {
+describe.skipIf(!available)('PgRegistryStore and its sibling stores (the contracts on PostgreSQL)', () => {
   let server: PostgresServer
   let store: PgRegistryStore
 
@@ -271,5 +276,234 @@ describe.skipIf(!available)('PgRegistryStore (RegistryStore contract on PostgreS
     await store.probeWrite(t0, 100)
     expect(await store.getMeta('health.probedAt')).toBe(t0.toISOString())
     expect((await store.listDevices()).map((d) => d.id)).toEqual(['a'])
+  })
+
+  // ClaimStore: test/contract/claim-store.contract.ts, call for call; a duplicate is PostgreSQL's
+  // unique_violation (23505) where SQLite lets SQLITE_CONSTRAINT through
+  const claim = (id: string, over: Partial<ClaimRecord> = {}): ClaimRecord => ({
+    id,
+    group: 'pumps',
+    tier: 'standard',
+    maxUses: 10,
+    uses: 0,
+    expiresAt: new Date('2026-02-01T00:00:00.000Z'),
+    idPattern: '^pump-[0-9]+$',
+    allowedIds: null,
+    tokensRequired: false,
+    status: 'active',
+    revokedAt: null,
+    serial: Buffer.from(id).toString('hex'),
+    fingerprint: `fp-${id}`,
+    notAfter: new Date('2026-03-03T00:00:00.000Z'),
+    certificatePem: `-----BEGIN CERTIFICATE-----\n${id}\n-----END CERTIFICATE-----\n`,
+    createdAt: t0,
+    createdBy: 'operator:test',
+    ...over,
+  })
+  const claimed = (deviceId: string, claimId: string, over: Partial<ClaimedDevice> = {}): ClaimedDevice => ({
+    deviceId,
+    claimId,
+    serial: `0${deviceId.length}`,
+    keySha256: `key-${deviceId}`,
+    createdAt: t0,
+    ...over,
+  })
+  const duplicate = { code: '23505' }
+
+  it('claims: stores a claim and reads it back with every field, by id and by fingerprint', async () => {
+    const full = claim('batch-1', {
+      maxUses: null,
+      allowedIds: ['pump-1', 'pump-2'],
+      idPattern: null,
+      tokensRequired: true,
+      certificatePem: null,
+    })
+    await store.claims.insert(full, [])
+    expect(await store.claims.get('batch-1')).toEqual(full)
+    expect(await store.claims.getByFingerprint('fp-batch-1')).toEqual(full)
+    expect(await store.claims.get('nope')).toBeUndefined()
+    expect(await store.claims.getByFingerprint('fp-nope')).toBeUndefined()
+  })
+
+  it('claims: refuses a second claim with the same id, serial or fingerprint, storing none of it', async () => {
+    await store.claims.insert(claim('batch-1'), [])
+    await expect(store.claims.insert(claim('batch-1', { serial: 'aa', fingerprint: 'fp-other' }), [])).rejects.toMatchObject(duplicate)
+    await expect(store.claims.insert(claim('batch-2', { serial: claim('batch-1').serial }), ['t1'])).rejects.toMatchObject(duplicate)
+    await expect(store.claims.insert(claim('batch-3', { fingerprint: 'fp-batch-1' }), [])).rejects.toMatchObject(duplicate)
+    expect((await store.claims.list()).map((c) => c.id)).toEqual(['batch-1'])
+    expect(await store.claims.tokenState('batch-2', 't1')).toBe('unknown')
+  })
+
+  it('claims: lists oldest first, by id within the same instant', async () => {
+    await store.claims.insert(claim('ccc', { createdAt: new Date('2026-01-03T00:00:00.000Z') }), [])
+    await store.claims.insert(claim('bbb', { createdAt: t0 }), [])
+    await store.claims.insert(claim('aaa', { createdAt: t0 }), [])
+    expect((await store.claims.list()).map((c) => c.id)).toEqual(['aaa', 'bbb', 'ccc'])
+  })
+
+  it('claims: revokes an active claim once, keeping the first revokedAt, and counts uses one at a time', async () => {
+    await store.claims.insert(claim('batch-1', { uses: 2 }), [])
+    const at = new Date('2026-01-10T00:00:00.000Z')
+    await store.claims.revoke('batch-1', at)
+    await store.claims.revoke('batch-1', new Date('2026-01-20T00:00:00.000Z'))
+    await store.claims.revoke('ghost', at)
+    await store.claims.addUse('batch-1')
+    await store.claims.addUse('batch-1')
+    await store.claims.addUse('ghost')
+    expect(await store.claims.get('batch-1')).toMatchObject({ status: 'revoked', revokedAt: at, uses: 4 })
+  })
+
+  it('claims: knows each one-time token of a claim as unused, then used, and no other claim’s', async () => {
+    await store.claims.insert(claim('batch-1'), ['h1', 'h2'])
+    await store.claims.insert(claim('batch-2'), ['h3'])
+    expect(await store.claims.tokenState('batch-1', 'h1')).toBe('unused')
+    expect(await store.claims.tokenState('batch-1', 'h3')).toBe('unknown')
+    expect(await store.claims.tokenState('ghost', 'h1')).toBe('unknown')
+    await store.claims.useToken('batch-1', 'h1', 'pump-1', t0)
+    await store.claims.useToken('batch-1', 'h1', 'pump-2', t0)
+    expect(await store.claims.tokenState('batch-1', 'h1')).toBe('used')
+    expect(await store.claims.tokenState('batch-1', 'h2')).toBe('unused')
+  })
+
+  it('claims: records each device a claim provisioned once, found by id and by key', async () => {
+    await store.insertDevice(device('pump-1'))
+    await store.claims.insert(claim('batch-1'), [])
+    await store.claims.recordDevice(claimed('pump-1', 'batch-1'))
+    expect(await store.claims.getDevice('pump-1')).toEqual(claimed('pump-1', 'batch-1'))
+    expect(await store.claims.getDevice('pump-2')).toBeUndefined()
+    expect(await store.claims.deviceIdWithKey('key-pump-1')).toBe('pump-1')
+    expect(await store.claims.deviceIdWithKey('key-other')).toBeUndefined()
+    await expect(store.claims.recordDevice(claimed('pump-1', 'batch-1', { keySha256: 'key-again' }))).rejects.toMatchObject(duplicate)
+    expect(await store.claims.deviceIdWithKey('key-again')).toBeUndefined()
+  })
+
+  it('settings: layers, device versions and reports, schemas, sealed counts and sync counts', async () => {
+    const layer = (scope: LayerScope, document: Record<string, unknown>, revision = 1) => ({
+      scope,
+      document,
+      revision,
+      updatedAt: t0,
+      updatedBy: 'operator',
+    })
+    // key order and all: the document comes back as written
+    await store.settings.putLayer(layer('group:pumps', { z: 1, a: { $enc: 'sealed' } }))
+    await store.settings.putLayer(layer('fleet', { interval: 5 }))
+    await store.settings.putLayer(layer('fleet', { interval: 10 }, 2))
+    expect(await store.settings.getLayer('fleet')).toEqual(layer('fleet', { interval: 10 }, 2))
+    expect(await store.settings.getLayer('device:nope')).toBeUndefined()
+    expect((await store.settings.listLayers()).map((l) => [l.scope, Object.keys(l.document)])).toEqual([
+      ['fleet', ['interval']],
+      ['group:pumps', ['z', 'a']],
+    ])
+    expect((await store.settings.aSealedLayer())?.scope).toBe('group:pumps')
+
+    for (const id of ['a', 'b', 'c']) await store.insertDevice(device(id, { group: id === 'c' ? 'other' : 'pumps' }))
+    await store.updateDeviceStatus('c', 'disabled', t0)
+    const settings = (deviceId: string, over: Partial<DeviceSettingsRecord> = {}): DeviceSettingsRecord => ({
+      deviceId,
+      version: 3,
+      digest: `d-${deviceId}`,
+      updatedAt: t0,
+      reported: null,
+      reportedVersion: null,
+      reportedAt: null,
+      ...over,
+    })
+    await store.settings.putDeviceSettings(settings('a', { reported: { pin: { $enc: 'x' } }, reportedVersion: 3, reportedAt: t0 }))
+    await store.settings.putDeviceSettings(settings('c'))
+    await store.settings.putDeviceSettings(settings('b', { reportedVersion: 2 }))
+    expect(await store.settings.getDeviceSettings('a')).toEqual(
+      settings('a', { reported: { pin: { $enc: 'x' } }, reportedVersion: 3, reportedAt: t0 }),
+    )
+    expect(await store.settings.getDeviceSettings('zzz')).toBeUndefined()
+    expect(await store.settings.deviceIdsWithSettings()).toEqual(['a', 'b', 'c'])
+    expect(await store.settings.deviceIdsWithSettings('pumps')).toEqual(['a', 'b'])
+    expect(await store.settings.countSealed()).toBe(2)
+    expect(await store.settings.syncCounts()).toEqual({ inSync: 1, outOfSync: 1 })
+
+    const schema = { group: 'pumps', schema: { type: 'object' }, updatedAt: t0, updatedBy: 'operator' }
+    await store.settings.putSchema(schema)
+    await store.settings.putSchema({ ...schema, group: 'ants' })
+    expect(await store.settings.getSchema('pumps')).toEqual(schema)
+    expect(await store.settings.schemaGroups()).toEqual(['ants', 'pumps'])
+    await store.settings.deleteSchema('ants')
+    expect(await store.settings.getSchema('ants')).toBeUndefined()
+  })
+
+  it('API keys: insert, lookups, revoke once, rotate, last use; a taken name or id is GH_API_KEY_EXISTS', async () => {
+    const key = (id: string, name: string): ApiKeyRecord => ({
+      id,
+      name,
+      secretHash: `h-${id}`,
+      scopes: ['devices:read', 'audit:read'],
+      createdAt: t0,
+      expiresAt: null,
+      lastUsedAt: null,
+      revokedAt: null,
+      previousSecretHash: null,
+      previousSecretUntil: null,
+    })
+    await store.apiKeys.insert(key('aaaaaaaaaaaa', 'dash'))
+    await store.apiKeys.insert({ ...key('bbbbbbbbbbbb', 'app'), expiresAt: new Date('2027-01-01T00:00:00.000Z') })
+    await expect(store.apiKeys.insert(key('cccccccccccc', 'dash'))).rejects.toMatchObject({ code: 'GH_API_KEY_EXISTS' })
+    await expect(store.apiKeys.insert(key('aaaaaaaaaaaa', 'other'))).rejects.toMatchObject({ code: 'GH_API_KEY_EXISTS' })
+    expect(await store.apiKeys.getById('aaaaaaaaaaaa')).toEqual(key('aaaaaaaaaaaa', 'dash'))
+    expect((await store.apiKeys.getByName('app'))?.expiresAt).toEqual(new Date('2027-01-01T00:00:00.000Z'))
+    expect(await store.apiKeys.getByName('nope')).toBeUndefined()
+    expect((await store.apiKeys.list()).map((k) => k.name)).toEqual(['app', 'dash'])
+    const t1 = new Date('2026-01-02T00:00:00.000Z')
+    await store.apiKeys.revoke('aaaaaaaaaaaa', t1)
+    await store.apiKeys.revoke('aaaaaaaaaaaa', new Date('2026-01-03T00:00:00.000Z'))
+    await store.apiKeys.rotate('bbbbbbbbbbbb', 'h-new', 'h-bbbbbbbbbbbb', t1)
+    await store.apiKeys.touchLastUsed('bbbbbbbbbbbb', t1)
+    expect((await store.apiKeys.getById('aaaaaaaaaaaa'))?.revokedAt).toEqual(t1)
+    expect(await store.apiKeys.getById('bbbbbbbbbbbb')).toMatchObject({
+      secretHash: 'h-new',
+      previousSecretHash: 'h-bbbbbbbbbbbb',
+      previousSecretUntil: t1,
+      lastUsedAt: t1,
+    })
+  })
+
+  it('limits: per tier and per device, replaced on put, a device row deleted once', async () => {
+    await store.insertDevice(device('a'))
+    const rec = (key: string, limits: Record<string, unknown>): LimitsRecord => ({ key, limits, updatedAt: t0, updatedBy: 'op' })
+    await store.limits.putTier(rec('standard', { publishRate: 5 }))
+    await store.limits.putTier(rec('gold', { publishRate: 50 }))
+    await store.limits.putTier(rec('gold', { publishRate: 60, aiRequestsPerDay: 10 }))
+    expect(await store.limits.getTier('gold')).toEqual(rec('gold', { publishRate: 60, aiRequestsPerDay: 10 }))
+    expect(await store.limits.getTier('none')).toBeUndefined()
+    expect((await store.limits.listTiers()).map((r) => r.key)).toEqual(['gold', 'standard'])
+    await store.limits.putDevice(rec('a', { packetRate: 2 }))
+    expect(await store.limits.getDevice('a')).toEqual(rec('a', { packetRate: 2 }))
+    expect(await store.limits.deleteDevice('a')).toBe(true)
+    expect(await store.limits.deleteDevice('a')).toBe(false)
+    expect(await store.limits.getDevice('a')).toBeUndefined()
+  })
+
+  it('routes: insert, get, list oldest first, count, delete once', async () => {
+    const route = (id: string, over: Partial<RouteRecord> = {}): RouteRecord => ({
+      id,
+      url: `https://example.test/${id}`,
+      group: null,
+      secret: `s-${id}`,
+      batchSize: 100,
+      batchMs: 1000,
+      queueMax: 10_000,
+      redact: true,
+      consent: false,
+      createdAt: t0,
+      createdBy: 'operator',
+      ...over,
+    })
+    await store.routes.insert(route('r2', { group: 'pumps', redact: false, consent: true }))
+    await store.routes.insert(route('r1'))
+    expect(await store.routes.get('r2')).toEqual(route('r2', { group: 'pumps', redact: false, consent: true }))
+    expect(await store.routes.get('nope')).toBeUndefined()
+    expect((await store.routes.list()).map((r) => r.id)).toEqual(['r1', 'r2'])
+    expect(await store.routes.count()).toBe(2)
+    expect(await store.routes.delete('r1')).toBe(true)
+    expect(await store.routes.delete('r1')).toBe(false)
+    expect(await store.routes.count()).toBe(1)
   })
 })
