@@ -42,6 +42,8 @@ export interface PgListener {
 interface TxContext {
   client: pg.PoolClient
   events: boolean
+  /** false once committed or rolled back: a callback made inside fn that runs later (a timer) is outside it */
+  open: boolean
 }
 
 /**
@@ -99,7 +101,7 @@ export class PgDatabase {
 
   /** Runs one statement: on the current transaction's connection inside `transaction`, on any pooled one outside. */
   async query(sql: string, params: readonly unknown[] = []): Promise<Row[]> {
-    const ctx = this.#tx.getStore()
+    const ctx = this.#current()
     try {
       const r = await (ctx ? ctx.client : this.#pool).query(sql, params as unknown[])
       return r.rows as Row[]
@@ -110,7 +112,7 @@ export class PgDatabase {
 
   /** the rows' count of a statement (UPDATE, DELETE) */
   async execute(sql: string, params: readonly unknown[] = []): Promise<number> {
-    const ctx = this.#tx.getStore()
+    const ctx = this.#current()
     try {
       return (await (ctx ? ctx.client : this.#pool).query(sql, params as unknown[])).rowCount ?? 0
     } catch (err) {
@@ -119,7 +121,13 @@ export class PgDatabase {
   }
 
   inTransaction(): boolean {
-    return this.#tx.getStore() !== undefined
+    return this.#current() !== undefined
+  }
+
+  /** the transaction this async context runs in, if it is still open */
+  #current(): TxContext | undefined {
+    const ctx = this.#tx.getStore()
+    return ctx?.open ? ctx : undefined
   }
 
   /**
@@ -128,7 +136,7 @@ export class PgDatabase {
    * wait for the writer lock (GH_STORE_LOCKED past it).
    */
   async transaction<T>(fn: () => Promise<T>, lockTimeoutMs = this.#lockTimeoutMs): Promise<T> {
-    if (this.#tx.getStore()) return fn()
+    if (this.#current()) return fn()
     let client: pg.PoolClient
     try {
       client = await this.#pool.connect()
@@ -142,7 +150,7 @@ export class PgDatabase {
       client.off('error', onLost)
       client.release(err)
     }
-    const ctx: TxContext = { client, events: false }
+    const ctx: TxContext = { client, events: false, open: true }
     let result: T
     try {
       await client.query('BEGIN')
@@ -150,8 +158,10 @@ export class PgDatabase {
       await client.query('SELECT pg_advisory_xact_lock($1)', [WRITER_LOCK])
       result = await this.#tx.run(ctx, fn)
       if (ctx.events) await client.query('SELECT pg_notify($1, $2)', [EVENTS_CHANNEL, ''])
+      ctx.open = false
       await client.query('COMMIT')
     } catch (err) {
+      ctx.open = false
       await client.query('ROLLBACK').then(
         () => release(),
         (rollbackErr: Error) => release(rollbackErr), // a broken connection is closed, not returned to the pool
@@ -165,7 +175,7 @@ export class PgDatabase {
 
   /** An event row was appended in the current transaction: NOTIFY at its commit, then tell this process's listeners. */
   eventAppended(): void {
-    const ctx = this.#tx.getStore()
+    const ctx = this.#current()
     if (!ctx) throw new Error('eventAppended outside a transaction')
     ctx.events = true
   }

@@ -16,7 +16,7 @@ describe.skipIf(!available)('PgDatabase', () => {
 
   beforeAll(async () => {
     server = await startPostgres()
-    console.info(`PostgreSQL 15 initdb + start: ${Math.round(server.startMs)} ms`)
+    console.info(`PostgreSQL 15 start (template copy + pg_ctl start): ${Math.round(server.startMs)} ms`)
   })
   afterAll(async () => {
     await server?.stop()
@@ -88,6 +88,23 @@ describe.skipIf(!available)('PgDatabase', () => {
     expect(await store.getDevice('a')).toEqual(device('a'))
     expect(await store.labels('a')).toEqual({ site: 'north' })
     expect(await store.limits.getDevice('a')).toMatchObject({ limits: { publishRate: 5 } })
+  })
+
+  it('runs a callback made inside a transaction but called after it ended (a timer) outside it, on a connection of its own', async () => {
+    const store = await open(await freshUrl())
+    let later!: Promise<number>
+    await store.transaction(async () => {
+      await store.insertDevice(device('a'))
+      later = new Promise((resolve, reject) =>
+        setImmediate(() => {
+          store.db.inTransaction()
+            ? reject(new Error('still in the ended transaction'))
+            : resolve(store.appendEvent('device.revoked', { deviceId: 'a' }, t0))
+        }),
+      )
+    })
+    expect(await later).toBe(1)
+    expect((await store.eventsAfter(0, 10)).map((e) => e.type)).toEqual(['device.revoked'])
   })
 
   it('serialises writers across nodes: a transaction waits for another node’s, and probeWrite gives up after its timeout (GH_STORE_LOCKED)', async () => {
