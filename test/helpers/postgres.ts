@@ -26,8 +26,8 @@ export interface PostgresServer {
   port: number
   /** how long the copy of the template (and, the first time on a machine, initdb) and the start took (ms) */
   startMs: number
-  /** a new, empty database on this server; its connection URL */
-  createDatabase(name: string): Promise<string>
+  /** a new database on this server, empty or a copy of `template` (a database nobody is connected to); its connection URL */
+  createDatabase(name: string, template?: string): Promise<string>
   /** the backend pids of connections to a database whose application_name is this */
   backendPids(database: string, applicationName?: string): Promise<number[]>
   /** pg_terminate_backend on each pid: the connection is cut as a server restart or a network failure would */
@@ -110,9 +110,10 @@ export async function startPostgres(): Promise<PostgresServer> {
   return {
     port,
     startMs,
-    async createDatabase(name) {
-      if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`test database name '${name}': lowercase letters, digits, _`)
-      await admin((c) => c.query(`CREATE DATABASE ${name}`))
+    async createDatabase(name, template) {
+      for (const n of [name, template ?? 'template1'])
+        if (!/^[a-z_][a-z0-9_]*$/.test(n)) throw new Error(`test database name '${n}': lowercase letters, digits, _`)
+      await admin((c) => c.query(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ''}`))
       return url(name)
     },
     backendPids: (database, applicationName) =>

@@ -17,13 +17,17 @@ describe.skipIf(!available)('PgDatabase', () => {
   beforeAll(async () => {
     server = await startPostgres()
     console.info(`PostgreSQL 15 start (template copy + pg_ctl start): ${Math.round(server.startMs)} ms`)
+    // migrated once, then copied per test (CREATE DATABASE ... TEMPLATE): the migration tests take empty ones
+    await (await PgRegistryStore.open(await server.createDatabase('migrated'))).close()
   })
   afterAll(async () => {
     await server?.stop()
   })
 
-  /** a fresh database on the file's server */
-  const freshUrl = () => server.createDatabase(`db${++databases}`)
+  /** a new empty database on the file's server */
+  const emptyUrl = () => server.createDatabase(`db${++databases}`)
+  /** a new database at the current schema */
+  const freshUrl = () => server.createDatabase(`db${++databases}`, 'migrated')
   async function open(url: string, options?: Parameters<typeof PgRegistryStore.open>[1]): Promise<PgRegistryStore> {
     const store = await PgRegistryStore.open(url, options)
     onTestFinished(() => store.close())
@@ -32,12 +36,12 @@ describe.skipIf(!available)('PgDatabase', () => {
 
   it('has one PostgreSQL migration per SQLite migration, same numbers and names, and applies them all', async () => {
     expect(pgMigrations.map((m) => [m.version, m.name])).toEqual(migrations.map((m) => [m.version, m.name]))
-    const store = await open(await freshUrl())
+    const store = await open(await emptyUrl())
     expect(await store.db.schemaVersion()).toBe(SCHEMA_VERSION)
   })
 
   it('migrates once when several nodes open a new database at the same moment (advisory lock)', async () => {
-    const url = await freshUrl()
+    const url = await emptyUrl()
     const stores = await Promise.all([0, 1, 2, 3].map(() => open(url, { poolSize: 2 })))
     expect(await stores[0]!.db.query('SELECT version FROM schema_version')).toEqual([{ version: SCHEMA_VERSION }])
     await stores[1]!.insertDevice(device('a'))
@@ -45,7 +49,7 @@ describe.skipIf(!available)('PgDatabase', () => {
   })
 
   it('refuses a database whose schema is newer than this code (GH_STORE_SCHEMA_TOO_NEW), naming it without credentials', async () => {
-    const url = await freshUrl()
+    const url = await emptyUrl()
     const store = await open(url)
     await store.db.query('UPDATE schema_version SET version = 999')
     await expect(PgRegistryStore.open(url)).rejects.toMatchObject({
