@@ -108,6 +108,11 @@ export const StoreSchemaTooNew = createError(
   'the registry %s has schema version %s, newer than this Gatehouse knows (%s): upgrade Gatehouse',
   500,
 )
+export const StoreUnreachable = createError(
+  'GH_STORE_UNREACHABLE',
+  'the PostgreSQL registry cannot be reached (%s): the call was not completed (a transaction cut off at its commit may or may not have committed); check that the database server is up and the --database URL, then retry',
+  503,
+)
 export const BatchInvalid = createError('GH_BATCH_INVALID', 'invalid batch: %s', 400)
 export const OutputExists = createError(
   'GH_OUTPUT_EXISTS',

@@ -119,6 +119,15 @@ describe('architecture boundaries', () => {
     expect(bad).toEqual([])
   })
 
+  it('only provisioning/store/postgres/ opens PostgreSQL', () => {
+    const all = ['certs', 'provisioning', 'broker', 'device-sim'].flatMap(sources)
+    const bad = all.filter((f) => !f.startsWith('provisioning/store/postgres/') && imports(f).some((i) => i.spec === 'pg'))
+    expect(bad).toEqual([])
+    expect(
+      sources('provisioning').some((f) => f.startsWith('provisioning/store/postgres/') && imports(f).some((i) => i.spec === 'pg')),
+    ).toBe(true)
+  })
+
   it('device-sim/ uses at most certs/ of Gatehouse, through its index', () => {
     const bad = sources('device-sim').flatMap((f) =>
       imports(f)

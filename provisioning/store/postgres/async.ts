@@ -1,0 +1,16 @@
+import type { RegistryStore } from '../registry-store.ts'
+
+/**
+ * A store interface with every method returning a Promise of what it returns now: the shape issue 13's
+ * async-store change gives provisioning/store/'s interfaces. The PostgreSQL stores implement it until
+ * that change lands; then they implement the interfaces themselves (replace `Async<X>` with `X`).
+ */
+export type Async<T> = {
+  [K in keyof T]: T[K] extends (...a: infer A) => infer R ? (...a: A) => Promise<Awaited<R>> : T[K]
+}
+
+/** RegistryStore, async, with its exceptions: listener registration and the audit failure count stay synchronous, transaction takes an async fn. */
+export type AsyncRegistryStore = Omit<Async<RegistryStore>, 'transaction' | 'onEventsCommitted' | 'auditWriteFailures'> &
+  Pick<RegistryStore, 'onEventsCommitted' | 'auditWriteFailures'> & {
+    transaction<T>(fn: () => Promise<T>): Promise<T>
+  }
