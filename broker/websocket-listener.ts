@@ -68,12 +68,12 @@ export function createWebSocketListener(options: WebSocketListenerOptions): http
 
 /**
  * The stream gets what the hooks read of a TLS socket (authenticate.ts: `authorized`,
- * `getPeerCertificate`; hook-deps.ts: `remoteAddress`), from the TLS socket under the WebSocket.
+ * `getPeerX509Certificate`; hook-deps.ts: `remoteAddress`), from the TLS socket under the WebSocket.
  */
 function asPeerStream(stream: Duplex, socket: tls.TLSSocket): Duplex {
   return Object.defineProperties(stream, {
     authorized: { get: () => socket.authorized },
-    getPeerCertificate: { value: (detailed?: boolean) => socket.getPeerCertificate(detailed === true) },
+    getPeerX509Certificate: { value: () => socket.getPeerX509Certificate() },
     remoteAddress: { get: () => socket.remoteAddress },
   })
 }

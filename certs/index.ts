@@ -76,6 +76,7 @@ export {
 
 export {
   type PeerIdentity,
+  type PeerCertificateLike,
   normalizeSerial,
   certificateFingerprint,
   identityFromCertificate,

@@ -1,6 +1,12 @@
 import { applyDeviceLimits, deviceBuckets } from '../device-limits.ts'
 import type { Client } from 'aedes'
-import { appNameFromCommonName, claimIdFromCommonName, identityFromPeerCertificate, type PeerIdentity } from '../../certs/index.ts'
+import {
+  appNameFromCommonName,
+  claimIdFromCommonName,
+  identityFromPeerCertificate,
+  type PeerCertificateLike,
+  type PeerIdentity,
+} from '../../certs/index.ts'
 import { countBy, countRefused } from '../broker-stats.ts'
 import { ConnectRateLimited, ConnectRefused, DirectoryUnavailable } from '../errors.ts'
 import type { DeviceLookup } from '../device-directory.ts'
@@ -60,15 +66,7 @@ const ANY_EKU = '2.5.29.37.0'
 /** The part of Node's tls.TLSSocket the hook reads; unit tests fake exactly this on the connection. */
 interface PeerCertificateSource {
   authorized?: boolean
-  getPeerCertificate?: (detailed?: boolean) => {
-    raw?: Buffer
-    ext_key_usage?: string[]
-    subject?: { CN?: string | string[] }
-    serialNumber: string
-    fingerprint256: string
-    valid_from: string
-    valid_to: string
-  }
+  getPeerX509Certificate?: () => PeerCertificateLike | undefined
 }
 
 /**
@@ -134,18 +132,21 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
 
     // 1. The certificate, as the TLS listener verified it (chain to the device CA, validity, purpose).
     const conn = client.conn as PeerCertificateSource
-    const pc = conn.authorized === true ? conn.getPeerCertificate?.() : undefined
+    const pc = conn.authorized === true ? conn.getPeerX509Certificate?.() : undefined
     if (!pc?.raw || !pc.serialNumber) return refuse('no-client-certificate')
+    let read: ReturnType<typeof identityFromPeerCertificate>
     try {
-      identity = identityFromPeerCertificate(pc)
+      read = identityFromPeerCertificate(pc)
     } catch (err) {
       log.debug({ err, remoteAddress: ctx.remoteAddress }, 'peer certificate unreadable')
       return refuse('certificate-unreadable')
     }
+    const { commonNames, ...peerIdentity } = read
+    identity = peerIdentity
     // OpenSSL already checks the purpose of client certificates (a serverAuth-only one fails verification
     // with INVALID_PURPOSE; test/integration/broker/connect.test.ts); checked again here from Node's
-    // ext_key_usage so that the rule does not hang on a TLS library default.
-    const eku = pc.ext_key_usage
+    // extended key usage so that the rule does not hang on a TLS library default.
+    const eku = pc.keyUsage
     if (Array.isArray(eku) && eku.length > 0 && !eku.includes(CLIENT_AUTH_EKU) && !eku.includes(ANY_EKU)) {
       return refuse('not-a-client-certificate')
     }
@@ -155,12 +156,12 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
     if (now < identity.notBefore.getTime()) return refuse('not-yet-valid')
     const claimId = identity.commonName !== null ? claimIdFromCommonName(identity.commonName) : null
     if (claimId !== null) {
-      if (Array.isArray(pc.subject?.CN)) return refuse('invalid-common-name')
+      if (commonNames > 1) return refuse('invalid-common-name')
       return authenticateClaim(deps, log, { client, ctx, identity, claimId, refuse, done })
     }
     const appName = identity.commonName !== null ? appNameFromCommonName(identity.commonName) : null
     if (appName !== null) {
-      if (Array.isArray(pc.subject?.CN)) return refuse('invalid-common-name')
+      if (commonNames > 1) return refuse('invalid-common-name')
       return authenticateApp(deps, log, { client, ctx, identity, name: appName, refuse, done })
     }
     if (identity.deviceId === null) return refuse('invalid-common-name')
