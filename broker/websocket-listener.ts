@@ -68,12 +68,12 @@ export function createWebSocketListener(options: WebSocketListenerOptions): http
 
 /**
  * The stream gets what the hooks read of a TLS socket (authenticate.ts: `authorized`,
- * `getPeerX509Certificate`; hook-deps.ts: `remoteAddress`), from the TLS socket under the WebSocket.
+ * `getPeerCertificate`; hook-deps.ts: `remoteAddress`), from the TLS socket under the WebSocket.
  */
 function asPeerStream(stream: Duplex, socket: tls.TLSSocket): Duplex {
   return Object.defineProperties(stream, {
     authorized: { get: () => socket.authorized },
-    getPeerX509Certificate: { value: () => socket.getPeerX509Certificate() },
+    getPeerCertificate: { value: (detailed?: boolean) => socket.getPeerCertificate(detailed === true) },
     remoteAddress: { get: () => socket.remoteAddress },
   })
 }

@@ -76,7 +76,6 @@ export {
 
 export {
   type PeerIdentity,
-  type PeerCertificateLike,
   normalizeSerial,
   certificateFingerprint,
   identityFromCertificate,

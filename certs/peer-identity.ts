@@ -8,7 +8,7 @@ import { subtle } from './keys.ts'
 
 /**
  * Who is on the other end of a TLS connection, as far as its certificate says. The broker builds one per
- * connect (from Node's getPeerX509Certificate()) and asks the registry about it.
+ * connect (from Node's getPeerCertificate()) and asks the registry about it.
  */
 export interface PeerIdentity {
   /** the subject CN; the first one when a subject has several */
@@ -58,84 +58,25 @@ export async function identityFromCertificate(cert: X509Certificate | Uint8Array
   }
 }
 
-/**
- * The shape of Node's crypto.X509Certificate (tls `getPeerX509Certificate()`) that we read. Each field is
- * computed when read, where `getPeerCertificate()` builds every field of the certificate (three
- * fingerprints, the public key, names) on each call: the most the connect path spent beyond TLS.
- */
+/** The shape of Node's tls `getPeerCertificate()` that we read. */
 export interface PeerCertificateLike {
-  /** the DER: the subject's CNs are read from it (not from Node's printed subject, whose escaping is ambiguous) */
-  raw: Uint8Array
+  subject?: { CN?: string | string[] }
   serialNumber: string
   fingerprint256: string
-  validFrom: string
-  validTo: string
-  /** the extended key usage OIDs (Node 20's name for them); undefined without the extension */
-  keyUsage?: string[] | undefined
+  valid_from: string
+  valid_to: string
 }
 
-/** A peer's identity and how many CNs its subject has (a claim or app certificate must have exactly one). */
-export interface PeerCertificateIdentity extends PeerIdentity {
-  commonNames: number
-}
-
-/** Cheap (the subject is the only part parsed): the broker calls it on every connect. Agrees with identityFromCertificate. */
-export function identityFromPeerCertificate(pc: PeerCertificateLike): PeerCertificateIdentity {
-  const cns = subjectCommonNames(pc.raw)
+/** Cheap (no ASN.1 parsing): the broker calls it on every connect. Agrees with identityFromCertificate. */
+export function identityFromPeerCertificate(pc: PeerCertificateLike): PeerIdentity {
+  const cn = pc.subject?.CN
+  const cns = cn === undefined ? [] : Array.isArray(cn) ? cn : [cn]
   return {
     ...fromCommonNames(cns),
-    commonNames: cns.length,
     serial: normalizeSerial(pc.serialNumber),
     fingerprint: normalizeFingerprint(pc.fingerprint256),
-    notBefore: parseTlsDate(pc.validFrom, 'validFrom'),
-    notAfter: parseTlsDate(pc.validTo, 'validTo'),
-  }
-}
-
-/** 2.5.4.3 (commonName) as DER OID content */
-const CN_OID = [0x55, 0x04, 0x03]
-
-/**
- * The CN values of a certificate's subject, in order, read from its DER:
- * tbs = SEQUENCE { [0] version?, serial, signature, issuer, validity, subject, ... };
- * Name = SEQUENCE OF SET OF SEQUENCE { type OID, value DirectoryString }.
- */
-export function subjectCommonNames(der: Uint8Array): string[] {
-  try {
-    const tbs = readChildren(der, readElement(der))[0]
-    if (tbs === undefined) throw new RangeError('no TBSCertificate')
-    const fields = readChildren(der, tbs)
-    const subject = fields[fields[0]?.tag === 0xa0 ? 5 : 4]
-    if (subject === undefined || subject.tag !== 0x30) throw new RangeError('no subject')
-    const cns: string[] = []
-    for (const rdn of readChildren(der, subject)) {
-      for (const atv of readChildren(der, rdn)) {
-        const [type, value] = readChildren(der, atv)
-        if (type?.tag !== 0x06 || value === undefined) throw new RangeError('malformed name attribute')
-        const oid = der.subarray(type.contentStart, type.end)
-        if (oid.length === 3 && oid.every((b, i) => b === CN_OID[i])) cns.push(directoryString(der, value))
-      }
-    }
-    return cns
-  } catch (err) {
-    throw new CertInvalid(err instanceof Error ? err.message : String(err), { cause: err })
-  }
-}
-
-/** A DirectoryString as text, as OpenSSL prints it for Node (UTF-8 out of any of the string types). */
-function directoryString(der: Uint8Array, e: { tag: number; contentStart: number; end: number }): string {
-  const bytes = Buffer.from(der.buffer, der.byteOffset + e.contentStart, e.end - e.contentStart)
-  switch (e.tag) {
-    case 0x0c: // UTF8String
-      return bytes.toString('utf8')
-    case 0x13: // PrintableString
-    case 0x14: // TeletexString
-    case 0x16: // IA5String
-      return bytes.toString('latin1')
-    case 0x1e: // BMPString (UTF-16BE)
-      return Buffer.from(bytes).swap16().toString('utf16le')
-    default:
-      throw new RangeError(`unsupported string type 0x${e.tag.toString(16)} in the subject`)
+    notBefore: parseTlsDate(pc.valid_from, 'valid_from'),
+    notAfter: parseTlsDate(pc.valid_to, 'valid_to'),
   }
 }
 

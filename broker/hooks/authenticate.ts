@@ -1,12 +1,6 @@
 import { applyDeviceLimits, deviceBuckets } from '../device-limits.ts'
 import type { Client } from 'aedes'
-import {
-  appNameFromCommonName,
-  claimIdFromCommonName,
-  identityFromPeerCertificate,
-  type PeerCertificateLike,
-  type PeerIdentity,
-} from '../../certs/index.ts'
+import { appNameFromCommonName, claimIdFromCommonName, identityFromPeerCertificate, type PeerIdentity } from '../../certs/index.ts'
 import { countBy, countRefused } from '../broker-stats.ts'
 import { ConnectRateLimited, ConnectRefused, DirectoryUnavailable } from '../errors.ts'
 import type { DeviceLookup } from '../device-directory.ts'
@@ -66,7 +60,15 @@ const ANY_EKU = '2.5.29.37.0'
 /** The part of Node's tls.TLSSocket the hook reads; unit tests fake exactly this on the connection. */
 interface PeerCertificateSource {
   authorized?: boolean
-  getPeerX509Certificate?: () => PeerCertificateLike | undefined
+  getPeerCertificate?: (detailed?: boolean) => {
+    raw?: Buffer
+    ext_key_usage?: string[]
+    subject?: { CN?: string | string[] }
+    serialNumber: string
+    fingerprint256: string
+    valid_from: string
+    valid_to: string
+  }
 }
 
 /**
@@ -132,21 +134,18 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
 
     // 1. The certificate, as the TLS listener verified it (chain to the device CA, validity, purpose).
     const conn = client.conn as PeerCertificateSource
-    const pc = conn.authorized === true ? conn.getPeerX509Certificate?.() : undefined
+    const pc = conn.authorized === true ? conn.getPeerCertificate?.() : undefined
     if (!pc?.raw || !pc.serialNumber) return refuse('no-client-certificate')
-    let read: ReturnType<typeof identityFromPeerCertificate>
     try {
-      read = identityFromPeerCertificate(pc)
+      identity = identityFromPeerCertificate(pc)
     } catch (err) {
       log.debug({ err, remoteAddress: ctx.remoteAddress }, 'peer certificate unreadable')
       return refuse('certificate-unreadable')
     }
-    const { commonNames, ...peerIdentity } = read
-    identity = peerIdentity
     // OpenSSL already checks the purpose of client certificates (a serverAuth-only one fails verification
     // with INVALID_PURPOSE; test/integration/broker/connect.test.ts); checked again here from Node's
-    // extended key usage so that the rule does not hang on a TLS library default.
-    const eku = pc.keyUsage
+    // ext_key_usage so that the rule does not hang on a TLS library default.
+    const eku = pc.ext_key_usage
     if (Array.isArray(eku) && eku.length > 0 && !eku.includes(CLIENT_AUTH_EKU) && !eku.includes(ANY_EKU)) {
       return refuse('not-a-client-certificate')
     }
@@ -156,12 +155,12 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
     if (now < identity.notBefore.getTime()) return refuse('not-yet-valid')
     const claimId = identity.commonName !== null ? claimIdFromCommonName(identity.commonName) : null
     if (claimId !== null) {
-      if (commonNames > 1) return refuse('invalid-common-name')
+      if (Array.isArray(pc.subject?.CN)) return refuse('invalid-common-name')
       return authenticateClaim(deps, log, { client, ctx, identity, claimId, refuse, done })
     }
     const appName = identity.commonName !== null ? appNameFromCommonName(identity.commonName) : null
     if (appName !== null) {
-      if (commonNames > 1) return refuse('invalid-common-name')
+      if (Array.isArray(pc.subject?.CN)) return refuse('invalid-common-name')
       return authenticateApp(deps, log, { client, ctx, identity, name: appName, refuse, done })
     }
     if (identity.deviceId === null) return refuse('invalid-common-name')

@@ -6,7 +6,7 @@ import { CLIENT_AUTH_OID, SERVER_AUTH_OID } from '../helpers/mqtt-packet-stream.
 export interface TlsPeer {
   authorized: boolean
   remoteAddress?: string | undefined
-  getPeerX509Certificate(): PeerCertificateLike | undefined
+  getPeerCertificate(): PeerCertificateLike & { ext_key_usage?: string[] }
 }
 
 /** A connection from a device presenting a certificate with CN `deviceId` and the usage named. */
@@ -27,11 +27,10 @@ export function tlsPeerContract(name: string, make: MakePeer): void {
       const { peer, issued } = await make('pump-7', 'client')
       expect(peer.authorized).toBe(true)
       expect(peer.remoteAddress).toMatch(/^[0-9a-f.:]+$/)
-      const identity = identityFromPeerCertificate(peer.getPeerX509Certificate()!)
+      const identity = identityFromPeerCertificate(peer.getPeerCertificate())
       expect(identity).toEqual({
         commonName: 'pump-7',
         deviceId: 'pump-7',
-        commonNames: 1,
         serial: issued.serial,
         fingerprint: expect.stringMatching(/^[0-9a-f]{64}$/),
         notBefore: new Date(seconds(issued.notBefore)),
@@ -40,17 +39,17 @@ export function tlsPeerContract(name: string, make: MakePeer): void {
     })
 
     it('prints its fields as Node does: uppercase hex serial, colon-separated fingerprint, GMT dates', async () => {
-      const pc = (await make('pump-7', 'client')).peer.getPeerX509Certificate()!
+      const pc = (await make('pump-7', 'client')).peer.getPeerCertificate()
       expect(pc.serialNumber).toMatch(/^[0-9A-F]+$/)
       expect(pc.fingerprint256).toMatch(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/)
-      for (const date of [pc.validFrom, pc.validTo]) expect(date).toMatch(/^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4} GMT$/)
+      for (const date of [pc.valid_from, pc.valid_to]) expect(date).toMatch(/^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4} GMT$/)
     })
 
     it('reports the extended key usage: clientAuth for a device certificate, serverAuth only for a server one', async () => {
-      const client = (await make('pump-7', 'client')).peer.getPeerX509Certificate()!
-      expect(client.keyUsage).toContain(CLIENT_AUTH_OID)
-      expect(client.keyUsage).not.toContain(SERVER_AUTH_OID)
-      expect((await make('pump-8', 'server-only')).peer.getPeerX509Certificate()?.keyUsage).toEqual([SERVER_AUTH_OID])
+      const client = (await make('pump-7', 'client')).peer.getPeerCertificate()
+      expect(client.ext_key_usage).toContain(CLIENT_AUTH_OID)
+      expect(client.ext_key_usage).not.toContain(SERVER_AUTH_OID)
+      expect((await make('pump-8', 'server-only')).peer.getPeerCertificate().ext_key_usage).toEqual([SERVER_AUTH_OID])
     })
   })
 }

@@ -1,6 +1,5 @@
 import mqttPacket, { type Packet } from 'mqtt-packet'
 import { Duplex } from 'node:stream'
-import { explicit, oid, sequence, set, smallInteger, utf8String } from '../../certs/der.ts'
 
 /**
  * Socket-free MQTT for broker unit tests (docs/conventions.md §24, after aedes' test/helper.js): an in-memory
@@ -111,7 +110,7 @@ export interface FakePeerCertificateOptions {
   serial: string
   notBefore?: Date
   notAfter?: Date
-  /** extended key usage OIDs (keyUsage in Node 20's X509Certificate); default clientAuth only */
+  /** ext_key_usage OIDs; default clientAuth only */
   extKeyUsage?: string[] | undefined
 }
 
@@ -125,23 +124,20 @@ export function nodeCertDate(d: Date): string {
 }
 
 /**
- * The getPeerX509Certificate() object a TLSSocket returns, for what the broker reads; held to
- * test/contract/tls-peer.contract.ts with a real TLS socket. Its DER has only what the broker parses
- * (the subject); the rest are the fields Node reads from a real one.
+ * The getPeerCertificate() object a TLSSocket returns, for what the broker reads; held to
+ * test/contract/tls-peer.contract.ts with a real TLS socket.
  */
 export function fakePeerCertificate(o: FakePeerCertificateOptions) {
   const fingerprintBytes = Buffer.alloc(32, o.serial.length)
   Buffer.from(o.serial.padStart(64, '0').slice(-64), 'hex').copy(fingerprintBytes)
-  const cns = o.cn === null ? [] : Array.isArray(o.cn) ? o.cn : [o.cn]
-  const subject = sequence(...cns.map((cn) => set(sequence(oid('2.5.4.3'), utf8String(cn)))))
-  const tbs = sequence(explicit(0, smallInteger(2)), smallInteger(1), sequence(), sequence(), sequence(), subject)
   return {
-    raw: Buffer.from(sequence(tbs)),
+    raw: Buffer.from(`fake-der-${o.serial}`),
+    subject: o.cn === null ? {} : { CN: o.cn },
     serialNumber: o.serial.toUpperCase(),
     fingerprint256: [...fingerprintBytes].map((b) => b.toString(16).padStart(2, '0').toUpperCase()).join(':'),
-    validFrom: nodeCertDate(o.notBefore ?? new Date('2025-12-01T00:00:00Z')),
-    validTo: nodeCertDate(o.notAfter ?? new Date('2026-12-01T00:00:00Z')),
-    keyUsage: o.extKeyUsage ?? [CLIENT_AUTH_OID],
+    valid_from: nodeCertDate(o.notBefore ?? new Date('2025-12-01T00:00:00Z')),
+    valid_to: nodeCertDate(o.notAfter ?? new Date('2026-12-01T00:00:00Z')),
+    ext_key_usage: o.extKeyUsage ?? [CLIENT_AUTH_OID],
   }
 }
 
@@ -150,7 +146,7 @@ export function asTlsPeer(conn: Duplex, peer: ReturnType<typeof fakePeerCertific
   Object.assign(conn, {
     authorized: peer !== null,
     remoteAddress,
-    getPeerX509Certificate: () => peer ?? undefined,
+    getPeerCertificate: () => peer ?? {},
   })
   return conn
 }
