@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, rmSync } from 'node:fs'
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { IssuedCertificate } from '../../../provisioning/authority/device-authority.ts'
@@ -51,5 +51,30 @@ describe('a batch killed between writing its bundles and committing', () => {
     expect(seen).toEqual(['NOTE.txt', 'n-1', 'n-2'])
     expect(note).toMatch(/not show were never registered: they are void/)
     expect(readdirSync(out).sort()).toEqual(['n-1', 'n-2']) // after the commit: moved out, the note and the folder gone
+  })
+
+  it('commits only after every chunk of a batch is written in full (more devices than one chunk of 256)', async () => {
+    const out = join(tempDir(), 'out')
+    const ids = Array.from({ length: 260 }, (_, i) => `m-${i}`)
+    const issued = ids.map((deviceId) => ({
+      deviceId,
+      certificatePem: `CERT ${deviceId}`,
+      chainPem: 'CHAIN',
+      privateKey: { pem: `KEY ${deviceId}` },
+    }))
+    let complete = 0
+    const commit = async () => {
+      const staging = join(out, readdirSync(out).find((n) => n.startsWith('.gatehouse-staging-'))!)
+      for (const id of ids) {
+        const dir = join(staging, id)
+        if (readFileSync(join(dir, 'key.pem'), 'utf8') === `KEY ${id}` && readFileSync(join(dir, 'cert.pem'), 'utf8') === `CERT ${id}`)
+          complete++
+      }
+    }
+    const paths = await writeBundlesThenCommit(out, issued as unknown as IssuedCertificate[], { format: 'pem' }, commit)
+    expect(complete).toBe(260)
+    expect(paths).toHaveLength(260)
+    expect(readdirSync(out).length).toBe(260)
+    expect((statSync(join(out, 'm-259', 'key.pem')).mode & 0o777).toString(8)).toBe('600')
   })
 })
