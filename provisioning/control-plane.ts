@@ -11,7 +11,7 @@ import { createClaimService, type ClaimService } from './claims/claim-service.ts
 import { createEnrollmentService, type EnrollmentOptions, type EnrollmentService } from './enrollment/enrollment-service.ts'
 import { SettingsKeyMissing } from './errors.ts'
 import { createLimitsService, NO_LIMITS_POLICY, type LimitsPolicy, type LimitsService } from './limits/index.ts'
-import { createRouteService, type RoutePolicy, type RouteService } from './routes/index.ts'
+import { createRouteService, isSealedSecret, type RoutePolicy, type RouteService } from './routes/index.ts'
 import { assertOpens, createSettingsCipher, unusableCipher, type SettingsCipher } from './settings/secrets.ts'
 import { createSettingsService, type SettingsLimits, type SettingsService } from './settings/settings-service.ts'
 import type { RegistryStore } from './store/registry-store.ts'
@@ -99,14 +99,20 @@ export async function openControlPlane(
     options.limits ?? NO_LIMITS_POLICY,
   )
   const routes = createRouteService(
-    { store, routes: store.routes, clock, random, log: deps.log.child({ module: 'provisioning.routes' }) },
+    { store, routes: store.routes, cipher, clock, random, log: deps.log.child({ module: 'provisioning.routes' }) },
     options.routes ?? { maxRoutes: 16, allowPrivateTargets: false },
   )
+  // route secrets stored in clear (before they were sealed) are sealed now: the key is not available to a migration
+  routes.sealStoredSecrets()
   const reloadCa = async (): Promise<void> => authority.reloadCa(await loadCa(dataDir, deps, clock))
   const stores = { registry: store, claims: store.claims, apiKeys: store.apiKeys, settings: store.settings }
   const checks = (checkOptions: Partial<CheckOptions> = {}) => checkFleet(dataDir, stores, checkOptions, { clock })
   return { store, authority, settings, apiKeys, aiUsage, claims, enrollment, limits, routes, checks, reloadCa, close: () => store.close() }
 }
+
+/** Values sealed with the settings key: secret settings and route secrets (a lost key file is not replaced while any exist). */
+const countSealed = (store: SqliteRegistryStore): number =>
+  store.settings.countSealed() + store.routes.list().filter((r) => isSealedSecret(r.secret)).length
 
 /**
  * The settings cipher. Without its key while sealed secrets exist, the control plane still opens (to
@@ -116,7 +122,7 @@ export async function openControlPlane(
 function openSettingsCipher(dataDir: string, store: SqliteRegistryStore, deps: ControlPlaneDeps, random: Random): SettingsCipher {
   try {
     return createSettingsCipher(
-      loadSettingsKey(dataDir, deps.settingsKey, random, () => store.settings.countSealed()),
+      loadSettingsKey(dataDir, deps.settingsKey, random, () => countSealed(store)),
       random,
     )
   } catch (err) {
@@ -152,7 +158,7 @@ export async function initControlPlane(
   )
   const store = new SqliteRegistryStore(result.layout.database)
   try {
-    const key = loadSettingsKey(dataDir, deps.settingsKey, random, () => store.settings.countSealed())
+    const key = loadSettingsKey(dataDir, deps.settingsKey, random, () => countSealed(store))
     // a key that is not the one the secrets were sealed with (another GATEHOUSE_SETTINGS_KEY) stops start too
     const sealed = store.settings.aSealedLayer()
     if (sealed) assertOpens(sealed.document, createSettingsCipher(key, random))

@@ -155,7 +155,7 @@ export const SettingsPatternUnsupported = createError(
 )
 export const SettingsKeyMissing = createError(
   'GH_SETTINGS_KEY_MISSING',
-  '%s is missing while the registry holds %s sealed secret setting(s): restore it (or GATEHOUSE_SETTINGS_KEY) from a backup; Gatehouse does not make a new key while secrets sealed with the old one exist',
+  '%s is missing while the registry holds %s sealed secret(s) (secret settings, route secrets): restore it (or GATEHOUSE_SETTINGS_KEY) from a backup; Gatehouse does not make a new key while secrets sealed with the old one exist',
   500,
 )
 

@@ -1,6 +1,7 @@
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
-import { isLocalHostName, isPrivateAddress, signedHeaders, type Clock, type Timers } from '../../certs/index.ts'
+import { isLocalHostName, isPrivateAddress, signedHeaders } from '../../certs/index.ts'
+import { HttpPostFailed, httpPost, type HttpPostAnswer, type HttpPostDeps } from '../http-post.ts'
 
 /** One message of a batch, as the receiver gets it. */
 export interface RoutedMessage {
@@ -18,21 +19,20 @@ export interface DeliveryAnswer {
   body: string
 }
 
-export interface DeliverDeps {
-  fetch: typeof globalThis.fetch
-  timers: Timers
-  clock: Clock
+export interface DeliverDeps extends HttpPostDeps {
   /** host name -> addresses; default node:dns lookup (all addresses) */
   resolve?(host: string): Promise<string[]>
 }
 
-/** A failed delivery: `retryable` for 5xx, 429, timeouts and network errors; not for a refused target or a 4xx. */
+/** A failed delivery: `retryable` for 5xx, 429, timeouts and network errors; not for a refused target or another 4xx. */
 export class DeliveryFailed extends Error {
   override name = 'DeliveryFailed'
   constructor(
     message: string,
     readonly retryable: boolean,
     readonly status?: number,
+    /** the answer's Retry-After, in ms (capped at a day) */
+    readonly retryAfterMs?: number,
   ) {
     super(message)
   }
@@ -75,50 +75,26 @@ export async function deliverBatch(
   await assertPublicTarget(url, options.allowPrivateTargets, deps.resolve ?? resolveAll)
   const timestamp = Math.floor(deps.clock.now().getTime() / 1000)
   const body = JSON.stringify({ routeId: route.id, timestamp, messages })
-  const controller = new AbortController()
-  let timedOut = false
-  const timer = deps.timers.setTimeout(() => {
-    timedOut = true
-    controller.abort()
-  }, options.timeoutMs)
-  const onAbort = () => controller.abort(options.signal?.reason)
-  options.signal?.addEventListener('abort', onAbort, { once: true })
+  let res: HttpPostAnswer
   try {
-    const res = await deps.fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-gatehouse-route': route.id, ...signedHeaders(route.secret, body, timestamp) },
-      body,
-      signal: controller.signal,
-      redirect: 'manual',
-    })
-    const text = await readAnswer(res)
-    if (res.ok) return { status: res.status, body: text }
-    const retryable = res.status === 429 || res.status >= 500
-    throw new DeliveryFailed(`HTTP ${res.status}`, retryable, res.status)
+    res = await httpPost(
+      {
+        url,
+        body,
+        headers: { 'x-gatehouse-route': route.id, ...signedHeaders(route.secret, body, timestamp) },
+        timeoutMs: options.timeoutMs,
+        maxResponseBytes: ANSWER_BYTES,
+        oversize: 'truncate',
+        redirect: 'manual',
+        ...(options.signal && { signal: options.signal }),
+      },
+      deps,
+    )
   } catch (err) {
-    if (err instanceof DeliveryFailed) throw err
-    if (options.signal?.aborted) throw options.signal.reason
-    if (timedOut) throw new DeliveryFailed(`no answer within ${options.timeoutMs} ms`, true)
-    const code = (err as { cause?: { code?: string } })?.cause?.code
-    throw new DeliveryFailed(`network error${code ? ` (${code})` : ''}`, true)
-  } finally {
-    deps.timers.clearTimeout(timer)
-    options.signal?.removeEventListener('abort', onAbort)
+    if (err instanceof HttpPostFailed) throw new DeliveryFailed(err.message, true)
+    throw err
   }
-}
-
-/** The first ANSWER_BYTES of the body; the rest is not read. */
-async function readAnswer(res: Response): Promise<string> {
-  if (!res.body) return ''
-  const reader = res.body.getReader()
-  const chunks: Uint8Array[] = []
-  let size = 0
-  while (size < ANSWER_BYTES) {
-    const { done, value } = await reader.read()
-    if (done) break
-    chunks.push(value)
-    size += value.byteLength
-  }
-  await reader.cancel().catch(() => {})
-  return Buffer.concat(chunks).toString('utf8').slice(0, ANSWER_BYTES)
+  if (res.ok) return { status: res.status, body: res.body }
+  const retryable = res.status === 429 || res.status >= 500
+  throw new DeliveryFailed(`HTTP ${res.status}`, retryable, res.status, res.retryAfterMs)
 }

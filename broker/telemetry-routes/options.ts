@@ -17,7 +17,7 @@ export const TELEMETRY_ROUTES_SCHEMA = {
     allowPrivateTargets: { type: 'boolean', default: false },
     /** one POST, from connect to the whole answer */
     timeoutMs: { type: 'integer', minimum: 100, maximum: 60_000, default: 5000 },
-    /** retries after a 5xx, a 429, a timeout or a network error back off exponentially up to this */
+    /** retries after a 5xx, a 429, a timeout or a network error back off exponentially up to this; a Retry-After is honoured up to it too */
     maxBackoffMs: { type: 'integer', minimum: 10, maximum: 300_000, default: 30_000 },
   },
 } as const

@@ -103,8 +103,9 @@ const BASE_BACKOFF_MS = 250
  *
  *   devices/{id}/telemetry[/...] -> each route of the fleet or of the device's group: a bounded queue
  *   (O(1) push; full: counted as overflow) -> a batch (batchSize messages, or batchMs after its first)
- *   -> JSON? consent? redact -> signed POST (timeout) -> 5xx/429/timeout: retry with back-off, the
- *   queue filling meanwhile; 2xx: delivered; 4xx: failed, next batch.
+ *   -> JSON? consent? redact -> signed POST (timeout) -> 5xx/429/timeout: retry with back-off (or the
+ *   answer's Retry-After, capped at maxBackoffMs), the queue filling meanwhile; 2xx: delivered, whatever
+ *   the body; another 4xx: failed (dropped, counted), next batch.
  *
  * One batch per route is in flight at a time, so a route delivers in order. A device's group is the one
  * it connected with; a route re-checks it (and consent) when the batch is built.
@@ -235,10 +236,10 @@ export function attachTelemetryRoutes(
           s.counters.retries++
           totals.retries++
           warn(s, { err: message, retry: retry + 1 }, 'telemetry route delivery failed; retrying')
-          const delay = backoffDelay(
-            retry,
-            { max: 0, baseDelayMs: BASE_BACKOFF_MS, maxDelayMs: options.maxBackoffMs },
-            randomFraction(random),
+          // a 429's or 503's Retry-After is waited out (up to maxBackoffMs) when longer than the back-off
+          const delay = Math.max(
+            backoffDelay(retry, { max: 0, baseDelayMs: BASE_BACKOFF_MS, maxDelayMs: options.maxBackoffMs }, randomFraction(random)),
+            Math.min(err.retryAfterMs ?? 0, options.maxBackoffMs),
           )
           await sleep(timers, delay, s.stop.signal).catch(() => {})
           if (s.stop.signal.aborted) return

@@ -1,2 +1,2 @@
 // provisioning/routes/: telemetry routes in the registry (docs/architecture.md, "Telemetry routes").
-export { createRouteService, type RoutePolicy, type RouteService, type RouteTester } from './route-service.ts'
+export { createRouteService, isSealedSecret, type RoutePolicy, type RouteService, type RouteTester } from './route-service.ts'

@@ -110,15 +110,35 @@ export function checkRouteUrl(text: string, allowPrivate: boolean): URL {
 
 export type RouteService = ReturnType<typeof createRouteService>
 
+/** The settings cipher (provisioning/settings/secrets.ts), which seals route secrets at rest too. */
+export interface SecretCipher {
+  encrypt(value: unknown): unknown
+  decrypt(sealed: unknown): unknown
+  /** throws why the cipher cannot be used (its key is missing) */
+  assertUsable(): void
+}
+
+const SEALED_PREFIX = '{"$enc":'
+/** A stored secret sealed with the settings key ({"$enc": ...} as JSON text); a generated one is base64url. */
+export const isSealedSecret = (stored: string): boolean => stored.startsWith(SEALED_PREFIX)
+
 /**
  * Telemetry routes in the registry (docs/architecture.md, "Telemetry routes"). A change commits with its
  * audit entry and its route.changed event, which the broker follows; bad input stores nothing.
  */
 export function createRouteService(
-  deps: { store: RegistryStore; routes: RouteStore; clock: Clock; random: Random; log: Logger },
+  deps: { store: RegistryStore; routes: RouteStore; cipher: SecretCipher; clock: Clock; random: Random; log: Logger },
   policy: RoutePolicy,
 ) {
-  const { store, routes, clock, random } = deps
+  const { store, routes, cipher, clock, random } = deps
+  const seal = (secret: string): string => JSON.stringify(cipher.encrypt(secret))
+  /** The secret in clear, for signing only (a row from before sealing is read as it is, and sealed on open). */
+  const open = (r: RouteRecord): RouteRecord => {
+    if (!isSealedSecret(r.secret)) return r
+    const secret = cipher.decrypt(JSON.parse(r.secret))
+    if (typeof secret !== 'string') throw new RouteInvalid(`the stored secret of ${r.id} is not a string`)
+    return { ...r, secret }
+  }
 
   function recordOf(id: string): RouteRecord {
     const r = typeof id === 'string' && id.length <= 64 ? routes.get(id) : undefined
@@ -135,20 +155,56 @@ export function createRouteService(
 
   return {
     schema: ROUTE_INPUT_SCHEMA,
-    /** the records the broker runs (with their secrets); for the composition root only */
-    records: (): RouteRecord[] => routes.list(),
+    /**
+     * The records the broker runs, with their secrets unsealed: for the composition root only (it hands
+     * them to the broker, which signs the batches). A route whose secret does not open is left out and logged.
+     */
+    records(): RouteRecord[] {
+      return routes.list().flatMap((r) => {
+        try {
+          return [open(r)]
+        } catch (err) {
+          deps.log.error({ routeId: r.id, code: (err as { code?: string }).code }, 'a route secret does not open; the route is not run')
+          return []
+        }
+      })
+    },
+    /**
+     * Seals the secrets stored in clear (routes created before they were sealed); run when the control plane
+     * opens. Without a usable settings key they stay as they are (and are sealed on a later open).
+     */
+    sealStoredSecrets(): number {
+      try {
+        cipher.assertUsable()
+      } catch {
+        return 0
+      }
+      const clear = routes.list().filter((r) => !isSealedSecret(r.secret))
+      if (clear.length === 0) return 0
+      store.transaction(() => {
+        for (const r of clear) {
+          routes.delete(r.id)
+          routes.insert({ ...r, secret: seal(r.secret) })
+        }
+      })
+      deps.log.info({ routes: clear.length }, 'sealed route secrets stored in clear')
+      return clear.length
+    },
     list: (): RouteView[] => routes.list().map(viewOf),
     get: (id: string): RouteView => viewOf(recordOf(id)),
-    /** Stores a route; its secret is in the answer and never again. */
+    /** Stores a route, its secret sealed with the settings key; the secret is in the answer and never again. */
     create(input: unknown, actor: string): RouteView & { secret: string } {
       const doc = structuredClone(input) as RouteInput
       if (!validateInput(doc)) throw new RouteInvalid(describeSchemaErrors(validateInput.errors ?? [], 'route').join('; '))
       const url = checkRouteUrl(doc.url, policy.allowPrivateTargets)
+      cipher.assertUsable()
+      const id = `rt_${Buffer.from(random.bytes(6)).toString('hex')}`
+      const secret = Buffer.from(random.bytes(32)).toString('base64url')
       const record: RouteRecord = {
-        id: `rt_${Buffer.from(random.bytes(6)).toString('hex')}`,
+        id,
         url: url.href,
         group: doc.group ?? null,
-        secret: Buffer.from(random.bytes(32)).toString('base64url'),
+        secret: seal(secret),
         batchSize: doc.batchSize ?? 100,
         batchMs: doc.batchMs ?? 1000,
         queueMax: doc.queueMax ?? 1000,
@@ -163,7 +219,7 @@ export function createRouteService(
         commit(actor, 'route.created', record.id, details)
         routes.insert(record)
       })
-      return { ...viewOf(record), secret: record.secret }
+      return { ...viewOf(record), secret }
     },
     delete(id: string, actor: string): RouteView {
       const r = recordOf(id)
@@ -179,7 +235,7 @@ export function createRouteService(
       const sample: SampleMessage = { deviceId: 'gatehouse-route-test', subtopic: '', at: clock.now().toISOString(), data: { test: true } }
       store.appendAudit({ at: clock.now(), actor, action: 'route.tested', subject: r.id, details: { url: r.url } })
       try {
-        const answer = await tester(r, [sample])
+        const answer = await tester(open(r), [sample])
         return { id: r.id, url: r.url, ...answer }
       } catch (err) {
         throw new RouteTestFailed(r.url, err instanceof Error ? err.message : String(err), { cause: err })

@@ -13,25 +13,27 @@ import { waitFor } from '../../helpers/wait.ts'
 // What a failing provider does to the wire. 429 with Retry-After, repeated 500s and a plain time-out are
 // covered call by call in test/integration/ai-bridge/providers-http.test.ts; here each fault meets the
 // running product under load, to show the bridge degrades and the broker does not.
+// The matrix runs against both HTTP providers: the OpenAI-compatible one and the webhook.
 type Fault = 'hang' | 'reset' | 'garbage' | 'slow' | 'rate-limited'
-const FAULTS: Record<Fault, (req: IncomingMessage, res: ServerResponse) => void> = {
+type Kind = 'openai' | 'webhook'
+const LATE: Record<Kind, unknown> = { openai: chatCompletion({ summary: 'late', anomalies: [] }).body, webhook: { summary: 'late' } }
+const FAULTS: Record<Fault, (req: IncomingMessage, res: ServerResponse, kind: Kind) => void> = {
   hang: () => {}, // never answers
   reset: (req) => req.socket.resetAndDestroy(),
   garbage: (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"choices": [{"message": <html>'),
-  slow: (_req, res) => {
-    const ok = chatCompletion({ summary: 'late', anomalies: [] })
-    setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(ok.body)), 400) // the fault: a slow provider
+  slow: (_req, res, kind) => {
+    setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(LATE[kind])), 400) // the fault: a slow provider
   },
   'rate-limited': (_req, res) =>
     res.writeHead(429, { 'retry-after': '30', 'content-type': 'application/json' }).end('{"error":"slow down"}'),
 }
 
-async function provider(fault: Fault): Promise<{ url: string; calls: () => number }> {
+async function provider(fault: Fault, kind: Kind): Promise<{ url: string; calls: () => number }> {
   let calls = 0
   const server = createServer((req, res) => {
     calls++
     req.resume()
-    req.on('end', () => FAULTS[fault](req, res))
+    req.on('end', () => FAULTS[fault](req, res, kind))
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   onTestFinished(() => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))))
@@ -42,19 +44,22 @@ const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b)
 const p95 = (xs: number[]) => sorted(xs)[Math.ceil(xs.length * 0.95) - 1]!
 
 describe('an AI provider that fails under load', () => {
-  it.each(Object.keys(FAULTS) as Fault[])(
-    '%s: the bridge degrades (bounded queue, failures counted, breaker or drops) and other devices keep their publish latency',
-    async (fault) => {
-      const stub = await provider(fault)
+  it.each((['openai', 'webhook'] as const).flatMap((kind) => (Object.keys(FAULTS) as Fault[]).map((fault) => [kind, fault] as const)))(
+    '%s provider, %s: the bridge degrades (bounded queue, failures counted, breaker or drops) and other devices keep their publish latency',
+    async (kind, fault) => {
+      const stub = await provider(fault, kind)
       const dataDir = join(tempDir(), 'data')
       const ai = {
         windowing: { messages: 1, seconds: 0 },
         concurrency: 2,
         queue: { maxMessages: 20, perDevice: 10 },
-        providers: { openai: { baseUrl: stub.url, model: 'm', timeoutMs: 1000 } },
+        providers:
+          kind === 'openai'
+            ? { openai: { baseUrl: stub.url, model: 'm', timeoutMs: 1000 } }
+            : { webhook: { url: stub.url, secretEnv: 'GATEHOUSE_TEST_WEBHOOK_SECRET', timeoutMs: 1000 } },
         tiers: {
           standard: {
-            provider: 'openai',
+            provider: kind,
             model: 'm',
             limits: { requestsPerMinute: 6000, burst: 1000, dailyRequests: 100_000, dailyTokens: 10_000_000 },
           },
@@ -64,6 +69,7 @@ describe('an AI provider that fails under load', () => {
       }
       const gatehouse = await startGatehouse(loadConfig({ dataDir, mqttPort: 0, httpPort: 0, ai } as never, {}), {
         log: pino({ level: 'silent' }),
+        env: { GATEHOUSE_TEST_WEBHOOK_SECRET: 'a-webhook-secret' },
       })
       onTestFinished(() => gatehouse.close())
       const device = async (id: string) => {
@@ -96,7 +102,7 @@ describe('an AI provider that fails under load', () => {
       const stats = gatehouse.ai!.stats()
       expect(stats.received).toBeGreaterThanOrEqual(40)
       expect(stats.queueDepth).toBeLessThanOrEqual(20)
-      expect(stats.dropped + stats.failed + stats.providers.openai!.circuitRejected).toBeGreaterThan(0)
+      expect(stats.dropped + stats.failed + stats.providers[kind]!.circuitRejected).toBeGreaterThan(0)
       // the broker does not degrade: the quiet device's PUBACK round trip stays within a generous bound
       expect(p95(during), `before ${sorted(before).join(',')} during ${sorted(during).join(',')}`).toBeLessThan(
         Math.max(500, p95(before) * 5),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { createCircuitBreaker } from '../../../../broker/ai-bridge/circuit-breaker.ts'
-import { parseRetryAfter } from '../../../../broker/ai-bridge/providers/http.ts'
+import { parseRetryAfter } from '../../../../broker/http-post.ts'
 import { backoffDelay, withRetries } from '../../../../broker/ai-bridge/retry.ts'
 import { fixedClock } from '../../../helpers/clock.ts'
 import { fakeTimers, settle } from '../../../helpers/fake-timers.ts'

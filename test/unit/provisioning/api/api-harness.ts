@@ -65,7 +65,7 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
   // telemetry routes with the default policy; `test` answers like an endpoint that took the batch
   // seeded, so the route made here is always rt_ROUTE_ID's (ROUTES below reads, tests and deletes it)
   const routes = createRouteService(
-    { store, routes: store.routes, clock, random: seededRandom(7), log },
+    { store, routes: store.routes, cipher, clock, random: seededRandom(7), log },
     { maxRoutes: 16, allowPrivateTargets: false },
   )
   routes.create({ url: 'https://ingest.example.com/fleet' }, 'operator:test')

@@ -2,6 +2,7 @@ import pino from 'pino'
 import { describe, expect, it } from 'vitest'
 import { cryptoRandom } from '../../../../certs/index.ts'
 import { createRouteService } from '../../../../provisioning/routes/route-service.ts'
+import { createSettingsCipher } from '../../../../provisioning/settings/secrets.ts'
 import { SqliteRegistryStore } from '../../../../provisioning/store/sqlite-registry-store.ts'
 import { fixedClock } from '../../../helpers/clock.ts'
 import { apiHarness } from './api-harness.ts'
@@ -101,7 +102,14 @@ describe('the route service', () => {
     return {
       store,
       routes: createRouteService(
-        { store, routes: store.routes, clock: fixedClock(), random: cryptoRandom, log: pino({ level: 'silent' }) },
+        {
+          store,
+          routes: store.routes,
+          cipher: createSettingsCipher(new Uint8Array(32).fill(7), cryptoRandom),
+          clock: fixedClock(),
+          random: cryptoRandom,
+          log: pino({ level: 'silent' }),
+        },
         { maxRoutes, allowPrivateTargets: false },
       ),
     }
