@@ -248,6 +248,9 @@ export function attachAiBridge(
   }
 
   async function admit(deviceId: string, job: Extract<Job, { kind: 'telemetry' }>): Promise<void> {
+    // queued before the device's throttle episode began: counted like the hand-off counts it
+    const throttled = throttledUntil.get(deviceId)
+    if (throttled !== undefined && job.at.getTime() < throttled.until) return countThrottled(throttled.tier)
     const ctx = await contextOf(deviceId)
     if (ctx === undefined) return void stats.skipped++
     // consent before parsing: a device that does not consent costs no JSON work

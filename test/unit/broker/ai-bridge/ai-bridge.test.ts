@@ -415,6 +415,14 @@ describe('attachAiBridge', () => {
     expect(h.core.noticesOf('d1')).toHaveLength(1)
   })
 
+  it('telemetry queued before a throttle episode began is counted without any work once it begins', async () => {
+    const h = startAiBridge({ options: local1({ requestsPerMinute: 6, burst: 1 }) })
+    for (let i = 0; i < 6; i++) h.core.telemetry('d1', { v: i }) // all queued before the first is admitted
+    await h.bridge.idle()
+    expect(h.contextCalls).toHaveLength(3) // admission and flush of the first, the refused second; the rest: nothing
+    expect(h.bridge.stats()).toMatchObject({ received: 6, throttled: 5, throttleNotices: 1, insights: 1 })
+  })
+
   it('detach stops listening, drops open windows and waits for running jobs', async () => {
     const h = startAiBridge({ options: { ...local1(), windowing: { messages: 5, seconds: 30 } } })
     h.core.telemetry('d1', { v: 1 })
