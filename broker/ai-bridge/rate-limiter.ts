@@ -14,8 +14,9 @@ export type LimitDecision = { ok: true; day: string } | { ok: false; reason: Thr
 
 export interface DeviceLimiter {
   /**
-   * Checks the day's budget, then takes one token from the device's bucket. A refusal takes nothing
-   * and says when a request would pass again.
+   * Takes one request of the day's budget (budgets.ts; a day known to be spent is refused at once) and
+   * one token from the device's bucket; over the rate, the budget is not asked (no lease for a request
+   * that cannot go). A refusal takes nothing and says when a request would pass again.
    */
   admit(deviceId: string, limits: AiLimits): Promise<LimitDecision>
   /** true for the first throttle of an episode (the device is told once); an admission ends the episode */
