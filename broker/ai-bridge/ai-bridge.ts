@@ -185,6 +185,7 @@ export function attachAiBridge(
     return flushing
   }
   function armFlush(): void {
+    if (closing.signal.aborted) return // detached while a flush ran
     flushTimer = timers.setTimeout(() => {
       if (closing.signal.aborted) return
       void flushUsage().finally(armFlush)
