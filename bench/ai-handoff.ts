@@ -14,8 +14,8 @@ const DEVICES = 100
  * throughput benchmark measures the whole cost, bridge on against off).
  */
 export async function aiHandoffBenchmark(): Promise<Record<string, unknown>> {
-  let listener: ((m: DevicePublish) => void) | undefined
   const usage = new Map<string, { requests: number; tokens: number }>()
+  let listener: ((m: DevicePublish) => void) | undefined
   const bridge = attachAiBridge(
     {
       onDevicePublish: (l) => ((listener = l), () => (listener = undefined)),
@@ -26,10 +26,15 @@ export async function aiHandoffBenchmark(): Promise<Record<string, unknown>> {
       clock: systemClock,
       log: pino({ level: 'silent' }),
       usage: {
-        get: (id, day) => usage.get(`${id}/${day}`) ?? { requests: 0, tokens: 0 },
-        add: (id, day, requests, tokens) => {
+        lease: (id, day, requests, max) => {
           const u = usage.get(`${id}/${day}`) ?? { requests: 0, tokens: 0 }
-          usage.set(`${id}/${day}`, { requests: u.requests + requests, tokens: u.tokens + tokens })
+          const granted = Math.max(0, Math.min(requests, max - u.requests))
+          usage.set(`${id}/${day}`, { ...u, requests: u.requests + granted })
+          return { granted, requests: u.requests + granted, tokens: u.tokens }
+        },
+        settle: (id, day, returned, tokens) => {
+          const u = usage.get(`${id}/${day}`) ?? { requests: 0, tokens: 0 }
+          usage.set(`${id}/${day}`, { requests: Math.max(0, u.requests - returned), tokens: u.tokens + tokens })
         },
       },
       insights: { append: () => {}, list: () => [] },

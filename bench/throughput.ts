@@ -203,6 +203,39 @@ const METRICS: { key: MetricKey; title: string; digits: number }[] = [
   { key: 'lightAckP50Ms', title: 'light PUBACK p50', digits: 2 },
 ]
 
+/** Issue 14's aims, as ratios to plain aedes in this run (Mosquitto's ratio beside them when it ran). */
+const AIMS: { broker: BrokerKind; metric: MetricKey; title: string; cases: 'all' | string; bound: number; atMost: boolean }[] = [
+  { broker: 'gatehouse', metric: 'cpuUsPerMessage', title: 'CPU/msg as shipped', cases: 'all', bound: 1.3, atMost: true },
+  { broker: 'gatehouse-ai-off', metric: 'cpuUsPerMessage', title: 'CPU/msg, AI bridge off', cases: 'all', bound: 1.1, atMost: true },
+  {
+    broker: 'gatehouse',
+    metric: 'messagesPerSecond',
+    title: 'msg/s at saturation as shipped',
+    cases: 'QoS 0, 64 B',
+    bound: 0.8,
+    atMost: false,
+  },
+]
+
+type CaseSummary = { case: string; ratiosVsPlainAedes: Record<string, Record<string, number | null>> }
+
+function printAims(cases: CaseSummary[], brokers: BrokerKind[]): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = []
+  for (const aim of AIMS.filter((a) => brokers.includes(a.broker))) {
+    for (const c of cases.filter((x) => aim.cases === 'all' || x.case === aim.cases)) {
+      const ratio = c.ratiosVsPlainAedes[aim.broker]?.[aim.metric] ?? Number.NaN
+      const mosquitto = c.ratiosVsPlainAedes.mosquitto?.[aim.metric]
+      const pass = aim.atMost ? ratio <= aim.bound : ratio >= aim.bound
+      out.push({ aim: aim.title, case: c.case, bound: aim.bound, atMost: aim.atMost, ratio, mosquitto: mosquitto ?? null, pass })
+      console.log(
+        `aim: ${aim.title.padEnd(31)} ${c.case.padEnd(13)} ${aim.atMost ? '<=' : '>='} ${aim.bound}x aedes: ${fmt(ratio, 2)}x ${pass ? 'PASS' : 'MISS'}` +
+          (mosquitto != null ? ` (Mosquitto ${fmt(mosquitto, 2)}x)` : ''),
+      )
+    }
+  }
+  return out
+}
+
 function summarize(runs: ThroughputRun[], brokers: BrokerKind[], mosquitto: string | null): Record<string, unknown> {
   const rows: (string | number)[][] = [
     [
@@ -235,13 +268,9 @@ function summarize(runs: ThroughputRun[], brokers: BrokerKind[], mosquitto: stri
   })
   console.log()
   printTable(rows)
-  for (const b of brokers.filter((k) => k.startsWith('gatehouse'))) {
-    const cpuRatios = cases.map((c) => ({ case: c.case, ratio: c.ratiosVsPlainAedes[b]?.cpuUsPerMessage ?? NaN }))
-    console.log(
-      `target (${BROKER_LABELS[b]}): CPU/msg <= 1.0x aedes: ${cpuRatios.map((r) => `${r.case} ${fmt(r.ratio, 2)}x ${r.ratio <= 1 ? 'met' : 'MISSED'}`).join('; ')}`,
-    )
-  }
+  const aims = printAims(cases, brokers)
   return {
+    aims,
     reps: REPS,
     messages: MESSAGES,
     warmup: WARMUP,

@@ -13,8 +13,11 @@ export interface TokenBucketOptions {
 }
 
 export interface TokenBucket {
-  /** Takes `n` tokens if there are that many; false (and takes none) otherwise. */
-  tryTake(n?: number): boolean
+  /**
+   * Takes `n` tokens if there are that many; false (and takes none) otherwise. `nowMs`: the clock's time
+   * when the caller already read it (one read per packet, shared by a packet's buckets).
+   */
+  tryTake(n?: number, nowMs?: number): boolean
   /** Tokens available now (fractional). */
   available(): number
   /**
@@ -32,16 +35,15 @@ export function createTokenBucket(options: TokenBucketOptions, clock: Clock): To
   let tokens = burst
   let last = clock.now().getTime()
 
-  function refill(): void {
-    const now = clock.now().getTime()
+  function refill(now = clock.now().getTime()): void {
     // A clock that steps back (NTP) must not mint or burn tokens.
     if (now > last) tokens = Math.min(burst, tokens + ((now - last) / 1000) * ratePerSecond)
     last = Math.max(last, now)
   }
 
   return {
-    tryTake(n = 1) {
-      refill()
+    tryTake(n = 1, nowMs?: number) {
+      refill(nowMs)
       if (tokens < n) return false
       tokens -= n
       return true
@@ -67,7 +69,8 @@ export interface KeyedTokenBucketsOptions extends TokenBucketOptions {
 }
 
 export interface KeyedTokenBuckets {
-  tryTake(key: string, n?: number): boolean
+  /** TokenBucket.tryTake of the key's bucket */
+  tryTake(key: string, n?: number, nowMs?: number): boolean
   /** Number of keys currently remembered (for tests and metrics). */
   size(): number
   delete(key: string): void
@@ -107,7 +110,7 @@ export function createKeyedTokenBuckets(options: KeyedTokenBucketsOptions, clock
     return bucket
   }
   return {
-    tryTake: (key, n = 1) => touch(key).tryTake(n),
+    tryTake: (key, n = 1, nowMs) => touch(key).tryTake(n, nowMs),
     size: () => buckets.size,
     delete: (key) => void buckets.delete(key),
     configure(key, own) {

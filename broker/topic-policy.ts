@@ -46,14 +46,41 @@ export function canSubscribe(deviceId: string, filter: string): PolicyDecision {
   return isDeviceId(deviceId) ? canSubscribeTo(deviceGrants(deviceId), filter) : refuse('invalid-device-id')
 }
 
+/**
+ * A principal's grants, split into levels once: grants are frozen per session at CONNECT, so the
+ * publish path builds and splits no filter. A topic equal to a granted wildcard-free filter needs no
+ * further check (a granted filter is a valid topic).
+ */
+interface CompiledGrants {
+  exactPublish: ReadonlySet<string>
+  publish: readonly string[][]
+  subscribe: readonly string[][]
+}
+const compiledGrants = new WeakMap<TopicGrants, CompiledGrants>()
+
+function compiled(grants: TopicGrants): CompiledGrants {
+  let c = compiledGrants.get(grants)
+  if (c === undefined) {
+    c = {
+      exactPublish: new Set(grants.publish.filter((f) => !f.includes('+') && !f.includes('#'))),
+      publish: grants.publish.map(splitTopic),
+      subscribe: grants.subscribe.map(splitTopic),
+    }
+    compiledGrants.set(grants, c)
+  }
+  return c
+}
+
 /** May a principal with these grants publish to `topic` (a topic name: no wildcards)? */
 export function canPublishTo(grants: TopicGrants, topic: string): PolicyDecision {
+  const c = compiled(grants)
+  if (c.exactPublish.has(topic)) return OK
   const basic = checkCommon(topic)
   if (basic) return basic
   if (topic.includes('+') || topic.includes('#')) return refuse('wildcard-in-topic')
   const levels = splitTopic(topic)
   if (levels.some((l) => l.length === 0)) return refuse('empty-level')
-  return grants.publish.some((f) => filterWithin(levels, splitTopic(f))) ? OK : refuse('not-permitted')
+  return c.publish.some((f) => filterWithin(levels, f)) ? OK : refuse('not-permitted')
 }
 
 /** May a principal with these grants subscribe to `filter` (every topic it matches must be granted)? */
@@ -63,7 +90,7 @@ export function canSubscribeTo(grants: TopicGrants, filter: string): PolicyDecis
   const levels = splitTopic(filter)
   if (!isWellFormedFilter(levels)) return refuse('malformed-filter')
   if (levels.some((l) => l.length === 0)) return refuse('empty-level')
-  return grants.subscribe.some((f) => filterWithin(levels, splitTopic(f))) ? OK : refuse('not-permitted')
+  return compiled(grants).subscribe.some((f) => filterWithin(levels, f)) ? OK : refuse('not-permitted')
 }
 
 function checkCommon(topic: string): PolicyDecision | null {

@@ -21,19 +21,36 @@ export interface AiBridge {
   stats(): AiBridgeStats
   /** Resolves when nothing waits in the queue and no job runs (open windows aside). For tests and shutdown. */
   idle(): Promise<void>
+  /** Settles the daily budgets with the UsageLedger now (as every usageFlushSeconds and on detach). */
+  flushUsage(): Promise<void>
 }
 
 /** The part of the MQTT core the bridge uses. */
 export type AiBridgeCore = Pick<MqttCore, 'onDevicePublish' | 'publishToDevice' | 'isConnected'>
 
-type Job = { kind: 'telemetry'; payload: Buffer; subtopic: string[]; at: Date } | { kind: 'flush'; window: Window }
+/** A telemetry message as the hand-off takes it; parsed once, when it is known to be needed */
+interface Raw {
+  payload: Buffer
+  subtopic: string[]
+  at: Date
+  /** the parsed telemetry, once parsed */
+  data?: Record<string, unknown>
+}
+
+type Job = ({ kind: 'telemetry' } & Raw) | { kind: 'flush'; window: Window }
 
 interface Window {
-  samples: TelemetrySample[]
+  /** joined raw (the hand-off adds to an open window without a job), parsed and redacted at flush */
+  samples: Raw[]
   day: string
   route: Route
   timer: unknown
+  /** a flush job is queued: later telemetry goes through the queue behind it */
+  flushQueued: boolean
 }
+
+/** How long the hand-off counts a throttled device's telemetry as throttled without any work, at most */
+const THROTTLE_RECHECK_MS = 1000
 
 class BridgeDetached extends Error {
   override name = 'AbortError'
@@ -68,6 +85,8 @@ export function attachAiBridge(
   const logThrottle = createEventThrottle({ intervalMs: options.logIntervalMs, maxKeys: 1000 }, clock)
   const redactors = new Map<string, Redactor>()
   const windows = new Map<string, Window>()
+  /** device -> until when (ms) its telemetry is counted as throttled in the hand-off, and its tier */
+  const throttledUntil = new Map<string, { until: number; tier: string }>()
   const closing = new AbortController()
   let active = 0
   let pumpScheduled = false
@@ -113,7 +132,21 @@ export function attachAiBridge(
       stats.skippedOversized++
       return
     }
-    const r = queue.push(m.deviceId, { kind: 'telemetry', payload: m.payload, subtopic: m.subtopic, at: clock.now() })
+    const at = clock.now()
+    const throttled = throttledUntil.get(m.deviceId)
+    if (throttled !== undefined) {
+      // within a throttle episode (re-checked at least every THROTTLE_RECHECK_MS): no parsing, no job
+      if (at.getTime() < throttled.until) return countThrottled(throttled.tier)
+      throttledUntil.delete(m.deviceId)
+    }
+    const w = windows.get(m.deviceId)
+    if (w !== undefined && !w.flushQueued && queue.idle(m.deviceId)) {
+      // joins the open window: no job, parsed and redacted at flush
+      w.samples.push({ payload: m.payload, subtopic: m.subtopic, at })
+      if (w.samples.length >= options.windowing.messages) queueFlush(m.deviceId, w)
+      return
+    }
+    const r = queue.push(m.deviceId, { kind: 'telemetry', payload: m.payload, subtopic: m.subtopic, at })
     if (r !== 'queued') {
       stats.dropped++
       warnBounded(
@@ -125,6 +158,40 @@ export function attachAiBridge(
     }
     schedulePump()
   })
+
+  function countThrottled(tier: string): void {
+    stats.throttled++
+    stats.throttledByTier[tier] = (stats.throttledByTier[tier] ?? 0) + 1
+  }
+
+  /** at most one flush job per window: bounded */
+  function queueFlush(deviceId: string, w: Window): void {
+    if (w.flushQueued || windows.get(deviceId) !== w || closing.signal.aborted) return
+    w.flushQueued = true
+    queue.push(deviceId, { kind: 'flush', window: w }, true)
+    schedulePump()
+  }
+
+  // --- write-behind of the daily budgets --------------------------------------------------------
+  let flushTimer: unknown = null
+  let flushing: Promise<void> = Promise.resolve()
+  function flushUsage(): Promise<void> {
+    flushing = flushing.then(() =>
+      limiter.budgets.flush().catch((err) => {
+        stats.errors++
+        warnBounded('usage.flush', { err }, 'ai bridge could not record usage; kept for the next flush')
+      }),
+    )
+    return flushing
+  }
+  function armFlush(): void {
+    if (closing.signal.aborted) return // detached while a flush ran
+    flushTimer = timers.setTimeout(() => {
+      if (closing.signal.aborted) return
+      void flushUsage().finally(armFlush)
+    }, options.usageFlushSeconds * 1000)
+  }
+  armFlush()
 
   function schedulePump(): void {
     if (pumpScheduled) return
@@ -175,39 +242,41 @@ export function attachAiBridge(
   const consents = (ctx: DeviceAiContext) => (ctx.settings.ai as { consent?: unknown } | undefined)?.consent !== false
 
   // --- per device, in order ---------------------------------------------------------------------
+  function skippedInvalid(deviceId: string): void {
+    stats.skipped++
+    stats.skippedInvalid++
+    log.debug({ deviceId }, 'telemetry is not JSON; skipped')
+  }
+
   async function admit(deviceId: string, job: Extract<Job, { kind: 'telemetry' }>): Promise<void> {
-    const data = parseTelemetry(job.payload, job.subtopic)
-    if (data === undefined) {
-      stats.skipped++
-      stats.skippedInvalid++
-      log.debug({ deviceId }, 'telemetry is not JSON; skipped')
-      return
-    }
+    // queued before the device's throttle episode began: counted like the hand-off counts it
+    const throttled = throttledUntil.get(deviceId)
+    if (throttled !== undefined && job.at.getTime() < throttled.until) return countThrottled(throttled.tier)
     const ctx = await contextOf(deviceId)
     if (ctx === undefined) return void stats.skipped++
+    // consent before parsing: a device that does not consent costs no JSON work
     if (!consents(ctx)) {
       stats.noConsent++
       const w = windows.get(deviceId)
-      if (w) closeWindow(deviceId, w)
+      if (w) dropWindow(deviceId, w)
       return
     }
-    // redacted only once it is known to be kept: a throttled device costs no redaction
-    const sampleOf = (): TelemetrySample => ({
-      at: job.at.toISOString(),
-      subtopic: job.subtopic.join('/'),
-      data: redactorFor(ctx.group)(data) as Record<string, unknown>,
-    })
     const open = windows.get(deviceId)
-    if (open) {
-      open.samples.push(sampleOf())
+    if (open && !open.flushQueued) {
+      open.samples.push({ payload: job.payload, subtopic: job.subtopic, at: job.at })
       if (open.samples.length >= options.windowing.messages) await flush(deviceId, open)
       return
     }
+    const data = parseTelemetry(job.payload, job.subtopic)
+    if (data === undefined) return skippedInvalid(deviceId)
     const route = routeFor(options, deviceId, ctx.tier)
     const decision = await limiter.admit(deviceId, { ...route.limits, ...(await deps.limitsOf?.(deviceId)) })
     if (!decision.ok) {
-      stats.throttled++
-      stats.throttledByTier[ctx.tier] = (stats.throttledByTier[ctx.tier] ?? 0) + 1
+      countThrottled(ctx.tier)
+      const until = Math.min(decision.retryAt.getTime(), clock.now().getTime() + THROTTLE_RECHECK_MS)
+      throttledUntil.delete(deviceId)
+      if (throttledUntil.size >= options.maxTrackedDevices) throttledUntil.delete(throttledUntil.keys().next().value as string)
+      throttledUntil.set(deviceId, { until, tier: ctx.tier })
       if (limiter.startsEpisode(deviceId, decision.retryAt)) {
         const notice: ThrottleNotice = { type: 'throttled', deviceId, reason: decision.reason, retryAt: decision.retryAt.toISOString() }
         stats.throttleNotices++
@@ -217,14 +286,24 @@ export function attachAiBridge(
       return
     }
     limiter.endEpisode(deviceId)
-    const w: Window = { samples: [sampleOf()], day: decision.day, route, timer: null }
+    const w: Window = { samples: [{ ...job, data }], day: decision.day, route, timer: null, flushQueued: false }
     windows.set(deviceId, w)
     if (w.samples.length >= options.windowing.messages) return flush(deviceId, w)
-    w.timer = timers.setTimeout(() => {
-      if (windows.get(deviceId) !== w || closing.signal.aborted) return
-      queue.push(deviceId, { kind: 'flush', window: w }, true) // at most one per window: bounded
-      schedulePump()
-    }, options.windowing.seconds * 1000)
+    w.timer = timers.setTimeout(() => queueFlush(deviceId, w), options.windowing.seconds * 1000)
+  }
+
+  /** The window's telemetry, parsed (once) and redacted; what is not JSON is counted and left out */
+  function samplesOf(deviceId: string, w: Window, redact: Redactor): TelemetrySample[] {
+    const out: TelemetrySample[] = []
+    for (const raw of w.samples) {
+      const data = raw.data ?? parseTelemetry(raw.payload, raw.subtopic)
+      if (data === undefined) {
+        skippedInvalid(deviceId)
+        continue
+      }
+      out.push({ at: raw.at.toISOString(), subtopic: raw.subtopic.join('/'), data: redact(data) as Record<string, unknown> })
+    }
+    return out
   }
 
   function closeWindow(deviceId: string, w: Window): void {
@@ -232,25 +311,38 @@ export function attachAiBridge(
     if (w.timer !== null) timers.clearTimeout(w.timer)
   }
 
+  /** A window closed without a provider call: its admitted request goes back to the budget */
+  function dropWindow(deviceId: string, w: Window): void {
+    closeWindow(deviceId, w)
+    limiter.budgets.giveBack(deviceId, w.day)
+  }
+
   async function flush(deviceId: string, w: Window): Promise<void> {
     if (windows.get(deviceId) !== w) return // already flushed by count, or dropped
     closeWindow(deviceId, w)
     // settings may have changed while the window was open (consent withdrawn): ask again
     const ctx = await contextOf(deviceId)
-    if (ctx === undefined) return void stats.skipped++
-    if (!consents(ctx)) return void stats.noConsent++
+    if (ctx === undefined) {
+      limiter.budgets.giveBack(deviceId, w.day)
+      return void stats.skipped++
+    }
+    if (!consents(ctx)) {
+      limiter.budgets.giveBack(deviceId, w.day)
+      return void stats.noConsent++
+    }
     const provider = providers.get(w.route.provider) as InsightProvider
     const model = w.route.model ?? provider.defaultModel
     const redact = redactorFor(ctx.group)
+    const samples = samplesOf(deviceId, w, redact)
     const settings = redact(ctx.settings) as Record<string, unknown>
     const variables = {
       device: { id: deviceId, tier: ctx.tier, group: ctx.group ?? '' },
       group: ctx.group ?? '',
       tier: ctx.tier,
       settings,
-      telemetry: w.samples,
-      latest: w.samples.at(-1)?.data ?? {},
-      count: w.samples.length,
+      telemetry: samples,
+      latest: samples.at(-1)?.data ?? {},
+      count: samples.length,
       model,
     }
     const template =
@@ -260,14 +352,14 @@ export function attachAiBridge(
       deviceId,
       model,
       prompt: renderTemplate(template, variables),
-      telemetry: w.samples,
+      telemetry: samples,
       context: { tier: ctx.tier, group: ctx.group, settings },
     }
     const { result, calls } = await call(w.route.provider, provider, request)
     if (calls > 0) {
-      stats.forwarded += w.samples.length
-      await recordUsage(deviceId, w.day, 1, result?.usage.totalTokens ?? 0)
-    }
+      stats.forwarded += samples.length
+      limiter.budgets.spend(deviceId, w.day, result?.usage.totalTokens ?? 0)
+    } else limiter.budgets.giveBack(deviceId, w.day) // refused by an open circuit: not charged
     if (!result || closing.signal.aborted) return
     const insight: Insight = {
       type: 'insight',
@@ -289,15 +381,6 @@ export function attachAiBridge(
     stats.insights++
     ;(stats.providers[provider.name] as AiBridgeStats['providers'][string]).insights++
     await publish(deviceId, insight)
-  }
-
-  async function recordUsage(deviceId: string, day: string, requests: number, tokens: number): Promise<void> {
-    try {
-      await deps.usage.add(deviceId, day, requests, tokens)
-    } catch (err) {
-      stats.errors++
-      warnBounded('usage.add', { deviceId, err }, 'ai bridge could not record usage')
-    }
   }
 
   async function publish(deviceId: string, message: Insight | ThrottleNotice): Promise<void> {
@@ -331,16 +414,19 @@ export function attachAiBridge(
   return {
     stats: snapshot,
     idle,
+    flushUsage,
     async detach() {
       if (!closing.signal.aborted) {
         off()
         closing.abort(new BridgeDetached('the AI bridge was detached'))
-        for (const [id, w] of windows) closeWindow(id, w)
+        if (flushTimer !== null) timers.clearTimeout(flushTimer)
+        for (const [id, w] of windows) dropWindow(id, w)
         queue.clear()
         const { providers: _providers, ...counters } = snapshot()
         log.debug(counters, 'ai bridge detached')
       }
       await idle()
+      await flushUsage() // the usage counted since the last flush, and the unspent leases back
     },
   }
 }

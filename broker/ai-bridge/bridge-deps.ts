@@ -16,12 +16,21 @@ export interface UsageCounters {
   tokens: number
 }
 
-/** Daily counters per device that survive restarts: the daily budgets are checked against them. */
+/** What a lease granted, and the day's counters (all nodes' leases included) after it. */
+export interface UsageLease extends UsageCounters {
+  granted: number
+}
+
+/**
+ * Daily counters per device that survive restarts and are shared by every node on one registry: the
+ * daily budgets are leased from them in slices (broker/ai-bridge/budgets.ts). `day` is the UTC date,
+ * 'YYYY-MM-DD'.
+ */
 export interface UsageLedger {
-  /** `day` is the UTC date, 'YYYY-MM-DD'; a day without usage answers { requests: 0, tokens: 0 } */
-  get(deviceId: string, day: string): UsageCounters | Promise<UsageCounters>
-  /** adds to the day's counters (creating them) */
-  add(deviceId: string, day: string, requests: number, tokens: number): void | Promise<void>
+  /** Atomically adds up to `requests` to the day's requests, never past `maxRequests`; answers the grant. */
+  lease(deviceId: string, day: string, requests: number, maxRequests: number): UsageLease | Promise<UsageLease>
+  /** Gives back unspent leased requests and adds the AI tokens spent. */
+  settle(deviceId: string, day: string, returnedRequests: number, tokens: number): void | Promise<void>
 }
 
 export type AnomalyKind = 'zscore' | 'threshold' | 'trend' | 'model'

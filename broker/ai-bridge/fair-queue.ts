@@ -14,6 +14,8 @@ export interface FairQueue<T> {
   /** The next item in round-robin order among keys that are not busy; that key is busy until release(). */
   take(): { key: string; item: T } | undefined
   release(key: string): void
+  /** true when nothing of `key` waits or runs: an item handled at once would not overtake one of the queue */
+  idle(key: string): boolean
   /** items waiting (not taken) */
   size(): number
   /** empties the queue and returns what was waiting */
@@ -104,6 +106,7 @@ export function createFairQueue<T>(options: { maxTotal: number; maxPerKey: numbe
       if (lane.items.length === 0) lanes.delete(key)
       else markReady(key, lane)
     },
+    idle: (key) => !lanes.has(key),
     size: () => total,
     clear() {
       const out: T[] = []

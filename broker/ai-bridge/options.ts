@@ -292,6 +292,8 @@ export const AI_BRIDGE_OPTIONS_SCHEMA = {
     logIntervalMs: int(0, 86_400_000, 60_000),
     /** memory bound for per-device buckets, windows, statistics and throttle episodes */
     maxTrackedDevices: int(1, 100_000_000, 100_000),
+    /** daily budgets are kept in memory and settled with the registry this often (and on shutdown): what a crash can lose */
+    usageFlushSeconds: num(0.01, 3600, 5),
   },
 } as const
 

@@ -91,7 +91,8 @@ export function createAuthorizePublish(deps: HookDeps): AuthorizePublishHandler 
     }
 
     const bytes = Buffer.byteLength(packet.topic) + (packet.payload?.length ?? 0)
-    const over = !deps.publishMessages.tryTake(key) ? 'messages' : !deps.publishBytes.tryTake(key, bytes) ? 'bytes' : null
+    const now = deps.clock.now().getTime() // one clock read for both buckets
+    const over = !deps.publishMessages.tryTake(key, 1, now) ? 'messages' : !deps.publishBytes.tryTake(key, bytes, now) ? 'bytes' : null
     if (over !== null) {
       const bucket = (over === 'messages' ? deps.publishMessages : deps.publishBytes).optionsOf(key)
       throttlePrincipal(deps, log, principal, { limit: over, bucket, code: 'GH_BROKER_PUBLISH_RATE_LIMITED' })

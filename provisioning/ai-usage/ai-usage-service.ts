@@ -83,6 +83,21 @@ export function createAiUsageService(deps: AiUsageServiceDeps, options: AiUsageS
       if (requests === 0 && tokens === 0) return
       store.addUsage(deviceId, day, requests, tokens)
     },
+    /** Leases up to `requests` of the day's budget `maxRequests`, atomically (the store's leaseRequests). */
+    lease(deviceId: string, day: string, requests: number, maxRequests: number): { granted: number; requests: number; tokens: number } {
+      assertDay(day)
+      assertCount('requests', requests, 1, Number.MAX_SAFE_INTEGER)
+      assertCount('maxRequests', maxRequests, 0, Number.MAX_SAFE_INTEGER)
+      return store.leaseRequests(deviceId, day, requests, maxRequests)
+    },
+    /** Gives back the unspent part of leases and adds the tokens spent. */
+    settle(deviceId: string, day: string, returnedRequests: number, tokens: number): void {
+      assertDay(day)
+      assertCount('returnedRequests', returnedRequests, 0, Number.MAX_SAFE_INTEGER)
+      assertCount('tokens', tokens, 0, Number.MAX_SAFE_INTEGER)
+      if (returnedRequests === 0 && tokens === 0) return
+      store.settleUsage(deviceId, day, returnedRequests, tokens)
+    },
 
     // --- InsightSink (broker) ---
     append(insight: AiInsight): void {

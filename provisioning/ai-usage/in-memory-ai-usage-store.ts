@@ -1,4 +1,4 @@
-import type { AiUsageRecord, AiUsageStore, StoredInsight } from '../store/ai-usage-store.ts'
+import type { AiUsageLease, AiUsageRecord, AiUsageStore, StoredInsight } from '../store/ai-usage-store.ts'
 
 /** AiUsageStore in Maps: the test twin of SqliteAiUsageStore (docs/conventions.md §13-14). */
 export class InMemoryAiUsageStore implements AiUsageStore {
@@ -14,6 +14,18 @@ export class InMemoryAiUsageStore implements AiUsageStore {
     const key = `${deviceId}\n${day}`
     const r = this.#usage.get(key) ?? { deviceId, day, requests: 0, tokens: 0 }
     this.#usage.set(key, { ...r, requests: r.requests + requests, tokens: r.tokens + tokens })
+  }
+
+  leaseRequests(deviceId: string, day: string, requests: number, maxRequests: number): AiUsageLease {
+    const r = this.getUsage(deviceId, day) ?? { deviceId, day, requests: 0, tokens: 0 }
+    const granted = Math.max(0, Math.min(requests, maxRequests - r.requests))
+    this.#usage.set(`${deviceId}\n${day}`, { ...r, requests: r.requests + granted })
+    return { granted, requests: r.requests + granted, tokens: r.tokens }
+  }
+
+  settleUsage(deviceId: string, day: string, returnedRequests: number, tokens: number): void {
+    const r = this.getUsage(deviceId, day) ?? { deviceId, day, requests: 0, tokens: 0 }
+    this.#usage.set(`${deviceId}\n${day}`, { ...r, requests: Math.max(0, r.requests - returnedRequests), tokens: r.tokens + tokens })
   }
 
   listUsage(deviceId: string, fromDay: string, toDay: string): AiUsageRecord[] {

@@ -11,6 +11,13 @@ export interface AiUsageRecord {
   tokens: number
 }
 
+/** What leaseRequests granted, and the day's counters after the grant. */
+export interface AiUsageLease {
+  granted: number
+  requests: number
+  tokens: number
+}
+
 export interface StoredInsight {
   id: string
   deviceId: string
@@ -24,6 +31,14 @@ export interface AiUsageStore {
   getUsage(deviceId: string, day: string): AiUsageRecord | undefined
   /** adds to the day's counters, creating the row */
   addUsage(deviceId: string, day: string, requests: number, tokens: number): void
+  /**
+   * Leases requests of a day's budget, atomically (one transaction, so that several broker processes
+   * on one registry never grant more than `maxRequests` together): adds min(`requests`, what is left
+   * under `maxRequests`) to the day's requests and answers that grant with the day's counters after it.
+   */
+  leaseRequests(deviceId: string, day: string, requests: number, maxRequests: number): AiUsageLease
+  /** Settles a lease: gives back `returnedRequests` (never below 0) and adds the `tokens` spent. */
+  settleUsage(deviceId: string, day: string, returnedRequests: number, tokens: number): void
   /** the days in [fromDay, toDay] that have usage, oldest first */
   listUsage(deviceId: string, fromDay: string, toDay: string): AiUsageRecord[]
   /** deletes usage rows of days before `day`; returns how many */

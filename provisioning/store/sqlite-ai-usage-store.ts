@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3'
-import type { AiUsageRecord, AiUsageStore, StoredInsight } from './ai-usage-store.ts'
+import type { AiUsageLease, AiUsageRecord, AiUsageStore, StoredInsight } from './ai-usage-store.ts'
 import { storeWrite as write } from './store-failure.ts'
 
 type Row = Record<string, unknown>
@@ -18,6 +18,9 @@ function prepare(db: Database.Database) {
       `INSERT INTO ai_usage (device_id, day, requests, tokens) VALUES (?, ?, ?, ?)
        ON CONFLICT (device_id, day) DO UPDATE SET requests = requests + excluded.requests, tokens = tokens + excluded.tokens`,
     ),
+    ensureUsage: db.prepare('INSERT OR IGNORE INTO ai_usage (device_id, day, requests, tokens) VALUES (?, ?, 0, 0)'),
+    leaseUsage: db.prepare('UPDATE ai_usage SET requests = requests + ? WHERE device_id = ? AND day = ?'),
+    settleUsage: db.prepare('UPDATE ai_usage SET requests = MAX(0, requests - ?), tokens = tokens + ? WHERE device_id = ? AND day = ?'),
     listUsage: db.prepare('SELECT * FROM ai_usage WHERE device_id = ? AND day >= ? AND day <= ? ORDER BY day'),
     pruneUsage: db.prepare('DELETE FROM ai_usage WHERE day < ?'),
     insertInsight: db.prepare('INSERT OR REPLACE INTO insights (id, device_id, at, data) VALUES (?, ?, ?, ?)'),
@@ -51,6 +54,32 @@ export class SqliteAiUsageStore implements AiUsageStore {
 
   addUsage(deviceId: string, day: string, requests: number, tokens: number): void {
     write(() => this.#s.addUsage.run(deviceId, day, requests, tokens))
+  }
+
+  leaseRequests(deviceId: string, day: string, requests: number, maxRequests: number): AiUsageLease {
+    // IMMEDIATE: the write lock is taken before the read, so two processes cannot both grant the last requests
+    return write(() =>
+      this.#db
+        .transaction((): AiUsageLease => {
+          this.#s.ensureUsage.run(deviceId, day)
+          const r = toUsage(this.#s.getUsage.get(deviceId, day) as Row)
+          const granted = Math.max(0, Math.min(requests, maxRequests - r.requests))
+          if (granted > 0) this.#s.leaseUsage.run(granted, deviceId, day)
+          return { granted, requests: r.requests + granted, tokens: r.tokens }
+        })
+        .immediate(),
+    )
+  }
+
+  settleUsage(deviceId: string, day: string, returnedRequests: number, tokens: number): void {
+    write(() =>
+      this.#db
+        .transaction(() => {
+          this.#s.ensureUsage.run(deviceId, day)
+          this.#s.settleUsage.run(returnedRequests, tokens, deviceId, day)
+        })
+        .immediate(),
+    )
   }
 
   listUsage(deviceId: string, fromDay: string, toDay: string): AiUsageRecord[] {

@@ -26,6 +26,21 @@ export function aiUsageStoreContract(name: string, make: () => AiUsageStore): vo
       expect(s.listUsage('d1', '2026-03-02', '2026-03-02')).toEqual([{ deviceId: 'd1', day: '2026-03-02', requests: 1, tokens: 0 }])
     })
 
+    it('leases requests up to a maximum, and settles what was left and the tokens spent', () => {
+      const s = make()
+      s.addUsage('d1', '2026-03-01', 3, 10)
+      expect(s.leaseRequests('d1', '2026-03-01', 4, 10)).toEqual({ granted: 4, requests: 7, tokens: 10 })
+      expect(s.leaseRequests('d1', '2026-03-01', 4, 10)).toEqual({ granted: 3, requests: 10, tokens: 10 })
+      expect(s.leaseRequests('d1', '2026-03-01', 4, 10)).toEqual({ granted: 0, requests: 10, tokens: 10 })
+      expect(s.leaseRequests('d2', '2026-03-01', 2, 5)).toEqual({ granted: 2, requests: 2, tokens: 0 })
+      s.settleUsage('d1', '2026-03-01', 2, 30)
+      expect(s.getUsage('d1', '2026-03-01')).toEqual({ deviceId: 'd1', day: '2026-03-01', requests: 8, tokens: 40 })
+      s.settleUsage('d1', '2026-03-01', 100, 0)
+      expect(s.getUsage('d1', '2026-03-01')?.requests).toBe(0)
+      s.settleUsage('d3', '2026-03-01', 1, 5)
+      expect(s.getUsage('d3', '2026-03-01')).toEqual({ deviceId: 'd3', day: '2026-03-01', requests: 0, tokens: 5 })
+    })
+
     it('prunes usage before a day', () => {
       const s = make()
       for (const day of ['2026-01-01', '2026-02-01', '2026-03-01']) s.addUsage('d1', day, 1, 1)

@@ -65,6 +65,7 @@ describe('AI providers over HTTP (a local server speaking the OpenAI wire format
         usage: { requests: 1, promptTokens: 40, completionTokens: 20, totalTokens: 60 },
       }),
     ])
+    await h.bridge.flushUsage()
     expect(h.usage.get('pump-9', '2026-03-01')).toEqual({ requests: 1, tokens: 60 })
     expect(JSON.stringify(h.logs)).not.toContain('sk-live-do-not-log')
   })

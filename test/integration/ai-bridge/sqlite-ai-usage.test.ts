@@ -21,7 +21,7 @@ function openStore(path: string): SqliteRegistryStore {
 aiUsageStoreContract('SqliteAiUsageStore', () => openStore(join(tempDir(), 'registry.db')).aiUsage)
 
 /** A bridge on a fake core whose UsageLedger and InsightSink are the SQLite registry at `path`. */
-function bridgeOn(path: string, clock: FixedClock) {
+function bridgeOn(path: string, clock: FixedClock, dailyRequests = 2) {
   const store = openStore(path)
   const usage = createAiUsageService({ store: store.aiUsage, clock }, { insightsPerDevice: 10 })
   const core = createFakeAiCore()
@@ -38,7 +38,7 @@ function bridgeOn(path: string, clock: FixedClock) {
     },
     {
       windowing: { messages: 1, seconds: 0 },
-      tiers: { standard: { provider: 'local', limits: { requestsPerMinute: 600, burst: 100, dailyRequests: 2, dailyTokens: 1000 } } },
+      tiers: { standard: { provider: 'local', limits: { requestsPerMinute: 600, burst: 100, dailyRequests, dailyTokens: 1000 } } },
     },
   )
   onTestFinished(() => bridge.detach())
@@ -90,5 +90,23 @@ describe('AI usage in the SQLite registry', () => {
     second.core.telemetry('d1', { v: 4 })
     await second.bridge.idle()
     expect(second.core.insightsOf('d1')).toHaveLength(1)
+  })
+
+  it('a clean stop gives the unspent part of a leased slice back: the day continues where it was', async () => {
+    const path = join(tempDir(), 'registry.db')
+    const clock = fixedClock('2026-03-01T12:00:00Z')
+    const first = bridgeOn(path, clock, 300) // slices of 3
+    for (let i = 0; i < 4; i++) first.core.telemetry('d1', { v: i })
+    await first.bridge.idle()
+    expect(first.usage.get('d1', '2026-03-01')).toEqual({ requests: 6, tokens: 0 }) // two slices leased
+    await first.bridge.detach()
+    first.store.close()
+
+    const second = bridgeOn(path, clock, 6)
+    expect(second.usage.get('d1', '2026-03-01')).toEqual({ requests: 4, tokens: 0 })
+    for (let i = 0; i < 3; i++) second.core.telemetry('d1', { v: i })
+    await second.bridge.idle()
+    expect(second.core.insightsOf('d1')).toHaveLength(2) // 4 of 6 spent before the restart
+    expect(second.core.noticesOf('d1')).toEqual([expect.objectContaining({ reason: 'daily-requests' })])
   })
 })

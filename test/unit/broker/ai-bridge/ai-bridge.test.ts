@@ -52,6 +52,7 @@ describe('attachAiBridge', () => {
     })
     expect(insight?.id).toMatch(/^[0-9a-f]{32}$/)
     expect(h.usage.listInsights('pump-1')).toEqual([insight])
+    await h.bridge.flushUsage() // budgets are written behind (usageFlushSeconds)
     expect(h.usage.get('pump-1', '2026-03-01')).toEqual({ requests: 1, tokens: 0 })
     expect(h.bridge.stats()).toMatchObject({
       received: 1,
@@ -123,6 +124,7 @@ describe('attachAiBridge', () => {
     for (let i = 0; i < 3; i++) h.core.telemetry('d1', { v: i })
     await h.bridge.idle()
     expect(fetch.requests).toHaveLength(2) // 0 -> 60 -> 120 tokens: the third is refused
+    await h.bridge.flushUsage()
     expect(h.usage.get('d1', '2026-03-01')).toEqual({ requests: 2, tokens: 120 })
     expect(h.core.noticesOf('d1')).toEqual([
       { type: 'throttled', deviceId: 'd1', reason: 'daily-tokens', retryAt: '2026-03-02T00:00:00.000Z' },
@@ -315,7 +317,7 @@ describe('attachAiBridge', () => {
     h.core.telemetry('d1', { v: 1 })
     await settle(10)
     expect(fetch.requests).toHaveLength(1)
-    expect(h.timers.pendingDelays()).toEqual([2000])
+    expect(h.timers.pendingDelays()).toEqual([2000, 5000]) // the Retry-After, and the usage flush
     await h.timers.advance('1999ms')
     expect(fetch.requests).toHaveLength(1)
     await h.timers.advance('1ms')
@@ -378,11 +380,54 @@ describe('attachAiBridge', () => {
     )
   })
 
+  it('telemetry joins an open window without a job: the control plane is asked when it opens and at flush, and each message is parsed once', async () => {
+    const h = startAiBridge({ options: { ...local1(), windowing: { messages: 5, seconds: 30 } } })
+    h.core.telemetry('d1', { v: 1 })
+    await h.bridge.idle()
+    h.core.telemetry('d1', 'not json')
+    for (let i = 2; i <= 4; i++) h.core.telemetry('d1', { v: i })
+    await h.bridge.idle()
+    expect(h.contextCalls).toEqual(['d1', 'd1'])
+    const [insight] = h.core.insightsOf('d1')
+    expect(insight?.summary).toMatch(/^4 samples/)
+    expect(h.bridge.stats()).toMatchObject({ received: 5, forwarded: 4, skippedInvalid: 1, insights: 1, openWindows: 0 })
+  })
+
+  it("a throttled device's telemetry is counted in the hand-off without any work, re-checked every second", async () => {
+    const h = startAiBridge({ options: local1({ requestsPerMinute: 6, burst: 1 }) })
+    h.core.telemetry('d1', { v: 0 })
+    await h.bridge.idle()
+    h.core.telemetry('d1', { v: 1 }) // refused: the episode starts (retry in 10 s)
+    await h.bridge.idle()
+    expect(h.contextCalls).toHaveLength(3) // admission and flush of the first, the refused second
+    for (let i = 0; i < 5; i++) h.core.telemetry('d1', { v: i })
+    await h.bridge.idle()
+    expect(h.contextCalls).toHaveLength(3) // counted, not queued, not parsed
+    expect(h.bridge.stats()).toMatchObject({ received: 7, throttled: 6, throttleNotices: 1, throttledByTier: { standard: 6 } })
+    h.clock.advance('1s')
+    h.core.telemetry('d1', { v: 6 }) // a second later the limits are checked again (a raised limit applies)
+    await h.bridge.idle()
+    expect(h.contextCalls).toHaveLength(4)
+    h.clock.advance('9s')
+    h.core.telemetry('d1', { v: 7 })
+    await h.bridge.idle()
+    expect(h.core.insightsOf('d1')).toHaveLength(2)
+    expect(h.core.noticesOf('d1')).toHaveLength(1)
+  })
+
+  it('telemetry queued before a throttle episode began is counted without any work once it begins', async () => {
+    const h = startAiBridge({ options: local1({ requestsPerMinute: 6, burst: 1 }) })
+    for (let i = 0; i < 6; i++) h.core.telemetry('d1', { v: i }) // all queued before the first is admitted
+    await h.bridge.idle()
+    expect(h.contextCalls).toHaveLength(3) // admission and flush of the first, the refused second; the rest: nothing
+    expect(h.bridge.stats()).toMatchObject({ received: 6, throttled: 5, throttleNotices: 1, insights: 1 })
+  })
+
   it('detach stops listening, drops open windows and waits for running jobs', async () => {
     const h = startAiBridge({ options: { ...local1(), windowing: { messages: 5, seconds: 30 } } })
     h.core.telemetry('d1', { v: 1 })
     await h.bridge.idle()
-    expect(h.timers.pending()).toBe(1)
+    expect(h.timers.pending()).toBe(2) // the window's, and the usage flush
     await h.bridge.detach()
     expect(h.core.listenerCount()).toBe(0)
     expect(h.timers.pending()).toBe(0)

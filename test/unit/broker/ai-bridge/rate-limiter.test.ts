@@ -69,7 +69,7 @@ describe('createDeviceLimiter', () => {
   it('keeps at most maxTrackedDevices buckets', async () => {
     const clock = fixedClock()
     const limiter = createDeviceLimiter(
-      { clock, usage: { get: () => ({ requests: 0, tokens: 0 }), add: () => {} } },
+      { clock, usage: { lease: (_d, _day, requests) => ({ granted: requests, requests, tokens: 0 }), settle: () => {} } },
       { maxTrackedDevices: 2 },
     )
     for (const id of ['a', 'b', 'c']) await limiter.admit(id, limits)
