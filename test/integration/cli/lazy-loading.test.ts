@@ -43,12 +43,12 @@ describe('a CLI call loads only what its command needs (issue 14)', () => {
 const AJV_PROBE = `data:text/javascript,${encodeURIComponent(
   `import { createRequire } from 'node:module'
 const cache = createRequire(process.cwd() + '/').cache
-process.on('exit', () => process.stderr.write('ajv files ' + Object.keys(cache).filter((f) => f.includes('/node_modules/ajv/') && !f.includes('/ajv/dist/runtime/')).length + '\\n'))`,
+process.on('exit', () => process.stderr.write('ajv files ' + Object.keys(cache).filter((f) => f.includes('/node_modules/ajv/') && !f.includes('/ajv/dist/runtime/')).length + '\\n' + 'forge files ' + Object.keys(cache).filter((f) => f.includes('/node_modules/node-forge/')).length + '\\n'))`,
 )}`
 
 describe('the compiled CLI compiles no JSON Schema (npm run test:cli-dist)', () => {
   it.runIf(process.env.GATEHOUSE_CLI === 'dist')(
-    'device list validates its configuration with the validator built into dist/, without ajv',
+    'device list validates its configuration with the validator built into dist/, without ajv or node-forge',
     async () => {
       const dir = mkdtempSync(join(tmpdir(), 'gatehouse-lazy-'))
       try {
@@ -65,6 +65,8 @@ describe('the compiled CLI compiles no JSON Schema (npm run test:cli-dist)', () 
         const ok = await run({})
         expect(ok).toMatchObject({ code: 0 })
         expect(ok.stderr).toMatch(/^ajv files 0$/m)
+        // nor node-forge, which only a PKCS#12 bundle needs
+        expect(ok.stderr).toMatch(/^forge files 0$/m)
         // the probe sees ajv when it is loaded: a bad value in the environment is still reported as before
         const bad = await run({ GATEHOUSE_MQTT_PORT: 'x' })
         expect(bad.stderr).toMatch(/GH_CONFIG_INVALID.*mqttPort must be integer/)
