@@ -1,6 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Ajv, type ValidateFunction } from 'ajv'
 import createError from '@fastify/error'
 import {
   AI_BRIDGE_OPTIONS_SCHEMA,
@@ -15,7 +14,7 @@ import {
   resolveLimits,
   resolveProxyProtocol,
 } from './broker/options.ts'
-import { deepFreeze, describeSchemaErrors, KEY_ALGORITHMS, type FromSchema } from './certs/index.ts'
+import { deepFreeze, describeSchemaErrors, KEY_ALGORITHMS, schemaValidator, type FromSchema } from './certs/index.ts'
 import {
   DEFAULT_CLAIM_REQUEST_RATE,
   DEFAULT_RATE_LIMIT,
@@ -94,17 +93,16 @@ export const configSchema = {
 
 export type Config = FromSchema<typeof configSchema>
 
-// Compiled on first use (loadConfig), not when a CLI command merely imports this file; without ajv's code
-// optimisation passes, which cost more (~100 ms) than the one validation a process makes saves.
-let validateConfig: ValidateFunction<Config> | undefined
-const configValidator = () =>
-  (validateConfig ??= new Ajv({
-    allErrors: true,
-    useDefaults: true,
-    coerceTypes: 'array',
-    strict: true,
-    code: { optimize: false },
-  }).compile<Config>(configSchema))
+// Built by `npm run build` (certs/prebuilt-validators.ts), else compiled on first use (loadConfig), not when a
+// CLI command merely imports this file; without ajv's code optimisation passes, which cost more (~100 ms)
+// than the one validation a process makes saves.
+const configValidator = schemaValidator<Config>('config', configSchema, {
+  allErrors: true,
+  useDefaults: true,
+  coerceTypes: 'array',
+  strict: true,
+  code: { optimize: false },
+})
 
 export type ConfigInput = Record<string, unknown>
 
@@ -347,7 +345,7 @@ export const LIMIT_VALUES_SCHEMA = {
   additionalProperties: false,
   properties: { broker: DEVICE_LIMITS_SCHEMA, ai: AI_LIMIT_VALUES_SCHEMA },
 } as const
-let validateLimitValues: ValidateFunction | undefined
+const limitValuesValidator = schemaValidator('limit-values', LIMIT_VALUES_SCHEMA, { allErrors: true, strict: true })
 
 /** The tiers there are (the AI bridge's configured tiers and defaultTier) and how a limits document is checked. */
 export function limitsPolicy(config: Readonly<Config>): LimitsPolicy {
@@ -356,7 +354,7 @@ export function limitsPolicy(config: Readonly<Config>): LimitsPolicy {
     tiers: [...new Set([config.defaultTier, ...Object.keys(resolveAiBridgeOptions(config.ai).tiers)])].sort(),
     schema: LIMIT_VALUES_SCHEMA,
     problems(values) {
-      validateLimitValues ??= new Ajv({ allErrors: true, strict: true }).compile(LIMIT_VALUES_SCHEMA)
+      const validateLimitValues = limitValuesValidator()
       if (!validateLimitValues(values)) return describeSchemaErrors(validateLimitValues.errors ?? [], 'limits')
       return deviceLimitProblems(limits, (values as { broker?: object }).broker ?? {}).map((p) => `broker.${p}`)
     },

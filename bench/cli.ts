@@ -8,6 +8,8 @@ import { envInt, fmt, median, printTable } from './table.ts'
 
 const BIN = resolve(import.meta.dirname, '../bin/gatehouse.js')
 // the child reports its own CPU time (user + system) on exit: wall time on a shared box says little
+/** Issue 14's aim for one CLI call. */
+const AIM_MS = 300
 const CPU_PROBE = `data:text/javascript,process.on('exit',()=>{const u=process.cpuUsage();process.stderr.write('\\ncpu-us '+(u.user+u.system)+'\\n')})`
 
 /**
@@ -37,7 +39,7 @@ export async function cliBenchmark(): Promise<Record<string, unknown>> {
       [`device list (${devices})`, ['device', 'list', '--data-dir', dataDir]],
       ['device show', ['device', 'show', 'cli-0001', '--data-dir', dataDir]],
     ]
-    const rows: (string | number)[][] = [['command', 'CLI', 'median ms', 'median CPU ms', 'runs']]
+    const rows: (string | number)[][] = [['command', 'CLI', 'median ms', 'median CPU ms', 'aim', 'CPU vs aim', 'runs']]
     const results: Record<string, unknown>[] = []
     for (const [name, args] of commands)
       for (const mode of ['dist', 'tsx']) {
@@ -54,11 +56,13 @@ export async function cliBenchmark(): Promise<Record<string, unknown>> {
           if (r.status !== 0) throw new Error(`gatehouse ${args.join(' ')} (${mode}) exited ${r.status}: ${r.stderr}`)
           cpu.push(Number(/cpu-us (\d+)/.exec(r.stderr)?.[1]) / 1000)
         }
-        rows.push([name, mode, fmt(median(wall)), fmt(median(cpu)), runs])
-        results.push({ command: name, cli: mode, medianMs: median(wall), medianCpuMs: median(cpu), runs })
+        // judged on CPU time: the wall time on a shared box is mostly waiting for a core
+        const verdict = median(cpu) < AIM_MS ? 'PASS' : 'MISS'
+        rows.push([name, mode, fmt(median(wall)), fmt(median(cpu)), `< ${AIM_MS} ms`, verdict, runs])
+        results.push({ command: name, cli: mode, medianMs: median(wall), medianCpuMs: median(cpu), aimMs: AIM_MS, verdict, runs })
       }
     printTable(rows)
-    console.log('aim: device list < 300 ms (issue 14)')
+    console.log(`aim: every call < ${AIM_MS} ms (issue 14); PASS/MISS on the CPU time (wall time: see the load average)`)
     return { devices, runs, results }
   } finally {
     rmSync(dir, { recursive: true, force: true })

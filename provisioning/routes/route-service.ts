@@ -1,6 +1,5 @@
-import { Ajv } from 'ajv'
 import type { Logger } from 'pino'
-import { describeSchemaErrors, isLocalHostName, isPrivateAddress, type Clock, type Random } from '../../certs/index.ts'
+import { describeSchemaErrors, isLocalHostName, isPrivateAddress, schemaValidator, type Clock, type Random } from '../../certs/index.ts'
 import { RouteInvalid, RouteLimit, RouteNotFound, RouteTargetRefused, RouteTestFailed } from '../errors.ts'
 import type { RegistryStore } from '../store/registry-store.ts'
 import type { RouteRecord, RouteStore } from '../store/route-store.ts'
@@ -76,7 +75,8 @@ export type RouteTester = (
   messages: SampleMessage[],
 ) => Promise<{ status: number; body: string }>
 
-const validateInput = new Ajv({ allErrors: true, strict: true, useDefaults: true }).compile(ROUTE_INPUT_SCHEMA)
+// built by `npm run build` (certs/prebuilt-validators.ts), else compiled on first use
+const routeInputValidator = schemaValidator('route-input', ROUTE_INPUT_SCHEMA, { allErrors: true, strict: true, useDefaults: true })
 
 export const viewOf = (r: RouteRecord): RouteView => ({
   id: r.id,
@@ -195,6 +195,7 @@ export function createRouteService(
     /** Stores a route, its secret sealed with the settings key; the secret is in the answer and never again. */
     create(input: unknown, actor: string): RouteView & { secret: string } {
       const doc = structuredClone(input) as RouteInput
+      const validateInput = routeInputValidator()
       if (!validateInput(doc)) throw new RouteInvalid(describeSchemaErrors(validateInput.errors ?? [], 'route').join('; '))
       const url = checkRouteUrl(doc.url, policy.allowPrivateTargets)
       cipher.assertUsable()

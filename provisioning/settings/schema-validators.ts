@@ -1,5 +1,6 @@
-import { Ajv, type ValidateFunction } from 'ajv'
+import type { ValidateFunction } from 'ajv'
 import { RE2JS } from 're2js'
+import { newAjv } from '../../certs/index.ts'
 import { SettingsInvalid, SettingsPatternUnsupported, SettingsSchemaTooLarge } from '../errors.ts'
 import { cut, digest, type JsonObject } from './json-document.ts'
 import { DEFAULT_SETTINGS_LIMITS } from './settings-limits.ts'
@@ -39,7 +40,7 @@ export function createSchemaValidators(limits: SchemaValidatorLimits = {}) {
   const compiled = new Map<string, ValidateFunction>()
 
   function compile(schema: JsonObject): ValidateFunction {
-    const ajv = new Ajv({ allErrors: true, strict: false, code: { regExp: re2RegExp } })
+    const ajv = newAjv({ allErrors: true, strict: false, code: { regExp: re2RegExp } })
     return ajv.compile(schema)
   }
 

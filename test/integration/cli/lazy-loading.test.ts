@@ -1,6 +1,9 @@
 import { execFile } from 'node:child_process'
-import { resolve } from 'node:path'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { GATEHOUSE_BIN, runCli } from '../../helpers/run-cli.ts'
 
 const root = resolve(import.meta.dirname, '../../..')
 // a resolve hook that names every package a module resolves to, on stderr
@@ -33,4 +36,44 @@ describe('a CLI call loads only what its command needs (issue 14)', () => {
     expect(heavy.filter((p) => loaded.has(p))).toEqual([])
     expect([...loaded].filter((p) => p.startsWith('@asyncapi') || p.startsWith('playwright'))).toEqual([])
   })
+})
+
+// counts, on exit, the CommonJS modules of ajv that were loaded (ajv is CommonJS: its files are in require's cache),
+// but for its run-time helpers (ajv/dist/runtime/), which the built validators require as ajv's compiled ones do
+const AJV_PROBE = `data:text/javascript,${encodeURIComponent(
+  `import { createRequire } from 'node:module'
+const cache = createRequire(process.cwd() + '/').cache
+process.on('exit', () => process.stderr.write('ajv files ' + Object.keys(cache).filter((f) => f.includes('/node_modules/ajv/') && !f.includes('/ajv/dist/runtime/')).length + '\\n' + 'forge files ' + Object.keys(cache).filter((f) => f.includes('/node_modules/node-forge/')).length + '\\n'))`,
+)}`
+
+describe('the compiled CLI compiles no JSON Schema (npm run test:cli-dist)', () => {
+  it.runIf(process.env.GATEHOUSE_CLI === 'dist')(
+    'device list validates its configuration with the validator built into dist/, without ajv or node-forge',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'gatehouse-lazy-'))
+      try {
+        expect((await runCli(['init', '--data-dir', dir])).code).toBe(0)
+        const run = (env: NodeJS.ProcessEnv) =>
+          new Promise<{ code: number; stderr: string }>((done) =>
+            execFile(
+              process.execPath,
+              ['--import', AJV_PROBE, GATEHOUSE_BIN, 'device', 'list', '--data-dir', dir],
+              { env: { PATH: process.env.PATH, GATEHOUSE_CLI: 'dist', GATEHOUSE_LOG_LEVEL: 'silent', ...env }, timeout: 30_000 },
+              (err, _stdout, stderr) => done({ code: err ? 1 : 0, stderr }),
+            ),
+          )
+        const ok = await run({})
+        expect(ok).toMatchObject({ code: 0 })
+        expect(ok.stderr).toMatch(/^ajv files 0$/m)
+        // nor node-forge, which only a PKCS#12 bundle needs
+        expect(ok.stderr).toMatch(/^forge files 0$/m)
+        // the probe sees ajv when it is loaded: a bad value in the environment is still reported as before
+        const bad = await run({ GATEHOUSE_MQTT_PORT: 'x' })
+        expect(bad.stderr).toMatch(/GH_CONFIG_INVALID.*mqttPort must be integer/)
+        expect(bad.stderr).toMatch(/^ajv files 0$/m)
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    },
+  )
 })
