@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import { capText, createEventThrottle, systemClock, type Clock } from '../certs/index.ts'
+import { capText, createEventThrottle, systemClock, unsafeInteger, type Clock } from '../certs/index.ts'
 import type { MqttCore, Unsubscribe } from './create-mqtt-core.ts'
 import type { ControlEvent } from './device-directory.ts'
 import { settingsTopic } from './topics.ts'
@@ -132,11 +132,19 @@ export function attachSettingsDelivery(
   })
   const offPublish = core.onDevicePublish(({ deviceId, kind, payload }) => {
     if (kind !== 'settings.reported') return
+    const text = payload.toString('utf8')
     let parsed: unknown
     try {
-      parsed = JSON.parse(payload.toString('utf8'))
+      parsed = JSON.parse(text)
     } catch {
       logRefused(deviceId, 'GH_SETTINGS_INVALID', {}, 'settings report is not JSON; ignored')
+      return
+    }
+    // an integer JSON.parse rounded would be stored as another number than the device reported
+    const unsafe = unsafeInteger(text)
+    if (unsafe) {
+      const err = `the integer ${unsafe.literal} at ${unsafe.path} is beyond ±(2^53 - 1): send it as a string`
+      logRefused(deviceId, 'GH_JSON_INTEGER_UNSAFE', { err }, 'settings report refused')
       return
     }
     Promise.resolve()

@@ -131,6 +131,11 @@ export const SettingsKeyInvalid = createError(
   500,
 )
 export const SettingsInvalid = createError('GH_SETTINGS_INVALID', 'invalid settings at %s: %s', 400)
+export const JsonIntegerUnsafe = createError(
+  'GH_JSON_INTEGER_UNSAFE',
+  'the integer %s at %s is beyond ±9007199254740991 (2^53 - 1): JSON numbers are doubles, so it would be read as %s and devices would get another number than you wrote; send it as a string or keep integers within that range (nothing was changed)',
+  400,
+)
 export const SettingsTooLarge = createError(
   'GH_SETTINGS_TOO_LARGE',
   'settings document too large (%s): keep each layer under %s bytes and %s levels deep',

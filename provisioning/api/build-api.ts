@@ -28,6 +28,7 @@ import { tierRoutes } from './tier-routes.ts'
 import { telemetryRoutes, type TelemetrySource } from './telemetry-routes.ts'
 import { routeRoutes, type RouteRoutesOptions } from './route-routes.ts'
 import { buildAsyncApi } from '../device-protocol/index.ts'
+import { addJsonBodyParser } from './json-body.ts'
 
 export interface ApiDeps {
   authority: DeviceAuthority
@@ -92,7 +93,7 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
 
   // JSON only (fastify also parses text/plain by default); PATCH routes add merge-patch+json
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'))
+  addJsonBodyParser(app, 'application/json')
   for (const schema of sharedSchemas) app.addSchema(schema)
 
   app.setErrorHandler(problemErrorHandler(bodyLimit))

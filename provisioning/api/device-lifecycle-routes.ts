@@ -8,6 +8,7 @@ import { labelledDeviceView } from '../views.ts'
 import { actorOf, scoped } from './route-helpers.ts'
 import { crlReasonSchema, deviceIdSchema, deviceParams, groupSchema, labelPatchSchema, labelsSchema } from './schemas.ts'
 import { MERGE_PATCH } from './settings-routes.ts'
+import { addJsonBodyParser } from './json-body.ts'
 
 export interface DeviceLifecycleRoutesOptions {
   authority: DeviceAuthority
@@ -178,7 +179,7 @@ export async function deviceLifecycleRoutes(app: FastifyInstance, opts: DeviceLi
   }
 
   await app.register(async (patches) => {
-    patches.addContentTypeParser(MERGE_PATCH, { parseAs: 'string' }, patches.getDefaultJsonParser('error', 'error'))
+    addJsonBodyParser(patches, MERGE_PATCH)
     patches.patch<{ Params: { id: string }; Body: DeviceUpdate }>(
       '/devices/:id',
       scoped('devices:write', 'devices', "Change a device's group, tier or labels (a label set to null is removed)", {

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { DeviceSettingsView, LayerView, SettingsService, SettingsTarget } from '../settings/settings-service.ts'
 import { actorOf, etag, parseIfMatch, scoped } from './route-helpers.ts'
 import { deviceParams, groupParams, ifMatchHeaders } from './schemas.ts'
+import { addJsonBodyParser } from './json-body.ts'
 
 export interface SettingsRoutesOptions {
   settings: SettingsService
@@ -78,7 +79,7 @@ export async function settingsRoutes(app: FastifyInstance, opts: SettingsRoutesO
 
   // PATCH routes in their own context: only they accept application/merge-patch+json
   await app.register(async (patches) => {
-    patches.addContentTypeParser(MERGE_PATCH, { parseAs: 'string' }, patches.getDefaultJsonParser('error', 'error'))
+    addJsonBodyParser(patches, MERGE_PATCH)
 
     patches.patch<{ Params: { id: string }; Body: unknown; Headers: { 'if-match'?: string } }>(
       '/devices/:id/settings',

@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
-import { SettingsInvalid } from '../errors.ts'
+import { unsafeInteger } from '../../certs/index.ts'
+import { JsonIntegerUnsafe, SettingsInvalid } from '../errors.ts'
 import { keyProblem } from '../settings/json-document.ts'
 import type { SettingsTarget } from '../settings/settings-service.ts'
 import {
@@ -50,6 +51,8 @@ export function assignmentsToPatch(pairs: string[], unset = false): Record<strin
       } catch {
         value = raw
       }
+      const unsafe = typeof value === 'string' ? undefined : unsafeInteger(raw)
+      if (unsafe) throw new JsonIntegerUnsafe(unsafe.literal, `'${pair.slice(0, eq)}'`, String(unsafe.parsed))
     }
     let node = patch
     for (const key of path.slice(0, -1)) {
@@ -110,11 +113,7 @@ export function registerSettings(program: Command, deps: CliDeps): void {
         let patch: Record<string, unknown>
         if (verb === 'set' && o.fromFile !== undefined) {
           const text = o.fromFile === '-' ? await readStdin() : Buffer.from(readInputFile(o.fromFile)).toString('utf8')
-          try {
-            patch = JSON.parse(text)
-          } catch (err) {
-            throw new SettingsInvalid('--from-file', `not JSON: ${(err as Error).message}`)
-          }
+          patch = parseDocument(text, '--from-file') as Record<string, unknown>
         } else {
           if (pairs.length === 0)
             throw Object.assign(new Error(`give at least one ${verb === 'set' ? 'KEY=VALUE' : 'KEY'}`), {
@@ -142,12 +141,7 @@ export function registerSettings(program: Command, deps: CliDeps): void {
   addJsonOption(addCommonOptions(schema.command('set <file>').requiredOption('--group <group>', 'the group'))).action(
     async (file: string, o: TargetOptions & { group: string }) => {
       const text = Buffer.from(readInputFile(file)).toString('utf8')
-      let parsed: unknown
-      try {
-        parsed = JSON.parse(text)
-      } catch (err) {
-        throw new SettingsInvalid(file, `not JSON: ${(err as Error).message}`)
-      }
+      const parsed = parseDocument(text, file)
       await withAuthority(deps, o, async (_a, { settings: svc }) => {
         svc.setSchema(o.group, parsed, deps.actor)
         if (o.json) printJson(deps.io, { group: o.group, schema: svc.getSchema(o.group) })
@@ -161,6 +155,19 @@ export function registerSettings(program: Command, deps: CliDeps): void {
       await withAuthority(deps, o, async (_a, { settings: svc }) => printJson(deps.io, svc.getSchema(o.group)))
     },
   )
+}
+
+/** JSON from an operator's file, refused when not JSON or when it holds an integer JSON.parse would round. */
+function parseDocument(text: string, where: string): unknown {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (err) {
+    throw new SettingsInvalid(where, `not JSON: ${(err as Error).message}`)
+  }
+  const unsafe = unsafeInteger(text)
+  if (unsafe) throw new JsonIntegerUnsafe(unsafe.literal, `${where} ${unsafe.path}`, String(unsafe.parsed))
+  return parsed
 }
 
 async function readStdin(): Promise<string> {

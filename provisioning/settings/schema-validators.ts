@@ -2,7 +2,7 @@ import type { ValidateFunction } from 'ajv'
 import { RE2JS } from 're2js'
 import { newAjv } from '../../certs/index.ts'
 import { SettingsInvalid, SettingsPatternUnsupported, SettingsSchemaTooLarge } from '../errors.ts'
-import { cut, digest, type JsonObject } from './json-document.ts'
+import { cut, digest, type JsonObject, shapeProblem } from './json-document.ts'
 import { DEFAULT_SETTINGS_LIMITS } from './settings-limits.ts'
 
 export interface SchemaValidatorLimits {
@@ -11,6 +11,9 @@ export interface SchemaValidatorLimits {
   /** compiled validators kept (least recently used are dropped and compiled again when needed) */
   maxCompiled?: number
 }
+
+/** Deeper than any schema of settings needs (settings nest at most 16 levels; a schema takes about two per level). */
+const MAX_SCHEMA_DEPTH = 64
 
 /**
  * ajv's `pattern` / `patternProperties` / `propertyNames.pattern` on RE2 (re2js): matching is linear in
@@ -47,6 +50,9 @@ export function createSchemaValidators(limits: SchemaValidatorLimits = {}) {
   return {
     /** Checks size and compiles (GH_SETTINGS_SCHEMA_TOO_LARGE, GH_SETTINGS_PATTERN_UNSUPPORTED, GH_SETTINGS_INVALID). */
     check(schema: JsonObject): void {
+      // before any recursive walk (the digest, ajv): a schema 5,000 deep fits in 32 KiB and overflowed the stack
+      const shape = shapeProblem(schema, MAX_SCHEMA_DEPTH)
+      if (shape) throw new SettingsInvalid(`(schema) ${shape.path}`, shape.problem)
       const size = Buffer.byteLength(JSON.stringify(schema))
       if (size > maxSchemaBytes) throw new SettingsSchemaTooLarge(size, maxSchemaBytes)
       this.validatorFor(schema)

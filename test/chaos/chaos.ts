@@ -11,6 +11,7 @@ import { claimDevice, requestRenewal } from '../../device-sim/enrollment.ts'
 import { connectDevice, type DeviceBundle } from '../../device-sim/index.ts'
 import { startGatehouse } from '../../gatehouse.ts'
 import { GATEHOUSE_BIN } from '../helpers/run-cli.ts'
+import { waitFor } from '../helpers/wait.ts'
 import { killHard, startGatehouseProcess } from './gatehouse-process.ts'
 
 /**
@@ -31,13 +32,20 @@ export type Scenario = (typeof SCENARIOS)[number]
  */
 export const SERVER_WINDOW_MS: Partial<Record<Scenario, number>> = { settings: 3000, claim: 4000, renewal: 4000 }
 
-/** The kill window of a scenario on this machine: a server's fixed window, or 1.2 x one uninterrupted run of a command. */
-export async function calibrate(template: Template, scenario: Scenario): Promise<number> {
+/** The scenarios that are one command: they also get kills timed from their commit, seen from outside (AFTER_COMMIT). */
+export const COMMAND_SCENARIOS: readonly Scenario[] = ['batch', 'ca-rotate']
+
+/**
+ * The kill windows of a scenario on this machine: a server's fixed window; for a command, 1.2 x one
+ * uninterrupted run (from its start) and 1.2 x the time from its commit marker to its exit (afterCommit).
+ */
+export async function calibrate(template: Template, scenario: Scenario): Promise<{ window: number; afterCommit?: number }> {
   const fixed = SERVER_WINDOW_MS[scenario]
-  if (fixed !== undefined) return fixed
+  if (fixed !== undefined) return { window: fixed }
   const whole = await runRound(template, scenario, 0, 600_000)
   if (whole.violations.length) throw new Error(`${scenario} fails without a kill: ${whole.violations.join('; ')}`)
-  return Math.round(whole.ranMs * 1.2)
+  if (whole.commitMs === undefined) throw new Error(`${scenario}: its commit marker was never seen`)
+  return { window: Math.round(whole.ranMs * 1.2), afterCommit: Math.max(1, Math.round((whole.ranMs - whole.commitMs) * 1.2)) }
 }
 
 export interface RoundResult {
@@ -48,6 +56,12 @@ export interface RoundResult {
   ranMs: number
   /** operations the victim acknowledged before it died */
   acknowledged: number
+  /** 'from-start' (killAtMs after the start) or 'after-commit' (killAtMs after the commit marker was seen) */
+  timing: 'from-start' | 'after-commit'
+  /** ms after the start when the commit marker was seen (commands only; undefined when it never was) */
+  commitMs?: number
+  /** where the kill landed, read from what it left (see Victim.phase) */
+  phase: string
   violations: string[]
 }
 
@@ -127,6 +141,13 @@ interface Victim {
   /** starts the work; resolves once the process to kill is running */
   start(): Promise<{ kill(): Promise<void>; done: Promise<unknown> }>
   acknowledged(): number
+  /**
+   * Commands only: true once the registry commit happened, as seen from outside (the rows are readable, the
+   * CA's ca/next directory exists): the marker AFTER_COMMIT kills are timed from. No kill point in product code.
+   */
+  committed?(): boolean
+  /** where the kill landed, from the data directory after it (the process is gone): before the commit, past it and before the answer, ... */
+  phase(): string
   /** checks what this scenario promises, on the data directory after the kill (Gatehouse not running) */
   check(violations: string[]): Promise<void>
 }
@@ -143,6 +164,7 @@ function cliProcess(args: string[], env: NodeJS.ProcessEnv = {}) {
 
 function victims(work: string, template: Template): Record<Scenario, () => Victim> {
   const dataDir = join(work, 'data')
+  const templateIssuing = issuingSerial(dataDir)
   const broker = (port: number) => ({ host: '127.0.0.1', port, url: `mqtts://127.0.0.1:${port}` })
   let exitedClean = false
   return {
@@ -164,6 +186,15 @@ function victims(work: string, template: Template): Record<Scenario, () => Victi
         return p
       },
       acknowledged: () => (exitedClean ? 8 : 0),
+      committed: () => batchRegistered(dataDir) > 0,
+      phase() {
+        if (exitedClean) return 'finished'
+        if (batchRegistered(dataDir) === 0) return 'before-commit'
+        const out = join(work, 'out')
+        const staged = readdirSync(out).filter((n) => n.startsWith('.gatehouse-staging-'))
+        const unmoved = staged.some((s) => readdirSync(join(out, s)).some((n) => n.startsWith('b-')))
+        return unmoved ? 'committed, bundles not all moved out' : 'committed, bundles in place, before exit'
+      },
       async check(violations) {
         const db = openReadonly(dataDir)
         const ids = (db.prepare("SELECT id FROM devices WHERE id LIKE 'b-%'").pluck().all() as string[]).sort()
@@ -190,12 +221,26 @@ function victims(work: string, template: Template): Record<Scenario, () => Victi
         return p
       },
       acknowledged: () => (exitedClean ? 1 : 0),
+      // ca/next is the rotation's commit point (provisioning/ca/rotation.ts); the registry's audit and event follow it
+      committed: () => existsSync(join(dataDir, 'ca', 'next')) || issuingSerial(dataDir) !== templateIssuing,
+      phase() {
+        if (exitedClean) return 'finished'
+        if (existsSync(join(dataDir, 'ca', 'next'))) return 'committed (ca/next), files not all moved'
+        if (issuingSerial(dataDir) === templateIssuing) return 'before-commit'
+        return rotations(dataDir) > 0 ? 'committed, audit written, before exit' : 'committed, new CA in place, audit not written'
+      },
       async check(violations) {
         if (exitedClean && rotations(dataDir) < 1) violations.push('ca-rotate: acknowledged, but no rotation in the registry')
       },
     }),
     settings: () => {
       const acked = new Map<number, { k: number; version: number }>()
+      const stored = () => {
+        const db = openReadonly(dataDir)
+        const version = Number(db.prepare("SELECT version FROM device_settings WHERE device_id = 'keep-1'").pluck().get() ?? 0)
+        db.close()
+        return version
+      }
       return {
         async start() {
           const g = await startGatehouseProcess(dataDir)
@@ -225,6 +270,11 @@ function victims(work: string, template: Template): Record<Scenario, () => Victi
           }
         },
         acknowledged: () => [...acked.values()].reduce((n, a) => n + a.k, 0),
+        // a version above every acknowledged one: a PATCH committed whose answer never left
+        phase: () =>
+          stored() > Math.max(0, ...[...acked.values()].map((a) => a.version))
+            ? 'a change committed, not acknowledged'
+            : 'between acknowledged changes',
         async check(violations) {
           const db = openReadonly(dataDir)
           const version = Number(db.prepare("SELECT version FROM device_settings WHERE device_id = 'keep-1'").pluck().get() ?? 0)
@@ -265,6 +315,12 @@ function victims(work: string, template: Template): Record<Scenario, () => Victi
           return { kill: () => killHard(g.child, g.exited), done: Promise.all([run(0), run(1)]) }
         },
         acknowledged: () => acked.length,
+        phase() {
+          const db = openReadonly(dataDir)
+          const registered = Number(db.prepare("SELECT COUNT(*) FROM devices WHERE id LIKE 'c-%'").pluck().get())
+          db.close()
+          return registered > acked.length ? 'a claim committed, not acknowledged' : 'between acknowledged claims'
+        },
         async check(violations) {
           const db = openReadonly(dataDir)
           for (const a of acked) {
@@ -299,6 +355,12 @@ function victims(work: string, template: Template): Record<Scenario, () => Victi
           return { kill: () => killHard(g.child, g.exited), done: run() }
         },
         acknowledged: () => acked.length,
+        phase() {
+          const db = openReadonly(dataDir)
+          const certs = Number(db.prepare("SELECT COUNT(*) FROM certificates WHERE device_id = 'keep-1'").pluck().get())
+          db.close()
+          return certs > acked.length + 1 ? 'a renewal committed, not acknowledged' : 'between acknowledged renewals'
+        },
         async check(violations) {
           const db = openReadonly(dataDir)
           for (const serial of acked) {
@@ -318,6 +380,20 @@ const keepCredentials = new Map<string, DeviceBundle>()
 
 function openReadonly(dataDir: string): Database.Database {
   return new Database(join(dataDir, 'gatehouse.db'), { readonly: true, fileMustExist: true })
+}
+
+/** devices of the batch scenario in the registry (0 before its commit, 8 after) */
+function batchRegistered(dataDir: string): number {
+  const db = openReadonly(dataDir)
+  const n = Number(db.prepare("SELECT COUNT(*) FROM devices WHERE id LIKE 'b-%'").pluck().get())
+  db.close()
+  return n
+}
+
+/** the live issuing CA certificate, as text (it changes when a rotation's files are moved into place) */
+function issuingSerial(dataDir: string): string {
+  const path = join(dataDir, 'ca', 'issuing.crt')
+  return existsSync(path) ? readFileSync(path, 'utf8') : ''
 }
 
 function rotations(dataDir: string): number {
@@ -386,24 +462,58 @@ async function checkCommon(work: string, violations: string[]): Promise<void> {
   }
 }
 
-/** One round: copy the template, start the victim, kill it after killAtMs, check. */
-export async function runRound(template: Template, scenario: Scenario, round: number, killAtMs: number): Promise<RoundResult> {
+/**
+ * One round: copy the template, start the victim, kill it killAtMs after its start, or (timing 'after-commit',
+ * commands only) killAtMs after its commit marker is seen from outside; then read where it landed and check.
+ */
+export async function runRound(
+  template: Template,
+  scenario: Scenario,
+  round: number,
+  killAtMs: number,
+  timing: 'from-start' | 'after-commit' = 'from-start',
+): Promise<RoundResult> {
   const work = mkdtempSync(join(tmpdir(), `gatehouse-chaos-${scenario}-`))
   try {
     cpSync(template.root, work, { recursive: true })
     const victim = victims(work, template)[scenario]()
     const started = performance.now()
     const running = await victim.start()
+    let finished = false
+    void running.done.then(() => (finished = true))
+    // the commit marker, watched from outside every 2 ms while the victim runs (commands only)
+    let commitMs: number | undefined
+    const watching = victim.committed
+      ? waitFor(
+          () => finished || (victim.committed?.() && (commitMs = Math.round(performance.now() - started))),
+          600_000,
+          'the commit marker',
+          2,
+        )
+      : Promise.resolve()
     let timer: NodeJS.Timeout | undefined
-    await Promise.race([new Promise((r) => (timer = setTimeout(r, killAtMs))), running.done])
+    const delay = () => new Promise((r) => (timer = setTimeout(r, killAtMs)))
+    await Promise.race([timing === 'after-commit' ? watching.then(delay) : delay(), running.done])
     clearTimeout(timer)
     const ranMs = Math.round(performance.now() - started)
     await running.kill()
     await running.done
+    await watching
+    const phase = victim.phase()
     const violations: string[] = []
     await victim.check(violations)
     await checkCommon(work, violations)
-    return { scenario, round, killAtMs, ranMs, acknowledged: victim.acknowledged(), violations }
+    return {
+      scenario,
+      round,
+      killAtMs,
+      ranMs,
+      timing,
+      ...(commitMs !== undefined && { commitMs }),
+      phase,
+      acknowledged: victim.acknowledged(),
+      violations,
+    }
   } finally {
     keepCredentials.delete(work)
     rmSync(work, { recursive: true, force: true })

@@ -4,7 +4,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { IssuedCertificate } from '../../../provisioning/authority/device-authority.ts'
 import { writeBundlesThenCommit } from '../../../provisioning/bundles/write-bundle.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
-import { makeTemplate, runRound, SCENARIOS, SERVER_WINDOW_MS, seeded, type Scenario, type Template } from '../../chaos/chaos.ts'
+import {
+  COMMAND_SCENARIOS,
+  makeTemplate,
+  runRound,
+  SCENARIOS,
+  SERVER_WINDOW_MS,
+  seeded,
+  type Scenario,
+  type Template,
+} from '../../chaos/chaos.ts'
 
 // One SIGKILL per scenario at a point a fixed seed picks (`npm run chaos -- --rounds N --seed S` runs many,
 // with windows calibrated on the machine). A command's window here is fixed: long enough to reach its
@@ -14,6 +23,8 @@ const random = seeded(17)
 const killAt = Object.fromEntries(
   SCENARIOS.map((s) => [s, Math.round(random() * (SERVER_WINDOW_MS[s] ?? COMMAND_WINDOW_MS[s]!))]),
 ) as Record<Scenario, number>
+
+const afterCommitAt: Partial<Record<Scenario, number>> = { batch: Math.round(random() * 5), 'ca-rotate': Math.round(random() * 20) }
 
 let template: Template
 beforeAll(async () => {
@@ -31,6 +42,18 @@ describe('SIGKILL at a seeded point (a real gatehouse process)', () => {
     // above the sum of a round's own bounds (process start 60 s, in-flight requests 10 s, the restart's
     // connects and settings 3 x 10 s), so a stuck step ends as a named violation, not as a bare timeout
     // (a fresh-clone CI run hit 90 s once in the claim scenario, which takes ~3 s on an idle box)
+    180_000,
+  )
+
+  // the far side of the commit: killed a few ms after the registry commit is seen from outside (the rows
+  // readable; ca/next present), before the bundles are all moved out, the audit written or the command exits
+  it.each(COMMAND_SCENARIOS.map((s) => [s, afterCommitAt[s]!] as const))(
+    'during %s, %i ms after its commit: the kill lands past the commit, the registry and the files agree, the CA loads',
+    async (scenario, ms) => {
+      const result = await runRound(template, scenario, 1, ms, 'after-commit')
+      expect(result.phase).not.toBe('before-commit')
+      expect(result.violations).toEqual([])
+    },
     180_000,
   )
 })

@@ -9,7 +9,7 @@ import { runCli } from '../../helpers/run-cli.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
 
 describe('a hostile settings report over MQTT', () => {
-  it('{"$enc": ...} or __proto__ in devices/{id}/settings/reported is refused; GET /v1/devices, the device settings and `settings get` still answer', async () => {
+  it('{"$enc": ...}, __proto__ or an integer beyond 2^53 in devices/{id}/settings/reported is refused; GET /v1/devices, the device settings and `settings get` still answer', async () => {
     const dataDir = join(tempDir(), 'data')
     const recorder = createRecordingLogger('debug')
     const gatehouse = await startGatehouse(loadConfig({ dataDir, mqttPort: 0, httpPort: 0 }, {}), { log: recorder.log })
@@ -27,7 +27,7 @@ describe('a hostile settings report over MQTT', () => {
     onTestFinished(() => device.endAsync())
 
     const refused = () => recorder.records.filter((r) => r.msg === 'settings report refused' && r.deviceId === 'evil-1')
-    for (const settings of ['{"wifi_secret": {"$enc": "v1:AAAA"}}', '{"__proto__": {"polluted": 1}}']) {
+    for (const settings of ['{"wifi_secret": {"$enc": "v1:AAAA"}}', '{"__proto__": {"polluted": 1}}', '{"rate": 9007199254740993}']) {
       await device.publishAsync('devices/evil-1/settings/reported', `{"version": 1, "settings": ${settings}}`, { qos: 1 })
     }
     // a good report afterwards is stored: the marker that nothing else was taken from the bad ones
@@ -37,8 +37,14 @@ describe('a hostile settings report over MQTT', () => {
       { qos: 1 },
     )
     await waitFor(() => control.settings.getDevice('evil-1').reported !== null, 5000, 'the good report')
-    // both were refused; the log says so once a minute per device and code (the second is suppressed)
-    expect(refused().map((r) => r.code)).toEqual(['GH_SETTINGS_INVALID'])
+    // all three were refused; the log says so once a minute per device and code (the second is suppressed);
+    // the integer JSON.parse would round (to 9007199254740992) is named with its path
+    expect(
+      refused()
+        .map((r) => r.code)
+        .sort(),
+    ).toEqual(['GH_JSON_INTEGER_UNSAFE', 'GH_SETTINGS_INVALID'])
+    expect(refused().find((r) => r.code === 'GH_JSON_INTEGER_UNSAFE')?.err).toContain('9007199254740993 at settings.rate')
 
     const { token } = control.apiKeys.create({ name: 'dash', scopes: ['devices:read', 'settings:read'] }, 'operator:test')
     const get = (path: string) => fetch(`${gatehouse.http.url}${path}`, { headers: { authorization: `Bearer ${token}` } })

@@ -14,6 +14,7 @@ const BODIES: [string, string, RegExp][] = [
   ['fail/array-nested-50000-deep', deepArray(50_000), /^GH_(SETTINGS_TOO_LARGE|API_VALIDATION)$/],
   ['fail/number-beyond-double', '{"rate": 1e400}', /^GH_(SETTINGS_INVALID|API_VALIDATION)$/],
   ['fail/nested-number-beyond-double', '{"a": {"b": [1, -1e999]}}', /^GH_(SETTINGS_INVALID|API_VALIDATION)$/],
+  ['fail/integer-beyond-2^53', '{"rate": 9007199254740993}', /^GH_JSON_INTEGER_UNSAFE$/],
   ['fail/a-string', '"rate"', /^GH_(SETTINGS_INVALID|API_VALIDATION)$/],
   ['fail/an-array', '[1, 2]', /^GH_(SETTINGS_INVALID|API_VALIDATION)$/],
   ['fail/a-number', '42', /^GH_(SETTINGS_INVALID|API_VALIDATION)$/],
