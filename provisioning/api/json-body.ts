@@ -11,7 +11,7 @@ export function addJsonBodyParser(app: FastifyInstance, contentType: string): vo
   const parse = app.getDefaultJsonParser('error', 'error')
   app.addContentTypeParser(contentType, { parseAs: 'string' }, (request, body, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8')
-    parse(request, text, (err, value) => {
+    void parse(request, text, (err, value) => {
       if (err) return done(err, undefined)
       const unsafe = unsafeInteger(text)
       if (unsafe) return done(new JsonIntegerUnsafe(unsafe.literal, `body.${unsafe.path}`, String(unsafe.parsed)), undefined)
