@@ -160,6 +160,7 @@ async function startServices(
   const directory = createRegistryDirectory({
     store: control.store,
     claims: control.claims,
+    apps: control.apps,
     feed,
     clock,
     log: log.child({ module: 'provisioning.directory' }),
