@@ -237,6 +237,7 @@ async function startServices(
       limits: control.limits,
       telemetry,
       telemetryRoutes: { routes: control.routes, tester: routeTester(config), status: routes.status },
+      apps: control.apps,
       // this process's view first, then what an earlier run persisted
       presence: { isConnected: presence.isConnected, lastSeen: (id) => presence.lastSeen(id) ?? control.store.lastSeen(id) },
       clock,
