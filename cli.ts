@@ -92,6 +92,7 @@ export function buildProgram(io: CliIo, options: { json?: boolean } = {}): Comma
         claims: control.claims,
         limits: control.limits,
         routes: control.routes,
+        apps: control.apps,
         // the broker's sender, loaded only when `route test` runs
         routeTester: async (route, messages) => (await import('./gatehouse.ts')).routeTester(config)(route, messages),
         close: control.close,

@@ -84,6 +84,16 @@ export const configSchema = {
     ai: { ...AI_BRIDGE_OPTIONS_SCHEMA, default: {} },
     /** telemetry routes to HTTP endpoints (broker/telemetry-routes/, README "Routes"): their bound and SSRF opt-in */
     routes: { ...TELEMETRY_ROUTES_SCHEMA, default: {} },
+    /** app identities for MQTT (`gatehouse app`, README "Apps: telemetry out"): how many, and their certificates' validity */
+    apps: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        maxApps: { type: 'integer', minimum: 1, maximum: 100_000, default: 1000 },
+        certValidDays: { type: 'integer', minimum: 1, maximum: 3650, default: 365 },
+      },
+      default: {},
+    },
     /** a node of a cluster on this Redis (broker/cluster.ts, README "Running a cluster"); absent = one process */
     cluster: CLUSTER_SCHEMA,
     /** settings documents and group JSON Schemas (provisioning/settings) */
@@ -375,5 +385,6 @@ export function authorityOptions(config: Readonly<Config>) {
     },
     limits: limitsPolicy(config),
     routes: { maxRoutes: config.routes.maxRoutes, allowPrivateTargets: config.routes.allowPrivateTargets },
+    apps: { maxApps: config.apps.maxApps ?? 1000, validDays: config.apps.certValidDays ?? 365 },
   }
 }

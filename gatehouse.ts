@@ -160,6 +160,7 @@ async function startServices(
   const directory = createRegistryDirectory({
     store: control.store,
     claims: control.claims,
+    apps: control.apps,
     feed,
     clock,
     log: log.child({ module: 'provisioning.directory' }),
@@ -236,6 +237,7 @@ async function startServices(
       limits: control.limits,
       telemetry,
       telemetryRoutes: { routes: control.routes, tester: routeTester(config), status: routes.status },
+      apps: control.apps,
       // this process's view first, then what an earlier run persisted
       presence: { isConnected: presence.isConnected, lastSeen: (id) => presence.lastSeen(id) ?? control.store.lastSeen(id) },
       clock,

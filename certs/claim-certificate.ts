@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto'
 import type { IssuerKeyPair } from './ca.ts'
 import { crlDistributionPoints } from './crl-distribution-point.ts'
-import { CLAIM_CN_PREFIX, isClaimId } from './device-id.ts'
-import { CertValidityInvalid, ClaimIdInvalid } from './errors.ts'
+import { APP_CN_PREFIX, APP_NAME_PATTERN, CLAIM_CN_PREFIX, isClaimId } from './device-id.ts'
+import { AppNameInvalid, CertValidityInvalid, ClaimIdInvalid } from './errors.ts'
 import {
   BACKDATE_MS,
   assertIssuerValidAt,
@@ -48,6 +48,29 @@ export async function issueClaimCertificate(
   deps: IssueDeps,
 ): Promise<ClaimCertificate> {
   if (!isClaimId(req.claimId)) throw new ClaimIdInvalid(String(req.claimId).slice(0, 80))
+  return issueNamedClientCertificate(issuer, `${CLAIM_CN_PREFIX}${req.claimId}`, req, deps)
+}
+
+/**
+ * An app certificate (docs/device-protocol.md "Apps"): CN `app:<name>`, otherwise exactly as a claim
+ * certificate (clientAuth only, issued by the issuing CA, so a PKCS#11 CA key signs it the same way).
+ */
+export async function issueAppCertificate(
+  issuer: IssuerKeyPair,
+  req: Omit<ClaimCertificateRequest, 'claimId'> & { name: string },
+  deps: IssueDeps,
+): Promise<ClaimCertificate> {
+  if (typeof req.name !== 'string' || !APP_NAME_PATTERN.test(req.name)) throw new AppNameInvalid(String(req.name).slice(0, 80))
+  return issueNamedClientCertificate(issuer, `${APP_CN_PREFIX}${req.name}`, req, deps)
+}
+
+/** A clientAuth leaf whose CN is outside the device id rule (a claim's or an app's). */
+async function issueNamedClientCertificate(
+  issuer: IssuerKeyPair,
+  commonName: string,
+  req: Omit<ClaimCertificateRequest, 'claimId'>,
+  deps: IssueDeps,
+): Promise<ClaimCertificate> {
   const rsa = checkPublicKey(req.publicKey)
   const now = deps.clock.now()
   assertIssuerValidAt(issuer.certificate, now)
@@ -60,7 +83,7 @@ export async function issueClaimCertificate(
   const cert = await signCertificate({
     signingKey: issuer.privateKey,
     issuerName: issuer.certificate.subjectName,
-    subject: [{ CN: [`${CLAIM_CN_PREFIX}${req.claimId}`] }],
+    subject: [{ CN: [commonName] }],
     publicKey: req.publicKey,
     serial: randomSerial(deps.random),
     notBefore,

@@ -1,6 +1,6 @@
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import { x509 } from './x509.ts'
-import { assertDeviceId } from './device-id.ts'
+import { APP_CN_PREFIX, assertDeviceId } from './device-id.ts'
 import { CsrBadSignature, CsrCnMismatch, CsrCnMissing, CsrCnMultiple, CsrKeyUnsupported, CsrUnparsable, CsrWeakKey } from './errors.ts'
 import { errorText, keyAlgorithmOfNodeKey, subtle, webCryptoParams, type CryptoKey, type KeyAlgorithm } from './keys.ts'
 
@@ -82,19 +82,24 @@ export const commonNameIsDeviceId: CsrCheck = ({ commonNames }) => {
 }
 
 /** The checks parseCsr runs, in order (docs/conventions.md §5: a new rule is one line plus one test). */
-export const csrChecks = (opts: { expectedDeviceId?: string } = {}): CsrCheck[] => [
+export const csrChecks = (opts: { expectedDeviceId?: string; expectedAppName?: string } = {}): CsrCheck[] => [
   keyIsAllowed,
   signatureIsValid,
   commonNameIsPresent,
-  commonNameIs(opts.expectedDeviceId),
-  commonNameIsDeviceId,
+  // an app's CSR names its CN `app:<name>` (certs/device-id.ts), never a device id
+  ...(opts.expectedAppName === undefined
+    ? [commonNameIs(opts.expectedDeviceId), commonNameIsDeviceId]
+    : [commonNameIs(`${APP_CN_PREFIX}${opts.expectedAppName}`)]),
 ]
 
 /**
  * Reads a PKCS#10 CSR (PEM text as string or bytes, "CERTIFICATE REQUEST" or "NEW CERTIFICATE REQUEST",
  * or DER bytes) and runs csrChecks on it. Each failure is one coded error.
  */
-export async function parseCsr(input: string | Uint8Array, opts: { expectedDeviceId?: string } = {}): Promise<ParsedCsr> {
+export async function parseCsr(
+  input: string | Uint8Array,
+  opts: { expectedDeviceId?: string; expectedAppName?: string } = {},
+): Promise<ParsedCsr> {
   const der = decodeCsrInput(input)
   const candidate = parseCandidate(der)
   for (const check of csrChecks(opts)) await check(candidate)

@@ -14,6 +14,11 @@ export const ClaimIdInvalid = createError(
   "invalid claim id '%s': use 3-41 characters of a-z 0-9 -, starting with a letter or digit",
   400,
 )
+export const AppNameInvalid = createError(
+  'GH_APP_NAME_INVALID',
+  "invalid app name '%s': use 3-41 characters of a-z 0-9 -, starting with a letter or digit",
+  400,
+)
 
 // keys.ts
 export const KeyAlgorithmUnsupported = createError(
@@ -100,7 +105,7 @@ export const CsrCnMultiple = createError(
   'the CSR subject has %s CNs: put exactly one CN, the device id, in the subject',
   400,
 )
-export const CsrCnMismatch = createError('GH_CSR_CN_MISMATCH', "CSR CN '%s' is not the device id '%s'", 400)
+export const CsrCnMismatch = createError('GH_CSR_CN_MISMATCH', "CSR CN '%s' is not the expected '%s'", 400)
 
 // crl.ts
 export const CrlReasonInvalid = createError(

@@ -19,11 +19,12 @@ export {
   assertDeviceId,
   claimIdFromCommonName,
   appNameFromCommonName,
+  APP_NAME_PATTERN,
   claimNonceFromClientId,
   isClaimId,
 } from './device-id.ts'
-export { CLAIM_GRACE_DAYS, issueClaimCertificate } from './claim-certificate.ts'
-export { CertInvalid } from './errors.ts'
+export { CLAIM_GRACE_DAYS, issueAppCertificate, issueClaimCertificate } from './claim-certificate.ts'
+export { AppNameInvalid, CertInvalid } from './errors.ts'
 
 export {
   type KeyAlgorithm,

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import { cryptoRandom, systemClock, type Clock, type KeyAlgorithm, type Random } from '../certs/index.ts'
+import { createAppService, type AppPolicy, type AppService } from './apps/index.ts'
 import { createApiKeyService, type ApiKeyService } from './api-keys/api-key-service.ts'
 import { createAiUsageService, type AiUsageService } from './ai-usage/ai-usage-service.ts'
 import { createDeviceAuthority, type AuthorityOptions, type DeviceAuthority } from './authority/device-authority.ts'
@@ -45,6 +46,8 @@ export interface ControlPlane {
   limits: LimitsService
   /** telemetry routes (gatehouse route, /v1/routes) */
   routes: RouteService
+  /** app identities for MQTT (gatehouse app) */
+  apps: AppService
   /** the fleet audit checks over this data directory (GET /v1/checks) */
   checks(options?: Partial<CheckOptions>): Promise<CheckReport>
   /** Reads the CA from the data directory again (after `ca rotate`): the authority issues with it from now on. */
@@ -58,7 +61,8 @@ export interface ControlPlane {
  */
 export async function openControlPlane(
   dataDir: string,
-  options: AuthorityOptions & EnrollmentOptions & { settings?: SettingsLimits; limits?: LimitsPolicy; routes?: RoutePolicy },
+  options: AuthorityOptions &
+    EnrollmentOptions & { settings?: SettingsLimits; limits?: LimitsPolicy; routes?: RoutePolicy; apps?: AppPolicy },
   deps: ControlPlaneDeps,
 ): Promise<ControlPlane> {
   const clock = deps.clock ?? systemClock
@@ -67,7 +71,7 @@ export async function openControlPlane(
   const store = new SqliteRegistryStore(dataDirLayout(dataDir).database)
   const cipher = openSettingsCipher(dataDir, store, deps, random)
   const authority = createDeviceAuthority(
-    { store, ca, clock, random, claims: store.claims, log: deps.log.child({ module: 'provisioning.authority' }) },
+    { store, ca, clock, random, claims: store.claims, apps: store.apps, log: deps.log.child({ module: 'provisioning.authority' }) },
     options,
   )
   const settings = createSettingsService(
@@ -104,10 +108,28 @@ export async function openControlPlane(
   )
   // route secrets stored in clear (before they were sealed) are sealed now: the key is not available to a migration
   routes.sealStoredSecrets()
+  const apps = createAppService(
+    { store, apps: store.apps, authority, clock, random, log: deps.log.child({ module: 'provisioning.apps' }) },
+    options.apps ?? { maxApps: 1000, validDays: 365 },
+  )
   const reloadCa = async (): Promise<void> => authority.reloadCa(await loadCa(dataDir, deps, clock))
   const stores = { registry: store, claims: store.claims, apiKeys: store.apiKeys, settings: store.settings }
   const checks = (checkOptions: Partial<CheckOptions> = {}) => checkFleet(dataDir, stores, checkOptions, { clock })
-  return { store, authority, settings, apiKeys, aiUsage, claims, enrollment, limits, routes, checks, reloadCa, close: () => store.close() }
+  return {
+    store,
+    authority,
+    settings,
+    apiKeys,
+    aiUsage,
+    claims,
+    enrollment,
+    limits,
+    routes,
+    apps,
+    checks,
+    reloadCa,
+    close: () => store.close(),
+  }
 }
 
 /** Values sealed with the settings key: secret settings and route secrets (a lost key file is not replaced while any exist). */

@@ -369,3 +369,26 @@ export const RouteLimit = createError(
   409,
 )
 export const RouteTestFailed = createError('GH_ROUTE_TEST_FAILED', "the route's endpoint %s did not take the sample batch: %s", 502)
+export const AppExists = createError(
+  'GH_APP_EXISTS',
+  "app '%s' already exists: pick another name, or use 'gatehouse app renew %s' for a new certificate",
+  409,
+)
+export const AppNotFound = createError('GH_APP_NOT_FOUND', "no app '%s': 'gatehouse app list' shows the apps", 404)
+export const AppRevoked = createError('GH_APP_REVOKED', "app '%s' is revoked, which is permanent: create a new app with another name", 409)
+export const AppOptionsInvalid = createError('GH_APP_OPTIONS_INVALID', 'invalid app options: %s', 400)
+export const AppLimit = createError(
+  'GH_APP_LIMIT',
+  'the registry already holds %s active apps (apps.maxApps): revoke one, or raise the limit in the configuration',
+  409,
+)
+export const AppCertificateLimit = createError(
+  'GH_APP_CERTIFICATE_LIMIT',
+  "app '%s' already has %s active certificates: revoke an old one ('gatehouse app revoke %s --serial <serial>') before renewing",
+  409,
+)
+export const AppCertificateNotFound = createError(
+  'GH_APP_CERTIFICATE_NOT_FOUND',
+  "app '%s' has no active certificate with serial '%s': 'gatehouse app show %s' lists its certificates",
+  404,
+)

@@ -31,6 +31,8 @@ export type ControlEvent =
   | { type: 'certificate.superseded'; deviceId: string; serial: string; supersededAt: string }
   | { type: 'settings.changed'; deviceId: string; version: number }
   | { type: 'claim.revoked'; claimId: string }
+  /** an app (or one of its certificates) was revoked: the broker closes its sessions at once */
+  | { type: 'app.revoked'; name: string }
   | { type: 'ca.rotated'; serial: string }
   /** a device's tier or its own limits changed */
   | { type: 'device.updated'; deviceId: string }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import { createHistogram, observeHistogram, type Clock, type Histogram, type PeerIdentity } from '../certs/index.ts'
 import { claimUnusable, type ClaimUnusable } from './claims/claim-checks.ts'
 import { isDeviceEvent, type ChangeFeed, type ControlEvent } from './events.ts'
+import type { APP_CLASSES, AppService } from './apps/app-service.ts'
 import type { ClaimRecord } from './store/claim-store.ts'
 import type { CertificateRecord, DeviceRecord, RegistryStore } from './store/registry-store.ts'
 
@@ -16,6 +17,11 @@ export type DeviceLookup =
 export type ClaimLookup =
   | { kind: 'claim'; claimId: string; serial: string }
   | { kind: 'refused'; reason: 'unknown-claim' | ClaimUnusable; claimId: string | null; serial: string }
+
+/** An app certificate (CN `app:<name>`) is an `app` while it and its app are active; what it may read comes with it. */
+export type AppLookup =
+  | { kind: 'app'; name: string; serial: string; groups: string[] | null; classes: (typeof APP_CLASSES)[number][] }
+  | { kind: 'refused'; reason: 'unknown-app' | 'app-revoked'; name: string | null; serial: string }
 
 interface Entry {
   cert: CertificateRecord
@@ -39,6 +45,8 @@ export function createRegistryDirectory(
     log: Logger
     /** the claims (ClaimService or ClaimStore); without it every claim certificate is unknown */
     claims?: { getByFingerprint(fingerprint: string): ClaimRecord | undefined }
+    /** the apps (the AppService); without it every app certificate is unknown */
+    apps?: Pick<AppService, 'record' | 'certificateByFingerprint'>
   },
   options: { maxEntries?: number } = {},
 ) {
@@ -125,7 +133,26 @@ export function createRegistryDirectory(
     return { kind: 'claim', claimId: claim.id, serial: claim.serial }
   }
 
+  /**
+   * Read on every app CONNECT, not cached (as claims): the certificate must be an active certificate of
+   * app `name`, by fingerprint and serial (so issued by this CA: the TLS handshake checked the chain), and
+   * the app active. Its certificate's validity the broker has checked against its own clock.
+   */
+  async function judgeApp(identity: PeerIdentity, name: string): Promise<AppLookup> {
+    const refuse = (reason: 'unknown-app' | 'app-revoked'): AppLookup => ({ kind: 'refused', reason, name, serial: identity.serial })
+    const cert = await deps.apps?.certificateByFingerprint(identity.fingerprint)
+    if (!cert || cert.serial !== identity.serial || cert.appName !== name) return refuse('unknown-app')
+    const app = await deps.apps?.record(name)
+    if (!app) return refuse('unknown-app')
+    if (app.status === 'revoked' || cert.status === 'revoked') return refuse('app-revoked')
+    return { kind: 'app', name, serial: cert.serial, groups: app.groups, classes: app.classes as (typeof APP_CLASSES)[number][] }
+  }
+
   return {
+    async lookupApp(identity: PeerIdentity, name: string): Promise<AppLookup> {
+      feed.catchUp()
+      return judgeApp(identity, name)
+    },
     async lookup(identity: PeerIdentity): Promise<DeviceLookup> {
       return timed(latency.device, () => {
         feed.catchUp()

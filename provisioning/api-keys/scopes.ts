@@ -17,6 +17,7 @@ export const API_SCOPES = [
   'telemetry:read',
   'routes:read',
   'routes:write',
+  'apps:admin',
 ] as const
 
 export type ApiScope = (typeof API_SCOPES)[number]

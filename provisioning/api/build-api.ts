@@ -27,6 +27,8 @@ import type { LimitsService } from '../limits/index.ts'
 import { tierRoutes } from './tier-routes.ts'
 import { telemetryRoutes, type TelemetrySource } from './telemetry-routes.ts'
 import { routeRoutes, type RouteRoutesOptions } from './route-routes.ts'
+import { appRoutes } from './app-routes.ts'
+import type { AppService } from '../apps/index.ts'
 import { buildAsyncApi } from '../device-protocol/index.ts'
 import { addJsonBodyParser } from './json-body.ts'
 
@@ -55,6 +57,8 @@ export interface ApiDeps {
   telemetry?: TelemetrySource
   /** telemetry routes (/v1/routes): the service, the sender of `test`, this node's counters; served when given */
   telemetryRoutes?: RouteRoutesOptions
+  /** app identities (/v1/apps); served when given */
+  apps?: AppService
 }
 
 export interface ApiOptions {
@@ -155,6 +159,7 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
   if (deps.limits) app.register(tierRoutes, { prefix: '/v1', limits: deps.limits })
   if (deps.telemetry) app.register(telemetryRoutes, { prefix: '/v1', authority: deps.authority, telemetry: deps.telemetry })
   if (deps.telemetryRoutes) app.register(routeRoutes, { prefix: '/v1', ...deps.telemetryRoutes })
+  if (deps.apps) app.register(appRoutes, { prefix: '/v1', apps: deps.apps })
   app.register(apiKeysRoutes, { prefix: '/v1', apiKeys: deps.apiKeys })
   if (deps.dashboard) registerDashboard(app, { ...deps, ...deps.dashboard, random }, options.dashboard)
   if (deps.metrics) app.register(metricsRoutes, { metrics: deps.metrics })

@@ -29,6 +29,7 @@ import type {
   Labels,
   RegistryStore,
 } from '../store/registry-store.ts'
+import type { AppCertificateRecord } from '../store/app-store.ts'
 import type { ClaimRecord } from '../store/claim-store.ts'
 import { createCrlService, type CrlSnapshot } from '../ca/index.ts'
 import { createBatchProvisioner, type BatchRequest, type PreparedBatch } from './batch.ts'
@@ -43,6 +44,8 @@ export interface AuthorityDeps {
   log: Logger
   /** the claims, whose revoked certificates go on the CRLs too (the ClaimStore) */
   claims?: { list(): ClaimRecord[] }
+  /** the apps, whose revoked certificates go on the CRLs too (the AppStore) */
+  apps?: { revokedCertificates(): Promise<AppCertificateRecord[]> }
 }
 
 export interface AuthorityOptions {
@@ -121,7 +124,7 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
   const defaultTier = options.defaultTier ?? 'standard'
   const overlapMs = (options.renewOverlapHours ?? 24) * 3600_000
   let chain = chainPem(ca)
-  let crl = createCrlService({ store, ca, clock, log, ...(deps.claims && { claims: deps.claims }) })
+  let crl = createCrlService({ store, ca, clock, log, ...(deps.claims && { claims: deps.claims }), ...(deps.apps && { apps: deps.apps }) })
   const crlUrls = new WeakMap<OperatingCa, Promise<string | undefined>>()
 
   /** The CRL URL that certificates of this CA's issuing CA carry, or undefined without a crlBaseUrl. */
@@ -345,7 +348,14 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
     reloadCa(next: OperatingCa): void {
       ca = next
       chain = chainPem(next)
-      crl = createCrlService({ store, ca: next, clock, log, ...(deps.claims && { claims: deps.claims }) })
+      crl = createCrlService({
+        store,
+        ca: next,
+        clock,
+        log,
+        ...(deps.claims && { claims: deps.claims }),
+        ...(deps.apps && { apps: deps.apps }),
+      })
     },
 
     prepareDevice,

@@ -64,7 +64,15 @@ function claimEntry(c: ClaimRecord): RevokedEntry | null {
 }
 
 export function createCrlService(
-  deps: { store: RegistryStore; ca: OperatingCa; clock: Clock; log: Logger; claims?: { list(): ClaimRecord[] } },
+  deps: {
+    store: RegistryStore
+    ca: OperatingCa
+    clock: Clock
+    log: Logger
+    claims?: { list(): ClaimRecord[] }
+    /** the apps' revoked certificates (the AppStore) */
+    apps?: { revokedCertificates(): Promise<Omit<RevokedEntry, 'revocationReason'>[]> }
+  },
   validHours = 7 * 24,
 ) {
   const { store, ca, clock, log } = deps
@@ -88,13 +96,14 @@ export function createCrlService(
     return found
   }
 
-  /** Revoked device certificates and revoked claims' certificates (claims are issued by the issuing CA too). */
-  function revokedBy(issuerSerial: string): RevokedEntry[] {
+  /** Revoked device certificates, revoked claims' and apps' certificates (all issued by the issuing CA). */
+  async function revokedBy(issuerSerial: string): Promise<RevokedEntry[]> {
+    const apps = ((await deps.apps?.revokedCertificates()) ?? []).map((c) => ({ ...c, revocationReason: 'cessationOfOperation' as const }))
     const claims = (deps.claims?.list() ?? [])
       .filter((c) => c.status === 'revoked')
       .map(claimEntry)
       .filter((e) => e !== null)
-    return [...store.listRevokedCertificates(), ...claims].filter((c) => attribute(c) === issuerSerial)
+    return [...store.listRevokedCertificates(), ...claims, ...apps].filter((c) => attribute(c) === issuerSerial)
   }
 
   function stored(issuer: { pair: IssuerKeyPair; serial: string }): CrlSnapshot | undefined {
@@ -117,7 +126,7 @@ export function createCrlService(
   }
 
   async function refreshOne(issuer: { pair: IssuerKeyPair; serial: string }): Promise<CrlSnapshot> {
-    const revoked = revokedBy(issuer.serial)
+    const revoked = await revokedBy(issuer.serial)
     const crlNumber = lastNumber(issuer.serial) + 1
     const crl = await createCrl(
       issuer.pair,
@@ -161,7 +170,7 @@ export function createCrlService(
     if (!crl) return refreshOne(issuer)
     const now = clock.now().getTime()
     const halfway = crl.thisUpdate.getTime() + (crl.nextUpdate.getTime() - crl.thisUpdate.getTime()) / 2
-    if (crl.entries !== revokedBy(issuer.serial).length || now >= halfway) return refreshOne(issuer)
+    if (crl.entries !== (await revokedBy(issuer.serial)).length || now >= halfway) return refreshOne(issuer)
     return crl
   }
 

@@ -3,6 +3,7 @@ import type { Command } from 'commander'
 import type { Random } from '../../certs/index.ts'
 import { FileUnreadable } from '../errors.ts'
 import type { ApiKeyService } from '../api-keys/api-key-service.ts'
+import type { AppService } from '../apps/index.ts'
 import type { ClaimService } from '../claims/claim-service.ts'
 import type { CaOverview, CaRotationSummary } from '../ca/index.ts'
 import type { CheckOptions, CheckReport } from '../checks/index.ts'
@@ -37,6 +38,8 @@ export interface OpenedAuthority {
   /** telemetry routes, and the sender `route test` uses (the broker's, with the configured timeout and SSRF rule) */
   routes: RouteService
   routeTester: RouteTester
+  /** app identities for MQTT (gatehouse app) */
+  apps: AppService
   close(): void
 }
 

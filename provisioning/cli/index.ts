@@ -21,6 +21,7 @@ import { registerSettings } from './settings.ts'
 import { registerStatus } from './status.ts'
 import { registerTier } from './tier.ts'
 import { registerRoute } from './route.ts'
+import { registerApp } from './app.ts'
 
 export type { CliDeps, CliIo, CommonOptions } from './cli-deps.ts'
 export { addCommonOptions } from './cli-deps.ts'
@@ -49,6 +50,7 @@ export function registerProvisioningCommands(program: Command, deps: CliDeps): v
   registerSettings(program, deps)
   registerTier(program, deps)
   registerRoute(program, deps)
+  registerApp(program, deps)
   registerCheck(program, deps)
   registerStatus(program, deps)
 }

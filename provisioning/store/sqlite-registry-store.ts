@@ -16,6 +16,7 @@ import {
 } from './sqlite-device-queries.ts'
 import { SqliteAiUsageStore } from './sqlite-ai-usage-store.ts'
 import { SqliteApiKeyStore } from './sqlite-api-key-store.ts'
+import { SqliteAppStore } from './sqlite-app-store.ts'
 import { SqliteClaimStore } from './sqlite-claim-store.ts'
 import { SqliteLimitsStore } from './sqlite-limits-store.ts'
 import { SqliteRouteStore } from './sqlite-route-store.ts'
@@ -99,6 +100,8 @@ export class SqliteRegistryStore implements RegistryStore {
   readonly limits: SqliteLimitsStore
   /** telemetry routes, on this connection */
   readonly routes: SqliteRouteStore
+  /** apps (MQTT identities) and their certificates, on this connection */
+  readonly apps: SqliteAppStore
 
   constructor(path: string, options: SqliteRegistryStoreOptions = {}) {
     this.#path = path
@@ -117,6 +120,7 @@ export class SqliteRegistryStore implements RegistryStore {
     this.claims = new SqliteClaimStore(db)
     this.limits = new SqliteLimitsStore(db)
     this.routes = new SqliteRouteStore(db)
+    this.apps = new SqliteAppStore(db)
     this.#stmts = {
       insertDevice: db.prepare('INSERT INTO devices (id, group_name, tier, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)'),
       getDevice: db.prepare('SELECT * FROM devices WHERE id = ?'),

@@ -280,6 +280,36 @@ export const migrations: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 13,
+    name: 'apps (MQTT identities that read devices within a scope) and their certificates',
+    sql: `
+      -- groups: a JSON array of settings groups, NULL for every group; classes: a JSON array of topic classes
+      CREATE TABLE apps (
+        name        TEXT PRIMARY KEY,
+        groups      TEXT,
+        classes     TEXT NOT NULL,
+        status      TEXT NOT NULL CHECK (status IN ('active', 'revoked')),
+        created_at  TEXT NOT NULL,
+        created_by  TEXT NOT NULL,
+        revoked_at  TEXT
+      ) STRICT;
+      -- every certificate issued to an app (CN app:<name>); revoked ones go on the CRLs
+      CREATE TABLE app_certificates (
+        serial       TEXT PRIMARY KEY,
+        app_name     TEXT NOT NULL REFERENCES apps (name),
+        fingerprint  TEXT NOT NULL UNIQUE,
+        key_sha256   TEXT NOT NULL,
+        not_after    TEXT NOT NULL,
+        status       TEXT NOT NULL CHECK (status IN ('active', 'revoked')),
+        pem          TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        revoked_at   TEXT
+      ) STRICT;
+      CREATE INDEX app_certificates_app ON app_certificates (app_name, created_at);
+      CREATE INDEX app_certificates_key ON app_certificates (key_sha256);
+    `,
+  },
 ]
 
 /** The schema version this code writes: the last migration's (numbers are unique and ascending, not necessarily contiguous while branches merge). */

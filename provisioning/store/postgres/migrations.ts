@@ -255,4 +255,32 @@ export const pgMigrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 13,
+    name: 'apps (MQTT identities that read devices within a scope) and their certificates',
+    sql: `
+      CREATE TABLE apps (
+        name        text COLLATE "C" PRIMARY KEY,
+        groups      text,
+        classes     text NOT NULL,
+        status      text NOT NULL CHECK (status IN ('active', 'revoked')),
+        created_at  timestamptz NOT NULL,
+        created_by  text NOT NULL,
+        revoked_at  timestamptz
+      );
+      CREATE TABLE app_certificates (
+        serial       text COLLATE "C" PRIMARY KEY,
+        app_name     text COLLATE "C" NOT NULL REFERENCES apps (name),
+        fingerprint  text NOT NULL UNIQUE,
+        key_sha256   text NOT NULL,
+        not_after    timestamptz NOT NULL,
+        status       text NOT NULL CHECK (status IN ('active', 'revoked')),
+        pem          text NOT NULL,
+        created_at   timestamptz NOT NULL,
+        revoked_at   timestamptz
+      );
+      CREATE INDEX app_certificates_app ON app_certificates (app_name, created_at);
+      CREATE INDEX app_certificates_key ON app_certificates (key_sha256);
+    `,
+  },
 ]

@@ -5,6 +5,7 @@ import { limitsPolicy, loadConfig } from '../../../../config.ts'
 import { buildApi, type ApiOptions } from '../../../../provisioning/api/build-api.ts'
 import { createLimitsService } from '../../../../provisioning/limits/limits-service.ts'
 import { createRouteService } from '../../../../provisioning/routes/route-service.ts'
+import { createAppService } from '../../../../provisioning/apps/app-service.ts'
 import type { Presence } from '../../../../provisioning/api/devices-routes.ts'
 import type { Health } from '../../../../provisioning/health/health.ts'
 import { createApiKeyService, type ApiKeyService } from '../../../../provisioning/api-keys/api-key-service.ts'
@@ -77,6 +78,9 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
       return { status: 200, body: 'ok' }
     },
   }
+  // one app, 'dash' (group pumps, telemetry), for /v1/apps
+  const apps = createAppService({ store, apps: store.apps, authority, clock, random: cryptoRandom, log }, { maxApps: 10, validDays: 30 })
+  await (await apps.prepareCreate({ name: 'dash', groups: ['pumps'], classes: ['telemetry'] }, 'operator:test')).commit()
   const app = buildApi(
     {
       authority,
@@ -91,6 +95,7 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
       limits,
       telemetry,
       telemetryRoutes,
+      apps,
       ...(fakes.health && { health: fakes.health }),
     },
     options,
@@ -246,4 +251,7 @@ export const ROUTES: { method: string; url: string; path: string; scope: string;
     body: { ...SELECT_PUMPS, to: { tier: 'premium' } },
   },
   { method: 'GET', url: '/v1/devices/pump-1/telemetry', path: '/v1/devices/{id}/telemetry', scope: 'telemetry:read' },
+  { method: 'GET', url: '/v1/apps', path: '/v1/apps', scope: 'apps:admin' },
+  { method: 'GET', url: '/v1/apps/dash', path: '/v1/apps/{name}', scope: 'apps:admin' },
+  { method: 'POST', url: '/v1/apps/dash/revoke', path: '/v1/apps/{name}/revoke', scope: 'apps:admin' },
 ]

@@ -15,6 +15,7 @@ async function withSettings() {
     'apikeys:admin',
     'routes:read',
     'telemetry:read',
+    'apps:admin',
   )
   return { ...h, auth }
 }

@@ -1,0 +1,111 @@
+import type Database from 'better-sqlite3'
+import type { AppCertificateRecord, AppRecord, AppStore } from './app-store.ts'
+
+type Row = Record<string, unknown>
+
+const dateOrNull = (v: unknown): Date | null => (v === null ? null : new Date(String(v)))
+
+const toApp = (r: Row): AppRecord => ({
+  name: String(r.name),
+  groups: r.groups === null ? null : (JSON.parse(String(r.groups)) as string[]),
+  classes: JSON.parse(String(r.classes)) as string[],
+  status: r.status === 'revoked' ? 'revoked' : 'active',
+  createdAt: new Date(String(r.created_at)),
+  createdBy: String(r.created_by),
+  revokedAt: dateOrNull(r.revoked_at),
+})
+
+const toCert = (r: Row): AppCertificateRecord => ({
+  serial: String(r.serial),
+  appName: String(r.app_name),
+  fingerprint: String(r.fingerprint),
+  keySha256: String(r.key_sha256),
+  notAfter: new Date(String(r.not_after)),
+  status: r.status === 'revoked' ? 'revoked' : 'active',
+  pem: String(r.pem),
+  createdAt: new Date(String(r.created_at)),
+  revokedAt: dateOrNull(r.revoked_at),
+})
+
+/** AppStore on the registry's SQLite connection (constructed by SqliteRegistryStore); see app-store.ts for why each call settles at once. */
+export class SqliteAppStore implements AppStore {
+  readonly #s
+
+  constructor(db: Database.Database) {
+    this.#s = {
+      list: db.prepare('SELECT * FROM apps ORDER BY name'),
+      get: db.prepare('SELECT * FROM apps WHERE name = ?'),
+      countActive: db.prepare("SELECT count(*) AS n FROM apps WHERE status = 'active'"),
+      insert: db.prepare(
+        "INSERT INTO apps (name, groups, classes, status, created_at, created_by, revoked_at) VALUES (?, ?, ?, 'active', ?, ?, NULL)",
+      ),
+      revoke: db.prepare("UPDATE apps SET status = 'revoked', revoked_at = ? WHERE name = ? AND status = 'active'"),
+      revokeAllCerts: db.prepare("UPDATE app_certificates SET status = 'revoked', revoked_at = ? WHERE app_name = ? AND status = 'active'"),
+      certificates: db.prepare('SELECT * FROM app_certificates WHERE app_name = ? ORDER BY created_at, serial'),
+      byFingerprint: db.prepare('SELECT * FROM app_certificates WHERE fingerprint = ?'),
+      insertCert: db.prepare(
+        `INSERT INTO app_certificates (serial, app_name, fingerprint, key_sha256, not_after, status, pem, created_at, revoked_at)
+         VALUES (?, ?, ?, ?, ?, 'active', ?, ?, NULL)`,
+      ),
+      revokeCert: db.prepare("UPDATE app_certificates SET status = 'revoked', revoked_at = ? WHERE serial = ? AND status = 'active'"),
+      revoked: db.prepare("SELECT * FROM app_certificates WHERE status = 'revoked' ORDER BY serial"),
+      withKey: db.prepare('SELECT * FROM app_certificates WHERE key_sha256 = ?'),
+    }
+  }
+
+  list(): Promise<AppRecord[]> {
+    return Promise.resolve((this.#s.list.all() as Row[]).map(toApp))
+  }
+
+  get(name: string): Promise<AppRecord | undefined> {
+    const r = this.#s.get.get(name) as Row | undefined
+    return Promise.resolve(r && toApp(r))
+  }
+
+  countActive(): Promise<number> {
+    return Promise.resolve(Number((this.#s.countActive.get() as Row).n))
+  }
+
+  insert(a: AppRecord): Promise<void> {
+    this.#s.insert.run(
+      a.name,
+      a.groups === null ? null : JSON.stringify(a.groups),
+      JSON.stringify(a.classes),
+      a.createdAt.toISOString(),
+      a.createdBy,
+    )
+    return Promise.resolve()
+  }
+
+  revoke(name: string, at: Date): Promise<void> {
+    this.#s.revoke.run(at.toISOString(), name)
+    this.#s.revokeAllCerts.run(at.toISOString(), name)
+    return Promise.resolve()
+  }
+
+  certificates(name: string): Promise<AppCertificateRecord[]> {
+    return Promise.resolve((this.#s.certificates.all(name) as Row[]).map(toCert))
+  }
+
+  certificateByFingerprint(fingerprint: string): Promise<AppCertificateRecord | undefined> {
+    const r = this.#s.byFingerprint.get(fingerprint) as Row | undefined
+    return Promise.resolve(r && toCert(r))
+  }
+
+  insertCertificate(c: AppCertificateRecord): Promise<void> {
+    this.#s.insertCert.run(c.serial, c.appName, c.fingerprint, c.keySha256, c.notAfter.toISOString(), c.pem, c.createdAt.toISOString())
+    return Promise.resolve()
+  }
+
+  revokeCertificate(serial: string, at: Date): Promise<boolean> {
+    return Promise.resolve(this.#s.revokeCert.run(at.toISOString(), serial).changes > 0)
+  }
+
+  revokedCertificates(): Promise<AppCertificateRecord[]> {
+    return Promise.resolve((this.#s.revoked.all() as Row[]).map(toCert))
+  }
+
+  certificatesWithKey(keySha256: string): Promise<AppCertificateRecord[]> {
+    return Promise.resolve((this.#s.withKey.all(keySha256) as Row[]).map(toCert))
+  }
+}

@@ -1,0 +1,210 @@
+import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { MqttClient } from 'mqtt'
+import pino from 'pino'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { generateKeyPair, publicKeySha256 } from '../../../certs/index.ts'
+import { createCsrPem } from '../../../certs/create-csr.ts'
+import { loadConfig } from '../../../config.ts'
+import { startGatehouse } from '../../../gatehouse.ts'
+import { openControlPlane } from '../../../provisioning/index.ts'
+import type { DeviceCredentials } from '../../helpers/broker-pki.ts'
+import { attemptConnect, closedWithin, connectDevice, requireMosquittoClients, runMosquitto } from '../../helpers/mqtt-clients.ts'
+import { runCli, spawnCli } from '../../helpers/run-cli.ts'
+import { tempDir } from '../../helpers/temp-dir.ts'
+import { waitFor } from '../../helpers/wait.ts'
+
+// Apps end to end (README "Apps: telemetry out"): `gatehouse app create` issues a certificate from the
+// built-in CA, the running broker accepts it through the registry directory's lookupApp, and a revoke
+// from another process cuts the app off within a second.
+
+async function running() {
+  const dir = tempDir()
+  const dataDir = join(dir, 'data')
+  const log = pino({ level: 'silent' })
+  const gatehouse = await startGatehouse(loadConfig({ dataDir, mqttPort: 0, httpPort: 0, aiEnabled: false }, {}), { log })
+  onTestFinished(() => gatehouse.close())
+  // a second control plane on the same data directory plays the operator's CLI process
+  const operator = await openControlPlane(dataDir, {}, { log })
+  onTestFinished(() => operator.close())
+  const device = async (id: string, group: string | null): Promise<MqttClient> => {
+    const issued = await operator.authority.createDevice({ id, group }, 'operator:test')
+    const creds = { deviceId: id, cert: issued.certificatePem, key: issued.privateKey!.pem, ca: issued.chainPem, serial: issued.serial }
+    return connectDevice(gatehouse.mqtt.port, creds)
+  }
+  const cli = async (...args: string[]) => {
+    const res = await runCli([...args, '--data-dir', dataDir])
+    expect(res.code, res.stderr).toBe(0)
+    return res.stdout
+  }
+  return { dir, dataDir, gatehouse, operator, port: gatehouse.mqtt.port, device, cli }
+}
+
+const appCreds = (bundle: string, name: string): DeviceCredentials => ({
+  deviceId: `app:${name}`,
+  cert: readFileSync(join(bundle, 'cert.pem'), 'utf8'),
+  key: readFileSync(join(bundle, 'key.pem'), 'utf8'),
+  ca: readFileSync(join(bundle, 'ca.pem'), 'utf8'),
+  serial: '',
+})
+
+/** The QoS the broker granted for one filter (128: refused). */
+function granted(client: MqttClient, topic: string): Promise<number | undefined> {
+  return new Promise((resolve) =>
+    client.subscribe(topic, { qos: 0 }, (err, grants) =>
+      resolve(err ? (err as { packet?: { granted?: number[] } }).packet?.granted?.[0] : grants?.[0]?.qos),
+    ),
+  )
+}
+
+/** Collects what the app receives as `topic payload`. */
+function received(client: MqttClient): string[] {
+  const got: string[] = []
+  client.on('message', (topic, payload) => got.push(`${topic} ${payload}`))
+  return got
+}
+
+describe('gatehouse app: identities issued by operators, honoured by the broker', () => {
+  it("an app of group pumps gets every pumps device's telemetry through a wildcard and nothing else, may not publish, and a revoke from another process cuts it off within 1 s", async () => {
+    const { dir, dataDir, port, device, cli } = await running()
+    const pump1 = await device('pump-1', 'pumps')
+    const pump2 = await device('pump-2', 'pumps')
+    const valve = await device('valve-1', 'valves')
+    const out = join(dir, 'apps')
+    const created = JSON.parse(await cli('app', 'create', 'dash', '--groups', 'pumps', '--classes', 'telemetry', '--out', out, '--json'))
+    expect(created).toMatchObject({ name: 'dash', groups: ['pumps'], classes: ['telemetry'], status: 'active' })
+    expect(statSync(join(out, 'dash', 'key.pem')).mode & 0o777).toBe(0o600)
+    const creds = appCreds(join(out, 'dash'), 'dash')
+
+    const app = await connectDevice(port, creds)
+    const got = received(app)
+    expect(await granted(app, 'devices/+/telemetry/#')).toBe(0)
+    for (const outside of ['devices/#', 'devices/+/settings/reported', 'devices/pump-1/settings'])
+      expect(await granted(app, outside), outside).toBe(128)
+    await valve.publishAsync('devices/valve-1/telemetry', 'v1', { qos: 1 })
+    await pump1.publishAsync('devices/pump-1/telemetry', 'p1', { qos: 1 })
+    await pump2.publishAsync('devices/pump-2/telemetry/engine/rpm', 'p2', { qos: 1 })
+    await valve.publishAsync('devices/valve-1/telemetry/flow', 'v2', { qos: 1 })
+    // the marker comes after the valve's messages: had they been forwarded, they would be here by now
+    await pump1.publishAsync('devices/pump-1/telemetry', 'marker', { qos: 1 })
+    await waitFor(() => got.includes('devices/pump-1/telemetry marker'), 5000, 'the marker')
+    expect(got.sort()).toEqual(['devices/pump-1/telemetry marker', 'devices/pump-1/telemetry p1', 'devices/pump-2/telemetry/engine/rpm p2'])
+
+    // an app never publishes: a PUBLISH to a device topic closes it
+    const publishClosed = closedWithin(app)
+    app.publish('devices/pump-1/settings', '{}', { qos: 0 })
+    await publishClosed
+
+    const again = await connectDevice(port, creds)
+    const closed = closedWithin(again)
+    const revoke = await spawnCli(['app', 'revoke', 'dash', '--data-dir', dataDir])
+    const revokedAt = performance.now()
+    expect(revoke.code, revoke.stderr).toBe(0)
+    await closed
+    expect(performance.now() - revokedAt).toBeLessThan(1000)
+    expect((await attemptConnect(port, creds)).connack).toBe(5)
+
+    const audit = JSON.parse(await cli('audit', '--device', 'app:dash', '--json')) as { action: string; details: { reason?: string } }[]
+    expect(audit.map((e) => e.action)).toEqual(expect.arrayContaining(['app.created', 'publish.refused', 'app.revoked', 'connect.refused']))
+    expect(audit.find((e) => e.action === 'connect.refused')?.details.reason).toBe('app-revoked')
+    expect(JSON.parse(await cli('app', 'show', 'dash', '--json'))).toMatchObject({
+      status: 'revoked',
+      certificates: [{ status: 'revoked' }],
+    })
+  })
+
+  it('a renewed certificate works; the old one is refused once revoked, and is on the CRL', async () => {
+    const { dir, operator, port, device, cli } = await running()
+    const pump = await device('pump-1', 'pumps')
+    await cli('app', 'create', 'ops', '--all-groups', '--classes', 'telemetry,reported', '--out', join(dir, 'apps'))
+    const old = appCreds(join(dir, 'apps', 'ops'), 'ops')
+    const renewed = JSON.parse(await cli('app', 'renew', 'ops', '--out', join(dir, 'renewed'), '--json')) as { issuedSerial: string }
+    const fresh = appCreds(join(dir, 'renewed', 'ops'), 'ops')
+    const shown = JSON.parse(await cli('app', 'show', 'ops', '--json')) as { certificates: { serial: string; status: string }[] }
+    expect(shown.certificates.map((c) => c.status)).toEqual(['active', 'active'])
+    const oldSerial = shown.certificates.find((c) => c.serial !== renewed.issuedSerial)!.serial
+
+    const app = await connectDevice(port, fresh)
+    const got = received(app)
+    await app.subscribeAsync('devices/+/settings/reported', { qos: 0 })
+    await pump.publishAsync('devices/pump-1/settings/reported', '{"version":1,"settings":{}}', { qos: 1 })
+    await waitFor(() => got.length === 1, 5000, 'the reported settings')
+    expect((await attemptConnect(port, old)).connack).toBe(0) // both work until the old one is revoked
+
+    await cli('app', 'revoke', 'ops', '--serial', oldSerial)
+    expect((await attemptConnect(port, old)).connack).toBe(5)
+    expect((await attemptConnect(port, fresh)).connack).toBe(0)
+    const [crl] = await operator.authority.currentCrls()
+    expect(crl?.entries).toBe(1)
+  })
+
+  it('mosquitto_sub with the bundle `app create` writes receives the telemetry of its group', async () => {
+    requireMosquittoClients()
+    const { dir, port, device, cli } = await running()
+    const pump = await device('pump-9', 'pumps')
+    await cli('app', 'create', 'mosq', '--groups', 'pumps', '--classes', 'telemetry', '--out', join(dir, 'apps'))
+    const sub = runMosquitto('mosquitto_sub', port, appCreds(join(dir, 'apps', 'mosq'), 'mosq'), [
+      '-t',
+      'devices/+/telemetry/#',
+      '-v',
+      '-C',
+      '1',
+      '-W',
+      '20',
+    ])
+    let result: { code: number | null; stdout: string } | undefined
+    void sub.exited.then((r) => (result = r))
+    // mosquitto_sub says nothing when subscribed: publish until the first message reaches it (bounded)
+    for (let i = 0; i < 100 && result === undefined; i++) {
+      await pump.publishAsync('devices/pump-9/telemetry', `{"n":${i}}`, { qos: 1 })
+      await waitFor(() => result !== undefined, 200, 'mosquitto_sub').catch(() => undefined)
+    }
+    expect(result?.code).toBe(0)
+    expect(result?.stdout).toMatch(/^devices\/pump-9\/telemetry \{"n":\d+\}/)
+  })
+
+  it('refuses bad names, groups, classes, a key already in use and more apps than apps.maxApps, storing nothing', async () => {
+    const dir = tempDir()
+    const dataDir = join(dir, 'data')
+    await runCli(['init', '--data-dir', dataDir])
+    const cli = (...args: string[]) =>
+      runCli([...args, ...(args[1] === 'create' ? ['--out', join(dir, 'apps')] : []), '--data-dir', dataDir], {
+        GATEHOUSE_APPS_MAX_APPS: '1',
+      })
+    const refused = async (code: string, ...args: string[]) => {
+      const res = await cli(...args)
+      expect(res.code, res.stdout).toBe(1)
+      expect(res.stderr).toContain(code)
+    }
+    await refused('GH_APP_NAME_INVALID', 'app', 'create', 'Bad_Name', '--all-groups', '--classes', 'telemetry')
+    await refused('GH_APP_OPTIONS_INVALID', 'app', 'create', 'dash', '--groups', 'pumps/x', '--classes', 'telemetry')
+    await refused('GH_APP_OPTIONS_INVALID', 'app', 'create', 'dash', '--classes', 'telemetry')
+    await refused('GH_APP_OPTIONS_INVALID', 'app', 'create', 'dash', '--all-groups', '--classes', 'settings')
+    expect((await cli('app', 'create', 'dash', '--all-groups', '--groups', 'pumps', '--classes', 'telemetry')).code).toBe(2)
+
+    // from a CSR: the key never leaves the app; a device's key is refused
+    const log = pino({ level: 'silent' })
+    const operator = await openControlPlane(dataDir, {}, { log })
+    onTestFinished(() => operator.close())
+    const keys = await generateKeyPair('p256')
+    const csrFile = join(dir, 'app.csr')
+    writeFileSync(csrFile, await createCsrPem({ commonName: 'app:dash', keys }))
+    const deviceCsr = join(dir, 'device.csr')
+    writeFileSync(deviceCsr, await createCsrPem({ commonName: 'pump-1', keys }))
+    const device = await operator.authority.createDevice({ id: 'pump-1', csr: readFileSync(deviceCsr, 'utf8') }, 'operator:test')
+    await refused('GH_CSR_KEY_IN_USE', 'app', 'create', 'dash', '--all-groups', '--classes', 'telemetry', '--csr', csrFile)
+    await refused('GH_CSR_CN_MISMATCH', 'app', 'create', 'other', '--all-groups', '--classes', 'telemetry', '--csr', csrFile)
+    expect(JSON.parse((await cli('app', 'list', '--json')).stdout)).toEqual({ items: [] })
+
+    const fresh = await generateKeyPair('p256')
+    writeFileSync(csrFile, await createCsrPem({ commonName: 'app:dash', keys: fresh }))
+    const fromCsr = await cli('app', 'create', 'dash', '--all-groups', '--classes', 'telemetry', '--csr', csrFile)
+    expect(fromCsr.code, fromCsr.stderr).toBe(0)
+    const cert = readFileSync(join(dir, 'apps', 'dash', 'cert.pem'), 'utf8')
+    expect(publicKeySha256(cert)).not.toBe(device.keySha256)
+    expect(() => statSync(join(dir, 'apps', 'dash', 'key.pem'))).toThrow()
+    await refused('GH_APP_EXISTS', 'app', 'create', 'dash', '--all-groups', '--classes', 'telemetry')
+    await refused('GH_APP_LIMIT', 'app', 'create', 'dash-2', '--all-groups', '--classes', 'telemetry')
+    await refused('GH_APP_NOT_FOUND', 'app', 'revoke', 'nope')
+  })
+})
