@@ -65,7 +65,7 @@ export async function openControlPlane(
   const random = deps.random ?? cryptoRandom
   const ca = await loadCa(dataDir, deps, clock)
   const store = new SqliteRegistryStore(dataDirLayout(dataDir).database)
-  const cipher = openSettingsCipher(dataDir, store, deps, random)
+  const cipher = await openSettingsCipher(dataDir, store, deps, random)
   const authority = createDeviceAuthority(
     { store, ca, clock, random, claims: store.claims, log: deps.log.child({ module: 'provisioning.authority' }) },
     options,
@@ -113,12 +113,14 @@ export async function openControlPlane(
  * revoke, list, create devices) but settings changes are refused and secrets read as [secret];
  * `start` refuses earlier, in initControlPlane.
  */
-function openSettingsCipher(dataDir: string, store: SqliteRegistryStore, deps: ControlPlaneDeps, random: Random): SettingsCipher {
+async function openSettingsCipher(
+  dataDir: string,
+  store: SqliteRegistryStore,
+  deps: ControlPlaneDeps,
+  random: Random,
+): Promise<SettingsCipher> {
   try {
-    return createSettingsCipher(
-      loadSettingsKey(dataDir, deps.settingsKey, random, () => store.settings.countSealed()),
-      random,
-    )
+    return createSettingsCipher(await loadSettingsKey(dataDir, deps.settingsKey, random, () => store.settings.countSealed()), random)
   } catch (err) {
     if (!(err instanceof SettingsKeyMissing)) {
       store.close()
@@ -152,9 +154,9 @@ export async function initControlPlane(
   )
   const store = new SqliteRegistryStore(result.layout.database)
   try {
-    const key = loadSettingsKey(dataDir, deps.settingsKey, random, () => store.settings.countSealed())
+    const key = await loadSettingsKey(dataDir, deps.settingsKey, random, () => store.settings.countSealed())
     // a key that is not the one the secrets were sealed with (another GATEHOUSE_SETTINGS_KEY) stops start too
-    const sealed = store.settings.aSealedLayer()
+    const sealed = await store.settings.aSealedLayer()
     if (sealed) assertOpens(sealed.document, createSettingsCipher(key, random))
     if (result.createdCa || result.serverCertIssued) {
       store.appendAudit({

@@ -64,7 +64,7 @@ function claimEntry(c: ClaimRecord): RevokedEntry | null {
 }
 
 export function createCrlService(
-  deps: { store: RegistryStore; ca: OperatingCa; clock: Clock; log: Logger; claims?: { list(): ClaimRecord[] } },
+  deps: { store: RegistryStore; ca: OperatingCa; clock: Clock; log: Logger; claims?: { list(): Promise<ClaimRecord[]> } },
   validHours = 7 * 24,
 ) {
   const { store, ca, clock, log } = deps
@@ -89,8 +89,8 @@ export function createCrlService(
   }
 
   /** Revoked device certificates and revoked claims' certificates (claims are issued by the issuing CA too). */
-  function revokedBy(issuerSerial: string): RevokedEntry[] {
-    const claims = (deps.claims?.list() ?? [])
+  async function revokedBy(issuerSerial: string): Promise<RevokedEntry[]> {
+    const claims = ((await deps.claims?.list()) ?? [])
       .filter((c) => c.status === 'revoked')
       .map(claimEntry)
       .filter((e) => e !== null)
@@ -117,7 +117,7 @@ export function createCrlService(
   }
 
   async function refreshOne(issuer: { pair: IssuerKeyPair; serial: string }): Promise<CrlSnapshot> {
-    const revoked = revokedBy(issuer.serial)
+    const revoked = await revokedBy(issuer.serial)
     const crlNumber = lastNumber(issuer.serial) + 1
     const crl = await createCrl(
       issuer.pair,
@@ -143,7 +143,7 @@ export function createCrlService(
       issuerSerial: issuer.serial,
       issuer: issuer.pair.certificate.subject,
     }
-    store.transaction(() => {
+    await store.transaction(async () => {
       // Another process may have issued a newer CRL meanwhile: never go backwards in number.
       if (lastNumber(issuer.serial) >= crlNumber) return
       store.setMeta(metaKey(issuer.serial, 'pem'), pem)
@@ -161,7 +161,7 @@ export function createCrlService(
     if (!crl) return refreshOne(issuer)
     const now = clock.now().getTime()
     const halfway = crl.thisUpdate.getTime() + (crl.nextUpdate.getTime() - crl.thisUpdate.getTime()) / 2
-    if (crl.entries !== revokedBy(issuer.serial).length || now >= halfway) return refreshOne(issuer)
+    if (crl.entries !== (await revokedBy(issuer.serial)).length || now >= halfway) return refreshOne(issuer)
     return crl
   }
 

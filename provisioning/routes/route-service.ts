@@ -120,8 +120,8 @@ export function createRouteService(
 ) {
   const { store, routes, clock, random } = deps
 
-  function recordOf(id: string): RouteRecord {
-    const r = typeof id === 'string' && id.length <= 64 ? routes.get(id) : undefined
+  async function recordOf(id: string): Promise<RouteRecord> {
+    const r = typeof id === 'string' && id.length <= 64 ? await routes.get(id) : undefined
     if (!r) throw new RouteNotFound(String(id).slice(0, 64))
     return r
   }
@@ -136,11 +136,11 @@ export function createRouteService(
   return {
     schema: ROUTE_INPUT_SCHEMA,
     /** the records the broker runs (with their secrets); for the composition root only */
-    records: (): RouteRecord[] => routes.list(),
-    list: (): RouteView[] => routes.list().map(viewOf),
-    get: (id: string): RouteView => viewOf(recordOf(id)),
+    records: (): Promise<RouteRecord[]> => routes.list(),
+    list: async (): Promise<RouteView[]> => (await routes.list()).map(viewOf),
+    get: async (id: string): Promise<RouteView> => viewOf(await recordOf(id)),
     /** Stores a route; its secret is in the answer and never again. */
-    create(input: unknown, actor: string): RouteView & { secret: string } {
+    async create(input: unknown, actor: string): Promise<RouteView & { secret: string }> {
       const doc = structuredClone(input) as RouteInput
       if (!validateInput(doc)) throw new RouteInvalid(describeSchemaErrors(validateInput.errors ?? [], 'route').join('; '))
       const url = checkRouteUrl(doc.url, policy.allowPrivateTargets)
@@ -157,24 +157,24 @@ export function createRouteService(
         createdAt: clock.now(),
         createdBy: actor,
       }
-      store.transaction(() => {
-        if (routes.count() >= policy.maxRoutes) throw new RouteLimit(policy.maxRoutes)
+      await store.transaction(async () => {
+        if ((await routes.count()) >= policy.maxRoutes) throw new RouteLimit(policy.maxRoutes)
         const { secret: _secret, createdAt: _at, ...details } = record
         commit(actor, 'route.created', record.id, details)
-        routes.insert(record)
+        await routes.insert(record)
       })
       return { ...viewOf(record), secret: record.secret }
     },
-    delete(id: string, actor: string): RouteView {
-      const r = recordOf(id)
-      store.transaction(() => {
-        if (routes.delete(r.id)) commit(actor, 'route.deleted', r.id, { url: r.url })
+    async delete(id: string, actor: string): Promise<RouteView> {
+      const r = await recordOf(id)
+      await store.transaction(async () => {
+        if (await routes.delete(r.id)) commit(actor, 'route.deleted', r.id, { url: r.url })
       })
       return viewOf(r)
     },
     /** Sends one signed sample batch to the route's URL and returns the answer (audited). */
     async test(id: string, actor: string, tester: RouteTester): Promise<{ id: string; url: string; status: number; body: string }> {
-      const r = recordOf(id)
+      const r = await recordOf(id)
       checkRouteUrl(r.url, policy.allowPrivateTargets)
       const sample: SampleMessage = { deviceId: 'gatehouse-route-test', subtopic: '', at: clock.now().toISOString(), data: { test: true } }
       store.appendAudit({ at: clock.now(), actor, action: 'route.tested', subject: r.id, details: { url: r.url } })

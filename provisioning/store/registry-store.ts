@@ -99,7 +99,12 @@ export interface CertificateUpdate {
 }
 
 export interface RegistryStore {
-  transaction<T>(fn: () => T): T
+  /**
+   * Runs fn atomically: every change and its audit entry and event commit together or not at all. Store
+   * calls inside fn (any store of this database) join the transaction; calls from other async flows wait
+   * until it ends (TransactionGate, provisioning/store/transaction-gate.ts).
+   */
+  transaction<T>(fn: () => Promise<T>): Promise<T>
 
   insertDevice(device: DeviceRecord): void
   getDevice(id: string): DeviceRecord | undefined

@@ -34,7 +34,7 @@ describe('SqliteRegistryStore on disk', () => {
     expect(out).toEqual({ mode: 'wal', device: { id: 'pump-1', group_name: 'pumps' }, serial: '0a' })
   })
 
-  it('moves its data version when another connection commits, not on its own commits, and a change feed catches up on exactly that', () => {
+  it('moves its data version when another connection commits, not on its own commits, and a change feed catches up on exactly that', async () => {
     const path = join(tempDir(), 'gatehouse.db')
     const broker = open(path)
     const cli = open(path)
@@ -45,12 +45,12 @@ describe('SqliteRegistryStore on disk', () => {
     broker.appendAudit({ at: new Date(), actor: 'broker', action: 'connect.refused', subject: 'x', details: {} })
     expect(broker.dataVersion()).toBe(v0)
     expect(feed.catchUp()).toBe(0)
-    cli.transaction(() => cli.appendEvent('device.revoked', { deviceId: 'a' }, new Date()))
+    await cli.transaction(async () => cli.appendEvent('device.revoked', { deviceId: 'a' }, new Date()))
     expect(broker.dataVersion()).not.toBe(v0)
     expect(feed.catchUp()).toBe(1)
     expect(seen).toEqual(['device.revoked'])
     expect(feed.catchUp()).toBe(0) // nothing new: one PRAGMA, no read of the events table
-    broker.transaction(() => broker.appendEvent('device.enabled', { deviceId: 'a' }, new Date())) // this process's own commit
+    await broker.transaction(async () => broker.appendEvent('device.enabled', { deviceId: 'a' }, new Date())) // this process's own commit
     expect(feed.catchUp()).toBe(1)
     expect(seen).toEqual(['device.revoked', 'device.enabled'])
   })

@@ -16,7 +16,7 @@ describe('a hostile settings report over MQTT', () => {
     onTestFinished(() => gatehouse.close())
     const control = gatehouse.control
     const issued = await control.authority.createDevice({ id: 'evil-1' }, 'operator:test')
-    control.settings.patchLayer({ kind: 'fleet' }, { wifi_secret: 'pw', rate: 5 }, { actor: 'operator:test' })
+    await control.settings.patchLayer({ kind: 'fleet' }, { wifi_secret: 'pw', rate: 5 }, { actor: 'operator:test' })
     const device = await connectDevice(gatehouse.mqtt.port, {
       deviceId: 'evil-1',
       cert: issued.certificatePem,
@@ -36,11 +36,11 @@ describe('a hostile settings report over MQTT', () => {
       JSON.stringify({ version: 1, settings: { wifi_secret: 'pw', rate: 5 } }),
       { qos: 1 },
     )
-    await waitFor(() => control.settings.getDevice('evil-1').reported !== null, 5000, 'the good report')
+    await waitFor(async () => (await control.settings.getDevice('evil-1')).reported !== null, 5000, 'the good report')
     // both were refused; the log says so once a minute per device and code (the second is suppressed)
     expect(refused().map((r) => r.code)).toEqual(['GH_SETTINGS_INVALID'])
 
-    const { token } = control.apiKeys.create({ name: 'dash', scopes: ['devices:read', 'settings:read'] }, 'operator:test')
+    const { token } = await control.apiKeys.create({ name: 'dash', scopes: ['devices:read', 'settings:read'] }, 'operator:test')
     const get = (path: string) => fetch(`${gatehouse.http.url}${path}`, { headers: { authorization: `Bearer ${token}` } })
     expect((await get('/v1/devices')).status).toBe(200)
     const view = await get('/v1/devices/evil-1/settings')
