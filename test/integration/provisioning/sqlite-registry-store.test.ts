@@ -20,6 +20,41 @@ function open(path: string): SqliteRegistryStore {
 registryStoreContract('SqliteRegistryStore', () => open(join(tempDir(), 'gatehouse.db')))
 
 describe('SqliteRegistryStore on disk', () => {
+  it('holds a call of another async flow, on any store of the database, until the open transaction ends, and never shows it a rolled-back write', async () => {
+    const store = open(join(tempDir(), 'gatehouse.db'))
+    const layer = (revision: number) => ({
+      scope: 'fleet' as const,
+      document: { rate: revision },
+      revision,
+      updatedAt: new Date(0),
+      updatedBy: 'op',
+    })
+    let release = () => {}
+    const held = new Promise<void>((r) => (release = r))
+    const seen: (number | undefined)[] = []
+    const failing = store.transaction(async () => {
+      await store.settings.putLayer(layer(1))
+      await held
+      throw new Error('rolled back')
+    })
+    const outside = store.settings.getLayer('fleet').then((l) => seen.push(l?.revision))
+    const write = store.limits.putTier({ key: 'premium', limits: {}, updatedAt: new Date(0), updatedBy: 'op' })
+    await Promise.resolve()
+    expect(seen).toEqual([]) // still held: the transaction is open
+    release()
+    await expect(failing).rejects.toThrow('rolled back')
+    await outside
+    await write
+    expect(seen).toEqual([undefined])
+    expect(await store.limits.getTier('premium')).toMatchObject({ key: 'premium' }) // not rolled back with the other flow's transaction
+    store.insertDevice(device('pump-1'))
+    await store.transaction(async () => {
+      await store.settings.putLayer(layer(2))
+      await store.transaction(async () => store.limits.putDevice({ key: 'pump-1', limits: {}, updatedAt: new Date(0), updatedBy: 'op' }))
+    })
+    expect((await store.settings.getLayer('fleet'))?.revision).toBe(2)
+  })
+
   it('runs in WAL mode and a second process reads what the first committed', () => {
     const path = join(tempDir(), 'gatehouse.db')
     const store = open(path)
