@@ -154,7 +154,7 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardRoute
     live.checkRoom()
     const session = request.dashboardSession as DashboardSession
     reply.hijack()
-    live.open(reply.raw, () => sessions.isLive(session))
+    await live.open(reply.raw, () => sessions.isLive(session))
   })
 
   deviceActions(app, authority, routeConfig())
