@@ -245,7 +245,7 @@ async function provisionSimDevices(deps: CliDeps, ids: string[], options: Parame
       )
       const folder = writeDeviceBundle(options.bundlesDir, prepared.issued, { format: 'pem' })
       try {
-        prepared.commit()
+        await prepared.commit()
       } catch (err) {
         rmSync(folder, { recursive: true, force: true })
         throw err

@@ -245,9 +245,12 @@ async function startServices(
       dashboard: {
         signals: fleetSignals(broker, feed, ai, connections.history),
         // the configured route's budget under the tier's and the device's stored values (as the bridge spends it)
-        aiBudget: (deviceId, tier) => {
+        aiBudget: async (deviceId, tier) => {
           if (!aiOptions) return null
-          const { dailyRequests, dailyTokens } = { ...routeFor(aiOptions, deviceId, tier).limits, ...control.limits.applied(deviceId)?.ai }
+          const { dailyRequests, dailyTokens } = {
+            ...routeFor(aiOptions, deviceId, tier).limits,
+            ...(await control.limits.limitsOf(deviceId))?.ai,
+          }
           return { dailyRequests, dailyTokens }
         },
       },

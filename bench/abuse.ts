@@ -283,7 +283,7 @@ async function provision(dataDir: string): Promise<Fixture> {
   try {
     const bundles = async (prefix: string, count: number, group?: string) => {
       const batch = await control.authority.prepareBatch({ count, prefix, ...(group && { group }) }, 'bench')
-      batch.commit()
+      await batch.commit()
       return batch.issued.map((i) => ({ deviceId: i.deviceId, cert: i.certificatePem, key: i.privateKey!.pem, ca: i.chainPem }))
     }
     const devices = await bundles('fleet-', DEVICES)
@@ -294,8 +294,8 @@ async function provision(dataDir: string): Promise<Fixture> {
     // ~50 KB of settings: what every SUBSCRIBE to the flooder's settings topic reads, decrypts and sends
     const blob: Record<string, string> = {}
     for (let i = 0; i < 50; i++) blob[`k${i}`] = 'v'.repeat(1000)
-    control.settings.patchDevice(flooder!.deviceId, { blob }, { actor: 'bench' })
-    const { token } = control.apiKeys.create({ name: 'attacker', scopes: ['settings:write'] }, 'bench')
+    await control.settings.patchDevice(flooder!.deviceId, { blob }, { actor: 'bench' })
+    const { token } = await control.apiKeys.create({ name: 'attacker', scopes: ['settings:write'] }, 'bench')
     // every device comes from 127.0.0.1: raise the per-address limits only (another branch raises the defaults)
     writeFileSync(
       dataDirLayout(dataDir).config,

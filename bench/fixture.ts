@@ -46,7 +46,7 @@ async function provision(count: number): Promise<BenchFixture> {
         process.stdout.write(`\rprovisioning ${prefix}*: ${done}/${total}`)
       }
     })
-    batch.commit()
+    await batch.commit()
     process.stdout.write('\n')
     return batch.issued.map((i) => {
       if (!i.privateKey) throw new Error(`no private key for ${i.deviceId}`)

@@ -26,7 +26,7 @@ export async function provisionBenchmark(): Promise<Record<string, unknown>> {
         const control = await openControlPlane(dataDir, {}, { log, clock: systemClock, random: cryptoRandom })
         const started = performance.now()
         const batch = await control.authority.prepareBatch({ count: COUNT, prefix: 'bench-' }, 'bench')
-        if (mode === 'registry only') batch.commit()
+        if (mode === 'registry only') await batch.commit()
         else await writeBundlesThenCommit(join(dir, 'devices'), batch.issued, { format: 'pem' }, batch.commit)
         const seconds = (performance.now() - started) / 1000
         control.close()

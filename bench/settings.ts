@@ -26,8 +26,8 @@ export async function settingsBenchmark(): Promise<Record<string, unknown>> {
   await initControlPlane(dataDir, {}, { log }, 'bench')
   const control = await openControlPlane(dataDir, {}, { log })
   const batch = await control.authority.prepareBatch({ count: DEVICES, prefix: 'set-', group: 'bench' }, 'bench')
-  batch.commit()
-  const { token } = control.apiKeys.create({ name: 'bench', scopes: ['settings:write'] }, 'bench')
+  await batch.commit()
+  const { token } = await control.apiKeys.create({ name: 'bench', scopes: ['settings:write'] }, 'bench')
   control.close()
   const devices: DeviceBundle[] = batch.issued.map((i) => ({
     deviceId: i.deviceId,

@@ -69,7 +69,7 @@ export async function openControlPlane(
   const random = deps.random ?? cryptoRandom
   const ca = await loadCa(dataDir, deps, clock)
   const store = new SqliteRegistryStore(dataDirLayout(dataDir).database)
-  const cipher = openSettingsCipher(dataDir, store, deps, random)
+  const cipher = await openSettingsCipher(dataDir, store, deps, random)
   const authority = createDeviceAuthority(
     { store, ca, clock, random, claims: store.claims, apps: store.apps, log: deps.log.child({ module: 'provisioning.authority' }) },
     options,
@@ -107,7 +107,7 @@ export async function openControlPlane(
     options.routes ?? { maxRoutes: 16, allowPrivateTargets: false },
   )
   // route secrets stored in clear (before they were sealed) are sealed now: the key is not available to a migration
-  routes.sealStoredSecrets()
+  await routes.sealStoredSecrets()
   const apps = createAppService(
     { store, apps: store.apps, authority, clock, random, log: deps.log.child({ module: 'provisioning.apps' }) },
     options.apps ?? { maxApps: 1000, validDays: 365 },
@@ -133,20 +133,22 @@ export async function openControlPlane(
 }
 
 /** Values sealed with the settings key: secret settings and route secrets (a lost key file is not replaced while any exist). */
-const countSealed = (store: SqliteRegistryStore): number =>
-  store.settings.countSealed() + store.routes.list().filter((r) => isSealedSecret(r.secret)).length
+const countSealed = async (store: SqliteRegistryStore): Promise<number> =>
+  (await store.settings.countSealed()) + (await store.routes.list()).filter((r) => isSealedSecret(r.secret)).length
 
 /**
  * The settings cipher. Without its key while sealed secrets exist, the control plane still opens (to
  * revoke, list, create devices) but settings changes are refused and secrets read as [secret];
  * `start` refuses earlier, in initControlPlane.
  */
-function openSettingsCipher(dataDir: string, store: SqliteRegistryStore, deps: ControlPlaneDeps, random: Random): SettingsCipher {
+async function openSettingsCipher(
+  dataDir: string,
+  store: SqliteRegistryStore,
+  deps: ControlPlaneDeps,
+  random: Random,
+): Promise<SettingsCipher> {
   try {
-    return createSettingsCipher(
-      loadSettingsKey(dataDir, deps.settingsKey, random, () => countSealed(store)),
-      random,
-    )
+    return createSettingsCipher(await loadSettingsKey(dataDir, deps.settingsKey, random, () => countSealed(store)), random)
   } catch (err) {
     if (!(err instanceof SettingsKeyMissing)) {
       store.close()
@@ -180,9 +182,9 @@ export async function initControlPlane(
   )
   const store = new SqliteRegistryStore(result.layout.database)
   try {
-    const key = loadSettingsKey(dataDir, deps.settingsKey, random, () => countSealed(store))
+    const key = await loadSettingsKey(dataDir, deps.settingsKey, random, () => countSealed(store))
     // a key that is not the one the secrets were sealed with (another GATEHOUSE_SETTINGS_KEY) stops start too
-    const sealed = store.settings.aSealedLayer()
+    const sealed = await store.settings.aSealedLayer()
     if (sealed) assertOpens(sealed.document, createSettingsCipher(key, random))
     if (result.createdCa || result.serverCertIssued) {
       store.appendAudit({

@@ -11,7 +11,7 @@ export interface DeviceContext {
 
 export interface DeviceContexts {
   /** undefined: no such device, or not active */
-  get(deviceId: string): DeviceContext | undefined
+  get(deviceId: string): Promise<DeviceContext | undefined>
 }
 
 /** Entries kept before the cache starts over (a bound, not a tuning knob). */
@@ -31,12 +31,12 @@ export function cachedDeviceContexts(
     if (isDeviceEvent(e)) cache.delete(e.deviceId)
   })
   return {
-    get(deviceId) {
+    async get(deviceId) {
       if (cache.has(deviceId)) return cache.get(deviceId)
       const device = control.store.getDevice(deviceId)
       const context =
         device && device.status === 'active'
-          ? { tier: device.tier, group: device.group, settings: control.settings.getDevice(deviceId).desired }
+          ? { tier: device.tier, group: device.group, settings: (await control.settings.getDevice(deviceId)).desired }
           : undefined
       if (cache.size > MAX_CACHED) cache.clear()
       cache.set(deviceId, context)

@@ -44,7 +44,7 @@ export function createRegistryDirectory(
     clock: Clock
     log: Logger
     /** the claims (ClaimService or ClaimStore); without it every claim certificate is unknown */
-    claims?: { getByFingerprint(fingerprint: string): ClaimRecord | undefined }
+    claims?: { getByFingerprint(fingerprint: string): Promise<ClaimRecord | undefined> }
     /** the apps (the AppService); without it every app certificate is unknown */
     apps?: Pick<AppService, 'record' | 'certificateByFingerprint'>
   },
@@ -53,10 +53,10 @@ export function createRegistryDirectory(
   const { store, feed, clock, log } = deps
   /** seconds per lookup (the change feed's catch-up and the registry reads), for the metrics */
   const latency = { device: createHistogram(), claim: createHistogram() }
-  const timed = <T>(histogram: Histogram, run: () => T): T => {
+  const timed = async <T>(histogram: Histogram, run: () => T | Promise<T>): Promise<T> => {
     const started = clock.now().getTime()
     try {
-      return run()
+      return await run()
     } finally {
       observeHistogram(histogram, (clock.now().getTime() - started) / 1000)
     }
@@ -123,8 +123,8 @@ export function createRegistryDirectory(
    * Read on every claim CONNECT, not cached: its uses change with no event, and a claim session is a
    * rare connect (once per device), bounded like any other by the per-address connection limits.
    */
-  function judgeClaim(identity: PeerIdentity, claimId: string): ClaimLookup {
-    const claim = deps.claims?.getByFingerprint(identity.fingerprint)
+  async function judgeClaim(identity: PeerIdentity, claimId: string): Promise<ClaimLookup> {
+    const claim = await deps.claims?.getByFingerprint(identity.fingerprint)
     if (claim === undefined || claim.id !== claimId || claim.serial !== identity.serial) {
       return { kind: 'refused', reason: 'unknown-claim', claimId, serial: identity.serial }
     }

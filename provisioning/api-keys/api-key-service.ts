@@ -124,7 +124,7 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
 
   return {
     /** Creates a key. The returned token is the only copy: show it once and forget it. */
-    create(req: NewApiKey, caller: string | ApiKeyCaller): { token: string; key: ApiKey } {
+    async create(req: NewApiKey, caller: string | ApiKeyCaller): Promise<{ token: string; key: ApiKey }> {
       const { actor } = callerOf(caller)
       if (typeof req.name !== 'string' || !API_KEY_NAME_PATTERN.test(req.name)) throw new ApiKeyNameInvalid(String(req.name).slice(0, 80))
       const scopes = checkScopes(req.scopes)
@@ -132,10 +132,10 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
       const now = clock.now()
       const expiresAt = expiryOf(req, now)
       const secret = newApiKeySecret(random)
-      const record = store.transaction(() => {
-        if (apiKeys.getByName(req.name)) throw new ApiKeyExists(req.name)
+      const record = await store.transaction(async () => {
+        if (await apiKeys.getByName(req.name)) throw new ApiKeyExists(req.name)
         let id = newApiKeyId(random)
-        while (apiKeys.getById(id)) id = newApiKeyId(random)
+        while (await apiKeys.getById(id)) id = newApiKeyId(random)
         const rec: ApiKeyRecord = {
           id,
           name: req.name,
@@ -148,7 +148,7 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
           previousSecretHash: null,
           previousSecretUntil: null,
         }
-        apiKeys.insert(rec)
+        await apiKeys.insert(rec)
         store.appendAudit({
           at: now,
           actor,
@@ -167,9 +167,9 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
      * revoked or expired key. The secret is compared as SHA-256 digests with timingSafeEqual, and an
      * unknown id is compared against a dummy digest, so timing does not tell which case it was.
      */
-    verify(token: string): ApiKey {
+    async verify(token: string): Promise<ApiKey> {
       const parsed = typeof token === 'string' ? parseApiKey(token) : undefined
-      const record = parsed ? apiKeys.getById(parsed.id) : undefined
+      const record = parsed ? await apiKeys.getById(parsed.id) : undefined
       const presented = hashSecret(parsed?.secret ?? '')
       const now = clock.now()
       // both compared every time, so timing does not tell a current secret from a previous one
@@ -182,7 +182,7 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
       if (!parsed || !record || !matches || !live) throw new ApiKeyInvalid()
       if (record.lastUsedAt === null || now.getTime() - record.lastUsedAt.getTime() >= LAST_USED_RESOLUTION_MS) {
         try {
-          store.transaction(() => apiKeys.touchLastUsed(record.id, now))
+          await store.transaction(() => apiKeys.touchLastUsed(record.id, now))
           record.lastUsedAt = now
         } catch (err) {
           // bookkeeping only: a busy or full disk must not turn a valid request away
@@ -192,25 +192,25 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
       return publicView(record)
     },
 
-    list(): ApiKey[] {
-      return apiKeys.list().map(publicView)
+    async list(): Promise<ApiKey[]> {
+      return (await apiKeys.list()).map(publicView)
     },
 
-    get(name: string): ApiKey | undefined {
-      const record = apiKeys.getByName(name)
+    async get(name: string): Promise<ApiKey | undefined> {
+      const record = await apiKeys.getByName(name)
       return record && publicView(record)
     },
 
     /** Permanent. Applies to the next request that presents the key (its previous secret too). */
-    revoke(name: string, caller: string | ApiKeyCaller): ApiKey {
+    async revoke(name: string, caller: string | ApiKeyCaller): Promise<ApiKey> {
       const { actor } = callerOf(caller)
-      const record = store.transaction(() => {
-        const current = apiKeys.getByName(name)
+      const record = await store.transaction(async () => {
+        const current = await apiKeys.getByName(name)
         if (!current) throw new ApiKeyNotFound(String(name).slice(0, 80))
         assertHolds(callerOf(caller), current.scopes)
         if (current.revokedAt !== null) throw new ApiKeyRevoked(name)
         const at = clock.now()
-        apiKeys.revoke(current.id, at)
+        await apiKeys.revoke(current.id, at)
         store.appendAudit({ at, actor, action: 'apikey.revoked', subject: `apikey:${name}`, details: { id: current.id } })
         return { ...current, revokedAt: at }
       })
@@ -223,19 +223,19 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
      * (default a day, at most 30 days; 0: refused at once), then never again. A previous secret still in
      * its overlap from an earlier rotation is dropped. The new token is the only copy, as on create.
      */
-    rotate(name: string, req: { overlapSeconds?: number }, caller: string | ApiKeyCaller): { token: string; key: ApiKey } {
+    async rotate(name: string, req: { overlapSeconds?: number }, caller: string | ApiKeyCaller): Promise<{ token: string; key: ApiKey }> {
       const { actor } = callerOf(caller)
       const overlap = checkOverlap(req.overlapSeconds ?? DEFAULT_ROTATION_OVERLAP_SECONDS)
       const secret = newApiKeySecret(random)
-      const record = store.transaction(() => {
-        const current = apiKeys.getByName(name)
+      const record = await store.transaction(async () => {
+        const current = await apiKeys.getByName(name)
         if (!current) throw new ApiKeyNotFound(String(name).slice(0, 80))
         assertHolds(callerOf(caller), current.scopes)
         if (current.revokedAt !== null) throw new ApiKeyRevoked(name)
         const at = clock.now()
         const until = new Date(at.getTime() + overlap * 1000)
         const secretHash = hashSecret(secret)
-        apiKeys.rotate(current.id, secretHash, current.secretHash, until)
+        await apiKeys.rotate(current.id, secretHash, current.secretHash, until)
         store.appendAudit({
           at,
           actor,

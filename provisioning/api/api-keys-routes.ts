@@ -64,7 +64,7 @@ export async function apiKeysRoutes(app: FastifyInstance, opts: ApiKeysRoutesOpt
     scoped('apikeys:admin', 'apikeys', 'List API keys, oldest first (never a secret)', {
       response: { 200: { type: 'object', properties: { items: { type: 'array', items: apiKeySchema } }, required: ['items'] } },
     }),
-    async () => ({ items: apiKeys.list() }),
+    async () => ({ items: await apiKeys.list() }),
   )
 
   app.post<{ Body: { name: string; scopes: string[]; expiresAt?: string; expiresInSeconds?: number } }>(
@@ -91,7 +91,7 @@ export async function apiKeysRoutes(app: FastifyInstance, opts: ApiKeysRoutesOpt
     }),
     async (request, reply) => {
       const { name, scopes, expiresAt, expiresInSeconds } = request.body
-      const created = apiKeys.create(
+      const created = await apiKeys.create(
         {
           name,
           scopes,

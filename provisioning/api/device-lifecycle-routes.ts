@@ -173,7 +173,9 @@ export async function deviceLifecycleRoutes(app: FastifyInstance, opts: DeviceLi
       ),
       async (request) => {
         const { id } = request.params
-        return view(verb === 'disable' ? authority.disableDevice(id, actorOf(request)) : authority.enableDevice(id, actorOf(request)))
+        return view(
+          await (verb === 'disable' ? authority.disableDevice(id, actorOf(request)) : authority.enableDevice(id, actorOf(request))),
+        )
       },
     )
   }
@@ -193,7 +195,7 @@ export async function deviceLifecycleRoutes(app: FastifyInstance, opts: DeviceLi
         },
         response: { 200: deviceViewSchema },
       }),
-      async (request) => view(authority.updateDevice(request.params.id, request.body, actorOf(request))),
+      async (request) => view(await authority.updateDevice(request.params.id, request.body, actorOf(request))),
     )
   })
 

@@ -24,9 +24,9 @@ export const MAX_PAGE = 1000
 const iso = (d: Date | null): string | null => d?.toISOString() ?? null
 
 /** Read side of a device for apps: registry + presence + settings version, never settings values. */
-function summary(device: DeviceRecord, certificates: CertificateRecord[], opts: DevicesRoutesOptions) {
+async function summary(device: DeviceRecord, certificates: CertificateRecord[], opts: DevicesRoutesOptions) {
   const active = certificates.filter((c) => c.status === 'active').sort((a, b) => b.notAfter.getTime() - a.notAfter.getTime())
-  const settings = opts.settings.getDevice(device.id)
+  const settings = await opts.settings.getDevice(device.id)
   return {
     id: device.id,
     group: device.group,
@@ -101,7 +101,7 @@ export async function devicesRoutes(app: FastifyInstance, opts: DevicesRoutesOpt
       })
       const items = page.slice(0, limit)
       return {
-        items: items.map((d) => summary(d, authority.listCertificates(d.id), opts)),
+        items: await Promise.all(items.map((d) => summary(d, authority.listCertificates(d.id), opts))),
         next: page.length > limit ? (items.at(-1)?.id ?? null) : null,
       }
     },
@@ -115,7 +115,7 @@ export async function devicesRoutes(app: FastifyInstance, opts: DevicesRoutesOpt
     }),
     async (request) => {
       const { device, certificates } = authority.getDevice(request.params.id)
-      return { ...summary(device, certificates, opts), certificates: certificates.map(certificateView) }
+      return { ...(await summary(device, certificates, opts)), certificates: certificates.map(certificateView) }
     },
   )
 

@@ -79,7 +79,7 @@ export async function routeRoutes(app: FastifyInstance, opts: RouteRoutesOptions
     scoped('routes:read', 'routes', 'Every telemetry route, with its delivery counters on this node', {
       response: { 200: { type: 'object', properties: { items: { type: 'array', items: routeView } }, required: ['items'] } },
     }),
-    async () => ({ items: routes.list().map(withStatus) }),
+    async () => ({ items: (await routes.list()).map(withStatus) }),
   )
   app.get<{ Params: { id: string } }>(
     '/routes/:id',
@@ -87,7 +87,7 @@ export async function routeRoutes(app: FastifyInstance, opts: RouteRoutesOptions
       params: routeParams,
       response: { 200: routeView },
     }),
-    async (request) => withStatus(routes.get(request.params.id)),
+    async (request) => withStatus(await routes.get(request.params.id)),
   )
   app.post<{ Body: unknown }>(
     '/routes',
@@ -100,7 +100,7 @@ export async function routeRoutes(app: FastifyInstance, opts: RouteRoutesOptions
         response: { 201: createdView },
       },
     ),
-    async (request, reply) => reply.code(201).send(routes.create(request.body, actorOf(request))),
+    async (request, reply) => reply.code(201).send(await routes.create(request.body, actorOf(request))),
   )
   app.delete<{ Params: { id: string } }>(
     '/routes/:id',

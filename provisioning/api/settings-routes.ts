@@ -45,15 +45,15 @@ export async function settingsRoutes(app: FastifyInstance, opts: SettingsRoutesO
   app.get<{ Params: { id: string } }>(
     '/devices/:id/settings',
     view("A device's effective settings and its last report", { params: deviceParams }, 'DeviceSettingsView#'),
-    async (request, reply) => withDeviceTag(reply, settings.getDevice(request.params.id)),
+    async (request, reply) => withDeviceTag(reply, await settings.getDevice(request.params.id)),
   )
   app.get<{ Params: { group: string } }>(
     '/groups/:group/settings',
     view("A group's settings layer", { params: groupParams }, 'LayerView#'),
-    async (request, reply) => withLayerTag(reply, settings.getLayer(layerTarget(request.params.group))),
+    async (request, reply) => withLayerTag(reply, await settings.getLayer(layerTarget(request.params.group))),
   )
   app.get('/settings/defaults', view('The fleet defaults layer', {}, 'LayerView#'), async (_request, reply) =>
-    withLayerTag(reply, settings.getLayer(layerTarget())),
+    withLayerTag(reply, await settings.getLayer(layerTarget())),
   )
 
   app.put<{ Params: { group: string }; Body: Record<string, unknown> }>(
@@ -64,8 +64,8 @@ export async function settingsRoutes(app: FastifyInstance, opts: SettingsRoutesO
       response: { 200: groupSchemaResponse },
     }),
     async (request) => {
-      settings.setSchema(request.params.group, request.body, actorOf(request))
-      return { group: request.params.group, schema: settings.getSchema(request.params.group) }
+      await settings.setSchema(request.params.group, request.body, actorOf(request))
+      return { group: request.params.group, schema: await settings.getSchema(request.params.group) }
     },
   )
   app.get<{ Params: { group: string } }>(
@@ -74,7 +74,7 @@ export async function settingsRoutes(app: FastifyInstance, opts: SettingsRoutesO
       params: groupParams,
       response: { 200: groupSchemaResponse },
     }),
-    async (request) => ({ group: request.params.group, schema: settings.getSchema(request.params.group) }),
+    async (request) => ({ group: request.params.group, schema: await settings.getSchema(request.params.group) }),
   )
 
   // PATCH routes in their own context: only they accept application/merge-patch+json
@@ -92,7 +92,10 @@ export async function settingsRoutes(app: FastifyInstance, opts: SettingsRoutesO
         const ifMatch = parseIfMatch(request.headers['if-match'])
         return withDeviceTag(
           reply,
-          settings.patchDevice(request.params.id, request.body, { actor: actorOf(request), ...(ifMatch !== undefined && { ifMatch }) }),
+          await settings.patchDevice(request.params.id, request.body, {
+            actor: actorOf(request),
+            ...(ifMatch !== undefined && { ifMatch }),
+          }),
         )
       },
     )
@@ -109,9 +112,9 @@ export async function settingsRoutes(app: FastifyInstance, opts: SettingsRoutesO
     )
   })
 
-  function patchLayer(reply: FastifyReply, target: LayerTarget, body: unknown, ifMatchHeader: string | undefined, actor: string) {
+  async function patchLayer(reply: FastifyReply, target: LayerTarget, body: unknown, ifMatchHeader: string | undefined, actor: string) {
     const ifMatch = parseIfMatch(ifMatchHeader)
-    return withLayerTag(reply, settings.patchLayer(target, body, { actor, ...(ifMatch !== undefined && { ifMatch }) }))
+    return withLayerTag(reply, await settings.patchLayer(target, body, { actor, ...(ifMatch !== undefined && { ifMatch }) }))
   }
 }
 

@@ -46,7 +46,7 @@ export async function tierRoutes(app: FastifyInstance, opts: TierRoutesOptions):
     scoped('devices:read', 'tiers', 'Every tier with the limits stored for it (values left out come from the configuration)', {
       response: { 200: { type: 'object', properties: { items: { type: 'array', items: tierView } }, required: ['items'] } },
     }),
-    async () => ({ items: limits.listTiers() }),
+    async () => ({ items: await limits.listTiers() }),
   )
   app.put<{ Params: { name: string }; Body: unknown }>(
     '/tiers/:name',

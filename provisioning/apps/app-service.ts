@@ -202,9 +202,10 @@ export function createAppService(
       return {
         issued: result,
         commit: async () => {
-          store.transaction(() => {
-            void apps.insert(app)
-            void apps.insertCertificate(record)
+          await store.transaction(async () => {
+            if ((await apps.countActive()) >= policy.maxApps) throw new AppLimit(policy.maxApps)
+            await apps.insert(app)
+            await apps.insertCertificate(record)
             store.appendAudit({
               at: clock.now(),
               actor,
@@ -230,8 +231,8 @@ export function createAppService(
       return {
         issued: result,
         commit: async () => {
-          store.transaction(() => {
-            void apps.insertCertificate(record)
+          await store.transaction(async () => {
+            await apps.insertCertificate(record)
             store.appendAudit({
               at: clock.now(),
               actor,
@@ -258,9 +259,9 @@ export function createAppService(
       if (serial !== undefined && !certs.some((c) => c.serial === serial && c.status === 'active'))
         throw new AppCertificateNotFound(name, String(serial).slice(0, 80), name)
       const at = clock.now()
-      store.transaction(() => {
-        if (serial === undefined) void apps.revoke(name, at)
-        else void apps.revokeCertificate(serial, at)
+      await store.transaction(async () => {
+        if (serial === undefined) await apps.revoke(name, at)
+        else await apps.revokeCertificate(serial, at)
         const serials = serial === undefined ? certs.filter((c) => c.status === 'active').map((c) => c.serial) : [serial]
         store.appendAudit({
           at,

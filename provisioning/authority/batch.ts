@@ -19,7 +19,7 @@ export interface BatchRequest {
 /** A whole batch issued in memory; commit() registers every device in one transaction. */
 export interface PreparedBatch {
   issued: IssuedDevice[]
-  commit(): void
+  commit(): Promise<void>
 }
 
 export const MAX_BATCH = 100_000
@@ -74,9 +74,9 @@ export function createBatchProvisioner(deps: {
     await Promise.all(Array.from({ length: Math.min(CONCURRENCY, ids.length) }, worker))
     return {
       issued: prepared.map((p) => p.issued),
-      commit() {
-        store.transaction(() => {
-          for (const p of prepared) p.commit()
+      async commit() {
+        await store.transaction(async () => {
+          for (const p of prepared) await p.commit()
           deps.record(
             actor,
             'batch.created',

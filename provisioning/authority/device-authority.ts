@@ -43,7 +43,7 @@ export interface AuthorityDeps {
   random: Random
   log: Logger
   /** the claims, whose revoked certificates go on the CRLs too (the ClaimStore) */
-  claims?: { list(): ClaimRecord[] }
+  claims?: { list(): Promise<ClaimRecord[]> }
   /** the apps, whose revoked certificates go on the CRLs too (the AppStore) */
   apps?: { revokedCertificates(): Promise<AppCertificateRecord[]> }
 }
@@ -105,7 +105,7 @@ export interface IssuedDevice extends IssuedCertificate {
 /** An issued but not yet registered device: write its files, then commit (see batch.ts). */
 export interface PreparedDevice {
   issued: IssuedDevice
-  commit(): void
+  commit(): Promise<void>
 }
 
 export interface DeviceDetails {
@@ -231,7 +231,7 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
     return {
       issued: { ...issued, device },
       commit: () =>
-        store.transaction(() => {
+        store.transaction(async () => {
           store.insertDevice(device)
           if (Object.keys(labels).length > 0) store.setLabels(id, labels)
           insertCertificate(issued)
@@ -256,13 +256,17 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
   }
 
   /** Issues a renewal certificate; nothing changes in the registry until commit(). */
-  async function prepareRenewal(id: string, req: RenewalRequest, actor: Actor): Promise<{ issued: IssuedCertificate; commit(): void }> {
+  async function prepareRenewal(
+    id: string,
+    req: RenewalRequest,
+    actor: Actor,
+  ): Promise<{ issued: IssuedCertificate; commit(): Promise<void> }> {
     const device = requireDevice(assertDeviceId(id))
     if (device.status === 'revoked') throw new DeviceRevoked(id)
     const issued = await issueCertificate(id, req.csr, req.validDays ?? validDays)
-    const commit = (): void => {
+    const commit = async (): Promise<void> => {
       const supersededAt = new Date(clock.now().getTime() + overlapMs)
-      store.transaction(() => {
+      await store.transaction(async () => {
         if (requireDevice(id).status === 'revoked') throw new DeviceRevoked(id)
         const previous = store.listCertificates(id).filter((c) => c.status === 'active')
         for (const c of previous) store.updateCertificate(c.serial, { status: 'superseded', supersededAt })
@@ -362,7 +366,7 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
 
     async createDevice(req: NewDevice, actor: Actor): Promise<IssuedDevice> {
       const prepared = await prepareDevice(req, actor)
-      prepared.commit()
+      await prepared.commit()
       log.info({ deviceId: prepared.issued.deviceId, serial: prepared.issued.serial, actor }, 'device created')
       return prepared.issued
     },
@@ -375,20 +379,20 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
     /** A new certificate for an existing device; the previous ones keep working for the overlap. */
     async renewDevice(id: string, req: RenewalRequest, actor: Actor): Promise<IssuedCertificate> {
       const prepared = await prepareRenewal(id, req, actor)
-      prepared.commit()
+      await prepared.commit()
       return prepared.issued
     },
 
     /** Permanent: the device and every certificate it holds are revoked, and the CRL is reissued. */
     async revokeDevice(id: string, reason: CrlReason, actor: Actor): Promise<{ device: DeviceRecord; revokedSerials: string[] }> {
-      const revokedSerials = store.transaction(() => revokeInTransaction(id, reason, actor))
+      const revokedSerials = await store.transaction(async () => revokeInTransaction(id, reason, actor))
       log.info({ deviceId: id, actor, reason }, 'device revoked')
       await crl.refresh()
       return { device: requireDevice(id), revokedSerials }
     },
 
-    disableDevice: (id: string, actor: Actor): DeviceRecord => setStatus(id, 'disabled', actor),
-    enableDevice: (id: string, actor: Actor): DeviceRecord => setStatus(id, 'active', actor),
+    disableDevice: (id: string, actor: Actor): Promise<DeviceRecord> => setStatus(id, 'disabled', actor),
+    enableDevice: (id: string, actor: Actor): Promise<DeviceRecord> => setStatus(id, 'active', actor),
     /** Changes a device's group, tier and labels (device.updated); see device-changes.ts. */
     updateDevice: changes.updateDevice,
     /** Disable, enable, revoke or move every device a selector matches, with dryRun and max; see device-changes.ts. */
@@ -413,8 +417,8 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
     crlByKeyId: (keyId: string): Promise<CrlSnapshot | undefined> => crl.byKeyId(keyId),
   }
 
-  function setStatus(id: string, status: Exclude<DeviceStatus, 'revoked'>, actor: Actor): DeviceRecord {
-    store.transaction(() => setStatusInTransaction(id, status, actor))
+  async function setStatus(id: string, status: Exclude<DeviceStatus, 'revoked'>, actor: Actor): Promise<DeviceRecord> {
+    await store.transaction(async () => setStatusInTransaction(id, status, actor))
     log.info({ deviceId: id, actor, status }, status === 'disabled' ? 'device disabled' : 'device enabled')
     return requireDevice(id)
   }

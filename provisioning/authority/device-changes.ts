@@ -160,10 +160,10 @@ export function createDeviceChanges(deps: {
 
   return {
     /** Sets the fields given; a revoked device cannot change. Nothing changed: no audit entry, no event. */
-    updateDevice(id: string, update: DeviceUpdate, actor: Actor): DeviceRecord {
+    async updateDevice(id: string, update: DeviceUpdate, actor: Actor): Promise<DeviceRecord> {
       assertDeviceId(id)
       checkUpdate(update)
-      const changed = store.transaction(() => updateInTransaction(id, update, actor))
+      const changed = await store.transaction(async () => updateInTransaction(id, update, actor))
       if (changed) log.info({ deviceId: id, actor }, 'device updated')
       return deps.requireDevice(id)
     },
@@ -177,7 +177,7 @@ export function createDeviceChanges(deps: {
       checkBulk(req)
       const result = (deviceIds: string[]): BulkResult => ({ action: req.action.kind, dryRun: req.dryRun === true, deviceIds })
       if (req.dryRun) return result(select(req).map((d) => d.id))
-      const deviceIds = store.transaction(() => {
+      const deviceIds = await store.transaction(async () => {
         const picked = select(req)
         picked.forEach((d, i) => {
           apply(req, d, actor)

@@ -69,7 +69,7 @@ export function createCrlService(
     ca: OperatingCa
     clock: Clock
     log: Logger
-    claims?: { list(): ClaimRecord[] }
+    claims?: { list(): Promise<ClaimRecord[]> }
     /** the apps' revoked certificates (the AppStore) */
     apps?: { revokedCertificates(): Promise<Omit<RevokedEntry, 'revocationReason'>[]> }
   },
@@ -99,7 +99,7 @@ export function createCrlService(
   /** Revoked device certificates, revoked claims' and apps' certificates (all issued by the issuing CA). */
   async function revokedBy(issuerSerial: string): Promise<RevokedEntry[]> {
     const apps = ((await deps.apps?.revokedCertificates()) ?? []).map((c) => ({ ...c, revocationReason: 'cessationOfOperation' as const }))
-    const claims = (deps.claims?.list() ?? [])
+    const claims = ((await deps.claims?.list()) ?? [])
       .filter((c) => c.status === 'revoked')
       .map(claimEntry)
       .filter((e) => e !== null)
@@ -152,7 +152,7 @@ export function createCrlService(
       issuerSerial: issuer.serial,
       issuer: issuer.pair.certificate.subject,
     }
-    store.transaction(() => {
+    await store.transaction(async () => {
       // Another process may have issued a newer CRL meanwhile: never go backwards in number.
       if (lastNumber(issuer.serial) >= crlNumber) return
       store.setMeta(metaKey(issuer.serial, 'pem'), pem)

@@ -107,7 +107,7 @@ export async function rotateCa(
   }
   const store = new SqliteRegistryStore(dataDirLayout(dataDir).database)
   try {
-    store.transaction(() => {
+    await store.transaction(async () => {
       store.appendAudit({
         at: now,
         actor,

@@ -58,9 +58,9 @@ export async function readFleetSnapshot(
         .filter((e) => e.at.getTime() >= since)
         .map((e) => ({ deviceId: e.subject, action, at: e.at })),
     ),
-    claims: stores.claims.list(),
-    apiKeys: stores.apiKeys.list(),
-    settingsLayers: stores.settings.listLayers().map((l) => ({ scope: l.scope, document: l.document })),
+    claims: await stores.claims.list(),
+    apiKeys: await stores.apiKeys.list(),
+    settingsLayers: (await stores.settings.listLayers()).map((l) => ({ scope: l.scope, document: l.document })),
   }
 }
 

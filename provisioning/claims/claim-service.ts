@@ -45,7 +45,7 @@ export interface CreatedClaim {
 /** An issued claim not yet registered: write its files, then commit() (as PreparedDevice). */
 export interface PreparedClaim {
   created: CreatedClaim
-  commit(): void
+  commit(): Promise<void>
 }
 
 export interface ClaimServiceDeps {
@@ -135,8 +135,8 @@ export function createClaimService(deps: ClaimServiceDeps, options: { defaultTie
   const { store, claims, authority, clock, random, log } = deps
   const defaultTier = options.defaultTier ?? 'standard'
 
-  function require(id: string): ClaimRecord {
-    const claim = typeof id === 'string' ? claims.get(id) : undefined
+  async function require(id: string): Promise<ClaimRecord> {
+    const claim = typeof id === 'string' ? await claims.get(id) : undefined
     if (!claim) throw new ClaimNotFound(String(id).slice(0, 80))
     return claim
   }
@@ -147,7 +147,7 @@ export function createClaimService(deps: ClaimServiceDeps, options: { defaultTie
       const now = clock.now()
       const { expiresAt, tokens: tokenCount } = checkOptions(req, now)
       let id = newClaimId(req.group, random)
-      while (claims.get(id)) id = newClaimId(req.group, random)
+      while (await claims.get(id)) id = newClaimId(req.group, random)
       const keys = await generateKeyPair('p256')
       const ca = authority.ca
       const crlUrl = await authority.crlUrl(ca)
@@ -190,9 +190,9 @@ export function createClaimService(deps: ClaimServiceDeps, options: { defaultTie
       }
       return {
         created,
-        commit: () => {
-          store.transaction(() => {
-            claims.insert(claim, tokens.map(hashClaimToken))
+        commit: async () => {
+          await store.transaction(async () => {
+            await claims.insert(claim, tokens.map(hashClaimToken))
             store.appendAudit({
               at: clock.now(),
               actor,
@@ -217,22 +217,22 @@ export function createClaimService(deps: ClaimServiceDeps, options: { defaultTie
 
     async create(req: NewClaim, actor: string): Promise<CreatedClaim> {
       const prepared = await this.prepare(req, actor)
-      prepared.commit()
+      await prepared.commit()
       return prepared.created
     },
 
-    list: (): ClaimView[] => claims.list(),
-    get: (id: string): ClaimView => require(id),
+    list: (): Promise<ClaimView[]> => claims.list(),
+    get: (id: string): Promise<ClaimView> => require(id),
     /** The claim whose certificate has this fingerprint (the registry directory's lookupClaim). */
-    getByFingerprint: (fingerprint: string): ClaimView | undefined => claims.getByFingerprint(fingerprint),
+    getByFingerprint: (fingerprint: string): Promise<ClaimView | undefined> => claims.getByFingerprint(fingerprint),
 
     /** Permanent: its live sessions are closed (event claim.revoked) and its requests refused. */
-    revoke(id: string, actor: string): ClaimView {
-      const claim = store.transaction(() => {
-        const current = require(id)
+    async revoke(id: string, actor: string): Promise<ClaimView> {
+      const claim = await store.transaction(async () => {
+        const current = await require(id)
         if (current.status === 'revoked') throw new ClaimRevoked(id)
         const at = clock.now()
-        claims.revoke(id, at)
+        await claims.revoke(id, at)
         store.appendAudit({
           at,
           actor,

@@ -40,7 +40,7 @@ export function registerApiKey(program: Command, deps: CliDeps): void {
       .filter(Boolean)
     const expiry = options.expires === undefined ? {} : parseExpiry(options.expires)
     await withAuthority(deps, options, async (_authority, opened) => {
-      const { token, key } = opened.apiKeys.create({ name: options.name, scopes, ...expiry }, deps.actor)
+      const { token, key } = await opened.apiKeys.create({ name: options.name, scopes, ...expiry }, deps.actor)
       // the key alone on stdout (KEY=$(gatehouse apikey create ...)); the rest on stderr
       if (options.json) printJson(deps.io, { token, key: apiKeyJson(key) })
       else {
@@ -54,7 +54,7 @@ export function registerApiKey(program: Command, deps: CliDeps): void {
   const list = apikey.command('list').description('list API keys (never the keys themselves)')
   addJsonOption(addCommonOptions(list)).action(async (options: CommonOptions) => {
     await withAuthority(deps, options, async (_authority, opened) => {
-      const keys = opened.apiKeys.list()
+      const keys = await opened.apiKeys.list()
       if (options.json) return printJson(deps.io, keys.map(apiKeyJson))
       if (keys.length === 0) return deps.io.out('no API keys\n')
       const row = (k: ApiKey) => [
@@ -76,7 +76,7 @@ export function registerApiKey(program: Command, deps: CliDeps): void {
   addJsonOption(addCommonOptions(rotate)).action(async (name: string, options: CommonOptions & { overlap: string }) => {
     const overlapSeconds = parseOverlap(options.overlap)
     await withAuthority(deps, options, async (_authority, opened) => {
-      const { token, key } = opened.apiKeys.rotate(name, { overlapSeconds }, deps.actor)
+      const { token, key } = await opened.apiKeys.rotate(name, { overlapSeconds }, deps.actor)
       if (options.json) printJson(deps.io, { token, key: apiKeyJson(key) })
       else {
         deps.io.err(`rotated API key '${key.name}': the previous secret works until ${iso(key.previousSecretUntil)}\n`)
@@ -89,7 +89,7 @@ export function registerApiKey(program: Command, deps: CliDeps): void {
   const revoke = apikey.command('revoke <name>').description('revoke an API key, permanently; the next request with it gets 401')
   addJsonOption(addCommonOptions(revoke)).action(async (name: string, options: CommonOptions) => {
     await withAuthority(deps, options, async (_authority, opened) => {
-      const key = opened.apiKeys.revoke(name, deps.actor)
+      const key = await opened.apiKeys.revoke(name, deps.actor)
       if (options.json) return printJson(deps.io, apiKeyJson(key))
       deps.io.out(`revoked API key '${key.name}'\n`)
     })

@@ -134,7 +134,7 @@ export function registerClaim(program: Command, deps: CliDeps): void {
       const staging = mkdtempSync(join(options.out, '.gatehouse-staging-'))
       try {
         writeClaimBundle(join(staging, created.claim.id), created)
-        prepared.commit()
+        await prepared.commit()
         renameSync(join(staging, created.claim.id), target)
       } finally {
         rmSync(staging, { recursive: true, force: true })
@@ -155,7 +155,7 @@ export function registerClaim(program: Command, deps: CliDeps): void {
   const list = claim.command('list').description('list claims (never their keys or tokens)')
   addJsonOption(addCommonOptions(list)).action(async (options: CommonOptions) => {
     await withAuthority(deps, options, async (_authority, opened) => {
-      const claims = opened.claims.list()
+      const claims = await opened.claims.list()
       if (options.json) return printJson(deps.io, claims.map(claimJson))
       if (claims.length === 0) return deps.io.out('no claims\n')
       const row = (c: ClaimView) => [c.id, c.group, c.tier, `${c.uses}/${c.maxUses ?? '-'}`, c.expiresAt.toISOString(), c.status]
@@ -166,7 +166,7 @@ export function registerClaim(program: Command, deps: CliDeps): void {
   const revoke = claim.command('revoke <claimId>').description('revoke a claim, permanently; its live sessions are closed')
   addJsonOption(addCommonOptions(revoke)).action(async (claimId: string, options: CommonOptions) => {
     await withAuthority(deps, options, async (_authority, opened) => {
-      const revoked = opened.claims.revoke(claimId, deps.actor)
+      const revoked = await opened.claims.revoke(claimId, deps.actor)
       if (options.json) return printJson(deps.io, claimJson(revoked))
       deps.io.out(`revoked claim ${revoked.id}\n`)
     })

@@ -15,7 +15,7 @@ export function registerDeviceLimits(device: Command, deps: CliDeps): void {
   const limits = device.command('limits').description("a device's own limits, over its tier's (gatehouse tier)")
   addJsonOption(addCommonOptions(limits.command('show <id>').description("the device's own limits, its tier's and what applies"))).action(
     async (id: string, options: CommonOptions) => {
-      await withAuthority(deps, options, async (_a, opened) => print(deps, options, opened.limits.getDevice(id)))
+      await withAuthority(deps, options, async (_a, opened) => print(deps, options, await opened.limits.getDevice(id)))
     },
   )
   const set = limits
@@ -26,13 +26,13 @@ export function registerDeviceLimits(device: Command, deps: CliDeps): void {
     .option('--clear', 'replace the stored limits instead of adding to them')
   addJsonOption(addCommonOptions(set)).action(async (id: string, pairs: string[], options: CommonOptions & { clear?: boolean }) => {
     await withAuthority(deps, options, async (_a, opened) => {
-      const stored = opened.limits.getDevice(id).override ?? {}
-      print(deps, options, opened.limits.setDevice(id, limitsFrom(stored, pairs, options.clear), deps.actor))
+      const stored = (await opened.limits.getDevice(id)).override ?? {}
+      print(deps, options, await opened.limits.setDevice(id, limitsFrom(stored, pairs, options.clear), deps.actor))
     })
   })
   addJsonOption(
     addCommonOptions(limits.command('clear <id>').description("remove the device's own limits: its tier's apply again")),
   ).action(async (id: string, options: CommonOptions) => {
-    await withAuthority(deps, options, async (_a, opened) => print(deps, options, opened.limits.clearDevice(id, deps.actor)))
+    await withAuthority(deps, options, async (_a, opened) => print(deps, options, await opened.limits.clearDevice(id, deps.actor)))
   })
 }

@@ -10,7 +10,7 @@ export function registerDeviceStatus(device: Command, deps: CliDeps): void {
       .description(verb === 'disable' ? 'stop a device from connecting until it is enabled again' : 'let a disabled device connect again')
     addJsonOption(addCommonOptions(cmd)).action(async (id: string, options: CommonOptions) => {
       await withAuthority(deps, options, async (authority) => {
-        const d = verb === 'disable' ? authority.disableDevice(id, deps.actor) : authority.enableDevice(id, deps.actor)
+        const d = await (verb === 'disable' ? authority.disableDevice(id, deps.actor) : authority.enableDevice(id, deps.actor))
         if (options.json) return printJson(deps.io, deviceView(d))
         deps.io.out(`${verb}d device ${id}\n`)
       })

@@ -51,7 +51,7 @@ export function registerRoute(program: Command, deps: CliDeps): void {
       consent: options.consent === true,
     }
     await withAuthority(deps, options, async (_authority, { routes }) => {
-      const created = routes.create(input, deps.actor)
+      const created = await routes.create(input, deps.actor)
       if (options.json) return printJson(deps.io, created)
       deps.io.out(`route ${created.id}: ${created.group ?? 'fleet'} -> ${created.url}\n`)
       deps.io.out(`secret: ${created.secret}\n(shown only now: the receiver checks X-Gatehouse-Signature with it)\n`)
@@ -60,7 +60,7 @@ export function registerRoute(program: Command, deps: CliDeps): void {
   addJsonOption(addCommonOptions(route.command('list').description('every route (never its secret)'))).action(
     async (options: CommonOptions) => {
       await withAuthority(deps, options, async (_authority, { routes }) => {
-        const items = routes.list()
+        const items = await routes.list()
         if (options.json) return printJson(deps.io, { items })
         deps.io.out(
           table([
@@ -83,7 +83,7 @@ export function registerRoute(program: Command, deps: CliDeps): void {
   addJsonOption(addCommonOptions(route.command('delete <id>').description('delete a route: delivery stops within a second'))).action(
     async (id: string, options: CommonOptions) => {
       await withAuthority(deps, options, async (_authority, { routes }) => {
-        const deleted = routes.delete(id, deps.actor)
+        const deleted = await routes.delete(id, deps.actor)
         if (options.json) return printJson(deps.io, deleted)
         deps.io.out(`route ${deleted.id} deleted\n`)
       })

@@ -85,8 +85,8 @@ export function registerSettings(program: Command, deps: CliDeps): void {
     await withAuthority(deps, o, async (_a, { settings: svc }) => {
       const view =
         target.kind === 'device'
-          ? { ...svc.getDevice(target.deviceId), overrides: svc.getDeviceLayer(target.deviceId).document }
-          : svc.getLayer(target)
+          ? { ...(await svc.getDevice(target.deviceId)), overrides: (await svc.getDeviceLayer(target.deviceId)).document }
+          : await svc.getLayer(target)
       if (o.json) return printJson(deps.io, view)
       deps.io.out(`${JSON.stringify(view, null, 2)}\n`)
     })
@@ -124,11 +124,11 @@ export function registerSettings(program: Command, deps: CliDeps): void {
         await withAuthority(deps, o, async (_a, { settings: svc }) => {
           const opts = { actor: deps.actor, ...(o.ifMatch !== undefined && { ifMatch: o.ifMatch }) }
           if (target.kind === 'device') {
-            const view = svc.patchDevice(target.deviceId, patch, opts)
+            const view = await svc.patchDevice(target.deviceId, patch, opts)
             if (o.json) return printJson(deps.io, view)
             return deps.io.out(`settings of ${view.deviceId} are now version ${view.version}\n`)
           }
-          const layer = svc.patchLayer(target, patch, opts)
+          const layer = await svc.patchLayer(target, patch, opts)
           if (o.json) return printJson(deps.io, layer)
           deps.io.out(`${layer.scope} settings are now revision ${layer.revision}; ${layer.devicesChanged} device(s) get a new version\n`)
         })
@@ -143,8 +143,8 @@ export function registerSettings(program: Command, deps: CliDeps): void {
       const text = Buffer.from(readInputFile(file)).toString('utf8')
       const parsed = parseDocument(text, file)
       await withAuthority(deps, o, async (_a, { settings: svc }) => {
-        svc.setSchema(o.group, parsed, deps.actor)
-        if (o.json) printJson(deps.io, { group: o.group, schema: svc.getSchema(o.group) })
+        await svc.setSchema(o.group, parsed, deps.actor)
+        if (o.json) printJson(deps.io, { group: o.group, schema: await svc.getSchema(o.group) })
         else deps.io.out(`schema set for group ${o.group}\n`)
       })
     },
@@ -152,7 +152,7 @@ export function registerSettings(program: Command, deps: CliDeps): void {
   // the schema is JSON either way; --json is accepted like on every command
   addJsonOption(addCommonOptions(schema.command('get').requiredOption('--group <group>', 'the group'))).action(
     async (o: TargetOptions & { group: string }) => {
-      await withAuthority(deps, o, async (_a, { settings: svc }) => printJson(deps.io, svc.getSchema(o.group)))
+      await withAuthority(deps, o, async (_a, { settings: svc }) => printJson(deps.io, await svc.getSchema(o.group)))
     },
   )
 }

@@ -33,7 +33,7 @@ export function registerTier(program: Command, deps: CliDeps): void {
   addJsonOption(addCommonOptions(tier.command('list').description('every tier and the limits stored for it'))).action(
     async (options: CommonOptions) => {
       await withAuthority(deps, options, async (_authority, { limits }) => {
-        const tiers = limits.listTiers()
+        const tiers = await limits.listTiers()
         if (options.json) return printJson(deps.io, { items: tiers })
         deps.io.out(table([['TIER', 'LIMITS', 'UPDATED'], ...tiers.map((t) => [t.tier, limitLines(t.limits), t.updatedAt ?? '-'])]))
       })
@@ -46,7 +46,7 @@ export function registerTier(program: Command, deps: CliDeps): void {
     .addHelpText('after', SET_HELP)
   addJsonOption(addCommonOptions(set)).action(async (name: string, pairs: string[], options: CommonOptions & { clear?: boolean }) => {
     await withAuthority(deps, options, async (_authority, { limits }) => {
-      const view = limits.setTier(name, limitsFrom(limits.getTier(name).limits, pairs, options.clear), deps.actor)
+      const view = await limits.setTier(name, limitsFrom((await limits.getTier(name)).limits, pairs, options.clear), deps.actor)
       if (options.json) return printJson(deps.io, view)
       deps.io.out(`tier ${view.tier}: ${limitLines(view.limits)}\n`)
     })

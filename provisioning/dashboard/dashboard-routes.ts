@@ -47,8 +47,8 @@ const SECURITY_HEADERS = {
 }
 
 /** The key behind a session must still be live and unrevoked, with the dashboard scope (it never changes). */
-function liveKey(apiKeys: DashboardRoutesOptions['apiKeys'], session: DashboardSession, now: Date): ApiKey | undefined {
-  const key = apiKeys.get(session.keyName)
+async function liveKey(apiKeys: DashboardRoutesOptions['apiKeys'], session: DashboardSession, now: Date): Promise<ApiKey | undefined> {
+  const key = await apiKeys.get(session.keyName)
   if (!key || key.id !== session.keyId || key.revokedAt !== null) return undefined
   return key.expiresAt === null || key.expiresAt.getTime() > now.getTime() ? key : undefined
 }
@@ -84,7 +84,7 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardRoute
     if (config.open || request.is404) return
     const id = request.cookies[COOKIE]
     const session = sessions.get(id)
-    const key = session && liveKey(opts.apiKeys, session, opts.clock.now())
+    const key = session && (await liveKey(opts.apiKeys, session, opts.clock.now()))
     if (!session || !key) {
       sessions.remove(id)
       if (config.page) return reply.redirect(`${PATH}/sign-in`, 303)
@@ -125,7 +125,7 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardRoute
       },
     },
     async (request, reply) => {
-      const key = opts.apiKeys.verify(request.body.key)
+      const key = await opts.apiKeys.verify(request.body.key)
       if (!key.scopes.includes('dashboard')) throw new ApiKeyScopeMissing('dashboard')
       sessions.remove(request.cookies[COOKIE]) // signing in again replaces the browser's session
       const { id } = sessions.create(key)
@@ -154,7 +154,7 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardRoute
     live.checkRoom()
     const session = request.dashboardSession as DashboardSession
     reply.hijack()
-    live.open(reply.raw, () => sessions.isLive(session))
+    await live.open(reply.raw, () => sessions.isLive(session))
   })
 
   deviceActions(app, authority, routeConfig())
@@ -167,10 +167,10 @@ function deviceActions(app: FastifyInstance, authority: DeviceAuthority, base: {
   type Req<B = unknown> = FastifyRequest<{ Params: { id: string }; Body: B }>
 
   app.post(`${PATH}/api/devices/:id/disable`, schema(noBody), async (request: Req) => ({
-    status: authority.disableDevice(request.params.id, actorOf(request)).status,
+    status: (await authority.disableDevice(request.params.id, actorOf(request))).status,
   }))
   app.post(`${PATH}/api/devices/:id/enable`, schema(noBody), async (request: Req) => ({
-    status: authority.enableDevice(request.params.id, actorOf(request)).status,
+    status: (await authority.enableDevice(request.params.id, actorOf(request))).status,
   }))
   app.post(
     `${PATH}/api/devices/:id/revoke`,

@@ -38,7 +38,7 @@ export interface BusiestDevices {
 }
 
 /** A device's AI budget per day (its tier's limits with its own overrides), or null without the AI bridge. */
-export type AiBudgetOf = (deviceId: string, tier: string) => { dailyRequests: number; dailyTokens: number } | null
+export type AiBudgetOf = (deviceId: string, tier: string) => Promise<{ dailyRequests: number; dailyTokens: number } | null>
 
 export interface FleetViewDeps {
   authority: DeviceAuthority
@@ -87,10 +87,10 @@ export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions =
   const { authority, clock } = deps
   const maxScan = options.maxScanDevices ?? 10_000
   const ttl = options.scanTtlMs ?? 30_000
-  let cached: { at: number; scan: ReturnType<typeof scanFleet> } | undefined
+  let cached: { at: number; scan: Awaited<ReturnType<typeof scanFleet>> } | undefined
 
   /** One pass over the registry: certificate expiry by week, settings sync by group, AI usage today by tier. */
-  function scanFleet() {
+  async function scanFleet() {
     const now = clock.now().getTime()
     const expiringByWeek = new Array<number>(WEEKS).fill(0)
     let expired = 0
@@ -114,7 +114,7 @@ export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions =
         else if (week < WEEKS) expiringByWeek[week] = (expiringByWeek[week] ?? 0) + 1
         else later++
         const g = groups.get(d.group ?? '(none)') ?? { group: d.group ?? '(none)', inSync: 0, outOfSync: 0 }
-        deps.settings.getDevice(d.id).inSync ? g.inSync++ : g.outOfSync++
+        ;(await deps.settings.getDevice(d.id)).inSync ? g.inSync++ : g.outOfSync++
         groups.set(g.group, g)
         const t = tiers.get(d.tier) ?? { tier: d.tier, devices: 0, requests: 0, tokens: 0 }
         const today = deps.aiUsage.usageFor(d.id, 1).total
@@ -142,14 +142,14 @@ export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions =
     }
   }
 
-  function fleetScan() {
+  async function fleetScan() {
     const now = clock.now().getTime()
-    if (!cached || now - cached.at >= ttl) cached = { at: now, scan: scanFleet() }
+    if (!cached || now - cached.at >= ttl) cached = { at: now, scan: await scanFleet() }
     return cached.scan
   }
 
   return {
-    overview() {
+    async overview() {
       const connected = deps.signals.connectedDeviceIds().sort()
       return {
         at: clock.now().toISOString(),
@@ -164,11 +164,11 @@ export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions =
         recentAudit: authority.listAudit({ limit: 20 }).map(auditView),
         refusedConnections: authority.listAudit({ action: 'connect.refused', limit: 10 }).map(auditView),
         busiestDevices: deps.signals.busiestDevices(),
-        fleet: withThrottles(fleetScan(), deps.signals.aiThrottledByTier()),
+        fleet: withThrottles(await fleetScan(), deps.signals.aiThrottledByTier()),
       }
     },
 
-    device(id: string) {
+    async device(id: string) {
       const { device, certificates } = authority.getDevice(id)
       const usage = deps.aiUsage.usageFor(device.id, 30)
       const today = usage.days.at(-1) ?? { requests: 0, tokens: 0 }
@@ -178,12 +178,12 @@ export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions =
         connected: deps.presence.isConnected(device.id),
         lastSeen: deps.presence.lastSeen(device.id)?.toISOString() ?? null,
         connections: deps.signals.connectionHistory(device.id),
-        settings: deps.settings.getDevice(device.id),
+        settings: await deps.settings.getDevice(device.id),
         insights: deps.aiUsage.listInsights(device.id, 10),
         usage: {
           today: { requests: today.requests, tokens: today.tokens },
           last30Days: usage.total,
-          budget: deps.aiBudget?.(device.id, device.tier) ?? null,
+          budget: (await deps.aiBudget?.(device.id, device.tier)) ?? null,
         },
         audit: authority.listAudit({ subject: device.id, limit: 20 }).map(auditView),
       }

@@ -7,7 +7,7 @@ import type { FleetSignals } from './fleet-view.ts'
 export interface LiveStreamDeps {
   signals: Pick<FleetSignals, 'onChange'>
   /** the overview, computed once per flush for every client */
-  snapshot: () => unknown
+  snapshot: () => Promise<unknown>
   timers: Timers
   log: Logger
 }
@@ -41,9 +41,9 @@ export function createLiveStream(deps: LiveStreamDeps, options: LiveStreamOption
   let pending: unknown
   let refresh: unknown
 
-  function frame(): string | undefined {
+  async function frame(): Promise<string | undefined> {
     try {
-      return `event: overview\ndata: ${JSON.stringify(deps.snapshot())}\n\n`
+      return `event: overview\ndata: ${JSON.stringify(await deps.snapshot())}\n\n`
     } catch (err) {
       deps.log.warn({ err }, 'dashboard snapshot failed')
       return undefined
@@ -55,21 +55,21 @@ export function createLiveStream(deps: LiveStreamDeps, options: LiveStreamOption
     if (text) client.res.write(text)
   }
 
-  function flush(): void {
+  async function flush(): Promise<void> {
     pending = undefined
-    const text = clients.size > 0 ? frame() : undefined
+    const text = clients.size > 0 ? await frame() : undefined
     for (const c of clients) send(c, text)
   }
 
   function scheduleRefresh(): void {
     refresh = deps.timers.setTimeout(() => {
-      flush()
+      void flush()
       scheduleRefresh()
     }, refreshMs)
   }
 
   function onChange(): void {
-    pending ??= deps.timers.setTimeout(flush, coalesceMs)
+    pending ??= deps.timers.setTimeout(() => void flush(), coalesceMs)
   }
 
   function stopWhenIdle(): void {
@@ -88,7 +88,7 @@ export function createLiveStream(deps: LiveStreamDeps, options: LiveStreamOption
     },
 
     /** Takes over a response (hijacked from fastify after checkRoom()) as an event stream. */
-    open(res: ServerResponse, alive: () => boolean): void {
+    open(res: ServerResponse, alive: () => boolean): Promise<void> {
       res.writeHead(200, {
         'content-type': 'text/event-stream; charset=utf-8',
         'cache-control': 'no-store',
@@ -104,7 +104,7 @@ export function createLiveStream(deps: LiveStreamDeps, options: LiveStreamOption
         unsubscribe = deps.signals.onChange(onChange)
         scheduleRefresh()
       }
-      send(client, frame())
+      return frame().then((text) => send(client, text))
     },
 
     size: (): number => clients.size,

@@ -10,11 +10,16 @@ import { dataDirLayout } from './layout.ts'
  * (sealedCount() is 0). A missing key while sealed secrets exist is GH_SETTINGS_KEY_MISSING: a new key
  * would leave the registry with secrets under two keys. A key file readable by others is refused.
  */
-export function loadSettingsKey(dataDir: string, fromEnv: string | undefined, random: Random, sealedCount: () => number): Uint8Array {
+export async function loadSettingsKey(
+  dataDir: string,
+  fromEnv: string | undefined,
+  random: Random,
+  sealedCount: () => Promise<number>,
+): Promise<Uint8Array> {
   if (fromEnv) return decode(fromEnv, 'GATEHOUSE_SETTINGS_KEY')
   const path = dataDirLayout(dataDir).settingsKey
   if (!existsSync(path)) {
-    const sealed = sealedCount()
+    const sealed = await sealedCount()
     if (sealed > 0) throw new SettingsKeyMissing(path, sealed)
     writeFileAtomic(path, `${Buffer.from(random.bytes(32)).toString('base64')}\n`, 0o600)
   }

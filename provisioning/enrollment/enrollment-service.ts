@@ -154,22 +154,27 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
 
   // ---- claims ----------------------------------------------------------------------------------------
 
-  function checkInput(claim: ClaimRecord, req: ClaimRequest, keySha256 = ''): ClaimCheckInput {
+  /** The checks' input, with what they ask of the stores read first (the request's token, device and key), so the checks stay synchronous. */
+  async function checkInput(claim: ClaimRecord, req: ClaimRequest, keySha256 = ''): Promise<ClaimCheckInput> {
+    const tokenHash = req.token === undefined ? undefined : hashClaimToken(req.token)
+    const tokenState = tokenHash === undefined ? 'unknown' : await claims.tokenState(claim.id, tokenHash)
+    const deviceExists = store.getDevice(req.deviceId) !== undefined
+    const holder = keySha256 ? await claims.deviceIdWithKey(keySha256) : undefined
     return {
       claim,
       deviceId: req.deviceId,
       token: req.token,
       now: clock.now(),
-      tokenState: (hash) => claims.tokenState(claim.id, hash),
-      deviceExists: (id) => store.getDevice(id) !== undefined,
+      tokenState: (hash) => (hash === tokenHash ? tokenState : 'unknown'),
+      deviceExists: (id) => id === req.deviceId && deviceExists,
       keySha256,
-      deviceWithKey: (hash) => claims.deviceIdWithKey(hash),
+      deviceWithKey: (hash) => (hash === keySha256 ? holder : undefined),
     }
   }
 
   /** The certificate this claim already gave this device for this key (the answer was lost), or undefined. */
-  function repeatOf(claim: ClaimRecord, req: ClaimRequest, keySha256: string): Certificate | undefined {
-    const earlier = claims.getDevice(req.deviceId)
+  async function repeatOf(claim: ClaimRecord, req: ClaimRequest, keySha256: string): Promise<Certificate | undefined> {
+    const earlier = await claims.getDevice(req.deviceId)
     if (earlier === undefined || earlier.claimId !== claim.id) return undefined
     if (keySha256 !== earlier.keySha256) return undefined
     const cert = store.getCertificate(earlier.serial)
@@ -177,32 +182,32 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
   }
 
   async function claimDevice(context: ClaimRequestContext, req: ClaimRequest): Promise<Record<string, unknown>> {
-    const current = (): ClaimRecord => {
-      const claim = claims.get(context.claimId)
+    const current = async (): Promise<ClaimRecord> => {
+      const claim = await claims.get(context.claimId)
       if (!claim || claim.serial !== context.claimSerial) throw new ClaimNotFound(context.claimId)
       return claim
     }
-    const claim = current()
-    runClaimChecks(claimChecksBeforeRepeat, checkInput(claim, req))
+    const claim = await current()
+    runClaimChecks(claimChecksBeforeRepeat, await checkInput(claim, req))
     const key = await csrKeyOf(req.csr, req.deviceId)
-    const repeat = repeatOf(claim, req, key)
+    const repeat = await repeatOf(claim, req, key)
     if (repeat) return issuedAnswer(repeat)
-    runClaimChecks(claimChecksForNewDevice, checkInput(claim, req, key))
+    runClaimChecks(claimChecksForNewDevice, await checkInput(claim, req, key))
     const prepared = await authority.prepareDevice(
       { id: req.deviceId, group: claim.group, tier: claim.tier, csr: req.csr },
       claimActor(claim.id),
     )
     const issued = prepared.issued
     try {
-      store.transaction(() => {
+      await store.transaction(async () => {
         // again, with the claim as it is now: concurrent requests never exceed its uses or reuse a token
-        const now = current()
-        runClaimChecks([...claimChecksBeforeRepeat, ...claimChecksForNewDevice], checkInput(now, req, key))
-        prepared.commit()
+        const now = await current()
+        runClaimChecks([...claimChecksBeforeRepeat, ...claimChecksForNewDevice], await checkInput(now, req, key))
+        await prepared.commit()
         const at = clock.now()
-        claims.addUse(now.id)
-        if (now.tokensRequired && req.token !== undefined) claims.useToken(now.id, hashClaimToken(req.token), req.deviceId, at)
-        claims.recordDevice({
+        await claims.addUse(now.id)
+        if (now.tokensRequired && req.token !== undefined) await claims.useToken(now.id, hashClaimToken(req.token), req.deviceId, at)
+        await claims.recordDevice({
           deviceId: req.deviceId,
           claimId: now.id,
           serial: issued.serial,
@@ -213,7 +218,7 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
     } catch (err) {
       // the same request twice at once: the one that lost the race gets the winner's certificate
       const lostRace = err instanceof DeviceExists || ['GH_CLAIM_USED_UP', 'GH_CLAIM_TOKEN_INVALID'].includes(codeOf(err) ?? '')
-      const again = lostRace ? repeatOf(current(), req, key) : undefined
+      const again = lostRace ? await repeatOf(await current(), req, key) : undefined
       if (again) return issuedAnswer(again)
       throw err
     }
@@ -255,13 +260,13 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
     if (clock.now().getTime() < opens.getTime())
       throw Object.assign(new RenewalTooEarly(session.serial, opens.toISOString()), { renewAfter: opens.toISOString() })
     if (certificateKeyOf(session.pem) === key) throw new RenewalKeyReused(session.serial)
-    const holder = claims.deviceIdWithKey(key)
+    const holder = await claims.deviceIdWithKey(key)
     if (holder !== undefined && holder !== id) throw new CsrKeyInUse()
     const prepared = await authority.prepareRenewal(id, { csr, via: 'mqtt' }, `device:${id}`)
     try {
-      store.transaction(() => {
+      await store.transaction(async () => {
         if (store.getCertificate(context.serial)?.status !== 'active') throw new RenewalNotCurrent(context.serial, id)
-        prepared.commit()
+        await prepared.commit()
       })
     } catch (err) {
       const again = err instanceof RenewalNotCurrent ? renewedWith(id, context.serial, key) : undefined

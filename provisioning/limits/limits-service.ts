@@ -70,7 +70,7 @@ export function mergeLimits(tier: LimitValues, own: LimitValues | null): LimitVa
  */
 export function createLimitsService(deps: { store: RegistryStore; limits: LimitsStore; clock: Clock; log: Logger }, policy: LimitsPolicy) {
   const { store, limits, clock } = deps
-  const tiers = () => [...new Set([...policy.tiers, ...limits.listTiers().map((r) => r.key)])].sort()
+  const tiers = async () => [...new Set([...policy.tiers, ...(await limits.listTiers()).map((r) => r.key)])].sort()
   const valuesOf = (r: LimitsRecord | undefined): LimitValues => (r?.limits as LimitValues | undefined) ?? {}
 
   function checked(values: unknown): LimitValues {
@@ -85,15 +85,15 @@ export function createLimitsService(deps: { store: RegistryStore; limits: Limits
     return device
   }
 
-  function tierView(tier: string): TierLimitsView {
-    const r = limits.getTier(tier)
+  async function tierView(tier: string): Promise<TierLimitsView> {
+    const r = await limits.getTier(tier)
     return { tier, limits: valuesOf(r), updatedAt: r?.updatedAt.toISOString() ?? null, updatedBy: r?.updatedBy ?? null }
   }
 
-  function deviceView(deviceId: string): DeviceLimitsView {
+  async function deviceView(deviceId: string): Promise<DeviceLimitsView> {
     const device = requireDevice(deviceId)
-    const r = limits.getDevice(device.id)
-    const tierLimits = valuesOf(limits.getTier(device.tier))
+    const r = await limits.getDevice(device.id)
+    const tierLimits = valuesOf(await limits.getTier(device.tier))
     const override = r ? valuesOf(r) : null
     return {
       deviceId: device.id,
@@ -114,48 +114,48 @@ export function createLimitsService(deps: { store: RegistryStore; limits: Limits
     return at
   }
 
-  function applied(deviceId: string): AppliedLimits | null {
+  async function applied(deviceId: string): Promise<AppliedLimits | null> {
     const device = store.getDevice(deviceId)
     if (!device) return null
-    const r = limits.getDevice(deviceId)
-    const values = mergeLimits(valuesOf(limits.getTier(device.tier)), r ? valuesOf(r) : null)
+    const r = await limits.getDevice(deviceId)
+    const values = mergeLimits(valuesOf(await limits.getTier(device.tier)), r ? valuesOf(r) : null)
     return { tier: device.tier, broker: values.broker ?? {}, ai: values.ai ?? {} }
   }
 
   return {
     schema: policy.schema,
     /** every tier there is (configured, or with stored values), with its stored values */
-    listTiers: (): TierLimitsView[] => tiers().map(tierView),
-    getTier(tier: string): TierLimitsView {
-      if (!tiers().includes(tier)) throw new TierUnknown(String(tier).slice(0, 64), policy.tiers.join(', '))
+    listTiers: async (): Promise<TierLimitsView[]> => Promise.all((await tiers()).map(tierView)),
+    async getTier(tier: string): Promise<TierLimitsView> {
+      if (!(await tiers()).includes(tier)) throw new TierUnknown(String(tier).slice(0, 64), policy.tiers.join(', '))
       return tierView(tier)
     },
     /** Replaces a tier's values (PUT): `{}` puts it back on the configured limits. */
-    setTier(tier: string, values: unknown, actor: string): TierLimitsView {
+    async setTier(tier: string, values: unknown, actor: string): Promise<TierLimitsView> {
       if (!policy.tiers.includes(tier)) throw new TierUnknown(String(tier).slice(0, 64), policy.tiers.join(', '))
       const doc = checked(values)
-      store.transaction(() => {
+      await store.transaction(async () => {
         const at = commit(actor, 'tier.updated', tier, { limits: doc }, { type: 'tier.updated', tier })
-        limits.putTier({ key: tier, limits: doc as Record<string, unknown>, updatedAt: at, updatedBy: actor })
+        await limits.putTier({ key: tier, limits: doc as Record<string, unknown>, updatedAt: at, updatedBy: actor })
       })
       return tierView(tier)
     },
     getDevice: deviceView,
     /** Replaces a device's own values (PUT). */
-    setDevice(deviceId: string, values: unknown, actor: string): DeviceLimitsView {
+    async setDevice(deviceId: string, values: unknown, actor: string): Promise<DeviceLimitsView> {
       const device = requireDevice(deviceId)
       const doc = checked(values)
-      store.transaction(() => {
+      await store.transaction(async () => {
         const at = commit(actor, 'device.limits.updated', device.id, { limits: doc }, { type: 'device.updated', deviceId: device.id })
-        limits.putDevice({ key: device.id, limits: doc as Record<string, unknown>, updatedAt: at, updatedBy: actor })
+        await limits.putDevice({ key: device.id, limits: doc as Record<string, unknown>, updatedAt: at, updatedBy: actor })
       })
       return deviceView(device.id)
     },
     /** Removes a device's own values: its tier's apply again. Nothing to remove changes nothing. */
-    clearDevice(deviceId: string, actor: string): DeviceLimitsView {
+    async clearDevice(deviceId: string, actor: string): Promise<DeviceLimitsView> {
       const device = requireDevice(deviceId)
-      store.transaction(() => {
-        if (limits.deleteDevice(device.id))
+      await store.transaction(async () => {
+        if (await limits.deleteDevice(device.id))
           commit(actor, 'device.limits.cleared', device.id, {}, { type: 'device.updated', deviceId: device.id })
       })
       return deviceView(device.id)
@@ -167,8 +167,6 @@ export function createLimitsService(deps: { store: RegistryStore; limits: Limits
     async limitsOf(deviceId: string): Promise<AppliedLimits | null> {
       return applied(deviceId)
     },
-    /** limitsOf, synchronously (the dashboard's view of a device's AI budget) */
-    applied,
   }
 }
 

@@ -26,16 +26,17 @@ export function createMetrics(sources: MetricsSources): Metrics {
   collectDefaultMetrics({ register: registry, prefix: METRICS_PREFIX })
   const scrapes = { count: 0 }
   const perScrape = <T>(read: () => T) => readOncePer(scrapes, read)
-  const gauge = (name: string, help: string, labelNames: string[], read: () => Iterable<Sample>) =>
+  const gauge = (name: string, help: string, labelNames: string[], read: () => Iterable<Sample> | Promise<Iterable<Sample>>) =>
     new Gauge({
       name: METRICS_PREFIX + name,
       help,
       labelNames,
       registers: [registry],
-      collect() {
+      async collect() {
+        const rows = await read()
         this.reset()
         let samples = 0
-        for (const [labels, value] of read()) {
+        for (const [labels, value] of rows) {
           this.set(labels, value)
           samples++
         }
@@ -43,15 +44,16 @@ export function createMetrics(sources: MetricsSources): Metrics {
         if (samples === 0 && labelNames.length === 0) this.remove({})
       },
     })
-  const counter = (name: string, help: string, labelNames: string[], read: () => Iterable<Sample>) =>
+  const counter = (name: string, help: string, labelNames: string[], read: () => Iterable<Sample> | Promise<Iterable<Sample>>) =>
     new Counter({
       name: METRICS_PREFIX + name,
       help,
       labelNames,
       registers: [registry],
-      collect() {
+      async collect() {
+        const rows = await read()
         this.reset()
-        for (const [labels, value] of read()) this.inc(labels, value)
+        for (const [labels, value] of rows) this.inc(labels, value)
       },
     })
   const histogram = (name: string, help: string, read: () => Iterable<[Labels, Readonly<Histogram>]>) =>
@@ -109,7 +111,7 @@ function readOncePer<T>(scrapes: { count: number }, read: () => T): () => T {
   }
 }
 
-type SeriesFn = (name: string, help: string, labelNames: string[], read: () => Iterable<Sample>) => unknown
+type SeriesFn = (name: string, help: string, labelNames: string[], read: () => Iterable<Sample> | Promise<Iterable<Sample>>) => unknown
 type HistogramFn = (name: string, help: string, read: () => Iterable<[Labels, Readonly<Histogram>]>) => unknown
 
 const byKey = (label: string, entries: Iterable<[string, number]>): Sample[] => [...entries].map(([k, v]) => [{ [label]: k }, v])
@@ -196,13 +198,18 @@ function controlPlaneMetrics(sources: MetricsSources, gauge: SeriesFn, counter: 
   gauge('ca_expiry_timestamp_seconds', 'When the CA certificate expires (Unix seconds), by role (root, issuing)', ['role'], () =>
     sources.caCertificates().map(({ role, notAfter }): Sample => [{ role }, notAfter.getTime() / 1000]),
   )
-  gauge('settings_devices', 'Active devices whose last settings report names their current version (in-sync) or not', ['state'], () => {
-    const { inSync, outOfSync } = sources.settings.syncCounts()
-    return [
-      [{ state: 'in-sync' }, inSync],
-      [{ state: 'out-of-sync' }, outOfSync],
-    ]
-  })
+  gauge(
+    'settings_devices',
+    'Active devices whose last settings report names their current version (in-sync) or not',
+    ['state'],
+    async () => {
+      const { inSync, outOfSync } = await sources.settings.syncCounts()
+      return [
+        [{ state: 'in-sync' }, inSync],
+        [{ state: 'out-of-sync' }, outOfSync],
+      ]
+    },
+  )
 }
 
 const snake = (k: string) => k.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase()

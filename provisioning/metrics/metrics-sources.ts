@@ -67,7 +67,7 @@ export interface MetricsSources {
     countCertificatesExpiring(from: Date, to: Date): number
     auditWriteFailures(): number
   }
-  settings: { syncCounts(): { inSync: number; outOfSync: number } }
+  settings: { syncCounts(): Promise<{ inSync: number; outOfSync: number }> }
   /** the directory's lookup latencies (registry-directory.ts) */
   lookups: { device: Readonly<Histogram>; claim: Readonly<Histogram> }
   /** the CA certificates the broker trusts now (root and issuing), read again after a rotation */

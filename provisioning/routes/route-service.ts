@@ -140,8 +140,8 @@ export function createRouteService(
     return { ...r, secret }
   }
 
-  function recordOf(id: string): RouteRecord {
-    const r = typeof id === 'string' && id.length <= 64 ? routes.get(id) : undefined
+  async function recordOf(id: string): Promise<RouteRecord> {
+    const r = typeof id === 'string' && id.length <= 64 ? await routes.get(id) : undefined
     if (!r) throw new RouteNotFound(String(id).slice(0, 64))
     return r
   }
@@ -159,8 +159,8 @@ export function createRouteService(
      * The records the broker runs, with their secrets unsealed: for the composition root only (it hands
      * them to the broker, which signs the batches). A route whose secret does not open is left out and logged.
      */
-    records(): RouteRecord[] {
-      return routes.list().flatMap((r) => {
+    async records(): Promise<RouteRecord[]> {
+      return (await routes.list()).flatMap((r) => {
         try {
           return [open(r)]
         } catch (err) {
@@ -173,27 +173,27 @@ export function createRouteService(
      * Seals the secrets stored in clear (routes created before they were sealed); run when the control plane
      * opens. Without a usable settings key they stay as they are (and are sealed on a later open).
      */
-    sealStoredSecrets(): number {
+    async sealStoredSecrets(): Promise<number> {
       try {
         cipher.assertUsable()
       } catch {
         return 0
       }
-      const clear = routes.list().filter((r) => !isSealedSecret(r.secret))
+      const clear = (await routes.list()).filter((r) => !isSealedSecret(r.secret))
       if (clear.length === 0) return 0
-      store.transaction(() => {
+      await store.transaction(async () => {
         for (const r of clear) {
-          routes.delete(r.id)
-          routes.insert({ ...r, secret: seal(r.secret) })
+          await routes.delete(r.id)
+          await routes.insert({ ...r, secret: seal(r.secret) })
         }
       })
       deps.log.info({ routes: clear.length }, 'sealed route secrets stored in clear')
       return clear.length
     },
-    list: (): RouteView[] => routes.list().map(viewOf),
-    get: (id: string): RouteView => viewOf(recordOf(id)),
+    list: async (): Promise<RouteView[]> => (await routes.list()).map(viewOf),
+    get: async (id: string): Promise<RouteView> => viewOf(await recordOf(id)),
     /** Stores a route, its secret sealed with the settings key; the secret is in the answer and never again. */
-    create(input: unknown, actor: string): RouteView & { secret: string } {
+    async create(input: unknown, actor: string): Promise<RouteView & { secret: string }> {
       const doc = structuredClone(input) as RouteInput
       const validateInput = routeInputValidator()
       if (!validateInput(doc)) throw new RouteInvalid(describeSchemaErrors(validateInput.errors ?? [], 'route').join('; '))
@@ -214,24 +214,24 @@ export function createRouteService(
         createdAt: clock.now(),
         createdBy: actor,
       }
-      store.transaction(() => {
-        if (routes.count() >= policy.maxRoutes) throw new RouteLimit(policy.maxRoutes)
+      await store.transaction(async () => {
+        if ((await routes.count()) >= policy.maxRoutes) throw new RouteLimit(policy.maxRoutes)
         const { secret: _secret, createdAt: _at, ...details } = record
         commit(actor, 'route.created', record.id, details)
-        routes.insert(record)
+        await routes.insert(record)
       })
       return { ...viewOf(record), secret }
     },
-    delete(id: string, actor: string): RouteView {
-      const r = recordOf(id)
-      store.transaction(() => {
-        if (routes.delete(r.id)) commit(actor, 'route.deleted', r.id, { url: r.url })
+    async delete(id: string, actor: string): Promise<RouteView> {
+      const r = await recordOf(id)
+      await store.transaction(async () => {
+        if (await routes.delete(r.id)) commit(actor, 'route.deleted', r.id, { url: r.url })
       })
       return viewOf(r)
     },
     /** Sends one signed sample batch to the route's URL and returns the answer (audited). */
     async test(id: string, actor: string, tester: RouteTester): Promise<{ id: string; url: string; status: number; body: string }> {
-      const r = recordOf(id)
+      const r = await recordOf(id)
       checkRouteUrl(r.url, policy.allowPrivateTargets)
       const sample: SampleMessage = { deviceId: 'gatehouse-route-test', subtopic: '', at: clock.now().toISOString(), data: { test: true } }
       store.appendAudit({ at: clock.now(), actor, action: 'route.tested', subject: r.id, details: { url: r.url } })

@@ -114,7 +114,7 @@ export function createSettingsService(
   const openForView = (doc: JsonObject, where: Record<string, unknown>): JsonObject =>
     openSecretsForView(doc, cipher, (err) => warnUndecryptable(where, err))
 
-  const layerDoc = (scope: LayerScope): JsonObject => settings.getLayer(scope)?.document ?? {}
+  const layerDoc = async (scope: LayerScope): Promise<JsonObject> => (await settings.getLayer(scope))?.document ?? {}
 
   function requireDevice(deviceId: string) {
     const device = store.getDevice(assertDeviceId(deviceId))
@@ -123,45 +123,49 @@ export function createSettingsService(
   }
 
   /** A device's layers, fleet < group < device, as stored (secrets sealed); override replaces one of them. */
-  function layersOf(deviceId: string, group: string | null, override?: { scope: LayerScope; doc: JsonObject }): JsonObject[] {
+  async function layersOf(
+    deviceId: string,
+    group: string | null,
+    override?: { scope: LayerScope; doc: JsonObject },
+  ): Promise<JsonObject[]> {
     const pick = (scope: LayerScope) => (override?.scope === scope ? override.doc : layerDoc(scope))
-    return [pick('fleet'), ...(group ? [pick(`group:${group}`)] : []), pick(`device:${deviceId}`)]
+    return Promise.all([pick('fleet'), ...(group ? [pick(`group:${group}`)] : []), pick(`device:${deviceId}`)])
   }
 
   /** The effective document of a device, secrets in clear. */
-  function effective(deviceId: string, group: string | null, override?: { scope: LayerScope; doc: JsonObject }): JsonObject {
-    return openSecrets(mergeLayers(...layersOf(deviceId, group, override)), cipher)
+  async function effective(deviceId: string, group: string | null, override?: { scope: LayerScope; doc: JsonObject }): Promise<JsonObject> {
+    return openSecrets(mergeLayers(...(await layersOf(deviceId, group, override))), cipher)
   }
 
   /** The device's version row, created at version 1 the first time anyone looks. */
-  function ensureRecord(deviceId: string, group: string | null): DeviceSettingsRecord {
-    const existing = settings.getDeviceSettings(deviceId)
+  async function ensureRecord(deviceId: string, group: string | null): Promise<DeviceSettingsRecord> {
+    const existing = await settings.getDeviceSettings(deviceId)
     if (existing) return existing
-    return store.transaction(() => {
-      const again = settings.getDeviceSettings(deviceId)
+    return store.transaction(async () => {
+      const again = await settings.getDeviceSettings(deviceId)
       if (again) return again
       const record: DeviceSettingsRecord = {
         deviceId,
         version: 1,
         // a value that does not decrypt must not break every view of the device: the digest then differs and the next change bumps
-        digest: digest(openForView(mergeLayers(...layersOf(deviceId, group)), { deviceId, part: 'desired' })),
+        digest: digest(openForView(mergeLayers(...(await layersOf(deviceId, group))), { deviceId, part: 'desired' })),
         updatedAt: clock.now(),
         reported: null,
         reportedVersion: null,
         reportedAt: null,
       }
-      settings.putDeviceSettings(record)
+      await settings.putDeviceSettings(record)
       return record
     })
   }
 
-  function schemaValidator(group: string): ValidateFunction | undefined {
-    const record = settings.getSchema(group)
+  async function schemaValidator(group: string): Promise<ValidateFunction | undefined> {
+    const record = await settings.getSchema(group)
     return record ? schemas.validatorFor(record.schema) : undefined
   }
 
-  function checkSchema(group: string, doc: JsonObject): void {
-    const validate = schemaValidator(group)
+  async function checkSchema(group: string, doc: JsonObject): Promise<void> {
+    const validate = await schemaValidator(group)
     if (validate && !validate(doc)) throw new SettingsSchemaViolation(group, describeAjv(validate.errors))
   }
 
@@ -173,10 +177,10 @@ export function createSettingsService(
     if (bad) throw new SettingsInvalid(bad.path, bad.problem)
   }
 
-  function view(deviceId: string): DeviceSettingsView {
+  async function view(deviceId: string): Promise<DeviceSettingsView> {
     const device = requireDevice(deviceId)
-    const record = ensureRecord(device.id, device.group)
-    const desired = openForView(mergeLayers(...layersOf(device.id, device.group)), { deviceId: device.id, part: 'desired' })
+    const record = await ensureRecord(device.id, device.group)
+    const desired = openForView(mergeLayers(...(await layersOf(device.id, device.group))), { deviceId: device.id, part: 'desired' })
     const reported = record.reported ? openForView(record.reported, { deviceId: device.id, part: 'reported' }) : null
     const d = delta(desired, reported)
     return {
@@ -192,8 +196,8 @@ export function createSettingsService(
     }
   }
 
-  function layerView(scope: LayerScope): LayerView {
-    const layer = settings.getLayer(scope)
+  async function layerView(scope: LayerScope): Promise<LayerView> {
+    const layer = await settings.getLayer(scope)
     return {
       scope,
       document: redactSecrets(openForView(layer?.document ?? {}, { scope })),
@@ -204,36 +208,36 @@ export function createSettingsService(
   }
 
   /** Recomputes affected devices; bumps and announces only those whose effective document changed. */
-  function bumpDevices(ids: Iterable<string>, at: Date): number {
+  async function bumpDevices(ids: Iterable<string>, at: Date): Promise<number> {
     let bumped = 0
     for (const id of ids) {
       const device = store.getDevice(id)
-      const record = settings.getDeviceSettings(id)
+      const record = await settings.getDeviceSettings(id)
       if (!device || !record) continue
-      const next = digest(effective(id, device.group))
+      const next = digest(await effective(id, device.group))
       if (next === record.digest) continue
-      settings.putDeviceSettings({ ...record, version: record.version + 1, digest: next, updatedAt: at })
+      await settings.putDeviceSettings({ ...record, version: record.version + 1, digest: next, updatedAt: at })
       store.appendEvent('settings.changed', { deviceId: id, version: record.version + 1 }, at)
       bumped++
     }
     return bumped
   }
 
-  function patch(
+  async function patch(
     target: SettingsTarget,
     body: unknown,
     opts: { actor: string; ifMatch?: number },
-  ): { revision: number; devicesChanged: number } {
+  ): Promise<{ revision: number; devicesChanged: number }> {
     const scope = scopeOf(target)
     checkShape(body)
     cipher.assertUsable()
     const device = target.kind === 'device' ? requireDevice(target.deviceId) : undefined
     if (device?.status === 'revoked') throw new DeviceRevoked(device.id)
-    if (device) ensureRecord(device.id, device.group)
-    return store.transaction(() => {
-      const current = settings.getLayer(scope)
+    if (device) await ensureRecord(device.id, device.group)
+    return store.transaction(async () => {
+      const current = await settings.getLayer(scope)
       if (opts.ifMatch !== undefined) {
-        const now = device ? (settings.getDeviceSettings(device.id)?.version ?? 1) : (current?.revision ?? 0)
+        const now = device ? ((await settings.getDeviceSettings(device.id))?.version ?? 1) : (current?.revision ?? 0)
         if (opts.ifMatch !== now) throw new SettingsVersionMismatch(opts.ifMatch, now)
       }
       const clearBefore = openSecrets(current?.document ?? {}, cipher)
@@ -243,15 +247,16 @@ export function createSettingsService(
         throw new SettingsTooLarge(`${size} bytes, depth ${depthOf(clearAfter)}`, maxBytes, maxDepth)
       const sealed = sealSecrets(clearAfter, cipher)
       // schema checks against the documents devices would get
-      if (device?.group) checkSchema(device.group, effective(device.id, device.group, { scope, doc: sealed }))
-      if (target.kind === 'group') checkSchema(target.group, openSecrets(mergeLayers(layerDoc('fleet'), sealed), cipher))
+      if (device?.group) await checkSchema(device.group, await effective(device.id, device.group, { scope, doc: sealed }))
+      if (target.kind === 'group') await checkSchema(target.group, openSecrets(mergeLayers(await layerDoc('fleet'), sealed), cipher))
       if (target.kind === 'fleet')
-        for (const g of settings.schemaGroups()) checkSchema(g, openSecrets(mergeLayers(sealed, layerDoc(`group:${g}`)), cipher))
+        for (const g of await settings.schemaGroups())
+          await checkSchema(g, openSecrets(mergeLayers(sealed, await layerDoc(`group:${g}`)), cipher))
       const at = clock.now()
       const revision = (current?.revision ?? 0) + 1
-      settings.putLayer({ scope, document: sealed, revision, updatedAt: at, updatedBy: opts.actor })
-      const affected = device ? [device.id] : settings.deviceIdsWithSettings(target.kind === 'group' ? target.group : undefined)
-      const devicesChanged = bumpDevices(affected, at)
+      await settings.putLayer({ scope, document: sealed, revision, updatedAt: at, updatedBy: opts.actor })
+      const affected = device ? [device.id] : await settings.deviceIdsWithSettings(target.kind === 'group' ? target.group : undefined)
+      const devicesChanged = await bumpDevices(affected, at)
       store.appendAudit({
         at,
         actor: opts.actor,
@@ -266,50 +271,51 @@ export function createSettingsService(
 
   return {
     getDevice: view,
-    getLayer: (target: Exclude<SettingsTarget, { kind: 'device' }>): LayerView => layerView(scopeOf(target)),
+    getLayer: async (target: Exclude<SettingsTarget, { kind: 'device' }>): Promise<LayerView> => layerView(scopeOf(target)),
     /** A device's own override layer (what `settings get --device` shows next to the effective view). */
-    getDeviceLayer: (deviceId: string): LayerView => layerView(scopeOf({ kind: 'device', deviceId: requireDevice(deviceId).id })),
+    getDeviceLayer: async (deviceId: string): Promise<LayerView> =>
+      layerView(scopeOf({ kind: 'device', deviceId: requireDevice(deviceId).id })),
 
-    patchDevice(deviceId: string, body: unknown, opts: { actor: string; ifMatch?: number }): DeviceSettingsView {
-      patch({ kind: 'device', deviceId }, body, opts)
+    async patchDevice(deviceId: string, body: unknown, opts: { actor: string; ifMatch?: number }): Promise<DeviceSettingsView> {
+      await patch({ kind: 'device', deviceId }, body, opts)
       return view(deviceId)
     },
-    patchLayer(
+    async patchLayer(
       target: Exclude<SettingsTarget, { kind: 'device' }>,
       body: unknown,
       opts: { actor: string; ifMatch?: number },
-    ): LayerView & { devicesChanged: number } {
-      const { devicesChanged } = patch(target, body, opts)
-      return { ...layerView(scopeOf(target)), devicesChanged }
+    ): Promise<LayerView & { devicesChanged: number }> {
+      const { devicesChanged } = await patch(target, body, opts)
+      return { ...(await layerView(scopeOf(target))), devicesChanged }
     },
 
-    setSchema(group: string, schema: unknown, actor: string): void {
+    async setSchema(group: string, schema: unknown, actor: string): Promise<void> {
       scopeOf({ kind: 'group', group })
       if (!isObject(schema)) throw new SettingsInvalid('(schema)', 'a JSON Schema must be a JSON object')
       schemas.check(schema)
-      store.transaction(() => {
+      await store.transaction(async () => {
         const at = clock.now()
-        settings.putSchema({ group, schema, updatedAt: at, updatedBy: actor })
+        await settings.putSchema({ group, schema, updatedAt: at, updatedBy: actor })
         store.appendAudit({ at, actor, action: 'settings.schema.set', subject: `group:${group}`, details: {} })
       })
     },
-    getSchema: (group: string) => settings.getSchema(group)?.schema ?? null,
+    getSchema: async (group: string) => (await settings.getSchema(group))?.schema ?? null,
     /** How many compiled schema validators are kept (bounded by maxCompiled). */
     compiledSchemas: (): number => schemas.size(),
 
     /** For the broker: the current document with secrets in clear. */
-    deliverable(deviceId: string): DeliverableSettings | undefined {
+    async deliverable(deviceId: string): Promise<DeliverableSettings | undefined> {
       const device = store.getDevice(deviceId)
       if (device?.status !== 'active') return undefined
-      const record = ensureRecord(device.id, device.group)
-      return { version: record.version, settings: effective(device.id, device.group), updatedAt: record.updatedAt.toISOString() }
+      const record = await ensureRecord(device.id, device.group)
+      return { version: record.version, settings: await effective(device.id, device.group), updatedAt: record.updatedAt.toISOString() }
     },
 
     /** Active devices whose last report names their current version, and the others (the metrics' sync gauge). */
     syncCounts: () => settings.syncCounts(),
 
     /** From the broker: a device's report on devices/{id}/settings/reported. Bad reports are refused, not stored. */
-    report(deviceId: string, payload: unknown): void {
+    async report(deviceId: string, payload: unknown): Promise<void> {
       if (reportProblems(payload) !== null || !isObject(payload) || !isObject(payload.settings)) {
         throw new SettingsInvalid('(report)', 'a report is {"version": <integer>, "settings": {...}}')
       }
@@ -317,10 +323,10 @@ export function createSettingsService(
       const bad = shapeProblem(payload.settings, maxDepth * 2) ?? findBadKey(payload.settings)
       if (bad) throw new SettingsInvalid(`(report) settings.${bad.path}`, bad.problem)
       const device = requireDevice(deviceId)
-      const record = ensureRecord(device.id, device.group)
+      const record = await ensureRecord(device.id, device.group)
       const reported = sealSecrets(payload.settings, cipher)
       if (Buffer.byteLength(JSON.stringify(reported)) > maxBytes * 2) throw new SettingsTooLarge('report', maxBytes * 2, maxDepth)
-      settings.putDeviceSettings({
+      await settings.putDeviceSettings({
         ...record,
         reported,
         reportedVersion: (payload.version as number | undefined) ?? null,

@@ -22,13 +22,13 @@ export interface ApiKeyRecord {
 
 export interface ApiKeyStore {
   /** throws GH_API_KEY_EXISTS when the name (or id) is taken */
-  insert(record: ApiKeyRecord): void
-  getById(id: string): ApiKeyRecord | undefined
-  getByName(name: string): ApiKeyRecord | undefined
+  insert(record: ApiKeyRecord): Promise<void>
+  getById(id: string): Promise<ApiKeyRecord | undefined>
+  getByName(name: string): Promise<ApiKeyRecord | undefined>
   /** all keys, oldest first */
-  list(): ApiKeyRecord[]
-  revoke(id: string, at: Date): void
+  list(): Promise<ApiKeyRecord[]>
+  revoke(id: string, at: Date): Promise<void>
   /** a new secret; the current one becomes the previous, working until `until` */
-  rotate(id: string, secretHash: string, previousSecretHash: string, until: Date): void
-  touchLastUsed(id: string, at: Date): void
+  rotate(id: string, secretHash: string, previousSecretHash: string, until: Date): Promise<void>
+  touchLastUsed(id: string, at: Date): Promise<void>
 }

@@ -44,18 +44,18 @@ export type TokenState = 'unused' | 'used' | 'unknown'
 
 export interface ClaimStore {
   /** the claim and the SHA-256 (hex) of each of its one-time tokens */
-  insert(claim: ClaimRecord, tokenHashes: readonly string[]): void
-  get(id: string): ClaimRecord | undefined
-  getByFingerprint(fingerprint: string): ClaimRecord | undefined
+  insert(claim: ClaimRecord, tokenHashes: readonly string[]): Promise<void>
+  get(id: string): Promise<ClaimRecord | undefined>
+  getByFingerprint(fingerprint: string): Promise<ClaimRecord | undefined>
   /** oldest first */
-  list(): ClaimRecord[]
-  revoke(id: string, at: Date): void
+  list(): Promise<ClaimRecord[]>
+  revoke(id: string, at: Date): Promise<void>
   /** one more use */
-  addUse(id: string): void
-  tokenState(claimId: string, tokenHash: string): TokenState
-  useToken(claimId: string, tokenHash: string, deviceId: string, at: Date): void
-  recordDevice(device: ClaimedDevice): void
-  getDevice(deviceId: string): ClaimedDevice | undefined
+  addUse(id: string): Promise<void>
+  tokenState(claimId: string, tokenHash: string): Promise<TokenState>
+  useToken(claimId: string, tokenHash: string, deviceId: string, at: Date): Promise<void>
+  recordDevice(device: ClaimedDevice): Promise<void>
+  getDevice(deviceId: string): Promise<ClaimedDevice | undefined>
   /** the device a claim provisioned with this key (SHA-256 of its SPKI DER), if any */
-  deviceIdWithKey(keySha256: string): string | undefined
+  deviceIdWithKey(keySha256: string): Promise<string | undefined>
 }

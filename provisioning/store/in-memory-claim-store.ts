@@ -11,7 +11,7 @@ export class InMemoryClaimStore implements ClaimStore {
   readonly #tokens = new Map<string, { usedAt: Date | null; deviceId: string | null }>()
   readonly #devices = new Map<string, ClaimedDevice>()
 
-  insert(claim: ClaimRecord, tokenHashes: readonly string[]): void {
+  async insert(claim: ClaimRecord, tokenHashes: readonly string[]): Promise<void> {
     const clash =
       this.#claims.has(claim.id) || [...this.#claims.values()].some((c) => c.serial === claim.serial || c.fingerprint === claim.fingerprint)
     if (clash) throw Object.assign(new Error(`claim ${claim.id} exists`), { code: 'SQLITE_CONSTRAINT_PRIMARYKEY' })
@@ -19,52 +19,52 @@ export class InMemoryClaimStore implements ClaimStore {
     for (const h of tokenHashes) this.#tokens.set(`${claim.id}/${h}`, { usedAt: null, deviceId: null })
   }
 
-  get(id: string): ClaimRecord | undefined {
+  async get(id: string): Promise<ClaimRecord | undefined> {
     const c = this.#claims.get(id)
     return c && clone(c)
   }
 
-  getByFingerprint(fingerprint: string): ClaimRecord | undefined {
+  async getByFingerprint(fingerprint: string): Promise<ClaimRecord | undefined> {
     const c = [...this.#claims.values()].find((c) => c.fingerprint === fingerprint)
     return c && clone(c)
   }
 
-  list(): ClaimRecord[] {
+  async list(): Promise<ClaimRecord[]> {
     return clone([...this.#claims.values()].sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || (a.id < b.id ? -1 : 1)))
   }
 
-  revoke(id: string, at: Date): void {
+  async revoke(id: string, at: Date): Promise<void> {
     const c = this.#claims.get(id)
     if (c && c.status === 'active') Object.assign(c, { status: 'revoked', revokedAt: new Date(at) })
   }
 
-  addUse(id: string): void {
+  async addUse(id: string): Promise<void> {
     const c = this.#claims.get(id)
     if (c) c.uses++
   }
 
-  tokenState(claimId: string, tokenHash: string): TokenState {
+  async tokenState(claimId: string, tokenHash: string): Promise<TokenState> {
     const t = this.#tokens.get(`${claimId}/${tokenHash}`)
     return t === undefined ? 'unknown' : t.usedAt === null ? 'unused' : 'used'
   }
 
-  useToken(claimId: string, tokenHash: string, deviceId: string, at: Date): void {
+  async useToken(claimId: string, tokenHash: string, deviceId: string, at: Date): Promise<void> {
     const t = this.#tokens.get(`${claimId}/${tokenHash}`)
     if (t && t.usedAt === null) Object.assign(t, { usedAt: new Date(at), deviceId })
   }
 
-  recordDevice(device: ClaimedDevice): void {
+  async recordDevice(device: ClaimedDevice): Promise<void> {
     if (this.#devices.has(device.deviceId))
       throw Object.assign(new Error(`device ${device.deviceId} already claimed`), { code: 'SQLITE_CONSTRAINT_PRIMARYKEY' })
     this.#devices.set(device.deviceId, clone(device))
   }
 
-  getDevice(deviceId: string): ClaimedDevice | undefined {
+  async getDevice(deviceId: string): Promise<ClaimedDevice | undefined> {
     const d = this.#devices.get(deviceId)
     return d && clone(d)
   }
 
-  deviceIdWithKey(keySha256: string): string | undefined {
+  async deviceIdWithKey(keySha256: string): Promise<string | undefined> {
     for (const d of this.#devices.values()) if (d.keySha256 === keySha256) return d.deviceId
     return undefined
   }

@@ -1,4 +1,5 @@
 import { CommitNotifier } from './commit-notifier.ts'
+import { TransactionGate } from './transaction-gate.ts'
 import { CertificateExists, DeviceExists, DeviceNotFound } from '../errors.ts'
 import type {
   AuditEntry,
@@ -18,9 +19,21 @@ import type {
 
 const clone = <T>(v: T): T => structuredClone(v)
 
+interface State {
+  devices: Map<string, DeviceRecord>
+  certs: Map<string, CertificateRecord>
+  audit: AuditEntry[]
+  events: StoredEvent[]
+  meta: Map<string, string>
+  lastSeen: Map<string, Date>
+  labels: Map<string, Labels>
+  seq: number
+  auditSeq: number
+}
+
 /**
  * The test double of the registry (docs/conventions.md §13-14): same contract as SqliteRegistryStore, in
- * memory. transaction() snapshots the state and restores it if fn throws, so atomicity holds too.
+ * memory. transaction() (a TransactionGate) snapshots the state and restores it if fn throws, so atomicity holds too.
  */
 export class InMemoryRegistryStore implements RegistryStore {
   #devices = new Map<string, DeviceRecord>()
@@ -32,7 +45,6 @@ export class InMemoryRegistryStore implements RegistryStore {
   #labels = new Map<string, Labels>()
   #seq = 0
   #auditSeq = 0
-  #depth = 0
 
   readonly #commits = new CommitNotifier()
 
@@ -40,9 +52,14 @@ export class InMemoryRegistryStore implements RegistryStore {
     return this.#commits.subscribe(listener)
   }
 
-  transaction<T>(fn: () => T): T {
-    if (this.#depth > 0) return fn()
-    const snapshot = clone({
+  transaction<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#gate.transaction(fn)
+  }
+
+  #snapshot: State | undefined
+
+  #state(): State {
+    return clone({
       devices: this.#devices,
       certs: this.#certs,
       audit: this.#audit,
@@ -53,28 +70,33 @@ export class InMemoryRegistryStore implements RegistryStore {
       seq: this.#seq,
       auditSeq: this.#auditSeq,
     })
-    this.#depth++
-    let result: T
-    try {
-      result = fn()
-    } catch (err) {
-      this.#devices = snapshot.devices
-      this.#certs = snapshot.certs
-      this.#audit = snapshot.audit
-      this.#events = snapshot.events
-      this.#meta = snapshot.meta
-      this.#lastSeen = snapshot.lastSeen
-      this.#labels = snapshot.labels
-      this.#seq = snapshot.seq
-      this.#auditSeq = snapshot.auditSeq
-      this.#commits.rolledBack()
-      throw err
-    } finally {
-      this.#depth--
-    }
-    this.#commits.committed()
-    return result
   }
+
+  readonly #gate = new TransactionGate({
+    begin: () => {
+      this.#snapshot = this.#state()
+    },
+    commit: () => {
+      this.#snapshot = undefined
+      this.#commits.committed()
+    },
+    rollback: () => {
+      const snapshot = this.#snapshot
+      this.#snapshot = undefined
+      if (snapshot) {
+        this.#devices = snapshot.devices
+        this.#certs = snapshot.certs
+        this.#audit = snapshot.audit
+        this.#events = snapshot.events
+        this.#meta = snapshot.meta
+        this.#lastSeen = snapshot.lastSeen
+        this.#labels = snapshot.labels
+        this.#seq = snapshot.seq
+        this.#auditSeq = snapshot.auditSeq
+      }
+      this.#commits.rolledBack()
+    },
+  })
 
   insertDevice(device: DeviceRecord): void {
     if (this.#devices.has(device.id)) throw new DeviceExists(device.id, device.id)
@@ -221,7 +243,7 @@ export class InMemoryRegistryStore implements RegistryStore {
   appendEvent(type: string, data: Record<string, unknown>, at: Date): number {
     const seq = ++this.#seq
     this.#events.push(clone({ seq, type, data, at }))
-    this.#commits.eventAppended(this.#depth === 0)
+    this.#commits.eventAppended(this.#snapshot === undefined)
     return seq
   }
 

@@ -12,11 +12,11 @@ export interface LimitsRecord {
 }
 
 export interface LimitsStore {
-  getTier(tier: string): LimitsRecord | undefined
-  listTiers(): LimitsRecord[]
-  putTier(record: LimitsRecord): void
-  getDevice(deviceId: string): LimitsRecord | undefined
-  putDevice(record: LimitsRecord): void
+  getTier(tier: string): Promise<LimitsRecord | undefined>
+  listTiers(): Promise<LimitsRecord[]>
+  putTier(record: LimitsRecord): Promise<void>
+  getDevice(deviceId: string): Promise<LimitsRecord | undefined>
+  putDevice(record: LimitsRecord): Promise<void>
   /** true when there was a row */
-  deleteDevice(deviceId: string): boolean
+  deleteDevice(deviceId: string): Promise<boolean>
 }

@@ -5,9 +5,9 @@ import type { CrlReason } from '../../certs/index.ts'
  * Two implementations share one contract suite (test/contract/registry-store.contract.ts):
  * SqliteRegistryStore (production) and InMemoryRegistryStore (unit tests).
  *
- * Methods are synchronous because better-sqlite3 is, and `transaction(fn)` runs fn atomically: every
- * change and its audit entry and event commit together or not at all. A shared-database backing for
- * cluster mode sits behind the broker's async DeviceDirectory seam, not behind this interface.
+ * `transaction(fn)` runs an async fn atomically on the database's TransactionGate: every change and its audit entry
+ * and event commit together or not at all (docs/architecture.md, "The store seam"). The other methods are still
+ * synchronous (better-sqlite3) and become async next (issue 13), as the other stores already are.
  */
 export type DeviceStatus = 'active' | 'disabled' | 'revoked'
 export type CertificateStatus = 'active' | 'superseded' | 'revoked'
@@ -99,7 +99,12 @@ export interface CertificateUpdate {
 }
 
 export interface RegistryStore {
-  transaction<T>(fn: () => T): T
+  /**
+   * Runs fn atomically: every change and its audit entry and event commit together or not at all. Store
+   * calls inside fn (any store of this database) join the transaction; calls from other async flows wait
+   * until it ends (TransactionGate, provisioning/store/transaction-gate.ts).
+   */
+  transaction<T>(fn: () => Promise<T>): Promise<T>
 
   insertDevice(device: DeviceRecord): void
   getDevice(id: string): DeviceRecord | undefined

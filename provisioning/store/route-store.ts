@@ -19,10 +19,10 @@ export interface RouteRecord {
 }
 
 export interface RouteStore {
-  list(): RouteRecord[]
-  get(id: string): RouteRecord | undefined
-  count(): number
-  insert(record: RouteRecord): void
+  list(): Promise<RouteRecord[]>
+  get(id: string): Promise<RouteRecord | undefined>
+  count(): Promise<number>
+  insert(record: RouteRecord): Promise<void>
   /** true when there was a row */
-  delete(id: string): boolean
+  delete(id: string): Promise<boolean>
 }

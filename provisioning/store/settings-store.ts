@@ -34,23 +34,23 @@ export interface SettingsSchemaRecord {
 }
 
 export interface SettingsStore {
-  getLayer(scope: LayerScope): SettingsLayerRecord | undefined
+  getLayer(scope: LayerScope): Promise<SettingsLayerRecord | undefined>
   /** every layer, by scope */
-  listLayers(): SettingsLayerRecord[]
-  putLayer(layer: SettingsLayerRecord): void
-  getDeviceSettings(deviceId: string): DeviceSettingsRecord | undefined
-  putDeviceSettings(record: DeviceSettingsRecord): void
+  listLayers(): Promise<SettingsLayerRecord[]>
+  putLayer(layer: SettingsLayerRecord): Promise<void>
+  getDeviceSettings(deviceId: string): Promise<DeviceSettingsRecord | undefined>
+  putDeviceSettings(record: DeviceSettingsRecord): Promise<void>
   /** device ids that have a settings row, optionally only those of one group */
-  deviceIdsWithSettings(group?: string): string[]
-  getSchema(group: string): SettingsSchemaRecord | undefined
-  putSchema(record: SettingsSchemaRecord): void
-  deleteSchema(group: string): void
+  deviceIdsWithSettings(group?: string): Promise<string[]>
+  getSchema(group: string): Promise<SettingsSchemaRecord | undefined>
+  putSchema(record: SettingsSchemaRecord): Promise<void>
+  deleteSchema(group: string): Promise<void>
   /** groups that have a schema */
-  schemaGroups(): string[]
+  schemaGroups(): Promise<string[]>
   /** layers and device reports that hold at least one sealed secret ({"$enc": ...}) */
-  countSealed(): number
+  countSealed(): Promise<number>
   /** active devices whose last report names their current settings version, and the other active devices */
-  syncCounts(): { inSync: number; outOfSync: number }
+  syncCounts(): Promise<{ inSync: number; outOfSync: number }>
   /** one layer (fleet, group or device overrides: sealed by Gatehouse, never by a device) holding a sealed secret */
-  aSealedLayer(): SettingsLayerRecord | undefined
+  aSealedLayer(): Promise<SettingsLayerRecord | undefined>
 }

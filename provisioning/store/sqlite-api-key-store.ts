@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3'
+import type { TransactionGate } from './transaction-gate.ts'
 import { ApiKeyExists } from '../errors.ts'
 import type { ApiKeyRecord, ApiKeyStore } from './api-key-store.ts'
 
@@ -24,7 +25,10 @@ function toRecord(r: Row): ApiKeyRecord {
 export class SqliteApiKeyStore implements ApiKeyStore {
   readonly #s
 
-  constructor(db: Database.Database) {
+  readonly #gate: TransactionGate
+
+  constructor(db: Database.Database, gate: TransactionGate) {
+    this.#gate = gate
     this.#s = {
       insert: db.prepare(
         `INSERT INTO api_keys (id, name, secret_hash, scopes, created_at, expires_at, last_used_at, revoked_at)
@@ -39,47 +43,61 @@ export class SqliteApiKeyStore implements ApiKeyStore {
     }
   }
 
-  insert(k: ApiKeyRecord): void {
-    try {
-      this.#s.insert.run(
-        k.id,
-        k.name,
-        k.secretHash,
-        JSON.stringify(k.scopes),
-        k.createdAt.toISOString(),
-        k.expiresAt?.toISOString() ?? null,
-        k.lastUsedAt?.toISOString() ?? null,
-        k.revokedAt?.toISOString() ?? null,
-      )
-    } catch (err) {
-      if (String((err as { code?: unknown }).code).startsWith('SQLITE_CONSTRAINT')) throw new ApiKeyExists(k.name, { cause: err })
-      throw err
-    }
+  insert(k: ApiKeyRecord): Promise<void> {
+    return this.#gate.run(() => {
+      try {
+        this.#s.insert.run(
+          k.id,
+          k.name,
+          k.secretHash,
+          JSON.stringify(k.scopes),
+          k.createdAt.toISOString(),
+          k.expiresAt?.toISOString() ?? null,
+          k.lastUsedAt?.toISOString() ?? null,
+          k.revokedAt?.toISOString() ?? null,
+        )
+      } catch (err) {
+        if (String((err as { code?: unknown }).code).startsWith('SQLITE_CONSTRAINT')) throw new ApiKeyExists(k.name, { cause: err })
+        throw err
+      }
+    })
   }
 
-  getById(id: string): ApiKeyRecord | undefined {
-    const r = this.#s.getById.get(id) as Row | undefined
-    return r && toRecord(r)
+  getById(id: string): Promise<ApiKeyRecord | undefined> {
+    return this.#gate.run(() => {
+      const r = this.#s.getById.get(id) as Row | undefined
+      return r && toRecord(r)
+    })
   }
 
-  getByName(name: string): ApiKeyRecord | undefined {
-    const r = this.#s.getByName.get(name) as Row | undefined
-    return r && toRecord(r)
+  getByName(name: string): Promise<ApiKeyRecord | undefined> {
+    return this.#gate.run(() => {
+      const r = this.#s.getByName.get(name) as Row | undefined
+      return r && toRecord(r)
+    })
   }
 
-  list(): ApiKeyRecord[] {
-    return (this.#s.list.all() as Row[]).map(toRecord)
+  list(): Promise<ApiKeyRecord[]> {
+    return this.#gate.run(() => {
+      return (this.#s.list.all() as Row[]).map(toRecord)
+    })
   }
 
-  revoke(id: string, at: Date): void {
-    this.#s.revoke.run(at.toISOString(), id)
+  revoke(id: string, at: Date): Promise<void> {
+    return this.#gate.run(() => {
+      this.#s.revoke.run(at.toISOString(), id)
+    })
   }
 
-  rotate(id: string, secretHash: string, previousSecretHash: string, until: Date): void {
-    this.#s.rotate.run(secretHash, previousSecretHash, until.toISOString(), id)
+  rotate(id: string, secretHash: string, previousSecretHash: string, until: Date): Promise<void> {
+    return this.#gate.run(() => {
+      this.#s.rotate.run(secretHash, previousSecretHash, until.toISOString(), id)
+    })
   }
 
-  touchLastUsed(id: string, at: Date): void {
-    this.#s.touch.run(at.toISOString(), id)
+  touchLastUsed(id: string, at: Date): Promise<void> {
+    return this.#gate.run(() => {
+      this.#s.touch.run(at.toISOString(), id)
+    })
   }
 }

@@ -1,3 +1,4 @@
+import type { TransactionGate } from './transaction-gate.ts'
 import type Database from 'better-sqlite3'
 import type { AppCertificateRecord, AppRecord, AppStore } from './app-store.ts'
 
@@ -31,7 +32,10 @@ const toCert = (r: Row): AppCertificateRecord => ({
 export class SqliteAppStore implements AppStore {
   readonly #s
 
-  constructor(db: Database.Database) {
+  readonly #gate: TransactionGate
+
+  constructor(db: Database.Database, gate: TransactionGate) {
+    this.#gate = gate
     this.#s = {
       list: db.prepare('SELECT * FROM apps ORDER BY name'),
       get: db.prepare('SELECT * FROM apps WHERE name = ?'),
@@ -54,58 +58,65 @@ export class SqliteAppStore implements AppStore {
   }
 
   list(): Promise<AppRecord[]> {
-    return Promise.resolve((this.#s.list.all() as Row[]).map(toApp))
+    return this.#gate.run(() => (this.#s.list.all() as Row[]).map(toApp))
   }
 
   get(name: string): Promise<AppRecord | undefined> {
-    const r = this.#s.get.get(name) as Row | undefined
-    return Promise.resolve(r && toApp(r))
+    return this.#gate.run(() => {
+      const r = this.#s.get.get(name) as Row | undefined
+      return r && toApp(r)
+    })
   }
 
   countActive(): Promise<number> {
-    return Promise.resolve(Number((this.#s.countActive.get() as Row).n))
+    return this.#gate.run(() => Number((this.#s.countActive.get() as Row).n))
   }
 
   insert(a: AppRecord): Promise<void> {
-    this.#s.insert.run(
-      a.name,
-      a.groups === null ? null : JSON.stringify(a.groups),
-      JSON.stringify(a.classes),
-      a.createdAt.toISOString(),
-      a.createdBy,
-    )
-    return Promise.resolve()
+    return this.#gate.run(() => {
+      this.#s.insert.run(
+        a.name,
+        a.groups === null ? null : JSON.stringify(a.groups),
+        JSON.stringify(a.classes),
+        a.createdAt.toISOString(),
+        a.createdBy,
+      )
+    })
   }
 
   revoke(name: string, at: Date): Promise<void> {
-    this.#s.revoke.run(at.toISOString(), name)
-    this.#s.revokeAllCerts.run(at.toISOString(), name)
-    return Promise.resolve()
+    return this.#gate.run(() => {
+      this.#s.revoke.run(at.toISOString(), name)
+      this.#s.revokeAllCerts.run(at.toISOString(), name)
+    })
   }
 
   certificates(name: string): Promise<AppCertificateRecord[]> {
-    return Promise.resolve((this.#s.certificates.all(name) as Row[]).map(toCert))
+    return this.#gate.run(() => (this.#s.certificates.all(name) as Row[]).map(toCert))
   }
 
   certificateByFingerprint(fingerprint: string): Promise<AppCertificateRecord | undefined> {
-    const r = this.#s.byFingerprint.get(fingerprint) as Row | undefined
-    return Promise.resolve(r && toCert(r))
+    return this.#gate.run(() => {
+      const r = this.#s.byFingerprint.get(fingerprint) as Row | undefined
+      return r && toCert(r)
+    })
   }
 
   insertCertificate(c: AppCertificateRecord): Promise<void> {
-    this.#s.insertCert.run(c.serial, c.appName, c.fingerprint, c.keySha256, c.notAfter.toISOString(), c.pem, c.createdAt.toISOString())
-    return Promise.resolve()
+    return this.#gate.run(() => {
+      this.#s.insertCert.run(c.serial, c.appName, c.fingerprint, c.keySha256, c.notAfter.toISOString(), c.pem, c.createdAt.toISOString())
+    })
   }
 
   revokeCertificate(serial: string, at: Date): Promise<boolean> {
-    return Promise.resolve(this.#s.revokeCert.run(at.toISOString(), serial).changes > 0)
+    return this.#gate.run(() => this.#s.revokeCert.run(at.toISOString(), serial).changes > 0)
   }
 
   revokedCertificates(): Promise<AppCertificateRecord[]> {
-    return Promise.resolve((this.#s.revoked.all() as Row[]).map(toCert))
+    return this.#gate.run(() => (this.#s.revoked.all() as Row[]).map(toCert))
   }
 
   certificatesWithKey(keySha256: string): Promise<AppCertificateRecord[]> {
-    return Promise.resolve((this.#s.withKey.all(keySha256) as Row[]).map(toCert))
+    return this.#gate.run(() => (this.#s.withKey.all(keySha256) as Row[]).map(toCert))
   }
 }

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3'
+import type { TransactionGate } from './transaction-gate.ts'
 import type { ClaimedDevice, ClaimRecord, ClaimStore, TokenState } from './claim-store.ts'
 
 type Row = Record<string, unknown>
@@ -40,7 +41,10 @@ function toClaimedDevice(r: Row): ClaimedDevice {
 export class SqliteClaimStore implements ClaimStore {
   readonly #s
 
-  constructor(db: Database.Database) {
+  readonly #gate: TransactionGate
+
+  constructor(db: Database.Database, gate: TransactionGate) {
+    this.#gate = gate
     this.#s = {
       insert: db.prepare(
         `INSERT INTO claims (id, group_name, tier, max_uses, uses, expires_at, id_pattern, allowed_ids, tokens_required, status,
@@ -60,70 +64,92 @@ export class SqliteClaimStore implements ClaimStore {
     }
   }
 
-  insert(c: ClaimRecord, tokenHashes: readonly string[]): void {
-    this.#s.insert.run(
-      c.id,
-      c.group,
-      c.tier,
-      c.maxUses,
-      c.uses,
-      c.expiresAt.toISOString(),
-      c.idPattern,
-      c.allowedIds === null ? null : JSON.stringify(c.allowedIds),
-      c.tokensRequired ? 1 : 0,
-      c.status,
-      c.revokedAt?.toISOString() ?? null,
-      c.serial,
-      c.fingerprint,
-      c.notAfter.toISOString(),
-      c.createdAt.toISOString(),
-      c.createdBy,
-      c.certificatePem,
-    )
-    for (const hash of tokenHashes) this.#s.insertToken.run(c.id, hash)
+  insert(c: ClaimRecord, tokenHashes: readonly string[]): Promise<void> {
+    return this.#gate.run(() => {
+      this.#s.insert.run(
+        c.id,
+        c.group,
+        c.tier,
+        c.maxUses,
+        c.uses,
+        c.expiresAt.toISOString(),
+        c.idPattern,
+        c.allowedIds === null ? null : JSON.stringify(c.allowedIds),
+        c.tokensRequired ? 1 : 0,
+        c.status,
+        c.revokedAt?.toISOString() ?? null,
+        c.serial,
+        c.fingerprint,
+        c.notAfter.toISOString(),
+        c.createdAt.toISOString(),
+        c.createdBy,
+        c.certificatePem,
+      )
+      for (const hash of tokenHashes) this.#s.insertToken.run(c.id, hash)
+    })
   }
 
-  get(id: string): ClaimRecord | undefined {
-    const r = this.#s.get.get(id) as Row | undefined
-    return r && toClaim(r)
+  get(id: string): Promise<ClaimRecord | undefined> {
+    return this.#gate.run(() => {
+      const r = this.#s.get.get(id) as Row | undefined
+      return r && toClaim(r)
+    })
   }
 
-  getByFingerprint(fingerprint: string): ClaimRecord | undefined {
-    const r = this.#s.getByFp.get(fingerprint) as Row | undefined
-    return r && toClaim(r)
+  getByFingerprint(fingerprint: string): Promise<ClaimRecord | undefined> {
+    return this.#gate.run(() => {
+      const r = this.#s.getByFp.get(fingerprint) as Row | undefined
+      return r && toClaim(r)
+    })
   }
 
-  list(): ClaimRecord[] {
-    return (this.#s.list.all() as Row[]).map(toClaim)
+  list(): Promise<ClaimRecord[]> {
+    return this.#gate.run(() => {
+      return (this.#s.list.all() as Row[]).map(toClaim)
+    })
   }
 
-  revoke(id: string, at: Date): void {
-    this.#s.revoke.run(at.toISOString(), id)
+  revoke(id: string, at: Date): Promise<void> {
+    return this.#gate.run(() => {
+      this.#s.revoke.run(at.toISOString(), id)
+    })
   }
 
-  addUse(id: string): void {
-    this.#s.addUse.run(id)
+  addUse(id: string): Promise<void> {
+    return this.#gate.run(() => {
+      this.#s.addUse.run(id)
+    })
   }
 
-  tokenState(claimId: string, tokenHash: string): TokenState {
-    const r = this.#s.token.get(claimId, tokenHash) as Row | undefined
-    return r === undefined ? 'unknown' : r.used_at == null ? 'unused' : 'used'
+  tokenState(claimId: string, tokenHash: string): Promise<TokenState> {
+    return this.#gate.run(() => {
+      const r = this.#s.token.get(claimId, tokenHash) as Row | undefined
+      return r === undefined ? 'unknown' : r.used_at == null ? 'unused' : 'used'
+    })
   }
 
-  useToken(claimId: string, tokenHash: string, deviceId: string, at: Date): void {
-    this.#s.useToken.run(at.toISOString(), deviceId, claimId, tokenHash)
+  useToken(claimId: string, tokenHash: string, deviceId: string, at: Date): Promise<void> {
+    return this.#gate.run(() => {
+      this.#s.useToken.run(at.toISOString(), deviceId, claimId, tokenHash)
+    })
   }
 
-  recordDevice(d: ClaimedDevice): void {
-    this.#s.recordDevice.run(d.deviceId, d.claimId, d.serial, d.keySha256, d.createdAt.toISOString())
+  recordDevice(d: ClaimedDevice): Promise<void> {
+    return this.#gate.run(() => {
+      this.#s.recordDevice.run(d.deviceId, d.claimId, d.serial, d.keySha256, d.createdAt.toISOString())
+    })
   }
 
-  getDevice(deviceId: string): ClaimedDevice | undefined {
-    const r = this.#s.getDevice.get(deviceId) as Row | undefined
-    return r && toClaimedDevice(r)
+  getDevice(deviceId: string): Promise<ClaimedDevice | undefined> {
+    return this.#gate.run(() => {
+      const r = this.#s.getDevice.get(deviceId) as Row | undefined
+      return r && toClaimedDevice(r)
+    })
   }
 
-  deviceIdWithKey(keySha256: string): string | undefined {
-    return (this.#s.deviceIdWithKey.get(keySha256) as { device_id: string } | undefined)?.device_id
+  deviceIdWithKey(keySha256: string): Promise<string | undefined> {
+    return this.#gate.run(() => {
+      return (this.#s.deviceIdWithKey.get(keySha256) as { device_id: string } | undefined)?.device_id
+    })
   }
 }

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3'
+import type { TransactionGate } from './transaction-gate.ts'
 import type { LimitsRecord, LimitsStore } from './limits-store.ts'
 
 type Row = Record<string, unknown>
@@ -14,7 +15,10 @@ const toRecord = (key: string, r: Row): LimitsRecord => ({
 export class SqliteLimitsStore implements LimitsStore {
   readonly #s
 
-  constructor(db: Database.Database) {
+  readonly #gate: TransactionGate
+
+  constructor(db: Database.Database, gate: TransactionGate) {
+    this.#gate = gate
     this.#s = {
       getTier: db.prepare('SELECT * FROM tier_limits WHERE tier = ?'),
       listTiers: db.prepare('SELECT * FROM tier_limits ORDER BY tier'),
@@ -31,29 +35,41 @@ export class SqliteLimitsStore implements LimitsStore {
     }
   }
 
-  getTier(tier: string): LimitsRecord | undefined {
-    const r = this.#s.getTier.get(tier) as Row | undefined
-    return r && toRecord(tier, r)
+  getTier(tier: string): Promise<LimitsRecord | undefined> {
+    return this.#gate.run(() => {
+      const r = this.#s.getTier.get(tier) as Row | undefined
+      return r && toRecord(tier, r)
+    })
   }
 
-  listTiers(): LimitsRecord[] {
-    return (this.#s.listTiers.all() as Row[]).map((r) => toRecord(String(r.tier), r))
+  listTiers(): Promise<LimitsRecord[]> {
+    return this.#gate.run(() => {
+      return (this.#s.listTiers.all() as Row[]).map((r) => toRecord(String(r.tier), r))
+    })
   }
 
-  putTier(r: LimitsRecord): void {
-    this.#s.putTier.run(r.key, JSON.stringify(r.limits), r.updatedAt.toISOString(), r.updatedBy)
+  putTier(r: LimitsRecord): Promise<void> {
+    return this.#gate.run(() => {
+      this.#s.putTier.run(r.key, JSON.stringify(r.limits), r.updatedAt.toISOString(), r.updatedBy)
+    })
   }
 
-  getDevice(deviceId: string): LimitsRecord | undefined {
-    const r = this.#s.getDevice.get(deviceId) as Row | undefined
-    return r && toRecord(deviceId, r)
+  getDevice(deviceId: string): Promise<LimitsRecord | undefined> {
+    return this.#gate.run(() => {
+      const r = this.#s.getDevice.get(deviceId) as Row | undefined
+      return r && toRecord(deviceId, r)
+    })
   }
 
-  putDevice(r: LimitsRecord): void {
-    this.#s.putDevice.run(r.key, JSON.stringify(r.limits), r.updatedAt.toISOString(), r.updatedBy)
+  putDevice(r: LimitsRecord): Promise<void> {
+    return this.#gate.run(() => {
+      this.#s.putDevice.run(r.key, JSON.stringify(r.limits), r.updatedAt.toISOString(), r.updatedBy)
+    })
   }
 
-  deleteDevice(deviceId: string): boolean {
-    return this.#s.deleteDevice.run(deviceId).changes > 0
+  deleteDevice(deviceId: string): Promise<boolean> {
+    return this.#gate.run(() => {
+      return this.#s.deleteDevice.run(deviceId).changes > 0
+    })
   }
 }

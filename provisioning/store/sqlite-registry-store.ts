@@ -2,6 +2,7 @@ import { closeSync, openSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import { CertificateExists, DeviceExists, DeviceNotFound, StoreSchemaTooNew } from '../errors.ts'
 import { CommitNotifier } from './commit-notifier.ts'
+import { TransactionGate } from './transaction-gate.ts'
 import { migrations, SCHEMA_VERSION } from './migrations/index.ts'
 import {
   backfillKeySha256,
@@ -114,13 +115,13 @@ export class SqliteRegistryStore implements RegistryStore {
       throw storeFailure(err, path) ?? err
     }
     const db = this.#db
-    this.settings = new SqliteSettingsStore(db)
+    this.settings = new SqliteSettingsStore(db, this.#gate)
     this.aiUsage = new SqliteAiUsageStore(db)
-    this.apiKeys = new SqliteApiKeyStore(db)
-    this.claims = new SqliteClaimStore(db)
-    this.limits = new SqliteLimitsStore(db)
-    this.routes = new SqliteRouteStore(db)
-    this.apps = new SqliteAppStore(db)
+    this.apiKeys = new SqliteApiKeyStore(db, this.#gate)
+    this.claims = new SqliteClaimStore(db, this.#gate)
+    this.limits = new SqliteLimitsStore(db, this.#gate)
+    this.routes = new SqliteRouteStore(db, this.#gate)
+    this.apps = new SqliteAppStore(db, this.#gate)
     this.#stmts = {
       insertDevice: db.prepare('INSERT INTO devices (id, group_name, tier, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)'),
       getDevice: db.prepare('SELECT * FROM devices WHERE id = ?'),
@@ -180,21 +181,35 @@ export class SqliteRegistryStore implements RegistryStore {
     return storeWrite(fn, this.#path)
   }
 
-  transaction<T>(fn: () => T): T {
-    if (this.#db.inTransaction) return fn()
-    // IMMEDIATE takes the write lock up front, so two processes never deadlock upgrading a read lock.
-    let result: T
-    try {
-      result = this.#write(() => this.#db.transaction(fn).immediate())
-    } catch (err) {
-      this.#commits.rolledBack()
-      throw err
-    }
-    this.#commits.committed()
-    return result
+  transaction<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#gate.transaction(fn)
+  }
+
+  #rollback(): void {
+    if (this.#db.inTransaction) this.#db.exec('ROLLBACK')
+    this.#commits.rolledBack()
+  }
+
+  /** A synchronous write of several statements, atomic on its own or inside the open transaction (a savepoint). */
+  #atomic(fn: () => void): void {
+    this.#write(() => this.#db.transaction(fn).immediate())
   }
 
   readonly #commits = new CommitNotifier()
+  /** the open transaction (IMMEDIATE takes the write lock up front, so two processes never deadlock upgrading a read lock) */
+  readonly #gate: TransactionGate = new TransactionGate({
+    begin: () => this.#write(() => this.#db.exec('BEGIN IMMEDIATE')),
+    commit: () => {
+      try {
+        this.#write(() => this.#db.exec('COMMIT'))
+      } catch (err) {
+        this.#rollback()
+        throw err
+      }
+      this.#commits.committed()
+    },
+    rollback: () => this.#rollback(),
+  })
 
   onEventsCommitted(listener: () => void): () => void {
     return this.#commits.subscribe(listener)
@@ -246,14 +261,14 @@ export class SqliteRegistryStore implements RegistryStore {
   }
 
   setLabels(id: string, labels: Labels): void {
-    this.transaction(() => {
+    this.#atomic(() => {
       this.#stmts.clearLabels.run(id)
       for (const [key, value] of Object.entries(labels)) this.#stmts.insertLabel.run(id, key, value)
     })
   }
 
   recordLastSeen(seen: readonly LastSeen[]): void {
-    this.transaction(() => {
+    this.#atomic(() => {
       for (const s of seen) this.#stmts.recordLastSeen.run({ at: iso(s.at), id: s.deviceId })
     })
   }

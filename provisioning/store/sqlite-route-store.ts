@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3'
+import type { TransactionGate } from './transaction-gate.ts'
 import type { RouteRecord, RouteStore } from './route-store.ts'
 
 type Row = Record<string, unknown>
@@ -21,7 +22,10 @@ const toRecord = (r: Row): RouteRecord => ({
 export class SqliteRouteStore implements RouteStore {
   readonly #s
 
-  constructor(db: Database.Database) {
+  readonly #gate: TransactionGate
+
+  constructor(db: Database.Database, gate: TransactionGate) {
+    this.#gate = gate
     this.#s = {
       list: db.prepare('SELECT * FROM telemetry_routes ORDER BY created_at, id'),
       get: db.prepare('SELECT * FROM telemetry_routes WHERE id = ?'),
@@ -34,36 +38,46 @@ export class SqliteRouteStore implements RouteStore {
     }
   }
 
-  list(): RouteRecord[] {
-    return (this.#s.list.all() as Row[]).map(toRecord)
+  list(): Promise<RouteRecord[]> {
+    return this.#gate.run(() => {
+      return (this.#s.list.all() as Row[]).map(toRecord)
+    })
   }
 
-  get(id: string): RouteRecord | undefined {
-    const r = this.#s.get.get(id) as Row | undefined
-    return r && toRecord(r)
+  get(id: string): Promise<RouteRecord | undefined> {
+    return this.#gate.run(() => {
+      const r = this.#s.get.get(id) as Row | undefined
+      return r && toRecord(r)
+    })
   }
 
-  count(): number {
-    return Number((this.#s.count.get() as Row).n)
+  count(): Promise<number> {
+    return this.#gate.run(() => {
+      return Number((this.#s.count.get() as Row).n)
+    })
   }
 
-  insert(r: RouteRecord): void {
-    this.#s.insert.run(
-      r.id,
-      r.url,
-      r.group,
-      r.secret,
-      r.batchSize,
-      r.batchMs,
-      r.queueMax,
-      r.redact ? 1 : 0,
-      r.consent ? 1 : 0,
-      r.createdAt.toISOString(),
-      r.createdBy,
-    )
+  insert(r: RouteRecord): Promise<void> {
+    return this.#gate.run(() => {
+      this.#s.insert.run(
+        r.id,
+        r.url,
+        r.group,
+        r.secret,
+        r.batchSize,
+        r.batchMs,
+        r.queueMax,
+        r.redact ? 1 : 0,
+        r.consent ? 1 : 0,
+        r.createdAt.toISOString(),
+        r.createdBy,
+      )
+    })
   }
 
-  delete(id: string): boolean {
-    return this.#s.delete.run(id).changes > 0
+  delete(id: string): Promise<boolean> {
+    return this.#gate.run(() => {
+      return this.#s.delete.run(id).changes > 0
+    })
   }
 }

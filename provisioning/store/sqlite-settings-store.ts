@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3'
+import type { TransactionGate } from './transaction-gate.ts'
 import type { DeviceSettingsRecord, LayerScope, SettingsLayerRecord, SettingsSchemaRecord, SettingsStore } from './settings-store.ts'
 
 type Row = Record<string, unknown>
@@ -9,7 +10,10 @@ const json = (v: unknown) => JSON.parse(String(v)) as Record<string, unknown>
 export class SqliteSettingsStore implements SettingsStore {
   readonly #s
 
-  constructor(db: Database.Database) {
+  readonly #gate: TransactionGate
+
+  constructor(db: Database.Database, gate: TransactionGate) {
+    this.#gate = gate
     this.#s = {
       getLayer: db.prepare('SELECT * FROM settings_layers WHERE scope = ?'),
       layerScopes: db.prepare('SELECT scope FROM settings_layers ORDER BY scope').pluck(),
@@ -49,7 +53,11 @@ export class SqliteSettingsStore implements SettingsStore {
     }
   }
 
-  getLayer(scope: LayerScope): SettingsLayerRecord | undefined {
+  getLayer(scope: LayerScope): Promise<SettingsLayerRecord | undefined> {
+    return this.#gate.run(() => this.#layer(scope))
+  }
+
+  #layer(scope: LayerScope): SettingsLayerRecord | undefined {
     const r = this.#s.getLayer.get(scope) as Row | undefined
     return (
       r && {
@@ -62,74 +70,98 @@ export class SqliteSettingsStore implements SettingsStore {
     )
   }
 
-  listLayers(): SettingsLayerRecord[] {
-    return (this.#s.layerScopes.all() as LayerScope[]).flatMap((scope) => this.getLayer(scope) ?? [])
+  listLayers(): Promise<SettingsLayerRecord[]> {
+    return this.#gate.run(() => {
+      return (this.#s.layerScopes.all() as LayerScope[]).flatMap((scope) => this.#layer(scope) ?? [])
+    })
   }
 
-  putLayer(l: SettingsLayerRecord): void {
-    this.#s.putLayer.run(l.scope, JSON.stringify(l.document), l.revision, iso(l.updatedAt), l.updatedBy)
+  putLayer(l: SettingsLayerRecord): Promise<void> {
+    return this.#gate.run(() => {
+      this.#s.putLayer.run(l.scope, JSON.stringify(l.document), l.revision, iso(l.updatedAt), l.updatedBy)
+    })
   }
 
-  getDeviceSettings(deviceId: string): DeviceSettingsRecord | undefined {
-    const r = this.#s.getDevice.get(deviceId) as Row | undefined
-    if (!r) return undefined
-    return {
-      deviceId,
-      version: Number(r.version),
-      digest: String(r.digest),
-      updatedAt: new Date(String(r.updated_at)),
-      reported: r.reported == null ? null : json(r.reported),
-      reportedVersion: r.reported_version == null ? null : Number(r.reported_version),
-      reportedAt: r.reported_at == null ? null : new Date(String(r.reported_at)),
-    }
+  getDeviceSettings(deviceId: string): Promise<DeviceSettingsRecord | undefined> {
+    return this.#gate.run(() => {
+      const r = this.#s.getDevice.get(deviceId) as Row | undefined
+      if (!r) return undefined
+      return {
+        deviceId,
+        version: Number(r.version),
+        digest: String(r.digest),
+        updatedAt: new Date(String(r.updated_at)),
+        reported: r.reported == null ? null : json(r.reported),
+        reportedVersion: r.reported_version == null ? null : Number(r.reported_version),
+        reportedAt: r.reported_at == null ? null : new Date(String(r.reported_at)),
+      }
+    })
   }
 
-  putDeviceSettings(d: DeviceSettingsRecord): void {
-    this.#s.putDevice.run(
-      d.deviceId,
-      d.version,
-      d.digest,
-      iso(d.updatedAt),
-      d.reported === null ? null : JSON.stringify(d.reported),
-      d.reportedVersion,
-      d.reportedAt && iso(d.reportedAt),
-    )
+  putDeviceSettings(d: DeviceSettingsRecord): Promise<void> {
+    return this.#gate.run(() => {
+      this.#s.putDevice.run(
+        d.deviceId,
+        d.version,
+        d.digest,
+        iso(d.updatedAt),
+        d.reported === null ? null : JSON.stringify(d.reported),
+        d.reportedVersion,
+        d.reportedAt && iso(d.reportedAt),
+      )
+    })
   }
 
-  deviceIdsWithSettings(group?: string): string[] {
-    const rows = (group === undefined ? this.#s.allIds.all() : this.#s.groupIds.all(group)) as Row[]
-    return rows.map((r) => String(r.device_id))
+  deviceIdsWithSettings(group?: string): Promise<string[]> {
+    return this.#gate.run(() => {
+      const rows = (group === undefined ? this.#s.allIds.all() : this.#s.groupIds.all(group)) as Row[]
+      return rows.map((r) => String(r.device_id))
+    })
   }
 
-  getSchema(group: string): SettingsSchemaRecord | undefined {
-    const r = this.#s.getSchema.get(group) as Row | undefined
-    return r && { group, schema: json(r.schema), updatedAt: new Date(String(r.updated_at)), updatedBy: String(r.updated_by) }
+  getSchema(group: string): Promise<SettingsSchemaRecord | undefined> {
+    return this.#gate.run(() => {
+      const r = this.#s.getSchema.get(group) as Row | undefined
+      return r && { group, schema: json(r.schema), updatedAt: new Date(String(r.updated_at)), updatedBy: String(r.updated_by) }
+    })
   }
 
-  putSchema(s: SettingsSchemaRecord): void {
-    this.#s.putSchema.run(s.group, JSON.stringify(s.schema), iso(s.updatedAt), s.updatedBy)
+  putSchema(s: SettingsSchemaRecord): Promise<void> {
+    return this.#gate.run(() => {
+      this.#s.putSchema.run(s.group, JSON.stringify(s.schema), iso(s.updatedAt), s.updatedBy)
+    })
   }
 
-  deleteSchema(group: string): void {
-    this.#s.deleteSchema.run(group)
+  deleteSchema(group: string): Promise<void> {
+    return this.#gate.run(() => {
+      this.#s.deleteSchema.run(group)
+    })
   }
 
-  schemaGroups(): string[] {
-    return (this.#s.schemaGroups.all() as Row[]).map((r) => String(r.group_name))
+  schemaGroups(): Promise<string[]> {
+    return this.#gate.run(() => {
+      return (this.#s.schemaGroups.all() as Row[]).map((r) => String(r.group_name))
+    })
   }
 
-  aSealedLayer(): SettingsLayerRecord | undefined {
-    const r = this.#s.aSealedLayer.get() as Row | undefined
-    return r ? this.getLayer(String(r.scope) as LayerScope) : undefined
+  aSealedLayer(): Promise<SettingsLayerRecord | undefined> {
+    return this.#gate.run(() => {
+      const r = this.#s.aSealedLayer.get() as Row | undefined
+      return r ? this.#layer(String(r.scope) as LayerScope) : undefined
+    })
   }
 
-  countSealed(): number {
-    return Number((this.#s.countSealed.get() as Row).n)
+  countSealed(): Promise<number> {
+    return this.#gate.run(() => {
+      return Number((this.#s.countSealed.get() as Row).n)
+    })
   }
 
-  syncCounts(): { inSync: number; outOfSync: number } {
-    const row = this.#s.syncCounts.get() as Row
-    const inSync = Number(row.inSync)
-    return { inSync, outOfSync: Number(row.total) - inSync }
+  syncCounts(): Promise<{ inSync: number; outOfSync: number }> {
+    return this.#gate.run(() => {
+      const row = this.#s.syncCounts.get() as Row
+      const inSync = Number(row.inSync)
+      return { inSync, outOfSync: Number(row.total) - inSync }
+    })
   }
 }

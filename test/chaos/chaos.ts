@@ -280,7 +280,7 @@ function victims(work: string, template: Template): Record<Scenario, () => Victi
           const version = Number(db.prepare("SELECT version FROM device_settings WHERE device_id = 'keep-1'").pluck().get() ?? 0)
           db.close()
           const control = await openControlPlaneQuiet(dataDir)
-          const desired = control.settings.getDevice('keep-1').desired as Record<string, number>
+          const desired = (await control.settings.getDevice('keep-1')).desired as Record<string, number>
           control.close()
           for (const [i, a] of acked) {
             if ((desired[`app${i}`] ?? 0) < a.k)

@@ -40,7 +40,7 @@ const claimed = (deviceId: string, claimId: string, over: Partial<ClaimedDevice>
  */
 export function claimStoreContract(name: string, make: (deviceIds: readonly string[]) => ClaimStore): void {
   describe(`${name} (ClaimStore contract)`, () => {
-    it('stores a claim and reads it back with every field, by id and by fingerprint', () => {
+    it('stores a claim and reads it back with every field, by id and by fingerprint', async () => {
       const store = make([])
       const full = claim('batch-1', {
         maxUses: null,
@@ -49,85 +49,85 @@ export function claimStoreContract(name: string, make: (deviceIds: readonly stri
         tokensRequired: true,
         certificatePem: null,
       })
-      store.insert(full, [])
-      expect(store.get('batch-1')).toEqual(full)
-      expect(store.getByFingerprint('fp-batch-1')).toEqual(full)
-      expect(store.get('nope')).toBeUndefined()
-      expect(store.getByFingerprint('fp-nope')).toBeUndefined()
+      await store.insert(full, [])
+      expect(await store.get('batch-1')).toEqual(full)
+      expect(await store.getByFingerprint('fp-batch-1')).toEqual(full)
+      expect(await store.get('nope')).toBeUndefined()
+      expect(await store.getByFingerprint('fp-nope')).toBeUndefined()
     })
 
-    it('refuses a second claim with the same id, serial or fingerprint', () => {
+    it('refuses a second claim with the same id, serial or fingerprint', async () => {
       const store = make([])
-      store.insert(claim('batch-1'), [])
+      await store.insert(claim('batch-1'), [])
       const constraint = expect.objectContaining({ code: expect.stringMatching(/^SQLITE_CONSTRAINT/) })
-      expect(() => store.insert(claim('batch-1', { serial: 'aa', fingerprint: 'fp-other' }), [])).toThrow(constraint)
-      expect(() => store.insert(claim('batch-2', { serial: claim('batch-1').serial }), [])).toThrow(constraint)
-      expect(() => store.insert(claim('batch-3', { fingerprint: 'fp-batch-1' }), [])).toThrow(constraint)
-      expect(store.list().map((c) => c.id)).toEqual(['batch-1'])
+      await expect(store.insert(claim('batch-1', { serial: 'aa', fingerprint: 'fp-other' }), [])).rejects.toThrow(constraint)
+      await expect(store.insert(claim('batch-2', { serial: claim('batch-1').serial }), [])).rejects.toThrow(constraint)
+      await expect(store.insert(claim('batch-3', { fingerprint: 'fp-batch-1' }), [])).rejects.toThrow(constraint)
+      expect((await store.list()).map((c) => c.id)).toEqual(['batch-1'])
     })
 
-    it('lists claims oldest first, by id within the same instant', () => {
+    it('lists claims oldest first, by id within the same instant', async () => {
       const store = make([])
-      store.insert(claim('ccc', { createdAt: new Date('2026-01-03T00:00:00.000Z') }), [])
-      store.insert(claim('bbb', { createdAt: t0 }), [])
-      store.insert(claim('aaa', { createdAt: t0 }), [])
-      expect(store.list().map((c) => c.id)).toEqual(['aaa', 'bbb', 'ccc'])
+      await store.insert(claim('ccc', { createdAt: new Date('2026-01-03T00:00:00.000Z') }), [])
+      await store.insert(claim('bbb', { createdAt: t0 }), [])
+      await store.insert(claim('aaa', { createdAt: t0 }), [])
+      expect((await store.list()).map((c) => c.id)).toEqual(['aaa', 'bbb', 'ccc'])
     })
 
-    it('hands out copies: changing a returned claim changes nothing stored', () => {
+    it('hands out copies: changing a returned claim changes nothing stored', async () => {
       const store = make([])
-      store.insert(claim('batch-1', { allowedIds: ['pump-1'] }), [])
-      const got = store.get('batch-1')!
+      await store.insert(claim('batch-1', { allowedIds: ['pump-1'] }), [])
+      const got = (await store.get('batch-1'))!
       got.uses = 99
       got.allowedIds!.push('pump-2')
-      expect(store.get('batch-1')).toEqual(claim('batch-1', { allowedIds: ['pump-1'] }))
+      expect(await store.get('batch-1')).toEqual(claim('batch-1', { allowedIds: ['pump-1'] }))
     })
 
-    it('revokes an active claim once, keeping the first revokedAt, and ignores an unknown id', () => {
+    it('revokes an active claim once, keeping the first revokedAt, and ignores an unknown id', async () => {
       const store = make([])
-      store.insert(claim('batch-1'), [])
+      await store.insert(claim('batch-1'), [])
       const at = new Date('2026-01-10T00:00:00.000Z')
-      store.revoke('batch-1', at)
-      store.revoke('batch-1', new Date('2026-01-20T00:00:00.000Z'))
-      store.revoke('ghost', at)
-      expect(store.get('batch-1')).toMatchObject({ status: 'revoked', revokedAt: at })
-      expect(store.get('ghost')).toBeUndefined()
+      await store.revoke('batch-1', at)
+      await store.revoke('batch-1', new Date('2026-01-20T00:00:00.000Z'))
+      await store.revoke('ghost', at)
+      expect(await store.get('batch-1')).toMatchObject({ status: 'revoked', revokedAt: at })
+      expect(await store.get('ghost')).toBeUndefined()
     })
 
-    it('counts uses one at a time', () => {
+    it('counts uses one at a time', async () => {
       const store = make([])
-      store.insert(claim('batch-1', { uses: 2 }), [])
-      store.addUse('batch-1')
-      store.addUse('batch-1')
-      store.addUse('ghost')
-      expect(store.get('batch-1')?.uses).toBe(4)
+      await store.insert(claim('batch-1', { uses: 2 }), [])
+      await store.addUse('batch-1')
+      await store.addUse('batch-1')
+      await store.addUse('ghost')
+      expect((await store.get('batch-1'))?.uses).toBe(4)
     })
 
-    it('knows each one-time token of a claim as unused, then used, and no other claim’s', () => {
+    it('knows each one-time token of a claim as unused, then used, and no other claim’s', async () => {
       const store = make([])
-      store.insert(claim('batch-1'), ['h1', 'h2'])
-      store.insert(claim('batch-2'), ['h3'])
-      expect(store.tokenState('batch-1', 'h1')).toBe('unused')
-      expect(store.tokenState('batch-1', 'h3')).toBe('unknown')
-      expect(store.tokenState('ghost', 'h1')).toBe('unknown')
-      store.useToken('batch-1', 'h1', 'pump-1', t0)
-      store.useToken('batch-1', 'h1', 'pump-2', t0) // used already: stays with pump-1
-      expect(store.tokenState('batch-1', 'h1')).toBe('used')
-      expect(store.tokenState('batch-1', 'h2')).toBe('unused')
+      await store.insert(claim('batch-1'), ['h1', 'h2'])
+      await store.insert(claim('batch-2'), ['h3'])
+      expect(await store.tokenState('batch-1', 'h1')).toBe('unused')
+      expect(await store.tokenState('batch-1', 'h3')).toBe('unknown')
+      expect(await store.tokenState('ghost', 'h1')).toBe('unknown')
+      await store.useToken('batch-1', 'h1', 'pump-1', t0)
+      await store.useToken('batch-1', 'h1', 'pump-2', t0) // used already: stays with pump-1
+      expect(await store.tokenState('batch-1', 'h1')).toBe('used')
+      expect(await store.tokenState('batch-1', 'h2')).toBe('unused')
     })
 
-    it('records each device a claim provisioned once, found by id and by key', () => {
+    it('records each device a claim provisioned once, found by id and by key', async () => {
       const store = make(['pump-1'])
-      store.insert(claim('batch-1'), [])
-      store.recordDevice(claimed('pump-1', 'batch-1'))
-      expect(store.getDevice('pump-1')).toEqual(claimed('pump-1', 'batch-1'))
-      expect(store.getDevice('pump-2')).toBeUndefined()
-      expect(store.deviceIdWithKey('key-pump-1')).toBe('pump-1')
-      expect(store.deviceIdWithKey('key-other')).toBeUndefined()
-      expect(() => store.recordDevice(claimed('pump-1', 'batch-1', { keySha256: 'key-again' }))).toThrow(
+      await store.insert(claim('batch-1'), [])
+      await store.recordDevice(claimed('pump-1', 'batch-1'))
+      expect(await store.getDevice('pump-1')).toEqual(claimed('pump-1', 'batch-1'))
+      expect(await store.getDevice('pump-2')).toBeUndefined()
+      expect(await store.deviceIdWithKey('key-pump-1')).toBe('pump-1')
+      expect(await store.deviceIdWithKey('key-other')).toBeUndefined()
+      await expect(store.recordDevice(claimed('pump-1', 'batch-1', { keySha256: 'key-again' }))).rejects.toThrow(
         expect.objectContaining({ code: expect.stringMatching(/^SQLITE_CONSTRAINT/) }),
       )
-      expect(store.deviceIdWithKey('key-again')).toBeUndefined()
+      expect(await store.deviceIdWithKey('key-again')).toBeUndefined()
     })
   })
 }

@@ -30,17 +30,17 @@ export interface IssuedClaim {
 export interface DirectoryFixture {
   directory: DeviceDirectory
   clock: FixedClock
-  addDevice(deviceId: string, opts?: { tier?: string; group?: string | null }): void
-  addCertificate(cert: IssuedCertificate): void
-  revokeDevice(deviceId: string): void
-  disableDevice(deviceId: string): void
-  revokeCertificate(serial: string): void
+  addDevice(deviceId: string, opts?: { tier?: string; group?: string | null }): void | Promise<void>
+  addCertificate(cert: IssuedCertificate): void | Promise<void>
+  revokeDevice(deviceId: string): void | Promise<void>
+  disableDevice(deviceId: string): void | Promise<void>
+  revokeCertificate(serial: string): void | Promise<void>
   /** a renewal: the certificate is superseded, its overlap ending at `at` */
-  supersedeCertificate(serial: string, at: Date): void
-  addClaim(claim: IssuedClaim): void
-  revokeClaim(claimId: string): void
+  supersedeCertificate(serial: string, at: Date): void | Promise<void>
+  addClaim(claim: IssuedClaim): void | Promise<void>
+  revokeClaim(claimId: string): void | Promise<void>
   /** lets every event written so far reach onEvent listeners (the registry: its change feed catches up) */
-  deliver(): void
+  deliver(): void | Promise<void>
   /** every audit record written through the directory, oldest first */
   audits(): AuditRecord[]
 }
@@ -95,18 +95,18 @@ const claimPeer = (c: IssuedClaim, over: Partial<PeerIdentity> = {}): PeerIdenti
  * fake-directory.ts) in unit/. `make` returns a fresh, empty directory whose clock reads NOW.
  */
 export function deviceDirectoryContract(name: string, make: () => DirectoryFixture): void {
-  function withDevice(deviceId = 'pump-7', serial = 'aa01', opts?: { tier?: string; group?: string | null }) {
+  async function withDevice(deviceId = 'pump-7', serial = 'aa01', opts?: { tier?: string; group?: string | null }) {
     const f = make()
     const cert = issued(deviceId, serial)
-    f.addDevice(deviceId, opts)
-    f.addCertificate(cert)
+    await f.addDevice(deviceId, opts)
+    await f.addCertificate(cert)
     return { f, cert }
   }
   const refused = (reason: string, deviceId: string | null, serial: string) => ({ kind: 'refused', reason, deviceId, serial })
 
   describe(`${name} (DeviceDirectory contract)`, () => {
     it('answers active with the device, its tier and group, valid until the certificate notAfter', async () => {
-      const { f, cert } = withDevice('pump-7', 'aa01', { tier: 'premium', group: 'pumps' })
+      const { f, cert } = await withDevice('pump-7', 'aa01', { tier: 'premium', group: 'pumps' })
       expect(await f.directory.lookup(peer(cert))).toEqual({
         kind: 'active',
         deviceId: 'pump-7',
@@ -118,25 +118,25 @@ export function deviceDirectoryContract(name: string, make: () => DirectoryFixtu
     })
 
     it('refuses an unknown certificate of a known device as unknown-certificate', async () => {
-      const { f } = withDevice()
+      const { f } = await withDevice()
       expect(await f.directory.lookup(peer(issued('pump-7', 'bb02')))).toEqual(refused('unknown-certificate', 'pump-7', 'bb02'))
     })
 
     it('refuses an unknown certificate of an unknown device as unknown-device', async () => {
-      const { f } = withDevice()
+      const { f } = await withDevice()
       expect(await f.directory.lookup(peer(issued('pump-9', 'cc03')))).toEqual(refused('unknown-device', 'pump-9', 'cc03'))
     })
 
     it('refuses a certificate whose CN is no device id as unknown-device, naming no device', async () => {
-      const { f, cert } = withDevice()
+      const { f, cert } = await withDevice()
       expect(await f.directory.lookup(peer(cert, { commonName: 'pump/7', deviceId: null }))).toEqual(
         refused('unknown-device', null, 'aa01'),
       )
     })
 
     it('knows a certificate by serial and fingerprint together, for the device it was issued to', async () => {
-      const { f, cert } = withDevice()
-      f.addDevice('pump-8')
+      const { f, cert } = await withDevice()
+      await f.addDevice('pump-8')
       const forged = peer(cert, { fingerprint: sha256('forged') })
       expect(await f.directory.lookup(forged)).toEqual(refused('unknown-certificate', 'pump-7', 'aa01'))
       expect(await f.directory.lookup(peer(cert, { commonName: 'pump-8', deviceId: 'pump-8' }))).toEqual(
@@ -153,20 +153,23 @@ export function deviceDirectoryContract(name: string, make: () => DirectoryFixtu
       ['a revoked certificate', (f: DirectoryFixture) => f.revokeCertificate('aa01'), 'revoked'],
       [
         'a revoked certificate of a disabled device',
-        (f: DirectoryFixture) => (f.disableDevice('pump-7'), f.revokeCertificate('aa01')),
+        async (f: DirectoryFixture) => {
+          await f.disableDevice('pump-7')
+          await f.revokeCertificate('aa01')
+        },
         'revoked',
       ],
     ] as const)('refuses %s, on the next lookup after the change', async (_name, change, reason) => {
-      const { f, cert } = withDevice()
+      const { f, cert } = await withDevice()
       expect(await f.directory.lookup(peer(cert))).toMatchObject({ kind: 'active' })
-      change(f)
+      await change(f)
       expect(await f.directory.lookup(peer(cert))).toEqual(refused(reason, 'pump-7', 'aa01'))
     })
 
     it('keeps a superseded certificate active until its renewal overlap ends, valid until then, and refuses it from then on', async () => {
-      const { f, cert } = withDevice()
+      const { f, cert } = await withDevice()
       const overlapEnd = at('2026-01-08T00:00:00.000Z')
-      f.supersedeCertificate('aa01', overlapEnd)
+      await f.supersedeCertificate('aa01', overlapEnd)
       expect(await f.directory.lookup(peer(cert))).toMatchObject({ kind: 'active', validUntil: overlapEnd })
       f.clock.set(at('2026-01-07T23:59:59.999Z'))
       expect(await f.directory.lookup(peer(cert))).toMatchObject({ kind: 'active', validUntil: overlapEnd })
@@ -175,13 +178,13 @@ export function deviceDirectoryContract(name: string, make: () => DirectoryFixtu
     })
 
     it('answers validUntil = notAfter when the renewal overlap would outlast the certificate', async () => {
-      const { f, cert } = withDevice()
-      f.supersedeCertificate('aa01', at('2027-01-01T00:00:00.000Z'))
+      const { f, cert } = await withDevice()
+      await f.supersedeCertificate('aa01', at('2027-01-01T00:00:00.000Z'))
       expect(await f.directory.lookup(peer(cert))).toMatchObject({ kind: 'active', validUntil: NOT_AFTER })
     })
 
     it('refuses a certificate past its notAfter as expired and one before its notBefore as not-yet-valid', async () => {
-      const { f, cert } = withDevice()
+      const { f, cert } = await withDevice()
       f.clock.set(at('2026-12-01T00:00:00.001Z'))
       expect(await f.directory.lookup(peer(cert))).toEqual(refused('expired', 'pump-7', 'aa01'))
       f.clock.set(at('2025-11-30T23:59:59.999Z'))
@@ -191,15 +194,15 @@ export function deviceDirectoryContract(name: string, make: () => DirectoryFixtu
     it('answers a claim certificate presented for its own claim', async () => {
       const f = make()
       const c = claimCert('batch-1', 'c1a1')
-      f.addClaim(c)
+      await f.addClaim(c)
       expect(await f.directory.lookupClaim(claimPeer(c), 'batch-1')).toEqual({ kind: 'claim', claimId: 'batch-1', serial: 'c1a1' })
     })
 
     it('refuses as unknown-claim, naming the claim asked for, a certificate that is not that claim’s', async () => {
       const f = make()
       const c = claimCert('batch-1', 'c1a1')
-      f.addClaim(c)
-      f.addClaim(claimCert('batch-2', 'c2a2'))
+      await f.addClaim(c)
+      await f.addClaim(claimCert('batch-2', 'c2a2'))
       const unknown = { kind: 'refused', reason: 'unknown-claim', claimId: 'batch-2', serial: 'c1a1' }
       expect(await f.directory.lookupClaim(claimPeer(c), 'batch-2')).toEqual(unknown)
       expect(await f.directory.lookupClaim(claimPeer(c, { fingerprint: sha256('forged') }), 'batch-1')).toMatchObject({
@@ -219,8 +222,8 @@ export function deviceDirectoryContract(name: string, make: () => DirectoryFixtu
     ] as const)('refuses a claim %s', async (_name, change, over, reason) => {
       const f = make()
       const c = claimCert('batch-1', 'c1a1', over)
-      f.addClaim(c)
-      change(f)
+      await f.addClaim(c)
+      await change(f)
       expect(await f.directory.lookupClaim(claimPeer(c), 'batch-1')).toEqual({
         kind: 'refused',
         reason,
@@ -230,19 +233,19 @@ export function deviceDirectoryContract(name: string, make: () => DirectoryFixtu
     })
 
     it('tells its listeners about every change, each event once, until they unsubscribe', async () => {
-      const { f } = withDevice()
-      f.addDevice('pump-8')
-      f.addCertificate(issued('pump-8', 'bb01'))
-      f.addClaim(claimCert('batch-1', 'c1a1'))
+      const { f } = await withDevice()
+      await f.addDevice('pump-8')
+      await f.addCertificate(issued('pump-8', 'bb01'))
+      await f.addClaim(claimCert('batch-1', 'c1a1'))
       const seen: ControlEvent[] = []
       const off = f.directory.onEvent((e) => seen.push(e))
-      f.supersedeCertificate('aa01', at('2026-01-08T00:00:00.000Z'))
-      f.revokeCertificate('bb01')
-      f.disableDevice('pump-8')
-      f.revokeDevice('pump-7')
-      f.revokeClaim('batch-1')
-      f.deliver()
-      f.deliver()
+      await f.supersedeCertificate('aa01', at('2026-01-08T00:00:00.000Z'))
+      await f.revokeCertificate('bb01')
+      await f.disableDevice('pump-8')
+      await f.revokeDevice('pump-7')
+      await f.revokeClaim('batch-1')
+      await f.deliver()
+      await f.deliver()
       expect(seen).toEqual([
         { type: 'certificate.superseded', deviceId: 'pump-7', serial: 'aa01', supersededAt: '2026-01-08T00:00:00.000Z' },
         { type: 'certificate.revoked', deviceId: 'pump-8', serial: 'bb01' },
@@ -251,12 +254,12 @@ export function deviceDirectoryContract(name: string, make: () => DirectoryFixtu
         { type: 'claim.revoked', claimId: 'batch-1' },
       ])
       off()
-      f.revokeDevice('pump-8')
-      f.deliver()
+      await f.revokeDevice('pump-8')
+      await f.deliver()
       expect(seen).toHaveLength(5)
     })
 
-    it('keeps every audit record written through it, details {} when none were given', () => {
+    it('keeps every audit record written through it, details {} when none were given', async () => {
       const f = make()
       f.directory.audit({ actor: 'broker', action: 'connect.refused', subject: 'pump-7', details: { reason: 'revoked' } })
       f.directory.audit({ actor: 'broker', action: 'session.closed', subject: 'pump-8' })

@@ -160,11 +160,11 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
       expect(store.listRevokedCertificates().map((c) => c.serial)).toEqual(['01'])
     })
 
-    it('rolls back every write of a transaction that throws', () => {
+    it('rolls back every write of a transaction that throws', async () => {
       const store = make()
       store.insertDevice(device('keep'))
-      expect(() =>
-        store.transaction(() => {
+      await expect(
+        store.transaction(async () => {
           store.insertDevice(device('gone'))
           store.insertCertificate(certificate('01', 'gone'))
           store.appendAudit({ at: t0, actor: 'op', action: 'device.created', subject: 'gone', details: {} })
@@ -172,13 +172,13 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
           store.setMeta('k', 'v')
           store.insertDevice(device('keep'))
         }),
-      ).toThrow(expect.objectContaining({ code: 'GH_DEVICE_EXISTS' }))
+      ).rejects.toThrow(expect.objectContaining({ code: 'GH_DEVICE_EXISTS' }))
       expect(store.getDevice('gone')).toBeUndefined()
       expect(store.getCertificate('01')).toBeUndefined()
       expect(store.listAudit()).toEqual([])
       expect(store.eventsAfter(0, 10)).toEqual([])
       expect(store.getMeta('k')).toBeUndefined()
-      expect(store.transaction(() => 42)).toBe(42)
+      expect(await store.transaction(async () => 42)).toBe(42)
     })
 
     it('keeps the audit log newest first, filtered by subject and action, with details', () => {
@@ -214,23 +214,23 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
       expect(store.lastEventSeq()).toBe(s2)
     })
 
-    it('tells listeners after a commit that appended events, and not after a rollback or an event-free commit', () => {
+    it('tells listeners after a commit that appended events, and not after a rollback or an event-free commit', async () => {
       const store = make()
       let calls = 0
       const off = store.onEventsCommitted(() => calls++)
-      store.transaction(() => {
+      await store.transaction(async () => {
         store.appendEvent('device.created', { deviceId: 'a' }, t0)
         store.appendEvent('certificate.issued', { deviceId: 'a', serial: '01' }, t0)
         expect(calls).toBe(0) // not before the commit
       })
       expect(calls).toBe(1)
-      expect(() =>
-        store.transaction(() => {
+      await expect(
+        store.transaction(async () => {
           store.appendEvent('device.created', { deviceId: 'b' }, t0)
           throw new Error('rolled back')
         }),
-      ).toThrow('rolled back')
-      store.transaction(() => store.setMeta('k', 'v'))
+      ).rejects.toThrow('rolled back')
+      await store.transaction(async () => store.setMeta('k', 'v'))
       expect(calls).toBe(1)
       store.appendEvent('device.revoked', { deviceId: 'a' }, t0) // a lone write commits at once
       expect(calls).toBe(2)

@@ -81,7 +81,7 @@ describe('per-tier and per-device limits, applied live', () => {
   it('applies API changes within a second, lets an override beat the tier, refuses bad values storing nothing, and keeps them over a restart', async () => {
     const dataDir = join(tempDir(), 'data')
     const first = await running(dataDir)
-    const { token } = first.operator.apiKeys.create({ name: 'ops', scopes: ['tiers:write', 'devices:read'] }, 'operator:test')
+    const { token } = await first.operator.apiKeys.create({ name: 'ops', scopes: ['tiers:write', 'devices:read'] }, 'operator:test')
     const api = (method: string, path: string, body?: unknown) =>
       fetch(`${first.gatehouse.http.url}/v1${path}`, {
         method,
@@ -121,7 +121,7 @@ describe('per-tier and per-device limits, applied live', () => {
     await first.gatehouse.close()
     first.operator.close()
     const second = await running(dataDir)
-    expect(second.operator.limits.getTier('premium').limits).toEqual(SLOW)
+    expect((await second.operator.limits.getTier('premium')).limits).toEqual(SLOW)
     const again = await connectDevice(second.port, slow)
     expect(await throttledAfter(again, 'slow-1', performance.now())).toBeLessThan(1000)
   })
@@ -129,7 +129,7 @@ describe('per-tier and per-device limits, applied live', () => {
   it("applies a device's new tier announced by device.updated (as PATCH /v1/devices/{id} writes it) within a second", async () => {
     const dataDir = join(tempDir(), 'data')
     const { operator, port } = await running(dataDir)
-    operator.limits.setTier('premium', SLOW, 'operator:test')
+    await operator.limits.setTier('premium', SLOW, 'operator:test')
     const client = await connectDevice(port, await provision(operator, 'move-1', 'standard'))
     onTestFinished(() => client.endAsync())
     await publishAll(client, 'move-1', 5) // standard: the global limits; premium's change did not touch it

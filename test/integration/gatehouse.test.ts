@@ -132,10 +132,10 @@ describe('startGatehouse wiring (real SQLite registry, real broker)', () => {
     const client = await connectDevice(port, creds)
     expect(gatehouse.broker.isConnected('valve-1')).toBe(true)
     const closed = closedWithin(client)
-    operator.authority.disableDevice('valve-1', 'operator:test')
+    await operator.authority.disableDevice('valve-1', 'operator:test')
     expect(await closed).toBeLessThan(1000)
     expect((await attemptConnect(port, creds)).connack).toBe(5)
-    operator.authority.enableDevice('valve-1', 'operator:test')
+    await operator.authority.enableDevice('valve-1', 'operator:test')
     expect((await attemptConnect(port, creds)).connack).toBe(0) // a connect sees every commit before it
   })
 
@@ -156,10 +156,10 @@ describe('startGatehouse wiring (real SQLite registry, real broker)', () => {
   it('accepts a device at once after another process enables it, though the broker had cached it as disabled', async () => {
     const { gatehouse, operator, port } = await running({ changeFeedIntervalMs: 5000 })
     const creds = await provision(operator, 'warm-2')
-    operator.authority.disableDevice('warm-2', 'operator:test')
+    await operator.authority.disableDevice('warm-2', 'operator:test')
     gatehouse.feed.poll()
     expect((await attemptConnect(port, creds)).connack).toBe(5) // the broker now caches warm-2 as disabled
-    operator.authority.enableDevice('warm-2', 'operator:test')
+    await operator.authority.enableDevice('warm-2', 'operator:test')
     expect((await attemptConnect(port, creds)).connack).toBe(0)
   })
 

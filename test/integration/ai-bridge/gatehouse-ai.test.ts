@@ -15,7 +15,7 @@ describe('the AI bridge in the running product (local analyzer, zero configurati
     onTestFinished(() => gatehouse.close())
     const { control } = gatehouse
     const issued = await control.authority.createDevice({ id: 'boiler-1' }, 'operator:test')
-    control.settings.patchDevice('boiler-1', { thresholds: { temp: { max: 80 } } }, { actor: 'operator:test' })
+    await control.settings.patchDevice('boiler-1', { thresholds: { temp: { max: 80 } } }, { actor: 'operator:test' })
     const device = await connectDevice(gatehouse.mqtt.port, {
       deviceId: 'boiler-1',
       cert: issued.certificatePem,
@@ -33,7 +33,7 @@ describe('the AI bridge in the running product (local analyzer, zero configurati
     expect(insights[0]).toMatchObject({ type: 'insight', deviceId: 'boiler-1', provider: 'local' })
     expect(insights[0]!.anomalies).toEqual(expect.arrayContaining([expect.objectContaining({ kind: 'threshold', metric: 'temp' })]))
 
-    const { token } = control.apiKeys.create({ name: 'ai-dash', scopes: ['insights:read'] }, 'operator:test')
+    const { token } = await control.apiKeys.create({ name: 'ai-dash', scopes: ['insights:read'] }, 'operator:test')
     const headers = { authorization: `Bearer ${token}` }
     const listed = (await (await fetch(`${gatehouse.http.url}/v1/devices/boiler-1/insights`, { headers })).json()) as {
       items: { id: string }[]
@@ -52,7 +52,7 @@ describe('the AI bridge in the running product (local analyzer, zero configurati
     expect(gatehouse.ai).toBeUndefined()
   })
 
-  it('refuses an invalid AI configuration at start, listing the problem', () => {
+  it('refuses an invalid AI configuration at start, listing the problem', async () => {
     expect(() => loadConfig({ dataDir: join(tempDir(), 'data'), ai: { tiers: { standard: { provider: 'skynet' } } } }, {})).toThrow(
       expect.objectContaining({ code: 'GH_CONFIG_INVALID' }),
     )

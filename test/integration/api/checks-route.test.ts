@@ -14,10 +14,12 @@ async function running(dataDir: string) {
   onTestFinished(() => gatehouse.close())
   const get = (path: string, token?: string) =>
     fetch(`${gatehouse.http.url}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} })
-  const key = (...scopes: string[]) =>
-    gatehouse.control.apiKeys.create(
-      { name: `k-${scopes.join('-').replaceAll(':', '.')}`, scopes, expiresInMs: 86_400_000 },
-      'operator:test',
+  const key = async (...scopes: string[]) =>
+    (
+      await gatehouse.control.apiKeys.create(
+        { name: `k-${scopes.join('-').replaceAll(':', '.')}`, scopes, expiresInMs: 86_400_000 },
+        'operator:test',
+      )
     ).token
   return { gatehouse, get, key }
 }
@@ -25,7 +27,7 @@ async function running(dataDir: string) {
 describe('GET /v1/checks', () => {
   it('answers the fleet checks of the data directory to a key with checks:read, and 401/403 without', async () => {
     const { get, key } = await running(join(tempDir(), 'data'))
-    const res = await get('/v1/checks', key('checks:read'))
+    const res = await get('/v1/checks', await key('checks:read'))
     expect(res.status).toBe(200)
     const report = (await res.json()) as {
       findings: { id: string; severity: string; objects: { count: number } }[]
@@ -36,9 +38,9 @@ describe('GET /v1/checks', () => {
       expect.objectContaining({ id: 'ca-key-unencrypted', severity: 'high', objects: expect.objectContaining({ count: 3 }) }),
     ])
     expect(report.counts).toEqual({ info: 0, low: 0, medium: 0, high: 1, critical: 0 })
-    expect(await (await get('/v1/checks', key('devices:read'))).json()).toMatchObject({ status: 403, code: 'GH_API_KEY_SCOPE' })
+    expect(await (await get('/v1/checks', await key('devices:read'))).json()).toMatchObject({ status: 403, code: 'GH_API_KEY_SCOPE' })
     expect((await get('/v1/checks')).status).toBe(401)
-    const bad = await get('/v1/checks?silentDays=0', key('checks:read', 'devices:read'))
+    const bad = await get('/v1/checks?silentDays=0', await key('checks:read', 'devices:read'))
     expect(bad.status).toBe(400)
   })
 
@@ -58,7 +60,7 @@ describe('GET /v1/checks', () => {
     await first.gatehouse.close()
 
     const second = await running(dataDir)
-    const token = second.key('devices:read', 'checks:read')
+    const token = await second.key('devices:read', 'checks:read')
     const device = (await (await second.get('/v1/devices/valve-1', token)).json()) as { connected: boolean; lastSeen: string | null }
     expect(device.connected).toBe(false)
     expect(Date.parse(device.lastSeen ?? '')).toBeGreaterThanOrEqual(before) // read from the registry: this process never saw it

@@ -36,7 +36,7 @@ describe('GET /crl/<issuer key id>.crl', () => {
     for (const pem of [bad.certificatePem, renewed.certificatePem, claim.certificatePem]) expect(distributionPoint(pem)).toBe(url)
 
     await authority.revokeDevice('bad-1', 'keyCompromise', 'operator:test')
-    claims.revoke(claim.claim.id, 'operator:test') // no CRL reissue of its own: the change feed's claim.revoked does it
+    await claims.revoke(claim.claim.id, 'operator:test') // no CRL reissue of its own: the change feed's claim.revoked does it
     const path = url!.slice(BASE.length)
     const fetchCrl = () => fetch(`${gatehouse.http.url}${path}`)
     const res = await waitFor(

@@ -25,8 +25,8 @@ async function running() {
     }
     return connectDevice(gatehouse.mqtt.port, creds)
   }
-  const token = (...scopes: string[]) =>
-    control.apiKeys.create({ name: `k-${scopes.join('-').replace(':', '.')}`, scopes: scopes as never }, 'operator:test').token
+  const token = async (...scopes: string[]) =>
+    (await control.apiKeys.create({ name: `k-${scopes.join('-').replace(':', '.')}`, scopes: scopes as never }, 'operator:test')).token
   const post = (auth: string, path: string, body: unknown) =>
     fetch(`${gatehouse.http.url}${path}`, {
       method: 'POST',
@@ -43,7 +43,7 @@ describe('bulk actions over the API, with devices connected', () => {
     const { control, connect, token, post, alive } = await running()
     const selected = await Promise.all(['line-a-1', 'line-a-2', 'line-a-3'].map((id) => connect(id, 'plant', { line: 'a' })))
     const other = await connect('line-b-1', 'plant', { line: 'b' })
-    const auth = token('devices:revoke')
+    const auth = await token('devices:revoke')
     const body = { selector: { group: 'plant', labels: { line: 'a' } }, max: 3, reason: 'keyCompromise' }
 
     const dry = await post(auth, '/v1/bulk/devices/revoke', { ...body, dryRun: true })
@@ -73,7 +73,7 @@ describe('bulk actions over the API, with devices connected', () => {
     const { connect, token, post, alive } = await running()
     const a = await connect('pump-1', 'pumps', {})
     const b = await connect('valve-1', 'valves', {})
-    const auth = token('devices:write')
+    const auth = await token('devices:write')
     const closed = closedWithin(a)
     const res = await post(auth, '/v1/bulk/devices/disable', { selector: { group: 'pumps' }, max: 10 })
     expect(await res.json()).toEqual({ action: 'disable', dryRun: false, count: 1, deviceIds: ['pump-1'] })

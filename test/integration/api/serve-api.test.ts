@@ -61,7 +61,7 @@ describe('serveApi', () => {
     onTestFinished(() => served.close())
     expect(served.url).toBe(`https://127.0.0.1:${served.port}`)
     expect(await httpsGet(`${served.url}/healthz`, tls.ca)).toEqual({ status: 200, body: '{"status":"ok","checks":{}}' })
-    const { token } = control.apiKeys.create({ name: 'app', scopes: ['devices:read'] }, 'operator:test')
+    const { token } = await control.apiKeys.create({ name: 'app', scopes: ['devices:read'] }, 'operator:test')
     const list = await httpsGet(`${served.url}/v1/devices`, tls.ca, { authorization: `Bearer ${token}` })
     expect(list.status).toBe(200)
     expect(JSON.parse(list.body)).toEqual({ items: [], next: null })

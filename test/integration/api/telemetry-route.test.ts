@@ -24,7 +24,7 @@ describe('GET /v1/devices/{id}/telemetry on a running Gatehouse (real broker, re
       serial: issued.serial,
     })
     onTestFinished(() => client.endAsync())
-    const { token } = gatehouse.control.apiKeys.create({ name: 'fleet-app', scopes: ['telemetry:read'] }, 'operator:test')
+    const { token } = await gatehouse.control.apiKeys.create({ name: 'fleet-app', scopes: ['telemetry:read'] }, 'operator:test')
     const read = async (query: string) => {
       const res = await fetch(`${gatehouse.http.url}/v1/devices/pump-7/telemetry${query}`, {
         headers: { authorization: `Bearer ${token}` },

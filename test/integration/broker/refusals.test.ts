@@ -148,7 +148,7 @@ describe('claim sessions', () => {
     expect(throttled[0]).toMatchObject({ subject: `claim:${claim.claimId}` })
   })
 
-  it.each([['revoked', async (g: Gatehouse, id: string) => void g.control.claims.revoke(id, 'operator:test')]])(
+  it.each([['revoked', async (g: Gatehouse, id: string) => void (await g.control.claims.revoke(id, 'operator:test'))]])(
     'refuses a %s claim at CONNECT with CONNACK 5, audited once per address',
     async (reason, spoil) => {
       const { gatehouse, port } = await gatehouseWithLog()

@@ -27,7 +27,7 @@ describe('MQTT over WebSockets with TLS (wsPort)', () => {
     const ws = gatehouse.mqtt.ws
     expect(ws).not.toBeNull()
     const [pump] = await devices(gatehouse, ['ws-pump-1'])
-    gatehouse.control.settings.patchDevice('ws-pump-1', { rate: 7 }, { actor: 'operator:test' })
+    await gatehouse.control.settings.patchDevice('ws-pump-1', { rate: 7 }, { actor: 'operator:test' })
     const telemetry = recordTelemetry(gatehouse)
 
     const client = await connectDevice(ws!.port, pump!, WSS)

@@ -45,7 +45,7 @@ async function seeded() {
   await old.authority.createDevice({ id: 'ghost-1' }, 'operator:test')
   await old.authority.createDevice({ id: 'quiet-1' }, 'operator:test')
   old.store.recordLastSeen([{ deviceId: 'quiet-1', at: then.now() }])
-  old.apiKeys.create({ name: 'idle', scopes: ['devices:read'], expiresInMs: 365 * DAY }, 'operator:test')
+  await old.apiKeys.create({ name: 'idle', scopes: ['devices:read'], expiresInMs: 365 * DAY }, 'operator:test')
   await old.claims.create({ group: 'field', maxUses: 5, expiresInMs: 2 * DAY }, 'operator:test')
   await old.authority.currentCrls()
   old.close()

@@ -22,7 +22,7 @@ async function running() {
   onTestFinished(() => gatehouse.close())
   await gatehouse.control.authority.createDevice({ id: 'pump-1' }, 'operator:test')
   await gatehouse.control.authority.createDevice({ id: 'pump-2' }, 'operator:test')
-  gatehouse.control.authority.disableDevice('pump-2', 'operator:test')
+  await gatehouse.control.authority.disableDevice('pump-2', 'operator:test')
   const status = (...extra: string[]) => runCli(['status', '--data-dir', dataDir, '--http-port', String(gatehouse.http.port), ...extra])
   return { dataDir, gatehouse, status }
 }

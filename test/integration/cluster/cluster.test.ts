@@ -174,7 +174,9 @@ describe.skipIf(!redisAvailable())('cluster: three nodes on one Redis and one da
     }
     await waitFor(() => versions.every((v) => v.length > 0), 3000, 'the current documents')
     const started = performance.now()
-    const views = devices.map((d) => w.operator.settings.patchDevice(d.deviceId, { interval: 7 }, { actor: 'operator:test' }))
+    const views = await Promise.all(
+      devices.map((d) => w.operator.settings.patchDevice(d.deviceId, { interval: 7 }, { actor: 'operator:test' })),
+    )
     await waitFor(() => versions.every((v, n) => v.includes((views[n] as { version: number }).version)), 3000, 'the new versions')
     expect(performance.now() - started).toBeLessThan(1000)
   })

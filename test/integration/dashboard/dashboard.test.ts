@@ -26,8 +26,8 @@ async function running() {
   const gatehouse = await startGatehouse(loadConfig({ dataDir, mqttPort: 0, httpPort: 0 }, {}), { log: pino({ level: 'silent' }) })
   onTestFinished(() => gatehouse.close())
   const { control } = gatehouse
-  const dashKey = control.apiKeys.create({ name: 'ops-dash', scopes: ['dashboard'] }, 'operator:test').token
-  const readKey = control.apiKeys.create({ name: 'app-read', scopes: ['devices:read'] }, 'operator:test').token
+  const dashKey = (await control.apiKeys.create({ name: 'ops-dash', scopes: ['dashboard'] }, 'operator:test')).token
+  const readKey = (await control.apiKeys.create({ name: 'app-read', scopes: ['devices:read'] }, 'operator:test')).token
   const provision = async (id: string, group?: string): Promise<DeviceCredentials> => {
     const issued = await control.authority.createDevice({ id, ...(group && { group }) }, 'operator:test')
     return { deviceId: id, cert: issued.certificatePem, key: issued.privateKey!.pem, ca: issued.chainPem, serial: issued.serial }
@@ -136,7 +136,7 @@ describe('dashboard over plain HTTP (no browser)', () => {
     const { signIn, dashKey, http, control } = await running()
     const { cookie } = await signIn(dashKey)
     expect((await http('/dashboard/api/overview', { headers: { cookie: cookie! } })).status).toBe(200)
-    control.apiKeys.revoke('ops-dash', 'operator:test')
+    await control.apiKeys.revoke('ops-dash', 'operator:test')
     expect((await http('/dashboard/api/overview', { headers: { cookie: cookie! } })).status).toBe(401)
   })
 
@@ -191,7 +191,7 @@ describe('dashboard over HTTPS', () => {
     )
     const served = await serveApi(app, { host: '127.0.0.1', port: 0 })
     onTestFinished(() => served.close())
-    const key = control.apiKeys.create({ name: 'ops-dash', scopes: ['dashboard'] }, 'operator:test').token
+    const key = (await control.apiKeys.create({ name: 'ops-dash', scopes: ['dashboard'] }, 'operator:test')).token
     const signIn = (origin: string) =>
       httpsRequest(
         `${served.url}/dashboard/sign-in`,
@@ -223,7 +223,7 @@ describe.skipIf(!existsSync(CHROMIUM))(`dashboard in headless Chromium (${CHROMI
     const pump = await provision('pump-1', 'north')
     await provision('valve-2', 'north')
     const meter = await provision('meter-3', 'south')
-    control.authority.disableDevice('valve-2', 'operator:test')
+    await control.authority.disableDevice('valve-2', 'operator:test')
     await control.authority.revokeDevice('meter-3', 'keyCompromise', 'operator:test')
     expect((await attemptConnect(gatehouse.mqtt.port, meter)).connack).toBe(5) // a refused connection to show
 

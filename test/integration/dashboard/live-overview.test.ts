@@ -18,7 +18,7 @@ async function running() {
   const gatehouse = await startGatehouse(loadConfig({ dataDir, mqttPort: 0, httpPort: 0 }, {}), { log: pino({ level: 'silent' }) })
   onTestFinished(() => gatehouse.close())
   const { control } = gatehouse
-  const key = control.apiKeys.create({ name: 'ops-dash', scopes: ['dashboard'] }, 'operator:test').token
+  const key = (await control.apiKeys.create({ name: 'ops-dash', scopes: ['dashboard'] }, 'operator:test')).token
   const provision = async (id: string): Promise<DeviceCredentials> => {
     const issued = await control.authority.createDevice({ id }, 'operator:test')
     return { deviceId: id, cert: issued.certificatePem, key: issued.privateKey!.pem, ca: issued.chainPem, serial: issued.serial }
@@ -81,7 +81,7 @@ describe('the dashboard overview, live', () => {
   it('sends an overview with a refused connection as it happens, not at the next 15 s refresh', async () => {
     const { gatehouse, control, provision, cookie } = await running()
     const meter = await provision('meter-3')
-    control.authority.disableDevice('meter-3', 'operator:test')
+    await control.authority.disableDevice('meter-3', 'operator:test')
     const stream = await overviewStream(gatehouse.http.url, cookie)
     await stream.next(() => true) // the snapshot every stream starts with
     const refusedMeter = (o: Overview) => o.refusedConnections.some((e) => e.subject === 'meter-3')
@@ -120,7 +120,7 @@ describe('the dashboard overview, live', () => {
     const second = await connectDevice(gatehouse.mqtt.port, pump)
     onTestFinished(() => void second.end(true))
     const left = disconnect()
-    control.authority.disableDevice('pump-1', 'operator:test')
+    await control.authority.disableDevice('pump-1', 'operator:test')
     await left
     const { connections } = (await (await get('/dashboard/api/devices/pump-1')).json()) as {
       connections: { event: string; reason: string | null; remoteAddress: string | null }[]
@@ -141,7 +141,7 @@ describe('the dashboard overview, live', () => {
       ((await (await get('/dashboard/api/devices/pump-1')).json()) as { usage: { budget: { dailyRequests: number } | null } }).usage.budget
     const configured = await budget()
     expect(configured?.dailyRequests).toBeGreaterThan(7)
-    control.limits.setDevice('pump-1', { ai: { dailyRequests: 7 } }, 'operator:test')
+    await control.limits.setDevice('pump-1', { ai: { dailyRequests: 7 } }, 'operator:test')
     expect(await budget()).toEqual({ ...configured, dailyRequests: 7 })
   })
 })

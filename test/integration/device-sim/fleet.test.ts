@@ -15,7 +15,7 @@ async function gatehouseWithDevices(count: number) {
   const gatehouse = await startGatehouse(config, { log: pino({ level: 'silent' }) })
   onTestFinished(() => gatehouse.close())
   const batch = await gatehouse.control.authority.prepareBatch({ count, prefix: 'sim-' }, 'test')
-  batch.commit()
+  await batch.commit()
   const devices: DeviceBundle[] = batch.issued.map((i) => ({
     deviceId: i.deviceId,
     cert: i.certificatePem,
@@ -55,7 +55,7 @@ describe('device-sim fleet connector', () => {
 
   it('reports a refused device (CONNACK 5) as a failed outcome and connects the rest', async () => {
     const { gatehouse, devices } = await gatehouseWithDevices(3)
-    gatehouse.control.authority.disableDevice('sim-0002', 'test')
+    await gatehouse.control.authority.disableDevice('sim-0002', 'test')
     const fleet = await connectFleet(devices, { port: gatehouse.mqtt.port, concurrency: 3 })
     onTestFinished(() => fleet.close())
 

@@ -55,7 +55,8 @@ describe('README walkthrough: 50 simulated devices, a setting changed from the A
           () => `50 connected; have ${gatehouse.broker.connectedDeviceIds().length}`,
           200,
         )
-        await waitFor(() => ids.every((id) => gatehouse.control.settings.getDevice(id).reported !== null), 20_000, 'every report', 200)
+        const views = () => Promise.all(ids.map((id) => gatehouse.control.settings.getDevice(id)))
+        await waitFor(async () => (await views()).every((view) => view.reported !== null), 20_000, 'every report', 200)
 
         const created = await runCli([...(apikeyLine as RegExpExecArray)[1]!.split(/\s+/), '--data-dir', dataDir])
         expect(created.code, created.stderr).toBe(0)
@@ -71,9 +72,8 @@ describe('README walkthrough: 50 simulated devices, a setting changed from the A
         // every device applied the new document and reported it back
         await expect
           .poll(
-            () =>
-              ids.every((id) => {
-                const view = gatehouse.control.settings.getDevice(id)
+            async () =>
+              (await views()).every((view) => {
                 return (
                   view.reported?.version === view.version && (view.reported.settings as { interval?: number }).interval === body.interval
                 )

@@ -67,8 +67,14 @@ describe('gatehouse sim (the command, as its own process)', () => {
         )
         // each has applied and reported the document it got on subscribe: the change below is a second one
         const ids = ['sim-0001', 'sim-0002', 'sim-0003']
-        await waitFor(() => ids.every((id) => gatehouse.control.settings.getDevice(id).reported !== null), 10_000, 'every report', 100)
-        gatehouse.control.settings.patchLayer({ kind: 'group', group: 'sim' }, { interval: 0.2 }, { actor: 'operator:test' })
+        await waitFor(
+          async () =>
+            (await Promise.all(ids.map((id) => gatehouse.control.settings.getDevice(id)))).every((view) => view.reported !== null),
+          10_000,
+          'every report',
+          100,
+        )
+        await gatehouse.control.settings.patchLayer({ kind: 'group', group: 'sim' }, { interval: 0.2 }, { actor: 'operator:test' })
       },
     )
     expect(res.code, res.stderr).toBe(0)
@@ -94,8 +100,8 @@ describe('gatehouse sim (the command, as its own process)', () => {
       for (const f of ['cert.pem', 'key.pem', 'ca.pem']) expect(existsSync(join(bundles, id, f))).toBe(true)
       expect(statSync(join(bundles, id, 'key.pem')).mode & 0o777).toBe(0o600)
     }
-    expect(gatehouse.control.settings.getDevice('sim-0003').reported?.version).toBe(
-      gatehouse.control.settings.getDevice('sim-0003').version,
+    expect((await gatehouse.control.settings.getDevice('sim-0003')).reported?.version).toBe(
+      (await gatehouse.control.settings.getDevice('sim-0003')).version,
     )
 
     // a second run reuses the bundle folders (no GH_DEVICE_EXISTS) and provisions only what is missing

@@ -34,13 +34,13 @@ describe('device-sim SimulatedDevice against a real Gatehouse', () => {
     // the document delivered on subscribe is applied (and reported) first
     await waitFor(() => devices.every((d) => d.stats().settingsApplied === 1), 3000, 'the first document applied')
 
-    const layer = gatehouse.control.settings.patchLayer(
+    const layer = await gatehouse.control.settings.patchLayer(
       { kind: 'group', group: 'sim' },
       { interval: 0.1, thresholds: { temperature: { max: -40 } } },
       { actor: 'operator:test' },
     )
     expect(layer.devicesChanged).toBe(2)
-    const version = gatehouse.control.settings.getDevice('sim-0001').version
+    const version = (await gatehouse.control.settings.getDevice('sim-0001')).version
     await waitFor(
       () => devices.every((d) => d.stats().settingsVersion === version),
       3000,
@@ -50,8 +50,8 @@ describe('device-sim SimulatedDevice against a real Gatehouse', () => {
 
     // the reports reached the registry: desired and reported agree
     for (const id of ['sim-0001', 'sim-0002']) {
-      await waitFor(() => gatehouse.control.settings.getDevice(id).reported?.version === version, 3000, `${id}'s report`)
-      expect(gatehouse.control.settings.getDevice(id).inSync).toBe(true)
+      await waitFor(async () => (await gatehouse.control.settings.getDevice(id)).reported?.version === version, 3000, `${id}'s report`)
+      expect((await gatehouse.control.settings.getDevice(id)).inSync).toBe(true)
     }
 
     // 10 messages/s now instead of 2: 9 more readings within 1.5 s (at 2/s they would take 4.5 s)
@@ -69,10 +69,10 @@ describe('device-sim SimulatedDevice against a real Gatehouse', () => {
 
     // an older or repeated version is not applied again
     const applied = devices[0]!.stats().settingsApplied
-    gatehouse.control.settings.patchLayer({ kind: 'group', group: 'sim' }, { interval: 0.1 }, { actor: 'operator:test' }) // no change: no new version
+    await gatehouse.control.settings.patchLayer({ kind: 'group', group: 'sim' }, { interval: 0.1 }, { actor: 'operator:test' }) // no change: no new version
     // the marker: a real change after it, applied once; a repeat of the old version would have come first
-    gatehouse.control.settings.patchLayer({ kind: 'group', group: 'sim' }, { marker: 1 }, { actor: 'operator:test' })
-    const marked = gatehouse.control.settings.getDevice('sim-0001').version
+    await gatehouse.control.settings.patchLayer({ kind: 'group', group: 'sim' }, { marker: 1 }, { actor: 'operator:test' })
+    const marked = (await gatehouse.control.settings.getDevice('sim-0001')).version
     expect(marked).toBe(version + 1)
     await waitFor(() => devices[0]!.stats().settingsVersion === marked, 3000, 'the marker version')
     expect(devices[0]!.stats().settingsApplied).toBe(applied + 1)
@@ -81,7 +81,7 @@ describe('device-sim SimulatedDevice against a real Gatehouse', () => {
   it('logs the insights the local analyzer sends back, including the threshold anomalies its settings define', async () => {
     const { gatehouse, broker } = await simGatehouse()
     const [bundle] = await createDevices(gatehouse, ['sim-0003'])
-    gatehouse.control.settings.patchDevice('sim-0003', { thresholds: { vibration: { max: 0.01 } } }, { actor: 'operator:test' })
+    await gatehouse.control.settings.patchDevice('sim-0003', { thresholds: { vibration: { max: 0.01 } } }, { actor: 'operator:test' })
     const events: SimEvent[] = []
     const device = startDevice(bundle!, { broker, ratePerSecond: 10 }, events)
     await waitFor(() => device.stats().insights >= 1, 10_000, 'an insight')
@@ -123,12 +123,12 @@ describe('device-sim SimulatedDevice against a real Gatehouse', () => {
   it('keeps retrying, bounded by its back-off, while the broker refuses it, and comes back when it is enabled again', async () => {
     const { gatehouse, broker } = await simGatehouse()
     const [bundle] = await createDevices(gatehouse, ['sim-0005'])
-    gatehouse.control.authority.disableDevice('sim-0005', 'operator:test')
+    await gatehouse.control.authority.disableDevice('sim-0005', 'operator:test')
     const device = startDevice(bundle!, { broker, ratePerSecond: 5, backoff: { minMs: 100, maxMs: 400 } })
     await waitFor(() => device.stats().errors >= 3, 5000, '3 refused attempts')
     expect(device.stats().lastError).toMatch(/GH_SIM_CONNECT_FAILED: CONNACK 5/)
     expect(device.stats().connected).toBe(false)
-    gatehouse.control.authority.enableDevice('sim-0005', 'operator:test')
+    await gatehouse.control.authority.enableDevice('sim-0005', 'operator:test')
     expect(await device.whenConnected(5000)).toBe(true)
     // what it measured while refused is delivered now
     await waitFor(() => device.stats().queued === 0, 3000, 'the queue drained')

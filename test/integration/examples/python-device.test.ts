@@ -19,7 +19,7 @@ describe.skipIf(missing !== null)('examples/python: a device in Python with paho
   it('claims itself, sends telemetry, applies and reports settings, renews on the notice and reconnects on the new certificate', async () => {
     // renewalWindow 1: a new certificate is in its window at once, so the notice comes on connect
     const { gatehouse, dataDir, dir, broker } = await simGatehouse({ renewalWindow: 1 })
-    gatehouse.control.settings.patchLayer({ kind: 'fleet' }, { rate: 5 }, { actor: 'operator:test' })
+    await gatehouse.control.settings.patchLayer({ kind: 'fleet' }, { rate: 5 }, { actor: 'operator:test' })
     const claims = join(dir, 'claims')
     const made = await runCli(['claim', 'create', '--group', 'pumps', '--max-uses', '1', '--out', claims, '--data-dir', dataDir])
     expect(made.code, made.stderr).toBe(0)
@@ -51,7 +51,7 @@ describe.skipIf(missing !== null)('examples/python: a device in Python with paho
     // the registry: claimed into the claim's group, two certificates, the report stored
     expect(gatehouse.control.store.getDevice('py-pump-1')).toMatchObject({ group: 'pumps', status: 'active' })
     expect(gatehouse.control.store.listCertificates('py-pump-1')).toHaveLength(2)
-    await waitFor(() => gatehouse.control.settings.getDevice('py-pump-1').reported !== null, 5000, 'the settings report')
+    await waitFor(async () => (await gatehouse.control.settings.getDevice('py-pump-1')).reported !== null, 5000, 'the settings report')
     expect(telemetry.readings('py-pump-1').map((r) => r.seq)).toEqual([1, 2, 3, 4, 5])
   })
 })

@@ -67,7 +67,7 @@ describe('a full disk under the data directory', () => {
         serial: issued.serial,
       }
       const device = await connectDevice(gatehouse.mqtt.port, creds)
-      const { token } = gatehouse.control.apiKeys.create(
+      const { token } = await gatehouse.control.apiKeys.create(
         { name: 'ops', scopes: ['settings:write', 'settings:read', 'metrics:read'] },
         'operator:test',
       )

@@ -137,8 +137,8 @@ describe('route endpoint faults in the running product', () => {
       {},
     )
     gatehouse = await startGatehouse(config, { log: pino({ level: 'silent' }) })
-    token = gatehouse.control.apiKeys.create({ name: 'router', scopes: ['routes:read', 'routes:write'] }, 'operator:test').token
-    metricsToken = gatehouse.control.apiKeys.create({ name: 'scraper', scopes: ['metrics:read'] }, 'operator:test').token
+    token = (await gatehouse.control.apiKeys.create({ name: 'router', scopes: ['routes:read', 'routes:write'] }, 'operator:test')).token
+    metricsToken = (await gatehouse.control.apiKeys.create({ name: 'scraper', scopes: ['metrics:read'] }, 'operator:test')).token
   })
   afterAll(async () => {
     await gatehouse?.close()

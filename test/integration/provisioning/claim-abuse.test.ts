@@ -75,7 +75,7 @@ describe('claims are bounded', () => {
     }
     expect(codes).toEqual(Array(4).fill('GH_CSR_KEY_IN_USE'))
     expect(f.store.countDevices()).toBe(1)
-    expect(f.claims.get(created.claim.id)?.uses).toBe(1)
+    expect((await f.claims.get(created.claim.id))?.uses).toBe(1)
   })
 
   it('refuses a renewal whose key a claim bound to another device', async () => {

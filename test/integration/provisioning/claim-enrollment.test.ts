@@ -23,13 +23,13 @@ describe('SqliteClaimStore', () => {
     f.close()
     const reopened = new SqliteRegistryStore(join(f.dir, 'gatehouse.db'))
     onTestFinished(() => reopened.close())
-    const claim = reopened.claims.get(created.claim.id)
+    const claim = await reopened.claims.get(created.claim.id)
     expect(claim).toEqual(created.claim)
-    expect(reopened.claims.getByFingerprint(created.claim.fingerprint)?.id).toBe(created.claim.id)
-    expect(reopened.claims.list().map((c) => c.id)).toEqual([created.claim.id])
+    expect((await reopened.claims.getByFingerprint(created.claim.fingerprint))?.id).toBe(created.claim.id)
+    expect((await reopened.claims.list()).map((c) => c.id)).toEqual([created.claim.id])
     const { hashClaimToken } = await import('../../../provisioning/claims/claim-checks.ts')
-    expect(reopened.claims.tokenState(created.claim.id, hashClaimToken(created.tokens[0]!))).toBe('unused')
-    expect(reopened.claims.tokenState(created.claim.id, created.tokens[0]!)).toBe('unknown')
+    expect(await reopened.claims.tokenState(created.claim.id, hashClaimToken(created.tokens[0]!))).toBe('unused')
+    expect(await reopened.claims.tokenState(created.claim.id, created.tokens[0]!)).toBe('unknown')
   })
 })
 
@@ -81,7 +81,7 @@ describe('enrollment over SQLite', () => {
     )
     expect(requests.filter((a) => a.ok)).toHaveLength(3)
     expect(requests.filter((a) => !a.ok).map((a) => (a.error as { code: string }).code)).toEqual(Array(5).fill('GH_CLAIM_USED_UP'))
-    expect(f.claims.get(created.claim.id)?.uses).toBe(3)
+    expect((await f.claims.get(created.claim.id))?.uses).toBe(3)
     expect(f.store.countDevices({ group: 'pumps' })).toBe(3)
   })
 
@@ -106,7 +106,7 @@ describe('enrollment over SQLite', () => {
     const [a, b] = await Promise.all([f.enrollment.claim(f.context(created), payload), f.enrollment.claim(f.context(created), payload)])
     expect(a).toMatchObject({ ok: true })
     expect(b).toMatchObject({ ok: true, serial: a!.serial })
-    expect(f.claims.get(created.claim.id)?.uses).toBe(1)
+    expect((await f.claims.get(created.claim.id))?.uses).toBe(1)
   })
 
   it('renews in the window; the old certificate stays valid for the overlap, then the directory refuses it', async () => {

@@ -22,8 +22,8 @@ async function device(gatehouse: Gatehouse, id: string): Promise<DeviceCredentia
   return { deviceId: id, cert: issued.certificatePem, key: issued.privateKey!.pem, ca: issued.chainPem, serial: issued.serial }
 }
 
-function metricsKey(gatehouse: Gatehouse, scopes = ['metrics:read']): string {
-  return `Bearer ${gatehouse.control.apiKeys.create({ name: `k-${scopes.join('-').replace(':', '_')}`, scopes }, 'operator:test').token}`
+async function metricsKey(gatehouse: Gatehouse, scopes = ['metrics:read']): Promise<string> {
+  return `Bearer ${(await gatehouse.control.apiKeys.create({ name: `k-${scopes.join('-').replace(':', '_')}`, scopes }, 'operator:test')).token}`
 }
 
 /** One scrape, as samples by series ('name{label="value",…}' exactly as exposed). */
@@ -59,7 +59,7 @@ describe('GET /metrics from a running Gatehouse', () => {
         providers: { openai: { baseUrl: stub.url, model: 'test-model' } },
       },
     })
-    const key = metricsKey(gatehouse)
+    const key = await metricsKey(gatehouse)
     const ids = ['pump-1', 'pump-2', 'pump-3']
     const [pump1, pump2, pump3] = await Promise.all(ids.map((id) => device(gatehouse, id)))
     await gatehouse.control.authority.revokeDevice('pump-3', 'keyCompromise', 'operator:test')
@@ -77,7 +77,7 @@ describe('GET /metrics from a running Gatehouse', () => {
     await client.subscribeAsync(['devices/pump-1/insights', 'devices/pump-1/settings'], { qos: 1 })
     const [pushed] = await waitFor(() => (settings.length === 1 ? settings : null), 5000, 'the settings document')
     await client.publishAsync('devices/pump-1/settings/reported', JSON.stringify(pushed), { qos: 1 })
-    await waitFor(() => gatehouse.control.settings.syncCounts().inSync === 1, 5000, 'the report stored')
+    await waitFor(async () => (await gatehouse.control.settings.syncCounts()).inSync === 1, 5000, 'the report stored')
     await client.publishAsync('devices/pump-1/telemetry', JSON.stringify({ temp: 20 }), { qos: 1 })
     await client.publishAsync('devices/pump-1/telemetry', JSON.stringify({ temp: 21 }), { qos: 1 })
     await waitFor(() => insights.length === 2, 10_000, 'an insight and a throttle notice')
@@ -135,7 +135,7 @@ describe('GET /metrics from a running Gatehouse', () => {
     const before = await scrape(gatehouse.metricsHttp!.url)
 
     // a real key over real HTTP: the burst of 3 answers, the next two are 429
-    const key = metricsKey(gatehouse, ['devices:read'])
+    const key = await metricsKey(gatehouse, ['devices:read'])
     const statuses: number[] = []
     for (let i = 0; i < 5; i++) statuses.push((await fetch(`${gatehouse.http.url}/v1/devices`, { headers: { authorization: key } })).status)
     expect(statuses).toEqual([200, 200, 200, 429, 429])
@@ -168,7 +168,7 @@ describe('GET /metrics from a running Gatehouse', () => {
   it('counts the certificates that expire within 7 and 30 days', async () => {
     const gatehouse = await start({ certValidDays: 20 })
     await device(gatehouse, 'soon-1')
-    const samples = await scrape(gatehouse.http.url, metricsKey(gatehouse))
+    const samples = await scrape(gatehouse.http.url, await metricsKey(gatehouse))
     expect(samples.get('gatehouse_certificates_expiring{within="7d"}')).toBe(0)
     expect(samples.get('gatehouse_certificates_expiring{within="30d"}')).toBe(1)
   })
@@ -178,7 +178,9 @@ describe('GET /metrics from a running Gatehouse', () => {
     const noKey = await fetch(`${gatehouse.http.url}/metrics`)
     expect(noKey.status).toBe(401)
     expect(((await noKey.json()) as { code: string }).code).toBe('GH_API_KEY_MISSING')
-    const wrongScope = await fetch(`${gatehouse.http.url}/metrics`, { headers: { authorization: metricsKey(gatehouse, ['devices:read']) } })
+    const wrongScope = await fetch(`${gatehouse.http.url}/metrics`, {
+      headers: { authorization: await metricsKey(gatehouse, ['devices:read']) },
+    })
     expect(wrongScope.status).toBe(403)
     expect(((await wrongScope.json()) as { code: string }).code).toBe('GH_API_KEY_SCOPE')
   })
@@ -188,7 +190,7 @@ describe('GET /metrics from a running Gatehouse', () => {
     expect(gatehouse.metricsHttp?.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
     const samples = await scrape(gatehouse.metricsHttp!.url)
     expect(samples.get('gatehouse_connections')).toBe(0)
-    const onApi = await fetch(`${gatehouse.http.url}/metrics`, { headers: { authorization: metricsKey(gatehouse) } })
+    const onApi = await fetch(`${gatehouse.http.url}/metrics`, { headers: { authorization: await metricsKey(gatehouse) } })
     expect(onApi.status).toBe(404)
   })
 })

@@ -22,9 +22,9 @@ deviceDirectoryContract('the registry directory on SQLite', () => {
   onTestFinished(() => store.close())
   const feed = createChangeFeed({ store, clock, log }) // never started: deliver() catches up
   const directory = createRegistryDirectory({ store, feed, clock, log, claims: store.claims })
-  const write = (change: () => void, type: string, data: Record<string, unknown>) =>
-    store.transaction(() => {
-      change()
+  const write = (change: () => unknown, type: string, data: Record<string, unknown>) =>
+    store.transaction(async () => {
+      await change()
       store.appendEvent(type, data, clock.now())
     })
   const deviceOf = (serial: string) => store.getCertificate(serial)!.deviceId
@@ -63,7 +63,7 @@ deviceDirectoryContract('the registry directory on SQLite', () => {
         }),
         [],
       ),
-    revokeClaim: (claimId) => write(() => store.claims.revoke(claimId, clock.now()), 'claim.revoked', { claimId }),
+    revokeClaim: (claimId) => write(async () => await store.claims.revoke(claimId, clock.now()), 'claim.revoked', { claimId }),
     deliver: () => void feed.catchUp(),
     audits: () =>
       store
@@ -85,7 +85,7 @@ describe('the registry directory and device.updated', () => {
     const issued = await authority.createDevice({ id: 'pump-1', group: 'g1' }, 'op')
     const identity = await identityFromCertificate(issued.certificateDer)
     expect(await directory.lookup(identity)).toMatchObject({ kind: 'active', tier: 'standard', group: 'g1' })
-    authority.updateDevice('pump-1', { tier: 'premium', group: 'g2' }, 'op')
+    await authority.updateDevice('pump-1', { tier: 'premium', group: 'g2' }, 'op')
     expect(await directory.lookup(identity)).toMatchObject({ kind: 'active', tier: 'premium', group: 'g2' })
   })
 })

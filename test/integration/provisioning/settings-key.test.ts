@@ -42,7 +42,7 @@ describe('settings.key', () => {
     writeFileSync(keyPath, key, { mode: 0o600 })
     const control = await openControlPlane(dataDir, {}, { log })
     try {
-      expect(control.settings.deliverable('p1')?.settings).toEqual({ wifi_secret: 'pw-1', rate: 5 })
+      expect((await control.settings.deliverable('p1'))?.settings).toEqual({ wifi_secret: 'pw-1', rate: 5 })
     } finally {
       control.close()
     }

@@ -20,6 +20,41 @@ function open(path: string): SqliteRegistryStore {
 registryStoreContract('SqliteRegistryStore', () => open(join(tempDir(), 'gatehouse.db')))
 
 describe('SqliteRegistryStore on disk', () => {
+  it('holds a call of another async flow, on any store of the database, until the open transaction ends, and never shows it a rolled-back write', async () => {
+    const store = open(join(tempDir(), 'gatehouse.db'))
+    const layer = (revision: number) => ({
+      scope: 'fleet' as const,
+      document: { rate: revision },
+      revision,
+      updatedAt: new Date(0),
+      updatedBy: 'op',
+    })
+    let release = () => {}
+    const held = new Promise<void>((r) => (release = r))
+    const seen: (number | undefined)[] = []
+    const failing = store.transaction(async () => {
+      await store.settings.putLayer(layer(1))
+      await held
+      throw new Error('rolled back')
+    })
+    const outside = store.settings.getLayer('fleet').then((l) => seen.push(l?.revision))
+    const write = store.limits.putTier({ key: 'premium', limits: {}, updatedAt: new Date(0), updatedBy: 'op' })
+    await Promise.resolve()
+    expect(seen).toEqual([]) // still held: the transaction is open
+    release()
+    await expect(failing).rejects.toThrow('rolled back')
+    await outside
+    await write
+    expect(seen).toEqual([undefined])
+    expect(await store.limits.getTier('premium')).toMatchObject({ key: 'premium' }) // not rolled back with the other flow's transaction
+    store.insertDevice(device('pump-1'))
+    await store.transaction(async () => {
+      await store.settings.putLayer(layer(2))
+      await store.transaction(async () => store.limits.putDevice({ key: 'pump-1', limits: {}, updatedAt: new Date(0), updatedBy: 'op' }))
+    })
+    expect((await store.settings.getLayer('fleet'))?.revision).toBe(2)
+  })
+
   it('runs in WAL mode and a second process reads what the first committed', () => {
     const path = join(tempDir(), 'gatehouse.db')
     const store = open(path)
@@ -34,7 +69,7 @@ describe('SqliteRegistryStore on disk', () => {
     expect(out).toEqual({ mode: 'wal', device: { id: 'pump-1', group_name: 'pumps' }, serial: '0a' })
   })
 
-  it('moves its data version when another connection commits, not on its own commits, and a change feed catches up on exactly that', () => {
+  it('moves its data version when another connection commits, not on its own commits, and a change feed catches up on exactly that', async () => {
     const path = join(tempDir(), 'gatehouse.db')
     const broker = open(path)
     const cli = open(path)
@@ -45,12 +80,12 @@ describe('SqliteRegistryStore on disk', () => {
     broker.appendAudit({ at: new Date(), actor: 'broker', action: 'connect.refused', subject: 'x', details: {} })
     expect(broker.dataVersion()).toBe(v0)
     expect(feed.catchUp()).toBe(0)
-    cli.transaction(() => cli.appendEvent('device.revoked', { deviceId: 'a' }, new Date()))
+    await cli.transaction(async () => cli.appendEvent('device.revoked', { deviceId: 'a' }, new Date()))
     expect(broker.dataVersion()).not.toBe(v0)
     expect(feed.catchUp()).toBe(1)
     expect(seen).toEqual(['device.revoked'])
     expect(feed.catchUp()).toBe(0) // nothing new: one PRAGMA, no read of the events table
-    broker.transaction(() => broker.appendEvent('device.enabled', { deviceId: 'a' }, new Date())) // this process's own commit
+    await broker.transaction(async () => broker.appendEvent('device.enabled', { deviceId: 'a' }, new Date())) // this process's own commit
     expect(feed.catchUp()).toBe(1)
     expect(seen).toEqual(['device.revoked', 'device.enabled'])
   })

@@ -85,7 +85,7 @@ describe('telemetry routes in the running product', () => {
       {},
     )
     gatehouse = await startGatehouse(config, { log: pino({ level: 'silent' }) })
-    token = gatehouse.control.apiKeys.create({ name: 'router', scopes: ['routes:read', 'routes:write'] }, 'operator:test').token
+    token = (await gatehouse.control.apiKeys.create({ name: 'router', scopes: ['routes:read', 'routes:write'] }, 'operator:test')).token
   })
   afterAll(async () => {
     for (const d of devices) await d.endAsync()
@@ -135,7 +135,7 @@ describe('telemetry routes in the running product', () => {
     const listed = await api('GET', `/routes/${id}`)
     expect(listed.body.status).toMatchObject({ received: 30, delivered: 25, overflow: 5, failed: 0, queued: 0 })
     expect((listed.body.status as { retries: number }).retries).toBeGreaterThanOrEqual(2)
-    const metricsKey = gatehouse.control.apiKeys.create({ name: 'scraper', scopes: ['metrics:read'] }, 'operator:test').token
+    const metricsKey = (await gatehouse.control.apiKeys.create({ name: 'scraper', scopes: ['metrics:read'] }, 'operator:test')).token
     const metrics = await (await fetch(`${gatehouse.http.url}/metrics`, { headers: { authorization: `Bearer ${metricsKey}` } })).text()
     expect(metrics).toMatch(/^gatehouse_route_messages_total\{outcome="overflow"\} 5$/m)
     await api('DELETE', `/routes/${id}`)

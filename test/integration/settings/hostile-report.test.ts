@@ -16,7 +16,7 @@ describe('a hostile settings report over MQTT', () => {
     onTestFinished(() => gatehouse.close())
     const control = gatehouse.control
     const issued = await control.authority.createDevice({ id: 'evil-1' }, 'operator:test')
-    control.settings.patchLayer({ kind: 'fleet' }, { wifi_secret: 'pw', rate: 5 }, { actor: 'operator:test' })
+    await control.settings.patchLayer({ kind: 'fleet' }, { wifi_secret: 'pw', rate: 5 }, { actor: 'operator:test' })
     const device = await connectDevice(gatehouse.mqtt.port, {
       deviceId: 'evil-1',
       cert: issued.certificatePem,
@@ -36,7 +36,7 @@ describe('a hostile settings report over MQTT', () => {
       JSON.stringify({ version: 1, settings: { wifi_secret: 'pw', rate: 5 } }),
       { qos: 1 },
     )
-    await waitFor(() => control.settings.getDevice('evil-1').reported !== null, 5000, 'the good report')
+    await waitFor(async () => (await control.settings.getDevice('evil-1')).reported !== null, 5000, 'the good report')
     // all three were refused; the log says so once a minute per device and code (the second is suppressed);
     // the integer JSON.parse would round (to 9007199254740992) is named with its path
     expect(
@@ -46,7 +46,7 @@ describe('a hostile settings report over MQTT', () => {
     ).toEqual(['GH_JSON_INTEGER_UNSAFE', 'GH_SETTINGS_INVALID'])
     expect(refused().find((r) => r.code === 'GH_JSON_INTEGER_UNSAFE')?.err).toContain('9007199254740993 at settings.rate')
 
-    const { token } = control.apiKeys.create({ name: 'dash', scopes: ['devices:read', 'settings:read'] }, 'operator:test')
+    const { token } = await control.apiKeys.create({ name: 'dash', scopes: ['devices:read', 'settings:read'] }, 'operator:test')
     const get = (path: string) => fetch(`${gatehouse.http.url}${path}`, { headers: { authorization: `Bearer ${token}` } })
     expect((await get('/v1/devices')).status).toBe(200)
     const view = await get('/v1/devices/evil-1/settings')

@@ -71,7 +71,7 @@ describe('settings delivery over MQTT', () => {
     const device = await settingsListener(w.port(), creds)
     expect((await device.version(1)).settings).toEqual({})
     const started = performance.now()
-    const view = w.operator.settings.patchDevice('pump-1', { interval: 5 }, { actor: 'operator:test' })
+    const view = await w.operator.settings.patchDevice('pump-1', { interval: 5 }, { actor: 'operator:test' })
     const got = await device.version(view.version)
     expect(performance.now() - started).toBeLessThan(1000)
     expect(got).toMatchObject({ version: 2, settings: { interval: 5 } })
@@ -83,7 +83,7 @@ describe('settings delivery over MQTT', () => {
     const creds = await w.provision('api-1')
     const device = await settingsListener(w.port(), creds)
     await device.version(1)
-    const { token } = w
+    const { token } = await w
       .gatehouse()
       .control.apiKeys.create({ name: 'dashboard', scopes: ['settings:write', 'settings:read'] }, 'operator:test')
     const patch = (body: unknown, ifMatch: string) =>
@@ -109,7 +109,7 @@ describe('settings delivery over MQTT', () => {
   it('reaches a mosquitto_sub device too', async () => {
     const w = await world()
     const creds = await w.provision('mosq-1')
-    w.operator.settings.patchDevice('mosq-1', { mode: 'eco' }, { actor: 'operator:test' })
+    await w.operator.settings.patchDevice('mosq-1', { mode: 'eco' }, { actor: 'operator:test' })
     const sub = runMosquitto('mosquitto_sub', w.port(), creds, ['-t', 'devices/mosq-1/settings', '-q', '1', '-W', '20'])
     let out = ''
     sub.child.stdout?.on('data', (d: Buffer) => (out += d.toString()))
@@ -122,7 +122,7 @@ describe('settings delivery over MQTT', () => {
     await waitFor(() => docs().some((d) => d.version === 2), 10_000, 'version 2') // the current document, on subscribe
     expect(docs()[0]).toMatchObject({ version: 2, settings: { mode: 'eco' } })
     const started = performance.now()
-    w.operator.settings.patchDevice('mosq-1', { mode: 'boost' }, { actor: 'operator:test' })
+    await w.operator.settings.patchDevice('mosq-1', { mode: 'boost' }, { actor: 'operator:test' })
     await waitFor(() => docs().some((d) => d.version === 3), 10_000, 'version 3')
     expect(performance.now() - started).toBeLessThan(1000)
     expect(docs().find((d) => d.version === 3)).toMatchObject({ settings: { mode: 'boost' } })
@@ -135,14 +135,14 @@ describe('settings delivery over MQTT', () => {
     const first = await settingsListener(w.port(), creds, { clean: true })
     await first.version(1)
     await first.client.endAsync()
-    w.operator.settings.patchDevice('sleepy-1', { interval: 10 }, { actor: 'operator:test' })
-    w.operator.settings.patchDevice('sleepy-1', { interval: 20 }, { actor: 'operator:test' })
+    await w.operator.settings.patchDevice('sleepy-1', { interval: 10 }, { actor: 'operator:test' })
+    await w.operator.settings.patchDevice('sleepy-1', { interval: 20 }, { actor: 'operator:test' })
     const back = await settingsListener(w.port(), creds)
     expect(await back.version(3)).toMatchObject({ version: 3, settings: { interval: 20 } })
     await back.client.endAsync()
 
     await w.restart()
-    w.operator.settings.patchDevice('sleepy-1', { interval: 30 }, { actor: 'operator:test' })
+    await w.operator.settings.patchDevice('sleepy-1', { interval: 30 }, { actor: 'operator:test' })
     const afterRestart = await settingsListener(w.port(), creds)
     expect(await afterRestart.version(4)).toMatchObject({ version: 4, settings: { interval: 30 } })
   })
@@ -150,11 +150,11 @@ describe('settings delivery over MQTT', () => {
   it('sends the document once per session and version, however often the device subscribes', async () => {
     const w = await world()
     const creds = await w.provision('loop-1')
-    w.operator.settings.patchDevice('loop-1', { blob: 'x'.repeat(52_000) }, { actor: 'operator:test' })
+    await w.operator.settings.patchDevice('loop-1', { blob: 'x'.repeat(52_000) }, { actor: 'operator:test' })
     const device = await settingsListener(w.port(), creds)
     await device.version(2)
     for (let i = 0; i < 100; i++) await device.client.subscribeAsync('devices/loop-1/settings', { qos: 1 })
-    w.operator.settings.patchDevice('loop-1', { mode: 'eco' }, { actor: 'operator:test' })
+    await w.operator.settings.patchDevice('loop-1', { mode: 'eco' }, { actor: 'operator:test' })
     await device.version(3) // the later marker: what the repeated SUBSCRIBEs sent would have arrived before it
     expect(device.received.map((m) => m.version)).toEqual([2, 3])
   })
@@ -162,7 +162,7 @@ describe('settings delivery over MQTT', () => {
   it('a clean=false device that never PUBACKs and loops on SUBSCRIBE holds one document in its session, not one per SUBSCRIBE', async () => {
     const w = await world()
     const creds = await w.provision('hog-1')
-    w.operator.settings.patchDevice('hog-1', { blob: 'x'.repeat(52_000) }, { actor: 'operator:test' })
+    await w.operator.settings.patchDevice('hog-1', { blob: 'x'.repeat(52_000) }, { actor: 'operator:test' })
     const connect = async () => {
       const { client } = await rawTlsClient(w.port(), creds)
       client.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'hog-1', clean: false, keepalive: 60 })
@@ -179,7 +179,7 @@ describe('settings delivery over MQTT', () => {
     await first.closed
 
     const back = await connect() // session present: the broker replays what was never acknowledged
-    w.operator.settings.patchDevice('hog-1', { mode: 'eco' }, { actor: 'operator:test' })
+    await w.operator.settings.patchDevice('hog-1', { mode: 'eco' }, { actor: 'operator:test' })
     const versions = () =>
       back.received
         .filter((p) => p.cmd === 'publish')
@@ -195,7 +195,7 @@ describe('settings delivery over MQTT', () => {
     const first = await settingsListener(w.port(), creds, { clean: false, clientId: 'nap-1' })
     await first.version(1)
     await first.client.endAsync()
-    w.operator.settings.patchDevice('nap-1', { interval: 10 }, { actor: 'operator:test' })
+    await w.operator.settings.patchDevice('nap-1', { interval: 10 }, { actor: 'operator:test' })
     await waitFor(
       () => w.logs.some((r) => r.deviceId === 'nap-1' && String(r.msg).startsWith('settings changed while the device is away')),
       5000,
@@ -218,10 +218,10 @@ describe('settings delivery over MQTT', () => {
     const listeners = await Promise.all(members.map((c) => settingsListener(w.port(), c)))
     const other = await settingsListener(w.port(), outsider)
     await Promise.all([...listeners, other].map((l) => l.version(1)))
-    w.operator.settings.patchLayer({ kind: 'group', group: 'line' }, { speed: 3 }, { actor: 'operator:test' })
+    await w.operator.settings.patchLayer({ kind: 'group', group: 'line' }, { speed: 3 }, { actor: 'operator:test' })
     for (const l of listeners) expect((await l.version(2)).settings).toEqual({ speed: 3 })
     // the marker: a change of the outsider's own, made after the group's; the group's would have come first
-    w.operator.settings.patchDevice('office-1', { desk: 1 }, { actor: 'operator:test' })
+    await w.operator.settings.patchDevice('office-1', { desk: 1 }, { actor: 'operator:test' })
     expect(await other.version(2)).toMatchObject({ settings: { desk: 1 } })
     expect(other.received.map((m) => m.version)).toEqual([1, 2])
   })
@@ -230,14 +230,17 @@ describe('settings delivery over MQTT', () => {
     const w = await world()
     const creds = await w.provision('rep-1')
     const device = await settingsListener(w.port(), creds)
-    const view = w.operator.settings.patchDevice('rep-1', { interval: 7 }, { actor: 'operator:test' })
+    const view = await w.operator.settings.patchDevice('rep-1', { interval: 7 }, { actor: 'operator:test' })
     const doc = await device.version(view.version)
     await device.client.publishAsync('devices/rep-1/settings/reported', JSON.stringify({ version: doc.version, settings: doc.settings }), {
       qos: 1,
     })
     await device.client.publishAsync('devices/rep-1/settings/reported', '{not json', { qos: 1 }) // ignored, connection stays
-    await waitFor(() => w.operator.settings.getDevice('rep-1').inSync, 5000, 'rep-1 in sync')
-    expect(w.operator.settings.getDevice('rep-1')).toMatchObject({ inSync: true, reported: { version: 2, settings: { interval: 7 } } })
+    await waitFor(async () => (await w.operator.settings.getDevice('rep-1')).inSync, 5000, 'rep-1 in sync')
+    expect(await w.operator.settings.getDevice('rep-1')).toMatchObject({
+      inSync: true,
+      reported: { version: 2, settings: { interval: 7 } },
+    })
     expect(device.client.connected).toBe(true)
   })
 
@@ -246,11 +249,11 @@ describe('settings delivery over MQTT', () => {
     const creds = await w.provision('vault-1')
     const device = await settingsListener(w.port(), creds)
     const secret = 'correct-horse-battery-staple-42'
-    w.operator.settings.patchDevice('vault-1', { wifi: { ssid: 'plant', psk_secret: secret } }, { actor: 'operator:test' })
+    await w.operator.settings.patchDevice('vault-1', { wifi: { ssid: 'plant', psk_secret: secret } }, { actor: 'operator:test' })
     const doc = await device.version(2)
     expect(doc.settings).toEqual({ wifi: { ssid: 'plant', psk_secret: secret } })
     await device.client.publishAsync('devices/vault-1/settings/reported', JSON.stringify(doc), { qos: 1 })
-    await waitFor(() => w.operator.settings.getDevice('vault-1').reported?.version === doc.version, 5000, 'the report stored')
+    await waitFor(async () => (await w.operator.settings.getDevice('vault-1')).reported?.version === doc.version, 5000, 'the report stored')
     for (const file of readdirSync(w.dataDir).filter((f) => f.startsWith('gatehouse.db'))) {
       expect(readFileSync(join(w.dataDir, file)).includes(Buffer.from(secret)), file).toBe(false)
     }

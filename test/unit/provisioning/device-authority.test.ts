@@ -110,7 +110,7 @@ describe('DeviceAuthority', () => {
     const { authority, store } = await setup()
     const prepared = await authority.prepareDevice({ id: 'later' }, 'op')
     expect(store.getDevice('later')).toBeUndefined()
-    prepared.commit()
+    await prepared.commit()
     expect(store.getDevice('later')?.status).toBe('active')
   })
 
@@ -119,7 +119,7 @@ describe('DeviceAuthority', () => {
     const progress: number[] = []
     const batch = await authority.prepareBatch({ count: 25, prefix: 'sensor-' }, 'op', (done) => progress.push(done))
     expect(store.countDevices()).toBe(0)
-    batch.commit()
+    await batch.commit()
     expect(store.countDevices()).toBe(25)
     expect(store.listDevices({ limit: 2 }).map((d) => d.id)).toEqual(['sensor-0001', 'sensor-0002'])
     expect(progress.at(-1)).toBe(25)
@@ -151,7 +151,7 @@ describe('DeviceAuthority', () => {
     const { revokedSerials } = await authority.revokeDevice('a', 'keyCompromise', 'op')
     expect(revokedSerials).toEqual([issued.serial])
     expect(store.getCertificate(issued.serial)).toMatchObject({ status: 'revoked', revocationReason: 'keyCompromise' })
-    expect(() => authority.enableDevice('a', 'op')).toThrow(expect.objectContaining({ code: 'GH_DEVICE_REVOKED' }))
+    await expect(authority.enableDevice('a', 'op')).rejects.toThrow(expect.objectContaining({ code: 'GH_DEVICE_REVOKED' }))
     await expect(authority.renewDevice('a', {}, 'op')).rejects.toMatchObject({ code: 'GH_DEVICE_REVOKED' })
     const crl = await authority.currentCrl()
     expect(crl.entries).toBe(1)
@@ -172,10 +172,10 @@ describe('DeviceAuthority', () => {
   it('disables and enables a device, refusing a no-op change', async () => {
     const { authority } = await setup()
     await authority.createDevice({ id: 'a' }, 'op')
-    expect(authority.disableDevice('a', 'op').status).toBe('disabled')
-    expect(() => authority.disableDevice('a', 'op')).toThrow(expect.objectContaining({ code: 'GH_DEVICE_STATE' }))
-    expect(authority.enableDevice('a', 'op').status).toBe('active')
-    expect(() => authority.disableDevice('ghost', 'op')).toThrow(expect.objectContaining({ code: 'GH_DEVICE_NOT_FOUND' }))
+    expect((await authority.disableDevice('a', 'op')).status).toBe('disabled')
+    await expect(authority.disableDevice('a', 'op')).rejects.toThrow(expect.objectContaining({ code: 'GH_DEVICE_STATE' }))
+    expect((await authority.enableDevice('a', 'op')).status).toBe('active')
+    await expect(authority.disableDevice('ghost', 'op')).rejects.toThrow(expect.objectContaining({ code: 'GH_DEVICE_NOT_FOUND' }))
   })
 })
 
@@ -193,10 +193,10 @@ describe('the registry directory (the broker lookup)', () => {
       validUntil: a.notAfter,
     })
 
-    authority.disableDevice('a', 'op')
+    await authority.disableDevice('a', 'op')
     feed.poll()
     expect(await directory.lookup(idA)).toMatchObject({ kind: 'refused', reason: 'disabled' })
-    authority.enableDevice('a', 'op')
+    await authority.enableDevice('a', 'op')
     feed.poll()
 
     const renewed = await authority.renewDevice('a', {}, 'op')

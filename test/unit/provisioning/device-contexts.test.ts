@@ -33,10 +33,10 @@ describe('cachedDeviceContexts (what the AI bridge knows of a device)', () => {
   it('gives an active device its tier, group and settings with secrets masked, and nothing for an unknown one', async () => {
     const { store, authority, settings, feed } = await setup()
     await authority.createDevice({ id: 'pump-7', tier: 'premium', group: 'pumps' }, 'op')
-    settings.patchDevice('pump-7', { interval: 5, apiSecret: 'hunter2' }, { actor: 'op' })
+    await settings.patchDevice('pump-7', { interval: 5, apiSecret: 'hunter2' }, { actor: 'op' })
     const contexts = cachedDeviceContexts({ store, settings }, feed)
-    expect(contexts.get('pump-7')).toEqual({ tier: 'premium', group: 'pumps', settings: { interval: 5, apiSecret: '[secret]' } })
-    expect(contexts.get('valve-1')).toBeUndefined()
+    expect(await contexts.get('pump-7')).toEqual({ tier: 'premium', group: 'pumps', settings: { interval: 5, apiSecret: '[secret]' } })
+    expect(await contexts.get('valve-1')).toBeUndefined()
   })
 
   it('serves from its cache until a control event about the device drops the entry', async () => {
@@ -44,11 +44,11 @@ describe('cachedDeviceContexts (what the AI bridge knows of a device)', () => {
     await authority.createDevice({ id: 'pump-7' }, 'op')
     const contexts = cachedDeviceContexts({ store, settings }, feed)
     feed.poll()
-    expect(contexts.get('pump-7')).toMatchObject({ tier: 'standard' })
+    expect(await contexts.get('pump-7')).toMatchObject({ tier: 'standard' })
 
-    authority.disableDevice('pump-7', 'op')
-    expect(contexts.get('pump-7')).toMatchObject({ tier: 'standard' }) // cached: no SQLite read per message
+    await authority.disableDevice('pump-7', 'op')
+    expect(await contexts.get('pump-7')).toMatchObject({ tier: 'standard' }) // cached: no SQLite read per message
     feed.poll() // delivers device.disabled
-    expect(contexts.get('pump-7')).toBeUndefined() // not active: nothing goes to an AI service
+    expect(await contexts.get('pump-7')).toBeUndefined() // not active: nothing goes to an AI service
   })
 })

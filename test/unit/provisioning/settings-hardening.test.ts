@@ -21,9 +21,9 @@ async function setup(limits: { maxSchemaBytes?: number } = {}) {
   return { clock, store, settings, logText: text }
 }
 
-const codeOf = (fn: () => unknown): string | undefined => {
+const codeOf = async (fn: () => unknown): Promise<string | undefined> => {
   try {
-    fn()
+    await fn()
   } catch (err) {
     return (err as { code?: string }).code
   }
@@ -33,7 +33,7 @@ const codeOf = (fn: () => unknown): string | undefined => {
 describe('group JSON Schemas are untrusted input', () => {
   it('answers the catastrophic pattern ^(a|a)*$ on 41 characters (patterns run on RE2, linear time)', async () => {
     const { settings } = await setup()
-    settings.setSchema(
+    await settings.setSchema(
       'pumps',
       {
         type: 'object',
@@ -43,11 +43,16 @@ describe('group JSON Schemas are untrusted input', () => {
       'op',
     )
     const group = { kind: 'group', group: 'pumps' } as const
-    expect(codeOf(() => settings.patchLayer(group, { name: `${'a'.repeat(40)}!` }, { actor: 'op' }))).toBe('GH_SETTINGS_SCHEMA')
+    expect(await codeOf(async () => await settings.patchLayer(group, { name: `${'a'.repeat(40)}!` }, { actor: 'op' }))).toBe(
+      'GH_SETTINGS_SCHEMA',
+    )
     expect(
-      codeOf(() => settings.patchLayer(group, { [`${'b'.repeat(40)}!`]: 'x', [`${'b'.repeat(40)}`]: 'not a number' }, { actor: 'op' })),
+      await codeOf(
+        async () =>
+          await settings.patchLayer(group, { [`${'b'.repeat(40)}!`]: 'x', [`${'b'.repeat(40)}`]: 'not a number' }, { actor: 'op' }),
+      ),
     ).toBe('GH_SETTINGS_SCHEMA')
-    expect(settings.patchLayer(group, { name: 'a'.repeat(40), [`${'b'.repeat(40)}`]: 1 }, { actor: 'op' }).revision).toBe(1)
+    expect((await settings.patchLayer(group, { name: 'a'.repeat(40), [`${'b'.repeat(40)}`]: 1 }, { actor: 'op' })).revision).toBe(1)
   })
 
   it.each([
@@ -56,71 +61,82 @@ describe('group JSON Schemas are untrusted input', () => {
     ['a lookbehind', '(?<!x)a'],
   ])('refuses a pattern with %s with GH_SETTINGS_PATTERN_UNSUPPORTED, and keeps the schema it had', async (_name, pattern) => {
     const { settings } = await setup()
-    settings.setSchema('pumps', { type: 'object' }, 'op')
-    expect(codeOf(() => settings.setSchema('pumps', { type: 'object', properties: { s: { type: 'string', pattern } } }, 'op'))).toBe(
-      'GH_SETTINGS_PATTERN_UNSUPPORTED',
-    )
-    expect(codeOf(() => settings.setSchema('pumps', { type: 'object', patternProperties: { [pattern]: { type: 'string' } } }, 'op'))).toBe(
-      'GH_SETTINGS_PATTERN_UNSUPPORTED',
-    )
-    expect(settings.getSchema('pumps')).toEqual({ type: 'object' })
+    await settings.setSchema('pumps', { type: 'object' }, 'op')
+    expect(
+      await codeOf(async () => await settings.setSchema('pumps', { type: 'object', properties: { s: { type: 'string', pattern } } }, 'op')),
+    ).toBe('GH_SETTINGS_PATTERN_UNSUPPORTED')
+    expect(
+      await codeOf(
+        async () => await settings.setSchema('pumps', { type: 'object', patternProperties: { [pattern]: { type: 'string' } } }, 'op'),
+      ),
+    ).toBe('GH_SETTINGS_PATTERN_UNSUPPORTED')
+    expect(await settings.getSchema('pumps')).toEqual({ type: 'object' })
   })
 
   it('still reads ordinary JavaScript pattern syntax (classes, escapes, named groups)', async () => {
     const { settings } = await setup()
-    settings.setSchema(
+    await settings.setSchema(
       'pumps',
       { type: 'object', properties: { mac: { type: 'string', pattern: '^(?<oui>[0-9A-F]{2}(:[0-9A-F]{2}){2})\\d*$' } } },
       'op',
     )
     const group = { kind: 'group', group: 'pumps' } as const
-    expect(settings.patchLayer(group, { mac: 'AB:CD:EF12' }, { actor: 'op' }).revision).toBe(1)
-    expect(codeOf(() => settings.patchLayer(group, { mac: 'ab:cd:ef' }, { actor: 'op' }))).toBe('GH_SETTINGS_SCHEMA')
+    expect((await settings.patchLayer(group, { mac: 'AB:CD:EF12' }, { actor: 'op' })).revision).toBe(1)
+    expect(await codeOf(async () => await settings.patchLayer(group, { mac: 'ab:cd:ef' }, { actor: 'op' }))).toBe('GH_SETTINGS_SCHEMA')
   })
 
   it('refuses a schema over maxSchemaBytes with GH_SETTINGS_SCHEMA_TOO_LARGE, and keeps the schema it had', async () => {
     const { settings } = await setup({ maxSchemaBytes: 4096 })
-    settings.setSchema('pumps', { type: 'object' }, 'op')
+    await settings.setSchema('pumps', { type: 'object' }, 'op')
     const big = { type: 'object', description: 'x'.repeat(4096) }
-    expect(codeOf(() => settings.setSchema('pumps', big, 'op'))).toBe('GH_SETTINGS_SCHEMA_TOO_LARGE')
-    expect(settings.getSchema('pumps')).toEqual({ type: 'object' })
+    expect(await codeOf(async () => await settings.setSchema('pumps', big, 'op'))).toBe('GH_SETTINGS_SCHEMA_TOO_LARGE')
+    expect(await settings.getSchema('pumps')).toEqual({ type: 'object' })
   })
 
   it('keeps a bounded number of compiled validators after 300 distinct schema PUTs (replaced ones are freed)', async () => {
     const { settings } = await setup()
     const group = { kind: 'group', group: 'pumps' } as const
     for (let i = 0; i < 300; i++) {
-      settings.setSchema(i % 2 ? 'pumps' : `g-${i}`, { type: 'object', properties: { [`k${i}`]: { type: 'number', maximum: i } } }, 'op')
-      settings.patchLayer(group, { [`k${i}`]: i }, { actor: 'op' })
+      await settings.setSchema(
+        i % 2 ? 'pumps' : `g-${i}`,
+        { type: 'object', properties: { [`k${i}`]: { type: 'number', maximum: i } } },
+        'op',
+      )
+      await settings.patchLayer(group, { [`k${i}`]: i }, { actor: 'op' })
     }
     expect(settings.compiledSchemas()).toBeLessThanOrEqual(32)
     expect(settings.compiledSchemas()).toBeGreaterThan(0)
     // the cache is a cache: the latest schema of each group is still enforced
-    expect(codeOf(() => settings.patchLayer(group, { k299: 300 }, { actor: 'op' }))).toBe('GH_SETTINGS_SCHEMA')
+    expect(await codeOf(async () => await settings.patchLayer(group, { k299: 300 }, { actor: 'op' }))).toBe('GH_SETTINGS_SCHEMA')
   })
 })
 
 describe('nothing a device sends is taken as sealed', () => {
   it('refuses a report that plants {"$enc": ...}, and the device view still answers', async () => {
     const { settings } = await setup()
-    expect(codeOf(() => settings.report('p1', { version: 1, settings: { wifi_secret: { $enc: 'v1:AAAA' } } }))).toBe('GH_SETTINGS_INVALID')
-    expect(codeOf(() => settings.report('p1', { version: 1, settings: { note: { $enc: 'v1:AAAA' } } }))).toBe('GH_SETTINGS_INVALID')
-    settings.report('p1', { version: 1, settings: { wifi_secret: { nested: 'clear' }, rate: 1 } })
-    expect(settings.getDevice('p1').reported).toMatchObject({ settings: { wifi_secret: '[secret]', rate: 1 } })
+    expect(await codeOf(async () => await settings.report('p1', { version: 1, settings: { wifi_secret: { $enc: 'v1:AAAA' } } }))).toBe(
+      'GH_SETTINGS_INVALID',
+    )
+    expect(await codeOf(async () => await settings.report('p1', { version: 1, settings: { note: { $enc: 'v1:AAAA' } } }))).toBe(
+      'GH_SETTINGS_INVALID',
+    )
+    await settings.report('p1', { version: 1, settings: { wifi_secret: { nested: 'clear' }, rate: 1 } })
+    expect((await settings.getDevice('p1')).reported).toMatchObject({ settings: { wifi_secret: '[secret]', rate: 1 } })
   })
 
   it('shows a stored value that does not decrypt as [secret] with a throttled warning, never an error for the whole view', async () => {
     const { settings, store, logText } = await setup()
-    settings.getDevice('p1')
-    const record = store.settings.getDeviceSettings('p1')!
+    await settings.getDevice('p1')
+    const record = (await store.settings.getDeviceSettings('p1'))!
     // what an older Gatehouse stored from a hostile report
-    store.settings.putDeviceSettings({
+    await store.settings.putDeviceSettings({
       ...record,
       reported: { wifi_secret: { $enc: 'v1:AAAA' }, rate: 2 },
       reportedVersion: 1,
       reportedAt: new Date(),
     })
-    for (let i = 0; i < 5; i++) expect(settings.getDevice('p1').reported).toMatchObject({ settings: { wifi_secret: '[secret]', rate: 2 } })
+    for (let i = 0; i < 5; i++)
+      expect((await settings.getDevice('p1')).reported).toMatchObject({ settings: { wifi_secret: '[secret]', rate: 2 } })
     const warnings = logText()
       .split('\n')
       .filter((l) => l.includes('does not decrypt'))
@@ -131,28 +147,30 @@ describe('nothing a device sends is taken as sealed', () => {
 })
 
 describe('prototype keys are refused wherever a dotted key or a patch is merged', () => {
-  afterEach(() => {
+  afterEach(async () => {
     for (const k of ['x', 'polluted']) delete (Object.prototype as Record<string, unknown>)[k]
   })
 
   it.each(['__proto__.x=1', 'constructor.prototype.x=1', 'a.prototype=1', '__proto__=1'])(
     'settings set %s: GH_SETTINGS_INVALID, Object.prototype untouched',
-    (pair) => {
-      expect(codeOf(() => assignmentsToPatch([pair]))).toBe('GH_SETTINGS_INVALID')
+    async (pair) => {
+      expect(await codeOf(() => assignmentsToPatch([pair]))).toBe('GH_SETTINGS_INVALID')
       expect(({} as Record<string, unknown>).x).toBeUndefined()
-      expect(codeOf(() => assignmentsToPatch([pair.split('=')[0]!], true))).toBe('GH_SETTINGS_INVALID')
+      expect(await codeOf(() => assignmentsToPatch([pair.split('=')[0]!], true))).toBe('GH_SETTINGS_INVALID')
     },
   )
 
   it('refuses __proto__, constructor and prototype keys in patches and reports (JSON bodies have them as own keys)', async () => {
     const { settings } = await setup()
     for (const body of ['{"__proto__": {"polluted": 1}}', '{"a": {"constructor": {"prototype": {"polluted": 1}}}}', '{"prototype": 1}']) {
-      expect(codeOf(() => settings.patchLayer({ kind: 'fleet' }, JSON.parse(body), { actor: 'op' }))).toBe('GH_SETTINGS_INVALID')
-      expect(codeOf(() => settings.patchDevice('p1', JSON.parse(body), { actor: 'op' }))).toBe('GH_SETTINGS_INVALID')
-      expect(codeOf(() => settings.report('p1', { version: 1, settings: JSON.parse(body) }))).toBe('GH_SETTINGS_INVALID')
+      expect(await codeOf(async () => await settings.patchLayer({ kind: 'fleet' }, JSON.parse(body), { actor: 'op' }))).toBe(
+        'GH_SETTINGS_INVALID',
+      )
+      expect(await codeOf(async () => await settings.patchDevice('p1', JSON.parse(body), { actor: 'op' }))).toBe('GH_SETTINGS_INVALID')
+      expect(await codeOf(async () => await settings.report('p1', { version: 1, settings: JSON.parse(body) }))).toBe('GH_SETTINGS_INVALID')
     }
     expect(({} as Record<string, unknown>).polluted).toBeUndefined()
-    expect(settings.getLayer({ kind: 'fleet' }).revision).toBe(0)
+    expect((await settings.getLayer({ kind: 'fleet' })).revision).toBe(0)
   })
 })
 
@@ -162,7 +180,7 @@ describe('refusals do not echo untrusted input whole', () => {
     const longKey = 'k'.repeat(60_000)
     let message = ''
     try {
-      settings.report('p1', { version: 1, settings: { [longKey]: { $enc: 'x' } } })
+      await settings.report('p1', { version: 1, settings: { [longKey]: { $enc: 'x' } } })
     } catch (err) {
       message = (err as Error).message
     }
@@ -172,11 +190,11 @@ describe('refusals do not echo untrusted input whole', () => {
 
   it('lists at most 10 schema violations, each path cut', async () => {
     const { settings } = await setup()
-    settings.setSchema('pumps', { type: 'object', additionalProperties: { type: 'number' } }, 'op')
+    await settings.setSchema('pumps', { type: 'object', additionalProperties: { type: 'number' } }, 'op')
     const patch = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`${i}-${'k'.repeat(1000)}`, 'not a number']))
     let message = ''
     try {
-      settings.patchLayer({ kind: 'group', group: 'pumps' }, patch, { actor: 'op' })
+      await settings.patchLayer({ kind: 'group', group: 'pumps' }, patch, { actor: 'op' })
     } catch (err) {
       message = (err as Error).message
     }

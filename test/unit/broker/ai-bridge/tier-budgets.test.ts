@@ -31,8 +31,8 @@ describe("the AI bridge's budgets follow the registry's tier and device limits",
     await h.bridge.idle()
     expect(h.core.insightsOf('d1')).toHaveLength(3) // the configured standard tier: 10,000 a day
 
-    limits.setTier('standard', { ai: { dailyRequests: 4 } }, 'operator:test')
-    limits.setDevice('d2', { ai: { dailyRequests: 6 } }, 'operator:test')
+    await limits.setTier('standard', { ai: { dailyRequests: 4 } }, 'operator:test')
+    await limits.setDevice('d2', { ai: { dailyRequests: 6 } }, 'operator:test')
     for (let i = 0; i < 3; i++) h.core.telemetry('d1', { v: i })
     for (let i = 0; i < 8; i++) h.core.telemetry('d2', { v: i })
     await h.bridge.idle()

@@ -69,7 +69,7 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
     { store, routes: store.routes, cipher, clock, random: seededRandom(7), log },
     { maxRoutes: 16, allowPrivateTargets: false },
   )
-  routes.create({ url: 'https://ingest.example.com/fleet' }, 'operator:test')
+  await routes.create({ url: 'https://ingest.example.com/fleet' }, 'operator:test')
   const tested: { url: string; messages: unknown[] }[] = []
   const telemetryRoutes = {
     routes,
@@ -106,8 +106,8 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
   })
   let n = 0
   /** a fresh key with these scopes; returns the Authorization header value */
-  const keyWith = (...scopes: string[]) =>
-    `Bearer ${apiKeys.create({ name: `k${++n}`, scopes: scopes.length ? scopes : ['devices:read'] }, 'operator:test').token}`
+  const keyWith = async (...scopes: string[]) =>
+    `Bearer ${(await apiKeys.create({ name: `k${++n}`, scopes: scopes.length ? scopes : ['devices:read'] }, 'operator:test')).token}`
   /** app.inject with an Authorization header and, for a body, JSON */
   const call = (auth: string | undefined, method: string, url: string, body?: unknown, headers: Record<string, string> = {}) =>
     app.inject({

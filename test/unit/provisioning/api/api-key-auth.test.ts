@@ -7,7 +7,7 @@ async function withDevice(options: Parameters<typeof apiHarness>[0] = {}) {
   await h.authority.createDevice({ id: 'pump-1', group: 'pumps' }, 'operator:test')
   // a disabled one, for POST /v1/devices/{id}/enable
   await h.authority.createDevice({ id: 'pump-2', group: 'pumps' }, 'operator:test')
-  h.authority.disableDevice('pump-2', 'operator:test')
+  await h.authority.disableDevice('pump-2', 'operator:test')
   return h
 }
 
@@ -25,12 +25,12 @@ describe('API key check', () => {
 
   it('answers 401 GH_API_KEY_INVALID to a bad, a revoked and an expired key', async () => {
     const { call, apiKeys, clock, keyWith } = await withDevice()
-    const good = keyWith('devices:read')
-    const revoked = `Bearer ${apiKeys.create({ name: 'old', scopes: ['devices:read'] }, 'op').token}`
-    const expiring = `Bearer ${apiKeys.create({ name: 'temp', scopes: ['devices:read'], expiresInMs: 3_600_000 }, 'op').token}`
+    const good = await keyWith('devices:read')
+    const revoked = `Bearer ${(await apiKeys.create({ name: 'old', scopes: ['devices:read'] }, 'op')).token}`
+    const expiring = `Bearer ${(await apiKeys.create({ name: 'temp', scopes: ['devices:read'], expiresInMs: 3_600_000 }, 'op')).token}`
     expect((await call(revoked, 'GET', '/v1/devices')).statusCode).toBe(200)
     expect((await call(expiring, 'GET', '/v1/devices')).statusCode).toBe(200)
-    apiKeys.revoke('old', 'op')
+    await apiKeys.revoke('old', 'op')
     clock.advance('1h')
     for (const auth of [
       revoked,
@@ -48,7 +48,7 @@ describe('API key check', () => {
 
   it('refuses a key in the URL query with 400, even on a public endpoint', async () => {
     const { call, keyWith } = await withDevice()
-    const token = keyWith('devices:read').slice('Bearer '.length)
+    const token = (await keyWith('devices:read')).slice('Bearer '.length)
     for (const url of [`/v1/devices?access_token=${token}`, `/v1/devices?x=${token}`, `/healthz?token=abc`, `/v1/devices?api_key=abc`]) {
       const res = await call(undefined, 'GET', url)
       expect(res.statusCode, url).toBe(400)
@@ -70,7 +70,7 @@ describe('API key check', () => {
   )
   it.each(matrix)('%s', async (_name, route, scope) => {
     const { call, keyWith } = await withDevice()
-    const res = await call(keyWith(scope), route.method, route.url, route.body)
+    const res = await call(await keyWith(scope), route.method, route.url, route.body)
     if (route.scope === scope) {
       expect(res.statusCode, res.body).toBe(route.status ?? 200)
     } else {
@@ -81,8 +81,8 @@ describe('API key check', () => {
 
   it('limits each key to its burst, then answers 429 with Retry-After until the bucket refills', async () => {
     const { call, keyWith, clock } = await withDevice({ rateLimit: { ratePerSecond: 2, burst: 3 } })
-    const a = keyWith('devices:read')
-    const b = keyWith('devices:read')
+    const a = await keyWith('devices:read')
+    const b = await keyWith('devices:read')
     for (let i = 0; i < 3; i++) expect((await call(a, 'GET', '/v1/devices')).statusCode).toBe(200)
     const limited = await call(a, 'GET', '/v1/devices')
     expect(limited.statusCode).toBe(429)

@@ -19,9 +19,12 @@ function setup() {
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex')
 
 describe('ApiKeyService', () => {
-  it('creates a ghk_<id>_<secret> key, stores only the SHA-256 of its secret, and audits without the key', () => {
+  it('creates a ghk_<id>_<secret> key, stores only the SHA-256 of its secret, and audits without the key', async () => {
     const { service, store, logText } = setup()
-    const { token, key } = service.create({ name: 'dashboard', scopes: ['settings:write', 'devices:read', 'devices:read'] }, 'operator:ann')
+    const { token, key } = await service.create(
+      { name: 'dashboard', scopes: ['settings:write', 'devices:read', 'devices:read'] },
+      'operator:ann',
+    )
     expect(token).toMatch(/^ghk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/)
     const parsed = parseApiKey(token)!
     expect(Buffer.from(parsed.secret, 'base64url')).toHaveLength(32)
@@ -33,7 +36,7 @@ describe('ApiKeyService', () => {
       revokedAt: null,
     })
     expect(key).not.toHaveProperty('secretHash')
-    const stored = store.apiKeys.getByName('dashboard')!
+    const stored = (await store.apiKeys.getByName('dashboard'))!
     expect(stored.secretHash).toBe(sha256(parsed.secret))
     expect(JSON.stringify(stored)).not.toContain(parsed.secret)
     const audit = store.listAudit()
@@ -42,36 +45,36 @@ describe('ApiKeyService', () => {
     expect(logText()).not.toContain(parsed.secret)
   })
 
-  it('verifies a live key and gives one error for malformed, unknown, wrong, revoked and expired keys', () => {
+  it('verifies a live key and gives one error for malformed, unknown, wrong, revoked and expired keys', async () => {
     const { service, clock } = setup()
-    const live = service.create({ name: 'a', scopes: ['devices:read'] }, 'op').token
-    const revoked = service.create({ name: 'b', scopes: ['devices:read'] }, 'op').token
-    const expiring = service.create({ name: 'c', scopes: ['devices:read'], expiresInMs: 3_600_000 }, 'op').token
-    service.revoke('b', 'op')
-    expect(service.verify(live)).toMatchObject({ name: 'a' })
-    expect(service.verify(expiring)).toMatchObject({ name: 'c' })
+    const live = (await service.create({ name: 'a', scopes: ['devices:read'] }, 'op')).token
+    const revoked = (await service.create({ name: 'b', scopes: ['devices:read'] }, 'op')).token
+    const expiring = (await service.create({ name: 'c', scopes: ['devices:read'], expiresInMs: 3_600_000 }, 'op')).token
+    await service.revoke('b', 'op')
+    expect(await service.verify(live)).toMatchObject({ name: 'a' })
+    expect(await service.verify(expiring)).toMatchObject({ name: 'c' })
     clock.advance('1h')
     const { id } = parseApiKey(live)!
     const wrongSecret = `ghk_${id}_${'A'.repeat(43)}`
     const unknownId = live.replace(id, id === '000000000000' ? '111111111111' : '000000000000')
     for (const bad of ['', 'nonsense', 'ghk_', live.slice(0, -1), `${live}x`, wrongSecret, unknownId, revoked, expiring]) {
-      expect(() => service.verify(bad), bad).toThrow(expect.objectContaining({ code: 'GH_API_KEY_INVALID', statusCode: 401 }))
+      await expect(service.verify(bad), bad).rejects.toThrow(expect.objectContaining({ code: 'GH_API_KEY_INVALID', statusCode: 401 }))
     }
-    expect(service.verify(live).name).toBe('a')
+    expect((await service.verify(live)).name).toBe('a')
   })
 
-  it('records last use at most once a minute per key', () => {
+  it('records last use at most once a minute per key', async () => {
     const { service, store, clock } = setup()
-    const { token, key } = service.create({ name: 'a', scopes: ['devices:read'] }, 'op')
-    const lastUsed = () => store.apiKeys.getById(key.id)?.lastUsedAt?.toISOString()
-    service.verify(token)
-    expect(lastUsed()).toBe('2026-01-01T00:00:00.000Z')
+    const { token, key } = await service.create({ name: 'a', scopes: ['devices:read'] }, 'op')
+    const lastUsed = async () => (await store.apiKeys.getById(key.id))?.lastUsedAt?.toISOString()
+    await service.verify(token)
+    expect(await lastUsed()).toBe('2026-01-01T00:00:00.000Z')
     clock.advance('59s')
-    service.verify(token)
-    expect(lastUsed()).toBe('2026-01-01T00:00:00.000Z')
+    await service.verify(token)
+    expect(await lastUsed()).toBe('2026-01-01T00:00:00.000Z')
     clock.advance('1s')
-    service.verify(token)
-    expect(lastUsed()).toBe('2026-01-01T00:01:00.000Z')
+    await service.verify(token)
+    expect(await lastUsed()).toBe('2026-01-01T00:01:00.000Z')
   })
 
   it.each([
@@ -83,24 +86,24 @@ describe('ApiKeyService', () => {
       { name: 'x', scopes: ['devices:read'], expiresAt: new Date('2025-12-31T00:00:00Z') },
       'GH_API_KEY_EXPIRY_INVALID',
     ],
-  ])('%s', (_name, req, code) => {
+  ])('%s', async (_name, req, code) => {
     const { service, store } = setup()
-    expect(() => service.create(req, 'op')).toThrow(expect.objectContaining({ code, statusCode: 400 }))
-    expect(store.apiKeys.list()).toEqual([])
+    await expect(service.create(req, 'op')).rejects.toThrow(expect.objectContaining({ code, statusCode: 400 }))
+    expect(await store.apiKeys.list()).toEqual([])
     expect(store.listAudit()).toEqual([])
   })
 
-  it('refuses a second key with the same name, and revoking twice or an unknown name', () => {
+  it('refuses a second key with the same name, and revoking twice or an unknown name', async () => {
     const { service, store } = setup()
-    service.create({ name: 'a', scopes: ['devices:read'] }, 'op')
-    expect(() => service.create({ name: 'a', scopes: ['devices:read'] }, 'op')).toThrow(
+    await service.create({ name: 'a', scopes: ['devices:read'] }, 'op')
+    await expect(service.create({ name: 'a', scopes: ['devices:read'] }, 'op')).rejects.toThrow(
       expect.objectContaining({ code: 'GH_API_KEY_EXISTS' }),
     )
-    expect(service.revoke('a', 'op:bob').revokedAt?.toISOString()).toBe('2026-01-01T00:00:00.000Z')
-    expect(() => service.revoke('a', 'op')).toThrow(expect.objectContaining({ code: 'GH_API_KEY_REVOKED' }))
-    expect(() => service.revoke('zzz', 'op')).toThrow(expect.objectContaining({ code: 'GH_API_KEY_NOT_FOUND' }))
+    expect((await service.revoke('a', 'op:bob')).revokedAt?.toISOString()).toBe('2026-01-01T00:00:00.000Z')
+    await expect(service.revoke('a', 'op')).rejects.toThrow(expect.objectContaining({ code: 'GH_API_KEY_REVOKED' }))
+    await expect(service.revoke('zzz', 'op')).rejects.toThrow(expect.objectContaining({ code: 'GH_API_KEY_NOT_FOUND' }))
     expect(store.listAudit().map((e) => `${e.actor} ${e.action}`)).toEqual(['op:bob apikey.revoked', 'op apikey.created'])
-    expect(service.list().map((k) => [k.name, k.revokedAt !== null])).toEqual([['a', true]])
+    expect((await service.list()).map((k) => [k.name, k.revokedAt !== null])).toEqual([['a', true]])
   })
 })
 

@@ -4,10 +4,10 @@ import { apiHarness } from './api-harness.ts'
 /** A harness with an admin key (apikeys:admin + devices:read) named 'admin'. */
 async function withAdmin() {
   const h = await apiHarness()
-  const admin = `Bearer ${h.apiKeys.create({ name: 'admin', scopes: ['apikeys:admin', 'devices:read'] }, 'operator:test').token}`
+  const admin = `Bearer ${(await h.apiKeys.create({ name: 'admin', scopes: ['apikeys:admin', 'devices:read'] }, 'operator:test')).token}`
   const audit = (action: string) => h.store.listAudit({}).filter((e) => e.action === action)
   /** the keys as stored, but for lastUsedAt (which the calling key's own request sets) */
-  const keys = () => h.apiKeys.list().map(({ lastUsedAt: _, ...k }) => k)
+  const keys = async () => (await h.apiKeys.list()).map(({ lastUsedAt: _, ...k }) => k)
   return { ...h, admin, audit, keys }
 }
 
@@ -41,9 +41,9 @@ describe('/v1/apikeys', () => {
 
   it('refuses to create, rotate or revoke a key with a scope the calling key lacks, and stores nothing', async () => {
     const { call, apiKeys, audit, keys } = await withAdmin()
-    const narrow = bearer(apiKeys.create({ name: 'narrow', scopes: ['apikeys:admin'] }, 'operator:test').token)
-    apiKeys.create({ name: 'wide', scopes: ['devices:read', 'devices:revoke'] }, 'operator:test')
-    const before = { keys: keys(), audit: audit('apikey.created').length }
+    const narrow = bearer((await apiKeys.create({ name: 'narrow', scopes: ['apikeys:admin'] }, 'operator:test')).token)
+    await apiKeys.create({ name: 'wide', scopes: ['devices:read', 'devices:revoke'] }, 'operator:test')
+    const before = { keys: await keys(), audit: audit('apikey.created').length }
     const refused = [
       await call(narrow, 'POST', '/v1/apikeys', { name: 'escalated', scopes: ['apikeys:admin', 'devices:revoke'] }),
       await call(narrow, 'POST', '/v1/apikeys/wide/rotate', {}),
@@ -53,7 +53,7 @@ describe('/v1/apikeys', () => {
       expect(res.statusCode, res.body).toBe(403)
       expect(res.json()).toMatchObject({ code: 'GH_API_KEY_SCOPE_ESCALATION' })
     }
-    expect(keys()).toEqual(before.keys)
+    expect(await keys()).toEqual(before.keys)
     expect(audit('apikey.created')).toHaveLength(before.audit)
     expect(audit('apikey.rotated')).toEqual([])
     expect(audit('apikey.revoked')).toEqual([])
@@ -63,7 +63,7 @@ describe('/v1/apikeys', () => {
 
   it('rotates a secret: the old and the new one work during the overlap, the old one is refused after it', async () => {
     const { call, admin, apiKeys, clock, audit } = await withAdmin()
-    const old = apiKeys.create({ name: 'app', scopes: ['devices:read'] }, 'operator:test').token
+    const old = (await apiKeys.create({ name: 'app', scopes: ['devices:read'] }, 'operator:test')).token
     const res = await call(admin, 'POST', '/v1/apikeys/app/rotate', { overlapSeconds: 600 })
     expect(res.statusCode, res.body).toBe(200)
     const { token, key } = res.json()
@@ -86,7 +86,7 @@ describe('/v1/apikeys', () => {
 
   it('overlaps a day by default; a second rotation drops the first old secret; revoking refuses every secret of the key', async () => {
     const { call, admin, apiKeys } = await withAdmin()
-    const first = apiKeys.create({ name: 'app', scopes: ['devices:read'] }, 'operator:test').token
+    const first = (await apiKeys.create({ name: 'app', scopes: ['devices:read'] }, 'operator:test')).token
     const rotated = await call(admin, 'POST', '/v1/apikeys/app/rotate', {})
     expect(rotated.statusCode, rotated.body).toBe(200)
     const second = rotated.json()
@@ -119,14 +119,14 @@ describe('/v1/apikeys', () => {
     ['fail/revoke an unknown key', 'POST', '/v1/apikeys/nope/revoke', {}, 404, 'GH_API_KEY_NOT_FOUND'],
   ])('%s', async (_name, method, url, body, status, code) => {
     const { call, admin, apiKeys, store, keys } = await withAdmin()
-    apiKeys.create({ name: 'app', scopes: ['devices:read'] }, 'operator:test')
-    const before = keys()
+    await apiKeys.create({ name: 'app', scopes: ['devices:read'] }, 'operator:test')
+    const before = await keys()
     const auditCount = store.listAudit({}).length
     const res = await call(admin, method, url, body)
     expect(res.statusCode, res.body).toBe(status)
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json/)
     expect(res.json().code).toBe(code)
-    expect(keys()).toEqual(before)
+    expect(await keys()).toEqual(before)
     expect(store.listAudit({})).toHaveLength(auditCount)
   })
 })

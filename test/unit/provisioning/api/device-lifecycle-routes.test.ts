@@ -5,8 +5,8 @@ import { apiHarness } from './api-harness.ts'
 
 async function lifecycle() {
   const h = await apiHarness()
-  const write = h.keyWith('devices:write', 'devices:read') // k1
-  const readOnly = h.keyWith('devices:read', 'devices:revoke') // k2
+  const write = await h.keyWith('devices:write', 'devices:read') // k1
+  const readOnly = await h.keyWith('devices:read', 'devices:revoke') // k2
   /** what the registry holds beyond its devices: a refused request must change none of it */
   const footprint = () => ({ devices: h.store.listDevices(), audit: h.store.listAudit(), seq: h.store.lastEventSeq() })
   const events = (after: number) => h.store.eventsAfter(after, 100).map((e) => ({ type: e.type, ...e.data }))

@@ -5,7 +5,7 @@ async function fleet() {
   const h = await apiHarness()
   for (const id of ['a-1', 'a-2', 'b-1', 'b-2', 'c-1'])
     await h.authority.createDevice({ id, group: id.startsWith('a') ? 'alpha' : 'beta' }, 'op')
-  const auth = h.keyWith('devices:read', 'devices:revoke')
+  const auth = await h.keyWith('devices:read', 'devices:revoke')
   return { ...h, auth }
 }
 

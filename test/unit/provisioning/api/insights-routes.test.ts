@@ -19,7 +19,7 @@ describe('GET /v1/devices/{id}/insights and /usage', () => {
       })
     }
     h.aiUsage.add('pump-1', '2026-01-01', 2, 120)
-    const key = h.keyWith('insights:read')
+    const key = await h.keyWith('insights:read')
     const insights = await h.call(key, 'GET', '/v1/devices/pump-1/insights?limit=5')
     expect(insights.statusCode).toBe(200)
     expect(insights.json().items.map((i: { id: string }) => i.id)).toEqual(['ins-1', 'ins-0'])

@@ -31,7 +31,7 @@ const ROUTES: [string, 'PATCH' | 'POST', string, Record<string, string>][] = [
 async function harness() {
   const h = await apiHarness({ rateLimit: { ratePerSecond: 1000, burst: 1000 } })
   await h.authority.createDevice({ id: 'pump-1', group: 'pumps' }, 'op')
-  return { ...h, auth: h.keyWith('settings:read', 'settings:write', 'devices:read', 'devices:revoke') }
+  return { ...h, auth: await h.keyWith('settings:read', 'settings:write', 'devices:read', 'devices:revoke') }
 }
 
 describe('malformed request bodies', () => {
@@ -60,7 +60,7 @@ describe('malformed settings reports (devices/{id}/settings/reported)', () => {
     const h = await harness()
     let code: unknown
     try {
-      h.settings.report('pump-1', report)
+      await h.settings.report('pump-1', report)
     } catch (err) {
       code = (err as { code?: string }).code
     }

@@ -12,7 +12,7 @@ const write = 'routes:write'
 describe('/v1/routes', () => {
   it('creates a route with its secret once, lists it without the secret, audits it and announces route.changed', async () => {
     const { call, keyWith, store } = await apiHarness()
-    const key = keyWith('routes:write', 'routes:read')
+    const key = await keyWith('routes:write', 'routes:read')
     const before = store.lastEventSeq()
     const res = await call(key, 'POST', '/v1/routes', { url: 'https://ingest.example.com/in', group: 'pumps', batchSize: 10, redact: true })
     expect(res.statusCode, res.body).toBe(201)
@@ -50,32 +50,32 @@ describe('/v1/routes', () => {
   ])('refuses %s with %s and stores nothing', async (url, code) => {
     const { call, keyWith, store } = await apiHarness()
     const before = store.lastEventSeq()
-    const count = store.routes.count()
-    const res = await call(keyWith(write), 'POST', '/v1/routes', { url })
+    const count = await store.routes.count()
+    const res = await call(await keyWith(write), 'POST', '/v1/routes', { url })
     expect(res.statusCode).toBe(400)
     expect(res.json()).toMatchObject({ code, status: 400 })
-    expect(store.routes.count()).toBe(count)
+    expect(await store.routes.count()).toBe(count)
     expect(store.eventsAfter(before, 10)).toEqual([])
   })
 
   it('refuses a body out of range with GH_API_VALIDATION and stores nothing', async () => {
     const { call, keyWith, store } = await apiHarness()
-    const count = store.routes.count()
+    const count = await store.routes.count()
     for (const body of [
       { url: 'https://a.example/x', batchSize: 0 },
       { url: 'https://a.example/x', queueMax: 1e9 },
       { url: 'https://a.example/x', extra: 1 },
     ]) {
-      const res = await call(keyWith(write), 'POST', '/v1/routes', body)
+      const res = await call(await keyWith(write), 'POST', '/v1/routes', body)
       expect(res.statusCode).toBe(400)
       expect(res.json().code).toBe('GH_API_VALIDATION')
     }
-    expect(store.routes.count()).toBe(count)
+    expect(await store.routes.count()).toBe(count)
   })
 
   it('deletes a route (audited), then answers 404 GH_ROUTE_NOT_FOUND for it', async () => {
     const { call, keyWith, store } = await apiHarness()
-    const key = keyWith('routes:write', 'routes:read')
+    const key = await keyWith('routes:write', 'routes:read')
     const { id } = (await call(key, 'POST', '/v1/routes', { url: 'https://ingest.example.com/in' })).json()
     expect((await call(key, 'DELETE', `/v1/routes/${id}`)).statusCode).toBe(200)
     expect(store.listAudit({ action: 'route.deleted' }).map((a) => a.subject)).toContain(id)
@@ -85,7 +85,7 @@ describe('/v1/routes', () => {
 
   it('tests a route by sending one sample batch through the tester, and shows the answer', async () => {
     const { call, keyWith, tested } = await apiHarness()
-    const key = keyWith('routes:write')
+    const key = await keyWith('routes:write')
     const { id } = (await call(key, 'POST', '/v1/routes', { url: 'https://ingest.example.com/in' })).json()
     const res = await call(key, 'POST', `/v1/routes/${id}/test`)
     expect(res.json()).toEqual({ id, url: 'https://ingest.example.com/in', status: 200, body: 'ok' })
@@ -115,20 +115,20 @@ describe('the route service', () => {
     }
   }
 
-  it('bounds the number of routes with GH_ROUTE_LIMIT, storing nothing over it', () => {
+  it('bounds the number of routes with GH_ROUTE_LIMIT, storing nothing over it', async () => {
     const { store, routes } = service(2)
-    routes.create({ url: 'https://a.example/1' }, 'operator:test')
-    routes.create({ url: 'https://a.example/2' }, 'operator:test')
-    expect(() => routes.create({ url: 'https://a.example/3' }, 'operator:test')).toThrow(
+    await routes.create({ url: 'https://a.example/1' }, 'operator:test')
+    await routes.create({ url: 'https://a.example/2' }, 'operator:test')
+    await expect(routes.create({ url: 'https://a.example/3' }, 'operator:test')).rejects.toThrow(
       expect.objectContaining({ code: 'GH_ROUTE_LIMIT' }),
     )
-    expect(store.routes.count()).toBe(2)
+    expect(await store.routes.count()).toBe(2)
     expect(store.listAudit({ action: 'route.created' })).toHaveLength(2)
   })
 
   it('wraps an endpoint that did not take the sample in GH_ROUTE_TEST_FAILED with what happened', async () => {
     const { routes } = service(1)
-    const { id } = routes.create({ url: 'https://a.example/1' }, 'operator:test')
+    const { id } = await routes.create({ url: 'https://a.example/1' }, 'operator:test')
     await expect(routes.test(id, 'operator:test', async () => Promise.reject(new Error('HTTP 503')))).rejects.toMatchObject({
       code: 'GH_ROUTE_TEST_FAILED',
       message: expect.stringContaining('HTTP 503'),

@@ -4,7 +4,7 @@ import { apiHarness, ROUTES } from './api-harness.ts'
 async function withSettings() {
   const h = await apiHarness()
   await h.authority.createDevice({ id: 'pump-1', group: 'pumps' }, 'op')
-  const auth = h.keyWith(
+  const auth = await h.keyWith(
     'settings:read',
     'settings:write',
     'devices:read',
@@ -160,7 +160,7 @@ describe('secret settings', () => {
     await keep(call(auth, 'PATCH', '/v1/settings/defaults', { mqtt_secret: secrets[0] }))
     await keep(call(auth, 'PATCH', '/v1/groups/pumps/settings', { apiSecret: secrets[1] }))
     await keep(call(auth, 'PATCH', '/v1/devices/pump-1/settings', { wifi_secret: secrets[2], net: { vpnSecret: secrets[4] } }))
-    settings.report('pump-1', { version: 1, settings: { wifi_secret: secrets[3] } })
+    await settings.report('pump-1', { version: 1, settings: { wifi_secret: secrets[3] } })
     for (const route of ROUTES.filter((r) => r.method === 'GET')) await keep(call(auth, 'GET', route.url))
     const view = (await keep(call(auth, 'GET', '/v1/devices/pump-1/settings'))).json()
     await keep(call(auth, 'POST', '/v1/devices/pump-1/revoke'))
@@ -179,13 +179,13 @@ describe('secret settings', () => {
 
   it('a planted {"$enc": ...} report is refused, and a stored secret that does not decrypt reads [secret]: GET /v1/devices and the device settings answer 200', async () => {
     const { call, auth, settings, store } = await withSettings()
-    expect(() => settings.report('pump-1', { version: 1, settings: { wifi_secret: { $enc: 'v1:AAAA' } } })).toThrow(
+    await expect(settings.report('pump-1', { version: 1, settings: { wifi_secret: { $enc: 'v1:AAAA' } } })).rejects.toThrow(
       expect.objectContaining({ code: 'GH_SETTINGS_INVALID' }),
     )
     // what an older Gatehouse stored from such a report
-    settings.getDevice('pump-1')
-    const record = store.settings.getDeviceSettings('pump-1')!
-    store.settings.putDeviceSettings({
+    await settings.getDevice('pump-1')
+    const record = (await store.settings.getDeviceSettings('pump-1'))!
+    await store.settings.putDeviceSettings({
       ...record,
       reported: { wifi_secret: { $enc: 'v1:AAAA' } },
       reportedVersion: 1,

@@ -13,7 +13,7 @@ describe('GET /v1/devices/{id}/telemetry', () => {
       value: { v },
     }))
     h.telemetryOf.set('pump-1', entries)
-    const key = h.keyWith('telemetry:read')
+    const key = await h.keyWith('telemetry:read')
     const all = await h.call(key, 'GET', '/v1/devices/pump-1/telemetry')
     expect(all.statusCode).toBe(200)
     expect(all.json()).toEqual({ deviceId: 'pump-1', items: entries })
@@ -26,7 +26,7 @@ describe('GET /v1/devices/{id}/telemetry', () => {
     const missing = await h.call(key, 'GET', '/v1/devices/ghost/telemetry')
     expect(missing.statusCode).toBe(404)
     expect(missing.json().code).toBe('GH_DEVICE_NOT_FOUND')
-    const wrongScope = await h.call(h.keyWith('devices:read'), 'GET', '/v1/devices/pump-1/telemetry')
+    const wrongScope = await h.call(await h.keyWith('devices:read'), 'GET', '/v1/devices/pump-1/telemetry')
     expect(wrongScope.statusCode).toBe(403)
   })
 })

@@ -6,7 +6,7 @@ const SLOW = { broker: { publishRate: { ratePerSecond: 2, burst: 4 } }, ai: { da
 async function withDevice() {
   const h = await apiHarness()
   await h.authority.createDevice({ id: 'pump-1', tier: 'premium' }, 'operator:test')
-  return { ...h, auth: h.keyWith('tiers:write', 'devices:read') }
+  return { ...h, auth: await h.keyWith('tiers:write', 'devices:read') }
 }
 
 describe('tier routes', () => {
@@ -68,7 +68,7 @@ describe('tier routes', () => {
       code,
     ])
     expect(store.lastEventSeq()).toBe(before)
-    expect(limits.listTiers().every((t) => t.updatedAt === null)).toBe(true)
-    expect(limits.getDevice('pump-1').override).toBeNull()
+    expect((await limits.listTiers()).every((t) => t.updatedAt === null)).toBe(true)
+    expect((await limits.getDevice('pump-1')).override).toBeNull()
   })
 })

@@ -8,7 +8,7 @@ describe('integers JSON cannot carry exactly, at the API', () => {
   it('settings PATCHes (merge-patch and JSON) and a group schema are refused with the field named; the safe maximum is stored exactly', async () => {
     const h = await apiHarness()
     await h.authority.createDevice({ id: 'pump-1', group: 'pumps' }, 'op')
-    const auth = h.keyWith('settings:read', 'settings:write')
+    const auth = await h.keyWith('settings:read', 'settings:write')
     const audits = h.store.listAudit({}).length
     const merge = { 'content-type': 'application/merge-patch+json' }
     const json = { 'content-type': 'application/json' }
@@ -40,7 +40,7 @@ describe('integers JSON cannot carry exactly, at the API', () => {
   it('other JSON bodies too (a device PATCH): the one JSON body parser refuses them', async () => {
     const h = await apiHarness()
     await h.authority.createDevice({ id: 'pump-1', group: 'pumps' }, 'op')
-    const auth = h.keyWith('devices:read', 'devices:write')
+    const auth = await h.keyWith('devices:read', 'devices:write')
     const res = await h.call(auth, 'PATCH', '/v1/devices/pump-1', '{"labels": {"batch": 18446744073709551615}}', {
       'content-type': 'application/merge-patch+json',
     })

@@ -12,7 +12,7 @@ describe('ClaimService', () => {
     expect(cert.notAfter.toISOString()).toBe('2026-04-07T00:00:00.000Z')
     expect(created.privateKeyPem).toContain('BEGIN PRIVATE KEY')
     expect(created.tokens).toHaveLength(2)
-    const stored = claims.get(created.claim.id)
+    const stored = await claims.get(created.claim.id)
     expect(stored).toMatchObject({ group: 'pumps', maxUses: 3, uses: 0, tokensRequired: true, status: 'active' })
     expect(JSON.stringify(stored)).not.toContain(created.tokens[0])
     expect(store.listAudit({ action: 'claim.created' })).toHaveLength(1)
@@ -21,13 +21,15 @@ describe('ClaimService', () => {
   it('revokes a claim with its audit entry and a claim.revoked event, once', async () => {
     const { createClaim, claimService, store } = await enrollmentFixture()
     const created = await createClaim()
-    expect(claimService.revoke(created.claim.id, 'operator:test')).toMatchObject({ status: 'revoked' })
+    expect(await claimService.revoke(created.claim.id, 'operator:test')).toMatchObject({ status: 'revoked' })
     expect(store.listAudit({ action: 'claim.revoked', subject: `claim:${created.claim.id}` })).toHaveLength(1)
     expect(store.eventsAfter(0, 100).filter((e) => e.type === 'claim.revoked')).toEqual([
       expect.objectContaining({ data: { claimId: created.claim.id } }),
     ])
-    expect(() => claimService.revoke(created.claim.id, 'operator:test')).toThrow(expect.objectContaining({ code: 'GH_CLAIM_REVOKED' }))
-    expect(() => claimService.revoke('nope-nope', 'operator:test')).toThrow(expect.objectContaining({ code: 'GH_CLAIM_NOT_FOUND' }))
+    await expect(claimService.revoke(created.claim.id, 'operator:test')).rejects.toThrow(
+      expect.objectContaining({ code: 'GH_CLAIM_REVOKED' }),
+    )
+    await expect(claimService.revoke('nope-nope', 'operator:test')).rejects.toThrow(expect.objectContaining({ code: 'GH_CLAIM_NOT_FOUND' }))
   })
 
   it.each([
@@ -53,9 +55,9 @@ describe('EnrollmentService.claim', () => {
     )
     expect(answer).toMatchObject({ ok: true, requestId: 'r-1', deviceId: 'pump-0001' })
     expect(store.getDevice('pump-0001')).toMatchObject({ group: 'pumps', tier: 'gold', status: 'active' })
-    expect(claims.get(created.claim.id)?.uses).toBe(1)
+    expect((await claims.get(created.claim.id))?.uses).toBe(1)
     expect(store.listAudit({ action: 'device.created', subject: 'pump-0001' })[0]?.actor).toBe(`claim:${created.claim.id}`)
-    expect(claims.getDevice('pump-0001')).toMatchObject({ claimId: created.claim.id, serial: answer.serial })
+    expect(await claims.getDevice('pump-0001')).toMatchObject({ claimId: created.claim.id, serial: answer.serial })
     // window: the last third of 30 days
     const [nb, na] = [Date.parse(answer.notBefore as string), Date.parse(answer.notAfter as string)]
     expect(Date.parse(answer.renewAfter as string)).toBe(nb + Math.floor((2 / 3) * (na - nb)))
@@ -69,7 +71,7 @@ describe('EnrollmentService.claim', () => {
     const first = await enrollment.claim(context(created), payload)
     const again = await enrollment.claim(context(created), payload)
     expect(again).toMatchObject({ ok: true, serial: first.serial, certificate: first.certificate })
-    expect(claims.get(created.claim.id)?.uses).toBe(1)
+    expect((await claims.get(created.claim.id))?.uses).toBe(1)
     const other = await deviceKey()
     expect(await enrollment.claim(context(created), json({ deviceId: 'pump-0001', csr: await other.csr('pump-0001') }))).toMatchObject({
       ok: false,
@@ -114,7 +116,7 @@ describe('EnrollmentService.claim', () => {
     })
     clock.advance('2h')
     expect(await ask({ deviceId: 'pump-0003', csr: await key.csr('pump-0003'), token })).toBe('GH_CLAIM_EXPIRED')
-    claimService.revoke(created.claim.id, 'operator:test')
+    await claimService.revoke(created.claim.id, 'operator:test')
     expect(await ask({ deviceId: 'pump-0003', csr: await key.csr('pump-0003'), token })).toBe('GH_CLAIM_REVOKED')
   })
 

@@ -42,7 +42,7 @@ describe('malformed enrollment payloads', () => {
       expect(answer, name).toMatchObject({ ok: false, error: { code: expect.stringMatching(/^GH_/), message: expect.any(String) } })
     }
     expect(store.getDevice('pump-0001')).toBeUndefined()
-    expect(claims.get(created.claim.id)?.uses).toBe(0)
+    expect((await claims.get(created.claim.id))?.uses).toBe(0)
     expect(store.listAudit({ action: 'device.created' })).toEqual([])
   })
 

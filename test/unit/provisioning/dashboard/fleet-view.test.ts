@@ -19,7 +19,7 @@ async function fleetHarness(options = {}) {
         ? [{ at: '2026-01-01T00:00:00.000Z', event: 'connect' as const, remoteAddress: '10.0.0.7', serial: '01', reason: null }]
         : [],
   }
-  const aiBudget = (_id: string, tier: string) => (tier === 'premium' ? { dailyRequests: 50, dailyTokens: 5000 } : null)
+  const aiBudget = async (_id: string, tier: string) => (tier === 'premium' ? { dailyRequests: 50, dailyTokens: 5000 } : null)
   const fleet = createFleetView({ ...h, presence, signals, aiBudget }, options)
   const create = (id: string, extra: { group?: string; tier?: string; validDays?: number } = {}) =>
     h.authority.createDevice({ id, ...extra }, 'operator:test')
@@ -30,11 +30,11 @@ describe('dashboard fleet view', () => {
   it('counts devices by status and lists who is connected, with refused connections and recent audit', async () => {
     const { fleet, create, authority, connected, store, clock } = await fleetHarness()
     for (const id of ['a-1', 'a-2', 'a-3', 'a-4']) await create(id)
-    authority.disableDevice('a-2', 'operator:test')
+    await authority.disableDevice('a-2', 'operator:test')
     await authority.revokeDevice('a-3', 'unspecified', 'operator:test')
     connected.add('a-1')
     store.appendAudit({ at: clock.now(), actor: 'broker', action: 'connect.refused', subject: 'a-3', details: { reason: 'revoked' } })
-    const o = fleet.overview()
+    const o = await fleet.overview()
     expect(o.devices).toEqual({ registered: 4, active: 2, disabled: 1, revoked: 1, connected: 1 })
     expect(o.connectedDevices).toEqual(['a-1'])
     expect(o.refusedConnections.map((e) => [e.subject, e.details])).toEqual([['a-3', '{"reason":"revoked"}']])
@@ -50,7 +50,7 @@ describe('dashboard fleet view', () => {
     await create('late', { validDays: 400 })
     await create('gone', { validDays: 1 })
     clock.advance('2d')
-    const { expiry, scanned } = fleet.overview().fleet
+    const { expiry, scanned } = (await fleet.overview()).fleet
     expect(scanned).toBe(5)
     expect(expiry.expired).toBe(1)
     expect(expiry.later).toBe(1)
@@ -65,10 +65,10 @@ describe('dashboard fleet view', () => {
     await create('p-1', { group: 'pumps', tier: 'premium' })
     await create('p-2', { group: 'pumps' })
     await create('m-1')
-    settings.report('p-1', { version: settings.getDevice('p-1').version, settings: {} })
+    await settings.report('p-1', { version: (await settings.getDevice('p-1')).version, settings: {} })
     aiUsage.add('p-1', '2026-01-01', 3, 120)
     Object.assign(throttled, { standard: 2, edge: 1 }) // 'edge': throttled devices, none active now
-    const { settingsByGroup, aiByTier } = fleet.overview().fleet
+    const { settingsByGroup, aiByTier } = (await fleet.overview()).fleet
     expect(settingsByGroup).toEqual([
       { group: '(none)', inSync: 0, outOfSync: 1 },
       { group: 'pumps', inSync: 1, outOfSync: 1 },
@@ -83,27 +83,27 @@ describe('dashboard fleet view', () => {
   it('reuses the fleet scan for scanTtlMs, then scans again', async () => {
     const { fleet, create, clock } = await fleetHarness({ scanTtlMs: 30_000 })
     await create('x-1')
-    expect(fleet.overview().fleet.scanned).toBe(1)
+    expect((await fleet.overview()).fleet.scanned).toBe(1)
     await create('x-2')
-    expect(fleet.overview().fleet.scanned).toBe(1)
-    expect(fleet.overview().devices.registered).toBe(2) // counts are always current
+    expect((await fleet.overview()).fleet.scanned).toBe(1)
+    expect((await fleet.overview()).devices.registered).toBe(2) // counts are always current
     clock.advance('30s')
-    expect(fleet.overview().fleet.scanned).toBe(2)
+    expect((await fleet.overview()).fleet.scanned).toBe(2)
   })
 
   it('stops the scan at maxScanDevices and says so', async () => {
     const { fleet, create } = await fleetHarness({ maxScanDevices: 2 })
     for (const id of ['s-1', 's-2', 's-3']) await create(id)
-    expect(fleet.overview().fleet).toMatchObject({ scanned: 2, truncated: true })
+    expect((await fleet.overview()).fleet).toMatchObject({ scanned: 2, truncated: true })
   })
 
   it("shows a device's certificates, presence, settings delta and AI usage against its budget", async () => {
     const { fleet, create, connected, aiUsage, settings } = await fleetHarness()
     const issued = await create('p-1', { tier: 'premium' })
     connected.add('p-1')
-    settings.patchDevice('p-1', { rate: 5 }, { actor: 'operator:test' })
+    await settings.patchDevice('p-1', { rate: 5 }, { actor: 'operator:test' })
     aiUsage.add('p-1', '2026-01-01', 2, 80)
-    const d = fleet.device('p-1')
+    const d = await fleet.device('p-1')
     expect(d.certificates.map((c) => c.serial)).toEqual([issued.serial])
     expect(d.connected).toBe(true)
     expect(d.connections).toEqual([
@@ -116,6 +116,6 @@ describe('dashboard fleet view', () => {
       budget: { dailyRequests: 50, dailyTokens: 5000 },
     })
     expect(d.audit.map((e) => e.action)).toContain('device.created')
-    expect(() => fleet.device('nobody')).toThrow(expect.objectContaining({ code: 'GH_DEVICE_NOT_FOUND' }))
+    await expect(fleet.device('nobody')).rejects.toThrow(expect.objectContaining({ code: 'GH_DEVICE_NOT_FOUND' }))
   })
 })

@@ -35,10 +35,10 @@ function harness(options = {}) {
       return () => listeners.delete(listener)
     },
   }
-  const live = createLiveStream({ signals, snapshot: () => ({ n: ++n }), timers, log: pino({ level: 'silent' }) }, options)
-  const open = (alive = () => true) => {
+  const live = createLiveStream({ signals, snapshot: async () => ({ n: ++n }), timers, log: pino({ level: 'silent' }) }, options)
+  const open = async (alive = () => true) => {
     const res = new RecordingResponse()
-    live.open(res as unknown as ServerResponse, alive)
+    await live.open(res as unknown as ServerResponse, alive)
     return res
   }
   const change = () => {
@@ -50,7 +50,7 @@ function harness(options = {}) {
 describe('dashboard live stream', () => {
   it('sends a snapshot on open, then one per burst of changes', async () => {
     const { open, change, timers } = harness({ coalesceMs: 250, refreshMs: 60_000 })
-    const res = open()
+    const res = await open()
     expect(res.status).toBe(200)
     expect(res.frames).toEqual([{ n: 1 }])
     change()
@@ -62,8 +62,8 @@ describe('dashboard live stream', () => {
 
   it('computes one snapshot per flush for every open stream', async () => {
     const { open, change, timers } = harness({ coalesceMs: 100 })
-    const a = open()
-    const b = open()
+    const a = await open()
+    const b = await open()
     change()
     await timers.advance('100ms')
     expect(a.frames.at(-1)).toEqual({ n: 3 })
@@ -72,16 +72,16 @@ describe('dashboard live stream', () => {
 
   it('refreshes every refreshMs without a change', async () => {
     const { open, timers } = harness({ refreshMs: 15_000 })
-    const res = open()
+    const res = await open()
     await timers.advance('15s')
     await timers.advance('15s')
     expect(res.frames).toHaveLength(3)
   })
 
-  it('refuses a stream beyond maxClients with GH_DASHBOARD_STREAMS_FULL, and has room again when one closes', () => {
+  it('refuses a stream beyond maxClients with GH_DASHBOARD_STREAMS_FULL, and has room again when one closes', async () => {
     const { live, open } = harness({ maxClients: 2 })
-    const first = open()
-    open()
+    const first = await open()
+    await open()
     expect(() => live.checkRoom()).toThrow(expect.objectContaining({ code: 'GH_DASHBOARD_STREAMS_FULL', statusCode: 503 }))
     first.emit('close')
     expect(() => live.checkRoom()).not.toThrow()
@@ -90,7 +90,7 @@ describe('dashboard live stream', () => {
   it('ends the stream of a session that has ended, at the next flush', async () => {
     const { open, change, timers } = harness({ coalesceMs: 10 })
     let alive = true
-    const res = open(() => alive)
+    const res = await open(() => alive)
     alive = false
     change()
     await timers.advance('10ms')
@@ -101,8 +101,8 @@ describe('dashboard live stream', () => {
   it('follows the signals only while a stream is open, and leaves no timer behind', async () => {
     const { live, open, listeners, timers } = harness()
     expect(listeners.size).toBe(0)
-    const a = open()
-    open()
+    const a = await open()
+    await open()
     expect(listeners.size).toBe(1)
     a.emit('close')
     expect(listeners.size).toBe(1)

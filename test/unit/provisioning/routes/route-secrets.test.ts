@@ -27,26 +27,26 @@ const onDisk = (dir: string) =>
     .map((f) => readFileSync(join(dir, f)).toString('latin1'))
     .join('\n')
 
-describe('route secrets at rest', () => {
-  it('stores a new route secret sealed: not in the SQLite files, not in list or get, in clear only for the broker', () => {
+describe('route secrets at rest', async () => {
+  it('stores a new route secret sealed: not in the SQLite files, not in list or get, in clear only for the broker', async () => {
     const dir = tempDir()
     const { store, routes } = open(dir)
-    const created = routes.create({ url: 'https://ingest.example.com/in' }, 'operator:test')
+    const created = await routes.create({ url: 'https://ingest.example.com/in' }, 'operator:test')
     expect(created.secret).toMatch(/^[A-Za-z0-9_-]{43}$/)
-    expect(JSON.stringify([routes.list(), routes.get(created.id)])).not.toContain(created.secret)
-    expect(store.routes.get(created.id)?.secret).toMatch(/^\{"\$enc":"v1:/)
-    expect(routes.records().map((r) => r.secret)).toEqual([created.secret])
+    expect(JSON.stringify([await routes.list(), await routes.get(created.id)])).not.toContain(created.secret)
+    expect((await store.routes.get(created.id))?.secret).toMatch(/^\{"\$enc":"v1:/)
+    expect((await routes.records()).map((r) => r.secret)).toEqual([created.secret])
     store.close()
     const files = onDisk(dir)
     expect(files).toContain(created.id)
     expect(files).not.toContain(created.secret)
   })
 
-  it('seals a secret stored in clear (a route from before sealing) when the control plane opens, keeping the route', () => {
+  it('seals a secret stored in clear (a route from before sealing) when the control plane opens, keeping the route', async () => {
     const dir = tempDir()
     const first = open(dir)
     const clear = 'a-route-secret-from-before-sealing-0123456789'
-    first.store.routes.insert({
+    await first.store.routes.insert({
       id: 'rt_000000000001',
       url: 'https://ingest.example.com/old',
       group: null,
@@ -71,23 +71,23 @@ describe('route secrets at rest', () => {
       },
       policy,
     )
-    expect(locked.sealStoredSecrets()).toBe(0)
-    expect(locked.records().map((r) => r.secret)).toEqual([clear])
-    expect(first.routes.sealStoredSecrets()).toBe(1)
-    expect(first.routes.sealStoredSecrets()).toBe(0)
+    expect(await locked.sealStoredSecrets()).toBe(0)
+    expect((await locked.records()).map((r) => r.secret)).toEqual([clear])
+    expect(await first.routes.sealStoredSecrets()).toBe(1)
+    expect(await first.routes.sealStoredSecrets()).toBe(0)
     first.store.close()
 
     const again = open(dir)
-    expect(again.routes.records()).toMatchObject([{ id: 'rt_000000000001', secret: clear, batchSize: 10 }])
-    expect(again.store.routes.get('rt_000000000001')?.secret).toMatch(/^\{"\$enc":/)
+    expect(await again.routes.records()).toMatchObject([{ id: 'rt_000000000001', secret: clear, batchSize: 10 }])
+    expect((await again.store.routes.get('rt_000000000001'))?.secret).toMatch(/^\{"\$enc":/)
     again.store.close()
     expect(onDisk(dir)).not.toContain(clear)
   })
 
-  it('leaves out (and logs) a route whose secret does not open with this key, running the others', () => {
+  it('leaves out (and logs) a route whose secret does not open with this key, running the others', async () => {
     const dir = tempDir()
     const { store, routes } = open(dir)
-    routes.create({ url: 'https://ingest.example.com/a' }, 'operator:test')
+    await routes.create({ url: 'https://ingest.example.com/a' }, 'operator:test')
     const other = createRouteService(
       {
         store,
@@ -99,13 +99,13 @@ describe('route secrets at rest', () => {
       },
       policy,
     )
-    const b = other.create({ url: 'https://ingest.example.com/b' }, 'operator:test')
-    expect(routes.records().map((r) => r.url)).toEqual(['https://ingest.example.com/a'])
-    expect(other.records().map((r) => r.secret)).toEqual([b.secret])
+    const b = await other.create({ url: 'https://ingest.example.com/b' }, 'operator:test')
+    expect((await routes.records()).map((r) => r.url)).toEqual(['https://ingest.example.com/a'])
+    expect((await other.records()).map((r) => r.secret)).toEqual([b.secret])
     store.close()
   })
 
-  it('refuses to create a route without a usable settings key, storing nothing', () => {
+  it('refuses to create a route without a usable settings key, storing nothing', async () => {
     const dir = tempDir()
     const store = new SqliteRegistryStore(join(dir, 'registry.db'))
     const routes = createRouteService(
@@ -119,7 +119,9 @@ describe('route secrets at rest', () => {
       },
       policy,
     )
-    expect(() => routes.create({ url: 'https://ingest.example.com/a' }, 'operator:test')).toThrow('GATEHOUSE_SETTINGS_KEY is missing')
+    await expect(routes.create({ url: 'https://ingest.example.com/a' }, 'operator:test')).rejects.toThrow(
+      'GATEHOUSE_SETTINGS_KEY is missing',
+    )
     expect(routes.list()).toEqual([])
     store.close()
   })
