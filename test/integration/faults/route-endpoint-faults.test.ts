@@ -153,7 +153,7 @@ describe('route endpoint faults in the running product', () => {
       const quiet = await device(`quiet-${fault}`, 'quiet')
       const before = await roundTrips(quiet, `quiet-${fault}`, 10)
       const overflowBefore = await overflowMetric()
-      const id = await route(path, fault, { batchSize: 5, queueMax: 10 })
+      const id = await route(path, fault, { batchSize: 5, queueMax: 10, batchMs: 60_000 }) // a batch leaves at 5 messages, never on the timer, however slow the box
       const sender = await device(`${fault}-1`, fault)
       http.set(path, fault)
       // 5 go out in the first batch (retried), 10 wait in the queue, 5 overflow
