@@ -1,6 +1,7 @@
 import { abuseBenchmark, abuseHelp } from './abuse.ts'
 import { aiHandoffBenchmark } from './ai-handoff.ts'
 import { cliBenchmark } from './cli.ts'
+import { clusterBenchmark } from './cluster.ts'
 import { connectBenchmark } from './connect.ts'
 import { hsmBenchmark } from './hsm.ts'
 import { provisionBenchmark } from './provision.ts'
@@ -20,6 +21,7 @@ export const scenarios: Record<string, Scenario> = {
   hsm: hsmBenchmark,
   routes: routesBenchmark,
   cli: cliBenchmark,
+  cluster: clusterBenchmark,
 }
 
 /** `npm run bench -- <scenario> --help` prints these (scenarios without one are described in their file) */

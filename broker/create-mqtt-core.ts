@@ -1,4 +1,5 @@
 import { Aedes, type Client } from 'aedes'
+import { randomUUID } from 'node:crypto'
 import type { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
@@ -175,6 +176,8 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
   const connections = new WeakMap<Client, ConnectionContext>()
   const throttle = createEventThrottle({ intervalMs: limits.auditIntervalMs, maxKeys: limits.maxTrackedKeys }, deps.clock)
 
+  // aedes' id for this node (as its default, a random UUID): a will stored by another node carries that node's id
+  const nodeId = randomUUID()
   const hookDeps: HookDeps = {
     ...deps,
     limits,
@@ -188,7 +191,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     connectAttempts: deps.cluster
       ? clusterConnectRate(deps.cluster.redis, limits.connectRatePerClientId)
       : createKeyedTokenBuckets({ ...limits.connectRatePerClientId, maxKeys: limits.maxTrackedKeys }, deps.clock),
-    ...(deps.cluster && { orphanWills: true }),
+    ...(deps.cluster && { orphanWills: { nodeId } }),
     publishMessages: createKeyedTokenBuckets({ ...limits.publishRate, maxKeys: limits.maxTrackedKeys }, deps.clock),
     publishBytes: createKeyedTokenBuckets({ ...limits.publishBytesRate, maxKeys: limits.maxTrackedKeys }, deps.clock),
     packets: createKeyedTokenBuckets({ ...limits.packetRate, maxKeys: limits.maxTrackedKeys }, deps.clock),
@@ -198,6 +201,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
   const packetBudget = createPacketBudget(hookDeps)
 
   const aedes = new Aedes({
+    id: nodeId,
     preConnect: createPreConnect(hookDeps),
     authenticate: createAuthenticate(hookDeps),
     authorizePublish: createAuthorizePublish(hookDeps),
@@ -279,7 +283,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
       await aedes.listen()
       const persistence = (aedes as unknown as { persistence: SessionPersistence }).persistence
       sessionStore = deps.cluster
-        ? boundRedisSessionStore(persistence, deps.cluster.redis, limits, { log, throttle })
+        ? boundRedisSessionStore(persistence, deps.cluster.redis, limits, { log, throttle, directory: deps.directory })
         : boundSessionStore(persistence, limits, { log, throttle })
     },
     handle(conn) {

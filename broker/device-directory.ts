@@ -63,6 +63,14 @@ export type ControlEvent =
   /** a telemetry route was created or deleted (broker/telemetry-routes/) */
   | { type: 'route.changed'; routeId: string }
 
+/**
+ * A device known by its id alone, with no certificate presented: what the broker asks before it acts for a
+ * device that is not connected (a dead node's will, cluster.ts). Deleted devices are unknown.
+ */
+export type DeviceByIdLookup =
+  | { kind: 'active'; deviceId: string }
+  | { kind: 'refused'; reason: 'unknown-device' | 'revoked' | 'disabled'; deviceId: string }
+
 export interface AuditRecord {
   actor: string
   action: string
@@ -73,6 +81,8 @@ export interface AuditRecord {
 export interface DeviceDirectory {
   /** Is this certificate a live device, and which? Must not block the event loop noticeably. */
   lookup(identity: PeerIdentity): Promise<DeviceLookup>
+  /** Is this device id a live device (neither revoked, disabled nor deleted)? No certificate is judged. */
+  lookupDeviceById(deviceId: string): Promise<DeviceByIdLookup>
   /** Is this certificate (by fingerprint and serial) the certificate of claim `claimId`? */
   lookupClaim(identity: PeerIdentity, claimId: string): Promise<ClaimLookup>
   /** Is this certificate (by fingerprint and serial) the live certificate of app `name`? Absent: every app is refused. */

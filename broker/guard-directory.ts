@@ -9,6 +9,7 @@ import type { DeviceDirectory } from './device-directory.ts'
 export function guardDirectory(directory: DeviceDirectory, log: Logger): DeviceDirectory {
   return {
     lookup: (identity) => directory.lookup(identity),
+    lookupDeviceById: (deviceId) => directory.lookupDeviceById(deviceId),
     lookupClaim: (identity, claimId) => directory.lookupClaim(identity, claimId),
     ...(directory.lookupApp && {
       lookupApp: (identity, name) => (directory.lookupApp as NonNullable<DeviceDirectory['lookupApp']>)(identity, name),

@@ -22,6 +22,10 @@ export type ClaimLookup =
 export type AppLookup =
   | { kind: 'app'; name: string; serial: string; groups: string[] | null; classes: (typeof APP_CLASSES)[number][] }
   | { kind: 'refused'; reason: 'unknown-app' | 'app-revoked'; name: string | null; serial: string }
+/** A device by id alone (the broker's DeviceByIdLookup). */
+export type DeviceByIdLookup =
+  | { kind: 'active'; deviceId: string }
+  | { kind: 'refused'; reason: 'unknown-device' | 'revoked' | 'disabled'; deviceId: string }
 
 interface Entry {
   cert: CertificateRecord
@@ -158,6 +162,14 @@ export function createRegistryDirectory(
         feed.catchUp()
         return judge(identity)
       })
+    },
+    /** Not cached: asked only for what a device left behind (a dead node's wills), never per CONNECT. */
+    async lookupDeviceById(deviceId: string): Promise<DeviceByIdLookup> {
+      feed.catchUp()
+      const device = await store.getDevice(deviceId)
+      if (device === undefined) return { kind: 'refused', reason: 'unknown-device', deviceId }
+      if (device.status !== 'active') return { kind: 'refused', reason: device.status, deviceId }
+      return { kind: 'active', deviceId }
     },
     async lookupClaim(identity: PeerIdentity, claimId: string): Promise<ClaimLookup> {
       return timed(latency.claim, () => {

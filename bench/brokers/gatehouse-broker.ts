@@ -10,17 +10,8 @@
 import { configSchema, loadConfig } from '../../config.ts'
 import { startGatehouse } from '../../gatehouse.ts'
 import { createLogger } from '../../logger.ts'
+import { BENCH_LIMITS } from './bench-limits.ts'
 import { onCloseRequest, serveConsumer, type ChildMessage } from './ipc.ts'
-
-/** Every device of the load generator comes from 127.0.0.1: the per-IP and per-device limits must not bite. */
-export const BENCH_LIMITS = {
-  maxConnections: 50_000,
-  maxConnectionsPerIp: 50_000,
-  connectionRatePerIp: { ratePerSecond: 100_000, burst: 100_000 },
-  packetRate: { ratePerSecond: 1_000_000, burst: 1_000_000 },
-  publishRate: { ratePerSecond: 1_000_000, burst: 1_000_000 },
-  publishBytesRate: { ratePerSecond: 1_000_000_000, burst: 1_000_000_000 },
-}
 
 const dataDir = process.argv[2]
 if (!dataDir) throw new Error('usage: gatehouse-broker.ts <dataDir> [--consume=subscribe|listener]')

@@ -37,10 +37,14 @@ export function createAuthorizePublish(deps: HookDeps): AuthorizePublishHandler 
   const log = deps.log.child({ module: 'broker.authz' })
 
   return (client, packet, callback) => {
-    // aedes publishes wills of clients from a broker that died with client === null: in a cluster, the
-    // will of a device whose node died (authenticate checked it against the device's grants when it was
-    // stored; checked again here); otherwise not ours to allow.
-    if (!client && deps.orphanWills && isOrphanWillAllowed(packet)) {
+    // aedes publishes the wills of clients of a broker that died, with client === null, or with the client
+    // of that clientId when it is connected to this node by then (aedes' _clearWills: that.clients[id]): in
+    // a cluster, the will of a device whose node died (authenticate checked it against the device's grants
+    // when it was stored; checked again here). Judged as the will it is, not as a PUBLISH of the new
+    // connection: a device that came back here at once (it reconnects as soon as its node dies) must not
+    // get its old will refused for its new session's state or budgets, which held it back a round and more.
+    // A stored will carries the id of the node that stored it; a device's own PUBLISH never has one.
+    if (deps.orphanWills && isOrphanWill(packet, deps.orphanWills.nodeId) && isOrphanWillAllowed(packet)) {
       packet.retain = false
       return callback(null)
     }
@@ -109,7 +113,13 @@ function claimDetails(fields: Principal['fields']): Record<string, unknown> {
   return 'clientId' in fields ? { clientId: fields.clientId } : {}
 }
 
-/** A dead node's will (aedes-persistence-redis stores the clientId in it): only to the device's own topics. */
+/** A will another node stored (aedes-persistence-redis stores its brokerId and clientId in it). */
+function isOrphanWill(packet: object, nodeId: string): boolean {
+  const brokerId = (packet as { brokerId?: unknown }).brokerId
+  return typeof brokerId === 'string' && brokerId !== nodeId
+}
+
+/** A dead node's will: only to the device's own topics. */
 function isOrphanWillAllowed(packet: { topic: string; clientId?: unknown }): boolean {
   return typeof packet.clientId === 'string' && canPublish(packet.clientId, packet.topic).ok
 }

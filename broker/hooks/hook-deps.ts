@@ -57,8 +57,11 @@ export interface HookDeps {
   connectAttempts: { tryTake(key: string): boolean | Promise<boolean> }
   /** in a cluster: one live session per clientId across the nodes (client-lease.ts) */
   lease?: ClientLease
-  /** in a cluster: wills of a dead node's devices are published by the others, with no client (authorize-publish.ts) */
-  orphanWills?: boolean
+  /**
+   * in a cluster: this node's aedes id. Wills a dead node stored are published by the others
+   * (authorize-publish.ts), with no client, or with the device's new connection when it is already back here.
+   */
+  orphanWills?: { nodeId: string }
   /** per-device (per claim and address) PUBLISH packet and byte budgets (survive reconnects) */
   publishMessages: KeyedTokenBuckets
   publishBytes: KeyedTokenBuckets

@@ -117,6 +117,18 @@ export function deviceDirectoryContract(name: string, make: () => DirectoryFixtu
       })
     })
 
+    it('knows a device by id alone: active until it is revoked or disabled, unknown when it never existed', async () => {
+      const { f } = await withDevice('pump-7', 'aa01')
+      await f.addDevice('pump-8')
+      expect(await f.directory.lookupDeviceById('pump-7')).toEqual({ kind: 'active', deviceId: 'pump-7' })
+      await f.revokeDevice('pump-7')
+      await f.disableDevice('pump-8')
+      await f.deliver()
+      expect(await f.directory.lookupDeviceById('pump-7')).toEqual({ kind: 'refused', reason: 'revoked', deviceId: 'pump-7' })
+      expect(await f.directory.lookupDeviceById('pump-8')).toEqual({ kind: 'refused', reason: 'disabled', deviceId: 'pump-8' })
+      expect(await f.directory.lookupDeviceById('pump-9')).toEqual({ kind: 'refused', reason: 'unknown-device', deviceId: 'pump-9' })
+    })
+
     it('refuses an unknown certificate of a known device as unknown-certificate', async () => {
       const { f } = await withDevice()
       expect(await f.directory.lookup(peer(issued('pump-7', 'bb02')))).toEqual(refused('unknown-certificate', 'pump-7', 'bb02'))

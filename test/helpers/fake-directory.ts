@@ -169,6 +169,13 @@ export function createFakeDirectory(clock: Clock = systemClock): FakeDirectory {
       if (err) throw err
       return result as DeviceLookup
     },
+    async lookupDeviceById(deviceId) {
+      const device = devices.get(deviceId)
+      if (hold) await hold
+      if (!device) return { kind: 'refused', reason: 'unknown-device', deviceId }
+      if (device.status !== 'active') return { kind: 'refused', reason: device.status, deviceId }
+      return { kind: 'active', deviceId }
+    },
     claims,
     claimLookups,
     async lookupClaim(identity, claimId) {

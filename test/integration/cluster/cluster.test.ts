@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import mqtt from 'mqtt'
@@ -16,6 +18,9 @@ import { liveSessions, startClusterWorld, type ClusterWorld } from './cluster-wo
 const CONNECT_BURST = 10
 /** the per-device queue bound on Redis (the 100-message test stays under it) */
 const MAX_QUEUED = 120
+/** the per-device queue's bytes on Redis: 24 messages of 8 KiB fit, as stored (the small-message tests stay far under it) */
+const MAX_QUEUED_BYTES = 200_000
+const BIG = 8192
 
 /** An mqtt.js client that keeps every packet it receives, in order, and never rejects: the test reads its state. */
 function watchedClient(port: number, creds: DeviceCredentials, clean = true) {
@@ -31,12 +36,18 @@ function watchedClient(port: number, creds: DeviceCredentials, clean = true) {
 }
 
 const insights = (id: string) => `devices/${id}/insights`
+// aedes-persistence-redis' encoding of what it stores (no types shipped)
+const msgpack = createRequire(import.meta.url)('msgpack-lite') as { encode(value: unknown): Buffer }
 
 describe.skipIf(!redisAvailable())('cluster: three nodes on one Redis and one data directory', () => {
   let w: ClusterWorld
   beforeAll(async () => {
     w = await startClusterWorld({
-      limits: { connectRatePerClientId: { burst: CONNECT_BURST, ratePerSecond: 0.05 }, maxQueuedMessages: MAX_QUEUED },
+      limits: {
+        connectRatePerClientId: { burst: CONNECT_BURST, ratePerSecond: 0.05 },
+        maxQueuedMessages: MAX_QUEUED,
+        maxQueuedBytes: MAX_QUEUED_BYTES,
+      },
     })
   }, 30_000)
   afterAll(() => w?.close())
@@ -110,6 +121,32 @@ describe.skipIf(!redisAvailable())('cluster: three nodes on one Redis and one da
     await node(2).broker.publishToDevice(insights('queue-full-1'), '-1', { qos: 1 })
     await waitFor(() => received.has(-1), 3000, 'the marker')
     expect(Math.min(...[...received].filter((n) => n >= 0))).toBe(10)
+  })
+
+  it('the queue of an offline device in Redis keeps at most limits.maxQueuedBytes, dropping the oldest, counted', async () => {
+    const creds = await w.provision('queue-bytes-1')
+    const first = await connectDevice(port(0), creds, { clean: false })
+    await first.subscribeAsync(insights('queue-bytes-1'), { qos: 1 })
+    await first.endAsync()
+    await waitFor(() => liveSessions(w, 'queue-bytes-1') === 0, 2000, 'queue-bytes-1 offline')
+    const droppedBefore = [0, 1, 2].reduce((sum, n) => sum + node(n).broker.sessionStats().droppedMessages, 0)
+    const sent = 40
+    for (let i = 0; i < sent; i++) {
+      await node(i % 3).broker.publishToDevice(insights('queue-bytes-1'), `${i}:`.padEnd(BIG, 'x'), { qos: 1 })
+    }
+    const droppedAfter = [0, 1, 2].reduce((sum, n) => sum + node(n).broker.sessionStats().droppedMessages, 0)
+    const received = new Set<number>()
+    const back = mqtt.connect(`mqtts://127.0.0.1:${port(1)}`, mqttOptions(creds, { clean: false }))
+    onTestFinished(() => void back.end(true))
+    back.on('message', (_t, payload) => received.add(Number(payload.toString().split(':')[0])))
+    // the queue comes in order: once the newest is in, so is everything kept before it
+    await waitFor(() => received.has(sent - 1), 5000, 'the newest message')
+    const kept = [...received].sort((a, b) => a - b)
+    // the newest ones, none missing between them, their bytes under the bound (each stored with ~100 bytes of fields)
+    expect(kept.length).toBeGreaterThanOrEqual(Math.floor(MAX_QUEUED_BYTES / (BIG + 200)))
+    expect(kept.length).toBeLessThanOrEqual(Math.floor(MAX_QUEUED_BYTES / BIG))
+    expect(kept).toEqual(Array.from({ length: kept.length }, (_, i) => sent - kept.length + i))
+    expect(droppedAfter - droppedBefore).toBe(sent - kept.length)
   })
 
   it('a live move between nodes with a message every 5 ms: CONNACK is always the first packet and nothing is lost', async () => {
@@ -237,6 +274,51 @@ describe.skipIf(!redisAvailable())('cluster: three nodes on one Redis and one da
     expect(wills).toEqual(['gone'])
   }, 40_000)
 
+  it('the primary of --workers 2 killed with SIGKILL: the will of its device goes out within the bound', async () => {
+    const child = spawn(
+      process.execPath,
+      [GATEHOUSE_BIN, 'start', '--data-dir', w.dataDir, '--cluster', w.redis.url, '--workers', '2', '--mqtt-port', '0', '--http-port', '0'],
+      { env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'ignore', 'pipe'] },
+    )
+    onTestFinished(() => void (child.exitCode === null && child.kill('SIGKILL')))
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    const childPort = Number(
+      await waitFor(
+        () => /on 127\.0\.0\.1:(\d+)/.exec(stderr)?.[1],
+        60_000,
+        () => `the node's port:\n${stderr}`,
+      ),
+    )
+    const creds = await w.provision('killed-2')
+    const will = { topic: 'devices/killed-2/telemetry/status', payload: Buffer.from('gone'), qos: 1 as const, retain: false }
+    const device = await connectDevice(childPort, creds, { will })
+    const connectionClosed = new Promise<void>((resolve) => device.once('close', () => resolve()))
+    // a subscriber on node A gets the will whichever node publishes it (the fan-out is Redis')
+    const wills: string[] = []
+    await new Promise<void>((resolve) =>
+      node(0).broker.aedes.subscribe(
+        will.topic,
+        (packet, done) => {
+          wills.push(packet.payload.toString())
+          done()
+        },
+        resolve,
+      ),
+    )
+    child.kill('SIGKILL')
+    const killedAt = performance.now()
+    // Its workers leave when their IPC channel closes (node:cluster exits a worker whose primary is gone),
+    // but not at once. The device reconnects once its connection has closed, as a device does: reconnecting
+    // before (what this test first did) took over the session still open on the dying worker, and a session
+    // taken over leaves no will (closedBy 'takeover'), which is why the will did not go out with --workers 2.
+    await connectionClosed
+    expect((await attemptConnect(port(0), creds)).connack).toBe(0)
+    await waitFor(() => wills.length > 0, WILL_BOUND_MS + 2000, "the will of the killed node's device")
+    expect(performance.now() - killedAt).toBeLessThan(WILL_BOUND_MS)
+    expect(wills).toEqual(['gone'])
+  }, 90_000)
+
   it("a revoked device's will is removed cluster-wide: its node dies after the revocation and only the other device's will goes out", async () => {
     const child = spawn(
       process.execPath,
@@ -274,6 +356,31 @@ describe.skipIf(!redisAvailable())('cluster: three nodes on one Redis and one da
     await waitFor(() => wills.includes('gone will-kept-1'), WILL_BOUND_MS + 2000, "the other device's will")
     expect(wills).not.toContain('gone will-revoked-1')
   }, 40_000)
+
+  it("a dead node's will of a device the registry no longer knows is dropped, and that node's other will still goes out", async () => {
+    await w.provision('orphan-kept-1')
+    // a node that died with two wills stored (as aedes-persistence-redis stores them): one of a device since
+    // deleted from the registry (no revocation event reached Redis to drop it), then one of a live device
+    const deadNode = `dead-${randomUUID()}`
+    const redis = new Redis(w.redis.url)
+    onTestFinished(() => void redis.quit())
+    const wills: string[] = []
+    for (let n = 0; n < 3; n++)
+      node(n).broker.aedes.on('publish', (packet) => {
+        if (packet.topic.endsWith('/telemetry/status')) wills.push(packet.payload.toString())
+      })
+    const started = performance.now()
+    for (const id of ['orphan-gone-1', 'orphan-kept-1']) {
+      const key = `will:${deadNode}:${id}`
+      const will = { cmd: 'publish', topic: `devices/${id}/telemetry/status`, payload: Buffer.from(`gone ${id}`), qos: 1, retain: false }
+      await redis.set(key, msgpack.encode({ ...will, clientId: id, brokerId: deadNode }))
+      await redis.rpush('will', key)
+    }
+    await waitFor(() => wills.includes('gone orphan-kept-1'), WILL_BOUND_MS + 2000, "the live device's will")
+    expect(performance.now() - started).toBeLessThan(WILL_BOUND_MS)
+    expect(wills).not.toContain('gone orphan-gone-1')
+    expect(await redis.exists(`will:${deadNode}:orphan-gone-1`)).toBe(0)
+  }, 20_000)
 
   it('fan-out between nodes recovers after a Redis restart', async () => {
     const creds = await w.provision('restart-1')
