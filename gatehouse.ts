@@ -38,6 +38,7 @@ import {
   keepCaCurrent,
   loadServerTls,
   monitorEventLoop,
+  type EventLoopDelay,
   openControlPlane,
   type ChangeFeed,
   type ControlPlane,
@@ -117,7 +118,7 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
 
 /**
  * GET /healthz and /readyz (docs/architecture.md, "Health"): each plane checks what it owns, named here.
- * The event-loop monitor runs from now until close.
+ * The event-loop monitor runs from its creation until close.
  */
 function healthChecks(
   log: Logger,
@@ -125,10 +126,8 @@ function healthChecks(
   control: ControlPlane,
   feed: ChangeFeed,
   broker: Broker,
-  closers: (() => unknown)[],
+  eventLoop: EventLoopDelay,
 ): Health {
-  const eventLoop = monitorEventLoop()
-  closers.push(() => eventLoop.stop())
   return createHealth(
     {
       liveness: { eventLoop: eventLoopCheck(eventLoop) },
@@ -226,9 +225,11 @@ async function startServices(
     build: { version: PACKAGE_VERSION },
   })
   const metricsOnApi = config.metricsPort === undefined
+  const eventLoop = monitorEventLoop()
+  closers.push(() => eventLoop.stop())
   const api = buildApi(
     {
-      health: healthChecks(log, clock, control, feed, broker, closers),
+      health: healthChecks(log, clock, control, feed, broker, eventLoop),
       authority: control.authority,
       settings: control.settings,
       apiKeys: control.apiKeys,
@@ -279,6 +280,8 @@ async function startServices(
   closers.push(() => http.close())
   const metricsHttp = await serveMetricsApart(config, metrics, log)
   if (metricsHttp) closers.push(() => metricsHttp.close())
+  // start-up's own synchronous work (CA, listeners) is not a blocked event loop: liveness's first window opens now
+  eventLoop.takeMaxMs()
   return {
     control,
     feed,

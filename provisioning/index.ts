@@ -13,7 +13,7 @@ export type { LimitsPolicy } from './limits/index.ts'
 export type { RouteTester } from './routes/index.ts'
 export { createHealth, type Health } from './health/health.ts'
 export { caCheck, changeFeedCheck, databaseCheck } from './health/control-plane-checks.ts'
-export { eventLoopCheck, monitorEventLoop } from './health/event-loop.ts'
+export { type EventLoopDelay, eventLoopCheck, monitorEventLoop } from './health/event-loop.ts'
 export { healthTarget } from './health/health-client.ts'
 export { CliInternal, CliUsage } from './errors.ts'
 // The HTTP API (buildApi, serveApi) lives in ./api/index.ts: importing fastify and its OpenAPI plugin
