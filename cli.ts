@@ -133,6 +133,10 @@ export function buildProgram(io: CliIo, options: { json?: boolean } = {}): Comma
       const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
       return { target: healthTarget(config), dataDir: config.dataDir }
     },
+    migrateSource(options) {
+      const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
+      return { registry: dataDirLayout(config.dataDir).database, databaseUrl: io.env.GATEHOUSE_DATABASE_URL }
+    },
   }
   registerProvisioningCommands(program, deps)
   registerSim(program, {

@@ -392,3 +392,14 @@ export const AppCertificateNotFound = createError(
   "app '%s' has no active certificate with serial '%s': 'gatehouse app show %s' lists its certificates",
   404,
 )
+export const MigrateTargetInvalid = createError('GH_MIGRATE_TARGET_INVALID', 'invalid migrate target: %s', 400)
+export const MigrateTargetNotEmpty = createError(
+  'GH_MIGRATE_TARGET_NOT_EMPTY',
+  'the PostgreSQL database %s already holds registry data (%s rows in %s): migrate copies into an empty database only, and changed nothing; create a new database (createdb) and migrate into it, or drop this one first if what it holds is not needed',
+  409,
+)
+export const MigrateSourceInvalid = createError(
+  'GH_MIGRATE_SOURCE_INVALID',
+  'the SQLite registry %s cannot be migrated: %s; nothing was copied',
+  409,
+)

@@ -22,6 +22,7 @@ import { registerStatus } from './status.ts'
 import { registerTier } from './tier.ts'
 import { registerRoute } from './route.ts'
 import { registerApp } from './app.ts'
+import { registerMigrate } from './migrate.ts'
 
 export type { CliDeps, CliIo, CommonOptions } from './cli-deps.ts'
 export { addCommonOptions } from './cli-deps.ts'
@@ -53,4 +54,5 @@ export function registerProvisioningCommands(program: Command, deps: CliDeps): v
   registerApp(program, deps)
   registerCheck(program, deps)
   registerStatus(program, deps)
+  registerMigrate(program, deps)
 }
