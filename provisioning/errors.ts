@@ -250,6 +250,11 @@ export const ClaimTokenInvalid = createError(
   "claim '%s' needs an unused one-time token, and this request's is %s",
   403,
 )
+export const ClaimExists = createError(
+  'GH_CLAIM_EXISTS',
+  "claim '%s' already exists (its id, certificate serial or fingerprint is taken): nothing was stored; create the claim again, which picks a new id",
+  409,
+)
 export const ClaimNotFound = createError('GH_CLAIM_NOT_FOUND', "no claim '%s': 'gatehouse claim list' shows them", 404)
 export const ClaimOptionsInvalid = createError('GH_CLAIM_OPTIONS_INVALID', 'invalid claim options: %s', 400)
 export const ClaimRateLimited = createError('GH_CLAIM_RATE_LIMITED', "claim '%s' is over its request rate: ask again in %s s", 429)

@@ -1,3 +1,4 @@
+import { ClaimExists, DeviceExists } from '../errors.ts'
 import type { ClaimedDevice, ClaimRecord, ClaimStore, TokenState } from './claim-store.ts'
 
 const clone = <T>(v: T): T => structuredClone(v)
@@ -14,7 +15,7 @@ export class InMemoryClaimStore implements ClaimStore {
   async insert(claim: ClaimRecord, tokenHashes: readonly string[]): Promise<void> {
     const clash =
       this.#claims.has(claim.id) || [...this.#claims.values()].some((c) => c.serial === claim.serial || c.fingerprint === claim.fingerprint)
-    if (clash) throw Object.assign(new Error(`claim ${claim.id} exists`), { code: 'SQLITE_CONSTRAINT_PRIMARYKEY' })
+    if (clash) throw new ClaimExists(claim.id)
     this.#claims.set(claim.id, clone(claim))
     for (const h of tokenHashes) this.#tokens.set(`${claim.id}/${h}`, { usedAt: null, deviceId: null })
   }
@@ -54,8 +55,7 @@ export class InMemoryClaimStore implements ClaimStore {
   }
 
   async recordDevice(device: ClaimedDevice): Promise<void> {
-    if (this.#devices.has(device.deviceId))
-      throw Object.assign(new Error(`device ${device.deviceId} already claimed`), { code: 'SQLITE_CONSTRAINT_PRIMARYKEY' })
+    if (this.#devices.has(device.deviceId)) throw new DeviceExists(device.deviceId, device.deviceId)
     this.#devices.set(device.deviceId, clone(device))
   }
 

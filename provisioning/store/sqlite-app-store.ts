@@ -1,3 +1,5 @@
+import { AppExists, AppNotFound, CertificateExists } from '../errors.ts'
+import { isSqliteDuplicate, isSqliteForeignKey } from './store-failure.ts'
 import type { TransactionGate } from './transaction-gate.ts'
 import type Database from 'better-sqlite3'
 import type { AppCertificateRecord, AppRecord, AppStore } from './app-store.ts'
@@ -28,7 +30,11 @@ const toCert = (r: Row): AppCertificateRecord => ({
   revokedAt: dateOrNull(r.revoked_at),
 })
 
-/** AppStore on the registry's SQLite connection (constructed by SqliteRegistryStore); see app-store.ts for why each call settles at once. */
+/**
+ * AppStore on the registry's SQLite connection (constructed by SqliteRegistryStore); see app-store.ts for why
+ * each call settles at once. A taken name is GH_APP_EXISTS, a taken serial or fingerprint GH_CERT_EXISTS, a
+ * certificate of an unknown app GH_APP_NOT_FOUND, as on PostgreSQL (test/contract/app-store.contract.ts).
+ */
 export class SqliteAppStore implements AppStore {
   readonly #s
 
@@ -74,13 +80,18 @@ export class SqliteAppStore implements AppStore {
 
   insert(a: AppRecord): Promise<void> {
     return this.#gate.run(() => {
-      this.#s.insert.run(
-        a.name,
-        a.groups === null ? null : JSON.stringify(a.groups),
-        JSON.stringify(a.classes),
-        a.createdAt.toISOString(),
-        a.createdBy,
-      )
+      try {
+        this.#s.insert.run(
+          a.name,
+          a.groups === null ? null : JSON.stringify(a.groups),
+          JSON.stringify(a.classes),
+          a.createdAt.toISOString(),
+          a.createdBy,
+        )
+      } catch (err) {
+        if (isSqliteDuplicate(err)) throw new AppExists(a.name, a.name, { cause: err })
+        throw err
+      }
     })
   }
 
@@ -104,7 +115,13 @@ export class SqliteAppStore implements AppStore {
 
   insertCertificate(c: AppCertificateRecord): Promise<void> {
     return this.#gate.run(() => {
-      this.#s.insertCert.run(c.serial, c.appName, c.fingerprint, c.keySha256, c.notAfter.toISOString(), c.pem, c.createdAt.toISOString())
+      try {
+        this.#s.insertCert.run(c.serial, c.appName, c.fingerprint, c.keySha256, c.notAfter.toISOString(), c.pem, c.createdAt.toISOString())
+      } catch (err) {
+        if (isSqliteForeignKey(err)) throw new AppNotFound(c.appName, { cause: err })
+        if (isSqliteDuplicate(err)) throw new CertificateExists(c.serial, { cause: err })
+        throw err
+      }
     })
   }
 

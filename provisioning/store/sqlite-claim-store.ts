@@ -1,4 +1,6 @@
 import type Database from 'better-sqlite3'
+import { ClaimExists, DeviceExists } from '../errors.ts'
+import { isSqliteDuplicate } from './store-failure.ts'
 import type { TransactionGate } from './transaction-gate.ts'
 import type { ClaimedDevice, ClaimRecord, ClaimStore, TokenState } from './claim-store.ts'
 
@@ -37,7 +39,10 @@ function toClaimedDevice(r: Row): ClaimedDevice {
   }
 }
 
-/** ClaimStore on the registry's SQLite connection (constructed by SqliteRegistryStore). */
+/**
+ * ClaimStore on the registry's SQLite connection (constructed by SqliteRegistryStore). A duplicate claim is
+ * GH_CLAIM_EXISTS, a device recorded twice GH_DEVICE_EXISTS, on every engine (test/contract/claim-store.contract.ts).
+ */
 export class SqliteClaimStore implements ClaimStore {
   readonly #s
 
@@ -66,27 +71,36 @@ export class SqliteClaimStore implements ClaimStore {
 
   insert(c: ClaimRecord, tokenHashes: readonly string[]): Promise<void> {
     return this.#gate.run(() => {
-      this.#s.insert.run(
-        c.id,
-        c.group,
-        c.tier,
-        c.maxUses,
-        c.uses,
-        c.expiresAt.toISOString(),
-        c.idPattern,
-        c.allowedIds === null ? null : JSON.stringify(c.allowedIds),
-        c.tokensRequired ? 1 : 0,
-        c.status,
-        c.revokedAt?.toISOString() ?? null,
-        c.serial,
-        c.fingerprint,
-        c.notAfter.toISOString(),
-        c.createdAt.toISOString(),
-        c.createdBy,
-        c.certificatePem,
-      )
-      for (const hash of tokenHashes) this.#s.insertToken.run(c.id, hash)
+      try {
+        this.#insert(c, tokenHashes)
+      } catch (err) {
+        if (isSqliteDuplicate(err)) throw new ClaimExists(c.id, { cause: err })
+        throw err
+      }
     })
+  }
+
+  #insert(c: ClaimRecord, tokenHashes: readonly string[]): void {
+    this.#s.insert.run(
+      c.id,
+      c.group,
+      c.tier,
+      c.maxUses,
+      c.uses,
+      c.expiresAt.toISOString(),
+      c.idPattern,
+      c.allowedIds === null ? null : JSON.stringify(c.allowedIds),
+      c.tokensRequired ? 1 : 0,
+      c.status,
+      c.revokedAt?.toISOString() ?? null,
+      c.serial,
+      c.fingerprint,
+      c.notAfter.toISOString(),
+      c.createdAt.toISOString(),
+      c.createdBy,
+      c.certificatePem,
+    )
+    for (const hash of tokenHashes) this.#s.insertToken.run(c.id, hash)
   }
 
   get(id: string): Promise<ClaimRecord | undefined> {
@@ -136,7 +150,12 @@ export class SqliteClaimStore implements ClaimStore {
 
   recordDevice(d: ClaimedDevice): Promise<void> {
     return this.#gate.run(() => {
-      this.#s.recordDevice.run(d.deviceId, d.claimId, d.serial, d.keySha256, d.createdAt.toISOString())
+      try {
+        this.#s.recordDevice.run(d.deviceId, d.claimId, d.serial, d.keySha256, d.createdAt.toISOString())
+      } catch (err) {
+        if (isSqliteDuplicate(err)) throw new DeviceExists(d.deviceId, d.deviceId, { cause: err })
+        throw err
+      }
     })
   }
 

@@ -18,6 +18,11 @@ export function storeFailure(err: unknown, path = 'the registry'): Error | undef
   return undefined
 }
 
+/** SQLite's unique or primary-key constraint (not a foreign key or a check): a store maps it to its own "exists" error. */
+export const isSqliteDuplicate = (err: unknown): boolean => /^SQLITE_CONSTRAINT_(PRIMARYKEY|UNIQUE)$/.test(codeOf(err))
+/** SQLite's foreign-key constraint: a row names a parent that is not there. */
+export const isSqliteForeignKey = (err: unknown): boolean => codeOf(err) === 'SQLITE_CONSTRAINT_FOREIGNKEY'
+
 /** Runs a write; a storage failure becomes its coded error (nothing was changed), anything else is rethrown. */
 export function storeWrite<T>(fn: () => T, path?: string): T {
   try {

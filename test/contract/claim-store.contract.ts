@@ -35,13 +35,15 @@ const claimed = (deviceId: string, claimId: string, over: Partial<ClaimedDevice>
 
 /**
  * The behaviour every ClaimStore must have (like registry-store.contract.ts): SqliteClaimStore runs it in
- * integration/, InMemoryClaimStore in unit/. `make` returns a fresh store with no claims, on a registry
- * that holds the devices named (a claimed device is a registry device, as the claim service records it).
+ * integration/provisioning/, PgClaimStore in integration/postgres/, InMemoryClaimStore in unit/. `make`
+ * returns a fresh store with no claims, on a registry that holds the devices named (a claimed device is a
+ * registry device, as the claim service records it). A duplicate is the coded error every engine maps it
+ * to (GH_CLAIM_EXISTS, GH_DEVICE_EXISTS), never an engine's own code.
  */
-export function claimStoreContract(name: string, make: (deviceIds: readonly string[]) => ClaimStore): void {
+export function claimStoreContract(name: string, make: (deviceIds: readonly string[]) => ClaimStore | Promise<ClaimStore>): void {
   describe(`${name} (ClaimStore contract)`, () => {
     it('stores a claim and reads it back with every field, by id and by fingerprint', async () => {
-      const store = make([])
+      const store = await make([])
       const full = claim('batch-1', {
         maxUses: null,
         allowedIds: ['pump-1', 'pump-2'],
@@ -57,17 +59,22 @@ export function claimStoreContract(name: string, make: (deviceIds: readonly stri
     })
 
     it('refuses a second claim with the same id, serial or fingerprint', async () => {
-      const store = make([])
+      const store = await make([])
       await store.insert(claim('batch-1'), [])
-      const constraint = expect.objectContaining({ code: expect.stringMatching(/^SQLITE_CONSTRAINT/) })
-      await expect(store.insert(claim('batch-1', { serial: 'aa', fingerprint: 'fp-other' }), [])).rejects.toThrow(constraint)
-      await expect(store.insert(claim('batch-2', { serial: claim('batch-1').serial }), [])).rejects.toThrow(constraint)
-      await expect(store.insert(claim('batch-3', { fingerprint: 'fp-batch-1' }), [])).rejects.toThrow(constraint)
+      await expect(store.insert(claim('batch-1', { serial: 'aa', fingerprint: 'fp-other' }), [])).rejects.toMatchObject({
+        code: 'GH_CLAIM_EXISTS',
+        message: expect.stringContaining("claim 'batch-1'"),
+      })
+      await expect(store.insert(claim('batch-2', { serial: claim('batch-1').serial }), ['t1'])).rejects.toMatchObject({
+        code: 'GH_CLAIM_EXISTS',
+      })
+      await expect(store.insert(claim('batch-3', { fingerprint: 'fp-batch-1' }), [])).rejects.toMatchObject({ code: 'GH_CLAIM_EXISTS' })
       expect((await store.list()).map((c) => c.id)).toEqual(['batch-1'])
+      expect(await store.tokenState('batch-2', 't1')).toBe('unknown')
     })
 
     it('lists claims oldest first, by id within the same instant', async () => {
-      const store = make([])
+      const store = await make([])
       await store.insert(claim('ccc', { createdAt: new Date('2026-01-03T00:00:00.000Z') }), [])
       await store.insert(claim('bbb', { createdAt: t0 }), [])
       await store.insert(claim('aaa', { createdAt: t0 }), [])
@@ -75,7 +82,7 @@ export function claimStoreContract(name: string, make: (deviceIds: readonly stri
     })
 
     it('hands out copies: changing a returned claim changes nothing stored', async () => {
-      const store = make([])
+      const store = await make([])
       await store.insert(claim('batch-1', { allowedIds: ['pump-1'] }), [])
       const got = (await store.get('batch-1'))!
       got.uses = 99
@@ -84,7 +91,7 @@ export function claimStoreContract(name: string, make: (deviceIds: readonly stri
     })
 
     it('revokes an active claim once, keeping the first revokedAt, and ignores an unknown id', async () => {
-      const store = make([])
+      const store = await make([])
       await store.insert(claim('batch-1'), [])
       const at = new Date('2026-01-10T00:00:00.000Z')
       await store.revoke('batch-1', at)
@@ -95,7 +102,7 @@ export function claimStoreContract(name: string, make: (deviceIds: readonly stri
     })
 
     it('counts uses one at a time', async () => {
-      const store = make([])
+      const store = await make([])
       await store.insert(claim('batch-1', { uses: 2 }), [])
       await store.addUse('batch-1')
       await store.addUse('batch-1')
@@ -104,7 +111,7 @@ export function claimStoreContract(name: string, make: (deviceIds: readonly stri
     })
 
     it('knows each one-time token of a claim as unused, then used, and no other claim’s', async () => {
-      const store = make([])
+      const store = await make([])
       await store.insert(claim('batch-1'), ['h1', 'h2'])
       await store.insert(claim('batch-2'), ['h3'])
       expect(await store.tokenState('batch-1', 'h1')).toBe('unused')
@@ -117,16 +124,16 @@ export function claimStoreContract(name: string, make: (deviceIds: readonly stri
     })
 
     it('records each device a claim provisioned once, found by id and by key', async () => {
-      const store = make(['pump-1'])
+      const store = await make(['pump-1'])
       await store.insert(claim('batch-1'), [])
       await store.recordDevice(claimed('pump-1', 'batch-1'))
       expect(await store.getDevice('pump-1')).toEqual(claimed('pump-1', 'batch-1'))
       expect(await store.getDevice('pump-2')).toBeUndefined()
       expect(await store.deviceIdWithKey('key-pump-1')).toBe('pump-1')
       expect(await store.deviceIdWithKey('key-other')).toBeUndefined()
-      await expect(store.recordDevice(claimed('pump-1', 'batch-1', { keySha256: 'key-again' }))).rejects.toThrow(
-        expect.objectContaining({ code: expect.stringMatching(/^SQLITE_CONSTRAINT/) }),
-      )
+      await expect(store.recordDevice(claimed('pump-1', 'batch-1', { keySha256: 'key-again' }))).rejects.toMatchObject({
+        code: 'GH_DEVICE_EXISTS',
+      })
       expect(await store.deviceIdWithKey('key-again')).toBeUndefined()
     })
   })

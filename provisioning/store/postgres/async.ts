@@ -2,8 +2,8 @@ import type { RegistryStore } from '../registry-store.ts'
 
 /**
  * A store interface with every method returning a Promise of what it returns now: the shape issue 13's
- * async-store change gives provisioning/store/'s interfaces. The PostgreSQL stores implement it until
- * that change lands; then they implement the interfaces themselves (replace `Async<X>` with `X`).
+ * async-store change gives provisioning/store/'s interfaces. Only PgRegistryStore still implements it (the
+ * sibling stores implement their async interfaces); it implements RegistryStore once that is async.
  */
 export type Async<T> = {
   [K in keyof T]: T[K] extends (...a: infer A) => infer R ? (...a: A) => Promise<Awaited<R>> : T[K]

@@ -1,6 +1,5 @@
 import { ApiKeyExists } from '../../errors.ts'
 import type { ApiKeyRecord, ApiKeyStore } from '../api-key-store.ts'
-import type { Async } from './async.ts'
 import type { PgDatabase, Row } from './pg-database.ts'
 import { isUniqueViolation } from './pg-failure.ts'
 import { date, dateOrNull } from './pg-rows.ts'
@@ -21,7 +20,7 @@ function toRecord(r: Row): ApiKeyRecord {
 }
 
 /** ApiKeyStore on the registry's PostgreSQL database (constructed by PgRegistryStore). */
-export class PgApiKeyStore implements Async<ApiKeyStore> {
+export class PgApiKeyStore implements ApiKeyStore {
   readonly #db: PgDatabase
 
   constructor(db: PgDatabase) {

@@ -1,6 +1,7 @@
+import { ClaimExists, DeviceExists } from '../../errors.ts'
 import type { ClaimedDevice, ClaimRecord, ClaimStore, TokenState } from '../claim-store.ts'
-import type { Async } from './async.ts'
 import type { PgDatabase, Row } from './pg-database.ts'
+import { isUniqueViolation } from './pg-failure.ts'
 import { date, dateOrNull, num, numOrNull } from './pg-rows.ts'
 
 function toClaim(r: Row): ClaimRecord {
@@ -36,11 +37,11 @@ function toClaimedDevice(r: Row): ClaimedDevice {
 }
 
 /**
- * ClaimStore on the registry's PostgreSQL database (constructed by PgRegistryStore). A duplicate claim or
- * claimed device fails with PostgreSQL's unique_violation (SQLSTATE 23505) as the SQLite store lets
- * SQLITE_CONSTRAINT through: the claim service checks before it inserts, so neither is a caller's error.
+ * ClaimStore on the registry's PostgreSQL database (constructed by PgRegistryStore). As on SQLite, a
+ * duplicate claim (unique_violation, SQLSTATE 23505) is GH_CLAIM_EXISTS and a device recorded twice
+ * GH_DEVICE_EXISTS (test/contract/claim-store.contract.ts).
  */
-export class PgClaimStore implements Async<ClaimStore> {
+export class PgClaimStore implements ClaimStore {
   readonly #db: PgDatabase
 
   constructor(db: PgDatabase) {
@@ -48,6 +49,15 @@ export class PgClaimStore implements Async<ClaimStore> {
   }
 
   async insert(c: ClaimRecord, tokenHashes: readonly string[]): Promise<void> {
+    try {
+      await this.#insert(c, tokenHashes)
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ClaimExists(c.id, { cause: err })
+      throw err
+    }
+  }
+
+  async #insert(c: ClaimRecord, tokenHashes: readonly string[]): Promise<void> {
     await this.#db.transaction(async () => {
       await this.#db.query(
         `INSERT INTO claims (id, group_name, tier, max_uses, uses, expires_at, id_pattern, allowed_ids, tokens_required, status,
@@ -118,6 +128,15 @@ export class PgClaimStore implements Async<ClaimStore> {
   }
 
   async recordDevice(d: ClaimedDevice): Promise<void> {
+    try {
+      await this.#recordDevice(d)
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new DeviceExists(d.deviceId, d.deviceId, { cause: err })
+      throw err
+    }
+  }
+
+  async #recordDevice(d: ClaimedDevice): Promise<void> {
     await this.#db.transaction(() =>
       this.#db.execute('INSERT INTO claim_devices (device_id, claim_id, serial, key_sha256, created_at) VALUES ($1, $2, $3, $4, $5)', [
         d.deviceId,

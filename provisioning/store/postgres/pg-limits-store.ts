@@ -1,5 +1,4 @@
 import type { LimitsRecord, LimitsStore } from '../limits-store.ts'
-import type { Async } from './async.ts'
 import type { PgDatabase, Row } from './pg-database.ts'
 import { date, json } from './pg-rows.ts'
 
@@ -11,7 +10,7 @@ const toRecord = (key: string, r: Row): LimitsRecord => ({
 })
 
 /** LimitsStore on the registry's PostgreSQL database (constructed by PgRegistryStore). */
-export class PgLimitsStore implements Async<LimitsStore> {
+export class PgLimitsStore implements LimitsStore {
   readonly #db: PgDatabase
 
   constructor(db: PgDatabase) {

@@ -15,6 +15,7 @@ import type {
 } from '../registry-store.ts'
 import type { AsyncRegistryStore } from './async.ts'
 import { PgApiKeyStore } from './pg-api-key-store.ts'
+import { PgAppStore } from './pg-app-store.ts'
 import { PgClaimStore } from './pg-claim-store.ts'
 import { PgDatabase, type PgDatabaseOptions } from './pg-database.ts'
 import { isForeignKeyViolation, isUniqueViolation } from './pg-failure.ts'
@@ -28,7 +29,7 @@ const PRUNED_THROUGH = 'events.prunedThrough'
 
 /**
  * The registry on PostgreSQL (cluster mode): the same records and semantics as SqliteRegistryStore, on a
- * PgDatabase that its sibling stores share (`settings`, `apiKeys`, `claims`, `limits`, `routes`), so a
+ * PgDatabase that its sibling stores share (`settings`, `apiKeys`, `claims`, `limits`, `routes`, `apps`), so a
  * change in any of them, its audit entry and its event commit in one `transaction`. Every write runs in
  * a transaction (joining the caller's), under the database's writer lock.
  */
@@ -39,6 +40,7 @@ export class PgRegistryStore implements AsyncRegistryStore {
   readonly claims: PgClaimStore
   readonly limits: PgLimitsStore
   readonly routes: PgRouteStore
+  readonly apps: PgAppStore
   #auditWriteFailures = 0
 
   constructor(db: PgDatabase) {
@@ -48,6 +50,7 @@ export class PgRegistryStore implements AsyncRegistryStore {
     this.claims = new PgClaimStore(db)
     this.limits = new PgLimitsStore(db)
     this.routes = new PgRouteStore(db)
+    this.apps = new PgAppStore(db)
   }
 
   /** Connects to the database at `url` and migrates its schema (PgDatabase.open). */

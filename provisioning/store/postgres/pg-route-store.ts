@@ -1,5 +1,4 @@
 import type { RouteRecord, RouteStore } from '../route-store.ts'
-import type { Async } from './async.ts'
 import type { PgDatabase, Row } from './pg-database.ts'
 import { date, num } from './pg-rows.ts'
 
@@ -18,7 +17,7 @@ const toRecord = (r: Row): RouteRecord => ({
 })
 
 /** RouteStore on the registry's PostgreSQL database (constructed by PgRegistryStore). */
-export class PgRouteStore implements Async<RouteStore> {
+export class PgRouteStore implements RouteStore {
   readonly #db: PgDatabase
 
   constructor(db: PgDatabase) {

@@ -1,5 +1,4 @@
 import type { DeviceSettingsRecord, LayerScope, SettingsLayerRecord, SettingsSchemaRecord, SettingsStore } from '../settings-store.ts'
-import type { Async } from './async.ts'
 import type { PgDatabase, Row } from './pg-database.ts'
 import { date, dateOrNull, json, num, numOrNull } from './pg-rows.ts'
 
@@ -12,7 +11,7 @@ const toLayer = (r: Row): SettingsLayerRecord => ({
 })
 
 /** SettingsStore on the registry's PostgreSQL database (constructed by PgRegistryStore). */
-export class PgSettingsStore implements Async<SettingsStore> {
+export class PgSettingsStore implements SettingsStore {
   readonly #db: PgDatabase
 
   constructor(db: PgDatabase) {
