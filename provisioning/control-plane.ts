@@ -4,7 +4,7 @@ import { createAppService, type AppPolicy, type AppService } from './apps/index.
 import { createApiKeyService, type ApiKeyService } from './api-keys/api-key-service.ts'
 import { createAiUsageService, type AiUsageService } from './ai-usage/ai-usage-service.ts'
 import { createDeviceAuthority, type AuthorityOptions, type DeviceAuthority } from './authority/device-authority.ts'
-import { initDataDir, loadCa, type InitResult, type Pkcs11Location } from './ca/index.ts'
+import { initDataDir, loadCa, recordInterruptedRotation, type InitResult, type Pkcs11Location } from './ca/index.ts'
 import { dataDirLayout } from './data-dir/layout.ts'
 import { loadSettingsKey } from './data-dir/settings-key.ts'
 import { checkFleet, type CheckOptions, type CheckReport } from './checks/index.ts'
@@ -69,6 +69,8 @@ export async function openControlPlane(
   const random = deps.random ?? cryptoRandom
   const ca = await loadCa(dataDir, deps, clock)
   const store = new SqliteRegistryStore(dataDirLayout(dataDir).database)
+  // a `ca rotate` killed past its commit gets its audit entry and event now (ca/rotation-journal.ts)
+  await recordInterruptedRotation(store, dataDirLayout(dataDir), { clock, log: deps.log.child({ module: 'provisioning.ca' }) })
   const cipher = await openSettingsCipher(dataDir, store, deps, random)
   const authority = createDeviceAuthority(
     { store, ca, clock, random, claims: store.claims, apps: store.apps, log: deps.log.child({ module: 'provisioning.authority' }) },

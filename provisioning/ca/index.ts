@@ -4,4 +4,5 @@ export { initDataDir, loadCa, loadServerTls, type InitResult } from './keystore.
 export { isKeyReference, type Pkcs11Location } from './pkcs11-token.ts'
 export { describeCa, rotateCa, type CaCertificateInfo, type CaOverview, type CaRotationSummary } from './lifecycle.ts'
 export { keepCaCurrent } from './keep-current.ts'
+export { recordInterruptedRotation } from './rotation-journal.ts'
 export { createCrlService, storedCrlNextUpdate, type CrlSnapshot } from './crl-service.ts'

@@ -9,7 +9,8 @@ import {
 } from '../../certs/index.ts'
 import { CaNotInitialized } from '../errors.ts'
 import { listPreviousIssuers, newestFirst, readCert } from './keystore.ts'
-import { rotateIssuingCa } from './rotation.ts'
+import { rotateIssuingCa, type RotationResult } from './rotation.ts'
+import { planRotation, recordInterruptedRotation, recordRotation } from './rotation-journal.ts'
 import { dataDirLayout } from '../data-dir/layout.ts'
 import { completePendingRotation } from './pending-rotation.ts'
 import type { ControlPlaneDeps } from '../control-plane.ts'
@@ -73,11 +74,10 @@ export async function describeCa(dataDir: string, deps: Pick<ControlPlaneDeps, '
 }
 
 /**
- * `gatehouse ca rotate`: a new issuing CA (ca/rotation.ts), then the audit entry `ca.rotated`
- * and the event `{ type: 'ca.rotated', serial }` in one registry transaction; a running `gatehouse start`
- * reloads its CA on that event. The files are committed first: a crash between the two leaves the new CA
- * in use on disk but unannounced; the running server still finds it on its hourly check (or restart),
- * and `ca show` shows it; only the audit entry is missing.
+ * `gatehouse ca rotate`: a new issuing CA (ca/rotation.ts) with its audit entry `ca.rotated` and event
+ * `{ type: 'ca.rotated', serial }` (a running `gatehouse start` reloads its CA on it), journaled in the
+ * registry (ca/rotation-journal.ts) so that a crash at any point leaves no rotation on disk without its
+ * audit entry: a rotation another process left half recorded is settled first.
  */
 export async function rotateCa(
   dataDir: string,
@@ -86,15 +86,28 @@ export async function rotateCa(
   actor: string,
 ): Promise<CaRotationSummary> {
   const clock = deps.clock ?? systemClock
-  const result = await rotateIssuingCa(
-    dataDir,
-    {
-      ...(deps.passphrase !== undefined && { passphrase: deps.passphrase }),
-      ...(deps.pkcs11Pin !== undefined && { pkcs11Pin: deps.pkcs11Pin }),
-      ...(options.keyAlgorithm && { keyAlgorithm: options.keyAlgorithm }),
-    },
-    { clock, random: deps.random ?? cryptoRandom },
-  )
+  const layout = dataDirLayout(dataDir)
+  if (!existsSync(layout.caDir)) throw new CaNotInitialized(dataDir, dataDir) // before the registry is opened (or made)
+  const store = new SqliteRegistryStore(layout.database)
+  let result: RotationResult
+  try {
+    await recordInterruptedRotation(store, layout, { clock, log: deps.log })
+    result = await rotateIssuingCa(
+      dataDir,
+      {
+        ...(deps.passphrase !== undefined && { passphrase: deps.passphrase }),
+        ...(deps.pkcs11Pin !== undefined && { pkcs11Pin: deps.pkcs11Pin }),
+        ...(options.keyAlgorithm && { keyAlgorithm: options.keyAlgorithm }),
+      },
+      { clock, random: deps.random ?? cryptoRandom },
+      {
+        plan: (rotation) => planRotation(store, { ...rotation, actor, at: clock.now().toISOString() }),
+        record: () => recordRotation(store, clock),
+      },
+    )
+  } finally {
+    store.close()
+  }
   const now = clock.now()
   const summary: CaRotationSummary = {
     issuing: await info(result.issuing, now),
@@ -104,26 +117,6 @@ export async function rotateCa(
       notAfter: result.serverCertificate.notAfter.toISOString(),
     },
     paths: result.paths,
-  }
-  const store = new SqliteRegistryStore(dataDirLayout(dataDir).database)
-  try {
-    await store.transaction(async () => {
-      store.appendAudit({
-        at: now,
-        actor,
-        action: 'ca.rotated',
-        subject: 'ca',
-        details: {
-          serial: summary.issuing.serial,
-          previousSerial: summary.previous.serial,
-          notAfter: summary.issuing.notAfter,
-          serverSerial: summary.serverCertificate.serial,
-        },
-      })
-      store.appendEvent('ca.rotated', { serial: summary.issuing.serial }, now)
-    })
-  } finally {
-    store.close()
   }
   deps.log.info({ serial: summary.issuing.serial, previousSerial: summary.previous.serial, actor }, 'issuing CA rotated')
   return summary

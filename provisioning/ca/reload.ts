@@ -3,6 +3,8 @@ import type { ControlPlane } from '../control-plane.ts'
 import { loadServerTls, readCert, type ServerTlsMaterial } from './keystore.ts'
 import { dataDirLayout } from '../data-dir/layout.ts'
 import { completePendingRotation } from './pending-rotation.ts'
+import { recordInterruptedRotation } from './rotation-journal.ts'
+import { systemClock } from '../../certs/index.ts'
 import type { ControlEvent } from '../events.ts'
 
 export interface CaReloader {
@@ -37,6 +39,8 @@ export function createCaReloader(deps: {
 
   async function reload(reason: string): Promise<void> {
     const from = control.authority.ca.issuing.certificate.serialNumber
+    // a rotation found by the hourly check may be one whose `ca rotate` was killed before its audit entry
+    await recordInterruptedRotation(control.store, layout, { clock: systemClock, log })
     await control.reloadCa()
     deps.applyTls(await loadServerTls(dataDir, deps.passphrase))
     log.info({ serial: control.authority.ca.issuing.certificate.serialNumber, previousSerial: from, reason }, 'issuing CA reloaded')

@@ -39,6 +39,15 @@ export interface RotateOptions extends CaSecrets {
   keyAlgorithm?: KeyAlgorithm
 }
 
+/**
+ * The registry's side of a rotation (rotation-journal.ts), called under the rotation lock: plan before the
+ * commit point, record once the files are in place.
+ */
+export interface RotationJournal {
+  plan(rotation: { serial: string; previousSerial: string; notAfter: string; serverSerial: string }): Promise<void>
+  record(): Promise<void>
+}
+
 export interface RotationResult {
   /** the CA as loaded after the rotation: the new issuing CA, the previous ones, the root */
   ca: OperatingCa & { previous: IssuerKeyPair[] }
@@ -65,10 +74,15 @@ export interface RotationResult {
  *     removed (pending-rotation.ts). A crash in between leaves ca/next holding what is not yet moved;
  *     loadCa, loadServerTls and the next rotation complete it before they read, so the next start (or
  *     CLI command) sees the whole new CA, never a certificate beside a key of another CA.
- * The registry (audit + event) is written by the caller after this returns: see rotateCa in
- * provisioning/ca/lifecycle.ts for what a crash between the two leaves.
+ * The registry (audit + event) is the journal's: its plan is written before step 2, its record after step 3,
+ * both under the lock, so a crash at any point leaves a plan the next open settles (rotation-journal.ts).
  */
-export async function rotateIssuingCa(dataDir: string, options: RotateOptions, deps: CaKeystoreDeps): Promise<RotationResult> {
+export async function rotateIssuingCa(
+  dataDir: string,
+  options: RotateOptions,
+  deps: CaKeystoreDeps,
+  journal?: RotationJournal,
+): Promise<RotationResult> {
   const layout = dataDirLayout(dataDir)
   const current = await loadCa(dataDir, options, deps.clock) // also completes a pending rotation and proves the passphrase or PIN
   const root = await loadRootKey(dataDir, options) // the one place the root key is opened
@@ -104,6 +118,12 @@ export async function rotateIssuingCa(dataDir: string, options: RotateOptions, d
     // 1. keep the replaced issuing CA
     const replacedSerial = normalizeSerial(ca.issuing.certificate.serialNumber)
     keepPrevious(layout, replacedSerial)
+    await journal?.plan({
+      serial: normalizeSerial(issuing.certificate.serialNumber),
+      previousSerial: replacedSerial,
+      notAfter: issuing.certificate.notAfter.toISOString(),
+      serverSerial: normalizeSerial(server.serialNumber),
+    })
 
     // 2. stage everything new, then commit by renaming the staging directory to ca/next
     const staging = `${layout.pendingRotation}.partial-${process.pid}`
@@ -119,6 +139,7 @@ export async function rotateIssuingCa(dataDir: string, options: RotateOptions, d
 
     // 3. move the new files into place
     completePendingRotation(layout)
+    await journal?.record()
   } finally {
     release()
   }
@@ -185,6 +206,18 @@ function acquireRotationLock(layout: DataDirLayout): () => void {
     }
   }
   throw new CaRotationInProgress(layout.rotationLock, 'another process')
+}
+
+/** Whether a live process (this one included) holds ca/rotate.lock: its rotation is not finished yet. */
+export function rotationInProgress(layout: DataDirLayout): boolean {
+  let pid: number
+  try {
+    pid = Number(readFileSync(layout.rotationLock, 'utf8').trim())
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+    throw err
+  }
+  return Number.isSafeInteger(pid) && pid > 0 && (pid === process.pid || isAlive(pid))
 }
 
 function isAlive(pid: number): boolean {

@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process'
+import { X509Certificate } from 'node:crypto'
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import type { MqttClient } from 'mqtt'
 import pino from 'pino'
+import { normalizeSerial } from '../../certs/index.ts'
 import { main } from '../../cli.ts'
 import { loadConfig } from '../../config.ts'
 import { claimDevice, requestRenewal } from '../../device-sim/enrollment.ts'
@@ -230,7 +232,27 @@ function victims(work: string, template: Template): Record<Scenario, () => Victi
         return rotations(dataDir) > 0 ? 'committed, audit written, before exit' : 'committed, new CA in place, audit not written'
       },
       async check(violations) {
-        if (exitedClean && rotations(dataDir) < 1) violations.push('ca-rotate: acknowledged, but no rotation in the registry')
+        if (exitedClean && rotations(dataDir) < 1)
+          violations.push('ca-rotate: acknowledged, but no rotation in the registry')
+          // every rotation in place on disk has its audit entry and event once the registry is next opened (here:
+          // before the restart); a rotation killed before its commit has neither
+        ;(await openControlPlaneQuiet(dataDir)).close()
+        const live = issuingSerial(dataDir)
+        const db = openReadonly(dataDir)
+        const audited = (db.prepare("SELECT details FROM audit_log WHERE action = 'ca.rotated'").pluck().all() as string[]).map(
+          (d) => (JSON.parse(d) as { serial: string }).serial,
+        )
+        const pending = db.prepare("SELECT value FROM meta WHERE key = 'ca.rotation.pending'").pluck().get() as string | undefined
+        db.close()
+        const rotated = live !== templateIssuing
+        const serial = normalizeSerial(new X509Certificate(live).serialNumber)
+        if (rotated && !audited.includes(serial))
+          violations.push(`ca-rotate: issuing CA ${serial} in place on disk without its audit entry`)
+        if (rotated && rotations(dataDir) < 1)
+          violations.push(`ca-rotate: issuing CA ${serial} in place on disk without its ca.rotated event`)
+        if (!rotated && audited.length) violations.push('ca-rotate: a rotation audited that is not on disk')
+        if (audited.length > 1) violations.push(`ca-rotate: ${audited.length} audit entries for one rotation`)
+        if (pending) violations.push('ca-rotate: the rotation plan was not settled on the next open')
       },
     }),
     settings: () => {

@@ -5,6 +5,7 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { cryptoRandom, normalizeSerial, systemClock } from '../../../certs/index.ts'
 import { createCaReloader } from '../../../provisioning/ca/reload.ts'
 import { rotateIssuingCa } from '../../../provisioning/ca/rotation.ts'
+import { planRotation } from '../../../provisioning/ca/rotation-journal.ts'
 import {
   createChangeFeed,
   dataDirLayout,
@@ -70,6 +71,34 @@ describe('createCaReloader (how a running Gatehouse follows `ca rotate`)', () =>
     await reloader.idle()
     expect(serialInUse()).toBe(normalizeSerial(result.issuing.serialNumber))
     expect(applied).toHaveLength(1)
+  })
+})
+
+describe('a running Gatehouse and a `ca rotate` killed past its commit', () => {
+  it('its periodic check finds the new CA and writes the audit entry and event the rotation lacks', async () => {
+    const { dataDir, control, reloader, lines, serialInUse } = await running()
+    const killed = new Error('killed before its audit entry')
+    const rotation = rotateIssuingCa(
+      dataDir,
+      {},
+      { clock: systemClock, random: cryptoRandom },
+      {
+        plan: (r) => planRotation(control.store, { ...r, actor: 'operator:killed', at: new Date().toISOString() }),
+        record: () => Promise.reject(killed),
+      },
+    )
+    await expect(rotation).rejects.toBe(killed)
+    expect(await control.store.listAudit({ action: 'ca.rotated' })).toEqual([])
+    const seq = await control.store.lastEventSeq()
+
+    reloader.check()
+    await reloader.idle()
+    const [audit] = await control.store.listAudit({ action: 'ca.rotated' })
+    expect(audit).toMatchObject({ actor: 'operator:killed', details: { serial: serialInUse(), recovered: true } })
+    expect(await control.store.eventsAfter(seq, 10)).toEqual([
+      expect.objectContaining({ type: 'ca.rotated', data: { serial: serialInUse() } }),
+    ])
+    expect(lines).toContainEqual(expect.objectContaining({ level: 40, msg: expect.stringContaining('interrupted after its commit') }))
   })
 })
 

@@ -3,9 +3,12 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, s
 import { join } from 'node:path'
 import pino from 'pino'
 import { describe, expect, it } from 'vitest'
-import { normalizeSerial, parseCertificatesPem, systemClock } from '../../../certs/index.ts'
+import { cryptoRandom, normalizeSerial, parseCertificatesPem, systemClock } from '../../../certs/index.ts'
 import { dataDirLayout, describeCa, initControlPlane, loadServerTls, openControlPlane, rotateCa } from '../../../provisioning/index.ts'
 import { loadCa } from '../../../provisioning/ca/keystore.ts'
+import { rotateIssuingCa } from '../../../provisioning/ca/rotation.ts'
+import { PENDING_ROTATION_KEY, planRotation } from '../../../provisioning/ca/rotation-journal.ts'
+import { SqliteRegistryStore } from '../../../provisioning/store/sqlite-registry-store.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
 
 // Real files in a temp dir, the real openssl CLI, real time (openssl checks validity against now).
@@ -218,6 +221,96 @@ describe('an interrupted rotation', () => {
     expect(existsSync(layout.previousDir)).toBe(false)
     renameSync(layout.rotationLock, join(layout.root, 'lock-gone'))
     await rotateCa(dataDir, {}, { log }, 'op')
+  })
+})
+
+describe('a rotation killed between its files and its audit entry (the registry journal)', () => {
+  /**
+   * rotateIssuingCa with the journal rotateCa uses, but the process "dies" at one step: the step throws,
+   * and the lock is left behind by a pid that is gone, as a SIGKILL leaves it.
+   */
+  async function killedAt(step: 'plan' | 'record') {
+    const { dataDir, layout } = await initialised()
+    const store = new SqliteRegistryStore(layout.database)
+    const before = readFileSync(layout.issuingCert, 'utf8')
+    const killed = new Error(`killed at ${step}`)
+    await expect(
+      rotateIssuingCa(
+        dataDir,
+        {},
+        { clock: systemClock, random: cryptoRandom },
+        {
+          plan: async (rotation) => {
+            await planRotation(store, { ...rotation, actor: 'operator:killed', at: new Date().toISOString() })
+            if (step === 'plan') throw killed
+          },
+          record: () => Promise.reject(killed),
+        },
+      ),
+    ).rejects.toBe(killed)
+    store.close()
+    writeFileSync(layout.rotationLock, '99999999')
+    const reader = new SqliteRegistryStore(layout.database, { readonly: true })
+    const planned = JSON.parse((await reader.getMeta(PENDING_ROTATION_KEY))!) as { serial: string }
+    reader.close()
+    return { dataDir, layout, before, planned }
+  }
+
+  const audited = async (dataDir: string) => {
+    const control = await openControlPlane(dataDir, {}, { log })
+    try {
+      return {
+        audit: await control.store.listAudit({ action: 'ca.rotated' }),
+        events: (await control.store.eventsAfter(0, 1000)).filter((e) => e.type === 'ca.rotated'),
+        pending: await control.store.getMeta(PENDING_ROTATION_KEY),
+      }
+    } finally {
+      control.close()
+    }
+  }
+
+  it('past the commit: the next open writes the audit entry and event it lacks, once', async () => {
+    const { dataDir, layout, before, planned } = await killedAt('record')
+    expect(readFileSync(layout.issuingCert, 'utf8')).not.toBe(before) // the new CA is in place on disk
+    const first = await audited(dataDir)
+    expect(first.audit).toEqual([
+      expect.objectContaining({
+        actor: 'operator:killed',
+        subject: 'ca',
+        details: expect.objectContaining({ serial: planned.serial, recovered: true }),
+      }),
+    ])
+    expect(first.events).toEqual([expect.objectContaining({ data: { serial: planned.serial } })])
+    expect(first.pending).toBe('')
+    expect(normalizeSerial((await loadCa(dataDir)).issuing.certificate.serialNumber)).toBe(planned.serial)
+    const second = await audited(dataDir)
+    expect(second.audit).toHaveLength(1)
+    expect(second.events).toHaveLength(1)
+  })
+
+  it('before the commit: the next open drops the plan, audits nothing, and the old CA stays', async () => {
+    const { dataDir, layout, before } = await killedAt('plan')
+    expect(readFileSync(layout.issuingCert, 'utf8')).toBe(before)
+    expect(await audited(dataDir)).toEqual({ audit: [], events: [], pending: '' })
+    expect(readFileSync(layout.issuingCert, 'utf8')).toBe(before)
+  })
+
+  it('leaves a plan alone while a live process holds the rotation lock', async () => {
+    const { dataDir, layout, planned } = await killedAt('record')
+    writeFileSync(layout.rotationLock, String(process.ppid)) // a live process: its rotation records itself
+    const during = await audited(dataDir)
+    expect(during.audit).toEqual([])
+    expect(JSON.parse(during.pending!)).toMatchObject({ serial: planned.serial })
+    renameSync(layout.rotationLock, join(layout.root, 'lock-gone'))
+    expect((await audited(dataDir)).audit).toHaveLength(1)
+  })
+
+  it('`ca rotate` settles a plan left by a killed rotation before it rotates again', async () => {
+    const { dataDir, planned } = await killedAt('record')
+    const summary = await rotateCa(dataDir, {}, { log }, 'op')
+    const { audit } = await audited(dataDir)
+    expect(audit.map((a) => a.details.serial)).toEqual([summary.issuing.serial, planned.serial]) // newest first
+    expect(summary.previous.serial).toBe(planned.serial)
   })
 })
 
