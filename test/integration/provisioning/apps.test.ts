@@ -175,6 +175,36 @@ describe('gatehouse app: identities issued by operators, honoured by the broker'
     expect(crl?.entries).toBe(1)
   })
 
+  it('`app revoke --serial` closes only a session on that certificate: the app connected with its other one stays, until that one is revoked', async () => {
+    const { dir, port, device, cli } = await running()
+    const pump = await device('pump-1', 'pumps')
+    await cli('app', 'create', 'ops', '--groups', 'pumps', '--classes', 'telemetry', '--out', join(dir, 'apps'))
+    const old = appCreds(join(dir, 'apps', 'ops'), 'ops')
+    const { issuedSerial } = JSON.parse(await cli('app', 'renew', 'ops', '--out', join(dir, 'renewed'), '--json')) as {
+      issuedSerial: string
+    }
+    const shown = JSON.parse(await cli('app', 'show', 'ops', '--json')) as { certificates: { serial: string }[] }
+    const oldSerial = shown.certificates.find((c) => c.serial !== issuedSerial)!.serial
+
+    const app = await connectDevice(port, appCreds(join(dir, 'renewed', 'ops'), 'ops'))
+    const got = received(app)
+    await app.subscribeAsync('devices/+/telemetry', { qos: 0 })
+    let closed = false
+    app.on('close', () => (closed = true))
+    await cli('app', 'revoke', 'ops', '--serial', oldSerial)
+    // a CONNECT catches the broker up on every committed event first: app.revoked has been handled by now
+    expect((await attemptConnect(port, old)).connack).toBe(5)
+    await pump.publishAsync('devices/pump-1/telemetry', 'after', { qos: 1 })
+    await waitFor(() => got.includes('devices/pump-1/telemetry after'), 5000, 'a message after the old certificate was revoked')
+    expect(closed).toBe(false)
+
+    const cutOff = closedWithin(app)
+    await cli('app', 'revoke', 'ops', '--serial', issuedSerial)
+    expect(await cutOff).toBeLessThan(1000)
+    const audit = JSON.parse(await cli('audit', '--device', 'app:ops', '--json')) as { action: string; details: { serial?: string } }[]
+    expect(audit.filter((e) => e.action === 'session.closed').map((e) => e.details.serial)).toEqual([issuedSerial])
+  })
+
   it('mosquitto_sub with the bundle `app create` writes receives the telemetry of its group', async () => {
     requireMosquittoClients()
     const { dir, port, device, cli } = await running()
