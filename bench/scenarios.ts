@@ -1,5 +1,6 @@
 import { abuseBenchmark, abuseHelp } from './abuse.ts'
 import { aiHandoffBenchmark } from './ai-handoff.ts'
+import { appsBenchmark } from './apps.ts'
 import { cliBenchmark } from './cli.ts'
 import { connectBenchmark } from './connect.ts'
 import { hsmBenchmark } from './hsm.ts'
@@ -19,6 +20,7 @@ export const scenarios: Record<string, Scenario> = {
   abuse: abuseBenchmark,
   hsm: hsmBenchmark,
   routes: routesBenchmark,
+  apps: appsBenchmark,
   cli: cliBenchmark,
 }
 
