@@ -31,8 +31,7 @@ async function run(mode: 'off' | 'on', url: string): Promise<number> {
       ? attachTelemetryRoutes(
           {
             onDevicePublish: (l) => ((listener = l), () => (listener = undefined)),
-            onDeviceConnect: () => () => {},
-            onDeviceDisconnect: () => () => {},
+            connection: () => undefined,
           },
           {
             clock: systemClock,

@@ -1,5 +1,6 @@
 import { abuseBenchmark, abuseHelp } from './abuse.ts'
 import { aiHandoffBenchmark } from './ai-handoff.ts'
+import { appsBenchmark } from './apps.ts'
 import { cliBenchmark } from './cli.ts'
 import { clusterBenchmark } from './cluster.ts'
 import { connectBenchmark } from './connect.ts'
@@ -20,6 +21,7 @@ export const scenarios: Record<string, Scenario> = {
   abuse: abuseBenchmark,
   hsm: hsmBenchmark,
   routes: routesBenchmark,
+  apps: appsBenchmark,
   cli: cliBenchmark,
   cluster: clusterBenchmark,
 }

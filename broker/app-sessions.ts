@@ -32,6 +32,7 @@ export interface AppSession {
 /** A connect between "lookup started" and "session registered"; app.revoked in between invalidates it. */
 export interface PendingApp {
   name: string
+  serial: string
   revoked: boolean
 }
 
@@ -40,10 +41,13 @@ export interface AppSessionRegistry {
   add(session: AppSession): AppSession | undefined
   remove(session: AppSession): void
   all(): IterableIterator<AppSession>
-  beginAuthentication(name: string): PendingApp
+  beginAuthentication(name: string, serial: string): PendingApp
   endAuthentication(pending: PendingApp): void
-  /** app.revoked: marks pending connects of the app and returns its live session, if any */
-  revoke(name: string): AppSession | undefined
+  /**
+   * app.revoked: marks pending connects of the app and returns its live session, if any; given a
+   * serial (canonical, normalizeSerial), only those on that certificate.
+   */
+  revoke(name: string, serial: string | null): AppSession | undefined
 }
 
 export function createAppSessionRegistry(): AppSessionRegistry {
@@ -59,15 +63,16 @@ export function createAppSessionRegistry(): AppSessionRegistry {
       if (sessions.get(session.name) === session) sessions.delete(session.name)
     },
     all: () => sessions.values(),
-    beginAuthentication(name) {
-      const p = { name, revoked: false }
+    beginAuthentication(name, serial) {
+      const p = { name, serial, revoked: false }
       pending.add(p)
       return p
     },
     endAuthentication: (p) => void pending.delete(p),
-    revoke(name) {
-      for (const p of pending) if (p.name === name) p.revoked = true
-      return sessions.get(name)
+    revoke(name, serial) {
+      for (const p of pending) if (p.name === name && (serial === null || p.serial === serial)) p.revoked = true
+      const session = sessions.get(name)
+      return session && (serial === null || session.serial === serial) ? session : undefined
     },
   }
 }

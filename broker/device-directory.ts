@@ -53,8 +53,8 @@ export type ControlEvent =
   | { type: 'certificate.superseded'; deviceId: string; serial: string; supersededAt: string }
   | { type: 'settings.changed'; deviceId: string; version: number }
   | { type: 'claim.revoked'; claimId: string }
-  /** an app's certificate was revoked: its sessions are closed at once */
-  | { type: 'app.revoked'; name: string }
+  /** an app was revoked, or with `serial` one of its certificates: its sessions (on that certificate) are closed at once */
+  | { type: 'app.revoked'; name: string; serial?: string }
   | { type: 'ca.rotated'; serial: string }
   /** a device's tier or its own limits changed */
   | { type: 'device.updated'; deviceId: string }

@@ -47,12 +47,12 @@ export function deviceLimitProblems(global: Readonly<BrokerLimits>, values: Devi
 
 /**
  * Where the broker reads a device's limits (the control plane's registry: its tier's values with its
- * own override on top; docs/conventions.md §3). Read at each CONNECT and again when a change is
- * announced (`tier.updated`, `device.updated`).
+ * own override on top; docs/conventions.md §3) and its current group. Read at each CONNECT and again
+ * when a change is announced (`tier.updated`, `device.updated`).
  */
 export interface DeviceLimitsSource {
   /** null: no such device (the directory refuses it anyway) */
-  limitsOf(deviceId: string): Promise<{ tier: string; broker: DeviceLimitValues } | null>
+  limitsOf(deviceId: string): Promise<{ tier: string; group: string | null; broker: DeviceLimitValues } | null>
 }
 
 /** The per-device buckets, by the limit they enforce. */
@@ -65,9 +65,11 @@ export function applyDeviceLimits(buckets: DeviceBuckets, global: Readonly<Broke
 }
 
 /**
- * Applies changed limits to connected devices: on `device.updated` (its tier or its override changed)
- * that device, on `tier.updated` every connected device of that tier. The change feed delivers an
- * event within its interval (200 ms by default), so a change reaches connected devices within a second.
+ * Applies changed limits to connected devices: on `device.updated` (its tier, group or override
+ * changed) that device, on `tier.updated` every connected device of that tier. The change feed
+ * delivers an event within its interval (200 ms by default), so a change reaches connected devices
+ * within a second. A device's session also takes its new group here: what reads the group of a live
+ * session (apps' filter, hooks/authorize-forward.ts; telemetry routes) follows a move live.
  */
 export function followDeviceLimits(deps: {
   source: DeviceLimitsSource
@@ -82,6 +84,10 @@ export function followDeviceLimits(deps: {
       (found) => {
         if (!found || session.client.closed) return
         session.tier = found.tier
+        if (session.group !== found.group) {
+          deps.log.info({ deviceId: session.deviceId, from: session.group, to: found.group }, 'device group applied to its session')
+          session.group = found.group
+        }
         applyDeviceLimits(deps.buckets, deps.limits, session.deviceId, found.broker)
         deps.log.debug({ deviceId: session.deviceId, tier: found.tier }, 'device limits applied')
       },

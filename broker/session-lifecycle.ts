@@ -42,7 +42,8 @@ const CLOSING_EVENTS: ReadonlySet<ControlEvent['type']> = new Set(['device.revok
 /**
  * How sessions end when the broker ends them:
  * - at once, on control events: device.revoked / device.disabled / certificate.revoked (device
- *   sessions), claim.revoked (the claim's sessions);
+ *   sessions), claim.revoked (the claim's sessions), app.revoked (the app's session; with a serial, only
+ *   a session on that certificate);
  * - at their end, by a sweep every limits.sessionSweepMs: a device session when its certificate
  *   expires or its renewal overlap ends (`certificate.superseded` brings the end forward to
  *   supersededAt, and closes at once only when that is already past), a claim session after
@@ -99,12 +100,15 @@ export function startSessionLifecycle(deps: SessionLifecycleDeps): SessionLifecy
     session.client.close()
   }
 
-  /** A serial from an event; null (every session of the device: fail closed) when unreadable. */
-  function serialOf(event: ControlEvent & { deviceId: string; serial: string }): string | null {
+  /** A serial from an event; null (every session of the device or app: fail closed) when unreadable. */
+  function serialOf(event: ControlEvent & { serial: string }): string | null {
     try {
       return normalizeSerial(event.serial)
     } catch (err) {
-      log.warn({ err, deviceId: event.deviceId, event: event.type }, 'control event with unreadable serial')
+      log.warn(
+        { err, deviceId: 'deviceId' in event ? event.deviceId : undefined, event: event.type },
+        'control event with unreadable serial',
+      )
       return null
     }
   }
@@ -130,7 +134,8 @@ export function startSessionLifecycle(deps: SessionLifecycleDeps): SessionLifecy
       return
     }
     if (event.type === 'app.revoked') {
-      const app = deps.appSessions?.revoke(event.name)
+      const serial = event.serial === undefined ? null : serialOf({ ...event, serial: event.serial })
+      const app = deps.appSessions?.revoke(event.name, serial)
       if (app) closeAppSession(app, event.type)
       return
     }

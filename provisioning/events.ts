@@ -31,8 +31,8 @@ export type ControlEvent =
   | { type: 'certificate.superseded'; deviceId: string; serial: string; supersededAt: string }
   | { type: 'settings.changed'; deviceId: string; version: number }
   | { type: 'claim.revoked'; claimId: string }
-  /** an app (or one of its certificates) was revoked: the broker closes its sessions at once */
-  | { type: 'app.revoked'; name: string }
+  /** an app was revoked (its sessions close at once), or with `serial` one of its certificates (only a session on it closes) */
+  | { type: 'app.revoked'; name: string; serial?: string }
   | { type: 'ca.rotated'; serial: string }
   /** a device's tier or its own limits changed */
   | { type: 'device.updated'; deviceId: string }

@@ -27,7 +27,7 @@ export interface AppConnect {
  *   'persistent-session-not-permitted': what an app gets is filtered when it is delivered, so nothing is
  *   stored for it while it is away), no will ('will-not-permitted'), the connect rate of its clientId
  *   ('connect-rate'), then directory.lookupApp: 'unknown-app' (also when the directory knows no apps) or
- *   'app-revoked'. An app.revoked event while the lookup is in flight refuses it
+ *   'app-revoked'. An app.revoked event (of the app, or of this certificate) while the lookup is in flight refuses it
  *   ('invalidated-during-connect'). A second connection of the same app takes the session over, as for
  *   devices.
  */
@@ -42,7 +42,7 @@ export function authenticateApp(deps: HookDeps, log: Logger, c: AppConnect): voi
   const allowed = deps.connectAttempts.tryTake(clientId)
   if (allowed === false) return refuse('connect-rate')
 
-  const pending = deps.appSessions.beginAuthentication(name)
+  const pending = deps.appSessions.beginAuthentication(name, identity.serial)
   Promise.resolve(allowed)
     .then((ok) => (ok ? lookupApp(identity, name) : null))
     .then(

@@ -107,11 +107,12 @@ const BASE_BACKOFF_MS = 250
  *   answer's Retry-After, capped at maxBackoffMs), the queue filling meanwhile; 2xx: delivered, whatever
  *   the body; another 4xx: failed (dropped, counted), next batch.
  *
- * One batch per route is in flight at a time, so a route delivers in order. A device's group is the one
- * it connected with; a route re-checks it (and consent) when the batch is built.
+ * One batch per route is in flight at a time, so a route delivers in order. A device's group at the
+ * hand-off is its live session's (which follows a move, device-limits.ts); a route re-checks it (and
+ * consent) when the batch is built.
  */
 export function attachTelemetryRoutes(
-  core: Pick<MqttCore, 'onDevicePublish' | 'onDeviceConnect' | 'onDeviceDisconnect'>,
+  core: Pick<MqttCore, 'onDevicePublish' | 'connection'>,
   deps: TelemetryRoutesDeps,
   input: Partial<TelemetryRoutesOptions> = {},
 ): TelemetryRoutes {
@@ -127,21 +128,15 @@ export function attachTelemetryRoutes(
   }
   const logThrottle = createEventThrottle({ intervalMs: 60_000, maxKeys: 1000 }, deps.clock)
   const states = new Map<string, RouteState>()
-  const groups = new Map<string, { sessionId: number; group: string | null }>()
   const redactors = new Map<string, Redactor>()
   const totals = zero()
   let idleWaiters: (() => void)[] = []
   let detached = false
 
-  const offConnect = core.onDeviceConnect((c) => groups.set(c.deviceId, { sessionId: c.sessionId, group: c.group }))
-  const offDisconnect = core.onDeviceDisconnect((c) => {
-    if (groups.get(c.deviceId)?.sessionId === c.sessionId) groups.delete(c.deviceId)
-  })
-
   // --- hand-off: O(routes) with routes bounded by maxRoutes; never waits, never throws ---------------
   const offPublish = core.onDevicePublish((m) => {
     if (m.kind !== 'telemetry' || states.size === 0) return
-    const group = groups.get(m.deviceId)?.group ?? null
+    const group = core.connection(m.deviceId)?.group ?? null
     for (const s of states.values()) {
       if (s.route.group !== null && s.route.group !== group) continue
       s.counters.received++
@@ -324,7 +319,7 @@ export function attachTelemetryRoutes(
       }),
     detach() {
       detached = true
-      for (const off of [offPublish, offConnect, offDisconnect, offEvents]) off()
+      for (const off of [offPublish, offEvents]) off()
       for (const s of states.values()) drop(s)
       states.clear()
       settle()

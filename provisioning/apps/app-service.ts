@@ -248,9 +248,9 @@ export function createAppService(
     },
 
     /**
-     * Revokes the app (permanent) or, given a serial, one of its certificates. Either way its live
-     * session is closed (app.revoked: the broker cuts it off within the change feed's interval) and the
-     * certificate goes on the CRL.
+     * Revokes the app (permanent) or, given a serial, one of its certificates. Its live session is
+     * closed, or given a serial only a session on that certificate (app.revoked, with the serial: the
+     * broker cuts it off within the change feed's interval), and the certificate goes on the CRL.
      */
     async revoke(name: string, actor: string, serial?: string): Promise<AppView> {
       const app = await require(name)
@@ -270,7 +270,7 @@ export function createAppService(
           subject: `app:${name}`,
           details: { serials },
         })
-        store.appendEvent('app.revoked', { name }, at)
+        store.appendEvent('app.revoked', serial === undefined ? { name } : { name, serial }, at)
       })
       log.info({ actor, appName: name, serial }, serial === undefined ? 'app revoked' : 'app certificate revoked')
       // reissued now: each CRL is rebuilt when its count of revoked certificates changed

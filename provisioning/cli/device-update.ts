@@ -33,7 +33,9 @@ function updateOf(options: Options): DeviceUpdate {
 export function registerDeviceUpdate(device: Command, deps: CliDeps): void {
   const cmd = device
     .command('update <id>')
-    .description("change a device's group, tier or labels (audited as device.updated; a running broker applies it to the next lookup)")
+    .description(
+      "change a device's group, tier or labels (audited as device.updated; a running broker applies it to the device's live session within a second)",
+    )
     .option('--group <group>', 'move it to this group')
     .option('--no-group', 'take it out of its group')
     .option('--tier <tier>', 'set its tier')

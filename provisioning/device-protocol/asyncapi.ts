@@ -1,3 +1,4 @@
+import type { APP_CLASSES } from '../apps/index.ts'
 import {
   CLAIM_REQUEST_SCHEMA,
   ENROLLMENT_ANSWER_SCHEMA,
@@ -117,8 +118,20 @@ export const DEVICE_CHANNELS: Readonly<Record<string, Channel>> = {
 }
 
 /**
+ * What an app (CN and clientId `app:<name>`, docs/device-protocol.md "Apps") may subscribe to, per topic
+ * class: the device channel it reads (so the same payload schema) and the filters it may use (the
+ * broker's appGrants). Only the messages of devices in its groups reach it.
+ */
+export const APP_CHANNELS: Readonly<Record<(typeof APP_CLASSES)[number], { channel: keyof typeof DEVICE_CHANNELS; filters: string[] }>> = {
+  telemetry: { channel: 'telemetry', filters: ['devices/+/telemetry', 'devices/+/telemetry/#'] },
+  reported: { channel: 'settingsReported', filters: ['devices/+/settings/reported'] },
+  insights: { channel: 'insights', filters: ['devices/+/insights'] },
+}
+
+/**
  * The AsyncAPI 3.0 document of the device protocol (served at GET /asyncapi.json), built from
- * DEVICE_CHANNELS and so from the payload schemas the control plane validates with.
+ * DEVICE_CHANNELS and so from the payload schemas the control plane validates with; apps' operations
+ * (APP_CHANNELS) receive on the same channels.
  */
 export function buildAsyncApi(version: string): Record<string, unknown> {
   const channels: Record<string, unknown> = {}
@@ -139,7 +152,21 @@ export function buildAsyncApi(version: string): Record<string, unknown> {
       bindings: { mqtt: { qos: c.qos, retain: false } },
     }
   }
-  const security = [{ $ref: '#/components/securitySchemes/deviceCertificate' }]
+  for (const [cls, a] of Object.entries(APP_CHANNELS)) {
+    const c = DEVICE_CHANNELS[a.channel]
+    if (!c) continue // asyncapi.test.ts checks that every class names a device channel
+    operations[`appReceive${cls.charAt(0).toUpperCase()}${cls.slice(1)}`] = {
+      action: 'receive',
+      channel: { $ref: `#/channels/${a.channel}` },
+      summary: `an app with the topic class ${cls} subscribes (${a.filters.join(', ')}, or narrower): ${c.summary}`,
+      description: "Only the messages of devices in the app's groups reach it; an app publishes nothing.",
+      security: [{ $ref: '#/components/securitySchemes/appCertificate' }],
+      messages: [{ $ref: `#/channels/${a.channel}/messages/${a.channel}` }],
+      bindings: { mqtt: { qos: c.qos, retain: false } },
+      tags: [{ name: 'app' }],
+    }
+  }
+  const security = [{ $ref: '#/components/securitySchemes/deviceCertificate' }, { $ref: '#/components/securitySchemes/appCertificate' }]
   return {
     asyncapi: '3.0.0',
     info: {
@@ -147,7 +174,9 @@ export function buildAsyncApi(version: string): Record<string, unknown> {
       version,
       description:
         'MQTT 3.1.1 over mutual TLS (or over WebSockets with TLS on /mqtt): clientId = certificate CN = device id. ' +
-        'A device may publish and subscribe only to its own topics; anything else is refused. See docs/device-protocol.md.',
+        'A device may publish and subscribe only to its own topics; anything else is refused. ' +
+        'An app (clientId = certificate CN = app:<name>) only subscribes, inside its topic classes, and gets the messages ' +
+        'of the devices in its groups (the appReceive operations). See docs/device-protocol.md.',
     },
     defaultContentType: 'application/json',
     servers: {
@@ -170,7 +199,10 @@ export function buildAsyncApi(version: string): Record<string, unknown> {
     operations,
     components: {
       messages,
-      securitySchemes: { deviceCertificate: { type: 'X509', description: 'a device certificate from the Gatehouse CA' } },
+      securitySchemes: {
+        deviceCertificate: { type: 'X509', description: 'a device certificate from the Gatehouse CA' },
+        appCertificate: { type: 'X509', description: 'an app certificate from the Gatehouse CA (CN app:<name>, `gatehouse app create`)' },
+      },
     },
   }
 }

@@ -52,6 +52,8 @@ export type LimitsService = ReturnType<typeof createLimitsService>
 /** The values that apply to a device: its tier's stored values under its own (unset: the configured limits). */
 export interface AppliedLimits {
   tier: string
+  /** the device's group now (the broker's view of a live session follows it) */
+  group: string | null
   broker: NonNullable<LimitValues['broker']>
   ai: NonNullable<LimitValues['ai']>
 }
@@ -119,7 +121,7 @@ export function createLimitsService(deps: { store: RegistryStore; limits: Limits
     if (!device) return null
     const r = await limits.getDevice(deviceId)
     const values = mergeLimits(valuesOf(await limits.getTier(device.tier)), r ? valuesOf(r) : null)
-    return { tier: device.tier, broker: values.broker ?? {}, ai: values.ai ?? {} }
+    return { tier: device.tier, group: device.group, broker: values.broker ?? {}, ai: values.ai ?? {} }
   }
 
   return {

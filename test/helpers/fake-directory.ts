@@ -82,8 +82,8 @@ export interface FakeDirectory extends DeviceDirectory {
   readonly appLookups: string[]
   /** registers an app certificate serial (any form); default: every group, telemetry only */
   addApp(name: string, serial: string, opts?: Partial<Omit<FakeApp, 'name' | 'serial'>>): FakeApp
-  /** marks the app revoked (later CONNECTs are refused) and emits app.revoked */
-  revokeApp(name: string): void
+  /** marks the app (given a serial: that certificate) revoked (later CONNECTs are refused) and emits app.revoked */
+  revokeApp(name: string, serial?: string): void
   /** marks the claim revoked (later CONNECTs are refused) and emits claim.revoked */
   revokeClaim(claimId: string): void
   /** a renewal: the certificate becomes superseded with its overlap ending at `at`; emits certificate.superseded */
@@ -206,9 +206,10 @@ export function createFakeDirectory(clock: Clock = systemClock): FakeDirectory {
       apps.set(app.serial, app)
       return app
     },
-    revokeApp(name) {
-      for (const a of apps.values()) if (a.name === name) a.revoked = true
-      fake.emit({ type: 'app.revoked', name })
+    revokeApp(name, serial) {
+      const only = serial === undefined ? undefined : normalizeSerial(serial)
+      for (const a of apps.values()) if (a.name === name && (only === undefined || a.serial === only)) a.revoked = true
+      fake.emit(serial === undefined ? { type: 'app.revoked', name } : { type: 'app.revoked', name, serial })
     },
     addClaim(claimId, serial, opts = {}) {
       const claim: FakeClaim = { ...opts, claimId, serial: normalizeSerial(serial) }

@@ -1,7 +1,8 @@
 import { Parser } from '@asyncapi/parser'
 import { describe, expect, it } from 'vitest'
 import * as topics from '../../../broker/topics.ts'
-import { DEVICE_CHANNELS } from '../../../provisioning/device-protocol/asyncapi.ts'
+import { APP_CLASSES } from '../../../provisioning/apps/index.ts'
+import { APP_CHANNELS, DEVICE_CHANNELS } from '../../../provisioning/device-protocol/asyncapi.ts'
 import { apiHarness } from '../../unit/provisioning/api/api-harness.ts'
 
 /** `devices/{deviceId}/telemetry` -> a regex matching the concrete topics of that channel. */
@@ -20,6 +21,18 @@ describe('GET /asyncapi.json (the device protocol, AsyncAPI 3)', () => {
     expect(errors, JSON.stringify(errors, null, 2)).toEqual([])
     expect(document).toBeDefined()
     expect(document!.channels().length).toBe(Object.keys(DEVICE_CHANNELS).length)
+    // the app side: one receive operation per topic class, on the device channel, secured by an app certificate
+    const appOps = document!.operations().filter((o) => (o.id() ?? '').startsWith('appReceive'))
+    expect(appOps.map((o) => o.id()).sort()).toEqual(['appReceiveInsights', 'appReceiveReported', 'appReceiveTelemetry'])
+    for (const op of appOps) {
+      expect(op.action()).toBe('receive')
+      const cls = op.id()!.slice('appReceive'.length).toLowerCase() as keyof typeof APP_CHANNELS
+      const channel = op.channels().all()[0]!
+      expect(channel.address()).toBe(DEVICE_CHANNELS[APP_CHANNELS[cls].channel]!.address)
+      // the same message (and so payload schema) as the device's channel
+      expect(op.messages().all()[0]!.payload()?.json()).toMatchObject(DEVICE_CHANNELS[APP_CHANNELS[cls].channel]!.payload)
+      expect(op.security().map((s) => s.all()[0]?.scheme().description())).toEqual([expect.stringMatching(/^an app certificate/)])
+    }
     // @asyncapi/parser is heavy: about 9 s for this test on a loaded 2-core box, hence an integration test
     expect(performance.now() - started).toBeLessThan(20_000)
   })
@@ -60,6 +73,13 @@ describe('GET /asyncapi.json (the device protocol, AsyncAPI 3)', () => {
           (a.endsWith('/telemetry') && topic.startsWith(a.split('{')[0]!) && topic.includes('/telemetry/')),
       )
       expect(matching, topic).toHaveLength(1)
+    }
+    // an app's channels and filters are the broker's grants, class by class
+    expect(Object.keys(APP_CHANNELS).sort()).toEqual([...APP_CLASSES].sort())
+    for (const [cls, a] of Object.entries(APP_CHANNELS)) {
+      expect(a.filters, cls).toEqual(topics.appGrants([cls as keyof typeof APP_CHANNELS]).subscribe)
+      const concrete = a.filters[0]!.replace('+', 'pump-7')
+      expect(channelPattern(DEVICE_CHANNELS[a.channel]!.address).test(concrete), cls).toBe(true)
     }
     // directions agree with the broker's: what it sends to devices is 'receive' for them
     for (const c of Object.values(DEVICE_CHANNELS)) {

@@ -45,12 +45,27 @@ describeWithSoftHsm('gatehouse with its CA keys in a PKCS#11 token (SoftHSM2, re
     expect(created.code, created.stderr).toBe(0)
     const client = await connectDevice(gatehouse.port, readBundleCredentials(out, 'valve-hsm-1'))
     expect(client.connected).toBe(true)
+    // an app certificate signed by the key in the token: `app create` works and the app reads the fleet
+    const app = await spawnCli(
+      ['app', 'create', 'hsm-app', '--all-groups', '--classes', 'telemetry', '--out', out, '--data-dir', dataDir],
+      {
+        env: { ...token.env, GATEHOUSE_PKCS11_PIN_FILE: pinFile },
+      },
+    )
+    expect(app.code, app.stderr).toBe(0)
+    const reader = await connectDevice(gatehouse.port, { ...readBundleCredentials(out, 'hsm-app'), deviceId: 'app:hsm-app' })
+    await reader.subscribeAsync('devices/+/telemetry', { qos: 1 })
+    const got = new Promise<string>((resolve) => reader.once('message', (topic, payload) => resolve(`${topic} ${payload}`)))
+    await client.publishAsync('devices/valve-hsm-1/telemetry', '{"open":true}', { qos: 1 })
+    expect(await got).toBe('devices/valve-hsm-1/telemetry {"open":true}')
+    await reader.endAsync()
     await client.endAsync()
     gatehouse.child.kill('SIGTERM')
     expect(await gatehouse.exited).toBe(0)
 
     expect(gatehouse.logs()).toContain('"deviceId":"valve-hsm-1"') // the debug log did record the connection
-    for (const text of [gatehouse.logs(), gatehouse.stderr(), created.stdout, created.stderr]) expect(text).not.toContain(token.pin)
+    for (const text of [gatehouse.logs(), gatehouse.stderr(), created.stdout, created.stderr, app.stdout, app.stderr])
+      expect(text).not.toContain(token.pin)
     for (const [f, kind] of Object.entries(snapshot(dataDir)))
       if (kind !== 'dir') expect(readFileSync(join(dataDir, f)).includes(token.pin), f).toBe(false)
   })

@@ -113,6 +113,43 @@ describe('gatehouse app: identities issued by operators, honoured by the broker'
     })
   })
 
+  it('a device moved to another group mid-session: within 1 s the app of its old group stops getting it and the app of its new group starts', async () => {
+    const { dir, port, device, cli } = await running()
+    const pump = await device('pump-1', 'pumps')
+    const other = await device('pump-2', 'pumps')
+    await cli('app', 'create', 'pumps-app', '--groups', 'pumps', '--classes', 'telemetry', '--out', join(dir, 'apps'))
+    await cli('app', 'create', 'valves-app', '--groups', 'valves', '--classes', 'telemetry', '--out', join(dir, 'apps'))
+    const pumpsApp = await connectDevice(port, appCreds(join(dir, 'apps', 'pumps-app'), 'pumps-app'))
+    const valvesApp = await connectDevice(port, appCreds(join(dir, 'apps', 'valves-app'), 'valves-app'))
+    const toPumps = received(pumpsApp)
+    const toValves = received(valvesApp)
+    await pumpsApp.subscribeAsync('devices/+/telemetry/#', { qos: 0 })
+    await valvesApp.subscribeAsync('devices/+/telemetry/#', { qos: 0 })
+    await pump.publishAsync('devices/pump-1/telemetry', 'before', { qos: 1 })
+    await waitFor(() => toPumps.includes('devices/pump-1/telemetry before'), 5000, 'the pumps app gets pump-1 before the move')
+
+    // `device update --group` in the operator's CLI (its own control plane on the data directory)
+    await cli('device', 'update', 'pump-1', '--group', 'valves')
+    const movedAt = performance.now()
+    // publish until the valves app gets one (bounded): the live session follows the move
+    for (let i = 0; i < 40 && !toValves.some((m) => m.startsWith('devices/pump-1/')); i++) {
+      await pump.publishAsync('devices/pump-1/telemetry', `after-${i}`, { qos: 1 })
+      await waitFor(() => toValves.some((m) => m.startsWith('devices/pump-1/')), 50, 'the valves app').catch(() => undefined)
+    }
+    expect(performance.now() - movedAt).toBeLessThan(1000)
+    const firstToValves = toValves.find((m) => m.startsWith('devices/pump-1/'))!
+    // from the first message the valves app got, nothing of pump-1 reaches the pumps app any more
+    const before = toPumps.filter((m) => m.startsWith('devices/pump-1/'))
+    expect(before).not.toContain(firstToValves)
+    await pump.publishAsync('devices/pump-1/telemetry', 'moved', { qos: 1 })
+    // the later positive marker: a pumps device's message after pump-1's, on the same app
+    await other.publishAsync('devices/pump-2/telemetry', 'marker', { qos: 1 })
+    await waitFor(() => toPumps.includes('devices/pump-2/telemetry marker'), 5000, 'the marker')
+    await waitFor(() => toValves.includes('devices/pump-1/telemetry moved'), 5000, 'the valves app gets pump-1')
+    expect(toPumps.filter((m) => m.startsWith('devices/pump-1/'))).toEqual(before)
+    expect(toValves.filter((m) => !m.startsWith('devices/pump-1/'))).toEqual([])
+  })
+
   it('a renewed certificate works; the old one is refused once revoked, and is on the CRL', async () => {
     const { dir, operator, port, device, cli } = await running()
     const pump = await device('pump-1', 'pumps')
@@ -136,6 +173,36 @@ describe('gatehouse app: identities issued by operators, honoured by the broker'
     expect((await attemptConnect(port, fresh)).connack).toBe(0)
     const [crl] = await operator.authority.currentCrls()
     expect(crl?.entries).toBe(1)
+  })
+
+  it('`app revoke --serial` closes only a session on that certificate: the app connected with its other one stays, until that one is revoked', async () => {
+    const { dir, port, device, cli } = await running()
+    const pump = await device('pump-1', 'pumps')
+    await cli('app', 'create', 'ops', '--groups', 'pumps', '--classes', 'telemetry', '--out', join(dir, 'apps'))
+    const old = appCreds(join(dir, 'apps', 'ops'), 'ops')
+    const { issuedSerial } = JSON.parse(await cli('app', 'renew', 'ops', '--out', join(dir, 'renewed'), '--json')) as {
+      issuedSerial: string
+    }
+    const shown = JSON.parse(await cli('app', 'show', 'ops', '--json')) as { certificates: { serial: string }[] }
+    const oldSerial = shown.certificates.find((c) => c.serial !== issuedSerial)!.serial
+
+    const app = await connectDevice(port, appCreds(join(dir, 'renewed', 'ops'), 'ops'))
+    const got = received(app)
+    await app.subscribeAsync('devices/+/telemetry', { qos: 0 })
+    let closed = false
+    app.on('close', () => (closed = true))
+    await cli('app', 'revoke', 'ops', '--serial', oldSerial)
+    // a CONNECT catches the broker up on every committed event first: app.revoked has been handled by now
+    expect((await attemptConnect(port, old)).connack).toBe(5)
+    await pump.publishAsync('devices/pump-1/telemetry', 'after', { qos: 1 })
+    await waitFor(() => got.includes('devices/pump-1/telemetry after'), 5000, 'a message after the old certificate was revoked')
+    expect(closed).toBe(false)
+
+    const cutOff = closedWithin(app)
+    await cli('app', 'revoke', 'ops', '--serial', issuedSerial)
+    expect(await cutOff).toBeLessThan(1000)
+    const audit = JSON.parse(await cli('audit', '--device', 'app:ops', '--json')) as { action: string; details: { serial?: string } }[]
+    expect(audit.filter((e) => e.action === 'session.closed').map((e) => e.details.serial)).toEqual([issuedSerial])
   })
 
   it('mosquitto_sub with the bundle `app create` writes receives the telemetry of its group', async () => {

@@ -141,6 +141,30 @@ describe('telemetry routes in the running product', () => {
     await api('DELETE', `/routes/${id}`)
   })
 
+  it("a device moved to another group mid-session: its telemetry goes to its new group's route, no longer to its old one's", async () => {
+    const oldRoute = (await api('POST', '/routes', { url: `${base}/heaters`, group: 'heaters', batchSize: 1 })).body as { id: string }
+    const newRoute = (await api('POST', '/routes', { url: `${base}/coolers`, group: 'coolers', batchSize: 1 })).body as { id: string }
+    const unit = await device('unit-1', 'heaters')
+    await waitFor(() => gatehouse.routes.status(newRoute.id) !== undefined, 5000, 'the broker loads the routes')
+    await unit.publishAsync('devices/unit-1/telemetry', JSON.stringify({ n: 1 }), { qos: 1 })
+    await waitFor(() => http.delivered('/heaters').length === 1, 5000, 'the first message on the heaters route')
+
+    gatehouse.control.authority.updateDevice('unit-1', { group: 'coolers' }, 'operator:test')
+    // publish until the coolers route gets one (bounded): the hand-off reads the live session's group
+    for (let i = 2; i < 40 && gatehouse.routes.status(newRoute.id)?.received === 0; i++) {
+      await unit.publishAsync('devices/unit-1/telemetry', JSON.stringify({ n: i }), { qos: 1 })
+      await waitFor(() => gatehouse.routes.status(newRoute.id)?.received !== 0, 50, 'the coolers route').catch(() => undefined)
+    }
+    await unit.publishAsync('devices/unit-1/telemetry', JSON.stringify({ n: 'moved' }), { qos: 1 })
+    await waitFor(() => http.delivered('/coolers').some((m) => m.data.n === 'moved'), 5000, 'the message on the coolers route')
+    // after the move the heaters route is handed nothing more: whatever it got before was skipped at build
+    const heaters = gatehouse.routes.status(oldRoute.id)!
+    expect(heaters.received).toBe(heaters.delivered + heaters.skipped)
+    expect(http.delivered('/heaters').map((m) => m.data.n)).toEqual([1])
+    await api('DELETE', `/routes/${oldRoute.id}`)
+    await api('DELETE', `/routes/${newRoute.id}`)
+  })
+
   it('stops delivering when the route is deleted', async () => {
     const first = await api('POST', '/routes', { url: `${base}/old`, group: 'valves', batchSize: 1 })
     const oldId = (first.body as { id: string }).id

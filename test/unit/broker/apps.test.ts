@@ -125,6 +125,35 @@ describe('apps (CN and clientId app:<name>): subscribe inside their scope, filte
     ])
   })
 
+  it('app.revoked with a serial closes only a session on that certificate, not the app connected with its other one', async () => {
+    const h = await startCore()
+    const pump = await device(h, 'pump-1', 'pumps')
+    h.directory.addApp('dash', 'd1', { groups: ['pumps'] })
+    h.directory.addApp('dash', 'd2', { groups: ['pumps'] })
+    const { client, connack } = await h.connect({ cn: 'app:dash', clientId: 'app:dash', serial: 'd2' })
+    expect(connack).toMatchObject({ returnCode: 0 })
+    client.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'devices/+/telemetry', qos: 0 }] } as Packet)
+    expect(await client.next()).toMatchObject({ cmd: 'suback', granted: [0] })
+    h.directory.revokeApp('dash', 'd1')
+    // still open: it gets a message published after the other certificate's revocation
+    pump.send({
+      cmd: 'publish',
+      topic: 'devices/pump-1/telemetry',
+      payload: Buffer.from('after'),
+      qos: 0,
+      retain: false,
+      dup: false,
+    } as Packet)
+    await waitFor(() => publishes(client.received).includes('devices/pump-1/telemetry after'), 2000, 'the message after the revocation')
+    expect(h.directory.auditsFor('session.closed')).toEqual([])
+    h.directory.revokeApp('dash', 'D2') // any form of the serial
+    await client.closed
+    expect(h.directory.auditsFor('session.closed')).toMatchObject([
+      { subject: 'app:dash', details: { reason: 'app.revoked', serial: 'd2' } },
+    ])
+    expect((await h.connect({ cn: 'app:dash', clientId: 'app:dash', serial: 'd1' })).connack).toMatchObject({ returnCode: 5 })
+  })
+
   it('refuses a persistent session, a will, and a connect whose app is revoked during its lookup; closes at certificate expiry', async () => {
     const h = await startCore({ limits: { sessionSweepMs: 100 } })
     h.directory.addApp('dash', 'c1')

@@ -30,7 +30,7 @@ async function receiver(status = 200) {
 function attach(route: Partial<TelemetryRoute> & { url: string }, settings: Record<string, Record<string, unknown>> = {}) {
   let publish: ((m: DevicePublish) => void) | undefined
   const routes = attachTelemetryRoutes(
-    { onDevicePublish: (l) => ((publish = l), () => {}), onDeviceConnect: () => () => {}, onDeviceDisconnect: () => () => {} },
+    { onDevicePublish: (l) => ((publish = l), () => {}), connection: () => undefined },
     {
       clock: systemClock,
       log: pino({ level: 'silent' }),
@@ -83,7 +83,7 @@ describe('telemetry routes', () => {
     const http = await receiver()
     let publish: ((m: DevicePublish) => void) | undefined
     const routes = attachTelemetryRoutes(
-      { onDevicePublish: (l) => ((publish = l), () => {}), onDeviceConnect: () => () => {}, onDeviceDisconnect: () => () => {} },
+      { onDevicePublish: (l) => ((publish = l), () => {}), connection: () => undefined },
       {
         clock: systemClock,
         log: pino({ level: 'silent' }),
