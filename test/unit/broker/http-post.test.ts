@@ -50,7 +50,7 @@ const post = (path: string, extra: Partial<HttpPostRequest> = {}) =>
       url: `${base}${path}`,
       body: '{}',
       headers: {},
-      timeoutMs: 400,
+      timeoutMs: 5000, // generous, for a loaded box: the tests of the time-out give their own short one
       maxResponseBytes: 1024,
       oversize: 'fail',
       redirect: 'error',
@@ -73,13 +73,13 @@ describe('httpPost', () => {
   })
 
   it('times out an endpoint that never answers, and closes the connection', async () => {
-    const err = await failure(post('/hang'))
+    const err = await failure(post('/hang', { timeoutMs: 400 }))
     expect([err.reason, err.message]).toEqual(['timeout', 'no answer within 400 ms'])
     await waitFor(() => closed.includes('/hang'), 2000, 'the hanging connection closed')
   })
 
   it('times out a body that stops after the headers: the timer covers the whole body', async () => {
-    const err = await failure(post('/slow-body'))
+    const err = await failure(post('/slow-body', { timeoutMs: 400 }))
     expect(err.reason).toBe('timeout')
     await waitFor(() => closed.includes('/slow-body'), 2000, 'the slow connection closed')
   })
