@@ -108,7 +108,7 @@ export async function rotateCa(
   const store = new SqliteRegistryStore(dataDirLayout(dataDir).database)
   try {
     await store.transaction(async () => {
-      store.appendAudit({
+      await store.appendAudit({
         at: now,
         actor,
         action: 'ca.rotated',

@@ -122,7 +122,7 @@ describe('route secrets at rest', async () => {
     await expect(routes.create({ url: 'https://ingest.example.com/a' }, 'operator:test')).rejects.toThrow(
       'GATEHOUSE_SETTINGS_KEY is missing',
     )
-    expect(routes.list()).toEqual([])
+    expect(await routes.list()).toEqual([])
     store.close()
   })
 })
