@@ -270,7 +270,7 @@ export function createAppService(
           subject: `app:${name}`,
           details: { serials },
         })
-        store.appendEvent('app.revoked', { name }, at)
+        await store.appendEvent('app.revoked', { name }, at)
       })
       log.info({ actor, appName: name, serial }, serial === undefined ? 'app revoked' : 'app certificate revoked')
       // reissued now: each CRL is rebuilt when its count of revoked certificates changed

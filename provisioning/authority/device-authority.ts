@@ -149,7 +149,7 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
   ): Promise<void> {
     const at = clock.now()
     await store.appendAudit({ at, actor, action, subject, details })
-    for (const { type, ...data } of events) store.appendEvent(type, data, at)
+    for (const { type, ...data } of events) await store.appendEvent(type, data, at)
   }
 
   /** One key pair, one device: a key in any certificate of another device is refused (docs/device-lifecycle.md). */

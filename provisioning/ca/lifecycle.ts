@@ -120,7 +120,7 @@ export async function rotateCa(
           serverSerial: summary.serverCertificate.serial,
         },
       })
-      store.appendEvent('ca.rotated', { serial: summary.issuing.serial }, now)
+      await store.appendEvent('ca.rotated', { serial: summary.issuing.serial }, now)
     })
   } finally {
     store.close()

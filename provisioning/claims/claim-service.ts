@@ -240,7 +240,7 @@ export function createClaimService(deps: ClaimServiceDeps, options: { defaultTie
           subject: claimActor(id),
           details: { serial: current.serial, uses: current.uses },
         })
-        store.appendEvent('claim.revoked', { claimId: id }, at)
+        await store.appendEvent('claim.revoked', { claimId: id }, at)
         return { ...current, status: 'revoked' as const, revokedAt: at }
       })
       log.info({ actor, claimId: id }, 'claim revoked')

@@ -110,7 +110,7 @@ export function createLimitsService(deps: { store: RegistryStore; limits: Limits
     const at = clock.now()
     await store.appendAudit({ at, actor, action, subject, details })
     const { type, ...data } = event
-    store.appendEvent(String(type), data, at)
+    await store.appendEvent(String(type), data, at)
     return at
   }
 

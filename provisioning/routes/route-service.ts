@@ -149,7 +149,7 @@ export function createRouteService(
   async function commit(actor: string, action: string, id: string, details: Record<string, unknown>) {
     const at = clock.now()
     await store.appendAudit({ at, actor, action, subject: id, details })
-    store.appendEvent('route.changed', { routeId: id }, at)
+    await store.appendEvent('route.changed', { routeId: id }, at)
     return at
   }
 

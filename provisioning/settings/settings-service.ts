@@ -217,7 +217,7 @@ export function createSettingsService(
       const next = digest(await effective(id, device.group))
       if (next === record.digest) continue
       await settings.putDeviceSettings({ ...record, version: record.version + 1, digest: next, updatedAt: at })
-      store.appendEvent('settings.changed', { deviceId: id, version: record.version + 1 }, at)
+      await store.appendEvent('settings.changed', { deviceId: id, version: record.version + 1 }, at)
       bumped++
     }
     return bumped

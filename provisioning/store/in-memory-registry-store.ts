@@ -246,11 +246,13 @@ export class InMemoryRegistryStore implements RegistryStore {
     return clone(filter.limit === undefined ? rows : rows.slice(0, filter.limit))
   }
 
-  appendEvent(type: string, data: Record<string, unknown>, at: Date): number {
-    const seq = ++this.#seq
-    this.#events.push(clone({ seq, type, data, at }))
-    this.#commits.eventAppended(this.#snapshot === undefined)
-    return seq
+  appendEvent(type: string, data: Record<string, unknown>, at: Date): Promise<number> {
+    return this.#gate.run(() => {
+      const seq = ++this.#seq
+      this.#events.push(clone({ seq, type, data, at }))
+      this.#commits.eventAppended(this.#snapshot === undefined)
+      return seq
+    })
   }
 
   eventsAfter(seq: number, limit: number): StoredEvent[] {
@@ -266,10 +268,12 @@ export class InMemoryRegistryStore implements RegistryStore {
     return 0
   }
 
-  pruneEvents(before: Date): number {
-    const n = this.#events.length
-    this.#events = this.#events.filter((e) => e.at >= before)
-    return n - this.#events.length
+  pruneEvents(before: Date): Promise<number> {
+    return this.#gate.run(() => {
+      const n = this.#events.length
+      this.#events = this.#events.filter((e) => e.at >= before)
+      return n - this.#events.length
+    })
   }
 
   getMeta(key: string): Promise<string | undefined> {

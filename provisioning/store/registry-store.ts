@@ -6,8 +6,8 @@ import type { CrlReason } from '../../certs/index.ts'
  * SqliteRegistryStore (production) and InMemoryRegistryStore (unit tests).
  *
  * `transaction(fn)` runs an async fn atomically on the database's TransactionGate: every change and its audit entry
- * and event commit together or not at all (docs/architecture.md, "The store seam"). The audit, meta and probeWrite
- * methods answer with Promises through that gate; the other methods are still synchronous (better-sqlite3) and
+ * and event commit together or not at all (docs/architecture.md, "The store seam"). The audit, meta, appendEvent,
+ * pruneEvents and probeWrite methods answer with Promises through that gate; the other methods are still synchronous (better-sqlite3) and
  * become async next (issue 13), as the other stores already are.
  */
 export type DeviceStatus = 'active' | 'disabled' | 'revoked'
@@ -141,7 +141,7 @@ export interface RegistryStore {
   auditWriteFailures(): number
   listAudit(filter?: AuditFilter): Promise<AuditEntry[]>
 
-  appendEvent(type: string, data: Record<string, unknown>, at: Date): number
+  appendEvent(type: string, data: Record<string, unknown>, at: Date): Promise<number>
   /**
    * Called after a commit (of a transaction, or a lone write) that appended events, in this process:
    * the change feed polls at once instead of waiting for its interval. Other processes' commits are
@@ -156,7 +156,7 @@ export interface RegistryStore {
    * This connection's own commits need not change it: onEventsCommitted reports those.
    */
   dataVersion(): number
-  pruneEvents(before: Date): number
+  pruneEvents(before: Date): Promise<number>
 
   getMeta(key: string): Promise<string | undefined>
   setMeta(key: string, value: string): Promise<void>

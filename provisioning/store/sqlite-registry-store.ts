@@ -385,10 +385,12 @@ export class SqliteRegistryStore implements RegistryStore {
     return (this.#db.prepare(sql).all(...params, filter.limit ?? -1) as Row[]).map(toAudit)
   }
 
-  appendEvent(type: string, data: Record<string, unknown>, at: Date): number {
-    const r = this.#write(() => this.#stmts.appendEvent.run(iso(at), type, JSON.stringify(data)))
-    this.#commits.eventAppended(!this.#db.inTransaction)
-    return Number(r.lastInsertRowid)
+  appendEvent(type: string, data: Record<string, unknown>, at: Date): Promise<number> {
+    return this.#gate.run(() => {
+      const r = this.#write(() => this.#stmts.appendEvent.run(iso(at), type, JSON.stringify(data)))
+      this.#commits.eventAppended(!this.#db.inTransaction)
+      return Number(r.lastInsertRowid)
+    })
   }
 
   eventsAfter(seq: number, limit: number): StoredEvent[] {
@@ -408,8 +410,8 @@ export class SqliteRegistryStore implements RegistryStore {
     return Number(this.#stmts.dataVersion.get())
   }
 
-  pruneEvents(before: Date): number {
-    return this.#write(() => this.#stmts.pruneEvents.run(iso(before)).changes)
+  pruneEvents(before: Date): Promise<number> {
+    return this.#gate.run(() => this.#write(() => this.#stmts.pruneEvents.run(iso(before)).changes))
   }
 
   getMeta(key: string): Promise<string | undefined> {

@@ -168,7 +168,7 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
           store.insertDevice(device('gone'))
           store.insertCertificate(certificate('01', 'gone'))
           await store.appendAudit({ at: t0, actor: 'op', action: 'device.created', subject: 'gone', details: {} })
-          store.appendEvent('device.created', { deviceId: 'gone' }, t0)
+          await store.appendEvent('device.created', { deviceId: 'gone' }, t0)
           await store.setMeta('k', 'v')
           store.insertDevice(device('keep'))
         }),
@@ -223,18 +223,18 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
       expect((await store.listAudit({ before: b, limit: 5 })).map((e) => e.id)).toEqual([a])
     })
 
-    it('numbers events in order, reads them after a sequence number and prunes old ones', () => {
+    it('numbers events in order, reads them after a sequence number and prunes old ones', async () => {
       const store = make()
       expect(store.lastEventSeq()).toBe(0)
-      const s1 = store.appendEvent('device.revoked', { deviceId: 'a' }, t0)
-      const s2 = store.appendEvent('device.disabled', { deviceId: 'b' }, new Date('2026-01-02T00:00:00.000Z'))
+      const s1 = await store.appendEvent('device.revoked', { deviceId: 'a' }, t0)
+      const s2 = await store.appendEvent('device.disabled', { deviceId: 'b' }, new Date('2026-01-02T00:00:00.000Z'))
       expect(s2).toBeGreaterThan(s1)
       expect(store.lastEventSeq()).toBe(s2)
       expect(store.eventsAfter(s1, 10)).toEqual([
         { seq: s2, type: 'device.disabled', data: { deviceId: 'b' }, at: new Date('2026-01-02T00:00:00.000Z') },
       ])
       expect(store.eventsAfter(0, 1).map((e) => e.seq)).toEqual([s1])
-      expect(store.pruneEvents(new Date('2026-01-01T12:00:00.000Z'))).toBe(1)
+      expect(await store.pruneEvents(new Date('2026-01-01T12:00:00.000Z'))).toBe(1)
       expect(store.eventsAfter(0, 10).map((e) => e.seq)).toEqual([s2])
       expect(store.lastEventSeq()).toBe(s2)
     })
@@ -244,23 +244,23 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
       let calls = 0
       const off = store.onEventsCommitted(() => calls++)
       await store.transaction(async () => {
-        store.appendEvent('device.created', { deviceId: 'a' }, t0)
-        store.appendEvent('certificate.issued', { deviceId: 'a', serial: '01' }, t0)
+        await store.appendEvent('device.created', { deviceId: 'a' }, t0)
+        await store.appendEvent('certificate.issued', { deviceId: 'a', serial: '01' }, t0)
         expect(calls).toBe(0) // not before the commit
       })
       expect(calls).toBe(1)
       await expect(
         store.transaction(async () => {
-          store.appendEvent('device.created', { deviceId: 'b' }, t0)
+          await store.appendEvent('device.created', { deviceId: 'b' }, t0)
           throw new Error('rolled back')
         }),
       ).rejects.toThrow('rolled back')
       await store.transaction(async () => await store.setMeta('k', 'v'))
       expect(calls).toBe(1)
-      store.appendEvent('device.revoked', { deviceId: 'a' }, t0) // a lone write commits at once
+      await store.appendEvent('device.revoked', { deviceId: 'a' }, t0) // a lone write commits at once
       expect(calls).toBe(2)
       off()
-      store.appendEvent('device.revoked', { deviceId: 'a' }, t0)
+      await store.appendEvent('device.revoked', { deviceId: 'a' }, t0)
       expect(calls).toBe(2)
     })
 

@@ -25,7 +25,7 @@ deviceDirectoryContract('the registry directory on SQLite', () => {
   const write = (change: () => unknown, type: string, data: Record<string, unknown>) =>
     store.transaction(async () => {
       await change()
-      store.appendEvent(type, data, clock.now())
+      await store.appendEvent(type, data, clock.now())
     })
   const deviceOf = (serial: string) => store.getCertificate(serial)!.deviceId
   return {

@@ -80,21 +80,21 @@ describe('SqliteRegistryStore on disk', () => {
     await broker.appendAudit({ at: new Date(), actor: 'broker', action: 'connect.refused', subject: 'x', details: {} })
     expect(broker.dataVersion()).toBe(v0)
     expect(feed.catchUp()).toBe(0)
-    await cli.transaction(async () => cli.appendEvent('device.revoked', { deviceId: 'a' }, new Date()))
+    await cli.transaction(async () => await cli.appendEvent('device.revoked', { deviceId: 'a' }, new Date()))
     expect(broker.dataVersion()).not.toBe(v0)
     expect(feed.catchUp()).toBe(1)
     expect(seen).toEqual(['device.revoked'])
     expect(feed.catchUp()).toBe(0) // nothing new: one PRAGMA, no read of the events table
-    await broker.transaction(async () => broker.appendEvent('device.enabled', { deviceId: 'a' }, new Date())) // this process's own commit
+    await broker.transaction(async () => await broker.appendEvent('device.enabled', { deviceId: 'a' }, new Date())) // this process's own commit
     expect(feed.catchUp()).toBe(1)
     expect(seen).toEqual(['device.revoked', 'device.enabled'])
   })
 
-  it('keeps its data and schema version across reopen and migrates only once', () => {
+  it('keeps its data and schema version across reopen and migrates only once', async () => {
     const path = join(tempDir(), 'gatehouse.db')
     const first = new SqliteRegistryStore(path)
     first.insertDevice(device('a'))
-    first.appendEvent('device.created', { deviceId: 'a' }, new Date())
+    await first.appendEvent('device.created', { deviceId: 'a' }, new Date())
     first.close()
     const second = open(path)
     expect(second.getDevice('a')?.id).toBe('a')
