@@ -189,7 +189,7 @@ export async function initControlPlane(
     const sealed = await store.settings.aSealedLayer()
     if (sealed) assertOpens(sealed.document, createSettingsCipher(key, random))
     if (result.createdCa || result.serverCertIssued) {
-      store.appendAudit({
+      await store.appendAudit({
         at: clock.now(),
         actor,
         action: result.createdCa ? 'ca.created' : 'server-certificate.issued',

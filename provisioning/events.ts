@@ -149,7 +149,10 @@ export function createChangeFeed(
         if (batch.length < 500) break
       }
       polledAt = clock.now()
-      if (++polls % 3000 === 0) store.pruneEvents(new Date(clock.now().getTime() - retainMs))
+      if (++polls % 3000 === 0)
+        store
+          .pruneEvents(new Date(clock.now().getTime() - retainMs))
+          .catch((err: unknown) => log.warn({ err }, 'pruning delivered events failed'))
       return delivered
     } finally {
       polling = false

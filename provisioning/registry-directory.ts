@@ -180,17 +180,16 @@ export function createRegistryDirectory(
     latency,
     onEvent: (listener: (event: ControlEvent) => void): (() => void) => feed.onEvent(listener),
     audit(record: { actor: string; action: string; subject: string; details?: Record<string, unknown> }): void {
-      try {
-        store.appendAudit({
+      // fire and log: the broker's path never waits for an audit row (a failure is counted by the store)
+      store
+        .appendAudit({
           at: clock.now(),
           actor: record.actor,
           action: record.action,
           subject: record.subject,
           details: record.details ?? {},
         })
-      } catch (err) {
-        log.error({ err, action: record.action }, 'audit write failed')
-      }
+        .catch((err: unknown) => log.error({ err, action: record.action }, 'audit write failed'))
     },
   }
 }

@@ -149,7 +149,7 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
           previousSecretUntil: null,
         }
         await apiKeys.insert(rec)
-        store.appendAudit({
+        await store.appendAudit({
           at: now,
           actor,
           action: 'apikey.created',
@@ -211,7 +211,7 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
         if (current.revokedAt !== null) throw new ApiKeyRevoked(name)
         const at = clock.now()
         await apiKeys.revoke(current.id, at)
-        store.appendAudit({ at, actor, action: 'apikey.revoked', subject: `apikey:${name}`, details: { id: current.id } })
+        await store.appendAudit({ at, actor, action: 'apikey.revoked', subject: `apikey:${name}`, details: { id: current.id } })
         return { ...current, revokedAt: at }
       })
       log.info({ actor, apiKeyId: record.id, name }, 'api key revoked')
@@ -236,7 +236,7 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
         const until = new Date(at.getTime() + overlap * 1000)
         const secretHash = hashSecret(secret)
         await apiKeys.rotate(current.id, secretHash, current.secretHash, until)
-        store.appendAudit({
+        await store.appendAudit({
           at,
           actor,
           action: 'apikey.rotated',

@@ -206,7 +206,7 @@ export function createAppService(
             if ((await apps.countActive()) >= policy.maxApps) throw new AppLimit(policy.maxApps)
             await apps.insert(app)
             await apps.insertCertificate(record)
-            store.appendAudit({
+            await store.appendAudit({
               at: clock.now(),
               actor,
               action: 'app.created',
@@ -233,7 +233,7 @@ export function createAppService(
         commit: async () => {
           await store.transaction(async () => {
             await apps.insertCertificate(record)
-            store.appendAudit({
+            await store.appendAudit({
               at: clock.now(),
               actor,
               action: 'app.renewed',
@@ -263,14 +263,14 @@ export function createAppService(
         if (serial === undefined) await apps.revoke(name, at)
         else await apps.revokeCertificate(serial, at)
         const serials = serial === undefined ? certs.filter((c) => c.status === 'active').map((c) => c.serial) : [serial]
-        store.appendAudit({
+        await store.appendAudit({
           at,
           actor,
           action: serial === undefined ? 'app.revoked' : 'app.certificate.revoked',
           subject: `app:${name}`,
           details: { serials },
         })
-        store.appendEvent('app.revoked', serial === undefined ? { name } : { name, serial }, at)
+        await store.appendEvent('app.revoked', serial === undefined ? { name } : { name, serial }, at)
       })
       log.info({ actor, appName: name, serial }, serial === undefined ? 'app revoked' : 'app certificate revoked')
       // reissued now: each CRL is rebuilt when its count of revoked certificates changed

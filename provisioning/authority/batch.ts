@@ -48,7 +48,7 @@ export function createBatchProvisioner(deps: {
   log: Logger
   prepareDevice(req: NewDevice, actor: Actor): Promise<PreparedDevice>
   certificateRecord(issued: IssuedCertificate): CertificateRecord
-  record(actor: Actor, action: string, subject: string, details: Record<string, unknown>, events: ControlEvent[]): void
+  record(actor: Actor, action: string, subject: string, details: Record<string, unknown>, events: ControlEvent[]): Promise<void>
   validDays: number
 }) {
   const { store, log } = deps
@@ -77,7 +77,7 @@ export function createBatchProvisioner(deps: {
       async commit() {
         await store.transaction(async () => {
           for (const p of prepared) await p.commit()
-          deps.record(
+          await deps.record(
             actor,
             'batch.created',
             `${req.prefix}*`,

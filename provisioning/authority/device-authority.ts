@@ -140,10 +140,16 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
   }
 
   /** The audit entry and the event commit in the caller's transaction, with the change itself. */
-  function record(actor: Actor, action: string, subject: string, details: Record<string, unknown>, events: ControlEvent[]): void {
+  async function record(
+    actor: Actor,
+    action: string,
+    subject: string,
+    details: Record<string, unknown>,
+    events: ControlEvent[],
+  ): Promise<void> {
     const at = clock.now()
-    store.appendAudit({ at, actor, action, subject, details })
-    for (const { type, ...data } of events) store.appendEvent(type, data, at)
+    await store.appendAudit({ at, actor, action, subject, details })
+    for (const { type, ...data } of events) await store.appendEvent(type, data, at)
   }
 
   /** One key pair, one device: a key in any certificate of another device is refused (docs/device-lifecycle.md). */
@@ -235,7 +241,7 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
           store.insertDevice(device)
           if (Object.keys(labels).length > 0) store.setLabels(id, labels)
           insertCertificate(issued)
-          record(
+          await record(
             actor,
             'device.created',
             id,
@@ -271,7 +277,7 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
         const previous = store.listCertificates(id).filter((c) => c.status === 'active')
         for (const c of previous) store.updateCertificate(c.serial, { status: 'superseded', supersededAt })
         insertCertificate(issued)
-        record(
+        await record(
           actor,
           'device.renewed',
           id,
@@ -300,14 +306,14 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
   const batch = createBatchProvisioner({ store, clock, log, prepareDevice, certificateRecord, record, validDays })
 
   /** Revokes the device and its live certificates in the caller's transaction; returns their serials. */
-  function revokeInTransaction(id: string, reason: CrlReason, actor: Actor, extra: Record<string, unknown> = {}): string[] {
+  async function revokeInTransaction(id: string, reason: CrlReason, actor: Actor, extra: Record<string, unknown> = {}): Promise<string[]> {
     const device = requireDevice(id)
     if (device.status === 'revoked') throw new DeviceRevoked(id)
     const at = clock.now()
     const live = store.listCertificates(id).filter((c) => c.status !== 'revoked')
     for (const c of live) store.updateCertificate(c.serial, { status: 'revoked', revokedAt: at, revocationReason: reason })
     store.updateDeviceStatus(id, 'revoked', at)
-    record(actor, 'device.revoked', id, { reason, serials: live.map((c) => c.serial), ...extra }, [
+    await record(actor, 'device.revoked', id, { reason, serials: live.map((c) => c.serial), ...extra }, [
       { type: 'device.revoked', deviceId: id },
       ...live.map((c) => ({ type: 'certificate.revoked' as const, deviceId: id, serial: c.serial })),
     ])
@@ -315,18 +321,18 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
   }
 
   /** Disables or enables the device in the caller's transaction. */
-  function setStatusInTransaction(
+  async function setStatusInTransaction(
     id: string,
     status: Exclude<DeviceStatus, 'revoked'>,
     actor: Actor,
     extra: Record<string, unknown> = {},
-  ): void {
+  ): Promise<void> {
     const device = requireDevice(id)
     if (device.status === 'revoked') throw new DeviceRevoked(id)
     if (device.status === status) throw new DeviceStateConflict(id, status, `it is already ${status}`)
     store.updateDeviceStatus(id, status, clock.now())
     const action = status === 'disabled' ? 'device.disabled' : 'device.enabled'
-    record(actor, action, id, extra, [{ type: action, deviceId: id }])
+    await record(actor, action, id, extra, [{ type: action, deviceId: id }])
   }
 
   const changes = createDeviceChanges({
@@ -407,7 +413,7 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
     listDevices: (filter?: DeviceFilter): DeviceRecord[] => store.listDevices(filter),
     countDevices: (filter?: Omit<DeviceFilter, 'after' | 'limit'>): number => store.countDevices(filter),
     listCertificates: (id: string): CertificateRecord[] => store.listCertificates(id),
-    listAudit: (filter?: AuditFilter): AuditEntry[] => store.listAudit(filter),
+    listAudit: (filter?: AuditFilter): Promise<AuditEntry[]> => store.listAudit(filter),
 
     /** The current CRL, reissued first when a revocation is missing from it or it is half-way to nextUpdate. */
     currentCrl: (): Promise<CrlSnapshot> => crl.current(),

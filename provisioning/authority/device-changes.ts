@@ -59,10 +59,10 @@ export function createDeviceChanges(deps: {
   store: RegistryStore
   clock: Clock
   log: Logger
-  record(actor: Actor, action: string, subject: string, details: Record<string, unknown>, events: ControlEvent[]): void
+  record(actor: Actor, action: string, subject: string, details: Record<string, unknown>, events: ControlEvent[]): Promise<void>
   requireDevice(id: string): DeviceRecord
-  revokeInTransaction(id: string, reason: CrlReason, actor: Actor, extra?: Record<string, unknown>): string[]
-  setStatusInTransaction(id: string, status: Exclude<DeviceStatus, 'revoked'>, actor: Actor, extra?: Record<string, unknown>): void
+  revokeInTransaction(id: string, reason: CrlReason, actor: Actor, extra?: Record<string, unknown>): Promise<string[]>
+  setStatusInTransaction(id: string, status: Exclude<DeviceStatus, 'revoked'>, actor: Actor, extra?: Record<string, unknown>): Promise<void>
   refreshCrl(): Promise<unknown>
 }) {
   const { store, clock, log } = deps
@@ -81,7 +81,12 @@ export function createDeviceChanges(deps: {
   }
 
   /** Applies a change in the caller's transaction: one audit entry and one device.updated event; false when nothing changed. */
-  function updateInTransaction(id: string, update: DeviceUpdate, actor: Actor, extra: Record<string, unknown> = {}): boolean {
+  async function updateInTransaction(
+    id: string,
+    update: DeviceUpdate,
+    actor: Actor,
+    extra: Record<string, unknown> = {},
+  ): Promise<boolean> {
     const device = deps.requireDevice(id)
     if (device.status === 'revoked') throw new DeviceRevoked(id)
     const changes = diff(device, update)
@@ -89,7 +94,7 @@ export function createDeviceChanges(deps: {
     const at = clock.now()
     store.updateDeviceFields(id, { ...(changes.group && { group: update.group }), ...(changes.tier && { tier: update.tier }) }, at)
     if (changes.labels) store.setLabels(id, changes.labels.to as Labels)
-    deps.record(actor, 'device.updated', id, { ...changes, ...extra }, [{ type: 'device.updated', deviceId: id }])
+    await deps.record(actor, 'device.updated', id, { ...changes, ...extra }, [{ type: 'device.updated', deviceId: id }])
     return true
   }
 
@@ -146,15 +151,15 @@ export function createDeviceChanges(deps: {
     }
   }
 
-  function apply(req: BulkRequest, d: DeviceRecord, actor: Actor): void {
+  async function apply(req: BulkRequest, d: DeviceRecord, actor: Actor): Promise<void> {
     const extra = { bulk: true }
     const { action } = req
-    if (action.kind === 'revoke') deps.revokeInTransaction(d.id, action.reason, actor, extra)
-    else if (action.kind === 'disable') deps.setStatusInTransaction(d.id, 'disabled', actor, extra)
-    else if (action.kind === 'enable') deps.setStatusInTransaction(d.id, 'active', actor, extra)
+    if (action.kind === 'revoke') await deps.revokeInTransaction(d.id, action.reason, actor, extra)
+    else if (action.kind === 'disable') await deps.setStatusInTransaction(d.id, 'disabled', actor, extra)
+    else if (action.kind === 'enable') await deps.setStatusInTransaction(d.id, 'active', actor, extra)
     else {
       const to = { ...(action.group !== undefined && { group: action.group }), ...(action.tier !== undefined && { tier: action.tier }) }
-      updateInTransaction(d.id, to, actor, extra)
+      await updateInTransaction(d.id, to, actor, extra)
     }
   }
 
@@ -179,10 +184,10 @@ export function createDeviceChanges(deps: {
       if (req.dryRun) return result(select(req).map((d) => d.id))
       const deviceIds = await store.transaction(async () => {
         const picked = select(req)
-        picked.forEach((d, i) => {
-          apply(req, d, actor)
+        for (const [i, d] of picked.entries()) {
+          await apply(req, d, actor)
           onProgress?.(i + 1, picked.length)
-        })
+        }
         return picked.map((d) => d.id)
       })
       log.info({ action: req.action.kind, count: deviceIds.length, actor }, 'bulk action done')

@@ -35,8 +35,8 @@ const metaKey = (issuerSerial: string, field: 'pem' | 'number' | 'entries' | 'th
 const LEGACY_NUMBER = 'crl.number'
 
 /** When the stored CRL of this issuer is due for replacement (undefined: none issued yet). */
-export function storedCrlNextUpdate(store: Pick<RegistryStore, 'getMeta'>, issuerSerial: string): Date | undefined {
-  const at = store.getMeta(metaKey(issuerSerial, 'nextUpdate'))
+export async function storedCrlNextUpdate(store: Pick<RegistryStore, 'getMeta'>, issuerSerial: string): Promise<Date | undefined> {
+  const at = await store.getMeta(metaKey(issuerSerial, 'nextUpdate'))
   return at === undefined ? undefined : new Date(at)
 }
 
@@ -106,28 +106,28 @@ export function createCrlService(
     return [...store.listRevokedCertificates(), ...claims, ...apps].filter((c) => attribute(c) === issuerSerial)
   }
 
-  function stored(issuer: { pair: IssuerKeyPair; serial: string }): CrlSnapshot | undefined {
-    const pem = store.getMeta(metaKey(issuer.serial, 'pem'))
+  async function stored(issuer: { pair: IssuerKeyPair; serial: string }): Promise<CrlSnapshot | undefined> {
+    const pem = await store.getMeta(metaKey(issuer.serial, 'pem'))
     if (pem === undefined) return undefined
     return {
       pem,
       der: pemToDer(pem),
-      crlNumber: Number(store.getMeta(metaKey(issuer.serial, 'number'))),
-      thisUpdate: new Date(String(store.getMeta(metaKey(issuer.serial, 'thisUpdate')))),
-      nextUpdate: new Date(String(store.getMeta(metaKey(issuer.serial, 'nextUpdate')))),
-      entries: Number(store.getMeta(metaKey(issuer.serial, 'entries'))),
+      crlNumber: Number(await store.getMeta(metaKey(issuer.serial, 'number'))),
+      thisUpdate: new Date(String(await store.getMeta(metaKey(issuer.serial, 'thisUpdate')))),
+      nextUpdate: new Date(String(await store.getMeta(metaKey(issuer.serial, 'nextUpdate')))),
+      entries: Number(await store.getMeta(metaKey(issuer.serial, 'entries'))),
       issuerSerial: issuer.serial,
       issuer: issuer.pair.certificate.subject,
     }
   }
 
-  function lastNumber(issuerSerial: string): number {
-    return Number(store.getMeta(metaKey(issuerSerial, 'number')) ?? store.getMeta(LEGACY_NUMBER) ?? '0')
+  async function lastNumber(issuerSerial: string): Promise<number> {
+    return Number((await store.getMeta(metaKey(issuerSerial, 'number'))) ?? (await store.getMeta(LEGACY_NUMBER)) ?? '0')
   }
 
   async function refreshOne(issuer: { pair: IssuerKeyPair; serial: string }): Promise<CrlSnapshot> {
     const revoked = await revokedBy(issuer.serial)
-    const crlNumber = lastNumber(issuer.serial) + 1
+    const crlNumber = (await lastNumber(issuer.serial)) + 1
     const crl = await createCrl(
       issuer.pair,
       {
@@ -154,19 +154,19 @@ export function createCrlService(
     }
     await store.transaction(async () => {
       // Another process may have issued a newer CRL meanwhile: never go backwards in number.
-      if (lastNumber(issuer.serial) >= crlNumber) return
-      store.setMeta(metaKey(issuer.serial, 'pem'), pem)
-      store.setMeta(metaKey(issuer.serial, 'number'), String(crlNumber))
-      store.setMeta(metaKey(issuer.serial, 'entries'), String(revoked.length))
-      store.setMeta(metaKey(issuer.serial, 'thisUpdate'), snapshot.thisUpdate.toISOString())
-      store.setMeta(metaKey(issuer.serial, 'nextUpdate'), snapshot.nextUpdate.toISOString())
+      if ((await lastNumber(issuer.serial)) >= crlNumber) return
+      await store.setMeta(metaKey(issuer.serial, 'pem'), pem)
+      await store.setMeta(metaKey(issuer.serial, 'number'), String(crlNumber))
+      await store.setMeta(metaKey(issuer.serial, 'entries'), String(revoked.length))
+      await store.setMeta(metaKey(issuer.serial, 'thisUpdate'), snapshot.thisUpdate.toISOString())
+      await store.setMeta(metaKey(issuer.serial, 'nextUpdate'), snapshot.nextUpdate.toISOString())
     })
     log.info({ crlNumber, entries: revoked.length, issuerSerial: issuer.serial }, 'CRL issued')
-    return stored(issuer) ?? snapshot
+    return (await stored(issuer)) ?? snapshot
   }
 
   async function currentOf(issuer: { pair: IssuerKeyPair; serial: string }): Promise<CrlSnapshot> {
-    const crl = stored(issuer)
+    const crl = await stored(issuer)
     if (!crl) return refreshOne(issuer)
     const now = clock.now().getTime()
     const halfway = crl.thisUpdate.getTime() + (crl.nextUpdate.getTime() - crl.thisUpdate.getTime()) / 2
@@ -191,7 +191,7 @@ export function createCrlService(
     if (!KEY_ID.test(keyId)) return undefined
     const issuer = (await keyIndex()).get(keyId)
     if (issuer === undefined) return undefined
-    const crl = stored(issuer)
+    const crl = await stored(issuer)
     const now = clock.now().getTime()
     if (crl && now < crl.thisUpdate.getTime() + (crl.nextUpdate.getTime() - crl.thisUpdate.getTime()) / 2) return crl
     let pending = reissuing.get(issuer.serial)

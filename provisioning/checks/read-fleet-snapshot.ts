@@ -48,16 +48,25 @@ export async function readFleetSnapshot(
       .filter((k) => !isKeyReference(k.text))
       .map((k) => ({ path: k.path, encrypted: k.text.includes('ENCRYPTED') })),
     privatePaths: privatePaths(layout),
-    crls: issuers.flatMap((i) => {
-      const nextUpdate = storedCrlNextUpdate(stores.registry, i.serial)
-      return nextUpdate ? [{ issuerSerial: i.serial, nextUpdate }] : []
-    }),
-    limitHits: LIMIT_ACTIONS.flatMap((action) =>
-      stores.registry
-        .listAudit({ action, limit: MAX_AUDIT_ROWS })
-        .filter((e) => e.at.getTime() >= since)
-        .map((e) => ({ deviceId: e.subject, action, at: e.at })),
-    ),
+    crls: (
+      await Promise.all(
+        issuers.map(async (i) => {
+          const nextUpdate = await storedCrlNextUpdate(stores.registry, i.serial)
+          return nextUpdate ? [{ issuerSerial: i.serial, nextUpdate }] : []
+        }),
+      )
+    ).flat(),
+    limitHits: (
+      await Promise.all(
+        LIMIT_ACTIONS.map(async (action) =>
+          (
+            await stores.registry.listAudit({ action, limit: MAX_AUDIT_ROWS })
+          )
+            .filter((e) => e.at.getTime() >= since)
+            .map((e) => ({ deviceId: e.subject, action, at: e.at })),
+        ),
+      )
+    ).flat(),
     claims: await stores.claims.list(),
     apiKeys: await stores.apiKeys.list(),
     settingsLayers: (await stores.settings.listLayers()).map((l) => ({ scope: l.scope, document: l.document })),

@@ -193,7 +193,7 @@ export function createClaimService(deps: ClaimServiceDeps, options: { defaultTie
         commit: async () => {
           await store.transaction(async () => {
             await claims.insert(claim, tokens.map(hashClaimToken))
-            store.appendAudit({
+            await store.appendAudit({
               at: clock.now(),
               actor,
               action: 'claim.created',
@@ -233,14 +233,14 @@ export function createClaimService(deps: ClaimServiceDeps, options: { defaultTie
         if (current.status === 'revoked') throw new ClaimRevoked(id)
         const at = clock.now()
         await claims.revoke(id, at)
-        store.appendAudit({
+        await store.appendAudit({
           at,
           actor,
           action: 'claim.revoked',
           subject: claimActor(id),
           details: { serial: current.serial, uses: current.uses },
         })
-        store.appendEvent('claim.revoked', { claimId: id }, at)
+        await store.appendEvent('claim.revoked', { claimId: id }, at)
         return { ...current, status: 'revoked' as const, revokedAt: at }
       })
       log.info({ actor, claimId: id }, 'claim revoked')

@@ -17,7 +17,7 @@ export function registerAudit(program: Command, deps: CliDeps): void {
     .option('--limit <n>', 'at most n entries', positiveInt('--limit'), 100)
   addJsonOption(addCommonOptions(cmd)).action(async (options: Options) => {
     await withAuthority(deps, options, async (authority) => {
-      const entries = authority.listAudit({
+      const entries = await authority.listAudit({
         ...(options.device !== undefined && { subject: options.device }),
         ...(options.action !== undefined && { action: options.action }),
         limit: options.limit,

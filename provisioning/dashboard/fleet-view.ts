@@ -161,8 +161,8 @@ export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions =
           connected: connected.length,
         },
         connectedDevices: connected.slice(0, LISTED_CONNECTED),
-        recentAudit: authority.listAudit({ limit: 20 }).map(auditView),
-        refusedConnections: authority.listAudit({ action: 'connect.refused', limit: 10 }).map(auditView),
+        recentAudit: (await authority.listAudit({ limit: 20 })).map(auditView),
+        refusedConnections: (await authority.listAudit({ action: 'connect.refused', limit: 10 })).map(auditView),
         busiestDevices: deps.signals.busiestDevices(),
         fleet: withThrottles(await fleetScan(), deps.signals.aiThrottledByTier()),
       }
@@ -185,7 +185,7 @@ export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions =
           last30Days: usage.total,
           budget: (await deps.aiBudget?.(device.id, device.tier)) ?? null,
         },
-        audit: authority.listAudit({ subject: device.id, limit: 20 }).map(auditView),
+        audit: (await authority.listAudit({ subject: device.id, limit: 20 })).map(auditView),
       }
     },
   }

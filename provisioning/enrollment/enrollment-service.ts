@@ -126,11 +126,10 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
   ): void {
     const hit = throttle.hit(capText(key, 512))
     if (!hit.emit) return
-    try {
-      store.appendAudit({ at: clock.now(), ...record, details: { ...record.details, suppressed: hit.suppressed } })
-    } catch (err) {
-      log.error({ err, action: record.action }, 'audit write failed')
-    }
+    // fire and log: a refusal is answered without waiting for its audit row (a failure is counted by the store)
+    store
+      .appendAudit({ at: clock.now(), ...record, details: { ...record.details, suppressed: hit.suppressed } })
+      .catch((err: unknown) => log.error({ err, action: record.action }, 'audit write failed'))
     log.info({ ...logFields, suppressed: hit.suppressed }, msg)
   }
 

@@ -108,11 +108,11 @@ export function createLimitsService(deps: { store: RegistryStore; limits: Limits
     }
   }
 
-  function commit(actor: string, action: string, subject: string, details: Record<string, unknown>, event: Record<string, unknown>) {
+  async function commit(actor: string, action: string, subject: string, details: Record<string, unknown>, event: Record<string, unknown>) {
     const at = clock.now()
-    store.appendAudit({ at, actor, action, subject, details })
+    await store.appendAudit({ at, actor, action, subject, details })
     const { type, ...data } = event
-    store.appendEvent(String(type), data, at)
+    await store.appendEvent(String(type), data, at)
     return at
   }
 
@@ -137,7 +137,7 @@ export function createLimitsService(deps: { store: RegistryStore; limits: Limits
       if (!policy.tiers.includes(tier)) throw new TierUnknown(String(tier).slice(0, 64), policy.tiers.join(', '))
       const doc = checked(values)
       await store.transaction(async () => {
-        const at = commit(actor, 'tier.updated', tier, { limits: doc }, { type: 'tier.updated', tier })
+        const at = await commit(actor, 'tier.updated', tier, { limits: doc }, { type: 'tier.updated', tier })
         await limits.putTier({ key: tier, limits: doc as Record<string, unknown>, updatedAt: at, updatedBy: actor })
       })
       return tierView(tier)
@@ -148,7 +148,7 @@ export function createLimitsService(deps: { store: RegistryStore; limits: Limits
       const device = requireDevice(deviceId)
       const doc = checked(values)
       await store.transaction(async () => {
-        const at = commit(actor, 'device.limits.updated', device.id, { limits: doc }, { type: 'device.updated', deviceId: device.id })
+        const at = await commit(actor, 'device.limits.updated', device.id, { limits: doc }, { type: 'device.updated', deviceId: device.id })
         await limits.putDevice({ key: device.id, limits: doc as Record<string, unknown>, updatedAt: at, updatedBy: actor })
       })
       return deviceView(device.id)
@@ -158,7 +158,7 @@ export function createLimitsService(deps: { store: RegistryStore; limits: Limits
       const device = requireDevice(deviceId)
       await store.transaction(async () => {
         if (await limits.deleteDevice(device.id))
-          commit(actor, 'device.limits.cleared', device.id, {}, { type: 'device.updated', deviceId: device.id })
+          await commit(actor, 'device.limits.cleared', device.id, {}, { type: 'device.updated', deviceId: device.id })
       })
       return deviceView(device.id)
     },

@@ -146,10 +146,10 @@ export function createRouteService(
     return r
   }
 
-  function commit(actor: string, action: string, id: string, details: Record<string, unknown>) {
+  async function commit(actor: string, action: string, id: string, details: Record<string, unknown>) {
     const at = clock.now()
-    store.appendAudit({ at, actor, action, subject: id, details })
-    store.appendEvent('route.changed', { routeId: id }, at)
+    await store.appendAudit({ at, actor, action, subject: id, details })
+    await store.appendEvent('route.changed', { routeId: id }, at)
     return at
   }
 
@@ -217,7 +217,7 @@ export function createRouteService(
       await store.transaction(async () => {
         if ((await routes.count()) >= policy.maxRoutes) throw new RouteLimit(policy.maxRoutes)
         const { secret: _secret, createdAt: _at, ...details } = record
-        commit(actor, 'route.created', record.id, details)
+        await commit(actor, 'route.created', record.id, details)
         await routes.insert(record)
       })
       return { ...viewOf(record), secret }
@@ -225,7 +225,7 @@ export function createRouteService(
     async delete(id: string, actor: string): Promise<RouteView> {
       const r = await recordOf(id)
       await store.transaction(async () => {
-        if (await routes.delete(r.id)) commit(actor, 'route.deleted', r.id, { url: r.url })
+        if (await routes.delete(r.id)) await commit(actor, 'route.deleted', r.id, { url: r.url })
       })
       return viewOf(r)
     },
@@ -234,7 +234,7 @@ export function createRouteService(
       const r = await recordOf(id)
       checkRouteUrl(r.url, policy.allowPrivateTargets)
       const sample: SampleMessage = { deviceId: 'gatehouse-route-test', subtopic: '', at: clock.now().toISOString(), data: { test: true } }
-      store.appendAudit({ at: clock.now(), actor, action: 'route.tested', subject: r.id, details: { url: r.url } })
+      await store.appendAudit({ at: clock.now(), actor, action: 'route.tested', subject: r.id, details: { url: r.url } })
       try {
         const answer = await tester(open(r), [sample])
         return { id: r.id, url: r.url, ...answer }

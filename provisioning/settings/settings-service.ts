@@ -217,7 +217,7 @@ export function createSettingsService(
       const next = digest(await effective(id, device.group))
       if (next === record.digest) continue
       await settings.putDeviceSettings({ ...record, version: record.version + 1, digest: next, updatedAt: at })
-      store.appendEvent('settings.changed', { deviceId: id, version: record.version + 1 }, at)
+      await store.appendEvent('settings.changed', { deviceId: id, version: record.version + 1 }, at)
       bumped++
     }
     return bumped
@@ -257,7 +257,7 @@ export function createSettingsService(
       await settings.putLayer({ scope, document: sealed, revision, updatedAt: at, updatedBy: opts.actor })
       const affected = device ? [device.id] : await settings.deviceIdsWithSettings(target.kind === 'group' ? target.group : undefined)
       const devicesChanged = await bumpDevices(affected, at)
-      store.appendAudit({
+      await store.appendAudit({
         at,
         actor: opts.actor,
         action: 'settings.changed',
@@ -296,7 +296,7 @@ export function createSettingsService(
       await store.transaction(async () => {
         const at = clock.now()
         await settings.putSchema({ group, schema, updatedAt: at, updatedBy: actor })
-        store.appendAudit({ at, actor, action: 'settings.schema.set', subject: `group:${group}`, details: {} })
+        await store.appendAudit({ at, actor, action: 'settings.schema.set', subject: `group:${group}`, details: {} })
       })
     },
     getSchema: async (group: string) => (await settings.getSchema(group))?.schema ?? null,

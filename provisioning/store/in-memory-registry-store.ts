@@ -217,10 +217,12 @@ export class InMemoryRegistryStore implements RegistryStore {
     if (u.revocationReason !== undefined) c.revocationReason = u.revocationReason
   }
 
-  appendAudit(entry: NewAuditEntry): number {
-    const id = ++this.#auditSeq
-    this.#audit.push(clone({ ...entry, id }))
-    return id
+  appendAudit(entry: NewAuditEntry): Promise<number> {
+    return this.#gate.run(() => {
+      const id = ++this.#auditSeq
+      this.#audit.push(clone({ ...entry, id }))
+      return id
+    })
   }
 
   /** an in-memory append cannot fail */
@@ -228,7 +230,11 @@ export class InMemoryRegistryStore implements RegistryStore {
     return 0
   }
 
-  listAudit(filter: AuditFilter = {}): AuditEntry[] {
+  listAudit(filter: AuditFilter = {}): Promise<AuditEntry[]> {
+    return this.#gate.run(() => this.#listAudit(filter))
+  }
+
+  #listAudit(filter: AuditFilter): AuditEntry[] {
     const rows = this.#audit
       .filter(
         (e) =>
@@ -240,11 +246,13 @@ export class InMemoryRegistryStore implements RegistryStore {
     return clone(filter.limit === undefined ? rows : rows.slice(0, filter.limit))
   }
 
-  appendEvent(type: string, data: Record<string, unknown>, at: Date): number {
-    const seq = ++this.#seq
-    this.#events.push(clone({ seq, type, data, at }))
-    this.#commits.eventAppended(this.#snapshot === undefined)
-    return seq
+  appendEvent(type: string, data: Record<string, unknown>, at: Date): Promise<number> {
+    return this.#gate.run(() => {
+      const seq = ++this.#seq
+      this.#events.push(clone({ seq, type, data, at }))
+      this.#commits.eventAppended(this.#snapshot === undefined)
+      return seq
+    })
   }
 
   eventsAfter(seq: number, limit: number): StoredEvent[] {
@@ -260,22 +268,28 @@ export class InMemoryRegistryStore implements RegistryStore {
     return 0
   }
 
-  pruneEvents(before: Date): number {
-    const n = this.#events.length
-    this.#events = this.#events.filter((e) => e.at >= before)
-    return n - this.#events.length
+  pruneEvents(before: Date): Promise<number> {
+    return this.#gate.run(() => {
+      const n = this.#events.length
+      this.#events = this.#events.filter((e) => e.at >= before)
+      return n - this.#events.length
+    })
   }
 
-  getMeta(key: string): string | undefined {
-    return this.#meta.get(key)
+  getMeta(key: string): Promise<string | undefined> {
+    return this.#gate.run(() => this.#meta.get(key))
   }
 
-  setMeta(key: string, value: string): void {
-    this.#meta.set(key, value)
+  setMeta(key: string, value: string): Promise<void> {
+    return this.#gate.run(() => {
+      this.#meta.set(key, value)
+    })
   }
 
-  probeWrite(at: Date): void {
-    this.#meta.set('health.probedAt', at.toISOString())
+  probeWrite(at: Date): Promise<void> {
+    return this.#gate.run(() => {
+      this.#meta.set('health.probedAt', at.toISOString())
+    })
   }
 
   close(): void {}

@@ -6,8 +6,9 @@ import type { CrlReason } from '../../certs/index.ts'
  * SqliteRegistryStore (production) and InMemoryRegistryStore (unit tests).
  *
  * `transaction(fn)` runs an async fn atomically on the database's TransactionGate: every change and its audit entry
- * and event commit together or not at all (docs/architecture.md, "The store seam"). The other methods are still
- * synchronous (better-sqlite3) and become async next (issue 13), as the other stores already are.
+ * and event commit together or not at all (docs/architecture.md, "The store seam"). The audit, meta, appendEvent,
+ * pruneEvents and probeWrite methods answer with Promises through that gate; the other methods are still synchronous (better-sqlite3) and
+ * become async next (issue 13), as the other stores already are.
  */
 export type DeviceStatus = 'active' | 'disabled' | 'revoked'
 export type CertificateStatus = 'active' | 'superseded' | 'revoked'
@@ -135,12 +136,12 @@ export interface RegistryStore {
   countCertificatesExpiring(from: Date, to: Date): number
   updateCertificate(serial: string, update: CertificateUpdate): void
 
-  appendAudit(entry: NewAuditEntry): number
+  appendAudit(entry: NewAuditEntry): Promise<number>
   /** How many appendAudit calls failed since this store opened (a full disk, a lock): each was also thrown to its caller. */
   auditWriteFailures(): number
-  listAudit(filter?: AuditFilter): AuditEntry[]
+  listAudit(filter?: AuditFilter): Promise<AuditEntry[]>
 
-  appendEvent(type: string, data: Record<string, unknown>, at: Date): number
+  appendEvent(type: string, data: Record<string, unknown>, at: Date): Promise<number>
   /**
    * Called after a commit (of a transaction, or a lone write) that appended events, in this process:
    * the change feed polls at once instead of waiting for its interval. Other processes' commits are
@@ -155,15 +156,15 @@ export interface RegistryStore {
    * This connection's own commits need not change it: onEventsCommitted reports those.
    */
   dataVersion(): number
-  pruneEvents(before: Date): number
+  pruneEvents(before: Date): Promise<number>
 
-  getMeta(key: string): string | undefined
-  setMeta(key: string, value: string): void
+  getMeta(key: string): Promise<string | undefined>
+  setMeta(key: string, value: string): Promise<void>
   /**
    * Readiness (GET /readyz): a real write (the `health.probedAt` meta row, committed) that waits at most
    * busyTimeoutMs for another writer's lock; GH_STORE_LOCKED past it, GH_STORE_DISK_FULL or GH_STORE_WRITE_FAILED when the registry cannot be written.
    */
-  probeWrite(at: Date, busyTimeoutMs: number): void
+  probeWrite(at: Date, busyTimeoutMs: number): Promise<void>
 
   close(): void
 }

@@ -346,21 +346,27 @@ export class SqliteRegistryStore implements RegistryStore {
     )
   }
 
-  appendAudit(e: NewAuditEntry): number {
-    try {
-      const r = this.#write(() => this.#stmts.appendAudit.run(iso(e.at), e.actor, e.action, e.subject, JSON.stringify(e.details)))
-      return Number(r.lastInsertRowid)
-    } catch (err) {
-      this.#auditWriteFailures++
-      throw err
-    }
+  appendAudit(e: NewAuditEntry): Promise<number> {
+    return this.#gate.run(() => {
+      try {
+        const r = this.#write(() => this.#stmts.appendAudit.run(iso(e.at), e.actor, e.action, e.subject, JSON.stringify(e.details)))
+        return Number(r.lastInsertRowid)
+      } catch (err) {
+        this.#auditWriteFailures++
+        throw err
+      }
+    })
   }
 
   auditWriteFailures(): number {
     return this.#auditWriteFailures
   }
 
-  listAudit(filter: AuditFilter = {}): AuditEntry[] {
+  listAudit(filter: AuditFilter = {}): Promise<AuditEntry[]> {
+    return this.#gate.run(() => this.#listAudit(filter))
+  }
+
+  #listAudit(filter: AuditFilter): AuditEntry[] {
     const where: string[] = []
     const params: unknown[] = []
     if (filter.subject !== undefined) {
@@ -379,10 +385,12 @@ export class SqliteRegistryStore implements RegistryStore {
     return (this.#db.prepare(sql).all(...params, filter.limit ?? -1) as Row[]).map(toAudit)
   }
 
-  appendEvent(type: string, data: Record<string, unknown>, at: Date): number {
-    const r = this.#write(() => this.#stmts.appendEvent.run(iso(at), type, JSON.stringify(data)))
-    this.#commits.eventAppended(!this.#db.inTransaction)
-    return Number(r.lastInsertRowid)
+  appendEvent(type: string, data: Record<string, unknown>, at: Date): Promise<number> {
+    return this.#gate.run(() => {
+      const r = this.#write(() => this.#stmts.appendEvent.run(iso(at), type, JSON.stringify(data)))
+      this.#commits.eventAppended(!this.#db.inTransaction)
+      return Number(r.lastInsertRowid)
+    })
   }
 
   eventsAfter(seq: number, limit: number): StoredEvent[] {
@@ -402,27 +410,33 @@ export class SqliteRegistryStore implements RegistryStore {
     return Number(this.#stmts.dataVersion.get())
   }
 
-  pruneEvents(before: Date): number {
-    return this.#write(() => this.#stmts.pruneEvents.run(iso(before)).changes)
+  pruneEvents(before: Date): Promise<number> {
+    return this.#gate.run(() => this.#write(() => this.#stmts.pruneEvents.run(iso(before)).changes))
   }
 
-  getMeta(key: string): string | undefined {
-    const row = this.#stmts.getMeta.get(key) as Row | undefined
-    return row === undefined ? undefined : String(row.value)
+  getMeta(key: string): Promise<string | undefined> {
+    return this.#gate.run(() => {
+      const row = this.#stmts.getMeta.get(key) as Row | undefined
+      return row === undefined ? undefined : String(row.value)
+    })
   }
 
-  setMeta(key: string, value: string): void {
-    this.#write(() => this.#stmts.setMeta.run(key, value))
+  setMeta(key: string, value: string): Promise<void> {
+    return this.#gate.run(() => {
+      this.#write(() => this.#stmts.setMeta.run(key, value))
+    })
   }
 
-  probeWrite(at: Date, busyTimeoutMs: number): void {
-    // better-sqlite3 waits synchronously: a short timeout keeps the event loop answering while another process holds the lock
-    this.#db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(busyTimeoutMs))}`)
-    try {
-      this.#write(() => this.#db.transaction(() => this.#stmts.setMeta.run('health.probedAt', iso(at))).immediate())
-    } finally {
-      this.#db.pragma(`busy_timeout = ${this.#busyTimeoutMs}`)
-    }
+  probeWrite(at: Date, busyTimeoutMs: number): Promise<void> {
+    return this.#gate.run(() => {
+      // better-sqlite3 waits synchronously: a short timeout keeps the event loop answering while another process holds the lock
+      this.#db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(busyTimeoutMs))}`)
+      try {
+        this.#write(() => this.#db.transaction(() => this.#stmts.setMeta.run('health.probedAt', iso(at))).immediate())
+      } finally {
+        this.#db.pragma(`busy_timeout = ${this.#busyTimeoutMs}`)
+      }
+    })
   }
 
   close(): void {

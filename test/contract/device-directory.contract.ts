@@ -42,7 +42,7 @@ export interface DirectoryFixture {
   /** lets every event written so far reach onEvent listeners (the registry: its change feed catches up) */
   deliver(): void | Promise<void>
   /** every audit record written through the directory, oldest first */
-  audits(): AuditRecord[]
+  audits(): AuditRecord[] | Promise<AuditRecord[]>
 }
 
 export const NOW = new Date('2026-01-01T00:00:00.000Z')
@@ -275,7 +275,7 @@ export function deviceDirectoryContract(name: string, make: () => DirectoryFixtu
       const f = make()
       f.directory.audit({ actor: 'broker', action: 'connect.refused', subject: 'pump-7', details: { reason: 'revoked' } })
       f.directory.audit({ actor: 'broker', action: 'session.closed', subject: 'pump-8' })
-      expect(f.audits()).toEqual([
+      expect(await f.audits()).toEqual([
         { actor: 'broker', action: 'connect.refused', subject: 'pump-7', details: { reason: 'revoked' } },
         { actor: 'broker', action: 'session.closed', subject: 'pump-8', details: {} },
       ])

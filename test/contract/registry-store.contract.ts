@@ -167,49 +167,74 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
         store.transaction(async () => {
           store.insertDevice(device('gone'))
           store.insertCertificate(certificate('01', 'gone'))
-          store.appendAudit({ at: t0, actor: 'op', action: 'device.created', subject: 'gone', details: {} })
-          store.appendEvent('device.created', { deviceId: 'gone' }, t0)
-          store.setMeta('k', 'v')
+          await store.appendAudit({ at: t0, actor: 'op', action: 'device.created', subject: 'gone', details: {} })
+          await store.appendEvent('device.created', { deviceId: 'gone' }, t0)
+          await store.setMeta('k', 'v')
           store.insertDevice(device('keep'))
         }),
       ).rejects.toThrow(expect.objectContaining({ code: 'GH_DEVICE_EXISTS' }))
       expect(store.getDevice('gone')).toBeUndefined()
       expect(store.getCertificate('01')).toBeUndefined()
-      expect(store.listAudit()).toEqual([])
+      expect(await store.listAudit()).toEqual([])
       expect(store.eventsAfter(0, 10)).toEqual([])
-      expect(store.getMeta('k')).toBeUndefined()
+      expect(await store.getMeta('k')).toBeUndefined()
       expect(await store.transaction(async () => 42)).toBe(42)
     })
 
-    it('keeps the audit log newest first, filtered by subject and action, with details', () => {
+    it('holds the calls of another async flow until the open transaction ends: they never see its writes nor roll back with it', async () => {
       const store = make()
-      const a = store.appendAudit({ at: t0, actor: 'operator', action: 'device.created', subject: 'a', details: { group: 'g' } })
-      const b = store.appendAudit({ at: t0, actor: 'broker', action: 'connect.refused', subject: 'b', details: { reason: 'revoked' } })
-      store.appendAudit({ at: t0, actor: 'operator', action: 'device.revoked', subject: 'a', details: {} })
+      let release = () => {}
+      const held = new Promise<void>((r) => (release = r))
+      const failing = store.transaction(async () => {
+        await store.setMeta('k', 'inside')
+        await store.appendAudit({ at: t0, actor: 'op', action: 'inside', subject: 's', details: {} })
+        await held
+        throw new Error('rolled back')
+      })
+      const seen = store.getMeta('k')
+      const outside = store.appendAudit({ at: t0, actor: 'op', action: 'outside', subject: 's', details: {} })
+      release()
+      await expect(failing).rejects.toThrow('rolled back')
+      expect(await seen).toBeUndefined()
+      await outside
+      expect((await store.listAudit()).map((e) => e.action)).toEqual(['outside'])
+    })
+
+    it('keeps the audit log newest first, filtered by subject and action, with details', async () => {
+      const store = make()
+      const a = await store.appendAudit({ at: t0, actor: 'operator', action: 'device.created', subject: 'a', details: { group: 'g' } })
+      const b = await store.appendAudit({
+        at: t0,
+        actor: 'broker',
+        action: 'connect.refused',
+        subject: 'b',
+        details: { reason: 'revoked' },
+      })
+      await store.appendAudit({ at: t0, actor: 'operator', action: 'device.revoked', subject: 'a', details: {} })
       expect(b).toBeGreaterThan(a)
-      expect(store.listAudit().map((e) => e.action)).toEqual(['device.revoked', 'connect.refused', 'device.created'])
-      expect(store.listAudit({ subject: 'a' }).map((e) => e.action)).toEqual(['device.revoked', 'device.created'])
-      expect(store.listAudit({ action: 'connect.refused' })[0]).toMatchObject({
+      expect((await store.listAudit()).map((e) => e.action)).toEqual(['device.revoked', 'connect.refused', 'device.created'])
+      expect((await store.listAudit({ subject: 'a' })).map((e) => e.action)).toEqual(['device.revoked', 'device.created'])
+      expect((await store.listAudit({ action: 'connect.refused' }))[0]).toMatchObject({
         actor: 'broker',
         subject: 'b',
         details: { reason: 'revoked' },
         at: t0,
       })
-      expect(store.listAudit({ before: b, limit: 5 }).map((e) => e.id)).toEqual([a])
+      expect((await store.listAudit({ before: b, limit: 5 })).map((e) => e.id)).toEqual([a])
     })
 
-    it('numbers events in order, reads them after a sequence number and prunes old ones', () => {
+    it('numbers events in order, reads them after a sequence number and prunes old ones', async () => {
       const store = make()
       expect(store.lastEventSeq()).toBe(0)
-      const s1 = store.appendEvent('device.revoked', { deviceId: 'a' }, t0)
-      const s2 = store.appendEvent('device.disabled', { deviceId: 'b' }, new Date('2026-01-02T00:00:00.000Z'))
+      const s1 = await store.appendEvent('device.revoked', { deviceId: 'a' }, t0)
+      const s2 = await store.appendEvent('device.disabled', { deviceId: 'b' }, new Date('2026-01-02T00:00:00.000Z'))
       expect(s2).toBeGreaterThan(s1)
       expect(store.lastEventSeq()).toBe(s2)
       expect(store.eventsAfter(s1, 10)).toEqual([
         { seq: s2, type: 'device.disabled', data: { deviceId: 'b' }, at: new Date('2026-01-02T00:00:00.000Z') },
       ])
       expect(store.eventsAfter(0, 1).map((e) => e.seq)).toEqual([s1])
-      expect(store.pruneEvents(new Date('2026-01-01T12:00:00.000Z'))).toBe(1)
+      expect(await store.pruneEvents(new Date('2026-01-01T12:00:00.000Z'))).toBe(1)
       expect(store.eventsAfter(0, 10).map((e) => e.seq)).toEqual([s2])
       expect(store.lastEventSeq()).toBe(s2)
     })
@@ -219,23 +244,23 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
       let calls = 0
       const off = store.onEventsCommitted(() => calls++)
       await store.transaction(async () => {
-        store.appendEvent('device.created', { deviceId: 'a' }, t0)
-        store.appendEvent('certificate.issued', { deviceId: 'a', serial: '01' }, t0)
+        await store.appendEvent('device.created', { deviceId: 'a' }, t0)
+        await store.appendEvent('certificate.issued', { deviceId: 'a', serial: '01' }, t0)
         expect(calls).toBe(0) // not before the commit
       })
       expect(calls).toBe(1)
       await expect(
         store.transaction(async () => {
-          store.appendEvent('device.created', { deviceId: 'b' }, t0)
+          await store.appendEvent('device.created', { deviceId: 'b' }, t0)
           throw new Error('rolled back')
         }),
       ).rejects.toThrow('rolled back')
-      await store.transaction(async () => store.setMeta('k', 'v'))
+      await store.transaction(async () => await store.setMeta('k', 'v'))
       expect(calls).toBe(1)
-      store.appendEvent('device.revoked', { deviceId: 'a' }, t0) // a lone write commits at once
+      await store.appendEvent('device.revoked', { deviceId: 'a' }, t0) // a lone write commits at once
       expect(calls).toBe(2)
       off()
-      store.appendEvent('device.revoked', { deviceId: 'a' }, t0)
+      await store.appendEvent('device.revoked', { deviceId: 'a' }, t0)
       expect(calls).toBe(2)
     })
 
@@ -261,19 +286,19 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
       expect(store.getDevice('a')).toEqual(device('a'))
     })
 
-    it('keeps metadata by key and overwrites on set', () => {
+    it('keeps metadata by key and overwrites on set', async () => {
       const store = make()
-      expect(store.getMeta('crl.number')).toBeUndefined()
-      store.setMeta('crl.number', '1')
-      store.setMeta('crl.number', '2')
-      expect(store.getMeta('crl.number')).toBe('2')
+      expect(await store.getMeta('crl.number')).toBeUndefined()
+      await store.setMeta('crl.number', '1')
+      await store.setMeta('crl.number', '2')
+      expect(await store.getMeta('crl.number')).toBe('2')
     })
 
-    it('probes a write: it commits the probe time and changes nothing else', () => {
+    it('probes a write: it commits the probe time and changes nothing else', async () => {
       const store = make()
       store.insertDevice(device('a'))
-      store.probeWrite(t0, 100)
-      expect(store.getMeta('health.probedAt')).toBe(t0.toISOString())
+      await store.probeWrite(t0, 100)
+      expect(await store.getMeta('health.probedAt')).toBe(t0.toISOString())
       expect(store.listDevices().map((d) => d.id)).toEqual(['a'])
     })
   })

@@ -149,7 +149,7 @@ describe('startGatehouse wiring (real SQLite registry, real broker)', () => {
     await operator.authority.revokeDevice('warm-1', 'unspecified', 'operator:test')
     const again = await attemptConnect(port, creds)
     expect(again.connack).toBe(5)
-    const audit = operator.store.listAudit({ subject: 'warm-1' })
+    const audit = await operator.store.listAudit({ subject: 'warm-1' })
     expect(audit.find((e) => e.action === 'connect.refused')?.details).toMatchObject({ reason: 'revoked' })
   })
 

@@ -59,8 +59,8 @@ describe('gatehouse apikey', () => {
     expect(revoked.code, revoked.stderr).toBe(0)
     const after = await app.inject({ url: '/v1/devices', headers: { authorization: `Bearer ${token}` } })
     expect(after.statusCode).toBe(401)
-    expect(control.authority.listAudit().map((e) => e.action)).toEqual(expect.arrayContaining(['apikey.created', 'apikey.revoked']))
-    expect(JSON.stringify(control.authority.listAudit())).not.toContain(secret)
+    expect((await control.authority.listAudit()).map((e) => e.action)).toEqual(expect.arrayContaining(['apikey.created', 'apikey.revoked']))
+    expect(JSON.stringify(await control.authority.listAudit())).not.toContain(secret)
   })
 
   it('rotates a key: both secrets work during --overlap, a rotation with --overlap 0 refuses the old one at once', async () => {
@@ -82,8 +82,8 @@ describe('gatehouse apikey', () => {
     const { token, key } = JSON.parse(third.stdout)
     expect(key).toMatchObject({ name: 'app', previousSecretUntil: expect.any(String) })
     expect([await status(first), await status(second), await status(token)]).toEqual([401, 401, 200])
-    expect(control.authority.listAudit().filter((e) => e.action === 'apikey.rotated')).toHaveLength(2)
-    expect(JSON.stringify(control.authority.listAudit())).not.toContain(token.split('_').slice(2).join('_'))
+    expect((await control.authority.listAudit()).filter((e) => e.action === 'apikey.rotated')).toHaveLength(2)
+    expect(JSON.stringify(await control.authority.listAudit())).not.toContain(token.split('_').slice(2).join('_'))
 
     const bad = await cli('apikey', 'rotate', 'app', '--overlap', '31d')
     expect(bad.code).toBe(1)

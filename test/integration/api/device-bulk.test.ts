@@ -51,7 +51,7 @@ describe('bulk actions over the API, with devices connected', () => {
     expect(await dry.json()).toEqual({ action: 'revoke', dryRun: true, count: 3, deviceIds: ['line-a-1', 'line-a-2', 'line-a-3'] })
     await Promise.all(selected.map((c, i) => alive(c, `line-a-${i + 1}`)))
     expect(control.authority.listDevices({ status: 'revoked' })).toEqual([])
-    expect(control.authority.listAudit({ action: 'device.revoked' })).toEqual([])
+    expect(await control.authority.listAudit({ action: 'device.revoked' })).toEqual([])
 
     const overMax = await post(auth, '/v1/bulk/devices/revoke', { ...body, max: 2 })
     expect(overMax.status).toBe(409)
@@ -64,7 +64,7 @@ describe('bulk actions over the API, with devices connected', () => {
     expect(await res.json()).toMatchObject({ action: 'revoke', dryRun: false, count: 3 })
     for (const ms of await Promise.all(closed)) expect(ms).toBeLessThan(1000)
     await alive(other, 'line-b-1') // the device outside the selector is still served after the others were cut off
-    const audit = control.authority.listAudit({ action: 'device.revoked' })
+    const audit = await control.authority.listAudit({ action: 'device.revoked' })
     expect(audit.map((e) => e.subject).sort()).toEqual(['line-a-1', 'line-a-2', 'line-a-3'])
     for (const e of audit) expect(e).toMatchObject({ actor: 'apikey:k-devices.revoke', details: { reason: 'keyCompromise', bulk: true } })
   })

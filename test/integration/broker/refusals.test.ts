@@ -45,8 +45,8 @@ async function claimCreds(gatehouse: Gatehouse, req: { maxUses?: number } = {}):
   }
 }
 
-const audits = (gatehouse: Gatehouse, action: string): AuditEntry[] =>
-  gatehouse.control.store.listAudit({}).filter((a) => a.action === action)
+const audits = async (gatehouse: Gatehouse, action: string): Promise<AuditEntry[]> =>
+  (await gatehouse.control.store.listAudit({})).filter((a) => a.action === action)
 const bytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value))
 
 describe('refused CONNECTs do not fill the database or the log', () => {
@@ -68,7 +68,7 @@ describe('refused CONNECTs do not fill the database or the log', () => {
     }
     expect(answers).toEqual(Array(50).fill(5))
 
-    const rows = audits(gatehouse, 'connect.refused')
+    const rows = await audits(gatehouse, 'connect.refused')
     expect(rows.map((r) => r.details.reason).sort()).toEqual(['client-id-mismatch', 'will-not-permitted'])
     for (const row of rows) expect(bytes(row)).toBeLessThan(1024)
     expect(rows.find((r) => r.details.reason === 'client-id-mismatch')?.details.clientId).toBe(`${'x'.repeat(128)}…[+59872 chars]`)
@@ -108,7 +108,7 @@ describe('refused publishes and subscribes', () => {
     const claim = await claimCreds(gatehouse)
     const session = await connectDevice(port, claim, { clientId: 'claim:nonce-gggggggggggggggg', clean: true })
     await session.subscribeAsync(`provisioning/${'s'.repeat(60_000)}/response`, { qos: 1 }).catch(() => undefined)
-    const rows = [...audits(gatehouse, 'publish.refused'), ...audits(gatehouse, 'subscribe.refused')]
+    const rows = [...(await audits(gatehouse, 'publish.refused')), ...(await audits(gatehouse, 'subscribe.refused'))]
     expect(rows).toHaveLength(2)
     for (const row of rows) expect(bytes(row)).toBeLessThan(1024)
     const lines = records.filter((r) => r.msg === 'publish refused' || r.msg === 'subscribe refused')
@@ -122,7 +122,7 @@ describe('session takeovers', () => {
     const { gatehouse, port, records } = await gatehouseWithLog()
     const creds = await deviceCreds(gatehouse, 'pump-7')
     for (let i = 0; i < 20; i++) expect((await connectDevice(port, creds)).connected).toBe(true)
-    expect(audits(gatehouse, 'session.takeover')).toHaveLength(1)
+    expect(await audits(gatehouse, 'session.takeover')).toHaveLength(1)
     expect(records.filter((r) => r.msg === 'session taken over')).toHaveLength(1)
   })
 })
@@ -143,7 +143,7 @@ describe('claim sessions', () => {
     const secondClosed = closedWithin(second)
     second.publish('provisioning/nonce-bbbbbbbbbbbbbbbb/request', '{}', { qos: 1 })
     await secondClosed
-    const throttled = audits(gatehouse, 'device.throttled')
+    const throttled = await audits(gatehouse, 'device.throttled')
     expect(throttled).toHaveLength(1)
     expect(throttled[0]).toMatchObject({ subject: `claim:${claim.claimId}` })
   })
@@ -154,12 +154,12 @@ describe('claim sessions', () => {
       const { gatehouse, port } = await gatehouseWithLog()
       const claim = await claimCreds(gatehouse)
       await spoil(gatehouse, claim.claimId)
-      await waitFor(() => audits(gatehouse, 'claim.revoked').length === 1)
+      await waitFor(async () => (await audits(gatehouse, 'claim.revoked')).length === 1)
       const answers: (number | null)[] = []
       for (let i = 0; i < 5; i++)
         answers.push((await attemptConnect(port, claim, { clientId: `claim:nonce-${String(i).repeat(16)}`, clean: true })).connack)
       expect(answers).toEqual(Array(5).fill(5))
-      const rows = audits(gatehouse, 'connect.refused')
+      const rows = await audits(gatehouse, 'connect.refused')
       expect(rows).toHaveLength(1)
       expect(rows[0]).toMatchObject({ subject: `claim:${claim.claimId}`, details: expect.objectContaining({ reason: `claim-${reason}` }) })
     },
@@ -174,7 +174,7 @@ describe('claim sessions', () => {
     before.end(true)
     clock.advance('8d') // past the default 7-day expiry, inside the certificate's 30 days of grace
     expect((await attemptConnect(port, claim, { clientId: 'claim:nonce-ffffffffffffffff', clean: true })).connack).toBe(5)
-    expect(audits(gatehouse, 'connect.refused')[0]?.details).toMatchObject({ reason: 'claim-expired' })
+    expect((await audits(gatehouse, 'connect.refused'))[0]?.details).toMatchObject({ reason: 'claim-expired' })
   })
 
   it('refuses a used-up claim at CONNECT', async () => {
@@ -192,6 +192,6 @@ describe('claim sessions', () => {
     session.end(true)
     const again = await attemptConnect(port, claim, { clientId: 'claim:nonce-dddddddddddddddd', clean: true })
     expect(again.connack).toBe(5)
-    expect(audits(gatehouse, 'connect.refused')[0]?.details).toMatchObject({ reason: 'claim-used-up' })
+    expect((await audits(gatehouse, 'connect.refused'))[0]?.details).toMatchObject({ reason: 'claim-used-up' })
   })
 })

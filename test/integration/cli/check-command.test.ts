@@ -74,7 +74,7 @@ async function seeded() {
   // the broker audits a throttled device at most once per interval: three rows are three intervals over its limits
   const now = await openControlPlane(dataDir, {}, { log })
   for (const hour of [3, 2, 1])
-    now.store.appendAudit({
+    await now.store.appendAudit({
       at: new Date(Date.now() - hour * 3_600_000),
       actor: 'broker',
       action: 'device.throttled',

@@ -111,7 +111,7 @@ describe('dashboard over plain HTTP (no browser)', () => {
 
     const disabled = await post('/dashboard/api/devices/pump-1/disable', { 'x-csrf-token': csrfToken })
     expect(await json(disabled)).toEqual({ status: 'disabled' })
-    expect(control.authority.listAudit({ subject: 'pump-1', action: 'device.disabled' })[0]?.actor).toBe('apikey:ops-dash')
+    expect((await control.authority.listAudit({ subject: 'pump-1', action: 'device.disabled' }))[0]?.actor).toBe('apikey:ops-dash')
 
     expect((await post('/dashboard/sign-out', { 'x-csrf-token': csrfToken })).status).toBe(200)
     expect((await http('/dashboard/api/overview', { headers: { cookie: cookie! } })).status).toBe(401)
@@ -265,7 +265,7 @@ describe.skipIf(!existsSync(CHROMIUM))(`dashboard in headless Chromium (${CHROMI
     await closed
     await page.locator('#device-status .value').filter({ hasText: 'disabled' }).waitFor()
     await page.locator('#device-connection .value').filter({ hasText: 'offline' }).waitFor()
-    expect(control.authority.listAudit({ subject: 'pump-1', action: 'device.disabled' })[0]?.actor).toBe('apikey:ops-dash')
+    expect((await control.authority.listAudit({ subject: 'pump-1', action: 'device.disabled' }))[0]?.actor).toBe('apikey:ops-dash')
     expect(problems).toEqual([]) // no CSP violation or script error in the console
   })
 })

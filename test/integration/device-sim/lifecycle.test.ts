@@ -142,7 +142,7 @@ describe('device-sim provisioning by claim certificate', () => {
     await expect(claimDevice({ claim, broker: parseBrokerUrl(broker), deviceId: 'pump-0002' })).rejects.toMatchObject({
       code: 'GH_SIM_CONNECT_FAILED',
     })
-    expect(gatehouse.control.store.listAudit({ action: 'connect.refused' })[0]?.details).toMatchObject({ reason: 'claim-used-up' })
+    expect((await gatehouse.control.store.listAudit({ action: 'connect.refused' }))[0]?.details).toMatchObject({ reason: 'claim-used-up' })
   })
 
   it('gatehouse sim --claim provisions each missing device by claim (with one-time tokens), saves its bundle, and runs it', async () => {

@@ -127,7 +127,7 @@ describe('rotating the issuing CA in a data directory', () => {
     try {
       const seq = control.store.lastEventSeq()
       const summary = await rotateCa(dataDir, {}, { log }, 'operator:test')
-      const [audit] = control.store.listAudit({ action: 'ca.rotated' })
+      const [audit] = await control.store.listAudit({ action: 'ca.rotated' })
       expect(audit).toMatchObject({
         actor: 'operator:test',
         subject: 'ca',

@@ -25,14 +25,14 @@ describe('refused claim and renewal requests', () => {
     const answers = []
     for (let i = 0; i < 50; i++) answers.push(await f.enrollment.claim(f.context(created), payload))
     expect(answers.map(codeOf)).toEqual(Array(50).fill('GH_DEVICE_ID_INVALID'))
-    const rows = f.store.listAudit({ action: 'claim.refused' })
+    const rows = await f.store.listAudit({ action: 'claim.refused' })
     expect(rows).toHaveLength(1)
     expect(Buffer.byteLength(JSON.stringify(rows[0]))).toBeLessThan(1024)
     expect(rows[0]?.details.deviceId).toBe(`${'x'.repeat(128)}…[+59872 chars]`)
 
     f.clock.advance('61s')
     await f.enrollment.claim(f.context(created), payload)
-    expect(f.store.listAudit({ action: 'claim.refused' }).map((r) => r.details.suppressed)).toEqual([49, 0])
+    expect((await f.store.listAudit({ action: 'claim.refused' })).map((r) => r.details.suppressed)).toEqual([49, 0])
   })
 
   it('write one renewal.refused row per device, code and address per interval', async () => {
@@ -43,7 +43,7 @@ describe('refused claim and renewal requests', () => {
       const answer = await f.enrollment.renew(context, json({ csr: 'not a csr' }))
       expect(answer.ok).toBe(false)
     }
-    expect(f.store.listAudit({ action: 'renewal.refused' })).toHaveLength(1)
+    expect(await f.store.listAudit({ action: 'renewal.refused' })).toHaveLength(1)
   })
 })
 

@@ -25,7 +25,7 @@ deviceDirectoryContract('the registry directory on SQLite', () => {
   const write = (change: () => unknown, type: string, data: Record<string, unknown>) =>
     store.transaction(async () => {
       await change()
-      store.appendEvent(type, data, clock.now())
+      await store.appendEvent(type, data, clock.now())
     })
   const deviceOf = (serial: string) => store.getCertificate(serial)!.deviceId
   return {
@@ -65,11 +65,8 @@ deviceDirectoryContract('the registry directory on SQLite', () => {
       ),
     revokeClaim: (claimId) => write(async () => await store.claims.revoke(claimId, clock.now()), 'claim.revoked', { claimId }),
     deliver: () => void feed.catchUp(),
-    audits: () =>
-      store
-        .listAudit()
-        .reverse()
-        .map(({ actor, action, subject, details }) => ({ actor, action, subject, details })),
+    audits: async () =>
+      (await store.listAudit()).reverse().map(({ actor, action, subject, details }) => ({ actor, action, subject, details })),
   }
 })
 

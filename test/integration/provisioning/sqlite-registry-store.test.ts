@@ -77,24 +77,24 @@ describe('SqliteRegistryStore on disk', () => {
     const seen: string[] = []
     feed.onEvent((e) => seen.push(e.type))
     const v0 = broker.dataVersion()
-    broker.appendAudit({ at: new Date(), actor: 'broker', action: 'connect.refused', subject: 'x', details: {} })
+    await broker.appendAudit({ at: new Date(), actor: 'broker', action: 'connect.refused', subject: 'x', details: {} })
     expect(broker.dataVersion()).toBe(v0)
     expect(feed.catchUp()).toBe(0)
-    await cli.transaction(async () => cli.appendEvent('device.revoked', { deviceId: 'a' }, new Date()))
+    await cli.transaction(async () => await cli.appendEvent('device.revoked', { deviceId: 'a' }, new Date()))
     expect(broker.dataVersion()).not.toBe(v0)
     expect(feed.catchUp()).toBe(1)
     expect(seen).toEqual(['device.revoked'])
     expect(feed.catchUp()).toBe(0) // nothing new: one PRAGMA, no read of the events table
-    await broker.transaction(async () => broker.appendEvent('device.enabled', { deviceId: 'a' }, new Date())) // this process's own commit
+    await broker.transaction(async () => await broker.appendEvent('device.enabled', { deviceId: 'a' }, new Date())) // this process's own commit
     expect(feed.catchUp()).toBe(1)
     expect(seen).toEqual(['device.revoked', 'device.enabled'])
   })
 
-  it('keeps its data and schema version across reopen and migrates only once', () => {
+  it('keeps its data and schema version across reopen and migrates only once', async () => {
     const path = join(tempDir(), 'gatehouse.db')
     const first = new SqliteRegistryStore(path)
     first.insertDevice(device('a'))
-    first.appendEvent('device.created', { deviceId: 'a' }, new Date())
+    await first.appendEvent('device.created', { deviceId: 'a' }, new Date())
     first.close()
     const second = open(path)
     expect(second.getDevice('a')?.id).toBe('a')
@@ -141,17 +141,17 @@ describe('SqliteRegistryStore on disk', () => {
     expect(() => new SqliteRegistryStore(path)).toThrow(expect.objectContaining({ code: 'GH_STORE_SCHEMA_TOO_NEW' }))
   })
 
-  it('fails a write probe within its own short timeout while another connection holds the write lock, and passes once it is released', () => {
+  it('fails a write probe within its own short timeout while another connection holds the write lock, and passes once it is released', async () => {
     const path = join(tempDir(), 'gatehouse.db')
     const store = open(path)
     const other = new Database(path)
     onTestFinished(() => void other.close())
     other.exec('BEGIN EXCLUSIVE')
     const started = performance.now()
-    expect(() => store.probeWrite(new Date(), 50)).toThrow(expect.objectContaining({ code: 'GH_STORE_LOCKED' }))
+    await expect(store.probeWrite(new Date(), 50)).rejects.toMatchObject({ code: 'GH_STORE_LOCKED' })
     expect(performance.now() - started).toBeLessThan(1000) // not the store's 5 s busy timeout
     other.exec('ROLLBACK')
-    store.probeWrite(new Date('2026-02-03T04:05:06Z'), 50)
-    expect(store.getMeta('health.probedAt')).toBe('2026-02-03T04:05:06.000Z')
+    await store.probeWrite(new Date('2026-02-03T04:05:06Z'), 50)
+    expect(await store.getMeta('health.probedAt')).toBe('2026-02-03T04:05:06.000Z')
   })
 })

@@ -183,6 +183,6 @@ describe('telemetry routes in the running product', () => {
     await waitFor(() => http.delivered('/new').length === 1, 5000, 'the message on the new route')
     expect(http.delivered('/old')).toHaveLength(1)
     expect((await api('GET', '/routes')).body.items).toEqual([expect.objectContaining({ id: newId })])
-    expect(gatehouse.control.store.listAudit({ action: 'route.deleted' }).map((a) => a.subject)).toContain(oldId)
+    expect((await gatehouse.control.store.listAudit({ action: 'route.deleted' })).map((a) => a.subject)).toContain(oldId)
   })
 })

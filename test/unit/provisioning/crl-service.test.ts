@@ -54,7 +54,7 @@ describe('CRLs per issuing CA', () => {
 
   it("numbers each issuer's CRLs upwards, continuing the single-CA numbering, and reissues only what is stale", async () => {
     const { authority, store, clock, rotate } = await setup()
-    store.setMeta('crl.number', '41') // a registry from before CRLs were per issuer
+    await store.setMeta('crl.number', '41') // a registry from before CRLs were per issuer
     expect((await authority.currentCrl()).crlNumber).toBe(42)
     await rotate()
     const [current, previous] = await authority.currentCrls()

@@ -42,7 +42,9 @@ describe('DeviceAuthority', () => {
     expect(store.listCertificates('pump-1')).toEqual([
       expect.objectContaining({ serial: issued.serial, fingerprint: issued.fingerprint, status: 'active' }),
     ])
-    expect(store.listAudit()).toEqual([expect.objectContaining({ actor: 'operator:test', action: 'device.created', subject: 'pump-1' })])
+    expect(await store.listAudit()).toEqual([
+      expect.objectContaining({ actor: 'operator:test', action: 'device.created', subject: 'pump-1' }),
+    ])
     feed.poll()
     expect(events).toEqual(['device.created:pump-1', 'certificate.issued:pump-1'])
   })
@@ -93,7 +95,7 @@ describe('DeviceAuthority', () => {
       await expect(authority.createDevice({ id: bad }, 'op')).rejects.toMatchObject({ code: 'GH_DEVICE_ID_INVALID' })
     }
     expect(store.countDevices()).toBe(1)
-    expect(store.listAudit()).toHaveLength(1)
+    expect(await store.listAudit()).toHaveLength(1)
   })
 
   it('signs a CSR without ever holding the private key, and refuses a CSR for another id', async () => {
@@ -247,6 +249,6 @@ describe('the registry directory (the broker lookup)', () => {
   it('writes the broker audit records to the registry', async () => {
     const { directory, store } = await setup()
     directory.audit({ actor: 'broker', action: 'connect.refused', subject: 'x', details: { reason: 'revoked' } })
-    expect(store.listAudit()[0]).toMatchObject({ actor: 'broker', action: 'connect.refused', details: { reason: 'revoked' } })
+    expect((await store.listAudit())[0]).toMatchObject({ actor: 'broker', action: 'connect.refused', details: { reason: 'revoked' } })
   })
 })

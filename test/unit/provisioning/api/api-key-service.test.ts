@@ -39,7 +39,7 @@ describe('ApiKeyService', () => {
     const stored = (await store.apiKeys.getByName('dashboard'))!
     expect(stored.secretHash).toBe(sha256(parsed.secret))
     expect(JSON.stringify(stored)).not.toContain(parsed.secret)
-    const audit = store.listAudit()
+    const audit = await store.listAudit()
     expect(audit).toEqual([expect.objectContaining({ actor: 'operator:ann', action: 'apikey.created', subject: 'apikey:dashboard' })])
     expect(JSON.stringify(audit)).not.toContain(parsed.secret)
     expect(logText()).not.toContain(parsed.secret)
@@ -90,7 +90,7 @@ describe('ApiKeyService', () => {
     const { service, store } = setup()
     await expect(service.create(req, 'op')).rejects.toThrow(expect.objectContaining({ code, statusCode: 400 }))
     expect(await store.apiKeys.list()).toEqual([])
-    expect(store.listAudit()).toEqual([])
+    expect(await store.listAudit()).toEqual([])
   })
 
   it('refuses a second key with the same name, and revoking twice or an unknown name', async () => {
@@ -102,7 +102,7 @@ describe('ApiKeyService', () => {
     expect((await service.revoke('a', 'op:bob')).revokedAt?.toISOString()).toBe('2026-01-01T00:00:00.000Z')
     await expect(service.revoke('a', 'op')).rejects.toThrow(expect.objectContaining({ code: 'GH_API_KEY_REVOKED' }))
     await expect(service.revoke('zzz', 'op')).rejects.toThrow(expect.objectContaining({ code: 'GH_API_KEY_NOT_FOUND' }))
-    expect(store.listAudit().map((e) => `${e.actor} ${e.action}`)).toEqual(['op:bob apikey.revoked', 'op apikey.created'])
+    expect((await store.listAudit()).map((e) => `${e.actor} ${e.action}`)).toEqual(['op:bob apikey.revoked', 'op apikey.created'])
     expect((await service.list()).map((k) => [k.name, k.revokedAt !== null])).toEqual([['a', true]])
   })
 })

@@ -5,7 +5,7 @@ import { apiHarness } from './api-harness.ts'
 async function withAdmin() {
   const h = await apiHarness()
   const admin = `Bearer ${(await h.apiKeys.create({ name: 'admin', scopes: ['apikeys:admin', 'devices:read'] }, 'operator:test')).token}`
-  const audit = (action: string) => h.store.listAudit({}).filter((e) => e.action === action)
+  const audit = async (action: string) => (await h.store.listAudit({})).filter((e) => e.action === action)
   /** the keys as stored, but for lastUsedAt (which the calling key's own request sets) */
   const keys = async () => (await h.apiKeys.list()).map(({ lastUsedAt: _, ...k }) => k)
   return { ...h, admin, audit, keys }
@@ -33,7 +33,7 @@ describe('/v1/apikeys', () => {
     expect(listed.json().items.map((k: { name: string }) => k.name)).toEqual(['admin', 'reader'])
     expect(listed.body).not.toContain('ghk_')
     expect(listed.body).not.toMatch(/secret_?hash|"token"/i)
-    expect(audit('apikey.created').find((e) => e.subject === 'apikey:reader')).toMatchObject({
+    expect((await audit('apikey.created')).find((e) => e.subject === 'apikey:reader')).toMatchObject({
       actor: 'apikey:admin',
       subject: 'apikey:reader',
     })
@@ -43,7 +43,7 @@ describe('/v1/apikeys', () => {
     const { call, apiKeys, audit, keys } = await withAdmin()
     const narrow = bearer((await apiKeys.create({ name: 'narrow', scopes: ['apikeys:admin'] }, 'operator:test')).token)
     await apiKeys.create({ name: 'wide', scopes: ['devices:read', 'devices:revoke'] }, 'operator:test')
-    const before = { keys: await keys(), audit: audit('apikey.created').length }
+    const before = { keys: await keys(), audit: (await audit('apikey.created')).length }
     const refused = [
       await call(narrow, 'POST', '/v1/apikeys', { name: 'escalated', scopes: ['apikeys:admin', 'devices:revoke'] }),
       await call(narrow, 'POST', '/v1/apikeys/wide/rotate', {}),
@@ -54,9 +54,9 @@ describe('/v1/apikeys', () => {
       expect(res.json()).toMatchObject({ code: 'GH_API_KEY_SCOPE_ESCALATION' })
     }
     expect(await keys()).toEqual(before.keys)
-    expect(audit('apikey.created')).toHaveLength(before.audit)
-    expect(audit('apikey.rotated')).toEqual([])
-    expect(audit('apikey.revoked')).toEqual([])
+    expect(await audit('apikey.created')).toHaveLength(before.audit)
+    expect(await audit('apikey.rotated')).toEqual([])
+    expect(await audit('apikey.revoked')).toEqual([])
     // within its own scopes it may
     expect((await call(narrow, 'POST', '/v1/apikeys', { name: 'peer', scopes: ['apikeys:admin'] })).statusCode).toBe(201)
   })
@@ -70,7 +70,7 @@ describe('/v1/apikeys', () => {
     expect(token).not.toBe(old)
     expect(token.slice(0, 17)).toBe(old.slice(0, 17)) // same id: ghk_<id>_
     expect(key).toMatchObject({ name: 'app', previousSecretUntil: '2026-01-01T00:10:00.000Z' })
-    expect(audit('apikey.rotated')).toEqual([
+    expect(await audit('apikey.rotated')).toEqual([
       expect.objectContaining({ actor: 'apikey:admin', subject: 'apikey:app', details: expect.objectContaining({ overlapSeconds: 600 }) }),
     ])
     expect((await call(bearer(old), 'GET', '/v1/devices')).statusCode).toBe(200)
@@ -121,12 +121,12 @@ describe('/v1/apikeys', () => {
     const { call, admin, apiKeys, store, keys } = await withAdmin()
     await apiKeys.create({ name: 'app', scopes: ['devices:read'] }, 'operator:test')
     const before = await keys()
-    const auditCount = store.listAudit({}).length
+    const auditCount = (await store.listAudit({})).length
     const res = await call(admin, method, url, body)
     expect(res.statusCode, res.body).toBe(status)
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json/)
     expect(res.json().code).toBe(code)
     expect(await keys()).toEqual(before)
-    expect(store.listAudit({})).toHaveLength(auditCount)
+    expect(await store.listAudit({})).toHaveLength(auditCount)
   })
 })

@@ -14,7 +14,9 @@ describe('/v1/apps', () => {
     expect(res.statusCode, res.body).toBe(200)
     expect(res.json()).toMatchObject({ status: 'revoked', certificates: [{ status: 'revoked' }] })
     expect(store.eventsAfter(before, 10)).toEqual([expect.objectContaining({ type: 'app.revoked', data: { name: 'dash' } })])
-    expect(store.listAudit({ action: 'app.revoked' })).toMatchObject([{ subject: 'app:dash', actor: expect.stringMatching(/^apikey:/) }])
+    expect(await store.listAudit({ action: 'app.revoked' })).toMatchObject([
+      { subject: 'app:dash', actor: expect.stringMatching(/^apikey:/) },
+    ])
     expect((await call(key, 'POST', '/v1/apps/dash/revoke')).json()).toMatchObject({ code: 'GH_APP_REVOKED', status: 409 })
     expect((await call(key, 'GET', '/v1/apps/nope')).json()).toMatchObject({ code: 'GH_APP_NOT_FOUND', status: 404 })
     expect((await call(await keyWith('routes:read'), 'GET', '/v1/apps')).statusCode).toBe(403)

@@ -8,7 +8,7 @@ async function lifecycle() {
   const write = await h.keyWith('devices:write', 'devices:read') // k1
   const readOnly = await h.keyWith('devices:read', 'devices:revoke') // k2
   /** what the registry holds beyond its devices: a refused request must change none of it */
-  const footprint = () => ({ devices: h.store.listDevices(), audit: h.store.listAudit(), seq: h.store.lastEventSeq() })
+  const footprint = async () => ({ devices: h.store.listDevices(), audit: await h.store.listAudit(), seq: h.store.lastEventSeq() })
   const events = (after: number) => h.store.eventsAfter(after, 100).map((e) => ({ type: e.type, ...e.data }))
   return { ...h, write, readOnly, footprint, events }
 }
@@ -37,7 +37,7 @@ describe('POST /v1/devices (register from a CSR)', () => {
     const spki = new Uint8Array(await crypto.subtle.exportKey('spki', csr.keys.publicKey))
     expect(new Uint8Array(cert.publicKey.rawData)).toEqual(spki)
     expect(body).not.toHaveProperty('privateKey')
-    expect(store.listAudit({ subject: 'line-7' })).toEqual([
+    expect(await store.listAudit({ subject: 'line-7' })).toEqual([
       expect.objectContaining({
         actor: 'apikey:k1',
         action: 'device.created',
@@ -64,7 +64,7 @@ describe('POST /v1/devices (register from a CSR)', () => {
   ] as const)('%s: refused with problem+json, nothing stored', async (_name, who, input, status, code) => {
     const h = await lifecycle()
     await h.authority.createDevice({ id: 'taken' }, 'op')
-    const before = h.footprint()
+    const before = await h.footprint()
     const { csrFor, ...rest } = input as Record<string, unknown>
     const csr = (await makeTestCsr({ commonName: String(csrFor ?? rest.id) })).pem
     const body = { ...('csr' in rest || _name === 'fail/no csr' ? {} : { csr }), ...rest }
@@ -72,7 +72,7 @@ describe('POST /v1/devices (register from a CSR)', () => {
     expect(res.statusCode, res.body).toBe(status)
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json/)
     expect(res.json().code).toBe(code)
-    expect(h.footprint()).toEqual(before)
+    expect(await h.footprint()).toEqual(before)
   })
 
   it('refuses a CSR whose key is already in another device certificate (GH_CSR_KEY_IN_USE), for a register and a renew', async () => {
@@ -80,7 +80,7 @@ describe('POST /v1/devices (register from a CSR)', () => {
     const first = await makeTestCsr({ commonName: 'one' })
     expect((await h.call(h.write, 'POST', '/v1/devices', { id: 'one', csr: first.pem })).statusCode).toBe(201)
     await h.authority.createDevice({ id: 'two' }, 'op')
-    const before = h.footprint()
+    const before = await h.footprint()
     const sameKey = async (cn: string) => {
       const { Pkcs10CertificateRequestGenerator } = await import('@peculiar/x509')
       const req = await Pkcs10CertificateRequestGenerator.create({
@@ -95,7 +95,7 @@ describe('POST /v1/devices (register from a CSR)', () => {
     expect(reg.json().code).toBe('GH_CSR_KEY_IN_USE')
     const renew = await h.call(h.write, 'POST', '/v1/devices/two/renew', { csr: await sameKey('two') })
     expect(renew.json().code).toBe('GH_CSR_KEY_IN_USE')
-    expect(h.footprint()).toEqual(before)
+    expect(await h.footprint()).toEqual(before)
     // the same device may renew with its own key
     expect((await h.call(h.write, 'POST', '/v1/devices/one/renew', { csr: await sameKey('one') })).statusCode).toBe(200)
   })
@@ -110,7 +110,10 @@ describe('POST /v1/devices/{id}/renew', () => {
     expect(res.json()).toMatchObject({ deviceId: 'm-1', chainPem: authority.chainPem() })
     expect(res.json().serial).not.toBe(old.serial)
     expect(store.getCertificate(old.serial)?.status).toBe('superseded')
-    expect(store.listAudit({ subject: 'm-1', action: 'device.renewed' })[0]).toMatchObject({ actor: 'apikey:k1', details: { via: 'api' } })
+    expect((await store.listAudit({ subject: 'm-1', action: 'device.renewed' }))[0]).toMatchObject({
+      actor: 'apikey:k1',
+      details: { via: 'api' },
+    })
     expect((await call(write, 'POST', '/v1/devices/nope/renew', { csr: (await makeTestCsr({ commonName: 'nope' })).pem })).statusCode).toBe(
       404,
     )
@@ -131,7 +134,7 @@ describe('POST /v1/devices/{id}/disable and /enable', () => {
       { type: 'device.disabled', deviceId: 'd-1' },
       { type: 'device.enabled', deviceId: 'd-1' },
     ])
-    expect(store.listAudit({ subject: 'd-1' }).map((e) => [e.actor, e.action])).toEqual([
+    expect((await store.listAudit({ subject: 'd-1' })).map((e) => [e.actor, e.action])).toEqual([
       ['apikey:k1', 'device.enabled'],
       ['apikey:k1', 'device.disabled'],
       ['op', 'device.created'],
@@ -165,7 +168,7 @@ describe('PATCH /v1/devices/{id}', () => {
     expect(res.statusCode, res.body).toBe(200)
     expect(res.json()).toMatchObject({ id: 'p-1', group: 'g2', tier: 'premium', labels: { site: 'north', rack: '4' } })
     expect(events(seq)).toEqual([{ type: 'device.updated', deviceId: 'p-1' }])
-    expect(store.listAudit({ subject: 'p-1', action: 'device.updated' })[0]).toMatchObject({
+    expect((await store.listAudit({ subject: 'p-1', action: 'device.updated' }))[0]).toMatchObject({
       actor: 'apikey:k1',
       details: {
         group: { from: 'g1', to: 'g2' },
@@ -195,11 +198,11 @@ describe('PATCH /v1/devices/{id}', () => {
   ] as const)('%s: refused, nothing stored', async (_name, body, status, code) => {
     const h = await lifecycle()
     await h.authority.createDevice({ id: 'p-1', labels: { site: 'north' } }, 'op')
-    const before = { ...h.footprint(), labels: h.store.labels('p-1') }
+    const before = { ...(await h.footprint()), labels: h.store.labels('p-1') }
     const res = await h.call(h.write, 'PATCH', '/v1/devices/p-1', body)
     expect(res.statusCode, res.body).toBe(status)
     expect(res.json().code).toBe(code)
-    expect({ ...h.footprint(), labels: h.store.labels('p-1') }).toEqual(before)
+    expect({ ...(await h.footprint()), labels: h.store.labels('p-1') }).toEqual(before)
   })
 
   it('refuses to change a revoked device', async () => {
@@ -243,7 +246,7 @@ describe('POST /v1/bulk/devices/*', () => {
 
   it('a dry run reports what would change and changes nothing', async () => {
     const h = await fleet()
-    const before = h.footprint()
+    const before = await h.footprint()
     const res = await h.call(h.write, 'POST', '/v1/bulk/devices/move', {
       selector: { labels: { site: 'n' }, group: 'sensors' },
       to: { group: 'moved', tier: 'premium' },
@@ -251,7 +254,7 @@ describe('POST /v1/bulk/devices/*', () => {
       dryRun: true,
     })
     expect(res.json()).toEqual({ action: 'move', dryRun: true, count: 3, deviceIds: ['s-1', 's-2', 's-3'] })
-    expect(h.footprint()).toEqual(before)
+    expect(await h.footprint()).toEqual(before)
   })
 
   it('moves the selected devices, one audit entry and one device.updated per device', async () => {
@@ -261,7 +264,7 @@ describe('POST /v1/bulk/devices/*', () => {
     expect(res.json()).toMatchObject({ count: 3, deviceIds: ['s-1', 's-2', 's-3'] })
     expect(h.store.listDevices({ tier: 'premium' }).map((d) => d.id)).toEqual(['s-1', 's-2', 's-3'])
     expect(h.events(seq)).toEqual(['s-1', 's-2', 's-3'].map((deviceId) => ({ type: 'device.updated', deviceId })))
-    const audit = h.store.listAudit({ action: 'device.updated' })
+    const audit = await h.store.listAudit({ action: 'device.updated' })
     expect(audit).toHaveLength(3)
     for (const e of audit)
       expect(e).toMatchObject({ actor: 'apikey:k1', details: { tier: { from: 'standard', to: 'premium' }, bulk: true } })
@@ -281,11 +284,11 @@ describe('POST /v1/bulk/devices/*', () => {
     ['fail/revoke without devices:revoke', 'revoke', { selector: { group: 'sensors' }, max: 5 }, 403, 'GH_API_KEY_SCOPE'],
   ] as const)('%s: refused, nothing changed', async (_name, action, body, status, code) => {
     const h = await fleet()
-    const before = h.footprint()
+    const before = await h.footprint()
     const res = await h.call(h.write, 'POST', `/v1/bulk/devices/${action}`, body)
     expect(res.statusCode, res.body).toBe(status)
     expect(res.json().code).toBe(code)
-    expect(h.footprint()).toEqual(before)
+    expect(await h.footprint()).toEqual(before)
   })
 
   it('a bulk revoke needs devices:revoke and audits device.revoked per device with the reason', async () => {
@@ -296,7 +299,7 @@ describe('POST /v1/bulk/devices/*', () => {
       reason: 'superseded',
     })
     expect(res.json()).toMatchObject({ action: 'revoke', count: 3 })
-    expect(h.store.listAudit({ action: 'device.revoked' }).map((e) => [e.actor, e.details.reason, e.details.bulk])).toEqual(
+    expect((await h.store.listAudit({ action: 'device.revoked' })).map((e) => [e.actor, e.details.reason, e.details.bulk])).toEqual(
       Array.from({ length: 3 }, () => ['apikey:k2', 'superseded', true]),
     )
     expect(h.store.listDevices({ status: 'revoked' }).map((d) => d.id)).toEqual(['s-1', 's-2', 's-3'])

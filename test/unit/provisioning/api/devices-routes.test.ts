@@ -105,7 +105,7 @@ describe('POST /v1/devices/{id}/revoke', () => {
     expect(res.statusCode).toBe(200)
     expect(res.json()).toMatchObject({ deviceId: 'c-1', status: 'revoked', reason: 'keyCompromise', revokedSerials: [expect.any(String)] })
     expect(store.getDevice('c-1')?.status).toBe('revoked')
-    expect(store.listAudit({ action: 'device.revoked' })).toEqual([expect.objectContaining({ actor: 'apikey:k1', subject: 'c-1' })])
+    expect(await store.listAudit({ action: 'device.revoked' })).toEqual([expect.objectContaining({ actor: 'apikey:k1', subject: 'c-1' })])
     const again = await call(auth, 'POST', '/v1/devices/c-1/revoke')
     expect(again.statusCode).toBe(409)
     expect(again.json().code).toBe('GH_DEVICE_REVOKED')

@@ -31,7 +31,7 @@ describe('/v1/routes', () => {
     expect(listed.find((r: { id: string }) => r.id === created.id)).toEqual(expect.not.objectContaining({ secret: expect.anything() }))
     expect(JSON.stringify(listed)).not.toContain(created.secret)
     expect(store.eventsAfter(before, 10)).toEqual([expect.objectContaining({ type: 'route.changed', data: { routeId: created.id } })])
-    const audit = store.listAudit({ action: 'route.created' }).find((a) => a.subject === created.id)
+    const audit = (await store.listAudit({ action: 'route.created' })).find((a) => a.subject === created.id)
     expect(audit?.actor).toMatch(/^apikey:/)
     expect(JSON.stringify(audit)).not.toContain(created.secret)
   })
@@ -78,7 +78,7 @@ describe('/v1/routes', () => {
     const key = await keyWith('routes:write', 'routes:read')
     const { id } = (await call(key, 'POST', '/v1/routes', { url: 'https://ingest.example.com/in' })).json()
     expect((await call(key, 'DELETE', `/v1/routes/${id}`)).statusCode).toBe(200)
-    expect(store.listAudit({ action: 'route.deleted' }).map((a) => a.subject)).toContain(id)
+    expect((await store.listAudit({ action: 'route.deleted' })).map((a) => a.subject)).toContain(id)
     expect((await call(key, 'GET', `/v1/routes/${id}`)).json()).toMatchObject({ code: 'GH_ROUTE_NOT_FOUND', status: 404 })
     expect((await call(key, 'DELETE', `/v1/routes/${id}`)).statusCode).toBe(404)
   })
@@ -123,7 +123,7 @@ describe('the route service', () => {
       expect.objectContaining({ code: 'GH_ROUTE_LIMIT' }),
     )
     expect(await store.routes.count()).toBe(2)
-    expect(store.listAudit({ action: 'route.created' })).toHaveLength(2)
+    expect(await store.listAudit({ action: 'route.created' })).toHaveLength(2)
   })
 
   it('wraps an endpoint that did not take the sample in GH_ROUTE_TEST_FAILED with what happened', async () => {

@@ -40,7 +40,7 @@ describe('device settings', () => {
     expect(res.statusCode, res.body).toBe(200)
     expect(res.headers.etag).toBe('"2"')
     expect(res.json()).toMatchObject({ version: 2, desired: { rate: 20, mode: 'eco' } })
-    expect(store.listAudit({ action: 'settings.changed' })[0]).toMatchObject({ actor: 'apikey:k1', subject: 'pump-1' })
+    expect((await store.listAudit({ action: 'settings.changed' }))[0]).toMatchObject({ actor: 'apikey:k1', subject: 'pump-1' })
   })
 
   it('lets exactly one of two PATCHes with the same If-Match win; the other gets 412 and changes nothing', async () => {
@@ -70,7 +70,7 @@ describe('device settings', () => {
 
   it('refuses a body that is not JSON with 400, and changes nothing', async () => {
     const { call, auth, store } = await withSettings()
-    const audit = store.listAudit().length
+    const audit = (await store.listAudit()).length
     for (const body of ['{"rate": 1', '', 'rate=1']) {
       const res = await call(auth, 'PATCH', '/v1/devices/pump-1/settings', body, MERGE)
       expect(res.statusCode, body).toBe(400)
@@ -78,17 +78,17 @@ describe('device settings', () => {
       expect(res.body).not.toContain('rate')
     }
     expect((await call(auth, 'GET', '/v1/devices/pump-1/settings')).json()).toMatchObject({ version: 1, desired: {} })
-    expect(store.listAudit()).toHaveLength(audit)
+    expect(await store.listAudit()).toHaveLength(audit)
   })
 
   it('refuses a body over the limit with 413, and changes nothing', async () => {
     const { call, auth, store } = await withSettings()
-    const audit = store.listAudit().length
+    const audit = (await store.listAudit()).length
     const res = await call(auth, 'PATCH', '/v1/settings/defaults', { blob: 'x'.repeat(300 * 1024) })
     expect(res.statusCode).toBe(413)
     expect(res.json().code).toBe('GH_API_BODY_TOO_LARGE')
     expect((await call(auth, 'GET', '/v1/settings/defaults')).json()).toMatchObject({ revision: 0, document: {} })
-    expect(store.listAudit()).toHaveLength(audit)
+    expect(await store.listAudit()).toHaveLength(audit)
   })
 
   it('refuses other media types with 415, and merge-patch+json outside the PATCH endpoints', async () => {
@@ -210,6 +210,6 @@ describe('secret settings', () => {
       expect(res.json().code).toMatch(/^GH_(SETTINGS_INVALID|API_BODY_INVALID)$/)
     }
     expect(({} as Record<string, unknown>).polluted).toBeUndefined()
-    expect(store.listAudit({ action: 'settings.changed' })).toEqual([])
+    expect(await store.listAudit({ action: 'settings.changed' })).toEqual([])
   })
 })

@@ -21,7 +21,7 @@ describe('tier routes', () => {
       { tier: 'standard', limits: {}, updatedAt: null, updatedBy: null },
     ])
     expect(store.eventsAfter(before, 10)).toEqual([expect.objectContaining({ type: 'tier.updated', data: { tier: 'premium' } })])
-    expect(store.listAudit({ action: 'tier.updated' })).toEqual([
+    expect(await store.listAudit({ action: 'tier.updated' })).toEqual([
       expect.objectContaining({ subject: 'premium', details: { limits: SLOW } }),
     ])
   })
@@ -41,7 +41,7 @@ describe('tier routes', () => {
       ['device.updated', { deviceId: 'pump-1' }],
       ['device.updated', { deviceId: 'pump-1' }],
     ])
-    expect(store.listAudit({ subject: 'pump-1' }).map((a) => a.action)).toContain('device.limits.cleared')
+    expect((await store.listAudit({ subject: 'pump-1' })).map((a) => a.action)).toContain('device.limits.cleared')
   })
 
   it.each([

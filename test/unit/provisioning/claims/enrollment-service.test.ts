@@ -15,14 +15,14 @@ describe('ClaimService', () => {
     const stored = await claims.get(created.claim.id)
     expect(stored).toMatchObject({ group: 'pumps', maxUses: 3, uses: 0, tokensRequired: true, status: 'active' })
     expect(JSON.stringify(stored)).not.toContain(created.tokens[0])
-    expect(store.listAudit({ action: 'claim.created' })).toHaveLength(1)
+    expect(await store.listAudit({ action: 'claim.created' })).toHaveLength(1)
   })
 
   it('revokes a claim with its audit entry and a claim.revoked event, once', async () => {
     const { createClaim, claimService, store } = await enrollmentFixture()
     const created = await createClaim()
     expect(await claimService.revoke(created.claim.id, 'operator:test')).toMatchObject({ status: 'revoked' })
-    expect(store.listAudit({ action: 'claim.revoked', subject: `claim:${created.claim.id}` })).toHaveLength(1)
+    expect(await store.listAudit({ action: 'claim.revoked', subject: `claim:${created.claim.id}` })).toHaveLength(1)
     expect(store.eventsAfter(0, 100).filter((e) => e.type === 'claim.revoked')).toEqual([
       expect.objectContaining({ data: { claimId: created.claim.id } }),
     ])
@@ -56,7 +56,7 @@ describe('EnrollmentService.claim', () => {
     expect(answer).toMatchObject({ ok: true, requestId: 'r-1', deviceId: 'pump-0001' })
     expect(store.getDevice('pump-0001')).toMatchObject({ group: 'pumps', tier: 'gold', status: 'active' })
     expect((await claims.get(created.claim.id))?.uses).toBe(1)
-    expect(store.listAudit({ action: 'device.created', subject: 'pump-0001' })[0]?.actor).toBe(`claim:${created.claim.id}`)
+    expect((await store.listAudit({ action: 'device.created', subject: 'pump-0001' }))[0]?.actor).toBe(`claim:${created.claim.id}`)
     expect(await claims.getDevice('pump-0001')).toMatchObject({ claimId: created.claim.id, serial: answer.serial })
     // window: the last third of 30 days
     const [nb, na] = [Date.parse(answer.notBefore as string), Date.parse(answer.notAfter as string)]
@@ -100,7 +100,7 @@ describe('EnrollmentService.claim', () => {
     expect(await ask({ deviceId: 'pump-0001', csr: await key.csr('pump-0002'), token })).toBe('GH_CSR_CN_MISMATCH')
     expect(await ask({ deviceId: 'pump-0001', csr: await key.csr('pump-0001'), token })).toBeUndefined()
     expect(await ask({ deviceId: 'pump-0002', csr: await key.csr('pump-0002'), token })).toBe('GH_CLAIM_TOKEN_INVALID')
-    const refusals = store.listAudit({ action: 'claim.refused', subject: `claim:${created.claim.id}` })
+    const refusals = await store.listAudit({ action: 'claim.refused', subject: `claim:${created.claim.id}` })
     expect(refusals.map((r) => r.details.code).sort()).toEqual([
       'GH_CLAIM_ID_NOT_ALLOWED',
       'GH_CLAIM_REQUEST_INVALID',
@@ -147,7 +147,7 @@ describe('EnrollmentService.renew', () => {
     ).toISOString()
     expect(answer).toMatchObject({ ok: false, requestId: 'x', error: { code: 'GH_RENEWAL_TOO_EARLY', renewAfter: opens } })
     expect((answer.error as { message: string }).message).toContain(opens)
-    expect(store.listAudit({ action: 'renewal.refused', subject: 'pump-1' })).toHaveLength(1)
+    expect(await store.listAudit({ action: 'renewal.refused', subject: 'pump-1' })).toHaveLength(1)
   })
 
   it('renews inside the window, audited with via mqtt, and answers a repeat with the same certificate', async () => {
@@ -161,7 +161,7 @@ describe('EnrollmentService.renew', () => {
       deviceId: 'pump-1',
       previousValidUntil: new Date(clock.now().getTime() + 86_400_000).toISOString(),
     })
-    expect(store.listAudit({ action: 'device.renewed', subject: 'pump-1' })[0]).toMatchObject({
+    expect((await store.listAudit({ action: 'device.renewed', subject: 'pump-1' }))[0]).toMatchObject({
       actor: 'device:pump-1',
       details: { via: 'mqtt' },
     })

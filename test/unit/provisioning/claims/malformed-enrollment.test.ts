@@ -43,7 +43,7 @@ describe('malformed enrollment payloads', () => {
     }
     expect(store.getDevice('pump-0001')).toBeUndefined()
     expect((await claims.get(created.claim.id))?.uses).toBe(0)
-    expect(store.listAudit({ action: 'device.created' })).toEqual([])
+    expect(await store.listAudit({ action: 'device.created' })).toEqual([])
   })
 
   it('renewal: each gets a coded refusal, and the device keeps its one certificate', async () => {
@@ -55,7 +55,7 @@ describe('malformed enrollment payloads', () => {
       const answer = await enrollment.renew(ctx, payload)
       expect(answer, name).toMatchObject({ ok: false, error: { code: expect.stringMatching(/^GH_/), message: expect.any(String) } })
     }
-    expect(store.listAudit({ action: 'device.renewed' })).toEqual([])
+    expect(await store.listAudit({ action: 'device.renewed' })).toEqual([])
     expect(store.listCertificates('pump-1').map((c) => c.serial)).toEqual([issued.serial])
   })
 })

@@ -33,7 +33,7 @@ describe('dashboard fleet view', () => {
     await authority.disableDevice('a-2', 'operator:test')
     await authority.revokeDevice('a-3', 'unspecified', 'operator:test')
     connected.add('a-1')
-    store.appendAudit({ at: clock.now(), actor: 'broker', action: 'connect.refused', subject: 'a-3', details: { reason: 'revoked' } })
+    await store.appendAudit({ at: clock.now(), actor: 'broker', action: 'connect.refused', subject: 'a-3', details: { reason: 'revoked' } })
     const o = await fleet.overview()
     expect(o.devices).toEqual({ registered: 4, active: 2, disabled: 1, revoked: 1, connected: 1 })
     expect(o.connectedDevices).toEqual(['a-1'])

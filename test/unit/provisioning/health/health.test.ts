@@ -76,7 +76,7 @@ describe('the control plane checks', () => {
     const clock = fixedClock()
     const store = new InMemoryRegistryStore()
     await databaseCheck(store, clock)()
-    expect(store.getMeta('health.probedAt')).toBe(clock.now().toISOString())
+    expect(await store.getMeta('health.probedAt')).toBe(clock.now().toISOString())
     const locked = {
       probeWrite: () => {
         throw new StoreWriteFailed('SQLITE_BUSY')
