@@ -20,7 +20,7 @@ import {
   type Broker,
   type TelemetryRoutes,
 } from './broker/index.ts'
-import { loadX509, parseCertificatesPem, systemClock, systemTimers, type Clock, type Random } from './certs/index.ts'
+import { parseCertificatesPem, systemClock, systemTimers, type Clock, type Random } from './certs/index.ts'
 import { authorityOptions, type Config } from './config.ts'
 import { buildApi, createRateLimiter, isLoopback, serveApi, serveMetrics } from './provisioning/api/index.ts'
 import { createMetrics, type Metrics } from './provisioning/metrics/index.ts'
@@ -93,8 +93,6 @@ export function workerCount(config: Readonly<Config>): number {
 
 /** Runs Gatehouse: control plane, change feed and the mTLS MQTT broker, on embedded defaults. */
 export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDeps): Promise<Gatehouse> {
-  // the CLI loads it on first use (issue 14); a server loads it before serving, not in the middle of a request
-  loadX509()
   await initControlPlane(config.dataDir, { keyAlgorithm: config.keyAlgorithm, hostnames: [...config.hostnames] }, deps, 'gatehouse')
   const enrollmentOptions = {
     renewalWindow: config.renewalWindow,
@@ -155,6 +153,9 @@ async function startServices(
   const clock = deps.clock ?? systemClock
   const log = deps.log
   let tls = await loadServerTls(config.dataDir, deps.passphrase)
+  // parsed in depth now: @peculiar/x509 loads on first use (issue 14), and its load and first parse (hundreds
+  // of ms, synchronous) must not fall inside a running server, where the health check's eventLoop would fail
+  caCertificates(tls.ca)
   const feed = createChangeFeed(
     { store: control.store, clock, log: log.child({ module: 'provisioning.feed' }) },
     { intervalMs: config.changeFeedIntervalMs },

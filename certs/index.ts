@@ -1,7 +1,6 @@
 // certs/: the pure X.509 toolkit. Other folders import only this file (docs/conventions.md §2).
 
 export type { X509Certificate } from '@peculiar/x509'
-export { loadX509 } from './x509.ts'
 
 export { type Clock, systemClock } from './clock.ts'
 export { type Timers, systemTimers, sleep } from './timers.ts'

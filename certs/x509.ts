@@ -24,14 +24,6 @@ function load(): typeof X509 {
   return loaded
 }
 
-/**
- * Loads @peculiar/x509 now: a server calls it before it serves, so the first certificate it parses does
- * not block its event loop for the load (hundreds of ms: the health check's eventLoop would fail).
- */
-export function loadX509(): void {
-  load()
-}
-
 /** @peculiar/x509, loaded when a property is first read. */
 const x509 = new Proxy({} as typeof X509, { get: (_target, key) => load()[key as keyof typeof X509] })
 
