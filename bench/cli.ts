@@ -32,7 +32,7 @@ export async function cliBenchmark(): Promise<Record<string, unknown>> {
     const log = pino({ level: 'silent' })
     await initControlPlane(dataDir, {}, { log }, 'bench')
     const control = await openControlPlane(dataDir, {}, { log })
-    ;(await control.authority.prepareBatch({ count: devices, prefix: 'cli-', group: 'bench' }, 'bench')).commit()
+    await (await control.authority.prepareBatch({ count: devices, prefix: 'cli-', group: 'bench' }, 'bench')).commit()
     control.close()
     const commands: [string, string[]][] = [
       ['--version', ['--version']],

@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
+import { createHash, createPrivateKey, createPublicKey, type KeyObject, X509Certificate as NodeX509Certificate } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { x509 } from './x509.ts'
 import type { X509Certificate, X509Crl } from '@peculiar/x509'
@@ -38,20 +38,30 @@ export function chainPem(ca: OperatingCa | readonly X509Certificate[]): string {
   return certs.map(certificateToPem).join('')
 }
 
+/**
+ * How a certificate is parsed: now, or on first use (`defer`). A deferred certificate is checked now with
+ * node:crypto's built-in X509Certificate (so garbage still fails here, GH_CERT_INVALID) and parsed with
+ * @peculiar/x509 (~450 ms of CPU to load, certs/x509.ts) when a property is first read: for certificates
+ * Gatehouse wrote itself (its CA's), which most CLI commands load but never read.
+ */
+export interface ParseOptions {
+  defer?: boolean
+}
+
 /** Exactly one PEM certificate (GH_CERT_INVALID otherwise). */
-export function parseCertificatePem(pem: string): X509Certificate {
-  const certs = parseCertificatesPem(pem)
+export function parseCertificatePem(pem: string, options: ParseOptions = {}): X509Certificate {
+  const certs = parseCertificatesPem(pem, options)
   if (certs.length !== 1) throw new CertInvalid(`expected one PEM certificate, found ${certs.length}`)
   return certs[0] as X509Certificate
 }
 
 /** Every "BEGIN CERTIFICATE" block of a PEM bundle (e.g. ca.pem), in order; at least one. */
-export function parseCertificatesPem(pem: string): X509Certificate[] {
+export function parseCertificatesPem(pem: string, options: ParseOptions = {}): X509Certificate[] {
   if (typeof pem !== 'string') throw new CertInvalid('expected PEM text')
   const certs: X509Certificate[] = []
   for (const m of pem.matchAll(PEM_CERT)) {
     const der = Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64')
-    certs.push(parseCertificateDer(der))
+    certs.push(options.defer ? deferredCertificate(der) : parseCertificateDer(der))
   }
   if (certs.length === 0) throw new CertInvalid('no "BEGIN CERTIFICATE" PEM block')
   return certs
@@ -66,6 +76,33 @@ export function parseCertificateDer(der: Uint8Array): X509Certificate {
   } catch (err) {
     throw new CertInvalid(errorText(err), { cause: err })
   }
+}
+
+/** A certificate parsed by parseCertificateDer when first used (ParseOptions.defer). */
+function deferredCertificate(der: Uint8Array): X509Certificate {
+  try {
+    new NodeX509Certificate(der)
+  } catch (err) {
+    throw new CertInvalid(errorText(err), { cause: err })
+  }
+  let parsed: X509Certificate | undefined
+  const cert = () => {
+    parsed ??= parseCertificateDer(der)
+    return parsed
+  }
+  const rawData = Uint8Array.from(der).buffer
+  return new Proxy({} as X509Certificate, {
+    get(_target, key) {
+      // the DER itself (certificateToPem, chainPem) needs no parsing
+      if (key === 'rawData') return rawData
+      const c = cert()
+      const value: unknown = Reflect.get(c, key, c)
+      return typeof value === 'function' ? value.bind(c) : value
+    },
+    has: (_target, key) => key in cert(),
+    // instanceof X509Certificate holds
+    getPrototypeOf: () => Object.getPrototypeOf(cert()),
+  })
 }
 
 // ---- PKCS#12 ---------------------------------------------------------------------------------------

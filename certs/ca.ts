@@ -56,7 +56,7 @@ export const DEFAULT_CA_NAME = 'Gatehouse'
 export const DEFAULT_ROOT_VALID_DAYS = 3650
 export const DEFAULT_ISSUING_VALID_DAYS = 1825
 
-const CA_KEY_USAGES = x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign
+const caKeyUsages = () => x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign
 
 export async function createCertificateAuthority(
   opts: CreateCertificateAuthorityOptions,
@@ -82,7 +82,7 @@ export async function createCertificateAuthority(
     ...rootValidity,
     extensions: [
       new x509.BasicConstraintsExtension(true, undefined, true),
-      new x509.KeyUsagesExtension(CA_KEY_USAGES, true),
+      new x509.KeyUsagesExtension(caKeyUsages(), true),
       await x509.SubjectKeyIdentifierExtension.create(rootKeys.publicKey),
     ],
   })
@@ -139,7 +139,7 @@ export async function issueIssuingCa(
     ...validity,
     extensions: [
       new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(CA_KEY_USAGES, true),
+      new x509.KeyUsagesExtension(caKeyUsages(), true),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       await authorityKeyIdentifier(root.certificate),
     ],

@@ -1,6 +1,7 @@
 import type { X509Certificate } from '@peculiar/x509'
 import { authorityKeyIdentifier } from './issue-certificate.ts'
 import { x509 } from './x509.ts'
+import type * as X509 from '@peculiar/x509'
 
 /**
  * An issuing CA's key identifier, lowercase hex: its subject key identifier (what the certificates it
@@ -17,7 +18,7 @@ export function crlUrl(baseUrl: string, keyId: string): string {
 }
 
 /** The CRL Distribution Points extension (RFC 5280 §4.2.1.13, not critical) with one URI: the issuer's CRL. */
-export function crlDistributionPoints(url: string): x509.Extension {
+export function crlDistributionPoints(url: string): X509.Extension {
   return new x509.CRLDistributionPointsExtension([url], false)
 }
 

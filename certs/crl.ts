@@ -1,4 +1,5 @@
 import { generatorCrypto, x509 } from './x509.ts'
+import type * as X509 from '@peculiar/x509'
 import type { X509Crl } from '@peculiar/x509'
 import type { IssuerKeyPair } from './ca.ts'
 import type { Clock } from './clock.ts'
@@ -18,15 +19,16 @@ export type CrlReason =
   | 'certificateHold'
   | 'privilegeWithdrawn'
 
-const REASON_CODES: Readonly<Record<CrlReason, x509.X509CrlReason>> = {
-  unspecified: x509.X509CrlReason.unspecified,
-  keyCompromise: x509.X509CrlReason.keyCompromise,
-  caCompromise: x509.X509CrlReason.cACompromise,
-  affiliationChanged: x509.X509CrlReason.affiliationChanged,
-  superseded: x509.X509CrlReason.superseded,
-  cessationOfOperation: x509.X509CrlReason.cessationOfOperation,
-  certificateHold: x509.X509CrlReason.certificateHold,
-  privilegeWithdrawn: x509.X509CrlReason.privilegeWithdrawn,
+// each reason's name in @peculiar/x509's X509CrlReason, read when a code is asked for (certs/x509.ts loads lazily)
+const REASON_CODES: Readonly<Record<CrlReason, keyof typeof X509.X509CrlReason>> = {
+  unspecified: 'unspecified',
+  keyCompromise: 'keyCompromise',
+  caCompromise: 'cACompromise',
+  affiliationChanged: 'affiliationChanged',
+  superseded: 'superseded',
+  cessationOfOperation: 'cessationOfOperation',
+  certificateHold: 'certificateHold',
+  privilegeWithdrawn: 'privilegeWithdrawn',
 }
 
 export const CRL_REASONS: readonly CrlReason[] = Object.freeze(Object.keys(REASON_CODES) as CrlReason[])
@@ -38,7 +40,7 @@ export function isCrlReason(value: unknown): value is CrlReason {
 /** The numeric RFC 5280 reason code of a reason name. */
 export function crlReasonCode(reason: CrlReason): number {
   if (!isCrlReason(reason)) throw new CrlReasonInvalid(String(reason).slice(0, 80))
-  return REASON_CODES[reason]
+  return x509.X509CrlReason[REASON_CODES[reason]]
 }
 
 export interface CrlEntry {
@@ -72,7 +74,7 @@ export async function createCrl(
   const nextUpdate = new Date(thisUpdate.getTime() + Math.round(validHours * HOUR_MS))
 
   const seen = new Set<string>()
-  const entries: x509.X509CrlEntryParams[] = []
+  const entries: X509.X509CrlEntryParams[] = []
   for (const e of req.entries) {
     const serial = normalizeSerial(e.serial)
     if (seen.has(serial)) continue

@@ -1,5 +1,6 @@
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import { x509 } from './x509.ts'
+import type * as X509 from '@peculiar/x509'
 import { APP_CN_PREFIX, assertDeviceId } from './device-id.ts'
 import { CsrBadSignature, CsrCnMismatch, CsrCnMissing, CsrCnMultiple, CsrKeyUnsupported, CsrUnparsable, CsrWeakKey } from './errors.ts'
 import { errorText, keyAlgorithmOfNodeKey, subtle, webCryptoParams, type CryptoKey, type KeyAlgorithm } from './keys.ts'
@@ -15,7 +16,7 @@ export interface ParsedCsr {
 
 /** A parsed, not yet checked CSR, as the checks see it. */
 export interface CsrCandidate {
-  request: x509.Pkcs10CertificateRequest
+  request: X509.Pkcs10CertificateRequest
   /** node:crypto view of the subject public key; null when Node cannot read the key type */
   key: KeyObject | null
   commonNames: readonly string[]
@@ -133,7 +134,7 @@ function looksLikePem(bytes: Uint8Array): boolean {
 }
 
 function parseCandidate(der: Uint8Array): CsrCandidate {
-  let request: x509.Pkcs10CertificateRequest
+  let request: X509.Pkcs10CertificateRequest
   let commonNames: string[]
   let spki: ArrayBuffer
   try {

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net'
 import { generatorCrypto, x509 } from './x509.ts'
+import type * as X509 from '@peculiar/x509'
 import type { X509Certificate } from '@peculiar/x509'
 import type { IssuerKeyPair } from './ca.ts'
 import type { Clock } from './clock.ts'
@@ -57,9 +58,9 @@ export async function issueServerCertificate(
 }
 
 /** DNS and IP SANs for a server certificate, defaults first, deduplicated. An IP literal becomes an IP SAN. */
-export function serverAltNames(hostnames: readonly string[]): x509.JsonGeneralNames {
+export function serverAltNames(hostnames: readonly string[]): X509.JsonGeneralNames {
   const seen = new Set<string>()
-  const names: x509.JsonGeneralNames = []
+  const names: X509.JsonGeneralNames = []
   for (const raw of [...DEFAULT_SERVER_NAMES, ...hostnames]) {
     if (typeof raw !== 'string') throw new CertHostnameInvalid(String(raw))
     const value = raw
@@ -122,7 +123,7 @@ function floorToSecond(ms: number): number {
   return Math.floor(ms / 1000) * 1000
 }
 
-function leafKeyUsages(rsa: boolean): x509.KeyUsageFlags {
+function leafKeyUsages(rsa: boolean): X509.KeyUsageFlags {
   return rsa ? x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment : x509.KeyUsageFlags.digitalSignature
 }
 
@@ -134,7 +135,7 @@ export function checkPublicKey(key: AnyKey): boolean {
 }
 
 /** AKI = the issuer's SKI (or, if it has none, the SHA-1 of its public key). */
-export async function authorityKeyIdentifier(issuerCert: X509Certificate): Promise<x509.AuthorityKeyIdentifierExtension> {
+export async function authorityKeyIdentifier(issuerCert: X509Certificate): Promise<X509.AuthorityKeyIdentifierExtension> {
   const ski = issuerCert.getExtension(x509.SubjectKeyIdentifierExtension)
   if (ski !== null) return new x509.AuthorityKeyIdentifierExtension(ski.keyId, false)
   return x509.AuthorityKeyIdentifierExtension.create(issuerCert.publicKey, false)
@@ -143,13 +144,13 @@ export async function authorityKeyIdentifier(issuerCert: X509Certificate): Promi
 /** Signs a certificate; without `issuerName` it is self-signed (subject = issuer). */
 export async function signCertificate(p: {
   signingKey: CryptoKey
-  issuerName?: x509.Name
-  subject: x509.JsonName
+  issuerName?: X509.Name
+  subject: X509.JsonName
   publicKey: CryptoKey
   serial: string
   notBefore: Date
   notAfter: Date
-  extensions: x509.Extension[]
+  extensions: X509.Extension[]
 }): Promise<X509Certificate> {
   const subject = new x509.Name(p.subject)
   return x509.X509CertificateGenerator.create(

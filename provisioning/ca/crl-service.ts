@@ -77,8 +77,13 @@ export function createCrlService(
 ) {
   const { store, ca, clock, log } = deps
   const withSerial = (pair: IssuerKeyPair) => ({ pair, serial: normalizeSerial(pair.certificate.serialNumber) })
-  const current = withSerial(ca.issuing)
-  const issuers = [current, ...(ca.previous ?? []).map(withSerial)]
+  // read when a CRL is first asked for: a command that needs none never parses the CA certificates (issue 14)
+  let known: { pair: IssuerKeyPair; serial: string }[] | undefined
+  const issuerList = () => {
+    known ??= [withSerial(ca.issuing), ...(ca.previous ?? []).map(withSerial)]
+    return known
+  }
+  const currentIssuer = () => issuerList()[0] as { pair: IssuerKeyPair; serial: string }
   /** certificate serial -> the serial of the issuer that signed it (null: none of ours, e.g. an expired CA) */
   const issuerOf = new Map<string, string | null>()
 
@@ -87,7 +92,7 @@ export function createCrlService(
     if (found !== undefined) return found
     try {
       const cert = parseCertificatePem(c.pem)
-      found = issuers.find((i) => isIssuedBy(cert, i.pair.certificate))?.serial ?? null
+      found = issuerList().find((i) => isIssuedBy(cert, i.pair.certificate))?.serial ?? null
     } catch (err) {
       log.warn({ err, serial: c.serial }, 'stored certificate unreadable; left off the CRLs')
       found = null
@@ -176,7 +181,9 @@ export function createCrlService(
 
   let byKey: Promise<Map<string, { pair: IssuerKeyPair; serial: string }>> | undefined
   const keyIndex = () => {
-    byKey ??= Promise.all(issuers.map(async (i) => [await issuerKeyId(i.pair.certificate), i] as const)).then((pairs) => new Map(pairs))
+    byKey ??= Promise.all(issuerList().map(async (i) => [await issuerKeyId(i.pair.certificate), i] as const)).then(
+      (pairs) => new Map(pairs),
+    )
     return byKey
   }
   /** One reissue per issuer at a time: concurrent fetches of a stale CRL share it. */
@@ -205,20 +212,20 @@ export function createCrlService(
   /** One after the other: each reads and bumps its own number in the registry. */
   async function each(fn: (issuer: { pair: IssuerKeyPair; serial: string }) => Promise<CrlSnapshot>): Promise<CrlSnapshot[]> {
     const out: CrlSnapshot[] = []
-    for (const issuer of issuers) out.push(await fn(issuer))
+    for (const issuer of issuerList()) out.push(await fn(issuer))
     return out
   }
 
   return {
     /** the current issuing CA's CRL, reissued first if stale */
-    current: async (): Promise<CrlSnapshot> => currentOf(current),
+    current: async (): Promise<CrlSnapshot> => currentOf(currentIssuer()),
     /** every issuer's CRL, the current issuing CA's first, each reissued first if stale */
     all: (): Promise<CrlSnapshot[]> => each(currentOf),
     byKeyId,
     /** reissues every CRL now; returns the current issuing CA's */
     refresh: async (): Promise<CrlSnapshot> => {
-      const first = await refreshOne(current)
-      for (const older of issuers.slice(1)) await refreshOne(older)
+      const first = await refreshOne(currentIssuer())
+      for (const older of issuerList().slice(1)) await refreshOne(older)
       return first
     },
   }

@@ -286,11 +286,12 @@ function readText(path: string): string {
 export function readCert(path: string, options: { firstOfChain?: boolean; pem?: string } = {}): X509Certificate {
   try {
     const pem = options.pem ?? readFileSync(path, 'utf8')
+    // parsed in depth when first read: a command that signs nothing never loads @peculiar/x509 (issue 14)
     if (options.firstOfChain) {
-      const [first] = parseCertificatesPem(pem)
+      const [first] = parseCertificatesPem(pem, { defer: true })
       if (first) return first
     }
-    return parseCertificatePem(pem)
+    return parseCertificatePem(pem, { defer: true })
   } catch (err) {
     throw new CaKeyUnreadable(path, { cause: err })
   }

@@ -12,6 +12,7 @@ import {
 } from '../../certs/index.ts'
 import { issueDeviceCertificate } from '../../certs/device-certificate.ts'
 import { x509 } from '../../certs/x509.ts'
+import type * as X509 from '@peculiar/x509'
 import { fixedClock } from './clock.ts'
 import { makeTestCa } from './test-ca.ts'
 
@@ -56,7 +57,7 @@ export async function makeBrokerPki(name = 'Broker Test'): Promise<BrokerPki> {
   const now = (): Clock => fixedClock(new Date())
   const serverKeys = await generateKeyPair('p256')
   const serverCert = await issueServerCertificate(ca.issuing, { publicKey: serverKeys.publicKey }, { clock: now(), random: cryptoRandom })
-  const credentials = async (deviceId: string, cert: x509.X509Certificate, privateKey: CryptoKey): Promise<DeviceCredentials> => ({
+  const credentials = async (deviceId: string, cert: X509.X509Certificate, privateKey: CryptoKey): Promise<DeviceCredentials> => ({
     deviceId,
     cert: certificateToPem(cert),
     key: await privateKeyToPem(privateKey),

@@ -3,6 +3,7 @@ import tls from 'node:tls'
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { certificateToPem, generateKeyPair, privateKeyToPem, type CryptoKey } from '../../../certs/index.ts'
 import { x509 } from '../../../certs/x509.ts'
+import type * as X509 from '@peculiar/x509'
 import { startBroker, type BrokerHarness } from '../../helpers/broker-harness.ts'
 import { makeBrokerPki, type BrokerPki, type DeviceCredentials } from '../../helpers/broker-pki.ts'
 import { connectDevice } from '../../helpers/mqtt-clients.ts'
@@ -53,8 +54,8 @@ async function deviceStillWorks(h: BrokerHarness, deviceId: string): Promise<voi
 }
 
 /** n CA certificates, each signed by the one before it (the first self-signed), and their keys. */
-async function caLadder(n: number, first?: { cert: x509.X509Certificate; key: CryptoKey }) {
-  const ladder: { cert: x509.X509Certificate; key: CryptoKey }[] = []
+async function caLadder(n: number, first?: { cert: X509.X509Certificate; key: CryptoKey }) {
+  const ladder: { cert: X509.X509Certificate; key: CryptoKey }[] = []
   let parent = first ?? null
   for (let i = 0; i < n; i++) {
     const keys = await generateKeyPair('p256')
@@ -85,7 +86,7 @@ async function caLadder(n: number, first?: { cert: x509.X509Certificate; key: Cr
 }
 
 /** A clientAuth leaf for `deviceId` under the last rung, and the whole chain (leaf first) in PEM. */
-async function leafUnder(ladder: { cert: x509.X509Certificate; key: CryptoKey }[], deviceId: string) {
+async function leafUnder(ladder: { cert: X509.X509Certificate; key: CryptoKey }[], deviceId: string) {
   const top = ladder[ladder.length - 1]!
   const keys = await generateKeyPair('p256')
   const leaf = await x509.X509CertificateGenerator.create({

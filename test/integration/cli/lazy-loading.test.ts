@@ -39,11 +39,13 @@ describe('a CLI call loads only what its command needs (issue 14)', () => {
 })
 
 // counts, on exit, the CommonJS modules of ajv that were loaded (ajv is CommonJS: its files are in require's cache),
-// but for its run-time helpers (ajv/dist/runtime/), which the built validators require as ajv's compiled ones do
+// but for its run-time helpers (ajv/dist/runtime/), which the built validators require as ajv's compiled ones do;
+// and those of node-forge and @peculiar/x509 (their CommonJS builds are what Node resolves)
 const AJV_PROBE = `data:text/javascript,${encodeURIComponent(
   `import { createRequire } from 'node:module'
 const cache = createRequire(process.cwd() + '/').cache
-process.on('exit', () => process.stderr.write('ajv files ' + Object.keys(cache).filter((f) => f.includes('/node_modules/ajv/') && !f.includes('/ajv/dist/runtime/')).length + '\\n' + 'forge files ' + Object.keys(cache).filter((f) => f.includes('/node_modules/node-forge/')).length + '\\n'))`,
+const count = (part) => Object.keys(cache).filter((f) => f.includes(part)).length
+process.on('exit', () => process.stderr.write('ajv files ' + Object.keys(cache).filter((f) => f.includes('/node_modules/ajv/') && !f.includes('/ajv/dist/runtime/')).length + '\\n' + 'forge files ' + count('/node_modules/node-forge/') + '\\n' + 'x509 files ' + count('/node_modules/@peculiar/x509/') + '\\n'))`,
 )}`
 
 describe('the compiled CLI compiles no JSON Schema (npm run test:cli-dist)', () => {
@@ -53,22 +55,31 @@ describe('the compiled CLI compiles no JSON Schema (npm run test:cli-dist)', () 
       const dir = mkdtempSync(join(tmpdir(), 'gatehouse-lazy-'))
       try {
         expect((await runCli(['init', '--data-dir', dir])).code).toBe(0)
-        const run = (env: NodeJS.ProcessEnv) =>
+        // `device list` unless other arguments are given
+        const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
           new Promise<{ code: number; stderr: string }>((done) =>
             execFile(
               process.execPath,
-              ['--import', AJV_PROBE, GATEHOUSE_BIN, 'device', 'list', '--data-dir', dir],
+              ['--import', AJV_PROBE, GATEHOUSE_BIN, ...(args.length ? args : ['device', 'list', '--data-dir', dir])],
               { env: { PATH: process.env.PATH, GATEHOUSE_CLI: 'dist', GATEHOUSE_LOG_LEVEL: 'silent', ...env }, timeout: 30_000 },
               (err, _stdout, stderr) => done({ code: err ? 1 : 0, stderr }),
             ),
           )
-        const ok = await run({})
+        const ok = await run([])
         expect(ok).toMatchObject({ code: 0 })
         expect(ok.stderr).toMatch(/^ajv files 0$/m)
         // nor node-forge, which only a PKCS#12 bundle needs
         expect(ok.stderr).toMatch(/^forge files 0$/m)
+        // nor @peculiar/x509: listing devices signs nothing and reads no certificate in depth (issue 14)
+        expect(ok.stderr).toMatch(/^x509 files 0$/m)
+        // the probe sees @peculiar/x509 when a command parses a certificate in depth: issuing one does
+        const created = await run(['device', 'create', 'probe-1', '--data-dir', dir, '--out', join(dir, 'bundles')])
+        expect(created).toMatchObject({ code: 0 })
+        expect(created.stderr).not.toMatch(/^x509 files 0$/m)
+        expect(created.stderr).toMatch(/^x509 files [1-9]/m)
+        expect((await run([])).stderr).toMatch(/^x509 files 0$/m)
         // the probe sees ajv when it is loaded: a bad value in the environment is still reported as before
-        const bad = await run({ GATEHOUSE_MQTT_PORT: 'x' })
+        const bad = await run([], { GATEHOUSE_MQTT_PORT: 'x' })
         expect(bad.stderr).toMatch(/GH_CONFIG_INVALID.*mqttPort must be integer/)
         expect(bad.stderr).toMatch(/^ajv files 0$/m)
       } finally {
@@ -76,4 +87,18 @@ describe('the compiled CLI compiles no JSON Schema (npm run test:cli-dist)', () 
       }
     },
   )
+
+  it.runIf(process.env.GATEHOUSE_CLI === 'dist')('--version and --help load no @peculiar/x509, node-forge or ajv compiler', async () => {
+    for (const args of [['--version'], ['--help']]) {
+      const stderr = await new Promise<string>((done, fail) =>
+        execFile(
+          process.execPath,
+          ['--import', AJV_PROBE, GATEHOUSE_BIN, ...args],
+          { env: { PATH: process.env.PATH, GATEHOUSE_CLI: 'dist' }, timeout: 30_000 },
+          (err, _stdout, stderr) => (err ? fail(err) : done(stderr)),
+        ),
+      )
+      expect(stderr).toMatch(/^ajv files 0\nforge files 0\nx509 files 0$/m)
+    }
+  })
 })

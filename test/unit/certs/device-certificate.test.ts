@@ -21,6 +21,7 @@ import { issueDeviceCertificate } from '../../../certs/device-certificate.ts'
 import { readChildren, readElement } from '../../../certs/der.ts'
 import { authorityKeyIdentifier, leafValidity, randomSerial, signCertificate } from '../../../certs/issue-certificate.ts'
 import { x509 } from '../../../certs/x509.ts'
+import type * as X509 from '@peculiar/x509'
 import { fixedClock } from '../../helpers/clock.ts'
 import { seededRandom } from '../../helpers/random.ts'
 import { makeTestCa } from '../../helpers/test-ca.ts'
@@ -152,7 +153,7 @@ describe('issueDeviceCertificateDer, against the @peculiar/x509 generator', () =
     // a CA the generator did not make: UTF8String CN and an O, and no subjectKeyIdentifier
     const certificate = await signCertificate({
       signingKey: keys.privateKey,
-      subject: [{ CN: [{ utf8String: 'Odd CA' }] }, { O: ['Acme'] }] as unknown as x509.JsonName,
+      subject: [{ CN: [{ utf8String: 'Odd CA' }] }, { O: ['Acme'] }] as unknown as X509.JsonName,
       publicKey: keys.publicKey,
       serial: '01',
       notBefore: new Date('2025-01-01T00:00:00Z'),
