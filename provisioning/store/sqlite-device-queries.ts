@@ -1,52 +1,8 @@
 import type Database from 'better-sqlite3'
 import { publicKeySha256 } from '../../certs/index.ts'
-import type { CrlReason } from '../../certs/index.ts'
-import type { AuditEntry, CertificateRecord, DeviceFilter, DeviceRecord, DeviceStatus } from './registry-store.ts'
-
-export type Row = Record<string, unknown>
+import type { DeviceFilter } from './registry-store.ts'
 
 export const iso = (d: Date): string => d.toISOString()
-export const date = (v: unknown): Date => new Date(String(v))
-export const dateOrNull = (v: unknown): Date | null => (v == null ? null : new Date(String(v)))
-
-export function toDevice(r: Row): DeviceRecord {
-  return {
-    id: String(r.id),
-    group: (r.group_name as string | null) ?? null,
-    tier: String(r.tier),
-    status: r.status as DeviceStatus,
-    createdAt: date(r.created_at),
-    updatedAt: date(r.updated_at),
-  }
-}
-
-export function toCertificate(r: Row): CertificateRecord {
-  return {
-    serial: String(r.serial),
-    deviceId: String(r.device_id),
-    fingerprint: String(r.fingerprint),
-    notBefore: date(r.not_before),
-    notAfter: date(r.not_after),
-    status: r.status as CertificateRecord['status'],
-    supersededAt: dateOrNull(r.superseded_at),
-    revokedAt: dateOrNull(r.revoked_at),
-    revocationReason: (r.revocation_reason as CrlReason | null) ?? null,
-    pem: String(r.pem),
-    createdAt: date(r.created_at),
-    ...(r.key_sha256 != null && { keySha256: String(r.key_sha256) }),
-  }
-}
-
-export function toAudit(r: Row): AuditEntry {
-  return {
-    id: Number(r.id),
-    at: date(r.at),
-    actor: String(r.actor),
-    action: String(r.action),
-    subject: String(r.subject),
-    details: JSON.parse(String(r.details)) as Record<string, unknown>,
-  }
-}
 
 /**
  * The WHERE clause of a device list, count or bulk selection: every criterion ANDed. Group, label and

@@ -4,17 +4,8 @@ import { CertificateExists, DeviceExists, DeviceNotFound, StoreSchemaTooNew } fr
 import { CommitNotifier } from './commit-notifier.ts'
 import { TransactionGate } from './transaction-gate.ts'
 import { migrations, SCHEMA_VERSION } from './migrations/index.ts'
-import {
-  backfillKeySha256,
-  date,
-  dateOrNull,
-  deviceWhere,
-  iso,
-  toAudit,
-  toCertificate,
-  toDevice,
-  type Row,
-} from './sqlite-device-queries.ts'
+import { date, dateOrNull, type Row, toAudit, toCertificate, toDevice } from './record-rows.ts'
+import { backfillKeySha256, deviceWhere, iso } from './sqlite-device-queries.ts'
 import { SqliteAiUsageStore } from './sqlite-ai-usage-store.ts'
 import { SqliteApiKeyStore } from './sqlite-api-key-store.ts'
 import { SqliteAppStore } from './sqlite-app-store.ts'

@@ -1,52 +1,10 @@
-import type { CrlReason } from '../../../certs/index.ts'
-import type { AuditEntry, CertificateRecord, DeviceFilter, DeviceRecord, DeviceStatus } from '../registry-store.ts'
-import type { Row } from './pg-database.ts'
+import type { DeviceFilter } from '../registry-store.ts'
 
 /** node-postgres reads timestamptz as a Date, bigint as a string, boolean as a boolean. */
-export const date = (v: unknown): Date => (v instanceof Date ? new Date(v.getTime()) : new Date(String(v)))
-export const dateOrNull = (v: unknown): Date | null => (v == null ? null : date(v))
+export { date, dateOrNull, toAudit, toCertificate, toDevice } from '../record-rows.ts'
 export const num = (v: unknown): number => Number(v)
 export const numOrNull = (v: unknown): number | null => (v == null ? null : Number(v))
 export const json = (v: unknown): Record<string, unknown> => JSON.parse(String(v)) as Record<string, unknown>
-
-export function toDevice(r: Row): DeviceRecord {
-  return {
-    id: String(r.id),
-    group: (r.group_name as string | null) ?? null,
-    tier: String(r.tier),
-    status: r.status as DeviceStatus,
-    createdAt: date(r.created_at),
-    updatedAt: date(r.updated_at),
-  }
-}
-
-export function toCertificate(r: Row): CertificateRecord {
-  return {
-    serial: String(r.serial),
-    deviceId: String(r.device_id),
-    fingerprint: String(r.fingerprint),
-    notBefore: date(r.not_before),
-    notAfter: date(r.not_after),
-    status: r.status as CertificateRecord['status'],
-    supersededAt: dateOrNull(r.superseded_at),
-    revokedAt: dateOrNull(r.revoked_at),
-    revocationReason: (r.revocation_reason as CrlReason | null) ?? null,
-    pem: String(r.pem),
-    createdAt: date(r.created_at),
-    ...(r.key_sha256 != null && { keySha256: String(r.key_sha256) }),
-  }
-}
-
-export function toAudit(r: Row): AuditEntry {
-  return {
-    id: num(r.id),
-    at: date(r.at),
-    actor: String(r.actor),
-    action: String(r.action),
-    subject: String(r.subject),
-    details: json(r.details),
-  }
-}
 
 /** Numbered parameters ($1, $2, ...) for a statement built from parts. */
 export class Params {
