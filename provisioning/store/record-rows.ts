@@ -1,5 +1,5 @@
 import type { CrlReason } from '../../certs/index.ts'
-import type { AuditEntry, CertificateRecord, DeviceRecord, DeviceStatus } from './registry-store.ts'
+import type { AuditEntry, CertificateRecord, DeviceFilter, DeviceRecord, DeviceStatus } from './registry-store.ts'
 
 /**
  * The registry's rows as records, for both engines: SQLite gives dates as ISO text and numbers as numbers,
@@ -47,4 +47,24 @@ export function toAudit(r: Row): AuditEntry {
     subject: String(r.subject),
     details: JSON.parse(String(r.details)) as Record<string, unknown>,
   }
+}
+
+/**
+ * The WHERE criteria of a device list, count or bulk selection, for both engines: every criterion ANDed.
+ * `bind` takes a value and returns its placeholder (SQLite `?`, PostgreSQL `$n`). Group, label and expiry are
+ * ranges over an index (devices_group, device_labels_key_value, certificates_active_not_after); status and
+ * tier, with few values each, are checked on the way through the ids.
+ */
+export function deviceWhere(filter: Omit<DeviceFilter, 'after' | 'limit'>, bind: (value: unknown) => string): string[] {
+  const where: string[] = []
+  if (filter.group !== undefined) where.push(`group_name = ${bind(filter.group)}`)
+  if (filter.status !== undefined) where.push(`status = ${bind(filter.status)}`)
+  if (filter.tier !== undefined) where.push(`tier = ${bind(filter.tier)}`)
+  for (const [key, value] of Object.entries(filter.labels ?? {}))
+    where.push(`id IN (SELECT device_id FROM device_labels WHERE key = ${bind(key)} AND value = ${bind(value)})`)
+  if (filter.certificateExpiresBefore !== undefined)
+    where.push(
+      `id IN (SELECT device_id FROM certificates WHERE status = 'active' AND not_after < ${bind(filter.certificateExpiresBefore)})`,
+    )
+  return where
 }

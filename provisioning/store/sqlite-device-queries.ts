@@ -1,38 +1,16 @@
 import type Database from 'better-sqlite3'
 import { publicKeySha256 } from '../../certs/index.ts'
-import type { DeviceFilter } from './registry-store.ts'
 
 export const iso = (d: Date): string => d.toISOString()
 
-/**
- * The WHERE clause of a device list, count or bulk selection: every criterion ANDed. Group, label and
- * expiry are ranges over an index (devices_group, device_labels_key_value, certificates_active_not_after);
- * status and tier, with few values each, are checked on the way through the ids.
- */
-export function deviceWhere(filter: Omit<DeviceFilter, 'after' | 'limit'>): { where: string[]; params: unknown[] } {
-  const where: string[] = []
+/** A bind for the shared device criteria (record-rows.ts deviceWhere): SQLite's `?`, dates as the ISO text stored. */
+export function sqliteBinder(): { params: unknown[]; bind: (value: unknown) => string } {
   const params: unknown[] = []
-  if (filter.group !== undefined) {
-    where.push('group_name = ?')
-    params.push(filter.group)
+  const bind = (value: unknown): string => {
+    params.push(value instanceof Date ? iso(value) : value)
+    return '?'
   }
-  if (filter.status !== undefined) {
-    where.push('status = ?')
-    params.push(filter.status)
-  }
-  if (filter.tier !== undefined) {
-    where.push('tier = ?')
-    params.push(filter.tier)
-  }
-  for (const [key, value] of Object.entries(filter.labels ?? {})) {
-    where.push('id IN (SELECT device_id FROM device_labels WHERE key = ? AND value = ?)')
-    params.push(key, value)
-  }
-  if (filter.certificateExpiresBefore !== undefined) {
-    where.push("id IN (SELECT device_id FROM certificates WHERE status = 'active' AND not_after < ?)")
-    params.push(filter.certificateExpiresBefore.toISOString())
-  }
-  return { where, params }
+  return { params, bind }
 }
 
 /** Migration 8 adds certificates.key_sha256: fill it in for the certificates issued before, from their PEM, a page at a time. */

@@ -4,8 +4,8 @@ import { CertificateExists, DeviceExists, DeviceNotFound, StoreSchemaTooNew } fr
 import { CommitNotifier } from './commit-notifier.ts'
 import { TransactionGate } from './transaction-gate.ts'
 import { migrations, SCHEMA_VERSION } from './migrations/index.ts'
-import { date, dateOrNull, type Row, toAudit, toCertificate, toDevice } from './record-rows.ts'
-import { backfillKeySha256, deviceWhere, iso } from './sqlite-device-queries.ts'
+import { date, dateOrNull, deviceWhere, type Row, toAudit, toCertificate, toDevice } from './record-rows.ts'
+import { backfillKeySha256, iso, sqliteBinder } from './sqlite-device-queries.ts'
 import { SqliteAiUsageStore } from './sqlite-ai-usage-store.ts'
 import { SqliteApiKeyStore } from './sqlite-api-key-store.ts'
 import { SqliteAppStore } from './sqlite-app-store.ts'
@@ -221,7 +221,8 @@ export class SqliteRegistryStore implements RegistryStore {
   }
 
   listDevices(filter: DeviceFilter = {}): DeviceRecord[] {
-    const { where, params } = deviceWhere(filter)
+    const { params, bind } = sqliteBinder()
+    const where = deviceWhere(filter, bind)
     if (filter.after !== undefined) {
       where.push('id > ?')
       params.push(filter.after)
@@ -231,7 +232,8 @@ export class SqliteRegistryStore implements RegistryStore {
   }
 
   countDevices(filter: Omit<DeviceFilter, 'after' | 'limit'> = {}): number {
-    const { where, params } = deviceWhere(filter)
+    const { params, bind } = sqliteBinder()
+    const where = deviceWhere(filter, bind)
     const sql = `SELECT COUNT(*) AS n FROM devices ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`
     return Number((this.#db.prepare(sql).get(...params) as Row).n)
   }

@@ -91,7 +91,7 @@ export class PgRegistryStore implements AsyncRegistryStore {
 
   async listDevices(filter: DeviceFilter = {}): Promise<DeviceRecord[]> {
     const p = new Params()
-    const where = deviceWhere(filter, p)
+    const where = deviceWhere(filter, (v) => p.add(v))
     if (filter.after !== undefined) where.push(`id > ${p.add(filter.after)}`)
     const limit = filter.limit === undefined ? '' : `LIMIT ${p.add(filter.limit)}`
     return (await this.db.query(`SELECT * FROM devices ${whereClause(where)} ORDER BY id ${limit}`, p.values)).map(toDevice)
@@ -99,7 +99,7 @@ export class PgRegistryStore implements AsyncRegistryStore {
 
   async countDevices(filter: Omit<DeviceFilter, 'after' | 'limit'> = {}): Promise<number> {
     const p = new Params()
-    const [row] = await this.db.query(`SELECT count(*) AS n FROM devices ${whereClause(deviceWhere(filter, p))}`, p.values)
+    const [row] = await this.db.query(`SELECT count(*) AS n FROM devices ${whereClause(deviceWhere(filter, (v) => p.add(v)))}`, p.values)
     return num(row?.n)
   }
 
