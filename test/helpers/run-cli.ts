@@ -29,7 +29,7 @@ export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promi
 export const GATEHOUSE_BIN = resolve(import.meta.dirname, '../../bin/gatehouse.js')
 
 /** Runs the real `gatehouse` binary in a child process, as an operator would. */
-export function spawnCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<CliResult> {
+export function spawnCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolvePromise) => {
     execFile(
       process.execPath,
@@ -37,7 +37,7 @@ export function spawnCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd
       {
         cwd: options.cwd,
         env: { PATH: process.env.PATH, HOME: process.env.HOME, GATEHOUSE_CLI: process.env.GATEHOUSE_CLI, ...options.env },
-        timeout: 30_000,
+        timeout: options.timeoutMs ?? 30_000,
       },
       (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0
