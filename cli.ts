@@ -284,11 +284,11 @@ async function staleSimBundles(deps: CliDeps, bundles: { deviceId: string; cert:
         stale.push({ deviceId: b.deviceId, why: 'its cert.pem is unreadable' })
         continue
       }
-      const cert = opened.authority.listCertificates(b.deviceId).find((c) => c.serial === serial)
+      const cert = (await opened.authority.listCertificates(b.deviceId)).find((c) => c.serial === serial)
       if (!cert) stale.push({ deviceId: b.deviceId, why: 'its certificate was not issued by this data directory (another CA)' })
       else if (cert.status !== 'active') stale.push({ deviceId: b.deviceId, why: `its certificate is ${cert.status}` })
-      else if (opened.authority.getDevice(b.deviceId).device.status !== 'active')
-        stale.push({ deviceId: b.deviceId, why: `the device is ${opened.authority.getDevice(b.deviceId).device.status}` })
+      else if ((await opened.authority.getDevice(b.deviceId)).device.status !== 'active')
+        stale.push({ deviceId: b.deviceId, why: `the device is ${(await opened.authority.getDevice(b.deviceId)).device.status}` })
     }
     return stale
   } finally {

@@ -101,7 +101,7 @@ export async function devicesRoutes(app: FastifyInstance, opts: DevicesRoutesOpt
       })
       const items = page.slice(0, limit)
       return {
-        items: await Promise.all(items.map((d) => summary(d, authority.listCertificates(d.id), opts))),
+        items: await Promise.all(items.map(async (d) => summary(d, await authority.listCertificates(d.id), opts))),
         next: page.length > limit ? (items.at(-1)?.id ?? null) : null,
       }
     },
@@ -114,7 +114,7 @@ export async function devicesRoutes(app: FastifyInstance, opts: DevicesRoutesOpt
       response: { 200: { $ref: 'DeviceDetails#' } },
     }),
     async (request) => {
-      const { device, certificates } = authority.getDevice(request.params.id)
+      const { device, certificates } = await authority.getDevice(request.params.id)
       return { ...(await summary(device, certificates, opts)), certificates: certificates.map(certificateView) }
     },
   )

@@ -145,7 +145,7 @@ export function createAppService(
 
   /** One key pair, one identity: a key of a device or of another app is refused. */
   async function assertKeyFree(name: string, keySha256: string): Promise<void> {
-    if (store.certificatesWithKey(keySha256).length > 0) throw new CsrKeyInUse()
+    if ((await store.certificatesWithKey(keySha256)).length > 0) throw new CsrKeyInUse()
     if ((await apps.certificatesWithKey(keySha256)).some((c) => c.appName !== name)) throw new CsrKeyInUse()
   }
 

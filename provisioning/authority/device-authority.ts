@@ -153,8 +153,8 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
   }
 
   /** One key pair, one device: a key in any certificate of another device is refused (docs/device-lifecycle.md). */
-  function assertKeyFree(deviceId: string, keySha256: string): void {
-    if (store.certificatesWithKey(keySha256).some((c) => c.deviceId !== deviceId)) throw new CsrKeyInUse()
+  async function assertKeyFree(deviceId: string, keySha256: string): Promise<void> {
+    if ((await store.certificatesWithKey(keySha256)).some((c) => c.deviceId !== deviceId)) throw new CsrKeyInUse()
   }
 
   async function issueCertificate(deviceId: string, csr: string | Uint8Array | undefined, days: number): Promise<IssuedCertificate> {
@@ -175,7 +175,7 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
       privateKey && exportPrivateKeyPkcs8(privateKey),
     ])
     const keySha256 = publicKeySha256(cert.pem)
-    if (csr !== undefined) assertKeyFree(deviceId, keySha256)
+    if (csr !== undefined) await assertKeyFree(deviceId, keySha256)
     return {
       deviceId,
       certificateDer: cert.der,
@@ -208,9 +208,9 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
   }
 
   /** The certificate into the registry, in the caller's transaction; its key checked again there (a concurrent request). */
-  function insertCertificate(issued: IssuedCertificate): void {
-    assertKeyFree(issued.deviceId, issued.keySha256)
-    store.insertCertificate(certificateRecord(issued))
+  async function insertCertificate(issued: IssuedCertificate): Promise<void> {
+    await assertKeyFree(issued.deviceId, issued.keySha256)
+    await store.insertCertificate(certificateRecord(issued))
   }
 
   function requireDevice(id: string): DeviceRecord {
@@ -240,7 +240,7 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
         store.transaction(async () => {
           store.insertDevice(device)
           if (Object.keys(labels).length > 0) store.setLabels(id, labels)
-          insertCertificate(issued)
+          await insertCertificate(issued)
           await record(
             actor,
             'device.created',
@@ -274,9 +274,9 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
       const supersededAt = new Date(clock.now().getTime() + overlapMs)
       await store.transaction(async () => {
         if (requireDevice(id).status === 'revoked') throw new DeviceRevoked(id)
-        const previous = store.listCertificates(id).filter((c) => c.status === 'active')
-        for (const c of previous) store.updateCertificate(c.serial, { status: 'superseded', supersededAt })
-        insertCertificate(issued)
+        const previous = (await store.listCertificates(id)).filter((c) => c.status === 'active')
+        for (const c of previous) await store.updateCertificate(c.serial, { status: 'superseded', supersededAt })
+        await insertCertificate(issued)
         await record(
           actor,
           'device.renewed',
@@ -310,8 +310,8 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
     const device = requireDevice(id)
     if (device.status === 'revoked') throw new DeviceRevoked(id)
     const at = clock.now()
-    const live = store.listCertificates(id).filter((c) => c.status !== 'revoked')
-    for (const c of live) store.updateCertificate(c.serial, { status: 'revoked', revokedAt: at, revocationReason: reason })
+    const live = (await store.listCertificates(id)).filter((c) => c.status !== 'revoked')
+    for (const c of live) await store.updateCertificate(c.serial, { status: 'revoked', revokedAt: at, revocationReason: reason })
     store.updateDeviceStatus(id, 'revoked', at)
     await record(actor, 'device.revoked', id, { reason, serials: live.map((c) => c.serial), ...extra }, [
       { type: 'device.revoked', deviceId: id },
@@ -406,13 +406,13 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
     /** the device's labels */
     labels: (id: string): Labels => store.labels(id),
 
-    getDevice(id: string): DeviceDetails {
-      return { device: requireDevice(assertDeviceId(id)), certificates: store.listCertificates(id) }
+    async getDevice(id: string): Promise<DeviceDetails> {
+      return { device: requireDevice(assertDeviceId(id)), certificates: await store.listCertificates(id) }
     },
 
     listDevices: (filter?: DeviceFilter): DeviceRecord[] => store.listDevices(filter),
     countDevices: (filter?: Omit<DeviceFilter, 'after' | 'limit'>): number => store.countDevices(filter),
-    listCertificates: (id: string): CertificateRecord[] => store.listCertificates(id),
+    listCertificates: (id: string): Promise<CertificateRecord[]> => store.listCertificates(id),
     listAudit: (filter?: AuditFilter): Promise<AuditEntry[]> => store.listAudit(filter),
 
     /** The current CRL, reissued first when a revocation is missing from it or it is half-way to nextUpdate. */

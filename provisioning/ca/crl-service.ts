@@ -108,7 +108,7 @@ export function createCrlService(
       .filter((c) => c.status === 'revoked')
       .map(claimEntry)
       .filter((e) => e !== null)
-    return [...store.listRevokedCertificates(), ...claims, ...apps].filter((c) => attribute(c) === issuerSerial)
+    return [...(await store.listRevokedCertificates()), ...claims, ...apps].filter((c) => attribute(c) === issuerSerial)
   }
 
   async function stored(issuer: { pair: IssuerKeyPair; serial: string }): Promise<CrlSnapshot | undefined> {

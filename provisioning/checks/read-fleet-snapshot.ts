@@ -35,7 +35,7 @@ export async function readFleetSnapshot(
   const since = now.getTime() - options.lookbackDays * 86_400_000
   return {
     now,
-    devices: readDevices(stores.registry),
+    devices: await readDevices(stores.registry),
     caCertificates: [{ role: 'root' as const, ...ca.root }, ...issuers.map((c) => ({ role: 'issuing' as const, ...c }))].map((c) => ({
       role: c.role,
       serial: c.serial,
@@ -73,20 +73,24 @@ export async function readFleetSnapshot(
   }
 }
 
-function readDevices(registry: RegistryStore): SnapshotDevice[] {
+/** one device at a time: a fleet of any size holds one certificate read open, not one per device */
+async function readDevices(registry: RegistryStore): Promise<SnapshotDevice[]> {
   const seen = new Map(registry.listLastSeen().map((s) => [s.deviceId, s.at]))
-  return registry.listDevices().map((d) => ({
-    id: d.id,
-    status: d.status,
-    createdAt: d.createdAt,
-    lastSeen: seen.get(d.id) ?? null,
-    certificate: currentCertificate(registry, d),
-  }))
+  const devices: SnapshotDevice[] = []
+  for (const d of registry.listDevices()) {
+    devices.push({
+      id: d.id,
+      status: d.status,
+      createdAt: d.createdAt,
+      lastSeen: seen.get(d.id) ?? null,
+      certificate: await currentCertificate(registry, d),
+    })
+  }
+  return devices
 }
 
-function currentCertificate(registry: RegistryStore, device: DeviceRecord): SnapshotDevice['certificate'] {
-  const [newest] = registry
-    .listCertificates(device.id)
+async function currentCertificate(registry: RegistryStore, device: DeviceRecord): Promise<SnapshotDevice['certificate']> {
+  const [newest] = (await registry.listCertificates(device.id))
     .filter((c) => c.status === 'active')
     .sort((a, b) => b.notAfter.getTime() - a.notAfter.getTime())
   if (!newest) return null

@@ -104,10 +104,7 @@ export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions =
       for (const d of page) {
         const notAfter = Math.max(
           0,
-          ...authority
-            .listCertificates(d.id)
-            .filter((c) => c.status === 'active')
-            .map((c) => c.notAfter.getTime()),
+          ...(await authority.listCertificates(d.id)).filter((c) => c.status === 'active').map((c) => c.notAfter.getTime()),
         )
         const week = Math.floor((notAfter - now) / (7 * DAY_MS))
         if (notAfter <= now) expired++
@@ -169,7 +166,7 @@ export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions =
     },
 
     async device(id: string) {
-      const { device, certificates } = authority.getDevice(id)
+      const { device, certificates } = await authority.getDevice(id)
       const usage = deps.aiUsage.usageFor(device.id, 30)
       const today = usage.days.at(-1) ?? { requests: 0, tokens: 0 }
       return {

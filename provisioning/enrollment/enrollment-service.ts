@@ -176,7 +176,7 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
     const earlier = await claims.getDevice(req.deviceId)
     if (earlier === undefined || earlier.claimId !== claim.id) return undefined
     if (keySha256 !== earlier.keySha256) return undefined
-    const cert = store.getCertificate(earlier.serial)
+    const cert = await store.getCertificate(earlier.serial)
     return cert && cert.status === 'active' && store.getDevice(req.deviceId)?.status === 'active' ? cert : undefined
   }
 
@@ -231,16 +231,13 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
   // ---- renewals --------------------------------------------------------------------------------------
 
   /** The device's newest active certificate when it has this key and is not the session's (a repeat). */
-  function renewedWith(deviceId: string, sessionSerial: string, key: string): CertificateRecord | undefined {
-    const newest = store
-      .listCertificates(deviceId)
-      .filter((c) => c.status === 'active')
-      .at(-1)
+  async function renewedWith(deviceId: string, sessionSerial: string, key: string): Promise<CertificateRecord | undefined> {
+    const newest = (await store.listCertificates(deviceId)).filter((c) => c.status === 'active').at(-1)
     return newest && newest.serial !== sessionSerial && certificateKeyOf(newest.pem) === key ? newest : undefined
   }
 
-  function previousValidUntil(serial: string): Record<string, unknown> {
-    const at = store.getCertificate(serial)?.supersededAt
+  async function previousValidUntil(serial: string): Promise<Record<string, unknown>> {
+    const at = (await store.getCertificate(serial))?.supersededAt
     return at ? { previousValidUntil: at.toISOString() } : {}
   }
 
@@ -251,9 +248,9 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
     if (device.status === 'revoked') throw new DeviceRevoked(id)
     if (device.status !== 'active') throw new DeviceStateConflict(id, device.status, 'it cannot renew its certificate')
     const key = await csrKeyOf(csr, id)
-    const repeat = renewedWith(id, context.serial, key)
-    if (repeat) return issuedAnswer(repeat, previousValidUntil(context.serial))
-    const session = store.getCertificate(context.serial)
+    const repeat = await renewedWith(id, context.serial, key)
+    if (repeat) return issuedAnswer(repeat, await previousValidUntil(context.serial))
+    const session = await store.getCertificate(context.serial)
     if (!session || session.deviceId !== id || session.status !== 'active') throw new RenewalNotCurrent(context.serial, id)
     const opens = renewAfterOf(session)
     if (clock.now().getTime() < opens.getTime())
@@ -264,15 +261,15 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
     const prepared = await authority.prepareRenewal(id, { csr, via: 'mqtt' }, `device:${id}`)
     try {
       await store.transaction(async () => {
-        if (store.getCertificate(context.serial)?.status !== 'active') throw new RenewalNotCurrent(context.serial, id)
+        if ((await store.getCertificate(context.serial))?.status !== 'active') throw new RenewalNotCurrent(context.serial, id)
         await prepared.commit()
       })
     } catch (err) {
-      const again = err instanceof RenewalNotCurrent ? renewedWith(id, context.serial, key) : undefined
-      if (again) return issuedAnswer(again, previousValidUntil(context.serial))
+      const again = err instanceof RenewalNotCurrent ? await renewedWith(id, context.serial, key) : undefined
+      if (again) return issuedAnswer(again, await previousValidUntil(context.serial))
       throw err
     }
-    return issuedAnswer(fromIssued(prepared.issued), previousValidUntil(context.serial))
+    return issuedAnswer(fromIssued(prepared.issued), await previousValidUntil(context.serial))
   }
 
   return {

@@ -191,8 +191,13 @@ function controlPlaneMetrics(sources: MetricsSources, gauge: SeriesFn, counter: 
   )
   gauge('certificates_expiring', 'Active device certificates that expire within the window (7d, 30d)', ['within'], () => {
     const now = clock.now()
-    return [7, 30].map(
-      (days): Sample => [{ within: `${days}d` }, registry.countCertificatesExpiring(now, new Date(now.getTime() + days * DAY_MS))],
+    return Promise.all(
+      [7, 30].map(
+        async (days): Promise<Sample> => [
+          { within: `${days}d` },
+          await registry.countCertificatesExpiring(now, new Date(now.getTime() + days * DAY_MS)),
+        ],
+      ),
     )
   })
   gauge('ca_expiry_timestamp_seconds', 'When the CA certificate expires (Unix seconds), by role (root, issuing)', ['role'], () =>

@@ -64,7 +64,7 @@ export interface MetricsSources {
   feed: { position(): { seq: number; polledAt: Date | null } }
   registry: {
     lastEventSeq(): number
-    countCertificatesExpiring(from: Date, to: Date): number
+    countCertificatesExpiring(from: Date, to: Date): Promise<number>
     auditWriteFailures(): number
   }
   settings: { syncCounts(): Promise<{ inSync: number; outOfSync: number }> }

@@ -157,25 +157,31 @@ export class InMemoryRegistryStore implements RegistryStore {
     return [...this.#lastSeen].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([deviceId, at]) => ({ deviceId, at: new Date(at) }))
   }
 
-  insertCertificate(cert: CertificateRecord): void {
-    if (!this.#devices.has(cert.deviceId)) throw new DeviceNotFound(cert.deviceId)
-    const clash = this.#certs.has(cert.serial) || [...this.#certs.values()].some((c) => c.fingerprint === cert.fingerprint)
-    if (clash) throw new CertificateExists(cert.serial)
-    this.#certs.set(cert.serial, clone(cert))
+  insertCertificate(cert: CertificateRecord): Promise<void> {
+    return this.#gate.run(() => {
+      if (!this.#devices.has(cert.deviceId)) throw new DeviceNotFound(cert.deviceId)
+      const clash = this.#certs.has(cert.serial) || [...this.#certs.values()].some((c) => c.fingerprint === cert.fingerprint)
+      if (clash) throw new CertificateExists(cert.serial)
+      this.#certs.set(cert.serial, clone(cert))
+    })
   }
 
-  getCertificate(serial: string): CertificateRecord | undefined {
-    const c = this.#certs.get(serial)
-    return c && clone(c)
+  getCertificate(serial: string): Promise<CertificateRecord | undefined> {
+    return this.#gate.run(() => {
+      const c = this.#certs.get(serial)
+      return c && clone(c)
+    })
   }
 
-  getCertificateByFingerprint(fingerprint: string): CertificateRecord | undefined {
-    const c = [...this.#certs.values()].find((c) => c.fingerprint === fingerprint)
-    return c && clone(c)
+  getCertificateByFingerprint(fingerprint: string): Promise<CertificateRecord | undefined> {
+    return this.#gate.run(() => {
+      const c = [...this.#certs.values()].find((c) => c.fingerprint === fingerprint)
+      return c && clone(c)
+    })
   }
 
-  listCertificates(deviceId: string): CertificateRecord[] {
-    return this.#sortedCerts((c) => c.deviceId === deviceId)
+  listCertificates(deviceId: string): Promise<CertificateRecord[]> {
+    return this.#gate.run(() => this.#sortedCerts((c) => c.deviceId === deviceId))
   }
 
   #sortedCerts(which: (c: CertificateRecord) => boolean): CertificateRecord[] {
@@ -186,35 +192,42 @@ export class InMemoryRegistryStore implements RegistryStore {
     )
   }
 
-  listRevokedCertificates(): CertificateRecord[] {
-    return clone(
-      [...this.#certs.values()]
-        .filter((c) => c.status === 'revoked')
-        .sort((a, b) => (a.revokedAt?.getTime() ?? 0) - (b.revokedAt?.getTime() ?? 0) || (a.serial < b.serial ? -1 : 1)),
+  listRevokedCertificates(): Promise<CertificateRecord[]> {
+    return this.#gate.run(() =>
+      clone(
+        [...this.#certs.values()]
+          .filter((c) => c.status === 'revoked')
+          .sort((a, b) => (a.revokedAt?.getTime() ?? 0) - (b.revokedAt?.getTime() ?? 0) || (a.serial < b.serial ? -1 : 1)),
+      ),
     )
   }
 
-  certificatesWithKey(keySha256: string): CertificateRecord[] {
-    return this.#sortedCerts((c) => c.keySha256 === keySha256)
+  certificatesWithKey(keySha256: string): Promise<CertificateRecord[]> {
+    return this.#gate.run(() => this.#sortedCerts((c) => c.keySha256 === keySha256))
   }
 
-  countCertificatesExpiring(from: Date, to: Date): number {
-    return [...this.#certs.values()].filter(
-      (c) =>
-        c.status === 'active' &&
-        this.#devices.get(c.deviceId)?.status === 'active' &&
-        c.notAfter.getTime() >= from.getTime() &&
-        c.notAfter.getTime() < to.getTime(),
-    ).length
+  countCertificatesExpiring(from: Date, to: Date): Promise<number> {
+    return this.#gate.run(
+      () =>
+        [...this.#certs.values()].filter(
+          (c) =>
+            c.status === 'active' &&
+            this.#devices.get(c.deviceId)?.status === 'active' &&
+            c.notAfter.getTime() >= from.getTime() &&
+            c.notAfter.getTime() < to.getTime(),
+        ).length,
+    )
   }
 
-  updateCertificate(serial: string, u: CertificateUpdate): void {
-    const c = this.#certs.get(serial)
-    if (!c) return
-    c.status = u.status
-    if (u.supersededAt !== undefined) c.supersededAt = u.supersededAt && new Date(u.supersededAt)
-    if (u.revokedAt !== undefined) c.revokedAt = u.revokedAt && new Date(u.revokedAt)
-    if (u.revocationReason !== undefined) c.revocationReason = u.revocationReason
+  updateCertificate(serial: string, u: CertificateUpdate): Promise<void> {
+    return this.#gate.run(() => {
+      const c = this.#certs.get(serial)
+      if (!c) return
+      c.status = u.status
+      if (u.supersededAt !== undefined) c.supersededAt = u.supersededAt && new Date(u.supersededAt)
+      if (u.revokedAt !== undefined) c.revokedAt = u.revokedAt && new Date(u.revokedAt)
+      if (u.revocationReason !== undefined) c.revocationReason = u.revocationReason
+    })
   }
 
   appendAudit(entry: NewAuditEntry): Promise<number> {

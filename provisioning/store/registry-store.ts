@@ -7,7 +7,7 @@ import type { CrlReason } from '../../certs/index.ts'
  *
  * `transaction(fn)` runs an async fn atomically on the database's TransactionGate: every change and its audit entry
  * and event commit together or not at all (docs/architecture.md, "The store seam"). The audit, meta, appendEvent,
- * pruneEvents and probeWrite methods answer with Promises through that gate; the other methods are still synchronous (better-sqlite3) and
+ * pruneEvents, probeWrite and certificate methods answer with Promises through that gate; the other methods are still synchronous (better-sqlite3) and
  * become async next (issue 13), as the other stores already are.
  */
 export type DeviceStatus = 'active' | 'disabled' | 'revoked'
@@ -125,16 +125,16 @@ export interface RegistryStore {
   /** every device that was ever seen, with when */
   listLastSeen(): LastSeen[]
 
-  insertCertificate(cert: CertificateRecord): void
-  getCertificate(serial: string): CertificateRecord | undefined
-  getCertificateByFingerprint(fingerprint: string): CertificateRecord | undefined
-  listCertificates(deviceId: string): CertificateRecord[]
-  listRevokedCertificates(): CertificateRecord[]
+  insertCertificate(cert: CertificateRecord): Promise<void>
+  getCertificate(serial: string): Promise<CertificateRecord | undefined>
+  getCertificateByFingerprint(fingerprint: string): Promise<CertificateRecord | undefined>
+  listCertificates(deviceId: string): Promise<CertificateRecord[]>
+  listRevokedCertificates(): Promise<CertificateRecord[]>
   /** certificates (of any device and status) whose public key has this SHA-256 */
-  certificatesWithKey(keySha256: string): CertificateRecord[]
+  certificatesWithKey(keySha256: string): Promise<CertificateRecord[]>
   /** Active certificates of active devices with `from` <= notAfter < `to`: the ones about to expire (metrics). */
-  countCertificatesExpiring(from: Date, to: Date): number
-  updateCertificate(serial: string, update: CertificateUpdate): void
+  countCertificatesExpiring(from: Date, to: Date): Promise<number>
+  updateCertificate(serial: string, update: CertificateUpdate): Promise<void>
 
   appendAudit(entry: NewAuditEntry): Promise<number>
   /** How many appendAudit calls failed since this store opened (a full disk, a lock): each was also thrown to its caller. */

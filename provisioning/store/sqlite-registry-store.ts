@@ -274,69 +274,80 @@ export class SqliteRegistryStore implements RegistryStore {
     return (this.#stmts.listLastSeen.all() as Row[]).map((r) => ({ deviceId: String(r.id), at: date(r.last_seen_at) }))
   }
 
-  insertCertificate(c: CertificateRecord): void {
-    try {
-      this.#write(() =>
-        this.#stmts.insertCert.run(
-          c.serial,
-          c.deviceId,
-          c.fingerprint,
-          iso(c.notBefore),
-          iso(c.notAfter),
-          c.status,
-          c.supersededAt && iso(c.supersededAt),
-          c.revokedAt && iso(c.revokedAt),
-          c.revocationReason,
-          c.pem,
-          iso(c.createdAt),
-          c.keySha256 ?? null,
-        ),
-      )
-    } catch (err) {
-      if (isConstraint(err) && /FOREIGN KEY/.test(String(err))) throw new DeviceNotFound(c.deviceId)
-      if (isConstraint(err)) throw new CertificateExists(c.serial)
-      throw err
-    }
+  insertCertificate(c: CertificateRecord): Promise<void> {
+    return this.#gate.run(() => {
+      try {
+        this.#write(() =>
+          this.#stmts.insertCert.run(
+            c.serial,
+            c.deviceId,
+            c.fingerprint,
+            iso(c.notBefore),
+            iso(c.notAfter),
+            c.status,
+            c.supersededAt && iso(c.supersededAt),
+            c.revokedAt && iso(c.revokedAt),
+            c.revocationReason,
+            c.pem,
+            iso(c.createdAt),
+            c.keySha256 ?? null,
+          ),
+        )
+      } catch (err) {
+        if (isConstraint(err) && /FOREIGN KEY/.test(String(err))) throw new DeviceNotFound(c.deviceId)
+        if (isConstraint(err)) throw new CertificateExists(c.serial)
+        throw err
+      }
+    })
   }
 
-  getCertificate(serial: string): CertificateRecord | undefined {
+  getCertificate(serial: string): Promise<CertificateRecord | undefined> {
+    return this.#gate.run(() => this.#getCertificate(serial))
+  }
+
+  #getCertificate(serial: string): CertificateRecord | undefined {
     const row = this.#stmts.getCert.get(serial) as Row | undefined
     return row && toCertificate(row)
   }
 
-  getCertificateByFingerprint(fingerprint: string): CertificateRecord | undefined {
-    const row = this.#stmts.getCertByFp.get(fingerprint) as Row | undefined
-    return row && toCertificate(row)
+  getCertificateByFingerprint(fingerprint: string): Promise<CertificateRecord | undefined> {
+    return this.#gate.run(() => {
+      const row = this.#stmts.getCertByFp.get(fingerprint) as Row | undefined
+      return row && toCertificate(row)
+    })
   }
 
-  listCertificates(deviceId: string): CertificateRecord[] {
-    return (this.#stmts.listCerts.all(deviceId) as Row[]).map(toCertificate)
+  listCertificates(deviceId: string): Promise<CertificateRecord[]> {
+    return this.#gate.run(() => (this.#stmts.listCerts.all(deviceId) as Row[]).map(toCertificate))
   }
 
-  listRevokedCertificates(): CertificateRecord[] {
-    return (this.#stmts.listRevoked.all() as Row[]).map(toCertificate)
+  listRevokedCertificates(): Promise<CertificateRecord[]> {
+    return this.#gate.run(() => (this.#stmts.listRevoked.all() as Row[]).map(toCertificate))
   }
 
-  certificatesWithKey(keySha256: string): CertificateRecord[] {
-    return (this.#stmts.certsWithKey.all(keySha256) as Row[]).map(toCertificate)
+  certificatesWithKey(keySha256: string): Promise<CertificateRecord[]> {
+    return this.#gate.run(() => (this.#stmts.certsWithKey.all(keySha256) as Row[]).map(toCertificate))
   }
 
-  countCertificatesExpiring(from: Date, to: Date): number {
-    return Number((this.#stmts.countExpiring.get(iso(from), iso(to)) as Row).n)
+  countCertificatesExpiring(from: Date, to: Date): Promise<number> {
+    return this.#gate.run(() => Number((this.#stmts.countExpiring.get(iso(from), iso(to)) as Row).n))
   }
 
-  updateCertificate(serial: string, u: CertificateUpdate): void {
-    const current = this.getCertificate(serial)
-    if (!current) return
-    this.#write(() =>
-      this.#stmts.updateCert.run(
-        u.status,
-        pick(u.supersededAt, current.supersededAt),
-        pick(u.revokedAt, current.revokedAt),
-        u.revocationReason === undefined ? current.revocationReason : u.revocationReason,
-        serial,
-      ),
-    )
+  /** The read of the current fields and the update run in one gate call: no other flow's write between them. */
+  updateCertificate(serial: string, u: CertificateUpdate): Promise<void> {
+    return this.#gate.run(() => {
+      const current = this.#getCertificate(serial)
+      if (!current) return
+      this.#write(() =>
+        this.#stmts.updateCert.run(
+          u.status,
+          pick(u.supersededAt, current.supersededAt),
+          pick(u.revokedAt, current.revokedAt),
+          u.revocationReason === undefined ? current.revocationReason : u.revocationReason,
+          serial,
+        ),
+      )
+    })
   }
 
   appendAudit(e: NewAuditEntry): Promise<number> {

@@ -56,7 +56,7 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
       expect(store.countDevices({ group: 'g2', status: 'active' })).toBe(1)
     })
 
-    it('keeps labels per device, replaced as a whole, and filters by labels, tier and certificate expiry (ANDed)', () => {
+    it('keeps labels per device, replaced as a whole, and filters by labels, tier and certificate expiry (ANDed)', async () => {
       const store = make()
       for (const id of ['a', 'b', 'c']) store.insertDevice(device(id, { tier: id === 'c' ? 'premium' : 'standard' }))
       store.setLabels('a', { site: 'north', line: '1' })
@@ -71,9 +71,9 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
       store.setLabels('a', { site: 'south' })
       expect(store.labels('a')).toEqual({ site: 'south' })
       expect(store.listDevices({ labels: { line: '1' } }).map((d) => d.id)).toEqual(['c'])
-      store.insertCertificate(certificate('01', 'a', { notAfter: new Date('2026-02-01T00:00:00Z') }))
-      store.insertCertificate(certificate('02', 'b', { notAfter: new Date('2026-02-01T00:00:00Z'), status: 'revoked' }))
-      store.insertCertificate(certificate('03', 'c', { notAfter: new Date('2026-03-01T00:00:00Z') }))
+      await store.insertCertificate(certificate('01', 'a', { notAfter: new Date('2026-02-01T00:00:00Z') }))
+      await store.insertCertificate(certificate('02', 'b', { notAfter: new Date('2026-02-01T00:00:00Z'), status: 'revoked' }))
+      await store.insertCertificate(certificate('03', 'c', { notAfter: new Date('2026-03-01T00:00:00Z') }))
       const expiringBefore = (iso: string) => store.listDevices({ certificateExpiresBefore: new Date(iso) }).map((d) => d.id)
       expect(expiringBefore('2026-02-15T00:00:00Z')).toEqual(['a'])
       expect(expiringBefore('2026-03-02T00:00:00Z')).toEqual(['a', 'c'])
@@ -90,29 +90,29 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
       expect(store.getDevice('a')).toMatchObject({ group: null, tier: 'premium' })
     })
 
-    it('finds certificates by the SHA-256 of their public key', () => {
+    it('finds certificates by the SHA-256 of their public key', async () => {
       const store = make()
       for (const id of ['a', 'b']) store.insertDevice(device(id))
-      store.insertCertificate(certificate('01', 'a', { keySha256: 'k1' }))
-      store.insertCertificate(certificate('02', 'b', { keySha256: 'k2' }))
-      store.insertCertificate(certificate('03', 'b'))
-      expect(store.certificatesWithKey('k1').map((c) => [c.serial, c.deviceId, c.keySha256])).toEqual([['01', 'a', 'k1']])
-      expect(store.certificatesWithKey('k3')).toEqual([])
-      expect(store.getCertificate('03')).toEqual(certificate('03', 'b'))
+      await store.insertCertificate(certificate('01', 'a', { keySha256: 'k1' }))
+      await store.insertCertificate(certificate('02', 'b', { keySha256: 'k2' }))
+      await store.insertCertificate(certificate('03', 'b'))
+      expect((await store.certificatesWithKey('k1')).map((c) => [c.serial, c.deviceId, c.keySha256])).toEqual([['01', 'a', 'k1']])
+      expect(await store.certificatesWithKey('k3')).toEqual([])
+      expect(await store.getCertificate('03')).toEqual(certificate('03', 'b'))
     })
 
-    it('counts the active certificates of active devices that expire in a window', () => {
+    it('counts the active certificates of active devices that expire in a window', async () => {
       const store = make()
       const at = (day: number) => new Date(Date.UTC(2026, 5, day))
       for (const id of ['a', 'b', 'c', 'd']) store.insertDevice(device(id))
-      store.insertCertificate(certificate('01', 'a', { notAfter: at(5) }))
-      store.insertCertificate(certificate('02', 'b', { notAfter: at(10) }))
-      store.insertCertificate(certificate('03', 'c', { notAfter: at(6), status: 'superseded', supersededAt: at(1) }))
-      store.insertCertificate(certificate('04', 'd', { notAfter: at(6) }))
+      await store.insertCertificate(certificate('01', 'a', { notAfter: at(5) }))
+      await store.insertCertificate(certificate('02', 'b', { notAfter: at(10) }))
+      await store.insertCertificate(certificate('03', 'c', { notAfter: at(6), status: 'superseded', supersededAt: at(1) }))
+      await store.insertCertificate(certificate('04', 'd', { notAfter: at(6) }))
       store.updateDeviceStatus('d', 'revoked', t0)
-      expect(store.countCertificatesExpiring(at(1), at(10))).toBe(1)
-      expect(store.countCertificatesExpiring(at(1), at(11))).toBe(2)
-      expect(store.countCertificatesExpiring(at(6), at(11))).toBe(1)
+      expect(await store.countCertificatesExpiring(at(1), at(10))).toBe(1)
+      expect(await store.countCertificatesExpiring(at(1), at(11))).toBe(2)
+      expect(await store.countCertificatesExpiring(at(6), at(11))).toBe(1)
     })
 
     it('updates a device status and its updatedAt', () => {
@@ -123,41 +123,41 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
       expect(store.getDevice('a')).toMatchObject({ status: 'revoked', updatedAt: later, createdAt: t0 })
     })
 
-    it('stores certificates per device and finds them by serial and fingerprint', () => {
+    it('stores certificates per device and finds them by serial and fingerprint', async () => {
       const store = make()
       store.insertDevice(device('a'))
-      store.insertCertificate(certificate('01', 'a'))
-      store.insertCertificate(certificate('02', 'a', { createdAt: new Date('2026-01-02T00:00:00.000Z') }))
-      expect(store.getCertificate('01')).toEqual(certificate('01', 'a'))
-      expect(store.getCertificateByFingerprint('fp-02')?.serial).toBe('02')
-      expect(store.listCertificates('a').map((c) => c.serial)).toEqual(['01', '02'])
-      expect(store.listCertificates('zzz')).toEqual([])
+      await store.insertCertificate(certificate('01', 'a'))
+      await store.insertCertificate(certificate('02', 'a', { createdAt: new Date('2026-01-02T00:00:00.000Z') }))
+      expect(await store.getCertificate('01')).toEqual(certificate('01', 'a'))
+      expect((await store.getCertificateByFingerprint('fp-02'))?.serial).toBe('02')
+      expect((await store.listCertificates('a')).map((c) => c.serial)).toEqual(['01', '02'])
+      expect(await store.listCertificates('zzz')).toEqual([])
     })
 
-    it('refuses a certificate for an unknown device and a duplicate serial or fingerprint', () => {
+    it('refuses a certificate for an unknown device and a duplicate serial or fingerprint', async () => {
       const store = make()
       store.insertDevice(device('a'))
-      expect(() => store.insertCertificate(certificate('01', 'ghost'))).toThrow(expect.objectContaining({ code: 'GH_DEVICE_NOT_FOUND' }))
-      store.insertCertificate(certificate('01', 'a'))
-      expect(() => store.insertCertificate(certificate('01', 'a', { fingerprint: 'other' }))).toThrow(
+      await expect(store.insertCertificate(certificate('01', 'ghost'))).rejects.toMatchObject({ code: 'GH_DEVICE_NOT_FOUND' })
+      await store.insertCertificate(certificate('01', 'a'))
+      await expect(store.insertCertificate(certificate('01', 'a', { fingerprint: 'other' }))).rejects.toThrow(
         expect.objectContaining({ code: 'GH_CERT_EXISTS' }),
       )
-      expect(() => store.insertCertificate(certificate('02', 'a', { fingerprint: 'fp-01' }))).toThrow(
+      await expect(store.insertCertificate(certificate('02', 'a', { fingerprint: 'fp-01' }))).rejects.toThrow(
         expect.objectContaining({ code: 'GH_CERT_EXISTS' }),
       )
     })
 
-    it('revokes and supersedes certificates, keeping fields not named in the update', () => {
+    it('revokes and supersedes certificates, keeping fields not named in the update', async () => {
       const store = make()
       store.insertDevice(device('a'))
-      store.insertCertificate(certificate('01', 'a'))
-      store.insertCertificate(certificate('02', 'a'))
+      await store.insertCertificate(certificate('01', 'a'))
+      await store.insertCertificate(certificate('02', 'a'))
       const at = new Date('2026-03-01T00:00:00.000Z')
-      store.updateCertificate('01', { status: 'revoked', revokedAt: at, revocationReason: 'keyCompromise' })
-      store.updateCertificate('02', { status: 'superseded', supersededAt: at })
-      expect(store.getCertificate('01')).toMatchObject({ status: 'revoked', revokedAt: at, revocationReason: 'keyCompromise' })
-      expect(store.getCertificate('02')).toMatchObject({ status: 'superseded', supersededAt: at, revokedAt: null })
-      expect(store.listRevokedCertificates().map((c) => c.serial)).toEqual(['01'])
+      await store.updateCertificate('01', { status: 'revoked', revokedAt: at, revocationReason: 'keyCompromise' })
+      await store.updateCertificate('02', { status: 'superseded', supersededAt: at })
+      expect(await store.getCertificate('01')).toMatchObject({ status: 'revoked', revokedAt: at, revocationReason: 'keyCompromise' })
+      expect(await store.getCertificate('02')).toMatchObject({ status: 'superseded', supersededAt: at, revokedAt: null })
+      expect((await store.listRevokedCertificates()).map((c) => c.serial)).toEqual(['01'])
     })
 
     it('rolls back every write of a transaction that throws', async () => {
@@ -166,7 +166,7 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
       await expect(
         store.transaction(async () => {
           store.insertDevice(device('gone'))
-          store.insertCertificate(certificate('01', 'gone'))
+          await store.insertCertificate(certificate('01', 'gone'))
           await store.appendAudit({ at: t0, actor: 'op', action: 'device.created', subject: 'gone', details: {} })
           await store.appendEvent('device.created', { deviceId: 'gone' }, t0)
           await store.setMeta('k', 'v')
@@ -174,7 +174,7 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
         }),
       ).rejects.toThrow(expect.objectContaining({ code: 'GH_DEVICE_EXISTS' }))
       expect(store.getDevice('gone')).toBeUndefined()
-      expect(store.getCertificate('01')).toBeUndefined()
+      expect(await store.getCertificate('01')).toBeUndefined()
       expect(await store.listAudit()).toEqual([])
       expect(store.eventsAfter(0, 10)).toEqual([])
       expect(await store.getMeta('k')).toBeUndefined()

@@ -65,7 +65,7 @@ describe('device-sim certificate renewal over MQTT', () => {
     expect(readBundle(bundles, 'sim-0001')).toEqual(renewed)
     expect(statSync(join(bundles, 'sim-0001', 'key.pem')).mode & 0o777).toBe(0o600)
     // the registry knows the new certificate, and the broker has the device on it
-    expect(gatehouse.control.store.listCertificates('sim-0001').map((c) => c.serial)).toContain(newIdentity.serial)
+    expect((await gatehouse.control.store.listCertificates('sim-0001')).map((c) => c.serial)).toContain(newIdentity.serial)
     expect(gatehouse.broker.isConnected('sim-0001')).toBe(true)
 
     // nothing lost across the switch: every reading up to the last one sent arrived
@@ -86,7 +86,7 @@ describe('device-sim certificate renewal over MQTT', () => {
       15_000,
       () => `one renewal; have ${device.stats().renewals}`,
     )
-    expect(gatehouse.control.store.listCertificates('sim-0003')).toHaveLength(2)
+    expect(await gatehouse.control.store.listCertificates('sim-0003')).toHaveLength(2)
   })
 
   it('tells a device on connect that its certificate is in the renewal window, with when it ends', async () => {

@@ -89,7 +89,7 @@ describe('claims are bounded', () => {
       json({ csr: await key.csr('pump-0002') }),
     )
     expect(codeOf(answer)).toBe('GH_CSR_KEY_IN_USE')
-    expect(f.store.listCertificates('pump-0002')).toHaveLength(1)
+    expect(await f.store.listCertificates('pump-0002')).toHaveLength(1)
   })
 
   it('rate limits requests per claim, across sessions and addresses, answering GH_CLAIM_RATE_LIMITED', async () => {

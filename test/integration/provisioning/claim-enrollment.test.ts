@@ -121,7 +121,7 @@ describe('enrollment over SQLite', () => {
     f.clock.set(first.renewAfter as string)
     const renewed = await f.enrollment.renew(ctx, json({ csr: await next.csr('pump-1') }))
     expect(renewed).toMatchObject({ ok: true, previousValidUntil: new Date(f.clock.now().getTime() + 86_400_000).toISOString() })
-    expect(f.store.getCertificate(first.serial as string)).toMatchObject({ status: 'superseded' })
+    expect(await f.store.getCertificate(first.serial as string)).toMatchObject({ status: 'superseded' })
 
     const feed = createChangeFeed({ store: f.store, clock: f.clock, log: pino({ level: 'silent' }) })
     const directory = createRegistryDirectory({

@@ -27,7 +27,7 @@ deviceDirectoryContract('the registry directory on SQLite', () => {
       await change()
       await store.appendEvent(type, data, clock.now())
     })
-  const deviceOf = (serial: string) => store.getCertificate(serial)!.deviceId
+  const deviceOf = async (serial: string) => (await store.getCertificate(serial))!.deviceId
   return {
     directory,
     clock,
@@ -38,18 +38,18 @@ deviceDirectoryContract('the registry directory on SQLite', () => {
       ),
     revokeDevice: (deviceId) => write(() => store.updateDeviceStatus(deviceId, 'revoked', clock.now()), 'device.revoked', { deviceId }),
     disableDevice: (deviceId) => write(() => store.updateDeviceStatus(deviceId, 'disabled', clock.now()), 'device.disabled', { deviceId }),
-    revokeCertificate: (serial) =>
+    revokeCertificate: async (serial) =>
       write(
         () => store.updateCertificate(serial, { status: 'revoked', revokedAt: clock.now(), revocationReason: 'keyCompromise' }),
         'certificate.revoked',
         {
-          deviceId: deviceOf(serial),
+          deviceId: await deviceOf(serial),
           serial,
         },
       ),
-    supersedeCertificate: (serial, at) =>
+    supersedeCertificate: async (serial, at) =>
       write(() => store.updateCertificate(serial, { status: 'superseded', supersededAt: at }), 'certificate.superseded', {
-        deviceId: deviceOf(serial),
+        deviceId: await deviceOf(serial),
         serial,
         supersededAt: at.toISOString(),
       }),
@@ -84,5 +84,48 @@ describe('the registry directory and device.updated', () => {
     expect(await directory.lookup(identity)).toMatchObject({ kind: 'active', tier: 'standard', group: 'g1' })
     await authority.updateDevice('pump-1', { tier: 'premium', group: 'g2' }, 'op')
     expect(await directory.lookup(identity)).toMatchObject({ kind: 'active', tier: 'premium', group: 'g2' })
+  })
+})
+
+describe('the registry directory on an async registry', () => {
+  it('caches nothing a lookup read while an event about its device overtook it: the next connect reads the change', async () => {
+    const clock = fixedClock(NOW)
+    const log = pino({ level: 'silent' })
+    const store = new SqliteRegistryStore(join(tempDir(), 'gatehouse.db'))
+    onTestFinished(() => store.close())
+    const authority = createDeviceAuthority({ store, ca: await makeTestCa(), clock, random: cryptoRandom, log })
+    const issued = await authority.createDevice({ id: 'pump-1' }, 'op')
+    const identity = await identityFromCertificate(issued.certificateDer)
+    // the registry answers a certificate read only when released, as PostgreSQL answers after a round trip
+    let read = () => {}
+    const readDone = new Promise<void>((resolve) => (read = resolve))
+    let release = () => {}
+    const released = new Promise<void>((resolve) => (release = resolve))
+    const remote = new Proxy(store, {
+      get(target, key) {
+        if (key === 'getCertificateByFingerprint')
+          return async (fingerprint: string) => {
+            const cert = await target.getCertificateByFingerprint(fingerprint)
+            read()
+            await released
+            return cert
+          }
+        const value: unknown = Reflect.get(target, key, target)
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    const feed = createChangeFeed({ store, clock, log })
+    const directory = createRegistryDirectory({ store: remote, feed, clock, log })
+
+    const first = directory.lookup(identity)
+    await readDone
+    await store.transaction(async () => {
+      await store.updateCertificate(issued.serial, { status: 'revoked', revokedAt: clock.now(), revocationReason: 'keyCompromise' })
+      await store.appendEvent('certificate.revoked', { deviceId: 'pump-1', serial: issued.serial }, clock.now())
+    })
+    feed.catchUp() // the event reaches the directory while the first lookup's read is still on its way
+    release()
+    await first
+    expect(await directory.lookup(identity)).toMatchObject({ kind: 'refused', reason: 'revoked' })
   })
 })

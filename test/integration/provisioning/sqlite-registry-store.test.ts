@@ -55,11 +55,11 @@ describe('SqliteRegistryStore on disk', () => {
     expect((await store.settings.getLayer('fleet'))?.revision).toBe(2)
   })
 
-  it('runs in WAL mode and a second process reads what the first committed', () => {
+  it('runs in WAL mode and a second process reads what the first committed', async () => {
     const path = join(tempDir(), 'gatehouse.db')
     const store = open(path)
     store.insertDevice(device('pump-1', { group: 'pumps' }))
-    store.insertCertificate(certificate('0a', 'pump-1'))
+    await store.insertCertificate(certificate('0a', 'pump-1'))
     const script = `
       const D = require('better-sqlite3'); const db = new D(process.argv[1], { readonly: true });
       console.log(JSON.stringify({ mode: db.pragma('journal_mode', { simple: true }),
@@ -130,7 +130,7 @@ describe('SqliteRegistryStore on disk', () => {
       .run(t, t, pem, t)
     old.close()
     const store = open(path)
-    expect(store.certificatesWithKey(publicKeySha256(pem)).map((c) => c.serial)).toEqual(['0a'])
+    expect((await store.certificatesWithKey(publicKeySha256(pem))).map((c) => c.serial)).toEqual(['0a'])
   })
 
   it('refuses to open a registry written by a newer Gatehouse', () => {

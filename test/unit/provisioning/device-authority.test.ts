@@ -39,7 +39,7 @@ describe('DeviceAuthority', () => {
     const issued = await authority.createDevice({ id: 'pump-1', group: 'pumps' }, 'operator:test')
     expect(issued.privateKey?.pem).toContain('BEGIN PRIVATE KEY')
     expect(store.getDevice('pump-1')).toMatchObject({ group: 'pumps', tier: 'standard', status: 'active' })
-    expect(store.listCertificates('pump-1')).toEqual([
+    expect(await store.listCertificates('pump-1')).toEqual([
       expect.objectContaining({ serial: issued.serial, fingerprint: issued.fingerprint, status: 'active' }),
     ])
     expect(await store.listAudit()).toEqual([
@@ -77,7 +77,7 @@ describe('DeviceAuthority', () => {
       expect(issued.notAfter.getTime() - clock.now().getTime()).toBe(30 * 86_400_000)
     }
     const issued = await authority.createDevice({ id: 'rec-1' }, 'op')
-    expect(store.getCertificate(issued.serial)).toMatchObject({
+    expect(await store.getCertificate(issued.serial)).toMatchObject({
       deviceId: 'rec-1',
       fingerprint: issued.fingerprint,
       notBefore: issued.notBefore,
@@ -152,7 +152,7 @@ describe('DeviceAuthority', () => {
     const issued = await authority.createDevice({ id: 'a' }, 'op')
     const { revokedSerials } = await authority.revokeDevice('a', 'keyCompromise', 'op')
     expect(revokedSerials).toEqual([issued.serial])
-    expect(store.getCertificate(issued.serial)).toMatchObject({ status: 'revoked', revocationReason: 'keyCompromise' })
+    expect(await store.getCertificate(issued.serial)).toMatchObject({ status: 'revoked', revocationReason: 'keyCompromise' })
     await expect(authority.enableDevice('a', 'op')).rejects.toThrow(expect.objectContaining({ code: 'GH_DEVICE_REVOKED' }))
     await expect(authority.renewDevice('a', {}, 'op')).rejects.toMatchObject({ code: 'GH_DEVICE_REVOKED' })
     const crl = await authority.currentCrl()

@@ -109,7 +109,7 @@ describe('POST /v1/devices/{id}/renew', () => {
     expect(res.statusCode, res.body).toBe(200)
     expect(res.json()).toMatchObject({ deviceId: 'm-1', chainPem: authority.chainPem() })
     expect(res.json().serial).not.toBe(old.serial)
-    expect(store.getCertificate(old.serial)?.status).toBe('superseded')
+    expect((await store.getCertificate(old.serial))?.status).toBe('superseded')
     expect((await store.listAudit({ subject: 'm-1', action: 'device.renewed' }))[0]).toMatchObject({
       actor: 'apikey:k1',
       details: { via: 'api' },

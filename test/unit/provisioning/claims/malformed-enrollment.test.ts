@@ -56,6 +56,6 @@ describe('malformed enrollment payloads', () => {
       expect(answer, name).toMatchObject({ ok: false, error: { code: expect.stringMatching(/^GH_/), message: expect.any(String) } })
     }
     expect(await store.listAudit({ action: 'device.renewed' })).toEqual([])
-    expect(store.listCertificates('pump-1').map((c) => c.serial)).toEqual([issued.serial])
+    expect((await store.listCertificates('pump-1')).map((c) => c.serial)).toEqual([issued.serial])
   })
 })
