@@ -13,6 +13,7 @@ interface DeliveredPacket {
 /** The parts of an aedes 1.2 Client this reads and wraps (lib/client.js). */
 interface Deliveries {
   id: string | null
+  conn: { writableNeedDrain: boolean }
   deliver0: Deliver
   deliverQoS: Deliver
 }
@@ -36,7 +37,8 @@ export interface SlowReaderBound {
  * stops reading (an app subscribed to the fleet's telemetry, a device behind a stalled link) stops the
  * delivery of every message to everyone, and meanwhile 100 messages pile up in its socket's buffer.
  * This ends a delivery's hold on the emitter at once and counts instead what the client's socket still
- * has to write (handed to aedes, write not yet done): over the bound, a message is dropped for that
+ * has to write (handed to aedes, write not yet done): over the bound while the socket is backed up (it
+ * holds more than its high-water mark, so the client is not keeping up), a message is dropped for that
  * client only (the newest: what is in a socket's buffer cannot be taken back), counted with the session
  * queues' drops and logged as GH_BROKER_SESSION_FULL at most once per throttle window per client. A
  * client that reads again gets what its socket kept, then every new message. aedes' drainTimeout still
@@ -76,8 +78,10 @@ export function createSlowReaderBound(
         const original = c[name]
         c[name] = (packet, done) => {
           const size = sizeOf(packet)
-          // one message always fits (maxQueuedBytes >= maxPacketBytes), as in the session queues
-          if (messages > 0 && (messages >= limits.maxQueuedMessages || bytes + size > limits.maxQueuedBytes)) {
+          // over the bound while its socket is backed up (a client that reads keeps up, however many
+          // messages one turn hands it); one message always fits (maxQueuedBytes >= maxPacketBytes)
+          const over = messages > 0 && (messages >= limits.maxQueuedMessages || bytes + size > limits.maxQueuedBytes)
+          if (over && c.conn.writableNeedDrain) {
             drop(c, messages, bytes)
             setImmediate(done)
             return
