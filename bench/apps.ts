@@ -115,7 +115,11 @@ async function runCase(fx: Fixture, c: Case, rep: number, receiver: { url: strin
     ? await fx.control.routes.create({ url: receiver.url, group: GROUP, batchSize: 100, batchMs: 100, queueMax: 100_000 }, 'bench')
     : null
   const broker = await startBroker('gatehouse-ai-off', { dataDir: fx.dataDir, ...tlsFiles(fx.dataDir) })
-  if (route) await fx.control.routes.delete(route.id, 'bench') // the broker's copy keeps it
+  // The broker runs on its own copy of the data dir, made at its start (brokers/launch.ts): this deletion,
+  // in the original, never reaches it through the change feed (another database), so the route keeps
+  // delivering in this case and the next case's copy has none. Not a bug in route deletion: a deletion in
+  // the broker's own registry stops the route (test/integration/routes/telemetry-routes.test.ts).
+  if (route) await fx.control.routes.delete(route.id, 'bench')
   const fleet = await connectFleet(fx.devices, { port: broker.port, concurrency: 10, deadlineMs: 60_000 })
   const readers = withApps ? await connectFleet(fx.apps, { port: broker.port, concurrency: 10, deadlineMs: 60_000 }) : null
   try {

@@ -9,6 +9,7 @@ import { createAppSessionRegistry } from './app-sessions.ts'
 import { createClientLease } from './client-lease.ts'
 import { CLUSTER_HEARTBEAT_MS, type ClusterBackend } from './cluster.ts'
 import { clusterConnectRate } from './cluster-connect-rate.ts'
+import { createSlowReaderBound } from './slow-reader-bound.ts'
 import { holdUntilConnack } from './connack-first.ts'
 import { describeSession, wireCoreListeners } from './core-listeners.ts'
 import type { DeviceDirectory } from './device-directory.ts'
@@ -227,6 +228,8 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     })
   }
   const holdDeliveries = holdUntilConnack(aedes, limits.maxQueuedMessages, (client) => client.close())
+  // a client that stops reading holds its queue bound and slows nobody (slow-reader-bound.ts)
+  const slowReaders = createSlowReaderBound(limits, { log, throttle })
   // Bounded outgoing queues and inbound QoS 2 per client (session-store.ts); revoking or disabling a
   // device drops its stored session (subscriptions, queue, inbound QoS 2, will).
   // aedes creates its persistence in listen(): start() bounds it before the first connection.
@@ -336,6 +339,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
       )
       handled = aedes.handle(conn)
       holdDeliveries(handled)
+      slowReaders.bound(handled)
       return handled
     },
     async close() {
@@ -375,7 +379,10 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
       stats.messagesOut[claim ? 'provisioning' : 'renewal']++
       return true
     },
-    sessionStats: () => sessionStore?.stats() ?? { queuedMessages: 0, queuedBytes: 0, droppedMessages: 0, refusedInbound: 0 },
+    sessionStats() {
+      const stored = sessionStore?.stats() ?? { queuedMessages: 0, queuedBytes: 0, droppedMessages: 0, refusedInbound: 0 }
+      return { ...stored, droppedMessages: stored.droppedMessages + slowReaders.dropped() }
+    },
     stats: () => stats,
     isSessionLive: (sessionId) => listeners.liveSession(sessionId) !== undefined,
     disconnectDevice(deviceId, reason) {

@@ -87,10 +87,12 @@ export const LIMITS_SCHEMA = {
     packetRate: bucket(60, 300),
     /**
      * Outgoing QoS 1/2 messages stored per client (sent and not yet acknowledged, or queued while a
-     * clean=false device is offline); a new one beyond it drops the oldest (session-store.ts)
+     * clean=false device is offline); a new one beyond it drops the oldest (session-store.ts). Also the
+     * messages of any QoS a connected client's socket has not written yet (it is not reading); a new
+     * one beyond it is dropped for that client (slow-reader-bound.ts)
      */
     maxQueuedMessages: int(1, 100, 65_535),
-    /** The same queue's payload + topic bytes per client; >= maxPacketBytes (checked in resolveLimits). Default 1 MiB */
+    /** The same queues' payload + topic bytes per client; >= maxPacketBytes (checked in resolveLimits). Default 1 MiB */
     maxQueuedBytes: int(1, 1024 * 1024),
     /**
      * Inbound QoS 2 messages per client waiting for their PUBREL, across reconnects of a persistent

@@ -113,18 +113,27 @@ export function startSessionLifecycle(deps: SessionLifecycleDeps): SessionLifecy
     }
   }
 
-  function onSuperseded(event: Extract<ControlEvent, { type: 'certificate.superseded' }>): void {
-    let at = new Date(event.supersededAt)
-    if (Number.isNaN(at.getTime())) {
-      // Fail closed: an unreadable end of overlap ends the session now.
-      log.warn({ deviceId: event.deviceId, event: event.type }, 'control event with unreadable supersededAt')
-      at = clock.now()
-    }
-    const session = sessions.supersede(event.deviceId, serialOf(event), at)
-    if (!session) return
-    Object.assign(session, endAt(session, at))
-    const ended = deviceSessionEnded(session, clock.now())
-    if (ended) closeSession(session, ended)
+  function supersededAtOf(event: Extract<ControlEvent, { type: 'certificate.superseded' }>): Date {
+    const at = new Date(event.supersededAt)
+    if (!Number.isNaN(at.getTime())) return at
+    // unreadable: end it now (fail closed)
+    log.warn({ deviceId: event.deviceId, event: event.type }, 'control event with unreadable supersededAt')
+    return clock.now()
+  }
+
+  /**
+   * One rule for every event about a device (docs/architecture.md, "The change feed"): the connects of
+   * that device still being looked up (tier.updated: of every device) move on, so they read the device
+   * again before they register (PendingAuthentication); a closing event refuses them, a superseded
+   * certificate brings their end forward. Returns what the event says about the device's live session.
+   */
+  function touchPending(event: ControlEvent): { serial: string | null; supersededAt: Date | null } | null {
+    const deviceId = 'deviceId' in event ? event.deviceId : event.type === 'tier.updated' ? null : undefined
+    if (deviceId === undefined) return null
+    const serial = 'serial' in event && event.serial !== undefined ? serialOf({ ...event, serial: event.serial }) : null
+    const supersededAt = event.type === 'certificate.superseded' ? supersededAtOf(event) : null
+    sessions.touch({ deviceId, serial, event: event.type, closes: CLOSING_EVENTS.has(event.type), supersededAt })
+    return { serial, supersededAt }
   }
 
   const unsubscribe = directory.onEvent((event) => {
@@ -139,10 +148,18 @@ export function startSessionLifecycle(deps: SessionLifecycleDeps): SessionLifecy
       if (app) closeAppSession(app, event.type)
       return
     }
-    if (event.type === 'certificate.superseded') return onSuperseded(event)
-    if (!CLOSING_EVENTS.has(event.type) || !('deviceId' in event)) return
-    const serial = 'serial' in event ? serialOf(event) : null
-    const session = sessions.invalidate(event.deviceId, serial, event.type)
+    const touched = touchPending(event)
+    if (touched === null || !('deviceId' in event)) return
+    if (touched.supersededAt !== null) {
+      const session = sessions.live(event.deviceId, touched.serial)
+      if (!session) return
+      Object.assign(session, endAt(session, touched.supersededAt))
+      const ended = deviceSessionEnded(session, clock.now())
+      if (ended) closeSession(session, ended)
+      return
+    }
+    if (!CLOSING_EVENTS.has(event.type)) return
+    const session = sessions.live(event.deviceId, touched.serial)
     if (session) closeSession(session, event.type)
     if (event.type !== 'certificate.revoked') deps.onDeviceEnded?.(event.deviceId)
   })

@@ -36,7 +36,10 @@ export interface SessionStoreStats {
   /** stored outgoing QoS 1/2 messages (in flight or queued for offline devices), all clients */
   queuedMessages: number
   queuedBytes: number
-  /** oldest messages dropped because a client's queue was full, since start */
+  /**
+   * messages dropped because a client's queue was full, since start: the oldest of a stored queue, and
+   * (counted by create-mqtt-core.ts) the newest for a connected client that is not reading (slow-reader-bound.ts)
+   */
   droppedMessages: number
   /** inbound QoS 2 packets refused because a client already had limits.maxInflightInbound unreleased */
   refusedInbound: number

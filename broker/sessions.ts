@@ -35,12 +35,32 @@ export interface Session {
 
 export type DeviceSessionEnd = 'certificate-expired' | 'superseded'
 
-/** A connect between "lookup started" and "session registered"; an event in between invalidates it. */
+/**
+ * A connect between "lookup started" and "session registered". Every control event about its device
+ * (tier.updated: about any device) moves its epoch while the lookup is in flight: the answer may predate
+ * the event, so the hook reads the device again before it registers the session (hooks/authenticate.ts).
+ * A closing event (revoke, disable) also marks it refused, and a superseded certificate its new end.
+ */
 export interface PendingAuthentication {
   deviceId: string
   serial: string
+  /** how many control events about the device arrived since the lookup began */
+  epoch: number
+  /** the last of them */
+  movedBy: string | null
   invalidatedBy: string | null
   /** the earliest supersededAt announced for this certificate while the lookup was in flight */
+  supersededAt: Date | null
+}
+
+/** What a control event tells the connects of a device still being looked up (SessionRegistry.touch). */
+export interface PendingChange {
+  /** null: every device (tier.updated: a pending connect's tier is not known yet) */
+  deviceId: string | null
+  /** a certificate event: closes or supersedes only connects on this serial (null: every certificate) */
+  serial: string | null
+  event: string
+  closes: boolean
   supersededAt: Date | null
 }
 
@@ -53,16 +73,10 @@ export interface SessionRegistry {
   all(): IterableIterator<Session>
   beginAuthentication(deviceId: string, serial: string): PendingAuthentication
   endAuthentication(pending: PendingAuthentication): void
-  /**
-   * A control event hit `deviceId` (and, for certificate events, only `serial`): marks pending
-   * authentications and returns the live session to close, if it matches.
-   */
-  invalidate(deviceId: string, serial: string | null, reason: string): Session | undefined
-  /**
-   * `certificate.superseded`: records `at` on pending authentications of that certificate and returns
-   * the live session on it, if any (the caller brings its end forward with endAt).
-   */
-  supersede(deviceId: string, serial: string | null, at: Date): Session | undefined
+  /** A control event about a device (or every device): moves the epoch of its pending authentications. */
+  touch(change: PendingChange): void
+  /** The live session of `deviceId` (for certificate events, only one on `serial`), if any. */
+  live(deviceId: string, serial: string | null): Session | undefined
 }
 
 /**
@@ -114,7 +128,7 @@ export function createSessionRegistry(): SessionRegistry {
     get: (deviceId) => sessions.get(deviceId),
     all: () => sessions.values(),
     beginAuthentication(deviceId, serial) {
-      const p: PendingAuthentication = { deviceId, serial, invalidatedBy: null, supersededAt: null }
+      const p: PendingAuthentication = { deviceId, serial, epoch: 0, movedBy: null, invalidatedBy: null, supersededAt: null }
       let set = pending.get(deviceId)
       if (!set) {
         set = new Set()
@@ -129,17 +143,20 @@ export function createSessionRegistry(): SessionRegistry {
       set.delete(p)
       if (set.size === 0) pending.delete(p.deviceId)
     },
-    invalidate(deviceId, serial, reason) {
-      for (const p of pending.get(deviceId) ?? []) {
-        if (matches(p, serial)) p.invalidatedBy = reason
+    touch(change) {
+      const sets = change.deviceId === null ? pending.values() : [pending.get(change.deviceId) ?? new Set<PendingAuthentication>()]
+      for (const set of sets) {
+        for (const p of set) {
+          p.epoch++
+          p.movedBy = change.event
+          if (!matches(p, change.serial)) continue
+          if (change.closes) p.invalidatedBy = change.event
+          const at = change.supersededAt
+          if (at !== null && (p.supersededAt === null || at < p.supersededAt)) p.supersededAt = at
+        }
       }
-      const session = sessions.get(deviceId)
-      return session && !session.client.closed && matches(session, serial) ? session : undefined
     },
-    supersede(deviceId, serial, at) {
-      for (const p of pending.get(deviceId) ?? []) {
-        if (matches(p, serial) && (p.supersededAt === null || at < p.supersededAt)) p.supersededAt = at
-      }
+    live(deviceId, serial) {
       const session = sessions.get(deviceId)
       return session && !session.client.closed && matches(session, serial) ? session : undefined
     },

@@ -3,7 +3,6 @@ import type { Client } from 'aedes'
 import { appNameFromCommonName, claimIdFromCommonName, identityFromPeerCertificate, type PeerIdentity } from '../../certs/index.ts'
 import { countBy, countRefused } from '../broker-stats.ts'
 import { ConnectRateLimited, ConnectRefused, DirectoryUnavailable } from '../errors.ts'
-import type { DeviceLookup } from '../device-directory.ts'
 import { sessionEnd, type Session } from '../sessions.ts'
 import { canPublish } from '../topic-policy.ts'
 import { deviceGrants } from '../topics.ts'
@@ -51,8 +50,8 @@ export type ConnectRefusal =
   | 'app-revoked'
   | 'app-mismatch'
 
-/** the cluster's connect-rate limiter refused (the directory is then not asked) */
-const CONNECT_RATE = { kind: 'refused', reason: 'connect-rate' } as const
+/** Reads of a device that moved while its CONNECT was being looked up, before the connect is refused. */
+const MAX_REREADS = 3
 
 const CLIENT_AUTH_EKU = '1.3.6.1.5.5.7.3.2'
 const ANY_EKU = '2.5.29.37.0'
@@ -180,25 +179,37 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
     // 3. The directory: is this certificate a live device? Asked on every CONNECT.
     const pending = deps.sessions.beginAuthentication(deviceId, identity.serial)
     const peer = identity
+    // The device as the registry has it now: its certificate's status, tier and group, and its limits.
+    const readDevice = async () => {
+      const epoch = pending.epoch
+      const result = await deps.directory.lookup(peer)
+      const own = result.kind === 'active' ? await deps.limitsSource?.limitsOf(deviceId) : undefined
+      return { result, own, epoch }
+    }
     Promise.resolve(allowed)
-      .then((ok): DeviceLookup | Promise<DeviceLookup> | typeof CONNECT_RATE => (ok ? deps.directory.lookup(peer) : CONNECT_RATE))
-      .then(async (result) => {
-        if (result === CONNECT_RATE || result.kind !== 'active') return { result, own: undefined }
+      .then(async (ok) => {
+        if (!ok) return null // the cluster's connect-rate limiter refused (the directory is then not asked)
+        let read = await readDevice()
         // in a cluster: this connection's epoch of the clientId, before aedes announces it (client-lease.ts)
-        if (deps.lease) await deps.lease.take(client, deviceId)
-        return { result, own: await deps.limitsSource?.limitsOf(deviceId) }
+        if (read.result.kind === 'active' && deps.lease) await deps.lease.take(client, deviceId)
+        // An event about the device arrived while it was read (a revoke, a new group, tier or limits): the
+        // answer may predate it, so read it again; one that keeps moving is refused (the device retries).
+        for (let i = 0; i < MAX_REREADS && read.epoch !== pending.epoch && pending.invalidatedBy === null; i++) read = await readDevice()
+        return read
       })
       .then(
-        ({ result, own }) => {
+        (read) => {
           deps.sessions.endAuthentication(pending)
           if (client.closed) return // gone while we waited; aedes ignores a late answer
-          if (result === CONNECT_RATE) return refuse('connect-rate')
+          if (read === null) return refuse('connect-rate')
+          const { result, own } = read
           if (result.kind === 'refused') return refuse(result.reason)
           if (result.deviceId !== deviceId) return refuse('device-mismatch', { directoryDeviceId: result.deviceId })
           // A revoke/disable event arrived while the lookup was in flight: the answer may predate it.
           if (pending.invalidatedBy !== null) {
             return refuse('invalidated-during-connect', { event: pending.invalidatedBy })
           }
+          if (read.epoch !== pending.epoch) return refuse('invalidated-during-connect', { event: pending.movedBy })
           // Its end: expiry, or the end of a renewal overlap (from the answer, or announced meanwhile).
           const end = sessionEnd(peer.notAfter, result.validUntil, pending.supersededAt)
           if (deps.clock.now().getTime() >= end.validUntil.getTime()) {

@@ -5,6 +5,7 @@ import { createBroker, type Broker } from '../../broker/index.ts'
 import { resolveLimits } from '../../broker/options.ts'
 import type { BrokerLimitsInput } from '../../broker/limits.ts'
 import { createMqttCore, type MqttCore } from '../../broker/create-mqtt-core.ts'
+import type { DeviceLimitsSource } from '../../broker/device-limits.ts'
 import type { ProxyProtocolInput } from '../../broker/proxy-protocol.ts'
 import { systemClock, type Timers } from '../../certs/index.ts'
 import { fixedClock, type FixedClock } from './clock.ts'
@@ -55,11 +56,22 @@ export interface ConnectOptions extends Partial<FakePeerCertificateOptions> {
  * The socket-free data plane (createMqttCore) with a fake directory and a fixed clock, closed when the
  * test finishes. Connections are in-memory duplex pairs that look like authorized TLSSockets.
  */
-export async function startCore(opts: { limits?: BrokerLimitsInput; clock?: FixedClock; timers?: Timers } = {}): Promise<CoreHarness> {
+export async function startCore(
+  opts: { limits?: BrokerLimitsInput; clock?: FixedClock; timers?: Timers; limitsSource?: DeviceLimitsSource } = {},
+): Promise<CoreHarness> {
   const clock = opts.clock ?? fixedClock('2026-01-01T00:00:00Z')
   const directory = createFakeDirectory(clock)
   const { log, records } = createRecordingLogger()
-  const core = createMqttCore({ directory, log, clock, ...(opts.timers ? { timers: opts.timers } : {}) }, resolveLimits(opts.limits))
+  const core = createMqttCore(
+    {
+      directory,
+      log,
+      clock,
+      ...(opts.timers ? { timers: opts.timers } : {}),
+      ...(opts.limitsSource ? { limitsSource: opts.limitsSource } : {}),
+    },
+    resolveLimits(opts.limits),
+  )
   await core.start()
   const clients: PacketClient[] = []
   onTestFinished(async () => {
