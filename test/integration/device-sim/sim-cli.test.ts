@@ -138,8 +138,9 @@ describe('gatehouse sim (the command, as its own process)', () => {
       broker,
       '--rate',
       '10',
+      // long enough for a report line after both devices connected and applied their settings on a loaded box
       '--duration',
-      '3s',
+      '6s',
       '--report-every',
       '1',
     ])
