@@ -64,10 +64,13 @@ export const realScheduler: Scheduler = {
 
 export interface ChangeFeed {
   onEvent(listener: ControlEventListener): () => void
-  /** Reads and delivers every event committed since the last poll; returns how many. */
-  poll(): number
-  /** poll(), but only if anything was committed since the last one (by any process); returns how many were delivered. */
-  catchUp(): number
+  /**
+   * Reads and delivers every event committed before the call; resolves to how many it delivered. One read
+   * runs at a time: a call made while one runs waits for the next, which every such call shares.
+   */
+  poll(): Promise<number>
+  /** poll(), but only if anything was committed since the last one (by any process); resolves to how many were delivered. */
+  catchUp(): Promise<number>
   start(): void
   stop(): void
   /** For readiness (GET /readyz): whether it runs, its interval, and the later of its last successful poll and its start (null: neither). */
@@ -82,20 +85,19 @@ export interface ChangeFeedOptions {
   retainMs?: number
 }
 
-export function createChangeFeed(
+/** A feed that delivers every event committed after it was made (its cursor is the last event id then). */
+export async function createChangeFeed(
   deps: { store: RegistryStore; clock: Clock; log: Logger; scheduler?: Scheduler },
   options: ChangeFeedOptions = {},
-): ChangeFeed {
+): Promise<ChangeFeed> {
   const { store, clock, log } = deps
   const scheduler = deps.scheduler ?? realScheduler
   const intervalMs = options.intervalMs ?? 200
   const retainMs = options.retainMs ?? 24 * 3600_000
   const listeners = new Set<ControlEventListener>()
-  let cursor = store.lastEventSeq()
   let stopTimer: (() => void) | undefined
   let polls = 0
   let nudged = false
-  let seenVersion = store.dataVersion()
   let localCommits = false
   /** when the last poll finished (null before the first): the lag of metrics and the staleness of /readyz */
   let polledAt: Date | null = null
@@ -107,16 +109,19 @@ export function createChangeFeed(
     nudged = true
     setImmediate(() => {
       nudged = false
-      if (stopTimer) safePoll()
+      if (stopTimer) void safePoll()
     })
   })
+  // the version first: a commit after it moves the version again, so catchUp() reads again
+  let seenVersion = await store.dataVersion()
+  let cursor = await store.lastEventSeq()
 
-  function safePoll(): void {
-    try {
-      poll()
-    } catch (err) {
-      log.warn({ err }, 'change feed poll failed; retrying')
-    }
+  /** a poll whose failure is logged (the next one retries); resolves when it has ended */
+  function safePoll(): Promise<void> {
+    return poll().then(
+      () => {},
+      (err: unknown) => log.warn({ err }, 'change feed poll failed; retrying'),
+    )
   }
 
   function deliver(stored: StoredEvent): void {
@@ -130,33 +135,48 @@ export function createChangeFeed(
     }
   }
 
-  let polling = false
-  function poll(): number {
-    if (polling) return 0 // a listener that looks a device up while its event is delivered: the outer poll goes on
-    polling = true
-    try {
-      // read before the events: a commit after this line moves the version again, so catchUp() polls again
-      seenVersion = store.dataVersion()
-      localCommits = false
-      let delivered = 0
-      for (;;) {
-        const batch = store.eventsAfter(cursor, 500)
-        for (const e of batch) {
-          cursor = e.seq
-          deliver(e)
-        }
-        delivered += batch.length
-        if (batch.length < 500) break
+  async function readAll(): Promise<number> {
+    // read before the events: a commit after this line moves the version again, so catchUp() polls again
+    localCommits = false
+    seenVersion = await store.dataVersion()
+    let delivered = 0
+    for (;;) {
+      const batch = await store.eventsAfter(cursor, 500)
+      for (const e of batch) {
+        cursor = e.seq
+        deliver(e)
       }
-      polledAt = clock.now()
-      if (++polls % 3000 === 0)
-        store
-          .pruneEvents(new Date(clock.now().getTime() - retainMs))
-          .catch((err: unknown) => log.warn({ err }, 'pruning delivered events failed'))
-      return delivered
-    } finally {
-      polling = false
+      delivered += batch.length
+      if (batch.length < 500) break
     }
+    polledAt = clock.now()
+    if (++polls % 3000 === 0)
+      store
+        .pruneEvents(new Date(clock.now().getTime() - retainMs))
+        .catch((err: unknown) => log.warn({ err }, 'pruning delivered events failed'))
+    return delivered
+  }
+
+  // One read at a time (two would share the cursor and deliver an event twice). A poll asked for while one
+  // runs may concern a commit that one has read past, so it is queued, and every caller meanwhile shares it.
+  let running: Promise<number> | undefined
+  let queued: Promise<number> | undefined
+  function poll(): Promise<number> {
+    if (running === undefined) {
+      running = readAll().finally(() => {
+        running = undefined
+      })
+      return running
+    }
+    queued ??= running.then(
+      () => next(),
+      () => next(),
+    )
+    return queued
+  }
+  function next(): Promise<number> {
+    queued = undefined
+    return poll()
   }
 
   return {
@@ -166,8 +186,11 @@ export function createChangeFeed(
     },
     poll,
     position: () => ({ seq: cursor, polledAt }),
-    catchUp() {
-      return localCommits || store.dataVersion() !== seenVersion ? poll() : 0
+    async catchUp() {
+      const version = await store.dataVersion()
+      if (localCommits || version !== seenVersion) return poll()
+      // nothing committed since the running read took its version: that read delivers everything before this call
+      return running ?? 0
     },
     start() {
       if (stopTimer) return

@@ -148,14 +148,14 @@ export interface RegistryStore {
    * still found by polling.
    */
   onEventsCommitted(listener: () => void): () => void
-  eventsAfter(seq: number, limit: number): StoredEvent[]
-  lastEventSeq(): number
+  eventsAfter(seq: number, limit: number): Promise<StoredEvent[]>
+  lastEventSeq(): Promise<number>
   /**
    * A number that changes when another connection (another process: the operator's CLI) has committed
    * to the store since the last call; cheap enough to ask on every CONNECT (SQLite's PRAGMA data_version).
    * This connection's own commits need not change it: onEventsCommitted reports those.
    */
-  dataVersion(): number
+  dataVersion(): Promise<number>
   pruneEvents(before: Date): Promise<number>
 
   getMeta(key: string): Promise<string | undefined>

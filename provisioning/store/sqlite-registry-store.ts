@@ -386,21 +386,23 @@ export class SqliteRegistryStore implements RegistryStore {
     })
   }
 
-  eventsAfter(seq: number, limit: number): StoredEvent[] {
-    return (this.#stmts.eventsAfter.all(seq, limit) as Row[]).map((r) => ({
-      seq: Number(r.seq),
-      at: date(r.at),
-      type: String(r.type),
-      data: JSON.parse(String(r.data)) as Record<string, unknown>,
-    }))
+  eventsAfter(seq: number, limit: number): Promise<StoredEvent[]> {
+    return this.#gate.run(() =>
+      (this.#stmts.eventsAfter.all(seq, limit) as Row[]).map((r) => ({
+        seq: Number(r.seq),
+        at: date(r.at),
+        type: String(r.type),
+        data: JSON.parse(String(r.data)) as Record<string, unknown>,
+      })),
+    )
   }
 
-  lastEventSeq(): number {
-    return Number((this.#stmts.lastSeq.get() as Row).seq)
+  lastEventSeq(): Promise<number> {
+    return this.#gate.run(() => Number((this.#stmts.lastSeq.get() as Row).seq))
   }
 
-  dataVersion(): number {
-    return Number(this.#stmts.dataVersion.get())
+  dataVersion(): Promise<number> {
+    return this.#gate.run(() => Number(this.#stmts.dataVersion.get()))
   }
 
   pruneEvents(before: Date): Promise<number> {
