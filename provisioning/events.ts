@@ -10,13 +10,16 @@ import type { RegistryStore, StoredEvent } from './store/registry-store.ts'
  * The change feed polls that table. One mechanism serves both a change made in this process (the HTTP
  * API) and one made by another process on the same data directory (the operator CLI): each reaches the
  * running broker within one poll interval (default 200 ms), so a revoked device is cut off well within
- * a second. Cluster mode swaps this feed for a Redis stream behind the same onEvent() seam.
+ * a second. On PostgreSQL (cluster mode) the same feed is woken by the store's onRemoteEvents (LISTEN):
+ * another node's commit is read as soon as its notification arrives, and everything since the last read
+ * after every (re)connect of LISTEN; the poll stays as the safety net.
  *
  * A poll interval is too late for a CONNECT, though: a device revoked by the CLI a moment ago must not
  * get in on a cached answer, nor a device just enabled be refused. catchUp() delivers, before the
  * broker judges a connect, every event committed before it: it compares the store's data version
- * (PRAGMA data_version, which moves when another process commits; about a microsecond) and polls only
- * when it moved or this process committed events the feed has not delivered yet.
+ * (PRAGMA data_version, which moves when another process commits; about a microsecond; on PostgreSQL a
+ * count of LISTEN's notifications, no query) and polls only when it moved or this process committed
+ * events the feed has not delivered yet.
  */
 export type ControlEvent =
   | { type: 'device.created'; deviceId: string }
@@ -87,7 +90,13 @@ export interface ChangeFeedOptions {
 
 /** A feed that delivers every event committed after it was made (its cursor is the last event id then). */
 export async function createChangeFeed(
-  deps: { store: RegistryStore; clock: Clock; log: Logger; scheduler?: Scheduler },
+  deps: {
+    /** the registry's change-feed part: all the feed reads and watches */
+    store: Pick<RegistryStore, 'onEventsCommitted' | 'onRemoteEvents' | 'eventsAfter' | 'lastEventSeq' | 'dataVersion' | 'pruneEvents'>
+    clock: Clock
+    log: Logger
+    scheduler?: Scheduler
+  },
   options: ChangeFeedOptions = {},
 ): Promise<ChangeFeed> {
   const { store, clock, log } = deps
@@ -96,21 +105,26 @@ export async function createChangeFeed(
   const retainMs = options.retainMs ?? 24 * 3600_000
   const listeners = new Set<ControlEventListener>()
   let stopTimer: (() => void) | undefined
+  let stopRemote: (() => void) | undefined
   let polls = 0
   let nudged = false
   let localCommits = false
   /** when the last poll finished (null before the first): the lag of metrics and the staleness of /readyz */
   let polledAt: Date | null = null
   let startedAt: Date | null = null
-  // A commit in this process is delivered on the next turn of the event loop, not a poll interval later.
-  store.onEventsCommitted(() => {
-    localCommits = true
+  // A commit in this process, or one another node announced (onRemoteEvents: PostgreSQL's LISTEN), is
+  // delivered on the next turn of the event loop, not a poll interval later.
+  function nudge(): void {
     if (nudged || !stopTimer) return
     nudged = true
     setImmediate(() => {
       nudged = false
       if (stopTimer) void safePoll()
     })
+  }
+  store.onEventsCommitted(() => {
+    localCommits = true
+    nudge()
   })
   // the version first: a commit after it moves the version again, so catchUp() reads again
   let seenVersion = await store.dataVersion()
@@ -195,11 +209,14 @@ export async function createChangeFeed(
     start() {
       if (stopTimer) return
       stopTimer = scheduler.every(intervalMs, safePoll)
+      stopRemote = store.onRemoteEvents(nudge)
       startedAt = clock.now()
     },
     stop() {
       stopTimer?.()
       stopTimer = undefined
+      stopRemote?.()
+      stopRemote = undefined
     },
     status: () => ({ running: stopTimer !== undefined, intervalMs, lastProgressAt: latest(polledAt, startedAt) }),
   }

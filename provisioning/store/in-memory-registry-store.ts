@@ -52,6 +52,11 @@ export class InMemoryRegistryStore implements RegistryStore {
     return this.#commits.subscribe(listener)
   }
 
+  /** one process: there is no other node to hear from */
+  onRemoteEvents(_listener: () => void): () => void {
+    return () => {}
+  }
+
   transaction<T>(fn: () => Promise<T>): Promise<T> {
     return this.#gate.transaction(fn)
   }

@@ -206,6 +206,11 @@ export class SqliteRegistryStore implements RegistryStore {
     return this.#commits.subscribe(listener)
   }
 
+  /** SQLite announces no other process's commit: PRAGMA data_version and the feed's poll find them */
+  onRemoteEvents(_listener: () => void): () => void {
+    return () => {}
+  }
+
   insertDevice(d: DeviceRecord): void {
     try {
       this.#write(() => this.#stmts.insertDevice.run(d.id, d.group, d.tier, d.status, iso(d.createdAt), iso(d.updatedAt)))
