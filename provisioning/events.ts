@@ -152,16 +152,21 @@ export async function createChangeFeed(
   async function readAll(): Promise<number> {
     // read before the events: a commit after this line moves the version again, so catchUp() polls again
     localCommits = false
-    seenVersion = await store.dataVersion()
     let delivered = 0
-    for (;;) {
-      const batch = await store.eventsAfter(cursor, 500)
-      for (const e of batch) {
-        cursor = e.seq
-        deliver(e)
+    try {
+      seenVersion = await store.dataVersion()
+      for (;;) {
+        const batch = await store.eventsAfter(cursor, 500)
+        for (const e of batch) {
+          cursor = e.seq
+          deliver(e)
+        }
+        delivered += batch.length
+        if (batch.length < 500) break
       }
-      delivered += batch.length
-      if (batch.length < 500) break
+    } catch (err) {
+      localCommits = true // a read that failed (the database unreachable) vouches for nothing: the next catchUp() reads
+      throw err
     }
     polledAt = clock.now()
     if (++polls % 3000 === 0)

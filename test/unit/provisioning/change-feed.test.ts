@@ -53,4 +53,20 @@ describe('the change feed', () => {
     expect(await caughtUp).toEqual(['e1'])
     expect(await running).toBe(1)
   })
+
+  it('reads again at the next catch-up after a read that failed', async () => {
+    let fail = true
+    class FlakyStore extends InMemoryRegistryStore {
+      override async eventsAfter(seq: number, limit: number) {
+        if (fail) throw new Error('database unreachable')
+        return super.eventsAfter(seq, limit)
+      }
+    }
+    const store = new FlakyStore()
+    const feed = await createChangeFeed({ store, clock: fixedClock(), log })
+    await store.appendEvent('device.revoked', { deviceId: 'e1' }, t0)
+    await expect(feed.poll()).rejects.toThrow('database unreachable')
+    fail = false
+    expect(await feed.catchUp()).toBe(1)
+  })
 })
