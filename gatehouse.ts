@@ -155,7 +155,7 @@ async function startServices(
   // parsed in depth now: @peculiar/x509 loads on first use (issue 14), and its load and first parse (hundreds
   // of ms, synchronous) must not fall inside a running server, where the health check's eventLoop would fail
   caCertificates(tls.ca)
-  const feed = createChangeFeed(
+  const feed = await createChangeFeed(
     { store: control.store, clock, log: log.child({ module: 'provisioning.feed' }) },
     { intervalMs: config.changeFeedIntervalMs },
   )

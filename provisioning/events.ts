@@ -10,13 +10,16 @@ import type { RegistryStore, StoredEvent } from './store/registry-store.ts'
  * The change feed polls that table. One mechanism serves both a change made in this process (the HTTP
  * API) and one made by another process on the same data directory (the operator CLI): each reaches the
  * running broker within one poll interval (default 200 ms), so a revoked device is cut off well within
- * a second. Cluster mode swaps this feed for a Redis stream behind the same onEvent() seam.
+ * a second. On PostgreSQL (cluster mode) the same feed is woken by the store's onRemoteEvents (LISTEN):
+ * another node's commit is read as soon as its notification arrives, and everything since the last read
+ * after every (re)connect of LISTEN; the poll stays as the safety net.
  *
  * A poll interval is too late for a CONNECT, though: a device revoked by the CLI a moment ago must not
  * get in on a cached answer, nor a device just enabled be refused. catchUp() delivers, before the
  * broker judges a connect, every event committed before it: it compares the store's data version
- * (PRAGMA data_version, which moves when another process commits; about a microsecond) and polls only
- * when it moved or this process committed events the feed has not delivered yet.
+ * (PRAGMA data_version, which moves when another process commits; about a microsecond; on PostgreSQL a
+ * count of LISTEN's notifications, no query) and polls only when it moved or this process committed
+ * events the feed has not delivered yet.
  */
 export type ControlEvent =
   | { type: 'device.created'; deviceId: string }
@@ -64,10 +67,13 @@ export const realScheduler: Scheduler = {
 
 export interface ChangeFeed {
   onEvent(listener: ControlEventListener): () => void
-  /** Reads and delivers every event committed since the last poll; returns how many. */
-  poll(): number
-  /** poll(), but only if anything was committed since the last one (by any process); returns how many were delivered. */
-  catchUp(): number
+  /**
+   * Reads and delivers every event committed before the call; resolves to how many it delivered. One read
+   * runs at a time: a call made while one runs waits for the next, which every such call shares.
+   */
+  poll(): Promise<number>
+  /** poll(), but only if anything was committed since the last one (by any process); resolves to how many were delivered. */
+  catchUp(): Promise<number>
   start(): void
   stop(): void
   /** For readiness (GET /readyz): whether it runs, its interval, and the later of its last successful poll and its start (null: neither). */
@@ -82,41 +88,54 @@ export interface ChangeFeedOptions {
   retainMs?: number
 }
 
-export function createChangeFeed(
-  deps: { store: RegistryStore; clock: Clock; log: Logger; scheduler?: Scheduler },
+/** A feed that delivers every event committed after it was made (its cursor is the last event id then). */
+export async function createChangeFeed(
+  deps: {
+    /** the registry's change-feed part: all the feed reads and watches */
+    store: Pick<RegistryStore, 'onEventsCommitted' | 'onRemoteEvents' | 'eventsAfter' | 'lastEventSeq' | 'dataVersion' | 'pruneEvents'>
+    clock: Clock
+    log: Logger
+    scheduler?: Scheduler
+  },
   options: ChangeFeedOptions = {},
-): ChangeFeed {
+): Promise<ChangeFeed> {
   const { store, clock, log } = deps
   const scheduler = deps.scheduler ?? realScheduler
   const intervalMs = options.intervalMs ?? 200
   const retainMs = options.retainMs ?? 24 * 3600_000
   const listeners = new Set<ControlEventListener>()
-  let cursor = store.lastEventSeq()
   let stopTimer: (() => void) | undefined
+  let stopRemote: (() => void) | undefined
   let polls = 0
   let nudged = false
-  let seenVersion = store.dataVersion()
   let localCommits = false
   /** when the last poll finished (null before the first): the lag of metrics and the staleness of /readyz */
   let polledAt: Date | null = null
   let startedAt: Date | null = null
-  // A commit in this process is delivered on the next turn of the event loop, not a poll interval later.
-  store.onEventsCommitted(() => {
-    localCommits = true
+  // A commit in this process, or one another node announced (onRemoteEvents: PostgreSQL's LISTEN), is
+  // delivered on the next turn of the event loop, not a poll interval later.
+  function nudge(): void {
     if (nudged || !stopTimer) return
     nudged = true
     setImmediate(() => {
       nudged = false
-      if (stopTimer) safePoll()
+      if (stopTimer) void safePoll()
     })
+  }
+  store.onEventsCommitted(() => {
+    localCommits = true
+    nudge()
   })
+  // the version first: a commit after it moves the version again, so catchUp() reads again
+  let seenVersion = await store.dataVersion()
+  let cursor = await store.lastEventSeq()
 
-  function safePoll(): void {
-    try {
-      poll()
-    } catch (err) {
-      log.warn({ err }, 'change feed poll failed; retrying')
-    }
+  /** a poll whose failure is logged (the next one retries); resolves when it has ended */
+  function safePoll(): Promise<void> {
+    return poll().then(
+      () => {},
+      (err: unknown) => log.warn({ err }, 'change feed poll failed; retrying'),
+    )
   }
 
   function deliver(stored: StoredEvent): void {
@@ -130,17 +149,14 @@ export function createChangeFeed(
     }
   }
 
-  let polling = false
-  function poll(): number {
-    if (polling) return 0 // a listener that looks a device up while its event is delivered: the outer poll goes on
-    polling = true
+  async function readAll(): Promise<number> {
+    // read before the events: a commit after this line moves the version again, so catchUp() polls again
+    localCommits = false
+    let delivered = 0
     try {
-      // read before the events: a commit after this line moves the version again, so catchUp() polls again
-      seenVersion = store.dataVersion()
-      localCommits = false
-      let delivered = 0
+      seenVersion = await store.dataVersion()
       for (;;) {
-        const batch = store.eventsAfter(cursor, 500)
+        const batch = await store.eventsAfter(cursor, 500)
         for (const e of batch) {
           cursor = e.seq
           deliver(e)
@@ -148,15 +164,38 @@ export function createChangeFeed(
         delivered += batch.length
         if (batch.length < 500) break
       }
-      polledAt = clock.now()
-      if (++polls % 3000 === 0)
-        store
-          .pruneEvents(new Date(clock.now().getTime() - retainMs))
-          .catch((err: unknown) => log.warn({ err }, 'pruning delivered events failed'))
-      return delivered
-    } finally {
-      polling = false
+    } catch (err) {
+      localCommits = true // a read that failed (the database unreachable) vouches for nothing: the next catchUp() reads
+      throw err
     }
+    polledAt = clock.now()
+    if (++polls % 3000 === 0)
+      store
+        .pruneEvents(new Date(clock.now().getTime() - retainMs))
+        .catch((err: unknown) => log.warn({ err }, 'pruning delivered events failed'))
+    return delivered
+  }
+
+  // One read at a time (two would share the cursor and deliver an event twice). A poll asked for while one
+  // runs may concern a commit that one has read past, so it is queued, and every caller meanwhile shares it.
+  let running: Promise<number> | undefined
+  let queued: Promise<number> | undefined
+  function poll(): Promise<number> {
+    if (running === undefined) {
+      running = readAll().finally(() => {
+        running = undefined
+      })
+      return running
+    }
+    queued ??= running.then(
+      () => next(),
+      () => next(),
+    )
+    return queued
+  }
+  function next(): Promise<number> {
+    queued = undefined
+    return poll()
   }
 
   return {
@@ -166,17 +205,23 @@ export function createChangeFeed(
     },
     poll,
     position: () => ({ seq: cursor, polledAt }),
-    catchUp() {
-      return localCommits || store.dataVersion() !== seenVersion ? poll() : 0
+    async catchUp() {
+      const version = await store.dataVersion()
+      if (localCommits || version !== seenVersion) return poll()
+      // nothing committed since the running read took its version: that read delivers everything before this call
+      return running ?? 0
     },
     start() {
       if (stopTimer) return
       stopTimer = scheduler.every(intervalMs, safePoll)
+      stopRemote = store.onRemoteEvents(nudge)
       startedAt = clock.now()
     },
     stop() {
       stopTimer?.()
       stopTimer = undefined
+      stopRemote?.()
+      stopRemote = undefined
     },
     status: () => ({ running: stopTimer !== undefined, intervalMs, lastProgressAt: latest(polledAt, startedAt) }),
   }

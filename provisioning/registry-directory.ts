@@ -161,26 +161,26 @@ export function createRegistryDirectory(
 
   return {
     async lookupApp(identity: PeerIdentity, name: string): Promise<AppLookup> {
-      feed.catchUp()
+      await feed.catchUp()
       return judgeApp(identity, name)
     },
     async lookup(identity: PeerIdentity): Promise<DeviceLookup> {
-      return timed(latency.device, () => {
-        feed.catchUp()
+      return timed(latency.device, async () => {
+        await feed.catchUp()
         return judge(identity)
       })
     },
     /** Not cached: asked only for what a device left behind (a dead node's wills), never per CONNECT. */
     async lookupDeviceById(deviceId: string): Promise<DeviceByIdLookup> {
-      feed.catchUp()
+      await feed.catchUp()
       const device = await store.getDevice(deviceId)
       if (device === undefined) return { kind: 'refused', reason: 'unknown-device', deviceId }
       if (device.status !== 'active') return { kind: 'refused', reason: device.status, deviceId }
       return { kind: 'active', deviceId }
     },
     async lookupClaim(identity: PeerIdentity, claimId: string): Promise<ClaimLookup> {
-      return timed(latency.claim, () => {
-        feed.catchUp()
+      return timed(latency.claim, async () => {
+        await feed.catchUp()
         return judgeClaim(identity, claimId)
       })
     },

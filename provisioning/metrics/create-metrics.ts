@@ -174,8 +174,8 @@ function controlPlaneMetrics(sources: MetricsSources, gauge: SeriesFn, counter: 
   counter('audit_write_failures_total', 'Audit records that could not be written (a full disk, a lock), each also logged', [], () => [
     [{}, registry.auditWriteFailures()],
   ])
-  gauge('change_feed_lag_events', 'Events committed to the registry and not yet delivered by the change feed', [], () => [
-    [{}, Math.max(0, registry.lastEventSeq() - feed.position().seq)],
+  gauge('change_feed_lag_events', 'Events committed to the registry and not yet delivered by the change feed', [], async () => [
+    [{}, Math.max(0, (await registry.lastEventSeq()) - feed.position().seq)],
   ])
   gauge('change_feed_last_poll_age_seconds', 'Seconds since the change feed last read the registry', [], () => {
     const at = feed.position().polledAt

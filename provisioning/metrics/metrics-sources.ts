@@ -63,7 +63,7 @@ export interface MetricsSources {
   /** the change feed's position and the registry's newest event: their difference is the feed's lag */
   feed: { position(): { seq: number; polledAt: Date | null } }
   registry: {
-    lastEventSeq(): number
+    lastEventSeq(): Promise<number>
     countCertificatesExpiring(from: Date, to: Date): Promise<number>
     auditWriteFailures(): number
   }

@@ -52,6 +52,11 @@ export class InMemoryRegistryStore implements RegistryStore {
     return this.#commits.subscribe(listener)
   }
 
+  /** one process: there is no other node to hear from */
+  onRemoteEvents(_listener: () => void): () => void {
+    return () => {}
+  }
+
   transaction<T>(fn: () => Promise<T>): Promise<T> {
     return this.#gate.transaction(fn)
   }
@@ -268,17 +273,17 @@ export class InMemoryRegistryStore implements RegistryStore {
     })
   }
 
-  eventsAfter(seq: number, limit: number): StoredEvent[] {
-    return clone(this.#events.filter((e) => e.seq > seq).slice(0, limit))
+  eventsAfter(seq: number, limit: number): Promise<StoredEvent[]> {
+    return this.#gate.run(() => clone(this.#events.filter((e) => e.seq > seq).slice(0, limit)))
   }
 
-  lastEventSeq(): number {
-    return this.#seq
+  lastEventSeq(): Promise<number> {
+    return this.#gate.run(() => this.#seq)
   }
 
   /** one process, one "connection": every commit is this process's own, reported by onEventsCommitted */
-  dataVersion(): number {
-    return 0
+  dataVersion(): Promise<number> {
+    return this.#gate.run(() => 0)
   }
 
   pruneEvents(before: Date): Promise<number> {

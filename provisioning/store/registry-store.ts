@@ -148,14 +148,24 @@ export interface RegistryStore {
    * still found by polling.
    */
   onEventsCommitted(listener: () => void): () => void
-  eventsAfter(seq: number, limit: number): StoredEvent[]
-  lastEventSeq(): number
   /**
-   * A number that changes when another connection (another process: the operator's CLI) has committed
-   * to the store since the last call; cheap enough to ask on every CONNECT (SQLite's PRAGMA data_version).
+   * Called when another node may have committed events, so the change feed reads at once instead of at its
+   * next poll: on PostgreSQL at every notification of its LISTEN (any node's commit that appended events)
+   * and after every (re)connect of that connection (what was notified while it was away is lost: read by
+   * id). SQLite and the in-memory store have no such signal and never call it (another process's commits
+   * move dataVersion and are found by polling). The first listener starts the watch, the last one's
+   * unsubscribe stops it.
+   */
+  onRemoteEvents(listener: () => void): () => void
+  eventsAfter(seq: number, limit: number): Promise<StoredEvent[]>
+  lastEventSeq(): Promise<number>
+  /**
+   * A number that changes when another connection (another process: the operator's CLI; another node) has
+   * committed to the store since the last call; cheap enough to ask on every CONNECT, never more than one
+   * cheap read (SQLite's PRAGMA data_version; on PostgreSQL no query: a count of LISTEN's notifications).
    * This connection's own commits need not change it: onEventsCommitted reports those.
    */
-  dataVersion(): number
+  dataVersion(): Promise<number>
   pruneEvents(before: Date): Promise<number>
 
   getMeta(key: string): Promise<string | undefined>

@@ -206,6 +206,11 @@ export class SqliteRegistryStore implements RegistryStore {
     return this.#commits.subscribe(listener)
   }
 
+  /** SQLite announces no other process's commit: PRAGMA data_version and the feed's poll find them */
+  onRemoteEvents(_listener: () => void): () => void {
+    return () => {}
+  }
+
   insertDevice(d: DeviceRecord): void {
     try {
       this.#write(() => this.#stmts.insertDevice.run(d.id, d.group, d.tier, d.status, iso(d.createdAt), iso(d.updatedAt)))
@@ -397,21 +402,23 @@ export class SqliteRegistryStore implements RegistryStore {
     })
   }
 
-  eventsAfter(seq: number, limit: number): StoredEvent[] {
-    return (this.#stmts.eventsAfter.all(seq, limit) as Row[]).map((r) => ({
-      seq: Number(r.seq),
-      at: date(r.at),
-      type: String(r.type),
-      data: JSON.parse(String(r.data)) as Record<string, unknown>,
-    }))
+  eventsAfter(seq: number, limit: number): Promise<StoredEvent[]> {
+    return this.#gate.run(() =>
+      (this.#stmts.eventsAfter.all(seq, limit) as Row[]).map((r) => ({
+        seq: Number(r.seq),
+        at: date(r.at),
+        type: String(r.type),
+        data: JSON.parse(String(r.data)) as Record<string, unknown>,
+      })),
+    )
   }
 
-  lastEventSeq(): number {
-    return Number((this.#stmts.lastSeq.get() as Row).seq)
+  lastEventSeq(): Promise<number> {
+    return this.#gate.run(() => Number((this.#stmts.lastSeq.get() as Row).seq))
   }
 
-  dataVersion(): number {
-    return Number(this.#stmts.dataVersion.get())
+  dataVersion(): Promise<number> {
+    return this.#gate.run(() => Number(this.#stmts.dataVersion.get()))
   }
 
   pruneEvents(before: Date): Promise<number> {

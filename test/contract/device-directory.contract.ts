@@ -94,9 +94,9 @@ const claimPeer = (c: IssuedClaim, over: Partial<PeerIdentity> = {}): PeerIdenti
  * the registry's (provisioning/registry-directory.ts) in integration/, the fake (test/helpers/
  * fake-directory.ts) in unit/. `make` returns a fresh, empty directory whose clock reads NOW.
  */
-export function deviceDirectoryContract(name: string, make: () => DirectoryFixture): void {
+export function deviceDirectoryContract(name: string, make: () => DirectoryFixture | Promise<DirectoryFixture>): void {
   async function withDevice(deviceId = 'pump-7', serial = 'aa01', opts?: { tier?: string; group?: string | null }) {
-    const f = make()
+    const f = await make()
     const cert = issued(deviceId, serial)
     await f.addDevice(deviceId, opts)
     await f.addCertificate(cert)
@@ -204,14 +204,14 @@ export function deviceDirectoryContract(name: string, make: () => DirectoryFixtu
     })
 
     it('answers a claim certificate presented for its own claim', async () => {
-      const f = make()
+      const f = await make()
       const c = claimCert('batch-1', 'c1a1')
       await f.addClaim(c)
       expect(await f.directory.lookupClaim(claimPeer(c), 'batch-1')).toEqual({ kind: 'claim', claimId: 'batch-1', serial: 'c1a1' })
     })
 
     it('refuses as unknown-claim, naming the claim asked for, a certificate that is not that claim’s', async () => {
-      const f = make()
+      const f = await make()
       const c = claimCert('batch-1', 'c1a1')
       await f.addClaim(c)
       await f.addClaim(claimCert('batch-2', 'c2a2'))
@@ -232,7 +232,7 @@ export function deviceDirectoryContract(name: string, make: () => DirectoryFixtu
       ['past its expiry', (f: DirectoryFixture) => f.clock.set(at('2026-02-01T00:00:00.000Z')), {}, 'claim-expired'],
       ['used up', () => {}, { usedUp: true }, 'claim-used-up'],
     ] as const)('refuses a claim %s', async (_name, change, over, reason) => {
-      const f = make()
+      const f = await make()
       const c = claimCert('batch-1', 'c1a1', over)
       await f.addClaim(c)
       await change(f)
@@ -272,7 +272,7 @@ export function deviceDirectoryContract(name: string, make: () => DirectoryFixtu
     })
 
     it('keeps every audit record written through it, details {} when none were given', async () => {
-      const f = make()
+      const f = await make()
       f.directory.audit({ actor: 'broker', action: 'connect.refused', subject: 'pump-7', details: { reason: 'revoked' } })
       f.directory.audit({ actor: 'broker', action: 'session.closed', subject: 'pump-8' })
       expect(await f.audits()).toEqual([

@@ -176,7 +176,7 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
       expect(store.getDevice('gone')).toBeUndefined()
       expect(await store.getCertificate('01')).toBeUndefined()
       expect(await store.listAudit()).toEqual([])
-      expect(store.eventsAfter(0, 10)).toEqual([])
+      expect(await store.eventsAfter(0, 10)).toEqual([])
       expect(await store.getMeta('k')).toBeUndefined()
       expect(await store.transaction(async () => 42)).toBe(42)
     })
@@ -225,18 +225,18 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
 
     it('numbers events in order, reads them after a sequence number and prunes old ones', async () => {
       const store = make()
-      expect(store.lastEventSeq()).toBe(0)
+      expect(await store.lastEventSeq()).toBe(0)
       const s1 = await store.appendEvent('device.revoked', { deviceId: 'a' }, t0)
       const s2 = await store.appendEvent('device.disabled', { deviceId: 'b' }, new Date('2026-01-02T00:00:00.000Z'))
       expect(s2).toBeGreaterThan(s1)
-      expect(store.lastEventSeq()).toBe(s2)
-      expect(store.eventsAfter(s1, 10)).toEqual([
+      expect(await store.lastEventSeq()).toBe(s2)
+      expect(await store.eventsAfter(s1, 10)).toEqual([
         { seq: s2, type: 'device.disabled', data: { deviceId: 'b' }, at: new Date('2026-01-02T00:00:00.000Z') },
       ])
-      expect(store.eventsAfter(0, 1).map((e) => e.seq)).toEqual([s1])
+      expect((await store.eventsAfter(0, 1)).map((e) => e.seq)).toEqual([s1])
       expect(await store.pruneEvents(new Date('2026-01-01T12:00:00.000Z'))).toBe(1)
-      expect(store.eventsAfter(0, 10).map((e) => e.seq)).toEqual([s2])
-      expect(store.lastEventSeq()).toBe(s2)
+      expect((await store.eventsAfter(0, 10)).map((e) => e.seq)).toEqual([s2])
+      expect(await store.lastEventSeq()).toBe(s2)
     })
 
     it('tells listeners after a commit that appended events, and not after a rollback or an event-free commit', async () => {

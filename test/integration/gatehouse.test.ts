@@ -157,7 +157,7 @@ describe('startGatehouse wiring (real SQLite registry, real broker)', () => {
     const { gatehouse, operator, port } = await running({ changeFeedIntervalMs: 5000 })
     const creds = await provision(operator, 'warm-2')
     await operator.authority.disableDevice('warm-2', 'operator:test')
-    gatehouse.feed.poll()
+    await gatehouse.feed.poll()
     expect((await attemptConnect(port, creds)).connack).toBe(5) // the broker now caches warm-2 as disabled
     await operator.authority.enableDevice('warm-2', 'operator:test')
     expect((await attemptConnect(port, creds)).connack).toBe(0)

@@ -10,7 +10,7 @@ export type Async<T> = {
 }
 
 /** RegistryStore, async, with its exceptions: listener registration and the audit failure count stay synchronous, transaction takes an async fn. */
-export type AsyncRegistryStore = Omit<Async<RegistryStore>, 'transaction' | 'onEventsCommitted' | 'auditWriteFailures'> &
-  Pick<RegistryStore, 'onEventsCommitted' | 'auditWriteFailures'> & {
+export type AsyncRegistryStore = Omit<Async<RegistryStore>, 'transaction' | 'onEventsCommitted' | 'onRemoteEvents' | 'auditWriteFailures'> &
+  Pick<RegistryStore, 'onEventsCommitted' | 'onRemoteEvents' | 'auditWriteFailures'> & {
     transaction<T>(fn: () => Promise<T>): Promise<T>
   }

@@ -17,7 +17,7 @@ import type { AsyncRegistryStore } from './async.ts'
 import { PgApiKeyStore } from './pg-api-key-store.ts'
 import { PgAppStore } from './pg-app-store.ts'
 import { PgClaimStore } from './pg-claim-store.ts'
-import { PgDatabase, type PgDatabaseOptions } from './pg-database.ts'
+import { PgDatabase, type PgDatabaseOptions, type PgListener } from './pg-database.ts'
 import { isForeignKeyViolation, isUniqueViolation } from './pg-failure.ts'
 import { PgLimitsStore } from './pg-limits-store.ts'
 import { PgRouteStore } from './pg-route-store.ts'
@@ -42,6 +42,11 @@ export class PgRegistryStore implements AsyncRegistryStore {
   readonly routes: PgRouteStore
   readonly apps: PgAppStore
   #auditWriteFailures = 0
+  readonly #remote = new Set<() => void>()
+  /** this node's LISTEN while anyone watches (onRemoteEvents) */
+  #listening: PgListener | undefined
+  /** dataVersion: bumped at every notification and every (re)connect of the LISTEN */
+  #version = 0
 
   constructor(db: PgDatabase) {
     this.db = db
@@ -64,6 +69,22 @@ export class PgRegistryStore implements AsyncRegistryStore {
 
   onEventsCommitted(listener: () => void): () => void {
     return this.db.onEventsCommitted(listener)
+  }
+
+  /** LISTEN (PgDatabase.listen, reconnecting with back-off) while anyone watches; one connection for every listener. */
+  onRemoteEvents(listener: () => void): () => void {
+    this.#remote.add(listener)
+    this.#listening ??= this.db.listen(() => {
+      this.#version++
+      for (const l of [...this.#remote]) l()
+    })
+    return () => {
+      this.#remote.delete(listener)
+      if (this.#remote.size > 0 || this.#listening === undefined) return
+      const stopping = this.#listening
+      this.#listening = undefined
+      void stopping.stop() // it ends its connection and swallows the error of one already gone
+    }
   }
 
   async insertDevice(d: DeviceRecord): Promise<void> {
@@ -292,9 +313,14 @@ export class PgRegistryStore implements AsyncRegistryStore {
     return num(row?.seq)
   }
 
-  /** the last committed event id: it changes with every commit that matters to the change feed, from any node */
-  dataVersion(): Promise<number> {
-    return this.lastEventSeq()
+  /**
+   * Not a query (it is asked on every CONNECT): how many notifications and (re)connects this node's LISTEN
+   * has had, so it moves when any node commits events, once the notification arrived (milliseconds). While
+   * LISTEN is not in place (nobody watches, or it is reconnecting) nothing vouches that nothing was
+   * committed: each call answers a new number, so the feed reads the events table.
+   */
+  async dataVersion(): Promise<number> {
+    return this.#listening?.connected() ? this.#version : ++this.#version
   }
 
   async pruneEvents(before: Date): Promise<number> {

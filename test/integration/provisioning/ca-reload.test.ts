@@ -106,7 +106,7 @@ describe('keepCaCurrent (what startGatehouse wires for the CA)', () => {
   it("reloads on the change feed's ca.rotated and on its hourly check, and stops both on close", async () => {
     const { dataDir, control, serialInUse } = await running()
     const log = pino({ level: 'silent' })
-    const feed = createChangeFeed({ store: control.store, clock: systemClock, log })
+    const feed = await createChangeFeed({ store: control.store, clock: systemClock, log })
     let hourly: { ms: number; fn: () => void } | undefined
     let stopped = false
     const scheduler = {
@@ -121,7 +121,7 @@ describe('keepCaCurrent (what startGatehouse wires for the CA)', () => {
     expect(hourly?.ms).toBe(3600_000)
 
     const rotated = await rotateCa(dataDir, {}, { log }, 'op')
-    feed.poll() // the event another process's `ca rotate` wrote
+    await feed.poll() // the event another process's `ca rotate` wrote
     const reloads = () => lines.filter((l) => l.msg === 'issuing CA reloaded').map((l) => l.reason)
     await waitFor(() => reloads().length === 1, 5000, 'reload on ca.rotated') // logged after the TLS material is applied
     expect(serialInUse()).toBe(rotated.issuing.serial)

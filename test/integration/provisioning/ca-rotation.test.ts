@@ -125,7 +125,7 @@ describe('rotating the issuing CA in a data directory', () => {
     const { dataDir } = await initialised()
     const control = await openControlPlane(dataDir, {}, { log })
     try {
-      const seq = control.store.lastEventSeq()
+      const seq = await control.store.lastEventSeq()
       const summary = await rotateCa(dataDir, {}, { log }, 'operator:test')
       const [audit] = await control.store.listAudit({ action: 'ca.rotated' })
       expect(audit).toMatchObject({
@@ -133,7 +133,7 @@ describe('rotating the issuing CA in a data directory', () => {
         subject: 'ca',
         details: { serial: summary.issuing.serial, previousSerial: summary.previous.serial },
       })
-      expect(control.store.eventsAfter(seq, 10)).toEqual([
+      expect(await control.store.eventsAfter(seq, 10)).toEqual([
         expect.objectContaining({ type: 'ca.rotated', data: { serial: summary.issuing.serial } }),
       ])
       // an open control plane switches when told to

@@ -123,7 +123,7 @@ describe('enrollment over SQLite', () => {
     expect(renewed).toMatchObject({ ok: true, previousValidUntil: new Date(f.clock.now().getTime() + 86_400_000).toISOString() })
     expect(await f.store.getCertificate(first.serial as string)).toMatchObject({ status: 'superseded' })
 
-    const feed = createChangeFeed({ store: f.store, clock: f.clock, log: pino({ level: 'silent' }) })
+    const feed = await createChangeFeed({ store: f.store, clock: f.clock, log: pino({ level: 'silent' }) })
     const directory = createRegistryDirectory({
       store: f.store,
       feed,
@@ -145,7 +145,7 @@ describe('enrollment over SQLite', () => {
   it('looks claim certificates up by fingerprint and serial, and refuses a revoked one', async () => {
     const f = await sqliteFixture()
     const created = await f.createClaim()
-    const feed = createChangeFeed({ store: f.store, clock: f.clock, log: pino({ level: 'silent' }) })
+    const feed = await createChangeFeed({ store: f.store, clock: f.clock, log: pino({ level: 'silent' }) })
     const directory = createRegistryDirectory({
       store: f.store,
       feed,
@@ -166,7 +166,7 @@ describe('enrollment over SQLite', () => {
       reason: 'unknown-claim',
     })
     f.claimService.revoke(created.claim.id, 'operator:test')
-    feed.poll()
+    await feed.poll()
     expect(await directory.lookupClaim(identity, created.claim.id)).toMatchObject({ kind: 'refused', reason: 'claim-revoked' })
     const key = await deviceKey()
     expect(await f.enrollment.claim(f.context(created), json({ deviceId: 'p-1', csr: await key.csr('p-1') }))).toMatchObject({

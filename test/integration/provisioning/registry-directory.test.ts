@@ -15,12 +15,12 @@ import { tempDir } from '../../helpers/temp-dir.ts'
 
 // The registry's directory on a real SQLite registry, written as the control plane writes it: the
 // record and its event in one transaction, delivered by the change feed.
-deviceDirectoryContract('the registry directory on SQLite', () => {
+deviceDirectoryContract('the registry directory on SQLite', async () => {
   const clock = fixedClock(NOW)
   const log = pino({ level: 'silent' })
   const store = new SqliteRegistryStore(join(tempDir(), 'gatehouse.db'))
   onTestFinished(() => store.close())
-  const feed = createChangeFeed({ store, clock, log }) // never started: deliver() catches up
+  const feed = await createChangeFeed({ store, clock, log }) // never started: deliver() catches up
   const directory = createRegistryDirectory({ store, feed, clock, log, claims: store.claims })
   const write = (change: () => unknown, type: string, data: Record<string, unknown>) =>
     store.transaction(async () => {
@@ -64,7 +64,9 @@ deviceDirectoryContract('the registry directory on SQLite', () => {
         [],
       ),
     revokeClaim: (claimId) => write(async () => await store.claims.revoke(claimId, clock.now()), 'claim.revoked', { claimId }),
-    deliver: () => void feed.catchUp(),
+    deliver: async () => {
+      await feed.catchUp()
+    },
     audits: async () =>
       (await store.listAudit()).reverse().map(({ actor, action, subject, details }) => ({ actor, action, subject, details })),
   }
@@ -76,7 +78,7 @@ describe('the registry directory and device.updated', () => {
     const log = pino({ level: 'silent' })
     const store = new SqliteRegistryStore(join(tempDir(), 'gatehouse.db'))
     onTestFinished(() => store.close())
-    const feed = createChangeFeed({ store, clock, log })
+    const feed = await createChangeFeed({ store, clock, log })
     const directory = createRegistryDirectory({ store, feed, clock, log })
     const authority = createDeviceAuthority({ store, ca: await makeTestCa(), clock, random: cryptoRandom, log })
     const issued = await authority.createDevice({ id: 'pump-1', group: 'g1' }, 'op')
@@ -114,7 +116,7 @@ describe('the registry directory on an async registry', () => {
         return typeof value === 'function' ? value.bind(target) : value
       },
     })
-    const feed = createChangeFeed({ store, clock, log })
+    const feed = await createChangeFeed({ store, clock, log })
     const directory = createRegistryDirectory({ store: remote, feed, clock, log })
 
     const first = directory.lookup(identity)
@@ -123,7 +125,7 @@ describe('the registry directory on an async registry', () => {
       await store.updateCertificate(issued.serial, { status: 'revoked', revokedAt: clock.now(), revocationReason: 'keyCompromise' })
       await store.appendEvent('certificate.revoked', { deviceId: 'pump-1', serial: issued.serial }, clock.now())
     })
-    feed.catchUp() // the event reaches the directory while the first lookup's read is still on its way
+    await feed.catchUp() // the event reaches the directory while the first lookup's read is still on its way
     release()
     await first
     expect(await directory.lookup(identity)).toMatchObject({ kind: 'refused', reason: 'revoked' })

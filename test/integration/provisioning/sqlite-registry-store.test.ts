@@ -73,20 +73,20 @@ describe('SqliteRegistryStore on disk', () => {
     const path = join(tempDir(), 'gatehouse.db')
     const broker = open(path)
     const cli = open(path)
-    const feed = createChangeFeed({ store: broker, clock: systemClock, log: pino({ level: 'silent' }) }, { intervalMs: 5000 }) // never started
+    const feed = await createChangeFeed({ store: broker, clock: systemClock, log: pino({ level: 'silent' }) }, { intervalMs: 5000 }) // never started
     const seen: string[] = []
     feed.onEvent((e) => seen.push(e.type))
-    const v0 = broker.dataVersion()
+    const v0 = await broker.dataVersion()
     await broker.appendAudit({ at: new Date(), actor: 'broker', action: 'connect.refused', subject: 'x', details: {} })
-    expect(broker.dataVersion()).toBe(v0)
-    expect(feed.catchUp()).toBe(0)
+    expect(await broker.dataVersion()).toBe(v0)
+    expect(await feed.catchUp()).toBe(0)
     await cli.transaction(async () => await cli.appendEvent('device.revoked', { deviceId: 'a' }, new Date()))
-    expect(broker.dataVersion()).not.toBe(v0)
-    expect(feed.catchUp()).toBe(1)
+    expect(await broker.dataVersion()).not.toBe(v0)
+    expect(await feed.catchUp()).toBe(1)
     expect(seen).toEqual(['device.revoked'])
-    expect(feed.catchUp()).toBe(0) // nothing new: one PRAGMA, no read of the events table
+    expect(await feed.catchUp()).toBe(0) // nothing new: one PRAGMA, no read of the events table
     await broker.transaction(async () => await broker.appendEvent('device.enabled', { deviceId: 'a' }, new Date())) // this process's own commit
-    expect(feed.catchUp()).toBe(1)
+    expect(await feed.catchUp()).toBe(1)
     expect(seen).toEqual(['device.revoked', 'device.enabled'])
   })
 
@@ -98,7 +98,7 @@ describe('SqliteRegistryStore on disk', () => {
     first.close()
     const second = open(path)
     expect(second.getDevice('a')?.id).toBe('a')
-    expect(second.lastEventSeq()).toBe(1)
+    expect(await second.lastEventSeq()).toBe(1)
   })
 
   it('counts expiring certificates with a range over an index on not_after (every /metrics scrape asks), not a table scan', () => {

@@ -16,7 +16,7 @@ async function setup(options: { renewOverlapHours?: number } = {}) {
   const store = new InMemoryRegistryStore()
   const ca = await makeTestCa()
   const authority = createDeviceAuthority({ store, ca, clock, random: cryptoRandom, log }, { validDays: 30, ...options })
-  const feed = createChangeFeed({ store, clock, log })
+  const feed = await createChangeFeed({ store, clock, log })
   const directory = createRegistryDirectory({ store, feed, clock, log })
   const events: string[] = []
   feed.onEvent((e) => events.push(`${e.type}:${'deviceId' in e ? e.deviceId : ''}`))
@@ -45,7 +45,7 @@ describe('DeviceAuthority', () => {
     expect(await store.listAudit()).toEqual([
       expect.objectContaining({ actor: 'operator:test', action: 'device.created', subject: 'pump-1' }),
     ])
-    feed.poll()
+    await feed.poll()
     expect(events).toEqual(['device.created:pump-1', 'certificate.issued:pump-1'])
   })
 
@@ -196,13 +196,13 @@ describe('the registry directory (the broker lookup)', () => {
     })
 
     await authority.disableDevice('a', 'op')
-    feed.poll()
+    await feed.poll()
     expect(await directory.lookup(idA)).toMatchObject({ kind: 'refused', reason: 'disabled' })
     await authority.enableDevice('a', 'op')
-    feed.poll()
+    await feed.poll()
 
     const renewed = await authority.renewDevice('a', {}, 'op')
-    feed.poll()
+    await feed.poll()
     expect((await directory.lookup(idA)).kind).toBe('active') // inside the overlap
     clock.advance('61m')
     expect(await directory.lookup(idA)).toMatchObject({ kind: 'refused', reason: 'superseded' })
@@ -218,7 +218,7 @@ describe('the registry directory (the broker lookup)', () => {
     const id = await identityFromCertificate(a.certificateDer)
     expect((await directory.lookup(id)).kind).toBe('active') // now cached
     await authority.revokeDevice('a', 'unspecified', 'op')
-    feed.poll()
+    await feed.poll()
     expect(await directory.lookup(id)).toMatchObject({ kind: 'refused', reason: 'revoked', deviceId: 'a' })
   })
 

@@ -25,7 +25,7 @@ async function setup() {
     clock,
     log,
   })
-  const feed = createChangeFeed({ store, clock, log })
+  const feed = await createChangeFeed({ store, clock, log })
   return { store, authority, settings, feed }
 }
 
@@ -43,12 +43,12 @@ describe('cachedDeviceContexts (what the AI bridge knows of a device)', () => {
     const { store, authority, settings, feed } = await setup()
     await authority.createDevice({ id: 'pump-7' }, 'op')
     const contexts = cachedDeviceContexts({ store, settings }, feed)
-    feed.poll()
+    await feed.poll()
     expect(await contexts.get('pump-7')).toMatchObject({ tier: 'standard' })
 
     await authority.disableDevice('pump-7', 'op')
     expect(await contexts.get('pump-7')).toMatchObject({ tier: 'standard' }) // cached: no SQLite read per message
-    feed.poll() // delivers device.disabled
+    await feed.poll() // delivers device.disabled
     expect(await contexts.get('pump-7')).toBeUndefined() // not active: nothing goes to an AI service
   })
 })

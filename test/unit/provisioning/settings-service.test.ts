@@ -18,11 +18,7 @@ async function setup() {
   const authority = createDeviceAuthority({ store, ca, clock, random: cryptoRandom, log })
   const cipher = createSettingsCipher(new Uint8Array(32).fill(7), cryptoRandom)
   const settings = createSettingsService({ store, settings: store.settings, cipher, clock, log }, { maxBytes: 2048, maxDepth: 4 })
-  const events = () =>
-    store
-      .eventsAfter(0, 10_000)
-      .filter((e) => e.type === 'settings.changed')
-      .map((e) => e.data)
+  const events = async () => (await store.eventsAfter(0, 10_000)).filter((e) => e.type === 'settings.changed').map((e) => e.data)
   return { clock, store, authority, settings, events }
 }
 
@@ -58,7 +54,7 @@ describe('SettingsService', () => {
     // a group change hidden by the device override changes nothing for the device
     await settings.patchLayer({ kind: 'group', group: 'pumps' }, { interval: 10 }, { actor: 'op' })
     expect((await settings.getDevice('p1')).version).toBe(4)
-    expect(events()).toEqual([
+    expect(await events()).toEqual([
       { deviceId: 'p1', version: 2 },
       { deviceId: 'p1', version: 3 },
       { deviceId: 'p1', version: 4 },
@@ -73,11 +69,7 @@ describe('SettingsService', () => {
     for (const id of ['g-0001', 'g-0002', 'g-0003', 'g-0004', 'g-0005', 'other']) await settings.getDevice(id)
     const res = await settings.patchLayer({ kind: 'group', group: 'line-1' }, { mode: 'eco' }, { actor: 'op' })
     expect(res.devicesChanged).toBe(5)
-    expect(
-      events()
-        .map((e) => e.deviceId)
-        .sort(),
-    ).toEqual(['g-0001', 'g-0002', 'g-0003', 'g-0004', 'g-0005'])
+    expect((await events()).map((e) => e.deviceId).sort()).toEqual(['g-0001', 'g-0002', 'g-0003', 'g-0004', 'g-0005'])
     expect((await settings.getDevice('other')).desired).toEqual({})
   })
 

@@ -9,11 +9,11 @@ describe('/v1/apps', () => {
     expect(listed).toMatchObject([
       { name: 'dash', groups: ['pumps'], classes: ['telemetry'], status: 'active', certificates: [{ status: 'active' }] },
     ])
-    const before = store.lastEventSeq()
+    const before = await store.lastEventSeq()
     const res = await call(key, 'POST', '/v1/apps/dash/revoke')
     expect(res.statusCode, res.body).toBe(200)
     expect(res.json()).toMatchObject({ status: 'revoked', certificates: [{ status: 'revoked' }] })
-    expect(store.eventsAfter(before, 10)).toEqual([expect.objectContaining({ type: 'app.revoked', data: { name: 'dash' } })])
+    expect(await store.eventsAfter(before, 10)).toEqual([expect.objectContaining({ type: 'app.revoked', data: { name: 'dash' } })])
     expect(await store.listAudit({ action: 'app.revoked' })).toMatchObject([
       { subject: 'app:dash', actor: expect.stringMatching(/^apikey:/) },
     ])

@@ -8,8 +8,8 @@ async function lifecycle() {
   const write = await h.keyWith('devices:write', 'devices:read') // k1
   const readOnly = await h.keyWith('devices:read', 'devices:revoke') // k2
   /** what the registry holds beyond its devices: a refused request must change none of it */
-  const footprint = async () => ({ devices: h.store.listDevices(), audit: await h.store.listAudit(), seq: h.store.lastEventSeq() })
-  const events = (after: number) => h.store.eventsAfter(after, 100).map((e) => ({ type: e.type, ...e.data }))
+  const footprint = async () => ({ devices: h.store.listDevices(), audit: await h.store.listAudit(), seq: await h.store.lastEventSeq() })
+  const events = async (after: number) => (await h.store.eventsAfter(after, 100)).map((e) => ({ type: e.type, ...e.data }))
   return { ...h, write, readOnly, footprint, events }
 }
 
@@ -124,13 +124,13 @@ describe('POST /v1/devices/{id}/disable and /enable', () => {
   it('disables and enables with the same audit entries and events as the CLI', async () => {
     const { call, write, readOnly, authority, store, events } = await lifecycle()
     await authority.createDevice({ id: 'd-1' }, 'op')
-    const seq = store.lastEventSeq()
+    const seq = await store.lastEventSeq()
     expect((await call(readOnly, 'POST', '/v1/devices/d-1/disable')).statusCode).toBe(403)
     const off = await call(write, 'POST', '/v1/devices/d-1/disable')
     expect(off.json()).toMatchObject({ id: 'd-1', status: 'disabled', labels: {} })
     expect((await call(write, 'POST', '/v1/devices/d-1/disable')).json().code).toBe('GH_DEVICE_STATE')
     expect((await call(write, 'POST', '/v1/devices/d-1/enable')).json()).toMatchObject({ status: 'active' })
-    expect(events(seq)).toEqual([
+    expect(await events(seq)).toEqual([
       { type: 'device.disabled', deviceId: 'd-1' },
       { type: 'device.enabled', deviceId: 'd-1' },
     ])
@@ -155,7 +155,7 @@ describe('PATCH /v1/devices/{id}', () => {
   it('changes group, tier and labels (null removes one), audits from/to and appends device.updated', async () => {
     const { call, write, authority, store, events } = await lifecycle()
     await authority.createDevice({ id: 'p-1', group: 'g1', labels: { site: 'north', line: '1' } }, 'op')
-    const seq = store.lastEventSeq()
+    const seq = await store.lastEventSeq()
     const res = await call(
       write,
       'PATCH',
@@ -167,7 +167,7 @@ describe('PATCH /v1/devices/{id}', () => {
     )
     expect(res.statusCode, res.body).toBe(200)
     expect(res.json()).toMatchObject({ id: 'p-1', group: 'g2', tier: 'premium', labels: { site: 'north', rack: '4' } })
-    expect(events(seq)).toEqual([{ type: 'device.updated', deviceId: 'p-1' }])
+    expect(await events(seq)).toEqual([{ type: 'device.updated', deviceId: 'p-1' }])
     expect((await store.listAudit({ subject: 'p-1', action: 'device.updated' }))[0]).toMatchObject({
       actor: 'apikey:k1',
       details: {
@@ -177,9 +177,9 @@ describe('PATCH /v1/devices/{id}', () => {
       },
     })
     // nothing to change: no audit entry, no event
-    const seq2 = store.lastEventSeq()
+    const seq2 = await store.lastEventSeq()
     expect((await call(write, 'PATCH', '/v1/devices/p-1', { tier: 'premium' })).statusCode).toBe(200)
-    expect(events(seq2)).toEqual([])
+    expect(await events(seq2)).toEqual([])
     // group null clears it
     expect((await call(write, 'PATCH', '/v1/devices/p-1', { group: null })).json().group).toBeNull()
   })
@@ -259,11 +259,11 @@ describe('POST /v1/bulk/devices/*', () => {
 
   it('moves the selected devices, one audit entry and one device.updated per device', async () => {
     const h = await fleet()
-    const seq = h.store.lastEventSeq()
+    const seq = await h.store.lastEventSeq()
     const res = await h.call(h.write, 'POST', '/v1/bulk/devices/move', { selector: { group: 'sensors' }, to: { tier: 'premium' }, max: 3 })
     expect(res.json()).toMatchObject({ count: 3, deviceIds: ['s-1', 's-2', 's-3'] })
     expect(h.store.listDevices({ tier: 'premium' }).map((d) => d.id)).toEqual(['s-1', 's-2', 's-3'])
-    expect(h.events(seq)).toEqual(['s-1', 's-2', 's-3'].map((deviceId) => ({ type: 'device.updated', deviceId })))
+    expect(await h.events(seq)).toEqual(['s-1', 's-2', 's-3'].map((deviceId) => ({ type: 'device.updated', deviceId })))
     const audit = await h.store.listAudit({ action: 'device.updated' })
     expect(audit).toHaveLength(3)
     for (const e of audit)

@@ -13,7 +13,7 @@ describe('/v1/routes', () => {
   it('creates a route with its secret once, lists it without the secret, audits it and announces route.changed', async () => {
     const { call, keyWith, store } = await apiHarness()
     const key = await keyWith('routes:write', 'routes:read')
-    const before = store.lastEventSeq()
+    const before = await store.lastEventSeq()
     const res = await call(key, 'POST', '/v1/routes', { url: 'https://ingest.example.com/in', group: 'pumps', batchSize: 10, redact: true })
     expect(res.statusCode, res.body).toBe(201)
     const created = res.json()
@@ -30,7 +30,7 @@ describe('/v1/routes', () => {
     const listed = (await call(key, 'GET', '/v1/routes')).json().items
     expect(listed.find((r: { id: string }) => r.id === created.id)).toEqual(expect.not.objectContaining({ secret: expect.anything() }))
     expect(JSON.stringify(listed)).not.toContain(created.secret)
-    expect(store.eventsAfter(before, 10)).toEqual([expect.objectContaining({ type: 'route.changed', data: { routeId: created.id } })])
+    expect(await store.eventsAfter(before, 10)).toEqual([expect.objectContaining({ type: 'route.changed', data: { routeId: created.id } })])
     const audit = (await store.listAudit({ action: 'route.created' })).find((a) => a.subject === created.id)
     expect(audit?.actor).toMatch(/^apikey:/)
     expect(JSON.stringify(audit)).not.toContain(created.secret)
@@ -49,13 +49,13 @@ describe('/v1/routes', () => {
     ['http://[fd00::1]/x', 'GH_ROUTE_TARGET_REFUSED'],
   ])('refuses %s with %s and stores nothing', async (url, code) => {
     const { call, keyWith, store } = await apiHarness()
-    const before = store.lastEventSeq()
+    const before = await store.lastEventSeq()
     const count = await store.routes.count()
     const res = await call(await keyWith(write), 'POST', '/v1/routes', { url })
     expect(res.statusCode).toBe(400)
     expect(res.json()).toMatchObject({ code, status: 400 })
     expect(await store.routes.count()).toBe(count)
-    expect(store.eventsAfter(before, 10)).toEqual([])
+    expect(await store.eventsAfter(before, 10)).toEqual([])
   })
 
   it('refuses a body out of range with GH_API_VALIDATION and stores nothing', async () => {

@@ -12,7 +12,7 @@ async function withDevice() {
 describe('tier routes', () => {
   it("lists the configured tiers, replaces a tier's limits with an audit entry and a tier.updated event", async () => {
     const { call, auth, store } = await withDevice()
-    const before = store.lastEventSeq()
+    const before = await store.lastEventSeq()
     const put = await call(auth, 'PUT', '/v1/tiers/premium', SLOW)
     expect(put.statusCode).toBe(200)
     expect(put.json()).toMatchObject({ tier: 'premium', limits: SLOW, updatedBy: expect.stringMatching(/^apikey:/) })
@@ -20,7 +20,7 @@ describe('tier routes', () => {
       expect.objectContaining({ tier: 'premium', limits: SLOW }),
       { tier: 'standard', limits: {}, updatedAt: null, updatedBy: null },
     ])
-    expect(store.eventsAfter(before, 10)).toEqual([expect.objectContaining({ type: 'tier.updated', data: { tier: 'premium' } })])
+    expect(await store.eventsAfter(before, 10)).toEqual([expect.objectContaining({ type: 'tier.updated', data: { tier: 'premium' } })])
     expect(await store.listAudit({ action: 'tier.updated' })).toEqual([
       expect.objectContaining({ subject: 'premium', details: { limits: SLOW } }),
     ])
@@ -29,7 +29,7 @@ describe('tier routes', () => {
   it("lets a device's own limits beat its tier's, field by field, and removes them again (device.updated each time)", async () => {
     const { call, auth, store } = await withDevice()
     await call(auth, 'PUT', '/v1/tiers/premium', SLOW)
-    const before = store.lastEventSeq()
+    const before = await store.lastEventSeq()
     const own = await call(auth, 'PUT', '/v1/devices/pump-1/limits', { broker: { publishRate: { burst: 40 } } })
     expect(own.json()).toMatchObject({
       tier: 'premium',
@@ -37,7 +37,7 @@ describe('tier routes', () => {
     })
     const cleared = await call(auth, 'DELETE', '/v1/devices/pump-1/limits')
     expect(cleared.json()).toMatchObject({ override: null, applied: SLOW })
-    expect(store.eventsAfter(before, 10).map((e) => [e.type, e.data])).toEqual([
+    expect((await store.eventsAfter(before, 10)).map((e) => [e.type, e.data])).toEqual([
       ['device.updated', { deviceId: 'pump-1' }],
       ['device.updated', { deviceId: 'pump-1' }],
     ])
@@ -60,14 +60,14 @@ describe('tier routes', () => {
     ['fail/bad device limits', '/v1/devices/pump-1/limits', { broker: { packetRate: { burst: 0.5 } } }, 400, 'GH_API_VALIDATION'],
   ])('%s is refused with a problem and stores nothing', async (_name, url, body, status, code) => {
     const { call, auth, store, limits } = await withDevice()
-    const before = store.lastEventSeq()
+    const before = await store.lastEventSeq()
     const res = await call(auth, 'PUT', url, body)
     expect([res.statusCode, res.headers['content-type'], res.json().code]).toEqual([
       status,
       'application/problem+json; charset=utf-8',
       code,
     ])
-    expect(store.lastEventSeq()).toBe(before)
+    expect(await store.lastEventSeq()).toBe(before)
     expect((await limits.listTiers()).every((t) => t.updatedAt === null)).toBe(true)
     expect((await limits.getDevice('pump-1')).override).toBeNull()
   })

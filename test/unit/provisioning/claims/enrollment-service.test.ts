@@ -23,7 +23,7 @@ describe('ClaimService', () => {
     const created = await createClaim()
     expect(await claimService.revoke(created.claim.id, 'operator:test')).toMatchObject({ status: 'revoked' })
     expect(await store.listAudit({ action: 'claim.revoked', subject: `claim:${created.claim.id}` })).toHaveLength(1)
-    expect(store.eventsAfter(0, 100).filter((e) => e.type === 'claim.revoked')).toEqual([
+    expect((await store.eventsAfter(0, 100)).filter((e) => e.type === 'claim.revoked')).toEqual([
       expect.objectContaining({ data: { claimId: created.claim.id } }),
     ])
     await expect(claimService.revoke(created.claim.id, 'operator:test')).rejects.toThrow(

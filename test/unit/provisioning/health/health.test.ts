@@ -99,27 +99,27 @@ describe('the control plane checks', () => {
 
   it('change feed: fails when stopped, or when its last successful poll (or its start) is older than five intervals (at least 2 s)', async () => {
     const clock = fixedClock()
-    let tick: () => void = () => {}
+    let tick: () => unknown = () => {}
     const scheduler: Scheduler = {
       every: (_ms, fn) => {
         tick = fn
         return () => {}
       },
     }
-    const feed = createChangeFeed({ store: new InMemoryRegistryStore(), clock, log, scheduler }, { intervalMs: 1000 })
+    const feed = await createChangeFeed({ store: new InMemoryRegistryStore(), clock, log, scheduler }, { intervalMs: 1000 })
     const check = changeFeedCheck(feed, clock)
     await expect(check()).rejects.toMatchObject({ code: 'GH_HEALTH_FEED_STALLED', message: expect.stringContaining('stopped') })
     feed.start()
     await check() // just started
     clock.advance('5001ms')
     await expect(check()).rejects.toMatchObject({ code: 'GH_HEALTH_FEED_STALLED' }) // and never polled
-    tick()
+    await tick()
     await check()
     clock.advance('5s')
     await check()
     clock.advance('1ms')
     await expect(check()).rejects.toMatchObject({ code: 'GH_HEALTH_FEED_STALLED', message: expect.stringContaining('5001 ms') })
-    tick()
+    await tick()
     await check()
   })
 })

@@ -62,7 +62,7 @@ function sources(overrides: Partial<MetricsSources> = {}) {
         },
       },
       feed: { position: () => ({ seq: 0, polledAt: null }) },
-      registry: { lastEventSeq: () => 0, countCertificatesExpiring: async () => 0, auditWriteFailures: () => 0 },
+      registry: { lastEventSeq: async () => 0, countCertificatesExpiring: async () => 0, auditWriteFailures: () => 0 },
       settings: { syncCounts: async () => ({ inSync: 0, outOfSync: 0 }) },
       lookups: { device: createHistogram(), claim: createHistogram() },
       caCertificates: () => [],
