@@ -196,7 +196,7 @@ async function startServices(
   const presence = trackPresence(broker, clock)
   const connections = trackConnectionHistory(broker, clock)
   closers.push(() => connections.close())
-  const telemetry = trackTelemetry(broker, clock)
+  const telemetry = trackTelemetry(broker)
   closers.push(() => telemetry.close())
   closers.push(attachEnrollment(broker, { service: control.enrollment, log, clock }, { auditIntervalMs: config.limits.auditIntervalMs }))
   closers.push(attachRenewalNotices(broker, { windowOpens: control.enrollment.renewAfterOf, clock, timers: systemTimers, log }))

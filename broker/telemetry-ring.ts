@@ -1,4 +1,3 @@
-import type { Clock } from '../certs/index.ts'
 import type { DevicePublish, MqttCore } from './create-mqtt-core.ts'
 
 export interface TelemetryRingOptions {
@@ -22,7 +21,8 @@ export interface TelemetryEntry {
 }
 
 interface Stored {
-  receivedAt: Date
+  /** ms, DevicePublish.receivedAtMs */
+  receivedAt: number
   subtopic: string
   qos: 0 | 1 | 2
   payload: Buffer
@@ -42,7 +42,7 @@ export const TELEMETRY_RING_DEFAULTS = { perDevice: 20, maxDevices: 10_000, maxB
  * maxDevices devices and maxBytes of payload in all (a Map in LRU order: a publish moves its device to the
  * end; the front is forgotten first). The publish path only copies the payload; JSON is parsed when read.
  */
-export function trackTelemetry(broker: Pick<MqttCore, 'onDevicePublish'>, clock: Clock, options: TelemetryRingOptions = {}): TelemetryRing {
+export function trackTelemetry(broker: Pick<MqttCore, 'onDevicePublish'>, options: TelemetryRingOptions = {}): TelemetryRing {
   const perDevice = options.perDevice ?? TELEMETRY_RING_DEFAULTS.perDevice
   const maxDevices = options.maxDevices ?? TELEMETRY_RING_DEFAULTS.maxDevices
   const maxBytes = options.maxBytes ?? TELEMETRY_RING_DEFAULTS.maxBytes
@@ -62,7 +62,7 @@ export function trackTelemetry(broker: Pick<MqttCore, 'onDevicePublish'>, clock:
     byDevice.set(m.deviceId, messages)
     // a copy: aedes may reuse the packet's buffer
     const payload = Buffer.from(m.payload)
-    messages.push({ receivedAt: clock.now(), subtopic: m.subtopic.join('/'), qos: m.qos, payload })
+    messages.push({ receivedAt: m.receivedAtMs, subtopic: m.subtopic.join('/'), qos: m.qos, payload })
     bytes += payload.length
     if (messages.length > perDevice) bytes -= (messages.shift() as Stored).payload.length
     while (byDevice.size > maxDevices || (bytes > maxBytes && byDevice.size > 1)) forget(byDevice.keys().next().value as string)
@@ -78,7 +78,7 @@ export function trackTelemetry(broker: Pick<MqttCore, 'onDevicePublish'>, clock:
 }
 
 function view(m: Stored): TelemetryEntry {
-  const base = { receivedAt: m.receivedAt.toISOString(), subtopic: m.subtopic, qos: m.qos }
+  const base = { receivedAt: new Date(m.receivedAt).toISOString(), subtopic: m.subtopic, qos: m.qos }
   try {
     return { ...base, format: 'json', value: JSON.parse(m.payload.toString('utf8')) }
   } catch {

@@ -24,7 +24,7 @@ aiUsageStoreContract('SqliteAiUsageStore', () => openStore(join(tempDir(), 'regi
 function bridgeOn(path: string, clock: FixedClock, dailyRequests = 2) {
   const store = openStore(path)
   const usage = createAiUsageService({ store: store.aiUsage, clock }, { insightsPerDevice: 10 })
-  const core = createFakeAiCore()
+  const core = createFakeAiCore(clock)
   const bridge = attachAiBridge(
     core,
     {
