@@ -27,6 +27,7 @@ import { createMetrics, type Metrics } from './provisioning/metrics/index.ts'
 import {
   caCheck,
   cachedDeviceContexts,
+  cachedLimits,
   changeFeedCheck,
   createChangeFeed,
   createLastSeenRecorder,
@@ -370,6 +371,7 @@ function startAiBridge(
   broker: Broker,
   directory: ReturnType<typeof createRegistryDirectory>,
 ): AiBridge {
+  const limits = cachedLimits(control.limits, directory)
   return attachAiBridge(
     broker,
     {
@@ -380,8 +382,8 @@ function startAiBridge(
       // provider keys are named in the config and read from the environment, never logged
       secret: (name) => deps.env?.[name],
       deviceContext: cachedDeviceContexts(control, directory).get,
-      // the tier's and the device's AI budgets in the registry, over the configured ones
-      limitsOf: async (deviceId) => (await control.limits.limitsOf(deviceId))?.ai,
+      // the tier's and the device's AI budgets in the registry, over the configured ones (cached until an event changes them)
+      limitsOf: async (deviceId) => (await limits.limitsOf(deviceId))?.ai,
     },
     options,
   )
