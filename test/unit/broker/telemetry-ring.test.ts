@@ -61,6 +61,20 @@ describe('trackTelemetry (GET /v1/devices/{id}/telemetry: the last values of a d
     expect(ring.recent('c', 10).map((e) => String(e.value).slice(0, 1))).toEqual(['y'])
   })
 
+  it('keeps a steadily active device while more than maxDevices others pass through, and never holds more', async () => {
+    const h = await startCore()
+    const ring = trackTelemetry(h.core, { perDevice: 1, maxDevices: 3 })
+    const hot = await device(h, 'hot')
+    for (let i = 0; i < 8; i++) {
+      await hot.publish('devices/hot/telemetry', String(i))
+      await (await device(h, `cold-${i}`)).publish(`devices/cold-${i}/telemetry`, '1')
+      expect(ring.recent('hot', 1).map((e) => e.value)).toEqual([i]) // never forgotten
+    }
+    const remembered = Array.from({ length: 8 }, (_, i) => ring.recent(`cold-${i}`, 1).length).reduce((a, b) => a + b, 0)
+    expect(remembered).toBe(2) // 3 devices at most: hot and two of the cold ones
+    expect(ring.recent('cold-7', 1)).toHaveLength(1) // the one that just published
+  })
+
   it("stamps a message with the time its packet was read (the broker's one clock read), and a will with the time it fires", async () => {
     const h = await startCore()
     const ring = trackTelemetry(h.core)
