@@ -27,6 +27,7 @@ import { createMetrics, type Metrics } from './provisioning/metrics/index.ts'
 import {
   caCheck,
   cachedDeviceContexts,
+  cachedLimits,
   changeFeedCheck,
   createChangeFeed,
   createLastSeenRecorder,
@@ -196,7 +197,7 @@ async function startServices(
   const presence = trackPresence(broker, clock)
   const connections = trackConnectionHistory(broker, clock)
   closers.push(() => connections.close())
-  const telemetry = trackTelemetry(broker, clock)
+  const telemetry = trackTelemetry(broker)
   closers.push(() => telemetry.close())
   closers.push(attachEnrollment(broker, { service: control.enrollment, log, clock }, { auditIntervalMs: config.limits.auditIntervalMs }))
   closers.push(attachRenewalNotices(broker, { windowOpens: control.enrollment.renewAfterOf, clock, timers: systemTimers, log }))
@@ -370,6 +371,7 @@ function startAiBridge(
   broker: Broker,
   directory: ReturnType<typeof createRegistryDirectory>,
 ): AiBridge {
+  const limits = cachedLimits(control.limits, directory)
   return attachAiBridge(
     broker,
     {
@@ -380,8 +382,8 @@ function startAiBridge(
       // provider keys are named in the config and read from the environment, never logged
       secret: (name) => deps.env?.[name],
       deviceContext: cachedDeviceContexts(control, directory).get,
-      // the tier's and the device's AI budgets in the registry, over the configured ones
-      limitsOf: async (deviceId) => (await control.limits.limitsOf(deviceId))?.ai,
+      // the tier's and the device's AI budgets in the registry, over the configured ones (cached until an event changes them)
+      limitsOf: async (deviceId) => (await limits.limitsOf(deviceId))?.ai,
     },
     options,
   )

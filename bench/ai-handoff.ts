@@ -47,7 +47,15 @@ export async function aiHandoffBenchmark(): Promise<Record<string, unknown>> {
   const publish = listener as (m: DevicePublish) => void
   for (let i = 0; i < MESSAGES; i++) {
     const deviceId = `dev-${i % DEVICES}`
-    const m: DevicePublish = { deviceId, topic: `devices/${deviceId}/telemetry`, kind: 'telemetry', subtopic: [], payload, qos: 0 }
+    const m: DevicePublish = {
+      deviceId,
+      topic: `devices/${deviceId}/telemetry`,
+      kind: 'telemetry',
+      subtopic: [],
+      payload,
+      qos: 0,
+      receivedAtMs: Date.now(),
+    }
     const t = performance.now()
     publish(m)
     samples[i] = performance.now() - t

@@ -61,7 +61,15 @@ async function run(mode: 'off' | 'on', url: string): Promise<number> {
   const start = process.cpuUsage()
   for (let i = 0; i < MESSAGES; i++) {
     const deviceId = `dev-${i % DEVICES}`
-    listener?.({ deviceId, topic: `devices/${deviceId}/telemetry`, kind: 'telemetry', subtopic: [], payload, qos: 0 })
+    listener?.({
+      deviceId,
+      topic: `devices/${deviceId}/telemetry`,
+      kind: 'telemetry',
+      subtopic: [],
+      payload,
+      qos: 0,
+      receivedAtMs: Date.now(),
+    })
     if (i % 1000 === 999) await new Promise((r) => setImmediate(r)) // let deliveries run, as the event loop would
   }
   await routes?.idle()

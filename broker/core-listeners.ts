@@ -1,5 +1,6 @@
 import type { Aedes, Client } from 'aedes'
 import type { Logger } from 'pino'
+import type { Clock } from '../certs/index.ts'
 import type { BrokerStats } from './broker-stats.ts'
 import type { ClaimSession, ClaimSessionRegistry } from './claim-sessions.ts'
 import type { ClaimRequest, DeviceConnection, DevicePublish, DeviceSubscribe, RenewalRequest, Unsubscribe } from './create-mqtt-core.ts'
@@ -32,6 +33,7 @@ export function wireCoreListeners(
     claimSessions: ClaimSessionRegistry
     log: Logger
     stats: BrokerStats
+    clock: Clock
   },
 ): CoreListeners {
   const { connections, log, stats } = deps
@@ -104,6 +106,8 @@ export function wireCoreListeners(
         subtopic: parsed.subtopic,
         payload: payload(),
         qos: packet.qos,
+        // a will is published when its connection closes, long after its last packet was read
+        receivedAtMs: (client && !client.closed ? ctx?.packetAtMs : undefined) ?? deps.clock.now().getTime(),
       },
       'publish',
     )

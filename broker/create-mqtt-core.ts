@@ -64,6 +64,8 @@ export interface DevicePublish {
   subtopic: string[]
   payload: Buffer
   qos: 0 | 1 | 2
+  /** when the broker read the packet (ms, the broker's clock): one clock read per packet, for every listener */
+  receivedAtMs: number
 }
 
 /**
@@ -238,7 +240,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     sessionStore?.drop(deviceId).catch((err: unknown) => log.warn({ err, deviceId }, 'dropping the stored session failed'))
   }
 
-  const listeners = wireCoreListeners(aedes, { connections, sessions, claimSessions, log, stats })
+  const listeners = wireCoreListeners(aedes, { connections, sessions, claimSessions, log, stats, clock: deps.clock })
   const sessionOf = (client: Client | null) => (client ? (connections.get(client)?.session ?? undefined) : undefined)
   aedes.on('clientError', (client, err) => {
     log.debug({ deviceId: sessionOf(client)?.deviceId ?? null, clientId: capText(String(client.id)), err }, 'client error')

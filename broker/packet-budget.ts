@@ -46,7 +46,7 @@ export interface PacketBudget {
  * queues at most its queueLimit of them) are charged together with the first frame after it.
  */
 export function createPacketBudget(
-  deps: Pick<HookDeps, 'connections' | 'packets' | 'throttle' | 'directory' | 'log' | 'stats'>,
+  deps: Pick<HookDeps, 'connections' | 'packets' | 'throttle' | 'directory' | 'log' | 'stats' | 'clock'>,
 ): PacketBudget {
   const log = deps.log.child({ module: 'broker.authz' })
   const buckets = deps.packets
@@ -58,14 +58,18 @@ export function createPacketBudget(
       return (packetType) => {
         if (frames++ === 0) return null // CONNECT: the connection limits and authentication cover it
         const client = clientOf()
-        const principal = client ? principalOf(deps.connections.get(client)) : null
-        if (!principal) {
+        const ctx = client ? deps.connections.get(client) : undefined
+        const principal = principalOf(ctx)
+        if (!ctx || !principal) {
           pending++
           return null
         }
         const n = pending + 1
         pending = 0
-        return buckets.tryTake(principal.key, n) ? null : { kind: 'over-budget', packetType }
+        // the packet's one clock read: the PUBLISH buckets and the publish listeners take it from the context
+        const now = deps.clock.now().getTime()
+        ctx.packetAtMs = now
+        return buckets.tryTake(principal.key, n, now) ? null : { kind: 'over-budget', packetType }
       }
     },
     overBudget(client, violation) {

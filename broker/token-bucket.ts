@@ -83,10 +83,20 @@ export interface KeyedTokenBuckets {
   optionsOf(key: string): TokenBucketOptions
 }
 
+/** At most this many recently used keys get a second chance per eviction (the sweep's bound). */
+const SECOND_CHANCES = 64
+
 /**
- * One bucket per key (device id, remote address), with bounded memory: past `maxKeys` the least
- * recently used bucket is dropped. A dropped key starts again with a full bucket, which only matters
- * when more than maxKeys keys are active at once.
+ * One bucket per key (device id, remote address), with bounded memory: past `maxKeys` a least recently
+ * used bucket is dropped. A dropped key starts again with a full bucket, which only matters when more
+ * than maxKeys keys are active at once.
+ *
+ * Recency is the CLOCK approximation of LRU, so a take costs a flag write, not a Map re-insertion (the
+ * per-packet delete + set it replaced showed in the publish path's profile): a take marks its entry used;
+ * when a new key needs room, the front of the Map (the oldest inserted) is dropped unless it was used since
+ * it was last passed, in which case it moves to the back with its mark cleared (a second chance), at most
+ * SECOND_CHANCES times per eviction. The bound holds exactly; the key dropped is one not used since the
+ * sweep last passed it (or, when the SECOND_CHANCES keys at the front were all used, the front one).
  */
 export function createKeyedTokenBuckets(options: KeyedTokenBucketsOptions, clock: Clock): KeyedTokenBuckets {
   assertBucketOptions(options)
@@ -94,19 +104,27 @@ export function createKeyedTokenBuckets(options: KeyedTokenBucketsOptions, clock
     throw new BrokerOptionInvalid('maxKeys', `must be a positive integer, got ${options.maxKeys}`)
   }
   const shared: TokenBucketOptions = { ratePerSecond: options.ratePerSecond, burst: options.burst }
-  const buckets = new Map<string, TokenBucket>()
-  function touch(key: string, own?: TokenBucketOptions): TokenBucket {
-    let bucket = buckets.get(key)
-    if (bucket) {
-      buckets.delete(key) // re-insert below: Map order is our LRU order
-    } else {
-      bucket = createTokenBucket(own ?? shared, clock)
-      if (buckets.size >= options.maxKeys) {
-        const oldest = buckets.keys().next()
-        if (!oldest.done) buckets.delete(oldest.value)
-      }
+  const buckets = new Map<string, { bucket: TokenBucket; used: boolean }>()
+  function evictOne(): void {
+    for (let chances = 0; ; chances++) {
+      const oldest = buckets.entries().next()
+      if (oldest.done) return
+      const [key, entry] = oldest.value
+      buckets.delete(key)
+      if (!entry.used || chances >= SECOND_CHANCES) return
+      entry.used = false
+      buckets.set(key, entry)
     }
-    buckets.set(key, bucket)
+  }
+  function touch(key: string, own?: TokenBucketOptions): TokenBucket {
+    const entry = buckets.get(key)
+    if (entry) {
+      entry.used = true
+      return entry.bucket
+    }
+    if (buckets.size >= options.maxKeys) evictOne()
+    const bucket = createTokenBucket(own ?? shared, clock)
+    buckets.set(key, { bucket, used: false })
     return bucket
   }
   return {
@@ -120,7 +138,7 @@ export function createKeyedTokenBuckets(options: KeyedTokenBucketsOptions, clock
       const bucket = touch(key, next)
       if (existing) bucket.reconfigure(next)
     },
-    optionsOf: (key) => buckets.get(key)?.options() ?? shared,
+    optionsOf: (key) => buckets.get(key)?.bucket.options() ?? shared,
   }
 }
 

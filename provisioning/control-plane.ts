@@ -87,7 +87,7 @@ export async function openControlPlane(
     random,
     log: deps.log.child({ module: 'provisioning.apikeys' }),
   })
-  const aiUsage = createAiUsageService({ store: store.aiUsage, clock })
+  const aiUsage = createAiUsageService({ store: store.aiUsage, clock, log: deps.log.child({ module: 'provisioning.ai-usage' }) })
   const claims = createClaimService(
     { store, claims: store.claims, authority, clock, random, log: deps.log.child({ module: 'provisioning.claims' }) },
     options,
@@ -130,7 +130,14 @@ export async function openControlPlane(
     apps,
     checks,
     reloadCa,
-    close: () => store.close(),
+    close: () => {
+      try {
+        aiUsage.flushInsights() // the insights' write-behind: what a clean close must not lose
+      } catch (err) {
+        deps.log.error({ err }, 'storing insights failed at close; they are lost')
+      }
+      store.close()
+    },
   }
 }
 

@@ -32,7 +32,8 @@ export type AiBridgeCore = Pick<MqttCore, 'onDevicePublish' | 'publishToDevice' 
 interface Raw {
   payload: Buffer
   subtopic: string[]
-  at: Date
+  /** ms, DevicePublish.receivedAtMs */
+  at: number
   /** the parsed telemetry, once parsed */
   data?: Record<string, unknown>
 }
@@ -132,11 +133,11 @@ export function attachAiBridge(
       stats.skippedOversized++
       return
     }
-    const at = clock.now()
+    const at = m.receivedAtMs // the broker's one clock read of this packet
     const throttled = throttledUntil.get(m.deviceId)
     if (throttled !== undefined) {
       // within a throttle episode (re-checked at least every THROTTLE_RECHECK_MS): no parsing, no job
-      if (at.getTime() < throttled.until) return countThrottled(throttled.tier)
+      if (at < throttled.until) return countThrottled(throttled.tier)
       throttledUntil.delete(m.deviceId)
     }
     const w = windows.get(m.deviceId)
@@ -251,7 +252,7 @@ export function attachAiBridge(
   async function admit(deviceId: string, job: Extract<Job, { kind: 'telemetry' }>): Promise<void> {
     // queued before the device's throttle episode began: counted like the hand-off counts it
     const throttled = throttledUntil.get(deviceId)
-    if (throttled !== undefined && job.at.getTime() < throttled.until) return countThrottled(throttled.tier)
+    if (throttled !== undefined && job.at < throttled.until) return countThrottled(throttled.tier)
     const ctx = await contextOf(deviceId)
     if (ctx === undefined) return void stats.skipped++
     // consent before parsing: a device that does not consent costs no JSON work
@@ -301,7 +302,7 @@ export function attachAiBridge(
         skippedInvalid(deviceId)
         continue
       }
-      out.push({ at: raw.at.toISOString(), subtopic: raw.subtopic.join('/'), data: redact(data) as Record<string, unknown> })
+      out.push({ at: new Date(raw.at).toISOString(), subtopic: raw.subtopic.join('/'), data: redact(data) as Record<string, unknown> })
     }
     return out
   }

@@ -48,8 +48,9 @@ export function createAuthorizePublish(deps: HookDeps): AuthorizePublishHandler 
       packet.retain = false
       return callback(null)
     }
-    const principal = client ? principalOf(deps.connections.get(client)) : null
-    if (!client || !principal) return callback(new PublishRefused(capText(packet.topic), 'not-authenticated'))
+    const ctx = client ? deps.connections.get(client) : undefined
+    const principal = principalOf(ctx)
+    if (!client || !ctx || !principal) return callback(new PublishRefused(capText(packet.topic), 'not-authenticated'))
     const { session, subject, key, fields } = principal
 
     const decision = canPublishTo(session.grants, packet.topic)
@@ -95,7 +96,8 @@ export function createAuthorizePublish(deps: HookDeps): AuthorizePublishHandler 
     }
 
     const bytes = Buffer.byteLength(packet.topic) + (packet.payload?.length ?? 0)
-    const now = deps.clock.now().getTime() // one clock read for both buckets
+    // the packet budget's clock read of this packet (one per packet), for both buckets
+    const now = ctx.packetAtMs ?? deps.clock.now().getTime()
     const over = !deps.publishMessages.tryTake(key, 1, now) ? 'messages' : !deps.publishBytes.tryTake(key, bytes, now) ? 'bytes' : null
     if (over !== null) {
       const bucket = (over === 'messages' ? deps.publishMessages : deps.publishBytes).optionsOf(key)

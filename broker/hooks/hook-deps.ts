@@ -36,6 +36,11 @@ export interface ConnectionContext {
   claim: ClaimSession | null
   /** set once authenticate accepts an app (never together with the others) */
   app?: AppSession | null
+  /**
+   * When the connection's latest packet was read (ms, deps.clock): the packet budget's one clock read
+   * per packet (packet-budget.ts), shared by that packet's PUBLISH buckets and DevicePublish.receivedAtMs
+   */
+  packetAtMs?: number
 }
 
 /** Everything the hook factories share; built once per broker by create-mqtt-core.ts. */

@@ -1,6 +1,8 @@
-import type { Clock } from '../../certs/index.ts'
+import type { Logger } from 'pino'
+import { systemTimers, type Clock, type Timers } from '../../certs/index.ts'
 import { AiUsageQueryInvalid } from '../errors.ts'
-import type { AiUsageStore } from '../store/ai-usage-store.ts'
+import type { AiUsageStore, StoredInsight } from '../store/ai-usage-store.ts'
+import { createInsightBatch } from './insight-batch.ts'
 
 /**
  * The control plane's side of the AI bridge. Its get/add match the broker's UsageLedger and its
@@ -42,11 +44,19 @@ export interface AiUsageReport {
 export interface AiUsageServiceDeps {
   store: AiUsageStore
   clock: Clock
+  /** the insights' write-behind timer; default the real timers (unref'd) */
+  timers?: Timers
+  /** where a failed write-behind of insights is reported */
+  log?: Logger
 }
 
 export interface AiUsageServiceOptions {
   /** insights kept per device (older ones pruned on append). Default 100 */
   insightsPerDevice?: number
+  /** appended insights are written together at most this long after (insight-batch.ts), ms. Default 1000 */
+  insightFlushMs?: number
+  /** insights held unwritten at most; one more writes them at once. Default 1000 */
+  maxPendingInsights?: number
 }
 
 export const MAX_USAGE_DAYS = 366
@@ -68,6 +78,15 @@ export function createAiUsageService(deps: AiUsageServiceDeps, options: AiUsageS
   const keep = options.insightsPerDevice ?? 100
   assertCount('insightsPerDevice', keep, 1, 100_000)
   const { store, clock } = deps
+  const batch = createInsightBatch(
+    { store, timers: deps.timers ?? systemTimers, ...(deps.log && { log: deps.log }) },
+    { keepPerDevice: keep, flushMs: options.insightFlushMs ?? 1000, maxPending: options.maxPendingInsights ?? 1000 },
+  )
+  /** newest first: the held insights (newer) over the stored ones, at most `limit` and the `keep` a device has */
+  const insightsOf = (deviceId: string, limit: number): AiInsight[] =>
+    [...batch.pendingOf(deviceId), ...store.listInsights(deviceId, limit)]
+      .slice(0, Math.min(limit, keep))
+      .map((i: StoredInsight) => i.data as unknown as AiInsight)
 
   return {
     // --- UsageLedger (broker) ---
@@ -104,12 +123,16 @@ export function createAiUsageService(deps: AiUsageServiceDeps, options: AiUsageS
       if (typeof insight?.id !== 'string' || typeof insight.deviceId !== 'string' || typeof insight.at !== 'string') {
         throw new AiUsageQueryInvalid('an insight needs string id, deviceId and at')
       }
-      store.appendInsight({ id: insight.id, deviceId: insight.deviceId, at: insight.at, data: { ...insight } }, keep)
+      batch.add({ id: insight.id, deviceId: insight.deviceId, at: insight.at, data: { ...insight } })
     },
     /** newest first */
     list(deviceId: string, limit: number): AiInsight[] {
       assertCount('limit', limit, 1, MAX_INSIGHTS_LIMIT)
-      return store.listInsights(deviceId, limit).map((i) => i.data as unknown as AiInsight)
+      return insightsOf(deviceId, limit)
+    },
+    /** Writes the insights held by the write-behind now (the control plane's close calls it). */
+    flushInsights(): void {
+      batch.flush()
     },
 
     // --- for the HTTP API ---
@@ -134,7 +157,7 @@ export function createAiUsageService(deps: AiUsageServiceDeps, options: AiUsageS
     /** newest first; at most the insightsPerDevice that are kept */
     listInsights(deviceId: string, limit = 20): AiInsight[] {
       assertCount('limit', limit, 1, MAX_INSIGHTS_LIMIT)
-      return store.listInsights(deviceId, limit).map((i) => i.data as unknown as AiInsight)
+      return insightsOf(deviceId, limit)
     },
     /** Deletes usage older than `keepDays` days (housekeeping; daily budgets only read today). */
     pruneUsage(keepDays = MAX_USAGE_DAYS): number {

@@ -41,7 +41,11 @@ export class InMemoryAiUsageStore implements AiUsageStore {
     return n
   }
 
-  appendInsight(insight: StoredInsight, keepPerDevice: number): void {
+  appendInsights(insights: readonly StoredInsight[], keepPerDevice: number): void {
+    for (const insight of insights) this.#appendInsight(insight, keepPerDevice)
+  }
+
+  #appendInsight(insight: StoredInsight, keepPerDevice: number): void {
     const list = (this.#insights.get(insight.deviceId) ?? []).filter((i) => i.id !== insight.id)
     list.push(structuredClone(insight))
     // newest last; equal times keep insertion order, as SQLite's rowid does

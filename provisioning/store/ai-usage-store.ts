@@ -43,8 +43,11 @@ export interface AiUsageStore {
   listUsage(deviceId: string, fromDay: string, toDay: string): AiUsageRecord[]
   /** deletes usage rows of days before `day`; returns how many */
   pruneUsage(beforeDay: string): number
-  /** stores an insight and keeps only the newest `keepPerDevice` of its device, in one transaction */
-  appendInsight(insight: StoredInsight, keepPerDevice: number): void
+  /**
+   * stores insights (the AI usage service's write-behind batch, oldest first) and keeps only the newest
+   * `keepPerDevice` of each device they belong to, in one transaction
+   */
+  appendInsights(insights: readonly StoredInsight[], keepPerDevice: number): void
   /** newest first */
   listInsights(deviceId: string, limit: number): StoredInsight[]
 }

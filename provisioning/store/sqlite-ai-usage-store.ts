@@ -90,12 +90,13 @@ export class SqliteAiUsageStore implements AiUsageStore {
     return write(() => this.#s.pruneUsage.run(beforeDay).changes)
   }
 
-  appendInsight(insight: StoredInsight, keepPerDevice: number): void {
+  appendInsights(insights: readonly StoredInsight[], keepPerDevice: number): void {
+    if (insights.length === 0) return
     write(() =>
       this.#db
         .transaction(() => {
-          this.#s.insertInsight.run(insight.id, insight.deviceId, insight.at, JSON.stringify(insight.data))
-          this.#s.pruneInsights.run(insight.deviceId, insight.deviceId, keepPerDevice)
+          for (const i of insights) this.#s.insertInsight.run(i.id, i.deviceId, i.at, JSON.stringify(i.data))
+          for (const deviceId of new Set(insights.map((i) => i.deviceId))) this.#s.pruneInsights.run(deviceId, deviceId, keepPerDevice)
         })
         .immediate(),
     )

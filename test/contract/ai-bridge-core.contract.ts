@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { AiBridgeCore } from '../../broker/ai-bridge/ai-bridge.ts'
 import type { DevicePublish } from '../../broker/index.ts'
+import type { Clock } from '../../certs/index.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 export interface ReceivedByDevice {
@@ -12,6 +13,8 @@ export interface ReceivedByDevice {
 /** An AiBridgeCore with devices that connect, publish telemetry and receive what the core sends them. */
 export interface AiCoreFixture {
   core: AiBridgeCore
+  /** the core's clock (a fixed one): it stamps each publish's receivedAtMs */
+  clock: Clock
   /** the device connects, subscribed to its insights */
   connect(deviceId: string): Promise<void>
   /** the device publishes on devices/{id}/telemetry[/subtopic...] at QoS 0 */
@@ -46,6 +49,7 @@ export function aiBridgeCoreContract(name: string, make: () => Promise<AiCoreFix
           subtopic: ['engine'],
           payload: Buffer.from('{"t":21.5}'),
           qos: 0,
+          receivedAtMs: f.clock.now().getTime(),
         },
       ])
       off()

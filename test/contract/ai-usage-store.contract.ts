@@ -50,8 +50,8 @@ export function aiUsageStoreContract(name: string, make: () => AiUsageStore): vo
 
     it('keeps the newest N insights per device, newest first, as they were given', () => {
       const s = make()
-      for (let n = 1; n <= 5; n++) s.appendInsight(insight('d1', n), 3)
-      s.appendInsight(insight('d2', 1), 3)
+      for (let n = 1; n <= 5; n++) s.appendInsights([insight('d1', n)], 3)
+      s.appendInsights([insight('d2', 1)], 3)
       expect(s.listInsights('d1', 10).map((i) => i.id)).toEqual(['d1-5', 'd1-4', 'd1-3'])
       expect(s.listInsights('d1', 2).map((i) => i.id)).toEqual(['d1-5', 'd1-4'])
       expect(s.listInsights('d2', 10)).toEqual([insight('d2', 1)])
@@ -61,8 +61,17 @@ export function aiUsageStoreContract(name: string, make: () => AiUsageStore): vo
     it('orders insights with the same time by arrival', () => {
       const s = make()
       const at = '2026-03-01T12:00:00.000Z'
-      for (let n = 1; n <= 3; n++) s.appendInsight(insight('d1', n, at), 2)
+      for (let n = 1; n <= 3; n++) s.appendInsights([insight('d1', n, at)], 2)
       expect(s.listInsights('d1', 10).map((i) => i.id)).toEqual(['d1-3', 'd1-2'])
+    })
+
+    it('stores a batch of several devices at once, oldest first, each device pruned to its newest N', () => {
+      const s = make()
+      s.appendInsights([insight('d1', 1), insight('d2', 1), insight('d1', 2), insight('d1', 3), insight('d2', 2)], 2)
+      expect(s.listInsights('d1', 10).map((i) => i.id)).toEqual(['d1-3', 'd1-2'])
+      expect(s.listInsights('d2', 10).map((i) => i.id)).toEqual(['d2-2', 'd2-1'])
+      s.appendInsights([], 2) // nothing to store: nothing changes
+      expect(s.listInsights('d1', 10)).toHaveLength(2)
     })
   })
 }

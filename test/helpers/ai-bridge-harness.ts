@@ -39,7 +39,7 @@ export function startAiBridge(
 ): AiBridgeHarness {
   const clock = o.clock ?? fixedClock('2026-03-01T12:00:00Z')
   const timers = fakeTimers(clock)
-  const core = createFakeAiCore()
+  const core = createFakeAiCore(clock)
   const usage = createAiUsageService({ store: new InMemoryAiUsageStore(), clock }, { insightsPerDevice: 50 })
   const contexts = new Map<string, DeviceAiContext>()
   const contextCalls: string[] = []

@@ -1,4 +1,5 @@
 import type { DevicePublish } from '../../broker/index.ts'
+import type { Clock } from '../../certs/index.ts'
 import type { AiBridgeCore } from '../../broker/ai-bridge/ai-bridge.ts'
 import { TopicNotDeviceBound } from '../../broker/errors.ts'
 import { isBrokerToDeviceKind, parseDeviceTopic, telemetryTopic } from '../../broker/topics.ts'
@@ -31,7 +32,8 @@ export interface FakeAiCore extends AiBridgeCore {
   listenerCount(): number
 }
 
-export function createFakeAiCore(): FakeAiCore {
+/** `clock`: the time the core stamps on a device's publish (DevicePublish.receivedAtMs); the bridge's clock in tests */
+export function createFakeAiCore(clock: Clock): FakeAiCore {
   const listeners = new Set<(m: DevicePublish) => void>()
   const connected = new Set<string>()
   const sent: SentToDevice[] = []
@@ -66,6 +68,7 @@ export function createFakeAiCore(): FakeAiCore {
         subtopic,
         payload: buf,
         qos: 0,
+        receivedAtMs: clock.now().getTime(),
       }
       for (const l of listeners) l(message)
     },

@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { attachAiBridge } from '../../../broker/index.ts'
+import { dataDirLayout, initControlPlane, openControlPlane } from '../../../provisioning/index.ts'
 import { createAiUsageService } from '../../../provisioning/ai-usage/ai-usage-service.ts'
 import { SqliteRegistryStore } from '../../../provisioning/store/sqlite-registry-store.ts'
 import { aiUsageStoreContract } from '../../contract/ai-usage-store.contract.ts'
@@ -23,8 +24,8 @@ aiUsageStoreContract('SqliteAiUsageStore', () => openStore(join(tempDir(), 'regi
 /** A bridge on a fake core whose UsageLedger and InsightSink are the SQLite registry at `path`. */
 function bridgeOn(path: string, clock: FixedClock, dailyRequests = 2) {
   const store = openStore(path)
-  const usage = createAiUsageService({ store: store.aiUsage, clock }, { insightsPerDevice: 10 })
-  const core = createFakeAiCore()
+  const usage = createAiUsageService({ store: store.aiUsage, clock, timers: fakeTimers(clock) }, { insightsPerDevice: 10 })
+  const core = createFakeAiCore(clock)
   const bridge = attachAiBridge(
     core,
     {
@@ -42,7 +43,9 @@ function bridgeOn(path: string, clock: FixedClock, dailyRequests = 2) {
     },
   )
   onTestFinished(() => bridge.detach())
-  return { store, usage, core, bridge }
+  // what ControlPlane.close does: the insights' write-behind, then the registry
+  const close = () => (usage.flushInsights(), store.close())
+  return { store, usage, core, bridge, close }
 }
 
 describe('AI usage in the SQLite registry', () => {
@@ -64,7 +67,7 @@ describe('AI usage in the SQLite registry', () => {
     await first.bridge.idle()
     expect(first.core.insightsOf('d1')).toHaveLength(2)
     await first.bridge.detach()
-    first.store.close()
+    first.close()
 
     clock.advance('1h')
     const second = bridgeOn(path, clock)
@@ -100,7 +103,7 @@ describe('AI usage in the SQLite registry', () => {
     await first.bridge.idle()
     expect(first.usage.get('d1', '2026-03-01')).toEqual({ requests: 6, tokens: 0 }) // two slices leased
     await first.bridge.detach()
-    first.store.close()
+    first.close()
 
     const second = bridgeOn(path, clock, 6)
     expect(second.usage.get('d1', '2026-03-01')).toEqual({ requests: 4, tokens: 0 })
@@ -108,5 +111,42 @@ describe('AI usage in the SQLite registry', () => {
     await second.bridge.idle()
     expect(second.core.insightsOf('d1')).toHaveLength(2) // 4 of 6 spent before the restart
     expect(second.core.noticesOf('d1')).toEqual([expect.objectContaining({ reason: 'daily-requests' })])
+  })
+
+  it('a clean close of the control plane writes the insights its write-behind still holds', async () => {
+    const dataDir = join(tempDir(), 'data')
+    const { log } = createRecordingLogger()
+    await initControlPlane(dataDir, {}, { log }, 'operator:test')
+    const first = await openControlPlane(dataDir, {}, { log })
+    const at = '2026-03-01T12:00:00.000Z'
+    const insight = (n: number) => ({
+      type: 'insight' as const,
+      id: `i${n}`,
+      deviceId: 'd1',
+      provider: 'local',
+      model: 'm',
+      summary: `s${n}`,
+      anomalies: [],
+      at,
+      usage: { requests: 1, promptTokens: 0, completionTokens: 0, totalTokens: 0 },
+    })
+    first.aiUsage.append(insight(1))
+    first.aiUsage.append(insight(2))
+    const rows = () => {
+      const db = new Database(dataDirLayout(dataDir).database, { readonly: true })
+      try {
+        return (db.prepare('SELECT count(*) AS n FROM insights').get() as { n: number }).n
+      } finally {
+        db.close()
+      }
+    }
+    expect(rows()).toBe(0) // held, not written yet
+    expect(first.aiUsage.listInsights('d1').map((i) => i.id)).toEqual(['i2', 'i1']) // yet readers see them
+    first.close()
+    expect(rows()).toBe(2)
+
+    const second = await openControlPlane(dataDir, {}, { log })
+    onTestFinished(() => second.close())
+    expect(second.aiUsage.listInsights('d1')).toEqual([insight(2), insight(1)])
   })
 })

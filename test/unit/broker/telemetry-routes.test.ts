@@ -52,6 +52,7 @@ function attach(route: Partial<TelemetryRoute> & { url: string }, settings: Reco
       subtopic: [],
       payload: Buffer.from(JSON.stringify(data)),
       qos: 0,
+      receivedAtMs: 0,
     })
   return { routes, send }
 }
@@ -97,7 +98,15 @@ describe('telemetry routes', () => {
     )
     onTestFinished(() => routes.detach())
     await waitFor(() => routes.status('rt_1') !== undefined, 2000, 'the route loads')
-    publish?.({ deviceId: 'd', topic: 'devices/d/telemetry', kind: 'telemetry', subtopic: [], payload: Buffer.from('{"a":1}'), qos: 0 })
+    publish?.({
+      deviceId: 'd',
+      topic: 'devices/d/telemetry',
+      kind: 'telemetry',
+      subtopic: [],
+      payload: Buffer.from('{"a":1}'),
+      qos: 0,
+      receivedAtMs: 0,
+    })
     await waitFor(() => routes.status('rt_1')?.failed === 1, 5000, 'the refused target')
     expect(routes.status('rt_1')?.lastError).toMatch(/non-public/)
     expect(http.posts()).toBe(0)

@@ -75,6 +75,27 @@ describe('createKeyedTokenBuckets', () => {
     expect(k.tryTake('a')).toBe(false) // still remembered, still empty
     expect(k.tryTake('b')).toBe(true) // forgotten: a fresh bucket
   })
+
+  it('keeps a key in steady use while a flood of new keys passes through, and never holds more than maxKeys', () => {
+    const clock = fixedClock()
+    const k = createKeyedTokenBuckets({ ratePerSecond: 1, burst: 1, maxKeys: 8 }, clock)
+    expect(k.tryTake('hot')).toBe(true)
+    for (let i = 0; i < 1000; i++) {
+      k.tryTake(`cold-${i}`)
+      expect(k.tryTake('hot')).toBe(false) // remembered, still empty: it was never forgotten
+      expect(k.size()).toBeLessThanOrEqual(8)
+    }
+    expect(k.tryTake('cold-0')).toBe(true) // long forgotten: a fresh bucket
+  })
+
+  it('stays within maxKeys when every remembered key was used since the sweep last passed it', () => {
+    const clock = fixedClock()
+    const k = createKeyedTokenBuckets({ ratePerSecond: 1, burst: 1, maxKeys: 200 }, clock)
+    for (let round = 0; round < 2; round++) for (let i = 0; i < 200; i++) k.tryTake(`k-${i}`)
+    k.tryTake('new')
+    expect(k.size()).toBe(200)
+    expect(k.tryTake('new')).toBe(false) // the new key is remembered
+  })
 })
 
 describe('createEventThrottle', () => {

@@ -10,6 +10,7 @@ aiBridgeCoreContract('createMqttCore', async () => {
   const client = (deviceId: string) => clients.get(deviceId) ?? Promise.reject(new Error(`${deviceId} is not connected`))
   return {
     core: h.core,
+    clock: h.clock,
     async connect(deviceId) {
       const serial = Buffer.from(deviceId).toString('hex')
       h.device(deviceId, serial)

@@ -4,6 +4,21 @@ import { createAiUsageService, type AiInsight, type AiUsageService } from '../..
 import { InMemoryAiUsageStore } from '../../../../provisioning/ai-usage/in-memory-ai-usage-store.ts'
 import { aiUsageStoreContract } from '../../../contract/ai-usage-store.contract.ts'
 import { fixedClock } from '../../../helpers/clock.ts'
+import { fakeTimers } from '../../../helpers/fake-timers.ts'
+
+/** The in-memory store, counting the insights of each write and failing on demand like a full disk. */
+function countingStore() {
+  const store = new InMemoryAiUsageStore() as InMemoryAiUsageStore & { batches: number[]; failing: boolean }
+  const append = store.appendInsights.bind(store)
+  store.batches = []
+  store.failing = false
+  store.appendInsights = (insights, keep) => {
+    if (store.failing) throw new Error('disk full')
+    store.batches.push(insights.length)
+    append(insights, keep)
+  }
+  return store
+}
 
 aiUsageStoreContract('InMemoryAiUsageStore', () => new InMemoryAiUsageStore())
 
@@ -60,6 +75,37 @@ describe('createAiUsageService', () => {
     for (let n = 1; n <= 5; n++) svc.append(insight(n))
     expect(svc.listInsights('d1').map((i) => i.id)).toEqual(['i5', 'i4', 'i3'])
     expect(svc.list('d1', 1)).toEqual([insight(5)])
+  })
+
+  it('holds appended insights and writes them together, one store write per flushMs; readers see them at once', async () => {
+    const clock = fixedClock()
+    const timers = fakeTimers(clock)
+    const store = countingStore()
+    const svc = createAiUsageService({ store, clock, timers }, { insightsPerDevice: 3, insightFlushMs: 1000 })
+    for (let n = 1; n <= 4; n++) svc.append(insight(n))
+    expect(store.batches).toEqual([]) // held
+    expect(svc.listInsights('d1').map((i) => i.id)).toEqual(['i4', 'i3', 'i2']) // held ones count, within insightsPerDevice
+    await timers.advance('1s')
+    expect(store.batches).toEqual([4]) // one write for the four
+    expect(store.listInsights('d1', 10).map((i) => i.id)).toEqual(['i4', 'i3', 'i2'])
+    expect(timers.pending()).toBe(0) // nothing held: no timer
+  })
+
+  it('is bounded: at maxPendingInsights held it writes at once, and a failed write keeps only the newest for the next flush', async () => {
+    const clock = fixedClock()
+    const timers = fakeTimers(clock)
+    const store = countingStore()
+    const svc = createAiUsageService({ store, clock, timers }, { insightFlushMs: 60_000, maxPendingInsights: 3 })
+    for (let n = 1; n <= 3; n++) svc.append(insight(n))
+    expect(store.batches).toEqual([3]) // the third one wrote the batch, without waiting for the timer
+    store.failing = true
+    for (let n = 4; n <= 5; n++) svc.append(insight(n))
+    expect(() => svc.append(insight(6))).toThrow('disk full') // the caller (the bridge) counts and logs it
+    expect(() => svc.append(insight(7))).toThrow('disk full')
+    expect(svc.listInsights('d1', 10).map((i) => i.id)).toEqual(['i7', 'i6', 'i5', 'i3', 'i2', 'i1']) // i4 gave way: 3 held at most
+    store.failing = false
+    await timers.advance('1m')
+    expect(store.listInsights('d1', 10).map((i) => i.id)).toEqual(['i7', 'i6', 'i5', 'i3', 'i2', 'i1'])
   })
 
   it.each([

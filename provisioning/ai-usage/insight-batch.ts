@@ -1,0 +1,78 @@
+import type { Logger } from 'pino'
+import type { Timers } from '../../certs/index.ts'
+import type { AiUsageStore, StoredInsight } from '../store/ai-usage-store.ts'
+
+export interface InsightBatchOptions {
+  /** insights kept per device (the store prunes to it) */
+  keepPerDevice: number
+  /** how long an insight waits for its batch, ms */
+  flushMs: number
+  /** insights held at most: one more writes the batch at once */
+  maxPending: number
+}
+
+export interface InsightBatch {
+  add(insight: StoredInsight): void
+  /** the device's insights not written yet, newest first */
+  pendingOf(deviceId: string): StoredInsight[]
+  /** writes what is held, in one transaction; a failure keeps it (within maxPending) for the next flush, and throws */
+  flush(): void
+  pending(): number
+}
+
+/**
+ * Insights written behind (docs/ai-bridge.md, "Budgets"): the AI bridge's insights are held and written
+ * together, one transaction per `flushMs` (or per `maxPending` insights) instead of one each (with the
+ * registry's synchronous=FULL, a transaction is an fsync of the WAL). The service reads the held ones
+ * together with the stored ones, so its readers see an insight at once. A crash loses the insights of the
+ * last `flushMs` (at most `maxPending`); the devices had received them, and the daily usage is counted
+ * apart (broker/ai-bridge/budgets.ts). A failed write keeps the newest `maxPending` for the next flush.
+ */
+export function createInsightBatch(
+  deps: { store: AiUsageStore; timers: Timers; log?: Logger },
+  options: InsightBatchOptions,
+): InsightBatch {
+  let held: StoredInsight[] = []
+  let timer: unknown = null
+
+  function flush(): void {
+    if (timer !== null) deps.timers.clearTimeout(timer)
+    timer = null
+    if (held.length === 0) return
+    const batch = held
+    held = []
+    try {
+      deps.store.appendInsights(batch, options.keepPerDevice)
+    } catch (err) {
+      held = batch.slice(-options.maxPending)
+      arm()
+      throw err
+    }
+  }
+
+  function arm(): void {
+    timer ??= deps.timers.setTimeout(() => {
+      timer = null
+      try {
+        flush()
+      } catch (err) {
+        deps.log?.error({ err, held: held.length }, 'storing insights failed; kept for the next flush')
+      }
+    }, options.flushMs)
+  }
+
+  return {
+    add(insight) {
+      held.push(insight)
+      if (held.length >= options.maxPending) flush()
+      else arm()
+    },
+    pendingOf(deviceId) {
+      const out: StoredInsight[] = []
+      for (let i = held.length - 1; i >= 0; i--) if ((held[i] as StoredInsight).deviceId === deviceId) out.push(held[i] as StoredInsight)
+      return out
+    },
+    flush,
+    pending: () => held.length,
+  }
+}
