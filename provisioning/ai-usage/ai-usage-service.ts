@@ -71,55 +71,60 @@ export function createAiUsageService(deps: AiUsageServiceDeps, options: AiUsageS
 
   return {
     // --- UsageLedger (broker) ---
-    get(deviceId: string, day: string): { requests: number; tokens: number } {
+    async get(deviceId: string, day: string): Promise<{ requests: number; tokens: number }> {
       assertDay(day)
-      const r = store.getUsage(deviceId, day)
+      const r = await store.getUsage(deviceId, day)
       return { requests: r?.requests ?? 0, tokens: r?.tokens ?? 0 }
     },
-    add(deviceId: string, day: string, requests: number, tokens: number): void {
+    async add(deviceId: string, day: string, requests: number, tokens: number): Promise<void> {
       assertDay(day)
       assertCount('requests', requests, 0, Number.MAX_SAFE_INTEGER)
       assertCount('tokens', tokens, 0, Number.MAX_SAFE_INTEGER)
       if (requests === 0 && tokens === 0) return
-      store.addUsage(deviceId, day, requests, tokens)
+      await store.addUsage(deviceId, day, requests, tokens)
     },
     /** Leases up to `requests` of the day's budget `maxRequests`, atomically (the store's leaseRequests). */
-    lease(deviceId: string, day: string, requests: number, maxRequests: number): { granted: number; requests: number; tokens: number } {
+    async lease(
+      deviceId: string,
+      day: string,
+      requests: number,
+      maxRequests: number,
+    ): Promise<{ granted: number; requests: number; tokens: number }> {
       assertDay(day)
       assertCount('requests', requests, 1, Number.MAX_SAFE_INTEGER)
       assertCount('maxRequests', maxRequests, 0, Number.MAX_SAFE_INTEGER)
       return store.leaseRequests(deviceId, day, requests, maxRequests)
     },
     /** Gives back the unspent part of leases and adds the tokens spent. */
-    settle(deviceId: string, day: string, returnedRequests: number, tokens: number): void {
+    async settle(deviceId: string, day: string, returnedRequests: number, tokens: number): Promise<void> {
       assertDay(day)
       assertCount('returnedRequests', returnedRequests, 0, Number.MAX_SAFE_INTEGER)
       assertCount('tokens', tokens, 0, Number.MAX_SAFE_INTEGER)
       if (returnedRequests === 0 && tokens === 0) return
-      store.settleUsage(deviceId, day, returnedRequests, tokens)
+      await store.settleUsage(deviceId, day, returnedRequests, tokens)
     },
 
     // --- InsightSink (broker) ---
-    append(insight: AiInsight): void {
+    async append(insight: AiInsight): Promise<void> {
       if (typeof insight?.id !== 'string' || typeof insight.deviceId !== 'string' || typeof insight.at !== 'string') {
         throw new AiUsageQueryInvalid('an insight needs string id, deviceId and at')
       }
-      store.appendInsight({ id: insight.id, deviceId: insight.deviceId, at: insight.at, data: { ...insight } }, keep)
+      await store.appendInsight({ id: insight.id, deviceId: insight.deviceId, at: insight.at, data: { ...insight } }, keep)
     },
     /** newest first */
-    list(deviceId: string, limit: number): AiInsight[] {
+    async list(deviceId: string, limit: number): Promise<AiInsight[]> {
       assertCount('limit', limit, 1, MAX_INSIGHTS_LIMIT)
-      return store.listInsights(deviceId, limit).map((i) => i.data as unknown as AiInsight)
+      return (await store.listInsights(deviceId, limit)).map((i) => i.data as unknown as AiInsight)
     },
 
     // --- for the HTTP API ---
     /** The last `days` UTC days up to today (by the clock), zero-filled, oldest first, with the total. */
-    usageFor(deviceId: string, days = 30): AiUsageReport {
+    async usageFor(deviceId: string, days = 30): Promise<AiUsageReport> {
       assertCount('days', days, 1, MAX_USAGE_DAYS)
       const today = Date.parse(`${utcDay(clock.now().getTime())}T00:00:00Z`)
       const from = utcDay(today - (days - 1) * DAY_MS)
       const to = utcDay(today)
-      const rows = new Map(store.listUsage(deviceId, from, to).map((r) => [r.day, r]))
+      const rows = new Map((await store.listUsage(deviceId, from, to)).map((r) => [r.day, r]))
       const out: AiUsageDay[] = []
       const total = { requests: 0, tokens: 0 }
       for (let i = days - 1; i >= 0; i--) {
@@ -132,12 +137,12 @@ export function createAiUsageService(deps: AiUsageServiceDeps, options: AiUsageS
       return { deviceId, from, to, days: out, total }
     },
     /** newest first; at most the insightsPerDevice that are kept */
-    listInsights(deviceId: string, limit = 20): AiInsight[] {
+    async listInsights(deviceId: string, limit = 20): Promise<AiInsight[]> {
       assertCount('limit', limit, 1, MAX_INSIGHTS_LIMIT)
-      return store.listInsights(deviceId, limit).map((i) => i.data as unknown as AiInsight)
+      return (await store.listInsights(deviceId, limit)).map((i) => i.data as unknown as AiInsight)
     },
     /** Deletes usage older than `keepDays` days (housekeeping; daily budgets only read today). */
-    pruneUsage(keepDays = MAX_USAGE_DAYS): number {
+    async pruneUsage(keepDays = MAX_USAGE_DAYS): Promise<number> {
       assertCount('keepDays', keepDays, 1, 100_000)
       const today = Date.parse(`${utcDay(clock.now().getTime())}T00:00:00Z`)
       return store.pruneUsage(utcDay(today - (keepDays - 1) * DAY_MS))

@@ -5,7 +5,11 @@ import { InMemoryAiUsageStore } from '../../../../provisioning/ai-usage/in-memor
 import { aiUsageStoreContract } from '../../../contract/ai-usage-store.contract.ts'
 import { fixedClock } from '../../../helpers/clock.ts'
 
-aiUsageStoreContract('InMemoryAiUsageStore', () => new InMemoryAiUsageStore())
+aiUsageStoreContract(
+  'InMemoryAiUsageStore',
+  () => new InMemoryAiUsageStore(),
+  (count) => Array(count).fill(new InMemoryAiUsageStore()),
+)
 
 const insight = (n: number): AiInsight => ({
   type: 'insight',
@@ -26,22 +30,22 @@ describe('createAiUsageService', () => {
     expectTypeOf<AiInsight>().toEqualTypeOf<Insight>()
   })
 
-  it('is a usage ledger: get answers zeros for a day without usage, add accumulates', () => {
+  it('is a usage ledger: get answers zeros for a day without usage, add accumulates', async () => {
     const svc = createAiUsageService({ store: new InMemoryAiUsageStore(), clock: fixedClock() })
-    expect(svc.get('d1', '2026-03-01')).toEqual({ requests: 0, tokens: 0 })
-    svc.add('d1', '2026-03-01', 1, 60)
-    svc.add('d1', '2026-03-01', 1, 0)
-    expect(svc.get('d1', '2026-03-01')).toEqual({ requests: 2, tokens: 60 })
+    expect(await svc.get('d1', '2026-03-01')).toEqual({ requests: 0, tokens: 0 })
+    await svc.add('d1', '2026-03-01', 1, 60)
+    await svc.add('d1', '2026-03-01', 1, 0)
+    expect(await svc.get('d1', '2026-03-01')).toEqual({ requests: 2, tokens: 60 })
   })
 
-  it('usageFor reports the last N UTC days up to today, zero-filled, oldest first, with the total', () => {
+  it('usageFor reports the last N UTC days up to today, zero-filled, oldest first, with the total', async () => {
     const clock = fixedClock('2026-03-03T08:00:00Z')
     const svc = createAiUsageService({ store: new InMemoryAiUsageStore(), clock })
-    svc.add('d1', '2026-02-28', 9, 9) // outside the window
-    svc.add('d1', '2026-03-01', 2, 100)
-    svc.add('d1', '2026-03-03', 1, 50)
-    svc.add('d2', '2026-03-03', 7, 7)
-    expect(svc.usageFor('d1', 3)).toEqual({
+    await svc.add('d1', '2026-02-28', 9, 9) // outside the window
+    await svc.add('d1', '2026-03-01', 2, 100)
+    await svc.add('d1', '2026-03-03', 1, 50)
+    await svc.add('d2', '2026-03-03', 7, 7)
+    expect(await svc.usageFor('d1', 3)).toEqual({
       deviceId: 'd1',
       from: '2026-03-01',
       to: '2026-03-03',
@@ -52,14 +56,14 @@ describe('createAiUsageService', () => {
       ],
       total: { requests: 3, tokens: 150 },
     })
-    expect(svc.usageFor('d1').days).toHaveLength(30)
+    expect((await svc.usageFor('d1')).days).toHaveLength(30)
   })
 
-  it('keeps the last insightsPerDevice insights; listInsights answers newest first', () => {
+  it('keeps the last insightsPerDevice insights; listInsights answers newest first', async () => {
     const svc = createAiUsageService({ store: new InMemoryAiUsageStore(), clock: fixedClock() }, { insightsPerDevice: 3 })
-    for (let n = 1; n <= 5; n++) svc.append(insight(n))
-    expect(svc.listInsights('d1').map((i) => i.id)).toEqual(['i5', 'i4', 'i3'])
-    expect(svc.list('d1', 1)).toEqual([insight(5)])
+    for (let n = 1; n <= 5; n++) await svc.append(insight(n))
+    expect((await svc.listInsights('d1')).map((i) => i.id)).toEqual(['i5', 'i4', 'i3'])
+    expect(await svc.list('d1', 1)).toEqual([insight(5)])
   })
 
   it.each([
@@ -70,8 +74,8 @@ describe('createAiUsageService', () => {
     ['fail/limit-too-large', (s: AiUsageService) => s.listInsights('d1', 1001)],
     ['fail/bad-day', (s: AiUsageService) => s.get('d1', '2026-3-1')],
     ['fail/negative-tokens', (s: AiUsageService) => s.add('d1', '2026-03-01', 1, -5)],
-  ])('%s', (_name, call) => {
+  ])('%s', async (_name, call) => {
     const svc = createAiUsageService({ store: new InMemoryAiUsageStore(), clock: fixedClock() })
-    expect(() => call(svc)).toThrow(expect.objectContaining({ code: 'GH_AI_USAGE_QUERY_INVALID', statusCode: 400 }))
+    await expect(call(svc)).rejects.toMatchObject({ code: 'GH_AI_USAGE_QUERY_INVALID', statusCode: 400 })
   })
 })
