@@ -275,7 +275,7 @@ export class PgDatabase {
     try {
       client = await this.#pool.connect()
     } catch (err) {
-      throw pgFailure(err, this.#where) ?? err
+      throw pgFailure(err, this.#where, true) ?? err
     }
     const onLost = (err: Error) => this.#onError(err)
     client.on('error', onLost)
@@ -305,7 +305,7 @@ export class PgDatabase {
     } catch (err) {
       client.off('error', onLost)
       client.release(err as Error) // a session lock dies with its connection
-      throw pgFailure(err, this.#where) ?? err
+      throw pgFailure(err, this.#where, true) ?? err
     }
   }
 
