@@ -46,6 +46,8 @@ export const configSchema = {
     httpHost: { type: 'string', minLength: 1, default: '127.0.0.1' },
     httpPort: { type: 'integer', minimum: 0, maximum: 65_535, default: 8080 },
     httpAllowInsecure: { type: 'boolean', default: false },
+    /** serve the API over HTTPS on a loopback httpHost too (off loopback it always is), with the broker's server certificate */
+    httpTls: { type: 'boolean', default: false },
     /** GET /metrics on its own listener, without an API key (else on the API, for keys with metrics:read) */
     metricsPort: { type: 'integer', minimum: 0, maximum: 65_535 },
     /** the metrics listener's address: loopback unless the operator names another */

@@ -231,6 +231,9 @@ async function startServices(
   const metricsOnApi = config.metricsPort === undefined
   const eventLoop = monitorEventLoop()
   closers.push(() => eventLoop.stop())
+  // HTTPS off loopback always, on loopback when asked (httpTls); the workers' shared ticket keys as the broker's
+  const apiTls = config.httpTls || !isLoopback(config.httpHost)
+  const ticketKeys = deps.ticketKeys && { ticketKeys: deps.ticketKeys }
   const api = buildApi(
     {
       health: healthChecks(log, clock, control, feed, broker, eventLoop),
@@ -261,7 +264,7 @@ async function startServices(
       },
       ...(metricsOnApi && { metrics }),
     },
-    { limiter: apiLimiter, ...(!isLoopback(config.httpHost) && { https: { key: tls.key, cert: tls.cert } }) },
+    { limiter: apiLimiter, ...(apiTls && { https: { key: tls.key, cert: tls.cert, ...ticketKeys } }) },
   )
   // `gatehouse ca rotate` (another process): reload the CA, then the broker's and the HTTPS API's TLS
   const ca = keepCaCurrent({
@@ -273,7 +276,8 @@ async function startServices(
     applyTls: (next) => {
       tls = next
       broker.setTls(next)
-      if (!isLoopback(config.httpHost)) (api.server as unknown as TlsServer).setSecureContext({ key: next.key, cert: next.cert })
+      // a new secure context takes new ticket keys unless given the shared ones
+      if (apiTls) (api.server as unknown as TlsServer).setSecureContext({ key: next.key, cert: next.cert, ...ticketKeys })
     },
   })
   closers.push(() => ca.close())

@@ -131,11 +131,9 @@ export async function openControlPlane(
     checks,
     reloadCa,
     close: () => {
-      try {
-        aiUsage.flushInsights() // the insights' write-behind: what a clean close must not lose
-      } catch (err) {
-        deps.log.error({ err }, 'storing insights failed at close; they are lost')
-      }
+      // the insights' write-behind: what a clean close must not lose. SQLite writes them at this call (no
+      // transaction can be open at close), before the store closes
+      aiUsage.flushInsights().catch((err: unknown) => deps.log.error({ err }, 'storing insights failed at close; they are lost'))
       store.close()
     },
   }

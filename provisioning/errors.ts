@@ -93,11 +93,8 @@ export const StoreDiskFull = createError(
   'the disk holding the data directory is full (%s): nothing was changed; free space there and retry (no restart needed)',
   507,
 )
-export const StoreLocked = createError(
-  'GH_STORE_LOCKED',
-  'the registry is locked by another process for longer than the busy timeout (%s): nothing was changed; find the process holding %s (fuser or lsof) and retry',
-  503,
-)
+/** (what holds it, for how long and the engine's code; what to look for): store-failure.ts for SQLite, postgres/pg-failure.ts */
+export const StoreLocked = createError('GH_STORE_LOCKED', 'the registry is locked by another %s: nothing was changed; %s and retry', 503)
 export const StoreCorrupt = createError(
   'GH_STORE_CORRUPT',
   'the registry %s is not a readable SQLite database (%s): Gatehouse left it untouched; restore it from a backup (docs/deployment.md) or move it away to start afresh',
@@ -111,6 +108,21 @@ export const StoreSchemaTooNew = createError(
 export const StoreUnreachable = createError(
   'GH_STORE_UNREACHABLE',
   'the PostgreSQL registry cannot be reached (%s): the call was not completed (a transaction cut off at its commit may or may not have committed); check that the database server is up and the --database URL, then retry',
+  503,
+)
+export const StoreAuthFailed = createError(
+  'GH_STORE_AUTH_FAILED',
+  'PostgreSQL at %s refused the login (%s): check the user and password of the database URL (GATEHOUSE_DATABASE_URL, or ~/.pgpass for a URL without one) and the pg_hba.conf line that matches this host, user and database',
+  503,
+)
+export const StoreDatabaseMissing = createError(
+  'GH_STORE_DATABASE_MISSING',
+  'PostgreSQL at %s has no such database (%s): create it (createdb -O <user> <name>) or correct the database name at the end of the URL',
+  503,
+)
+export const StoreConnectionRefused = createError(
+  'GH_STORE_CONNECTION_REFUSED',
+  'nothing accepts connections at %s (%s): start PostgreSQL there, check that it listens on that address and port (listen_addresses and port in postgresql.conf), or correct the host and port of the database URL',
   503,
 )
 export const BatchInvalid = createError('GH_BATCH_INVALID', 'invalid batch: %s', 400)

@@ -83,66 +83,74 @@ export function createAiUsageService(deps: AiUsageServiceDeps, options: AiUsageS
     { keepPerDevice: keep, flushMs: options.insightFlushMs ?? 1000, maxPending: options.maxPendingInsights ?? 1000 },
   )
   /** newest first: the held insights (newer) over the stored ones, at most `limit` and the `keep` a device has */
-  const insightsOf = (deviceId: string, limit: number): AiInsight[] =>
-    [...batch.pendingOf(deviceId), ...store.listInsights(deviceId, limit)]
-      .slice(0, Math.min(limit, keep))
-      .map((i: StoredInsight) => i.data as unknown as AiInsight)
+  // (a batch may be written while the stored ones are read: it is then in both, counted once)
+  const insightsOf = async (deviceId: string, limit: number): Promise<AiInsight[]> => {
+    const held = batch.pendingOf(deviceId)
+    const ids = new Set(held.map((i) => i.id))
+    const stored = (await store.listInsights(deviceId, limit)).filter((i) => !ids.has(i.id))
+    return [...held, ...stored].slice(0, Math.min(limit, keep)).map((i: StoredInsight) => i.data as unknown as AiInsight)
+  }
 
   return {
     // --- UsageLedger (broker) ---
-    get(deviceId: string, day: string): { requests: number; tokens: number } {
+    async get(deviceId: string, day: string): Promise<{ requests: number; tokens: number }> {
       assertDay(day)
-      const r = store.getUsage(deviceId, day)
+      const r = await store.getUsage(deviceId, day)
       return { requests: r?.requests ?? 0, tokens: r?.tokens ?? 0 }
     },
-    add(deviceId: string, day: string, requests: number, tokens: number): void {
+    async add(deviceId: string, day: string, requests: number, tokens: number): Promise<void> {
       assertDay(day)
       assertCount('requests', requests, 0, Number.MAX_SAFE_INTEGER)
       assertCount('tokens', tokens, 0, Number.MAX_SAFE_INTEGER)
       if (requests === 0 && tokens === 0) return
-      store.addUsage(deviceId, day, requests, tokens)
+      await store.addUsage(deviceId, day, requests, tokens)
     },
     /** Leases up to `requests` of the day's budget `maxRequests`, atomically (the store's leaseRequests). */
-    lease(deviceId: string, day: string, requests: number, maxRequests: number): { granted: number; requests: number; tokens: number } {
+    async lease(
+      deviceId: string,
+      day: string,
+      requests: number,
+      maxRequests: number,
+    ): Promise<{ granted: number; requests: number; tokens: number }> {
       assertDay(day)
       assertCount('requests', requests, 1, Number.MAX_SAFE_INTEGER)
       assertCount('maxRequests', maxRequests, 0, Number.MAX_SAFE_INTEGER)
       return store.leaseRequests(deviceId, day, requests, maxRequests)
     },
     /** Gives back the unspent part of leases and adds the tokens spent. */
-    settle(deviceId: string, day: string, returnedRequests: number, tokens: number): void {
+    async settle(deviceId: string, day: string, returnedRequests: number, tokens: number): Promise<void> {
       assertDay(day)
       assertCount('returnedRequests', returnedRequests, 0, Number.MAX_SAFE_INTEGER)
       assertCount('tokens', tokens, 0, Number.MAX_SAFE_INTEGER)
       if (returnedRequests === 0 && tokens === 0) return
-      store.settleUsage(deviceId, day, returnedRequests, tokens)
+      await store.settleUsage(deviceId, day, returnedRequests, tokens)
     },
 
     // --- InsightSink (broker) ---
-    append(insight: AiInsight): void {
+    async append(insight: AiInsight): Promise<void> {
       if (typeof insight?.id !== 'string' || typeof insight.deviceId !== 'string' || typeof insight.at !== 'string') {
         throw new AiUsageQueryInvalid('an insight needs string id, deviceId and at')
       }
-      batch.add({ id: insight.id, deviceId: insight.deviceId, at: insight.at, data: { ...insight } })
+      await batch.add({ id: insight.id, deviceId: insight.deviceId, at: insight.at, data: { ...insight } })
     },
     /** newest first */
-    list(deviceId: string, limit: number): AiInsight[] {
+    async list(deviceId: string, limit: number): Promise<AiInsight[]> {
       assertCount('limit', limit, 1, MAX_INSIGHTS_LIMIT)
       return insightsOf(deviceId, limit)
     },
     /** Writes the insights held by the write-behind now (the control plane's close calls it). */
-    flushInsights(): void {
-      batch.flush()
+    flushInsights(): Promise<void> {
+      return batch.flush()
     },
 
     // --- for the HTTP API ---
     /** The last `days` UTC days up to today (by the clock), zero-filled, oldest first, with the total. */
-    usageFor(deviceId: string, days = 30): AiUsageReport {
+    async usageFor(deviceId: string, days = 30): Promise<AiUsageReport> {
       assertCount('days', days, 1, MAX_USAGE_DAYS)
       const today = Date.parse(`${utcDay(clock.now().getTime())}T00:00:00Z`)
       const from = utcDay(today - (days - 1) * DAY_MS)
       const to = utcDay(today)
-      const rows = new Map(store.listUsage(deviceId, from, to).map((r) => [r.day, r]))
+      const rows = new Map((await store.listUsage(deviceId, from, to)).map((r) => [r.day, r]))
       const out: AiUsageDay[] = []
       const total = { requests: 0, tokens: 0 }
       for (let i = days - 1; i >= 0; i--) {
@@ -155,12 +163,12 @@ export function createAiUsageService(deps: AiUsageServiceDeps, options: AiUsageS
       return { deviceId, from, to, days: out, total }
     },
     /** newest first; at most the insightsPerDevice that are kept */
-    listInsights(deviceId: string, limit = 20): AiInsight[] {
+    async listInsights(deviceId: string, limit = 20): Promise<AiInsight[]> {
       assertCount('limit', limit, 1, MAX_INSIGHTS_LIMIT)
       return insightsOf(deviceId, limit)
     },
     /** Deletes usage older than `keepDays` days (housekeeping; daily budgets only read today). */
-    pruneUsage(keepDays = MAX_USAGE_DAYS): number {
+    async pruneUsage(keepDays = MAX_USAGE_DAYS): Promise<number> {
       assertCount('keepDays', keepDays, 1, 100_000)
       const today = Date.parse(`${utcDay(clock.now().getTime())}T00:00:00Z`)
       return store.pruneUsage(utcDay(today - (keepDays - 1) * DAY_MS))

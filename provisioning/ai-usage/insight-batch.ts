@@ -12,11 +12,15 @@ export interface InsightBatchOptions {
 }
 
 export interface InsightBatch {
-  add(insight: StoredInsight): void
+  /** Holds the insight; at maxPending held it writes the batch at once and answers that write (its failure rejects). */
+  add(insight: StoredInsight): Promise<void>
   /** the device's insights not written yet, newest first */
   pendingOf(deviceId: string): StoredInsight[]
-  /** writes what is held, in one transaction; a failure keeps it (within maxPending) for the next flush, and throws */
-  flush(): void
+  /**
+   * Writes what is held, in one transaction; a failure keeps it (within maxPending) for the next flush, and
+   * rejects. The store call is made before flush() returns (SQLite writes at once when no transaction is open).
+   */
+  flush(): Promise<void>
   pending(): number
 }
 
@@ -33,43 +37,50 @@ export function createInsightBatch(
   options: InsightBatchOptions,
 ): InsightBatch {
   let held: StoredInsight[] = []
+  // batches handed to the store and not yet written: readers still see them
+  const writing = new Set<StoredInsight[]>()
   let timer: unknown = null
 
-  function flush(): void {
+  function flush(): Promise<void> {
     if (timer !== null) deps.timers.clearTimeout(timer)
     timer = null
-    if (held.length === 0) return
+    if (held.length === 0) return Promise.resolve()
     const batch = held
     held = []
-    try {
-      deps.store.appendInsights(batch, options.keepPerDevice)
-    } catch (err) {
-      held = batch.slice(-options.maxPending)
-      arm()
-      throw err
-    }
+    writing.add(batch)
+    return deps.store.appendInsights(batch, options.keepPerDevice).then(
+      () => {
+        writing.delete(batch)
+      },
+      (err: unknown) => {
+        writing.delete(batch)
+        held = [...batch, ...held].slice(-options.maxPending)
+        arm()
+        throw err
+      },
+    )
   }
 
   function arm(): void {
     timer ??= deps.timers.setTimeout(() => {
       timer = null
-      try {
-        flush()
-      } catch (err) {
-        deps.log?.error({ err, held: held.length }, 'storing insights failed; kept for the next flush')
-      }
+      flush().catch((err: unknown) => deps.log?.error({ err, held: held.length }, 'storing insights failed; kept for the next flush'))
     }, options.flushMs)
   }
 
   return {
     add(insight) {
       held.push(insight)
-      if (held.length >= options.maxPending) flush()
-      else arm()
+      if (held.length >= options.maxPending) return flush()
+      arm()
+      return Promise.resolve()
     },
     pendingOf(deviceId) {
       const out: StoredInsight[] = []
       for (let i = held.length - 1; i >= 0; i--) if ((held[i] as StoredInsight).deviceId === deviceId) out.push(held[i] as StoredInsight)
+      for (const batch of [...writing].reverse())
+        for (let i = batch.length - 1; i >= 0; i--)
+          if ((batch[i] as StoredInsight).deviceId === deviceId) out.push(batch[i] as StoredInsight)
       return out
     },
     flush,

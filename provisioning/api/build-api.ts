@@ -68,8 +68,12 @@ export interface ApiOptions {
   limiter?: RateLimiter
   /** largest request body, bytes; default 256 KiB */
   bodyLimit?: number
-  /** serve HTTPS with this key and certificate chain (PEM); serveApi requires it off loopback */
-  https?: { key: string | Buffer; cert: string | Buffer }
+  /**
+   * serve HTTPS with this key and certificate chain (PEM); serveApi requires it off loopback. `ticketKeys`: the
+   * TLS session ticket keys (48 bytes) shared by the workers serving one port (`--workers`), so a client
+   * resumes its session whichever worker takes the connection; else the server's own
+   */
+  https?: { key: string | Buffer; cert: string | Buffer; ticketKeys?: Buffer }
   /** sessions, live streams and fleet scan of the dashboard */
   dashboard?: DashboardOptions
 }
@@ -92,7 +96,7 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
     genReqId: () => `req-${Buffer.from(random.bytes(8)).toString('hex')}`,
     bodyLimit,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
-    ...(options.https && { https: { key: options.https.key, cert: options.https.cert } }),
+    ...(options.https && { https: { ...options.https } }),
   }) as unknown as FastifyInstance
 
   // JSON only (fastify also parses text/plain by default); PATCH routes add merge-patch+json

@@ -47,7 +47,7 @@ export async function insightsRoutes(app: FastifyInstance, opts: InsightsRoutesO
     }),
     async (request) => {
       const { device } = await opts.authority.getDevice(request.params.id)
-      return opts.aiUsage.usageFor(device.id, request.query.days)
+      return await opts.aiUsage.usageFor(device.id, request.query.days)
     },
   )
 }

@@ -114,7 +114,7 @@ export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions =
         ;(await deps.settings.getDevice(d.id)).inSync ? g.inSync++ : g.outOfSync++
         groups.set(g.group, g)
         const t = tiers.get(d.tier) ?? { tier: d.tier, devices: 0, requests: 0, tokens: 0 }
-        const today = deps.aiUsage.usageFor(d.id, 1).total
+        const today = (await deps.aiUsage.usageFor(d.id, 1)).total
         t.devices++
         t.requests += today.requests
         t.tokens += today.tokens
@@ -167,7 +167,7 @@ export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions =
 
     async device(id: string) {
       const { device, certificates } = await authority.getDevice(id)
-      const usage = deps.aiUsage.usageFor(device.id, 30)
+      const usage = await deps.aiUsage.usageFor(device.id, 30)
       const today = usage.days.at(-1) ?? { requests: 0, tokens: 0 }
       return {
         device: deviceView(device),
@@ -176,7 +176,7 @@ export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions =
         lastSeen: deps.presence.lastSeen(device.id)?.toISOString() ?? null,
         connections: deps.signals.connectionHistory(device.id),
         settings: await deps.settings.getDevice(device.id),
-        insights: deps.aiUsage.listInsights(device.id, 10),
+        insights: await deps.aiUsage.listInsights(device.id, 10),
         usage: {
           today: { requests: today.requests, tokens: today.tokens },
           last30Days: usage.total,

@@ -17,13 +17,13 @@ export interface HealthTarget {
 
 /**
  * The address `gatehouse start` serves the API on, as seen from the same host: a wildcard address
- * (0.0.0.0, ::) is reached on loopback; off loopback the API is HTTPS with the Gatehouse server
- * certificate (serve-api.ts), so the data directory's CA chain is trusted for it.
+ * (0.0.0.0, ::) is reached on loopback; off loopback (and on it with httpTls) the API is HTTPS with the
+ * Gatehouse server certificate (serve-api.ts), so the data directory's CA chain is trusted for it.
  */
-export function healthTarget(config: { dataDir: string; httpHost: string; httpPort: number }): HealthTarget {
+export function healthTarget(config: { dataDir: string; httpHost: string; httpPort: number; httpTls?: boolean }): HealthTarget {
   const host = config.httpHost === '0.0.0.0' ? '127.0.0.1' : config.httpHost === '::' ? '::1' : config.httpHost
   const shown = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
-  if (isLoopback(config.httpHost)) return { url: `http://${shown}:${config.httpPort}` }
+  if (isLoopback(config.httpHost) && !config.httpTls) return { url: `http://${shown}:${config.httpPort}` }
   const chain = dataDirLayout(config.dataDir).chain
   return { url: `https://${shown}:${config.httpPort}`, ...(existsSync(chain) && { ca: readFileSync(chain, 'utf8') }) }
 }

@@ -1,7 +1,8 @@
 /**
  * AI bridge accounting: requests and tokens per device and UTC day (the daily budgets read them), and
  * the last N insights per device. Implemented by SqliteAiUsageStore on the registry's SQLite
- * connection and by InMemoryAiUsageStore (provisioning/ai-usage/) for tests.
+ * connection, PgAiUsageStore on its PostgreSQL database (cluster mode) and InMemoryAiUsageStore
+ * (provisioning/ai-usage/) for tests. Every method answers with a Promise (docs/conventions.md §38).
  */
 export interface AiUsageRecord {
   deviceId: string
@@ -28,26 +29,27 @@ export interface StoredInsight {
 }
 
 export interface AiUsageStore {
-  getUsage(deviceId: string, day: string): AiUsageRecord | undefined
+  getUsage(deviceId: string, day: string): Promise<AiUsageRecord | undefined>
   /** adds to the day's counters, creating the row */
-  addUsage(deviceId: string, day: string, requests: number, tokens: number): void
+  addUsage(deviceId: string, day: string, requests: number, tokens: number): Promise<void>
   /**
-   * Leases requests of a day's budget, atomically (one transaction, so that several broker processes
-   * on one registry never grant more than `maxRequests` together): adds min(`requests`, what is left
-   * under `maxRequests`) to the day's requests and answers that grant with the day's counters after it.
+   * Leases requests of a day's budget, atomically (SQLite: one IMMEDIATE transaction; PostgreSQL: the
+   * day's row locked, so that several broker processes or nodes on one registry never grant more than
+   * `maxRequests` together): adds min(`requests`, what is left under `maxRequests`) to the day's requests
+   * and answers that grant with the day's counters after it.
    */
-  leaseRequests(deviceId: string, day: string, requests: number, maxRequests: number): AiUsageLease
+  leaseRequests(deviceId: string, day: string, requests: number, maxRequests: number): Promise<AiUsageLease>
   /** Settles a lease: gives back `returnedRequests` (never below 0) and adds the `tokens` spent. */
-  settleUsage(deviceId: string, day: string, returnedRequests: number, tokens: number): void
+  settleUsage(deviceId: string, day: string, returnedRequests: number, tokens: number): Promise<void>
   /** the days in [fromDay, toDay] that have usage, oldest first */
-  listUsage(deviceId: string, fromDay: string, toDay: string): AiUsageRecord[]
+  listUsage(deviceId: string, fromDay: string, toDay: string): Promise<AiUsageRecord[]>
   /** deletes usage rows of days before `day`; returns how many */
-  pruneUsage(beforeDay: string): number
+  pruneUsage(beforeDay: string): Promise<number>
   /**
    * stores insights (the AI usage service's write-behind batch, oldest first) and keeps only the newest
    * `keepPerDevice` of each device they belong to, in one transaction
    */
-  appendInsights(insights: readonly StoredInsight[], keepPerDevice: number): void
+  appendInsights(insights: readonly StoredInsight[], keepPerDevice: number): Promise<void>
   /** newest first */
-  listInsights(deviceId: string, limit: number): StoredInsight[]
+  listInsights(deviceId: string, limit: number): Promise<StoredInsight[]>
 }

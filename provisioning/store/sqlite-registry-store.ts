@@ -107,7 +107,7 @@ export class SqliteRegistryStore implements RegistryStore {
     }
     const db = this.#db
     this.settings = new SqliteSettingsStore(db, this.#gate)
-    this.aiUsage = new SqliteAiUsageStore(db)
+    this.aiUsage = new SqliteAiUsageStore(db, this.#gate)
     this.apiKeys = new SqliteApiKeyStore(db, this.#gate)
     this.claims = new SqliteClaimStore(db, this.#gate)
     this.limits = new SqliteLimitsStore(db, this.#gate)

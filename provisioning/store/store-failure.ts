@@ -11,7 +11,10 @@ const codeOf = (err: unknown): string => String((err as { code?: unknown } | nul
 export function storeFailure(err: unknown, path = 'the registry'): Error | undefined {
   const code = codeOf(err)
   if (/^SQLITE_FULL/.test(code) || code === 'ENOSPC' || code === 'EDQUOT') return new StoreDiskFull(code, { cause: err })
-  if (/^SQLITE_(BUSY|LOCKED)/.test(code)) return new StoreLocked(code, path, { cause: err })
+  if (/^SQLITE_(BUSY|LOCKED)/.test(code))
+    return new StoreLocked(`process for longer than the busy timeout (${code})`, `find the process holding ${path} (fuser or lsof)`, {
+      cause: err,
+    })
   if (/^SQLITE_(CORRUPT|NOTADB)/.test(code)) return new StoreCorrupt(path, code, { cause: err })
   if (/^SQLITE_(IOERR|READONLY|CANTOPEN)/.test(code) || code === 'EROFS' || code === 'EIO')
     return new StoreWriteFailed(code, { cause: err })

@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process'
-import { chownSync, existsSync, mkdtempSync, renameSync, rmSync } from 'node:fs'
+import { chownSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import pg from 'pg'
+import { waitFor } from './wait.ts'
 
 /** Debian's PostgreSQL 15 (installed by .ci/run); the PostgreSQL tests start their own server on a loopback port. */
 const BIN = '/usr/lib/postgresql/15/bin'
@@ -32,6 +33,11 @@ export interface PostgresServer {
   backendPids(database: string, applicationName?: string): Promise<number[]>
   /** pg_terminate_backend on each pid: the connection is cut as a server restart or a network failure would */
   terminate(pids: readonly number[]): Promise<void>
+  /**
+   * A superuser role `role` that must log in over TCP with `password` (scram-sha-256: a pg_hba.conf line put
+   * before the template's trust lines, then a reload); its connection URL to `database` with `password`.
+   */
+  passwordRole(role: string, password: string, database?: string): Promise<(password: string | undefined) => string>
   stop(): Promise<void>
 }
 
@@ -128,6 +134,31 @@ export async function startPostgres(): Promise<PostgresServer> {
       admin(async (c) => {
         for (const pid of pids) await c.query('SELECT pg_terminate_backend($1)', [pid])
       }),
+    async passwordRole(role, password, database = 'postgres') {
+      if (!/^[a-z_][a-z0-9_]*$/.test(role)) throw new Error(`test role name '${role}': lowercase letters, digits, _`)
+      await admin(async (c) => {
+        await c.query(`CREATE ROLE ${role} LOGIN SUPERUSER PASSWORD ${c.escapeLiteral(password)}`)
+        const hba = join(data, 'pg_hba.conf')
+        writeFileSync(hba, `host all ${role} 127.0.0.1/32 scram-sha-256\n${readFileSync(hba, 'utf8')}`) // the first matching line wins
+        await c.query('SELECT pg_reload_conf()')
+      })
+      const roleUrl = (pw: string | undefined) =>
+        `postgres://${role}${pw === undefined ? '' : `:${encodeURIComponent(pw)}`}@127.0.0.1:${port}/${database}`
+      // the reload is asynchronous: wait until a login without the password is refused
+      await waitFor(
+        async () => {
+          const c = new pg.Client({ connectionString: roleUrl(`not-${password}`) })
+          return c.connect().then(
+            () => c.end().then(() => false),
+            () => true,
+          )
+        },
+        10_000,
+        `pg_hba.conf reloaded: ${role} needs its password`,
+        50,
+      )
+      return roleUrl
+    },
     async stop() {
       try {
         await pgCommand('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop'])

@@ -42,6 +42,8 @@ export interface PgListener {
 interface TxContext {
   client: pg.PoolClient
   events: boolean
+  /** whether it holds the writer lock (events may be appended only under it: their ids must commit in order) */
+  writerLock: boolean
   /** false once committed or rolled back: a callback made inside fn that runs later (a timer) is outside it */
   open: boolean
 }
@@ -135,7 +137,21 @@ export class PgDatabase {
    * throw rolls back and is rethrown). Inside another transaction, fn joins it. `lockTimeoutMs` bounds the
    * wait for the writer lock (GH_STORE_LOCKED past it).
    */
-  async transaction<T>(fn: () => Promise<T>, lockTimeoutMs = this.#lockTimeoutMs): Promise<T> {
+  transaction<T>(fn: () => Promise<T>, lockTimeoutMs = this.#lockTimeoutMs): Promise<T> {
+    return this.#transaction(fn, lockTimeoutMs, true)
+  }
+
+  /**
+   * A transaction that does NOT take the writer lock: for rows outside the registry's read-check-write rules
+   * that lock what they read themselves (`SELECT ... FOR UPDATE`: the AI usage ledger's leases), so they
+   * neither wait for nor hold up the registry's writers. It appends no events. `lockTimeoutMs` bounds each
+   * row-lock wait (GH_STORE_LOCKED past it). Inside another transaction, fn joins it.
+   */
+  transactionWithoutWriterLock<T>(fn: () => Promise<T>, lockTimeoutMs = this.#lockTimeoutMs): Promise<T> {
+    return this.#transaction(fn, lockTimeoutMs, false)
+  }
+
+  async #transaction<T>(fn: () => Promise<T>, lockTimeoutMs: number, writerLock: boolean): Promise<T> {
     if (this.#current()) return fn()
     let client: pg.PoolClient
     try {
@@ -150,12 +166,12 @@ export class PgDatabase {
       client.off('error', onLost)
       client.release(err)
     }
-    const ctx: TxContext = { client, events: false, open: true }
+    const ctx: TxContext = { client, events: false, writerLock, open: true }
     let result: T
     try {
       await client.query('BEGIN')
       await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.trunc(lockTimeoutMs))}`)
-      await client.query('SELECT pg_advisory_xact_lock($1)', [WRITER_LOCK])
+      if (writerLock) await client.query('SELECT pg_advisory_xact_lock($1)', [WRITER_LOCK])
       result = await this.#tx.run(ctx, fn)
       if (ctx.events) await client.query('SELECT pg_notify($1, $2)', [EVENTS_CHANNEL, ''])
       ctx.open = false
@@ -176,7 +192,7 @@ export class PgDatabase {
   /** An event row was appended in the current transaction: NOTIFY at its commit, then tell this process's listeners. */
   eventAppended(): void {
     const ctx = this.#current()
-    if (!ctx) throw new Error('eventAppended outside a transaction')
+    if (!ctx?.writerLock) throw new Error('eventAppended outside a transaction holding the writer lock')
     ctx.events = true
   }
 
@@ -259,7 +275,7 @@ export class PgDatabase {
     try {
       client = await this.#pool.connect()
     } catch (err) {
-      throw pgFailure(err, this.#where) ?? err
+      throw pgFailure(err, this.#where, true) ?? err
     }
     const onLost = (err: Error) => this.#onError(err)
     client.on('error', onLost)
@@ -289,7 +305,7 @@ export class PgDatabase {
     } catch (err) {
       client.off('error', onLost)
       client.release(err as Error) // a session lock dies with its connection
-      throw pgFailure(err, this.#where) ?? err
+      throw pgFailure(err, this.#where, true) ?? err
     }
   }
 

@@ -1,4 +1,12 @@
-import { StoreDiskFull, StoreLocked, StoreUnreachable, StoreWriteFailed } from '../../errors.ts'
+import {
+  StoreAuthFailed,
+  StoreConnectionRefused,
+  StoreDatabaseMissing,
+  StoreDiskFull,
+  StoreLocked,
+  StoreUnreachable,
+  StoreWriteFailed,
+} from '../../errors.ts'
 
 const codeOf = (err: unknown): string => String((err as { code?: unknown } | null)?.code ?? '')
 
@@ -10,16 +18,26 @@ const LOST = /Connection terminated|connection timeout|timeout expired|Client ha
 
 /**
  * The one place a PostgreSQL or connection failure becomes a coded error, as storeFailure
- * (../store-failure.ts) is for SQLite: a connection refused, cut or timed out (SQLSTATE class 08, an
- * administrator's or a crash's shutdown 57P0x, Node's socket errors, node-postgres's own "Connection
- * terminated") is GH_STORE_UNREACHABLE; a full disk (53100) GH_STORE_DISK_FULL; a lock wait past its
- * timeout (55P03) GH_STORE_LOCKED; a read-only server or an I/O error GH_STORE_WRITE_FAILED. Undefined for
- * anything else (a constraint, a bug), which the caller rethrows as is. `where` names the server.
+ * (../store-failure.ts) is for SQLite: a login refused (SQLSTATE class 28: a wrong password, no pg_hba.conf
+ * line, an unknown role) is GH_STORE_AUTH_FAILED and a database that is not there (3D000)
+ * GH_STORE_DATABASE_MISSING, whenever a connection is opened; a connection refused while `opening` the
+ * database (nothing listens there: the URL or the server is wrong) GH_STORE_CONNECTION_REFUSED; a connection
+ * refused later, cut or timed out (SQLSTATE class 08, an administrator's or a crash's shutdown 57P0x, Node's
+ * socket errors, node-postgres's own "Connection terminated") GH_STORE_UNREACHABLE; a full disk (53100)
+ * GH_STORE_DISK_FULL; a lock wait past its timeout (55P03) GH_STORE_LOCKED; a read-only server or an I/O
+ * error GH_STORE_WRITE_FAILED. Undefined for anything else (a constraint, a bug), which the caller rethrows
+ * as is. `where` names the server (describeUrl: never the password).
  */
-export function pgFailure(err: unknown, where: string): Error | undefined {
+export function pgFailure(err: unknown, where: string, opening = false): Error | undefined {
   if (typeof err === 'object' && err !== null && 'code' in err && String(err.code).startsWith('GH_')) return undefined
   const code = codeOf(err)
   const message = err instanceof Error ? err.message : String(err)
+  if (/^28/.test(code)) return new StoreAuthFailed(where, `${code} ${message}`, { cause: err })
+  if (code === '3D000') return new StoreDatabaseMissing(where, `${code} ${message}`, { cause: err })
+  // node-postgres's own words when the server asks for a password and the URL (and ~/.pgpass) gives none
+  if (code === '' && /^SASL: .*password must be a string/.test(message))
+    return new StoreAuthFailed(where, `the server asks for a password and the URL gives none: ${message}`, { cause: err })
+  if (opening && code === 'ECONNREFUSED') return new StoreConnectionRefused(where, code, { cause: err })
   if (
     /^08/.test(code) ||
     /^57P0[123]$/.test(code) ||
@@ -28,7 +46,12 @@ export function pgFailure(err: unknown, where: string): Error | undefined {
     return new StoreUnreachable(`${where}: ${code} ${message}`, { cause: err })
   if (code === '' && LOST.test(message)) return new StoreUnreachable(`${where}: ${message}`, { cause: err })
   if (code === '53100') return new StoreDiskFull(`${where}: ${code}`, { cause: err })
-  if (code === '55P03') return new StoreLocked(code, where, { cause: err })
+  if (code === '55P03')
+    return new StoreLocked(
+      `transaction for longer than the lock timeout (${code} on ${where})`,
+      "find the session holding it in pg_stat_activity (an 'idle in transaction' or long-running one; pg_blocking_pids of the waiters names it), let it finish or end it (pg_terminate_backend)",
+      { cause: err },
+    )
   if (code === '25006' || /^58/.test(code)) return new StoreWriteFailed(`${where}: ${code} ${message}`, { cause: err })
   return undefined
 }

@@ -14,6 +14,7 @@ import type {
   StoredEvent,
 } from '../registry-store.ts'
 import type { AsyncRegistryStore } from './async.ts'
+import { PgAiUsageStore } from './pg-ai-usage-store.ts'
 import { PgApiKeyStore } from './pg-api-key-store.ts'
 import { PgAppStore } from './pg-app-store.ts'
 import { PgClaimStore } from './pg-claim-store.ts'
@@ -29,7 +30,7 @@ const PRUNED_THROUGH = 'events.prunedThrough'
 
 /**
  * The registry on PostgreSQL (cluster mode): the same records and semantics as SqliteRegistryStore, on a
- * PgDatabase that its sibling stores share (`settings`, `apiKeys`, `claims`, `limits`, `routes`, `apps`), so a
+ * PgDatabase that its sibling stores share (`settings`, `apiKeys`, `claims`, `limits`, `routes`, `apps`, `aiUsage`), so a
  * change in any of them, its audit entry and its event commit in one `transaction`. Every write runs in
  * a transaction (joining the caller's), under the database's writer lock.
  */
@@ -41,6 +42,8 @@ export class PgRegistryStore implements AsyncRegistryStore {
   readonly limits: PgLimitsStore
   readonly routes: PgRouteStore
   readonly apps: PgAppStore
+  /** the AI bridge's daily usage and last insights per device (its writes take no writer lock: PgAiUsageStore) */
+  readonly aiUsage: PgAiUsageStore
   #auditWriteFailures = 0
   readonly #remote = new Set<() => void>()
   /** this node's LISTEN while anyone watches (onRemoteEvents) */
@@ -56,6 +59,7 @@ export class PgRegistryStore implements AsyncRegistryStore {
     this.limits = new PgLimitsStore(db)
     this.routes = new PgRouteStore(db)
     this.apps = new PgAppStore(db)
+    this.aiUsage = new PgAiUsageStore(db)
   }
 
   /** Connects to the database at `url` and migrates its schema (PgDatabase.open). */

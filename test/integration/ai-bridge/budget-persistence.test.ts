@@ -29,10 +29,10 @@ function spender(db: string, daily: number, flushMs: number, mode: 'until-refuse
   return { child, lines, exited, stderr: () => stderr }
 }
 
-function usageOf(db: string) {
+async function usageOf(db: string) {
   const store = new SqliteRegistryStore(db)
   try {
-    return createAiUsageService({ store: store.aiUsage, clock: systemClock }).get('d1', DAY)
+    return await createAiUsageService({ store: store.aiUsage, clock: systemClock }).get('d1', DAY)
   } finally {
     store.close()
   }
@@ -50,7 +50,7 @@ describe('daily AI budgets leased from one SQLite registry by several processes'
     const total = taken.reduce((a, b) => a + b, 0)
     expect(total).toBeLessThanOrEqual(daily)
     expect(total).toBeGreaterThanOrEqual(daily - 3 * 6) // at most a slice each left unspent when refused
-    expect(usageOf(db).requests).toBe(total) // the unspent slices went back on the last flush
+    expect((await usageOf(db)).requests).toBe(total) // the unspent slices went back on the last flush
   })
 
   it('a SIGKILL loses at most the tokens counted since the last flush, and no request', async () => {
@@ -71,7 +71,7 @@ describe('daily AI budgets leased from one SQLite registry by several processes'
     const flushed = run.lines.filter((l) => l.startsWith('flushed ')).map((l) => l.split(' ').map(Number))
     const [, requests = 0, tokens = 0] = took.at(-1) ?? []
     const [, , flushedTokens = 0] = flushed.at(-1) ?? []
-    const after = usageOf(db)
+    const after = await usageOf(db)
     // requests are counted when leased: none is lost; the unspent part of the last slice (10,000 a slice here) stays counted
     expect(after.requests).toBeGreaterThanOrEqual(requests)
     expect(after.requests).toBeLessThanOrEqual(requests + 100)

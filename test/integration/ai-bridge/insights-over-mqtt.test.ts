@@ -51,7 +51,7 @@ describe('AI bridge on a real broker', () => {
     })
     expect(messages[1]).toMatchObject({ type: 'throttled', deviceId: 'sensor-1', reason: 'rate' })
     expect(Date.parse(String(messages[1]?.retryAt))).toBeGreaterThan(Date.now())
-    expect(usage.listInsights('sensor-1')).toHaveLength(1)
+    expect(await usage.listInsights('sensor-1')).toHaveLength(1)
     expect(bridge.stats()).toMatchObject({ received: 2, insights: 1, throttled: 1, throttleNotices: 1 })
   })
 })

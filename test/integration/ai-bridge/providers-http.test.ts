@@ -66,7 +66,7 @@ describe('AI providers over HTTP (a local server speaking the OpenAI wire format
       }),
     ])
     await h.bridge.flushUsage()
-    expect(h.usage.get('pump-9', '2026-03-01')).toEqual({ requests: 1, tokens: 60 })
+    expect(await h.usage.get('pump-9', '2026-03-01')).toEqual({ requests: 1, tokens: 60 })
     expect(JSON.stringify(h.logs)).not.toContain('sk-live-do-not-log')
   })
 

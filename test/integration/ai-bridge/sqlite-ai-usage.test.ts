@@ -19,7 +19,14 @@ function openStore(path: string): SqliteRegistryStore {
   return store
 }
 
-aiUsageStoreContract('SqliteAiUsageStore', () => openStore(join(tempDir(), 'registry.db')).aiUsage)
+aiUsageStoreContract(
+  'SqliteAiUsageStore',
+  () => openStore(join(tempDir(), 'registry.db')).aiUsage,
+  (count) => {
+    const path = join(tempDir(), 'registry.db')
+    return Array.from({ length: count }, () => openStore(path).aiUsage) // a connection each, as broker processes have
+  },
+)
 
 /** A bridge on a fake core whose UsageLedger and InsightSink are the SQLite registry at `path`. */
 function bridgeOn(path: string, clock: FixedClock, dailyRequests = 2) {
@@ -71,20 +78,20 @@ describe('AI usage in the SQLite registry', () => {
 
     clock.advance('1h')
     const second = bridgeOn(path, clock)
-    expect(second.usage.get('d1', '2026-03-01')).toEqual({ requests: 2, tokens: 0 })
+    expect(await second.usage.get('d1', '2026-03-01')).toEqual({ requests: 2, tokens: 0 })
     second.core.telemetry('d1', { v: 3 })
     await second.bridge.idle()
     expect(second.core.insightsOf('d1')).toHaveLength(0)
     expect(second.core.noticesOf('d1')).toEqual([
       { type: 'throttled', deviceId: 'd1', reason: 'daily-requests', retryAt: '2026-03-02T00:00:00.000Z' },
     ])
-    expect(second.usage.listInsights('d1').map((i) => i.id)).toEqual(
+    expect((await second.usage.listInsights('d1')).map((i) => i.id)).toEqual(
       first.core
         .insightsOf('d1')
         .map((i) => i.id)
         .reverse(),
     )
-    expect(second.usage.usageFor('d1', 2).days).toEqual([
+    expect((await second.usage.usageFor('d1', 2)).days).toEqual([
       { day: '2026-02-28', requests: 0, tokens: 0 },
       { day: '2026-03-01', requests: 2, tokens: 0 },
     ])
@@ -101,12 +108,12 @@ describe('AI usage in the SQLite registry', () => {
     const first = bridgeOn(path, clock, 300) // slices of 3
     for (let i = 0; i < 4; i++) first.core.telemetry('d1', { v: i })
     await first.bridge.idle()
-    expect(first.usage.get('d1', '2026-03-01')).toEqual({ requests: 6, tokens: 0 }) // two slices leased
+    expect(await first.usage.get('d1', '2026-03-01')).toEqual({ requests: 6, tokens: 0 }) // two slices leased
     await first.bridge.detach()
     first.close()
 
     const second = bridgeOn(path, clock, 6)
-    expect(second.usage.get('d1', '2026-03-01')).toEqual({ requests: 4, tokens: 0 })
+    expect(await second.usage.get('d1', '2026-03-01')).toEqual({ requests: 4, tokens: 0 })
     for (let i = 0; i < 3; i++) second.core.telemetry('d1', { v: i })
     await second.bridge.idle()
     expect(second.core.insightsOf('d1')).toHaveLength(2) // 4 of 6 spent before the restart
@@ -130,8 +137,8 @@ describe('AI usage in the SQLite registry', () => {
       at,
       usage: { requests: 1, promptTokens: 0, completionTokens: 0, totalTokens: 0 },
     })
-    first.aiUsage.append(insight(1))
-    first.aiUsage.append(insight(2))
+    await first.aiUsage.append(insight(1))
+    await first.aiUsage.append(insight(2))
     const rows = () => {
       const db = new Database(dataDirLayout(dataDir).database, { readonly: true })
       try {
@@ -141,12 +148,12 @@ describe('AI usage in the SQLite registry', () => {
       }
     }
     expect(rows()).toBe(0) // held, not written yet
-    expect(first.aiUsage.listInsights('d1').map((i) => i.id)).toEqual(['i2', 'i1']) // yet readers see them
+    expect((await first.aiUsage.listInsights('d1')).map((i) => i.id)).toEqual(['i2', 'i1']) // yet readers see them
     first.close()
     expect(rows()).toBe(2)
 
     const second = await openControlPlane(dataDir, {}, { log })
     onTestFinished(() => second.close())
-    expect(second.aiUsage.listInsights('d1')).toEqual([insight(2), insight(1)])
+    expect(await second.aiUsage.listInsights('d1')).toEqual([insight(2), insight(1)])
   })
 })

@@ -98,7 +98,7 @@ describe('gatehouse status', () => {
     expect(text.stdout).toBe(`Gatehouse on http://127.0.0.1:${port}: not running\ndevices: no registry in the data directory\n`)
   })
 
-  it('asks over HTTPS, trusting the data directory CA, when the API is not on loopback', async () => {
+  it('asks over HTTPS, trusting the data directory CA, when the API is not on loopback or httpTls is set', async () => {
     const dataDir = join(tempDir(), 'data')
     await initControlPlane(dataDir, {}, { log }, 'operator:test')
     const control = await openControlPlane(dataDir, {}, { log })
@@ -117,5 +117,10 @@ describe('gatehouse status', () => {
     expect(target.ca).toBe(tls.ca)
     expect(await fetchHealth(target)).toEqual({ liveness: { status: 'ok', checks: {} }, readiness: { status: 'ok', checks: {} } })
     await expect(fetchHealth({ url: target.url })).rejects.toMatchObject({ code: 'GH_STATUS_UNREACHABLE' }) // not trusting it
+    // httpTls: HTTPS on loopback too, and status follows it
+    const onLoopback = healthTarget({ dataDir, httpHost: '127.0.0.1', httpPort: served.port, httpTls: true })
+    expect(onLoopback).toEqual(target)
+    expect(await fetchHealth(onLoopback)).toEqual({ liveness: { status: 'ok', checks: {} }, readiness: { status: 'ok', checks: {} } })
+    expect(healthTarget({ dataDir, httpHost: '127.0.0.1', httpPort: served.port }).url).toBe(`http://127.0.0.1:${served.port}`)
   })
 })

@@ -8,7 +8,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openControlPlane, type ControlPlane } from '../../../provisioning/index.ts'
 import type { DeviceCredentials } from '../../helpers/broker-pki.ts'
-import { GATEHOUSE_BIN } from '../../helpers/run-cli.ts'
+import { GATEHOUSE_BIN, runCli } from '../../helpers/run-cli.ts'
 import { attemptConnect, closedWithin, connectDevice } from '../../helpers/mqtt-clients.ts'
 import { redisAvailable, startRedis, type RedisServer } from '../../helpers/redis-server.ts'
 import { waitFor } from '../../helpers/wait.ts'
@@ -34,7 +34,8 @@ async function startWorkers(dataDir: string, redisUrl: string) {
       '--log-level',
       'info',
     ].concat(['--cluster', redisUrl, '--workers', '2']),
-    { env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'pipe', 'pipe'] },
+    // the API over HTTPS on loopback too (httpTls), for its session resumption across workers
+    { env: { PATH: process.env.PATH, HOME: process.env.HOME, GATEHOUSE_HTTP_TLS: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] },
   )
   let stdout = ''
   let stderr = ''
@@ -214,6 +215,58 @@ describe.skipIf(!redisAvailable())('gatehouse start --cluster … --workers 2: o
       next.socket.destroy()
     }
     expect(reused).toEqual([true, true, true, true])
+  }, 30_000)
+
+  it('the HTTPS API (httpTls on loopback) keeps the shared ticket keys through a CA rotation: a client resumes its first session on both workers', async () => {
+    const apiPort = Number(/HTTP API on https:\/\/127\.0\.0\.1:(\d+)/.exec(gh.stderr())?.[1])
+    expect(apiPort).toBeGreaterThan(0)
+    const { ca } = await provision('resume-api') // the root in it still verifies the server certificate after the rotation
+    // node:cluster gives the workers' listening HTTPS servers one worker's random ticket keys at listen; a CA
+    // rotation's new secure context would make new ones per worker, unless the server was given its keys
+    const reloadsBefore = logLines(gh).filter((l) => l.msg === 'issuing CA reloaded').length
+    const rotate = await runCli(['ca', 'rotate', '--data-dir', join(dir, 'data')])
+    expect(rotate.code, rotate.stderr).toBe(0)
+    await waitFor(
+      () => logLines(gh).filter((l) => l.msg === 'issuing CA reloaded').length >= reloadsBefore + 2,
+      10_000,
+      'both workers reloading the CA',
+    )
+    /** one HTTP/1.1 request on its own TLS connection: whether the session was resumed, and the answer's status line */
+    const get = (path: string, session?: Buffer) =>
+      new Promise<{ reused: boolean; status: string; ticket: Promise<Buffer> }>((resolve, reject) => {
+        const socket = tlsConnect({
+          host: '127.0.0.1',
+          port: apiPort,
+          ca,
+          checkServerIdentity: () => undefined,
+          ...(session && { session }),
+        })
+        const ticket = new Promise<Buffer>((r) => socket.once('session', r))
+        let answer = ''
+        socket.once('secureConnect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`))
+        socket.on('data', (d: Buffer) => (answer += d.toString()))
+        socket.once('end', () => resolve({ reused: socket.isSessionReused(), status: answer.split('\r\n')[0] ?? '', ticket }))
+        socket.once('error', reject)
+      })
+    const answeredBy = (path: string) =>
+      waitFor(
+        () => logLines(gh).find((l) => l.msg === 'request' && l.path === path)?.worker as number | undefined,
+        5000,
+        `the log of ${path}`,
+      )
+    const first = await get('/healthz')
+    expect(first.status).toBe('HTTP/1.1 200 OK')
+    const ticket = await first.ticket
+    // the primary deals connections out in turn: within a few, both workers answer
+    const later: { reused: boolean; worker: number }[] = []
+    for (let i = 0; i < 8 && (later.length < 4 || new Set(later.map((l) => l.worker)).size < 2); i++) {
+      const path = `/resume-probe-${i}` // a 404 of its own, logged with the worker that answered it
+      const r = await get(path, ticket)
+      expect(r.status).toBe('HTTP/1.1 404 Not Found')
+      later.push({ reused: r.reused, worker: await answeredBy(path) })
+    }
+    expect(new Set(later.map((l) => l.worker)).size).toBe(2) // both live workers (ids grow as workers are restarted)
+    expect(later.filter((l) => !l.reused)).toEqual([])
   }, 30_000)
 
   it('SIGTERM to the primary stops every worker and the primary exits 0', async () => {

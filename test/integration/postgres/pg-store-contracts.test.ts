@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, describe } from 'vitest'
+import { afterAll, beforeAll, describe, onTestFinished } from 'vitest'
 import type { DeviceRecord } from '../../../provisioning/store/registry-store.ts'
 import { PgRegistryStore } from '../../../provisioning/store/postgres/pg-registry-store.ts'
+import { aiUsageStoreContract } from '../../contract/ai-usage-store.contract.ts'
 import { apiKeyStoreContract } from '../../contract/api-key-store.contract.ts'
 import { appStoreContract } from '../../contract/app-store.contract.ts'
 import { claimStoreContract } from '../../contract/claim-store.contract.ts'
@@ -18,6 +19,7 @@ const available = postgresAvailable()
 describe.skipIf(!available)('the store contracts on PostgreSQL', () => {
   let server: PostgresServer
   const registries = new Map<string, Promise<PgRegistryStore>>()
+  const urls = new Map<string, Promise<string>>()
 
   beforeAll(async () => {
     server = await startPostgres()
@@ -33,7 +35,9 @@ describe.skipIf(!available)('the store contracts on PostgreSQL', () => {
   const fresh = async (suite: string, devices: readonly DeviceRecord[] = []): Promise<PgRegistryStore> => {
     let opening = registries.get(suite)
     if (!opening) {
-      opening = server.createDatabase(suite, 'migrated').then((url) => PgRegistryStore.open(url))
+      const url = server.createDatabase(suite, 'migrated')
+      urls.set(suite, url)
+      opening = url.then((u) => PgRegistryStore.open(u))
       registries.set(suite, opening)
     }
     const store = await opening
@@ -70,4 +74,18 @@ describe.skipIf(!available)('the store contracts on PostgreSQL', () => {
       ).limits,
   )
   settingsStoreContract('PgSettingsStore', async (devices) => (await fresh('settings', devices)).settings)
+  aiUsageStoreContract(
+    'PgAiUsageStore',
+    async () => (await fresh('ai_usage')).aiUsage,
+    // three "nodes": a PgDatabase pool each on the suite's one database
+    async (count) => {
+      await fresh('ai_usage')
+      const url = (await urls.get('ai_usage')) as string
+      const nodes = await Promise.all(Array.from({ length: count }, (_, i) => PgRegistryStore.open(url, { applicationName: `node-${i}` })))
+      onTestFinished(async () => {
+        for (const n of nodes) await n.close()
+      })
+      return nodes.map((n) => n.aiUsage)
+    },
+  )
 })

@@ -51,9 +51,9 @@ describe('attachAiBridge', () => {
       usage: { requests: 1, promptTokens: 0, completionTokens: 0, totalTokens: 0 },
     })
     expect(insight?.id).toMatch(/^[0-9a-f]{32}$/)
-    expect(h.usage.listInsights('pump-1')).toEqual([insight])
+    expect(await h.usage.listInsights('pump-1')).toEqual([insight])
     await h.bridge.flushUsage() // budgets are written behind (usageFlushSeconds)
-    expect(h.usage.get('pump-1', '2026-03-01')).toEqual({ requests: 1, tokens: 0 })
+    expect(await h.usage.get('pump-1', '2026-03-01')).toEqual({ requests: 1, tokens: 0 })
     expect(h.bridge.stats()).toMatchObject({
       received: 1,
       forwarded: 1,
@@ -99,7 +99,7 @@ describe('attachAiBridge', () => {
     expect(h.core.noticesOf('d1')).toEqual([
       { type: 'throttled', deviceId: 'd1', reason: 'daily-requests', retryAt: '2026-03-02T00:00:00.000Z' },
     ])
-    expect(h.usage.get('d1', '2026-03-01')).toEqual({ requests: 3, tokens: 0 })
+    expect(await h.usage.get('d1', '2026-03-01')).toEqual({ requests: 3, tokens: 0 })
 
     h.clock.set('2026-03-01T23:59:59.999Z')
     h.core.telemetry('d1', { v: 9 })
@@ -111,7 +111,7 @@ describe('attachAiBridge', () => {
     h.core.telemetry('d1', { v: 10 })
     await h.bridge.idle()
     expect(h.core.insightsOf('d1')).toHaveLength(4)
-    expect(h.usage.get('d1', '2026-03-02')).toEqual({ requests: 1, tokens: 0 })
+    expect(await h.usage.get('d1', '2026-03-02')).toEqual({ requests: 1, tokens: 0 })
   })
 
   it('the daily token budget stops forwarding once the tokens the provider reported reach dailyTokens', async () => {
@@ -125,7 +125,7 @@ describe('attachAiBridge', () => {
     await h.bridge.idle()
     expect(fetch.requests).toHaveLength(2) // 0 -> 60 -> 120 tokens: the third is refused
     await h.bridge.flushUsage()
-    expect(h.usage.get('d1', '2026-03-01')).toEqual({ requests: 2, tokens: 120 })
+    expect(await h.usage.get('d1', '2026-03-01')).toEqual({ requests: 2, tokens: 120 })
     expect(h.core.noticesOf('d1')).toEqual([
       { type: 'throttled', deviceId: 'd1', reason: 'daily-tokens', retryAt: '2026-03-02T00:00:00.000Z' },
     ])
@@ -187,7 +187,7 @@ describe('attachAiBridge', () => {
     await h.bridge.idle()
     expect(fetch.requests).toHaveLength(0)
     expect(h.core.sent).toHaveLength(0)
-    expect(h.usage.get('private-1', '2026-03-01')).toEqual({ requests: 0, tokens: 0 })
+    expect(await h.usage.get('private-1', '2026-03-01')).toEqual({ requests: 0, tokens: 0 })
     expect(h.bridge.stats()).toMatchObject({ noConsent: 6, forwarded: 0, openWindows: 0 })
   })
 
@@ -238,7 +238,7 @@ describe('attachAiBridge', () => {
     await h.bridge.idle()
     expect(h.core.insightsOf('d1')).toHaveLength(2)
     expect(h.core.insightsOf('d1')[1]?.summary).toMatch(/^1 samples/)
-    expect(h.usage.get('d1', '2026-03-01')).toEqual({ requests: 2, tokens: 0 })
+    expect(await h.usage.get('d1', '2026-03-01')).toEqual({ requests: 2, tokens: 0 })
   })
 
   it('renders the group template with variables from settings, group and telemetry, all redacted', async () => {

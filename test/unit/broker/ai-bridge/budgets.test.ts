@@ -25,7 +25,7 @@ describe('createDailyBudgets (leases of the daily budget, written behind)', () =
     }
     expect(ok).toBe(250)
     for (const node of nodes) await node.flush()
-    expect(usage.get('d1', DAY)).toEqual({ requests: 250, tokens: 0 })
+    expect(await usage.get('d1', DAY)).toEqual({ requests: 250, tokens: 0 })
   })
 
   it('counts tokens locally until the flush, and refuses once the day used dailyTokens', async () => {
@@ -34,12 +34,12 @@ describe('createDailyBudgets (leases of the daily budget, written behind)', () =
     const limits = { dailyRequests: 1000, dailyTokens: 100 }
     expect(await budgets.take('d1', DAY, limits)).toBe('ok')
     budgets.spend('d1', DAY, 60)
-    expect(usage.get('d1', DAY)).toEqual({ requests: 10, tokens: 0 }) // a slice leased, tokens not written yet
+    expect(await usage.get('d1', DAY)).toEqual({ requests: 10, tokens: 0 }) // a slice leased, tokens not written yet
     expect(await budgets.take('d1', DAY, limits)).toBe('ok')
     budgets.spend('d1', DAY, 60)
     expect(await budgets.take('d1', DAY, limits)).toBe('daily-tokens')
     await budgets.flush()
-    expect(usage.get('d1', DAY)).toEqual({ requests: 2, tokens: 120 })
+    expect(await usage.get('d1', DAY)).toEqual({ requests: 2, tokens: 120 })
   })
 
   it('a lowered budget applies to the next request; what it can no longer spend goes back', async () => {
@@ -51,7 +51,7 @@ describe('createDailyBudgets (leases of the daily budget, written behind)', () =
     expect(await budgets.take('d1', DAY, lowered)).toBe('daily-requests')
     expect(budgets.knownSpent('d1', DAY)).toBe(true)
     await budgets.flush()
-    expect(usage.get('d1', DAY)).toEqual({ requests: 4, tokens: 0 })
+    expect(await usage.get('d1', DAY)).toEqual({ requests: 4, tokens: 0 })
   })
 
   it('a request given back is spent again; a failed flush is kept for the next one', async () => {
@@ -70,7 +70,7 @@ describe('createDailyBudgets (leases of the daily budget, written behind)', () =
     await expect(budgets.flush()).rejects.toThrow('registry down')
     fail = false
     await budgets.flush()
-    expect(usage.get('d1', DAY)).toEqual({ requests: 1, tokens: 5 })
+    expect(await usage.get('d1', DAY)).toEqual({ requests: 1, tokens: 5 })
   })
 
   it('a new UTC day starts a new lease and settles the old one', async () => {
@@ -80,7 +80,7 @@ describe('createDailyBudgets (leases of the daily budget, written behind)', () =
     expect(await budgets.take('d1', DAY, limits)).toBe('ok')
     expect(await budgets.take('d1', '2026-03-02', limits)).toBe('ok')
     await budgets.flush()
-    expect(usage.get('d1', DAY)).toEqual({ requests: 1, tokens: 0 })
-    expect(usage.get('d1', '2026-03-02')).toEqual({ requests: 1, tokens: 0 })
+    expect(await usage.get('d1', DAY)).toEqual({ requests: 1, tokens: 0 })
+    expect(await usage.get('d1', '2026-03-02')).toEqual({ requests: 1, tokens: 0 })
   })
 })

@@ -35,9 +35,9 @@ describe('createDeviceLimiter', () => {
   it('allows exactly dailyRequests per UTC day from the ledger, then refuses until midnight', async () => {
     const { clock, usage, limiter } = world('2026-03-01T23:00:00Z')
     const daily = { ...limits, burst: 100, dailyRequests: 2 }
-    usage.add('d1', '2026-03-01', 1, 0)
+    await usage.add('d1', '2026-03-01', 1, 0)
     expect((await limiter.admit('d1', daily)).ok).toBe(true)
-    usage.add('d1', '2026-03-01', 1, 0) // the bridge records each request after it is made
+    await usage.add('d1', '2026-03-01', 1, 0) // the bridge records each request after it is made
     expect(await limiter.admit('d1', daily)).toEqual({
       ok: false,
       reason: 'daily-requests',
@@ -50,7 +50,7 @@ describe('createDeviceLimiter', () => {
 
   it('refuses once the day used dailyTokens, without taking a bucket token', async () => {
     const { usage, limiter } = world()
-    usage.add('d1', '2026-03-01', 1, 500)
+    await usage.add('d1', '2026-03-01', 1, 500)
     expect(await limiter.admit('d1', { ...limits, burst: 1, dailyTokens: 500 })).toMatchObject({ ok: false, reason: 'daily-tokens' })
     expect((await limiter.admit('d1', { ...limits, burst: 1, dailyTokens: 501 })).ok).toBe(true)
   })

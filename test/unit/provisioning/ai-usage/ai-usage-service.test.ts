@@ -12,15 +12,19 @@ function countingStore() {
   const append = store.appendInsights.bind(store)
   store.batches = []
   store.failing = false
-  store.appendInsights = (insights, keep) => {
+  store.appendInsights = async (insights, keep) => {
     if (store.failing) throw new Error('disk full')
     store.batches.push(insights.length)
-    append(insights, keep)
+    await append(insights, keep)
   }
   return store
 }
 
-aiUsageStoreContract('InMemoryAiUsageStore', () => new InMemoryAiUsageStore())
+aiUsageStoreContract(
+  'InMemoryAiUsageStore',
+  () => new InMemoryAiUsageStore(),
+  (count) => Array(count).fill(new InMemoryAiUsageStore()),
+)
 
 const insight = (n: number): AiInsight => ({
   type: 'insight',
@@ -41,22 +45,22 @@ describe('createAiUsageService', () => {
     expectTypeOf<AiInsight>().toEqualTypeOf<Insight>()
   })
 
-  it('is a usage ledger: get answers zeros for a day without usage, add accumulates', () => {
+  it('is a usage ledger: get answers zeros for a day without usage, add accumulates', async () => {
     const svc = createAiUsageService({ store: new InMemoryAiUsageStore(), clock: fixedClock() })
-    expect(svc.get('d1', '2026-03-01')).toEqual({ requests: 0, tokens: 0 })
-    svc.add('d1', '2026-03-01', 1, 60)
-    svc.add('d1', '2026-03-01', 1, 0)
-    expect(svc.get('d1', '2026-03-01')).toEqual({ requests: 2, tokens: 60 })
+    expect(await svc.get('d1', '2026-03-01')).toEqual({ requests: 0, tokens: 0 })
+    await svc.add('d1', '2026-03-01', 1, 60)
+    await svc.add('d1', '2026-03-01', 1, 0)
+    expect(await svc.get('d1', '2026-03-01')).toEqual({ requests: 2, tokens: 60 })
   })
 
-  it('usageFor reports the last N UTC days up to today, zero-filled, oldest first, with the total', () => {
+  it('usageFor reports the last N UTC days up to today, zero-filled, oldest first, with the total', async () => {
     const clock = fixedClock('2026-03-03T08:00:00Z')
     const svc = createAiUsageService({ store: new InMemoryAiUsageStore(), clock })
-    svc.add('d1', '2026-02-28', 9, 9) // outside the window
-    svc.add('d1', '2026-03-01', 2, 100)
-    svc.add('d1', '2026-03-03', 1, 50)
-    svc.add('d2', '2026-03-03', 7, 7)
-    expect(svc.usageFor('d1', 3)).toEqual({
+    await svc.add('d1', '2026-02-28', 9, 9) // outside the window
+    await svc.add('d1', '2026-03-01', 2, 100)
+    await svc.add('d1', '2026-03-03', 1, 50)
+    await svc.add('d2', '2026-03-03', 7, 7)
+    expect(await svc.usageFor('d1', 3)).toEqual({
       deviceId: 'd1',
       from: '2026-03-01',
       to: '2026-03-03',
@@ -67,14 +71,14 @@ describe('createAiUsageService', () => {
       ],
       total: { requests: 3, tokens: 150 },
     })
-    expect(svc.usageFor('d1').days).toHaveLength(30)
+    expect((await svc.usageFor('d1')).days).toHaveLength(30)
   })
 
-  it('keeps the last insightsPerDevice insights; listInsights answers newest first', () => {
+  it('keeps the last insightsPerDevice insights; listInsights answers newest first', async () => {
     const svc = createAiUsageService({ store: new InMemoryAiUsageStore(), clock: fixedClock() }, { insightsPerDevice: 3 })
-    for (let n = 1; n <= 5; n++) svc.append(insight(n))
-    expect(svc.listInsights('d1').map((i) => i.id)).toEqual(['i5', 'i4', 'i3'])
-    expect(svc.list('d1', 1)).toEqual([insight(5)])
+    for (let n = 1; n <= 5; n++) await svc.append(insight(n))
+    expect((await svc.listInsights('d1')).map((i) => i.id)).toEqual(['i5', 'i4', 'i3'])
+    expect(await svc.list('d1', 1)).toEqual([insight(5)])
   })
 
   it('holds appended insights and writes them together, one store write per flushMs; readers see them at once', async () => {
@@ -82,12 +86,12 @@ describe('createAiUsageService', () => {
     const timers = fakeTimers(clock)
     const store = countingStore()
     const svc = createAiUsageService({ store, clock, timers }, { insightsPerDevice: 3, insightFlushMs: 1000 })
-    for (let n = 1; n <= 4; n++) svc.append(insight(n))
+    for (let n = 1; n <= 4; n++) await svc.append(insight(n))
     expect(store.batches).toEqual([]) // held
-    expect(svc.listInsights('d1').map((i) => i.id)).toEqual(['i4', 'i3', 'i2']) // held ones count, within insightsPerDevice
+    expect((await svc.listInsights('d1')).map((i) => i.id)).toEqual(['i4', 'i3', 'i2']) // held ones count, within insightsPerDevice
     await timers.advance('1s')
     expect(store.batches).toEqual([4]) // one write for the four
-    expect(store.listInsights('d1', 10).map((i) => i.id)).toEqual(['i4', 'i3', 'i2'])
+    expect((await store.listInsights('d1', 10)).map((i) => i.id)).toEqual(['i4', 'i3', 'i2'])
     expect(timers.pending()).toBe(0) // nothing held: no timer
   })
 
@@ -96,16 +100,16 @@ describe('createAiUsageService', () => {
     const timers = fakeTimers(clock)
     const store = countingStore()
     const svc = createAiUsageService({ store, clock, timers }, { insightFlushMs: 60_000, maxPendingInsights: 3 })
-    for (let n = 1; n <= 3; n++) svc.append(insight(n))
+    for (let n = 1; n <= 3; n++) await svc.append(insight(n))
     expect(store.batches).toEqual([3]) // the third one wrote the batch, without waiting for the timer
     store.failing = true
-    for (let n = 4; n <= 5; n++) svc.append(insight(n))
-    expect(() => svc.append(insight(6))).toThrow('disk full') // the caller (the bridge) counts and logs it
-    expect(() => svc.append(insight(7))).toThrow('disk full')
-    expect(svc.listInsights('d1', 10).map((i) => i.id)).toEqual(['i7', 'i6', 'i5', 'i3', 'i2', 'i1']) // i4 gave way: 3 held at most
+    for (let n = 4; n <= 5; n++) await svc.append(insight(n))
+    await expect(svc.append(insight(6))).rejects.toThrow('disk full') // the caller (the bridge) counts and logs it
+    await expect(svc.append(insight(7))).rejects.toThrow('disk full')
+    expect((await svc.listInsights('d1', 10)).map((i) => i.id)).toEqual(['i7', 'i6', 'i5', 'i3', 'i2', 'i1']) // i4 gave way: 3 held at most
     store.failing = false
     await timers.advance('1m')
-    expect(store.listInsights('d1', 10).map((i) => i.id)).toEqual(['i7', 'i6', 'i5', 'i3', 'i2', 'i1'])
+    expect((await store.listInsights('d1', 10)).map((i) => i.id)).toEqual(['i7', 'i6', 'i5', 'i3', 'i2', 'i1'])
   })
 
   it.each([
@@ -116,8 +120,8 @@ describe('createAiUsageService', () => {
     ['fail/limit-too-large', (s: AiUsageService) => s.listInsights('d1', 1001)],
     ['fail/bad-day', (s: AiUsageService) => s.get('d1', '2026-3-1')],
     ['fail/negative-tokens', (s: AiUsageService) => s.add('d1', '2026-03-01', 1, -5)],
-  ])('%s', (_name, call) => {
+  ])('%s', async (_name, call) => {
     const svc = createAiUsageService({ store: new InMemoryAiUsageStore(), clock: fixedClock() })
-    expect(() => call(svc)).toThrow(expect.objectContaining({ code: 'GH_AI_USAGE_QUERY_INVALID', statusCode: 400 }))
+    await expect(call(svc)).rejects.toMatchObject({ code: 'GH_AI_USAGE_QUERY_INVALID', statusCode: 400 })
   })
 })

@@ -6,7 +6,7 @@ describe('GET /v1/devices/{id}/insights and /usage', () => {
     const h = await apiHarness()
     await h.authority.createDevice({ id: 'pump-1' }, 'op')
     for (const [i, at] of ['2026-01-01T00:00:01Z', '2026-01-01T00:00:02Z'].entries()) {
-      h.aiUsage.append({
+      await h.aiUsage.append({
         type: 'insight',
         id: `ins-${i}`,
         deviceId: 'pump-1',
@@ -18,7 +18,7 @@ describe('GET /v1/devices/{id}/insights and /usage', () => {
         usage: { requests: 1, promptTokens: 0, completionTokens: 0, totalTokens: 0 },
       })
     }
-    h.aiUsage.add('pump-1', '2026-01-01', 2, 120)
+    await h.aiUsage.add('pump-1', '2026-01-01', 2, 120)
     const key = await h.keyWith('insights:read')
     const insights = await h.call(key, 'GET', '/v1/devices/pump-1/insights?limit=5')
     expect(insights.statusCode).toBe(200)

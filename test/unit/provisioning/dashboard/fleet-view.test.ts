@@ -66,7 +66,7 @@ describe('dashboard fleet view', () => {
     await create('p-2', { group: 'pumps' })
     await create('m-1')
     await settings.report('p-1', { version: (await settings.getDevice('p-1')).version, settings: {} })
-    aiUsage.add('p-1', '2026-01-01', 3, 120)
+    await aiUsage.add('p-1', '2026-01-01', 3, 120)
     Object.assign(throttled, { standard: 2, edge: 1 }) // 'edge': throttled devices, none active now
     const { settingsByGroup, aiByTier } = (await fleet.overview()).fleet
     expect(settingsByGroup).toEqual([
@@ -102,7 +102,7 @@ describe('dashboard fleet view', () => {
     const issued = await create('p-1', { tier: 'premium' })
     connected.add('p-1')
     await settings.patchDevice('p-1', { rate: 5 }, { actor: 'operator:test' })
-    aiUsage.add('p-1', '2026-01-01', 2, 80)
+    await aiUsage.add('p-1', '2026-01-01', 2, 80)
     const d = await fleet.device('p-1')
     expect(d.certificates.map((c) => c.serial)).toEqual([issued.serial])
     expect(d.connected).toBe(true)

@@ -1,0 +1,112 @@
+import type { AiUsageLease, AiUsageRecord, AiUsageStore, StoredInsight } from '../ai-usage-store.ts'
+import type { PgDatabase, Row } from './pg-database.ts'
+import { date, json, num } from './pg-rows.ts'
+
+const toUsage = (r: Row): AiUsageRecord => ({
+  deviceId: String(r.device_id),
+  day: String(r.day),
+  requests: num(r.requests),
+  tokens: num(r.tokens),
+})
+
+/**
+ * Newest first, ties by arrival as SQLite's rowid orders them: the table has no arrival column (its columns
+ * are SQLite's, which `gatehouse migrate` copies one for one), so the inserting transaction stands for it
+ * (age(xmin): the youngest first; a row stored again under its id is a new version, the newest, as SQLite's
+ * INSERT OR REPLACE gives it a new rowid), then the row's place in the table for rows of one transaction
+ * (a migration's copy, inserted in rowid order).
+ */
+const NEWEST_FIRST = 'at DESC, age(xmin), ctid DESC'
+
+/**
+ * AiUsageStore on the registry's PostgreSQL database (constructed by PgRegistryStore; tables of migration
+ * 3). Its writes do not take the registry's writer lock: a usage row is outside the services'
+ * read-check-write rules, and the AI bridge's leases and settlements must neither wait for nor hold up
+ * registry changes. Each write is atomic on its own, across every node: adding and settling are one upsert
+ * each (the row is locked by the statement); a lease reads and updates the day's row under a row lock
+ * (`SELECT ... FOR UPDATE` in one transaction), so leases from any number of nodes take turns on that row
+ * and never grant more than `maxRequests` together.
+ */
+export class PgAiUsageStore implements AiUsageStore {
+  readonly #db: PgDatabase
+
+  constructor(db: PgDatabase) {
+    this.#db = db
+  }
+
+  async getUsage(deviceId: string, day: string): Promise<AiUsageRecord | undefined> {
+    const [r] = await this.#db.query('SELECT * FROM ai_usage WHERE device_id = $1 AND day = $2', [deviceId, day])
+    return r && toUsage(r)
+  }
+
+  async addUsage(deviceId: string, day: string, requests: number, tokens: number): Promise<void> {
+    await this.#db.execute(
+      `INSERT INTO ai_usage (device_id, day, requests, tokens) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (device_id, day) DO UPDATE SET requests = ai_usage.requests + excluded.requests, tokens = ai_usage.tokens + excluded.tokens`,
+      [deviceId, day, requests, tokens],
+    )
+  }
+
+  leaseRequests(deviceId: string, day: string, requests: number, maxRequests: number): Promise<AiUsageLease> {
+    return this.#db.transactionWithoutWriterLock(async () => {
+      await this.#db.execute('INSERT INTO ai_usage (device_id, day, requests, tokens) VALUES ($1, $2, 0, 0) ON CONFLICT DO NOTHING', [
+        deviceId,
+        day,
+      ])
+      // the row lock: a lease on another connection waits here until this one commits, then reads what it left
+      const [row] = await this.#db.query('SELECT * FROM ai_usage WHERE device_id = $1 AND day = $2 FOR UPDATE', [deviceId, day])
+      const r = toUsage(row as Row)
+      const granted = Math.max(0, Math.min(requests, maxRequests - r.requests))
+      if (granted > 0)
+        await this.#db.execute('UPDATE ai_usage SET requests = requests + $1 WHERE device_id = $2 AND day = $3', [granted, deviceId, day])
+      return { granted, requests: r.requests + granted, tokens: r.tokens }
+    })
+  }
+
+  async settleUsage(deviceId: string, day: string, returnedRequests: number, tokens: number): Promise<void> {
+    await this.#db.execute(
+      `INSERT INTO ai_usage (device_id, day, requests, tokens) VALUES ($1, $2, 0, $4)
+       ON CONFLICT (device_id, day) DO UPDATE SET requests = GREATEST(0, ai_usage.requests - $3), tokens = ai_usage.tokens + $4`,
+      [deviceId, day, returnedRequests, tokens],
+    )
+  }
+
+  async listUsage(deviceId: string, fromDay: string, toDay: string): Promise<AiUsageRecord[]> {
+    const rows = await this.#db.query('SELECT * FROM ai_usage WHERE device_id = $1 AND day >= $2 AND day <= $3 ORDER BY day', [
+      deviceId,
+      fromDay,
+      toDay,
+    ])
+    return rows.map(toUsage)
+  }
+
+  pruneUsage(beforeDay: string): Promise<number> {
+    return this.#db.execute('DELETE FROM ai_usage WHERE day < $1', [beforeDay])
+  }
+
+  async appendInsights(insights: readonly StoredInsight[], keepPerDevice: number): Promise<void> {
+    if (insights.length === 0) return
+    await this.#db.transactionWithoutWriterLock(async () => {
+      // oldest first, one row each: rows of one transaction are ordered by their place (ctid) in it
+      for (const insight of insights) {
+        await this.#db.execute(
+          `INSERT INTO insights (id, device_id, at, data) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (id) DO UPDATE SET device_id = excluded.device_id, at = excluded.at, data = excluded.data`,
+          [insight.id, insight.deviceId, insight.at, JSON.stringify(insight.data)],
+        )
+      }
+      for (const deviceId of new Set(insights.map((i) => i.deviceId))) {
+        await this.#db.execute(
+          `DELETE FROM insights WHERE device_id = $1 AND id NOT IN
+             (SELECT id FROM insights WHERE device_id = $1 ORDER BY ${NEWEST_FIRST} LIMIT $2)`,
+          [deviceId, keepPerDevice],
+        )
+      }
+    })
+  }
+
+  async listInsights(deviceId: string, limit: number): Promise<StoredInsight[]> {
+    const rows = await this.#db.query(`SELECT * FROM insights WHERE device_id = $1 ORDER BY ${NEWEST_FIRST} LIMIT $2`, [deviceId, limit])
+    return rows.map((r) => ({ id: String(r.id), deviceId: String(r.device_id), at: date(r.at).toISOString(), data: json(r.data) }))
+  }
+}
