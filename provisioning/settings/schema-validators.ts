@@ -28,7 +28,8 @@ const MAX_SCHEMA_DEPTH = 64
 function re2RegExp(pattern: string): { test(s: string): boolean; toString(): string } {
   let re: RE2JS
   try {
-    const { RE2JS } = (re2js ??= load('re2js') as typeof import('re2js'))
+    re2js ??= load('re2js') as typeof import('re2js')
+    const { RE2JS } = re2js
     re = RE2JS.compile(RE2JS.translateRegExp(pattern))
   } catch (err) {
     throw new SettingsPatternUnsupported(cut(pattern), cut((err as Error).message, 200), { cause: err })
