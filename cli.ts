@@ -1,24 +1,21 @@
 import { mkdirSync, rmSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { Command, CommanderError, Option } from 'commander'
-import { cryptoRandom, identityFromCertificate, parseCertificatePem, type KeyAlgorithm } from './certs/index.ts'
-import { authorityOptions, caPassphrase, ConfigInvalid, loadConfig, pkcs11Pin, type ConfigInput } from './config.ts'
+import type { KeyAlgorithm, Random } from './certs/index.ts'
+import type { ConfigInput } from './config.ts'
 // the sim command's declaration only (its run, with mqtt.js, loads when it runs): not via device-sim/index.ts
 import { registerSim, type SimCliDeps } from './device-sim/cli.ts'
 import { createLogger } from './logger.ts'
-import { addCommonOptions, registerProvisioningCommands, type CliDeps, type CliIo, type CommonOptions } from './provisioning/cli/index.ts'
 import {
+  addCommonOptions,
   CliInternal,
   CliUsage,
-  checkDataDir,
-  dataDirLayout,
-  describeCa,
-  healthTarget,
-  initControlPlane,
-  openControlPlane,
-  rotateCa,
-  writeDeviceBundle,
-} from './provisioning/index.ts'
+  namedCommand,
+  registerProvisioningCommands,
+  type CliDeps,
+  type CliIo,
+  type CommonOptions,
+} from './provisioning/cli/index.ts'
 
 const VERSION = '0.1.0'
 
@@ -67,7 +64,13 @@ export function jsonRequested(argv: readonly string[]): boolean {
   return (end < 0 ? args : args.slice(0, end)).includes('--json')
 }
 
-export function buildProgram(io: CliIo, options: { json?: boolean } = {}): Command {
+/**
+ * The program, with the commands `argv` names registered by their modules and every other one summarised
+ * from the command table (provisioning/cli/index.ts): a call loads only what its command needs (issue 14).
+ * The configuration, the control plane and the logger load when an action runs. Without argv, every command
+ * is registered in full.
+ */
+export async function buildProgram(io: CliIo, options: { json?: boolean; argv?: readonly string[] } = {}): Promise<Command> {
   const program = new Command('gatehouse')
     .description('Gatehouse: an MQTT broker for IoT devices, with mutual-TLS device identity from its own CA')
     .version(VERSION)
@@ -81,10 +84,14 @@ export function buildProgram(io: CliIo, options: { json?: boolean } = {}): Comma
   const deps: CliDeps = {
     io,
     actor: operator(),
-    random: cryptoRandom,
+    random: UNLOADED_RANDOM,
     async openAuthority(options) {
+      const [{ authorityOptions, loadConfig }, { openControlPlane }] = await Promise.all([
+        import('./config.ts'),
+        import('./provisioning/index.ts'),
+      ])
       const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
-      const control = await openControlPlane(config.dataDir, authorityOptions(config), { log: cliLog(options), ...secretsOf(io) })
+      const control = await openControlPlane(config.dataDir, authorityOptions(config), { log: cliLog(options), ...(await secretsOf(io)) })
       return {
         authority: control.authority,
         settings: control.settings,
@@ -99,13 +106,18 @@ export function buildProgram(io: CliIo, options: { json?: boolean } = {}): Comma
       }
     },
     async init(options) {
+      const [{ caPassphrase, loadConfig }, { dataDirLayout, initControlPlane }, { identityFromCertificate }] = await Promise.all([
+        import('./config.ts'),
+        import('./provisioning/index.ts'),
+        import('./certs/index.ts'),
+      ])
       const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
       const passphrase = caPassphrase(io.env)
-      const pkcs11 = pkcs11Location(options)
+      const pkcs11 = await pkcs11Location(options)
       const result = await initControlPlane(
         config.dataDir,
         { keyAlgorithm: config.keyAlgorithm, hostnames: [...config.hostnames], ...(pkcs11 && { pkcs11 }) },
-        { log: cliLog(options), ...secretsOf(io, options.pkcs11PinFile) },
+        { log: cliLog(options), ...(await secretsOf(io, options.pkcs11PinFile)) },
         operator(),
       )
       const root = await identityFromCertificate(result.ca.root.certificate)
@@ -121,24 +133,42 @@ export function buildProgram(io: CliIo, options: { json?: boolean } = {}): Comma
     },
     ca: {
       async rotate(options) {
+        const [{ loadConfig }, { rotateCa }] = await Promise.all([import('./config.ts'), import('./provisioning/index.ts')])
         // only an explicit --key-algorithm: by default the new CA keeps the current one's key type
         const config = loadConfig(configFlags({ ...options, keyAlgorithm: undefined }), io.env)
         const keyAlgorithm = options.keyAlgorithm as KeyAlgorithm | undefined
-        return rotateCa(config.dataDir, { ...(keyAlgorithm && { keyAlgorithm }) }, { log: cliLog(options), ...secretsOf(io) }, operator())
+        return rotateCa(
+          config.dataDir,
+          { ...(keyAlgorithm && { keyAlgorithm }) },
+          { log: cliLog(options), ...(await secretsOf(io)) },
+          operator(),
+        )
       },
-      show: async (options) => describeCa(loadConfig(configFlags(options as Record<string, unknown>), io.env).dataDir),
+      async show(options) {
+        const [{ loadConfig }, { describeCa }] = await Promise.all([import('./config.ts'), import('./provisioning/index.ts')])
+        return describeCa(loadConfig(configFlags(options as Record<string, unknown>), io.env).dataDir)
+      },
     },
-    check: async (options) => checkDataDir(loadConfig(configFlags(options as Record<string, unknown>), io.env).dataDir, options),
-    statusTarget(options) {
+    async check(options) {
+      const [{ loadConfig }, { checkDataDir }] = await Promise.all([import('./config.ts'), import('./provisioning/index.ts')])
+      return checkDataDir(loadConfig(configFlags(options as Record<string, unknown>), io.env).dataDir, options)
+    },
+    async statusTarget(options) {
+      const [{ loadConfig }, { healthTarget }] = await Promise.all([import('./config.ts'), import('./provisioning/index.ts')])
       const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
       return { target: healthTarget(config), dataDir: config.dataDir }
     },
-    migrateSource(options) {
+    async migrateSource(options) {
+      const [{ loadConfig }, { dataDirLayout }] = await Promise.all([import('./config.ts'), import('./provisioning/index.ts')])
       const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
       return { registry: dataDirLayout(config.dataDir).database, databaseUrl: io.env.GATEHOUSE_DATABASE_URL }
     },
   }
-  registerProvisioningCommands(program, deps)
+  // certs/ (the random source) loads when an action runs: parsing a call and printing help never need it
+  program.hook('preAction', async () => {
+    deps.random = (await import('./certs/index.ts')).cryptoRandom
+  })
+  await registerProvisioningCommands(program, deps, options.argv && namedCommand(options.argv))
   registerSim(program, {
     io,
     provision: (ids, options) => provisionSimDevices(deps, ids, options),
@@ -176,6 +206,10 @@ export function buildProgram(io: CliIo, options: { json?: boolean } = {}): Comma
     .addOption(new Option('--log-format <format>', 'auto: readable on a terminal, JSON otherwise').choices(['auto', 'json', 'pretty']))
     .option('--json', 'say where Gatehouse listens as one JSON line on stderr (the log stays on stdout)')
   addCommonOptions(start).action(async (options: Record<string, unknown>) => {
+    const [{ loadConfig }, { dataDirLayout, initControlPlane }] = await Promise.all([
+      import('./config.ts'),
+      import('./provisioning/index.ts'),
+    ])
     const config = loadConfig(configFlags(options), io.env)
     // loaded only here: provisioning commands never pay for loading the broker
     const gh = await import('./gatehouse.ts')
@@ -183,7 +217,7 @@ export function buildProgram(io: CliIo, options: { json?: boolean } = {}): Comma
     const root = createLogger({ level: config.logLevel, format: config.logFormat, fd: 1 })
     // a worker's every line names it (broker/workers.ts)
     const log = worker === undefined ? root : root.child({ worker })
-    const secrets = secretsOf(io, options.pkcs11PinFile as string | undefined)
+    const secrets = await secretsOf(io, options.pkcs11PinFile as string | undefined)
     const workers = gh.workerCount(config)
     const chain = dataDirLayout(config.dataDir).chain
     const say = (listening: Listening) => sayListening(io, Boolean(options.json), listening, { dataDir: config.dataDir, chain, workers })
@@ -238,6 +272,7 @@ export function buildProgram(io: CliIo, options: { json?: boolean } = {}): Comma
  * import provisioning/): each bundle <bundlesDir>/<id>/ is written first, the registry committed last.
  */
 async function provisionSimDevices(deps: CliDeps, ids: string[], options: Parameters<SimCliDeps['provision']>[1]) {
+  const { writeDeviceBundle } = await import('./provisioning/index.ts')
   const opened = await deps.openAuthority({ ...(options.dataDir !== undefined && { dataDir: options.dataDir }) })
   try {
     mkdirSync(options.bundlesDir, { recursive: true, mode: 0o700 })
@@ -273,6 +308,7 @@ async function provisionSimDevices(deps: CliDeps, ids: string[], options: Parame
  * the registry never issued, and would fail TLS with "unable to get local issuer certificate".
  */
 async function staleSimBundles(deps: CliDeps, bundles: { deviceId: string; cert: string }[], options: { dataDir?: string }) {
+  const { identityFromCertificate, parseCertificatePem } = await import('./certs/index.ts')
   const opened = await deps.openAuthority({ ...(options.dataDir !== undefined && { dataDir: options.dataDir }) })
   try {
     const stale: { deviceId: string; why: string }[] = []
@@ -297,7 +333,8 @@ async function staleSimBundles(deps: CliDeps, bundles: { deviceId: string; cert:
 }
 
 /** Secrets come from the environment (or files it or a flag names), never from flags that show in `ps`. */
-function secretsOf(io: CliIo, pinFile?: string): { passphrase?: string; pkcs11Pin?: string; settingsKey?: string } {
+async function secretsOf(io: CliIo, pinFile?: string): Promise<{ passphrase?: string; pkcs11Pin?: string; settingsKey?: string }> {
+  const { caPassphrase, pkcs11Pin } = await import('./config.ts')
   const passphrase = caPassphrase(io.env)
   const pin = pkcs11Pin(io.env, pinFile)
   const settingsKey = io.env.GATEHOUSE_SETTINGS_KEY
@@ -309,12 +346,22 @@ function secretsOf(io: CliIo, pinFile?: string): { passphrase?: string; pkcs11Pi
 }
 
 /** init's --pkcs11-module and --pkcs11-token: both or neither. */
-function pkcs11Location(options: { pkcs11Module?: string; pkcs11Token?: string }): { module: string; token: string } | undefined {
+async function pkcs11Location(options: {
+  pkcs11Module?: string
+  pkcs11Token?: string
+}): Promise<{ module: string; token: string } | undefined> {
   const { pkcs11Module: module, pkcs11Token: token } = options
   if (module === undefined && token === undefined) return undefined
+  const { ConfigInvalid } = await import('./config.ts')
   if (!module || !token)
     throw new ConfigInvalid('--pkcs11-module and --pkcs11-token go together: give the library path and the token label')
   return { module, token }
+}
+
+const UNLOADED_RANDOM: Random = {
+  bytes() {
+    throw new Error('the random source is set before an action runs (preAction)')
+  },
 }
 
 /** Coded errors that exit 2: a configuration error, and `gatehouse status` finding nothing running. */
@@ -382,7 +429,12 @@ function printError(io: CliIo, err: { code: string; message: string }): void {
 
 export async function main(argv: string[], io: CliIo = processIo()): Promise<number> {
   const json = jsonRequested(argv)
-  const program = buildProgram(io, { json })
+  let program: Command
+  try {
+    program = await buildProgram(io, { json, argv })
+  } catch (err) {
+    return exitCodeFor(err, io, json)
+  }
   try {
     await program.parseAsync(argv)
     return 0

@@ -15,7 +15,6 @@ export { createHealth, type Health } from './health/health.ts'
 export { caCheck, changeFeedCheck, databaseCheck } from './health/control-plane-checks.ts'
 export { type EventLoopDelay, eventLoopCheck, monitorEventLoop } from './health/event-loop.ts'
 export { healthTarget } from './health/health-client.ts'
-export { CliInternal, CliUsage } from './errors.ts'
 // The HTTP API (buildApi, serveApi) lives in ./api/index.ts: importing fastify and its OpenAPI plugin
 // here would add ~0.4 s to every CLI command. Import it from there where the API is served.
 // the control plane's parts of the configuration schema, embedded by config.ts

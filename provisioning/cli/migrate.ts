@@ -61,7 +61,7 @@ export function registerMigrate(program: Command, deps: CliDeps): void {
     .requiredOption('--to <target>', 'postgres (URL in GATEHOUSE_DATABASE_URL) or postgres://user@host:port/db (no password)')
     .addHelpText('after', HELP)
   addJsonOption(addCommonOptions(cmd)).action(async (options: MigrateOptions) => {
-    const source = deps.migrateSource(options)
+    const source = await deps.migrateSource(options)
     const url = migrateTargetUrl(options.to, source.databaseUrl)
     // loaded only here: no other command pays for pg
     const { copySqliteToPostgres } = await import('../store/postgres/sqlite-to-postgres.ts')

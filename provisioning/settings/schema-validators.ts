@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module'
 import type { ValidateFunction } from 'ajv'
-import { RE2JS } from 're2js'
+import type { RE2JS } from 're2js'
 import { newAjv } from '../../certs/index.ts'
 import { SettingsInvalid, SettingsPatternUnsupported, SettingsSchemaTooLarge } from '../errors.ts'
 import { cut, digest, type JsonObject, shapeProblem } from './json-document.ts'
@@ -12,6 +13,10 @@ export interface SchemaValidatorLimits {
   maxCompiled?: number
 }
 
+// re2js (~30 ms of CPU to load) loads when a schema's first pattern compiles, not with the control plane (issue 14)
+let re2js: typeof import('re2js') | undefined
+const load = createRequire(import.meta.url)
+
 /** Deeper than any schema of settings needs (settings nest at most 16 levels; a schema takes about two per level). */
 const MAX_SCHEMA_DEPTH = 64
 
@@ -23,6 +28,8 @@ const MAX_SCHEMA_DEPTH = 64
 function re2RegExp(pattern: string): { test(s: string): boolean; toString(): string } {
   let re: RE2JS
   try {
+    re2js ??= load('re2js') as typeof import('re2js')
+    const { RE2JS } = re2js
     re = RE2JS.compile(RE2JS.translateRegExp(pattern))
   } catch (err) {
     throw new SettingsPatternUnsupported(cut(pattern), cut((err as Error).message, 200), { cause: err })

@@ -53,10 +53,53 @@ function usedOutside(): Map<string, Set<string>> {
       else for (const n of names) used.get(target)!.add(n)
     }
   }
+  for (const file of files)
+    for (const { target, names } of dynamicImportsOf(file))
+      if (indexes.includes(target) && !file.startsWith(`${dirname(target)}/`)) for (const n of names) used.get(target)!.add(n)
   for (let round = 0; round < indexes.length; round++) {
     for (const { outer, inner, names } of reexports) for (const n of names) if (used.get(outer)!.has(n)) used.get(inner)!.add(n)
   }
   return used
+}
+
+/** `import('x')` as a call, its relative target. */
+function importCallTarget(file: string, node: ts.Node | undefined): string | undefined {
+  if (!node || !ts.isCallExpression(node) || node.expression.kind !== ts.SyntaxKind.ImportKeyword) return undefined
+  const [arg] = node.arguments
+  return arg && ts.isStringLiteralLike(arg) && arg.text.startsWith('.') ? relative(root, resolve(root, dirname(file), arg.text)) : undefined
+}
+
+/**
+ * The names a file takes from modules it imports when it runs (a command's action, issue 14):
+ * `const { a } = await import('x')`, `const [{ a }, { b }] = await Promise.all([import('x'), import('y')])`
+ * and `(await import('x')).a`.
+ */
+function dynamicImportsOf(file: string): { target: string; names: string[] }[] {
+  const found: { target: string; names: string[] }[] = []
+  const bound = (pattern: ts.BindingName) =>
+    ts.isObjectBindingPattern(pattern) ? pattern.elements.map((e) => ((e.propertyName ?? e.name) as ts.Identifier).text) : []
+  const visit = (node: ts.Node): void => {
+    if (ts.isVariableDeclaration(node) && node.initializer && ts.isAwaitExpression(node.initializer)) {
+      const awaited = node.initializer.expression
+      const single = importCallTarget(file, awaited)
+      if (single) found.push({ target: single, names: bound(node.name) })
+      else if (ts.isArrayBindingPattern(node.name) && ts.isCallExpression(awaited) && awaited.arguments[0]) {
+        const list = awaited.arguments[0]
+        if (ts.isArrayLiteralExpression(list))
+          node.name.elements.forEach((element, i) => {
+            const target = importCallTarget(file, list.elements[i])
+            if (target && ts.isBindingElement(element)) found.push({ target, names: bound(element.name) })
+          })
+      }
+    } else if (ts.isPropertyAccessExpression(node) && ts.isParenthesizedExpression(node.expression)) {
+      const inner = node.expression.expression
+      const target = ts.isAwaitExpression(inner) ? importCallTarget(file, inner.expression) : undefined
+      if (target) found.push({ target, names: [node.name.text] })
+    }
+    ts.forEachChild(node, visit)
+  }
+  visit(parsed.get(file)!)
+  return found
 }
 
 describe('index files', () => {

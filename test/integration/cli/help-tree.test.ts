@@ -20,7 +20,7 @@ function commandPaths(command: Command, path: string[] = []): string[][] {
 /** The `--help` text of every command and subcommand, as an operator sees it, one after the other. */
 async function helpTree(): Promise<string> {
   let tree = ''
-  for (const path of commandPaths(buildProgram(captured()))) {
+  for (const path of commandPaths(await buildProgram(captured()))) {
     const io = captured()
     expect(await main(['node', 'gatehouse', ...path, '--help'], io)).toBe(0)
     tree += `$ gatehouse ${[...path, '--help'].join(' ')}\n${io.text()}\n`

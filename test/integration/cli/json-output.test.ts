@@ -31,8 +31,8 @@ function jsonError(stderr: string): { code: string; message: string } {
 }
 
 describe('gatehouse --json', () => {
-  it('is an option of every command', () => {
-    const commands = leafCommands(buildProgram({ out: () => {}, err: () => {}, isTty: false, env: {} }))
+  it('is an option of every command', async () => {
+    const commands = leafCommands(await buildProgram({ out: () => {}, err: () => {}, isTty: false, env: {} }))
     expect(commands.length).toBeGreaterThan(25)
     expect(commands.filter((c) => !c.json).map((c) => c.name)).toEqual([])
   })

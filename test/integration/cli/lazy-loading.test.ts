@@ -6,14 +6,19 @@ import { describe, expect, it } from 'vitest'
 import { GATEHOUSE_BIN, runCli } from '../../helpers/run-cli.ts'
 
 const root = resolve(import.meta.dirname, '../../..')
-// a resolve hook that names every package a module resolves to, on stderr
+// a resolve hook that names every package a module resolves to, and every module of Gatehouse, on stderr
 const HOOK = `data:text/javascript,${encodeURIComponent(
   `import { register } from 'node:module'
-register('data:text/javascript,' + encodeURIComponent("export async function resolve(s, c, next) { const r = await next(s, c); const m = /node_modules\\\\/((?:@[^/]+\\\\/)?[^/]+)/.exec(r.url); if (m) process.stderr.write('package ' + m[1] + '\\\\n'); return r }"))`,
+register('data:text/javascript,' + encodeURIComponent("export async function resolve(s, c, next) { const r = await next(s, c); const m = /node_modules\\\\/((?:@[^/]+\\\\/)?[^/]+)/.exec(r.url); if (m) process.stderr.write('package ' + m[1] + '\\\\n'); else if (r.url.startsWith('file://${root}/')) process.stderr.write('module ' + r.url.slice(${root.length + 8}) + '\\\\n'); return r }"))`,
 )}`
 
 /** The packages loaded by one CLI call, made in its own process like an operator's. */
-function packagesLoadedBy(args: string[]): Promise<Set<string>> {
+async function packagesLoadedBy(args: string[]): Promise<Set<string>> {
+  return (await loadedBy(args)).packages
+}
+
+/** The packages and the modules of Gatehouse (paths from the repository) loaded by one CLI call. */
+function loadedBy(args: string[]): Promise<{ packages: Set<string>; modules: Set<string> }> {
   const script = `const { main } = await import(${JSON.stringify(resolve(root, 'cli.ts'))}); process.exitCode = await main(['node', 'gatehouse', ...${JSON.stringify(args)}])`
   return new Promise((done, fail) =>
     execFile(
@@ -22,7 +27,11 @@ function packagesLoadedBy(args: string[]): Promise<Set<string>> {
       { cwd: root, env: { PATH: process.env.PATH, GATEHOUSE_LOG_LEVEL: 'silent' }, timeout: 60_000 },
       (err, _stdout, stderr) => {
         if (err) fail(new Error(`${err.message}\n${stderr}`))
-        else done(new Set([...stderr.matchAll(/^package (\S+)$/gm)].map((m) => m[1] as string)))
+        else
+          done({
+            packages: new Set([...stderr.matchAll(/^package (\S+)$/gm)].map((m) => m[1] as string)),
+            modules: new Set([...stderr.matchAll(/^module (\S+)$/gm)].map((m) => m[1] as string)),
+          })
       },
     ),
   )
@@ -36,16 +45,57 @@ describe('a CLI call loads only what its command needs (issue 14)', () => {
     expect(heavy.filter((p) => loaded.has(p))).toEqual([])
     expect([...loaded].filter((p) => p.startsWith('@asyncapi') || p.startsWith('playwright'))).toEqual([])
   })
+
+  it('--version loads no command module, configuration, control plane or certs/: only the command table', async () => {
+    const { modules } = await loadedBy(['--version'])
+    expect(modules.has('provisioning/cli/command-table.ts')).toBe(true) // the hook sees Gatehouse's modules
+    expect([...modules].sort()).toEqual(
+      [
+        'cli.ts',
+        'device-sim/cli.ts',
+        'logger.ts',
+        'provisioning/cli/cli-deps.ts',
+        'provisioning/cli/command-table.ts',
+        'provisioning/cli/index.ts',
+        'provisioning/errors.ts',
+      ].sort(),
+    )
+  })
+
+  it('device list loads its own command module and the control plane, not the broker, the AI bridge or the HTTP API', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-lazy-'))
+    try {
+      expect((await runCli(['init', '--data-dir', dir])).code).toBe(0)
+      const { packages, modules } = await loadedBy(['device', 'list', '--data-dir', dir])
+      expect(modules.has('provisioning/control-plane.ts')).toBe(true)
+      expect([...modules].filter((m) => m.startsWith('provisioning/cli/')).sort()).toEqual([
+        'provisioning/cli/cli-deps.ts',
+        'provisioning/cli/command-table.ts',
+        'provisioning/cli/device-list.ts',
+        'provisioning/cli/index.ts',
+      ])
+      // of broker/, only the option schemas the configuration embeds (broker/options.ts): not the broker, nor the AI bridge
+      expect(modules.has('broker/options.ts')).toBe(true)
+      expect(modules.has('broker/index.ts')).toBe(false)
+      expect([...modules].filter((m) => m.startsWith('broker/ai-bridge/') && m !== 'broker/ai-bridge/options.ts')).toEqual([])
+      expect(modules.has('gatehouse.ts')).toBe(false)
+      // nor the HTTP API (fastify), the cluster, metrics, PostgreSQL, MQTT or the HSM
+      const heavy = ['aedes', 'ws', 'ioredis', 'mqemitter-redis', 'fastify', 'prom-client', 'pg', 'mqtt', 'node-webcrypto-p11']
+      expect(heavy.filter((p) => packages.has(p))).toEqual([])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })
 
 // counts, on exit, the CommonJS modules of ajv that were loaded (ajv is CommonJS: its files are in require's cache),
 // but for its run-time helpers (ajv/dist/runtime/), which the built validators require as ajv's compiled ones do;
-// and those of node-forge and @peculiar/x509 (their CommonJS builds are what Node resolves)
+// and those of node-forge and @peculiar/x509 (their CommonJS builds are what Node resolves), pino and pino-pretty
 const AJV_PROBE = `data:text/javascript,${encodeURIComponent(
   `import { createRequire } from 'node:module'
 const cache = createRequire(process.cwd() + '/').cache
 const count = (part) => Object.keys(cache).filter((f) => f.includes(part)).length
-process.on('exit', () => process.stderr.write('ajv files ' + Object.keys(cache).filter((f) => f.includes('/node_modules/ajv/') && !f.includes('/ajv/dist/runtime/')).length + '\\n' + 'forge files ' + count('/node_modules/node-forge/') + '\\n' + 'x509 files ' + count('/node_modules/@peculiar/x509/') + '\\n'))`,
+process.on('exit', () => process.stderr.write('ajv files ' + Object.keys(cache).filter((f) => f.includes('/node_modules/ajv/') && !f.includes('/ajv/dist/runtime/')).length + '\\n' + 'forge files ' + count('/node_modules/node-forge/') + '\\n' + 'x509 files ' + count('/node_modules/@peculiar/x509/') + '\\n' + 'pino files ' + count('/node_modules/pino/') + '\\n' + 'pretty files ' + count('/node_modules/pino-pretty/') + '\\n'))`,
 )}`
 
 describe('the compiled CLI compiles no JSON Schema (npm run test:cli-dist)', () => {
@@ -72,6 +122,8 @@ describe('the compiled CLI compiles no JSON Schema (npm run test:cli-dist)', () 
         expect(ok.stderr).toMatch(/^forge files 0$/m)
         // nor @peculiar/x509: listing devices signs nothing and reads no certificate in depth (issue 14)
         expect(ok.stderr).toMatch(/^x509 files 0$/m)
+        // the log goes to a pipe, not a terminal: pino-pretty is not loaded (issue 14)
+        expect(ok.stderr).toMatch(/^pretty files 0$/m)
         // the probe sees @peculiar/x509 when a command parses a certificate in depth: issuing one does
         const created = await run(['device', 'create', 'probe-1', '--data-dir', dir, '--out', join(dir, 'bundles')])
         expect(created).toMatchObject({ code: 0 })
@@ -88,17 +140,20 @@ describe('the compiled CLI compiles no JSON Schema (npm run test:cli-dist)', () 
     },
   )
 
-  it.runIf(process.env.GATEHOUSE_CLI === 'dist')('--version and --help load no @peculiar/x509, node-forge or ajv compiler', async () => {
-    for (const args of [['--version'], ['--help']]) {
-      const stderr = await new Promise<string>((done, fail) =>
-        execFile(
-          process.execPath,
-          ['--import', AJV_PROBE, GATEHOUSE_BIN, ...args],
-          { env: { PATH: process.env.PATH, GATEHOUSE_CLI: 'dist' }, timeout: 30_000 },
-          (err, _stdout, stderr) => (err ? fail(err) : done(stderr)),
-        ),
-      )
-      expect(stderr).toMatch(/^ajv files 0\nforge files 0\nx509 files 0$/m)
-    }
-  })
+  it.runIf(process.env.GATEHOUSE_CLI === 'dist')(
+    '--version and --help load no @peculiar/x509, node-forge, ajv compiler or logger',
+    async () => {
+      for (const args of [['--version'], ['--help']]) {
+        const stderr = await new Promise<string>((done, fail) =>
+          execFile(
+            process.execPath,
+            ['--import', AJV_PROBE, GATEHOUSE_BIN, ...args],
+            { env: { PATH: process.env.PATH, GATEHOUSE_CLI: 'dist' }, timeout: 30_000 },
+            (err, _stdout, stderr) => (err ? fail(err) : done(stderr)),
+          ),
+        )
+        expect(stderr).toMatch(/^ajv files 0\nforge files 0\nx509 files 0\npino files 0\npretty files 0$/m)
+      }
+    },
+  )
 })
