@@ -239,7 +239,7 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
       commit: () =>
         store.transaction(async () => {
           store.insertDevice(device)
-          if (Object.keys(labels).length > 0) store.setLabels(id, labels)
+          if (Object.keys(labels).length > 0) await store.setLabels(id, labels)
           insertCertificate(issued)
           await record(
             actor,
@@ -404,7 +404,7 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
     /** Disable, enable, revoke or move every device a selector matches, with dryRun and max; see device-changes.ts. */
     bulk: changes.bulk,
     /** the device's labels */
-    labels: (id: string): Labels => store.labels(id),
+    labels: (id: string): Promise<Labels> => store.labels(id),
 
     getDevice(id: string): DeviceDetails {
       return { device: requireDevice(assertDeviceId(id)), certificates: store.listCertificates(id) }

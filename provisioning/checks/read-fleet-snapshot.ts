@@ -35,7 +35,7 @@ export async function readFleetSnapshot(
   const since = now.getTime() - options.lookbackDays * 86_400_000
   return {
     now,
-    devices: readDevices(stores.registry),
+    devices: await readDevices(stores.registry),
     caCertificates: [{ role: 'root' as const, ...ca.root }, ...issuers.map((c) => ({ role: 'issuing' as const, ...c }))].map((c) => ({
       role: c.role,
       serial: c.serial,
@@ -73,8 +73,8 @@ export async function readFleetSnapshot(
   }
 }
 
-function readDevices(registry: RegistryStore): SnapshotDevice[] {
-  const seen = new Map(registry.listLastSeen().map((s) => [s.deviceId, s.at]))
+async function readDevices(registry: RegistryStore): Promise<SnapshotDevice[]> {
+  const seen = new Map((await registry.listLastSeen()).map((s) => [s.deviceId, s.at]))
   return registry.listDevices().map((d) => ({
     id: d.id,
     status: d.status,

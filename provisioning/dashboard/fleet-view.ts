@@ -176,7 +176,7 @@ export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions =
         device: deviceView(device),
         certificates: certificates.map(certificateView),
         connected: deps.presence.isConnected(device.id),
-        lastSeen: deps.presence.lastSeen(device.id)?.toISOString() ?? null,
+        lastSeen: (await deps.presence.lastSeen(device.id))?.toISOString() ?? null,
         connections: deps.signals.connectionHistory(device.id),
         settings: await deps.settings.getDevice(device.id),
         insights: deps.aiUsage.listInsights(device.id, 10),

@@ -132,29 +132,39 @@ export class InMemoryRegistryStore implements RegistryStore {
     d.updatedAt = new Date(at)
   }
 
-  labels(id: string): Labels {
-    return Object.fromEntries(Object.entries(this.#labels.get(id) ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+  labels(id: string): Promise<Labels> {
+    return this.#gate.run(() =>
+      Object.fromEntries(Object.entries(this.#labels.get(id) ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+    )
   }
 
-  setLabels(id: string, labels: Labels): void {
-    if (!this.#devices.has(id)) throw new DeviceNotFound(id)
-    this.#labels.set(id, { ...labels })
+  setLabels(id: string, labels: Labels): Promise<void> {
+    return this.#gate.run(() => {
+      if (!this.#devices.has(id)) throw new DeviceNotFound(id)
+      this.#labels.set(id, { ...labels })
+    })
   }
 
-  recordLastSeen(seen: readonly LastSeen[]): void {
-    for (const { deviceId, at } of seen) {
-      const known = this.#lastSeen.get(deviceId)
-      if (this.#devices.has(deviceId) && (!known || known < at)) this.#lastSeen.set(deviceId, new Date(at))
-    }
+  recordLastSeen(seen: readonly LastSeen[]): Promise<void> {
+    return this.#gate.run(() => {
+      for (const { deviceId, at } of seen) {
+        const known = this.#lastSeen.get(deviceId)
+        if (this.#devices.has(deviceId) && (!known || known < at)) this.#lastSeen.set(deviceId, new Date(at))
+      }
+    })
   }
 
-  lastSeen(id: string): Date | null {
-    const at = this.#lastSeen.get(id)
-    return at ? new Date(at) : null
+  lastSeen(id: string): Promise<Date | null> {
+    return this.#gate.run(() => {
+      const at = this.#lastSeen.get(id)
+      return at ? new Date(at) : null
+    })
   }
 
-  listLastSeen(): LastSeen[] {
-    return [...this.#lastSeen].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([deviceId, at]) => ({ deviceId, at: new Date(at) }))
+  listLastSeen(): Promise<LastSeen[]> {
+    return this.#gate.run(() =>
+      [...this.#lastSeen].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([deviceId, at]) => ({ deviceId, at: new Date(at) })),
+    )
   }
 
   insertCertificate(cert: CertificateRecord): void {

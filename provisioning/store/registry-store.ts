@@ -115,15 +115,15 @@ export interface RegistryStore {
   /** Sets the fields given (the others stay) and updatedAt. */
   updateDeviceFields(id: string, fields: DeviceFieldsUpdate, at: Date): void
   /** the device's labels ({} when none) */
-  labels(id: string): Labels
+  labels(id: string): Promise<Labels>
   /** Replaces every label of the device with these. */
-  setLabels(id: string, labels: Labels): void
+  setLabels(id: string, labels: Labels): Promise<void>
   /** Records when devices were last seen, in one write; keeps the later time; unknown ids are ignored. */
-  recordLastSeen(seen: readonly LastSeen[]): void
+  recordLastSeen(seen: readonly LastSeen[]): Promise<void>
   /** when the broker last saw the device (null: never, or unknown) */
-  lastSeen(id: string): Date | null
+  lastSeen(id: string): Promise<Date | null>
   /** every device that was ever seen, with when */
-  listLastSeen(): LastSeen[]
+  listLastSeen(): Promise<LastSeen[]>
 
   insertCertificate(cert: CertificateRecord): void
   getCertificate(serial: string): CertificateRecord | undefined

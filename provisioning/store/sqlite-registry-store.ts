@@ -249,29 +249,35 @@ export class SqliteRegistryStore implements RegistryStore {
     })
   }
 
-  labels(id: string): Labels {
-    return Object.fromEntries((this.#stmts.labels.all(id) as Row[]).map((r) => [String(r.key), String(r.value)]))
+  labels(id: string): Promise<Labels> {
+    return this.#gate.run(() => Object.fromEntries((this.#stmts.labels.all(id) as Row[]).map((r) => [String(r.key), String(r.value)])))
   }
 
-  setLabels(id: string, labels: Labels): void {
-    this.#atomic(() => {
-      this.#stmts.clearLabels.run(id)
-      for (const [key, value] of Object.entries(labels)) this.#stmts.insertLabel.run(id, key, value)
-    })
+  setLabels(id: string, labels: Labels): Promise<void> {
+    return this.#gate.run(() =>
+      this.#atomic(() => {
+        this.#stmts.clearLabels.run(id)
+        for (const [key, value] of Object.entries(labels)) this.#stmts.insertLabel.run(id, key, value)
+      }),
+    )
   }
 
-  recordLastSeen(seen: readonly LastSeen[]): void {
-    this.#atomic(() => {
-      for (const s of seen) this.#stmts.recordLastSeen.run({ at: iso(s.at), id: s.deviceId })
-    })
+  recordLastSeen(seen: readonly LastSeen[]): Promise<void> {
+    return this.#gate.run(() =>
+      this.#atomic(() => {
+        for (const s of seen) this.#stmts.recordLastSeen.run({ at: iso(s.at), id: s.deviceId })
+      }),
+    )
   }
 
-  lastSeen(id: string): Date | null {
-    return dateOrNull(this.#stmts.lastSeen.get(id))
+  lastSeen(id: string): Promise<Date | null> {
+    return this.#gate.run(() => dateOrNull(this.#stmts.lastSeen.get(id)))
   }
 
-  listLastSeen(): LastSeen[] {
-    return (this.#stmts.listLastSeen.all() as Row[]).map((r) => ({ deviceId: String(r.id), at: date(r.last_seen_at) }))
+  listLastSeen(): Promise<LastSeen[]> {
+    return this.#gate.run(() =>
+      (this.#stmts.listLastSeen.all() as Row[]).map((r) => ({ deviceId: String(r.id), at: date(r.last_seen_at) })),
+    )
   }
 
   insertCertificate(c: CertificateRecord): void {

@@ -56,20 +56,20 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
       expect(store.countDevices({ group: 'g2', status: 'active' })).toBe(1)
     })
 
-    it('keeps labels per device, replaced as a whole, and filters by labels, tier and certificate expiry (ANDed)', () => {
+    it('keeps labels per device, replaced as a whole, and filters by labels, tier and certificate expiry (ANDed)', async () => {
       const store = make()
       for (const id of ['a', 'b', 'c']) store.insertDevice(device(id, { tier: id === 'c' ? 'premium' : 'standard' }))
-      store.setLabels('a', { site: 'north', line: '1' })
-      store.setLabels('b', { site: 'north' })
-      store.setLabels('c', { site: 'south', line: '1' })
-      expect(store.labels('a')).toEqual({ line: '1', site: 'north' })
-      expect(store.labels('nope')).toEqual({})
+      await store.setLabels('a', { site: 'north', line: '1' })
+      await store.setLabels('b', { site: 'north' })
+      await store.setLabels('c', { site: 'south', line: '1' })
+      expect(await store.labels('a')).toEqual({ line: '1', site: 'north' })
+      expect(await store.labels('nope')).toEqual({})
       expect(store.listDevices({ labels: { site: 'north' } }).map((d) => d.id)).toEqual(['a', 'b'])
       expect(store.listDevices({ labels: { site: 'north', line: '1' } }).map((d) => d.id)).toEqual(['a'])
       expect(store.listDevices({ labels: { line: '1' }, tier: 'premium' }).map((d) => d.id)).toEqual(['c'])
       expect(store.countDevices({ labels: { line: '1' } })).toBe(2)
-      store.setLabels('a', { site: 'south' })
-      expect(store.labels('a')).toEqual({ site: 'south' })
+      await store.setLabels('a', { site: 'south' })
+      expect(await store.labels('a')).toEqual({ site: 'south' })
       expect(store.listDevices({ labels: { line: '1' } }).map((d) => d.id)).toEqual(['c'])
       store.insertCertificate(certificate('01', 'a', { notAfter: new Date('2026-02-01T00:00:00Z') }))
       store.insertCertificate(certificate('02', 'b', { notAfter: new Date('2026-02-01T00:00:00Z'), status: 'revoked' }))
@@ -264,22 +264,22 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
       expect(calls).toBe(2)
     })
 
-    it('records when devices were last seen, keeping the later time and ignoring unknown ids', () => {
+    it('records when devices were last seen, keeping the later time and ignoring unknown ids', async () => {
       const store = make()
       store.insertDevice(device('a'))
       store.insertDevice(device('b'))
-      expect(store.lastSeen('a')).toBeNull()
+      expect(await store.lastSeen('a')).toBeNull()
       const t1 = new Date('2026-01-02T00:00:00.000Z')
       const t2 = new Date('2026-01-03T00:00:00.000Z')
-      store.recordLastSeen([
+      await store.recordLastSeen([
         { deviceId: 'a', at: t2 },
         { deviceId: 'b', at: t1 },
         { deviceId: 'ghost', at: t1 },
       ])
-      store.recordLastSeen([{ deviceId: 'a', at: t1 }])
-      expect(store.lastSeen('a')).toEqual(t2)
-      expect(store.lastSeen('ghost')).toBeNull()
-      expect(store.listLastSeen()).toEqual([
+      await store.recordLastSeen([{ deviceId: 'a', at: t1 }])
+      expect(await store.lastSeen('a')).toEqual(t2)
+      expect(await store.lastSeen('ghost')).toBeNull()
+      expect(await store.listLastSeen()).toEqual([
         { deviceId: 'a', at: t2 },
         { deviceId: 'b', at: t1 },
       ])

@@ -15,13 +15,13 @@ function setup() {
   const batches: LastSeen[][] = []
   let failNext = false
   const recording = {
-    recordLastSeen(seen: readonly LastSeen[]) {
+    async recordLastSeen(seen: readonly LastSeen[]) {
       if (failNext) {
         failNext = false
         throw Object.assign(new Error('disk I/O error'), { code: 'GH_STORE_WRITE_FAILED' })
       }
       batches.push([...seen])
-      store.recordLastSeen(seen)
+      await store.recordLastSeen(seen)
     },
   }
   const recorder = createLastSeenRecorder({ store: recording, clock, timers, log: pino({ level: 'silent' }) }, { flushMs: 60_000 })
@@ -44,7 +44,7 @@ describe('createLastSeenRecorder', () => {
         { deviceId: 'b', at: new Date('2026-03-01T00:00:10Z') },
       ],
     ])
-    expect(store.lastSeen('a')).toEqual(new Date('2026-03-01T00:00:30Z'))
+    expect(await store.lastSeen('a')).toEqual(new Date('2026-03-01T00:00:30Z'))
     expect(timers.pending()).toBe(0) // idle: no timer until the next sighting
   })
 
@@ -65,19 +65,19 @@ describe('createLastSeenRecorder', () => {
     recorder.seen('a')
     failOnce()
     await timers.advance('60s')
-    expect(store.lastSeen('a')).toBeNull()
+    expect(await store.lastSeen('a')).toBeNull()
     await timers.advance('60s')
     expect(batches).toEqual([[{ deviceId: 'a', at: new Date('2026-03-01T00:00:00Z') }]])
   })
 
-  it('writes what is pending on close, then ignores sightings', () => {
+  it('writes what is pending on close, then ignores sightings', async () => {
     const { timers, store, recorder } = setup()
     recorder.seen('b')
-    recorder.close()
-    expect(store.lastSeen('b')).toEqual(new Date('2026-03-01T00:00:00Z'))
+    await recorder.close()
+    expect(await store.lastSeen('b')).toEqual(new Date('2026-03-01T00:00:00Z'))
     recorder.seen('a')
-    recorder.flush()
-    expect(store.lastSeen('a')).toBeNull()
+    await recorder.flush()
+    expect(await store.lastSeen('a')).toBeNull()
     expect(timers.pending()).toBe(0)
   })
 })

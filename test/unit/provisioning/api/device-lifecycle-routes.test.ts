@@ -198,11 +198,11 @@ describe('PATCH /v1/devices/{id}', () => {
   ] as const)('%s: refused, nothing stored', async (_name, body, status, code) => {
     const h = await lifecycle()
     await h.authority.createDevice({ id: 'p-1', labels: { site: 'north' } }, 'op')
-    const before = { ...(await h.footprint()), labels: h.store.labels('p-1') }
+    const before = { ...(await h.footprint()), labels: await h.store.labels('p-1') }
     const res = await h.call(h.write, 'PATCH', '/v1/devices/p-1', body)
     expect(res.statusCode, res.body).toBe(status)
     expect(res.json().code).toBe(code)
-    expect({ ...(await h.footprint()), labels: h.store.labels('p-1') }).toEqual(before)
+    expect({ ...(await h.footprint()), labels: await h.store.labels('p-1') }).toEqual(before)
   })
 
   it('refuses to change a revoked device', async () => {
