@@ -287,8 +287,8 @@ async function staleSimBundles(deps: CliDeps, bundles: { deviceId: string; cert:
       const cert = opened.authority.listCertificates(b.deviceId).find((c) => c.serial === serial)
       if (!cert) stale.push({ deviceId: b.deviceId, why: 'its certificate was not issued by this data directory (another CA)' })
       else if (cert.status !== 'active') stale.push({ deviceId: b.deviceId, why: `its certificate is ${cert.status}` })
-      else if (opened.authority.getDevice(b.deviceId).device.status !== 'active')
-        stale.push({ deviceId: b.deviceId, why: `the device is ${opened.authority.getDevice(b.deviceId).device.status}` })
+      else if ((await opened.authority.getDevice(b.deviceId)).device.status !== 'active')
+        stale.push({ deviceId: b.deviceId, why: `the device is ${(await opened.authority.getDevice(b.deviceId)).device.status}` })
     }
     return stale
   } finally {

@@ -38,7 +38,9 @@ interface Entry {
  * and every entry of a device is dropped on any event about it, so a connect costs at most one indexed
  * SQLite read and a revoke is seen as soon as the change feed delivers it. Each lookup first lets the
  * feed catch up (feed.catchUp(): one PRAGMA data_version when nothing changed), so a connect sees every
- * change committed before it, by this process or another, never a stale cache entry. Validity (expiry, end of a
+ * change committed before it, by this process or another, never a stale cache entry. The registry reads are
+ * async (PostgreSQL in cluster mode): a load that an event overtook while it read answers what it read but
+ * caches nothing, so the event's change is read afresh by the next connect. Validity (expiry, end of a
  * renewal overlap) is judged on every lookup against the clock, never cached.
  */
 export function createRegistryDirectory(
@@ -68,8 +70,11 @@ export function createRegistryDirectory(
   const maxEntries = options.maxEntries ?? 100_000
   const cache = new Map<string, Entry>()
   const byDevice = new Map<string, Set<string>>()
+  /** counts forget() calls: a load whose registry reads an event overtook caches nothing (it may hold what the event changed) */
+  let forgets = 0
 
   function forget(deviceId: string): void {
+    forgets++
     for (const fp of byDevice.get(deviceId) ?? []) cache.delete(fp)
     byDevice.delete(deviceId)
   }
@@ -78,12 +83,14 @@ export function createRegistryDirectory(
     if (isDeviceEvent(event) && event.type !== 'settings.changed') forget(event.deviceId)
   })
 
-  function load(fingerprint: string): Entry | undefined {
+  async function load(fingerprint: string): Promise<Entry | undefined> {
     const hit = cache.get(fingerprint)
     if (hit) return hit
-    const cert = store.getCertificateByFingerprint(fingerprint)
-    const device = cert && store.getDevice(cert.deviceId)
+    const before = forgets
+    const cert = await store.getCertificateByFingerprint(fingerprint)
+    const device = cert && (await store.getDevice(cert.deviceId))
     if (!cert || !device) return undefined
+    if (forgets !== before) return { cert, device }
     if (cache.size >= maxEntries) {
       cache.clear()
       byDevice.clear()
@@ -99,16 +106,16 @@ export function createRegistryDirectory(
     return entry
   }
 
-  function judge(identity: PeerIdentity): DeviceLookup {
+  async function judge(identity: PeerIdentity): Promise<DeviceLookup> {
     const refuse = (reason: RefusalReason, deviceId = identity.deviceId): DeviceLookup => ({
       kind: 'refused',
       reason,
       deviceId,
       serial: identity.serial,
     })
-    const entry = load(identity.fingerprint)
+    const entry = await load(identity.fingerprint)
     if (!entry || entry.cert.serial !== identity.serial || entry.cert.deviceId !== identity.deviceId) {
-      const known = identity.deviceId !== null && store.getDevice(identity.deviceId) !== undefined
+      const known = identity.deviceId !== null && (await store.getDevice(identity.deviceId)) !== undefined
       return refuse(known ? 'unknown-certificate' : 'unknown-device')
     }
     const { cert, device } = entry

@@ -90,7 +90,7 @@ export async function devicesRoutes(app: FastifyInstance, opts: DevicesRoutesOpt
     }),
     async (request) => {
       const { group, status, tier, label, expiresBefore, limit, after } = request.query
-      const page = authority.listDevices({
+      const page = await authority.listDevices({
         group,
         status,
         tier,
@@ -114,7 +114,7 @@ export async function devicesRoutes(app: FastifyInstance, opts: DevicesRoutesOpt
       response: { 200: { $ref: 'DeviceDetails#' } },
     }),
     async (request) => {
-      const { device, certificates } = authority.getDevice(request.params.id)
+      const { device, certificates } = await authority.getDevice(request.params.id)
       return { ...(await summary(device, certificates, opts)), certificates: certificates.map(certificateView) }
     },
   )

@@ -29,7 +29,7 @@ export async function insightsRoutes(app: FastifyInstance, opts: InsightsRoutesO
       },
     }),
     async (request) => {
-      const { device } = opts.authority.getDevice(request.params.id) // 404 for an unknown device
+      const { device } = await opts.authority.getDevice(request.params.id) // 404 for an unknown device
       return { items: await opts.aiUsage.listInsights(device.id, request.query.limit) }
     },
   )
@@ -46,7 +46,7 @@ export async function insightsRoutes(app: FastifyInstance, opts: InsightsRoutesO
       response: { 200: { type: 'object', additionalProperties: true } },
     }),
     async (request) => {
-      const { device } = opts.authority.getDevice(request.params.id)
+      const { device } = await opts.authority.getDevice(request.params.id)
       return opts.aiUsage.usageFor(device.id, request.query.days)
     },
   )

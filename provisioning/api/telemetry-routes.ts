@@ -51,7 +51,7 @@ export async function telemetryRoutes(app: FastifyInstance, opts: TelemetryRoute
       },
     ),
     async (request) => {
-      const { device } = opts.authority.getDevice(request.params.id) // 404 for an unknown device
+      const { device } = await opts.authority.getDevice(request.params.id) // 404 for an unknown device
       return { deviceId: device.id, items: opts.telemetry.recent(device.id, request.query.limit) }
     },
   )

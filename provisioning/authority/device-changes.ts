@@ -60,7 +60,7 @@ export function createDeviceChanges(deps: {
   clock: Clock
   log: Logger
   record(actor: Actor, action: string, subject: string, details: Record<string, unknown>, events: ControlEvent[]): Promise<void>
-  requireDevice(id: string): DeviceRecord
+  requireDevice(id: string): Promise<DeviceRecord>
   revokeInTransaction(id: string, reason: CrlReason, actor: Actor, extra?: Record<string, unknown>): Promise<string[]>
   setStatusInTransaction(id: string, status: Exclude<DeviceStatus, 'revoked'>, actor: Actor, extra?: Record<string, unknown>): Promise<void>
   refreshCrl(): Promise<unknown>
@@ -87,12 +87,12 @@ export function createDeviceChanges(deps: {
     actor: Actor,
     extra: Record<string, unknown> = {},
   ): Promise<boolean> {
-    const device = deps.requireDevice(id)
+    const device = await deps.requireDevice(id)
     if (device.status === 'revoked') throw new DeviceRevoked(id)
     const changes = await diff(device, update)
     if (changes === null) return false
     const at = clock.now()
-    store.updateDeviceFields(id, { ...(changes.group && { group: update.group }), ...(changes.tier && { tier: update.tier }) }, at)
+    await store.updateDeviceFields(id, { ...(changes.group && { group: update.group }), ...(changes.tier && { tier: update.tier }) }, at)
     if (changes.labels) await store.setLabels(id, changes.labels.to as Labels)
     await deps.record(actor, 'device.updated', id, { ...changes, ...extra }, [{ type: 'device.updated', deviceId: id }])
     return true
@@ -126,7 +126,7 @@ export function createDeviceChanges(deps: {
     const picked: DeviceRecord[] = []
     let after: string | undefined
     for (;;) {
-      const page = store.listDevices({ ...req.selector, ...(after !== undefined && { after }), limit: PAGE })
+      const page = await store.listDevices({ ...req.selector, ...(after !== undefined && { after }), limit: PAGE })
       for (const d of page) {
         if (!(await changes(req.action, d))) continue
         picked.push(d)

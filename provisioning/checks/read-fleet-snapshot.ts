@@ -75,7 +75,7 @@ export async function readFleetSnapshot(
 
 async function readDevices(registry: RegistryStore): Promise<SnapshotDevice[]> {
   const seen = new Map((await registry.listLastSeen()).map((s) => [s.deviceId, s.at]))
-  return registry.listDevices().map((d) => ({
+  return (await registry.listDevices()).map((d) => ({
     id: d.id,
     status: d.status,
     createdAt: d.createdAt,

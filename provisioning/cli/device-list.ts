@@ -48,7 +48,7 @@ export function registerDeviceList(device: Command, deps: CliDeps): void {
   addJsonOption(addCommonOptions(cmd)).action(async (options: Options) => {
     const labels = options.label.length > 0 ? parseLabelPairs(options.label) : undefined
     await withAuthority(deps, options, async (authority) => {
-      const devices = authority.listDevices({
+      const devices = await authority.listDevices({
         ...(options.group !== undefined && { group: options.group }),
         ...(options.status !== undefined && { status: options.status }),
         ...(options.tier !== undefined && { tier: options.tier }),

@@ -7,7 +7,7 @@ export function registerDeviceShow(device: Command, deps: CliDeps): void {
   const cmd = device.command('show <id>').description('show a device and every certificate it has held')
   addJsonOption(addCommonOptions(cmd)).action(async (id: string, options: CommonOptions) => {
     await withAuthority(deps, options, async (authority) => {
-      const { device: d, certificates } = authority.getDevice(id)
+      const { device: d, certificates } = await authority.getDevice(id)
       if (options.json) return printJson(deps.io, { ...deviceView(d), certificates: certificates.map(certificateView) })
       deps.io.out(
         `device   ${d.id}\ngroup    ${d.group ?? '-'}\ntier     ${d.tier}\nstatus   ${d.status}\ncreated  ${d.createdAt.toISOString()}\n\n`,

@@ -100,7 +100,7 @@ export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions =
     let scanned = 0
     let after: string | undefined
     while (scanned < maxScan) {
-      const page = authority.listDevices({ status: 'active', limit: Math.min(PAGE, maxScan - scanned), ...(after && { after }) })
+      const page = await authority.listDevices({ status: 'active', limit: Math.min(PAGE, maxScan - scanned), ...(after && { after }) })
       for (const d of page) {
         const notAfter = Math.max(
           0,
@@ -154,10 +154,10 @@ export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions =
       return {
         at: clock.now().toISOString(),
         devices: {
-          registered: authority.countDevices(),
-          active: authority.countDevices({ status: 'active' }),
-          disabled: authority.countDevices({ status: 'disabled' }),
-          revoked: authority.countDevices({ status: 'revoked' }),
+          registered: await authority.countDevices(),
+          active: await authority.countDevices({ status: 'active' }),
+          disabled: await authority.countDevices({ status: 'disabled' }),
+          revoked: await authority.countDevices({ status: 'revoked' }),
           connected: connected.length,
         },
         connectedDevices: connected.slice(0, LISTED_CONNECTED),
@@ -169,7 +169,7 @@ export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions =
     },
 
     async device(id: string) {
-      const { device, certificates } = authority.getDevice(id)
+      const { device, certificates } = await authority.getDevice(id)
       const usage = deps.aiUsage.usageFor(device.id, 30)
       const today = usage.days.at(-1) ?? { requests: 0, tokens: 0 }
       return {

@@ -7,7 +7,7 @@ import type { CrlReason } from '../../certs/index.ts'
  *
  * `transaction(fn)` runs an async fn atomically on the database's TransactionGate: every change and its audit entry
  * and event commit together or not at all (docs/architecture.md, "The store seam"). The audit, meta, appendEvent,
- * pruneEvents and probeWrite methods answer with Promises through that gate; the other methods are still synchronous (better-sqlite3) and
+ * pruneEvents, probeWrite, device, label and last-seen methods answer with Promises through that gate; the other methods are still synchronous (better-sqlite3) and
  * become async next (issue 13), as the other stores already are.
  */
 export type DeviceStatus = 'active' | 'disabled' | 'revoked'
@@ -107,13 +107,13 @@ export interface RegistryStore {
    */
   transaction<T>(fn: () => Promise<T>): Promise<T>
 
-  insertDevice(device: DeviceRecord): void
-  getDevice(id: string): DeviceRecord | undefined
-  listDevices(filter?: DeviceFilter): DeviceRecord[]
-  countDevices(filter?: Omit<DeviceFilter, 'after' | 'limit'>): number
-  updateDeviceStatus(id: string, status: DeviceStatus, at: Date): void
+  insertDevice(device: DeviceRecord): Promise<void>
+  getDevice(id: string): Promise<DeviceRecord | undefined>
+  listDevices(filter?: DeviceFilter): Promise<DeviceRecord[]>
+  countDevices(filter?: Omit<DeviceFilter, 'after' | 'limit'>): Promise<number>
+  updateDeviceStatus(id: string, status: DeviceStatus, at: Date): Promise<void>
   /** Sets the fields given (the others stay) and updatedAt. */
-  updateDeviceFields(id: string, fields: DeviceFieldsUpdate, at: Date): void
+  updateDeviceFields(id: string, fields: DeviceFieldsUpdate, at: Date): Promise<void>
   /** the device's labels ({} when none) */
   labels(id: string): Promise<Labels>
   /** Replaces every label of the device with these. */

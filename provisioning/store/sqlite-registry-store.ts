@@ -206,21 +206,29 @@ export class SqliteRegistryStore implements RegistryStore {
     return this.#commits.subscribe(listener)
   }
 
-  insertDevice(d: DeviceRecord): void {
-    try {
-      this.#write(() => this.#stmts.insertDevice.run(d.id, d.group, d.tier, d.status, iso(d.createdAt), iso(d.updatedAt)))
-    } catch (err) {
-      if (isConstraint(err)) throw new DeviceExists(d.id, d.id)
-      throw err
-    }
+  insertDevice(d: DeviceRecord): Promise<void> {
+    return this.#gate.run(() => {
+      try {
+        this.#write(() => this.#stmts.insertDevice.run(d.id, d.group, d.tier, d.status, iso(d.createdAt), iso(d.updatedAt)))
+      } catch (err) {
+        if (isConstraint(err)) throw new DeviceExists(d.id, d.id)
+        throw err
+      }
+    })
   }
 
-  getDevice(id: string): DeviceRecord | undefined {
-    const row = this.#stmts.getDevice.get(id) as Row | undefined
-    return row && toDevice(row)
+  getDevice(id: string): Promise<DeviceRecord | undefined> {
+    return this.#gate.run(() => {
+      const row = this.#stmts.getDevice.get(id) as Row | undefined
+      return row && toDevice(row)
+    })
   }
 
-  listDevices(filter: DeviceFilter = {}): DeviceRecord[] {
+  listDevices(filter: DeviceFilter = {}): Promise<DeviceRecord[]> {
+    return this.#gate.run(() => this.#listDevices(filter))
+  }
+
+  #listDevices(filter: DeviceFilter): DeviceRecord[] {
     const { params, bind } = sqliteBinder()
     const where = deviceWhere(filter, bind)
     if (filter.after !== undefined) {
@@ -231,22 +239,28 @@ export class SqliteRegistryStore implements RegistryStore {
     return (this.#db.prepare(sql).all(...params, filter.limit ?? -1) as Row[]).map(toDevice)
   }
 
-  countDevices(filter: Omit<DeviceFilter, 'after' | 'limit'> = {}): number {
-    const { params, bind } = sqliteBinder()
-    const where = deviceWhere(filter, bind)
-    const sql = `SELECT COUNT(*) AS n FROM devices ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`
-    return Number((this.#db.prepare(sql).get(...params) as Row).n)
-  }
-
-  updateDeviceStatus(id: string, status: DeviceStatus, at: Date): void {
-    this.#write(() => this.#stmts.updateDeviceStatus.run(status, iso(at), id))
-  }
-
-  updateDeviceFields(id: string, fields: DeviceFieldsUpdate, at: Date): void {
-    this.#write(() => {
-      if (fields.group !== undefined) this.#stmts.updateDeviceGroup.run(fields.group, iso(at), id)
-      if (fields.tier !== undefined) this.#stmts.updateDeviceTier.run(fields.tier, iso(at), id)
+  countDevices(filter: Omit<DeviceFilter, 'after' | 'limit'> = {}): Promise<number> {
+    return this.#gate.run(() => {
+      const { params, bind } = sqliteBinder()
+      const where = deviceWhere(filter, bind)
+      const sql = `SELECT COUNT(*) AS n FROM devices ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`
+      return Number((this.#db.prepare(sql).get(...params) as Row).n)
     })
+  }
+
+  updateDeviceStatus(id: string, status: DeviceStatus, at: Date): Promise<void> {
+    return this.#gate.run(() => {
+      this.#write(() => this.#stmts.updateDeviceStatus.run(status, iso(at), id))
+    })
+  }
+
+  updateDeviceFields(id: string, fields: DeviceFieldsUpdate, at: Date): Promise<void> {
+    return this.#gate.run(() =>
+      this.#write(() => {
+        if (fields.group !== undefined) this.#stmts.updateDeviceGroup.run(fields.group, iso(at), id)
+        if (fields.tier !== undefined) this.#stmts.updateDeviceTier.run(fields.tier, iso(at), id)
+      }),
+    )
   }
 
   labels(id: string): Promise<Labels> {

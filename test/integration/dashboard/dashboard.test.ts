@@ -107,7 +107,7 @@ describe('dashboard over plain HTTP (no browser)', () => {
     const crossSite = await post('/dashboard/api/devices/pump-1/disable', { 'x-csrf-token': csrfToken, origin: 'https://evil.example' })
     expect(crossSite.status).toBe(403)
     expect((await json(crossSite)).code).toBe('GH_DASHBOARD_ORIGIN')
-    expect(control.authority.getDevice('pump-1').device.status).toBe('active')
+    expect((await control.authority.getDevice('pump-1')).device.status).toBe('active')
 
     const disabled = await post('/dashboard/api/devices/pump-1/disable', { 'x-csrf-token': csrfToken })
     expect(await json(disabled)).toEqual({ status: 'disabled' })

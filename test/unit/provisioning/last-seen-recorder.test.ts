@@ -7,11 +7,11 @@ import { device } from '../../contract/registry-store.contract.ts'
 import { fixedClock } from '../../helpers/clock.ts'
 import { fakeTimers } from '../../helpers/fake-timers.ts'
 
-function setup() {
+async function setup() {
   const clock = fixedClock('2026-03-01T00:00:00Z')
   const timers = fakeTimers(clock)
   const store = new InMemoryRegistryStore()
-  for (const id of ['a', 'b']) store.insertDevice(device(id))
+  for (const id of ['a', 'b']) await store.insertDevice(device(id))
   const batches: LastSeen[][] = []
   let failNext = false
   const recording = {
@@ -30,7 +30,7 @@ function setup() {
 
 describe('createLastSeenRecorder', () => {
   it('writes nothing on a sighting, then every device seen in the minute in one batch, with its latest time', async () => {
-    const { clock, timers, store, recorder, batches } = setup()
+    const { clock, timers, store, recorder, batches } = await setup()
     recorder.seen('a')
     clock.advance('10s')
     recorder.seen('b')
@@ -49,7 +49,7 @@ describe('createLastSeenRecorder', () => {
   })
 
   it('writes a device at most once per minute however often it reconnects', async () => {
-    const { clock, timers, recorder, batches } = setup()
+    const { clock, timers, recorder, batches } = await setup()
     for (let i = 0; i < 120; i++) {
       recorder.seen('a')
       clock.advance('1s')
@@ -61,7 +61,7 @@ describe('createLastSeenRecorder', () => {
   })
 
   it('keeps a failed batch and writes it with the next one', async () => {
-    const { timers, store, recorder, batches, failOnce } = setup()
+    const { timers, store, recorder, batches, failOnce } = await setup()
     recorder.seen('a')
     failOnce()
     await timers.advance('60s')
@@ -71,7 +71,7 @@ describe('createLastSeenRecorder', () => {
   })
 
   it('writes what is pending on close, then ignores sightings', async () => {
-    const { timers, store, recorder } = setup()
+    const { timers, store, recorder } = await setup()
     recorder.seen('b')
     await recorder.close()
     expect(await store.lastSeen('b')).toEqual(new Date('2026-03-01T00:00:00Z'))
