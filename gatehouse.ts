@@ -247,7 +247,7 @@ async function startServices(
       telemetryRoutes: { routes: control.routes, tester: routeTester(config), status: routes.status },
       apps: control.apps,
       // this process's view first, then what an earlier run persisted
-      presence: { isConnected: presence.isConnected, lastSeen: (id) => presence.lastSeen(id) ?? control.store.lastSeen(id) },
+      presence: { isConnected: presence.isConnected, lastSeen: async (id) => presence.lastSeen(id) ?? (await control.store.lastSeen(id)) },
       clock,
       log,
       dashboard: {

@@ -33,7 +33,7 @@ export function cachedDeviceContexts(
   return {
     async get(deviceId) {
       if (cache.has(deviceId)) return cache.get(deviceId)
-      const device = control.store.getDevice(deviceId)
+      const device = await control.store.getDevice(deviceId)
       const context =
         device && device.status === 'active'
           ? { tier: device.tier, group: device.group, settings: (await control.settings.getDevice(deviceId)).desired }

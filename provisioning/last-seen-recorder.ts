@@ -6,10 +6,10 @@ import type { RegistryStore } from './store/registry-store.ts'
 export interface LastSeenRecorder {
   /** the device connected or disconnected now: O(1), never touches the database */
   seen(deviceId: string): void
-  /** writes what is pending now, in one transaction (close() and tests) */
-  flush(): void
+  /** writes what is pending now, in one transaction (close() and tests); resolves when it and every earlier write have ended */
+  flush(): Promise<void>
   /** stops the timer and writes what is pending */
-  close(): void
+  close(): Promise<void>
 }
 
 export const DEFAULT_LAST_SEEN_FLUSH_MS = 60_000
@@ -28,23 +28,32 @@ export function createLastSeenRecorder(
   let pending = new Map<string, Date>()
   let timer: unknown
   let closed = false
+  // the writes not yet ended: close() waits for them before the store closes
+  let writing: Promise<void> = Promise.resolve()
 
-  function flush(): void {
-    if (pending.size === 0) return
-    const batch = pending
-    pending = new Map()
+  /** never rejects: a failed batch is logged and kept for the next one */
+  async function write(batch: Map<string, Date>): Promise<void> {
     try {
-      deps.store.recordLastSeen([...batch].map(([deviceId, at]) => ({ deviceId, at })))
+      await deps.store.recordLastSeen([...batch].map(([deviceId, at]) => ({ deviceId, at })))
     } catch (err) {
       deps.log.warn({ err, devices: batch.size }, 'last-seen write failed; retried with the next batch')
       for (const [id, at] of batch) if (!pending.has(id)) pending.set(id, at)
+      if (!closed) schedule()
     }
+  }
+
+  function flush(): Promise<void> {
+    if (pending.size > 0) {
+      const batch = pending
+      pending = new Map()
+      writing = Promise.all([writing, write(batch)]).then(() => {})
+    }
+    return writing
   }
 
   function tick(): void {
     timer = undefined
-    flush()
-    if (!closed && pending.size > 0) schedule()
+    void flush()
   }
 
   function schedule(): void {
@@ -62,7 +71,7 @@ export function createLastSeenRecorder(
       closed = true
       if (timer !== undefined) deps.timers.clearTimeout(timer)
       timer = undefined
-      flush()
+      return flush()
     },
   }
 }

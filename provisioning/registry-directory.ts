@@ -88,7 +88,7 @@ export function createRegistryDirectory(
     if (hit) return hit
     const before = forgets
     const cert = await store.getCertificateByFingerprint(fingerprint)
-    const device = cert && store.getDevice(cert.deviceId)
+    const device = cert && (await store.getDevice(cert.deviceId))
     if (!cert || !device) return undefined
     if (forgets !== before) return { cert, device }
     if (cache.size >= maxEntries) {
@@ -115,7 +115,7 @@ export function createRegistryDirectory(
     })
     const entry = await load(identity.fingerprint)
     if (!entry || entry.cert.serial !== identity.serial || entry.cert.deviceId !== identity.deviceId) {
-      const known = identity.deviceId !== null && store.getDevice(identity.deviceId) !== undefined
+      const known = identity.deviceId !== null && (await store.getDevice(identity.deviceId)) !== undefined
       return refuse(known ? 'unknown-certificate' : 'unknown-device')
     }
     const { cert, device } = entry

@@ -104,7 +104,7 @@ function issuedView(issued: IssuedCertificate, device?: DeviceRecord, labels?: L
  */
 export async function deviceLifecycleRoutes(app: FastifyInstance, opts: DeviceLifecycleRoutesOptions): Promise<void> {
   const { authority } = opts
-  const view = (d: DeviceRecord) => labelledDeviceView(d, authority.labels(d.id))
+  const view = async (d: DeviceRecord) => labelledDeviceView(d, await authority.labels(d.id))
 
   app.post<{ Body: { id: string; csr: string; group?: string; tier?: string; labels?: Labels; validDays?: number } }>(
     '/devices',
@@ -131,7 +131,7 @@ export async function deviceLifecycleRoutes(app: FastifyInstance, opts: DeviceLi
         actorOf(request),
       )
       reply.code(201).header('location', `/v1/devices/${encodeURIComponent(id)}`)
-      return issuedView(issued, issued.device, authority.labels(id))
+      return issuedView(issued, issued.device, await authority.labels(id))
     },
   )
 

@@ -11,7 +11,7 @@ import { crlReasonSchema, deviceIdSchema, deviceParams, groupSchema } from './sc
 /** Who is connected, from the broker (gatehouse.ts passes it in; tests pass a fake). */
 export interface Presence {
   isConnected(deviceId: string): boolean
-  lastSeen(deviceId: string): Date | null
+  lastSeen(deviceId: string): Promise<Date | null>
 }
 
 export interface DevicesRoutesOptions {
@@ -32,11 +32,11 @@ async function summary(device: DeviceRecord, certificates: CertificateRecord[], 
     group: device.group,
     tier: device.tier,
     status: device.status,
-    labels: opts.authority.labels(device.id),
+    labels: await opts.authority.labels(device.id),
     createdAt: device.createdAt.toISOString(),
     updatedAt: device.updatedAt.toISOString(),
     connected: opts.presence.isConnected(device.id),
-    lastSeen: iso(opts.presence.lastSeen(device.id)),
+    lastSeen: iso(await opts.presence.lastSeen(device.id)),
     certificateExpiresAt: iso(active[0]?.notAfter ?? null),
     settings: { version: settings.version, inSync: settings.inSync },
   }
@@ -90,7 +90,7 @@ export async function devicesRoutes(app: FastifyInstance, opts: DevicesRoutesOpt
     }),
     async (request) => {
       const { group, status, tier, label, expiresBefore, limit, after } = request.query
-      const page = authority.listDevices({
+      const page = await authority.listDevices({
         group,
         status,
         tier,

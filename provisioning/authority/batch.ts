@@ -55,7 +55,8 @@ export function createBatchProvisioner(deps: {
 
   async function prepare(req: BatchRequest, actor: Actor, onProgress?: (done: number, total: number) => void): Promise<PreparedBatch> {
     const ids = batchIds(req)
-    const taken = ids.filter((id) => store.getDevice(id))
+    const taken: string[] = []
+    for (const id of ids) if (await store.getDevice(id)) taken.push(id)
     if (taken.length > 0) throw new DeviceExists(`${taken[0]}${taken.length > 1 ? ` (and ${taken.length - 1} more)` : ''}`, taken[0])
     const prepared: PreparedDevice[] = new Array(ids.length)
     let next = 0

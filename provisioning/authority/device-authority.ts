@@ -213,8 +213,8 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
     await store.insertCertificate(certificateRecord(issued))
   }
 
-  function requireDevice(id: string): DeviceRecord {
-    const device = store.getDevice(id)
+  async function requireDevice(id: string): Promise<DeviceRecord> {
+    const device = await store.getDevice(id)
     if (!device) throw new DeviceNotFound(id)
     return device
   }
@@ -223,7 +223,7 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
   async function prepareDevice(req: NewDevice, actor: Actor): Promise<PreparedDevice> {
     const id = assertDeviceId(req.id)
     const labels = req.labels === undefined ? {} : assertLabels(req.labels)
-    if (store.getDevice(id)) throw new DeviceExists(id, id)
+    if (await store.getDevice(id)) throw new DeviceExists(id, id)
     const issued = await issueCertificate(id, req.csr, req.validDays ?? validDays)
     const now = clock.now()
     const device: DeviceRecord = {
@@ -238,8 +238,8 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
       issued: { ...issued, device },
       commit: () =>
         store.transaction(async () => {
-          store.insertDevice(device)
-          if (Object.keys(labels).length > 0) store.setLabels(id, labels)
+          await store.insertDevice(device)
+          if (Object.keys(labels).length > 0) await store.setLabels(id, labels)
           await insertCertificate(issued)
           await record(
             actor,
@@ -267,13 +267,13 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
     req: RenewalRequest,
     actor: Actor,
   ): Promise<{ issued: IssuedCertificate; commit(): Promise<void> }> {
-    const device = requireDevice(assertDeviceId(id))
+    const device = await requireDevice(assertDeviceId(id))
     if (device.status === 'revoked') throw new DeviceRevoked(id)
     const issued = await issueCertificate(id, req.csr, req.validDays ?? validDays)
     const commit = async (): Promise<void> => {
       const supersededAt = new Date(clock.now().getTime() + overlapMs)
       await store.transaction(async () => {
-        if (requireDevice(id).status === 'revoked') throw new DeviceRevoked(id)
+        if ((await requireDevice(id)).status === 'revoked') throw new DeviceRevoked(id)
         const previous = (await store.listCertificates(id)).filter((c) => c.status === 'active')
         for (const c of previous) await store.updateCertificate(c.serial, { status: 'superseded', supersededAt })
         await insertCertificate(issued)
@@ -307,12 +307,12 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
 
   /** Revokes the device and its live certificates in the caller's transaction; returns their serials. */
   async function revokeInTransaction(id: string, reason: CrlReason, actor: Actor, extra: Record<string, unknown> = {}): Promise<string[]> {
-    const device = requireDevice(id)
+    const device = await requireDevice(id)
     if (device.status === 'revoked') throw new DeviceRevoked(id)
     const at = clock.now()
     const live = (await store.listCertificates(id)).filter((c) => c.status !== 'revoked')
     for (const c of live) await store.updateCertificate(c.serial, { status: 'revoked', revokedAt: at, revocationReason: reason })
-    store.updateDeviceStatus(id, 'revoked', at)
+    await store.updateDeviceStatus(id, 'revoked', at)
     await record(actor, 'device.revoked', id, { reason, serials: live.map((c) => c.serial), ...extra }, [
       { type: 'device.revoked', deviceId: id },
       ...live.map((c) => ({ type: 'certificate.revoked' as const, deviceId: id, serial: c.serial })),
@@ -327,10 +327,10 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
     actor: Actor,
     extra: Record<string, unknown> = {},
   ): Promise<void> {
-    const device = requireDevice(id)
+    const device = await requireDevice(id)
     if (device.status === 'revoked') throw new DeviceRevoked(id)
     if (device.status === status) throw new DeviceStateConflict(id, status, `it is already ${status}`)
-    store.updateDeviceStatus(id, status, clock.now())
+    await store.updateDeviceStatus(id, status, clock.now())
     const action = status === 'disabled' ? 'device.disabled' : 'device.enabled'
     await record(actor, action, id, extra, [{ type: action, deviceId: id }])
   }
@@ -394,7 +394,7 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
       const revokedSerials = await store.transaction(async () => revokeInTransaction(id, reason, actor))
       log.info({ deviceId: id, actor, reason }, 'device revoked')
       await crl.refresh()
-      return { device: requireDevice(id), revokedSerials }
+      return { device: await requireDevice(id), revokedSerials }
     },
 
     disableDevice: (id: string, actor: Actor): Promise<DeviceRecord> => setStatus(id, 'disabled', actor),
@@ -404,14 +404,14 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
     /** Disable, enable, revoke or move every device a selector matches, with dryRun and max; see device-changes.ts. */
     bulk: changes.bulk,
     /** the device's labels */
-    labels: (id: string): Labels => store.labels(id),
+    labels: (id: string): Promise<Labels> => store.labels(id),
 
     async getDevice(id: string): Promise<DeviceDetails> {
-      return { device: requireDevice(assertDeviceId(id)), certificates: await store.listCertificates(id) }
+      return { device: await requireDevice(assertDeviceId(id)), certificates: await store.listCertificates(id) }
     },
 
-    listDevices: (filter?: DeviceFilter): DeviceRecord[] => store.listDevices(filter),
-    countDevices: (filter?: Omit<DeviceFilter, 'after' | 'limit'>): number => store.countDevices(filter),
+    listDevices: (filter?: DeviceFilter): Promise<DeviceRecord[]> => store.listDevices(filter),
+    countDevices: (filter?: Omit<DeviceFilter, 'after' | 'limit'>): Promise<number> => store.countDevices(filter),
     listCertificates: (id: string): Promise<CertificateRecord[]> => store.listCertificates(id),
     listAudit: (filter?: AuditFilter): Promise<AuditEntry[]> => store.listAudit(filter),
 

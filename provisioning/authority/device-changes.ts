@@ -60,7 +60,7 @@ export function createDeviceChanges(deps: {
   clock: Clock
   log: Logger
   record(actor: Actor, action: string, subject: string, details: Record<string, unknown>, events: ControlEvent[]): Promise<void>
-  requireDevice(id: string): DeviceRecord
+  requireDevice(id: string): Promise<DeviceRecord>
   revokeInTransaction(id: string, reason: CrlReason, actor: Actor, extra?: Record<string, unknown>): Promise<string[]>
   setStatusInTransaction(id: string, status: Exclude<DeviceStatus, 'revoked'>, actor: Actor, extra?: Record<string, unknown>): Promise<void>
   refreshCrl(): Promise<unknown>
@@ -68,12 +68,12 @@ export function createDeviceChanges(deps: {
   const { store, clock, log } = deps
 
   /** What would change on the device (from, to per field), or null when nothing would. */
-  function diff(device: DeviceRecord, update: DeviceUpdate): Record<string, { from: unknown; to: unknown }> | null {
+  async function diff(device: DeviceRecord, update: DeviceUpdate): Promise<Record<string, { from: unknown; to: unknown }> | null> {
     const changes: Record<string, { from: unknown; to: unknown }> = {}
     if (update.group !== undefined && update.group !== device.group) changes.group = { from: device.group, to: update.group }
     if (update.tier !== undefined && update.tier !== device.tier) changes.tier = { from: device.tier, to: update.tier }
     if (update.labels !== undefined) {
-      const from = store.labels(device.id)
+      const from = await store.labels(device.id)
       const to = patchLabels(from, update.labels)
       if (JSON.stringify(Object.entries(from).sort()) !== JSON.stringify(Object.entries(to).sort())) changes.labels = { from, to }
     }
@@ -87,13 +87,13 @@ export function createDeviceChanges(deps: {
     actor: Actor,
     extra: Record<string, unknown> = {},
   ): Promise<boolean> {
-    const device = deps.requireDevice(id)
+    const device = await deps.requireDevice(id)
     if (device.status === 'revoked') throw new DeviceRevoked(id)
-    const changes = diff(device, update)
+    const changes = await diff(device, update)
     if (changes === null) return false
     const at = clock.now()
-    store.updateDeviceFields(id, { ...(changes.group && { group: update.group }), ...(changes.tier && { tier: update.tier }) }, at)
-    if (changes.labels) store.setLabels(id, changes.labels.to as Labels)
+    await store.updateDeviceFields(id, { ...(changes.group && { group: update.group }), ...(changes.tier && { tier: update.tier }) }, at)
+    if (changes.labels) await store.setLabels(id, changes.labels.to as Labels)
     await deps.record(actor, 'device.updated', id, { ...changes, ...extra }, [{ type: 'device.updated', deviceId: id }])
     return true
   }
@@ -108,25 +108,27 @@ export function createDeviceChanges(deps: {
   }
 
   /** Whether the action would change this device (the others it selects are left as they are). */
-  function changes(action: BulkAction, d: DeviceRecord): boolean {
+  async function changes(action: BulkAction, d: DeviceRecord): Promise<boolean> {
     if (action.kind === 'disable') return d.status === 'active'
     if (action.kind === 'enable') return d.status === 'disabled'
     if (d.status === 'revoked') return false
     if (action.kind === 'revoke') return true
     return (
-      diff(d, { ...(action.group !== undefined && { group: action.group }), ...(action.tier !== undefined && { tier: action.tier }) }) !==
-      null
+      (await diff(d, {
+        ...(action.group !== undefined && { group: action.group }),
+        ...(action.tier !== undefined && { tier: action.tier }),
+      })) !== null
     )
   }
 
   /** Devices the selector matches that the action would change, in id order; stops once there are more than max. */
-  function select(req: BulkRequest): DeviceRecord[] {
+  async function select(req: BulkRequest): Promise<DeviceRecord[]> {
     const picked: DeviceRecord[] = []
     let after: string | undefined
     for (;;) {
-      const page = store.listDevices({ ...req.selector, ...(after !== undefined && { after }), limit: PAGE })
+      const page = await store.listDevices({ ...req.selector, ...(after !== undefined && { after }), limit: PAGE })
       for (const d of page) {
-        if (!changes(req.action, d)) continue
+        if (!(await changes(req.action, d))) continue
         picked.push(d)
         if (picked.length > req.max) throw new BulkOverMax(req.max)
       }
@@ -181,9 +183,9 @@ export function createDeviceChanges(deps: {
     async bulk(req: BulkRequest, actor: Actor, onProgress?: (done: number, total: number) => void): Promise<BulkResult> {
       checkBulk(req)
       const result = (deviceIds: string[]): BulkResult => ({ action: req.action.kind, dryRun: req.dryRun === true, deviceIds })
-      if (req.dryRun) return result(select(req).map((d) => d.id))
+      if (req.dryRun) return result((await select(req)).map((d) => d.id))
       const deviceIds = await store.transaction(async () => {
-        const picked = select(req)
+        const picked = await select(req)
         for (const [i, d] of picked.entries()) {
           await apply(req, d, actor)
           onProgress?.(i + 1, picked.length)

@@ -75,9 +75,9 @@ export async function readFleetSnapshot(
 
 /** one device at a time: a fleet of any size holds one certificate read open, not one per device */
 async function readDevices(registry: RegistryStore): Promise<SnapshotDevice[]> {
-  const seen = new Map(registry.listLastSeen().map((s) => [s.deviceId, s.at]))
+  const seen = new Map((await registry.listLastSeen()).map((s) => [s.deviceId, s.at]))
   const devices: SnapshotDevice[] = []
-  for (const d of registry.listDevices()) {
+  for (const d of await registry.listDevices()) {
     devices.push({
       id: d.id,
       status: d.status,

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander'
 import { parseLabelPairs } from '../authority/labels.ts'
-import type { DeviceRecord } from '../store/registry-store.ts'
+import type { DeviceRecord, Labels } from '../store/registry-store.ts'
 import { labelledDeviceView } from '../views.ts'
 import {
   addCommonOptions,
@@ -48,7 +48,7 @@ export function registerDeviceList(device: Command, deps: CliDeps): void {
   addJsonOption(addCommonOptions(cmd)).action(async (options: Options) => {
     const labels = options.label.length > 0 ? parseLabelPairs(options.label) : undefined
     await withAuthority(deps, options, async (authority) => {
-      const devices = authority.listDevices({
+      const devices = await authority.listDevices({
         ...(options.group !== undefined && { group: options.group }),
         ...(options.status !== undefined && { status: options.status }),
         ...(options.tier !== undefined && { tier: options.tier }),
@@ -57,16 +57,18 @@ export function registerDeviceList(device: Command, deps: CliDeps): void {
         ...(options.after !== undefined && { after: options.after }),
         ...(options.limit !== undefined && { limit: options.limit }),
       })
+      const labelled: [DeviceRecord, Labels][] = []
+      for (const d of devices) labelled.push([d, await authority.labels(d.id)])
       if (options.json)
         return printJson(
           deps.io,
-          devices.map((d) => labelledDeviceView(d, authority.labels(d.id))),
+          labelled.map(([d, labels]) => labelledDeviceView(d, labels)),
         )
       if (devices.length === 0) return deps.io.out('no devices\n')
       deps.io.out(
         table([
           ['ID', 'GROUP', 'TIER', 'STATUS', 'CREATED', 'LABELS'],
-          ...devices.map((d) => [d.id, d.group ?? '-', d.tier, d.status, d.createdAt.toISOString(), labelText(authority.labels(d.id))]),
+          ...labelled.map(([d, labels]) => [d.id, d.group ?? '-', d.tier, d.status, d.createdAt.toISOString(), labelText(labels)]),
         ]),
       )
     })

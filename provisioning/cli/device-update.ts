@@ -45,7 +45,7 @@ export function registerDeviceUpdate(device: Command, deps: CliDeps): void {
     const update = updateOf(options)
     await withAuthority(deps, options, async (authority) => {
       const d = await authority.updateDevice(id, update, deps.actor)
-      const labels = authority.labels(id)
+      const labels = await authority.labels(id)
       if (options.json) return printJson(deps.io, labelledDeviceView(d, labels))
       deps.io.out(`updated device ${id} (group ${d.group ?? '-'}, tier ${d.tier}, labels ${labelText(labels)})\n`)
     })

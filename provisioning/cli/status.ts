@@ -23,7 +23,7 @@ export function registerStatus(program: Command, deps: CliDeps): void {
     .option('--http-port <port>', 'the --http-port Gatehouse was started with (default from the configuration)')
   addJsonOption(addCommonOptions(cmd)).action(async (options: Options) => {
     const { target, dataDir } = await deps.statusTarget(options)
-    const devices = deviceCounts(dataDir)
+    const devices = await deviceCounts(dataDir)
     let reports: { liveness: HealthReport; readiness: HealthReport }
     try {
       reports = await fetchHealth(target)

@@ -100,7 +100,7 @@ export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions =
     let scanned = 0
     let after: string | undefined
     while (scanned < maxScan) {
-      const page = authority.listDevices({ status: 'active', limit: Math.min(PAGE, maxScan - scanned), ...(after && { after }) })
+      const page = await authority.listDevices({ status: 'active', limit: Math.min(PAGE, maxScan - scanned), ...(after && { after }) })
       for (const d of page) {
         const notAfter = Math.max(
           0,
@@ -151,10 +151,10 @@ export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions =
       return {
         at: clock.now().toISOString(),
         devices: {
-          registered: authority.countDevices(),
-          active: authority.countDevices({ status: 'active' }),
-          disabled: authority.countDevices({ status: 'disabled' }),
-          revoked: authority.countDevices({ status: 'revoked' }),
+          registered: await authority.countDevices(),
+          active: await authority.countDevices({ status: 'active' }),
+          disabled: await authority.countDevices({ status: 'disabled' }),
+          revoked: await authority.countDevices({ status: 'revoked' }),
           connected: connected.length,
         },
         connectedDevices: connected.slice(0, LISTED_CONNECTED),
@@ -173,7 +173,7 @@ export function createFleetView(deps: FleetViewDeps, options: FleetViewOptions =
         device: deviceView(device),
         certificates: certificates.map(certificateView),
         connected: deps.presence.isConnected(device.id),
-        lastSeen: deps.presence.lastSeen(device.id)?.toISOString() ?? null,
+        lastSeen: (await deps.presence.lastSeen(device.id))?.toISOString() ?? null,
         connections: deps.signals.connectionHistory(device.id),
         settings: await deps.settings.getDevice(device.id),
         insights: await deps.aiUsage.listInsights(device.id, 10),

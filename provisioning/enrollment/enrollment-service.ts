@@ -157,7 +157,7 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
   async function checkInput(claim: ClaimRecord, req: ClaimRequest, keySha256 = ''): Promise<ClaimCheckInput> {
     const tokenHash = req.token === undefined ? undefined : hashClaimToken(req.token)
     const tokenState = tokenHash === undefined ? 'unknown' : await claims.tokenState(claim.id, tokenHash)
-    const deviceExists = store.getDevice(req.deviceId) !== undefined
+    const deviceExists = (await store.getDevice(req.deviceId)) !== undefined
     const holder = keySha256 ? await claims.deviceIdWithKey(keySha256) : undefined
     return {
       claim,
@@ -177,7 +177,7 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
     if (earlier === undefined || earlier.claimId !== claim.id) return undefined
     if (keySha256 !== earlier.keySha256) return undefined
     const cert = await store.getCertificate(earlier.serial)
-    return cert && cert.status === 'active' && store.getDevice(req.deviceId)?.status === 'active' ? cert : undefined
+    return cert && cert.status === 'active' && (await store.getDevice(req.deviceId))?.status === 'active' ? cert : undefined
   }
 
   async function claimDevice(context: ClaimRequestContext, req: ClaimRequest): Promise<Record<string, unknown>> {
@@ -243,7 +243,7 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
 
   async function renewDevice(context: RenewalRequestContext, csr: string): Promise<Record<string, unknown>> {
     const id = context.deviceId
-    const device = store.getDevice(id)
+    const device = await store.getDevice(id)
     if (!device) throw new DeviceNotFound(id)
     if (device.status === 'revoked') throw new DeviceRevoked(id)
     if (device.status !== 'active') throw new DeviceStateConflict(id, device.status, 'it cannot renew its certificate')

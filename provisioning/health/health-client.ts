@@ -80,15 +80,15 @@ function parseReport(statusCode: number | undefined, body: string): HealthReport
 }
 
 /** Devices by status, read-only from the data directory's registry; null when it has none yet. */
-export function deviceCounts(dataDir: string): Record<DeviceStatus, number> | null {
+export async function deviceCounts(dataDir: string): Promise<Record<DeviceStatus, number> | null> {
   const path = dataDirLayout(dataDir).database
   if (!existsSync(path)) return null
   const store = new SqliteRegistryStore(path, { readonly: true })
   try {
     return {
-      active: store.countDevices({ status: 'active' }),
-      disabled: store.countDevices({ status: 'disabled' }),
-      revoked: store.countDevices({ status: 'revoked' }),
+      active: await store.countDevices({ status: 'active' }),
+      disabled: await store.countDevices({ status: 'disabled' }),
+      revoked: await store.countDevices({ status: 'revoked' }),
     }
   } finally {
     store.close()

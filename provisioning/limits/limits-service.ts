@@ -81,8 +81,8 @@ export function createLimitsService(deps: { store: RegistryStore; limits: Limits
     return values as LimitValues
   }
 
-  function requireDevice(deviceId: string) {
-    const device = store.getDevice(assertDeviceId(deviceId))
+  async function requireDevice(deviceId: string) {
+    const device = await store.getDevice(assertDeviceId(deviceId))
     if (!device) throw new DeviceNotFound(deviceId)
     return device
   }
@@ -93,7 +93,7 @@ export function createLimitsService(deps: { store: RegistryStore; limits: Limits
   }
 
   async function deviceView(deviceId: string): Promise<DeviceLimitsView> {
-    const device = requireDevice(deviceId)
+    const device = await requireDevice(deviceId)
     const r = await limits.getDevice(device.id)
     const tierLimits = valuesOf(await limits.getTier(device.tier))
     const override = r ? valuesOf(r) : null
@@ -117,7 +117,7 @@ export function createLimitsService(deps: { store: RegistryStore; limits: Limits
   }
 
   async function applied(deviceId: string): Promise<AppliedLimits | null> {
-    const device = store.getDevice(deviceId)
+    const device = await store.getDevice(deviceId)
     if (!device) return null
     const r = await limits.getDevice(deviceId)
     const values = mergeLimits(valuesOf(await limits.getTier(device.tier)), r ? valuesOf(r) : null)
@@ -145,7 +145,7 @@ export function createLimitsService(deps: { store: RegistryStore; limits: Limits
     getDevice: deviceView,
     /** Replaces a device's own values (PUT). */
     async setDevice(deviceId: string, values: unknown, actor: string): Promise<DeviceLimitsView> {
-      const device = requireDevice(deviceId)
+      const device = await requireDevice(deviceId)
       const doc = checked(values)
       await store.transaction(async () => {
         const at = await commit(actor, 'device.limits.updated', device.id, { limits: doc }, { type: 'device.updated', deviceId: device.id })
@@ -155,7 +155,7 @@ export function createLimitsService(deps: { store: RegistryStore; limits: Limits
     },
     /** Removes a device's own values: its tier's apply again. Nothing to remove changes nothing. */
     async clearDevice(deviceId: string, actor: string): Promise<DeviceLimitsView> {
-      const device = requireDevice(deviceId)
+      const device = await requireDevice(deviceId)
       await store.transaction(async () => {
         if (await limits.deleteDevice(device.id))
           await commit(actor, 'device.limits.cleared', device.id, {}, { type: 'device.updated', deviceId: device.id })

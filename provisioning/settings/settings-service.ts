@@ -116,8 +116,8 @@ export function createSettingsService(
 
   const layerDoc = async (scope: LayerScope): Promise<JsonObject> => (await settings.getLayer(scope))?.document ?? {}
 
-  function requireDevice(deviceId: string) {
-    const device = store.getDevice(assertDeviceId(deviceId))
+  async function requireDevice(deviceId: string) {
+    const device = await store.getDevice(assertDeviceId(deviceId))
     if (!device) throw new DeviceNotFound(deviceId)
     return device
   }
@@ -178,7 +178,7 @@ export function createSettingsService(
   }
 
   async function view(deviceId: string): Promise<DeviceSettingsView> {
-    const device = requireDevice(deviceId)
+    const device = await requireDevice(deviceId)
     const record = await ensureRecord(device.id, device.group)
     const desired = openForView(mergeLayers(...(await layersOf(device.id, device.group))), { deviceId: device.id, part: 'desired' })
     const reported = record.reported ? openForView(record.reported, { deviceId: device.id, part: 'reported' }) : null
@@ -211,7 +211,7 @@ export function createSettingsService(
   async function bumpDevices(ids: Iterable<string>, at: Date): Promise<number> {
     let bumped = 0
     for (const id of ids) {
-      const device = store.getDevice(id)
+      const device = await store.getDevice(id)
       const record = await settings.getDeviceSettings(id)
       if (!device || !record) continue
       const next = digest(await effective(id, device.group))
@@ -231,7 +231,7 @@ export function createSettingsService(
     const scope = scopeOf(target)
     checkShape(body)
     cipher.assertUsable()
-    const device = target.kind === 'device' ? requireDevice(target.deviceId) : undefined
+    const device = target.kind === 'device' ? await requireDevice(target.deviceId) : undefined
     if (device?.status === 'revoked') throw new DeviceRevoked(device.id)
     if (device) await ensureRecord(device.id, device.group)
     return store.transaction(async () => {
@@ -274,7 +274,7 @@ export function createSettingsService(
     getLayer: async (target: Exclude<SettingsTarget, { kind: 'device' }>): Promise<LayerView> => layerView(scopeOf(target)),
     /** A device's own override layer (what `settings get --device` shows next to the effective view). */
     getDeviceLayer: async (deviceId: string): Promise<LayerView> =>
-      layerView(scopeOf({ kind: 'device', deviceId: requireDevice(deviceId).id })),
+      layerView(scopeOf({ kind: 'device', deviceId: (await requireDevice(deviceId)).id })),
 
     async patchDevice(deviceId: string, body: unknown, opts: { actor: string; ifMatch?: number }): Promise<DeviceSettingsView> {
       await patch({ kind: 'device', deviceId }, body, opts)
@@ -305,7 +305,7 @@ export function createSettingsService(
 
     /** For the broker: the current document with secrets in clear. */
     async deliverable(deviceId: string): Promise<DeliverableSettings | undefined> {
-      const device = store.getDevice(deviceId)
+      const device = await store.getDevice(deviceId)
       if (device?.status !== 'active') return undefined
       const record = await ensureRecord(device.id, device.group)
       return { version: record.version, settings: await effective(device.id, device.group), updatedAt: record.updatedAt.toISOString() }
@@ -322,7 +322,7 @@ export function createSettingsService(
       // a report is bounded like a layer, with the same headroom as its size (maxBytes * 2)
       const bad = shapeProblem(payload.settings, maxDepth * 2) ?? findBadKey(payload.settings)
       if (bad) throw new SettingsInvalid(`(report) settings.${bad.path}`, bad.problem)
-      const device = requireDevice(deviceId)
+      const device = await requireDevice(deviceId)
       const record = await ensureRecord(device.id, device.group)
       const reported = sealSecrets(payload.settings, cipher)
       if (Buffer.byteLength(JSON.stringify(reported)) > maxBytes * 2) throw new SettingsTooLarge('report', maxBytes * 2, maxDepth)

@@ -103,63 +103,83 @@ export class InMemoryRegistryStore implements RegistryStore {
     },
   })
 
-  insertDevice(device: DeviceRecord): void {
-    if (this.#devices.has(device.id)) throw new DeviceExists(device.id, device.id)
-    this.#devices.set(device.id, clone(device))
+  insertDevice(device: DeviceRecord): Promise<void> {
+    return this.#gate.run(() => {
+      if (this.#devices.has(device.id)) throw new DeviceExists(device.id, device.id)
+      this.#devices.set(device.id, clone(device))
+    })
   }
 
-  getDevice(id: string): DeviceRecord | undefined {
-    const d = this.#devices.get(id)
-    return d && clone(d)
+  getDevice(id: string): Promise<DeviceRecord | undefined> {
+    return this.#gate.run(() => {
+      const d = this.#devices.get(id)
+      return d && clone(d)
+    })
   }
 
-  listDevices(filter: DeviceFilter = {}): DeviceRecord[] {
-    const all = [...this.#devices.values()]
-      .filter((d) => this.#matches(d, filter) && (filter.after === undefined || d.id > filter.after))
-      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    return clone(filter.limit === undefined ? all : all.slice(0, filter.limit))
+  listDevices(filter: DeviceFilter = {}): Promise<DeviceRecord[]> {
+    return this.#gate.run(() => {
+      const all = [...this.#devices.values()]
+        .filter((d) => this.#matches(d, filter) && (filter.after === undefined || d.id > filter.after))
+        .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      return clone(filter.limit === undefined ? all : all.slice(0, filter.limit))
+    })
   }
 
-  countDevices(filter: Omit<DeviceFilter, 'after' | 'limit'> = {}): number {
-    return [...this.#devices.values()].filter((d) => this.#matches(d, filter)).length
+  countDevices(filter: Omit<DeviceFilter, 'after' | 'limit'> = {}): Promise<number> {
+    return this.#gate.run(() => [...this.#devices.values()].filter((d) => this.#matches(d, filter)).length)
   }
 
-  updateDeviceStatus(id: string, status: DeviceStatus, at: Date): void {
-    const d = this.#devices.get(id)
-    if (d) Object.assign(d, { status, updatedAt: new Date(at) })
+  updateDeviceStatus(id: string, status: DeviceStatus, at: Date): Promise<void> {
+    return this.#gate.run(() => {
+      const d = this.#devices.get(id)
+      if (d) Object.assign(d, { status, updatedAt: new Date(at) })
+    })
   }
 
-  updateDeviceFields(id: string, fields: DeviceFieldsUpdate, at: Date): void {
-    const d = this.#devices.get(id)
-    if (!d) return
-    if (fields.group !== undefined) d.group = fields.group
-    if (fields.tier !== undefined) d.tier = fields.tier
-    d.updatedAt = new Date(at)
+  updateDeviceFields(id: string, fields: DeviceFieldsUpdate, at: Date): Promise<void> {
+    return this.#gate.run(() => {
+      const d = this.#devices.get(id)
+      if (!d) return
+      if (fields.group !== undefined) d.group = fields.group
+      if (fields.tier !== undefined) d.tier = fields.tier
+      d.updatedAt = new Date(at)
+    })
   }
 
-  labels(id: string): Labels {
-    return Object.fromEntries(Object.entries(this.#labels.get(id) ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+  labels(id: string): Promise<Labels> {
+    return this.#gate.run(() =>
+      Object.fromEntries(Object.entries(this.#labels.get(id) ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+    )
   }
 
-  setLabels(id: string, labels: Labels): void {
-    if (!this.#devices.has(id)) throw new DeviceNotFound(id)
-    this.#labels.set(id, { ...labels })
+  setLabels(id: string, labels: Labels): Promise<void> {
+    return this.#gate.run(() => {
+      if (!this.#devices.has(id)) throw new DeviceNotFound(id)
+      this.#labels.set(id, { ...labels })
+    })
   }
 
-  recordLastSeen(seen: readonly LastSeen[]): void {
-    for (const { deviceId, at } of seen) {
-      const known = this.#lastSeen.get(deviceId)
-      if (this.#devices.has(deviceId) && (!known || known < at)) this.#lastSeen.set(deviceId, new Date(at))
-    }
+  recordLastSeen(seen: readonly LastSeen[]): Promise<void> {
+    return this.#gate.run(() => {
+      for (const { deviceId, at } of seen) {
+        const known = this.#lastSeen.get(deviceId)
+        if (this.#devices.has(deviceId) && (!known || known < at)) this.#lastSeen.set(deviceId, new Date(at))
+      }
+    })
   }
 
-  lastSeen(id: string): Date | null {
-    const at = this.#lastSeen.get(id)
-    return at ? new Date(at) : null
+  lastSeen(id: string): Promise<Date | null> {
+    return this.#gate.run(() => {
+      const at = this.#lastSeen.get(id)
+      return at ? new Date(at) : null
+    })
   }
 
-  listLastSeen(): LastSeen[] {
-    return [...this.#lastSeen].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([deviceId, at]) => ({ deviceId, at: new Date(at) }))
+  listLastSeen(): Promise<LastSeen[]> {
+    return this.#gate.run(() =>
+      [...this.#lastSeen].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([deviceId, at]) => ({ deviceId, at: new Date(at) })),
+    )
   }
 
   insertCertificate(cert: CertificateRecord): Promise<void> {

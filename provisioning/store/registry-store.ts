@@ -7,8 +7,9 @@ import type { CrlReason } from '../../certs/index.ts'
  *
  * `transaction(fn)` runs an async fn atomically on the database's TransactionGate: every change and its audit entry
  * and event commit together or not at all (docs/architecture.md, "The store seam"). The audit, meta, appendEvent,
- * pruneEvents, probeWrite and certificate methods answer with Promises through that gate; the other methods are still synchronous (better-sqlite3) and
- * become async next (issue 13), as the other stores already are.
+ * pruneEvents, probeWrite, certificate, device, label, last-seen and change-feed methods answer with Promises through
+ * that gate (better-sqlite3 stays synchronous underneath), as the other stores do; only close, auditWriteFailures and
+ * the listener registrations are synchronous.
  */
 export type DeviceStatus = 'active' | 'disabled' | 'revoked'
 export type CertificateStatus = 'active' | 'superseded' | 'revoked'
@@ -107,23 +108,23 @@ export interface RegistryStore {
    */
   transaction<T>(fn: () => Promise<T>): Promise<T>
 
-  insertDevice(device: DeviceRecord): void
-  getDevice(id: string): DeviceRecord | undefined
-  listDevices(filter?: DeviceFilter): DeviceRecord[]
-  countDevices(filter?: Omit<DeviceFilter, 'after' | 'limit'>): number
-  updateDeviceStatus(id: string, status: DeviceStatus, at: Date): void
+  insertDevice(device: DeviceRecord): Promise<void>
+  getDevice(id: string): Promise<DeviceRecord | undefined>
+  listDevices(filter?: DeviceFilter): Promise<DeviceRecord[]>
+  countDevices(filter?: Omit<DeviceFilter, 'after' | 'limit'>): Promise<number>
+  updateDeviceStatus(id: string, status: DeviceStatus, at: Date): Promise<void>
   /** Sets the fields given (the others stay) and updatedAt. */
-  updateDeviceFields(id: string, fields: DeviceFieldsUpdate, at: Date): void
+  updateDeviceFields(id: string, fields: DeviceFieldsUpdate, at: Date): Promise<void>
   /** the device's labels ({} when none) */
-  labels(id: string): Labels
+  labels(id: string): Promise<Labels>
   /** Replaces every label of the device with these. */
-  setLabels(id: string, labels: Labels): void
+  setLabels(id: string, labels: Labels): Promise<void>
   /** Records when devices were last seen, in one write; keeps the later time; unknown ids are ignored. */
-  recordLastSeen(seen: readonly LastSeen[]): void
+  recordLastSeen(seen: readonly LastSeen[]): Promise<void>
   /** when the broker last saw the device (null: never, or unknown) */
-  lastSeen(id: string): Date | null
+  lastSeen(id: string): Promise<Date | null>
   /** every device that was ever seen, with when */
-  listLastSeen(): LastSeen[]
+  listLastSeen(): Promise<LastSeen[]>
 
   insertCertificate(cert: CertificateRecord): Promise<void>
   getCertificate(serial: string): Promise<CertificateRecord | undefined>

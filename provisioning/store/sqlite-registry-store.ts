@@ -211,21 +211,29 @@ export class SqliteRegistryStore implements RegistryStore {
     return () => {}
   }
 
-  insertDevice(d: DeviceRecord): void {
-    try {
-      this.#write(() => this.#stmts.insertDevice.run(d.id, d.group, d.tier, d.status, iso(d.createdAt), iso(d.updatedAt)))
-    } catch (err) {
-      if (isConstraint(err)) throw new DeviceExists(d.id, d.id)
-      throw err
-    }
+  insertDevice(d: DeviceRecord): Promise<void> {
+    return this.#gate.run(() => {
+      try {
+        this.#write(() => this.#stmts.insertDevice.run(d.id, d.group, d.tier, d.status, iso(d.createdAt), iso(d.updatedAt)))
+      } catch (err) {
+        if (isConstraint(err)) throw new DeviceExists(d.id, d.id)
+        throw err
+      }
+    })
   }
 
-  getDevice(id: string): DeviceRecord | undefined {
-    const row = this.#stmts.getDevice.get(id) as Row | undefined
-    return row && toDevice(row)
+  getDevice(id: string): Promise<DeviceRecord | undefined> {
+    return this.#gate.run(() => {
+      const row = this.#stmts.getDevice.get(id) as Row | undefined
+      return row && toDevice(row)
+    })
   }
 
-  listDevices(filter: DeviceFilter = {}): DeviceRecord[] {
+  listDevices(filter: DeviceFilter = {}): Promise<DeviceRecord[]> {
+    return this.#gate.run(() => this.#listDevices(filter))
+  }
+
+  #listDevices(filter: DeviceFilter): DeviceRecord[] {
     const { params, bind } = sqliteBinder()
     const where = deviceWhere(filter, bind)
     if (filter.after !== undefined) {
@@ -236,47 +244,59 @@ export class SqliteRegistryStore implements RegistryStore {
     return (this.#db.prepare(sql).all(...params, filter.limit ?? -1) as Row[]).map(toDevice)
   }
 
-  countDevices(filter: Omit<DeviceFilter, 'after' | 'limit'> = {}): number {
-    const { params, bind } = sqliteBinder()
-    const where = deviceWhere(filter, bind)
-    const sql = `SELECT COUNT(*) AS n FROM devices ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`
-    return Number((this.#db.prepare(sql).get(...params) as Row).n)
-  }
-
-  updateDeviceStatus(id: string, status: DeviceStatus, at: Date): void {
-    this.#write(() => this.#stmts.updateDeviceStatus.run(status, iso(at), id))
-  }
-
-  updateDeviceFields(id: string, fields: DeviceFieldsUpdate, at: Date): void {
-    this.#write(() => {
-      if (fields.group !== undefined) this.#stmts.updateDeviceGroup.run(fields.group, iso(at), id)
-      if (fields.tier !== undefined) this.#stmts.updateDeviceTier.run(fields.tier, iso(at), id)
+  countDevices(filter: Omit<DeviceFilter, 'after' | 'limit'> = {}): Promise<number> {
+    return this.#gate.run(() => {
+      const { params, bind } = sqliteBinder()
+      const where = deviceWhere(filter, bind)
+      const sql = `SELECT COUNT(*) AS n FROM devices ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`
+      return Number((this.#db.prepare(sql).get(...params) as Row).n)
     })
   }
 
-  labels(id: string): Labels {
-    return Object.fromEntries((this.#stmts.labels.all(id) as Row[]).map((r) => [String(r.key), String(r.value)]))
-  }
-
-  setLabels(id: string, labels: Labels): void {
-    this.#atomic(() => {
-      this.#stmts.clearLabels.run(id)
-      for (const [key, value] of Object.entries(labels)) this.#stmts.insertLabel.run(id, key, value)
+  updateDeviceStatus(id: string, status: DeviceStatus, at: Date): Promise<void> {
+    return this.#gate.run(() => {
+      this.#write(() => this.#stmts.updateDeviceStatus.run(status, iso(at), id))
     })
   }
 
-  recordLastSeen(seen: readonly LastSeen[]): void {
-    this.#atomic(() => {
-      for (const s of seen) this.#stmts.recordLastSeen.run({ at: iso(s.at), id: s.deviceId })
-    })
+  updateDeviceFields(id: string, fields: DeviceFieldsUpdate, at: Date): Promise<void> {
+    return this.#gate.run(() =>
+      this.#write(() => {
+        if (fields.group !== undefined) this.#stmts.updateDeviceGroup.run(fields.group, iso(at), id)
+        if (fields.tier !== undefined) this.#stmts.updateDeviceTier.run(fields.tier, iso(at), id)
+      }),
+    )
   }
 
-  lastSeen(id: string): Date | null {
-    return dateOrNull(this.#stmts.lastSeen.get(id))
+  labels(id: string): Promise<Labels> {
+    return this.#gate.run(() => Object.fromEntries((this.#stmts.labels.all(id) as Row[]).map((r) => [String(r.key), String(r.value)])))
   }
 
-  listLastSeen(): LastSeen[] {
-    return (this.#stmts.listLastSeen.all() as Row[]).map((r) => ({ deviceId: String(r.id), at: date(r.last_seen_at) }))
+  setLabels(id: string, labels: Labels): Promise<void> {
+    return this.#gate.run(() =>
+      this.#atomic(() => {
+        this.#stmts.clearLabels.run(id)
+        for (const [key, value] of Object.entries(labels)) this.#stmts.insertLabel.run(id, key, value)
+      }),
+    )
+  }
+
+  recordLastSeen(seen: readonly LastSeen[]): Promise<void> {
+    return this.#gate.run(() =>
+      this.#atomic(() => {
+        for (const s of seen) this.#stmts.recordLastSeen.run({ at: iso(s.at), id: s.deviceId })
+      }),
+    )
+  }
+
+  lastSeen(id: string): Promise<Date | null> {
+    return this.#gate.run(() => dateOrNull(this.#stmts.lastSeen.get(id)))
+  }
+
+  listLastSeen(): Promise<LastSeen[]> {
+    return this.#gate.run(() =>
+      (this.#stmts.listLastSeen.all() as Row[]).map((r) => ({ deviceId: String(r.id), at: date(r.last_seen_at) })),
+    )
   }
 
   insertCertificate(c: CertificateRecord): Promise<void> {

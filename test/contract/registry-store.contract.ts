@@ -31,68 +31,70 @@ export const certificate = (serial: string, deviceId: string, over: Partial<Cert
 /** The behaviour every RegistryStore must have (MQTT.js abstract_store style, docs/conventions.md §14). */
 export function registryStoreContract(name: string, make: () => RegistryStore): void {
   describe(`${name} (RegistryStore contract)`, () => {
-    it('stores a device and reads it back with every field', () => {
+    it('stores a device and reads it back with every field', async () => {
       const store = make()
-      store.insertDevice(device('pump-1', { group: 'pumps', tier: 'premium' }))
-      expect(store.getDevice('pump-1')).toEqual(device('pump-1', { group: 'pumps', tier: 'premium' }))
-      expect(store.getDevice('nope')).toBeUndefined()
+      await store.insertDevice(device('pump-1', { group: 'pumps', tier: 'premium' }))
+      expect(await store.getDevice('pump-1')).toEqual(device('pump-1', { group: 'pumps', tier: 'premium' }))
+      expect(await store.getDevice('nope')).toBeUndefined()
     })
 
-    it('refuses a second device with the same id', () => {
+    it('refuses a second device with the same id', async () => {
       const store = make()
-      store.insertDevice(device('a'))
-      expect(() => store.insertDevice(device('a'))).toThrow(expect.objectContaining({ code: 'GH_DEVICE_EXISTS' }))
+      await store.insertDevice(device('a'))
+      await expect(store.insertDevice(device('a'))).rejects.toThrow(expect.objectContaining({ code: 'GH_DEVICE_EXISTS' }))
     })
 
-    it('lists devices by id with group and status filters and keyset pages', () => {
+    it('lists devices by id with group and status filters and keyset pages', async () => {
       const store = make()
-      for (const id of ['c', 'a', 'b', 'd']) store.insertDevice(device(id, { group: id < 'c' ? 'g1' : 'g2' }))
-      store.updateDeviceStatus('d', 'disabled', t0)
-      expect(store.listDevices().map((d) => d.id)).toEqual(['a', 'b', 'c', 'd'])
-      expect(store.listDevices({ group: 'g1' }).map((d) => d.id)).toEqual(['a', 'b'])
-      expect(store.listDevices({ status: 'disabled' }).map((d) => d.id)).toEqual(['d'])
-      expect(store.listDevices({ after: 'b', limit: 1 }).map((d) => d.id)).toEqual(['c'])
-      expect(store.countDevices()).toBe(4)
-      expect(store.countDevices({ group: 'g2', status: 'active' })).toBe(1)
+      for (const id of ['c', 'a', 'b', 'd']) await store.insertDevice(device(id, { group: id < 'c' ? 'g1' : 'g2' }))
+      await store.updateDeviceStatus('d', 'disabled', t0)
+      expect((await store.listDevices()).map((d) => d.id)).toEqual(['a', 'b', 'c', 'd'])
+      expect((await store.listDevices({ group: 'g1' })).map((d) => d.id)).toEqual(['a', 'b'])
+      expect((await store.listDevices({ status: 'disabled' })).map((d) => d.id)).toEqual(['d'])
+      expect((await store.listDevices({ after: 'b', limit: 1 })).map((d) => d.id)).toEqual(['c'])
+      expect(await store.countDevices()).toBe(4)
+      expect(await store.countDevices({ group: 'g2', status: 'active' })).toBe(1)
     })
 
     it('keeps labels per device, replaced as a whole, and filters by labels, tier and certificate expiry (ANDed)', async () => {
       const store = make()
-      for (const id of ['a', 'b', 'c']) store.insertDevice(device(id, { tier: id === 'c' ? 'premium' : 'standard' }))
-      store.setLabels('a', { site: 'north', line: '1' })
-      store.setLabels('b', { site: 'north' })
-      store.setLabels('c', { site: 'south', line: '1' })
-      expect(store.labels('a')).toEqual({ line: '1', site: 'north' })
-      expect(store.labels('nope')).toEqual({})
-      expect(store.listDevices({ labels: { site: 'north' } }).map((d) => d.id)).toEqual(['a', 'b'])
-      expect(store.listDevices({ labels: { site: 'north', line: '1' } }).map((d) => d.id)).toEqual(['a'])
-      expect(store.listDevices({ labels: { line: '1' }, tier: 'premium' }).map((d) => d.id)).toEqual(['c'])
-      expect(store.countDevices({ labels: { line: '1' } })).toBe(2)
-      store.setLabels('a', { site: 'south' })
-      expect(store.labels('a')).toEqual({ site: 'south' })
-      expect(store.listDevices({ labels: { line: '1' } }).map((d) => d.id)).toEqual(['c'])
+      for (const id of ['a', 'b', 'c']) await store.insertDevice(device(id, { tier: id === 'c' ? 'premium' : 'standard' }))
+      await store.setLabels('a', { site: 'north', line: '1' })
+      await store.setLabels('b', { site: 'north' })
+      await store.setLabels('c', { site: 'south', line: '1' })
+      expect(await store.labels('a')).toEqual({ line: '1', site: 'north' })
+      expect(await store.labels('nope')).toEqual({})
+      expect((await store.listDevices({ labels: { site: 'north' } })).map((d) => d.id)).toEqual(['a', 'b'])
+      expect((await store.listDevices({ labels: { site: 'north', line: '1' } })).map((d) => d.id)).toEqual(['a'])
+      expect((await store.listDevices({ labels: { line: '1' }, tier: 'premium' })).map((d) => d.id)).toEqual(['c'])
+      expect(await store.countDevices({ labels: { line: '1' } })).toBe(2)
+      await store.setLabels('a', { site: 'south' })
+      expect(await store.labels('a')).toEqual({ site: 'south' })
+      expect((await store.listDevices({ labels: { line: '1' } })).map((d) => d.id)).toEqual(['c'])
       await store.insertCertificate(certificate('01', 'a', { notAfter: new Date('2026-02-01T00:00:00Z') }))
       await store.insertCertificate(certificate('02', 'b', { notAfter: new Date('2026-02-01T00:00:00Z'), status: 'revoked' }))
       await store.insertCertificate(certificate('03', 'c', { notAfter: new Date('2026-03-01T00:00:00Z') }))
-      const expiringBefore = (iso: string) => store.listDevices({ certificateExpiresBefore: new Date(iso) }).map((d) => d.id)
-      expect(expiringBefore('2026-02-15T00:00:00Z')).toEqual(['a'])
-      expect(expiringBefore('2026-03-02T00:00:00Z')).toEqual(['a', 'c'])
-      expect(store.listDevices({ certificateExpiresBefore: new Date('2026-03-02T00:00:00Z'), after: 'a' }).map((d) => d.id)).toEqual(['c'])
+      const expiringBefore = async (iso: string) => (await store.listDevices({ certificateExpiresBefore: new Date(iso) })).map((d) => d.id)
+      expect(await expiringBefore('2026-02-15T00:00:00Z')).toEqual(['a'])
+      expect(await expiringBefore('2026-03-02T00:00:00Z')).toEqual(['a', 'c'])
+      expect(
+        (await store.listDevices({ certificateExpiresBefore: new Date('2026-03-02T00:00:00Z'), after: 'a' })).map((d) => d.id),
+      ).toEqual(['c'])
     })
 
-    it('updates a device group and tier, keeping fields not given', () => {
+    it('updates a device group and tier, keeping fields not given', async () => {
       const store = make()
-      store.insertDevice(device('a', { group: 'g1' }))
+      await store.insertDevice(device('a', { group: 'g1' }))
       const t1 = new Date('2026-01-02T00:00:00.000Z')
-      store.updateDeviceFields('a', { tier: 'premium' }, t1)
-      expect(store.getDevice('a')).toMatchObject({ group: 'g1', tier: 'premium', updatedAt: t1 })
-      store.updateDeviceFields('a', { group: null }, t1)
-      expect(store.getDevice('a')).toMatchObject({ group: null, tier: 'premium' })
+      await store.updateDeviceFields('a', { tier: 'premium' }, t1)
+      expect(await store.getDevice('a')).toMatchObject({ group: 'g1', tier: 'premium', updatedAt: t1 })
+      await store.updateDeviceFields('a', { group: null }, t1)
+      expect(await store.getDevice('a')).toMatchObject({ group: null, tier: 'premium' })
     })
 
     it('finds certificates by the SHA-256 of their public key', async () => {
       const store = make()
-      for (const id of ['a', 'b']) store.insertDevice(device(id))
+      for (const id of ['a', 'b']) await store.insertDevice(device(id))
       await store.insertCertificate(certificate('01', 'a', { keySha256: 'k1' }))
       await store.insertCertificate(certificate('02', 'b', { keySha256: 'k2' }))
       await store.insertCertificate(certificate('03', 'b'))
@@ -104,28 +106,28 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
     it('counts the active certificates of active devices that expire in a window', async () => {
       const store = make()
       const at = (day: number) => new Date(Date.UTC(2026, 5, day))
-      for (const id of ['a', 'b', 'c', 'd']) store.insertDevice(device(id))
+      for (const id of ['a', 'b', 'c', 'd']) await store.insertDevice(device(id))
       await store.insertCertificate(certificate('01', 'a', { notAfter: at(5) }))
       await store.insertCertificate(certificate('02', 'b', { notAfter: at(10) }))
       await store.insertCertificate(certificate('03', 'c', { notAfter: at(6), status: 'superseded', supersededAt: at(1) }))
       await store.insertCertificate(certificate('04', 'd', { notAfter: at(6) }))
-      store.updateDeviceStatus('d', 'revoked', t0)
+      await store.updateDeviceStatus('d', 'revoked', t0)
       expect(await store.countCertificatesExpiring(at(1), at(10))).toBe(1)
       expect(await store.countCertificatesExpiring(at(1), at(11))).toBe(2)
       expect(await store.countCertificatesExpiring(at(6), at(11))).toBe(1)
     })
 
-    it('updates a device status and its updatedAt', () => {
+    it('updates a device status and its updatedAt', async () => {
       const store = make()
-      store.insertDevice(device('a'))
+      await store.insertDevice(device('a'))
       const later = new Date('2026-02-01T00:00:00.000Z')
-      store.updateDeviceStatus('a', 'revoked', later)
-      expect(store.getDevice('a')).toMatchObject({ status: 'revoked', updatedAt: later, createdAt: t0 })
+      await store.updateDeviceStatus('a', 'revoked', later)
+      expect(await store.getDevice('a')).toMatchObject({ status: 'revoked', updatedAt: later, createdAt: t0 })
     })
 
     it('stores certificates per device and finds them by serial and fingerprint', async () => {
       const store = make()
-      store.insertDevice(device('a'))
+      await store.insertDevice(device('a'))
       await store.insertCertificate(certificate('01', 'a'))
       await store.insertCertificate(certificate('02', 'a', { createdAt: new Date('2026-01-02T00:00:00.000Z') }))
       expect(await store.getCertificate('01')).toEqual(certificate('01', 'a'))
@@ -136,7 +138,7 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
 
     it('refuses a certificate for an unknown device and a duplicate serial or fingerprint', async () => {
       const store = make()
-      store.insertDevice(device('a'))
+      await store.insertDevice(device('a'))
       await expect(store.insertCertificate(certificate('01', 'ghost'))).rejects.toMatchObject({ code: 'GH_DEVICE_NOT_FOUND' })
       await store.insertCertificate(certificate('01', 'a'))
       await expect(store.insertCertificate(certificate('01', 'a', { fingerprint: 'other' }))).rejects.toThrow(
@@ -149,7 +151,7 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
 
     it('revokes and supersedes certificates, keeping fields not named in the update', async () => {
       const store = make()
-      store.insertDevice(device('a'))
+      await store.insertDevice(device('a'))
       await store.insertCertificate(certificate('01', 'a'))
       await store.insertCertificate(certificate('02', 'a'))
       const at = new Date('2026-03-01T00:00:00.000Z')
@@ -162,18 +164,18 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
 
     it('rolls back every write of a transaction that throws', async () => {
       const store = make()
-      store.insertDevice(device('keep'))
+      await store.insertDevice(device('keep'))
       await expect(
         store.transaction(async () => {
-          store.insertDevice(device('gone'))
+          await store.insertDevice(device('gone'))
           await store.insertCertificate(certificate('01', 'gone'))
           await store.appendAudit({ at: t0, actor: 'op', action: 'device.created', subject: 'gone', details: {} })
           await store.appendEvent('device.created', { deviceId: 'gone' }, t0)
           await store.setMeta('k', 'v')
-          store.insertDevice(device('keep'))
+          await store.insertDevice(device('keep'))
         }),
       ).rejects.toThrow(expect.objectContaining({ code: 'GH_DEVICE_EXISTS' }))
-      expect(store.getDevice('gone')).toBeUndefined()
+      expect(await store.getDevice('gone')).toBeUndefined()
       expect(await store.getCertificate('01')).toBeUndefined()
       expect(await store.listAudit()).toEqual([])
       expect(await store.eventsAfter(0, 10)).toEqual([])
@@ -264,26 +266,26 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
       expect(calls).toBe(2)
     })
 
-    it('records when devices were last seen, keeping the later time and ignoring unknown ids', () => {
+    it('records when devices were last seen, keeping the later time and ignoring unknown ids', async () => {
       const store = make()
-      store.insertDevice(device('a'))
-      store.insertDevice(device('b'))
-      expect(store.lastSeen('a')).toBeNull()
+      await store.insertDevice(device('a'))
+      await store.insertDevice(device('b'))
+      expect(await store.lastSeen('a')).toBeNull()
       const t1 = new Date('2026-01-02T00:00:00.000Z')
       const t2 = new Date('2026-01-03T00:00:00.000Z')
-      store.recordLastSeen([
+      await store.recordLastSeen([
         { deviceId: 'a', at: t2 },
         { deviceId: 'b', at: t1 },
         { deviceId: 'ghost', at: t1 },
       ])
-      store.recordLastSeen([{ deviceId: 'a', at: t1 }])
-      expect(store.lastSeen('a')).toEqual(t2)
-      expect(store.lastSeen('ghost')).toBeNull()
-      expect(store.listLastSeen()).toEqual([
+      await store.recordLastSeen([{ deviceId: 'a', at: t1 }])
+      expect(await store.lastSeen('a')).toEqual(t2)
+      expect(await store.lastSeen('ghost')).toBeNull()
+      expect(await store.listLastSeen()).toEqual([
         { deviceId: 'a', at: t2 },
         { deviceId: 'b', at: t1 },
       ])
-      expect(store.getDevice('a')).toEqual(device('a'))
+      expect(await store.getDevice('a')).toEqual(device('a'))
     })
 
     it('keeps metadata by key and overwrites on set', async () => {
@@ -296,10 +298,10 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
 
     it('probes a write: it commits the probe time and changes nothing else', async () => {
       const store = make()
-      store.insertDevice(device('a'))
+      await store.insertDevice(device('a'))
       await store.probeWrite(t0, 100)
       expect(await store.getMeta('health.probedAt')).toBe(t0.toISOString())
-      expect(store.listDevices().map((d) => d.id)).toEqual(['a'])
+      expect((await store.listDevices()).map((d) => d.id)).toEqual(['a'])
     })
   })
 }

@@ -18,7 +18,12 @@ async function initialised() {
 async function apiOver(dataDir: string) {
   const log = pino({ level: 'silent' })
   const control = await openControlPlane(dataDir, {}, { log })
-  const app = buildApi({ ...control, presence: { isConnected: () => false, lastSeen: () => null }, clock: { now: () => new Date() }, log })
+  const app = buildApi({
+    ...control,
+    presence: { isConnected: () => false, lastSeen: async () => null },
+    clock: { now: () => new Date() },
+    log,
+  })
   onTestFinished(async () => {
     await app.close()
     control.close()

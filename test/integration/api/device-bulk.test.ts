@@ -50,13 +50,13 @@ describe('bulk actions over the API, with devices connected', () => {
     expect(dry.status).toBe(200)
     expect(await dry.json()).toEqual({ action: 'revoke', dryRun: true, count: 3, deviceIds: ['line-a-1', 'line-a-2', 'line-a-3'] })
     await Promise.all(selected.map((c, i) => alive(c, `line-a-${i + 1}`)))
-    expect(control.authority.listDevices({ status: 'revoked' })).toEqual([])
+    expect(await control.authority.listDevices({ status: 'revoked' })).toEqual([])
     expect(await control.authority.listAudit({ action: 'device.revoked' })).toEqual([])
 
     const overMax = await post(auth, '/v1/bulk/devices/revoke', { ...body, max: 2 })
     expect(overMax.status).toBe(409)
     expect(await overMax.json()).toMatchObject({ code: 'GH_BULK_OVER_MAX' })
-    expect(control.authority.listDevices({ status: 'revoked' })).toEqual([])
+    expect(await control.authority.listDevices({ status: 'revoked' })).toEqual([])
 
     const closed = selected.map((c) => closedWithin(c))
     const res = await post(auth, '/v1/bulk/devices/revoke', body)

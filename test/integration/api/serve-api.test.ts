@@ -15,7 +15,7 @@ async function controlPlane() {
   onTestFinished(() => control.close())
   const build = (options: ApiOptions = {}) => {
     const app = buildApi(
-      { ...control, presence: { isConnected: () => false, lastSeen: () => null }, clock: { now: () => new Date() }, log },
+      { ...control, presence: { isConnected: () => false, lastSeen: async () => null }, clock: { now: () => new Date() }, log },
       options,
     )
     onTestFinished(() => app.close())

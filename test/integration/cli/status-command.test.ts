@@ -106,7 +106,7 @@ describe('gatehouse status', () => {
     const tls = await loadServerTls(dataDir)
     const health = createHealth({ liveness: {}, readiness: {} }, { log })
     const app = buildApi(
-      { ...control, presence: { isConnected: () => false, lastSeen: () => null }, clock: { now: () => new Date() }, log, health },
+      { ...control, presence: { isConnected: () => false, lastSeen: async () => null }, clock: { now: () => new Date() }, log, health },
       { https: { key: tls.key, cert: tls.cert } },
     )
     const served = await serveApi(app, { host: '127.0.0.1', port: 0 }) // (a test binds loopback only)

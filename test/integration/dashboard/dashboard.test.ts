@@ -184,7 +184,7 @@ describe('dashboard over HTTPS', () => {
       aiThrottledByTier: () => ({}),
       connectionHistory: () => [],
     }
-    const presence = { isConnected: () => false, lastSeen: () => null }
+    const presence = { isConnected: () => false, lastSeen: async () => null }
     const app = buildApi(
       { ...control, presence, clock: { now: () => new Date() }, log, dashboard: { signals } },
       { https: { key: tls.key, cert: tls.cert } },

@@ -132,7 +132,7 @@ describe('device-sim provisioning by claim certificate', () => {
       key: expect.stringContaining('PRIVATE KEY'),
     })
     expect(parseCertificatePem(result.bundle.cert).subjectName.getField('CN')).toEqual(['pump-0001'])
-    expect(gatehouse.control.store.getDevice('pump-0001')).toMatchObject({ group: 'pumps', status: 'active' })
+    expect(await gatehouse.control.store.getDevice('pump-0001')).toMatchObject({ group: 'pumps', status: 'active' })
 
     const device = startDevice(result.bundle, { broker, ratePerSecond: 5 })
     expect(await device.whenConnected(5000)).toBe(true)
@@ -176,7 +176,7 @@ describe('device-sim provisioning by claim certificate', () => {
     expect(res.code, res.stderr).toBe(0)
     expect(JSON.parse(res.stdout)).toMatchObject({ devices: 2, everConnected: 2, errors: 0 })
     expect(readBundle(bundles, 'pump-0002')).not.toBeNull()
-    expect(gatehouse.control.store.getDevice('pump-0001')).toMatchObject({ group: 'pumps' })
+    expect(await gatehouse.control.store.getDevice('pump-0001')).toMatchObject({ group: 'pumps' })
 
     // the tokens are used up: a third device cannot be claimed with them
     const third = await runCli([

@@ -95,7 +95,7 @@ describe('gatehouse sim (the command, as its own process)', () => {
     expect(summary.settingsApplied).toBe(6)
 
     // created like `device create`: registered in group sim, bundle folders with a 0600 key
-    expect(gatehouse.control.store.getDevice('sim-0002')).toMatchObject({ group: 'sim', status: 'active' })
+    expect(await gatehouse.control.store.getDevice('sim-0002')).toMatchObject({ group: 'sim', status: 'active' })
     for (const id of ['sim-0001', 'sim-0002', 'sim-0003']) {
       for (const f of ['cert.pem', 'key.pem', 'ca.pem']) expect(existsSync(join(bundles, id, f))).toBe(true)
       expect(statSync(join(bundles, id, 'key.pem')).mode & 0o777).toBe(0o600)

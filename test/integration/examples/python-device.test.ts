@@ -49,7 +49,7 @@ describe.skipIf(missing !== null)('examples/python: a device in Python with paho
     expect(events.find((e) => e.event === 'settings')).toMatchObject({ settings: { rate: 5 } })
 
     // the registry: claimed into the claim's group, two certificates, the report stored
-    expect(gatehouse.control.store.getDevice('py-pump-1')).toMatchObject({ group: 'pumps', status: 'active' })
+    expect(await gatehouse.control.store.getDevice('py-pump-1')).toMatchObject({ group: 'pumps', status: 'active' })
     expect(await gatehouse.control.store.listCertificates('py-pump-1')).toHaveLength(2)
     await waitFor(async () => (await gatehouse.control.settings.getDevice('py-pump-1')).reported !== null, 5000, 'the settings report')
     expect(telemetry.readings('py-pump-1').map((r) => r.seq)).toEqual([1, 2, 3, 4, 5])

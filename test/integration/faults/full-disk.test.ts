@@ -82,7 +82,7 @@ describe('a full disk under the data directory', () => {
       }
       expect(refused?.code, String(refused)).toBe('GH_STORE_DISK_FULL')
       expect(refused?.message).toMatch(/disk .* is full.*nothing was changed; free space/)
-      expect(gatehouse.control.store.getDevice(attempted.at(-1)!)).toBeUndefined()
+      expect(await gatehouse.control.store.getDevice(attempted.at(-1)!)).toBeUndefined()
 
       const patch = await fetch(`${gatehouse.http.url}/v1/devices/pump-1/settings`, {
         method: 'PATCH',

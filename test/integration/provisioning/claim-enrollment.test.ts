@@ -40,7 +40,7 @@ describe('enrollment over SQLite', () => {
     const key = await deviceKey()
     const answer = await f.enrollment.claim(f.context(created), json({ deviceId: 'pump-0042', csr: await key.csr('pump-0042') }))
     expect(answer).toMatchObject({ ok: true, deviceId: 'pump-0042' })
-    expect(f.store.getDevice('pump-0042')).toMatchObject({ group: 'pumps', status: 'active' })
+    expect(await f.store.getDevice('pump-0042')).toMatchObject({ group: 'pumps', status: 'active' })
     const pem = makeTempPemDir()
     onTestFinished(pem.cleanup)
     const at = String(Math.floor(f.clock.now().getTime() / 1000))
@@ -82,7 +82,7 @@ describe('enrollment over SQLite', () => {
     expect(requests.filter((a) => a.ok)).toHaveLength(3)
     expect(requests.filter((a) => !a.ok).map((a) => (a.error as { code: string }).code)).toEqual(Array(5).fill('GH_CLAIM_USED_UP'))
     expect((await f.claims.get(created.claim.id))?.uses).toBe(3)
-    expect(f.store.countDevices({ group: 'pumps' })).toBe(3)
+    expect(await f.store.countDevices({ group: 'pumps' })).toBe(3)
   })
 
   it('lets each token provision one device, even when two requests carry it at once', async () => {
@@ -95,7 +95,7 @@ describe('enrollment over SQLite', () => {
     )
     expect([a!.ok, b!.ok].sort()).toEqual([false, true])
     expect(((a!.ok ? b : a)!.error as { code: string }).code).toBe('GH_CLAIM_TOKEN_INVALID')
-    expect(f.store.countDevices()).toBe(1)
+    expect(await f.store.countDevices()).toBe(1)
   })
 
   it('answers the same request sent twice at once with one certificate', async () => {

@@ -47,7 +47,7 @@ describe('SqliteRegistryStore on disk', () => {
     await write
     expect(seen).toEqual([undefined])
     expect(await store.limits.getTier('premium')).toMatchObject({ key: 'premium' }) // not rolled back with the other flow's transaction
-    store.insertDevice(device('pump-1'))
+    await store.insertDevice(device('pump-1'))
     await store.transaction(async () => {
       await store.settings.putLayer(layer(2))
       await store.transaction(async () => store.limits.putDevice({ key: 'pump-1', limits: {}, updatedAt: new Date(0), updatedBy: 'op' }))
@@ -58,7 +58,7 @@ describe('SqliteRegistryStore on disk', () => {
   it('runs in WAL mode and a second process reads what the first committed', async () => {
     const path = join(tempDir(), 'gatehouse.db')
     const store = open(path)
-    store.insertDevice(device('pump-1', { group: 'pumps' }))
+    await store.insertDevice(device('pump-1', { group: 'pumps' }))
     await store.insertCertificate(certificate('0a', 'pump-1'))
     const script = `
       const D = require('better-sqlite3'); const db = new D(process.argv[1], { readonly: true });
@@ -93,11 +93,11 @@ describe('SqliteRegistryStore on disk', () => {
   it('keeps its data and schema version across reopen and migrates only once', async () => {
     const path = join(tempDir(), 'gatehouse.db')
     const first = new SqliteRegistryStore(path)
-    first.insertDevice(device('a'))
+    await first.insertDevice(device('a'))
     await first.appendEvent('device.created', { deviceId: 'a' }, new Date())
     first.close()
     const second = open(path)
-    expect(second.getDevice('a')?.id).toBe('a')
+    expect((await second.getDevice('a'))?.id).toBe('a')
     expect(await second.lastEventSeq()).toBe(1)
   })
 

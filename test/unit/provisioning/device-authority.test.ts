@@ -38,7 +38,7 @@ describe('DeviceAuthority', () => {
     const { authority, store, feed, events } = await setup()
     const issued = await authority.createDevice({ id: 'pump-1', group: 'pumps' }, 'operator:test')
     expect(issued.privateKey?.pem).toContain('BEGIN PRIVATE KEY')
-    expect(store.getDevice('pump-1')).toMatchObject({ group: 'pumps', tier: 'standard', status: 'active' })
+    expect(await store.getDevice('pump-1')).toMatchObject({ group: 'pumps', tier: 'standard', status: 'active' })
     expect(await store.listCertificates('pump-1')).toEqual([
       expect.objectContaining({ serial: issued.serial, fingerprint: issued.fingerprint, status: 'active' }),
     ])
@@ -94,7 +94,7 @@ describe('DeviceAuthority', () => {
     for (const bad of ['a/b', 'x+', '#', '', 'x'.repeat(65), '..']) {
       await expect(authority.createDevice({ id: bad }, 'op')).rejects.toMatchObject({ code: 'GH_DEVICE_ID_INVALID' })
     }
-    expect(store.countDevices()).toBe(1)
+    expect(await store.countDevices()).toBe(1)
     expect(await store.listAudit()).toHaveLength(1)
   })
 
@@ -105,32 +105,32 @@ describe('DeviceAuthority', () => {
     await expect(authority.createDevice({ id: 'cam-2', csr: await csrFor('cam-3') }, 'op')).rejects.toMatchObject({
       code: 'GH_CSR_CN_MISMATCH',
     })
-    expect(store.getDevice('cam-2')).toBeUndefined()
+    expect(await store.getDevice('cam-2')).toBeUndefined()
   })
 
   it('registers nothing until a prepared device is committed', async () => {
     const { authority, store } = await setup()
     const prepared = await authority.prepareDevice({ id: 'later' }, 'op')
-    expect(store.getDevice('later')).toBeUndefined()
+    expect(await store.getDevice('later')).toBeUndefined()
     await prepared.commit()
-    expect(store.getDevice('later')?.status).toBe('active')
+    expect((await store.getDevice('later'))?.status).toBe('active')
   })
 
   it('creates a batch of N devices in one commit, and refuses a batch that overlaps existing ids', async () => {
     const { authority, store } = await setup()
     const progress: number[] = []
     const batch = await authority.prepareBatch({ count: 25, prefix: 'sensor-' }, 'op', (done) => progress.push(done))
-    expect(store.countDevices()).toBe(0)
+    expect(await store.countDevices()).toBe(0)
     await batch.commit()
-    expect(store.countDevices()).toBe(25)
-    expect(store.listDevices({ limit: 2 }).map((d) => d.id)).toEqual(['sensor-0001', 'sensor-0002'])
+    expect(await store.countDevices()).toBe(25)
+    expect((await store.listDevices({ limit: 2 })).map((d) => d.id)).toEqual(['sensor-0001', 'sensor-0002'])
     expect(progress.at(-1)).toBe(25)
     await expect(authority.prepareBatch({ count: 5, prefix: 'sensor-', start: 24 }, 'op')).rejects.toMatchObject({
       code: 'GH_DEVICE_EXISTS',
     })
     await expect(authority.prepareBatch({ count: 0, prefix: 'x' }, 'op')).rejects.toMatchObject({ code: 'GH_BATCH_INVALID' })
     await expect(authority.prepareBatch({ count: 2, prefix: 'bad/' }, 'op')).rejects.toMatchObject({ code: 'GH_DEVICE_ID_INVALID' })
-    expect(store.countDevices()).toBe(25)
+    expect(await store.countDevices()).toBe(25)
   })
 
   it('issues a batch in parallel whose every certificate verifies, names its device and holds its own key', async () => {

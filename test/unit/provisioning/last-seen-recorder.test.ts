@@ -7,21 +7,21 @@ import { device } from '../../contract/registry-store.contract.ts'
 import { fixedClock } from '../../helpers/clock.ts'
 import { fakeTimers } from '../../helpers/fake-timers.ts'
 
-function setup() {
+async function setup() {
   const clock = fixedClock('2026-03-01T00:00:00Z')
   const timers = fakeTimers(clock)
   const store = new InMemoryRegistryStore()
-  for (const id of ['a', 'b']) store.insertDevice(device(id))
+  for (const id of ['a', 'b']) await store.insertDevice(device(id))
   const batches: LastSeen[][] = []
   let failNext = false
   const recording = {
-    recordLastSeen(seen: readonly LastSeen[]) {
+    async recordLastSeen(seen: readonly LastSeen[]) {
       if (failNext) {
         failNext = false
         throw Object.assign(new Error('disk I/O error'), { code: 'GH_STORE_WRITE_FAILED' })
       }
       batches.push([...seen])
-      store.recordLastSeen(seen)
+      await store.recordLastSeen(seen)
     },
   }
   const recorder = createLastSeenRecorder({ store: recording, clock, timers, log: pino({ level: 'silent' }) }, { flushMs: 60_000 })
@@ -30,7 +30,7 @@ function setup() {
 
 describe('createLastSeenRecorder', () => {
   it('writes nothing on a sighting, then every device seen in the minute in one batch, with its latest time', async () => {
-    const { clock, timers, store, recorder, batches } = setup()
+    const { clock, timers, store, recorder, batches } = await setup()
     recorder.seen('a')
     clock.advance('10s')
     recorder.seen('b')
@@ -44,12 +44,12 @@ describe('createLastSeenRecorder', () => {
         { deviceId: 'b', at: new Date('2026-03-01T00:00:10Z') },
       ],
     ])
-    expect(store.lastSeen('a')).toEqual(new Date('2026-03-01T00:00:30Z'))
+    expect(await store.lastSeen('a')).toEqual(new Date('2026-03-01T00:00:30Z'))
     expect(timers.pending()).toBe(0) // idle: no timer until the next sighting
   })
 
   it('writes a device at most once per minute however often it reconnects', async () => {
-    const { clock, timers, recorder, batches } = setup()
+    const { clock, timers, recorder, batches } = await setup()
     for (let i = 0; i < 120; i++) {
       recorder.seen('a')
       clock.advance('1s')
@@ -61,23 +61,23 @@ describe('createLastSeenRecorder', () => {
   })
 
   it('keeps a failed batch and writes it with the next one', async () => {
-    const { timers, store, recorder, batches, failOnce } = setup()
+    const { timers, store, recorder, batches, failOnce } = await setup()
     recorder.seen('a')
     failOnce()
     await timers.advance('60s')
-    expect(store.lastSeen('a')).toBeNull()
+    expect(await store.lastSeen('a')).toBeNull()
     await timers.advance('60s')
     expect(batches).toEqual([[{ deviceId: 'a', at: new Date('2026-03-01T00:00:00Z') }]])
   })
 
-  it('writes what is pending on close, then ignores sightings', () => {
-    const { timers, store, recorder } = setup()
+  it('writes what is pending on close, then ignores sightings', async () => {
+    const { timers, store, recorder } = await setup()
     recorder.seen('b')
-    recorder.close()
-    expect(store.lastSeen('b')).toEqual(new Date('2026-03-01T00:00:00Z'))
+    await recorder.close()
+    expect(await store.lastSeen('b')).toEqual(new Date('2026-03-01T00:00:00Z'))
     recorder.seen('a')
-    recorder.flush()
-    expect(store.lastSeen('a')).toBeNull()
+    await recorder.flush()
+    expect(await store.lastSeen('a')).toBeNull()
     expect(timers.pending()).toBe(0)
   })
 })

@@ -12,7 +12,7 @@ describe("the AI bridge's budgets follow the registry's tier and device limits",
     const store = new SqliteRegistryStore(':memory:')
     onTestFinished(() => store.close())
     for (const id of ['d1', 'd2'])
-      store.insertDevice({ id, group: null, tier: 'standard', status: 'active', createdAt: clock.now(), updatedAt: clock.now() })
+      await store.insertDevice({ id, group: null, tier: 'standard', status: 'active', createdAt: clock.now(), updatedAt: clock.now() })
     const limits = createLimitsService(
       { store, limits: store.limits, clock, log: pino({ level: 'silent' }) },
       limitsPolicy(loadConfig({ dataDir: '/nonexistent' }, {})),

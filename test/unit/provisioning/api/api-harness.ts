@@ -44,7 +44,7 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
   const connected = new Map<string, Date>()
   const presence: Presence = fakes.presence ?? {
     isConnected: (id: string) => connected.has(id),
-    lastSeen: (id: string) => connected.get(id) ?? null,
+    lastSeen: async (id: string) => connected.get(id) ?? null,
   }
   const aiUsage = createAiUsageService({ store: store.aiUsage, clock })
   // the broker's telemetry ring, newest first per device (the ring itself: test/unit/broker/telemetry-ring.test.ts)

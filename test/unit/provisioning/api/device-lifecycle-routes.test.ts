@@ -8,7 +8,11 @@ async function lifecycle() {
   const write = await h.keyWith('devices:write', 'devices:read') // k1
   const readOnly = await h.keyWith('devices:read', 'devices:revoke') // k2
   /** what the registry holds beyond its devices: a refused request must change none of it */
-  const footprint = async () => ({ devices: h.store.listDevices(), audit: await h.store.listAudit(), seq: await h.store.lastEventSeq() })
+  const footprint = async () => ({
+    devices: await h.store.listDevices(),
+    audit: await h.store.listAudit(),
+    seq: await h.store.lastEventSeq(),
+  })
   const events = async (after: number) => (await h.store.eventsAfter(after, 100)).map((e) => ({ type: e.type, ...e.data }))
   return { ...h, write, readOnly, footprint, events }
 }
@@ -198,11 +202,11 @@ describe('PATCH /v1/devices/{id}', () => {
   ] as const)('%s: refused, nothing stored', async (_name, body, status, code) => {
     const h = await lifecycle()
     await h.authority.createDevice({ id: 'p-1', labels: { site: 'north' } }, 'op')
-    const before = { ...(await h.footprint()), labels: h.store.labels('p-1') }
+    const before = { ...(await h.footprint()), labels: await h.store.labels('p-1') }
     const res = await h.call(h.write, 'PATCH', '/v1/devices/p-1', body)
     expect(res.statusCode, res.body).toBe(status)
     expect(res.json().code).toBe(code)
-    expect({ ...(await h.footprint()), labels: h.store.labels('p-1') }).toEqual(before)
+    expect({ ...(await h.footprint()), labels: await h.store.labels('p-1') }).toEqual(before)
   })
 
   it('refuses to change a revoked device', async () => {
@@ -262,7 +266,7 @@ describe('POST /v1/bulk/devices/*', () => {
     const seq = await h.store.lastEventSeq()
     const res = await h.call(h.write, 'POST', '/v1/bulk/devices/move', { selector: { group: 'sensors' }, to: { tier: 'premium' }, max: 3 })
     expect(res.json()).toMatchObject({ count: 3, deviceIds: ['s-1', 's-2', 's-3'] })
-    expect(h.store.listDevices({ tier: 'premium' }).map((d) => d.id)).toEqual(['s-1', 's-2', 's-3'])
+    expect((await h.store.listDevices({ tier: 'premium' })).map((d) => d.id)).toEqual(['s-1', 's-2', 's-3'])
     expect(await h.events(seq)).toEqual(['s-1', 's-2', 's-3'].map((deviceId) => ({ type: 'device.updated', deviceId })))
     const audit = await h.store.listAudit({ action: 'device.updated' })
     expect(audit).toHaveLength(3)
@@ -302,6 +306,6 @@ describe('POST /v1/bulk/devices/*', () => {
     expect((await h.store.listAudit({ action: 'device.revoked' })).map((e) => [e.actor, e.details.reason, e.details.bulk])).toEqual(
       Array.from({ length: 3 }, () => ['apikey:k2', 'superseded', true]),
     )
-    expect(h.store.listDevices({ status: 'revoked' }).map((d) => d.id)).toEqual(['s-1', 's-2', 's-3'])
+    expect((await h.store.listDevices({ status: 'revoked' })).map((d) => d.id)).toEqual(['s-1', 's-2', 's-3'])
   })
 })

@@ -104,7 +104,7 @@ describe('POST /v1/devices/{id}/revoke', () => {
     const res = await call(auth, 'POST', '/v1/devices/c-1/revoke', { reason: 'keyCompromise' })
     expect(res.statusCode).toBe(200)
     expect(res.json()).toMatchObject({ deviceId: 'c-1', status: 'revoked', reason: 'keyCompromise', revokedSerials: [expect.any(String)] })
-    expect(store.getDevice('c-1')?.status).toBe('revoked')
+    expect((await store.getDevice('c-1'))?.status).toBe('revoked')
     expect(await store.listAudit({ action: 'device.revoked' })).toEqual([expect.objectContaining({ actor: 'apikey:k1', subject: 'c-1' })])
     const again = await call(auth, 'POST', '/v1/devices/c-1/revoke')
     expect(again.statusCode).toBe(409)
@@ -122,7 +122,7 @@ describe('POST /v1/devices/{id}/revoke', () => {
       expect(res.statusCode).toBe(400)
       expect(res.json().errors).toEqual([expect.objectContaining({ field })])
     }
-    expect(store.getDevice('a-1')?.status).toBe('active')
+    expect((await store.getDevice('a-1'))?.status).toBe('active')
     const res = await call(auth, 'POST', '/v1/devices/a-1/revoke')
     expect(res.json()).toMatchObject({ reason: 'unspecified' })
   })

@@ -24,7 +24,7 @@ describe('errors as problem details', () => {
       isConnected: () => {
         throw boom
       },
-      lastSeen: () => null,
+      lastSeen: async () => null,
     }
     const h = await apiHarness({}, { presence })
     await h.authority.createDevice({ id: 'd1' }, 'op')

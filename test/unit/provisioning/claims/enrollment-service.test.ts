@@ -54,7 +54,7 @@ describe('EnrollmentService.claim', () => {
       json({ deviceId: 'pump-0001', csr: await key.csr('pump-0001'), requestId: 'r-1' }),
     )
     expect(answer).toMatchObject({ ok: true, requestId: 'r-1', deviceId: 'pump-0001' })
-    expect(store.getDevice('pump-0001')).toMatchObject({ group: 'pumps', tier: 'gold', status: 'active' })
+    expect(await store.getDevice('pump-0001')).toMatchObject({ group: 'pumps', tier: 'gold', status: 'active' })
     expect((await claims.get(created.claim.id))?.uses).toBe(1)
     expect((await store.listAudit({ action: 'device.created', subject: 'pump-0001' }))[0]?.actor).toBe(`claim:${created.claim.id}`)
     expect(await claims.getDevice('pump-0001')).toMatchObject({ claimId: created.claim.id, serial: answer.serial })

@@ -41,7 +41,7 @@ describe('malformed enrollment payloads', () => {
       const answer = await enrollment.claim(context(created), payload)
       expect(answer, name).toMatchObject({ ok: false, error: { code: expect.stringMatching(/^GH_/), message: expect.any(String) } })
     }
-    expect(store.getDevice('pump-0001')).toBeUndefined()
+    expect(await store.getDevice('pump-0001')).toBeUndefined()
     expect((await claims.get(created.claim.id))?.uses).toBe(0)
     expect(await store.listAudit({ action: 'device.created' })).toEqual([])
   })

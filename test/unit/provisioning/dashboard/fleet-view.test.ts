@@ -6,7 +6,7 @@ import { apiHarness } from '../api/api-harness.ts'
 async function fleetHarness(options = {}) {
   const h = await apiHarness()
   const connected = new Set<string>()
-  const presence = { isConnected: (id: string) => connected.has(id), lastSeen: () => null }
+  const presence = { isConnected: (id: string) => connected.has(id), lastSeen: async () => null }
   const throttled: Record<string, number> = {}
   const busiest = { since: '2025-12-31T23:55:00.000Z', devices: [{ deviceId: 'a-1', messagesIn: 7 }], untracked: 0 }
   const signals = {

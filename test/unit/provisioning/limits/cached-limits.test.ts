@@ -13,7 +13,7 @@ async function setup() {
   const store = new SqliteRegistryStore(':memory:')
   onTestFinished(() => store.close())
   for (const id of ['d1', 'd2'])
-    store.insertDevice({ id, group: null, tier: 'standard', status: 'active', createdAt: clock.now(), updatedAt: clock.now() })
+    await store.insertDevice({ id, group: null, tier: 'standard', status: 'active', createdAt: clock.now(), updatedAt: clock.now() })
   const limits = createLimitsService({ store, limits: store.limits, clock, log }, limitsPolicy(loadConfig({ dataDir: '/nonexistent' }, {})))
   const feed = await createChangeFeed({ store, clock, log })
   await feed.poll() // the feed starts after what is already there
