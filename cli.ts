@@ -12,11 +12,11 @@ import {
   CliUsage,
   checkDataDir,
   dataDirLayout,
-  describeCa,
   healthTarget,
   initControlPlane,
   openControlPlane,
   rotateCa,
+  showCa,
   writeDeviceBundle,
 } from './provisioning/index.ts'
 
@@ -126,7 +126,8 @@ export function buildProgram(io: CliIo, options: { json?: boolean } = {}): Comma
         const keyAlgorithm = options.keyAlgorithm as KeyAlgorithm | undefined
         return rotateCa(config.dataDir, { ...(keyAlgorithm && { keyAlgorithm }) }, { log: cliLog(options), ...secretsOf(io) }, operator())
       },
-      show: async (options) => describeCa(loadConfig(configFlags(options as Record<string, unknown>), io.env).dataDir),
+      show: async (options) =>
+        showCa(loadConfig(configFlags(options as Record<string, unknown>), io.env).dataDir, { log: cliLog(options) }),
     },
     check: async (options) => checkDataDir(loadConfig(configFlags(options as Record<string, unknown>), io.env).dataDir, options),
     statusTarget(options) {

@@ -4,7 +4,8 @@ import { join } from 'node:path'
 import pino from 'pino'
 import { describe, expect, it } from 'vitest'
 import { cryptoRandom, normalizeSerial, parseCertificatesPem, systemClock } from '../../../certs/index.ts'
-import { dataDirLayout, describeCa, initControlPlane, loadServerTls, openControlPlane, rotateCa } from '../../../provisioning/index.ts'
+import { dataDirLayout, initControlPlane, loadServerTls, openControlPlane, rotateCa } from '../../../provisioning/index.ts'
+import { describeCa } from '../../../provisioning/ca/lifecycle.ts'
 import { loadCa } from '../../../provisioning/ca/keystore.ts'
 import { rotateIssuingCa } from '../../../provisioning/ca/rotation.ts'
 import { PENDING_ROTATION_KEY, planRotation } from '../../../provisioning/ca/rotation-journal.ts'
@@ -335,6 +336,19 @@ describe('a rotation killed between its files and its audit entry (the registry 
       code: 'GH_CA_ROTATION_PLAN_CORRUPT',
       message: expect.stringContaining('(no string previousSerial, notAfter, serverSerial, actor, at)'),
     })
+  })
+
+  it('`gatehouse ca show` settles a plan left by a killed rotation, as every other open of the registry does', async () => {
+    const { dataDir, layout, planned } = await killedAt('record')
+    const shown = await runCli(['ca', 'show', '--data-dir', dataDir, '--json'])
+    expect(shown.code, shown.stderr).toBe(0)
+    expect(JSON.parse(shown.stdout)).toMatchObject({ issuing: { serial: planned.serial } })
+    const reader = new SqliteRegistryStore(layout.database, { readonly: true }) // opens nothing that would settle it
+    expect(await reader.getMeta(PENDING_ROTATION_KEY)).toBe('')
+    expect(await reader.listAudit({ action: 'ca.rotated' })).toEqual([
+      expect.objectContaining({ actor: 'operator:killed', details: expect.objectContaining({ serial: planned.serial, recovered: true }) }),
+    ])
+    reader.close()
   })
 
   it('`ca rotate` settles a plan left by a killed rotation before it rotates again', async () => {
