@@ -145,8 +145,8 @@ export async function buildProgram(io: CliIo, options: { json?: boolean; argv?: 
         )
       },
       async show(options) {
-        const [{ loadConfig }, { describeCa }] = await Promise.all([import('./config.ts'), import('./provisioning/index.ts')])
-        return describeCa(loadConfig(configFlags(options as Record<string, unknown>), io.env).dataDir)
+        const [{ loadConfig }, { showCa }] = await Promise.all([import('./config.ts'), import('./provisioning/index.ts')])
+        return showCa(loadConfig(configFlags(options as Record<string, unknown>), io.env).dataDir, { log: cliLog(options) })
       },
     },
     async check(options) {

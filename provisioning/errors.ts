@@ -47,6 +47,12 @@ export const CaRotationInProgress = createError(
   'another CA rotation holds %s (%s): wait for it to finish, then check `gatehouse ca show`; nothing was changed',
   409,
 )
+export const CaRotationPlanCorrupt = createError(
+  'GH_CA_ROTATION_PLAN_CORRUPT',
+  "the registry's meta row 'ca.rotation.pending' is not a CA rotation plan (%s): it was kept as evidence and nothing was changed; " +
+    'decide from ca/issuing.crt and the audit log whether the rotation happened, then clear the row as docs/errors.md says',
+  500,
+)
 export const CaKeyPermissions = createError(
   'GH_CA_KEY_PERMISSIONS',
   'the key file %s is readable by group or others (mode %s): run chmod 600 on it, then start again',

@@ -74,6 +74,24 @@ export async function describeCa(dataDir: string, deps: Pick<ControlPlaneDeps, '
 }
 
 /**
+ * `gatehouse ca show`: the registry is opened first, as by every other command, so a rotation a killed
+ * `ca rotate` left planned is settled (ca/rotation-journal.ts) before the CA is described.
+ */
+export async function showCa(dataDir: string, deps: Pick<ControlPlaneDeps, 'clock' | 'log'>): Promise<CaOverview> {
+  const layout = dataDirLayout(dataDir)
+  if (!existsSync(layout.caDir)) throw new CaNotInitialized(dataDir, dataDir)
+  if (existsSync(layout.database)) {
+    const store = new SqliteRegistryStore(layout.database)
+    try {
+      await recordInterruptedRotation(store, layout, { clock: deps.clock ?? systemClock, log: deps.log })
+    } finally {
+      store.close()
+    }
+  }
+  return describeCa(dataDir, deps)
+}
+
+/**
  * `gatehouse ca rotate`: a new issuing CA (ca/rotation.ts) with its audit entry `ca.rotated` and event
  * `{ type: 'ca.rotated', serial }` (a running `gatehouse start` reloads its CA on it), journaled in the
  * registry (ca/rotation-journal.ts) so that a crash at any point leaves no rotation on disk without its

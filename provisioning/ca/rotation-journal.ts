@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import { normalizeSerial, type Clock } from '../../certs/index.ts'
 import type { DataDirLayout } from '../data-dir/layout.ts'
+import { CaRotationPlanCorrupt } from '../errors.ts'
 import type { RegistryStore } from '../store/registry-store.ts'
 import { completePendingRotation } from './pending-rotation.ts'
 import { listPreviousIssuers, readCert } from './keystore.ts'
@@ -37,9 +38,28 @@ export async function planRotation(store: RegistryStore, planned: PlannedRotatio
   await store.setMeta(PENDING_ROTATION_KEY, JSON.stringify(planned))
 }
 
+const PLAN_FIELDS = ['serial', 'previousSerial', 'notAfter', 'serverSerial', 'actor', 'at'] as const
+
+/**
+ * The row's plan; a row that is not one (a torn write, a hand edit) is a coded error that changes nothing:
+ * the row stays as evidence of a rotation whose outcome this process cannot decide.
+ */
+function parsePlan(raw: string): PlannedRotation {
+  let value: unknown
+  try {
+    value = JSON.parse(raw)
+  } catch (err) {
+    throw new CaRotationPlanCorrupt(`not JSON: ${(err as Error).message}`)
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new CaRotationPlanCorrupt('not a JSON object')
+  const missing = PLAN_FIELDS.filter((f) => typeof (value as Record<string, unknown>)[f] !== 'string')
+  if (missing.length > 0) throw new CaRotationPlanCorrupt(`no string ${missing.join(', ')}`)
+  return value as PlannedRotation
+}
+
 /** Step 2 (and recovery): the audit entry and event of a rotation whose files are in place, and the row cleared. */
 async function settle(store: RegistryStore, raw: string, happened: boolean, clock: Clock, recovered: boolean): Promise<boolean> {
-  const planned = JSON.parse(raw) as PlannedRotation
+  const planned = parsePlan(raw)
   return store.transaction(async () => {
     if ((await store.getMeta(PENDING_ROTATION_KEY)) !== raw) return false // another process settled it first
     if (happened) {
@@ -75,8 +95,8 @@ export async function recordInterruptedRotation(
 ): Promise<void> {
   const raw = await store.getMeta(PENDING_ROTATION_KEY)
   if (!raw || rotationInProgress(layout)) return
+  const { serial } = parsePlan(raw) // before anything is moved: a corrupt plan changes nothing
   completePendingRotation(layout)
-  const { serial } = JSON.parse(raw) as PlannedRotation
   const happened =
     normalizeSerial(readCert(layout.issuingCert).serialNumber) === serial || listPreviousIssuers(layout).some((p) => p.serial === serial)
   if (!(await settle(store, raw, happened, deps.clock, true))) return

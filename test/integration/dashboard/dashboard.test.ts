@@ -1,9 +1,10 @@
-import { existsSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { request } from 'node:https'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pino from 'pino'
 import { chromium, type Browser } from 'playwright-core'
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { loadConfig } from '../../../config.ts'
 import { startGatehouse } from '../../../gatehouse.ts'
 import { buildApi } from '../../../provisioning/api/build-api.ts'
@@ -20,13 +21,20 @@ const json = async (res: Response) => (await res.json()) as Record<string, unkno
 // test/integration/dashboard): a plain test run writes them to a temp dir and leaves the tree clean.
 const imagesDir = () => (process.env.UPDATE_SCREENSHOTS === '1' ? join(import.meta.dirname, '../../../docs/images') : tempDir())
 
-/** Gatehouse on temp dirs and ephemeral ports, with a dashboard key and a key without the scope. */
+/** Gatehouse on temp dirs and ephemeral ports, closed when the test ends, with a dashboard key and a key without the scope. */
 async function running() {
-  const dataDir = join(tempDir(), 'data')
+  const world = await started(tempDir())
+  onTestFinished(() => world.gatehouse.close())
+  return world
+}
+
+/** Gatehouse as running() gives it, in root, closed by the caller; dashboard keys of other names from dashboardKey. */
+async function started(root: string) {
+  const dataDir = join(root, 'data')
   const gatehouse = await startGatehouse(loadConfig({ dataDir, mqttPort: 0, httpPort: 0 }, {}), { log: pino({ level: 'silent' }) })
-  onTestFinished(() => gatehouse.close())
   const { control } = gatehouse
-  const dashKey = (await control.apiKeys.create({ name: 'ops-dash', scopes: ['dashboard'] }, 'operator:test')).token
+  const dashboardKey = async (name: string) => (await control.apiKeys.create({ name, scopes: ['dashboard'] }, 'operator:test')).token
+  const dashKey = await dashboardKey('ops-dash')
   const readKey = (await control.apiKeys.create({ name: 'app-read', scopes: ['devices:read'] }, 'operator:test')).token
   const provision = async (id: string, group?: string): Promise<DeviceCredentials> => {
     const issued = await control.authority.createDevice({ id, ...(group && { group }) }, 'operator:test')
@@ -42,26 +50,37 @@ async function running() {
     })
     return { res, cookie: res.headers.get('set-cookie')?.split(';')[0] }
   }
-  return { gatehouse, control, dashKey, readKey, provision, base, http, signIn }
+  return { gatehouse, control, dashKey, dashboardKey, readKey, provision, base, http, signIn }
 }
 
 describe('dashboard over plain HTTP (no browser)', () => {
+  // one Gatehouse for these tests: each uses keys and devices of its own, so none sees another's sessions
+  const root = mkdtempSync(join(tmpdir(), 'gatehouse-dashboard-'))
+  let world: Awaited<ReturnType<typeof started>>
+  beforeAll(async () => {
+    world = await started(root)
+  })
+  afterAll(async () => {
+    await world?.gatehouse.close()
+    rmSync(root, { recursive: true, force: true })
+  })
+
   it('answers no page or data route without a session: pages redirect to sign-in, data routes 401', async () => {
-    const { http, provision } = await running()
-    await provision('pump-1')
-    for (const path of ['/dashboard', '/dashboard/devices/pump-1']) {
+    const { http, provision } = world
+    await provision('pump-0')
+    for (const path of ['/dashboard', '/dashboard/devices/pump-0']) {
       const res = await http(path)
       expect(res.status, path).toBe(303)
       expect(res.headers.get('location')).toBe('/dashboard/sign-in')
     }
-    const data = ['/dashboard/api/session', '/dashboard/api/overview', '/dashboard/api/devices/pump-1', '/dashboard/api/events']
+    const data = ['/dashboard/api/session', '/dashboard/api/overview', '/dashboard/api/devices/pump-0', '/dashboard/api/events']
     for (const path of data) {
       const res = await http(path, { headers: { cookie: 'gatehouse_session=forged' } })
       expect(res.status, path).toBe(401)
       expect((await json(res)).code).toBe('GH_DASHBOARD_SESSION')
     }
     for (const action of ['disable', 'enable', 'revoke', 'renew']) {
-      const res = await http(`/dashboard/api/devices/pump-1/${action}`, {
+      const res = await http(`/dashboard/api/devices/pump-0/${action}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: '{}',
@@ -72,7 +91,7 @@ describe('dashboard over plain HTTP (no browser)', () => {
   })
 
   it('signs in only with a valid key that has the dashboard scope, in an HttpOnly SameSite=Strict cookie', async () => {
-    const { signIn, dashKey, readKey, http } = await running()
+    const { signIn, dashKey, readKey, http } = world
     const wrong = await signIn(`${dashKey.slice(0, -4)}AAAA`)
     expect(wrong.res.status).toBe(401)
     expect((await json(wrong.res)).code).toBe('GH_API_KEY_INVALID')
@@ -92,7 +111,7 @@ describe('dashboard over plain HTTP (no browser)', () => {
   })
 
   it('refuses a POST without the CSRF token, or from another origin, and signs out', async () => {
-    const { signIn, dashKey, http, provision, control } = await running()
+    const { signIn, dashKey, http, provision, control } = world
     await provision('pump-1')
     const { cookie } = await signIn(dashKey)
     const csrfToken = (await json(await http('/dashboard/api/session', { headers: { cookie: cookie! } }))).csrfToken as string
@@ -118,7 +137,8 @@ describe('dashboard over plain HTTP (no browser)', () => {
   })
 
   it("replaces the browser's session when it signs in again", async () => {
-    const { dashKey, http } = await running()
+    const { dashboardKey, http } = world
+    const dashKey = await dashboardKey('ops-again')
     const post = (cookie?: string) =>
       http('/dashboard/sign-in', {
         method: 'POST',
@@ -133,15 +153,15 @@ describe('dashboard over plain HTTP (no browser)', () => {
   })
 
   it('ends the session of a key revoked after sign-in', async () => {
-    const { signIn, dashKey, http, control } = await running()
-    const { cookie } = await signIn(dashKey)
+    const { signIn, dashboardKey, http, control } = world
+    const { cookie } = await signIn(await dashboardKey('ops-revoked'))
     expect((await http('/dashboard/api/overview', { headers: { cookie: cookie! } })).status).toBe(200)
-    await control.apiKeys.revoke('ops-dash', 'operator:test')
+    await control.apiKeys.revoke('ops-revoked', 'operator:test')
     expect((await http('/dashboard/api/overview', { headers: { cookie: cookie! } })).status).toBe(401)
   })
 
   it('serves pages with a Content-Security-Policy without unsafe-inline and no framing', async () => {
-    const { http } = await running()
+    const { http } = world
     const res = await http('/dashboard/sign-in')
     const csp = res.headers.get('content-security-policy') ?? ''
     expect(csp).toContain("default-src 'self'")

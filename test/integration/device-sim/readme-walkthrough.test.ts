@@ -15,24 +15,35 @@ import { simGatehouse } from './gatehouse-fixture.ts'
 const readme = readFileSync(join(import.meta.dirname, '../../../README.md'), 'utf8')
 const section = readme.slice(readme.indexOf('## Try it with 50 simulated devices'), readme.indexOf('## Device simulator'))
 
-function runSim(args: string[], during: () => Promise<void>): Promise<CliResult> {
+/**
+ * `gatehouse sim` as its own process while `during` runs; then stopped as the README's reader stops it,
+ * with Ctrl-C (SIGINT), once `until` holds on what it printed so far (its --duration stays the bound).
+ */
+function runSim(args: string[], during: () => Promise<void>, until: (stdout: string) => boolean): Promise<CliResult> {
+  let stdout = ''
   let child: ReturnType<typeof execFile> | undefined
   const result = new Promise<CliResult>((resolve) => {
     child = execFile(
       process.execPath,
       [GATEHOUSE_BIN, 'sim', ...args],
-      { env: { PATH: process.env.PATH, HOME: process.env.HOME, GATEHOUSE_LOG_LEVEL: 'silent' }, timeout: 90_000 },
-      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+      { env: { PATH: process.env.PATH, HOME: process.env.HOME, GATEHOUSE_LOG_LEVEL: 'silent' }, timeout: 100_000 },
+      (err, out, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout: out, stderr }),
     )
+    child.stdout?.on('data', (chunk: string) => void (stdout += chunk))
   })
-  return during().then(
-    () => result,
-    async (err: unknown) => {
-      child?.kill('SIGKILL')
-      await result
-      throw err
-    },
-  )
+  return during()
+    .then(() => waitFor(() => until(stdout), 30_000, 'the sim to print what the test waits for'))
+    .then(
+      () => {
+        child?.kill('SIGINT')
+        return result
+      },
+      async (err: unknown) => {
+        child?.kill('SIGKILL')
+        await result
+        throw err
+      },
+    )
 }
 
 describe('README walkthrough: 50 simulated devices, a setting changed from the API, insights', () => {
@@ -47,7 +58,7 @@ describe('README walkthrough: 50 simulated devices, a setting changed from the A
     const { gatehouse, broker, dataDir, dir } = await simGatehouse({ ai: {} })
     const ids = Array.from({ length: 50 }, (_, i) => `sim-${String(i + 1).padStart(4, '0')}`)
     const res = await runSim(
-      ['--devices', '50', '--provision', '--data-dir', dataDir, '--bundles', join(dir, 'devices'), '--broker', broker, '--duration', '40s'],
+      ['--devices', '50', '--provision', '--data-dir', dataDir, '--bundles', join(dir, 'devices'), '--broker', broker, '--duration', '80s'],
       async () => {
         await waitFor(
           () => gatehouse.broker.connectedDeviceIds().length === 50,
@@ -92,6 +103,7 @@ describe('README walkthrough: 50 simulated devices, a setting changed from the A
           )
           .toSatisfy((v) => v !== null && (Array.isArray(v) ? v.length : (v.items ?? []).length) > 0)
       },
+      (stdout) => /sim-\d{4} insight: /.test(stdout),
     )
     expect(res.code, res.stderr).toBe(0)
     expect(res.stdout).toMatch(/sim-\d{4} insight: /)

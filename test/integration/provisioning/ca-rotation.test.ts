@@ -4,11 +4,13 @@ import { join } from 'node:path'
 import pino from 'pino'
 import { describe, expect, it } from 'vitest'
 import { cryptoRandom, normalizeSerial, parseCertificatesPem, systemClock } from '../../../certs/index.ts'
-import { dataDirLayout, describeCa, initControlPlane, loadServerTls, openControlPlane, rotateCa } from '../../../provisioning/index.ts'
+import { dataDirLayout, initControlPlane, loadServerTls, openControlPlane, rotateCa } from '../../../provisioning/index.ts'
+import { describeCa } from '../../../provisioning/ca/lifecycle.ts'
 import { loadCa } from '../../../provisioning/ca/keystore.ts'
 import { rotateIssuingCa } from '../../../provisioning/ca/rotation.ts'
 import { PENDING_ROTATION_KEY, planRotation } from '../../../provisioning/ca/rotation-journal.ts'
 import { SqliteRegistryStore } from '../../../provisioning/store/sqlite-registry-store.ts'
+import { runCli } from '../../helpers/run-cli.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
 
 // Real files in a temp dir, the real openssl CLI, real time (openssl checks validity against now).
@@ -303,6 +305,50 @@ describe('a rotation killed between its files and its audit entry (the registry 
     expect(JSON.parse(during.pending!)).toMatchObject({ serial: planned.serial })
     renameSync(layout.rotationLock, join(layout.root, 'lock-gone'))
     expect((await audited(dataDir)).audit).toHaveLength(1)
+  })
+
+  it('a corrupt plan row is a coded error on every open that keeps the row: `gatehouse start` fails the same way each time', async () => {
+    const { dataDir, layout } = await initialised()
+    const store = new SqliteRegistryStore(layout.database)
+    await store.setMeta(PENDING_ROTATION_KEY, '{"serial":"ab12", torn')
+    store.close()
+    const issuing = readFileSync(layout.issuingCert, 'utf8')
+    await expect(openControlPlane(dataDir, {}, { log })).rejects.toMatchObject({
+      code: 'GH_CA_ROTATION_PLAN_CORRUPT',
+      message: expect.stringMatching(
+        /meta row 'ca\.rotation\.pending' is not a CA rotation plan \(not JSON: .*\): it was kept as evidence/,
+      ),
+    })
+    await expect(rotateCa(dataDir, {}, { log }, 'op')).rejects.toMatchObject({ code: 'GH_CA_ROTATION_PLAN_CORRUPT' })
+    for (let restart = 0; restart < 2; restart++) {
+      const start = await runCli(['start', '--data-dir', dataDir, '--mqtt-port', '0', '--http-port', '0'])
+      expect(start.code).not.toBe(0)
+      expect(start.stderr).toContain('GH_CA_ROTATION_PLAN_CORRUPT')
+    }
+    const reader = new SqliteRegistryStore(layout.database, { readonly: true })
+    expect(await reader.getMeta(PENDING_ROTATION_KEY)).toBe('{"serial":"ab12", torn') // the evidence is kept
+    reader.close()
+    expect(readFileSync(layout.issuingCert, 'utf8')).toBe(issuing)
+    const wrongShape = new SqliteRegistryStore(layout.database)
+    await wrongShape.setMeta(PENDING_ROTATION_KEY, '{"serial":"ab12"}')
+    wrongShape.close()
+    await expect(openControlPlane(dataDir, {}, { log })).rejects.toMatchObject({
+      code: 'GH_CA_ROTATION_PLAN_CORRUPT',
+      message: expect.stringContaining('(no string previousSerial, notAfter, serverSerial, actor, at)'),
+    })
+  })
+
+  it('`gatehouse ca show` settles a plan left by a killed rotation, as every other open of the registry does', async () => {
+    const { dataDir, layout, planned } = await killedAt('record')
+    const shown = await runCli(['ca', 'show', '--data-dir', dataDir, '--json'])
+    expect(shown.code, shown.stderr).toBe(0)
+    expect(JSON.parse(shown.stdout)).toMatchObject({ issuing: { serial: planned.serial } })
+    const reader = new SqliteRegistryStore(layout.database, { readonly: true }) // opens nothing that would settle it
+    expect(await reader.getMeta(PENDING_ROTATION_KEY)).toBe('')
+    expect(await reader.listAudit({ action: 'ca.rotated' })).toEqual([
+      expect.objectContaining({ actor: 'operator:killed', details: expect.objectContaining({ serial: planned.serial, recovered: true }) }),
+    ])
+    reader.close()
   })
 
   it('`ca rotate` settles a plan left by a killed rotation before it rotates again', async () => {
