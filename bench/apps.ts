@@ -87,7 +87,7 @@ async function provision(dir: string): Promise<Fixture> {
     { log, clock: systemClock, random: cryptoRandom },
   )
   const batch = await control.authority.prepareBatch({ count: PUBLISHERS, prefix: 'pump-', group: GROUP }, 'bench')
-  batch.commit()
+  await batch.commit()
   const devices = batch.issued.map((i) => ({ deviceId: i.deviceId, cert: i.certificatePem, key: i.privateKey?.pem ?? '', ca: i.chainPem }))
   const apps: DeviceBundle[] = []
   for (let i = 1; i <= APPS; i++) {

@@ -33,9 +33,15 @@ export interface ClaimSession {
 
 export type ClaimSessionEnd = 'claim-session-timeout' | 'certificate-expired'
 
+/** A claim connect between "lookup started" and "session registered"; claim.revoked in between refuses it. */
+export interface PendingClaim {
+  claimId: string
+  revoked: boolean
+}
+
 export interface ClaimSessionRegistry {
-  /** Holds `clientId` for a connect in progress; false when a live session or another connect holds it. */
-  reserve(clientId: string): boolean
+  /** Holds `clientId` for a connect of `claimId` in progress; null when a live session or another connect holds it. */
+  reserve(clientId: string, claimId: string): PendingClaim | null
   /** Gives up a reservation (the connect was refused or failed). */
   release(clientId: string): void
   /** Registers the session of a reserved clientId (and ends the reservation). */
@@ -44,17 +50,20 @@ export interface ClaimSessionRegistry {
   remove(session: ClaimSession): void
   get(clientId: string): ClaimSession | undefined
   all(): IterableIterator<ClaimSession>
+  /** claim.revoked: marks the connects of the claim still being looked up (their answer may predate it) */
+  revokePending(claimId: string): void
 }
 
 export function createClaimSessionRegistry(): ClaimSessionRegistry {
   const sessions = new Map<string, ClaimSession>()
-  const reserved = new Set<string>()
+  const reserved = new Map<string, PendingClaim>()
   return {
-    reserve(clientId) {
+    reserve(clientId, claimId) {
       const live = sessions.get(clientId)
-      if (reserved.has(clientId) || (live !== undefined && !live.client.closed)) return false
-      reserved.add(clientId)
-      return true
+      if (reserved.has(clientId) || (live !== undefined && !live.client.closed)) return null
+      const pending = { claimId, revoked: false }
+      reserved.set(clientId, pending)
+      return pending
     },
     release: (clientId) => void reserved.delete(clientId),
     add(session) {
@@ -66,6 +75,9 @@ export function createClaimSessionRegistry(): ClaimSessionRegistry {
     },
     get: (clientId) => sessions.get(clientId),
     all: () => sessions.values(),
+    revokePending(claimId) {
+      for (const p of reserved.values()) if (p.claimId === claimId) p.revoked = true
+    },
   }
 }
 

@@ -69,7 +69,9 @@ export function applyDeviceLimits(buckets: DeviceBuckets, global: Readonly<Broke
  * changed) that device, on `tier.updated` every connected device of that tier. The change feed
  * delivers an event within its interval (200 ms by default), so a change reaches connected devices
  * within a second. A device's session also takes its new group here: what reads the group of a live
- * session (apps' filter, hooks/authorize-forward.ts; telemetry routes) follows a move live.
+ * session (apps' filter, hooks/authorize-forward.ts; telemetry routes) follows a move live. Only a
+ * session's last read is applied, and `tier.updated` reads again every session with a read in flight (the
+ * connect's epoch rule, docs/architecture.md "An event during a CONNECT", for live sessions).
  */
 export function followDeviceLimits(deps: {
   source: DeviceLimitsSource
@@ -79,9 +81,17 @@ export function followDeviceLimits(deps: {
   limits: Readonly<BrokerLimits>
   log: Logger
 }): () => void {
+  // The last read started per session: an earlier one answering later (reads overlap when events come
+  // fast, and may answer out of order on PostgreSQL) may predate a change, so only the last is applied.
+  const reading = new WeakMap<Session, number>()
+  let reads = 0
   const reapply = (session: Session) => {
+    const read = ++reads
+    reading.set(session, read)
     deps.source.limitsOf(session.deviceId).then(
       (found) => {
+        if (reading.get(session) !== read) return
+        reading.delete(session)
         if (!found || session.client.closed) return
         session.tier = found.tier
         if (session.group !== found.group) {
@@ -91,7 +101,10 @@ export function followDeviceLimits(deps: {
         applyDeviceLimits(deps.buckets, deps.limits, session.deviceId, found.broker)
         deps.log.debug({ deviceId: session.deviceId, tier: found.tier }, 'device limits applied')
       },
-      (err: unknown) => deps.log.warn({ err, deviceId: session.deviceId }, 'reading device limits failed; the previous ones stay'),
+      (err: unknown) => {
+        if (reading.get(session) === read) reading.delete(session)
+        deps.log.warn({ err, deviceId: session.deviceId }, 'reading device limits failed; the previous ones stay')
+      },
     )
   }
   return deps.events.onEvent((event) => {
@@ -99,7 +112,9 @@ export function followDeviceLimits(deps: {
       const session = deps.sessions.get(event.deviceId)
       if (session && !session.client.closed) reapply(session)
     } else if (event.type === 'tier.updated') {
-      for (const session of deps.sessions.all()) if (session.tier === event.tier && !session.client.closed) reapply(session)
+      // and every session being read again: the tier that read answers with may be this one
+      for (const session of deps.sessions.all())
+        if ((session.tier === event.tier || reading.has(session)) && !session.client.closed) reapply(session)
     }
   })
 }

@@ -139,6 +139,7 @@ export function startSessionLifecycle(deps: SessionLifecycleDeps): SessionLifecy
   const unsubscribe = directory.onEvent((event) => {
     if (stopped) return
     if (event.type === 'claim.revoked') {
+      claimSessions.revokePending(event.claimId)
       for (const c of claimSessions.all()) if (c.claimId === event.claimId) closeClaimSession(c, event.type)
       return
     }

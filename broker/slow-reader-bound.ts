@@ -6,6 +6,7 @@ import type { BrokerLimits } from './limits.ts'
 type Deliver = (packet: DeliveredPacket, done: () => void) => void
 
 interface DeliveredPacket {
+  qos?: number
   topic?: string
   payload?: Buffer | Uint8Array | string
 }
@@ -77,6 +78,8 @@ export function createSlowReaderBound(
       for (const name of ['deliver0', 'deliverQoS'] as const) {
         const original = c[name]
         c[name] = (packet, done) => {
+          // aedes' deliverQoS hands a QoS 0 message on to client.deliver0 (this wrapper too): counted there, once
+          if (name === 'deliverQoS' && packet.qos === 0) return original(packet, done)
           const size = sizeOf(packet)
           // over the bound while its socket is backed up (a client that reads keeps up, however many
           // messages one turn hands it); one message always fits (maxQueuedBytes >= maxPacketBytes)

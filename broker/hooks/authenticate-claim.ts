@@ -27,7 +27,8 @@ export interface ClaimConnect {
  *   'persistent-session-not-permitted'), no will ('will-not-permitted'), no live or connecting session
  *   with the same clientId ('client-id-in-use': no takeover), then directory.lookupClaim: an unknown
  *   claim certificate is 'unknown-claim', and a claim that can provision nothing now is refused too:
- *   'claim-revoked', 'claim-expired' (past its provisioning expiry) or 'claim-used-up'.
+ *   'claim-revoked', 'claim-expired' (past its provisioning expiry) or 'claim-used-up'. A claim.revoked
+ *   event while the lookup is in flight refuses it ('invalidated-during-connect').
  *
  * The session is registered in claim-sessions.ts, never among device sessions.
  */
@@ -39,7 +40,8 @@ export function authenticateClaim(deps: HookDeps, log: Logger, c: ClaimConnect):
   if (!ctx.clean) return refuse('persistent-session-not-permitted')
   if (ctx.willTopic !== null) return refuse('will-not-permitted', { topic: ctx.willTopic })
   const clientId = ctx.clientId
-  if (!deps.claimSessions.reserve(clientId)) return refuse('client-id-in-use')
+  const pending = deps.claimSessions.reserve(clientId, claimId)
+  if (pending === null) return refuse('client-id-in-use')
 
   Promise.resolve()
     .then(() => deps.directory.lookupClaim(identity, claimId))
@@ -53,6 +55,11 @@ export function authenticateClaim(deps: HookDeps, log: Logger, c: ClaimConnect):
         if (result.claimId !== claimId) {
           deps.claimSessions.release(clientId)
           return refuse('claim-mismatch', { directoryClaimId: result.claimId })
+        }
+        // claim.revoked arrived while the lookup was in flight: the answer may predate it
+        if (pending.revoked) {
+          deps.claimSessions.release(clientId)
+          return refuse('invalidated-during-connect', { event: 'claim.revoked' })
         }
         const now = deps.clock.now()
         const session: ClaimSession = {

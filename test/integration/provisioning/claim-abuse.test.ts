@@ -115,7 +115,7 @@ describe('revoked claims on the CRL', () => {
     const created = await f.createClaim({ maxUses: 5 })
     const kept = await f.createClaim({ maxUses: 5 })
     expect((await f.authority.currentCrl()).entries).toBe(0)
-    f.claimService.revoke(created.claim.id, 'operator:test')
+    await f.claimService.revoke(created.claim.id, 'operator:test')
     const crl = await f.authority.currentCrl()
     expect(crl.entries).toBe(1)
 

@@ -165,7 +165,7 @@ describe('enrollment over SQLite', () => {
       kind: 'refused',
       reason: 'unknown-claim',
     })
-    f.claimService.revoke(created.claim.id, 'operator:test')
+    await f.claimService.revoke(created.claim.id, 'operator:test')
     await feed.poll()
     expect(await directory.lookupClaim(identity, created.claim.id)).toMatchObject({ kind: 'refused', reason: 'claim-revoked' })
     const key = await deviceKey()

@@ -151,7 +151,7 @@ describe('telemetry routes in the running product', () => {
     await unit.publishAsync('devices/unit-1/telemetry', JSON.stringify({ n: 1 }), { qos: 1 })
     await waitFor(() => http.delivered('/heaters').length === 1, 5000, 'the first message on the heaters route')
 
-    gatehouse.control.authority.updateDevice('unit-1', { group: 'coolers' }, 'operator:test')
+    await gatehouse.control.authority.updateDevice('unit-1', { group: 'coolers' }, 'operator:test')
     // publish until the coolers route gets one (bounded): the hand-off reads the live session's group
     for (let i = 2; i < 40 && gatehouse.routes.status(newRoute.id)?.received === 0; i++) {
       await unit.publishAsync('devices/unit-1/telemetry', JSON.stringify({ n: i }), { qos: 1 })

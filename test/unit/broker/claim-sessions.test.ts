@@ -272,6 +272,23 @@ describe('claim sessions: lifetime', () => {
     ])
   })
 
+  it('a claim revoked while a CONNECT of it is looked up: the connect is refused, no session outlives the revocation', async () => {
+    const h = await claimCore()
+    const release = h.directory.holdLookups()
+    const pending = connectClaim(h, NONCE_A)
+    await waitFor(() => h.directory.claimLookups.length === 1, 2000, 'the claim lookup in flight')
+    h.directory.revokeClaim(CLAIM) // the held answer already judged the claim live
+    release()
+    expect((await pending).connack).toMatchObject({ cmd: 'connack', returnCode: 5 })
+    expect(h.directory.auditsFor('connect.refused')).toMatchObject([
+      { subject: `claim:${CLAIM}`, details: { reason: 'invalidated-during-connect', event: 'claim.revoked' } },
+    ])
+    // the clientId is free again: the refused connect's reservation was released
+    h.directory.addClaim('batch-2', 'c2a2')
+    const next = await h.connect({ cn: 'claim:batch-2', clientId: `claim:${NONCE_A}`, serial: 'c2a2' })
+    expect(next.connack).toMatchObject({ returnCode: 0 })
+  })
+
   it('is closed after limits.claimSessionSeconds by the sweep', async () => {
     const clock = fixedClock('2026-01-01T00:00:00Z')
     const timers = fakeTimers(clock)

@@ -51,7 +51,7 @@ async function pings(client: Awaited<ReturnType<Awaited<ReturnType<typeof startC
   for (let i = 0; i < n; i++) client.send({ cmd: 'pingreq' })
   let answered = 0
   while (answered < n) {
-    const packet = await Promise.race([client.next(), client.closed.then(() => null)])
+    const packet = await Promise.race([client.next().catch(() => null), client.closed.then(() => null)])
     if (packet === null) break
     if (packet.cmd === 'pingresp') answered++
   }
@@ -111,5 +111,52 @@ describe('an event about a device while its CONNECT is looked up', () => {
     release()
     expect((await connecting).connack).toMatchObject({ returnCode: 0 })
     expect(h.directory.lookups).toHaveLength(1)
+  })
+})
+
+describe("an event about a connected device while its session's limits are read again", () => {
+  const applied = (h: Awaited<ReturnType<typeof startCore>>) => h.logs.filter((r) => r.msg === 'device limits applied').length
+
+  it('two device.updated whose reads answer out of order: the session keeps what the later read saw', async () => {
+    const { h, tiers, limits, device } = await harness()
+    tiers.set('gold', { packetRate: { ratePerSecond: 1, burst: 50 } })
+    const { connack } = await h.connect({ clientId: 'pump-7', serial: SERIAL })
+    expect(connack).toMatchObject({ returnCode: 0 })
+    const releaseFirst = limits.holdReads()
+    device.tier = 'gold'
+    h.directory.emit({ type: 'device.updated', deviceId: 'pump-7' })
+    await waitFor(() => limits.reads.length === 2, 2000, 'the first re-read')
+    const releaseSecond = limits.holdReads()
+    device.tier = 'standard'
+    h.directory.emit({ type: 'device.updated', deviceId: 'pump-7' })
+    await waitFor(() => limits.reads.length === 3, 2000, 'the second re-read')
+    releaseSecond()
+    await waitFor(() => applied(h) === 1, 2000, 'the second read applied')
+    releaseFirst() // answers last, with what it saw before the second change
+    // its answer is not applied: the next event's read, answered after it, is the positive marker
+    h.directory.emit({ type: 'device.updated', deviceId: 'pump-7' })
+    await waitFor(() => applied(h) >= 2, 2000, 'a later read applied')
+    expect(h.logs.filter((r) => r.msg === 'device limits applied').map((r) => r.tier)).toEqual(['standard', 'standard'])
+    expect(h.core.connection('pump-7')).toMatchObject({ tier: 'standard' })
+  })
+
+  it("tier.updated for the tier a pending re-read is about to give the session: the session gets that tier's new limits", async () => {
+    const { h, tiers, limits, device } = await harness()
+    tiers.set('standard', { packetRate: { ratePerSecond: 1, burst: 50 } })
+    tiers.set('gold', { packetRate: { ratePerSecond: 1, burst: 50 } })
+    const { client, connack } = await h.connect({ clientId: 'pump-7', serial: SERIAL })
+    expect(connack).toMatchObject({ returnCode: 0 })
+    const release = limits.holdReads()
+    device.tier = 'gold'
+    h.directory.emit({ type: 'device.updated', deviceId: 'pump-7' })
+    await waitFor(() => limits.reads.length === 2, 2000, 'the re-read')
+    // the session's tier is still 'standard' while the read is held: this event must not pass it by
+    tiers.set('gold', { packetRate: { ratePerSecond: 1, burst: 3 } })
+    h.directory.emit({ type: 'tier.updated', tier: 'gold' })
+    release()
+    await waitFor(() => h.logs.some((r) => r.msg === 'device limits applied'), 2000, 'the limits applied')
+    expect(h.core.connection('pump-7')).toMatchObject({ tier: 'gold' })
+    // gold's new burst of 3, not the 50 the held read returned
+    expect(await pings(client, 10)).toBeLessThan(10)
   })
 })

@@ -97,17 +97,17 @@ describe('createClaimSessionRegistry', () => {
 
   it('holds a clientId from reserve to remove, and frees it when the session closed', () => {
     const r = createClaimSessionRegistry()
-    expect(r.reserve('claim:a')).toBe(true)
-    expect(r.reserve('claim:a')).toBe(false) // a connect in progress
+    expect(r.reserve('claim:a', 'batch-1')).not.toBeNull()
+    expect(r.reserve('claim:a', 'batch-1')).toBeNull() // a connect in progress
     const s = session('claim:a')
     r.add(s)
-    expect(r.reserve('claim:a')).toBe(false) // live
+    expect(r.reserve('claim:a', 'batch-1')).toBeNull() // live
     s.client = { closed: true } as Client
-    expect(r.reserve('claim:a')).toBe(true) // closed, not yet removed
+    expect(r.reserve('claim:a', 'batch-1')).not.toBeNull() // closed, not yet removed
     r.release('claim:a')
     r.remove(s)
     expect(r.get('claim:a')).toBeUndefined()
-    expect(r.reserve('claim:a')).toBe(true)
+    expect(r.reserve('claim:a', 'batch-1')).not.toBeNull()
   })
 
   it('remove forgets only the current session of a clientId', () => {
