@@ -133,7 +133,7 @@ export async function openControlPlane(
     close: () => {
       // the insights' write-behind: what a clean close must not lose. SQLite writes them at this call (no
       // transaction can be open at close), before the store closes
-      aiUsage.flushInsights().catch((err: unknown) => deps.log.error({ err }, 'storing insights failed at close; they are lost'))
+      aiUsage.closeInsights().catch((err: unknown) => deps.log.error({ err }, 'storing insights failed at close; they are lost'))
       store.close()
     },
   }

@@ -138,9 +138,13 @@ export function createAiUsageService(deps: AiUsageServiceDeps, options: AiUsageS
       assertCount('limit', limit, 1, MAX_INSIGHTS_LIMIT)
       return insightsOf(deviceId, limit)
     },
-    /** Writes the insights held by the write-behind now (the control plane's close calls it). */
+    /** Writes the insights held by the write-behind now. */
     flushInsights(): Promise<void> {
       return batch.flush()
+    },
+    /** The last write of the held insights (the control plane's close): nothing is retried after it. */
+    closeInsights(): Promise<void> {
+      return batch.close()
     },
 
     // --- for the HTTP API ---

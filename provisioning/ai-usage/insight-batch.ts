@@ -21,6 +21,8 @@ export interface InsightBatch {
    * rejects. The store call is made before flush() returns (SQLite writes at once when no transaction is open).
    */
   flush(): Promise<void>
+  /** The last flush (the control plane's close): a failure rejects and the insights are dropped, never retried against a closed store. */
+  close(): Promise<void>
   pending(): number
 }
 
@@ -40,6 +42,7 @@ export function createInsightBatch(
   // batches handed to the store and not yet written: readers still see them
   const writing = new Set<StoredInsight[]>()
   let timer: unknown = null
+  let closed = false
 
   function flush(): Promise<void> {
     if (timer !== null) deps.timers.clearTimeout(timer)
@@ -54,8 +57,10 @@ export function createInsightBatch(
       },
       (err: unknown) => {
         writing.delete(batch)
-        held = [...batch, ...held].slice(-options.maxPending)
-        arm()
+        if (!closed) {
+          held = [...batch, ...held].slice(-options.maxPending)
+          arm()
+        }
         throw err
       },
     )
@@ -84,6 +89,10 @@ export function createInsightBatch(
       return out
     },
     flush,
+    close() {
+      closed = true
+      return flush()
+    },
     pending: () => held.length,
   }
 }

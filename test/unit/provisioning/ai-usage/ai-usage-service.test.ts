@@ -112,6 +112,18 @@ describe('createAiUsageService', () => {
     expect((await store.listInsights('d1', 10)).map((i) => i.id)).toEqual(['i7', 'i6', 'i5', 'i3', 'i2', 'i1'])
   })
 
+  it('closing writes what is held once: a failed last write rejects and is not retried (the store is closing)', async () => {
+    const clock = fixedClock()
+    const timers = fakeTimers(clock)
+    const store = countingStore()
+    const svc = createAiUsageService({ store, clock, timers }, { insightFlushMs: 60_000 })
+    await svc.append(insight(1))
+    store.failing = true
+    await expect(svc.closeInsights()).rejects.toThrow('disk full')
+    expect(timers.pending()).toBe(0) // no retry armed against a closed store
+    expect(await svc.listInsights('d1', 10)).toEqual([])
+  })
+
   it.each([
     ['fail/days-zero', (s: AiUsageService) => s.usageFor('d1', 0)],
     ['fail/days-too-many', (s: AiUsageService) => s.usageFor('d1', 367)],
