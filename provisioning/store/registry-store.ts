@@ -2,8 +2,8 @@ import type { CrlReason } from '../../certs/index.ts'
 
 /**
  * The registry: devices, their certificates, the audit log, the change feed and a little metadata.
- * Two implementations share one contract suite (test/contract/registry-store.contract.ts):
- * SqliteRegistryStore (production) and InMemoryRegistryStore (unit tests).
+ * Three implementations share one contract suite (test/contract/registry-store.contract.ts):
+ * SqliteRegistryStore (production), PgRegistryStore (cluster mode) and InMemoryRegistryStore (unit tests).
  *
  * `transaction(fn)` runs an async fn atomically on the database's TransactionGate: every change and its audit entry
  * and event commit together or not at all (docs/architecture.md, "The store seam"). The audit, meta, appendEvent,

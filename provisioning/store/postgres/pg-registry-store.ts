@@ -11,9 +11,9 @@ import type {
   Labels,
   LastSeen,
   NewAuditEntry,
+  RegistryStore,
   StoredEvent,
 } from '../registry-store.ts'
-import type { AsyncRegistryStore } from './async.ts'
 import { PgAiUsageStore } from './pg-ai-usage-store.ts'
 import { PgApiKeyStore } from './pg-api-key-store.ts'
 import { PgAppStore } from './pg-app-store.ts'
@@ -34,7 +34,7 @@ const PRUNED_THROUGH = 'events.prunedThrough'
  * change in any of them, its audit entry and its event commit in one `transaction`. Every write runs in
  * a transaction (joining the caller's), under the database's writer lock.
  */
-export class PgRegistryStore implements AsyncRegistryStore {
+export class PgRegistryStore implements RegistryStore {
   readonly db: PgDatabase
   readonly settings: PgSettingsStore
   readonly apiKeys: PgApiKeyStore
