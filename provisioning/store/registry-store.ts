@@ -162,8 +162,9 @@ export interface RegistryStore {
   lastEventSeq(): Promise<number>
   /**
    * A number that changes when another connection (another process: the operator's CLI; another node) has
-   * committed to the store since the last call; cheap enough to ask on every CONNECT, never more than one
-   * cheap read (SQLite's PRAGMA data_version; on PostgreSQL no query: a count of LISTEN's notifications).
+   * committed to the store since the last call, at once (never when a notification arrives: a CONNECT's
+   * catch-up must see a revocation committed a moment before it); cheap enough to ask on every CONNECT, never
+   * more than one cheap read (SQLite's PRAGMA data_version; on PostgreSQL the last event id, one index read).
    * This connection's own commits need not change it: onEventsCommitted reports those.
    */
   dataVersion(): Promise<number>
