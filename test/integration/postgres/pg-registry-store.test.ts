@@ -1,10 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PgRegistryStore } from '../../../provisioning/store/postgres/pg-registry-store.ts'
+import { deviceDirectoryContract } from '../../contract/device-directory.contract.ts'
 import { certificate, device, registryStoreContract } from '../../contract/registry-store.contract.ts'
 import { postgresAvailable, startPostgres, type PostgresServer } from '../../helpers/postgres.ts'
+import { registryDirectoryFixture } from '../../helpers/registry-directory-fixture.ts'
 
 // The RegistryStore contract (test/contract/registry-store.contract.ts) on PostgreSQL, as SQLite and the
-// in-memory store run it, and what only this engine's store shows. The sibling stores (claims, apps, routes,
+// in-memory store run it, and what only this engine's store shows; and the DeviceDirectory contract on it, as
+// the registry directory runs it on SQLite (integration/provisioning/registry-directory.test.ts). The sibling stores (claims, apps, routes,
 // API keys, limits, settings, AI usage) run their contract suites in pg-store-contracts.test.ts.
 const t0 = new Date('2026-01-01T00:00:00.000Z')
 const available = postgresAvailable()
@@ -32,6 +35,7 @@ describe.skipIf(!available)('PgRegistryStore', () => {
   }
 
   registryStoreContract('PgRegistryStore', emptied)
+  deviceDirectoryContract('the registry directory on PostgreSQL', async () => registryDirectoryFixture(await emptied()))
 
   it('rolls back every write of a transaction that throws, in any store of the database', async () => {
     await emptied()
