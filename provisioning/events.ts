@@ -17,8 +17,8 @@ import type { RegistryStore, StoredEvent } from './store/registry-store.ts'
  * A poll interval is too late for a CONNECT, though: a device revoked by the CLI a moment ago must not
  * get in on a cached answer, nor a device just enabled be refused. catchUp() delivers, before the
  * broker judges a connect, every event committed before it: it compares the store's data version
- * (PRAGMA data_version, which moves when another process commits; about a microsecond; on PostgreSQL a
- * count of LISTEN's notifications, no query) and polls only when it moved or this process committed
+ * (PRAGMA data_version, which moves when another process commits; about a microsecond; on PostgreSQL the
+ * last event id, one index read, so no notification is waited for) and polls only when it moved or this process committed
  * events the feed has not delivered yet.
  */
 export type ControlEvent =

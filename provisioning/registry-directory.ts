@@ -37,7 +37,8 @@ interface Entry {
  * structurally so provisioning never imports broker/). Lookups are cached by certificate fingerprint
  * and every entry of a device is dropped on any event about it, so a connect costs at most one indexed
  * SQLite read and a revoke is seen as soon as the change feed delivers it. Each lookup first lets the
- * feed catch up (feed.catchUp(): one PRAGMA data_version when nothing changed), so a connect sees every
+ * feed catch up (feed.catchUp(): one PRAGMA data_version, on PostgreSQL one read of the last event id,
+ * when nothing changed), so a connect sees every
  * change committed before it, by this process or another, never a stale cache entry. The registry reads are
  * async (PostgreSQL in cluster mode): a load that an event overtook while it read answers what it read but
  * caches nothing, so the event's change is read afresh by the next connect. Validity (expiry, end of a
@@ -72,6 +73,8 @@ export function createRegistryDirectory(
   const byDevice = new Map<string, Set<string>>()
   /** counts forget() calls: a load whose registry reads an event overtook caches nothing (it may hold what the event changed) */
   let forgets = 0
+  /** the last audit write still under way: the next waits for it, so records land in the order the broker made them */
+  let audited: Promise<void> | undefined
 
   function forget(deviceId: string): void {
     forgets++
@@ -187,16 +190,19 @@ export function createRegistryDirectory(
     latency,
     onEvent: (listener: (event: ControlEvent) => void): (() => void) => feed.onEvent(listener),
     audit(record: { actor: string; action: string; subject: string; details?: Record<string, unknown> }): void {
-      // fire and log: the broker's path never waits for an audit row (a failure is counted by the store)
-      store
-        .appendAudit({
-          at: clock.now(),
-          actor: record.actor,
-          action: record.action,
-          subject: record.subject,
-          details: record.details ?? {},
-        })
-        .catch((err: unknown) => log.error({ err, action: record.action }, 'audit write failed'))
+      // fire and log: the broker's path never waits for an audit row (a failure is counted by the store). One
+      // after another (the first at once): on PostgreSQL two lone writes take two connections and may commit in either order
+      const entry = { at: clock.now(), actor: record.actor, action: record.action, subject: record.subject, details: record.details ?? {} }
+      const write = () =>
+        store.appendAudit(entry).then(
+          () => {},
+          (err: unknown) => log.error({ err, action: record.action }, 'audit write failed'),
+        )
+      const next = audited === undefined ? write() : audited.then(write)
+      audited = next
+      void next.then(() => {
+        if (audited === next) audited = undefined
+      })
     },
   }
 }

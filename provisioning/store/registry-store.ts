@@ -2,8 +2,8 @@ import type { CrlReason } from '../../certs/index.ts'
 
 /**
  * The registry: devices, their certificates, the audit log, the change feed and a little metadata.
- * Two implementations share one contract suite (test/contract/registry-store.contract.ts):
- * SqliteRegistryStore (production) and InMemoryRegistryStore (unit tests).
+ * Three implementations share one contract suite (test/contract/registry-store.contract.ts):
+ * SqliteRegistryStore (production), PgRegistryStore (cluster mode) and InMemoryRegistryStore (unit tests).
  *
  * `transaction(fn)` runs an async fn atomically on the database's TransactionGate: every change and its audit entry
  * and event commit together or not at all (docs/architecture.md, "The store seam"). The audit, meta, appendEvent,
@@ -162,8 +162,9 @@ export interface RegistryStore {
   lastEventSeq(): Promise<number>
   /**
    * A number that changes when another connection (another process: the operator's CLI; another node) has
-   * committed to the store since the last call; cheap enough to ask on every CONNECT, never more than one
-   * cheap read (SQLite's PRAGMA data_version; on PostgreSQL no query: a count of LISTEN's notifications).
+   * committed to the store since the last call, at once (never when a notification arrives: a CONNECT's
+   * catch-up must see a revocation committed a moment before it); cheap enough to ask on every CONNECT, never
+   * more than one cheap read (SQLite's PRAGMA data_version; on PostgreSQL the last event id, one index read).
    * This connection's own commits need not change it: onEventsCommitted reports those.
    */
   dataVersion(): Promise<number>

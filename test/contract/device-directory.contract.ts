@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import type { AuditRecord, ControlEvent, DeviceDirectory } from '../../broker/device-directory.ts'
 import type { PeerIdentity } from '../../certs/index.ts'
 import type { FixedClock } from '../helpers/clock.ts'
+import { waitFor } from '../helpers/wait.ts'
 
 /** A certificate as the CA issued it: the peer presenting it has exactly this identity. */
 export interface IssuedCertificate {
@@ -271,10 +272,12 @@ export function deviceDirectoryContract(name: string, make: () => DirectoryFixtu
       expect(seen).toHaveLength(5)
     })
 
-    it('keeps every audit record written through it, details {} when none were given', async () => {
+    it('keeps every audit record written through it, in order, details {} when none were given', async () => {
       const f = await make()
       f.directory.audit({ actor: 'broker', action: 'connect.refused', subject: 'pump-7', details: { reason: 'revoked' } })
       f.directory.audit({ actor: 'broker', action: 'session.closed', subject: 'pump-8' })
+      // written behind (the broker never waits for an audit row): on PostgreSQL a read on another connection may come first
+      await waitFor(async () => (await f.audits()).length === 2, 5000, 'the two audit records')
       expect(await f.audits()).toEqual([
         { actor: 'broker', action: 'connect.refused', subject: 'pump-7', details: { reason: 'revoked' } },
         { actor: 'broker', action: 'session.closed', subject: 'pump-8', details: {} },

@@ -29,23 +29,23 @@ export const certificate = (serial: string, deviceId: string, over: Partial<Cert
 })
 
 /** The behaviour every RegistryStore must have (MQTT.js abstract_store style, docs/conventions.md §14). */
-export function registryStoreContract(name: string, make: () => RegistryStore): void {
+export function registryStoreContract(name: string, make: () => RegistryStore | Promise<RegistryStore>): void {
   describe(`${name} (RegistryStore contract)`, () => {
     it('stores a device and reads it back with every field', async () => {
-      const store = make()
+      const store = await make()
       await store.insertDevice(device('pump-1', { group: 'pumps', tier: 'premium' }))
       expect(await store.getDevice('pump-1')).toEqual(device('pump-1', { group: 'pumps', tier: 'premium' }))
       expect(await store.getDevice('nope')).toBeUndefined()
     })
 
     it('refuses a second device with the same id', async () => {
-      const store = make()
+      const store = await make()
       await store.insertDevice(device('a'))
       await expect(store.insertDevice(device('a'))).rejects.toThrow(expect.objectContaining({ code: 'GH_DEVICE_EXISTS' }))
     })
 
     it('lists devices by id with group and status filters and keyset pages', async () => {
-      const store = make()
+      const store = await make()
       for (const id of ['c', 'a', 'b', 'd']) await store.insertDevice(device(id, { group: id < 'c' ? 'g1' : 'g2' }))
       await store.updateDeviceStatus('d', 'disabled', t0)
       expect((await store.listDevices()).map((d) => d.id)).toEqual(['a', 'b', 'c', 'd'])
@@ -56,8 +56,15 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
       expect(await store.countDevices({ group: 'g2', status: 'active' })).toBe(1)
     })
 
+    it('orders ids bytewise, whatever the database locale', async () => {
+      const store = await make()
+      for (const id of ['b', 'B', 'a-1', 'a_1', 'A']) await store.insertDevice(device(id))
+      expect((await store.listDevices()).map((d) => d.id)).toEqual(['A', 'B', 'a-1', 'a_1', 'b'])
+      expect((await store.listDevices({ after: 'B', limit: 2 })).map((d) => d.id)).toEqual(['a-1', 'a_1'])
+    })
+
     it('keeps labels per device, replaced as a whole, and filters by labels, tier and certificate expiry (ANDed)', async () => {
-      const store = make()
+      const store = await make()
       for (const id of ['a', 'b', 'c']) await store.insertDevice(device(id, { tier: id === 'c' ? 'premium' : 'standard' }))
       await store.setLabels('a', { site: 'north', line: '1' })
       await store.setLabels('b', { site: 'north' })
@@ -83,7 +90,7 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
     })
 
     it('updates a device group and tier, keeping fields not given', async () => {
-      const store = make()
+      const store = await make()
       await store.insertDevice(device('a', { group: 'g1' }))
       const t1 = new Date('2026-01-02T00:00:00.000Z')
       await store.updateDeviceFields('a', { tier: 'premium' }, t1)
@@ -93,7 +100,7 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
     })
 
     it('finds certificates by the SHA-256 of their public key', async () => {
-      const store = make()
+      const store = await make()
       for (const id of ['a', 'b']) await store.insertDevice(device(id))
       await store.insertCertificate(certificate('01', 'a', { keySha256: 'k1' }))
       await store.insertCertificate(certificate('02', 'b', { keySha256: 'k2' }))
@@ -104,7 +111,7 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
     })
 
     it('counts the active certificates of active devices that expire in a window', async () => {
-      const store = make()
+      const store = await make()
       const at = (day: number) => new Date(Date.UTC(2026, 5, day))
       for (const id of ['a', 'b', 'c', 'd']) await store.insertDevice(device(id))
       await store.insertCertificate(certificate('01', 'a', { notAfter: at(5) }))
@@ -118,26 +125,26 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
     })
 
     it('updates a device status and its updatedAt', async () => {
-      const store = make()
+      const store = await make()
       await store.insertDevice(device('a'))
       const later = new Date('2026-02-01T00:00:00.000Z')
       await store.updateDeviceStatus('a', 'revoked', later)
       expect(await store.getDevice('a')).toMatchObject({ status: 'revoked', updatedAt: later, createdAt: t0 })
     })
 
-    it('stores certificates per device and finds them by serial and fingerprint', async () => {
-      const store = make()
+    it('stores certificates per device and finds them by serial and fingerprint (times to the millisecond)', async () => {
+      const store = await make()
       await store.insertDevice(device('a'))
-      await store.insertCertificate(certificate('01', 'a'))
+      await store.insertCertificate(certificate('01', 'a', { notBefore: new Date('2026-01-01T00:00:00.123Z') }))
       await store.insertCertificate(certificate('02', 'a', { createdAt: new Date('2026-01-02T00:00:00.000Z') }))
-      expect(await store.getCertificate('01')).toEqual(certificate('01', 'a'))
+      expect(await store.getCertificate('01')).toEqual(certificate('01', 'a', { notBefore: new Date('2026-01-01T00:00:00.123Z') }))
       expect((await store.getCertificateByFingerprint('fp-02'))?.serial).toBe('02')
       expect((await store.listCertificates('a')).map((c) => c.serial)).toEqual(['01', '02'])
       expect(await store.listCertificates('zzz')).toEqual([])
     })
 
     it('refuses a certificate for an unknown device and a duplicate serial or fingerprint', async () => {
-      const store = make()
+      const store = await make()
       await store.insertDevice(device('a'))
       await expect(store.insertCertificate(certificate('01', 'ghost'))).rejects.toMatchObject({ code: 'GH_DEVICE_NOT_FOUND' })
       await store.insertCertificate(certificate('01', 'a'))
@@ -150,20 +157,21 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
     })
 
     it('revokes and supersedes certificates, keeping fields not named in the update', async () => {
-      const store = make()
+      const store = await make()
       await store.insertDevice(device('a'))
       await store.insertCertificate(certificate('01', 'a'))
       await store.insertCertificate(certificate('02', 'a'))
       const at = new Date('2026-03-01T00:00:00.000Z')
       await store.updateCertificate('01', { status: 'revoked', revokedAt: at, revocationReason: 'keyCompromise' })
       await store.updateCertificate('02', { status: 'superseded', supersededAt: at })
+      await store.updateCertificate('ghost', { status: 'revoked', revokedAt: at })
       expect(await store.getCertificate('01')).toMatchObject({ status: 'revoked', revokedAt: at, revocationReason: 'keyCompromise' })
       expect(await store.getCertificate('02')).toMatchObject({ status: 'superseded', supersededAt: at, revokedAt: null })
       expect((await store.listRevokedCertificates()).map((c) => c.serial)).toEqual(['01'])
     })
 
     it('rolls back every write of a transaction that throws', async () => {
-      const store = make()
+      const store = await make()
       await store.insertDevice(device('keep'))
       await expect(
         store.transaction(async () => {
@@ -184,7 +192,7 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
     })
 
     it('holds the calls of another async flow until the open transaction ends: they never see its writes nor roll back with it', async () => {
-      const store = make()
+      const store = await make()
       let release = () => {}
       const held = new Promise<void>((r) => (release = r))
       const failing = store.transaction(async () => {
@@ -203,7 +211,7 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
     })
 
     it('keeps the audit log newest first, filtered by subject and action, with details', async () => {
-      const store = make()
+      const store = await make()
       const a = await store.appendAudit({ at: t0, actor: 'operator', action: 'device.created', subject: 'a', details: { group: 'g' } })
       const b = await store.appendAudit({
         at: t0,
@@ -223,10 +231,11 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
         at: t0,
       })
       expect((await store.listAudit({ before: b, limit: 5 })).map((e) => e.id)).toEqual([a])
+      expect(store.auditWriteFailures()).toBe(0)
     })
 
     it('numbers events in order, reads them after a sequence number and prunes old ones', async () => {
-      const store = make()
+      const store = await make()
       expect(await store.lastEventSeq()).toBe(0)
       const s1 = await store.appendEvent('device.revoked', { deviceId: 'a' }, t0)
       const s2 = await store.appendEvent('device.disabled', { deviceId: 'b' }, new Date('2026-01-02T00:00:00.000Z'))
@@ -239,10 +248,13 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
       expect(await store.pruneEvents(new Date('2026-01-01T12:00:00.000Z'))).toBe(1)
       expect((await store.eventsAfter(0, 10)).map((e) => e.seq)).toEqual([s2])
       expect(await store.lastEventSeq()).toBe(s2)
+      expect(await store.pruneEvents(new Date('2027-01-01T00:00:00.000Z'))).toBe(1)
+      expect(await store.lastEventSeq()).toBe(s2) // every event pruned: the last id stays
+      expect(await store.appendEvent('device.revoked', { deviceId: 'c' }, t0)).toBeGreaterThan(s2)
     })
 
     it('tells listeners after a commit that appended events, and not after a rollback or an event-free commit', async () => {
-      const store = make()
+      const store = await make()
       let calls = 0
       const off = store.onEventsCommitted(() => calls++)
       await store.transaction(async () => {
@@ -267,7 +279,7 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
     })
 
     it('records when devices were last seen, keeping the later time and ignoring unknown ids', async () => {
-      const store = make()
+      const store = await make()
       await store.insertDevice(device('a'))
       await store.insertDevice(device('b'))
       expect(await store.lastSeen('a')).toBeNull()
@@ -277,8 +289,10 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
         { deviceId: 'a', at: t2 },
         { deviceId: 'b', at: t1 },
         { deviceId: 'ghost', at: t1 },
+        { deviceId: 'b', at: t0 },
       ])
       await store.recordLastSeen([{ deviceId: 'a', at: t1 }])
+      await store.recordLastSeen([])
       expect(await store.lastSeen('a')).toEqual(t2)
       expect(await store.lastSeen('ghost')).toBeNull()
       expect(await store.listLastSeen()).toEqual([
@@ -289,7 +303,7 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
     })
 
     it('keeps metadata by key and overwrites on set', async () => {
-      const store = make()
+      const store = await make()
       expect(await store.getMeta('crl.number')).toBeUndefined()
       await store.setMeta('crl.number', '1')
       await store.setMeta('crl.number', '2')
@@ -297,7 +311,7 @@ export function registryStoreContract(name: string, make: () => RegistryStore): 
     })
 
     it('probes a write: it commits the probe time and changes nothing else', async () => {
-      const store = make()
+      const store = await make()
       await store.insertDevice(device('a'))
       await store.probeWrite(t0, 100)
       expect(await store.getMeta('health.probedAt')).toBe(t0.toISOString())

@@ -12,6 +12,13 @@ export const EVENTS_CHANNEL = 'gatehouse_events'
 /** Advisory lock keys (one 64-bit space per database): schema migrations, and the registry's one writer. */
 const MIGRATE_LOCK = 0x6761_7465_0001
 const WRITER_LOCK = 0x6761_7465_0002
+/**
+ * TCP keepalive on every connection (the pool's and LISTEN's): after this long without traffic the kernel
+ * probes the server (Node 20's libuv: every 1 s, 10 probes), so a half-open connection (a server or a network
+ * gone without a FIN) errors within about 20 s: LISTEN reconnects and catches up by id, and the pool drops an
+ * idle connection before a query waits on it for the kernel's retransmission timeout (minutes).
+ */
+export const KEEPALIVE_DELAY_MS = 10_000
 
 export interface PgDatabaseOptions {
   /** pool size (default 10) */
@@ -83,6 +90,8 @@ export class PgDatabase {
       connectionString: url,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
       application_name: options.applicationName ?? 'gatehouse',
+      keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
     }
     this.#pool = new pg.Pool({ ...this.#config, max: options.poolSize ?? 10 })
     // an idle connection cut by the server: the pool drops it and opens another when asked

@@ -11,9 +11,9 @@ import type {
   Labels,
   LastSeen,
   NewAuditEntry,
+  RegistryStore,
   StoredEvent,
 } from '../registry-store.ts'
-import type { AsyncRegistryStore } from './async.ts'
 import { PgAiUsageStore } from './pg-ai-usage-store.ts'
 import { PgApiKeyStore } from './pg-api-key-store.ts'
 import { PgAppStore } from './pg-app-store.ts'
@@ -34,7 +34,7 @@ const PRUNED_THROUGH = 'events.prunedThrough'
  * change in any of them, its audit entry and its event commit in one `transaction`. Every write runs in
  * a transaction (joining the caller's), under the database's writer lock.
  */
-export class PgRegistryStore implements AsyncRegistryStore {
+export class PgRegistryStore implements RegistryStore {
   readonly db: PgDatabase
   readonly settings: PgSettingsStore
   readonly apiKeys: PgApiKeyStore
@@ -48,8 +48,6 @@ export class PgRegistryStore implements AsyncRegistryStore {
   readonly #remote = new Set<() => void>()
   /** this node's LISTEN while anyone watches (onRemoteEvents) */
   #listening: PgListener | undefined
-  /** dataVersion: bumped at every notification and every (re)connect of the LISTEN */
-  #version = 0
 
   constructor(db: PgDatabase) {
     this.db = db
@@ -79,7 +77,6 @@ export class PgRegistryStore implements AsyncRegistryStore {
   onRemoteEvents(listener: () => void): () => void {
     this.#remote.add(listener)
     this.#listening ??= this.db.listen(() => {
-      this.#version++
       for (const l of [...this.#remote]) l()
     })
     return () => {
@@ -318,13 +315,14 @@ export class PgRegistryStore implements AsyncRegistryStore {
   }
 
   /**
-   * Not a query (it is asked on every CONNECT): how many notifications and (re)connects this node's LISTEN
-   * has had, so it moves when any node commits events, once the notification arrived (milliseconds). While
-   * LISTEN is not in place (nobody watches, or it is reconnecting) nothing vouches that nothing was
-   * committed: each call answers a new number, so the feed reads the events table.
+   * The last committed event id (lastEventSeq: one read of the events' primary key, asked on every CONNECT),
+   * not a count of LISTEN's notifications: a CONNECT on this node just after another node's revocation
+   * committed must see it while that node's notification is still on its way (or lost on a half-open LISTEN
+   * connection). Every change a CONNECT's answer depends on commits with its event, and event ids become
+   * visible in id order (the writer lock), so the id moves exactly when the feed has something to read.
    */
-  async dataVersion(): Promise<number> {
-    return this.#listening?.connected() ? this.#version : ++this.#version
+  dataVersion(): Promise<number> {
+    return this.lastEventSeq()
   }
 
   async pruneEvents(before: Date): Promise<number> {

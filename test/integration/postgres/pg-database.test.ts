@@ -1,7 +1,8 @@
+import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { migrations, SCHEMA_VERSION } from '../../../provisioning/store/migrations/index.ts'
 import { pgMigrations } from '../../../provisioning/store/postgres/migrations.ts'
-import { PgDatabase } from '../../../provisioning/store/postgres/pg-database.ts'
+import { KEEPALIVE_DELAY_MS, PgDatabase } from '../../../provisioning/store/postgres/pg-database.ts'
 import { PgRegistryStore } from '../../../provisioning/store/postgres/pg-registry-store.ts'
 import { device } from '../../contract/registry-store.contract.ts'
 import { postgresAvailable, startPostgres, type PostgresServer } from '../../helpers/postgres.ts'
@@ -221,6 +222,40 @@ describe.skipIf(!available)('PgDatabase', () => {
     // the cut was reported, coded (the node logs it), and nothing else went wrong
     expect(errors.length).toBeGreaterThan(0)
     expect(errors.map((e) => (e as { code?: string }).code)).toEqual(errors.map(() => 'GH_STORE_UNREACHABLE'))
+  })
+
+  it("keeps TCP keepalive on its pool's and its LISTEN's connections, so a half-open one is noticed", async () => {
+    const url = await freshUrl()
+    const node = await open(url, { applicationName: 'node-k' })
+    let notified = 0
+    node.db.listen(() => notified++) // stopped by close()
+    await waitFor(() => notified === 1, 10_000, 'LISTEN in place')
+    const ports = (
+      await node.db.query('SELECT application_name, client_port FROM pg_stat_activity WHERE datname = current_database() ORDER BY 1')
+    ).map((r) => ({ name: String(r.application_name), port: Number(r.client_port) }))
+    expect(ports.map((p) => p.name)).toEqual(['node-k', 'node-k-listen']) // the pool's connection (idle now) and LISTEN's
+    /** the kernel's timer on the client end of each connection (/proc/net/tcp: `tr` 2 is keepalive, `tm->when` in 1/100 s) */
+    const timers = () => {
+      const hex = (n: number) => n.toString(16).toUpperCase().padStart(4, '0')
+      const rows = readFileSync('/proc/net/tcp', 'utf8')
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/))
+      return ports.map(({ name, port }) => {
+        const row = rows.find((f) => f[1]?.endsWith(`:${hex(port)}`) && f[2]?.endsWith(`:${hex(server.port)}`) && f[3] === '01')
+        const [tr, when] = (row?.[5] ?? ':').split(':')
+        return {
+          name,
+          timer: tr === '02' ? 'keepalive' : `tr ${tr}`,
+          withinDelay: Number.parseInt(when ?? '', 16) * 10 <= KEEPALIVE_DELAY_MS,
+        }
+      })
+    }
+    const expected = ports.map(({ name }) => ({ name, timer: 'keepalive', withinDelay: true }))
+    await waitFor(
+      () => JSON.stringify(timers()) === JSON.stringify(expected),
+      10_000,
+      () => `a keepalive timer on every connection (${JSON.stringify(timers())})`,
+    )
   })
 
   it('turns a lost connection into GH_STORE_UNREACHABLE and recovers on the next call', async () => {

@@ -6,70 +6,17 @@ import { createDeviceAuthority } from '../../../provisioning/authority/device-au
 import { createChangeFeed } from '../../../provisioning/events.ts'
 import { createRegistryDirectory } from '../../../provisioning/registry-directory.ts'
 import { SqliteRegistryStore } from '../../../provisioning/store/sqlite-registry-store.ts'
-import { claim } from '../../contract/claim-store.contract.ts'
 import { deviceDirectoryContract, NOW } from '../../contract/device-directory.contract.ts'
-import { certificate, device } from '../../contract/registry-store.contract.ts'
 import { fixedClock } from '../../helpers/clock.ts'
 import { makeTestCa } from '../../helpers/test-ca.ts'
+import { registryDirectoryFixture } from '../../helpers/registry-directory-fixture.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
 
-// The registry's directory on a real SQLite registry, written as the control plane writes it: the
-// record and its event in one transaction, delivered by the change feed.
+// The registry's directory on a real SQLite registry (test/helpers/registry-directory-fixture.ts).
 deviceDirectoryContract('the registry directory on SQLite', async () => {
-  const clock = fixedClock(NOW)
-  const log = pino({ level: 'silent' })
   const store = new SqliteRegistryStore(join(tempDir(), 'gatehouse.db'))
   onTestFinished(() => store.close())
-  const feed = await createChangeFeed({ store, clock, log }) // never started: deliver() catches up
-  const directory = createRegistryDirectory({ store, feed, clock, log, claims: store.claims })
-  const write = (change: () => unknown, type: string, data: Record<string, unknown>) =>
-    store.transaction(async () => {
-      await change()
-      await store.appendEvent(type, data, clock.now())
-    })
-  const deviceOf = async (serial: string) => (await store.getCertificate(serial))!.deviceId
-  return {
-    directory,
-    clock,
-    addDevice: (id, opts = {}) => store.insertDevice(device(id, opts)),
-    addCertificate: (c) =>
-      store.insertCertificate(
-        certificate(c.serial, c.deviceId, { fingerprint: c.fingerprint, notBefore: c.notBefore, notAfter: c.notAfter }),
-      ),
-    revokeDevice: (deviceId) => write(() => store.updateDeviceStatus(deviceId, 'revoked', clock.now()), 'device.revoked', { deviceId }),
-    disableDevice: (deviceId) => write(() => store.updateDeviceStatus(deviceId, 'disabled', clock.now()), 'device.disabled', { deviceId }),
-    revokeCertificate: async (serial) =>
-      write(
-        () => store.updateCertificate(serial, { status: 'revoked', revokedAt: clock.now(), revocationReason: 'keyCompromise' }),
-        'certificate.revoked',
-        {
-          deviceId: await deviceOf(serial),
-          serial,
-        },
-      ),
-    supersedeCertificate: async (serial, at) =>
-      write(() => store.updateCertificate(serial, { status: 'superseded', supersededAt: at }), 'certificate.superseded', {
-        deviceId: await deviceOf(serial),
-        serial,
-        supersededAt: at.toISOString(),
-      }),
-    addClaim: (c) =>
-      store.claims.insert(
-        claim(c.claimId, {
-          serial: c.serial,
-          fingerprint: c.fingerprint,
-          expiresAt: c.expiresAt,
-          ...(c.usedUp === true ? { maxUses: 1, uses: 1 } : {}),
-        }),
-        [],
-      ),
-    revokeClaim: (claimId) => write(async () => await store.claims.revoke(claimId, clock.now()), 'claim.revoked', { claimId }),
-    deliver: async () => {
-      await feed.catchUp()
-    },
-    audits: async () =>
-      (await store.listAudit()).reverse().map(({ actor, action, subject, details }) => ({ actor, action, subject, details })),
-  }
+  return registryDirectoryFixture(store)
 })
 
 describe('the registry directory and device.updated', () => {
