@@ -109,8 +109,6 @@ export interface AiBridgeDeps {
   limitsOf?(deviceId: string): Promise<AiLimitValues | undefined>
   /** jitter and insight ids; default cryptoRandom */
   random?: Random
-  /** for the openai and webhook providers; default globalThis.fetch */
-  fetch?: typeof globalThis.fetch
   /** window flushes, back-off and timeouts; default systemTimers */
   timers?: Timers
   /**
