@@ -9,6 +9,7 @@ import {
   attachSettingsDelivery,
   attachTelemetryRoutes,
   connectCluster,
+  createHttpAgents,
   deliverBatch,
   createBroker,
   resolveAiBridgeOptions,
@@ -307,17 +308,19 @@ async function startServices(
  * takes it from here too, so the sender is the broker's one.
  */
 export function routeTester(config: Readonly<Config>): RouteTester {
-  return (route, messages) =>
-    deliverBatch(
-      route,
-      messages,
-      { timeoutMs: config.routes.timeoutMs, allowPrivateTargets: config.routes.allowPrivateTargets },
-      {
-        fetch: globalThis.fetch.bind(globalThis),
-        timers: systemTimers,
-        clock: systemClock,
-      },
-    )
+  return async (route, messages) => {
+    const agents = createHttpAgents(1)
+    try {
+      return await deliverBatch(
+        route,
+        messages,
+        { timeoutMs: config.routes.timeoutMs, allowPrivateTargets: config.routes.allowPrivateTargets },
+        { agents, timers: systemTimers, clock: systemClock },
+      )
+    } finally {
+      agents.destroy()
+    }
+  }
 }
 
 /** Telemetry routes: the registry's routes, reloaded on route.changed (docs/architecture.md, "Telemetry routes"). */

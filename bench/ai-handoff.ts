@@ -32,9 +32,11 @@ export async function aiHandoffBenchmark(): Promise<Record<string, unknown>> {
           usage.set(`${id}/${day}`, { ...u, requests: u.requests + granted })
           return { granted, requests: u.requests + granted, tokens: u.tokens }
         },
-        settle: (id, day, returned, tokens) => {
-          const u = usage.get(`${id}/${day}`) ?? { requests: 0, tokens: 0 }
-          usage.set(`${id}/${day}`, { requests: Math.max(0, u.requests - returned), tokens: u.tokens + tokens })
+        settle: (settlements) => {
+          for (const { deviceId: id, day, returnedRequests, tokens } of settlements) {
+            const u = usage.get(`${id}/${day}`) ?? { requests: 0, tokens: 0 }
+            usage.set(`${id}/${day}`, { requests: Math.max(0, u.requests - returnedRequests), tokens: u.tokens + tokens })
+          }
         },
       },
       insights: { append: () => {}, list: () => [] },

@@ -1,5 +1,6 @@
 import { createEventThrottle, cryptoRandom, systemTimers } from '../../certs/index.ts'
 import type { MqttCore } from '../create-mqtt-core.ts'
+import { createHttpAgents } from '../http-post.ts'
 import { insightsTopic } from '../topics.ts'
 import type { AiBridgeDeps, DeviceAiContext, Insight, ThrottleNotice } from './bridge-deps.ts'
 import { createCircuitBreaker, type CircuitBreaker } from './circuit-breaker.ts'
@@ -78,7 +79,9 @@ export function attachAiBridge(
   const clock = deps.clock
   const timers = deps.timers ?? systemTimers
   const random = deps.random ?? cryptoRandom
-  const http = { fetch: deps.fetch ?? globalThis.fetch.bind(globalThis), timers, clock }
+  // as many connections to a provider as requests may be in flight to it
+  const agents = createHttpAgents(options.concurrency)
+  const http = { agents, timers, clock }
   const providers = createProviders(options, { ...http, ...(deps.secret && { secret: deps.secret }) })
   const stats = emptyStats([...providers.keys()])
   const queue = createFairQueue<Job>({ maxTotal: options.queue.maxMessages, maxPerKey: options.queue.perDevice })
@@ -427,6 +430,7 @@ export function attachAiBridge(
         log.debug(counters, 'ai bridge detached')
       }
       await idle()
+      agents.destroy()
       await flushUsage() // the usage counted since the last flush, and the unspent leases back
     },
   }

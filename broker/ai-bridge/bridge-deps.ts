@@ -17,6 +17,14 @@ export interface UsageCounters {
 }
 
 /** What a lease granted, and the day's counters (all nodes' leases included) after it. */
+/** One device's day settled: unspent leased requests given back, AI tokens spent added. */
+export interface UsageSettlement {
+  deviceId: string
+  day: string
+  returnedRequests: number
+  tokens: number
+}
+
 export interface UsageLease extends UsageCounters {
   granted: number
 }
@@ -29,8 +37,8 @@ export interface UsageLease extends UsageCounters {
 export interface UsageLedger {
   /** Atomically adds up to `requests` to the day's requests, never past `maxRequests`; answers the grant. */
   lease(deviceId: string, day: string, requests: number, maxRequests: number): UsageLease | Promise<UsageLease>
-  /** Gives back unspent leased requests and adds the AI tokens spent. */
-  settle(deviceId: string, day: string, returnedRequests: number, tokens: number): void | Promise<void>
+  /** Gives back unspent leased requests and adds the AI tokens spent, for many devices at once (one transaction). */
+  settle(settlements: readonly UsageSettlement[]): void | Promise<void>
 }
 
 export type AnomalyKind = 'zscore' | 'threshold' | 'trend' | 'model'
@@ -109,8 +117,6 @@ export interface AiBridgeDeps {
   limitsOf?(deviceId: string): Promise<AiLimitValues | undefined>
   /** jitter and insight ids; default cryptoRandom */
   random?: Random
-  /** for the openai and webhook providers; default globalThis.fetch */
-  fetch?: typeof globalThis.fetch
   /** window flushes, back-off and timeouts; default systemTimers */
   timers?: Timers
   /**

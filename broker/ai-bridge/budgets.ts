@@ -7,7 +7,7 @@ import type { UsageLedger } from './bridge-deps.ts'
  * adds the slice to the day's requests only while that stays within the budget), and spends it
  * locally: N nodes on one registry never grant more than the budget together, and a request costs no
  * registry access while the slice lasts. The AI tokens a request spent are added locally. flush()
- * settles every device (gives back the unspent requests, adds the tokens); the bridge calls it every
+ * settles every device in one ledger call (gives back the unspent requests, adds the tokens); the bridge calls it every
  * `usageFlushSeconds` and on detach. A crash loses the tokens counted since the last flush and leaves
  * the unspent slice counted as used (a device loses at most one slice of that day's requests; it never
  * gets any back).
@@ -129,16 +129,15 @@ export function createDailyBudgets(ledger: UsageLedger, options: { maxTrackedDev
       }
       const batch = owed
       owed = []
-      let failure: unknown
-      for (const o of batch) {
-        try {
-          await ledger.settle(o.deviceId, o.day, o.requests, o.tokens)
-        } catch (err) {
-          failure ??= err
-          if (owed.length < options.maxTrackedDevices) owed.push(o)
-        }
+      if (batch.length === 0) return
+      try {
+        // every device at once: one transaction (one fsync on SQLite) per flush, not one per device
+        await ledger.settle(batch.map((o) => ({ deviceId: o.deviceId, day: o.day, returnedRequests: o.requests, tokens: o.tokens })))
+      } catch (err) {
+        // nothing of the batch was written: all of it is owed again (bounded, as the devices tracked)
+        for (const o of batch) if (owed.length < options.maxTrackedDevices) owed.push(o)
+        throw err
       }
-      if (failure !== undefined) throw failure
     },
     tracked: () => entries.size,
   }

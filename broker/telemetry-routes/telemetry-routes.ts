@@ -7,6 +7,7 @@ import { backoffDelay, randomFraction } from '../ai-bridge/retry.ts'
 import { parseTelemetry } from '../ai-bridge/telemetry.ts'
 import type { MqttCore } from '../create-mqtt-core.ts'
 import type { ControlEvent } from '../device-directory.ts'
+import { createHttpAgents } from '../http-post.ts'
 import { DeliveryFailed, deliverBatch, type RoutedMessage } from './deliver.ts'
 import { resolveTelemetryRoutesOptions, type TelemetryRoutesOptions } from './options.ts'
 
@@ -41,7 +42,6 @@ export interface TelemetryRoutesDeps {
   redaction: Pick<AiBridgeOptions, 'redaction'>
   timers?: Timers
   random?: Random
-  fetch?: typeof globalThis.fetch
   resolve?(host: string): Promise<string[]>
 }
 
@@ -97,6 +97,8 @@ interface RouteState {
 
 const zero = (): RouteCounters => ({ received: 0, overflow: 0, delivered: 0, batches: 0, retries: 0, failed: 0, skipped: 0 })
 const BASE_BACKOFF_MS = 250
+/** connections to one receiver's origin: each route has one batch in flight, so routes sharing an origin share these */
+const ROUTE_SOCKETS_PER_ORIGIN = 16
 
 /**
  * Telemetry routes (docs/architecture.md, "Telemetry routes"):
@@ -120,8 +122,9 @@ export function attachTelemetryRoutes(
   const log = deps.log.child({ module: 'broker.routes' })
   const timers = deps.timers ?? systemTimers
   const random = deps.random ?? cryptoRandom
+  const agents = createHttpAgents(ROUTE_SOCKETS_PER_ORIGIN)
   const deliverDeps = {
-    fetch: deps.fetch ?? globalThis.fetch.bind(globalThis),
+    agents,
     timers,
     clock: deps.clock,
     ...(deps.resolve && { resolve: deps.resolve }),
@@ -322,6 +325,7 @@ export function attachTelemetryRoutes(
       for (const off of [offPublish, offEvents]) off()
       for (const s of states.values()) drop(s)
       states.clear()
+      agents.destroy()
       settle()
     },
   }

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino'
 import { systemTimers, type Clock, type Timers } from '../../certs/index.ts'
 import { AiUsageQueryInvalid } from '../errors.ts'
-import type { AiUsageStore, StoredInsight } from '../store/ai-usage-store.ts'
+import type { AiUsageSettlement, AiUsageStore, StoredInsight } from '../store/ai-usage-store.ts'
 import { createInsightBatch } from './insight-batch.ts'
 
 /**
@@ -117,13 +117,15 @@ export function createAiUsageService(deps: AiUsageServiceDeps, options: AiUsageS
       assertCount('maxRequests', maxRequests, 0, Number.MAX_SAFE_INTEGER)
       return store.leaseRequests(deviceId, day, requests, maxRequests)
     },
-    /** Gives back the unspent part of leases and adds the tokens spent. */
-    async settle(deviceId: string, day: string, returnedRequests: number, tokens: number): Promise<void> {
-      assertDay(day)
-      assertCount('returnedRequests', returnedRequests, 0, Number.MAX_SAFE_INTEGER)
-      assertCount('tokens', tokens, 0, Number.MAX_SAFE_INTEGER)
-      if (returnedRequests === 0 && tokens === 0) return
-      await store.settleUsage(deviceId, day, returnedRequests, tokens)
+    /** Gives back the unspent part of leases and adds the tokens spent: every device's at once, in one transaction. */
+    async settle(settlements: readonly AiUsageSettlement[]): Promise<void> {
+      for (const s of settlements) {
+        assertDay(s.day)
+        assertCount('returnedRequests', s.returnedRequests, 0, Number.MAX_SAFE_INTEGER)
+        assertCount('tokens', s.tokens, 0, Number.MAX_SAFE_INTEGER)
+      }
+      const due = settlements.filter((s) => s.returnedRequests > 0 || s.tokens > 0)
+      if (due.length > 0) await store.settleUsage(due)
     },
 
     // --- InsightSink (broker) ---

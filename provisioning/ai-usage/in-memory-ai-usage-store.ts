@@ -1,4 +1,4 @@
-import type { AiUsageLease, AiUsageRecord, AiUsageStore, StoredInsight } from '../store/ai-usage-store.ts'
+import type { AiUsageLease, AiUsageRecord, AiUsageSettlement, AiUsageStore, StoredInsight } from '../store/ai-usage-store.ts'
 
 /** AiUsageStore in Maps: the test twin of SqliteAiUsageStore (docs/conventions.md §13-14). */
 export class InMemoryAiUsageStore implements AiUsageStore {
@@ -28,9 +28,11 @@ export class InMemoryAiUsageStore implements AiUsageStore {
     return { granted, requests: r.requests + granted, tokens: r.tokens }
   }
 
-  async settleUsage(deviceId: string, day: string, returnedRequests: number, tokens: number): Promise<void> {
-    const r = this.#get(deviceId, day) ?? { deviceId, day, requests: 0, tokens: 0 }
-    this.#usage.set(`${deviceId}\n${day}`, { ...r, requests: Math.max(0, r.requests - returnedRequests), tokens: r.tokens + tokens })
+  async settleUsage(settlements: readonly AiUsageSettlement[]): Promise<void> {
+    for (const { deviceId, day, returnedRequests, tokens } of settlements) {
+      const r = this.#get(deviceId, day) ?? { deviceId, day, requests: 0, tokens: 0 }
+      this.#usage.set(`${deviceId}\n${day}`, { ...r, requests: Math.max(0, r.requests - returnedRequests), tokens: r.tokens + tokens })
+    }
   }
 
   async listUsage(deviceId: string, fromDay: string, toDay: string): Promise<AiUsageRecord[]> {

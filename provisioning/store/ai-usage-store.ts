@@ -12,6 +12,15 @@ export interface AiUsageRecord {
   tokens: number
 }
 
+/** One device's day settled: `returnedRequests` unspent leased requests given back, `tokens` spent added. */
+export interface AiUsageSettlement {
+  deviceId: string
+  /** UTC date, 'YYYY-MM-DD' */
+  day: string
+  returnedRequests: number
+  tokens: number
+}
+
 /** What leaseRequests granted, and the day's counters after the grant. */
 export interface AiUsageLease {
   granted: number
@@ -39,8 +48,12 @@ export interface AiUsageStore {
    * and answers that grant with the day's counters after it.
    */
   leaseRequests(deviceId: string, day: string, requests: number, maxRequests: number): Promise<AiUsageLease>
-  /** Settles a lease: gives back `returnedRequests` (never below 0) and adds the `tokens` spent. */
-  settleUsage(deviceId: string, day: string, returnedRequests: number, tokens: number): Promise<void>
+  /**
+   * Settles leases, all in one transaction (the AI bridge's write-behind flush: one commit, one fsync on
+   * SQLite, for every due device): each gives back `returnedRequests` (never below 0) and adds the `tokens`
+   * spent, creating a missing day. A device and day may appear more than once (applied in turn).
+   */
+  settleUsage(settlements: readonly AiUsageSettlement[]): Promise<void>
   /** the days in [fromDay, toDay] that have usage, oldest first */
   listUsage(deviceId: string, fromDay: string, toDay: string): Promise<AiUsageRecord[]>
   /** deletes usage rows of days before `day`; returns how many */

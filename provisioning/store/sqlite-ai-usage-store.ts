@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3'
-import type { AiUsageLease, AiUsageRecord, AiUsageStore, StoredInsight } from './ai-usage-store.ts'
+import type { AiUsageLease, AiUsageRecord, AiUsageSettlement, AiUsageStore, StoredInsight } from './ai-usage-store.ts'
 import { storeWrite as write } from './store-failure.ts'
 import type { TransactionGate } from './transaction-gate.ts'
 
@@ -84,13 +84,16 @@ export class SqliteAiUsageStore implements AiUsageStore {
     )
   }
 
-  settleUsage(deviceId: string, day: string, returnedRequests: number, tokens: number): Promise<void> {
+  settleUsage(settlements: readonly AiUsageSettlement[]): Promise<void> {
+    if (settlements.length === 0) return Promise.resolve()
     return this.#gate.run(() =>
       write(() =>
         this.#db
           .transaction(() => {
-            this.#s.ensureUsage.run(deviceId, day)
-            this.#s.settleUsage.run(returnedRequests, tokens, deviceId, day)
+            for (const { deviceId, day, returnedRequests, tokens } of settlements) {
+              this.#s.ensureUsage.run(deviceId, day)
+              this.#s.settleUsage.run(returnedRequests, tokens, deviceId, day)
+            }
           })
           .immediate(),
       ),

@@ -20,6 +20,13 @@ export function aiUsageStoreContract(
     data: { id: `${deviceId}-${n}`, deviceId, at, summary: `s${n}`, anomalies: [{ kind: 'model', message: 'm' }] },
   })
 
+  const settlement = (deviceId: string, returnedRequests: number, tokens: number, day = '2026-03-01') => ({
+    deviceId,
+    day,
+    returnedRequests,
+    tokens,
+  })
+
   describe(`${name} (AiUsageStore contract)`, () => {
     it('adds to a day, creating it, and keeps devices and days apart', async () => {
       const s = await make()
@@ -40,12 +47,32 @@ export function aiUsageStoreContract(
       expect(await s.leaseRequests('d1', '2026-03-01', 4, 10)).toEqual({ granted: 3, requests: 10, tokens: 10 })
       expect(await s.leaseRequests('d1', '2026-03-01', 4, 10)).toEqual({ granted: 0, requests: 10, tokens: 10 })
       expect(await s.leaseRequests('d2', '2026-03-01', 2, 5)).toEqual({ granted: 2, requests: 2, tokens: 0 })
-      await s.settleUsage('d1', '2026-03-01', 2, 30)
+      await s.settleUsage([settlement('d1', 2, 30)])
       expect(await s.getUsage('d1', '2026-03-01')).toEqual({ deviceId: 'd1', day: '2026-03-01', requests: 8, tokens: 40 })
-      await s.settleUsage('d1', '2026-03-01', 100, 0)
+      await s.settleUsage([settlement('d1', 100, 0)])
       expect((await s.getUsage('d1', '2026-03-01'))?.requests).toBe(0)
-      await s.settleUsage('d3', '2026-03-01', 1, 5)
+      await s.settleUsage([settlement('d3', 1, 5)])
       expect(await s.getUsage('d3', '2026-03-01')).toEqual({ deviceId: 'd3', day: '2026-03-01', requests: 0, tokens: 5 })
+      await s.settleUsage([])
+      expect(await s.getUsage('d3', '2026-03-01')).toEqual({ deviceId: 'd3', day: '2026-03-01', requests: 0, tokens: 5 })
+    })
+
+    it('settles many devices and days in one call, a device and day given more than once applied in turn', async () => {
+      const s = await make()
+      await s.addUsage('d1', '2026-03-01', 10, 100)
+      await s.addUsage('d2', '2026-03-01', 3, 0)
+      await s.addUsage('d2', '2026-03-02', 8, 1)
+      await s.settleUsage([
+        settlement('d1', 4, 20),
+        settlement('d2', 5, 7), // more than the day's 3: down to 0, never below
+        { deviceId: 'd2', day: '2026-03-02', returnedRequests: 2, tokens: 0 },
+        settlement('d1', 1, 5),
+        settlement('d9', 2, 9), // a day nobody leased here: created with the tokens, no requests
+      ])
+      expect(await s.getUsage('d1', '2026-03-01')).toEqual({ deviceId: 'd1', day: '2026-03-01', requests: 5, tokens: 125 })
+      expect(await s.getUsage('d2', '2026-03-01')).toEqual({ deviceId: 'd2', day: '2026-03-01', requests: 0, tokens: 7 })
+      expect(await s.getUsage('d2', '2026-03-02')).toEqual({ deviceId: 'd2', day: '2026-03-02', requests: 6, tokens: 1 })
+      expect(await s.getUsage('d9', '2026-03-01')).toEqual({ deviceId: 'd9', day: '2026-03-01', requests: 0, tokens: 9 })
     })
 
     it('concurrent leases from three nodes on one registry never grant more than the maximum together', async () => {

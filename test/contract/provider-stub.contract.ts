@@ -9,9 +9,9 @@ export interface ProviderStub {
 }
 
 /**
- * What an AI provider test may rely on from its stub, whichever serves it: startHttpStub (a real HTTP
- * server reached by Node's fetch, integration/) and createFakeFetch (no network, unit/). Both speak the
- * providers' wire format through the same handlers (test/helpers/ai-stubs.ts).
+ * What an AI provider or route test may rely on from its stub: startHttpStub (a real HTTP server on
+ * loopback, test/helpers/ai-stubs.ts), which unit and integration tests alike point the providers at
+ * (httpPost speaks node:http, so there is no fetch to replace).
  */
 export function providerStubContract(name: string, make: (handler: StubHandler) => Promise<ProviderStub>): void {
   const post = (body: string, headers: Record<string, string> = {}): RequestInit => ({

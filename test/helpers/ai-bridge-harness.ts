@@ -26,12 +26,11 @@ export interface AiBridgeHarness {
 
 /**
  * attachAiBridge on a fake core, a fixed clock with fake timers, a seeded Random and provisioning's
- * AI usage service in memory (socket-free, disk-free). Detached when the test finishes.
+ * AI usage service in memory (disk-free; a test of the openai or webhook provider points it at startHttpStub). Detached when the test finishes.
  */
 export function startAiBridge(
   o: {
     options?: AiBridgeOptionsInput
-    fetch?: typeof fetch
     secret?: (name: string) => string | undefined
     clock?: FixedClock
     limitsOf?: AiBridgeDeps['limitsOf']
@@ -57,7 +56,6 @@ export function startAiBridge(
         contextCalls.push(id)
         return contexts.get(id) ?? { tier: 'standard', group: null, settings: {} }
       },
-      ...(o.fetch && { fetch: o.fetch }),
       ...(o.secret && { secret: o.secret }),
       ...(o.limitsOf && { limitsOf: o.limitsOf }),
     },

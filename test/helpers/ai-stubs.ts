@@ -41,10 +41,9 @@ export function chatCompletion(content: unknown, usage = { prompt_tokens: 40, co
   }
 }
 
-const lowerHeaders = (h: IncomingHttpHeaders | Headers): Record<string, string> => {
+const lowerHeaders = (h: IncomingHttpHeaders): Record<string, string> => {
   const out: Record<string, string> = {}
-  if (h instanceof Headers) for (const [k, v] of h) out[k.toLowerCase()] = v
-  else for (const [k, v] of Object.entries(h)) if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v
+  for (const [k, v] of Object.entries(h)) if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v
   return out
 }
 
@@ -56,35 +55,7 @@ const parse = (raw: string): unknown => {
   }
 }
 
-/**
- * A fetch that never touches the network (unit tests): requests are recorded and answered by `handler`,
- * as startHttpStub records and answers them (test/contract/provider-stub.contract.ts runs both).
- */
-export function createFakeFetch(handler: StubHandler): typeof fetch & { requests: StubRequest[] } {
-  const requests: StubRequest[] = []
-  const fake = async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
-    if (init.signal?.aborted) throw init.signal.reason
-    const url = new URL(String(input))
-    const raw = typeof init.body === 'string' ? init.body : ''
-    const req: StubRequest = {
-      method: init.method ?? 'GET',
-      path: url.pathname + url.search,
-      headers: lowerHeaders(new Headers(init.headers)),
-      raw,
-      json: parse(raw),
-    }
-    requests.push(req)
-    const res = await Promise.resolve(handler(req, requests.length - 1)).then(
-      (out): StubResponse => ({ ...out, headers: { 'content-type': 'application/json', ...out.headers } }),
-      (): StubResponse => ({ status: 500 }),
-    )
-    const body = res.body === undefined ? null : typeof res.body === 'string' ? res.body : JSON.stringify(res.body)
-    return new Response(body, { status: res.status ?? 200, ...(res.headers ? { headers: res.headers } : {}) })
-  }
-  return Object.assign(fake as typeof fetch, { requests })
-}
-
-/** A real HTTP server on 127.0.0.1, port 0 (integration tests), closed when the test finishes. */
+/** A real HTTP server on 127.0.0.1, port 0, closed when the test finishes. */
 export async function startHttpStub(handler: StubHandler): Promise<{ url: string; requests: StubRequest[] }> {
   const requests: StubRequest[] = []
   const server = createServer((req, res) => {

@@ -1,4 +1,4 @@
-import type { AiUsageLease, AiUsageRecord, AiUsageStore, StoredInsight } from '../ai-usage-store.ts'
+import type { AiUsageLease, AiUsageRecord, AiUsageSettlement, AiUsageStore, StoredInsight } from '../ai-usage-store.ts'
 import type { PgDatabase, Row } from './pg-database.ts'
 import { date, json, num } from './pg-rows.ts'
 
@@ -22,8 +22,8 @@ const NEWEST_FIRST = 'at DESC, age(xmin), ctid DESC'
  * AiUsageStore on the registry's PostgreSQL database (constructed by PgRegistryStore; tables of migration
  * 3). Its writes do not take the registry's writer lock: a usage row is outside the services'
  * read-check-write rules, and the AI bridge's leases and settlements must neither wait for nor hold up
- * registry changes. Each write is atomic on its own, across every node: adding and settling are one upsert
- * each (the row is locked by the statement); a lease reads and updates the day's row under a row lock
+ * registry changes. Each write is atomic on its own, across every node: adding and settling (a whole batch)
+ * are one upsert each (the row is locked by the statement); a lease reads and updates the day's row under a row lock
  * (`SELECT ... FOR UPDATE` in one transaction), so leases from any number of nodes take turns on that row
  * and never grant more than `maxRequests` together.
  */
@@ -63,11 +63,29 @@ export class PgAiUsageStore implements AiUsageStore {
     })
   }
 
-  async settleUsage(deviceId: string, day: string, returnedRequests: number, tokens: number): Promise<void> {
+  /**
+   * One upsert for the whole batch (one statement, so one transaction): the settlements merged per device
+   * and day (an upsert may touch a row once; giving back r1 then r2 is giving back r1 + r2, as neither
+   * takes a count below 0 sooner), inserted in key order so that two nodes settling the same devices lock
+   * their rows in the same order.
+   */
+  async settleUsage(settlements: readonly AiUsageSettlement[]): Promise<void> {
+    const merged = new Map<string, AiUsageSettlement>()
+    for (const s of settlements) {
+      const key = `${s.deviceId}\n${s.day}`
+      const m = merged.get(key)
+      merged.set(key, m ? { ...m, returnedRequests: m.returnedRequests + s.returnedRequests, tokens: m.tokens + s.tokens } : { ...s })
+    }
+    if (merged.size === 0) return
+    const rows = [...merged.values()]
     await this.#db.execute(
-      `INSERT INTO ai_usage (device_id, day, requests, tokens) VALUES ($1, $2, 0, $4)
-       ON CONFLICT (device_id, day) DO UPDATE SET requests = GREATEST(0, ai_usage.requests - $3), tokens = ai_usage.tokens + $4`,
-      [deviceId, day, returnedRequests, tokens],
+      `WITH s AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS s(device_id, day, returned, tokens))
+       INSERT INTO ai_usage (device_id, day, requests, tokens)
+         SELECT device_id, day, 0, tokens FROM s ORDER BY device_id COLLATE "C", day COLLATE "C"
+       ON CONFLICT (device_id, day) DO UPDATE SET
+         requests = GREATEST(0, ai_usage.requests - (SELECT s.returned FROM s WHERE s.device_id = excluded.device_id AND s.day = excluded.day)),
+         tokens = ai_usage.tokens + excluded.tokens`,
+      [rows.map((r) => r.deviceId), rows.map((r) => r.day), rows.map((r) => r.returnedRequests), rows.map((r) => r.tokens)],
     )
   }
 

@@ -2,7 +2,14 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { systemClock, systemTimers } from '../../../certs/index.ts'
-import { HttpPostFailed, httpPost, parseRetryAfter, RETRY_AFTER_CAP_MS, type HttpPostRequest } from '../../../broker/http-post.ts'
+import {
+  createHttpAgents,
+  HttpPostFailed,
+  httpPost,
+  parseRetryAfter,
+  RETRY_AFTER_CAP_MS,
+  type HttpPostRequest,
+} from '../../../broker/http-post.ts'
 import { waitFor } from '../../helpers/wait.ts'
 
 // The one outbound POST against a real loopback HTTP server: each path is one fault.
@@ -39,11 +46,12 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 })
 afterAll(async () => {
+  deps.agents.destroy()
   server.closeAllConnections()
   await new Promise((r) => server.close(r))
 })
 
-const deps = { fetch: globalThis.fetch.bind(globalThis), timers: systemTimers, clock: systemClock }
+const deps = { agents: createHttpAgents(4), timers: systemTimers, clock: systemClock }
 const post = (path: string, extra: Partial<HttpPostRequest> = {}) =>
   httpPost(
     {
@@ -70,6 +78,28 @@ const failure = async (p: Promise<unknown>): Promise<HttpPostFailed> => {
 describe('httpPost', () => {
   it('answers a 2xx with its body', async () => {
     expect(await post('/ok')).toEqual({ status: 200, ok: true, body: '{"fine":true}' })
+  })
+
+  it('sends the next POST to an origin on the same connection (keep-alive), at most maxSockets at once', async () => {
+    const agents = createHttpAgents(2)
+    const sockets = new Set<unknown>()
+    const count = (socket: unknown) => sockets.add(socket)
+    server.on('connection', count)
+    try {
+      const one = { ...deps, agents }
+      const go = () =>
+        httpPost(
+          { url: `${base}/ok`, body: '{}', headers: {}, timeoutMs: 5000, maxResponseBytes: 1024, oversize: 'fail', redirect: 'error' },
+          one,
+        )
+      for (let i = 0; i < 3; i++) expect((await go()).body).toBe('{"fine":true}')
+      expect(sockets.size).toBe(1)
+      await Promise.all(Array.from({ length: 6 }, go))
+      expect(sockets.size).toBe(2)
+    } finally {
+      server.off('connection', count)
+      agents.destroy()
+    }
   })
 
   it('times out an endpoint that never answers, and closes the connection', async () => {

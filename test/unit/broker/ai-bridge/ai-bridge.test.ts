@@ -1,8 +1,8 @@
 import { createHmac } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { startAiBridge } from '../../../helpers/ai-bridge-harness.ts'
-import { chatCompletion, createFakeFetch } from '../../../helpers/ai-stubs.ts'
-import { settle } from '../../../helpers/fake-timers.ts'
+import { chatCompletion, startHttpStub } from '../../../helpers/ai-stubs.ts'
+import { waitFor } from '../../../helpers/wait.ts'
 
 const local1 = (limits: Record<string, number> = {}) => ({
   windowing: { messages: 1, seconds: 0 },
@@ -14,9 +14,9 @@ const local1 = (limits: Record<string, number> = {}) => ({
   },
 })
 
-const openai = (extra: Record<string, unknown> = {}) => ({
+const openai = (extra: Record<string, unknown> = {}, baseUrl = 'http://ai.test/v1') => ({
   windowing: { messages: 1, seconds: 0 },
-  providers: { openai: { baseUrl: 'http://ai.test/v1', model: 'base-model', apiKeyEnv: 'TEST_AI_KEY' } },
+  providers: { openai: { baseUrl, model: 'base-model', apiKeyEnv: 'TEST_AI_KEY' } },
   tiers: {
     standard: {
       provider: 'openai' as const,
@@ -115,15 +115,15 @@ describe('attachAiBridge', () => {
   })
 
   it('the daily token budget stops forwarding once the tokens the provider reported reach dailyTokens', async () => {
-    const fetch = createFakeFetch(() =>
+    const stub = await startHttpStub(() =>
       chatCompletion({ summary: 'ok', anomalies: [] }, { prompt_tokens: 40, completion_tokens: 20, total_tokens: 60 }),
     )
-    const options = openai()
+    const options = openai({}, `${stub.url}/v1`)
     options.tiers.standard.limits.dailyTokens = 100
-    const h = startAiBridge({ options, fetch, secret })
+    const h = startAiBridge({ options, secret })
     for (let i = 0; i < 3; i++) h.core.telemetry('d1', { v: i })
     await h.bridge.idle()
-    expect(fetch.requests).toHaveLength(2) // 0 -> 60 -> 120 tokens: the third is refused
+    expect(stub.requests).toHaveLength(2) // 0 -> 60 -> 120 tokens: the third is refused
     await h.bridge.flushUsage()
     expect(await h.usage.get('d1', '2026-03-01')).toEqual({ requests: 2, tokens: 120 })
     expect(h.core.noticesOf('d1')).toEqual([
@@ -138,27 +138,26 @@ describe('attachAiBridge', () => {
   })
 
   it('per-device overrides change the limits and the route', async () => {
-    const fetch = createFakeFetch(() => chatCompletion({ summary: 'ok' }))
+    const stub = await startHttpStub(() => chatCompletion({ summary: 'ok' }))
     const h = startAiBridge({
       options: {
-        ...openai(),
+        ...openai({}, `${stub.url}/v1`),
         devices: { 'vip-1': { model: 'vip-model', limits: { burst: 1, requestsPerMinute: 1 } }, 'cheap-1': { provider: 'local' } },
       },
-      fetch,
       secret,
     })
     h.core.telemetry('vip-1', { v: 1 })
     h.core.telemetry('vip-1', { v: 2 })
     h.core.telemetry('cheap-1', { v: 1 })
     await h.bridge.idle()
-    expect(fetch.requests.map((r) => (r.json as { model: string }).model)).toEqual(['vip-model'])
+    expect(stub.requests.map((r) => (r.json as { model: string }).model)).toEqual(['vip-model'])
     expect(h.core.noticesOf('vip-1')).toHaveLength(1)
     expect(h.core.insightsOf('cheap-1')[0]).toMatchObject({ provider: 'local', model: 'gatehouse-local-stats' })
   })
 
   it('routes by tier: a premium device gets the premium model', async () => {
-    const fetch = createFakeFetch(() => chatCompletion({ summary: 'ok' }))
-    const h = startAiBridge({ options: openai(), fetch, secret })
+    const stub = await startHttpStub(() => chatCompletion({ summary: 'ok' }))
+    const h = startAiBridge({ options: openai({}, `${stub.url}/v1`), secret })
     h.context('gold-1', { tier: 'premium' })
     h.context('std-1', { tier: 'standard' })
     h.context('odd-1', { tier: 'unknown-tier' })
@@ -167,7 +166,7 @@ describe('attachAiBridge', () => {
     h.core.telemetry('odd-1', { v: 1 })
     await h.bridge.idle()
     const byDevice = Object.fromEntries(
-      fetch.requests.map((r) => {
+      stub.requests.map((r) => {
         const prompt = (r.json as { messages: { content: string }[] }).messages[1]?.content ?? ''
         return [/device (\S+) /.exec(prompt)?.[1], (r.json as { model: string }).model]
       }),
@@ -176,8 +175,8 @@ describe('attachAiBridge', () => {
   })
 
   it('consent false sends nothing, and withdrawing consent drops an open window', async () => {
-    const fetch = createFakeFetch(() => chatCompletion({ summary: 'ok' }))
-    const h = startAiBridge({ options: { ...openai(), windowing: { messages: 3, seconds: 60 } }, fetch, secret })
+    const stub = await startHttpStub(() => chatCompletion({ summary: 'ok' }))
+    const h = startAiBridge({ options: { ...openai({}, `${stub.url}/v1`), windowing: { messages: 3, seconds: 60 } }, secret })
     h.context('private-1', { settings: { ai: { consent: false } } })
     for (let i = 0; i < 5; i++) h.core.telemetry('private-1', { v: i, email: 'a@b.example' })
     h.core.telemetry('open-1', { v: 1 })
@@ -185,7 +184,7 @@ describe('attachAiBridge', () => {
     h.context('open-1', { settings: { ai: { consent: false } } })
     await h.timers.advance('60s')
     await h.bridge.idle()
-    expect(fetch.requests).toHaveLength(0)
+    expect(stub.requests).toHaveLength(0)
     expect(h.core.sent).toHaveLength(0)
     expect(await h.usage.get('private-1', '2026-03-01')).toEqual({ requests: 0, tokens: 0 })
     expect(h.bridge.stats()).toMatchObject({ noConsent: 6, forwarded: 0, openWindows: 0 })
@@ -242,10 +241,10 @@ describe('attachAiBridge', () => {
   })
 
   it('renders the group template with variables from settings, group and telemetry, all redacted', async () => {
-    const fetch = createFakeFetch(() => chatCompletion('plain text answer'))
+    const stub = await startHttpStub(() => chatCompletion('plain text answer'))
     const h = startAiBridge({
       options: {
-        ...openai(),
+        ...openai({}, `${stub.url}/v1`),
         templates: {
           default: 'unused',
           groups: {
@@ -255,39 +254,37 @@ describe('attachAiBridge', () => {
         },
         redaction: { groups: { pumps: { fields: ['serialNo'], coordinatePrecision: 1 } } },
       },
-      fetch,
       secret,
     })
     h.context('p1', { group: 'pumps', settings: { site: { region: 'North', contact: 'ops@example.com' } } })
     h.core.telemetry('p1', { temp: 80, serialNo: 'SN-1', lat: 52.520008, note: 'call +49 30 1234567' })
     await h.bridge.idle()
-    const body = fetch.requests[0]?.json as { model: string; messages: { role: string; content: string }[] }
+    const body = stub.requests[0]?.json as { model: string; messages: { role: string; content: string }[] }
     const prompt = body.messages[1]?.content ?? ''
     expect(prompt).toMatch(/^Pump p1 in pumps at North owned by \[email\]: latest 80; \[/)
     expect(prompt).toContain('"lat":52.5')
     expect(prompt).toContain('call [phone]')
     expect(prompt).not.toContain('SN-1')
     expect(prompt).not.toContain('serialNo')
-    expect(fetch.requests[0]?.headers.authorization).toBe('Bearer sk-test-123')
+    expect(stub.requests[0]?.headers.authorization).toBe('Bearer sk-test-123')
     expect(h.core.insightsOf('p1')[0]).toMatchObject({ summary: 'plain text answer', anomalies: [] })
     expect(JSON.stringify(h.logs)).not.toContain('sk-test-123')
   })
 
   it('signs webhook requests: X-Gatehouse-Signature is the HMAC-SHA256 of the raw body', async () => {
-    const fetch = createFakeFetch(() => ({ body: { summary: 'hooked', anomalies: ['door open'] } }))
+    const stub = await startHttpStub(() => ({ body: { summary: 'hooked', anomalies: ['door open'] } }))
     const h = startAiBridge({
       options: {
         windowing: { messages: 1, seconds: 0 },
-        providers: { webhook: { url: 'https://hooks.test/insight', secretEnv: 'HOOK_SECRET' } },
+        providers: { webhook: { url: `${stub.url}/insight`, secretEnv: 'HOOK_SECRET' } },
         tiers: { standard: { provider: 'webhook' } },
       },
-      fetch,
       secret: (n) => (n === 'HOOK_SECRET' ? 'whsec-42' : undefined),
     })
     h.context('d1', { settings: { wifi_password_secret: 'hunter2' } })
     h.core.telemetry('d1', { door: 'open', ip: '10.1.2.3' })
     await h.bridge.idle()
-    const req = fetch.requests[0]
+    const req = stub.requests[0]
     expect(req?.path).toBe('/insight')
     const expected = `sha256=${createHmac('sha256', 'whsec-42')
       .update(req?.raw ?? '')
@@ -310,29 +307,29 @@ describe('attachAiBridge', () => {
   })
 
   it('retries a 429 after its Retry-After, not before', async () => {
-    const fetch = createFakeFetch((_r, i) =>
+    const stub = await startHttpStub((_r, i) =>
       i === 0 ? { status: 429, headers: { 'retry-after': '2' }, body: { error: 'slow down' } } : chatCompletion({ summary: 'ok' }),
     )
-    const h = startAiBridge({ options: openai({ retries: { max: 3, baseDelayMs: 100, maxDelayMs: 10_000 } }), fetch, secret })
+    const h = startAiBridge({ options: openai({ retries: { max: 3, baseDelayMs: 100, maxDelayMs: 10_000 } }, `${stub.url}/v1`), secret })
     h.core.telemetry('d1', { v: 1 })
-    await settle(10)
-    expect(fetch.requests).toHaveLength(1)
+    await waitFor(() => h.timers.pendingDelays().includes(2000), 5000, 'the 429 answered and its retry scheduled')
+    expect(stub.requests).toHaveLength(1)
     expect(h.timers.pendingDelays()).toEqual([2000, 5000]) // the Retry-After, and the usage flush
     await h.timers.advance('1999ms')
-    expect(fetch.requests).toHaveLength(1)
+    expect(stub.requests).toHaveLength(1)
     await h.timers.advance('1ms')
     await h.bridge.idle()
-    expect(fetch.requests).toHaveLength(2)
+    expect(stub.requests).toHaveLength(2)
     expect(h.core.insightsOf('d1')).toHaveLength(1)
     expect(h.bridge.stats().providers.openai).toMatchObject({ calls: 2, retries: 1, failed: 0 })
   })
 
   it('does not retry a 4xx other than 429, and counts the request as failed', async () => {
-    const fetch = createFakeFetch(() => ({ status: 401, body: { error: 'bad key' } }))
-    const h = startAiBridge({ options: openai(), fetch, secret })
+    const stub = await startHttpStub(() => ({ status: 401, body: { error: 'bad key' } }))
+    const h = startAiBridge({ options: openai({}, `${stub.url}/v1`), secret })
     h.core.telemetry('d1', { v: 1 })
     await h.bridge.idle()
-    expect(fetch.requests).toHaveLength(1)
+    expect(stub.requests).toHaveLength(1)
     expect(h.core.sent).toHaveLength(0)
     expect(h.bridge.stats()).toMatchObject({ failed: 1, providers: { openai: { failed: 1, retries: 0 } } })
     expect(h.logs.find((r) => r.msg === 'ai provider request failed')).toMatchObject({
@@ -344,32 +341,34 @@ describe('attachAiBridge', () => {
 
   it('opens the circuit after consecutive failures, and closes it after the cool-down on success', async () => {
     let healthy = false
-    const fetch = createFakeFetch(() => (healthy ? chatCompletion({ summary: 'back' }) : { status: 500 }))
+    const stub = await startHttpStub(() => (healthy ? chatCompletion({ summary: 'back' }) : { status: 500 }))
     const h = startAiBridge({
-      options: openai({
-        concurrency: 1,
-        retries: { max: 0, baseDelayMs: 0, maxDelayMs: 0 },
-        circuitBreaker: { failures: 3, cooldownMs: 60_000 },
-      }),
-      fetch,
+      options: openai(
+        {
+          concurrency: 1,
+          retries: { max: 0, baseDelayMs: 0, maxDelayMs: 0 },
+          circuitBreaker: { failures: 3, cooldownMs: 60_000 },
+        },
+        `${stub.url}/v1`,
+      ),
       secret,
     })
     for (let i = 0; i < 5; i++) h.core.telemetry(`d${i}`, { v: i })
     await h.bridge.idle()
-    expect(fetch.requests).toHaveLength(3)
+    expect(stub.requests).toHaveLength(3)
     expect(h.bridge.stats().providers.openai).toMatchObject({ circuit: 'open', failed: 5, circuitRejected: 2 })
 
     healthy = true
     await h.timers.advance('59s')
     h.core.telemetry('d9', { v: 9 })
     await h.bridge.idle()
-    expect(fetch.requests).toHaveLength(3)
+    expect(stub.requests).toHaveLength(3)
 
     await h.timers.advance('1s')
     expect(h.bridge.stats().providers.openai?.circuit).toBe('half-open')
     h.core.telemetry('d9', { v: 10 })
     await h.bridge.idle()
-    expect(fetch.requests).toHaveLength(4)
+    expect(stub.requests).toHaveLength(4)
     expect(h.bridge.stats().providers.openai?.circuit).toBe('closed')
     expect(h.core.insightsOf('d9')).toEqual([expect.objectContaining({ summary: 'back' })])
   })

@@ -73,6 +73,29 @@ describe('createDailyBudgets (leases of the daily budget, written behind)', () =
     expect(await usage.get('d1', DAY)).toEqual({ requests: 1, tokens: 5 })
   })
 
+  it('a flush settles every due device in one ledger call (one transaction)', async () => {
+    const usage = ledger()
+    const calls: number[] = []
+    const counting = {
+      lease: usage.lease,
+      settle: (...a: Parameters<typeof usage.settle>) => {
+        calls.push(a[0].length)
+        return usage.settle(...a)
+      },
+    }
+    const budgets = createDailyBudgets(counting, { maxTrackedDevices: 10 })
+    const limits = { dailyRequests: 1000, dailyTokens: 1e9 }
+    for (const id of ['d1', 'd2', 'd3']) {
+      expect(await budgets.take(id, DAY, limits)).toBe('ok')
+      budgets.spend(id, DAY, 7)
+    }
+    await budgets.flush()
+    expect(calls).toEqual([3])
+    for (const id of ['d1', 'd2', 'd3']) expect(await usage.get(id, DAY)).toEqual({ requests: 1, tokens: 7 })
+    await budgets.flush() // nothing owed: no call
+    expect(calls).toEqual([3])
+  })
+
   it('a new UTC day starts a new lease and settles the old one', async () => {
     const usage = ledger()
     const budgets = createDailyBudgets(usage, { maxTrackedDevices: 10 })
