@@ -145,18 +145,20 @@ export async function buildProgram(io: CliIo, options: { json?: boolean; argv?: 
         return rotateCa(
           config.dataDir,
           { ...(keyAlgorithm && { keyAlgorithm }) },
-          { log: cliLog(options), ...(await secretsOf(io)) },
+          { log: cliLog(options), ...(await secretsOf(io)), ...databaseOf(config) },
           operator(),
         )
       },
       async show(options) {
         const [{ loadConfig }, { showCa }] = await Promise.all([import('./config.ts'), import('./provisioning/index.ts')])
-        return showCa(loadConfig(configFlags(options as Record<string, unknown>), io.env).dataDir, { log: cliLog(options) })
+        const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
+        return showCa(config.dataDir, { log: cliLog(options), ...databaseOf(config) })
       },
     },
     async check(options) {
       const [{ loadConfig }, { checkDataDir }] = await Promise.all([import('./config.ts'), import('./provisioning/index.ts')])
-      return checkDataDir(loadConfig(configFlags(options as Record<string, unknown>), io.env).dataDir, options)
+      const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
+      return checkDataDir(config.dataDir, options, databaseOf(config))
     },
     async statusTarget(options) {
       const [{ loadConfig }, { healthTarget }] = await Promise.all([import('./config.ts'), import('./provisioning/index.ts')])

@@ -74,7 +74,7 @@ describe.runIf(available)('gatehouse start and the CLI on PostgreSQL (issue 13)'
     expect(await gatehouse.exited).toBe(0)
   }, 60_000)
 
-  it('init on an empty database applies the migrations; device commands work on it without a broker', async () => {
+  it('init on an empty database applies the migrations; device, ca rotate, ca show, check and audit work on it without a broker', async () => {
     const url = await server.createDatabase('init_1')
     const env = { GATEHOUSE_DATABASE_URL: url }
     const dataDir = join(tempDir(), 'data')
@@ -84,8 +84,17 @@ describe.runIf(available)('gatehouse start and the CLI on PostgreSQL (issue 13)'
     expect(await tableCount(url)).toBeGreaterThan(0)
     const created = await runCli(['device', 'create', 'cam-1', '--out', join(tempDir(), 'out'), '--data-dir', dataDir], env)
     expect(created.code, created.stderr).toBe(0)
+    // ca rotate, ca show and check use the same registry
+    const rotated = await runCli(['ca', 'rotate', '--data-dir', dataDir], env)
+    expect(rotated.code, rotated.stderr).toBe(0)
+    expect((await runCli(['ca', 'show', '--data-dir', dataDir], env)).code).toBe(0)
+    const check = await runCli(['check', '--json', '--data-dir', dataDir], env)
+    // its one finding is the test's unencrypted CA key; opening SQLite instead would make the file checked below
+    expect(JSON.parse(check.stdout)).toMatchObject({ counts: { critical: 0 } })
+    expect(check.stderr).not.toMatch(/GH_STORE_/)
     const audit = JSON.parse((await runCli(['audit', '--json', '--data-dir', dataDir], env)).stdout) as { action: string }[]
-    expect(audit.map((e) => e.action)).toEqual(expect.arrayContaining(['ca.created', 'device.created']))
+    expect(audit.map((e) => e.action)).toEqual(expect.arrayContaining(['ca.created', 'device.created', 'ca.rotated']))
+    // no command opened a SQLite registry (SqliteRegistryStore makes the file when it opens)
     expect(existsSync(dataDirLayout(dataDir).database)).toBe(false)
   }, 60_000)
 
