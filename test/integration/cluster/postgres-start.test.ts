@@ -6,7 +6,8 @@ import { dataDirLayout } from '../../../provisioning/index.ts'
 import { startGatehouseProcess } from '../../helpers/gatehouse-process.ts'
 import { attemptConnect, closedWithin, connectDevice, readBundleCredentials } from '../../helpers/mqtt-clients.ts'
 import { postgresAvailable, startPostgres, type PostgresServer } from '../../helpers/postgres.ts'
-import { runCli, spawnCli } from '../../helpers/run-cli.ts'
+import { redisAvailable, startRedis } from '../../helpers/redis-server.ts'
+import { runCli } from '../../helpers/run-cli.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
 import { waitFor } from '../../helpers/wait.ts'
 
@@ -32,7 +33,7 @@ describe.runIf(available)('gatehouse start and the CLI on PostgreSQL (issue 13)'
     await server?.stop()
   })
 
-  it('start with GATEHOUSE_DATABASE_URL: the CLI (other processes) creates a device that connects, a settings change reaches it, a revoke closes it within 1 s and its reconnect is refused', async () => {
+  it('start with GATEHOUSE_DATABASE_URL: the CLI (another process than the broker) creates a device that connects, a settings change reaches it, a revoke closes it within 1 s and its reconnect is refused', async () => {
     const url = await server.createDatabase('start_1')
     const env = { GATEHOUSE_DATABASE_URL: url }
     const dir = tempDir()
@@ -43,18 +44,19 @@ describe.runIf(available)('gatehouse start and the CLI on PostgreSQL (issue 13)'
     expect(await tableCount(url)).toBeGreaterThan(0)
     expect(existsSync(dataDirLayout(dataDir).chain)).toBe(true)
 
-    const created = await spawnCli(['device', 'create', 'pump-1', '--out', out, '--data-dir', dataDir], { env })
+    // the CLI runs in this process (runCli): another process than the broker's, as an operator's would be
+    const created = await runCli(['device', 'create', 'pump-1', '--out', out, '--data-dir', dataDir], env)
     expect(created.code, created.stderr).toBe(0)
     const client = await connectDevice(gatehouse.port, readBundleCredentials(out, 'pump-1'))
     const documents: { settings?: { interval?: number } }[] = []
     client.on('message', (_topic, payload) => documents.push(JSON.parse(payload.toString())))
     await client.subscribeAsync('devices/pump-1/settings', { qos: 1 })
-    const set = await spawnCli(['settings', 'set', '--device', 'pump-1', 'interval=7', '--data-dir', dataDir], { env })
+    const set = await runCli(['settings', 'set', '--device', 'pump-1', 'interval=7', '--data-dir', dataDir], env)
     expect(set.code, set.stderr).toBe(0)
     await waitFor(() => documents.some((d) => d.settings?.interval === 7), 5000, 'the settings document with interval 7')
 
     const closed = closedWithin(client)
-    const revoke = await spawnCli(['device', 'revoke', 'pump-1', '--data-dir', dataDir], { env })
+    const revoke = await runCli(['device', 'revoke', 'pump-1', '--data-dir', dataDir], env)
     const revokedAt = performance.now()
     expect(revoke.code, revoke.stderr).toBe(0)
     await closed
@@ -128,4 +130,48 @@ describe.runIf(available)('gatehouse start and the CLI on PostgreSQL (issue 13)'
     expect(refused.stderr).toMatch(/^error GH_STORE_CONNECTION_REFUSED: /m)
     expect(refused.stderr).not.toMatch(/\n\s+at /)
   }, 60_000)
+
+  it.runIf(redisAvailable())(
+    'two nodes on one Redis and one PostgreSQL: a revocation through node A closes the device on node B within 1 s, and both refuse it',
+    async () => {
+      const redis = await startRedis()
+      try {
+        const env = { GATEHOUSE_DATABASE_URL: await server.createDatabase('two_nodes') }
+        const dir = tempDir()
+        const dataDir = join(dir, 'data')
+        const out = join(dir, 'devices')
+        const cluster = ['--cluster', redis.url, '--workers', '1']
+        // one after the other: the first makes the data directory (CA) and the schema
+        const a = await startGatehouseProcess(dataDir, env, cluster)
+        const b = await startGatehouseProcess(dataDir, env, cluster)
+        const apiA = /HTTP API on (http:\/\/[^;\s]+);/.exec(a.stderr())?.[1]
+        expect(apiA).toBeDefined()
+        expect((await runCli(['device', 'create', 'valve-1', '--out', out, '--data-dir', dataDir], env)).code).toBe(0)
+        const key = await runCli(['apikey', 'create', '--name', 'ops', '--scopes', 'devices:revoke', '--data-dir', dataDir], env)
+        expect(key.code, key.stderr).toBe(0)
+        const creds = readBundleCredentials(out, 'valve-1')
+        const onB = await connectDevice(b.port, creds)
+
+        const closed = closedWithin(onB)
+        const res = await fetch(`${apiA}/v1/devices/valve-1/revoke`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${key.stdout.trim()}`, 'content-type': 'application/json' },
+          body: '{}',
+        })
+        const revokedAt = performance.now()
+        expect(res.status, await res.text()).toBe(200)
+        await closed
+        expect(performance.now() - revokedAt).toBeLessThan(1000)
+        for (const port of [a.port, b.port]) expect((await attemptConnect(port, creds)).connack).toBe(5)
+        // the nodes shared the registry through PostgreSQL, not the data directory's SQLite file
+        expect(existsSync(dataDirLayout(dataDir).database)).toBe(false)
+
+        for (const node of [a, b]) node.child.kill('SIGTERM')
+        expect(await Promise.all([a.exited, b.exited])).toEqual([0, 0])
+      } finally {
+        await redis.stop()
+      }
+    },
+    60_000,
+  )
 })
