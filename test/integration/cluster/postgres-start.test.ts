@@ -1,7 +1,10 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import pg from 'pg'
+import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadConfig } from '../../../config.ts'
+import { startGatehouse } from '../../../gatehouse.ts'
 import { dataDirLayout } from '../../../provisioning/index.ts'
 import { startGatehouseProcess } from '../../helpers/gatehouse-process.ts'
 import { attemptConnect, closedWithin, connectDevice, readBundleCredentials } from '../../helpers/mqtt-clients.ts'
@@ -96,6 +99,17 @@ describe.runIf(available)('gatehouse start and the CLI on PostgreSQL (issue 13)'
     expect(check.stderr).not.toMatch(/GH_STORE_/)
     const audit = JSON.parse((await runCli(['audit', '--json', '--data-dir', dataDir], env)).stdout) as { action: string }[]
     expect(audit.map((e) => e.action)).toEqual(expect.arrayContaining(['ca.created', 'device.created', 'ca.rotated']))
+    // a node on it polls its change feed once a second (LISTEN wakes it), unless changeFeedIntervalMs says otherwise
+    for (const [flags, intervalMs] of [
+      [{}, 1000],
+      [{ changeFeedIntervalMs: 300 }, 300],
+    ] as const) {
+      const node = await startGatehouse(loadConfig({ dataDir, mqttPort: 0, httpPort: 0, aiEnabled: false, ...flags }, env), {
+        log: pino({ level: 'silent' }),
+      })
+      expect(node.feed.status().intervalMs).toBe(intervalMs)
+      await node.close()
+    }
     // no command opened a SQLite registry (SqliteRegistryStore makes the file when it opens)
     expect(existsSync(dataDirLayout(dataDir).database)).toBe(false)
   }, 60_000)
