@@ -46,6 +46,7 @@ function configFlags(options: Record<string, unknown>): ConfigInput {
   ])
     if (options[key] !== undefined) out[key] = options[key]
   if (Array.isArray(options.hostname) && options.hostname.length) out.hostnames = options.hostname
+  if (typeof options.database === 'string') out.databaseUrl = options.database
   if (typeof options.cluster === 'string' || options.workers !== undefined)
     out.cluster = {
       ...(typeof options.cluster === 'string' && { redisUrl: options.cluster }),
@@ -91,7 +92,11 @@ export async function buildProgram(io: CliIo, options: { json?: boolean; argv?: 
         import('./provisioning/index.ts'),
       ])
       const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
-      const control = await openControlPlane(config.dataDir, authorityOptions(config), { log: cliLog(options), ...(await secretsOf(io)) })
+      const control = await openControlPlane(config.dataDir, authorityOptions(config), {
+        log: cliLog(options),
+        ...(await secretsOf(io)),
+        ...databaseOf(config),
+      })
       return {
         authority: control.authority,
         settings: control.settings,
@@ -117,7 +122,7 @@ export async function buildProgram(io: CliIo, options: { json?: boolean; argv?: 
       const result = await initControlPlane(
         config.dataDir,
         { keyAlgorithm: config.keyAlgorithm, hostnames: [...config.hostnames], ...(pkcs11 && { pkcs11 }) },
-        { log: cliLog(options), ...(await secretsOf(io, options.pkcs11PinFile)) },
+        { log: cliLog(options), ...(await secretsOf(io, options.pkcs11PinFile)), ...databaseOf(config) },
         operator(),
       )
       const root = await identityFromCertificate(result.ca.root.certificate)
@@ -140,18 +145,20 @@ export async function buildProgram(io: CliIo, options: { json?: boolean; argv?: 
         return rotateCa(
           config.dataDir,
           { ...(keyAlgorithm && { keyAlgorithm }) },
-          { log: cliLog(options), ...(await secretsOf(io)) },
+          { log: cliLog(options), ...(await secretsOf(io)), ...databaseOf(config) },
           operator(),
         )
       },
       async show(options) {
         const [{ loadConfig }, { showCa }] = await Promise.all([import('./config.ts'), import('./provisioning/index.ts')])
-        return showCa(loadConfig(configFlags(options as Record<string, unknown>), io.env).dataDir, { log: cliLog(options) })
+        const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
+        return showCa(config.dataDir, { log: cliLog(options), ...databaseOf(config) })
       },
     },
     async check(options) {
       const [{ loadConfig }, { checkDataDir }] = await Promise.all([import('./config.ts'), import('./provisioning/index.ts')])
-      return checkDataDir(loadConfig(configFlags(options as Record<string, unknown>), io.env).dataDir, options)
+      const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
+      return checkDataDir(config.dataDir, options, databaseOf(config))
     },
     async statusTarget(options) {
       const [{ loadConfig }, { healthTarget }] = await Promise.all([import('./config.ts'), import('./provisioning/index.ts')])
@@ -198,6 +205,10 @@ export async function buildProgram(io: CliIo, options: { json?: boolean; argv?: 
       '--workers <n>',
       'with --cluster: broker processes on this box, sharing the ports, each a node of the cluster (default: one per core; 1 = this process alone)',
     )
+    .option(
+      '--database <url>',
+      'the registry on PostgreSQL: postgres://user@host:5432/db, no password (that goes in GATEHOUSE_DATABASE_URL, or ~/.pgpass); default SQLite in the data directory',
+    )
     .option('--hostname <name>', 'extra DNS name or IP for the broker certificate (repeatable)', (v: string, acc: string[] = []) => [
       ...acc,
       v,
@@ -210,6 +221,7 @@ export async function buildProgram(io: CliIo, options: { json?: boolean; argv?: 
       import('./config.ts'),
       import('./provisioning/index.ts'),
     ])
+    await refusePasswordInArgv(options.database)
     const config = loadConfig(configFlags(options), io.env)
     // loaded only here: provisioning commands never pay for loading the broker
     const gh = await import('./gatehouse.ts')
@@ -226,7 +238,7 @@ export async function buildProgram(io: CliIo, options: { json?: boolean; argv?: 
       await initControlPlane(
         config.dataDir,
         { keyAlgorithm: config.keyAlgorithm, hostnames: [...config.hostnames] },
-        { log, ...secrets },
+        { log, ...secrets, ...databaseOf(config) },
         'gatehouse',
       )
       await gh.superviseWorkers(workers, { log }, { onListening: (listening) => say(listening as Listening) })
@@ -330,6 +342,27 @@ async function staleSimBundles(deps: CliDeps, bundles: { deviceId: string; cert:
   } finally {
     opened.close()
   }
+}
+
+/** The registry's database URL of the config (with its password, from GATEHOUSE_DATABASE_URL or the config file), if any. */
+function databaseOf(config: { databaseUrl?: string | undefined }): { databaseUrl?: string } {
+  return config.databaseUrl === undefined ? {} : { databaseUrl: config.databaseUrl }
+}
+
+/** `start --database`: a password in argv is readable by anyone on the machine (ps), so it is refused, as `migrate --to` does. */
+async function refusePasswordInArgv(url: unknown): Promise<void> {
+  if (typeof url !== 'string') return
+  let password = ''
+  try {
+    password = new URL(url).password
+  } catch {
+    return // not a URL: the config's schema says what is wrong with it
+  }
+  if (password === '') return
+  const { ConfigInvalid } = await import('./config.ts')
+  throw new ConfigInvalid(
+    '--database holds a password, which anyone on this machine can read in ps: set the whole URL in GATEHOUSE_DATABASE_URL instead, or give --database without the password and put the password in ~/.pgpass (PGPASSFILE)',
+  )
 }
 
 /** Secrets come from the environment (or files it or a flag names), never from flags that show in `ps`. */

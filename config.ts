@@ -75,7 +75,17 @@ export const configSchema = {
       maxLength: 200,
       pattern: "^https?://([A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)*|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$",
     },
-    changeFeedIntervalMs: { type: 'integer', minimum: 20, maximum: 5000, default: 200 },
+    /**
+     * how often the change feed reads the registry for events; default 200 ms on SQLite (polling is how it sees
+     * another process's commits), 1000 ms on PostgreSQL (LISTEN wakes it at every commit: the poll is a safety net)
+     */
+    changeFeedIntervalMs: { type: 'integer', minimum: 20, maximum: 5000 },
+    /**
+     * The registry on PostgreSQL (cluster mode, README "Running a cluster"): postgres://user:password@host:5432/db,
+     * best from GATEHOUSE_DATABASE_URL (the --database flag refuses a password); absent = SQLite in the data directory.
+     * The CA, its keys and the bundles stay in the data directory either way.
+     */
+    databaseUrl: { type: 'string', maxLength: 2000, pattern: '^postgres(ql)?://' },
     /** broker protection limits (broker/limits.ts); the rules relating two limits are checked by resolveLimits() */
     limits: { ...LIMITS_SCHEMA, default: {} },
     /** PROXY protocol v1/v2 on the MQTT listener from these load balancers (docs/deployment.md); off by default */

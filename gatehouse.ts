@@ -94,15 +94,27 @@ export function workerCount(config: Readonly<Config>): number {
   return config.cluster ? (config.cluster.workers ?? availableParallelism()) : 1
 }
 
+/**
+ * The change feed's poll interval: changeFeedIntervalMs when set, else 200 ms on SQLite (polling is how it
+ * sees the CLI's and other processes' commits) and 1000 ms on PostgreSQL, where every node's LISTEN wakes
+ * the feed at each commit that appended events (and after each reconnect of LISTEN), so the poll is only a
+ * safety net: a second bounds a missed wake-up to the revocation target and costs each node one query a second.
+ */
+function changeFeedIntervalMs(config: Readonly<Config>): number {
+  return config.changeFeedIntervalMs ?? (config.databaseUrl === undefined ? 200 : 1000)
+}
+
 /** Runs Gatehouse: control plane, change feed and the mTLS MQTT broker, on embedded defaults. */
 export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDeps): Promise<Gatehouse> {
-  await initControlPlane(config.dataDir, { keyAlgorithm: config.keyAlgorithm, hostnames: [...config.hostnames] }, deps, 'gatehouse')
+  // the registry on PostgreSQL when configured; the CA, keys and bundles stay in the data directory either way
+  const controlDeps = { ...deps, ...(config.databaseUrl !== undefined && { databaseUrl: config.databaseUrl }) }
+  await initControlPlane(config.dataDir, { keyAlgorithm: config.keyAlgorithm, hostnames: [...config.hostnames] }, controlDeps, 'gatehouse')
   const enrollmentOptions = {
     renewalWindow: config.renewalWindow,
     claimRequestRate: { ...config.claimRequestRate },
     auditIntervalMs: config.limits.auditIntervalMs,
   }
-  const control = await openControlPlane(config.dataDir, { ...authorityOptions(config), ...enrollmentOptions }, deps)
+  const control = await openControlPlane(config.dataDir, { ...authorityOptions(config), ...enrollmentOptions }, controlDeps)
   // one list of closers, run in reverse order by close() and when starting fails half-way
   const closers: (() => unknown)[] = [() => control.close()]
   const closeAll = async () => {
@@ -159,7 +171,7 @@ async function startServices(
   caCertificates(tls.ca)
   const feed = await createChangeFeed(
     { store: control.store, clock, log: log.child({ module: 'provisioning.feed' }) },
-    { intervalMs: config.changeFeedIntervalMs },
+    { intervalMs: changeFeedIntervalMs(config) },
   )
   const directory = createRegistryDirectory({
     store: control.store,

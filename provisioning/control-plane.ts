@@ -15,8 +15,7 @@ import { createLimitsService, NO_LIMITS_POLICY, type LimitsPolicy, type LimitsSe
 import { createRouteService, isSealedSecret, type RoutePolicy, type RouteService } from './routes/index.ts'
 import { assertOpens, createSettingsCipher, unusableCipher, type SettingsCipher } from './settings/secrets.ts'
 import { createSettingsService, type SettingsLimits, type SettingsService } from './settings/settings-service.ts'
-import type { RegistryStore } from './store/registry-store.ts'
-import { SqliteRegistryStore } from './store/sqlite-registry-store.ts'
+import { openRegistry, type Registry } from './store/open-registry.ts'
 
 export interface ControlPlaneDeps {
   log: Logger
@@ -28,10 +27,12 @@ export interface ControlPlaneDeps {
   pkcs11Pin?: string
   /** GATEHOUSE_SETTINGS_KEY (base64), else data/settings.key is used */
   settingsKey?: string
+  /** the registry on PostgreSQL (config databaseUrl, GATEHOUSE_DATABASE_URL); else SQLite in the data directory */
+  databaseUrl?: string
 }
 
 export interface ControlPlane {
-  store: RegistryStore
+  store: Registry
   authority: DeviceAuthority
   settings: SettingsService
   /** apps' API keys for the HTTP API */
@@ -52,6 +53,10 @@ export interface ControlPlane {
   checks(options?: Partial<CheckOptions>): Promise<CheckReport>
   /** Reads the CA from the data directory again (after `ca rotate`): the authority issues with it from now on. */
   reloadCa(): Promise<void>
+  /**
+   * Stores the insights' write-behind, then closes the registry; PostgreSQL's connections end in the
+   * background (a process exits once they have; a failure is logged).
+   */
   close(): void
 }
 
@@ -68,7 +73,7 @@ export async function openControlPlane(
   const clock = deps.clock ?? systemClock
   const random = deps.random ?? cryptoRandom
   const ca = await loadCa(dataDir, deps, clock)
-  const store = new SqliteRegistryStore(dataDirLayout(dataDir).database)
+  const store = await openRegistry(dataDirLayout(dataDir).database, deps.databaseUrl)
   // a `ca rotate` killed past its commit gets its audit entry and event now (ca/rotation-journal.ts)
   await recordInterruptedRotation(store, dataDirLayout(dataDir), { clock, log: deps.log.child({ module: 'provisioning.ca' }) })
   const cipher = await openSettingsCipher(dataDir, store, deps, random)
@@ -132,15 +137,18 @@ export async function openControlPlane(
     reloadCa,
     close: () => {
       // the insights' write-behind: what a clean close must not lose. SQLite writes them at this call (no
-      // transaction can be open at close), before the store closes
-      aiUsage.closeInsights().catch((err: unknown) => deps.log.error({ err }, 'storing insights failed at close; they are lost'))
-      store.close()
+      // transaction can be open at close), PostgreSQL before its pool ends; the store closes after it
+      void aiUsage
+        .closeInsights()
+        .catch((err: unknown) => deps.log.error({ err }, 'storing insights failed at close; they are lost'))
+        .then(() => store.close())
+        .catch((err: unknown) => deps.log.warn({ err }, 'closing the registry failed'))
     },
   }
 }
 
 /** Values sealed with the settings key: secret settings and route secrets (a lost key file is not replaced while any exist). */
-const countSealed = async (store: SqliteRegistryStore): Promise<number> =>
+const countSealed = async (store: Registry): Promise<number> =>
   (await store.settings.countSealed()) + (await store.routes.list()).filter((r) => isSealedSecret(r.secret)).length
 
 /**
@@ -148,17 +156,12 @@ const countSealed = async (store: SqliteRegistryStore): Promise<number> =>
  * revoke, list, create devices) but settings changes are refused and secrets read as [secret];
  * `start` refuses earlier, in initControlPlane.
  */
-async function openSettingsCipher(
-  dataDir: string,
-  store: SqliteRegistryStore,
-  deps: ControlPlaneDeps,
-  random: Random,
-): Promise<SettingsCipher> {
+async function openSettingsCipher(dataDir: string, store: Registry, deps: ControlPlaneDeps, random: Random): Promise<SettingsCipher> {
   try {
     return createSettingsCipher(await loadSettingsKey(dataDir, deps.settingsKey, random, () => countSealed(store)), random)
   } catch (err) {
     if (!(err instanceof SettingsKeyMissing)) {
-      store.close()
+      await store.close()
       throw err
     }
     deps.log.error({ code: err.code }, err.message)
@@ -187,7 +190,8 @@ export async function initControlPlane(
     },
     { clock, random },
   )
-  const store = new SqliteRegistryStore(result.layout.database)
+  // on an empty PostgreSQL database, opening it applies the migrations
+  const store = await openRegistry(result.layout.database, deps.databaseUrl)
   try {
     const key = await loadSettingsKey(dataDir, deps.settingsKey, random, () => countSealed(store))
     // a key that is not the one the secrets were sealed with (another GATEHOUSE_SETTINGS_KEY) stops start too
@@ -208,7 +212,7 @@ export async function initControlPlane(
       })
     }
   } finally {
-    store.close()
+    await store.close()
   }
   return result
 }

@@ -14,7 +14,7 @@ import { planRotation, recordInterruptedRotation, recordRotation } from './rotat
 import { dataDirLayout } from '../data-dir/layout.ts'
 import { completePendingRotation } from './pending-rotation.ts'
 import type { ControlPlaneDeps } from '../control-plane.ts'
-import { SqliteRegistryStore } from '../store/sqlite-registry-store.ts'
+import { openRegistry } from '../store/open-registry.ts'
 
 /** A CA certificate as `gatehouse ca show|rotate` report it (dates ISO). */
 export interface CaCertificateInfo {
@@ -77,15 +77,15 @@ export async function describeCa(dataDir: string, deps: Pick<ControlPlaneDeps, '
  * `gatehouse ca show`: the registry is opened first, as by every other command, so a rotation a killed
  * `ca rotate` left planned is settled (ca/rotation-journal.ts) before the CA is described.
  */
-export async function showCa(dataDir: string, deps: Pick<ControlPlaneDeps, 'clock' | 'log'>): Promise<CaOverview> {
+export async function showCa(dataDir: string, deps: Pick<ControlPlaneDeps, 'clock' | 'log' | 'databaseUrl'>): Promise<CaOverview> {
   const layout = dataDirLayout(dataDir)
   if (!existsSync(layout.caDir)) throw new CaNotInitialized(dataDir, dataDir)
-  if (existsSync(layout.database)) {
-    const store = new SqliteRegistryStore(layout.database)
+  if (deps.databaseUrl !== undefined || existsSync(layout.database)) {
+    const store = await openRegistry(layout.database, deps.databaseUrl)
     try {
       await recordInterruptedRotation(store, layout, { clock: deps.clock ?? systemClock, log: deps.log })
     } finally {
-      store.close()
+      await store.close()
     }
   }
   return describeCa(dataDir, deps)
@@ -106,7 +106,7 @@ export async function rotateCa(
   const clock = deps.clock ?? systemClock
   const layout = dataDirLayout(dataDir)
   if (!existsSync(layout.caDir)) throw new CaNotInitialized(dataDir, dataDir) // before the registry is opened (or made)
-  const store = new SqliteRegistryStore(layout.database)
+  const store = await openRegistry(layout.database, deps.databaseUrl)
   let result: RotationResult
   try {
     await recordInterruptedRotation(store, layout, { clock, log: deps.log })
@@ -124,7 +124,7 @@ export async function rotateCa(
       },
     )
   } finally {
-    store.close()
+    await store.close()
   }
   const now = clock.now()
   const summary: CaRotationSummary = {

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { systemClock, type Clock } from '../../certs/index.ts'
 import { dataDirLayout } from '../data-dir/layout.ts'
 import { CaNotInitialized } from '../errors.ts'
-import { SqliteRegistryStore } from '../store/sqlite-registry-store.ts'
+import { openRegistry } from '../store/open-registry.ts'
 import type { CheckReport } from './finding.ts'
 import { readFleetSnapshot, type SnapshotStores } from './read-fleet-snapshot.ts'
 import { DEFAULT_CHECK_OPTIONS, runChecks, type CheckOptions } from './run-checks.ts'
@@ -19,15 +19,19 @@ export async function checkFleet(
 }
 
 /** The fleet checks offline (`gatehouse check`): opens the registry, reads, closes; needs no CA passphrase. */
-export async function checkDataDir(dataDir: string, options: Partial<CheckOptions>, deps: { clock?: Clock } = {}): Promise<CheckReport> {
+export async function checkDataDir(
+  dataDir: string,
+  options: Partial<CheckOptions>,
+  deps: { clock?: Clock; databaseUrl?: string } = {},
+): Promise<CheckReport> {
   const layout = dataDirLayout(dataDir)
   if (!existsSync(layout.caDir)) throw new CaNotInitialized(dataDir, dataDir)
-  const store = new SqliteRegistryStore(layout.database)
+  const store = await openRegistry(layout.database, deps.databaseUrl)
   try {
     return await checkFleet(dataDir, { registry: store, claims: store.claims, apiKeys: store.apiKeys, settings: store.settings }, options, {
       clock: deps.clock ?? systemClock,
     })
   } finally {
-    store.close()
+    await store.close()
   }
 }

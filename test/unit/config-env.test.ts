@@ -19,8 +19,6 @@ const OTHER_ENV_NAMES = [
   'GATEHOUSE_WEBHOOK_SECRET',
   'GATEHOUSE_PKCS11_PIN',
   'GATEHOUSE_PKCS11_PIN_FILE',
-  // `gatehouse migrate --to postgres`: the target's URL with its password, never a flag
-  'GATEHOUSE_DATABASE_URL',
   // bin/gatehouse.js: run the compiled CLI (dist) or the TypeScript sources (tsx)
   'GATEHOUSE_CLI',
 ]

@@ -1,0 +1,33 @@
+import type { AiUsageStore } from './ai-usage-store.ts'
+import type { ApiKeyStore } from './api-key-store.ts'
+import type { AppStore } from './app-store.ts'
+import type { ClaimStore } from './claim-store.ts'
+import type { LimitsStore } from './limits-store.ts'
+import type { RegistryStore } from './registry-store.ts'
+import type { RouteStore } from './route-store.ts'
+import type { SettingsStore } from './settings-store.ts'
+import { SqliteRegistryStore } from './sqlite-registry-store.ts'
+
+/** The registry with the sibling stores that share its database (one transaction spans them all). */
+export interface Registry extends RegistryStore {
+  readonly settings: SettingsStore
+  readonly apiKeys: ApiKeyStore
+  readonly claims: ClaimStore
+  readonly limits: LimitsStore
+  readonly routes: RouteStore
+  readonly apps: AppStore
+  readonly aiUsage: AiUsageStore
+  /** SQLite closes at once; PostgreSQL ends its pool and LISTEN connection */
+  close(): void | Promise<void>
+}
+
+/**
+ * The one way the control plane opens its registry: on PostgreSQL when a database URL is configured
+ * (`databaseUrl`, GATEHOUSE_DATABASE_URL: connected, and its schema migrated), else the SQLite file of the
+ * data directory. The PostgreSQL client loads only then: a SQLite CLI call never pays for it.
+ */
+export async function openRegistry(sqlitePath: string, databaseUrl: string | undefined): Promise<Registry> {
+  if (databaseUrl === undefined) return new SqliteRegistryStore(sqlitePath)
+  const { PgRegistryStore } = await import('./postgres/pg-registry-store.ts')
+  return PgRegistryStore.open(databaseUrl, { applicationName: 'gatehouse' })
+}
