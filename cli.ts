@@ -163,7 +163,11 @@ export async function buildProgram(io: CliIo, options: { json?: boolean; argv?: 
     async statusTarget(options) {
       const [{ loadConfig }, { healthTarget }] = await Promise.all([import('./config.ts'), import('./provisioning/index.ts')])
       const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
-      return { target: healthTarget(config), dataDir: config.dataDir }
+      return {
+        target: healthTarget(config),
+        dataDir: config.dataDir,
+        ...(config.databaseUrl !== undefined && { databaseUrl: config.databaseUrl }),
+      }
     },
     async migrateSource(options) {
       const [{ loadConfig }, { dataDirLayout }] = await Promise.all([import('./config.ts'), import('./provisioning/index.ts')])

@@ -81,7 +81,10 @@ export interface CliDeps {
   /** `gatehouse check` (provisioning/checks/): the fleet checks over the configured data directory */
   check(options: CommonOptions & Partial<CheckOptions>): Promise<CheckReport>
   /** `gatehouse status`: where the configuration says the API answers, and the data directory */
-  statusTarget(options: CommonOptions & { httpHost?: string; httpPort?: number }): Promise<{ target: HealthTarget; dataDir: string }>
+  /** `gatehouse status`: where Gatehouse serves, and the registry whose devices it counts (databaseUrl: on PostgreSQL) */
+  statusTarget(
+    options: CommonOptions & { httpHost?: string; httpPort?: number },
+  ): Promise<{ target: HealthTarget; dataDir: string; databaseUrl?: string }>
   /** `gatehouse migrate`: the configured data directory's registry file, and the database URL of GATEHOUSE_DATABASE_URL */
   migrateSource(options: CommonOptions): Promise<{ registry: string; databaseUrl: string | undefined }>
 }

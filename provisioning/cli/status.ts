@@ -22,8 +22,8 @@ export function registerStatus(program: Command, deps: CliDeps): void {
     .option('--http-host <address>', 'the --http-host Gatehouse was started with (default from the configuration)')
     .option('--http-port <port>', 'the --http-port Gatehouse was started with (default from the configuration)')
   addJsonOption(addCommonOptions(cmd)).action(async (options: Options) => {
-    const { target, dataDir } = await deps.statusTarget(options)
-    const devices = await deviceCounts(dataDir)
+    const { target, dataDir, databaseUrl } = await deps.statusTarget(options)
+    const devices = await deviceCounts(dataDir, databaseUrl)
     let reports: { liveness: HealthReport; readiness: HealthReport }
     try {
       reports = await fetchHealth(target)

@@ -4,7 +4,7 @@ import { get as httpsGet } from 'node:https'
 import { isLoopback } from '../api/serve-api.ts'
 import { dataDirLayout } from '../data-dir/layout.ts'
 import { StatusNotRunning, StatusUnreachable } from '../errors.ts'
-import type { DeviceStatus } from '../store/registry-store.ts'
+import type { DeviceStatus, RegistryStore } from '../store/registry-store.ts'
 import { SqliteRegistryStore } from '../store/sqlite-registry-store.ts'
 import type { HealthReport } from './health.ts'
 
@@ -79,18 +79,38 @@ function parseReport(statusCode: number | undefined, body: string): HealthReport
   }
 }
 
-/** Devices by status, read-only from the data directory's registry; null when it has none yet. */
-export async function deviceCounts(dataDir: string): Promise<Record<DeviceStatus, number> | null> {
+/**
+ * Devices by status: read-only from the data directory's SQLite registry (null when it has none yet), or
+ * from the PostgreSQL registry when a database URL is configured (null when it cannot be read: /readyz
+ * reports the registry's own state).
+ */
+export async function deviceCounts(dataDir: string, databaseUrl?: string): Promise<Record<DeviceStatus, number> | null> {
+  if (databaseUrl !== undefined) {
+    const { openRegistry } = await import('../store/open-registry.ts')
+    const store = await openRegistry(dataDirLayout(dataDir).database, databaseUrl).catch(() => null)
+    if (store === null) return null
+    try {
+      return await countByStatus(store)
+    } catch {
+      return null
+    } finally {
+      await store.close()
+    }
+  }
   const path = dataDirLayout(dataDir).database
   if (!existsSync(path)) return null
   const store = new SqliteRegistryStore(path, { readonly: true })
   try {
-    return {
-      active: await store.countDevices({ status: 'active' }),
-      disabled: await store.countDevices({ status: 'disabled' }),
-      revoked: await store.countDevices({ status: 'revoked' }),
-    }
+    return await countByStatus(store)
   } finally {
     store.close()
+  }
+}
+
+async function countByStatus(store: Pick<RegistryStore, 'countDevices'>): Promise<Record<DeviceStatus, number>> {
+  return {
+    active: await store.countDevices({ status: 'active' }),
+    disabled: await store.countDevices({ status: 'disabled' }),
+    revoked: await store.countDevices({ status: 'revoked' }),
   }
 }

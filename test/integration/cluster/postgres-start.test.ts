@@ -110,6 +110,10 @@ describe.runIf(available)('gatehouse start and the CLI on PostgreSQL (issue 13)'
       expect(node.feed.status().intervalMs).toBe(intervalMs)
       await node.close()
     }
+    // status counts the devices of the PostgreSQL registry (nothing listens on port 1: not running, exit 2)
+    const status = await runCli(['status', '--json', '--http-port', '1', '--data-dir', dataDir], env)
+    expect(status.code, status.stderr).toBe(2)
+    expect(JSON.parse(status.stdout)).toMatchObject({ running: false, devices: { active: 1, disabled: 0, revoked: 0 } })
     // no command opened a SQLite registry (SqliteRegistryStore makes the file when it opens)
     expect(existsSync(dataDirLayout(dataDir).database)).toBe(false)
   }, 60_000)
