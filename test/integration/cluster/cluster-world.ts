@@ -16,14 +16,15 @@ export interface ClusterWorld {
   /** the operator's control plane on the same data directory */
   operator: ControlPlane
   provision(id: string): Promise<DeviceCredentials>
-  /** closes node i and starts a new one in its place (new ports) */
-  restartNode(i: number): Promise<void>
+  /** closes node i and starts a new one in its place (new ports), with `more` configuration on top of the world's */
+  restartNode(i: number, more?: ConfigInput): Promise<void>
   close(): Promise<void>
 }
 
 /**
  * Three Gatehouse nodes on one Redis and one data directory (README "Running a cluster": several
- * `gatehouse start --cluster` on one box), with `extra` configuration on each. Built once per file
+ * `gatehouse start --cluster` on one box), with `extra` configuration on each; with `extra.databaseUrl`
+ * the nodes and the operator share that PostgreSQL registry instead of the SQLite file. Built once per file
  * (beforeAll) and closed in afterAll: starting nodes costs more than the tests.
  */
 export async function startClusterWorld(extra: ConfigInput = {}): Promise<ClusterWorld> {
@@ -39,13 +40,18 @@ export async function startClusterWorld(extra: ConfigInput = {}): Promise<Cluste
     await redis.stop()
     rmSync(dir, { recursive: true, force: true })
   }
-  const startNode = () =>
-    startGatehouse(loadConfig({ dataDir, mqttPort: 0, httpPort: 0, aiEnabled: false, cluster: { redisUrl: redis.url }, ...extra }, {}), {
-      log,
-    })
+  const startNode = (more: ConfigInput = {}) =>
+    startGatehouse(
+      loadConfig({ dataDir, mqttPort: 0, httpPort: 0, aiEnabled: false, cluster: { redisUrl: redis.url }, ...extra, ...more }, {}),
+      { log },
+    )
   try {
     for (let i = 0; i < 3; i++) nodes.push(await startNode())
-    operator = await openControlPlane(dataDir, {}, { log })
+    operator = await openControlPlane(
+      dataDir,
+      {},
+      { log, ...(typeof extra.databaseUrl === 'string' && { databaseUrl: extra.databaseUrl }) },
+    )
   } catch (err) {
     await close()
     throw err
@@ -60,9 +66,9 @@ export async function startClusterWorld(extra: ConfigInput = {}): Promise<Cluste
       const issued = await control.authority.createDevice({ id }, 'operator:test')
       return { deviceId: id, cert: issued.certificatePem, key: issued.privateKey!.pem, ca: issued.chainPem, serial: issued.serial }
     },
-    async restartNode(i) {
+    async restartNode(i, more) {
       await nodes[i]?.close()
-      nodes[i] = await startNode()
+      nodes[i] = await startNode(more)
     },
     close,
   }
