@@ -55,7 +55,7 @@ export function createRegistryDirectory(
     /** the apps (the AppService); without it every app certificate is unknown */
     apps?: Pick<AppService, 'record' | 'certificateByFingerprint'>
   },
-  options: { maxEntries?: number } = {},
+  options: { maxEntries?: number; maxPendingAudits?: number } = {},
 ) {
   const { store, feed, clock, log } = deps
   /** seconds per lookup (the change feed's catch-up and the registry reads), for the metrics */
@@ -75,6 +75,10 @@ export function createRegistryDirectory(
   let forgets = 0
   /** the last audit write still under way: the next waits for it, so records land in the order the broker made them */
   let audited: Promise<void> | undefined
+  /** audit writes not finished: a registry that stops answering (a database outage) must not grow the chain without end */
+  const maxPendingAudits = options.maxPendingAudits ?? 10_000
+  let pendingAudits = 0
+  let droppedAudits = 0
 
   function forget(deviceId: string): void {
     forgets++
@@ -192,13 +196,27 @@ export function createRegistryDirectory(
     audit(record: { actor: string; action: string; subject: string; details?: Record<string, unknown> }): void {
       // fire and log: the broker's path never waits for an audit row (a failure is counted by the store). One
       // after another (the first at once): on PostgreSQL two lone writes take two connections and may commit in either order
+      // Past maxPendingAudits writes still waiting, a record is dropped: counted, and logged at the first drop
+      // and every 1,000th after it (never silently)
+      if (pendingAudits >= maxPendingAudits) {
+        droppedAudits++
+        if (droppedAudits % 1000 === 1)
+          log.error(
+            { action: record.action, subject: record.subject, dropped: droppedAudits, maxPendingAudits, code: 'GH_STORE_WRITE_FAILED' },
+            'audit record dropped: the registry has not finished the audit writes before it',
+          )
+        return
+      }
+      pendingAudits++
       const entry = { at: clock.now(), actor: record.actor, action: record.action, subject: record.subject, details: record.details ?? {} }
       const write = () =>
         store.appendAudit(entry).then(
           () => {},
           (err: unknown) => log.error({ err, action: record.action }, 'audit write failed'),
         )
-      const next = audited === undefined ? write() : audited.then(write)
+      const next = (audited === undefined ? write() : audited.then(write)).finally(() => {
+        pendingAudits--
+      })
       audited = next
       void next.then(() => {
         if (audited === next) audited = undefined

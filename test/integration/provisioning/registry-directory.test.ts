@@ -11,6 +11,7 @@ import { fixedClock } from '../../helpers/clock.ts'
 import { makeTestCa } from '../../helpers/test-ca.ts'
 import { registryDirectoryFixture } from '../../helpers/registry-directory-fixture.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
+import { waitFor } from '../../helpers/wait.ts'
 
 // The registry's directory on a real SQLite registry (test/helpers/registry-directory-fixture.ts).
 deviceDirectoryContract('the registry directory on SQLite', async () => {
@@ -76,5 +77,38 @@ describe('the registry directory on an async registry', () => {
     release()
     await first
     expect(await directory.lookup(identity)).toMatchObject({ kind: 'refused', reason: 'revoked' })
+  })
+})
+
+describe('the registry directory audit writes', () => {
+  it('holds at most maxPendingAudits unfinished audit writes: past them a record is dropped and logged, the held ones land in order', async () => {
+    const clock = fixedClock(NOW)
+    const lines: { msg: string; dropped?: number }[] = []
+    const log = pino({ level: 'error' }, { write: (line: string) => void lines.push(JSON.parse(line)) })
+    const store = new SqliteRegistryStore(join(tempDir(), 'gatehouse.db'))
+    onTestFinished(() => store.close())
+    // a registry that stops answering (a database outage): its audit writes wait until released
+    let release = () => {}
+    const released = new Promise<void>((resolve) => (release = resolve))
+    const stalled = new Proxy(store, {
+      get(target, key) {
+        if (key === 'appendAudit')
+          return async (entry: Parameters<SqliteRegistryStore['appendAudit']>[0]) => {
+            await released
+            return target.appendAudit(entry)
+          }
+        const value: unknown = Reflect.get(target, key, target)
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    const feed = await createChangeFeed({ store, clock, log })
+    const directory = createRegistryDirectory({ store: stalled, feed, clock, log }, { maxPendingAudits: 3 })
+    for (let n = 1; n <= 5; n++) directory.audit({ actor: 'broker', action: 'session.opened', subject: `dev-${n}` })
+    expect(lines.filter((l) => l.msg.startsWith('audit record dropped')).map((l) => l.dropped)).toEqual([1]) // once, with the count
+    release()
+    await waitFor(async () => (await store.listAudit()).length === 3, 5000, 'the three held audit records')
+    expect((await store.listAudit()).map((e) => e.subject).sort()).toEqual(['dev-1', 'dev-2', 'dev-3'])
+    directory.audit({ actor: 'broker', action: 'session.opened', subject: 'dev-6' }) // room again once they landed
+    await waitFor(async () => (await store.listAudit()).some((e) => e.subject === 'dev-6'), 5000, 'a record after the held ones landed')
   })
 })
