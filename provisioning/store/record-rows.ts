@@ -1,4 +1,10 @@
 import type { CrlReason } from '../../certs/index.ts'
+import type { AiUsageRecord } from './ai-usage-store.ts'
+import type { ApiKeyRecord } from './api-key-store.ts'
+import type { AppCertificateRecord, AppRecord } from './app-store.ts'
+import type { ClaimedDevice, ClaimRecord } from './claim-store.ts'
+import type { LimitsRecord } from './limits-store.ts'
+import type { RouteRecord } from './route-store.ts'
 import type { AuditEntry, CertificateRecord, DeviceFilter, DeviceRecord, DeviceStatus } from './registry-store.ts'
 
 /**
@@ -9,6 +15,13 @@ export type Row = Record<string, unknown>
 
 export const date = (v: unknown): Date => (v instanceof Date ? new Date(v.getTime()) : new Date(String(v)))
 export const dateOrNull = (v: unknown): Date | null => (v == null ? null : date(v))
+export const num = (v: unknown): number => Number(v)
+export const numOrNull = (v: unknown): number | null => (v == null ? null : Number(v))
+/** a JSON column: text on both engines */
+export const json = (v: unknown): Record<string, unknown> => JSON.parse(String(v)) as Record<string, unknown>
+/** SQLite stores a boolean as 1/0, PostgreSQL as a boolean */
+const bool = (v: unknown): boolean => v === true || v === 1
+const strings = (v: unknown): string[] => JSON.parse(String(v)) as string[]
 
 export function toDevice(r: Row): DeviceRecord {
   return {
@@ -68,3 +81,96 @@ export function deviceWhere(filter: Omit<DeviceFilter, 'after' | 'limit'>, bind:
     )
   return where
 }
+
+// The sibling stores' rows (the registry's database holds them too), for both engines.
+
+export const toUsage = (r: Row): AiUsageRecord => ({
+  deviceId: String(r.device_id),
+  day: String(r.day),
+  requests: num(r.requests),
+  tokens: num(r.tokens),
+})
+
+export const toApiKey = (r: Row): ApiKeyRecord => ({
+  id: String(r.id),
+  name: String(r.name),
+  secretHash: String(r.secret_hash),
+  scopes: strings(r.scopes),
+  createdAt: date(r.created_at),
+  expiresAt: dateOrNull(r.expires_at),
+  lastUsedAt: dateOrNull(r.last_used_at),
+  revokedAt: dateOrNull(r.revoked_at),
+  previousSecretHash: r.previous_secret_hash == null ? null : String(r.previous_secret_hash),
+  previousSecretUntil: dateOrNull(r.previous_secret_until),
+})
+
+export const toApp = (r: Row): AppRecord => ({
+  name: String(r.name),
+  groups: r.groups == null ? null : strings(r.groups),
+  classes: strings(r.classes),
+  status: r.status === 'revoked' ? 'revoked' : 'active',
+  createdAt: date(r.created_at),
+  createdBy: String(r.created_by),
+  revokedAt: dateOrNull(r.revoked_at),
+})
+
+export const toAppCertificate = (r: Row): AppCertificateRecord => ({
+  serial: String(r.serial),
+  appName: String(r.app_name),
+  fingerprint: String(r.fingerprint),
+  keySha256: String(r.key_sha256),
+  notAfter: date(r.not_after),
+  status: r.status === 'revoked' ? 'revoked' : 'active',
+  pem: String(r.pem),
+  createdAt: date(r.created_at),
+  revokedAt: dateOrNull(r.revoked_at),
+})
+
+export const toClaim = (r: Row): ClaimRecord => ({
+  id: String(r.id),
+  group: String(r.group_name),
+  tier: String(r.tier),
+  maxUses: numOrNull(r.max_uses),
+  uses: num(r.uses),
+  expiresAt: date(r.expires_at),
+  idPattern: (r.id_pattern as string | null) ?? null,
+  allowedIds: r.allowed_ids == null ? null : strings(r.allowed_ids),
+  tokensRequired: bool(r.tokens_required),
+  status: r.status as ClaimRecord['status'],
+  revokedAt: dateOrNull(r.revoked_at),
+  serial: String(r.serial),
+  fingerprint: String(r.fingerprint),
+  notAfter: date(r.not_after),
+  certificatePem: (r.certificate_pem as string | null) ?? null,
+  createdAt: date(r.created_at),
+  createdBy: String(r.created_by),
+})
+
+export const toClaimedDevice = (r: Row): ClaimedDevice => ({
+  deviceId: String(r.device_id),
+  claimId: String(r.claim_id),
+  serial: String(r.serial),
+  keySha256: String(r.key_sha256),
+  createdAt: date(r.created_at),
+})
+
+export const toLimits = (key: string, r: Row): LimitsRecord => ({
+  key,
+  limits: json(r.limits),
+  updatedAt: date(r.updated_at),
+  updatedBy: String(r.updated_by),
+})
+
+export const toRoute = (r: Row): RouteRecord => ({
+  id: String(r.id),
+  url: String(r.url),
+  group: r.grp == null ? null : String(r.grp),
+  secret: String(r.secret),
+  batchSize: num(r.batch_size),
+  batchMs: num(r.batch_ms),
+  queueMax: num(r.queue_max),
+  redact: bool(r.redact),
+  consent: bool(r.consent),
+  createdAt: date(r.created_at),
+  createdBy: String(r.created_by),
+})

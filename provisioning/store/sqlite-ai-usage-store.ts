@@ -2,15 +2,7 @@ import type Database from 'better-sqlite3'
 import type { AiUsageLease, AiUsageRecord, AiUsageSettlement, AiUsageStore, StoredInsight } from './ai-usage-store.ts'
 import { storeWrite as write } from './store-failure.ts'
 import type { TransactionGate } from './transaction-gate.ts'
-
-type Row = Record<string, unknown>
-
-const toUsage = (r: Row): AiUsageRecord => ({
-  deviceId: String(r.device_id),
-  day: String(r.day),
-  requests: Number(r.requests),
-  tokens: Number(r.tokens),
-})
+import { toUsage, type Row } from './record-rows.ts'
 
 function prepare(db: Database.Database) {
   return {

@@ -2,24 +2,7 @@ import type Database from 'better-sqlite3'
 import type { TransactionGate } from './transaction-gate.ts'
 import { ApiKeyExists } from '../errors.ts'
 import type { ApiKeyRecord, ApiKeyStore } from './api-key-store.ts'
-
-type Row = Record<string, unknown>
-const dateOrNull = (v: unknown): Date | null => (v == null ? null : new Date(String(v)))
-
-function toRecord(r: Row): ApiKeyRecord {
-  return {
-    id: String(r.id),
-    name: String(r.name),
-    secretHash: String(r.secret_hash),
-    scopes: JSON.parse(String(r.scopes)) as string[],
-    createdAt: new Date(String(r.created_at)),
-    expiresAt: dateOrNull(r.expires_at),
-    lastUsedAt: dateOrNull(r.last_used_at),
-    revokedAt: dateOrNull(r.revoked_at),
-    previousSecretHash: r.previous_secret_hash == null ? null : String(r.previous_secret_hash),
-    previousSecretUntil: dateOrNull(r.previous_secret_until),
-  }
-}
+import { toApiKey, type Row } from './record-rows.ts'
 
 /** ApiKeyStore on the registry's SQLite connection (constructed by SqliteRegistryStore). */
 export class SqliteApiKeyStore implements ApiKeyStore {
@@ -66,20 +49,20 @@ export class SqliteApiKeyStore implements ApiKeyStore {
   getById(id: string): Promise<ApiKeyRecord | undefined> {
     return this.#gate.run(() => {
       const r = this.#s.getById.get(id) as Row | undefined
-      return r && toRecord(r)
+      return r && toApiKey(r)
     })
   }
 
   getByName(name: string): Promise<ApiKeyRecord | undefined> {
     return this.#gate.run(() => {
       const r = this.#s.getByName.get(name) as Row | undefined
-      return r && toRecord(r)
+      return r && toApiKey(r)
     })
   }
 
   list(): Promise<ApiKeyRecord[]> {
     return this.#gate.run(() => {
-      return (this.#s.list.all() as Row[]).map(toRecord)
+      return (this.#s.list.all() as Row[]).map(toApiKey)
     })
   }
 

@@ -3,32 +3,7 @@ import { isSqliteDuplicate, isSqliteForeignKey } from './store-failure.ts'
 import type { TransactionGate } from './transaction-gate.ts'
 import type Database from 'better-sqlite3'
 import type { AppCertificateRecord, AppRecord, AppStore } from './app-store.ts'
-
-type Row = Record<string, unknown>
-
-const dateOrNull = (v: unknown): Date | null => (v === null ? null : new Date(String(v)))
-
-const toApp = (r: Row): AppRecord => ({
-  name: String(r.name),
-  groups: r.groups === null ? null : (JSON.parse(String(r.groups)) as string[]),
-  classes: JSON.parse(String(r.classes)) as string[],
-  status: r.status === 'revoked' ? 'revoked' : 'active',
-  createdAt: new Date(String(r.created_at)),
-  createdBy: String(r.created_by),
-  revokedAt: dateOrNull(r.revoked_at),
-})
-
-const toCert = (r: Row): AppCertificateRecord => ({
-  serial: String(r.serial),
-  appName: String(r.app_name),
-  fingerprint: String(r.fingerprint),
-  keySha256: String(r.key_sha256),
-  notAfter: new Date(String(r.not_after)),
-  status: r.status === 'revoked' ? 'revoked' : 'active',
-  pem: String(r.pem),
-  createdAt: new Date(String(r.created_at)),
-  revokedAt: dateOrNull(r.revoked_at),
-})
+import { toApp, toAppCertificate, type Row } from './record-rows.ts'
 
 /**
  * AppStore on the registry's SQLite connection (constructed by SqliteRegistryStore); see app-store.ts for why
@@ -103,13 +78,13 @@ export class SqliteAppStore implements AppStore {
   }
 
   certificates(name: string): Promise<AppCertificateRecord[]> {
-    return this.#gate.run(() => (this.#s.certificates.all(name) as Row[]).map(toCert))
+    return this.#gate.run(() => (this.#s.certificates.all(name) as Row[]).map(toAppCertificate))
   }
 
   certificateByFingerprint(fingerprint: string): Promise<AppCertificateRecord | undefined> {
     return this.#gate.run(() => {
       const r = this.#s.byFingerprint.get(fingerprint) as Row | undefined
-      return r && toCert(r)
+      return r && toAppCertificate(r)
     })
   }
 
@@ -130,10 +105,10 @@ export class SqliteAppStore implements AppStore {
   }
 
   revokedCertificates(): Promise<AppCertificateRecord[]> {
-    return this.#gate.run(() => (this.#s.revoked.all() as Row[]).map(toCert))
+    return this.#gate.run(() => (this.#s.revoked.all() as Row[]).map(toAppCertificate))
   }
 
   certificatesWithKey(keySha256: string): Promise<AppCertificateRecord[]> {
-    return this.#gate.run(() => (this.#s.withKey.all(keySha256) as Row[]).map(toCert))
+    return this.#gate.run(() => (this.#s.withKey.all(keySha256) as Row[]).map(toAppCertificate))
   }
 }

@@ -3,41 +3,7 @@ import { ClaimExists, DeviceExists } from '../errors.ts'
 import { isSqliteDuplicate } from './store-failure.ts'
 import type { TransactionGate } from './transaction-gate.ts'
 import type { ClaimedDevice, ClaimRecord, ClaimStore, TokenState } from './claim-store.ts'
-
-type Row = Record<string, unknown>
-const dateOrNull = (v: unknown): Date | null => (v == null ? null : new Date(String(v)))
-
-function toClaim(r: Row): ClaimRecord {
-  return {
-    id: String(r.id),
-    group: String(r.group_name),
-    tier: String(r.tier),
-    maxUses: r.max_uses == null ? null : Number(r.max_uses),
-    uses: Number(r.uses),
-    expiresAt: new Date(String(r.expires_at)),
-    idPattern: (r.id_pattern as string | null) ?? null,
-    allowedIds: r.allowed_ids == null ? null : (JSON.parse(String(r.allowed_ids)) as string[]),
-    tokensRequired: Number(r.tokens_required) === 1,
-    status: r.status as ClaimRecord['status'],
-    revokedAt: dateOrNull(r.revoked_at),
-    serial: String(r.serial),
-    fingerprint: String(r.fingerprint),
-    notAfter: new Date(String(r.not_after)),
-    certificatePem: (r.certificate_pem as string | null) ?? null,
-    createdAt: new Date(String(r.created_at)),
-    createdBy: String(r.created_by),
-  }
-}
-
-function toClaimedDevice(r: Row): ClaimedDevice {
-  return {
-    deviceId: String(r.device_id),
-    claimId: String(r.claim_id),
-    serial: String(r.serial),
-    keySha256: String(r.key_sha256),
-    createdAt: new Date(String(r.created_at)),
-  }
-}
+import { toClaim, toClaimedDevice, type Row } from './record-rows.ts'
 
 /**
  * ClaimStore on the registry's SQLite connection (constructed by SqliteRegistryStore). A duplicate claim is

@@ -1,15 +1,7 @@
 import type Database from 'better-sqlite3'
 import type { TransactionGate } from './transaction-gate.ts'
 import type { LimitsRecord, LimitsStore } from './limits-store.ts'
-
-type Row = Record<string, unknown>
-
-const toRecord = (key: string, r: Row): LimitsRecord => ({
-  key,
-  limits: JSON.parse(String(r.limits)) as Record<string, unknown>,
-  updatedAt: new Date(String(r.updated_at)),
-  updatedBy: String(r.updated_by),
-})
+import { toLimits, type Row } from './record-rows.ts'
 
 /** LimitsStore on the registry's SQLite connection (constructed by SqliteRegistryStore). */
 export class SqliteLimitsStore implements LimitsStore {
@@ -38,13 +30,13 @@ export class SqliteLimitsStore implements LimitsStore {
   getTier(tier: string): Promise<LimitsRecord | undefined> {
     return this.#gate.run(() => {
       const r = this.#s.getTier.get(tier) as Row | undefined
-      return r && toRecord(tier, r)
+      return r && toLimits(tier, r)
     })
   }
 
   listTiers(): Promise<LimitsRecord[]> {
     return this.#gate.run(() => {
-      return (this.#s.listTiers.all() as Row[]).map((r) => toRecord(String(r.tier), r))
+      return (this.#s.listTiers.all() as Row[]).map((r) => toLimits(String(r.tier), r))
     })
   }
 
@@ -57,7 +49,7 @@ export class SqliteLimitsStore implements LimitsStore {
   getDevice(deviceId: string): Promise<LimitsRecord | undefined> {
     return this.#gate.run(() => {
       const r = this.#s.getDevice.get(deviceId) as Row | undefined
-      return r && toRecord(deviceId, r)
+      return r && toLimits(deviceId, r)
     })
   }
 

@@ -1,22 +1,7 @@
 import type Database from 'better-sqlite3'
 import type { TransactionGate } from './transaction-gate.ts'
 import type { RouteRecord, RouteStore } from './route-store.ts'
-
-type Row = Record<string, unknown>
-
-const toRecord = (r: Row): RouteRecord => ({
-  id: String(r.id),
-  url: String(r.url),
-  group: r.grp === null ? null : String(r.grp),
-  secret: String(r.secret),
-  batchSize: Number(r.batch_size),
-  batchMs: Number(r.batch_ms),
-  queueMax: Number(r.queue_max),
-  redact: r.redact === 1,
-  consent: r.consent === 1,
-  createdAt: new Date(String(r.created_at)),
-  createdBy: String(r.created_by),
-})
+import { toRoute, type Row } from './record-rows.ts'
 
 /** RouteStore on the registry's SQLite connection (constructed by SqliteRegistryStore). */
 export class SqliteRouteStore implements RouteStore {
@@ -40,14 +25,14 @@ export class SqliteRouteStore implements RouteStore {
 
   list(): Promise<RouteRecord[]> {
     return this.#gate.run(() => {
-      return (this.#s.list.all() as Row[]).map(toRecord)
+      return (this.#s.list.all() as Row[]).map(toRoute)
     })
   }
 
   get(id: string): Promise<RouteRecord | undefined> {
     return this.#gate.run(() => {
       const r = this.#s.get.get(id) as Row | undefined
-      return r && toRecord(r)
+      return r && toRoute(r)
     })
   }
 

@@ -1,13 +1,7 @@
 import type { AiUsageLease, AiUsageRecord, AiUsageSettlement, AiUsageStore, StoredInsight } from '../ai-usage-store.ts'
 import type { PgDatabase, Row } from './pg-database.ts'
-import { date, json, num } from './pg-rows.ts'
-
-const toUsage = (r: Row): AiUsageRecord => ({
-  deviceId: String(r.device_id),
-  day: String(r.day),
-  requests: num(r.requests),
-  tokens: num(r.tokens),
-})
+import { date, json } from './pg-rows.ts'
+import { toUsage } from '../record-rows.ts'
 
 /**
  * Newest first, ties by arrival as SQLite's rowid orders them: the table has no arrival column (its columns

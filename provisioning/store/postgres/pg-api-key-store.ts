@@ -1,23 +1,8 @@
 import { ApiKeyExists } from '../../errors.ts'
 import type { ApiKeyRecord, ApiKeyStore } from '../api-key-store.ts'
-import type { PgDatabase, Row } from './pg-database.ts'
+import type { PgDatabase } from './pg-database.ts'
 import { isUniqueViolation } from './pg-failure.ts'
-import { date, dateOrNull } from './pg-rows.ts'
-
-function toRecord(r: Row): ApiKeyRecord {
-  return {
-    id: String(r.id),
-    name: String(r.name),
-    secretHash: String(r.secret_hash),
-    scopes: JSON.parse(String(r.scopes)) as string[],
-    createdAt: date(r.created_at),
-    expiresAt: dateOrNull(r.expires_at),
-    lastUsedAt: dateOrNull(r.last_used_at),
-    revokedAt: dateOrNull(r.revoked_at),
-    previousSecretHash: r.previous_secret_hash == null ? null : String(r.previous_secret_hash),
-    previousSecretUntil: dateOrNull(r.previous_secret_until),
-  }
-}
+import { toApiKey } from '../record-rows.ts'
 
 /** ApiKeyStore on the registry's PostgreSQL database (constructed by PgRegistryStore). */
 export class PgApiKeyStore implements ApiKeyStore {
@@ -46,16 +31,16 @@ export class PgApiKeyStore implements ApiKeyStore {
 
   async getById(id: string): Promise<ApiKeyRecord | undefined> {
     const [r] = await this.#db.query('SELECT * FROM api_keys WHERE id = $1', [id])
-    return r && toRecord(r)
+    return r && toApiKey(r)
   }
 
   async getByName(name: string): Promise<ApiKeyRecord | undefined> {
     const [r] = await this.#db.query('SELECT * FROM api_keys WHERE name = $1', [name])
-    return r && toRecord(r)
+    return r && toApiKey(r)
   }
 
   async list(): Promise<ApiKeyRecord[]> {
-    return (await this.#db.query('SELECT * FROM api_keys ORDER BY created_at, name')).map(toRecord)
+    return (await this.#db.query('SELECT * FROM api_keys ORDER BY created_at, name')).map(toApiKey)
   }
 
   async revoke(id: string, at: Date): Promise<void> {

@@ -1,30 +1,9 @@
 import { AppExists, AppNotFound, CertificateExists } from '../../errors.ts'
 import type { AppCertificateRecord, AppRecord, AppStore } from '../app-store.ts'
-import type { PgDatabase, Row } from './pg-database.ts'
+import type { PgDatabase } from './pg-database.ts'
 import { isForeignKeyViolation, isUniqueViolation } from './pg-failure.ts'
-import { date, dateOrNull, num } from './pg-rows.ts'
-
-const toApp = (r: Row): AppRecord => ({
-  name: String(r.name),
-  groups: r.groups == null ? null : (JSON.parse(String(r.groups)) as string[]),
-  classes: JSON.parse(String(r.classes)) as string[],
-  status: r.status === 'revoked' ? 'revoked' : 'active',
-  createdAt: date(r.created_at),
-  createdBy: String(r.created_by),
-  revokedAt: dateOrNull(r.revoked_at),
-})
-
-const toCert = (r: Row): AppCertificateRecord => ({
-  serial: String(r.serial),
-  appName: String(r.app_name),
-  fingerprint: String(r.fingerprint),
-  keySha256: String(r.key_sha256),
-  notAfter: date(r.not_after),
-  status: r.status === 'revoked' ? 'revoked' : 'active',
-  pem: String(r.pem),
-  createdAt: date(r.created_at),
-  revokedAt: dateOrNull(r.revoked_at),
-})
+import { num } from './pg-rows.ts'
+import { toApp, toAppCertificate } from '../record-rows.ts'
 
 /**
  * AppStore on the registry's PostgreSQL database (constructed by PgRegistryStore), with SqliteAppStore's
@@ -80,12 +59,14 @@ export class PgAppStore implements AppStore {
   }
 
   async certificates(name: string): Promise<AppCertificateRecord[]> {
-    return (await this.#db.query('SELECT * FROM app_certificates WHERE app_name = $1 ORDER BY created_at, serial', [name])).map(toCert)
+    return (await this.#db.query('SELECT * FROM app_certificates WHERE app_name = $1 ORDER BY created_at, serial', [name])).map(
+      toAppCertificate,
+    )
   }
 
   async certificateByFingerprint(fingerprint: string): Promise<AppCertificateRecord | undefined> {
     const [r] = await this.#db.query('SELECT * FROM app_certificates WHERE fingerprint = $1', [fingerprint])
-    return r && toCert(r)
+    return r && toAppCertificate(r)
   }
 
   async insertCertificate(c: AppCertificateRecord): Promise<void> {
@@ -112,10 +93,10 @@ export class PgAppStore implements AppStore {
   }
 
   async revokedCertificates(): Promise<AppCertificateRecord[]> {
-    return (await this.#db.query("SELECT * FROM app_certificates WHERE status = 'revoked' ORDER BY serial")).map(toCert)
+    return (await this.#db.query("SELECT * FROM app_certificates WHERE status = 'revoked' ORDER BY serial")).map(toAppCertificate)
   }
 
   async certificatesWithKey(keySha256: string): Promise<AppCertificateRecord[]> {
-    return (await this.#db.query('SELECT * FROM app_certificates WHERE key_sha256 = $1', [keySha256])).map(toCert)
+    return (await this.#db.query('SELECT * FROM app_certificates WHERE key_sha256 = $1', [keySha256])).map(toAppCertificate)
   }
 }

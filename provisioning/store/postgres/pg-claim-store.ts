@@ -1,40 +1,8 @@
 import { ClaimExists, DeviceExists } from '../../errors.ts'
 import type { ClaimedDevice, ClaimRecord, ClaimStore, TokenState } from '../claim-store.ts'
-import type { PgDatabase, Row } from './pg-database.ts'
+import type { PgDatabase } from './pg-database.ts'
 import { isUniqueViolation } from './pg-failure.ts'
-import { date, dateOrNull, num, numOrNull } from './pg-rows.ts'
-
-function toClaim(r: Row): ClaimRecord {
-  return {
-    id: String(r.id),
-    group: String(r.group_name),
-    tier: String(r.tier),
-    maxUses: numOrNull(r.max_uses),
-    uses: num(r.uses),
-    expiresAt: date(r.expires_at),
-    idPattern: (r.id_pattern as string | null) ?? null,
-    allowedIds: r.allowed_ids == null ? null : (JSON.parse(String(r.allowed_ids)) as string[]),
-    tokensRequired: r.tokens_required === true,
-    status: r.status as ClaimRecord['status'],
-    revokedAt: dateOrNull(r.revoked_at),
-    serial: String(r.serial),
-    fingerprint: String(r.fingerprint),
-    notAfter: date(r.not_after),
-    certificatePem: (r.certificate_pem as string | null) ?? null,
-    createdAt: date(r.created_at),
-    createdBy: String(r.created_by),
-  }
-}
-
-function toClaimedDevice(r: Row): ClaimedDevice {
-  return {
-    deviceId: String(r.device_id),
-    claimId: String(r.claim_id),
-    serial: String(r.serial),
-    keySha256: String(r.key_sha256),
-    createdAt: date(r.created_at),
-  }
-}
+import { toClaim, toClaimedDevice } from '../record-rows.ts'
 
 /**
  * ClaimStore on the registry's PostgreSQL database (constructed by PgRegistryStore). As on SQLite, a

@@ -1,13 +1,6 @@
 import type { LimitsRecord, LimitsStore } from '../limits-store.ts'
-import type { PgDatabase, Row } from './pg-database.ts'
-import { date, json } from './pg-rows.ts'
-
-const toRecord = (key: string, r: Row): LimitsRecord => ({
-  key,
-  limits: json(r.limits),
-  updatedAt: date(r.updated_at),
-  updatedBy: String(r.updated_by),
-})
+import type { PgDatabase } from './pg-database.ts'
+import { toLimits } from '../record-rows.ts'
 
 /** LimitsStore on the registry's PostgreSQL database (constructed by PgRegistryStore). */
 export class PgLimitsStore implements LimitsStore {
@@ -23,11 +16,11 @@ export class PgLimitsStore implements LimitsStore {
 
   async getTier(tier: string): Promise<LimitsRecord | undefined> {
     const [r] = await this.#db.query('SELECT * FROM tier_limits WHERE tier = $1', [tier])
-    return r && toRecord(tier, r)
+    return r && toLimits(tier, r)
   }
 
   async listTiers(): Promise<LimitsRecord[]> {
-    return (await this.#db.query('SELECT * FROM tier_limits ORDER BY tier')).map((r) => toRecord(String(r.tier), r))
+    return (await this.#db.query('SELECT * FROM tier_limits ORDER BY tier')).map((r) => toLimits(String(r.tier), r))
   }
 
   async putTier(r: LimitsRecord): Promise<void> {
@@ -40,7 +33,7 @@ export class PgLimitsStore implements LimitsStore {
 
   async getDevice(deviceId: string): Promise<LimitsRecord | undefined> {
     const [r] = await this.#db.query('SELECT * FROM device_limits WHERE device_id = $1', [deviceId])
-    return r && toRecord(deviceId, r)
+    return r && toLimits(deviceId, r)
   }
 
   async putDevice(r: LimitsRecord): Promise<void> {

@@ -1,20 +1,7 @@
 import type { RouteRecord, RouteStore } from '../route-store.ts'
-import type { PgDatabase, Row } from './pg-database.ts'
-import { date, num } from './pg-rows.ts'
-
-const toRecord = (r: Row): RouteRecord => ({
-  id: String(r.id),
-  url: String(r.url),
-  group: r.grp == null ? null : String(r.grp),
-  secret: String(r.secret),
-  batchSize: num(r.batch_size),
-  batchMs: num(r.batch_ms),
-  queueMax: num(r.queue_max),
-  redact: r.redact === true,
-  consent: r.consent === true,
-  createdAt: date(r.created_at),
-  createdBy: String(r.created_by),
-})
+import type { PgDatabase } from './pg-database.ts'
+import { num } from './pg-rows.ts'
+import { toRoute } from '../record-rows.ts'
 
 /** RouteStore on the registry's PostgreSQL database (constructed by PgRegistryStore). */
 export class PgRouteStore implements RouteStore {
@@ -25,12 +12,12 @@ export class PgRouteStore implements RouteStore {
   }
 
   async list(): Promise<RouteRecord[]> {
-    return (await this.#db.query('SELECT * FROM telemetry_routes ORDER BY created_at, id')).map(toRecord)
+    return (await this.#db.query('SELECT * FROM telemetry_routes ORDER BY created_at, id')).map(toRoute)
   }
 
   async get(id: string): Promise<RouteRecord | undefined> {
     const [r] = await this.#db.query('SELECT * FROM telemetry_routes WHERE id = $1', [id])
-    return r && toRecord(r)
+    return r && toRoute(r)
   }
 
   async count(): Promise<number> {
