@@ -35,6 +35,43 @@ function watchedClient(port: number, creds: DeviceCredentials, clean = true) {
   return { client, packets, state }
 }
 
+/**
+ * A `gatehouse start --cluster` node as its own process (so it can be SIGKILLed or SIGSTOPped) on the
+ * world's data directory and Redis, killed when the test ends; answers once it listens. A first start
+ * on a loaded box (CA checks, N workers) can take tens of seconds, hence the generous wait.
+ */
+async function startChildNode(w: ClusterWorld, workers: number, listenWithinMs: number) {
+  const child = spawn(
+    process.execPath,
+    [
+      GATEHOUSE_BIN,
+      'start',
+      '--data-dir',
+      w.dataDir,
+      '--cluster',
+      w.redis.url,
+      '--workers',
+      String(workers),
+      '--mqtt-port',
+      '0',
+      '--http-port',
+      '0',
+    ],
+    { env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'ignore', 'pipe'] },
+  )
+  onTestFinished(() => void (child.exitCode === null && child.kill('SIGKILL')))
+  let stderr = ''
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+  const port = Number(
+    await waitFor(
+      () => /on 127\.0\.0\.1:(\d+)/.exec(stderr)?.[1],
+      listenWithinMs,
+      () => `the node's port:\n${stderr}`,
+    ),
+  )
+  return { child, port }
+}
+
 const insights = (id: string) => `devices/${id}/insights`
 // aedes-persistence-redis' encoding of what it stores (no types shipped)
 const msgpack = createRequire(import.meta.url)('msgpack-lite') as { encode(value: unknown): Buffer }
@@ -241,22 +278,7 @@ describe.skipIf(!redisAvailable())('cluster: three nodes on one Redis and one da
   })
 
   it('a node killed with SIGKILL: its device reconnects to another node and its will goes out within the bound', async () => {
-    const child = spawn(
-      process.execPath,
-      // one process, one node (--workers 1): the default with --cluster is one worker per core
-      [GATEHOUSE_BIN, 'start', '--data-dir', w.dataDir, '--cluster', w.redis.url, '--workers', '1', '--mqtt-port', '0', '--http-port', '0'],
-      { env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'ignore', 'pipe'] },
-    )
-    onTestFinished(() => void (child.exitCode === null && child.kill('SIGKILL')))
-    let stderr = ''
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    const childPort = Number(
-      await waitFor(
-        () => /on 127\.0\.0\.1:(\d+)/.exec(stderr)?.[1],
-        45_000,
-        () => `the node's port:\n${stderr}`,
-      ),
-    )
+    const { child, port: childPort } = await startChildNode(w, 1, 45_000)
     const creds = await w.provision('killed-1')
     const will = { topic: 'devices/killed-1/telemetry/status', payload: Buffer.from('gone'), qos: 1 as const, retain: false }
     await connectDevice(childPort, creds, { will })
@@ -275,21 +297,7 @@ describe.skipIf(!redisAvailable())('cluster: three nodes on one Redis and one da
   }, 75_000)
 
   it('the primary of --workers 2 killed with SIGKILL: the will of its device goes out within the bound', async () => {
-    const child = spawn(
-      process.execPath,
-      [GATEHOUSE_BIN, 'start', '--data-dir', w.dataDir, '--cluster', w.redis.url, '--workers', '2', '--mqtt-port', '0', '--http-port', '0'],
-      { env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'ignore', 'pipe'] },
-    )
-    onTestFinished(() => void (child.exitCode === null && child.kill('SIGKILL')))
-    let stderr = ''
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    const childPort = Number(
-      await waitFor(
-        () => /on 127\.0\.0\.1:(\d+)/.exec(stderr)?.[1],
-        60_000,
-        () => `the node's port:\n${stderr}`,
-      ),
-    )
+    const { child, port: childPort } = await startChildNode(w, 2, 60_000)
     const creds = await w.provision('killed-2')
     const will = { topic: 'devices/killed-2/telemetry/status', payload: Buffer.from('gone'), qos: 1 as const, retain: false }
     const device = await connectDevice(childPort, creds, { will })
@@ -320,21 +328,7 @@ describe.skipIf(!redisAvailable())('cluster: three nodes on one Redis and one da
   }, 90_000)
 
   it("a revoked device's will is removed cluster-wide: its node dies after the revocation and only the other device's will goes out", async () => {
-    const child = spawn(
-      process.execPath,
-      [GATEHOUSE_BIN, 'start', '--data-dir', w.dataDir, '--cluster', w.redis.url, '--workers', '1', '--mqtt-port', '0', '--http-port', '0'],
-      { env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'ignore', 'pipe'] },
-    )
-    onTestFinished(() => void (child.exitCode === null && child.kill('SIGKILL')))
-    let stderr = ''
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    const childPort = Number(
-      await waitFor(
-        () => /on 127\.0\.0\.1:(\d+)/.exec(stderr)?.[1],
-        45_000,
-        () => `the node's port:\n${stderr}`,
-      ),
-    )
+    const { child, port: childPort } = await startChildNode(w, 1, 45_000)
     const wills: string[] = []
     for (let n = 0; n < 3; n++)
       node(n).broker.aedes.on('publish', (packet) => {
