@@ -138,14 +138,15 @@ export async function buildProgram(io: CliIo, options: { json?: boolean; argv?: 
     },
     ca: {
       async rotate(options) {
-        const [{ loadConfig }, { rotateCa }] = await Promise.all([import('./config.ts'), import('./provisioning/index.ts')])
+        const [{ caSyncSecret, loadConfig }, { rotateCa }] = await Promise.all([import('./config.ts'), import('./provisioning/index.ts')])
         // only an explicit --key-algorithm: by default the new CA keeps the current one's key type
         const config = loadConfig(configFlags({ ...options, keyAlgorithm: undefined }), io.env)
         const keyAlgorithm = options.keyAlgorithm as KeyAlgorithm | undefined
+        const syncSecret = caSyncSecret(config) // seals the new issuing key for the other nodes of a shared registry
         return rotateCa(
           config.dataDir,
           { ...(keyAlgorithm && { keyAlgorithm }) },
-          { log: cliLog(options), ...(await secretsOf(io)), ...databaseOf(config) },
+          { log: cliLog(options), ...(await secretsOf(io)), ...databaseOf(config), ...(syncSecret && { caSyncSecret: syncSecret }) },
           operator(),
         )
       },

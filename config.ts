@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import createError from '@fastify/error'
 import {
@@ -86,6 +86,12 @@ export const configSchema = {
      * The CA, its keys and the bundles stay in the data directory either way.
      */
     databaseUrl: { type: 'string', maxLength: 2000, pattern: '^postgres(ql)?://' },
+    /**
+     * With databaseUrl: the file (mode 0600, at least 32 bytes: `openssl rand -out FILE 32`) holding the cluster's CA
+     * sync secret, the same on every node: `ca rotate` seals the new issuing CA's key with it into the database and
+     * every node opens it there (docs/device-lifecycle.md, "CA rotation"). A path, not the secret: never logged.
+     */
+    caSyncSecretFile: { type: 'string', minLength: 1, maxLength: 4096 },
     /** broker protection limits (broker/limits.ts); the rules relating two limits are checked by resolveLimits() */
     limits: { ...LIMITS_SCHEMA, default: {} },
     /** PROXY protocol v1/v2 on the MQTT listener from these load balancers (docs/deployment.md); off by default */
@@ -338,6 +344,26 @@ export function caPassphrase(env: NodeJS.ProcessEnv): string | undefined {
   }
   const v = env.GATEHOUSE_CA_PASSPHRASE
   return v === undefined || v === '' ? undefined : v
+}
+
+/**
+ * The CA sync secret from caSyncSecretFile (GATEHOUSE_CA_SYNC_SECRET_FILE), when set: the file's bytes, which must be
+ * at least 32 and readable by its owner only. Never logged; a problem names the file, never its content.
+ */
+export function caSyncSecret(config: { caSyncSecretFile?: string | undefined }): Uint8Array | undefined {
+  const path = config.caSyncSecretFile
+  if (path === undefined) return undefined
+  const problem = (what: string) => new ConfigInvalid(`caSyncSecretFile ${path} ${what}`)
+  let bytes: Buffer
+  try {
+    if ((statSync(path).mode & 0o077) !== 0) throw problem('is readable by group or others: run chmod 600 on it')
+    bytes = readFileSync(path)
+  } catch (err) {
+    if ((err as { code?: string }).code === 'GH_CONFIG_INVALID') throw err
+    throw problem(`cannot be read: ${(err as Error).message}`)
+  }
+  if (bytes.length < 32) throw problem(`holds ${bytes.length} bytes, fewer than 32: make it with openssl rand -out FILE 32`)
+  return new Uint8Array(bytes)
 }
 
 /**

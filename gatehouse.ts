@@ -22,7 +22,7 @@ import {
   type TelemetryRoutes,
 } from './broker/index.ts'
 import { parseCertificatesPem, systemClock, systemTimers, type Clock, type Random } from './certs/index.ts'
-import { authorityOptions, type Config } from './config.ts'
+import { authorityOptions, caSyncSecret, type Config } from './config.ts'
 import { buildApi, createRateLimiter, isLoopback, serveApi, serveMetrics } from './provisioning/api/index.ts'
 import { createMetrics, type Metrics } from './provisioning/metrics/index.ts'
 import {
@@ -67,6 +67,8 @@ export interface GatehouseDeps {
   env?: NodeJS.ProcessEnv
   /** TLS session ticket keys shared by the workers serving one port (workers.ts); else the process's own */
   ticketKeys?: Buffer
+  /** the CA sync secret (config caSyncSecretFile, read by startGatehouse): opens the CA keys a shared registry carries */
+  caSyncSecret?: Uint8Array
 }
 
 export interface Gatehouse {
@@ -108,6 +110,7 @@ function changeFeedIntervalMs(config: Readonly<Config>): number {
 export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDeps): Promise<Gatehouse> {
   // the registry on PostgreSQL when configured; the CA, keys and bundles stay in the data directory either way
   const controlDeps = { ...deps, ...(config.databaseUrl !== undefined && { databaseUrl: config.databaseUrl }) }
+  const syncSecret = caSyncSecret(config) // read (and checked) before anything starts
   await initControlPlane(config.dataDir, { keyAlgorithm: config.keyAlgorithm, hostnames: [...config.hostnames] }, controlDeps, 'gatehouse')
   const enrollmentOptions = {
     renewalWindow: config.renewalWindow,
@@ -121,7 +124,7 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
     for (const close of closers.reverse()) await close()
   }
   try {
-    const started = await startServices(config, deps, control, closers)
+    const started = await startServices(config, { ...deps, ...(syncSecret && { caSyncSecret: syncSecret }) }, control, closers)
     let closed: Promise<void> | undefined
     return { ...started, close: () => (closed ??= closeAll()) }
   } catch (err) {
@@ -141,13 +144,14 @@ function healthChecks(
   feed: ChangeFeed,
   broker: Broker,
   eventLoop: EventLoopDelay,
+  caSyncProblem: () => Error | undefined,
 ): Health {
   return createHealth(
     {
       liveness: { eventLoop: eventLoopCheck(eventLoop) },
       readiness: {
         database: databaseCheck(control.store, clock),
-        ca: caCheck(control.authority, clock),
+        ca: caCheck(control.authority, clock, caSyncProblem),
         mqtt: () => broker.acceptsConnections(),
         changeFeed: changeFeedCheck(feed, clock),
       },
@@ -242,6 +246,7 @@ async function startServices(
     build: { version: PACKAGE_VERSION },
   })
   const metricsOnApi = config.metricsPort === undefined
+  let ca: ReturnType<typeof keepCaCurrent> | undefined // made below, once the API it reloads exists; /readyz reads its sync problem
   const eventLoop = monitorEventLoop()
   closers.push(() => eventLoop.stop())
   // HTTPS off loopback always, on loopback when asked (httpTls); the workers' shared ticket keys as the broker's
@@ -249,7 +254,7 @@ async function startServices(
   const ticketKeys = deps.ticketKeys && { ticketKeys: deps.ticketKeys }
   const api = buildApi(
     {
-      health: healthChecks(log, clock, control, feed, broker, eventLoop),
+      health: healthChecks(log, clock, control, feed, broker, eventLoop, () => ca?.syncProblem()),
       authority: control.authority,
       settings: control.settings,
       apiKeys: control.apiKeys,
@@ -279,8 +284,9 @@ async function startServices(
     },
     { limiter: apiLimiter, ...(apiTls && { https: { key: tls.key, cert: tls.cert, ...ticketKeys } }) },
   )
-  // `gatehouse ca rotate` (another process): reload the CA, then the broker's and the HTTPS API's TLS
-  const ca = keepCaCurrent({
+  // `gatehouse ca rotate` (another process; on a shared registry, another machine too): reload the CA, then the
+  // broker's and the HTTPS API's TLS
+  const keeper = keepCaCurrent({
     control,
     feed,
     dataDir: config.dataDir,
@@ -292,8 +298,16 @@ async function startServices(
       // a new secure context takes new ticket keys unless given the shared ones
       if (apiTls) (api.server as unknown as TlsServer).setSecureContext({ key: next.key, cert: next.cert, ...ticketKeys })
     },
+    ...(config.databaseUrl !== undefined && {
+      shared: {
+        clock,
+        ...(deps.caSyncSecret && { caSyncSecret: deps.caSyncSecret }),
+        ...(deps.pkcs11Pin !== undefined && { pkcs11Pin: deps.pkcs11Pin }),
+      },
+    }),
   })
-  closers.push(() => ca.close())
+  ca = keeper
+  closers.push(() => keeper.close())
   feed.start()
   closers.push(() => feed.stop())
   const mqtt = await broker.listen()

@@ -29,6 +29,8 @@ export interface ControlPlaneDeps {
   settingsKey?: string
   /** the registry on PostgreSQL (config databaseUrl, GATEHOUSE_DATABASE_URL); else SQLite in the data directory */
   databaseUrl?: string
+  /** the cluster's CA sync secret (caSyncSecretFile): seals and opens the CA keys a shared registry carries (ca/ca-material.ts) */
+  caSyncSecret?: Uint8Array
 }
 
 export interface ControlPlane {

@@ -58,6 +58,24 @@ export const CaKeyPermissions = createError(
   'the key file %s is readable by group or others (mode %s): run chmod 600 on it, then start again',
   500,
 )
+export const CaSyncSecretMissing = createError(
+  'GH_CA_SYNC_SECRET_MISSING',
+  '%s needs the CA sync secret, and none is configured: make it once (openssl rand -out FILE 32; chmod 600 FILE), copy the same file ' +
+    'to every node and set caSyncSecretFile (GATEHOUSE_CA_SYNC_SECRET_FILE) to it; %s',
+  500,
+)
+export const CaSyncSecretWrong = createError(
+  'GH_CA_SYNC_SECRET_WRONG',
+  "the issuing CA key %s in the shared registry does not open with this node's CA sync secret: caSyncSecretFile must hold the same " +
+    'bytes on every node (copy the file of the node that ran ca rotate); %s',
+  500,
+)
+export const CaSyncRefused = createError(
+  'GH_CA_SYNC_REFUSED',
+  "the CA in the shared registry (meta row 'ca.material') was not installed: %s; this node keeps serving with the CA it has: " +
+    'run `gatehouse ca show` here and on the node that ran ca rotate, and compare their root CAs',
+  500,
+)
 export const Pkcs11ModuleUnusable = createError(
   'GH_CA_PKCS11_MODULE_UNUSABLE',
   'the PKCS#11 module %s cannot be loaded (%s): check the path and that the library is installed for this machine; nothing was changed',

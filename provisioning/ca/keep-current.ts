@@ -1,4 +1,6 @@
 import type { Logger } from 'pino'
+import { cryptoRandom, systemClock, systemTimers, type Clock, type Random, type Timers } from '../../certs/index.ts'
+import { installSharedCa } from './ca-sync.ts'
 import type { ControlPlane } from '../control-plane.ts'
 import { realScheduler, type ChangeFeed, type Scheduler } from '../events.ts'
 import type { ServerTlsMaterial } from './keystore.ts'
@@ -9,6 +11,8 @@ const REVOCATIONS = new Set(['certificate.revoked', 'claim.revoked'])
 export interface CaKeeper {
   /** Stops the hourly refresh and waits for a running CRL refresh and CA reload. */
   close(): Promise<void>
+  /** Why the shared registry's newest CA is not installed here (a coded error), or undefined: /readyz's ca check. */
+  syncProblem(): Error | undefined
 }
 
 /**
@@ -27,14 +31,39 @@ export function keepCaCurrent(deps: {
   log: Logger
   applyTls(tls: ServerTlsMaterial): void
   scheduler?: Scheduler
+  /**
+   * On a shared registry (PostgreSQL): each `ca rotate`, on any machine, is installed into this data directory
+   * from the database (ca-sync.ts), opened with the CA sync secret and, for keys in a PKCS#11 token, the PIN.
+   */
+  shared?: { caSyncSecret?: Uint8Array; pkcs11Pin?: string; clock?: Clock; random?: Random; timers?: Timers }
 }): CaKeeper {
   const { control, log } = deps
+  const caLog = log.child({ module: 'provisioning.ca' })
+  const shared = deps.shared
   const reloader = createCaReloader({
     control,
     dataDir: deps.dataDir,
     ...(deps.passphrase !== undefined && { passphrase: deps.passphrase }),
-    log: log.child({ module: 'provisioning.ca' }),
+    log: caLog,
     applyTls: deps.applyTls,
+    ...(shared && {
+      sync: () =>
+        installSharedCa(
+          deps.dataDir,
+          {
+            ...(deps.passphrase !== undefined && { passphrase: deps.passphrase }),
+            ...(shared.pkcs11Pin !== undefined && { pkcs11Pin: shared.pkcs11Pin }),
+            ...(shared.caSyncSecret && { caSyncSecret: shared.caSyncSecret }),
+          },
+          {
+            store: control.store,
+            clock: shared.clock ?? systemClock,
+            random: shared.random ?? cryptoRandom,
+            timers: shared.timers ?? systemTimers,
+            log: caLog,
+          },
+        ),
+    }),
   })
   let crlRefresh: Promise<unknown> = Promise.resolve()
   let queued = false
@@ -67,5 +96,6 @@ export function keepCaCurrent(deps: {
       await crlRefresh
       await reloader.idle()
     },
+    syncProblem: () => reloader.syncProblem(),
   }
 }

@@ -7,10 +7,11 @@ import {
   type KeyAlgorithm,
   type X509Certificate,
 } from '../../certs/index.ts'
-import { CaNotInitialized } from '../errors.ts'
-import { listPreviousIssuers, newestFirst, readCert } from './keystore.ts'
+import { CaNotInitialized, CaSyncSecretMissing } from '../errors.ts'
+import { listPreviousIssuers, newestFirst, readCert, readKeyFile } from './keystore.ts'
+import { needsSecret, sealCaMaterial } from './ca-material.ts'
 import { rotateIssuingCa, type RotationResult } from './rotation.ts'
-import { planRotation, recordInterruptedRotation, recordRotation } from './rotation-journal.ts'
+import { originOf, planRotation, recordInterruptedRotation, recordRotation } from './rotation-journal.ts'
 import { dataDirLayout } from '../data-dir/layout.ts'
 import { completePendingRotation } from './pending-rotation.ts'
 import type { ControlPlaneDeps } from '../control-plane.ts'
@@ -106,6 +107,11 @@ export async function rotateCa(
   const clock = deps.clock ?? systemClock
   const layout = dataDirLayout(dataDir)
   if (!existsSync(layout.caDir)) throw new CaNotInitialized(dataDir, dataDir) // before the registry is opened (or made)
+  // a shared registry carries the new CA to every node (ca-material.ts): its key sealed with the CA sync secret
+  const shared = deps.databaseUrl !== undefined
+  if (shared && !deps.caSyncSecret && needsSecret([readKeyFile(layout.issuingKey)]))
+    throw new CaSyncSecretMissing('ca rotate on a shared registry (PostgreSQL)', 'nothing was changed')
+  const random = deps.random ?? cryptoRandom
   const store = await openRegistry(layout.database, deps.databaseUrl)
   let result: RotationResult
   try {
@@ -117,9 +123,19 @@ export async function rotateCa(
         ...(deps.pkcs11Pin !== undefined && { pkcs11Pin: deps.pkcs11Pin }),
         ...(options.keyAlgorithm && { keyAlgorithm: options.keyAlgorithm }),
       },
-      { clock, random: deps.random ?? cryptoRandom },
+      { clock, random },
       {
-        plan: (rotation) => planRotation(store, { ...rotation, actor, at: clock.now().toISOString() }),
+        plan: (rotation, issuers) =>
+          planRotation(store, {
+            ...rotation,
+            actor,
+            at: clock.now().toISOString(),
+            // on SQLite the registry is in the data directory: the plan has no other origin
+            ...(shared && {
+              origin: originOf(layout),
+              material: sealCaMaterial(issuers.issuing, issuers.previous, deps.caSyncSecret, random),
+            }),
+          }),
         record: () => recordRotation(store, clock),
       },
     )

@@ -17,6 +17,8 @@ export interface CaReloader {
   check(): void
   /** Resolves when no reload is running (for shutdown). */
   idle(): Promise<void>
+  /** The coded error of the last failed installation of a shared registry's CA (ca-sync.ts), until one succeeds. */
+  syncProblem(): Error | undefined
 }
 
 /**
@@ -31,14 +33,34 @@ export function createCaReloader(deps: {
   passphrase?: string
   log: Logger
   applyTls(tls: ServerTlsMaterial): void
+  /**
+   * On a shared registry: installs the CA the newest rotation left in the database into this data directory
+   * (installSharedCa), before every reload and check; resolves whether it installed one.
+   */
+  sync?: () => Promise<boolean>
 }): CaReloader {
   const { control, dataDir, log } = deps
   const layout = dataDirLayout(dataDir)
   let running: Promise<void> = Promise.resolve()
   let queued = false
+  let syncProblem: Error | undefined
+
+  /** A failed installation keeps this node on the CA it has (nothing was written) and shows in /readyz. */
+  async function sync(): Promise<void> {
+    if (!deps.sync) return
+    try {
+      await deps.sync()
+      syncProblem = undefined
+    } catch (err) {
+      syncProblem = err as Error
+      throw err
+    }
+  }
 
   async function reload(reason: string): Promise<void> {
+    await sync()
     const from = control.authority.ca.issuing.certificate.serialNumber
+    if (reason === 'check' && readCert(layout.issuingCert).serialNumber === from) return
     // a rotation found by the hourly check may be one whose `ca rotate` was killed before its audit entry
     await recordInterruptedRotation(control.store, layout, { clock: systemClock, log })
     await control.reloadCa()
@@ -62,6 +84,7 @@ export function createCaReloader(deps: {
       if (event.type === 'ca.rotated') schedule('ca.rotated')
     },
     check() {
+      if (deps.sync) return schedule('check') // the database may hold a CA this directory lacks: read it
       try {
         completePendingRotation(layout)
         const onDisk = readCert(layout.issuingCert).serialNumber
@@ -71,5 +94,6 @@ export function createCaReloader(deps: {
       }
     },
     idle: () => running,
+    syncProblem: () => syncProblem,
   }
 }

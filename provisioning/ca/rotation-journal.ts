@@ -1,3 +1,5 @@
+import { realpathSync } from 'node:fs'
+import { hostname } from 'node:os'
 import type { Logger } from 'pino'
 import { normalizeSerial, type Clock } from '../../certs/index.ts'
 import type { DataDirLayout } from '../data-dir/layout.ts'
@@ -6,6 +8,7 @@ import type { RegistryStore } from '../store/registry-store.ts'
 import { completePendingRotation } from './pending-rotation.ts'
 import { listPreviousIssuers, readCert } from './keystore.ts'
 import { rotationInProgress } from './rotation.ts'
+import { CA_MATERIAL_KEY } from './ca-material.ts'
 
 /**
  * The registry's side of a CA rotation, which has no window between the files and the audit log:
@@ -31,6 +34,15 @@ export interface PlannedRotation {
   actor: string
   /** ISO time the rotation was planned */
   at: string
+  /** the machine and data directory that planned it (originOf): on a shared registry only they can settle it */
+  origin?: string
+  /** on a shared registry: the CA material for the other nodes (ca-material.ts), stored with the event */
+  material?: string
+}
+
+/** Which machine and data directory a plan comes from: `<hostname>:<data directory's real path>`. */
+export function originOf(layout: DataDirLayout): string {
+  return `${hostname()}:${realpathSync(layout.root)}`
 }
 
 /** Step 1: the rotation's plan, written before its commit point. */
@@ -71,6 +83,8 @@ async function settle(store: RegistryStore, raw: string, happened: boolean, cloc
         subject: 'ca',
         details: { serial, previousSerial, notAfter, serverSerial, ...(recovered && { recovered: true }) },
       })
+      // the other nodes install the new CA from this row on the event (ca-sync.ts)
+      if (planned.material) await store.setMeta(CA_MATERIAL_KEY, planned.material)
       await store.appendEvent('ca.rotated', { serial }, clock.now())
     }
     await store.setMeta(PENDING_ROTATION_KEY, '')
@@ -95,7 +109,9 @@ export async function recordInterruptedRotation(
 ): Promise<void> {
   const raw = await store.getMeta(PENDING_ROTATION_KEY)
   if (!raw || rotationInProgress(layout)) return
-  const { serial } = parsePlan(raw) // before anything is moved: a corrupt plan changes nothing
+  const { serial, origin } = parsePlan(raw) // before anything is moved: a corrupt plan changes nothing
+  // another machine's rotation (shared registry): its files are not here, and only its own lock says whether it runs
+  if (origin !== undefined && origin !== originOf(layout)) return
   completePendingRotation(layout)
   const happened =
     normalizeSerial(readCert(layout.issuingCert).serialNumber) === serial || listPreviousIssuers(layout).some((p) => p.serial === serial)

@@ -29,6 +29,7 @@ import {
 } from './keystore.ts'
 import { dataDirLayout, type DataDirLayout } from '../data-dir/layout.ts'
 import { completePendingRotation } from './pending-rotation.ts'
+import type { CaIssuerFiles } from './ca-material.ts'
 
 export interface RotateOptions extends CaSecrets {
   /** the CA passphrase: opens the root key, and encrypts the new keys at rest */
@@ -44,7 +45,11 @@ export interface RotateOptions extends CaSecrets {
  * commit point, record once the files are in place.
  */
 export interface RotationJournal {
-  plan(rotation: { serial: string; previousSerial: string; notAfter: string; serverSerial: string }): Promise<void>
+  /** `issuers`: the new issuing CA and the previous ones still valid, as their files (ca-material.ts) */
+  plan(
+    rotation: { serial: string; previousSerial: string; notAfter: string; serverSerial: string },
+    issuers: { issuing: CaIssuerFiles; previous: CaIssuerFiles[] },
+  ): Promise<void>
   record(): Promise<void>
 }
 
@@ -118,27 +123,33 @@ export async function rotateIssuingCa(
     // 1. keep the replaced issuing CA
     const replacedSerial = normalizeSerial(ca.issuing.certificate.serialNumber)
     keepPrevious(layout, replacedSerial)
-    await journal?.plan({
-      serial: normalizeSerial(issuing.certificate.serialNumber),
-      previousSerial: replacedSerial,
-      notAfter: issuing.certificate.notAfter.toISOString(),
-      serverSerial: normalizeSerial(server.serialNumber),
-    })
+    const serial = normalizeSerial(issuing.certificate.serialNumber)
+    const kept = (cert: X509Certificate): CaIssuerFiles => {
+      const s = normalizeSerial(cert.serialNumber)
+      return { serial: s, cert: certificateToPem(cert), keyFile: readFileSync(join(layout.previousDir, s, 'issuing.key'), 'utf8') }
+    }
+    await journal?.plan(
+      {
+        serial,
+        previousSerial: replacedSerial,
+        notAfter: issuing.certificate.notAfter.toISOString(),
+        serverSerial: normalizeSerial(server.serialNumber),
+      },
+      {
+        issuing: { serial, cert: certificateToPem(issuing.certificate), keyFile: newIssuing.keyFile },
+        previous: stillValid.map((p) => kept(p.certificate)),
+      },
+    )
 
     // 2. stage everything new, then commit by renaming the staging directory to ca/next
-    const staging = `${layout.pendingRotation}.partial-${process.pid}`
-    mkdirSync(staging, { mode: 0o700 })
-    const put = (name: string, data: string, mode: number) => writeFileAtomic(join(staging, name), data, mode)
-    put('issuing.key', newIssuing.keyFile, 0o600)
-    put('issuing.crt', certificateToPem(issuing.certificate), 0o644)
-    put('ca.pem', chainPem({ root: ca.root, issuing, previous: stillValid }), 0o644)
-    put('server.key', await privateKeyToPem(serverKeys.privateKey, options.passphrase), 0o600)
-    put('server.crt', certificateToPem(server) + certificateToPem(issuing.certificate), 0o644)
-    renameSync(staging, layout.pendingRotation)
-    fsyncDir(layout.caDir)
-
-    // 3. move the new files into place
-    completePendingRotation(layout)
+    const staging = stageNext(layout)
+    staging.put('issuing.key', newIssuing.keyFile, 0o600)
+    staging.put('issuing.crt', certificateToPem(issuing.certificate), 0o644)
+    staging.put('ca.pem', chainPem({ root: ca.root, issuing, previous: stillValid }), 0o644)
+    staging.put('server.key', await privateKeyToPem(serverKeys.privateKey, options.passphrase), 0o600)
+    staging.put('server.crt', certificateToPem(server) + certificateToPem(issuing.certificate), 0o644)
+    // 3. commit, and move the new files into place
+    staging.commit()
     await journal?.record()
   } finally {
     release()
@@ -161,20 +172,43 @@ export async function rotateIssuingCa(
 }
 
 /** Copies the live issuing.crt/.key (the key as stored: encrypted when it is) to ca/previous/<serial>/. */
-function keepPrevious(layout: DataDirLayout, serial: string): void {
+export function keepPrevious(layout: DataDirLayout, serial: string): void {
+  keepIssuer(layout, serial, readFileSync(layout.issuingCert), readFileSync(layout.issuingKey))
+}
+
+/** Writes ca/previous/<serial>/{issuing.crt,issuing.key} through a staging directory renamed into place. */
+export function keepIssuer(layout: DataDirLayout, serial: string, cert: string | Uint8Array, keyFile: string | Uint8Array): void {
   const target = join(layout.previousDir, serial)
   if (existsSync(target)) return // an earlier attempt kept it already
   mkdirSync(layout.previousDir, { recursive: true, mode: 0o700 })
   const staging = `${target}.partial-${process.pid}`
   mkdirSync(staging, { mode: 0o700 })
-  writeFileAtomic(join(staging, 'issuing.crt'), readFileSync(layout.issuingCert), 0o644)
-  writeFileAtomic(join(staging, 'issuing.key'), readFileSync(layout.issuingKey), 0o600)
+  writeFileAtomic(join(staging, 'issuing.crt'), cert, 0o644)
+  writeFileAtomic(join(staging, 'issuing.key'), keyFile, 0o600)
   renameSync(staging, target)
   fsyncDir(layout.previousDir)
 }
 
+/**
+ * ca/next.partial-<pid>: files are put there (each written atomically with its mode); commit() renames it to
+ * ca/next (the commit point) and moves its files into place (pending-rotation.ts).
+ */
+export function stageNext(layout: DataDirLayout): { dir: string; put(name: string, data: string, mode: number): void; commit(): void } {
+  const dir = `${layout.pendingRotation}.partial-${process.pid}`
+  mkdirSync(dir, { mode: 0o700 })
+  return {
+    dir,
+    put: (name, data, mode) => writeFileAtomic(join(dir, name), data, mode),
+    commit() {
+      renameSync(dir, layout.pendingRotation)
+      fsyncDir(layout.caDir)
+      completePendingRotation(layout)
+    },
+  }
+}
+
 /** Staging directories of interrupted rotations (never read by anyone): safe to remove under the lock. */
-function removeLeftovers(layout: DataDirLayout): void {
+export function removeLeftovers(layout: DataDirLayout): void {
   const staged = (dir: string, prefix: string) =>
     existsSync(dir)
       ? readdirSync(dir)
@@ -189,7 +223,7 @@ function removeLeftovers(layout: DataDirLayout): void {
  * ca/rotate.lock, created exclusively with our pid. A lock whose process is gone (a crashed rotation)
  * is taken over; a live one refuses with GH_CA_ROTATION_IN_PROGRESS.
  */
-function acquireRotationLock(layout: DataDirLayout): () => void {
+export function acquireRotationLock(layout: DataDirLayout): () => void {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(layout.rotationLock, 'wx', 0o600)

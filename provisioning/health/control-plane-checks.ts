@@ -13,8 +13,17 @@ export function databaseCheck(store: Pick<RegistryStore, 'probeWrite'>, clock: C
 }
 
 /** The issuing CA is loaded, valid now, and its key signs for its certificate. */
-export function caCheck(authority: { readonly ca: OperatingCa }, clock: Clock): HealthCheck {
-  return () => assertIssuerUsable(authority.ca.issuing, clock.now())
+export function caCheck(
+  authority: { readonly ca: OperatingCa },
+  clock: Clock,
+  syncProblem: () => Error | undefined = () => undefined,
+): HealthCheck {
+  return async () => {
+    // a shared registry's newest CA that this node could not install (GH_CA_SYNC_*): it serves the CA it has
+    const problem = syncProblem()
+    if (problem) throw problem
+    await assertIssuerUsable(authority.ca.issuing, clock.now())
+  }
 }
 
 /**

@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import pg from 'pg'
 import pino from 'pino'
@@ -81,8 +82,12 @@ describe.runIf(available)('gatehouse start and the CLI on PostgreSQL (issue 13)'
 
   it('init on an empty database applies the migrations; device, ca rotate, ca show, check and audit work on it without a broker', async () => {
     const url = await server.createDatabase('init_1')
-    const env = { GATEHOUSE_DATABASE_URL: url }
-    const dataDir = join(tempDir(), 'data')
+    const dir = tempDir()
+    // ca rotate on PostgreSQL seals the new issuing key for the other nodes with the CA sync secret
+    const secretFile = join(dir, 'ca-sync.key')
+    writeFileSync(secretFile, randomBytes(32), { mode: 0o600 })
+    const env = { GATEHOUSE_DATABASE_URL: url, GATEHOUSE_CA_SYNC_SECRET_FILE: secretFile }
+    const dataDir = join(dir, 'data')
     expect(await tableCount(url)).toBe(0)
     const init = await runCli(['init', '--data-dir', dataDir], env)
     expect(init.code, init.stderr).toBe(0)
