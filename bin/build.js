@@ -2,7 +2,7 @@
 // `npm run build` (and npm's `prepare`, so `npm install` / `npm ci` build too): compiles the TypeScript
 // sources to dist/ with tsc, then copies what the code reads from disk by path at run time (the dashboard's
 // assets, package.json's version) and writes the JSON Schema validators the code declares as ajv's standalone
-// code (dist/validators/, certs/prebuilt-validators.ts), so a CLI call compiles no schema. Then it bundles the
+// code with V8's code cache of each (dist/validators/, certs/prebuilt-validators.ts), so a CLI call compiles no schema. Then it bundles the
 // compiled CLI into dist/bundle/ (esbuild), which `gatehouse` runs: Node loads a few dozen chunks instead of
 // ~130 modules one by one (issue 14). dist/package.json is written last with the time the build STARTED, so
 // a source edited during the build leaves dist/ older than the sources (bin/gatehouse.js checks).
@@ -71,8 +71,11 @@ async function writeValidators() {
   // declaring happens when a module loads: config.js reaches every plane's option schemas, provisioning the rest
   await load('config.js')
   await load('provisioning/index.js')
-  const { declaredValidators, standaloneModule } = await load('certs/prebuilt-validators.js')
+  const { codeCache, declaredValidators, standaloneModule } = await load('certs/prebuilt-validators.js')
   const dir = join(dist, 'validators')
   mkdirSync(dir, { recursive: true })
-  for (const v of declaredValidators()) writeFileSync(join(dir, `${v.name}.cjs`), standaloneModule(v))
+  for (const v of declaredValidators()) {
+    writeFileSync(join(dir, `${v.name}.cjs`), standaloneModule(v))
+    writeFileSync(join(dir, `${v.name}.v8`), codeCache(join(dir, `${v.name}.cjs`)))
+  }
 }
