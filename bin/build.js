@@ -32,7 +32,7 @@ utimesSync(stamp, started, started)
  * folder. Code splitting keeps each `await import()` a chunk of its own that loads only when reached, so a
  * command still loads only what it needs (docs/conventions.md §2). Packages stay in node_modules: native
  * ones (better-sqlite3, pkcs11) cannot be bundled, and a package then loads exactly as from dist/.
- * A module that reads a file by path finds it from its own URL (docs/conventions.md §35), and every chunk's
+ * A module that reads a file by path finds it from its own URL (docs/conventions.md §40), and every chunk's
  * URL is dist/bundle/<chunk>.js: so the files are put where those paths lead from there too: package.json
  * and the dashboard's assets beside the chunks; ../validators/ is dist/validators/ already.
  */
