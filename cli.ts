@@ -5,7 +5,7 @@ import type { KeyAlgorithm, Random } from './certs/index.ts'
 import type { ConfigInput } from './config.ts'
 // the sim command's declaration only (its run, with mqtt.js, loads when it runs): not via device-sim/index.ts
 import { registerSim, type SimCliDeps } from './device-sim/cli.ts'
-import { createLogger } from './logger.ts'
+import { createLazyLogger, createLogger } from './logger.ts'
 import {
   addCommonOptions,
   CliInternal,
@@ -81,7 +81,7 @@ export async function buildProgram(io: CliIo, options: { json?: boolean; argv?: 
     .exitOverride()
 
   const cliLog = (options: CommonOptions) =>
-    createLogger({ level: io.env.GATEHOUSE_LOG_LEVEL ?? 'warn', format: 'auto' }).child({ dataDir: options.dataDir })
+    createLazyLogger({ level: io.env.GATEHOUSE_LOG_LEVEL ?? 'warn', format: 'auto' }).child({ dataDir: options.dataDir })
   const deps: CliDeps = {
     io,
     actor: operator(),

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Entry point for the `gatehouse` command. Runs the compiled JavaScript in dist/ (`npm run build`, run by
-// `npm install` / `npm ci` through `prepare`): starting TypeScript through tsx costs about a second per call.
+// Entry point for the `gatehouse` command. Runs the compiled JavaScript bundled in dist/bundle/ (`npm run build`,
+// run by `npm install` / `npm ci` through `prepare`): starting TypeScript through tsx costs about a second per call.
 // dist/ is used only when it is at least as new as every source file, so an edited checkout never runs
 // old code: then the sources run through tsx, as before (with a note on a terminal: `npm run build`).
 // GATEHOUSE_CLI=dist insists on dist/ (an error when it is missing or stale); GATEHOUSE_CLI=tsx on the sources.
@@ -39,7 +39,7 @@ function distProblem() {
 const mode = process.env.GATEHOUSE_CLI
 const problem = mode === 'tsx' ? 'GATEHOUSE_CLI=tsx' : distProblem()
 let main
-if (problem === undefined) main = (await import('../dist/cli.js')).main
+if (problem === undefined) main = (await import('../dist/bundle/cli.js')).main
 else if (mode === 'dist') {
   process.stderr.write(`error: GATEHOUSE_CLI=dist but ${problem}: run \`npm run build\`\n`)
   process.exit(2)

@@ -28,12 +28,15 @@ export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promi
 
 export const GATEHOUSE_BIN = resolve(import.meta.dirname, '../../bin/gatehouse.js')
 
-/** Runs the real `gatehouse` binary in a child process, as an operator would. */
-export function spawnCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+/** Runs the real `gatehouse` binary (or `bin`, one of a copy of the checkout) in a child process, as an operator would. */
+export function spawnCli(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; bin?: string } = {},
+): Promise<CliResult> {
   return new Promise((resolvePromise) => {
     execFile(
       process.execPath,
-      [GATEHOUSE_BIN, ...args],
+      [options.bin ?? GATEHOUSE_BIN, ...args],
       {
         cwd: options.cwd,
         env: { PATH: process.env.PATH, HOME: process.env.HOME, GATEHOUSE_CLI: process.env.GATEHOUSE_CLI, ...options.env },

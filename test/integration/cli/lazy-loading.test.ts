@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -17,24 +17,47 @@ async function packagesLoadedBy(args: string[]): Promise<Set<string>> {
   return (await loadedBy(args)).packages
 }
 
-/** The packages and the modules of Gatehouse (paths from the repository) loaded by one CLI call. */
+/**
+ * The packages and the modules of Gatehouse (source paths from the repository) loaded by one CLI call. With
+ * GATEHOUSE_CLI=dist (`npm run test:cli-dist`) the call is the bundled CLI that `gatehouse` runs: a chunk of
+ * dist/bundle/ that loads stands for the modules it holds (dist/bundle/modules.json, written by the build).
+ */
 function loadedBy(args: string[]): Promise<{ packages: Set<string>; modules: Set<string> }> {
+  const bundled = process.env.GATEHOUSE_CLI === 'dist'
   const script = `const { main } = await import(${JSON.stringify(resolve(root, 'cli.ts'))}); process.exitCode = await main(['node', 'gatehouse', ...${JSON.stringify(args)}])`
+  const argv = bundled
+    ? ['--import', HOOK, GATEHOUSE_BIN, ...args]
+    : ['--import', 'tsx', '--import', HOOK, '--input-type=module', '-e', script]
   return new Promise((done, fail) =>
     execFile(
       process.execPath,
-      ['--import', 'tsx', '--import', HOOK, '--input-type=module', '-e', script],
-      { cwd: root, env: { PATH: process.env.PATH, GATEHOUSE_LOG_LEVEL: 'silent' }, timeout: 60_000 },
+      argv,
+      {
+        cwd: root,
+        env: { PATH: process.env.PATH, GATEHOUSE_LOG_LEVEL: 'silent', GATEHOUSE_CLI: bundled ? 'dist' : 'tsx' },
+        timeout: 60_000,
+      },
       (err, _stdout, stderr) => {
-        if (err) fail(new Error(`${err.message}\n${stderr}`))
-        else
-          done({
-            packages: new Set([...stderr.matchAll(/^package (\S+)$/gm)].map((m) => m[1] as string)),
-            modules: new Set([...stderr.matchAll(/^module (\S+)$/gm)].map((m) => m[1] as string)),
-          })
+        if (err) return fail(new Error(`${err.message}\n${stderr}`))
+        const modules = [...stderr.matchAll(/^module (\S+)$/gm)].map((m) => m[1] as string)
+        done({
+          packages: new Set([...stderr.matchAll(/^package (\S+)$/gm)].map((m) => m[1] as string)),
+          modules: new Set(bundled ? modulesOfChunks(modules) : modules),
+        })
       },
     ),
   )
+}
+
+/** The source modules held by the chunks of dist/bundle/ among `files` (bin/gatehouse.js itself is left out). */
+function modulesOfChunks(files: string[]): string[] {
+  const chunks: Record<string, string[]> = JSON.parse(readFileSync(join(root, 'dist/bundle/modules.json'), 'utf8'))
+  return files.flatMap((file) => {
+    if (file === 'bin/gatehouse.js') return []
+    const held = file.startsWith('dist/bundle/') ? chunks[file.slice('dist/bundle/'.length)] : undefined
+    if (!held) throw new Error(`${file} is not a chunk of dist/bundle/`)
+    return held.map((m) => m.replace(/\.js$/, '.ts'))
+  })
 }
 
 describe('a CLI call loads only what its command needs (issue 14)', () => {
@@ -130,6 +153,12 @@ describe('the compiled CLI compiles no JSON Schema (npm run test:cli-dist)', () 
         expect(created.stderr).not.toMatch(/^x509 files 0$/m)
         expect(created.stderr).toMatch(/^x509 files [1-9]/m)
         expect((await run([])).stderr).toMatch(/^x509 files 0$/m)
+        // nor pino itself at the default level: listing and showing devices log nothing (createLazyLogger, issue 14)
+        for (const args of [[], ['device', 'show', 'probe-1', '--data-dir', dir]]) {
+          const quiet = await run(args, { GATEHOUSE_LOG_LEVEL: undefined })
+          expect(quiet).toMatchObject({ code: 0 })
+          expect(quiet.stderr).toMatch(/^pino files 0$/m)
+        }
         // the probe sees ajv when it is loaded: a bad value in the environment is still reported as before
         const bad = await run([], { GATEHOUSE_MQTT_PORT: 'x' })
         expect(bad.stderr).toMatch(/GH_CONFIG_INVALID.*mqttPort must be integer/)

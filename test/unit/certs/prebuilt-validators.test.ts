@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Ajv } from 'ajv'
@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { configSchema } from '../../../config.ts'
 import '../../../provisioning/index.ts'
 import {
+  codeCache,
   declaredValidators,
   readPrebuilt,
   schemaValidator,
@@ -19,9 +20,10 @@ const dir = mkdtempSync(join(tmpdir(), 'gatehouse-validators-'))
 symlinkSync(join(import.meta.dirname, '../../../node_modules'), join(dir, 'node_modules'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-/** What bin/build.js does for one validator: its standalone module in `dir`. */
+/** What bin/build.js does for one validator: its standalone module in `dir`, and V8's code cache of it. */
 function build(v: DeclaredValidator): void {
   writeFileSync(join(dir, `${v.name}.cjs`), standaloneModule(v))
+  writeFileSync(join(dir, `${v.name}.v8`), codeCache(join(dir, `${v.name}.cjs`)))
 }
 
 const declared = (name: string) => {
@@ -81,6 +83,23 @@ describe('validators built at build time (certs/prebuilt-validators.ts)', () => 
     // from the sources there is no validators/ beside certs/: compiled on first use, with the changed schema
     const validate = schemaValidator('stale-test-compiled', changed, options)()
     expect(validate({ n: 7 })).toBe(true)
+  })
+
+  it('a code cache is used only for the very module it was made from: an edited module of the same length runs as edited', () => {
+    const options = { allErrors: true }
+    const schema = (max: number) => ({ type: 'object', properties: { n: { type: 'integer', maximum: max } } })
+    const five = { name: 'cache-test', schema: schema(5), options, hash: validatorHash(schema(5), options) }
+    build(five)
+    expect(run(readPrebuilt(dir, 'cache-test', five.hash)!, { n: 6 }).ok).toBe(false)
+    // the module rebuilt for maximum 6, its .v8 left from the 5: V8 alone would take that cache (same length)
+    const six = { ...five, schema: schema(6), hash: validatorHash(schema(6), options) }
+    const source = standaloneModule(six)
+    expect(source.length).toBe(readFileSync(join(dir, 'cache-test.cjs'), 'utf8').length)
+    writeFileSync(join(dir, 'cache-test.cjs'), source)
+    const built = readPrebuilt(dir, 'cache-test', six.hash)
+    expect(built).toBeTypeOf('function')
+    expect(run(built!, { n: 6 }).ok).toBe(true)
+    expect(run(built!, { n: 7 }).ok).toBe(false)
   })
 
   it('one name is one schema', () => {
