@@ -5,6 +5,7 @@ import { attemptConnect, closedWithin, connectDevice } from '../../helpers/mqtt-
 import { postgresAvailable, startPostgres, type PostgresServer } from '../../helpers/postgres.ts'
 import { redisAvailable } from '../../helpers/redis-server.ts'
 import { waitFor } from '../../helpers/wait.ts'
+import { CLUSTER_CASES_CONFIG, clusterCases } from './cluster-cases.ts'
 import { startClusterWorld, type ClusterWorld } from './cluster-world.ts'
 
 // both checked (each warns when skipped, and fails in CI where .ci/run installs both)
@@ -61,7 +62,7 @@ describe.runIf(engines)('cluster: three nodes on one Redis and one PostgreSQL (i
   beforeAll(async () => {
     server = await startPostgres()
     databaseUrl = await server.createDatabase(DATABASE)
-    w = await startClusterWorld({ databaseUrl, changeFeedIntervalMs: POLL_MS })
+    w = await startClusterWorld({ ...CLUSTER_CASES_CONFIG, databaseUrl, changeFeedIntervalMs: POLL_MS })
   }, 60_000)
   afterAll(async () => {
     await w?.close()
@@ -147,4 +148,6 @@ describe.runIf(engines)('cluster: three nodes on one Redis and one PostgreSQL (i
     expect(performance.now() - started).toBeLessThan(2500)
     expect(await listenPids()).toHaveLength(3)
   }, 30_000)
+
+  clusterCases(() => w)
 })
