@@ -1,4 +1,5 @@
 import { connect, createServer, type Socket } from 'node:net'
+import { hostname } from 'node:os'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import type { DeviceCredentials } from '../../helpers/broker-pki.ts'
 import { attemptConnect, closedWithin, connectDevice } from '../../helpers/mqtt-clients.ts'
@@ -11,8 +12,8 @@ import { startClusterWorld, type ClusterWorld } from './cluster-world.ts'
 // both checked (each warns when skipped, and fails in CI where .ci/run installs both)
 const engines = [postgresAvailable(), redisAvailable()].every(Boolean)
 const DATABASE = 'pg_cluster'
-/** the application_name of each node's LISTEN connection (PgDatabase.listen) */
-const LISTEN_APP = 'gatehouse-listen'
+/** the application_name of each node's LISTEN connection (open-registry.ts, PgDatabase.listen): the nodes here share a pid */
+const LISTEN_APP = `gatehouse/${hostname().slice(0, 40)}:${process.pid}-listen`
 /**
  * The change feed's safety poll, at its maximum here: every bound below is under it, so only LISTEN's
  * wake-up (and its catch-up after a reconnect) can meet them. The default 1 s poll is postgres-start.test.ts's.
