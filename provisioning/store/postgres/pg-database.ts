@@ -29,7 +29,7 @@ export interface PgDatabaseOptions {
   /**
    * statement_timeout of every connection (ms, default STATEMENT_TIMEOUT_MS): a statement running longer is
    * cancelled by the server and fails with GH_STORE_TIMEOUT, so a hung query cannot hold a caller (a CONNECT's
-   * registry read) forever. Migrations run without it.
+   * registry read) forever; 0 turns it off (`gatehouse migrate`'s copy). Migrations run without it.
    */
   statementTimeoutMs?: number
   /** how long to wait for a connection before GH_STORE_UNREACHABLE (ms, default 5000) */

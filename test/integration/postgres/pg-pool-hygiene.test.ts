@@ -109,9 +109,9 @@ describe.runIf(postgresAvailable())('the PostgreSQL registry: named connections,
       usage,
     }
     await control.aiUsage.append(insight) // held in the write-behind, written at close
+    const check = await admin(db.url) // opened before: read at once after close settles
     await control.close()
     // settled: the insight is in the database, and the pool has ended (its backends leave as the server notices)
-    const check = await admin(db.url)
     expect((await check.query('SELECT id FROM insights')).rows).toEqual([{ id: 'i1' }])
     await waitFor(async () => (await appNames(db.url, db.name)).length === 0, 2000, 'no connection of the closed control plane left')
   }, 60_000)
