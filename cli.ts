@@ -96,6 +96,7 @@ export async function buildProgram(io: CliIo, options: { json?: boolean; argv?: 
         log: cliLog(options),
         ...(await secretsOf(io)),
         ...databaseOf(config),
+        databasePool: poolOf(config),
       })
       return {
         authority: control.authority,
@@ -122,7 +123,7 @@ export async function buildProgram(io: CliIo, options: { json?: boolean; argv?: 
       const result = await initControlPlane(
         config.dataDir,
         { keyAlgorithm: config.keyAlgorithm, hostnames: [...config.hostnames], ...(pkcs11 && { pkcs11 }) },
-        { log: cliLog(options), ...(await secretsOf(io, options.pkcs11PinFile)), ...databaseOf(config) },
+        { log: cliLog(options), ...(await secretsOf(io, options.pkcs11PinFile)), ...databaseOf(config), databasePool: poolOf(config) },
         operator(),
       )
       const root = await identityFromCertificate(result.ca.root.certificate)
@@ -315,7 +316,7 @@ async function provisionSimDevices(deps: CliDeps, ids: string[], options: Parame
     }
     return made
   } finally {
-    opened.close()
+    await opened.close()
   }
 }
 
@@ -345,13 +346,18 @@ async function staleSimBundles(deps: CliDeps, bundles: { deviceId: string; cert:
     }
     return stale
   } finally {
-    opened.close()
+    await opened.close()
   }
 }
 
 /** The registry's database URL of the config (with its password, from GATEHOUSE_DATABASE_URL or the config file), if any. */
 function databaseOf(config: { databaseUrl?: string | undefined }): { databaseUrl?: string } {
   return config.databaseUrl === undefined ? {} : { databaseUrl: config.databaseUrl }
+}
+
+/** A CLI call's pool of the PostgreSQL registry: at most databasePoolSize connections, statements bounded as a node's. */
+function poolOf(config: { databasePoolSize: number; databaseStatementTimeoutMs: number }) {
+  return { poolSize: config.databasePoolSize, statementTimeoutMs: config.databaseStatementTimeoutMs }
 }
 
 /** `start --database`: a password in argv is readable by anyone on the machine (ps), so it is refused, as `migrate --to` does. */

@@ -92,6 +92,16 @@ export const configSchema = {
      * every node opens it there (docs/device-lifecycle.md, "CA rotation"). A path, not the secret: never logged.
      */
     caSyncSecretFile: { type: 'string', minLength: 1, maxLength: 4096 },
+    /**
+     * connections to the PostgreSQL registry of one `gatehouse start` (docs/deployment.md): with `--workers N`
+     * each worker opens its own pool of this divided by N (at least 2); a CLI call opens this many at most
+     */
+    databasePoolSize: { type: 'integer', minimum: 2, maximum: 1000, default: 10 },
+    /**
+     * statement_timeout of the PostgreSQL registry's connections (ms): a statement running longer is cancelled
+     * and its caller gets GH_STORE_TIMEOUT (a device's CONNECT: "server unavailable") instead of waiting forever
+     */
+    databaseStatementTimeoutMs: { type: 'integer', minimum: 100, maximum: 3_600_000, default: 15_000 },
     /** broker protection limits (broker/limits.ts); the rules relating two limits are checked by resolveLimits() */
     limits: { ...LIMITS_SCHEMA, default: {} },
     /** PROXY protocol v1/v2 on the MQTT listener from these load balancers (docs/deployment.md); off by default */

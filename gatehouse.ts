@@ -17,6 +17,7 @@ import {
   trackConnectionHistory,
   trackTelemetry,
   trackPresence,
+  workerId,
   type AiBridge,
   type Broker,
   type TelemetryRoutes,
@@ -106,10 +107,22 @@ function changeFeedIntervalMs(config: Readonly<Config>): number {
   return config.changeFeedIntervalMs ?? (config.databaseUrl === undefined ? 200 : 1000)
 }
 
+/**
+ * The PostgreSQL registry's pool of this process (docs/deployment.md): `databasePoolSize` is one `gatehouse start`'s,
+ * divided among its workers when this process is one (each worker opens its own pool), at least 2 each.
+ */
+export function databasePool(config: Readonly<Config>, inWorker = workerId() !== undefined) {
+  const share = inWorker ? workerCount(config) : 1
+  return { poolSize: Math.max(2, Math.floor(config.databasePoolSize / share)), statementTimeoutMs: config.databaseStatementTimeoutMs }
+}
+
 /** Runs Gatehouse: control plane, change feed and the mTLS MQTT broker, on embedded defaults. */
 export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDeps): Promise<Gatehouse> {
   // the registry on PostgreSQL when configured; the CA, keys and bundles stay in the data directory either way
-  const controlDeps = { ...deps, ...(config.databaseUrl !== undefined && { databaseUrl: config.databaseUrl }) }
+  const controlDeps = {
+    ...deps,
+    ...(config.databaseUrl !== undefined && { databaseUrl: config.databaseUrl, databasePool: databasePool(config) }),
+  }
   const syncSecret = caSyncSecret(config) // read (and checked) before anything starts
   await initControlPlane(config.dataDir, { keyAlgorithm: config.keyAlgorithm, hostnames: [...config.hostnames] }, controlDeps, 'gatehouse')
   const enrollmentOptions = {

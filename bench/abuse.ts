@@ -312,7 +312,7 @@ async function provision(dataDir: string): Promise<Fixture> {
       settingsBytes: JSON.stringify({ blob }).length,
     }
   } finally {
-    control.close()
+    await control.close()
   }
 }
 

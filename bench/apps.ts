@@ -197,7 +197,7 @@ export async function appsBenchmark(): Promise<Record<string, unknown>> {
     }
   } finally {
     receiver.stop()
-    fx.control.close()
+    await fx.control.close()
   }
   const loadAfter = machineLoad()
   const cpu = Object.fromEntries(CASES.map((c) => [c, median(runs.filter((r) => r.case === c).map((r) => r.cpuUsPerMessage))])) as Record<

@@ -33,7 +33,7 @@ export async function cliBenchmark(): Promise<Record<string, unknown>> {
     await initControlPlane(dataDir, {}, { log }, 'bench')
     const control = await openControlPlane(dataDir, {}, { log })
     await (await control.authority.prepareBatch({ count: devices, prefix: 'cli-', group: 'bench' }, 'bench')).commit()
-    control.close()
+    await control.close()
     const commands: [string, string[]][] = [
       ['--version', ['--version']],
       [`device list (${devices})`, ['device', 'list', '--data-dir', dataDir]],

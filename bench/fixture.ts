@@ -61,6 +61,6 @@ async function provision(count: number): Promise<BenchFixture> {
     const layout = dataDirLayout(dataDir)
     return { dataDir, caFile: layout.chain, certFile: layout.serverCert, keyFile: layout.serverKey, devices, probes, provisionSeconds }
   } finally {
-    control.close()
+    await control.close()
   }
 }

@@ -41,7 +41,7 @@ export async function hsmBenchmark(): Promise<Record<string, unknown>> {
         const started = performance.now()
         await control.authority.prepareBatch({ count: COUNT, prefix: 'bench-' }, 'bench')
         runs.push({ keys, rep, devicesPerSecond: COUNT / ((performance.now() - started) / 1000) })
-        control.close()
+        await control.close()
       }
     }
     const rate = (keys: string) => median(runs.filter((r) => r.keys === keys).map((r) => r.devicesPerSecond))

@@ -29,7 +29,7 @@ export async function provisionBenchmark(): Promise<Record<string, unknown>> {
         if (mode === 'registry only') await batch.commit()
         else await writeBundlesThenCommit(join(dir, 'devices'), batch.issued, { format: 'pem' }, batch.commit)
         const seconds = (performance.now() - started) / 1000
-        control.close()
+        await control.close()
         runs.push({ mode, rep, devicesPerSecond: COUNT / seconds })
       } finally {
         rmSync(dir, { recursive: true, force: true })

@@ -28,7 +28,7 @@ export async function settingsBenchmark(): Promise<Record<string, unknown>> {
   const batch = await control.authority.prepareBatch({ count: DEVICES, prefix: 'set-', group: 'bench' }, 'bench')
   await batch.commit()
   const { token } = await control.apiKeys.create({ name: 'bench', scopes: ['settings:write'] }, 'bench')
-  control.close()
+  await control.close()
   const devices: DeviceBundle[] = batch.issued.map((i) => ({
     deviceId: i.deviceId,
     cert: i.certificatePem,

@@ -15,7 +15,7 @@ import { createLimitsService, NO_LIMITS_POLICY, type LimitsPolicy, type LimitsSe
 import { createRouteService, isSealedSecret, type RoutePolicy, type RouteService } from './routes/index.ts'
 import { assertOpens, createSettingsCipher, unusableCipher, type SettingsCipher } from './settings/secrets.ts'
 import { createSettingsService, type SettingsLimits, type SettingsService } from './settings/settings-service.ts'
-import { openRegistry, type Registry } from './store/open-registry.ts'
+import { openRegistry, type Registry, type RegistryPoolOptions } from './store/open-registry.ts'
 
 export interface ControlPlaneDeps {
   log: Logger
@@ -31,6 +31,8 @@ export interface ControlPlaneDeps {
   databaseUrl?: string
   /** the cluster's CA sync secret (caSyncSecretFile): seals and opens the CA keys a shared registry carries (ca/ca-material.ts) */
   caSyncSecret?: Uint8Array
+  /** the PostgreSQL registry's pool size and statement timeout (config databasePoolSize, databaseStatementTimeoutMs) */
+  databasePool?: RegistryPoolOptions
 }
 
 export interface ControlPlane {
@@ -56,10 +58,10 @@ export interface ControlPlane {
   /** Reads the CA from the data directory again (after `ca rotate`): the authority issues with it from now on. */
   reloadCa(): Promise<void>
   /**
-   * Stores the insights' write-behind, then closes the registry; PostgreSQL's connections end in the
-   * background (a process exits once they have; a failure is logged).
+   * Stores the insights' write-behind, then closes the registry; settles when both are done (PostgreSQL's
+   * connections ended), never rejects: a failure is logged. Called again, it returns the same Promise.
    */
-  close(): void
+  close(): Promise<void>
 }
 
 /**
@@ -75,7 +77,23 @@ export async function openControlPlane(
   const clock = deps.clock ?? systemClock
   const random = deps.random ?? cryptoRandom
   const ca = await loadCa(dataDir, deps, clock)
-  const store = await openRegistry(dataDirLayout(dataDir).database, deps.databaseUrl)
+  const store = await openRegistry(dataDirLayout(dataDir).database, deps.databaseUrl, deps.databasePool)
+  try {
+    return await assemble(dataDir, options, deps, { ca, store, clock, random })
+  } catch (err) {
+    // a later step failed (a rotation left half-done, the settings key, sealing route secrets): no pool stays open
+    await Promise.resolve(store.close()).catch((closeErr: unknown) => deps.log.warn({ err: closeErr }, 'closing the registry failed'))
+    throw err
+  }
+}
+
+/** The services of the control plane over its opened CA and registry (openControlPlane closes the registry if this throws). */
+async function assemble(
+  dataDir: string,
+  options: Parameters<typeof openControlPlane>[1],
+  deps: ControlPlaneDeps,
+  { ca, store, clock, random }: { ca: Awaited<ReturnType<typeof loadCa>>; store: Registry; clock: Clock; random: Random },
+): Promise<ControlPlane> {
   // a `ca rotate` killed past its commit gets its audit entry and event now (ca/rotation-journal.ts)
   await recordInterruptedRotation(store, dataDirLayout(dataDir), { clock, log: deps.log.child({ module: 'provisioning.ca' }) })
   const cipher = await openSettingsCipher(dataDir, store, deps, random)
@@ -124,6 +142,7 @@ export async function openControlPlane(
   const reloadCa = async (): Promise<void> => authority.reloadCa(await loadCa(dataDir, deps, clock))
   const stores = { registry: store, claims: store.claims, apiKeys: store.apiKeys, settings: store.settings }
   const checks = (checkOptions: Partial<CheckOptions> = {}) => checkFleet(dataDir, stores, checkOptions, { clock })
+  let closing: Promise<void> | undefined
   return {
     store,
     authority,
@@ -140,11 +159,12 @@ export async function openControlPlane(
     close: () => {
       // the insights' write-behind: what a clean close must not lose. SQLite writes them at this call (no
       // transaction can be open at close), PostgreSQL before its pool ends; the store closes after it
-      void aiUsage
+      closing ??= aiUsage
         .closeInsights()
         .catch((err: unknown) => deps.log.error({ err }, 'storing insights failed at close; they are lost'))
         .then(() => store.close())
         .catch((err: unknown) => deps.log.warn({ err }, 'closing the registry failed'))
+      return closing
     },
   }
 }
@@ -162,10 +182,7 @@ async function openSettingsCipher(dataDir: string, store: Registry, deps: Contro
   try {
     return createSettingsCipher(await loadSettingsKey(dataDir, deps.settingsKey, random, () => countSealed(store)), random)
   } catch (err) {
-    if (!(err instanceof SettingsKeyMissing)) {
-      await store.close()
-      throw err
-    }
+    if (!(err instanceof SettingsKeyMissing)) throw err
     deps.log.error({ code: err.code }, err.message)
     return unusableCipher(err)
   }
@@ -193,7 +210,7 @@ export async function initControlPlane(
     { clock, random },
   )
   // on an empty PostgreSQL database, opening it applies the migrations
-  const store = await openRegistry(result.layout.database, deps.databaseUrl)
+  const store = await openRegistry(result.layout.database, deps.databaseUrl, deps.databasePool)
   try {
     const key = await loadSettingsKey(dataDir, deps.settingsKey, random, () => countSealed(store))
     // a key that is not the one the secrets were sealed with (another GATEHOUSE_SETTINGS_KEY) stops start too

@@ -134,6 +134,11 @@ export const StoreUnreachable = createError(
   'the PostgreSQL registry cannot be reached (%s): the call was not completed (a transaction cut off at its commit may or may not have committed); check that the database server is up and the --database URL, then retry',
   503,
 )
+export const StoreTimeout = createError(
+  'GH_STORE_TIMEOUT',
+  'a statement of the PostgreSQL registry ran past its time and was cancelled (%s): nothing was changed; look for a long-running or blocked session in pg_stat_activity, or raise databaseStatementTimeoutMs if the query is legitimately slow, then retry',
+  503,
+)
 export const StoreAuthFailed = createError(
   'GH_STORE_AUTH_FAILED',
   'PostgreSQL at %s refused the login (%s): check the user and password of the database URL (GATEHOUSE_DATABASE_URL, or ~/.pgpass for a URL without one) and the pg_hba.conf line that matches this host, user and database',

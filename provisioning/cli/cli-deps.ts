@@ -40,7 +40,8 @@ export interface OpenedAuthority {
   routeTester: RouteTester
   /** app identities for MQTT (gatehouse app) */
   apps: AppService
-  close(): void
+  /** settles once the registry is closed (the CLI's exit waits for it) */
+  close(): Promise<void>
 }
 
 export interface InitSummary {
@@ -106,7 +107,7 @@ export async function withAuthority<T>(
   try {
     return await fn(opened.authority, opened)
   } finally {
-    opened.close()
+    await opened.close()
   }
 }
 

@@ -119,7 +119,7 @@ describe('per-tier and per-device limits, applied live', () => {
 
     // a restart keeps them: the tier's values apply at the next connect
     await first.gatehouse.close()
-    first.operator.close()
+    await first.operator.close()
     const second = await running(dataDir)
     expect((await second.operator.limits.getTier('premium')).limits).toEqual(SLOW)
     const again = await connectDevice(second.port, slow)

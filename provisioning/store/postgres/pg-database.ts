@@ -20,14 +20,23 @@ const WRITER_LOCK = 0x6761_7465_0002
  */
 export const KEEPALIVE_DELAY_MS = 10_000
 
+/** The longest a registry statement may run before the server cancels it (GH_STORE_TIMEOUT): `databaseStatementTimeoutMs`. */
+export const STATEMENT_TIMEOUT_MS = 15_000
+
 export interface PgDatabaseOptions {
   /** pool size (default 10) */
   poolSize?: number
+  /**
+   * statement_timeout of every connection (ms, default STATEMENT_TIMEOUT_MS): a statement running longer is
+   * cancelled by the server and fails with GH_STORE_TIMEOUT, so a hung query cannot hold a caller (a CONNECT's
+   * registry read) forever; 0 turns it off (`gatehouse migrate`'s copy). Migrations run without it.
+   */
+  statementTimeoutMs?: number
   /** how long to wait for a connection before GH_STORE_UNREACHABLE (ms, default 5000) */
   connectTimeoutMs?: number
   /** how long a transaction waits for the writer lock before GH_STORE_LOCKED (ms, default 5000: SQLite's busy timeout) */
   lockTimeoutMs?: number
-  /** application_name of the pool's connections (pg_stat_activity) */
+  /** application_name of the pool's connections (pg_stat_activity); LISTEN's is this with `-listen` */
   applicationName?: string
   /** told about errors of idle connections and of the listener (the pool and the listener recover by themselves) */
   onError?: (err: Error) => void
@@ -90,6 +99,7 @@ export class PgDatabase {
       connectionString: url,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
       application_name: options.applicationName ?? 'gatehouse',
+      statement_timeout: options.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS,
       keepAlive: true,
       keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
     }
@@ -289,6 +299,8 @@ export class PgDatabase {
     const onLost = (err: Error) => this.#onError(err)
     client.on('error', onLost)
     try {
+      // a migration (and the wait for another node's) may take longer than a statement may: off for this session
+      await client.query('SET statement_timeout = 0')
       await client.query('SELECT pg_advisory_lock($1)', [MIGRATE_LOCK])
       await client.query('CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)')
       const rows = (await client.query('SELECT version FROM schema_version')).rows as Row[]
@@ -309,6 +321,7 @@ export class PgDatabase {
         }
       }
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATE_LOCK])
+      await client.query('RESET statement_timeout')
       client.off('error', onLost)
       client.release()
     } catch (err) {

@@ -4,6 +4,7 @@ import {
   StoreDatabaseMissing,
   StoreDiskFull,
   StoreLocked,
+  StoreTimeout,
   StoreUnreachable,
   StoreWriteFailed,
 } from '../../errors.ts'
@@ -24,7 +25,8 @@ const LOST = /Connection terminated|connection timeout|timeout expired|Client ha
  * database (nothing listens there: the URL or the server is wrong) GH_STORE_CONNECTION_REFUSED; a connection
  * refused later, cut or timed out (SQLSTATE class 08, an administrator's or a crash's shutdown 57P0x, Node's
  * socket errors, node-postgres's own "Connection terminated") GH_STORE_UNREACHABLE; a full disk (53100)
- * GH_STORE_DISK_FULL; a lock wait past its timeout (55P03) GH_STORE_LOCKED; a read-only server or an I/O
+ * GH_STORE_DISK_FULL; a lock wait past its timeout (55P03) GH_STORE_LOCKED; a statement cancelled (57014: past
+ * statement_timeout) GH_STORE_TIMEOUT; a read-only server or an I/O
  * error GH_STORE_WRITE_FAILED. Undefined for anything else (a constraint, a bug), which the caller rethrows
  * as is. `where` names the server (describeUrl: never the password).
  */
@@ -52,6 +54,8 @@ export function pgFailure(err: unknown, where: string, opening = false): Error |
       "find the session holding it in pg_stat_activity (an 'idle in transaction' or long-running one; pg_blocking_pids of the waiters names it), let it finish or end it (pg_terminate_backend)",
       { cause: err },
     )
+  // statement_timeout (PgDatabaseOptions.statementTimeoutMs), or a cancel by an administrator (pg_cancel_backend)
+  if (code === '57014') return new StoreTimeout(`${where}: ${code} ${message}`, { cause: err })
   if (code === '25006' || /^58/.test(code)) return new StoreWriteFailed(`${where}: ${code} ${message}`, { cause: err })
   return undefined
 }

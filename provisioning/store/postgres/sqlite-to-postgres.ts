@@ -89,7 +89,7 @@ export async function copySqliteToPostgres(sqlitePath: string, url: string, opti
     const unknown = tables.filter((t) => !REGISTRY_TABLES.includes(t))
     if (unknown.length > 0)
       throw new MigrateSourceInvalid(sqlitePath, `it holds tables this Gatehouse does not know how to copy (${unknown.join(', ')})`)
-    const db = await PgDatabase.open(url, { applicationName: 'gatehouse-migrate', poolSize: 1 })
+    const db = await PgDatabase.open(url, { applicationName: 'gatehouse-migrate', poolSize: 1, statementTimeoutMs: 0 })
     try {
       const targetVersion = await db.schemaVersion()
       if (targetVersion !== SCHEMA_VERSION)

@@ -149,7 +149,7 @@ describe('AI usage in the SQLite registry', () => {
     }
     expect(rows()).toBe(0) // held, not written yet
     expect((await first.aiUsage.listInsights('d1')).map((i) => i.id)).toEqual(['i2', 'i1']) // yet readers see them
-    first.close()
+    await first.close()
     expect(rows()).toBe(2)
 
     const second = await openControlPlane(dataDir, {}, { log })

@@ -26,7 +26,7 @@ async function apiOver(dataDir: string) {
   })
   onTestFinished(async () => {
     await app.close()
-    control.close()
+    await control.close()
   })
   return { app, control }
 }

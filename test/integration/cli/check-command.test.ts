@@ -48,7 +48,7 @@ async function seeded() {
   await old.apiKeys.create({ name: 'idle', scopes: ['devices:read'], expiresInMs: 365 * DAY }, 'operator:test')
   await old.claims.create({ group: 'field', maxUses: 5, expiresInMs: 2 * DAY }, 'operator:test')
   await old.authority.currentCrls()
-  old.close()
+  await old.close()
 
   const cli = async (...args: string[]) => {
     const res = await runCli([...args, '--data-dir', dataDir])
@@ -81,7 +81,7 @@ async function seeded() {
       subject: 'noisy-1',
       details: { limit: 'packetRate' },
     })
-  now.close()
+  await now.close()
   chmodSync(join(dataDir, 'settings.key'), 0o644)
   return { dataDir }
 }
@@ -179,6 +179,6 @@ describe('gatehouse check', () => {
     expect(res.code).toBe(0)
     const seen = await openControlPlane(dataDir, {}, { log, passphrase: env.GATEHOUSE_CA_PASSPHRASE })
     expect(await seen.store.lastSeen('valve-1')).toBeInstanceOf(Date)
-    seen.close()
+    await seen.close()
   })
 })

@@ -36,7 +36,7 @@ export async function startClusterWorld(extra: ConfigInput = {}): Promise<Cluste
   let operator: ControlPlane | undefined
   const close = async () => {
     for (const node of nodes.reverse()) await node.close()
-    operator?.close()
+    await operator?.close()
     await redis.stop()
     rmSync(dir, { recursive: true, force: true })
   }

@@ -1,17 +1,19 @@
 import { connect, createServer, type Socket } from 'node:net'
+import { hostname } from 'node:os'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import type { DeviceCredentials } from '../../helpers/broker-pki.ts'
 import { attemptConnect, closedWithin, connectDevice } from '../../helpers/mqtt-clients.ts'
 import { postgresAvailable, startPostgres, type PostgresServer } from '../../helpers/postgres.ts'
 import { redisAvailable } from '../../helpers/redis-server.ts'
 import { waitFor } from '../../helpers/wait.ts'
+import { CLUSTER_CASES_CONFIG, clusterCases } from './cluster-cases.ts'
 import { startClusterWorld, type ClusterWorld } from './cluster-world.ts'
 
 // both checked (each warns when skipped, and fails in CI where .ci/run installs both)
 const engines = [postgresAvailable(), redisAvailable()].every(Boolean)
 const DATABASE = 'pg_cluster'
-/** the application_name of each node's LISTEN connection (PgDatabase.listen) */
-const LISTEN_APP = 'gatehouse-listen'
+/** the application_name of each node's LISTEN connection (open-registry.ts, PgDatabase.listen): the nodes here share a pid */
+const LISTEN_APP = `gatehouse/${hostname().slice(0, 40)}:${process.pid}-listen`
 /**
  * The change feed's safety poll, at its maximum here: every bound below is under it, so only LISTEN's
  * wake-up (and its catch-up after a reconnect) can meet them. The default 1 s poll is postgres-start.test.ts's.
@@ -61,7 +63,7 @@ describe.runIf(engines)('cluster: three nodes on one Redis and one PostgreSQL (i
   beforeAll(async () => {
     server = await startPostgres()
     databaseUrl = await server.createDatabase(DATABASE)
-    w = await startClusterWorld({ databaseUrl, changeFeedIntervalMs: POLL_MS })
+    w = await startClusterWorld({ ...CLUSTER_CASES_CONFIG, databaseUrl, changeFeedIntervalMs: POLL_MS })
   }, 60_000)
   afterAll(async () => {
     await w?.close()
@@ -147,4 +149,6 @@ describe.runIf(engines)('cluster: three nodes on one Redis and one PostgreSQL (i
     expect(performance.now() - started).toBeLessThan(2500)
     expect(await listenPids()).toHaveLength(3)
   }, 30_000)
+
+  clusterCases(() => w)
 })

@@ -86,7 +86,7 @@ describe.skipIf(!redisAvailable())('gatehouse start --cluster … --workers 2: o
   }, 60_000)
 
   afterAll(async () => {
-    operator?.close()
+    await operator?.close()
     if (gh?.child.exitCode === null) gh.child.kill('SIGKILL')
     await redis?.stop()
     if (dir) rmSync(dir, { recursive: true, force: true })

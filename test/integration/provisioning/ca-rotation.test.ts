@@ -39,7 +39,7 @@ async function initialised(passphrase?: string) {
       writeFileSync(join(dir, `${id}-ca.pem`), issued.chainPem)
       return { ...issued, certFile: join(dir, `${id}.pem`), caFile: join(dir, `${id}-ca.pem`) }
     } finally {
-      control.close()
+      await control.close()
     }
   }
   return { dir, dataDir, layout, secrets, device }
@@ -142,7 +142,7 @@ describe('rotating the issuing CA in a data directory', () => {
       await control.reloadCa()
       expect(normalizeSerial(control.authority.ca.issuing.certificate.serialNumber)).toBe(summary.issuing.serial)
     } finally {
-      control.close()
+      await control.close()
     }
   })
 })
@@ -186,7 +186,7 @@ describe('an interrupted rotation', () => {
       writeFileSync(file, issued.certificatePem)
       expect((await openssl(['verify', '-CAfile', copyLayout.chain, file])).out).toContain(': OK')
     } finally {
-      control.close()
+      await control.close()
     }
   })
 
@@ -267,7 +267,7 @@ describe('a rotation killed between its files and its audit entry (the registry 
         pending: await control.store.getMeta(PENDING_ROTATION_KEY),
       }
     } finally {
-      control.close()
+      await control.close()
     }
   }
 
@@ -394,7 +394,7 @@ describe('CRLs after a rotation, as openssl sees them', () => {
       const ok = await openssl(['verify', '-crl_check', '-CRLfile', all, '-CAfile', layout.chain, fresh.certFile])
       expect(ok.out).toContain(`${fresh.certFile}: OK`)
     } finally {
-      control.close()
+      await control.close()
     }
   })
 })

@@ -25,7 +25,7 @@ describe('the root CA key is opened only by ca rotate', () => {
       const issued = await control.authority.createDevice({ id: 'p1' }, 'test')
       expect(issued.certificatePem).toContain('BEGIN CERTIFICATE')
     } finally {
-      control.close()
+      await control.close()
     }
     const created = await cli(['device', 'create', 'p2', '--out', join(dir, 'out')])
     expect(created.code, created.stderr).toBe(0)

@@ -44,7 +44,7 @@ describe('settings.key', () => {
     try {
       expect((await control.settings.deliverable('p1'))?.settings).toEqual({ wifi_secret: 'pw-1', rate: 5 })
     } finally {
-      control.close()
+      await control.close()
     }
     expect((await runCli(['settings', 'set', '--defaults', 'rate=6', '--data-dir', dataDir])).code).toBe(0)
   })
