@@ -53,7 +53,17 @@ export function createBatchProvisioner(deps: {
 }) {
   const { store, log } = deps
 
-  async function prepare(req: BatchRequest, actor: Actor, onProgress?: (done: number, total: number) => void): Promise<PreparedBatch> {
+  /**
+   * Issues every device of the batch in memory. onIssued (writing a device's bundle) is awaited for each
+   * device as it is issued, so its I/O overlaps the issuing of the others; the first failure stops the
+   * batch, and prepare rejects with it once the devices in flight have settled.
+   */
+  async function prepare(
+    req: BatchRequest,
+    actor: Actor,
+    onProgress?: (done: number, total: number) => void,
+    onIssued?: (issued: IssuedDevice) => Promise<void>,
+  ): Promise<PreparedBatch> {
     const ids = batchIds(req)
     const taken: string[] = []
     for (const id of ids) if (await store.getDevice(id)) taken.push(id)
@@ -61,18 +71,27 @@ export function createBatchProvisioner(deps: {
     const prepared: PreparedDevice[] = new Array(ids.length)
     let next = 0
     let done = 0
+    let failure: { err: unknown } | undefined
     async function worker(): Promise<void> {
-      while (next < ids.length) {
+      while (next < ids.length && !failure) {
         const i = next++
         const id = ids[i] as string
-        prepared[i] = await deps.prepareDevice(
-          { id, group: req.group ?? null, ...(req.tier && { tier: req.tier }), validDays: req.validDays ?? deps.validDays },
-          actor,
-        )
+        try {
+          const device = await deps.prepareDevice(
+            { id, group: req.group ?? null, ...(req.tier && { tier: req.tier }), validDays: req.validDays ?? deps.validDays },
+            actor,
+          )
+          await onIssued?.(device.issued)
+          prepared[i] = device
+        } catch (err) {
+          failure ??= { err }
+          return
+        }
         onProgress?.(++done, ids.length)
       }
     }
     await Promise.all(Array.from({ length: Math.min(CONCURRENCY, ids.length) }, worker))
+    if (failure) throw failure.err
     return {
       issued: prepared.map((p) => p.issued),
       async commit() {

@@ -377,8 +377,13 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
       return prepared.issued
     },
 
-    prepareBatch: (req: BatchRequest, actor: Actor, onProgress?: (done: number, total: number) => void): Promise<PreparedBatch> =>
-      batch.prepare(req, actor, onProgress),
+    /** Issues a batch in memory (onIssued: write each device's bundle as it is issued); see batch.ts. */
+    prepareBatch: (
+      req: BatchRequest,
+      actor: Actor,
+      onProgress?: (done: number, total: number) => void,
+      onIssued?: (issued: IssuedDevice) => Promise<void>,
+    ): Promise<PreparedBatch> => batch.prepare(req, actor, onProgress, onIssued),
 
     prepareRenewal,
 

@@ -1,5 +1,5 @@
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs'
-import { open } from 'node:fs/promises'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs'
+import { type FileHandle, mkdir, open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseCertificateDer, parseCertificatesPem, toPkcs12 } from '../../certs/index.ts'
 import type { IssuedCertificate } from '../authority/device-authority.ts'
@@ -54,69 +54,26 @@ export function writeDeviceBundle(outDir: string, issued: IssuedCertificate, opt
   return target
 }
 
-/**
- * Devices per chunk of a staged batch: their files are written, then fsynced together (a few fds at a
- * time, never one per file of a 100,000-device batch), before the next chunk is written.
- */
-const CHUNK = 256
-/**
- * fsyncs in flight. They run on libuv's thread pool (4 threads by default); on ext4 concurrent fsyncs
- * share a journal commit, which is where a batch's time went when each file was synced one by one.
- */
-const SYNC_CONCURRENCY = 8
-
-/**
- * Writes a chunk of bundles into the staging folder without syncing each write, then syncs them: every
- * file, then every bundle folder (its entries), concurrently. A file a crash cuts short is in the
- * staging folder of an uncommitted batch: void, as its note says.
- */
-async function writeStagedChunk(staging: string, chunk: IssuedCertificate[], options: BundleOptions): Promise<void> {
-  const files: string[] = []
-  const dirs: string[] = []
-  for (const issued of chunk) {
-    const target = bundlePath(staging, issued.deviceId, options.format)
-    const written = bundleFiles(issued, options)
-    if (options.format === 'pem') {
-      mkdirSync(target, { mode: 0o700 })
-      dirs.push(target)
-    }
-    for (const f of written) {
-      const path = f.name ? join(target, f.name) : target
-      writeNew(path, f.data, f.mode)
-      files.push(path)
-    }
-  }
-  await syncAll([...files, ...dirs])
-}
-
-/** Creates a file that must not exist yet, with its final mode, and writes it (not synced: the caller syncs). */
-function writeNew(path: string, data: string | Uint8Array, mode: number): void {
-  const fd = openSync(path, 'wx', mode)
+/** One file of a staged bundle, created with its final mode, written and fsynced on the same descriptor. */
+async function writeDurably(path: string, data: string | Uint8Array, mode: number): Promise<void> {
+  let handle: FileHandle | undefined
   try {
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data)
-  } catch (err) {
-    throw storeFailure(err) ?? err // a full disk: GH_STORE_DISK_FULL (the staging folder is then removed)
+    handle = await open(path, 'wx', mode)
+    await handle.writeFile(data)
+    await handle.sync()
   } finally {
-    closeSync(fd)
+    await handle?.close()
   }
 }
 
-/** fsync of every path (files and directories), SYNC_CONCURRENCY at a time; resolves when all are durable. */
-async function syncAll(paths: string[]): Promise<void> {
-  let next = 0
-  async function worker(): Promise<void> {
-    while (next < paths.length) {
-      const handle = await open(paths[next++] as string, 'r')
-      try {
-        await handle.sync()
-      } catch (err) {
-        throw storeFailure(err) ?? err
-      } finally {
-        await handle.close()
-      }
-    }
+/** fsync of a folder: its entries are durable. */
+async function syncFolder(path: string): Promise<void> {
+  const handle = await open(path, 'r')
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
   }
-  await Promise.all(Array.from({ length: Math.min(SYNC_CONCURRENCY, paths.length) }, worker))
 }
 
 /** The note a staging folder carries from its first write: what a folder left by a killed process means. */
@@ -127,13 +84,81 @@ bundles out. This folder is left only when the process stopped in between (kille
 - bundles of devices it does not show were never registered: they are void, delete them.
 `
 
+/** A batch's bundles on their way: written into a staging folder as each device is issued, then committed. */
+export interface StagedBundles {
+  /**
+   * Writes one device's bundle into the staging folder and makes it durable (each file fsynced on the
+   * descriptor that wrote it, then its folder), on the thread pool: call it as each device is issued, so
+   * the writes and their fsyncs overlap key generation. Refuses a bundle whose path exists in outDir.
+   */
+  write(issued: IssuedCertificate): Promise<void>
+  /**
+   * Makes the staging folder's entries durable, calls commit() (the registry transaction), then moves the
+   * bundles into place; returns their paths. A failure before the commit removes the staging folder.
+   */
+  commit(commit: () => void | Promise<void>): Promise<string[]>
+  /** Removes the staging folder and what it holds: the batch failed before its commit. */
+  abort(): void
+}
+
 /**
- * Writes every bundle into a staging folder inside outDir (a NOTE.txt first, saying what a left-over
- * folder means), makes them durable (each chunk's files and folders fsynced together, then the staging
- * folder once), then calls commit() (the registry transaction), then moves the bundles into place. If
- * anything fails before commit, the staging folder is removed and the registry is untouched; no device is
- * ever registered without its key durably on disk, and a bundle whose device is missing is never without
- * the note.
+ * Stages bundles under outDir: its folder and the staging folder (with a NOTE.txt first, saying what a
+ * left-over folder means) are made at the first write. No device is ever registered without its key
+ * durably on disk, and a bundle whose device is missing is never without the note.
+ */
+export function stageBundles(outDir: string, options: BundleOptions): StagedBundles {
+  let staging: string | undefined
+  const written: IssuedCertificate[] = []
+  function stagingFolder(): string {
+    if (staging === undefined) {
+      mkdirSync(outDir, { recursive: true, mode: 0o700 })
+      staging = mkdtempSync(join(outDir, '.gatehouse-staging-'))
+      writeFileAtomic(join(staging, STAGING_NOTE), STAGING_NOTE_TEXT, 0o644)
+    }
+    return staging
+  }
+  function abort(): void {
+    if (staging !== undefined) rmSync(staging, { recursive: true, force: true })
+  }
+  return {
+    async write(issued) {
+      if (existsSync(bundlePath(outDir, issued.deviceId, options.format)))
+        throw new OutputExists(bundlePath(outDir, issued.deviceId, options.format))
+      const files = bundleFiles(issued, options)
+      try {
+        const target = bundlePath(stagingFolder(), issued.deviceId, options.format)
+        if (options.format === 'pem') await mkdir(target, { mode: 0o700 })
+        await Promise.all(files.map((f) => writeDurably(f.name ? join(target, f.name) : target, f.data, f.mode)))
+        if (options.format === 'pem') await syncFolder(target)
+      } catch (err) {
+        throw storeFailure(err) ?? err // a full disk: GH_STORE_DISK_FULL (the caller then removes the staging folder)
+      }
+      written.push(issued)
+    },
+    async commit(commit) {
+      try {
+        fsyncDir(stagingFolder()) // the bundles' entries: only now may the registry name them
+        await commit()
+      } catch (err) {
+        abort()
+        throw err
+      }
+      const from = stagingFolder()
+      for (const name of readdirSync(from)) if (name !== STAGING_NOTE) renameSync(join(from, name), join(outDir, name))
+      rmSync(from, { recursive: true, force: true })
+      fsyncDir(outDir)
+      return written.map((i) => bundlePath(outDir, i.deviceId, options.format))
+    },
+    abort,
+  }
+}
+
+/** Bundles written at a time by writeBundlesThenCommit (each one's files and fsyncs on the thread pool). */
+const WRITE_CONCURRENCY = 16
+
+/**
+ * Stages the bundles of devices already issued (stageBundles), WRITE_CONCURRENCY at a time, then commits.
+ * If anything fails before the commit, the staging folder is removed and the registry is untouched.
  */
 export async function writeBundlesThenCommit(
   outDir: string,
@@ -142,28 +167,25 @@ export async function writeBundlesThenCommit(
   commit: () => void | Promise<void>,
   onProgress?: (done: number, total: number) => void,
 ): Promise<string[]> {
-  mkdirSync(outDir, { recursive: true, mode: 0o700 })
-  for (const i of issued) {
-    const target = bundlePath(outDir, i.deviceId, options.format)
-    if (existsSync(target)) throw new OutputExists(target)
-  }
-  const staging = mkdtempSync(join(outDir, '.gatehouse-staging-'))
-  try {
-    writeFileAtomic(join(staging, STAGING_NOTE), STAGING_NOTE_TEXT, 0o644)
-    for (let done = 0; done < issued.length; ) {
-      const chunk = issued.slice(done, done + CHUNK)
-      await writeStagedChunk(staging, chunk, options)
-      done += chunk.length
-      onProgress?.(done, issued.length)
+  const staged = stageBundles(outDir, options)
+  let next = 0
+  let done = 0
+  let failure: { err: unknown } | undefined
+  async function worker(): Promise<void> {
+    while (next < issued.length && !failure) {
+      try {
+        await staged.write(issued[next++] as IssuedCertificate)
+      } catch (err) {
+        failure ??= { err }
+        return
+      }
+      onProgress?.(++done, issued.length)
     }
-    fsyncDir(staging) // the bundles' entries: only now may the registry name them
-    await commit()
-  } catch (err) {
-    rmSync(staging, { recursive: true, force: true })
-    throw err
   }
-  for (const name of readdirSync(staging)) if (name !== STAGING_NOTE) renameSync(join(staging, name), join(outDir, name))
-  rmSync(staging, { recursive: true, force: true })
-  fsyncDir(outDir)
-  return issued.map((i) => bundlePath(outDir, i.deviceId, options.format))
+  await Promise.all(Array.from({ length: Math.min(WRITE_CONCURRENCY, issued.length) }, worker))
+  if (failure) {
+    staged.abort()
+    throw failure.err
+  }
+  return staged.commit(commit)
 }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
-import { writeBundlesThenCommit } from '../bundles/write-bundle.ts'
+import type { PreparedBatch } from '../authority/batch.ts'
+import { stageBundles } from '../bundles/write-bundle.ts'
 import {
   addCommonOptions,
   addJsonOption,
@@ -39,29 +40,31 @@ export function registerDeviceCreateBatch(device: Command, deps: CliDeps): void 
     const pw = options.p12 ? p12Password(deps) : undefined
     await withAuthority(deps, options, async (authority) => {
       const started = performance.now()
+      // each bundle is written (and fsynced) as its device is issued; the registry commits once all are durable
+      const staged = stageBundles(options.out, { format: options.p12 ? 'p12' : 'pem', ...(pw && { p12Password: pw.password }) })
       const issuing = createProgress(deps.io, 'issuing')
-      const prepared = await authority.prepareBatch(
-        {
-          count: options.count,
-          prefix: options.prefix,
-          ...(options.start !== undefined && { start: options.start }),
-          group: options.group ?? null,
-          ...(options.tier && { tier: options.tier }),
-          ...(options.validDays && { validDays: options.validDays }),
-        },
-        deps.actor,
-        (done, total) => issuing.update(done, total),
-      )
-      issuing.stop()
-      const writing = createProgress(deps.io, 'writing')
-      await writeBundlesThenCommit(
-        options.out,
-        prepared.issued,
-        { format: options.p12 ? 'p12' : 'pem', ...(pw && { p12Password: pw.password }) },
-        prepared.commit,
-        (done, total) => writing.update(done, total),
-      )
-      writing.stop()
+      let prepared: PreparedBatch
+      try {
+        prepared = await authority.prepareBatch(
+          {
+            count: options.count,
+            prefix: options.prefix,
+            ...(options.start !== undefined && { start: options.start }),
+            group: options.group ?? null,
+            ...(options.tier && { tier: options.tier }),
+            ...(options.validDays && { validDays: options.validDays }),
+          },
+          deps.actor,
+          (done, total) => issuing.update(done, total),
+          staged.write,
+        )
+      } catch (err) {
+        staged.abort()
+        throw err
+      } finally {
+        issuing.stop()
+      }
+      await staged.commit(prepared.commit)
       const seconds = (performance.now() - started) / 1000
       const ids = prepared.issued.map((i) => i.deviceId)
       const summary = {

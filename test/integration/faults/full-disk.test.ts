@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process'
 import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -7,17 +6,8 @@ import { loadConfig } from '../../../config.ts'
 import { startGatehouse } from '../../../gatehouse.ts'
 import { createRecordingLogger } from '../../helpers/broker-harness.ts'
 import { connectDevice } from '../../helpers/mqtt-clients.ts'
-import { tempDir } from '../../helpers/temp-dir.ts'
+import { mountable, smallDisk } from '../../helpers/small-disk.ts'
 import { waitFor } from '../../helpers/wait.ts'
-
-/** A small tmpfs at a fresh directory, unmounted when the test ends; undefined where mount is refused (not root). */
-function smallDisk(size: string): string | undefined {
-  const dir = tempDir('gatehouse-disk-')
-  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir], { encoding: 'utf8' })
-  if (mounted.status !== 0) return undefined
-  onTestFinished(() => void spawnSync('umount', ['-l', dir]))
-  return dir
-}
 
 /** Fills the file system holding dir until ENOSPC (bounded by its size); returns the filler file. */
 function fill(dir: string): string {
@@ -43,8 +33,6 @@ function fill(dir: string): string {
   }
   return path
 }
-
-const mountable = spawnSync('mount', ['--version']).status === 0 && process.getuid?.() === 0
 
 describe('a full disk under the data directory', () => {
   it.skipIf(!mountable)(

@@ -76,7 +76,7 @@ describe('a batch killed between writing its bundles and committing', () => {
     expect(readdirSync(out).sort()).toEqual(['n-1', 'n-2']) // after the commit: moved out, the note and the folder gone
   })
 
-  it('commits only after every chunk of a batch is written in full (more devices than one chunk of 256)', async () => {
+  it('commits only after every bundle of a batch is written in full (more devices than are written at a time)', async () => {
     const out = join(tempDir(), 'out')
     const ids = Array.from({ length: 260 }, (_, i) => `m-${i}`)
     const issued = ids.map((deviceId) => ({

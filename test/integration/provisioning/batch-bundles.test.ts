@@ -1,0 +1,77 @@
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import pino from 'pino'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { stageBundles } from '../../../provisioning/bundles/write-bundle.ts'
+import { initControlPlane, openControlPlane } from '../../../provisioning/index.ts'
+import { mountable, smallDisk } from '../../helpers/small-disk.ts'
+import { tempDir } from '../../helpers/temp-dir.ts'
+
+const log = pino({ level: 'silent' })
+
+async function controlPlane() {
+  const dataDir = join(tempDir(), 'data')
+  await initControlPlane(dataDir, {}, { log }, 'operator:test')
+  const control = await openControlPlane(dataDir, {}, { log })
+  onTestFinished(() => control.close())
+  return control
+}
+
+const stagingOf = (out: string): string[] => (existsSync(out) ? readdirSync(out).filter((n) => n.startsWith('.gatehouse-staging-')) : [])
+
+describe('a batch whose bundles are written as its devices are issued', () => {
+  it('has the first bundle durable in the staging folder while devices are still being issued, and registers all at the commit', async () => {
+    const control = await controlPlane()
+    const out = join(tempDir(), 'out')
+    const staged = stageBundles(out, { format: 'pem' })
+    let stagedEarly: string[] = []
+    const batch = await control.authority.prepareBatch(
+      { count: 100, prefix: 'ov-' },
+      'operator:test',
+      (done) => {
+        // the first device's progress: its bundle is written, the other 99 are not all issued yet
+        if (done === 1) stagedEarly = readdirSync(join(out, stagingOf(out)[0]!))
+      },
+      staged.write,
+    )
+    expect(stagedEarly).toContain('NOTE.txt')
+    expect(stagedEarly.filter((n) => n.startsWith('ov-')).length).toBeGreaterThanOrEqual(1)
+    expect(await control.authority.countDevices()).toBe(0) // nothing registered before the commit
+    const paths = await staged.commit(batch.commit)
+    expect(paths).toHaveLength(100)
+    expect(await control.authority.countDevices()).toBe(100)
+    expect(readdirSync(out).length).toBe(100)
+    expect(readdirSync(join(out, 'ov-0100')).sort()).toEqual(['ca.pem', 'cert.pem', 'key.pem'])
+    expect((statSync(join(out, 'ov-0100', 'key.pem')).mode & 0o777).toString(8)).toBe('600')
+  })
+
+  it('stops at a bundle it cannot write: the coded error, no device registered, no staging folder left', async () => {
+    const control = await controlPlane()
+    const out = join(tempDir(), 'out')
+    mkdirSync(join(out, 'st-0040'), { recursive: true }) // a bundle already there: never overwritten
+    const staged = stageBundles(out, { format: 'pem' })
+    const refused = await control.authority
+      .prepareBatch({ count: 60, prefix: 'st-' }, 'operator:test', undefined, staged.write)
+      .catch((err: Error) => err)
+    expect(refused).toMatchObject({ code: 'GH_OUTPUT_EXISTS' })
+    staged.abort()
+    expect(stagingOf(out)).toEqual([])
+    expect(readdirSync(out)).toEqual(['st-0040'])
+    expect(await control.authority.countDevices()).toBe(0)
+  })
+
+  it.skipIf(!mountable)('on a full disk: GH_STORE_DISK_FULL, no device registered, the staging folder removed', async () => {
+    const control = await controlPlane()
+    const disk = smallDisk('256k')
+    if (!disk) return
+    const out = join(disk, 'out')
+    const staged = stageBundles(out, { format: 'pem' })
+    const refused = await control.authority
+      .prepareBatch({ count: 400, prefix: 'full-' }, 'operator:test', undefined, staged.write)
+      .catch((err: Error) => err)
+    expect(refused).toMatchObject({ code: 'GH_STORE_DISK_FULL' })
+    staged.abort()
+    expect(stagingOf(out)).toEqual([])
+    expect(await control.authority.countDevices()).toBe(0)
+  })
+})
