@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import pino from 'pino'
 import { initControlPlane, openControlPlane } from '../provisioning/index.ts'
+import { ensureBuilt } from './built.ts'
 import { envInt, fmt, median, printTable } from './table.ts'
 
 const BIN = resolve(import.meta.dirname, '../bin/gatehouse.js')
@@ -21,11 +22,7 @@ const CPU_PROBE = `data:text/javascript,process.on('exit',()=>{const u=process.c
 export async function cliBenchmark(): Promise<Record<string, unknown>> {
   const runs = envInt('BENCH_CLI_RUNS', 5)
   const devices = envInt('BENCH_CLI_DEVICES', 1000)
-  if (spawnSync(process.execPath, [BIN, '--version'], { env: { ...process.env, GATEHOUSE_CLI: 'dist' } }).status !== 0) {
-    console.log('building dist/ (npm run build)')
-    const build = spawnSync(process.execPath, [resolve(import.meta.dirname, '../bin/build.js')], { stdio: 'inherit' })
-    if (build.status !== 0) throw new Error('npm run build failed')
-  }
+  ensureBuilt()
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-cli-'))
   try {
     const dataDir = join(dir, 'data')

@@ -3,6 +3,7 @@
 // tests: they measure, they do not pass or fail (see docs/conventions.md §29 for how to read them).
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { ensureBuilt } from './built.ts'
 import { scenarioHelp, scenarios } from './scenarios.ts'
 
 const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'))
@@ -17,6 +18,8 @@ if (process.argv.includes('--help')) {
   for (const name of names) if (scenarioHelp[name]) console.log(`\n${scenarioHelp[name]}`)
   process.exit(0)
 }
+// the Gatehouse brokers run the compiled code (bench/brokers/gatehouse-broker.ts), unless BENCH_GATEHOUSE=tsx
+if (process.env.BENCH_GATEHOUSE !== 'tsx') ensureBuilt()
 const resultsDir = join(import.meta.dirname, 'results')
 mkdirSync(resultsDir, { recursive: true })
 for (const name of names) {

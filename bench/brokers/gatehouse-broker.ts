@@ -1,5 +1,5 @@
 // A Gatehouse broker in its own process for the benchmarks: the real composition (loadConfig +
-// startGatehouse) on a prepared data dir, with the limits raised for a loopback load generator.
+// startGatehouse, compiled) on a prepared data dir, with the limits raised for a loopback load generator.
 //   node --import tsx bench/brokers/gatehouse-broker.ts <dataDir> [--consume=subscribe|listener] [--ai-off]
 //        [--limits=file] [--log-level=<level>]
 // --limits=file: no BENCH_LIMITS; the data dir's gatehouse.json and the defaults decide (the abuse bench
@@ -7,11 +7,19 @@
 // --log-level: default 'warn'. Everything else is Gatehouse's default configuration (the AI bridge is on
 // by default). Sends { type: 'listening', port, httpUrl } over IPC; closes on { type: 'close' } or when
 // the parent goes.
-import { configSchema, loadConfig } from '../../config.ts'
-import { startGatehouse } from '../../gatehouse.ts'
-import { createLogger } from '../../logger.ts'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { BENCH_LIMITS } from './bench-limits.ts'
 import { onCloseRequest, serveConsumer, type ChildMessage } from './ipc.ts'
+
+// the compiled code Gatehouse ships (dist/, built by launch.ts first); BENCH_GATEHOUSE=tsx: the sources through
+// tsx (its transform adds a __name() call to every function it creates: ~3% of the publish path's CPU)
+const fromDist = process.env.BENCH_GATEHOUSE !== 'tsx'
+const load = <T>(module: string): Promise<T> =>
+  import(fromDist ? pathToFileURL(join(import.meta.dirname, '../../dist', `${module}.js`)).href : `../../${module}.ts`)
+const { configSchema, loadConfig } = await load<typeof import('../../config.ts')>('config')
+const { startGatehouse } = await load<typeof import('../../gatehouse.ts')>('gatehouse')
+const { createLogger } = await load<typeof import('../../logger.ts')>('logger')
 
 const dataDir = process.argv[2]
 if (!dataDir) throw new Error('usage: gatehouse-broker.ts <dataDir> [--consume=subscribe|listener]')
