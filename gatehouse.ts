@@ -8,6 +8,7 @@ import {
   attachRenewalNotices,
   attachSettingsDelivery,
   attachTelemetryRoutes,
+  clusterRateLimiter,
   connectCluster,
   createHttpAgents,
   deliverBatch,
@@ -19,11 +20,20 @@ import {
   trackPresence,
   type AiBridge,
   type Broker,
+  type ClusterBackend,
   type TelemetryRoutes,
 } from './broker/index.ts'
 import { parseCertificatesPem, systemClock, systemTimers, type Clock, type Random } from './certs/index.ts'
 import { authorityOptions, type Config } from './config.ts'
-import { buildApi, createRateLimiter, isLoopback, serveApi, serveMetrics } from './provisioning/api/index.ts'
+import {
+  buildApi,
+  countRefusals,
+  isLoopback,
+  memoryRateLimiters,
+  serveApi,
+  serveMetrics,
+  type RateLimiterFactory,
+} from './provisioning/api/index.ts'
 import { createMetrics, type Metrics } from './provisioning/metrics/index.ts'
 import {
   caCheck,
@@ -109,25 +119,40 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
   // the registry on PostgreSQL when configured; the CA, keys and bundles stay in the data directory either way
   const controlDeps = { ...deps, ...(config.databaseUrl !== undefined && { databaseUrl: config.databaseUrl }) }
   await initControlPlane(config.dataDir, { keyAlgorithm: config.keyAlgorithm, hostnames: [...config.hostnames] }, controlDeps, 'gatehouse')
+  // a node of a cluster: Redis must answer now (GH_BROKER_CLUSTER_UNREACHABLE); closed last
+  const cluster = config.cluster && (await connectCluster(config.cluster, { log: deps.log }))
+  const rateLimiters = rateLimitersOf(cluster, deps.clock ?? systemClock)
   const enrollmentOptions = {
     renewalWindow: config.renewalWindow,
     claimRequestRate: { ...config.claimRequestRate },
     auditIntervalMs: config.limits.auditIntervalMs,
+    rateLimiters,
   }
-  const control = await openControlPlane(config.dataDir, { ...authorityOptions(config), ...enrollmentOptions }, controlDeps)
   // one list of closers, run in reverse order by close() and when starting fails half-way
-  const closers: (() => unknown)[] = [() => control.close()]
+  const closers: (() => unknown)[] = cluster ? [() => cluster.close()] : []
   const closeAll = async () => {
     for (const close of closers.reverse()) await close()
   }
   try {
-    const started = await startServices(config, deps, control, closers)
+    const control = await openControlPlane(config.dataDir, { ...authorityOptions(config), ...enrollmentOptions }, controlDeps)
+    closers.push(() => control.close())
+    const started = await startServices(config, deps, control, closers, { cluster, rateLimiters })
     let closed: Promise<void> | undefined
     return { ...started, close: () => (closed ??= closeAll()) }
   } catch (err) {
     await closeAll()
     throw err
   }
+}
+
+/**
+ * Where the control plane's rate limits (API keys, claims, dashboard sign-in) keep their buckets: in a
+ * cluster, Redis, with the broker's rate-limiter-flexible limiter, so every worker and node spends one budget
+ * (a key gets its limit, not N times it); else this process's memory.
+ */
+function rateLimitersOf(cluster: ClusterBackend | undefined, clock: Clock): RateLimiterFactory {
+  if (!cluster) return memoryRateLimiters(clock)
+  return (name, limit) => countRefusals(clusterRateLimiter(cluster.redis, `gh:rate:${name}`, limit))
 }
 
 /**
@@ -162,7 +187,9 @@ async function startServices(
   deps: GatehouseDeps,
   control: ControlPlane,
   closers: (() => unknown)[],
+  shared: { cluster: ClusterBackend | undefined; rateLimiters: RateLimiterFactory },
 ): Promise<Omit<Gatehouse, 'close'>> {
+  const { cluster, rateLimiters } = shared
   const clock = deps.clock ?? systemClock
   const log = deps.log
   let tls = await loadServerTls(config.dataDir, deps.passphrase)
@@ -189,9 +216,6 @@ async function startServices(
     log: log.child({ module: 'provisioning.last-seen' }),
   })
   closers.push(() => lastSeen.close())
-  // a node of a cluster: Redis must answer now (GH_BROKER_CLUSTER_UNREACHABLE), closed after the broker
-  const cluster = config.cluster && (await connectCluster(config.cluster, { log }))
-  if (cluster) closers.push(() => cluster.close())
   const broker = createBroker(
     { directory, clock, log, limitsSource: control.limits, ...(cluster && { cluster }) },
     {
@@ -227,7 +251,7 @@ async function startServices(
   if (ai) closers.push(() => ai.detach())
   const routes = startTelemetryRoutes(config, deps, control, broker, directory)
   closers.push(() => routes.detach())
-  const apiLimiter = createRateLimiter(clock, { ...config.httpRateLimit })
+  const apiLimiter = rateLimiters('api-key', { ...config.httpRateLimit })
   const metrics = createMetrics({
     broker,
     controlLimitHits: () => ({ 'api-rate': apiLimiter.refused(), 'claim-rate': control.enrollment.claimRateLimited() }),
@@ -265,6 +289,9 @@ async function startServices(
       log,
       dashboard: {
         signals: fleetSignals(broker, feed, ai, connections.history),
+        // in the registry's database: every worker and node sees them, and a restart keeps them
+        sessions: control.store.dashboardSessions,
+        audit: async (entry) => void (await control.store.appendAudit(entry)),
         // the configured route's budget under the tier's and the device's stored values (as the bridge spends it)
         aiBudget: async (deviceId, tier) => {
           if (!aiOptions) return null
@@ -277,7 +304,7 @@ async function startServices(
       },
       ...(metricsOnApi && { metrics }),
     },
-    { limiter: apiLimiter, ...(apiTls && { https: { key: tls.key, cert: tls.cert, ...ticketKeys } }) },
+    { limiter: apiLimiter, rateLimiters, ...(apiTls && { https: { key: tls.key, cert: tls.cert, ...ticketKeys } }) },
   )
   // `gatehouse ca rotate` (another process): reload the CA, then the broker's and the HTTPS API's TLS
   const ca = keepCaCurrent({

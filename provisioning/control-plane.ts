@@ -88,6 +88,7 @@ export async function openControlPlane(
   const apiKeys = createApiKeyService({
     store,
     apiKeys: store.apiKeys,
+    dashboardSessions: store.dashboardSessions,
     clock,
     random,
     log: deps.log.child({ module: 'provisioning.apikeys' }),
@@ -102,6 +103,7 @@ export async function openControlPlane(
     {
       ...(options.renewalWindow !== undefined && { renewalWindow: options.renewalWindow }),
       ...(options.claimRequestRate !== undefined && { claimRequestRate: options.claimRequestRate }),
+      ...(options.rateLimiters !== undefined && { rateLimiters: options.rateLimiters }),
       ...(options.auditIntervalMs !== undefined && { auditIntervalMs: options.auditIntervalMs }),
     },
   )
