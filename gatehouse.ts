@@ -150,9 +150,19 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
  * cluster, Redis, with the broker's rate-limiter-flexible limiter, so every worker and node spends one budget
  * (a key gets its limit, not N times it); else this process's memory.
  */
-function rateLimitersOf(cluster: ClusterBackend | undefined, clock: Clock): RateLimiterFactory {
-  if (!cluster) return memoryRateLimiters(clock)
-  return (name, limit) => countRefusals(clusterRateLimiter(cluster.redis, `gh:rate:${name}`, limit))
+function rateLimitersOf(cluster: ClusterBackend | undefined, clock: Clock): RateLimiterFactory & { refusedBy(prefix: string): number } {
+  const make: RateLimiterFactory = cluster
+    ? (name, limit) => countRefusals(clusterRateLimiter(cluster.redis, `gh:rate:${name}`, limit))
+    : memoryRateLimiters(clock)
+  // every limiter made, by name, for gatehouse_limit_hits_total
+  const made: { name: string; limiter: ReturnType<RateLimiterFactory> }[] = []
+  const factory: RateLimiterFactory = (name, limit) => {
+    const limiter = make(name, limit)
+    made.push({ name, limiter })
+    return limiter
+  }
+  const refusedBy = (prefix: string) => made.reduce((n, m) => n + (m.name.startsWith(prefix) ? m.limiter.refused() : 0), 0)
+  return Object.assign(factory, { refusedBy })
 }
 
 /**
@@ -187,7 +197,7 @@ async function startServices(
   deps: GatehouseDeps,
   control: ControlPlane,
   closers: (() => unknown)[],
-  shared: { cluster: ClusterBackend | undefined; rateLimiters: RateLimiterFactory },
+  shared: { cluster: ClusterBackend | undefined; rateLimiters: ReturnType<typeof rateLimitersOf> },
 ): Promise<Omit<Gatehouse, 'close'>> {
   const { cluster, rateLimiters } = shared
   const clock = deps.clock ?? systemClock
@@ -254,7 +264,11 @@ async function startServices(
   const apiLimiter = rateLimiters('api-key', { ...config.httpRateLimit })
   const metrics = createMetrics({
     broker,
-    controlLimitHits: () => ({ 'api-rate': apiLimiter.refused(), 'claim-rate': control.enrollment.claimRateLimited() }),
+    controlLimitHits: () => ({
+      'api-rate': apiLimiter.refused(),
+      'claim-rate': control.enrollment.claimRateLimited(),
+      'sign-in-rate': rateLimiters.refusedBy('sign-in'),
+    }),
     ...(ai && { ai }),
     routes,
     feed,
