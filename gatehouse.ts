@@ -8,6 +8,7 @@ import {
   attachRenewalNotices,
   attachSettingsDelivery,
   attachTelemetryRoutes,
+  clusterRateLimiter,
   connectCluster,
   createHttpAgents,
   deliverBatch,
@@ -20,11 +21,20 @@ import {
   workerId,
   type AiBridge,
   type Broker,
+  type ClusterBackend,
   type TelemetryRoutes,
 } from './broker/index.ts'
 import { parseCertificatesPem, systemClock, systemTimers, type Clock, type Random } from './certs/index.ts'
 import { authorityOptions, caSyncSecret, type Config } from './config.ts'
-import { buildApi, createRateLimiter, isLoopback, serveApi, serveMetrics } from './provisioning/api/index.ts'
+import {
+  buildApi,
+  countRefusals,
+  isLoopback,
+  memoryRateLimiters,
+  serveApi,
+  serveMetrics,
+  type RateLimiterFactory,
+} from './provisioning/api/index.ts'
 import { createMetrics, type Metrics } from './provisioning/metrics/index.ts'
 import {
   caCheck,
@@ -125,25 +135,53 @@ export async function startGatehouse(config: Readonly<Config>, deps: GatehouseDe
   }
   const syncSecret = caSyncSecret(config) // read (and checked) before anything starts
   await initControlPlane(config.dataDir, { keyAlgorithm: config.keyAlgorithm, hostnames: [...config.hostnames] }, controlDeps, 'gatehouse')
+  // a node of a cluster: Redis must answer now (GH_BROKER_CLUSTER_UNREACHABLE); closed last
+  const cluster = config.cluster && (await connectCluster(config.cluster, { log: deps.log }))
+  const rateLimiters = rateLimitersOf(cluster, deps.clock ?? systemClock)
   const enrollmentOptions = {
     renewalWindow: config.renewalWindow,
     claimRequestRate: { ...config.claimRequestRate },
     auditIntervalMs: config.limits.auditIntervalMs,
+    rateLimiters,
   }
-  const control = await openControlPlane(config.dataDir, { ...authorityOptions(config), ...enrollmentOptions }, controlDeps)
   // one list of closers, run in reverse order by close() and when starting fails half-way
-  const closers: (() => unknown)[] = [() => control.close()]
+  const closers: (() => unknown)[] = cluster ? [() => cluster.close()] : []
   const closeAll = async () => {
     for (const close of closers.reverse()) await close()
   }
   try {
-    const started = await startServices(config, { ...deps, ...(syncSecret && { caSyncSecret: syncSecret }) }, control, closers)
+    const control = await openControlPlane(config.dataDir, { ...authorityOptions(config), ...enrollmentOptions }, controlDeps)
+    closers.push(() => control.close())
+    const started = await startServices(config, { ...deps, ...(syncSecret && { caSyncSecret: syncSecret }) }, control, closers, {
+      cluster,
+      rateLimiters,
+    })
     let closed: Promise<void> | undefined
     return { ...started, close: () => (closed ??= closeAll()) }
   } catch (err) {
     await closeAll()
     throw err
   }
+}
+
+/**
+ * Where the control plane's rate limits (API keys, claims, dashboard sign-in) keep their buckets: in a
+ * cluster, Redis, with the broker's rate-limiter-flexible limiter, so every worker and node spends one budget
+ * (a key gets its limit, not N times it); else this process's memory.
+ */
+function rateLimitersOf(cluster: ClusterBackend | undefined, clock: Clock): RateLimiterFactory & { refusedBy(prefix: string): number } {
+  const make: RateLimiterFactory = cluster
+    ? (name, limit) => countRefusals(clusterRateLimiter(cluster.redis, `gh:rate:${name}`, limit))
+    : memoryRateLimiters(clock)
+  // every limiter made, by name, for gatehouse_limit_hits_total
+  const made: { name: string; limiter: ReturnType<RateLimiterFactory> }[] = []
+  const factory: RateLimiterFactory = (name, limit) => {
+    const limiter = make(name, limit)
+    made.push({ name, limiter })
+    return limiter
+  }
+  const refusedBy = (prefix: string) => made.reduce((n, m) => n + (m.name.startsWith(prefix) ? m.limiter.refused() : 0), 0)
+  return Object.assign(factory, { refusedBy })
 }
 
 /**
@@ -179,7 +217,9 @@ async function startServices(
   deps: GatehouseDeps,
   control: ControlPlane,
   closers: (() => unknown)[],
+  shared: { cluster: ClusterBackend | undefined; rateLimiters: ReturnType<typeof rateLimitersOf> },
 ): Promise<Omit<Gatehouse, 'close'>> {
+  const { cluster, rateLimiters } = shared
   const clock = deps.clock ?? systemClock
   const log = deps.log
   let tls = await loadServerTls(config.dataDir, deps.passphrase)
@@ -206,9 +246,6 @@ async function startServices(
     log: log.child({ module: 'provisioning.last-seen' }),
   })
   closers.push(() => lastSeen.close())
-  // a node of a cluster: Redis must answer now (GH_BROKER_CLUSTER_UNREACHABLE), closed after the broker
-  const cluster = config.cluster && (await connectCluster(config.cluster, { log }))
-  if (cluster) closers.push(() => cluster.close())
   const broker = createBroker(
     { directory, clock, log, limitsSource: control.limits, ...(cluster && { cluster }) },
     {
@@ -244,10 +281,14 @@ async function startServices(
   if (ai) closers.push(() => ai.detach())
   const routes = startTelemetryRoutes(config, deps, control, broker, directory)
   closers.push(() => routes.detach())
-  const apiLimiter = createRateLimiter(clock, { ...config.httpRateLimit })
+  const apiLimiter = rateLimiters('api-key', { ...config.httpRateLimit })
   const metrics = createMetrics({
     broker,
-    controlLimitHits: () => ({ 'api-rate': apiLimiter.refused(), 'claim-rate': control.enrollment.claimRateLimited() }),
+    controlLimitHits: () => ({
+      'api-rate': apiLimiter.refused(),
+      'claim-rate': control.enrollment.claimRateLimited(),
+      'sign-in-rate': rateLimiters.refusedBy('sign-in'),
+    }),
     ...(ai && { ai }),
     routes,
     feed,
@@ -283,6 +324,9 @@ async function startServices(
       log,
       dashboard: {
         signals: fleetSignals(broker, feed, ai, connections.history),
+        // in the registry's database: every worker and node sees them, and a restart keeps them
+        sessions: control.store.dashboardSessions,
+        audit: async (entry) => void (await control.store.appendAudit(entry)),
         // the configured route's budget under the tier's and the device's stored values (as the bridge spends it)
         aiBudget: async (deviceId, tier) => {
           if (!aiOptions) return null
@@ -295,7 +339,7 @@ async function startServices(
       },
       ...(metricsOnApi && { metrics }),
     },
-    { limiter: apiLimiter, ...(apiTls && { https: { key: tls.key, cert: tls.cert, ...ticketKeys } }) },
+    { limiter: apiLimiter, rateLimiters, ...(apiTls && { https: { key: tls.key, cert: tls.cert, ...ticketKeys } }) },
   )
   // `gatehouse ca rotate` (another process; on a shared registry, another machine too): reload the CA, then the
   // broker's and the HTTPS API's TLS

@@ -3,11 +3,51 @@ import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limite
 import type { TokenBucketOptions } from './token-bucket.ts'
 
 /**
+ * A rate limit shared by the nodes of a cluster, on Redis: rate-limiter-flexible's Redis limiter (one atomic
+ * script per take) counts fixed windows, so a token bucket becomes `burst` takes per burst/ratePerSecond
+ * seconds (the same long-run rate, a burst of at most twice `burst` across a window's edge). A key's counter
+ * expires with its window, so Redis holds only keys used in the current one. While Redis is away its
+ * in-memory insurance limiter (the same window, per node) takes over instead of failing. The control plane
+ * takes it for its API key, claim and sign-in limits through the composition root (gatehouse.ts), matching
+ * its RateBuckets structurally (docs/conventions.md §3).
+ */
+export function clusterRateLimiter(
+  redis: Redis,
+  keyPrefix: string,
+  bucket: TokenBucketOptions,
+): {
+  take(key: string): Promise<{ ok: true } | { ok: false; retryAfterSeconds: number }>
+  forget(key: string): Promise<void>
+} {
+  const points = Math.max(1, Math.floor(bucket.burst))
+  const duration = Math.max(1, Math.ceil(bucket.burst / bucket.ratePerSecond))
+  const limiter = new RateLimiterRedis({
+    storeClient: redis,
+    keyPrefix,
+    points,
+    duration,
+    rejectIfRedisNotReady: true,
+    insuranceLimiter: new RateLimiterMemory({ keyPrefix, points, duration }),
+  })
+  return {
+    async take(key) {
+      try {
+        await limiter.consume(key)
+        return { ok: true }
+      } catch (res) {
+        if (res instanceof RateLimiterRes) return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil(res.msBeforeNext / 1000)) }
+        throw res
+      }
+    },
+    async forget(key) {
+      await limiter.delete(key)
+    },
+  }
+}
+
+/**
  * limits.connectRatePerClientId across the nodes of a cluster: a device that hops nodes spends one
- * budget. rate-limiter-flexible's Redis limiter (one atomic script per CONNECT) counts fixed windows,
- * so the token bucket becomes `burst` CONNECTs per burst/ratePerSecond seconds (the default: 20 per
- * 100 s; the same long-run rate, a burst of at most twice `burst` across a window's edge). While Redis
- * is away its in-memory insurance limiter (the same window, per node) takes over instead of failing.
+ * budget (the default: 20 CONNECTs per 100 s).
  *
  * What stays per node, and why: the per-frame packet budget and the publish message and byte buckets
  * are spent per packet on the connection's own node, where a Redis round trip per packet would cost
@@ -16,25 +56,8 @@ import type { TokenBucketOptions } from './token-bucket.ts'
  * listener by nature.
  */
 export function clusterConnectRate(redis: Redis, bucket: TokenBucketOptions): { tryTake(key: string): Promise<boolean> } {
-  const points = Math.max(1, Math.floor(bucket.burst))
-  const duration = Math.max(1, Math.ceil(bucket.burst / bucket.ratePerSecond))
-  const limiter = new RateLimiterRedis({
-    storeClient: redis,
-    keyPrefix: 'gh:connect-rate',
-    points,
-    duration,
-    rejectIfRedisNotReady: true,
-    insuranceLimiter: new RateLimiterMemory({ keyPrefix: 'gh:connect-rate', points, duration }),
-  })
+  const limiter = clusterRateLimiter(redis, 'gh:connect-rate', bucket)
   return {
-    async tryTake(key) {
-      try {
-        await limiter.consume(key)
-        return true
-      } catch (res) {
-        if (res instanceof RateLimiterRes) return false
-        throw res
-      }
-    },
+    tryTake: async (key) => (await limiter.take(key)).ok,
   }
 }

@@ -1,7 +1,8 @@
 // broker/: the data plane. Other folders import only this file (docs/conventions.md §2).
 
 export { createBroker, type Broker } from './create-broker.ts'
-export { connectCluster } from './cluster.ts'
+export { connectCluster, type ClusterBackend } from './cluster.ts'
+export { clusterRateLimiter } from './cluster-connect-rate.ts'
 export { leaveWorkers, receiveTicketKeys, reportListening, superviseWorkers, workerId } from './workers.ts'
 export type { DevicePublish } from './create-mqtt-core.ts'
 export { attachEnrollment } from './enrollment.ts'

@@ -108,6 +108,7 @@ async function assemble(
   const apiKeys = createApiKeyService({
     store,
     apiKeys: store.apiKeys,
+    dashboardSessions: store.dashboardSessions,
     clock,
     random,
     log: deps.log.child({ module: 'provisioning.apikeys' }),
@@ -122,6 +123,7 @@ async function assemble(
     {
       ...(options.renewalWindow !== undefined && { renewalWindow: options.renewalWindow }),
       ...(options.claimRequestRate !== undefined && { claimRequestRate: options.claimRequestRate }),
+      ...(options.rateLimiters !== undefined && { rateLimiters: options.rateLimiters }),
       ...(options.auditIntervalMs !== undefined && { auditIntervalMs: options.auditIntervalMs }),
     },
   )

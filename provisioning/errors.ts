@@ -337,6 +337,11 @@ export const DashboardOrigin = createError(
   "the request comes from another origin ('%s'): the dashboard refuses cross-site requests",
   403,
 )
+export const DashboardSignInLimited = createError(
+  'GH_DASHBOARD_SIGN_IN_LIMITED',
+  'too many dashboard sign-in attempts (from this address, or from all): retry after %s s with the right API key',
+  429,
+)
 export const DashboardStreamsFull = createError(
   'GH_DASHBOARD_STREAMS_FULL',
   'too many live dashboard streams are open (%s): close another dashboard tab and reload',

@@ -12,6 +12,7 @@ import {
   ApiKeyScopeInvalid,
 } from '../errors.ts'
 import type { ApiKeyRecord, ApiKeyStore } from '../store/api-key-store.ts'
+import type { DashboardSessionStore } from '../store/dashboard-session-store.ts'
 import type { RegistryStore } from '../store/registry-store.ts'
 import { digestsEqual, formatApiKey, hashSecret, newApiKeyId, newApiKeySecret, parseApiKey } from './api-key-token.ts'
 import { API_SCOPES, isApiScope, type ApiScope } from './scopes.ts'
@@ -43,6 +44,8 @@ export interface ApiKeyServiceDeps {
   /** for transaction() and appendAudit() */
   store: RegistryStore
   apiKeys: ApiKeyStore
+  /** the dashboard's sessions: a revoked key's end with it, in the same transaction (every worker and node) */
+  dashboardSessions?: Pick<DashboardSessionStore, 'removeForKey'>
   clock: Clock
   random: Random
   log: Logger
@@ -211,6 +214,7 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
         if (current.revokedAt !== null) throw new ApiKeyRevoked(name)
         const at = clock.now()
         await apiKeys.revoke(current.id, at)
+        await deps.dashboardSessions?.removeForKey(current.id)
         await store.appendAudit({ at, actor, action: 'apikey.revoked', subject: `apikey:${name}`, details: { id: current.id } })
         return { ...current, revokedAt: at }
       })

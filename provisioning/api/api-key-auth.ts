@@ -57,7 +57,7 @@ async function apiKeyAuthPlugin(app: FastifyInstance, opts: ApiKeyAuthOptions): 
     const config = request.routeOptions.config
     if (config.public || config.session || request.is404) return
     const key = await opts.apiKeys.verify(bearerToken(request))
-    const decision = opts.limiter.take(key.id)
+    const decision = await opts.limiter.take(key.id)
     if (!decision.ok) throw Object.assign(new ApiRateLimited(decision.retryAfterSeconds), { retryAfterSeconds: decision.retryAfterSeconds })
     if (config.scope === undefined || !key.scopes.includes(config.scope)) throw new ApiKeyScopeMissing(config.scope ?? '(none declared)')
     request.apiKey = key

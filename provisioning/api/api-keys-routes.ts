@@ -12,6 +12,8 @@ import { actorOf, scoped } from './route-helpers.ts'
 
 export interface ApiKeysRoutesOptions {
   apiKeys: Pick<ApiKeyService, 'create' | 'list' | 'revoke' | 'rotate'>
+  /** drops a revoked key's rate bucket (its id); one revoked through the CLI is dropped when its bucket refills or its window expires */
+  forgetRate?: (keyId: string) => Promise<void>
 }
 
 /** The longest relative expiry a new key may be given over the API: ten years. */
@@ -110,7 +112,11 @@ export async function apiKeysRoutes(app: FastifyInstance, opts: ApiKeysRoutesOpt
       params: nameParams,
       response: { 200: apiKeySchema },
     }),
-    async (request): Promise<ApiKey> => apiKeys.revoke(request.params.name, callerOf(request)),
+    async (request): Promise<ApiKey> => {
+      const revoked = await apiKeys.revoke(request.params.name, callerOf(request))
+      await opts.forgetRate?.(revoked.id)
+      return revoked
+    },
   )
 
   app.post<{ Params: { name: string }; Body: { overlapSeconds: number } }>(

@@ -15,7 +15,7 @@ import { deviceLifecycleRoutes } from './device-lifecycle-routes.ts'
 import { createHealth, type Health } from '../health/health.ts'
 import { healthRoutes } from './health-routes.ts'
 import { notFoundHandler, problemErrorHandler } from './problem.ts'
-import { createRateLimiter, DEFAULT_RATE_LIMIT, type RateLimit, type RateLimiter } from './rate-limiter.ts'
+import { DEFAULT_RATE_LIMIT, memoryRateLimiters, type RateLimit, type RateLimiter, type RateLimiterFactory } from './rate-limiter.ts'
 import { sharedSchemas } from './schemas.ts'
 import { settingsRoutes } from './settings-routes.ts'
 import { insightsRoutes } from './insights-routes.ts'
@@ -31,6 +31,8 @@ import { appRoutes } from './app-routes.ts'
 import type { AppService } from '../apps/index.ts'
 import { buildAsyncApi } from '../device-protocol/index.ts'
 import { addJsonBodyParser } from './json-body.ts'
+import type { DashboardSessionStore } from '../store/dashboard-session-store.ts'
+import type { AuditEntry } from '../store/registry-store.ts'
 
 export interface ApiDeps {
   authority: DeviceAuthority
@@ -46,7 +48,13 @@ export interface ApiDeps {
   /** request ids and dashboard sessions; default crypto randomness */
   random?: Random
   /** the dashboard (/dashboard) is served when its live signals are given (gatehouse.ts does) */
-  dashboard?: { signals: FleetSignals; aiBudget?: AiBudgetOf; timers?: Timers }
+  dashboard?: {
+    signals: FleetSignals
+    aiBudget?: AiBudgetOf
+    timers?: Timers
+    sessions?: DashboardSessionStore
+    audit?: (entry: Omit<AuditEntry, 'id'>) => Promise<void>
+  }
   /** GET /healthz and /readyz (gatehouse.ts names the checks); default: no checks, both answer ok */
   health?: Health
   /** serves GET /metrics to keys with metrics:read; absent when metrics have their own listener (metricsPort) */
@@ -66,6 +74,8 @@ export interface ApiOptions {
   rateLimit?: RateLimit
   /** the per-key limiter itself, when the caller reads its refused() count (gatehouse.ts); default: one made from rateLimit */
   limiter?: RateLimiter
+  /** where the dashboard's sign-in limits (and the per-key one, unless `limiter` is given) keep their buckets: Redis in a cluster; default memory */
+  rateLimiters?: RateLimiterFactory
   /** largest request body, bytes; default 256 KiB */
   bodyLimit?: number
   /**
@@ -142,10 +152,9 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   })
-  app.register(apiKeyAuth, {
-    apiKeys: deps.apiKeys,
-    limiter: options.limiter ?? createRateLimiter(deps.clock, options.rateLimit ?? DEFAULT_RATE_LIMIT),
-  })
+  const rateLimiters = options.rateLimiters ?? memoryRateLimiters(deps.clock)
+  const limiter = options.limiter ?? rateLimiters('api-key', options.rateLimit ?? DEFAULT_RATE_LIMIT)
+  app.register(apiKeyAuth, { apiKeys: deps.apiKeys, limiter })
 
   app.register(healthRoutes, { health: deps.health ?? createHealth({ liveness: {}, readiness: {} }, { log: deps.log }) })
   app.register(async (open) => {
@@ -164,8 +173,8 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
   if (deps.telemetry) app.register(telemetryRoutes, { prefix: '/v1', authority: deps.authority, telemetry: deps.telemetry })
   if (deps.telemetryRoutes) app.register(routeRoutes, { prefix: '/v1', ...deps.telemetryRoutes })
   if (deps.apps) app.register(appRoutes, { prefix: '/v1', apps: deps.apps })
-  app.register(apiKeysRoutes, { prefix: '/v1', apiKeys: deps.apiKeys })
-  if (deps.dashboard) registerDashboard(app, { ...deps, ...deps.dashboard, random }, options.dashboard)
+  app.register(apiKeysRoutes, { prefix: '/v1', apiKeys: deps.apiKeys, forgetRate: (keyId) => limiter.forget(keyId) })
+  if (deps.dashboard) registerDashboard(app, { ...deps, ...deps.dashboard, random, rateLimiters }, options.dashboard)
   if (deps.metrics) app.register(metricsRoutes, { metrics: deps.metrics })
   return app
 }

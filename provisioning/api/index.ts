@@ -3,4 +3,4 @@
 export { buildApi } from './build-api.ts'
 export { serveApi, isLoopback } from './serve-api.ts'
 export { serveMetrics } from './metrics-server.ts'
-export { createRateLimiter } from './rate-limiter.ts'
+export { countRefusals, memoryRateLimiters, type RateLimiterFactory } from './rate-limiter.ts'

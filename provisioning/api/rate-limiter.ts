@@ -29,18 +29,48 @@ export function rateLimitSchema(defaults: Readonly<RateLimit>) {
 export type RateDecision = { ok: true } | { ok: false; retryAfterSeconds: number }
 
 /**
- * Token buckets in memory, one per API key id, refilled from the injected clock. Only keys that
- * verified get a bucket, so there are at most as many buckets as API keys. (Cluster mode moves this to
- * Redis behind the same take() call.) refused() counts the requests it turned away since it was made
- * (gatehouse_limit_hits_total, docs/architecture.md "Metrics").
+ * Where a limiter keeps its buckets: this process's memory (Mode 1, memoryRateBuckets) or, in a cluster, Redis
+ * (the composition root builds it from the broker's rate-limiter-flexible limiter, broker/cluster-connect-rate.ts),
+ * so every worker and node spends one budget per key.
  */
-export function createRateLimiter(clock: Clock, limit: Readonly<RateLimit> = DEFAULT_RATE_LIMIT) {
+export interface RateBuckets {
+  take(key: string): Promise<RateDecision>
+  /** drops a key's bucket (its key or claim is gone): the next take starts full */
+  forget(key: string): Promise<void>
+}
+
+/** A rate limit of the control plane: its buckets, and refused() counting the requests it turned away (gatehouse_limit_hits_total). */
+export interface RateLimiter extends RateBuckets {
+  refused(): number
+}
+
+/** Makes the limiter of one kind of caller (`api-key`, `claim`, `sign-in-address`, `sign-in`) with its limit. */
+export type RateLimiterFactory = (name: string, limit: Readonly<RateLimit>) => RateLimiter
+
+function checkLimit(limit: Readonly<RateLimit>): void {
   if (!(limit.ratePerSecond > 0) || !(limit.burst >= 1)) throw new RangeError('rate limit: ratePerSecond must be > 0 and burst >= 1')
+}
+
+/**
+ * Token buckets in memory, one per key, refilled from the injected clock. A bucket that has refilled to
+ * `burst` is the same as no bucket, so each is dropped once full (swept at most once per refill time): the
+ * map holds only keys used within about two refill times, whatever became of the others (a revoked key, a
+ * deleted claim), besides forget().
+ */
+export function memoryRateBuckets(clock: Clock, limit: Readonly<RateLimit>): RateBuckets & { size(): number } {
+  checkLimit(limit)
   const buckets = new Map<string, { tokens: number; at: number }>()
-  let refused = 0
+  const fullAfterMs = (tokens: number) => ((limit.burst - tokens) / limit.ratePerSecond) * 1000
+  let sweptAt = clock.now().getTime()
+  const sweep = (now: number) => {
+    if (now - sweptAt < fullAfterMs(0)) return
+    sweptAt = now
+    for (const [key, b] of buckets) if (now - b.at >= fullAfterMs(b.tokens)) buckets.delete(key)
+  }
   return {
-    take(key: string): RateDecision {
+    async take(key) {
       const now = clock.now().getTime()
+      sweep(now)
       const b = buckets.get(key) ?? { tokens: limit.burst, at: now }
       b.tokens = Math.min(limit.burst, b.tokens + (Math.max(0, now - b.at) / 1000) * limit.ratePerSecond)
       b.at = now
@@ -49,11 +79,43 @@ export function createRateLimiter(clock: Clock, limit: Readonly<RateLimit> = DEF
         b.tokens -= 1
         return { ok: true }
       }
-      refused++
       return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - b.tokens) / limit.ratePerSecond)) }
+    },
+    async forget(key) {
+      buckets.delete(key)
+    },
+    size() {
+      sweep(clock.now().getTime())
+      return buckets.size
+    },
+  }
+}
+
+/** A limiter on these buckets, counting its refusals. */
+export function countRefusals<B extends RateBuckets>(buckets: B): B & RateLimiter {
+  let refused = 0
+  return {
+    ...buckets,
+    async take(key) {
+      const decision = await buckets.take(key)
+      if (!decision.ok) refused++
+      return decision
     },
     refused: () => refused,
   }
 }
 
-export type RateLimiter = ReturnType<typeof createRateLimiter>
+/**
+ * The control plane's rate limits in memory (Mode 1), one bucket per API key id or claim id. Only keys that
+ * verified get a bucket, so there are at most as many buckets as keys in use. Cluster mode keeps the buckets
+ * in Redis behind the same take() call (RateLimiterFactory).
+ */
+export function createRateLimiter(clock: Clock, limit: Readonly<RateLimit> = DEFAULT_RATE_LIMIT): RateLimiter & { size(): number } {
+  return countRefusals(memoryRateBuckets(clock, limit))
+}
+
+/** Every limiter in this process's memory: Mode 1's factory. */
+export const memoryRateLimiters =
+  (clock: Clock): RateLimiterFactory =>
+  (_name, limit) =>
+    createRateLimiter(clock, limit)

@@ -11,6 +11,7 @@ import type { Asset } from './assets.ts'
 import type { FleetView } from './fleet-view.ts'
 import type { LiveStream } from './live-stream.ts'
 import { tokensEqual, type DashboardSession, type SessionStore } from './sessions.ts'
+import type { SignInLimit } from './sign-in-limit.ts'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -28,6 +29,7 @@ export interface DashboardRoutesOptions {
   authority: DeviceAuthority
   apiKeys: Pick<ApiKeyService, 'verify' | 'get'>
   sessions: SessionStore
+  signIn: SignInLimit
   fleet: FleetView
   live: LiveStream
   assets: Map<string, Asset>
@@ -83,10 +85,10 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardRoute
     if (request.method === 'POST') checkOrigin(request)
     if (config.open || request.is404) return
     const id = request.cookies[COOKIE]
-    const session = sessions.get(id)
+    const session = await sessions.get(id)
     const key = session && (await liveKey(opts.apiKeys, session, opts.clock.now()))
     if (!session || !key) {
-      sessions.remove(id)
+      await sessions.remove(id)
       if (config.page) return reply.redirect(`${PATH}/sign-in`, 303)
       throw new DashboardSessionMissing()
     }
@@ -125,17 +127,19 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardRoute
       },
     },
     async (request, reply) => {
+      await opts.signIn.attempt(request.ip) // GH_DASHBOARD_SIGN_IN_LIMITED (429) before the key is even looked at
       const key = await opts.apiKeys.verify(request.body.key)
       if (!key.scopes.includes('dashboard')) throw new ApiKeyScopeMissing('dashboard')
-      sessions.remove(request.cookies[COOKIE]) // signing in again replaces the browser's session
-      const { id } = sessions.create(key)
+      await opts.signIn.succeeded(request.ip)
+      await sessions.remove(request.cookies[COOKIE]) // signing in again replaces the browser's session
+      const { id } = await sessions.create(key)
       reply.setCookie(COOKIE, id, { path: PATH, httpOnly: true, sameSite: 'strict', secure: request.protocol === 'https' })
       opts.log.info({ actor: `apikey:${key.name}` }, 'dashboard signed in')
       return { name: key.name }
     },
   )
   app.post(`${PATH}/sign-out`, routeConfig(), async (request, reply) => {
-    sessions.remove(request.cookies[COOKIE])
+    await sessions.remove(request.cookies[COOKIE])
     reply.clearCookie(COOKIE, { path: PATH })
     return { signedOut: true }
   })

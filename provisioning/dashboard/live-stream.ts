@@ -24,7 +24,7 @@ export interface LiveStreamOptions {
 interface Client {
   res: ServerResponse
   /** false once the session behind the stream has ended: the stream is closed */
-  alive: () => boolean
+  alive: () => boolean | Promise<boolean>
 }
 
 /**
@@ -50,15 +50,15 @@ export function createLiveStream(deps: LiveStreamDeps, options: LiveStreamOption
     }
   }
 
-  function send(client: Client, text: string | undefined): void {
-    if (!client.alive()) return void client.res.end()
+  async function send(client: Client, text: string | undefined): Promise<void> {
+    if (!(await client.alive())) return void client.res.end()
     if (text) client.res.write(text)
   }
 
   async function flush(): Promise<void> {
     pending = undefined
     const text = clients.size > 0 ? await frame() : undefined
-    for (const c of clients) send(c, text)
+    await Promise.all([...clients].map((c) => send(c, text)))
   }
 
   function scheduleRefresh(): void {
@@ -88,7 +88,7 @@ export function createLiveStream(deps: LiveStreamDeps, options: LiveStreamOption
     },
 
     /** Takes over a response (hijacked from fastify after checkRoom()) as an event stream. */
-    open(res: ServerResponse, alive: () => boolean): Promise<void> {
+    open(res: ServerResponse, alive: () => boolean | Promise<boolean>): Promise<void> {
       res.writeHead(200, {
         'content-type': 'text/event-stream; charset=utf-8',
         'cache-control': 'no-store',

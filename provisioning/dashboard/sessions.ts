@@ -1,8 +1,12 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
 import type { Clock, Random } from '../../certs/index.ts'
+import type { DashboardSessionStore, SessionBounds } from '../store/dashboard-session-store.ts'
+import { InMemoryDashboardSessionStore } from '../store/in-memory-dashboard-session-store.ts'
 
 /** A signed-in operator: which API key signed in, and the token every POST of the session must carry. */
 export interface DashboardSession {
+  /** the stored hash of the cookie's id */
+  idHash: string
   keyId: string
   keyName: string
   csrfToken: string
@@ -19,9 +23,17 @@ export interface SessionOptions {
   maxAgeMs?: number
 }
 
+/** A session's use is written at most this often (default 60 s, at most a tenth of idleMs): not a write per request. */
+const touchEveryMs = (idleMs: number): number => Math.min(60_000, Math.floor(idleMs / 10))
+
 const token = (random: Random): string => Buffer.from(random.bytes(32)).toString('base64url')
-// the map is keyed by a hash of the cookie value: a heap dump or a log of the keys shows no usable id
+// stored by a hash of the cookie value: the database, a backup or a heap dump shows no usable id
 const hashOf = (id: string): string => createHash('sha256').update(id).digest('base64url')
+/**
+ * The CSRF token, derived from the session id rather than stored: every worker computes the same one from
+ * the cookie, the database holds nothing a page could be forged with, and it reveals nothing of the id.
+ */
+const csrfOf = (id: string): string => createHmac('sha256', id).update('gatehouse dashboard csrf').digest('base64url')
 
 /** The same length and bytes, compared in constant time. */
 export function tokensEqual(a: string, b: string): boolean {
@@ -31,58 +43,57 @@ export function tokensEqual(a: string, b: string): boolean {
 }
 
 /**
- * The dashboard's sessions: in memory (a restart signs everyone out), bounded in number and in time.
- * The cookie holds a random id (256 bits); the server keeps only its hash.
+ * The dashboard's sessions, bounded in number and in time, in a DashboardSessionStore: the registry's
+ * database in `gatehouse start` (every worker and node sees them, a restart keeps them), in memory by
+ * default. The cookie holds a random id (256 bits); the store keeps only its hash.
  */
-export function createSessionStore(deps: { clock: Clock; random: Random }, options: SessionOptions = {}) {
-  const maxSessions = options.maxSessions ?? 64
-  const idleMs = options.idleMs ?? 30 * 60_000
-  const maxAgeMs = options.maxAgeMs ?? 12 * 3600_000
-  const sessions = new Map<string, DashboardSession>()
-  const expired = (s: DashboardSession, now: number) => now - s.lastSeenAt >= idleMs || now - s.createdAt >= maxAgeMs
-
-  function sweep(now: number): void {
-    for (const [hash, s] of sessions) if (expired(s, now)) sessions.delete(hash)
+export function createSessionStore(deps: { clock: Clock; random: Random; store?: DashboardSessionStore }, options: SessionOptions = {}) {
+  const bounds: SessionBounds = {
+    maxSessions: options.maxSessions ?? 64,
+    idleMs: options.idleMs ?? 30 * 60_000,
+    maxAgeMs: options.maxAgeMs ?? 12 * 3600_000,
   }
+  const touchMs = touchEveryMs(bounds.idleMs)
+  const store = deps.store ?? new InMemoryDashboardSessionStore()
 
   return {
     /** A new session for this key; returns the id to put in the cookie. */
-    create(key: { id: string; name: string }): { id: string; session: DashboardSession } {
-      const now = deps.clock.now().getTime()
-      sweep(now)
-      // insertion order is sign-in order: the first entry is the oldest session
-      while (sessions.size >= maxSessions) sessions.delete(sessions.keys().next().value as string)
+    async create(key: { id: string; name: string }): Promise<{ id: string; session: DashboardSession }> {
+      const now = deps.clock.now()
       const id = token(deps.random)
-      const session = { keyId: key.id, keyName: key.name, csrfToken: token(deps.random), createdAt: now, lastSeenAt: now }
-      sessions.set(hashOf(id), session)
-      return { id, session }
+      const idHash = hashOf(id)
+      await store.create({ idHash, keyId: key.id, keyName: key.name, createdAt: now, lastSeenAt: now }, bounds)
+      const at = now.getTime()
+      return { id, session: { idHash, keyId: key.id, keyName: key.name, csrfToken: csrfOf(id), createdAt: at, lastSeenAt: at } }
     },
 
     /** The live session of a cookie value (and it counts as used now), or undefined. */
-    get(id: string | undefined): DashboardSession | undefined {
+    async get(id: string | undefined): Promise<DashboardSession | undefined> {
       if (!id) return undefined
-      const hash = hashOf(id)
-      const session = sessions.get(hash)
-      if (!session) return undefined
-      const now = deps.clock.now().getTime()
-      if (expired(session, now)) {
-        sessions.delete(hash)
-        return undefined
+      const now = deps.clock.now()
+      const stored = await store.get(hashOf(id), bounds, now)
+      if (!stored) return undefined
+      if (now.getTime() - stored.lastSeenAt.getTime() >= touchMs) await store.touch(stored.idHash, now)
+      return {
+        idHash: stored.idHash,
+        keyId: stored.keyId,
+        keyName: stored.keyName,
+        csrfToken: csrfOf(id),
+        createdAt: stored.createdAt.getTime(),
+        lastSeenAt: now.getTime(),
       }
-      session.lastSeenAt = now
-      return session
     },
 
     /** Whether the session is still there and unexpired, without counting as use (for open streams). */
-    isLive(session: DashboardSession): boolean {
-      return [...sessions.values()].includes(session) && !expired(session, deps.clock.now().getTime())
+    async isLive(session: DashboardSession): Promise<boolean> {
+      return (await store.get(session.idHash, bounds, deps.clock.now())) !== undefined
     },
 
-    remove(id: string | undefined): void {
-      if (id) sessions.delete(hashOf(id))
+    async remove(id: string | undefined): Promise<void> {
+      if (id) await store.remove(hashOf(id))
     },
 
-    size: (): number => sessions.size,
+    size: (): Promise<number> => store.count(),
   }
 }
 

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import { capText, createEventThrottle, type Clock } from '../../certs/index.ts'
-import { createRateLimiter, type RateLimit } from '../api/rate-limiter.ts'
+import { memoryRateLimiters, type RateLimit, type RateLimiterFactory } from '../api/rate-limiter.ts'
 import type { DeviceAuthority, IssuedCertificate } from '../authority/device-authority.ts'
 import {
   claimChecksBeforeRepeat,
@@ -64,6 +64,8 @@ export interface EnrollmentOptions {
   renewalWindow?: number
   /** claim requests per claim, from all its sessions and addresses (token bucket). Default 5/s, burst 50 */
   claimRequestRate?: RateLimit
+  /** where the claim buckets are kept: Redis in a cluster (gatehouse.ts), so every node spends one budget; default memory */
+  rateLimiters?: RateLimiterFactory
   /** a refusal (claim.refused, renewal.refused) is audited and logged at most once per interval per subject, code and address. Default 60000 ms */
   auditIntervalMs?: number
 }
@@ -87,7 +89,7 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
   const { authority, claims, store, clock, log } = deps
   const window = options.renewalWindow ?? 1 / 3
   if (!(window > 0 && window <= 1)) throw new RangeError(`renewalWindow must be in (0, 1], not ${window}`)
-  const claimRate = createRateLimiter(clock, options.claimRequestRate ?? DEFAULT_CLAIM_REQUEST_RATE)
+  const claimRate = (options.rateLimiters ?? memoryRateLimiters(clock))('claim', options.claimRequestRate ?? DEFAULT_CLAIM_REQUEST_RATE)
   const throttle = createEventThrottle({ intervalMs: options.auditIntervalMs ?? 60_000, maxKeys: MAX_THROTTLED_KEYS }, clock)
 
   const renewAfterOf = (c: Pick<CertificateRecord, 'notBefore' | 'notAfter'>): Date =>
@@ -278,7 +280,7 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps, options: En
       return answer(
         payload,
         async () => {
-          const rate = claimRate.take(context.claimId)
+          const rate = await claimRate.take(context.claimId)
           if (!rate.ok) throw new ClaimRateLimited(context.claimId, rate.retryAfterSeconds)
           const req = parseClaimRequest(payload)
           requested = capText(req.deviceId)

@@ -2,6 +2,7 @@ import type { AiUsageStore } from './ai-usage-store.ts'
 import type { ApiKeyStore } from './api-key-store.ts'
 import type { AppStore } from './app-store.ts'
 import type { ClaimStore } from './claim-store.ts'
+import type { DashboardSessionStore } from './dashboard-session-store.ts'
 import type { LimitsStore } from './limits-store.ts'
 import type { RegistryStore } from './registry-store.ts'
 import type { RouteStore } from './route-store.ts'
@@ -18,6 +19,7 @@ export interface Registry extends RegistryStore {
   readonly routes: RouteStore
   readonly apps: AppStore
   readonly aiUsage: AiUsageStore
+  readonly dashboardSessions: DashboardSessionStore
   /** SQLite closes at once; PostgreSQL ends its pool and LISTEN connection */
   close(): void | Promise<void>
 }

@@ -3,6 +3,7 @@ import type { AiUsageRecord } from './ai-usage-store.ts'
 import type { ApiKeyRecord } from './api-key-store.ts'
 import type { AppCertificateRecord, AppRecord } from './app-store.ts'
 import type { ClaimedDevice, ClaimRecord } from './claim-store.ts'
+import type { DashboardSessionRecord } from './dashboard-session-store.ts'
 import type { LimitsRecord } from './limits-store.ts'
 import type { RouteRecord } from './route-store.ts'
 import type { AuditEntry, CertificateRecord, DeviceFilter, DeviceRecord, DeviceStatus } from './registry-store.ts'
@@ -173,4 +174,12 @@ export const toRoute = (r: Row): RouteRecord => ({
   consent: bool(r.consent),
   createdAt: date(r.created_at),
   createdBy: String(r.created_by),
+})
+
+export const toDashboardSession = (r: Row): DashboardSessionRecord => ({
+  idHash: String(r.id_hash),
+  keyId: String(r.key_id),
+  keyName: String(r.key_name),
+  createdAt: date(r.created_at),
+  lastSeenAt: date(r.last_seen_at),
 })

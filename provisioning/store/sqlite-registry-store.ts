@@ -10,6 +10,7 @@ import { SqliteAiUsageStore } from './sqlite-ai-usage-store.ts'
 import { SqliteApiKeyStore } from './sqlite-api-key-store.ts'
 import { SqliteAppStore } from './sqlite-app-store.ts'
 import { SqliteClaimStore } from './sqlite-claim-store.ts'
+import { SqliteDashboardSessionStore } from './sqlite-dashboard-session-store.ts'
 import { SqliteLimitsStore } from './sqlite-limits-store.ts'
 import { SqliteRouteStore } from './sqlite-route-store.ts'
 import { SqliteSettingsStore } from './sqlite-settings-store.ts'
@@ -94,6 +95,8 @@ export class SqliteRegistryStore implements RegistryStore {
   readonly routes: SqliteRouteStore
   /** apps (MQTT identities) and their certificates, on this connection */
   readonly apps: SqliteAppStore
+  /** the dashboard's signed-in sessions (hashed ids), on this connection */
+  readonly dashboardSessions: SqliteDashboardSessionStore
 
   constructor(path: string, options: SqliteRegistryStoreOptions = {}) {
     this.#path = path
@@ -113,6 +116,7 @@ export class SqliteRegistryStore implements RegistryStore {
     this.limits = new SqliteLimitsStore(db, this.#gate)
     this.routes = new SqliteRouteStore(db, this.#gate)
     this.apps = new SqliteAppStore(db, this.#gate)
+    this.dashboardSessions = new SqliteDashboardSessionStore(db, this.#gate)
     this.#stmts = {
       insertDevice: db.prepare('INSERT INTO devices (id, group_name, tier, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)'),
       getDevice: db.prepare('SELECT * FROM devices WHERE id = ?'),

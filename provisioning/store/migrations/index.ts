@@ -310,6 +310,23 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX app_certificates_key ON app_certificates (key_sha256);
     `,
   },
+  {
+    version: 14,
+    name: 'dashboard sessions',
+    sql: `
+      -- a signed-in dashboard browser: only the SHA-256 of its cookie's id (the CSRF token is derived from the
+      -- id, not stored); seq is the sign-in order (the oldest ends first past the bound)
+      CREATE TABLE dashboard_sessions (
+        seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+        id_hash       TEXT NOT NULL UNIQUE,
+        key_id        TEXT NOT NULL,
+        key_name      TEXT NOT NULL,
+        created_at    TEXT NOT NULL,
+        last_seen_at  TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX dashboard_sessions_key ON dashboard_sessions (key_id);
+    `,
+  },
 ]
 
 /** The schema version this code writes: the last migration's (numbers are unique and ascending, not necessarily contiguous while branches merge). */

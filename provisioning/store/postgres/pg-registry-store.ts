@@ -18,6 +18,7 @@ import { PgAiUsageStore } from './pg-ai-usage-store.ts'
 import { PgApiKeyStore } from './pg-api-key-store.ts'
 import { PgAppStore } from './pg-app-store.ts'
 import { PgClaimStore } from './pg-claim-store.ts'
+import { PgDashboardSessionStore } from './pg-dashboard-session-store.ts'
 import { PgDatabase, type PgDatabaseOptions, type PgListener } from './pg-database.ts'
 import { isForeignKeyViolation, isUniqueViolation } from './pg-failure.ts'
 import { PgLimitsStore } from './pg-limits-store.ts'
@@ -42,6 +43,8 @@ export class PgRegistryStore implements RegistryStore {
   readonly limits: PgLimitsStore
   readonly routes: PgRouteStore
   readonly apps: PgAppStore
+  /** the dashboard's signed-in sessions (its writes take no writer lock: PgDashboardSessionStore) */
+  readonly dashboardSessions: PgDashboardSessionStore
   /** the AI bridge's daily usage and last insights per device (its writes take no writer lock: PgAiUsageStore) */
   readonly aiUsage: PgAiUsageStore
   #auditWriteFailures = 0
@@ -57,6 +60,7 @@ export class PgRegistryStore implements RegistryStore {
     this.limits = new PgLimitsStore(db)
     this.routes = new PgRouteStore(db)
     this.apps = new PgAppStore(db)
+    this.dashboardSessions = new PgDashboardSessionStore(db)
     this.aiUsage = new PgAiUsageStore(db)
   }
 

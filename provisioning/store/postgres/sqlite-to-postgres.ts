@@ -32,6 +32,7 @@ export const REGISTRY_TABLES: readonly string[] = [
   'telemetry_routes',
   'apps',
   'app_certificates',
+  'dashboard_sessions',
 ]
 
 /** SQLite's own tables: sqlite_sequence's counters become the identity sequences' positions. */

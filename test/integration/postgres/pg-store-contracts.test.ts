@@ -5,6 +5,7 @@ import { aiUsageStoreContract } from '../../contract/ai-usage-store.contract.ts'
 import { apiKeyStoreContract } from '../../contract/api-key-store.contract.ts'
 import { appStoreContract } from '../../contract/app-store.contract.ts'
 import { claimStoreContract } from '../../contract/claim-store.contract.ts'
+import { dashboardSessionStoreContract } from '../../contract/dashboard-session-store.contract.ts'
 import { limitsStoreContract } from '../../contract/limits-store.contract.ts'
 import { device } from '../../contract/registry-store.contract.ts'
 import { routeStoreContract } from '../../contract/route-store.contract.ts'
@@ -63,6 +64,7 @@ describe.skipIf(!available)('the store contracts on PostgreSQL', () => {
   appStoreContract('PgAppStore', async () => (await fresh('apps')).apps)
   routeStoreContract('PgRouteStore', async () => (await fresh('routes')).routes)
   apiKeyStoreContract('PgApiKeyStore', async () => (await fresh('api_keys')).apiKeys)
+  dashboardSessionStoreContract('PgDashboardSessionStore', async () => (await fresh('dashboard_sessions')).dashboardSessions)
   limitsStoreContract(
     'PgLimitsStore',
     async (ids) =>

@@ -126,7 +126,7 @@ describe('GET /metrics from a running Gatehouse', () => {
     for (const id of [...ids, 'ghost-1']) expect(text).not.toContain(id)
   })
 
-  it("counts the control plane's limit hits: the API's per-key rate (429) and the claim request rate", async () => {
+  it("counts the control plane's limit hits: the API's per-key rate (429), the claim request rate and the dashboard sign-in rate", async () => {
     const gatehouse = await start({
       metricsPort: 0,
       httpRateLimit: { ratePerSecond: 0.01, burst: 3 },
@@ -160,9 +160,22 @@ describe('GET /metrics from a running Gatehouse', () => {
     await waitFor(() => codes.length === 2, 5000, 'two answers')
     expect(codes[1]).toBe('GH_CLAIM_RATE_LIMITED')
 
+    // 11 wrong dashboard sign-ins from one address: 10 are looked at (401), the 11th is over the address's limit
+    const signIns: number[] = []
+    for (let i = 0; i < 11; i++) {
+      const res = await fetch(`${gatehouse.http.url}/dashboard/sign-in`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ key: 'ghk_000000000000_wrong' }),
+      })
+      signIns.push(res.status)
+    }
+    expect(signIns).toEqual([...Array(10).fill(401), 429])
+
     const after = await scrape(gatehouse.metricsHttp!.url)
     expect(delta(before, after, 'gatehouse_limit_hits_total{kind="api-rate"}')).toBe(2)
     expect(delta(before, after, 'gatehouse_limit_hits_total{kind="claim-rate"}')).toBe(1)
+    expect(delta(before, after, 'gatehouse_limit_hits_total{kind="sign-in-rate"}')).toBe(1)
   })
 
   it('counts the certificates that expire within 7 and 30 days', async () => {

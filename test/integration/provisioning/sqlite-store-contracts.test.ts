@@ -4,6 +4,7 @@ import type { DeviceRecord } from '../../../provisioning/store/registry-store.ts
 import { SqliteRegistryStore } from '../../../provisioning/store/sqlite-registry-store.ts'
 import { apiKeyStoreContract } from '../../contract/api-key-store.contract.ts'
 import { appStoreContract } from '../../contract/app-store.contract.ts'
+import { dashboardSessionStoreContract } from '../../contract/dashboard-session-store.contract.ts'
 import { limitsStoreContract } from '../../contract/limits-store.contract.ts'
 import { routeStoreContract } from '../../contract/route-store.contract.ts'
 import { settingsStoreContract } from '../../contract/settings-store.contract.ts'
@@ -24,3 +25,4 @@ routeStoreContract('SqliteRouteStore', async () => (await registry()).routes)
 apiKeyStoreContract('SqliteApiKeyStore', async () => (await registry()).apiKeys)
 limitsStoreContract('SqliteLimitsStore', async (ids) => (await registry(ids.map((id) => device(id)))).limits)
 settingsStoreContract('SqliteSettingsStore', async (devices) => (await registry(devices)).settings)
+dashboardSessionStoreContract('SqliteDashboardSessionStore', async () => (await registry()).dashboardSessions)

@@ -32,7 +32,7 @@ export function capturedLog() {
  * The API over a real control plane: SQLite in memory, the real authority, settings and API-key
  * services, a fixed clock, and a presence fake the test can set.
  */
-export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: Presence; health?: Health } = {}) {
+export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: Presence; health?: Health; dashboard?: boolean } = {}) {
   const clock = fixedClock(T0)
   const store = new SqliteRegistryStore(':memory:')
   const ca = await makeTestCa()
@@ -40,7 +40,14 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
   const authority = createDeviceAuthority({ store, ca, clock, random: cryptoRandom, log }, { validDays: 30 })
   const cipher = createSettingsCipher(new Uint8Array(32).fill(7), cryptoRandom)
   const settings = createSettingsService({ store, settings: store.settings, cipher, clock, log })
-  const apiKeys: ApiKeyService = createApiKeyService({ store, apiKeys: store.apiKeys, clock, random: cryptoRandom, log })
+  const apiKeys: ApiKeyService = createApiKeyService({
+    store,
+    apiKeys: store.apiKeys,
+    dashboardSessions: store.dashboardSessions,
+    clock,
+    random: cryptoRandom,
+    log,
+  })
   const connected = new Map<string, Date>()
   const presence: Presence = fakes.presence ?? {
     isConnected: (id: string) => connected.has(id),
@@ -97,6 +104,20 @@ export async function apiHarness(options: ApiOptions = {}, fakes: { presence?: P
       telemetryRoutes,
       apps,
       ...(fakes.health && { health: fakes.health }),
+      // the dashboard with a quiet broker, sessions and audit in this registry
+      ...(fakes.dashboard && {
+        dashboard: {
+          signals: {
+            connectedDeviceIds: () => [],
+            onChange: () => () => {},
+            busiestDevices: () => ({ since: T0, devices: [], untracked: 0 }),
+            aiThrottledByTier: () => ({}),
+            connectionHistory: () => [],
+          },
+          sessions: store.dashboardSessions,
+          audit: async (entry: Parameters<typeof store.appendAudit>[0]) => void (await store.appendAudit(entry)),
+        },
+      }),
     },
     options,
   )
