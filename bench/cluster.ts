@@ -43,12 +43,21 @@ const AIM = 1.6
 const REDIS_SERVER = '/usr/bin/redis-server'
 const GATEHOUSE_BIN = join(import.meta.dirname, '..', 'bin', 'gatehouse.js')
 
-type Kind = 'aedes' | 'gatehouse' | 'cluster-1' | 'cluster-2'
+/**
+ * BENCH_BASELINE: another checkout of Gatehouse (a directory with bin/gatehouse.js and node_modules, e.g.
+ * `git worktree add /tmp/before <commit>`): its --workers 1 and 2 run as two more cases of the same run,
+ * for a change's before and after under the same load.
+ */
+const BASELINE = process.env.BENCH_BASELINE || undefined
+
+type Kind = 'aedes' | 'gatehouse' | 'cluster-1' | 'cluster-2' | 'baseline-1' | 'baseline-2'
 const LABELS: Record<Kind, string> = {
   aedes: 'plain aedes',
   gatehouse: 'Gatehouse, one process (Mode 1)',
   'cluster-1': 'Gatehouse --cluster --workers 1',
   'cluster-2': 'Gatehouse --cluster --workers 2',
+  'baseline-1': 'BENCH_BASELINE --workers 1',
+  'baseline-2': 'BENCH_BASELINE --workers 2',
 }
 
 /** One process of a case, named for the report: 'broker', 'primary', 'worker 1', 'redis' */
@@ -107,7 +116,9 @@ export async function clusterBenchmark(): Promise<Record<string, unknown>> {
     for (const kind of rep % 2 ? kinds : [...kinds].reverse()) {
       const run = await clusterCase(kind, rep, fixture)
       runs.push(run)
-      console.log(`  rep ${rep} ${LABELS[kind].padEnd(32)} ${phaseLine(run.connect, 'conn', 'ms', 1)}; ${phaseLine(run.publish, 'msg', 'us', 1000)}`)
+      console.log(
+        `  rep ${rep} ${LABELS[kind].padEnd(32)} ${phaseLine(run.connect, 'conn', 'ms', 1)}; ${phaseLine(run.publish, 'msg', 'us', 1000)}`,
+      )
     }
   }
   const loadAfter = machineLoad()
@@ -115,14 +126,31 @@ export async function clusterBenchmark(): Promise<Record<string, unknown>> {
   const table = (phase: 'connect' | 'publish', unit: string, per: string, scale: number) => {
     const cpuPer = (p: Phase, ms: number) => (ms * scale) / p.units
     printTable([
-      [`${phase}: case`, `${unit}/s`, `Gatehouse ${per}/${unit}`, `Redis ${per}/${unit}`, `${unit}/CPU-s`, `generator ${per}/${unit}`, 'cores busy: case, generator, others'],
+      [
+        `${phase}: case`,
+        `${unit}/s`,
+        `Gatehouse ${per}/${unit}`,
+        `Redis ${per}/${unit}`,
+        `${unit}/CPU-s`,
+        `generator ${per}/${unit}`,
+        'cores busy: case, generator, others',
+      ],
       ...kinds.map((k) => [
         LABELS[k],
         fmt(med(k, (r) => r[phase].perSecond)),
-        fmt(med(k, (r) => cpuPer(r[phase], r[phase].caseCpuMs - r[phase].redisCpuMs)), 2),
-        fmt(med(k, (r) => cpuPer(r[phase], r[phase].redisCpuMs)), 2),
+        fmt(
+          med(k, (r) => cpuPer(r[phase], r[phase].caseCpuMs - r[phase].redisCpuMs)),
+          2,
+        ),
+        fmt(
+          med(k, (r) => cpuPer(r[phase], r[phase].redisCpuMs)),
+          2,
+        ),
         fmt(med(k, (r) => (r[phase].units * 1000) / r[phase].caseCpuMs)),
-        fmt(med(k, (r) => cpuPer(r[phase], r[phase].generatorCpuMs)), 2),
+        fmt(
+          med(k, (r) => cpuPer(r[phase], r[phase].generatorCpuMs)),
+          2,
+        ),
         coresLine(runs.filter((r) => r.kind === k).map((r) => r[phase])),
       ]),
     ])
@@ -130,7 +158,7 @@ export async function clusterBenchmark(): Promise<Record<string, unknown>> {
   table('connect', 'conn', 'CPU ms', 1)
   table('publish', 'msg', 'CPU us', 1000)
   for (const phase of ['connect', 'publish'] as const) {
-    for (const k of kinds.filter((k) => k.startsWith('cluster'))) {
+    for (const k of kinds.filter((k) => k.startsWith('cluster') || k.startsWith('baseline'))) {
       const last = runs.filter((r) => r.kind === k).at(-1)
       if (last) console.log(`Redis commands per ${phase === 'connect' ? 'connection' : 'message'}, ${LABELS[k]}: ${callsLine(last[phase])}`)
     }
@@ -138,7 +166,8 @@ export async function clusterBenchmark(): Promise<Record<string, unknown>> {
   const compared = kinds.includes('cluster-1') && kinds.includes('cluster-2')
   const aim = (compared ? (['connect', 'publish'] as const) : []).map((phase) => {
     const ratio = med('cluster-2', (r) => r[phase].perSecond) / med('cluster-1', (r) => r[phase].perSecond)
-    const cpuRatio = med('cluster-2', (r) => r[phase].caseCpuMs / r[phase].units) / med('cluster-1', (r) => r[phase].caseCpuMs / r[phase].units)
+    const cpuRatio =
+      med('cluster-2', (r) => r[phase].caseCpuMs / r[phase].units) / med('cluster-1', (r) => r[phase].caseCpuMs / r[phase].units)
     const perCpuRatio = 1 / cpuRatio
     return { phase, ratio, cpuRatio, perCpuRatio, pass: ratio >= AIM }
   })
@@ -149,6 +178,17 @@ export async function clusterBenchmark(): Promise<Record<string, unknown>> {
         ` (per CPU-second of the case ${fmt(a.perCpuRatio, 2)}x)`,
     )
     if (!a.pass) console.log(`  what limits it: ${limitOf(runs, a.phase, cores, a.cpuRatio)}`)
+  }
+  for (const w of BASELINE ? ([1, 2] as const) : []) {
+    const now = `cluster-${w}` as Kind
+    const base = `baseline-${w}` as Kind
+    if (!kinds.includes(now) || !kinds.includes(base)) continue
+    const ratio = (f: (r: ClusterRun) => number) => fmt(med(now, f) / med(base, f), 2)
+    console.log(
+      `this checkout / BENCH_BASELINE, --workers ${w}: conn/s ${ratio((r) => r.connect.perSecond)}x, case CPU per connection ` +
+        `${ratio((r) => r.connect.caseCpuMs / r.connect.units)}x; msg/s ${ratio((r) => r.publish.perSecond)}x, case CPU per message ` +
+        `${ratio((r) => r.publish.caseCpuMs / r.publish.units)}x`,
+    )
   }
   console.log(
     `machine load (1-min load average, CPU pressure avg60 %): before ${fmt(loadBefore.loadAverage1m, 2)}, ${fmt(loadBefore.cpuPressureSome60s, 0)}; ` +
@@ -166,9 +206,9 @@ export async function clusterBenchmark(): Promise<Record<string, unknown>> {
   }
 }
 
-/** BENCH_CASES: a comma-separated subset (e.g. `cluster-1` to profile one case); default all four */
+/** BENCH_CASES: a comma-separated subset (e.g. `cluster-1` to profile one case); default all (the baseline's two with BENCH_BASELINE) */
 function casesToRun(): Kind[] {
-  const all = Object.keys(LABELS) as Kind[]
+  const all = (Object.keys(LABELS) as Kind[]).filter((k) => BASELINE || !k.startsWith('baseline'))
   const asked = (process.env.BENCH_CASES ?? '').split(',').filter(Boolean)
   const unknown = asked.filter((k) => !all.includes(k as Kind))
   if (unknown.length) throw new Error(`BENCH_CASES: unknown case(s) ${unknown.join(', ')}; the cases are ${all.join(', ')}`)
@@ -262,7 +302,9 @@ async function measure(broker: Running, redis: Redis | null, work: () => Promise
   const c1 = cpuOf()
   const calls1 = await redisCalls(redis)
   // the INFO before and after counts itself once
-  const redisCallsDelta = Object.fromEntries(Object.entries(calls1).map(([cmd, n]) => [cmd, n - (calls0[cmd] ?? 0) - (cmd === 'info' ? 1 : 0)]))
+  const redisCallsDelta = Object.fromEntries(
+    Object.entries(calls1).map(([cmd, n]) => [cmd, n - (calls0[cmd] ?? 0) - (cmd === 'info' ? 1 : 0)]),
+  )
   const cpuMs = Object.fromEntries(processes.map((p, i) => [p.name, (c1[i] as number) - (c0[i] as number)]))
   const caseCpuMs = Object.values(cpuMs).reduce((s, v) => s + v, 0)
   const redisCpuMs = processes.reduce((s, p, i) => s + (p.redis ? (c1[i] as number) - (c0[i] as number) : 0), 0)
@@ -337,14 +379,15 @@ async function start(kind: Kind, fixture: BenchFixture): Promise<Running> {
   // the load generator's devices all come from 127.0.0.1: the bench limits, as for the other Gatehouse cases
   writeFileSync(join(dataDir, 'gatehouse.json'), JSON.stringify({ aiEnabled: false, limits: BENCH_LIMITS }), { mode: 0o600 })
   const redis = await startRedis(dir)
-  const workers = kind === 'cluster-1' ? 1 : 2
+  const workers = kind.endsWith('-1') ? 1 : 2
+  const bin = kind.startsWith('baseline') ? join(BASELINE as string, 'bin', 'gatehouse.js') : GATEHOUSE_BIN
   // BENCH_NODE_ARGS (e.g. --cpu-prof): node:cluster's workers inherit the primary's flags
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)
   const child = spawn(
     process.execPath,
     [
       ...nodeArgs,
-      GATEHOUSE_BIN,
+      bin,
       'start',
       '--data-dir',
       dataDir,
@@ -357,7 +400,11 @@ async function start(kind: Kind, fixture: BenchFixture): Promise<Running> {
       '--http-port',
       '0',
     ],
-    { env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'ignore', 'pipe'] },
+    {
+      // NODE_CLUSTER_SCHED_POLICY=none (workers accept themselves) is passed on, to measure the primary's hand-off
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_CLUSTER_SCHED_POLICY: process.env.NODE_CLUSTER_SCHED_POLICY },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
   )
   const stop = async () => {
     await stopChild(child, 'SIGTERM', 20_000)
