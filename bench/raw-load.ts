@@ -55,7 +55,14 @@ export async function rawConnectFleet(
 
 /** Resolves with the socket once CONNACK 0 arrived, or null (socket destroyed) on anything else. */
 function rawConnect(device: DeviceBundle, port: number, timeoutMs: number): Promise<tls.TLSSocket | null> {
-  const connect = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: device.deviceId, keepalive: 60 })
+  const connect = mqttPacket.generate({
+    cmd: 'connect',
+    protocolId: 'MQTT',
+    protocolVersion: 4,
+    clean: true,
+    clientId: device.deviceId,
+    keepalive: 60,
+  })
   return new Promise((resolve) => {
     const socket = tls.connect({ host: '127.0.0.1', port, secureContext: secureContextOf(device), rejectUnauthorized: true })
     socket.setNoDelay(true)
@@ -109,7 +116,15 @@ export function rawPublishLoad(
       const window = Math.max(1, Math.min(options.window, 65_535))
       // one encoded PUBLISH per message id 1..window: a buffer is written again only after its PUBACK
       const packets = Array.from({ length: window }, (_, k) =>
-        mqttPacket.generate({ cmd: 'publish', topic: `devices/${deviceId}/telemetry`, payload, qos: 1, messageId: k + 1, retain: false, dup: false }),
+        mqttPacket.generate({
+          cmd: 'publish',
+          topic: `devices/${deviceId}/telemetry`,
+          payload,
+          qos: 1,
+          messageId: k + 1,
+          retain: false,
+          dup: false,
+        }),
       )
       let started = 0
       let acked = 0
@@ -151,7 +166,10 @@ export function rawPublishLoad(
       socket.once('close', () => {
         if (acked < quota) finishLane()
       })
-      if (quota === 0) return finishLane()
+      if (quota === 0) {
+        finishLane()
+        return
+      }
       for (let id = 1; id <= Math.min(window, quota); id++) send(id)
     })
   })
