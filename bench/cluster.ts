@@ -45,8 +45,8 @@ const GATEHOUSE_BIN = join(import.meta.dirname, '..', 'bin', 'gatehouse.js')
 
 /**
  * BENCH_BASELINE: another checkout of Gatehouse (a directory with bin/gatehouse.js and node_modules, e.g.
- * `git worktree add /tmp/before <commit>`): its --workers 1 and 2 run as two more cases of the same run,
- * for a change's before and after under the same load.
+ * `git archive <commit> | tar -x -C /tmp/before` plus a node_modules symlink): its --workers 1 and 2 run as
+ * two more cases of the same run, for a change's before and after under the same load.
  */
 const BASELINE = process.env.BENCH_BASELINE || undefined
 
