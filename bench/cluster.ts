@@ -259,7 +259,11 @@ function limitOf(runs: ClusterRun[], phase: 'connect' | 'publish', cores: number
     `the case's CPU per unit is ${fmt(cpuRatio, 2)}x that of 1 worker; with 1 worker the case already kept ${fmt(caseCores1, 2)} cores busy ` +
     `(generator ${fmt(busy(one.generatorCpuMs, one), 2)}, others ${fmt(busy(Math.max(0, one.machineCpuMs - one.caseCpuMs - one.generatorCpuMs), one), 2)})`
   if (machine >= 0.9 * cores) {
-    const left = cores - busy(two.generatorCpuMs, two) - busy(Math.max(0, two.machineCpuMs - two.caseCpuMs - two.generatorCpuMs), two)
+    // /proc/stat and /proc/PID/stat tick at 10 ms: on a short phase the sum can pass the cores; never below 0
+    const left = Math.max(
+      0,
+      cores - busy(two.generatorCpuMs, two) - busy(Math.max(0, two.machineCpuMs - two.caseCpuMs - two.generatorCpuMs), two),
+    )
     const ceiling = (left / caseCores1) * (1 / cpuRatio)
     return (
       `the ${cores} cores were full (${fmt(machine, 2)} busy with 2 workers). ${cpuLine}: what the generator and others left ` +
