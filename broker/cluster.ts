@@ -66,7 +66,11 @@ export async function connectCluster(options: ClusterOptions, deps: { log: Logge
   const log = deps.log.child({ module: 'broker.cluster' })
   const shownUrl = shownRedisUrl(options.redisUrl)
   const connections = ['commands', 'publish', 'subscribe'].map((role) => {
-    const redis = new Redis(options.redisUrl, { lazyConnect: true, connectTimeout: 5000 })
+    // auto-pipelining (ioredis): the commands a turn of the event loop issues leave in one write instead of a
+    // socket write each: every message's PUBLISH (mqemitter-redis asks for it, but only on connections it
+    // makes itself) and the ~10 round trips of each CONNECT (bench/README.md, "Cluster"). Order on a
+    // connection is kept. Not on the subscriber: a connection in subscribe mode sends only (P)SUBSCRIBEs.
+    const redis = new Redis(options.redisUrl, { lazyConnect: true, connectTimeout: 5000, enableAutoPipelining: role !== 'subscribe' })
     let down = false
     redis.on('error', (err: Error) => {
       if (down) return
