@@ -37,6 +37,11 @@ const CASES = [
 ] as const
 type Case = (typeof CASES)[number]
 const caseName = (c: Case) => `QoS ${c.qos}, ${c.size === 1024 ? '1 KiB' : `${c.size} B`}`
+/** BENCH_CASES=1/64,0/1024 (QoS/bytes) and BENCH_BROKERS=gatehouse-ai-off,aedes: a subset, for profiling and A/B runs */
+const pick = <T>(name: string, all: readonly T[], key: (x: T) => string): T[] => {
+  const wanted = process.env[name]?.split(',').map((w) => w.trim())
+  return wanted ? all.filter((x) => wanted.includes(key(x))) : [...all]
+}
 
 export interface ThroughputRun {
   broker: BrokerKind
@@ -82,12 +87,12 @@ export async function throughputBenchmark(): Promise<Record<string, unknown>> {
   const mosquitto = mosquittoPath()
   // Gatehouse as shipped (AI bridge on by default) and with the AI bridge off: the broker's own cost
   const aiSwitch = 'aiEnabled' in (configSchema.properties ?? {}) && process.env.BENCH_AI_OFF_VARIANT !== 'no'
-  const brokers: BrokerKind[] = [
-    'gatehouse',
-    ...(aiSwitch ? (['gatehouse-ai-off'] as const) : []),
-    'aedes',
-    ...(mosquitto ? (['mosquitto'] as const) : []),
-  ]
+  const brokers: BrokerKind[] = pick(
+    'BENCH_BROKERS',
+    ['gatehouse', ...(aiSwitch ? (['gatehouse-ai-off'] as const) : []), 'aedes', ...(mosquitto ? (['mosquitto'] as const) : [])],
+    (b) => b,
+  )
+  const cases = pick('BENCH_CASES', CASES, (c) => `${c.qos}/${c.size}`)
   console.log(
     `throughput: ${PUBLISHERS} publishers x ${WINDOW} in flight, ${MESSAGES} timed messages per case after ${WARMUP} warm-up, ${REPS} repetitions; ` +
       `consumer: in-broker aedes subscription${GATEHOUSE_CONSUMER === 'listener' ? ' (Gatehouse: broker.onDevicePublish)' : ''}` +
@@ -96,7 +101,7 @@ export async function throughputBenchmark(): Promise<Record<string, unknown>> {
   const loadBefore = machineLoad()
   const runs: ThroughputRun[] = []
   for (let rep = 1; rep <= REPS; rep++) {
-    for (const c of CASES) {
+    for (const c of cases) {
       for (const broker of alternate(brokers, rep)) {
         const run = await throughputCase(broker, rep, c, fixture)
         runs.push(run)
@@ -244,7 +249,7 @@ function summarize(runs: ThroughputRun[], brokers: BrokerKind[], mosquitto: stri
       'lost',
     ],
   ]
-  const cases = CASES.map((c) => {
+  const cases = CASES.filter((c) => runs.some((r) => r.case === caseName(c))).map((c) => {
     const name = caseName(c)
     const of = (b: BrokerKind) => runs.filter((r) => r.broker === b && r.case === name)
     const value = (r: ThroughputRun, key: MetricKey) => r[key] ?? NaN

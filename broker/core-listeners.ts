@@ -6,7 +6,7 @@ import type { ClaimSession, ClaimSessionRegistry } from './claim-sessions.ts'
 import type { ClaimRequest, DeviceConnection, DevicePublish, DeviceSubscribe, RenewalRequest, Unsubscribe } from './create-mqtt-core.ts'
 import type { ConnectionContext } from './hooks/hook-deps.ts'
 import type { Session, SessionRegistry } from './sessions.ts'
-import { claimRequestTopic, parseDeviceTopic, topicClassOf } from './topics.ts'
+import { claimRequestTopic, parseDeviceTopic, topicClassOf, type DeviceTopic } from './topics.ts'
 
 export interface CoreListeners {
   onDevicePublish(listener: (message: DevicePublish) => void): Unsubscribe
@@ -65,7 +65,6 @@ export function wireCoreListeners(
 
   aedes.on('publish', (packet, client) => {
     const ctx = contextOf(client)
-    const payload = () => (Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload))
     if (ctx?.claim) {
       const c = ctx.claim
       stats.publishesIn.provisioning++
@@ -77,13 +76,13 @@ export function wireCoreListeners(
         nonce: c.nonce,
         clientId: c.clientId,
         remoteAddress: c.remoteAddress,
-        payload: payload(),
+        payload: payloadOf(packet),
       }
       return notify(claimListeners, request, 'claim-request')
     }
     const session = ctx?.session
     if (!session) return
-    const parsed = parseDeviceTopic(packet.topic)
+    const parsed = topicOf(ctx, packet.topic)
     if (!parsed || parsed.deviceId !== session.deviceId) return
     stats.publishesIn[topicClassOf(parsed.kind)]++
     if (parsed.kind === 'renewal.request' && renewalListeners.size > 0) {
@@ -92,7 +91,7 @@ export function wireCoreListeners(
         deviceId: session.deviceId,
         serial: session.serial,
         remoteAddress: session.remoteAddress,
-        payload: payload(),
+        payload: payloadOf(packet),
       }
       notify(renewalListeners, request, 'renewal-request')
     }
@@ -104,7 +103,7 @@ export function wireCoreListeners(
         topic: packet.topic,
         kind: parsed.kind,
         subtopic: parsed.subtopic,
-        payload: payload(),
+        payload: payloadOf(packet),
         qos: packet.qos,
         // a will is published when its connection closes, long after its last packet was read
         receivedAtMs: (client && !client.closed ? ctx?.packetAtMs : undefined) ?? deps.clock.now().getTime(),
@@ -185,6 +184,23 @@ export function wireCoreListeners(
       return current === s ? s : undefined
     },
   }
+}
+
+/** aedes hands a packet's payload as a Buffer; a string (a will set by a hook) is converted. */
+function payloadOf(packet: { payload: Buffer | string }): Buffer {
+  return Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
+}
+
+/**
+ * The connection's last topic, parsed once: a device publishes to the same few topics over and over, so
+ * the publish path compares one string instead of splitting and checking the topic per message.
+ */
+function topicOf(ctx: ConnectionContext, topic: string): DeviceTopic | null {
+  const last = ctx.lastTopic
+  if (last !== undefined && last.topic === topic) return last.parsed
+  const parsed = parseDeviceTopic(topic)
+  ctx.lastTopic = { topic, parsed }
+  return parsed
 }
 
 function subscribeTo<T>(set: Set<T>, listener: T): Unsubscribe {

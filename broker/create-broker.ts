@@ -111,7 +111,7 @@ export function createBroker(deps: BrokerDeps, options: BrokerOptions): Broker {
   const core = createMqttCore(deps, limits, stats)
   const gate = createConnectionGate(limits, deps.clock)
   const activity = createDeviceActivity(deps.clock, options.activity)
-  core.onDevicePublish(({ deviceId }) => activity.count(deviceId))
+  core.onDevicePublish(({ deviceId, receivedAtMs }) => activity.count(deviceId, receivedAtMs))
   const proxyProtocol = resolveProxyProtocol(options.proxyProtocol)
   const isTrustedProxy = proxyProtocol.trustedProxies.length > 0 ? trustedProxyMatcher(proxyProtocol.trustedProxies) : null
   /** raw socket -> the device's address from its PROXY header */

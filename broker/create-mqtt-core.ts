@@ -60,8 +60,8 @@ export interface DevicePublish {
   deviceId: string
   topic: string
   kind: DeviceTopicKind
-  /** levels below devices/{id}/telemetry */
-  subtopic: string[]
+  /** levels below devices/{id}/telemetry (shared by the messages of a topic: read it, do not change it) */
+  subtopic: readonly string[]
   payload: Buffer
   qos: 0 | 1 | 2
   /** when the broker read the packet (ms, the broker's clock): one clock read per packet, for every listener */

@@ -27,8 +27,8 @@ export function createDeviceActivity(clock: Clock, options: DeviceActivityOption
   let current = fresh()
   let previous = fresh()
 
-  function roll(): void {
-    const passed = Math.floor((clock.now().getTime() - windowStart) / windowMs)
+  function roll(now: number): void {
+    const passed = Math.floor((now - windowStart) / windowMs)
     if (passed < 1) return
     previous = passed === 1 ? current : fresh()
     current = fresh()
@@ -36,8 +36,9 @@ export function createDeviceActivity(clock: Clock, options: DeviceActivityOption
   }
 
   return {
-    count(deviceId: string): void {
-      roll()
+    /** `atMs`: when the message was read (DevicePublish.receivedAtMs: the packet's one clock read) */
+    count(deviceId: string, atMs = clock.now().getTime()): void {
+      roll(atMs)
       const n = current.counts.get(deviceId)
       if (n === undefined && current.counts.size >= maxDevices) return void current.untracked++
       current.counts.set(deviceId, (n ?? 0) + 1)
@@ -45,7 +46,7 @@ export function createDeviceActivity(clock: Clock, options: DeviceActivityOption
 
     /** The top n devices by messages in over the previous and the current window, ties by id. */
     busiest(n = 10): BusiestDevices {
-      roll()
+      roll(clock.now().getTime())
       const sums = new Map(previous.counts)
       for (const [id, c] of current.counts) sums.set(id, (sums.get(id) ?? 0) + c)
       const devices = [...sums]

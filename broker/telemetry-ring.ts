@@ -5,7 +5,10 @@ export interface TelemetryRingOptions {
   perDevice?: number
   /** devices tracked; past it the device whose telemetry is oldest is forgotten; default 10 000 */
   maxDevices?: number
-  /** payload bytes kept over all devices; past it the least recently active devices are forgotten; default 32 MiB */
+  /**
+   * payload bytes kept over all devices (the copies' buffers: a buffer is reused for a payload up to half its
+   * size); past it the least recently active devices are forgotten; default 32 MiB
+   */
   maxBytes?: number
 }
 
@@ -20,14 +23,31 @@ export interface TelemetryEntry {
   value: unknown
 }
 
+/** One slot of a device's ring; its buffer is reused by the messages that pass through it. */
 interface Stored {
   /** ms, DevicePublish.receivedAtMs */
   receivedAt: number
   /** DevicePublish.subtopic, joined when shown */
   subtopic: readonly string[]
   qos: 0 | 1 | 2
-  payload: Buffer
+  /** a copy of the payload in its first `length` bytes; EMPTY for a slot that holds no message */
+  buffer: Buffer
+  length: number
 }
+
+/** A device's last messages: `count` slots from `head` (the oldest) on, wrapping around. */
+interface Ring {
+  slots: Stored[]
+  head: number
+  count: number
+  /** published since the sweep last passed it */
+  active: boolean
+}
+
+const EMPTY = Buffer.alloc(0)
+
+/** A slot's buffer is reused for a payload it fits, unless it is more than twice (and 64 bytes over) its size. */
+const fits = (capacity: number, size: number) => capacity >= size && capacity <= 2 * size + 64
 
 export interface TelemetryRing {
   /** the last `limit` messages of a device, newest first; [] for a device never heard from in this process */
@@ -53,17 +73,17 @@ export function trackTelemetry(broker: Pick<MqttCore, 'onDevicePublish'>, option
   const perDevice = options.perDevice ?? TELEMETRY_RING_DEFAULTS.perDevice
   const maxDevices = options.maxDevices ?? TELEMETRY_RING_DEFAULTS.maxDevices
   const maxBytes = options.maxBytes ?? TELEMETRY_RING_DEFAULTS.maxBytes
-  /** device id -> its messages (oldest first) and whether it published since the sweep last passed it */
-  const byDevice = new Map<string, { messages: Stored[]; active: boolean }>()
+  const byDevice = new Map<string, Ring>()
+  /** bytes of the slots' buffers, over all devices (what the ring holds: at least the payloads' bytes) */
   let bytes = 0
 
   /** Forgets a least recently active device other than `keep` (there is one: callers check size > 1). */
   function forgetOne(keep: string): void {
     for (let chances = 0; ; chances++) {
-      const [deviceId, ring] = byDevice.entries().next().value as [string, { messages: Stored[]; active: boolean }]
+      const [deviceId, ring] = byDevice.entries().next().value as [string, Ring]
       byDevice.delete(deviceId)
       if (deviceId !== keep && (!ring.active || chances >= SECOND_CHANCES)) {
-        for (const m of ring.messages) bytes -= m.payload.length
+        for (const slot of ring.slots) bytes -= slot.buffer.length
         return
       }
       ring.active = false
@@ -71,37 +91,74 @@ export function trackTelemetry(broker: Pick<MqttCore, 'onDevicePublish'>, option
     }
   }
 
+  /** Drops a device's oldest message. */
+  function dropOldest(ring: Ring): void {
+    const slot = ring.slots[ring.head] as Stored
+    bytes -= slot.buffer.length
+    slot.buffer = EMPTY
+    slot.length = 0
+    ring.head = (ring.head + 1) % perDevice
+    ring.count--
+  }
+
   function record(m: DevicePublish): void {
     if (m.kind !== 'telemetry') return
     let ring = byDevice.get(m.deviceId)
     if (ring) ring.active = true
     else {
-      ring = { messages: [], active: false }
+      ring = { slots: [], head: 0, count: 0, active: false }
       byDevice.set(m.deviceId, ring)
     }
-    const messages = ring.messages
-    // a copy: aedes may reuse the packet's buffer
-    const payload = Buffer.from(m.payload)
-    messages.push({ receivedAt: m.receivedAtMs, subtopic: m.subtopic, qos: m.qos, payload })
-    bytes += payload.length
-    if (messages.length > perDevice) bytes -= (messages.shift() as Stored).payload.length
+    let at: number
+    if (ring.count === perDevice) {
+      // full: the oldest slot takes the new message, its buffer reused
+      at = ring.head
+      ring.head = (ring.head + 1) % perDevice
+    } else {
+      at = (ring.head + ring.count) % perDevice
+      ring.count++
+    }
+    let slot = ring.slots[at]
+    if (slot === undefined) {
+      // at === slots.length: a ring fills its slots in order before it first wraps
+      slot = { receivedAt: 0, subtopic: [], qos: 0, buffer: EMPTY, length: 0 }
+      ring.slots[at] = slot
+    }
+    const size = m.payload.length
+    // a copy (aedes may reuse the packet's buffer, and a view would keep the socket's whole chunk alive),
+    // into the slot's own buffer when it fits: no allocation per message once a device's slots are filled
+    if (!fits(slot.buffer.length, size)) {
+      bytes += size - slot.buffer.length
+      slot.buffer = Buffer.allocUnsafeSlow(size)
+    }
+    m.payload.copy(slot.buffer)
+    slot.length = size
+    slot.receivedAt = m.receivedAtMs
+    slot.subtopic = m.subtopic
+    slot.qos = m.qos
     while (byDevice.size > maxDevices || (bytes > maxBytes && byDevice.size > 1)) forgetOne(m.deviceId)
     // one device alone over maxBytes (maxBytes below perDevice * maxPacketBytes): its oldest go first
-    while (bytes > maxBytes && messages.length > 1) bytes -= (messages.shift() as Stored).payload.length
+    while (bytes > maxBytes && ring.count > 1) dropOldest(ring)
+  }
+
+  function recent(deviceId: string, limit: number): TelemetryEntry[] {
+    const ring = byDevice.get(deviceId)
+    if (ring === undefined || limit < 1) return []
+    const out: TelemetryEntry[] = []
+    for (let i = ring.count - 1; i >= 0 && out.length < limit; i--) out.push(view(ring.slots[(ring.head + i) % perDevice] as Stored))
+    return out
   }
 
   const off = broker.onDevicePublish(record)
-  return {
-    recent: (deviceId, limit) => (limit < 1 ? [] : (byDevice.get(deviceId)?.messages ?? []).slice(-limit).reverse().map(view)),
-    close: off,
-  }
+  return { recent, close: off }
 }
 
 function view(m: Stored): TelemetryEntry {
   const base = { receivedAt: new Date(m.receivedAt).toISOString(), subtopic: m.subtopic.join('/'), qos: m.qos }
+  const payload = m.buffer.subarray(0, m.length)
   try {
-    return { ...base, format: 'json', value: JSON.parse(m.payload.toString('utf8')) }
+    return { ...base, format: 'json', value: JSON.parse(payload.toString('utf8')) }
   } catch {
-    return { ...base, format: 'base64', value: m.payload.toString('base64') }
+    return { ...base, format: 'base64', value: payload.toString('base64') }
   }
 }

@@ -37,7 +37,7 @@ export interface DeviceTopic {
   deviceId: string
   kind: DeviceTopicKind
   /** levels below devices/{id}/telemetry, e.g. ['engine', 'temp']; empty for every other kind */
-  subtopic: string[]
+  subtopic: readonly string[]
 }
 
 export function telemetryTopic(deviceId: string, ...subtopic: string[]): string {

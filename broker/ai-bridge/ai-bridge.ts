@@ -32,7 +32,7 @@ export type AiBridgeCore = Pick<MqttCore, 'onDevicePublish' | 'publishToDevice' 
 /** A telemetry message as the hand-off takes it; parsed once, when it is known to be needed */
 interface Raw {
   payload: Buffer
-  subtopic: string[]
+  subtopic: readonly string[]
   /** ms, DevicePublish.receivedAtMs */
   at: number
   /** the parsed telemetry, once parsed */

@@ -11,7 +11,7 @@ import type { BrokerLimits } from '../limits.ts'
 import { toConnackCode } from '../reason-codes.ts'
 import type { Session, SessionRegistry } from '../sessions.ts'
 import type { KeyedTokenBuckets, TokenBucketOptions } from '../token-bucket.ts'
-import type { TopicGrants } from '../topics.ts'
+import type { DeviceTopic, TopicGrants } from '../topics.ts'
 
 // aedes declares its handler types but does not export them.
 export type PreConnectHandler = NonNullable<AedesOptions['preConnect']>
@@ -41,6 +41,8 @@ export interface ConnectionContext {
    * per packet (packet-budget.ts), shared by that packet's PUBLISH buckets and DevicePublish.receivedAtMs
    */
   packetAtMs?: number
+  /** the last topic this connection published to, parsed (core-listeners.ts: one parse per topic, not per message) */
+  lastTopic?: { topic: string; parsed: DeviceTopic | null }
 }
 
 /** Everything the hook factories share; built once per broker by create-mqtt-core.ts. */

@@ -80,7 +80,7 @@ export interface TelemetryRoutes {
 interface Queued {
   deviceId: string
   payload: Buffer
-  subtopic: string[]
+  subtopic: readonly string[]
   at: Date
 }
 

@@ -65,6 +65,11 @@ export class TransactionGate {
       return result
     } finally {
       this.#open = undefined
+      // No transaction open: no flow needs its store. While an AsyncLocalStorage is enabled, Node 20 runs
+      // async hooks for every promise, timer and socket callback of the process (the broker's publish
+      // path too: ~4% of its CPU per message); the next transaction's run() enables it again. Flows that
+      // began inside this transaction keep its (now closed) object, which never equals a later one.
+      this.#flow.disable()
       end()
     }
   }

@@ -109,6 +109,28 @@ describe('authorize-publish hook', () => {
     expect(h.directory.audits).toEqual([])
   })
 
+  it('reports each publish with its own topic when one connection alternates between topics (the topic is parsed once per change)', async () => {
+    const { client, published } = await connectedDevice()
+    const topics = [
+      'devices/pump-7/telemetry/engine',
+      'devices/pump-7/telemetry/engine',
+      'devices/pump-7/settings/reported',
+      'devices/pump-7/telemetry',
+      'devices/pump-7/telemetry/engine/rpm',
+      'devices/pump-7/telemetry/engine',
+    ]
+    for (const topic of topics) client.send({ cmd: 'publish', topic, payload: Buffer.from('1'), qos: 0, retain: false, dup: false })
+    await waitFor(() => published.length === topics.length, 2000, 'the publishes')
+    expect(published.map((p) => [p.topic, p.kind, p.subtopic])).toEqual([
+      [topics[0], 'telemetry', ['engine']],
+      [topics[1], 'telemetry', ['engine']],
+      [topics[2], 'settings.reported', []],
+      [topics[3], 'telemetry', []],
+      [topics[4], 'telemetry', ['engine', 'rpm']],
+      [topics[5], 'telemetry', ['engine']],
+    ])
+  })
+
   it('closes the connection on a publish outside its topics, delivers nothing, audits at a bounded rate', async () => {
     const { h, client, published } = await connectedDevice()
     client.send({ cmd: 'publish', topic: 'devices/B/telemetry', payload: Buffer.from('x'), qos: 0, retain: false, dup: false })

@@ -61,6 +61,25 @@ describe('trackTelemetry (GET /v1/devices/{id}/telemetry: the last values of a d
     expect(ring.recent('c', 10).map((e) => String(e.value).slice(0, 1))).toEqual(['y'])
   })
 
+  it('shows each message with its own bytes after its slot held a longer one (a slot reuses its copy buffer)', async () => {
+    const h = await startCore()
+    const ring = trackTelemetry(h.core, { perDevice: 2 })
+    const pump = await device(h, 'pump-3')
+    const values = ['"abcdefgh"', '123456', '7', '"x"', '8', '{"a":[1,2]}', '9']
+    for (const [i, v] of values.entries()) {
+      await pump.publish('devices/pump-3/telemetry', v)
+      const shown = ring.recent('pump-3', 10).map((e) => e.value)
+      expect(shown).toEqual(
+        values
+          .slice(Math.max(0, i - 1), i + 1)
+          .reverse()
+          .map((x) => JSON.parse(x)),
+      )
+    }
+    await pump.publish('devices/pump-3/telemetry', Buffer.from([0xff]))
+    expect(ring.recent('pump-3', 1)).toMatchObject([{ format: 'base64', value: '/w==' }])
+  })
+
   it('keeps a steadily active device while more than maxDevices others pass through, and never holds more', async () => {
     const h = await startCore()
     const ring = trackTelemetry(h.core, { perDevice: 1, maxDevices: 3 })

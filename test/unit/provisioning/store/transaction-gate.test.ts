@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest'
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { describe, expect, it, vi } from 'vitest'
 import { TransactionGate } from '../../../../provisioning/store/transaction-gate.ts'
 
 /** A gate over a log: what a database would have seen, in order. */
@@ -94,6 +95,39 @@ describe('TransactionGate', () => {
     go()
     await later
     expect(log).toEqual(['begin', 'commit', 'begin', 'later', 'commit'])
+  })
+
+  it('tracks async flows only while a transaction is open (async hooks off between transactions), and still holds outside flows', async () => {
+    const { gate, log, call } = logged()
+    const run = vi.spyOn(AsyncLocalStorage.prototype, 'run')
+    /** Node 20's AsyncLocalStorage: enabled from its first run() until disable(); while any is, every async callback pays the hooks */
+    let flow: { enabled?: boolean } | undefined
+    const tracking = () => (flow ??= run.mock.contexts[0] as { enabled?: boolean } | undefined)?.enabled
+    let duringFirst: boolean | undefined
+    let later: Promise<unknown> = Promise.resolve()
+    let go = () => {}
+    const wait = new Promise<void>((r) => (go = r))
+    await gate.transaction(async () => {
+      duringFirst = tracking()
+      // a flow begun inside the first transaction that calls the store while a second one is open
+      later = wait.then(() => call('straggler'))
+    })
+    run.mockRestore()
+    expect(duringFirst).toBe(true)
+    expect(tracking()).toBe(false)
+    let release = () => {}
+    const second = gate.transaction(async () => {
+      log.push('second')
+      go()
+      await turns()
+      await new Promise<void>((r) => (release = r))
+    })
+    await turns()
+    expect(log).toEqual(['begin', 'commit', 'begin', 'second']) // the straggler waits for the second transaction
+    release()
+    await Promise.all([second, later])
+    expect(log).toEqual(['begin', 'commit', 'begin', 'second', 'commit', 'straggler'])
+    expect(tracking()).toBe(false)
   })
 
   it('leaves no transaction open when begin fails', async () => {
