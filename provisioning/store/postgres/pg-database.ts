@@ -82,6 +82,8 @@ export class PgDatabase {
   readonly #pool: pg.Pool
   readonly #config: pg.ClientConfig
   readonly #tx = new AsyncLocalStorage<TxContext>()
+  /** transactions open now: #tx is disabled while there is none (transaction-gate.ts says why) */
+  #openTransactions = 0
   readonly #listeners = new Set<() => void>()
   readonly #where: string
   readonly #lockTimeoutMs: number
@@ -187,6 +189,7 @@ export class PgDatabase {
     }
     const ctx: TxContext = { client, events: false, writerLock, open: true }
     let result: T
+    this.#openTransactions++
     try {
       await client.query('BEGIN')
       await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.trunc(lockTimeoutMs))}`)
@@ -202,6 +205,11 @@ export class PgDatabase {
         (rollbackErr: Error) => release(rollbackErr), // a broken connection is closed, not returned to the pool
       )
       throw pgFailure(err, this.#where) ?? err
+    } finally {
+      // With no transaction open no flow needs #tx (every context it carried is closed): an enabled
+      // AsyncLocalStorage makes Node 20 run async hooks for every promise and socket callback of the process,
+      // the broker's publish path too; the next transaction's run() enables it again.
+      if (--this.#openTransactions === 0) this.#tx.disable()
     }
     release()
     if (ctx.events) for (const l of [...this.#listeners]) l()

@@ -1,5 +1,6 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { readFileSync } from 'node:fs'
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest'
 import { migrations, SCHEMA_VERSION } from '../../../provisioning/store/migrations/index.ts'
 import { pgMigrations } from '../../../provisioning/store/postgres/migrations.ts'
 import { KEEPALIVE_DELAY_MS, PgDatabase } from '../../../provisioning/store/postgres/pg-database.ts'
@@ -110,6 +111,39 @@ describe.skipIf(!available)('PgDatabase', () => {
     })
     expect(await later).toBe(1)
     expect((await store.eventsAfter(0, 10)).map((e) => e.type)).toEqual(['device.revoked'])
+  })
+
+  it('tracks async flows only while a transaction is open: async hooks stay on while one of two concurrent transactions is open, off after both', async () => {
+    const store = await open(await freshUrl())
+    const run = vi.spyOn(AsyncLocalStorage.prototype, 'run')
+    /** Node 20's AsyncLocalStorage: enabled from its first run() until disable(); while any is, every async callback pays the hooks */
+    let tx: { enabled?: boolean } | undefined
+    const tracking = () => (tx ??= run.mock.contexts[0] as { enabled?: boolean } | undefined)?.enabled
+    let release!: () => void
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    let inside!: () => void
+    const entered = new Promise<void>((resolve) => {
+      inside = resolve
+    })
+    // no writer lock (as the AI usage leases), so the other transaction can commit while this one waits
+    const second = store.db.transactionWithoutWriterLock(async () => {
+      inside()
+      await held
+      await store.db.query('SELECT 1') // after the other one ended: still inside this one
+      return store.db.inTransaction()
+    })
+    await entered
+    await store.transaction(() => store.insertDevice(device('a')))
+    expect(tracking()).toBe(true) // the second is still open
+    release()
+    expect(await second).toBe(true)
+    run.mockRestore()
+    expect(tracking()).toBe(false)
+    // a later transaction tracks again, and its calls still join it
+    expect(await store.transaction(async () => store.db.inTransaction())).toBe(true)
+    expect((await store.listDevices()).map((d) => d.id)).toEqual(['a'])
   })
 
   it('serialises writers across nodes: a transaction waits for another node’s, and probeWrite gives up after its timeout (GH_STORE_LOCKED)', async () => {
