@@ -51,8 +51,14 @@ export function deviceLimitProblems(global: Readonly<BrokerLimits>, values: Devi
  * when a change is announced (`tier.updated`, `device.updated`).
  */
 export interface DeviceLimitsSource {
-  /** null: no such device (the directory refuses it anyway) */
-  limitsOf(deviceId: string): Promise<{ tier: string; group: string | null; broker: DeviceLimitValues } | null>
+  /**
+   * null: no such device (the directory refuses it anyway). `device`: its tier and group as the caller has
+   * just read them (a CONNECT, from the directory's answer), so the source need not read the device again.
+   */
+  limitsOf(
+    deviceId: string,
+    device?: { tier: string; group: string | null },
+  ): Promise<{ tier: string; group: string | null; broker: DeviceLimitValues } | null>
 }
 
 /** The per-device buckets, by the limit they enforce. */
