@@ -67,7 +67,9 @@ export type DeviceBuckets = Record<DeviceLimitName, KeyedTokenBuckets>
 /** Gives the device's buckets its limits, live: what it already spent stays spent. */
 export function applyDeviceLimits(buckets: DeviceBuckets, global: Readonly<BrokerLimits>, deviceId: string, values: DeviceLimitValues) {
   const limits = deviceLimits(global, values)
-  for (const name of DEVICE_LIMIT_NAMES) buckets[name].configure(deviceId, limits[name])
+  // a limit neither its tier nor the device sets is the global one: no bucket is made for it at CONNECT (its
+  // first packet makes it), and one it kept from an earlier connect goes back to the global values
+  for (const name of DEVICE_LIMIT_NAMES) buckets[name].configure(deviceId, values[name] === undefined ? undefined : limits[name])
 }
 
 /**

@@ -159,6 +159,8 @@ export function createKeyedTokenBuckets(options: KeyedTokenBucketsOptions, clock
       const next = own ?? shared
       assertBucketOptions(next)
       const existing = buckets.has(key)
+      // a key without a bucket, put on the shared options, needs none yet: its first take makes the same one, full
+      if (!existing && own === undefined) return
       const bucket = touch(key, next)
       if (existing) bucket.reconfigure(next)
     },
