@@ -51,8 +51,14 @@ export function deviceLimitProblems(global: Readonly<BrokerLimits>, values: Devi
  * when a change is announced (`tier.updated`, `device.updated`).
  */
 export interface DeviceLimitsSource {
-  /** null: no such device (the directory refuses it anyway) */
-  limitsOf(deviceId: string): Promise<{ tier: string; group: string | null; broker: DeviceLimitValues } | null>
+  /**
+   * null: no such device (the directory refuses it anyway). `device`: its tier and group as the caller has
+   * just read them (a CONNECT, from the directory's answer), so the source need not read the device again.
+   */
+  limitsOf(
+    deviceId: string,
+    device?: { tier: string; group: string | null },
+  ): Promise<{ tier: string; group: string | null; broker: DeviceLimitValues } | null>
 }
 
 /** The per-device buckets, by the limit they enforce. */
@@ -61,7 +67,9 @@ export type DeviceBuckets = Record<DeviceLimitName, KeyedTokenBuckets>
 /** Gives the device's buckets its limits, live: what it already spent stays spent. */
 export function applyDeviceLimits(buckets: DeviceBuckets, global: Readonly<BrokerLimits>, deviceId: string, values: DeviceLimitValues) {
   const limits = deviceLimits(global, values)
-  for (const name of DEVICE_LIMIT_NAMES) buckets[name].configure(deviceId, limits[name])
+  // a limit neither its tier nor the device sets is the global one: no bucket is made for it at CONNECT (its
+  // first packet makes it), and one it kept from an earlier connect goes back to the global values
+  for (const name of DEVICE_LIMIT_NAMES) buckets[name].configure(deviceId, values[name] === undefined ? undefined : limits[name])
 }
 
 /**

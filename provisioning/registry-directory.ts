@@ -27,9 +27,36 @@ export type DeviceByIdLookup =
   | { kind: 'active'; deviceId: string }
   | { kind: 'refused'; reason: 'unknown-device' | 'revoked' | 'disabled'; deviceId: string }
 
+/**
+ * What a lookup keeps of a certificate and its device: the fields judge() reads, times as epoch ms. Not the
+ * records themselves: a CertificateRecord carries its PEM and seven dates (~1.5 KB with the device's), and the
+ * cache holds an entry per connected device, which made it a large part of a connection's memory (issue 14).
+ */
 interface Entry {
-  cert: CertificateRecord
-  device: DeviceRecord
+  serial: string
+  deviceId: string
+  certStatus: CertificateRecord['status']
+  deviceStatus: DeviceRecord['status']
+  notBeforeMs: number
+  notAfterMs: number
+  /** null: not superseded, or superseded with no end of overlap (refused at once) */
+  supersededAtMs: number | null
+  tier: string
+  group: string | null
+}
+
+function entryOf(cert: CertificateRecord, device: DeviceRecord): Entry {
+  return {
+    serial: cert.serial,
+    deviceId: cert.deviceId,
+    certStatus: cert.status,
+    deviceStatus: device.status,
+    notBeforeMs: cert.notBefore.getTime(),
+    notAfterMs: cert.notAfter.getTime(),
+    supersededAtMs: cert.supersededAt?.getTime() ?? null,
+    tier: device.tier,
+    group: device.group,
+  }
 }
 
 /**
@@ -97,12 +124,12 @@ export function createRegistryDirectory(
     const cert = await store.getCertificateByFingerprint(fingerprint)
     const device = cert && (await store.getDevice(cert.deviceId))
     if (!cert || !device) return undefined
-    if (forgets !== before) return { cert, device }
+    const entry = entryOf(cert, device)
+    if (forgets !== before) return entry
     if (cache.size >= maxEntries) {
       cache.clear()
       byDevice.clear()
     }
-    const entry = { cert, device }
     cache.set(fingerprint, entry)
     let set = byDevice.get(device.id)
     if (!set) {
@@ -121,20 +148,20 @@ export function createRegistryDirectory(
       serial: identity.serial,
     })
     const entry = await load(identity.fingerprint)
-    if (!entry || entry.cert.serial !== identity.serial || entry.cert.deviceId !== identity.deviceId) {
+    if (!entry || entry.serial !== identity.serial || entry.deviceId !== identity.deviceId) {
       const known = identity.deviceId !== null && (await store.getDevice(identity.deviceId)) !== undefined
       return refuse(known ? 'unknown-certificate' : 'unknown-device')
     }
-    const { cert, device } = entry
     const now = clock.now().getTime()
-    if (device.status === 'revoked' || cert.status === 'revoked') return refuse('revoked')
-    if (device.status === 'disabled') return refuse('disabled')
-    if (cert.status === 'superseded' && (cert.supersededAt === null || now >= cert.supersededAt.getTime())) return refuse('superseded')
-    if (now > cert.notAfter.getTime()) return refuse('expired')
-    if (now < cert.notBefore.getTime()) return refuse('not-yet-valid')
-    const overlapEnd = cert.status === 'superseded' && cert.supersededAt !== null ? cert.supersededAt.getTime() : Number.POSITIVE_INFINITY
-    const validUntil = new Date(Math.min(cert.notAfter.getTime(), overlapEnd))
-    return { kind: 'active', deviceId: device.id, tier: device.tier, group: device.group, serial: cert.serial, validUntil }
+    if (entry.deviceStatus === 'revoked' || entry.certStatus === 'revoked') return refuse('revoked')
+    if (entry.deviceStatus === 'disabled') return refuse('disabled')
+    const superseded = entry.certStatus === 'superseded'
+    if (superseded && (entry.supersededAtMs === null || now >= entry.supersededAtMs)) return refuse('superseded')
+    if (now > entry.notAfterMs) return refuse('expired')
+    if (now < entry.notBeforeMs) return refuse('not-yet-valid')
+    const overlapEnd = superseded && entry.supersededAtMs !== null ? entry.supersededAtMs : Number.POSITIVE_INFINITY
+    const validUntil = new Date(Math.min(entry.notAfterMs, overlapEnd))
+    return { kind: 'active', deviceId: entry.deviceId, tier: entry.tier, group: entry.group, serial: entry.serial, validUntil }
   }
 
   /**

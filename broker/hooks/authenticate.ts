@@ -183,7 +183,9 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
     const readDevice = async () => {
       const epoch = pending.epoch
       const result = await deps.directory.lookup(peer)
-      const own = result.kind === 'active' ? await deps.limitsSource?.limitsOf(deviceId) : undefined
+      // its tier's limits from the tier the directory just answered (read after the same catch-up; an event
+      // in between moves the epoch, and the device is read again)
+      const own = result.kind === 'active' ? await deps.limitsSource?.limitsOf(deviceId, result) : undefined
       return { result, own, epoch }
     }
     Promise.resolve(allowed)

@@ -116,8 +116,8 @@ export function createLimitsService(deps: { store: RegistryStore; limits: Limits
     return at
   }
 
-  async function applied(deviceId: string): Promise<AppliedLimits | null> {
-    const device = await store.getDevice(deviceId)
+  async function applied(deviceId: string, known?: { tier: string; group: string | null }): Promise<AppliedLimits | null> {
+    const device = known ?? (await store.getDevice(deviceId))
     if (!device) return null
     const r = await limits.getDevice(deviceId)
     const values = mergeLimits(valuesOf(await limits.getTier(device.tier)), r ? valuesOf(r) : null)
@@ -164,10 +164,11 @@ export function createLimitsService(deps: { store: RegistryStore; limits: Limits
     },
     /**
      * The broker's and the AI bridge's source (DeviceLimitsSource, AiBridgeDeps.limitsOf): a device's
-     * tier and the values that apply to it; null for an unknown device.
+     * tier and the values that apply to it; null for an unknown device. `device`: its tier and group as the
+     * caller has just read them (the broker at CONNECT, from the directory's answer): the device is not read again.
      */
-    async limitsOf(deviceId: string): Promise<AppliedLimits | null> {
-      return applied(deviceId)
+    async limitsOf(deviceId: string, device?: { tier: string; group: string | null }): Promise<AppliedLimits | null> {
+      return applied(deviceId, device)
     },
   }
 }

@@ -139,4 +139,13 @@ describe('reconfiguring a bucket (a tier or device limit changed live)', () => {
     expect(k.optionsOf('b')).toEqual({ ratePerSecond: 1, burst: 3 })
     expect(k.optionsOf('c')).toEqual({ ratePerSecond: 1, burst: 3 })
   })
+
+  it('makes no bucket for a key put on the shared options: its first take makes it, full', () => {
+    const clock = fixedClock()
+    const k = createKeyedTokenBuckets({ ratePerSecond: 1, burst: 2, maxKeys: 10 }, clock)
+    k.configure('a', undefined)
+    expect(k.size()).toBe(0)
+    expect([k.tryTake('a'), k.tryTake('a'), k.tryTake('a')]).toEqual([true, true, false])
+    expect(k.size()).toBe(1)
+  })
 })
