@@ -295,6 +295,7 @@ async function startServices(
     registry: control.store,
     settings: control.settings,
     lookups: directory.latency,
+    auditsDropped: directory.auditsDropped,
     caCertificates: () => caCertificates(tls.ca),
     clock,
     build: { version: PACKAGE_VERSION },

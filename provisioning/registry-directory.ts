@@ -219,6 +219,8 @@ export function createRegistryDirectory(
       })
     },
     latency,
+    /** audit records dropped over maxPendingAudits since start (gatehouse_audit_dropped_total) */
+    auditsDropped: (): number => droppedAudits,
     onEvent: (listener: (event: ControlEvent) => void): (() => void) => feed.onEvent(listener),
     audit(record: { actor: string; action: string; subject: string; details?: Record<string, unknown> }): void {
       // fire and log: the broker's path never waits for an audit row (a failure is counted by the store). One

@@ -174,6 +174,12 @@ function controlPlaneMetrics(sources: MetricsSources, gauge: SeriesFn, counter: 
   counter('audit_write_failures_total', 'Audit records that could not be written (a full disk, a lock), each also logged', [], () => [
     [{}, registry.auditWriteFailures()],
   ])
+  counter(
+    'audit_dropped_total',
+    'Audit records dropped unwritten while 10,000 audit writes before them waited for the registry',
+    [],
+    () => [[{}, sources.auditsDropped()]],
+  )
   gauge('change_feed_lag_events', 'Events committed to the registry and not yet delivered by the change feed', [], async () => [
     [{}, Math.max(0, (await registry.lastEventSeq()) - feed.position().seq)],
   ])

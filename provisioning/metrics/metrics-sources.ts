@@ -70,6 +70,8 @@ export interface MetricsSources {
   settings: { syncCounts(): Promise<{ inSync: number; outOfSync: number }> }
   /** the directory's lookup latencies (registry-directory.ts) */
   lookups: { device: Readonly<Histogram>; claim: Readonly<Histogram> }
+  /** audit records the directory dropped while its pending audit writes were at their bound (registry-directory.ts) */
+  auditsDropped(): number
   /** the CA certificates the broker trusts now (root and issuing), read again after a rotation */
   caCertificates(): { role: 'root' | 'issuing'; notAfter: Date }[]
   clock: Clock

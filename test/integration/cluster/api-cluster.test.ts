@@ -1,12 +1,14 @@
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { connectDevice } from '../../helpers/mqtt-clients.ts'
 import { postgresAvailable, startPostgres, type PostgresServer } from '../../helpers/postgres.ts'
 import { redisAvailable } from '../../helpers/redis-server.ts'
+import { waitFor } from '../../helpers/wait.ts'
 import { startClusterWorld, type ClusterWorld } from './cluster-world.ts'
 
 // The HTTP API's state shared by the nodes of a cluster (issue 13): dashboard sessions in the registry's
-// database, the per-key rate limit in Redis. Nodes A, B, C: three startGatehouse on one Redis, as
-// `--workers 3` runs them (a worker is a whole node) or three machines behind a load balancer.
+// database, the per-key rate limit and a claim's request rate in Redis. Nodes A, B, C: three startGatehouse on one
+// Redis, as `--workers 3` runs them (a worker is a whole node) or three machines behind a load balancer.
 
 /** one node's API: a JSON request with a Bearer key or the dashboard's cookie (and CSRF token) */
 function api(w: ClusterWorld, i: number) {
@@ -58,7 +60,7 @@ async function sessionAcrossNodes(w: ClusterWorld): Promise<void> {
 describe.runIf(redisAvailable())('the API of three nodes on one Redis and one SQLite file (issue 13)', () => {
   let w: ClusterWorld
   beforeAll(async () => {
-    w = await startClusterWorld({ httpRateLimit: { ratePerSecond: 0.01, burst: 5 } })
+    w = await startClusterWorld({ httpRateLimit: { ratePerSecond: 0.01, burst: 5 }, claimRequestRate: { ratePerSecond: 0.01, burst: 3 } })
   }, 60_000)
   afterAll(async () => {
     await w?.close()
@@ -84,6 +86,51 @@ describe.runIf(redisAvailable())('the API of three nodes on one Redis and one SQ
       expect(await redis.exists(bucket)).toBe(1)
       expect((await api(w, 2)('/v1/apikeys/reader/revoke', { method: 'POST', bearer: admin, body: {} })).status).toBe(200)
       expect(await redis.exists(bucket)).toBe(0)
+    } finally {
+      redis.disconnect()
+    }
+  })
+
+  it('gives a claim its request rate across the nodes (3, not 3 per node): its sessions on A and B spend one bucket in Redis', async () => {
+    const created = await w.operator.claims.create({ group: 'line-1', maxUses: 10 }, 'operator:test')
+    const claim = {
+      deviceId: `claim:${created.claim.id}`,
+      cert: created.certificatePem,
+      key: created.privateKeyPem,
+      ca: created.chainPem,
+      serial: created.claim.serial,
+    }
+    // a claim session on node A and one on node B (two devices of one production line), each with its nonce
+    const sessions = await Promise.all(
+      [0, 1].map(async (n) => {
+        const nonce = `nonce-node${n}-aaaaaaaaaaaa`
+        const port = (w.nodes[n] as ClusterWorld['nodes'][number]).mqtt.port
+        const client = await connectDevice(port, claim, { clientId: `claim:${nonce}`, clean: true })
+        const codes: string[] = []
+        client.on('message', (_topic, payload) =>
+          codes.push((JSON.parse(payload.toString()) as { error?: { code: string } }).error?.code ?? 'ok'),
+        )
+        await client.subscribeAsync(`provisioning/${nonce}/response`, { qos: 1 })
+        return { client, nonce, codes }
+      }),
+    )
+    // six requests, A and B in turn, each answered before the next: a CSR that is not one, so nothing is provisioned
+    const answers: string[] = []
+    for (let i = 0; i < 6; i++) {
+      const s = sessions[i % 2] as (typeof sessions)[number]
+      const before = s.codes.length
+      await s.client.publishAsync(`provisioning/${s.nonce}/request`, JSON.stringify({ deviceId: `line-${i}`, csr: 'not a csr' }), {
+        qos: 1,
+      })
+      await waitFor(() => s.codes.length > before, 5000, `the answer to request ${i}`)
+      answers.push(s.codes[before] as string)
+    }
+    // the claim's burst of 3 for both nodes together: the three after it are over the rate, on either node
+    expect(answers.slice(0, 3).every((code) => code !== 'GH_CLAIM_RATE_LIMITED')).toBe(true)
+    expect(answers.slice(3)).toEqual(['GH_CLAIM_RATE_LIMITED', 'GH_CLAIM_RATE_LIMITED', 'GH_CLAIM_RATE_LIMITED'])
+    const redis = new Redis(w.redis.url)
+    try {
+      expect(await redis.exists(`gh:rate:claim:${created.claim.id}`)).toBe(1)
     } finally {
       redis.disconnect()
     }

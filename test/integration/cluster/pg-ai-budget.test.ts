@@ -1,7 +1,6 @@
 import mqtt from 'mqtt'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
-import type { DeviceCredentials } from '../../helpers/broker-pki.ts'
 import { chatCompletion, startHttpStub } from '../../helpers/ai-stubs.ts'
 import { mqttOptions } from '../../helpers/mqtt-clients.ts'
 import { postgresAvailable, startPostgres, type PostgresServer } from '../../helpers/postgres.ts'
@@ -10,10 +9,8 @@ import { waitFor } from '../../helpers/wait.ts'
 import { startClusterWorld } from './cluster-world.ts'
 
 const engines = [postgresAvailable(), redisAvailable()].every(Boolean)
-/** the device's daily AI requests: under what it sends through the three nodes together */
-const BUDGET = 120
-/** telemetry messages the device sends through each node (one provider request each: a window of 1) */
-const PER_NODE = 60
+/** the device's daily AI requests (a lease slice of 1: each request leases its own) */
+const BUDGET = 30
 
 describe.runIf(engines)('cluster: AI spends of one device through three nodes on one PostgreSQL (issue 13)', () => {
   let server: PostgresServer
@@ -24,26 +21,9 @@ describe.runIf(engines)('cluster: AI spends of one device through three nodes on
   }, 60_000)
   afterAll(() => server?.stop())
 
-  it("telemetry handed to all three nodes' AI bridges at once never spends more than the daily budget, and the registry's row says so", async () => {
-    // The provider: a loopback server speaking OpenAI's chat-completions wire format, counting requests. It
-    // answers the three nodes together (once a request of each waits, or 100 ms after the first when fewer
-    // are busy), so their bridges go on to their next request, and lease the device's day, at the same moment.
-    const waiting: (() => void)[] = []
-    let timer: NodeJS.Timeout | undefined
-    const releaseAll = () => {
-      clearTimeout(timer)
-      timer = undefined
-      for (const go of waiting.splice(0)) go()
-    }
-    onTestFinished(releaseAll)
-    const stub = await startHttpStub(async () => {
-      await new Promise<void>((resolve) => {
-        waiting.push(resolve)
-        if (waiting.length >= 3) releaseAll()
-        else timer ??= setTimeout(releaseAll, 100)
-      })
-      return chatCompletion({ summary: 'ok', anomalies: [] })
-    })
+  it("three nodes' AI bridges leasing the device's last request at the same moment grant it once: the row lock makes them take turns", async () => {
+    // The provider: a loopback server speaking OpenAI's chat-completions wire format, counting requests
+    const stub = await startHttpStub(() => chatCompletion({ summary: 'ok', anomalies: [] }))
     const limits = { requestsPerMinute: 100_000, burst: 10_000, dailyRequests: BUDGET, dailyTokens: 1_000_000_000 }
     const w = await startClusterWorld({
       databaseUrl,
@@ -58,11 +38,14 @@ describe.runIf(engines)('cluster: AI spends of one device through three nodes on
     })
     onTestFinished(() => w.close())
     const creds = await w.provision('spender-1')
+    const db = new pg.Client({ connectionString: databaseUrl })
+    await db.connect()
+    onTestFinished(() => db.end())
+    const requestsInRow = async () =>
+      Number(((await db.query("SELECT requests FROM ai_usage WHERE device_id = 'spender-1'")).rows[0] as { requests: string }).requests)
 
-    // The device hands a burst to node A, moves to B (its session there closes A's), hands B a burst, then C.
-    // Each node's bridge keeps working through what it took after the device left, so the three bridges
-    // lease the device's day from the registry at the same time.
-    const sendThrough = async (n: number, creds: DeviceCredentials) => {
+    // The device hands `count` telemetry messages to node n over MQTT (its session there closes the one before)
+    const sendThrough = async (n: number, count: number, from: number) => {
       const port = (w.nodes[n] as (typeof w.nodes)[number]).mqtt.port
       const client = mqtt.connect(`mqtts://127.0.0.1:${port}`, mqttOptions(creds, { reconnectPeriod: 0 }))
       client.on('error', () => {})
@@ -72,29 +55,58 @@ describe.runIf(engines)('cluster: AI spends of one device through three nodes on
         client.once('close', () => reject(new Error(`closed before CONNACK on node ${n}`)))
       })
       await Promise.all(
-        Array.from({ length: PER_NODE }, (_, i) =>
-          client.publishAsync('devices/spender-1/telemetry', JSON.stringify({ n: i, temp: 20 + i }), { qos: 1 }),
+        Array.from({ length: count }, (_, i) =>
+          client.publishAsync('devices/spender-1/telemetry', JSON.stringify({ n: from + i, temp: 20 }), { qos: 1 }),
         ),
       )
     }
-    for (const n of [0, 1, 2]) await sendThrough(n, creds)
     const bridges = w.nodes.map((node) => node.ai as NonNullable<typeof node.ai>)
+    const handed = (total: number) =>
+      waitFor(
+        () => bridges.reduce((sum, b) => sum + b.stats().received, 0) === total,
+        20_000,
+        () => `all ${total} messages handed to the bridges`,
+      )
+
+    // 1. Through A, B and C in turn the device spends all of its day but one request
+    await sendThrough(0, 10, 0)
+    await sendThrough(1, 10, 10)
+    await sendThrough(2, BUDGET - 21, 20)
+    await handed(BUDGET - 1)
+    await Promise.all(bridges.map((b) => b.idle()))
+    expect(await requestsInRow()).toBe(BUDGET - 1)
+    expect(stub.requests.length).toBe(BUDGET - 1)
+
+    // 2. The last request, asked for by all three nodes at once. The test holds the day's row locked (as a
+    // lease in flight on a fourth connection would) while the device hands one message to each node, until
+    // each node's lease transaction waits on that row; then lets go. So the three leases are in flight
+    // together, every run: with the lease's `SELECT ... FOR UPDATE` they wait before reading and then take
+    // turns (one grant); without it each reads BUDGET - 1 before waiting, and all three would grant one.
+    // (its own connection: pg_stat_activity, read below, is a snapshot that a transaction keeps until it ends)
+    const holder = new pg.Client({ connectionString: databaseUrl })
+    await holder.connect()
+    onTestFinished(() => holder.end())
+    await holder.query('BEGIN')
+    await holder.query("SELECT requests FROM ai_usage WHERE device_id = 'spender-1' FOR UPDATE")
+    for (const n of [0, 1, 2]) await sendThrough(n, 1, 100 + n)
     await waitFor(
-      () => bridges.reduce((sum, b) => sum + b.stats().received, 0) === 3 * PER_NODE,
-      20_000,
-      () => `all ${3 * PER_NODE} messages handed to the bridges`,
+      async () => {
+        const r = await db.query("SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%ai_usage%'")
+        return Number((r.rows[0] as { n: string }).n) === 3
+      },
+      10_000,
+      "the three nodes' leases waiting on the day's row",
     )
+    await holder.query('COMMIT')
+    await handed(BUDGET + 2)
     await Promise.all(bridges.map((b) => b.idle()))
     await Promise.all(bridges.map((b) => b.flushUsage()))
 
-    expect(stub.requests.length).toBeLessThanOrEqual(BUDGET)
-    // every node got some of it: the three did spend through their own bridges
+    // one of the three got the last request; the other two were refused for the day
+    expect(stub.requests.length).toBe(BUDGET)
+    expect(bridges.reduce((sum, b) => sum + b.stats().throttled, 0)).toBe(2)
+    expect(await requestsInRow()).toBe(BUDGET)
+    // every node spent through its own bridge
     for (const b of bridges) expect(b.stats().providers.openai?.calls ?? 0).toBeGreaterThan(0)
-    const db = new pg.Client({ connectionString: databaseUrl })
-    await db.connect()
-    onTestFinished(() => db.end())
-    const row = (await db.query("SELECT requests FROM ai_usage WHERE device_id = 'spender-1'")).rows[0] as { requests: string }
-    expect(Number(row.requests)).toBe(stub.requests.length)
-    expect(Number(row.requests)).toBeLessThanOrEqual(BUDGET)
-  }, 90_000)
+  }, 60_000)
 })

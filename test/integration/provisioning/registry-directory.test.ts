@@ -3,8 +3,9 @@ import pino from 'pino'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { cryptoRandom, identityFromCertificate } from '../../../certs/index.ts'
 import { createDeviceAuthority } from '../../../provisioning/authority/device-authority.ts'
-import { createChangeFeed } from '../../../provisioning/events.ts'
-import { createRegistryDirectory } from '../../../provisioning/registry-directory.ts'
+import { createChangeFeed, type ChangeFeed } from '../../../provisioning/events.ts'
+import { createMetrics } from '../../../provisioning/metrics/index.ts'
+import { createRegistryDirectory, type RegistryDirectory } from '../../../provisioning/registry-directory.ts'
 import { SqliteRegistryStore } from '../../../provisioning/store/sqlite-registry-store.ts'
 import { deviceDirectoryContract, NOW } from '../../contract/device-directory.contract.ts'
 import { fixedClock } from '../../helpers/clock.ts'
@@ -80,6 +81,38 @@ describe('the registry directory on an async registry', () => {
   })
 })
 
+/** The collector's sources with this directory, store and feed; no broker (nothing connected), as gatehouse.ts wires them. */
+function metricsSourcesOf(
+  directory: RegistryDirectory,
+  store: SqliteRegistryStore,
+  feed: ChangeFeed,
+  clock: ReturnType<typeof fixedClock>,
+) {
+  return {
+    broker: {
+      connectedDeviceIds: () => [],
+      stats: () => ({
+        accepted: { device: 0, claim: 0 },
+        refused: new Map(),
+        tlsFailures: new Map(),
+        publishesIn: {},
+        messagesOut: {},
+        limitHits: new Map(),
+      }),
+      sessionStats: () => ({ queuedMessages: 0, queuedBytes: 0, droppedMessages: 0, refusedInbound: 0 }),
+    },
+    controlLimitHits: () => ({}),
+    feed,
+    registry: store,
+    settings: { syncCounts: async () => ({ inSync: 0, outOfSync: 0 }) },
+    lookups: directory.latency,
+    auditsDropped: directory.auditsDropped,
+    caCertificates: () => [],
+    clock,
+    build: { version: '0.0.0' },
+  }
+}
+
 describe('the registry directory audit writes', () => {
   it('holds at most maxPendingAudits unfinished audit writes: past them a record is dropped and logged, the held ones land in order', async () => {
     const clock = fixedClock(NOW)
@@ -105,10 +138,18 @@ describe('the registry directory audit writes', () => {
     const directory = createRegistryDirectory({ store: stalled, feed, clock, log }, { maxPendingAudits: 3 })
     for (let n = 1; n <= 5; n++) directory.audit({ actor: 'broker', action: 'session.opened', subject: `dev-${n}` })
     expect(lines.filter((l) => l.msg.startsWith('audit record dropped')).map((l) => l.dropped)).toEqual([1]) // once, with the count
+    expect(directory.auditsDropped()).toBe(2) // and counted: gatehouse_audit_dropped_total
+    // the 1,001st drop is logged again, and each is counted
+    for (let n = 6; n <= 1004; n++) directory.audit({ actor: 'broker', action: 'session.opened', subject: `dev-${n}` })
+    expect(lines.filter((l) => l.msg.startsWith('audit record dropped')).map((l) => l.dropped)).toEqual([1, 1001])
+    expect(directory.auditsDropped()).toBe(1001)
+    const metrics = createMetrics(metricsSourcesOf(directory, store, feed, clock))
+    expect((await metrics.render()).split('\n')).toContain('gatehouse_audit_dropped_total 1001')
     release()
     await waitFor(async () => (await store.listAudit()).length === 3, 5000, 'the three held audit records')
     expect((await store.listAudit()).map((e) => e.subject).sort()).toEqual(['dev-1', 'dev-2', 'dev-3'])
-    directory.audit({ actor: 'broker', action: 'session.opened', subject: 'dev-6' }) // room again once they landed
-    await waitFor(async () => (await store.listAudit()).some((e) => e.subject === 'dev-6'), 5000, 'a record after the held ones landed')
+    directory.audit({ actor: 'broker', action: 'session.opened', subject: 'dev-last' }) // room again once they landed
+    await waitFor(async () => (await store.listAudit()).some((e) => e.subject === 'dev-last'), 5000, 'a record after the held ones landed')
+    expect(directory.auditsDropped()).toBe(1001)
   })
 })

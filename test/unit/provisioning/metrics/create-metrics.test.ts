@@ -65,6 +65,7 @@ function sources(overrides: Partial<MetricsSources> = {}) {
       registry: { lastEventSeq: async () => 0, countCertificatesExpiring: async () => 0, auditWriteFailures: () => 0 },
       settings: { syncCounts: async () => ({ inSync: 0, outOfSync: 0 }) },
       lookups: { device: createHistogram(), claim: createHistogram() },
+      auditsDropped: () => 0,
       caCertificates: () => [],
       clock,
       build: { version: '0.0.0' },
