@@ -92,12 +92,17 @@ export async function buildProgram(io: CliIo, options: { json?: boolean; argv?: 
         import('./provisioning/index.ts'),
       ])
       const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
-      const control = await openControlPlane(config.dataDir, authorityOptions(config), {
-        log: cliLog(options),
-        ...(await secretsOf(io)),
-        ...databaseOf(config),
-        databasePool: poolOf(config),
-      })
+      // the CA's keys are read when a command first signs: most sign nothing (issue 14)
+      const control = await openControlPlane(
+        config.dataDir,
+        { ...authorityOptions(config), lazyCaKeys: true },
+        {
+          log: cliLog(options),
+          ...(await secretsOf(io)),
+          ...databaseOf(config),
+          databasePool: poolOf(config),
+        },
+      )
       return {
         authority: control.authority,
         settings: control.settings,

@@ -49,6 +49,7 @@ export {
   type IssuerKeyPair,
   type CertificateAuthority,
   type OperatingCa,
+  type CaCertificates,
   createCertificateAuthority,
   issueIssuingCa,
   isIssuedBy,
