@@ -494,9 +494,25 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
 
 function processIo(): CliIo {
   return {
-    out: (s) => void process.stdout.write(s),
-    err: (s) => void process.stderr.write(s),
+    out: writerTo(process.stdout),
+    err: writerTo(process.stderr),
     isTty: Boolean(process.stderr.isTTY),
     env: process.env,
+  }
+}
+
+/**
+ * Writes to a stream until its reader goes away (`gatehouse device list | head -1`: EPIPE), then drops the rest:
+ * the command runs to its end as it would have, and exits as it would have, with no error and no stack, as
+ * `git log | head` does (issue 14). Any other error of the stream is thrown, as before.
+ */
+function writerTo(stream: NodeJS.WriteStream): (text: string) => void {
+  let open = true
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err
+    open = false
+  })
+  return (text) => {
+    if (open) stream.write(text)
   }
 }
