@@ -92,12 +92,17 @@ export async function buildProgram(io: CliIo, options: { json?: boolean; argv?: 
         import('./provisioning/index.ts'),
       ])
       const config = loadConfig(configFlags(options as Record<string, unknown>), io.env)
-      const control = await openControlPlane(config.dataDir, authorityOptions(config), {
-        log: cliLog(options),
-        ...(await secretsOf(io)),
-        ...databaseOf(config),
-        databasePool: poolOf(config),
-      })
+      // the CA's keys are read when a command first signs: most sign nothing (issue 14)
+      const control = await openControlPlane(
+        config.dataDir,
+        { ...authorityOptions(config), lazyCaKeys: true },
+        {
+          log: cliLog(options),
+          ...(await secretsOf(io)),
+          ...databaseOf(config),
+          databasePool: poolOf(config),
+        },
+      )
       return {
         authority: control.authority,
         settings: control.settings,
@@ -489,9 +494,25 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
 
 function processIo(): CliIo {
   return {
-    out: (s) => void process.stdout.write(s),
-    err: (s) => void process.stderr.write(s),
+    out: writerTo(process.stdout),
+    err: writerTo(process.stderr),
     isTty: Boolean(process.stderr.isTTY),
     env: process.env,
+  }
+}
+
+/**
+ * Writes to a stream until its reader goes away (`gatehouse device list | head -1`: EPIPE), then drops the rest:
+ * the command runs to its end as it would have, and exits as it would have, with no error and no stack, as
+ * `git log | head` does (issue 14). Any other error of the stream is thrown, as before.
+ */
+function writerTo(stream: NodeJS.WriteStream): (text: string) => void {
+  let open = true
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err
+    open = false
+  })
+  return (text) => {
+    if (open) stream.write(text)
   }
 }

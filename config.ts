@@ -10,9 +10,9 @@ import {
   LIMITS_SCHEMA,
   PROXY_PROTOCOL_SCHEMA,
   TELEMETRY_ROUTES_SCHEMA,
-  resolveAiBridgeOptions,
-  resolveLimits,
-  resolveProxyProtocol,
+  checkAiBridgeOptions,
+  checkLimits,
+  checkProxyProtocol,
 } from './broker/options.ts'
 import { deepFreeze, describeSchemaErrors, KEY_ALGORITHMS, schemaValidator, type FromSchema } from './certs/index.ts'
 import {
@@ -102,7 +102,7 @@ export const configSchema = {
      * and its caller gets GH_STORE_TIMEOUT (a device's CONNECT: "server unavailable") instead of waiting forever
      */
     databaseStatementTimeoutMs: { type: 'integer', minimum: 100, maximum: 3_600_000, default: 15_000 },
-    /** broker protection limits (broker/limits.ts); the rules relating two limits are checked by resolveLimits() */
+    /** broker protection limits (broker/limits.ts); the rules relating two limits are checked by checkLimits() */
     limits: { ...LIMITS_SCHEMA, default: {} },
     /** PROXY protocol v1/v2 on the MQTT listener from these load balancers (docs/deployment.md); off by default */
     proxyProtocol: { ...PROXY_PROTOCOL_SCHEMA, default: {} },
@@ -276,12 +276,16 @@ function envLabel(sources: Map<string, string>): (instancePath: string) => strin
   }
 }
 
-/** The rules relating two keys of one plane's options, and what JSON Schema cannot say (address ranges, URLs). */
+/**
+ * The rules relating two keys of one plane's options, and what JSON Schema cannot say (address ranges, URLs):
+ * the planes' own checks, over what the config's schema has already validated and filled (their schemas are
+ * embedded in it), so nothing is validated twice (issue 14).
+ */
 function planeProblems(config: Config, used: EnvBinding[]): string[] {
   const checks: [string, () => unknown][] = [
-    ['limits', () => resolveLimits(config.limits)],
-    ['proxyProtocol', () => resolveProxyProtocol(config.proxyProtocol)],
-    ['ai', () => resolveAiBridgeOptions(config.ai)],
+    ['limits', () => checkLimits(config.limits)],
+    ['proxyProtocol', () => checkProxyProtocol(config.proxyProtocol)],
+    ['ai', () => checkAiBridgeOptions(config.ai)],
   ]
   return checks.flatMap(([key, check]) => {
     try {
@@ -407,9 +411,10 @@ const limitValuesValidator = schemaValidator('limit-values', LIMIT_VALUES_SCHEMA
 
 /** The tiers there are (the AI bridge's configured tiers and defaultTier) and how a limits document is checked. */
 export function limitsPolicy(config: Readonly<Config>): LimitsPolicy {
-  const limits = resolveLimits(config.limits)
+  // loadConfig checked both (planeProblems): a Config holds them resolved
+  const limits = config.limits
   return {
-    tiers: [...new Set([config.defaultTier, ...Object.keys(resolveAiBridgeOptions(config.ai).tiers)])].sort(),
+    tiers: [...new Set([config.defaultTier, ...Object.keys(config.ai.tiers)])].sort(),
     schema: LIMIT_VALUES_SCHEMA,
     problems(values) {
       const validateLimitValues = limitValuesValidator()

@@ -1,4 +1,4 @@
-import { deepFreeze, type FromSchema } from '../certs/index.ts'
+import { deepFreeze, schemaDefaults, type FromSchema } from '../certs/index.ts'
 import { BrokerOptionInvalid } from './errors.ts'
 import { optionsValidator } from './option-schemas.ts'
 
@@ -6,7 +6,7 @@ import { optionsValidator } from './option-schemas.ts'
  * Protection limits of the data plane, with safe defaults (docs/conventions.md §12: typed options with
  * defaults). LIMITS_SCHEMA is the one declaration: the type, the ranges and the defaults all come from
  * it, config.ts embeds it under `limits` (gatehouse.json and GATEHOUSE_LIMITS_* env names), and
- * resolveLimits() checks only the rules that relate two limits. A new limit is one entry below.
+ * checkLimits() (in resolveLimits()) checks only the rules that relate two limits. A new limit is one entry below.
  *
  * The per-address defaults let a large fleet behind one NAT or load balancer reconnect after a
  * restart: 10,000 devices from one address within a minute (burst 2,000 + 200/s x 60 s = 14,000).
@@ -138,12 +138,20 @@ function crossLimitProblems(l: BrokerLimits): string[] {
   return problems
 }
 
-/** Defaults < input; every problem reported at once as GH_BROKER_OPTION_INVALID. The input is not modified. */
-export function resolveLimits(input: BrokerLimitsInput = {}): Readonly<BrokerLimits> {
-  const l = validate(input)
+/**
+ * The rules relating two limits, over limits LIMITS_SCHEMA has already checked and filled (resolveLimits, or
+ * the configuration's one validation, config.ts): GH_BROKER_OPTION_INVALID with every problem.
+ */
+export function checkLimits(l: BrokerLimits): BrokerLimits {
   const problems = crossLimitProblems(l)
   if (problems.length > 0) throw new BrokerOptionInvalid('limits', problems.join('; '))
-  return deepFreeze(l)
+  return l
 }
 
-export const DEFAULT_LIMITS: Readonly<BrokerLimits> = resolveLimits()
+/** Defaults < input; every problem reported at once as GH_BROKER_OPTION_INVALID. The input is not modified. */
+export function resolveLimits(input: BrokerLimitsInput = {}): Readonly<BrokerLimits> {
+  return deepFreeze(checkLimits(validate(input)))
+}
+
+// the schema's defaults without its validator: importing this file (config.ts, every CLI call) validates nothing
+export const DEFAULT_LIMITS: Readonly<BrokerLimits> = deepFreeze(checkLimits(schemaDefaults<BrokerLimits>(LIMITS_SCHEMA)))

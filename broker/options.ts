@@ -1,12 +1,12 @@
-// The broker's option schemas and their resolvers, for config.ts: a second face of broker/ that loads no
+// The broker's option schemas and the checks JSON Schema cannot make, for config.ts: a second face of broker/ that loads no
 // runtime (no aedes, ws, ioredis), so a CLI command that only reads the configuration does not pay for
 // loading the data plane (docs/conventions.md §2). Everything else outside broker/ imports broker/index.ts.
 import type { FromSchema } from '../certs/index.ts'
 
-export { LIMITS_SCHEMA, resolveLimits } from './limits.ts'
+export { checkLimits, LIMITS_SCHEMA, resolveLimits } from './limits.ts'
 export { DEVICE_LIMITS_SCHEMA, deviceLimitProblems } from './device-limits.ts'
-export { PROXY_PROTOCOL_SCHEMA, resolveProxyProtocol } from './proxy-protocol.ts'
-export { AI_BRIDGE_OPTIONS_SCHEMA, AI_LIMIT_VALUES_SCHEMA, resolveAiBridgeOptions } from './ai-bridge/options.ts'
+export { checkProxyProtocol, PROXY_PROTOCOL_SCHEMA } from './proxy-protocol.ts'
+export { AI_BRIDGE_OPTIONS_SCHEMA, AI_LIMIT_VALUES_SCHEMA, checkAiBridgeOptions } from './ai-bridge/options.ts'
 export { TELEMETRY_ROUTES_SCHEMA } from './telemetry-routes/options.ts'
 
 /** `cluster` in the configuration: absent = one process (Mode 1), present = a node of a cluster on this Redis. */

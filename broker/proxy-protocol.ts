@@ -40,13 +40,20 @@ const V1_MAX = 107
 
 /** Defaults < input; GH_BROKER_OPTION_INVALID lists every problem. The input is not modified. */
 export function resolveProxyProtocol(input: ProxyProtocolInput = {}): Readonly<ProxyProtocolOptions> {
-  const o = validate(input)
+  return deepFreeze(checkProxyProtocol(validate(input)))
+}
+
+/**
+ * What JSON Schema cannot say, over options PROXY_PROTOCOL_SCHEMA has already checked and filled
+ * (resolveProxyProtocol, or the configuration's one validation, config.ts): GH_BROKER_OPTION_INVALID.
+ */
+export function checkProxyProtocol(o: ProxyProtocolOptions): ProxyProtocolOptions {
   // an address range is more than JSON Schema can say: parsed here, as trustedProxyMatcher() does
   const problems = o.trustedProxies
     .filter((entry) => parseRange(entry) === null)
     .map((entry) => `trustedProxies: '${entry.slice(0, 64)}' is not an IP address or CIDR range`)
   if (problems.length > 0) throw new BrokerOptionInvalid('proxyProtocol', problems.join('; '))
-  return deepFreeze(o)
+  return o
 }
 
 function parseRange(entry: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | null {

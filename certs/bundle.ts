@@ -3,7 +3,7 @@ import { createRequire } from 'node:module'
 import { x509 } from './x509.ts'
 import type { X509Certificate, X509Crl } from '@peculiar/x509'
 import type Forge from 'node-forge'
-import type { OperatingCa } from './ca.ts'
+import type { CaCertificates } from './ca.ts'
 import { BundleKeyMismatch, CertInvalid, KeyInvalid } from './errors.ts'
 import { errorText } from './keys.ts'
 import { derToPem } from './pem.ts'
@@ -30,8 +30,8 @@ export function crlToDer(crl: X509Crl): Uint8Array {
 }
 
 /** The chain to trust, as concatenated PEM: the issuing CA first, then the previous issuing CAs, then the root. */
-export function chainPem(ca: OperatingCa | readonly X509Certificate[]): string {
-  const authority = ca as OperatingCa
+export function chainPem(ca: CaCertificates | readonly X509Certificate[]): string {
+  const authority = ca as CaCertificates
   const certs = Array.isArray(ca)
     ? ca
     : [authority.issuing.certificate, ...(authority.previous ?? []).map((p) => p.certificate), authority.root.certificate]

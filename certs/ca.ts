@@ -42,6 +42,16 @@ export interface CertificateAuthority {
  */
 export type OperatingCa = Omit<CertificateAuthority, 'root'> & { root: { certificate: X509Certificate } }
 
+/**
+ * A CA's certificates without its keys: what a process that may sign nothing reads at first (the CLI), its
+ * keys read when something first signs. An OperatingCa is one.
+ */
+export interface CaCertificates {
+  root: { certificate: X509Certificate }
+  issuing: { certificate: X509Certificate }
+  previous?: readonly { certificate: X509Certificate }[]
+}
+
 export interface CreateCertificateAuthorityOptions {
   /** default 'Gatehouse': subjects become "<name> Root CA" and "<name> Issuing CA" */
   name?: string

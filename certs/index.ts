@@ -11,7 +11,7 @@ export { type EventThrottle, createEventThrottle } from './event-throttle.ts'
 export { type Histogram, createHistogram, observeHistogram } from './histogram.ts'
 export { signedHeaders } from './webhook-signature.ts'
 export { isPrivateAddress, isLocalHostName } from './private-address.ts'
-export { type FromSchema, deepFreeze, describeSchemaErrors } from './json-schema.ts'
+export { type FromSchema, deepFreeze, describeSchemaErrors, schemaDefaults } from './json-schema.ts'
 export { newAjv, schemaValidator } from './prebuilt-validators.ts'
 export {
   DEVICE_ID_PATTERN_SOURCE,
@@ -49,6 +49,7 @@ export {
   type IssuerKeyPair,
   type CertificateAuthority,
   type OperatingCa,
+  type CaCertificates,
   createCertificateAuthority,
   issueIssuingCa,
   isIssuedBy,

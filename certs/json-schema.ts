@@ -63,6 +63,26 @@ export function describeSchemaErrors(
     })
 }
 
+interface DefaultsNode {
+  default?: unknown
+  properties?: Record<string, DefaultsNode>
+}
+
+/**
+ * What a validator with `useDefaults` makes of `{}` for an object schema whose defaults sit on its properties
+ * (each property's default, then its own properties' defaults within it), without loading a validator: for a
+ * module's constant of defaults, since a module does no work at import (docs/conventions.md §2). A test pins it
+ * to the validator's answer (DEFAULT_LIMITS: test/unit/broker/limits.test.ts).
+ */
+export function schemaDefaults<T>(schema: DefaultsNode, into: Record<string, unknown> = {}): T {
+  for (const [key, node] of Object.entries(schema.properties ?? {})) {
+    if (into[key] === undefined && node.default !== undefined) into[key] = structuredClone(node.default)
+    const value = into[key]
+    if (node.properties && value && typeof value === 'object') schemaDefaults(node, value as Record<string, unknown>)
+  }
+  return into as T
+}
+
 /** Resolved options are frozen all the way down. */
 export function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object') {

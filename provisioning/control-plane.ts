@@ -3,8 +3,8 @@ import { cryptoRandom, systemClock, type Clock, type KeyAlgorithm, type Random }
 import { createAppService, type AppPolicy, type AppService } from './apps/index.ts'
 import { createApiKeyService, type ApiKeyService } from './api-keys/api-key-service.ts'
 import { createAiUsageService, type AiUsageService } from './ai-usage/ai-usage-service.ts'
-import { createDeviceAuthority, type AuthorityOptions, type DeviceAuthority } from './authority/device-authority.ts'
-import { initDataDir, loadCa, recordInterruptedRotation, type InitResult, type Pkcs11Location } from './ca/index.ts'
+import { createDeviceAuthority, type AuthorityCa, type AuthorityOptions, type DeviceAuthority } from './authority/device-authority.ts'
+import { initDataDir, loadCa, loadCaCertificates, recordInterruptedRotation, type InitResult, type Pkcs11Location } from './ca/index.ts'
 import { dataDirLayout } from './data-dir/layout.ts'
 import { loadSettingsKey } from './data-dir/settings-key.ts'
 import { checkFleet, type CheckOptions, type CheckReport } from './checks/index.ts'
@@ -66,17 +66,21 @@ export interface ControlPlane {
 
 /**
  * Opens the registry and the CA of a data directory. The CA is loaded first, so a wrong passphrase, a
- * missing or corrupt key or a loose file mode stops here and changes nothing.
+ * missing or corrupt key or a loose file mode stops here and changes nothing. With `lazyCaKeys` (the CLI:
+ * most commands sign nothing) only the CA's certificates are read here, and its keys when something first
+ * signs, with the same errors then, before that operation changes anything (issue 14).
  */
 export async function openControlPlane(
   dataDir: string,
   options: AuthorityOptions &
-    EnrollmentOptions & { settings?: SettingsLimits; limits?: LimitsPolicy; routes?: RoutePolicy; apps?: AppPolicy },
+    EnrollmentOptions & { settings?: SettingsLimits; limits?: LimitsPolicy; routes?: RoutePolicy; apps?: AppPolicy; lazyCaKeys?: boolean },
   deps: ControlPlaneDeps,
 ): Promise<ControlPlane> {
   const clock = deps.clock ?? systemClock
   const random = deps.random ?? cryptoRandom
-  const ca = await loadCa(dataDir, deps, clock)
+  const ca = options.lazyCaKeys
+    ? { ca: loadCaCertificates(dataDir, clock), loadCa: () => loadCa(dataDir, deps, clock) }
+    : { ca: await loadCa(dataDir, deps, clock) }
   const store = await openRegistry(dataDirLayout(dataDir).database, deps.databaseUrl, deps.databasePool)
   try {
     return await assemble(dataDir, options, deps, { ca, store, clock, random })
@@ -92,13 +96,13 @@ async function assemble(
   dataDir: string,
   options: Parameters<typeof openControlPlane>[1],
   deps: ControlPlaneDeps,
-  { ca, store, clock, random }: { ca: Awaited<ReturnType<typeof loadCa>>; store: Registry; clock: Clock; random: Random },
+  { ca, store, clock, random }: { ca: AuthorityCa; store: Registry; clock: Clock; random: Random },
 ): Promise<ControlPlane> {
   // a `ca rotate` killed past its commit gets its audit entry and event now (ca/rotation-journal.ts)
   await recordInterruptedRotation(store, dataDirLayout(dataDir), { clock, log: deps.log.child({ module: 'provisioning.ca' }) })
   const cipher = await openSettingsCipher(dataDir, store, deps, random)
   const authority = createDeviceAuthority(
-    { store, ca, clock, random, claims: store.claims, apps: store.apps, log: deps.log.child({ module: 'provisioning.authority' }) },
+    { store, ...ca, clock, random, claims: store.claims, apps: store.apps, log: deps.log.child({ module: 'provisioning.authority' }) },
     options,
   )
   const settings = createSettingsService(

@@ -6,7 +6,7 @@ import { optionsValidator } from '../option-schemas.ts'
  * The AI bridge's options: one JSON schema (types, ranges, defaults; `additionalProperties: false`
  * everywhere) from which the TypeScript types below are derived. Zero configuration means the local
  * provider (no network) and safe limits. config.ts embeds AI_BRIDGE_OPTIONS_SCHEMA under its `ai` key;
- * resolveAiBridgeOptions() adds the rules that relate two keys. Both report every problem at once.
+ * checkAiBridgeOptions() (in resolveAiBridgeOptions()) adds the rules that relate two keys. Both report every problem at once.
  */
 
 export const PROVIDER_NAMES = ['local', 'openai', 'webhook'] as const
@@ -326,7 +326,14 @@ function httpUrlProblem(name: string, value: string): string | null {
  * The input is not modified.
  */
 export function resolveAiBridgeOptions(input: AiBridgeOptionsInput | Record<string, unknown> = {}): Readonly<AiBridgeOptions> {
-  const options = validate(input)
+  return deepFreeze(checkAiBridgeOptions(validate(input)))
+}
+
+/**
+ * The rules relating two keys, over options AI_BRIDGE_OPTIONS_SCHEMA has already checked and filled
+ * (resolveAiBridgeOptions, or the configuration's one validation, config.ts): GH_AI_OPTIONS_INVALID.
+ */
+export function checkAiBridgeOptions(options: AiBridgeOptions): AiBridgeOptions {
   const problems: string[] = []
   const configured = (p: ProviderName) => p === 'local' || options.providers[p] !== undefined
   if (!options.tiers[options.defaultTier]) problems.push(`defaultTier "${options.defaultTier}" has no entry in tiers`)
@@ -350,5 +357,5 @@ export function resolveAiBridgeOptions(input: AiBridgeOptionsInput | Record<stri
     if (p) problems.push(p)
   }
   if (problems.length > 0) throw new AiOptionsInvalid(problems.join('; '))
-  return deepFreeze(options)
+  return options
 }

@@ -126,7 +126,7 @@ export function createAppService(
   deps: {
     store: RegistryStore
     apps: AppStore
-    authority: Pick<DeviceAuthority, 'ca' | 'chainPem' | 'crlUrl' | 'currentCrls'>
+    authority: Pick<DeviceAuthority, 'signingCa' | 'chainPem' | 'crlUrl' | 'currentCrls'>
     clock: Clock
     random: Random
     log: Logger
@@ -152,7 +152,7 @@ export function createAppService(
   async function issue(name: string, csr: string | Uint8Array | undefined) {
     const keys = csr === undefined ? await generateKeyPair('p256') : undefined
     const publicKey = keys ? keys.publicKey : (await parseCsr(csr as string | Uint8Array, { expectedAppName: name })).publicKey
-    const ca = authority.ca
+    const ca = await authority.signingCa()
     const crlUrl = await authority.crlUrl(ca)
     const notAfter = new Date(clock.now().getTime() + policy.validDays * 86_400_000)
     const cert = await issueAppCertificate(ca.issuing, { name, publicKey, notAfter, ...(crlUrl && { crlUrl }) }, { clock, random })
@@ -258,6 +258,8 @@ export function createAppService(
       const certs = await apps.certificates(name)
       if (serial !== undefined && !certs.some((c) => c.serial === serial && c.status === 'active'))
         throw new AppCertificateNotFound(name, String(serial).slice(0, 80), name)
+      // the CRLs are signed after the commit: the CA's key is read first, so a key that cannot be read changes nothing
+      await authority.signingCa()
       const at = clock.now()
       await store.transaction(async () => {
         if (serial === undefined) await apps.revoke(name, at)

@@ -10,6 +10,7 @@ import {
   parseCsr,
   pkcs8ToPem,
   publicKeySha256,
+  type CaCertificates,
   type OperatingCa,
   type Clock,
   type CrlReason,
@@ -36,9 +37,20 @@ import { createBatchProvisioner, type BatchRequest, type PreparedBatch } from '.
 import { createDeviceChanges } from './device-changes.ts'
 import { assertLabels } from './labels.ts'
 
-export interface AuthorityDeps {
+export type AuthorityDeps = AuthorityBaseDeps & AuthorityCa
+
+/** The CA an authority issues with: keys and all, or only its certificates and how to read the keys when something first signs. */
+export type AuthorityCa =
+  | { ca: OperatingCa }
+  | {
+      /** the CA's certificates (loadCaCertificates, the CLI) */
+      ca: CaCertificates
+      /** reads the whole CA, keys and all (loadCa); a failure is thrown to the signature that asked, which changed nothing */
+      loadCa(): Promise<OperatingCa>
+    }
+
+interface AuthorityBaseDeps {
   store: RegistryStore
-  ca: OperatingCa
   clock: Clock
   random: Random
   log: Logger
@@ -117,18 +129,58 @@ export type Actor = string
 
 export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOptions = {}) {
   const { store, clock, random, log } = deps
-  // the CA in use; reloadCa() swaps it (and the chain and CRLs with it) after a rotation
-  let ca = deps.ca
   const validDays = options.validDays ?? 365
   const keyAlgorithm = options.keyAlgorithm ?? 'p256'
   const defaultTier = options.defaultTier ?? 'standard'
   const overlapMs = (options.renewOverlapHours ?? 24) * 3600_000
+  // The CA in use: its certificates and chain from the start; its keys, with the CRLs they sign, from the first
+  // signature (signer()): at once when the deps bring them, else read then, so a command that signs nothing
+  // never reads a CA key (issue 14). reloadCa() swaps all of it after a rotation.
+  let ca: CaCertificates = deps.ca
   let chain = chainPem(ca)
-  let crl = createCrlService({ store, ca, clock, log, ...(deps.claims && { claims: deps.claims }), ...(deps.apps && { apps: deps.apps }) })
-  const crlUrls = new WeakMap<OperatingCa, Promise<string | undefined>>()
+  let signing: Promise<Signing> | undefined
+  if (!('loadCa' in deps)) use(deps.ca)
+  const crlUrls = new WeakMap<CaCertificates, Promise<string | undefined>>()
+
+  interface Signing {
+    ca: OperatingCa
+    crl: ReturnType<typeof createCrlService>
+  }
+
+  /** Issues with this CA from now on: its chain and CRLs follow it. */
+  function use(next: OperatingCa): Signing {
+    ca = next
+    chain = chainPem(next)
+    const crl = createCrlService({
+      store,
+      ca: next,
+      clock,
+      log,
+      ...(deps.claims && { claims: deps.claims }),
+      ...(deps.apps && { apps: deps.apps }),
+    })
+    const now = { ca: next, crl }
+    signing = Promise.resolve(now)
+    return now
+  }
+
+  /**
+   * The CA with its keys, and its CRLs: read on first use when the deps brought only its certificates (it then
+   * replaces them: a rotation in between is taken whole). A failed read is not kept; the next signature reads again.
+   */
+  function signer(): Promise<Signing> {
+    if (signing) return signing
+    if (!('loadCa' in deps)) return Promise.resolve(use(deps.ca))
+    const loading: Promise<Signing> = deps.loadCa().then((loaded) => (signing === loading ? use(loaded) : signer()))
+    signing = loading
+    loading.catch(() => {
+      if (signing === loading) signing = undefined
+    })
+    return loading
+  }
 
   /** The CRL URL that certificates of this CA's issuing CA carry, or undefined without a crlBaseUrl. */
-  function crlUrlOf(of: OperatingCa): Promise<string | undefined> {
+  function crlUrlOf(of: CaCertificates): Promise<string | undefined> {
     const base = options.crlBaseUrl
     if (base === undefined) return Promise.resolve(undefined)
     let url = crlUrls.get(of)
@@ -168,7 +220,7 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
       privateKey = pair.privateKey
     }
     // the key export runs on the thread pool while the certificate is signed
-    const issuing = ca
+    const { ca: issuing } = await signer()
     const url = await crlUrlOf(issuing)
     const [cert, pkcs8] = await Promise.all([
       issueDeviceCertificateDer(issuing.issuing, { deviceId, publicKey, validDays: days, ...(url && { crlUrl: url }) }, { clock, random }),
@@ -343,29 +395,24 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
     requireDevice,
     revokeInTransaction,
     setStatusInTransaction,
-    refreshCrl: () => crl.refresh(),
+    refreshCrl: async () => (await signer()).crl.refresh(),
+    signingCa: async () => (await signer()).ca,
   })
 
   return {
     chainPem: (): string => chain,
-    get ca(): OperatingCa {
+    /** the CA's certificates (its keys: signingCa()) */
+    get ca(): CaCertificates {
       return ca
     },
+    /** The CA with its keys, read now if not yet: what signs (claims, apps, the readiness check). */
+    signingCa: async (): Promise<OperatingCa> => (await signer()).ca,
     /** The CRL URL that certificates of this CA (default: the current one) carry; undefined without crlBaseUrl. */
-    crlUrl: (of: OperatingCa = ca): Promise<string | undefined> => crlUrlOf(of),
+    crlUrl: (of: CaCertificates = ca): Promise<string | undefined> => crlUrlOf(of),
 
     /** Issues with this CA from now on (after `ca rotate`): the chain and the CRLs follow it. */
     reloadCa(next: OperatingCa): void {
-      ca = next
-      chain = chainPem(next)
-      crl = createCrlService({
-        store,
-        ca: next,
-        clock,
-        log,
-        ...(deps.claims && { claims: deps.claims }),
-        ...(deps.apps && { apps: deps.apps }),
-      })
+      use(next)
     },
 
     prepareDevice,
@@ -396,9 +443,11 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
 
     /** Permanent: the device and every certificate it holds are revoked, and the CRL is reissued. */
     async revokeDevice(id: string, reason: CrlReason, actor: Actor): Promise<{ device: DeviceRecord; revokedSerials: string[] }> {
+      // the CRL is signed after the commit: its key is read first, so a CA key that cannot be read changes nothing
+      await signer()
       const revokedSerials = await store.transaction(async () => revokeInTransaction(id, reason, actor))
       log.info({ deviceId: id, actor, reason }, 'device revoked')
-      await crl.refresh()
+      await (await signer()).crl.refresh()
       return { device: await requireDevice(id), revokedSerials }
     },
 
@@ -421,11 +470,11 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
     listAudit: (filter?: AuditFilter): Promise<AuditEntry[]> => store.listAudit(filter),
 
     /** The current CRL, reissued first when a revocation is missing from it or it is half-way to nextUpdate. */
-    currentCrl: (): Promise<CrlSnapshot> => crl.current(),
+    currentCrl: async (): Promise<CrlSnapshot> => (await signer()).crl.current(),
     /** Every issuing CA's CRL (the current one first; then the previous ones, after a rotation), each reissued first if stale. */
-    currentCrls: (): Promise<CrlSnapshot[]> => crl.all(),
+    currentCrls: async (): Promise<CrlSnapshot[]> => (await signer()).crl.all(),
     /** The stored CRL of the issuing CA (current or previous) with this key id, reissued only when none is stored or it is half-way to nextUpdate. */
-    crlByKeyId: (keyId: string): Promise<CrlSnapshot | undefined> => crl.byKeyId(keyId),
+    crlByKeyId: async (keyId: string): Promise<CrlSnapshot | undefined> => (await signer()).crl.byKeyId(keyId),
   }
 
   async function setStatus(id: string, status: Exclude<DeviceStatus, 'revoked'>, actor: Actor): Promise<DeviceRecord> {

@@ -64,6 +64,8 @@ export function createDeviceChanges(deps: {
   revokeInTransaction(id: string, reason: CrlReason, actor: Actor, extra?: Record<string, unknown>): Promise<string[]>
   setStatusInTransaction(id: string, status: Exclude<DeviceStatus, 'revoked'>, actor: Actor, extra?: Record<string, unknown>): Promise<void>
   refreshCrl(): Promise<unknown>
+  /** reads the CA's keys if not yet (the CLI reads them on first use) */
+  signingCa(): Promise<unknown>
 }) {
   const { store, clock, log } = deps
 
@@ -184,6 +186,8 @@ export function createDeviceChanges(deps: {
       checkBulk(req)
       const result = (deviceIds: string[]): BulkResult => ({ action: req.action.kind, dryRun: req.dryRun === true, deviceIds })
       if (req.dryRun) return result((await select(req)).map((d) => d.id))
+      // the CRL is signed after the commit: its key is read first, so a CA key that cannot be read changes nothing
+      if (req.action.kind === 'revoke') await deps.signingCa()
       const deviceIds = await store.transaction(async () => {
         const picked = await select(req)
         for (const [i, d] of picked.entries()) {

@@ -11,6 +11,7 @@ import {
   privateKeyFromPem,
   privateKeyToPem,
   systemClock,
+  type CaCertificates,
   type CertificateAuthority,
   type Clock,
   type IssuerKeyPair,
@@ -151,8 +152,27 @@ export async function loadCa(
     }
     const settled = !existsSync(layout.pendingRotation) && readText(layout.issuingCert) === issuingPem
     if (!settled && attempt < 3) continue
-    const previous = await loadPreviousIssuers(layout, ca.issuing.certificate, secrets, clock)
+    const previous: IssuerKeyPair[] = []
+    for (const { certificate, keyPath } of livePreviousIssuers(layout, ca.issuing.certificate, clock))
+      previous.push({ certificate, privateKey: await readKey(keyPath, secrets) })
     return { ...ca, previous }
+  }
+}
+
+/**
+ * The CA's certificates as loadCa reads them, without its keys: what a CLI command reads at first, since most
+ * sign nothing (issue 14). Its keys are read when something first signs, by loadCa again (a rotation in between
+ * must not pair one CA's certificate with another's key). The same errors as loadCa's for the certificates.
+ */
+export function loadCaCertificates(dataDir: string, clock: Clock = systemClock): CaCertificates {
+  const layout = dataDirLayout(dataDir)
+  if (!existsSync(layout.caDir)) throw new CaNotInitialized(dataDir, dataDir)
+  completePendingRotation(layout)
+  const issuing = readCert(layout.issuingCert)
+  return {
+    root: { certificate: readCert(layout.rootCert) },
+    issuing: { certificate: issuing },
+    previous: livePreviousIssuers(layout, issuing, clock).map(({ certificate }) => ({ certificate })),
   }
 }
 
@@ -163,20 +183,18 @@ export async function loadRootKey(dataDir: string, secrets: CaSecrets = {}): Pro
 }
 
 /** ca/previous/<serial>/: the issuing CAs a rotation replaced, newest first (only those valid at now). */
-async function loadPreviousIssuers(
+function livePreviousIssuers(
   layout: DataDirLayout,
   current: X509Certificate,
-  secrets: CaSecrets,
   clock: Clock,
-): Promise<IssuerKeyPair[]> {
+): { certificate: X509Certificate; keyPath: string }[] {
   const now = clock.now().getTime()
-  const out: IssuerKeyPair[] = []
-  for (const { certificate, keyPath } of listPreviousIssuers(layout)) {
-    // a copy of the current one is what a crash right after keeping it leaves: skip it
-    if (certificate.serialNumber === current.serialNumber || certificate.notAfter.getTime() <= now) continue
-    out.push({ certificate, privateKey: await readKey(keyPath, secrets) })
-  }
-  return out.sort((a, b) => newestFirst(a.certificate, b.certificate))
+  return (
+    listPreviousIssuers(layout)
+      // a copy of the current one is what a crash right after keeping it leaves: skip it
+      .filter(({ certificate }) => certificate.serialNumber !== current.serialNumber && certificate.notAfter.getTime() > now)
+      .sort((a, b) => newestFirst(a.certificate, b.certificate))
+  )
 }
 
 /** Newest first: by notBefore, then by notAfter (two rotations within a second have the same notBefore). */

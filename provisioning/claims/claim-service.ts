@@ -51,7 +51,7 @@ export interface PreparedClaim {
 export interface ClaimServiceDeps {
   store: RegistryStore
   claims: ClaimStore
-  authority: Pick<DeviceAuthority, 'ca' | 'chainPem' | 'crlUrl'>
+  authority: Pick<DeviceAuthority, 'signingCa' | 'chainPem' | 'crlUrl'>
   clock: Clock
   random: Random
   log: Logger
@@ -149,7 +149,7 @@ export function createClaimService(deps: ClaimServiceDeps, options: { defaultTie
       let id = newClaimId(req.group, random)
       while (await claims.get(id)) id = newClaimId(req.group, random)
       const keys = await generateKeyPair('p256')
-      const ca = authority.ca
+      const ca = await authority.signingCa()
       const crlUrl = await authority.crlUrl(ca)
       const cert = await issueClaimCertificate(
         ca.issuing,

@@ -12,9 +12,9 @@ export function databaseCheck(store: Pick<RegistryStore, 'probeWrite'>, clock: C
   return async () => store.probeWrite(clock.now(), busyTimeoutMs)
 }
 
-/** The issuing CA is loaded, valid now, and its key signs for its certificate. */
+/** The issuing CA is loaded, valid now, and its key signs for its certificate (read now if it was not yet). */
 export function caCheck(
-  authority: { readonly ca: OperatingCa },
+  authority: { signingCa(): Promise<Pick<OperatingCa, 'issuing'>> },
   clock: Clock,
   syncProblem: () => Error | undefined = () => undefined,
 ): HealthCheck {
@@ -22,7 +22,7 @@ export function caCheck(
     // a shared registry's newest CA that this node could not install (GH_CA_SYNC_*): it serves the CA it has
     const problem = syncProblem()
     if (problem) throw problem
-    await assertIssuerUsable(authority.ca.issuing, clock.now())
+    await assertIssuerUsable((await authority.signingCa()).issuing, clock.now())
   }
 }
 

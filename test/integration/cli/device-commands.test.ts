@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { openssl, runCli, spawnCli } from '../../helpers/run-cli.ts'
@@ -350,6 +350,46 @@ describe('the CA at rest', () => {
     writeFileSync(join(dataDir, 'ca/issuing.key'), '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n')
     const corrupt = await cli(['device', 'create', 'x-2', '--out', out])
     expect(corrupt.stderr).toContain('error GH_CA_KEY_UNREADABLE')
+  })
+
+  it('reads the CA key only when a command signs: reading works without it, signing still stops with its code and changes nothing', async () => {
+    const env = { GATEHOUSE_CA_PASSPHRASE: 'correct horse' }
+    const { dir, dataDir, out, cli } = await initialised(env)
+    expect((await cli(['device', 'create', 'ok-1', '--out', out])).code).toBe(0)
+    const status = async () => JSON.parse((await cli(['device', 'show', 'ok-1', '--json'])).stdout).status
+    const actions = async () => JSON.parse((await cli(['audit', '--json'])).stdout).map((e: { action: string }) => e.action)
+    const before = await actions()
+    const reads = [['device', 'list'], ['device', 'show', 'ok-1'], ['audit'], ['settings', 'get', '--device', 'ok-1']]
+    // without the passphrase, and then with the key file gone: what signs nothing still works
+    for (const args of reads) {
+      const res = await cli(args, { GATEHOUSE_CA_PASSPHRASE: '' })
+      expect(res.code, `${args.join(' ')}: ${res.stderr}`).toBe(0)
+    }
+    const wrong = await cli(['device', 'revoke', 'ok-1'], { GATEHOUSE_CA_PASSPHRASE: 'battery staple' })
+    expect(wrong.stderr).toContain('error GH_CA_PASSPHRASE_WRONG')
+    renameSync(join(dataDir, 'ca/issuing.key'), join(dataDir, 'issuing.key.away'))
+    for (const args of reads) {
+      const res = await cli(args)
+      expect(res.code, `${args.join(' ')}: ${res.stderr}`).toBe(0)
+    }
+    const cases: [string[], string][] = [
+      [['device', 'create', 'no-1', '--out', out], 'GH_CA_KEY_UNREADABLE'],
+      [['device', 'revoke', 'ok-1'], 'GH_CA_KEY_UNREADABLE'],
+      [['device', 'bulk', 'revoke', '--status', 'active', '--max', '10'], 'GH_CA_KEY_UNREADABLE'],
+      [['claim', 'create', '--group', 'g', '--out', join(dir, 'claims')], 'GH_CA_KEY_UNREADABLE'],
+    ]
+    for (const [args, code] of cases) {
+      const res = await cli(args)
+      expect(res.code, args.join(' ')).toBe(1)
+      expect(res.stderr, args.join(' ')).toContain(`error ${code}`)
+    }
+    // the revocations (signed CRLs follow them) stopped before the registry changed
+    expect(await status()).toBe('active')
+    expect(await actions()).toEqual(before)
+    expect(existsSync(join(out, 'no-1'))).toBe(false)
+    renameSync(join(dataDir, 'issuing.key.away'), join(dataDir, 'ca/issuing.key'))
+    expect((await cli(['device', 'revoke', 'ok-1'])).code).toBe(0)
+    expect(await status()).toBe('revoked')
   })
 
   it('says to run init when there is no CA', async () => {

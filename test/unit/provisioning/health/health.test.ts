@@ -89,12 +89,12 @@ describe('the control plane checks', () => {
     const ca = await makeTestCa()
     const other = await makeTestCa({ keyAlgorithm: 'p256', name: 'Other' })
     const clock = fixedClock('2026-06-01T00:00:00Z')
-    await caCheck({ ca }, clock)()
+    await caCheck({ signingCa: async () => ca }, clock)()
     clock.set('2040-01-01T00:00:00Z')
-    await expect(caCheck({ ca }, clock)()).rejects.toMatchObject({ code: 'GH_CA_ISSUER_EXPIRED' })
+    await expect(caCheck({ signingCa: async () => ca }, clock)()).rejects.toMatchObject({ code: 'GH_CA_ISSUER_EXPIRED' })
     clock.set('2026-06-01T00:00:00Z')
     const swapped = { ...ca, issuing: { certificate: ca.issuing.certificate, privateKey: other.issuing.privateKey } }
-    await expect(caCheck({ ca: swapped }, clock)()).rejects.toMatchObject({ code: 'GH_CA_KEY_UNUSABLE' })
+    await expect(caCheck({ signingCa: async () => swapped }, clock)()).rejects.toMatchObject({ code: 'GH_CA_KEY_UNUSABLE' })
   })
 
   it('change feed: fails when stopped, or when its last successful poll (or its start) is older than five intervals (at least 2 s)', async () => {
