@@ -5,6 +5,7 @@ import tls from 'node:tls'
 import pg from 'pg'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
+import { normalizeSerial } from '../../../certs/index.ts'
 import { x509 } from '../../../certs/x509.ts'
 import { loadConfig } from '../../../config.ts'
 import { startGatehouse, type Gatehouse } from '../../../gatehouse.ts'
@@ -46,7 +47,7 @@ async function startNode(dataDir: string, env: NodeJS.ProcessEnv): Promise<{ nod
 function servedSerial(port: number, ca: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost', rejectUnauthorized: true }, () => {
-      resolve(socket.getPeerCertificate().serialNumber.toLowerCase())
+      resolve(normalizeSerial(socket.getPeerCertificate().serialNumber))
       socket.destroy()
     })
     socket.once('error', reject)
@@ -91,19 +92,19 @@ describe.runIf(available)('ca rotate on PostgreSQL reaches every node through th
 
     // B: the change feed's ca.rotated brings the new issuing CA from the database into its own data directory
     await waitFor(
-      () => b.node.control.authority.ca.issuing.certificate.serialNumber.toLowerCase() === newSerial,
+      () => normalizeSerial(b.node.control.authority.ca.issuing.certificate.serialNumber) === normalizeSerial(newSerial),
       15_000,
       "node B's authority on the new issuing CA",
     )
     const layoutB = dataDirLayout(dirB)
     expect(readFileSync(layoutB.issuingCert, 'utf8')).toBe(issuingA)
     for (const key of [layoutB.issuingKey, layoutB.serverKey]) expect(statSync(key).mode & 0o777).toBe(0o600)
-    expect(statSync(join(layoutB.previousDir, oldSerial.toLowerCase(), 'issuing.key')).mode & 0o777).toBe(0o600)
+    expect(statSync(join(layoutB.previousDir, normalizeSerial(oldSerial), 'issuing.key')).mode & 0o777).toBe(0o600)
     // B's own server certificate, issued from the new issuing CA, is what B now serves
     const serverB = firstCert(readFileSync(layoutB.serverCert, 'utf8'))
     expect(await serverB.verify({ publicKey: newIssuing.publicKey, signatureOnly: true })).toBe(true)
     await waitFor(
-      async () => (await servedSerial(b.node.mqtt.port, oldCreds.ca)) === serverB.serialNumber.toLowerCase(),
+      async () => (await servedSerial(b.node.mqtt.port, oldCreds.ca)) === normalizeSerial(serverB.serialNumber),
       10_000,
       "B's TLS on its new server certificate",
     )
