@@ -52,12 +52,22 @@ function checkLimit(limit: Readonly<RateLimit>): void {
 }
 
 /**
+ * At most this many buckets in one memory limiter: API key and claim buckets are made only for keys that
+ * verified, but the dashboard sign-in's are keyed by client address, which anyone reaching the port chooses.
+ */
+const MAX_MEMORY_BUCKETS = 100_000
+
+/**
  * Token buckets in memory, one per key, refilled from the injected clock. A bucket that has refilled to
  * `burst` is the same as no bucket, so each is dropped once full (swept at most once per refill time): the
  * map holds only keys used within about two refill times, whatever became of the others (a revoked key, a
- * deleted claim), besides forget().
+ * deleted claim), besides forget(); and at most maxKeys of them: a new key past it is refused until a bucket refills.
  */
-export function memoryRateBuckets(clock: Clock, limit: Readonly<RateLimit>): RateBuckets & { size(): number } {
+export function memoryRateBuckets(
+  clock: Clock,
+  limit: Readonly<RateLimit>,
+  maxKeys = MAX_MEMORY_BUCKETS,
+): RateBuckets & { size(): number } {
   checkLimit(limit)
   const buckets = new Map<string, { tokens: number; at: number }>()
   const fullAfterMs = (tokens: number) => ((limit.burst - tokens) / limit.ratePerSecond) * 1000
@@ -71,7 +81,11 @@ export function memoryRateBuckets(clock: Clock, limit: Readonly<RateLimit>): Rat
     async take(key) {
       const now = clock.now().getTime()
       sweep(now)
-      const b = buckets.get(key) ?? { tokens: limit.burst, at: now }
+      const known = buckets.get(key)
+      // a key seen for the first time while the map is full is refused, not tracked: keys can be untrusted input
+      // (the dashboard sign-in's client addresses); the sweep above, at most once per refill time, makes room
+      if (!known && buckets.size >= maxKeys) return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil(fullAfterMs(0) / 1000)) }
+      const b = known ?? { tokens: limit.burst, at: now }
       b.tokens = Math.min(limit.burst, b.tokens + (Math.max(0, now - b.at) / 1000) * limit.ratePerSecond)
       b.at = now
       buckets.set(key, b)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createRateLimiter } from '../../../../provisioning/api/rate-limiter.ts'
+import { createRateLimiter, memoryRateBuckets } from '../../../../provisioning/api/rate-limiter.ts'
 import { fixedClock } from '../../../helpers/clock.ts'
 import { apiHarness } from './api-harness.ts'
 
@@ -20,6 +20,18 @@ describe('the control plane rate limiter in memory', () => {
     clock.advance('10s')
     await limiter.take('live')
     expect(limiter.size()).toBe(1)
+  })
+
+  it('holds at most maxKeys buckets: a new key past it is refused until a bucket has refilled, known keys keep theirs', async () => {
+    const clock = fixedClock()
+    const buckets = memoryRateBuckets(clock, { ratePerSecond: 1, burst: 10 }, 3)
+    for (const key of ['a', 'b', 'c']) expect(await buckets.take(key)).toEqual({ ok: true })
+    expect(await buckets.take('d')).toEqual({ ok: false, retryAfterSeconds: 10 })
+    expect(await buckets.take('a')).toEqual({ ok: true }) // a known key is not affected
+    expect(buckets.size()).toBe(3)
+    clock.advance('10s') // every bucket refilled: swept to make room
+    expect(await buckets.take('d')).toEqual({ ok: true })
+    expect(buckets.size()).toBe(1)
   })
 
   it("drops a key's bucket when the key is revoked through the API", async () => {
