@@ -18,7 +18,7 @@ import { TopicNotDeviceBound } from './errors.ts'
 import { capText, createEventThrottle, systemTimers, type Clock, type Timers } from '../certs/index.ts'
 import { guardDirectory } from './guard-directory.ts'
 import { guardFrameSize } from './frame-size-guard.ts'
-import { createPacketBudget } from './packet-budget.ts'
+import { type AckCredit, createPacketBudget } from './packet-budget.ts'
 import { boundRedisSessionStore } from './redis-session-store.ts'
 import { createAuthenticate } from './hooks/authenticate.ts'
 import { createAuthorizePublish } from './hooks/authorize-publish.ts'
@@ -293,6 +293,7 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
     },
     handle(conn) {
       let handled: Client | undefined
+      const acks: AckCredit = { owed: 0 }
       guardFrameSize(
         conn,
         limits.maxPacketBytes,
@@ -337,9 +338,11 @@ export function createMqttCore(brokerDeps: BrokerDeps, limits: Readonly<BrokerLi
           }
           conn.destroy()
         },
-        packetBudget.meter(() => handled),
+        packetBudget.meter(() => handled, acks),
       )
       handled = aedes.handle(conn)
+      // innermost of the deliverQoS wrappers: owed only for what is actually handed to aedes to write
+      packetBudget.oweAcks(handled, acks)
       holdDeliveries(handled)
       slowReaders.bound(handled)
       return handled

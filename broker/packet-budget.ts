@@ -23,12 +23,29 @@ const PACKET_TYPES = [
   'auth',
 ]
 
+/** MQTT packet types a client sends to acknowledge a QoS 1/2 message the broker delivered to it. */
+const PUBACK = 4
+const PUBREC = 5
+const PUBCOMP = 7
+/** at most this many acknowledgements owed to one connection (two per QoS 2 message, 65,535 packet ids) */
+const MAX_ACK_CREDIT = 2 * 65_535
+
+/** One connection's acknowledgements owed: what the broker delivered at QoS 1/2 and the client has not acked yet. */
+export interface AckCredit {
+  owed: number
+}
+
 export interface PacketBudget {
   /**
    * The frame listener of one connection (frame-size-guard.ts calls it per frame, before aedes parses
-   * the frame): every packet after CONNECT takes a token from the bucket of the connection's principal.
+   * the frame): every packet after CONNECT takes a token from the bucket of the connection's principal,
+   * except a PUBACK, PUBREC or PUBCOMP the broker is owed (`acks`, counted by `oweAcks`): those answer
+   * what the broker chose to send, so a client reading a fleet's telemetry at QoS 1 (an app) is not cut
+   * off for acknowledging it, while acknowledgements nobody asked for cost a token like any packet.
    */
-  meter(clientOf: () => Client | undefined): FrameListener
+  meter(clientOf: () => Client | undefined, acks: AckCredit): FrameListener
+  /** Counts each QoS 1/2 message handed to the client (its deliverQoS) as one or two acknowledgements owed. */
+  oweAcks(client: Client, acks: AckCredit): void
   /** Marks the session closed by the broker and audits `device.throttled` (at most once per interval). */
   overBudget(client: Client | undefined, violation: Extract<FrameViolation, { kind: 'over-budget' }>): void
 }
@@ -52,11 +69,15 @@ export function createPacketBudget(
   const buckets = deps.packets
 
   return {
-    meter(clientOf) {
+    meter(clientOf, acks) {
       let frames = 0
       let pending = 0
       return (packetType) => {
         if (frames++ === 0) return null // CONNECT: the connection limits and authentication cover it
+        if ((packetType === PUBACK || packetType === PUBREC || packetType === PUBCOMP) && acks.owed > 0) {
+          acks.owed--
+          return null
+        }
         const client = clientOf()
         const ctx = client ? deps.connections.get(client) : undefined
         const principal = principalOf(ctx)
@@ -70,6 +91,15 @@ export function createPacketBudget(
         const now = deps.clock.now().getTime()
         ctx.packetAtMs = now
         return buckets.tryTake(principal.key, n, now) ? null : { kind: 'over-budget', packetType }
+      }
+    },
+    oweAcks(client, acks) {
+      const c = client as unknown as { deliverQoS: (packet: { qos?: number }, done: () => void) => void }
+      const original = c.deliverQoS
+      c.deliverQoS = (packet, done) => {
+        // aedes' deliverQoS hands a QoS 0 message on to deliver0: nothing is owed for it
+        if (packet.qos === 1 || packet.qos === 2) acks.owed = Math.min(MAX_ACK_CREDIT, acks.owed + packet.qos)
+        original.call(client, packet, done)
       }
     },
     overBudget(client, violation) {

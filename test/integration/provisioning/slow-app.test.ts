@@ -12,7 +12,8 @@ import { waitFor } from '../../helpers/wait.ts'
 // most limits.maxQueuedMessages / maxQueuedBytes of the broker's memory, the messages beyond are dropped,
 // counted and logged once per throttle window, devices and other subscribers go on at full speed, and
 // the app gets the newest messages once it reads again. An app's packets cost its packet budget as a
-// device's do.
+// device's do, except the acknowledgements of what the broker delivered to it (an app reading a fleet's
+// QoS 1 telemetry acks every message: the fleet, not the app, sets that rate).
 
 const MAX_QUEUED = 20
 const MAX_QUEUED_BYTES = 1024 * 1024
@@ -112,6 +113,29 @@ describe('a slow app is bounded like a device', () => {
     await waitFor(() => slowGot.includes('devices/pump-1/telemetry newest'), 10_000, 'the newest message at the resumed app')
     expect(slowGot.length + dropped).toBe(MESSAGES + 1)
     expect(slow.connected).toBe(true)
+  })
+
+  it('an app reading QoS 1 telemetry faster than its packet budget acks every message and stays connected', async () => {
+    // burst 40 and no refill to speak of: the app acks 240 messages, six times its burst
+    const { gatehouse, device, app } = await running({
+      packetRate: { ratePerSecond: 0.01, burst: 40 },
+      publishRate: { ratePerSecond: 10_000, burst: 10_000 },
+    })
+    const reader = await app('reader')
+    await reader.subscribeAsync('devices/+/telemetry', { qos: 1 })
+    const got = received(reader)
+    // eight devices, 30 QoS 1 messages each: within each device's own budget of 40 packets
+    const pumps = await Promise.all(Array.from({ length: 8 }, (_, i) => device(`pump-${i + 1}`, 'pumps')))
+    await Promise.all(
+      pumps.map((p) =>
+        Promise.all(Array.from({ length: 30 }, (_, j) => p.publishAsync(`devices/${p.options.clientId}/telemetry`, `m${j}`, { qos: 1 }))),
+      ),
+    )
+    await waitFor(() => got.length === 240, 10_000, 'the 240 messages at the app')
+    // a round trip behind the 240 PUBACKs on the same connection: the broker read them all and kept the app
+    await reader.subscribeAsync('devices/+/telemetry', { qos: 1 })
+    expect(reader.connected).toBe(true)
+    expect(await gatehouse.control.store.listAudit({ subject: 'app:reader', action: 'device.throttled' })).toEqual([])
   })
 
   it('an app that subscribes too fast is closed by the packet budget and audited as a device is', async () => {

@@ -120,6 +120,31 @@ describe('per-device packet budget (limits.packetRate)', () => {
     expect(h.directory.auditsFor('device.throttled')).toEqual([])
   })
 
+  it('acknowledgements of messages the broker delivered cost nothing; acknowledgements nobody is owed cost a token each', async () => {
+    const h = await startCore({ limits: { packetRate: { ratePerSecond: 1, burst: 10 } } }) // the clock never refills
+    h.device(A, SERIAL_A)
+    const client = await connected(h)
+    expect(
+      await flood(
+        client,
+        1,
+        () => ({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `devices/${A}/insights`, qos: 1 }] }),
+        'suback',
+      ),
+    ).toBe(1)
+    // five times the burst, at QoS 1: a reader (an app on a fleet's telemetry) acks every one and stays
+    for (let i = 0; i < 50; i++) await h.core.publishToDevice(`devices/${A}/insights`, `m${i}`, { qos: 1 })
+    const delivered = () => client.received.filter((p) => p.cmd === 'publish') as { messageId: number }[]
+    await waitFor(() => delivered().length === 50, 5000, '50 messages to the device')
+    for (const p of delivered()) client.send({ cmd: 'puback', messageId: p.messageId })
+    expect(await flood(client, 1, () => ({ cmd: 'pingreq' }), 'pingresp')).toBe(1)
+    expect(client.isClosed()).toBe(false)
+    // 2 of 10 tokens used: acks nobody is owed (a PUBACK flood) are packets like any other
+    expect(await flood(client, 20, (i) => ({ cmd: 'puback', messageId: 1000 + i }), 'none')).toBe(0)
+    expect(client.isClosed()).toBe(true)
+    expect(h.directory.auditsFor('device.throttled')[0]?.details).toMatchObject({ limit: 'packets', packetType: 'puback' })
+  })
+
   it('refills with time: a device within its rate is never closed', async () => {
     const h = await startCore({ limits: { packetRate: { ratePerSecond: 10, burst: 5 } } })
     h.device(A, SERIAL_A)
