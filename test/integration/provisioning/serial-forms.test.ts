@@ -9,6 +9,8 @@ import { startGatehouse } from '../../../gatehouse.ts'
 import { listPreviousIssuers } from '../../../provisioning/ca/keystore.ts'
 import { dataDirLayout, initControlPlane, openControlPlane, rotateCa, showCa } from '../../../provisioning/index.ts'
 import { attemptConnect } from '../../helpers/mqtt-clients.ts'
+import { waitFor } from '../../helpers/wait.ts'
+import { createDevices, simGatehouse, startDevice } from '../device-sim/gatehouse-fixture.ts'
 import { serialFirstByteRandom } from '../../helpers/random.ts'
 import { openssl } from '../../helpers/run-cli.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
@@ -50,6 +52,28 @@ describe('serials whose first digit is 0: one canonical form at every boundary',
     expect(crl?.issuerSerial).toMatch(/^a/) // the issuing CA's serial starts with 0x0a too
     const text = (await openssl(['crl', '-noout', '-text'], crl!.pem)).stdout
     expect(text).toContain(`Serial Number: ${printed}`)
+  })
+
+  it('a device on such a certificate renews over MQTT, and the certificate it connected with is superseded', async () => {
+    // made 250 days ago on a 365-day certificate: in the renewal window (from day ~244) today
+    let offset = -250 * 86_400_000
+    const sim = await simGatehouse({}, { clock: { now: () => new Date(Date.now() + offset) }, random })
+    const [bundle] = await createDevices(sim.gatehouse, ['sim-0001'])
+    offset = 0
+    const printed = new X509Certificate(bundle!.cert).serialNumber
+    expect(printed).toMatch(/^0A/)
+    const device = startDevice(bundle!, { broker: sim.broker, ratePerSecond: 5 })
+    await waitFor(
+      () => device.stats().renewals === 1,
+      15_000,
+      () => `one renewal; have ${JSON.stringify(device.stats())}`,
+    )
+    const { certificates } = await sim.gatehouse.control.authority.getDevice('sim-0001')
+    expect(certificates.map((c) => [c.serial.startsWith('a'), c.status])).toEqual([
+      [true, 'superseded'],
+      [true, 'active'],
+    ])
+    expect(certificates[0]!.serial).toBe(normalizeSerial(printed))
   })
 
   it('ca rotate keeps the replaced issuing CA in ca/previous/<canonical serial>/, and reads a folder named otherwise canonically', async () => {
