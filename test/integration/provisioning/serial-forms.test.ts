@@ -8,6 +8,7 @@ import { loadConfig } from '../../../config.ts'
 import { startGatehouse } from '../../../gatehouse.ts'
 import { listPreviousIssuers } from '../../../provisioning/ca/keystore.ts'
 import { dataDirLayout, initControlPlane, openControlPlane, rotateCa, showCa } from '../../../provisioning/index.ts'
+import { credentialsOf } from '../../helpers/broker-pki.ts'
 import { attemptConnect } from '../../helpers/mqtt-clients.ts'
 import { waitFor } from '../../helpers/wait.ts'
 import { createDevices, simGatehouse, startDevice } from '../device-sim/gatehouse-fixture.ts'
@@ -36,13 +37,7 @@ describe('serials whose first digit is 0: one canonical form at every boundary',
     const printed = new X509Certificate(issued.certificatePem).serialNumber // Node's form, as the broker sees it
     expect(printed).toMatch(/^0A/)
     expect(issued.serial).toBe(normalizeSerial(printed))
-    const creds = {
-      deviceId: 'pump-1',
-      cert: issued.certificatePem,
-      key: issued.privateKey!.pem,
-      ca: issued.chainPem,
-      serial: issued.serial,
-    }
+    const creds = credentialsOf(issued)
     expect((await attemptConnect(gatehouse.mqtt.port, creds)).connack).toBe(0)
 
     const { revokedSerials } = await operator.authority.revokeDevice('pump-1', 'keyCompromise', 'operator:test')
