@@ -1,4 +1,5 @@
 import type { PeerIdentity } from '../certs/index.ts'
+import type { ControlEvent } from '../provisioning/index.ts'
 
 /**
  * The one question the data plane asks the control plane (docs/architecture.md, docs/conventions.md §3).
@@ -39,29 +40,11 @@ export type AppLookup =
   | { kind: 'app'; name: string; serial: string; groups: string[] | null; classes: AppTopicClass[] }
   | { kind: 'refused'; reason: AppRefusalReason; name: string | null; serial: string }
 
-/** Events the control plane publishes; `noun.pastVerb` (docs/conventions.md §19). */
-export type ControlEvent =
-  | { type: 'device.created'; deviceId: string }
-  | { type: 'device.revoked'; deviceId: string }
-  | { type: 'device.disabled'; deviceId: string }
-  | { type: 'device.enabled'; deviceId: string }
-  /** the device's group, tier or labels changed */
-  | { type: 'device.updated'; deviceId: string }
-  | { type: 'certificate.issued'; deviceId: string; serial: string }
-  | { type: 'certificate.revoked'; deviceId: string; serial: string }
-  /** supersededAt (ISO): the end of the renewal overlap; sessions on it are closed then, not before */
-  | { type: 'certificate.superseded'; deviceId: string; serial: string; supersededAt: string }
-  | { type: 'settings.changed'; deviceId: string; version: number }
-  | { type: 'claim.revoked'; claimId: string }
-  /** an app was revoked, or with `serial` one of its certificates: its sessions (on that certificate) are closed at once */
-  | { type: 'app.revoked'; name: string; serial?: string }
-  | { type: 'ca.rotated'; serial: string }
-  /** a device's tier or its own limits changed */
-  | { type: 'device.updated'; deviceId: string }
-  /** a tier's limits changed */
-  | { type: 'tier.updated'; tier: string }
-  /** a telemetry route was created or deleted (broker/telemetry-routes/) */
-  | { type: 'route.changed'; routeId: string }
+/**
+ * Events the control plane publishes: its change feed's union (provisioning/events.ts), the one source
+ * (docs/conventions.md §6), read here as a type only (§2).
+ */
+export type { ControlEvent }
 
 /**
  * A device known by its id alone, with no certificate presented: what the broker asks before it acts for a

@@ -3,7 +3,9 @@
 // commands never sign or parse a certificate in depth: `x509` loads it on first use (issue 14), wired to
 // Node's WebCrypto once. Modules in certs/ take values from `x509` here, only inside functions (never at
 // module level, or importing the module would load the library); `import type` from '@peculiar/x509' is
-// fine anywhere. Facts start-up needs (subject, validity, fingerprint) come from node:crypto (x509-light.ts).
+// fine anywhere. Certificates read at start-up are deferred (parseCertificatesPem(pem, { defer: true }),
+// certs/bundle.ts): node:crypto's X509Certificate checks them at once and this library parses one only
+// when a property of it is first read.
 import { webcrypto } from 'node:crypto'
 import { createRequire } from 'node:module'
 import type * as X509 from '@peculiar/x509'

@@ -26,22 +26,20 @@ export type ControlEvent =
   | { type: 'device.revoked'; deviceId: string }
   | { type: 'device.disabled'; deviceId: string }
   | { type: 'device.enabled'; deviceId: string }
-  /** the device's group, tier or labels changed */
+  /** the device's group, tier, labels or its own limits changed */
   | { type: 'device.updated'; deviceId: string }
   | { type: 'certificate.issued'; deviceId: string; serial: string }
   | { type: 'certificate.revoked'; deviceId: string; serial: string }
-  /** supersededAt (ISO): the end of the renewal overlap, from when the certificate is refused */
+  /** supersededAt (ISO): the end of the renewal overlap, from when the certificate is refused; sessions on it are closed then, not before */
   | { type: 'certificate.superseded'; deviceId: string; serial: string; supersededAt: string }
   | { type: 'settings.changed'; deviceId: string; version: number }
   | { type: 'claim.revoked'; claimId: string }
   /** an app was revoked (its sessions close at once), or with `serial` one of its certificates (only a session on it closes) */
   | { type: 'app.revoked'; name: string; serial?: string }
   | { type: 'ca.rotated'; serial: string }
-  /** a device's tier or its own limits changed */
-  | { type: 'device.updated'; deviceId: string }
   /** a tier's limits changed */
   | { type: 'tier.updated'; tier: string }
-  /** a telemetry route was created or deleted */
+  /** a telemetry route was created or deleted (broker/telemetry-routes/) */
   | { type: 'route.changed'; routeId: string }
 
 /** Events about one device (every other kind concerns the fleet, a claim or the CA). */

@@ -1,6 +1,6 @@
 // The control plane's public face: what other folders use of it. Other folders import provisioning/ only
 // through this file; tests may import a module file directly.
-export { createChangeFeed, type ChangeFeed } from './events.ts'
+export { createChangeFeed, type ChangeFeed, type ControlEvent } from './events.ts'
 export { cachedDeviceContexts } from './device-contexts.ts'
 export { createRegistryDirectory } from './registry-directory.ts'
 export { createLastSeenRecorder } from './last-seen-recorder.ts'

@@ -4,6 +4,7 @@ import {
   AppNameInvalid,
   generateKeyPair,
   issueAppCertificate,
+  normalizeSerial,
   parseCsr,
   privateKeyToPem,
   publicKeySha256,
@@ -250,9 +251,12 @@ export function createAppService(
     /**
      * Revokes the app (permanent) or, given a serial, one of its certificates. Its live session is
      * closed, or given a serial only a session on that certificate (app.revoked, with the serial: the
-     * broker cuts it off within the change feed's interval), and the certificate goes on the CRL.
+     * broker cuts it off within the change feed's interval), and the certificate goes on the CRL. The serial
+     * may be written as openssl or Node print it (upper case, colons, a leading 00): it is compared, stored and
+     * sent in its canonical form (normalizeSerial), the registry's; anything but hex is GH_SERIAL_INVALID.
      */
-    async revoke(name: string, actor: string, serial?: string): Promise<AppView> {
+    async revoke(name: string, actor: string, given?: string): Promise<AppView> {
+      const serial = given === undefined ? undefined : normalizeSerial(given)
       const app = await require(name)
       if (app.status === 'revoked') throw new AppRevoked(name)
       const certs = await apps.certificates(name)

@@ -88,7 +88,7 @@ function signedByRoot(layout: DataDirLayout, issuers: CaMaterial['issuing'][]): 
     if (!cert.checkIssued(root) || !cert.verify(root.publicKey))
       throw new CaSyncRefused(`issuing CA ${i.serial} is not signed by this node's root CA`)
     if (normalizeSerial(cert.serialNumber) !== i.serial)
-      throw new CaSyncRefused(`issuing CA ${i.serial} has the serial ${cert.serialNumber}`)
+      throw new CaSyncRefused(`issuing CA ${i.serial} has the serial ${normalizeSerial(cert.serialNumber)}`)
   }
 }
 

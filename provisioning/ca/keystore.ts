@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import {
+  normalizeSerial,
   certificateToPem,
   chainPem,
   createCertificateAuthority,
@@ -207,9 +208,10 @@ export function listPreviousIssuers(layout: DataDirLayout): { serial: string; ce
   if (!existsSync(layout.previousDir)) return []
   return readdirSync(layout.previousDir)
     .filter((name) => /^[0-9a-f]+$/.test(name))
-    .map((serial) => {
-      const dir = join(layout.previousDir, serial)
-      return { serial, certificate: readCert(join(dir, 'issuing.crt')), keyPath: join(dir, 'issuing.key') }
+    .map((name) => {
+      const dir = join(layout.previousDir, name)
+      // the folder's name in the canonical form every caller compares with (a rotation writes it so)
+      return { serial: normalizeSerial(name), certificate: readCert(join(dir, 'issuing.crt')), keyPath: join(dir, 'issuing.key') }
     })
 }
 

@@ -4,7 +4,7 @@ import { loadServerTls, readCert, type ServerTlsMaterial } from './keystore.ts'
 import { dataDirLayout } from '../data-dir/layout.ts'
 import { completePendingRotation } from './pending-rotation.ts'
 import { recordInterruptedRotation } from './rotation-journal.ts'
-import { systemClock } from '../../certs/index.ts'
+import { normalizeSerial, systemClock } from '../../certs/index.ts'
 import type { ControlEvent } from '../events.ts'
 
 export interface CaReloader {
@@ -59,14 +59,18 @@ export function createCaReloader(deps: {
 
   async function reload(reason: string): Promise<void> {
     await sync()
-    const from = control.authority.ca.issuing.certificate.serialNumber
-    if (reason === 'check' && readCert(layout.issuingCert).serialNumber === from) return
+    const from = serialInUse()
+    if (reason === 'check' && serialOnDisk() === from) return
     // a rotation found by the hourly check may be one whose `ca rotate` was killed before its audit entry
     await recordInterruptedRotation(control.store, layout, { clock: systemClock, log })
     await control.reloadCa()
     deps.applyTls(await loadServerTls(dataDir, deps.passphrase))
-    log.info({ serial: control.authority.ca.issuing.certificate.serialNumber, previousSerial: from, reason }, 'issuing CA reloaded')
+    log.info({ serial: serialInUse(), previousSerial: from, reason }, 'issuing CA reloaded')
   }
+
+  // canonical (normalizeSerial), as every other log line, the audit and the events name a serial
+  const serialInUse = () => normalizeSerial(control.authority.ca.issuing.certificate.serialNumber)
+  const serialOnDisk = () => normalizeSerial(readCert(layout.issuingCert).serialNumber)
 
   function schedule(reason: string): void {
     if (queued) return // one more reload is already waiting: it will read the newest CA
@@ -87,8 +91,7 @@ export function createCaReloader(deps: {
       if (deps.sync) return schedule('check') // the database may hold a CA this directory lacks: read it
       try {
         completePendingRotation(layout)
-        const onDisk = readCert(layout.issuingCert).serialNumber
-        if (onDisk !== control.authority.ca.issuing.certificate.serialNumber) schedule('check')
+        if (serialOnDisk() !== serialInUse()) schedule('check')
       } catch (err) {
         log.error({ err }, 'CA check failed')
       }

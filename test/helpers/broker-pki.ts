@@ -27,6 +27,18 @@ export interface DeviceCredentials {
   serial: string
 }
 
+/** What a device connects with, from what the authority issued it (createDevice, with the key it generated). */
+export function credentialsOf(issued: {
+  deviceId: string
+  certificatePem: string
+  chainPem: string
+  serial: string
+  privateKey?: { pem: string }
+}): DeviceCredentials {
+  if (!issued.privateKey) throw new Error(`no private key was issued with ${issued.deviceId}'s certificate`)
+  return { deviceId: issued.deviceId, cert: issued.certificatePem, key: issued.privateKey.pem, ca: issued.chainPem, serial: issued.serial }
+}
+
 export interface BrokerPki {
   ca: CertificateAuthority
   /** chain PEM (issuing, root) */

@@ -199,13 +199,23 @@ describe('CRLs, as openssl sees them', () => {
     const now = systemClock.now()
     const crl = await createCrl(
       ca.issuing,
-      { entries: [{ serial: device.cert.serialNumber, revokedAt: now, reason: 'keyCompromise' }], crlNumber: 42 },
+      {
+        entries: [
+          { serial: device.cert.serialNumber, revokedAt: now, reason: 'keyCompromise' },
+          // a serial with its top bit set (DER needs a 00 byte to keep it positive), and one whose first digit is 0
+          { serial: '8011223344556677889900aabbccddee', revokedAt: now, reason: 'superseded' },
+          { serial: 'a11223344556677889900aabbccddee', revokedAt: now, reason: 'superseded' },
+        ],
+        crlNumber: 42,
+      },
       deps,
     )
     const crlPem = tmp.write('crl.pem', crlToPem(crl))
 
     const text = (await openssl('crl', '-in', crlPem, '-noout', '-text')).stdout
     expect(text).toContain(`Serial Number: ${device.cert.serialNumber.toUpperCase()}`)
+    expect(text).toContain('Serial Number: 8011223344556677889900AABBCCDDEE')
+    expect(text).toContain('Serial Number: 0A11223344556677889900AABBCCDDEE')
     expect(text).toContain('Key Compromise')
     expect(text).toMatch(/X509v3 CRL Number: \n\s+42/)
     expect(text).toContain('X509v3 Authority Key Identifier')

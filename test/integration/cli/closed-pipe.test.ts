@@ -17,6 +17,18 @@ interface Closed {
   stderr: string
 }
 
+/** The real `gatehouse` with stderr on a pipe whose reader has gone (`gatehouse … 2>&1 | head -0`); logging at `logLevel`. */
+function withStderrGone(args: string[], logLevel: string): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string }> {
+  const child = spawn(process.execPath, [GATEHOUSE_BIN, ...args], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, GATEHOUSE_CLI: process.env.GATEHOUSE_CLI, GATEHOUSE_LOG_LEVEL: logLevel },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  child.stderr.destroy()
+  let stdout = ''
+  child.stdout.on('data', (d: Buffer) => void (stdout += d.toString()))
+  return new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal, stdout })))
+}
+
 /**
  * The real `gatehouse` with stdout on a pipe whose reader goes away as `head -1` does: after the first line
  * (`readFirstLine`), or before the command has written anything.
@@ -85,6 +97,21 @@ describe('a CLI listing whose reader goes away (`gatehouse device list | head -1
     const closed = await withReaderGone(['device', 'show', 'pipe-00001', '--json', '--data-dir', dataDir], false)
     expect(closed.stderr).toBe('')
     expect(closed).toMatchObject({ code: 0, signal: null })
+  })
+
+  // pino's destination (SonicBoom) stops writing after EPIPE, and the CLI's io.err drops what follows it
+  it('ca rotate, logging at debug to a closed stderr, ends with exit 0, its whole report on stdout and the CA rotated', async () => {
+    const before = (await runCli(['ca', 'show', '--json', '--data-dir', dataDir])).stdout
+    const closed = await withStderrGone(['ca', 'rotate', '--data-dir', dataDir], 'debug')
+    expect(closed).toMatchObject({ code: 0, signal: null })
+    expect(closed.stdout).toMatch(/^rotated the issuing CA\n[\s\S]*a running `gatehouse start` switches to it/)
+    const issuing = (json: string) => (JSON.parse(json) as { issuing: { serial: string } }).issuing.serial
+    expect(issuing((await runCli(['ca', 'show', '--json', '--data-dir', dataDir])).stdout)).not.toBe(issuing(before))
+  })
+
+  it('a command refused with a usage error, with stderr closed, keeps its exit code (2) instead of crashing (1)', async () => {
+    const closed = await withStderrGone(['device', 'show', 'pipe-00001', '--no-such-flag', '--data-dir', dataDir], 'debug')
+    expect(closed).toMatchObject({ code: 2, signal: null, stdout: '' })
   })
 
   it('changed nothing: the registry holds the same devices', async () => {

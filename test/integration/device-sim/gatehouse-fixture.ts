@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import pino from 'pino'
 import { onTestFinished } from 'vitest'
+import type { Random } from '../../../certs/index.ts'
 import { loadConfig, type ConfigInput } from '../../../config.ts'
 import type { DeviceBundle } from '../../../device-sim/index.ts'
 import type { SimulatedDeviceOptions } from '../../../device-sim/device-types.ts'
@@ -12,7 +13,7 @@ import { tempDir } from '../../helpers/temp-dir.ts'
  * A real Gatehouse in this process (temp data dir, MQTT and HTTP on port 0), with the AI bridge's
  * local analyzer answering quickly (small windows, roomy limits), and devices made by its own authority.
  */
-export async function simGatehouse(config: ConfigInput = {}, deps: { clock?: { now(): Date } } = {}) {
+export async function simGatehouse(config: ConfigInput = {}, deps: { clock?: { now(): Date }; random?: Random } = {}) {
   const dir = tempDir()
   const dataDir = join(dir, 'data')
   const ai = {

@@ -10,7 +10,7 @@ import { startGatehouse } from '../../../gatehouse.ts'
 import { openControlPlane } from '../../../provisioning/index.ts'
 import type { DeviceCredentials } from '../../helpers/broker-pki.ts'
 import { attemptConnect, closedWithin, connectDevice, requireMosquittoClients, runMosquitto } from '../../helpers/mqtt-clients.ts'
-import { runCli, spawnCli } from '../../helpers/run-cli.ts'
+import { openssl, runCli, spawnCli } from '../../helpers/run-cli.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
 import { waitFor } from '../../helpers/wait.ts'
 
@@ -168,11 +168,30 @@ describe('gatehouse app: identities issued by operators, honoured by the broker'
     await waitFor(() => got.length === 1, 5000, 'the reported settings')
     expect((await attemptConnect(port, old)).connack).toBe(0) // both work until the old one is revoked
 
-    await cli('app', 'revoke', 'ops', '--serial', oldSerial)
+    // the serial as the operator copies it from `openssl x509 -noout -serial` (upper case, whole bytes), with
+    // colons and a leading 00 byte: the registry's canonical form is what is revoked, sent and signed
+    const printed = (await openssl(['x509', '-noout', '-serial'], old.cert)).stdout.trim().replace(/^serial=/, '')
+    expect(printed.toLowerCase().replace(/^0+/, '')).toBe(oldSerial)
+    const typed = `00:${printed.match(/../g)!.join(':')}`
+    await cli('app', 'revoke', 'ops', '--serial', typed)
     expect((await attemptConnect(port, old)).connack).toBe(5)
     expect((await attemptConnect(port, fresh)).connack).toBe(0)
     const [crl] = await operator.authority.currentCrls()
     expect(crl?.entries).toBe(1)
+    const listed = (await openssl(['crl', '-noout', '-text'], crl!.pem)).stdout
+    expect(listed).toContain(`Serial Number: ${printed}`)
+    const audit = JSON.parse(await cli('audit', '--device', 'app:ops', '--json')) as { action: string; details: { serials?: string[] } }[]
+    expect(audit.find((e) => e.action === 'app.certificate.revoked')?.details.serials).toEqual([oldSerial])
+  })
+
+  it('`app revoke --serial` with something that is not a serial is GH_SERIAL_INVALID and revokes nothing', async () => {
+    const { dir, dataDir, cli } = await running()
+    await cli('app', 'create', 'ops', '--all-groups', '--classes', 'telemetry', '--out', join(dir, 'apps'))
+    const res = await runCli(['app', 'revoke', 'ops', '--serial', 'not-a-serial', '--json', '--data-dir', dataDir])
+    expect(res.code).not.toBe(0)
+    expect(JSON.parse(res.stderr)).toMatchObject({ code: 'GH_SERIAL_INVALID' })
+    const shown = JSON.parse(await cli('app', 'show', 'ops', '--json')) as { status: string; certificates: { status: string }[] }
+    expect(shown).toMatchObject({ status: 'active', certificates: [{ status: 'active' }] })
   })
 
   it('`app revoke --serial` closes only a session on that certificate: the app connected with its other one stays, until that one is revoked', async () => {

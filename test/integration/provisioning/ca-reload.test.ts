@@ -16,11 +16,12 @@ import {
 } from '../../../provisioning/index.ts'
 import type { ServerTlsMaterial } from '../../../provisioning/ca/keystore.ts'
 import { waitFor } from '../../helpers/wait.ts'
+import { serialFirstByteRandom } from '../../helpers/random.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
 
 /** A pino logger that keeps what it logs, to see errors reported. */
 function recordingLog() {
-  const lines: { level: number; msg: string; reason?: string }[] = []
+  const lines: { level: number; msg: string; reason?: string; serial?: string; previousSerial?: string }[] = []
   const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) })
   return { log, lines }
 }
@@ -40,12 +41,18 @@ async function running() {
 describe('createCaReloader (how a running Gatehouse follows `ca rotate`)', () => {
   it('reloads the CA and the TLS material on a ca.rotated event', async () => {
     const { dataDir, reloader, applied, lines, serialInUse } = await running()
-    const summary = await rotateCa(dataDir, {}, { log: pino({ level: 'silent' }) }, 'op')
+    const before = serialInUse()
+    // a new issuing CA whose serial starts with a zero digit: its log line names it in the canonical form
+    const random = serialFirstByteRandom(0x0a)
+    const summary = await rotateCa(dataDir, {}, { log: pino({ level: 'silent' }), random }, 'op')
+    expect(summary.issuing.serial).toMatch(/^a/)
     reloader.onEvent({ type: 'ca.rotated', serial: summary.issuing.serial })
     reloader.onEvent({ type: 'device.created', deviceId: 'x' })
     await reloader.idle()
     expect(serialInUse()).toBe(summary.issuing.serial)
-    expect(lines).toContainEqual(expect.objectContaining({ msg: 'issuing CA reloaded', reason: 'ca.rotated' }))
+    expect(lines).toContainEqual(
+      expect.objectContaining({ msg: 'issuing CA reloaded', reason: 'ca.rotated', serial: summary.issuing.serial, previousSerial: before }),
+    )
     expect(applied).toHaveLength(1)
     expect(applied[0]!.ca.match(/BEGIN CERTIFICATE/g)).toHaveLength(3)
   })
