@@ -5,6 +5,7 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { loadConfig } from '../../../config.ts'
 import { startGatehouse } from '../../../gatehouse.ts'
 import { createRecordingLogger } from '../../helpers/broker-harness.ts'
+import { runCli } from '../../helpers/run-cli.ts'
 import { connectDevice } from '../../helpers/mqtt-clients.ts'
 import { mountable, smallDisk } from '../../helpers/small-disk.ts'
 import { waitFor } from '../../helpers/wait.ts'
@@ -55,6 +56,7 @@ describe('a full disk under the data directory', () => {
         serial: issued.serial,
       }
       const device = await connectDevice(gatehouse.mqtt.port, creds)
+      await authority.createDevice({ id: 'quiet-1' }, 'operator:test') // never connects, never has settings read or written
       const { token } = await gatehouse.control.apiKeys.create(
         { name: 'ops', scopes: ['settings:write', 'settings:read', 'metrics:read'] },
         'operator:test',
@@ -79,6 +81,16 @@ describe('a full disk under the data directory', () => {
       })
       expect(patch.status).toBe(507)
       expect(((await patch.json()) as { code: string }).code).toBe('GH_STORE_DISK_FULL')
+
+      // reads write nothing: the settings of a device that never had any are shown (API, CLI) while the disk is full
+      const get = await fetch(`${gatehouse.http.url}/v1/devices/quiet-1/settings`, { headers: { authorization: `Bearer ${token}` } })
+      expect(get.status, await get.clone().text()).toBe(200)
+      expect(get.headers.get('etag')).toBe('"1"')
+      expect(((await get.json()) as { version: number; desired: object }).desired).toEqual({})
+      const cliGet = await runCli(['settings', 'get', '--device', 'quiet-1', '--json', '--data-dir', dataDir])
+      expect(cliGet.code, cliGet.stderr).toBe(0)
+      expect(JSON.parse(cliGet.stdout)).toMatchObject({ deviceId: 'quiet-1', version: 1, desired: {}, overrides: {} })
+      expect(await gatehouse.control.settings.getDevice('quiet-1')).toMatchObject({ version: 1 })
 
       // the broker keeps serving the connected device, and an audit it cannot write is counted and logged
       await device.publishAsync('devices/pump-1/telemetry', JSON.stringify({ t: 1 }), { qos: 1 })
