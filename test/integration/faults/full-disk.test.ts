@@ -3,8 +3,12 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { loadConfig } from '../../../config.ts'
+import { cryptoRandom } from '../../../certs/index.ts'
+import { createSessionStore } from '../../../provisioning/dashboard/sessions.ts'
+import { SqliteRegistryStore } from '../../../provisioning/store/sqlite-registry-store.ts'
 import { startGatehouse } from '../../../gatehouse.ts'
 import { createRecordingLogger } from '../../helpers/broker-harness.ts'
+import { fixedClock } from '../../helpers/clock.ts'
 import { runCli } from '../../helpers/run-cli.ts'
 import { connectDevice } from '../../helpers/mqtt-clients.ts'
 import { mountable, smallDisk } from '../../helpers/small-disk.ts'
@@ -119,6 +123,32 @@ describe('a full disk under the data directory', () => {
       expect(again.headers.get('etag')).toBe('"2"') // the refused PATCH stored nothing: this is the first change
       const back = await connectDevice(gatehouse.mqtt.port, creds)
       await back.endAsync()
+    },
+  )
+
+  it.skipIf(!mountable)(
+    'keeps a dashboard session signed in whose use is due to be recorded, and refuses an expired one, while the disk is full',
+    async () => {
+      const disk = smallDisk('4m')
+      if (disk === undefined) return console.warn('skipped: mount -t tmpfs was refused (run as root, as CI does)')
+      const store = new SqliteRegistryStore(join(disk, 'gatehouse.db'))
+      onTestFinished(() => store.close())
+      const clock = fixedClock('2026-03-01T00:00:00Z')
+      const { log, records } = createRecordingLogger('info')
+      const sessions = createSessionStore({ clock, random: cryptoRandom, store: store.dashboardSessions, log }, { idleMs: 30 * 60_000 })
+      const { id } = await sessions.create({ id: 'key-1', name: 'ops' })
+      fill(disk)
+      // writes are refused now (the WAL may take one or two first): sign in until one is
+      let refused: { code?: string } | undefined
+      for (let i = 0; i < 50 && refused === undefined; i++)
+        await sessions.create({ id: `key-${i + 2}`, name: 'more' }).catch((err: { code?: string }) => (refused = err))
+      expect(refused?.code).toBe('GH_STORE_DISK_FULL')
+
+      clock.advance('2m') // its use is due to be written (every minute at most)
+      expect(await sessions.get(id)).toMatchObject({ keyId: 'key-1' })
+      expect(records.some((r) => r.msg === 'dashboard session use not recorded' && r.code === 'GH_STORE_DISK_FULL')).toBe(true)
+      clock.advance('31m') // idle past its bound (its last recorded use is the sign-in): expired, not an error
+      expect(await sessions.get(id)).toBeUndefined()
     },
   )
 })
