@@ -3,12 +3,14 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { loadConfig } from '../../../config.ts'
-import { cryptoRandom } from '../../../certs/index.ts'
+import { cryptoRandom, issuerKeyId } from '../../../certs/index.ts'
+import { createDeviceAuthority } from '../../../provisioning/authority/device-authority.ts'
 import { createSessionStore } from '../../../provisioning/dashboard/sessions.ts'
 import { SqliteRegistryStore } from '../../../provisioning/store/sqlite-registry-store.ts'
 import { startGatehouse } from '../../../gatehouse.ts'
 import { createRecordingLogger } from '../../helpers/broker-harness.ts'
 import { fixedClock } from '../../helpers/clock.ts'
+import { makeTestCa } from '../../helpers/test-ca.ts'
 import { runCli } from '../../helpers/run-cli.ts'
 import { connectDevice } from '../../helpers/mqtt-clients.ts'
 import { mountable, smallDisk } from '../../helpers/small-disk.ts'
@@ -149,6 +151,38 @@ describe('a full disk under the data directory', () => {
       expect(records.some((r) => r.msg === 'dashboard session use not recorded' && r.code === 'GH_STORE_DISK_FULL')).toBe(true)
       clock.advance('31m') // idle past its bound (its last recorded use is the sign-in): expired, not an error
       expect(await sessions.get(id)).toBeUndefined()
+    },
+  )
+
+  it.skipIf(!mountable)(
+    'serves the stored CRL, still valid and complete, when its reissue cannot be stored, and never an expired one',
+    async () => {
+      const disk = smallDisk('4m')
+      if (disk === undefined) return console.warn('skipped: mount -t tmpfs was refused (run as root, as CI does)')
+      const store = new SqliteRegistryStore(join(disk, 'gatehouse.db'))
+      onTestFinished(() => store.close())
+      const clock = fixedClock('2026-03-01T00:00:00Z')
+      const ca = await makeTestCa()
+      const { log, records } = createRecordingLogger('info')
+      const authority = createDeviceAuthority({ store, ca, clock, random: cryptoRandom, log }, { validDays: 30 })
+      await authority.createDevice({ id: 'pump-1' }, 'op')
+      await authority.createDevice({ id: 'pump-2' }, 'op')
+      await authority.revokeDevice('pump-1', 'keyCompromise', 'op')
+      const keyId = await issuerKeyId(ca.issuing.certificate)
+      const issued = (await authority.crlByKeyId(keyId))!
+      expect(issued.entries).toBe(1)
+      fill(disk)
+      let refused: { code?: string } | undefined
+      for (let i = 0; i < 50 && refused === undefined; i++)
+        await authority.createDevice({ id: `full-${i}` }, 'op').catch((err: { code?: string }) => (refused = err))
+      expect(refused?.code).toBe('GH_STORE_DISK_FULL')
+
+      clock.advance('4d') // past half of its 7 days: a fetch reissues it, and that write fails
+      expect(await authority.crlByKeyId(keyId)).toMatchObject({ crlNumber: issued.crlNumber, entries: 1, pem: issued.pem })
+      expect((await authority.currentCrl()).crlNumber).toBe(issued.crlNumber)
+      expect(records.some((r) => r.msg === 'CRL not reissued: the stored one, still valid and complete, is served')).toBe(true)
+      clock.advance('4d') // past its nextUpdate: an expired CRL is never served
+      await expect(authority.crlByKeyId(keyId)).rejects.toMatchObject({ code: 'GH_STORE_DISK_FULL' })
     },
   )
 })
