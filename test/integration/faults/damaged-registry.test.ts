@@ -110,7 +110,7 @@ describe('a registry with a damaged data page (the schema readable)', () => {
     const { log, records } = createRecordingLogger('info')
     const gatehouse = await startGatehouse(loadConfig({ dataDir, mqttPort: 0, httpPort: 0, aiEnabled: false }, {}), { log })
     onTestFinished(() => gatehouse.close())
-    const { token } = await gatehouse.control.apiKeys.create({ name: 'ops', scopes: ['devices:read'] }, 'operator:test')
+    const { token } = await gatehouse.control.apiKeys.create({ name: 'ops', scopes: ['devices:read', 'settings:read'] }, 'operator:test')
     for (const path of ['/v1/devices/pump-1', '/v1/devices']) {
       const res = await fetch(`${gatehouse.http.url}${path}`, { headers: { authorization: `Bearer ${token}` } })
       expect(res.status, path).toBe(500)
@@ -122,8 +122,9 @@ describe('a registry with a damaged data page (the schema readable)', () => {
     const failed = records.filter((r) => r.msg === 'device lookup failed')
     expect(failed).toHaveLength(1) // once per interval, not once per CONNECT
     expect(failed[0]).toMatchObject({ code: 'GH_BROKER_DIRECTORY_UNAVAILABLE', cause: 'GH_STORE_CORRUPT', deviceId: 'pump-1' })
-    const health = await fetch(`${gatehouse.http.url}/healthz`)
-    expect(health.status).toBe(200)
+    // and keeps serving what the damage does not touch
+    const defaults = await fetch(`${gatehouse.http.url}/v1/settings/defaults`, { headers: { authorization: `Bearer ${token}` } })
+    expect(defaults.status).toBe(200)
     expect(sha(join(dataDir, 'gatehouse.db'))).toBe(before) // the evidence stays as it was
   })
 })

@@ -4,6 +4,7 @@ import Database from 'better-sqlite3'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { loadConfig } from '../../../config.ts'
 import { cryptoRandom, issuerKeyId } from '../../../certs/index.ts'
+import { API_SCOPES } from '../../../provisioning/api-keys/scopes.ts'
 import { createDeviceAuthority } from '../../../provisioning/authority/device-authority.ts'
 import { createSessionStore } from '../../../provisioning/dashboard/sessions.ts'
 import { SqliteRegistryStore } from '../../../provisioning/store/sqlite-registry-store.ts'
@@ -63,10 +64,7 @@ describe('a full disk under the data directory', () => {
       }
       const device = await connectDevice(gatehouse.mqtt.port, creds)
       await authority.createDevice({ id: 'quiet-1' }, 'operator:test') // never connects, never has settings read or written
-      const { token } = await gatehouse.control.apiKeys.create(
-        { name: 'ops', scopes: ['settings:write', 'settings:read', 'metrics:read'] },
-        'operator:test',
-      )
+      const { token } = await gatehouse.control.apiKeys.create({ name: 'ops', scopes: [...API_SCOPES] }, 'operator:test')
 
       const filler = fill(disk)
       // The WAL may still have room for a write or two: provision until the disk refuses (bounded).
@@ -97,6 +95,45 @@ describe('a full disk under the data directory', () => {
       expect(cliGet.code, cliGet.stderr).toBe(0)
       expect(JSON.parse(cliGet.stdout)).toMatchObject({ deviceId: 'quiet-1', version: 1, desired: {}, overrides: {} })
       expect(await gatehouse.control.settings.getDevice('quiet-1')).toMatchObject({ version: 1 })
+      // every other read answers too (the audit of hidden writes, issue 17): the API's GETs and the CLI's reads
+      for (const path of [
+        '/v1/devices',
+        '/v1/devices/pump-1',
+        '/v1/devices/quiet-1/limits',
+        '/v1/devices/quiet-1/insights',
+        '/v1/devices/quiet-1/usage',
+        '/v1/settings/defaults',
+        '/v1/groups/pumps/settings',
+        '/v1/groups/pumps/settings/schema',
+        '/v1/tiers',
+        '/v1/routes',
+        '/v1/apikeys',
+        '/v1/apps',
+        '/v1/checks',
+        '/metrics',
+      ]) {
+        const res = await fetch(`${gatehouse.http.url}${path}`, { headers: { authorization: `Bearer ${token}` } })
+        expect(res.status, `GET ${path}: ${await res.clone().text()}`).toBeLessThan(300)
+      }
+      for (const args of [
+        ['device', 'list'],
+        ['device', 'show', 'quiet-1'],
+        ['device', 'limits', 'show', 'quiet-1'],
+        ['settings', 'get', '--defaults'],
+        ['audit'],
+        ['apikey', 'list'],
+        ['tier', 'list'],
+        ['route', 'list'],
+        ['app', 'list'],
+        ['claim', 'list'],
+        ['ca', 'show'],
+        ['crl'],
+        ['check'],
+      ]) {
+        const res = await runCli([...args, '--json', '--data-dir', dataDir])
+        expect(res.stderr, args.join(' ')).not.toMatch(/GH_STORE_|internal/)
+        if (args[0] !== 'check') expect(res.code, `${args.join(' ')}: ${res.stderr}`).toBe(0) // check exits 1 on its findings
+      }
 
       // the broker keeps serving the connected device, and an audit it cannot write is counted and logged
       await device.publishAsync('devices/pump-1/telemetry', JSON.stringify({ t: 1 }), { qos: 1 })
