@@ -112,6 +112,11 @@ export const StoreWriteFailed = createError(
   'the registry could not be written (%s): nothing was changed; check free disk space and permissions of the data directory',
   503,
 )
+export const StoreReadFailed = createError(
+  'GH_STORE_READ_FAILED',
+  'the registry could not be read (%s): the disk or the file system holding the data directory failed a read; check it (dmesg, smartctl) and retry',
+  503,
+)
 export const StoreDiskFull = createError(
   'GH_STORE_DISK_FULL',
   'the disk holding the data directory is full (%s): nothing was changed; free space there and retry (no restart needed)',

@@ -245,7 +245,23 @@ export function createAuthenticate(deps: HookDeps): AuthenticateHandler {
           deps.sessions.endAuthentication(pending)
           countRefused(deps.stats, 'directory-unavailable')
           const wrapped = withReturnCode(new DirectoryUnavailable({ cause: err }))
-          log.error({ err, deviceId, serial: peer.serial, remoteAddress: ctx.remoteAddress, code: wrapped.code }, 'device lookup failed')
+          // a damaged or unreachable registry fails every device's lookup: one line per interval and cause, not one per CONNECT
+          const causeCode = String((err as { code?: unknown } | null)?.code ?? '')
+          const cause = causeCode.startsWith('GH_') ? causeCode.slice(0, 64) : 'uncoded'
+          const hit = deps.throttle.hit(`device-lookup-failed:${cause}`)
+          if (hit.emit)
+            log.error(
+              {
+                err,
+                deviceId,
+                serial: peer.serial,
+                remoteAddress: ctx.remoteAddress,
+                code: wrapped.code,
+                cause,
+                suppressed: hit.suppressed,
+              },
+              'device lookup failed',
+            )
           done(wrapped, null)
         },
       )

@@ -4,9 +4,24 @@ import type { ApiScope } from '../api-keys/scopes.ts'
 import { ApiValidation } from '../errors.ts'
 import { problemResponses } from './schemas.ts'
 
+/**
+ * A route that declares no body takes none: anything but no body or `{}` is refused (GH_API_VALIDATION)
+ * rather than ignored, so a field a client believes is used (a revoke's reason) or a hostile document is
+ * never accepted in silence. A body schema cannot say it: fastify refuses an absent body against one.
+ */
+async function refuseBody(request: FastifyRequest): Promise<void> {
+  const body = request.body
+  if (body === undefined || body === null) return
+  if (typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0) return
+  throw Object.assign(new ApiValidation('body must be empty: this route takes none'), {
+    fields: [{ field: 'body', message: 'must be empty: this route takes none' }],
+  })
+}
+
 /** Route options for an endpoint that needs `scope`: the auth hook reads config, OpenAPI reads schema. */
 export function scoped<S extends Record<string, unknown>>(scope: ApiScope, tag: string, summary: string, schema: S) {
   return {
+    ...(schema.body === undefined && { preValidation: refuseBody }),
     config: { scope },
     schema: {
       tags: [tag],

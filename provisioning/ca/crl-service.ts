@@ -170,12 +170,31 @@ export function createCrlService(
     return (await stored(issuer)) ?? snapshot
   }
 
+  /**
+   * A read's reissue of a CRL half-way to its nextUpdate: when it cannot be stored (a full or locked disk), the
+   * stored one is served instead as long as it is still valid and lists every revocation; a CRL that misses
+   * one, or has expired, is never served: the read fails with the store's code.
+   */
+  async function reissuedOr(issuer: { pair: IssuerKeyPair; serial: string }, crl: CrlSnapshot | undefined): Promise<CrlSnapshot> {
+    try {
+      return await refreshOne(issuer)
+    } catch (err) {
+      if (crl === undefined || clock.now().getTime() >= crl.nextUpdate.getTime()) throw err
+      if (crl.entries !== (await revokedBy(issuer.serial)).length) throw err
+      log.warn(
+        { err, code: (err as { code?: string }).code, issuerSerial: issuer.serial, nextUpdate: crl.nextUpdate.toISOString() },
+        'CRL not reissued: the stored one, still valid and complete, is served',
+      )
+      return crl
+    }
+  }
+
   async function currentOf(issuer: { pair: IssuerKeyPair; serial: string }): Promise<CrlSnapshot> {
     const crl = await stored(issuer)
     if (!crl) return refreshOne(issuer)
     const now = clock.now().getTime()
     const halfway = crl.thisUpdate.getTime() + (crl.nextUpdate.getTime() - crl.thisUpdate.getTime()) / 2
-    if (crl.entries !== (await revokedBy(issuer.serial)).length || now >= halfway) return refreshOne(issuer)
+    if (crl.entries !== (await revokedBy(issuer.serial)).length || now >= halfway) return reissuedOr(issuer, crl)
     return crl
   }
 
@@ -203,7 +222,7 @@ export function createCrlService(
     if (crl && now < crl.thisUpdate.getTime() + (crl.nextUpdate.getTime() - crl.thisUpdate.getTime()) / 2) return crl
     let pending = reissuing.get(issuer.serial)
     if (pending === undefined) {
-      pending = refreshOne(issuer).finally(() => reissuing.delete(issuer.serial))
+      pending = reissuedOr(issuer, crl).finally(() => reissuing.delete(issuer.serial))
       reissuing.set(issuer.serial, pending)
     }
     return pending

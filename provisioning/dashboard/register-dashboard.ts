@@ -44,7 +44,10 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps, opt
   const log = deps.log.child({ module: 'dashboard' })
   const fleet = createFleetView(deps, options)
   const live = createLiveStream({ signals: deps.signals, snapshot: fleet.overview, timers: deps.timers ?? systemTimers, log }, options)
-  const sessions = createSessionStore({ clock: deps.clock, random: deps.random, ...(deps.sessions && { store: deps.sessions }) }, options)
+  const sessions = createSessionStore(
+    { clock: deps.clock, random: deps.random, log, ...(deps.sessions && { store: deps.sessions }) },
+    options,
+  )
   app.register(dashboardRoutes, {
     authority: deps.authority,
     apiKeys: deps.apiKeys,

@@ -1,4 +1,5 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
+import type { Logger } from 'pino'
 import type { Clock, Random } from '../../certs/index.ts'
 import type { DashboardSessionStore, SessionBounds } from '../store/dashboard-session-store.ts'
 import { InMemoryDashboardSessionStore } from '../store/in-memory-dashboard-session-store.ts'
@@ -47,7 +48,10 @@ export function tokensEqual(a: string, b: string): boolean {
  * database in `gatehouse start` (every worker and node sees them, a restart keeps them), in memory by
  * default. The cookie holds a random id (256 bits); the store keeps only its hash.
  */
-export function createSessionStore(deps: { clock: Clock; random: Random; store?: DashboardSessionStore }, options: SessionOptions = {}) {
+export function createSessionStore(
+  deps: { clock: Clock; random: Random; store?: DashboardSessionStore; log?: Pick<Logger, 'warn'> },
+  options: SessionOptions = {},
+) {
   const bounds: SessionBounds = {
     maxSessions: options.maxSessions ?? 64,
     idleMs: options.idleMs ?? 30 * 60_000,
@@ -73,7 +77,15 @@ export function createSessionStore(deps: { clock: Clock; random: Random; store?:
       const now = deps.clock.now()
       const stored = await store.get(hashOf(id), bounds, now)
       if (!stored) return undefined
-      if (now.getTime() - stored.lastSeenAt.getTime() >= touchMs) await store.touch(stored.idHash, now)
+      if (now.getTime() - stored.lastSeenAt.getTime() >= touchMs) {
+        try {
+          await store.touch(stored.idHash, now)
+        } catch (err) {
+          // bookkeeping, as an API key's last use: a full or locked disk must not sign the operator out (a read
+          // never needs a write); the idle time then runs from the last use recorded: shorter, never longer
+          deps.log?.warn({ err, code: (err as { code?: string }).code }, 'dashboard session use not recorded')
+        }
+      }
       return {
         idHash: stored.idHash,
         keyId: stored.keyId,

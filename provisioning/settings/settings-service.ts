@@ -137,7 +137,7 @@ export function createSettingsService(
     return openSecrets(mergeLayers(...(await layersOf(deviceId, group, override))), cipher)
   }
 
-  /** The device's version row, created at version 1 the first time anyone looks. */
+  /** The device's version row, written at version 1 the first time it is delivered, patched or reported (a read uses recordForRead). */
   async function ensureRecord(deviceId: string, group: string | null): Promise<DeviceSettingsRecord> {
     const existing = await settings.getDeviceSettings(deviceId)
     if (existing) return existing
@@ -177,9 +177,29 @@ export function createSettingsService(
     if (bad) throw new SettingsInvalid(bad.path, bad.problem)
   }
 
+  /**
+   * What a read shows for a device: its version row, or, before anything has written one, the row
+   * ensureRecord would write (version 1), without storing it. A read never writes, so a GET works under a
+   * full disk and a page of the fleet writes no rows; what promises a version to a device (delivery) or
+   * changes one (a patch, a report) writes the row first.
+   */
+  async function recordForRead(device: { id: string; createdAt: Date }): Promise<DeviceSettingsRecord> {
+    return (
+      (await settings.getDeviceSettings(device.id)) ?? {
+        deviceId: device.id,
+        version: 1,
+        digest: '',
+        updatedAt: device.createdAt,
+        reported: null,
+        reportedVersion: null,
+        reportedAt: null,
+      }
+    )
+  }
+
   async function view(deviceId: string): Promise<DeviceSettingsView> {
     const device = await requireDevice(deviceId)
-    const record = await ensureRecord(device.id, device.group)
+    const record = await recordForRead(device)
     const desired = openForView(mergeLayers(...(await layersOf(device.id, device.group))), { deviceId: device.id, part: 'desired' })
     const reported = record.reported ? openForView(record.reported, { deviceId: device.id, part: 'reported' }) : null
     const d = delta(desired, reported)

@@ -64,7 +64,12 @@ export class SqliteDashboardSessionStore implements DashboardSessionStore {
       const r = this.#s.get.get(idHash) as Row | undefined
       const session = r && toDashboardSession(r)
       if (!session || !sessionExpired(session, bounds, now)) return session
-      write(() => this.#s.remove.run(idHash))
+      try {
+        write(() => this.#s.remove.run(idHash))
+      } catch {
+        // a full or locked disk: the session is refused as expired all the same (a read must not fail on a write),
+        // and a later lookup removes it
+      }
       return undefined
     })
   }

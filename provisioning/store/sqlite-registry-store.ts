@@ -204,6 +204,8 @@ export class SqliteRegistryStore implements RegistryStore {
       this.#commits.committed()
     },
     rollback: () => this.#rollback(),
+    // a read that meets a damaged page or a failing disk gets the store's code too, not an internal error
+    failure: (err) => storeFailure(err, this.#path),
   })
 
   onEventsCommitted(listener: () => void): () => void {

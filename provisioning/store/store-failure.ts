@@ -1,12 +1,14 @@
-import { StoreCorrupt, StoreDiskFull, StoreLocked, StoreWriteFailed } from '../errors.ts'
+import { StoreCorrupt, StoreDiskFull, StoreLocked, StoreReadFailed, StoreWriteFailed } from '../errors.ts'
 
 const codeOf = (err: unknown): string => String((err as { code?: unknown } | null)?.code ?? '')
 
 /**
  * The one place a low-level storage failure (SQLite's result codes, Node's errno codes) becomes a coded
- * error: a full disk, a lock held past the busy timeout, a file that is not a database, any other I/O
- * failure. Returns undefined for anything else (a constraint, a bug), which the caller rethrows as is.
- * `path` names the database for the messages that need it.
+ * error: a full disk, a lock held past the busy timeout, a file that is not a database (or a damaged page of
+ * one, met by a read as well as a write), a failed read (SQLite names it: SQLITE_IOERR_READ, _SHORT_READ), any
+ * other I/O failure. Returns undefined for anything else (a constraint, a bug), which the caller rethrows as is.
+ * `path` names the database for the messages that need it. Writes reach it through storeWrite, and every call
+ * of a SQLite store, a read too, through its TransactionGate (sqlite-registry-store.ts).
  */
 export function storeFailure(err: unknown, path = 'the registry'): Error | undefined {
   const code = codeOf(err)
@@ -16,6 +18,7 @@ export function storeFailure(err: unknown, path = 'the registry'): Error | undef
       cause: err,
     })
   if (/^SQLITE_(CORRUPT|NOTADB)/.test(code)) return new StoreCorrupt(path, code, { cause: err })
+  if (/^SQLITE_IOERR_(READ|SHORT_READ)$/.test(code)) return new StoreReadFailed(code, { cause: err })
   if (/^SQLITE_(IOERR|READONLY|CANTOPEN)/.test(code) || code === 'EROFS' || code === 'EIO')
     return new StoreWriteFailed(code, { cause: err })
   return undefined

@@ -6,6 +6,8 @@ export interface TransactionHooks {
   /** on failure it leaves no transaction open (rolls back) and throws */
   commit(): void
   rollback(): void
+  /** the coded error a call's failure becomes (SQLite: storeFailure), or undefined to rethrow it as is */
+  failure?(err: unknown): Error | undefined
 }
 
 /**
@@ -36,11 +38,16 @@ export class TransactionGate {
 
   /**
    * Runs one store call: at once when no transaction is open or inside this flow's own (no await, so a
-   * synchronous implementation resolves at once), else after the open transaction has ended.
+   * synchronous implementation resolves at once), else after the open transaction has ended. A call that
+   * throws, a read as well as a write, fails with the coded error `failure` makes of it (docs/conventions.md §35).
    */
   async run<T>(call: () => T): Promise<T> {
     while (this.#open !== undefined && this.#flow.getStore() !== this.#open) await this.#ended
-    return call()
+    try {
+      return call()
+    } catch (err) {
+      throw this.#hooks.failure?.(err) ?? err
+    }
   }
 
   async transaction<T>(fn: () => Promise<T>): Promise<T> {

@@ -126,7 +126,7 @@ describe('nothing a device sends is taken as sealed', () => {
 
   it('shows a stored value that does not decrypt as [secret] with a throttled warning, never an error for the whole view', async () => {
     const { settings, store, logText } = await setup()
-    await settings.getDevice('p1')
+    await settings.deliverable('p1') // writes its version row
     const record = (await store.settings.getDeviceSettings('p1'))!
     // what an older Gatehouse stored from a hostile report
     await store.settings.putDeviceSettings({

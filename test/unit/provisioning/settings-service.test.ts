@@ -47,6 +47,7 @@ describe('SettingsService', () => {
     const { authority, settings, events } = await setup()
     await authority.createDevice({ id: 'p1', group: 'pumps' }, 'op')
     expect(await settings.getDevice('p1')).toMatchObject({ version: 1, desired: {} })
+    await settings.deliverable('p1') // its first delivery (the broker, on connect) writes its version row
     await settings.patchLayer({ kind: 'fleet' }, { interval: 60, thresholds: { max: 30 } }, { actor: 'op' })
     await settings.patchLayer({ kind: 'group', group: 'pumps' }, { thresholds: { max: 40 } }, { actor: 'op' })
     const v = await settings.patchDevice('p1', { interval: 5 }, { actor: 'op' })
@@ -66,11 +67,25 @@ describe('SettingsService', () => {
     const batch = await authority.prepareBatch({ count: 5, prefix: 'g-', group: 'line-1' }, 'op')
     await batch.commit()
     await authority.createDevice({ id: 'other', group: 'line-2' }, 'op')
-    for (const id of ['g-0001', 'g-0002', 'g-0003', 'g-0004', 'g-0005', 'other']) await settings.getDevice(id)
+    for (const id of ['g-0001', 'g-0002', 'g-0003', 'g-0004', 'g-0005', 'other']) await settings.deliverable(id)
     const res = await settings.patchLayer({ kind: 'group', group: 'line-1' }, { mode: 'eco' }, { actor: 'op' })
     expect(res.devicesChanged).toBe(5)
     expect((await events()).map((e) => e.deviceId).sort()).toEqual(['g-0001', 'g-0002', 'g-0003', 'g-0004', 'g-0005'])
     expect((await settings.getDevice('other')).desired).toEqual({})
+  })
+
+  it('writes nothing on a read: a device never delivered nor changed reads version 1 and gets its row from its first delivery', async () => {
+    const { authority, settings, store, events } = await setup()
+    await authority.createDevice({ id: 'p1' }, 'op')
+    await settings.patchLayer({ kind: 'fleet' }, { interval: 60 }, { actor: 'op' })
+    for (let i = 0; i < 2; i++)
+      expect(await settings.getDevice('p1')).toMatchObject({ version: 1, desired: { interval: 60 }, reported: null })
+    expect(await store.settings.deviceIdsWithSettings()).toEqual([])
+    expect(await settings.deliverable('p1')).toMatchObject({ version: 1, settings: { interval: 60 } })
+    expect(await store.settings.deviceIdsWithSettings()).toEqual(['p1'])
+    await settings.patchLayer({ kind: 'fleet' }, { interval: 30 }, { actor: 'op' })
+    expect(await settings.getDevice('p1')).toMatchObject({ version: 2, desired: { interval: 30 } })
+    expect(await events()).toEqual([{ deviceId: 'p1', version: 2 }])
   })
 
   it('refuses a stale If-Match with 412 and changes nothing', async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { apiHarness } from './api-harness.ts'
+import { API_SCOPES } from '../../../../provisioning/api-keys/scopes.ts'
+import { apiHarness, ROUTES as EVERY_ROUTE } from './api-harness.ts'
 
 // Malformed JSON at the API (issue 17, "Bad input"): every body route answers a coded 4xx problem and
 // stores nothing (no settings revision, no audit record, the device untouched). The prototype keys and
@@ -50,6 +51,35 @@ describe('malformed request bodies', () => {
     expect((await h.call(h.auth, 'GET', '/v1/devices/pump-1/settings')).json()).toMatchObject({ version: 1, desired: {} })
     expect((await h.call(h.auth, 'GET', '/v1/settings/defaults')).json()).toMatchObject({ revision: 0 })
   })
+})
+
+describe('malformed bodies at every route but GET (the scope matrix of api-harness.ts)', () => {
+  // a route that takes no body refuses one too (route-helpers.ts, scoped): revoking an API key with a
+  // 5000-deep document, or with a reason it would ignore, was a 200
+  const withBody = EVERY_ROUTE.filter((r) => r.method !== 'GET')
+
+  it('lists the routes that change something', () => {
+    expect(withBody.length).toBeGreaterThanOrEqual(20)
+  })
+
+  it.each(withBody.map((r) => [`${r.method} ${r.path}`, r] as const))(
+    '%s: a coded 4xx for each malformed body, nothing audited',
+    async (_name, route) => {
+      const h = await apiHarness({ rateLimit: { ratePerSecond: 1000, burst: 1000 } })
+      await h.authority.createDevice({ id: 'pump-1', group: 'pumps' }, 'op')
+      const auth = await h.keyWith(...API_SCOPES)
+      const audits = (await h.store.listAudit({})).length
+      for (const [name, body, code] of BODIES) {
+        const res = await h.call(auth, route.method, route.url, body)
+        expect(res.statusCode, `${name}: ${res.body}`).toBeGreaterThanOrEqual(400)
+        expect(res.statusCode, `${name}: ${res.body}`).toBeLessThan(500)
+        // the parser's own refusals are the same everywhere; what a route's schema or rules refuse is its own code
+        const expected = /^GH_(API_BODY_INVALID|API_BODY_TOO_LARGE|JSON_INTEGER_UNSAFE)/.test(code.source) ? code : /^GH_[A-Z_]+$/
+        expect(res.json().code, name).toMatch(expected)
+      }
+      expect((await h.store.listAudit({})).length).toBe(audits)
+    },
+  )
 })
 
 describe('malformed settings reports (devices/{id}/settings/reported)', () => {

@@ -183,7 +183,7 @@ describe('secret settings', () => {
       expect.objectContaining({ code: 'GH_SETTINGS_INVALID' }),
     )
     // what an older Gatehouse stored from such a report
-    await settings.getDevice('pump-1')
+    await settings.deliverable('pump-1') // writes its version row
     const record = (await store.settings.getDeviceSettings('pump-1'))!
     await store.settings.putDeviceSettings({
       ...record,
