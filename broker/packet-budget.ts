@@ -1,4 +1,5 @@
 import type { Client } from 'aedes'
+import { clockMs } from '../certs/index.ts'
 import { PacketRateLimited } from './errors.ts'
 import type { FrameListener, FrameViolation } from './frame-size-guard.ts'
 import { principalOf, throttlePrincipal, type HookDeps } from './hooks/hook-deps.ts'
@@ -67,6 +68,8 @@ export function createPacketBudget(
 ): PacketBudget {
   const log = deps.log.child({ module: 'broker.authz' })
   const buckets = deps.packets
+  // no Date per packet (systemClock.nowMs): this runs for every frame a device sends
+  const nowMs = clockMs(deps.clock)
 
   return {
     meter(clientOf, acks) {
@@ -88,7 +91,7 @@ export function createPacketBudget(
         const n = pending + 1
         pending = 0
         // the packet's one clock read: the PUBLISH buckets and the publish listeners take it from the context
-        const now = deps.clock.now().getTime()
+        const now = nowMs()
         ctx.packetAtMs = now
         return buckets.tryTake(principal.key, n, now) ? null : { kind: 'over-budget', packetType }
       }

@@ -131,7 +131,8 @@ export function trackTelemetry(broker: Pick<MqttCore, 'onDevicePublish'>, option
       bytes += size - slot.buffer.length
       slot.buffer = Buffer.allocUnsafeSlow(size)
     }
-    m.payload.copy(slot.buffer)
+    // TypedArray#set, not Buffer#copy: the same bytes at 0 (the slot fits them) without copy()'s argument handling
+    slot.buffer.set(m.payload)
     slot.length = size
     slot.receivedAt = m.receivedAtMs
     slot.subtopic = m.subtopic

@@ -47,13 +47,14 @@ class Bucket implements TokenBucket {
   /** the CLOCK recency mark of createKeyedTokenBuckets (taken since the sweep last passed it) */
   used = false
 
-  constructor(options: TokenBucketOptions, clock: Clock) {
+  /** `nowMs`: the caller's clock read, when it has one (a keyed bucket made by a packet's take) */
+  constructor(options: TokenBucketOptions, clock: Clock, nowMs?: number) {
     assertBucketOptions(options)
     this.#ratePerSecond = options.ratePerSecond
     this.#burst = options.burst
     this.#tokens = options.burst
     this.#clock = clock
-    this.#last = clock.now().getTime()
+    this.#last = nowMs ?? clock.now().getTime()
   }
 
   #refill(now = this.#clock.now().getTime()): void {
@@ -140,19 +141,19 @@ export function createKeyedTokenBuckets(options: KeyedTokenBucketsOptions, clock
       buckets.set(key, entry)
     }
   }
-  function touch(key: string, own?: TokenBucketOptions): Bucket {
+  function touch(key: string, own?: TokenBucketOptions, nowMs?: number): Bucket {
     const existing = buckets.get(key)
     if (existing) {
       existing.used = true
       return existing
     }
     if (buckets.size >= options.maxKeys) evictOne()
-    const bucket = new Bucket(own ?? shared, clock)
+    const bucket = new Bucket(own ?? shared, clock, nowMs)
     buckets.set(key, bucket)
     return bucket
   }
   return {
-    tryTake: (key, n = 1, nowMs) => touch(key).tryTake(n, nowMs),
+    tryTake: (key, n = 1, nowMs) => touch(key, undefined, nowMs).tryTake(n, nowMs),
     size: () => buckets.size,
     delete: (key) => void buckets.delete(key),
     configure(key, own) {

@@ -2,7 +2,7 @@
 
 export type { X509Certificate } from '@peculiar/x509'
 
-export { type Clock, systemClock } from './clock.ts'
+export { type Clock, clockMs, systemClock } from './clock.ts'
 export { type Timers, systemTimers, sleep } from './timers.ts'
 export { type Random, cryptoRandom } from './random.ts'
 export { capText, capStrings } from './cap-text.ts'

@@ -1,8 +1,10 @@
 import mqttPacket, { type Packet } from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
+import { clockMs, systemClock } from '../../../certs/index.ts'
 import { createFrameScanner } from '../../../broker/frame-size-guard.ts'
 import { startCore, type CoreHarness } from '../../helpers/broker-harness.ts'
 import { waitFor } from '../../helpers/wait.ts'
+import { fixedClock, type FixedClock } from '../../helpers/clock.ts'
 import type { PacketClient } from '../../helpers/mqtt-packet-stream.ts'
 
 const A = 'pump-7'
@@ -155,5 +157,49 @@ describe('per-device packet budget (limits.packetRate)', () => {
     }
     expect(client.isClosed()).toBe(false)
     expect(h.directory.auditsFor('device.throttled')).toEqual([])
+  })
+})
+
+describe("the packet's one clock read", () => {
+  it('makes no Date per packet when the clock has nowMs (systemClock does), and every listener gets that read', async () => {
+    const base = fixedClock('2026-01-01T00:00:00Z')
+    let dates = 0
+    let reads = 0
+    const clock: FixedClock = {
+      ...base,
+      now: () => (dates++, base.now()),
+      nowMs: () => (reads++, base.now().getTime()),
+    }
+    const h = await startCore({ clock })
+    h.device(A, SERIAL_A)
+    const received: number[] = []
+    h.core.onDevicePublish((m) => received.push(m.receivedAtMs))
+    const client = await connected(h)
+    clock.advance(5000)
+    dates = 0
+    reads = 0
+    const publish = (i: number): Packet => ({
+      cmd: 'publish',
+      topic: `devices/${A}/telemetry`,
+      payload: Buffer.from('{"t":1}'),
+      qos: 1,
+      messageId: i + 1,
+      retain: false,
+      dup: false,
+    })
+    expect(await flood(client, 20, publish, 'puback')).toBe(20)
+    await waitFor(() => received.length === 20, 2000, '20 publishes reported')
+    expect(dates).toBe(0)
+    expect(reads).toBe(20)
+    expect(new Set(received)).toEqual(new Set([Date.parse('2026-01-01T00:00:05Z')]))
+  })
+
+  it('clockMs reads nowMs when the clock has one, now().getTime() otherwise', () => {
+    const fixed = fixedClock('2026-01-01T00:00:00Z')
+    const ms = clockMs(fixed)
+    fixed.advance('2s')
+    expect(ms()).toBe(Date.parse('2026-01-01T00:00:02Z'))
+    expect(clockMs({ now: () => new Date(0), nowMs: () => 42 })()).toBe(42)
+    expect(typeof systemClock.nowMs).toBe('function')
   })
 })
