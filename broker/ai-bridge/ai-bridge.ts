@@ -334,13 +334,24 @@ export function attachAiBridge(
   /** The window's telemetry, parsed (once) and redacted; what is not JSON is counted and left out */
   function samplesOf(deviceId: string, w: Window, redact: Redactor): TelemetrySample[] {
     const out: TelemetrySample[] = []
+    // a flood's messages share their millisecond: one ISO string per distinct time, not per message
+    let lastAt = Number.NaN
+    let lastIso = ''
     for (const raw of w.samples) {
       const data = raw.data ?? parseTelemetry(raw.payload, raw.subtopic)
       if (data === undefined) {
         skippedInvalid(deviceId)
         continue
       }
-      out.push({ at: new Date(raw.at).toISOString(), subtopic: raw.subtopic.join('/'), data: redact(data) as Record<string, unknown> })
+      if (raw.at !== lastAt) {
+        lastAt = raw.at
+        lastIso = new Date(raw.at).toISOString()
+      }
+      out.push({
+        at: lastIso,
+        subtopic: raw.subtopic.length === 0 ? '' : raw.subtopic.join('/'),
+        data: redact(data) as Record<string, unknown>,
+      })
     }
     return out
   }
@@ -387,10 +398,15 @@ export function attachAiBridge(
     const template =
       (ctx.group !== null && Object.hasOwn(options.templates.groups, ctx.group) ? options.templates.groups[ctx.group] : undefined) ??
       options.templates.default
+    let prompt: string | undefined
     const request: InsightRequest = {
       deviceId,
       model,
-      prompt: renderTemplate(template, variables),
+      // rendered when a provider reads it, once: the local analyzer does not
+      get prompt() {
+        prompt ??= renderTemplate(template, variables)
+        return prompt
+      },
       telemetry: samples,
       context: { tier: ctx.tier, group: ctx.group, settings },
     }
@@ -431,8 +447,16 @@ export function attachAiBridge(
     }
   }
 
+  /** insight ids: 16 random bytes each, drawn 64 ids at a time (one call into the CSPRNG, not one per insight) */
+  let idPool = Buffer.alloc(0)
+  let idNext = 0
   function newId(): string {
-    return Buffer.from(random.bytes(16)).toString('hex')
+    if (idNext + 16 > idPool.length) {
+      idPool = Buffer.from(random.bytes(16 * 64))
+      idNext = 0
+    }
+    idNext += 16
+    return idPool.toString('hex', idNext - 16, idNext)
   }
 
   function snapshot(): AiBridgeStats {

@@ -441,6 +441,15 @@ describe('attachAiBridge', () => {
     expect(h.bridge.stats()).toMatchObject({ received: 44, dropped: 0, throttled: 21 + 17, throttleNotices: 2, insights: 2 })
   })
 
+  it('insight ids stay 16 random bytes, distinct, past the 64 ids drawn at a time', async () => {
+    const h = startAiBridge({ options: local1() })
+    for (let i = 0; i < 70; i++) h.core.telemetry(`d${i}`, { v: i })
+    await h.bridge.idle()
+    const ids = Array.from({ length: 70 }, (_, i) => h.core.insightsOf(`d${i}`)[0]?.id)
+    expect(ids.every((id) => /^[0-9a-f]{32}$/.test(String(id)))).toBe(true)
+    expect(new Set(ids).size).toBe(70)
+  })
+
   it('telemetry queued before a throttle episode began is counted without any work once it begins', async () => {
     const h = startAiBridge({ options: local1({ requestsPerMinute: 6, burst: 1 }) })
     for (let i = 0; i < 6; i++) h.core.telemetry('d1', { v: i }) // all queued before the first is admitted
