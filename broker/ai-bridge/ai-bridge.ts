@@ -37,6 +37,20 @@ interface Raw {
   at: number
   /** the parsed telemetry, once parsed */
   data?: Record<string, unknown>
+  /** the message that re-checks a throttled device's limits */
+  probe?: true
+}
+
+/** A device in a throttle episode, as the hand-off sees it */
+interface Throttled {
+  /** until when (ms) its telemetry is counted as throttled without any work */
+  until: number
+  tier: string
+  /**
+   * a probe re-checks the limits: this many messages that came after it were queued behind it (at most
+   * windowing.messages: what the probe's window could take, and one to ask for the next admission)
+   */
+  followers?: number
 }
 
 type Job = ({ kind: 'telemetry' } & Raw) | { kind: 'flush'; window: Window }
@@ -51,7 +65,13 @@ interface Window {
   flushQueued: boolean
 }
 
-/** How long the hand-off counts a throttled device's telemetry as throttled without any work, at most */
+/**
+ * How long the hand-off counts a throttled device's telemetry as throttled without any work, at most. Then
+ * one message (the probe) re-checks the limits, and of what follows while it waits for its answer, only as
+ * many messages as a window can take are queued behind it: the rest is counted as throttled, as before
+ * (not one job per message of a flood, nor a full queue, drops and warnings). A probe not answered within
+ * another THROTTLE_RECHECK_MS is followed by another.
+ */
 const THROTTLE_RECHECK_MS = 1000
 
 class BridgeDetached extends Error {
@@ -89,9 +109,11 @@ export function attachAiBridge(
   const logThrottle = createEventThrottle({ intervalMs: options.logIntervalMs, maxKeys: 1000 }, clock)
   const redactors = new Map<string, Redactor>()
   const windows = new Map<string, Window>()
-  /** device -> until when (ms) its telemetry is counted as throttled in the hand-off, and its tier */
-  const throttledUntil = new Map<string, { until: number; tier: string }>()
+  /** device -> its throttle episode, as the hand-off counts it */
+  const throttledUntil = new Map<string, Throttled>()
   const closing = new AbortController()
+  /** closing.signal.aborted, as a plain field for the hand-off (the AbortSignal getter costs ~40 ns a call) */
+  let detached = false
   let active = 0
   let pumpScheduled = false
   let idleWaiters: (() => void)[] = []
@@ -129,7 +151,7 @@ export function attachAiBridge(
 
   // --- hand-off: O(1), never throws, never waits ------------------------------------------------
   const off = core.onDevicePublish((m) => {
-    if (m.kind !== 'telemetry' || closing.signal.aborted) return
+    if (m.kind !== 'telemetry' || detached) return
     stats.received++
     if (m.payload.length > options.maxTelemetryBytes) {
       stats.skipped++
@@ -137,11 +159,17 @@ export function attachAiBridge(
       return
     }
     const at = m.receivedAtMs // the broker's one clock read of this packet
+    let probe = false
     const throttled = throttledUntil.get(m.deviceId)
     if (throttled !== undefined) {
-      // within a throttle episode (re-checked at least every THROTTLE_RECHECK_MS): no parsing, no job
-      if (at < throttled.until) return countThrottled(throttled.tier)
-      throttledUntil.delete(m.deviceId)
+      if (at >= throttled.until) {
+        // re-checked at least every THROTTLE_RECHECK_MS: this message asks (THROTTLE_RECHECK_MS above)
+        throttled.until = at + THROTTLE_RECHECK_MS
+        throttled.followers = 0
+        probe = true
+      } else if (throttled.followers !== undefined && throttled.followers < options.windowing.messages) {
+        throttled.followers++ // behind the probe: joins its window if it is admitted, counted if not
+      } else return countThrottled(throttled.tier) // within the episode: no parsing, no job
     }
     const w = windows.get(m.deviceId)
     if (w !== undefined && !w.flushQueued && queue.idle(m.deviceId)) {
@@ -150,7 +178,9 @@ export function attachAiBridge(
       if (w.samples.length >= options.windowing.messages) queueFlush(m.deviceId, w)
       return
     }
-    const r = queue.push(m.deviceId, { kind: 'telemetry', payload: m.payload, subtopic: m.subtopic, at })
+    const job: Extract<Job, { kind: 'telemetry' }> = { kind: 'telemetry', payload: m.payload, subtopic: m.subtopic, at }
+    if (probe) job.probe = true
+    const r = queue.push(m.deviceId, job)
     if (r !== 'queued') {
       stats.dropped++
       warnBounded(
@@ -255,7 +285,7 @@ export function attachAiBridge(
   async function admit(deviceId: string, job: Extract<Job, { kind: 'telemetry' }>): Promise<void> {
     // queued before the device's throttle episode began: counted like the hand-off counts it
     const throttled = throttledUntil.get(deviceId)
-    if (throttled !== undefined && job.at < throttled.until) return countThrottled(throttled.tier)
+    if (throttled !== undefined && job.at < throttled.until && job.probe !== true) return countThrottled(throttled.tier)
     const ctx = await contextOf(deviceId)
     if (ctx === undefined) return void stats.skipped++
     // consent before parsing: a device that does not consent costs no JSON work
@@ -272,7 +302,11 @@ export function attachAiBridge(
       return
     }
     const data = parseTelemetry(job.payload, job.subtopic)
-    if (data === undefined) return skippedInvalid(deviceId)
+    if (data === undefined) {
+      // a probe that is not JSON answers nothing: the messages behind it re-check the limits themselves
+      if (job.probe === true) throttledUntil.delete(deviceId)
+      return skippedInvalid(deviceId)
+    }
     const route = routeFor(options, deviceId, ctx.tier)
     const decision = await limiter.admit(deviceId, { ...route.limits, ...(await deps.limitsOf?.(deviceId)) })
     if (!decision.ok) {
@@ -290,6 +324,7 @@ export function attachAiBridge(
       return
     }
     limiter.endEpisode(deviceId)
+    throttledUntil.delete(deviceId) // a probe was admitted: the hand-off takes the device's telemetry again
     const w: Window = { samples: [{ ...job, data }], day: decision.day, route, timer: null, flushQueued: false }
     windows.set(deviceId, w)
     if (w.samples.length >= options.windowing.messages) return flush(deviceId, w)
@@ -299,13 +334,24 @@ export function attachAiBridge(
   /** The window's telemetry, parsed (once) and redacted; what is not JSON is counted and left out */
   function samplesOf(deviceId: string, w: Window, redact: Redactor): TelemetrySample[] {
     const out: TelemetrySample[] = []
+    // a flood's messages share their millisecond: one ISO string per distinct time, not per message
+    let lastAt = Number.NaN
+    let lastIso = ''
     for (const raw of w.samples) {
       const data = raw.data ?? parseTelemetry(raw.payload, raw.subtopic)
       if (data === undefined) {
         skippedInvalid(deviceId)
         continue
       }
-      out.push({ at: new Date(raw.at).toISOString(), subtopic: raw.subtopic.join('/'), data: redact(data) as Record<string, unknown> })
+      if (raw.at !== lastAt) {
+        lastAt = raw.at
+        lastIso = new Date(raw.at).toISOString()
+      }
+      out.push({
+        at: lastIso,
+        subtopic: raw.subtopic.length === 0 ? '' : raw.subtopic.join('/'),
+        data: redact(data) as Record<string, unknown>,
+      })
     }
     return out
   }
@@ -352,10 +398,15 @@ export function attachAiBridge(
     const template =
       (ctx.group !== null && Object.hasOwn(options.templates.groups, ctx.group) ? options.templates.groups[ctx.group] : undefined) ??
       options.templates.default
+    let prompt: string | undefined
     const request: InsightRequest = {
       deviceId,
       model,
-      prompt: renderTemplate(template, variables),
+      // rendered when a provider reads it, once: the local analyzer does not
+      get prompt() {
+        prompt ??= renderTemplate(template, variables)
+        return prompt
+      },
       telemetry: samples,
       context: { tier: ctx.tier, group: ctx.group, settings },
     }
@@ -396,8 +447,16 @@ export function attachAiBridge(
     }
   }
 
+  /** insight ids: 16 random bytes each, drawn 64 ids at a time (one call into the CSPRNG, not one per insight) */
+  let idPool = Buffer.alloc(0)
+  let idNext = 0
   function newId(): string {
-    return Buffer.from(random.bytes(16)).toString('hex')
+    if (idNext + 16 > idPool.length) {
+      idPool = Buffer.from(random.bytes(16 * 64))
+      idNext = 0
+    }
+    idNext += 16
+    return idPool.toString('hex', idNext - 16, idNext)
   }
 
   function snapshot(): AiBridgeStats {
@@ -422,6 +481,7 @@ export function attachAiBridge(
     async detach() {
       if (!closing.signal.aborted) {
         off()
+        detached = true
         closing.abort(new BridgeDetached('the AI bridge was detached'))
         if (flushTimer !== null) timers.clearTimeout(flushTimer)
         for (const [id, w] of windows) dropWindow(id, w)

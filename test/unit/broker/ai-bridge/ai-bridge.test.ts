@@ -414,6 +414,42 @@ describe('attachAiBridge', () => {
     expect(h.core.noticesOf('d1')).toHaveLength(1)
   })
 
+  it("a flood when a throttled device's limits are re-checked: a probe and what its window can take are queued, the rest is counted, nothing dropped", async () => {
+    const options = {
+      ...local1({ requestsPerMinute: 6, burst: 1 }),
+      windowing: { messages: 3, seconds: 30 },
+      queue: { maxMessages: 100, perDevice: 5 },
+    }
+    const h = startAiBridge({ options })
+    for (let i = 0; i < 3; i++) h.core.telemetry('d1', { v: i }) // one window, one request
+    await h.bridge.idle()
+    h.core.telemetry('d1', { v: 3 }) // refused: the episode starts (retry in 10 s)
+    await h.bridge.idle()
+    const calls = h.contextCalls.length
+    h.clock.advance('1s') // re-checked: still over the rate
+    for (let i = 0; i < 20; i++) h.core.telemetry('d1', { v: 10 + i }) // one read of the socket: no job runs in between
+    await h.bridge.idle()
+    expect(h.contextCalls.length - calls).toBe(1) // the probe; the 3 behind it were counted once it was refused
+    expect(h.bridge.stats()).toMatchObject({ received: 24, dropped: 0, throttled: 21, throttleNotices: 1, insights: 1 })
+
+    h.clock.advance('10s') // a token again: the probe is admitted and the messages behind it fill its window
+    for (let i = 0; i < 20; i++) h.core.telemetry('d1', { v: 40 + i })
+    await h.bridge.idle()
+    expect(h.core.insightsOf('d1')[1]?.summary).toMatch(/^3 samples/)
+    // the third follower asked for the next request: refused, a new episode (its notice); the other 16 counted
+    expect(h.core.noticesOf('d1')).toHaveLength(2)
+    expect(h.bridge.stats()).toMatchObject({ received: 44, dropped: 0, throttled: 21 + 17, throttleNotices: 2, insights: 2 })
+  })
+
+  it('insight ids stay 16 random bytes, distinct, past the 64 ids drawn at a time', async () => {
+    const h = startAiBridge({ options: local1() })
+    for (let i = 0; i < 70; i++) h.core.telemetry(`d${i}`, { v: i })
+    await h.bridge.idle()
+    const ids = Array.from({ length: 70 }, (_, i) => h.core.insightsOf(`d${i}`)[0]?.id)
+    expect(ids.every((id) => /^[0-9a-f]{32}$/.test(String(id)))).toBe(true)
+    expect(new Set(ids).size).toBe(70)
+  })
+
   it('telemetry queued before a throttle episode began is counted without any work once it begins', async () => {
     const h = startAiBridge({ options: local1({ requestsPerMinute: 6, burst: 1 }) })
     for (let i = 0; i < 6; i++) h.core.telemetry('d1', { v: i }) // all queued before the first is admitted
