@@ -64,9 +64,9 @@ function entryOf(credential: CredentialRecord): Entry {
  * structurally so provisioning never imports broker/). Lookups are cached by certificate fingerprint
  * and every entry of a device is dropped on any event about it, so a connect costs at most one indexed
  * registry read (the certificate joined with its device: RegistryStore.getCredential) and a revoke is seen
- * as soon as the change feed delivers it. Each lookup first lets the feed catch up (feed.catchUp(): one PRAGMA data_version, on PostgreSQL one read of the last event id,
- * when nothing changed), so a connect sees every
- * change committed before it, by this process or another, never a stale cache entry. The registry reads are
+ * as soon as the change feed delivers it. Each lookup first lets the feed catch up (feed.catchUp(): one
+ * PRAGMA data_version, on PostgreSQL one read of the last event id, when nothing changed), so a connect sees
+ * every change committed before it, by this process or another, never a stale cache entry. The registry reads are
  * async (PostgreSQL in cluster mode): a load that an event overtook while it read answers what it read but
  * caches nothing, so the event's change is read afresh by the next connect. Validity (expiry, end of a
  * renewal overlap) is judged on every lookup against the clock, never cached.
