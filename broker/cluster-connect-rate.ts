@@ -1,6 +1,9 @@
+import { createRequire } from 'node:module'
 import type { Redis } from 'ioredis'
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible'
 import type { TokenBucketOptions } from './token-bucket.ts'
+
+/** rate-limiter-flexible, loaded by the first cluster limiter: a broker on one node never needs it (issue 14: idle RSS) */
+const rateLimiterFlexible = (): typeof import('rate-limiter-flexible') => createRequire(import.meta.url)('rate-limiter-flexible')
 
 /**
  * A rate limit shared by the nodes of a cluster, on Redis: rate-limiter-flexible's Redis limiter (one atomic
@@ -19,6 +22,7 @@ export function clusterRateLimiter(
   take(key: string): Promise<{ ok: true } | { ok: false; retryAfterSeconds: number }>
   forget(key: string): Promise<void>
 } {
+  const { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } = rateLimiterFlexible()
   const points = Math.max(1, Math.floor(bucket.burst))
   const duration = Math.max(1, Math.ceil(bucket.burst / bucket.ratePerSecond))
   const limiter = new RateLimiterRedis({

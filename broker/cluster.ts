@@ -1,27 +1,31 @@
 import { createRequire } from 'node:module'
 import { Readable } from 'node:stream'
-import { Redis } from 'ioredis'
-import MQEmitterRedis from 'mqemitter-redis'
+import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import { ClusterUnreachable } from './errors.ts'
 import type { ClusterOptions } from './options.ts'
 
-// aedes-persistence-redis 12 ships no types; its main export wraps this class in callbacks, and aedes 1.2
-// wants the async one (its setup() must be an async function).
-const AsyncRedisPersistence = createRequire(import.meta.url)('aedes-persistence-redis/asyncPersistence.js') as new (options: {
-  conn: Redis
-}) => { createRetainedStreamCombi(patterns: string[]): AsyncIterable<unknown> }
-
 /**
+ * The Redis persistence for aedes, loaded by the first cluster connect: ioredis, mqemitter-redis (with
+ * msgpack-lite) and aedes-persistence-redis are ~120 modules and ~23 MiB of a process's RSS, which a broker
+ * on one node never uses (issue 14: idle RSS). aedes-persistence-redis 12 ships no types; its main export
+ * wraps this class in callbacks, and aedes 1.2 wants the async one (its setup() must be an async function).
+ *
  * aedes 1.2 pipes what createRetainedStreamCombi returns (handlers/subscribe.js: `stream.pipe(...)`), as
  * its own in-memory persistence returns a Readable; aedes-persistence-redis 12 returns an async generator,
  * so every SUBSCRIBE on a node threw "stream.pipe is not a function" from a timer. Readable.from bridges
  * the two (the upstream report: docs/upstream/aedes-persistence-redis-retained-stream.md).
  */
-class RedisPersistence extends AsyncRedisPersistence {
-  override createRetainedStreamCombi(patterns: string[]): Readable & AsyncIterable<unknown> {
-    return Readable.from(super.createRetainedStreamCombi(patterns))
+function redisPersistence(conn: Redis): object {
+  const AsyncRedisPersistence = createRequire(import.meta.url)('aedes-persistence-redis/asyncPersistence.js') as new (options: {
+    conn: Redis
+  }) => { createRetainedStreamCombi(patterns: string[]): AsyncIterable<unknown> }
+  class RedisPersistence extends AsyncRedisPersistence {
+    override createRetainedStreamCombi(patterns: string[]): Readable & AsyncIterable<unknown> {
+      return Readable.from(super.createRetainedStreamCombi(patterns))
+    }
   }
+  return new RedisPersistence({ conn })
 }
 
 /**
@@ -65,6 +69,7 @@ export function shownRedisUrl(url: string): string {
 export async function connectCluster(options: ClusterOptions, deps: { log: Logger }): Promise<ClusterBackend> {
   const log = deps.log.child({ module: 'broker.cluster' })
   const shownUrl = shownRedisUrl(options.redisUrl)
+  const [{ Redis }, { default: MQEmitterRedis }] = await Promise.all([import('ioredis'), import('mqemitter-redis')])
   const connections = ['commands', 'publish', 'subscribe'].map((role) => {
     // auto-pipelining (ioredis): the commands a turn of the event loop issues leave in one write instead of a
     // socket write each: every message's PUBLISH (mqemitter-redis asks for it, but only on connections it
@@ -95,7 +100,7 @@ export async function connectCluster(options: ClusterOptions, deps: { log: Logge
   const mq = MQEmitterRedis({ pubConn, subConn, matchEmptyLevels: true, concurrency: 100 })
   // mqemitter-redis re-emits its connections' errors here: without a listener an outage would crash the node
   ;(mq as unknown as { state: { on(event: 'error', listener: () => void): void } }).state.on('error', () => {})
-  const persistence = new RedisPersistence({ conn: redis })
+  const persistence = redisPersistence(redis)
   log.info({ redisUrl: shownUrl }, 'cluster Redis connected')
   return {
     shownUrl,

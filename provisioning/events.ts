@@ -136,6 +136,29 @@ export async function createChangeFeed(
     )
   }
 
+  /**
+   * The interval's poll: the events are read only when something may have committed (the version moved, or a
+   * commit of this process), as catchUp() decides; an idle registry costs one cheap read per interval instead
+   * of two (issue 14: idle CPU). polledAt moves either way: nothing was left unread at that version.
+   */
+  function tick(): Promise<void> {
+    if (localCommits || running !== undefined) return safePoll()
+    return store.dataVersion().then(
+      (version) => {
+        if (localCommits || version !== seenVersion) return safePoll()
+        polledAt = clock.now()
+        if (++polls % 3000 === 0) prune()
+      },
+      (err: unknown) => log.warn({ err }, 'change feed poll failed; retrying'),
+    )
+  }
+
+  function prune(): void {
+    store
+      .pruneEvents(new Date(clock.now().getTime() - retainMs))
+      .catch((err: unknown) => log.warn({ err }, 'pruning delivered events failed'))
+  }
+
   function deliver(stored: StoredEvent): void {
     const event = { type: stored.type, ...stored.data } as ControlEvent
     for (const listener of listeners) {
@@ -167,10 +190,7 @@ export async function createChangeFeed(
       throw err
     }
     polledAt = clock.now()
-    if (++polls % 3000 === 0)
-      store
-        .pruneEvents(new Date(clock.now().getTime() - retainMs))
-        .catch((err: unknown) => log.warn({ err }, 'pruning delivered events failed'))
+    if (++polls % 3000 === 0) prune()
     return delivered
   }
 
@@ -211,7 +231,7 @@ export async function createChangeFeed(
     },
     start() {
       if (stopTimer) return
-      stopTimer = scheduler.every(intervalMs, safePoll)
+      stopTimer = scheduler.every(intervalMs, tick)
       stopRemote = store.onRemoteEvents(nudge)
       startedAt = clock.now()
     },

@@ -4,7 +4,7 @@ import { claimUnusable, type ClaimUnusable } from './claims/claim-checks.ts'
 import { isDeviceEvent, type ChangeFeed, type ControlEvent } from './events.ts'
 import type { APP_CLASSES, AppService } from './apps/app-service.ts'
 import type { ClaimRecord } from './store/claim-store.ts'
-import type { CertificateRecord, DeviceRecord, RegistryStore } from './store/registry-store.ts'
+import type { CertificateRecord, CredentialRecord, DeviceRecord, RegistryStore } from './store/registry-store.ts'
 
 export type RefusalReason = 'unknown-device' | 'unknown-certificate' | 'revoked' | 'superseded' | 'disabled' | 'expired' | 'not-yet-valid'
 
@@ -45,17 +45,17 @@ interface Entry {
   group: string | null
 }
 
-function entryOf(cert: CertificateRecord, device: DeviceRecord): Entry {
+function entryOf(credential: CredentialRecord): Entry {
   return {
-    serial: cert.serial,
-    deviceId: cert.deviceId,
-    certStatus: cert.status,
-    deviceStatus: device.status,
-    notBeforeMs: cert.notBefore.getTime(),
-    notAfterMs: cert.notAfter.getTime(),
-    supersededAtMs: cert.supersededAt?.getTime() ?? null,
-    tier: device.tier,
-    group: device.group,
+    serial: credential.serial,
+    deviceId: credential.deviceId,
+    certStatus: credential.status,
+    deviceStatus: credential.device.status,
+    notBeforeMs: credential.notBefore.getTime(),
+    notAfterMs: credential.notAfter.getTime(),
+    supersededAtMs: credential.supersededAt?.getTime() ?? null,
+    tier: credential.device.tier,
+    group: credential.device.group,
   }
 }
 
@@ -63,10 +63,10 @@ function entryOf(cert: CertificateRecord, device: DeviceRecord): Entry {
  * The control plane's answer to the broker's one question (the broker's DeviceDirectory, matched
  * structurally so provisioning never imports broker/). Lookups are cached by certificate fingerprint
  * and every entry of a device is dropped on any event about it, so a connect costs at most one indexed
- * SQLite read and a revoke is seen as soon as the change feed delivers it. Each lookup first lets the
- * feed catch up (feed.catchUp(): one PRAGMA data_version, on PostgreSQL one read of the last event id,
- * when nothing changed), so a connect sees every
- * change committed before it, by this process or another, never a stale cache entry. The registry reads are
+ * registry read (the certificate joined with its device: RegistryStore.getCredential) and a revoke is seen
+ * as soon as the change feed delivers it. Each lookup first lets the feed catch up (feed.catchUp(): one
+ * PRAGMA data_version, on PostgreSQL one read of the last event id, when nothing changed), so a connect sees
+ * every change committed before it, by this process or another, never a stale cache entry. The registry reads are
  * async (PostgreSQL in cluster mode): a load that an event overtook while it read answers what it read but
  * caches nothing, so the event's change is read afresh by the next connect. Validity (expiry, end of a
  * renewal overlap) is judged on every lookup against the clock, never cached.
@@ -121,20 +121,20 @@ export function createRegistryDirectory(
     const hit = cache.get(fingerprint)
     if (hit) return hit
     const before = forgets
-    const cert = await store.getCertificateByFingerprint(fingerprint)
-    const device = cert && (await store.getDevice(cert.deviceId))
-    if (!cert || !device) return undefined
-    const entry = entryOf(cert, device)
+    // the certificate and its device in one read (getCredential: one statement, so one snapshot of both)
+    const credential = await store.getCredential(fingerprint)
+    if (!credential) return undefined
+    const entry = entryOf(credential)
     if (forgets !== before) return entry
     if (cache.size >= maxEntries) {
       cache.clear()
       byDevice.clear()
     }
     cache.set(fingerprint, entry)
-    let set = byDevice.get(device.id)
+    let set = byDevice.get(entry.deviceId)
     if (!set) {
       set = new Set()
-      byDevice.set(device.id, set)
+      byDevice.set(entry.deviceId, set)
     }
     set.add(fingerprint)
     return entry

@@ -5,6 +5,7 @@ import type {
   AuditEntry,
   AuditFilter,
   CertificateRecord,
+  CredentialRecord,
   CertificateUpdate,
   DeviceFieldsUpdate,
   DeviceFilter,
@@ -198,10 +199,13 @@ export class InMemoryRegistryStore implements RegistryStore {
     })
   }
 
-  getCertificateByFingerprint(fingerprint: string): Promise<CertificateRecord | undefined> {
+  getCredential(fingerprint: string): Promise<CredentialRecord | undefined> {
     return this.#gate.run(() => {
       const c = [...this.#certs.values()].find((c) => c.fingerprint === fingerprint)
-      return c && clone(c)
+      const d = c && this.#devices.get(c.deviceId)
+      if (!c || !d) return undefined
+      const { serial, deviceId, status, notBefore, notAfter, supersededAt } = clone(c)
+      return { serial, deviceId, status, notBefore, notAfter, supersededAt, device: { status: d.status, tier: d.tier, group: d.group } }
     })
   }
 

@@ -6,7 +6,7 @@ import type { ClaimedDevice, ClaimRecord } from './claim-store.ts'
 import type { DashboardSessionRecord } from './dashboard-session-store.ts'
 import type { LimitsRecord } from './limits-store.ts'
 import type { RouteRecord } from './route-store.ts'
-import type { AuditEntry, CertificateRecord, DeviceFilter, DeviceRecord, DeviceStatus } from './registry-store.ts'
+import type { AuditEntry, CertificateRecord, CredentialRecord, DeviceFilter, DeviceRecord, DeviceStatus } from './registry-store.ts'
 
 /**
  * The registry's rows as records, for both engines: SQLite gives dates as ISO text and numbers as numbers,
@@ -49,6 +49,23 @@ export function toCertificate(r: Row): CertificateRecord {
     pem: String(r.pem),
     createdAt: date(r.created_at),
     ...(r.key_sha256 != null && { keySha256: String(r.key_sha256) }),
+  }
+}
+
+/** The columns CREDENTIAL_SQL selects, on both engines (the certificate's, then its device's as device_*) */
+export const CREDENTIAL_COLUMNS = `c.serial, c.device_id, c.status, c.not_before, c.not_after, c.superseded_at,
+  d.status AS device_status, d.tier AS device_tier, d.group_name AS device_group
+  FROM certificates c JOIN devices d ON d.id = c.device_id`
+
+export function toCredential(r: Row): CredentialRecord {
+  return {
+    serial: String(r.serial),
+    deviceId: String(r.device_id),
+    status: r.status as CertificateRecord['status'],
+    notBefore: date(r.not_before),
+    notAfter: date(r.not_after),
+    supersededAt: dateOrNull(r.superseded_at),
+    device: { status: r.device_status as DeviceStatus, tier: String(r.device_tier), group: (r.device_group as string | null) ?? null },
   }
 }
 

@@ -45,6 +45,20 @@ export interface CertificateRecord {
   keySha256?: string
 }
 
+/**
+ * A certificate with its device, as a CONNECT judges them (the registry directory, provisioning/registry-directory.ts):
+ * one read instead of two, and only these fields (not the PEM nor the other dates), issue 14.
+ */
+export interface CredentialRecord {
+  serial: string
+  deviceId: string
+  status: CertificateStatus
+  notBefore: Date
+  notAfter: Date
+  supersededAt: Date | null
+  device: Pick<DeviceRecord, 'status' | 'tier' | 'group'>
+}
+
 export interface AuditEntry {
   id: number
   at: Date
@@ -128,7 +142,8 @@ export interface RegistryStore {
 
   insertCertificate(cert: CertificateRecord): Promise<void>
   getCertificate(serial: string): Promise<CertificateRecord | undefined>
-  getCertificateByFingerprint(fingerprint: string): Promise<CertificateRecord | undefined>
+  /** The certificate with this fingerprint and its device, read together (one statement); undefined when there is none. */
+  getCredential(fingerprint: string): Promise<CredentialRecord | undefined>
   listCertificates(deviceId: string): Promise<CertificateRecord[]>
   listRevokedCertificates(): Promise<CertificateRecord[]>
   /** certificates (of any device and status) whose public key has this SHA-256 */

@@ -4,7 +4,17 @@ import { CertificateExists, DeviceExists, DeviceNotFound, StoreSchemaTooNew } fr
 import { CommitNotifier } from './commit-notifier.ts'
 import { TransactionGate } from './transaction-gate.ts'
 import { migrations, SCHEMA_VERSION } from './migrations/index.ts'
-import { date, dateOrNull, deviceWhere, type Row, toAudit, toCertificate, toDevice } from './record-rows.ts'
+import {
+  CREDENTIAL_COLUMNS,
+  date,
+  dateOrNull,
+  deviceWhere,
+  type Row,
+  toAudit,
+  toCertificate,
+  toCredential,
+  toDevice,
+} from './record-rows.ts'
 import { backfillKeySha256, iso, sqliteBinder } from './sqlite-device-queries.ts'
 import { SqliteAiUsageStore } from './sqlite-ai-usage-store.ts'
 import { SqliteApiKeyStore } from './sqlite-api-key-store.ts'
@@ -19,6 +29,7 @@ import type {
   AuditEntry,
   AuditFilter,
   CertificateRecord,
+  CredentialRecord,
   CertificateUpdate,
   DeviceFieldsUpdate,
   DeviceFilter,
@@ -135,7 +146,7 @@ export class SqliteRegistryStore implements RegistryStore {
            revoked_at, revocation_reason, pem, created_at, key_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       getCert: db.prepare('SELECT * FROM certificates WHERE serial = ?'),
-      getCertByFp: db.prepare('SELECT * FROM certificates WHERE fingerprint = ?'),
+      getCredential: db.prepare(`SELECT ${CREDENTIAL_COLUMNS} WHERE c.fingerprint = ?`),
       listCerts: db.prepare('SELECT * FROM certificates WHERE device_id = ? ORDER BY created_at, serial'),
       listRevoked: db.prepare("SELECT * FROM certificates WHERE status = 'revoked' ORDER BY revoked_at, serial"),
       certsWithKey: db.prepare('SELECT * FROM certificates WHERE key_sha256 = ? ORDER BY created_at, serial'),
@@ -341,10 +352,10 @@ export class SqliteRegistryStore implements RegistryStore {
     return row && toCertificate(row)
   }
 
-  getCertificateByFingerprint(fingerprint: string): Promise<CertificateRecord | undefined> {
+  getCredential(fingerprint: string): Promise<CredentialRecord | undefined> {
     return this.#gate.run(() => {
-      const row = this.#stmts.getCertByFp.get(fingerprint) as Row | undefined
-      return row && toCertificate(row)
+      const row = this.#stmts.getCredential.get(fingerprint) as Row | undefined
+      return row && toCredential(row)
     })
   }
 

@@ -138,9 +138,37 @@ export function registryStoreContract(name: string, make: () => RegistryStore | 
       await store.insertCertificate(certificate('01', 'a', { notBefore: new Date('2026-01-01T00:00:00.123Z') }))
       await store.insertCertificate(certificate('02', 'a', { createdAt: new Date('2026-01-02T00:00:00.000Z') }))
       expect(await store.getCertificate('01')).toEqual(certificate('01', 'a', { notBefore: new Date('2026-01-01T00:00:00.123Z') }))
-      expect((await store.getCertificateByFingerprint('fp-02'))?.serial).toBe('02')
+      expect((await store.getCredential('fp-02'))?.serial).toBe('02')
       expect((await store.listCertificates('a')).map((c) => c.serial)).toEqual(['01', '02'])
       expect(await store.listCertificates('zzz')).toEqual([])
+    })
+
+    it('reads a certificate by fingerprint with its device in one call (getCredential), as they are now', async () => {
+      const store = await make()
+      await store.insertDevice(device('a', { group: 'pumps', tier: 'premium' }))
+      const superseded = new Date('2026-03-01T00:00:00.456Z')
+      await store.insertCertificate(certificate('01', 'a', { notBefore: new Date('2026-01-01T00:00:00.123Z') }))
+      await store.insertCertificate(certificate('02', 'a'))
+      await store.updateCertificate('01', { status: 'superseded', supersededAt: superseded })
+      expect(await store.getCredential('fp-01')).toEqual({
+        serial: '01',
+        deviceId: 'a',
+        status: 'superseded',
+        notBefore: new Date('2026-01-01T00:00:00.123Z'),
+        notAfter: new Date('2027-01-01T00:00:00.000Z'),
+        supersededAt: superseded,
+        device: { status: 'active', tier: 'premium', group: 'pumps' },
+      })
+      expect(await store.getCredential('fp-02')).toMatchObject({ serial: '02', status: 'active', supersededAt: null })
+      expect(await store.getCredential('fp-none')).toBeUndefined()
+      // a change to the device or the certificate is in the next read (nothing kept between calls)
+      await store.updateDeviceStatus('a', 'revoked', t0)
+      await store.updateDeviceFields('a', { group: null, tier: 'standard' }, t0)
+      await store.updateCertificate('02', { status: 'revoked', revokedAt: t0, revocationReason: 'keyCompromise' })
+      expect(await store.getCredential('fp-02')).toMatchObject({
+        status: 'revoked',
+        device: { status: 'revoked', tier: 'standard', group: null },
+      })
     })
 
     it('refuses a certificate for an unknown device and a duplicate serial or fingerprint', async () => {

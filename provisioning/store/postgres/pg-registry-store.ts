@@ -3,6 +3,7 @@ import type {
   AuditEntry,
   AuditFilter,
   CertificateRecord,
+  CredentialRecord,
   CertificateUpdate,
   DeviceFieldsUpdate,
   DeviceFilter,
@@ -23,7 +24,20 @@ import { PgDatabase, type PgDatabaseOptions, type PgListener } from './pg-databa
 import { isForeignKeyViolation, isUniqueViolation } from './pg-failure.ts'
 import { PgLimitsStore } from './pg-limits-store.ts'
 import { PgRouteStore } from './pg-route-store.ts'
-import { date, dateOrNull, deviceWhere, json, num, Params, toAudit, toCertificate, toDevice, whereClause } from './pg-rows.ts'
+import {
+  CREDENTIAL_COLUMNS,
+  date,
+  dateOrNull,
+  deviceWhere,
+  json,
+  num,
+  Params,
+  toAudit,
+  toCertificate,
+  toCredential,
+  toDevice,
+  whereClause,
+} from './pg-rows.ts'
 import { PgSettingsStore } from './pg-settings-store.ts'
 
 /** meta key: the highest event id pruneEvents deleted, so lastEventSeq never goes back when every event is pruned */
@@ -212,9 +226,9 @@ export class PgRegistryStore implements RegistryStore {
     return row && toCertificate(row)
   }
 
-  async getCertificateByFingerprint(fingerprint: string): Promise<CertificateRecord | undefined> {
-    const [row] = await this.db.query('SELECT * FROM certificates WHERE fingerprint = $1', [fingerprint])
-    return row && toCertificate(row)
+  async getCredential(fingerprint: string): Promise<CredentialRecord | undefined> {
+    const [row] = await this.db.query(`SELECT ${CREDENTIAL_COLUMNS} WHERE c.fingerprint = $1`, [fingerprint])
+    return row && toCredential(row)
   }
 
   async listCertificates(deviceId: string): Promise<CertificateRecord[]> {

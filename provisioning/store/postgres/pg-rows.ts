@@ -1,5 +1,17 @@
 /** node-postgres reads timestamptz as a Date, bigint as a string, boolean as a boolean. */
-export { date, dateOrNull, deviceWhere, json, num, numOrNull, toAudit, toCertificate, toDevice } from '../record-rows.ts'
+export {
+  CREDENTIAL_COLUMNS,
+  date,
+  dateOrNull,
+  deviceWhere,
+  json,
+  num,
+  numOrNull,
+  toAudit,
+  toCertificate,
+  toCredential,
+  toDevice,
+} from '../record-rows.ts'
 
 /** Numbered parameters ($1, $2, ...) for a statement built from parts. */
 export class Params {

@@ -54,9 +54,9 @@ describe('the registry directory on an async registry', () => {
     const released = new Promise<void>((resolve) => (release = resolve))
     const remote = new Proxy(store, {
       get(target, key) {
-        if (key === 'getCertificateByFingerprint')
+        if (key === 'getCredential')
           return async (fingerprint: string) => {
-            const cert = await target.getCertificateByFingerprint(fingerprint)
+            const cert = await target.getCredential(fingerprint)
             read()
             await released
             return cert
