@@ -4,6 +4,7 @@ import { x509 } from './x509.ts'
 import type { X509Certificate, X509Crl } from '@peculiar/x509'
 import type Forge from 'node-forge'
 import type { CaCertificates } from './ca.ts'
+import { readChildren, readElement } from './der.ts'
 import { BundleKeyMismatch, CertInvalid, KeyInvalid } from './errors.ts'
 import { errorText } from './keys.ts'
 import { derToPem } from './pem.ts'
@@ -78,10 +79,15 @@ export function parseCertificateDer(der: Uint8Array): X509Certificate {
   }
 }
 
-/** A certificate parsed by parseCertificateDer when first used (ParseOptions.defer). */
+/**
+ * A certificate parsed by parseCertificateDer when first used (ParseOptions.defer). Its DER, serial number
+ * and validity are answered without parsing it in depth: what loading a CA with previous issuing CAs reads
+ * of each (which are live, which is the current one), so a CLI call after `ca rotate` loads no @peculiar/x509.
+ */
 function deferredCertificate(der: Uint8Array): X509Certificate {
+  let checked: NodeX509Certificate
   try {
-    new NodeX509Certificate(der)
+    checked = new NodeX509Certificate(der)
   } catch (err) {
     throw new CertInvalid(errorText(err), { cause: err })
   }
@@ -91,10 +97,16 @@ function deferredCertificate(der: Uint8Array): X509Certificate {
     return parsed
   }
   const rawData = Uint8Array.from(der).buffer
+  // as @peculiar/x509 gives them: the serial's DER content in lowercase hex (without a sign byte), whole-second Dates
+  const known: Record<string | symbol, () => unknown> = {
+    rawData: () => rawData,
+    serialNumber: () => serialHexOf(der),
+    notBefore: () => new Date(checked.validFrom),
+    notAfter: () => new Date(checked.validTo),
+  }
   return new Proxy({} as X509Certificate, {
     get(_target, key) {
-      // the DER itself (certificateToPem, chainPem) needs no parsing
-      if (key === 'rawData') return rawData
+      if (parsed === undefined && Object.hasOwn(known, key)) return known[key]?.()
       const c = cert()
       const value: unknown = Reflect.get(c, key, c)
       return typeof value === 'function' ? value.bind(c) : value
@@ -103,6 +115,17 @@ function deferredCertificate(der: Uint8Array): X509Certificate {
     // instanceof X509Certificate holds
     getPrototypeOf: () => Object.getPrototypeOf(cert()),
   })
+}
+
+/** Certificate ::= SEQUENCE { tbs SEQUENCE { [0] version?, serialNumber INTEGER, ... } }: the serial's content as hex. */
+function serialHexOf(certDer: Uint8Array): string {
+  const tbs = readChildren(certDer, readElement(certDer))[0]
+  const fields = tbs === undefined ? [] : readChildren(certDer, tbs)
+  const serial = fields[fields[0]?.tag === 0xa0 ? 1 : 0]
+  if (serial === undefined || serial.tag !== 0x02) throw new CertInvalid('no serial number')
+  let bytes = certDer.subarray(serial.contentStart, serial.end)
+  if (bytes.length > 1 && bytes[0] === 0 && bytes[1]! > 0x7f) bytes = bytes.subarray(1) // the sign byte, as @peculiar drops it
+  return Buffer.from(bytes).toString('hex')
 }
 
 // ---- PKCS#12 ---------------------------------------------------------------------------------------

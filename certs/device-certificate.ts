@@ -1,8 +1,7 @@
 // Device certificates, built straight to DER. Batch provisioning issues thousands of these, and
 // @peculiar/x509's generic ASN.1 machinery cost ~4 ms of CPU each; here a certificate is a template
-// with the per-device fields filled in (~20 µs of JavaScript). The CA still signs through WebCrypto
-// with its CryptoKey, through the key's signer (signerFor in keys.ts), so an HSM-backed provider can hold
-// the key. The TBSCertificate is byte for byte the one the @peculiar generator wrote: test/unit/certs/
+// with the per-device fields filled in (~20 µs of JavaScript). The CA signs with signDer (keys.ts):
+// node:crypto's sign() for a software key, the key's own provider for a key bound to one (an HSM). The TBSCertificate is byte for byte the one the @peculiar generator wrote: test/unit/certs/
 // device-certificate.test.ts checks it against that generator for P-256, P-384 and RSA.
 import { createHash } from 'node:crypto'
 import type { X509Certificate } from '@peculiar/x509'
@@ -12,7 +11,6 @@ import {
   PRINTABLE,
   bitString,
   boolean,
-  ecdsaP1363ToDer,
   explicit,
   implicitPrimitive,
   integer,
@@ -48,7 +46,7 @@ import {
   ecPublicPoint,
   errorText,
   exportSpki,
-  signerFor,
+  signDer,
   signingAlgorithmFor,
   type AnyKey,
   type CryptoKey,
@@ -135,10 +133,7 @@ export async function issueDeviceCertificateDer(
       ),
     ),
   )
-  const signature = new Uint8Array(await signerFor(issuer.privateKey).subtle.sign(signing.params, issuer.privateKey, tbs))
-  const der = standalone(
-    sequence(tbs, signing.identifier, bitString(signing.p1363Bytes ? p1363ToDer(signature, signing.p1363Bytes) : signature)),
-  )
+  const der = standalone(sequence(tbs, signing.identifier, bitString(await signDer(issuer.privateKey, tbs))))
   return {
     der,
     pem: derToPem(der, 'CERTIFICATE'),
@@ -192,22 +187,16 @@ function subjectNameBytes(certDer: Uint8Array): Der {
   }
 }
 
-// ---- per signing key: the AlgorithmIdentifier and WebCrypto parameters -----------------------------
+// ---- per signing key: the signature's AlgorithmIdentifier -------------------------------------------
 
 interface SignatureAlgorithm {
-  params: { name: string; hash: string }
   identifier: Der
-  /** ECDSA: the size of r (and of s) in WebCrypto's r || s; undefined for RSA */
-  p1363Bytes?: number
 }
 
 const SIGNATURE_ALGORITHMS: Record<string, SignatureAlgorithm> = {
-  'ECDSA/SHA-256': { params: { name: 'ECDSA', hash: 'SHA-256' }, identifier: sequence(oid('1.2.840.10045.4.3.2')), p1363Bytes: 32 },
-  'ECDSA/SHA-384': { params: { name: 'ECDSA', hash: 'SHA-384' }, identifier: sequence(oid('1.2.840.10045.4.3.3')), p1363Bytes: 48 },
-  'RSASSA-PKCS1-v1_5/SHA-256': {
-    params: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
-    identifier: sequence(oid('1.2.840.113549.1.1.11'), NULL),
-  },
+  'ECDSA/SHA-256': { identifier: sequence(oid('1.2.840.10045.4.3.2')) },
+  'ECDSA/SHA-384': { identifier: sequence(oid('1.2.840.10045.4.3.3')) },
+  'RSASSA-PKCS1-v1_5/SHA-256': { identifier: sequence(oid('1.2.840.113549.1.1.11'), NULL) },
 }
 
 /** What the issuer key signs with (signingAlgorithmFor: P-256 with SHA-256, P-384 with SHA-384, RSA with SHA-256). */
@@ -216,12 +205,6 @@ function signatureAlgorithmOf(key: CryptoKey): SignatureAlgorithm {
   const alg = SIGNATURE_ALGORITHMS[`${name}/${hash}`]
   if (alg === undefined) throw new RangeError(`no signature algorithm for ${name} with ${hash}`)
   return alg
-}
-
-/** WebCrypto's ECDSA r || s, checked to be the size the curve gives, as the DER X.509 wants. */
-function p1363ToDer(signature: Uint8Array, half: number): Der {
-  if (signature.length !== 2 * half) throw new RangeError(`ECDSA signature of ${signature.length} bytes, expected ${2 * half}`)
-  return ecdsaP1363ToDer(signature)
 }
 
 // ---- per device ------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-import { createPrivateKey, generateKeyPair as generateNodeKeyPair, KeyObject, webcrypto } from 'node:crypto'
+import { createPrivateKey, generateKeyPair as generateNodeKeyPair, KeyObject, sign as nodeSign, webcrypto } from 'node:crypto'
 import { KeyAlgorithmUnsupported, KeyInvalid, KeyPassphraseRequired, KeyPassphraseWrong } from './errors.ts'
 import * as der from './der.ts'
 import { derToPem } from './pem.ts'
@@ -57,12 +57,23 @@ export async function generateKeyObjects(
 ): Promise<{ publicKey: KeyObject; privateKey: KeyObject }> {
   if (!isKeyAlgorithm(alg)) throw new KeyAlgorithmUnsupported(String(alg))
   return new Promise((resolve, reject) => {
-    const done = (err: Error | null, publicKey: KeyObject, privateKey: KeyObject) =>
-      err ? reject(err) : resolve({ publicKey, privateKey })
+    const done = (err: Error | null, publicKey: KeyObject, privateKey: KeyObject) => {
+      if (err) return reject(err)
+      generated.set(publicKey, alg)
+      generated.set(privateKey, alg)
+      resolve({ publicKey, privateKey })
+    }
     if (alg === 'p256' || alg === 'p384') generateNodeKeyPair('ec', { namedCurve: EC_CURVES[alg] }, done)
     else generateNodeKeyPair('rsa', { modulusLength: RSA_BITS[alg], publicExponent: 0x10001 }, done)
   })
 }
+
+/**
+ * The keys generateKeyObjects made, with their algorithm: known without asking OpenSSL again (a KeyObject's
+ * asymmetricKeyDetails costs ~40 us a read, and batch provisioning read it several times per device). Only
+ * generateKeyObjects adds to it, so a key from anywhere else (a CSR, a file) is always checked.
+ */
+const generated = new WeakMap<KeyObject, KeyAlgorithm>()
 
 /** keyAlgorithmOf for either kind of key. */
 export function keyAlgorithmOfAny(key: AnyKey): KeyAlgorithm {
@@ -82,7 +93,9 @@ export function keyAlgorithmOf(key: CryptoKey): KeyAlgorithm {
 }
 
 export function isRsaKey(key: AnyKey): boolean {
-  return key instanceof KeyObject ? key.asymmetricKeyType === 'rsa' : key.algorithm.name === RSA_ALG
+  if (!(key instanceof KeyObject)) return key.algorithm.name === RSA_ALG
+  const alg = generated.get(key)
+  return alg === undefined ? key.asymmetricKeyType === 'rsa' : alg.startsWith('rsa')
 }
 
 /**
@@ -105,6 +118,47 @@ export function bindSigner<K extends CryptoKey>(key: K, signer: KeySigner): K {
 /** The provider that signs with `key`: the one bound to it, else Node's WebCrypto. */
 export function signerFor(key: CryptoKey): KeySigner {
   return signers.get(key) ?? (webcrypto as unknown as KeySigner)
+}
+
+const HASH_NAMES: Record<string, string> = { 'SHA-256': 'sha256', 'SHA-384': 'sha384' }
+const nodeKeys = new WeakMap<CryptoKey, KeyObject>()
+
+/**
+ * Signs `data` with an issuer key as an X.509 signature wants it: ECDSA as a DER Ecdsa-Sig-Value, RSA as
+ * PKCS#1 v1.5. A key of Node's own WebCrypto signs with node:crypto's sign() on its KeyObject (made once
+ * per key), on the thread pool: WebCrypto's job set-up and its r || s form cost the main thread several
+ * times more (issue 14). A key bound to another provider (bindSigner: an HSM) signs through it.
+ */
+export async function signDer(key: CryptoKey, data: Uint8Array): Promise<Uint8Array> {
+  const { name, hash } = signingAlgorithmFor(key)
+  const bound = signers.get(key)
+  const keyObject = bound === undefined ? nodeKeyOf(key) : undefined
+  if (keyObject === undefined) {
+    const signature = new Uint8Array(await (bound ?? signerFor(key)).subtle.sign({ name, hash }, key, data))
+    if (name !== 'ECDSA') return signature
+    const half = hash === 'SHA-384' ? 48 : 32
+    if (signature.length !== 2 * half) throw new RangeError(`ECDSA signature of ${signature.length} bytes, expected ${2 * half}`)
+    return der.ecdsaP1363ToDer(signature)
+  }
+  return new Promise((resolve, reject) =>
+    nodeSign(HASH_NAMES[hash] ?? hash, data, { key: keyObject, dsaEncoding: 'der' }, (err, signature) =>
+      err ? reject(err) : resolve(new Uint8Array(signature.buffer, signature.byteOffset, signature.byteLength)),
+    ),
+  )
+}
+
+/** The node:crypto KeyObject of a key of Node's WebCrypto; undefined for a key of another provider. */
+function nodeKeyOf(key: CryptoKey): KeyObject | undefined {
+  let keyObject = nodeKeys.get(key)
+  if (keyObject === undefined) {
+    try {
+      keyObject = KeyObject.from(key)
+    } catch {
+      return undefined // not Node's CryptoKey
+    }
+    nodeKeys.set(key, keyObject)
+  }
+  return keyObject
 }
 
 /** The signature algorithm an issuer key signs with: ECDSA with SHA-256 (P-256) / SHA-384 (P-384), RSA with SHA-256. */
@@ -157,6 +211,8 @@ type EcCurve = keyof typeof EC_CURVE_OIDS
 /** 'P-256' / 'P-384' for our EC keys, undefined for any other key. */
 export function ecCurveOf(key: AnyKey): EcCurve | undefined {
   if (key instanceof KeyObject) {
+    const alg = generated.get(key)
+    if (alg !== undefined) return alg === 'p256' || alg === 'p384' ? EC_CURVES[alg] : undefined
     if (key.asymmetricKeyType !== 'ec') return undefined
     const curve = key.asymmetricKeyDetails?.namedCurve
     return curve === 'prime256v1' ? 'P-256' : curve === 'secp384r1' ? 'P-384' : undefined
@@ -242,6 +298,8 @@ export async function privateKeyFromPem(pem: string, opts: { passphrase?: string
 
 /** Our algorithm for a node:crypto key (private or public); undefined when it is none of ours. */
 export function keyAlgorithmOfNodeKey(key: KeyObject): KeyAlgorithm | undefined {
+  const known = generated.get(key)
+  if (known !== undefined) return known
   const details = key.asymmetricKeyDetails ?? {}
   if (key.asymmetricKeyType === 'ec') {
     if (details.namedCurve === 'prime256v1') return 'p256'

@@ -1,5 +1,5 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs'
-import { type FileHandle, mkdir, open } from 'node:fs/promises'
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs'
+import { type FileHandle, link, mkdir, open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseCertificateDer, parseCertificatesPem, toPkcs12 } from '../../certs/index.ts'
 import type { IssuedCertificate } from '../authority/device-authority.ts'
@@ -20,8 +20,16 @@ export function bundlePath(outDir: string, deviceId: string, format: BundleForma
   return format === 'p12' ? join(outDir, `${deviceId}.p12`) : join(outDir, deviceId)
 }
 
+interface BundleFile {
+  name: string
+  data: string | Uint8Array
+  mode: number
+  /** the same for every device of a batch (ca.pem): stageBundles writes it once and hard-links it */
+  shared?: boolean
+}
+
 /** A bundle's files relative to its path: for PEM <id>/cert.pem, ca.pem and key.pem; for PKCS#12 the <id>.p12 itself (''). */
-function bundleFiles(issued: IssuedCertificate, options: BundleOptions): { name: string; data: string | Uint8Array; mode: number }[] {
+function bundleFiles(issued: IssuedCertificate, options: BundleOptions): BundleFile[] {
   if (options.format === 'p12') {
     if (!issued.privateKey) throw new BundleNeedsKey(issued.deviceId)
     const der = toPkcs12({
@@ -35,7 +43,7 @@ function bundleFiles(issued: IssuedCertificate, options: BundleOptions): { name:
   }
   return [
     { name: 'cert.pem', data: issued.certificatePem, mode: 0o644 },
-    { name: 'ca.pem', data: issued.chainPem, mode: 0o644 },
+    { name: 'ca.pem', data: issued.chainPem, mode: 0o644, shared: true },
     ...(issued.privateKey ? [{ name: 'key.pem', data: issued.privateKey.pem, mode: 0o600 }] : []),
   ]
 }
@@ -66,6 +74,9 @@ async function writeDurably(path: string, data: string | Uint8Array, mode: numbe
   }
 }
 
+/** Why link() can refuse where a copy still works: too many links to one file, or a file system without hard links. */
+const NO_LINK = new Set(['EMLINK', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EXDEV'])
+
 /** fsync of a folder: its entries are durable. */
 async function syncFolder(path: string): Promise<void> {
   const handle = await open(path, 'r')
@@ -76,12 +87,16 @@ async function syncFolder(path: string): Promise<void> {
   }
 }
 
+/** The staging folder's own name for a shared file: '~' is in no device id (DEVICE_ID_PATTERN), so no bundle's. */
+const SHARED_PREFIX = '~shared-'
+
 /** The note a staging folder carries from its first write: what a folder left by a killed process means. */
 const STAGING_NOTE = 'NOTE.txt'
 const STAGING_NOTE_TEXT = `Gatehouse writes a batch's bundles here, commits the devices to the registry, then moves the
 bundles out. This folder is left only when the process stopped in between (killed, power cut):
 - bundles of devices that 'gatehouse device list' shows were committed: move them out and use them;
-- bundles of devices it does not show were never registered: they are void, delete them.
+- bundles of devices it does not show were never registered: they are void, delete them;
+- ~shared-* files are the ca.pem every bundle here holds (hard-linked), not bundles: delete them with the folder.
 `
 
 /** A batch's bundles on their way: written into a staging folder as each device is issued, then committed. */
@@ -109,6 +124,31 @@ export interface StagedBundles {
 export function stageBundles(outDir: string, options: BundleOptions): StagedBundles {
   let staging: string | undefined
   const written: IssuedCertificate[] = []
+  // a file every bundle of the batch holds (ca.pem): written and fsynced once in the staging folder, by content
+  const shared = new Map<string, Promise<string>>()
+  let sharedFiles = 0
+  function sharedFile(file: BundleFile): Promise<string> {
+    const key = `${file.mode}:${String(file.data)}`
+    let path = shared.get(key)
+    if (path === undefined) {
+      const at = join(stagingFolder(), `${SHARED_PREFIX}${sharedFiles++}`)
+      path = writeDurably(at, file.data, file.mode).then(() => at)
+      shared.set(key, path)
+      path.catch(() => shared.delete(key))
+    }
+    return path
+  }
+  /** A shared file hard-linked into a bundle (a link fewer than a file and its fsync); a copy where links fail. */
+  async function placeShared(file: BundleFile, to: string): Promise<void> {
+    try {
+      await link(await sharedFile(file), to)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === undefined || !NO_LINK.has(code)) throw err
+      if (code === 'EMLINK') shared.delete(`${file.mode}:${String(file.data)}`) // the next bundles link to a new one
+      await writeDurably(to, file.data, file.mode)
+    }
+  }
   function stagingFolder(): string {
     if (staging === undefined) {
       mkdirSync(outDir, { recursive: true, mode: 0o700 })
@@ -128,7 +168,12 @@ export function stageBundles(outDir: string, options: BundleOptions): StagedBund
       try {
         const target = bundlePath(stagingFolder(), issued.deviceId, options.format)
         if (options.format === 'pem') await mkdir(target, { mode: 0o700 })
-        await Promise.all(files.map((f) => writeDurably(f.name ? join(target, f.name) : target, f.data, f.mode)))
+        await Promise.all(
+          files.map((f) => {
+            const to = f.name ? join(target, f.name) : target
+            return f.shared ? placeShared(f, to) : writeDurably(to, f.data, f.mode)
+          }),
+        )
         if (options.format === 'pem') await syncFolder(target)
       } catch (err) {
         throw storeFailure(err) ?? err // a full disk: GH_STORE_DISK_FULL (the caller then removes the staging folder)
@@ -144,8 +189,8 @@ export function stageBundles(outDir: string, options: BundleOptions): StagedBund
         throw err
       }
       const from = stagingFolder()
-      for (const name of readdirSync(from)) if (name !== STAGING_NOTE) renameSync(join(from, name), join(outDir, name))
-      rmSync(from, { recursive: true, force: true })
+      for (const i of written) renameSync(bundlePath(from, i.deviceId, options.format), bundlePath(outDir, i.deviceId, options.format))
+      rmSync(from, { recursive: true, force: true }) // NOTE.txt and the shared files' first links
       fsyncDir(outDir)
       return written.map((i) => bundlePath(outDir, i.deviceId, options.format))
     },

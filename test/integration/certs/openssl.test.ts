@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process'
+import { X509Certificate as NodeX509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { connect, createServer, type TLSSocket } from 'node:tls'
@@ -111,6 +112,12 @@ describe('device certificates as batch provisioning makes them (KeyObject keys, 
     const strict = await openssl('verify', '-x509_strict', '-CAfile', files.root, '-untrusted', files.issuing, certPem)
     expect(strict.stdout).toContain(`${certPem}: OK`)
     await openssl('verify', '-x509_strict', '-purpose', 'sslclient', '-CAfile', files.chain, certPem)
+    // signed by node:crypto's sign() with the CA's KeyObject (issue 14): Node's own X.509 code agrees
+    const nodeCert = new NodeX509Certificate(issued.der)
+    const nodeIssuer = new NodeX509Certificate(new Uint8Array(ca.issuing.certificate.rawData))
+    expect(nodeCert.checkIssued(nodeIssuer)).toBe(true)
+    expect(nodeCert.verify(nodeIssuer.publicKey)).toBe(true)
+    expect(nodeCert.verify(new NodeX509Certificate(new Uint8Array(ca.root.certificate.rawData)).publicKey)).toBe(false)
     await expect(openssl('verify', '-purpose', 'sslserver', '-CAfile', files.chain, certPem)).rejects.toThrow()
 
     const text = (await openssl('x509', '-in', certPem, '-noout', '-text')).stdout

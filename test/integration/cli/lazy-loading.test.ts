@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -152,6 +152,10 @@ describe('the compiled CLI compiles no JSON Schema (npm run test:cli-dist)', () 
         expect(created).toMatchObject({ code: 0 })
         expect(created.stderr).not.toMatch(/^x509 files 0$/m)
         expect(created.stderr).toMatch(/^x509 files [1-9]/m)
+        expect((await run([])).stderr).toMatch(/^x509 files 0$/m)
+        // nor after `ca rotate`, which leaves a previous issuing CA that every load of the CA reads (issue 14)
+        expect(await run(['ca', 'rotate', '--data-dir', dir])).toMatchObject({ code: 0 })
+        expect(readdirSync(join(dir, 'ca', 'previous'))).toHaveLength(1)
         expect((await run([])).stderr).toMatch(/^x509 files 0$/m)
         // nor pino itself at the default level: listing and showing devices log nothing (createLazyLogger, issue 14)
         for (const args of [[], ['device', 'show', 'probe-1', '--data-dir', dir]]) {

@@ -71,8 +71,10 @@ describe('a batch killed between writing its bundles and committing', () => {
       note = readFileSync(join(out, staging, 'NOTE.txt'), 'utf8')
     }
     await writeBundlesThenCommit(out, issued as unknown as IssuedCertificate[], { format: 'pem' }, commit)
-    expect(seen).toEqual(['NOTE.txt', 'n-1', 'n-2'])
+    // ~shared-0: the batch's ca.pem, written once and hard-linked into each bundle (issue 14)
+    expect(seen).toEqual(['NOTE.txt', 'n-1', 'n-2', '~shared-0'])
     expect(note).toMatch(/not show were never registered: they are void/)
+    expect(note).toMatch(/~shared-\* files are the ca.pem every bundle here holds/)
     expect(readdirSync(out).sort()).toEqual(['n-1', 'n-2']) // after the commit: moved out, the note and the folder gone
   })
 

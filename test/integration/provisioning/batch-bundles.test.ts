@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import pino from 'pino'
 import { describe, expect, it, onTestFinished } from 'vitest'
@@ -43,6 +43,27 @@ describe('a batch whose bundles are written as its devices are issued', () => {
     expect(readdirSync(out).length).toBe(100)
     expect(readdirSync(join(out, 'ov-0100')).sort()).toEqual(['ca.pem', 'cert.pem', 'key.pem'])
     expect((statSync(join(out, 'ov-0100', 'key.pem')).mode & 0o777).toString(8)).toBe('600')
+  })
+
+  it('writes ca.pem once per batch and hard-links it into every bundle; nothing but the bundles is left (issue 14)', async () => {
+    const control = await controlPlane()
+    const out = join(tempDir(), 'out')
+    const staged = stageBundles(out, { format: 'pem' })
+    const batch = await control.authority.prepareBatch({ count: 20, prefix: 'ln-' }, 'operator:test', undefined, staged.write)
+    await staged.commit(batch.commit)
+    expect(readdirSync(out).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `ln-${String(i + 1).padStart(4, '0')}`))
+    const chain = readFileSync(join(out, 'ln-0001', 'ca.pem'), 'utf8')
+    const inodes = new Set<number>()
+    for (const id of readdirSync(out)) {
+      const ca = statSync(join(out, id, 'ca.pem'))
+      expect(ca.nlink).toBe(20) // the staging folder's first link is gone with it
+      expect((ca.mode & 0o777).toString(8)).toBe('644')
+      expect(readFileSync(join(out, id, 'ca.pem'), 'utf8')).toBe(chain)
+      expect(statSync(join(out, id, 'cert.pem')).nlink).toBe(1)
+      inodes.add(ca.ino)
+    }
+    expect(inodes.size).toBe(1)
+    expect(chain.match(/-----BEGIN CERTIFICATE-----/g)).toHaveLength(2) // the issuing CA, then the root
   })
 
   it('stops at a bundle it cannot write: the coded error, no device registered, no staging folder left', async () => {

@@ -1,3 +1,5 @@
+import { createRequire } from 'node:module'
+import type * as X509 from '@peculiar/x509'
 import forge from 'node-forge'
 import { describe, expect, it } from 'vitest'
 import {
@@ -14,7 +16,9 @@ import {
 } from '../../../certs/index.ts'
 import { certificateToDer } from '../../../certs/bundle.ts'
 import { issueDeviceCertificate } from '../../../certs/device-certificate.ts'
+import { signCertificate } from '../../../certs/issue-certificate.ts'
 import { fixedClock } from '../../helpers/clock.ts'
+import { seededRandom } from '../../helpers/random.ts'
 import { makeTestCa } from '../../helpers/test-ca.ts'
 
 async function deviceBundle(alg: KeyAlgorithm) {
@@ -106,5 +110,69 @@ describe('toPkcs12', () => {
     expect(() => toPkcs12({ privateKeyPkcs8: new Uint8Array([1, 2, 3]), certificate: cert, chain: [], password: 'pw' })).toThrow(
       expect.objectContaining({ code: 'GH_KEY_INVALID' }),
     )
+  })
+})
+
+describe('parseCertificatesPem with defer (issue 14)', () => {
+  it('answers serial number and validity as the parsed certificate does, without parsing it in depth', async () => {
+    const ca = await makeTestCa({ keyAlgorithm: 'p256' })
+    const { publicKey } = await generateKeyPair('p256')
+    // serials with the top bit set (a leading 00 in DER) and without; a UTCTime and a GeneralizedTime (2050 on) validity
+    const certs = [ca.root.certificate, ca.issuing.certificate]
+    for (const [seed, at] of [
+      [1, '2026-01-01T00:00:00Z'],
+      [2, '2049-12-01T00:00:00Z'],
+      [7, '2030-06-15T12:34:56Z'],
+    ] as const) {
+      const caAt = await makeTestCa({ keyAlgorithm: 'p256', clock: fixedClock(at), random: seededRandom(seed), cache: false })
+      certs.push(caAt.root.certificate, caAt.issuing.certificate)
+      certs.push(
+        await issueDeviceCertificate(
+          caAt.issuing,
+          { deviceId: `dev-${seed}`, publicKey },
+          { clock: fixedClock(at), random: seededRandom(seed) },
+        ),
+      )
+    }
+    // a serial whose top bit is set, as another CA may write it: DER puts a 00 byte in front
+    const keys = await generateKeyPair('p256')
+    certs.push(
+      await signCertificate({
+        signingKey: keys.privateKey,
+        subject: [{ CN: ['top-bit'] }],
+        publicKey: keys.publicKey,
+        serial: '8a00000000000000000000000000ff01',
+        notBefore: new Date('2026-01-01T00:00:00Z'),
+        notAfter: new Date('2027-01-01T00:00:00Z'),
+        extensions: [],
+      }),
+    )
+    expect(certs.some((c) => c.serialNumber.startsWith('8a') && Buffer.from(c.rawData).includes(Buffer.from('0211008a', 'hex')))).toBe(true)
+    expect(certs.some((c) => c.notAfter.getUTCFullYear() >= 2050)).toBe(true)
+    // counts the certificates @peculiar/x509 parses (the CommonJS instance certs/x509.ts loads)
+    const lib = createRequire(import.meta.url)('@peculiar/x509') as typeof X509
+    const Original = lib.X509Certificate
+    let parses = 0
+    lib.X509Certificate = class extends Original {
+      constructor(...args: ConstructorParameters<typeof Original>) {
+        super(...args)
+        parses++
+      }
+    }
+    try {
+      for (const cert of certs) {
+        const [deferred] = parseCertificatesPem(certificateToPem(cert), { defer: true })
+        const read = { serial: deferred?.serialNumber, notBefore: deferred?.notBefore, notAfter: deferred?.notAfter }
+        expect(read).toEqual({ serial: cert.serialNumber, notBefore: cert.notBefore, notAfter: cert.notAfter })
+        expect(parses).toBe(0)
+        // anything else parses it, once
+        expect(deferred?.subject).toBe(cert.subject)
+        expect(deferred?.serialNumber).toBe(cert.serialNumber)
+        expect(parses).toBe(1)
+        parses = 0
+      }
+    } finally {
+      lib.X509Certificate = Original
+    }
   })
 })

@@ -1,6 +1,7 @@
-import { KeyObject, generateKeyPairSync } from 'node:crypto'
-import { describe, expect, it } from 'vitest'
+import { KeyObject, X509Certificate as NodeX509Certificate, generateKeyPairSync, webcrypto } from 'node:crypto'
+import { describe, expect, it, vi } from 'vitest'
 import {
+  bindSigner,
   certificateFingerprint,
   createCertificateAuthority,
   generateKeyObjects,
@@ -82,6 +83,7 @@ async function bothWays(
 }
 
 const ALGS: KeyAlgorithm[] = ['p256', 'p384', 'rsa2048']
+const deps = { clock: fixedClock(), random: seededRandom(3) }
 const COMBOS = ALGS.flatMap((issuerAlg) => ALGS.map((deviceAlg) => [issuerAlg, deviceAlg] as const))
 
 describe('issueDeviceCertificateDer, against the @peculiar/x509 generator', () => {
@@ -182,6 +184,77 @@ describe('issueDeviceCertificateDer, against the @peculiar/x509 generator', () =
       expect(fastCert.issuer).toBe(ca.issuing.certificate.subject)
       expect(await fastCert.verify({ publicKey: ca.issuing.certificate, signatureOnly: true })).toBe(true)
     }
+  })
+})
+
+describe('issueDeviceCertificateDer signing (issue 14)', () => {
+  it.each(ALGS)('signs with node:crypto, not WebCrypto, when the %s CA key is a software key', async (alg) => {
+    const ca = await makeTestCa({ keyAlgorithm: alg })
+    const { publicKey } = await generateKeyObjects('p256')
+    const webCryptoSign = vi.spyOn(webcrypto.subtle, 'sign')
+    try {
+      const issued = await issueDeviceCertificateDer(ca.issuing, { deviceId: 'dev-node', publicKey }, deps)
+      expect(webCryptoSign).not.toHaveBeenCalled()
+      const cert = new NodeX509Certificate(issued.der)
+      expect(cert.verify(new NodeX509Certificate(new Uint8Array(ca.issuing.certificate.rawData)).publicKey)).toBe(true)
+    } finally {
+      webCryptoSign.mockRestore()
+    }
+  })
+
+  it('signs through the provider bound to a CA key (an HSM), in DER as X.509 wants', async () => {
+    const ca = await makeTestCa({ keyAlgorithm: 'p384' })
+    const calls: string[] = []
+    // another provider's key: not Node's CryptoKey, so only its bound signer can sign with it
+    const foreign = {
+      type: 'private',
+      algorithm: ca.issuing.privateKey.algorithm,
+      extractable: false,
+      usages: ['sign'],
+    } as unknown as CryptoKey
+    const privateKey = bindSigner(foreign, {
+      subtle: {
+        sign: async (algorithm, _key, data) => {
+          calls.push(JSON.stringify(algorithm))
+          return webcrypto.subtle.sign(algorithm, ca.issuing.privateKey, data)
+        },
+      },
+    })
+    const { publicKey } = await generateKeyObjects('p256')
+    const issued = await issueDeviceCertificateDer({ ...ca.issuing, privateKey }, { deviceId: 'dev-hsm', publicKey }, deps)
+    expect(calls).toEqual([JSON.stringify({ name: 'ECDSA', hash: 'SHA-384' })])
+    const cert = new NodeX509Certificate(issued.der)
+    expect(cert.verify(new NodeX509Certificate(new Uint8Array(ca.issuing.certificate.rawData)).publicKey)).toBe(true)
+  })
+})
+
+describe('issueDeviceCertificateDer key checks (issue 14)', () => {
+  // the getter that asks OpenSSL for a KeyObject's curve or modulus size
+  const detailsGetter = () => vi.spyOn(asymmetricProto() as KeyObject, 'asymmetricKeyDetails', 'get')
+  function asymmetricProto(): object {
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
+    let proto = Object.getPrototypeOf(publicKey)
+    while (proto !== null && !Object.getOwnPropertyDescriptor(proto, 'asymmetricKeyDetails')) proto = Object.getPrototypeOf(proto)
+    return proto
+  }
+
+  it('does not ask OpenSSL again about a key generateKeyObjects made, and still checks any other key', async () => {
+    const ca = await makeTestCa({ keyAlgorithm: 'p256' })
+    const made = await generateKeyObjects('p256')
+    const external = KeyObject.from((await generateKeyPair('p256')).publicKey)
+    const details = detailsGetter()
+    try {
+      await issueDeviceCertificateDer(ca.issuing, { deviceId: 'dev-made', publicKey: made.publicKey }, deps)
+      expect(details).not.toHaveBeenCalled()
+      await issueDeviceCertificateDer(ca.issuing, { deviceId: 'dev-external', publicKey: external }, deps)
+      expect(details).toHaveBeenCalled()
+    } finally {
+      details.mockRestore()
+    }
+    const { publicKey: ed25519 } = generateKeyPairSync('ed25519')
+    await expect(issueDeviceCertificateDer(ca.issuing, { deviceId: 'dev-ed', publicKey: ed25519 }, deps)).rejects.toMatchObject({
+      code: 'GH_KEY_ALGORITHM_UNSUPPORTED',
+    })
   })
 })
 
