@@ -195,3 +195,23 @@ describe('topics', () => {
     expect(parseDeviceTopic(topic)).toEqual(expected)
   })
 })
+
+describe('canPublishTo with a wildcard grant, asked again and again (its allowed topics are remembered)', () => {
+  const grants = { publish: ['devices/pump-7/telemetry/#'], subscribe: [] }
+
+  it('answers the same for a topic the second time, and after more topics than it remembers', () => {
+    const topics = Array.from({ length: 100 }, (_, i) => `devices/pump-7/telemetry/sensor-${i}`)
+    for (let round = 0; round < 2; round++) {
+      for (const t of topics) expect(canPublishTo(grants, t)).toEqual({ ok: true })
+      expect(canPublishTo(grants, 'devices/pump-8/telemetry/sensor-1')).toEqual({ ok: false, reason: 'not-permitted' })
+      expect(canPublishTo(grants, 'devices/pump-7/telemetry/+')).toEqual({ ok: false, reason: 'wildcard-in-topic' })
+      expect(canPublishTo(grants, 'devices/pump-7/telemetry//x')).toEqual({ ok: false, reason: 'empty-level' })
+    }
+  })
+
+  it('remembers nothing for another grants object: one device allowed a topic does not allow it to another', () => {
+    expect(canPublishTo(grants, 'devices/pump-7/telemetry/temp')).toEqual({ ok: true })
+    const other = { publish: ['devices/pump-8/telemetry/#'], subscribe: [] }
+    expect(canPublishTo(other, 'devices/pump-7/telemetry/temp')).toEqual({ ok: false, reason: 'not-permitted' })
+  })
+})
