@@ -90,8 +90,12 @@ async function syncFolder(path: string): Promise<void> {
 /** The staging folder's own name for a shared file: '~' is in no device id (DEVICE_ID_PATTERN), so no bundle's. */
 const SHARED_PREFIX = '~shared-'
 
-/** The note a staging folder carries from its first write: what a folder left by a killed process means. */
-const STAGING_NOTE = 'NOTE.txt'
+/**
+ * The note a staging folder carries from its first write: what a folder left by a killed process means. Its
+ * name starts with '~' like the shared files', so no device's bundle can take it (a device named NOTE.txt
+ * once could: its bundle folder collided with the note and the device could not be created).
+ */
+export const STAGING_NOTE = '~NOTE.txt'
 const STAGING_NOTE_TEXT = `Gatehouse writes a batch's bundles here, commits the devices to the registry, then moves the
 bundles out. This folder is left only when the process stopped in between (killed, power cut):
 - bundles of devices that 'gatehouse device list' shows were committed: move them out and use them;
@@ -117,7 +121,7 @@ export interface StagedBundles {
 }
 
 /**
- * Stages bundles under outDir: its folder and the staging folder (with a NOTE.txt first, saying what a
+ * Stages bundles under outDir: its folder and the staging folder (with its note, ~NOTE.txt, first, saying what a
  * left-over folder means) are made at the first write. No device is ever registered without its key
  * durably on disk, and a bundle whose device is missing is never without the note.
  */
@@ -190,7 +194,7 @@ export function stageBundles(outDir: string, options: BundleOptions): StagedBund
       }
       const from = stagingFolder()
       for (const i of written) renameSync(bundlePath(from, i.deviceId, options.format), bundlePath(outDir, i.deviceId, options.format))
-      rmSync(from, { recursive: true, force: true }) // NOTE.txt and the shared files' first links
+      rmSync(from, { recursive: true, force: true }) // the note and the shared files' first links
       fsyncDir(outDir)
       return written.map((i) => bundlePath(outDir, i.deviceId, options.format))
     },

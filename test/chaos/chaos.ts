@@ -15,6 +15,7 @@ import { startGatehouse } from '../../gatehouse.ts'
 import { GATEHOUSE_BIN } from '../helpers/run-cli.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { killHard, startGatehouseProcess } from './gatehouse-process.ts'
+import { STAGING_NOTE } from '../../provisioning/bundles/write-bundle.ts'
 
 /**
  * SIGKILL chaos (issue 17, "Faults"): a real `gatehouse` process killed at a point a seeded generator
@@ -211,7 +212,7 @@ function victims(work: string, template: Template): Record<Scenario, () => Victi
         for (const id of placed) if (!ids.includes(id)) violations.push(`batch: bundle ${id} in place but the device is missing`)
         for (const s of staged) {
           const orphans = readdirSync(join(out, s)).filter((n) => n.startsWith('b-') && !ids.includes(n))
-          if (orphans.length && !existsSync(join(out, s, 'NOTE.txt')))
+          if (orphans.length && !existsSync(join(out, s, STAGING_NOTE)))
             violations.push(`batch: ${s} holds bundles of missing devices without a note`)
         }
       },

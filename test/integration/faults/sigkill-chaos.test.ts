@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { IssuedCertificate } from '../../../provisioning/authority/device-authority.ts'
-import { writeBundlesThenCommit } from '../../../provisioning/bundles/write-bundle.ts'
+import { STAGING_NOTE, writeBundlesThenCommit } from '../../../provisioning/bundles/write-bundle.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
 import {
   COMMAND_SCENARIOS,
@@ -68,11 +68,11 @@ describe('a batch killed between writing its bundles and committing', () => {
     const commit = () => {
       const staging = readdirSync(out).find((n) => n.startsWith('.gatehouse-staging-'))!
       seen = readdirSync(join(out, staging)).sort()
-      note = readFileSync(join(out, staging, 'NOTE.txt'), 'utf8')
+      note = readFileSync(join(out, staging, STAGING_NOTE), 'utf8')
     }
     await writeBundlesThenCommit(out, issued as unknown as IssuedCertificate[], { format: 'pem' }, commit)
     // ~shared-0: the batch's ca.pem, written once and hard-linked into each bundle (issue 14)
-    expect(seen).toEqual(['NOTE.txt', 'n-1', 'n-2', '~shared-0'])
+    expect(seen).toEqual(['n-1', 'n-2', STAGING_NOTE, '~shared-0'])
     expect(note).toMatch(/not show were never registered: they are void/)
     expect(note).toMatch(/~shared-\* files are the ca.pem every bundle here holds/)
     expect(readdirSync(out).sort()).toEqual(['n-1', 'n-2']) // after the commit: moved out, the note and the folder gone

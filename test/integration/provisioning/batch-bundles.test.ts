@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node
 import { join } from 'node:path'
 import pino from 'pino'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { stageBundles } from '../../../provisioning/bundles/write-bundle.ts'
+import { STAGING_NOTE, stageBundles, writeBundlesThenCommit } from '../../../provisioning/bundles/write-bundle.ts'
 import { initControlPlane, openControlPlane } from '../../../provisioning/index.ts'
 import { mountable, smallDisk } from '../../helpers/small-disk.ts'
 import { tempDir } from '../../helpers/temp-dir.ts'
@@ -34,7 +34,7 @@ describe('a batch whose bundles are written as its devices are issued', () => {
       },
       staged.write,
     )
-    expect(stagedEarly).toContain('NOTE.txt')
+    expect(stagedEarly).toContain(STAGING_NOTE)
     expect(stagedEarly.filter((n) => n.startsWith('ov-')).length).toBeGreaterThanOrEqual(1)
     expect(await control.authority.countDevices()).toBe(0) // nothing registered before the commit
     const paths = await staged.commit(batch.commit)
@@ -43,6 +43,16 @@ describe('a batch whose bundles are written as its devices are issued', () => {
     expect(readdirSync(out).length).toBe(100)
     expect(readdirSync(join(out, 'ov-0100')).sort()).toEqual(['ca.pem', 'cert.pem', 'key.pem'])
     expect((statSync(join(out, 'ov-0100', 'key.pem')).mode & 0o777).toString(8)).toBe('600')
+  })
+
+  it('creates a device named like the staging note (NOTE.txt): the note has a name no device can have', async () => {
+    const control = await controlPlane()
+    const out = join(tempDir(), 'out')
+    const prepared = await control.authority.prepareDevice({ id: 'NOTE.txt', group: null }, 'operator:test')
+    const [path] = await writeBundlesThenCommit(out, [prepared.issued], { format: 'pem' }, prepared.commit)
+    expect(path).toBe(join(out, 'NOTE.txt'))
+    expect(readdirSync(join(out, 'NOTE.txt')).sort()).toEqual(['ca.pem', 'cert.pem', 'key.pem'])
+    expect(await control.authority.countDevices()).toBe(1)
   })
 
   it('writes ca.pem once per batch and hard-links it into every bundle; nothing but the bundles is left (issue 14)', async () => {
