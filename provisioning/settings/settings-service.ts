@@ -137,7 +137,7 @@ export function createSettingsService(
     return openSecrets(mergeLayers(...(await layersOf(deviceId, group, override))), cipher)
   }
 
-  /** The device's version row, written at version 1 the first time it is delivered, patched or reported (a read uses recordForRead). */
+  /** The device's version row, written at version 1 the first time anyone looks (a read that cannot write it: recordForRead). */
   async function ensureRecord(deviceId: string, group: string | null): Promise<DeviceSettingsRecord> {
     const existing = await settings.getDeviceSettings(deviceId)
     if (existing) return existing
@@ -177,15 +177,25 @@ export function createSettingsService(
     if (bad) throw new SettingsInvalid(bad.path, bad.problem)
   }
 
+  /** store failures of a write that a read may ride out: it then shows the row it could not store */
+  const WRITE_REFUSED = new Set(['GH_STORE_DISK_FULL', 'GH_STORE_LOCKED', 'GH_STORE_WRITE_FAILED'])
+  let unrecorded = 0
   /**
-   * What a read shows for a device: its version row, or, before anything has written one, the row
-   * ensureRecord would write (version 1), without storing it. A read never writes, so a GET works under a
-   * full disk and a page of the fleet writes no rows; what promises a version to a device (delivery) or
-   * changes one (a patch, a report) writes the row first.
+   * What a read shows for a device: its version row, written at version 1 on the first look, so the version
+   * (the API's ETag) changes whenever what a read showed changes: a fleet or group change bumps every row.
+   * When that first write is refused (a full disk, a lock held past the busy timeout) the read still answers,
+   * with the row it would have written (version 1 of the current document), unstored; logged at the first
+   * such read and every 1,000th. The next read that can write stores it.
    */
-  async function recordForRead(device: { id: string; createdAt: Date }): Promise<DeviceSettingsRecord> {
-    return (
-      (await settings.getDeviceSettings(device.id)) ?? {
+  async function recordForRead(device: { id: string; group: string | null; createdAt: Date }): Promise<DeviceSettingsRecord> {
+    try {
+      return await ensureRecord(device.id, device.group)
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      if (code === undefined || !WRITE_REFUSED.has(code)) throw err
+      if (unrecorded++ % 1000 === 0)
+        log.warn({ deviceId: device.id, code, unrecorded }, 'settings version row not written: the read shows version 1 unstored')
+      return {
         deviceId: device.id,
         version: 1,
         digest: '',
@@ -194,7 +204,7 @@ export function createSettingsService(
         reportedVersion: null,
         reportedAt: null,
       }
-    )
+    }
   }
 
   async function view(deviceId: string): Promise<DeviceSettingsView> {
