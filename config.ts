@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { join } from 'node:path'
 import createError from '@fastify/error'
 import {
@@ -48,6 +49,12 @@ export const configSchema = {
     httpAllowInsecure: { type: 'boolean', default: false },
     /** serve the API over HTTPS on a loopback httpHost too (off loopback it always is), with the broker's server certificate */
     httpTls: { type: 'boolean', default: false },
+    /**
+     * reverse proxies in front of the API (IP addresses, CIDRs, or 'loopback', 'linklocal', 'uniquelocal'): a
+     * request from one of them is taken to come from the address its X-Forwarded-For names (what the dashboard
+     * sign-in's per-address limit counts); none by default, so the header is ignored and cannot be forged
+     */
+    httpTrustProxy: { type: 'array', maxItems: 32, items: { type: 'string', minLength: 1, maxLength: 64 }, default: [] },
     /** GET /metrics on its own listener, without an API key (else on the API, for keys with metrics:read) */
     metricsPort: { type: 'integer', minimum: 0, maximum: 65_535 },
     /** the metrics listener's address: loopback unless the operator names another */
@@ -342,9 +349,27 @@ export function loadConfig(flags: ConfigInput, env: NodeJS.ProcessEnv): Readonly
     )
   const validate = configValidator()
   if (!validate(config)) throw new ConfigInvalid(describeSchemaErrors(validate.errors ?? [], 'config', envLabel(sources)).join('; '))
-  const problems = [...planeProblems(config, fromEnvAlone), ...listenerProblems(config)]
+  const problems = [...planeProblems(config, fromEnvAlone), ...listenerProblems(config), ...trustProxyProblems(config)]
   if (problems.length > 0) throw new ConfigInvalid(problems.join('; '))
   return deepFreeze(config)
+}
+
+const PROXY_KEYWORDS = new Set(['loopback', 'linklocal', 'uniquelocal'])
+/** httpTrustProxy: each entry an address, an address/prefix within its family's bits, or a keyword proxy-addr knows. */
+function trustProxyProblems(config: ConfigInput): string[] {
+  const list = Array.isArray(config.httpTrustProxy) ? (config.httpTrustProxy as string[]) : []
+  return list
+    .filter((entry) => {
+      if (PROXY_KEYWORDS.has(entry)) return false
+      const [address = '', prefix, ...rest] = entry.split('/')
+      const family = isIP(address)
+      if (family === 0 || rest.length > 0) return true
+      return prefix !== undefined && !(/^[0-9]{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128))
+    })
+    .map(
+      (entry) =>
+        `httpTrustProxy: '${entry}' is not an IP address, a CIDR (10.0.0.0/8, fd00::/8) or one of loopback, linklocal, uniquelocal`,
+    )
 }
 
 /** Secrets never come from flags (they would show in `ps`): env, or a file named in env. */

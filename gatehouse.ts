@@ -340,7 +340,12 @@ async function startServices(
       },
       ...(metricsOnApi && { metrics }),
     },
-    { limiter: apiLimiter, rateLimiters, ...(apiTls && { https: { key: tls.key, cert: tls.cert, ...ticketKeys } }) },
+    {
+      limiter: apiLimiter,
+      rateLimiters,
+      trustProxy: config.httpTrustProxy,
+      ...(apiTls && { https: { key: tls.key, cert: tls.cert, ...ticketKeys } }),
+    },
   )
   // `gatehouse ca rotate` (another process; on a shared registry, another machine too): reload the CA, then the
   // broker's and the HTTPS API's TLS

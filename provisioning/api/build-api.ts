@@ -76,6 +76,11 @@ export interface ApiOptions {
   limiter?: RateLimiter
   /** where the dashboard's sign-in limits (and the per-key one, unless `limiter` is given) keep their buckets: Redis in a cluster; default memory */
   rateLimiters?: RateLimiterFactory
+  /**
+   * reverse proxies whose X-Forwarded-For names the client (addresses, CIDRs, proxy-addr's keywords): fastify's
+   * `trustProxy`, so `request.ip` is the client's address behind them; default none (the header is ignored)
+   */
+  trustProxy?: readonly string[]
   /** largest request body, bytes; default 256 KiB */
   bodyLimit?: number
   /**
@@ -105,6 +110,7 @@ export function buildApi(deps: ApiDeps, options: ApiOptions = {}): FastifyInstan
     logController: new LogController({ disableRequestLogging: true }),
     genReqId: () => `req-${Buffer.from(random.bytes(8)).toString('hex')}`,
     bodyLimit,
+    trustProxy: options.trustProxy?.length ? [...options.trustProxy] : false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
     ...(options.https && { https: { ...options.https } }),
   }) as unknown as FastifyInstance

@@ -34,3 +34,22 @@ describe('malformed gatehouse.json', () => {
     expect(err?.message).toMatch(message)
   })
 })
+
+describe('httpTrustProxy', () => {
+  it('takes addresses, CIDRs and the keywords, from gatehouse.json or GATEHOUSE_HTTP_TRUST_PROXY (comma-separated)', () => {
+    const config = loadConfig({ dataDir: tempDir() }, { GATEHOUSE_HTTP_TRUST_PROXY: '10.0.0.0/8, 192.0.2.7, fd00::/8, loopback' })
+    expect(config.httpTrustProxy).toEqual(['10.0.0.0/8', '192.0.2.7', 'fd00::/8', 'loopback'])
+    expect(loadConfig({ dataDir: tempDir() }, {}).httpTrustProxy).toEqual([])
+  })
+
+  it.each(['proxy.example', '10.0.0.0/33', 'fd00::/129', '10.0.0.1/8/8', '10.0.0.0/x', '*'])(
+    'refuses %s with GH_CONFIG_INVALID naming it',
+    (entry) => {
+      const dataDir = tempDir()
+      writeFileSync(join(dataDir, 'gatehouse.json'), JSON.stringify({ httpTrustProxy: [entry] }))
+      expect(() => loadConfig({ dataDir }, {})).toThrow(
+        expect.objectContaining({ code: 'GH_CONFIG_INVALID', message: expect.stringContaining(`'${entry}'`) }),
+      )
+    },
+  )
+})
