@@ -1,10 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
-import { cryptoRandom } from '../../../certs/index.ts'
+import { cryptoRandom, issuerKeyId } from '../../../certs/index.ts'
+import { createDeviceAuthority } from '../../../provisioning/authority/device-authority.ts'
 import { createSessionStore } from '../../../provisioning/dashboard/sessions.ts'
+import { createSettingsCipher } from '../../../provisioning/settings/secrets.ts'
+import { createSettingsService } from '../../../provisioning/settings/settings-service.ts'
 import { PgRegistryStore } from '../../../provisioning/store/postgres/pg-registry-store.ts'
 import { createRecordingLogger } from '../../helpers/broker-harness.ts'
 import { fixedClock } from '../../helpers/clock.ts'
 import { postgresAvailable, startPostgres, type PostgresServer } from '../../helpers/postgres.ts'
+import { makeTestCa } from '../../helpers/test-ca.ts'
 
 // Issue 17 on PostgreSQL: a read never fails on a write the store refuses, as test/integration/faults/full-disk.test.ts
 // shows on SQLite. The server refuses the writes as a full disk does (SQLSTATE 53100, disk_full): a trigger on
@@ -56,5 +60,38 @@ describe.skipIf(!available)('reads on PostgreSQL while its disk refuses writes',
     expect(await sessions.isLive(session)).toBe(false)
     expect(warned('expired dashboard session not removed')).toBe(2)
     expect(await sessions.size()).toBe(1) // still stored: a lookup once writes are back removes it
+  })
+
+  it('serves the stored CRL, still valid and complete, when its reissue cannot be stored, and never an expired one', async () => {
+    const clock = fixedClock('2026-03-01T00:00:00Z')
+    const ca = await makeTestCa()
+    const { log, records } = createRecordingLogger('info')
+    const authority = createDeviceAuthority({ store, ca, clock, random: cryptoRandom, log }, { validDays: 30 })
+    await authority.createDevice({ id: 'crl-1' }, 'op')
+    await authority.revokeDevice('crl-1', 'keyCompromise', 'op')
+    const keyId = await issuerKeyId(ca.issuing.certificate)
+    const issued = (await authority.crlByKeyId(keyId))!
+    expect(issued.entries).toBe(1)
+    await diskFullOn('meta', 'devices')
+    await expect(authority.createDevice({ id: 'crl-2' }, 'op')).rejects.toMatchObject({ code: 'GH_STORE_DISK_FULL' })
+
+    clock.advance('4d') // past half of its 7 days: a fetch reissues it, and that write fails
+    expect(await authority.crlByKeyId(keyId)).toMatchObject({ crlNumber: issued.crlNumber, entries: 1, pem: issued.pem })
+    expect((await authority.currentCrl()).crlNumber).toBe(issued.crlNumber)
+    expect(records.some((r) => r.msg === 'CRL not reissued: the stored one, still valid and complete, is served')).toBe(true)
+    clock.advance('4d') // past its nextUpdate: an expired CRL is never served
+    await expect(authority.crlByKeyId(keyId)).rejects.toMatchObject({ code: 'GH_STORE_DISK_FULL' })
+  })
+
+  it("answers a never-delivered device's settings without writing its version row", async () => {
+    const clock = fixedClock('2026-03-01T00:00:00Z')
+    const { log } = createRecordingLogger('info')
+    const ca = await makeTestCa()
+    const authority = createDeviceAuthority({ store, ca, clock, random: cryptoRandom, log })
+    await authority.createDevice({ id: 'settings-1' }, 'op')
+    const cipher = createSettingsCipher(new Uint8Array(32).fill(7), cryptoRandom)
+    const settings = createSettingsService({ store, settings: store.settings, cipher, clock, log })
+    await diskFullOn('device_settings', 'events', 'audit_log')
+    expect(await settings.getDevice('settings-1')).toMatchObject({ deviceId: 'settings-1', version: 1, desired: {}, reported: null })
   })
 })
