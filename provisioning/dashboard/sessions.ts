@@ -121,6 +121,15 @@ export function createSessionStore(
       return (await unexpired(session.idHash, deps.clock.now())) !== undefined
     },
 
+    /**
+     * Removes a session a request refuses all the same (its key revoked or expired since): bookkeeping, as an expired
+     * one's removal, so a full disk answers 'signed out' rather than a storage error.
+     */
+    async discard(session: DashboardSession): Promise<void> {
+      await bookkeeping(() => store.remove(session.idHash), 'refused dashboard session not removed')
+    },
+
+    /** Signs out: the session is gone when this resolves (a failure to remove it is the caller's error). */
     async remove(id: string | undefined): Promise<void> {
       if (id) await store.remove(hashOf(id))
     },
