@@ -54,7 +54,10 @@ describe.skipIf(!available)('reads on PostgreSQL while its disk refuses writes',
     const sessions = createSessionStore({ clock, random: cryptoRandom, store: store.dashboardSessions, log }, { idleMs: 30 * 60_000 })
     const { id, session } = await sessions.create({ id: 'key-1', name: 'ops' })
     await diskFullOn(['dashboard_sessions'])
-    await expect(sessions.create({ id: 'key-2', name: 'more' })).rejects.toMatchObject({ code: 'GH_STORE_DISK_FULL' })
+    await expect(sessions.create({ id: 'key-2', name: 'more' })).rejects.toMatchObject({
+      code: 'GH_STORE_DISK_FULL',
+      message: expect.stringContaining("the disk holding the data directory is full (the PostgreSQL server's, postgres://127.0.0.1:"),
+    })
     const warned = (msg: string) => records.filter((r) => r.msg === msg && r.code === 'GH_STORE_DISK_FULL').length
 
     clock.advance('2m') // its use is due to be written (every minute at most), and that write fails
