@@ -88,7 +88,8 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardRoute
     const session = await sessions.get(id)
     const key = session && (await liveKey(opts.apiKeys, session, opts.clock.now()))
     if (!session || !key) {
-      await sessions.remove(id)
+      // a cookie of no live session: an expired one was removed by the lookup, one of a dead key goes now
+      if (session) await sessions.discard(session)
       if (config.page) return reply.redirect(`${PATH}/sign-in`, 303)
       throw new DashboardSessionMissing()
     }

@@ -1,7 +1,12 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { Clock, Random } from '../../certs/index.ts'
-import type { DashboardSessionStore, SessionBounds } from '../store/dashboard-session-store.ts'
+import {
+  type DashboardSessionRecord,
+  type DashboardSessionStore,
+  type SessionBounds,
+  sessionExpired,
+} from '../store/dashboard-session-store.ts'
 import { InMemoryDashboardSessionStore } from '../store/in-memory-dashboard-session-store.ts'
 
 /** A signed-in operator: which API key signed in, and the token every POST of the session must carry. */
@@ -60,6 +65,27 @@ export function createSessionStore(
   const touchMs = touchEveryMs(bounds.idleMs)
   const store = deps.store ?? new InMemoryDashboardSessionStore()
 
+  /**
+   * A write a lookup makes on its way (a use recorded, an expired session removed) is bookkeeping, as an API key's
+   * last use: a full or locked disk, a refused or lost write on any engine, must not fail a read. It is logged at warn
+   * with its code and the lookup answers as if it had been written; the one place for both engines (issue 17).
+   */
+  async function bookkeeping(write: () => Promise<unknown>, msg: string): Promise<void> {
+    try {
+      await write()
+    } catch (err) {
+      deps.log?.warn({ err, code: (err as { code?: string }).code }, msg)
+    }
+  }
+
+  /** The stored session unless it has ended by time at `now`; an expired one is removed (or a later lookup does). */
+  async function unexpired(idHash: string, now: Date): Promise<DashboardSessionRecord | undefined> {
+    const stored = await store.get(idHash)
+    if (!stored || !sessionExpired(stored, bounds, now)) return stored
+    await bookkeeping(() => store.remove(idHash), 'expired dashboard session not removed')
+    return undefined
+  }
+
   return {
     /** A new session for this key; returns the id to put in the cookie. */
     async create(key: { id: string; name: string }): Promise<{ id: string; session: DashboardSession }> {
@@ -75,17 +101,11 @@ export function createSessionStore(
     async get(id: string | undefined): Promise<DashboardSession | undefined> {
       if (!id) return undefined
       const now = deps.clock.now()
-      const stored = await store.get(hashOf(id), bounds, now)
+      const stored = await unexpired(hashOf(id), now)
       if (!stored) return undefined
-      if (now.getTime() - stored.lastSeenAt.getTime() >= touchMs) {
-        try {
-          await store.touch(stored.idHash, now)
-        } catch (err) {
-          // bookkeeping, as an API key's last use: a full or locked disk must not sign the operator out (a read
-          // never needs a write); the idle time then runs from the last use recorded: shorter, never longer
-          deps.log?.warn({ err, code: (err as { code?: string }).code }, 'dashboard session use not recorded')
-        }
-      }
+      // not recorded, the idle time runs from the last use that was: shorter, never longer
+      if (now.getTime() - stored.lastSeenAt.getTime() >= touchMs)
+        await bookkeeping(() => store.touch(stored.idHash, now), 'dashboard session use not recorded')
       return {
         idHash: stored.idHash,
         keyId: stored.keyId,
@@ -98,9 +118,18 @@ export function createSessionStore(
 
     /** Whether the session is still there and unexpired, without counting as use (for open streams). */
     async isLive(session: DashboardSession): Promise<boolean> {
-      return (await store.get(session.idHash, bounds, deps.clock.now())) !== undefined
+      return (await unexpired(session.idHash, deps.clock.now())) !== undefined
     },
 
+    /**
+     * Removes a session a request refuses all the same (its key revoked or expired since): bookkeeping, as an expired
+     * one's removal, so a full disk answers 'signed out' rather than a storage error.
+     */
+    async discard(session: DashboardSession): Promise<void> {
+      await bookkeeping(() => store.remove(session.idHash), 'refused dashboard session not removed')
+    },
+
+    /** Signs out: the session is gone when this resolves (a failure to remove it is the caller's error). */
     async remove(id: string | undefined): Promise<void> {
       if (id) await store.remove(hashOf(id))
     },

@@ -2,7 +2,8 @@
  * The dashboard's signed-in sessions, in the registry's database (migration 14), so every worker and node
  * of a cluster sees the same sessions and a restart keeps them (docs/architecture.md, "The dashboard's
  * sessions"). Only a hash of the cookie's session id is stored; the CSRF token is derived from the id
- * (provisioning/dashboard/sessions.ts) and not stored at all. The bounds are enforced here, by every engine.
+ * (provisioning/dashboard/sessions.ts) and not stored at all. Every engine keeps the bounds at sign-in (create); a lookup
+ * only reads, and provisioning/dashboard/sessions.ts refuses and removes an expired session.
  */
 export interface DashboardSessionRecord {
   /** SHA-256 of the cookie's session id (base64url); the id itself is never stored */
@@ -27,8 +28,12 @@ export interface SessionBounds {
 export interface DashboardSessionStore {
   /** Stores a new session (at record.createdAt): ends the expired ones, then the oldest beyond bounds.maxSessions. */
   create(record: DashboardSessionRecord, bounds: SessionBounds): Promise<void>
-  /** The session, unless it ended or has expired at `now` (an expired one is removed). */
-  get(idHash: string, bounds: SessionBounds, now: Date): Promise<DashboardSessionRecord | undefined>
+  /**
+   * The stored session, expired or not: a lookup only reads. Whether it has expired is the caller's
+   * (`sessionExpired`): provisioning/dashboard/sessions.ts removes an expired one, and treats a failure of that
+   * write, on any engine, as bookkeeping.
+   */
+  get(idHash: string): Promise<DashboardSessionRecord | undefined>
   /** Counts as used at `at`. */
   touch(idHash: string, at: Date): Promise<void>
   remove(idHash: string): Promise<void>

@@ -1,11 +1,5 @@
 import type Database from 'better-sqlite3'
-import {
-  type DashboardSessionRecord,
-  type DashboardSessionStore,
-  expiryCutoffs,
-  type SessionBounds,
-  sessionExpired,
-} from './dashboard-session-store.ts'
+import { type DashboardSessionRecord, type DashboardSessionStore, expiryCutoffs, type SessionBounds } from './dashboard-session-store.ts'
 import { toDashboardSession, type Row } from './record-rows.ts'
 import { storeWrite as write } from './store-failure.ts'
 import type { TransactionGate } from './transaction-gate.ts'
@@ -59,18 +53,10 @@ export class SqliteDashboardSessionStore implements DashboardSessionStore {
     })
   }
 
-  get(idHash: string, bounds: SessionBounds, now: Date): Promise<DashboardSessionRecord | undefined> {
+  get(idHash: string): Promise<DashboardSessionRecord | undefined> {
     return this.#gate.run(() => {
       const r = this.#s.get.get(idHash) as Row | undefined
-      const session = r && toDashboardSession(r)
-      if (!session || !sessionExpired(session, bounds, now)) return session
-      try {
-        write(() => this.#s.remove.run(idHash))
-      } catch {
-        // a full or locked disk: the session is refused as expired all the same (a read must not fail on a write),
-        // and a later lookup removes it
-      }
-      return undefined
+      return r && toDashboardSession(r)
     })
   }
 

@@ -1,10 +1,4 @@
-import {
-  type DashboardSessionRecord,
-  type DashboardSessionStore,
-  expiryCutoffs,
-  type SessionBounds,
-  sessionExpired,
-} from '../dashboard-session-store.ts'
+import { type DashboardSessionRecord, type DashboardSessionStore, expiryCutoffs, type SessionBounds } from '../dashboard-session-store.ts'
 import { toDashboardSession } from '../record-rows.ts'
 import type { PgDatabase } from './pg-database.ts'
 
@@ -37,12 +31,9 @@ export class PgDashboardSessionStore implements DashboardSessionStore {
     })
   }
 
-  async get(idHash: string, bounds: SessionBounds, now: Date): Promise<DashboardSessionRecord | undefined> {
+  async get(idHash: string): Promise<DashboardSessionRecord | undefined> {
     const [r] = await this.#db.query('SELECT * FROM dashboard_sessions WHERE id_hash = $1', [idHash])
-    const session = r && toDashboardSession(r)
-    if (!session || !sessionExpired(session, bounds, now)) return session
-    await this.remove(idHash)
-    return undefined
+    return r && toDashboardSession(r)
   }
 
   async touch(idHash: string, at: Date): Promise<void> {

@@ -47,7 +47,8 @@ export function pgFailure(err: unknown, where: string, opening = false): Error |
   )
     return new StoreUnreachable(`${where}: ${code} ${message}`, { cause: err })
   if (code === '' && LOST.test(message)) return new StoreUnreachable(`${where}: ${message}`, { cause: err })
-  if (code === '53100') return new StoreDiskFull(`${where}: ${code}`, { cause: err })
+  // the disk is the server's, not Gatehouse's data directory: the message says which
+  if (code === '53100') return new StoreDiskFull(`the PostgreSQL server's, ${where}: ${code}`, { cause: err })
   if (code === '55P03')
     return new StoreLocked(
       `transaction for longer than the lock timeout (${code} on ${where})`,

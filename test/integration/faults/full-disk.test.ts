@@ -188,6 +188,7 @@ describe('a full disk under the data directory', () => {
       expect(records.some((r) => r.msg === 'dashboard session use not recorded' && r.code === 'GH_STORE_DISK_FULL')).toBe(true)
       clock.advance('31m') // idle past its bound (its last recorded use is the sign-in): expired, not an error
       expect(await sessions.get(id)).toBeUndefined()
+      expect(records.some((r) => r.msg === 'expired dashboard session not removed' && r.code === 'GH_STORE_DISK_FULL')).toBe(true)
     },
   )
 
