@@ -218,7 +218,7 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
       publicKey = pair.publicKey
       privateKey = pair.privateKey
     }
-    // the key export runs on the thread pool while the certificate is signed
+    // the PKCS#8 is built (from the pair's one JWK export, certs/keys.ts) while the signature is on the thread pool
     const { ca: issuing } = await signer()
     const url = await crlUrlOf(issuing)
     const [cert, pkcs8] = await Promise.all([
