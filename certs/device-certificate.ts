@@ -71,6 +71,8 @@ export interface DeviceCertificateDer {
   serial: string
   /** SHA-256 of the DER, lowercase hex (certificateFingerprint) */
   fingerprint: string
+  /** SHA-256 of its SubjectPublicKeyInfo, lowercase hex: publicKeySha256 of its PEM, from the bytes it was built of */
+  keySha256: string
   notBefore: Date
   notAfter: Date
 }
@@ -139,6 +141,7 @@ export async function issueDeviceCertificateDer(
     pem: derToPem(der, 'CERTIFICATE'),
     serial: normalizeSerial(toHex(serial)),
     fingerprint: createHash('sha256').update(der).digest('hex'),
+    keySha256: createHash('sha256').update(key.spki).digest('hex'),
     notBefore,
     notAfter,
   }

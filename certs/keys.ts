@@ -59,8 +59,9 @@ export async function generateKeyObjects(
   return new Promise((resolve, reject) => {
     const done = (err: Error | null, publicKey: KeyObject, privateKey: KeyObject) => {
       if (err) return reject(err)
-      generated.set(publicKey, alg)
-      generated.set(privateKey, alg)
+      const pair: GeneratedPair = { alg, privateKey }
+      generated.set(publicKey, pair)
+      generated.set(privateKey, pair)
       resolve({ publicKey, privateKey })
     }
     if (alg === 'p256' || alg === 'p384') generateNodeKeyPair('ec', { namedCurve: EC_CURVES[alg] }, done)
@@ -73,7 +74,19 @@ export async function generateKeyObjects(
  * asymmetricKeyDetails costs ~40 us a read, and batch provisioning read it several times per device). Only
  * generateKeyObjects adds to it, so a key from anywhere else (a CSR, a file) is always checked.
  */
-const generated = new WeakMap<KeyObject, KeyAlgorithm>()
+const generated = new WeakMap<KeyObject, GeneratedPair>()
+
+/**
+ * What the two keys of one generated pair share: the algorithm, and the JWK of the private key, exported once
+ * for both the certificate's public point and the PKCS#8 (issue 14: the first export of a pair's key costs
+ * ~25 us of main-thread CPU, OpenSSL 3 converting it to a legacy EC_KEY, and each key was exported). The JWK
+ * keeps `d` only until the PKCS#8 is made (exportPrivateKeyPkcs8), then only the public point's x and y.
+ */
+interface GeneratedPair {
+  alg: KeyAlgorithm
+  privateKey: KeyObject
+  jwk?: webcrypto.JsonWebKey
+}
 
 /** keyAlgorithmOf for either kind of key. */
 export function keyAlgorithmOfAny(key: AnyKey): KeyAlgorithm {
@@ -94,7 +107,7 @@ export function keyAlgorithmOf(key: CryptoKey): KeyAlgorithm {
 
 export function isRsaKey(key: AnyKey): boolean {
   if (!(key instanceof KeyObject)) return key.algorithm.name === RSA_ALG
-  const alg = generated.get(key)
+  const alg = generated.get(key)?.alg
   return alg === undefined ? key.asymmetricKeyType === 'rsa' : alg.startsWith('rsa')
 }
 
@@ -175,9 +188,12 @@ export function signingAlgorithmFor(key: CryptoKey): webcrypto.Algorithm & { has
  */
 export async function exportPrivateKeyPkcs8(key: AnyKey): Promise<Uint8Array> {
   if (ecCurveOf(key) !== undefined && key.type === 'private') {
-    const jwk = await jwkOf(key)
+    const jwk = await jwkOf(key, 'private')
     if (jwk.d !== undefined && jwk.x !== undefined && jwk.y !== undefined) {
-      return ecPrivateKeyPkcs8(ecCurveOf(key)!, fromBase64Url(jwk.d), uncompressedPoint(jwk.x, jwk.y))
+      const pkcs8 = ecPrivateKeyPkcs8(ecCurveOf(key)!, fromBase64Url(jwk.d), uncompressedPoint(jwk.x, jwk.y))
+      const pair = key instanceof KeyObject ? generated.get(key) : undefined
+      if (pair !== undefined) pair.jwk = { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y } // the point stays, d goes
+      return pkcs8
     }
   }
   if (key instanceof KeyObject) return new Uint8Array(key.export({ type: 'pkcs8', format: 'der' }))
@@ -201,8 +217,16 @@ export async function exportSpki(key: AnyKey): Promise<Uint8Array> {
   return new Uint8Array(await subtle.exportKey('spki', key))
 }
 
-async function jwkOf(key: AnyKey): Promise<webcrypto.JsonWebKey> {
-  return key instanceof KeyObject ? key.export({ format: 'jwk' }) : subtle.exportKey('jwk', key)
+/**
+ * A key's JWK; for a key of a generated pair, the pair's one export (GeneratedPair), exported again only when
+ * the private part is wanted after it was dropped.
+ */
+async function jwkOf(key: AnyKey, wanted: 'public' | 'private' = 'public'): Promise<webcrypto.JsonWebKey> {
+  if (!(key instanceof KeyObject)) return subtle.exportKey('jwk', key)
+  const pair = generated.get(key)
+  if (pair === undefined) return key.export({ format: 'jwk' })
+  if (pair.jwk === undefined || (wanted === 'private' && pair.jwk.d === undefined)) pair.jwk = pair.privateKey.export({ format: 'jwk' })
+  return pair.jwk
 }
 
 const EC_CURVE_OIDS = { 'P-256': '1.2.840.10045.3.1.7', 'P-384': '1.3.132.0.34' } as const
@@ -211,7 +235,7 @@ type EcCurve = keyof typeof EC_CURVE_OIDS
 /** 'P-256' / 'P-384' for our EC keys, undefined for any other key. */
 export function ecCurveOf(key: AnyKey): EcCurve | undefined {
   if (key instanceof KeyObject) {
-    const alg = generated.get(key)
+    const alg = generated.get(key)?.alg
     if (alg !== undefined) return alg === 'p256' || alg === 'p384' ? EC_CURVES[alg] : undefined
     if (key.asymmetricKeyType !== 'ec') return undefined
     const curve = key.asymmetricKeyDetails?.namedCurve
@@ -298,7 +322,7 @@ export async function privateKeyFromPem(pem: string, opts: { passphrase?: string
 
 /** Our algorithm for a node:crypto key (private or public); undefined when it is none of ours. */
 export function keyAlgorithmOfNodeKey(key: KeyObject): KeyAlgorithm | undefined {
-  const known = generated.get(key)
+  const known = generated.get(key)?.alg
   if (known !== undefined) return known
   const details = key.asymmetricKeyDetails ?? {}
   if (key.asymmetricKeyType === 'ec') {

@@ -46,7 +46,7 @@ export function createBatchProvisioner(deps: {
   store: RegistryStore
   clock: Clock
   log: Logger
-  prepareDevice(req: NewDevice, actor: Actor): Promise<PreparedDevice>
+  prepareDevice(req: NewDevice, actor: Actor, idChecked?: boolean): Promise<PreparedDevice>
   certificateRecord(issued: IssuedCertificate): CertificateRecord
   record(actor: Actor, action: string, subject: string, details: Record<string, unknown>, events: ControlEvent[]): Promise<void>
   validDays: number
@@ -80,6 +80,7 @@ export function createBatchProvisioner(deps: {
           const device = await deps.prepareDevice(
             { id, group: req.group ?? null, ...(req.tier && { tier: req.tier }), validDays: req.validDays ?? deps.validDays },
             actor,
+            true, // every id was looked up above
           )
           await onIssued?.(device.issued)
           prepared[i] = device

@@ -9,7 +9,6 @@ import {
   issuerKeyId,
   parseCsr,
   pkcs8ToPem,
-  publicKeySha256,
   type CaCertificates,
   type OperatingCa,
   type Clock,
@@ -219,14 +218,14 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
       publicKey = pair.publicKey
       privateKey = pair.privateKey
     }
-    // the key export runs on the thread pool while the certificate is signed
+    // the PKCS#8 is built (from the pair's one JWK export, certs/keys.ts) while the signature is on the thread pool
     const { ca: issuing } = await signer()
     const url = await crlUrlOf(issuing)
     const [cert, pkcs8] = await Promise.all([
       issueDeviceCertificateDer(issuing.issuing, { deviceId, publicKey, validDays: days, ...(url && { crlUrl: url }) }, { clock, random }),
       privateKey && exportPrivateKeyPkcs8(privateKey),
     ])
-    const keySha256 = publicKeySha256(cert.pem)
+    const keySha256 = cert.keySha256
     if (csr !== undefined) await assertKeyFree(deviceId, keySha256)
     return {
       deviceId,
@@ -259,9 +258,12 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
     }
   }
 
-  /** The certificate into the registry, in the caller's transaction; its key checked again there (a concurrent request). */
+  /**
+   * The certificate into the registry, in the caller's transaction; a key from a CSR checked again there (a
+   * concurrent request). A key Gatehouse just generated (privateKey) is in no other certificate: not looked up.
+   */
   async function insertCertificate(issued: IssuedCertificate): Promise<void> {
-    await assertKeyFree(issued.deviceId, issued.keySha256)
+    if (issued.privateKey === undefined) await assertKeyFree(issued.deviceId, issued.keySha256)
     await store.insertCertificate(certificateRecord(issued))
   }
 
@@ -271,11 +273,15 @@ export function createDeviceAuthority(deps: AuthorityDeps, options: AuthorityOpt
     return device
   }
 
-  /** Issues the certificate for a new device; nothing is registered until commit(). */
-  async function prepareDevice(req: NewDevice, actor: Actor): Promise<PreparedDevice> {
+  /**
+   * Issues the certificate for a new device; nothing is registered until commit(). `idChecked`: the caller has
+   * just looked the id up (a batch looks up all of its ids first), so it is not read again; the commit's insert
+   * still refuses an id taken in between.
+   */
+  async function prepareDevice(req: NewDevice, actor: Actor, idChecked = false): Promise<PreparedDevice> {
     const id = assertDeviceId(req.id)
     const labels = req.labels === undefined ? {} : assertLabels(req.labels)
-    if (await store.getDevice(id)) throw new DeviceExists(id, id)
+    if (!idChecked && (await store.getDevice(id))) throw new DeviceExists(id, id)
     const issued = await issueCertificate(id, req.csr, req.validDays ?? validDays)
     const now = clock.now()
     const device: DeviceRecord = {

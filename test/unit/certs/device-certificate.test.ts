@@ -10,6 +10,7 @@ import {
   normalizeSerial,
   parseCertificateDer,
   parseCertificatePem,
+  publicKeySha256,
   type AnyKey,
   type Clock,
   type CryptoKey,
@@ -276,6 +277,25 @@ describe('issueDeviceCertificateDer results', () => {
     // the certified key is the one given
     expect(hex(cert.publicKey.rawData)).toBe(hex(publicKey.export({ type: 'spki', format: 'der' })))
     expect(fast.der.byteOffset).toBe(0) // its own buffer, not a view of a shared pool slab
+  })
+
+  it('gives the SHA-256 of the certified key, as publicKeySha256 reads it from the PEM, for every kind of key', async () => {
+    const ca = await makeTestCa()
+    const keys = [
+      (await generateKeyObjects('p256')).publicKey,
+      (await generateKeyPair('p384')).publicKey,
+      (await generateKeyObjects('rsa2048')).publicKey,
+      KeyObject.from((await generateKeyPair('p256')).publicKey),
+    ]
+    for (const publicKey of keys) {
+      const fast = await issueDeviceCertificateDer(
+        ca.issuing,
+        { deviceId: 'dev-1', publicKey },
+        { clock: fixedClock(), random: seededRandom(3) },
+      )
+      expect(fast.keySha256).toMatch(/^[0-9a-f]{64}$/)
+      expect(fast.keySha256).toBe(publicKeySha256(fast.pem))
+    }
   })
 
   it('drops leading zeros from the serial string (a serial whose first byte is 0x01)', async () => {

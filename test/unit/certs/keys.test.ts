@@ -1,5 +1,5 @@
 import { KeyObject, createPrivateKey, createPublicKey, generateKeyPairSync, webcrypto } from 'node:crypto'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import {
   KEY_ALGORITHMS,
   exportPrivateKeyPkcs8,
@@ -12,7 +12,7 @@ import {
   type CryptoKey,
   type KeyAlgorithm,
 } from '../../../certs/index.ts'
-import type { CryptoKeyPair } from '../../../certs/keys.ts'
+import { ecPublicPoint, type CryptoKeyPair } from '../../../certs/keys.ts'
 
 const data = new TextEncoder().encode('gatehouse')
 
@@ -147,4 +147,44 @@ describe('exportPrivateKeyPkcs8', () => {
       expect(createPrivateKey(pem).export({ format: 'jwk' })).toEqual(privateKey.export({ format: 'jwk' }))
     }
   })
+})
+
+describe('a generated key pair, exported (issue 14)', () => {
+  // the export methods of public and private KeyObjects: the first call on a fresh pair costs OpenSSL a legacy-key conversion
+  function exportSpies() {
+    const pair = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
+    const spies = [pair.publicKey, pair.privateKey].map((key) => {
+      let proto = Object.getPrototypeOf(key)
+      while (proto !== null && !Object.hasOwn(proto, 'export')) proto = Object.getPrototypeOf(proto)
+      return vi.spyOn(proto as KeyObject, 'export')
+    })
+    return {
+      calls: () => spies.reduce((n, spy) => n + spy.mock.calls.length, 0),
+      restore: () => {
+        for (const spy of spies) spy.mockRestore()
+      },
+    }
+  }
+
+  it.each(['p256', 'p384'] as const)(
+    'exports a %s pair once for its public point and its PKCS#8, and gives the same bytes',
+    async (alg) => {
+      const { publicKey, privateKey } = await generateKeyObjects(alg)
+      const spki = new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }))
+      const pkcs8 = new Uint8Array(privateKey.export({ type: 'pkcs8', format: 'der' }))
+      const exports = exportSpies()
+      try {
+        const point = await ecPublicPoint(publicKey)
+        expect(await exportPrivateKeyPkcs8(privateKey)).toEqual(pkcs8)
+        expect(await ecPublicPoint(privateKey)).toEqual(point)
+        expect(exports.calls()).toBe(1)
+        expect(point).toEqual(spki.subarray(spki.length - point.length))
+        // the private part is not kept past its PKCS#8: asked again, the key is exported again, the same
+        expect(await exportPrivateKeyPkcs8(privateKey)).toEqual(pkcs8)
+        expect(exports.calls()).toBe(2)
+      } finally {
+        exports.restore()
+      }
+    },
+  )
 })

@@ -147,6 +147,38 @@ describe('DeviceAuthority', () => {
     }
   })
 
+  it('reads each id of a batch once and looks up no generated key, while a CSR key and a taken id are still refused (issue 14)', async () => {
+    const reads = { getDevice: 0, certificatesWithKey: 0 }
+    class CountingStore extends InMemoryRegistryStore {
+      override getDevice(id: string) {
+        reads.getDevice++
+        return super.getDevice(id)
+      }
+      override certificatesWithKey(keySha256: string) {
+        reads.certificatesWithKey++
+        return super.certificatesWithKey(keySha256)
+      }
+    }
+    const store = new CountingStore()
+    const authority = createDeviceAuthority(
+      { store, ca: await makeTestCa(), clock: fixedClock(), random: cryptoRandom, log },
+      { validDays: 30 },
+    )
+    await (await authority.prepareBatch({ count: 4, prefix: 'b-' }, 'op')).commit()
+    expect(reads).toEqual({ getDevice: 4, certificatesWithKey: 0 })
+    expect(await store.countDevices()).toBe(4)
+    // an id taken after the batch looked it up is refused at its commit, which registers none of the batch
+    const late = await authority.prepareBatch({ count: 2, prefix: 'late-' }, 'op')
+    await authority.createDevice({ id: 'late-0002' }, 'op')
+    await expect(late.commit()).rejects.toMatchObject({ code: 'GH_DEVICE_EXISTS' })
+    expect(await store.getDevice('late-0001')).toBeUndefined()
+    // a key from a CSR is looked up, at issuing and again in the commit
+    const csr = await csrFor('cam-1')
+    reads.certificatesWithKey = 0
+    await authority.createDevice({ id: 'cam-1', csr }, 'op')
+    expect(reads.certificatesWithKey).toBe(2)
+  })
+
   it('revokes every certificate of a device permanently and lists them in a fresh CRL', async () => {
     const { authority, store } = await setup()
     const issued = await authority.createDevice({ id: 'a' }, 'op')
