@@ -1,5 +1,4 @@
 import { existsSync, readFileSync, statSync } from 'node:fs'
-import { isIP } from 'node:net'
 import { join } from 'node:path'
 import createError from '@fastify/error'
 import {
@@ -15,7 +14,7 @@ import {
   checkLimits,
   checkProxyProtocol,
 } from './broker/options.ts'
-import { deepFreeze, describeSchemaErrors, KEY_ALGORITHMS, schemaValidator, type FromSchema } from './certs/index.ts'
+import { deepFreeze, describeSchemaErrors, KEY_ALGORITHMS, parseAddressRange, schemaValidator, type FromSchema } from './certs/index.ts'
 import {
   DEFAULT_CLAIM_REQUEST_RATE,
   DEFAULT_RATE_LIMIT,
@@ -355,17 +354,11 @@ export function loadConfig(flags: ConfigInput, env: NodeJS.ProcessEnv): Readonly
 }
 
 const PROXY_KEYWORDS = new Set(['loopback', 'linklocal', 'uniquelocal'])
-/** httpTrustProxy: each entry an address, an address/prefix within its family's bits, or a keyword proxy-addr knows. */
+/** httpTrustProxy: each entry an address, a CIDR (parseAddressRange, as proxyProtocol.trustedProxies) or a keyword proxy-addr knows. */
 function trustProxyProblems(config: ConfigInput): string[] {
   const list = Array.isArray(config.httpTrustProxy) ? (config.httpTrustProxy as string[]) : []
   return list
-    .filter((entry) => {
-      if (PROXY_KEYWORDS.has(entry)) return false
-      const [address = '', prefix, ...rest] = entry.split('/')
-      const family = isIP(address)
-      if (family === 0 || rest.length > 0) return true
-      return prefix !== undefined && !(/^[0-9]{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128))
-    })
+    .filter((entry) => !PROXY_KEYWORDS.has(entry) && parseAddressRange(entry) === null)
     .map(
       (entry) =>
         `httpTrustProxy: '${entry}' is not an IP address, a CIDR (10.0.0.0/8, fd00::/8) or one of loopback, linklocal, uniquelocal`,

@@ -1,5 +1,5 @@
 import net from 'node:net'
-import { deepFreeze, type FromSchema } from '../certs/index.ts'
+import { deepFreeze, type FromSchema, parseAddressRange } from '../certs/index.ts'
 import { BrokerOptionInvalid } from './errors.ts'
 import { optionsValidator } from './option-schemas.ts'
 
@@ -50,21 +50,10 @@ export function resolveProxyProtocol(input: ProxyProtocolInput = {}): Readonly<P
 export function checkProxyProtocol(o: ProxyProtocolOptions): ProxyProtocolOptions {
   // an address range is more than JSON Schema can say: parsed here, as trustedProxyMatcher() does
   const problems = o.trustedProxies
-    .filter((entry) => parseRange(entry) === null)
+    .filter((entry) => parseAddressRange(entry) === null)
     .map((entry) => `trustedProxies: '${entry.slice(0, 64)}' is not an IP address or CIDR range`)
   if (problems.length > 0) throw new BrokerOptionInvalid('proxyProtocol', problems.join('; '))
   return o
-}
-
-function parseRange(entry: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | null {
-  if (typeof entry !== 'string') return null
-  const [address = '', bits, ...rest] = entry.split('/')
-  const v = net.isIP(address)
-  if (v === 0 || rest.length > 0) return null
-  const max = v === 4 ? 32 : 128
-  const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN
-  if (!(prefix >= 0 && prefix <= max)) return null
-  return { address, prefix, family: v === 4 ? 'ipv4' : 'ipv6' }
 }
 
 /** IPv4-mapped IPv6 (::ffff:10.0.0.1, as a dual-stack listener reports it) as plain IPv4. */
@@ -76,7 +65,7 @@ export function normalizeAddress(address: string): string {
 export function trustedProxyMatcher(trustedProxies: readonly string[]): (address: string) => boolean {
   const list = new net.BlockList()
   for (const entry of trustedProxies) {
-    const r = parseRange(entry)
+    const r = parseAddressRange(entry)
     if (r) list.addSubnet(r.address, r.prefix, r.family)
   }
   return (address) => {

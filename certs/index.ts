@@ -10,7 +10,7 @@ export { unsafeInteger } from './exact-json.ts'
 export { type EventThrottle, createEventThrottle } from './event-throttle.ts'
 export { type Histogram, createHistogram, observeHistogram } from './histogram.ts'
 export { signedHeaders } from './webhook-signature.ts'
-export { isPrivateAddress, isLocalHostName } from './private-address.ts'
+export { isPrivateAddress, isLocalHostName, parseAddressRange } from './private-address.ts'
 export { type FromSchema, deepFreeze, describeSchemaErrors, schemaDefaults } from './json-schema.ts'
 export { newAjv, schemaValidator } from './prebuilt-validators.ts'
 export {

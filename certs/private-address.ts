@@ -41,3 +41,18 @@ export function isLocalHostName(host: string): boolean {
   const h = host.toLowerCase().replace(/\.$/, '')
   return h === 'localhost' || h.endsWith('.localhost')
 }
+
+/**
+ * An address or an address/prefix (CIDR) within its family's bits, as an allow-list entry names one (the
+ * broker's PROXY-protocol trustedProxies, the API's httpTrustProxy); null when it is neither.
+ */
+export function parseAddressRange(entry: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | null {
+  if (typeof entry !== 'string') return null
+  const [address = '', bits, ...rest] = entry.split('/')
+  const v = isIP(address)
+  if (v === 0 || rest.length > 0) return null
+  const max = v === 4 ? 32 : 128
+  const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : Number.NaN
+  if (!(prefix >= 0 && prefix <= max)) return null
+  return { address, prefix, family: v === 4 ? 'ipv4' : 'ipv6' }
+}
