@@ -191,17 +191,17 @@ interface Sample {
   errors: number
 }
 const samples: Sample[] = []
-/** one figure from the broker's /metrics (the sum over its labels), NaN without a metrics URL */
-async function metric(name: string): Promise<number> {
-  if (!metricsUrl) return Number.NaN
-  const text = await (await fetch(metricsUrl)).text()
-  const values = [...text.matchAll(new RegExp(`^gatehouse_${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'gm'))].map((m) => Number(m[1]))
-  return values.reduce((a, b) => a + b, 0)
+/** the broker's /metrics: a figure is the sum of its series over their labels (NaN when absent or no metrics URL) */
+async function readMetrics(): Promise<(name: string) => number> {
+  const text = metricsUrl ? await (await fetch(metricsUrl)).text() : ''
+  return (name) => {
+    const values = [...text.matchAll(new RegExp(`^gatehouse_${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'gm'))].map((m) => Number(m[1]))
+    return values.length ? values.reduce((a, b) => a + b, 0) : Number.NaN
+  }
 }
 async function sample(): Promise<void> {
   if (!metricsUrl) return
-  const text = await (await fetch(metricsUrl)).text()
-  const v = (name: string) => Number(new RegExp(`^gatehouse_${name} ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? Number.NaN)
+  const v = await readMetrics()
   const s: Sample = {
     t: Math.round((Date.now() - runFrom) / 1000),
     rssMb: v('process_resident_memory_bytes') / 2 ** 20,
@@ -308,7 +308,7 @@ const lostTelemetry = missing()
 /** the app's connection dropped during the run (read before it is ended here) */
 const appDropped = appClosed
 /** messages the broker shed for a slow reader (the app), counted by design: reported, never hidden */
-const shedForSlowReaders = await metric('session_queue_dropped_total')
+const shedForSlowReaders = (await readMetrics())('session_queue_dropped_total') || 0
 await sample()
 await app.endAsync().catch(() => {})
 await Promise.all([...clients.values()].map((c) => c.endAsync().catch(() => {})))
